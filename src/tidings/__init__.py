@@ -1,0 +1,3 @@
+"""Tidings: a self-hostable multichannel shared inbox."""
+
+__version__ = "0.1.0"

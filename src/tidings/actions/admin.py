@@ -1,0 +1,224 @@
+"""Workspace set-up: bootstrap, channels, API tokens, outgoing-webhook subscriptions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from tidings.access import Principal, require_admin
+from tidings.actions.base import WEBHOOK_EVENTS, transaction
+from tidings.channels.registry import get_adapter, kinds
+from tidings.domain.enums import Role
+from tidings.domain.errors import InvalidInput
+from tidings.runtime import Runtime
+from tidings.storage.models import (
+    Agent,
+    ApiToken,
+    AuditLog,
+    Channel,
+    Inbox,
+    InboxMember,
+    WebhookSubscription,
+    Workspace,
+)
+from tidings.storage.types import utcnow
+
+hasher = PasswordHasher()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "tid_" + secrets.token_urlsafe(32)
+
+
+async def bootstrap(
+    rt: Runtime, email: str, password: str, workspace_name: str = "My workspace"
+) -> dict[str, Any]:
+    """Create the first workspace, owner, inbox and an API token, unless a workspace exists.
+
+    Returns the ids; `api_token` is only present (and only shown) when it was just created."""
+    async with transaction(rt) as tx:
+        s = tx.session
+        existing = await s.scalar(select(Workspace).order_by(Workspace.id).limit(1))
+        if existing is not None:
+            owner = await s.scalar(
+                select(Agent)
+                .where(Agent.workspace_id == existing.id, Agent.role == Role.OWNER)
+                .order_by(Agent.id)
+            )
+            inbox_id = await s.scalar(
+                select(func.min(Inbox.id)).where(Inbox.workspace_id == existing.id)
+            )
+            return {
+                "created": False,
+                "workspace_id": existing.id,
+                "agent_id": owner.id if owner else None,
+                "inbox_id": inbox_id,
+                "email": owner.email if owner else None,
+            }
+        ws = Workspace(name=workspace_name, created_at=utcnow())
+        s.add(ws)
+        await s.flush()
+        agent = Agent(
+            workspace_id=ws.id,
+            email=email.strip().lower(),
+            name=email.split("@")[0],
+            password_hash=hasher.hash(password),
+            role=Role.OWNER,
+            availability="online",
+            active=True,
+            created_at=utcnow(),
+        )
+        inbox = Inbox(workspace_id=ws.id, name="Support", created_at=utcnow())
+        s.add_all([agent, inbox])
+        await s.flush()
+        s.add(InboxMember(inbox_id=inbox.id, agent_id=agent.id))
+        token = new_token()
+        s.add(
+            ApiToken(
+                workspace_id=ws.id,
+                agent_id=agent.id,
+                name="bootstrap",
+                token_hash=hash_token(token),
+                created_at=utcnow(),
+            )
+        )
+        s.add(
+            AuditLog(
+                workspace_id=ws.id,
+                actor_agent_id=agent.id,
+                action="bootstrap",
+                target_type="workspace",
+                target_id=ws.id,
+                details={},
+            )
+        )
+        return {
+            "created": True,
+            "workspace_id": ws.id,
+            "agent_id": agent.id,
+            "inbox_id": inbox.id,
+            "email": agent.email,
+            "api_token": token,
+        }
+
+
+async def create_api_token(rt: Runtime, who: Principal, name: str) -> str:
+    token = new_token()
+    async with transaction(rt) as tx:
+        tx.session.add(
+            ApiToken(
+                workspace_id=who.workspace_id,
+                agent_id=who.agent_id,
+                name=name,
+                token_hash=hash_token(token),
+                created_at=utcnow(),
+            )
+        )
+    return token
+
+
+def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        adapter = get_adapter(kind)
+    except Exception:
+        raise InvalidInput(
+            f"kind: unknown channel kind {kind!r}; one of {', '.join(kinds())}"
+        ) from None
+    try:
+        model = adapter.config_model.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"config.{where}: {first['msg']}") from None
+    return model.model_dump(mode="json")
+
+
+def public_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Config as shown to API clients: secrets masked, never returned."""
+    secret = get_adapter(kind).secret_fields
+    return {k: ("••••" if k in secret and v else v) for k, v in config.items()}
+
+
+async def create_channel(
+    rt: Runtime, who: Principal, kind: str, name: str, config: dict[str, Any], inbox_id: int | None
+) -> Channel:
+    require_admin(who)
+    clean = validate_config(kind, config)
+    if not name.strip():
+        raise InvalidInput("name: must not be empty")
+    async with transaction(rt) as tx:
+        s = tx.session
+        if inbox_id is None:
+            inbox_id = await s.scalar(
+                select(func.min(Inbox.id)).where(Inbox.workspace_id == who.workspace_id)
+            )
+            if inbox_id is None:
+                inbox = Inbox(workspace_id=who.workspace_id, name="Support", created_at=utcnow())
+                s.add(inbox)
+                await s.flush()
+                inbox_id = inbox.id
+        else:
+            chosen = await s.get(Inbox, inbox_id)
+            if chosen is None or chosen.workspace_id != who.workspace_id:
+                raise InvalidInput(f"inbox_id: no inbox {inbox_id} in this workspace")
+        channel = Channel(
+            workspace_id=who.workspace_id,
+            inbox_id=inbox_id,
+            kind=kind,
+            name=name.strip(),
+            config_encrypted=rt.box.encrypt(clean),
+            active=True,
+            created_at=utcnow(),
+        )
+        s.add(channel)
+        await s.flush()
+        s.add(
+            AuditLog(
+                workspace_id=who.workspace_id,
+                actor_agent_id=who.agent_id,
+                action="channel.create",
+                target_type="channel",
+                target_id=channel.id,
+                details={"kind": kind},
+                created_at=utcnow(),
+            )
+        )
+    rt.channels.invalidate(channel.id)
+    info = await rt.channels.get(channel.id)
+    if info is not None:
+        for hook in rt.channel_hooks:
+            await hook(info)
+    return channel
+
+
+async def create_subscription(
+    rt: Runtime, who: Principal, url: str, events: list[str], secret: str | None
+) -> tuple[WebhookSubscription, str]:
+    require_admin(who)
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput("url: must be an http(s) URL")
+    unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+    if unknown or not events:
+        raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")
+    secret = secret or secrets.token_urlsafe(32)
+    async with transaction(rt) as tx:
+        sub = WebhookSubscription(
+            workspace_id=who.workspace_id,
+            url=url,
+            secret_encrypted=rt.box.encrypt(secret),
+            events=events,
+            active=True,
+            created_at=utcnow(),
+        )
+        tx.session.add(sub)
+        await tx.session.flush()
+    return sub, secret

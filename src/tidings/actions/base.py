@@ -1,0 +1,113 @@
+"""The unit of work: one transaction plus the side effects it releases after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.realtime.bus import LiveEvent
+from tidings.runtime import Runtime
+from tidings.storage.models import WebhookDelivery, WebhookSubscription
+from tidings.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# Event types an outgoing-webhook subscription may ask for.
+WEBHOOK_EVENTS = (
+    "message.created",
+    "message.updated",
+    "conversation.created",
+    "conversation.updated",
+)
+
+
+class Tx:
+    def __init__(self, rt: Runtime, session: AsyncSession) -> None:
+        self.rt = rt
+        self.session = session
+        self.events: list[LiveEvent] = []
+        self.wakes: set[str] = set()
+
+    def emit(
+        self, type_: str, workspace_id: int, inbox_id: int | None, data: dict[str, Any]
+    ) -> None:
+        """Queue a live event (and outgoing webhooks) for after commit."""
+        self.events.append(LiveEvent(type_, workspace_id, inbox_id, data))
+
+    def wake_after_commit(self, queue: str) -> None:
+        self.wakes.add(queue)
+
+    async def _write_webhook_outbox(self) -> None:
+        """Outgoing webhooks are rows written in the same transaction as the change they
+        announce (an outbox): a rollback takes them with it, a commit guarantees them."""
+        relevant = [e for e in self.events if e.type in WEBHOOK_EVENTS]
+        if not relevant:
+            return
+        workspaces = {e.workspace_id for e in relevant}
+        subs = (
+            await self.session.execute(
+                select(
+                    WebhookSubscription.id,
+                    WebhookSubscription.workspace_id,
+                    WebhookSubscription.events,
+                ).where(
+                    WebhookSubscription.workspace_id.in_(workspaces),
+                    WebhookSubscription.active.is_(True),
+                )
+            )
+        ).all()
+        if not subs:
+            return
+        now = utcnow()
+        rows = []
+        for event in relevant:
+            body: str | None = None
+            for sub_id, ws_id, wanted in subs:
+                if ws_id != event.workspace_id or event.type not in (wanted or []):
+                    continue
+                if body is None:
+                    body = orjson.dumps(
+                        {
+                            "event": event.type,
+                            "workspace_id": event.workspace_id,
+                            "data": event.data,
+                            "created_at": now.isoformat(),
+                        }
+                    ).decode()
+                rows.append(
+                    {
+                        "workspace_id": ws_id,
+                        "subscription_id": sub_id,
+                        "event_type": event.type,
+                        "payload": body,
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                )
+        if rows:
+            await self.session.execute(insert(WebhookDelivery), rows)
+            self.wakes.add("webhooks")
+
+
+@asynccontextmanager
+async def transaction(rt: Runtime) -> AsyncIterator[Tx]:
+    async with rt.db.write() as session:
+        tx = Tx(rt, session)
+        yield tx
+        await tx._write_webhook_outbox()
+    # Committed: now, and only now, tell the world. A bus failure must not turn a committed
+    # change into an error for the caller; clients resync on reconnect.
+    try:
+        await rt.bus.publish(tx.events)
+    except Exception:
+        log.exception("publishing %d live events failed", len(tx.events))
+    for queue in tx.wakes:
+        rt.wake(queue)

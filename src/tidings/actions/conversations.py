@@ -1,0 +1,90 @@
+"""Changing conversations: status, assignee, labels."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from tidings.access import Principal, require_conversation
+from tidings.actions.base import transaction
+from tidings.domain.enums import ConversationStatus
+from tidings.domain.errors import InvalidInput
+from tidings.runtime import Runtime
+from tidings.serialize import conversation_dict
+from tidings.storage.models import Agent, Conversation, ConversationLabel, InboxMember, Label
+from tidings.storage.types import utcnow
+
+UNSET = object()
+
+
+async def check_update_conversation(
+    rt: Runtime,
+    who: Principal,
+    conversation_id: int,
+    *,
+    status: str | None = None,
+    assignee_id: int | object | None = UNSET,
+    labels: list[str] | None = None,
+) -> tuple[Conversation, list[str]]:
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        if status is not None:
+            try:
+                conv.status = ConversationStatus(status)
+            except ValueError:
+                raise InvalidInput(
+                    f"status: one of {', '.join(s.value for s in ConversationStatus)}"
+                ) from None
+            if conv.status != ConversationStatus.SNOOZED:
+                conv.snoozed_until = None
+        if assignee_id is not UNSET:
+            if assignee_id is not None:
+                assert isinstance(assignee_id, int)
+                agent = await s.get(Agent, assignee_id)
+                if agent is None or agent.workspace_id != conv.workspace_id:
+                    raise InvalidInput(f"assignee_id: no agent {assignee_id} in this workspace")
+                member = await s.get(InboxMember, (conv.inbox_id, assignee_id))
+                if member is None and agent.role == "agent":
+                    raise InvalidInput(
+                        f"assignee_id: agent {assignee_id} is not a member of this inbox"
+                    )
+            conv.assignee_id = assignee_id
+        if labels is not None:
+            names = sorted({n.strip() for n in labels if n.strip()})
+            await s.execute(
+                delete(ConversationLabel).where(ConversationLabel.conversation_id == conv.id)
+            )
+            for name in names:
+                label = await s.scalar(
+                    select(Label).where(Label.workspace_id == conv.workspace_id, Label.name == name)
+                )
+                if label is None:
+                    label = Label(workspace_id=conv.workspace_id, name=name, color="#6b7280")
+                    s.add(label)
+                    await s.flush()
+                s.add(ConversationLabel(conversation_id=conv.id, label_id=label.id))
+        conv.updated_at = utcnow()
+        await s.flush()
+        current = await labels_of(s, conv.id)
+        tx.emit(
+            "conversation.updated",
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv, current),
+        )
+        return conv, current
+
+
+async def labels_of(s: object, conversation_id: int) -> list[str]:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    assert isinstance(s, AsyncSession)
+    return list(
+        (
+            await s.scalars(
+                select(Label.name)
+                .join(ConversationLabel, ConversationLabel.label_id == Label.id)
+                .where(ConversationLabel.conversation_id == conversation_id)
+            )
+        ).all()
+    )

@@ -1,0 +1,290 @@
+"""Applying canonical inbound events: contacts, identities, conversations, messages, statuses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from tidings.actions.base import Tx
+from tidings.domain.enums import (
+    ConversationStatus,
+    Direction,
+    MessageKind,
+    MessageStatus,
+    status_moves_forward,
+)
+from tidings.domain.events import InboundMessage, Sender, StatusUpdate
+from tidings.domain.phones import to_e164
+from tidings.runtime import ChannelInfo
+from tidings.serialize import conversation_dict, message_dict
+from tidings.storage.models import (
+    Attachment,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationChannel,
+    Message,
+)
+from tidings.storage.types import utcnow
+
+PREVIEW_LENGTH = 160
+
+
+class RetryLater(Exception):
+    """The event cannot be applied yet (e.g. a receipt that overtook its message's send)."""
+
+
+async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Contact:
+    """The contact behind `sender`: by identity, else by E.164 phone, else a new contact."""
+    s = tx.session
+    addresses = [sender.address, *sender.aliases]
+    identity = await s.scalar(
+        select(ContactIdentity)
+        .where(
+            ContactIdentity.workspace_id == channel.workspace_id,
+            ContactIdentity.channel_kind == channel.kind,
+            ContactIdentity.address.in_(addresses),
+        )
+        .limit(1)
+    )
+    if identity is not None:
+        known = await s.get_one(Contact, identity.contact_id)
+        if sender.name and not known.name:
+            known.name = sender.name
+        return known
+
+    phone = to_e164(sender.phone) if sender.phone else None
+    contact: Contact | None = None
+    if phone is not None:
+        # Same person on another channel (e.g. SMS before WhatsApp): one contact, not two.
+        contact = await s.scalar(
+            select(Contact)
+            .where(Contact.workspace_id == channel.workspace_id, Contact.phone_e164 == phone)
+            .order_by(Contact.id)
+            .limit(1)
+        )
+    if contact is None:
+        contact = Contact(
+            workspace_id=channel.workspace_id, name=sender.name, phone_e164=phone, attributes={}
+        )
+        s.add(contact)
+        await s.flush()
+    stmt = (
+        tx.rt.db.insert(ContactIdentity)
+        .values(
+            workspace_id=channel.workspace_id,
+            contact_id=contact.id,
+            channel_kind=channel.kind,
+            address=sender.address,
+            display_name=sender.name,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["workspace_id", "channel_kind", "address"])
+    )
+    await s.execute(stmt)
+    # Another worker may have created the identity first; its contact wins.
+    winner = await s.scalar(
+        select(ContactIdentity.contact_id).where(
+            ContactIdentity.workspace_id == channel.workspace_id,
+            ContactIdentity.channel_kind == channel.kind,
+            ContactIdentity.address == sender.address,
+        )
+    )
+    if winner is not None and winner != contact.id:
+        return await s.get_one(Contact, winner)
+    return contact
+
+
+async def open_conversation(
+    tx: Tx, channel: ChannelInfo, contact: Contact
+) -> tuple[Conversation, bool]:
+    """The contact's current conversation in the channel's inbox, or a new one."""
+    s = tx.session
+    if not tx.rt.db.is_sqlite:
+        # Serialise conversation creation per contact across workers.
+        await s.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+    conv = await s.scalar(
+        select(Conversation)
+        .where(
+            Conversation.contact_id == contact.id,
+            Conversation.inbox_id == channel.inbox_id,
+            Conversation.status != ConversationStatus.RESOLVED,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    if conv is not None:
+        return conv, False
+    now = utcnow()
+    conv = Conversation(
+        workspace_id=channel.workspace_id,
+        inbox_id=channel.inbox_id,
+        contact_id=contact.id,
+        status=ConversationStatus.OPEN,
+        priority="none",
+        unread_count=0,
+        last_activity_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(conv)
+    await s.flush()
+    return conv, True
+
+
+def _preview(event: InboundMessage) -> str:
+    if event.text:
+        return event.text[:PREVIEW_LENGTH]
+    if event.kind == MessageKind.UNSUPPORTED:
+        return "[unsupported message]"
+    return f"[{event.kind}]"
+
+
+async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage) -> Message | None:
+    """Store one inbound message. Returns None when it was already stored (a duplicate)."""
+    s = tx.session
+    existing = await s.scalar(
+        select(Message.id).where(
+            Message.channel_id == channel.id,
+            Message.provider_message_id == event.provider_message_id,
+        )
+    )
+    if existing is not None:
+        return None
+    contact = await resolve_contact(tx, channel, event.sender)
+    conv, created = await open_conversation(tx, channel, contact)
+    now = utcnow()
+    reply_to_id = None
+    if event.reply_to_provider_id or event.target_provider_id:
+        reply_to_id = await s.scalar(
+            select(Message.id).where(
+                Message.channel_id == channel.id,
+                Message.provider_message_id
+                == (event.reply_to_provider_id or event.target_provider_id),
+            )
+        )
+    direction = Direction.OUT if event.echo else Direction.IN
+    values = {
+        "workspace_id": channel.workspace_id,
+        "conversation_id": conv.id,
+        "channel_id": channel.id,
+        "direction": direction,
+        "kind": event.kind,
+        "body": event.text,
+        "provider_message_id": event.provider_message_id,
+        "status": MessageStatus.SENT if event.echo else MessageStatus.RECEIVED,
+        "sent_at": event.occurred_at,
+        "created_at": now,
+        "updated_at": now,
+        "reply_to_id": reply_to_id,
+        "extra": dict(event.extra),
+    }
+    # The unique (channel_id, provider_message_id) index is the real guard against duplicates,
+    # including two workers racing on PostgreSQL.
+    message_id = await s.scalar(
+        tx.rt.db.insert(Message)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["channel_id", "provider_message_id"])
+        .returning(Message.id)
+    )
+    if message_id is None:
+        return None
+    attachments = []
+    for ref in event.attachments:
+        att = Attachment(
+            workspace_id=channel.workspace_id,
+            message_id=message_id,
+            kind=ref.kind,
+            mime_type=ref.mime_type,
+            filename=ref.filename,
+            size=ref.size,
+            caption=ref.caption,
+            provider_media_id=ref.provider_media_id,
+            url=ref.url,
+        )
+        s.add(att)
+        attachments.append(att)
+    if attachments:
+        await s.flush()
+    message = await s.get_one(Message, message_id)
+
+    if not event.echo:
+        conv.last_inbound_at = _later(conv.last_inbound_at, event.occurred_at)
+        conv.unread_count += 1
+        if conv.status == ConversationStatus.SNOOZED:
+            conv.status = ConversationStatus.OPEN
+            conv.snoozed_until = None
+        await _touch_window(tx, conv.id, channel.id, event.occurred_at)
+    conv.last_activity_at = _later(conv.last_activity_at, event.occurred_at) or now
+    conv.last_message_preview = _preview(event)
+    conv.last_channel_id = channel.id
+    conv.updated_at = now
+    await s.flush()
+
+    data = conversation_dict(conv)
+    tx.emit(
+        "conversation.created" if created else "conversation.updated",
+        conv.workspace_id,
+        conv.inbox_id,
+        data,
+    )
+    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
+    return message
+
+
+async def _touch_window(tx: Tx, conversation_id: int, channel_id: int, at: datetime) -> None:
+    row = await tx.session.get(ConversationChannel, (conversation_id, channel_id))
+    if row is None:
+        tx.session.add(
+            ConversationChannel(
+                conversation_id=conversation_id, channel_id=channel_id, last_inbound_at=at
+            )
+        )
+    else:
+        row.last_inbound_at = _later(row.last_inbound_at, at)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+async def do_apply_status(tx: Tx, channel: ChannelInfo, event: StatusUpdate) -> bool:
+    """Move an outbound message's status forward. Returns whether anything changed."""
+    s = tx.session
+    message = await s.scalar(
+        select(Message).where(
+            Message.channel_id == channel.id,
+            Message.provider_message_id == event.provider_message_id,
+        )
+    )
+    if message is None and event.our_message_ref and event.our_message_ref.isdigit():
+        # The receipt overtook our record of the send (the provider answered the webhook before
+        # our send call returned): the provider echoed our own id, so we can still match it.
+        message = await s.scalar(
+            select(Message).where(
+                Message.id == int(event.our_message_ref),
+                Message.channel_id == channel.id,
+                Message.provider_message_id.is_(None),
+            )
+        )
+        if message is not None:
+            message.provider_message_id = event.provider_message_id
+    if message is None:
+        raise RetryLater(f"no message with provider id {event.provider_message_id} yet")
+    current = MessageStatus(message.status)
+    if not status_moves_forward(current, event.status):
+        return False
+    message.status = event.status
+    message.updated_at = utcnow()
+    if event.status == MessageStatus.FAILED:
+        message.error_code = event.error_code
+        message.error_reason = event.error_reason or "The provider could not deliver this message."
+    await s.flush()
+    conv = await s.get_one(Conversation, message.conversation_id)
+    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+    return True

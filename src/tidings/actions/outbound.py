@@ -1,0 +1,204 @@
+"""Agent replies: policy check, then message (queued) + delivery row in one transaction; and
+recording what the provider said when the delivery worker sent it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from tidings.access import Principal, require_conversation
+from tidings.actions.base import Tx, transaction
+from tidings.channels.base import Permanent, Sent
+from tidings.domain.enums import (
+    ConsentStatus,
+    DeliveryState,
+    Direction,
+    MessageKind,
+    MessageStatus,
+    status_moves_forward,
+)
+from tidings.domain.errors import InvalidInput, PolicyRefusal
+from tidings.policy import OutboundContext, check_outbound
+from tidings.runtime import ChannelInfo, Runtime
+from tidings.serialize import conversation_dict, message_dict
+from tidings.storage.models import (
+    Channel,
+    Consent,
+    ContactIdentity,
+    Conversation,
+    ConversationChannel,
+    Delivery,
+    Message,
+)
+from tidings.storage.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    channel: ChannelInfo
+    recipient: str
+
+
+async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Route:
+    """Which channel and address a reply goes to: the one asked for, else the channel the
+    customer last wrote from, else any channel of the inbox the contact has an identity on."""
+    s = tx.session
+    candidates = (
+        await s.scalars(
+            select(Channel).where(Channel.inbox_id == conv.inbox_id, Channel.active.is_(True))
+        )
+    ).all()
+    by_id = {c.id: c for c in candidates}
+    if channel_id is not None and channel_id not in by_id:
+        raise InvalidInput(
+            f"channel_id {channel_id} is not an active channel of this conversation's inbox"
+        )
+    order = [channel_id] if channel_id is not None else []
+    if channel_id is None:
+        if conv.last_channel_id in by_id:
+            order.append(conv.last_channel_id)
+        order += [c.id for c in candidates if c.id != conv.last_channel_id]
+    for cid in order:
+        assert cid is not None
+        row = by_id[cid]
+        address = await s.scalar(
+            select(ContactIdentity.address)
+            .where(
+                ContactIdentity.contact_id == conv.contact_id,
+                ContactIdentity.channel_kind == row.kind,
+            )
+            .order_by(ContactIdentity.id.desc())
+            .limit(1)
+        )
+        if address is not None:
+            info = await tx.rt.channels.get(cid)
+            assert info is not None
+            return Route(info, address)
+    if channel_id is not None:
+        raise PolicyRefusal(
+            f"This customer has no identity on channel {by_id[channel_id].name!r}, "
+            "so it cannot reach them.",
+            code="no_identity",
+        )
+    raise PolicyRefusal("No channel of this inbox can reach this customer.", code="no_route")
+
+
+async def check_send_reply(
+    rt: Runtime, who: Principal, conversation_id: int, text: str, channel_id: int | None = None
+) -> Message:
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        route = await choose_route(tx, conv, channel_id)
+        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
+        opted_out = await s.scalar(
+            select(Consent.id).where(
+                Consent.contact_id == conv.contact_id,
+                Consent.channel_kind == route.channel.kind,
+                Consent.status == ConsentStatus.OPTED_OUT,
+            )
+        )
+        check_outbound(
+            OutboundContext(
+                channel_kind=route.channel.kind,
+                channel_label=route.channel.adapter.label,
+                capabilities=route.channel.adapter.capabilities,
+                kind=MessageKind.TEXT,
+                text=text,
+                last_inbound_at=window.last_inbound_at if window else None,
+                opted_out=opted_out is not None,
+                now=utcnow(),
+            )
+        )
+        return await do_queue_message(
+            tx, conv, route, MessageKind.TEXT, text, sender_agent_id=who.agent_id
+        )
+
+
+async def do_queue_message(
+    tx: Tx,
+    conv: Conversation,
+    route: Route,
+    kind: MessageKind,
+    text: str | None,
+    *,
+    sender_agent_id: int | None,
+) -> Message:
+    """Precondition: the policy layer allowed this send. Writes the message and its delivery."""
+    now = utcnow()
+    message = Message(
+        workspace_id=conv.workspace_id,
+        conversation_id=conv.id,
+        channel_id=route.channel.id,
+        direction=Direction.OUT,
+        kind=kind,
+        body=text,
+        sender_agent_id=sender_agent_id,
+        status=MessageStatus.QUEUED,
+        sent_at=now,
+        created_at=now,
+        updated_at=now,
+        extra={},
+    )
+    tx.session.add(message)
+    await tx.session.flush()
+    tx.session.add(
+        Delivery(
+            workspace_id=conv.workspace_id,
+            message_id=message.id,
+            channel_id=route.channel.id,
+            conversation_id=conv.id,
+            recipient=route.recipient,
+            state=DeliveryState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+            fallback={},
+        )
+    )
+    conv.last_activity_at = now
+    conv.updated_at = now
+    conv.unread_count = 0
+    if text:
+        conv.last_message_preview = text[:160]
+    await tx.session.flush()
+    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message))
+    tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+    tx.wake_after_commit("delivery")
+    return message
+
+
+async def do_record_outcome(
+    tx: Tx,
+    delivery: Delivery,
+    message: Message,
+    outcome: Sent | Permanent,
+    *,
+    gave_up: str | None = None,
+) -> None:
+    """Final outcome of a delivery: sent, or failed with a reason the agent can read."""
+    now = utcnow()
+    delivery.updated_at = now
+    delivery.lease_until = None
+    if isinstance(outcome, Sent):
+        delivery.state = DeliveryState.DONE
+        if message.provider_message_id is None:
+            message.provider_message_id = outcome.provider_message_id
+        if status_moves_forward(MessageStatus(message.status), MessageStatus.SENT):
+            message.status = MessageStatus.SENT
+    else:
+        delivery.state = DeliveryState.FAILED
+        delivery.last_error = gave_up or outcome.reason
+        if status_moves_forward(MessageStatus(message.status), MessageStatus.FAILED):
+            message.status = MessageStatus.FAILED
+            message.error_code = outcome.code
+            message.error_reason = gave_up or outcome.reason
+        channel = await tx.session.get(Channel, delivery.channel_id)
+        if channel is not None:
+            channel.last_error, channel.last_error_at = delivery.last_error, now
+    message.updated_at = now
+    await tx.session.flush()
+    conv = await tx.session.get_one(Conversation, message.conversation_id)
+    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))

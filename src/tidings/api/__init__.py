@@ -1,0 +1,1 @@
+"""HTTP surface: provider webhooks, REST API v1, live event stream."""

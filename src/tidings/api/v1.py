@@ -1,0 +1,514 @@
+"""REST API v1. Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import and_, exists, or_, select
+
+from tidings.access import (
+    Principal,
+    can_see_event,
+    require_admin,
+    require_conversation,
+    visible_conversations,
+)
+from tidings.actions import admin
+from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
+from tidings.actions.outbound import check_send_reply
+from tidings.api import schemas as sc
+from tidings.api.auth import authenticate
+from tidings.delivery import webhooks as outgoing
+from tidings.domain.errors import InvalidInput, NotFound
+from tidings.ingest import worker as ingest
+from tidings.realtime.bus import LiveEvent
+from tidings.runtime import Runtime
+from tidings.serialize import channel_dict, contact_dict, conversation_dict, message_dict, ts
+from tidings.storage.models import (
+    Attachment,
+    Channel,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationChannel,
+    ConversationLabel,
+    InboundEvent,
+    Label,
+    Message,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+router = APIRouter(prefix="/api/v1")
+Who = Annotated[Principal, Depends(authenticate)]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RT = Annotated[Runtime, Depends(runtime)]
+
+
+def encode_cursor(at: datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a cursor this API returned") from None
+
+
+# --- channels -------------------------------------------------------------------------------
+
+
+def _channel_out(rt: Runtime, c: Channel) -> dict[str, Any]:
+    config = admin.public_config(c.kind, rt.box.decrypt_json(c.config_encrypted))
+    return channel_dict(c, config, rt.settings.webhook_url(c.kind, c.id))
+
+
+@router.post("/channels", status_code=201, response_model=sc.ChannelOut, tags=["channels"])
+async def create_channel(body: sc.ChannelCreate, who: Who, rt: RT) -> dict[str, Any]:
+    """Connect a provider account. The response carries the webhook URL to give the provider."""
+    channel = await admin.create_channel(rt, who, body.kind, body.name, body.config, body.inbox_id)
+    return _channel_out(rt, channel)
+
+
+@router.get("/channels", response_model=list[sc.ChannelOut], tags=["channels"])
+async def list_channels(who: Who, rt: RT) -> list[dict[str, Any]]:
+    async with rt.db.read() as s:
+        rows = (
+            await s.scalars(
+                select(Channel).where(Channel.workspace_id == who.workspace_id).order_by(Channel.id)
+            )
+        ).all()
+    return [_channel_out(rt, c) for c in rows if who.is_admin or c.inbox_id in who.inbox_ids]
+
+
+@router.get("/channels/{channel_id}", response_model=sc.ChannelOut, tags=["channels"])
+async def get_channel(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        c = await s.get(Channel, channel_id)
+    if (
+        c is None
+        or c.workspace_id != who.workspace_id
+        or not (who.is_admin or c.inbox_id in who.inbox_ids)
+    ):
+        raise NotFound("channel not found")
+    return _channel_out(rt, c)
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+@router.get("/conversations", response_model=sc.ConversationPage, tags=["conversations"])
+async def list_conversations(
+    who: Who,
+    rt: RT,
+    status: str | None = None,
+    inbox_id: int | None = None,
+    channel_id: int | None = None,
+    assignee_id: Annotated[str | None, Query(description="agent id, 'me' or 'none'")] = None,
+    label: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 25,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Newest activity first, keyset-paged: pass `next_cursor` back as `cursor`."""
+    q = select(Conversation).where(visible_conversations(who))
+    if status is not None:
+        q = q.where(Conversation.status == status)
+    if inbox_id is not None:
+        q = q.where(Conversation.inbox_id == inbox_id)
+    if channel_id is not None:
+        q = q.where(
+            exists().where(
+                ConversationChannel.conversation_id == Conversation.id,
+                ConversationChannel.channel_id == channel_id,
+            )
+        )
+    if assignee_id is not None:
+        if assignee_id == "me":
+            q = q.where(Conversation.assignee_id == who.agent_id)
+        elif assignee_id == "none":
+            q = q.where(Conversation.assignee_id.is_(None))
+        elif assignee_id.isdigit():
+            q = q.where(Conversation.assignee_id == int(assignee_id))
+        else:
+            raise InvalidInput("assignee_id: an agent id, 'me' or 'none'")
+    if label is not None:
+        q = q.where(
+            exists().where(
+                ConversationLabel.conversation_id == Conversation.id,
+                ConversationLabel.label_id == Label.id,
+                Label.name == label,
+                Label.workspace_id == who.workspace_id,
+            )
+        )
+    if cursor is not None:
+        at, row_id = decode_cursor(cursor)
+        q = q.where(
+            or_(
+                Conversation.last_activity_at < at,
+                and_(Conversation.last_activity_at == at, Conversation.id < row_id),
+            )
+        )
+    q = q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    async with rt.db.read() as s:
+        rows = list((await s.scalars(q)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        labels: dict[int, list[str]] = {}
+        if rows:
+            for conv_id, name in await s.execute(
+                select(ConversationLabel.conversation_id, Label.name)
+                .join(Label, Label.id == ConversationLabel.label_id)
+                .where(ConversationLabel.conversation_id.in_([c.id for c in rows]))
+            ):
+                labels.setdefault(conv_id, []).append(name)
+    next_cursor = encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more and rows else None
+    return {
+        "data": [conversation_dict(c, labels.get(c.id)) for c in rows],
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get(
+    "/conversations/{conversation_id}", response_model=sc.ConversationOut, tags=["conversations"]
+)
+async def get_conversation(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        labels = await labels_of(s, conv.id)
+    return conversation_dict(conv, labels)
+
+
+@router.patch(
+    "/conversations/{conversation_id}", response_model=sc.ConversationOut, tags=["conversations"]
+)
+async def patch_conversation(
+    conversation_id: int, body: sc.ConversationPatch, who: Who, rt: RT
+) -> dict[str, Any]:
+    conv, labels = await check_update_conversation(
+        rt,
+        who,
+        conversation_id,
+        status=body.status,
+        assignee_id=body.assignee_id if "assignee_id" in body.model_fields_set else UNSET,
+        labels=body.labels,
+    )
+    return conversation_dict(conv, labels)
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response_model=sc.MessagePage,
+    tags=["conversations"],
+)
+async def list_messages(
+    conversation_id: int,
+    who: Who,
+    rt: RT,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page (older messages)")
+    ] = None,
+) -> dict[str, Any]:
+    """Messages oldest first within a page; pages walk back in time from the newest."""
+    async with rt.db.read() as s:
+        require_conversation(who, await s.get(Conversation, conversation_id))
+        q = select(Message).where(Message.conversation_id == conversation_id)
+        if cursor is not None:
+            at, row_id = decode_cursor(cursor)
+            q = q.where(or_(Message.sent_at < at, and_(Message.sent_at == at, Message.id < row_id)))
+        rows = list(
+            (
+                await s.scalars(
+                    q.order_by(Message.sent_at.desc(), Message.id.desc()).limit(limit + 1)
+                )
+            ).all()
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        atts: dict[int, list[Attachment]] = {}
+        if rows:
+            for a in await s.scalars(
+                select(Attachment).where(Attachment.message_id.in_([m.id for m in rows]))
+            ):
+                atts.setdefault(a.message_id, []).append(a)
+    next_cursor = encode_cursor(rows[-1].sent_at, rows[-1].id) if more else None
+    return {
+        "data": [message_dict(m, atts.get(m.id)) for m in reversed(rows)],
+        "next_cursor": next_cursor,
+    }
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=201,
+    response_model=sc.MessageOut,
+    tags=["conversations"],
+)
+async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dict[str, Any]:
+    """Queue a reply. Refused with 422 and a reason when the channel's policy does not allow it
+    (window closed, opted out, too long...). Status then moves queued → sent → delivered → read."""
+    message = await check_send_reply(rt, who, conversation_id, body.text, body.channel_id)
+    return message_dict(message)
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+
+async def _identities(s: Any, contact_ids: list[int]) -> dict[int, list[ContactIdentity]]:
+    out: dict[int, list[ContactIdentity]] = {}
+    if contact_ids:
+        for i in await s.scalars(
+            select(ContactIdentity)
+            .where(ContactIdentity.contact_id.in_(contact_ids))
+            .order_by(ContactIdentity.id)
+        ):
+            out.setdefault(i.contact_id, []).append(i)
+    return out
+
+
+@router.get("/contacts", response_model=sc.ContactPage, tags=["contacts"])
+async def list_contacts(
+    who: Who,
+    rt: RT,
+    q: Annotated[str | None, Query(description="name, email, phone or channel address")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    stmt = select(Contact).where(Contact.workspace_id == who.workspace_id)
+    if q:
+        term = q.strip()
+        like = f"%{term.replace('%', '').replace('_', '')}%"
+        digits = "".join(ch for ch in term if ch.isdigit())
+        conditions = [
+            Contact.name.ilike(like),
+            Contact.email.ilike(like),
+            exists().where(
+                ContactIdentity.contact_id == Contact.id, ContactIdentity.address.ilike(like)
+            ),
+        ]
+        if len(digits) >= 4:
+            conditions.append(Contact.phone_e164.like(f"%{digits}%"))
+        stmt = stmt.where(or_(*conditions))
+    async with rt.db.read() as s:
+        rows = list((await s.scalars(stmt.order_by(Contact.id.desc()).limit(limit))).all())
+        idents = await _identities(s, [c.id for c in rows])
+    return {"data": [contact_dict(c, idents.get(c.id)) for c in rows]}
+
+
+@router.get("/contacts/{contact_id}", response_model=sc.ContactOut, tags=["contacts"])
+async def get_contact(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        c = await s.get(Contact, contact_id)
+        if c is None or c.workspace_id != who.workspace_id:
+            raise NotFound("contact not found")
+        idents = await _identities(s, [c.id])
+    return contact_dict(c, idents.get(c.id))
+
+
+# --- outgoing webhooks ----------------------------------------------------------------------
+
+
+def _sub_out(sub: WebhookSubscription, secret: str | None = None) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "url": sub.url,
+        "events": sub.events,
+        "active": sub.active,
+        "secret": secret,
+    }
+
+
+@router.post(
+    "/webhook_subscriptions", status_code=201, response_model=sc.SubscriptionOut, tags=["webhooks"]
+)
+async def create_subscription(body: sc.SubscriptionCreate, who: Who, rt: RT) -> dict[str, Any]:
+    """Subscribe a URL to events. POSTs are signed: see the X-Tidings-Signature docs."""
+    sub, secret = await admin.create_subscription(rt, who, body.url, body.events, body.secret)
+    return _sub_out(sub, secret)
+
+
+@router.get("/webhook_subscriptions", response_model=list[sc.SubscriptionOut], tags=["webhooks"])
+async def list_subscriptions(who: Who, rt: RT) -> list[dict[str, Any]]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        rows = (
+            await s.scalars(
+                select(WebhookSubscription).where(
+                    WebhookSubscription.workspace_id == who.workspace_id
+                )
+            )
+        ).all()
+    return [_sub_out(r) for r in rows]
+
+
+@router.get(
+    "/webhook_subscriptions/{subscription_id}/deliveries",
+    response_model=list[sc.WebhookDeliveryOut],
+    tags=["webhooks"],
+)
+async def list_webhook_deliveries(
+    subscription_id: int, who: Who, rt: RT, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[dict[str, Any]]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        rows = (
+            await s.scalars(
+                select(WebhookDelivery)
+                .where(
+                    WebhookDelivery.subscription_id == subscription_id,
+                    WebhookDelivery.workspace_id == who.workspace_id,
+                )
+                .order_by(WebhookDelivery.id.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [
+        {
+            "id": d.id,
+            "event_type": d.event_type,
+            "state": d.state,
+            "attempts": d.attempts,
+            "last_status": d.last_status,
+            "last_error": d.last_error,
+            "created_at": ts(d.created_at),
+            "delivered_at": ts(d.delivered_at),
+        }
+        for d in rows
+    ]
+
+
+@router.post("/webhook_deliveries/{delivery_id}/replay", response_model=sc.Count, tags=["webhooks"])
+async def replay_webhook_delivery(delivery_id: int, who: Who, rt: RT) -> dict[str, int]:
+    require_admin(who)
+    if not await outgoing.replay(rt, who.workspace_id, delivery_id):
+        raise NotFound("webhook delivery not found")
+    return {"count": 1}
+
+
+# --- inbound events (admin) -----------------------------------------------------------------
+
+
+@router.get("/inbound_events", response_model=list[sc.InboundEventOut], tags=["admin"])
+async def list_inbound_events(
+    who: Who, rt: RT, state: str | None = "failed", limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[dict[str, Any]]:
+    require_admin(who)
+    q = select(InboundEvent).where(InboundEvent.workspace_id == who.workspace_id)
+    if state:
+        q = q.where(InboundEvent.state == state)
+    async with rt.db.read() as s:
+        rows = (await s.scalars(q.order_by(InboundEvent.id.desc()).limit(limit))).all()
+    return [
+        {
+            "id": e.id,
+            "channel_id": e.channel_id,
+            "event_key": e.event_key,
+            "state": e.state,
+            "attempts": e.attempts,
+            "error": e.error,
+            "received_at": ts(e.received_at),
+            "processed_at": ts(e.processed_at),
+        }
+        for e in rows
+    ]
+
+
+@router.post("/inbound_events/replay", response_model=sc.Count, tags=["admin"])
+async def replay_inbound_events(body: sc.ReplayIn, who: Who, rt: RT) -> dict[str, int]:
+    """Queue failed inbound events again, e.g. after a fix."""
+    require_admin(who)
+    async with rt.db.read() as s:
+        owned = select(InboundEvent.id).where(
+            InboundEvent.workspace_id == who.workspace_id, InboundEvent.state == "failed"
+        )
+        if body.ids:
+            owned = owned.where(InboundEvent.id.in_(body.ids))
+        if body.channel_id is not None:
+            owned = owned.where(InboundEvent.channel_id == body.channel_id)
+        ids = list((await s.scalars(owned)).all())
+    count = await ingest.replay(rt, event_ids=ids) if ids else 0
+    return {"count": count}
+
+
+# --- tokens, me -----------------------------------------------------------------------------
+
+
+@router.post("/api_tokens", status_code=201, response_model=sc.TokenOut, tags=["admin"])
+async def create_token(body: sc.TokenCreate, who: Who, rt: RT) -> dict[str, str]:
+    return {"token": await admin.create_api_token(rt, who, body.name)}
+
+
+@router.get("/me", response_model=sc.MeOut, tags=["admin"])
+async def me(who: Who) -> dict[str, Any]:
+    return {
+        "agent_id": who.agent_id,
+        "workspace_id": who.workspace_id,
+        "role": who.role,
+        "inbox_ids": sorted(who.inbox_ids),
+    }
+
+
+# --- live events ----------------------------------------------------------------------------
+
+KEEPALIVE_SECONDS = 15.0
+
+
+@router.get("/events", tags=["live"], response_class=StreamingResponse)
+async def events(request: Request, who: Who, rt: RT) -> StreamingResponse:
+    """Server-sent events for everything this agent may see. Reconnect with `Last-Event-ID`
+    to receive what was missed."""
+    last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    return StreamingResponse(
+        _sse(rt, who, last_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(rt: Runtime, who: Principal, last_id: str | None) -> AsyncIterator[bytes]:
+    yield b"retry: 2000\n: connected\n\n"
+    source = rt.bus.subscribe(last_id).__aiter__()
+    pending: asyncio.Task[LiveEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(source.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            if not can_see_event(who, event):
+                continue
+            yield b"id: %s\nevent: %s\ndata: %s\n\n" % (
+                event.id.encode(),
+                event.type.encode(),
+                orjson.dumps(event.data),
+            )
+    finally:
+        if pending is not None:
+            pending.cancel()
+        with contextlib.suppress(Exception):
+            await source.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,129 @@
+"""The ASGI application: API, provider webhooks, live stream, agent UI, and the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tidings.api.v1 import router as api_router
+from tidings.api.webhooks import provider_webhook
+from tidings.config import Settings
+from tidings.delivery import webhooks as outgoing
+from tidings.delivery import worker as delivery
+from tidings.domain.errors import TidingsError
+from tidings.ingest import worker as ingest
+from tidings.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
+    "ingest": ingest.run,
+    "delivery": delivery.run,
+    "webhooks": outgoing.run,
+}
+
+
+def start_workers(rt: Runtime) -> None:
+    for name, run in WORKERS.items():
+        rt.spawn(run(rt), name=f"worker-{name}")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[-1] if loc else "request")
+
+
+def create_app(
+    settings: Settings, *, run_workers: bool | None = None, runtime: Runtime | None = None
+) -> FastAPI:
+    rt = runtime or Runtime(settings)
+    workers = settings.run_workers if run_workers is None else run_workers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        if workers:
+            start_workers(rt)
+        sandbox = getattr(app.state, "sandbox", None)
+        if sandbox is not None:
+            await sandbox.start(rt)
+        try:
+            yield
+        finally:
+            if sandbox is not None:
+                await sandbox.stop()
+            await rt.stop()
+
+    app = FastAPI(
+        title="Tidings API",
+        version="1",
+        description='Multichannel shared inbox. Errors: {"error": {"code", "message"}}.',
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+
+    @app.exception_handler(TidingsError)
+    async def _tidings_error(_request: Request, exc: TidingsError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = _field(first.get("loc", ()))
+        return _error(422, "validation_error", f"{field}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api_router)
+    app.router.add_route("/webhooks/{kind}/{channel_id}", provider_webhook, methods=["GET", "POST"])
+
+    from starlette.staticfiles import StaticFiles
+
+    from tidings.web.routes import mount_web
+
+    mount_web(app)
+    app.mount(
+        "/static",
+        StaticFiles(directory=str(Path(__file__).parent / "web" / "static")),
+        name="static",
+    )
+    if settings.sandbox:
+        from tidings.simulators.sandbox import Sandbox
+
+        sandbox = Sandbox(settings)
+        app.state.sandbox = sandbox
+        app.mount("/sandbox", sandbox.app)
+    return app
+
+
+async def run_workers_forever(settings: Settings) -> None:
+    rt = Runtime(settings)
+    await rt.start()
+    start_workers(rt)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await rt.stop()

@@ -1,0 +1,1 @@
+"""Channel adapters: one package per provider, all behind `base.ChannelAdapter`."""

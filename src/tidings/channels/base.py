@@ -1,0 +1,172 @@
+"""The channel adapter protocol and the types that cross it.
+
+Every provider lives in its own package under `tidings.channels` and exposes one object that
+satisfies `ChannelAdapter`; `registry.py` is the only place that lists them. Nothing outside a
+provider package branches on the channel kind.
+
+The inbound side is pure (no I/O): `verify` checks the signature on the raw bytes, `split`
+cheaply cuts a verified payload into per-event pieces with a dedupe key each (this runs on the
+webhook hot path before the 200), and `parse` turns one stored piece into canonical events
+(this runs in the ingest worker, and again on replay after a fix).
+
+The outbound side is one coroutine, `send`, over an injected `httpx.AsyncClient`, returning an
+explicit outcome with a sentence an agent understands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.domain.enums import MessageKind
+from tidings.domain.events import CanonicalEvent
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A provider's webhook call, as received. `url` is rebuilt on TIDINGS_PUBLIC_URL so that
+    URL-signing providers (Twilio) can be checked behind a proxy."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # lower-cased names
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One event cut out of a webhook payload, stored as-is before the provider gets its 200.
+
+    `key` is unique per channel and identical across provider retries of the same event (e.g.
+    WhatsApp message id, or status id + status), so the database rejects duplicates.
+    """
+
+    key: str
+    payload: bytes
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    """What to answer the provider once the events are durably stored."""
+
+    status: int = 200
+    body: bytes = b""
+    media_type: str = "text/plain"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundAttachment:
+    kind: str
+    url: str | None = None
+    provider_media_id: str | None = None
+    mime_type: str | None = None
+    filename: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """What the delivery worker hands an adapter. `to` is the recipient's channel address."""
+
+    message_id: int
+    conversation_id: int
+    to: str
+    kind: MessageKind
+    text: str | None = None
+    attachments: tuple[OutboundAttachment, ...] = ()
+    reply_to_provider_id: str | None = None
+    template: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    provider_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retriable:
+    """Try again later (rate limits, provider outages, timeouts)."""
+
+    reason: str
+    retry_after: float | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Permanent:
+    """Do not try again; `reason` is shown to the agent as is."""
+
+    reason: str
+    code: str | None = None
+
+
+SendOutcome = Sent | Retriable | Permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a channel allows; read by the policy layer and the composer."""
+
+    text_max_length: int
+    # Hours after the customer's last message during which free-form replies are allowed;
+    # None means the channel has no service window.
+    service_window_hours: int | None = None
+    supports_templates: bool = False
+    receipts: tuple[str, ...] = ("sent",)
+    media_types: Mapping[str, int] = field(default_factory=dict)  # MIME prefix -> max bytes
+    # Token bucket defaults per channel account.
+    rate_per_second: float = 10.0
+    burst: int = 10
+    # Largest webhook body accepted; larger ones get 413 without being read.
+    max_webhook_bytes: int = 1_000_000
+
+
+class ChannelAdapter(Protocol):
+    """One provider. Implementations are stateless; per-channel state lives in `config`."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    # The pydantic model that validates this kind's config; fields listed in `secret_fields`
+    # are never returned by the API.
+    config_model: ClassVar[type[BaseModel]]
+    secret_fields: ClassVar[frozenset[str]]
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        """Answer a GET verification handshake (Meta hub.challenge, WeChat echostr...).
+
+        Raises SignatureError when the token does not match."""
+        ...
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        """Check the signature on the raw body; raise SignatureError if it does not hold."""
+        ...
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        """Cut a verified payload into events with dedupe keys. Cheap; raise PayloadError when
+        the body cannot be understood at all (it is then stored as one failed event)."""
+        ...
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        """Turn one stored event into canonical events. Pure. Unknown types become
+        `InboundMessage(kind=UNSUPPORTED)`, never an exception."""
+        ...
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        """The reply once the events are stored (usually 200 with an empty body)."""
+        ...
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        """Hand one message to the provider. Never raises for provider errors: maps them to
+        Retriable/Permanent with a sentence the agent understands."""
+        ...

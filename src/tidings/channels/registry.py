@@ -1,0 +1,27 @@
+"""The one list of channel kinds. A new channel is a new package plus one line here."""
+
+from __future__ import annotations
+
+from tidings.channels.api import ApiChannelAdapter
+from tidings.channels.base import ChannelAdapter
+from tidings.channels.whatsapp import WhatsAppAdapter
+from tidings.domain.errors import NotFound
+
+_ADAPTERS: dict[str, ChannelAdapter] = {
+    adapter.kind: adapter
+    for adapter in (
+        ApiChannelAdapter(),
+        WhatsAppAdapter(),
+    )
+}
+
+
+def get_adapter(kind: str) -> ChannelAdapter:
+    try:
+        return _ADAPTERS[kind]
+    except KeyError:
+        raise NotFound(f"unknown channel kind {kind!r}") from None
+
+
+def kinds() -> list[str]:
+    return sorted(_ADAPTERS)

@@ -1,0 +1,162 @@
+"""`tidings serve | worker | migrate | bootstrap | replay-events | sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from tidings.config import Settings, load_settings
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
+    )
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from tidings.storage.db import migrate
+
+    migrate(settings.database_url)
+    print(json.dumps({"migrated": True, "database": settings.database_url.split("@")[-1]}))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tidings.app import create_app
+    from tidings.storage.db import migrate
+
+    if settings.is_sqlite:
+        # The embedded setup is one command: bring the schema up to date on start.
+        migrate(settings.database_url)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from tidings.app import run_workers_forever
+
+    asyncio.run(run_workers_forever(settings))
+    return 0
+
+
+async def _with_runtime(settings: Settings, fn: object) -> object:
+    from tidings.runtime import Runtime
+
+    rt = Runtime(settings)
+    try:
+        return await fn(rt)  # type: ignore[operator]
+    finally:
+        await rt.db.dispose()
+        await rt.http.aclose()
+
+
+def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    from tidings.actions.admin import bootstrap
+    from tidings.storage.db import migrate
+
+    migrate(settings.database_url)
+
+    async def go(rt: object) -> object:
+        from tidings.runtime import Runtime
+
+        assert isinstance(rt, Runtime)
+        result = await bootstrap(rt, args.email, args.password, args.workspace)
+        if args.demo and settings.sandbox:
+            from tidings.simulators.sandbox import create_demo_channels
+
+            result["channels"] = await create_demo_channels(
+                rt, result["workspace_id"], result["agent_id"]
+            )
+        return result
+
+    result = asyncio.run(_with_runtime(settings, go))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from tidings.ingest.worker import replay
+
+    async def go(rt: object) -> object:
+        from tidings.runtime import Runtime
+
+        assert isinstance(rt, Runtime)
+        return await replay(rt, event_ids=args.ids or None, channel_id=args.channel)
+
+    count = asyncio.run(_with_runtime(settings, go))
+    print(json.dumps({"requeued": count}))
+    return 0
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    """Run only the provider simulators (for pointing a separate Tidings at them)."""
+    import uvicorn
+
+    from tidings.simulators.sandbox import Sandbox
+
+    sandbox = Sandbox(settings)
+    uvicorn.run(
+        sandbox.app,
+        host=args.host or "127.0.0.1",
+        port=args.port or 8900,
+        log_level=settings.log_level,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tidings", description="Tidings multichannel shared inbox"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "serve", help="UI, API, webhooks and live stream (and, by default, the workers)"
+    )
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    sub.add_parser("worker", help="run only the workers (ingest, delivery, outgoing webhooks)")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    p = sub.add_parser("bootstrap", help="create the first workspace and owner if none exists")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--workspace", default="My workspace")
+    p.add_argument("--demo", action="store_true", help="also connect sandbox demo channels")
+    p = sub.add_parser("replay-events", help="re-queue failed inbound events after a fix")
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--channel", type=int)
+    p = sub.add_parser("sandbox", help="run only the provider simulators")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    _logging(settings)
+    handlers = {
+        "serve": cmd_serve,
+        "worker": cmd_worker,
+        "migrate": cmd_migrate,
+        "bootstrap": cmd_bootstrap,
+        "replay-events": cmd_replay,
+        "sandbox": cmd_sandbox,
+    }
+    return handlers[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

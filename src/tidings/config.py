@@ -1,0 +1,76 @@
+"""Configuration from `TIDINGS_*` environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    redis_url: str | None
+    secret_key: str
+    public_url: str
+    sandbox: bool
+    host: str
+    port: int
+    run_workers: bool
+    log_level: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def webhook_url(self, kind: str, channel_id: int) -> str:
+        return f"{self.public_url}/webhooks/{kind}/{channel_id}"
+
+
+def _secret_key(data_dir: Path) -> str:
+    """TIDINGS_SECRET_KEY, or for the embedded setup a key generated once into the data dir."""
+    key = os.environ.get("TIDINGS_SECRET_KEY")
+    if key:
+        return key
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    data_dir = Path(os.environ.get("TIDINGS_DATA_DIR", "data")).resolve()
+    port = int(os.environ.get("TIDINGS_PORT", "8000"))
+    host = os.environ.get("TIDINGS_HOST", "127.0.0.1")
+    values: dict[str, object] = {
+        "database_url": os.environ.get(
+            "TIDINGS_DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'tidings.db'}"
+        ),
+        "data_dir": data_dir,
+        "redis_url": os.environ.get("TIDINGS_REDIS_URL") or None,
+        "public_url": os.environ.get("TIDINGS_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+        "sandbox": _flag("TIDINGS_SANDBOX", True),
+        "host": host,
+        "port": port,
+        "run_workers": _flag("TIDINGS_RUN_WORKERS", True),
+        "log_level": os.environ.get("TIDINGS_LOG_LEVEL", "info"),
+    }
+    values.update(overrides)
+    if "secret_key" not in values:
+        values["secret_key"] = _secret_key(Path(str(values["data_dir"])))
+    return Settings(**values)  # type: ignore[arg-type]

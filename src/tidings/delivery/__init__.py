@@ -1,0 +1,1 @@
+"""The outbound pipeline: the delivery worker, rate limits, retries."""

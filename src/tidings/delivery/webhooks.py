@@ -1,0 +1,115 @@
+"""Outgoing webhooks for integrators: signed POSTs of our events, retried with backoff, logged
+and replayable. Rows are written by `actions.base.Tx` in the transaction of the change itself.
+
+Headers: `X-Tidings-Event`, `X-Tidings-Delivery` (the delivery id: receivers dedupe on it),
+`X-Tidings-Timestamp` and `X-Tidings-Signature` (see `tidings.signing`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select, update
+
+from tidings import signing
+from tidings.runtime import Runtime
+from tidings.storage.models import WebhookDelivery, WebhookSubscription
+from tidings.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+MAX_ATTEMPTS = 12
+IDLE_POLL_SECONDS = 1.0
+
+
+def backoff(attempts: int) -> float:
+    return min(3600.0, 2.0**attempts) * random.uniform(0.75, 1.25)
+
+
+async def _claim(rt: Runtime) -> list[tuple[int, str, str, str, str]]:
+    now = utcnow()
+    async with rt.db.write() as s:
+        rows = (
+            await s.execute(
+                select(
+                    WebhookDelivery, WebhookSubscription.url, WebhookSubscription.secret_encrypted
+                )
+                .join(
+                    WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id
+                )
+                .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
+                .order_by(WebhookDelivery.id)
+                .limit(BATCH)
+                .with_for_update(of=WebhookDelivery, **rt.db.skip_locked())
+            )
+        ).all()
+        out = []
+        for d, url, secret in rows:
+            d.attempts += 1
+            # Lease: if we crash mid-POST the row comes back after a minute (at-least-once).
+            d.next_attempt_at = now + timedelta(seconds=60)
+            out.append((d.id, url, rt.box.decrypt_str(secret), d.event_type, d.payload))
+        return out
+
+
+async def _post(
+    rt: Runtime, delivery_id: int, url: str, secret: str, event_type: str, payload: str
+) -> None:
+    body = payload.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Tidings-Webhooks/1",
+        "X-Tidings-Event": event_type,
+        "X-Tidings-Delivery": str(delivery_id),
+        **signing.sign_headers(secret, body),
+    }
+    status: int | None = None
+    error: str | None = None
+    try:
+        resp = await rt.http.post(url, content=body, headers=headers, timeout=10.0)
+        status = resp.status_code
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    async with rt.db.write() as s:
+        d = await s.get_one(WebhookDelivery, delivery_id)
+        d.last_status, d.last_error = status, error
+        if error is None:
+            d.state, d.delivered_at = "delivered", utcnow()
+        elif d.attempts >= MAX_ATTEMPTS:
+            d.state = "failed"
+        else:
+            d.next_attempt_at = utcnow() + timedelta(seconds=backoff(d.attempts))
+
+
+async def replay(rt: Runtime, workspace_id: int, delivery_id: int) -> bool:
+    async with rt.db.write() as s:
+        result = await s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.workspace_id == workspace_id)
+            .values(state="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
+        )
+    rt.wake("webhooks")
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def run(rt: Runtime) -> None:
+    while True:
+        try:
+            batch = await _claim(rt)
+            if batch:
+                await asyncio.gather(*(_post(rt, *item) for item in batch))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook delivery batch failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        if not batch:
+            await rt.wait_for_work("webhooks", IDLE_POLL_SECONDS)

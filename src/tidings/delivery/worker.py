@@ -1,0 +1,192 @@
+"""The delivery worker: claims outbox rows, honours rate limits, sends through the adapter and
+records the outcome.
+
+- Order: a delivery is claimed only when no earlier delivery of the same conversation is still
+  pending or sending, so one customer's messages leave in the order they were written.
+- Crash safety: a claim is a lease. A worker that dies mid-send leaves `sending` rows whose
+  lease expires; they go back to `pending`. A send that never reached the provider is thus sent
+  exactly once after the restart. (One that reached the provider just before the crash may be
+  sent again; adapters pass our message id along where the provider allows — WhatsApp's
+  `biz_opaque_callback_data`, the API channel's Idempotency-Key — so receipts still match.)
+- Retries: retriable outcomes back off exponentially with jitter, or wait what the provider's
+  Retry-After asks; after MAX_ATTEMPTS the message fails with the last reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from tidings.actions.base import transaction
+from tidings.actions.outbound import do_record_outcome
+from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.domain.enums import DeliveryState, MessageKind
+from tidings.runtime import Runtime
+from tidings.storage.models import Delivery, Message
+from tidings.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+CONCURRENCY = 32
+LEASE_SECONDS = 60
+MAX_ATTEMPTS = 10
+IDLE_POLL_SECONDS = 0.5
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def retry_delay(attempts: int, outcome: Retriable) -> float:
+    if outcome.retry_after is not None and outcome.retry_after > 0:
+        return outcome.retry_after
+    return min(300.0, 2.0 ** max(0, attempts - 1)) * random.uniform(0.75, 1.25)
+
+
+async def recover_expired_leases(rt: Runtime) -> int:
+    async with rt.db.write() as s:
+        result = await s.execute(
+            update(Delivery)
+            .where(Delivery.state == DeliveryState.SENDING, Delivery.lease_until < utcnow())
+            .values(
+                state=DeliveryState.PENDING,
+                claimed_by=None,
+                lease_until=None,
+                next_attempt_at=utcnow(),
+            )
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[int]:
+    now = utcnow()
+    earlier = aliased(Delivery)
+    blocked = exists().where(
+        and_(
+            earlier.conversation_id == Delivery.conversation_id,
+            earlier.id < Delivery.id,
+            earlier.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
+        )
+    )
+    async with rt.db.write() as s:
+        rows = (
+            await s.scalars(
+                select(Delivery)
+                .where(
+                    Delivery.state == DeliveryState.PENDING,
+                    Delivery.next_attempt_at <= now,
+                    ~blocked,
+                )
+                .order_by(Delivery.id)
+                .limit(limit)
+                .with_for_update(**rt.db.skip_locked())
+            )
+        ).all()
+        for d in rows:
+            d.state = DeliveryState.SENDING
+            d.claimed_by = me
+            d.lease_until = now + timedelta(seconds=LEASE_SECONDS)
+            d.attempts += 1
+        return [d.id for d in rows]
+
+
+async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
+    async with rt.db.read() as s:
+        delivery = await s.get(Delivery, delivery_id)
+        message = await s.get(Message, delivery.message_id) if delivery else None
+    if delivery is None or message is None:
+        return None
+    channel = await rt.channels.get(delivery.channel_id)
+    if channel is None:
+        outcome: SendOutcome = Permanent(
+            "The channel was removed before this message could be sent."
+        )
+    else:
+        caps = channel.adapter.capabilities
+        await rt.rate_limiter.acquire(f"channel:{channel.id}", caps.rate_per_second, caps.burst)
+        outbound = OutboundMessage(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            to=delivery.recipient,
+            kind=MessageKind(message.kind),
+            text=message.body,
+            extra=message.extra or {},
+        )
+        try:
+            outcome = await channel.adapter.send(channel.config, outbound, rt.http)
+        except Exception as exc:  # an adapter bug must not wedge the queue
+            log.exception("adapter %s crashed sending message %s", channel.kind, message.id)
+            outcome = Retriable(f"Internal error while sending ({type(exc).__name__}).")
+    await record(rt, delivery_id, outcome)
+    return outcome
+
+
+async def record(rt: Runtime, delivery_id: int, outcome: SendOutcome) -> None:
+    async with transaction(rt) as tx:
+        delivery = await tx.session.get_one(Delivery, delivery_id)
+        message = await tx.session.get_one(Message, delivery.message_id)
+        if isinstance(outcome, Retriable):
+            if delivery.attempts >= MAX_ATTEMPTS:
+                gave_up = f"Gave up after {delivery.attempts} attempts: {outcome.reason}"
+                await do_record_outcome(tx, delivery, message, Permanent(gave_up, outcome.code))
+                return
+            delivery.state = DeliveryState.PENDING
+            delivery.lease_until = None
+            delivery.last_error = outcome.reason
+            delivery.next_attempt_at = utcnow() + timedelta(
+                seconds=retry_delay(delivery.attempts, outcome)
+            )
+            delivery.updated_at = utcnow()
+            tx.wake_after_commit("delivery")
+            return
+        assert isinstance(outcome, Sent | Permanent)
+        await do_record_outcome(tx, delivery, message, outcome)
+        # The next message of this conversation may now go.
+        tx.wake_after_commit("delivery")
+
+
+async def run(rt: Runtime) -> None:
+    me = worker_id()
+    slots = asyncio.Semaphore(CONCURRENCY)
+    in_flight: set[asyncio.Task[object]] = set()
+    await recover_expired_leases(rt)
+    loops = 0
+    while True:
+        loops += 1
+        try:
+            if loops % 120 == 0:
+                await recover_expired_leases(rt)
+            ids = await claim(rt, me)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery claim failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        for delivery_id in ids:
+            await slots.acquire()
+            task = asyncio.create_task(_guarded(rt, delivery_id, slots), name=f"send-{delivery_id}")
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if not ids:
+            await rt.wait_for_work("delivery", IDLE_POLL_SECONDS)
+
+
+async def _guarded(rt: Runtime, delivery_id: int, slots: asyncio.Semaphore) -> object:
+    try:
+        return await send_one(rt, delivery_id)
+    except Exception:
+        log.exception(
+            "delivery %s failed unexpectedly; its lease will expire and it retries", delivery_id
+        )
+        return None
+    finally:
+        slots.release()

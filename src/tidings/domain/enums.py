@@ -1,0 +1,93 @@
+"""Enumerations shared by every layer. Values are stored in the database and used in the API."""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class MessageKind(StrEnum):
+    TEXT = "text"
+    MEDIA = "media"
+    LOCATION = "location"
+    CONTACT_CARD = "contact_card"
+    TEMPLATE = "template"
+    INTERACTIVE = "interactive"
+    REACTION = "reaction"
+    SYSTEM = "system"
+    NOTE = "note"
+    UNSUPPORTED = "unsupported"
+
+
+class MessageStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+# Status callbacks only ever move a message forward: a late "delivered" never overwrites "read".
+STATUS_RANK: dict[MessageStatus, int] = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+
+
+def status_moves_forward(current: MessageStatus, new: MessageStatus) -> bool:
+    """True when `new` may replace `current` for an outbound message.
+
+    `failed` may replace queued/sent (the provider gave up), but never delivered/read: a message
+    the customer already saw stays seen even if a stray failure callback arrives late.
+    """
+    if current == new:
+        return False
+    if new == MessageStatus.FAILED:
+        return current in (MessageStatus.QUEUED, MessageStatus.SENT)
+    if current == MessageStatus.FAILED:
+        # A delivery/read receipt after a failure means the failure was not final.
+        return new in (MessageStatus.DELIVERED, MessageStatus.READ)
+    if current not in STATUS_RANK or new not in STATUS_RANK:
+        return False
+    return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class InboundState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ConsentStatus(StrEnum):
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class ConsentPurpose(StrEnum):
+    MARKETING = "marketing"
+    SERVICE = "service"

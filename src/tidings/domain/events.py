@@ -1,0 +1,83 @@
+"""Canonical inbound events: what every channel adapter's `parse` turns provider payloads into.
+
+Core code never sees provider dicts, only these. They are plain frozen dataclasses so that they
+stay cheap to build on the hot path and easy to compare in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tidings.domain.enums import MessageKind, MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who wrote an inbound message, as the channel names them.
+
+    `address` is the channel-scoped identity (E.164 phone for WhatsApp/SMS, PSID, OpenID, chat
+    id...). `phone` is an E.164 number when the channel reveals one, so that identities of one
+    person on different channels can meet on the same contact.
+    """
+
+    address: str
+    name: str | None = None
+    phone: str | None = None
+    # Other stable ids the provider gives for the same person (e.g. WhatsApp BSUID `user_id`).
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    kind: str  # image | audio | video | document | sticker | file
+    mime_type: str | None = None
+    provider_media_id: str | None = None
+    url: str | None = None
+    filename: str | None = None
+    caption: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message written by a customer (or, with `echo=True`, by the business elsewhere)."""
+
+    provider_message_id: str
+    sender: Sender
+    occurred_at: datetime
+    kind: MessageKind
+    text: str | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
+    reply_to_provider_id: str | None = None
+    # For reactions: the message reacted to (emoji in `text`, empty text = reaction removed).
+    target_provider_id: str | None = None
+    # Provider-specific details kept for display (location, contact card, interactive reply...).
+    extra: dict[str, Any] = field(default_factory=dict)
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A delivery receipt for a message we sent."""
+
+    provider_message_id: str
+    status: MessageStatus
+    occurred_at: datetime
+    recipient: str | None = None
+    error_code: str | None = None
+    # The provider's reason in plain words, shown to the agent.
+    error_reason: str | None = None
+    # Our own message id when the provider echoes it back (e.g. WhatsApp biz_opaque_callback_data).
+    our_message_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An event that was understood and deliberately has no effect (with why, for the log)."""
+
+    reason: str
+
+
+CanonicalEvent = InboundMessage | StatusUpdate | Ignored

@@ -1,0 +1,27 @@
+"""Phone numbers in one form (E.164), so one person is one contact across channels."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+
+def to_e164(raw: str, default_region: str | None = None) -> str | None:
+    """E.164 form of `raw`, or None when it is not a valid number.
+
+    Digits without a leading "+" (WhatsApp's wa_id) are read as international.
+    """
+    text = raw.strip()
+    if not text:
+        return None
+    if default_region is None and not text.startswith("+"):
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if not digits:
+            return None
+        text = "+" + digits
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))

@@ -1,0 +1,1 @@
+"""The inbound pipeline: durable group-committed storage of webhook events, then processing."""

@@ -1,0 +1,122 @@
+"""The ingest worker: turns stored inbound events into contacts, conversations, messages and
+status changes, in provider-timestamp order, each event isolated in a savepoint.
+
+A failing event is kept with its error (state `failed`) and can be replayed after a fix;
+an event that cannot be applied *yet* (a receipt ahead of its message) is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from tidings.actions.base import transaction
+from tidings.actions.inbound import RetryLater, do_apply_status, do_receive_message
+from tidings.domain.enums import InboundState
+from tidings.domain.events import Ignored, InboundMessage, StatusUpdate
+from tidings.runtime import Runtime
+from tidings.storage.models import Channel, InboundEvent
+from tidings.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+MAX_RETRY_LATER = 8
+IDLE_POLL_SECONDS = 0.5
+
+
+async def process_batch(rt: Runtime, limit: int = BATCH) -> int:
+    """Claim and process up to `limit` due events. Returns how many were claimed."""
+    now = utcnow()
+    async with transaction(rt) as tx:
+        s = tx.session
+        rows = (
+            await s.scalars(
+                select(InboundEvent)
+                .where(
+                    InboundEvent.state == InboundState.PENDING, InboundEvent.next_attempt_at <= now
+                )
+                .order_by(InboundEvent.occurred_at, InboundEvent.id)
+                .limit(limit)
+                .with_for_update(**rt.db.skip_locked())
+            )
+        ).all()
+        latest_inbound: dict[int, datetime] = {}
+        for row in rows:
+            channel = await rt.channels.get(row.channel_id)
+            row.attempts += 1
+            if channel is None:
+                row.state, row.error = InboundState.FAILED, "channel no longer exists"
+                continue
+            try:
+                async with s.begin_nested():
+                    for event in channel.adapter.parse(channel.config, row.payload):
+                        if isinstance(event, InboundMessage):
+                            await do_receive_message(tx, channel, event)
+                            if not event.echo:
+                                latest_inbound[channel.id] = event.occurred_at
+                        elif isinstance(event, StatusUpdate):
+                            await do_apply_status(tx, channel, event)
+                        elif isinstance(event, Ignored):
+                            log.debug("ignored event %s: %s", row.event_key, event.reason)
+            except RetryLater as exc:
+                # The savepoint rolled back this event's partial work; try again shortly.
+                if row.attempts >= MAX_RETRY_LATER:
+                    row.state, row.error = InboundState.FAILED, str(exc)
+                else:
+                    delay = min(60.0, 0.5 * 2**row.attempts) * random.uniform(0.8, 1.2)
+                    row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                    row.error = str(exc)
+                continue
+            except Exception as exc:
+                log.warning("inbound event %s failed: %s", row.id, exc, exc_info=True)
+                row.state, row.error = InboundState.FAILED, f"{type(exc).__name__}: {exc}"
+                continue
+            row.state, row.error, row.processed_at = InboundState.DONE, None, utcnow()
+        for channel_id, at in latest_inbound.items():
+            await s.execute(
+                update(Channel)
+                .where(
+                    Channel.id == channel_id,
+                    or_(Channel.last_inbound_at.is_(None), Channel.last_inbound_at < at),
+                )
+                .values(last_inbound_at=at)
+            )
+        return len(rows)
+
+
+async def replay(
+    rt: Runtime, *, event_ids: list[int] | None = None, channel_id: int | None = None
+) -> int:
+    """Put failed events back in the queue (after a fix). Returns how many."""
+    stmt = update(InboundEvent).where(InboundEvent.state == InboundState.FAILED)
+    if event_ids:
+        stmt = stmt.where(InboundEvent.id.in_(event_ids))
+    if channel_id is not None:
+        stmt = stmt.where(InboundEvent.channel_id == channel_id)
+    async with rt.db.write() as s:
+        result = await s.execute(
+            stmt.values(
+                state=InboundState.PENDING, attempts=0, next_attempt_at=utcnow(), error=None
+            )
+        )
+    rt.wake("ingest")
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def run(rt: Runtime) -> None:
+    while True:
+        try:
+            claimed = await process_batch(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ingest batch failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        if claimed < BATCH:
+            await rt.wait_for_work("ingest", IDLE_POLL_SECONDS)

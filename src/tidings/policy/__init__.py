@@ -1,0 +1,88 @@
+"""What may be sent where. One place, shared by agent replies, automations and campaigns.
+
+`check_outbound` runs every check in `CHECKS`; each raises PolicyRefusal with a sentence the
+agent can act on. Channel issues add checks here (SMS length/encoding, media limits...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tidings.channels.base import Capabilities
+from tidings.domain.enums import MessageKind
+from tidings.domain.errors import PolicyRefusal
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A channel's customer-service window for one conversation."""
+
+    applies: bool
+    open: bool
+    closes_at: datetime | None
+
+
+def service_window(caps: Capabilities, last_inbound_at: datetime | None, now: datetime) -> Window:
+    if caps.service_window_hours is None:
+        return Window(applies=False, open=True, closes_at=None)
+    if last_inbound_at is None:
+        return Window(applies=True, open=False, closes_at=None)
+    closes_at = last_inbound_at + timedelta(hours=caps.service_window_hours)
+    return Window(applies=True, open=now < closes_at, closes_at=closes_at)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundContext:
+    channel_kind: str
+    channel_label: str
+    capabilities: Capabilities
+    kind: MessageKind
+    text: str | None
+    last_inbound_at: datetime | None
+    opted_out: bool
+    now: datetime
+
+
+def check_text(ctx: OutboundContext) -> None:
+    if ctx.kind != MessageKind.TEXT:
+        return
+    if not ctx.text or not ctx.text.strip():
+        raise PolicyRefusal("The message is empty.", code="empty_message")
+    limit = ctx.capabilities.text_max_length
+    if len(ctx.text) > limit:
+        raise PolicyRefusal(
+            f"The message is {len(ctx.text)} characters long; {ctx.channel_label} allows {limit}.",
+            code="too_long",
+        )
+
+
+def check_window(ctx: OutboundContext) -> None:
+    if ctx.kind == MessageKind.TEMPLATE:
+        return
+    window = service_window(ctx.capabilities, ctx.last_inbound_at, ctx.now)
+    if window.applies and not window.open:
+        hours = ctx.capabilities.service_window_hours
+        raise PolicyRefusal(
+            f"The {hours}-hour {ctx.channel_label} service window is closed: the customer has not "
+            f"written in the last {hours} hours. Send an approved template instead.",
+            code="window_closed",
+        )
+
+
+def check_consent(ctx: OutboundContext) -> None:
+    if ctx.opted_out:
+        raise PolicyRefusal(
+            f"This customer opted out of messages on {ctx.channel_label}; "
+            "they must opt back in first.",
+            code="opted_out",
+        )
+
+
+CHECKS: list[Callable[[OutboundContext], None]] = [check_text, check_window, check_consent]
+
+
+def check_outbound(ctx: OutboundContext) -> None:
+    for check in CHECKS:
+        check(ctx)

@@ -1,0 +1,229 @@
+"""The live event bus.
+
+Events are published only after the transaction that produced them commits (see
+`actions.base.Tx`). Each event has an id that a reconnecting SSE client sends back as
+`Last-Event-ID`, so a short disconnect loses nothing.
+
+- `MemoryBus`: one process. A ring buffer keeps recent events for resume.
+- `RedisBus`: several processes. Events go to a Redis stream (XADD, capped); each process runs
+  one reader that fans events out to its local subscribers, and resume reads the stream itself,
+  so an agent can reconnect to any web process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+HISTORY = 10_000
+SUBSCRIBER_QUEUE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    type: str
+    workspace_id: int
+    # Who may see it: agents with access to this inbox (None: every agent of the workspace).
+    inbox_id: int | None
+    data: dict[str, Any]
+    id: str = ""
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {"type": self.type, "ws": self.workspace_id, "inbox": self.inbox_id, "data": self.data}
+        )
+
+    @staticmethod
+    def decode(event_id: str, raw: bytes) -> LiveEvent:
+        obj = orjson.loads(raw)
+        return LiveEvent(obj["type"], obj["ws"], obj["inbox"], obj["data"], event_id)
+
+
+class Subscription:
+    """A local subscriber. Overflow (a client far too slow) closes it; the client resumes."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.closed = False
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)
+
+
+class EventBus(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, events: list[LiveEvent]) -> None: ...
+    def subscribe(self, last_event_id: str | None) -> AsyncIterator[LiveEvent]: ...
+    def subscriber_count(self) -> int: ...
+
+
+class _LocalFanout:
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+
+    def fan_out(self, event: LiveEvent) -> None:
+        for sub in list(self._subs):
+            sub.offer(event)
+
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    async def _drain(self, sub: Subscription) -> AsyncIterator[LiveEvent]:
+        while True:
+            event = await sub.queue.get()
+            if event is None:
+                return
+            yield event
+
+
+class MemoryBus(_LocalFanout):
+    def __init__(self) -> None:
+        super().__init__()
+        self._seq = 0
+        self._history: deque[LiveEvent] = deque(maxlen=HISTORY)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        for sub in list(self._subs):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+
+    async def publish(self, events: list[LiveEvent]) -> None:
+        for event in events:
+            self._seq += 1
+            stamped = LiveEvent(
+                event.type, event.workspace_id, event.inbox_id, event.data, str(self._seq)
+            )
+            self._history.append(stamped)
+            self.fan_out(stamped)
+
+    def _since(self, last_event_id: str | None) -> list[LiveEvent]:
+        if not last_event_id or not last_event_id.isdigit():
+            return []
+        last = int(last_event_id)
+        return [e for e in self._history if int(e.id) > last]
+
+    async def subscribe(self, last_event_id: str | None) -> AsyncIterator[LiveEvent]:
+        sub = Subscription()
+        # Register before reading history so nothing published in between is missed.
+        self._subs.add(sub)
+        try:
+            replayed = self._since(last_event_id)
+            seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+            if replayed:
+                seen = int(replayed[-1].id)
+            for event in replayed:
+                yield event
+            async for event in self._drain(sub):
+                if int(event.id) <= seen:
+                    continue
+                yield event
+        finally:
+            self._subs.discard(sub)
+
+
+class RedisBus(_LocalFanout):
+    STREAM = "tidings:events"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        from redis.asyncio import Redis
+
+        self._redis: Redis = Redis.from_url(url)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._redis.ping()
+        self._reader = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for sub in list(self._subs):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+        await self._redis.aclose()
+
+    async def publish(self, events: list[LiveEvent]) -> None:
+        if not events:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self.STREAM, {"e": event.encode()}, maxlen=HISTORY, approximate=True)
+            await pipe.execute()
+
+    async def _read_loop(self) -> None:
+        last = "$"
+        while True:
+            try:
+                resp = await self._redis.xread({self.STREAM: last}, block=5000, count=500)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis bus read failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            streams: Any = resp or []
+            for _stream, entries in streams:
+                for entry_id, fields in entries:
+                    eid = entry_id.decode()
+                    last = eid
+                    self.fan_out(LiveEvent.decode(eid, fields[b"e"]))
+
+    async def subscribe(self, last_event_id: str | None) -> AsyncIterator[LiveEvent]:
+        sub = Subscription()
+        self._subs.add(sub)
+        try:
+            seen: tuple[int, int] | None = None
+            if last_event_id and _stream_id(last_event_id) is not None:
+                entries: Any = await self._redis.xrange(
+                    self.STREAM, min="(" + last_event_id, count=HISTORY
+                )
+                for entry_id, fields in entries:
+                    eid = entry_id.decode()
+                    seen = _stream_id(eid)
+                    yield LiveEvent.decode(eid, fields[b"e"])
+                if seen is None:
+                    seen = _stream_id(last_event_id)
+            async for event in self._drain(sub):
+                sid = _stream_id(event.id)
+                if seen is not None and sid is not None and sid <= seen:
+                    continue
+                yield event
+        finally:
+            self._subs.discard(sub)
+
+
+def _stream_id(value: str) -> tuple[int, int] | None:
+    ms, _, seq = value.partition("-")
+    if not ms.isdigit() or not seq.isdigit():
+        return None
+    return int(ms), int(seq)
+
+
+def make_bus(redis_url: str | None) -> EventBus:
+    if redis_url:
+        return RedisBus(redis_url)
+    return MemoryBus()

@@ -1,0 +1,127 @@
+"""The services one process runs with, built once and passed explicitly (no globals)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from tidings.channels.base import ChannelAdapter
+from tidings.channels.registry import get_adapter
+from tidings.config import Settings
+from tidings.delivery.ratelimit import MemoryRateLimiter, RateLimiter
+from tidings.ingest.committer import GroupCommitter
+from tidings.realtime.bus import EventBus, make_bus
+from tidings.storage.crypto import SecretBox
+from tidings.storage.db import Database
+from tidings.storage.models import Channel
+
+log = logging.getLogger(__name__)
+
+CHANNEL_CACHE_SECONDS = 10.0
+QUEUES = ("ingest", "delivery", "webhooks")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """A channel with its decrypted, validated config: what the hot paths need."""
+
+    id: int
+    workspace_id: int
+    inbox_id: int
+    kind: str
+    name: str
+    active: bool
+    adapter: ChannelAdapter
+    config: BaseModel
+
+
+class ChannelCache:
+    """Channel lookups for webhook and delivery hot paths, without a query and a decryption per
+    request. Entries live CHANNEL_CACHE_SECONDS; changes made here invalidate at once."""
+
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self._db = db
+        self._box = box
+        self._entries: dict[int, tuple[float, ChannelInfo | None]] = {}
+
+    def build(self, row: Channel) -> ChannelInfo:
+        adapter = get_adapter(row.kind)
+        config = adapter.config_model.model_validate(self._box.decrypt_json(row.config_encrypted))
+        return ChannelInfo(
+            row.id, row.workspace_id, row.inbox_id, row.kind, row.name, row.active, adapter, config
+        )
+
+    async def get(self, channel_id: int) -> ChannelInfo | None:
+        now = time.monotonic()
+        hit = self._entries.get(channel_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self._db.read() as session:
+            row = await session.scalar(select(Channel).where(Channel.id == channel_id))
+        info = self.build(row) if row is not None else None
+        self._entries[channel_id] = (now + CHANNEL_CACHE_SECONDS, info)
+        return info
+
+    def invalidate(self, channel_id: int) -> None:
+        self._entries.pop(channel_id, None)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.box = SecretBox(settings.secret_key)
+        self.bus: EventBus = make_bus(settings.redis_url)
+        self.channels = ChannelCache(self.db, self.box)
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        self.rate_limiter: RateLimiter = MemoryRateLimiter()
+        self._wake = {name: asyncio.Event() for name in QUEUES}
+        self.committer = GroupCommitter(self.db, lambda: self.wake("ingest"))
+        self.background: set[asyncio.Task[Any]] = set()
+        # Called after a channel is created (the sandbox registers its simulated accounts).
+        self.channel_hooks: list[Callable[[ChannelInfo], Awaitable[None]]] = []
+
+    def wake(self, queue: str) -> None:
+        self._wake[queue].set()
+
+    async def wait_for_work(self, queue: str, seconds: float) -> None:
+        event = self._wake[queue]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+        event.clear()
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """A background task with a held reference and logged failure (never fire-and-forget)."""
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+
+        def _done(t: asyncio.Task[Any]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(_done)
+        return task
+
+    async def start(self) -> None:
+        await self.bus.start()
+        self.committer.start()
+
+    async def stop(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+        await self.committer.stop()
+        await self.bus.stop()
+        await self.http.aclose()
+        await self.db.dispose()

@@ -1,0 +1,110 @@
+"""The JSON shapes of our objects, shared by the REST API, live events and outgoing webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tidings.storage.models import (
+    Attachment,
+    Channel,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Message,
+)
+
+
+def ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def message_dict(m: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "channel_id": m.channel_id,
+        "direction": m.direction,
+        "kind": m.kind,
+        "body": m.body,
+        "status": m.status,
+        "error_code": m.error_code,
+        "error_reason": m.error_reason,
+        "provider_message_id": m.provider_message_id,
+        "sender_agent_id": m.sender_agent_id,
+        "reply_to_id": m.reply_to_id,
+        "sent_at": ts(m.sent_at),
+        "created_at": ts(m.created_at),
+        "updated_at": ts(m.updated_at),
+        "extra": m.extra or {},
+        "attachments": [
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "mime_type": a.mime_type,
+                "filename": a.filename,
+                "size": a.size,
+                "caption": a.caption,
+            }
+            for a in attachments or []
+        ],
+    }
+
+
+def conversation_dict(c: Conversation, labels: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "inbox_id": c.inbox_id,
+        "contact_id": c.contact_id,
+        "status": c.status,
+        "assignee_id": c.assignee_id,
+        "team_id": c.team_id,
+        "priority": c.priority,
+        "snoozed_until": ts(c.snoozed_until),
+        "unread_count": c.unread_count,
+        "last_activity_at": ts(c.last_activity_at),
+        "last_inbound_at": ts(c.last_inbound_at),
+        "last_message_preview": c.last_message_preview,
+        "last_channel_id": c.last_channel_id,
+        "labels": sorted(labels or []),
+        "created_at": ts(c.created_at),
+    }
+
+
+def contact_dict(c: Contact, identities: list[ContactIdentity] | None = None) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "email": c.email,
+        "phone": c.phone_e164,
+        "attributes": c.attributes or {},
+        "identities": [
+            {
+                "id": i.id,
+                "channel_kind": i.channel_kind,
+                "address": i.address,
+                "display_name": i.display_name,
+            }
+            for i in identities or []
+        ],
+        "created_at": ts(c.created_at),
+    }
+
+
+def channel_dict(c: Channel, public_config: dict[str, Any], webhook_url: str) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "name": c.name,
+        "inbox_id": c.inbox_id,
+        "active": c.active,
+        "config": public_config,
+        "webhook_url": webhook_url,
+        "health": {
+            "last_inbound_at": ts(c.last_inbound_at),
+            "last_error": c.last_error,
+            "last_error_at": ts(c.last_error_at),
+            "token_expires_at": ts(c.token_expires_at),
+        },
+        "created_at": ts(c.created_at),
+    }

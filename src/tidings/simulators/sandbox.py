@@ -1,0 +1,280 @@
+"""Sandbox mode: every provider simulator mounted under `/sandbox`, plus the customer phone.
+
+Each simulated provider has a binding (`SandboxBinding`) that knows how to register a Tidings
+channel with its simulator, send as a customer, and show the customer's side of the thread.
+`BINDINGS` is the one list of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import httpx
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from tidings.simulators.whatsapp import WhatsAppSimulator
+
+from tidings.config import Settings
+from tidings.runtime import ChannelInfo, Runtime
+from tidings.simulators.api_client import ApiClientSimulator
+from tidings.storage.models import Channel
+
+log = logging.getLogger(__name__)
+
+PHONE_PAGE = Path(__file__).parent / "templates" / "phone.html"
+
+
+class SandboxBinding(Protocol):
+    kind: ClassVar[str]
+
+    def owns(self, channel: ChannelInfo) -> bool: ...
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None: ...
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]: ...
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]: ...
+
+
+class WhatsAppBinding:
+    kind: ClassVar[str] = "whatsapp"
+
+    def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
+        self.base_url = base_url
+        self.sim = sim
+        # Control calls go straight to the simulator app; provider traffic uses real HTTP.
+        self.control = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
+        )
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        c: Any = channel.config
+        resp = await self.control.put(
+            f"/_sim/accounts/{c.phone_number_id}",
+            json={
+                "access_token": c.access_token,
+                "app_secret": c.app_secret,
+                "verify_token": c.verify_token,
+                "webhook_url": webhook_url,
+                "display_phone_number": c.display_phone_number or "15550001111",
+            },
+        )
+        resp.raise_for_status()
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.post(
+            "/_sim/inbound",
+            json={
+                "phone_number_id": c.phone_number_id,
+                "from": digits,
+                "name": name or digits,
+                "text": text,
+            },
+        )
+        result: dict[str, Any] = resp.json()
+        return result
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.get(
+            "/_sim/conversations", params={"phone_number_id": c.phone_number_id, "user": digits}
+        )
+        data: list[dict[str, Any]] = resp.json()
+        return data
+
+
+class ApiBinding:
+    kind: ClassVar[str] = "api"
+
+    def __init__(self, base_url: str, sim: ApiClientSimulator) -> None:
+        self.base_url = base_url
+        self.sim = sim
+
+    def _account(self, channel: ChannelInfo) -> str | None:
+        url = str(getattr(channel.config, "webhook_url", "") or "")
+        prefix = f"{self.base_url}/accounts/"
+        if url.startswith(prefix) and url.endswith("/receive"):
+            return url[len(prefix) : -len("/receive")]
+        return None
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return self._account(channel) is not None
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        account = self._account(channel)
+        assert account is not None
+        self.sim.register(account, str(getattr(channel.config, "secret")), webhook_url)  # noqa: B009
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        account = self._account(channel)
+        assert account is not None
+        return await self.sim.send_as_customer(account, user, text, name)
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        account = self._account(channel)
+        acct = self.sim.accounts.get(account or "")
+        return [m for m in acct.thread if m["user"] == user] if acct else []
+
+
+class Sandbox:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        base = f"{settings.public_url}/sandbox"
+        self.whatsapp = WhatsAppSimulator()
+        self.api = ApiClientSimulator()
+        self.bindings: list[SandboxBinding] = [
+            WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
+            ApiBinding(f"{base}/api", self.api),
+        ]
+        self.rt: Runtime | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/phone", self._phone_page),
+                Route("/phone/channels", self._channels),
+                Route("/phone/thread", self._thread),
+                Route("/phone/send", self._send, methods=["POST"]),
+                Mount("/whatsapp", self.whatsapp.app),
+                Mount("/api", self.api.app),
+            ]
+        )
+
+    def _binding(self, channel: ChannelInfo) -> SandboxBinding | None:
+        for binding in self.bindings:
+            if binding.kind == channel.kind and binding.owns(channel):
+                return binding
+        return None
+
+    async def start(self, rt: Runtime) -> None:
+        self.rt = rt
+        rt.channel_hooks.append(self.register)
+        async with rt.db.read() as s:
+            ids = (await s.scalars(select(Channel.id).where(Channel.active.is_(True)))).all()
+        for channel_id in ids:
+            info = await rt.channels.get(channel_id)
+            if info is not None:
+                await self.register(info)
+
+    async def register(self, channel: ChannelInfo) -> None:
+        binding = self._binding(channel)
+        if binding is not None:
+            await binding.register(channel, self.settings.webhook_url(channel.kind, channel.id))
+
+    async def stop(self) -> None:
+        await self.whatsapp.aclose()
+        await self.api.aclose()
+
+    async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
+        assert self.rt is not None
+        async with self.rt.db.read() as s:
+            ids = (
+                await s.scalars(
+                    select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
+                )
+            ).all()
+        out = []
+        for channel_id in ids:
+            info = await self.rt.channels.get(channel_id)
+            binding = self._binding(info) if info else None
+            if info is not None and binding is not None:
+                out.append((info, binding))
+        return out
+
+    async def _find(
+        self, request: Request, channel_id: Any
+    ) -> tuple[ChannelInfo, SandboxBinding] | None:
+        for info, binding in await self._sandbox_channels():
+            if str(info.id) == str(channel_id):
+                return info, binding
+        return None
+
+    async def _phone_page(self, _request: Request) -> Response:
+        return HTMLResponse(PHONE_PAGE.read_text())
+
+    async def _channels(self, _request: Request) -> JSONResponse:
+        return JSONResponse(
+            [
+                {"id": i.id, "kind": i.kind, "name": i.name}
+                for i, _b in await self._sandbox_channels()
+            ]
+        )
+
+    async def _thread(self, request: Request) -> JSONResponse:
+        found = await self._find(request, request.query_params.get("channel_id"))
+        user = request.query_params.get("user", "")
+        if found is None or not user:
+            return JSONResponse({"error": "channel_id and user are required"}, status_code=400)
+        return JSONResponse(await found[1].thread(found[0], user))
+
+    async def _send(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        found = await self._find(request, body.get("channel_id"))
+        text = str(body.get("text") or "").strip()
+        user = str(body.get("user") or "").strip()
+        if found is None or not text or not user:
+            return JSONResponse(
+                {"error": "channel_id, user and text are required"}, status_code=400
+            )
+        return JSONResponse(await found[1].send_as_customer(found[0], user, body.get("name"), text))
+
+
+async def create_demo_channels(
+    rt: Runtime, workspace_id: int, agent_id: int
+) -> list[dict[str, Any]]:
+    """Connect one WhatsApp and one API channel to the sandbox simulators (idempotent)."""
+    from tidings.access import Principal
+    from tidings.actions.admin import create_channel
+    from tidings.domain.enums import Role
+
+    async with rt.db.read() as s:
+        existing = (
+            await s.scalars(select(Channel).where(Channel.workspace_id == workspace_id))
+        ).all()
+    if existing:
+        return [{"id": c.id, "kind": c.kind, "name": c.name} for c in existing]
+    who = Principal(workspace_id, agent_id, Role.OWNER, frozenset())
+    base = f"{rt.settings.public_url}/sandbox"
+    made = []
+    wa = await create_channel(
+        rt,
+        who,
+        "whatsapp",
+        "WhatsApp (sandbox)",
+        {
+            "phone_number_id": "100000000000001",
+            "display_phone_number": "15550001111",
+            "access_token": secrets.token_urlsafe(24),
+            "app_secret": secrets.token_hex(16),
+            "verify_token": secrets.token_urlsafe(12),
+            "api_base_url": f"{base}/whatsapp",
+        },
+        None,
+    )
+    made.append({"id": wa.id, "kind": wa.kind, "name": wa.name})
+    api = await create_channel(
+        rt,
+        who,
+        "api",
+        "Website chat (API sandbox)",
+        {
+            "secret": secrets.token_urlsafe(24),
+            "webhook_url": f"{base}/api/accounts/demo-{secrets.token_hex(4)}/receive",
+        },
+        None,
+    )
+    made.append({"id": api.id, "kind": api.kind, "name": api.name})
+    return made

@@ -1,0 +1,405 @@
+"""The core model (architecture §3). Every row carries its workspace.
+
+Queues are tables: `InboundEvent`, `Delivery` and `WebhookDelivery` rows are claimed by workers,
+so a crash loses nothing and no broker is needed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tidings.storage.types import BigId, JSONDict, JSONList, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _id() -> Mapped[int]:
+    return mapped_column(BigId, primary_key=True, autoincrement=True)
+
+
+def _ws() -> Mapped[int]:
+    return mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow)
+
+
+class Workspace(Base):
+    __tablename__ = "workspace"
+    id: Mapped[int] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class Agent(Base):
+    __tablename__ = "agent"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    availability: Mapped[str] = mapped_column(String(16), default="online")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # sha256 of the token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Team(Base):
+    __tablename__ = "team"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class TeamMember(Base):
+    __tablename__ = "team_member"
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Inbox(Base):
+    __tablename__ = "inbox"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class InboxMember(Base):
+    __tablename__ = "inbox_member"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Channel(Base):
+    __tablename__ = "channel"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inbox.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    # The whole provider config, encrypted at rest with a key derived from TIDINGS_SECRET_KEY.
+    config_encrypted: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Health, shown to admins.
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+
+
+class Contact(Base):
+    __tablename__ = "contact"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    name: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    # E.164, so that the WhatsApp and SMS identities of one person meet on one contact.
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ContactIdentity(Base):
+    __tablename__ = "contact_identity"
+    __table_args__ = (UniqueConstraint("workspace_id", "channel_kind", "address"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE"), index=True
+    )
+    channel_kind: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(300))
+    display_name: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _created()
+
+
+class Consent(Base):
+    __tablename__ = "consent"
+    __table_args__ = (UniqueConstraint("contact_id", "channel_kind", "purpose"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    channel_kind: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))
+    source_message_id: Mapped[int | None] = mapped_column(BigId)
+    changed_at: Mapped[datetime] = _created()
+
+
+class Label(Base):
+    __tablename__ = "label"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str] = mapped_column(String(16), default="#6b7280")
+
+
+class Conversation(Base):
+    __tablename__ = "conversation"
+    __table_args__ = (
+        # The inbox list: newest activity first, keyset-paged on (last_activity_at, id).
+        Index("ix_conversation_ws_activity", "workspace_id", "last_activity_at", "id"),
+        Index("ix_conversation_ws_status_activity", "workspace_id", "status", "last_activity_at"),
+        Index("ix_conversation_contact_inbox", "contact_id", "inbox_id"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inbox.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agent.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    priority: Mapped[str] = mapped_column(String(16), default="none")
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_activity_at: Mapped[datetime] = _created()
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_message_preview: Mapped[str | None] = mapped_column(String(200))
+    last_channel_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ConversationChannel(Base):
+    """Per conversation and channel: when the customer last wrote (drives service windows)."""
+
+    __tablename__ = "conversation_channel"
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channel.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConversationLabel(Base):
+    __tablename__ = "conversation_label"
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[int] = mapped_column(
+        ForeignKey("label.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Message(Base):
+    __tablename__ = "message"
+    __table_args__ = (
+        # The database, not a cache, rejects a provider message seen twice.
+        UniqueConstraint("channel_id", "provider_message_id"),
+        Index("ix_message_conversation_order", "conversation_id", "sent_at", "id"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
+    direction: Mapped[str] = mapped_column(String(4))
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(Text)
+    sender_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
+    provider_message_id: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    # Provider time for inbound (orders the thread), our time for outbound.
+    sent_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    reply_to_id: Mapped[int | None] = mapped_column(BigId)
+    cost_estimate: Mapped[Decimal | None] = mapped_column(Numeric(12, 5))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+
+
+class Attachment(Base):
+    __tablename__ = "attachment"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    mime_type: Mapped[str | None] = mapped_column(String(200))
+    filename: Mapped[str | None] = mapped_column(String(500))
+    size: Mapped[int | None] = mapped_column(Integer)
+    caption: Mapped[str | None] = mapped_column(Text)
+    provider_media_id: Mapped[str | None] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(Text)
+    storage_key: Mapped[str | None] = mapped_column(String(500))
+
+
+class InboundEvent(Base):
+    """A verified webhook event, stored raw before the provider gets its 200; replayable."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_key"),
+        Index("ix_inbound_event_queue", "state", "next_attempt_at", "occurred_at"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    event_key: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = _created()
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """The outbox: one row per outbound message, claimed by the delivery worker."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index("ix_delivery_queue", "state", "next_attempt_at"),
+        Index("ix_delivery_conversation", "conversation_id", "id"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), unique=True
+    )
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigId)
+    # The recipient's address on this channel (wa_id, PSID, phone...), fixed at queue time.
+    recipient: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = _created()
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    fallback: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Template(Base):
+    __tablename__ = "template"
+    __table_args__ = (UniqueConstraint("channel_id", "name", "language"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    components: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    provider_template_id: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = _created()
+
+
+class CannedReply(Base):
+    __tablename__ = "canned_reply"
+    __table_args__ = (UniqueConstraint("workspace_id", "short_code"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    short_code: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+
+
+class WebhookSubscription(Base):
+    __tablename__ = "webhook_subscription"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    url: Mapped[str] = mapped_column(Text)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """An outgoing webhook POST: written in the same transaction as the change it announces."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_queue", "state", "next_attempt_at"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_subscription.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = _created()
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    actor_agent_id: Mapped[int | None] = mapped_column(BigId)
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(BigId)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )

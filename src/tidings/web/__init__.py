@@ -1,0 +1,1 @@
+"""The agent UI (server-rendered pages that talk to the REST API and the live stream)."""
