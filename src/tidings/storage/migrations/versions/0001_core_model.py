@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 04:28:02.947132
+Create Date: 2026-11-27 04:36:44.353587
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 import tidings.storage.types
 
@@ -857,6 +858,7 @@ def upgrade() -> None:
         sa.Column(
             "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
+        sa.Column("recipient", sa.String(length=300), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column(

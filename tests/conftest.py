@@ -1,0 +1,185 @@
+"""Shared fixtures: a migrated database per test (SQLite or PostgreSQL, chosen by
+TIDINGS_TEST_DATABASE_URL), a real Tidings server on a loopback port with the sandbox mounted,
+and an owner with an API token.
+
+The database is migrated once per session into a template (a file copy for SQLite,
+CREATE DATABASE ... TEMPLATE for PostgreSQL), so each test starts from a clean schema quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from tidings.actions.admin import bootstrap
+from tidings.app import create_app
+from tidings.config import Settings, load_settings
+from tidings.runtime import Runtime
+from tidings.storage.db import migrate
+
+PG_URL = os.environ.get("TIDINGS_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL") or None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_parts(url: str) -> tuple[str, str]:
+    base, _, name = url.rpartition("/")
+    return base, name
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def db_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database to copy from: a file path (SQLite) or a database name (PostgreSQL)."""
+    if PG_URL:
+        base, _ = _pg_parts(PG_URL)
+        name = f"tmpl_{uuid.uuid4().hex[:10]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        migrate(f"{base}/{name}")
+        return name
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture
+async def database_url(db_template: str, tmp_path: Path) -> AsyncIterator[str]:
+    if PG_URL:
+        base, _ = _pg_parts(PG_URL)
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{db_template}"')
+        finally:
+            await conn.close()
+        yield f"{base}/{name}"
+        conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+    else:
+        path = tmp_path / "tidings.db"
+        shutil.copy(db_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+
+
+def make_settings(database_url: str, data_dir: Path, port: int, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "redis_url": None,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "public_url": f"http://127.0.0.1:{port}",
+        "sandbox": True,
+        "host": "127.0.0.1",
+        "port": port,
+        "run_workers": True,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    runtime: Runtime
+    app: Any
+
+
+class _Uvicorn(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test runner owns signals
+        return None
+
+
+async def start_server(settings: Settings) -> tuple[Server, _Uvicorn, asyncio.Task[None]]:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+    server = _Uvicorn(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    else:
+        raise RuntimeError("server did not start")
+    return Server(settings.public_url, settings, app.state.runtime, app), server, task
+
+
+@pytest.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
+    settings = make_settings(database_url, tmp_path / "data", free_port())
+    srv, uv, task = await start_server(settings)
+    try:
+        yield srv
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@dataclass
+class Owner:
+    workspace_id: int
+    agent_id: int
+    inbox_id: int
+    token: str
+
+
+@pytest.fixture
+async def owner(server: Server) -> Owner:
+    result = await bootstrap(server.runtime, "owner@example.com", "correct horse battery", "Test")
+    return Owner(result["workspace_id"], result["agent_id"], result["inbox_id"], result["api_token"])
+
+
+@pytest.fixture
+async def api(server: Server, owner: Owner) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {owner.token}"}, timeout=20
+    ) as client:
+        yield client
+
+
+async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll an async `check` until it returns a truthy value (or raise with the last value)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+        await asyncio.sleep(interval)
+
