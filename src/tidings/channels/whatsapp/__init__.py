@@ -1,0 +1,104 @@
+"""WhatsApp Business Cloud API channel.
+
+The package's public surface is `WhatsAppAdapter` (registered in `channels/registry.py`) and
+`WhatsAppConfig`. Protocol facts come from shared/protocols/meta.md §0 and §A.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.whatsapp import client, webhook
+from tidings.channels.whatsapp.config import WhatsAppConfig
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["WhatsAppAdapter", "WhatsAppConfig"]
+
+_MB = 1024 * 1024
+_DOCUMENT_TYPES = (
+    "text/plain",
+    "application/pdf",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+)
+
+# Send-side media limits (digest A4). image/webp is the sticker type: 100 KB static, 500 KB
+# animated; the larger bound is listed and the smaller left to Meta to enforce.
+_MEDIA_TYPES: dict[str, int] = {
+    "image/jpeg": 5 * _MB,
+    "image/png": 5 * _MB,
+    "image/webp": 500 * 1024,
+    "audio/aac": 16 * _MB,
+    "audio/amr": 16 * _MB,
+    "audio/mpeg": 16 * _MB,
+    "audio/mp4": 16 * _MB,
+    "audio/ogg": 16 * _MB,  # Opus only, mono
+    "video/mp4": 16 * _MB,
+    "video/3gpp": 16 * _MB,
+    **dict.fromkeys(_DOCUMENT_TYPES, 100 * _MB),
+}
+
+
+class WhatsAppAdapter:
+    """WhatsApp Cloud API. Stateless: everything per channel is in `WhatsAppConfig`."""
+
+    kind: ClassVar[str] = "whatsapp"
+    label: ClassVar[str] = "WhatsApp"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        text_max_length=4096,
+        service_window_hours=24,
+        supports_templates=True,
+        receipts=("sent", "delivered", "read"),
+        media_types=_MEDIA_TYPES,
+        # 80 msg/s per business number by default (digest A6); higher tiers are set per channel.
+        rate_per_second=80.0,
+        burst=80,
+        # Meta's documented maximum webhook payload (digest §0.3).
+        max_webhook_bytes=3 * _MB,
+    )
+    config_model: ClassVar[type[BaseModel]] = WhatsAppConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"access_token", "app_secret", "verify_token"}
+    )
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return webhook.handshake(_config(config).verify_token, request)
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        webhook.verify_signature(_config(config).app_secret, request)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return webhook.split(request.body)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return webhook.parse(payload)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(status=200, body=b"")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_message(_config(config), message, http)
+
+
+def _config(config: Any) -> WhatsAppConfig:
+    if isinstance(config, WhatsAppConfig):
+        return config
+    # Tolerate a plain mapping (e.g. a stored JSON config) rather than fail obscurely.
+    return WhatsAppConfig.model_validate(config)

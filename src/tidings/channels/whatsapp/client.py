@@ -1,0 +1,204 @@
+"""Sending through the WhatsApp Cloud API (`POST /{version}/{phone_number_id}/messages`).
+
+Never raises for provider trouble: every answer becomes Sent, Retriable or Permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.whatsapp.config import WhatsAppConfig
+from tidings.channels.whatsapp.errors import outcome_for
+from tidings.domain.enums import MessageKind
+
+logger = logging.getLogger(__name__)
+
+# Meta gives no send deadline; a slow Graph answer must not hold a delivery worker for long.
+TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+
+# Outbound media kinds and whether they take a caption (audio and stickers do not, digest A3).
+_MEDIA_CAPTION = {"image": True, "video": True, "document": True, "audio": False, "sticker": False}
+_PHONE_PUNCTUATION = str.maketrans("", "", " -()+.")
+
+
+def messages_url(config: WhatsAppConfig) -> str:
+    return f"{config.api_base_url}/{config.api_version}/{config.phone_number_id}/messages"
+
+
+def _recipient(address: str) -> dict[str, str]:
+    """`to` for phone numbers, `recipient` for business-scoped user ids.
+
+    Graph prepends the *business* number's country code to a `to` without `+` (digest A3), so
+    our E.164 digits always go out with their `+`. BSUIDs look like `US.1349...` (a country
+    code, a dot, up to 128 alphanumerics) and go in `recipient` (from ~May 2026).
+    """
+    stripped = address.strip()
+    if "." in stripped and stripped[:1].isalpha():
+        return {"recipient": stripped}
+    digits = stripped.translate(_PHONE_PUNCTUATION)
+    if digits.isascii() and digits.isdigit():
+        return {"to": f"+{digits}"}
+    return {"to": stripped}
+
+
+def _media_object(message: OutboundMessage) -> tuple[str, dict[str, Any]] | Permanent:
+    if not message.attachments:
+        return Permanent("A media message needs an attachment.")
+    # One attachment per WhatsApp message; the caller splits albums into several messages.
+    att = message.attachments[0]
+    kind = "document" if att.kind == "file" else att.kind
+    if kind not in _MEDIA_CAPTION:
+        return Permanent(f"WhatsApp cannot send a {att.kind!r} attachment.")
+    obj: dict[str, Any]
+    # An uploaded media id is what Meta recommends; a public link is fetched (and cached for
+    # 10 minutes) by Meta.
+    if att.provider_media_id:
+        obj = {"id": att.provider_media_id}
+    elif att.url:
+        obj = {"link": att.url}
+    else:
+        return Permanent("The attachment has neither a WhatsApp media id nor a link.")
+    caption = att.caption or message.text
+    if caption and _MEDIA_CAPTION[kind]:
+        obj["caption"] = caption
+    if kind == "document" and att.filename:
+        obj["filename"] = att.filename
+    return kind, obj
+
+
+def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
+    """The Graph request body for one message, or Permanent when it cannot be expressed."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    body.update(_recipient(message.to))
+    kind = message.kind
+    if kind is MessageKind.TEXT:
+        if not message.text:
+            return Permanent("The message has no text.")
+        preview = bool(message.extra.get("preview_url", False))
+        body["type"] = "text"
+        body["text"] = {"body": message.text, "preview_url": preview}
+    elif kind is MessageKind.MEDIA:
+        media = _media_object(message)
+        if isinstance(media, Permanent):
+            return media
+        body["type"], body[media[0]] = media
+    elif kind is MessageKind.TEMPLATE:
+        if not message.template:
+            return Permanent("The template message has no template.")
+        # Passed as is: it is already Graph's `template` object (name, language, components).
+        body["type"] = "template"
+        body["template"] = dict(message.template)
+    elif kind is MessageKind.REACTION:
+        target = message.extra.get("target_provider_id") or message.reply_to_provider_id
+        if not isinstance(target, str) or not target:
+            return Permanent("A reaction needs the message it reacts to.")
+        body["type"] = "reaction"
+        # An empty emoji removes the reaction.
+        body["reaction"] = {"message_id": target, "emoji": message.text or ""}
+    elif kind in _EXTRA_TYPES:
+        wa_type = _EXTRA_TYPES[kind]
+        obj = message.extra.get(wa_type)
+        if not isinstance(obj, Mapping | list):
+            return Permanent(f"The {kind.value} message has no {wa_type!r} content.")
+        body["type"] = wa_type
+        body[wa_type] = obj
+    else:
+        return Permanent(f"WhatsApp cannot send a {kind.value} message.")
+    if message.reply_to_provider_id and kind is not MessageKind.REACTION:
+        body["context"] = {"message_id": message.reply_to_provider_id}
+    # Echoed back in every status webhook for this message (statuses[].biz_opaque_callback_data),
+    # so a receipt can be tied to our message even before the wamid is stored.
+    body["biz_opaque_callback_data"] = str(message.message_id)
+    return body
+
+
+# Kinds whose WhatsApp object the composer builds and hands over in `extra[<type>]`.
+_EXTRA_TYPES = {
+    MessageKind.INTERACTIVE: "interactive",
+    MessageKind.LOCATION: "location",
+    MessageKind.CONTACT_CARD: "contacts",
+}
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_outcome(response: httpx.Response) -> Retriable | Permanent:
+    error: dict[str, Any] = {}
+    try:
+        doc = orjson.loads(response.content)
+        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+            error = doc["error"]
+    except orjson.JSONDecodeError:
+        pass  # An HTML 502 from a proxy, say: decided on the status alone below.
+    code = error.get("code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        code = None
+    data = error.get("error_data")
+    details = data.get("details") if isinstance(data, dict) else None
+    message = error.get("message")
+    return outcome_for(
+        code,
+        http_status=response.status_code,
+        title=message if isinstance(message, str) else None,
+        details=details if isinstance(details, str) else None,
+        retry_after=_retry_after(response.headers),
+    )
+
+
+async def send_message(
+    config: WhatsAppConfig, message: OutboundMessage, http: httpx.AsyncClient
+) -> SendOutcome:
+    body = build_body(message)
+    if isinstance(body, Permanent):
+        return body
+    try:
+        response = await http.post(
+            messages_url(config),
+            content=orjson.dumps(body),
+            headers={
+                "Authorization": f"Bearer {config.access_token}",
+                "Content-Type": "application/json",
+            },
+            timeout=TIMEOUT,
+        )
+    except httpx.TimeoutException:
+        # The request may have reached Meta; Graph has no idempotency key, so a retry can
+        # duplicate. Still better than silently dropping the message.
+        return Retriable("WhatsApp did not answer in time; the message will be retried.")
+    except httpx.TransportError as exc:
+        logger.warning("whatsapp send transport error: %r", exc)
+        return Retriable("Could not reach WhatsApp; the message will be retried.")
+
+    if response.is_success:
+        try:
+            doc = orjson.loads(response.content)
+            wamid = doc["messages"][0]["id"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            wamid = None
+        if isinstance(wamid, str) and wamid:
+            return Sent(wamid)
+        return Permanent("WhatsApp accepted the request but returned no message id.")
+    return _error_outcome(response)

@@ -1,0 +1,46 @@
+"""The settings one WhatsApp channel needs, named as Meta names them in the App Dashboard."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Meta accepts any `vNN.N` version prefix (digest §0); v25.0 is the one in current examples.
+_VERSION = re.compile(r"^v\d+\.\d+$")
+
+
+class WhatsAppConfig(BaseModel):
+    """One WhatsApp Business phone number connected through the Cloud API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # The id we POST to (`/{phone_number_id}/messages`); webhooks carry it in
+    # `metadata.phone_number_id`. Not the phone number itself.
+    phone_number_id: str = Field(min_length=1)
+    # System-user or business token, sent as `Authorization: Bearer`.
+    access_token: str = Field(min_length=1)
+    # Key of the HMAC in `X-Hub-Signature-256` on every webhook POST.
+    app_secret: str = Field(min_length=1)
+    # The string typed into the App Dashboard, echoed in the GET handshake.
+    verify_token: str = Field(min_length=1)
+    # The sandbox points this at the simulator; production leaves the default.
+    api_base_url: str = "https://graph.facebook.com"
+    api_version: str = "v25.0"
+    waba_id: str | None = None
+    # Digits only, as in webhook `metadata.display_phone_number`.
+    display_phone_number: str | None = None
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("api_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError("api_version looks like v25.0")
+        return value

@@ -1,0 +1,676 @@
+"""WhatsApp webhooks: handshake, signature, split and parse. Pure functions, no I/O.
+
+`split` runs on the hot path before Meta gets its 200, so it only walks the envelope with
+orjson and cuts it into small self-contained pieces; `parse` (in the ingest worker) turns one
+piece into canonical events and is where the per-type knowledge lives. Facts cited as "digest"
+are from shared/protocols/meta.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
+from tidings.channels.whatsapp.errors import failure_reason
+from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.events import (
+    AttachmentRef,
+    CanonicalEvent,
+    Ignored,
+    InboundMessage,
+    Sender,
+    StatusUpdate,
+)
+
+OBJECT = "whatsapp_business_account"
+SIGNATURE_HEADER = "x-hub-signature-256"
+_SIGNATURE_PREFIX = "sha256="
+_HEX = frozenset("0123456789abcdef")
+
+# --------------------------------------------------------------------------------------------
+# Handshake and signature (digest §0.1, §0.2)
+
+
+def handshake(verify_token: str, request: WebhookRequest) -> WebhookReply:
+    """Meta's GET: `hub.mode=subscribe`, our `hub.verify_token`, and a `hub.challenge` that
+    must come back as the whole body of a 200."""
+    mode = request.query.get("hub.mode", "")
+    token = request.query.get("hub.verify_token", "")
+    # Compare bytes: compare_digest refuses non-ASCII str, and the query is attacker-supplied.
+    token_ok = hmac.compare_digest(token.encode(), verify_token.encode())
+    if mode != "subscribe" or not token_ok:
+        raise SignatureError("The WhatsApp verification handshake did not match this channel.")
+    challenge = request.query.get("hub.challenge")
+    if not challenge:
+        raise PayloadError("The WhatsApp verification handshake carried no hub.challenge.")
+    return WebhookReply(status=200, body=challenge.encode(), media_type="text/plain")
+
+
+def verify_signature(app_secret: str, request: WebhookRequest) -> None:
+    """`X-Hub-Signature-256: sha256=<hex>` is HMAC-SHA256(app secret, raw body). Computed on the
+    bytes as received: Meta signs its ASCII-escaped serialisation, never re-serialise."""
+    header = request.headers.get(SIGNATURE_HEADER)
+    if header is None:
+        raise SignatureError("The WhatsApp webhook has no X-Hub-Signature-256 header.")
+    if not header.startswith(_SIGNATURE_PREFIX):
+        raise SignatureError("The WhatsApp webhook signature is not of the form sha256=<hex>.")
+    given = header[len(_SIGNATURE_PREFIX) :].strip().lower()
+    if len(given) != 64 or not _HEX.issuperset(given):
+        raise SignatureError("The WhatsApp webhook signature is not of the form sha256=<hex>.")
+    expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given):
+        raise SignatureError("The WhatsApp webhook signature does not match the app secret.")
+
+
+# --------------------------------------------------------------------------------------------
+# Split: hot path. orjson and dict walking only.
+
+
+def _digest(obj: object) -> str:
+    # Sorted keys so that the same content always gives the same key.
+    return hashlib.blake2b(
+        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
+
+
+def _when(value: object) -> datetime | None:
+    """WhatsApp timestamps are Unix seconds as a string ("1749416383"); entry.time is an int."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _contacts_for(element: dict[str, Any], contacts: list[Any], by_id: dict[str, Any]) -> list[Any]:
+    """The contacts[] entries that describe this element's user.
+
+    A batch can carry many users' messages in one change, each with its own contacts[] entry;
+    copying them all into every piece would make a 1000-message batch quadratic.
+    """
+    if len(contacts) <= 1:
+        return contacts
+    found = []
+    for key in ("from", "from_user_id", "recipient_id", "recipient_user_id"):
+        ident = element.get(key)
+        if isinstance(ident, str) and ident in by_id:
+            contact = by_id[ident]
+            if contact not in found:
+                found.append(contact)
+    return found
+
+
+def _index_contacts(contacts: list[Any]) -> dict[str, Any]:
+    by_id: dict[str, Any] = {}
+    if len(contacts) > 1:
+        for contact in contacts:
+            if isinstance(contact, dict):
+                for key in ("wa_id", "user_id"):
+                    ident = contact.get(key)
+                    if isinstance(ident, str):
+                        by_id[ident] = contact
+    return by_id
+
+
+def _status_key(status: dict[str, Any]) -> str:
+    """`status:<wamid>:<status>`, and for `failed` also the first error code.
+
+    Meta's retries resend the same status, which must collapse. A `failed` for a wamid is not
+    documented as final, though (Meta keeps trying undelivered messages for up to 30 days,
+    digest A5), so a later failure with a different code is new information and must not be
+    swallowed as a duplicate of the first.
+    """
+    ident = status.get("id")
+    state = status.get("status")
+    if not isinstance(ident, str) or not ident or not isinstance(state, str):
+        return f"status:h:{_digest(status)}"
+    if state == "failed":
+        errors = status.get("errors")
+        code = None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = errors[0].get("code")
+        return f"status:{ident}:failed:{code if code is not None else 'none'}"
+    return f"status:{ident}:{state}"
+
+
+def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[RawEvent]) -> None:
+    metadata = value.get("metadata")
+    contacts = value.get("contacts")
+    if not isinstance(contacts, list):
+        contacts = []
+    by_id = _index_contacts(contacts)
+    dumps = orjson.dumps
+
+    messages = value.get("messages")
+    if isinstance(messages, list):
+        for msg in messages:
+            if not isinstance(msg, dict):
+                out.append(_opaque("messages", waba_id, msg))
+                continue
+            ident = msg.get("id")
+            key = f"msg:{ident}" if isinstance(ident, str) and ident else f"msg:h:{_digest(msg)}"
+            body = {
+                "field": "messages",
+                "waba_id": waba_id,
+                "metadata": metadata,
+                "contacts": _contacts_for(msg, contacts, by_id),
+                "message": msg,
+            }
+            out.append(RawEvent(key, dumps(body), _when(msg.get("timestamp"))))
+
+    statuses = value.get("statuses")
+    if isinstance(statuses, list):
+        for status in statuses:
+            if not isinstance(status, dict):
+                out.append(_opaque("messages", waba_id, status))
+                continue
+            body = {
+                "field": "messages",
+                "waba_id": waba_id,
+                "metadata": metadata,
+                "contacts": _contacts_for(status, contacts, by_id),
+                "status": status,
+            }
+            out.append(RawEvent(_status_key(status), dumps(body), _when(status.get("timestamp"))))
+
+    errors = value.get("errors")
+    if isinstance(errors, list):
+        number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+        for error in errors:
+            # value.errors carry no id or timestamp: the content (scoped to the number) is the
+            # only stable key, so two identical errors in different webhooks collapse into one.
+            body = {"field": "messages", "waba_id": waba_id, "metadata": metadata, "error": error}
+            out.append(RawEvent(f"error:{_digest([number, error])}", dumps(body), None))
+
+
+def _split_echoes_change(waba_id: object, value: dict[str, Any], out: list[RawEvent]) -> None:
+    # Coexistence numbers only: what the business typed in the WhatsApp Business app (digest A2).
+    metadata = value.get("metadata")
+    echoes = value.get("message_echoes")
+    if not isinstance(echoes, list):
+        return
+    for echo in echoes:
+        if not isinstance(echo, dict):
+            out.append(_opaque("smb_message_echoes", waba_id, echo))
+            continue
+        ident = echo.get("id")
+        key = f"echo:{ident}" if isinstance(ident, str) and ident else f"echo:h:{_digest(echo)}"
+        body = {
+            "field": "smb_message_echoes",
+            "waba_id": waba_id,
+            "metadata": metadata,
+            "echo": echo,
+        }
+        out.append(RawEvent(key, orjson.dumps(body), _when(echo.get("timestamp"))))
+
+
+def _opaque(field: object, waba_id: object, thing: object) -> RawEvent:
+    # Kept rather than dropped: parse refuses it, so it shows up as a failed, replayable event.
+    body = {"field": field, "waba_id": waba_id, "malformed": thing}
+    return RawEvent(f"bad:{_digest(body)}", orjson.dumps(body), None)
+
+
+def split(body: bytes) -> list[RawEvent]:
+    """Cut a verified webhook body into one RawEvent per message, status, error or other change.
+
+    Meta may batch up to 1000 updates in one POST across several entry[] and changes[]
+    (digest §0.3), so every level is walked. Keys are stable across Meta's retries:
+    `msg:<wamid>`, `status:<wamid>:<status>[:<code>]`, `error:<hash>`, `echo:<wamid>`,
+    `change:<field>:<hash>`.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError("The WhatsApp webhook body is not valid JSON.") from exc
+    if not isinstance(doc, dict) or doc.get("object") != OBJECT:
+        raise PayloadError("The webhook is not a WhatsApp Business Account event.")
+    entries = doc.get("entry")
+    if not isinstance(entries, list):
+        raise PayloadError("The WhatsApp webhook has no entry list.")
+
+    out: list[RawEvent] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            out.append(_opaque(None, None, entry))
+            continue
+        waba_id = entry.get("id")
+        changes = entry.get("changes")
+        if not isinstance(changes, list):
+            out.append(_opaque(None, waba_id, entry))
+            continue
+        for change in changes:
+            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                out.append(_opaque(None, waba_id, change))
+                continue
+            field = change.get("field")
+            value = change["value"]
+            if field == "messages":
+                _split_messages_change(waba_id, value, out)
+            elif field == "smb_message_echoes":
+                _split_echoes_change(waba_id, value, out)
+            else:
+                # Template, quality and account updates: one piece per change. entry.time is in
+                # the key so a later, identical-looking update (APPROVED again) is kept.
+                piece = {
+                    "field": field,
+                    "waba_id": waba_id,
+                    "time": entry.get("time"),
+                    "value": value,
+                }
+                key = f"change:{field}:{_digest(piece)}"
+                out.append(RawEvent(key, orjson.dumps(piece), _when(entry.get("time"))))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Parse: the ingest worker. Untrusted input: every field is type-checked before use.
+
+
+def _str(obj: object, key: str) -> str | None:
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _dict(obj: object, key: str) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _list(obj: object, key: str) -> list[Any]:
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _digits(value: str | None) -> str | None:
+    if value and value.isascii() and value.isdigit():
+        return value
+    return None
+
+
+def _required_time(element: dict[str, Any], what: str) -> datetime:
+    when = _when(element.get("timestamp"))
+    if when is None:
+        raise PayloadError(f"The WhatsApp {what} has no valid timestamp.")
+    return when
+
+
+def _sender(message: dict[str, Any], contacts: list[Any]) -> Sender:
+    """Phone digits when WhatsApp reveals them, else the BSUID.
+
+    From the BSUID rollout (~April 2026) a user with a username may arrive with only
+    `from_user_id` / `contacts[].user_id` and no phone (digest A2), so the phone is optional.
+    """
+    wa_id = _str(message, "from")
+    user_id = _str(message, "from_user_id")
+    contact: dict[str, Any] = {}
+    for candidate in contacts:
+        if not isinstance(candidate, dict):
+            continue
+        matches = (wa_id is not None and candidate.get("wa_id") == wa_id) or (
+            user_id is not None and candidate.get("user_id") == user_id
+        )
+        if matches or len(contacts) == 1:
+            contact = candidate
+            break
+    wa_id = wa_id or _str(contact, "wa_id")
+    user_id = user_id or _str(contact, "user_id")
+    digits = _digits(wa_id)
+    address = digits or user_id or wa_id
+    if not address:
+        raise PayloadError("The WhatsApp message names no sender (no from, wa_id or user_id).")
+    profile = _dict(contact, "profile")
+    name = _str(profile, "name") or _str(profile, "username")
+    aliases = (user_id,) if user_id and user_id != address else ()
+    return Sender(
+        address=address,
+        name=name or None,
+        phone=f"+{digits}" if digits else None,
+        aliases=aliases,
+    )
+
+
+_MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+
+
+class _Content:
+    """What a message says, independent of who sent it (shared by inbound and echoes)."""
+
+    __slots__ = ("attachments", "extra", "kind", "target", "text")
+
+    def __init__(self, kind: MessageKind, text: str | None = None) -> None:
+        self.kind = kind
+        self.text = text
+        self.attachments: tuple[AttachmentRef, ...] = ()
+        self.target: str | None = None
+        self.extra: dict[str, Any] = {}
+
+
+def _media(kind: str, obj: dict[str, Any]) -> _Content:
+    caption = _str(obj, "caption")
+    content = _Content(MessageKind.MEDIA, caption)
+    content.attachments = (
+        AttachmentRef(
+            kind=kind,
+            mime_type=_str(obj, "mime_type"),
+            provider_media_id=_str(obj, "id"),
+            # Present on current inbound webhooks but needs the bearer token to fetch (A4).
+            url=_str(obj, "url") or _str(obj, "link"),
+            filename=_str(obj, "filename"),
+            caption=caption,
+            size=_int(obj.get("file_size")),
+        ),
+    )
+    if kind == "audio" and obj.get("voice") is True:
+        content.extra["voice"] = True
+    if kind == "sticker" and obj.get("animated") is True:
+        content.extra["animated"] = True
+    if sha := _str(obj, "sha256"):
+        content.extra["sha256"] = sha
+    return content
+
+
+def _location(obj: dict[str, Any]) -> _Content:
+    extra: dict[str, Any] = {}
+    for key in ("latitude", "longitude"):
+        value = obj.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            extra[key] = value
+    for key in ("name", "address", "url"):
+        if text := _str(obj, key):
+            extra[key] = text
+    words = [w for w in (extra.get("name"), extra.get("address")) if w]
+    content = _Content(MessageKind.LOCATION, ", ".join(words) or None)
+    content.extra = extra
+    return content
+
+
+def _contact_cards(cards: list[Any]) -> _Content:
+    names = []
+    for card in cards:
+        name = _dict(card, "name")
+        formatted = _str(name, "formatted_name") or " ".join(
+            w for w in (_str(name, "first_name"), _str(name, "last_name")) if w
+        )
+        if formatted:
+            names.append(formatted)
+    content = _Content(MessageKind.CONTACT_CARD, ", ".join(names) or None)
+    content.extra = {"contacts": [c for c in cards if isinstance(c, dict)]}
+    return content
+
+
+def _interactive(obj: dict[str, Any]) -> _Content:
+    sub = _str(obj, "type") or ""
+    if sub in ("button_reply", "list_reply"):
+        reply = _dict(obj, sub)
+        content = _Content(MessageKind.INTERACTIVE, _str(reply, "title"))
+        content.extra = {"type": sub, "id": _str(reply, "id"), "title": _str(reply, "title")}
+        if description := _str(reply, "description"):
+            content.extra["description"] = description
+        return content
+    if sub == "nfm_reply":
+        # A completed WhatsApp Flow: the answers are a JSON string in response_json.
+        reply = _dict(obj, "nfm_reply")
+        content = _Content(MessageKind.INTERACTIVE, _str(reply, "body") or "Form submitted")
+        content.extra = {"type": sub, "name": _str(reply, "name")}
+        raw = _str(reply, "response_json")
+        if raw is not None:
+            try:
+                content.extra["response"] = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                content.extra["response_json"] = raw
+        return content
+    content = _Content(MessageKind.UNSUPPORTED)
+    content.extra = {"type": f"interactive.{sub}" if sub else "interactive", "interactive": obj}
+    return content
+
+
+def _order(obj: dict[str, Any]) -> _Content:
+    items = [i for i in _list(obj, "product_items") if isinstance(i, dict)]
+    lines = []
+    for item in items:
+        qty = item.get("quantity")
+        sku = _str(item, "product_retailer_id") or "?"
+        price = item.get("item_price")
+        currency = _str(item, "currency") or ""
+        lines.append(f"{qty} x {sku} @ {price} {currency}".strip())
+    text = _str(obj, "text")
+    summary = f"Order of {len(items)} item(s): " + "; ".join(lines)
+    content = _Content(MessageKind.TEXT, f"{text}\n{summary}" if text else summary)
+    content.extra = {"type": "order", "order": obj}
+    return content
+
+
+def _content(message: dict[str, Any]) -> _Content:
+    mtype = _str(message, "type") or "unknown"
+    if mtype == "text":
+        return _Content(MessageKind.TEXT, _str(_dict(message, "text"), "body") or "")
+    if mtype in _MEDIA_TYPES:
+        return _media(mtype, _dict(message, mtype))
+    if mtype == "location":
+        return _location(_dict(message, "location"))
+    if mtype == "contacts":
+        return _contact_cards(_list(message, "contacts"))
+    if mtype == "interactive":
+        return _interactive(_dict(message, "interactive"))
+    if mtype == "button":
+        # Quick-reply button on a template: `payload` is what we set when sending it.
+        button = _dict(message, "button")
+        content = _Content(MessageKind.INTERACTIVE, _str(button, "text"))
+        content.extra = {"type": "button", "payload": _str(button, "payload")}
+        return content
+    if mtype == "reaction":
+        reaction = _dict(message, "reaction")
+        # Removal is an empty or absent emoji (both seen, digest A2): text "" means removed.
+        content = _Content(MessageKind.REACTION, _str(reaction, "emoji") or "")
+        content.target = _str(reaction, "message_id")
+        return content
+    if mtype == "system":
+        system = _dict(message, "system")
+        content = _Content(MessageKind.SYSTEM, _str(system, "body"))
+        content.extra = {"type": _str(system, "type")}
+        # user_changed_number carries the new wa_id.
+        if new_wa_id := _str(system, "wa_id") or _str(system, "new_wa_id"):
+            content.extra["new_wa_id"] = new_wa_id
+        return content
+    if mtype == "order":
+        return _order(_dict(message, "order"))
+    content = _Content(MessageKind.UNSUPPORTED)
+    if mtype == "unsupported":
+        # e.g. a poll: WhatsApp says which in `unsupported.type`, plus a 131051 error.
+        inner = _str(_dict(message, "unsupported"), "type")
+        content.extra = {"type": inner or "unsupported"}
+    else:
+        content.extra = {"type": mtype}
+        if isinstance(message.get(mtype), dict | list):
+            content.extra[mtype] = message[mtype]
+    errors = _list(message, "errors")
+    if errors and isinstance(errors[0], dict):
+        error = errors[0]
+        code = _int(error.get("code"))
+        content.extra["error_code"] = code
+        # Kept out of `text`, which is what the customer wrote.
+        content.extra["error_reason"] = failure_reason(
+            code, _str(error, "title"), _str(_dict(error, "error_data"), "details")
+        )
+    return content
+
+
+def _common_extra(message: dict[str, Any], extra: dict[str, Any]) -> None:
+    context = _dict(message, "context")
+    if context.get("forwarded") is True:
+        extra["forwarded"] = True
+    if context.get("frequently_forwarded") is True:
+        extra["frequently_forwarded"] = True
+    if product := _dict(context, "referred_product"):
+        extra["referred_product"] = product
+    # Click-to-WhatsApp ad that started the chat.
+    if referral := _dict(message, "referral"):
+        extra["referral"] = referral
+
+
+def _parse_message(doc: dict[str, Any]) -> InboundMessage:
+    message = doc["message"]
+    if not isinstance(message, dict):
+        raise PayloadError("The WhatsApp message is not an object.")
+    ident = _str(message, "id")
+    if not ident:
+        raise PayloadError("The WhatsApp message has no id.")
+    content = _content(message)
+    _common_extra(message, content.extra)
+    return InboundMessage(
+        provider_message_id=ident,
+        sender=_sender(message, _list(doc, "contacts")),
+        occurred_at=_required_time(message, "message"),
+        kind=content.kind,
+        text=content.text,
+        attachments=content.attachments,
+        reply_to_provider_id=_str(_dict(message, "context"), "id"),
+        target_provider_id=content.target,
+        extra=content.extra,
+    )
+
+
+def _parse_echo(doc: dict[str, Any]) -> InboundMessage:
+    echo = doc["echo"]
+    if not isinstance(echo, dict):
+        raise PayloadError("The WhatsApp message echo is not an object.")
+    ident = _str(echo, "id")
+    to = _str(echo, "to") or _str(echo, "to_user_id")
+    if not ident or not to:
+        raise PayloadError("The WhatsApp message echo has no id or recipient.")
+    content = _content(echo)
+    digits = _digits(to)
+    # The sender of an echo is the business; the address is the customer it was written to,
+    # which is what places it in that customer's conversation.
+    sender = Sender(address=to, phone=f"+{digits}" if digits else None)
+    return InboundMessage(
+        provider_message_id=ident,
+        sender=sender,
+        occurred_at=_required_time(echo, "message echo"),
+        kind=content.kind,
+        text=content.text,
+        attachments=content.attachments,
+        target_provider_id=content.target,
+        extra=content.extra,
+        echo=True,
+    )
+
+
+_STATUSES = {
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.READ,
+    # First play of a voice note: as good as read.
+    "played": MessageStatus.READ,
+    "failed": MessageStatus.FAILED,
+}
+
+
+def _parse_status(doc: dict[str, Any]) -> CanonicalEvent:
+    status = doc["status"]
+    if not isinstance(status, dict):
+        raise PayloadError("The WhatsApp status is not an object.")
+    ident = _str(status, "id")
+    if not ident:
+        raise PayloadError("The WhatsApp status has no message id.")
+    state = _str(status, "status")
+    mapped = _STATUSES.get(state or "")
+    if mapped is None:
+        return Ignored(f"WhatsApp status {state!r} for {ident} has no effect in Tidings.")
+    error_code = error_reason = None
+    if mapped is MessageStatus.FAILED:
+        errors = _list(status, "errors")
+        error = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code = _int(error.get("code"))
+        error_code = str(code) if code is not None else None
+        error_reason = failure_reason(
+            code,
+            _str(error, "title") or _str(error, "message"),
+            _str(_dict(error, "error_data"), "details"),
+        )
+    return StatusUpdate(
+        provider_message_id=ident,
+        status=mapped,
+        occurred_at=_required_time(status, "status"),
+        recipient=_str(status, "recipient_id") or _str(status, "recipient_user_id"),
+        error_code=error_code,
+        error_reason=error_reason,
+        our_message_ref=_str(status, "biz_opaque_callback_data"),
+    )
+
+
+def _parse_error(doc: dict[str, Any]) -> Ignored:
+    error = doc["error"]
+    number = _str(_dict(doc, "metadata"), "phone_number_id") or "?"
+    code = _int(error.get("code")) if isinstance(error, dict) else None
+    reason = failure_reason(
+        code,
+        _str(error, "title") or _str(error, "message"),
+        _str(_dict(error, "error_data"), "details"),
+    )
+    return Ignored(f"WhatsApp reported an error for phone number id {number}: {reason}")
+
+
+def _parse_change(doc: dict[str, Any]) -> Ignored:
+    field = doc.get("field")
+    value = _dict(doc, "value")
+    if field == "message_template_status_update":
+        name = _str(value, "message_template_name") or value.get("message_template_id")
+        lang = _str(value, "message_template_language")
+        event = _str(value, "event") or "?"
+        reason = _str(value, "reason")
+        tail = f" ({reason})" if reason and reason != "NONE" else ""
+        return Ignored(f"WhatsApp template {name!r} [{lang}] is now {event}{tail}.")
+    return Ignored(f"WhatsApp {field!r} webhooks have no effect in Tidings yet.")
+
+
+def parse(payload: bytes) -> list[CanonicalEvent]:
+    """Turn one piece cut by `split` into canonical events.
+
+    Unknown message types become UNSUPPORTED messages; only a structurally broken piece (no
+    id, no sender, no timestamp, not JSON) raises PayloadError, leaving it failed and
+    replayable.
+    """
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError("The stored WhatsApp event is not valid JSON.") from exc
+    if not isinstance(doc, dict):
+        raise PayloadError("The stored WhatsApp event is not an object.")
+    if "message" in doc:
+        return [_parse_message(doc)]
+    if "status" in doc:
+        return [_parse_status(doc)]
+    if "error" in doc:
+        return [_parse_error(doc)]
+    if "echo" in doc:
+        return [_parse_echo(doc)]
+    if "value" in doc:
+        return [_parse_change(doc)]
+    raise PayloadError("The WhatsApp webhook piece is malformed and cannot be understood.")
