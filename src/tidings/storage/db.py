@@ -116,8 +116,10 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the schema up to `revision` (blocking; call from a thread in async code)."""
+def migrate(url: str, revision: str = "heads") -> None:
+    """Bring the schema up to `revision` (blocking; call from a thread in async code).
+
+    "heads": features may add migrations on separate branches from 0001; all are applied."""
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
