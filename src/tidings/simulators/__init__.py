@@ -1,0 +1,1 @@
+"""Provider simulators: fake provider APIs that speak the real protocols (sandbox and tests)."""

@@ -1,0 +1,1604 @@
+"""A WhatsApp Cloud API simulator that speaks the real Graph protocol.
+
+It plays both of Meta's roles towards Tidings: the Graph endpoint Tidings sends to
+(`POST /{version}/{phone_number_id}/messages`, validated, rate-limited and window-checked like
+the real one, with real success and error shapes), and the webhook sender that calls Tidings
+(signed with the app secret, at-least-once with retries, duplicates on demand). A JSON control
+API under `/_sim/` plays the customer and sets the knobs. Facts cited as "digest" are from
+shared/protocols/meta.md (§0 shared mechanics, §A WhatsApp, §D simulator checklist).
+
+Sandbox mode mounts `WhatsAppSimulator().app` under `/sandbox/whatsapp`; tests run it in
+process (httpx.ASGITransport) or standalone under uvicorn. Mounted sub-apps get no lifespan
+events, so whoever creates the simulator calls `await sim.aclose()` on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+logger = logging.getLogger(__name__)
+
+StatusName = Literal["sent", "delivered", "read", "played", "failed"]
+
+_VERSION = re.compile(r"^v\d+\.\d+$")
+# BSUID: ISO country code, a dot, up to 128 alphanumerics (parent ids add `ENT.`; digest A2).
+_BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,140}$")
+_PHONE_PUNCTUATION = str.maketrans("", "", " -()+")
+_MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+_SEND_TYPES = frozenset(
+    (*_MEDIA_TYPES, "text", "location", "contacts", "interactive", "template", "reaction")
+)
+_DEFAULT_MIME = {
+    "image": "image/jpeg",
+    "audio": "audio/ogg; codecs=opus",
+    "video": "video/mp4",
+    "document": "application/pdf",
+    "sticker": "image/webp",
+}
+_INTERACTIVE_TYPES = frozenset(
+    (
+        "button",
+        "list",
+        "cta_url",
+        "location_request_message",
+        "flow",
+        "product",
+        "product_list",
+        "contact_request",
+        "voice_call",
+        "call_permission_request",
+    )
+)
+# Error titles as Graph words them (`message` is "(#<code>) <title>" since v16, digest §0.4).
+_TITLES = {
+    2: "Service temporarily unavailable",
+    4: "Application request limit reached",
+    100: "Invalid parameter",
+    130429: "Rate limit hit",
+    131000: "Something went wrong",
+    131008: "Required parameter is missing",
+    131009: "Parameter value is not valid",
+    131016: "Service unavailable",
+    131026: "Message undeliverable",
+    131047: "Re-engagement message",
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+    131050: "Unable to deliver the message. This recipient has chosen to stop receiving "
+    "marketing messages on WhatsApp from your business.",
+    131051: "Unsupported message type",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+    131057: "Account in maintenance mode",
+    132001: "Template name does not exist in the translation",
+    132015: "Template is Paused",
+    132016: "Template is Disabled",
+}
+_DETAILS = {
+    131026: "Message Undeliverable.",
+    131047: "Message failed to send because more than 24 hours have passed since the customer "
+    "last replied to this number.",
+    130429: "Cloud API message throughput has been reached.",
+    131056: "Message failed to send because there were too many messages sent from this phone "
+    "number to the same phone number in a short period of time.",
+}
+_ERROR_HREF = "/documentation/business-messaging/whatsapp/support/error-codes"
+# Third-party copies of Meta's table; Meta itself says not to rely on HTTP status (digest A3).
+_HTTP_FOR_CODE = {0: 401, 190: 401, 10: 403, 368: 403, 130497: 403, 1: 500, 2: 503, 3: 500}
+
+
+# --------------------------------------------------------------------------------------------
+# Knobs and control-API bodies
+
+
+class TemplateSpec(BaseModel):
+    """A template the simulated WABA knows; only checked when the `templates` knob is set."""
+
+    model_config = ConfigDict(extra="forbid")
+    languages: list[str] = ["en_US"]
+    status: str = "APPROVED"
+    category: Literal["marketing", "utility", "authentication"] = "utility"
+
+
+class Knobs(BaseModel):
+    """Everything the real platform does that a test may want to change. Defaults follow
+    production where the digest documents it, otherwise they are marked unconfirmed there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enforce_window: bool = True
+    # Whether 131047 comes back on the send (sync) or as a `failed` status webhook after a 200
+    # (async); production usually does the latter (digest A3).
+    window_mode: Literal["sync", "async"] = "async"
+    window_hours: float = Field(24.0, gt=0)
+    auto_statuses: list[Literal["sent", "delivered", "read", "played"]] = [
+        "sent",
+        "delivered",
+        "read",
+    ]
+    status_delay: float = Field(0.05, ge=0)
+    # Per business number, all message types (digest A6).
+    throughput_per_second: float = Field(80.0, gt=0)
+    # Pair limit: 1 message per 6 s to one user, with bursts of up to 45 "borrowed" (A6): a
+    # token bucket of 45 refilled every 6 s.
+    pair_rate_limit: bool = True
+    pair_burst: int = Field(45, ge=1)
+    pair_interval_seconds: float = Field(6.0, gt=0)
+    duplicate_deliveries: int = Field(0, ge=0, le=100)
+    # Meta's exact backoff is unconfirmed (digest §0.3); it retries for up to 7 days.
+    retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
+    retry_for_seconds: float = Field(600.0, ge=0)
+    delivery_timeout: float = Field(10.0, gt=0)
+    # Meta's bodies show "/" as "\/" (digest §0.2); signing those bytes catches re-serialisers.
+    escape_slashes: bool = True
+    templates: dict[str, TemplateSpec] | None = None
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=1)
+    webhook_url: str = Field(min_length=1)
+    display_phone_number: str | None = None
+    waba_id: str | None = None
+    verify: bool = False
+
+
+class InboundSpec(BaseModel):
+    """One message the customer sends. The type object may be passed under its type's name
+    (`{"type": "location", "location": {...}}`); text and media get real-looking defaults."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    phone_number_id: str | None = None
+    from_: str | None = Field(None, alias="from", pattern=r"^\d{5,20}$")
+    name: str | None = None
+    user_id: str | None = None
+    text: str | None = None
+    type: str = "text"
+    id: str | None = None
+    timestamp: int | None = None
+    context_id: str | None = None
+
+
+class StatusSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    status: StatusName
+    recipient_id: str | None = None
+    timestamp: int | None = None
+    errors: list[dict[str, Any]] | None = None
+    biz_opaque_callback_data: str | None = None
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone_number_id: str
+    messages: list[InboundSpec] = []
+    statuses: list[StatusSpec] = []
+    split_entries: bool = False
+
+
+class RawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone_number_id: str
+    payload: dict[str, Any]
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone_number_id: str
+    message_id: str
+    status: StatusName
+    error_code: int | None = None
+
+
+class FailIn(BaseModel):
+    """The next `count` sends fail. With a code: a Graph error (sync) or a `failed` status after
+    a 200 (async). Without code but with http_status: a bare HTTP error. `delay_seconds` stalls
+    the answer first (for client timeouts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(1, ge=1)
+    code: int | None = None
+    http_status: int | None = Field(None, ge=200, le=599)
+    mode: Literal["sync", "async"] = "sync"
+    retry_after: float | None = Field(None, ge=0)
+    delay_seconds: float = Field(0.0, ge=0)
+    details: str | None = None
+
+
+class WindowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone_number_id: str
+    user: str
+    # None closes the window; a number pretends the customer last wrote that long ago.
+    last_inbound_hours_ago: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class Account:
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    webhook_url: str
+    display_phone_number: str
+    waba_id: str
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "phone_number_id": self.phone_number_id,
+            "display_phone_number": self.display_phone_number,
+            "waba_id": self.waba_id,
+            "webhook_url": self.webhook_url,
+        }
+
+
+@dataclass
+class Customer:
+    """A WhatsApp user as seen from one business number."""
+
+    key: str  # wa_id when known, else the BSUID
+    wa_id: str | None = None
+    user_id: str | None = None
+    name: str | None = None
+    last_inbound: float | None = None
+    typing_until: float | None = None
+    pair_tokens: float = 0.0
+    pair_updated: float = 0.0
+
+
+@dataclass
+class SimMessage:
+    id: str
+    direction: Literal["in", "out"]
+    phone_number_id: str
+    user: str
+    type: str
+    content: Any
+    text: str | None
+    timestamp: int
+    # out: accepted -> sent -> delivered -> read | failed; in: sent -> delivered -> read
+    # (the ticks the customer sees on their own message).
+    status: str
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    biz_opaque_callback_data: str | None = None
+    context_id: str | None = None
+    seq: int = 0
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user": self.user,
+            "direction": self.direction,
+            "type": self.type,
+            "text": self.text,
+            "content": self.content,
+            "timestamp": self.timestamp,
+            "status": self.status,
+            "statuses": self.statuses,
+            "context_id": self.context_id,
+            "biz_opaque_callback_data": self.biz_opaque_callback_data,
+        }
+
+
+@dataclass
+class Delivery:
+    """One webhook POST to Tidings and its retries."""
+
+    id: int
+    phone_number_id: str
+    kind: str  # message | status | batch | raw
+    refs: list[str]
+    duplicate: bool
+    created_at: float
+    attempts: int = 0
+    first_status: int | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    state: Literal["pending", "delivered", "given_up"] = "pending"
+
+    def view(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("created_at")
+        return data
+
+
+@dataclass
+class _Failure:
+    code: int | None
+    http_status: int | None
+    mode: Literal["sync", "async"]
+    retry_after: float | None
+    delay_seconds: float
+    details: str | None
+
+
+class _GraphError(Exception):
+    def __init__(
+        self,
+        code: int,
+        details: str | None = None,
+        *,
+        http_status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details
+        self.http_status = http_status or _HTTP_FOR_CODE.get(code, 400)
+        self.headers = headers or {}
+
+
+class _ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _fbtrace_id() -> str:
+    return "A" + secrets.token_urlsafe(16)[:22]
+
+
+def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
+    """The Graph error envelope (digest §0.4): `message` is `(#code) title`, the explanation is
+    in `error_data.details`, no `error_subcode` since v16."""
+    title = _TITLES.get(code, "Error")
+    if code == 190:
+        # Token errors are plain Graph OAuth errors without WhatsApp's error_data.
+        return {
+            "error": {
+                "message": "Error validating access token: The session is invalid.",
+                "type": "OAuthException",
+                "code": 190,
+                "fbtrace_id": _fbtrace_id(),
+            }
+        }
+    return {
+        "error": {
+            "message": f"(#{code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {
+                "messaging_product": "whatsapp",
+                "details": details or _DETAILS.get(code, title),
+            },
+            "fbtrace_id": _fbtrace_id(),
+        }
+    }
+
+
+def _status_error(code: int, details: str | None = None) -> dict[str, Any]:
+    title = _TITLES.get(code, "Error")
+    return {
+        "code": code,
+        "title": title,
+        "message": title,
+        "error_data": {"details": details or _DETAILS.get(code, title)},
+        "href": _ERROR_HREF,
+    }
+
+
+def _new_wamid(user: str) -> str:
+    # Real ids are "wamid." + base64 of a small protobuf-like blob holding the user's number
+    # (hence the common "HBgL" prefix); tests only need them unique and real-looking.
+    raw = (
+        b"\x1c\x18"
+        + bytes([len(user) % 256])
+        + user.encode()
+        + b"\x15\x02\x00\x12\x18\x14"
+        + secrets.token_hex(10).upper().encode()
+        + b"\x00"
+    )
+    return "wamid." + base64.b64encode(raw).decode()
+
+
+def _text_of(mtype: str, obj: Any) -> str | None:
+    """What a phone would show as the message's text."""
+    if not isinstance(obj, dict):
+        if mtype == "contacts" and isinstance(obj, list) and obj:
+            return ", ".join(
+                str(c.get("name", {}).get("formatted_name", "")) for c in obj if isinstance(c, dict)
+            )
+        return None
+    if mtype == "text":
+        body = obj.get("body")
+        return body if isinstance(body, str) else None
+    if mtype in _MEDIA_TYPES:
+        caption = obj.get("caption")
+        return caption if isinstance(caption, str) else None
+    if mtype == "reaction":
+        emoji = obj.get("emoji")
+        return emoji if isinstance(emoji, str) else ""
+    if mtype == "template":
+        return f"[template {obj.get('name')}]"
+    if mtype == "interactive":
+        body = obj.get("body")
+        for key in ("button_reply", "list_reply"):
+            if isinstance(obj.get(key), dict):
+                return str(obj[key].get("title"))
+        return str(body.get("text")) if isinstance(body, dict) else None
+    if mtype == "location":
+        return str(obj.get("name") or obj.get("address") or "")
+    if mtype == "button":
+        return str(obj.get("text"))
+    return None
+
+
+_Handler = Callable[["WhatsAppSimulator", Request], Coroutine[Any, Any, Any]]
+_Endpoint = Callable[["WhatsAppSimulator", Request], Coroutine[Any, Any, Response]]
+
+
+def _control(handler: _Handler) -> _Endpoint:
+    """A `/_sim/` route: JSON in and out, control and validation errors as JSON."""
+
+    async def wrapped(self: WhatsAppSimulator, request: Request) -> Response:
+        try:
+            result = await handler(self, request)
+        except _ControlError as err:
+            return JSONResponse({"error": err.message}, status_code=err.status)
+        except ValidationError as err:
+            errors = err.errors(include_url=False, include_context=False, include_input=False)
+            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
+        return JSONResponse(result)
+
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------------
+# The simulator
+
+
+class WhatsAppSimulator:
+    """In-memory WhatsApp Cloud API. `.app` is the ASGI app; the public coroutines are what the
+    `/_sim/` control routes call, and may be called directly by in-process tests."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+        knobs: Knobs | None = None,
+    ) -> None:
+        self.knobs = knobs or Knobs()
+        self.accounts: dict[str, Account] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.messages: dict[str, SimMessage] = {}
+        self.deliveries: list[Delivery] = []
+        self._customers: dict[tuple[str, str], Customer] = {}
+        # (phone_number_id, BSUID) -> customer key, so a BSUID-addressed send finds the phone.
+        self._aliases: dict[tuple[str, str], str] = {}
+        self._failures: deque[_Failure] = deque()
+        self._send_times: dict[str, deque[float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seq = itertools.count(1)
+        self._clock = clock
+        self._own_http = http is None
+        # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
+        self._http = http or httpx.AsyncClient(timeout=self.knobs.delivery_timeout)
+        self.app = self._build_app()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel pending deliveries and status pipelines, and close our HTTP client."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._own_http:
+            await self._http.aclose()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        # Held in a set (the loop keeps only weak references) and failures logged.
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "whatsapp simulator task %s failed", task.get_name(), exc_info=task.exception()
+            )
+
+    async def flush(self, wait_seconds: float = 5.0) -> dict[str, int]:
+        """Wait (at most `wait_seconds`) until every delivery and status pipeline is done; the
+        counts say what is still pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return self.delivery_counts()
+
+    def delivery_counts(self) -> dict[str, int]:
+        counts = {"delivered": 0, "pending": 0, "given_up": 0}
+        for delivery in self.deliveries:
+            counts[delivery.state] += 1
+        return counts
+
+    async def reset(self, *, accounts: bool = False) -> None:
+        """Forget messages, customers, requests, deliveries and injected failures."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.requests.clear()
+        self.messages.clear()
+        self.deliveries.clear()
+        self._customers.clear()
+        self._aliases.clear()
+        self._failures.clear()
+        self._send_times.clear()
+        if accounts:
+            self.accounts.clear()
+
+    # ---------------------------------------------------------------- control: set-up
+
+    def configure(self, **changes: Any) -> Knobs:
+        """Change knobs; unknown names or bad values raise pydantic's ValidationError."""
+        self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **changes})
+        return self.knobs
+
+    async def register_account(self, phone_number_id: str, spec: AccountIn) -> dict[str, Any]:
+        """Create or update a business number; with `verify`, run Meta's GET handshake."""
+        previous = self.accounts.get(phone_number_id)
+        account = Account(
+            phone_number_id=phone_number_id,
+            access_token=spec.access_token,
+            app_secret=spec.app_secret,
+            verify_token=spec.verify_token,
+            webhook_url=spec.webhook_url,
+            display_phone_number=spec.display_phone_number
+            or (previous.display_phone_number if previous else "15550783881"),
+            waba_id=spec.waba_id or (previous.waba_id if previous else "102290129340398"),
+        )
+        self.accounts[phone_number_id] = account
+        result: dict[str, Any] = {"account": account.public()}
+        if spec.verify:
+            result["verification"] = await self.verify_webhook(phone_number_id)
+        return result
+
+    async def verify_webhook(self, phone_number_id: str) -> dict[str, Any]:
+        """Meta's handshake (digest §0.1): verified only if the body is exactly the challenge."""
+        account = self._account(phone_number_id)
+        challenge = str(secrets.randbelow(2**31 - 1) + 1)
+        params = {
+            "hub.mode": "subscribe",
+            "hub.challenge": challenge,
+            "hub.verify_token": account.verify_token,
+        }
+        try:
+            response = await self._http.get(
+                account.webhook_url, params=params, timeout=self.knobs.delivery_timeout
+            )
+        except httpx.HTTPError as exc:
+            return {"verified": False, "status": None, "error": repr(exc)}
+        verified = response.status_code == 200 and response.text == challenge
+        return {"verified": verified, "status": response.status_code, "body": response.text[:200]}
+
+    def set_window(self, spec: WindowIn) -> dict[str, Any]:
+        customer = self._find_customer(spec.phone_number_id, spec.user)
+        if customer is None:
+            raise _ControlError(404, f"no customer {spec.user!r} on {spec.phone_number_id}")
+        if spec.last_inbound_hours_ago is None:
+            customer.last_inbound = None
+        else:
+            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+        return {"user": customer.key, "window_open": self._window_open(customer)}
+
+    def inject_failures(self, spec: FailIn) -> int:
+        failure = _Failure(
+            spec.code,
+            spec.http_status,
+            spec.mode,
+            spec.retry_after,
+            spec.delay_seconds,
+            spec.details,
+        )
+        self._failures.extend([failure] * spec.count)
+        return len(self._failures)
+
+    # ---------------------------------------------------------------- control: the customer
+
+    async def inbound(self, spec: InboundSpec) -> dict[str, Any]:
+        """The customer sends one message: build the real envelope, deliver it (first attempt
+        awaited, retries in the background) and open the 24 h window."""
+        if spec.phone_number_id is None:
+            raise _ControlError(422, "phone_number_id is required")
+        account = self._account(spec.phone_number_id)
+        message, contact = self._inbound_element(account, spec)
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": self._metadata(account),
+            "contacts": [contact],
+            "messages": [message],
+        }
+        payload = self._envelope(account, [{"field": "messages", "value": value}])
+        delivery = await self._deliver(account, payload, "message", [message["id"]])
+        return {"id": message["id"], "status": delivery.first_status, "delivery": delivery.id}
+
+    async def batch(self, spec: BatchIn) -> dict[str, Any]:
+        """Many messages and statuses in ONE webhook POST (digest §0.3 batching), in one change
+        or, with `split_entries`, one change per item spread over entries of two changes."""
+        account = self._account(spec.phone_number_id)
+        messages: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for item in spec.messages:
+            messages.append(self._inbound_element(account, item))
+        statuses = [self._status_from_spec(account, s) for s in spec.statuses]
+        metadata = self._metadata(account)
+        changes: list[dict[str, Any]] = []
+        value: dict[str, Any]
+        if spec.split_entries:
+            for message, contact in messages:
+                value = {"messaging_product": "whatsapp", "metadata": metadata}
+                value.update(contacts=[contact], messages=[message])
+                changes.append({"field": "messages", "value": value})
+            for status in statuses:
+                value = {"messaging_product": "whatsapp", "metadata": metadata}
+                value["statuses"] = [status]
+                changes.append({"field": "messages", "value": value})
+            entries = [
+                {"id": account.waba_id, "changes": changes[i : i + 2]}
+                for i in range(0, len(changes), 2)
+            ]
+            payload = {"object": "whatsapp_business_account", "entry": entries}
+        else:
+            value = {"messaging_product": "whatsapp", "metadata": metadata}
+            contacts: list[dict[str, Any]] = []
+            for _, contact in messages:
+                if contact not in contacts:
+                    contacts.append(contact)
+            if messages:
+                value["contacts"] = contacts
+                value["messages"] = [m for m, _ in messages]
+            if statuses:
+                value["statuses"] = statuses
+            payload = self._envelope(account, [{"field": "messages", "value": value}])
+        refs = [m["id"] for m, _ in messages] + [s["id"] for s in statuses]
+        delivery = await self._deliver(account, payload, "batch", refs)
+        return {
+            "ids": [m["id"] for m, _ in messages],
+            "status": delivery.first_status,
+            "delivery": delivery.id,
+        }
+
+    async def deliver_raw(self, phone_number_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        account = self._account(phone_number_id)
+        delivery = await self._deliver(account, payload, "raw", [])
+        return {"status": delivery.first_status, "delivery": delivery.id}
+
+    async def send_status(
+        self, phone_number_id: str, message_id: str, status: StatusName, error_code: int | None
+    ) -> dict[str, Any]:
+        """One status webhook for a message the simulator accepted."""
+        account = self._account(phone_number_id)
+        message = self.messages.get(message_id)
+        if message is None or message.direction != "out":
+            raise _ControlError(404, f"no outbound message {message_id!r}")
+        errors = None
+        if status == "failed":
+            errors = [_status_error(error_code or 131026)]
+        element = self._record_status(message, status, errors)
+        payload = self._status_payload(account, element)
+        delivery = await self._deliver(account, payload, "status", [message_id])
+        return {"status": delivery.first_status, "delivery": delivery.id}
+
+    # ---------------------------------------------------------------- control: reading state
+
+    def sent(self, phone_number_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.requests
+            if phone_number_id is None or r["phone_number_id"] == phone_number_id
+        ]
+
+    def conversations(self, phone_number_id: str, user: str | None = None) -> list[dict[str, Any]]:
+        """Both directions as the customer's phone shows them, oldest first: what the customer
+        sent (`direction: "in"`, status = the ticks they see) and what the business sent
+        (`direction: "out"`, with its status history). `user` is a wa_id or BSUID."""
+        keys = None
+        if user is not None:
+            customer = self._find_customer(phone_number_id, user)
+            keys = {customer.key} if customer is not None else set()
+        thread = sorted(
+            (
+                m
+                for m in self.messages.values()
+                if m.phone_number_id == phone_number_id and (keys is None or m.user in keys)
+            ),
+            key=lambda m: (m.timestamp, m.seq),
+        )
+        return [m.view() for m in thread]
+
+    def customers(self, phone_number_id: str) -> list[dict[str, Any]]:
+        """The simulated WhatsApp users of one number, with their service-window state."""
+        now = self._clock()
+        out = []
+        for (pnid, key), customer in self._customers.items():
+            if pnid != phone_number_id:
+                continue
+            expires = (
+                customer.last_inbound + self.knobs.window_hours * 3600
+                if customer.last_inbound is not None
+                else None
+            )
+            out.append(
+                {
+                    "user": key,
+                    "wa_id": customer.wa_id,
+                    "user_id": customer.user_id,
+                    "name": customer.name,
+                    "window_open": self._window_open(customer),
+                    "window_expires_at": expires,
+                    "typing": customer.typing_until is not None and customer.typing_until > now,
+                }
+            )
+        return out
+
+    def delivery_log(self) -> list[dict[str, Any]]:
+        return [d.view() for d in self.deliveries]
+
+    # ---------------------------------------------------------------- helpers: state
+
+    def _account(self, phone_number_id: str) -> Account:
+        account = self.accounts.get(phone_number_id)
+        if account is None:
+            raise _ControlError(404, f"no account for phone_number_id {phone_number_id!r}")
+        return account
+
+    def _customer(self, pnid: str, wa_id: str | None, user_id: str | None) -> Customer:
+        key = None
+        if user_id is not None:
+            key = self._aliases.get((pnid, user_id))
+        key = wa_id or key or user_id
+        assert key is not None  # callers pass at least one id
+        customer = self._customers.get((pnid, key))
+        if customer is None:
+            customer = Customer(key=key, pair_tokens=float(self.knobs.pair_burst))
+            customer.pair_updated = time.monotonic()
+            self._customers[(pnid, key)] = customer
+        if wa_id:
+            customer.wa_id = wa_id
+        if user_id:
+            customer.user_id = user_id
+            self._aliases[(pnid, user_id)] = key
+        return customer
+
+    def _find_customer(self, pnid: str, user: str) -> Customer | None:
+        key = self._aliases.get((pnid, user), user)
+        return self._customers.get((pnid, key))
+
+    def _window_open(self, customer: Customer) -> bool:
+        if customer.last_inbound is None:
+            return False
+        return self._clock() - customer.last_inbound < self.knobs.window_hours * 3600
+
+    @staticmethod
+    def _metadata(account: Account) -> dict[str, str]:
+        return {
+            "display_phone_number": account.display_phone_number,
+            "phone_number_id": account.phone_number_id,
+        }
+
+    @staticmethod
+    def _envelope(account: Account, changes: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": account.waba_id, "changes": changes}],
+        }
+
+    def _inbound_element(
+        self, account: Account, spec: InboundSpec
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The `messages[]` element and `contacts[]` entry for one customer message (A2)."""
+        wa_id = spec.from_
+        if wa_id is None and spec.user_id is None:
+            raise _ControlError(422, "an inbound message needs `from` (digits) or `user_id`")
+        if spec.user_id is not None and not _BSUID.match(spec.user_id):
+            raise _ControlError(422, "user_id must look like a BSUID, e.g. US.13491208655302741918")
+        pnid = account.phone_number_id
+        customer = self._customer(pnid, wa_id, spec.user_id)
+        if spec.name:
+            customer.name = spec.name
+        now = self._clock()
+        ts = spec.timestamp if spec.timestamp is not None else int(now)
+        mtype = spec.type
+        extra = spec.model_extra or {}
+        obj = extra.get(mtype)
+        if obj is None:
+            obj = self._default_type_object(mtype, spec)
+        wamid = spec.id or _new_wamid(wa_id or spec.user_id or "")
+        message: dict[str, Any] = {}
+        if wa_id:
+            message["from"] = wa_id
+        if spec.user_id:
+            message["from_user_id"] = spec.user_id
+        message.update(id=wamid, timestamp=str(ts))
+        if spec.context_id:
+            message["context"] = {"from": account.display_phone_number, "id": spec.context_id}
+        message["type"] = mtype
+        message[mtype] = obj
+        if mtype == "unsupported":
+            message["errors"] = extra.get("errors") or [_status_error(131051)]
+        if "referral" in extra:
+            message["referral"] = extra["referral"]
+        contact: dict[str, Any] = {}
+        if customer.name:
+            contact["profile"] = {"name": customer.name}
+        if wa_id:
+            contact["wa_id"] = wa_id
+        if spec.user_id:
+            contact["user_id"] = spec.user_id
+        # Each user message opens or renews the 24 h customer service window (A5). A duplicate
+        # id (re-sent on purpose) does not create a second message on the phone.
+        customer.last_inbound = max(customer.last_inbound or 0.0, float(ts))
+        if wamid not in self.messages:
+            self.messages[wamid] = SimMessage(
+                id=wamid,
+                direction="in",
+                phone_number_id=pnid,
+                user=customer.key,
+                type=mtype,
+                content=obj,
+                text=_text_of(mtype, obj),
+                timestamp=ts,
+                status="sent",
+                context_id=spec.context_id,
+                seq=next(self._seq),
+            )
+        return message, contact
+
+    @staticmethod
+    def _default_type_object(mtype: str, spec: InboundSpec) -> Any:
+        if mtype == "text":
+            return {"body": spec.text or ""}
+        if mtype in _MEDIA_TYPES:
+            media_id = str(secrets.randbelow(10**15) + 10**15)
+            obj: dict[str, Any] = {
+                "id": media_id,
+                "mime_type": _DEFAULT_MIME[mtype],
+                "sha256": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/"
+                f"?mid={media_id}&ext={int(time.time())}&hash=ATsim",
+            }
+            if spec.text and mtype in ("image", "video", "document"):
+                obj["caption"] = spec.text
+            if mtype == "audio":
+                obj["voice"] = True
+            return obj
+        if mtype == "unsupported":
+            return {"type": "poll"}
+        raise _ControlError(422, f"type {mtype!r} needs its object under the key {mtype!r}")
+
+    def _status_from_spec(self, account: Account, spec: StatusSpec) -> dict[str, Any]:
+        message = self.messages.get(spec.id)
+        if message is not None and message.direction == "out":
+            element = self._record_status(message, spec.status, spec.errors, spec.timestamp)
+            if spec.biz_opaque_callback_data is not None:
+                element["biz_opaque_callback_data"] = spec.biz_opaque_callback_data
+            if spec.recipient_id is not None:
+                element["recipient_id"] = spec.recipient_id
+            return element
+        element = {
+            "id": spec.id,
+            "status": spec.status,
+            "timestamp": str(spec.timestamp if spec.timestamp is not None else int(self._clock())),
+            "recipient_id": spec.recipient_id or "16505551234",
+        }
+        if spec.biz_opaque_callback_data is not None:
+            element["biz_opaque_callback_data"] = spec.biz_opaque_callback_data
+        if spec.errors:
+            element["errors"] = spec.errors
+        elif spec.status == "failed":
+            element["errors"] = [_status_error(131026)]
+        return element
+
+    def _record_status(
+        self,
+        message: SimMessage,
+        status: str,
+        errors: list[dict[str, Any]] | None,
+        timestamp: int | None = None,
+    ) -> dict[str, Any]:
+        """Advance an outbound message and build its `statuses[]` element (A2)."""
+        ts = timestamp if timestamp is not None else int(self._clock())
+        customer = self._customers.get((message.phone_number_id, message.user))
+        element: dict[str, Any] = {"id": message.id, "status": status, "timestamp": str(ts)}
+        if customer is not None and customer.wa_id:
+            element["recipient_id"] = customer.wa_id
+        if customer is not None and customer.user_id:
+            element["recipient_user_id"] = customer.user_id
+        if message.biz_opaque_callback_data is not None:
+            element["biz_opaque_callback_data"] = message.biz_opaque_callback_data
+        priced = [s for s in message.statuses if "pricing" in s]
+        # Pricing rides on `sent` and on one of delivered/read, never both (A2).
+        if status == "sent" or (status in ("delivered", "read") and len(priced) == 1):
+            element["pricing"] = self._pricing(message)
+        if status == "failed":
+            element["errors"] = errors or [_status_error(131026)]
+        message.status = status
+        message.statuses.append(element)
+        return element
+
+    def _pricing(self, message: SimMessage) -> dict[str, Any]:
+        # Per-message pricing since 2025-07-01: only templates are charged, and utility
+        # templates are free inside an open service window (A5).
+        if message.type != "template":
+            return {
+                "billable": False,
+                "pricing_model": "PMP",
+                "type": "free_customer_service",
+                "category": "service",
+            }
+        category = "utility"
+        templates = self.knobs.templates
+        name = message.content.get("name") if isinstance(message.content, dict) else None
+        if templates is not None and isinstance(name, str) and name in templates:
+            category = templates[name].category
+        customer = self._customers.get((message.phone_number_id, message.user))
+        free = category == "utility" and customer is not None and self._window_open(customer)
+        return {
+            "billable": not free,
+            "pricing_model": "PMP",
+            "type": "free_customer_service" if free else "regular",
+            "category": category,
+        }
+
+    def _status_payload(self, account: Account, element: dict[str, Any]) -> dict[str, Any]:
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": self._metadata(account),
+            "statuses": [element],
+        }
+        return self._envelope(account, [{"field": "messages", "value": value}])
+
+    # ---------------------------------------------------------------- webhook delivery
+
+    def _encode(self, payload: dict[str, Any]) -> bytes:
+        # Meta sends (and signs) ASCII-escaped JSON, "/" escaped as "\/" (digest §0.2). A "/"
+        # can only occur inside JSON strings, so escaping every one keeps the JSON valid.
+        text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
+        if self.knobs.escape_slashes:
+            text = text.replace("/", "\\/")
+        return text.encode("ascii")
+
+    async def _deliver(
+        self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
+    ) -> Delivery:
+        """First attempt awaited (its status is reported to the caller); retries and
+        `duplicate_deliveries` extra copies continue in the background."""
+        body = self._encode(payload)
+        delivery = self._new_delivery(account, kind, refs, duplicate=False)
+        if not await self._attempt(account, body, delivery):
+            self._spawn(self._retry(account, body, delivery), f"wa-retry-{delivery.id}")
+        for _ in range(self.knobs.duplicate_deliveries):
+            copy = self._new_delivery(account, kind, refs, duplicate=True)
+            self._spawn(self._deliver_in_background(account, body, copy), f"wa-dup-{copy.id}")
+        return delivery
+
+    def _new_delivery(
+        self, account: Account, kind: str, refs: list[str], *, duplicate: bool
+    ) -> Delivery:
+        delivery = Delivery(
+            id=len(self.deliveries) + 1,
+            phone_number_id=account.phone_number_id,
+            kind=kind,
+            refs=refs,
+            duplicate=duplicate,
+            created_at=time.monotonic(),
+        )
+        self.deliveries.append(delivery)
+        return delivery
+
+    async def _deliver_in_background(
+        self, account: Account, body: bytes, delivery: Delivery
+    ) -> None:
+        if not await self._attempt(account, body, delivery):
+            await self._retry(account, body, delivery)
+
+    async def _attempt(self, account: Account, body: bytes, delivery: Delivery) -> bool:
+        signature = hmac.new(account.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": f"sha256={signature}",
+            "User-Agent": "facebookexternalua",
+        }
+        delivery.attempts += 1
+        try:
+            response = await self._http.post(
+                account.webhook_url,
+                content=body,
+                headers=headers,
+                timeout=self.knobs.delivery_timeout,
+            )
+        except httpx.HTTPError as exc:
+            delivery.last_status = None
+            delivery.last_error = repr(exc)
+            return False
+        delivery.last_status = response.status_code
+        if delivery.first_status is None:
+            delivery.first_status = response.status_code
+        # Meta counts anything but 200 as a failure to retry (digest §0.3).
+        if response.status_code != 200:
+            delivery.last_error = f"HTTP {response.status_code}"
+            return False
+        delivery.state = "delivered"
+        delivery.last_error = None
+        if delivery.kind in ("message", "batch"):
+            for ref in delivery.refs:
+                message = self.messages.get(ref)
+                if message is not None and message.direction == "in" and message.status == "sent":
+                    message.status = "delivered"
+        return True
+
+    async def _retry(self, account: Account, body: bytes, delivery: Delivery) -> None:
+        schedule = self.knobs.retry_schedule
+        for attempt in itertools.count():
+            if not schedule:
+                break
+            # Past the schedule's end the last delay repeats, until retry_for_seconds runs out.
+            delay = schedule[min(attempt, len(schedule) - 1)]
+            if time.monotonic() - delivery.created_at + delay > self.knobs.retry_for_seconds:
+                break
+            await asyncio.sleep(delay)
+            if await self._attempt(account, body, delivery):
+                return
+        delivery.state = "given_up"
+        logger.warning(
+            "whatsapp simulator gave up on webhook %s to %s after %d attempts: %s",
+            delivery.id,
+            account.webhook_url,
+            delivery.attempts,
+            delivery.last_error,
+        )
+
+    async def _status_pipeline(
+        self,
+        account: Account,
+        message: SimMessage,
+        statuses: list[str],
+        errors: list[dict[str, Any]] | None,
+    ) -> None:
+        for status in statuses:
+            await asyncio.sleep(self.knobs.status_delay)
+            if message.status == "failed":
+                return
+            element = self._record_status(message, status, errors if status == "failed" else None)
+            # First attempt awaited so that a healthy receiver sees sent, delivered, read in
+            # order; a failed attempt is retried in the background and may then arrive out of
+            # order, which Meta does not rule out either (digest §0.3).
+            payload = self._status_payload(account, element)
+            await self._deliver(account, payload, "status", [message.id])
+
+    # ---------------------------------------------------------------- Graph: send
+
+    async def _graph_messages(self, request: Request) -> Response:
+        version = request.path_params["version"]
+        pnid = request.path_params["phone_number_id"]
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers: dict[str, str] = {}
+        try:
+            if not _VERSION.match(version):
+                raise _GraphError(100, f"Unknown path components: /{version}/{pnid}/messages")
+            status, result = await self._send(pnid, request, body)
+        except _GraphError as err:
+            status, result, headers = (
+                err.http_status,
+                graph_error_body(err.code, err.details),
+                err.headers,
+            )
+        self.requests.append(
+            {
+                "at": self._clock(),
+                "phone_number_id": pnid,
+                "version": version,
+                "path": request.url.path,
+                "headers": {
+                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
+                },
+                "query": {k: v for k, v in request.query_params.items() if k != "access_token"},
+                "body": body if body is not None else raw.decode("utf-8", "replace"),
+                "response": {"status": status, "body": result},
+            }
+        )
+        return JSONResponse(result, status_code=status, headers=headers)
+
+    def _check_auth(self, pnid: str, request: Request) -> Account:
+        account = self.accounts.get(pnid)
+        if account is None:
+            raise _GraphError(
+                100,
+                f"Unsupported post request. Object with ID '{pnid}' does not exist, cannot be "
+                "loaded due to missing permissions, or does not support this operation.",
+            )
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        token = token or request.query_params.get("access_token")
+        if token is None or not hmac.compare_digest(token.encode(), account.access_token.encode()):
+            raise _GraphError(190)
+        return account
+
+    async def _send(self, pnid: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+        account = self._check_auth(pnid, request)
+        if not isinstance(body, dict):
+            raise _GraphError(100, "The request body must be a JSON object.")
+        if body.get("messaging_product") != "whatsapp":
+            raise _GraphError(
+                100, "The parameter messaging_product is required and must be 'whatsapp'."
+            )
+        if "status" in body:
+            return self._mark_read(account, body)
+
+        failure = self._failures.popleft() if self._failures else None
+        if failure is not None and failure.delay_seconds:
+            await asyncio.sleep(failure.delay_seconds)
+        if failure is not None and failure.mode == "sync" and (failure.code or failure.http_status):
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = f"{failure.retry_after:g}"
+            code = failure.code if failure.code is not None else 2
+            raise _GraphError(
+                code, failure.details, http_status=failure.http_status, headers=headers
+            )
+
+        self._check_throughput(pnid)
+        mtype, obj, to_key = self._validate(body)
+        customer = self._target_customer(pnid, body, to_key)
+        self._check_pair_rate(customer)
+
+        async_error: list[dict[str, Any]] | None = None
+        if failure is not None and failure.mode == "async" and failure.code is not None:
+            async_error = [_status_error(failure.code, failure.details)]
+        elif mtype != "template" and self.knobs.enforce_window and not self._window_open(customer):
+            # 131047: only templates may open a conversation outside the 24 h window (A5).
+            if self.knobs.window_mode == "sync":
+                raise _GraphError(131047)
+            async_error = [_status_error(131047)]
+        elif mtype == "reaction" and obj.get("message_id") not in self.messages:
+            # Reacting to an unknown message is accepted, then fails asynchronously (A3).
+            async_error = [_status_error(131009, "Reaction target message not found.")]
+
+        wamid = _new_wamid(customer.wa_id or customer.key)
+        opaque = body.get("biz_opaque_callback_data")
+        context = body.get("context")
+        message = SimMessage(
+            id=wamid,
+            direction="out",
+            phone_number_id=pnid,
+            user=customer.key,
+            type=mtype,
+            content=obj,
+            text=_text_of(mtype, obj),
+            timestamp=int(self._clock()),
+            status="accepted",
+            biz_opaque_callback_data=opaque if isinstance(opaque, str) else None,
+            context_id=context.get("message_id") if isinstance(context, dict) else None,
+            seq=next(self._seq),
+        )
+        self.messages[wamid] = message
+        if async_error is not None:
+            pipeline = ["failed"]
+        elif mtype == "reaction":
+            # Reactions only ever get `sent` (A2).
+            pipeline = ["sent"] if "sent" in self.knobs.auto_statuses else []
+        else:
+            pipeline = list(self.knobs.auto_statuses)
+        if pipeline:
+            self._spawn(
+                self._status_pipeline(account, message, pipeline, async_error), f"wa-status-{wamid}"
+            )
+
+        contact: dict[str, Any] = {"input": body.get("to") or body.get("recipient")}
+        if customer.wa_id:
+            contact["wa_id"] = customer.wa_id
+        if customer.user_id and "recipient" in body:
+            contact["user_id"] = customer.user_id
+        sent: dict[str, Any] = {"id": wamid}
+        if mtype == "template":
+            # Only seen on (possibly paced) template sends; value unconfirmed (digest A3).
+            sent["message_status"] = "accepted"
+        return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
+
+    def _mark_read(self, account: Account, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """`{"status": "read", "message_id": ...}` (+ optional typing_indicator), A3."""
+        if body.get("status") != "read":
+            raise _GraphError(100, "Param status must be 'read'.")
+        message_id = body.get("message_id")
+        message = self.messages.get(message_id) if isinstance(message_id, str) else None
+        if (
+            message is None
+            or message.direction != "in"
+            or message.phone_number_id != account.phone_number_id
+        ):
+            raise _GraphError(100, "Invalid parameter message_id.")
+        # Marking one message read marks the earlier ones read too.
+        for other in self.messages.values():
+            if (
+                other.direction == "in"
+                and other.phone_number_id == message.phone_number_id
+                and other.user == message.user
+                and (other.timestamp, other.seq) <= (message.timestamp, message.seq)
+            ):
+                other.status = "read"
+        if isinstance(body.get("typing_indicator"), dict):
+            customer = self._customers.get((message.phone_number_id, message.user))
+            if customer is not None:
+                # Shown until the reply or for 25 s.
+                customer.typing_until = self._clock() + 25
+        return 200, {"success": True}
+
+    def _check_throughput(self, pnid: str) -> None:
+        now = time.monotonic()
+        window = self._send_times.setdefault(pnid, deque())
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= self.knobs.throughput_per_second:
+            raise _GraphError(130429)
+        window.append(now)
+
+    def _check_pair_rate(self, customer: Customer) -> None:
+        if not self.knobs.pair_rate_limit:
+            return
+        now = time.monotonic()
+        refill = (now - customer.pair_updated) / self.knobs.pair_interval_seconds
+        customer.pair_tokens = min(float(self.knobs.pair_burst), customer.pair_tokens + refill)
+        customer.pair_updated = now
+        if customer.pair_tokens < 1.0:
+            raise _GraphError(131056)
+        customer.pair_tokens -= 1.0
+
+    def _target_customer(self, pnid: str, body: dict[str, Any], to_key: str) -> Customer:
+        if "to" in body:
+            known = self._customers.get((pnid, to_key))
+            return known or self._customer(pnid, to_key, None)
+        key = self._aliases.get((pnid, to_key))
+        if key is not None:
+            return self._customers[(pnid, key)]
+        return self._customer(pnid, None, to_key)
+
+    # ---------------------------------------------------------------- Graph: validation
+
+    def _validate(self, body: dict[str, Any]) -> tuple[str, Any, str]:
+        """Check a send like Graph does; returns (type, type object, customer key)."""
+        to, recipient = body.get("to"), body.get("recipient")
+        if to is None and recipient is None:
+            raise _GraphError(131008, "The parameter to is required.")
+        if to is not None:
+            if not isinstance(to, str):
+                raise _GraphError(100, "Param to must be a string.")
+            digits = to.translate(_PHONE_PUNCTUATION)
+            if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
+                raise _GraphError(
+                    131009, f"The phone number {to!r} is not a valid WhatsApp number."
+                )
+            key = digits
+        else:
+            if not isinstance(recipient, str) or not _BSUID.match(recipient):
+                raise _GraphError(131009, "Param recipient must be a business-scoped user id.")
+            key = recipient
+        if body.get("recipient_type", "individual") not in ("individual", "group"):
+            raise _GraphError(100, "Param recipient_type must be one of {INDIVIDUAL, GROUP}.")
+        mtype = body.get("type", "text")  # Graph defaults a missing type to text
+        if mtype not in _SEND_TYPES:
+            raise _GraphError(
+                100, f"Param type must be one of {{{', '.join(sorted(_SEND_TYPES)).upper()}}}."
+            )
+        obj = body.get(mtype)
+        if mtype == "contacts":
+            if not isinstance(obj, list) or not obj:
+                raise _GraphError(131008, "The parameter contacts is required.")
+            for card in obj:
+                name = card.get("name") if isinstance(card, dict) else None
+                if not isinstance(name, dict) or not name.get("formatted_name"):
+                    raise _GraphError(
+                        131008, "The parameter contacts['name']['formatted_name'] is required."
+                    )
+            return mtype, obj, key
+        if not isinstance(obj, dict):
+            raise _GraphError(131008, f"The parameter {mtype} is required.")
+        context = body.get("context")
+        if context is not None and not (
+            isinstance(context, dict) and isinstance(context.get("message_id"), str)
+        ):
+            raise _GraphError(100, "Param context['message_id'] must be a message id.")
+        opaque = body.get("biz_opaque_callback_data")
+        if opaque is not None and (not isinstance(opaque, str) or len(opaque) > 512):
+            raise _GraphError(
+                100, "Param biz_opaque_callback_data must be a string of at most 512 characters."
+            )
+        if mtype == "text":
+            self._check_text(obj)
+        elif mtype in _MEDIA_TYPES:
+            self._check_media(mtype, obj)
+        elif mtype == "location":
+            self._check_location(obj)
+        elif mtype == "reaction":
+            self._check_reaction(obj)
+        elif mtype == "template":
+            self._check_template(obj)
+        elif mtype == "interactive":
+            self._check_interactive(obj)
+        return mtype, obj, key
+
+    @staticmethod
+    def _check_text(obj: dict[str, Any]) -> None:
+        text = obj.get("body")
+        if not isinstance(text, str) or not text:
+            raise _GraphError(131008, "The parameter text['body'] is required.")
+        if len(text) > 4096:
+            raise _GraphError(100, "Param text['body'] must be at most 4096 characters long.")
+        if "preview_url" in obj and not isinstance(obj["preview_url"], bool):
+            raise _GraphError(100, "Param text['preview_url'] must be a boolean.")
+
+    @staticmethod
+    def _check_media(mtype: str, obj: dict[str, Any]) -> None:
+        has_id, link = isinstance(obj.get("id"), str), obj.get("link")
+        if not has_id and link is None:
+            raise _GraphError(
+                131008, f"The parameter {mtype}['id'] or {mtype}['link'] is required."
+            )
+        if has_id and link is not None:
+            raise _GraphError(100, f"Param {mtype} must have either id or link, not both.")
+        if link is not None and not (
+            isinstance(link, str) and link.startswith(("http://", "https://"))
+        ):
+            raise _GraphError(131009, f"Param {mtype}['link'] must be an http(s) URL.")
+        caption = obj.get("caption")
+        if caption is not None and (not isinstance(caption, str) or len(caption) > 1024):
+            raise _GraphError(
+                100, f"Param {mtype}['caption'] must be at most 1024 characters long."
+            )
+
+    @staticmethod
+    def _check_location(obj: dict[str, Any]) -> None:
+        for key in ("latitude", "longitude"):
+            if not isinstance(obj.get(key), int | float | str):
+                raise _GraphError(131008, f"The parameter location['{key}'] is required.")
+
+    @staticmethod
+    def _check_reaction(obj: dict[str, Any]) -> None:
+        if not isinstance(obj.get("message_id"), str):
+            raise _GraphError(131008, "The parameter reaction['message_id'] is required.")
+        if not isinstance(obj.get("emoji", ""), str):
+            raise _GraphError(100, "Param reaction['emoji'] must be a string.")
+
+    def _check_template(self, obj: dict[str, Any]) -> None:
+        name = obj.get("name")
+        language = obj.get("language")
+        code = language.get("code") if isinstance(language, dict) else None
+        if not isinstance(name, str) or not name:
+            raise _GraphError(131008, "The parameter template['name'] is required.")
+        if not isinstance(code, str) or not code:
+            raise _GraphError(131008, "The parameter template['language']['code'] is required.")
+        if "components" in obj and not isinstance(obj["components"], list):
+            raise _GraphError(100, "Param template['components'] must be an array.")
+        templates = self.knobs.templates
+        if templates is None:
+            return
+        spec = templates.get(name)
+        if spec is None or code not in spec.languages:
+            raise _GraphError(132001, f"template name ({name}) does not exist in {code}")
+        if spec.status == "PAUSED":
+            raise _GraphError(132015)
+        if spec.status == "DISABLED":
+            raise _GraphError(132016)
+        if spec.status != "APPROVED":
+            raise _GraphError(132001, f"template name ({name}) is not approved in {code}")
+
+    @staticmethod
+    def _check_interactive(obj: dict[str, Any]) -> None:
+        """The limits from the interactive message pages (digest A3)."""
+        itype = obj.get("type")
+        if itype not in _INTERACTIVE_TYPES:
+            raise _GraphError(100, "Param interactive['type'] is not a supported interactive type.")
+        if itype not in ("button", "list"):
+            return
+        body = obj.get("body")
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text:
+            raise _GraphError(131008, "The parameter interactive['body']['text'] is required.")
+        footer = obj.get("footer")
+        if isinstance(footer, dict) and len(str(footer.get("text", ""))) > 60:
+            raise _GraphError(131009, "Footer text must be at most 60 characters.")
+        action = obj.get("action")
+        if not isinstance(action, dict):
+            raise _GraphError(131008, "The parameter interactive['action'] is required.")
+        if itype == "button":
+            if len(text) > 1024:
+                raise _GraphError(131009, "Body text must be at most 1024 characters.")
+            buttons = action.get("buttons")
+            if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+                raise _GraphError(131009, "Reply buttons must number between 1 and 3.")
+            titles = []
+            for button in buttons:
+                reply = button.get("reply") if isinstance(button, dict) else None
+                if not isinstance(reply, dict):
+                    raise _GraphError(131008, "Each button needs a reply object.")
+                bid, title = str(reply.get("id", "")), str(reply.get("title", ""))
+                if not bid or len(bid) > 256 or not title or len(title) > 20:
+                    raise _GraphError(131009, "Button ids are 1-256 and titles 1-20 characters.")
+                titles.append(title)
+            if len(set(titles)) != len(titles):
+                raise _GraphError(131009, "Button titles must be unique.")
+            return
+        if len(text) > 4096:
+            raise _GraphError(131009, "Body text must be at most 4096 characters.")
+        label = action.get("button")
+        if not isinstance(label, str) or not label or len(label) > 20:
+            raise _GraphError(131009, "The list button label must be 1-20 characters.")
+        sections = action.get("sections")
+        if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+            raise _GraphError(131009, "A list needs between 1 and 10 sections.")
+        rows_total = 0
+        for section in sections:
+            rows = section.get("rows") if isinstance(section, dict) else None
+            if not isinstance(rows, list) or not rows:
+                raise _GraphError(131008, "Each section needs rows.")
+            if len(str(section.get("title", ""))) > 24:
+                raise _GraphError(131009, "Section titles must be at most 24 characters.")
+            for row in rows:
+                if not isinstance(row, dict):
+                    raise _GraphError(131009, "Rows must be objects.")
+                rid, title = str(row.get("id", "")), str(row.get("title", ""))
+                if not rid or len(rid) > 200 or not title or len(title) > 24:
+                    raise _GraphError(131009, "Row ids are 1-200 and titles 1-24 characters.")
+                if len(str(row.get("description", ""))) > 72:
+                    raise _GraphError(131009, "Row descriptions must be at most 72 characters.")
+            rows_total += len(rows)
+        if rows_total > 10:
+            raise _GraphError(131009, "A list may have at most 10 rows in total.")
+
+    # ---------------------------------------------------------------- control routes
+
+    def _build_app(self) -> Starlette:
+        routes = [
+            Route("/_sim/accounts", self._r_accounts, methods=["GET"]),
+            Route("/_sim/accounts/{phone_number_id}", self._r_put_account, methods=["PUT"]),
+            Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
+            Route("/_sim/batch", self._r_batch, methods=["POST"]),
+            Route("/_sim/deliver_raw", self._r_deliver_raw, methods=["POST"]),
+            Route("/_sim/status", self._r_status, methods=["POST"]),
+            Route("/_sim/sent", self._r_sent, methods=["GET"]),
+            Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
+            Route("/_sim/customers", self._r_customers, methods=["GET"]),
+            Route("/_sim/fail", self._r_fail, methods=["POST"]),
+            Route("/_sim/config", self._r_config, methods=["GET", "POST"]),
+            Route("/_sim/window", self._r_window, methods=["POST"]),
+            Route("/_sim/flush", self._r_flush, methods=["POST"]),
+            Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
+            Route("/_sim/reset", self._r_reset, methods=["POST"]),
+            Route("/{version}/{phone_number_id}/messages", self._graph_messages, methods=["POST"]),
+        ]
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    @staticmethod
+    async def _json(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise _ControlError(400, "body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise _ControlError(400, "body must be a JSON object")
+        return data
+
+    @_control
+    async def _r_accounts(self, request: Request) -> Any:
+        return [a.public() for a in self.accounts.values()]
+
+    @_control
+    async def _r_put_account(self, request: Request) -> Any:
+        spec = AccountIn.model_validate(await self._json(request))
+        return await self.register_account(request.path_params["phone_number_id"], spec)
+
+    @_control
+    async def _r_inbound(self, request: Request) -> Any:
+        return await self.inbound(InboundSpec.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_batch(self, request: Request) -> Any:
+        return await self.batch(BatchIn.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_deliver_raw(self, request: Request) -> Any:
+        spec = RawIn.model_validate(await self._json(request))
+        return await self.deliver_raw(spec.phone_number_id, spec.payload)
+
+    @_control
+    async def _r_status(self, request: Request) -> Any:
+        spec = StatusIn.model_validate(await self._json(request))
+        return await self.send_status(
+            spec.phone_number_id, spec.message_id, spec.status, spec.error_code
+        )
+
+    @_control
+    async def _r_sent(self, request: Request) -> Any:
+        return self.sent(request.query_params.get("phone_number_id"))
+
+    @_control
+    async def _r_conversations(self, request: Request) -> Any:
+        pnid = request.query_params.get("phone_number_id")
+        if not pnid:
+            raise _ControlError(422, "phone_number_id is required")
+        return self.conversations(pnid, request.query_params.get("user"))
+
+    @_control
+    async def _r_customers(self, request: Request) -> Any:
+        pnid = request.query_params.get("phone_number_id")
+        if not pnid:
+            raise _ControlError(422, "phone_number_id is required")
+        return self.customers(pnid)
+
+    @_control
+    async def _r_fail(self, request: Request) -> Any:
+        return {"queued": self.inject_failures(FailIn.model_validate(await self._json(request)))}
+
+    @_control
+    async def _r_config(self, request: Request) -> Any:
+        if request.method == "POST":
+            self.configure(**await self._json(request))
+        return self.knobs.model_dump()
+
+    @_control
+    async def _r_window(self, request: Request) -> Any:
+        return self.set_window(WindowIn.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_flush(self, request: Request) -> Any:
+        data = await self._json(request)
+        raw = data.get("timeout", request.query_params.get("timeout", 5.0))
+        try:
+            timeout = min(max(float(raw), 0.0), 120.0)
+        except (TypeError, ValueError) as exc:
+            raise _ControlError(422, "timeout must be a number of seconds") from exc
+        return await self.flush(timeout)
+
+    @_control
+    async def _r_deliveries(self, request: Request) -> Any:
+        return self.delivery_log()
+
+    @_control
+    async def _r_reset(self, request: Request) -> Any:
+        data = await self._json(request)
+        await self.reset(accounts=bool(data.get("accounts", False)))
+        return {"ok": True}
