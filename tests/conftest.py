@@ -124,7 +124,9 @@ class _Uvicorn(uvicorn.Server):
 
 async def start_server(settings: Settings) -> tuple[Server, _Uvicorn, asyncio.Task[None]]:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+    )
     server = _Uvicorn(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
@@ -160,7 +162,9 @@ class Owner:
 @pytest.fixture
 async def owner(server: Server) -> Owner:
     result = await bootstrap(server.runtime, "owner@example.com", "correct horse battery", "Test")
-    return Owner(result["workspace_id"], result["agent_id"], result["inbox_id"], result["api_token"])
+    return Owner(
+        result["workspace_id"], result["agent_id"], result["inbox_id"], result["api_token"]
+    )
 
 
 @pytest.fixture
@@ -183,3 +187,43 @@ async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) 
             raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
         await asyncio.sleep(interval)
 
+
+@dataclass
+class Receiver:
+    """A small HTTP endpoint on loopback that records what it receives and answers with
+    scripted responses (then 200): stands in for an integrator's system or a failing provider."""
+
+    url: str
+    requests: list[tuple[dict[str, str], bytes]]
+    script: list[tuple[int, dict[str, str], bytes]]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    port = free_port()
+    rec = Receiver(f"http://127.0.0.1:{port}/hook", [], [])
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        rec.requests.append(({k.lower(): v for k, v in request.headers.items()}, body))
+        if rec.script:
+            status, headers, content = rec.script.pop(0)
+            return Response(content, status_code=status, headers=headers)
+        return Response(b"{}", media_type="application/json")
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = _Uvicorn(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield rec
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

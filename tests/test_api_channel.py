@@ -7,8 +7,8 @@ import time
 
 import httpx
 import orjson
-
 from tests.conftest import Owner, Server, eventually
+
 from tidings import signing
 
 SECRET = "s3cret-for-the-api-channel"
@@ -20,20 +20,28 @@ async def make_channel(api: httpx.AsyncClient, server: Server, account: str = "a
         json={
             "kind": "api",
             "name": "Website",
-            "config": {"secret": SECRET, "webhook_url": f"{server.url}/sandbox/api/accounts/{account}/receive"},
+            "config": {
+                "secret": SECRET,
+                "webhook_url": f"{server.url}/sandbox/api/accounts/{account}/receive",
+            },
         },
     )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
 
-async def test_customer_message_reply_and_statuses(server: Server, owner: Owner, api: httpx.AsyncClient) -> None:
+async def test_customer_message_reply_and_statuses(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
     channel = await make_channel(api, server)
     assert channel["webhook_url"] == f"{server.url}/webhooks/api/{channel['id']}"
     assert channel["config"]["secret"] == "••••"  # secrets never come back
 
     sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/api")
-    resp = await sim.post("/_sim/inbound", json={"account": "acme", "from": "cust-42", "name": "Ana", "text": "Hello <b>there</b>"})
+    resp = await sim.post(
+        "/_sim/inbound",
+        json={"account": "acme", "from": "cust-42", "name": "Ana", "text": "Hello <b>there</b>"},
+    )
     assert resp.json()["status"] == 200
 
     async def conversations() -> list:
@@ -56,7 +64,14 @@ async def test_customer_message_reply_and_statuses(server: Server, owner: Owner,
 
     got = await eventually(received)
     assert got == [
-        {"id": message_id, "conversation_id": conv["id"], "to": "cust-42", "kind": "text", "text": "Hi Ana!", "reply_to": None}
+        {
+            "id": message_id,
+            "conversation_id": conv["id"],
+            "to": "cust-42",
+            "kind": "text",
+            "text": "Hi Ana!",
+            "reply_to": None,
+        }
     ]
 
     async def read_status() -> str | None:
@@ -67,11 +82,15 @@ async def test_customer_message_reply_and_statuses(server: Server, owner: Owner,
     assert await eventually(read_status) == "read"
     contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
     assert contact["name"] == "Ana"
-    assert [(i["channel_kind"], i["address"]) for i in contact["identities"]] == [("api", "cust-42")]
+    assert [(i["channel_kind"], i["address"]) for i in contact["identities"]] == [
+        ("api", "cust-42")
+    ]
     await sim.aclose()
 
 
-async def test_bad_signature_is_rejected_and_nothing_stored(server: Server, owner: Owner, api: httpx.AsyncClient) -> None:
+async def test_bad_signature_is_rejected_and_nothing_stored(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
     channel = await make_channel(api, server)
     body = orjson.dumps({"messages": [{"id": "m1", "from": {"id": "c1"}, "text": "hi"}]})
     url = f"{server.url}/webhooks/api/{channel['id']}"

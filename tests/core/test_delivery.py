@@ -1,0 +1,180 @@
+"""The outbound pipeline: policy, order, retries with backoff and Retry-After, permanent
+failures in plain words, crash recovery, forward-only statuses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import orjson
+from sqlalchemy import select, update
+from tests.conftest import Owner, Receiver, Server, eventually
+from tests.core.test_ingest import api_channel, msg, post_signed
+
+from tidings.actions.base import transaction
+from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.delivery import worker as delivery
+from tidings.domain.enums import MessageKind
+from tidings.storage.models import Conversation, Delivery, Message
+from tidings.storage.types import utcnow
+
+
+async def conversation_with_customer(
+    server: Server, api: httpx.AsyncClient, webhook_url: str
+) -> tuple[int, int]:
+    channel_id = await api_channel(api, webhook_url)
+    await post_signed(server, channel_id, {"messages": [msg("in-1", "cust", "hi", 1_750_000_000)]})
+
+    async def conv() -> list:
+        return (await api.get("/api/v1/conversations")).json()["data"]
+
+    convs = await eventually(conv)
+    return channel_id, int(convs[0]["id"])
+
+
+async def message(api: httpx.AsyncClient, conv_id: int, message_id: int) -> dict:
+    data = (await api.get(f"/api/v1/conversations/{conv_id}/messages")).json()["data"]
+    return next(m for m in data if m["id"] == message_id)
+
+
+async def test_sends_in_order_after_retries(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    _, conv_id = await conversation_with_customer(server, api, receiver.url)
+    # The first attempt meets an outage, the second a rate limit with Retry-After: 1.
+    receiver.script += [(500, {}, b"boom"), (429, {"Retry-After": "1"}, b"slow down")]
+    ids = []
+    for text in ("one", "two", "three"):
+        resp = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": text})
+        assert resp.status_code == 201
+        ids.append(resp.json()["id"])
+
+    async def all_sent() -> bool:
+        statuses = [(await message(api, conv_id, i))["status"] for i in ids]
+        return statuses == ["sent"] * 3
+
+    await eventually(all_sent, timeout=20)
+    texts = [orjson.loads(body)["message"]["text"] for _h, body in receiver.requests]
+    # Three failed-then-retried attempts of "one", then each once, in order.
+    assert texts == ["one", "one", "one", "two", "three"]
+    async with server.runtime.db.read() as s:
+        attempts = (await s.scalars(select(Delivery.attempts).order_by(Delivery.id))).all()
+    assert list(attempts) == [3, 1, 1]
+
+
+async def test_permanent_failure_is_explained(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    _, conv_id = await conversation_with_customer(server, api, receiver.url)
+    receiver.script.append((400, {}, b"no such user"))
+    resp = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "hello"})
+    message_id = resp.json()["id"]
+
+    async def failed() -> dict | None:
+        m = await message(api, conv_id, message_id)
+        return m if m["status"] == "failed" else None
+
+    m = await eventually(failed)
+    assert m["error_reason"] == "The receiving system refused the message (400)."
+    assert len(receiver.requests) == 1  # permanent: not retried
+    channels = (await api.get("/api/v1/channels")).json()
+    assert channels[0]["health"]["last_error"] == "The receiving system refused the message (400)."
+
+
+async def test_policy_refusals_queue_nothing(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    _, conv_id = await conversation_with_customer(server, api, receiver.url)
+    empty = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "   "})
+    assert empty.status_code == 422
+    assert empty.json()["error"]["code"] == "empty_message"
+    missing = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["message"].startswith("text:")
+    wrong_channel = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"text": "x", "channel_id": 99999}
+    )
+    assert wrong_channel.status_code == 422
+    assert "channel_id" in wrong_channel.json()["error"]["message"]
+    async with server.runtime.db.read() as s:
+        assert (await s.scalars(select(Message).where(Message.direction == "out"))).all() == []
+
+
+async def test_expired_lease_is_sent_exactly_once(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A worker died after claiming a delivery but before handing it to the provider: the lease
+    expires, the row returns to the queue, and it is sent once."""
+    _, conv_id = await conversation_with_customer(server, api, receiver.url)
+    rt = server.runtime
+    async with transaction(rt) as tx:
+        conv = await tx.session.get_one(Conversation, conv_id)
+        route = await choose_route(tx, conv, None)
+        queued = await do_queue_message(
+            tx, conv, route, MessageKind.TEXT, "survives", sender_agent_id=None
+        )
+        # In the same transaction: the claim of a worker that then died before sending.
+        await tx.session.execute(
+            update(Delivery)
+            .where(Delivery.message_id == queued.id)
+            .values(
+                state="sending",
+                claimed_by="dead-worker",
+                lease_until=utcnow() - timedelta(seconds=1),
+            )
+        )
+    message_id = queued.id
+    recovered = await delivery.recover_expired_leases(server.runtime)
+    server.runtime.wake("delivery")
+
+    async def sent() -> bool:
+        return (await message(api, conv_id, message_id))["status"] == "sent"
+
+    await eventually(sent)
+    texts = [orjson.loads(body)["message"]["text"] for _h, body in receiver.requests]
+    assert recovered == 1
+    assert texts.count("survives") == 1
+
+
+async def test_status_only_moves_forward(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    channel_id, conv_id = await conversation_with_customer(server, api, receiver.url)
+    receiver.script.append((200, {"Content-Type": "application/json"}, b'{"id": "ext-77"}'))
+    resp = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "track me"})
+    message_id = resp.json()["id"]
+
+    async def sent() -> bool:
+        return (await message(api, conv_id, message_id))["provider_message_id"] == "ext-77"
+
+    await eventually(sent)
+    await post_signed(
+        server,
+        channel_id,
+        {"statuses": [{"id": "ext-77", "status": "read", "timestamp": 1_750_000_010}]},
+    )
+
+    async def is_read() -> bool:
+        return (await message(api, conv_id, message_id))["status"] == "read"
+
+    await eventually(is_read)
+    # A late "delivered" (and a stray "failed") never overwrite "read".
+    await post_signed(
+        server,
+        channel_id,
+        {"statuses": [{"id": "ext-77", "status": "delivered", "timestamp": 1_750_000_005}]},
+    )
+    await post_signed(
+        server,
+        channel_id,
+        {"statuses": [{"id": "ext-77", "status": "failed", "timestamp": 1_750_000_020}]},
+    )
+
+    async def processed() -> bool:
+        resp = await api.get("/api/v1/inbound_events", params={"state": "pending"})
+        return resp.json() == []
+
+    await eventually(processed)
+    final = await message(api, conv_id, message_id)
+    assert final["status"] == "read"
+    assert final["error_reason"] is None
