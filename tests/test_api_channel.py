@@ -7,8 +7,8 @@ import time
 
 import httpx
 import orjson
-from tests.conftest import Owner, Server, eventually
 
+from tests.conftest import Owner, Server, eventually
 from tidings import signing
 
 SECRET = "s3cret-for-the-api-channel"

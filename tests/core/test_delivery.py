@@ -8,9 +8,9 @@ from datetime import timedelta
 import httpx
 import orjson
 from sqlalchemy import select, update
+
 from tests.conftest import Owner, Receiver, Server, eventually
 from tests.core.test_ingest import api_channel, msg, post_signed
-
 from tidings.actions.base import transaction
 from tidings.actions.outbound import choose_route, do_queue_message
 from tidings.delivery import worker as delivery

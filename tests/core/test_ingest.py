@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import orjson
 from sqlalchemy import func, select
-from tests.conftest import Owner, Server, eventually
 
+from tests.conftest import Owner, Server, eventually
 from tidings import signing
 from tidings.storage.models import InboundEvent, Message
 

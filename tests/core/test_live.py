@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+
 from tests.conftest import REDIS_URL, Owner, Server, free_port, make_settings, start_server
 from tests.core.test_ingest import api_channel, msg, post_signed
-
 from tidings.actions.admin import hash_token
 from tidings.storage.models import Agent, ApiToken, Inbox, InboxMember
 from tidings.storage.types import utcnow
