@@ -654,3 +654,31 @@ async def test_aclose_cancels_pending_retries(receiver: Receiver) -> None:
     assert simulator.delivery_counts() == {"delivered": 0, "pending": 1, "given_up": 0}
     await asyncio.wait_for(simulator.aclose(), 1)
     assert len(receiver.posts) == 1
+
+
+async def test_phone_and_bsuid_are_one_customer(
+    ctl: httpx.AsyncClient, sim: WhatsAppSimulator
+) -> None:
+    sim.configure(auto_statuses=[], window_mode="sync", history_limit=3)
+    bsuid = "US.13491208655302741918"
+    await ctl.post(
+        "/_sim/inbound", json={"phone_number_id": PNID, "user_id": bsuid, "text": "first, no phone"}
+    )
+    await inbound(ctl, user_id=bsuid, text="now with phone")
+    # The window opened by either message covers sends addressed by phone or by BSUID.
+    by_phone = await send(ctl, text_body())
+    by_bsuid = await send(
+        ctl, {k: v for k, v in text_body().items() if k != "to"} | {"recipient": bsuid}
+    )
+    assert (by_phone.status_code, by_bsuid.status_code) == (200, 200)
+    assert by_bsuid.json()["contacts"] == [{"input": bsuid, "wa_id": CUSTOMER, "user_id": bsuid}]
+    customers = (await ctl.get("/_sim/customers", params={"phone_number_id": PNID})).json()
+    assert [(c["user"], c["wa_id"], c["user_id"]) for c in customers] == [(bsuid, CUSTOMER, bsuid)]
+    for user in (CUSTOMER, bsuid):
+        thread = (
+            await ctl.get("/_sim/conversations", params={"phone_number_id": PNID, "user": user})
+        ).json()
+        assert [m["direction"] for m in thread] == ["in", "in", "out", "out"]
+    for _ in range(3):
+        await send(ctl, text_body())
+    assert len(sim.sent()) == 3

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -144,12 +144,24 @@ class Knobs(BaseModel):
     pair_interval_seconds: float = Field(6.0, gt=0)
     duplicate_deliveries: int = Field(0, ge=0, le=100)
     # Meta's exact backoff is unconfirmed (digest §0.3); it retries for up to 7 days.
-    retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
+    retry_schedule: list[Annotated[float, Field(ge=0)]] = [
+        0.2,
+        0.5,
+        1.0,
+        2.0,
+        5.0,
+        10.0,
+        20.0,
+        30.0,
+    ]
     retry_for_seconds: float = Field(600.0, ge=0)
     delivery_timeout: float = Field(10.0, gt=0)
     # Meta's bodies show "/" as "\/" (digest §0.2); signing those bytes catches re-serialisers.
     escape_slashes: bool = True
     templates: dict[str, TemplateSpec] | None = None
+    # The request and delivery logs keep this many recent entries, so a long sandbox session
+    # or a benchmark does not grow without bound.
+    history_limit: int = Field(10_000, ge=1)
 
 
 class AccountIn(BaseModel):
@@ -360,6 +372,11 @@ class _ControlError(Exception):
         self.message = message
 
 
+def _trim(log: list[Any], limit: int) -> None:
+    if len(log) > limit:
+        del log[: len(log) - limit]
+
+
 def _fbtrace_id() -> str:
     return "A" + secrets.token_urlsafe(16)[:22]
 
@@ -496,6 +513,7 @@ class WhatsAppSimulator:
         self._send_times: dict[str, deque[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count(1)
+        self._delivery_ids = itertools.count(1)
         self._clock = clock
         self._own_http = http is None
         # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
@@ -545,9 +563,14 @@ class WhatsAppSimulator:
         return self.delivery_counts()
 
     def delivery_counts(self) -> dict[str, int]:
+        """Deliveries by state; `pending` also counts status pipelines that have not yet
+        produced all their webhooks."""
         counts = {"delivered": 0, "pending": 0, "given_up": 0}
         for delivery in self.deliveries:
             counts[delivery.state] += 1
+        counts["pending"] += sum(
+            1 for t in self._tasks if not t.done() and t.get_name().startswith("wa-status-")
+        )
         return counts
 
     async def reset(self, *, accounts: bool = False) -> None:
@@ -781,10 +804,14 @@ class WhatsAppSimulator:
         return account
 
     def _customer(self, pnid: str, wa_id: str | None, user_id: str | None) -> Customer:
-        key = None
-        if user_id is not None:
-            key = self._aliases.get((pnid, user_id))
-        key = wa_id or key or user_id
+        """The customer known by either id, created on first sight. Once seen with both, the
+        phone and the BSUID lead to the same customer whichever arrives first."""
+        key = (
+            (wa_id and self._aliases.get((pnid, wa_id)))
+            or (user_id and self._aliases.get((pnid, user_id)))
+            or wa_id
+            or user_id
+        )
         assert key is not None  # callers pass at least one id
         customer = self._customers.get((pnid, key))
         if customer is None:
@@ -793,14 +820,15 @@ class WhatsAppSimulator:
             self._customers[(pnid, key)] = customer
         if wa_id:
             customer.wa_id = wa_id
+            self._aliases[(pnid, wa_id)] = key
         if user_id:
             customer.user_id = user_id
             self._aliases[(pnid, user_id)] = key
         return customer
 
     def _find_customer(self, pnid: str, user: str) -> Customer | None:
-        key = self._aliases.get((pnid, user), user)
-        return self._customers.get((pnid, key))
+        key = self._aliases.get((pnid, user))
+        return self._customers.get((pnid, key)) if key is not None else None
 
     def _window_open(self, customer: Customer) -> bool:
         if customer.last_inbound is None:
@@ -1014,7 +1042,7 @@ class WhatsAppSimulator:
         self, account: Account, kind: str, refs: list[str], *, duplicate: bool
     ) -> Delivery:
         delivery = Delivery(
-            id=len(self.deliveries) + 1,
+            id=next(self._delivery_ids),
             phone_number_id=account.phone_number_id,
             kind=kind,
             refs=refs,
@@ -1022,6 +1050,7 @@ class WhatsAppSimulator:
             created_at=time.monotonic(),
         )
         self.deliveries.append(delivery)
+        _trim(self.deliveries, self.knobs.history_limit)
         return delivery
 
     async def _deliver_in_background(
@@ -1139,6 +1168,7 @@ class WhatsAppSimulator:
                 "response": {"status": status, "body": result},
             }
         )
+        _trim(self.requests, self.knobs.history_limit)
         return JSONResponse(result, status_code=status, headers=headers)
 
     def _check_auth(self, pnid: str, request: Request) -> Account:
@@ -1170,10 +1200,14 @@ class WhatsAppSimulator:
         failure = self._failures.popleft() if self._failures else None
         if failure is not None and failure.delay_seconds:
             await asyncio.sleep(failure.delay_seconds)
-        if failure is not None and failure.mode == "sync" and (failure.code or failure.http_status):
+        has_error = failure is not None and (
+            failure.code is not None or failure.http_status is not None
+        )
+        if failure is not None and has_error and failure.mode == "sync":
             headers = {}
             if failure.retry_after is not None:
                 headers["Retry-After"] = f"{failure.retry_after:g}"
+            # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
             code = failure.code if failure.code is not None else 2
             raise _GraphError(
                 code, failure.details, http_status=failure.http_status, headers=headers
@@ -1286,12 +1320,11 @@ class WhatsAppSimulator:
         customer.pair_tokens -= 1.0
 
     def _target_customer(self, pnid: str, body: dict[str, Any], to_key: str) -> Customer:
+        known = self._find_customer(pnid, to_key)
+        if known is not None:
+            return known
         if "to" in body:
-            known = self._customers.get((pnid, to_key))
-            return known or self._customer(pnid, to_key, None)
-        key = self._aliases.get((pnid, to_key))
-        if key is not None:
-            return self._customers[(pnid, key)]
+            return self._customer(pnid, to_key, None)
         return self._customer(pnid, None, to_key)
 
     # ---------------------------------------------------------------- Graph: validation
