@@ -223,7 +223,7 @@ def split(body: bytes) -> list[RawEvent]:
     Meta may batch up to 1000 updates in one POST across several entry[] and changes[]
     (digest §0.3), so every level is walked. Keys are stable across Meta's retries:
     `msg:<wamid>`, `status:<wamid>:<status>[:<code>]`, `error:<hash>`, `echo:<wamid>`,
-    `change:<field>:<hash>`.
+    `change:<field>:<hash>`, and `bad:<hash>` for a malformed part (kept, fails in parse).
     """
     try:
         doc = orjson.loads(body)
