@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
+from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
 from tidings.domain.errors import NotFound
 
@@ -12,6 +13,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
     for adapter in (
         ApiChannelAdapter(),
         WhatsAppAdapter(),
+        TelegramAdapter(),
     )
 }
 

@@ -23,6 +23,7 @@ from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
+from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
@@ -137,9 +138,11 @@ class Sandbox:
         base = f"{settings.public_url}/sandbox"
         self.whatsapp = WhatsAppSimulator()
         self.api = ApiClientSimulator()
+        self.telegram = TelegramSimulator()
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
+            TelegramBinding(f"{base}/telegram", self.telegram),
         ]
         self.rt: Runtime | None = None
         self.app = Starlette(
@@ -150,6 +153,7 @@ class Sandbox:
                 Route("/phone/send", self._send, methods=["POST"]),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
+                Mount("/telegram", self.telegram.app),
             ]
         )
 
@@ -177,6 +181,7 @@ class Sandbox:
     async def stop(self) -> None:
         await self.whatsapp.aclose()
         await self.api.aclose()
+        await self.telegram.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None
@@ -277,4 +282,17 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": api.id, "kind": api.kind, "name": api.name})
+    tg = await create_channel(
+        rt,
+        who,
+        "telegram",
+        "Telegram (sandbox)",
+        {
+            "bot_token": f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(26)}",
+            "secret_token": secrets.token_urlsafe(24),
+            "api_base_url": f"{base}/telegram",
+        },
+        None,
+    )
+    made.append({"id": tg.id, "kind": tg.kind, "name": tg.name})
     return made

@@ -1,0 +1,76 @@
+"""Telegram Bot API channel (kind `telegram`).
+
+Public surface: `TelegramAdapter` (registered in `channels/registry.py`), `TelegramConfig`, and
+the webhook helpers in `client` (`set_webhook`, `delete_webhook`, `get_webhook_info`). Facts come
+from shared/protocols/other.md §E and §F. The customer's identity is the chat id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.telegram import client, webhook
+from tidings.channels.telegram.config import TelegramConfig
+from tidings.domain.errors import SignatureError
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["TelegramAdapter", "TelegramConfig"]
+
+_MB = 1024 * 1024
+
+
+class TelegramAdapter:
+    kind: ClassVar[str] = "telegram"
+    label: ClassVar[str] = "Telegram"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        text_max_length=4096,
+        service_window_hours=None,
+        # The Bot API has no delivery or read receipts.
+        receipts=("sent",),
+        # Sending by URL: Telegram fetches up to 5 MB photos and 20 MB other files.
+        media_types={"image/": 5 * _MB, "application/": 20 * _MB, "video/": 20 * _MB},
+        # ~30 messages/s per bot for broadcasts (Bot FAQ, digest §E); per chat ~1/s is
+        # enforced by Telegram with 429 + retry_after, which the delivery worker honours.
+        rate_per_second=30.0,
+        burst=30,
+        max_webhook_bytes=1_000_000,
+    )
+    config_model: ClassVar[type[BaseModel]] = TelegramConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"bot_token", "secret_token"})
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        raise SignatureError("Telegram has no GET handshake; register the URL with setWebhook")
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        webhook.verify(_config(config).secret_token, request)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return webhook.split(request.body)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return webhook.parse(payload)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(status=200, body=b"")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_message(_config(config), message, http)
+
+
+def _config(config: Any) -> TelegramConfig:
+    if isinstance(config, TelegramConfig):
+        return config
+    return TelegramConfig.model_validate(config)

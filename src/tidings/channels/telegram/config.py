@@ -1,0 +1,45 @@
+"""The settings one Telegram bot needs."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Bot API: `secret_token` is 1-256 characters of A-Z a-z 0-9 _ - (digest E).
+SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# "<bot id>:<secret>" as BotFather hands it out; only the shape is checked here.
+BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+
+class TelegramConfig(BaseModel):
+    """One bot connected through the Bot API webhook."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    bot_token: str = Field(min_length=3, description="The token from @BotFather")
+    secret_token: str = Field(
+        description="Passed to setWebhook; Telegram echoes it in X-Telegram-Bot-Api-Secret-Token"
+    )
+    api_base_url: str = "https://api.telegram.org"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: str) -> str:
+        if not BOT_TOKEN.match(value):
+            raise ValueError("bot_token looks like 123456789:AAH... (as @BotFather gives it)")
+        return value
+
+    @field_validator("secret_token")
+    @classmethod
+    def _check_secret(cls, value: str) -> str:
+        if not SECRET_TOKEN.match(value):
+            raise ValueError("secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value.rstrip("/")
