@@ -111,11 +111,12 @@ def create_app(
         name="static",
     )
     if settings.sandbox:
+        from tidings.simulators.guard import loopback_only
         from tidings.simulators.sandbox import Sandbox
 
         sandbox = Sandbox(settings)
         app.state.sandbox = sandbox
-        app.mount("/sandbox", sandbox.app)
+        app.mount("/sandbox", loopback_only(sandbox.app))
     return app
 
 

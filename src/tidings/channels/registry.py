@@ -5,6 +5,7 @@ from __future__ import annotations
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.telegram import TelegramAdapter
+from tidings.channels.vonage import VonageAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
 from tidings.domain.errors import NotFound
 
@@ -13,6 +14,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
     for adapter in (
         ApiChannelAdapter(),
         WhatsAppAdapter(),
+        VonageAdapter(),
         TelegramAdapter(),
     )
 }

@@ -24,6 +24,7 @@ from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
+from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
@@ -138,10 +139,12 @@ class Sandbox:
         base = f"{settings.public_url}/sandbox"
         self.whatsapp = WhatsAppSimulator()
         self.api = ApiClientSimulator()
+        self.vonage = VonageSimulator()
         self.telegram = TelegramSimulator()
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
+            VonageBinding(f"{base}/vonage", self.vonage),
             TelegramBinding(f"{base}/telegram", self.telegram),
         ]
         self.rt: Runtime | None = None
@@ -153,6 +156,7 @@ class Sandbox:
                 Route("/phone/send", self._send, methods=["POST"]),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
+                Mount("/vonage", self.vonage.app),
                 Mount("/telegram", self.telegram.app),
             ]
         )
@@ -181,6 +185,7 @@ class Sandbox:
     async def stop(self) -> None:
         await self.whatsapp.aclose()
         await self.api.aclose()
+        await self.vonage.aclose()
         await self.telegram.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
@@ -295,4 +300,20 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": tg.id, "kind": tg.kind, "name": tg.name})
+    vonage = await create_channel(
+        rt,
+        who,
+        "vonage",
+        "SMS via Vonage (sandbox)",
+        {
+            "api_key": f"sbx{secrets.token_hex(4)}",
+            "api_secret": secrets.token_urlsafe(12),
+            "signature_secret": secrets.token_urlsafe(24),
+            "signature_method": "sha256",
+            "from_number": "+14155550100",
+            "api_base_url": f"{base}/vonage",
+        },
+        None,
+    )
+    made.append({"id": vonage.id, "kind": vonage.kind, "name": vonage.name})
     return made

@@ -1,0 +1,75 @@
+"""Vonage (Nexmo) SMS API channel: inbound SMS and delivery receipts over signed webhooks, and
+the send API. Protocol facts: shared/protocols/other.md §C8 and §F.
+
+Identity is the customer's E.164 number, so an SMS contact meets the same person's WhatsApp
+identity (Sender.phone).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.vonage import client, webhook
+from tidings.channels.vonage.config import VonageConfig
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["VonageAdapter", "VonageConfig"]
+
+
+class VonageAdapter:
+    kind: ClassVar[str] = "vonage"
+    label: ClassVar[str] = "SMS (Vonage)"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        # Vonage concatenates long texts itself, up to 6 parts is the usual advice [U]; the
+        # policy layer counts segments.
+        text_max_length=918,
+        receipts=("sent", "delivered"),
+        # Vonage's default SMS API throughput is 30 requests/s per API key [U].
+        rate_per_second=30.0,
+        burst=30,
+        max_webhook_bytes=64 * 1024,
+    )
+    config_model: ClassVar[type[BaseModel]] = VonageConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"api_secret", "signature_secret"})
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        # Vonage can also call with GET; Tidings stores events only from POST, so say so.
+        return WebhookReply(
+            405,
+            b"Set the Vonage webhook method to POST-JSON (or POST) for this URL.",
+        )
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        webhook.verify(_config(config), request)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return webhook.split(request)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return webhook.parse(payload)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        # Vonage wants 200 or 204, otherwise it retries for 24 h (digest C8).
+        return WebhookReply(204, b"")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_sms(_config(config), message, http)
+
+
+def _config(config: Any) -> VonageConfig:
+    if isinstance(config, VonageConfig):
+        return config
+    return VonageConfig.model_validate(config)
