@@ -25,6 +25,7 @@ from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
+from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
