@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
-from tidings.simulators.whatsapp import WhatsAppSimulator
 
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
