@@ -1,7 +1,16 @@
-"""Sign-in, sign-out and the inbox page."""
+"""Sign-in, sign-out, the inbox and settings pages, and the security headers of every page.
+
+CSRF: the sign-in form carries a random token that must match a cookie set with the form
+(double submit: another site can neither read the cookie nor set it); pages for a signed-in
+agent carry a token derived from the session (HMAC), which the sign-out form posts back. API
+calls from the pages use the `X-Requested-With: tidings` header instead (see api/auth.py).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from pathlib import Path
 
@@ -10,9 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.actions.admin import hasher
 from tidings.api.auth import SESSION_COOKIE, SESSION_MAX_AGE, agent_from_session, session_value
+from tidings.domain.enums import Role
 from tidings.runtime import Runtime
 from tidings.storage.models import Agent
 
@@ -21,10 +32,61 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 
+LOGIN_CSRF_COOKIE = "tidings_login_csrf"
+
+# No inline script or style anywhere: customer text that slipped into markup could not run.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+# The OpenAPI explorer is FastAPI's page (inline script, CDN assets): it keeps its own rules.
+CSP_EXEMPT_PREFIXES = ("/api/v1/docs",)
+
 # Login throttling: failures per email within a window, in this process.
 THROTTLE_WINDOW = 300.0
 THROTTLE_MAX = 10
 _failures: dict[str, list[float]] = {}
+
+
+class SecurityHeaders:
+    """Adds the CSP and friends to every HTML response (pages, the sandbox phone, errors)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(CSP_EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.startswith(b"text/html"):
+                    present = {k.lower() for k, _ in headers}
+                    headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _throttled(email: str) -> bool:
@@ -34,20 +96,57 @@ def _throttled(email: str) -> bool:
     return len(recent) >= THROTTLE_MAX
 
 
+def session_csrf(rt: Runtime, session_cookie: str) -> str:
+    """The CSRF token of a signed-in page: bound to the session, so it dies with it."""
+    key = hashlib.sha256(b"tidings.csrf|" + rt.settings.secret_key.encode()).digest()
+    return hmac.new(key, session_cookie.encode(), hashlib.sha256).hexdigest()
+
+
 def render(name: str, status: int = 200, **context: object) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(name).render(**context), status_code=status)
+    response = HTMLResponse(TEMPLATES.get_template(name).render(**context), status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _login_page(rt: Runtime, status: int, error: str | None, email: str) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = render(
+        "login.html", status, error=error, email=email, sandbox=rt.settings.sandbox, csrf=token
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=rt.settings.public_url.startswith("https://"),
+    )
+    return response
+
+
+async def _signed_in(request: Request) -> tuple[Agent, str] | None:
+    rt: Runtime = request.app.state.runtime
+    cookie = request.cookies.get(SESSION_COOKIE) or ""
+    agent_id = agent_from_session(rt, cookie)
+    if agent_id is None:
+        return None
+    async with rt.db.read() as s:
+        agent = await s.get(Agent, agent_id)
+    if agent is None or not agent.active:
+        return None
+    return agent, cookie
 
 
 def mount_web(app: FastAPI) -> None:
+    app.add_middleware(SecurityHeaders)
+
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         return RedirectResponse("/inbox", status_code=303)
 
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
-        return render(
-            "login.html", error=None, email="", sandbox=request.app.state.runtime.settings.sandbox
-        )
+        return _login_page(request.app.state.runtime, 200, None, "")
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -55,14 +154,12 @@ def mount_web(app: FastAPI) -> None:
         form = await request.form()
         email = str(form.get("email", "")).strip().lower()
         password = str(form.get("password", ""))
+        sent = str(form.get("csrf", ""))
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return _login_page(rt, 403, "The form expired; please sign in again.", email)
         if _throttled(email):
-            return render(
-                "login.html",
-                429,
-                error="Too many attempts; wait a few minutes.",
-                email=email,
-                sandbox=rt.settings.sandbox,
-            )
+            return _login_page(rt, 429, "Too many attempts; wait a few minutes.", email)
         async with rt.db.read() as s:
             agent = await s.scalar(
                 select(Agent).where(Agent.email == email, Agent.active.is_(True))
@@ -75,13 +172,8 @@ def mount_web(app: FastAPI) -> None:
                 ok = False
         if not ok or agent is None:
             _failures.setdefault(email, []).append(time.monotonic())
-            return render(
-                "login.html",
-                401,
-                error="Wrong email or password.",
-                email=email,
-                sandbox=rt.settings.sandbox,
-            )
+            return _login_page(rt, 401, "Wrong email or password.", email)
+        _failures.pop(email, None)
         response = RedirectResponse("/inbox", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -91,22 +183,52 @@ def mount_web(app: FastAPI) -> None:
             samesite="lax",
             secure=rt.settings.public_url.startswith("https://"),
         )
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
 
     @app.post("/logout", include_in_schema=False)
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        cookie = request.cookies.get(SESSION_COOKIE) or ""
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        if cookie and not hmac.compare_digest(sent.encode(), session_csrf(rt, cookie).encode()):
+            return Response("CSRF check failed; use the Sign out button.", status_code=403)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
 
     @app.get("/inbox", include_in_schema=False)
     async def inbox(request: Request) -> Response:
+        found = await _signed_in(request)
+        if found is None:
+            return RedirectResponse("/login", status_code=303)
+        agent, cookie = found
         rt: Runtime = request.app.state.runtime
-        agent_id = agent_from_session(rt, request.cookies.get(SESSION_COOKIE))
-        if agent_id is None:
+        return render(
+            "inbox.html",
+            agent=agent,
+            is_admin=agent.role in (Role.OWNER, Role.ADMIN),
+            sandbox=rt.settings.sandbox,
+            csrf=session_csrf(rt, cookie),
+        )
+
+    @app.get("/settings", include_in_schema=False)
+    async def settings(request: Request) -> Response:
+        found = await _signed_in(request)
+        if found is None:
             return RedirectResponse("/login", status_code=303)
-        async with rt.db.read() as s:
-            agent = await s.get(Agent, agent_id)
-        if agent is None:
-            return RedirectResponse("/login", status_code=303)
-        return render("inbox.html", agent=agent, sandbox=rt.settings.sandbox)
+        agent, cookie = found
+        rt: Runtime = request.app.state.runtime
+        if agent.role not in (Role.OWNER, Role.ADMIN):
+            return render(
+                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
+            )
+        return render(
+            "settings.html",
+            agent=agent,
+            is_admin=True,
+            sandbox=rt.settings.sandbox,
+            csrf=session_csrf(rt, cookie),
+            public_url=rt.settings.public_url,
+        )

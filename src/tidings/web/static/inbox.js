@@ -1,96 +1,628 @@
-// Minimal inbox: conversation list, thread, reply, live updates over SSE.
-// All customer-supplied text is inserted with textContent, never as HTML.
+// The agent inbox: list, thread, composer, contact panel; live over SSE; keyboard-driven.
+// Customer-supplied text is only ever inserted with textContent (see T.el in ui.js).
 "use strict";
-const api = (path, opts = {}) =>
-  fetch("/api/v1" + path, {
-    ...opts,
-    headers: { "Content-Type": "application/json", "X-Requested-With": "tidings", ...(opts.headers || {}) },
+(() => {
+  const { api, el, ago, clock, windowText, channelIcon, debounce } = T;
+  const $ = (id) => document.getElementById(id);
+
+  const S = {
+    boot: null,
+    view: localStorage.getItem("tidings.view") || "all",
+    convs: new Map(),       // id -> enriched conversation
+    order: [],              // ids in list order
+    cursor: null,
+    selected: null,         // id highlighted in the list (j/k)
+    current: null,          // id open in the thread
+    messages: new Map(),    // id -> message of the open thread
+    context: null,
+    mode: "reply",
+    presence: new Map(),    // conversation id -> Map(agent id -> {name, state, until})
+    typingSince: null,      // when this agent started the current draft
+    othersRepliedSince: null,
+    unread: 0,
+  };
+
+  const agentName = (id) => { const a = S.boot && S.boot.agents.find((x) => x.id === id); return a ? a.name : "agent " + id; };
+  const channelOf = (id) => S.boot && S.boot.channels.find((c) => c.id === id);
+  const filters = () => ({
+    view: S.view, status: $("f-status").value, inbox_id: $("f-inbox").value, channel_id: $("f-channel").value,
+    label: $("f-label").value, assignee_id: $("f-assignee").value, sort: $("f-sort").value,
   });
-let current = null;
-const convs = new Map();
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = text;
-  return e;
-}
-
-function renderList() {
-  const list = document.getElementById("list");
-  list.replaceChildren();
-  const sorted = [...convs.values()].sort((a, b) => (b.last_activity_at || "").localeCompare(a.last_activity_at || ""));
-  for (const c of sorted) {
-    const row = el("div", "conv" + (c.id === current ? " active" : ""));
-    row.dataset.id = c.id;
-    const title = el("div", null, "#" + c.id + " · " + c.status);
-    if (c.unread_count) title.appendChild(el("span", "unread", String(c.unread_count)));
-    row.append(title, el("div", "preview", c.last_message_preview || ""));
-    row.addEventListener("click", () => openConversation(c.id));
-    list.appendChild(row);
+  // ---- title and live indicator ---------------------------------------------------------
+  function setTitle() {
+    document.title = (S.unread ? "(" + S.unread + ") " : "") + "Inbox — Tidings";
   }
-}
+  const refreshUnread = debounce(async () => {
+    try { S.unread = (await api("/ui/conversations?limit=1&status=any")).unread_conversations; setTitle(); } catch (_e) { /* offline */ }
+  }, 300);
 
-function renderMessage(m) {
-  const div = el("div", "msg " + m.direction + (m.status === "failed" ? " failed" : ""));
-  div.id = "m" + m.id;
-  div.appendChild(el("div", null, m.body ?? "[" + m.kind + "]"));
-  let meta = m.status;
-  if (m.error_reason) meta += " — " + m.error_reason;
-  div.appendChild(el("div", "meta", meta));
-  return div;
-}
+  // ---- list --------------------------------------------------------------------------------
+  function matches(c) {
+    const f = filters();
+    if (f.view === "mine" && c.assignee_id !== S.boot.me.id) return false;
+    if (f.view === "unassigned" && c.assignee_id !== null) return false;
+    if (f.status !== "any" && c.status !== f.status) return false;
+    if (f.inbox_id && String(c.inbox_id) !== f.inbox_id) return false;
+    if (f.channel_id && String(c.last_channel_id) !== f.channel_id) return false;
+    if (f.label && !(c.labels || []).includes(f.label)) return false;
+    if (f.assignee_id && String(c.assignee_id) !== f.assignee_id) return false;
+    return true;
+  }
 
-async function loadList() {
-  const resp = await api("/conversations?limit=100");
-  if (!resp.ok) return;
-  for (const c of (await resp.json()).data) convs.set(c.id, c);
-  renderList();
-}
+  function sortOrder() {
+    const desc = $("f-sort").value === "activity";
+    S.order = [...S.convs.values()].sort((a, b) => {
+      const x = (a.last_activity_at || "").localeCompare(b.last_activity_at || "") || a.id - b.id;
+      return desc ? -x : x;
+    }).map((c) => c.id);
+  }
 
-async function openConversation(id) {
-  current = id;
-  renderList();
-  const thread = document.getElementById("thread");
-  thread.replaceChildren();
-  const box = el("div");
-  box.id = "messages";
-  const form = el("form");
-  form.id = "reply";
-  const input = el("textarea");
-  input.placeholder = "Reply…";
-  const send = el("button", null, "Send");
-  const refusal = el("div", "refusal");
-  form.append(input, send);
-  thread.append(box, refusal, form);
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
-    const resp = await api("/conversations/" + id + "/messages", { method: "POST", body: JSON.stringify({ text }) });
-    if (resp.ok) { input.value = ""; refusal.textContent = ""; }
-    else refusal.textContent = (await resp.json()).error.message;
+  function row(c) {
+    const w = windowText(c.window);
+    const li = el("li", {
+      class: "conv" + (c.unread_count ? " unread" : "") + (c.id === S.current ? " open" : "") + (c.id === S.selected ? " selected" : ""),
+      dataset: { id: c.id }, tabindex: "-1",
+      onclick: () => { select(c.id); openConversation(c.id); },
+    },
+      channelIcon(c.channel_kind, c.channel_name),
+      el("div", { class: "conv-main" },
+        el("div", { class: "conv-top" },
+          el("span", { class: "name" }, c.contact_name || "Customer #" + c.contact_id),
+          c.priority && c.priority !== "none" ? el("span", { class: "prio prio-" + c.priority, title: "priority " + c.priority }, c.priority) : null,
+          el("span", { class: "when", title: c.last_activity_at }, ago(c.last_activity_at))),
+        el("div", { class: "conv-bottom" },
+          el("span", { class: "preview" }, c.last_message_preview || ""),
+          c.unread_count ? el("span", { class: "badge", title: c.unread_count + " unread" }, String(c.unread_count)) : null),
+        el("div", { class: "conv-tags" },
+          w ? el("span", { class: "window " + w.cls }, w.text) : null,
+          c.assignee_id ? el("span", { class: "assignee", title: "assigned to " + agentName(c.assignee_id) }, "@" + agentName(c.assignee_id)) : null,
+          ...(c.labels || []).map((name) => el("span", { class: "label" }, name)),
+          c.status !== "open" ? el("span", { class: "status status-" + c.status }, c.status) : null)));
+    return li;
+  }
+
+  function renderList() {
+    sortOrder();
+    const list = $("list");
+    list.replaceChildren(...S.order.map((id) => row(S.convs.get(id))));
+    if (!S.order.length) list.append(el("li", { class: "empty" }, "No conversations here."));
+    $("more").hidden = !S.cursor;
+    for (const b of document.querySelectorAll(".views button")) b.setAttribute("aria-selected", String(b.dataset.view === S.view));
+  }
+
+  async function loadList(more = false) {
+    const f = filters();
+    const q = new URLSearchParams({ limit: "30" });
+    for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+    if (more && S.cursor) q.set("cursor", S.cursor);
+    const page = await api("/ui/conversations?" + q);
+    if (!more) S.convs.clear();
+    for (const c of page.data) S.convs.set(c.id, c);
+    S.cursor = page.next_cursor;
+    S.unread = page.unread_conversations;
+    setTitle();
+    renderList();
+  }
+
+  async function upsertConversation(id) {
+    let c;
+    try { c = await api("/ui/conversations/" + id); } catch (_e) { return; }
+    if (matches(c)) S.convs.set(id, c); else S.convs.delete(id);
+    renderList();
+    if (id === S.current) renderHead(c);
+  }
+
+  function select(id) {
+    S.selected = id;
+    for (const li of document.querySelectorAll("#list .conv")) li.classList.toggle("selected", Number(li.dataset.id) === id);
+    const node = document.querySelector('#list .conv[data-id="' + id + '"]');
+    if (node) node.scrollIntoView({ block: "nearest" });
+  }
+
+  function move(delta) {
+    if (!S.order.length) return;
+    const i = S.order.indexOf(S.selected ?? S.current);
+    const next = i < 0 ? 0 : Math.min(S.order.length - 1, Math.max(0, i + delta));
+    select(S.order[next]);
+  }
+
+  // ---- thread ------------------------------------------------------------------------------
+  const TICKS = { queued: ["🕓", "queued"], sent: ["✓", "sent"], delivered: ["✓✓", "delivered"], read: ["✓✓", "read"], failed: ["!", "failed"], received: ["", ""] };
+
+  function withMentions(text, mentions) {
+    // Split on @words and mark those that named a mentioned agent; all pieces are text nodes.
+    const frag = document.createDocumentFragment();
+    const names = new Set((mentions || []).map((id) => agentName(id).toLowerCase().replace(/\s+/g, "")));
+    const firsts = new Set((mentions || []).map((id) => agentName(id).toLowerCase().split(/\s+/)[0]));
+    let last = 0;
+    for (const m of text.matchAll(/@([\w][\w.\-]*)/g)) {
+      frag.append(text.slice(last, m.index));
+      const h = m[1].toLowerCase();
+      frag.append(names.has(h) || firsts.has(h) ? el("span", { class: "mention" }, m[0]) : m[0]);
+      last = m.index + m[0].length;
+    }
+    frag.append(text.slice(last));
+    return frag;
+  }
+
+  function bubble(m) {
+    if (m.kind === "system") {
+      return el("li", { class: "sys", id: "m" + m.id, dataset: { id: m.id } }, el("span", null, m.body || ""), el("time", { datetime: m.sent_at }, clock(m.sent_at)));
+    }
+    const ch = m.channel_id ? channelOf(m.channel_id) : null;
+    const isNote = m.kind === "note";
+    const cls = "msg " + (isNote ? "note" : m.direction) + (m.status === "failed" ? " failed" : "");
+    const body = el("div", { class: "body" });
+    if (isNote) body.append(withMentions(m.body || "", (m.extra || {}).mentions));
+    else if (m.body) body.append(m.body);
+    else body.append(el("em", { class: "muted" }, "[" + m.kind + "]"));
+    const quoted = m.reply_to_id && S.messages.get(m.reply_to_id);
+    const atts = (m.attachments || []).map((a) => el("div", { class: "att" }, el("span", { class: "att-kind" }, a.kind), " ", a.filename || a.mime_type || "", a.caption ? " — " + a.caption : ""));
+    const meta = el("div", { class: "meta" });
+    if (isNote) meta.append(el("span", { class: "note-tag" }, "Private note"), " · ", agentName(m.sender_agent_id));
+    else {
+      if (ch) meta.append(channelIcon(ch.kind, ch.name), " ");
+      if (m.direction === "out" && m.sender_agent_id) meta.append(agentName(m.sender_agent_id), " · ");
+    }
+    meta.append(el("time", { datetime: m.sent_at, title: m.sent_at }, clock(m.sent_at)));
+    if (m.direction === "out" && !isNote) {
+      const [sym, label] = TICKS[m.status] || ["", m.status];
+      meta.append(" ", el("span", { class: "tick tick-" + m.status, title: label, dataset: { status: m.status } }, sym));
+    }
+    const li = el("li", { class: cls, id: "m" + m.id, dataset: { id: m.id, status: m.status } },
+      quoted ? el("blockquote", null, (quoted.body || "").slice(0, 140)) : null, body, ...atts, meta);
+    if (m.status === "failed") {
+      li.append(el("div", { class: "fail" },
+        el("span", { class: "reason" }, m.error_reason || "Not delivered."),
+        el("button", { type: "button", class: "retry", onclick: () => retry(m.id) }, "Retry")));
+    }
+    return li;
+  }
+
+  function renderMessages() {
+    const box = $("messages");
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    const sorted = [...S.messages.values()].sort((a, b) => (a.sent_at || "").localeCompare(b.sent_at || "") || a.id - b.id);
+    box.replaceChildren(...sorted.map(bubble));
+    if (atBottom || box.dataset.fresh) { box.scrollTop = box.scrollHeight; delete box.dataset.fresh; }
+  }
+
+  function fillAssignees() {
+    const c = S.conv;
+    fillSelect("t-assignee", "Unassigned", S.boot.agents.filter((a) => a.active && (!c || canTake(a, c) || a.id === c.assignee_id)).map((a) => [a.id, a.name]));
+  }
+
+  function renderHead(c) {
+    S.conv = c;
+    fillAssignees();
+    $("t-name").textContent = c.contact_name || "Customer #" + c.contact_id;
+    const inbox = S.boot.inboxes.find((i) => i.id === c.inbox_id);
+    $("t-meta").textContent = "#" + c.id + (inbox ? " · " + inbox.name : "") + (c.channel_name ? " · last via " + c.channel_name : "");
+    $("t-status").value = c.status;
+    $("t-priority").value = c.priority || "none";
+    $("t-assignee").value = c.assignee_id === null ? "" : String(c.assignee_id);
+    $("t-resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
+    $("t-labels").replaceChildren(...(c.labels || []).map((n) => el("span", { class: "label" }, n)),
+      el("button", { type: "button", class: "link", onclick: () => pickLabel() }, "+ label"));
+  }
+
+  async function openConversation(id) {
+    if (S.current && S.current !== id) announce(S.current, "left");
+    S.current = id;
+    S.selected = id;
+    if (location.hash !== "#c/" + id) history.replaceState(null, "", "#c/" + id);
+    renderList();
+    $("thread-empty").hidden = true;
+    $("thread").hidden = true;
+    $("contact-pane").replaceChildren();
+    let c;
+    try {
+      c = await api("/ui/conversations/" + id);
+    } catch (e) {
+      if (S.current !== id) return;
+      S.current = null;
+      $("thread-empty").hidden = false;
+      $("thread-empty").textContent = e.status === 404 ? "Conversation not found — it does not exist or is in an inbox you are not a member of." : "Could not open the conversation: " + e.message;
+      return;
+    }
+    const page = await api("/conversations/" + id + "/messages?limit=200");
+    if (S.current !== id) return;
+    S.messages = new Map(page.data.map((m) => [m.id, m]));
+    S.typingSince = null;
+    S.othersRepliedSince = null;
+    $("c-warning").hidden = true;
+    $("thread").hidden = false;
+    renderHead(c);
+    $("messages").dataset.fresh = "1";
+    renderMessages();
+    renderPresence();
+    await loadContext();
+    if (c.unread_count) api("/ui/conversations/" + id + "/read", { method: "POST" }).catch(() => {});
+    announce(id, "viewing");
+  }
+
+  // ---- contact panel and channel picker ----------------------------------------------------
+  async function loadContext() {
+    const id = S.current;
+    const ctx = await api("/ui/conversations/" + id + "/context");
+    if (S.current !== id) return;
+    S.context = ctx;
+    renderContact();
+    renderRoutes();
+  }
+
+  function renderContact() {
+    const { contact, consents, previous_conversations: prev } = S.context;
+    const pane = $("contact-pane");
+    const attrs = Object.entries(contact.attributes || {});
+    pane.replaceChildren(
+      el("h2", { class: "contact-name" }, contact.name || "Unnamed customer"),
+      el("dl", { class: "facts" },
+        contact.phone ? el("dt", null, "Phone") : null, contact.phone ? el("dd", null, contact.phone) : null,
+        contact.email ? el("dt", null, "Email") : null, contact.email ? el("dd", null, contact.email) : null,
+        ...attrs.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, typeof v === "string" ? v : JSON.stringify(v))])),
+      el("h3", null, "Identities"),
+      el("ul", { class: "idents" }, ...contact.identities.map((i) => el("li", null, channelIcon(i.channel_kind), " ", el("span", { class: "addr" }, i.address), i.display_name ? el("span", { class: "muted" }, " · " + i.display_name) : null))),
+      el("h3", null, "Consent"),
+      consents.length
+        ? el("ul", { class: "consents" }, ...consents.map((c) => el("li", { class: "consent-" + c.status }, c.channel_kind + " · " + c.purpose + ": " + c.status.replace("_", " "), el("span", { class: "muted" }, " (" + c.source + ")"))))
+        : el("p", { class: "muted" }, "No consent recorded."),
+      el("h3", null, "Previous conversations"),
+      prev.length
+        ? el("ul", { class: "prev" }, ...prev.map((p) => el("li", null, el("a", { href: "#c/" + p.id }, "#" + p.id + " · " + p.status), el("div", { class: "muted preview" }, p.last_message_preview || ""))))
+        : el("p", { class: "muted" }, "None."));
+  }
+
+  function routeLabel(r) {
+    const w = windowText(r.window);
+    return r.name + (r.can_send ? (w ? " — " + w.text : "") : " — can't: " + (r.code || "").replace("_", " "));
+  }
+
+  function renderRoutes() {
+    const sel = $("c-channel");
+    const keep = sel.value;
+    const routes = S.context.routes;
+    sel.replaceChildren(...routes.map((r) => el("option", { value: String(r.channel_id), disabled: !r.can_send }, routeLabel(r))));
+    const preferred = routes.find((r) => String(r.channel_id) === keep && r.can_send) || routes.find((r) => r.last_used && r.can_send) || routes.find((r) => r.can_send);
+    if (preferred) sel.value = String(preferred.channel_id);
+    updateComposer();
+  }
+
+  function currentRoute() {
+    return S.context && S.context.routes.find((r) => String(r.channel_id) === $("c-channel").value);
+  }
+
+  function updateComposer() {
+    const note = S.mode === "note";
+    $("composer").classList.toggle("note-mode", note);
+    $("mode-reply").setAttribute("aria-selected", String(!note));
+    $("mode-note").setAttribute("aria-selected", String(note));
+    $("c-channel").disabled = note;
+    $("c-text").placeholder = note ? "Private note — only your team sees it. @name mentions a colleague." : "Write a reply…  (Ctrl+Enter sends, / for canned replies)";
+    $("c-send").textContent = note ? "Add note" : "Send";
+    const why = $("c-why");
+    why.replaceChildren();
+    if (note || !S.context) { $("c-send").disabled = false; updateCounter(); return; }
+    const routes = S.context.routes;
+    const r = currentRoute();
+    const blocked = routes.filter((x) => !x.can_send);
+    if (!r) {
+      why.append(el("span", { class: "closed" }, routes.length ? "No channel can reach this customer now" : "This inbox has no channel"));
+      if (routes.some((x) => x.code === "window_closed")) why.append(" — closed — template only (templates arrive with the WhatsApp template work)");
+    }
+    for (const b of blocked) why.append(el("span", { class: "blocked", title: b.reason }, b.name + ": " + b.reason));
+    $("c-send").disabled = !r;
+    updateCounter();
+  }
+
+  // SMS counter: built against POST /api/v1/sms/preview (encoding, segments, ucs2_chars, cost);
+  // hidden when the endpoint or an SMS route is not there.
+  const updateCounter = debounce(async () => {
+    const out = $("c-counter");
+    const r = currentRoute();
+    const text = $("c-text").value;
+    if (S.mode === "note" || !r) { out.textContent = ""; return; }
+    if (!/sms/i.test(r.kind + " " + r.label)) {
+      out.textContent = text.length > r.text_max_length * 0.8 ? text.length + " / " + r.text_max_length : "";
+      return;
+    }
+    try {
+      const p = await api("/sms/preview", { method: "POST", json: { text, channel_id: r.channel_id } });
+      out.textContent = p.encoding + " · " + p.segments + " segment" + (p.segments === 1 ? "" : "s") + (p.cost != null ? " · ~" + p.cost : "") + ((p.ucs2_chars || []).length ? " · UCS-2 because of " + p.ucs2_chars.join(" ") : "");
+    } catch (_e) { out.textContent = text.length + " chars"; }
+  }, 150);
+
+  // ---- composer ----------------------------------------------------------------------------
+  function setMode(mode) {
+    S.mode = mode;
+    updateComposer();
+    $("c-text").focus();
+  }
+
+  function showCanned() {
+    const box = $("canned");
+    const text = $("c-text").value;
+    const m = /^\/([\w\-]*)$/.exec(text);
+    if (!m) { box.hidden = true; return; }
+    const hits = S.boot.canned_replies.filter((r) => r.short_code.startsWith(m[1].toLowerCase()));
+    box.replaceChildren(...hits.map((r, i) => el("li", { class: i === 0 ? "active" : "", dataset: { id: r.id }, onmousedown: (ev) => { ev.preventDefault(); useCanned(r); } },
+      el("strong", null, "/" + r.short_code), " ", el("span", { class: "muted" }, r.content.slice(0, 80)))));
+    box.hidden = !hits.length;
+  }
+
+  function useCanned(r) {
+    $("c-text").value = r.content;
+    $("canned").hidden = true;
+    $("c-text").focus();
+    updateCounter();
+  }
+
+  async function submit() {
+    const text = $("c-text").value.trim();
+    if (!text || !S.current) return;
+    $("c-error").textContent = "";
+    const id = S.current;
+    try {
+      if (S.mode === "note") {
+        await api("/ui/conversations/" + id + "/notes", { method: "POST", json: { text } });
+      } else {
+        if (S.othersRepliedSince && $("c-warning").hidden) {
+          $("c-warning").hidden = false;
+          $("c-warning").textContent = S.othersRepliedSince + " replied while you were writing. Read it, then press Send again to send anyway.";
+          return;
+        }
+        const r = currentRoute();
+        const m = await api("/conversations/" + id + "/messages", { method: "POST", json: { text, channel_id: r ? r.channel_id : null } });
+        S.messages.set(m.id, m);
+        renderMessages();
+      }
+      $("c-text").value = "";
+      $("c-warning").hidden = true;
+      S.typingSince = null;
+      S.othersRepliedSince = null;
+      updateCounter();
+      announce(id, "viewing");
+    } catch (e) {
+      $("c-error").textContent = e.message;
+    }
+  }
+
+  async function retry(messageId) {
+    try {
+      const m = await api("/ui/messages/" + messageId + "/retry", { method: "POST" });
+      S.messages.set(m.id, m);
+      renderMessages();
+    } catch (e) { $("c-error").textContent = e.message; }
+  }
+
+  // ---- triage ------------------------------------------------------------------------------
+  async function patch(body) {
+    if (!S.current) return;
+    try {
+      const c = await api("/ui/conversations/" + S.current, { method: "PATCH", json: body });
+      if (matches(c)) S.convs.set(c.id, c); else S.convs.delete(c.id);
+      renderList();
+      renderHead(c);
+    } catch (e) { $("c-error").textContent = e.message; }
+  }
+
+  function toggleResolve() {
+    if (!S.conv) return;
+    patch({ status: S.conv.status === "resolved" ? "open" : "resolved" });
+  }
+
+  // A small keyboard-first chooser used for assign (a) and label (l).
+  function picker(title, items, onChoose, allowNew) {
+    const dlg = $("picker");
+    $("picker-title").textContent = title;
+    const input = $("picker-filter");
+    input.value = "";
+    let active = 0;
+    let shown = items;
+    const draw = () => {
+      const f = input.value.trim().toLowerCase();
+      shown = items.filter((it) => it.label.toLowerCase().includes(f));
+      if (allowNew && f && !items.some((it) => it.label.toLowerCase() === f)) shown = [...shown, { label: input.value.trim(), value: input.value.trim(), isNew: true }];
+      active = Math.min(active, Math.max(0, shown.length - 1));
+      $("picker-list").replaceChildren(...shown.map((it, i) => el("li", { class: (i === active ? "active" : "") + (it.on ? " on" : ""), onmousedown: (ev) => { ev.preventDefault(); choose(it); } },
+        it.on ? "✓ " : "", it.isNew ? "Create “" + it.label + "”" : it.label)));
+    };
+    const choose = (it) => { dlg.close(); onChoose(it); };
+    input.oninput = () => { active = 0; draw(); };
+    input.onkeydown = (ev) => {
+      if (ev.key === "ArrowDown") { active = Math.min(shown.length - 1, active + 1); draw(); ev.preventDefault(); }
+      else if (ev.key === "ArrowUp") { active = Math.max(0, active - 1); draw(); ev.preventDefault(); }
+      else if (ev.key === "Enter") { ev.preventDefault(); if (shown[active]) choose(shown[active]); }
+    };
+    draw();
+    dlg.showModal();
+    input.focus();
+  }
+
+  // Agents can be assigned conversations of their inboxes; owners and admins any.
+  const canTake = (a, c) => a.active && (a.role !== "agent" || a.inbox_ids.includes(c.inbox_id));
+
+  function pickAssignee() {
+    if (!S.current) return;
+    const c = S.conv || {};
+    const items = [{ label: "Unassigned", value: null, on: c.assignee_id == null },
+      ...S.boot.agents.filter((a) => canTake(a, c)).map((a) => ({ label: a.name + (a.id === S.boot.me.id ? " (me)" : ""), value: a.id, on: c.assignee_id === a.id }))];
+    picker("Assign to", items, (it) => patch({ assignee_id: it.value }));
+  }
+
+  function pickLabel() {
+    if (!S.current) return;
+    const have = new Set((S.conv && S.conv.labels) || []);
+    const items = S.boot.labels.map((l) => ({ label: l.name, value: l.name, on: have.has(l.name) }));
+    for (const name of have) if (!items.some((i) => i.value === name)) items.push({ label: name, value: name, on: true });
+    picker("Toggle label", items, (it) => {
+      const next = new Set(have);
+      if (next.has(it.value)) next.delete(it.value); else next.add(it.value);
+      patch({ labels: [...next] });
+    }, true);
+  }
+
+  // ---- presence ----------------------------------------------------------------------------
+  let lastAnnounce = { id: null, state: null, at: 0 };
+  function announce(id, state) {
+    const now = Date.now();
+    if (lastAnnounce.id === id && lastAnnounce.state === state && now - lastAnnounce.at < 10000) return;
+    lastAnnounce = { id, state, at: now };
+    api("/ui/conversations/" + id + "/presence", { method: "POST", json: { state } }).catch(() => {});
+  }
+  setInterval(() => { if (S.current && !document.hidden) { lastAnnounce.at = 0; announce(S.current, S.typingSince ? "replying" : "viewing"); } }, 15000);
+
+  function onPresence(p) {
+    if (p.agent_id === S.boot.me.id) return;
+    const per = S.presence.get(p.conversation_id) || new Map();
+    if (p.state === "left") per.delete(p.agent_id);
+    else per.set(p.agent_id, { name: p.agent_name, state: p.state, until: Date.now() + (p.ttl || 30) * 1000 });
+    S.presence.set(p.conversation_id, per);
+    renderPresence();
+  }
+
+  function renderPresence() {
+    const box = $("presence");
+    const per = S.presence.get(S.current);
+    const now = Date.now();
+    const live = per ? [...per.values()].filter((x) => x.until > now) : [];
+    box.replaceChildren(...live.map((x) => el("span", { class: "who-" + x.state }, x.name + " is " + x.state)));
+    box.hidden = !live.length;
+  }
+  setInterval(renderPresence, 5000);
+
+  // ---- search ------------------------------------------------------------------------------
+  const runSearch = debounce(async () => {
+    const q = $("search").value.trim();
+    const box = $("search-results");
+    if (!q) { box.hidden = true; $("list").hidden = false; return; }
+    const res = await api("/ui/search?" + new URLSearchParams({ q }));
+    box.replaceChildren(
+      el("h3", null, "Contacts"),
+      res.contacts.length ? el("ul", null, ...res.contacts.map((c) => el("li", { class: "hit" + (c.conversation_id ? "" : " dim"), onclick: () => c.conversation_id && openConversation(c.conversation_id) },
+        el("strong", null, c.name || "Unnamed"), " ", el("span", { class: "muted" }, [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "))))) : el("p", { class: "muted" }, "No contacts."),
+      el("h3", null, "Messages"),
+      res.messages.length ? el("ul", null, ...res.messages.map((m) => el("li", { class: "hit", onclick: () => openConversation(m.conversation_id) },
+        el("strong", null, m.contact_name || "Customer"), " ", el("span", { class: "snippet" }, (m.body || "").slice(0, 120))))) : el("p", { class: "muted" }, "No messages."));
+    box.hidden = false;
+    $("list").hidden = true;
+  }, 200);
+
+  // ---- live --------------------------------------------------------------------------------
+  function connect() {
+    const live = $("live");
+    const es = new EventSource("/api/v1/events");
+    es.onopen = () => { live.classList.add("on"); live.title = "Live"; };
+    es.onerror = () => { live.classList.remove("on"); live.title = "Reconnecting…"; };
+    for (const t of ["conversation.created", "conversation.updated"]) {
+      es.addEventListener(t, (ev) => { const c = JSON.parse(ev.data); upsertConversation(c.id); refreshUnread(); });
+    }
+    for (const t of ["message.created", "message.updated"]) {
+      es.addEventListener(t, (ev) => {
+        const m = JSON.parse(ev.data);
+        if (m.conversation_id !== S.current) return;
+        const isNew = !S.messages.has(m.id);
+        S.messages.set(m.id, m);
+        renderMessages();
+        if (isNew && m.direction === "out" && m.kind !== "note" && m.kind !== "system" && m.sender_agent_id && m.sender_agent_id !== S.boot.me.id && S.typingSince) {
+          S.othersRepliedSince = agentName(m.sender_agent_id);
+        }
+        if (isNew && m.direction === "in") { loadContext(); api("/ui/conversations/" + m.conversation_id + "/read", { method: "POST" }).catch(() => {}); }
+      });
+    }
+    es.addEventListener("presence", (ev) => onPresence(JSON.parse(ev.data)));
+    es.addEventListener("settings.updated", async () => { S.boot = await api("/ui/bootstrap"); fillFilters(); });
+  }
+
+  // ---- keyboard ----------------------------------------------------------------------------
+  function typing(target) {
+    return target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT" || target.isContentEditable);
+  }
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if ($("picker").open || $("help").open) return;
+    if (ev.key === "Escape" && typing(ev.target)) { ev.target.blur(); $("canned").hidden = true; return; }
+    if (typing(ev.target)) return;
+    const keys = {
+      j: () => move(1), k: () => move(-1),
+      Enter: () => { if (S.selected) openConversation(S.selected); },
+      r: () => S.current && setMode("reply"), n: () => S.current && setMode("note"),
+      e: () => S.current && toggleResolve(), a: () => pickAssignee(), l: () => pickLabel(),
+      "/": () => $("search").focus(), "?": () => $("help").showModal(),
+    };
+    const fn = keys[ev.key];
+    if (fn) { ev.preventDefault(); fn(); }
   });
-  const resp = await api("/conversations/" + id + "/messages");
-  if (!resp.ok) return;
-  for (const m of (await resp.json()).data) box.appendChild(renderMessage(m));
-  box.scrollTop = box.scrollHeight;
-}
 
-function onMessage(m) {
-  if (m.conversation_id !== current) return;
-  const box = document.getElementById("messages");
-  const existing = document.getElementById("m" + m.id);
-  const node = renderMessage(m);
-  if (existing) existing.replaceWith(node);
-  else { box.appendChild(node); box.scrollTop = box.scrollHeight; }
-}
+  // ---- wiring ------------------------------------------------------------------------------
+  function fillSelect(id, first, items) {
+    const sel = $(id);
+    const keep = sel.value;
+    sel.replaceChildren(el("option", { value: "" }, first), ...items.map(([v, label]) => el("option", { value: String(v) }, label)));
+    sel.value = keep;
+  }
 
-const stream = new EventSource("/api/v1/events");
-for (const type of ["conversation.created", "conversation.updated"]) {
-  stream.addEventListener(type, (ev) => { const c = JSON.parse(ev.data); convs.set(c.id, c); renderList(); });
-}
-for (const type of ["message.created", "message.updated"]) {
-  stream.addEventListener(type, (ev) => onMessage(JSON.parse(ev.data)));
-}
-loadList();
+  function fillFilters() {
+    const b = S.boot;
+    fillSelect("f-inbox", "All inboxes", b.inboxes.map((i) => [i.id, i.name]));
+    fillSelect("f-channel", "All channels", b.channels.map((c) => [c.id, c.name]));
+    fillSelect("f-label", "Any label", b.labels.map((l) => [l.name, l.name]));
+    fillSelect("f-assignee", "Anyone", b.agents.map((a) => [a.id, a.name]));
+    fillAssignees();
+  }
+
+  function wire() {
+    for (const b of document.querySelectorAll(".views button")) {
+      b.addEventListener("click", () => { S.view = b.dataset.view; localStorage.setItem("tidings.view", S.view); loadList(); });
+    }
+    for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort"]) $(id).addEventListener("change", () => loadList());
+    $("more").addEventListener("click", () => loadList(true));
+    $("search").addEventListener("input", runSearch);
+    $("search").addEventListener("keydown", (ev) => { if (ev.key === "Escape") { $("search").value = ""; runSearch(); } });
+    $("mode-reply").addEventListener("click", () => setMode("reply"));
+    $("mode-note").addEventListener("click", () => setMode("note"));
+    $("c-channel").addEventListener("change", updateComposer);
+    $("composer").addEventListener("submit", (ev) => { ev.preventDefault(); submit(); });
+    $("c-text").addEventListener("input", () => {
+      showCanned();
+      updateCounter();
+      if (S.current && $("c-text").value) {
+        if (!S.typingSince) S.typingSince = Date.now();
+        if (S.mode === "reply") announce(S.current, "replying");
+      }
+    });
+    $("c-text").addEventListener("keydown", (ev) => {
+      const box = $("canned");
+      if (!box.hidden && (ev.key === "Enter" || ev.key === "Tab")) {
+        const first = box.querySelector("li.active") || box.querySelector("li");
+        const r = first && S.boot.canned_replies.find((x) => String(x.id) === first.dataset.id);
+        if (r) { ev.preventDefault(); useCanned(r); return; }
+      }
+      if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(); }
+    });
+    $("t-status").addEventListener("change", () => patch({ status: $("t-status").value }));
+    $("t-priority").addEventListener("change", () => patch({ priority: $("t-priority").value }));
+    $("t-assignee").addEventListener("change", () => patch({ assignee_id: $("t-assignee").value ? Number($("t-assignee").value) : null }));
+    $("t-resolve").addEventListener("click", toggleResolve);
+    window.addEventListener("hashchange", () => {
+      const m = /^#c\/(\d+)$/.exec(location.hash);
+      if (m && Number(m[1]) !== S.current) openConversation(Number(m[1]));
+    });
+    window.addEventListener("beforeunload", () => { if (S.current) navigator.sendBeacon && announce(S.current, "left"); });
+    setInterval(renderList, 60000); // refresh "x min ago" and window countdowns
+  }
+
+  async function start() {
+    S.boot = await api("/ui/bootstrap");
+    fillFilters();
+    wire();
+    connect();
+    await loadList();
+    const m = /^#c\/(\d+)$/.exec(location.hash);
+    if (m) openConversation(Number(m[1]));
+    document.body.dataset.ready = "1";
+  }
+  start();
+})();

@@ -1,0 +1,247 @@
+"""Managing the people side of a workspace: agents, teams, inboxes and their members, and API
+tokens. Owners and admins only; every change is audited and announced as a live event so open
+settings pages and inboxes refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from tidings.access import Principal, require_admin
+from tidings.actions.admin import hasher
+from tidings.actions.base import Tx, transaction
+from tidings.domain.enums import Role
+from tidings.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tidings.runtime import Runtime
+from tidings.storage.models import (
+    Agent,
+    ApiToken,
+    AuditLog,
+    Inbox,
+    InboxMember,
+    Team,
+    TeamMember,
+)
+from tidings.storage.types import utcnow
+
+MIN_PASSWORD = 10
+
+
+def agent_public(a: Agent) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "name": a.name,
+        "email": a.email,
+        "role": a.role,
+        "active": a.active,
+        "availability": a.availability,
+    }
+
+
+def _audit(tx: Tx, who: Principal, action: str, target: str, target_id: int | None) -> None:
+    tx.session.add(
+        AuditLog(
+            workspace_id=who.workspace_id,
+            actor_agent_id=who.agent_id,
+            action=action,
+            target_type=target,
+            target_id=target_id,
+            details={},
+            created_at=utcnow(),
+        )
+    )
+
+
+def _settings_changed(tx: Tx, who: Principal, what: str) -> None:
+    # inbox None: every agent of the workspace may hear that settings changed.
+    tx.emit("settings.updated", who.workspace_id, None, {"what": what})
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput(f"role: one of {', '.join(r.value for r in Role)}") from None
+
+
+async def check_create_agent(
+    rt: Runtime, who: Principal, email: str, name: str, role: str, password: str
+) -> Agent:
+    require_admin(who)
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise InvalidInput("email: not an email address")
+    if not name.strip():
+        raise InvalidInput("name: must not be empty")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+    wanted = _role(role)
+    if wanted == Role.OWNER and who.role != Role.OWNER:
+        raise Forbidden("only an owner may create another owner")
+    async with transaction(rt) as tx:
+        s = tx.session
+        if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+            raise Conflict("email: an agent with this email already exists")
+        agent = Agent(
+            workspace_id=who.workspace_id,
+            email=email,
+            name=name.strip(),
+            password_hash=hasher.hash(password),
+            role=wanted,
+            availability="online",
+            active=True,
+            created_at=utcnow(),
+        )
+        s.add(agent)
+        await s.flush()
+        _audit(tx, who, "agent.create", "agent", agent.id)
+        _settings_changed(tx, who, "agents")
+        return agent
+
+
+async def check_update_agent(
+    rt: Runtime,
+    who: Principal,
+    agent_id: int,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> Agent:
+    require_admin(who)
+    async with transaction(rt) as tx:
+        s = tx.session
+        agent = await s.get(Agent, agent_id)
+        if agent is None or agent.workspace_id != who.workspace_id:
+            raise NotFound("agent not found")
+        touches_owner = agent.role == Role.OWNER or role == Role.OWNER
+        if touches_owner and who.role != Role.OWNER and (role is not None or active is not None):
+            raise Forbidden("only an owner may change an owner's role or access")
+        if agent.id == who.agent_id and (active is False or (role and role != agent.role)):
+            raise InvalidInput("you cannot deactivate yourself or change your own role")
+        if name is not None:
+            if not name.strip():
+                raise InvalidInput("name: must not be empty")
+            agent.name = name.strip()
+        if role is not None:
+            agent.role = _role(role)
+        if active is not None:
+            agent.active = active
+        if password is not None:
+            if len(password) < MIN_PASSWORD:
+                raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+            agent.password_hash = hasher.hash(password)
+        await s.flush()
+        _audit(tx, who, "agent.update", "agent", agent.id)
+        _settings_changed(tx, who, "agents")
+        return agent
+
+
+async def _own_agents(tx: Tx, who: Principal, agent_ids: list[int]) -> list[int]:
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return []
+    found = set(
+        (
+            await tx.session.scalars(
+                select(Agent.id).where(Agent.id.in_(ids), Agent.workspace_id == who.workspace_id)
+            )
+        ).all()
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"agent_ids: no agent {missing[0]} in this workspace")
+    return ids
+
+
+async def check_create_inbox(rt: Runtime, who: Principal, name: str, agent_ids: list[int]) -> Inbox:
+    require_admin(who)
+    if not name.strip():
+        raise InvalidInput("name: must not be empty")
+    async with transaction(rt) as tx:
+        ids = await _own_agents(tx, who, agent_ids)
+        inbox = Inbox(workspace_id=who.workspace_id, name=name.strip(), created_at=utcnow())
+        tx.session.add(inbox)
+        await tx.session.flush()
+        for agent_id in ids:
+            tx.session.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
+        _audit(tx, who, "inbox.create", "inbox", inbox.id)
+        _settings_changed(tx, who, "inboxes")
+        return inbox
+
+
+async def check_set_inbox_members(
+    rt: Runtime, who: Principal, inbox_id: int, agent_ids: list[int], name: str | None = None
+) -> list[int]:
+    require_admin(who)
+    async with transaction(rt) as tx:
+        s = tx.session
+        inbox = await s.get(Inbox, inbox_id)
+        if inbox is None or inbox.workspace_id != who.workspace_id:
+            raise NotFound("inbox not found")
+        if name is not None and name.strip():
+            inbox.name = name.strip()
+        ids = await _own_agents(tx, who, agent_ids)
+        await s.execute(delete(InboxMember).where(InboxMember.inbox_id == inbox.id))
+        for agent_id in ids:
+            s.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
+        _audit(tx, who, "inbox.members", "inbox", inbox.id)
+        _settings_changed(tx, who, "inboxes")
+        return ids
+
+
+async def check_create_team(rt: Runtime, who: Principal, name: str, agent_ids: list[int]) -> Team:
+    require_admin(who)
+    if not name.strip():
+        raise InvalidInput("name: must not be empty")
+    async with transaction(rt) as tx:
+        s = tx.session
+        exists = await s.scalar(
+            select(func.count())
+            .select_from(Team)
+            .where(Team.workspace_id == who.workspace_id, Team.name == name.strip())
+        )
+        if exists:
+            raise Conflict("name: a team with this name already exists")
+        ids = await _own_agents(tx, who, agent_ids)
+        team = Team(workspace_id=who.workspace_id, name=name.strip(), created_at=utcnow())
+        s.add(team)
+        await s.flush()
+        for agent_id in ids:
+            s.add(TeamMember(team_id=team.id, agent_id=agent_id))
+        _audit(tx, who, "team.create", "team", team.id)
+        _settings_changed(tx, who, "teams")
+        return team
+
+
+async def check_set_team_members(
+    rt: Runtime, who: Principal, team_id: int, agent_ids: list[int]
+) -> list[int]:
+    require_admin(who)
+    async with transaction(rt) as tx:
+        s = tx.session
+        team = await s.get(Team, team_id)
+        if team is None or team.workspace_id != who.workspace_id:
+            raise NotFound("team not found")
+        ids = await _own_agents(tx, who, agent_ids)
+        await s.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
+        for agent_id in ids:
+            s.add(TeamMember(team_id=team.id, agent_id=agent_id))
+        _audit(tx, who, "team.members", "team", team.id)
+        _settings_changed(tx, who, "teams")
+        return ids
+
+
+async def check_revoke_token(rt: Runtime, who: Principal, token_id: int) -> None:
+    """Agents may revoke their own tokens; owners and admins any token of the workspace."""
+    async with transaction(rt) as tx:
+        token = await tx.session.get(ApiToken, token_id)
+        if token is None or token.workspace_id != who.workspace_id:
+            raise NotFound("token not found")
+        if token.agent_id != who.agent_id:
+            require_admin(who)
+        await tx.session.delete(token)
+        _audit(tx, who, "token.revoke", "api_token", token_id)
+        _settings_changed(tx, who, "tokens")

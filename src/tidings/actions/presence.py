@@ -1,0 +1,39 @@
+"""Presence: "Ana is viewing" / "Ana is replying" on a conversation.
+
+Presence is not stored: it is a live event on the bus (so it crosses processes when Redis
+carries the bus), and each client forgets an entry it has not heard again within
+`PRESENCE_TTL_SECONDS`.
+"""
+
+from __future__ import annotations
+
+from tidings.access import Principal, require_conversation
+from tidings.domain.errors import InvalidInput
+from tidings.realtime.bus import LiveEvent
+from tidings.runtime import Runtime
+from tidings.storage.models import Agent, Conversation
+from tidings.storage.types import utcnow
+
+PRESENCE_STATES = ("viewing", "replying", "left")
+PRESENCE_TTL_SECONDS = 30
+
+
+async def check_announce_presence(
+    rt: Runtime, who: Principal, conversation_id: int, state: str
+) -> dict[str, object]:
+    if state not in PRESENCE_STATES:
+        raise InvalidInput(f"state: one of {', '.join(PRESENCE_STATES)}")
+    async with rt.db.read() as s:
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        agent = await s.get_one(Agent, who.agent_id)
+    data: dict[str, object] = {
+        "conversation_id": conv.id,
+        "agent_id": agent.id,
+        "agent_name": agent.name,
+        "state": state,
+        "at": utcnow().isoformat(),
+        "ttl": PRESENCE_TTL_SECONDS,
+    }
+    # Nothing to commit, so nothing to wait for: publish now.
+    await rt.bus.publish([LiveEvent("presence", conv.workspace_id, conv.inbox_id, dict(data))])
+    return data

@@ -1,0 +1,172 @@
+"""Conversation triage the core actions do not cover: priority, snooze-until, marking a
+conversation read, the system events that narrate changes in the thread, and retrying a
+failed send."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from tidings.access import Principal, require_conversation
+from tidings.actions.base import transaction
+from tidings.actions.conversations import labels_of
+from tidings.actions.outbound import choose_route
+from tidings.domain.enums import (
+    ConsentStatus,
+    ConversationStatus,
+    DeliveryState,
+    Direction,
+    MessageKind,
+    MessageStatus,
+)
+from tidings.domain.errors import InvalidInput, NotFound
+from tidings.policy import OutboundContext, check_outbound
+from tidings.runtime import Runtime
+from tidings.serialize import conversation_dict, message_dict
+from tidings.storage.models import (
+    Consent,
+    Conversation,
+    ConversationChannel,
+    Delivery,
+    Message,
+)
+from tidings.storage.types import utcnow
+
+PRIORITIES = ("none", "low", "medium", "high", "urgent")
+
+
+async def check_triage(
+    rt: Runtime,
+    who: Principal,
+    conversation_id: int,
+    *,
+    priority: str | None = None,
+    snoozed_until: datetime | None = None,
+) -> Conversation:
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidInput(f"priority: one of {', '.join(PRIORITIES)}")
+    now = utcnow()
+    if snoozed_until is not None:
+        if snoozed_until.tzinfo is None:
+            raise InvalidInput("snoozed_until: give a time zone (e.g. 2026-01-01T09:00:00Z)")
+        if snoozed_until <= now:
+            raise InvalidInput("snoozed_until: must be in the future")
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        if priority is not None:
+            conv.priority = priority
+        if snoozed_until is not None:
+            conv.status = ConversationStatus.SNOOZED
+            conv.snoozed_until = snoozed_until
+        conv.updated_at = now
+        await s.flush()
+        tx.emit(
+            "conversation.updated",
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv, await labels_of(s, conv.id)),
+        )
+        return conv
+
+
+async def check_mark_read(rt: Runtime, who: Principal, conversation_id: int) -> Conversation:
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        if conv.unread_count:
+            conv.unread_count = 0
+            conv.updated_at = utcnow()
+            await s.flush()
+            tx.emit(
+                "conversation.updated",
+                conv.workspace_id,
+                conv.inbox_id,
+                conversation_dict(conv, await labels_of(s, conv.id)),
+            )
+        return conv
+
+
+async def check_record_system_event(
+    rt: Runtime, who: Principal, conversation_id: int, text: str, details: dict[str, object]
+) -> Message:
+    """A line in the thread such as "Ana assigned this to Bo". Only our own endpoints call this,
+    with text they wrote; it is never sent to a provider."""
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        now = utcnow()
+        event = Message(
+            workspace_id=conv.workspace_id,
+            conversation_id=conv.id,
+            channel_id=None,
+            direction=Direction.OUT,
+            kind=MessageKind.SYSTEM,
+            body=text,
+            sender_agent_id=who.agent_id,
+            status=MessageStatus.SENT,
+            sent_at=now,
+            created_at=now,
+            updated_at=now,
+            extra=dict(details),
+        )
+        s.add(event)
+        await s.flush()
+        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(event))
+        return event
+
+
+async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> Message:
+    """Queue a failed outbound message again, after the same policy checks as a new reply
+    (a window that closed since then refuses the retry with the same sentence)."""
+    async with transaction(rt) as tx:
+        s = tx.session
+        message = await s.get(Message, message_id)
+        if message is None or message.workspace_id != who.workspace_id:
+            raise NotFound("message not found")
+        conv = require_conversation(who, await s.get(Conversation, message.conversation_id))
+        delivery = await s.scalar(select(Delivery).where(Delivery.message_id == message.id))
+        if (
+            message.direction != Direction.OUT
+            or message.status != MessageStatus.FAILED
+            or delivery is None
+        ):
+            raise InvalidInput("only a failed outbound message can be retried")
+        route = await choose_route(tx, conv, message.channel_id)
+        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
+        opted_out = await s.scalar(
+            select(Consent.id).where(
+                Consent.contact_id == conv.contact_id,
+                Consent.channel_kind == route.channel.kind,
+                Consent.status == ConsentStatus.OPTED_OUT,
+            )
+        )
+        now = utcnow()
+        check_outbound(
+            OutboundContext(
+                channel_kind=route.channel.kind,
+                channel_label=route.channel.adapter.label,
+                capabilities=route.channel.adapter.capabilities,
+                kind=MessageKind(message.kind),
+                text=message.body,
+                last_inbound_at=window.last_inbound_at if window else None,
+                opted_out=opted_out is not None,
+                now=now,
+            )
+        )
+        delivery.state = DeliveryState.PENDING
+        delivery.attempts = 0
+        delivery.next_attempt_at = now
+        delivery.last_error = None
+        delivery.lease_until = None
+        delivery.claimed_by = None
+        delivery.updated_at = now
+        message.status = MessageStatus.QUEUED
+        message.error_code = None
+        message.error_reason = None
+        message.updated_at = now
+        await s.flush()
+        tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+        tx.wake_after_commit("delivery")
+        return message

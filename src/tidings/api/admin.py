@@ -1,0 +1,307 @@
+"""Admin endpoints behind the settings pages: channel kinds with their config JSON schema,
+channel setup details, agents, teams, inboxes and membership, canned replies, labels and API
+tokens. Owners and admins only, except listing and revoking one's own tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from tidings.access import Principal, require_admin
+from tidings.actions import agents as people
+from tidings.actions import canned
+from tidings.actions.admin import public_config
+from tidings.api.auth import authenticate
+from tidings.api.v1 import runtime
+from tidings.channels.registry import get_adapter, kinds
+from tidings.domain.errors import NotFound
+from tidings.runtime import Runtime
+from tidings.serialize import channel_dict, ts
+from tidings.storage.models import (
+    Agent,
+    ApiToken,
+    Channel,
+    Inbox,
+    InboxMember,
+    Team,
+    TeamMember,
+)
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+Who = Annotated[Principal, Depends(authenticate)]
+RT = Annotated[Runtime, Depends(runtime)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentCreate(_In):
+    email: str = Field(min_length=3, max_length=320)
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(default="agent", description="owner | admin | agent")
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class AgentPatch(_In):
+    name: str | None = None
+    role: str | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, max_length=1000)
+
+
+class GroupIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    agent_ids: list[int] = Field(default_factory=list)
+
+
+class MembersIn(_In):
+    agent_ids: list[int]
+    name: str | None = None
+
+
+class CannedIn(_In):
+    short_code: str = Field(min_length=1, max_length=64)
+    content: str = Field(min_length=1, max_length=10_000)
+
+
+class LabelIn(_In):
+    name: str = Field(min_length=1, max_length=100)
+    color: str = "#6b7280"
+
+
+# --- channels -----------------------------------------------------------------------------------
+
+
+@router.get("/channel_kinds")
+async def channel_kinds(who: Who) -> list[dict[str, Any]]:
+    """Each provider kind with the JSON schema of its config: the settings page builds the
+    connect form from it."""
+    require_admin(who)
+    out = []
+    for kind in kinds():
+        adapter = get_adapter(kind)
+        caps = adapter.capabilities
+        out.append(
+            {
+                "kind": kind,
+                "label": adapter.label,
+                "schema": adapter.config_model.model_json_schema(),
+                "secret_fields": sorted(adapter.secret_fields),
+                "capabilities": {
+                    "text_max_length": caps.text_max_length,
+                    "service_window_hours": caps.service_window_hours,
+                    "supports_templates": caps.supports_templates,
+                    "receipts": list(caps.receipts),
+                },
+            }
+        )
+    return out
+
+
+@router.get("/channels/{channel_id}/setup")
+async def channel_setup(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    """What to paste into the provider's console: the webhook URL and, where the provider
+    uses one, the verify token (admins only; other secrets stay hidden)."""
+    require_admin(who)
+    async with rt.db.read() as s:
+        c = await s.get(Channel, channel_id)
+    if c is None or c.workspace_id != who.workspace_id:
+        raise NotFound("channel not found")
+    config = rt.box.decrypt_json(c.config_encrypted)
+    out = channel_dict(c, public_config(c.kind, config), rt.settings.webhook_url(c.kind, c.id))
+    out["verify_token"] = config.get("verify_token")
+    out["label"] = get_adapter(c.kind).label
+    return out
+
+
+# --- agents -------------------------------------------------------------------------------------
+
+
+@router.get("/agents")
+async def list_agents(who: Who, rt: RT) -> list[dict[str, Any]]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        agents = (
+            await s.scalars(
+                select(Agent).where(Agent.workspace_id == who.workspace_id).order_by(Agent.id)
+            )
+        ).all()
+        members = (
+            await s.execute(
+                select(InboxMember.agent_id, InboxMember.inbox_id)
+                .join(Inbox, Inbox.id == InboxMember.inbox_id)
+                .where(Inbox.workspace_id == who.workspace_id)
+            )
+        ).all()
+    inboxes: dict[int, list[int]] = {}
+    for agent_id, inbox_id in members:
+        inboxes.setdefault(agent_id, []).append(inbox_id)
+    return [{**people.agent_public(a), "inbox_ids": sorted(inboxes.get(a.id, []))} for a in agents]
+
+
+@router.post("/agents", status_code=201)
+async def create_agent(body: AgentCreate, who: Who, rt: RT) -> dict[str, Any]:
+    agent = await people.check_create_agent(
+        rt, who, body.email, body.name, body.role, body.password
+    )
+    return people.agent_public(agent)
+
+
+@router.patch("/agents/{agent_id}")
+async def update_agent(agent_id: int, body: AgentPatch, who: Who, rt: RT) -> dict[str, Any]:
+    agent = await people.check_update_agent(
+        rt,
+        who,
+        agent_id,
+        name=body.name,
+        role=body.role,
+        active=body.active,
+        password=body.password,
+    )
+    return people.agent_public(agent)
+
+
+# --- inboxes and teams --------------------------------------------------------------------------
+
+
+@router.get("/inboxes")
+async def list_inboxes(who: Who, rt: RT) -> list[dict[str, Any]]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        inboxes = (
+            await s.scalars(
+                select(Inbox).where(Inbox.workspace_id == who.workspace_id).order_by(Inbox.id)
+            )
+        ).all()
+        members = (
+            await s.execute(
+                select(InboxMember.inbox_id, InboxMember.agent_id).where(
+                    InboxMember.inbox_id.in_([i.id for i in inboxes])
+                )
+            )
+        ).all()
+    by_inbox: dict[int, list[int]] = {}
+    for inbox_id, agent_id in members:
+        by_inbox.setdefault(inbox_id, []).append(agent_id)
+    return [
+        {"id": i.id, "name": i.name, "agent_ids": sorted(by_inbox.get(i.id, []))} for i in inboxes
+    ]
+
+
+@router.post("/inboxes", status_code=201)
+async def create_inbox(body: GroupIn, who: Who, rt: RT) -> dict[str, Any]:
+    inbox = await people.check_create_inbox(rt, who, body.name, body.agent_ids)
+    return {"id": inbox.id, "name": inbox.name, "agent_ids": sorted(set(body.agent_ids))}
+
+
+@router.put("/inboxes/{inbox_id}/members")
+async def set_inbox_members(inbox_id: int, body: MembersIn, who: Who, rt: RT) -> dict[str, Any]:
+    ids = await people.check_set_inbox_members(rt, who, inbox_id, body.agent_ids, body.name)
+    return {"id": inbox_id, "agent_ids": ids}
+
+
+@router.get("/teams")
+async def list_teams(who: Who, rt: RT) -> list[dict[str, Any]]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        teams = (
+            await s.scalars(
+                select(Team).where(Team.workspace_id == who.workspace_id).order_by(Team.name)
+            )
+        ).all()
+        members = (
+            await s.execute(
+                select(TeamMember.team_id, TeamMember.agent_id).where(
+                    TeamMember.team_id.in_([t.id for t in teams])
+                )
+            )
+        ).all()
+    by_team: dict[int, list[int]] = {}
+    for team_id, agent_id in members:
+        by_team.setdefault(team_id, []).append(agent_id)
+    return [{"id": t.id, "name": t.name, "agent_ids": sorted(by_team.get(t.id, []))} for t in teams]
+
+
+@router.post("/teams", status_code=201)
+async def create_team(body: GroupIn, who: Who, rt: RT) -> dict[str, Any]:
+    team = await people.check_create_team(rt, who, body.name, body.agent_ids)
+    return {"id": team.id, "name": team.name, "agent_ids": sorted(set(body.agent_ids))}
+
+
+@router.put("/teams/{team_id}/members")
+async def set_team_members(team_id: int, body: MembersIn, who: Who, rt: RT) -> dict[str, Any]:
+    return {
+        "id": team_id,
+        "agent_ids": await people.check_set_team_members(rt, who, team_id, body.agent_ids),
+    }
+
+
+# --- canned replies and labels ------------------------------------------------------------------
+
+
+@router.post("/canned_replies", status_code=201)
+async def create_canned(body: CannedIn, who: Who, rt: RT) -> dict[str, Any]:
+    row = await canned.check_save_canned_reply(rt, who, body.short_code, body.content)
+    return {"id": row.id, "short_code": row.short_code, "content": row.content}
+
+
+@router.put("/canned_replies/{reply_id}")
+async def update_canned(reply_id: int, body: CannedIn, who: Who, rt: RT) -> dict[str, Any]:
+    row = await canned.check_save_canned_reply(rt, who, body.short_code, body.content, reply_id)
+    return {"id": row.id, "short_code": row.short_code, "content": row.content}
+
+
+@router.delete("/canned_replies/{reply_id}", status_code=204)
+async def delete_canned(reply_id: int, who: Who, rt: RT) -> None:
+    await canned.check_delete_canned_reply(rt, who, reply_id)
+
+
+@router.post("/labels", status_code=201)
+async def create_label(body: LabelIn, who: Who, rt: RT) -> dict[str, Any]:
+    label = await canned.check_save_label(rt, who, body.name, body.color)
+    return {"id": label.id, "name": label.name, "color": label.color}
+
+
+@router.put("/labels/{label_id}")
+async def update_label(label_id: int, body: LabelIn, who: Who, rt: RT) -> dict[str, Any]:
+    label = await canned.check_save_label(rt, who, body.name, body.color, label_id)
+    return {"id": label.id, "name": label.name, "color": label.color}
+
+
+@router.delete("/labels/{label_id}", status_code=204)
+async def delete_label(label_id: int, who: Who, rt: RT) -> None:
+    await canned.check_delete_label(rt, who, label_id)
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+@router.get("/api_tokens")
+async def list_tokens(who: Who, rt: RT) -> list[dict[str, Any]]:
+    """Admins see every token of the workspace, agents their own. Never the token itself."""
+    q = select(ApiToken, Agent.name).join(Agent, Agent.id == ApiToken.agent_id)
+    q = q.where(ApiToken.workspace_id == who.workspace_id)
+    if not who.is_admin:
+        q = q.where(ApiToken.agent_id == who.agent_id)
+    async with rt.db.read() as s:
+        rows = (await s.execute(q.order_by(ApiToken.id))).all()
+    return [
+        {
+            "id": t.id,
+            "name": t.name,
+            "agent_id": t.agent_id,
+            "agent_name": name,
+            "created_at": ts(t.created_at),
+            "last_used_at": ts(t.last_used_at),
+        }
+        for t, name in rows
+    ]
+
+
+@router.delete("/api_tokens/{token_id}", status_code=204)
+async def revoke_token(token_id: int, who: Who, rt: RT) -> None:
+    await people.check_revoke_token(rt, who, token_id)

@@ -1,0 +1,629 @@
+"""Endpoints the agent UI needs beyond the public REST API: enriched conversation rows (contact
+name, channel, service-window countdown), the contact panel's context with reachable channels,
+notes, presence, triage, retry and search. Same auth as the API (bearer token or session cookie
+with the CSRF header); same error shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.access import Principal, require_conversation, visible_conversations
+from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
+from tidings.actions.notes import check_add_note
+from tidings.actions.presence import check_announce_presence
+from tidings.actions.triage import (
+    PRIORITIES,
+    check_mark_read,
+    check_record_system_event,
+    check_retry_message,
+    check_triage,
+)
+from tidings.api.auth import authenticate
+from tidings.api.v1 import decode_cursor, encode_cursor, runtime
+from tidings.domain.enums import ConsentStatus, MessageKind, Role
+from tidings.domain.errors import InvalidInput, PolicyRefusal
+from tidings.policy import OutboundContext, check_consent, check_window, service_window
+from tidings.runtime import Runtime
+from tidings.serialize import contact_dict, conversation_dict, message_dict, ts
+from tidings.storage.models import (
+    Agent,
+    CannedReply,
+    Channel,
+    Consent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationChannel,
+    ConversationLabel,
+    Inbox,
+    InboxMember,
+    Label,
+    Message,
+    Team,
+)
+from tidings.storage.types import utcnow
+
+router = APIRouter(prefix="/api/v1/ui", tags=["ui"])
+Who = Annotated[Principal, Depends(authenticate)]
+RT = Annotated[Runtime, Depends(runtime)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TriageIn(_In):
+    status: str | None = None
+    assignee_id: int | None = None
+    labels: list[str] | None = None
+    priority: str | None = Field(default=None, description=" | ".join(PRIORITIES))
+    snoozed_until: datetime | None = None
+
+
+class NoteIn(_In):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class PresenceIn(_In):
+    state: str = Field(description="viewing | replying | left")
+
+
+# --- service windows ----------------------------------------------------------------------------
+
+
+async def window_of(
+    rt: Runtime, channel_id: int | None, last_inbound_at: datetime | None, now: datetime
+) -> dict[str, Any] | None:
+    """The service window of one channel for one conversation, as the list and composer show it:
+    `{"applies", "open", "closes_at", "hours"}`; None when the channel is unknown."""
+    if channel_id is None:
+        return None
+    info = await rt.channels.get(channel_id)
+    if info is None:
+        return None
+    caps = info.adapter.capabilities
+    w = service_window(caps, last_inbound_at, now)
+    return {
+        "channel_id": channel_id,
+        "applies": w.applies,
+        "open": w.open,
+        "closes_at": ts(w.closes_at),
+        "hours": caps.service_window_hours,
+    }
+
+
+async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> list[dict[str, Any]]:
+    """Conversation rows plus what the list shows: contact name, labels, last channel kind and
+    its service window (from conversation_channel.last_inbound_at)."""
+    if not convs:
+        return []
+    ids = [c.id for c in convs]
+    names = dict(
+        (
+            await s.execute(
+                select(Contact.id, Contact.name).where(
+                    Contact.id.in_({c.contact_id for c in convs})
+                )
+            )
+        ).all()
+    )
+    labels: dict[int, list[str]] = {}
+    for conv_id, name in await s.execute(
+        select(ConversationLabel.conversation_id, Label.name)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id.in_(ids))
+    ):
+        labels.setdefault(conv_id, []).append(name)
+    windows: dict[tuple[int, int], datetime | None] = {}
+    for row in await s.scalars(
+        select(ConversationChannel).where(ConversationChannel.conversation_id.in_(ids))
+    ):
+        windows[(row.conversation_id, row.channel_id)] = row.last_inbound_at
+    now = utcnow()
+    out = []
+    for c in convs:
+        item = conversation_dict(c, labels.get(c.id))
+        info = await rt.channels.get(c.last_channel_id) if c.last_channel_id else None
+        item["contact_name"] = names.get(c.contact_id)
+        item["channel_kind"] = info.kind if info else None
+        item["channel_name"] = info.name if info else None
+        item["window"] = await window_of(
+            rt, c.last_channel_id, windows.get((c.id, c.last_channel_id or 0)), now
+        )
+        out.append(item)
+    return out
+
+
+# --- bootstrap ----------------------------------------------------------------------------------
+
+
+@router.get("/bootstrap")
+async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
+    """Everything the inbox needs once: me, colleagues, inboxes, channels, labels, canned
+    replies."""
+    async with rt.db.read() as s:
+        me = await s.get_one(Agent, who.agent_id)
+        agents = (
+            await s.scalars(
+                select(Agent).where(Agent.workspace_id == who.workspace_id).order_by(Agent.name)
+            )
+        ).all()
+        inboxes = (
+            await s.scalars(
+                select(Inbox).where(Inbox.workspace_id == who.workspace_id).order_by(Inbox.id)
+            )
+        ).all()
+        channels = (
+            await s.scalars(
+                select(Channel).where(Channel.workspace_id == who.workspace_id).order_by(Channel.id)
+            )
+        ).all()
+        labels = (
+            await s.scalars(
+                select(Label).where(Label.workspace_id == who.workspace_id).order_by(Label.name)
+            )
+        ).all()
+        canned = (
+            await s.scalars(
+                select(CannedReply)
+                .where(CannedReply.workspace_id == who.workspace_id)
+                .order_by(CannedReply.short_code)
+            )
+        ).all()
+        teams = (
+            await s.scalars(
+                select(Team).where(Team.workspace_id == who.workspace_id).order_by(Team.name)
+            )
+        ).all()
+        memberships = (
+            await s.execute(
+                select(InboxMember.agent_id, InboxMember.inbox_id).where(
+                    InboxMember.inbox_id.in_([i.id for i in inboxes])
+                )
+            )
+        ).all()
+    member_of: dict[int, list[int]] = {}
+    for agent_id, inbox_id in memberships:
+        member_of.setdefault(agent_id, []).append(inbox_id)
+    visible = [i for i in inboxes if who.is_admin or i.id in who.inbox_ids]
+    visible_ids = {i.id for i in visible}
+    chans = []
+    for c in channels:
+        if c.inbox_id not in visible_ids:
+            continue
+        info = await rt.channels.get(c.id)
+        chans.append(
+            {
+                "id": c.id,
+                "kind": c.kind,
+                "name": c.name,
+                "inbox_id": c.inbox_id,
+                "active": c.active,
+                "label": info.adapter.label if info else c.kind,
+                "text_max_length": info.adapter.capabilities.text_max_length if info else None,
+                "service_window_hours": (
+                    info.adapter.capabilities.service_window_hours if info else None
+                ),
+                "supports_templates": (
+                    info.adapter.capabilities.supports_templates if info else False
+                ),
+            }
+        )
+    return {
+        "me": {
+            "id": me.id,
+            "name": me.name,
+            "email": me.email,
+            "role": me.role,
+            "is_admin": who.is_admin,
+        },
+        "agents": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "role": a.role,
+                "active": a.active,
+                "inbox_ids": sorted(member_of.get(a.id, [])),
+            }
+            for a in agents
+        ],
+        "inboxes": [{"id": i.id, "name": i.name} for i in visible],
+        "channels": chans,
+        "labels": [{"id": lb.id, "name": lb.name, "color": lb.color} for lb in labels],
+        "canned_replies": [
+            {"id": r.id, "short_code": r.short_code, "content": r.content} for r in canned
+        ],
+        "teams": [{"id": t.id, "name": t.name} for t in teams],
+    }
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+@router.get("/conversations")
+async def list_conversations(
+    who: Who,
+    rt: RT,
+    view: Annotated[str, Query(description="mine | unassigned | all")] = "all",
+    status: str | None = "open",
+    inbox_id: int | None = None,
+    channel_id: int | None = None,
+    assignee_id: int | None = None,
+    label: str | None = None,
+    sort: Annotated[str, Query(description="activity (newest first) | waiting")] = "activity",
+    limit: Annotated[int, Query(ge=1, le=100)] = 30,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The inbox list, keyset-paged on (last_activity_at, id). `waiting` puts those waiting
+    longest first. `status=any` lists every status."""
+    q = select(Conversation).where(visible_conversations(who))
+    if view == "mine":
+        q = q.where(Conversation.assignee_id == who.agent_id)
+    elif view == "unassigned":
+        q = q.where(Conversation.assignee_id.is_(None))
+    elif view != "all":
+        raise InvalidInput("view: mine, unassigned or all")
+    if status and status != "any":
+        q = q.where(Conversation.status == status)
+    if inbox_id is not None:
+        q = q.where(Conversation.inbox_id == inbox_id)
+    if channel_id is not None:
+        q = q.where(
+            exists().where(
+                ConversationChannel.conversation_id == Conversation.id,
+                ConversationChannel.channel_id == channel_id,
+            )
+        )
+    if assignee_id is not None:
+        q = q.where(Conversation.assignee_id == assignee_id)
+    if label:
+        q = q.where(
+            exists().where(
+                ConversationLabel.conversation_id == Conversation.id,
+                ConversationLabel.label_id == Label.id,
+                Label.name == label,
+                Label.workspace_id == who.workspace_id,
+            )
+        )
+    if sort not in ("activity", "waiting"):
+        raise InvalidInput("sort: activity or waiting")
+    newest_first = sort == "activity"
+    if cursor is not None:
+        at, row_id = decode_cursor(cursor)
+        if newest_first:
+            q = q.where(
+                or_(
+                    Conversation.last_activity_at < at,
+                    and_(Conversation.last_activity_at == at, Conversation.id < row_id),
+                )
+            )
+        else:
+            q = q.where(
+                or_(
+                    Conversation.last_activity_at > at,
+                    and_(Conversation.last_activity_at == at, Conversation.id > row_id),
+                )
+            )
+    if newest_first:
+        q = q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+    else:
+        q = q.order_by(Conversation.last_activity_at.asc(), Conversation.id.asc())
+    async with rt.db.read() as s:
+        rows = list((await s.scalars(q.limit(limit + 1))).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        data = await enrich(rt, s, rows)
+        unread = await s.scalar(
+            select(func.count())
+            .select_from(Conversation)
+            .where(visible_conversations(who), Conversation.unread_count > 0)
+        )
+    return {
+        "data": data,
+        "next_cursor": encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more else None,
+        "unread_conversations": unread or 0,
+    }
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        return (await enrich(rt, s, [conv]))[0]
+
+
+# --- the contact panel and the channel picker ---------------------------------------------------
+
+
+async def routes_for(rt: Runtime, s: AsyncSession, conv: Conversation) -> list[dict[str, Any]]:
+    """Every active channel of the conversation's inbox, whether a reply can go through it now,
+    and why not (the policy layer's own sentence)."""
+    channels = (
+        await s.scalars(
+            select(Channel)
+            .where(Channel.inbox_id == conv.inbox_id, Channel.active.is_(True))
+            .order_by(Channel.id)
+        )
+    ).all()
+    identities = {
+        i.channel_kind
+        for i in await s.scalars(
+            select(ContactIdentity).where(ContactIdentity.contact_id == conv.contact_id)
+        )
+    }
+    opted_out = set(
+        (
+            await s.scalars(
+                select(Consent.channel_kind).where(
+                    Consent.contact_id == conv.contact_id,
+                    Consent.status == ConsentStatus.OPTED_OUT,
+                )
+            )
+        ).all()
+    )
+    now = utcnow()
+    out = []
+    for c in channels:
+        info = await rt.channels.get(c.id)
+        if info is None:
+            continue
+        cc = await s.get(ConversationChannel, (conv.id, c.id))
+        last_in = cc.last_inbound_at if cc else None
+        reason: str | None = None
+        code: str | None = None
+        if c.kind not in identities:
+            reason = f"This customer has no {info.adapter.label} identity."
+            code = "no_identity"
+        else:
+            ctx = OutboundContext(
+                channel_kind=c.kind,
+                channel_label=info.adapter.label,
+                capabilities=info.adapter.capabilities,
+                kind=MessageKind.TEXT,
+                text="-",
+                last_inbound_at=last_in,
+                opted_out=c.kind in opted_out,
+                now=now,
+            )
+            for check in (check_consent, check_window):
+                try:
+                    check(ctx)
+                except PolicyRefusal as refusal:
+                    reason, code = refusal.message, refusal.code
+                    break
+        out.append(
+            {
+                "channel_id": c.id,
+                "kind": c.kind,
+                "name": c.name,
+                "label": info.adapter.label,
+                "can_send": reason is None,
+                "reason": reason,
+                "code": code,
+                "window": await window_of(rt, c.id, last_in, now),
+                "text_max_length": info.adapter.capabilities.text_max_length,
+                "supports_templates": info.adapter.capabilities.supports_templates,
+                "last_used": c.id == conv.last_channel_id,
+            }
+        )
+    return out
+
+
+@router.get("/conversations/{conversation_id}/context")
+async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    """The contact panel: identities, consent per channel, previous conversations (only those
+    the agent may see), and the composer's channel picker."""
+    async with rt.db.read() as s:
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        contact = await s.get_one(Contact, conv.contact_id)
+        identities = list(
+            (
+                await s.scalars(
+                    select(ContactIdentity)
+                    .where(ContactIdentity.contact_id == contact.id)
+                    .order_by(ContactIdentity.id)
+                )
+            ).all()
+        )
+        consents = (
+            await s.scalars(
+                select(Consent).where(Consent.contact_id == contact.id).order_by(Consent.id)
+            )
+        ).all()
+        previous = (
+            await s.scalars(
+                select(Conversation)
+                .where(
+                    visible_conversations(who),
+                    Conversation.contact_id == contact.id,
+                    Conversation.id != conv.id,
+                )
+                .order_by(Conversation.last_activity_at.desc())
+                .limit(20)
+            )
+        ).all()
+        routes = await routes_for(rt, s, conv)
+        labels = await labels_of(s, conv.id)
+    return {
+        "conversation": conversation_dict(conv, labels),
+        "contact": contact_dict(contact, identities),
+        "consents": [
+            {
+                "channel_kind": c.channel_kind,
+                "purpose": c.purpose,
+                "status": c.status,
+                "source": c.source,
+                "changed_at": ts(c.changed_at),
+            }
+            for c in consents
+        ],
+        "previous_conversations": [
+            {
+                "id": p.id,
+                "status": p.status,
+                "last_activity_at": ts(p.last_activity_at),
+                "last_message_preview": p.last_message_preview,
+            }
+            for p in previous
+        ],
+        "routes": routes,
+    }
+
+
+# --- changes ------------------------------------------------------------------------------------
+
+
+async def _agent_name(rt: Runtime, agent_id: int | None) -> str:
+    if agent_id is None:
+        return "nobody"
+    async with rt.db.read() as s:
+        agent = await s.get(Agent, agent_id)
+    return agent.name if agent else f"agent {agent_id}"
+
+
+@router.patch("/conversations/{conversation_id}")
+async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict[str, Any]:
+    """Status, assignee, labels (the core action), priority and snooze-until; each change also
+    leaves a system event in the thread."""
+    async with rt.db.read() as s:
+        before = require_conversation(who, await s.get(Conversation, conversation_id))
+        old_labels = set(await labels_of(s, conversation_id))
+        old = (before.status, before.assignee_id, before.priority)
+    fields = body.model_fields_set
+    if fields & {"status", "assignee_id", "labels"}:
+        status = body.status if body.snoozed_until is None else None
+        await check_update_conversation(
+            rt,
+            who,
+            conversation_id,
+            status=status,
+            assignee_id=body.assignee_id if "assignee_id" in fields else UNSET,
+            labels=body.labels,
+        )
+    if body.priority is not None or body.snoozed_until is not None:
+        await check_triage(
+            rt, who, conversation_id, priority=body.priority, snoozed_until=body.snoozed_until
+        )
+    me = await _agent_name(rt, who.agent_id)
+    events: list[tuple[str, dict[str, object]]] = []
+    if "assignee_id" in fields and body.assignee_id != old[1]:
+        target = await _agent_name(rt, body.assignee_id)
+        text = f"{me} unassigned this" if body.assignee_id is None else f"{me} assigned {target}"
+        events.append((text, {"event": "assigned", "assignee_id": body.assignee_id}))
+    if body.snoozed_until is not None:
+        events.append(
+            (
+                f"{me} snoozed this until {body.snoozed_until.isoformat(timespec='minutes')}",
+                {"event": "snoozed"},
+            )
+        )
+    elif body.status is not None and body.status != old[0]:
+        verb = {"resolved": "resolved", "open": "reopened", "pending": "marked pending"}
+        text = f"{me} {verb.get(body.status, 'set status ' + body.status)} this"
+        events.append((text, {"event": "status", "status": body.status}))
+    if body.priority is not None and body.priority != old[2]:
+        events.append(
+            (f"{me} set priority {body.priority}", {"event": "priority", "priority": body.priority})
+        )
+    if body.labels is not None:
+        new = {n.strip() for n in body.labels if n.strip()}
+        for name in sorted(new - old_labels):
+            events.append((f"{me} added label {name}", {"event": "label_added", "label": name}))
+        for name in sorted(old_labels - new):
+            events.append((f"{me} removed label {name}", {"event": "label_removed", "label": name}))
+    for text, details in events:
+        await check_record_system_event(rt, who, conversation_id, text, details)
+    return await get_conversation(conversation_id, who, rt)
+
+
+@router.post("/conversations/{conversation_id}/notes", status_code=201)
+async def add_note(conversation_id: int, body: NoteIn, who: Who, rt: RT) -> dict[str, Any]:
+    """A private note: never sent to the customer. `@name` mentions colleagues."""
+    return message_dict(await check_add_note(rt, who, conversation_id, body.text))
+
+
+@router.post("/conversations/{conversation_id}/read")
+async def mark_read(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    conv = await check_mark_read(rt, who, conversation_id)
+    return {"id": conv.id, "unread_count": conv.unread_count}
+
+
+@router.post("/conversations/{conversation_id}/presence")
+async def presence(conversation_id: int, body: PresenceIn, who: Who, rt: RT) -> dict[str, Any]:
+    return await check_announce_presence(rt, who, conversation_id, body.state)
+
+
+@router.post("/messages/{message_id}/retry")
+async def retry(message_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    return message_dict(await check_retry_message(rt, who, message_id))
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+@router.get("/search")
+async def search(
+    who: Who,
+    rt: RT,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> dict[str, Any]:
+    """Contacts (name, email, phone, channel address) and message text, limited to what the
+    agent may see: agents find contacts through conversations in their inboxes."""
+    term = q.strip().replace("%", "").replace("_", "")
+    if not term:
+        raise InvalidInput("q: give some text to search for")
+    like = f"%{term}%"
+    digits = "".join(ch for ch in term if ch.isdigit())
+    contact_match = [
+        Contact.name.ilike(like),
+        Contact.email.ilike(like),
+        exists().where(
+            ContactIdentity.contact_id == Contact.id, ContactIdentity.address.ilike(like)
+        ),
+    ]
+    if len(digits) >= 4:
+        contact_match.append(Contact.phone_e164.like(f"%{digits}%"))
+    contacts_q = select(Contact).where(
+        Contact.workspace_id == who.workspace_id, or_(*contact_match)
+    )
+    if who.role == Role.AGENT:
+        contacts_q = contacts_q.where(
+            exists().where(Conversation.contact_id == Contact.id, visible_conversations(who))
+        )
+    async with rt.db.read() as s:
+        contacts = list(
+            (await s.scalars(contacts_q.order_by(Contact.id.desc()).limit(limit))).all()
+        )
+        latest: dict[int, int] = {}
+        if contacts:
+            for contact_id, conv_id in await s.execute(
+                select(Conversation.contact_id, func.max(Conversation.id))
+                .where(
+                    visible_conversations(who),
+                    Conversation.contact_id.in_([c.id for c in contacts]),
+                )
+                .group_by(Conversation.contact_id)
+            ):
+                latest[contact_id] = conv_id
+        hits = (
+            await s.execute(
+                select(Message, Contact.name)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(visible_conversations(who), Message.body.ilike(like))
+                .order_by(Message.id.desc())
+                .limit(limit)
+            )
+        ).all()
+    return {
+        "contacts": [{**contact_dict(c), "conversation_id": latest.get(c.id)} for c in contacts],
+        "messages": [{**message_dict(m), "contact_name": name} for m, name in hits],
+    }

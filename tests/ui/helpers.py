@@ -1,0 +1,143 @@
+"""Browser helpers: Playwright (from PyPI) driving Debian's chromium, headless.
+
+Never `playwright install`: the browser is the system's /usr/bin/chromium (scripts/services
+installs it when missing). Every page records console errors, page errors and dialogs, so a
+test can assert that nothing ran that should not have.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from tests.conftest import Owner, Server, eventually
+
+CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (scripts/services install)")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        await b.close()
+
+
+@dataclass
+class Watched:
+    """What a page did that a test may want to forbid."""
+
+    dialogs: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+
+def watch(page: Page, seen: Watched) -> None:
+    async def on_dialog(dialog: Any) -> None:
+        seen.dialogs.append(f"{dialog.type}: {dialog.message}")
+        await dialog.dismiss()
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error":
+            text = msg.text
+            (
+                seen.csp_violations if "Content Security Policy" in text else seen.console_errors
+            ).append(text)
+
+    page.on("dialog", on_dialog)
+    page.on("console", on_console)
+    page.on("pageerror", lambda err: seen.page_errors.append(str(err)))
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+    yield ctx
+    await ctx.close()
+
+
+async def new_page(ctx: BrowserContext) -> tuple[Page, Watched]:
+    page = await ctx.new_page()
+    seen = Watched()
+    watch(page, seen)
+    return page, seen
+
+
+async def sign_in(page: Page, server: Server, email: str, password: str = PASSWORD) -> None:
+    await page.goto(f"{server.url}/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{server.url}/inbox")
+    await page.wait_for_selector("body[data-ready='1']")
+
+
+async def api_channel(
+    api: httpx.AsyncClient, server: Server, account: str, **extra: Any
+) -> dict[str, Any]:
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "api",
+            "name": f"Website {account}",
+            "config": {
+                "secret": "s3cret-for-the-api-channel",
+                "webhook_url": f"{server.url}/sandbox/api/accounts/{account}/receive",
+            },
+            **extra,
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    channel: dict[str, Any] = resp.json()
+    return channel
+
+
+async def customer_says(
+    server: Server, account: str, user: str, text: str, name: str | None = None
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api", timeout=20) as sim:
+        body: dict[str, Any] = {"account": account, "from": user, "text": text}
+        if name is not None:
+            body["name"] = name
+        resp = await sim.post("/_sim/inbound", json=body)
+    assert resp.json()["status"] == 200, resp.text
+
+
+async def wait_conversations(api: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
+    async def check() -> list[dict[str, Any]] | None:
+        data: list[dict[str, Any]] = (await api.get("/api/v1/conversations")).json()["data"]
+        return data if len(data) >= count else None
+
+    result: list[dict[str, Any]] = await eventually(check)
+    return result
+
+
+__all__ = [
+    "Owner",
+    "Watched",
+    "api_channel",
+    "customer_says",
+    "new_page",
+    "sign_in",
+    "wait_conversations",
+]

@@ -1,0 +1,249 @@
+"""The agent inbox in a real browser: sign-in, live updates without reload, reply with ticks,
+notes with @mentions, keyboard triage, search, and the composer's channel picker."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from playwright.async_api import BrowserContext, expect
+
+from tests.conftest import Owner, Server
+from tests.ui.helpers import api_channel, customer_says, new_page, sign_in, wait_conversations
+
+
+async def test_sign_in_live_conversation_reply_and_ticks(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "live")
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await expect(page.locator("#list .empty")).to_have_text("No conversations here.")
+    await expect(page.locator("#live.on")).to_have_count(1)
+
+    # A webhook from the simulator: the conversation appears without a reload.
+    await customer_says(server, "live", "cust-1", "Hello, is my order shipped?", name="Ana Lima")
+    row = page.locator("#list .conv")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".name")).to_have_text("Ana Lima")
+    await expect(row.locator(".preview")).to_have_text("Hello, is my order shipped?")
+    await expect(row.locator(".badge")).to_have_text("1")
+    await expect(row.locator(".ch")).to_have_text("API")
+    await expect(page).to_have_title("(1) Inbox — Tidings")
+
+    # A second message updates the same row live.
+    await customer_says(server, "live", "cust-1", "Order 4711")
+    await expect(row.locator(".preview")).to_have_text("Order 4711")
+    await expect(row.locator(".badge")).to_have_text("2")
+
+    await row.click()
+    await expect(page.locator("#t-name")).to_have_text("Ana Lima")
+    await expect(page.locator("#messages .msg.in")).to_have_count(2)
+    # Opening marks it read: the unread marker and the tab count go.
+    await expect(row.locator(".badge")).to_have_count(0)
+    await expect(page).to_have_title("Inbox — Tidings")
+    await expect(page.locator("#contact-pane .idents")).to_contain_text("cust-1")
+
+    await page.fill("#c-text", "Yes, it left today.")
+    await page.click("#c-send")
+    out = page.locator("#messages .msg.out")
+    await expect(out).to_have_count(1)
+    await expect(out.locator(".body")).to_have_text("Yes, it left today.")
+    # The simulator reports delivered then read: the tick moves to read, live.
+    await expect(out.locator(".tick")).to_have_attribute("data-status", "read", timeout=10_000)
+    await expect(page.locator("#c-text")).to_have_value("")
+
+    # A new customer message while the thread is open shows up in it.
+    await customer_says(server, "live", "cust-1", "Thanks!")
+    await expect(page.locator("#messages .msg.in")).to_have_count(3)
+    assert seen.page_errors == [] and seen.console_errors == [] and seen.csp_violations == []
+    await page.screenshot(path="docs/screens/inbox.png")
+
+
+async def test_note_with_mention_and_keyboard_triage(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "kbd")
+    bo = await api.post(
+        "/api/v1/admin/agents",
+        json={
+            "email": "bo@example.com",
+            "name": "Bo Berg",
+            "role": "agent",
+            "password": "bo-password-1",
+        },
+    )
+    assert bo.status_code == 201, bo.text
+    member = await api.put(
+        f"/api/v1/admin/inboxes/{owner.inbox_id}/members",
+        json={"agent_ids": [owner.agent_id, bo.json()["id"]]},
+    )
+    assert member.status_code == 200, member.text
+    await customer_says(server, "kbd", "cust-9", "My parcel is late", name="Carl")
+    await customer_says(server, "kbd", "cust-8", "Second customer", name="Dina")
+    convs = await wait_conversations(api, 2)
+    carl = next(c for c in convs if c["last_message_preview"] == "My parcel is late")
+
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await expect(page.locator("#list .conv")).to_have_count(2)
+    # j moves the selection, Enter opens; the newest (Dina) is first, Carl second.
+    await page.keyboard.press("j")
+    await page.keyboard.press("j")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#t-name")).to_have_text("Carl")
+
+    # n: note mode; a note with an @mention, shown as a private note, never sent.
+    await page.keyboard.press("n")
+    await expect(page.locator("#composer.note-mode")).to_have_count(1)
+    await page.keyboard.type("@bo can you check the courier?")
+    await page.keyboard.press("Control+Enter")
+    note = page.locator("#messages .msg.note")
+    await expect(note).to_have_count(1)
+    await expect(note.locator(".mention")).to_have_text("@bo")
+    await expect(note.locator(".note-tag")).to_have_text("Private note")
+    msgs = (await api.get(f"/api/v1/conversations/{carl['id']}/messages")).json()["data"]
+    notes = [m for m in msgs if m["kind"] == "note"]
+    assert len(notes) == 1 and notes[0]["extra"]["mentions"] == [bo.json()["id"]]
+    sim = (
+        await httpx.AsyncClient().get(
+            f"{server.url}/sandbox/api/_sim/received", params={"account": "kbd"}
+        )
+    ).json()
+    assert sim == []  # nothing reached the customer's side
+
+    # Escape leaves the composer; a: assign to Bo; l: add a label; e: resolve.
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("a")
+    await page.keyboard.type("Bo")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#t-assignee")).to_have_value(str(bo.json()["id"]))
+    await page.keyboard.press("l")
+    await page.keyboard.type("shipping")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#t-labels .label")).to_have_text(["shipping"])
+    await page.keyboard.press("e")
+    await expect(page.locator("#t-status")).to_have_value("resolved")
+    # The open filter drops it from the list; the thread narrates each change.
+    await expect(page.locator("#list .conv")).to_have_count(1)
+    await expect(page.locator("#messages .sys")).to_have_count(3)
+    await expect(page.locator("#messages .sys").nth(0)).to_contain_text("assigned Bo Berg")
+
+    got = (await api.get(f"/api/v1/conversations/{carl['id']}")).json()
+    assert (got["status"], got["assignee_id"], got["labels"]) == (
+        "resolved",
+        bo.json()["id"],
+        ["shipping"],
+    )
+
+    # ?: the shortcut help.
+    await page.keyboard.press("?")
+    await expect(page.locator("#help")).to_be_visible()
+    await page.keyboard.press("Escape")
+
+    # /: search finds the resolved conversation by message text.
+    await page.keyboard.press("/")
+    await page.keyboard.type("parcel")
+    await expect(page.locator("#search-results .hit .snippet")).to_have_text(["My parcel is late"])
+    assert seen.page_errors == [] and seen.console_errors == []
+
+
+async def whatsapp_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "WhatsApp",
+            "config": {
+                "phone_number_id": "100000000000077",
+                "display_phone_number": "15550007777",
+                "access_token": "wa-access-token-for-tests",
+                "app_secret": "wa-app-secret-for-tests",
+                "verify_token": "wa-verify-token",
+                "api_base_url": f"{server.url}/sandbox/whatsapp",
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    channel: dict[str, Any] = resp.json()
+    return channel
+
+
+async def whatsapp_says(server: Server, wa_id: str, name: str, text: str, hours_ago: float) -> None:
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+        resp = await sim.post(
+            "/_sim/inbound",
+            json={
+                "phone_number_id": "100000000000077",
+                "from": wa_id,
+                "name": name,
+                "text": text,
+                "timestamp": int(time.time() - hours_ago * 3600),
+            },
+        )
+    assert resp.status_code == 200, resp.text
+
+
+async def test_window_countdown_and_channel_picker(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "web")
+    wa = await whatsapp_channel(api, server)
+    # One customer wrote 30 hours ago (window closed), one 2 hours ago (22 h left).
+    await whatsapp_says(server, "4915100000001", "Old Customer", "hello from yesterday", 30)
+    await whatsapp_says(server, "4915100000002", "New Customer", "hello from today", 2)
+    convs = await wait_conversations(api, 2)
+    old = next(c for c in convs if c["last_message_preview"] == "hello from yesterday")
+
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    rows = page.locator("#list .conv")
+    await expect(rows).to_have_count(2)
+    await expect(rows.filter(has_text="New Customer").locator(".window")).to_have_text(
+        "closes in 21 h"
+    )
+    await expect(rows.filter(has_text="Old Customer").locator(".window")).to_have_text(
+        "closed — template only"
+    )
+
+    await page.goto(f"{server.url}/inbox#c/{old['id']}")
+    await expect(page.locator("#t-name")).to_have_text("Old Customer")
+    options = page.locator("#c-channel option")
+    await expect(options).to_have_count(2)
+    # WhatsApp: window closed; the API channel: no identity for this customer. Nothing can go.
+    await expect(options.nth(0)).to_have_text("Website web — can't: no identity")
+    await expect(options.nth(1)).to_have_text("WhatsApp — can't: window closed")
+    await expect(page.locator("#c-why .closed")).to_have_text(
+        "No channel can reach this customer now"
+    )
+    await expect(page.locator("#c-why .blocked").nth(1)).to_contain_text("service window is closed")
+    await expect(page.locator("#c-send")).to_be_disabled()
+    # A note still works when no channel can reach the customer.
+    await page.click("#mode-note")
+    await expect(page.locator("#c-send")).to_be_enabled()
+    assert wa["kind"] == "whatsapp" and seen.page_errors == []
+
+
+async def test_canned_reply_by_shortcut(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "canned")
+    resp = await api.post(
+        "/api/v1/admin/canned_replies",
+        json={"short_code": "thanks", "content": "Thank you for waiting!"},
+    )
+    assert resp.status_code == 201, resp.text
+    await customer_says(server, "canned", "cust-5", "hi there", name="Eve")
+    convs = await wait_conversations(api, 1)
+    page, _seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/inbox#c/{convs[0]['id']}")
+    await expect(page.locator("#t-name")).to_have_text("Eve")
+    await page.click("#c-text")
+    await page.keyboard.type("/tha")
+    await expect(page.locator("#canned li")).to_have_count(1)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#c-text")).to_have_value("Thank you for waiting!")
+    await page.keyboard.press("Control+Enter")
+    await expect(page.locator("#messages .msg.out .body")).to_have_text(["Thank you for waiting!"])
