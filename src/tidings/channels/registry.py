@@ -6,6 +6,7 @@ from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.vonage import VonageAdapter
+from tidings.channels.wechat import WeChatAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
 from tidings.domain.errors import NotFound
 
@@ -14,6 +15,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
     for adapter in (
         ApiChannelAdapter(),
         WhatsAppAdapter(),
+        WeChatAdapter(),
         VonageAdapter(),
         TelegramAdapter(),
     )

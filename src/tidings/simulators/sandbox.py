@@ -7,6 +7,7 @@ channel with its simulator, send as a customer, and show the customer's side of 
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 from pathlib import Path
@@ -24,6 +25,7 @@ from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
+from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.storage.models import Channel
 
@@ -139,11 +141,13 @@ class Sandbox:
         base = f"{settings.public_url}/sandbox"
         self.whatsapp = WhatsAppSimulator()
         self.api = ApiClientSimulator()
+        self.wechat = WeChatSimulator(f"{base}/wechat")
         self.vonage = VonageSimulator()
         self.telegram = TelegramSimulator()
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
+            WeChatBinding(f"{base}/wechat", self.wechat),
             VonageBinding(f"{base}/vonage", self.vonage),
             TelegramBinding(f"{base}/telegram", self.telegram),
         ]
@@ -156,6 +160,7 @@ class Sandbox:
                 Route("/phone/send", self._send, methods=["POST"]),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
+                Mount("/wechat", self.wechat.app),
                 Mount("/vonage", self.vonage.app),
                 Mount("/telegram", self.telegram.app),
             ]
@@ -185,6 +190,7 @@ class Sandbox:
     async def stop(self) -> None:
         await self.whatsapp.aclose()
         await self.api.aclose()
+        await self.wechat.aclose()
         await self.vonage.aclose()
         await self.telegram.aclose()
 
@@ -287,6 +293,22 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": api.id, "kind": api.kind, "name": api.name})
+    wechat = await create_channel(
+        rt,
+        who,
+        "wechat",
+        "WeChat Official Account (sandbox)",
+        {
+            "app_id": f"wx{secrets.token_hex(8)}",
+            "app_secret": secrets.token_hex(16),
+            "token": secrets.token_urlsafe(16),
+            # Safe mode: a 43-character EncodingAESKey, as the WeChat console generates.
+            "encoding_aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+            "api_base_url": f"{base}/wechat",
+        },
+        None,
+    )
+    made.append({"id": wechat.id, "kind": wechat.kind, "name": wechat.name})
     tg = await create_channel(
         rt,
         who,

@@ -1,0 +1,86 @@
+"""WeChat Official Account (公众号) channel.
+
+Inbound: WeChat pushes XML to `/webhooks/wechat/{channel_id}` in plaintext, compatibility or
+safe (AES) mode; we answer `success` once the push is stored, well inside WeChat's 5-second
+deadline, and reply later through the Customer Service API. Protocol facts:
+shared/protocols/other.md §A. Public surface: `WeChatAdapter`, `WeChatConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.wechat import client, webhook
+from tidings.channels.wechat.config import WeChatConfig
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["WeChatAdapter", "WeChatConfig"]
+
+_MB = 1024 * 1024
+
+
+class WeChatAdapter:
+    kind: ClassVar[str] = "wechat"
+    label: ClassVar[str] = "WeChat"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        # Not in the digest: WeChat answers 45002 past its limit, commonly quoted as 2048.
+        text_max_length=2048,
+        # Customer-service messages only within 48 h of the user's last message (digest A10);
+        # the per-window count (5 per message, 3 per menu/follow event) is enforced by WeChat
+        # and surfaces as 45047.
+        service_window_hours=48,
+        receipts=("sent",),
+        media_types={
+            "image/jpeg": 10 * _MB,
+            "image/png": 10 * _MB,
+            "image/gif": 10 * _MB,
+            "audio/amr": 2 * _MB,
+            "audio/mpeg": 2 * _MB,
+            "video/mp4": 10 * _MB,
+        },
+        rate_per_second=20.0,
+        burst=20,
+        # A push is one small XML message; compatibility mode sends it ~3 times over (plain +
+        # Encrypt). 64 KB is far above any real push and refuses bulk junk early.
+        max_webhook_bytes=64 * 1024,
+    )
+    config_model: ClassVar[type[BaseModel]] = WeChatConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"app_secret", "token", "encoding_aes_key"})
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return webhook.handshake(_config(config), request)
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        webhook.plaintext(_config(config), request)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return webhook.split(_config(config), request)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return webhook.parse(payload)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        # "success" tells WeChat the push was taken and no passive reply follows (digest A6).
+        return WebhookReply(200, b"success", "text/plain")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_message(_config(config), message, http)
+
+
+def _config(config: Any) -> WeChatConfig:
+    if isinstance(config, WeChatConfig):
+        return config
+    return WeChatConfig.model_validate(config)

@@ -1,0 +1,54 @@
+"""The settings one WeChat Official Account channel needs, named as the WeChat console names
+them (Settings & Development → Basic configuration)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# EncodingAESKey is 43 characters of the base64 alphabet; base64-decoding it with one "="
+# appended gives the 32-byte AES-256 key (digest A8).
+_AES_KEY = re.compile(r"^[A-Za-z0-9+/]{43}$")
+
+
+class WeChatConfig(BaseModel):
+    """One Official Account. Without `encoding_aes_key` the account runs in plaintext mode;
+    with it, pushes must be encrypted (compatibility or safe mode)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # AppID (`wx…`): the trailing id inside every safe-mode plaintext, and the token request.
+    app_id: str = Field(min_length=1, max_length=64)
+    app_secret: str = Field(min_length=1)
+    # The "Token" typed into the server configuration; signs every push (digest A2/A3).
+    token: str = Field(min_length=1, max_length=128)
+    encoding_aes_key: str | None = None
+    # The sandbox points this at the simulator; production leaves the default.
+    api_base_url: str = "https://api.weixin.qq.com"
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _check_key(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not _AES_KEY.match(value):
+            raise ValueError("encoding_aes_key must be the 43-character EncodingAESKey")
+        try:
+            base64.b64decode(value + "=", validate=True)
+        except binascii.Error:
+            raise ValueError("encoding_aes_key is not valid base64") from None
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def safe_mode(self) -> bool:
+        return self.encoding_aes_key is not None

@@ -1,0 +1,365 @@
+"""WeChat pushes: URL verification (GET), signature and safe-mode checks, split and parse.
+
+Everything here is pure. XML is read only through `defusedxml` with DTDs, entities and external
+references forbidden (digest A8: the official 2018 samples were hardened against XXE); a push
+carrying any of them is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
+from tidings.channels.wechat import crypto
+from tidings.channels.wechat.config import WeChatConfig
+from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.events import (
+    AttachmentRef,
+    CanonicalEvent,
+    Ignored,
+    InboundMessage,
+    Sender,
+    StatusUpdate,
+)
+
+# Voice `Format` values (digest A4) and the MIME types agents' browsers know them by.
+_VOICE_MIME = {"amr": "audio/amr", "speex": "audio/speex", "mp3": "audio/mpeg"}
+
+
+def read_xml(body: bytes) -> Element:
+    """The root of a WeChat XML document, or PayloadError. Never expands an entity."""
+    try:
+        root: Element = fromstring(
+            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except DefusedXmlException as exc:
+        raise PayloadError(
+            f"XML with a DTD or entities is refused ({type(exc).__name__})", code="forbidden_xml"
+        ) from None
+    except ParseError as exc:
+        raise PayloadError(f"body is not well-formed XML: {exc}") from None
+    if root.tag != "xml":
+        raise PayloadError(f"expected an <xml> document, got <{root.tag}>")
+    return root
+
+
+def fields(root: Element) -> dict[str, str]:
+    """Top-level `<Name>value</Name>` pairs (CDATA already unwrapped by the parser)."""
+    return {child.tag: (child.text or "") for child in root}
+
+
+def handshake(config: WeChatConfig, request: WebhookRequest) -> WebhookReply:
+    """Answer the server-URL check: echo `echostr` when the signature holds (digest A2)."""
+    q = request.query
+    timestamp, nonce, echostr = q.get("timestamp", ""), q.get("nonce", ""), q.get("echostr")
+    if echostr is None:
+        raise SignatureError("the verification request has no echostr")
+    if "msg_signature" in q and config.encoding_aes_key:
+        # The encrypted-echostr flavour (official sample VerifyURL, vector A-B): msg_signature
+        # over four values, then the echostr is decrypted and its plaintext returned.
+        expected = crypto.signature(config.token, timestamp, nonce, echostr)
+        if not crypto.signature_matches(expected, q.get("msg_signature")):
+            raise SignatureError("msg_signature does not match the configured Token")
+        try:
+            plain = crypto.decrypt(config.encoding_aes_key, config.app_id, echostr)
+        except crypto.CryptoError as exc:
+            raise SignatureError(f"echostr cannot be decrypted: {exc}") from None
+        return WebhookReply(200, plain, "text/plain")
+    expected = crypto.signature(config.token, timestamp, nonce)
+    if not crypto.signature_matches(expected, q.get("signature")):
+        raise SignatureError("signature does not match the configured Token")
+    # Official Accounts get the raw echostr back even in safe mode (digest A2).
+    return WebhookReply(200, echostr.encode(), "text/plain")
+
+
+def _refuse(exc: PayloadError) -> SignatureError:
+    return SignatureError(exc.message, code=exc.code)
+
+
+def plaintext(config: WeChatConfig, request: WebhookRequest) -> bytes:
+    """The authenticated message XML of a push; raises SignatureError otherwise.
+
+    Plain mode: only the query `signature` over (token, timestamp, nonce) is checked: WeChat does
+    not sign the body in this mode, which is why safe mode is recommended (docs/channels).
+    Compatibility and safe mode (`encrypt_type=aes`): `msg_signature` covers the `Encrypt`
+    value, which is decrypted and must end in our AppID; the plaintext copy that compatibility
+    mode also sends is ignored, since nothing vouches for it.
+    """
+    q = request.query
+    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+    expected = crypto.signature(config.token, timestamp, nonce)
+    if not crypto.signature_matches(expected, q.get("signature")):
+        raise SignatureError("signature does not match the configured Token")
+    try:
+        root = read_xml(request.body)
+    except PayloadError as exc:
+        raise _refuse(exc) from None
+    encrypted = q.get("encrypt_type", "raw").lower() == "aes"
+    if not encrypted:
+        if config.encoding_aes_key:
+            raise SignatureError(
+                "this channel has an EncodingAESKey, so pushes must be encrypted "
+                "(encrypt_type=aes); a plaintext push is refused"
+            )
+        return request.body
+    if not config.encoding_aes_key:
+        raise SignatureError(
+            "the push is encrypted but the channel has no encoding_aes_key; add the "
+            "EncodingAESKey from the WeChat console"
+        )
+    encrypt = root.findtext("Encrypt")
+    if not encrypt:
+        raise SignatureError("an encrypted push must carry <Encrypt>")
+    expected = crypto.signature(config.token, timestamp, nonce, encrypt)
+    if not crypto.signature_matches(expected, q.get("msg_signature")):
+        raise SignatureError("msg_signature does not match the Encrypt value")
+    try:
+        inner = crypto.decrypt(config.encoding_aes_key, config.app_id, encrypt)
+    except crypto.CryptoError as exc:
+        raise SignatureError(f"the push cannot be decrypted: {exc}") from None
+    try:
+        read_xml(inner)
+    except PayloadError as exc:
+        raise _refuse(exc) from None
+    return inner
+
+
+def _created(values: dict[str, str]) -> datetime | None:
+    raw = values.get("CreateTime", "").strip()
+    if not raw.isdigit():
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def event_key(values: dict[str, str]) -> str:
+    """The dedupe key of one push, identical across WeChat's retries (digest A7)."""
+    msg_id = values.get("MsgId", "").strip()
+    if msg_id:
+        return f"msg:{msg_id}"
+    if values.get("MsgType") == "event":
+        # Events carry no MsgId: FromUserName + CreateTime (+ the event name, so a subscribe and
+        # a SCAN in the same second stay apart).
+        event = values.get("Event", "")
+        if event.upper() in ("TEMPLATESENDJOBFINISH", "MASSSENDJOBFINISH") and values.get("MsgID"):
+            return f"job:{values['MsgID']}:{event}"
+        return f"event:{values.get('FromUserName', '')}:{values.get('CreateTime', '')}:{event}"
+    return f"nokey:{hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()}"
+
+
+def split(config: WeChatConfig, request: WebhookRequest) -> list[RawEvent]:
+    """One push is one event; the stored payload is the (decrypted) message XML, so replays
+    never need the key that was current when it arrived."""
+    try:
+        body = plaintext(config, request)
+    except SignatureError as exc:  # verify() ran first; this only happens if config changed
+        raise PayloadError(exc.message) from None
+    values = fields(read_xml(body))
+    return [RawEvent(key=event_key(values)[:300], payload=body, occurred_at=_created(values))]
+
+
+# ------------------------------------------------------------------------------------- parse
+
+
+def parse(payload: bytes) -> list[CanonicalEvent]:
+    root = read_xml(payload)
+    values = fields(root)
+    openid = values.get("FromUserName", "").strip()
+    if not openid:
+        raise PayloadError("push has no FromUserName")
+    occurred = _created(values) or datetime.now(UTC)
+    msg_type = values.get("MsgType", "").strip()
+    key = event_key(values)
+    if msg_type == "event":
+        return [_event(root, values, openid, occurred, key)]
+
+    def message(
+        kind: MessageKind,
+        text: str | None = None,
+        attachments: tuple[AttachmentRef, ...] = (),
+        **extra: Any,
+    ) -> InboundMessage:
+        clean = {k: v for k, v in extra.items() if v not in (None, "")}
+        return InboundMessage(
+            provider_message_id=values.get("MsgId") or key,
+            sender=Sender(address=openid),
+            occurred_at=occurred,
+            kind=kind,
+            text=text,
+            attachments=attachments,
+            extra=clean,
+        )
+
+    media_id = values.get("MediaId") or None
+    if msg_type == "text":
+        return [
+            message(
+                MessageKind.TEXT,
+                values.get("Content", ""),
+                msg_data_id=values.get("MsgDataId"),
+                idx=values.get("Idx"),
+            )
+        ]
+    if msg_type == "image":
+        ref = AttachmentRef(kind="image", provider_media_id=media_id, url=values.get("PicUrl"))
+        return [message(MessageKind.MEDIA, attachments=(ref,))]
+    if msg_type == "voice":
+        fmt = values.get("Format", "").lower()
+        recognition = values.get("Recognition") or None
+        ref = AttachmentRef(
+            kind="audio",
+            mime_type=_VOICE_MIME.get(fmt),
+            provider_media_id=media_id,
+            caption=recognition,
+        )
+        return [
+            message(
+                MessageKind.MEDIA,
+                attachments=(ref,),
+                format=fmt,
+                recognition=recognition,
+                media_id_16k=values.get("MediaId16K"),
+            )
+        ]
+    if msg_type in ("video", "shortvideo"):
+        ref = AttachmentRef(kind="video", provider_media_id=media_id)
+        return [
+            message(
+                MessageKind.MEDIA,
+                attachments=(ref,),
+                type=msg_type,
+                thumb_media_id=values.get("ThumbMediaId"),
+            )
+        ]
+    if msg_type == "location":
+        label = values.get("Label") or None
+        return [
+            message(
+                MessageKind.LOCATION,
+                label,
+                latitude=_float(values.get("Location_X")),
+                longitude=_float(values.get("Location_Y")),
+                scale=values.get("Scale"),
+                label=label,
+            )
+        ]
+    if msg_type == "link":
+        title, url = values.get("Title", ""), values.get("Url", "")
+        description = values.get("Description", "")
+        text = "\n".join(part for part in (title, description, url) if part)
+        return [message(MessageKind.TEXT, text, type="link", title=title, url=url)]
+    if msg_type == "miniprogrampage":
+        title = values.get("Title", "")
+        return [
+            message(
+                MessageKind.TEXT,
+                f"Mini Program page: {title}" if title else "Mini Program page",
+                type="miniprogrampage",
+                app_id=values.get("AppId"),
+                page_path=values.get("PagePath"),
+                thumb_url=values.get("ThumbUrl"),
+            )
+        ]
+    return [message(MessageKind.UNSUPPORTED, type=msg_type or "missing MsgType")]
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _event(
+    root: Element, values: dict[str, str], openid: str, occurred: datetime, key: str
+) -> CanonicalEvent:
+    raw_event = values.get("Event", "").strip()
+    # Names are case-sensitive as sent (subscribe lower, SCAN upper); compare case-insensitively
+    # like wechatpy does (digest A5).
+    event = raw_event.lower()
+    event_key_value = values.get("EventKey", "")
+
+    def system(text: str, **extra: Any) -> InboundMessage:
+        clean = {k: v for k, v in extra.items() if v not in (None, "")}
+        return InboundMessage(
+            provider_message_id=key,
+            sender=Sender(address=openid),
+            occurred_at=occurred,
+            kind=MessageKind.SYSTEM,
+            text=text,
+            extra={"event": raw_event, **clean},
+        )
+
+    if event == "subscribe":
+        scene = event_key_value.removeprefix("qrscene_") if event_key_value else ""
+        if scene:
+            return system(
+                f"Followed the Official Account by scanning QR code {scene!r}",
+                scene=scene,
+                ticket=values.get("Ticket"),
+            )
+        return system("Followed the Official Account")
+    if event == "unsubscribe":
+        # WeChat accepts no more customer-service messages to this user (43004/45015 follow).
+        return system("Unfollowed the Official Account; WeChat will refuse replies")
+    if event == "scan":
+        return system(
+            f"Scanned QR code {event_key_value!r}",
+            scene=event_key_value,
+            ticket=values.get("Ticket"),
+        )
+    if event == "click":
+        return system(f"Tapped menu item {event_key_value!r}", menu_key=event_key_value)
+    if event in ("scancode_push", "scancode_waitmsg"):
+        result = root.findtext("ScanCodeInfo/ScanResult") or ""
+        return system(f"Scanned a code from the menu: {result}", scan_result=result)
+    if event == "location":
+        # Periodic position reports (every few seconds while the chat is open): kept out of the
+        # thread, and they do not open a reply window.
+        return Ignored(
+            f"location report {values.get('Latitude')},{values.get('Longitude')} from {openid}"
+        )
+    if event == "view":
+        return Ignored(f"{openid} opened menu link {event_key_value}")
+    if event in ("pic_sysphoto", "pic_photo_or_album", "pic_weixin", "location_select"):
+        # The picture or location itself follows as an ordinary image/location message.
+        return Ignored(f"{raw_event} menu event; its content arrives as a separate message")
+    if event == "templatesendjobfinish":
+        status = values.get("Status", "")
+        # Note the casing: MsgID on job events, MsgId on messages (digest A5).
+        msg_id = values.get("MsgID", "").strip()
+        if not msg_id:
+            return Ignored("TEMPLATESENDJOBFINISH without MsgID")
+        if status == "success":
+            return StatusUpdate(msg_id, MessageStatus.DELIVERED, occurred, recipient=openid)
+        reason = (
+            "The customer has blocked template messages from this Official Account."
+            if "block" in status
+            else f"WeChat could not deliver the template message ({status or 'no status'})."
+        )
+        return StatusUpdate(
+            msg_id,
+            MessageStatus.FAILED,
+            occurred,
+            recipient=openid,
+            error_code=status[:64] or None,
+            error_reason=reason,
+        )
+    if event in ("masssendjobfinish", "subscribe_msg_popup_event", "subscribe_msg_change_event"):
+        return Ignored(f"{raw_event} job/subscription report")
+    return InboundMessage(
+        provider_message_id=key,
+        sender=Sender(address=openid),
+        occurred_at=occurred,
+        kind=MessageKind.UNSUPPORTED,
+        extra={"type": "event", "event": raw_event or "missing Event"},
+    )

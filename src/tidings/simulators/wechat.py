@@ -1,0 +1,760 @@
+"""A WeChat Official Account simulator that speaks the real protocol (digest: other.md §A).
+
+It plays both of WeChat's roles towards Tidings:
+
+- the API Tidings calls (`api_base_url`): `GET /cgi-bin/token` and `POST /cgi-bin/stable_token`
+  (expiring, rotating tokens; a replaced token stays valid 5 minutes; stale ones answer
+  40001/42001), `POST /cgi-bin/message/custom/send` (validated like the real one: 48-hour
+  interaction window → 45015, per-window quota → 45047, unknown openid → 40003, `\\uXXXX`
+  escapes → 40033…), and temporary media (`/cgi-bin/media/upload`, `/cgi-bin/media/get`,
+  3-day expiry). Errors are HTTP 200 `{"errcode", "errmsg": "… rid: …"}` like WeChat's.
+- the pusher: customer messages and events are POSTed to the account's server URL as XML,
+  signed (`signature`, and in compatibility/safe mode `encrypt_type=aes` + `msg_signature`
+  over the AES-encrypted body), with WeChat's retries: a push that times out (5 s) or gets an
+  unusable answer is sent again, 3 attempts in all, identical each time (digest A6/A7).
+  `duplicates` adds identical re-pushes on purpose.
+
+Control routes (JSON), under `/_sim/`:
+- `PUT /_sim/accounts/{app_id}` {app_secret, token, webhook_url, encoding_aes_key?, mode?
+  ("plain" | "compat" | "safe"), original_id?, token_ttl?, duplicates?, push_timeout?}
+- `POST /_sim/inbound` {app_id, openid, type?: text|image|voice|video|shortvideo|location|link|
+  event, text?, event?, event_key?, image_base64?, content_type?, latitude?, longitude?,
+  label?, title?, url?, create_time?, xml?} — the customer acts; the push result is returned
+- `POST /_sim/fail` {app_id, errcode, path?: "custom/send", count?} — inject errors
+- `POST /_sim/tokens/expire` {app_id} and `POST /_sim/tokens/revoke` {app_id}
+- `POST /_sim/clock` {advance: seconds} — move the simulator's clock (windows, tokens, media)
+- `GET /_sim/sent?app_id=`, `GET /_sim/pushes?app_id=`, `GET /_sim/media?app_id=`,
+  `GET /_sim/conversations?app_id=&openid=`
+
+Mounted sub-apps get no lifespan events: whoever creates the simulator calls `aclose()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from xml.sax.saxutils import escape
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings.channels.wechat import crypto
+
+WINDOW_SECONDS = 48 * 3600
+# Since 2023-06-12: a user message allows 5 messages within 48 h; a follow, QR scan or menu
+# click allows 3 within 1 minute (digest A10).
+MESSAGE_QUOTA = 5
+EVENT_QUOTA, EVENT_WINDOW_SECONDS = 3, 60
+TOKEN_OVERLAP_SECONDS = 300  # a replaced token stays valid ~5 minutes (digest A9)
+MEDIA_TTL_SECONDS = 3 * 24 * 3600  # temporary media are kept 3 days (digest A12)
+PUSH_ATTEMPTS = 3  # "总共重试三次" (digest A6)
+_MB = 1024 * 1024
+MEDIA_LIMITS = {"image": 10 * _MB, "voice": 2 * _MB, "video": 10 * _MB, "thumb": 64 * 1024}
+MEDIA_MIME = {
+    "image": ("image/jpeg", "image/png", "image/gif"),
+    "voice": ("audio/amr", "audio/mpeg", "audio/mp3"),
+    "video": ("video/mp4",),
+    "thumb": ("image/jpeg",),
+}
+TEXT_LIMIT_BYTES = 2048
+# A JSON \uXXXX escape not itself escaped: WeChat refuses them with 40033 (digest A10).
+_UNICODE_ESCAPE = re.compile(rb"(?<!\\)\\u[0-9a-fA-F]{4}")
+_OPENID = re.compile(r"^[\w\-]{28}$")
+
+ERRMSG = {
+    -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
+    40002: "invalid grant_type",
+    40003: "invalid openid",
+    40004: "invalid media type",
+    40005: "invalid file type",
+    40006: "invalid meida size",
+    40007: "invalid media_id",
+    40008: "invalid message type",
+    40013: "invalid appid",
+    40014: "invalid access_token",
+    40033: "invalid charset. please check your request, if include \\uxxxx will create fail!",
+    40125: "invalid appsecret",
+    41001: "access_token missing",
+    41002: "appid missing",
+    41004: "appsecret missing",
+    41006: "media_id missing",
+    42001: "access_token expired",
+    43002: "require POST method",
+    43004: "require subscribe",
+    44002: "empty post data",
+    44004: "empty content",
+    45002: "content size out of limit",
+    45009: "reach max api daily quota limit",
+    45011: "api minute-quota reach limit, must slower, retry next minute",
+    45015: "response out of time limit or subscription is canceled",
+    45047: "out of response count limit",
+    47001: "data format error",
+}
+
+
+def openid_for(app_id: str, user: str) -> str:
+    """A stable 28-character OpenID for a customer of one account (OpenIDs are per-OA)."""
+    if _OPENID.match(user):
+        return user
+    digest = hashlib.sha256(f"{app_id}:{user}".encode()).digest()
+    return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+
+
+@dataclass
+class User:
+    openid: str
+    subscribed: bool = True
+    window_until: float = 0.0
+    quota_left: int = 0
+
+
+@dataclass
+class MediaItem:
+    data: bytes
+    content_type: str
+    media_type: str
+    filename: str
+    created_at: float
+
+
+@dataclass
+class Injected:
+    path: str
+    errcode: int
+    remaining: int
+
+
+@dataclass
+class Account:
+    app_id: str
+    app_secret: str
+    token: str
+    webhook_url: str
+    encoding_aes_key: str | None = None
+    mode: str = "plain"
+    original_id: str = "gh_0000000000000"
+    token_ttl: float = 7200.0
+    duplicates: int = 0
+    push_timeout: float = 5.0
+    tokens: dict[str, float] = field(default_factory=dict)  # token -> expires at (sim clock)
+    current_token: str | None = None
+    users: dict[str, User] = field(default_factory=dict)
+    media: dict[str, MediaItem] = field(default_factory=dict)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    pushes: list[dict[str, Any]] = field(default_factory=list)
+    thread: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Injected] = field(default_factory=list)
+
+
+class WeChatSimulator:
+    def __init__(
+        self, public_url: str = "http://wechat.sim", http: httpx.AsyncClient | None = None
+    ):
+        self.public_url = public_url.rstrip("/")
+        self.accounts: dict[str, Account] = {}
+        self.offset = 0.0
+        self._http = http or httpx.AsyncClient()
+        self._ids = itertools.count(int(time.time()) * 1000)
+        self.app = Starlette(
+            routes=[
+                Route("/cgi-bin/token", self._token, methods=["GET", "POST"]),
+                Route("/cgi-bin/stable_token", self._stable_token, methods=["GET", "POST"]),
+                Route("/cgi-bin/message/custom/send", self._custom_send, methods=["GET", "POST"]),
+                Route("/cgi-bin/media/upload", self._media_upload, methods=["GET", "POST"]),
+                Route("/cgi-bin/media/get", self._media_get, methods=["GET"]),
+                Route("/mmbiz/{media_id}", self._pic_url, methods=["GET"]),
+                Route("/_sim/accounts/{app_id}", self._put_account, methods=["PUT"]),
+                Route("/_sim/inbound", self._inbound, methods=["POST"]),
+                Route("/_sim/fail", self._fail, methods=["POST"]),
+                Route("/_sim/tokens/expire", self._expire_tokens, methods=["POST"]),
+                Route("/_sim/tokens/revoke", self._revoke_tokens, methods=["POST"]),
+                Route("/_sim/clock", self._clock, methods=["POST"]),
+                Route("/_sim/sent", self._sent, methods=["GET"]),
+                Route("/_sim/pushes", self._pushes, methods=["GET"]),
+                Route("/_sim/media", self._media_list, methods=["GET"]),
+                Route("/_sim/conversations", self._conversations, methods=["GET"]),
+            ]
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    # ----------------------------------------------------------------------- error shape
+
+    @staticmethod
+    def error(errcode: int, errmsg: str | None = None) -> JSONResponse:
+        # WeChat answers API errors with HTTP 200 and a " rid: …" suffix (digest A13).
+        msg = errmsg or ERRMSG.get(errcode, "error")
+        return JSONResponse({"errcode": errcode, "errmsg": f"{msg} rid: {uuid.uuid4().hex[:24]}"})
+
+    def _account_by_token(self, request: Request) -> Account | JSONResponse:
+        token = request.query_params.get("access_token")
+        if not token:
+            return self.error(41001)
+        for acct in self.accounts.values():
+            if token in acct.tokens:
+                if acct.tokens[token] <= self.now():
+                    return self.error(42001)
+                return acct
+        return self.error(40001)
+
+    def _injected(self, acct: Account, path: str) -> JSONResponse | None:
+        for item in acct.failures:
+            if item.path == path and item.remaining > 0:
+                item.remaining -= 1
+                return self.error(item.errcode)
+        return None
+
+    # --------------------------------------------------------------------------- tokens
+
+    def _issue(self, acct: Account) -> str:
+        now = self.now()
+        if acct.current_token and acct.tokens.get(acct.current_token, 0) > now:
+            # The replaced token keeps working for ~5 minutes, then stops (digest A9).
+            acct.tokens[acct.current_token] = min(
+                acct.tokens[acct.current_token], now + TOKEN_OVERLAP_SECONDS
+            )
+        token = secrets.token_urlsafe(96)
+        acct.tokens[token] = now + acct.token_ttl
+        acct.current_token = token
+        return token
+
+    def _credentials(self, appid: Any, secret: Any) -> Account | JSONResponse:
+        if not appid:
+            return self.error(41002)
+        if not secret:
+            return self.error(41004)
+        acct = self.accounts.get(str(appid))
+        if acct is None:
+            return self.error(40013)
+        if str(secret) != acct.app_secret:
+            return self.error(40125)
+        return acct
+
+    def _token_answer(self, acct: Account, token: str) -> JSONResponse:
+        remaining = max(0, int(acct.tokens[token] - self.now()))
+        return JSONResponse({"access_token": token, "expires_in": remaining})
+
+    async def _token(self, request: Request) -> Response:
+        q = request.query_params
+        if q.get("grant_type") != "client_credential":
+            return self.error(40002)
+        found = self._credentials(q.get("appid"), q.get("secret"))
+        if isinstance(found, JSONResponse):
+            return found
+        # The classic endpoint issues a new token on every call (digest A9).
+        injected = self._injected(found, "token")
+        return injected or self._token_answer(found, self._issue(found))
+
+    async def _stable_token(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self.error(43002)
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return self.error(47001)
+        if not isinstance(body, dict):
+            return self.error(47001)
+        if body.get("grant_type") != "client_credential":
+            return self.error(40002)
+        found = self._credentials(body.get("appid"), body.get("secret"))
+        if isinstance(found, JSONResponse):
+            return found
+        injected = self._injected(found, "token")
+        if injected is not None:
+            return injected
+        current = found.current_token
+        # Normal mode hands out the same token while it is valid; force_refresh rotates it.
+        if body.get("force_refresh") is not True and current and found.tokens[current] > self.now():
+            return self._token_answer(found, current)
+        return self._token_answer(found, self._issue(found))
+
+    # ---------------------------------------------------------------------- custom send
+
+    async def _custom_send(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self.error(43002)
+        acct = self._account_by_token(request)
+        if isinstance(acct, JSONResponse):
+            return acct
+        raw = await request.body()
+        if not raw.strip():
+            return self.error(44002)
+        if _UNICODE_ESCAPE.search(raw):
+            return self.error(40033)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return self.error(47001)
+        if not isinstance(body, dict):
+            return self.error(47001)
+        user = acct.users.get(str(body.get("touser", "")))
+        if user is None:
+            return self.error(40003)
+        if not user.subscribed:
+            return self.error(43004)
+        injected = self._injected(acct, "custom/send")
+        if injected is not None:
+            return injected
+        now = self.now()
+        if now >= user.window_until:
+            return self.error(45015)
+        if user.quota_left <= 0:
+            return self.error(45047)
+        msgtype = body.get("msgtype")
+        entry: dict[str, Any] = {"touser": user.openid, "msgtype": msgtype, "at": now}
+        obj = body.get(str(msgtype))
+        if msgtype == "text":
+            content = obj.get("content") if isinstance(obj, dict) else None
+            if not isinstance(content, str) or not content:
+                return self.error(44004)
+            if len(content.encode()) > TEXT_LIMIT_BYTES:
+                return self.error(45002)
+            entry["content"] = content
+        elif msgtype in ("image", "voice", "video"):
+            media_id = obj.get("media_id") if isinstance(obj, dict) else None
+            if not media_id:
+                return self.error(41006)
+            item = acct.media.get(str(media_id))
+            if item is None or now - item.created_at > MEDIA_TTL_SECONDS:
+                return self.error(40007)
+            entry["media_id"] = media_id
+        else:
+            return self.error(40008)
+        kf = body.get("customservice")
+        if isinstance(kf, dict) and kf.get("kf_account"):
+            entry["kf_account"] = kf["kf_account"]
+        user.quota_left -= 1
+        msgid = next(self._ids)
+        entry["msgid"] = msgid
+        acct.sent.append(entry)
+        acct.thread.append(
+            {
+                "id": str(msgid),
+                "user": user.openid,
+                "direction": "out",
+                "text": entry.get("content") or f"[{msgtype}]",
+                "status": "delivered",
+                "at": now,
+            }
+        )
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+
+    # ---------------------------------------------------------------------------- media
+
+    def _store_media(
+        self, acct: Account, media_type: str, data: bytes, content_type: str, filename: str
+    ) -> str:
+        media_id = secrets.token_urlsafe(48)
+        acct.media[media_id] = MediaItem(data, content_type, media_type, filename, self.now())
+        return media_id
+
+    async def _media_upload(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self.error(43002)
+        acct = self._account_by_token(request)
+        if isinstance(acct, JSONResponse):
+            return acct
+        media_type = request.query_params.get("type", "")
+        if media_type not in MEDIA_LIMITS:
+            return self.error(40004)
+        form = await request.form(max_files=1)
+        upload = form.get("media")  # the multipart field must be called "media"
+        if upload is None or isinstance(upload, str):
+            return self.error(41005, "media data missing")
+        data = await upload.read()
+        await form.close()
+        content_type = (upload.content_type or "").split(";")[0].strip()
+        if content_type not in MEDIA_MIME[media_type]:
+            return self.error(40005)
+        if not data or len(data) > MEDIA_LIMITS[media_type]:
+            return self.error(40006)
+        media_id = self._store_media(
+            acct, media_type, data, content_type, upload.filename or "upload"
+        )
+        return JSONResponse(
+            {"type": media_type, "media_id": media_id, "created_at": int(self.now())}
+        )
+
+    async def _media_get(self, request: Request) -> Response:
+        acct = self._account_by_token(request)
+        if isinstance(acct, JSONResponse):
+            return acct
+        item = acct.media.get(request.query_params.get("media_id", ""))
+        if item is None or self.now() - item.created_at > MEDIA_TTL_SECONDS:
+            return self.error(40007)
+        return Response(
+            item.data,
+            media_type=item.content_type,
+            headers={"Content-Disposition": f'attachment; filename="{item.filename}"'},
+        )
+
+    async def _pic_url(self, request: Request) -> Response:
+        # PicUrl of inbound images: a public CDN link, no token needed.
+        for acct in self.accounts.values():
+            item = acct.media.get(request.path_params["media_id"])
+            if item is not None:
+                return Response(item.data, media_type=item.content_type)
+        return Response(b"not found", status_code=404)
+
+    # --------------------------------------------------------------------------- pushes
+
+    def _interact(self, acct: Account, openid: str, *, message: bool) -> User:
+        user = acct.users.setdefault(openid, User(openid))
+        now = self.now()
+        if message:
+            user.window_until, user.quota_left = now + WINDOW_SECONDS, MESSAGE_QUOTA
+        elif now >= user.window_until:
+            user.window_until, user.quota_left = now + EVENT_WINDOW_SECONDS, EVENT_QUOTA
+        return user
+
+    @staticmethod
+    def _xml(values: dict[str, Any]) -> bytes:
+        parts = ["<xml>"]
+        for name, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                parts.append(f"<{name}>{value}</{name}>")
+            else:
+                text = str(value).replace("]]>", "]]]]><![CDATA[>")
+                parts.append(f"<{name}><![CDATA[{text}]]></{name}>")
+        parts.append("</xml>")
+        return "\n".join(parts).encode()
+
+    def signed_push(self, acct: Account, plain: bytes, openid: str) -> tuple[dict[str, str], bytes]:
+        """The query and body WeChat would send for `plain` in the account's mode."""
+        timestamp, nonce = str(int(self.now())), str(secrets.randbelow(10**10))
+        query = {
+            "signature": crypto.signature(acct.token, timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": openid,
+        }
+        if acct.mode == "plain" or not acct.encoding_aes_key:
+            return query, plain
+        encrypt = crypto.encrypt(acct.encoding_aes_key, acct.app_id, plain)
+        query["encrypt_type"] = "aes"
+        query["msg_signature"] = crypto.signature(acct.token, timestamp, nonce, encrypt)
+        envelope = f"<ToUserName><![CDATA[{escape(acct.original_id)}]]></ToUserName>"
+        if acct.mode == "compat":
+            # Compatibility mode: the plaintext fields and the Encrypt element together.
+            inner = plain.decode().strip()
+            inner = inner.removeprefix("<xml>").removesuffix("</xml>")
+            envelope = inner
+        body = f"<xml>{envelope}\n<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n</xml>"
+        return query, body.encode()
+
+    @staticmethod
+    def _accepted(acct: Account, resp: httpx.Response) -> bool:
+        # "success" or an empty body acknowledge; a passive reply is XML (encrypted in safe
+        # mode). Anything else makes WeChat retry and show the user an error (digest A6).
+        text = resp.content.strip()
+        if resp.status_code != 200:
+            return False
+        if text in (b"", b"success"):
+            return True
+        if not text.startswith(b"<xml>"):
+            return False
+        return acct.mode != "safe" or b"<Encrypt>" in text
+
+    async def push(self, acct: Account, plain: bytes, openid: str) -> dict[str, Any]:
+        """Deliver one push with WeChat's retries; identical query and body every time."""
+        query, body = self.signed_push(acct, plain, openid)
+        attempts: list[Any] = []
+        delivered = False
+        for _ in range(PUSH_ATTEMPTS):
+            outcome = await self._post(acct, query, body)
+            attempts.append(outcome)
+            if outcome == "accepted":
+                delivered = True
+                break
+        # Duplicates on demand: what Tidings sees when WeChat gave up waiting on a slow answer.
+        for _ in range(acct.duplicates if delivered else 0):
+            attempts.append(await self._post(acct, query, body))
+        record = {"query": query, "attempts": attempts, "delivered": delivered, "at": self.now()}
+        acct.pushes.append(record)
+        return record
+
+    async def _post(self, acct: Account, query: dict[str, str], body: bytes) -> str:
+        try:
+            resp = await self._http.post(
+                acct.webhook_url,
+                params=query,
+                content=body,
+                headers={"Content-Type": "text/xml"},
+                timeout=acct.push_timeout,
+            )
+        except httpx.TimeoutException:
+            return "timeout"
+        except httpx.HTTPError as exc:
+            return f"error: {type(exc).__name__}"
+        return "accepted" if self._accepted(acct, resp) else f"refused: {resp.status_code}"
+
+    # ------------------------------------------------------------------------- control
+
+    async def _json_body(self, request: Request) -> dict[str, Any]:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def register(self, app_id: str, values: dict[str, Any]) -> Account:
+        acct = self.accounts.get(app_id)
+        if acct is None:
+            acct = Account(
+                app_id=app_id,
+                app_secret=str(values["app_secret"]),
+                token=str(values["token"]),
+                webhook_url=str(values["webhook_url"]),
+            )
+            self.accounts[app_id] = acct
+        for name in ("app_secret", "token", "webhook_url", "original_id"):
+            if values.get(name):
+                setattr(acct, name, str(values[name]))
+        if "encoding_aes_key" in values:
+            acct.encoding_aes_key = values["encoding_aes_key"] or None
+        acct.mode = str(values.get("mode") or ("safe" if acct.encoding_aes_key else "plain"))
+        if acct.mode not in ("plain", "compat", "safe"):
+            raise ValueError("mode must be plain, compat or safe")
+        for name in ("token_ttl", "push_timeout"):
+            if values.get(name) is not None:
+                setattr(acct, name, float(values[name]))
+        if values.get("duplicates") is not None:
+            acct.duplicates = int(values["duplicates"])
+        return acct
+
+    async def _put_account(self, request: Request) -> JSONResponse:
+        body = await self._json_body(request)
+        app_id = request.path_params["app_id"]
+        missing = [k for k in ("app_secret", "token", "webhook_url") if not body.get(k)]
+        if app_id not in self.accounts and missing:
+            return JSONResponse({"error": f"missing {', '.join(missing)}"}, status_code=400)
+        try:
+            acct = self.register(app_id, body)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"app_id": acct.app_id, "mode": acct.mode})
+
+    def _lookup(self, app_id: Any) -> Account | JSONResponse:
+        acct = self.accounts.get(str(app_id or ""))
+        if acct is None:
+            return JSONResponse({"error": "unknown app_id"}, status_code=404)
+        return acct
+
+    def customer_xml(self, acct: Account, openid: str, body: dict[str, Any]) -> bytes:
+        """The push document for one customer action (digest A4/A5 field names)."""
+        kind = str(body.get("type") or ("event" if body.get("event") else "text"))
+        created = int(body.get("create_time") or self.now())
+        values: dict[str, Any] = {
+            "ToUserName": acct.original_id,
+            "FromUserName": openid,
+            "CreateTime": created,
+            "MsgType": kind,
+        }
+        if kind == "event":
+            event = str(body.get("event") or "subscribe")
+            values["Event"] = event
+            key = body.get("event_key")
+            if key is not None:
+                values["EventKey"] = str(key)
+            if event in ("subscribe", "SCAN") and key:
+                values["Ticket"] = secrets.token_urlsafe(16)
+            return self._xml(values)
+        if kind == "text":
+            values["Content"] = str(body.get("text") or "")
+        elif kind in ("image", "voice", "video", "shortvideo"):
+            media_type = {"shortvideo": "video"}.get(kind, kind)
+            raw = base64.b64decode(str(body.get("image_base64") or body.get("data_base64") or ""))
+            ctype = str(body.get("content_type") or MEDIA_MIME[media_type][0])
+            media_id = self._store_media(acct, media_type, raw, ctype, f"{kind}.bin")
+            if kind == "image":
+                values["PicUrl"] = f"{self.public_url}/mmbiz/{media_id}"
+            values["MediaId"] = media_id
+            if kind == "voice":
+                values["Format"] = str(body.get("format") or "amr")
+                if body.get("text"):
+                    values["Recognition"] = str(body["text"])
+            if kind in ("video", "shortvideo"):
+                values["ThumbMediaId"] = self._store_media(
+                    acct, "thumb", b"\xff\xd8thumb", "image/jpeg", "thumb.jpg"
+                )
+        elif kind == "location":
+            values["Location_X"] = float(body.get("latitude") or 0)
+            values["Location_Y"] = float(body.get("longitude") or 0)
+            values["Scale"] = int(body.get("scale") or 15)
+            values["Label"] = str(body.get("label") or "")
+        elif kind == "link":
+            values["Title"] = str(body.get("title") or "")
+            values["Description"] = str(body.get("text") or "")
+            values["Url"] = str(body.get("url") or "")
+        values["MsgId"] = int(body.get("msg_id") or next(self._ids))
+        return self._xml(values)
+
+    async def _inbound(self, request: Request) -> JSONResponse:
+        body = await self._json_body(request)
+        acct = self._lookup(body.get("app_id"))
+        if isinstance(acct, JSONResponse):
+            return acct
+        who = str(body.get("openid") or body.get("user") or "").strip()
+        if not who:
+            return JSONResponse({"error": "openid (or user) is required"}, status_code=400)
+        openid = openid_for(acct.app_id, who)
+        try:
+            plain = (
+                str(body["xml"]).encode()
+                if body.get("xml")
+                else self.customer_xml(acct, openid, body)
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        kind = str(body.get("type") or ("event" if body.get("event") else "text"))
+        event = str(body.get("event") or "")
+        if kind != "event":
+            self._interact(acct, openid, message=True)
+        elif event == "unsubscribe":
+            acct.users.setdefault(openid, User(openid)).subscribed = False
+        elif event in ("subscribe", "SCAN", "CLICK"):
+            user = self._interact(acct, openid, message=False)
+            user.subscribed = True
+        acct.thread.append(
+            {
+                "id": uuid.uuid4().hex,
+                "user": openid,
+                "direction": "in",
+                "text": body.get("text") or (f"[{event}]" if kind == "event" else f"[{kind}]"),
+                "status": "sent",
+                "at": self.now(),
+            }
+        )
+        result = await self.push(acct, plain, openid)
+        return JSONResponse({"openid": openid, **result})
+
+    async def _fail(self, request: Request) -> JSONResponse:
+        body = await self._json_body(request)
+        acct = self._lookup(body.get("app_id"))
+        if isinstance(acct, JSONResponse):
+            return acct
+        acct.failures.append(
+            Injected(
+                str(body.get("path") or "custom/send"),
+                int(body.get("errcode", -1)),
+                int(body.get("count", 1)),
+            )
+        )
+        return JSONResponse({"ok": True})
+
+    async def _expire_tokens(self, request: Request) -> JSONResponse:
+        acct = self._lookup((await self._json_body(request)).get("app_id"))
+        if isinstance(acct, JSONResponse):
+            return acct
+        for token in acct.tokens:
+            acct.tokens[token] = min(acct.tokens[token], self.now())
+        return JSONResponse({"expired": len(acct.tokens)})
+
+    async def _revoke_tokens(self, request: Request) -> JSONResponse:
+        acct = self._lookup((await self._json_body(request)).get("app_id"))
+        if isinstance(acct, JSONResponse):
+            return acct
+        count = len(acct.tokens)
+        acct.tokens.clear()
+        acct.current_token = None
+        return JSONResponse({"revoked": count})
+
+    async def _clock(self, request: Request) -> JSONResponse:
+        body = await self._json_body(request)
+        self.offset += float(body.get("advance") or 0)
+        return JSONResponse({"now": self.now(), "offset": self.offset})
+
+    async def _sent(self, request: Request) -> JSONResponse:
+        acct = self._lookup(request.query_params.get("app_id"))
+        return acct if isinstance(acct, JSONResponse) else JSONResponse(acct.sent)
+
+    async def _pushes(self, request: Request) -> JSONResponse:
+        acct = self._lookup(request.query_params.get("app_id"))
+        return acct if isinstance(acct, JSONResponse) else JSONResponse(acct.pushes)
+
+    async def _media_list(self, request: Request) -> JSONResponse:
+        acct = self._lookup(request.query_params.get("app_id"))
+        if isinstance(acct, JSONResponse):
+            return acct
+        return JSONResponse(
+            [
+                {
+                    "media_id": k,
+                    "type": v.media_type,
+                    "content_type": v.content_type,
+                    "size": len(v.data),
+                }
+                for k, v in acct.media.items()
+            ]
+        )
+
+    async def _conversations(self, request: Request) -> JSONResponse:
+        acct = self._lookup(request.query_params.get("app_id"))
+        if isinstance(acct, JSONResponse):
+            return JSONResponse([])
+        user = request.query_params.get("openid")
+        return JSONResponse([m for m in acct.thread if user is None or m["user"] == user])
+
+
+class WeChatBinding:
+    """Sandbox glue: registers WeChat channels whose `api_base_url` is this simulator, and lets
+    the customer-phone page act as a follower (the typed id becomes a stable OpenID)."""
+
+    kind: ClassVar[str] = "wechat"
+
+    def __init__(self, base_url: str, sim: WeChatSimulator) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+        # Control calls go straight to the simulator app; provider traffic uses real HTTP.
+        self.control = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
+        )
+
+    def owns(self, channel: Any) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    async def register(self, channel: Any, webhook_url: str) -> None:
+        c = channel.config
+        resp = await self.control.put(
+            f"/_sim/accounts/{c.app_id}",
+            json={
+                "app_secret": c.app_secret,
+                "token": c.token,
+                "encoding_aes_key": c.encoding_aes_key,
+                "webhook_url": webhook_url,
+            },
+        )
+        resp.raise_for_status()
+
+    async def send_as_customer(
+        self, channel: Any, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        resp = await self.control.post(
+            "/_sim/inbound", json={"app_id": channel.config.app_id, "user": user, "text": text}
+        )
+        result: dict[str, Any] = resp.json()
+        return result
+
+    async def thread(self, channel: Any, user: str) -> list[dict[str, Any]]:
+        app_id = channel.config.app_id
+        resp = await self.control.get(
+            "/_sim/conversations", params={"app_id": app_id, "openid": openid_for(app_id, user)}
+        )
+        data: list[dict[str, Any]] = resp.json()
+        return data
