@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
+from tidings.channels.rbm import RbmAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.vonage import VonageAdapter
 from tidings.channels.wechat import WeChatAdapter
@@ -18,6 +19,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         WeChatAdapter(),
         VonageAdapter(),
         TelegramAdapter(),
+        RbmAdapter(),
     )
 }
 

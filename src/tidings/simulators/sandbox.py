@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
+from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
@@ -144,12 +145,14 @@ class Sandbox:
         self.wechat = WeChatSimulator(f"{base}/wechat")
         self.vonage = VonageSimulator()
         self.telegram = TelegramSimulator()
+        self.rbm = RbmSimulator()
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
             WeChatBinding(f"{base}/wechat", self.wechat),
             VonageBinding(f"{base}/vonage", self.vonage),
             TelegramBinding(f"{base}/telegram", self.telegram),
+            RbmBinding(f"{base}/rbm", self.rbm),
         ]
         self.rt: Runtime | None = None
         self.app = Starlette(
@@ -163,6 +166,7 @@ class Sandbox:
                 Mount("/wechat", self.wechat.app),
                 Mount("/vonage", self.vonage.app),
                 Mount("/telegram", self.telegram.app),
+                Mount("/rbm", self.rbm.app),
             ]
         )
 
@@ -193,6 +197,7 @@ class Sandbox:
         await self.wechat.aclose()
         await self.vonage.aclose()
         await self.telegram.aclose()
+        await self.rbm.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None
@@ -322,6 +327,20 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": tg.id, "kind": tg.kind, "name": tg.name})
+    rbm = await create_channel(
+        rt,
+        who,
+        "rbm",
+        "RCS Business Messaging (sandbox)",
+        {
+            "agent_id": f"tidings-demo-{secrets.token_hex(3)}@rbm.goog",
+            "webhook_client_token": secrets.token_urlsafe(24),
+            "access_token": f"ya29.sandbox-{secrets.token_urlsafe(24)}",
+            "api_base_url": f"{base}/rbm",
+        },
+        None,
+    )
+    made.append({"id": rbm.id, "kind": rbm.kind, "name": rbm.name})
     vonage = await create_channel(
         rt,
         who,

@@ -1,0 +1,82 @@
+"""Google RCS Business Messaging channel (kind `rbm`), the live successor of Google Business
+Messages.
+
+Public surface: `RbmAdapter` (registered in `channels/registry.py`), `RbmConfig`, and in
+`client`: `capabilities` (the capability check), `send_event` (READ / IS_TYPING). Facts come
+from shared/protocols/other.md §B4-B5. The customer's identity is their E.164 MSISDN, so it
+meets their SMS and WhatsApp identities on one contact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.rbm import client, google, webhook
+from tidings.channels.rbm.config import RbmConfig
+from tidings.domain.errors import SignatureError
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["RbmAdapter", "RbmConfig"]
+
+_MB = 1024 * 1024
+
+
+class RbmAdapter:
+    kind: ClassVar[str] = "rbm"
+    label: ClassVar[str] = "RCS Business Messaging"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        # RBM text messages are limited to 3072 characters [U: Google's AgentContentMessage
+        # reference; not in the digest].
+        text_max_length=3072,
+        service_window_hours=None,
+        receipts=("sent", "delivered", "read"),
+        media_types={"image/": 100 * _MB, "video/": 100 * _MB, "audio/": 100 * _MB},
+        rate_per_second=50.0,
+        burst=50,
+        max_webhook_bytes=1_000_000,
+    )
+    config_model: ClassVar[type[BaseModel]] = RbmConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"webhook_client_token", "service_account_json", "access_token"}
+    )
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        raise SignatureError("RBM verifies webhooks with a POST of clientToken and secret")
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        webhook.verify(_config(config).webhook_client_token, request)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return webhook.split(_config(config).webhook_client_token, request)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return webhook.parse(payload)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        secret = google.verification_secret(_config(config).webhook_client_token, request.body)
+        if secret is not None:
+            # Verification: answer 200 with the secret as plain text (digest B2/B4).
+            return WebhookReply(200, secret.encode(), "text/plain")
+        return WebhookReply(200, b"")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_message(_config(config), message, http)
+
+
+def _config(config: Any) -> RbmConfig:
+    if isinstance(config, RbmConfig):
+        return config
+    return RbmConfig.model_validate(config)

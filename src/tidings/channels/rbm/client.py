@@ -1,0 +1,223 @@
+"""RBM API calls over an injected httpx client: agent messages, agent events (read, typing)
+and the capability check (shared/protocols/other.md §B4)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.rbm import google
+from tidings.channels.rbm.config import RbmConfig
+
+SCOPE = "https://www.googleapis.com/auth/rcsbusinessmessaging"
+TIMEOUT = 15.0
+PRODUCT = "RCS Business Messaging"
+NOT_RCS = (
+    "This number cannot receive RCS messages: RCS is off or unsupported on the phone, the "
+    "carrier has not launched this agent, or the agent is not launched for non-testers."
+)
+# An agent-assigned id, derived from ours: a retried send reuses it and Google ignores the
+# duplicate (digest B4), so a crash between send and record never sends twice.
+_NAMESPACE = uuid.UUID("7c1c0f0e-5f7a-4d7e-9a57-0d1f5b0e4b1a")
+
+
+def agent_message_id(config: RbmConfig, message_id: int, part: int = 0) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{config.agent_id}:{message_id}:{part}"))
+
+
+async def _token(config: RbmConfig, http: httpx.AsyncClient) -> str:
+    return await google.bearer(
+        config.service_account_json, config.access_token, SCOPE, http, PRODUCT
+    )
+
+
+def _phone_url(config: RbmConfig, msisdn: str, tail: str) -> str:
+    return f"{config.api_base_url}/v1/phones/{quote(msisdn, safe='+')}/{tail}"
+
+
+async def _request(
+    config: RbmConfig,
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    params: dict[str, str],
+    body: dict[str, Any] | None = None,
+) -> httpx.Response:
+    token = await _token(config, http)
+    resp = await http.request(
+        method,
+        url,
+        params=params,
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT,
+    )
+    if resp.status_code == 401:
+        # A minted token may have been revoked early: mint a fresh one next time.
+        google.forget_token(config.service_account_json, SCOPE)
+    return resp
+
+
+def suggestions(extra: Any) -> list[dict[str, Any]]:
+    """Suggested replies/actions from the message's `extra`.
+
+    `extra["suggestions"]` is passed through in RBM's own shape; `extra["buttons"]` is the
+    channel-neutral form: {"text", "data"} → reply, {"text", "url"} → open URL,
+    {"text", "phone"} → dial."""
+    if not hasattr(extra, "get"):
+        return []
+    raw = extra.get("suggestions")
+    if isinstance(raw, list) and all(isinstance(s, dict) for s in raw):
+        return list(raw)
+    out: list[dict[str, Any]] = []
+    for b in extra.get("buttons") or []:
+        if not isinstance(b, dict) or not b.get("text"):
+            continue
+        text = str(b["text"])
+        postback = str(b.get("data") or text)
+        if b.get("url"):
+            out.append(
+                {
+                    "action": {
+                        "text": text,
+                        "postbackData": postback,
+                        "openUrlAction": {"url": str(b["url"])},
+                    }
+                }
+            )
+        elif b.get("phone"):
+            out.append(
+                {
+                    "action": {
+                        "text": text,
+                        "postbackData": postback,
+                        "dialAction": {"phoneNumber": str(b["phone"])},
+                    }
+                }
+            )
+        else:
+            out.append({"reply": {"text": text, "postbackData": postback}})
+    return out
+
+
+async def _post_agent_message(
+    config: RbmConfig,
+    msisdn: str,
+    message_id: str,
+    content: dict[str, Any],
+    http: httpx.AsyncClient,
+) -> SendOutcome:
+    body: dict[str, Any] = {"contentMessage": content}
+    if config.message_traffic_type:
+        body["messageTrafficType"] = config.message_traffic_type
+    try:
+        resp = await _request(
+            config,
+            http,
+            "POST",
+            _phone_url(config, msisdn, "agentMessages"),
+            {"messageId": message_id, "agentId": config.agent_id},
+            body,
+        )
+    except google.TokenError as exc:
+        return exc.outcome
+    except httpx.TimeoutException:
+        return Retriable("RCS Business Messaging did not answer in time; retrying.")
+    except httpx.HTTPError as exc:
+        return Retriable(f"Could not reach RCS Business Messaging ({type(exc).__name__}).")
+    if resp.status_code == 200:
+        return Sent(message_id)
+    if resp.status_code == 409:
+        # ALREADY_EXISTS: our earlier attempt with this id got through.
+        return Sent(message_id)
+    return google.error_outcome(resp, PRODUCT, NOT_RCS)
+
+
+async def send_message(
+    config: RbmConfig, message: OutboundMessage, http: httpx.AsyncClient
+) -> SendOutcome:
+    msisdn = message.to
+    chips = suggestions(message.extra)
+    # An AgentMessage carries exactly one of text / richCard / contentInfo / uploadedRbmFile,
+    # so a text with files goes as several messages; the first one's id stands for the whole.
+    parts: list[dict[str, Any]] = []
+    if message.text:
+        parts.append({"text": message.text})
+    for att in message.attachments:
+        if att.url:
+            parts.append({"contentInfo": {"fileUrl": att.url}})
+    if not parts:
+        return Permanent("The message has neither text nor a file URL to send over RCS.")
+    if chips:
+        parts[-1]["suggestions"] = chips
+    first: Sent | None = None
+    for index, content in enumerate(parts):
+        mid = agent_message_id(config, message.message_id, index)
+        outcome = await _post_agent_message(config, msisdn, mid, content, http)
+        if not isinstance(outcome, Sent):
+            return outcome
+        first = first or outcome
+    assert first is not None
+    return first
+
+
+async def capabilities(
+    config: RbmConfig, msisdn: str, http: httpx.AsyncClient
+) -> SendOutcome | list[str]:
+    """The RCS features of `msisdn`'s phone, or the outcome that explains why there are none
+    (404 → Permanent "this number cannot receive RCS")."""
+    try:
+        resp = await _request(
+            config,
+            http,
+            "GET",
+            _phone_url(config, msisdn, "capabilities"),
+            {"requestId": str(uuid.uuid4()), "agentId": config.agent_id},
+        )
+    except google.TokenError as exc:
+        return exc.outcome
+    except httpx.HTTPError as exc:
+        return Retriable(f"Could not reach RCS Business Messaging ({type(exc).__name__}).")
+    if resp.status_code != 200:
+        return google.error_outcome(resp, PRODUCT, NOT_RCS)
+    features = resp.json().get("features")
+    return [str(f) for f in features] if isinstance(features, list) else []
+
+
+async def send_event(
+    config: RbmConfig,
+    msisdn: str,
+    event_type: str,
+    http: httpx.AsyncClient,
+    *,
+    message_id: str | None = None,
+) -> SendOutcome:
+    """An agent event: READ (a read receipt for the user's `message_id`) or IS_TYPING."""
+    if event_type not in ("READ", "IS_TYPING"):
+        return Permanent(f"unknown RBM agent event {event_type!r}")
+    body: dict[str, Any] = {"eventType": event_type}
+    if event_type == "READ":
+        if not message_id:
+            return Permanent("a READ event needs the user's message id")
+        body["messageId"] = message_id
+    event_id = str(uuid.uuid4())
+    try:
+        resp = await _request(
+            config,
+            http,
+            "POST",
+            _phone_url(config, msisdn, "agentEvents"),
+            {"eventId": event_id, "agentId": config.agent_id},
+            body,
+        )
+    except google.TokenError as exc:
+        return exc.outcome
+    except httpx.HTTPError as exc:
+        return Retriable(f"Could not reach RCS Business Messaging ({type(exc).__name__}).")
+    if resp.status_code == 200:
+        return Sent(event_id)
+    return google.error_outcome(resp, PRODUCT, NOT_RCS)

@@ -1,0 +1,785 @@
+"""A Google RCS Business Messaging simulator that speaks the real protocol
+(shared/protocols/other.md §B4-B5).
+
+Both of Google's roles towards Tidings:
+- the RBM API: `POST /v1/phones/{msisdn}/agentMessages?messageId=&agentId=`,
+  `POST /v1/phones/{msisdn}/agentEvents?eventId=&agentId=`,
+  `GET /v1/phones/{msisdn}/capabilities?requestId=&agentId=`,
+  `DELETE /v1/phones/{msisdn}/agentMessages/{messageId}?agentId=` (revoke), with bearer-token
+  auth, Google's error shape `{"error": {"code", "message", "status"}}`, 404 NOT_FOUND for
+  phones without RCS, duplicate messageIds ignored, offline phones queueing messages;
+  and `POST /token`, a service-account token endpoint (JWT bearer grant, RS256 checked
+  against the public key registered for the account);
+- the webhook sender: Pub/Sub push envelopes with base64 `data`, signed with
+  `X-Goog-Signature` = base64(HMAC-SHA512(clientToken, decoded data)), retried with backoff on
+  non-2xx, duplicated on demand; DELIVERED and READ events after each delivered message; the
+  clientToken/secret verification handshake on request.
+
+Control API (JSON, under `/_sim/`):
+- `PUT  /_sim/agents/{agent_id}` {client_token, webhook_url, access_token?,
+  service_account_email?, public_key_pem?, auto_receipts?, max_attempts?, retry_base_seconds?}
+- `POST /_sim/verify` {agent_id} — run the webhook verification handshake
+- `POST /_sim/inbound` {agent_id, from, text? | suggestion{text, postback_data} |
+  location{latitude, longitude} | file{mime_type, file_name}, duplicates?}
+- `POST /_sim/typing` {agent_id, from} — an IS_TYPING event
+- `PUT  /_sim/phones/{msisdn}` {rcs_enabled?, online?, features?}
+- `POST /_sim/fail` {agent_id, method, code, status, message?, retry_after?, times?}
+- `GET  /_sim/sent?agent_id=` · `GET /_sim/conversations?agent_id=&user=` ·
+  `GET /_sim/deliveries?agent_id=`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings.channels.rbm import RbmConfig
+from tidings.domain.phones import to_e164
+from tidings.runtime import ChannelInfo
+
+log = logging.getLogger(__name__)
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_CONTENT = ("text", "richCard", "contentInfo", "uploadedRbmFile")
+_ACTIONS = (
+    "openUrlAction",
+    "dialAction",
+    "viewLocationAction",
+    "createCalendarEventAction",
+    "shareLocationAction",
+)
+DEFAULT_FEATURES = [
+    "RICHCARD_STANDALONE",
+    "RICHCARD_CAROUSEL",
+    "ACTION_CREATE_CALENDAR_EVENT",
+    "ACTION_DIAL",
+    "ACTION_OPEN_URL",
+    "ACTION_SHARE_LOCATION",
+    "ACTION_VIEW_LOCATION",
+]
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+class GoogleError(Exception):
+    def __init__(self, code: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.retry_after = code, message, retry_after
+
+    def response(self) -> JSONResponse:
+        body = {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "status": _STATUS.get(self.code, "UNKNOWN"),
+            }
+        }
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else None
+        return JSONResponse(body, status_code=self.code, headers=headers)
+
+
+def _invalid(message: str) -> GoogleError:
+    return GoogleError(400, message)
+
+
+def sign(client_token: str, data: bytes) -> str:
+    return base64.b64encode(hmac.new(client_token.encode(), data, hashlib.sha512).digest()).decode()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Phone:
+    msisdn: str
+    rcs_enabled: bool = True
+    online: bool = True
+    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
+    # Agent messages waiting for the phone to come online, per agent.
+    queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Failure:
+    method: str
+    code: int
+    message: str
+    retry_after: int | None
+    times: int
+
+
+@dataclass
+class Agent:
+    agent_id: str
+    client_token: str
+    webhook_url: str
+    access_tokens: set[str] = field(default_factory=set)
+    service_account_email: str | None = None
+    public_key_pem: str | None = None
+    auto_receipts: list[str] = field(default_factory=lambda: ["DELIVERED", "READ"])
+    max_attempts: int = 5
+    retry_base_seconds: float = 0.1
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    threads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    message_ids: set[str] = field(default_factory=set)
+    failures: list[Failure] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+
+
+class RbmSimulator:
+    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        self.agents: dict[str, Agent] = {}
+        self.phones: dict[str, Phone] = {}
+        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.app = Starlette(
+            routes=[
+                Route("/v1/phones/{msisdn}/agentMessages", self._agent_message, methods=["POST"]),
+                Route(
+                    "/v1/phones/{msisdn}/agentMessages/{message_id}",
+                    self._revoke,
+                    methods=["DELETE"],
+                ),
+                Route("/v1/phones/{msisdn}/agentEvents", self._agent_event, methods=["POST"]),
+                Route("/v1/phones/{msisdn}/capabilities", self._capabilities, methods=["GET"]),
+                Route("/token", self._token, methods=["POST"]),
+                Route("/_sim/agents/{agent_id}", self._put_agent, methods=["PUT"]),
+                Route("/_sim/verify", self._verify, methods=["POST"]),
+                Route("/_sim/inbound", self._inbound, methods=["POST"]),
+                Route("/_sim/typing", self._typing, methods=["POST"]),
+                Route("/_sim/phones/{msisdn}", self._put_phone, methods=["PUT"]),
+                Route("/_sim/fail", self._fail, methods=["POST"]),
+                Route("/_sim/sent", self._sent, methods=["GET"]),
+                Route("/_sim/conversations", self._conversations, methods=["GET"]),
+                Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
+            ]
+        )
+
+    async def aclose(self) -> None:
+        tasks = [a.worker for a in self.agents.values() if a.worker is not None]
+        tasks += list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    # ---------------------------------------------------------------------------------------
+    # State (also used in-process by the sandbox binding)
+
+    def register_agent(
+        self, agent_id: str, client_token: str, webhook_url: str, **knobs: Any
+    ) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = Agent(agent_id, client_token, webhook_url)
+            self.agents[agent_id] = agent
+        agent.client_token, agent.webhook_url = client_token, webhook_url
+        token = knobs.pop("access_token", None)
+        if token:
+            agent.access_tokens.add(str(token))
+        for name, value in knobs.items():
+            if value is not None and hasattr(agent, name):
+                setattr(agent, name, value)
+        return agent
+
+    def phone(self, msisdn: str) -> Phone:
+        found = self.phones.get(msisdn)
+        if found is None:
+            found = self.phones[msisdn] = Phone(msisdn)
+        return found
+
+    def thread(self, agent: Agent, msisdn: str) -> list[dict[str, Any]]:
+        return agent.threads.setdefault(msisdn, [])
+
+    def publish(
+        self, agent: Agent, data: dict[str, Any], duplicates: int = 0, **attrs: str
+    ) -> None:
+        """Queue one Pub/Sub push (plus identical redeliveries) to the agent's webhook."""
+        raw = orjson.dumps(data)
+        envelope = {
+            "message": {
+                "attributes": attrs,
+                "data": base64.b64encode(raw).decode(),
+                "messageId": str(secrets.randbelow(10**16)),
+                "publishTime": _now(),
+            },
+            "subscription": f"projects/rbm-{agent.agent_id.split('@')[0]}/subscriptions/rbm-agent",
+        }
+        item = {
+            "body": orjson.dumps(envelope),
+            "signature": sign(agent.client_token, raw),
+            "data": data,
+        }
+        for _ in range(1 + max(0, duplicates)):
+            agent.outbox.append(item)
+        agent.wake.set()
+        if agent.worker is None or agent.worker.done():
+            agent.worker = asyncio.get_running_loop().create_task(
+                self._deliver_loop(agent), name=f"rbm-sim-{agent.agent_id}"
+            )
+
+    async def _deliver_loop(self, agent: Agent) -> None:
+        while True:
+            if not agent.outbox:
+                agent.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(agent.wake.wait(), 5.0)
+                if not agent.outbox:
+                    return
+                continue
+            item = agent.outbox.pop(0)
+            await self._deliver(agent, item)
+
+    async def _deliver(self, agent: Agent, item: dict[str, Any]) -> None:
+        label = item["data"].get("eventId") or item["data"].get("messageId")
+        for attempt in range(1, agent.max_attempts + 1):
+            status = 0
+            try:
+                resp = await self._http.post(
+                    agent.webhook_url,
+                    content=item["body"],
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Goog-Signature": item["signature"],
+                    },
+                )
+                status = resp.status_code
+            except httpx.HTTPError:
+                status = 0
+            agent.deliveries.append({"id": label, "attempt": attempt, "status": status})
+            if 200 <= status < 300:
+                return
+            # Google retries with backoff for up to 7 days (digest B4); compressed here.
+            await asyncio.sleep(agent.retry_base_seconds * 2 ** (attempt - 1))
+        log.info("rbm simulator gave up on %s", label)
+
+    def user_message(self, agent: Agent, msisdn: str, body: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "senderPhoneNumber": msisdn,
+            "messageId": str(body.get("message_id") or f"MsSim{secrets.token_hex(10)}"),
+            "sendTime": _now(),
+            "agentId": agent.agent_id,
+        }
+        shown: str
+        if isinstance(body.get("text"), str) and body["text"]:
+            data["text"] = shown = body["text"]
+        elif isinstance(body.get("suggestion"), dict):
+            s = body["suggestion"]
+            data["suggestionResponse"] = {
+                "postbackData": str(s.get("postback_data") or s.get("text") or ""),
+                "text": str(s.get("text") or ""),
+                "type": str(s.get("type") or "REPLY"),
+            }
+            shown = str(s.get("text") or "")
+        elif isinstance(body.get("location"), dict):
+            loc = body["location"]
+            data["location"] = {
+                "latitude": float(loc["latitude"]),
+                "longitude": float(loc["longitude"]),
+            }
+            shown = "[location]"
+        elif isinstance(body.get("file"), dict):
+            f = body["file"]
+            name = str(f.get("file_name") or "photo.jpg")
+            data["userFile"] = {
+                "payload": {
+                    "mimeType": str(f.get("mime_type") or "image/jpeg"),
+                    "fileSizeBytes": int(f.get("size") or 12345),
+                    "fileUri": f"https://rcs-user-content.example/{secrets.token_hex(8)}/{name}",
+                    "fileName": name,
+                }
+            }
+            shown = f"[file {name}]"
+        else:
+            raise ValueError("give text, suggestion, location or file")
+        self.thread(agent, msisdn).append(
+            {
+                "id": data["messageId"],
+                "direction": "in",
+                "text": shown,
+                "status": "sent",
+                "at": time.time(),
+            }
+        )
+        return data
+
+    def _receipts(self, agent: Agent, msisdn: str, message_id: str) -> None:
+        for entry in self.thread(agent, msisdn):
+            if entry["id"] == message_id:
+                entry["status"] = "delivered"
+        for event_type in agent.auto_receipts:
+            self.publish(
+                agent,
+                {
+                    "senderPhoneNumber": msisdn,
+                    "eventType": event_type,
+                    "eventId": f"Ev{secrets.token_hex(10)}",
+                    "messageId": message_id,
+                    "sendTime": _now(),
+                    "agentId": agent.agent_id,
+                },
+            )
+
+    # ---------------------------------------------------------------------------------------
+    # The RBM API
+
+    def _auth(self, request: Request, method: str) -> tuple[Agent, str]:
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        owner = next((a for a in self.agents.values() if token and token in a.access_tokens), None)
+        if owner is None:
+            raise GoogleError(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                "login cookie or other valid authentication credential.",
+            )
+        agent_id = request.query_params.get("agentId", "")
+        if not agent_id:
+            raise _invalid("agentId is required")
+        if agent_id != owner.agent_id:
+            raise GoogleError(403, "The caller does not have permission")
+        msisdn = request.path_params["msisdn"]
+        if not _E164.match(msisdn):
+            raise _invalid(f"Invalid phone number: {msisdn}")
+        if method != "agentMessages":
+            _injected(owner, method)
+        return owner, msisdn
+
+    async def _json(self, request: Request) -> dict[str, Any]:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise _invalid("Invalid JSON payload received.") from None
+        if not isinstance(body, dict):
+            raise _invalid("Invalid JSON payload received.")
+        return body
+
+    async def _agent_message(self, request: Request) -> Response:
+        record: dict[str, Any] = {}
+        try:
+            agent, msisdn = self._auth(request, "agentMessages")
+            body = await self._json(request)
+            message_id = request.query_params.get("messageId", "")
+            record |= {
+                "method": "agentMessages",
+                "msisdn": msisdn,
+                "message_id": message_id,
+                "body": body,
+            }
+            agent.calls.append(record)
+            _injected(agent, "agentMessages")
+            if not message_id:
+                raise _invalid("messageId is required")
+            _check_agent_message(body)
+            phone = self.phone(msisdn)
+            if not phone.rcs_enabled:
+                raise GoogleError(404, "Requested entity was not found.")
+        except GoogleError as exc:
+            if record:
+                record["error"] = exc.code
+            return exc.response()
+        result = {**body, "name": f"phones/{msisdn}/agentMessages/{message_id}", "sendTime": _now()}
+        if message_id in agent.message_ids:
+            # A reused messageId is ignored (digest B4): no second delivery.
+            record["duplicate"] = True
+            return JSONResponse(result)
+        agent.message_ids.add(message_id)
+        content = body["contentMessage"]
+        shown = content.get("text") or (
+            f"[file {content['contentInfo'].get('fileUrl')}]"
+            if "contentInfo" in content
+            else "[rich card]"
+        )
+        self.thread(agent, msisdn).append(
+            {
+                "id": message_id,
+                "direction": "out",
+                "text": shown,
+                "suggestions": [
+                    (s.get("reply") or s.get("action") or {}).get("text")
+                    for s in content.get("suggestions", [])
+                ],
+                "status": "sent",
+                "at": time.time(),
+            }
+        )
+        if phone.online:
+            self._later(agent, msisdn, message_id)
+        else:
+            phone.queued.append((agent.agent_id, {"message_id": message_id}))
+        return JSONResponse(result)
+
+    def _later(self, agent: Agent, msisdn: str, message_id: str) -> None:
+        async def run() -> None:
+            # Let the send's HTTP answer reach the caller before the receipts do.
+            await asyncio.sleep(0.05)
+            self._receipts(agent, msisdn, message_id)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _revoke(self, request: Request) -> Response:
+        try:
+            agent, msisdn = self._auth(request, "revoke")
+        except GoogleError as exc:
+            return exc.response()
+        message_id = request.path_params["message_id"]
+        phone = self.phone(msisdn)
+        waiting = [
+            q for q in phone.queued if q[0] == agent.agent_id and q[1]["message_id"] == message_id
+        ]
+        agent.calls.append({"method": "revoke", "msisdn": msisdn, "message_id": message_id})
+        if not waiting:
+            # Already delivered (or unknown): it can no longer be revoked.
+            return GoogleError(404, "Requested entity was not found.").response()
+        phone.queued.remove(waiting[0])
+        for entry in self.thread(agent, msisdn):
+            if entry["id"] == message_id:
+                entry["status"] = "revoked"
+        return JSONResponse({})
+
+    async def _agent_event(self, request: Request) -> Response:
+        try:
+            agent, msisdn = self._auth(request, "agentEvents")
+            body = await self._json(request)
+            event_id = request.query_params.get("eventId", "")
+            agent.calls.append(
+                {"method": "agentEvents", "msisdn": msisdn, "event_id": event_id, "body": body}
+            )
+            if not event_id:
+                raise _invalid("eventId is required")
+            event_type = body.get("eventType")
+            if event_type not in ("READ", "IS_TYPING"):
+                raise _invalid(f"Invalid value at 'agent_event.event_type' ({event_type!r})")
+            if event_type == "READ" and not body.get("messageId"):
+                raise _invalid("messageId is required for READ events")
+            if not self.phone(msisdn).rcs_enabled:
+                raise GoogleError(404, "Requested entity was not found.")
+        except GoogleError as exc:
+            return exc.response()
+        return JSONResponse(
+            {**body, "name": f"phones/{msisdn}/agentEvents/{event_id}", "sendTime": _now()}
+        )
+
+    async def _capabilities(self, request: Request) -> Response:
+        try:
+            agent, msisdn = self._auth(request, "capabilities")
+            agent.calls.append({"method": "capabilities", "msisdn": msisdn})
+            if not request.query_params.get("requestId"):
+                raise _invalid("requestId is required")
+            phone = self.phone(msisdn)
+            if not phone.rcs_enabled:
+                raise GoogleError(404, "Requested entity was not found.")
+        except GoogleError as exc:
+            return exc.response()
+        return JSONResponse({"features": phone.features})
+
+    async def _token(self, request: Request) -> Response:
+        """Google's OAuth token endpoint for the JWT bearer grant, checking the RS256 signature."""
+        form = await request.form()
+
+        def refuse(error: str, description: str) -> JSONResponse:
+            return JSONResponse({"error": error, "error_description": description}, status_code=400)
+
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return refuse("unsupported_grant_type", "Invalid grant_type")
+        assertion = str(form.get("assertion") or "")
+        try:
+            head_b64, claims_b64, sig_b64 = assertion.split(".")
+            header = orjson.loads(_unb64(head_b64))
+            claims = orjson.loads(_unb64(claims_b64))
+            signature = _unb64(sig_b64)
+        except (ValueError, binascii.Error, orjson.JSONDecodeError):
+            return refuse("invalid_grant", "Invalid JWT")
+        agent = next(
+            (
+                a
+                for a in self.agents.values()
+                if a.service_account_email and a.service_account_email == claims.get("iss")
+            ),
+            None,
+        )
+        if header.get("alg") != "RS256" or agent is None or not agent.public_key_pem:
+            return refuse("invalid_grant", "Invalid JWT Signature.")
+        public = serialization.load_pem_public_key(agent.public_key_pem.encode())
+        assert isinstance(public, rsa.RSAPublicKey)
+        try:
+            public.verify(
+                signature, f"{head_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+        except InvalidSignature:
+            return refuse("invalid_grant", "Invalid JWT Signature.")
+        if not isinstance(claims.get("exp"), int) or claims["exp"] < time.time():
+            return refuse("invalid_grant", "Invalid JWT: Token must be a short-lived token")
+        token = f"ya29.sim-{secrets.token_urlsafe(24)}"
+        agent.access_tokens.add(token)
+        return JSONResponse({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    # ---------------------------------------------------------------------------------------
+    # Control API
+
+    async def _control(self, request: Request) -> tuple[Agent, dict[str, Any]]:
+        body = orjson.loads(await request.body() or b"{}")
+        agent = self.agents.get(str(body.get("agent_id") or ""))
+        if agent is None:
+            raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
+        return agent, body
+
+    async def _put_agent(self, request: Request) -> JSONResponse:
+        body = orjson.loads(await request.body() or b"{}")
+        if not body.get("client_token") or not body.get("webhook_url"):
+            return JSONResponse(
+                {"error": "client_token and webhook_url are required"}, status_code=400
+            )
+        knobs = {
+            k: body.get(k)
+            for k in (
+                "access_token",
+                "service_account_email",
+                "public_key_pem",
+                "auto_receipts",
+                "max_attempts",
+                "retry_base_seconds",
+            )
+        }
+        agent = self.register_agent(
+            request.path_params["agent_id"], body["client_token"], body["webhook_url"], **knobs
+        )
+        return JSONResponse({"agent_id": agent.agent_id})
+
+    async def _verify(self, request: Request) -> JSONResponse:
+        try:
+            agent, _ = await self._control(request)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        secret = secrets.token_hex(12)
+        resp = await self._http.post(
+            agent.webhook_url, json={"clientToken": agent.client_token, "secret": secret}
+        )
+        return JSONResponse(
+            {
+                "status": resp.status_code,
+                "verified": resp.status_code == 200 and resp.text == secret,
+            }
+        )
+
+    def msisdn(self, raw: Any) -> str:
+        text = str(raw or "")
+        e164 = to_e164(text) or ("+" + "".join(c for c in text if c.isdigit()))
+        if not _E164.match(e164):
+            raise ValueError(f"not a phone number: {text!r}")
+        return e164
+
+    async def _inbound(self, request: Request) -> JSONResponse:
+        try:
+            agent, body = await self._control(request)
+            msisdn = self.msisdn(body.get("from"))
+            data = self.user_message(agent, msisdn, body)
+        except (LookupError, ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        self.phone(msisdn)
+        self.publish(agent, data, int(body.get("duplicates") or 0))
+        return JSONResponse({"messageId": data["messageId"]})
+
+    async def _typing(self, request: Request) -> JSONResponse:
+        try:
+            agent, body = await self._control(request)
+            msisdn = self.msisdn(body.get("from"))
+        except (LookupError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        event_id = f"Ev{secrets.token_hex(10)}"
+        self.publish(
+            agent,
+            {
+                "senderPhoneNumber": msisdn,
+                "eventType": "IS_TYPING",
+                "eventId": event_id,
+                "sendTime": _now(),
+                "agentId": agent.agent_id,
+            },
+        )
+        return JSONResponse({"eventId": event_id})
+
+    async def _put_phone(self, request: Request) -> JSONResponse:
+        body = orjson.loads(await request.body() or b"{}")
+        try:
+            phone = self.phone(self.msisdn(request.path_params["msisdn"]))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if "rcs_enabled" in body:
+            phone.rcs_enabled = bool(body["rcs_enabled"])
+        if isinstance(body.get("features"), list):
+            phone.features = [str(f) for f in body["features"]]
+        if "online" in body:
+            phone.online = bool(body["online"])
+            if phone.online:
+                # Coming online: the phone receives what was queued for it.
+                queued, phone.queued = phone.queued, []
+                for agent_id, item in queued:
+                    if agent_id in self.agents:
+                        self._receipts(self.agents[agent_id], phone.msisdn, item["message_id"])
+        return JSONResponse(
+            {"msisdn": phone.msisdn, "rcs_enabled": phone.rcs_enabled, "online": phone.online}
+        )
+
+    async def _fail(self, request: Request) -> JSONResponse:
+        try:
+            agent, body = await self._control(request)
+            code = int(body["code"])
+        except (LookupError, KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        agent.failures.append(
+            Failure(
+                str(body.get("method") or "agentMessages"),
+                code,
+                str(body.get("message") or _STATUS.get(code, "error")),
+                int(body["retry_after"]) if body.get("retry_after") is not None else None,
+                int(body.get("times") or 1),
+            )
+        )
+        return JSONResponse({"ok": True})
+
+    async def _sent(self, request: Request) -> JSONResponse:
+        agent = self.agents.get(request.query_params.get("agent_id", ""))
+        return JSONResponse(agent.calls if agent else [])
+
+    async def _deliveries(self, request: Request) -> JSONResponse:
+        agent = self.agents.get(request.query_params.get("agent_id", ""))
+        return JSONResponse(agent.deliveries if agent else [])
+
+    async def _conversations(self, request: Request) -> JSONResponse:
+        agent = self.agents.get(request.query_params.get("agent_id", ""))
+        try:
+            msisdn = self.msisdn(request.query_params.get("user"))
+        except ValueError:
+            return JSONResponse([])
+        return JSONResponse(list(agent.threads.get(msisdn, [])) if agent else [])
+
+
+def _injected(agent: Agent, method: str) -> None:
+    for f in agent.failures:
+        if f.times > 0 and f.method == method:
+            f.times -= 1
+            raise GoogleError(f.code, f.message, f.retry_after)
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _check_agent_message(body: dict[str, Any]) -> None:
+    content = body.get("contentMessage")
+    if not isinstance(content, dict):
+        raise _invalid("AgentMessage.contentMessage is required")
+    present = [k for k in _CONTENT if k in content]
+    if len(present) != 1:
+        raise _invalid(
+            "AgentContentMessage must have exactly one of text, richCard, contentInfo, "
+            f"uploadedRbmFile (got {present or 'none'})"
+        )
+    if "text" in content and (not isinstance(content["text"], str) or not content["text"]):
+        raise _invalid("AgentContentMessage.text must be a non-empty string")
+    if "contentInfo" in content:
+        url = (
+            (content["contentInfo"] or {}).get("fileUrl")
+            if isinstance(content["contentInfo"], dict)
+            else None
+        )
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _invalid("contentInfo.fileUrl must be a public http(s) URL")
+    chips = content.get("suggestions", [])
+    if not isinstance(chips, list):
+        raise _invalid("suggestions must be a list")
+    for index, chip in enumerate(chips):
+        kinds = [k for k in ("reply", "action") if isinstance(chip, dict) and k in chip]
+        if len(kinds) != 1:
+            raise _invalid(f"suggestions[{index}] must have exactly one of reply, action")
+        inner = chip[kinds[0]]
+        if not isinstance(inner, dict) or not inner.get("text") or not inner.get("postbackData"):
+            raise _invalid(f"suggestions[{index}].{kinds[0]} needs text and postbackData")
+        if kinds[0] == "action" and sum(1 for a in _ACTIONS if a in inner) != 1:
+            raise _invalid(f"suggestions[{index}].action needs exactly one action type")
+
+
+class RbmBinding:
+    """Connects sandbox RBM channels to the simulator (see `simulators.sandbox`)."""
+
+    kind: ClassVar[str] = "rbm"
+
+    def __init__(self, base_url: str, sim: RbmSimulator) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+
+    def _config(self, channel: ChannelInfo) -> RbmConfig:
+        assert isinstance(channel.config, RbmConfig)
+        return channel.config
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        config = self._config(channel)
+        knobs: dict[str, Any] = {"access_token": config.access_token}
+        if config.service_account_json:
+            key = orjson.loads(config.service_account_json)
+            private = serialization.load_pem_private_key(key["private_key"].encode(), None)
+            knobs["service_account_email"] = key["client_email"]
+            knobs["public_key_pem"] = (
+                private.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
+        self.sim.register_agent(config.agent_id, config.webhook_client_token, webhook_url, **knobs)
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        agent = self.sim.agents[self._config(channel).agent_id]
+        msisdn = self.sim.msisdn(user)
+        data = self.sim.user_message(agent, msisdn, {"text": text})
+        self.sim.publish(agent, data)
+        return {"messageId": data["messageId"]}
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        agent = self.sim.agents.get(self._config(channel).agent_id)
+        try:
+            msisdn = self.sim.msisdn(user)
+        except ValueError:
+            return []
+        return list(agent.threads.get(msisdn, [])) if agent else []
