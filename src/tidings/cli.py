@@ -16,6 +16,9 @@ def _logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
     )
+    # Per-request client logs and migration chatter drown what operators need at info level.
+    for noisy in ("httpx", "httpcore", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
