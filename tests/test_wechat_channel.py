@@ -330,3 +330,32 @@ async def test_adapter_media_and_window_against_the_simulator(
         assert isinstance(late, Permanent) and late.code == "45015"
         assert "not interacted in the last 48 hours" in late.reason
     client.TOKENS.forget(cfg)
+
+
+async def test_demo_channel_and_customer_phone(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """The sandbox demo WeChat account (safe mode) works from the customer-phone page."""
+    from tidings.simulators.sandbox import create_demo_channels
+
+    made = await create_demo_channels(server.runtime, owner.workspace_id, owner.agent_id)
+    wechat = next(c for c in made if c["kind"] == "wechat")
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox", timeout=20) as phone:
+        listed = (await phone.get("/phone/channels")).json()
+        assert wechat["id"] in [c["id"] for c in listed]
+        sent = await phone.post(
+            "/phone/send",
+            json={"channel_id": wechat["id"], "user": "+4915112345678", "text": "Hallo WeChat"},
+        )
+        assert sent.json()["delivered"] is True
+        assert sent.json()["query"]["encrypt_type"] == "aes"
+        conv, msgs = await thread(api)
+        assert [(m["direction"], m["body"]) for m in msgs] == [("in", "Hallo WeChat")]
+        reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Hi!"})
+        assert (await reply_status(api, conv["id"], reply.json()["id"]))["status"] == "sent"
+        seen = (
+            await phone.get(
+                "/phone/thread", params={"channel_id": wechat["id"], "user": "+4915112345678"}
+            )
+        ).json()
+    assert [(m["direction"], m["text"]) for m in seen] == [("in", "Hallo WeChat"), ("out", "Hi!")]

@@ -4,6 +4,7 @@ recording what the provider said when the delivery worker sent it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -19,7 +20,7 @@ from tidings.domain.enums import (
     status_moves_forward,
 )
 from tidings.domain.errors import InvalidInput, PolicyRefusal
-from tidings.policy import OutboundContext, check_outbound
+from tidings.policy import OutboundContext, check_outbound, service_window
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -99,20 +100,32 @@ async def check_send_reply(
                 Consent.status == ConsentStatus.OPTED_OUT,
             )
         )
-        check_outbound(
-            OutboundContext(
-                channel_kind=route.channel.kind,
-                channel_label=route.channel.adapter.label,
-                capabilities=route.channel.adapter.capabilities,
-                kind=MessageKind.TEXT,
-                text=text,
-                last_inbound_at=window.last_inbound_at if window else None,
-                opted_out=opted_out is not None,
-                now=utcnow(),
-            )
+        # A channel config with `human_agent: true` has Meta's Human Agent feature: this
+        # person's reply may use the HUMAN_AGENT tag after the standard window.
+        human_agent = getattr(route.channel.config, "human_agent", False) is True
+        ctx = OutboundContext(
+            channel_kind=route.channel.kind,
+            channel_label=route.channel.adapter.label,
+            capabilities=route.channel.adapter.capabilities,
+            kind=MessageKind.TEXT,
+            text=text,
+            last_inbound_at=window.last_inbound_at if window else None,
+            opted_out=opted_out is not None,
+            now=utcnow(),
+            human_agent=human_agent,
         )
+        check_outbound(ctx)
+        tag = service_window(
+            ctx.capabilities, ctx.last_inbound_at, ctx.now, human_agent=human_agent
+        ).tag
         return await do_queue_message(
-            tx, conv, route, MessageKind.TEXT, text, sender_agent_id=who.agent_id
+            tx,
+            conv,
+            route,
+            MessageKind.TEXT,
+            text,
+            sender_agent_id=who.agent_id,
+            extra={"tag": tag} if tag else None,
         )
 
 
@@ -124,8 +137,12 @@ async def do_queue_message(
     text: str | None,
     *,
     sender_agent_id: int | None,
+    extra: dict[str, Any] | None = None,
 ) -> Message:
-    """Precondition: the policy layer allowed this send. Writes the message and its delivery."""
+    """Precondition: the policy layer allowed this send. Writes the message and its delivery.
+
+    `extra` is what the adapter needs beyond kind and text (a message tag, a template, the
+    attachments to send); it reaches the adapter as `OutboundMessage.extra`."""
     now = utcnow()
     message = Message(
         workspace_id=conv.workspace_id,
@@ -139,7 +156,7 @@ async def do_queue_message(
         sent_at=now,
         created_at=now,
         updated_at=now,
-        extra={},
+        extra=dict(extra or {}),
     )
     tx.session.add(message)
     await tx.session.flush()

@@ -127,6 +127,15 @@ class Capabilities:
     burst: int = 10
     # Largest webhook body accepted; larger ones get 413 without being read.
     max_webhook_bytes: int = 1_000_000
+    # Text limit in UTF-8 bytes where the provider counts bytes (Instagram: 1000).
+    text_max_bytes: int | None = None
+    # A person's reply may go this many hours after the customer's last message with a
+    # HUMAN_AGENT message tag, where the channel enables it (Messenger, Instagram: 7 days).
+    human_agent_hours: int | None = None
+    # Token bucket per (channel, recipient) where the provider limits pairs (WhatsApp: one
+    # message per 6 s with bursts of 45); None means no per-recipient limit.
+    recipient_rate_per_second: float | None = None
+    recipient_burst: int = 1
 
 
 class ChannelAdapter(Protocol):

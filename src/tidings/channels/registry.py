@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
+from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.vonage import VonageAdapter
@@ -16,6 +17,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
     for adapter in (
         ApiChannelAdapter(),
         WhatsAppAdapter(),
+        MessengerAdapter(),
         WeChatAdapter(),
         VonageAdapter(),
         TelegramAdapter(),

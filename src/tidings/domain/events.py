@@ -80,4 +80,51 @@ class Ignored:
     reason: str
 
 
-CanonicalEvent = InboundMessage | StatusUpdate | Ignored
+@dataclass(frozen=True, slots=True)
+class ReceiptWatermark:
+    """Every message we sent to `recipient` on this channel up to `watermark` reached `status`
+    (Messenger delivery/read receipts carry a watermark, not a list of ids)."""
+
+    recipient: str
+    status: MessageStatus
+    watermark: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    """The author changed a message already stored (Messenger `message_edit`, WhatsApp `edit`)."""
+
+    provider_message_id: str
+    occurred_at: datetime
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeleted:
+    """The author withdrew a message (Instagram `is_deleted`, WhatsApp `revoke`)."""
+
+    provider_message_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateStatus:
+    """A provider template changed status (WhatsApp `message_template_status_update`)."""
+
+    name: str
+    language: str | None
+    status: str
+    provider_template_id: str | None = None
+    category: str | None = None
+    reason: str | None = None
+
+
+CanonicalEvent = (
+    InboundMessage
+    | StatusUpdate
+    | Ignored
+    | ReceiptWatermark
+    | MessageEdited
+    | MessageDeleted
+    | TemplateStatus
+)

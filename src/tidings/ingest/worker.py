@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 
 from tidings.actions.base import transaction
+from tidings.actions.channel_events import ChannelEvent, do_apply_channel_event
 from tidings.actions.inbound import RetryLater, do_apply_status, do_receive_message
 from tidings.domain.enums import InboundState
 from tidings.domain.events import Ignored, InboundMessage, StatusUpdate
@@ -63,6 +64,8 @@ async def process_batch(rt: Runtime, limit: int = BATCH) -> int:
                             await do_apply_status(tx, channel, event)
                         elif isinstance(event, Ignored):
                             log.debug("ignored event %s: %s", row.event_key, event.reason)
+                        elif isinstance(event, ChannelEvent):
+                            await do_apply_channel_event(tx, channel, event)
             except RetryLater as exc:
                 # The savepoint rolled back this event's partial work; try again shortly.
                 if row.attempts >= MAX_RETRY_LATER:

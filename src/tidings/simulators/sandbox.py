@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
+from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
@@ -142,6 +143,7 @@ class Sandbox:
         base = f"{settings.public_url}/sandbox"
         self.whatsapp = WhatsAppSimulator()
         self.api = ApiClientSimulator()
+        self.messenger = MessengerSimulator(cdn_base_url=f"{base}/messenger")
         self.wechat = WeChatSimulator(f"{base}/wechat")
         self.vonage = VonageSimulator()
         self.telegram = TelegramSimulator()
@@ -149,6 +151,7 @@ class Sandbox:
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
+            MessengerBinding(f"{base}/messenger", self.messenger),
             WeChatBinding(f"{base}/wechat", self.wechat),
             VonageBinding(f"{base}/vonage", self.vonage),
             TelegramBinding(f"{base}/telegram", self.telegram),
@@ -163,6 +166,7 @@ class Sandbox:
                 Route("/phone/send", self._send, methods=["POST"]),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
+                Mount("/messenger", self.messenger.app),
                 Mount("/wechat", self.wechat.app),
                 Mount("/vonage", self.vonage.app),
                 Mount("/telegram", self.telegram.app),
@@ -194,6 +198,7 @@ class Sandbox:
     async def stop(self) -> None:
         await self.whatsapp.aclose()
         await self.api.aclose()
+        await self.messenger.aclose()
         await self.wechat.aclose()
         await self.vonage.aclose()
         await self.telegram.aclose()
@@ -298,6 +303,22 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": api.id, "kind": api.kind, "name": api.name})
+    fb = await create_channel(
+        rt,
+        who,
+        "messenger",
+        "Messenger (sandbox)",
+        {
+            "page_id": "100000000000101",
+            "page_access_token": secrets.token_urlsafe(24),
+            "app_secret": secrets.token_hex(16),
+            "verify_token": secrets.token_urlsafe(12),
+            "human_agent": True,
+            "api_base_url": f"{base}/messenger",
+        },
+        None,
+    )
+    made.append({"id": fb.id, "kind": fb.kind, "name": fb.name})
     wechat = await create_channel(
         rt,
         who,

@@ -1,0 +1,159 @@
+"""Applying the canonical events beyond messages and per-message statuses: receipt
+watermarks, edits, deletions and template status changes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tidings.actions.base import Tx
+from tidings.actions.inbound import RetryLater
+from tidings.domain.enums import Direction, MessageStatus, status_moves_forward
+from tidings.domain.events import (
+    MessageDeleted,
+    MessageEdited,
+    ReceiptWatermark,
+    TemplateStatus,
+)
+from tidings.runtime import ChannelInfo
+from tidings.serialize import message_dict
+from tidings.storage.models import Conversation, Delivery, Message, Template
+from tidings.storage.types import utcnow
+
+ChannelEvent = ReceiptWatermark | MessageEdited | MessageDeleted | TemplateStatus
+
+
+async def do_apply_channel_event(tx: Tx, channel: ChannelInfo, event: ChannelEvent) -> None:
+    if isinstance(event, ReceiptWatermark):
+        await do_apply_watermark(tx, channel, event)
+    elif isinstance(event, MessageEdited):
+        await do_edit_message(tx, channel, event)
+    elif isinstance(event, MessageDeleted):
+        await do_delete_message(tx, channel, event)
+    else:
+        await do_template_status(tx, channel, event)
+
+
+async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWatermark) -> int:
+    """Move every message we sent to `event.recipient` on this channel up to the watermark to
+    delivered/read (Messenger: "all messages sent before the watermark were delivered/read").
+    Returns how many changed."""
+    s = tx.session
+    rows = (
+        await s.scalars(
+            select(Message)
+            .join(Delivery, Delivery.message_id == Message.id)
+            .where(
+                Delivery.channel_id == channel.id,
+                Delivery.recipient == event.recipient,
+                Message.direction == Direction.OUT,
+                Message.provider_message_id.is_not(None),
+                Message.sent_at <= event.watermark,
+                Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
+            )
+            .order_by(Message.id)
+        )
+    ).all()
+    changed = 0
+    now = utcnow()
+    for message in rows:
+        if not status_moves_forward(MessageStatus(message.status), event.status):
+            continue
+        message.status = event.status
+        message.updated_at = now
+        changed += 1
+        conv = await s.get_one(Conversation, message.conversation_id)
+        tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+    if changed:
+        await s.flush()
+    return changed
+
+
+async def _message(tx: Tx, channel: ChannelInfo, provider_message_id: str) -> Message:
+    message = await tx.session.scalar(
+        select(Message).where(
+            Message.channel_id == channel.id,
+            Message.provider_message_id == provider_message_id,
+        )
+    )
+    if message is None:
+        # The edit/delete overtook the message itself; try again shortly.
+        raise RetryLater(f"no message with provider id {provider_message_id} yet")
+    return message
+
+
+async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) -> None:
+    """The author changed the text: the new text shows, the earlier versions stay in
+    `extra.edits` so agents can see what was said before."""
+    message = await _message(tx, channel, event.provider_message_id)
+    extra = dict(message.extra or {})
+    edits = list(extra.get("edits") or [])
+    if any(e.get("at") == event.occurred_at.isoformat() for e in edits):
+        return  # the same edit again
+    edits.append({"at": event.occurred_at.isoformat(), "previous": message.body})
+    extra["edits"] = edits
+    extra["edited_at"] = event.occurred_at.isoformat()
+    message.extra = extra
+    message.body = event.text
+    message.updated_at = utcnow()
+    await tx.session.flush()
+    conv = await tx.session.get_one(Conversation, message.conversation_id)
+    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+
+
+async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted) -> None:
+    """The author withdrew the message: its text is no longer shown (the customer asked for it
+    to be gone); the row stays so the thread shows that something was deleted."""
+    message = await _message(tx, channel, event.provider_message_id)
+    extra = dict(message.extra or {})
+    if extra.get("deleted_at"):
+        return
+    extra["deleted_at"] = event.occurred_at.isoformat()
+    message.extra = extra
+    message.body = None
+    message.updated_at = utcnow()
+    await tx.session.flush()
+    conv = await tx.session.get_one(Conversation, message.conversation_id)
+    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+
+
+async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus) -> None:
+    """Keep a synced template's status current. A template not synced yet is created with what
+    the webhook says, so a send check never uses a stale APPROVED."""
+    s = tx.session
+    q = select(Template).where(Template.channel_id == channel.id, Template.name == event.name)
+    if event.language:
+        q = q.where(Template.language == event.language)
+    rows = (await s.scalars(q)).all()
+    now = utcnow()
+    if not rows and event.language:
+        s.add(
+            Template(
+                workspace_id=channel.workspace_id,
+                channel_id=channel.id,
+                name=event.name,
+                language=event.language,
+                category=(event.category or "").upper() or "UNKNOWN",
+                status=event.status,
+                components=[],
+                provider_template_id=event.provider_template_id,
+                updated_at=now,
+            )
+        )
+    for row in rows:
+        row.status = event.status
+        if event.category:
+            row.category = event.category.upper()
+        row.updated_at = now
+    await s.flush()
+    tx.emit(
+        "template.updated",
+        channel.workspace_id,
+        None,
+        {
+            "channel_id": channel.id,
+            "name": event.name,
+            "language": event.language,
+            "status": event.status,
+            "reason": event.reason,
+        },
+    )

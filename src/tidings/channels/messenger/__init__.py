@@ -1,0 +1,94 @@
+"""Facebook Messenger Platform channel (kind `messenger`): one Facebook Page.
+
+Webhook object `page`; fields to subscribe: messages, message_echoes, message_deliveries,
+message_reads, message_reactions, message_edits, messaging_postbacks, messaging_referrals.
+Protocol facts: shared/protocols/meta.md §0 and §B.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels import meta_common
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    Permanent,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.messenger.config import MessengerConfig
+from tidings.channels.messenger.errors import outcome_for
+from tidings.channels.meta_common import messaging, send
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["MessengerAdapter", "MessengerConfig"]
+
+_MB = 1024 * 1024
+# Send API attachments: 25 MB whatever the type (digest §B3/§B4).
+_MEDIA_TYPES = {
+    "image/": 25 * _MB,
+    "audio/": 25 * _MB,
+    "video/": 25 * _MB,
+    "application/": 25 * _MB,
+}
+
+
+class MessengerAdapter:
+    kind: ClassVar[str] = "messenger"
+    label: ClassVar[str] = "Messenger"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        # Text is UTF-8 and under 2000 characters (digest §B3).
+        text_max_length=2000,
+        service_window_hours=24,
+        human_agent_hours=7 * 24,
+        receipts=("sent", "delivered", "read"),
+        media_types=_MEDIA_TYPES,
+        # The Send API allows 300 calls/s per Page for text (10/s for audio/video), but a Page
+        # sending more than ~40 messages/s stops showing new messages (digest §B6).
+        rate_per_second=40.0,
+        burst=40,
+        max_webhook_bytes=3 * _MB,
+    )
+    config_model: ClassVar[type[BaseModel]] = MessengerConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"page_access_token", "app_secret", "verify_token"}
+    )
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return meta_common.handshake(_config(config).verify_token, request, self.label)
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        meta_common.verify_signature([_config(config).app_secret], request, self.label)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return messaging.split(request.body, messaging.MESSENGER, _config(config).page_id)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return messaging.parse(payload, messaging.MESSENGER)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(status=200, body=b"EVENT_RECEIVED")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        c = _config(config)
+        body = send.build_body(message)
+        if isinstance(body, Permanent):
+            return body
+        url = f"{c.api_base_url}/{c.api_version}/{c.page_id}/messages"
+        return await send.post(
+            url, c.page_access_token, body, http, self.label, outcome_for, message.message_id
+        )
+
+
+def _config(config: Any) -> MessengerConfig:
+    if isinstance(config, MessengerConfig):
+        return config
+    return MessengerConfig.model_validate(config)

@@ -1,0 +1,44 @@
+"""The settings one Messenger channel (one Facebook Page) needs, named as Meta names them."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_VERSION = re.compile(r"^v\d+\.\d+$")
+
+
+class MessengerConfig(BaseModel):
+    """One Facebook Page connected through the Messenger Platform."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # Webhooks carry it as entry[].id; sends go to /{page_id}/messages.
+    page_id: str = Field(min_length=1, pattern=r"^\d+$")
+    # Page access token, sent as `Authorization: Bearer`.
+    page_access_token: str = Field(min_length=1)
+    # Key of the HMAC in `X-Hub-Signature-256` on every webhook POST.
+    app_secret: str = Field(min_length=1)
+    # The string typed into the App Dashboard, echoed in the GET handshake.
+    verify_token: str = Field(min_length=1)
+    # The app has Meta's Human Agent feature (App Review): a person's reply may carry the
+    # HUMAN_AGENT tag up to 7 days after the customer's last message (digest §B5).
+    human_agent: bool = False
+    # The sandbox points this at the simulator; production leaves the default.
+    api_base_url: str = "https://graph.facebook.com"
+    api_version: str = "v25.0"
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("api_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError("api_version looks like v25.0")
+        return value

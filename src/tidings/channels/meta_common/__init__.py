@@ -1,0 +1,121 @@
+"""What Messenger and Instagram (and WhatsApp) share: Meta's webhook handshake and signature,
+the Graph error envelope, and the Messenger-platform `messaging[]` webhook format.
+
+Facts cited as "digest" are from shared/protocols/meta.md (§0 shared mechanics, §B Messenger,
+§C Instagram).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from tidings.channels.base import WebhookReply, WebhookRequest
+from tidings.domain.errors import PayloadError, SignatureError
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+_PREFIX = "sha256="
+_HEX = frozenset("0123456789abcdef")
+
+
+def handshake(verify_token: str, request: WebhookRequest, label: str) -> WebhookReply:
+    """Meta's GET (digest §0.1): `hub.mode=subscribe`, our `hub.verify_token`, and a
+    `hub.challenge` that must come back as the whole body of a 200."""
+    mode = request.query.get("hub.mode", "")
+    token = request.query.get("hub.verify_token", "")
+    # Bytes: compare_digest refuses non-ASCII str, and the query is attacker-supplied.
+    if mode != "subscribe" or not hmac.compare_digest(token.encode(), verify_token.encode()):
+        raise SignatureError(f"The {label} verification handshake did not match this channel.")
+    challenge = request.query.get("hub.challenge")
+    if not challenge:
+        raise PayloadError(f"The {label} verification handshake carried no hub.challenge.")
+    return WebhookReply(status=200, body=challenge.encode(), media_type="text/plain")
+
+
+def verify_signature(secrets: Sequence[str], request: WebhookRequest, label: str) -> None:
+    """`X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256(secret, raw body) (digest §0.2).
+
+    Several secrets may be acceptable: for Instagram Login apps it is unconfirmed whether the
+    Meta app secret or the separate Instagram app secret signs, so both may be configured."""
+    header = request.headers.get(SIGNATURE_HEADER)
+    if header is None:
+        raise SignatureError(f"The {label} webhook has no X-Hub-Signature-256 header.")
+    given = header[len(_PREFIX) :].strip().lower() if header.startswith(_PREFIX) else ""
+    if len(given) != 64 or not _HEX.issuperset(given):
+        raise SignatureError(f"The {label} webhook signature is not of the form sha256=<hex>.")
+    for secret in secrets:
+        if not secret:
+            continue
+        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, given):
+            return
+    raise SignatureError(f"The {label} webhook signature does not match the app secret.")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The header value Meta would send for `body` (used by the simulators)."""
+    return _PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class GraphError:
+    """The parts of Graph's error envelope (digest §0.4) that decide an outcome."""
+
+    http_status: int
+    code: int | None
+    subcode: int | None
+    message: str | None
+    details: str | None
+    retry_after: float | None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def graph_error(response: httpx.Response) -> GraphError:
+    error: dict[str, Any] = {}
+    try:
+        doc = orjson.loads(response.content)
+        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+            error = doc["error"]
+    except orjson.JSONDecodeError:
+        pass  # An HTML 502 from a proxy, say: decided on the status alone.
+    data = error.get("error_data")
+    details = data.get("details") if isinstance(data, dict) else None
+    message = error.get("message")
+    return GraphError(
+        http_status=response.status_code,
+        code=_int(error.get("code")),
+        subcode=_int(error.get("error_subcode")),
+        message=message if isinstance(message, str) else None,
+        details=details if isinstance(details, str) else None,
+        retry_after=retry_after(response.headers),
+    )

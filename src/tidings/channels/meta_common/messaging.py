@@ -1,0 +1,396 @@
+"""The Messenger-platform webhook format, shared by Messenger (`object: page`) and Instagram
+(`object: instagram`): `entry[].messaging[]` (and `standby[]`) elements with `sender`,
+`recipient`, `timestamp` (Unix milliseconds) and one of message / delivery / read / reaction /
+message_edit / postback / referral (digest §B2, §C2).
+
+`split` runs before Meta gets its 200 and only cuts the envelope; `parse` runs in the ingest
+worker and holds the per-event knowledge. Both are pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tidings.channels.base import RawEvent
+from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.errors import PayloadError
+from tidings.domain.events import (
+    AttachmentRef,
+    CanonicalEvent,
+    Ignored,
+    InboundMessage,
+    MessageDeleted,
+    MessageEdited,
+    ReceiptWatermark,
+    Sender,
+    StatusUpdate,
+)
+
+# Our own sends carry `metadata: "tidings:<message id>"`, which Meta echoes back verbatim in
+# the `is_echo` webhook (digest §B2, §B3): that is how an echo of our own reply is told apart
+# from a message the business wrote in another inbox.
+METADATA_PREFIX = "tidings:"
+
+# Attachment kinds kept in the 16-character column: Meta's names, shortened where needed.
+_KIND_NAMES = {"appointment_booking": "appointment"}
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """Which Meta product a webhook belongs to."""
+
+    object: str  # "page" | "instagram"
+    label: str  # "Messenger" | "Instagram"
+
+
+MESSENGER = Product("page", "Messenger")
+INSTAGRAM = Product("instagram", "Instagram")
+
+
+def _digest(obj: object) -> str:
+    return hashlib.blake2b(
+        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
+
+
+def _when(value: object) -> datetime | None:
+    """Messenger and Instagram timestamps are Unix milliseconds (int; postbacks have been seen
+    as strings, digest §B2)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _str(obj: object, key: str) -> str | None:
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # ids are numeric strings, but be lenient with numbers
+    return None
+
+
+def _dict(obj: object, key: str) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _list(obj: object, key: str) -> list[Any]:
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def _party(element: dict[str, Any], key: str) -> str | None:
+    party = _dict(element, key)
+    ident = _str(party, "id")
+    if ident:
+        return ident
+    # Chat-plugin visitors come as sender.user_ref instead of an id (digest §B2).
+    ref = _str(party, "user_ref")
+    return f"user_ref:{ref}" if ref else None
+
+
+def event_key(element: dict[str, Any]) -> str:
+    """A key identical across Meta's retries of the same event (digest §0.3: dedupe on `mid`,
+    or the watermark for receipts)."""
+    sender = _party(element, "sender") or "?"
+    message = _dict(element, "message")
+    if mid := _str(message, "mid"):
+        if message.get("is_deleted") is True:
+            return f"deleted:{mid}"
+        return f"echo:{mid}" if message.get("is_echo") is True else f"mid:{mid}"
+    if delivery := _dict(element, "delivery"):
+        return f"delivery:{sender}:{delivery.get('watermark')}:{_digest(delivery.get('mids'))}"
+    if read := _dict(element, "read"):
+        mark = read.get("watermark") or _str(read, "mid")
+        return f"read:{sender}:{mark}"
+    if reaction := _dict(element, "reaction"):
+        return (
+            f"reaction:{sender}:{_str(reaction, 'mid')}:{_str(reaction, 'action')}:"
+            f"{element.get('timestamp')}"
+        )
+    if edit := _dict(element, "message_edit"):
+        return f"edit:{_str(edit, 'mid')}:{edit.get('num_edit')}"
+    if (postback := _dict(element, "postback")) and (mid := _str(postback, "mid")):
+        return f"postback:{mid}"
+    return f"event:{_digest(element)}"
+
+
+def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
+    """One RawEvent per `messaging[]` / `standby[]` element of the entries for `account_id`.
+
+    Up to 1000 updates may be batched in one POST, so every entry is walked (digest §0.3). An
+    app subscribed to several Pages posts all of them to one callback; entries of other
+    accounts are not this channel's and are left out.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"The {product.label} webhook body is not valid JSON.") from exc
+    if not isinstance(doc, dict) or doc.get("object") != product.object:
+        raise PayloadError(
+            f"The webhook is not a {product.label} event (object != {product.object!r})."
+        )
+    entries = doc.get("entry")
+    if not isinstance(entries, list):
+        raise PayloadError(f"The {product.label} webhook has no entry list.")
+    out: list[RawEvent] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            out.append(_opaque(entry))
+            continue
+        entry_id = _str(entry, "id")
+        if entry_id is not None and entry_id != account_id:
+            continue
+        for standby, field in ((False, "messaging"), (True, "standby")):
+            for element in _list(entry, field):
+                if not isinstance(element, dict):
+                    out.append(_opaque(element))
+                    continue
+                piece = {"entry_id": entry_id, "standby": standby, "event": element}
+                out.append(
+                    RawEvent(
+                        event_key(element), orjson.dumps(piece), _when(element.get("timestamp"))
+                    )
+                )
+        for change in _list(entry, "changes"):
+            # Instagram comments/mentions (digest §C2): outside the inbox for now.
+            piece = {"entry_id": entry_id, "change": change, "time": entry.get("time")}
+            field = _str(change, "field") or "?"
+            out.append(RawEvent(f"change:{field}:{_digest(piece)}", orjson.dumps(piece), None))
+    return out
+
+
+def _opaque(thing: object) -> RawEvent:
+    # Kept rather than dropped: parse refuses it, so it is visible as a failed event.
+    body = {"malformed": thing}
+    return RawEvent(f"bad:{_digest(body)}", orjson.dumps(body), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Parse
+
+
+_MEDIA = frozenset(("image", "audio", "video", "file", "sticker"))
+
+
+def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dict[str, Any]]]:
+    """Attachments (with a CDN URL, no MIME type or size: digest §B4) and the shared links
+    (posts, reels, story mentions...) kept for display."""
+    items = [a for a in _list(message, "attachments") if isinstance(a, dict)]
+    has_sticker = any(a.get("type") == "sticker" for a in items)
+    refs: list[AttachmentRef] = []
+    shares: list[dict[str, Any]] = []
+    for item in items:
+        kind = _str(item, "type") or "file"
+        payload = _dict(item, "payload")
+        # Until 2026-08-30 a sticker arrives twice: the new `sticker` attachment and the old
+        # `image` form (digest §B2); keep the sticker.
+        if has_sticker and kind == "image" and "sticker_id" in payload:
+            continue
+        url = _str(payload, "url")
+        if kind in _MEDIA and url:
+            refs.append(AttachmentRef(kind=kind, url=url))
+        else:
+            share: dict[str, Any] = {"type": kind}
+            for key in ("url", "title", "id", "sticker_id"):
+                if value := _str(payload, key) or _str(item, key):
+                    share[key] = value
+            shares.append(share)
+            if url:
+                refs.append(AttachmentRef(kind=_KIND_NAMES.get(kind, kind)[:16], url=url))
+    return refs, shares
+
+
+def _message(
+    element: dict[str, Any], product: Product, sender: str, when: datetime
+) -> CanonicalEvent:
+    message = _dict(element, "message")
+    mid = _str(message, "mid")
+    if not mid:
+        raise PayloadError(f"The {product.label} message has no mid.")
+    if message.get("is_deleted") is True:
+        return MessageDeleted(provider_message_id=mid, occurred_at=when)
+    echo = message.get("is_echo") is True
+    if echo:
+        metadata = _str(message, "metadata") or ""
+        if metadata.startswith(METADATA_PREFIX):
+            # Our own reply coming back: it confirms the send (and ties the mid to our
+            # message if the echo overtook the Send API's answer), never a second message.
+            return StatusUpdate(
+                provider_message_id=mid,
+                status=MessageStatus.SENT,
+                occurred_at=when,
+                recipient=_party(element, "recipient"),
+                our_message_ref=metadata[len(METADATA_PREFIX) :],
+            )
+    # For an echo the customer is the recipient: that places it in their conversation.
+    customer = _party(element, "recipient") if echo else sender
+    if not customer:
+        raise PayloadError(f"The {product.label} echo names no recipient.")
+    text = _str(message, "text")
+    extra: dict[str, Any] = {}
+    refs, shares = _attachments(message)
+    if shares:
+        extra["shares"] = shares
+    if quick := _dict(message, "quick_reply"):
+        extra["quick_reply_payload"] = _str(quick, "payload")
+    reply_to = _dict(message, "reply_to")
+    if story := _dict(reply_to, "story"):
+        extra["reply_to_story"] = {k: v for k, v in story.items() if isinstance(v, str)}
+    if referral := _dict(message, "referral"):
+        extra["referral"] = referral
+    if echo and (app_id := _str(message, "app_id")):
+        extra["app_id"] = app_id
+    if message.get("is_unsupported") is True:
+        kind = MessageKind.UNSUPPORTED
+        extra["type"] = "unsupported"
+    elif refs:
+        kind = MessageKind.MEDIA
+    elif text is not None:
+        kind = MessageKind.TEXT
+    elif shares:
+        kind = MessageKind.MEDIA
+        text = ", ".join(s["type"].replace("_", " ") for s in shares)
+    else:
+        kind = MessageKind.UNSUPPORTED
+        extra["type"] = "unknown"
+    return InboundMessage(
+        provider_message_id=mid,
+        sender=Sender(address=customer),
+        occurred_at=when,
+        kind=kind,
+        text=text,
+        attachments=tuple(refs),
+        reply_to_provider_id=_str(reply_to, "mid"),
+        extra=extra,
+        echo=echo,
+    )
+
+
+def _reaction(element: dict[str, Any], sender: str, when: datetime, key: str) -> InboundMessage:
+    reaction = _dict(element, "reaction")
+    target = _str(reaction, "mid")
+    action = _str(reaction, "action") or "react"
+    # `unreact` omits reaction/emoji: an empty text means the reaction was removed.
+    emoji = "" if action == "unreact" else (_str(reaction, "emoji") or _str(reaction, "reaction"))
+    extra: dict[str, Any] = {"action": action}
+    if name := _str(reaction, "reaction"):
+        extra["reaction"] = name
+    return InboundMessage(
+        provider_message_id=key,
+        sender=Sender(address=sender),
+        occurred_at=when,
+        kind=MessageKind.REACTION,
+        text=emoji or "",
+        target_provider_id=target,
+        extra=extra,
+    )
+
+
+def _postback(element: dict[str, Any], sender: str, when: datetime, key: str) -> InboundMessage:
+    postback = _dict(element, "postback")
+    title = _str(postback, "title")
+    extra: dict[str, Any] = {"type": "postback", "payload": _str(postback, "payload")}
+    if referral := _dict(postback, "referral"):
+        extra["referral"] = referral
+    return InboundMessage(
+        provider_message_id=_str(postback, "mid") or key,
+        sender=Sender(address=sender),
+        occurred_at=when,
+        kind=MessageKind.INTERACTIVE,
+        text=title or _str(postback, "payload") or "",
+        extra=extra,
+    )
+
+
+def _referral(element: dict[str, Any], sender: str, when: datetime, key: str) -> InboundMessage:
+    referral = _dict(element, "referral")
+    source = _str(referral, "source") or "a link"
+    words = {"ADS": "an ad", "SHORTLINK": "a link", "CUSTOMER_CHAT_PLUGIN": "the chat plugin"}
+    ref = _str(referral, "ref")
+    text = f"Opened the conversation from {words.get(source, source)}" + (
+        f" (ref {ref})" if ref else ""
+    )
+    return InboundMessage(
+        provider_message_id=key,
+        sender=Sender(address=sender),
+        occurred_at=when,
+        kind=MessageKind.SYSTEM,
+        text=text,
+        extra={"type": "referral", "referral": referral},
+    )
+
+
+def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
+    """One piece cut by `split` → canonical events. Unknown event kinds are Ignored (with
+    why); a message Meta could not show us becomes an UNSUPPORTED message the agent sees."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"The stored {product.label} event is not valid JSON.") from exc
+    if not isinstance(doc, dict):
+        raise PayloadError(f"The stored {product.label} event is not an object.")
+    if "change" in doc:
+        field = _str(doc["change"], "field")
+        return [Ignored(f"{product.label} {field!r} changes have no effect in Tidings yet.")]
+    element = doc.get("event")
+    if not isinstance(element, dict):
+        raise PayloadError(f"The {product.label} webhook piece is malformed.")
+    sender = _party(element, "sender")
+    if not sender:
+        raise PayloadError(f"The {product.label} event names no sender.")
+    when = _when(element.get("timestamp"))
+    key = event_key(element)
+    if "message" in element:
+        if when is None:
+            raise PayloadError(f"The {product.label} message has no valid timestamp.")
+        return [_message(element, product, sender, when)]
+    if delivery := _dict(element, "delivery"):
+        # Every message sent before the watermark is delivered; `mids` may be missing.
+        mark = _when(delivery.get("watermark"))
+        if mark is None:
+            raise PayloadError(f"The {product.label} delivery receipt has no watermark.")
+        return [ReceiptWatermark(recipient=sender, status=MessageStatus.DELIVERED, watermark=mark)]
+    if "read" in element:
+        read = _dict(element, "read")
+        # Messenger: a watermark. Instagram `messaging_seen`: the mid last seen, and the
+        # event time says up to when (there are no Instagram delivery receipts, digest §C2).
+        mark = _when(read.get("watermark")) or when
+        if mark is None:
+            raise PayloadError(f"The {product.label} read receipt has no watermark.")
+        return [ReceiptWatermark(recipient=sender, status=MessageStatus.READ, watermark=mark)]
+    if when is None:
+        raise PayloadError(f"The {product.label} event has no valid timestamp.")
+    if "reaction" in element:
+        return [_reaction(element, sender, when, key)]
+    if edit := _dict(element, "message_edit"):
+        mid = _str(edit, "mid")
+        if not mid:
+            raise PayloadError(f"The {product.label} edit names no message.")
+        return [MessageEdited(provider_message_id=mid, occurred_at=when, text=_str(edit, "text"))]
+    if "postback" in element:
+        return [_postback(element, sender, when, key)]
+    if "referral" in element:
+        return [_referral(element, sender, when, key)]
+    kinds = sorted(k for k in element if k not in ("sender", "recipient", "timestamp"))
+    return [Ignored(f"{product.label} event {kinds} has no effect in Tidings.")]

@@ -1,0 +1,23 @@
+"""The Messenger simulator (sandbox `/sandbox/messenger`): a Facebook Page's Send API and
+webhooks, built on the shared Messenger-platform simulator (see `meta_messaging`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import httpx
+
+from tidings.simulators.meta_messaging import MESSENGER, MessagingBinding, MessagingSimulator
+
+__all__ = ["MessengerBinding", "MessengerSimulator"]
+
+
+class MessengerSimulator(MessagingSimulator):
+    def __init__(self, *, http: httpx.AsyncClient | None = None, cdn_base_url: str = "") -> None:
+        super().__init__(MESSENGER, http=http, cdn_base_url=cdn_base_url)
+
+
+class MessengerBinding(MessagingBinding):
+    kind: ClassVar[str] = "messenger"
+    account_field: ClassVar[str] = "page_id"
+    token_field: ClassVar[str] = "page_access_token"  # noqa: S105 (a field name)

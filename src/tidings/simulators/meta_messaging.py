@@ -1,0 +1,1262 @@
+"""A Messenger-platform simulator, shared by Messenger (`object: page`) and Instagram
+(`object: instagram`): the Send API Tidings calls, and the webhooks Meta sends back.
+
+Stateful as the digest's checklist asks (§D4): per (account, PSID/IGSID) the 24-hour window
+and the 7-day HUMAN_AGENT extension; retired tags refused with code 100; outside the window
+(10, 2018278); an echo (`is_echo`, `app_id`, `metadata`) for every outbound message; delivery
+and read watermarks (Messenger) or `read.mid` seen events (Instagram); signed, ASCII-escaped
+webhooks with retries, duplicates, batching and reordering on demand; failure injection with
+the real Graph error envelope. A JSON control API under `/_sim/` plays the customer.
+
+Facts cited as "digest" are from shared/protocols/meta.md (§0, §B Messenger, §C Instagram).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import random
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings.runtime import ChannelInfo
+from tidings.simulators.meta_webhooks import SenderKnobs, WebhookSender
+
+logger = logging.getLogger(__name__)
+
+_VERSION = re.compile(r"^v\d+\.\d+$")
+# Retired from 2026-04-27: requests using them get error code 100 (digest §B5).
+RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
+_SENDER_ACTIONS = frozenset({"mark_seen", "typing_on", "typing_off", "react", "unreact"})
+# Reaction names Messenger reports (digest §B2).
+REACTIONS = {"love": "\u2764\ufe0f", "smile": "\U0001f606", "wow": "\U0001f62e"}
+REACTIONS.update({"sad": "\U0001f622", "angry": "\U0001f620", "like": "\U0001f44d"})
+_CDN_TYPES = {
+    "image": ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64),
+    "audio": ("audio/mp4", b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 64),
+    "video": ("video/mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64),
+    "file": ("application/pdf", b"%PDF-1.4\n%sim\n" + b"0" * 64),
+    "sticker": ("image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+}
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    """What differs between Messenger and Instagram."""
+
+    name: str  # log and task names
+    object: str  # webhook `object`
+    label: str
+    text_max_chars: int | None
+    text_max_bytes: int | None
+    max_images: int
+    attachment_types: frozenset[str]
+    allowed_tags: frozenset[str]
+    messaging_types: frozenset[str]
+    # Messenger reports delivery + read watermarks; Instagram only `read` (messaging_seen)
+    # with the mid seen, and no delivery receipts (digest §C2).
+    receipts: tuple[str, ...]
+    read_by_mid: bool
+    # Messenger: 300 calls/s per Page; Instagram Login: 100/s per account (digest §B6, §C6).
+    rate_per_second: float
+    max_file_bytes: int = 25 * 1024 * 1024
+
+
+MESSENGER = ProductSpec(
+    name="messenger",
+    object="page",
+    label="Messenger",
+    text_max_chars=2000,
+    text_max_bytes=None,
+    max_images=30,
+    attachment_types=frozenset({"audio", "file", "image", "video", "template"}),
+    allowed_tags=frozenset({"HUMAN_AGENT", "CUSTOMER_FEEDBACK"}),
+    messaging_types=frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG", "UTILITY"}),
+    receipts=("delivered", "read"),
+    read_by_mid=False,
+    rate_per_second=300.0,
+)
+INSTAGRAM = ProductSpec(
+    name="instagram",
+    object="instagram",
+    label="Instagram",
+    text_max_chars=None,
+    text_max_bytes=1000,
+    max_images=10,
+    attachment_types=frozenset(
+        {"audio", "file", "image", "video", "template", "like_heart", "MEDIA_SHARE"}
+    ),
+    # Other Messenger tags are not available on Instagram (digest §C5).
+    allowed_tags=frozenset({"HUMAN_AGENT"}),
+    messaging_types=frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG"}),
+    receipts=("read",),
+    read_by_mid=True,
+    rate_per_second=100.0,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Knobs and control bodies
+
+
+class Knobs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enforce_window: bool = True
+    window_hours: float = Field(24.0, gt=0)
+    human_agent_hours: float = Field(168.0, gt=0)
+    # Whether the app passed App Review for the Human Agent feature.
+    human_agent_approved: bool = True
+    # (10, 2018278) per the digest; Instagram client code has also seen 2534022.
+    window_subcode: int = 2018278
+    echoes: bool = True
+    auto_receipts: list[Literal["delivered", "read"]] | None = None  # None = product default
+    receipt_delay: float = Field(0.05, ge=0)
+    rate_per_second: float | None = Field(None, gt=0)  # None = product default
+    duplicate_deliveries: int = Field(0, ge=0, le=100)
+    retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
+    retry_for_seconds: float = Field(600.0, ge=0)
+    delivery_timeout: float = Field(10.0, gt=0)
+    escape_slashes: bool = True
+    history_limit: int = Field(10_000, ge=1)
+    # Reaction sends produce no echo on Instagram (digest §C2); kept as a knob.
+    echo_reactions: bool = False
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=1)
+    webhook_url: str = Field(min_length=1)
+    app_id: str = "1517776481860111"
+    # Instagram via a Facebook Page: sends go to the Page's id.
+    page_id: str | None = None
+    verify: bool = False
+
+
+class EventSpec(BaseModel):
+    """One thing the customer does. `type`: text | attachments | quick_reply | postback |
+    referral | reaction | unreact | edit | delete | unsupported | read | page_reply."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    account_id: str | None = None
+    from_: str | None = Field(None, alias="from", pattern=r"^\d{5,20}$")
+    name: str | None = None
+    type: str = "text"
+    text: str | None = None
+    id: str | None = None
+    timestamp: int | None = None  # ms
+    reply_to: str | None = None
+    attachments: list[dict[str, Any]] | None = None
+    payload: str | None = None
+    title: str | None = None
+    referral: dict[str, Any] | None = None
+    mid: str | None = None  # reaction/edit/delete target
+    reaction: str | None = None
+    standby: bool = False
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: str
+    events: list[EventSpec]
+    # Deliver the elements in a random order (Meta does not guarantee order, digest §0.3).
+    shuffle: bool = False
+    # One entry per element instead of one entry holding them all.
+    split_entries: bool = False
+
+
+class RawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: str
+    payload: dict[str, Any]
+
+
+class FailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(1, ge=1)
+    code: int | None = None
+    subcode: int | None = None
+    http_status: int | None = Field(None, ge=200, le=599)
+    retry_after: float | None = Field(None, ge=0)
+    delay_seconds: float = Field(0.0, ge=0)
+    message: str | None = None
+
+
+class WindowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: str
+    user: str
+    last_inbound_hours_ago: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class Account:
+    account_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    webhook_url: str
+    app_id: str
+    page_id: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "page_id": self.page_id,
+            "app_id": self.app_id,
+            "webhook_url": self.webhook_url,
+        }
+
+
+@dataclass
+class Customer:
+    psid: str
+    name: str | None = None
+    last_inbound: float | None = None  # seconds
+    typing: bool = False
+
+
+@dataclass
+class SimMessage:
+    mid: str
+    direction: Literal["in", "out"]
+    account_id: str
+    user: str
+    text: str | None
+    content: Any
+    timestamp: int  # ms
+    status: str
+    seq: int
+    source: str = "customer"  # customer | api | page_inbox
+    reactions: list[str] = field(default_factory=list)
+    metadata: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.mid,
+            "user": self.user,
+            "direction": self.direction,
+            "text": self.text,
+            "content": self.content,
+            "timestamp": self.timestamp,
+            "status": self.status,
+            "source": self.source,
+            "reactions": self.reactions,
+        }
+
+
+@dataclass
+class _Failure:
+    code: int | None
+    subcode: int | None
+    http_status: int | None
+    retry_after: float | None
+    delay_seconds: float
+    message: str | None
+
+
+class _GraphError(Exception):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        *,
+        http_status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.subcode = code, message, subcode
+        self.http_status = http_status
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": "OAuthException",
+            "code": self.code,
+            "fbtrace_id": "A" + secrets.token_urlsafe(16)[:22],
+        }
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        return {"error": error}
+
+
+class _ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _window_error(subcode: int) -> _GraphError:
+    return _GraphError(10, "(#10) This message is sent outside of allowed window.", subcode)
+
+
+def _param(message: str) -> _GraphError:
+    return _GraphError(100, f"(#100) {message}")
+
+
+_Handler = Callable[["MessagingSimulator", Request], Coroutine[Any, Any, Any]]
+
+
+def _control(
+    handler: _Handler,
+) -> Callable[[MessagingSimulator, Request], Coroutine[Any, Any, Response]]:
+    async def wrapped(self: MessagingSimulator, request: Request) -> Response:
+        try:
+            result = await handler(self, request)
+        except _ControlError as err:
+            return JSONResponse({"error": err.message}, status_code=err.status)
+        except ValidationError as err:
+            errors = err.errors(include_url=False, include_context=False, include_input=False)
+            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
+        return JSONResponse(result)
+
+    return wrapped
+
+
+class MessagingSimulator:
+    """In-memory Messenger or Instagram. `.app` is the ASGI app; public coroutines are what the
+    control routes call."""
+
+    def __init__(
+        self,
+        product: ProductSpec,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+        cdn_base_url: str = "",
+    ) -> None:
+        self.product = product
+        self.knobs = Knobs()
+        self.accounts: dict[str, Account] = {}
+        self.customers: dict[tuple[str, str], Customer] = {}
+        self.messages: dict[str, SimMessage] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.cdn: dict[str, tuple[str, bytes]] = {}
+        self.cdn_base_url = cdn_base_url.rstrip("/")
+        self._failures: deque[_Failure] = deque()
+        self._send_times: dict[str, deque[float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seq = itertools.count(1)
+        self._clock = clock
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self.webhooks = WebhookSender(self._http, self._sender_knobs, self._spawn, product.name)
+        self.app = self._build_app()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._cancel_tasks()
+        if self._own_http:
+            await self._http.aclose()
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s simulator task failed", self.product.name, exc_info=task.exception())
+
+    def _sender_knobs(self) -> SenderKnobs:
+        k = self.knobs
+        return SenderKnobs(
+            duplicate_deliveries=k.duplicate_deliveries,
+            retry_schedule=tuple(k.retry_schedule),
+            retry_for_seconds=k.retry_for_seconds,
+            delivery_timeout=k.delivery_timeout,
+            escape_slashes=k.escape_slashes,
+            history_limit=k.history_limit,
+        )
+
+    async def flush(self, wait_seconds: float = 5.0) -> dict[str, int]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        counts = self.webhooks.counts()
+        counts["pending"] += sum(1 for t in self._tasks if not t.done())
+        return counts
+
+    async def reset(self, *, accounts: bool = False) -> None:
+        await self._cancel_tasks()
+        self.customers.clear()
+        self.messages.clear()
+        self.requests.clear()
+        self.webhooks.log.clear()
+        self._failures.clear()
+        self._send_times.clear()
+        if accounts:
+            self.accounts.clear()
+
+    def configure(self, **changes: Any) -> Knobs:
+        self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **changes})
+        return self.knobs
+
+    # ---------------------------------------------------------------- control: set-up
+
+    async def register_account(self, account_id: str, spec: AccountIn) -> dict[str, Any]:
+        account = Account(
+            account_id,
+            spec.access_token,
+            spec.app_secret,
+            spec.verify_token,
+            spec.webhook_url,
+            spec.app_id,
+            spec.page_id,
+        )
+        self.accounts[account_id] = account
+        result: dict[str, Any] = {"account": account.public()}
+        if spec.verify:
+            result["verification"] = await self.verify_webhook(account_id)
+        return result
+
+    async def verify_webhook(self, account_id: str) -> dict[str, Any]:
+        """Meta's handshake (digest §0.1): verified only if the body is exactly the challenge."""
+        account = self._account(account_id)
+        challenge = str(secrets.randbelow(2**31 - 1) + 1)
+        params = {
+            "hub.mode": "subscribe",
+            "hub.challenge": challenge,
+            "hub.verify_token": account.verify_token,
+        }
+        try:
+            response = await self._http.get(account.webhook_url, params=params)
+        except httpx.HTTPError as exc:
+            return {"verified": False, "status": None, "error": repr(exc)}
+        verified = response.status_code == 200 and response.text == challenge
+        return {"verified": verified, "status": response.status_code}
+
+    def set_window(self, spec: WindowIn) -> dict[str, Any]:
+        customer = self.customers.get((spec.account_id, spec.user))
+        if customer is None:
+            raise _ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
+        if spec.last_inbound_hours_ago is None:
+            customer.last_inbound = None
+        else:
+            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+        return {"user": customer.psid, "window": self._window(customer)}
+
+    def inject_failures(self, spec: FailIn) -> int:
+        failure = _Failure(
+            spec.code,
+            spec.subcode,
+            spec.http_status,
+            spec.retry_after,
+            spec.delay_seconds,
+            spec.message,
+        )
+        self._failures.extend([failure] * spec.count)
+        return len(self._failures)
+
+    # ---------------------------------------------------------------- ids
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _new_mid(self) -> str:
+        if self.product.object == "instagram":
+            # IG mids are long opaque base64-like strings (digest §C2).
+            raw = b"ig_msg:" + secrets.token_bytes(48)
+            return base64.b64encode(raw).decode().rstrip("=")
+        return "m_" + secrets.token_urlsafe(40)
+
+    # ---------------------------------------------------------------- control: the customer
+
+    def _customer(self, account_id: str, psid: str) -> Customer:
+        customer = self.customers.get((account_id, psid))
+        if customer is None:
+            customer = Customer(psid)
+            self.customers[(account_id, psid)] = customer
+        return customer
+
+    def _cdn_url(self, kind: str) -> str:
+        asset = secrets.token_hex(12)
+        self.cdn[asset] = _CDN_TYPES.get(kind, _CDN_TYPES["file"])
+        return f"{self.cdn_base_url}/cdn/{asset}?oh=sim&oe={int(self._clock()) + 3600:x}"
+
+    def _element(self, account: Account, spec: EventSpec) -> dict[str, Any]:
+        """One `messaging[]` element for what the customer (or the Page inbox) did (§B2/§C2)."""
+        if spec.from_ is None:
+            raise _ControlError(422, "`from` (the PSID/IGSID, digits) is required")
+        customer = self._customer(account.account_id, spec.from_)
+        if spec.name:
+            customer.name = spec.name
+        ts = spec.timestamp if spec.timestamp is not None else self._now_ms()
+        base: dict[str, Any] = {
+            "sender": {"id": spec.from_},
+            "recipient": {"id": account.account_id},
+            "timestamp": ts,
+        }
+        kind = spec.type
+        opens_window = True
+        if kind in ("text", "attachments", "quick_reply", "unsupported"):
+            mid = spec.id or self._new_mid()
+            message: dict[str, Any] = {"mid": mid}
+            if kind == "unsupported":
+                message["is_unsupported"] = True
+            if spec.text is not None:
+                message["text"] = spec.text
+            elif kind == "text":
+                raise _ControlError(422, "a text message needs `text`")
+            if kind == "quick_reply":
+                message["quick_reply"] = {"payload": spec.payload or "QUICK_REPLY"}
+            if kind == "attachments":
+                message["attachments"] = [
+                    a
+                    if isinstance(a.get("payload"), dict)
+                    else {
+                        "type": a.get("type", "image"),
+                        "payload": {"url": self._cdn_url(str(a.get("type", "image")))},
+                    }
+                    for a in (spec.attachments or [{"type": "image"}])
+                ]
+            if spec.reply_to:
+                message["reply_to"] = {"mid": spec.reply_to}
+            if spec.referral:
+                message["referral"] = spec.referral
+            base["message"] = message
+            if mid not in self.messages:
+                self.messages[mid] = SimMessage(
+                    mid,
+                    "in",
+                    account.account_id,
+                    spec.from_,
+                    spec.text,
+                    message,
+                    ts,
+                    "sent",
+                    next(self._seq),
+                )
+        elif kind == "page_reply":
+            # The business wrote from another inbox (Page inbox, IG app): an echo only.
+            mid = spec.id or self._new_mid()
+            base["sender"], base["recipient"] = {"id": account.account_id}, {"id": spec.from_}
+            base["message"] = {
+                "mid": mid,
+                "is_echo": True,
+                "app_id": 263902037430900,
+                "text": spec.text or "",
+            }
+            self.messages[mid] = SimMessage(
+                mid,
+                "out",
+                account.account_id,
+                spec.from_,
+                spec.text,
+                base["message"],
+                ts,
+                "sent",
+                next(self._seq),
+                source="page_inbox",
+            )
+            opens_window = False
+        elif kind == "postback":
+            postback: dict[str, Any] = {
+                "mid": spec.id or self._new_mid(),
+                "title": spec.title or spec.text or "Get Started",
+                "payload": spec.payload or "GET_STARTED",
+            }
+            if spec.referral:
+                postback["referral"] = spec.referral
+            base["postback"] = postback
+        elif kind == "referral":
+            base["referral"] = spec.referral or {
+                "ref": "sim",
+                "source": "SHORTLINK",
+                "type": "OPEN_THREAD",
+            }
+        elif kind in ("reaction", "unreact"):
+            target = self.messages.get(spec.mid or "")
+            if target is None:
+                raise _ControlError(404, f"no message {spec.mid!r} to react to")
+            reaction: dict[str, Any] = {
+                "mid": target.mid,
+                "action": "react" if kind == "reaction" else "unreact",
+            }
+            if kind == "reaction":
+                name = spec.reaction or "love"
+                reaction["reaction"] = name
+                reaction["emoji"] = REACTIONS.get(name, name)
+                target.reactions.append(reaction["emoji"])
+            elif target.reactions:
+                target.reactions.pop()
+            base["reaction"] = reaction
+        elif kind == "edit":
+            target = self.messages.get(spec.mid or "")
+            if target is None or target.direction != "in":
+                raise _ControlError(404, f"no customer message {spec.mid!r} to edit")
+            target.text = spec.text
+            base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
+            opens_window = False
+        elif kind == "delete":
+            target = self.messages.get(spec.mid or "")
+            if target is None or target.direction != "in":
+                raise _ControlError(404, f"no customer message {spec.mid!r} to delete")
+            target.text = None
+            base["message"] = {"mid": target.mid, "is_deleted": True}
+            opens_window = False
+        elif kind == "read":
+            opens_window = False
+            outs = [
+                m
+                for m in self.messages.values()
+                if m.direction == "out"
+                and m.user == spec.from_
+                and m.account_id == account.account_id
+            ]
+            for m in outs:
+                m.status = "read"
+            if self.product.read_by_mid:
+                last = max(outs, key=lambda m: m.seq).mid if outs else spec.mid or ""
+                base["read"] = {"mid": last}
+            else:
+                base["read"] = {"watermark": ts}
+        else:
+            raise _ControlError(422, f"unknown event type {kind!r}")
+        if opens_window:
+            # A message, postback, referral or reaction opens/renews the 24 h window (§B5).
+            customer.last_inbound = max(customer.last_inbound or 0.0, ts / 1000.0)
+        return base
+
+    def _envelope(
+        self, account: Account, elements: list[dict[str, Any]], standby: bool = False
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": account.account_id, "time": self._now_ms()}
+        entry["standby" if standby else "messaging"] = elements
+        return {"object": self.product.object, "entry": [entry]}
+
+    async def _post(
+        self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
+    ) -> dict[str, Any]:
+        d = await self.webhooks.deliver(
+            account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
+        )
+        return {"status": d.first_status, "delivery": d.id}
+
+    async def event(self, spec: EventSpec) -> dict[str, Any]:
+        account = self._account(spec.account_id or "")
+        element = self._element(account, spec)
+        result = await self._post(
+            account, self._envelope(account, [element], spec.standby), "event", []
+        )
+        message = element.get("message") or element.get("postback") or {}
+        result["id"] = message.get("mid")
+        return result
+
+    async def batch(self, spec: BatchIn) -> dict[str, Any]:
+        account = self._account(spec.account_id)
+        elements = [self._element(account, e) for e in spec.events]
+        if spec.shuffle:
+            random.shuffle(elements)
+        if spec.split_entries:
+            payload = {
+                "object": self.product.object,
+                "entry": [
+                    {"id": account.account_id, "time": self._now_ms(), "messaging": [e]}
+                    for e in elements
+                ],
+            }
+        else:
+            payload = self._envelope(account, elements)
+        result = await self._post(account, payload, "batch", [])
+        result["ids"] = [(e.get("message") or e.get("postback") or {}).get("mid") for e in elements]
+        return result
+
+    async def deliver_raw(self, spec: RawIn) -> dict[str, Any]:
+        account = self._account(spec.account_id)
+        return await self._post(account, spec.payload, "raw", [])
+
+    # ---------------------------------------------------------------- reading state
+
+    def conversations(self, account_id: str, user: str | None) -> list[dict[str, Any]]:
+        thread = sorted(
+            (
+                m
+                for m in self.messages.values()
+                if m.account_id == account_id and (user is None or m.user == user)
+            ),
+            key=lambda m: (m.timestamp, m.seq),
+        )
+        return [m.view() for m in thread]
+
+    def customer_list(self, account_id: str) -> list[dict[str, Any]]:
+        return [
+            {"user": c.psid, "name": c.name, "window": self._window(c), "typing": c.typing}
+            for (acct, _), c in self.customers.items()
+            if acct == account_id
+        ]
+
+    # ---------------------------------------------------------------- window
+
+    def _window(self, customer: Customer) -> str:
+        """standard | human_agent | closed"""
+        if customer.last_inbound is None:
+            return "closed"
+        age = self._clock() - customer.last_inbound
+        if age < self.knobs.window_hours * 3600:
+            return "standard"
+        if age < self.knobs.human_agent_hours * 3600:
+            return "human_agent"
+        return "closed"
+
+    # ---------------------------------------------------------------- Graph: Send API
+
+    def _account(self, account_id: str) -> Account:
+        account = self.accounts.get(account_id)
+        if account is None:
+            raise _ControlError(404, f"no account {account_id!r}")
+        return account
+
+    def _account_for_path(self, node: str, request: Request) -> Account:
+        token = None
+        header = request.headers.get("authorization", "")
+        if header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+        token = token or request.query_params.get("access_token")
+        if not token:
+            raise _GraphError(
+                190,
+                "An active access token must be used to query information about the current user.",
+                http_status=400,
+            )
+        candidates = list(self.accounts.values())
+        if node != "me":
+            candidates = [a for a in candidates if node in (a.account_id, a.page_id)]
+            if not candidates:
+                raise _GraphError(
+                    100,
+                    f"Unsupported post request. Object with ID '{node}' does not exist, cannot "
+                    "be loaded due to missing permissions, or does not support this operation.",
+                )
+        for account in candidates:
+            if hmac.compare_digest(token.encode(), account.access_token.encode()):
+                return account
+        raise _GraphError(
+            190, "Error validating access token: The session is invalid.", http_status=400
+        )
+
+    async def _graph_messages(self, request: Request) -> Response:
+        version = request.path_params["version"]
+        node = request.path_params["node"]
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers: dict[str, str] = {}
+        try:
+            if not _VERSION.match(version):
+                raise _param(f"Unknown path components: /{version}/{node}/messages")
+            status, result = await self._send(node, request, body)
+        except _GraphError as err:
+            status, result, headers = err.http_status, err.body(), err.headers
+        self.requests.append(
+            {
+                "at": self._clock(),
+                "node": node,
+                "path": request.url.path,
+                "query": {k: v for k, v in request.query_params.items() if k != "access_token"},
+                "body": body if body is not None else raw.decode("utf-8", "replace"),
+                "response": {"status": status, "body": result},
+            }
+        )
+        if len(self.requests) > self.knobs.history_limit:
+            del self.requests[: len(self.requests) - self.knobs.history_limit]
+        return JSONResponse(result, status_code=status, headers=headers)
+
+    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+        account = self._account_for_path(node, request)
+        failure = self._failures.popleft() if self._failures else None
+        if failure is not None:
+            if failure.delay_seconds:
+                await asyncio.sleep(failure.delay_seconds)
+            if failure.code is not None or failure.http_status is not None:
+                headers = {}
+                if failure.retry_after is not None:
+                    headers["Retry-After"] = f"{failure.retry_after:g}"
+                code = failure.code if failure.code is not None else 2
+                raise _GraphError(
+                    code,
+                    failure.message or f"(#{code}) Simulated failure",
+                    failure.subcode,
+                    http_status=failure.http_status or (500 if code in (1, 2) else 400),
+                    headers=headers,
+                )
+        if not isinstance(body, dict):
+            raise _param("The request body must be a JSON object.")
+        self._check_rate(account)
+        recipient = body.get("recipient")
+        psid = recipient.get("id") if isinstance(recipient, dict) else None
+        if not isinstance(psid, str) or not psid:
+            raise _param("param recipient must be non-empty.")
+        customer = self.customers.get((account.account_id, psid))
+        if customer is None:
+            raise _GraphError(100, "(#100) No matching user found", 2018001)
+        action = body.get("sender_action")
+        if action is not None:
+            return self._sender_action(account, customer, body, action)
+        message = body.get("message")
+        if not isinstance(message, dict):
+            raise _param("param message must be non-empty.")
+        self._check_window(body, customer)
+        text = self._check_message(message)
+        mid = self._new_mid()
+        ts = self._now_ms()
+        metadata = message.get("metadata")
+        sim = SimMessage(
+            mid,
+            "out",
+            account.account_id,
+            psid,
+            text,
+            message,
+            ts,
+            "sent",
+            next(self._seq),
+            source="api",
+            metadata=metadata if isinstance(metadata, str) else None,
+        )
+        self.messages[mid] = sim
+        customer.typing = False
+        self._spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
+        return 200, {"recipient_id": psid, "message_id": mid}
+
+    def _check_rate(self, account: Account) -> None:
+        limit = self.knobs.rate_per_second or self.product.rate_per_second
+        now = time.monotonic()
+        window = self._send_times.setdefault(account.account_id, deque())
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= limit:
+            raise _GraphError(613, "(#613) Calls to this api have exceeded the rate limit.")
+        window.append(now)
+
+    def _check_window(self, body: dict[str, Any], customer: Customer) -> None:
+        mtype = body.get("messaging_type")
+        if mtype is None:
+            raise _param("The parameter messaging_type is required.")
+        if mtype not in self.product.messaging_types:
+            raise _param(
+                f"Param messaging_type must be one of {sorted(self.product.messaging_types)}."
+            )
+        tag = body.get("tag")
+        if mtype == "MESSAGE_TAG":
+            if tag in RETIRED_TAGS:
+                # Retired on 2026-04-27 (digest §B5).
+                raise _param(
+                    f"The {tag} tag is no longer supported. Use utility templates instead."
+                )
+            if tag not in self.product.allowed_tags:
+                raise _param(f"Param tag must be one of {sorted(self.product.allowed_tags)}.")
+        elif tag is not None:
+            raise _param("Param tag requires messaging_type MESSAGE_TAG.")
+        if not self.knobs.enforce_window:
+            return
+        window = self._window(customer)
+        if window == "standard":
+            return
+        if mtype == "MESSAGE_TAG" and tag == "HUMAN_AGENT" and window == "human_agent":
+            if not self.knobs.human_agent_approved:
+                raise _GraphError(
+                    10,
+                    "(#10) Application does not have the capability to make this API call.",
+                    2018278,
+                )
+            return
+        if mtype == "MESSAGE_TAG" and tag == "CUSTOMER_FEEDBACK" and window == "human_agent":
+            return
+        raise _window_error(self.knobs.window_subcode)
+
+    def _check_message(self, message: dict[str, Any]) -> str | None:
+        text = message.get("text")
+        attachment = message.get("attachment")
+        attachments = message.get("attachments")
+        given = [k for k in ("text", "attachment", "attachments") if message.get(k) is not None]
+        if len(given) != 1:
+            raise _param("Message must contain exactly one of text, attachment or attachments.")
+        if text is not None:
+            if not isinstance(text, str) or not text:
+                raise _param("param message[text] must be a non-empty UTF-8 string.")
+            max_chars, max_bytes = self.product.text_max_chars, self.product.text_max_bytes
+            if max_chars is not None and len(text) >= max_chars:
+                raise _param(
+                    f"param message[text] must be UTF-8 encoded and under {max_chars} characters."
+                )
+            if max_bytes is not None and len(text.encode()) > max_bytes:
+                raise _param(
+                    f"Length of param message[text] must be less than or equal to {max_bytes}"
+                )
+        items = [attachment] if attachment is not None else attachments
+        if items is not None:
+            if not isinstance(items, list) or not items:
+                raise _param("param message[attachments] must be a non-empty array.")
+            if len(items) > 1 and len(items) > self.product.max_images:
+                raise _param(f"At most {self.product.max_images} attachments may be sent at once.")
+            for item in items:
+                self._check_attachment(item, several=len(items) > 1)
+        quick = message.get("quick_replies")
+        if quick is not None:
+            if not isinstance(quick, list) or not 1 <= len(quick) <= 13:
+                raise _param("param message[quick_replies] must have between 1 and 13 items.")
+            for q in quick:
+                if not isinstance(q, dict) or q.get("content_type") not in (
+                    "text",
+                    "user_phone_number",
+                    "user_email",
+                ):
+                    raise _param("Each quick reply needs a valid content_type.")
+                if q["content_type"] == "text":
+                    title, payload = q.get("title"), q.get("payload")
+                    if not isinstance(title, str) or not 0 < len(title) <= 20:
+                        raise _param("Quick reply titles must be 1-20 characters.")
+                    if not isinstance(payload, str | int) or len(str(payload)) > 1000:
+                        raise _param("Quick reply payloads must be at most 1000 characters.")
+        metadata = message.get("metadata")
+        if metadata is not None and (not isinstance(metadata, str) or len(metadata) >= 1000):
+            raise _param("param message[metadata] must be a string under 1000 characters.")
+        return text if isinstance(text, str) else None
+
+    def _check_attachment(self, item: Any, *, several: bool) -> None:
+        if not isinstance(item, dict):
+            raise _param("Each attachment must be an object.")
+        atype = item.get("type")
+        if atype not in self.product.attachment_types:
+            raise _param(
+                "param message[attachment][type] must be one of "
+                f"{sorted(self.product.attachment_types)}."
+            )
+        if several and atype != "image":
+            raise _param("Only images can be sent several at a time.")
+        if atype == "like_heart":
+            return
+        payload = item.get("payload")
+        if not isinstance(payload, dict):
+            raise _param("param message[attachment][payload] is required.")
+        if atype == "template":
+            return
+        url, attachment_id = payload.get("url"), payload.get("attachment_id")
+        if atype == "MEDIA_SHARE":
+            if not isinstance(payload.get("id"), str):
+                raise _param("A media share needs the id of one of the account's posts.")
+            return
+        if (url is None) == (attachment_id is None):
+            raise _param("An attachment payload needs exactly one of url or attachment_id.")
+        if url is not None and not (
+            isinstance(url, str) and url.startswith(("http://", "https://"))
+        ):
+            raise _param("param message[attachment][payload][url] must be a valid URL.")
+
+    def _sender_action(
+        self, account: Account, customer: Customer, body: dict[str, Any], action: Any
+    ) -> tuple[int, dict[str, Any]]:
+        # Sender actions go alone with the recipient (digest §B3).
+        if action not in _SENDER_ACTIONS:
+            raise _param(f"param sender_action must be one of {sorted(_SENDER_ACTIONS)}.")
+        if "message" in body:
+            raise _param("sender_action cannot be sent with a message.")
+        if action in ("react", "unreact"):
+            payload = body.get("payload")
+            target_id = payload.get("message_id") if isinstance(payload, dict) else None
+            target = self.messages.get(target_id) if isinstance(target_id, str) else None
+            if target is None or target.account_id != account.account_id:
+                raise _param("param payload[message_id] must be a message in this thread.")
+            if action == "react":
+                reaction = payload.get("reaction") if isinstance(payload, dict) else None
+                if not isinstance(reaction, str) or not reaction:
+                    raise _param("param payload[reaction] is required.")
+                target.reactions.append(f"page:{reaction}")
+            else:
+                target.reactions = [r for r in target.reactions if not r.startswith("page:")]
+        elif action in ("typing_on", "typing_off"):
+            customer.typing = action == "typing_on"
+        elif action == "mark_seen":
+            for m in self.messages.values():
+                if (
+                    m.direction == "in"
+                    and m.user == customer.psid
+                    and m.account_id == account.account_id
+                ):
+                    m.status = "read"
+        return 200, {"recipient_id": customer.psid}
+
+    async def _after_send(self, account: Account, message: SimMessage) -> None:
+        """The echo, then the receipts, each as its own signed webhook."""
+        if self.knobs.echoes:
+            await asyncio.sleep(self.knobs.receipt_delay)
+            echo: dict[str, Any] = {
+                "mid": message.mid,
+                "is_echo": True,
+                "app_id": int(account.app_id) if account.app_id.isdigit() else account.app_id,
+            }
+            if message.metadata is not None:
+                echo["metadata"] = message.metadata
+            content = message.content if isinstance(message.content, dict) else {}
+            for key in ("text", "attachments", "quick_replies"):
+                if key in content:
+                    echo[key] = content[key]
+            if "attachment" in content:
+                echo["attachments"] = [content["attachment"]]
+            element = {
+                "sender": {"id": account.account_id},
+                "recipient": {"id": message.user},
+                "timestamp": message.timestamp,
+                "message": echo,
+            }
+            await self._post(account, self._envelope(account, [element]), "echo", [message.mid])
+        receipts = self.knobs.auto_receipts
+        if receipts is None:
+            receipts = [r for r in ("delivered", "read") if r in self.product.receipts]
+        for receipt in receipts:
+            if receipt not in self.product.receipts:
+                continue
+            await asyncio.sleep(self.knobs.receipt_delay)
+            mark = self._now_ms()
+            element = {
+                "sender": {"id": message.user},
+                "recipient": {"id": account.account_id},
+                "timestamp": mark,
+            }
+            if receipt == "delivered":
+                message.status = "delivered"
+                element["delivery"] = {"mids": [message.mid], "watermark": mark}
+            elif self.product.read_by_mid:
+                message.status = "read"
+                element["read"] = {"mid": message.mid}
+            else:
+                message.status = "read"
+                element["read"] = {"watermark": mark}
+            await self._post(account, self._envelope(account, [element]), receipt, [message.mid])
+
+    # ---------------------------------------------------------------- CDN (inbound media)
+
+    async def _cdn(self, request: Request) -> Response:
+        # Meta CDN URLs are fetched without a token (digest §B4, unconfirmed) and expire.
+        item = self.cdn.get(request.path_params["asset"])
+        if item is None:
+            return Response(b"URL signature expired", status_code=403, media_type="text/plain")
+        mime, data = item
+        return Response(data, media_type=mime)
+
+    # ---------------------------------------------------------------- routes
+
+    def _build_app(self) -> Starlette:
+        routes = [
+            Route("/_sim/accounts", self._r_accounts, methods=["GET"]),
+            Route("/_sim/accounts/{account_id}", self._r_put_account, methods=["PUT"]),
+            Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
+            Route("/_sim/batch", self._r_batch, methods=["POST"]),
+            Route("/_sim/deliver_raw", self._r_deliver_raw, methods=["POST"]),
+            Route("/_sim/sent", self._r_sent, methods=["GET"]),
+            Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
+            Route("/_sim/customers", self._r_customers, methods=["GET"]),
+            Route("/_sim/fail", self._r_fail, methods=["POST"]),
+            Route("/_sim/config", self._r_config, methods=["GET", "POST"]),
+            Route("/_sim/window", self._r_window, methods=["POST"]),
+            Route("/_sim/flush", self._r_flush, methods=["POST"]),
+            Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
+            Route("/_sim/reset", self._r_reset, methods=["POST"]),
+            Route("/cdn/{asset}", self._cdn, methods=["GET"]),
+            Route("/{version}/{node}/messages", self._graph_messages, methods=["POST"]),
+        ]
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    @staticmethod
+    async def _json(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise _ControlError(400, "body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise _ControlError(400, "body must be a JSON object")
+        return data
+
+    @_control
+    async def _r_accounts(self, request: Request) -> Any:
+        return [a.public() for a in self.accounts.values()]
+
+    @_control
+    async def _r_put_account(self, request: Request) -> Any:
+        spec = AccountIn.model_validate(await self._json(request))
+        return await self.register_account(request.path_params["account_id"], spec)
+
+    @_control
+    async def _r_inbound(self, request: Request) -> Any:
+        return await self.event(EventSpec.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_batch(self, request: Request) -> Any:
+        return await self.batch(BatchIn.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_deliver_raw(self, request: Request) -> Any:
+        return await self.deliver_raw(RawIn.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_sent(self, request: Request) -> Any:
+        node = request.query_params.get("account_id")
+        return [
+            r
+            for r in self.requests
+            if node is None or r["node"] in (node, "me") or self._page_of(node) == r["node"]
+        ]
+
+    def _page_of(self, account_id: str) -> str | None:
+        account = self.accounts.get(account_id)
+        return account.page_id if account else None
+
+    @_control
+    async def _r_conversations(self, request: Request) -> Any:
+        account_id = request.query_params.get("account_id")
+        if not account_id:
+            raise _ControlError(422, "account_id is required")
+        return self.conversations(account_id, request.query_params.get("user"))
+
+    @_control
+    async def _r_customers(self, request: Request) -> Any:
+        account_id = request.query_params.get("account_id")
+        if not account_id:
+            raise _ControlError(422, "account_id is required")
+        return self.customer_list(account_id)
+
+    @_control
+    async def _r_fail(self, request: Request) -> Any:
+        return {"queued": self.inject_failures(FailIn.model_validate(await self._json(request)))}
+
+    @_control
+    async def _r_config(self, request: Request) -> Any:
+        if request.method == "POST":
+            self.configure(**await self._json(request))
+        return self.knobs.model_dump()
+
+    @_control
+    async def _r_window(self, request: Request) -> Any:
+        return self.set_window(WindowIn.model_validate(await self._json(request)))
+
+    @_control
+    async def _r_flush(self, request: Request) -> Any:
+        data = await self._json(request)
+        raw = data.get("timeout", request.query_params.get("timeout", 5.0))
+        try:
+            timeout = min(max(float(raw), 0.0), 120.0)
+        except (TypeError, ValueError) as exc:
+            raise _ControlError(422, "timeout must be a number of seconds") from exc
+        return await self.flush(timeout)
+
+    @_control
+    async def _r_deliveries(self, request: Request) -> Any:
+        return [d.view() for d in self.webhooks.log]
+
+    @_control
+    async def _r_reset(self, request: Request) -> Any:
+        data = await self._json(request)
+        await self.reset(accounts=bool(data.get("accounts", False)))
+        return {"ok": True}
+
+
+# --------------------------------------------------------------------------------------------
+# Sandbox binding
+
+
+def psid_for(user: str) -> str:
+    """The phone page lets people type any name; PSIDs/IGSIDs are numeric strings."""
+    text = user.strip()
+    if text.isascii() and text.isdigit() and 5 <= len(text) <= 20:
+        return text
+    digest = hashlib.sha256(text.encode()).digest()
+    return str(10**15 + int.from_bytes(digest[:8], "big") % (9 * 10**15))
+
+
+class MessagingBinding:
+    """Connects sandbox channels of one kind to a MessagingSimulator (see simulators.sandbox).
+    The channel config names its account (`page_id`, or `instagram_account_id`) and points
+    `api_base_url` at the simulator."""
+
+    kind: ClassVar[str] = ""
+    account_field: ClassVar[str] = "page_id"
+    token_field: ClassVar[str] = "page_access_token"  # noqa: S105 (a field name)
+
+    def __init__(self, base_url: str, sim: MessagingSimulator) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+
+    def _account_id(self, channel: ChannelInfo) -> str:
+        return str(getattr(channel.config, self.account_field))
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        c: Any = channel.config
+        secret = getattr(c, "signing_secret", None) or c.app_secret
+        await self.sim.register_account(
+            self._account_id(channel),
+            AccountIn(
+                access_token=getattr(c, self.token_field),
+                app_secret=secret,
+                verify_token=c.verify_token,
+                webhook_url=webhook_url,
+                page_id=getattr(c, "page_id", None) if self.account_field != "page_id" else None,
+            ),
+        )
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        spec = EventSpec.model_validate(
+            {
+                "account_id": self._account_id(channel),
+                "from": psid_for(user),
+                "name": name,
+                "text": text,
+            }
+        )
+        return await self.sim.event(spec)
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        return self.sim.conversations(self._account_id(channel), psid_for(user))
