@@ -17,9 +17,10 @@ from sqlalchemy import select
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.registry import get_adapter
 from tidings.config import Settings
-from tidings.delivery.ratelimit import MemoryRateLimiter, RateLimiter
+from tidings.delivery.ratelimit import RateLimiter, make_rate_limiter
 from tidings.ingest.committer import GroupCommitter
 from tidings.realtime.bus import EventBus, make_bus
+from tidings.realtime.notify import RedisWakeups
 from tidings.storage.crypto import SecretBox
 from tidings.storage.db import Database
 from tidings.storage.models import Channel
@@ -83,15 +84,26 @@ class Runtime:
         self.bus: EventBus = make_bus(settings.redis_url)
         self.channels = ChannelCache(self.db, self.box)
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
-        self.rate_limiter: RateLimiter = MemoryRateLimiter()
+        self.rate_limiter: RateLimiter = make_rate_limiter(settings.redis_url)
         self._wake = {name: asyncio.Event() for name in QUEUES}
+        self.wakeups = (
+            RedisWakeups(settings.redis_url, self._local_wake) if settings.redis_url else None
+        )
         self.committer = GroupCommitter(self.db, lambda: self.wake("ingest"))
         self.background: set[asyncio.Task[Any]] = set()
         # Called after a channel is created (the sandbox registers its simulated accounts).
         self.channel_hooks: list[Callable[[ChannelInfo], Awaitable[None]]] = []
 
     def wake(self, queue: str) -> None:
-        self._wake[queue].set()
+        """New work in `queue`: wake this process's worker, and other processes' via Redis."""
+        self._local_wake(queue)
+        if self.wakeups is not None:
+            self.wakeups.publish(queue)
+
+    def _local_wake(self, queue: str) -> None:
+        event = self._wake.get(queue)
+        if event is not None:
+            event.set()
 
     async def wait_for_work(self, queue: str, seconds: float) -> None:
         event = self._wake[queue]
@@ -114,6 +126,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.bus.start()
+        if self.wakeups is not None:
+            await self.wakeups.start()
         self.committer.start()
 
     async def stop(self) -> None:
@@ -122,6 +136,11 @@ class Runtime:
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         await self.committer.stop()
+        if self.wakeups is not None:
+            await self.wakeups.stop()
         await self.bus.stop()
+        closer = getattr(self.rate_limiter, "aclose", None)
+        if closer is not None:
+            await closer()
         await self.http.aclose()
         await self.db.dispose()

@@ -39,3 +39,59 @@ class MemoryRateLimiter:
                 if wait <= 0:
                     return
                 await asyncio.sleep(wait)
+
+
+# One atomic step of a token bucket in Redis: refill by elapsed time, take a token if there is
+# one, else report how long until there will be. Uses the server's clock so every process
+# agrees. Returns the wait in microseconds (0 = token taken).
+_TAKE = """
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local state = redis.call('HMGET', key, 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + (now - ts) * rate / 1000000)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) * 1000000 / rate)
+end
+redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 60000)
+return wait
+"""
+
+
+class RedisRateLimiter:
+    """Buckets shared by every process through Redis, so N workers together stay under a
+    provider's limit instead of each taking the whole limit."""
+
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Redis = Redis.from_url(url)
+        self._take = self._redis.register_script(_TAKE)
+
+    async def acquire(self, key: str, rate: float, burst: int) -> None:
+        while True:
+            wait_us = int(await self._take(keys=[f"tidings:bucket:{key}"], args=[rate, burst]))
+            if wait_us <= 0:
+                return
+            await asyncio.sleep(wait_us / 1_000_000)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def make_rate_limiter(redis_url: str | None) -> RateLimiter:
+    if redis_url:
+        return RedisRateLimiter(redis_url)
+    return MemoryRateLimiter()
