@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings.api.admin import router as admin_router
+from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import provider_webhook
@@ -100,6 +101,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api_router)
+    app.include_router(sms_router)
     app.include_router(ui_router)
     app.include_router(admin_router)
     app.router.add_route("/webhooks/{kind}/{channel_id}", provider_webhook, methods=["GET", "POST"])

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from tidings.actions import consent
 from tidings.actions.base import Tx
 from tidings.domain.enums import (
     ConversationStatus,
@@ -230,6 +231,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         data,
     )
     tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
+    await consent.do_after_inbound(tx, channel, event, contact, conv, message)
     return message
 
 

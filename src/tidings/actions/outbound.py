@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
+from tidings.actions import consent
 from tidings.actions.base import Tx, transaction
 from tidings.channels.base import Permanent, Sent
 from tidings.domain.enums import (
@@ -215,6 +216,8 @@ async def do_record_outcome(
         channel = await tx.session.get(Channel, delivery.channel_id)
         if channel is not None:
             channel.last_error, channel.last_error_at = delivery.last_error, now
+        if outcome.recipient_opted_out:
+            await consent.do_record_provider_opt_out(tx, delivery.channel_id, message, outcome.code)
     message.updated_at = now
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)

@@ -410,6 +410,8 @@ async def routes_for(rt: Runtime, s: AsyncSession, conv: Conversation) -> list[d
                 "window": await window_of(rt, c.id, last_in, now),
                 "text_max_length": info.adapter.capabilities.text_max_length,
                 "supports_templates": info.adapter.capabilities.supports_templates,
+                # Set by SMS adapters (capabilities.sms); the composer then shows the counter.
+                "sms": bool(getattr(info.adapter.capabilities, "sms", False)),
                 "last_used": c.id == conv.last_channel_id,
             }
         )

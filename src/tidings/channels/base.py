@@ -84,6 +84,9 @@ class OutboundMessage:
     reply_to_provider_id: str | None = None
     template: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # This channel's webhook URL, for providers that take a per-message callback URL (Twilio's
+    # StatusCallback), so that statuses flow back to the right channel.
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,9 @@ class Permanent:
 
     reason: str
     code: str | None = None
+    # The provider refused because the recipient opted out (Twilio 21610): the consent registry
+    # records it, so the next send is refused before it is queued.
+    recipient_opted_out: bool = False
 
 
 SendOutcome = Sent | Retriable | Permanent
@@ -127,6 +133,8 @@ class Capabilities:
     burst: int = 10
     # Largest webhook body accepted; larger ones get 413 without being read.
     max_webhook_bytes: int = 1_000_000
+    # An SMS channel: segment/encoding policy and STOP/START/HELP keywords apply.
+    sms: bool = False
     # Text limit in UTF-8 bytes where the provider counts bytes (Instagram: 1000).
     text_max_bytes: int | None = None
     # A person's reply may go this many hours after the customer's last message with a

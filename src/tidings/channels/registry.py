@@ -7,6 +7,7 @@ from tidings.channels.base import ChannelAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.telegram import TelegramAdapter
+from tidings.channels.twilio import TwilioAdapter
 from tidings.channels.vonage import VonageAdapter
 from tidings.channels.wechat import WeChatAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
@@ -17,6 +18,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
     for adapter in (
         ApiChannelAdapter(),
         WhatsAppAdapter(),
+        TwilioAdapter(),
         MessengerAdapter(),
         WeChatAdapter(),
         VonageAdapter(),

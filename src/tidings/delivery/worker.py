@@ -119,6 +119,7 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
             kind=MessageKind(message.kind),
             text=message.body,
             extra=message.extra or {},
+            webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
         )
         try:
             outcome = await channel.adapter.send(channel.config, outbound, rt.http)

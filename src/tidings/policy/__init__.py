@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from tidings.channels.base import Capabilities
 from tidings.domain.enums import MessageKind
 from tidings.domain.errors import PolicyRefusal
+from tidings.policy import sms
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,33 @@ def check_consent(ctx: OutboundContext) -> None:
         )
 
 
-CHECKS: list[Callable[[OutboundContext], None]] = [check_text, check_window, check_consent]
+def check_sms_segments(ctx: OutboundContext) -> None:
+    """SMS only: refuse a text that would travel in more parts than TIDINGS_SMS_MAX_SEGMENTS."""
+    if not ctx.capabilities.sms or ctx.kind != MessageKind.TEXT or not ctx.text:
+        return
+    result = sms.analyse(ctx.text)
+    limit = sms.max_segments()
+    if result.segments > limit:
+        raise PolicyRefusal(
+            f"The message would be sent as {result.segments} {result.encoding} SMS parts; "
+            f"the limit is {limit}. Shorten it"
+            + (
+                " or avoid characters that force UCS-2 ("
+                + " ".join(result.ucs2_characters[:10])
+                + ")."
+                if result.ucs2_characters
+                else "."
+            ),
+            code="too_many_segments",
+        )
+
+
+CHECKS: list[Callable[[OutboundContext], None]] = [
+    check_text,
+    check_window,
+    check_consent,
+    check_sms_segments,
+]
 
 
 def check_outbound(ctx: OutboundContext) -> None:

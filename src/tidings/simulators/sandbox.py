@@ -26,6 +26,7 @@ from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
+from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
@@ -143,6 +144,7 @@ class Sandbox:
         base = f"{settings.public_url}/sandbox"
         self.whatsapp = WhatsAppSimulator()
         self.api = ApiClientSimulator()
+        self.twilio = TwilioSimulator()
         self.messenger = MessengerSimulator(cdn_base_url=f"{base}/messenger")
         self.wechat = WeChatSimulator(f"{base}/wechat")
         self.vonage = VonageSimulator()
@@ -151,6 +153,7 @@ class Sandbox:
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
+            TwilioBinding(f"{base}/twilio", self.twilio),
             MessengerBinding(f"{base}/messenger", self.messenger),
             WeChatBinding(f"{base}/wechat", self.wechat),
             VonageBinding(f"{base}/vonage", self.vonage),
@@ -166,6 +169,7 @@ class Sandbox:
                 Route("/phone/send", self._send, methods=["POST"]),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
+                Mount("/twilio", self.twilio.app),
                 Mount("/messenger", self.messenger.app),
                 Mount("/wechat", self.wechat.app),
                 Mount("/vonage", self.vonage.app),
@@ -198,6 +202,7 @@ class Sandbox:
     async def stop(self) -> None:
         await self.whatsapp.aclose()
         await self.api.aclose()
+        await self.twilio.aclose()
         await self.messenger.aclose()
         await self.wechat.aclose()
         await self.vonage.aclose()
@@ -303,6 +308,20 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": api.id, "kind": api.kind, "name": api.name})
+    sms = await create_channel(
+        rt,
+        who,
+        "twilio",
+        "SMS via Twilio (sandbox)",
+        {
+            "account_sid": f"AC{secrets.token_hex(16)}",
+            "auth_token": secrets.token_hex(16),
+            "from_number": "+14155550199",
+            "api_base_url": f"{base}/twilio",
+        },
+        None,
+    )
+    made.append({"id": sms.id, "kind": sms.kind, "name": sms.name})
     fb = await create_channel(
         rt,
         who,

@@ -316,20 +316,23 @@
     updateCounter();
   }
 
-  // SMS counter: built against POST /api/v1/sms/preview (encoding, segments, ucs2_chars, cost);
-  // hidden when the endpoint or an SMS route is not there.
+  // SMS counter from POST /api/v1/sms/preview (encoding, segments, the characters that force
+  // UCS-2, estimated cost) for SMS routes; a plain length counter near other channels' limits.
   const updateCounter = debounce(async () => {
     const out = $("c-counter");
     const r = currentRoute();
     const text = $("c-text").value;
     if (S.mode === "note" || !r) { out.textContent = ""; return; }
-    if (!/sms/i.test(r.kind + " " + r.label)) {
+    if (!r.sms) {
       out.textContent = text.length > r.text_max_length * 0.8 ? text.length + " / " + r.text_max_length : "";
       return;
     }
+    if (!text) { out.textContent = ""; return; }
     try {
       const p = await api("/sms/preview", { method: "POST", json: { text, channel_id: r.channel_id } });
-      out.textContent = p.encoding + " · " + p.segments + " segment" + (p.segments === 1 ? "" : "s") + (p.cost != null ? " · ~" + p.cost : "") + ((p.ucs2_chars || []).length ? " · UCS-2 because of " + p.ucs2_chars.join(" ") : "");
+      const cost = p.estimated_cost ? " · ~" + p.estimated_cost.amount + " " + p.estimated_cost.currency : "";
+      const forced = (p.ucs2_characters || []).length ? " · UCS-2 because of " + p.ucs2_characters.join(" ") : "";
+      out.textContent = p.encoding + " · " + p.characters + " chars · " + p.segments + " segment" + (p.segments === 1 ? "" : "s") + cost + forced;
     } catch (_e) { out.textContent = text.length + " chars"; }
   }, 150);
 

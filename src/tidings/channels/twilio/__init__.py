@@ -1,0 +1,80 @@
+"""Twilio Programmable Messaging (SMS/MMS) channel.
+
+The package's public surface is `TwilioAdapter` (registered in `channels/registry.py`) and
+`TwilioConfig`. Protocol facts come from shared/protocols/other.md §C.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.twilio import client, webhook
+from tidings.channels.twilio.config import TwilioConfig
+from tidings.domain.errors import SignatureError
+from tidings.domain.events import CanonicalEvent
+from tidings.storage.types import utcnow
+
+__all__ = ["TwilioAdapter", "TwilioConfig"]
+
+_MB = 1024 * 1024
+
+# Twilio answers an inbound webhook with TwiML; an empty <Response/> sends no auto-reply.
+TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+class TwilioAdapter:
+    kind: ClassVar[str] = "twilio"
+    label: ClassVar[str] = "SMS (Twilio)"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        # Body <= 1600 characters (digest C1; 21617 above).
+        text_max_length=1600,
+        receipts=("sent", "delivered"),
+        # MMS: 5 MB per message across media (Twilio's documented MMS cap).
+        media_types={"image/": 5 * _MB, "video/": 5 * _MB, "audio/": 5 * _MB},
+        # A US long code sends 1 segment per second; Twilio queues the excess (digest C6), so
+        # a modest local rate keeps the queue short without starving bursts.
+        rate_per_second=10.0,
+        burst=10,
+        max_webhook_bytes=256 * 1024,
+        sms=True,
+    )
+    config_model: ClassVar[type[BaseModel]] = TwilioConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"auth_token"})
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        # Twilio can be set to GET webhooks; Tidings needs POST so the event is stored first.
+        raise SignatureError("configure the Twilio webhook with HTTP POST, not GET")
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        webhook.verify(_config(config).auth_token, request)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return webhook.split(request, utcnow())
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return webhook.parse(payload)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(200, TWIML_EMPTY, "text/xml")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_message(_config(config), message, http)
+
+
+def _config(config: Any) -> TwilioConfig:
+    if isinstance(config, TwilioConfig):
+        return config
+    return TwilioConfig.model_validate(config)
