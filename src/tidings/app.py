@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +19,7 @@ from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import provider_webhook
+from tidings.channels.registry import get_adapter, kinds
 from tidings.config import Settings
 from tidings.delivery import webhooks as outgoing
 from tidings.delivery import worker as delivery
@@ -35,9 +36,21 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
 }
 
 
+@runtime_checkable
+class SessionChannel(Protocol):
+    """An adapter whose channels hold a long-lived connection instead of webhooks (SMPP binds):
+    worker processes run `run_sessions(rt)`, which keeps one session per active channel."""
+
+    def run_sessions(self, rt: Runtime) -> Coroutine[Any, Any, None]: ...
+
+
 def start_workers(rt: Runtime) -> None:
     for name, run in WORKERS.items():
         rt.spawn(run(rt), name=f"worker-{name}")
+    for kind in kinds():
+        adapter = get_adapter(kind)
+        if isinstance(adapter, SessionChannel):
+            rt.spawn(adapter.run_sessions(rt), name=f"sessions-{kind}")
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

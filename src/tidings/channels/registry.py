@@ -6,6 +6,7 @@ from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
+from tidings.channels.smpp import SmppAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.twilio import TwilioAdapter
 from tidings.channels.vonage import VonageAdapter
@@ -22,6 +23,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         MessengerAdapter(),
         WeChatAdapter(),
         VonageAdapter(),
+        SmppAdapter(),
         TelegramAdapter(),
         RbmAdapter(),
     )

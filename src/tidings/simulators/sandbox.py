@@ -27,6 +27,7 @@ from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
+from tidings.simulators.smpp import SmppBinding, SmscSimulator, sandbox_port
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
@@ -148,6 +149,7 @@ class Sandbox:
         self.messenger = MessengerSimulator(cdn_base_url=f"{base}/messenger")
         self.wechat = WeChatSimulator(f"{base}/wechat")
         self.vonage = VonageSimulator()
+        self.smpp = SmscSimulator(sandbox_port(), fallback_to_free_port=True)
         self.telegram = TelegramSimulator()
         self.rbm = RbmSimulator()
         self.bindings: list[SandboxBinding] = [
@@ -157,6 +159,7 @@ class Sandbox:
             MessengerBinding(f"{base}/messenger", self.messenger),
             WeChatBinding(f"{base}/wechat", self.wechat),
             VonageBinding(f"{base}/vonage", self.vonage),
+            SmppBinding(self.smpp),
             TelegramBinding(f"{base}/telegram", self.telegram),
             RbmBinding(f"{base}/rbm", self.rbm),
         ]
@@ -173,6 +176,7 @@ class Sandbox:
                 Mount("/messenger", self.messenger.app),
                 Mount("/wechat", self.wechat.app),
                 Mount("/vonage", self.vonage.app),
+                Mount("/smpp", self.smpp.app),
                 Mount("/telegram", self.telegram.app),
                 Mount("/rbm", self.rbm.app),
             ]
@@ -186,6 +190,8 @@ class Sandbox:
 
     async def start(self, rt: Runtime) -> None:
         self.rt = rt
+        # The simulated SMSC listens on loopback before channels bind to it.
+        await self.smpp.start()
         rt.channel_hooks.append(self.register)
         async with rt.db.read() as s:
             ids = (await s.scalars(select(Channel.id).where(Channel.active.is_(True)))).all()
@@ -206,6 +212,7 @@ class Sandbox:
         await self.messenger.aclose()
         await self.wechat.aclose()
         await self.vonage.aclose()
+        await self.smpp.aclose()
         await self.telegram.aclose()
         await self.rbm.aclose()
 
@@ -397,4 +404,20 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": vonage.id, "kind": vonage.kind, "name": vonage.name})
+    smpp = await create_channel(
+        rt,
+        who,
+        "smpp",
+        "SMS via SMPP (sandbox SMSC)",
+        {
+            "host": "127.0.0.1",
+            "port": sandbox_port(),
+            "system_id": f"sbx{secrets.token_hex(3)}",
+            "password": secrets.token_hex(4),
+            "source_addr": "14155550111",
+            "enquire_link_seconds": 15,
+        },
+        None,
+    )
+    made.append({"id": smpp.id, "kind": smpp.kind, "name": smpp.name})
     return made

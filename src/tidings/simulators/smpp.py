@@ -1,0 +1,471 @@
+"""A small SMSC on loopback that speaks SMPP 3.4 (digest §C9), for the sandbox and tests.
+
+- TCP server on 127.0.0.1 (port configurable, 0 = any free port); `start()` / `stop()` can be
+  called again to simulate an SMSC restart (accounts and history are kept).
+- `bind_transceiver` / `bind_transmitter` / `bind_receiver` with system_id + password
+  (ESME_RINVSYSID, ESME_RINVPASWD, ESME_RALYBND); other commands before a bind get
+  ESME_RINVBNDSTS.
+- `submit_sm` → `submit_sm_resp` with a message id, then (if registered_delivery asks) a
+  delivery receipt `deliver_sm` (esm_class 0x04, `id:… stat:DELIVRD …` text and the
+  receipted_message_id / message_state TLVs) after `receipt_delay`; concatenated parts (UDH IE
+  0x00 / 0x08, or SAR TLVs) are reassembled for the phone view.
+- customer messages as `deliver_sm` (GSM-7 or UCS-2, long ones as UDH parts), redelivered until
+  a `deliver_sm_resp` with ESME_ROK comes back.
+- `enquire_link` answered, `unbind` honoured; a `throttle` knob answers ESME_RTHROTTLED.
+- Malformed PDUs: a command_length under 16 → generic_nack ESME_RINVCMDLEN, an unknown
+  command_id → generic_nack ESME_RINVCMDID, a body that does not decode → the command's
+  response with the matching status; the session stays up.
+
+HTTP control (mounted at /sandbox/smpp): `PUT /_sim/accounts/{system_id}` {password, number?},
+`POST /_sim/inbound` {system_id, from, text}, `POST /_sim/config` {throttle?, receipt_delay?,
+receipt_stat?}, `GET /_sim/submitted?system_id=`, `GET /_sim/conversations?system_id=&user=`,
+`GET /_sim/sessions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings.channels.smpp import pdu as P
+
+if TYPE_CHECKING:
+    from tidings.runtime import ChannelInfo
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+_BIND_COMMANDS = {P.Cmd.BIND_TRANSCEIVER, P.Cmd.BIND_TRANSMITTER, P.Cmd.BIND_RECEIVER}
+
+
+@dataclass
+class Account:
+    password: str
+    number: str = "14155550111"
+    submitted: list[dict[str, Any]] = field(default_factory=list)
+    thread: list[dict[str, Any]] = field(default_factory=list)
+    # Concatenated parts waiting for their siblings, by (destination, reference).
+    partial: dict[tuple[str, int], dict[int, str]] = field(default_factory=dict)
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.system_id: str | None = None
+        self.mode: int | None = None
+        self.seq = itertools.count(1)
+        self.acks: dict[int, asyncio.Future[int]] = {}
+        self.lock = asyncio.Lock()
+
+    async def send(self, pdu: P.Pdu) -> None:
+        async with self.lock:
+            self.writer.write(pdu.encode())
+            await self.writer.drain()
+
+
+class SmscSimulator:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        receipt_delay: float = 0.05,
+        redeliver_after: float = 1.0,
+        fallback_to_free_port: bool = False,
+    ) -> None:
+        self.port = port
+        self.fallback_to_free_port = fallback_to_free_port
+        self.receipt_delay = receipt_delay
+        self.redeliver_after = redeliver_after
+        self.receipt_stat = "DELIVRD"
+        self.throttle = 0  # the next N submit_sm get ESME_RTHROTTLED
+        self.accounts: dict[str, Account] = {}
+        self.connections: set[Connection] = set()
+        self.errors: list[dict[str, Any]] = []  # malformed PDUs seen, for the sandbox and tests
+        self.enquire_links = 0
+        self._server: asyncio.Server | None = None
+        self._ids = itertools.count(0x1D305B4C)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.app = Starlette(
+            routes=[
+                Route("/_sim/accounts/{system_id}", self._r_account, methods=["PUT"]),
+                Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
+                Route("/_sim/config", self._r_config, methods=["POST"]),
+                Route("/_sim/submitted", self._r_submitted, methods=["GET"]),
+                Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
+                Route("/_sim/sessions", self._r_sessions, methods=["GET"]),
+            ]
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            self._server = await asyncio.start_server(self._serve, HOST, self.port)
+        except OSError:
+            if not self.fallback_to_free_port or self.port == 0:
+                raise
+            log.warning("sandbox SMSC: port %s is taken; listening on a free port", self.port)
+            self._server = await asyncio.start_server(self._serve, HOST, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Close the listener and every session, as an SMSC restart would."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self.connections):
+            conn.writer.close()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+
+    async def aclose(self) -> None:
+        await self.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("smsc simulator task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def register(self, system_id: str, password: str, number: str | None = None) -> Account:
+        acct = self.accounts.get(system_id)
+        if acct is None:
+            acct = self.accounts[system_id] = Account(password)
+        acct.password = password
+        if number:
+            acct.number = "".join(ch for ch in number if ch.isdigit()) or number
+        return acct
+
+    # -- the SMPP server -----------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer)
+        self.connections.add(conn)
+        try:
+            while True:
+                try:
+                    item = await P.read_pdu(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                if isinstance(item, P.BadPdu):
+                    self.errors.append({"error": "command_length", "sequence": item.sequence})
+                    await conn.send(P.generic_nack(item.sequence, item.status))
+                    if item.fatal:
+                        return
+                    continue
+                if not await self._handle(conn, item):
+                    return
+        except ConnectionError:
+            return
+        finally:
+            self.connections.discard(conn)
+            for fut in conn.acks.values():
+                if not fut.done():
+                    fut.set_result(-1)
+            writer.close()
+
+    async def _handle(self, conn: Connection, pdu: P.Pdu) -> bool:
+        """Answer one PDU; False ends the session."""
+        cmd = pdu.command_id
+        if pdu.is_response:
+            fut = conn.acks.get(pdu.sequence)
+            if fut is not None and not fut.done():
+                fut.set_result(pdu.status)
+            return True
+        if cmd not in P.KNOWN_COMMANDS:
+            self.errors.append({"error": "command_id", "command_id": cmd})
+            await conn.send(P.generic_nack(pdu.sequence, P.Status.RINVCMDID))
+            return True
+        if cmd == P.Cmd.ENQUIRE_LINK:
+            self.enquire_links += 1
+            await conn.send(pdu.response())
+            return True
+        if cmd in _BIND_COMMANDS:
+            await conn.send(pdu.response(self._bind(conn, pdu), P.cstring("TidingsSMSC", 16)))
+            return True
+        if cmd == P.Cmd.UNBIND:
+            await conn.send(pdu.response())
+            return False
+        if conn.system_id is None:
+            await conn.send(pdu.response(P.Status.RINVBNDSTS))
+            return True
+        if cmd == P.Cmd.SUBMIT_SM:
+            status, message_id = self._submit(conn, pdu)
+            await conn.send(pdu.response(status, P.message_id_body(message_id)))
+            return True
+        await conn.send(P.generic_nack(pdu.sequence, P.Status.RINVCMDID))
+        return True
+
+    def _bind(self, conn: Connection, pdu: P.Pdu) -> int:
+        if conn.system_id is not None:
+            return P.Status.RALYBND
+        try:
+            bind = P.Bind.decode(pdu.body)
+        except P.PduError as exc:
+            return exc.status
+        acct = self.accounts.get(bind.system_id)
+        if acct is None:
+            return P.Status.RINVSYSID
+        if bind.password != acct.password:
+            return P.Status.RINVPASWD
+        conn.system_id, conn.mode = bind.system_id, pdu.command_id
+        return P.Status.ROK
+
+    def _submit(self, conn: Connection, pdu: P.Pdu) -> tuple[int, str]:
+        try:
+            sm = P.ShortMessage.decode(pdu.body)
+        except P.PduError as exc:
+            self.errors.append({"error": "submit_sm", "status": exc.status})
+            return exc.status, ""
+        if conn.mode == P.Cmd.BIND_RECEIVER:
+            return P.Status.RINVBNDSTS, ""
+        if self.throttle > 0:
+            self.throttle -= 1
+            return P.Status.RTHROTTLED, ""
+        if not sm.destination_addr.isdigit() or not 5 <= len(sm.destination_addr) <= 15:
+            return P.Status.RINVDSTADR, ""
+        if not sm.source_addr:
+            return P.Status.RINVSRCADR, ""
+        data, concat = P.split_udh(sm)
+        text = P.decode_text(sm.data_coding, data)
+        if text is None:
+            return P.Status.RSUBMITFAIL, ""
+        message_id = f"{next(self._ids):x}"
+        assert conn.system_id is not None
+        acct = self.accounts[conn.system_id]
+        acct.submitted.append(
+            {
+                "message_id": message_id,
+                "source_addr": sm.source_addr,
+                "destination_addr": sm.destination_addr,
+                "data_coding": sm.data_coding,
+                "esm_class": sm.esm_class,
+                "registered_delivery": sm.registered_delivery,
+                "udh": sm.short_message[:6].hex() if sm.esm_class & P.ESM_UDHI else None,
+                "concat": [concat.ref, concat.total, concat.seq] if concat else None,
+                "text": text,
+            }
+        )
+        self._to_thread(acct, sm.destination_addr, text, concat, message_id)
+        if sm.registered_delivery & 0x03:
+            self._spawn(self._receipt(conn.system_id, sm, message_id), f"smsc-receipt-{message_id}")
+        return P.Status.ROK, message_id
+
+    def _to_thread(
+        self, acct: Account, dest: str, text: str, concat: P.Concat | None, message_id: str
+    ) -> None:
+        if concat is not None and concat.total > 1:
+            parts = acct.partial.setdefault((dest, concat.ref), {})
+            parts[concat.seq] = text
+            if len(parts) < concat.total:
+                return
+            del acct.partial[(dest, concat.ref)]
+            text = "".join(parts[i] for i in sorted(parts))
+        acct.thread.append(
+            {
+                "id": message_id,
+                "user": f"+{dest}",
+                "direction": "out",
+                "text": text,
+                "status": "submitted",
+                "at": time.time(),
+            }
+        )
+
+    async def _receipt(self, system_id: str, sm: P.ShortMessage, message_id: str) -> None:
+        await asyncio.sleep(self.receipt_delay)
+        stat = self.receipt_stat
+        stamp = datetime.now(UTC).strftime("%y%m%d%H%M")
+        state = {v: k for k, v in P.MESSAGE_STATES.items()}.get(stat, 7)
+        receipt = P.ShortMessage(
+            source_addr=sm.destination_addr,
+            destination_addr=sm.source_addr,
+            esm_class=P.ESM_RECEIPT,
+            short_message=P.receipt_text(
+                message_id, stat, "000" if stat == "DELIVRD" else "001", stamp, stamp
+            ),
+            tlvs={
+                P.Tag.RECEIPTED_MESSAGE_ID: P.cstring(message_id, 65),
+                P.Tag.MESSAGE_STATE: bytes([state]),
+            },
+        )
+        if await self._deliver(system_id, receipt):
+            for m in self.accounts[system_id].thread:
+                if m["id"] == message_id:
+                    m["status"] = "delivered" if stat == "DELIVRD" else stat.lower()
+
+    async def _deliver(self, system_id: str, sm: P.ShortMessage, attempts: int = 20) -> bool:
+        """deliver_sm to a bound session of the account until it answers ESME_ROK."""
+        body = sm.encode()
+        for _ in range(attempts):
+            conn = next(
+                (
+                    c
+                    for c in self.connections
+                    if c.system_id == system_id and c.mode != P.Cmd.BIND_TRANSMITTER
+                ),
+                None,
+            )
+            if conn is not None:
+                seq = next(conn.seq)
+                fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                conn.acks[seq] = fut
+                try:
+                    await conn.send(P.Pdu(P.Cmd.DELIVER_SM, 0, seq, body))
+                    status = await asyncio.wait_for(fut, self.redeliver_after)
+                except (TimeoutError, ConnectionError):
+                    status = -1
+                finally:
+                    conn.acks.pop(seq, None)
+                if status == P.Status.ROK:
+                    return True
+            await asyncio.sleep(self.redeliver_after * random.uniform(0.5, 1.0))
+        log.warning("smsc simulator gave up delivering to %s", system_id)
+        return False
+
+    async def inbound(self, system_id: str, sender: str, text: str) -> dict[str, Any]:
+        """A customer texts the account's number."""
+        acct = self.accounts[system_id]
+        msisdn = "".join(ch for ch in sender if ch.isdigit())
+        data_coding, parts = P.encode_parts(text)
+        base = P.ShortMessage(source_addr=msisdn, destination_addr=acct.number)
+        pdus = P.submit_parts(base, data_coding, parts, random.randrange(256), use_udh=True)
+        acct.thread.append(
+            {
+                "id": f"mo-{len(acct.thread)}",
+                "user": f"+{msisdn}",
+                "direction": "in",
+                "text": text,
+                "status": "sent",
+                "at": time.time(),
+            }
+        )
+        for sm in pdus:
+            self._spawn(self._deliver(system_id, sm), "smsc-mo")
+        return {"parts": len(pdus), "data_coding": data_coding}
+
+    # -- control routes ------------------------------------------------------------------------
+
+    @staticmethod
+    async def _json(request: Request) -> dict[str, Any]:
+        try:
+            doc = await request.json()
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    async def _r_account(self, request: Request) -> Response:
+        spec = await self._json(request)
+        if not isinstance(spec.get("password"), str):
+            return JSONResponse({"error": "password is required"}, status_code=400)
+        self.register(request.path_params["system_id"], spec["password"], spec.get("number"))
+        return JSONResponse({"ok": True, "host": HOST, "port": self.port})
+
+    async def _r_inbound(self, request: Request) -> Response:
+        spec = await self._json(request)
+        system_id = str(spec.get("system_id", ""))
+        if system_id not in self.accounts:
+            return JSONResponse({"error": "unknown system_id"}, status_code=404)
+        sender, text = str(spec.get("from", "")), str(spec.get("text", ""))
+        if not any(ch.isdigit() for ch in sender) or not text:
+            return JSONResponse({"error": "from and text are required"}, status_code=400)
+        return JSONResponse(await self.inbound(system_id, sender, text))
+
+    async def _r_config(self, request: Request) -> Response:
+        spec = await self._json(request)
+        if "throttle" in spec:
+            self.throttle = int(spec["throttle"])
+        if "receipt_delay" in spec:
+            self.receipt_delay = float(spec["receipt_delay"])
+        if "receipt_stat" in spec:
+            self.receipt_stat = str(spec["receipt_stat"])
+        return JSONResponse(
+            {
+                "throttle": self.throttle,
+                "receipt_delay": self.receipt_delay,
+                "receipt_stat": self.receipt_stat,
+            }
+        )
+
+    async def _r_submitted(self, request: Request) -> Response:
+        acct = self.accounts.get(request.query_params.get("system_id", ""))
+        return JSONResponse(acct.submitted if acct else [])
+
+    def conversations(self, system_id: str, user: str | None = None) -> list[dict[str, Any]]:
+        acct = self.accounts.get(system_id)
+        if acct is None:
+            return []
+        want = "+" + "".join(ch for ch in user if ch.isdigit()) if user else None
+        return [m for m in acct.thread if want is None or m["user"] == want]
+
+    async def _r_conversations(self, request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(self.conversations(q.get("system_id", ""), q.get("user")))
+
+    async def _r_sessions(self, _request: Request) -> Response:
+        return JSONResponse(
+            {
+                "port": self.port,
+                "sessions": [{"system_id": c.system_id, "mode": c.mode} for c in self.connections],
+                "errors": self.errors,
+            }
+        )
+
+
+class SmppBinding:
+    """Connects sandbox SMPP channels to the simulated SMSC (see `simulators.sandbox`)."""
+
+    kind: ClassVar[str] = "smpp"
+
+    def __init__(self, sim: SmscSimulator) -> None:
+        self.sim = sim
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        c: Any = channel.config
+        return bool(c.host in (HOST, "localhost") and c.port == self.sim.port)
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        c: Any = channel.config
+        self.sim.register(c.system_id, c.password, c.source_addr)
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        c: Any = channel.config
+        if not any(ch.isdigit() for ch in user):
+            return {"error": "an SMS customer is a phone number"}
+        return await self.sim.inbound(c.system_id, user, text)
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        c: Any = channel.config
+        return self.sim.conversations(c.system_id, user)
+
+
+def sandbox_port() -> int:
+    """The sandbox SMSC's port: TIDINGS_SANDBOX_SMPP_PORT, else 2775 (demo channels point there;
+    when it is taken the sandbox falls back to a free port and logs it)."""
+    raw = os.environ.get("TIDINGS_SANDBOX_SMPP_PORT", "2775")
+    return int(raw) if raw.isdigit() else 2775
