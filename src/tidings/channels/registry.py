@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
+from tidings.channels.gbm import GbmAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
@@ -26,6 +27,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         SmppAdapter(),
         TelegramAdapter(),
         RbmAdapter(),
+        GbmAdapter(),
     )
 }
 

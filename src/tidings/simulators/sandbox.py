@@ -24,6 +24,7 @@ from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
+from tidings.simulators.gbm import GbmBinding, GbmSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
@@ -152,6 +153,7 @@ class Sandbox:
         self.smpp = SmscSimulator(sandbox_port(), fallback_to_free_port=True)
         self.telegram = TelegramSimulator()
         self.rbm = RbmSimulator()
+        self.gbm = GbmSimulator()
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
@@ -162,6 +164,7 @@ class Sandbox:
             SmppBinding(self.smpp),
             TelegramBinding(f"{base}/telegram", self.telegram),
             RbmBinding(f"{base}/rbm", self.rbm),
+            GbmBinding(f"{base}/gbm", self.gbm),
         ]
         self.rt: Runtime | None = None
         self.app = Starlette(
@@ -179,6 +182,7 @@ class Sandbox:
                 Mount("/smpp", self.smpp.app),
                 Mount("/telegram", self.telegram.app),
                 Mount("/rbm", self.rbm.app),
+                Mount("/gbm", self.gbm.app),
             ]
         )
 
@@ -215,6 +219,7 @@ class Sandbox:
         await self.smpp.aclose()
         await self.telegram.aclose()
         await self.rbm.aclose()
+        await self.gbm.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None

@@ -1,0 +1,236 @@
+"""Google Business Messages channel (kind `gbm`) — RETIRED.
+
+Google shut Business Messages down on 2024-07-31 (new conversations stopped on 2024-07-15;
+shared/protocols/other.md §B1). This adapter follows the last documented API (§B2-B3) so that
+existing data, imports and replays keep working; the live successor is RCS Business Messaging
+(`tidings.channels.rbm`). New channels should use RBM.
+
+Identity: the GBM `conversationId` (Business Messages never revealed a phone number).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    RawEvent,
+    Retriable,
+    SendOutcome,
+    Sent,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.rbm import google
+from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.events import (
+    AttachmentRef,
+    CanonicalEvent,
+    Ignored,
+    InboundMessage,
+    Sender,
+    StatusUpdate,
+)
+
+__all__ = ["GbmAdapter", "GbmConfig"]
+
+SCOPE = "https://www.googleapis.com/auth/businessmessages"
+PRODUCT = "Google Business Messages"
+GONE = (
+    "This Business Messages conversation no longer exists; Google retired Business Messages "
+    "on 2024-07-31. Reach the customer on another channel (RCS, SMS, WhatsApp)."
+)
+_MESSAGE_NAME = re.compile(r"^conversations/[^/]+/messages/([^/]+)$")
+
+
+class GbmConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # The `agents/{id}` part of the agent's name.
+    agent_id: str = Field(min_length=1)
+    # The partner key / client token: keys X-Goog-Signature (HMAC-SHA512 over the raw body)
+    # and answers the verification handshake (digest B2).
+    webhook_client_token: str = Field(min_length=1)
+    service_account_json: str | None = None
+    access_token: str | None = None
+    representative_name: str = "Support"
+    api_base_url: str = "https://businessmessages.googleapis.com"
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GbmConfig:
+        if not self.service_account_json and not self.access_token:
+            raise ValueError("give service_account_json or access_token")
+        return self
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, str):
+        head, _, frac = value.rstrip("Z").partition(".")
+        try:
+            parsed = datetime.fromisoformat(head + (f".{frac[:6]}" if frac else ""))
+        except ValueError:
+            return datetime.now(UTC)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    return datetime.now(UTC)
+
+
+class GbmAdapter:
+    kind: ClassVar[str] = "gbm"
+    label: ClassVar[str] = "Google Business Messages (retired 2024-07-31)"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        text_max_length=3072,
+        # Agents could answer for 30 days after the user's last message [U, digest B3].
+        service_window_hours=30 * 24,
+        receipts=("sent", "delivered", "read"),
+        rate_per_second=10.0,
+        burst=10,
+    )
+    config_model: ClassVar[type[BaseModel]] = GbmConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"webhook_client_token", "service_account_json", "access_token"}
+    )
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        raise SignatureError("Business Messages verifies webhooks with a POST of clientToken")
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        token = _config(config).webhook_client_token
+        if google.verification_secret(token, request.body) is not None:
+            return
+        # Unlike RBM, the signature covers the raw request body (digest B2, vector in B5).
+        google.check_signature(token, request.headers, request.body)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        if google.verification_secret(_config(config).webhook_client_token, request.body):
+            return []
+        try:
+            doc = orjson.loads(request.body)
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError(f"body is not JSON: {exc}") from None
+        if not isinstance(doc, dict) or not doc.get("requestId"):
+            raise PayloadError("a Business Messages request needs a requestId")
+        # requestId is the documented dedupe key (digest B2).
+        return [
+            RawEvent(
+                key=f"req:{doc['requestId']}"[:300],
+                payload=request.body,
+                occurred_at=_time(doc.get("sendTime")),
+            )
+        ]
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        doc = orjson.loads(payload)
+        conversation = doc.get("conversationId")
+        if not isinstance(conversation, str) or not conversation:
+            raise PayloadError("conversationId is missing")
+        info = (
+            doc.get("context", {}).get("userInfo", {})
+            if isinstance(doc.get("context"), dict)
+            else {}
+        )
+        name = info.get("displayName") if isinstance(info, dict) else None
+        sender = Sender(address=conversation, name=name if isinstance(name, str) else None)
+        when = _time(doc.get("sendTime"))
+        message = doc.get("message")
+        if isinstance(message, dict) and message.get("messageId"):
+            mid = str(message["messageId"])
+            if isinstance(message.get("text"), str):
+                return [InboundMessage(mid, sender, when, MessageKind.TEXT, message["text"])]
+            image = message.get("image")
+            url = image.get("contentInfo", {}).get("fileUrl") if isinstance(image, dict) else None
+            if isinstance(url, str):
+                ref = AttachmentRef(kind="image", url=url)
+                return [InboundMessage(mid, sender, when, MessageKind.MEDIA, attachments=(ref,))]
+            return [
+                InboundMessage(
+                    mid, sender, when, MessageKind.UNSUPPORTED, extra={"type": "message"}
+                )
+            ]
+        reply = doc.get("suggestionResponse")
+        if isinstance(reply, dict):
+            mid = str(reply.get("message") or doc["requestId"])
+            return [
+                InboundMessage(
+                    f"suggestion:{doc['requestId']}",
+                    sender,
+                    when,
+                    MessageKind.INTERACTIVE,
+                    str(reply.get("text") or reply.get("postbackData") or ""),
+                    extra={"postback_data": reply.get("postbackData"), "in_reply_to": mid},
+                )
+            ]
+        receipts = doc.get("receipts")
+        if isinstance(receipts, dict) and isinstance(receipts.get("receipts"), list):
+            events: list[CanonicalEvent] = []
+            for r in receipts["receipts"]:
+                status = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}.get(
+                    str(r.get("receiptType")) if isinstance(r, dict) else ""
+                )
+                match = _MESSAGE_NAME.match(str(r.get("message"))) if isinstance(r, dict) else None
+                if status is not None and match is not None:
+                    events.append(
+                        StatusUpdate(match.group(1), status, when, recipient=conversation)
+                    )
+            return events or [Ignored("receipts without known types")]
+        kinds = [k for k in ("userStatus", "surveyResponse", "authenticationResponse") if k in doc]
+        return [Ignored(f"Business Messages {kinds[0] if kinds else 'unknown'} event")]
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        secret = google.verification_secret(_config(config).webhook_client_token, request.body)
+        if secret is not None:
+            return WebhookReply(200, secret.encode(), "text/plain")
+        return WebhookReply(200, b"")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        c = _config(config)
+        # Agent-assigned and derived from ours: a reused messageId is ignored (digest B3).
+        mid = f"tidings-{c.agent_id}-{message.message_id}"
+        body: dict[str, Any] = {
+            "messageId": mid,
+            "representative": {"representativeType": "HUMAN", "displayName": c.representative_name},
+        }
+        if message.attachments and message.attachments[0].url:
+            body["image"] = {"contentInfo": {"fileUrl": message.attachments[0].url}}
+        else:
+            body["text"] = message.text or ""
+        try:
+            token = await google.bearer(
+                c.service_account_json, c.access_token, SCOPE, http, PRODUCT
+            )
+            resp = await http.post(
+                f"{c.api_base_url}/v1/conversations/{quote(message.to, safe='')}/messages",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=15.0,
+            )
+        except google.TokenError as exc:
+            return exc.outcome
+        except httpx.HTTPError as exc:
+            return Retriable(f"Could not reach Google Business Messages ({type(exc).__name__}).")
+        if resp.status_code == 200:
+            return Sent(mid)
+        return google.error_outcome(resp, PRODUCT, GONE)
+
+
+def _config(config: Any) -> GbmConfig:
+    if isinstance(config, GbmConfig):
+        return config
+    return GbmConfig.model_validate(config)

@@ -1,0 +1,281 @@
+"""A small simulator of the retired Google Business Messages API (shared/protocols/other.md
+§B1-B3), kept so the legacy adapter stays tested. Google shut the product down on 2024-07-31;
+new work targets RBM (`simulators.rbm`).
+
+- `POST /v1/conversations/{conversationId}/messages` (bearer auth, Google's error shape,
+  reused messageIds ignored, 404 for unknown conversations), answered with the message's
+  `name`, then DELIVERED and READ receipts pushed to the webhook;
+- webhook pushes signed with `X-Goog-Signature` = base64(HMAC-SHA512(clientToken, raw body)),
+  retried on non-2xx, duplicated on demand; the clientToken/secret verification handshake.
+
+Control API: `PUT /_sim/agents/{agent_id}` {client_token, webhook_url, access_token},
+`POST /_sim/verify` {agent_id}, `POST /_sim/inbound` {agent_id, conversation_id?, name?, text,
+duplicates?}, `GET /_sim/sent?agent_id=`, `GET /_sim/conversations?agent_id=&user=`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tidings.channels.gbm import GbmConfig
+from tidings.runtime import ChannelInfo
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _error(code: int, status: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "status": status}}, status_code=code
+    )
+
+
+@dataclass
+class Agent:
+    agent_id: str
+    client_token: str
+    webhook_url: str
+    access_token: str
+    max_attempts: int = 5
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    threads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    message_ids: set[str] = field(default_factory=set)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GbmSimulator:
+    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        self.agents: dict[str, Agent] = {}
+        # conversationId -> agent_id
+        self.conversations: dict[str, str] = {}
+        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self.app = Starlette(
+            routes=[
+                Route("/v1/conversations/{cid}/messages", self._send, methods=["POST"]),
+                Route("/_sim/agents/{agent_id}", self._put_agent, methods=["PUT"]),
+                Route("/_sim/verify", self._verify, methods=["POST"]),
+                Route("/_sim/inbound", self._inbound, methods=["POST"]),
+                Route("/_sim/sent", self._sent, methods=["GET"]),
+                Route("/_sim/conversations", self._conversations, methods=["GET"]),
+            ]
+        )
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    def register_agent(
+        self, agent_id: str, client_token: str, webhook_url: str, access_token: str
+    ) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = self.agents[agent_id] = Agent(agent_id, client_token, webhook_url, access_token)
+        agent.client_token, agent.webhook_url = client_token, webhook_url
+        agent.access_token = access_token
+        return agent
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def push(self, agent: Agent, doc: dict[str, Any], duplicates: int = 0) -> None:
+        body = orjson.dumps(doc)
+        sig = base64.b64encode(
+            hmac.new(agent.client_token.encode(), body, hashlib.sha512).digest()
+        ).decode()
+        # One at a time, in order, like a single webhook queue.
+        async with self._lock:
+            for _ in range(1 + duplicates):
+                for attempt in range(1, agent.max_attempts + 1):
+                    try:
+                        resp = await self._http.post(
+                            agent.webhook_url,
+                            content=body,
+                            headers={"Content-Type": "application/json", "X-Goog-Signature": sig},
+                        )
+                        status = resp.status_code
+                    except httpx.HTTPError:
+                        status = 0
+                    agent.deliveries.append({"requestId": doc["requestId"], "status": status})
+                    if 200 <= status < 300:
+                        break
+                    await asyncio.sleep(0.05 * 2**attempt)
+
+    def user_message(self, agent: Agent, cid: str, name: str, text: str) -> dict[str, Any]:
+        self.conversations[cid] = agent.agent_id
+        mid = f"MSG-{secrets.token_hex(8)}"
+        agent.threads.setdefault(cid, []).append(
+            {"id": mid, "direction": "in", "text": text, "status": "sent", "at": time.time()}
+        )
+        return {
+            "agent": f"brands/sandbox/agents/{agent.agent_id}",
+            "conversationId": cid,
+            "customAgentId": "",
+            "requestId": f"REQ-{secrets.token_hex(8)}",
+            "context": {"userInfo": {"displayName": name, "userDeviceLocale": "en-US"}},
+            "message": {
+                "messageId": mid,
+                "name": f"conversations/{cid}/messages/{mid}",
+                "text": text,
+                "createTime": _now(),
+            },
+            "sendTime": _now(),
+        }
+
+    async def _send(self, request: Request) -> Response:
+        cid = request.path_params["cid"]
+        header = request.headers.get("authorization", "")
+        agent = next(
+            (a for a in self.agents.values() if header == f"Bearer {a.access_token}"), None
+        )
+        if agent is None:
+            return _error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        record: dict[str, Any] = {"conversation_id": cid, "body": body}
+        agent.calls.append(record)
+        if self.conversations.get(cid) != agent.agent_id:
+            record["error"] = 404
+            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        if not isinstance(body, dict) or not body.get("messageId"):
+            record["error"] = 400
+            return _error(400, "INVALID_ARGUMENT", "messageId is required")
+        rep = body.get("representative")
+        if not isinstance(rep, dict) or rep.get("representativeType") not in ("BOT", "HUMAN"):
+            record["error"] = 400
+            return _error(400, "INVALID_ARGUMENT", "representative.representativeType is required")
+        if sum(1 for k in ("text", "image", "richCard") if k in body) != 1:
+            record["error"] = 400
+            return _error(400, "INVALID_ARGUMENT", "exactly one of text, image, richCard")
+        mid = str(body["messageId"])
+        name = f"conversations/{cid}/messages/{mid}"
+        if mid not in agent.message_ids:  # a reused messageId is ignored (digest B3)
+            agent.message_ids.add(mid)
+            agent.threads.setdefault(cid, []).append(
+                {
+                    "id": mid,
+                    "direction": "out",
+                    "text": body.get("text") or "[image]",
+                    "status": "read",
+                    "at": time.time(),
+                }
+            )
+            for receipt in ("DELIVERED", "READ"):
+                self.spawn(
+                    self.push(
+                        agent,
+                        {
+                            "conversationId": cid,
+                            "requestId": f"REQ-{secrets.token_hex(8)}",
+                            "agent": f"brands/sandbox/agents/{agent.agent_id}",
+                            "receipts": {
+                                "receipts": [{"message": name, "receiptType": receipt}],
+                                "createTime": _now(),
+                            },
+                            "sendTime": _now(),
+                        },
+                    )
+                )
+        return JSONResponse({**body, "name": name})
+
+    async def _put_agent(self, request: Request) -> JSONResponse:
+        body = orjson.loads(await request.body() or b"{}")
+        try:
+            agent = self.register_agent(
+                request.path_params["agent_id"],
+                str(body["client_token"]),
+                str(body["webhook_url"]),
+                str(body["access_token"]),
+            )
+        except KeyError as exc:
+            return JSONResponse({"error": f"{exc} is required"}, status_code=400)
+        return JSONResponse({"agent_id": agent.agent_id})
+
+    async def _verify(self, request: Request) -> JSONResponse:
+        body = orjson.loads(await request.body() or b"{}")
+        agent = self.agents.get(str(body.get("agent_id")))
+        if agent is None:
+            return JSONResponse({"error": "unknown agent_id"}, status_code=400)
+        secret = secrets.token_hex(12)
+        resp = await self._http.post(
+            agent.webhook_url, json={"clientToken": agent.client_token, "secret": secret}
+        )
+        ok = resp.status_code == 200 and resp.text == secret
+        return JSONResponse({"status": resp.status_code, "verified": ok})
+
+    async def _inbound(self, request: Request) -> JSONResponse:
+        body = orjson.loads(await request.body() or b"{}")
+        agent = self.agents.get(str(body.get("agent_id")))
+        if agent is None or not isinstance(body.get("text"), str) or not body["text"]:
+            return JSONResponse({"error": "agent_id and text are required"}, status_code=400)
+        cid = str(body.get("conversation_id") or f"conv-{secrets.token_hex(6)}")
+        doc = self.user_message(agent, cid, str(body.get("name") or "Customer"), body["text"])
+        self.spawn(self.push(agent, doc, int(body.get("duplicates") or 0)))
+        return JSONResponse({"conversationId": cid, "requestId": doc["requestId"]})
+
+    async def _sent(self, request: Request) -> JSONResponse:
+        agent = self.agents.get(request.query_params.get("agent_id", ""))
+        return JSONResponse(agent.calls if agent else [])
+
+    async def _conversations(self, request: Request) -> JSONResponse:
+        agent = self.agents.get(request.query_params.get("agent_id", ""))
+        user = request.query_params.get("user", "")
+        return JSONResponse(list(agent.threads.get(user, [])) if agent else [])
+
+
+class GbmBinding:
+    """Sandbox binding for legacy GBM channels; the phone page's "user" is the conversation id."""
+
+    kind: ClassVar[str] = "gbm"
+
+    def __init__(self, base_url: str, sim: GbmSimulator) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+
+    def _config(self, channel: ChannelInfo) -> GbmConfig:
+        assert isinstance(channel.config, GbmConfig)
+        return channel.config
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        c = self._config(channel)
+        self.sim.register_agent(
+            c.agent_id, c.webhook_client_token, webhook_url, c.access_token or "sandbox"
+        )
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        agent = self.sim.agents[self._config(channel).agent_id]
+        doc = self.sim.user_message(agent, user, name or user, text)
+        self.sim.spawn(self.sim.push(agent, doc))
+        return {"conversationId": user, "requestId": doc["requestId"]}
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        agent = self.sim.agents.get(self._config(channel).agent_id)
+        return list(agent.threads.get(user, [])) if agent else []
