@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tidings.api.admin import router as admin_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
+from tidings.api.health import mount_health
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import provider_webhook
 from tidings.channels.registry import get_adapter, kinds
@@ -114,6 +115,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api_router)
+    mount_health(app)
     app.include_router(sms_router)
     app.include_router(ui_router)
     app.include_router(admin_router)
