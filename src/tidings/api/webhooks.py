@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
 from tidings.domain.errors import PayloadError, SignatureError
+from tidings.metrics import WEBHOOKS
 from tidings.runtime import Runtime
 from tidings.storage.types import utcnow
 
@@ -51,6 +52,8 @@ async def provider_webhook(request: Request) -> Response:
     raw_id = request.path_params["channel_id"]
     channel = await rt.channels.get(int(raw_id)) if raw_id.isdigit() else None
     if channel is None or channel.kind != kind or not channel.active:
+        # Label with a fixed value: the path's kind is untrusted input.
+        WEBHOOKS.labels("unknown", "unknown_channel").inc()
         return _error(404, "unknown_channel", f"no active {kind} channel {raw_id}")
     adapter = channel.adapter
     query = request.url.query
@@ -65,12 +68,14 @@ async def provider_webhook(request: Request) -> Response:
         try:
             reply = adapter.handshake(channel.config, wreq)
         except SignatureError as exc:
+            WEBHOOKS.labels(kind, "handshake_refused").inc()
             return _error(403, exc.code, exc.message)
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
     try:
         body = await _read_body(request, adapter.capabilities.max_webhook_bytes)
     except BodyTooLarge:
+        WEBHOOKS.labels(kind, "too_large").inc()
         return _error(
             413, "too_large", f"body exceeds {adapter.capabilities.max_webhook_bytes} bytes"
         )
@@ -78,6 +83,7 @@ async def provider_webhook(request: Request) -> Response:
     try:
         adapter.verify(channel.config, wreq)
     except SignatureError as exc:
+        WEBHOOKS.labels(kind, "bad_signature").inc()
         return _error(401, exc.code, exc.message)
 
     now = utcnow()
@@ -109,6 +115,8 @@ async def provider_webhook(request: Request) -> Response:
             await rt.committer.submit(rows)
         except Exception:
             # Not stored, so not acknowledged: the provider will retry.
+            WEBHOOKS.labels(kind, "store_failed").inc()
             return _error(503, "unavailable", "could not store the event; retry later")
+    WEBHOOKS.labels(kind, "stored" if error is None else "stored_failed").inc()
     reply = adapter.ack(channel.config, wreq)
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type)

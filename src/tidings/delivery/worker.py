@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import time
 from datetime import timedelta
 
 from sqlalchemy import and_, exists, select, update
@@ -28,6 +29,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_outcome
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.domain.enums import DeliveryState, MessageKind
+from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.runtime import Runtime
 from tidings.storage.models import Delivery, Message
 from tidings.storage.types import utcnow
@@ -121,11 +123,14 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
             extra=message.extra or {},
             webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
         )
+        started = time.perf_counter()
         try:
             outcome = await channel.adapter.send(channel.config, outbound, rt.http)
         except Exception as exc:  # an adapter bug must not wedge the queue
             log.exception("adapter %s crashed sending message %s", channel.kind, message.id)
             outcome = Retriable(f"Internal error while sending ({type(exc).__name__}).")
+        PROVIDER_LATENCY.labels(channel.kind).observe(time.perf_counter() - started)
+        DELIVERIES.labels(channel.kind, type(outcome).__name__.lower()).inc()
     await record(rt, delivery_id, outcome)
     return outcome
 

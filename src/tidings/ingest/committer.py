@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tidings.metrics import EVENTS_STORED
 from tidings.storage.db import Database
 from tidings.storage.models import InboundEvent
 
@@ -78,6 +79,7 @@ class GroupCommitter:
                 if not fut.done():
                     fut.set_exception(exc)
             return
+        EVENTS_STORED.inc(len(rows))
         for _rows, fut in batch:
             if not fut.done():
                 fut.set_result(None)

@@ -19,6 +19,7 @@ from tidings.actions.channel_events import ChannelEvent, do_apply_channel_event
 from tidings.actions.inbound import RetryLater, do_apply_status, do_receive_message
 from tidings.domain.enums import InboundState
 from tidings.domain.events import Ignored, InboundMessage, StatusUpdate
+from tidings.metrics import INGESTED
 from tidings.runtime import Runtime
 from tidings.storage.models import Channel, InboundEvent
 from tidings.storage.types import utcnow
@@ -68,6 +69,7 @@ async def process_batch(rt: Runtime, limit: int = BATCH) -> int:
                             await do_apply_channel_event(tx, channel, event)
             except RetryLater as exc:
                 # The savepoint rolled back this event's partial work; try again shortly.
+                INGESTED.labels("retry_later").inc()
                 if row.attempts >= MAX_RETRY_LATER:
                     row.state, row.error = InboundState.FAILED, str(exc)
                 else:
@@ -78,8 +80,10 @@ async def process_batch(rt: Runtime, limit: int = BATCH) -> int:
             except Exception as exc:
                 log.warning("inbound event %s failed: %s", row.id, exc, exc_info=True)
                 row.state, row.error = InboundState.FAILED, f"{type(exc).__name__}: {exc}"
+                INGESTED.labels("failed").inc()
                 continue
             row.state, row.error, row.processed_at = InboundState.DONE, None, utcnow()
+            INGESTED.labels("done").inc()
         for channel_id, at in latest_inbound.items():
             await s.execute(
                 update(Channel)
