@@ -403,3 +403,21 @@ async def test_adapter_sends_media_by_url_and_maps_errors(
         assert (await client.get_me(config, http))["is_bot"] is True
         await client.delete_webhook(config, http)
         assert (await client.get_webhook_info(config, http))["url"] == ""
+
+
+async def test_set_webhook_command_for_real_bots(
+    server: Server, owner: Owner, api: httpx.AsyncClient, capsys: Any
+) -> None:
+    from tidings.channels.telegram.__main__ import run
+
+    channel = await make_channel(api, server)
+    base = ["--bot-token", TOKEN, "--secret-token", SECRET, "--api-base-url"]
+    base.append(f"{server.url}/sandbox/telegram")
+    assert await run(["delete-webhook", *base]) == 0
+    assert orjson.loads(capsys.readouterr().out)["url"] == ""
+    url = f"{server.url}/webhooks/telegram/{channel['id']}"
+    assert await run(["set-webhook", *base, "--url", url]) == 0
+    assert orjson.loads(capsys.readouterr().out)["url"] == url
+    wrong = ["--bot-token", "1:wrong", *base[2:]]
+    assert await run(["info", *wrong]) == 1
+    assert "Unauthorized" in capsys.readouterr().err
