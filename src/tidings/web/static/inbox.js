@@ -238,7 +238,11 @@
     renderMessages();
     renderPresence();
     await loadContext();
-    if (c.unread_count) api("/ui/conversations/" + id + "/read", { method: "POST" }).catch(() => {});
+    if (c.unread_count) {
+      const row = S.convs.get(id);
+      if (row) { row.unread_count = 0; renderList(); }
+      api("/ui/conversations/" + id + "/read", { method: "POST" }).catch(() => {});
+    }
     announce(id, "viewing");
   }
 

@@ -6,7 +6,7 @@
   const main = document.getElementById("settings-main");
   let notice = null;
 
-  const field = (label, input, help) => [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null];
+  const field = (label, input, help) => [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null].filter(Boolean);
   const errorBox = () => el("p", { class: "error", role: "alert" });
   const agentsById = async () => new Map((await api("/admin/agents")).map((a) => [a.id, a]));
 
