@@ -433,3 +433,52 @@ async def test_rbm_and_api_identities_meet_on_one_contact_by_phone(
         ("api", "visitor-9"),
         ("rbm", PHONE),
     ]
+
+
+async def test_demo_channels_work_from_the_customer_phone(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """The sandbox's demo Telegram and RBM channels carry messages both ways from /sandbox/phone."""
+    from tidings.simulators.sandbox import create_demo_channels
+
+    made = await create_demo_channels(server.runtime, owner.workspace_id, owner.agent_id)
+    ours = {c["kind"]: c["id"] for c in made if c["kind"] in ("telegram", "rbm")}
+    assert set(ours) == {"telegram", "rbm"}
+    users = {"telegram": "5550001", "rbm": "+442071838750"}
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox", timeout=20) as phone:
+        listed = [c["id"] for c in (await phone.get("/phone/channels")).json()]
+        assert set(ours.values()) <= set(listed)
+        for kind, channel_id in ours.items():
+            sent = await phone.post(
+                "/phone/send",
+                json={"channel_id": channel_id, "user": users[kind], "text": f"hi from {kind}"},
+            )
+            assert sent.status_code == 200, sent.text
+
+        async def two_conversations() -> list[dict[str, Any]] | None:
+            got = await conversations(api)
+            return got if len(got) == 2 else None
+
+        convs = await eventually(two_conversations)
+        for conv in convs:
+            reply = await api.post(
+                f"/api/v1/conversations/{conv['id']}/messages", json={"text": "ok"}
+            )
+            assert reply.status_code == 201, reply.text
+
+        async def both_threads() -> dict[str, list[tuple[str, str]]] | None:
+            seen = {}
+            for kind, channel_id in ours.items():
+                thread = (
+                    await phone.get(
+                        "/phone/thread", params={"channel_id": channel_id, "user": users[kind]}
+                    )
+                ).json()
+                seen[kind] = [(m["direction"], m["text"]) for m in thread]
+            return seen if all(len(t) == 2 for t in seen.values()) else None
+
+        seen = await eventually(both_threads)
+    assert seen == {
+        "telegram": [("in", "hi from telegram"), ("out", "ok")],
+        "rbm": [("in", "hi from rbm"), ("out", "ok")],
+    }
