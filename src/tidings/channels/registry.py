@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
+from tidings.channels.instagram import InstagramAdapter
 from tidings.channels.gbm import GbmAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
@@ -22,6 +23,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         WhatsAppAdapter(),
         TwilioAdapter(),
         MessengerAdapter(),
+        InstagramAdapter(),
         WeChatAdapter(),
         VonageAdapter(),
         SmppAdapter(),

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
+from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.gbm import GbmBinding, GbmSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
@@ -148,6 +149,7 @@ class Sandbox:
         self.api = ApiClientSimulator()
         self.twilio = TwilioSimulator()
         self.messenger = MessengerSimulator(cdn_base_url=f"{base}/messenger")
+        self.instagram = InstagramSimulator(cdn_base_url=f"{base}/instagram")
         self.wechat = WeChatSimulator(f"{base}/wechat")
         self.vonage = VonageSimulator()
         self.smpp = SmscSimulator(sandbox_port(), fallback_to_free_port=True)
@@ -159,6 +161,7 @@ class Sandbox:
             ApiBinding(f"{base}/api", self.api),
             TwilioBinding(f"{base}/twilio", self.twilio),
             MessengerBinding(f"{base}/messenger", self.messenger),
+            InstagramBinding(f"{base}/instagram", self.instagram),
             WeChatBinding(f"{base}/wechat", self.wechat),
             VonageBinding(f"{base}/vonage", self.vonage),
             SmppBinding(self.smpp),
@@ -177,6 +180,7 @@ class Sandbox:
                 Mount("/api", self.api.app),
                 Mount("/twilio", self.twilio.app),
                 Mount("/messenger", self.messenger.app),
+                Mount("/instagram", self.instagram.app),
                 Mount("/wechat", self.wechat.app),
                 Mount("/vonage", self.vonage.app),
                 Mount("/smpp", self.smpp.app),
@@ -214,6 +218,7 @@ class Sandbox:
         await self.api.aclose()
         await self.twilio.aclose()
         await self.messenger.aclose()
+        await self.instagram.aclose()
         await self.wechat.aclose()
         await self.vonage.aclose()
         await self.smpp.aclose()
@@ -350,6 +355,23 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": fb.id, "kind": fb.kind, "name": fb.name})
+    ig = await create_channel(
+        rt,
+        who,
+        "instagram",
+        "Instagram (sandbox)",
+        {
+            "flavour": "instagram_login",
+            "instagram_account_id": "17841400000000001",
+            "access_token": secrets.token_urlsafe(24),
+            "app_secret": secrets.token_hex(16),
+            "verify_token": secrets.token_urlsafe(12),
+            "human_agent": True,
+            "api_base_url": f"{base}/instagram",
+        },
+        None,
+    )
+    made.append({"id": ig.id, "kind": ig.kind, "name": ig.name})
     wechat = await create_channel(
         rt,
         who,

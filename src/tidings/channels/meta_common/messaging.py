@@ -261,16 +261,16 @@ def _message(
         extra["referral"] = referral
     if echo and (app_id := _str(message, "app_id")):
         extra["app_id"] = app_id
+    if text is None and shares:
+        # A story mention, shared post or reel says nothing itself: name what it is.
+        text = ", ".join(s["type"].replace("_", " ") for s in shares)
     if message.get("is_unsupported") is True:
         kind = MessageKind.UNSUPPORTED
         extra["type"] = "unsupported"
-    elif refs:
+    elif refs or shares:
         kind = MessageKind.MEDIA
     elif text is not None:
         kind = MessageKind.TEXT
-    elif shares:
-        kind = MessageKind.MEDIA
-        text = ", ".join(s["type"].replace("_", " ") for s in shares)
     else:
         kind = MessageKind.UNSUPPORTED
         extra["type"] = "unknown"

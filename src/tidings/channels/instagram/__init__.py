@@ -1,0 +1,107 @@
+"""Instagram messaging channel (kind `instagram`), both API flavours (see `config`).
+
+Webhook object `instagram`; fields: messages (echoes included), message_reactions,
+messaging_seen, messaging_postbacks, messaging_referral. Protocol facts:
+shared/protocols/meta.md §0 and §C.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from tidings.channels import meta_common
+from tidings.channels.base import (
+    Capabilities,
+    OutboundMessage,
+    Permanent,
+    RawEvent,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.channels.instagram.config import InstagramConfig
+from tidings.channels.instagram.errors import outcome_for
+from tidings.channels.meta_common import messaging, send
+from tidings.domain.events import CanonicalEvent
+
+__all__ = ["InstagramAdapter", "InstagramConfig"]
+
+_MB = 1024 * 1024
+# Outbound formats (digest §C4): images png/jpeg ≤8 MB; audio, video and pdf ≤25 MB.
+_MEDIA_TYPES = {
+    "image/png": 8 * _MB,
+    "image/jpeg": 8 * _MB,
+    "audio/aac": 25 * _MB,
+    "audio/mp4": 25 * _MB,
+    "audio/x-m4a": 25 * _MB,
+    "audio/wav": 25 * _MB,
+    "video/mp4": 25 * _MB,
+    "video/ogg": 25 * _MB,
+    "video/quicktime": 25 * _MB,
+    "video/webm": 25 * _MB,
+    "video/x-msvideo": 25 * _MB,
+    "application/pdf": 25 * _MB,
+}
+
+
+class InstagramAdapter:
+    kind: ClassVar[str] = "instagram"
+    label: ClassVar[str] = "Instagram"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        # UTF-8 text of at most 1000 bytes (digest §C3).
+        text_max_length=1000,
+        text_max_bytes=1000,
+        service_window_hours=24,
+        human_agent_hours=7 * 24,
+        # No delivery receipts on Instagram, only "seen" (digest §C2).
+        receipts=("sent", "read"),
+        media_types=_MEDIA_TYPES,
+        # Instagram Login: 100 Send API calls/s per account (digest §C6).
+        rate_per_second=100.0,
+        burst=100,
+        max_webhook_bytes=3 * _MB,
+    )
+    config_model: ClassVar[type[BaseModel]] = InstagramConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"access_token", "app_secret", "instagram_app_secret", "verify_token"}
+    )
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return meta_common.handshake(_config(config).verify_token, request, self.label)
+
+    def verify(self, config: Any, request: WebhookRequest) -> None:
+        c = _config(config)
+        secrets = [c.app_secret] + ([c.instagram_app_secret] if c.instagram_app_secret else [])
+        meta_common.verify_signature(secrets, request, self.label)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return messaging.split(
+            request.body, messaging.INSTAGRAM, _config(config).instagram_account_id
+        )
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return messaging.parse(payload, messaging.INSTAGRAM)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(status=200, body=b"EVENT_RECEIVED")
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        c = _config(config)
+        body = send.build_body(message)
+        if isinstance(body, Permanent):
+            return body
+        url = f"{c.base_url}/{c.api_version}/{c.send_node}/messages"
+        return await send.post(
+            url, c.access_token, body, http, self.label, outcome_for, message.message_id
+        )
+
+
+def _config(config: Any) -> InstagramConfig:
+    if isinstance(config, InstagramConfig):
+        return config
+    return InstagramConfig.model_validate(config)

@@ -1,0 +1,19 @@
+"""Instagram uses the Messenger Platform's Graph errors (digest §C3), plus a window subcode
+seen in client code (10 / 2534022, unconfirmed in Meta's docs)."""
+
+from __future__ import annotations
+
+from tidings.channels.base import Permanent, Retriable
+from tidings.channels.messenger.errors import outcome_for as messenger_outcome
+from tidings.channels.meta_common import GraphError
+
+WINDOW_CLOSED = (
+    "The 24-hour Instagram window has closed: the customer has not written in the last 24 "
+    "hours. A person may still reply for up to 7 days if the Human Agent feature is enabled."
+)
+
+
+def outcome_for(error: GraphError) -> Retriable | Permanent:
+    if error.code == 10 and error.subcode in (2018278, 2534022):
+        return Permanent(WINDOW_CLOSED, code="10")
+    return messenger_outcome(error, label="Instagram")

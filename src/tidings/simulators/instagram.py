@@ -1,0 +1,25 @@
+"""The Instagram simulator (sandbox `/sandbox/instagram`): one simulator for both API
+flavours, built on the shared Messenger-platform simulator (see `meta_messaging`). Accounts
+are keyed by the Instagram account id (webhook `entry.id`); a facebook_login channel also
+registers its Page id, which its sends are addressed to."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import httpx
+
+from tidings.simulators.meta_messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
+
+__all__ = ["InstagramBinding", "InstagramSimulator"]
+
+
+class InstagramSimulator(MessagingSimulator):
+    def __init__(self, *, http: httpx.AsyncClient | None = None, cdn_base_url: str = "") -> None:
+        super().__init__(INSTAGRAM, http=http, cdn_base_url=cdn_base_url)
+
+
+class InstagramBinding(MessagingBinding):
+    kind: ClassVar[str] = "instagram"
+    account_field: ClassVar[str] = "instagram_account_id"
+    token_field: ClassVar[str] = "access_token"  # noqa: S105 (a field name)
