@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,16 @@ async def new_page(ctx: BrowserContext) -> tuple[Page, Watched]:
     return page, seen
 
 
+SCREENS = os.environ.get("TIDINGS_SCREENSHOTS")
+
+
+async def screenshot(page: Page, name: str) -> None:
+    """README screenshots: written to docs/screens only when TIDINGS_SCREENSHOTS=1, so a
+    normal test run leaves the work tree clean (the page is still rendered and captured)."""
+    data = await page.screenshot(path=f"docs/screens/{name}.png" if SCREENS else None)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 async def sign_in(page: Page, server: Server, email: str, password: str = PASSWORD) -> None:
     await page.goto(f"{server.url}/login")
     await page.fill("input[name=email]", email)
@@ -132,6 +143,42 @@ async def wait_conversations(api: httpx.AsyncClient, count: int) -> list[dict[st
     return result
 
 
+async def whatsapp_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "WhatsApp",
+            "config": {
+                "phone_number_id": "100000000000077",
+                "display_phone_number": "15550007777",
+                "access_token": "wa-access-token-for-tests",
+                "app_secret": "wa-app-secret-for-tests",
+                "verify_token": "wa-verify-token",
+                "api_base_url": f"{server.url}/sandbox/whatsapp",
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    channel: dict[str, Any] = resp.json()
+    return channel
+
+
+async def whatsapp_says(server: Server, wa_id: str, name: str, text: str, hours_ago: float) -> None:
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+        resp = await sim.post(
+            "/_sim/inbound",
+            json={
+                "phone_number_id": "100000000000077",
+                "from": wa_id,
+                "name": name,
+                "text": text,
+                "timestamp": int(time.time() - hours_ago * 3600),
+            },
+        )
+    assert resp.status_code == 200, resp.text
+
+
 __all__ = [
     "Owner",
     "Watched",
@@ -140,4 +187,6 @@ __all__ = [
     "new_page",
     "sign_in",
     "wait_conversations",
+    "whatsapp_channel",
+    "whatsapp_says",
 ]

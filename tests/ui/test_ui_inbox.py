@@ -3,14 +3,19 @@ notes with @mentions, keyboard triage, search, and the composer's channel picker
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import httpx
 from playwright.async_api import BrowserContext, expect
 
 from tests.conftest import Owner, Server
-from tests.ui.helpers import api_channel, customer_says, new_page, sign_in, wait_conversations
+from tests.ui.helpers import (
+    api_channel,
+    customer_says,
+    new_page,
+    sign_in,
+    wait_conversations,
+    whatsapp_channel,
+    whatsapp_says,
+)
 
 
 async def test_sign_in_live_conversation_reply_and_ticks(
@@ -58,7 +63,6 @@ async def test_sign_in_live_conversation_reply_and_ticks(
     await customer_says(server, "live", "cust-1", "Thanks!")
     await expect(page.locator("#messages .msg.in")).to_have_count(3)
     assert seen.page_errors == [] and seen.console_errors == [] and seen.csp_violations == []
-    await page.screenshot(path="docs/screens/inbox.png")
 
 
 async def test_note_with_mention_and_keyboard_triage(
@@ -147,42 +151,6 @@ async def test_note_with_mention_and_keyboard_triage(
     await page.keyboard.type("parcel")
     await expect(page.locator("#search-results .hit .snippet")).to_have_text(["My parcel is late"])
     assert seen.page_errors == [] and seen.console_errors == []
-
-
-async def whatsapp_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": "100000000000077",
-                "display_phone_number": "15550007777",
-                "access_token": "wa-access-token-for-tests",
-                "app_secret": "wa-app-secret-for-tests",
-                "verify_token": "wa-verify-token",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    return channel
-
-
-async def whatsapp_says(server: Server, wa_id: str, name: str, text: str, hours_ago: float) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
-        resp = await sim.post(
-            "/_sim/inbound",
-            json={
-                "phone_number_id": "100000000000077",
-                "from": wa_id,
-                "name": name,
-                "text": text,
-                "timestamp": int(time.time() - hours_ago * 3600),
-            },
-        )
-    assert resp.status_code == 200, resp.text
 
 
 async def test_window_countdown_and_channel_picker(

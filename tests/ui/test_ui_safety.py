@@ -8,8 +8,15 @@ import httpx
 from playwright.async_api import BrowserContext, expect
 
 from tests.conftest import Owner, Server
-from tests.ui.helpers import api_channel, customer_says, new_page, sign_in, wait_conversations
-from tests.ui.test_ui_inbox import whatsapp_channel, whatsapp_says
+from tests.ui.helpers import (
+    api_channel,
+    customer_says,
+    new_page,
+    sign_in,
+    wait_conversations,
+    whatsapp_channel,
+    whatsapp_says,
+)
 
 CORPUS = [
     "<script>alert('xss-1')</script>",

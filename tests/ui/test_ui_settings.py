@@ -8,7 +8,14 @@ import httpx
 from playwright.async_api import BrowserContext, expect
 
 from tests.conftest import Owner, Server, eventually
-from tests.ui.helpers import api_channel, customer_says, new_page, sign_in, wait_conversations
+from tests.ui.helpers import (
+    api_channel,
+    customer_says,
+    new_page,
+    screenshot,
+    sign_in,
+    wait_conversations,
+)
 
 
 async def test_settings_pages(
@@ -36,7 +43,7 @@ async def test_settings_pages(
     )
     await expect(page.locator("#setup-verify")).to_have_text("verify-me-please")
     assert channel["config"]["access_token"] == "••••"
-    await page.screenshot(path="docs/screens/settings-channels.png")
+    await screenshot(page, "settings-channels")
 
     # Agents: add one, then make them a member of the Support inbox.
     await page.click("nav.side a[href='#agents']")
@@ -140,11 +147,11 @@ async def test_screens_for_the_readme(
     await expect(page.locator("#messages .msg.out .tick")).to_have_attribute(
         "data-status", "read", timeout=10_000
     )
-    await page.screenshot(path="docs/screens/inbox-thread.png")
+    await screenshot(page, "inbox-thread")
     await page.emulate_media(color_scheme="dark")
-    await page.screenshot(path="docs/screens/inbox-dark.png")
+    await screenshot(page, "inbox-dark")
     await page.keyboard.press("?")
-    await page.screenshot(path="docs/screens/shortcuts.png")
+    await screenshot(page, "shortcuts")
 
     phone, _ = await new_page(context)
     await phone.set_viewport_size({"width": 480, "height": 800})
@@ -153,4 +160,4 @@ async def test_screens_for_the_readme(
     await phone.fill("#user", "c-1")
     await phone.dispatch_event("#user", "change")
     await expect(phone.locator("#thread .msg")).to_have_count(3)
-    await phone.screenshot(path="docs/screens/phone.png")
+    await screenshot(phone, "phone")
