@@ -4,7 +4,7 @@ notes with @mentions, keyboard triage, search, and the composer's channel picker
 from __future__ import annotations
 
 import httpx
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import Owner, Server
 from tests.ui.helpers import (
@@ -215,3 +215,70 @@ async def test_canned_reply_by_shortcut(
     await expect(page.locator("#c-text")).to_have_value("Thank you for waiting!")
     await page.keyboard.press("Control+Enter")
     await expect(page.locator("#messages .msg.out .body")).to_have_text(["Thank you for waiting!"])
+
+
+async def test_presence_and_the_warning_before_a_double_reply(
+    server: Server, owner: Owner, api: httpx.AsyncClient, browser: Browser
+) -> None:
+    await api_channel(api, server, "duo")
+    bo = await api.post(
+        "/api/v1/admin/agents",
+        json={
+            "email": "bo@example.com",
+            "name": "Bo Berg",
+            "role": "agent",
+            "password": "bo-password-1",
+        },
+    )
+    await api.put(
+        f"/api/v1/admin/inboxes/{owner.inbox_id}/members",
+        json={"agent_ids": [owner.agent_id, bo.json()["id"]]},
+    )
+    await customer_says(server, "duo", "c-7", "Where is my refund?", name="Gus")
+    conv = (await wait_conversations(api, 1))[0]
+    url = f"{server.url}/inbox#c/{conv['id']}"
+
+    mine = await browser.new_context(viewport={"width": 1280, "height": 800})
+    theirs = await browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        me, _ = await new_page(mine)
+        await sign_in(me, server, "owner@example.com")
+        await me.goto(url)
+        await expect(me.locator("#t-name")).to_have_text("Gus")
+        bo_page, _ = await new_page(theirs)
+        await sign_in(bo_page, server, "bo@example.com", "bo-password-1")
+        await bo_page.goto(url)
+        await expect(bo_page.locator("#t-name")).to_have_text("Gus")
+        # Each sees the other.
+        await expect(me.locator("#presence")).to_have_text("Bo Berg is viewing")
+        await expect(bo_page.locator("#presence")).to_have_text("owner is viewing")
+
+        # I start a reply; Bo starts typing (replying) and sends first.
+        await me.fill("#c-text", "Your refund went out today.")
+        await bo_page.click("#c-text")
+        await bo_page.keyboard.type("Refund is on its way!")
+        await expect(me.locator("#presence")).to_have_text("Bo Berg is replying")
+        await bo_page.keyboard.press("Control+Enter")
+        await expect(me.locator("#messages .msg.out")).to_have_count(1)
+
+        # My Send is held back once with a warning; the second press sends.
+        await me.click("#c-send")
+        await expect(me.locator("#c-warning")).to_contain_text(
+            "Bo Berg replied while you were writing"
+        )
+        msgs = (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()["data"]
+        assert [m["body"] for m in msgs if m["direction"] == "out"] == ["Refund is on its way!"]
+        await me.click("#c-send")
+        await expect(me.locator("#messages .msg.out")).to_have_count(2)
+        await expect(me.locator("#c-warning")).to_be_hidden()
+        msgs = (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()["data"]
+        assert [m["body"] for m in msgs if m["direction"] == "out"] == [
+            "Refund is on its way!",
+            "Your refund went out today.",
+        ]
+        # Bo leaves: the presence line goes away.
+        await bo_page.goto(f"{server.url}/inbox")
+        await expect(me.locator("#presence")).to_be_hidden()
+    finally:
+        await mine.close()
+        await theirs.close()

@@ -476,17 +476,26 @@
     const now = Date.now();
     if (lastAnnounce.id === id && lastAnnounce.state === state && now - lastAnnounce.at < 10000) return;
     lastAnnounce = { id, state, at: now };
-    api("/ui/conversations/" + id + "/presence", { method: "POST", json: { state } }).catch(() => {});
+    // keepalive: "left" is often said while the page unloads.
+    api("/ui/conversations/" + id + "/presence", { method: "POST", json: { state }, keepalive: state === "left" }).catch(() => {});
   }
   setInterval(() => { if (S.current && !document.hidden) { lastAnnounce.at = 0; announce(S.current, S.typingSince ? "replying" : "viewing"); } }, 15000);
 
   function onPresence(p) {
     if (p.agent_id === S.boot.me.id) return;
     const per = S.presence.get(p.conversation_id) || new Map();
+    const known = per.has(p.agent_id);
+    // Expiry counts from when it was said (a replayed old event is already stale).
+    const until = (Date.parse(p.at) || Date.now()) + (p.ttl || 30) * 1000;
     if (p.state === "left") per.delete(p.agent_id);
-    else per.set(p.agent_id, { name: p.agent_name, state: p.state, until: Date.now() + (p.ttl || 30) * 1000 });
+    else per.set(p.agent_id, { name: p.agent_name, state: p.state, until });
     S.presence.set(p.conversation_id, per);
     renderPresence();
+    // Someone new arrived where I am: say I am here too, so they need not wait for my next beat.
+    if (!known && p.state !== "left" && p.conversation_id === S.current && until > Date.now()) {
+      lastAnnounce.at = 0;
+      announce(S.current, S.typingSince ? "replying" : "viewing");
+    }
   }
 
   function renderPresence() {
@@ -617,7 +626,7 @@
       const m = /^#c\/(\d+)$/.exec(location.hash);
       if (m && Number(m[1]) !== S.current) openConversation(Number(m[1]));
     });
-    window.addEventListener("beforeunload", () => { if (S.current) navigator.sendBeacon && announce(S.current, "left"); });
+    window.addEventListener("pagehide", () => { if (S.current) { lastAnnounce.id = null; announce(S.current, "left"); } });
     setInterval(renderList, 60000); // refresh "x min ago" and window countdowns
   }
 
