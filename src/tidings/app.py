@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings.api.admin import router as admin_router
+from tidings.api.meta import router as meta_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.health import mount_health
@@ -115,6 +116,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api_router)
+    app.include_router(meta_router)
     mount_health(app)
     app.include_router(sms_router)
     app.include_router(ui_router)
