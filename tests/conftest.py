@@ -12,6 +12,8 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from tidings.actions.admin import bootstrap
 from tidings.app import create_app
 from tidings.config import Settings, load_settings
 from tidings.runtime import Runtime
+from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.storage.db import migrate
 
 PG_URL = os.environ.get("TIDINGS_TEST_DATABASE_URL", "")
@@ -225,5 +228,62 @@ async def receiver() -> AsyncIterator[Receiver]:
     try:
         yield rec
     finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+# --- real `tidings` processes and a standalone WhatsApp simulator (crash and scale tests) ---
+
+TIDINGS = str(Path(sys.executable).parent / "tidings")
+
+
+def tidings_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": database_url,
+        "TIDINGS_DATA_DIR": str(data_dir),
+        "TIDINGS_PORT": str(port),
+        "TIDINGS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TIDINGS_SANDBOX": "0",
+        "TIDINGS_SECRET_KEY": "crash-test-secret-key-" + "y" * 30,
+        "TIDINGS_LOG_LEVEL": "warning",
+    }
+
+
+async def start_tidings(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [TIDINGS, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = env["TIDINGS_PUBLIC_URL"]
+
+    async def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"tidings serve exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"{url}/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await eventually(up, timeout=30, interval=0.1)
+    return proc
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[tuple[WhatsAppSimulator, str]]:
+    sim = WhatsAppSimulator()
+    port = free_port()
+    server = _Uvicorn(
+        uvicorn.Config(sim.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield sim, f"http://127.0.0.1:{port}"
+    finally:
+        await sim.aclose()
         server.should_exit = True
         await asyncio.wait_for(task, 10)

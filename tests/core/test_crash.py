@@ -6,78 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import _Uvicorn, eventually, free_port
+from tests.conftest import TIDINGS, eventually, free_port, start_tidings, tidings_env
 from tidings.simulators.whatsapp import WhatsAppSimulator
 
 pytestmark = pytest.mark.slow
 PNID = "100000000000777"
 SECRET = "crash-test-app-secret"
-TIDINGS = str(Path(sys.executable).parent / "tidings")
-
-
-def tidings_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TIDINGS_DATABASE_URL": database_url,
-        "TIDINGS_DATA_DIR": str(data_dir),
-        "TIDINGS_PORT": str(port),
-        "TIDINGS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TIDINGS_SANDBOX": "0",
-        "TIDINGS_SECRET_KEY": "crash-test-secret-key-" + "y" * 30,
-        "TIDINGS_LOG_LEVEL": "warning",
-    }
-
-
-async def start_tidings(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [TIDINGS, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = env["TIDINGS_PUBLIC_URL"]
-
-    async def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"tidings serve exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(f"{url}/healthz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await eventually(up, timeout=30, interval=0.1)
-    return proc
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[tuple[WhatsAppSimulator, str]]:
-    sim = WhatsAppSimulator()
-    port = free_port()
-    server = _Uvicorn(
-        uvicorn.Config(sim.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield sim, f"http://127.0.0.1:{port}"
-    finally:
-        await sim.aclose()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def test_kill_9_under_load_loses_and_doubles_nothing(

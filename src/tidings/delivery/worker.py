@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 CONCURRENCY = 32
-LEASE_SECONDS = 60
+# How long a claim is held before another worker may take the delivery over (a crashed
+# worker's sends resume after this). Configurable for operations and tests.
+LEASE_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_LEASE_SECONDS", "60"))
 MAX_ATTEMPTS = 10
 IDLE_POLL_SECONDS = 0.5
 
@@ -164,12 +166,13 @@ async def run(rt: Runtime) -> None:
     slots = asyncio.Semaphore(CONCURRENCY)
     in_flight: set[asyncio.Task[object]] = set()
     await recover_expired_leases(rt)
-    loops = 0
+    next_recovery = time.monotonic() + LEASE_SECONDS / 2
     while True:
-        loops += 1
         try:
-            if loops % 120 == 0:
-                await recover_expired_leases(rt)
+            if time.monotonic() >= next_recovery:
+                next_recovery = time.monotonic() + LEASE_SECONDS / 2
+                if await recover_expired_leases(rt):
+                    continue
             ids = await claim(rt, me)
         except asyncio.CancelledError:
             raise
