@@ -247,3 +247,38 @@ async def test_bad_signatures_are_rejected_and_nothing_stored(
         ok = await client.post(url, data=good)
     assert ok.status_code == 204
     assert await count(server, InboundEvent) == 1
+
+
+async def test_stop_blocks_replies_until_start(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await make_channel(api, server)
+    await customer_writes(server, "hi")
+    conv = await only_conversation(api)
+    await customer_writes(server, " stop ")
+
+    async def stop_stored() -> bool:
+        # The keyword is applied in the same transaction that stores the message.
+        return any(m["body"] == " stop " for m in await messages(api, conv["id"]))
+
+    await eventually(stop_stored)
+    resp = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "?"})
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "opted_out"
+    await customer_writes(server, "START")
+
+    async def allowed() -> bool:
+        resp = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "ok"})
+        return resp.status_code == 201
+
+    assert await eventually(allowed)
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/vonage") as sim:
+
+        async def sent_ok() -> list[str] | None:
+            rows = (await sim.get("/_sim/sent", params={"api_key": API_KEY})).json()
+            texts = [r["text"] for r in rows]
+            return texts if "ok" in texts else None
+
+        texts = await eventually(sent_ok)
+    # The reply written while opted out never reached Vonage.
+    assert "?" not in texts

@@ -1,9 +1,8 @@
-"""GSM 03.38 default alphabet: text to unpacked septets and back, and splitting into
-parts that never cut an escape pair or a surrogate pair.
+"""GSM 03.38 default alphabet as octets: text to unpacked septets and back.
 
-The policy layer (`tidings.policy.sms`) owns segment *counting* for the composer; this module is
-the wire encoding that an SMSC expects (`data_coding` 0, one septet per octet, unpacked — the
-way SMPP carries GSM text, unlike the packed septets of the air interface).
+The policy layer (`tidings.policy.sms`) decides the encoding and cuts the parts; this module is
+the wire encoding an SMSC expects for `data_coding` 0 (one septet per octet, unpacked — the way
+SMPP carries GSM text, unlike the packed septets of the air interface).
 """
 
 from __future__ import annotations
@@ -65,44 +64,3 @@ def decode(data: bytes) -> str:
         out.append(_BASIC[b] if b != ESC else " ")
         i += 1
     return "".join(out)
-
-
-def split_gsm7(text: str, single: int = 160, part: int = 153) -> list[bytes]:
-    """Encode and cut into parts of at most `part` septets (one part if it fits `single`);
-    an ESC pair moves whole to the next part (digest D2)."""
-    data = encode(text)
-    if len(data) <= single:
-        return [data]
-    parts: list[bytes] = []
-    start = 0
-    while start < len(data):
-        end = min(start + part, len(data))
-        # Never end a part on the ESC of a pair: count escapes from the start of this part.
-        i = start
-        while i < end:
-            i += 2 if data[i] == ESC else 1
-        if i > end:
-            end -= 1
-        parts.append(data[start:end])
-        start = end
-    return parts
-
-
-def split_ucs2(text: str, single: int = 70, part: int = 67) -> list[bytes]:
-    """UTF-16-BE, cut into parts of at most `part` code units (one part if it fits `single`);
-    a surrogate pair (emoji) is never split (digest D2)."""
-    data = text.encode("utf-16-be")
-    units = len(data) // 2
-    if units <= single:
-        return [data]
-    parts: list[bytes] = []
-    start = 0
-    while start < units:
-        end = min(start + part, units)
-        if end < units:
-            last = int.from_bytes(data[2 * (end - 1) : 2 * end], "big")
-            if 0xD800 <= last <= 0xDBFF:  # a high surrogate: keep it with its low half
-                end -= 1
-        parts.append(data[2 * start : 2 * end])
-        start = end
-    return parts

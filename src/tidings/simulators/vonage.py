@@ -41,6 +41,7 @@ from starlette.routing import Route
 
 from tidings.channels.vonage import signature
 from tidings.domain import gsm7
+from tidings.policy import sms
 
 if TYPE_CHECKING:
     from tidings.runtime import ChannelInfo
@@ -71,9 +72,7 @@ def _digits(value: str) -> str:
 
 def _segments(text: str) -> list[str]:
     """The text as Vonage cuts it into SMS parts (153 GSM septets / 67 UCS-2 units)."""
-    if gsm7.is_gsm7(text):
-        return [gsm7.decode(p) for p in gsm7.split_gsm7(text)]
-    return [p.decode("utf-16-be") for p in gsm7.split_ucs2(text)]
+    return [p.text for p in sms.analyse(text).parts] or [""]
 
 
 def _error(status: str, text: str) -> dict[str, Any]:
@@ -312,8 +311,6 @@ class VonageSimulator:
             # What a handset shows when Unicode is sent as type=text: the characters are lost.
             shown = "".join(ch if gsm7.is_gsm7(ch) else "?" for ch in text)
         parts = _segments(shown if kind == "text" else text)
-        if kind == "unicode" and gsm7.is_gsm7(text):
-            parts = [p.decode("utf-16-be") for p in gsm7.split_ucs2(text)]
         ids = [secrets.token_hex(8).upper() for _ in parts]
         record = {
             "to": to,

@@ -54,6 +54,8 @@ class SmppAdapter:
         # Up to 255 parts are possible (digest D2); the policy layer caps segments further.
         text_max_length=153 * 10,
         receipts=("sent", "delivered"),
+        # Segment/encoding policy and STOP/START/HELP keywords apply.
+        sms=True,
         # SMSC accounts are typically provisioned at tens of messages per second [U]; a
         # throttled submit (ESME_RTHROTTLED) is retried after a second.
         rate_per_second=20.0,

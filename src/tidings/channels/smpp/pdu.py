@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from tidings.domain import gsm7
+from tidings.policy import sms
 
 HEADER = struct.Struct(">IIII")
 RESPONSE = 0x80000000
@@ -349,11 +350,13 @@ def read_message_id(body: bytes) -> str:
 
 
 def encode_parts(text: str) -> tuple[int, list[bytes]]:
-    """data_coding and the encoded parts: GSM-7 when every character allows it, else UCS-2;
-    one part up to 160 septets / 70 units, else parts of 153 / 67 (digest D2)."""
-    if gsm7.is_gsm7(text):
-        return DC_DEFAULT, gsm7.split_gsm7(text)
-    return DC_UCS2, gsm7.split_ucs2(text)
+    """data_coding and the encoded parts, cut as the policy layer counts them
+    (`tidings.policy.sms.analyse`: GSM-7 when every character allows it, else UCS-2; 160/70
+    alone, 153/67 per part, grapheme clusters and escape pairs never split — digest D2)."""
+    result = sms.analyse(text)
+    if result.encoding == "GSM-7":
+        return DC_DEFAULT, [gsm7.encode(part.text) for part in result.parts]
+    return DC_UCS2, [part.text.encode("utf-16-be") for part in result.parts]
 
 
 def concat_udh(ref: int, total: int, seq: int) -> bytes:

@@ -35,6 +35,8 @@ class VonageAdapter:
         # policy layer counts segments.
         text_max_length=918,
         receipts=("sent", "delivered"),
+        # Segment/encoding policy and STOP/START/HELP keywords apply.
+        sms=True,
         # Vonage's default SMS API throughput is 30 requests/s per API key [U].
         rate_per_second=30.0,
         burst=30,
