@@ -30,7 +30,14 @@ from tidings.channels.whatsapp import WhatsAppAdapter, WhatsAppConfig
 from tidings.channels.whatsapp.errors import failure_reason, outcome_for
 from tidings.domain.enums import MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
-from tidings.domain.events import Ignored, InboundMessage, StatusUpdate
+from tidings.domain.events import (
+    Ignored,
+    InboundMessage,
+    MessageDeleted,
+    MessageEdited,
+    StatusUpdate,
+    TemplateStatus,
+)
 from tidings.simulators.whatsapp import AccountIn, FailIn, InboundSpec, WhatsAppSimulator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "whatsapp"
@@ -544,17 +551,29 @@ def test_parse_unknown_status_is_ignored() -> None:
     assert isinstance(event, Ignored)
 
 
-def test_parse_value_errors_and_template_updates_are_ignored_with_reasons() -> None:
+def test_parse_value_errors_are_ignored_and_template_updates_parsed() -> None:
     error = parse_one("value_errors")
     assert isinstance(error, Ignored)
     assert "106540352242922" in error.reason
     assert "100 MB" in error.reason
     template = parse_one("template_status")
-    assert isinstance(template, Ignored)
-    assert (
-        template.reason
-        == "WhatsApp template 'abandoned_cart' [en] is now REJECTED (INVALID_FORMAT)."
+    assert template == TemplateStatus(
+        name="abandoned_cart",
+        language="en",
+        status="REJECTED",
+        provider_template_id="1689556908129835",
+        category="MARKETING",
+        reason="Variables are not properly formatted.",
     )
+
+
+def test_parse_revoke_and_edit_of_coexistence_numbers() -> None:
+    revoked = parse_one("revoke")
+    assert isinstance(revoked, MessageDeleted)
+    assert revoked.provider_message_id == "wamid.ORIGINAL1"
+    edited = parse_one("edit")
+    assert isinstance(edited, MessageEdited)
+    assert (edited.provider_message_id, edited.text) == ("wamid.ORIGINAL1", "Blue, please")
 
 
 # --- error mapping -----------------------------------------------------------------------------

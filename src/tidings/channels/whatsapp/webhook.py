@@ -24,8 +24,11 @@ from tidings.domain.events import (
     CanonicalEvent,
     Ignored,
     InboundMessage,
+    MessageDeleted,
+    MessageEdited,
     Sender,
     StatusUpdate,
+    TemplateStatus,
 )
 
 OBJECT = "whatsapp_business_account"
@@ -534,13 +537,29 @@ def _common_extra(message: dict[str, Any], extra: dict[str, Any]) -> None:
         extra["referral"] = referral
 
 
-def _parse_message(doc: dict[str, Any]) -> InboundMessage:
+def _parse_revision(message: dict[str, Any], mtype: str) -> CanonicalEvent:
+    """`revoke` / `edit` of an earlier message: only coexistence numbers get them (digest A2)."""
+    obj = _dict(message, mtype)
+    original = _str(obj, "original_message_id")
+    if not original:
+        raise PayloadError(f"The WhatsApp {mtype} names no original_message_id.")
+    when = _required_time(message, mtype)
+    if mtype == "revoke":
+        return MessageDeleted(provider_message_id=original, occurred_at=when)
+    edited = _dict(obj, "message")
+    return MessageEdited(provider_message_id=original, occurred_at=when, text=_content(edited).text)
+
+
+def _parse_message(doc: dict[str, Any]) -> CanonicalEvent:
     message = doc["message"]
     if not isinstance(message, dict):
         raise PayloadError("The WhatsApp message is not an object.")
     ident = _str(message, "id")
     if not ident:
         raise PayloadError("The WhatsApp message has no id.")
+    mtype = _str(message, "type")
+    if mtype in ("revoke", "edit"):
+        return _parse_revision(message, mtype)
     content = _content(message)
     _common_extra(message, content.extra)
     return InboundMessage(
@@ -556,10 +575,12 @@ def _parse_message(doc: dict[str, Any]) -> InboundMessage:
     )
 
 
-def _parse_echo(doc: dict[str, Any]) -> InboundMessage:
+def _parse_echo(doc: dict[str, Any]) -> CanonicalEvent:
     echo = doc["echo"]
     if not isinstance(echo, dict):
         raise PayloadError("The WhatsApp message echo is not an object.")
+    if _str(echo, "type") in ("revoke", "edit"):
+        return _parse_revision(echo, str(echo["type"]))
     ident = _str(echo, "id")
     to = _str(echo, "to") or _str(echo, "to_user_id")
     if not ident or not to:
@@ -637,16 +658,25 @@ def _parse_error(doc: dict[str, Any]) -> Ignored:
     return Ignored(f"WhatsApp reported an error for phone number id {number}: {reason}")
 
 
-def _parse_change(doc: dict[str, Any]) -> Ignored:
+def _parse_change(doc: dict[str, Any]) -> CanonicalEvent:
     field = doc.get("field")
     value = _dict(doc, "value")
     if field == "message_template_status_update":
-        name = _str(value, "message_template_name") or value.get("message_template_id")
-        lang = _str(value, "message_template_language")
-        event = _str(value, "event") or "?"
+        name = _str(value, "message_template_name")
+        event = _str(value, "event")
+        if not name or not event:
+            raise PayloadError("The WhatsApp template status names no template or event.")
+        template_id = value.get("message_template_id")
         reason = _str(value, "reason")
-        tail = f" ({reason})" if reason and reason != "NONE" else ""
-        return Ignored(f"WhatsApp template {name!r} [{lang}] is now {event}{tail}.")
+        rejection = _str(_dict(value, "rejection_info"), "reason")
+        return TemplateStatus(
+            name=name,
+            language=_str(value, "message_template_language"),
+            status=event,
+            provider_template_id=str(template_id) if _int(template_id) is not None else None,
+            category=_str(value, "message_template_category"),
+            reason=rejection or (reason if reason and reason != "NONE" else None),
+        )
     return Ignored(f"WhatsApp {field!r} webhooks have no effect in Tidings yet.")
 
 
