@@ -16,6 +16,7 @@ from tests.ui.helpers import (
     whatsapp_channel,
     whatsapp_says,
 )
+from tidings.storage.models import Contact, ContactIdentity
 
 
 async def test_sign_in_live_conversation_reply_and_ticks(
@@ -282,3 +283,105 @@ async def test_presence_and_the_warning_before_a_double_reply(
     finally:
         await mine.close()
         await theirs.close()
+
+
+async def test_contact_merge_and_undo(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "merge")
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+        await sim.post(
+            "/_sim/inbound",
+            json={
+                "account": "merge",
+                "from": "web-1",
+                "name": "Hana",
+                "phone": "+49 151 12345600",
+                "text": "hi",
+            },
+        )
+    conv = (await wait_conversations(api, 1))[0]
+    # A duplicate with the same E.164 number, as an import or an older channel would leave it.
+    async with server.runtime.db.write() as s:
+        dup = Contact(
+            workspace_id=owner.workspace_id,
+            name="Hana K.",
+            phone_e164="+4915112345600",
+            attributes={},
+        )
+        s.add(dup)
+        await s.flush()
+        s.add(
+            ContactIdentity(
+                workspace_id=owner.workspace_id,
+                contact_id=dup.id,
+                channel_kind="sms",
+                address="+4915112345600",
+            )
+        )
+        dup_id = dup.id
+
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+    dups = page.locator("#contact-pane .dups li")
+    await expect(dups).to_have_count(1)
+    await expect(dups).to_contain_text("Hana K.")
+    await expect(dups).to_contain_text("same phone number")
+    await dups.locator("button.merge").click()
+    await expect(page.locator("#contact-pane .idents li")).to_have_count(2)
+    await expect(page.locator("#contact-pane .dups li")).to_have_count(0)
+    contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+    assert sorted(i["address"] for i in contact["identities"]) == ["+4915112345600", "web-1"]
+
+    await page.click("#undo-merge")
+    await expect(page.locator("#contact-pane .idents li")).to_have_count(1)
+    await expect(page.locator("#contact-pane .dups li")).to_have_count(1)
+    contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+    assert [i["address"] for i in contact["identities"]] == ["web-1"]
+    restored = (await api.get(f"/api/v1/contacts/{dup_id}")).json()
+    assert [i["address"] for i in restored["identities"]] == ["+4915112345600"]
+    assert "merged_into" not in restored["attributes"]
+    assert seen.page_errors == []
+
+
+async def test_failed_reply_shows_the_reason_and_retry_sends_it(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    channel = await api_channel(api, server, "flaky")
+    await customer_says(server, "flaky", "c-3", "are you there?", name="Ivo")
+    conv = (await wait_conversations(api, 1))[0]
+    receive = f"{server.url}/webhooks/api/{channel['id']}"
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+        # The integrator rotates its secret without telling us: it refuses our signature (401).
+        await sim.put(
+            "/_sim/accounts/flaky",
+            json={"secret": "a-different-secret-0000", "tidings_webhook_url": receive},
+        )
+        page, seen = await new_page(context)
+        await sign_in(page, server, "owner@example.com")
+        await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+        await page.fill("#c-text", "Yes, how can I help?")
+        await page.click("#c-send")
+        failed = page.locator("#messages .msg.out.failed")
+        await expect(failed).to_have_count(1)
+        await expect(failed.locator(".reason")).to_have_text(
+            "The receiving system refused the message (401)."
+        )
+        await expect(failed.locator(".tick")).to_have_attribute("data-status", "failed")
+        # Fixed on their side; Retry sends the same message again and it reaches read.
+        await sim.put(
+            "/_sim/accounts/flaky",
+            json={"secret": "s3cret-for-the-api-channel", "tidings_webhook_url": receive},
+        )
+        await failed.locator("button.retry").click()
+        out = page.locator("#messages .msg.out")
+        await expect(out.locator(".tick")).to_have_attribute("data-status", "read", timeout=10_000)
+        await expect(page.locator("#messages .msg.out.failed")).to_have_count(0)
+        received = (await sim.get("/_sim/received", params={"account": "flaky"})).json()
+    assert [m["text"] for m in received] == ["Yes, how can I help?"]
+    msgs = (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()["data"]
+    assert [(m["body"], m["status"]) for m in msgs if m["direction"] == "out"] == [
+        ("Yes, how can I help?", "read")
+    ]
+    assert seen.page_errors == []

@@ -248,3 +248,38 @@ async def test_presence_travels_on_the_live_bus(
     )
     assert bad.status_code == 422
     assert orjson.loads(bad.content)["error"]["code"] == "invalid_input"
+
+
+async def test_merge_rules(server: Server, owner: Owner, api: httpx.AsyncClient) -> None:
+    conv = await customer_conversation(server, api, "m")
+    keep = conv["contact_id"]
+    assert (
+        await api.post(f"/api/v1/ui/contacts/{keep}/merge", json={"merge_id": keep})
+    ).status_code == 422
+    assert (
+        await api.post(f"/api/v1/ui/contacts/{keep}/merge", json={"merge_id": 99999})
+    ).status_code == 404
+    from tidings.storage.models import Contact, Workspace
+
+    async with server.runtime.db.write() as s:
+        other_ws = Workspace(name="Other")
+        s.add(other_ws)
+        await s.flush()
+        foreign = Contact(workspace_id=other_ws.id, name="Foreign", attributes={})
+        mine = Contact(workspace_id=owner.workspace_id, name="Dup", attributes={})
+        s.add_all([foreign, mine])
+        await s.flush()
+        foreign_id, dup_id = foreign.id, mine.id
+    # Another workspace's contact answers like a missing one.
+    assert (
+        await api.post(f"/api/v1/ui/contacts/{keep}/merge", json={"merge_id": foreign_id})
+    ).status_code == 404
+    merged = await api.post(f"/api/v1/ui/contacts/{keep}/merge", json={"merge_id": dup_id})
+    assert merged.status_code == 200
+    assert (merged.json()["kept"], merged.json()["merged"]) == (keep, dup_id)
+    assert (
+        await api.post(f"/api/v1/ui/contacts/{keep}/merge", json={"merge_id": dup_id})
+    ).status_code == 409
+    undo = f"/api/v1/ui/contact_merges/{merged.json()['merge_id']}/undo"
+    assert (await api.post(undo)).status_code == 200
+    assert (await api.post(undo)).status_code == 409

@@ -15,6 +15,11 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, require_conversation, visible_conversations
+from tidings.actions.contacts_merge import (
+    check_merge_contacts,
+    check_undo_merge,
+    merge_suggestions,
+)
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
 from tidings.actions.notes import check_add_note
 from tidings.actions.presence import check_announce_presence
@@ -453,6 +458,8 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
         ).all()
         routes = await routes_for(rt, s, conv)
         labels = await labels_of(s, conv.id)
+        duplicates = await merge_suggestions(s, who, contact)
+        dup_idents = await _identities_of(s, [d.id for d in duplicates])
     return {
         "conversation": conversation_dict(conv, labels),
         "contact": contact_dict(contact, identities),
@@ -476,7 +483,44 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
             for p in previous
         ],
         "routes": routes,
+        "merge_suggestions": [
+            {
+                **contact_dict(d, dup_idents.get(d.id)),
+                "reason": "same phone number"
+                if d.phone_e164 and d.phone_e164 == contact.phone_e164
+                else "same email",
+            }
+            for d in duplicates
+        ],
     }
+
+
+async def _identities_of(s: AsyncSession, ids: list[int]) -> dict[int, list[ContactIdentity]]:
+    out: dict[int, list[ContactIdentity]] = {}
+    if ids:
+        for i in await s.scalars(
+            select(ContactIdentity)
+            .where(ContactIdentity.contact_id.in_(ids))
+            .order_by(ContactIdentity.id)
+        ):
+            out.setdefault(i.contact_id, []).append(i)
+    return out
+
+
+class MergeIn(_In):
+    merge_id: int = Field(description="The duplicate contact, folded into the one in the path")
+
+
+@router.post("/contacts/{contact_id}/merge")
+async def merge_contacts(contact_id: int, body: MergeIn, who: Who, rt: RT) -> dict[str, Any]:
+    """Fold a duplicate into this contact: identities, conversations and consents move over.
+    The answer's `merge_id` undoes it."""
+    return await check_merge_contacts(rt, who, contact_id, body.merge_id)
+
+
+@router.post("/contact_merges/{merge_id}/undo")
+async def undo_merge(merge_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    return await check_undo_merge(rt, who, merge_id)
 
 
 # --- changes ------------------------------------------------------------------------------------

@@ -272,10 +272,43 @@
       consents.length
         ? el("ul", { class: "consents" }, ...consents.map((c) => el("li", { class: "consent-" + c.status }, c.channel_kind + " · " + c.purpose + ": " + c.status.replace("_", " "), el("span", { class: "muted" }, " (" + c.source + ")"))))
         : el("p", { class: "muted" }, "No consent recorded."),
+      ...mergeBlock(),
       el("h3", null, "Previous conversations"),
       prev.length
         ? el("ul", { class: "prev" }, ...prev.map((p) => el("li", null, el("a", { href: "#c/" + p.id }, "#" + p.id + " · " + p.status), el("div", { class: "muted preview" }, p.last_message_preview || ""))))
         : el("p", { class: "muted" }, "None."));
+  }
+
+  function mergeBlock() {
+    const out = [];
+    if (S.lastMerge && S.lastMerge.kept === S.context.contact.id) {
+      out.push(el("p", { class: "merged", id: "merged" }, "Merged " + S.lastMerge.name + ". ",
+        el("button", { type: "button", class: "link", id: "undo-merge", onclick: undoMerge }, "Undo")));
+    }
+    const dups = S.context.merge_suggestions || [];
+    if (!dups.length) return out;
+    out.push(el("h3", null, "Possible duplicates"),
+      el("ul", { class: "dups" }, ...dups.map((d) => el("li", { dataset: { id: d.id } },
+        el("strong", null, d.name || "Unnamed"), " ",
+        el("span", { class: "muted" }, d.reason + " · " + d.identities.map((i) => i.channel_kind + " " + i.address).join(", ")), " ",
+        el("button", { type: "button", class: "merge", onclick: () => merge(d) }, "Merge")))));
+    return out;
+  }
+
+  async function merge(d) {
+    try {
+      const res = await api("/ui/contacts/" + S.context.contact.id + "/merge", { method: "POST", json: { merge_id: d.id } });
+      S.lastMerge = { id: res.merge_id, kept: res.kept, name: d.name || "contact #" + d.id };
+      await loadContext();
+    } catch (e) { $("c-error").textContent = e.message; }
+  }
+
+  async function undoMerge() {
+    try {
+      await api("/ui/contact_merges/" + S.lastMerge.id + "/undo", { method: "POST" });
+      S.lastMerge = null;
+      await loadContext();
+    } catch (e) { $("c-error").textContent = e.message; }
   }
 
   function routeLabel(r) {

@@ -1,0 +1,205 @@
+"""Merging duplicate contacts (same E.164 number or same email), and undoing a merge.
+
+A merge moves the duplicate's identities, conversations and consents onto the contact kept,
+and marks the duplicate `attributes.merged_into`; it is not deleted. What moved is written to
+the audit log, so `check_undo_merge` can move exactly that back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+
+from tidings.access import Principal
+from tidings.actions.base import Tx, transaction
+from tidings.actions.conversations import labels_of
+from tidings.domain.errors import Conflict, InvalidInput, NotFound
+from tidings.runtime import Runtime
+from tidings.serialize import conversation_dict
+from tidings.storage.models import (
+    AuditLog,
+    Consent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+)
+from tidings.storage.types import utcnow
+
+MERGED_INTO = "merged_into"
+
+
+async def _contact(tx: Tx, who: Principal, contact_id: int) -> Contact:
+    contact = await tx.session.get(Contact, contact_id)
+    if contact is None or contact.workspace_id != who.workspace_id:
+        raise NotFound("contact not found")
+    return contact
+
+
+async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Contact]:
+    """Other live contacts of the workspace with the same E.164 number or the same email."""
+    same = []
+    if contact.phone_e164:
+        same.append(Contact.phone_e164 == contact.phone_e164)
+    if contact.email:
+        same.append(func.lower(Contact.email) == contact.email.lower())
+    if not same:
+        return []
+    rows = (
+        await s.scalars(
+            select(Contact)
+            .where(
+                Contact.workspace_id == who.workspace_id,
+                Contact.id != contact.id,
+                or_(*same),
+            )
+            .order_by(Contact.id)
+            .limit(10)
+        )
+    ).all()
+    return [c for c in rows if not (c.attributes or {}).get(MERGED_INTO)]
+
+
+async def _announce_conversations(tx: Tx, ids: list[int]) -> None:
+    for conv_id in ids:
+        conv = await tx.session.get_one(Conversation, conv_id)
+        tx.emit(
+            "conversation.updated",
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv, await labels_of(tx.session, conv.id)),
+        )
+
+
+async def check_merge_contacts(
+    rt: Runtime, who: Principal, keep_id: int, merge_id: int
+) -> dict[str, Any]:
+    """Fold contact `merge_id` into `keep_id`. Any agent may merge: both contacts must be of
+    the agent's workspace, and a merge never exposes a conversation's messages."""
+    if keep_id == merge_id:
+        raise InvalidInput("merge_id: a contact cannot be merged into itself")
+    async with transaction(rt) as tx:
+        s = tx.session
+        keep = await _contact(tx, who, keep_id)
+        dup = await _contact(tx, who, merge_id)
+        for c in (keep, dup):
+            if (c.attributes or {}).get(MERGED_INTO):
+                raise Conflict(f"contact {c.id} was already merged into another contact")
+        identities = list(
+            (
+                await s.scalars(select(ContactIdentity).where(ContactIdentity.contact_id == dup.id))
+            ).all()
+        )
+        conversations = list(
+            (await s.scalars(select(Conversation).where(Conversation.contact_id == dup.id))).all()
+        )
+        taken = {
+            (c.channel_kind, c.purpose)
+            for c in await s.scalars(select(Consent).where(Consent.contact_id == keep.id))
+        }
+        consents = [
+            c
+            for c in await s.scalars(select(Consent).where(Consent.contact_id == dup.id))
+            if (c.channel_kind, c.purpose) not in taken
+        ]
+        for identity in identities:
+            identity.contact_id = keep.id
+        for conv in conversations:
+            conv.contact_id = keep.id
+        for consent in consents:
+            consent.contact_id = keep.id
+        filled = {}
+        for attr in ("name", "email", "phone_e164"):
+            if getattr(keep, attr) is None and getattr(dup, attr) is not None:
+                setattr(keep, attr, getattr(dup, attr))
+                filled[attr] = getattr(dup, attr)
+        dup.attributes = {**(dup.attributes or {}), MERGED_INTO: keep.id}
+        keep.updated_at = dup.updated_at = utcnow()
+        details: dict[str, Any] = {
+            "kept": keep.id,
+            "merged": dup.id,
+            "identities": [i.id for i in identities],
+            "conversations": [c.id for c in conversations],
+            "consents": [c.id for c in consents],
+            "filled": filled,
+        }
+        audit = AuditLog(
+            workspace_id=who.workspace_id,
+            actor_agent_id=who.agent_id,
+            action="contact.merge",
+            target_type="contact",
+            target_id=keep.id,
+            details=details,
+            created_at=utcnow(),
+        )
+        s.add(audit)
+        await s.flush()
+        await _announce_conversations(tx, details["conversations"])
+        tx.emit("contact.merged", who.workspace_id, None, {"merge_id": audit.id, **details})
+        return {"merge_id": audit.id, **details}
+
+
+async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[str, Any]:
+    async with transaction(rt) as tx:
+        s = tx.session
+        audit = await s.get(AuditLog, merge_id)
+        if (
+            audit is None
+            or audit.workspace_id != who.workspace_id
+            or audit.action != "contact.merge"
+        ):
+            raise NotFound("merge not found")
+        d = dict(audit.details)
+        if d.get("undone"):
+            raise Conflict("this merge was already undone")
+        keep = await _contact(tx, who, int(d["kept"]))
+        dup = await _contact(tx, who, int(d["merged"]))
+        back = {
+            key: [int(i) for i in d.get(key, [])]
+            for key in ("identities", "conversations", "consents")
+        }
+        # Only rows still on the kept contact go back (a later change may have moved one).
+        if back["identities"]:
+            await s.execute(
+                update(ContactIdentity)
+                .where(
+                    ContactIdentity.id.in_(back["identities"]),
+                    ContactIdentity.contact_id == keep.id,
+                )
+                .values(contact_id=dup.id)
+            )
+        if back["conversations"]:
+            await s.execute(
+                update(Conversation)
+                .where(
+                    Conversation.id.in_(back["conversations"]), Conversation.contact_id == keep.id
+                )
+                .values(contact_id=dup.id)
+            )
+        if back["consents"]:
+            await s.execute(
+                update(Consent)
+                .where(Consent.id.in_(back["consents"]), Consent.contact_id == keep.id)
+                .values(contact_id=dup.id)
+            )
+        for attr, value in (d.get("filled") or {}).items():
+            if getattr(keep, attr) == value:
+                setattr(keep, attr, None)
+        dup.attributes = {k: v for k, v in (dup.attributes or {}).items() if k != MERGED_INTO}
+        keep.updated_at = dup.updated_at = utcnow()
+        audit.details = {**d, "undone": True}
+        s.add(
+            AuditLog(
+                workspace_id=who.workspace_id,
+                actor_agent_id=who.agent_id,
+                action="contact.merge_undo",
+                target_type="contact",
+                target_id=dup.id,
+                details={"merge_id": merge_id},
+                created_at=utcnow(),
+            )
+        )
+        await s.flush()
+        await _announce_conversations(tx, [int(i) for i in d.get("conversations", [])])
+        tx.emit("contact.merged", who.workspace_id, None, {"merge_id": merge_id, "undone": True})
+        return {"merge_id": merge_id, "undone": True, "kept": keep.id, "restored": dup.id}
