@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, eventually
 from tests.ui.helpers import (
     api_channel,
     customer_says,
@@ -384,4 +384,42 @@ async def test_failed_reply_shows_the_reason_and_retry_sends_it(
     assert [(m["body"], m["status"]) for m in msgs if m["direction"] == "out"] == [
         ("Yes, how can I help?", "read")
     ]
+    assert seen.page_errors == []
+
+
+async def test_bulk_actions_reach_beyond_the_loaded_page(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "bulk")
+    for i in range(32):  # more than one page of 30
+        await customer_says(server, "bulk", f"c-{i}", f"question {i}", name=f"Customer {i}")
+    await wait_conversations(api, 25)
+
+    async def all_there() -> bool:
+        page = (await api.get("/api/v1/ui/conversations?limit=100")).json()["data"]
+        return len(page) == 32
+
+    await eventually(all_there)
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await expect(page.locator("#list .conv")).to_have_count(30)
+    # x picks the selected row; then "select all matching" takes all 32, not just the 30 shown.
+    await page.keyboard.press("j")
+    await page.keyboard.press("x")
+    await expect(page.locator("#bulk .count")).to_have_text("1 selected")
+    await page.click("#pick-all")
+    await expect(page.locator("#bulk .count")).to_have_text("All matching")
+    await page.click("#bulk-label")
+    await page.keyboard.type("backlog")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#bulk-done")).to_have_text("Updated 32 conversations.")
+    labelled = (await api.get("/api/v1/conversations?label=backlog&limit=100")).json()["data"]
+    assert len(labelled) == 32
+    # Two picked by hand, resolved together: the open list loses exactly those two.
+    await page.locator("#list .conv .pick").nth(0).check()
+    await page.locator("#list .conv .pick").nth(1).check()
+    await page.click("#bulk-resolve")
+    await expect(page.locator("#bulk-done")).to_have_text("Updated 2 conversations.")
+    resolved = (await api.get("/api/v1/conversations?status=resolved&limit=100")).json()["data"]
+    assert len(resolved) == 2
     assert seen.page_errors == []

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, require_conversation, visible_conversations
@@ -56,6 +56,7 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 router = APIRouter(prefix="/api/v1/ui", tags=["ui"])
+BULK_MAX = 10_000
 Who = Annotated[Principal, Depends(authenticate)]
 RT = Annotated[Runtime, Depends(runtime)]
 
@@ -70,6 +71,26 @@ class TriageIn(_In):
     labels: list[str] | None = None
     priority: str | None = Field(default=None, description=" | ".join(PRIORITIES))
     snoozed_until: datetime | None = None
+
+
+class BulkFilter(_In):
+    view: str = "all"
+    status: str | None = "open"
+    inbox_id: int | None = None
+    channel_id: int | None = None
+    assignee_id: int | None = None
+    label: str | None = None
+
+
+class BulkIn(_In):
+    ids: list[int] | None = Field(default=None, max_length=BULK_MAX)
+    matching: BulkFilter | None = Field(
+        default=None, description="Act on every conversation the list filter matches"
+    )
+    status: str | None = None
+    assignee_id: int | None = None
+    add_label: str | None = None
+    remove_label: str | None = None
 
 
 class NoteIn(_In):
@@ -252,22 +273,16 @@ async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
 # --- the list -----------------------------------------------------------------------------------
 
 
-@router.get("/conversations")
-async def list_conversations(
-    who: Who,
-    rt: RT,
-    view: Annotated[str, Query(description="mine | unassigned | all")] = "all",
+def filtered(
+    who: Principal,
+    view: str = "all",
     status: str | None = "open",
     inbox_id: int | None = None,
     channel_id: int | None = None,
     assignee_id: int | None = None,
     label: str | None = None,
-    sort: Annotated[str, Query(description="activity (newest first) | waiting")] = "activity",
-    limit: Annotated[int, Query(ge=1, le=100)] = 30,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    """The inbox list, keyset-paged on (last_activity_at, id). `waiting` puts those waiting
-    longest first. `status=any` lists every status."""
+) -> Select[Conversation]:
+    """The list's filters as a query; bulk actions reuse it to act on every match."""
     q = select(Conversation).where(visible_conversations(who))
     if view == "mine":
         q = q.where(Conversation.assignee_id == who.agent_id)
@@ -297,6 +312,26 @@ async def list_conversations(
                 Label.workspace_id == who.workspace_id,
             )
         )
+    return q
+
+
+@router.get("/conversations")
+async def list_conversations(
+    who: Who,
+    rt: RT,
+    view: Annotated[str, Query(description="mine | unassigned | all")] = "all",
+    status: str | None = "open",
+    inbox_id: int | None = None,
+    channel_id: int | None = None,
+    assignee_id: int | None = None,
+    label: str | None = None,
+    sort: Annotated[str, Query(description="activity (newest first) | waiting")] = "activity",
+    limit: Annotated[int, Query(ge=1, le=100)] = 30,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The inbox list, keyset-paged on (last_activity_at, id). `waiting` puts those waiting
+    longest first. `status=any` lists every status."""
+    q = filtered(who, view, status, inbox_id, channel_id, assignee_id, label)
     if sort not in ("activity", "waiting"):
         raise InvalidInput("sort: activity or waiting")
     newest_first = sort == "activity"
@@ -587,6 +622,48 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
     for text, details in events:
         await check_record_system_event(rt, who, conversation_id, text, details)
     return await get_conversation(conversation_id, who, rt)
+
+
+@router.post("/conversations/bulk")
+async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
+    """One change over a selection: listed `ids`, or every conversation `matching` the list's
+    filters (not only the loaded page). Each conversation changes through the same action as a
+    single edit, so access checks and live events are the same."""
+    if (body.ids is None) == (body.matching is None):
+        raise InvalidInput("give either ids or matching")
+    wanted = body.model_fields_set & {"status", "assignee_id", "add_label", "remove_label"}
+    if not wanted:
+        raise InvalidInput("nothing to change: status, assignee_id, add_label or remove_label")
+    if body.matching is not None:
+        f = body.matching
+        q = filtered(who, f.view, f.status, f.inbox_id, f.channel_id, f.assignee_id, f.label)
+        async with rt.db.read() as s:
+            ids = list(
+                (await s.scalars(q.with_only_columns(Conversation.id).limit(BULK_MAX))).all()
+            )
+    else:
+        ids = sorted(set(body.ids or []))
+    changed = 0
+    for conversation_id in ids:
+        labels: list[str] | None = None
+        if body.add_label or body.remove_label:
+            async with rt.db.read() as s:
+                current = set(await labels_of(s, conversation_id))
+            if body.add_label:
+                current.add(body.add_label.strip())
+            if body.remove_label:
+                current.discard(body.remove_label.strip())
+            labels = sorted(current)
+        await check_update_conversation(
+            rt,
+            who,
+            conversation_id,
+            status=body.status,
+            assignee_id=body.assignee_id if "assignee_id" in body.model_fields_set else UNSET,
+            labels=labels,
+        )
+        changed += 1
+    return {"count": changed}
 
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)

@@ -20,6 +20,8 @@
     typingSince: null,      // when this agent started the current draft
     othersRepliedSince: null,
     unread: 0,
+    picked: new Set(),      // bulk selection (ids), or...
+    pickAll: false,         // ...every conversation matching the filters
   };
 
   const agentName = (id) => { const a = S.boot && S.boot.agents.find((x) => x.id === id); return a ? a.name : "agent " + id; };
@@ -65,6 +67,8 @@
       dataset: { id: c.id }, tabindex: "-1",
       onclick: () => { select(c.id); openConversation(c.id); },
     },
+      el("input", { type: "checkbox", class: "pick", "aria-label": "Select", checked: S.pickAll || S.picked.has(c.id),
+        onclick: (ev) => { ev.stopPropagation(); togglePick(c.id); } }),
       channelIcon(c.channel_kind, c.channel_name),
       el("div", { class: "conv-main" },
         el("div", { class: "conv-top" },
@@ -89,6 +93,46 @@
     if (!S.order.length) list.append(el("li", { class: "empty" }, "No conversations here."));
     $("more").hidden = !S.cursor;
     for (const b of document.querySelectorAll(".views button")) b.setAttribute("aria-selected", String(b.dataset.view === S.view));
+  }
+
+  // ---- bulk actions -----------------------------------------------------------------------
+  function togglePick(id) {
+    if (S.pickAll) { S.pickAll = false; S.picked = new Set(S.order); }
+    if (S.picked.has(id)) S.picked.delete(id); else S.picked.add(id);
+    renderBulk();
+    renderList();
+  }
+
+  function clearPicks() { S.picked.clear(); S.pickAll = false; renderBulk(); renderList(); }
+
+  function renderBulk() {
+    const bar = $("bulk");
+    const n = S.pickAll ? null : S.picked.size;
+    if (!S.pickAll && !n) { bar.hidden = true; return; }
+    bar.hidden = false;
+    bar.replaceChildren(
+      el("span", { class: "count" }, S.pickAll ? "All matching" : n + " selected"),
+      S.pickAll || !S.cursor && n === S.order.length ? null : el("button", { type: "button", class: "link", id: "pick-all", onclick: () => { S.pickAll = true; renderBulk(); renderList(); } }, "Select all matching"),
+      el("button", { type: "button", id: "bulk-resolve", onclick: () => bulk({ status: "resolved" }) }, "Resolve"),
+      el("button", { type: "button", id: "bulk-assign", onclick: () => picker("Assign selected to", [{ label: "Unassigned", value: null }, ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id }))], (it) => bulk({ assignee_id: it.value })) }, "Assign…"),
+      el("button", { type: "button", id: "bulk-label", onclick: () => picker("Add label to selected", S.boot.labels.map((l) => ({ label: l.name, value: l.name })), (it) => bulk({ add_label: it.value }), true) }, "Label…"),
+      el("button", { type: "button", class: "link", onclick: clearPicks }, "Clear"));
+  }
+
+  async function bulk(change) {
+    const f = filters();
+    const target = S.pickAll
+      ? { matching: { view: f.view, status: f.status, inbox_id: f.inbox_id ? Number(f.inbox_id) : null, channel_id: f.channel_id ? Number(f.channel_id) : null, assignee_id: f.assignee_id ? Number(f.assignee_id) : null, label: f.label || null } }
+      : { ids: [...S.picked] };
+    try {
+      const res = await api("/ui/conversations/bulk", { method: "POST", json: { ...target, ...change } });
+      S.picked.clear();
+      S.pickAll = false;
+      $("bulk").hidden = false;
+      $("bulk").replaceChildren(el("span", { class: "count", id: "bulk-done" }, "Updated " + res.count + " conversation" + (res.count === 1 ? "" : "s") + "."));
+      setTimeout(renderBulk, 3000);
+      await loadList();
+    } catch (e) { $("bulk").append(el("span", { class: "error" }, " " + e.message)); }
   }
 
   async function loadList(more = false) {
@@ -601,6 +645,7 @@
       e: () => S.current && toggleResolve(), a: () => pickAssignee(), l: () => pickLabel(),
       "/": () => $("search").focus(), "?": () => $("help").showModal(),
     };
+    keys.x = () => { const id = S.selected ?? S.current; if (id) togglePick(id); };
     const fn = keys[ev.key];
     if (fn) { ev.preventDefault(); fn(); }
   });
