@@ -124,6 +124,12 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
+    from tidings.doctor import main as doctor
+
+    return doctor(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tidings", description="Tidings multichannel shared inbox"
@@ -144,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("replay-events", help="re-queue failed inbound events after a fix")
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--channel", type=int)
+    sub.add_parser("doctor", help="check configuration, database, Redis and channels")
     p = sub.add_parser("sandbox", help="run only the provider simulators")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "bootstrap": cmd_bootstrap,
         "replay-events": cmd_replay,
         "sandbox": cmd_sandbox,
+        "doctor": cmd_doctor,
     }
     return handlers[args.command](settings, args)
 

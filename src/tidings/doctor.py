@@ -1,0 +1,161 @@
+"""`tidings doctor`: check configuration, database, Redis and every channel, and say what to fix.
+
+Each check prints one line: ok / warn / FAIL and a sentence. The exit code is non-zero when any
+check fails, so it can gate a deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select, text
+
+from tidings.channels.registry import get_adapter
+from tidings.config import Settings
+from tidings.runtime import Runtime
+from tidings.storage.models import Channel
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # ok | warn | fail
+    name: str
+    detail: str
+
+
+async def _database(rt: Runtime) -> list[Check]:
+    from alembic.script import ScriptDirectory
+
+    from tidings.storage.db import alembic_config
+
+    try:
+        async with rt.db.read() as s:
+            await s.execute(text("SELECT 1"))
+            current = set(
+                (await s.execute(text("SELECT version_num FROM alembic_version"))).scalars()
+            )
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        hint = "; run `tidings migrate`" if "alembic_version" in reason else ""
+        return [Check("fail", "database", f"cannot query the database: {reason}{hint}")]
+    heads = set(ScriptDirectory.from_config(alembic_config(rt.settings.database_url)).get_heads())
+    if current != heads:
+        return [
+            Check(
+                "fail",
+                "database",
+                f"schema at {sorted(current)}, code expects {sorted(heads)}: run `tidings migrate`",
+            )
+        ]
+    return [Check("ok", "database", f"{rt.db.dialect} reachable, schema at {sorted(heads)}")]
+
+
+async def _redis(settings: Settings) -> list[Check]:
+    if not settings.redis_url:
+        return [Check("ok", "redis", "not configured (fine for one process; needed for several)")]
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.redis_url, socket_timeout=3)
+    try:
+        await client.ping()
+        return [Check("ok", "redis", "reachable")]
+    except Exception as exc:
+        return [Check("fail", "redis", f"cannot reach {settings.redis_url}: {type(exc).__name__}")]
+    finally:
+        await client.aclose()
+
+
+def _settings(settings: Settings) -> list[Check]:
+    checks = []
+    if settings.sandbox:
+        checks.append(Check("warn", "sandbox", "TIDINGS_SANDBOX is on: turn it off in production"))
+    if not settings.public_url.startswith("https://"):
+        checks.append(
+            Check(
+                "warn",
+                "public_url",
+                f"{settings.public_url} is not HTTPS; providers require HTTPS webhooks",
+            )
+        )
+    if len(settings.secret_key) < 32:
+        checks.append(
+            Check("fail", "secret_key", "TIDINGS_SECRET_KEY is shorter than 32 characters")
+        )
+    return checks or [Check("ok", "settings", "production-ready settings")]
+
+
+async def _channels(rt: Runtime, http: httpx.AsyncClient) -> list[Check]:
+    checks = []
+    try:
+        async with rt.db.read() as s:
+            rows = (await s.scalars(select(Channel).order_by(Channel.id))).all()
+    except Exception:
+        return [Check("warn", "channels", "not checked: the database is not ready (see above)")]
+    for row in rows:
+        name = f"channel {row.id} ({row.kind} {row.name!r})"
+        try:
+            info = rt.channels.build(row)
+        except Exception as exc:
+            checks.append(Check("fail", name, f"config does not decrypt or validate: {exc}"))
+            continue
+        probe: Any = getattr(get_adapter(row.kind), "check_credentials", None)
+        if probe is None:
+            checks.append(Check("ok", name, "config valid (no credential probe for this kind)"))
+            continue
+        try:
+            problem = await probe(info.config, http)
+        except Exception as exc:
+            problem = f"probe failed: {type(exc).__name__}: {exc}"
+        checks.append(
+            Check("fail", name, problem) if problem else Check("ok", name, "credentials accepted")
+        )
+    return checks
+
+
+async def _reachability(settings: Settings, http: httpx.AsyncClient) -> list[Check]:
+    url = f"{settings.public_url}/healthz"
+    try:
+        resp = await http.get(url, timeout=5)
+    except httpx.HTTPError as exc:
+        return [
+            Check(
+                "warn",
+                "webhooks",
+                f"{url} did not answer ({type(exc).__name__}); "
+                "is `tidings serve` running and reachable there?",
+            )
+        ]
+    if resp.status_code != 200:
+        return [Check("fail", "webhooks", f"{url} answered {resp.status_code}")]
+    return [
+        Check(
+            "ok",
+            "webhooks",
+            f"{settings.public_url} answers; providers post to /webhooks/<kind>/<id>",
+        )
+    ]
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    rt = Runtime(settings)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            results = await asyncio.gather(
+                _database(rt), _redis(settings), _channels(rt, http), _reachability(settings, http)
+            )
+    finally:
+        await rt.db.dispose()
+        await rt.http.aclose()
+    return _settings(settings) + [c for group in results for c in group]
+
+
+def main(settings: Settings) -> int:
+    checks = asyncio.run(run_checks(settings))
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        label = "FAIL" if c.status == "fail" else c.status
+        print(f"{label:5} {c.name:<{width}}  {c.detail}")
+    return 1 if any(c.status == "fail" for c in checks) else 0
