@@ -156,21 +156,21 @@ async def test_media_location_contact_edit_and_button(
 
         convs = await eventually(lambda: conversations(api))
 
-        async def all_nine() -> list[dict[str, Any]] | None:
+        async def all_eight_and_edited() -> list[dict[str, Any]] | None:
             got = await messages(api, convs[0]["id"])
-            return got if len(got) == 9 else None
+            done = len(got) == 8 and got[0]["body"] == "first (fixed)"
+            return got if done else None
 
-        msgs = await eventually(all_nine)
+        msgs = await eventually(all_eight_and_edited)
     by_kind = [(m["kind"], m["body"]) for m in msgs]
     assert by_kind == [
-        ("text", "first"),
+        ("text", "first (fixed)"),
         ("media", "my receipt"),
         ("media", None),
         ("media", None),
         ("media", None),
         ("location", None),
         ("contact_card", None),
-        ("text", "first (fixed)"),
         ("interactive", "yes"),
     ]
     assert [a["kind"] for m in msgs for a in m["attachments"]] == [
@@ -183,10 +183,9 @@ async def test_media_location_contact_edit_and_button(
     assert msgs[4]["extra"] == {"emoji": "🔥"}
     assert msgs[5]["extra"] == {"latitude": 38.72, "longitude": -9.14}
     assert msgs[6]["extra"]["contact"]["phone_number"] == "+351912345678"
-    edit = msgs[7]
-    assert edit["extra"] == {"edited": True, "edit_of": f"{CHAT}:1"}
-    assert edit["reply_to_id"] == msgs[0]["id"]
-    assert msgs[8]["reply_to_id"] == msgs[0]["id"]
+    # The edit changed the stored message in place and kept the earlier text.
+    assert [e["previous"] for e in msgs[0]["extra"]["edits"]] == ["first"]
+    assert msgs[7]["reply_to_id"] == msgs[0]["id"]
 
 
 async def test_wrong_or_missing_secret_token_is_rejected_and_nothing_stored(

@@ -16,7 +16,14 @@ import orjson
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import MessageKind
 from tidings.domain.errors import PayloadError, SignatureError
-from tidings.domain.events import AttachmentRef, CanonicalEvent, Ignored, InboundMessage, Sender
+from tidings.domain.events import (
+    AttachmentRef,
+    CanonicalEvent,
+    Ignored,
+    InboundMessage,
+    MessageEdited,
+    Sender,
+)
 from tidings.domain.phones import to_e164
 
 AUTH_HEADER = "x-telegram-bot-api-secret-token"
@@ -188,23 +195,14 @@ def _message(msg: dict[str, Any]) -> InboundMessage:
     )
 
 
-def _edit(msg: dict[str, Any]) -> InboundMessage:
-    """An edit is stored as its own message that points at the original (`edit_of`).
-
-    The canonical events have no "edit" yet; each edit keeps a distinct id (the original's plus
-    `edit_date`) so a redelivered edit is still deduplicated while a second edit is not."""
+def _edit(msg: dict[str, Any]) -> MessageEdited:
+    """`edited_message` carries the whole message again with `edit_date`: the stored message
+    takes the new text (earlier versions are kept by the edit action)."""
     original = _message(msg)
-    edit_date = msg.get("edit_date")
-    stamp = edit_date if isinstance(edit_date, int) else int(original.occurred_at.timestamp())
-    return InboundMessage(
-        provider_message_id=f"{original.provider_message_id}:edit:{stamp}",
-        sender=original.sender,
+    return MessageEdited(
+        provider_message_id=original.provider_message_id,
         occurred_at=_when(msg, "edit_date"),
-        kind=original.kind,
         text=original.text,
-        attachments=original.attachments,
-        reply_to_provider_id=original.provider_message_id,
-        extra={**original.extra, "edited": True, "edit_of": original.provider_message_id},
     )
 
 
