@@ -216,6 +216,14 @@ async def test_canned_reply_by_shortcut(
     await expect(page.locator("#c-text")).to_have_value("Thank you for waiting!")
     await page.keyboard.press("Control+Enter")
     await expect(page.locator("#messages .msg.out .body")).to_have_text(["Thank you for waiting!"])
+    # Snooze from the status menu: a picker of times; the conversation leaves the open list.
+    await page.select_option("#t-status", "snoozed")
+    await page.keyboard.type("4 hours")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#t-status")).to_have_value("snoozed")
+    await expect(page.locator("#list .conv")).to_have_count(0)
+    got = (await api.get(f"/api/v1/conversations/{convs[0]['id']}")).json()
+    assert got["status"] == "snoozed" and got["snoozed_until"] is not None
 
 
 async def test_presence_and_the_warning_before_a_double_reply(

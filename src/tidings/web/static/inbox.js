@@ -194,9 +194,15 @@
     if (m.kind === "system") {
       return el("li", { class: "sys", id: "m" + m.id, dataset: { id: m.id } }, el("span", null, m.body || ""), el("time", { datetime: m.sent_at }, clock(m.sent_at)));
     }
+    if (m.kind === "reaction") {
+      const target = m.reply_to_id && S.messages.get(m.reply_to_id);
+      return el("li", { class: "reaction " + m.direction, id: "m" + m.id, dataset: { id: m.id } },
+        el("span", { class: "emoji" }, m.body || "♡"), " reacted",
+        target ? el("span", { class: "muted" }, " to “" + (target.body || "").slice(0, 60) + "”") : null);
+    }
     const ch = m.channel_id ? channelOf(m.channel_id) : null;
     const isNote = m.kind === "note";
-    const cls = "msg " + (isNote ? "note" : m.direction) + (m.status === "failed" ? " failed" : "");
+    const cls = "msg " + (isNote ? "note" : m.direction) + (m.status === "failed" ? " failed" : "") + ((m.extra || {}).deleted_at ? " deleted" : "");
     const body = el("div", { class: "body" });
     if (isNote) body.append(withMentions(m.body || "", (m.extra || {}).mentions));
     else if (m.body) body.append(m.body);
@@ -209,6 +215,12 @@
       if (ch) meta.append(channelIcon(ch.kind, ch.name), " ");
       if (m.direction === "out" && m.sender_agent_id) meta.append(agentName(m.sender_agent_id), " · ");
     }
+    const extra = m.extra || {};
+    if (extra.edited_at) {
+      const before = (extra.edits || []).map((e) => (e && (e.previous ?? e.text ?? e.body)) || "").filter(Boolean);
+      meta.append(el("span", { class: "edited", title: before.length ? "Before: " + before.join(" | ") : "" }, "edited"), " · ");
+    }
+    if (extra.deleted_at) meta.append(el("span", { class: "deleted-tag" }, "deleted by the sender"), " · ");
     meta.append(el("time", { datetime: m.sent_at, title: m.sent_at }, clock(m.sent_at)));
     if (m.direction === "out" && !isNote) {
       const [sym, label] = TICKS[m.status] || ["", m.status];
@@ -547,6 +559,17 @@
     }, true);
   }
 
+  function pickSnooze() {
+    if (!S.current) return;
+    const at = (hours) => new Date(Date.now() + hours * 3600 * 1000);
+    const tomorrow = new Date(); tomorrow.setDate(tomorrow.getDate() + 1); tomorrow.setHours(9, 0, 0, 0);
+    const monday = new Date(); monday.setDate(monday.getDate() + ((8 - monday.getDay()) % 7 || 7)); monday.setHours(9, 0, 0, 0);
+    picker("Snooze until", [
+      { label: "1 hour", value: at(1) }, { label: "4 hours", value: at(4) },
+      { label: "Tomorrow 09:00", value: tomorrow }, { label: "Next Monday 09:00", value: monday },
+    ], (it) => patch({ snoozed_until: it.value.toISOString() }));
+  }
+
   // ---- presence ----------------------------------------------------------------------------
   let lastAnnounce = { id: null, state: null, at: 0 };
   function announce(id, state) {
@@ -696,7 +719,9 @@
       }
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(); }
     });
-    $("t-status").addEventListener("change", () => patch({ status: $("t-status").value }));
+    $("t-status").addEventListener("change", () => {
+      if ($("t-status").value === "snoozed") { $("t-status").value = S.conv.status; pickSnooze(); } else patch({ status: $("t-status").value });
+    });
     $("t-priority").addEventListener("change", () => patch({ priority: $("t-priority").value }));
     $("t-assignee").addEventListener("change", () => patch({ assignee_id: $("t-assignee").value ? Number($("t-assignee").value) : null }));
     $("t-resolve").addEventListener("click", toggleResolve);
