@@ -36,9 +36,11 @@ async def test_health_ready_and_metrics(
 
         async def processed() -> str | None:
             text = (await client.get("/metrics")).text
-            return (
-                text if metric(text, "tidings_ingest_events_total", outcome="done") >= 1 else None
-            )
+            # Counters are per process, and this test process ran other servers before.
+            done = metric(text, "tidings_ingest_events_total", outcome="done")
+            done -= metric(before, "tidings_ingest_events_total", outcome="done")
+            drained = metric(text, "tidings_queue_depth", queue="inbound") == 0
+            return text if done >= 1 and drained else None
 
         after = await eventually(processed)
     stored = metric(after, "tidings_webhook_requests_total", kind="api", outcome="stored")

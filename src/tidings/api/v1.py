@@ -323,6 +323,25 @@ async def get_contact(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return contact_dict(c, idents.get(c.id))
 
 
+@router.get("/messages/search", response_model=sc.MessagePage, tags=["conversations"])
+async def search_messages(
+    who: Who,
+    rt: RT,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="words to find")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """Full-text search over message text the agent may see, newest first. All words must
+    match; the last one also matches as a prefix."""
+    from tidings.search import search_messages as run_search
+    from tidings.search import words
+
+    if not words(q):
+        raise InvalidInput("q: give at least one word to search for")
+    async with rt.db.read() as s:
+        rows = await run_search(s, who, q, limit)
+    return {"data": [message_dict(m) for m in rows], "next_cursor": None}
+
+
 # --- outgoing webhooks ----------------------------------------------------------------------
 
 
