@@ -637,6 +637,9 @@
     for (const t of ["message.created", "message.updated"]) {
       es.addEventListener(t, (ev) => {
         const m = JSON.parse(ev.data);
+        if (t === "message.created" && m.kind === "note" && ((m.extra || {}).mentions || []).includes(S.boot.me.id) && m.sender_agent_id !== S.boot.me.id) {
+          notify(agentName(m.sender_agent_id) + " mentioned you", m.body || "", m.conversation_id);
+        }
         if (m.conversation_id !== S.current) return;
         const isNew = !S.messages.has(m.id);
         S.messages.set(m.id, m);
@@ -649,6 +652,21 @@
     }
     es.addEventListener("presence", (ev) => onPresence(JSON.parse(ev.data)));
     es.addEventListener("settings.updated", async () => { S.boot = await api("/ui/bootstrap"); fillFilters(); });
+  }
+
+  // Optional browser notifications (mentions), once the agent allows them with the bell.
+  function notify(title, body, conversationId) {
+    if (!("Notification" in window) || Notification.permission !== "granted" || !document.hidden) return;
+    const n = new Notification(title, { body: body.slice(0, 140), tag: "tidings-" + conversationId });
+    n.onclick = () => { window.focus(); openConversation(conversationId); n.close(); };
+  }
+
+  function wireBell() {
+    const bell = $("bell");
+    if (!bell || !("Notification" in window)) { if (bell) bell.hidden = true; return; }
+    const draw = () => { bell.textContent = Notification.permission === "granted" ? "🔔" : "🔕"; bell.title = Notification.permission === "granted" ? "Notifications on for mentions" : "Turn on notifications for mentions"; };
+    bell.addEventListener("click", async () => { await Notification.requestPermission(); draw(); });
+    draw();
   }
 
   // ---- keyboard ----------------------------------------------------------------------------
@@ -737,6 +755,7 @@
     S.boot = await api("/ui/bootstrap");
     fillFilters();
     wire();
+    wireBell();
     connect();
     await loadList();
     const m = /^#c\/(\d+)$/.exec(location.hash);
