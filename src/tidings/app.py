@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings.api.admin import router as admin_router
+from tidings.api.campaigns import router as campaigns_router
 from tidings.api.meta import router as meta_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(sms_router)
     app.include_router(ui_router)
     app.include_router(admin_router)
+    app.include_router(campaigns_router)
     app.router.add_route("/webhooks/{kind}/{channel_id}", provider_webhook, methods=["GET", "POST"])
 
     from starlette.staticfiles import StaticFiles

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from tidings.actions import consent
 from tidings.actions.base import Tx
+from tidings.campaigns.state import on_message_status
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
@@ -287,6 +288,7 @@ async def do_apply_status(tx: Tx, channel: ChannelInfo, event: StatusUpdate) -> 
         message.error_code = event.error_code
         message.error_reason = event.error_reason or "The provider could not deliver this message."
     await s.flush()
+    await on_message_status(tx, message)
     conv = await s.get_one(Conversation, message.conversation_id)
     tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
     return True

@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent
+from tidings.actions import consent, preference
 from tidings.actions.base import Tx, transaction
+from tidings.campaigns.state import on_message_status
 from tidings.channels.base import Permanent, Sent
+from tidings.delivery import fallback
 from tidings.domain.enums import (
     ConsentStatus,
     DeliveryState,
@@ -61,6 +63,7 @@ async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Ro
         if conv.last_channel_id in by_id:
             order.append(conv.last_channel_id)
         order += [c.id for c in candidates if c.id != conv.last_channel_id]
+        order = await preference.reply_order(s, conv.contact_id, [c for c in order if c])
     for cid in order:
         assert cid is not None
         row = by_id[cid]
@@ -182,6 +185,7 @@ async def do_queue_message(
     if text:
         conv.last_message_preview = text[:160]
     await tx.session.flush()
+    await fallback.arm_for_reply(tx, message, conv)
     tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message))
     tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
     tx.wake_after_commit("delivery")
@@ -220,5 +224,6 @@ async def do_record_outcome(
             await consent.do_record_provider_opt_out(tx, delivery.channel_id, message, outcome.code)
     message.updated_at = now
     await tx.session.flush()
+    await on_message_status(tx, message)
     conv = await tx.session.get_one(Conversation, message.conversation_id)
     tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))

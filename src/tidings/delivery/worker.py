@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 
 from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_outcome
+from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
@@ -115,6 +116,7 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
         )
     else:
         caps = channel.adapter.capabilities
+        await campaign_throttle.before_send(rt, message.extra)
         await rt.rate_limiter.acquire(f"channel:{channel.id}", caps.rate_per_second, caps.burst)
         outbound = OutboundMessage(
             message_id=message.id,

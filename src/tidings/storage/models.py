@@ -403,3 +403,123 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
+
+
+# --- campaigns, channel preference and fallback (migration 0004_campaigns) -----------------
+
+
+class Campaign(Base):
+    """A broadcast. Its audience is snapshotted into `CampaignRecipient` rows at launch; the
+    fan-out claims those rows in small batches, so no progress lives in a worker's memory."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    name: Mapped[str] = mapped_column(String(200))
+    # draft → running ⇄ paused → completed, or cancelled; scheduled until `scheduled_at`.
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    purpose: Mapped[str] = mapped_column(String(16), default="marketing")
+    # {"labels": [...], "filters": {attr: value}, "contact_ids": [...], "all_contacts": bool}
+    audience: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    # {"text": "...", "texts": {kind: "..."}, "template": {"name", "language", "params": [...]}}
+    content: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    # Channel ids in order of preference; empty: every active channel of the workspace.
+    channel_ids: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    # {"to_channel_id", "after_seconds", "on_failed", "on_window_closed"}; {} = none.
+    fallback: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    rate_per_second: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    # {"start": "21:00", "end": "08:00"} in each recipient's own time zone; {} = none.
+    quiet_hours: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignRecipient(Base):
+    """One recipient of one campaign and where it stands. The unique (campaign, contact) key
+    and the `message_id` link, written in the same transaction as the message, are what make a
+    crashed and restarted fan-out send exactly one message per recipient."""
+
+    __tablename__ = "campaign_recipient"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id"),
+        Index("ix_campaign_recipient_queue", "campaign_id", "state", "not_before"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    # NULL for audience rows that name nobody we can reach (bad or duplicate CSV rows): they are
+    # kept, skipped with a reason, so that nothing in an upload disappears silently.
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    address: Mapped[str | None] = mapped_column(String(300))
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    # pending → queued → sent → delivered → read, or failed / skipped (with `reason`).
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    channel_id: Mapped[int | None] = mapped_column(BigId)
+    channel_reason: Mapped[str | None] = mapped_column(String(64))
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    message_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    fallback_message_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ContactPreference(Base):
+    """A contact's explicitly preferred channel (set by an agent or by the customer's opt-in).
+    Learned preferences are not stored: they are read from the messages themselves."""
+
+    __tablename__ = "contact_preference"
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    set_by_agent_id: Mapped[int | None] = mapped_column(BigId)
+    updated_at: Mapped[datetime] = _created()
+
+
+class InboxFallback(Base):
+    """An inbox's fallback plan for replies, e.g. "if WhatsApp fails or is not delivered in
+    10 minutes, send it by SMS"."""
+
+    __tablename__ = "inbox_fallback"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    updated_at: Mapped[datetime] = _created()
+
+
+class FallbackTimer(Base):
+    """One armed fallback per original message: a row, so it survives restarts; moving it out
+    of `waiting` in the transaction that queues the follow-up makes it fire at most once."""
+
+    __tablename__ = "fallback_timer"
+    __table_args__ = (Index("ix_fallback_timer_queue", "state", "due_at"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), unique=True
+    )
+    to_channel_id: Mapped[int] = mapped_column(BigId)
+    campaign_recipient_id: Mapped[int | None] = mapped_column(BigId)
+    # None: only a failure fires it.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_failed: Mapped[bool] = mapped_column(Boolean, default=True)
+    # waiting → fired | not_needed | refused
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    outcome: Mapped[str | None] = mapped_column(Text)
+    fallback_message_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()

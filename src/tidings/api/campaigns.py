@@ -1,0 +1,275 @@
+"""REST API for campaigns, channel preference and fallback plans.
+
+- `/api/v1/campaigns`: create, list, get, edit (PATCH), CSV audience upload, preview, launch,
+  pause, resume, cancel, report, recipients (JSON pages) and `recipients.csv`;
+- `/api/v1/contacts/{id}/preference`: which channel and why (GET), set or clear it (PUT);
+- `/api/v1/inboxes/{id}/fallback`: the inbox's fallback plan for replies (GET, PUT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from tidings.access import Principal, require_admin
+from tidings.actions import campaigns as actions
+from tidings.actions import preference
+from tidings.api.auth import authenticate
+from tidings.campaigns import report as reporting
+from tidings.campaigns.state import RecipientState
+from tidings.delivery import fallback
+from tidings.domain.errors import InvalidInput, NotFound
+from tidings.runtime import Runtime
+from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
+
+router = APIRouter(prefix="/api/v1")
+Who = Annotated[Principal, Depends(authenticate)]
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RT = Annotated[Runtime, Depends(_runtime)]
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    content: dict[str, Any] | None = Field(
+        default=None,
+        description='{"text": "Hi {{first_name}}", "texts": {"twilio": "..."}, '
+        '"template": {"name", "language", "params": ["{{name}}"]}}',
+    )
+    audience: dict[str, Any] | None = Field(
+        default=None,
+        description='{"labels": [], "filters": {}, "contact_ids": [], "all_contacts": false}',
+    )
+    channel_ids: list[int] | None = Field(default=None, description="in order of preference")
+    fallback: dict[str, Any] | None = Field(
+        default=None,
+        description='{"to_channel_id", "after_seconds", "on_failed", "on_window_closed"}',
+    )
+    rate_per_second: float | None = Field(default=None, description="send-rate cap")
+    quiet_hours: dict[str, Any] | None = Field(
+        default=None, description='{"start": "21:00", "end": "08:00"}, recipient local time'
+    )
+    scheduled_at: datetime | None = None
+
+
+def _fields(body: CampaignIn) -> dict[str, Any]:
+    return {k: getattr(body, k) for k in body.model_fields_set}
+
+
+async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        return actions.campaign_dict(c, await reporting.counts(s, c.id))
+
+
+async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
+    async with rt.db.read() as s:
+        c = await s.get(Campaign, campaign_id)
+    if c is None or c.workspace_id != who.workspace_id:
+        raise NotFound("campaign not found")
+    return c
+
+
+@router.post("/campaigns", status_code=201, tags=["campaigns"])
+async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
+    """A draft campaign. Add a CSV audience, preview, then launch."""
+    c = await actions.check_create_campaign(rt, who, _fields(body))
+    return await _with_counts(rt, c)
+
+
+@router.get("/campaigns", tags=["campaigns"])
+async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        rows = (
+            await s.scalars(
+                select(Campaign)
+                .where(Campaign.workspace_id == who.workspace_id)
+                .order_by(Campaign.id.desc())
+            )
+        ).all()
+        return [actions.campaign_dict(c, await reporting.counts(s, c.id)) for c in rows]
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+async def get_campaign(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    require_admin(who)
+    return await _with_counts(rt, await _get(rt, who, campaign_id))
+
+
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+async def patch_campaign(campaign_id: int, body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
+    c = await actions.check_update_campaign(rt, who, campaign_id, _fields(body))
+    return await _with_counts(rt, c)
+
+
+@router.post("/campaigns/{campaign_id}/audience/csv", tags=["campaigns"])
+async def upload_csv(
+    campaign_id: int,
+    request: Request,
+    who: Who,
+    rt: RT,
+    region: Annotated[
+        str | None, Query(description="read national numbers in this region (e.g. DE)")
+    ] = None,
+) -> dict[str, Any]:
+    """The body is the CSV (text/csv), or a multipart form with a `file` field. A `phone`
+    column is required; other columns become template variables. Bad and duplicate rows are
+    reported (and kept as skipped recipients)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("file: attach the CSV as a file field named 'file'")
+        raw = await upload.read()
+    else:
+        raw = await request.body()
+    if not raw.strip():
+        raise InvalidInput("csv: the upload is empty")
+    return await actions.check_upload_csv(rt, who, campaign_id, raw, region)
+
+
+@router.post("/campaigns/{campaign_id}/preview", tags=["campaigns"])
+async def preview(
+    campaign_id: int, who: Who, rt: RT, sample: Annotated[int, Query(ge=0, le=200)] = 20
+) -> dict[str, Any]:
+    return await actions.check_preview(rt, who, campaign_id, sample)
+
+
+@router.post("/campaigns/{campaign_id}/{action}", tags=["campaigns"])
+async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any]:
+    """launch | pause | resume | cancel."""
+    if action == "launch":
+        c = await actions.check_launch(rt, who, campaign_id)
+    elif action in ("pause", "resume", "cancel"):
+        c = await actions.check_move(rt, who, campaign_id, action)
+    else:
+        raise NotFound(f"no campaign action {action!r}")
+    return await _with_counts(rt, c)
+
+
+@router.get("/campaigns/{campaign_id}/report", tags=["campaigns"])
+async def report(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    require_admin(who)
+    c = await _get(rt, who, campaign_id)
+    async with rt.db.read() as s:
+        return await reporting.report(s, c)
+
+
+def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "contact_id": r.contact_id,
+        "address": r.address,
+        "source_row": r.source_row,
+        "state": r.state,
+        "reason": r.reason,
+        "detail": r.detail,
+        "channel_id": r.channel_id,
+        "channel_reason": r.channel_reason,
+        "conversation_id": r.conversation_id,
+        "message_id": r.message_id,
+        "fallback_message_id": r.fallback_message_id,
+        "queued_at": r.queued_at.isoformat() if r.queued_at else None,
+    }
+
+
+@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+async def recipients(
+    campaign_id: int,
+    who: Who,
+    rt: RT,
+    state: str | None = None,
+    after: Annotated[int, Query(ge=0, description="next_after of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    require_admin(who)
+    await _get(rt, who, campaign_id)
+    q = select(CampaignRecipient).where(
+        CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.id > after
+    )
+    if state is not None:
+        if state not in RecipientState._value2member_map_:
+            raise InvalidInput(f"state: one of {', '.join(RecipientState)}")
+        q = q.where(CampaignRecipient.state == state)
+    async with rt.db.read() as s:
+        rows = (await s.scalars(q.order_by(CampaignRecipient.id).limit(limit + 1))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "data": [_recipient_dict(r) for r in rows],
+        "next_after": rows[-1].id if more and rows else None,
+    }
+
+
+@router.get("/campaigns/{campaign_id}/recipients.csv", tags=["campaigns"])
+async def recipients_csv(campaign_id: int, who: Who, rt: RT) -> StreamingResponse:
+    require_admin(who)
+    c = await _get(rt, who, campaign_id)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with rt.db.read() as s:
+            async for chunk in reporting.export_csv(s, c.id):
+                yield chunk.encode()
+
+    filename = f"campaign-{c.id}-recipients.csv"
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# --- channel preference ---------------------------------------------------------------------
+
+
+class PreferenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel_id: int | None = Field(description="null clears the explicit preference")
+    source: str = Field(default="agent", description="agent | customer (their opt-in)")
+
+
+@router.get("/contacts/{contact_id}/preference", tags=["contacts"])
+async def get_preference(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    """The channel replies and campaigns use first for this contact, and why."""
+    return (await preference.check_get_preference(rt, who, contact_id)).as_dict()
+
+
+@router.put("/contacts/{contact_id}/preference", tags=["contacts"])
+async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) -> dict[str, Any]:
+    pref = await preference.check_set_preference(rt, who, contact_id, body.channel_id, body.source)
+    return pref.as_dict()
+
+
+# --- fallback plans -------------------------------------------------------------------------
+
+
+@router.get("/inboxes/{inbox_id}/fallback", tags=["inboxes"])
+async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        row = await s.get(InboxFallback, inbox_id)
+    if row is None or row.workspace_id != who.workspace_id:
+        return {}
+    return row.plan or {}
+
+
+@router.put("/inboxes/{inbox_id}/fallback", tags=["inboxes"])
+async def put_inbox_fallback(
+    inbox_id: int, body: dict[str, Any], who: Who, rt: RT
+) -> dict[str, Any]:
+    """{"to_channel_id", "after_seconds", "on_failed"}; `{}` removes the plan."""
+    require_admin(who)
+    return await fallback.check_set_inbox_plan(rt, who.workspace_id, inbox_id, body)

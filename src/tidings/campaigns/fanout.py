@@ -1,0 +1,335 @@
+"""The campaign fan-out: many small idempotent batches claimed from `campaign_recipient`.
+
+One step for one campaign is one transaction: claim up to N `pending` recipients whose time has
+come (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer makes claims exclusive),
+decide each one's channel and content (`plan.plan_send`, through the shared policy check), and
+write — together — each message, its delivery row and the recipient's move to `queued` with the
+message id. A crash before the commit leaves the batch `pending` and nothing written; after
+the commit, the recipients are no longer `pending`. Either way a restarted worker sends every
+recipient exactly one message. Nothing about progress lives in memory: pause, resume and cancel
+are campaign state changes that the next step reads.
+
+`run(rt)` keeps one task per running campaign in this process (several processes may run it:
+their claims do not overlap), promotes scheduled campaigns whose time came, catches recipient
+states up with their messages (`state.reconcile`) and sends `campaign.updated` live events
+with counts at most once a second per campaign.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from tidings.actions.base import Tx, transaction
+from tidings.actions.inbound import open_conversation
+from tidings.actions.outbound import Route, do_queue_message
+from tidings.campaigns import plan as planning
+from tidings.campaigns import schedule, throttle
+from tidings.campaigns.report import counts
+from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
+from tidings.delivery import fallback
+from tidings.domain.enums import ConversationStatus
+from tidings.runtime import Runtime
+from tidings.storage.models import (
+    Campaign,
+    CampaignRecipient,
+    Contact,
+    ConversationLabel,
+    Label,
+)
+from tidings.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+# Queued-but-unsent messages a campaign may have in the outbox before its fan-out waits: keeps
+# the outbox short (agent replies are not stuck behind a whole campaign) and the cap honest.
+MAX_OUTSTANDING = 1000
+IDLE_SECONDS = 0.5
+PROGRESS_SECONDS = 1.0
+
+
+async def step(rt: Runtime, campaign_id: int, limit: int = BATCH) -> int:
+    """Queue (or skip) up to `limit` recipients of one campaign. Returns how many were
+    claimed; 0 when the campaign is not running or has nobody due."""
+    now = utcnow()
+    async with transaction(rt) as tx:
+        s = tx.session
+        campaign = await s.get(Campaign, campaign_id)
+        if campaign is None or campaign.state != CampaignState.RUNNING:
+            return 0
+        rows = (
+            await s.scalars(
+                select(CampaignRecipient)
+                .where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    CampaignRecipient.state == RecipientState.PENDING,
+                    (CampaignRecipient.not_before.is_(None))
+                    | (CampaignRecipient.not_before <= now),
+                )
+                .order_by(CampaignRecipient.id)
+                .limit(limit)
+                .with_for_update(**rt.db.skip_locked())
+            )
+        ).all()
+        if not rows:
+            await _maybe_complete(tx, campaign)
+            return 0
+        aud = await planning.load_audience(rt, s, campaign)
+        quiet = schedule.parse_quiet_hours(campaign.quiet_hours)
+        label_id = await _campaign_label(tx, campaign)
+        tag = throttle.campaign_tag(campaign.id, campaign.rate_per_second)
+        contacts = {
+            c.id: c
+            for c in (
+                await s.scalars(
+                    select(Contact).where(
+                        Contact.id.in_([r.contact_id for r in rows if r.contact_id])
+                    )
+                )
+            ).all()
+        }
+        for r in rows:
+            contact = contacts.get(r.contact_id) if r.contact_id else None
+            if contact is not None and quiet is not None:
+                zone = schedule.zone_for(contact.phone_e164, contact.attributes)
+                later = schedule.next_allowed(now, zone, quiet)
+                if later is not None:
+                    r.not_before, r.updated_at = later, now
+                    continue
+            decision = await planning.plan_send(s, aud, contact, r.variables)
+            r.updated_at = now
+            if isinstance(decision, planning.Skip):
+                r.state, r.reason, r.detail = (
+                    RecipientState.SKIPPED,
+                    decision.reason,
+                    decision.detail,
+                )
+                continue
+            assert contact is not None
+            await _queue(tx, campaign, r, contact, decision, tag, label_id)
+        await s.flush()
+        return len(rows)
+
+
+async def _queue(
+    tx: Tx,
+    campaign: Campaign,
+    r: CampaignRecipient,
+    contact: Contact,
+    send: planning.Send,
+    tag: dict[str, object],
+    label_id: int,
+) -> None:
+    s = tx.session
+    conv, created = await open_conversation(tx, send.channel, contact)
+    if created:
+        # Hidden until the customer answers (the inbound path reopens snoozed conversations):
+        # a broadcast must not drop thousands of open threads on the agents.
+        conv.status = ConversationStatus.SNOOZED
+    unread = conv.unread_count
+    message = await do_queue_message(
+        tx,
+        conv,
+        Route(send.channel, send.address),
+        send.kind,
+        send.text,
+        sender_agent_id=None,
+        extra={**send.extra, "campaign": {**tag, "name": campaign.name}},
+    )
+    # A broadcast is not an agent answering: the customer's unread messages stay unread.
+    conv.unread_count = unread
+    if send.cost is not None:
+        message.cost_estimate = send.cost
+    await s.execute(
+        tx.rt.db.insert(ConversationLabel)
+        .values(conversation_id=conv.id, label_id=label_id)
+        .on_conflict_do_nothing(index_elements=["conversation_id", "label_id"])
+    )
+    r.state = RecipientState.QUEUED
+    r.reason = None
+    r.channel_id, r.channel_reason = send.channel.id, send.channel_reason
+    r.conversation_id, r.message_id, r.queued_at = conv.id, message.id, utcnow()
+    if campaign.fallback:
+        await fallback.arm(tx, message, campaign.fallback, recipient_id=r.id)
+
+
+async def _campaign_label(tx: Tx, campaign: Campaign) -> int:
+    """`campaign:<name>`: replies land in the inbox tagged with the campaign."""
+    name = f"campaign:{campaign.name}"[:100]
+    await tx.session.execute(
+        tx.rt.db.insert(Label)
+        .values(workspace_id=campaign.workspace_id, name=name, color="#7c3aed")
+        .on_conflict_do_nothing(index_elements=["workspace_id", "name"])
+    )
+    label_id = await tx.session.scalar(
+        select(Label.id).where(Label.workspace_id == campaign.workspace_id, Label.name == name)
+    )
+    assert label_id is not None
+    return int(label_id)
+
+
+async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
+    left = await tx.session.scalar(
+        select(func.count())
+        .select_from(CampaignRecipient)
+        .where(
+            CampaignRecipient.campaign_id == campaign.id,
+            CampaignRecipient.state == RecipientState.PENDING,
+        )
+    )
+    if not left:
+        campaign.state = CampaignState.COMPLETED
+        campaign.finished_at = campaign.updated_at = utcnow()
+        await emit_progress(tx, campaign)
+
+
+async def outstanding(rt: Runtime, campaign_id: int) -> int:
+    async with rt.db.read() as s:
+        return int(
+            await s.scalar(
+                select(func.count())
+                .select_from(CampaignRecipient)
+                .where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    CampaignRecipient.state == RecipientState.QUEUED,
+                )
+            )
+            or 0
+        )
+
+
+async def next_due(rt: Runtime, campaign_id: int) -> float:
+    """Seconds until the earliest deferred recipient's time (quiet hours), capped at 5 s."""
+    async with rt.db.read() as s:
+        at = await s.scalar(
+            select(func.min(CampaignRecipient.not_before)).where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state == RecipientState.PENDING,
+            )
+        )
+    if at is None:
+        return IDLE_SECONDS
+    return min(5.0, max(0.05, (at - utcnow()).total_seconds()))
+
+
+async def run_campaign(rt: Runtime, campaign_id: int) -> None:
+    """Batches for one campaign until it is not running or nobody is due right now."""
+    async with rt.db.read() as s:
+        campaign = await s.get(Campaign, campaign_id)
+    if campaign is None:
+        return
+    rate = campaign.rate_per_second
+    size = throttle.queue_batch_size(rate, BATCH)
+    limit = MAX_OUTSTANDING if not rate else max(size * 2, min(MAX_OUTSTANDING, int(rate * 2)))
+    while True:
+        if await outstanding(rt, campaign_id) >= limit:
+            await asyncio.sleep(0.05)
+            async with rt.db.read() as s:
+                state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
+            if state != CampaignState.RUNNING:
+                return
+            continue
+        await throttle.take_queue_tokens(rt, campaign_id, rate, size)
+        claimed = await step(rt, campaign_id, size)
+        if claimed == 0:
+            async with rt.db.read() as s:
+                state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
+            if state != CampaignState.RUNNING:
+                return
+            await asyncio.sleep(await next_due(rt, campaign_id))
+
+
+async def promote_scheduled(rt: Runtime) -> None:
+    async with transaction(rt) as tx:
+        await tx.session.execute(
+            update(Campaign)
+            .where(Campaign.state == CampaignState.SCHEDULED, Campaign.scheduled_at <= utcnow())
+            .values(state=CampaignState.RUNNING, updated_at=utcnow())
+        )
+
+
+async def emit_progress(tx: Tx, campaign: Campaign) -> None:
+    data = {
+        "id": campaign.id,
+        "name": campaign.name,
+        "state": campaign.state,
+        "counts": await counts(tx.session, campaign.id),
+    }
+    tx.emit("campaign.updated", campaign.workspace_id, None, data)
+
+
+async def run(rt: Runtime) -> None:
+    """The campaign worker loop (see the module docstring)."""
+    tasks: dict[int, asyncio.Task[None]] = {}
+    last_progress: dict[int, tuple[float, dict[str, int]]] = {}
+    while True:
+        try:
+            await promote_scheduled(rt)
+            async with rt.db.read() as s:
+                active = list(
+                    (
+                        await s.scalars(
+                            select(Campaign.id).where(
+                                Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED))
+                                | (
+                                    (Campaign.state == CampaignState.COMPLETED)
+                                    & (Campaign.finished_at > utcnow() - timedelta(hours=1))
+                                )
+                            )
+                        )
+                    ).all()
+                )
+                running = set(
+                    (
+                        await s.scalars(
+                            select(Campaign.id).where(Campaign.state == CampaignState.RUNNING)
+                        )
+                    ).all()
+                )
+            for cid in running:
+                task = tasks.get(cid)
+                if task is None or task.done():
+                    tasks[cid] = rt.spawn(run_campaign(rt, cid), name=f"campaign-{cid}")
+            async with transaction(rt) as tx:
+                await reconcile(tx)
+            await _progress(rt, active, last_progress)
+        except asyncio.CancelledError:
+            for task in tasks.values():
+                task.cancel()
+            raise
+        except Exception:
+            log.exception("campaign loop failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        await asyncio.sleep(IDLE_SECONDS)
+
+
+async def _progress(
+    rt: Runtime, active: list[int], last: dict[int, tuple[float, dict[str, int]]]
+) -> None:
+    now = time.monotonic()
+    for cid in active:
+        seen = last.get(cid)
+        if seen is not None and now - seen[0] < PROGRESS_SECONDS:
+            continue
+        async with transaction(rt) as tx:
+            campaign = await tx.session.get(Campaign, cid)
+            if campaign is None:
+                continue
+            current = await counts(tx.session, cid)
+            if seen is None or seen[1] != current:
+                tx.emit(
+                    "campaign.updated",
+                    campaign.workspace_id,
+                    None,
+                    {"id": cid, "name": campaign.name, "state": campaign.state, "counts": current},
+                )
+        last[cid] = (now, current)
+
+
+__all__ = ["SkipReason", "run", "run_campaign", "step"]

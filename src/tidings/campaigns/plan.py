@@ -1,0 +1,271 @@
+"""For one recipient: which channel, which address, what content — or why nobody can be sent.
+
+Channels are tried in order: the contact's preferred channel (explicit or learned) when the
+campaign allows it, then the campaign's channels in the order given, then the fallback channel
+when the campaign's plan says "window closed and no template fits → fallback". The first one
+that has an address for the contact and passes `tidings.policy.check_outbound` wins. Campaign
+sends are `marketing`: a marketing (or blanket) opt-out on a channel kind refuses it there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.actions.preference import preferred_channel
+from tidings.campaigns import content as cc
+from tidings.campaigns.state import SkipReason
+from tidings.domain.enums import (
+    ConsentStatus,
+    ConversationStatus,
+    MessageKind,
+)
+from tidings.domain.errors import PolicyRefusal
+from tidings.domain.numbers import region_of
+from tidings.policy import OutboundContext, check_outbound, sms
+from tidings.runtime import ChannelInfo, Runtime
+from tidings.storage.models import (
+    Campaign,
+    Channel,
+    Consent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationChannel,
+    Template,
+)
+from tidings.storage.types import utcnow
+
+# Kinds whose address is the customer's phone number, so a contact known only by number (a CSV
+# row) can be reached there. SMS adapters say so through `capabilities.sms`; WhatsApp's wa_id
+# is the number's digits (its client sends `to: +<digits>`).
+# TODO(adapters): a `phone_addressed` capability would replace this set.
+PHONE_ADDRESSED_KINDS = frozenset({"whatsapp"})
+APPROVED = "approved"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    channel: ChannelInfo
+    address: str
+    kind: MessageKind
+    text: str | None
+    extra: dict[str, Any]
+    channel_reason: str
+    segments: int | None = None
+    encoding: str | None = None
+    cost: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def preview(self) -> str:
+        if self.kind == MessageKind.TEMPLATE:
+            return cc.template_preview(self.extra["template"])
+        return self.text or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: SkipReason
+    detail: str
+
+
+@dataclass
+class Audience:
+    """What every recipient of one campaign shares, loaded once per batch."""
+
+    campaign: Campaign
+    channels: list[ChannelInfo]
+    fallback_channel: ChannelInfo | None
+    # Approved (name, language) per channel; absent: that channel's templates are not synced,
+    # and the provider has the last word.
+    templates: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
+
+
+async def load_audience(rt: Runtime, s: AsyncSession, campaign: Campaign) -> Audience:
+    ids = [int(i) for i in campaign.channel_ids or []]
+    if not ids:
+        ids = list(
+            (
+                await s.scalars(
+                    select(Channel.id)
+                    .where(Channel.workspace_id == campaign.workspace_id, Channel.active.is_(True))
+                    .order_by(Channel.id)
+                )
+            ).all()
+        )
+    channels = [c for c in [await rt.channels.get(i) for i in ids] if c is not None and c.active]
+    plan = campaign.fallback or {}
+    fb = None
+    if plan.get("to_channel_id"):
+        fb = await rt.channels.get(int(plan["to_channel_id"]))
+        if fb is not None and not fb.active:
+            fb = None
+    templates: dict[int, set[tuple[str, str]]] = {}
+    for ch in channels:
+        if not ch.adapter.capabilities.supports_templates:
+            continue
+        rows = (
+            await s.execute(
+                select(Template.name, Template.language, Template.status).where(
+                    Template.channel_id == ch.id
+                )
+            )
+        ).all()
+        if rows:
+            templates[ch.id] = {(n, lang) for n, lang, st in rows if st.lower() == APPROVED}
+    return Audience(campaign, channels, fb, templates)
+
+
+async def address_for(s: AsyncSession, channel: ChannelInfo, contact: Contact) -> str | None:
+    address = await s.scalar(
+        select(ContactIdentity.address)
+        .where(
+            ContactIdentity.contact_id == contact.id,
+            ContactIdentity.channel_kind == channel.kind,
+        )
+        .order_by(ContactIdentity.id.desc())
+        .limit(1)
+    )
+    if address is not None:
+        return address
+    phone_ok = channel.adapter.capabilities.sms or channel.kind in PHONE_ADDRESSED_KINDS
+    if phone_ok and contact.phone_e164:
+        return contact.phone_e164
+    return None
+
+
+async def opted_out(s: AsyncSession, contact_id: int, kind: str) -> bool:
+    """A marketing send stops on any opt-out on this kind: a marketing one (WhatsApp's
+    "stop promotions") or a blanket one (SMS STOP sets every purpose)."""
+    found = await s.scalar(
+        select(Consent.id)
+        .where(
+            Consent.contact_id == contact_id,
+            Consent.channel_kind == kind,
+            Consent.status == ConsentStatus.OPTED_OUT,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def last_inbound(s: AsyncSession, channel: ChannelInfo, contact_id: int) -> Any:
+    return await s.scalar(
+        select(ConversationChannel.last_inbound_at)
+        .join(Conversation, Conversation.id == ConversationChannel.conversation_id)
+        .where(
+            Conversation.contact_id == contact_id,
+            Conversation.inbox_id == channel.inbox_id,
+            Conversation.status != ConversationStatus.RESOLVED,
+            ConversationChannel.channel_id == channel.id,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+
+
+def _reason_for(refusal: PolicyRefusal) -> SkipReason:
+    if refusal.code == "opted_out":
+        return SkipReason.OPTED_OUT
+    if refusal.code == "window_closed":
+        return SkipReason.WINDOW_CLOSED
+    return SkipReason.POLICY
+
+
+async def plan_send(
+    s: AsyncSession,
+    aud: Audience,
+    contact: Contact | None,
+    variables: dict[str, Any] | None,
+) -> Send | Skip:
+    if contact is None:
+        return Skip(SkipReason.INVALID_NUMBER, "No contact for this audience row.")
+    campaign = aud.campaign
+    values = cc.variables_for(contact, variables)
+    by_id = {c.id: c for c in aud.channels}
+    order: list[tuple[ChannelInfo, str]] = []
+    pref = await preferred_channel(s, contact.id, list(by_id))
+    if pref.channel_id is not None:
+        order.append((by_id[pref.channel_id], f"preferred ({pref.source}): {pref.reason}"))
+    for pos, ch in enumerate(aud.channels):
+        if ch.id != pref.channel_id:
+            order.append((ch, f"campaign channel #{pos + 1}"))
+    plan = campaign.fallback or {}
+    fb = aud.fallback_channel
+    if fb is not None and plan.get("on_window_closed") and fb.id not in by_id:
+        order.append((fb, "fallback: the other channels cannot send"))
+
+    refusals: list[tuple[ChannelInfo, PolicyRefusal]] = []
+    reachable = False
+    for channel, why in order:
+        address = await address_for(s, channel, contact)
+        if address is None:
+            continue
+        reachable = True
+        caps = channel.adapter.capabilities
+        kind, text, extra = (
+            MessageKind.TEXT,
+            cc.text_for(campaign.content, channel.kind, values),
+            {},
+        )
+        if caps.supports_templates and campaign.content.get("template"):
+            spec = campaign.content["template"]
+            approved = aud.templates.get(channel.id)
+            if approved is None or (spec["name"], spec["language"]) in approved:
+                obj = cc.template_for(campaign.content, values)
+                assert obj is not None
+                kind, text, extra = MessageKind.TEMPLATE, None, {"template": obj}
+        ctx = OutboundContext(
+            channel_kind=channel.kind,
+            channel_label=channel.adapter.label,
+            capabilities=caps,
+            kind=kind,
+            text=text if kind == MessageKind.TEXT else cc.template_preview(extra["template"]),
+            last_inbound_at=await last_inbound(s, channel, contact.id),
+            opted_out=await opted_out(s, contact.id, channel.kind),
+            now=utcnow(),
+        )
+        try:
+            if kind == MessageKind.TEXT and text is None:
+                raise PolicyRefusal(
+                    f"The campaign has no text for {channel.adapter.label}.", code="no_content"
+                )
+            check_outbound(ctx)
+        except PolicyRefusal as refusal:
+            refusals.append((channel, refusal))
+            continue
+        send = Send(channel, address, kind, text, extra, why[:64])
+        if caps.sms and text:
+            analysis = sms.analyse(text)
+            priced = sms.estimate_cost(analysis, channel.kind, region_of(address))
+            send = Send(
+                channel,
+                address,
+                kind,
+                text,
+                extra,
+                why[:64],
+                segments=analysis.segments,
+                encoding=analysis.encoding,
+                cost=priced[0] if priced else None,
+                currency=priced[1] if priced else None,
+            )
+        return send
+    if refusals:
+        first_channel, first = refusals[0]
+        return Skip(_reason_for(first), f"{first_channel.name}: {first.message}")
+    if (
+        not reachable
+        and contact.phone_e164 is None
+        and (contact.attributes or {}).get("phone_unparsed")
+    ):
+        return Skip(
+            SkipReason.INVALID_NUMBER,
+            f"{contact.attributes['phone_unparsed']!r} is not a phone number we can read.",
+        )
+    return Skip(SkipReason.NO_CHANNEL, "No channel of this campaign can reach this contact.")

@@ -1,0 +1,232 @@
+"""What a campaign did: counts per state and channel, rates, replies, opt-outs, cost, failures
+grouped by reason, and one CSV line per recipient."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tidings.campaigns.state import RecipientState
+from tidings.domain.enums import ConsentStatus, Direction
+from tidings.storage.models import (
+    Campaign,
+    CampaignRecipient,
+    Channel,
+    Consent,
+    Contact,
+    Message,
+)
+
+CSV_COLUMNS = (
+    "recipient_id",
+    "source_row",
+    "contact_id",
+    "name",
+    "address",
+    "state",
+    "reason",
+    "detail",
+    "channel_id",
+    "channel_reason",
+    "message_id",
+    "fallback_message_id",
+    "conversation_id",
+    "queued_at",
+    "cost",
+    "replied",
+)
+
+
+async def counts(s: AsyncSession, campaign_id: int) -> dict[str, int]:
+    rows = await s.execute(
+        select(CampaignRecipient.state, func.count())
+        .where(CampaignRecipient.campaign_id == campaign_id)
+        .group_by(CampaignRecipient.state)
+    )
+    out = {str(st): 0 for st in RecipientState}
+    for state, n in rows:
+        out[str(state)] = int(n)
+    out["total"] = sum(out[str(st)] for st in RecipientState)
+    return out
+
+
+def _replied() -> Any:
+    """A recipient replied: an inbound message in its conversation after it was queued."""
+    return exists().where(
+        Message.conversation_id == CampaignRecipient.conversation_id,
+        Message.direction == Direction.IN,
+        Message.sent_at >= CampaignRecipient.queued_at,
+    )
+
+
+def _opted_out_after() -> Any:
+    return exists().where(
+        Consent.contact_id == CampaignRecipient.contact_id,
+        Consent.status == ConsentStatus.OPTED_OUT,
+        Consent.changed_at >= CampaignRecipient.queued_at,
+    )
+
+
+async def report(s: AsyncSession, campaign: Campaign) -> dict[str, Any]:
+    cid = campaign.id
+    by_state = await counts(s, cid)
+    per_channel: dict[str, dict[str, int]] = {}
+    for channel_id, name, state, n in await s.execute(
+        select(CampaignRecipient.channel_id, Channel.name, CampaignRecipient.state, func.count())
+        .outerjoin(Channel, Channel.id == CampaignRecipient.channel_id)
+        .where(CampaignRecipient.campaign_id == cid, CampaignRecipient.channel_id.isnot(None))
+        .group_by(CampaignRecipient.channel_id, Channel.name, CampaignRecipient.state)
+    ):
+        entry = per_channel.setdefault(str(channel_id), {"name": name, "total": 0})  # type: ignore[dict-item]
+        entry[str(state)] = int(n)
+        entry["total"] += int(n)
+    failures = [
+        {"state": state, "reason": reason, "count": int(n)}
+        for state, reason, n in await s.execute(
+            select(CampaignRecipient.state, CampaignRecipient.reason, func.count())
+            .where(
+                CampaignRecipient.campaign_id == cid,
+                CampaignRecipient.state.in_((RecipientState.FAILED, RecipientState.SKIPPED)),
+            )
+            .group_by(CampaignRecipient.state, CampaignRecipient.reason)
+            .order_by(func.count().desc())
+        )
+    ]
+    sent_like = (
+        sum(
+            by_state[s_]
+            for s_ in (RecipientState.SENT, RecipientState.DELIVERED, RecipientState.READ)
+        )
+        + by_state[RecipientState.FAILED]
+    )
+    delivered = by_state[RecipientState.DELIVERED] + by_state[RecipientState.READ]
+    in_campaign = CampaignRecipient.campaign_id == cid
+    replies = int(
+        await s.scalar(
+            select(func.count()).select_from(CampaignRecipient).where(in_campaign, _replied())
+        )
+        or 0
+    )
+    opt_outs = int(
+        await s.scalar(
+            select(func.count())
+            .select_from(CampaignRecipient)
+            .where(in_campaign, CampaignRecipient.queued_at.isnot(None), _opted_out_after())
+        )
+        or 0
+    )
+    linked = aliased(Message)
+    cost = await s.scalar(
+        select(func.sum(linked.cost_estimate))
+        .select_from(CampaignRecipient)
+        .join(
+            linked,
+            or_(
+                linked.id == CampaignRecipient.message_id,
+                linked.id == CampaignRecipient.fallback_message_id,
+            ),
+        )
+        .where(in_campaign)
+    )
+    fallbacks = int(
+        await s.scalar(
+            select(func.count())
+            .select_from(CampaignRecipient)
+            .where(in_campaign, CampaignRecipient.fallback_message_id.isnot(None))
+        )
+        or 0
+    )
+    return {
+        "campaign_id": cid,
+        "state": campaign.state,
+        "counts": by_state,
+        "per_channel": per_channel,
+        "delivery_rate": round(delivered / sent_like, 4) if sent_like else None,
+        "read_rate": round(by_state[RecipientState.READ] / delivered, 4) if delivered else None,
+        "replies": replies,
+        "opt_outs": opt_outs,
+        "fallbacks": fallbacks,
+        "cost": str(Decimal(cost)) if cost is not None else None,
+        "failures": failures,
+        "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
+        "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
+    }
+
+
+def _cell(value: Any) -> str:
+    """CSV-injection safe: a cell a spreadsheet would run as a formula gets a leading quote."""
+    text = "" if value is None else str(value)
+    if text[:1] == "+" and text[1:].isdigit():
+        return text  # an E.164 number, not a formula
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+async def export_csv(s: AsyncSession, campaign_id: int, page: int = 2000) -> AsyncIterator[str]:
+    """The report per recipient, streamed in pages (keyset on id)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    yield buf.getvalue()
+    last = 0
+    original = aliased(Message)
+    follow = aliased(Message)
+    while True:
+        rows = (
+            await s.execute(
+                select(
+                    CampaignRecipient,
+                    Contact.name,
+                    original.cost_estimate,
+                    follow.cost_estimate,
+                    _replied(),
+                )
+                .outerjoin(Contact, Contact.id == CampaignRecipient.contact_id)
+                .outerjoin(original, original.id == CampaignRecipient.message_id)
+                .outerjoin(follow, follow.id == CampaignRecipient.fallback_message_id)
+                .where(
+                    and_(CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.id > last)
+                )
+                .order_by(CampaignRecipient.id)
+                .limit(page)
+            )
+        ).all()
+        if not rows:
+            return
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for r, name, c1, c2, replied in rows:
+            cost = (c1 or 0) + (c2 or 0) if (c1 is not None or c2 is not None) else None
+            writer.writerow(
+                [
+                    _cell(v)
+                    for v in (
+                        r.id,
+                        r.source_row,
+                        r.contact_id,
+                        name,
+                        r.address,
+                        r.state,
+                        r.reason,
+                        r.detail,
+                        r.channel_id,
+                        r.channel_reason,
+                        r.message_id,
+                        r.fallback_message_id,
+                        r.conversation_id,
+                        r.queued_at.isoformat() if r.queued_at else None,
+                        cost,
+                        "yes" if replied else "no",
+                    )
+                ]
+            )
+        last = rows[-1][0].id
+        yield buf.getvalue()

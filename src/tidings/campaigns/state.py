@@ -1,0 +1,127 @@
+"""Campaign and recipient states, skip reasons, and how a recipient follows its message."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import or_, select, update
+
+from tidings.actions.base import Tx
+from tidings.domain.enums import MessageStatus
+from tidings.storage.models import CampaignRecipient, Message
+from tidings.storage.types import utcnow
+
+
+class CampaignState(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class RecipientState(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SkipReason(StrEnum):
+    OPTED_OUT = "opted_out"
+    NO_CHANNEL = "no_reachable_channel"
+    INVALID_NUMBER = "invalid_number"
+    WINDOW_CLOSED = "window_closed_no_template"
+    DUPLICATE = "duplicate_in_audience"
+    CANCELLED = "campaign_cancelled"
+    POLICY = "policy_refused"
+
+
+# Recipients still moving: their state follows their message's status.
+IN_FLIGHT = (RecipientState.QUEUED, RecipientState.SENT, RecipientState.DELIVERED)
+FINAL = (RecipientState.READ, RecipientState.FAILED, RecipientState.SKIPPED)
+_FOLLOWS = {
+    MessageStatus.QUEUED: RecipientState.QUEUED,
+    MessageStatus.SENT: RecipientState.SENT,
+    MessageStatus.DELIVERED: RecipientState.DELIVERED,
+    MessageStatus.READ: RecipientState.READ,
+    MessageStatus.FAILED: RecipientState.FAILED,
+}
+
+
+def recipient_state_for(status: str) -> RecipientState | None:
+    try:
+        return _FOLLOWS.get(MessageStatus(status))
+    except ValueError:
+        return None
+
+
+async def on_message_status(tx: Tx, message: Message) -> None:
+    """Hook for the status path (`do_apply_status`, `do_record_outcome`): the recipient whose
+    current message this is takes the message's status. (Progress events go out from the
+    fan-out loop, at most once a second per campaign, not once per receipt.)
+
+    A recipient's current message is its fallback message once one was sent, else the first.
+    Cheap for messages of no campaign: one indexed lookup, done only for outbound messages."""
+    if not (message.extra or {}).get("campaign"):
+        return
+    new = recipient_state_for(message.status)
+    if new is None:
+        return
+    rows = (
+        await tx.session.scalars(
+            select(CampaignRecipient).where(
+                or_(
+                    CampaignRecipient.fallback_message_id == message.id,
+                    (CampaignRecipient.message_id == message.id)
+                    & CampaignRecipient.fallback_message_id.is_(None),
+                )
+            )
+        )
+    ).all()
+    for r in rows:
+        if r.state != new and r.state != RecipientState.SKIPPED:
+            r.state = new
+            r.updated_at = utcnow()
+            if new == RecipientState.FAILED:
+                r.reason = r.reason or "send_failed"
+                r.detail = message.error_reason
+
+
+async def reconcile(tx: Tx, limit: int = 500) -> int:
+    """Catch up recipients whose message moved on without the hook seeing it (a status that
+    arrived through a path without the hook, or before it was wired). Returns rows changed."""
+    current = CampaignRecipient.fallback_message_id
+    changed = 0
+    for column in (current, CampaignRecipient.message_id):
+        cond = (
+            current.isnot(None) if column is current else current.is_(None)
+        )  # which message is current
+        rows = (
+            await tx.session.execute(
+                select(CampaignRecipient.id, Message.status)
+                .join(Message, Message.id == column)
+                .where(
+                    CampaignRecipient.state.in_(IN_FLIGHT),
+                    cond,
+                    Message.status != CampaignRecipient.state,
+                )
+                .limit(limit)
+            )
+        ).all()
+        for rid, status in rows:
+            new = recipient_state_for(status)
+            if new is None:
+                continue
+            values: dict[str, object] = {"state": new, "updated_at": utcnow()}
+            if new == RecipientState.FAILED:
+                values["reason"] = "send_failed"
+            await tx.session.execute(
+                update(CampaignRecipient).where(CampaignRecipient.id == rid).values(**values)
+            )
+            changed += 1
+    return changed

@@ -1,0 +1,290 @@
+"""Automatic fallback: "WhatsApp; if it fails, or is not delivered within N minutes → SMS".
+
+A plan (per inbox for replies, per campaign for broadcasts) is a JSON object:
+
+    {"to_channel_id": 7, "after_seconds": 600, "on_failed": true, "on_window_closed": true}
+
+When a message goes out on another channel than `to_channel_id`, a `FallbackTimer` row is
+armed for it (unique per message). `run(rt)` fires timers whose message failed (`on_failed`) or
+is still not delivered at `due_at`: in one transaction it queues the follow-up text on the
+fallback channel in the same conversation — `extra["fallback_of"]` links it to the original,
+its cost estimate is recorded — and moves the timer out of `waiting`, so it fires once even if
+the process dies and restarts. A timer whose message was delivered or read retires quietly.
+
+If the original is still waiting in the outbox when its timer fires (the provider kept failing
+retriably), its delivery is withdrawn first, so the customer does not get both.
+
+`on_window_closed` applies where a send is planned (campaigns try the fallback channel when
+the service window is closed and no template fits); replies do not use it yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from tidings.actions.base import Tx, transaction
+from tidings.domain.enums import DeliveryState, MessageKind, MessageStatus
+from tidings.domain.errors import InvalidInput, PolicyRefusal
+from tidings.runtime import Runtime
+from tidings.storage.models import (
+    Campaign,
+    CampaignRecipient,
+    Contact,
+    Conversation,
+    Delivery,
+    FallbackTimer,
+    InboxFallback,
+    Message,
+)
+from tidings.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+IDLE_SECONDS = 0.5
+MAX_AFTER_SECONDS = 7 * 24 * 3600
+
+
+class TimerState:
+    WAITING = "waiting"
+    FIRED = "fired"
+    NOT_NEEDED = "not_needed"
+    REFUSED = "refused"
+
+
+def validate_plan(raw: Any) -> dict[str, Any]:
+    """A plan as stored; `{}` (or None) means no fallback."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInput("fallback: {to_channel_id, after_seconds, on_failed, on_window_closed}")
+    unknown = set(raw) - {"to_channel_id", "after_seconds", "on_failed", "on_window_closed"}
+    if unknown:
+        raise InvalidInput(f"fallback: unknown field(s) {', '.join(sorted(unknown))}")
+    to = raw.get("to_channel_id")
+    if not isinstance(to, int) or isinstance(to, bool):
+        raise InvalidInput("fallback.to_channel_id: the channel to fall back to")
+    after = raw.get("after_seconds")
+    if after is not None and (
+        not isinstance(after, int) or isinstance(after, bool) or not 0 < after <= MAX_AFTER_SECONDS
+    ):
+        raise InvalidInput(f"fallback.after_seconds: 1..{MAX_AFTER_SECONDS}, or null")
+    plan = {
+        "to_channel_id": to,
+        "after_seconds": after,
+        "on_failed": bool(raw.get("on_failed", True)),
+        "on_window_closed": bool(raw.get("on_window_closed", False)),
+    }
+    if after is None and not plan["on_failed"] and not plan["on_window_closed"]:
+        raise InvalidInput("fallback: say when — after_seconds, on_failed or on_window_closed")
+    return plan
+
+
+async def arm(
+    tx: Tx, message: Message, plan: dict[str, Any], recipient_id: int | None = None
+) -> None:
+    """Arm `plan` for `message` (idempotent: one timer per message)."""
+    if not plan or message.channel_id == plan.get("to_channel_id"):
+        return
+    after = plan.get("after_seconds")
+    if after is None and not plan.get("on_failed"):
+        return
+    now = utcnow()
+    await tx.session.execute(
+        tx.rt.db.insert(FallbackTimer)
+        .values(
+            workspace_id=message.workspace_id,
+            message_id=message.id,
+            to_channel_id=int(plan["to_channel_id"]),
+            campaign_recipient_id=recipient_id,
+            due_at=now + timedelta(seconds=int(after)) if after else None,
+            on_failed=bool(plan.get("on_failed")),
+            state=TimerState.WAITING,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+
+
+async def arm_for_reply(tx: Tx, message: Message, conv: Conversation) -> None:
+    """Hook for `outbound.do_queue_message`: arm the inbox's plan for an ordinary reply.
+    Campaign messages (their own plan) and fallback messages themselves are left alone."""
+    extra = message.extra or {}
+    if extra.get("campaign") or extra.get("fallback_of"):
+        return
+    row = await tx.session.get(InboxFallback, conv.inbox_id)
+    if row is not None and row.plan:
+        await arm(tx, message, row.plan)
+
+
+async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
+    """Fire (or retire) the timers that are due. Returns how many were handled."""
+    now = utcnow()
+    async with transaction(rt) as tx:
+        s = tx.session
+        rows = (
+            await s.execute(
+                select(FallbackTimer, Message)
+                .join(Message, Message.id == FallbackTimer.message_id)
+                .where(
+                    FallbackTimer.state == TimerState.WAITING,
+                    or_(
+                        FallbackTimer.due_at <= now,
+                        and_(
+                            FallbackTimer.on_failed.is_(True),
+                            Message.status == MessageStatus.FAILED,
+                        ),
+                        Message.status.in_((MessageStatus.DELIVERED, MessageStatus.READ)),
+                    ),
+                )
+                .order_by(FallbackTimer.id)
+                .limit(limit)
+                .with_for_update(of=FallbackTimer, **rt.db.skip_locked())
+            )
+        ).all()
+        for timer, message in rows:
+            await _handle(tx, timer, message)
+        return len(rows)
+
+
+async def _handle(tx: Tx, timer: FallbackTimer, original: Message) -> None:
+    timer.updated_at = utcnow()
+    status = MessageStatus(original.status)
+    if status in (MessageStatus.DELIVERED, MessageStatus.READ):
+        timer.state, timer.outcome = TimerState.NOT_NEEDED, f"original {status}"
+        return
+    why = "failed" if status == MessageStatus.FAILED else "not_delivered_in_time"
+    try:
+        follow_up = await _queue_follow_up(tx, timer, original, why)
+    except PolicyRefusal as refusal:
+        timer.state, timer.outcome = TimerState.REFUSED, refusal.message
+        return
+    timer.state, timer.fallback_message_id = TimerState.FIRED, follow_up.id
+    timer.outcome = why
+
+
+async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why: str) -> Message:
+    # Imported here: outbound imports this module's hook.
+    from tidings.actions.outbound import Route, do_queue_message
+    from tidings.campaigns import content as cc
+    from tidings.campaigns.plan import address_for, opted_out
+    from tidings.domain.numbers import region_of
+    from tidings.policy import OutboundContext, check_outbound, sms
+
+    s = tx.session
+    channel = await tx.rt.channels.get(timer.to_channel_id)
+    if channel is None or not channel.active:
+        raise PolicyRefusal("The fallback channel is gone or inactive.", code="no_route")
+    conv = await s.get_one(Conversation, original.conversation_id)
+    contact = await s.get_one(Contact, conv.contact_id)
+    address = await address_for(s, channel, contact)
+    if address is None:
+        raise PolicyRefusal(f"The customer has no address on {channel.name}.", code="no_identity")
+    text = original.body
+    recipient = (
+        await s.get(CampaignRecipient, timer.campaign_recipient_id)
+        if timer.campaign_recipient_id
+        else None
+    )
+    tag = (original.extra or {}).get("campaign")
+    if recipient is not None:
+        campaign = await s.get(Campaign, recipient.campaign_id)
+        if campaign is not None:
+            values = cc.variables_for(contact, recipient.variables)
+            text = cc.text_for(campaign.content, channel.kind, values) or text
+    if not text:
+        raise PolicyRefusal(
+            f"There is no text to send on {channel.name} (the original was a "
+            f"{original.kind} message).",
+            code="no_content",
+        )
+    check_outbound(
+        OutboundContext(
+            channel_kind=channel.kind,
+            channel_label=channel.adapter.label,
+            capabilities=channel.adapter.capabilities,
+            kind=MessageKind.TEXT,
+            text=text,
+            last_inbound_at=None,
+            opted_out=await opted_out(s, contact.id, channel.kind),
+            now=utcnow(),
+        )
+    )
+    # Withdraw the original if it never left: the customer must not get both.
+    delivery = await s.scalar(select(Delivery).where(Delivery.message_id == original.id))
+    if delivery is not None and delivery.state == DeliveryState.PENDING:
+        delivery.state = DeliveryState.FAILED
+        delivery.last_error = f"Withdrawn: sent by {channel.name} instead."
+        original.status = MessageStatus.FAILED
+        original.error_reason = delivery.last_error
+        original.updated_at = utcnow()
+    extra: dict[str, Any] = {"fallback_of": original.id, "fallback_reason": why}
+    if isinstance(tag, dict):
+        extra["campaign"] = tag
+    unread = conv.unread_count
+    message = await do_queue_message(
+        tx,
+        conv,
+        Route(channel, address),
+        MessageKind.TEXT,
+        text,
+        sender_agent_id=original.sender_agent_id,
+        extra=extra,
+    )
+    conv.unread_count = unread
+    if channel.adapter.capabilities.sms:
+        priced = sms.estimate_cost(sms.analyse(text), channel.kind, region_of(address))
+        if priced is not None:
+            message.cost_estimate = priced[0]
+    if recipient is not None:
+        recipient.fallback_message_id = message.id
+        recipient.channel_id = channel.id
+        recipient.state = "queued"
+        recipient.updated_at = utcnow()
+    await s.flush()
+    return message
+
+
+async def check_set_inbox_plan(
+    rt: Runtime, workspace_id: int, inbox_id: int, raw: Any
+) -> dict[str, Any]:
+    """Precondition: the caller checked that the agent administers this workspace."""
+    from tidings.storage.models import Channel, Inbox
+
+    plan = validate_plan(raw)
+    async with transaction(rt) as tx:
+        s = tx.session
+        inbox = await s.get(Inbox, inbox_id)
+        if inbox is None or inbox.workspace_id != workspace_id:
+            raise InvalidInput(f"inbox {inbox_id} not found")
+        if plan:
+            ch = await s.get(Channel, plan["to_channel_id"])
+            if ch is None or ch.workspace_id != workspace_id:
+                raise InvalidInput("fallback.to_channel_id: not a channel of this workspace")
+        row = await s.get(InboxFallback, inbox_id)
+        if row is None:
+            row = InboxFallback(inbox_id=inbox_id, workspace_id=workspace_id)
+            s.add(row)
+        row.plan, row.updated_at = plan, utcnow()
+        return plan
+
+
+async def run(rt: Runtime) -> None:
+    """The fallback timer loop (one per worker process; safe to run several)."""
+    while True:
+        try:
+            handled = await fire_due(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("fallback timers failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        if handled < BATCH:
+            await asyncio.sleep(IDLE_SECONDS)
