@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, eventually
 from tests.ui.helpers import (
     api_channel,
     customer_says,
@@ -42,7 +42,30 @@ async def test_xss_corpus_renders_as_text_and_runs_nothing(
         await customer_says(server, "xss", f"user-{i}", payload, name=payload)
     for payload in CORPUS[:3]:
         await whatsapp_says(server, "4915100000099", EVIL_NAME, payload, 0)
+    # A document whose file name and caption are payloads too.
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+        doc = await sim.post(
+            "/_sim/inbound",
+            json={
+                "phone_number_id": "100000000000077",
+                "from": "4915100000099",
+                "name": EVIL_NAME,
+                "type": "document",
+                "document": {"filename": CORPUS[3] + ".pdf", "caption": CORPUS[4]},
+            },
+        )
+    assert doc.status_code == 200, doc.text
     convs = await wait_conversations(api, len(CORPUS) + 1)
+
+    async def mallory_complete() -> bool:
+        rows = (await api.get("/api/v1/ui/conversations?limit=100")).json()["data"]
+        mine = [c for c in rows if c["contact_name"] == EVIL_NAME]
+        if not mine:
+            return False
+        msgs = (await api.get(f"/api/v1/conversations/{mine[0]['id']}/messages")).json()["data"]
+        return len(msgs) == 4
+
+    await eventually(mallory_complete)
 
     page, seen = await new_page(context)
     await sign_in(page, server, "owner@example.com")
@@ -52,7 +75,9 @@ async def test_xss_corpus_renders_as_text_and_runs_nothing(
     assert shown == {*CORPUS, EVIL_NAME}
 
     # Every thread shows its payload as the exact text, in the header and the bubble.
-    await expect(page.locator("#list .conv:has-text('Mallory') .preview")).to_have_text(CORPUS[2])
+    await expect(page.locator("#list .conv:has-text('Mallory') .preview")).not_to_have_text(
+        CORPUS[1]
+    )
     convs = (await api.get("/api/v1/conversations?limit=100")).json()["data"]
     by_id = {c["id"]: c for c in convs}
     for conv in by_id.values():
@@ -64,7 +89,10 @@ async def test_xss_corpus_renders_as_text_and_runs_nothing(
     # Mallory's thread: three payloads as text, her name as text in the header and panel.
     await page.click("#list .conv:has-text('Mallory')")
     await expect(page.locator("#t-name")).to_have_text(EVIL_NAME)
-    await expect(page.locator("#messages .msg.in .body")).to_have_text(CORPUS[:3])
+    await expect(page.locator("#messages .msg.in")).to_have_count(4)
+    await expect(page.locator("#messages .msg.in .body").nth(0)).to_have_text(CORPUS[0])
+    await expect(page.locator("#messages .msg.in .att")).to_contain_text(CORPUS[3] + ".pdf")
+    await expect(page.locator("#messages .msg.in .att")).to_contain_text(CORPUS[4])
     await expect(page.locator("#contact-pane .contact-name")).to_have_text(EVIL_NAME)
     # A note quoting a payload, with a mention, is text too.
     await page.keyboard.press("n")
@@ -102,6 +130,8 @@ async def test_xss_corpus_renders_as_text_and_runs_nothing(
         assert s.dialogs == [], s.dialogs
         assert s.page_errors == [], s.page_errors
         assert s.console_errors == [], s.console_errors
+        # Had any payload become markup, CSP would have blocked (and reported) its handler.
+        assert s.csp_violations == [], s.csp_violations
 
 
 async def test_agent_cannot_open_a_conversation_of_another_inbox(
