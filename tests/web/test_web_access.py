@@ -283,3 +283,29 @@ async def test_merge_rules(server: Server, owner: Owner, api: httpx.AsyncClient)
     undo = f"/api/v1/ui/contact_merges/{merged.json()['merge_id']}/undo"
     assert (await api.post(undo)).status_code == 200
     assert (await api.post(undo)).status_code == 409
+
+
+async def test_templates_are_listed_for_admins(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    assert (await api.get("/api/v1/admin/templates")).json() == []
+    await customer_conversation(server, api, "tpl")
+    channel_id = (await api.get("/api/v1/channels")).json()[0]["id"]
+    from tidings.storage.models import Template
+
+    async with server.runtime.db.write() as s:
+        s.add(
+            Template(
+                workspace_id=owner.workspace_id,
+                channel_id=channel_id,
+                name="order_update",
+                language="en",
+                category="UTILITY",
+                status="APPROVED",
+                components=[{"type": "BODY", "text": "Your order {{1}} is on its way"}],
+            )
+        )
+    rows = (await api.get("/api/v1/admin/templates")).json()
+    assert [(r["name"], r["status"], r["channel_name"]) for r in rows] == [
+        ("order_update", "APPROVED", "tpl")
+    ]

@@ -28,6 +28,7 @@ from tidings.storage.models import (
     InboxMember,
     Team,
     TeamMember,
+    Template,
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -275,6 +276,38 @@ async def update_label(label_id: int, body: LabelIn, who: Who, rt: RT) -> dict[s
 @router.delete("/labels/{label_id}", status_code=204)
 async def delete_label(label_id: int, who: Who, rt: RT) -> None:
     await canned.check_delete_label(rt, who, label_id)
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+@router.get("/templates")
+async def list_templates(who: Who, rt: RT) -> list[dict[str, Any]]:
+    """Provider message templates as synced by the channels (status, category, language)."""
+    require_admin(who)
+    async with rt.db.read() as s:
+        rows = (
+            await s.execute(
+                select(Template, Channel.name)
+                .join(Channel, Channel.id == Template.channel_id)
+                .where(Template.workspace_id == who.workspace_id)
+                .order_by(Channel.name, Template.name, Template.language)
+            )
+        ).all()
+    return [
+        {
+            "id": t.id,
+            "channel_id": t.channel_id,
+            "channel_name": channel_name,
+            "name": t.name,
+            "language": t.language,
+            "category": t.category,
+            "status": t.status,
+            "components": t.components,
+            "updated_at": ts(t.updated_at),
+        }
+        for t, channel_name in rows
+    ]
 
 
 # --- API tokens ---------------------------------------------------------------------------------

@@ -244,7 +244,15 @@
   }
 
   async function templates() {
-    main.append(el("h1", null, "Templates"), el("p", { class: "muted" }, "Provider message templates (WhatsApp) are synced by the channel work; this page lists them once that API lands."));
+    const rows = await api("/admin/templates");
+    const body = (t) => (t.components || []).filter((c) => c && c.type && String(c.type).toUpperCase() === "BODY").map((c) => c.text || "").join(" ");
+    main.append(el("h1", null, "Templates"),
+      el("p", { class: "muted" }, "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed."),
+      rows.length
+        ? el("table", { class: "grid", id: "templates-table" }, el("tr", null, ...["Channel", "Name", "Language", "Category", "Status", "Body"].map((h) => el("th", null, h))),
+          ...rows.map((t) => el("tr", null, el("td", null, t.channel_name), el("td", null, t.name), el("td", null, t.language), el("td", null, t.category),
+            el("td", { class: t.status === "APPROVED" || t.status === "approved" ? "health-ok" : "health-bad" }, t.status), el("td", null, body(t)))))
+        : el("p", null, "No templates yet."));
   }
 
   const SECTIONS = { channels, agents, inboxes: () => groups("inboxes"), teams: () => groups("teams"), canned: cannedReplies, labels, webhooks, tokens, templates };
