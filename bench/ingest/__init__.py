@@ -1,0 +1,1 @@
+"""`python -m bench.ingest.run`: webhook ingest throughput against a bare Starlette baseline."""
