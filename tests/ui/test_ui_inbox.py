@@ -191,6 +191,23 @@ async def test_window_countdown_and_channel_picker(
     # A note still works when no channel can reach the customer.
     await page.click("#mode-note")
     await expect(page.locator("#c-send")).to_be_enabled()
+    # A location from the fresh customer renders as a place with numeric coordinates.
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+        resp = await sim.post(
+            "/_sim/inbound",
+            json={
+                "phone_number_id": "100000000000077",
+                "from": "4915100000002",
+                "name": "New Customer",
+                "type": "location",
+                "location": {"latitude": 52.52, "longitude": 13.405, "name": "Alexanderplatz"},
+            },
+        )
+    assert resp.status_code == 200, resp.text
+    await page.click("#list .conv:has-text('New Customer')")
+    place = page.locator("#messages .msg.in .body").last
+    await expect(place).to_contain_text("📍 Alexanderplatz")
+    await expect(place.locator("a")).to_have_text("52.52000, 13.40500")
     assert wa["kind"] == "whatsapp" and seen.page_errors == []
 
 

@@ -204,7 +204,12 @@
     const isNote = m.kind === "note";
     const cls = "msg " + (isNote ? "note" : m.direction) + (m.status === "failed" ? " failed" : "") + ((m.extra || {}).deleted_at ? " deleted" : "");
     const body = el("div", { class: "body" });
-    if (isNote) body.append(withMentions(m.body || "", (m.extra || {}).mentions));
+    const lat = Number((m.extra || {}).latitude), lon = Number((m.extra || {}).longitude);
+    if (m.kind === "location" && Number.isFinite(lat) && Number.isFinite(lon)) {
+      // Only numbers go into the link; a provider-given URL is never used as an href.
+      body.append("📍 ", m.body || "Location", el("br"),
+        el("a", { href: "https://www.openstreetmap.org/?mlat=" + lat + "&mlon=" + lon + "#map=16/" + lat + "/" + lon, target: "_blank", rel: "noopener noreferrer" }, lat.toFixed(5) + ", " + lon.toFixed(5)));
+    } else if (isNote) body.append(withMentions(m.body || "", (m.extra || {}).mentions));
     else if (m.body) body.append(m.body);
     else body.append(el("em", { class: "muted" }, "[" + m.kind + "]"));
     const quoted = m.reply_to_id && S.messages.get(m.reply_to_id);
