@@ -14,9 +14,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,8 @@ class Receiver:
     url: str
     requests: list[tuple[dict[str, str], bytes]]
     script: list[tuple[int, dict[str, str], bytes]]
+    # (monotonic time, status answered, body) per request, for retry-timing checks.
+    log: list[tuple[float, int, bytes]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -216,7 +219,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         rec.requests.append(({k.lower(): v for k, v in request.headers.items()}, body))
         if rec.script:
             status, headers, content = rec.script.pop(0)
+            rec.log.append((time.monotonic(), status, body))
             return Response(content, status_code=status, headers=headers)
+        rec.log.append((time.monotonic(), 200, body))
         return Response(b"{}", media_type="application/json")
 
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
