@@ -68,7 +68,7 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(
             )
             assert resp.status_code == 201, resp.text
             webhook_url = resp.json()["webhook_url"]
-        async with httpx.AsyncClient(base_url=sim_url, timeout=30) as control:
+        async with httpx.AsyncClient(base_url=sim_url, timeout=120) as control:
             acct = {
                 "access_token": "tok",
                 "app_secret": SECRET,
