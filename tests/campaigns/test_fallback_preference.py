@@ -296,3 +296,57 @@ async def test_preference_is_explained_and_used_by_replies(
     bad = await api.put(f"/api/v1/contacts/{contact}/preference", json={"channel_id": 9999})
     assert bad.status_code == 422
     assert (await api.get("/api/v1/contacts/9999/preference")).status_code == 404
+
+
+async def test_whatsapp_template_with_parameters_from_attributes(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    wa: httpx.AsyncClient,
+    campaign_workers: None,
+) -> None:
+    """Outside the window a WhatsApp campaign goes as the approved template, its parameters
+    filled from the CSV columns and contact attributes."""
+    w, _t = await channels(api, server)
+    c = (
+        await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Tmpl",
+                "content": {
+                    "text": "unused on WhatsApp",
+                    "template": {
+                        "name": "promo",
+                        "language": "en_US",
+                        "params": ["{{name}}", "{{city}}"],
+                    },
+                },
+                "channel_ids": [w["id"]],
+            },
+        )
+    ).json()
+    up = await api.post(
+        f"/api/v1/campaigns/{c['id']}/audience/csv",
+        content=b"phone,name,city\n+14155550126,Dora,Oslo\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert up.json()["added"] == 1
+    await api.post(f"/api/v1/campaigns/{c['id']}/launch")
+
+    async def sent() -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = (
+            await wa.get("/_sim/sent", params={"phone_number_id": PNID})
+        ).json()
+        return data
+
+    [request] = await eventually(sent, timeout=20)
+    assert request["response"]["status"] == 200, request["response"]
+    body = request["body"]
+    assert body["type"] == "template" and body["to"] == "+14155550126"
+    assert body["template"]["name"] == "promo"
+    assert body["template"]["components"] == [
+        {
+            "type": "body",
+            "parameters": [{"type": "text", "text": "Dora"}, {"type": "text", "text": "Oslo"}],
+        }
+    ]

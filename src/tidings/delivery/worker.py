@@ -125,6 +125,7 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
             kind=MessageKind(message.kind),
             text=message.body,
             extra=message.extra or {},
+            template=(message.extra or {}).get("template"),
             webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
         )
         started = time.perf_counter()
