@@ -448,3 +448,38 @@ async def test_bulk_actions_reach_beyond_the_loaded_page(
     resolved = (await api.get("/api/v1/conversations?status=resolved&limit=100")).json()["data"]
     assert len(resolved) == 2
     assert seen.page_errors == []
+
+
+async def test_sms_counter_in_the_composer(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    config = {
+        "account_sid": "AC" + "1" * 32,
+        "auth_token": "a" * 32,
+        "from_number": "+14155550100",
+        "api_base_url": f"{server.url}/sandbox/twilio",
+    }
+    made = await api.post(
+        "/api/v1/channels", json={"kind": "twilio", "name": "SMS", "config": config}
+    )
+    assert made.status_code == 201, made.text
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as sim:
+        resp = await sim.post(
+            "/_sim/inbound", json={"from": "+14155550123", "text": "hi", "to": "+14155550100"}
+        )
+    assert resp.status_code == 200, resp.text
+    conv = (await wait_conversations(api, 1))[0]
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+    await expect(page.locator("#c-channel option")).to_have_text(["SMS"])
+    counter = page.locator("#c-counter")
+    await page.fill("#c-text", "Hello there")
+    await expect(counter).to_contain_text("11 chars · 1 segment")
+    await expect(counter).not_to_contain_text("UCS-2 because")
+    # One character outside GSM-7 switches the whole message to UCS-2, and says which.
+    await page.fill("#c-text", "Your parcel ✓ arrives today")
+    await expect(counter).to_contain_text("UCS-2 because of ✓")
+    await page.fill("#c-text", "a" * 161)
+    await expect(counter).to_contain_text("161 chars · 2 segments")
+    assert seen.page_errors == []
