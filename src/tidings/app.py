@@ -16,14 +16,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings.api.admin import router as admin_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.health import mount_health
 from tidings.api.meta import router as meta_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
-from tidings.api.health import mount_health
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import provider_webhook
+from tidings.campaigns import fanout
 from tidings.channels.registry import get_adapter, kinds
 from tidings.config import Settings
+from tidings.delivery import fallback
 from tidings.delivery import webhooks as outgoing
 from tidings.delivery import worker as delivery
 from tidings.domain.errors import TidingsError
@@ -36,6 +38,8 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "ingest": ingest.run,
     "delivery": delivery.run,
     "webhooks": outgoing.run,
+    "campaigns": fanout.run,
+    "fallback": fallback.run,
 }
 
 

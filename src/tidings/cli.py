@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 
+from tidings import cli_campaigns
 from tidings.config import Settings, load_settings
 
 
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--channel", type=int)
     sub.add_parser("doctor", help="check configuration, database, Redis and channels")
+    cli_campaigns.register(sub)
     p = sub.add_parser("sandbox", help="run only the provider simulators")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "replay-events": cmd_replay,
         "sandbox": cmd_sandbox,
         "doctor": cmd_doctor,
+        "campaign": cli_campaigns.cmd_campaign,
     }
     return handlers[args.command](settings, args)
 

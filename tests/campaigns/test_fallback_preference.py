@@ -150,6 +150,10 @@ async def test_not_delivered_in_time_falls_back_and_timers_survive_a_stopped_loo
 ) -> None:
     """No fallback loop runs at first (as if the worker were down): the timer is a row that
     waits; once a loop runs, the overdue timer fires."""
+    # Stop this server's fallback loop, as if its worker process were down.
+    for task in list(server.runtime.background):
+        if task.get_name() == "worker-fallback":
+            task.cancel()
     _w, t = await channels(api, server)
     await api.put(
         f"/api/v1/inboxes/{owner.inbox_id}/fallback",
