@@ -3,6 +3,8 @@ notes with @mentions, keyboard triage, search, and the composer's channel picker
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.async_api import Browser, BrowserContext, expect
 
@@ -16,7 +18,7 @@ from tests.ui.helpers import (
     whatsapp_channel,
     whatsapp_says,
 )
-from tidings.storage.models import Contact, ContactIdentity
+from tidings.storage.models import Contact, ContactIdentity, Template
 
 
 async def test_sign_in_live_conversation_reply_and_ticks(
@@ -482,4 +484,62 @@ async def test_sms_counter_in_the_composer(
     await expect(counter).to_contain_text("UCS-2 because of ✓")
     await page.fill("#c-text", "a" * 161)
     await expect(counter).to_contain_text("161 chars · 2 segments")
+    assert seen.page_errors == []
+
+
+async def test_closed_window_forces_the_template_picker(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    wa = await whatsapp_channel(api, server)
+    async with server.runtime.db.write() as s:
+        for name, status in (("order_update", "APPROVED"), ("promo_rejected", "REJECTED")):
+            s.add(
+                Template(
+                    workspace_id=owner.workspace_id,
+                    channel_id=wa["id"],
+                    name=name,
+                    language="en",
+                    category="UTILITY",
+                    status=status,
+                    components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
+                )
+            )
+    await whatsapp_says(server, "4915100000003", "Late Customer", "any news?", 30)
+    conv = (await wait_conversations(api, 1))[0]
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+    await expect(page.locator("#c-send")).to_be_disabled()
+    await page.click("#c-template")
+    # Only the approved template is offered; its two parameters get fields and a preview.
+    await expect(page.locator("#tpl-select option")).to_have_text(["order_update (en, utility)"])
+    params = page.locator("#tpl-params input")
+    await expect(params).to_have_count(2)
+    await params.nth(0).fill("Lena")
+    await params.nth(1).fill("#4711")
+    await expect(page.locator("#tpl-preview")).to_have_text("Hi Lena, order #4711 has shipped.")
+    await page.click("#tpl-send")
+    out = page.locator("#messages .msg.out")
+    await expect(out.locator(".body")).to_have_text(["Hi Lena, order #4711 has shipped."])
+    await expect(out.locator(".tick")).to_have_attribute(
+        "data-status", re.compile("sent|delivered|read")
+    )
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp") as sim:
+        thread = (
+            await sim.get(
+                "/_sim/conversations",
+                params={"phone_number_id": "100000000000077", "user": "4915100000003"},
+            )
+        ).json()
+    assert any("order_update" in str(m) for m in thread), thread
+    msgs = (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()["data"]
+    sent = [m for m in msgs if m["direction"] == "out"]
+    assert [(m["kind"], m["extra"]["template"]["name"]) for m in sent] == [
+        ("template", "order_update")
+    ]
+    # Free text is still refused by the API while the window is closed.
+    refused = await api.post(
+        f"/api/v1/conversations/{conv['id']}/messages", json={"text": "hello?"}
+    )
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "window_closed"
     assert seen.page_errors == []

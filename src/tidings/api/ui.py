@@ -23,6 +23,12 @@ from tidings.actions.contacts_merge import (
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
 from tidings.actions.notes import check_add_note
 from tidings.actions.presence import check_announce_presence
+from tidings.actions.templates import (
+    body_text,
+    check_send_template,
+    parameter_count,
+    usable_templates,
+)
 from tidings.actions.triage import (
     PRIORITIES,
     check_mark_read,
@@ -91,6 +97,11 @@ class BulkIn(_In):
     assignee_id: int | None = None
     add_label: str | None = None
     remove_label: str | None = None
+
+
+class TemplateSendIn(_In):
+    template_id: int
+    params: list[str] = Field(default_factory=list, max_length=20)
 
 
 class NoteIn(_In):
@@ -664,6 +675,36 @@ async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
         )
         changed += 1
     return {"count": changed}
+
+
+@router.get("/conversations/{conversation_id}/templates")
+async def conversation_templates(conversation_id: int, who: Who, rt: RT) -> list[dict[str, Any]]:
+    """Approved templates that can go into this conversation, with their body text and how
+    many `{{n}}` parameters each needs: the composer's template picker."""
+    async with rt.db.read() as s:
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        rows = await usable_templates(rt, s, conv)
+    return [
+        {
+            "id": t.id,
+            "channel_id": t.channel_id,
+            "name": t.name,
+            "language": t.language,
+            "category": t.category,
+            "body": body_text(t),
+            "parameters": parameter_count(t),
+        }
+        for t in rows
+    ]
+
+
+@router.post("/conversations/{conversation_id}/templates", status_code=201)
+async def send_template(
+    conversation_id: int, body: TemplateSendIn, who: Who, rt: RT
+) -> dict[str, Any]:
+    """Send an approved template (allowed when the service window is closed)."""
+    message = await check_send_template(rt, who, conversation_id, body.template_id, body.params)
+    return message_dict(message)
 
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)

@@ -293,6 +293,7 @@
     S.typingSince = null;
     S.othersRepliedSince = null;
     $("c-warning").hidden = true;
+    closeTemplates();
     $("thread").hidden = false;
     renderHead(c);
     $("messages").dataset.fresh = "1";
@@ -407,7 +408,9 @@
     const blocked = routes.filter((x) => !x.can_send);
     if (!r) {
       why.append(el("span", { class: "closed" }, routes.length ? "No channel can reach this customer now" : "This inbox has no channel"));
-      if (routes.some((x) => x.code === "window_closed")) why.append(" — closed — template only (templates arrive with the WhatsApp template work)");
+      if (routes.some((x) => x.code === "window_closed" && x.supports_templates)) {
+        why.append(el("button", { type: "button", id: "c-template", class: "link", onclick: openTemplates }, "closed — template only: choose a template…"));
+      }
     }
     for (const b of blocked) why.append(el("span", { class: "blocked", title: b.reason }, b.name + ": " + b.reason));
     $("c-send").disabled = !r;
@@ -433,6 +436,50 @@
       out.textContent = p.encoding + " · " + p.characters + " chars · " + p.segments + " segment" + (p.segments === 1 ? "" : "s") + cost + forced;
     } catch (_e) { out.textContent = text.length + " chars"; }
   }, 150);
+
+  // ---- template picker (when the window is closed) ---------------------------------------
+  async function openTemplates() {
+    const id = S.current;
+    const list = await api("/ui/conversations/" + id + "/templates");
+    if (S.current !== id) return;
+    S.templates = list;
+    const sel = $("tpl-select");
+    sel.replaceChildren(...list.map((t) => el("option", { value: String(t.id) }, t.name + " (" + t.language + ", " + t.category.toLowerCase() + ")")));
+    $("tpl").hidden = false;
+    $("c-text").hidden = true;
+    $("tpl-error").textContent = list.length ? "" : "No approved templates for this inbox's channels yet.";
+    drawTemplate();
+  }
+
+  function closeTemplates() { $("tpl").hidden = true; $("c-text").hidden = false; }
+
+  function drawTemplate() {
+    const t = (S.templates || []).find((x) => String(x.id) === $("tpl-select").value);
+    const box = $("tpl-params");
+    box.replaceChildren();
+    if (!t) { $("tpl-preview").textContent = ""; return; }
+    for (let i = 1; i <= t.parameters; i++) {
+      box.append(el("input", { class: "tpl-param", placeholder: "{{" + i + "}}", "aria-label": "Parameter " + i, oninput: previewTemplate }));
+    }
+    previewTemplate();
+  }
+
+  function previewTemplate() {
+    const t = (S.templates || []).find((x) => String(x.id) === $("tpl-select").value);
+    if (!t) return;
+    const vals = [...document.querySelectorAll("#tpl-params input")].map((i) => i.value);
+    $("tpl-preview").textContent = t.body.replace(/\{\{\s*(\d+)\s*\}\}/g, (_m, n) => vals[Number(n) - 1] || "{{" + n + "}}");
+  }
+
+  async function sendTemplate() {
+    const params = [...document.querySelectorAll("#tpl-params input")].map((i) => i.value);
+    try {
+      const m = await api("/ui/conversations/" + S.current + "/templates", { method: "POST", json: { template_id: Number($("tpl-select").value), params } });
+      S.messages.set(m.id, m);
+      renderMessages();
+      closeTemplates();
+    } catch (e) { $("tpl-error").textContent = e.message; }
+  }
 
   // ---- composer ----------------------------------------------------------------------------
   function setMode(mode) {
@@ -724,6 +771,9 @@
     $("mode-reply").addEventListener("click", () => setMode("reply"));
     $("mode-note").addEventListener("click", () => setMode("note"));
     $("c-channel").addEventListener("change", updateComposer);
+    $("tpl-select").addEventListener("change", drawTemplate);
+    $("tpl-cancel").addEventListener("click", closeTemplates);
+    $("tpl-send").addEventListener("click", sendTemplate);
     $("composer").addEventListener("submit", (ev) => { ev.preventDefault(); submit(); });
     $("c-text").addEventListener("input", () => {
       showCanned();
