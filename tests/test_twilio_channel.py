@@ -35,7 +35,9 @@ async def make_channel(api: httpx.AsyncClient, server: Server, **config: Any) ->
         "api_base_url": f"{server.url}/sandbox/twilio",
         **config,
     }
-    resp = await api.post("/api/v1/channels", json={"kind": "twilio", "name": "SMS", "config": body})
+    resp = await api.post(
+        "/api/v1/channels", json={"kind": "twilio", "name": "SMS", "config": body}
+    )
     assert resp.status_code == 201, resp.text
     channel = resp.json()
     channel["_secret"] = body["auth_token"]
@@ -44,7 +46,9 @@ async def make_channel(api: httpx.AsyncClient, server: Server, **config: Any) ->
 
 
 async def customer_says(sim: httpx.AsyncClient, text: str, **extra: Any) -> dict[str, Any]:
-    resp = await sim.post("/_sim/inbound", json={"from": CUSTOMER, "text": text, "to": OUR_NUMBER, **extra})
+    resp = await sim.post(
+        "/_sim/inbound", json={"from": CUSTOMER, "text": text, "to": OUR_NUMBER, **extra}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == 200
     return resp.json()
@@ -73,7 +77,9 @@ async def wait_messages(api: httpx.AsyncClient, conv_id: int, count: int) -> lis
     return msgs
 
 
-async def wait_status(api: httpx.AsyncClient, conv_id: int, message_id: int, status: str) -> dict[str, Any]:
+async def wait_status(
+    api: httpx.AsyncClient, conv_id: int, message_id: int, status: str
+) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         msg = next(m for m in await messages_of(api, conv_id) if m["id"] == message_id)
         return msg if msg["status"] == status else None
@@ -88,13 +94,21 @@ async def test_inbound_reply_and_status_callbacks(
     await customer_says(sim, "Hi, is my order shipped? 📦")
     conv = await one_conversation(api)
     (inbound,) = await wait_messages(api, conv["id"], 1)
-    assert (inbound["direction"], inbound["body"], inbound["kind"]) == ("in", "Hi, is my order shipped? 📦", "text")
+    assert (inbound["direction"], inbound["body"], inbound["kind"]) == (
+        "in",
+        "Hi, is my order shipped? 📦",
+        "text",
+    )
     assert inbound["provider_message_id"].startswith("SM")
     contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
     assert contact["phone"] == CUSTOMER
-    assert [(i["channel_kind"], i["address"]) for i in contact["identities"]] == [("twilio", CUSTOMER)]
+    assert [(i["channel_kind"], i["address"]) for i in contact["identities"]] == [
+        ("twilio", CUSTOMER)
+    ]
 
-    reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Yes — today!"})
+    reply = await api.post(
+        f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Yes — today!"}
+    )
     assert reply.status_code == 201, reply.text
 
     async def sent() -> list[Any]:
@@ -122,8 +136,14 @@ async def test_inbound_mms_keeps_media(
 ) -> None:
     await make_channel(api, server)
     media = [
-        {"url": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", "content_type": "image/png"},
-        {"url": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME2", "content_type": "video/mp4"},
+        {
+            "url": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
+            "content_type": "image/png",
+        },
+        {
+            "url": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME2",
+            "content_type": "video/mp4",
+        },
     ]
     result = await customer_says(sim, "photos", media=media)
     assert result["sid"].startswith("MM")
@@ -139,22 +159,51 @@ async def test_bad_signature_is_rejected_and_nothing_stored(
 ) -> None:
     channel = await make_channel(api, server)
     url = channel["webhook_url"]
-    params = [("MessageSid", "SM" + "1" * 32), ("From", CUSTOMER), ("To", OUR_NUMBER), ("Body", "hi")]
+    params = [
+        ("MessageSid", "SM" + "1" * 32),
+        ("From", CUSTOMER),
+        ("To", OUR_NUMBER),
+        ("Body", "hi"),
+    ]
     body = urlencode(params)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     async with httpx.AsyncClient() as client:
-        wrong_key = await client.post(url, content=body, headers={**form, "X-Twilio-Signature": compute_signature("nope", url, params)})
+        wrong_key = await client.post(
+            url,
+            content=body,
+            headers={**form, "X-Twilio-Signature": compute_signature("nope", url, params)},
+        )
         wrong_url = await client.post(
-            url, content=body, headers={**form, "X-Twilio-Signature": compute_signature(channel["_secret"], url + "x", params)}
+            url,
+            content=body,
+            headers={
+                **form,
+                "X-Twilio-Signature": compute_signature(channel["_secret"], url + "x", params),
+            },
         )
         tampered = await client.post(
             url,
             content=body.replace("hi", "hacked"),
-            headers={**form, "X-Twilio-Signature": compute_signature(channel["_secret"], url, params)},
+            headers={
+                **form,
+                "X-Twilio-Signature": compute_signature(channel["_secret"], url, params),
+            },
         )
         missing = await client.post(url, content=body, headers=form)
-        good = await client.post(url, content=body, headers={**form, "X-Twilio-Signature": compute_signature(channel["_secret"], url, params)})
-    assert [r.status_code for r in (wrong_key, wrong_url, tampered, missing)] == [401, 401, 401, 401]
+        good = await client.post(
+            url,
+            content=body,
+            headers={
+                **form,
+                "X-Twilio-Signature": compute_signature(channel["_secret"], url, params),
+            },
+        )
+    assert [r.status_code for r in (wrong_key, wrong_url, tampered, missing)] == [
+        401,
+        401,
+        401,
+        401,
+    ]
     assert wrong_key.json()["error"]["code"] == "bad_signature"
     # The right signature is acknowledged with empty TwiML.
     assert good.status_code == 200
@@ -185,7 +234,9 @@ async def test_stop_blocks_replies_until_start(
         ("twilio", "service", "opted_out", "keyword:STOP"),
     ]
     # Twilio itself blocked the pair and confirmed to the customer.
-    assert (await sim.get("/_sim/optouts")).json() == [{"sender": OUR_NUMBER, "recipient": CUSTOMER}]
+    assert (await sim.get("/_sim/optouts")).json() == [
+        {"sender": OUR_NUMBER, "recipient": CUSTOMER}
+    ]
 
     refused = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Wait!"})
     assert refused.status_code == 422
@@ -201,7 +252,9 @@ async def test_stop_blocks_replies_until_start(
     assert msgs[6]["kind"] == "system" and "opted back in" in msgs[6]["body"]
     assert {row[2] for row in await consents(server)} == {"opted_in"}
     assert (await sim.get("/_sim/optouts")).json() == []
-    allowed = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Welcome back"})
+    allowed = await api.post(
+        f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Welcome back"}
+    )
     assert allowed.status_code == 201, allowed.text
     await wait_status(api, conv["id"], allowed.json()["id"], "delivered")
     sent = (await sim.get("/_sim/sent", params={"account_sid": channel["_sid"]})).json()
@@ -209,7 +262,11 @@ async def test_stop_blocks_replies_until_start(
 
 
 async def test_help_gets_the_configured_reply(
-    server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    sim: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TIDINGS_SMS_HELP_REPLY", "Acme support: reply STOP to opt out.")
     monkeypatch.setenv("TIDINGS_OPT_OUT_KEYWORDS", '{"help": ["HELP", "INFO", "AIDE"]}')
@@ -217,7 +274,10 @@ async def test_help_gets_the_configured_reply(
     await customer_says(sim, "aide")
     conv = await one_conversation(api)
     msgs = await wait_messages(api, conv["id"], 2)
-    assert [(m["direction"], m["body"]) for m in msgs] == [("in", "aide"), ("out", "Acme support: reply STOP to opt out.")]
+    assert [(m["direction"], m["body"]) for m in msgs] == [
+        ("in", "aide"),
+        ("out", "Acme support: reply STOP to opt out."),
+    ]
     await wait_status(api, conv["id"], msgs[1]["id"], "delivered")
     sent = (await sim.get("/_sim/sent", params={"account_sid": channel["_sid"]})).json()
     assert [dict(s["params"])["Body"] for s in sent] == ["Acme support: reply STOP to opt out."]
@@ -254,7 +314,10 @@ async def test_undelivered_callback_and_rate_limit_retry(
     await sim.post("/_sim/fail", json={"code": 30003, "mode": "callback", "status": "undelivered"})
     first = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "one"})
     failed = await wait_status(api, conv["id"], first.json()["id"], "failed")
-    assert failed["error_reason"] == "The recipient's phone is unreachable (switched off or out of coverage). (Twilio 30003)"
+    assert (
+        failed["error_reason"]
+        == "The recipient's phone is unreachable (switched off or out of coverage). (Twilio 30003)"
+    )
 
     await sim.post("/_sim/fail", json={"code": 20429, "mode": "sync", "retry_after": 1})
     second = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "two"})
@@ -264,11 +327,17 @@ async def test_undelivered_callback_and_rate_limit_retry(
     assert [dict(s["params"])["Body"] for s in sent] == ["one", "two"]
 
 
-async def test_simulator_validates_like_twilio(server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient) -> None:
+async def test_simulator_validates_like_twilio(
+    server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
+) -> None:
     channel = await make_channel(api, server)
     path = f"/2010-04-01/Accounts/{channel['_sid']}/Messages.json"
     auth = (channel["_sid"], channel["_secret"])
-    bad_auth = await sim.post(path, data={"To": CUSTOMER, "From": OUR_NUMBER, "Body": "x"}, auth=(channel["_sid"], "wrong"))
+    bad_auth = await sim.post(
+        path,
+        data={"To": CUSTOMER, "From": OUR_NUMBER, "Body": "x"},
+        auth=(channel["_sid"], "wrong"),
+    )
     assert bad_auth.status_code == 401
     assert bad_auth.json() == {
         "code": 20003,
@@ -287,35 +356,58 @@ async def test_simulator_validates_like_twilio(server: Server, owner: Owner, api
     for data, code in cases:
         resp = await sim.post(path, data=data, auth=auth)
         assert (resp.status_code, resp.json()["code"]) == (400, code), data
-    ok = await sim.post(path, data={"To": CUSTOMER, "From": OUR_NUMBER, "Body": "a" * 161}, auth=auth)
+    ok = await sim.post(
+        path, data={"To": CUSTOMER, "From": OUR_NUMBER, "Body": "a" * 161}, auth=auth
+    )
     assert ok.status_code == 201
     doc = ok.json()
     assert doc["sid"].startswith("SM") and len(doc["sid"]) == 34
-    assert (doc["status"], doc["num_segments"], doc["direction"], doc["api_version"]) == ("queued", "2", "outbound-api", "2010-04-01")
+    assert (doc["status"], doc["num_segments"], doc["direction"], doc["api_version"]) == (
+        "queued",
+        "2",
+        "outbound-api",
+        "2010-04-01",
+    )
     assert doc["uri"] == f"/2010-04-01/Accounts/{channel['_sid']}/Messages/{doc['sid']}.json"
 
 
 async def test_too_many_segments_is_refused(
-    server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    sim: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TIDINGS_SMS_MAX_SEGMENTS", "2")
     await make_channel(api, server)
     await customer_says(sim, "hello")
     conv = await one_conversation(api)
-    refused = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "你" * 135})
+    refused = await api.post(
+        f"/api/v1/conversations/{conv['id']}/messages", json={"text": "你" * 135}
+    )
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "too_many_segments"
     assert "3 UCS-2 SMS parts" in refused.json()["error"]["message"]
     async with server.runtime.db.read() as s:
-        assert await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "out")) == 0
+        assert (
+            await s.scalar(
+                select(func.count()).select_from(Message).where(Message.direction == "out")
+            )
+            == 0
+        )
 
 
-async def test_sms_preview_endpoint(server: Server, owner: Owner, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sms_preview_endpoint(
+    server: Server, owner: Owner, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TIDINGS_SMS_PRICES", raising=False)
     r = await api.post("/api/v1/sms/preview", json={"text": "a" * 161, "to": "+1 415 555 0123"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert {k: body[k] for k in ("encoding", "segments", "characters", "ucs2_characters", "to", "per_segment")} == {
+    assert {
+        k: body[k]
+        for k in ("encoding", "segments", "characters", "ucs2_characters", "to", "per_segment")
+    } == {
         "encoding": "GSM-7",
         "segments": 2,
         "characters": 161,
@@ -323,17 +415,34 @@ async def test_sms_preview_endpoint(server: Server, owner: Owner, api: httpx.Asy
         "to": CUSTOMER,
         "per_segment": 153,
     }
-    assert body["estimated_cost"] == {"amount": "0.0158", "currency": "USD", "per_segment": "0.0079", "channel_kind": "twilio", "region": "US"}
+    assert body["estimated_cost"] == {
+        "amount": "0.0158",
+        "currency": "USD",
+        "per_segment": "0.0079",
+        "channel_kind": "twilio",
+        "region": "US",
+    }
     assert [p["units"] for p in body["parts"]] == [153, 8]
 
     r = await api.post("/api/v1/sms/preview", json={"text": "It’s 😀 ok"})
-    assert (r.json()["encoding"], r.json()["ucs2_characters"], r.json()["estimated_cost"]) == ("UCS-2", ["’", "😀"], None)
+    assert (r.json()["encoding"], r.json()["ucs2_characters"], r.json()["estimated_cost"]) == (
+        "UCS-2",
+        ["’", "😀"],
+        None,
+    )
     r = await api.post("/api/v1/sms/preview", json={"text": "It’s here", "smart_encoding": True})
-    assert (r.json()["encoding"], r.json()["text"], r.json()["smart_encoded"]) == ("GSM-7", "It's here", True)
+    assert (r.json()["encoding"], r.json()["text"], r.json()["smart_encoded"]) == (
+        "GSM-7",
+        "It's here",
+        True,
+    )
 
     monkeypatch.setenv("TIDINGS_SMS_PRICES", '{"currency": "EUR", "twilio": {"DE": "0.07"}}')
     r = await api.post("/api/v1/sms/preview", json={"text": "hi", "to": "+4915123456789"})
-    assert r.json()["estimated_cost"]["amount"] == "0.07" and r.json()["estimated_cost"]["currency"] == "EUR"
+    assert (
+        r.json()["estimated_cost"]["amount"] == "0.07"
+        and r.json()["estimated_cost"]["currency"] == "EUR"
+    )
 
     bad_to = await api.post("/api/v1/sms/preview", json={"text": "hi", "to": "12ab"})
     assert bad_to.status_code == 422 and bad_to.json()["error"]["message"].startswith("to:")
@@ -344,8 +453,12 @@ async def test_sms_preview_endpoint(server: Server, owner: Owner, api: httpx.Asy
     api_channel = await api.post(
         "/api/v1/channels", json={"kind": "api", "name": "Web", "config": {"secret": "s" * 20}}
     )
-    not_sms = await api.post("/api/v1/sms/preview", json={"text": "hi", "channel_id": api_channel.json()["id"]})
-    assert not_sms.status_code == 422 and not_sms.json()["error"]["message"].startswith("channel_id:")
+    not_sms = await api.post(
+        "/api/v1/sms/preview", json={"text": "hi", "channel_id": api_channel.json()["id"]}
+    )
+    assert not_sms.status_code == 422 and not_sms.json()["error"]["message"].startswith(
+        "channel_id:"
+    )
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
         assert (await anonymous.post("/api/v1/sms/preview", json={"text": "hi"})).status_code == 401
 
@@ -373,7 +486,12 @@ async def test_whatsapp_and_sms_identities_meet_on_one_contact(
     async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp") as wa_sim:
         resp = await wa_sim.post(
             "/_sim/inbound",
-            json={"phone_number_id": "100000000000001", "from": CUSTOMER[1:], "name": "Ana", "text": "on WhatsApp"},
+            json={
+                "phone_number_id": "100000000000001",
+                "from": CUSTOMER[1:],
+                "name": "Ana",
+                "text": "on WhatsApp",
+            },
         )
         assert resp.status_code == 200, resp.text
     conv = await one_conversation(api)
@@ -387,4 +505,3 @@ async def test_whatsapp_and_sms_identities_meet_on_one_contact(
         ("twilio", CUSTOMER),
         ("whatsapp", CUSTOMER[1:]),
     ]
-

@@ -34,7 +34,13 @@ PARAMS = [
         ("http://mycompany.com:1234/myapp.php?foo=1&bar=2", PARAMS, "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
         (
             URL,
-            [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")],
+            [
+                ("Sid", "CA123"),
+                ("SidAccount", "AC123"),
+                ("Digits", "5678"),
+                ("Digits", "1234"),
+                ("Digits", "1234"),
+            ],
             "IK+Dwps556ElfBT0I3Rgjkr1wJU=",
         ),
         (
@@ -53,7 +59,12 @@ def test_signature_vectors(url: str, params: list[tuple[str, str]], expected: st
 def test_port_variants_are_accepted_either_way() -> None:
     # Signed with :443, received without it (and the reverse).
     assert webhook.is_valid(TOKEN, URL, PARAMS, "kvajT1Ptam85bY51eRf/AJRuM3w=")
-    assert webhook.is_valid(TOKEN, "https://mycompany.com:443/myapp.php?foo=1&bar=2", PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert webhook.is_valid(
+        TOKEN,
+        "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+        PARAMS,
+        "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+    )
     assert not webhook.is_valid(TOKEN, URL, PARAMS[:-1], "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
 
 
@@ -118,12 +129,16 @@ def test_status_callbacks() -> None:
     (ev,) = webhook.parse(delivered[0].payload)
     assert isinstance(ev, StatusUpdate) and ev.status == MessageStatus.DELIVERED
     failed = webhook.split(
-        _request([("MessageSid", sid), ("MessageStatus", "undelivered"), ("ErrorCode", "30003")]), NOW
+        _request([("MessageSid", sid), ("MessageStatus", "undelivered"), ("ErrorCode", "30003")]),
+        NOW,
     )
     (ev,) = webhook.parse(failed[0].payload)
     assert isinstance(ev, StatusUpdate)
     assert (ev.status, ev.error_code) == (MessageStatus.FAILED, "30003")
-    assert ev.error_reason == "The recipient's phone is unreachable (switched off or out of coverage). (Twilio 30003)"
+    assert (
+        ev.error_reason
+        == "The recipient's phone is unreachable (switched off or out of coverage). (Twilio 30003)"
+    )
     queued = webhook.split(_request([("MessageSid", sid), ("MessageStatus", "sending")]), NOW)
     assert isinstance(webhook.parse(queued[0].payload)[0], Ignored)
     with pytest.raises(PayloadError):

@@ -55,7 +55,9 @@ D3 = [
 ]
 
 
-@pytest.mark.parametrize(("text", "encoding", "segments"), D3, ids=[f"d3-{i}" for i in range(len(D3))])
+@pytest.mark.parametrize(
+    ("text", "encoding", "segments"), D3, ids=[f"d3-{i}" for i in range(len(D3))]
+)
 def test_reference_strings(text: str, encoding: str, segments: int) -> None:
     result = sms.analyse(text)
     assert (result.encoding, result.segments) == (encoding, segments)
@@ -89,7 +91,9 @@ def test_ucs2_characters_and_counts() -> None:
     assert result.characters == len("Olá, ça va? 😀 ça")
     assert result.units == len("Olá, ça va? 😀 ça") + 1  # the emoji is a surrogate pair
     gsm = sms.analyse("[price] 5€")
-    assert gsm.ucs2_characters == [] and gsm.units == 13  # 10 characters; [ ] € count two septets each
+    assert (
+        gsm.ucs2_characters == [] and gsm.units == 13
+    )  # 10 characters; [ ] € count two septets each
     # CRLF counts as two characters.
     assert sms.analyse("a\r\nb").units == 4
     assert sms.analyse("").segments == 0
@@ -115,7 +119,9 @@ def test_cost_from_default_and_custom_tables(monkeypatch: pytest.MonkeyPatch) ->
     assert sms.estimate_cost(two, "twilio", "US") == (Decimal("0.0158"), "USD")
     assert sms.estimate_cost(two, "twilio", "DE") is None
     assert sms.estimate_cost(two, "vonage", "US") is None
-    monkeypatch.setenv("TIDINGS_SMS_PRICES", '{"currency": "eur", "vonage": {"de": "0.07", "*": 0.1}}')
+    monkeypatch.setenv(
+        "TIDINGS_SMS_PRICES", '{"currency": "eur", "vonage": {"de": "0.07", "*": 0.1}}'
+    )
     assert sms.estimate_cost(two, "vonage", "DE") == (Decimal("0.14"), "EUR")
     assert sms.estimate_cost(two, "vonage", "FR") == (Decimal("0.2"), "EUR")
     assert sms.estimate_cost(two, "twilio", "US") is None  # the custom table replaces defaults

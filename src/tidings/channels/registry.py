@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
-from tidings.channels.instagram import InstagramAdapter
 from tidings.channels.gbm import GbmAdapter
+from tidings.channels.instagram import InstagramAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter

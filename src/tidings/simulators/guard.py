@@ -29,7 +29,12 @@ def loopback_only(app: ASGIApp) -> ASGIApp:
             client = scope.get("client")
             if not _is_loopback(client[0] if client else None):
                 response = JSONResponse(
-                    {"error": {"code": "forbidden", "message": "the sandbox only answers this machine"}},
+                    {
+                        "error": {
+                            "code": "forbidden",
+                            "message": "the sandbox only answers this machine",
+                        }
+                    },
                     status_code=403,
                 )
                 await response(scope, receive, send)

@@ -23,13 +23,13 @@ from starlette.routing import Mount, Route
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
+from tidings.simulators.gbm import GbmBinding, GbmSimulator
 from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
-from tidings.simulators.gbm import GbmBinding, GbmSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
+from tidings.simulators.smpp import SmppBinding, SmscSimulator, sandbox_port
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
-from tidings.simulators.smpp import SmppBinding, SmscSimulator, sandbox_port
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
