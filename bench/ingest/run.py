@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import shutil
@@ -231,7 +232,7 @@ class Durability:
         )
 
 
-def settle(db: Path, channel_id: int, quiet: float = 1.5, limit: float = 30.0) -> None:
+def settle(db: Path, channel_id: int, quiet: float = 3.0, limit: float = 30.0) -> None:
     """Wait until the requests still in flight when wrk stopped have been committed (or
     refused): the stored count stays the same for `quiet` seconds."""
     sql = "SELECT count(*) FROM inbound_event WHERE channel_id = ?"
@@ -294,7 +295,10 @@ class Drain:
 
     @property
     def per_s(self) -> float:
-        return self.backlog / self.seconds if self.seconds > 0 else float("nan")
+        """Events processed per second while draining; NaN if it did not finish or had nothing."""
+        if not self.drained or self.backlog == 0 or self.seconds <= 0:
+            return float("nan")
+        return self.backlog / self.seconds
 
 
 def wait_drain(db: Path, channel_id: int, ids: set[str], timeout: float) -> Drain:
@@ -580,8 +584,12 @@ def medians(report: Report) -> dict[str, float]:
         "tidings_p50_ms": median([r.tidings.p50_ms for r in runs]),
         "tidings_p99_ms": median([r.tidings.p99_ms for r in runs]),
         "ratio": median([r.ratio for r in runs]),
-        "drain_per_s": median([r.drain.per_s for r in runs]),
+        "drain_per_s": median([r.drain.per_s for r in runs if not math.isnan(r.drain.per_s)]),
     }
+
+
+def _num(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:,.0f}"
 
 
 def print_report(report: Report) -> None:
@@ -605,7 +613,7 @@ def print_report(report: Report) -> None:
             f"{r.index:>4} | {b.rps:>14,.0f} {b.p50_ms:>7.1f} {b.p99_ms:>7.1f} | "
             f"{t.rps:>13,.0f} {t.p50_ms:>7.1f} {t.p99_ms:>7.1f} | {r.ratio:>5.2f} | "
             f"{d.acknowledged:>7,} {d.stored:>7,} {dups:>4} {t.non_2xx + t.socket_errors:>6} | "
-            f"{dr.backlog:>7,} {dr.per_s:>7,.0f}"
+            f"{dr.backlog:>7,} {_num(dr.per_s):>7}"
         )
     m = medians(report)
     print("-" * len(head))
@@ -626,7 +634,7 @@ def print_report(report: Report) -> None:
             f"warm-up {'ok' if r.warmup_durability_ok else 'NOT OK'} -> "
             f"{'DURABLE' if d.ok else 'NOT DURABLE'}; worker: {dr.backlog:,} pending at stop, "
             f"{'drained' if dr.drained else 'NOT drained'} in {dr.seconds:.1f}s "
-            f"({dr.per_s:,.0f}/s), {dr.messages:,} messages, {dr.failed_events} failed events"
+            f"({_num(dr.per_s)}/s), {dr.messages:,} messages, {dr.failed_events} failed events"
         )
 
 
