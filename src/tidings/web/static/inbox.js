@@ -716,7 +716,7 @@
   function wireBell() {
     const bell = $("bell");
     if (!bell || !("Notification" in window)) { if (bell) bell.hidden = true; return; }
-    const draw = () => { bell.textContent = Notification.permission === "granted" ? "🔔" : "🔕"; bell.title = Notification.permission === "granted" ? "Notifications on for mentions" : "Turn on notifications for mentions"; };
+    const draw = () => { bell.textContent = Notification.permission === "granted" ? "Alerts on" : "Alerts off"; bell.title = Notification.permission === "granted" ? "Notifications on for mentions" : "Turn on notifications for mentions"; };
     bell.addEventListener("click", async () => { await Notification.requestPermission(); draw(); });
     draw();
   }
