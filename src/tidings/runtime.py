@@ -91,6 +91,8 @@ class Runtime:
         )
         self.committer = GroupCommitter(self.db, lambda: self.wake("ingest"))
         self.background: set[asyncio.Task[Any]] = set()
+        # True in a process that also serves HTTP (workers then yield to webhook traffic).
+        self.web_process = False
         # Called after a channel is created (the sandbox registers its simulated accounts).
         self.channel_hooks: list[Callable[[ChannelInfo], Awaitable[None]]] = []
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix) and ":memory:" not in url:
         return Path(url[len(prefix) :].split("?", 1)[0])
@@ -58,7 +58,7 @@ class Database:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
-            path = _sqlite_path(url)
+            path = sqlite_path(url)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
