@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings.api.admin import router as admin_router
@@ -114,6 +115,18 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = _field(first.get("loc", ()))
         return _error(422, "validation_error", f"{field}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, _exc: OverflowError) -> JSONResponse:
+        return _error(422, "out_of_range", "a number in the request is out of range")
+
+    @app.exception_handler(StatementError)
+    async def _statement(_request: Request, exc: StatementError) -> JSONResponse:
+        # An id or number beyond what the database stores (e.g. /contacts/10**30) fails while
+        # binding the query; it is bad input, not a server error.
+        if isinstance(exc.orig, OverflowError) or "out of range" in str(exc.orig):
+            return _error(422, "out_of_range", "a number in the request is out of range")
+        raise exc
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
