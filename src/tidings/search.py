@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    func,
+    literal_column,
+    select,
+    text,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, visible_conversations
-from tidings.storage.models import Conversation, Message
+from tidings.storage.models import Contact, ContactIdentity, Conversation, Message
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 8
@@ -56,3 +65,29 @@ async def search_messages(
         )
         stmt = stmt.where(Message.id.in_(matching.columns(literal_column("rowid"))))
     return list((await session.scalars(stmt)).all())
+
+
+def contact_match(workspace_id: int, query: str) -> CompoundSelect[int] | None:
+    """Ids of the workspace's contacts whose name, email, phone or any channel address contains
+    `query` (case-insensitive), or None for an empty query.
+
+    One SELECT per column, combined with UNION, so each can use its own index (trigram GIN
+    indexes on PostgreSQL, migration 0005): an OR across columns and an EXISTS would make the
+    planner scan every contact.
+    """
+    term = query.strip().replace("%", "").replace("_", "")
+    if not term:
+        return None
+    like = f"%{term}%"
+    in_ws = Contact.workspace_id == workspace_id
+    parts: list[Select[int]] = [
+        select(Contact.id).where(in_ws, Contact.name.ilike(like)),
+        select(Contact.id).where(in_ws, Contact.email.ilike(like)),
+        select(ContactIdentity.contact_id).where(
+            ContactIdentity.workspace_id == workspace_id, ContactIdentity.address.ilike(like)
+        ),
+    ]
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if len(digits) >= 4:
+        parts.append(select(Contact.id).where(in_ws, Contact.phone_e164.like(f"%{digits}%")))
+    return union(*parts)

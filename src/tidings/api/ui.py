@@ -42,6 +42,7 @@ from tidings.domain.enums import ConsentStatus, MessageKind, Role
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.policy import OutboundContext, check_consent, check_window, service_window
 from tidings.runtime import Runtime
+from tidings.search import contact_match, search_messages
 from tidings.serialize import contact_dict, conversation_dict, message_dict, ts
 from tidings.storage.models import (
     Agent,
@@ -56,7 +57,6 @@ from tidings.storage.models import (
     Inbox,
     InboxMember,
     Label,
-    Message,
     Team,
 )
 from tidings.storage.types import utcnow
@@ -741,22 +741,11 @@ async def search(
 ) -> dict[str, Any]:
     """Contacts (name, email, phone, channel address) and message text, limited to what the
     agent may see: agents find contacts through conversations in their inboxes."""
-    term = q.strip().replace("%", "").replace("_", "")
-    if not term:
+    matching = contact_match(who.workspace_id, q)
+    if matching is None:
         raise InvalidInput("q: give some text to search for")
-    like = f"%{term}%"
-    digits = "".join(ch for ch in term if ch.isdigit())
-    contact_match = [
-        Contact.name.ilike(like),
-        Contact.email.ilike(like),
-        exists().where(
-            ContactIdentity.contact_id == Contact.id, ContactIdentity.address.ilike(like)
-        ),
-    ]
-    if len(digits) >= 4:
-        contact_match.append(Contact.phone_e164.like(f"%{digits}%"))
     contacts_q = select(Contact).where(
-        Contact.workspace_id == who.workspace_id, or_(*contact_match)
+        Contact.workspace_id == who.workspace_id, Contact.id.in_(matching)
     )
     if who.role == Role.AGENT:
         contacts_q = contacts_q.where(
@@ -777,16 +766,17 @@ async def search(
                 .group_by(Conversation.contact_id)
             ):
                 latest[contact_id] = conv_id
-        hits = (
-            await s.execute(
-                select(Message, Contact.name)
-                .join(Conversation, Conversation.id == Message.conversation_id)
+        # Message text through the full-text index (PostgreSQL GIN / SQLite FTS5).
+        found = await search_messages(s, who, q, limit)
+        names: dict[int, str | None] = {}
+        if found:
+            for conv_id, name in await s.execute(
+                select(Conversation.id, Contact.name)
                 .join(Contact, Contact.id == Conversation.contact_id)
-                .where(visible_conversations(who), Message.body.ilike(like))
-                .order_by(Message.id.desc())
-                .limit(limit)
-            )
-        ).all()
+                .where(Conversation.id.in_({m.conversation_id for m in found}))
+            ):
+                names[conv_id] = name
+        hits = [(m, names.get(m.conversation_id)) for m in found]
     return {
         "contacts": [{**contact_dict(c), "conversation_id": latest.get(c.id)} for c in contacts],
         "messages": [{**message_dict(m), "contact_name": name} for m, name in hits],

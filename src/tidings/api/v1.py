@@ -292,21 +292,12 @@ async def list_contacts(
     q: Annotated[str | None, Query(description="name, email, phone or channel address")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
+    from tidings.search import contact_match
+
     stmt = select(Contact).where(Contact.workspace_id == who.workspace_id)
-    if q:
-        term = q.strip()
-        like = f"%{term.replace('%', '').replace('_', '')}%"
-        digits = "".join(ch for ch in term if ch.isdigit())
-        conditions = [
-            Contact.name.ilike(like),
-            Contact.email.ilike(like),
-            exists().where(
-                ContactIdentity.contact_id == Contact.id, ContactIdentity.address.ilike(like)
-            ),
-        ]
-        if len(digits) >= 4:
-            conditions.append(Contact.phone_e164.like(f"%{digits}%"))
-        stmt = stmt.where(or_(*conditions))
+    matching = contact_match(who.workspace_id, q) if q else None
+    if matching is not None:
+        stmt = stmt.where(Contact.id.in_(matching))
     async with rt.db.read() as s:
         rows = list((await s.scalars(stmt.order_by(Contact.id.desc()).limit(limit))).all())
         idents = await _identities(s, [c.id for c in rows])
