@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, true
+from sqlalchemy import ColumnElement, and_, exists, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.domain.enums import Role
 from tidings.domain.errors import Forbidden, NotFound
 from tidings.realtime.bus import LiveEvent
-from tidings.storage.models import Conversation
+from tidings.storage.models import Contact, Conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,28 @@ def visible_conversations(who: Principal) -> ColumnElement[bool]:
     if who.is_admin:
         return and_(in_workspace, true())
     return and_(in_workspace, Conversation.inbox_id.in_(who.inbox_ids))
+
+
+def visible_contacts(who: Principal) -> ColumnElement[bool]:
+    """SQL condition for the contacts `who` may see: owners and admins every contact of the
+    workspace; agents those with a conversation in one of their inboxes."""
+    in_workspace = Contact.workspace_id == who.workspace_id
+    if who.is_admin:
+        return and_(in_workspace, true())
+    talked_here = exists().where(
+        Conversation.contact_id == Contact.id, Conversation.inbox_id.in_(who.inbox_ids)
+    )
+    return and_(in_workspace, talked_here)
+
+
+async def require_contact(session: AsyncSession, who: Principal, contact_id: int) -> Contact:
+    """The contact, if `who` may see it; else NotFound (not there and not visible answer alike)."""
+    contact = await session.scalar(
+        select(Contact).where(Contact.id == contact_id, visible_contacts(who))
+    )
+    if contact is None:
+        raise NotFound("contact not found")
+    return contact
 
 
 def require_conversation(who: Principal, conversation: Conversation | None) -> Conversation:

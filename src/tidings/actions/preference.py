@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.access import Principal, can_see_inbox
+from tidings.access import Principal, can_see_inbox, require_contact
 from tidings.actions.base import transaction
 from tidings.domain.enums import Direction, MessageStatus
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
-from tidings.storage.models import Channel, Contact, ContactPreference, Conversation, Message
+from tidings.storage.models import Channel, ContactPreference, Conversation, Message
 from tidings.storage.types import utcnow
 
 EXPLICIT_SOURCES = ("agent", "customer")
@@ -98,9 +98,7 @@ async def preferred_channel(
 
 async def check_get_preference(rt: Runtime, who: Principal, contact_id: int) -> Preference:
     async with rt.db.read() as s:
-        contact = await s.get(Contact, contact_id)
-        if contact is None or contact.workspace_id != who.workspace_id:
-            raise NotFound("contact not found")
+        await require_contact(s, who, contact_id)
         return await preferred_channel(s, contact_id)
 
 
@@ -112,9 +110,7 @@ async def check_set_preference(
         raise InvalidInput(f"source: one of {', '.join(EXPLICIT_SOURCES)}")
     async with transaction(rt) as tx:
         s = tx.session
-        contact = await s.get(Contact, contact_id)
-        if contact is None or contact.workspace_id != who.workspace_id:
-            raise NotFound("contact not found")
+        contact = await require_contact(s, who, contact_id)
         row = await s.get(ContactPreference, contact_id)
         if channel_id is None:
             if row is not None:

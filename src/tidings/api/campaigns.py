@@ -26,7 +26,7 @@ from tidings.campaigns.state import RecipientState
 from tidings.delivery import fallback
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
-from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
+from tidings.storage.models import Campaign, CampaignRecipient, Inbox, InboxFallback
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authenticate)]
@@ -260,10 +260,11 @@ async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) 
 async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
+        inbox = await s.get(Inbox, inbox_id)
+        if inbox is None or inbox.workspace_id != who.workspace_id:
+            raise NotFound("inbox not found")
         row = await s.get(InboxFallback, inbox_id)
-    if row is None or row.workspace_id != who.workspace_id:
-        return {}
-    return row.plan or {}
+    return (row.plan or {}) if row is not None else {}
 
 
 @router.put("/inboxes/{inbox_id}/fallback", tags=["inboxes"])

@@ -18,7 +18,9 @@ from tidings.access import (
     Principal,
     can_see_event,
     require_admin,
+    require_contact,
     require_conversation,
+    visible_contacts,
     visible_conversations,
 )
 from tidings.actions import admin
@@ -294,7 +296,7 @@ async def list_contacts(
 ) -> dict[str, Any]:
     from tidings.search import contact_match
 
-    stmt = select(Contact).where(Contact.workspace_id == who.workspace_id)
+    stmt = select(Contact).where(visible_contacts(who))
     matching = contact_match(who.workspace_id, q) if q else None
     if matching is not None:
         stmt = stmt.where(Contact.id.in_(matching))
@@ -307,9 +309,7 @@ async def list_contacts(
 @router.get("/contacts/{contact_id}", response_model=sc.ContactOut, tags=["contacts"])
 async def get_contact(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
-        c = await s.get(Contact, contact_id)
-        if c is None or c.workspace_id != who.workspace_id:
-            raise NotFound("contact not found")
+        c = await require_contact(s, who, contact_id)
         idents = await _identities(s, [c.id])
     return contact_dict(c, idents.get(c.id))
 
@@ -379,6 +379,9 @@ async def list_webhook_deliveries(
 ) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
+        sub = await s.get(WebhookSubscription, subscription_id)
+        if sub is None or sub.workspace_id != who.workspace_id:
+            raise NotFound("webhook subscription not found")
         rows = (
             await s.scalars(
                 select(WebhookDelivery)
