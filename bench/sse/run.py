@@ -70,7 +70,14 @@ class Client:
 
 
 async def measure(
-    port: int, token: str, channel_id: int, clients: int, events: int, tag: str
+    port: int,
+    token: str,
+    channel_id: int,
+    clients: int,
+    events: int,
+    tag: str,
+    pid: int,
+    rss: list[float],
 ) -> tuple[list[float], float]:
     readers = [Client(port, token) for _ in range(clients)]
     tasks = [asyncio.create_task(r.run()) for r in readers]
@@ -155,12 +162,14 @@ def main() -> None:
             )
             channel_id = resp.json()["id"]
             rss_idle = rss_mb(proc.pid)
-            single, _ = asyncio.run(measure(port, token, channel_id, 1, args.events, "one"))
-            many, delivered = asyncio.run(
-                measure(port, token, channel_id, args.clients, args.events, "many")
+            rss: list[float] = []
+            single, _ = asyncio.run(
+                measure(port, token, channel_id, 1, args.events, "one", proc.pid, rss)
             )
-            # RSS with the clients connected was sampled implicitly; sample again idle for the delta.
-            rss_after = rss_mb(proc.pid)
+            many, delivered = asyncio.run(
+                measure(port, token, channel_id, args.clients, args.events, "many", proc.pid, rss)
+            )
+            rss_after = rss[-1]
     print(
         f"\nSSE fan-out — {args.clients} clients x {args.events} events (API-channel webhook → message.created)"
     )
