@@ -53,6 +53,7 @@ class ChannelCache:
         self._db = db
         self._box = box
         self._entries: dict[int, tuple[float, ChannelInfo | None]] = {}
+        self._loading: dict[int, asyncio.Future[ChannelInfo | None]] = {}
 
     def build(self, row: Channel) -> ChannelInfo:
         adapter = get_adapter(row.kind)
@@ -66,10 +67,19 @@ class ChannelCache:
         hit = self._entries.get(channel_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._db.read() as session:
+        # One load per channel however many requests miss at once (a cold process under load).
+        loading = self._loading.get(channel_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(channel_id))
+            self._loading[channel_id] = loading
+            loading.add_done_callback(lambda _f: self._loading.pop(channel_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, channel_id: int) -> ChannelInfo | None:
+        async with self._db.aux() as session:
             row = await session.scalar(select(Channel).where(Channel.id == channel_id))
         info = self.build(row) if row is not None else None
-        self._entries[channel_id] = (now + CHANNEL_CACHE_SECONDS, info)
+        self._entries[channel_id] = (time.monotonic() + CHANNEL_CACHE_SECONDS, info)
         return info
 
     def invalidate(self, channel_id: int) -> None:

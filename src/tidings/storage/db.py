@@ -70,6 +70,17 @@ class Database:
                 url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
+        # Lookups that may run while the caller already holds a pooled connection (the channel
+        # cache, filled on a miss in the middle of a transaction) take their connection from a
+        # separate small pool, so a busy main pool can never wait on itself.
+        self.aux_engine = (
+            self.read_engine
+            if self.dialect == "sqlite"
+            else create_async_engine(
+                url, echo=echo, pool_size=2, max_overflow=6, pool_pre_ping=True
+            )
+        )
+        self._aux_sessions = async_sessionmaker(self.aux_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -86,6 +97,12 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def aux(self) -> AsyncIterator[AsyncSession]:
+        """A read session from the separate small pool (see `aux_engine`)."""
+        async with self._aux_sessions() as session:
             yield session
 
     def insert(self, table: Table | Any) -> sqlite.Insert | postgresql.Insert:
@@ -105,6 +122,8 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+        if self.aux_engine not in (self.read_engine, self.write_engine):
+            await self.aux_engine.dispose()
 
 
 def alembic_config(url: str) -> Any:
