@@ -240,3 +240,36 @@ def test_signature_is_over_raw_bytes() -> None:
     WhatsAppAdapter().verify(
         config, WebhookRequest("POST", "http://x", {"x-hub-signature-256": sig}, {}, body)
     )
+
+
+async def test_replies_take_a_token_from_the_recipient_pair_bucket(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """WhatsApp limits each (business number, customer) pair (digest A6, error 131056): the
+    delivery worker takes a token from that pair's bucket as well as the channel's."""
+    from tidings.delivery.ratelimit import MemoryRateLimiter
+
+    channel = await whatsapp_channel(server, api)
+    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20)
+    await sim.post(
+        "/_sim/inbound", json={"phone_number_id": PNID, "from": "16505550000", "text": "hi"}
+    )
+
+    async def conversation() -> list:
+        return (await api.get("/api/v1/conversations")).json()["data"]
+
+    conv = (await eventually(conversation))[0]
+    for text in ("one", "two", "three"):
+        assert (
+            await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": text})
+        ).status_code == 201
+
+    async def sent() -> bool:
+        return len((await sim.get("/_sim/sent", params={"phone_number_id": PNID})).json()) == 3
+
+    await eventually(sent)
+    limiter = server.runtime.rate_limiter
+    assert isinstance(limiter, MemoryRateLimiter)
+    tokens, _at = limiter._buckets[f"recipient:{channel['id']}:16505550000"]
+    assert 42.0 <= tokens < 43.5  # 45 - 3, plus a refill of 1/6 token per second meanwhile
+    await sim.aclose()

@@ -118,6 +118,13 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
         caps = channel.adapter.capabilities
         await campaign_throttle.before_send(rt, message.extra)
         await rt.rate_limiter.acquire(f"channel:{channel.id}", caps.rate_per_second, caps.burst)
+        if caps.recipient_rate_per_second:
+            # Providers that also limit each (business, customer) pair: WhatsApp's 131056.
+            await rt.rate_limiter.acquire(
+                f"recipient:{channel.id}:{delivery.recipient}",
+                caps.recipient_rate_per_second,
+                caps.recipient_burst,
+            )
         outbound = OutboundMessage(
             message_id=message.id,
             conversation_id=message.conversation_id,

@@ -70,6 +70,10 @@ class WhatsAppAdapter:
         burst=80,
         # Meta's documented maximum webhook payload (digest §0.3).
         max_webhook_bytes=3 * _MB,
+        # Pair limit: one message per 6 s to the same user, bursts of up to 45 (digest A6);
+        # exceeding it is error 131056.
+        recipient_rate_per_second=1 / 6,
+        recipient_burst=45,
     )
     config_model: ClassVar[type[BaseModel]] = WhatsAppConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset(
