@@ -152,7 +152,7 @@ async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
         yield srv
     finally:
         uv.should_exit = True
-        await asyncio.wait_for(task, 15)
+        await asyncio.wait_for(task, 45)
 
 
 @dataclass

@@ -89,7 +89,10 @@ def create_app(
             yield
         finally:
             if sandbox is not None:
-                await sandbox.stop()
+                try:
+                    await asyncio.wait_for(sandbox.stop(), 5)
+                except TimeoutError:
+                    log.warning("shutdown: the sandbox did not stop within 5 s; going on")
             await rt.stop()
 
     app = FastAPI(

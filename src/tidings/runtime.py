@@ -143,16 +143,28 @@ class Runtime:
         self.committer.start()
 
     async def stop(self) -> None:
+        """Stop everything, each step bounded: a step that hangs is logged, not waited for."""
         for task in list(self.background):
             task.cancel()
         if self.background:
-            await asyncio.gather(*self.background, return_exceptions=True)
-        await self.committer.stop()
+            await _bounded(
+                "background tasks", asyncio.gather(*self.background, return_exceptions=True)
+            )
+        await _bounded("group committer", self.committer.stop())
         if self.wakeups is not None:
-            await self.wakeups.stop()
-        await self.bus.stop()
+            await _bounded("wake-ups", self.wakeups.stop())
+        await _bounded("event bus", self.bus.stop())
         closer = getattr(self.rate_limiter, "aclose", None)
         if closer is not None:
-            await closer()
-        await self.http.aclose()
-        await self.db.dispose()
+            await _bounded("rate limiter", closer())
+        await _bounded("HTTP client", self.http.aclose())
+        await _bounded("database", self.db.dispose())
+
+
+async def _bounded(what: str, step: Awaitable[Any], seconds: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("shutdown: %s did not finish within %.0f s; going on", what, seconds)
+    except Exception:
+        log.exception("shutdown: %s failed; going on", what)
