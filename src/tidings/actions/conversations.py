@@ -10,7 +10,14 @@ from tidings.domain.enums import ConversationStatus
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
-from tidings.storage.models import Agent, Conversation, ConversationLabel, InboxMember, Label
+from tidings.storage.models import (
+    Agent,
+    Conversation,
+    ConversationLabel,
+    InboxMember,
+    Label,
+    Team,
+)
 from tidings.storage.types import utcnow
 
 UNSET = object()
@@ -24,6 +31,7 @@ async def check_update_conversation(
     status: str | None = None,
     assignee_id: int | object | None = UNSET,
     labels: list[str] | None = None,
+    team_id: int | object | None = UNSET,
 ) -> tuple[Conversation, list[str]]:
     async with transaction(rt) as tx:
         s = tx.session
@@ -49,6 +57,13 @@ async def check_update_conversation(
                         f"assignee_id: agent {assignee_id} is not a member of this inbox"
                     )
             conv.assignee_id = assignee_id
+        if team_id is not UNSET:
+            if team_id is not None:
+                assert isinstance(team_id, int)
+                team = await s.get(Team, team_id)
+                if team is None or team.workspace_id != conv.workspace_id:
+                    raise InvalidInput(f"team_id: no team {team_id} in this workspace")
+            conv.team_id = team_id
         if labels is not None:
             names = sorted({n.strip() for n in labels if n.strip()})
             await s.execute(
