@@ -183,6 +183,7 @@ def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
         "message_id": r.message_id,
         "fallback_message_id": r.fallback_message_id,
         "queued_at": r.queued_at.isoformat() if r.queued_at else None,
+        "not_before": r.not_before.isoformat() if r.not_before else None,
     }
 
 

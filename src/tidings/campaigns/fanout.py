@@ -13,6 +13,11 @@ are campaign state changes that the next step reads.
 their claims do not overlap), promotes scheduled campaigns whose time came, catches recipient
 states up with their messages (`state.reconcile`) and sends `campaign.updated` live events
 with counts at most once a second per campaign.
+
+Time: every "now" the fan-out decides by (promoting a scheduled campaign, quiet hours, a
+recipient's `not_before`) comes from the `clock` given to `run` (default: the wall clock), so
+tests and simulations can move time forward instead of sleeping until 08:00. The decisions are
+stored (`Campaign.state`, `CampaignRecipient.not_before`), so they outlive the process.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -52,11 +58,13 @@ MAX_OUTSTANDING = 1000
 IDLE_SECONDS = 0.5
 PROGRESS_SECONDS = 1.0
 
+Clock = Callable[[], datetime]
 
-async def step(rt: Runtime, campaign_id: int, limit: int = BATCH) -> int:
+
+async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock = utcnow) -> int:
     """Queue (or skip) up to `limit` recipients of one campaign. Returns how many were
     claimed; 0 when the campaign is not running or has nobody due."""
-    now = utcnow()
+    now = clock()
     async with transaction(rt) as tx:
         s = tx.session
         campaign = await s.get(Campaign, campaign_id)
@@ -96,7 +104,9 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH) -> int:
         for r in rows:
             contact = contacts.get(r.contact_id) if r.contact_id else None
             if contact is not None and quiet is not None:
-                zone = schedule.zone_for(contact.phone_e164, contact.attributes)
+                # A `timezone` column of the CSV row counts like the contact's attribute.
+                attrs = {**(contact.attributes or {}), **_zone_override(r.variables)}
+                zone = schedule.zone_for(contact.phone_e164, attrs)
                 later = schedule.next_allowed(now, zone, quiet)
                 if later is not None:
                     r.not_before, r.updated_at = later, now
@@ -114,6 +124,11 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH) -> int:
             await _queue(tx, campaign, r, contact, decision, tag, label_id)
         await s.flush()
         return len(rows)
+
+
+def _zone_override(variables: dict[str, object] | None) -> dict[str, object]:
+    zone = (variables or {}).get("timezone")
+    return {"timezone": zone} if isinstance(zone, str) and zone else {}
 
 
 async def _queue(
@@ -203,7 +218,7 @@ async def outstanding(rt: Runtime, campaign_id: int) -> int:
         )
 
 
-async def next_due(rt: Runtime, campaign_id: int) -> float:
+async def next_due(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> float:
     """Seconds until the earliest deferred recipient's time (quiet hours), capped at 5 s."""
     async with rt.db.read() as s:
         at = await s.scalar(
@@ -214,10 +229,10 @@ async def next_due(rt: Runtime, campaign_id: int) -> float:
         )
     if at is None:
         return IDLE_SECONDS
-    return min(5.0, max(0.05, (at - utcnow()).total_seconds()))
+    return min(5.0, max(0.05, (at - clock()).total_seconds()))
 
 
-async def run_campaign(rt: Runtime, campaign_id: int) -> None:
+async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> None:
     """Batches for one campaign until it is not running or nobody is due right now."""
     async with rt.db.read() as s:
         campaign = await s.get(Campaign, campaign_id)
@@ -235,20 +250,20 @@ async def run_campaign(rt: Runtime, campaign_id: int) -> None:
                 return
             continue
         await throttle.take_queue_tokens(rt, campaign_id, rate, size)
-        claimed = await step(rt, campaign_id, size)
+        claimed = await step(rt, campaign_id, size, clock)
         if claimed == 0:
             async with rt.db.read() as s:
                 state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
             if state != CampaignState.RUNNING:
                 return
-            await asyncio.sleep(await next_due(rt, campaign_id))
+            await asyncio.sleep(await next_due(rt, campaign_id, clock))
 
 
-async def promote_scheduled(rt: Runtime) -> None:
+async def promote_scheduled(rt: Runtime, clock: Clock = utcnow) -> None:
     async with transaction(rt) as tx:
         await tx.session.execute(
             update(Campaign)
-            .where(Campaign.state == CampaignState.SCHEDULED, Campaign.scheduled_at <= utcnow())
+            .where(Campaign.state == CampaignState.SCHEDULED, Campaign.scheduled_at <= clock())
             .values(state=CampaignState.RUNNING, updated_at=utcnow())
         )
 
@@ -263,13 +278,13 @@ async def emit_progress(tx: Tx, campaign: Campaign) -> None:
     tx.emit("campaign.updated", campaign.workspace_id, None, data)
 
 
-async def run(rt: Runtime) -> None:
+async def run(rt: Runtime, clock: Clock = utcnow) -> None:
     """The campaign worker loop (see the module docstring)."""
     tasks: dict[int, asyncio.Task[None]] = {}
     last_progress: dict[int, tuple[float, dict[str, int]]] = {}
     while True:
         try:
-            await promote_scheduled(rt)
+            await promote_scheduled(rt, clock)
             async with rt.db.read() as s:
                 active = list(
                     (
@@ -294,7 +309,7 @@ async def run(rt: Runtime) -> None:
             for cid in running:
                 task = tasks.get(cid)
                 if task is None or task.done():
-                    tasks[cid] = rt.spawn(run_campaign(rt, cid), name=f"campaign-{cid}")
+                    tasks[cid] = rt.spawn(run_campaign(rt, cid, clock), name=f"campaign-{cid}")
             async with transaction(rt) as tx:
                 await reconcile(tx)
             await _progress(rt, active, last_progress)
