@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
+
+from tidings.channels.base import Capabilities
 
 
 class RateLimiter(Protocol):
     async def acquire(self, key: str, rate: float, burst: int) -> None:
         """Wait until one token is available in bucket `key`, then take it."""
         ...
+
+
+def channel_rate(caps: Capabilities, config: Any) -> tuple[float, int]:
+    """(rate, burst) of one channel account's bucket: the channel's own throughput tier when its
+    config has one (`messages_per_second`, e.g. WhatsApp's 80 → 1,000 upgrade), else the
+    kind's default from its capabilities. A full second of the tier may go at once."""
+    tier = getattr(config, "messages_per_second", None)
+    if isinstance(tier, int | float) and not isinstance(tier, bool) and tier > 0:
+        return float(tier), max(1, int(tier))
+    return caps.rate_per_second, caps.burst
 
 
 class MemoryRateLimiter:

@@ -29,6 +29,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_outcome
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.delivery.ratelimit import channel_rate
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.runtime import Runtime
@@ -117,7 +118,8 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
     else:
         caps = channel.adapter.capabilities
         await campaign_throttle.before_send(rt, message.extra)
-        await rt.rate_limiter.acquire(f"channel:{channel.id}", caps.rate_per_second, caps.burst)
+        rate, burst = channel_rate(caps, channel.config)
+        await rt.rate_limiter.acquire(f"channel:{channel.id}", rate, burst)
         if caps.recipient_rate_per_second:
             # Providers that also limit each (business, customer) pair: WhatsApp's 131056.
             await rt.rate_limiter.acquire(

@@ -30,6 +30,16 @@ class WhatsAppConfig(BaseModel):
     waba_id: str | None = None
     # Digits only, as in webhook `metadata.display_phone_number`.
     display_phone_number: str | None = None
+    # The number's throughput tier: "80 msg/s default ... automatic upgrade to 1,000 msg/s ...
+    # Coexistence numbers fixed 20 msg/s. Exceeding → 130429" (digest A6). The delivery worker's
+    # token bucket for this channel runs at this rate (`delivery.ratelimit.channel_rate`).
+    messages_per_second: int = Field(
+        80,
+        ge=1,
+        le=1000,
+        title="Messages per second",
+        description="Throughput tier of this number: 80 by default, 1000 once Meta upgrades it.",
+    )
 
     @field_validator("api_base_url")
     @classmethod
