@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from tests.conftest import Server
+from tests.contract.more_drivers import MORE_DRIVERS
 from tidings import signing
 
 
@@ -36,6 +37,10 @@ class Driver(Protocol):
 
     def forged_request(self) -> tuple[bytes, dict[str, str]]:
         """A realistic body and headers whose signature is wrong."""
+        ...
+
+    def forged_query(self) -> dict[str, str]:
+        """Query parameters for the forged request (WeChat signs the query, not a header)."""
         ...
 
     async def received(self, server: Server) -> list[str]:
@@ -92,6 +97,9 @@ class WhatsAppDriver:
         body = orjson.dumps({"object": "whatsapp_business_account", "entry": []})
         return body, {"X-Hub-Signature-256": "sha256=" + "0" * 64}
 
+    def forged_query(self) -> dict[str, str]:
+        return {}
+
     async def received(self, server: Server) -> list[str]:
         sent = await _get(server, self.kind, "/_sim/sent", {"phone_number_id": self.pnid})
         return [r["body"]["text"]["body"] for r in sent if r["body"].get("type") == "text"]
@@ -129,6 +137,9 @@ class _MessagingDriver:
             {"object": self.object, "entry": [{"id": self.account, "messaging": [element]}]}
         )
         return body, {"X-Hub-Signature-256": "sha256=" + "f" * 64}
+
+    def forged_query(self) -> dict[str, str]:
+        return {}
 
     async def received(self, server: Server) -> list[str]:
         sent = await _get(server, self.kind, "/_sim/sent", {"account_id": self.account})
@@ -202,6 +213,9 @@ class ApiDriver:
         body = orjson.dumps({"messages": [{"id": "x", "from": {"id": "u"}, "text": "forged"}]})
         return body, {**signing.sign_headers("not-the-secret-at-all", body)}
 
+    def forged_query(self) -> dict[str, str]:
+        return {}
+
     async def received(self, server: Server) -> list[str]:
         got = await _get(server, self.kind, "/_sim/received", {"account": self.account})
         return [m["text"] for m in got]
@@ -219,4 +233,10 @@ async def _channel_id(server: Server, kind: str) -> int:
 
 
 # One entry per channel. Other channels join by adding their driver here.
-DRIVERS: list[Driver] = [WhatsAppDriver(), MessengerDriver(), InstagramDriver(), ApiDriver()]
+DRIVERS: list[Driver] = [
+    WhatsAppDriver(),
+    MessengerDriver(),
+    InstagramDriver(),
+    ApiDriver(),
+    *MORE_DRIVERS,
+]

@@ -93,6 +93,7 @@ async def test_bad_signature_stores_nothing(
     async with httpx.AsyncClient() as client:
         resp = await client.post(
             channel["webhook_url"],
+            params=driver.forged_query(),
             content=body,
             headers={"Content-Type": "application/json", **headers},
         )

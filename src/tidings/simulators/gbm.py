@@ -9,8 +9,9 @@ new work targets RBM (`simulators.rbm`).
   retried on non-2xx, duplicated on demand; the clientToken/secret verification handshake.
 
 Control API: `PUT /_sim/agents/{agent_id}` {client_token, webhook_url, access_token},
-`POST /_sim/verify` {agent_id}, `POST /_sim/inbound` {agent_id, conversation_id?, name?, text,
-duplicates?}, `GET /_sim/sent?agent_id=`, `GET /_sim/conversations?agent_id=&user=`.
+`POST /_sim/verify` {agent_id}, `POST /_sim/inbound` {agent_id, conversation_id?, name?, text |
+other{...}, duplicates?} (or {agent_id, message_id} to push an earlier request again),
+`GET /_sim/sent?agent_id=`, `GET /_sim/conversations?agent_id=&user=`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Agent:
     threads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     message_ids: set[str] = field(default_factory=set)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    # What was pushed, by messageId, so a retry can send the identical request again.
+    pushed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class GbmSimulator:
@@ -229,12 +232,42 @@ class GbmSimulator:
     async def _inbound(self, request: Request) -> JSONResponse:
         body = orjson.loads(await request.body() or b"{}")
         agent = self.agents.get(str(body.get("agent_id")))
-        if agent is None or not isinstance(body.get("text"), str) or not body["text"]:
-            return JSONResponse({"error": "agent_id and text are required"}, status_code=400)
+        if agent is None:
+            return JSONResponse({"error": "unknown agent_id"}, status_code=400)
+        again = agent.pushed.get(str(body.get("message_id") or ""))
+        if again is not None:
+            # Google retrying a request: the identical body, same requestId (digest B2).
+            self.spawn(self.push(agent, again))
+            return JSONResponse(
+                {
+                    "conversationId": again["conversationId"],
+                    "requestId": again["requestId"],
+                    "messageId": again["message"]["messageId"],
+                }
+            )
+        other = body.get("other")
+        if isinstance(other, dict) and other:
+            text = None
+        elif isinstance(body.get("text"), str) and body["text"]:
+            text = body["text"]
+        else:
+            return JSONResponse({"error": "agent_id and text (or other) are required"}, 400)
         cid = str(body.get("conversation_id") or f"conv-{secrets.token_hex(6)}")
-        doc = self.user_message(agent, cid, str(body.get("name") or "Customer"), body["text"])
+        doc = self.user_message(agent, cid, str(body.get("name") or "Customer"), text or "")
+        if text is None:
+            # Content of a kind Tidings does not know: no text, another field instead.
+            message = doc["message"]
+            del message["text"]
+            message.update({str(k): v for k, v in other.items() if k not in message})
+        agent.pushed[doc["message"]["messageId"]] = doc
         self.spawn(self.push(agent, doc, int(body.get("duplicates") or 0)))
-        return JSONResponse({"conversationId": cid, "requestId": doc["requestId"]})
+        return JSONResponse(
+            {
+                "conversationId": cid,
+                "requestId": doc["requestId"],
+                "messageId": doc["message"]["messageId"],
+            }
+        )
 
     async def _sent(self, request: Request) -> JSONResponse:
         agent = self.agents.get(request.query_params.get("agent_id", ""))

@@ -20,7 +20,8 @@ Control API (JSON, under `/_sim/`):
   service_account_email?, public_key_pem?, auto_receipts?, max_attempts?, retry_base_seconds?}
 - `POST /_sim/verify` {agent_id} — run the webhook verification handshake
 - `POST /_sim/inbound` {agent_id, from, text? | suggestion{text, postback_data} |
-  location{latitude, longitude} | file{mime_type, file_name}, duplicates?}
+  location{latitude, longitude} | file{mime_type, file_name} | other{...}, message_id?,
+  duplicates?} — `message_id` of an earlier message re-publishes it (a Pub/Sub redelivery)
 - `POST /_sim/typing` {agent_id, from} — an IS_TYPING event
 - `PUT  /_sim/phones/{msisdn}` {rcs_enabled?, online?, features?}
 - `POST /_sim/fail` {agent_id, method, code, status, message?, retry_after?, times?}
@@ -323,8 +324,13 @@ class RbmSimulator:
                 }
             }
             shown = f"[file {name}]"
+        elif isinstance(body.get("other"), dict) and body["other"]:
+            # Content of a kind Tidings does not know (a newer RBM payload type).
+            reserved = set(data)
+            data.update({str(k): v for k, v in body["other"].items() if k not in reserved})
+            shown = "[unsupported]"
         else:
-            raise ValueError("give text, suggestion, location or file")
+            raise ValueError("give text, suggestion, location, file or other")
         self.thread(agent, msisdn).append(
             {
                 "id": data["messageId"],

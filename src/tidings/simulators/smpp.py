@@ -17,7 +17,8 @@
   response with the matching status; the session stays up.
 
 HTTP control (mounted at /sandbox/smpp): `PUT /_sim/accounts/{system_id}` {password, number?},
-`POST /_sim/inbound` {system_id, from, text}, `POST /_sim/config` {throttle?, receipt_delay?,
+`POST /_sim/inbound` {system_id, from, text, binary?, part_order?} or {system_id, retransmit:
+<id returned earlier>}, `POST /_sim/config` {throttle?, receipt_delay?,
 receipt_stat?}, `GET /_sim/submitted?system_id=`, `GET /_sim/conversations?system_id=&user=`,
 `GET /_sim/sessions`.
 """
@@ -94,6 +95,8 @@ class SmscSimulator:
         self.throttle = 0  # the next N submit_sm get ESME_RTHROTTLED
         self.accounts: dict[str, Account] = {}
         self.connections: set[Connection] = set()
+        # Per customer message: the connection/sequence/body each part went out with.
+        self.mo: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []  # malformed PDUs seen, for the sandbox and tests
         self.enquire_links = 0
         self._server: asyncio.Server | None = None
@@ -317,8 +320,12 @@ class SmscSimulator:
                 if m["id"] == message_id:
                     m["status"] = "delivered" if stat == "DELIVRD" else stat.lower()
 
-    async def _deliver(self, system_id: str, sm: P.ShortMessage, attempts: int = 20) -> bool:
-        """deliver_sm to a bound session of the account until it answers ESME_ROK."""
+    async def _deliver(
+        self, system_id: str, sm: P.ShortMessage, attempts: int = 20, *, record: Any = None
+    ) -> bool:
+        """deliver_sm to a bound session of the account until it answers ESME_ROK. `record`
+        (a dict) gets the connection and sequence number used, so the very same PDU can be
+        transmitted again (`retransmit`)."""
         body = sm.encode()
         for _ in range(attempts):
             conn = next(
@@ -331,6 +338,8 @@ class SmscSimulator:
             )
             if conn is not None:
                 seq = next(conn.seq)
+                if isinstance(record, dict):
+                    record.update({"conn": conn, "seq": seq, "body": body})
                 fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                 conn.acks[seq] = fut
                 try:
@@ -346,16 +355,33 @@ class SmscSimulator:
         log.warning("smsc simulator gave up delivering to %s", system_id)
         return False
 
-    async def inbound(self, system_id: str, sender: str, text: str) -> dict[str, Any]:
-        """A customer texts the account's number."""
+    async def inbound(
+        self,
+        system_id: str,
+        sender: str,
+        text: str,
+        *,
+        binary: bool = False,
+        part_order: list[int] | None = None,
+    ) -> dict[str, Any]:
+        """A customer texts the account's number. `binary` sends the text's bytes with
+        data_coding 0x04 (8-bit binary, no text); `part_order` (1-based part numbers, repeats
+        allowed) delivers the parts one by one in that order — out of order, or a part twice
+        as a fresh deliver_sm, as SMSCs do after a lost response."""
         acct = self.accounts[system_id]
         msisdn = "".join(ch for ch in sender if ch.isdigit())
-        data_coding, parts = P.encode_parts(text)
+        if binary:
+            data_coding, parts = 0x04, [text.encode()]  # 8-bit binary (digest C9)
+        else:
+            data_coding, parts = P.encode_parts(text)
         base = P.ShortMessage(source_addr=msisdn, destination_addr=acct.number)
         pdus = P.submit_parts(base, data_coding, parts, random.randrange(256), use_udh=True)
+        if part_order and any(not 1 <= n <= len(pdus) for n in part_order):
+            raise ValueError(f"part_order: part numbers are 1..{len(pdus)}")
+        mo_id = f"mo-{len(acct.thread)}"
         acct.thread.append(
             {
-                "id": f"mo-{len(acct.thread)}",
+                "id": mo_id,
                 "user": f"+{msisdn}",
                 "direction": "in",
                 "text": text,
@@ -363,9 +389,41 @@ class SmscSimulator:
                 "at": time.time(),
             }
         )
-        for sm in pdus:
-            self._spawn(self._deliver(system_id, sm), "smsc-mo")
-        return {"parts": len(pdus), "data_coding": data_coding}
+        records: list[dict[str, Any]] = [{} for _ in pdus]
+        self.mo[mo_id] = records
+        if part_order:
+            self._spawn(self._deliver_in_order(system_id, pdus, part_order), "smsc-mo")
+        else:
+            for sm, record in zip(pdus, records, strict=True):
+                self._spawn(self._deliver(system_id, sm, record=record), "smsc-mo")
+        return {"id": mo_id, "parts": len(pdus), "data_coding": data_coding}
+
+    async def _deliver_in_order(
+        self, system_id: str, pdus: list[P.ShortMessage], order: list[int]
+    ) -> None:
+        for n in order:
+            await self._deliver(system_id, pdus[n - 1])
+
+    async def retransmit(self, mo_id: str) -> int:
+        """Send the very same deliver_sm PDUs of an earlier customer message again, same
+        sequence numbers on the same session: what an SMSC does when it did not see our
+        deliver_sm_resp in time. Returns how many PDUs went out again."""
+        sent = 0
+        for record in self.mo.get(mo_id, []):
+            conn = record.get("conn")
+            if conn is None or conn not in self.connections:
+                continue
+            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            conn.acks[record["seq"]] = fut
+            try:
+                await conn.send(P.Pdu(P.Cmd.DELIVER_SM, 0, record["seq"], record["body"]))
+                await asyncio.wait_for(fut, self.redeliver_after * 5)
+            except (TimeoutError, ConnectionError):
+                continue
+            finally:
+                conn.acks.pop(record["seq"], None)
+            sent += 1
+        return sent
 
     # -- control routes ------------------------------------------------------------------------
 
@@ -389,10 +447,24 @@ class SmscSimulator:
         system_id = str(spec.get("system_id", ""))
         if system_id not in self.accounts:
             return JSONResponse({"error": "unknown system_id"}, status_code=404)
+        if spec.get("retransmit"):
+            sent = await self.retransmit(str(spec["retransmit"]))
+            return JSONResponse({"id": str(spec["retransmit"]), "retransmitted": sent})
         sender, text = str(spec.get("from", "")), str(spec.get("text", ""))
         if not any(ch.isdigit() for ch in sender) or not text:
             return JSONResponse({"error": "from and text are required"}, status_code=400)
-        return JSONResponse(await self.inbound(system_id, sender, text))
+        order = spec.get("part_order")
+        if order is not None and not (
+            isinstance(order, list) and all(isinstance(n, int) for n in order)
+        ):
+            return JSONResponse({"error": "part_order: a list of part numbers"}, status_code=400)
+        try:
+            result = await self.inbound(
+                system_id, sender, text, binary=spec.get("binary") is True, part_order=order
+            )
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(result)
 
     async def _r_config(self, request: Request) -> Response:
         spec = await self._json(request)

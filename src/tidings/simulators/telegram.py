@@ -18,8 +18,9 @@ Control API (JSON, under `/_sim/`), which plays the customers and sets the knobs
 - `PUT  /_sim/bots/{token}` {username?, first_name?, per_chat_per_second?, per_chat_burst?,
   global_per_second?, max_attempts?, retry_base_seconds?} — create/update a bot
 - `POST /_sim/inbound` {token, chat_id, first_name?, last_name?, username?, text? | photo? |
-  document? | voice? | video? | sticker? | location? | contact?, caption?, reply_to?,
-  duplicates?} — the customer writes
+  document? | voice? | video? | sticker? | location? | contact? | other{...}, caption?,
+  reply_to?, duplicates?} — the customer writes; {token, redeliver: update_id} sends an
+  earlier update again
 - `POST /_sim/edit` {token, chat_id, message_id, text} — the customer edits a message
 - `POST /_sim/callback` {token, chat_id, message_id, data} — the customer presses a button
 - `POST /_sim/block` {token, chat_id, blocked} — the customer blocks/unblocks the bot
@@ -169,6 +170,8 @@ class Bot:
     allowed_updates: list[str] | None = None
     next_update_id: int = field(default_factory=lambda: secrets.randbelow(10**8) + 10**8)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # Every update queued so far, by update_id, so one can be delivered again on demand.
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     last_error_date: int | None = None
     last_error_message: str | None = None
     chats: dict[int, Chat] = field(default_factory=dict)
@@ -254,6 +257,7 @@ class TelegramSimulator:
         update_id = bot.next_update_id
         bot.next_update_id += 1
         update = {"update_id": update_id, **payload}
+        bot.updates[update_id] = update
         for _ in range(1 + max(0, duplicates)):
             bot.pending.append(update)
         self._kick(bot)
@@ -373,6 +377,10 @@ class TelegramSimulator:
         elif isinstance(body.get("contact"), dict):
             msg["contact"] = dict(body["contact"])
             shown = "[contact]"
+        elif isinstance(body.get("other"), dict) and body["other"]:
+            # A message type Tidings does not know (say, `dice` or a newer Bot API type).
+            msg.update({str(k): v for k, v in body["other"].items() if k not in msg})
+            shown = "[unsupported]"
         else:
             raise ValueError(
                 "give text, photo, document, voice, video, sticker, location or contact"
@@ -637,6 +645,18 @@ class TelegramSimulator:
 
     async def _inbound(self, request: Request) -> JSONResponse:
         body = await _json(request)
+        if body.get("redeliver") is not None:
+            # Telegram sending an update again (it saw no 2xx in time): same update_id.
+            try:
+                bot = self._control_bot(body)
+                update = bot.updates[int(body["redeliver"])]
+            except (LookupError, ValueError, TypeError) as exc:
+                return JSONResponse({"error": f"no such update: {exc}"}, status_code=400)
+            bot.pending.append(update)
+            self._kick(bot)
+            return JSONResponse(
+                {"update_id": update["update_id"], "message_id": update["message"]["message_id"]}
+            )
         try:
             bot = self._control_bot(body)
             who = {k: body.get(k) for k in ("first_name", "last_name", "username")}

@@ -12,7 +12,8 @@ Both of Vonage's roles towards Tidings:
 Control routes (JSON) under `/_sim/`:
 - `PUT /_sim/accounts/{api_key}` {api_secret, signature_secret, signature_method?, number,
   inbound_url, dlr_url, dlr_statuses?}
-- `POST /_sim/inbound` {api_key, from, text, duplicates?} — a customer texts the number
+- `POST /_sim/inbound` {api_key, from, text, duplicates?, message_id?, type? ("binary"),
+  part_order?} — a customer texts the number (see `inbound`)
 - `POST /_sim/fail` {api_key, status? | http_status?, times?} — the next sends fail so
 - `POST /_sim/config` {max_per_second?, dlr_delay?, concat_inbound?}
 - `GET /_sim/sent?api_key=` accepted send requests · `GET /_sim/conversations?api_key=&user=`
@@ -147,27 +148,46 @@ class VonageSimulator:
         return acct
 
     async def inbound(
-        self, api_key: str, sender: str, text: str, duplicates: int = 0
+        self,
+        api_key: str,
+        sender: str,
+        text: str,
+        duplicates: int = 0,
+        *,
+        message_id: str | None = None,
+        kind: str | None = None,
+        part_order: list[int] | None = None,
     ) -> dict[str, Any]:
+        """A customer texts the number. `message_id` (single-part only) repeats an earlier
+        delivery as Vonage's own retry would; `kind="binary"` sends a binary SMS (`data` +
+        `udh`, no text); `part_order` (1-based part numbers, repeats allowed) delivers the
+        parts one after another in that order, to reproduce out-of-order and repeated parts."""
         acct = self.accounts[api_key]
         msisdn = _digits(sender)
         unicode = not gsm7.is_gsm7(text)
-        parts = _segments(text) if self.concat_inbound else [text]
+        parts = _segments(text) if self.concat_inbound and kind != "binary" else [text]
+        if message_id is not None and len(parts) > 1:
+            raise ValueError("message_id applies to single-part messages")
         ref = f"{secrets.randbelow(256):02X}"
         ids: list[str] = []
+        deliveries: list[dict[str, str]] = []
         for n, part in enumerate(parts, start=1):
-            message_id = secrets.token_hex(8).upper()
-            ids.append(message_id)
+            part_id = message_id or secrets.token_hex(8).upper()
+            ids.append(part_id)
             params = {
                 "msisdn": msisdn,
                 "to": acct.number,
-                "messageId": message_id,
+                "messageId": part_id,
                 "text": part,
                 "type": "unicode" if unicode else "text",
                 "keyword": (part.split() or [""])[0].upper(),
                 "api-key": api_key,
                 "message-timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             }
+            if kind == "binary":
+                # Binary SMS carry hex `data` and `udh` instead of text (digest C8).
+                del params["text"], params["keyword"]
+                params.update({"type": "binary", "data": text.encode().hex(), "udh": ""})
             if len(parts) > 1:
                 params.update(
                     {
@@ -177,8 +197,18 @@ class VonageSimulator:
                         "concat-part": str(n),
                     }
                 )
-            for _ in range(1 + max(0, duplicates)):
-                self._spawn(self._deliver(api_key, acct.inbound_url, params), "vonage-inbound")
+            deliveries.append(params)
+        if part_order:
+            if any(not 1 <= n <= len(parts) for n in part_order):
+                raise ValueError(f"part_order: part numbers are 1..{len(parts)}")
+            self._spawn(
+                self._deliver_in_order(api_key, acct.inbound_url, deliveries, part_order),
+                "vonage-inbound",
+            )
+        else:
+            for params in deliveries:
+                for _ in range(1 + max(0, duplicates)):
+                    self._spawn(self._deliver(api_key, acct.inbound_url, params), "vonage-inbound")
         acct.thread.append(
             {
                 "id": ids[0],
@@ -189,7 +219,13 @@ class VonageSimulator:
                 "at": time.time(),
             }
         )
-        return {"message_ids": ids, "parts": len(parts)}
+        return {"message_ids": ids, "parts": len(parts), "concat_ref": ref}
+
+    async def _deliver_in_order(
+        self, api_key: str, url: str, deliveries: list[dict[str, str]], order: list[int]
+    ) -> None:
+        for n in order:
+            await self._deliver(api_key, url, deliveries[n - 1])
 
     # -- webhooks to Tidings ---------------------------------------------------------------
 
@@ -374,7 +410,23 @@ class VonageSimulator:
         sender, text = _digits(str(spec.get("from", ""))), str(spec.get("text", ""))
         if not sender or not text:
             return JSONResponse({"error": "from and text are required"}, status_code=400)
-        result = await self.inbound(api_key, sender, text, int(spec.get("duplicates", 0)))
+        order = spec.get("part_order")
+        if order is not None and not (
+            isinstance(order, list) and all(isinstance(n, int) for n in order)
+        ):
+            return JSONResponse({"error": "part_order: a list of part numbers"}, status_code=400)
+        try:
+            result = await self.inbound(
+                api_key,
+                sender,
+                text,
+                int(spec.get("duplicates", 0)),
+                message_id=str(spec["message_id"]) if spec.get("message_id") else None,
+                kind=str(spec["type"]) if spec.get("type") else None,
+                part_order=order,
+            )
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(result)
 
     async def _r_fail(self, request: Request) -> Response:
