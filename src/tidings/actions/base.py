@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.automation import outbox as automation_outbox
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
@@ -102,6 +103,8 @@ async def transaction(rt: Runtime) -> AsyncIterator[Tx]:
     async with rt.db.write() as session:
         tx = Tx(rt, session)
         yield tx
+        # Rule events (an outbox of their own) first: a rule run's narration adds events.
+        await automation_outbox.before_commit(tx)
         await tx._write_webhook_outbox()
     # Committed: now, and only now, tell the world. A bus failure must not turn a committed
     # change into an error for the caller; clients resync on reconnect.

@@ -523,3 +523,118 @@ class FallbackTimer(Base):
     fallback_message_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+
+# --- automation rules, business hours and auto-replies (migration 0009_automation) ---------
+
+
+class AutomationRule(Base):
+    """A workspace rule: event → conditions → ordered actions (see `tidings.automation`)."""
+
+    __tablename__ = "automation_rule"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = _ws()
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    event: Mapped[str] = mapped_column(String(32))
+    # {"minutes": N} for the timed events (window.closing, no_reply).
+    event_params: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    match: Mapped[str] = mapped_column(String(8), default="all")
+    conditions: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    actions: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class AutomationEvent(Base):
+    """The automation outbox: written in the transaction of the change it reports (or of the
+    timer that fired), claimed by the automation worker; at-least-once."""
+
+    __tablename__ = "automation_event"
+    __table_args__ = (Index("ix_automation_event_queue", "state", "next_attempt_at"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[int] = mapped_column(BigId)
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    # Set for a timer's event: only that rule is evaluated.
+    rule_id: Mapped[int | None] = mapped_column(BigId)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = _created()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AutomationTimer(Base):
+    """A durable timer for a timed rule on one conversation (a row, so it survives restarts);
+    unique per (rule, conversation, anchor) so re-arming is idempotent."""
+
+    __tablename__ = "automation_timer"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "conversation_id", "anchor"),
+        Index("ix_automation_timer_queue", "state", "due_at"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rule.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(32))
+    # What armed it (the inbound message id): a later message arms a new timer.
+    anchor: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # waiting → fired | not_needed
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class RuleRun(Base):
+    """One run of a rule (or of an auto-reply) on one conversation, with the outcome of each
+    action. `dedupe_key` (rule+event, or auto-reply+period) makes runs idempotent."""
+
+    __tablename__ = "rule_run"
+    __table_args__ = (Index("ix_rule_run_conversation", "conversation_id", "id"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automation_rule.id", ondelete="SET NULL"), index=True
+    )
+    rule_name: Mapped[str] = mapped_column(String(200))
+    # rule | away | greeting
+    kind: Mapped[str] = mapped_column(String(16), default="rule")
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(BigId)
+    event: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # running → done | failed | skipped
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    results: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InboxBusinessHours(Base):
+    """An inbox's opening hours and its auto-replies (away message, greeting)."""
+
+    __tablename__ = "inbox_business_hours"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # {"mon": [["09:00", "17:00"]], ...}; a day that is missing or empty is closed.
+    weekly: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    holidays: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    away_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    away_message: Mapped[str | None] = mapped_column(Text)
+    greeting_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    greeting_message: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _created()

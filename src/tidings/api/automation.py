@@ -1,0 +1,237 @@
+"""Automation API: rules (CRUD, dry run), their run log, and business hours per inbox.
+
+    GET/POST          /api/v1/automation/rules
+    GET/PUT/DELETE    /api/v1/automation/rules/{id}
+    POST              /api/v1/automation/rules/test   (dry run: rule or rule_id, conversation_id)
+    GET               /api/v1/automation/runs?conversation_id=&rule_id=&limit=
+    GET/PUT/DELETE    /api/v1/inboxes/{id}/business_hours
+
+Rules and hours are for owners and admins; an agent may read the runs of a conversation they
+can see. Bad input is a 4xx with `{"error": {"code", "message"}}` naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from sqlalchemy import select
+
+from tidings.access import Principal, require_admin, require_conversation
+from tidings.actions.base import transaction
+from tidings.api.auth import authenticate
+from tidings.api.v1 import runtime
+from tidings.automation import engine
+from tidings.automation import hours as bh
+from tidings.automation.rules import check_delete_rule, check_save_rule, rule_dict, validate_rule
+from tidings.automation.runs import run_dict
+from tidings.domain.errors import InvalidInput, NotFound
+from tidings.runtime import Runtime
+from tidings.serialize import ts
+from tidings.storage.models import (
+    AutomationRule,
+    Conversation,
+    Inbox,
+    InboxBusinessHours,
+    RuleRun,
+)
+from tidings.storage.types import utcnow
+
+router = APIRouter(prefix="/api/v1", tags=["automation"])
+Who = Annotated[Principal, Depends(authenticate)]
+RT = Annotated[Runtime, Depends(runtime)]
+JSONBody = Annotated[Any, Body()]
+MAX_AUTO_REPLY_LENGTH = 4096
+
+
+@router.get("/automation/rules")
+async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
+    require_admin(who)
+    async with rt.db.read() as s:
+        rows = (
+            await s.scalars(
+                select(AutomationRule)
+                .where(AutomationRule.workspace_id == who.workspace_id)
+                .order_by(AutomationRule.position, AutomationRule.id)
+            )
+        ).all()
+    return {"data": [rule_dict(r) for r in rows]}
+
+
+@router.post("/automation/rules", status_code=201)
+async def create_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
+    return rule_dict(await check_save_rule(rt, who, body))
+
+
+async def _rule(rt: Runtime, who: Principal, rule_id: int) -> AutomationRule:
+    require_admin(who)
+    async with rt.db.read() as s:
+        row = await s.get(AutomationRule, rule_id)
+    if row is None or row.workspace_id != who.workspace_id:
+        raise NotFound("rule not found")
+    return row
+
+
+@router.get("/automation/rules/{rule_id}")
+async def get_rule(rule_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    return rule_dict(await _rule(rt, who, rule_id))
+
+
+@router.put("/automation/rules/{rule_id}")
+async def update_rule(rule_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
+    return rule_dict(await check_save_rule(rt, who, body, rule_id))
+
+
+@router.delete("/automation/rules/{rule_id}", status_code=204)
+async def delete_rule(rule_id: int, who: Who, rt: RT) -> None:
+    await check_delete_rule(rt, who, rule_id)
+
+
+@router.post("/automation/rules/test")
+async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
+    """Dry run: what a rule (saved, or as drafted in the builder) would do on a conversation
+    now. Nothing is changed and nothing is sent."""
+    require_admin(who)
+    if not isinstance(body, dict):
+        raise InvalidInput('body: {"rule": {...} or "rule_id": 1, "conversation_id": 1}')
+    conv_id = body.get("conversation_id")
+    if not isinstance(conv_id, int) or isinstance(conv_id, bool) or not 0 < conv_id < 2**53:
+        raise InvalidInput("conversation_id: the conversation to test against")
+    if body.get("rule_id") is not None:
+        rule_id = body["rule_id"]
+        if not isinstance(rule_id, int) or isinstance(rule_id, bool) or not 0 < rule_id < 2**53:
+            raise InvalidInput("rule_id: an id")
+        row = await _rule(rt, who, rule_id)
+        rule = {"match": row.match, "conditions": row.conditions, "actions": row.actions}
+    else:
+        rule = validate_rule(body.get("rule"))
+    return await engine.dry_run(rt, who, rule, conv_id)
+
+
+@router.get("/automation/runs")
+async def list_runs(
+    who: Who,
+    rt: RT,
+    conversation_id: Annotated[int | None, Query(ge=1, lt=2**53)] = None,
+    rule_id: Annotated[int | None, Query(ge=1, lt=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        if conversation_id is not None:
+            require_conversation(who, await s.get(Conversation, conversation_id))
+        else:
+            require_admin(who)
+        query = select(RuleRun).where(RuleRun.workspace_id == who.workspace_id)
+        if conversation_id is not None:
+            query = query.where(RuleRun.conversation_id == conversation_id)
+        if rule_id is not None:
+            query = query.where(RuleRun.rule_id == rule_id)
+        rows = (await s.scalars(query.order_by(RuleRun.id.desc()).limit(limit))).all()
+    return {"data": [run_dict(r) for r in rows]}
+
+
+# --- business hours ------------------------------------------------------------------------
+
+
+def _hours_dict(inbox_id: int, row: InboxBusinessHours | None) -> dict[str, Any]:
+    hours = bh.from_row(row)
+    base = (
+        hours.as_json()
+        if hours
+        else {"timezone": "UTC", "weekly": {d: [] for d in bh.WEEKDAYS}, "holidays": []}
+    )
+    return {
+        "inbox_id": inbox_id,
+        "configured": row is not None,
+        **base,
+        "away_enabled": bool(row and row.away_enabled),
+        "away_message": row.away_message if row else None,
+        "greeting_enabled": bool(row and row.greeting_enabled),
+        "greeting_message": row.greeting_message if row else None,
+        "open_now": bh.is_open(hours, utcnow()),
+        "next_opening": ts(bh.next_opening(hours, utcnow())) if hours else None,
+        "updated_at": ts(row.updated_at) if row else None,
+    }
+
+
+async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
+    require_admin(who)
+    inbox: Inbox | None = await s.get(Inbox, inbox_id)
+    if inbox is None or inbox.workspace_id != who.workspace_id:
+        raise NotFound("inbox not found")
+    return inbox
+
+
+def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
+    value = body.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if enabled:
+            raise InvalidInput(f"{key}: the text to send when it is enabled")
+        return None
+    if not isinstance(value, str) or len(value) > MAX_AUTO_REPLY_LENGTH:
+        raise InvalidInput(f"{key}: text of up to {MAX_AUTO_REPLY_LENGTH} characters")
+    return value.strip()
+
+
+@router.get("/inboxes/{inbox_id}/business_hours")
+async def get_business_hours(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    async with rt.db.read() as s:
+        await _inbox(s, who, inbox_id)
+        return _hours_dict(inbox_id, await s.get(InboxBusinessHours, inbox_id))
+
+
+@router.put("/inboxes/{inbox_id}/business_hours")
+async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput("body: {timezone, weekly, holidays, away_*, greeting_*}")
+    unknown = set(body) - {
+        "timezone",
+        "weekly",
+        "holidays",
+        "away_enabled",
+        "away_message",
+        "greeting_enabled",
+        "greeting_message",
+    }
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+    hours = bh.parse_hours(
+        body.get("timezone", "UTC"), body.get("weekly") or {}, body.get("holidays")
+    )
+    flags = {}
+    for key in ("away_enabled", "greeting_enabled"):
+        value = body.get(key, False)
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{key}: true or false")
+        flags[key] = value
+    away = _message(body, "away_message", flags["away_enabled"])
+    greeting = _message(body, "greeting_message", flags["greeting_enabled"])
+    stored = hours.as_json()
+    async with transaction(rt) as tx:
+        s = tx.session
+        await _inbox(s, who, inbox_id)
+        row = await s.get(InboxBusinessHours, inbox_id)
+        if row is None:
+            row = InboxBusinessHours(inbox_id=inbox_id, workspace_id=who.workspace_id)
+            s.add(row)
+        row.timezone, row.weekly, row.holidays = (
+            hours.timezone,
+            stored["weekly"],
+            stored["holidays"],
+        )
+        row.away_enabled, row.away_message = flags["away_enabled"], away
+        row.greeting_enabled, row.greeting_message = flags["greeting_enabled"], greeting
+        row.updated_at = utcnow()
+        await s.flush()
+        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        return _hours_dict(inbox_id, row)
+
+
+@router.delete("/inboxes/{inbox_id}/business_hours", status_code=204)
+async def delete_business_hours(inbox_id: int, who: Who, rt: RT) -> None:
+    async with transaction(rt) as tx:
+        await _inbox(tx.session, who, inbox_id)
+        row = await tx.session.get(InboxBusinessHours, inbox_id)
+        if row is not None:
+            await tx.session.delete(row)
+        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})

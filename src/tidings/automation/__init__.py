@@ -1,0 +1,4 @@
+"""Automation: rules (event → conditions → actions), business hours and auto-replies.
+
+Kept import-light: `actions/base.py` imports `automation.outbox` on every transaction.
+"""

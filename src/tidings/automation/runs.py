@@ -1,0 +1,127 @@
+"""The rule-run log: one `rule_run` row per (rule, event) — or per auto-reply and period —
+with the outcome of each action, and the system events that narrate runs in the thread."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.domain.enums import Direction, MessageKind, MessageStatus
+from tidings.serialize import message_dict, ts
+from tidings.storage.models import Conversation, Message, RuleRun
+from tidings.storage.types import utcnow
+
+if TYPE_CHECKING:
+    from tidings.actions.base import Tx
+    from tidings.automation.outbox import Origin
+
+
+class RunState:
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+async def start_run(
+    tx: Tx,
+    *,
+    workspace_id: int,
+    conversation_id: int,
+    dedupe_key: str,
+    rule_id: int | None,
+    rule_name: str,
+    kind: str,
+    event: str,
+    event_id: int | None,
+    state: str = RunState.RUNNING,
+    error: str | None = None,
+) -> tuple[RuleRun, bool]:
+    """The run for `dedupe_key`, created if new. Returns (run, created). An existing run is
+    the same (rule, event) seen again (at-least-once delivery): its recorded actions are not
+    repeated."""
+    now = utcnow()
+    new_id = await tx.session.scalar(
+        tx.rt.db.insert(RuleRun)
+        .values(
+            workspace_id=workspace_id,
+            rule_id=rule_id,
+            rule_name=rule_name,
+            kind=kind,
+            conversation_id=conversation_id,
+            event_id=event_id,
+            event=event,
+            dedupe_key=dedupe_key,
+            state=state,
+            results=[],
+            error=error,
+            created_at=now,
+            finished_at=None if state == RunState.RUNNING else now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(RuleRun.id)
+    )
+    run = await tx.session.scalar(
+        select(RuleRun)
+        .where(RuleRun.dedupe_key == dedupe_key)
+        .execution_options(populate_existing=True)
+    )
+    assert run is not None
+    return run, new_id is not None
+
+
+async def record_action_result(s: AsyncSession, run_id: int, result: dict[str, Any]) -> None:
+    run = await s.get_one(RuleRun, run_id)
+    run.results = [*(run.results or []), result]
+
+
+async def finish_run(s: AsyncSession, run_id: int, error: str | None = None) -> None:
+    run = await s.get_one(RuleRun, run_id)
+    failed = error is not None or any(r.get("outcome") == "failed" for r in run.results or [])
+    run.state = RunState.FAILED if failed else RunState.DONE
+    run.error = error
+    run.finished_at = utcnow()
+
+
+async def system_event(tx: Tx, origin: Origin, text: str) -> Message:
+    """A line in the thread such as "Rule 'VIP' added label vip" (never sent anywhere)."""
+    s = tx.session
+    conv = await s.get_one(Conversation, origin.conversation_id)
+    now = utcnow()
+    event = Message(
+        workspace_id=conv.workspace_id,
+        conversation_id=conv.id,
+        channel_id=None,
+        direction=Direction.OUT,
+        kind=MessageKind.SYSTEM,
+        body=text[:2000],
+        sender_agent_id=None,
+        status=MessageStatus.SENT,
+        sent_at=now,
+        created_at=now,
+        updated_at=now,
+        extra={"automation": origin.stamp()},
+    )
+    s.add(event)
+    await s.flush()
+    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(event))
+    return event
+
+
+def run_dict(run: RuleRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "rule_id": run.rule_id,
+        "rule_name": run.rule_name,
+        "kind": run.kind,
+        "conversation_id": run.conversation_id,
+        "event": run.event,
+        "event_id": run.event_id,
+        "state": run.state,
+        "results": run.results or [],
+        "error": run.error,
+        "created_at": ts(run.created_at),
+        "finished_at": ts(run.finished_at) if run.finished_at else None,
+    }

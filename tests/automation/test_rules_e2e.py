@@ -1,0 +1,205 @@
+"""Automation rules end to end over real HTTP with the WhatsApp simulator: a customer's
+message triggers rules whose actions go through the same actions and policy checks as an
+agent's; each run is logged and narrated in the thread; rules cannot loop."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+
+from tests.automation.helpers import (
+    conversations,
+    customer_says,
+    runs,
+    settled,
+    simulator,
+    texts_sent,
+    thread,
+    whatsapp_channel,
+)
+from tests.conftest import Owner, Receiver, Server, eventually
+from tidings import signing
+from tidings.automation.engine import MAX_RUNS_PER_HOUR
+
+
+async def make_rule(api: httpx.AsyncClient, **rule: object) -> dict:
+    resp = await api.post("/api/v1/automation/rules", json=rule)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+async def test_refund_message_gets_label_team_and_note(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await whatsapp_channel(server, api)
+    team = (await api.post("/api/v1/admin/teams", json={"name": "Billing"})).json()
+    rule = await make_rule(
+        api,
+        name="Refunds",
+        event="message.received",
+        conditions=[
+            {"type": "channel_kind", "values": ["whatsapp"]},
+            {"type": "text_matches", "pattern": r"\brefunds?\b"},
+        ],
+        actions=[
+            {"type": "add_label", "name": "refund"},
+            {"type": "assign_team", "team_id": team["id"]},
+            {"type": "add_note", "text": "Refund request: check the order first."},
+        ],
+    )
+    await make_rule(
+        api,
+        name="Spanish",
+        event="message.received",
+        conditions=[{"type": "language", "values": ["es"]}],
+        actions=[{"type": "add_label", "name": "spanish"}],
+    )
+    sim = simulator(server)
+    await customer_says(sim, "Hello, I would like a refund for my order please")
+    await customer_says(sim, "Hola, quiero saber dónde está mi pedido, por favor", "34600111222")
+    await settled(server)
+
+    convs = {c["contact_id"]: c for c in await conversations(api)}
+    assert len(convs) == 2
+    refund, spanish = sorted(convs.values(), key=lambda c: c["id"])
+    assert refund["labels"] == ["refund"]
+    assert refund["team_id"] == team["id"]
+    assert spanish["labels"] == ["spanish"]
+    assert spanish["team_id"] is None
+
+    messages = await thread(api, refund["id"])
+    notes = [m for m in messages if m["kind"] == "note"]
+    assert [n["body"] for n in notes] == ["Refund request: check the order first."]
+    # The rule, not a person, wrote the note; it carries the run that made it.
+    assert notes[0]["sender_agent_id"] is None
+    assert notes[0]["extra"]["automation"]["rule_id"] == rule["id"]
+    system = [m["body"] for m in messages if m["kind"] == "system"]
+    assert system == [
+        "Rule 'Refunds' added label refund",
+        "Rule 'Refunds' assigned team Billing",
+        "Rule 'Refunds' added a private note",
+    ]
+    logged = await runs(api, conversation_id=refund["id"])
+    assert len(logged) == 1
+    assert logged[0]["rule_name"] == "Refunds"
+    assert logged[0]["state"] == "done"
+    assert [(r["action"], r["outcome"]) for r in logged[0]["results"]] == [
+        ("add_label", "ok"),
+        ("assign_team", "ok"),
+        ("add_note", "ok"),
+    ]
+    # Nothing was sent to the customer.
+    assert await texts_sent(sim) == []
+    await sim.aclose()
+
+
+async def test_canned_reply_outside_the_window_is_refused_and_logged(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await whatsapp_channel(server, api)
+    canned = await api.post(
+        "/api/v1/admin/canned_replies", json={"short_code": "thanks", "content": "Thanks!"}
+    )
+    assert canned.status_code == 201, canned.text
+    await make_rule(
+        api,
+        name="Auto thanks",
+        event="message.received",
+        actions=[
+            {"type": "send_canned_reply", "canned_reply_id": canned.json()["id"]},
+            {"type": "add_label", "name": "thanked"},
+        ],
+    )
+    sim = simulator(server)
+    # The customer's message was written two days ago (delivered late): WhatsApp's 24-hour
+    # customer service window is already closed, so a free-form reply is not allowed.
+    await customer_says(sim, "hello?", timestamp=int(time.time()) - 2 * 24 * 3600)
+    await settled(server)
+
+    conv = (await conversations(api))[0]
+    logged = await runs(api, conversation_id=conv["id"])
+    assert len(logged) == 1
+    results = logged[0]["results"]
+    assert [(r["action"], r["outcome"]) for r in results] == [
+        ("send_canned_reply", "refused"),
+        ("add_label", "ok"),
+    ]
+    assert results[0]["code"] == "window_closed"
+    assert "service window is closed" in results[0]["detail"]
+    messages = await thread(api, conv["id"])
+    assert [m["direction"] for m in messages if m["kind"] == "text"] == ["in"]
+    system = [m["body"] for m in messages if m["kind"] == "system"]
+    assert system[0].startswith("Rule 'Auto thanks' was refused to sent canned reply /thanks")
+    assert conv["labels"] == ["thanked"]
+    assert await texts_sent(sim) == []
+    await sim.aclose()
+
+
+async def test_a_rule_that_triggers_itself_runs_once(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await whatsapp_channel(server, api)
+    sim = simulator(server)
+    await customer_says(sim, "hi")
+    conv = (await eventually(lambda: conversations(api)))[0]
+    # Every action of this rule updates the conversation, which is the rule's own event.
+    rule = await make_rule(
+        api,
+        name="Echo",
+        event="conversation.updated",
+        actions=[
+            {"type": "add_label", "name": "touched"},
+            {"type": "set_priority", "priority": "high"},
+        ],
+    )
+    resp = await api.patch(f"/api/v1/conversations/{conv['id']}", json={"status": "pending"})
+    assert resp.status_code == 200, resp.text
+    await settled(server)
+
+    logged = await runs(api, rule_id=rule["id"])
+    assert len(logged) == 1
+    assert logged[0]["state"] == "done"
+    system = [m["body"] for m in await thread(api, conv["id"]) if m["kind"] == "system"]
+    assert system == ["Rule 'Echo' added label touched", "Rule 'Echo' set priority high"]
+
+    # Changes from outside (here, a person, as a rule's webhook consumer could) are capped:
+    # past MAX_RUNS_PER_HOUR runs on one conversation, further runs are logged as skipped.
+    for i in range(MAX_RUNS_PER_HOUR + 1):
+        status = "open" if i % 2 == 0 else "pending"
+        resp = await api.patch(f"/api/v1/conversations/{conv['id']}", json={"status": status})
+        assert resp.status_code == 200, resp.text
+    await settled(server)
+    logged = await runs(api, rule_id=rule["id"], limit=200)
+    states = [r["state"] for r in logged]
+    assert states.count("done") == MAX_RUNS_PER_HOUR
+    assert states.count("skipped") == 2
+    assert "loop protection" in next(r["error"] for r in logged if r["state"] == "skipped")
+    await sim.aclose()
+
+
+async def test_webhook_action_is_signed(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await whatsapp_channel(server, api)
+    rule = await make_rule(
+        api,
+        name="Tell the CRM",
+        event="conversation.created",
+        actions=[{"type": "webhook", "url": receiver.url, "secret": "crm-secret-123"}],
+    )
+    assert rule["actions"] == [{"type": "webhook", "url": receiver.url, "has_secret": True}]
+    sim = simulator(server)
+    await customer_says(sim, "first message")
+    await settled(server)
+    assert len(receiver.requests) == 1
+    headers, body = receiver.requests[0]
+    signing.verify("crm-secret-123", headers, body)
+    payload = orjson.loads(body)
+    assert payload["event"] == "automation.rule"
+    assert payload["data"]["rule"]["name"] == "Tell the CRM"
+    assert payload["data"]["message"]["body"] == "first message"
+    conv = (await conversations(api))[0]
+    assert payload["data"]["conversation"]["id"] == conv["id"]
+    await sim.aclose()
