@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tidings import timers
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
 from tidings.api.health import mount_health
 from tidings.api.meta import router as meta_router
+from tidings.api.service import router as service_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
@@ -43,6 +45,7 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "webhooks": outgoing.run,
     "campaigns": fanout.run,
     "fallback": fallback.run,
+    "assignment": timers.run,
     "automation": automation.run,
 }
 
@@ -150,6 +153,7 @@ def create_app(
     app.include_router(ui_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
+    app.include_router(service_router)
     app.include_router(automation_router)
     app.router.add_route("/webhooks/{kind}/{channel_id}", provider_webhook, methods=["GET", "POST"])
     # The webhook route is the hot path: match it before every API and UI route.

@@ -68,6 +68,11 @@ def conversation_dict(c: Conversation, labels: list[str] | None = None) -> dict[
         "last_channel_id": c.last_channel_id,
         "labels": sorted(labels or []),
         "created_at": ts(c.created_at),
+        # The running SLA timer (tidings.actions.sla).
+        "sla_target": c.sla_target,
+        "sla_due_at": ts(c.sla_due_at),
+        "sla_state": c.sla_state,
+        "first_response_at": ts(c.first_response_at),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from tidings.access import Principal, require_conversation
+from tidings.actions import assignment, csat, sla
 from tidings.actions.base import transaction
 from tidings.domain.enums import ConversationStatus
 from tidings.domain.errors import InvalidInput
@@ -36,6 +37,7 @@ async def check_update_conversation(
     async with transaction(rt) as tx:
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        was_status, was_assignee = conv.status, conv.assignee_id
         if status is not None:
             try:
                 conv.status = ConversationStatus(status)
@@ -78,6 +80,12 @@ async def check_update_conversation(
                     s.add(label)
                     await s.flush()
                 s.add(ConversationLabel(conversation_id=conv.id, label_id=label.id))
+        resolved = ConversationStatus.RESOLVED
+        if conv.status == resolved and was_status != resolved:
+            sla.on_resolved(conv)
+            await csat.on_resolved(tx, conv)
+        if conv.status != was_status or conv.assignee_id != was_assignee:
+            assignment.after_change(tx)  # capacity freed or a conversation to queue
         conv.updated_at = utcnow()
         await s.flush()
         current = await labels_of(s, conv.id)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from tidings.actions import consent
+from tidings.actions import assignment, consent, csat, sla
 from tidings.actions.base import Tx
 from tidings.campaigns.state import on_message_status
 from tidings.domain.enums import (
@@ -155,7 +155,12 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     if existing is not None:
         return None
     contact = await resolve_contact(tx, channel, event.sender)
-    conv, created = await open_conversation(tx, channel, contact)
+    # A 1-5 answer to a CSAT question stays on the resolved conversation it rates.
+    answer = None if event.echo else await csat.survey_awaiting(tx, channel, contact, event)
+    if answer is not None:
+        conv, created = await s.get_one(Conversation, answer[0].conversation_id), False
+    else:
+        conv, created = await open_conversation(tx, channel, contact)
     now = utcnow()
     reply_to_id = None
     if event.reply_to_provider_id or event.target_provider_id:
@@ -213,7 +218,8 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
 
     if not event.echo:
         conv.last_inbound_at = _later(conv.last_inbound_at, event.occurred_at)
-        conv.unread_count += 1
+        if answer is None:
+            conv.unread_count += 1
         if conv.status == ConversationStatus.SNOOZED:
             conv.status = ConversationStatus.OPEN
             conv.snoozed_until = None
@@ -233,6 +239,12 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     )
     tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
     await consent.do_after_inbound(tx, channel, event, contact, conv, message)
+    if answer is not None:
+        await csat.do_record_answer(tx, answer[0], message, answer[1])
+    elif not event.echo:
+        await sla.on_customer_message(tx, conv)
+        if conv.assignee_id is None:
+            assignment.after_change(tx)
     return message
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, preference
+from tidings.actions import consent, preference, sla
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns.state import on_message_status
 from tidings.channels.base import Permanent, Sent
@@ -182,6 +182,8 @@ async def do_queue_message(
     conv.last_activity_at = now
     conv.updated_at = now
     conv.unread_count = 0
+    if sender_agent_id is not None:
+        await sla.on_agent_reply(tx, conv)
     if text:
         conv.last_message_preview = text[:160]
     await tx.session.flush()

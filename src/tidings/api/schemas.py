@@ -84,6 +84,10 @@ class ConversationOut(BaseModel):
     last_channel_id: int | None
     labels: list[str]
     created_at: str | None
+    sla_target: str | None = None
+    sla_due_at: str | None = None
+    sla_state: str | None = None
+    first_response_at: str | None = None
 
 
 class ConversationPage(BaseModel):

@@ -292,6 +292,7 @@ def filtered(
     channel_id: int | None = None,
     assignee_id: int | None = None,
     label: str | None = None,
+    sla: str | None = None,
 ) -> Select[Conversation]:
     """The list's filters as a query; bulk actions reuse it to act on every match."""
     q = select(Conversation).where(visible_conversations(who))
@@ -323,6 +324,10 @@ def filtered(
                 Label.workspace_id == who.workspace_id,
             )
         )
+    if sla:
+        if sla not in ("running", "breached"):
+            raise InvalidInput("sla: running or breached")
+        q = q.where(Conversation.sla_state == sla)
     return q
 
 
@@ -337,12 +342,13 @@ async def list_conversations(
     assignee_id: int | None = None,
     label: str | None = None,
     sort: Annotated[str, Query(description="activity (newest first) | waiting")] = "activity",
+    sla: Annotated[str | None, Query(description="running | breached")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The inbox list, keyset-paged on (last_activity_at, id). `waiting` puts those waiting
     longest first. `status=any` lists every status."""
-    q = filtered(who, view, status, inbox_id, channel_id, assignee_id, label)
+    q = filtered(who, view, status, inbox_id, channel_id, assignee_id, label, sla=sla)
     if sort not in ("activity", "waiting"):
         raise InvalidInput("sort: activity or waiting")
     newest_first = sort == "activity"

@@ -196,6 +196,10 @@ class Conversation(Base):
         Index("ix_conversation_ws_activity", "workspace_id", "last_activity_at", "id"),
         Index("ix_conversation_ws_status_activity", "workspace_id", "status", "last_activity_at"),
         Index("ix_conversation_contact_inbox", "contact_id", "inbox_id"),
+        # 0010_assignment: the SLA sweep (running timers by due time) and the assignment queue
+        # (an inbox's unassigned open conversations, oldest first).
+        Index("ix_conversation_sla", "sla_state", "sla_due_at"),
+        Index("ix_conversation_queue", "inbox_id", "assignee_id", "status", "created_at"),
     )
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
@@ -215,6 +219,12 @@ class Conversation(Base):
     last_channel_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+    # SLA (0010_assignment, tidings.actions.sla): the running target ("first_response" or
+    # "next_response"), when it falls due, and "running" / "breached" (None: nothing due).
+    sla_target: Mapped[str | None] = mapped_column(String(16))
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_state: Mapped[str | None] = mapped_column(String(16))
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationChannel(Base):
@@ -638,3 +648,113 @@ class InboxBusinessHours(Base):
     greeting_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     greeting_message: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = _created()
+
+
+# --- assignment, SLA and CSAT (migration 0010_assignment) ----------------------------------
+
+
+class InboxAssignment(Base):
+    """How an inbox hands out conversations: off, round_robin, least_busy or manual (agents
+    take the oldest waiting one). `capacity`: open conversations per agent (None: no limit)."""
+
+    __tablename__ = "inbox_assignment"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(16), default="off")
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    # The round-robin cursor: the agent who got the last conversation.
+    last_agent_id: Mapped[int | None] = mapped_column(BigId)
+    updated_at: Mapped[datetime] = _created()
+
+
+class AgentCapacity(Base):
+    """One agent's own capacity in one inbox, overriding the inbox's."""
+
+    __tablename__ = "agent_capacity"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True
+    )
+    capacity: Mapped[int] = mapped_column(Integer)
+
+
+class InboxSla(Base):
+    """SLA targets of an inbox in seconds; `by_priority` overrides them per conversation
+    priority: {"urgent": {"first_response_seconds": 300, "next_response_seconds": 600}}."""
+
+    __tablename__ = "inbox_sla"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    by_priority: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    updated_at: Mapped[datetime] = _created()
+
+
+class SlaBreach(Base):
+    """A missed SLA target: one row per (conversation, target, due time). `responded_at` is set
+    when an agent finally replied. Reports read this table."""
+
+    __tablename__ = "sla_breach"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "target", "due_at"),
+        Index("ix_sla_breach_ws_due", "workspace_id", "due_at"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = mapped_column(BigId)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(16))
+    assignee_id: Mapped[int | None] = mapped_column(BigId)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = _created()
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InboxCsat(Base):
+    """CSAT settings of an inbox: the question (open window) and the template (closed)."""
+
+    __tablename__ = "inbox_csat"
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    question: Mapped[str | None] = mapped_column(Text)
+    template_id: Mapped[int | None] = mapped_column(BigId)
+    updated_at: Mapped[datetime] = _created()
+
+
+class CsatResponse(Base):
+    """The satisfaction survey of one resolved conversation: asked (or skipped, with the
+    policy's reason), then answered with a 1-5 `rating`. Reports read answered rows."""
+
+    __tablename__ = "csat_response"
+    __table_args__ = (
+        Index("ix_csat_response_ws_answered", "workspace_id", "answered_at"),
+        Index("ix_csat_response_contact", "contact_id", "state"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = mapped_column(BigId)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), unique=True
+    )
+    contact_id: Mapped[int] = mapped_column(BigId)
+    agent_id: Mapped[int | None] = mapped_column(BigId)
+    channel_id: Mapped[int | None] = mapped_column(BigId)
+    # asked → answered, or skipped (with `reason`: the policy refusal code).
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    question_message_id: Mapped[int | None] = mapped_column(BigId)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    answer_message_id: Mapped[int | None] = mapped_column(BigId)
+    asked_at: Mapped[datetime] = _created()
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
