@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from tidings.actions import assignment, consent, csat, sla
 from tidings.actions.base import Tx
+from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.campaigns.state import on_message_status
 from tidings.domain.enums import (
     ConversationStatus,
@@ -144,8 +145,15 @@ def _preview(event: InboundMessage) -> str:
 
 
 async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage) -> Message | None:
-    """Store one inbound message. Returns None when it was already stored (a duplicate)."""
+    """Store one inbound message. Returns None when it was already stored (a duplicate), or
+    when it is one part of a concatenated SMS that still waits for other parts."""
     s = tx.session
+    part = part_of(event)
+    if part is not None:
+        joined = await do_receive_part(tx, channel, event, part)
+        if joined is None:
+            return None
+        event = joined
     existing = await s.scalar(
         select(Message.id).where(
             Message.channel_id == channel.id,

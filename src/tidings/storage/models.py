@@ -57,6 +57,44 @@ class Workspace(Base):
     id: Mapped[int] = _id()
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
+    # ISO 3166 region national phone numbers ("0612345678") are read in; None falls back to
+    # TIDINGS_DEFAULT_REGION.
+    default_region: Mapped[str | None] = mapped_column(String(2))
+
+
+class SmsPart(Base):
+    """One part of a concatenated inbound SMS, kept until all `total` parts are in; the joined
+    message is then stored once and the parts marked `joined_at`."""
+
+    __tablename__ = "sms_part"
+    # One pending row per part: a repeated part is a no-op. Joined rows stay a while (so a
+    # late repeat of a joined part is recognised) and leave room for a reused reference.
+    __table_args__ = (
+        Index(
+            "uq_sms_part_pending",
+            "channel_id",
+            "sender",
+            "ref",
+            "total",
+            "seq",
+            unique=True,
+            postgresql_where=text("joined_at IS NULL"),
+            sqlite_where=text("joined_at IS NULL"),
+        ),
+        Index("ix_sms_part_joined", "channel_id", "sender", "joined_at"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    sender: Mapped[str] = mapped_column(String(255))
+    ref: Mapped[str] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Agent(Base):
