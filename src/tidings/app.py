@@ -22,6 +22,7 @@ from tidings.api.campaigns import router as campaigns_router
 from tidings.api.health import mount_health
 from tidings.api.meta import router as meta_router
 from tidings.api.service import router as service_router
+from tidings.api.reports import router as reports_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
@@ -35,6 +36,7 @@ from tidings.delivery import webhooks as outgoing
 from tidings.delivery import worker as delivery
 from tidings.domain.errors import TidingsError
 from tidings.ingest import worker as ingest
+from tidings.reports import rollup as report_rollup
 from tidings.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "webhooks": outgoing.run,
     "campaigns": fanout.run,
     "fallback": fallback.run,
+    "reports": report_rollup.run,
     "assignment": timers.run,
     "automation": automation.run,
 }
@@ -150,6 +153,7 @@ def create_app(
     app.include_router(meta_router)
     mount_health(app)
     app.include_router(sms_router)
+    app.include_router(reports_router)
     app.include_router(ui_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)

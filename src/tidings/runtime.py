@@ -28,7 +28,7 @@ from tidings.storage.models import Channel
 log = logging.getLogger(__name__)
 
 CHANNEL_CACHE_SECONDS = 10.0
-QUEUES = ("ingest", "delivery", "webhooks", "automation", "assignment")
+QUEUES = ("ingest", "delivery", "webhooks", "media", "automation", "assignment")
 
 
 @dataclass(frozen=True, slots=True)

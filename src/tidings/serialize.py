@@ -45,6 +45,11 @@ def message_dict(m: Message, attachments: list[Attachment] | None = None) -> dic
                 "filename": a.filename,
                 "size": a.size,
                 "caption": a.caption,
+                # Media storage: pending / stored / too_large / not_allowed / failed (None: not
+                # stored here); `error` says why in words; `download_url` serves it to agents.
+                "state": a.state,
+                "error": a.error,
+                "download_url": f"/api/v1/attachments/{a.id}" if a.state == "stored" else None,
             }
             for a in attachments or []
         ],

@@ -19,6 +19,8 @@ from tidings.domain.enums import (
 )
 from tidings.domain.events import InboundMessage, Sender, StatusUpdate
 from tidings.domain.phones import to_e164
+from tidings.media.fetch import MediaLocator
+from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.runtime import ChannelInfo
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -206,7 +208,10 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     if message_id is None:
         return None
     attachments = []
+    # Adapters that can fetch their media queue each file for the media worker (tidings.media).
+    fetches = isinstance(channel.adapter, MediaLocator)
     for ref in event.attachments:
+        queued = fetches and ref.kind in FILE_KINDS
         att = Attachment(
             workspace_id=channel.workspace_id,
             message_id=message_id,
@@ -217,9 +222,13 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
             caption=ref.caption,
             provider_media_id=ref.provider_media_id,
             url=ref.url,
+            state=PENDING if queued else None,
+            next_attempt_at=now if queued else None,
         )
         s.add(att)
         attachments.append(att)
+        if queued:
+            tx.wake_after_commit("media")
     if attachments:
         await s.flush()
     message = await s.get_one(Message, message_id)

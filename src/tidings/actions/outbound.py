@@ -3,13 +3,14 @@ recording what the provider said when the delivery worker sent it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, preference, sla
+from tidings.actions import consent, media, preference, sla
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns.state import on_message_status
 from tidings.channels.base import Permanent, Sent
@@ -33,6 +34,7 @@ from tidings.storage.models import (
     Conversation,
     ConversationChannel,
     Delivery,
+    MediaUpload,
     Message,
 )
 from tidings.storage.types import utcnow
@@ -90,12 +92,20 @@ async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Ro
 
 
 async def check_send_reply(
-    rt: Runtime, who: Principal, conversation_id: int, text: str, channel_id: int | None = None
+    rt: Runtime,
+    who: Principal,
+    conversation_id: int,
+    text: str | None,
+    channel_id: int | None = None,
+    attachment_ids: Sequence[int] = (),
 ) -> Message:
     async with transaction(rt) as tx:
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         route = await choose_route(tx, conv, channel_id)
+        # Files are checked against the chosen channel's limits before anything is queued.
+        uploads = await media.take_uploads(tx, conv, attachment_ids, route.channel)
+        kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
         window = await s.get(ConversationChannel, (conv.id, route.channel.id))
         opted_out = await s.scalar(
             select(Consent.id).where(
@@ -111,7 +121,7 @@ async def check_send_reply(
             channel_kind=route.channel.kind,
             channel_label=route.channel.adapter.label,
             capabilities=route.channel.adapter.capabilities,
-            kind=MessageKind.TEXT,
+            kind=kind,
             text=text,
             last_inbound_at=window.last_inbound_at if window else None,
             opted_out=opted_out is not None,
@@ -126,10 +136,11 @@ async def check_send_reply(
             tx,
             conv,
             route,
-            MessageKind.TEXT,
+            kind,
             text,
             sender_agent_id=who.agent_id,
             extra={"tag": tag} if tag else None,
+            uploads=uploads,
         )
 
 
@@ -142,6 +153,7 @@ async def do_queue_message(
     *,
     sender_agent_id: int | None,
     extra: dict[str, Any] | None = None,
+    uploads: Sequence[MediaUpload] = (),
 ) -> Message:
     """Precondition: the policy layer allowed this send. Writes the message and its delivery.
 
@@ -164,6 +176,7 @@ async def do_queue_message(
     )
     tx.session.add(message)
     await tx.session.flush()
+    attachments = await media.do_attach_uploads(tx, message, uploads, text) if uploads else []
     tx.session.add(
         Delivery(
             workspace_id=conv.workspace_id,
@@ -186,9 +199,11 @@ async def do_queue_message(
         await sla.on_agent_reply(tx, conv)
     if text:
         conv.last_message_preview = text[:160]
+    elif attachments:
+        conv.last_message_preview = f"[{attachments[0].kind}]"
     await tx.session.flush()
     await fallback.arm_for_reply(tx, message, conv)
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message))
+    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
     tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
     tx.wake_after_commit("delivery")
     return message

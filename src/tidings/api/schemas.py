@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -46,6 +46,14 @@ class AttachmentOut(BaseModel):
     filename: str | None
     size: int | None
     caption: str | None
+    state: str | None = Field(
+        default=None,
+        description="pending | stored | too_large | not_allowed | failed (null: not stored here)",
+    )
+    error: str | None = Field(default=None, description="Why the file is not available")
+    download_url: str | None = Field(
+        default=None, description="Agent-only URL of the stored file (bearer or session auth)"
+    )
 
 
 class MessageOut(BaseModel):
@@ -102,10 +110,31 @@ class ConversationPatch(Strict):
 
 
 class ReplyIn(Strict):
-    text: str = Field(min_length=1, max_length=65536)
+    text: str | None = Field(
+        default=None, min_length=1, max_length=65536, description="Text, or the file's caption"
+    )
     channel_id: int | None = Field(
         default=None, description="Send over this channel; default: the customer's last"
     )
+    attachment_ids: list[int] = Field(
+        default_factory=list,
+        max_length=1,
+        description="An upload (POST /conversations/{id}/attachments) to send with the reply",
+    )
+
+    @model_validator(mode="after")
+    def _text_or_file(self) -> ReplyIn:
+        if self.text is None and not self.attachment_ids:
+            raise ValueError("give text, attachment_ids, or both")
+        return self
+
+
+class UploadOut(BaseModel):
+    id: int
+    conversation_id: int
+    filename: str | None
+    mime_type: str
+    size: int
 
 
 class MessagePage(BaseModel):

@@ -25,6 +25,7 @@ from tidings.access import (
 )
 from tidings.actions import admin
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
+from tidings.actions.media import attachments_of
 from tidings.actions.outbound import check_send_reply
 from tidings.api import schemas as sc
 from tidings.api.auth import authenticate
@@ -268,8 +269,11 @@ async def list_messages(
 async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dict[str, Any]:
     """Queue a reply. Refused with 422 and a reason when the channel's policy does not allow it
     (window closed, opted out, too long...). Status then moves queued → sent → delivered → read."""
-    message = await check_send_reply(rt, who, conversation_id, body.text, body.channel_id)
-    return message_dict(message)
+    message = await check_send_reply(
+        rt, who, conversation_id, body.text, body.channel_id, body.attachment_ids
+    )
+    files = await attachments_of(rt, message.id) if body.attachment_ids else None
+    return message_dict(message, files)
 
 
 # --- contacts -------------------------------------------------------------------------------

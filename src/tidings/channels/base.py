@@ -15,7 +15,7 @@ explicit outcome with a sentence an agent understands.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -69,6 +69,9 @@ class OutboundAttachment:
     mime_type: str | None = None
     filename: str | None = None
     caption: str | None = None
+    # Reads a file stored by Tidings (an agent's upload), for adapters that upload it to the
+    # provider before sending (WhatsApp `POST /{phone-number-id}/media`).
+    load: Callable[[], Awaitable[bytes]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

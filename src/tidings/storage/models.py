@@ -331,6 +331,32 @@ class Attachment(Base):
     provider_media_id: Mapped[str | None] = mapped_column(String(300))
     url: Mapped[str | None] = mapped_column(Text)
     storage_key: Mapped[str | None] = mapped_column(String(500))
+    # Media storage (migration 0006_media): see tidings.media.limits for the states. Inbound
+    # rows of channels that can fetch media start `pending` and are the media worker's queue;
+    # `error` is shown to agents. NULL: not stored here (the provider's reference only).
+    state: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MediaUpload(Base):
+    """A file an agent uploaded for a conversation, waiting for the reply that sends it."""
+
+    __tablename__ = "media_upload"
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    filename: Mapped[str | None] = mapped_column(String(500))
+    mime_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    # Set when a reply took the file.
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = _created()
 
 
 class InboundEvent(Base):

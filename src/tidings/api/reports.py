@@ -1,0 +1,301 @@
+"""Reports API: `GET /api/v1/reports/{conversations,channels,agents,campaigns}` (JSON, or CSV
+with `format=csv`) and `GET /api/v1/reports/export/conversations.csv` (one row per
+conversation, streamed). Owners and admins only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response, StreamingResponse
+
+from tidings.access import Principal, require_admin
+from tidings.api.auth import authenticate
+from tidings.api.v1 import RT
+from tidings.domain.errors import InvalidInput
+from tidings.reports import queries as q
+from tidings.runtime import Runtime
+from tidings.storage.types import utcnow
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+
+
+async def admin_only(who: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    require_admin(who)
+    return who
+
+
+Admin = Annotated[Principal, Depends(admin_only)]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+
+
+def filters(
+    who: Admin,
+    from_: Annotated[date | None, Query(alias="from", description="first UTC day")] = None,
+    to: Annotated[date | None, Query(description="last UTC day (inclusive)")] = None,
+    inbox_id: int | None = None,
+    channel_id: int | None = None,
+    team_id: Annotated[int | None, Query(description="0: no team")] = None,
+    agent_id: Annotated[int | None, Query(description="assignee; 0: unassigned")] = None,
+    label_id: int | None = None,
+    business_hours: Annotated[
+        bool, Query(description="times count only the inbox's business hours")
+    ] = False,
+) -> q.Filters:
+    end = to or utcnow().date()
+    start = from_ or end - timedelta(days=29)
+    if start > end:
+        raise InvalidInput("from: must not be after to")
+    if (end - start).days + 1 > q.MAX_DAYS:
+        raise InvalidInput(f"from/to: at most {q.MAX_DAYS} days")
+    return q.Filters(
+        workspace_id=who.workspace_id,
+        start=start,
+        end=end,
+        inbox_id=inbox_id,
+        channel_id=channel_id,
+        team_id=team_id,
+        agent_id=agent_id,
+        label_id=label_id,
+        business_hours=business_hours,
+    )
+
+
+F = Annotated[q.Filters, Depends(filters)]
+
+
+def cell(value: Any) -> str:
+    """CSV-injection safe: a cell a spreadsheet would run as a formula gets a leading quote."""
+    text = "" if value is None else str(value)
+    if text[:1] == "+" and text[1:].isdigit():
+        return text  # an E.164 number, not a formula
+    if text[:1] == "-" and text[1:].replace(".", "", 1).isdigit():
+        return text  # a negative number
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for row in rows:
+        w.writerow([cell(v) for v in row])
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _timing_cells(t: dict[str, Any]) -> list[Any]:
+    return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
+
+
+@router.get("/conversations")
+async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
+    """New, resolved and backlog per day; first response, reply and resolution times (median,
+    p90); conversations waiting for an agent now."""
+    async with rt.db.read() as s:
+        r = await q.conversations(s, rt.db, f)
+    if format == "json":
+        return r
+    # One line per day, the range's timings repeated on each (a flat file for spreadsheets).
+    timings = [
+        *_timing_cells(r["first_response"]),
+        *_timing_cells(r["reply"]),
+        *_timing_cells(r["resolution"]),
+    ]
+    return csv_response(
+        "conversations",
+        [
+            "day",
+            "new",
+            "resolved",
+            "backlog",
+            "first_response_median_seconds",
+            "first_response_p90_seconds",
+            "first_response_conversations",
+            "reply_median_seconds",
+            "reply_p90_seconds",
+            "reply_conversations",
+            "resolution_median_seconds",
+            "resolution_p90_seconds",
+            "resolution_conversations",
+        ],
+        [[d["day"], d["new"], d["resolved"], d["backlog"], *timings] for d in r["series"]],
+    )
+
+
+@router.get("/channels")
+async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
+    """Per channel: messages, conversations, delivery and read rates, fallbacks and why, cost,
+    customer reply time; opt-outs per channel kind; customers on more than one channel."""
+    async with rt.db.read() as s:
+        r = await q.channels(s, rt.db, f)
+    if format == "json":
+        return r
+    return csv_response(
+        "channels",
+        [
+            "channel_id",
+            "name",
+            "kind",
+            "messages_in",
+            "messages_out",
+            "conversations_new",
+            "delivered",
+            "read",
+            "failed",
+            "delivery_rate",
+            "read_rate",
+            "fallbacks_failed",
+            "fallbacks_not_delivered_in_time",
+            "fallbacks_refused",
+            "customer_replies",
+            "customer_reply_avg_seconds",
+            "cost",
+        ],
+        [
+            [
+                c["channel_id"],
+                c["name"],
+                c["kind"],
+                c["messages_in"],
+                c["messages_out"],
+                c["conversations_new"],
+                c["delivered"],
+                c["read"],
+                c["failed"],
+                c["delivery_rate"],
+                c["read_rate"],
+                c["fallbacks"]["failed"],
+                c["fallbacks"]["not_delivered_in_time"],
+                c["fallbacks"]["refused"],
+                c["customer_replies"],
+                c["customer_reply_avg_seconds"],
+                c["cost"],
+            ]
+            for c in r["channels"]
+        ],
+    )
+
+
+@router.get("/agents")
+async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
+    """Per agent and per team: conversations, resolved, first response and resolution times,
+    open load now."""
+    async with rt.db.read() as s:
+        r = await q.agents(s, rt.db, f)
+    if format == "json":
+        return r
+    rows = [
+        [
+            kind,
+            row[f"{kind}_id"],
+            row["name"],
+            row["conversations"],
+            row["resolved"],
+            *_timing_cells(row["first_response"])[:2],
+            *_timing_cells(row["resolution"])[:2],
+            row["open_now"],
+        ]
+        for kind in ("agent", "team")
+        for row in r[f"{kind}s"]
+    ]
+    return csv_response(
+        "agents",
+        [
+            "group",
+            "id",
+            "name",
+            "conversations",
+            "resolved",
+            "first_response_median_seconds",
+            "first_response_p90_seconds",
+            "resolution_median_seconds",
+            "resolution_p90_seconds",
+            "open_now",
+        ],
+        rows,
+    )
+
+
+@router.get("/campaigns")
+async def campaigns_report(f: F, rt: RT, format: Format = "json") -> Any:
+    """Each campaign launched in the range with its report, side by side."""
+    async with rt.db.read() as s:
+        r = await q.campaigns(s, f)
+    if format == "json":
+        return r
+    return csv_response(
+        "campaigns",
+        [
+            "campaign_id",
+            "name",
+            "state",
+            "recipients",
+            "sent",
+            "delivered",
+            "read",
+            "failed",
+            "skipped",
+            "delivery_rate",
+            "read_rate",
+            "replies",
+            "opt_outs",
+            "fallbacks",
+            "cost",
+        ],
+        [
+            [
+                c["campaign_id"],
+                c["name"],
+                c["state"],
+                c["counts"].get("total"),
+                c["counts"].get("sent"),
+                c["counts"].get("delivered"),
+                c["counts"].get("read"),
+                c["counts"].get("failed"),
+                c["counts"].get("skipped"),
+                c["delivery_rate"],
+                c["read_rate"],
+                c["replies"],
+                c["opt_outs"],
+                c["fallbacks"],
+                c["cost"],
+            ]
+            for c in r["campaigns"]
+        ],
+    )
+
+
+@router.get("/export/conversations.csv")
+async def export_conversations(f: F, rt: RT) -> StreamingResponse:
+    """One row per conversation created in the range (timings, channels, agent, labels,
+    cost), streamed page by page. The channel filter matches any channel the conversation
+    used."""
+    return StreamingResponse(
+        _export(rt, f),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="conversations-export.csv"'},
+    )
+
+
+async def _export(rt: Runtime, f: q.Filters) -> AsyncIterator[str]:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(q.EXPORT_COLUMNS)
+    yield buf.getvalue()
+    async with rt.db.read() as s:
+        async for rows in q.export_rows(s, f):
+            buf.seek(0)
+            buf.truncate()
+            for row in rows:
+                w.writerow([cell(row[c]) for c in q.EXPORT_COLUMNS])
+            yield buf.getvalue()

@@ -1,0 +1,1 @@
+"""Reports: rollups kept current by the pipelines, queries over them, CSV export."""

@@ -1,0 +1,663 @@
+"""The reports, read from the report tables only (never from `message`), so their cost follows
+the date range, not the size of the workspace.
+
+- counts and sums over a range come from the `report_daily` rollup (a few rows per day), or
+  from `report_conversation_day` when a label filter needs the conversation;
+- medians and p90s come from `report_conversation`, one row per conversation, read through its
+  (workspace, created_day) or (workspace, resolved_day) index;
+- "now" figures (waiting for an agent, load per agent) come from `report_conversation` too.
+
+Days are UTC calendar days; `end` is inclusive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, literal, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.campaigns import report as campaign_report
+from tidings.reports.models import (
+    MEASURES,
+    ReportConversation,
+    ReportConversationDay,
+    ReportDaily,
+    ReportOptOut,
+)
+from tidings.storage.db import Database
+from tidings.storage.models import (
+    Agent,
+    Campaign,
+    Channel,
+    Contact,
+    ConversationLabel,
+    Inbox,
+    Label,
+    Team,
+)
+
+RC = ReportConversation
+MAX_DAYS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    workspace_id: int
+    start: date
+    end: date  # inclusive
+    inbox_id: int | None = None
+    channel_id: int | None = None
+    team_id: int | None = None
+    agent_id: int | None = None
+    label_id: int | None = None
+    business_hours: bool = False
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+# --- filters --------------------------------------------------------------------------------
+
+
+def _dims(table: Any, f: Filters) -> list[ColumnElement[bool]]:
+    """Conditions on a measures table (`ReportDaily` or `ReportConversationDay`)."""
+    out: list[ColumnElement[bool]] = [table.workspace_id == f.workspace_id]
+    if f.inbox_id is not None:
+        out.append(table.inbox_id == f.inbox_id)
+    if f.channel_id is not None:
+        out.append(table.channel_id == f.channel_id)
+    if f.team_id is not None:
+        out.append(table.team_id == f.team_id)
+    if f.agent_id is not None:
+        out.append(table.agent_id == f.agent_id)
+    if f.label_id is not None:
+        out.append(_labelled(table.conversation_id, f.label_id))
+    return out
+
+
+def _labelled(conversation_id: Any, label_id: int) -> ColumnElement[bool]:
+    return exists().where(
+        ConversationLabel.conversation_id == conversation_id,
+        ConversationLabel.label_id == label_id,
+    )
+
+
+def _measures_table(f: Filters) -> Any:
+    # The rollup has no label dimension; a label filter reads the per-conversation-day rows.
+    return ReportConversationDay if f.label_id is not None else ReportDaily
+
+
+def _conv(f: Filters, *, channel_any: bool = False) -> list[ColumnElement[bool]]:
+    """Conditions on `report_conversation`. The channel filter matches the channel the
+    conversation started on (as the rollup's conversation counts do), or with `channel_any`
+    any channel it used."""
+    out: list[ColumnElement[bool]] = [RC.workspace_id == f.workspace_id]
+    if f.inbox_id is not None:
+        out.append(RC.inbox_id == f.inbox_id)
+    if f.channel_id is not None:
+        out.append(
+            RC.channels.like(f"%,{int(f.channel_id)},%")
+            if channel_any
+            else RC.channel_id == f.channel_id
+        )
+    if f.team_id is not None:
+        out.append(RC.team_id == f.team_id if f.team_id else RC.team_id.is_(None))
+    if f.agent_id is not None:
+        out.append(RC.assignee_id == f.agent_id if f.agent_id else RC.assignee_id.is_(None))
+    if f.label_id is not None:
+        out.append(_labelled(RC.conversation_id, f.label_id))
+    return out
+
+
+def _created_in(f: Filters) -> list[ColumnElement[bool]]:
+    return [RC.created_day >= f.start, RC.created_day <= f.end]
+
+
+def _resolved_in(f: Filters) -> list[ColumnElement[bool]]:
+    return [RC.resolved_day >= f.start, RC.resolved_day <= f.end]
+
+
+# --- percentiles ----------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    if not sorted_values:
+        return None
+    pos = p * (len(sorted_values) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def _timing(median: Any, p90: Any, n: Any) -> dict[str, Any]:
+    return {
+        "median_seconds": None if median is None else round(float(median)),
+        "p90_seconds": None if p90 is None else round(float(p90)),
+        "conversations": int(n or 0),
+    }
+
+
+async def _timings(
+    s: AsyncSession,
+    db: Database,
+    columns: dict[str, Any],
+    where: Sequence[ColumnElement[bool]],
+    group: Any = None,
+) -> dict[Any, dict[str, dict[str, Any]]]:
+    """Median, p90 and count of each column (NULLs left out), per value of `group` (or under
+    the key None). PostgreSQL computes them in one statement; SQLite has no percentile
+    function, so its (small, embedded) sets are sorted here."""
+    key = group if group is not None else literal(0)
+    out: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+    if not db.is_sqlite:
+        cols: list[Any] = [key]
+        for col in columns.values():
+            cols += [
+                func.percentile_cont(0.5).within_group(col),
+                func.percentile_cont(0.9).within_group(col),
+                func.count(col),
+            ]
+        stmt = select(*cols).where(*where)
+        stmt = stmt.group_by(key) if group is not None else stmt
+        for row in await s.execute(stmt):
+            k = row[0] if group is not None else None
+            for i, name in enumerate(columns):
+                out[k][name] = _timing(row[1 + 3 * i], row[2 + 3 * i], row[3 + 3 * i])
+        if group is None and None not in out:
+            out[None] = {name: _timing(None, None, 0) for name in columns}
+        return dict(out)
+    values: dict[Any, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in await s.execute(select(key, *columns.values()).where(*where)):
+        k = row[0] if group is not None else None
+        for i, name in enumerate(columns):
+            if row[1 + i] is not None:
+                values[k][name].append(float(row[1 + i]))
+    if group is None:
+        values.setdefault(None, defaultdict(list))
+    for k, per in values.items():
+        for name in columns:
+            v = sorted(per.get(name, []))
+            out[k][name] = _timing(percentile(v, 0.5), percentile(v, 0.9), len(v))
+    return dict(out)
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
+    """New, resolved and unresolved backlog per day; first response, reply and resolution
+    times (median, p90); conversations waiting for an agent now."""
+    new: dict[date, int] = defaultdict(int)
+    resolved: dict[date, int] = defaultdict(int)
+    if f.label_id is None:
+        where = _dims(ReportDaily, f)
+        for day, n_new, n_res in await s.execute(
+            select(
+                ReportDaily.day,
+                func.sum(ReportDaily.conversations_new),
+                func.sum(ReportDaily.conversations_resolved),
+            )
+            .where(*where, ReportDaily.day >= f.start, ReportDaily.day <= f.end)
+            .group_by(ReportDaily.day)
+        ):
+            new[day], resolved[day] = int(n_new or 0), int(n_res or 0)
+        before = (
+            await s.execute(
+                select(
+                    func.sum(ReportDaily.conversations_new),
+                    func.sum(ReportDaily.conversations_resolved),
+                ).where(*where, ReportDaily.day < f.start)
+            )
+        ).one()
+        backlog = int(before[0] or 0) - int(before[1] or 0)
+    else:
+        where_c = _conv(f)
+        for day, n in await s.execute(
+            select(RC.created_day, func.count())
+            .where(*where_c, *_created_in(f))
+            .group_by(RC.created_day)
+        ):
+            new[day] = int(n)
+        for rday, n in await s.execute(
+            select(RC.resolved_day, func.count())
+            .where(*where_c, *_resolved_in(f))
+            .group_by(RC.resolved_day)
+        ):
+            if rday is not None:
+                resolved[rday] = int(n)
+        created_before = await s.scalar(
+            select(func.count()).where(*where_c, RC.created_day < f.start)
+        )
+        resolved_before = await s.scalar(
+            select(func.count()).where(*where_c, RC.resolved_day < f.start)
+        )
+        backlog = int(created_before or 0) - int(resolved_before or 0)
+    series = []
+    for day in f.days:
+        backlog += new[day] - resolved[day]
+        series.append(
+            {"day": day.isoformat(), "new": new[day], "resolved": resolved[day], "backlog": backlog}
+        )
+    bh = f.business_hours
+    created_timings = (
+        await _timings(
+            s,
+            db,
+            {
+                "first_response": RC.first_response_bh_seconds if bh else RC.first_response_seconds,
+                "reply": RC.reply_bh_seconds if bh else RC.reply_seconds,
+            },
+            [*_conv(f), *_created_in(f)],
+        )
+    )[None]
+    resolved_timings = (
+        await _timings(
+            s,
+            db,
+            {"resolution": RC.resolution_bh_seconds if bh else RC.resolution_seconds},
+            [*_conv(f), *_resolved_in(f)],
+        )
+    )[None]
+    waiting, oldest = (
+        await s.execute(
+            select(func.count(), func.min(RC.waiting_since)).where(
+                *_conv(f), RC.waiting_since.isnot(None)
+            )
+        )
+    ).one()
+    return {
+        "from": f.start.isoformat(),
+        "to": f.end.isoformat(),
+        "business_hours": bh,
+        "totals": {
+            "new": sum(new.values()),
+            "resolved": sum(resolved.values()),
+            "backlog": backlog,
+        },
+        "first_response": created_timings["first_response"],
+        "reply": created_timings["reply"],
+        "resolution": resolved_timings["resolution"],
+        "waiting_now": {
+            "conversations": int(waiting or 0),
+            "oldest_since": oldest.isoformat() if oldest is not None else None,
+        },
+        "series": series,
+    }
+
+
+# --- channels -------------------------------------------------------------------------------
+
+
+def _money(value: Any) -> str:
+    return str(Decimal(value or 0).quantize(Decimal("0.00001")))
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+async def channels(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
+    """Volume, delivery and read rates, fallbacks (and why), opt-outs and cost per channel;
+    customers on more than one channel, and the channel they answer fastest on."""
+    table = _measures_table(f)
+    in_range = [*_dims(table, f), table.day >= f.start, table.day <= f.end]
+    sums = [func.sum(getattr(table, m)) for m in MEASURES]
+    names = {
+        c.id: (c.name, c.kind)
+        for c in (
+            await s.execute(
+                select(Channel.id, Channel.name, Channel.kind).where(
+                    Channel.workspace_id == f.workspace_id
+                )
+            )
+        ).all()
+    }
+    rows = []
+    for row in await s.execute(
+        select(table.channel_id, *sums).where(*in_range).group_by(table.channel_id)
+    ):
+        m = dict(zip(MEASURES, row[1:], strict=True))
+        m = {k: (v or 0) for k, v in m.items()}
+        out = int(m["messages_out"])
+        name, kind = names.get(row[0], (None, None))
+        rows.append(
+            {
+                "channel_id": row[0] or None,
+                "name": name,
+                "kind": kind,
+                "messages_in": int(m["messages_in"]),
+                "messages_out": out,
+                "conversations_new": int(m["conversations_new"]),
+                "delivered": int(m["delivered"]),
+                "read": int(m["read"]),
+                "failed": int(m["failed"]),
+                "delivery_rate": _rate(int(m["delivered"]), out),
+                "read_rate": _rate(int(m["read"]), out),
+                "fallbacks": {
+                    "failed": int(m["fallbacks_failed"]),
+                    "not_delivered_in_time": int(m["fallbacks_timeout"]),
+                    "refused": int(m["fallbacks_refused"]),
+                },
+                "customer_replies": int(m["customer_replies"]),
+                "customer_reply_avg_seconds": (
+                    round(int(m["customer_reply_seconds"]) / int(m["customer_replies"]))
+                    if m["customer_replies"]
+                    else None
+                ),
+                "cost": _money(m["cost"]),
+            }
+        )
+    rows.sort(key=lambda r: (r["channel_id"] is None, r["channel_id"] or 0))
+    series: dict[str, dict[str, int]] = {}
+    for day, channel_id, n_in, n_out in await s.execute(
+        select(
+            table.day,
+            table.channel_id,
+            func.sum(table.messages_in),
+            func.sum(table.messages_out),
+        )
+        .where(*in_range)
+        .group_by(table.day, table.channel_id)
+    ):
+        series.setdefault(day.isoformat(), {})[str(channel_id)] = int(n_in or 0) + int(n_out or 0)
+    opt_outs = [
+        {"channel_kind": kind, "contacts": int(n)}
+        for kind, n in await s.execute(
+            select(ReportOptOut.channel_kind, func.count(func.distinct(ReportOptOut.contact_id)))
+            .where(
+                ReportOptOut.workspace_id == f.workspace_id,
+                ReportOptOut.at >= _midnight(f.start),
+                ReportOptOut.at < _midnight(f.end + timedelta(days=1)),
+            )
+            .group_by(ReportOptOut.channel_kind)
+            .order_by(ReportOptOut.channel_kind)
+        )
+    ]
+    multi, fastest = await _preference(s, f)
+    return {
+        "from": f.start.isoformat(),
+        "to": f.end.isoformat(),
+        "channels": rows,
+        "totals": {
+            "messages": sum(r["messages_in"] + r["messages_out"] for r in rows),
+            "cost": _money(sum(Decimal(r["cost"]) for r in rows)),
+            "fallbacks": sum(sum(r["fallbacks"].values()) for r in rows),
+        },
+        "opt_outs": opt_outs,
+        "customers": {
+            "multi_channel": multi,
+            "fastest_channel": [
+                {
+                    "channel_id": cid,
+                    "name": names.get(cid, (None, None))[0],
+                    "customers": n,
+                }
+                for cid, n in fastest
+            ],
+        },
+        "series": [{"day": d.isoformat(), **series.get(d.isoformat(), {})} for d in f.days],
+    }
+
+
+def _midnight(day: date) -> Any:
+    from datetime import UTC, datetime, time
+
+    return datetime.combine(day, time(0), UTC)
+
+
+async def _preference(s: AsyncSession, f: Filters) -> tuple[int, list[tuple[int, int]]]:
+    """How many customers had messages on more than one channel in the range, and for those
+    who answered on several, which channel they answered fastest on (mean reply time)."""
+    t = ReportConversationDay
+    per = (
+        select(
+            t.contact_id.label("contact_id"),
+            t.channel_id.label("channel_id"),
+            func.sum(t.customer_replies).label("replies"),
+            func.sum(t.customer_reply_seconds).label("seconds"),
+        )
+        .where(*_dims(t, f), t.day >= f.start, t.day <= f.end, t.channel_id != 0)
+        .where(or_(t.messages_in > 0, t.messages_out > 0))
+        .group_by(t.contact_id, t.channel_id)
+        .cte("per")
+    )
+    multi_ids = (
+        select(per.c.contact_id).group_by(per.c.contact_id).having(func.count() > 1).cte("multi")
+    )
+    multi = int(await s.scalar(select(func.count()).select_from(multi_ids)) or 0)
+    if not multi:
+        return 0, []
+    speed = per.c.seconds * 1.0 / per.c.replies
+    ranked = (
+        select(
+            per.c.contact_id,
+            per.c.channel_id,
+            func.row_number()
+            .over(partition_by=per.c.contact_id, order_by=(speed, per.c.channel_id))
+            .label("rank"),
+        )
+        .join(multi_ids, multi_ids.c.contact_id == per.c.contact_id)
+        .where(per.c.replies > 0)
+        .subquery()
+    )
+    fastest = [
+        (int(cid), int(n))
+        for cid, n in await s.execute(
+            select(ranked.c.channel_id, func.count())
+            .where(ranked.c.rank == 1)
+            .group_by(ranked.c.channel_id)
+            .order_by(ranked.c.channel_id)
+        )
+    ]
+    return multi, fastest
+
+
+# --- agents and teams -----------------------------------------------------------------------
+
+
+async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
+    """Per agent and per team: conversations (created in the range), resolved (in the range),
+    first response and resolution times, and open load now."""
+    bh = f.business_hours
+    fr = RC.first_response_bh_seconds if bh else RC.first_response_seconds
+    res = RC.resolution_bh_seconds if bh else RC.resolution_seconds
+    names = {
+        "agent": dict(
+            (
+                await s.execute(
+                    select(Agent.id, Agent.name).where(Agent.workspace_id == f.workspace_id)
+                )
+            ).all()
+        ),
+        "team": dict(
+            (
+                await s.execute(
+                    select(Team.id, Team.name).where(Team.workspace_id == f.workspace_id)
+                )
+            ).all()
+        ),
+    }
+    out: dict[str, Any] = {
+        "from": f.start.isoformat(),
+        "to": f.end.isoformat(),
+        "business_hours": bh,
+    }
+    for kind, col in (("agent", RC.assignee_id), ("team", RC.team_id)):
+        created = await _timings(s, db, {"first_response": fr}, [*_conv(f), *_created_in(f)], col)
+        resolved = await _timings(s, db, {"resolution": res}, [*_conv(f), *_resolved_in(f)], col)
+        counts = dict(
+            (
+                await s.execute(
+                    select(col, func.count()).where(*_conv(f), *_created_in(f)).group_by(col)
+                )
+            ).all()
+        )
+        load = dict(
+            (
+                await s.execute(
+                    select(col, func.count())
+                    .where(*_conv(f), RC.status.in_(("open", "pending")))
+                    .group_by(col)
+                )
+            ).all()
+        )
+        keys = set(counts) | set(resolved) | set(load)
+        rows = []
+        for k in keys:
+            rows.append(
+                {
+                    f"{kind}_id": k,
+                    "name": names[kind].get(k) if k is not None else None,
+                    "conversations": int(counts.get(k, 0)),
+                    "resolved": resolved.get(k, {}).get("resolution", _timing(None, None, 0))[
+                        "conversations"
+                    ],
+                    "first_response": created.get(k, {}).get(
+                        "first_response", _timing(None, None, 0)
+                    ),
+                    "resolution": resolved.get(k, {}).get("resolution", _timing(None, None, 0)),
+                    "open_now": int(load.get(k, 0)),
+                }
+            )
+        rows.sort(key=lambda r: (r[f"{kind}_id"] is None, r[f"{kind}_id"] or 0))
+        out[f"{kind}s"] = rows
+    return out
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+async def campaigns(s: AsyncSession, f: Filters, limit: int = 100) -> dict[str, Any]:
+    """The per-campaign report (tidings.campaigns.report) of each campaign launched in the
+    range, side by side."""
+    launched = func.coalesce(Campaign.launched_at, Campaign.created_at)
+    rows = (
+        await s.scalars(
+            select(Campaign)
+            .where(
+                Campaign.workspace_id == f.workspace_id,
+                launched >= _midnight(f.start),
+                launched < _midnight(f.end + timedelta(days=1)),
+            )
+            .order_by(launched.desc(), Campaign.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    out = []
+    for c in rows:
+        r = await campaign_report.report(s, c)
+        r["name"] = c.name
+        out.append(r)
+    return {"from": f.start.isoformat(), "to": f.end.isoformat(), "campaigns": out}
+
+
+# --- per-conversation export ----------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "conversation_id",
+    "created_at",
+    "status",
+    "inbox",
+    "contact_id",
+    "contact_name",
+    "first_channel",
+    "channels",
+    "assignee",
+    "team",
+    "labels",
+    "first_response_seconds",
+    "first_response_business_seconds",
+    "replies",
+    "reply_seconds_mean",
+    "resolved_at",
+    "resolution_seconds",
+    "resolution_business_seconds",
+    "messages_in",
+    "messages_out",
+    "failed",
+    "fallbacks",
+    "cost",
+)
+
+
+async def export_rows(
+    s: AsyncSession, f: Filters, page: int = 2000
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """One row per conversation created in the range, in pages (keyset on created_day, id)."""
+    ws = f.workspace_id
+    inboxes = dict(
+        (await s.execute(select(Inbox.id, Inbox.name).where(Inbox.workspace_id == ws))).all()
+    )
+    agents_ = dict(
+        (await s.execute(select(Agent.id, Agent.name).where(Agent.workspace_id == ws))).all()
+    )
+    teams = dict((await s.execute(select(Team.id, Team.name).where(Team.workspace_id == ws))).all())
+    chans = dict(
+        (await s.execute(select(Channel.id, Channel.name).where(Channel.workspace_id == ws))).all()
+    )
+    after: tuple[date, int] | None = None
+    while True:
+        cond = [*_conv(f, channel_any=True), *_created_in(f)]
+        if after is not None:
+            cond.append(tuple_(RC.created_day, RC.conversation_id) > tuple_(*after))
+        batch = (
+            await s.execute(
+                select(RC, Contact.name)
+                .outerjoin(Contact, Contact.id == RC.contact_id)
+                .where(*cond)
+                .order_by(RC.created_day, RC.conversation_id)
+                .limit(page)
+            )
+        ).all()
+        if not batch:
+            return
+        ids = [r.conversation_id for r, _ in batch]
+        labels: dict[int, list[str]] = defaultdict(list)
+        for cid, name in await s.execute(
+            select(ConversationLabel.conversation_id, Label.name)
+            .join(Label, Label.id == ConversationLabel.label_id)
+            .where(ConversationLabel.conversation_id.in_(ids))
+            .order_by(Label.name)
+        ):
+            labels[cid].append(name)
+        rows = []
+        for r, contact_name in batch:
+            used = [int(c) for c in r.channels.strip(",").split(",") if c]
+            rows.append(
+                {
+                    "conversation_id": r.conversation_id,
+                    "created_at": r.created_at.isoformat(),
+                    "status": r.status,
+                    "inbox": inboxes.get(r.inbox_id, r.inbox_id),
+                    "contact_id": r.contact_id,
+                    "contact_name": contact_name,
+                    "first_channel": chans.get(r.channel_id) if r.channel_id else None,
+                    "channels": "; ".join(str(chans.get(c, c)) for c in used),
+                    "assignee": agents_.get(r.assignee_id) if r.assignee_id else None,
+                    "team": teams.get(r.team_id) if r.team_id else None,
+                    "labels": "; ".join(labels.get(r.conversation_id, [])),
+                    "first_response_seconds": r.first_response_seconds,
+                    "first_response_business_seconds": r.first_response_bh_seconds,
+                    "replies": r.reply_count,
+                    "reply_seconds_mean": r.reply_seconds,
+                    "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None,
+                    "resolution_seconds": r.resolution_seconds,
+                    "resolution_business_seconds": r.resolution_bh_seconds,
+                    "messages_in": r.messages_in,
+                    "messages_out": r.messages_out,
+                    "failed": r.failed,
+                    "fallbacks": r.fallbacks,
+                    "cost": _money(r.cost),
+                }
+            )
+        yield rows
+        last = batch[-1][0]
+        after = (last.created_day, last.conversation_id)

@@ -1,0 +1,420 @@
+"""Reports end to end through the WhatsApp and Twilio simulators: the rollups equal a direct
+recount of the raw tables after inbound, replies, a failed reply that falls back to SMS, an
+opt-out and a resolution; duplicated webhooks, replayed events, re-processed marks and a
+crashed batch do not count anything twice; filters, CSV exports and who may read reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, insert, select
+
+from tests.campaigns.conftest import api_channel
+from tests.campaigns.test_fallback_preference import (
+    E164,
+    PNID,
+    WA_CUSTOMER,
+    channels,
+    thread,
+)
+from tests.conftest import Owner, Server, eventually
+from tidings.actions.admin import hash_token
+from tidings.ingest import worker as ingest
+from tidings.reports import rollup
+from tidings.reports.models import (
+    MEASURES,
+    ReportConversation,
+    ReportConversationDay,
+    ReportDaily,
+    ReportDirty,
+)
+from tidings.storage.models import (
+    Agent,
+    ApiToken,
+    Conversation,
+    InboundEvent,
+    Message,
+    Workspace,
+)
+from tidings.storage.types import utcnow
+
+
+@pytest.fixture
+async def wa(server: Server) -> Any:
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as c:
+        yield c
+
+
+@pytest.fixture
+async def tw(server: Server) -> Any:
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as c:
+        yield c
+
+
+async def settled(server: Server) -> None:
+    """Wait until the rollup job has applied every mark (the job runs in the test server)."""
+
+    async def done() -> bool:
+        return await rollup.pending(server.runtime) == 0
+
+    await eventually(done, timeout=20)
+
+
+async def recount(server: Server, workspace_id: int) -> dict[int, dict[str, Any]]:
+    """Per channel, straight from `message` (not through any report code)."""
+    out: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {
+            "messages_in": 0,
+            "messages_out": 0,
+            "delivered": 0,
+            "read": 0,
+            "failed": 0,
+            "cost": Decimal(0),
+        }
+    )
+    async with server.runtime.db.read() as s:
+        rows = await s.execute(
+            select(
+                Message.channel_id,
+                Message.direction,
+                Message.status,
+                func.count(),
+                func.sum(Message.cost_estimate),
+            )
+            .where(Message.workspace_id == workspace_id, Message.kind.notin_(("note", "system")))
+            .group_by(Message.channel_id, Message.direction, Message.status)
+        )
+        for channel_id, direction, status, n, cost in rows:
+            c = out[channel_id or 0]
+            if direction == "in":
+                c["messages_in"] += n
+                continue
+            c["messages_out"] += n
+            c["delivered"] += n if status in ("delivered", "read") else 0
+            c["read"] += n if status == "read" else 0
+            c["failed"] += n if status == "failed" else 0
+            c["cost"] += Decimal(cost or 0)
+    return dict(out)
+
+
+async def rollup_totals(server: Server) -> dict[str, Any]:
+    async with server.runtime.db.read() as s:
+        daily = (
+            await s.execute(select(*[func.sum(getattr(ReportDaily, m)) for m in MEASURES]))
+        ).one()
+        per_conv = (
+            await s.execute(
+                select(*[func.sum(getattr(ReportConversationDay, m)) for m in MEASURES])
+            )
+        ).one()
+    a = {m: Decimal(v or 0) for m, v in zip(MEASURES, daily, strict=True)}
+    b = {m: Decimal(v or 0) for m, v in zip(MEASURES, per_conv, strict=True)}
+    assert a == b  # the rollup is exactly the sum of the contributions
+    return a
+
+
+async def test_rollups_match_a_recount_and_nothing_counts_twice(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    wa: httpx.AsyncClient,
+    tw: httpx.AsyncClient,
+) -> None:
+    w, t = await channels(api, server)
+    r = await api.put(
+        f"/api/v1/inboxes/{owner.inbox_id}/fallback",
+        json={"to_channel_id": t["id"], "on_failed": True, "after_seconds": 600},
+    )
+    assert r.status_code == 200, r.text
+    # Every webhook arrives three times: the pipeline deduplicates, the reports must too.
+    r = await wa.post("/_sim/config", json={"duplicate_deliveries": 2})
+    assert r.status_code == 200, r.text
+    r = await wa.post(
+        "/_sim/inbound",
+        json={"phone_number_id": PNID, "from": WA_CUSTOMER, "name": "Ana", "text": "hello"},
+    )
+    assert r.status_code == 200, r.text
+
+    async def conv() -> list[Any]:
+        return (await api.get("/api/v1/conversations")).json()["data"]
+
+    conv_id = (await eventually(conv))[0]["id"]
+    first = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "Hi Ana"})
+    assert first.status_code == 201, first.text
+
+    async def read() -> bool:
+        msgs = await thread(api, conv_id)
+        return any(m["id"] == first.json()["id"] and m["status"] == "read" for m in msgs)
+
+    await eventually(read, timeout=20)
+    # The next reply fails on WhatsApp (131026, reported by a status webhook) → SMS fallback.
+    fail = await wa.post("/_sim/fail", json={"code": 131026, "mode": "async"})
+    assert fail.status_code == 200, fail.text
+    second = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"text": "Your order shipped"}
+    )
+    assert second.status_code == 201, second.text
+
+    async def fell_back() -> bool:
+        return any(
+            m["extra"].get("fallback_of") == second.json()["id"] for m in await thread(api, conv_id)
+        )
+
+    await eventually(fell_back, timeout=20)
+    # The customer opts out of SMS (Twilio forwards STOP), then the agent resolves.
+    r = await tw.post("/_sim/inbound", json={"from": E164, "text": "STOP", "to": "+14155550100"})
+    assert r.status_code == 200, r.text
+
+    async def opted_out() -> bool:
+        msgs = (await api.get("/api/v1/conversations")).json()["data"]
+        total = 0
+        for c in msgs:
+            total += sum(1 for m in await thread(api, c["id"]) if m["body"] == "STOP")
+        return total == 1
+
+    await eventually(opted_out, timeout=20)
+    r = await api.patch(f"/api/v1/conversations/{conv_id}", json={"status": "resolved"})
+    assert r.status_code == 200, r.text
+    await settled(server)
+
+    expected = await recount(server, owner.workspace_id)
+    assert expected[w["id"]]["failed"] == 1 and expected[w["id"]]["read"] >= 1
+    assert expected[t["id"]]["messages_out"] == 1
+    assert expected[t["id"]]["cost"] == Decimal("0.0079")
+    report = (await api.get("/api/v1/reports/channels")).json()
+    got = {c["channel_id"] or 0: c for c in report["channels"]}
+    for channel_id, want in expected.items():
+        row = got[channel_id]
+        for key in ("messages_in", "messages_out", "delivered", "read", "failed"):
+            assert row[key] == want[key], (channel_id, key)
+        assert Decimal(row["cost"]) == want["cost"]
+    assert got[w["id"]]["fallbacks"] == {"failed": 1, "not_delivered_in_time": 0, "refused": 0}
+    assert report["totals"]["fallbacks"] == 1
+    assert report["opt_outs"] == [{"channel_kind": "twilio", "contacts": 1}]
+
+    async with server.runtime.db.read() as s:
+        n_convs = await s.scalar(select(func.count()).select_from(Conversation))
+        n_resolved = await s.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.status == "resolved")
+        )
+        msgs = (
+            await s.execute(
+                select(Message.direction, Message.sender_agent_id, Message.sent_at)
+                .where(Message.conversation_id == conv_id, Message.kind.notin_(("note", "system")))
+                .order_by(Message.sent_at, Message.id)
+            )
+        ).all()
+        stats = await s.get_one(ReportConversation, conv_id)
+    first_in = next(m.sent_at for m in msgs if m.direction == "in")
+    first_reply = next(
+        m.sent_at for m in msgs if m.direction == "out" and m.sender_agent_id is not None
+    )
+    assert stats.first_response_seconds == round(max(0.0, (first_reply - first_in).total_seconds()))
+    conversations = (await api.get("/api/v1/reports/conversations")).json()
+    assert conversations["totals"]["new"] == n_convs
+    assert conversations["totals"]["resolved"] == n_resolved == 1
+    assert conversations["first_response"]["conversations"] == 1
+    assert conversations["first_response"]["median_seconds"] == stats.first_response_seconds
+    assert conversations["resolution"]["conversations"] == 1
+    before = await rollup_totals(server)
+    assert before["messages_out"] == sum(c["messages_out"] for c in expected.values())
+
+    # Replaying every stored inbound event through the ingest worker changes nothing.
+    async with server.runtime.db.read() as s:
+        event_ids = list((await s.scalars(select(InboundEvent.id))).all())
+    assert event_ids
+    await ingest.replay(server.runtime, event_ids=event_ids)
+
+    async def replayed() -> bool:
+        async with server.runtime.db.read() as s:
+            waiting = await s.scalar(
+                select(func.count())
+                .select_from(InboundEvent)
+                .where(InboundEvent.state == "pending")
+            )
+        return waiting == 0
+
+    await eventually(replayed, timeout=20)
+    # Every conversation marked again (a retried batch), twice over: still the same figures.
+    async with server.runtime.db.write() as s:
+        ids = list((await s.scalars(select(Conversation.id))).all())
+        await s.execute(insert(ReportDirty), [{"conversation_id": i} for i in ids * 2])
+    await settled(server)
+    assert await rollup_totals(server) == before
+    # A batch that dies after recomputing leaves its marks and writes nothing.
+    async with server.runtime.db.write() as s:
+        await s.execute(insert(ReportDirty), [{"conversation_id": i} for i in ids])
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash):
+        async with server.runtime.db.write() as s:
+            await rollup.recompute(s, server.runtime.db, ids)
+            raise Crash
+    await settled(server)
+    assert await rollup_totals(server) == before
+    assert await recount(server, owner.workspace_id) == expected
+
+
+async def make_outsiders(server: Server, owner: Owner) -> dict[str, str]:
+    """An agent of the owner's workspace, and the owner of another workspace."""
+    async with server.runtime.db.write() as s:
+        ws = Workspace(name="Other", created_at=utcnow())
+        s.add(ws)
+        await s.flush()
+        other = Agent(workspace_id=ws.id, email="o@x.test", name="O", role="owner")
+        agent = Agent(workspace_id=owner.workspace_id, email="a@x.test", name="A", role="agent")
+        s.add_all([other, agent])
+        await s.flush()
+        for who, token in ((other, "tid_reports_other"), (agent, "tid_reports_agent")):
+            s.add(
+                ApiToken(
+                    workspace_id=who.workspace_id,
+                    agent_id=who.id,
+                    name="t",
+                    token_hash=hash_token(token),
+                    created_at=utcnow(),
+                )
+            )
+    return {"other": "tid_reports_other", "agent": "tid_reports_agent"}
+
+
+async def customers_write(server: Server, api: httpx.AsyncClient, who: list[str]) -> list[int]:
+    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/api", timeout=20)
+    for i, name in enumerate(who):
+        r = await sim.post(
+            "/_sim/inbound",
+            json={"account": "acme", "from": f"cust-{i}", "name": name, "text": "hi"},
+        )
+        assert r.json()["status"] == 200, r.text
+    await sim.aclose()
+
+    async def convs() -> list[int] | None:
+        data = (await api.get("/api/v1/conversations")).json()["data"]
+        return sorted(c["id"] for c in data) if len(data) == len(who) else None
+
+    result: list[int] = await eventually(convs)
+    return result
+
+
+REPORTS = ("conversations", "channels", "agents", "campaigns")
+
+
+async def test_filters_exports_and_access(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    channel = await api_channel(api, server)
+    ids = await customers_write(server, api, ["Ana", '=HYPERLINK("x")', "Cleo"])
+    # Ana's conversation: assigned, labelled, answered and resolved.
+    r = await api.patch(
+        f"/api/v1/conversations/{ids[0]}",
+        json={"assignee_id": owner.agent_id, "labels": ["vip"], "status": "resolved"},
+    )
+    assert r.status_code == 200, r.text
+    r = await api.post(f"/api/v1/conversations/{ids[1]}/messages", json={"text": "Hello"})
+    assert r.status_code == 201, r.text
+    await settled(server)
+
+    async def report(name: str, **params: Any) -> dict[str, Any]:
+        resp = await api.get(f"/api/v1/reports/{name}", params=params)
+        assert resp.status_code == 200, resp.text
+        data: dict[str, Any] = resp.json()
+        return data
+
+    everything = await report("conversations")
+    assert everything["totals"] == {"new": 3, "resolved": 1, "backlog": 2}
+    # Only Cleo waits: Ana's conversation is resolved, the second one was answered.
+    assert everything["waiting_now"]["conversations"] == 1
+    mine = await report("conversations", agent_id=owner.agent_id)
+    assert mine["totals"]["new"] == 1
+    unassigned = await report("conversations", agent_id=0)
+    assert unassigned["totals"]["new"] == 2
+    async with server.runtime.db.read() as s:
+        from tidings.storage.models import Label
+
+        vip = await s.scalar(select(Label.id).where(Label.name == "vip"))
+    labelled = await report("conversations", label_id=vip)
+    assert labelled["totals"] == {"new": 1, "resolved": 1, "backlog": 0}
+    assert (await report("channels", label_id=vip))["channels"][0]["messages_in"] == 1
+    assert (await report("conversations", channel_id=channel["id"]))["totals"]["new"] == 3
+    assert (await report("conversations", channel_id=channel["id"] + 999))["totals"]["new"] == 0
+    assert (await report("conversations", inbox_id=owner.inbox_id + 999))["totals"]["new"] == 0
+    # A range before today holds nothing, and its backlog starts where it stood.
+    past = await report("conversations", **{"from": "2020-01-01", "to": "2020-01-31"})
+    assert past["totals"] == {"new": 0, "resolved": 0, "backlog": 0}
+    assert len(past["series"]) == 31
+    chans = await report("channels")
+    assert chans["channels"][0]["messages_in"] == 3 and chans["channels"][0]["messages_out"] == 1
+    agents = await report("agents")
+    me = next(a for a in agents["agents"] if a["agent_id"] == owner.agent_id)
+    assert me["conversations"] == 1 and me["resolved"] == 1 and me["open_now"] == 0
+    assert (await report("campaigns"))["campaigns"] == []
+
+    # CSV: one line per day / channel / conversation, formula-looking names defused.
+    resp = await api.get("/api/v1/reports/conversations", params={"format": "csv"})
+    assert resp.headers["content-type"].startswith("text/csv")
+    days = list(csv.DictReader(io.StringIO(resp.text)))
+    assert len(days) == 30 and sum(int(d["new"]) for d in days) == 3
+    resp = await api.get("/api/v1/reports/channels", params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert [(r["channel_id"], r["messages_in"]) for r in rows] == [(str(channel["id"]), "3")]
+    resp = await api.get("/api/v1/reports/export/conversations.csv")
+    assert resp.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert sorted(int(r["conversation_id"]) for r in rows) == ids
+    by_id = {int(r["conversation_id"]): r for r in rows}
+    assert by_id[ids[0]]["labels"] == "vip" and by_id[ids[0]]["status"] == "resolved"
+    assert by_id[ids[1]]["contact_name"] == '\'=HYPERLINK("x")'
+    assert by_id[ids[1]]["replies"] == "1" and by_id[ids[1]]["first_response_seconds"] != ""
+    assert by_id[ids[2]]["first_channel"] == channel["name"]
+    labelled_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                (
+                    await api.get(
+                        "/api/v1/reports/export/conversations.csv", params={"label_id": vip}
+                    )
+                ).text
+            )
+        )
+    )
+    assert [int(r["conversation_id"]) for r in labelled_rows] == [ids[0]]
+
+    # Bad input: a clear 4xx, never a 500.
+    for params in (
+        {"from": "2026-02-01", "to": "2026-01-01"},
+        {"from": "yesterday"},
+        {"from": "2020-01-01", "to": "2026-01-01"},
+        {"format": "xml"},
+    ):
+        resp = await api.get("/api/v1/reports/conversations", params=params)
+        assert resp.status_code in (400, 422), (params, resp.text)
+        assert "error" in resp.json()
+
+    # Agents may not read reports; another workspace sees none of this one's data.
+    tokens = await make_outsiders(server, owner)
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as anon:
+        for name in REPORTS:
+            assert (await anon.get(f"/api/v1/reports/{name}")).status_code == 401
+            resp = await anon.get(
+                f"/api/v1/reports/{name}", headers={"Authorization": f"Bearer {tokens['agent']}"}
+            )
+            assert resp.status_code == 403 and resp.json()["error"]["code"] == "forbidden"
+        resp = await anon.get(
+            "/api/v1/reports/export/conversations.csv",
+            headers={"Authorization": f"Bearer {tokens['agent']}"},
+        )
+        assert resp.status_code == 403
+        other = {"Authorization": f"Bearer {tokens['other']}"}
+        theirs = (await anon.get("/api/v1/reports/conversations", headers=other)).json()
+        assert theirs["totals"] == {"new": 0, "resolved": 0, "backlog": 0}
+        assert (await anon.get("/api/v1/reports/channels", headers=other)).json()["channels"] == []
+        export = await anon.get("/api/v1/reports/export/conversations.csv", headers=other)
+        assert len(list(csv.DictReader(io.StringIO(export.text)))) == 0
