@@ -31,6 +31,7 @@ from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery.ratelimit import channel_rate
 from tidings.domain.enums import DeliveryState, MessageKind
+from tidings.media.outbound import outbound_attachments
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.runtime import Runtime
 from tidings.storage.models import Delivery, Message
@@ -136,6 +137,7 @@ async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
             extra=message.extra or {},
             template=(message.extra or {}).get("template"),
             webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
+            attachments=await outbound_attachments(rt, message.id),
         )
         started = time.perf_counter()
         try:

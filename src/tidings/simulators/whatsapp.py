@@ -37,6 +37,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.simulators.whatsapp_media import (
+    INBOUND_MAX,
+    UPLOAD_LIMITS,
+    MediaStore,
+    sample_bytes,
+)
+
 logger = logging.getLogger(__name__)
 
 StatusName = Literal["sent", "delivered", "read", "played", "failed"]
@@ -515,6 +522,7 @@ class WhatsAppSimulator:
         self._seq = itertools.count(1)
         self._delivery_ids = itertools.count(1)
         self._clock = clock
+        self.media = MediaStore(clock)
         self._own_http = http is None
         # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
         self._http = http or httpx.AsyncClient(timeout=self.knobs.delivery_timeout)
@@ -585,6 +593,7 @@ class WhatsAppSimulator:
         self._customers.clear()
         self._aliases.clear()
         self._failures.clear()
+        self.media.items.clear()
         self._send_times.clear()
         if accounts:
             self.accounts.clear()
@@ -868,7 +877,7 @@ class WhatsAppSimulator:
         extra = spec.model_extra or {}
         obj = extra.get(mtype)
         if obj is None:
-            obj = self._default_type_object(mtype, spec)
+            obj = self._default_type_object(mtype, spec, pnid)
         wamid = spec.id or _new_wamid(wa_id or spec.user_id or "")
         message: dict[str, Any] = {}
         if wa_id:
@@ -910,21 +919,37 @@ class WhatsAppSimulator:
             )
         return message, contact
 
-    @staticmethod
-    def _default_type_object(mtype: str, spec: InboundSpec) -> Any:
+    def _default_type_object(self, mtype: str, spec: InboundSpec, pnid: str) -> Any:
         if mtype == "text":
             return {"body": spec.text or ""}
         if mtype in _MEDIA_TYPES:
-            media_id = str(secrets.randbelow(10**15) + 10**15)
+            # The customer's file goes into the media store, so that the webhook's media id
+            # resolves through GET /{media-id} and downloads with the token (digest A4).
+            # Control fields: `mime_type`, `filename`, and the bytes as `media_b64` or a
+            # synthetic file of `media_size` bytes.
+            extra = spec.model_extra or {}
+            mime = str(extra.get("mime_type") or _DEFAULT_MIME[mtype])
+            if isinstance(extra.get("media_b64"), str):
+                data = base64.b64decode(extra["media_b64"], validate=True)
+            else:
+                size = extra.get("media_size")
+                data = sample_bytes(mime, size if isinstance(size, int) else None)
+            if len(data) > INBOUND_MAX:
+                raise _ControlError(422, "inbound media above 100 MB arrives as error 131052")
+            filename = extra.get("filename") if isinstance(extra.get("filename"), str) else None
+            item = self.media.add(pnid, mime, data, filename=filename, origin="customer")
+            media_id = item.id
             obj: dict[str, Any] = {
                 "id": media_id,
-                "mime_type": _DEFAULT_MIME[mtype],
-                "sha256": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "mime_type": mime,
+                "sha256": item.sha256,
                 "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/"
                 f"?mid={media_id}&ext={int(time.time())}&hash=ATsim",
             }
             if spec.text and mtype in ("image", "video", "document"):
                 obj["caption"] = spec.text
+            if mtype == "document" and filename:
+                obj["filename"] = filename
             if mtype == "audio":
                 obj["voice"] = True
             return obj
@@ -1519,6 +1544,140 @@ class WhatsAppSimulator:
         if rows_total > 10:
             raise _GraphError(131009, "A list may have at most 10 rows in total.")
 
+    # ---------------------------------------------------------------- Graph: media (A4)
+
+    def _graph_response(self, request: Request, call: Callable[[], dict[str, Any]]) -> Response:
+        try:
+            if not _VERSION.match(request.path_params["version"]):
+                raise _GraphError(100, f"Unknown path components: {request.url.path}")
+            return JSONResponse(call())
+        except _GraphError as err:
+            return JSONResponse(
+                graph_error_body(err.code, err.details), status_code=err.http_status
+            )
+
+    def _bearer(self, request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        return token or request.query_params.get("access_token")
+
+    async def _graph_upload(self, request: Request) -> Response:
+        pnid = request.path_params["phone_number_id"]
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception:  # a malformed multipart body
+            form = None
+
+        def call() -> dict[str, Any]:
+            self._check_auth(pnid, request)
+            if form is None:
+                raise _GraphError(100, "The request must be multipart/form-data.")
+            if form.get("messaging_product") != "whatsapp":
+                raise _GraphError(
+                    100, "The parameter messaging_product is required and must be 'whatsapp'."
+                )
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise _GraphError(131008, "The parameter file is required.")
+            declared = form.get("type")
+            file_type = (upload.content_type or "").split(";")[0].strip().lower()
+            mime = (declared if isinstance(declared, str) else file_type).split(";")[0].strip()
+            if file_type and mime and file_type != mime.lower():
+                raise _GraphError(131053, "The file's type does not match the type parameter.")
+            limit = UPLOAD_LIMITS.get(mime.lower())
+            if limit is None:
+                raise _GraphError(131053, f"Unsupported file type {mime!r}.")
+            data = upload.file.read(limit + 1)
+            if len(data) > limit:
+                raise _GraphError(131053, f"The file is larger than {limit} bytes for {mime}.")
+            if not data:
+                raise _GraphError(131053, "The file is empty.")
+            item = self.media.add(pnid, mime.lower(), data, filename=upload.filename)
+            return {"id": item.id}
+
+        response = self._graph_response(request, call)
+        self.requests.append(
+            {
+                "at": self._clock(),
+                "phone_number_id": pnid,
+                "version": request.path_params["version"],
+                "path": request.url.path,
+                "headers": {
+                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
+                },
+                "query": {},
+                "body": {
+                    k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
+                    for k, v in (form.multi_items() if form is not None else [])
+                },
+                "response": {
+                    "status": response.status_code,
+                    "body": json.loads(bytes(response.body)),
+                },
+            }
+        )
+        _trim(self.requests, self.knobs.history_limit)
+        return response
+
+    def _media_account(self, request: Request, media_id: str) -> Any:
+        item = self.media.get(media_id)
+        if item is None:
+            raise _GraphError(
+                100,
+                f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot be "
+                "loaded due to missing permissions, or does not support this operation.",
+            )
+        account = self.accounts.get(item.phone_number_id)
+        token = self._bearer(request)
+        if (
+            account is None
+            or token is None
+            or not hmac.compare_digest(token.encode(), account.access_token.encode())
+        ):
+            raise _GraphError(190)
+        return item
+
+    async def _graph_media(self, request: Request) -> Response:
+        media_id = request.path_params["media_id"]
+
+        def call() -> dict[str, Any]:
+            item = self._media_account(request, media_id)
+            if request.method == "DELETE":
+                self.media.items.pop(media_id, None)
+                return {"success": True}
+            # The download URL points back at this simulator (Meta's: lookaside.fbsbx.com).
+            base = str(request.url).split("?", 1)[0]
+            base = base[: -len(request.url.path)] + request.scope.get("root_path", "")
+            return {
+                "messaging_product": "whatsapp",
+                "url": self.media.url(base.rstrip("/"), item.id),
+                "mime_type": item.mime_type,
+                "sha256": item.sha256,
+                "file_size": str(len(item.data)),
+                "id": item.id,
+            }
+
+        return self._graph_response(request, call)
+
+    async def _media_download(self, request: Request) -> Response:
+        q = request.query_params
+        item = self.media.check_url(q.get("mid", ""), q.get("ext", ""), q.get("hash", ""))
+        account = self.accounts.get(item.phone_number_id) if item else None
+        token = self._bearer(request)
+        # The bearer token is required; an expired URL or a wrong token fails with 404 (A4).
+        if (
+            item is None
+            or account is None
+            or token is None
+            or not hmac.compare_digest(token.encode(), account.access_token.encode())
+        ):
+            return Response(b"", status_code=404)
+        return Response(item.data, media_type=item.mime_type)
+
+    @_control
+    async def _r_media(self, request: Request) -> Any:
+        return [m.view() for m in self.media.items.values()]
+
     # ---------------------------------------------------------------- control routes
 
     def _build_app(self) -> Starlette:
@@ -1539,6 +1698,10 @@ class WhatsAppSimulator:
             Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
             Route("/_sim/reset", self._r_reset, methods=["POST"]),
             Route("/{version}/{phone_number_id}/messages", self._graph_messages, methods=["POST"]),
+            Route("/_sim/media", self._r_media, methods=["GET"]),
+            Route("/whatsapp_business/attachments/", self._media_download, methods=["GET", "HEAD"]),
+            Route("/{version}/{phone_number_id}/media", self._graph_upload, methods=["POST"]),
+            Route("/{version}/{media_id}", self._graph_media, methods=["GET", "DELETE"]),
         ]
         return Starlette(routes=routes, lifespan=self._lifespan)
 

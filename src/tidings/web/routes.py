@@ -232,3 +232,23 @@ def mount_web(app: FastAPI) -> None:
             csrf=session_csrf(rt, cookie),
             public_url=rt.settings.public_url,
         )
+
+    @app.get("/campaigns", include_in_schema=False)
+    async def campaigns(request: Request) -> Response:
+        """Broadcasts (issue 6): list with live progress, editor, preview, report. Admins."""
+        found = await _signed_in(request)
+        if found is None:
+            return RedirectResponse("/login", status_code=303)
+        agent, cookie = found
+        rt: Runtime = request.app.state.runtime
+        if agent.role not in (Role.OWNER, Role.ADMIN):
+            return render(
+                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
+            )
+        return render(
+            "campaigns.html",
+            agent=agent,
+            is_admin=True,
+            sandbox=rt.settings.sandbox,
+            csrf=session_csrf(rt, cookie),
+        )

@@ -26,6 +26,7 @@ from tidings.channels.messenger.config import MessengerConfig
 from tidings.channels.messenger.errors import outcome_for
 from tidings.channels.meta_common import messaging, send
 from tidings.domain.events import CanonicalEvent
+from tidings.media.fetch import MediaLocation, cdn_location
 
 __all__ = ["MessengerAdapter", "MessengerConfig"]
 
@@ -86,6 +87,11 @@ class MessengerAdapter:
         return await send.post(
             url, c.page_access_token, body, http, self.label, outcome_for, message.message_id
         )
+
+    async def locate_media(
+        self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
+    ) -> MediaLocation:
+        return cdn_location(url)
 
 
 def _config(config: Any) -> MessengerConfig:

@@ -19,9 +19,10 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.whatsapp import client, webhook
+from tidings.channels.whatsapp import client, media, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.domain.events import CanonicalEvent
+from tidings.media.fetch import MediaLocation
 
 __all__ = ["WhatsAppAdapter", "WhatsAppConfig"]
 
@@ -99,6 +100,12 @@ class WhatsAppAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send_message(_config(config), message, http)
+
+    async def locate_media(
+        self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
+    ) -> MediaLocation:
+        """Media id -> `GET /{media-id}` -> URL fetched with the bearer token (digest A4)."""
+        return await media.locate(_config(config), provider_media_id, http)
 
 
 def _config(config: Any) -> WhatsAppConfig:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 import orjson
 
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.whatsapp import media
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.channels.whatsapp.errors import outcome_for
 from tidings.domain.enums import MessageKind
@@ -171,6 +173,21 @@ def _error_outcome(response: httpx.Response) -> Retriable | Permanent:
 async def send_message(
     config: WhatsAppConfig, message: OutboundMessage, http: httpx.AsyncClient
 ) -> SendOutcome:
+    if message.kind is MessageKind.MEDIA and message.attachments:
+        first = message.attachments[0]
+        if not first.provider_media_id and not first.url and first.load is not None:
+            # A file stored by Tidings: upload it first and send it by id (digest A4).
+            uploaded = await media.upload(
+                config,
+                await first.load(),
+                first.mime_type or "application/octet-stream",
+                first.filename,
+                http,
+            )
+            if isinstance(uploaded, Retriable | Permanent):
+                return uploaded
+            first = replace(first, provider_media_id=uploaded, load=None)
+            message = replace(message, attachments=(first, *message.attachments[1:]))
     body = build_body(message)
     if isinstance(body, Permanent):
         return body

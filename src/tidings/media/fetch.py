@@ -1,0 +1,134 @@
+"""Fetching inbound media from a provider, checked against the channel's limits on the way in.
+
+An adapter whose media needs more than a plain GET of the webhook's URL (WhatsApp: media id ->
+`GET /{media-id}` -> short-lived URL -> download with the bearer token) implements
+`MediaLocator`; any other adapter's attachments are fetched from their URL as given (Messenger
+and Instagram CDN URLs).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import httpx
+
+from tidings.channels.base import Capabilities
+from tidings.media import limits
+from tidings.media.store import MediaStore, TooLarge, new_key
+
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class MediaUnavailable(Exception):
+    """The media cannot be fetched. `retriable`: try again later (provider hiccup)."""
+
+    def __init__(self, reason: str, *, retriable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retriable = retriable
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLocation:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    mime_type: str | None = None
+    size: int | None = None
+
+
+@runtime_checkable
+class MediaLocator(Protocol):
+    async def locate_media(
+        self,
+        config: Any,
+        provider_media_id: str | None,
+        url: str | None,
+        http: httpx.AsyncClient,
+    ) -> MediaLocation:
+        """Where to download one inbound attachment; raises MediaUnavailable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    state: str  # limits.STORED | TOO_LARGE | NOT_ALLOWED
+    reason: str | None = None
+    storage_key: str | None = None
+    mime_type: str | None = None
+    size: int | None = None
+
+
+async def fetch(
+    *,
+    adapter: Any,
+    config: Any,
+    workspace_id: int,
+    provider_media_id: str | None,
+    url: str | None,
+    declared_mime: str | None,
+    http: httpx.AsyncClient,
+    store: MediaStore,
+) -> Fetched:
+    """Download one attachment into the store, or say why not. Raises MediaUnavailable."""
+    caps: Capabilities = adapter.capabilities
+    label: str = adapter.label
+    declared = limits.normalise_mime(declared_mime)
+    if declared is not None:
+        verdict = limits.judge(caps, label, declared, None)
+        if verdict.state != limits.STORED:
+            # Known from the webhook already: do not even download it.
+            return Fetched(verdict.state, verdict.reason, mime_type=declared)
+    if isinstance(adapter, MediaLocator):
+        where = await adapter.locate_media(config, provider_media_id, url, http)
+    elif url and url.startswith(("https://", "http://")):
+        where = MediaLocation(url)
+    else:
+        raise MediaUnavailable("The provider gave no address to download this file from.")
+    mime = limits.normalise_mime(where.mime_type) or declared
+    if mime is not None:
+        verdict = limits.judge(caps, label, mime, where.size)
+        if verdict.state != limits.STORED:
+            return Fetched(verdict.state, verdict.reason, mime_type=mime, size=where.size)
+    try:
+        async with http.stream("GET", where.url, headers=where.headers, timeout=TIMEOUT) as resp:
+            if resp.status_code in (429,) or resp.status_code >= 500:
+                raise MediaUnavailable(
+                    f"The provider answered {resp.status_code}; will retry.", retriable=True
+                )
+            if resp.status_code != 200:
+                # Meta's media URLs expire (WhatsApp: 5 minutes, CDN URLs: signed, digest A4/B4).
+                raise MediaUnavailable(
+                    f"The provider refused the download ({resp.status_code}); the link may "
+                    "have expired."
+                )
+            mime = mime or limits.normalise_mime(resp.headers.get("content-type"))
+            mime = mime or limits.normalise_mime(mimetypes.guess_type(urlsplit(where.url).path)[0])
+            length = resp.headers.get("content-length")
+            size = int(length) if length and length.isdigit() else None
+            verdict = limits.judge(caps, label, mime, size)
+            if verdict.state != limits.STORED or mime is None:
+                return Fetched(verdict.state, verdict.reason, mime_type=mime, size=size)
+            cap = limits.max_bytes(caps.media_types, mime)
+            try:
+                stored = await store.put(new_key(workspace_id), resp.aiter_bytes(), max_bytes=cap)
+            except TooLarge:
+                verdict = limits.judge(caps, label, mime, (cap or 0) + 1)
+                return Fetched(limits.TOO_LARGE, verdict.reason, mime_type=mime)
+    except httpx.TimeoutException:
+        raise MediaUnavailable("The download timed out; will retry.", retriable=True) from None
+    except httpx.TransportError:
+        raise MediaUnavailable(
+            "Could not reach the provider; will retry.", retriable=True
+        ) from None
+    return Fetched(limits.STORED, None, stored.key, mime, stored.size)
+
+
+def cdn_location(url: str | None) -> MediaLocation:
+    """A signed CDN URL fetched as is, without a token (Messenger and Instagram: digest §B4,
+    §C4; "download without token assumed (unconfirmed)"). They expire: fetch promptly."""
+    if not url or not url.startswith(("https://", "http://")):
+        raise MediaUnavailable("The provider gave no address to download this file from.")
+    return MediaLocation(url)

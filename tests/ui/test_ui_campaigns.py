@@ -1,0 +1,154 @@
+"""Campaigns in the browser: create one from a CSV upload (bad rows reported), see the SMS
+counter and the preview with segments and cost, launch it, watch the progress bar reach 100 %
+live (no reload), read the report and download the per-recipient CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from pathlib import Path
+
+import httpx
+from playwright.async_api import BrowserContext, expect
+
+from tests.conftest import Owner, Server
+from tests.ui.helpers import new_page, screenshot, sign_in
+
+GOOD = [f"+1415555013{i}" for i in range(6)]
+CSV = (
+    "phone,name,code\n"
+    f"{GOOD[0]},Ana Lima,A1\n"
+    f"{GOOD[1]},Bo Berg,B2\n"
+    "not-a-number,Cy,C3\n"
+    f"{GOOD[2]},Di,D4\n"
+    f"{GOOD[0]},Ana again,A1\n"
+    f"{GOOD[3]},Ed,E5\n"
+    f"{GOOD[4]},Flo,F6\n"
+    f"{GOOD[5]},Gus,G7\n"
+).encode()
+
+
+async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext, tmp_path: Path
+) -> None:
+    sms = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "twilio",
+            "name": "SMS line",
+            "config": {
+                "account_sid": "AC" + secrets.token_hex(16),
+                "auth_token": secrets.token_hex(16),
+                "from_number": "+14155550100",
+                "api_base_url": f"{server.url}/sandbox/twilio",
+            },
+        },
+    )
+    assert sms.status_code == 201, sms.text
+    sms_id = sms.json()["id"]
+
+    page, seen = await new_page(context)
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    await sign_in(page, server, "owner@example.com")
+    failed.clear()  # what the inbox page loaded is its own business
+    seen.console_errors.clear()
+    await page.click(".top nav a:has-text('Campaigns')")
+    await page.wait_for_selector("body[data-ready='1']")
+    await expect(page.locator("#no-campaigns")).to_be_visible()
+    await page.click("#new-campaign")
+    await expect(page.locator("#campaign-form")).to_be_visible()
+
+    await page.fill("#c-name", "Spring sale")
+    await page.locator(f"#c-channels input[value='{sms_id}']").check()
+    await page.fill("#c-text", "Hi {{first_name}}, your code is {{code}}")
+    # The live SMS counter (POST /api/v1/sms/preview).
+    await expect(page.locator("#sms-meter")).to_contain_text("SMS: 1 segment · GSM-7")
+    await page.fill("#c-text", "Hi {{first_name}} 🌷, your code is {{code}}")
+    await expect(page.locator("#sms-meter")).to_contain_text("UCS-2")
+    await page.fill("#c-text", "Hi {{first_name}}, your code is {{code}}")
+    await expect(page.locator("#sms-meter")).to_contain_text("GSM-7")
+    await page.fill("#c-rate", "2")
+    await page.set_input_files(
+        "#c-csv", files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": CSV}]
+    )
+    await page.click("#c-save")
+
+    # Saved, CSV added with its bad rows reported by row number.
+    await expect(page.locator("#csv-report")).to_contain_text(
+        "8 rows, 6 added, 6 new contacts, 1 invalid, 1 duplicates"
+    )
+    await expect(page.locator("#csv-report li")).to_have_count(2)
+    await expect(page.locator("#csv-report")).to_contain_text("row 4: 'not-a-number'")
+    await expect(page.locator("#csv-report")).to_contain_text(f"row 6: {GOOD[0]} is a duplicate")
+    campaign = (await api.get("/api/v1/campaigns")).json()[0]
+    assert campaign["name"] == "Spring sale" and campaign["state"] == "draft"
+    assert campaign["rate_per_second"] == 2.0
+    assert page.url.endswith(f"#c/{campaign['id']}")
+
+    # Preview before launch: per recipient, SMS segments and the total estimated cost.
+    await expect(page.locator("#p-recipients .v")).to_have_text("8")
+    await expect(page.locator("#p-skipped .v")).to_have_text("2")
+    await expect(page.locator("#p-segments .v")).to_have_text("6")
+    await expect(page.locator("#p-cost .v")).to_have_text("0.0474 USD")  # 6 segments at US 0.0079
+    ana = page.locator("#preview-table tr", has_text="Hi Ana, your code is A1")
+    await expect(ana).to_contain_text("1 × GSM-7")
+    await expect(ana).to_contain_text(GOOD[0])
+    await expect(page.locator("#preview-table")).to_contain_text("skipped: invalid_number")
+    await screenshot(page, "campaign-preview")
+
+    # Launch, and watch the bar move with no reload: a marker on the window survives, and the
+    # bar is seen below 100 before it reaches 100.
+    await page.evaluate(
+        """() => {
+          window.__noReload = true;
+          window.__seen = [];
+          const note = () => {
+            const bar = document.querySelector('#c-progress [role=progressbar]');
+            if (bar) window.__seen.push(Number(bar.getAttribute('aria-valuenow')));
+          };
+          new MutationObserver(note).observe(document.getElementById('campaigns-main'),
+            { childList: true, subtree: true, attributes: true });
+        }"""
+    )
+    await expect(page.locator("body[data-live='1']")).to_have_count(1)
+    await page.click("#c-launch")
+    bar = page.locator("#c-progress [role=progressbar]")
+    await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=60_000)
+    await expect(page.locator("#c-progress")).to_contain_text("100% · 8 / 8")
+    assert await page.evaluate("window.__noReload") is True
+    seen_values = await page.evaluate("window.__seen")
+    assert any(v < 100 for v in seen_values) and seen_values[-1] == 100, seen_values
+    await expect(page.locator("#c-state")).to_have_text("completed")
+
+    # The report: rates, cost, failures grouped by reason, per-recipient CSV.
+    await expect(page.locator("#r-delivery .v")).to_have_text("100%")
+    await expect(page.locator("#r-cost .v")).to_have_text("0.0474")
+    failures = page.locator("#report-failures")
+    await expect(failures.locator("tr", has_text="invalid_number")).to_contain_text("1")
+    await expect(failures.locator("tr", has_text="duplicate_in_audience")).to_contain_text("1")
+    await expect(page.locator("#report-channels")).to_contain_text("SMS line")
+    await screenshot(page, "campaign-report")
+    async with page.expect_download() as info:
+        await page.click("#c-export")
+    download = await info.value
+    target = tmp_path / "export.csv"
+    await download.save_as(target)
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 8
+    assert sorted(r["state"] for r in rows) == ["delivered"] * 6 + ["skipped"] * 2
+    assert {r["address"] for r in rows if r["state"] == "delivered"} == set(GOOD)
+
+    # The list shows it finished, also live-updated markup (no reload needed).
+    await page.click("nav.side a[href='#list']")
+    row = page.locator(f"#campaigns-table tr[data-id='{campaign['id']}']")
+    await expect(row.locator(".c-state")).to_have_text("completed")
+    await expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
+
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio") as tw:
+        sent = (await tw.get("/_sim/sent")).json()
+    assert sorted(dict(m["params"])["To"] for m in sent) == sorted(GOOD)
+    assert failed == []
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
+    assert not seen.dialogs
