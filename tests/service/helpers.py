@@ -109,6 +109,6 @@ async def sent_to(server: Server, wa_id: str) -> list[dict[str, Any]]:
         r["body"]
         for r in rows
         if isinstance(r.get("body"), dict)
-        and r["body"].get("to") == wa_id
+        and str(r["body"].get("to", "")).lstrip("+") == wa_id
         and r["response"]["status"] == 200
     ]
