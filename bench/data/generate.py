@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -81,6 +82,10 @@ WORDS = [
 ]
 STATUSES = ["open"] * 30 + ["pending"] * 10 + ["snoozed"] * 5 + ["resolved"] * 55
 KINDS = ["whatsapp", "api", "twilio", "telegram"]
+SMS_CHANNEL = 3
+OUT_STATUSES = ["read"] * 60 + ["delivered"] * 25 + ["sent"] * 5 + ["failed"] * 10
+# Per-message estimates, as the policy layer records them (WhatsApp service pricing, one SMS segment).
+COST = {"whatsapp": Decimal("0.00880"), "twilio": Decimal("0.00790")}
 AGENTS = 20
 INBOXES = 5
 LABELS = 20
@@ -268,31 +273,45 @@ def conversation_rows(
         }
         at = started
         body = ""
+        # Reports need variety: outbound outcomes, per-message cost on the paid channels, and
+        # about one WhatsApp conversation in ten whose last reply fell back to SMS.
+        fell_back = kind == "whatsapp" and rng.random() < 0.1
         for k in range(per):
             at += timedelta(seconds=rng.randint(5, 3600))
             body = sentence(rng)
             direction = "in" if k % 2 == 0 else "out"
             mid = cid * per + k + 1
+            on = channel_id
+            extra = "{}"
+            status = "received"
+            if direction == "out":
+                status = rng.choice(OUT_STATUSES)
+                if fell_back and k == per - 1:
+                    on, extra, status = (
+                        SMS_CHANNEL,
+                        orjson.dumps({"fallback_of": mid - 2}).decode(),
+                        "delivered",
+                    )
             out["messages"].append(
                 (
                     mid,
                     1,
                     cid,
-                    channel_id,
+                    on,
                     direction,
                     "text",
                     body,
                     None if direction == "in" else 1 + rng.randrange(AGENTS),
                     f"p{mid}",
-                    "received" if direction == "in" else "read",
-                    None,
-                    None,
+                    status,
+                    "131026" if status == "failed" else None,
+                    "Message undeliverable" if status == "failed" else None,
                     at,
                     at,
                     at,
                     None,
-                    None,
-                    "{}",
+                    COST.get(KINDS[on - 1]) if direction == "out" else None,
+                    extra,
                 )
             )
         status = rng.choice(STATUSES)
@@ -315,12 +334,16 @@ def conversation_rows(
             started,
             at,
         )
-        out["conversation_channel"] = (cid, channel_id, at)
+        out["conversation_channel"] = [(cid, channel_id, at)] + (
+            [(cid, SMS_CHANNEL, None)] if fell_back else []
+        )
         yield out
 
 
 def _ts(value: Any) -> Any:
     # SQLite stores our UTC datetimes naive (see storage.types.UTCDateTime).
+    if isinstance(value, Decimal):
+        return str(value)
     return value.replace(tzinfo=None).isoformat(sep=" ") if isinstance(value, datetime) else value
 
 
@@ -330,6 +353,9 @@ async def load_postgres(url: str, spec: dict[str, Any], box: SecretBox) -> None:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(dsn)
     try:
+        # No per-row triggers during the bulk load (the reports' change marks, FK checks): the
+        # report tables are rebuilt in one pass afterwards (`fill_reports`).
+        await conn.execute("SET session_replication_role = replica")
         for table, rows in base_rows(box).items():
             await conn.copy_records_to_table(table, records=rows, columns=list(COLUMNS[table]))
         await conn.execute("DROP INDEX IF EXISTS ix_message_body_fts")
@@ -348,8 +374,9 @@ async def load_postgres(url: str, spec: dict[str, Any], box: SecretBox) -> None:
                 )
             }
             for row in conversation_rows(spec, start, min(total + 1, start + CHUNK)):
-                for t in ("contact", "contact_identity", "conversation", "conversation_channel"):
+                for t in ("contact", "contact_identity", "conversation"):
                     batch[t].append(row[t])
+                batch["conversation_channel"] += row["conversation_channel"]
                 batch["conversation_label"] += row["labels"]
                 batch["message"] += row["messages"]
             for table, rows in batch.items():
@@ -411,8 +438,11 @@ def load_sqlite(url: str, spec: dict[str, Any], box: SecretBox) -> None:
                 )
             }
             for row in conversation_rows(spec, start, min(total + 1, start + CHUNK)):
-                for t in ("contact", "contact_identity", "conversation", "conversation_channel"):
+                for t in ("contact", "contact_identity", "conversation"):
                     batch[t].append(tuple(_ts(v) for v in row[t]))
+                batch["conversation_channel"] += [
+                    tuple(_ts(v) for v in r) for r in row["conversation_channel"]
+                ]
                 batch["conversation_label"] += row["labels"]
                 batch["message"] += [tuple(_ts(v) for v in m) for m in row["messages"]]
             for table, rows in batch.items():
@@ -437,6 +467,32 @@ def load_sqlite(url: str, spec: dict[str, Any], box: SecretBox) -> None:
         db.close()
 
 
+async def fill_reports(url: str) -> float:
+    """Compute the report tables (tidings.reports) for the loaded data; returns seconds."""
+    from tidings.reports import rollup
+    from tidings.storage.db import Database
+
+    started = time.perf_counter()
+    db = Database(url)
+
+    def progress(done: int, total: int) -> None:
+        if done % 100_000 < 2000 or done == total:
+            print(f"  reports: {done:,} / {total:,} conversations", flush=True)
+
+    try:
+        await rollup.rebuild(db, progress=progress)
+        if not db.is_sqlite:
+            async with db.write() as s:
+                from sqlalchemy import text
+
+                await s.execute(
+                    text("ANALYZE report_conversation, report_conversation_day, report_daily")
+                )
+    finally:
+        await db.dispose()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -458,6 +514,8 @@ def main() -> None:
         asyncio.run(load_postgres(args.url, spec, box))
     else:
         load_sqlite(args.url, spec, box)
+    loaded = time.perf_counter() - started
+    reports = asyncio.run(fill_reports(args.url))
     elapsed = time.perf_counter() - started
     rows = args.conversations * (args.messages + 4)
     print(
@@ -466,6 +524,8 @@ def main() -> None:
                 "conversations": args.conversations,
                 "messages": args.conversations * args.messages,
                 "seconds": round(elapsed, 1),
+                "load_seconds": round(loaded, 1),
+                "reports_seconds": round(reports, 1),
                 "rows_per_second": round(rows / elapsed),
             }
         ).decode()

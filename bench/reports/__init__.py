@@ -1,0 +1,1 @@
+"""Reports benchmark: `python -m bench.reports --url ...` (see run.py)."""
