@@ -9,6 +9,7 @@ from sqlalchemy import select
 from tidings.actions import assignment, consent, csat, sla
 from tidings.actions.base import Tx
 from tidings.actions.sms_parts import do_receive_part, part_of
+from tidings.actions.workspace_settings import phone_for
 from tidings.campaigns.state import on_message_status
 from tidings.domain.enums import (
     ConversationStatus,
@@ -18,7 +19,6 @@ from tidings.domain.enums import (
     status_moves_forward,
 )
 from tidings.domain.events import InboundMessage, Sender, StatusUpdate
-from tidings.domain.phones import to_e164
 from tidings.media.fetch import MediaLocator
 from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.runtime import ChannelInfo
@@ -59,7 +59,8 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
             known.name = sender.name
         return known
 
-    phone = to_e164(sender.phone) if sender.phone else None
+    # National forms ("0612345678") are read in the workspace's default region.
+    phone = await phone_for(s, channel.workspace_id, sender.phone) if sender.phone else None
     contact: Contact | None = None
     if phone is not None:
         # Same person on another channel (e.g. SMS before WhatsApp): one contact, not two.

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_admin
 from tidings.actions import agents as people
-from tidings.actions import canned
+from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
@@ -72,6 +72,29 @@ class CannedIn(_In):
 class LabelIn(_In):
     name: str = Field(min_length=1, max_length=100)
     color: str = "#6b7280"
+
+
+class WorkspacePatch(_In):
+    default_region: str | None = Field(
+        default=None,
+        max_length=2,
+        description="ISO 3166 alpha-2 region national phone numbers are read in (e.g. FR); "
+        "null falls back to TIDINGS_DEFAULT_REGION",
+    )
+
+
+# --- workspace settings -------------------------------------------------------------------------
+
+
+@router.get("/workspace")
+async def get_workspace(who: Who, rt: RT) -> dict[str, Any]:
+    return await workspace_settings.get_settings(rt, who)
+
+
+@router.patch("/workspace")
+async def update_workspace(body: WorkspacePatch, who: Who, rt: RT) -> dict[str, Any]:
+    fields = {name: getattr(body, name) for name in body.model_fields_set}
+    return await workspace_settings.check_update_settings(rt, who, fields)
 
 
 # --- channels -----------------------------------------------------------------------------------

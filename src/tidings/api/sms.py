@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from tidings.access import Principal
+from tidings.actions.workspace_settings import workspace_region
 from tidings.api.auth import authenticate
 from tidings.channels.registry import get_adapter
 from tidings.channels.registry import kinds as registry_kinds
 from tidings.domain.errors import InvalidInput
-from tidings.domain.numbers import default_region, normalize, region_of
+from tidings.domain.numbers import normalize, region_of
 from tidings.policy import sms
 from tidings.runtime import Runtime
 from tidings.storage.models import Channel
@@ -96,14 +97,16 @@ async def sms_preview(body: PreviewIn, who: Who, request: Request) -> dict[str, 
     """Encoding (GSM-7 or UCS-2), parts, the characters that force UCS-2, and the estimated
     cost from the price table (TIDINGS_SMS_PRICES) for the channel kind and destination."""
     rt: Runtime = request.app.state.runtime
+    async with rt.db.read() as s:
+        home = await workspace_region(s, who.workspace_id)
     to: str | None = None
     if body.to is not None:
-        to = normalize(body.to)
+        to = normalize(body.to, home)
         if to is None:
             raise InvalidInput("to: not a valid phone number; use E.164, e.g. +14155550123")
     kind = await _channel_kind(rt, who, body.channel_id)
     result = sms.analyse(body.text, smart_encoding=body.smart_encoding)
-    region = region_of(to) if to else default_region()
+    region = region_of(to) if to else home
     cost: dict[str, Any] | None = None
     try:
         table = sms.price_table()

@@ -156,7 +156,7 @@ def _inbound(params: Mapping[str, str]) -> InboundMessage:
         extra["type"] = kind_param
     return InboundMessage(
         provider_message_id=params["messageId"],
-        sender=Sender(address=phone or msisdn, phone=phone),
+        sender=Sender(address=phone or msisdn, phone=phone or msisdn),
         occurred_at=_when(params) or datetime.now(UTC),
         kind=kind,
         text=body,
