@@ -131,7 +131,10 @@ async def test_canned_reply_outside_the_window_is_refused_and_logged(
     messages = await thread(api, conv["id"])
     assert [m["direction"] for m in messages if m["kind"] == "text"] == ["in"]
     system = [m["body"] for m in messages if m["kind"] == "system"]
-    assert system[0].startswith("Rule 'Auto thanks' was refused to sent canned reply /thanks")
+    assert system[0].startswith(
+        "Rule 'Auto thanks': sending canned reply /thanks was refused. The 24-hour WhatsApp"
+    )
+    assert system[1] == "Rule 'Auto thanks' added label thanked"
     assert conv["labels"] == ["thanked"]
     assert await texts_sent(sim) == []
     await sim.aclose()

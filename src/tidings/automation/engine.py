@@ -150,6 +150,23 @@ def describe(action: dict[str, Any], names: dict[str, str] | None = None) -> str
     return str(kind)
 
 
+GERUND = {
+    "added": "adding",
+    "assigned": "assigning",
+    "set": "setting",
+    "snoozed": "snoozing",
+    "sent": "sending",
+    "called": "calling",
+    "resolved": "resolving",
+}
+
+
+def gerund(what: str) -> str:
+    """ "sent canned reply /x" → "sending canned reply /x" (for refusals and failures)."""
+    verb, _, rest = what.partition(" ")
+    return f"{GERUND.get(verb, verb)} {rest}".strip()
+
+
 async def _names(s: Any, action: dict[str, Any]) -> dict[str, str]:
     from tidings.storage.models import Team, Template
 
@@ -302,7 +319,9 @@ async def execute_rule(
                     "code": refusal.code,
                     "detail": refusal.message,
                 }
-                origin.narrate = f"Rule '{rule.name}' was refused to {what[:80]}: {refusal.message}"
+                origin.narrate = (
+                    f"Rule '{rule.name}': {gerund(what)[:80]} was refused. {refusal.message}"
+                )
             except TidingsError as exc:
                 origin.result = {
                     "index": index,
@@ -311,7 +330,7 @@ async def execute_rule(
                     "code": exc.code,
                     "detail": exc.message,
                 }
-                origin.narrate = f"Rule '{rule.name}' could not act ({what[:80]}): {exc.message}"
+                origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} failed. {exc.message}"
             if origin.result is not None:
                 await _flush_record(rt)
     except Exception as exc:

@@ -41,7 +41,16 @@ async def send_text(rt: Runtime, conversation_id: int, text: str) -> Message:
     """Queue `text` into the conversation as automation (see the module docstring)."""
     async with transaction(rt) as tx:
         s = tx.session
-        conv = await s.get_one(Conversation, conversation_id)
+        # Locked: the unread count is kept as it is below, and an inbound message being
+        # stored meanwhile must not have its increment overwritten (PostgreSQL).
+        conv = (
+            await s.scalars(
+                select(Conversation)
+                .where(Conversation.id == conversation_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
         route = await choose_route(tx, conv, None)
         window = await s.get(ConversationChannel, (conv.id, route.channel.id))
         opted_out = await s.scalar(
