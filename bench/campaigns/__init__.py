@@ -1,0 +1,1 @@
+"""Campaign send-rate benchmark: `python -m bench.campaigns` (see __main__)."""

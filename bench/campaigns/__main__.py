@@ -1,0 +1,297 @@
+"""Campaign send rate against the WhatsApp simulator: `python -m bench.campaigns`.
+
+(a) capped: a campaign of N recipients with `rate_per_second` 80 (WhatsApp's default tier):
+    the achieved rate must be within 2 % of the cap and no one-second window above it;
+(b) uncapped: no campaign cap, the channel at its top tier (`messages_per_second` 1000, digest
+    A6), the simulator's throughput limit lifted: sends per second (target >= 1,500), next to a
+    same-run baseline: the simulator's raw rate from a plain httpx loop (same payload, the
+    delivery worker's concurrency of 32), and the ratio.
+
+Tidings (web + all workers) runs in this process, as `tidings serve` does; the simulator runs
+in a child process (bench/campaigns/sim.py) and stamps every accepted send, so the rates are the
+provider's view. Each scenario runs `--repeat` times; the medians are printed. Status webhooks
+are off (the simulator sends none): the figure is the send path, not receipts.
+
+    python -m bench.campaigns                  # a few minutes: N=2,400 capped, 5,000 uncapped
+    python -m bench.campaigns --full           # 100,000 recipients each (the issue's size)
+    python -m bench.campaigns --database-url postgresql+asyncpg://...   # an EMPTY database
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from bench.common import child, free_port, machine_facts, wait_http
+from tidings.actions.admin import bootstrap
+from tidings.app import create_app
+from tidings.config import load_settings
+from tidings.storage.db import migrate
+
+ROOT = str(Path(__file__).resolve().parents[2])
+PNID = "100000000000999"
+TOKEN = "bench-access-token"  # noqa: S105 (the simulator's fake credential)
+APP_SECRET = "bench-app-secret"  # noqa: S105
+TEMPLATE = {"name": "spring_sale", "language": "en_US", "params": ["{{name}}"]}
+
+
+def numbers(n: int, offset: int) -> list[str]:
+    return [f"+49151{10_000_000 + offset + i:08d}" for i in range(n)]
+
+
+def window_stats(times: list[float], cap: float | None) -> dict[str, Any]:
+    """Rate over the run, the fullest sliding one-second window, and per-second counts."""
+    ts = sorted(times)
+    if len(ts) < 2:
+        return {"sends": len(ts)}
+    span = ts[-1] - ts[0]
+    rate = (len(ts) - 1) / span if span > 0 else float("inf")
+    fullest, j = 0, 0
+    for i, t in enumerate(ts):
+        while ts[j] <= t - 1.0:
+            j += 1
+        fullest = max(fullest, i - j + 1)
+    per_second: dict[int, int] = {}
+    for t in ts:
+        per_second[int(t - ts[0])] = per_second.get(int(t - ts[0]), 0) + 1
+    whole = [per_second.get(s, 0) for s in range(1, int(span))]  # full seconds only
+    out: dict[str, Any] = {
+        "sends": len(ts),
+        "seconds": round(span, 2),
+        "rate": round(rate, 2),
+        "max_in_any_1s_window": fullest,
+        "median_per_second": statistics.median(whole) if whole else None,
+    }
+    if cap:
+        out["deviation_pct"] = round((rate - cap) / cap * 100, 2)
+    return out
+
+
+class Bench:
+    def __init__(self, api: httpx.AsyncClient, sim: httpx.AsyncClient, public: str) -> None:
+        self.api, self.sim, self.public = api, sim, public
+        self.offset = 0
+
+    async def channel(self, tier: int) -> int:
+        resp = await self.api.post(
+            "/api/v1/channels",
+            json={
+                "kind": "whatsapp",
+                "name": f"WhatsApp tier {tier} #{self.offset}",
+                "config": {
+                    "phone_number_id": PNID,
+                    "access_token": TOKEN,
+                    "app_secret": APP_SECRET,
+                    "verify_token": "bench-verify",
+                    "api_base_url": str(self.sim.base_url).rstrip("/"),
+                    "messages_per_second": tier,
+                },
+            },
+        )
+        resp.raise_for_status()
+        channel_id = int(resp.json()["id"])
+        reg = await self.sim.put(
+            f"/_sim/accounts/{PNID}",
+            json={
+                "access_token": TOKEN,
+                "app_secret": APP_SECRET,
+                "verify_token": "bench-verify",
+                "webhook_url": f"{self.public}/webhooks/whatsapp/{channel_id}",
+            },
+        )
+        reg.raise_for_status()
+        return channel_id
+
+    async def campaign(self, n: int, channel_id: int, cap: float | None) -> dict[str, Any]:
+        self.offset += n
+        name = f"bench {time.time_ns()}"
+        c = await self.api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": name,
+                "content": {"template": TEMPLATE},
+                "channel_ids": [channel_id],
+                "rate_per_second": cap,
+            },
+        )
+        c.raise_for_status()
+        cid = c.json()["id"]
+        body = "phone,name\n" + "".join(f"{p},Customer {p[-4:]}\n" for p in numbers(n, self.offset))
+        up = await self.api.post(
+            f"/api/v1/campaigns/{cid}/audience/csv",
+            content=body.encode(),
+            headers={"Content-Type": "text/csv"},
+            timeout=600,
+        )
+        up.raise_for_status()
+        assert up.json()["added"] == n, up.json()
+        await self.sim.post("/bench/reset")
+        started = time.time()
+        (await self.api.post(f"/api/v1/campaigns/{cid}/launch", timeout=600)).raise_for_status()
+        while True:
+            await asyncio.sleep(1.0)
+            counts = (await self.api.get(f"/api/v1/campaigns/{cid}")).json()["counts"]
+            left = counts["pending"] + counts["queued"]
+            print(f"    {counts['total'] - left}/{n} sent", end="\r", file=sys.stderr)
+            if left == 0:
+                break
+        print(file=sys.stderr)
+        data = (await self.sim.get("/bench/times")).json()
+        stats = window_stats(data["times"], cap)
+        stats["refused_by_simulator"] = data["refused"]
+        stats["launch_to_done_s"] = round(time.time() - started, 2)
+        stats["failed"] = counts["failed"]
+        stats["skipped"] = counts["skipped"]
+        return stats
+
+
+async def raw_rate(sim_url: str, n: int, concurrency: int = 32) -> float:
+    """The simulator alone: n template sends from a plain httpx loop, `concurrency` at once."""
+    payload = {
+        "messaging_product": "whatsapp",
+        "to": "4915110000000",
+        "type": "template",
+        "template": {"name": TEMPLATE["name"], "language": {"code": "en_US"}},
+    }
+    queue = iter(range(n))
+    async with httpx.AsyncClient(
+        base_url=sim_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    ) as client:
+
+        async def worker() -> None:
+            for i in queue:
+                body = {**payload, "to": f"4915110{i:06d}"}
+                r = await client.post(f"/v25.0/{PNID}/messages", json=body)
+                r.raise_for_status()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - t0)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    facts = machine_facts()
+    work, url = args.work, args.database_url
+    port, sim_port = free_port(), free_port()
+    settings = load_settings(
+        database_url=url,
+        data_dir=work / "data",
+        redis_url=None,
+        secret_key="bench-secret-key-" + "z" * 32,
+        public_url=f"http://127.0.0.1:{port}",
+        sandbox=False,
+        host="127.0.0.1",
+        port=port,
+        run_workers=True,
+        log_level="warning",
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.05)
+    owner = await bootstrap(app.state.runtime, "bench@example.com", "bench password 1", "Bench")
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    results: dict[str, Any] = {"machine": facts, "database": url.split(":")[0]}
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    try:
+        for label, throughput, tier, cap, n in (
+            ("capped", 80.0, 80, 80.0, args.n_capped),
+            ("uncapped", 1_000_000.0, 1000, None, args.n_uncapped),
+        ):
+            if args.only and label != args.only:
+                continue
+            argv = [sys.executable, "-m", "bench.campaigns.sim", str(sim_port), str(throughput)]
+            with child(argv, env=env, log=work / f"sim-{label}.log"):
+                await asyncio.to_thread(wait_http, f"{sim_url}/bench/times")
+                async with (
+                    httpx.AsyncClient(
+                        base_url=f"http://127.0.0.1:{port}",
+                        headers={"Authorization": f"Bearer {owner['api_token']}"},
+                        timeout=60,
+                    ) as api,
+                    httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
+                ):
+                    bench = Bench(api, sim, settings.public_url)
+                    channel_id = await bench.channel(tier)
+                    runs = []
+                    baselines = []
+                    for i in range(args.repeat):
+                        print(f"{label} run {i + 1}/{args.repeat}: {n} recipients", file=sys.stderr)
+                        runs.append(await bench.campaign(n, channel_id, cap))
+                        if cap is None:
+                            baselines.append(await raw_rate(sim_url, min(n, 5000)))
+                    entry: dict[str, Any] = {"n": n, "cap": cap, "tier": tier, "runs": runs}
+                    entry["median_rate"] = statistics.median(r["rate"] for r in runs)
+                    entry["max_in_any_1s_window"] = max(r["max_in_any_1s_window"] for r in runs)
+                    if cap:
+                        entry["median_deviation_pct"] = statistics.median(
+                            r["deviation_pct"] for r in runs
+                        )
+                    if baselines:
+                        entry["baseline_raw_httpx_rps"] = [round(b, 1) for b in baselines]
+                        entry["median_baseline_rps"] = round(statistics.median(baselines), 1)
+                        entry["ratio"] = round(
+                            entry["median_rate"] / entry["median_baseline_rps"], 3
+                        )
+                    results[label] = entry
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 60)
+    results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-capped", type=int, default=2400, help="recipients at cap 80/s")
+    parser.add_argument("--n-uncapped", type=int, default=5000, help="recipients, no cap")
+    parser.add_argument("--full", action="store_true", help="100,000 recipients each")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("capped", "uncapped"), default=None)
+    parser.add_argument("--database-url", default=None, help="an empty, unmigrated database")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/campaigns.json"))
+    args = parser.parse_args()
+    if args.full:
+        args.n_capped = args.n_uncapped = 100_000
+    args.work = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
+    args.database_url = args.database_url or f"sqlite+aiosqlite:///{args.work / 'tidings.db'}"
+    migrate(args.database_url)  # alembic runs its own event loop: before ours
+    results = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(
+        f"load average before: {results['machine']['load_before']}, after: {results['load_after']}"
+    )
+    if "capped" in results:
+        cap = results["capped"]
+        print(
+            f"(a) cap 80/s, N={cap['n']}: median rate {cap['median_rate']:.2f}/s "
+            f"(median deviation {cap['median_deviation_pct']:+.2f} %, target within 2 %), "
+            f"fullest 1-s window {cap['max_in_any_1s_window']} (target <= 80)"
+        )
+    if "uncapped" in results:
+        unc = results["uncapped"]
+        print(
+            f"(b) uncapped, N={unc['n']}: median {unc['median_rate']:.1f} sends/s "
+            f"(target >= 1,500); baseline raw httpx -> simulator "
+            f"{unc['median_baseline_rps']:.1f} req/s; ratio {unc['ratio']:.3f}"
+        )
+    print(f"full results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
