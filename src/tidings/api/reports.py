@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import select
 
 from tidings.access import Principal, require_admin
 from tidings.api.auth import authenticate
@@ -19,6 +20,7 @@ from tidings.api.v1 import RT
 from tidings.domain.errors import InvalidInput
 from tidings.reports import queries as q
 from tidings.runtime import Runtime
+from tidings.storage.models import Agent, Channel, Inbox, Label, Team
 from tidings.storage.types import utcnow
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -95,6 +97,27 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Respons
 
 def _timing_cells(t: dict[str, Any]) -> list[Any]:
     return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
+
+
+@router.get("/options")
+async def report_options(who: Admin, rt: RT) -> dict[str, list[dict[str, Any]]]:
+    """What the filters can choose from: inboxes, channels, teams, agents and labels."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    async with rt.db.read() as s:
+        for key, model in (
+            ("inboxes", Inbox),
+            ("channels", Channel),
+            ("teams", Team),
+            ("agents", Agent),
+            ("labels", Label),
+        ):
+            rows = await s.execute(
+                select(model.id, model.name)
+                .where(model.workspace_id == who.workspace_id)
+                .order_by(model.name, model.id)
+            )
+            out[key] = [{"id": i, "name": n} for i, n in rows]
+    return out
 
 
 @router.get("/conversations")

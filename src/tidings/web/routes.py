@@ -252,3 +252,23 @@ def mount_web(app: FastAPI) -> None:
             sandbox=rt.settings.sandbox,
             csrf=session_csrf(rt, cookie),
         )
+
+    @app.get("/reports", include_in_schema=False)
+    async def reports(request: Request) -> Response:
+        """Reports (issue 8): conversations, channels, agents, campaigns; charts and CSV. Admins."""
+        found = await _signed_in(request)
+        if found is None:
+            return RedirectResponse("/login", status_code=303)
+        agent, cookie = found
+        rt: Runtime = request.app.state.runtime
+        if agent.role not in (Role.OWNER, Role.ADMIN):
+            return render(
+                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
+            )
+        return render(
+            "reports.html",
+            agent=agent,
+            is_admin=True,
+            sandbox=rt.settings.sandbox,
+            csrf=session_csrf(rt, cookie),
+        )
