@@ -133,3 +133,69 @@ async def test_instagram_image_is_stored_and_a_shared_post_stays_a_link(
     got = sorted((a["kind"], a["state"]) for m in msgs for a in m["attachments"])
     # The share is a link to a post: never fetched (and never from outside loopback here).
     assert got == [("image", "stored"), ("share", None)]
+
+
+async def test_messenger_sends_an_uploaded_image_by_attachment_id(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "messenger",
+            "name": "Page",
+            "config": {
+                "page_id": PAGE_ID,
+                "page_access_token": "EAAB-page-token",
+                "app_secret": "messenger-media-secret",
+                "verify_token": "verify-me",
+                "api_base_url": f"{server.url}/sandbox/messenger",
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/messenger", timeout=20)
+    sent = await sim.post(
+        "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "text": "photo please"}
+    )
+    assert sent.json()["status"] == 200, sent.text
+    [first] = await thread(api, 1)
+    conv_id = first["conversation_id"]
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 300
+    up = await api.post(
+        f"/api/v1/conversations/{conv_id}/attachments",
+        files={"file": ("shelf.png", png, "image/png")},
+    )
+    assert up.status_code == 201, up.text
+    # The Send API takes text or an attachment, not both: refused before anything is queued.
+    both = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages",
+        json={"text": "here", "attachment_ids": [up.json()["id"]]},
+    )
+    assert both.status_code == 422
+    assert both.json()["error"]["code"] == "file_not_sendable"
+    reply = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"attachment_ids": [up.json()["id"]]}
+    )
+    assert reply.status_code == 201, reply.text
+
+    async def delivered() -> dict[str, Any] | None:
+        msgs = await thread(api, 2)
+        mine = [m for m in msgs if m["id"] == reply.json()["id"]]
+        return mine[0] if mine and mine[0]["status"] in ("delivered", "read") else None
+
+    await eventually(delivered, timeout=20)
+    uploads = (await sim.get("/_sim/attachments")).json()
+    assert [(u["type"], u["mime_type"], u["size"]) for u in uploads] == [
+        ("image", "image/png", len(png))
+    ]
+    sends = [
+        r
+        for r in (await sim.get("/_sim/sent")).json()
+        if r["path"].endswith("/messages") and "message" in r["body"]
+    ]
+    [send] = [s for s in sends if "attachment" in s["body"]["message"]]
+    assert send["body"]["message"]["attachment"] == {
+        "type": "image",
+        "payload": {"attachment_id": uploads[0]["attachment_id"]},
+    }
+    assert send["body"]["recipient"] == {"id": PSID}

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tidings.access import Principal, require_conversation
 from tidings.actions.base import Tx, transaction
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
-from tidings.media import limits
+from tidings.media import limits, sending
 from tidings.media.store import make_store, new_key, one_chunk
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.serialize import message_dict
@@ -78,6 +78,8 @@ async def check_upload(
     if not data:
         raise InvalidInput("file: the file is empty")
     if channel is not None:
+        if (why := sending.refusal(channel, with_text=False)) is not None:
+            raise PolicyRefusal(why, code="file_not_sendable")
         verdict = limits.judge(channel.adapter.capabilities, channel.adapter.label, mime, len(data))
         if verdict.state != limits.STORED:
             raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
@@ -100,12 +102,19 @@ async def check_upload(
 
 
 async def take_uploads(
-    tx: Tx, conv: Conversation, upload_ids: Sequence[int], channel: ChannelInfo
+    tx: Tx,
+    conv: Conversation,
+    upload_ids: Sequence[int],
+    channel: ChannelInfo,
+    *,
+    with_text: bool = False,
 ) -> list[MediaUpload]:
     """The uploads a reply sends, checked against the chosen channel's limits (before anything
     is queued). Raises NotFound for an upload of another conversation or already sent."""
     if not upload_ids:
         return []
+    if (why := sending.refusal(channel, with_text=with_text)) is not None:
+        raise PolicyRefusal(why, code="file_not_sendable")
     if len(set(upload_ids)) != len(upload_ids):
         raise InvalidInput("attachment_ids: an upload appears twice")
     rows = {

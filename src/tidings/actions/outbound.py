@@ -104,7 +104,9 @@ async def check_send_reply(
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         route = await choose_route(tx, conv, channel_id)
         # Files are checked against the chosen channel's limits before anything is queued.
-        uploads = await media.take_uploads(tx, conv, attachment_ids, route.channel)
+        uploads = await media.take_uploads(
+            tx, conv, attachment_ids, route.channel, with_text=text is not None
+        )
         kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
         window = await s.get(ConversationChannel, (conv.id, route.channel.id))
         opted_out = await s.scalar(

@@ -22,7 +22,7 @@ from tidings.actions.outbound import choose_route
 from tidings.api import schemas as sc
 from tidings.api.auth import authenticate
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
-from tidings.media import limits
+from tidings.media import limits, sending
 from tidings.media.store import make_store
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import Conversation
@@ -94,6 +94,8 @@ async def upload_attachment(
     """Upload a file for a reply; send it with `attachment_ids` on POST .../messages. Checked
     against the channel's size and type limits now, and again when the reply is queued."""
     channel: ChannelInfo = await _route_channel(rt, who, conversation_id, channel_id)
+    if (why := sending.refusal(channel, with_text=False)) is not None:
+        raise PolicyRefusal(why, code="file_not_sendable")
     mime = limits.normalise_mime(file.content_type)
     if mime in (None, "application/octet-stream") and file.filename:
         mime = limits.normalise_mime(mimetypes.guess_type(file.filename)[0]) or mime

@@ -358,6 +358,8 @@ class MessagingSimulator:
         self.requests: list[dict[str, Any]] = []
         self.cdn: dict[str, tuple[str, bytes]] = {}
         self.cdn_base_url = cdn_base_url.rstrip("/")
+        # Attachment Upload API: attachment_id -> the uploaded file (digest §B4, §C4).
+        self.uploads: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._send_times: dict[str, deque[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -984,6 +986,10 @@ class MessagingSimulator:
             return
         if (url is None) == (attachment_id is None):
             raise _param("An attachment payload needs exactly one of url or attachment_id.")
+        if attachment_id is not None and str(attachment_id) not in self.uploads:
+            # The exact error for an unknown attachment id is unconfirmed; Graph's generic
+            # invalid-parameter error is what the simulator answers.
+            raise _param("param message[attachment][payload][attachment_id] is not valid.")
         if url is not None and not (
             isinstance(url, str) and url.startswith(("http://", "https://"))
         ):
@@ -1100,8 +1106,86 @@ class MessagingSimulator:
             Route("/_sim/reset", self._r_reset, methods=["POST"]),
             Route("/cdn/{asset}", self._cdn, methods=["GET"]),
             Route("/{version}/{node}/messages", self._graph_messages, methods=["POST"]),
+            Route(
+                "/{version}/{node}/message_attachments",
+                self._graph_attachment_upload,
+                methods=["POST"],
+            ),
+            Route("/_sim/attachments", self._r_attachments, methods=["GET"]),
         ]
         return Starlette(routes=routes, lifespan=self._lifespan)
+
+    # ---------------------------------------------------------------- Attachment Upload API
+
+    async def _graph_attachment_upload(self, request: Request) -> Response:
+        """`POST /{page-id}/message_attachments` (digest §B4; Instagram through a Facebook Page
+        with `platform=instagram`, §C4): multipart `message={"attachment": {"type": ...,
+        "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
+        node = request.path_params["node"]
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception:  # a malformed multipart body
+            form = None
+        status, result = 200, {}
+        try:
+            if not _VERSION.match(request.path_params["version"]):
+                raise _param("Unknown path components.")
+            account = self._account_for_path(node, request)
+            if form is None:
+                raise _param("The request must be multipart/form-data with message and filedata.")
+            if self.product is INSTAGRAM:
+                # Only the Facebook Login flavour has the upload API (digest §C4).
+                if account.page_id is None or node != account.page_id:
+                    raise _param("Attachment upload goes to the Facebook Page of the account.")
+                if form.get("platform") != "instagram":
+                    raise _param("param platform must be 'instagram'.")
+            try:
+                spec = json.loads(str(form.get("message") or ""))
+                atype = spec["attachment"]["type"]
+            except (ValueError, KeyError, TypeError):
+                raise _param("param message[attachment][type] is required.") from None
+            if atype not in ("image", "audio", "video", "file"):
+                raise _param("param message[attachment][type] must be image, audio, video or file.")
+            upload = form.get("filedata")
+            if upload is None or isinstance(upload, str):
+                raise _param("param filedata is required.")
+            limit = self.product.max_file_bytes
+            if self.product is INSTAGRAM and atype == "image":
+                limit = 8 * 1024 * 1024  # Instagram images: 8 MB (digest §C4)
+            data = upload.file.read(limit + 1)
+            if not data or len(data) > limit:
+                raise _param(f"The file must be between 1 byte and {limit} bytes.")
+            attachment_id = str(secrets.randbelow(9 * 10**15) + 10**15)
+            self.uploads[attachment_id] = {
+                "attachment_id": attachment_id,
+                "account_id": account.account_id,
+                "type": atype,
+                "mime_type": (upload.content_type or "").split(";")[0].strip(),
+                "filename": upload.filename,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+            result = {"attachment_id": attachment_id}
+        except _GraphError as err:
+            status, result = err.http_status, err.body()
+        self.requests.append(
+            {
+                "at": self._clock(),
+                "node": node,
+                "path": request.url.path,
+                "query": {},
+                "body": {
+                    k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
+                    for k, v in (form.multi_items() if form is not None else [])
+                },
+                "response": {"status": status, "body": result},
+            }
+        )
+        return JSONResponse(result, status_code=status)
+
+    @_control
+    async def _r_attachments(self, request: Request) -> Any:
+        return list(self.uploads.values())
 
     @staticmethod
     async def _json(request: Request) -> dict[str, Any]:

@@ -18,13 +18,14 @@ from tidings.channels.base import (
     OutboundMessage,
     Permanent,
     RawEvent,
+    Retriable,
     SendOutcome,
     WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.instagram.config import InstagramConfig
 from tidings.channels.instagram.errors import outcome_for
-from tidings.channels.meta_common import messaging, send
+from tidings.channels.meta_common import attachments, messaging, send
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation, cdn_location
 
@@ -93,6 +94,18 @@ class InstagramAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         c = _config(config)
+        if c.page_id and c.flavour == "facebook_login":
+            prepared = await attachments.with_uploads(
+                message,
+                upload_url=f"{c.base_url}/{c.api_version}/{c.page_id}/message_attachments",
+                token=c.access_token,
+                http=http,
+                label=self.label,
+                platform="instagram",
+            )
+            if isinstance(prepared, Retriable | Permanent):
+                return prepared
+            message = prepared
         body = send.build_body(message)
         if isinstance(body, Permanent):
             return body
@@ -105,6 +118,17 @@ class InstagramAdapter:
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
         return cdn_location(url)
+
+    def file_refusal(self, config: Any, *, with_text: bool) -> str | None:
+        c = _config(config)
+        if c.flavour != "facebook_login" or not c.page_id:
+            # The Attachment Upload API exists for the Facebook Login flavour only; otherwise
+            # "media must be reachable URLs (or attachment ids)" (digest §C3, §C4).
+            return (
+                "Instagram accounts connected with Instagram Login take files only by public "
+                "URL; connect the account through its Facebook Page to send uploaded files."
+            )
+        return attachments.caption_refusal(self.label, with_text)
 
 
 def _config(config: Any) -> InstagramConfig:

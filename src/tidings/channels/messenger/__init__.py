@@ -18,13 +18,14 @@ from tidings.channels.base import (
     OutboundMessage,
     Permanent,
     RawEvent,
+    Retriable,
     SendOutcome,
     WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.messenger.config import MessengerConfig
 from tidings.channels.messenger.errors import outcome_for
-from tidings.channels.meta_common import messaging, send
+from tidings.channels.meta_common import attachments, messaging, send
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation, cdn_location
 
@@ -80,6 +81,16 @@ class MessengerAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         c = _config(config)
+        prepared = await attachments.with_uploads(
+            message,
+            upload_url=f"{c.api_base_url}/{c.api_version}/{c.page_id}/message_attachments",
+            token=c.page_access_token,
+            http=http,
+            label=self.label,
+        )
+        if isinstance(prepared, Retriable | Permanent):
+            return prepared
+        message = prepared
         body = send.build_body(message)
         if isinstance(body, Permanent):
             return body
@@ -92,6 +103,9 @@ class MessengerAdapter:
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
         return cdn_location(url)
+
+    def file_refusal(self, config: Any, *, with_text: bool) -> str | None:
+        return attachments.caption_refusal(self.label, with_text)
 
 
 def _config(config: Any) -> MessengerConfig:

@@ -107,6 +107,11 @@ class WhatsAppAdapter:
         """Media id -> `GET /{media-id}` -> URL fetched with the bearer token (digest A4)."""
         return await media.locate(_config(config), provider_media_id, http)
 
+    def file_refusal(self, config: Any, *, with_text: bool) -> str | None:
+        # Stored files are uploaded (`POST /{phone-number-id}/media`) and sent by id; the
+        # reply's text travels as the caption (audio and stickers take none, digest A3).
+        return None
+
 
 def _config(config: Any) -> WhatsAppConfig:
     if isinstance(config, WhatsAppConfig):
