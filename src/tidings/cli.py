@@ -10,6 +10,7 @@ import sys
 
 from tidings import cli_campaigns
 from tidings.config import Settings, load_settings
+from tidings.reports import cli as reports_cli
 
 
 def _logging(settings: Settings) -> None:
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channel", type=int)
     sub.add_parser("doctor", help="check configuration, database, Redis and channels")
     cli_campaigns.register(sub)
+    reports_cli.register(sub)
     p = sub.add_parser("sandbox", help="run only the provider simulators")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "sandbox": cmd_sandbox,
         "doctor": cmd_doctor,
         "campaign": cli_campaigns.cmd_campaign,
+        "reports": reports_cli.cmd_reports,
     }
     return handlers[args.command](settings, args)
 
