@@ -24,6 +24,7 @@ from tidings.api.meta import router as meta_router
 from tidings.api.service import router as service_router
 from tidings.api.reports import router as reports_router
 from tidings.api.sms import router as sms_router
+from tidings.api.templates import router as templates_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import provider_webhook
@@ -151,6 +152,7 @@ def create_app(
 
     app.include_router(api_router)
     app.include_router(meta_router)
+    app.include_router(templates_router)
     mount_health(app)
     app.include_router(sms_router)
     app.include_router(reports_router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -122,8 +122,25 @@ class ReplyIn(Strict):
         description="An upload (POST /conversations/{id}/attachments) to send with the reply",
     )
 
+    template: TemplateIn | None = Field(
+        default=None, description="Send an approved provider template (no text then)"
+    )
+    interactive: InteractiveIn | None = Field(
+        default=None, description="Buttons, a list or quick replies (the text is its body)"
+    )
+    reaction: ReactionIn | None = Field(
+        default=None, description="React to one of the conversation's messages"
+    )
+
     @model_validator(mode="after")
     def _text_or_file(self) -> ReplyIn:
+        rich = [x for x in (self.template, self.interactive, self.reaction) if x is not None]
+        if rich:
+            if len(rich) > 1 or self.text is not None or self.attachment_ids:
+                raise ValueError(
+                    "template, interactive and reaction each go alone (no text or attachments)"
+                )
+            return self
         if self.text is None and not self.attachment_ids:
             raise ValueError("give text, attachment_ids, or both")
         return self
@@ -223,3 +240,140 @@ class MeOut(BaseModel):
     workspace_id: int
     role: str
     inbox_ids: list[int]
+
+
+# --- templates, interactive messages, reactions, sender signals (Meta channels) -------------
+
+
+class TemplateHeaderMediaIn(Strict):
+    type: Literal["image", "video", "document"]
+    link: str | None = Field(default=None, max_length=2048, description="Public https URL")
+    media_id: str | None = Field(default=None, max_length=200, description="Provider media id")
+    filename: str | None = Field(default=None, max_length=240, description="Documents only")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemplateHeaderMediaIn:
+        if (self.link is None) == (self.media_id is None):
+            raise ValueError("give exactly one of link or media_id")
+        if self.link is not None and not self.link.startswith(("https://", "http://")):
+            raise ValueError("link must be an http(s) URL")
+        return self
+
+
+class TemplateButtonIn(Strict):
+    index: int = Field(ge=0, le=9, description="Position of the button in the template")
+    payload: str | None = Field(
+        default=None, max_length=1000, description="quick_reply: sent back when tapped"
+    )
+    text: str | None = Field(
+        default=None, max_length=2000, description="url: the value of the URL's {{1}}"
+    )
+    coupon_code: str | None = Field(default=None, max_length=20, description="copy_code")
+
+
+Params = (
+    list[Annotated[str, Field(max_length=1024)]] | dict[str, Annotated[str, Field(max_length=1024)]]
+)
+
+
+class TemplateIn(Strict):
+    """An approved provider template (WhatsApp). Values are checked against the template's
+    components before anything is queued."""
+
+    template_id: int | None = Field(
+        default=None, description="Tidings template id, or name+language"
+    )
+    name: str | None = Field(default=None, max_length=512)
+    language: str | None = Field(
+        default=None, max_length=16, description="e.g. en_US; needed when several exist"
+    )
+    parameters: Params = Field(
+        default_factory=list,
+        description="Body values: a list for {{1}} {{2}}..., an object for {{first_name}}...",
+    )
+    header_parameters: Params = Field(
+        default_factory=list, description="Values of a text header's variable"
+    )
+    header_media: TemplateHeaderMediaIn | None = Field(
+        default=None, description="The image/video/document of a media header"
+    )
+    buttons: list[TemplateButtonIn] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _which(self) -> TemplateIn:
+        if (self.template_id is None) == (self.name is None):
+            raise ValueError("give template_id or name (with language), not both")
+        return self
+
+
+class ChoiceIn(Strict):
+    id: str = Field(min_length=1, max_length=256, description="Sent back when chosen")
+    title: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=100, description="List rows only")
+    url: str | None = Field(default=None, max_length=2048, description="Messenger URL buttons")
+
+
+class SectionIn(Strict):
+    title: str | None = Field(default=None, max_length=100)
+    rows: list[ChoiceIn] = Field(min_length=1, max_length=10)
+
+
+class InteractiveIn(Strict):
+    """Choices for the customer. `buttons`: reply buttons (WhatsApp, ≤3, titles ≤20) or a
+    Messenger button template (≤3); `list`: a WhatsApp list (≤10 rows, titles ≤24);
+    `quick_replies`: Messenger/Instagram quick replies (≤13, titles ≤20). Each channel's own
+    limits are checked before queueing."""
+
+    type: Literal["buttons", "list", "quick_replies"]
+    body: str = Field(min_length=1, max_length=4096)
+    header: str | None = Field(default=None, max_length=100)
+    footer: str | None = Field(default=None, max_length=100)
+    buttons: list[ChoiceIn] = Field(default_factory=list, max_length=13)
+    button: str | None = Field(default=None, max_length=100, description="List: the menu label")
+    sections: list[SectionIn] = Field(default_factory=list, max_length=10)
+
+
+class ReactionIn(Strict):
+    message_id: int = Field(description="The message (of this conversation) reacted to")
+    emoji: str = Field(max_length=32, description="An emoji; empty removes the reaction")
+
+
+class SignalIn(Strict):
+    action: Literal["mark_read", "typing_on", "typing_off"]
+    channel_id: int | None = Field(default=None, description="Default: the customer's last")
+
+
+class SignalOut(BaseModel):
+    ok: bool
+    action: str
+    channel_id: int
+
+
+class TemplateNeedsOut(BaseModel):
+    parameter_format: str
+    header: str | None
+    header_parameters: list[str]
+    body_parameters: list[str]
+    buttons: list[dict[str, Any]]
+
+
+class TemplateOut(BaseModel):
+    id: int
+    channel_id: int
+    name: str
+    language: str
+    category: str
+    status: str
+    body: str
+    components: list[dict[str, Any]]
+    needs: TemplateNeedsOut
+    updated_at: str | None
+
+
+class TemplateSyncOut(BaseModel):
+    channel_id: int
+    total: int
+    created: int
+    updated: int
+    unchanged: int
+    removed: int

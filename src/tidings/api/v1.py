@@ -268,7 +268,26 @@ async def list_messages(
 )
 async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dict[str, Any]:
     """Queue a reply. Refused with 422 and a reason when the channel's policy does not allow it
-    (window closed, opted out, too long...). Status then moves queued → sent → delivered → read."""
+    (window closed, opted out, too long...). Status then moves queued → sent → delivered → read.
+
+    Instead of text: `template` (an approved WhatsApp template with its values), `interactive`
+    (reply buttons, a list, quick replies) or `reaction` (an emoji on one of the thread's
+    messages), each checked against the channel's rules before it is queued."""
+    # Imported here: tidings.api.templates depends on this module's `runtime`.
+    from tidings.api.templates import send_rich
+
+    rich = await send_rich(
+        rt,
+        who,
+        conversation_id,
+        body.channel_id,
+        body.text,
+        template=body.template,
+        interactive=body.interactive,
+        reaction=body.reaction,
+    )
+    if rich is not None:
+        return message_dict(rich)
     message = await check_send_reply(
         rt, who, conversation_id, body.text, body.channel_id, body.attachment_ids
     )

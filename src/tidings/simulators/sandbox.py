@@ -75,6 +75,8 @@ class WhatsAppBinding:
                 "verify_token": c.verify_token,
                 "webhook_url": webhook_url,
                 "display_phone_number": c.display_phone_number or "15550001111",
+                # Template sync lists GET /{waba_id}/message_templates.
+                "waba_id": c.waba_id,
             },
         )
         resp.raise_for_status()

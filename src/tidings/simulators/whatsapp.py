@@ -43,6 +43,12 @@ from tidings.simulators.whatsapp_media import (
     MediaStore,
     sample_bytes,
 )
+from tidings.simulators.whatsapp_templates import (
+    StatusChangeIn,
+    TemplateIn,
+    TemplateSendError,
+    TemplateStore,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -517,6 +523,9 @@ class WhatsAppSimulator:
         # (phone_number_id, BSUID) -> customer key, so a BSUID-addressed send finds the phone.
         self._aliases: dict[tuple[str, str], str] = {}
         self._failures: deque[_Failure] = deque()
+        # Message templates per WABA: listed by GET /{waba_id}/message_templates and, once a
+        # WABA has any, the registry template sends are checked against.
+        self.template_store = TemplateStore()
         self._send_times: dict[str, deque[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count(1)
@@ -597,6 +606,7 @@ class WhatsAppSimulator:
         self._send_times.clear()
         if accounts:
             self.accounts.clear()
+            self.template_store.clear()
 
     # ---------------------------------------------------------------- control: set-up
 
@@ -1240,6 +1250,11 @@ class WhatsAppSimulator:
 
         self._check_throughput(pnid)
         mtype, obj, to_key = self._validate(body)
+        if mtype == "template" and self.template_store.knows(account.waba_id):
+            try:
+                self.template_store.check_send(account.waba_id, obj)
+            except TemplateSendError as err:
+                raise _GraphError(err.code, err.details) from None
         customer = self._target_customer(pnid, body, to_key)
         self._check_pair_rate(customer)
 
@@ -1351,6 +1366,79 @@ class WhatsAppSimulator:
         if "to" in body:
             return self._customer(pnid, to_key, None)
         return self._customer(pnid, None, to_key)
+
+    # ---------------------------------------------------------------- Graph: templates
+
+    async def _graph_templates(self, request: Request) -> Response:
+        """`GET /{version}/{waba_id}/message_templates` with Graph's cursor paging (`limit`,
+        `after`, `fields`, and the `status` / `name` filters)."""
+        waba_id = request.path_params["waba_id"]
+        q = request.query_params
+        try:
+            if not _VERSION.match(request.path_params["version"]):
+                raise _GraphError(100, "Unknown path components.")
+            accounts = [a for a in self.accounts.values() if a.waba_id == waba_id]
+            if not accounts:
+                raise _GraphError(
+                    100,
+                    f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot "
+                    "be loaded due to missing permissions, or does not support this operation.",
+                )
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header[:7].lower() == "bearer " else None
+            token = token or q.get("access_token")
+            if token is None or not any(
+                hmac.compare_digest(token.encode(), a.access_token.encode()) for a in accounts
+            ):
+                raise _GraphError(190)
+            raw_limit = q.get("limit", "25")
+            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+                raise _GraphError(100, "Param limit must be a number between 1 and 1000.")
+            fields = [f.strip() for f in q["fields"].split(",")] if q.get("fields") else None
+            url = str(request.url.replace(query=""))
+            try:
+                result = self.template_store.page(
+                    waba_id,
+                    url=url,
+                    limit=int(raw_limit),
+                    after=q.get("after"),
+                    fields=fields,
+                    status=q.get("status"),
+                    name=q.get("name"),
+                )
+            except TemplateSendError as err:
+                raise _GraphError(err.code, err.details) from None
+            status = 200
+        except _GraphError as err:
+            status, result = err.http_status, graph_error_body(err.code, err.details)
+        self.requests.append(
+            {
+                "at": self._clock(),
+                # Management calls belong to the WABA, not to one number.
+                "phone_number_id": None,
+                "waba_id": waba_id,
+                "method": "GET",
+                "path": request.url.path,
+                "query": {k: v for k, v in q.items() if k != "access_token"},
+                "response": {"status": status, "body": result},
+            }
+        )
+        _trim(self.requests, self.knobs.history_limit)
+        return JSONResponse(result, status_code=status)
+
+    async def change_template_status(self, spec: StatusChangeIn) -> dict[str, Any]:
+        """Meta's review (or quality system) moves a template: the store changes and every
+        business number of the WABA gets the `message_template_status_update` webhook."""
+        changed = self.template_store.set_status(spec)
+        if not changed:
+            raise _ControlError(404, f"no template {spec.name!r} on WABA {spec.waba_id}")
+        statuses = []
+        for account in [a for a in self.accounts.values() if a.waba_id == spec.waba_id]:
+            for template in changed:
+                payload = TemplateStore.status_webhook(spec.waba_id, template, spec.reason)
+                delivery = await self._deliver(account, payload, "template", [template["id"]])
+                statuses.append(delivery.first_status)
+        return {"templates": changed, "webhook_statuses": statuses}
 
     # ---------------------------------------------------------------- Graph: validation
 
@@ -1697,7 +1785,10 @@ class WhatsAppSimulator:
             Route("/_sim/flush", self._r_flush, methods=["POST"]),
             Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
             Route("/_sim/reset", self._r_reset, methods=["POST"]),
+            Route("/_sim/templates", self._r_templates, methods=["GET", "POST"]),
+            Route("/_sim/templates/status", self._r_template_status, methods=["POST"]),
             Route("/{version}/{phone_number_id}/messages", self._graph_messages, methods=["POST"]),
+            Route("/{version}/{waba_id}/message_templates", self._graph_templates, methods=["GET"]),
             Route("/_sim/media", self._r_media, methods=["GET"]),
             Route("/whatsapp_business/attachments/", self._media_download, methods=["GET", "HEAD"]),
             Route("/{version}/{phone_number_id}/media", self._graph_upload, methods=["POST"]),
@@ -1792,6 +1883,20 @@ class WhatsAppSimulator:
     @_control
     async def _r_deliveries(self, request: Request) -> Any:
         return self.delivery_log()
+
+    @_control
+    async def _r_templates(self, request: Request) -> Any:
+        if request.method == "POST":
+            return self.template_store.put(TemplateIn.model_validate(await self._json(request)))
+        waba_id = request.query_params.get("waba_id", "")
+        page = self.template_store.page(waba_id, url="", limit=1000, after=None, fields=None)
+        return page["data"]
+
+    @_control
+    async def _r_template_status(self, request: Request) -> Any:
+        return await self.change_template_status(
+            StatusChangeIn.model_validate(await self._json(request))
+        )
 
     @_control
     async def _r_reset(self, request: Request) -> Any:

@@ -23,9 +23,12 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.interactive import Choices
 from tidings.channels.messenger.config import MessengerConfig
 from tidings.channels.messenger.errors import outcome_for
 from tidings.channels.meta_common import attachments, messaging, send
+from tidings.channels.meta_common import interactive as meta_interactive
+from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation, cdn_location
 
@@ -58,6 +61,8 @@ class MessengerAdapter:
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = MessengerConfig
+    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone (digest §B3).
+    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"page_access_token", "app_secret", "verify_token"}
     )
@@ -76,6 +81,10 @@ class MessengerAdapter:
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         return WebhookReply(status=200, body=b"EVENT_RECEIVED")
+
+    def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
+        """Quick replies or a button template (`channels.interactive.InteractiveSender`)."""
+        return meta_interactive.build(choices, self.label)
 
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient

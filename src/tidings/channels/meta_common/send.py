@@ -28,6 +28,7 @@ TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 ALLOWED_TAGS = frozenset({"HUMAN_AGENT"})
 _ATTACHMENT_TYPES = {"image": "image", "audio": "audio", "video": "video", "file": "file"}
 _ATTACHMENT_TYPES["document"] = "file"
+_SIGNALS = {"mark_read": "mark_seen", "typing_on": "typing_on", "typing_off": "typing_off"}
 
 
 def _attachment(spec: Mapping[str, Any]) -> dict[str, Any] | Permanent:
@@ -63,6 +64,14 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
         else {"id": message.to}
     )
     body: dict[str, Any] = {"recipient": recipient}
+    signal = message.extra.get("signal")
+    if signal is not None:
+        # Sender actions go alone with the recipient (digest §B3).
+        action = _SIGNALS.get(str(signal))
+        if action is None:
+            return Permanent(f"There is no {signal!r} sender action.")
+        body["sender_action"] = action
+        return body
     if message.kind is MessageKind.REACTION:
         target = message.extra.get("target_provider_id") or message.reply_to_provider_id
         if not isinstance(target, str) or not target:
@@ -105,6 +114,14 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
             return Permanent("Only images can be sent several at a time; send one file each.")
         if message.text:
             return Permanent("A caption cannot travel with an attachment here; send it as text.")
+    elif message.kind is MessageKind.INTERACTIVE and isinstance(
+        message.extra.get("button_template"), Mapping
+    ):
+        # A button template: postback and web_url buttons under a text (digest §B3).
+        content["attachment"] = {
+            "type": "template",
+            "payload": dict(message.extra["button_template"]),
+        }
     else:
         return Permanent(f"This channel cannot send a {message.kind.value} message.")
     quick = message.extra.get("quick_replies")

@@ -19,8 +19,11 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.whatsapp import client, media, webhook
+from tidings.channels.interactive import Choices
+from tidings.channels.templates import ProviderTemplate
+from tidings.channels.whatsapp import client, interactive, media, templates, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
+from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation
 
@@ -77,6 +80,9 @@ class WhatsAppAdapter:
         recipient_burst=45,
     )
     config_model: ClassVar[type[BaseModel]] = WhatsAppConfig
+    # Sender signals: `status: read` on the customer's message, optionally with a typing
+    # indicator (shown until the reply or for 25 s; there is no "typing off", digest A3).
+    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"access_token", "app_secret", "verify_token"}
     )
@@ -100,6 +106,14 @@ class WhatsAppAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send_message(_config(config), message, http)
+
+    def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
+        """Reply buttons or a list (`channels.interactive.InteractiveSender`)."""
+        return interactive.build(choices)
+
+    async def fetch_templates(self, config: Any, http: httpx.AsyncClient) -> list[ProviderTemplate]:
+        """The WABA's templates, every page (`channels.templates.TemplateSource`)."""
+        return await templates.fetch_templates(_config(config), http)
 
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient

@@ -78,6 +78,9 @@ def _media_object(message: OutboundMessage) -> tuple[str, dict[str, Any]] | Perm
 
 def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
     """The Graph request body for one message, or Permanent when it cannot be expressed."""
+    signal = message.extra.get("signal")
+    if signal is not None:
+        return _signal_body(signal, message.extra.get("target_provider_id"))
     body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     body.update(_recipient(message.to))
     kind = message.kind
@@ -119,6 +122,20 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
     # Echoed back in every status webhook for this message (statuses[].biz_opaque_callback_data),
     # so a receipt can be tied to our message even before the wamid is stored.
     body["biz_opaque_callback_data"] = str(message.message_id)
+    return body
+
+
+def _signal_body(signal: object, target: object) -> dict[str, Any] | Permanent:
+    """Mark as read, optionally with a typing indicator: `{"status": "read", "message_id":
+    <the customer's wamid>}` on the messages endpoint; marking one message read marks the
+    earlier ones read too (digest A3)."""
+    if signal not in ("mark_read", "typing_on"):
+        return Permanent(f"WhatsApp has no {signal!r} signal.")
+    if not isinstance(target, str) or not target:
+        return Permanent("There is no customer message to mark as read.")
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": target}
+    if signal == "typing_on":
+        body["typing_indicator"] = {"type": "text"}
     return body
 
 
@@ -217,5 +234,8 @@ async def send_message(
             wamid = None
         if isinstance(wamid, str) and wamid:
             return Sent(wamid)
+        if "status" in body and isinstance(doc, dict) and doc.get("success") is True:
+            # Read receipts and typing indicators answer `{"success": true}`, with no id.
+            return Sent(f"tidings-signal-{message.message_id}")
         return Permanent("WhatsApp accepted the request but returned no message id.")
     return _error_outcome(response)

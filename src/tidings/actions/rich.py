@@ -1,0 +1,200 @@
+"""Outbound beyond plain text: choices (reply buttons, lists, quick replies), reactions, and
+sender signals (mark as read, typing). Each goes through the same route choice and policy
+checks as a reply; a channel that cannot carry it refuses with its own limit in words,
+before anything is queued."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from tidings.access import Principal, require_conversation
+from tidings.actions.base import Tx, transaction
+from tidings.actions.outbound import Route, choose_route, do_queue_message
+from tidings.actions.templates import ProviderError
+from tidings.channels.base import OutboundMessage, Permanent, Retriable
+from tidings.channels.interactive import (
+    Choice,
+    Choices,
+    InteractiveSender,
+    Refused,
+    Section,
+    SignalSender,
+)
+from tidings.domain.enums import ConsentStatus, Direction, MessageKind
+from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
+from tidings.policy import OutboundContext, check_outbound, service_window
+from tidings.runtime import Runtime
+from tidings.storage.models import Consent, Conversation, ConversationChannel, Message
+from tidings.storage.types import utcnow
+
+# Reactions are emoji; a few code points at most (flags and families are sequences).
+MAX_EMOJI = 16
+
+
+def _choice(d: Mapping[str, Any]) -> Choice:
+    return Choice(str(d["id"]), str(d["title"]), d.get("description"), d.get("url"))
+
+
+def choices(d: Mapping[str, Any]) -> Choices:
+    """The API's `interactive` object as canonical choices."""
+    return Choices(
+        type=str(d["type"]),
+        body=str(d["body"]),
+        header=d.get("header"),
+        footer=d.get("footer"),
+        buttons=tuple(_choice(b) for b in d.get("buttons") or []),
+        button=d.get("button"),
+        sections=tuple(
+            Section(s.get("title"), tuple(_choice(r) for r in s.get("rows") or []))
+            for s in d.get("sections") or []
+        ),
+    )
+
+
+async def _policy(
+    tx: Tx, conv: Conversation, route: Route, kind: MessageKind, text: str | None
+) -> str | None:
+    """The outbound policy for this send; returns the message tag it must carry, if any."""
+    s = tx.session
+    window = await s.get(ConversationChannel, (conv.id, route.channel.id))
+    opted_out = await s.scalar(
+        select(Consent.id).where(
+            Consent.contact_id == conv.contact_id,
+            Consent.channel_kind == route.channel.kind,
+            Consent.status == ConsentStatus.OPTED_OUT,
+        )
+    )
+    human_agent = getattr(route.channel.config, "human_agent", False) is True
+    ctx = OutboundContext(
+        channel_kind=route.channel.kind,
+        channel_label=route.channel.adapter.label,
+        capabilities=route.channel.adapter.capabilities,
+        kind=kind,
+        text=text,
+        last_inbound_at=window.last_inbound_at if window else None,
+        opted_out=opted_out is not None,
+        now=utcnow(),
+        human_agent=human_agent,
+    )
+    check_outbound(ctx)
+    return service_window(
+        ctx.capabilities, ctx.last_inbound_at, ctx.now, human_agent=human_agent
+    ).tag
+
+
+async def check_send_interactive(
+    rt: Runtime, who: Principal, conversation_id: int, spec: Choices, channel_id: int | None
+) -> Message:
+    async with transaction(rt) as tx:
+        conv = require_conversation(who, await tx.session.get(Conversation, conversation_id))
+        route = await choose_route(tx, conv, channel_id)
+        adapter = route.channel.adapter
+        if not isinstance(adapter, InteractiveSender):
+            raise PolicyRefusal(
+                f"{adapter.label} cannot send buttons or lists; send text instead.",
+                code="not_supported",
+            )
+        try:
+            kind, text, extra = adapter.interactive(spec)
+        except Refused as exc:
+            raise InvalidInput(exc.reason, code="interactive_limits") from None
+        tag = await _policy(tx, conv, route, kind, text)
+        if tag:
+            extra = {**extra, "tag": tag}
+        return await do_queue_message(
+            tx, conv, route, kind, text, sender_agent_id=who.agent_id, extra=extra
+        )
+
+
+async def check_send_reaction(
+    rt: Runtime,
+    who: Principal,
+    conversation_id: int,
+    message_id: int,
+    emoji: str,
+    channel_id: int | None,
+) -> Message:
+    """React to a message of this conversation (an empty emoji removes our reaction). It goes
+    over the channel the message travelled on."""
+    emoji = emoji.strip()
+    if len(emoji) > MAX_EMOJI or any(ch.isascii() and ch.isalnum() for ch in emoji):
+        raise InvalidInput("emoji: give one emoji, or an empty string to remove the reaction")
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        target = await s.get(Message, message_id)
+        if target is None or target.conversation_id != conv.id:
+            raise NotFound("message not found in this conversation")
+        if not target.provider_message_id or target.channel_id is None:
+            raise InvalidInput(
+                "this message has no provider id yet (not sent, or a note), so it cannot be "
+                "reacted to",
+                code="no_provider_id",
+            )
+        if channel_id is not None and channel_id != target.channel_id:
+            raise InvalidInput("a reaction goes over the channel of the message it reacts to")
+        route = await choose_route(tx, conv, target.channel_id)
+        await _policy(tx, conv, route, MessageKind.REACTION, emoji)
+        return await do_queue_message(
+            tx,
+            conv,
+            route,
+            MessageKind.REACTION,
+            emoji,
+            sender_agent_id=who.agent_id,
+            extra={"target_provider_id": target.provider_message_id, "target_id": target.id},
+        )
+
+
+async def check_send_signal(
+    rt: Runtime, who: Principal, conversation_id: int, action: str, channel_id: int | None
+) -> int:
+    """Send a read receipt or typing indicator now (not queued; nothing is stored). Returns the
+    channel it went over."""
+    async with transaction(rt) as tx:
+        s = tx.session
+        conv = require_conversation(who, await s.get(Conversation, conversation_id))
+        route = await choose_route(tx, conv, channel_id)
+        adapter = route.channel.adapter
+        supported = adapter.signals if isinstance(adapter, SignalSender) else frozenset()
+        if action not in supported:
+            raise PolicyRefusal(
+                f"{adapter.label} has no {action.replace('_', ' ')} signal.", code="not_supported"
+            )
+        # The customer's latest message on this channel: WhatsApp marks it (and everything
+        # before it) read.
+        last_in = await s.scalar(
+            select(Message.provider_message_id)
+            .where(
+                Message.conversation_id == conv.id,
+                Message.channel_id == route.channel.id,
+                Message.direction == Direction.IN,
+                Message.provider_message_id.is_not(None),
+            )
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+    if last_in is None:
+        raise InvalidInput(
+            "the customer has not written on this channel, so there is nothing to mark read",
+            code="nothing_to_signal",
+        )
+    outcome = await adapter.send(
+        route.channel.config,
+        OutboundMessage(
+            message_id=0,
+            conversation_id=conv.id,
+            to=route.recipient,
+            kind=MessageKind.SYSTEM,
+            extra={"signal": action, "target_provider_id": last_in},
+        ),
+        rt.http,
+    )
+    if isinstance(outcome, Retriable):
+        raise ProviderError(outcome.reason)
+    if isinstance(outcome, Permanent):
+        raise PolicyRefusal(outcome.reason, code=f"provider_{outcome.code or 'refused'}")
+    return route.channel.id

@@ -1,0 +1,150 @@
+"""Provider templates over the REST API: sync a channel's list from the provider, list it with
+what each template needs, and sender signals (mark as read, typing). Templates, interactive
+messages and reactions are sent with POST /conversations/{id}/messages (see `send_rich`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import select
+
+from tidings.access import Principal
+from tidings.actions import rich
+from tidings.actions.templates import (
+    ButtonValue,
+    HeaderMedia,
+    TemplateSpec,
+    body_text,
+    check_send_template_spec,
+    check_sync_templates,
+)
+from tidings.api import schemas as sc
+from tidings.api.auth import authenticate
+from tidings.api.v1 import runtime
+from tidings.channels.templates import needs
+from tidings.domain.errors import InvalidInput, NotFound
+from tidings.runtime import Runtime
+from tidings.serialize import ts
+from tidings.storage.models import Channel, Message
+from tidings.storage.models import Template as TemplateRow
+
+router = APIRouter(prefix="/api/v1")
+Who = Annotated[Principal, Depends(authenticate)]
+RT = Annotated[Runtime, Depends(runtime)]
+
+
+def template_out(t: TemplateRow) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "channel_id": t.channel_id,
+        "name": t.name,
+        "language": t.language,
+        "category": t.category,
+        "status": t.status,
+        "body": body_text(t),
+        "components": list(t.components or []),
+        "needs": needs(list(t.components or [])).public(),
+        "updated_at": ts(t.updated_at),
+    }
+
+
+@router.post(
+    "/channels/{channel_id}/templates/sync", response_model=sc.TemplateSyncOut, tags=["channels"]
+)
+async def sync_channel_templates(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    """Fetch the channel's templates from the provider now (WhatsApp: every page of
+    `GET /{waba_id}/message_templates`) and upsert them. Admins only. Status changes also
+    arrive by webhook (`message_template_status_update`)."""
+    return await check_sync_templates(rt, who, channel_id)
+
+
+@router.get(
+    "/channels/{channel_id}/templates", response_model=list[sc.TemplateOut], tags=["channels"]
+)
+async def list_channel_templates(channel_id: int, who: Who, rt: RT) -> list[dict[str, Any]]:
+    """The channel's templates with status, components and what a send must give
+    (`needs`: parameter format, header, body parameters, buttons that take a value)."""
+    async with rt.db.read() as s:
+        c = await s.get(Channel, channel_id)
+        if (
+            c is None
+            or c.workspace_id != who.workspace_id
+            or not (who.is_admin or c.inbox_id in who.inbox_ids)
+        ):
+            raise NotFound("channel not found")
+        rows = (
+            await s.scalars(
+                select(TemplateRow)
+                .where(TemplateRow.channel_id == channel_id)
+                .order_by(TemplateRow.name, TemplateRow.language)
+            )
+        ).all()
+    return [template_out(t) for t in rows]
+
+
+@router.post(
+    "/conversations/{conversation_id}/signals", response_model=sc.SignalOut, tags=["conversations"]
+)
+async def send_signal(conversation_id: int, body: sc.SignalIn, who: Who, rt: RT) -> dict[str, Any]:
+    """Tell the customer's app that the business read their messages (`mark_read`: WhatsApp
+    `status: read` on their latest message, Messenger/Instagram `mark_seen`) or is typing
+    (`typing_on`/`typing_off`). Sent at once, not queued; nothing is stored."""
+    channel_id = await rich.check_send_signal(
+        rt, who, conversation_id, body.action, body.channel_id
+    )
+    return {"ok": True, "action": body.action, "channel_id": channel_id}
+
+
+def _spec(t: sc.TemplateIn) -> TemplateSpec:
+    media = t.header_media
+    return TemplateSpec(
+        parameters=t.parameters,
+        header_parameters=t.header_parameters,
+        header_media=HeaderMedia(media.type, media.link, media.media_id, media.filename)
+        if media
+        else None,
+        buttons=tuple(ButtonValue(b.index, b.payload, b.text, b.coupon_code) for b in t.buttons),
+    )
+
+
+async def send_rich(
+    rt: Runtime,
+    who: Principal,
+    conversation_id: int,
+    channel_id: int | None,
+    text: str | None,
+    *,
+    template: sc.TemplateIn | None,
+    interactive: sc.InteractiveIn | None,
+    reaction: sc.ReactionIn | None,
+) -> Message | None:
+    """POST /conversations/{id}/messages with `template`, `interactive` or `reaction`; None
+    when the body has none of them (a plain reply)."""
+    given = [x for x in (template, interactive, reaction) if x is not None]
+    if not given:
+        return None
+    if len(given) > 1 or text is not None:
+        raise InvalidInput(
+            "give one of text, template, interactive or reaction (interactive carries its "
+            "text in `body`)"
+        )
+    if template is not None:
+        return await check_send_template_spec(
+            rt,
+            who,
+            conversation_id,
+            name=template.name,
+            language=template.language,
+            template_id=template.template_id,
+            spec=_spec(template),
+            channel_id=channel_id,
+        )
+    if interactive is not None:
+        return await rich.check_send_interactive(
+            rt, who, conversation_id, rich.choices(interactive.model_dump()), channel_id
+        )
+    assert reaction is not None
+    return await rich.check_send_reaction(
+        rt, who, conversation_id, reaction.message_id, reaction.emoji, channel_id
+    )
