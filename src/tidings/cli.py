@@ -110,6 +110,22 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync_templates(settings: Settings, args: argparse.Namespace) -> int:
+    """Fetch provider templates (WhatsApp message_templates) for every channel, or one."""
+    from tidings.actions.templates import sync_all_templates
+
+    async def go(rt: object) -> object:
+        from tidings.runtime import Runtime
+
+        assert isinstance(rt, Runtime)
+        return await sync_all_templates(rt, args.channel)
+
+    results = asyncio.run(_with_runtime(settings, go))
+    print(json.dumps(results))
+    assert isinstance(results, list)
+    return 1 if any("error" in r for r in results) else 0
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     """Run only the provider simulators (for pointing a separate Tidings at them)."""
     import uvicorn
@@ -153,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--channel", type=int)
     sub.add_parser("doctor", help="check configuration, database, Redis and channels")
+    p = sub.add_parser("sync-templates", help="fetch provider message templates (WhatsApp)")
+    p.add_argument("--channel", type=int)
     cli_campaigns.register(sub)
     reports_cli.register(sub)
     p = sub.add_parser("sandbox", help="run only the provider simulators")
@@ -169,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "replay-events": cmd_replay,
         "sandbox": cmd_sandbox,
         "doctor": cmd_doctor,
+        "sync-templates": cmd_sync_templates,
         "campaign": cli_campaigns.cmd_campaign,
         "reports": reports_cli.cmd_reports,
     }
