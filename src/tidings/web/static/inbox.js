@@ -29,6 +29,7 @@
   const filters = () => ({
     view: S.view, status: $("f-status").value, inbox_id: $("f-inbox").value, channel_id: $("f-channel").value,
     label: $("f-label").value, assignee_id: $("f-assignee").value, sort: $("f-sort").value,
+    sla: $("f-sla") ? $("f-sla").value : "",
   });
 
   // ---- title and live indicator ---------------------------------------------------------
@@ -49,6 +50,7 @@
     if (f.channel_id && String(c.last_channel_id) !== f.channel_id) return false;
     if (f.label && !(c.labels || []).includes(f.label)) return false;
     if (f.assignee_id && String(c.assignee_id) !== f.assignee_id) return false;
+    if (f.sla && c.sla_state !== f.sla) return false;
     return true;
   }
 
@@ -80,6 +82,7 @@
           c.unread_count ? el("span", { class: "badge", title: c.unread_count + " unread" }, String(c.unread_count)) : null),
         el("div", { class: "conv-tags" },
           w ? el("span", { class: "window " + w.cls }, w.text) : null,
+          window.TS ? TS.slaChip(c) : null,
           c.assignee_id ? el("span", { class: "assignee", title: "assigned to " + agentName(c.assignee_id) }, "@" + agentName(c.assignee_id)) : null,
           ...(c.labels || []).map((name) => el("span", { class: "label" }, name)),
           c.status !== "open" ? el("span", { class: "status status-" + c.status }, c.status) : null)));
@@ -684,7 +687,7 @@
     es.onopen = () => { live.classList.add("on"); live.title = "Live"; };
     es.onerror = () => { live.classList.remove("on"); live.title = "Reconnecting…"; };
     for (const t of ["conversation.created", "conversation.updated"]) {
-      es.addEventListener(t, (ev) => { const c = JSON.parse(ev.data); upsertConversation(c.id); refreshUnread(); });
+      es.addEventListener(t, (ev) => { const c = JSON.parse(ev.data); upsertConversation(c.id); refreshUnread(); if (window.TS) TS.refreshQueue(); });
     }
     for (const t of ["message.created", "message.updated"]) {
       es.addEventListener(t, (ev) => {
@@ -764,7 +767,7 @@
     for (const b of document.querySelectorAll(".views button")) {
       b.addEventListener("click", () => { S.view = b.dataset.view; localStorage.setItem("tidings.view", S.view); loadList(); });
     }
-    for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort"]) $(id).addEventListener("change", () => loadList());
+    for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla"]) $(id).addEventListener("change", () => loadList());
     $("more").addEventListener("click", () => loadList(true));
     $("search").addEventListener("input", runSearch);
     $("search").addEventListener("keydown", (ev) => { if (ev.key === "Escape") { $("search").value = ""; runSearch(); } });
@@ -804,6 +807,7 @@
     });
     window.addEventListener("pagehide", () => { if (S.current) { lastAnnounce.id = null; announce(S.current, "left"); } });
     setInterval(renderList, 60000); // refresh "x min ago" and window countdowns
+    if (window.TS) TS.attach({ boot: S.boot, reload: () => loadList(), open: (id) => openConversation(id) });
   }
 
   async function start() {
