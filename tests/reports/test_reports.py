@@ -393,10 +393,15 @@ async def test_filters_exports_and_access(
         {"from": "yesterday"},
         {"from": "2020-01-01", "to": "2026-01-01"},
         {"format": "xml"},
+        {"inbox_id": str(10**30)},
+        {"agent_id": "-1"},
     ):
-        resp = await api.get("/api/v1/reports/conversations", params=params)
-        assert resp.status_code in (400, 422), (params, resp.text)
-        assert "error" in resp.json()
+        for path in ("/api/v1/reports/conversations", "/api/v1/reports/export/conversations.csv"):
+            if "format" in params and "export" in path:
+                continue  # the export is always CSV
+            resp = await api.get(path, params=params)
+            assert resp.status_code in (400, 422), (params, resp.text)
+            assert "error" in resp.json()
 
     # Agents may not read reports; another workspace sees none of this one's data.
     tokens = await make_outsiders(server, owner)

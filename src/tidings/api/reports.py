@@ -32,6 +32,8 @@ async def admin_only(who: Annotated[Principal, Depends(authenticate)]) -> Princi
 
 
 Admin = Annotated[Principal, Depends(admin_only)]
+# Ids are bigints: anything larger is refused here, before a query (or a streamed export) starts.
+MAX_ID = 2**63 - 1
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
 
@@ -39,11 +41,13 @@ def filters(
     who: Admin,
     from_: Annotated[date | None, Query(alias="from", description="first UTC day")] = None,
     to: Annotated[date | None, Query(description="last UTC day (inclusive)")] = None,
-    inbox_id: int | None = None,
-    channel_id: int | None = None,
-    team_id: Annotated[int | None, Query(description="0: no team")] = None,
-    agent_id: Annotated[int | None, Query(description="assignee; 0: unassigned")] = None,
-    label_id: int | None = None,
+    inbox_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    channel_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    team_id: Annotated[int | None, Query(ge=0, le=MAX_ID, description="0: no team")] = None,
+    agent_id: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="assignee; 0: unassigned")
+    ] = None,
+    label_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     business_hours: Annotated[
         bool, Query(description="times count only the inbox's business hours")
     ] = False,
