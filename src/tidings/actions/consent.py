@@ -206,6 +206,9 @@ async def do_after_inbound(
     if event.echo:
         return
     _flag_unparsed_phone(contact, event.sender.phone)
+    if event.consent is not None:
+        await _provider_consent(tx, channel, event, conv, message)
+        return
     if not channel.adapter.capabilities.sms or event.kind != MessageKind.TEXT:
         return
     settings = keyword_settings()
@@ -254,6 +257,37 @@ async def do_after_inbound(
         )
         reply.extra = {"automatic": "help_reply", "in_reply_to": message.id}
         conv.unread_count = unread
+
+
+async def _provider_consent(
+    tx: Tx, channel: ChannelInfo, event: InboundMessage, conv: Conversation, message: Message
+) -> None:
+    """The channel reported that the customer stopped or resumed messages (WeChat unfollow /
+    follow, RBM UNSUBSCRIBE / SUBSCRIBE). A follow only counts as opting back in after an
+    opt-out: a first follow records nothing."""
+    label = channel.adapter.label
+    what = str(event.extra.get("event") or event.consent)
+    if event.consent == ConsentStatus.OPTED_OUT:
+        await do_set_consent(
+            tx,
+            conv,
+            channel,
+            ConsentStatus.OPTED_OUT,
+            source=f"event:{what}",
+            source_message_id=message.id,
+            note=f"Customer unsubscribed on {label}; nothing more can be sent to them there "
+            "until they subscribe again.",
+        )
+    elif await current_status(tx, conv.contact_id, channel.kind) == ConsentStatus.OPTED_OUT:
+        await do_set_consent(
+            tx,
+            conv,
+            channel,
+            ConsentStatus.OPTED_IN,
+            source=f"event:{what}",
+            source_message_id=message.id,
+            note=f"Customer subscribed again on {label}; messages can be sent to them there.",
+        )
 
 
 def _flag_unparsed_phone(contact: Contact, raw: str | None) -> None:

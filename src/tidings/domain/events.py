@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import ConsentStatus, MessageKind, MessageStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,9 @@ class InboundMessage:
     # Provider-specific details kept for display (location, contact card, interactive reply...).
     extra: dict[str, Any] = field(default_factory=dict)
     echo: bool = False
+    # The customer stopped (opted_out) or resumed (opted_in) messages on this channel by a
+    # provider event rather than a keyword: WeChat unsubscribe/subscribe, RBM UNSUBSCRIBE.
+    consent: ConsentStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ Control API (JSON, under `/_sim/`):
   location{latitude, longitude} | file{mime_type, file_name} | other{...}, message_id?,
   duplicates?} — `message_id` of an earlier message re-publishes it (a Pub/Sub redelivery)
 - `POST /_sim/typing` {agent_id, from} — an IS_TYPING event
+- `POST /_sim/event` {agent_id, from, event_type: IS_TYPING | SUBSCRIBE | UNSUBSCRIBE}
 - `PUT  /_sim/phones/{msisdn}` {rcs_enabled?, online?, features?}
 - `POST /_sim/fail` {agent_id, method, code, status, message?, retry_after?, times?}
 - `GET  /_sim/sent?agent_id=` · `GET /_sim/conversations?agent_id=&user=` ·
@@ -181,6 +182,7 @@ class RbmSimulator:
                 Route("/_sim/verify", self._verify, methods=["POST"]),
                 Route("/_sim/inbound", self._inbound, methods=["POST"]),
                 Route("/_sim/typing", self._typing, methods=["POST"]),
+                Route("/_sim/event", self._user_event, methods=["POST"]),
                 Route("/_sim/phones/{msisdn}", self._put_phone, methods=["PUT"]),
                 Route("/_sim/fail", self._fail, methods=["POST"]),
                 Route("/_sim/sent", self._sent, methods=["GET"]),
@@ -633,6 +635,30 @@ class RbmSimulator:
             {
                 "senderPhoneNumber": msisdn,
                 "eventType": "IS_TYPING",
+                "eventId": event_id,
+                "sendTime": _now(),
+                "agentId": agent.agent_id,
+            },
+        )
+        return JSONResponse({"eventId": event_id})
+
+    async def _user_event(self, request: Request) -> JSONResponse:
+        try:
+            agent, body = await self._control(request)
+            msisdn = self.msisdn(body.get("from"))
+        except (LookupError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        event_type = str(body.get("event_type") or "")
+        if event_type not in ("IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"):
+            return JSONResponse(
+                {"error": "event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE"}, status_code=400
+            )
+        event_id = f"Ev{secrets.token_hex(10)}"
+        self.publish(
+            agent,
+            {
+                "senderPhoneNumber": msisdn,
+                "eventType": event_type,
                 "eventId": event_id,
                 "sendTime": _now(),
                 "agentId": agent.agent_id,

@@ -16,7 +16,7 @@ import orjson
 
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.channels.rbm import google
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import ConsentStatus, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -29,6 +29,7 @@ from tidings.domain.events import (
 from tidings.domain.phones import to_e164
 
 _RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
+_CONSENT_EVENTS = {"UNSUBSCRIBE": ConsentStatus.OPTED_OUT, "SUBSCRIBE": ConsentStatus.OPTED_IN}
 
 
 def _envelope(body: bytes) -> tuple[dict[str, Any], bytes]:
@@ -185,5 +186,19 @@ def _event(data: dict[str, Any], event_type: str, when: datetime) -> CanonicalEv
             error_code=event_type,
             error_reason="The RCS message expired before it reached the phone and was withdrawn.",
         )
-    # IS_TYPING, SUBSCRIBE/UNSUBSCRIBE, TTL_EXPIRATION_REVOKE_FAILED: nothing to store.
+    consent = _CONSENT_EVENTS.get(event_type)
+    if consent is not None and data.get("eventId"):
+        # The user stopped (or resumed) the agent's messages from the phone (digest B4):
+        # recorded in the consent registry, so replies are refused up front.
+        said = "stopped" if consent == ConsentStatus.OPTED_OUT else "allowed again"
+        return InboundMessage(
+            provider_message_id=f"event:{data['eventId']}",
+            sender=_sender(data),
+            occurred_at=when,
+            kind=MessageKind.SYSTEM,
+            text=f"The customer {said} messages from this RCS agent ({event_type})",
+            extra={"event": event_type},
+            consent=consent,
+        )
+    # IS_TYPING, TTL_EXPIRATION_REVOKE_FAILED: nothing to store.
     return Ignored(f"RBM event {event_type}")

@@ -18,7 +18,7 @@ from defusedxml.ElementTree import fromstring
 from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
 from tidings.channels.wechat import crypto
 from tidings.channels.wechat.config import WeChatConfig
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import ConsentStatus, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -288,7 +288,7 @@ def _event(
     event = raw_event.lower()
     event_key_value = values.get("EventKey", "")
 
-    def system(text: str, **extra: Any) -> InboundMessage:
+    def system(text: str, consent: ConsentStatus | None = None, **extra: Any) -> InboundMessage:
         clean = {k: v for k, v in extra.items() if v not in (None, "")}
         return InboundMessage(
             provider_message_id=key,
@@ -297,20 +297,27 @@ def _event(
             kind=MessageKind.SYSTEM,
             text=text,
             extra={"event": raw_event, **clean},
+            consent=consent,
         )
 
     if event == "subscribe":
         scene = event_key_value.removeprefix("qrscene_") if event_key_value else ""
+        # Following again lifts an earlier unfollow's opt-out (consent.py records nothing
+        # for a first follow).
         if scene:
             return system(
                 f"Followed the Official Account by scanning QR code {scene!r}",
+                ConsentStatus.OPTED_IN,
                 scene=scene,
                 ticket=values.get("Ticket"),
             )
-        return system("Followed the Official Account")
+        return system("Followed the Official Account", ConsentStatus.OPTED_IN)
     if event == "unsubscribe":
-        # WeChat accepts no more customer-service messages to this user (43004/45015 follow).
-        return system("Unfollowed the Official Account; WeChat will refuse replies")
+        # WeChat accepts no more customer-service messages to this user (43004/45015 follow):
+        # recorded as an opt-out, so replies are refused before they are queued.
+        return system(
+            "Unfollowed the Official Account; WeChat will refuse replies", ConsentStatus.OPTED_OUT
+        )
     if event == "scan":
         return system(
             f"Scanned QR code {event_key_value!r}",
