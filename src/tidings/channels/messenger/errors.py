@@ -19,6 +19,8 @@ WINDOW_CLOSED = (
 # (code, subcode) first, then code alone. True = retriable.
 _BY_SUBCODE: dict[tuple[int, int], tuple[bool, str]] = {
     (10, 2018278): (False, WINDOW_CLOSED),
+    # Code 1 is usually worth retrying, but not when Meta could not read our JSON (§B3).
+    (1, 1357046): (False, "Messenger could not read the request (invalid JSON); not retried."),
     (10, 2018108): (
         False,
         "The app is not public yet, so it can only message people with a role on it.",
@@ -38,6 +40,9 @@ _BY_CODE: dict[int, tuple[bool, str]] = {
     1: (True, "Messenger had an unexpected error; the message will be retried."),
     2: (True, "Messenger is temporarily unavailable; the message will be retried."),
     4: (True, "Too many requests to Messenger from this app; it will be retried."),
+    # Graph's user and page throttles (digest §0.4; unconfirmed for the Send API).
+    17: (True, "Too many requests for this Messenger user token; it will be retried."),
+    32: (True, "Too many requests for this Page; it will be retried."),
     10: (False, _PERMISSION),
     100: (False, "Messenger rejected the message as invalid"),
     190: (False, _RECONNECT),
@@ -55,7 +60,7 @@ _BY_CODE: dict[int, tuple[bool, str]] = {
     10903: (False, "This person cannot reply to the Page, so it cannot message them."),
     10904: (False, "Messaging is disabled for this Page; turn it on in the Page settings."),
 }
-_WAIT = {1: 30.0, 2: 30.0, 4: 60.0, 613: 10.0}
+_WAIT = {1: 30.0, 2: 30.0, 4: 60.0, 17: 60.0, 32: 60.0, 613: 10.0}
 
 
 def outcome_for(error: GraphError, label: str = "Messenger") -> Retriable | Permanent:
