@@ -360,6 +360,11 @@ async def _lock(s: AsyncSession, db: Database) -> None:
 async def process_batch(rt: Runtime, limit: int = BATCH) -> int:
     """Apply one batch of marks. Returns how many marks it consumed (0: nothing to do, or
     another process holds the rollup lock)."""
+    # Look before taking the write lock: on SQLite an idle job must not take the single
+    # writer's lock every second.
+    async with rt.db.read() as s:
+        if await s.scalar(select(ReportDirty.id).limit(1)) is None:
+            return 0
     async with rt.db.write() as s:
         if not rt.db.is_sqlite:
             got = await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
