@@ -255,7 +255,7 @@
         : el("p", null, "No templates yet."));
   }
 
-  const SECTIONS = { service: () => TServiceSettings.render(main), channels, agents, inboxes: () => groups("inboxes"), teams: () => groups("teams"), canned: cannedReplies, labels, webhooks, tokens, templates };
+  const SECTIONS = { service: () => TServiceSettings.render(main), channels, agents, inboxes: () => groups("inboxes"), teams: () => groups("teams"), canned: cannedReplies, labels, webhooks, tokens, templates, automation: () => TAutomationSettings.rules(main), hours: () => TAutomationSettings.hours(main) };
 
   async function render() {
     const name = (location.hash || "#channels").slice(1);
