@@ -27,6 +27,7 @@ from tidings.api.sms import router as sms_router
 from tidings.api.templates import router as templates_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
+from tidings.actions import templates as template_sync
 from tidings.api.webhooks import provider_webhook
 from tidings.automation import engine as automation
 from tidings.campaigns import fanout
@@ -50,6 +51,7 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "fallback": fallback.run,
     "reports": report_rollup.run,
     "assignment": timers.run,
+    "templates": template_sync.run,
     "automation": automation.run,
 }
 

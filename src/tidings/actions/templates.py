@@ -11,6 +11,9 @@ components *before* anything is queued, so a mismatch is a clear 4xx here rather
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +41,7 @@ from tidings.storage.models import Channel, Consent, Conversation, ConversationC
 from tidings.storage.models import Template as TemplateRow
 from tidings.storage.types import utcnow
 
+log = logging.getLogger(__name__)
 PLACEHOLDER = POSITIONAL
 APPROVED = "approved"
 # Graph's own words for a template that is gone from the list (digest A5 status values).
@@ -453,3 +457,27 @@ async def sync_all_templates(rt: Runtime, channel_id: int | None = None) -> list
         except TidingsError as exc:
             results.append({"channel_id": cid, "error": exc.message})
     return results
+
+
+# Status changes arrive by webhook; the periodic sync catches what a missed webhook or a
+# template created in WhatsApp Manager would otherwise leave out. Meta allows 200 management
+# calls per hour per WABA (digest A6), far above one sync (a page per 100 templates) in 6 h.
+SYNC_EVERY_SECONDS = 6 * 3600.0
+
+
+async def run(rt: Runtime) -> None:
+    """Worker loop: sync every template-capable channel every SYNC_EVERY_SECONDS (the first
+    time one period after start, so a restart loop does not hammer Meta)."""
+    while True:
+        # Jitter so that several worker processes do not all sync at the same moment.
+        await asyncio.sleep(SYNC_EVERY_SECONDS * random.uniform(0.9, 1.1))
+        try:
+            results = await sync_all_templates(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic template sync failed; next try in one period")
+            continue
+        for r in results:
+            if "error" in r:
+                log.warning("template sync of channel %s: %s", r["channel_id"], r["error"])
