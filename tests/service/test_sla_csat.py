@@ -92,6 +92,9 @@ async def test_sla_due_on_inbound_cleared_by_reply_and_breach_recorded(
     assert running[0]["sla_due_at"] == c["sla_due_at"]
     bad = await api.get("/api/v1/ui/conversations?sla=late")
     assert bad.status_code == 422
+    rest = (await api.get("/api/v1/conversations", params={"sla": "breached"})).json()["data"]
+    assert [(x["id"], x["sla_state"]) for x in rest] == [(late.id, "breached")]
+    assert (await api.get("/api/v1/conversations?sla=late")).status_code == 422
 
     # The late reply closes the breach (when answered) and stops the timer.
     await api.post(f"/api/v1/conversations/{late.id}/messages", json={"text": "Sorry!"})

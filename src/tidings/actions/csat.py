@@ -55,26 +55,28 @@ DEFAULT_QUESTION = (
 ANSWER_DAYS = 7
 ASKED, SKIPPED, ANSWERED = "asked", "skipped", "answered"
 _RATING = re.compile(r"^\s*([1-5])\s*(?:(?:/|of|out of)\s*5)?\s*[.!]*\s*$", re.IGNORECASE)
+_CHOICE = re.compile(r"^\s*(?:csat[-:_ ]?)?([1-5])(?:\D|$)", re.IGNORECASE)
 
 
 def parse_rating(event: InboundMessage) -> int | None:
-    """A 1-5 rating in the customer's reply, or None. Customer text is untrusted: only an
-    exact small pattern counts, never a digit inside a sentence."""
-    candidates: list[str] = []
+    """A 1-5 rating in the customer's reply, or None. Customer text is untrusted: free text
+    counts only as an exact small pattern ("5", "4/5", "5️⃣", "⭐⭐⭐"), never a digit inside a
+    sentence. A button or list choice (the customer picked it, e.g. a template quick reply
+    "5 - Excellent" with payload "csat-5") may carry a label after its leading digit."""
     if event.kind == MessageKind.INTERACTIVE:
-        for key in ("id", "title", "payload"):
+        for key in ("payload", "id", "title"):
             value = event.extra.get(key)
             if isinstance(value, str):
-                candidates.append(value.removeprefix("csat-").removeprefix("csat:"))
-    if event.text:
-        candidates.append(event.text)
-    for text in candidates:
-        # "5️⃣": a digit, the emoji variation selector and the combining keycap.
-        text = text.replace("\ufe0f", "").replace("\u20e3", "")[:40]
-        m = _RATING.match(text)
-        if m:
-            return int(m.group(1))
-    return None
+                m = _CHOICE.match(value[:100])
+                if m:
+                    return int(m.group(1))
+    text = (event.text or "")[:40]
+    # "5️⃣": a digit, the emoji variation selector and the combining keycap.
+    text = text.replace("\ufe0f", "").replace("\u20e3", "").strip()
+    if text and 1 <= len(text) <= 5 and set(text) == {"\u2b50"}:
+        return len(text)
+    m = _RATING.match(text)
+    return int(m.group(1)) if m else None
 
 
 # --- settings -------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ async def list_conversations(
     channel_id: int | None = None,
     assignee_id: Annotated[str | None, Query(description="agent id, 'me' or 'none'")] = None,
     label: str | None = None,
+    sla: Annotated[str | None, Query(description="running | breached")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -162,6 +163,10 @@ async def list_conversations(
                 Label.workspace_id == who.workspace_id,
             )
         )
+    if sla is not None:
+        if sla not in ("running", "breached"):
+            raise InvalidInput("sla: running or breached")
+        q = q.where(Conversation.sla_state == sla)
     if cursor is not None:
         at, row_id = decode_cursor(cursor)
         q = q.where(
