@@ -101,6 +101,7 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
                 )
             ).all()
         }
+        known = await planning.prefetch(s, list(contacts))
         for r in rows:
             contact = contacts.get(r.contact_id) if r.contact_id else None
             if contact is not None and quiet is not None:
@@ -111,7 +112,7 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
                 if later is not None:
                     r.not_before, r.updated_at = later, now
                     continue
-            decision = await planning.plan_send(s, aud, contact, r.variables)
+            decision = await planning.plan_send(s, aud, contact, r.variables, known)
             r.updated_at = now
             if isinstance(decision, planning.Skip):
                 r.state, r.reason, r.detail = (

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
 from tidings.campaigns.state import SkipReason
@@ -34,6 +35,7 @@ from tidings.storage.models import (
     Consent,
     Contact,
     ContactIdentity,
+    ContactPreference,
     Conversation,
     ConversationChannel,
     Template,
@@ -121,7 +123,62 @@ async def load_audience(rt: Runtime, s: AsyncSession, campaign: Campaign) -> Aud
     return Audience(campaign, channels, fb, templates)
 
 
-async def address_for(s: AsyncSession, channel: ChannelInfo, contact: Contact) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What `plan_send` asks about each contact, fetched once for a whole fan-out batch (five
+    queries instead of about six per recipient). Only the contacts of that batch are covered."""
+
+    explicit: frozenset[int]  # contacts with an explicit channel preference
+    talked: frozenset[int]  # contacts with any conversation (learned preference, windows)
+    identities: dict[tuple[int, str], str]  # (contact, channel kind) -> newest address
+    opted_out: frozenset[tuple[int, str]]  # (contact, channel kind) with an opt-out
+
+
+async def prefetch(s: AsyncSession, contact_ids: list[int]) -> Known:
+    if not contact_ids:
+        return Known(frozenset(), frozenset(), {}, frozenset())
+    explicit = (
+        await s.scalars(
+            select(ContactPreference.contact_id).where(
+                ContactPreference.contact_id.in_(contact_ids)
+            )
+        )
+    ).all()
+    talked = (
+        await s.scalars(
+            select(Conversation.contact_id)
+            .where(Conversation.contact_id.in_(contact_ids))
+            .distinct()
+        )
+    ).all()
+    identities: dict[tuple[int, str], str] = {}
+    for cid, kind, address in await s.execute(
+        select(ContactIdentity.contact_id, ContactIdentity.channel_kind, ContactIdentity.address)
+        .where(ContactIdentity.contact_id.in_(contact_ids))
+        .order_by(ContactIdentity.id.desc())
+    ):
+        identities.setdefault((cid, kind), address)
+    opted = await s.execute(
+        select(Consent.contact_id, Consent.channel_kind).where(
+            Consent.contact_id.in_(contact_ids), Consent.status == ConsentStatus.OPTED_OUT
+        )
+    )
+    return Known(
+        frozenset(explicit),
+        frozenset(talked),
+        identities,
+        frozenset((cid, kind) for cid, kind in opted),
+    )
+
+
+async def address_for(
+    s: AsyncSession, channel: ChannelInfo, contact: Contact, known: Known | None = None
+) -> str | None:
+    if known is not None:
+        found = known.identities.get((contact.id, channel.kind))
+        if found is not None:
+            return found
+        return _phone_address(channel, contact)
     address = await s.scalar(
         select(ContactIdentity.address)
         .where(
@@ -133,6 +190,10 @@ async def address_for(s: AsyncSession, channel: ChannelInfo, contact: Contact) -
     )
     if address is not None:
         return address
+    return _phone_address(channel, contact)
+
+
+def _phone_address(channel: ChannelInfo, contact: Contact) -> str | None:
     phone_ok = channel.adapter.capabilities.sms or channel.kind in PHONE_ADDRESSED_KINDS
     if phone_ok and contact.phone_e164:
         return contact.phone_e164
@@ -182,14 +243,19 @@ async def plan_send(
     aud: Audience,
     contact: Contact | None,
     variables: dict[str, Any] | None,
+    known: Known | None = None,
 ) -> Send | Skip:
+    """`known`: the batch's prefetched lookups (fan-out); None asks the database."""
     if contact is None:
         return Skip(SkipReason.INVALID_NUMBER, "No contact for this audience row.")
     campaign = aud.campaign
     values = cc.variables_for(contact, variables)
     by_id = {c.id: c for c in aud.channels}
     order: list[tuple[ChannelInfo, str]] = []
-    pref = await preferred_channel(s, contact.id, list(by_id))
+    if known is not None and contact.id not in known.explicit and contact.id not in known.talked:
+        pref = NO_PREFERENCE  # never set, never talked: nothing to learn from
+    else:
+        pref = await preferred_channel(s, contact.id, list(by_id))
     if pref.channel_id is not None:
         order.append((by_id[pref.channel_id], f"preferred ({pref.source}): {pref.reason}"))
     for pos, ch in enumerate(aud.channels):
@@ -203,7 +269,7 @@ async def plan_send(
     refusals: list[tuple[ChannelInfo, PolicyRefusal]] = []
     reachable = False
     for channel, why in order:
-        address = await address_for(s, channel, contact)
+        address = await address_for(s, channel, contact, known)
         if address is None:
             continue
         reachable = True
@@ -226,8 +292,16 @@ async def plan_send(
             capabilities=caps,
             kind=kind,
             text=text if kind == MessageKind.TEXT else cc.template_preview(extra["template"]),
-            last_inbound_at=await last_inbound(s, channel, contact.id),
-            opted_out=await opted_out(s, contact.id, channel.kind),
+            last_inbound_at=(
+                None
+                if known is not None and contact.id not in known.talked
+                else await last_inbound(s, channel, contact.id)
+            ),
+            opted_out=(
+                (contact.id, channel.kind) in known.opted_out
+                if known is not None
+                else await opted_out(s, contact.id, channel.kind)
+            ),
             now=utcnow(),
         )
         try:
