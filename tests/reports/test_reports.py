@@ -423,3 +423,37 @@ async def test_filters_exports_and_access(
         assert (await anon.get("/api/v1/reports/channels", headers=other)).json()["channels"] == []
         export = await anon.get("/api/v1/reports/export/conversations.csv", headers=other)
         assert len(list(csv.DictReader(io.StringIO(export.text)))) == 0
+
+
+async def test_business_hours_variant_counts_only_open_time(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """An inbox that is never open (no hours on any day): a reply two hours after the customer
+    wrote is two hours plainly, and no business time at all."""
+    from tests.ui.helpers import whatsapp_channel, whatsapp_says
+
+    await whatsapp_channel(api, server)
+    r = await api.put(
+        f"/api/v1/inboxes/{owner.inbox_id}/business_hours",
+        json={"timezone": "Europe/Paris", "weekly": {}},
+    )
+    assert r.status_code == 200, r.text
+    await whatsapp_says(server, "14155550199", "Dee", "anyone there?", hours_ago=2)
+
+    async def conv() -> list[Any]:
+        return (await api.get("/api/v1/conversations")).json()["data"]
+
+    conv_id = (await eventually(conv))[0]["id"]
+    r = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "Yes!"})
+    assert r.status_code == 201, r.text
+    await settled(server)
+    plain = (await api.get("/api/v1/reports/conversations")).json()
+    business = (
+        await api.get("/api/v1/reports/conversations", params={"business_hours": "true"})
+    ).json()
+    assert 7100 <= plain["first_response"]["median_seconds"] <= 7300
+    assert plain["reply"]["median_seconds"] == plain["first_response"]["median_seconds"]
+    assert business["business_hours"] is True
+    assert business["first_response"] == {"median_seconds": 0, "p90_seconds": 0, "conversations": 1}
+    agents = (await api.get("/api/v1/reports/agents", params={"business_hours": "true"})).json()
+    assert [a["first_response"]["median_seconds"] for a in agents["agents"]] == [0]

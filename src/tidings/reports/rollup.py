@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.domain.errors import InvalidInput
 from tidings.reports.models import (
     MEASURES,
     ReportConversation,
@@ -221,7 +222,12 @@ async def _business_hours(s: AsyncSession, inbox_ids: Iterable[int]) -> Hours:
         return _plain_seconds
     table: dict[int, Any] = {}
     for inbox_id in set(inbox_ids):
-        table[inbox_id] = await hours_for_inbox(s, inbox_id)
+        try:
+            table[inbox_id] = await hours_for_inbox(s, inbox_id)
+        except InvalidInput:
+            # Stored hours that no longer validate must not stall the rollup: plain time.
+            log.warning("inbox %s: business hours do not parse; reporting plain time", inbox_id)
+            table[inbox_id] = None
 
     def seconds(inbox_id: int, start: datetime, end: datetime) -> float:
         return open_seconds_between(table.get(inbox_id), start, end)
