@@ -4,13 +4,14 @@ restart. A conversation an agent answered in time does not fire."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
 from sqlalchemy import select
 
 from tests.automation.helpers import customer_says, settled, simulator, whatsapp_channel
-from tests.conftest import eventually, free_port, make_settings, start_server
+from tests.conftest import Owner, Server, eventually, free_port, make_settings, start_server
 from tidings.actions.admin import bootstrap
 from tidings.storage.models import AutomationTimer, Conversation
 
@@ -109,3 +110,38 @@ def _session(database_url: str):  # type: ignore[no-untyped-def]
             await db.dispose()
 
     return opened()
+
+
+async def test_window_closing_fires_before_the_window_closes(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await whatsapp_channel(server, api)
+    rule = await api.post(
+        "/api/v1/automation/rules",
+        json={
+            "name": "Window closing",
+            "event": "window.closing",
+            "minutes": 0.05,
+            "actions": [{"type": "add_label", "name": "window-closing"}],
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    sim = simulator(server)
+    # The customer wrote 23 h 59 min 50 s ago: WhatsApp's 24-hour window closes in 10 s, so a
+    # rule that wants 3 s of warning fires about 7 s from now.
+    await customer_says(sim, "are you there?", timestamp=int(time.time()) - (24 * 3600 - 10))
+    # A second customer wrote just now: their window closes in 24 h; nothing fires for them.
+    await customer_says(sim, "hello", sender="447700900123")
+
+    async def labelled() -> list[dict]:
+        convs = (await api.get("/api/v1/conversations")).json()["data"]
+        return convs if any(c["labels"] for c in convs) else []
+
+    convs = await eventually(labelled, timeout=40, interval=0.2)
+    await settled(server)
+    convs = (await api.get("/api/v1/conversations")).json()["data"]
+    assert sorted(c["labels"] for c in convs) == [[], ["window-closing"]]
+    async with server.runtime.db.read() as s:
+        states = sorted((await s.scalars(select(AutomationTimer.state))).all())
+    assert states == ["fired", "waiting"]
+    await sim.aclose()

@@ -7,8 +7,9 @@ a commit guarantees them — and the automation worker turns them into rule runs
 - `message.created` of an inbound customer message → `message.received`;
 - `conversation.created` → `conversation.created`;
 - `conversation.updated` → `conversation.updated`, unless the same transaction also created a
-  message in that conversation (every message touches its conversation; "updated" means a
-  person or an API client changed it: status, assignee, labels, priority, snooze).
+  customer or outbound message in that conversation (every message touches its conversation;
+  "updated" means a person or an API client changed it: status, assignee, labels, priority,
+  snooze, or added a note).
 
 Rules must not trigger themselves. While a rule's action runs, `ORIGIN` holds the run: such a
 transaction writes no automation events at all; instead it stamps the messages it created
@@ -111,8 +112,10 @@ async def _write_events(tx: Tx) -> None:
         data = e.data
         if e.type == "message.created":
             conv_id = int(data["conversation_id"])
+            if data.get("kind") in ("note", "system"):
+                continue
             touched_by_message.add(conv_id)
-            if data.get("direction") == "in" and data.get("kind") not in ("note", "system"):
+            if data.get("direction") == "in":
                 candidates.append((e.workspace_id, "message.received", conv_id, int(data["id"])))
         elif e.type == "conversation.created":
             created.add(int(data["id"]))
