@@ -260,7 +260,8 @@ async def test_not_rcs_capable_fails_with_a_plain_reason(
 
         msg = await eventually(failed)
     assert msg["error_reason"] == client.NOT_RCS
-    assert msg["error_code"] == "NOT_FOUND"
+    # The send's capability check refused it (a fallback plan acts on this code).
+    assert msg["error_code"] == "not_rcs_capable"
 
 
 async def test_rate_limit_is_retried_with_the_same_message_id(

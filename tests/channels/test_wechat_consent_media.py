@@ -60,7 +60,9 @@ async def processed(server: Server, n: int) -> None:
 
 async def consent_rows(server: Server) -> list[tuple[str, str, str]]:
     async with server.runtime.db.read() as s:
-        rows = (await s.execute(select(Consent.channel_kind, Consent.purpose, Consent.status))).all()
+        rows = (
+            await s.execute(select(Consent.channel_kind, Consent.purpose, Consent.status))
+        ).all()
     return sorted((str(k), str(p), str(st)) for k, p, st in rows)
 
 

@@ -8,6 +8,7 @@ carries the bus), and each client forgets an entry it has not heard again within
 from __future__ import annotations
 
 from tidings.access import Principal, require_conversation
+from tidings.actions import agent_events
 from tidings.domain.errors import InvalidInput
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
@@ -36,4 +37,7 @@ async def check_announce_presence(
     }
     # Nothing to commit, so nothing to wait for: publish now.
     await rt.bus.publish([LiveEvent("presence", conv.workspace_id, conv.inbox_id, dict(data))])
+    if state == "replying":
+        # Channels with a typing indicator (RBM IS_TYPING) show the customer too.
+        agent_events.after_replying(rt, conv.id)
     return data

@@ -47,8 +47,8 @@ def part_of(event: InboundMessage) -> Part | None:
     if not isinstance(info, dict) or event.echo:
         return None
     try:
-        seq, total = int(info.get("part")), int(info.get("total"))
-    except (TypeError, ValueError):
+        seq, total = int(info["part"]), int(info["total"])
+    except (KeyError, TypeError, ValueError):
         return None
     ref = str(info.get("ref") or "").strip()
     if not ref or not 1 <= seq <= total <= MAX_PARTS or total == 1:

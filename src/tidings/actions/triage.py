@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
+from tidings.actions import agent_events, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
 from tidings.actions.outbound import choose_route
@@ -56,7 +57,8 @@ async def check_triage(
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         if priority is not None:
-            conv.priority = priority
+            before, conv.priority = conv.priority, priority
+            await sla.on_priority_change(tx, conv, before)  # a running SLA timer follows
         if snoozed_until is not None:
             conv.status = ConversationStatus.SNOOZED
             conv.snoozed_until = snoozed_until
@@ -72,10 +74,13 @@ async def check_triage(
 
 
 async def check_mark_read(rt: Runtime, who: Principal, conversation_id: int) -> Conversation:
+    """Clear the unread count; channels with read receipts (RBM) then tell the customer."""
+    was_unread = False
     async with transaction(rt) as tx:
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         if conv.unread_count:
+            was_unread = True
             conv.unread_count = 0
             conv.updated_at = utcnow()
             await s.flush()
@@ -85,7 +90,9 @@ async def check_mark_read(rt: Runtime, who: Principal, conversation_id: int) -> 
                 conv.inbox_id,
                 conversation_dict(conv, await labels_of(s, conv.id)),
             )
-        return conv
+    if was_unread:
+        agent_events.after_read(rt, conv.id)
+    return conv
 
 
 async def check_record_system_event(

@@ -1,8 +1,9 @@
 """Google RCS Business Messaging channel (kind `rbm`), the live successor of Google Business
 Messages.
 
-Public surface: `RbmAdapter` (registered in `channels/registry.py`), `RbmConfig`, and in
-`client`: `capabilities` (the capability check), `send_event` (READ / IS_TYPING). Facts come
+Public surface: `RbmAdapter` (registered in `channels/registry.py`; also an
+`AgentEventSender` for read receipts and typing), `RbmConfig`, and in `client`: `capabilities`
+(the capability check every send starts with), `send_event` (READ / IS_TYPING). Facts come
 from shared/protocols/other.md §B4-B5. The customer's identity is their E.164 MSISDN, so it
 meets their SMS and WhatsApp identities on one contact.
 """
@@ -74,6 +75,17 @@ class RbmAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send_message(_config(config), message, http)
+
+    # AgentEventSender (channels/agent_events.py): READ and IS_TYPING agent events.
+    async def send_read(
+        self, config: Any, to: str, provider_message_id: str, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await client.send_event(
+            _config(config), to, "READ", http, message_id=provider_message_id
+        )
+
+    async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
+        return await client.send_event(_config(config), to, "IS_TYPING", http)
 
 
 def _config(config: Any) -> RbmConfig:

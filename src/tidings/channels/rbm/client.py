@@ -3,6 +3,7 @@ and the capability check (shared/protocols/other.md §B4)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +21,9 @@ NOT_RCS = (
     "This number cannot receive RCS messages: RCS is off or unsupported on the phone, the "
     "carrier has not launched this agent, or the agent is not launched for non-testers."
 )
+# How long a successful capability check is trusted (seconds).
+CAPABLE_TTL = 600.0
+_capable_until: dict[tuple[str, str, str], float] = {}
 # An agent-assigned id, derived from ours: a retried send reuses it and Google ignores the
 # duplicate (digest B4), so a crash between send and record never sends twice.
 _NAMESPACE = uuid.UUID("7c1c0f0e-5f7a-4d7e-9a57-0d1f5b0e4b1a")
@@ -137,10 +141,36 @@ async def _post_agent_message(
     return google.error_outcome(resp, PRODUCT, NOT_RCS)
 
 
+async def check_capable(
+    config: RbmConfig, msisdn: str, http: httpx.AsyncClient
+) -> SendOutcome | None:
+    """None when `msisdn` can receive this agent's RCS messages, else the outcome to record.
+
+    Google does no SMS fallback itself and recommends checking capabilities before sending
+    (digest B4): a 404 means RCS is off or unsupported on the phone, the carrier has not
+    launched the agent, or an unlaunched agent asked about a non-tester. That becomes a
+    Permanent failure with code `not_rcs_capable`, which the fallback plan (e.g. "else SMS")
+    acts on. A capable number is remembered for `CAPABLE_TTL` seconds, so a conversation does
+    not pay one extra call per reply; an incapable one is asked again next time."""
+    key = (config.api_base_url, config.agent_id, msisdn)
+    if _capable_until.get(key, 0.0) > time.monotonic():
+        return None
+    result = await capabilities(config, msisdn, http)
+    if isinstance(result, list):
+        _capable_until[key] = time.monotonic() + CAPABLE_TTL
+        return None
+    if isinstance(result, Permanent) and result.code == "NOT_FOUND":
+        return Permanent(NOT_RCS, "not_rcs_capable")
+    return result
+
+
 async def send_message(
     config: RbmConfig, message: OutboundMessage, http: httpx.AsyncClient
 ) -> SendOutcome:
     msisdn = message.to
+    refused = await check_capable(config, msisdn, http)
+    if refused is not None:
+        return refused
     chips = suggestions(message.extra)
     # An AgentMessage carries exactly one of text / richCard / contentInfo / uploadedRbmFile,
     # so a text with files goes as several messages; the first one's id stands for the whole.

@@ -1,0 +1,115 @@
+"""Read receipts and typing indicators towards the customer, on channels that have them
+(adapters implementing `channels.agent_events.AgentEventSender`: RBM's READ and IS_TYPING
+agent events, digest other.md §B4).
+
+- When an agent opens a conversation with unread messages (`check_mark_read`), each such
+  channel gets a READ for the customer's latest message on it — sent after the commit, in the
+  background, so reading never waits on a provider.
+- When an agent starts replying (presence "replying", which the composer announces), the
+  channel the conversation last used gets IS_TYPING, also in the background. Nothing is
+  stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from tidings.channels.agent_events import AgentEventSender
+from tidings.channels.base import Sent
+from tidings.domain.enums import Direction, MessageKind
+from tidings.runtime import ChannelInfo, Runtime
+from tidings.storage.models import ContactIdentity, Conversation, Message
+
+log = logging.getLogger(__name__)
+
+
+async def _address(rt: Runtime, contact_id: int, channel: ChannelInfo) -> str | None:
+    async with rt.db.read() as s:
+        found = await s.scalar(
+            select(ContactIdentity.address)
+            .where(
+                ContactIdentity.contact_id == contact_id,
+                ContactIdentity.channel_kind == channel.kind,
+            )
+            .order_by(ContactIdentity.id)
+            .limit(1)
+        )
+    return found
+
+
+async def send_read_receipts(rt: Runtime, conversation_id: int) -> int:
+    """READ for the customer's latest message on each channel of the conversation that
+    supports read receipts. Returns how many went out."""
+    async with rt.db.read() as s:
+        conv = await s.get(Conversation, conversation_id)
+        if conv is None:
+            return 0
+        rows = (
+            await s.execute(
+                select(Message.channel_id, Message.provider_message_id)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.IN,
+                    Message.kind != MessageKind.SYSTEM,
+                    Message.provider_message_id.is_not(None),
+                    Message.channel_id.is_not(None),
+                )
+                .order_by(Message.id.desc())
+                .limit(50)
+            )
+        ).all()
+        contact_id = conv.contact_id
+    latest: dict[int, str] = {}
+    for channel_id, provider_id in rows:
+        if channel_id is not None and provider_id is not None:
+            latest.setdefault(channel_id, provider_id)
+    sent = 0
+    for channel_id, provider_id in latest.items():
+        channel = await rt.channels.get(channel_id)
+        if channel is None or not isinstance(channel.adapter, AgentEventSender):
+            continue
+        to = await _address(rt, contact_id, channel)
+        if to is None:
+            continue
+        outcome = await channel.adapter.send_read(channel.config, to, provider_id, rt.http)
+        if isinstance(outcome, Sent):
+            sent += 1
+        else:
+            log.info("read receipt on channel %s not sent: %s", channel_id, outcome.reason)
+    return sent
+
+
+def after_read(rt: Runtime, conversation_id: int) -> None:
+    """Called once an agent's read has committed: send the read receipts in the background."""
+    rt.spawn(send_read_receipts(rt, conversation_id), f"read-receipts-{conversation_id}")
+
+
+async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
+    """IS_TYPING on the channel the conversation last used, if it has a typing indicator.
+    Returns whether it went out and, if not, why."""
+    async with rt.db.read() as s:
+        conv = await s.get(Conversation, conversation_id)
+        channel_id = conv.last_channel_id if conv is not None else None
+        contact_id = conv.contact_id if conv is not None else None
+    channel = await rt.channels.get(channel_id) if channel_id else None
+    if channel is None or contact_id is None:
+        return {"sent": False, "reason": "The conversation has no channel yet."}
+    if not isinstance(channel.adapter, AgentEventSender):
+        return {"sent": False, "reason": f"{channel.adapter.label} has no typing indicator."}
+    to = await _address(rt, contact_id, channel)
+    if to is None:
+        return {"sent": False, "reason": "The customer has no address on this channel."}
+    outcome = await channel.adapter.send_typing(channel.config, to, rt.http)
+    if isinstance(outcome, Sent):
+        return {"sent": True, "channel_id": channel.id}
+    log.info("typing indicator on channel %s not sent: %s", channel.id, outcome.reason)
+    return {"sent": False, "reason": outcome.reason, "channel_id": channel.id}
+
+
+def after_replying(rt: Runtime, conversation_id: int) -> None:
+    """An agent started composing (presence "replying"): show the customer, in the
+    background, where the channel can."""
+    rt.spawn(send_typing(rt, conversation_id), f"typing-{conversation_id}")
