@@ -477,17 +477,22 @@ async def fill_reports(url: str) -> float:
 
     def progress(done: int, total: int) -> None:
         if done % 100_000 < 2000 or done == total:
-            print(f"  reports: {done:,} / {total:,} conversations", flush=True)
+            of = f" / {total:,}" if total > 0 else ""
+            print(f"  reports: {done:,}{of} conversations", flush=True)
 
     try:
-        await rollup.rebuild(db, progress=progress)
-        if not db.is_sqlite:
-            async with db.write() as s:
-                from sqlalchemy import text
+        if db.is_sqlite:
+            await rollup.rebuild(db, progress=progress)
+        else:
+            import asyncpg
 
-                await s.execute(
-                    text("ANALYZE report_conversation, report_conversation_day, report_daily")
-                )
+            from bench.data.reports_fill import fill
+
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                await fill(conn, lambda done, _s: progress(done, -1))
+            finally:
+                await conn.close()
     finally:
         await db.dispose()
     return time.perf_counter() - started
