@@ -39,7 +39,13 @@ from tidings.automation import hours as bh
 from tidings.automation import replies, timers
 from tidings.automation.conditions import Facts, evaluate
 from tidings.automation.outbox import ORIGIN, TIMED_EVENTS, Origin
-from tidings.automation.runs import RunState, finish_run, start_run
+from tidings.automation.runs import (
+    STALE_RUN_SECONDS,
+    RunState,
+    finish_run,
+    should_execute,
+    start_run,
+)
 from tidings.domain.enums import ConsentStatus, Direction, MessageKind, Role
 from tidings.domain.errors import NotFound, PolicyRefusal, TidingsError
 from tidings.policy import OutboundContext, check_outbound
@@ -63,7 +69,7 @@ from tidings.storage.types import utcnow
 log = logging.getLogger(__name__)
 
 BATCH = 20
-LEASE_SECONDS = 120
+LEASE_SECONDS = STALE_RUN_SECONDS
 MAX_ATTEMPTS = 10
 IDLE_POLL_SECONDS = 0.5
 MAX_RUNS_PER_HOUR = 20
@@ -359,7 +365,7 @@ async def _run_rule(
             )
         )
         capped = (recent or 0) >= MAX_RUNS_PER_HOUR
-        run, _created = await start_run(
+        run, created = await start_run(
             tx,
             workspace_id=conv.workspace_id,
             conversation_id=conv.id,
@@ -377,7 +383,7 @@ async def _run_rule(
                 else None
             ),
         )
-    if run.state == RunState.RUNNING:
+    if should_execute(run, created):
         await execute_rule(rt, rule, run, conv.id, ev.event)
 
 
@@ -452,6 +458,10 @@ async def _settle(rt: Runtime, event_id: int, error: str | None) -> None:
 async def process_batch(rt: Runtime) -> int:
     ids = await _claim(rt)
     for event_id in ids:
+        # Renew the lease: the batch's earlier events may have taken a while (webhooks).
+        async with rt.db.write() as s:
+            row = await s.get_one(AutomationEvent, event_id)
+            row.next_attempt_at = utcnow() + timedelta(seconds=LEASE_SECONDS)
         try:
             await process_event(rt, event_id)
         except asyncio.CancelledError:

@@ -22,7 +22,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import choose_route, do_queue_message
 from tidings.automation import hours as bh
 from tidings.automation.outbox import ORIGIN, Origin
-from tidings.automation.runs import RunState, finish_run, start_run
+from tidings.automation.runs import finish_run, should_execute, start_run
 from tidings.domain.enums import ConsentStatus, Direction, MessageKind
 from tidings.domain.errors import PolicyRefusal, TidingsError
 from tidings.policy import OutboundContext, check_outbound
@@ -91,7 +91,7 @@ async def _auto_reply(
     text: str,
 ) -> None:
     async with transaction(rt) as tx:
-        run, _created = await start_run(
+        run, created = await start_run(
             tx,
             workspace_id=conv.workspace_id,
             conversation_id=conv.id,
@@ -102,7 +102,7 @@ async def _auto_reply(
             event="message.received",
             event_id=event_id,
         )
-    if run.state != RunState.RUNNING:
+    if not should_execute(run, created):
         return
     origin = Origin(conv.workspace_id, conv.id, run.id, None, name)
     token = ORIGIN.set(origin)

@@ -72,6 +72,20 @@ async def start_run(
     return run, new_id is not None
 
 
+# A run left `running` this long ago by a worker that died is resumed; a younger one belongs to
+# a worker that is still on it (the event's lease is as long).
+STALE_RUN_SECONDS = 120
+
+
+def should_execute(run: RuleRun, created: bool) -> bool:
+    """Whether this worker runs (or resumes) `run`: a new run, or one a dead worker left."""
+    if run.state != RunState.RUNNING:
+        return False
+    if created:
+        return True
+    return (utcnow() - run.created_at).total_seconds() >= STALE_RUN_SECONDS
+
+
 async def record_action_result(s: AsyncSession, run_id: int, result: dict[str, Any]) -> None:
     run = await s.get_one(RuleRun, run_id)
     run.results = [*(run.results or []), result]
