@@ -197,6 +197,11 @@ async def test_rollups_match_a_recount_and_nothing_counts_twice(
     assert got[w["id"]]["fallbacks"] == {"failed": 1, "not_delivered_in_time": 0, "refused": 0}
     assert report["totals"]["fallbacks"] == 1
     assert report["opt_outs"] == [{"channel_kind": "twilio", "contacts": 1}]
+    # Ana was reached on both channels and answered (STOP) on SMS only.
+    assert report["customers"] == {
+        "multi_channel": 1,
+        "fastest_channel": [{"channel_id": t["id"], "name": "SMS", "customers": 1}],
+    }
 
     async with server.runtime.db.read() as s:
         n_convs = await s.scalar(select(func.count()).select_from(Conversation))

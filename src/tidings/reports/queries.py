@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, exists, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns import report as campaign_report
@@ -432,9 +432,6 @@ async def _preference(s: AsyncSession, f: Filters) -> tuple[int, list[tuple[int,
     multi_ids = (
         select(per.c.contact_id).group_by(per.c.contact_id).having(func.count() > 1).cte("multi")
     )
-    multi = int(await s.scalar(select(func.count()).select_from(multi_ids)) or 0)
-    if not multi:
-        return 0, []
     speed = per.c.seconds * 1.0 / per.c.replies
     ranked = (
         select(
@@ -446,17 +443,26 @@ async def _preference(s: AsyncSession, f: Filters) -> tuple[int, list[tuple[int,
         )
         .join(multi_ids, multi_ids.c.contact_id == per.c.contact_id)
         .where(per.c.replies > 0)
-        .subquery()
+        .cte("ranked")
     )
-    fastest = [
-        (int(cid), int(n))
-        for cid, n in await s.execute(
+    # One statement, so `per` (the expensive part) is computed once: the multi-channel count
+    # comes back as the row with channel -1.
+    rows = await s.execute(
+        union_all(
+            select(literal(-1).label("channel_id"), func.count().label("n")).select_from(multi_ids),
             select(ranked.c.channel_id, func.count())
             .where(ranked.c.rank == 1)
-            .group_by(ranked.c.channel_id)
-            .order_by(ranked.c.channel_id)
+            .group_by(ranked.c.channel_id),
         )
-    ]
+    )
+    multi = 0
+    fastest: list[tuple[int, int]] = []
+    for channel_id, n in rows:
+        if channel_id == -1:
+            multi = int(n)
+        else:
+            fastest.append((int(channel_id), int(n)))
+    fastest.sort()
     return multi, fastest
 
 
