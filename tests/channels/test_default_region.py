@@ -132,3 +132,33 @@ async def test_workspace_region_api_validates_and_falls_back_to_the_environment(
     assert preview.json()["to"] == "+33612345678"
     cleared = await api.patch("/api/v1/admin/workspace", json={"default_region": None})
     assert cleared.json()["default_region"] is None
+
+
+async def test_campaign_csv_reads_national_numbers_in_the_workspace_region(
+    server: Server, owner: Owner, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDINGS_DEFAULT_REGION", raising=False)
+    c = (
+        await api.post("/api/v1/campaigns", json={"name": "FR", "content": {"text": "Bonjour"}})
+    ).json()
+    body = b"phone,name\n06 12 34 56 78,Zoe\n"
+
+    async def upload() -> dict[str, Any]:
+        r = await api.post(
+            f"/api/v1/campaigns/{c['id']}/audience/csv",
+            content=body,
+            headers={"Content-Type": "text/csv"},
+        )
+        assert r.status_code == 200, r.text
+        report: dict[str, Any] = r.json()
+        return report
+
+    # No region anywhere: the national number cannot be read.
+    first = await upload()
+    assert (first["added"], [x["value"] for x in first["invalid"]]) == (0, ["06 12 34 56 78"])
+    # With the workspace region set it can, and it is the contact's E.164 number.
+    assert (await api.patch("/api/v1/admin/workspace", json={"default_region": "FR"})).is_success
+    second = await upload()
+    assert (second["added"], second["invalid"]) == (1, [])
+    [contact] = await contacts(api)
+    assert contact["phone"] == "+33612345678"

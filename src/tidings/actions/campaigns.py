@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from tidings.access import Principal, require_admin
 from tidings.actions.base import Tx, transaction
+from tidings.actions.workspace_settings import workspace_region
 from tidings.campaigns import audience as aud_mod
 from tidings.campaigns import content as cc
 from tidings.campaigns import plan as planning
@@ -194,7 +195,9 @@ async def check_upload_csv(
             raise Conflict(
                 "the audience is fixed once a campaign is launched", code="campaign_launched"
             )
-        report = await aud_mod.import_csv(tx, campaign, raw, region.upper() if region else None)
+        # No region given: the workspace's default region (else TIDINGS_DEFAULT_REGION).
+        home = region.upper() if region else await workspace_region(tx.session, who.workspace_id)
+        report = await aud_mod.import_csv(tx, campaign, raw, home)
         return report.as_dict()
 
 
