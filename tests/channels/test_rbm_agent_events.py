@@ -148,7 +148,12 @@ async def test_reading_sends_read_and_replying_sends_typing(
     await customer_writes(sim, "first")
     latest = await customer_writes(sim, "second")
     conv = await conversation(api, 2)
-    assert conv["unread_count"] == 2
+
+    async def both_unread() -> bool:
+        got = (await api.get("/api/v1/conversations")).json()["data"]
+        return bool(got[0]["unread_count"] == 2)
+
+    await eventually(both_unread)
 
     read = await api.post(f"/api/v1/ui/conversations/{conv['id']}/read")
     assert read.status_code == 200, read.text

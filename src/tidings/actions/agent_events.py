@@ -1,6 +1,6 @@
 """Read receipts and typing indicators towards the customer, on channels that have them
-(adapters implementing `channels.agent_events.AgentEventSender`: RBM's READ and IS_TYPING
-agent events, digest other.md §B4).
+(adapters implementing `channels.agent_events.ReadReceiptSender` / `TypingSender`: RBM's
+READ and IS_TYPING agent events, digest other.md §B4; Telegram's "typing" chat action, §E).
 
 - When an agent opens a conversation with unread messages (`check_mark_read`), each such
   channel gets a READ for the customer's latest message on it — sent after the commit, in the
@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.channels.agent_events import AgentEventSender
+from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import Sent
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import ChannelInfo, Runtime
@@ -69,7 +69,7 @@ async def send_read_receipts(rt: Runtime, conversation_id: int) -> int:
     sent = 0
     for channel_id, provider_id in latest.items():
         channel = await rt.channels.get(channel_id)
-        if channel is None or not isinstance(channel.adapter, AgentEventSender):
+        if channel is None or not isinstance(channel.adapter, ReadReceiptSender):
             continue
         to = await _address(rt, contact_id, channel)
         if to is None:
@@ -97,7 +97,7 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
     channel = await rt.channels.get(channel_id) if channel_id else None
     if channel is None or contact_id is None:
         return {"sent": False, "reason": "The conversation has no channel yet."}
-    if not isinstance(channel.adapter, AgentEventSender):
+    if not isinstance(channel.adapter, TypingSender):
         return {"sent": False, "reason": f"{channel.adapter.label} has no typing indicator."}
     to = await _address(rt, contact_id, channel)
     if to is None:

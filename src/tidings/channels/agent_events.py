@@ -1,8 +1,10 @@
-"""An optional adapter capability: telling the customer's app that an agent read their
-messages or is typing (RBM agent events READ / IS_TYPING, digest other.md §B4).
+"""Optional adapter capabilities: telling the customer's app that an agent read their messages
+(RBM agent event READ, digest other.md §B4) or is typing (RBM IS_TYPING, Telegram
+`sendChatAction` "typing", digest §E).
 
-Adapters that can do it implement `AgentEventSender` next to `ChannelAdapter`; callers test
-`isinstance(adapter, AgentEventSender)`, so no code branches on the channel kind.
+Adapters that can do one implement the matching protocol next to `ChannelAdapter`; callers test
+`isinstance(adapter, ReadReceiptSender)` / `isinstance(adapter, TypingSender)`, so no code
+branches on the channel kind.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from tidings.channels.base import SendOutcome
 
 
 @runtime_checkable
-class AgentEventSender(Protocol):
+class ReadReceiptSender(Protocol):
     async def send_read(
         self, config: Any, to: str, provider_message_id: str, http: httpx.AsyncClient
     ) -> SendOutcome:
         """A read receipt for the customer's message `provider_message_id`."""
         ...
 
+
+@runtime_checkable
+class TypingSender(Protocol):
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
         """Show the customer that an agent is typing."""
         ...

@@ -2,7 +2,7 @@
 Messages.
 
 Public surface: `RbmAdapter` (registered in `channels/registry.py`; also an
-`AgentEventSender` for read receipts and typing), `RbmConfig`, and in `client`: `capabilities`
+`ReadReceiptSender` and `TypingSender`), `RbmConfig`, and in `client`: `capabilities`
 (the capability check every send starts with), `send_event` (READ / IS_TYPING). Facts come
 from shared/protocols/other.md §B4-B5. The customer's identity is their E.164 MSISDN, so it
 meets their SMS and WhatsApp identities on one contact.
@@ -76,7 +76,7 @@ class RbmAdapter:
     ) -> SendOutcome:
         return await client.send_message(_config(config), message, http)
 
-    # AgentEventSender (channels/agent_events.py): READ and IS_TYPING agent events.
+    # ReadReceiptSender and TypingSender (channels/agent_events.py): READ and IS_TYPING.
     async def send_read(
         self, config: Any, to: str, provider_message_id: str, http: httpx.AsyncClient
     ) -> SendOutcome:

@@ -15,8 +15,11 @@ from pydantic import BaseModel
 from tidings.channels.base import (
     Capabilities,
     OutboundMessage,
+    Permanent,
     RawEvent,
+    Retriable,
     SendOutcome,
+    Sent,
     WebhookReply,
     WebhookRequest,
 )
@@ -68,6 +71,17 @@ class TelegramAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send_message(_config(config), message, http)
+
+    # TypingSender (channels/agent_events.py). Bots get no read receipts, so no send_read.
+    async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
+        """`sendChatAction` "typing": shown for about 5 seconds or until our next message."""
+        try:
+            await client.send_chat_action(_config(config), to, "typing", http)
+        except client.TelegramError as exc:
+            return Permanent(exc.message, exc.code)
+        except httpx.HTTPError as exc:
+            return Retriable(f"Could not reach Telegram ({type(exc).__name__}).")
+        return Sent(f"typing:{to}")
 
 
 def _config(config: Any) -> TelegramConfig:
