@@ -432,3 +432,102 @@ async def test_messenger_quick_replies_buttons_reactions_and_sender_actions(
         return out if out[:2] == want and len(out) == 3 else None
 
     await eventually(delivered)
+
+
+async def test_instagram_quick_replies_named_reactions_and_seen(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    ig_id, igsid = "17841400000000042", "5566778899001122"
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "instagram",
+            "name": "Instagram",
+            "config": {
+                "instagram_account_id": ig_id,
+                "access_token": "IGQV-user-token",
+                "app_secret": "meta-app-secret",
+                "verify_token": "verify-ig",
+                "api_base_url": f"{server.url}/sandbox/instagram",
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/instagram", timeout=20)
+    first_in = await sim.post(
+        "/_sim/inbound", json={"account_id": ig_id, "from": igsid, "text": "In stock?"}
+    )
+    mid = first_in.json()["id"]
+    conv = await only_conversation(api)
+    [customer_msg] = await eventually(lambda: thread(api, conv["id"]))
+    url = f"/api/v1/conversations/{conv['id']}/messages"
+
+    # Instagram reacts by name; an emoji without one is refused before queueing.
+    await refused(
+        api,
+        url,
+        {"reaction": {"message_id": customer_msg["id"], "emoji": "\U0001f600"}},
+        "reaction_not_supported",
+        "Instagram cannot react with",
+    )
+    await refused(
+        api,
+        url,
+        {
+            "interactive": {
+                "type": "list",
+                "body": "Pick",
+                "button": "x",
+                "sections": [{"rows": buttons(2)}],
+            }
+        },
+        "interactive_limits",
+        "Instagram has no list messages",
+    )
+    assert (await sim.get("/_sim/sent")).json() == []
+
+    quick = await api.post(
+        url,
+        json={
+            "interactive": {
+                "type": "quick_replies",
+                "body": "Size?",
+                "buttons": [{"id": "S", "title": "Small"}],
+            }
+        },
+    )
+    assert quick.status_code == 201, quick.text
+    react = await api.post(
+        url, json={"reaction": {"message_id": customer_msg["id"], "emoji": "\u2764\ufe0f"}}
+    )
+    assert react.status_code == 201, react.text
+    await wait_requests(sim, 2)
+    seen = await api.post(
+        f"/api/v1/conversations/{conv['id']}/signals", json={"action": "mark_read"}
+    )
+    assert seen.status_code == 200, seen.text
+    requests = await wait_requests(sim, 3)
+    assert [r["body"] for r in requests] == [
+        {
+            "recipient": {"id": igsid},
+            "messaging_type": "RESPONSE",
+            "message": {
+                "text": "Size?",
+                "quick_replies": [{"content_type": "text", "title": "Small", "payload": "S"}],
+                "metadata": f"tidings:{quick.json()['id']}",
+            },
+        },
+        {
+            "recipient": {"id": igsid},
+            "sender_action": "react",
+            "payload": {"message_id": mid, "reaction": "love"},
+        },
+        {"recipient": {"id": igsid}, "sender_action": "mark_seen"},
+    ]
+    assert [r["response"]["status"] for r in requests] == [200, 200, 200]
+
+    async def sent() -> bool:
+        out = [m["status"] for m in await thread(api, conv["id"]) if m["direction"] == "out"]
+        return len(out) == 2 and "queued" not in out and "failed" not in out
+
+    await eventually(sent)

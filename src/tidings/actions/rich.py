@@ -19,6 +19,7 @@ from tidings.channels.interactive import (
     Choice,
     Choices,
     InteractiveSender,
+    NamedReactions,
     Refused,
     Section,
     SignalSender,
@@ -137,6 +138,20 @@ async def check_send_reaction(
         if channel_id is not None and channel_id != target.channel_id:
             raise InvalidInput("a reaction goes over the channel of the message it reacts to")
         route = await choose_route(tx, conv, target.channel_id)
+        extra: dict[str, Any] = {
+            "target_provider_id": target.provider_message_id,
+            "target_id": target.id,
+        }
+        adapter = route.channel.adapter
+        if emoji and isinstance(adapter, NamedReactions):
+            name = adapter.reaction_names.get(emoji)
+            if name is None:
+                offered = " ".join(dict.fromkeys(adapter.reaction_names))
+                raise InvalidInput(
+                    f"{adapter.label} cannot react with {emoji}; it takes {offered}",
+                    code="reaction_not_supported",
+                )
+            extra["reaction"] = name
         await _policy(tx, conv, route, MessageKind.REACTION, emoji)
         return await do_queue_message(
             tx,
@@ -145,7 +160,7 @@ async def check_send_reaction(
             MessageKind.REACTION,
             emoji,
             sender_agent_id=who.agent_id,
-            extra={"target_provider_id": target.provider_message_id, "target_id": target.id},
+            extra=extra,
         )
 
 

@@ -8,6 +8,7 @@ refusal names the channel's limit before anything is queued.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -62,6 +63,15 @@ class SignalSender(Protocol):
     stored."""
 
     signals: ClassVar[frozenset[str]]
+
+
+@runtime_checkable
+class NamedReactions(Protocol):
+    """An adapter whose reactions are sent by name rather than as an emoji (Instagram's
+    `"reaction": "love"`); `reaction_names` maps the emoji an agent picks to that name, and
+    an emoji without a name is refused before queueing."""
+
+    reaction_names: ClassVar[Mapping[str, str]]
 
 
 def check_length(what: str, value: str | None, limit: int, label: str) -> None:

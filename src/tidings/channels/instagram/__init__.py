@@ -7,6 +7,7 @@ shared/protocols/meta.md §0 and §C.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -70,6 +71,17 @@ class InstagramAdapter:
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = InstagramConfig
+    # Reactions go by name: `"payload": {"message_id": ..., "reaction": "love"}` (digest §C3);
+    # the names are those Meta reports for inbound reactions (§B2).
+    reaction_names: ClassVar[Mapping[str, str]] = {
+        "\u2764\ufe0f": "love",
+        "\u2764": "love",
+        "\U0001f606": "smile",
+        "\U0001f62e": "wow",
+        "\U0001f622": "sad",
+        "\U0001f620": "angry",
+        "\U0001f44d": "like",
+    }
     # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone (digest §B3).
     signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(

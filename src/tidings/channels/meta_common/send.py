@@ -79,7 +79,10 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
         # Sender actions go alone with the recipient (digest §B3); no emoji = unreact.
         if message.text:
             body["sender_action"] = "react"
-            body["payload"] = {"message_id": target, "reaction": message.text}
+            # Instagram reacts by name ("love", digest §C3); Messenger by emoji (§B3).
+            name = message.extra.get("reaction")
+            reaction = name if isinstance(name, str) and name else message.text
+            body["payload"] = {"message_id": target, "reaction": reaction}
         else:
             body["sender_action"] = "unreact"
             body["payload"] = {"message_id": target}
