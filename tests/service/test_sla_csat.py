@@ -140,6 +140,13 @@ async def test_sla_priority_override(server: Server, owner: Owner, api: httpx.As
     due = datetime.fromisoformat(c["sla_due_at"])
     assert started + timedelta(seconds=290) < due < started + timedelta(seconds=400)
 
+    # Lowered to "low" (no override): the running timer moves to the inbox's 3600 s, counted
+    # from the same start.
+    low = await api.patch(f"/api/v1/ui/conversations/{conv.id}", json={"priority": "low"})
+    assert low.status_code == 200
+    moved = datetime.fromisoformat((await conv_json(api, conv.id))["sla_due_at"])
+    assert moved - due == timedelta(seconds=3300)
+
 
 async def test_csat_question_after_resolve_and_rating_without_reopening(
     server: Server, owner: Owner, api: httpx.AsyncClient
@@ -267,3 +274,30 @@ async def test_csat_closed_window_template_and_opt_out(
     survey = (await api.get(f"/api/v1/conversations/{third.id}/csat")).json()["csat"]
     assert (survey["state"], survey["reason"]) == ("skipped", "opted_out")
     assert await sent_to(server, "16505558003") == []
+
+
+async def test_bad_settings_input_is_a_clear_4xx_and_changes_nothing(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    inbox = owner.inbox_id
+    cases = [
+        ("put", f"/api/v1/inboxes/{inbox}/assignment", {"agent_capacities": {"²": 1}}, 422),
+        ("put", f"/api/v1/inboxes/{inbox}/assignment", {"agent_capacities": {"999999": 1}}, 422),
+        ("put", f"/api/v1/inboxes/{inbox}/assignment", {"capacity": 10**12}, 422),
+        ("put", f"/api/v1/inboxes/{inbox}/assignment", {"mode": "manual", "extra": 1}, 422),
+        ("put", f"/api/v1/inboxes/{inbox}/csat", {"question": "Rate us\x00"}, 422),
+        ("put", f"/api/v1/inboxes/{inbox}/csat", {"question": "x" * 1001}, 422),
+        ("put", f"/api/v1/inboxes/{inbox}/sla", {"next_response_seconds": "soon"}, 422),
+        ("put", "/api/v1/inboxes/999999/sla", {"first_response_seconds": 60}, 404),
+        ("get", "/api/v1/inboxes/999999/queue", None, 404),
+        ("put", "/api/v1/agents/²/availability", {"availability": "online"}, 422),
+        ("put", "/api/v1/agents/999999/availability", {"availability": "online"}, 404),
+        ("get", "/api/v1/conversations/999999/csat", None, 404),
+    ]
+    for method, url, body, status in cases:
+        resp = await api.request(method.upper(), url, json=body)
+        assert resp.status_code == status, (url, body, resp.text)
+        assert "code" in resp.json()["error"]
+    assert (await api.get(f"/api/v1/inboxes/{inbox}/assignment")).json()["mode"] == "off"
+    assert (await api.get(f"/api/v1/inboxes/{inbox}/csat")).json()["enabled"] is False
+    assert (await api.get(f"/api/v1/inboxes/{inbox}/sla")).json()["next_response_seconds"] is None

@@ -143,7 +143,7 @@ async def check_set_settings(
         if capacity is not ...:
             row.capacity = _capacity(capacity, "capacity")
         for key, value in (agent_capacities or {}).items():
-            if not str(key).isdigit():
+            if not (str(key).isascii() and str(key).isdigit()):
                 raise InvalidInput("agent_capacities: keys are agent ids")
             agent_id = int(key)
             agent = await s.get(Agent, agent_id)

@@ -39,6 +39,8 @@ async def check_update_conversation(
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         was_status, was_assignee = conv.status, conv.assignee_id
         if status is not None:
+            await csat.lock_contact(tx, conv.contact_id)  # lock order: as ingest
+        if status is not None:
             try:
                 conv.status = ConversationStatus(status)
             except ValueError:

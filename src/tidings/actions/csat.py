@@ -124,6 +124,8 @@ async def check_set_settings(
             question = (fields["question"] or "").strip()
             if len(question) > 1000:
                 raise InvalidInput("question: at most 1000 characters")
+            if "\x00" in question:
+                raise InvalidInput("question: must not contain NUL characters")
             row.question = question or None
         if "template_id" in fields:
             template_id = fields["template_id"]
@@ -142,6 +144,18 @@ async def check_set_settings(
         await s.flush()
         tx.emit("settings.updated", who.workspace_id, None, {"what": "csat"})
         return settings_dict(inbox_id, row)
+
+
+async def lock_contact(tx: Tx, contact_id: int) -> None:
+    """Serialise with the inbound pipeline for this contact (PostgreSQL; SQLite has a single
+    writer). Ingest locks the contact row before it touches the contact's conversation, so a
+    resolve that does the same first cannot deadlock with a reply arriving at that moment (both
+    would otherwise lock the conversation row and the reports' per-conversation mark in
+    opposite orders), and a rating sent just after the resolve sees the committed survey."""
+    if not tx.rt.db.is_sqlite:
+        await tx.session.execute(
+            select(Contact.id).where(Contact.id == contact_id).with_for_update()
+        )
 
 
 # --- asking -----------------------------------------------------------------------------------
@@ -239,6 +253,7 @@ async def survey_awaiting(
     if rating is None:
         return None
     s = tx.session
+    await lock_contact(tx, contact.id)
     latest = await s.scalar(
         select(Conversation)
         .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)

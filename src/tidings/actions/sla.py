@@ -10,7 +10,8 @@ One timer runs per conversation at a time, kept on the conversation row:
 A customer message starts the timer when none runs (the earliest unanswered message counts);
 an agent's reply (a text or template with a sender agent; not notes, automations or CSAT
 questions) stops it; resolving stops it. Time counts from when we received the message, in
-calendar time (business hours do not pause it).
+calendar time (business hours do not pause it). A priority change moves a running timer to
+the new priority's target, counted from the same start.
 
 A missed target becomes one `sla_breach` row per (conversation, target, due_at), written by the
 sweep in `tidings.timers` as soon as the due time passes (or by the late reply itself, if it
@@ -141,14 +142,17 @@ async def check_set_settings(
         return settings_dict(inbox_id, row)
 
 
-async def target_seconds(s: Any, conv: Conversation, target: str) -> int | None:
-    row = await s.get(InboxSla, conv.inbox_id)
+def _target(row: InboxSla | None, priority: str | None, target: str) -> int | None:
     if row is None:
         return None
     key = f"{target}_seconds"
-    override = (row.by_priority or {}).get(conv.priority or "none") or {}
+    override = (row.by_priority or {}).get(priority or "none") or {}
     value = override.get(key, getattr(row, key))
     return int(value) if value is not None else None
+
+
+async def target_seconds(s: Any, conv: Conversation, target: str) -> int | None:
+    return _target(await s.get(InboxSla, conv.inbox_id), conv.priority, target)
 
 
 # --- the timer --------------------------------------------------------------------------------
@@ -210,6 +214,20 @@ async def on_agent_reply(tx: Tx, conv: Conversation) -> None:
             .values(responded_at=now)
         )
     _clear(conv)
+
+
+async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> None:
+    """A running timer follows the new priority's target, counted from the same start."""
+    if conv.sla_state != RUNNING or conv.sla_due_at is None or conv.sla_target is None:
+        return
+    if (before or "none") == (conv.priority or "none"):
+        return
+    row = await tx.session.get(InboxSla, conv.inbox_id)
+    old, new = _target(row, before, conv.sla_target), _target(row, conv.priority, conv.sla_target)
+    if old is None or new is None:
+        return
+    conv.sla_due_at = conv.sla_due_at + timedelta(seconds=new - old)
+    tx.wake_after_commit("assignment")
 
 
 def on_resolved(conv: Conversation) -> None:

@@ -79,7 +79,7 @@ class AvailabilityIn(_In):
 def _agent_id(who: Principal, agent_id: str) -> int:
     if agent_id == "me":
         return who.agent_id
-    if not agent_id.isdigit():
+    if not (agent_id.isascii() and agent_id.isdigit()):
         raise InvalidInput("agent_id: an agent id or 'me'")
     return int(agent_id)
 
