@@ -15,17 +15,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from tidings.access import Principal, require_conversation
+from tidings.access import Principal, can_see_inbox, require_conversation
 from tidings.actions.base import transaction
 from tidings.actions.media import attachment_for, check_upload
 from tidings.actions.outbound import choose_route
-from tidings.api import schemas as sc
 from tidings.api.auth import authenticate
+from tidings.api.media_schemas import MediaLimitsOut, UploadOut
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
 from tidings.media import limits, sending
 from tidings.media.store import make_store
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.storage.models import Conversation
+from tidings.storage.models import Channel, Conversation
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
 Who = Annotated[Principal, Depends(authenticate)]
@@ -79,7 +79,7 @@ async def _route_channel(rt: Runtime, who: Principal, conv_id: int, channel_id: 
 
 
 @router.post(
-    "/conversations/{conversation_id}/attachments", status_code=201, response_model=sc.UploadOut
+    "/conversations/{conversation_id}/attachments", status_code=201, response_model=UploadOut
 )
 async def upload_attachment(
     conversation_id: int,
@@ -128,4 +128,24 @@ async def upload_attachment(
         "filename": upload.filename,
         "mime_type": upload.mime_type,
         "size": upload.size,
+    }
+
+
+@router.get("/channels/{channel_id}/media_limits", response_model=MediaLimitsOut)
+async def media_limits(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    """What files a reply over this channel may carry (the composer checks before uploading;
+    the server checks again on upload and on send)."""
+    async with rt.db.read() as s:
+        row = await s.get(Channel, channel_id)
+    if row is None or not can_see_inbox(who, row.workspace_id, row.inbox_id):
+        raise NotFound("channel not found")
+    channel = await rt.channels.get(channel_id)
+    if channel is None:
+        raise NotFound("channel not found")
+    caps = channel.adapter.capabilities
+    return {
+        "channel_id": channel_id,
+        "types": dict(caps.media_types),
+        "refusal": sending.refusal(channel, with_text=False),
+        "caption_refusal": sending.refusal(channel, with_text=True),
     }

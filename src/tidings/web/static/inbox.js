@@ -214,9 +214,9 @@
         el("a", { href: "https://www.openstreetmap.org/?mlat=" + lat + "&mlon=" + lon + "#map=16/" + lat + "/" + lon, target: "_blank", rel: "noopener noreferrer" }, lat.toFixed(5) + ", " + lon.toFixed(5)));
     } else if (isNote) body.append(withMentions(m.body || "", (m.extra || {}).mentions));
     else if (m.body) body.append(m.body);
-    else body.append(el("em", { class: "muted" }, "[" + m.kind + "]"));
+    else if (!(m.attachments || []).length) body.append(el("em", { class: "muted" }, "[" + m.kind + "]"));
     const quoted = m.reply_to_id && S.messages.get(m.reply_to_id);
-    const atts = (m.attachments || []).map((a) => el("div", { class: "att" }, el("span", { class: "att-kind" }, a.kind), " ", a.filename || a.mime_type || "", a.caption ? " — " + a.caption : ""));
+    const atts = (m.attachments || []).map((a) => window.TM ? TM.attachment(a, m) : el("div", { class: "att" }, el("span", { class: "att-kind" }, a.kind), " ", a.filename || a.mime_type || "", a.caption ? " — " + a.caption : ""));
     const meta = el("div", { class: "meta" });
     if (isNote) meta.append(el("span", { class: "note-tag" }, "Private note"), " · ", agentName(m.sender_agent_id));
     else {
@@ -511,7 +511,8 @@
 
   async function submit() {
     const text = $("c-text").value.trim();
-    if (!text || !S.current) return;
+    const files = window.TM && S.mode !== "note" ? TM.uploadIds() : [];
+    if ((!text && !files.length) || !S.current) return;
     $("c-error").textContent = "";
     const id = S.current;
     try {
@@ -524,9 +525,10 @@
           return;
         }
         const r = currentRoute();
-        const m = await api("/conversations/" + id + "/messages", { method: "POST", json: { text, channel_id: r ? r.channel_id : null } });
+        const m = await api("/conversations/" + id + "/messages", { method: "POST", json: { text: text || null, channel_id: r ? r.channel_id : null, attachment_ids: files } });
         S.messages.set(m.id, m);
         renderMessages();
+        if (files.length) TM.clear();
       }
       $("c-text").value = "";
       $("c-warning").hidden = true;
@@ -697,6 +699,9 @@
         }
         if (m.conversation_id !== S.current) return;
         const isNew = !S.messages.has(m.id);
+        // Status updates carry the message without its attachments: keep the ones shown.
+        const known = S.messages.get(m.id);
+        if (known && !(m.attachments || []).length && (known.attachments || []).length) m.attachments = known.attachments;
         S.messages.set(m.id, m);
         renderMessages();
         if (isNew && m.direction === "out" && m.kind !== "note" && m.kind !== "system" && m.sender_agent_id && m.sender_agent_id !== S.boot.me.id && S.typingSince) {
