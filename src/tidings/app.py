@@ -20,6 +20,7 @@ from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
 from tidings.api.health import mount_health
+from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
 from tidings.api.service import router as service_router
 from tidings.api.reports import router as reports_router
@@ -38,6 +39,7 @@ from tidings.delivery import webhooks as outgoing
 from tidings.delivery import worker as delivery
 from tidings.domain.errors import TidingsError
 from tidings.ingest import worker as ingest
+from tidings.media import worker as media
 from tidings.reports import rollup as report_rollup
 from tidings.runtime import Runtime
 
@@ -52,6 +54,7 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "reports": report_rollup.run,
     "assignment": timers.run,
     "templates": template_sync.run,
+    "media": media.run,
     "automation": automation.run,
 }
 
@@ -153,6 +156,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api_router)
+    app.include_router(media_router)
     app.include_router(meta_router)
     app.include_router(templates_router)
     mount_health(app)

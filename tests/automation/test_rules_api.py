@@ -59,6 +59,10 @@ async def test_invalid_rules_are_refused_with_the_field_named(
         ({**GOOD, "conditions": [{"type": "language", "values": ["english"]}]}, "conditions[0]"),
         ({**GOOD, "conditions": [{"type": "business_hours"}]}, "conditions[0].inside"),
         ({**GOOD, "conditions": "all"}, "conditions"),
+        ({**GOOD, "conditions": [{"type": "channel_kind", "values": [{"a": 1}]}]}, "conditions[0]"),
+        ({**GOOD, "name": "nul\x00byte"}, "name"),
+        ({**GOOD, "position": -1}, "position"),
+        ([GOOD], "a rule is a JSON object"),
     ]
     for body, field in cases:
         resp = await api.post("/api/v1/automation/rules", json=body)

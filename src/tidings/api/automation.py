@@ -168,7 +168,7 @@ def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
         if enabled:
             raise InvalidInput(f"{key}: the text to send when it is enabled")
         return None
-    if not isinstance(value, str) or len(value) > MAX_AUTO_REPLY_LENGTH:
+    if not isinstance(value, str) or len(value) > MAX_AUTO_REPLY_LENGTH or "\x00" in value:
         raise InvalidInput(f"{key}: text of up to {MAX_AUTO_REPLY_LENGTH} characters")
     return value.strip()
 

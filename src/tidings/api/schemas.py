@@ -146,14 +146,6 @@ class ReplyIn(Strict):
         return self
 
 
-class UploadOut(BaseModel):
-    id: int
-    conversation_id: int
-    filename: str | None
-    mime_type: str
-    size: int
-
-
 class MessagePage(BaseModel):
     data: list[MessageOut]
     next_cursor: str | None

@@ -76,11 +76,11 @@ def _parse_clock(value: Any, where: str) -> time | None:
 
 def parse_hours(timezone: Any, weekly: Any, holidays: Any = None) -> BusinessHours:
     """Validate hours as the API receives them; InvalidInput names the bad field."""
-    if not isinstance(timezone, str) or not timezone or len(timezone) > 64:
+    if not isinstance(timezone, str) or not timezone or len(timezone) > 64 or "\x00" in timezone:
         raise InvalidInput("timezone: an IANA time zone such as Europe/Paris")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidInput(f"timezone: unknown time zone {timezone[:64]!r}") from None
     if not isinstance(weekly, dict):
         raise InvalidInput('weekly: {"mon": [["09:00", "17:00"]], ...}')

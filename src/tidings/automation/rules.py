@@ -17,6 +17,7 @@ A rule is `{name, active, event, minutes?, match, conditions, actions}`:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import regex
@@ -79,7 +80,7 @@ LANGUAGE_CODE = regex.compile(r"^[a-z]{2,3}(-[a-z]{2,4})?$")
 def compile_pattern(pattern: str) -> regex.Pattern[str]:
     """A customer-text pattern: length-capped, compiled up front, case-insensitive. Matching
     runs with a timeout (see conditions.py), so a catastrophic pattern cannot stall a worker."""
-    if not pattern or len(pattern) > MAX_PATTERN_LENGTH:
+    if not pattern or len(pattern) > MAX_PATTERN_LENGTH or "\x00" in pattern:
         raise InvalidInput(f"pattern: 1 to {MAX_PATTERN_LENGTH} characters")
     try:
         return regex.compile(pattern, regex.IGNORECASE | regex.V1)
@@ -88,7 +89,7 @@ def compile_pattern(pattern: str) -> regex.Pattern[str]:
 
 
 def _str(value: Any, where: str, limit: int = MAX_VALUE_LENGTH) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
         raise InvalidInput(f"{where}: text of 1 to {limit} characters")
     return value.strip()
 
@@ -120,7 +121,7 @@ def _condition(raw: Any, i: int) -> dict[str, Any]:
     if raw.get("negate"):
         out["negate"] = True
     if kind == "channel_kind":
-        values = _list(raw.get("values"), f"{where}.values")
+        values = [_str(v, f"{where}.values", 32) for v in _list(raw.get("values"), where)]
         unknown = [v for v in values if v not in kinds()]
         if unknown:
             raise InvalidInput(f"{where}.values: unknown channel kind {str(unknown[0])[:40]!r}")
@@ -138,8 +139,11 @@ def _condition(raw: Any, i: int) -> dict[str, Any]:
     elif kind == "contact_attribute":
         out["key"] = _str(raw.get("key"), f"{where}.key", 100)
         value = raw.get("value")
-        if not isinstance(value, str | int | float | bool) or (
-            isinstance(value, str) and len(value) > MAX_VALUE_LENGTH
+        if (
+            not isinstance(value, str | int | float | bool)
+            or (isinstance(value, str) and (len(value) > MAX_VALUE_LENGTH or "\x00" in value))
+            or (isinstance(value, float) and not math.isfinite(value))
+            or (isinstance(value, int) and abs(value) >= 2**53)
         ):
             raise InvalidInput(f"{where}.value: text, a number or true/false")
         out["value"] = value
@@ -350,8 +354,13 @@ async def check_save_rule(
         for key, value in rule.items():
             setattr(row, key, value)
         row.updated_at = now
-        if isinstance(raw, dict) and isinstance(raw.get("position"), int):
-            row.position = raw["position"]
+        position = raw.get("position") if isinstance(raw, dict) else None
+        if position is not None:
+            if not isinstance(position, int) or isinstance(position, bool):
+                raise InvalidInput("position: a number from 0 to 100000")
+            if not 0 <= position <= 100_000:
+                raise InvalidInput("position: a number from 0 to 100000")
+            row.position = position
         await s.flush()
         tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
         return row
