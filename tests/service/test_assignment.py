@@ -228,3 +228,44 @@ async def test_take_respects_capacity_and_membership(
     hidden = await outsider.http.post(f"/api/v1/inboxes/{owner.inbox_id}/queue/take")
     assert hidden.status_code == 404
     assert [c.assignee_id for c in await conversations(server)].count(None) == 1
+
+
+async def test_queue_drains_when_an_agent_comes_online_and_on_unassigned_reopen(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await whatsapp_channel(server, api)
+    ana = await make_agent(server, owner, api, "Ana")
+    await set_members(api, owner.inbox_id, [ana.id])
+    await ana.http.put("/api/v1/agents/me/availability", json={"availability": "away"})
+    await api.put(f"/api/v1/inboxes/{owner.inbox_id}/assignment", json={"mode": "round_robin"})
+    await customer_writes(server, "16505556001", "Nobody online?")
+
+    async def one() -> list | None:
+        convs = await conversations(server)
+        return convs if len(convs) == 1 else None
+
+    conv = (await wait_for(one))[0]
+    # Away: she keeps what she has but gets nothing new; the conversation waits.
+    assert (await api.get(f"/api/v1/inboxes/{owner.inbox_id}/queue")).json()["waiting"] == 1
+    assert (await conversations(server))[0].assignee_id is None
+
+    await ana.http.put("/api/v1/agents/me/availability", json={"availability": "online"})
+
+    async def assigned() -> int | None:
+        return (await conversations(server))[0].assignee_id
+
+    assert await wait_for(assigned) == ana.id
+
+    # Resolved, then reopened without an assignee: assigned again.
+    await ana.http.patch(f"/api/v1/conversations/{conv.id}", json={"status": "resolved"})
+    reopened = await api.patch(
+        f"/api/v1/conversations/{conv.id}", json={"status": "open", "assignee_id": None}
+    )
+    assert reopened.status_code == 200 and reopened.json()["assignee_id"] is None
+    assert await wait_for(assigned) == ana.id
+    lines = [
+        m["body"]
+        for m in (await api.get(f"/api/v1/conversations/{conv.id}/messages")).json()["data"]
+        if m["kind"] == "system"
+    ]
+    assert lines == ["Assigned to Ana (round robin)", "Assigned to Ana (round robin)"]

@@ -82,6 +82,14 @@ def parse_rating(event: InboundMessage) -> int | None:
 # --- settings -------------------------------------------------------------------------------
 
 
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def settings_dict(inbox_id: int, row: InboxCsat | None) -> dict[str, Any]:
     return {
         "inbox_id": inbox_id,
@@ -124,8 +132,8 @@ async def check_set_settings(
             question = (fields["question"] or "").strip()
             if len(question) > 1000:
                 raise InvalidInput("question: at most 1000 characters")
-            if "\x00" in question:
-                raise InvalidInput("question: must not contain NUL characters")
+            if "\x00" in question or _unencodable(question):
+                raise InvalidInput("question: must be text without NUL or lone surrogates")
             row.question = question or None
         if "template_id" in fields:
             template_id = fields["template_id"]
