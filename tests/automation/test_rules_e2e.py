@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from tests.automation.helpers import (
+    PNID,
     conversations,
     customer_says,
     runs,
@@ -22,6 +23,7 @@ from tests.automation.helpers import (
 from tests.conftest import Owner, Receiver, Server, eventually
 from tidings import signing
 from tidings.automation.engine import MAX_RUNS_PER_HOUR
+from tidings.storage.models import Template
 
 
 async def make_rule(api: httpx.AsyncClient, **rule: object) -> dict:
@@ -205,4 +207,53 @@ async def test_webhook_action_is_signed(
     assert payload["data"]["message"]["body"] == "first message"
     conv = (await conversations(api))[0]
     assert payload["data"]["conversation"]["id"] == conv["id"]
+    await sim.aclose()
+
+
+async def test_template_goes_out_where_the_window_is_closed(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    channel = await whatsapp_channel(server, api)
+    # An approved template of the channel, as template sync records it.
+    async with server.runtime.db.write() as s:
+        template = Template(
+            workspace_id=owner.workspace_id,
+            channel_id=channel["id"],
+            name="order_update",
+            language="en_US",
+            category="UTILITY",
+            status="APPROVED",
+            components=[{"type": "BODY", "text": "Hello {{1}}, we are looking into it."}],
+        )
+        s.add(template)
+        await s.flush()
+        template_id = template.id
+    await make_rule(
+        api,
+        name="Late reply",
+        event="message.received",
+        actions=[
+            {"type": "send_template", "template_id": template_id, "params": ["there"]},
+        ],
+    )
+    sim = simulator(server)
+    await customer_says(sim, "anyone?", timestamp=int(time.time()) - 2 * 24 * 3600)
+    await settled(server)
+
+    async def template_requests() -> list:
+        sent = (await sim.get("/_sim/sent", params={"phone_number_id": PNID})).json()
+        return [r["body"] for r in sent if r["body"].get("type") == "template"]
+
+    bodies = await eventually(template_requests)
+    assert len(bodies) == 1
+    assert bodies[0]["template"]["name"] == "order_update"
+    assert bodies[0]["template"]["components"][0]["parameters"] == [
+        {"type": "text", "text": "there"}
+    ]
+    conv = (await conversations(api))[0]
+    logged = await runs(api, conversation_id=conv["id"])
+    assert [(r["action"], r["outcome"]) for r in logged[0]["results"]] == [("send_template", "ok")]
+    out = [m for m in await thread(api, conv["id"]) if m["kind"] == "template"]
+    assert [m["body"] for m in out] == ["Hello there, we are looking into it."]
+    assert out[0]["sender_agent_id"] is None
     await sim.aclose()
