@@ -119,6 +119,7 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
+        self._idle = asyncio.Event()  # set whenever the queue of waiting webhooks runs empty
         self.last_commit = 0.0  # monotonic time of the last commit, for the worker's throttle
         path = sqlite_path(db.url)
         self._sqlite = SqliteInserter(path) if path is not None else None
@@ -135,6 +136,15 @@ class GroupCommitter:
     def waiting(self) -> bool:
         """Webhook requests are waiting for a commit: long writers should yield the lock."""
         return bool(self._pending) or self._in_flight
+
+    async def drained(self, at_most: float) -> None:
+        """Wait (at most `at_most` seconds) until no webhook is waiting for a commit: the
+        ingest worker's turn-taking, so acknowledgements go first without a fixed pause."""
+        deadline = time.monotonic() + at_most
+        while self.waiting and time.monotonic() < deadline:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic()))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-group-commit")
@@ -169,13 +179,15 @@ class GroupCommitter:
                     batch.append(item)
                     count += len(item[0])
                 await self._commit(batch)
+            self._idle.set()
 
     async def _commit(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]) -> None:
         rows = [row for item, _fut in batch for row in item]
         self._in_flight = True
         try:
             if self._sqlite is not None:
-                await self._sqlite.insert(rows)
+                async with self._db.writer_turn():
+                    await self._sqlite.insert(rows)
             else:
                 async with self._db.write_engine.begin() as conn:
                     await conn.execute(self._stmt, rows)

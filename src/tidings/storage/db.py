@@ -9,6 +9,7 @@ reads use a separate pool and see WAL snapshots. On PostgreSQL both handles shar
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tidings.storage import sqlite_inline
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -34,7 +37,7 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool, busy_ms: int = 10000) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so we can choose how BEGIN is issued.
@@ -45,7 +48,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
         # Group commit makes the fsync cost per batch, not per request.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -54,15 +57,27 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, inline_writes: bool | None = None) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
             path = sqlite_path(url)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
-            _install_sqlite_hooks(self.write_engine, immediate=True)
+            # The one write connection runs on the loop's thread (see sqlite_inline): busy
+            # waits are asyncio sleeps there, so SQLite's own busy handler is off for it.
+            if inline_writes is None:
+                # An escape hatch for diagnosis and the same-run baseline of the benchmarks.
+                inline_writes = os.environ.get("TIDINGS_SQLITE_INLINE_WRITES", "1") != "0"
+            inline = inline_writes and path is not None
+            self.write_engine = create_async_engine(
+                url,
+                echo=echo,
+                pool_size=1,
+                max_overflow=0,
+                **({"async_creator": sqlite_inline.connector(str(path))} if inline else {}),
+            )
+            _install_sqlite_hooks(self.write_engine, immediate=True, busy_ms=0 if inline else 10000)
             self.read_engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
             _install_sqlite_hooks(self.read_engine, immediate=False)
         else:
@@ -83,15 +98,31 @@ class Database:
         self._aux_sessions = async_sessionmaker(self.aux_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
+    async def writer_turn(self) -> AsyncIterator[None]:
+        """SQLite: this process's writers (the write session and the webhook group committer,
+        which has its own connection) take turns through one FIFO lock. Without it they met in
+        SQLite's busy handler, which sleeps up to 100 ms between tries, so a waiting
+        acknowledgement could miss a free lock again and again. PostgreSQL: no-op."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._turn is None or self._turn[0] is not loop:
+            self._turn = (loop, asyncio.Lock())
+        async with self._turn[1]:
+            yield
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits on success and rolls back on error."""
-        async with self._write_sessions() as session, session.begin():
+        async with self.writer_turn(), self._write_sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
