@@ -400,13 +400,17 @@ async def test_template_sends_are_checked_then_reach_graph_in_its_shape(
     )
 
     async def paused() -> bool:
-        resp = await api.post(
-            url,
-            json={
-                "template": {"name": "delivery_code", "language": "de", "parameters": ["a", "b"]}
-            },
-        )
-        return resp.status_code == 422 and resp.json()["error"]["code"] == "template_not_approved"
+        rows = (await api.get(f"/api/v1/channels/{channel['id']}/templates")).json()
+        return {(t["name"], t["language"]): t["status"] for t in rows}[
+            ("delivery_code", "de")
+        ] == "PAUSED"
 
     await eventually(paused)
+    refused = await api.post(
+        url,
+        json={"template": {"name": "delivery_code", "language": "de", "parameters": ["a", "b"]}},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "template_not_approved"
+    assert "PAUSED" in refused.json()["error"]["message"]
     assert len(await sends(sim)) == 2
