@@ -407,7 +407,9 @@ async def process_event(rt: Runtime, event_id: int) -> None:
         at = message.sent_at if message is not None and ev.event == "message.received" else None
         at = min(at, utcnow()) if at is not None else utcnow()
         facts = await build_facts(s, conv, message, at) if conv is not None else None
-    if conv is None or facts is None:
+    if conv is None or facts is None or (ev.message_id is not None and message is None):
+        # Gone since (deleted), or never committed: an ingest event whose savepoint rolled
+        # back still had its live events buffered.
         return
     if ev.event == "message.received" and message is not None:
         await timers.arm(rt, conv, message)
