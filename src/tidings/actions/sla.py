@@ -151,8 +151,17 @@ def _target(row: InboxSla | None, priority: str | None, target: str) -> int | No
     return int(value) if value is not None else None
 
 
+async def _settings(s: Any, inbox_id: int) -> InboxSla | None:
+    # Memoised per session: an ingest batch asks once per inbox, not once per message (a
+    # missing row, the common case, is not kept by the identity map).
+    memo: dict[int, InboxSla | None] = s.info.setdefault("inbox_sla", {})
+    if inbox_id not in memo:
+        memo[inbox_id] = await s.get(InboxSla, inbox_id)
+    return memo[inbox_id]
+
+
 async def target_seconds(s: Any, conv: Conversation, target: str) -> int | None:
-    return _target(await s.get(InboxSla, conv.inbox_id), conv.priority, target)
+    return _target(await _settings(s, conv.inbox_id), conv.priority, target)
 
 
 # --- the timer --------------------------------------------------------------------------------
@@ -222,7 +231,7 @@ async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> 
         return
     if (before or "none") == (conv.priority or "none"):
         return
-    row = await tx.session.get(InboxSla, conv.inbox_id)
+    row = await _settings(tx.session, conv.inbox_id)
     old, new = _target(row, before, conv.sla_target), _target(row, conv.priority, conv.sla_target)
     if old is None or new is None:
         return
