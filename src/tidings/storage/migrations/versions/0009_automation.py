@@ -73,9 +73,7 @@ def upgrade() -> None:
         sa.Column("processed_at", UTC, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_automation_event"),
     )
-    op.create_index(
-        "ix_automation_event_queue", "automation_event", ["state", "next_attempt_at"]
-    )
+    op.create_index("ix_automation_event_queue", "automation_event", ["state", "next_attempt_at"])
 
     op.create_table(
         "automation_timer",
@@ -110,9 +108,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_automation_timer_queue", "automation_timer", ["state", "due_at"])
-    op.create_index(
-        "ix_automation_timer_conversation_id", "automation_timer", ["conversation_id"]
-    )
+    op.create_index("ix_automation_timer_conversation_id", "automation_timer", ["conversation_id"])
 
     op.create_table(
         "rule_run",
