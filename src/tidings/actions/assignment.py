@@ -308,7 +308,9 @@ async def do_drain(tx: Tx, inbox_id: int, limit: int = DRAIN_BATCH) -> list[tupl
     load = await loads(s, inbox_id, agents)
     names = dict((await s.execute(select(Agent.id, Agent.name).where(Agent.id.in_(agents)))).all())
     done: list[tuple[int, int]] = []
-    for conv in (await s.scalars(queue_query(inbox_id).limit(limit))).all():
+    # SKIP LOCKED: a conversation an agent is taking at this moment is theirs, not ours.
+    queued = queue_query(inbox_id).limit(limit).with_for_update(**tx.rt.db.skip_locked())
+    for conv in (await s.scalars(queued)).all():
         agent_id = pick(row.mode, agents, load, capacity, row.last_agent_id)
         if agent_id is None:
             break
