@@ -142,6 +142,12 @@ class MemoryBus(_LocalFanout):
             self._subs.discard(sub)
 
 
+# How long one XREAD waits for new events. It must stay below the client's socket timeout
+# (redis-py 8 defaults to 5 s): a 5 s block timed out on every quiet period, and each error cost
+# a 1 s pause in which live events from other processes waited.
+READ_BLOCK_MS = 2000
+
+
 class RedisBus(_LocalFanout):
     STREAM = "tidings:events"
 
@@ -178,7 +184,7 @@ class RedisBus(_LocalFanout):
         last = "$"
         while True:
             try:
-                resp = await self._redis.xread({self.STREAM: last}, block=5000, count=500)
+                resp = await self._redis.xread({self.STREAM: last}, block=READ_BLOCK_MS, count=500)
             except asyncio.CancelledError:
                 raise
             except Exception:
