@@ -18,6 +18,16 @@ from tidings.storage.models import InboundEvent, Message
 pytestmark = pytest.mark.parametrize("driver", DRIVERS, ids=[d.kind for d in DRIVERS])
 
 
+@pytest.fixture(autouse=True)
+def how_this_channel_plays_the_case(
+    request: pytest.FixtureRequest, record_property: Any, driver: Driver
+) -> None:
+    """A case a channel plays in its own way says so in the report, with the reason."""
+    name = request.node.originalname
+    if name in driver.adapted:
+        record_property("adapted", f"{driver.kind}: {driver.adapted[name]}")
+
+
 async def connect(api: httpx.AsyncClient, server: Server, driver: Driver) -> dict[str, Any]:
     resp = await api.post(
         "/api/v1/channels",
@@ -141,3 +151,8 @@ async def test_unknown_type_is_a_visible_unsupported_message(
     assert message["kind"] == "unsupported"
     assert message["direction"] == "in"
     assert conv["last_message_preview"] == "[unsupported message]"
+
+
+def test_adapted_cases_name_real_cases(driver: Driver) -> None:
+    cases = {name for name in globals() if name.startswith("test_")}
+    assert set(driver.adapted) <= cases, set(driver.adapted) - cases
