@@ -360,6 +360,11 @@ async def test_filters_exports_and_access(
     agents = await report("agents")
     me = next(a for a in agents["agents"] if a["agent_id"] == owner.agent_id)
     assert me["conversations"] == 1 and me["resolved"] == 1 and me["open_now"] == 0
+    assert agents["teams"] == []  # no teams in this workspace yet
+    r = await api.post("/api/v1/admin/teams", json={"name": "Support"})
+    assert r.status_code == 201, r.text
+    teams = (await report("agents"))["teams"]
+    assert [(t["team_id"], t["conversations"], t["resolved"]) for t in teams] == [(None, 3, 1)]
     assert (await report("campaigns"))["campaigns"] == []
 
     # CSV: one line per day / channel / conversation, formula-looking names defused.
