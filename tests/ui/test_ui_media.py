@@ -94,8 +94,9 @@ async def test_media_previews_are_served_to_agents_and_escaped(
     # The browser fetched and decoded it with the agent's session.
     width = await eventually(lambda: img.evaluate("i => i.complete && i.naturalWidth"))
     assert width == 160
-    # The caption is the message text: shown once, as text.
+    # The caption (WhatsApp's message text) is shown once, as text.
     await expect(thread.locator(".msg:has(figure.att-image) .body")).to_have_text(XSS_CAPTION)
+    await expect(thread.locator("figure.att-image figcaption")).to_have_count(0)
 
     doc = thread.locator("figure.att-file a")
     await expect(doc).to_have_text(XSS_NAME)

@@ -23,14 +23,16 @@ const TM = (() => {
   // One attachment of message `m`, as a node.
   function attachment(a, m) {
     const name = a.filename || a.kind;
-    // The caption usually is the message text already (WhatsApp); show it once.
-    const caption = a.caption && a.caption !== (m && m.body) ? el("figcaption", null, a.caption) : null;
+    const caption = a.caption ? el("figcaption", null, a.caption) : null;
+    // Under a preview the caption is left out when it is the message text already (WhatsApp).
+    const previewCaption = a.caption && a.caption !== (m && m.body) ? caption : null;
     if (a.state === "pending") {
       return el("div", { class: "att att-pending", dataset: { state: "pending" } }, "Downloading " + a.kind + "…");
     }
     if (PROBLEMS[a.state]) {
       return el("div", { class: "att att-problem", dataset: { state: a.state }, role: "note" },
-        el("strong", null, PROBLEMS[a.state]), a.error ? " — " + a.error : "");
+        el("strong", null, PROBLEMS[a.state]), a.filename ? el("span", { class: "name" }, " " + a.filename) : null,
+        a.error ? " — " + a.error : "", caption);
     }
     const url = a.state === "stored" && SAFE_URL.test(a.download_url || "") ? a.download_url : null;
     if (!url) {
@@ -41,18 +43,18 @@ const TM = (() => {
     if (/^image\/(jpeg|png|gif|webp)$/.test(mime)) {
       return el("figure", { class: "att att-image", dataset: { state: "stored" } },
         el("a", { href: url, target: "_blank", rel: "noopener noreferrer", title: name },
-          el("img", { src: url, alt: a.caption || name, loading: "lazy" })), caption);
+          el("img", { src: url, alt: a.caption || name, loading: "lazy" })), previewCaption);
     }
     if (mime.startsWith("audio/")) {
-      return el("figure", { class: "att att-audio", dataset: { state: "stored" } }, el("audio", { src: url, controls: true, preload: "none" }), caption);
+      return el("figure", { class: "att att-audio", dataset: { state: "stored" } }, el("audio", { src: url, controls: true, preload: "none" }), previewCaption);
     }
     if (mime.startsWith("video/")) {
-      return el("figure", { class: "att att-video", dataset: { state: "stored" } }, el("video", { src: url, controls: true, preload: "metadata" }), caption);
+      return el("figure", { class: "att att-video", dataset: { state: "stored" } }, el("video", { src: url, controls: true, preload: "metadata" }), previewCaption);
     }
     return el("figure", { class: "att att-file", dataset: { state: "stored" } },
       el("span", { class: "att-kind" }, kindLabel(mime, a.kind)), " ",
       el("a", { href: url, download: name, rel: "noopener" }, name),
-      el("span", { class: "muted" }, " " + size(a.size)), caption);
+      el("span", { class: "muted" }, " " + size(a.size)), previewCaption);
   }
 
   function kindLabel(mime, kind) {
