@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import and_, exists, or_, select
@@ -32,7 +30,7 @@ from tidings.api.auth import authenticate
 from tidings.delivery import webhooks as outgoing
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.ingest import worker as ingest
-from tidings.realtime.bus import LiveEvent
+from tidings.realtime.bus import IDLE
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, contact_dict, conversation_dict, message_dict, ts
 from tidings.storage.models import (
@@ -526,30 +524,13 @@ async def events(request: Request, who: Who, rt: RT) -> StreamingResponse:
 
 async def _sse(rt: Runtime, who: Principal, last_id: str | None) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n: connected\n\n"
-    source = rt.bus.subscribe(last_id).__aiter__()
-    pending: asyncio.Task[LiveEvent] | None = None
+    source = rt.bus.subscribe(last_id, idle=KEEPALIVE_SECONDS)
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(source.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
-            if not done:
+        async for event in source:
+            if event is IDLE:
                 yield b": keepalive\n\n"
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            if not can_see_event(who, event):
-                continue
-            yield b"id: %s\nevent: %s\ndata: %s\n\n" % (
-                event.id.encode(),
-                event.type.encode(),
-                orjson.dumps(event.data),
-            )
+            elif can_see_event(who, event):
+                yield event.sse_frame()
     finally:
-        if pending is not None:
-            pending.cancel()
         with contextlib.suppress(Exception):
             await source.aclose()  # type: ignore[attr-defined]

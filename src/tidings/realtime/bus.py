@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = 10_000
 SUBSCRIBER_QUEUE = 1_000
+FRAME_CACHE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +43,34 @@ class LiveEvent:
             {"type": self.type, "ws": self.workspace_id, "inbox": self.inbox_id, "data": self.data}
         )
 
+    def sse_frame(self) -> bytes:
+        """The event as one SSE frame, encoded once however many clients receive it."""
+        frame = _FRAMES.get(self.id)
+        if frame is None or frame[0] is not self:
+            body = b"id: %s\nevent: %s\ndata: %s\n\n" % (
+                self.id.encode(),
+                self.type.encode(),
+                orjson.dumps(self.data),
+            )
+            frame = (self, body)
+            _FRAMES[self.id] = frame
+            if len(_FRAMES) > FRAME_CACHE:
+                _FRAMES.pop(next(iter(_FRAMES)))
+        return frame[1]
+
     @staticmethod
     def decode(event_id: str, raw: bytes) -> LiveEvent:
         obj = orjson.loads(raw)
         return LiveEvent(obj["type"], obj["ws"], obj["inbox"], obj["data"], event_id)
+
+
+# Encoded frames of the latest events, keyed by event id (and checked by identity): fanning
+# one event out to a thousand clients encodes it once, not a thousand times.
+_FRAMES: dict[str, tuple[LiveEvent, bytes]] = {}
+
+# Yielded by `subscribe(..., idle=seconds)` when nothing arrived for that long (SSE keepalives
+# without a task per event and client).
+IDLE = LiveEvent("idle", 0, None, {}, "")
 
 
 class Subscription:
@@ -71,7 +96,9 @@ class EventBus(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def publish(self, events: list[LiveEvent]) -> None: ...
-    def subscribe(self, last_event_id: str | None) -> AsyncIterator[LiveEvent]: ...
+    def subscribe(
+        self, last_event_id: str | None, idle: float | None = None
+    ) -> AsyncIterator[LiveEvent]: ...
     def subscriber_count(self) -> int: ...
 
 
@@ -86,9 +113,17 @@ class _LocalFanout:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    async def _drain(self, sub: Subscription) -> AsyncIterator[LiveEvent]:
+    async def _drain(self, sub: Subscription, idle: float | None) -> AsyncIterator[LiveEvent]:
         while True:
-            event = await sub.queue.get()
+            if idle is None:
+                event = await sub.queue.get()
+            else:
+                try:
+                    async with asyncio.timeout(idle):
+                        event = await sub.queue.get()
+                except TimeoutError:
+                    yield IDLE
+                    continue
             if event is None:
                 return
             yield event
@@ -123,7 +158,9 @@ class MemoryBus(_LocalFanout):
         last = int(last_event_id)
         return [e for e in self._history if int(e.id) > last]
 
-    async def subscribe(self, last_event_id: str | None) -> AsyncIterator[LiveEvent]:
+    async def subscribe(
+        self, last_event_id: str | None, idle: float | None = None
+    ) -> AsyncIterator[LiveEvent]:
         sub = Subscription()
         # Register before reading history so nothing published in between is missed.
         self._subs.add(sub)
@@ -134,7 +171,10 @@ class MemoryBus(_LocalFanout):
                 seen = int(replayed[-1].id)
             for event in replayed:
                 yield event
-            async for event in self._drain(sub):
+            async for event in self._drain(sub, idle):
+                if event is IDLE:
+                    yield event
+                    continue
                 if int(event.id) <= seen:
                     continue
                 yield event
@@ -198,7 +238,9 @@ class RedisBus(_LocalFanout):
                     last = eid
                     self.fan_out(LiveEvent.decode(eid, fields[b"e"]))
 
-    async def subscribe(self, last_event_id: str | None) -> AsyncIterator[LiveEvent]:
+    async def subscribe(
+        self, last_event_id: str | None, idle: float | None = None
+    ) -> AsyncIterator[LiveEvent]:
         sub = Subscription()
         self._subs.add(sub)
         try:
@@ -213,7 +255,10 @@ class RedisBus(_LocalFanout):
                     yield LiveEvent.decode(eid, fields[b"e"])
                 if seen is None:
                     seen = _stream_id(last_event_id)
-            async for event in self._drain(sub):
+            async for event in self._drain(sub, idle):
+                if event is IDLE:
+                    yield event
+                    continue
                 sid = _stream_id(event.id)
                 if seen is not None and sid is not None and sid <= seen:
                     continue
