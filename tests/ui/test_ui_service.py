@@ -9,7 +9,7 @@ import re
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, eventually
 from tests.ui.helpers import new_page, sign_in, wait_conversations, whatsapp_channel, whatsapp_says
 
 
@@ -73,10 +73,22 @@ async def test_sla_countdown_availability_and_csat(
 
     # Resolving asks for a rating; the customer's "4" shows on the conversation.
     await page.click("#t-resolve")
+    convs = await wait_conversations(api, 1)
+
+    async def asked() -> bool:
+        resp = await api.get(f"/api/v1/conversations/{convs[0]['id']}/csat")
+        return bool(resp.json()["csat"])
+
+    await eventually(asked)  # the resolve has committed: the question is on its way
     await whatsapp_says(server, "4915100000201", "Timed Customer", "4", 0)
+
+    async def answered() -> bool:
+        resp = await api.get(f"/api/v1/conversations/{convs[0]['id']}/csat")
+        return resp.json()["csat"]["state"] == "answered"
+
+    await eventually(answered)
     await page.reload()
     await page.wait_for_selector("body[data-ready='1']")
-    convs = await wait_conversations(api, 1)
     await page.goto(f"{server.url}/inbox#c/{convs[0]['id']}")
     await expect(page.locator("#t-csat")).to_have_text("CSAT 4/5")
 
