@@ -255,3 +255,39 @@ async def test_invalid_uploads_are_refused_with_nothing_queued(
     assert await rows(server, Message) == 1
     assert await rows(server, Attachment) == 0
     assert not [r for r in (await sim.get("/_sim/sent")).json() if r["path"].endswith("/media")]
+
+
+async def test_audio_with_text_is_refused_and_audio_alone_is_sent(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    sim = await setup(server, api)
+    await customer_sends(sim, text="send me the voice note")
+    [first] = await settled(api, 1)
+    conv_id = first["conversation_id"]
+    voice = b"OggS\x00\x02" + b"\x00" * 400
+    up = await api.post(
+        f"/api/v1/conversations/{conv_id}/attachments",
+        files={"file": ("note.ogg", voice, "audio/ogg")},
+    )
+    assert up.status_code == 201, up.text
+    # "`audio` has no caption" (digest A3): the text would be lost, so it is refused.
+    both = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages",
+        json={"text": "listen", "attachment_ids": [up.json()["id"]]},
+    )
+    assert both.status_code == 422
+    assert both.json()["error"]["code"] == "file_not_sendable"
+    assert await rows(server, Delivery) == 0
+    alone = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"attachment_ids": [up.json()["id"]]}
+    )
+    assert alone.status_code == 201, alone.text
+
+    async def graph_audio() -> list[dict[str, Any]]:
+        sent = (await sim.get("/_sim/sent")).json()
+        return [r["body"] for r in sent if r["body"].get("type") == "audio"]
+
+    [body] = await eventually(graph_audio, timeout=20)
+    [media] = [m for m in (await sim.get("/_sim/media")).json() if m["origin"] == "upload"]
+    assert body["audio"] == {"id": media["id"]}
+    assert media["mime_type"] == "audio/ogg"

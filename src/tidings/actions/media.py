@@ -78,7 +78,8 @@ async def check_upload(
     if not data:
         raise InvalidInput("file: the file is empty")
     if channel is not None:
-        if (why := sending.refusal(channel, with_text=False)) is not None:
+        kind = limits.kind_for_mime(mime)
+        if (why := sending.refusal(channel, kind=kind, with_text=False)) is not None:
             raise PolicyRefusal(why, code="file_not_sendable")
         verdict = limits.judge(channel.adapter.capabilities, channel.adapter.label, mime, len(data))
         if verdict.state != limits.STORED:
@@ -113,7 +114,7 @@ async def take_uploads(
     is queued). Raises NotFound for an upload of another conversation or already sent."""
     if not upload_ids:
         return []
-    if (why := sending.refusal(channel, with_text=with_text)) is not None:
+    if (why := sending.refusal(channel, with_text=False)) is not None:
         raise PolicyRefusal(why, code="file_not_sendable")
     if len(set(upload_ids)) != len(upload_ids):
         raise InvalidInput("attachment_ids: an upload appears twice")
@@ -134,6 +135,9 @@ async def take_uploads(
         raise NotFound(f"upload {missing[0]} not found (or already sent)")
     caps, label = channel.adapter.capabilities, channel.adapter.label
     for upload in rows.values():
+        kind = limits.kind_for_mime(upload.mime_type)
+        if (why := sending.refusal(channel, kind=kind, with_text=with_text)) is not None:
+            raise PolicyRefusal(why, code="file_not_sendable")
         verdict = limits.judge(caps, label, upload.mime_type, upload.size)
         if verdict.state != limits.STORED:
             raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)

@@ -140,7 +140,7 @@ class InstagramAdapter:
     ) -> MediaLocation:
         return cdn_location(url)
 
-    def file_refusal(self, config: Any, *, with_text: bool) -> str | None:
+    def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         c = _config(config)
         if c.flavour != "facebook_login" or not c.page_id:
             # The Attachment Upload API exists for the Facebook Login flavour only; otherwise

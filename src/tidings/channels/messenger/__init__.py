@@ -113,7 +113,7 @@ class MessengerAdapter:
     ) -> MediaLocation:
         return cdn_location(url)
 
-    def file_refusal(self, config: Any, *, with_text: bool) -> str | None:
+    def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         return attachments.caption_refusal(self.label, with_text)
 
 

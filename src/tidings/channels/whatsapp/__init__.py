@@ -121,9 +121,11 @@ class WhatsAppAdapter:
         """Media id -> `GET /{media-id}` -> URL fetched with the bearer token (digest A4)."""
         return await media.locate(_config(config), provider_media_id, http)
 
-    def file_refusal(self, config: Any, *, with_text: bool) -> str | None:
+    def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         # Stored files are uploaded (`POST /{phone-number-id}/media`) and sent by id; the
-        # reply's text travels as the caption (audio and stickers take none, digest A3).
+        # reply's text travels as the caption, but "`audio` has no caption" (digest A3).
+        if with_text and kind == "audio":
+            return "WhatsApp sends audio without a caption: send the text as its own message."
         return None
 
 

@@ -203,7 +203,11 @@ async def send_message(
             )
             if isinstance(uploaded, Retriable | Permanent):
                 return uploaded
-            first = replace(first, provider_media_id=uploaded, load=None)
+            # A WebP image goes out as a sticker, the only WhatsApp type that takes WebP (A4).
+            webp = first.kind == "image" and first.mime_type == "image/webp"
+            first = replace(
+                first, provider_media_id=uploaded, load=None, kind="sticker" if webp else first.kind
+            )
             message = replace(message, attachments=(first, *message.attachments[1:]))
     body = build_body(message)
     if isinstance(body, Permanent):
