@@ -106,6 +106,7 @@ class ConversationPage(BaseModel):
 class ConversationPatch(Strict):
     status: str | None = Field(default=None, description="open | pending | snoozed | resolved")
     assignee_id: int | None = Field(default=None, description="Agent id; null unassigns")
+    team_id: int | None = Field(default=None, description="Team id; null clears the team")
     labels: list[str] | None = Field(default=None, description="Replaces the label set")
 
 

@@ -74,6 +74,7 @@ class _In(BaseModel):
 class TriageIn(_In):
     status: str | None = None
     assignee_id: int | None = None
+    team_id: int | None = None
     labels: list[str] | None = None
     priority: str | None = Field(default=None, description=" | ".join(PRIORITIES))
     snoozed_until: datetime | None = None
@@ -86,6 +87,7 @@ class BulkFilter(_In):
     channel_id: int | None = None
     assignee_id: int | None = None
     label: str | None = None
+    team_id: int | None = None
 
 
 class BulkIn(_In):
@@ -95,6 +97,7 @@ class BulkIn(_In):
     )
     status: str | None = None
     assignee_id: int | None = None
+    team_id: int | None = None
     add_label: str | None = None
     remove_label: str | None = None
 
@@ -293,6 +296,7 @@ def filtered(
     assignee_id: int | None = None,
     label: str | None = None,
     sla: str | None = None,
+    team_id: int | None = None,
 ) -> Select[Conversation]:
     """The list's filters as a query; bulk actions reuse it to act on every match."""
     q = select(Conversation).where(visible_conversations(who))
@@ -315,6 +319,8 @@ def filtered(
         )
     if assignee_id is not None:
         q = q.where(Conversation.assignee_id == assignee_id)
+    if team_id is not None:
+        q = q.where(Conversation.team_id == team_id)
     if label:
         q = q.where(
             exists().where(
@@ -343,12 +349,15 @@ async def list_conversations(
     label: str | None = None,
     sort: Annotated[str, Query(description="activity (newest first) | waiting")] = "activity",
     sla: Annotated[str | None, Query(description="running | breached")] = None,
+    team_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The inbox list, keyset-paged on (last_activity_at, id). `waiting` puts those waiting
     longest first. `status=any` lists every status."""
-    q = filtered(who, view, status, inbox_id, channel_id, assignee_id, label, sla=sla)
+    q = filtered(
+        who, view, status, inbox_id, channel_id, assignee_id, label, sla=sla, team_id=team_id
+    )
     if sort not in ("activity", "waiting"):
         raise InvalidInput("sort: activity or waiting")
     newest_first = sort == "activity"
@@ -586,6 +595,14 @@ async def _agent_name(rt: Runtime, agent_id: int | None) -> str:
     return agent.name if agent else f"agent {agent_id}"
 
 
+async def _team_name(rt: Runtime, team_id: int | None) -> str:
+    if team_id is None:
+        return "none"
+    async with rt.db.read() as s:
+        team = await s.get(Team, team_id)
+    return team.name if team else f"team {team_id}"
+
+
 @router.patch("/conversations/{conversation_id}")
 async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict[str, Any]:
     """Status, assignee, labels (the core action), priority and snooze-until; each change also
@@ -594,8 +611,9 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
         before = require_conversation(who, await s.get(Conversation, conversation_id))
         old_labels = set(await labels_of(s, conversation_id))
         old = (before.status, before.assignee_id, before.priority)
+        old_team = before.team_id
     fields = body.model_fields_set
-    if fields & {"status", "assignee_id", "labels"}:
+    if fields & {"status", "assignee_id", "labels", "team_id"}:
         status = body.status if body.snoozed_until is None else None
         await check_update_conversation(
             rt,
@@ -603,6 +621,7 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
             conversation_id,
             status=status,
             assignee_id=body.assignee_id if "assignee_id" in fields else UNSET,
+            team_id=body.team_id if "team_id" in fields else UNSET,
             labels=body.labels,
         )
     if body.priority is not None or body.snoozed_until is not None:
@@ -615,6 +634,10 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
         target = await _agent_name(rt, body.assignee_id)
         text = f"{me} unassigned this" if body.assignee_id is None else f"{me} assigned {target}"
         events.append((text, {"event": "assigned", "assignee_id": body.assignee_id}))
+    if "team_id" in fields and body.team_id != old_team:
+        team = await _team_name(rt, body.team_id)
+        text = f"{me} cleared the team" if body.team_id is None else f"{me} assigned team {team}"
+        events.append((text, {"event": "team_assigned", "team_id": body.team_id}))
     if body.snoozed_until is not None:
         events.append(
             (
@@ -648,12 +671,24 @@ async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
     single edit, so access checks and live events are the same."""
     if (body.ids is None) == (body.matching is None):
         raise InvalidInput("give either ids or matching")
-    wanted = body.model_fields_set & {"status", "assignee_id", "add_label", "remove_label"}
+    fields = {"status", "assignee_id", "team_id", "add_label", "remove_label"}
+    wanted = body.model_fields_set & fields
     if not wanted:
-        raise InvalidInput("nothing to change: status, assignee_id, add_label or remove_label")
+        raise InvalidInput(
+            "nothing to change: status, assignee_id, team_id, add_label or remove_label"
+        )
     if body.matching is not None:
         f = body.matching
-        q = filtered(who, f.view, f.status, f.inbox_id, f.channel_id, f.assignee_id, f.label)
+        q = filtered(
+            who,
+            f.view,
+            f.status,
+            f.inbox_id,
+            f.channel_id,
+            f.assignee_id,
+            f.label,
+            team_id=f.team_id,
+        )
         async with rt.db.read() as s:
             ids = list(
                 (await s.scalars(q.with_only_columns(Conversation.id).limit(BULK_MAX))).all()
@@ -677,6 +712,7 @@ async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
             conversation_id,
             status=body.status,
             assignee_id=body.assignee_id if "assignee_id" in body.model_fields_set else UNSET,
+            team_id=body.team_id if "team_id" in body.model_fields_set else UNSET,
             labels=labels,
         )
         changed += 1

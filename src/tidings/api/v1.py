@@ -215,6 +215,7 @@ async def patch_conversation(
         conversation_id,
         status=body.status,
         assignee_id=body.assignee_id if "assignee_id" in body.model_fields_set else UNSET,
+        team_id=body.team_id if "team_id" in body.model_fields_set else UNSET,
         labels=body.labels,
     )
     return conversation_dict(conv, labels)

@@ -26,10 +26,11 @@
 
   const agentName = (id) => { const a = S.boot && S.boot.agents.find((x) => x.id === id); return a ? a.name : "agent " + id; };
   const channelOf = (id) => S.boot && S.boot.channels.find((c) => c.id === id);
+  const teamName = (id) => { const t = S.boot && S.boot.teams.find((x) => x.id === id); return t ? t.name : "team " + id; };
   const filters = () => ({
     view: S.view, status: $("f-status").value, inbox_id: $("f-inbox").value, channel_id: $("f-channel").value,
     label: $("f-label").value, assignee_id: $("f-assignee").value, sort: $("f-sort").value,
-    sla: $("f-sla") ? $("f-sla").value : "",
+    sla: $("f-sla") ? $("f-sla").value : "", team_id: $("f-team").value,
   });
 
   // ---- title and live indicator ---------------------------------------------------------
@@ -50,6 +51,7 @@
     if (f.channel_id && String(c.last_channel_id) !== f.channel_id) return false;
     if (f.label && !(c.labels || []).includes(f.label)) return false;
     if (f.assignee_id && String(c.assignee_id) !== f.assignee_id) return false;
+    if (f.team_id && String(c.team_id) !== f.team_id) return false;
     if (f.sla && c.sla_state !== f.sla) return false;
     return true;
   }
@@ -84,6 +86,7 @@
           w ? el("span", { class: "window " + w.cls }, w.text) : null,
           window.TS ? TS.slaChip(c) : null,
           c.assignee_id ? el("span", { class: "assignee", title: "assigned to " + agentName(c.assignee_id) }, "@" + agentName(c.assignee_id)) : null,
+          c.team_id ? el("span", { class: "team", title: "team" }, "⚑ " + teamName(c.team_id)) : null,
           ...(c.labels || []).map((name) => el("span", { class: "label" }, name)),
           c.status !== "open" ? el("span", { class: "status status-" + c.status }, c.status) : null)));
     return li;
@@ -118,6 +121,7 @@
       S.pickAll || !S.cursor && n === S.order.length ? null : el("button", { type: "button", class: "link", id: "pick-all", onclick: () => { S.pickAll = true; renderBulk(); renderList(); } }, "Select all matching"),
       el("button", { type: "button", id: "bulk-resolve", onclick: () => bulk({ status: "resolved" }) }, "Resolve"),
       el("button", { type: "button", id: "bulk-assign", onclick: () => picker("Assign selected to", [{ label: "Unassigned", value: null }, ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id }))], (it) => bulk({ assignee_id: it.value })) }, "Assign…"),
+      el("button", { type: "button", id: "bulk-team", onclick: () => picker("Team for selected", [{ label: "No team", value: null }, ...S.boot.teams.map((t) => ({ label: t.name, value: t.id }))], (it) => bulk({ team_id: it.value })) }, "Team…"),
       el("button", { type: "button", id: "bulk-label", onclick: () => picker("Add label to selected", S.boot.labels.map((l) => ({ label: l.name, value: l.name })), (it) => bulk({ add_label: it.value }), true) }, "Label…"),
       el("button", { type: "button", class: "link", onclick: clearPicks }, "Clear"));
   }
@@ -125,7 +129,7 @@
   async function bulk(change) {
     const f = filters();
     const target = S.pickAll
-      ? { matching: { view: f.view, status: f.status, inbox_id: f.inbox_id ? Number(f.inbox_id) : null, channel_id: f.channel_id ? Number(f.channel_id) : null, assignee_id: f.assignee_id ? Number(f.assignee_id) : null, label: f.label || null } }
+      ? { matching: { view: f.view, status: f.status, inbox_id: f.inbox_id ? Number(f.inbox_id) : null, channel_id: f.channel_id ? Number(f.channel_id) : null, assignee_id: f.assignee_id ? Number(f.assignee_id) : null, label: f.label || null, team_id: f.team_id ? Number(f.team_id) : null } }
       : { ids: [...S.picked] };
     try {
       const res = await api("/ui/conversations/bulk", { method: "POST", json: { ...target, ...change } });
@@ -266,6 +270,7 @@
     $("t-status").value = c.status;
     $("t-priority").value = c.priority || "none";
     $("t-assignee").value = c.assignee_id === null ? "" : String(c.assignee_id);
+    $("t-team").value = c.team_id == null ? "" : String(c.team_id);
     $("t-resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
     $("t-labels").replaceChildren(...(c.labels || []).map((n) => el("span", { class: "label" }, n)),
       el("button", { type: "button", class: "link", onclick: () => pickLabel() }, "+ label"));
@@ -765,6 +770,8 @@
     fillSelect("f-channel", "All channels", b.channels.map((c) => [c.id, c.name]));
     fillSelect("f-label", "Any label", b.labels.map((l) => [l.name, l.name]));
     fillSelect("f-assignee", "Anyone", b.agents.map((a) => [a.id, a.name]));
+    fillSelect("f-team", "Any team", b.teams.map((t) => [t.id, t.name]));
+    fillSelect("t-team", "No team", b.teams.map((t) => [t.id, t.name]));
     fillAssignees();
   }
 
@@ -772,7 +779,7 @@
     for (const b of document.querySelectorAll(".views button")) {
       b.addEventListener("click", () => { S.view = b.dataset.view; localStorage.setItem("tidings.view", S.view); loadList(); });
     }
-    for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla"]) $(id).addEventListener("change", () => loadList());
+    for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla", "f-team"]) $(id).addEventListener("change", () => loadList());
     $("more").addEventListener("click", () => loadList(true));
     $("search").addEventListener("input", runSearch);
     $("search").addEventListener("keydown", (ev) => { if (ev.key === "Escape") { $("search").value = ""; runSearch(); } });
@@ -805,6 +812,7 @@
     });
     $("t-priority").addEventListener("change", () => patch({ priority: $("t-priority").value }));
     $("t-assignee").addEventListener("change", () => patch({ assignee_id: $("t-assignee").value ? Number($("t-assignee").value) : null }));
+    $("t-team").addEventListener("change", () => patch({ team_id: $("t-team").value ? Number($("t-team").value) : null }));
     $("t-resolve").addEventListener("click", toggleResolve);
     window.addEventListener("hashchange", () => {
       const m = /^#c\/(\d+)$/.exec(location.hash);
