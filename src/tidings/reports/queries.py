@@ -16,7 +16,7 @@ import asyncio
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -279,47 +279,53 @@ async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
     resolved: dict[date, int] = defaultdict(int)
     if f.label_id is None:
         where = _dims(ReportDaily, f)
-        for day, n_new, n_res in await s.execute(
-            select(
-                ReportDaily.day,
-                func.sum(ReportDaily.conversations_new),
-                func.sum(ReportDaily.conversations_resolved),
-            )
-            .where(*where, ReportDaily.day >= f.start, ReportDaily.day <= f.end)
-            .group_by(ReportDaily.day)
-        ):
-            new[day], resolved[day] = int(n_new or 0), int(n_res or 0)
-        before = (
-            await s.execute(
+        daily, before = await _parallel(
+            db,
+            lambda s2: _all(
+                s2,
+                select(
+                    ReportDaily.day,
+                    func.sum(ReportDaily.conversations_new),
+                    func.sum(ReportDaily.conversations_resolved),
+                )
+                .where(*where, ReportDaily.day >= f.start, ReportDaily.day <= f.end)
+                .group_by(ReportDaily.day),
+            ),
+            lambda s2: _one(
+                s2,
                 select(
                     func.sum(ReportDaily.conversations_new),
                     func.sum(ReportDaily.conversations_resolved),
-                ).where(*where, ReportDaily.day < f.start)
-            )
-        ).one()
+                ).where(*where, ReportDaily.day < f.start),
+            ),
+        )
+        for day, n_new, n_res in daily:
+            new[day], resolved[day] = int(n_new or 0), int(n_res or 0)
         backlog = int(before[0] or 0) - int(before[1] or 0)
     else:
-        where_c = _conv(f)
-        for day, n in await s.execute(
-            select(RC.created_day, func.count())
-            .where(*where_c, *_created_in(f))
-            .group_by(RC.created_day)
+        # One pass over the label's conversations (from the label's side: a few thousand
+        # primary-key lookups), counted into the range's days and the backlog before it.
+        backlog = 0
+        for cday, rday, n in await s.execute(
+            select(RC.created_day, RC.resolved_day, func.count())
+            .select_from(ConversationLabel)
+            .join(RC, RC.conversation_id == ConversationLabel.conversation_id)
+            .where(
+                ConversationLabel.label_id == f.label_id,
+                *_conv(replace(f, label_id=None)),
+                RC.created_day <= f.end,
+            )
+            .group_by(RC.created_day, RC.resolved_day)
         ):
-            new[day] = int(n)
-        for rday, n in await s.execute(
-            select(RC.resolved_day, func.count())
-            .where(*where_c, *_resolved_in(f))
-            .group_by(RC.resolved_day)
-        ):
-            if rday is not None:
-                resolved[rday] = int(n)
-        created_before = await s.scalar(
-            select(func.count()).where(*where_c, RC.created_day < f.start)
-        )
-        resolved_before = await s.scalar(
-            select(func.count()).where(*where_c, RC.resolved_day < f.start)
-        )
-        backlog = int(created_before or 0) - int(resolved_before or 0)
+            if cday >= f.start:
+                new[cday] += int(n)
+            else:
+                backlog += int(n)
+            if rday is not None and rday <= f.end:
+                if rday >= f.start:
+                    resolved[rday] += int(n)
+                else:
+                    backlog -= int(n)
     series = []
     for day in f.days:
         backlog += new[day] - resolved[day]
