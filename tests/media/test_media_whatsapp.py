@@ -291,3 +291,44 @@ async def test_audio_with_text_is_refused_and_audio_alone_is_sent(
     [media] = [m for m in (await sim.get("/_sim/media")).json() if m["origin"] == "upload"]
     assert body["audio"] == {"id": media["id"]}
     assert media["mime_type"] == "audio/ogg"
+
+
+async def test_hostile_file_names_are_sanitised_in_the_download_headers(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    sim = await setup(server, api)
+    nasty = '../../etc/pass"wd\r\nSet-Cookie: stolen=1;\u202ecod.pdf'
+    await customer_sends(
+        sim,
+        type="document",
+        mime_type="application/pdf",
+        filename=nasty,
+        media_b64=base64.b64encode(PDF).decode(),
+    )
+    await customer_sends(
+        sim,
+        type="document",
+        mime_type="text/plain",
+        filename="notes.html",
+        media_b64=base64.b64encode(b"<script>alert(1)</script>").decode(),
+    )
+    msgs = await settled(api, 2)
+    by_mime = {m["attachments"][0]["mime_type"]: m["attachments"][0] for m in msgs}
+    got = await api.get(by_mime["application/pdf"]["download_url"])
+    assert got.status_code == 200
+    assert "set-cookie" not in got.headers
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith("attachment;")
+    assert "\r" not in disposition and "\n" not in disposition and ".." not in disposition
+    # Directories, quotes, control and bidi characters, ':' and ';' are gone, so nothing breaks
+    # out of the quoted name or fakes another header.
+    assert disposition == (
+        'attachment; filename="passwdSet-Cookie stolen=1cod.pdf"; '
+        "filename*=UTF-8''passwdSet-Cookie%20stolen%3D1cod.pdf"
+    )
+    # A text file named .html is still served as text/plain, as a download, never as a page.
+    text = await api.get(by_mime["text/plain"]["download_url"])
+    assert text.headers["content-type"].startswith("text/plain")
+    assert text.headers["content-disposition"].startswith("attachment;")
+    assert text.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in text.headers["content-security-policy"]
