@@ -282,6 +282,7 @@
     S.selected = id;
     if (location.hash !== "#c/" + id) history.replaceState(null, "", "#c/" + id);
     renderList();
+    document.querySelector(".panes").classList.add("thread-open");
     $("thread-empty").hidden = true;
     $("thread").hidden = true;
     $("contact-pane").replaceChildren();
@@ -812,6 +813,15 @@
     });
     $("t-priority").addEventListener("change", () => patch({ priority: $("t-priority").value }));
     $("t-assignee").addEventListener("change", () => patch({ assignee_id: $("t-assignee").value ? Number($("t-assignee").value) : null }));
+    // Narrow screens show the list or the thread; tablets open the contact panel as a drawer.
+    $("t-back").addEventListener("click", () => document.querySelector(".panes").classList.remove("thread-open", "contact-open"));
+    const contactDrawer = (open) => {
+      document.querySelector(".panes").classList.toggle("contact-open", open);
+      $("t-contact").setAttribute("aria-expanded", String(open));
+    };
+    $("t-contact").addEventListener("click", () => contactDrawer(!document.querySelector(".panes").classList.contains("contact-open")));
+    $("contact-close").addEventListener("click", () => contactDrawer(false));
+    document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && document.querySelector(".panes.contact-open")) contactDrawer(false); });
     $("t-team").addEventListener("change", () => patch({ team_id: $("t-team").value ? Number($("t-team").value) : null }));
     $("t-resolve").addEventListener("click", toggleResolve);
     window.addEventListener("hashchange", () => {
