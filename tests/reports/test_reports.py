@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
-from tests.campaigns.conftest import api_channel
+from tests.campaigns.conftest import api_channel, api_customers, wait_counts
 from tests.campaigns.test_fallback_preference import (
     E164,
     PNID,
@@ -467,3 +467,42 @@ async def test_business_hours_variant_counts_only_open_time(
     assert business["first_response"] == {"median_seconds": 0, "p90_seconds": 0, "conversations": 1}
     agents = (await api.get("/api/v1/reports/agents", params={"business_hours": "true"})).json()
     assert [a["first_response"]["median_seconds"] for a in agents["agents"]] == [0]
+
+
+async def test_campaigns_side_by_side(
+    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+) -> None:
+    channel = await api_channel(api, server)
+    contacts = await api_customers(api, server, 3)
+    ids = []
+    for name, audience in (("Spring", contacts), ("Summer", contacts[:2])):
+        r = await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": name,
+                "content": {"text": f"{name} sale"},
+                "audience": {"contact_ids": audience},
+                "channel_ids": [channel["id"]],
+            },
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        assert (await api.post(f"/api/v1/campaigns/{ids[-1]}/launch")).status_code == 200
+    await wait_counts(api, ids[0], read=3)
+    await wait_counts(api, ids[1], read=2)
+    report = (await api.get("/api/v1/reports/campaigns")).json()
+    got = {c["name"]: c for c in report["campaigns"]}
+    assert set(got) == {"Spring", "Summer"}
+    for cid, name in zip(ids, ("Spring", "Summer"), strict=True):
+        own = (await api.get(f"/api/v1/campaigns/{cid}/report")).json()
+        assert got[name]["counts"] == own["counts"]
+        assert got[name]["delivery_rate"] == own["delivery_rate"] == 1.0
+    resp = await api.get("/api/v1/reports/campaigns", params={"format": "csv"})
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(resp.text))}
+    assert (rows["Spring"]["recipients"], rows["Spring"]["read"]) == ("3", "3")
+    assert (rows["Summer"]["recipients"], rows["Summer"]["read"]) == ("2", "2")
+    # Out of the range: none.
+    past = await api.get(
+        "/api/v1/reports/campaigns", params={"from": "2020-01-01", "to": "2020-02-01"}
+    )
+    assert past.json()["campaigns"] == []
