@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -256,15 +257,20 @@ def tidings_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
 
 
 async def start_tidings(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [TIDINGS, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # stderr goes to a file, not a pipe: nobody reads a pipe while the server runs, and a server
+    # that logs more than the pipe holds would block on its next log line.
+    log_path = Path(env.get("TIDINGS_DATA_DIR", tempfile.gettempdir())) / "serve-stderr.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [TIDINGS, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log_file
+        )
     url = env["TIDINGS_PUBLIC_URL"]
 
     async def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(
-                f"tidings serve exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+                f"tidings serve exited: {log_path.read_text(errors='replace')[-4000:]}"
             )
         try:
             async with httpx.AsyncClient() as client:
@@ -272,7 +278,13 @@ async def start_tidings(env: dict[str, str]) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             return False
 
-    await eventually(up, timeout=30, interval=0.1)
+    try:
+        # Generous: a loaded two-core CI machine can take a while to start a process.
+        await eventually(up, timeout=60, interval=0.1)
+    except BaseException:
+        proc.kill()  # never leave a half-started server behind
+        proc.wait()
+        raise
     return proc
 
 
