@@ -16,19 +16,19 @@ from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings import timers
+from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
-from tidings.api.service import router as service_router
 from tidings.api.reports import router as reports_router
+from tidings.api.service import router as service_router
 from tidings.api.sms import router as sms_router
 from tidings.api.templates import router as templates_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
-from tidings.actions import templates as template_sync
 from tidings.api.webhooks import provider_webhook
 from tidings.automation import engine as automation
 from tidings.campaigns import fanout
@@ -52,10 +52,10 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "campaigns": fanout.run,
     "fallback": fallback.run,
     "reports": report_rollup.run,
+    "automation": automation.run,
     "assignment": timers.run,
     "templates": template_sync.run,
     "media": media.run,
-    "automation": automation.run,
 }
 
 
@@ -165,8 +165,8 @@ def create_app(
     app.include_router(ui_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
-    app.include_router(service_router)
     app.include_router(automation_router)
+    app.include_router(service_router)
     app.router.add_route("/webhooks/{kind}/{channel_id}", provider_webhook, methods=["GET", "POST"])
     # The webhook route is the hot path: match it before every API and UI route.
     hook = app.router.routes.pop()
