@@ -8,10 +8,11 @@ channel with its simulator, send as a customer, and show the customer's side of 
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import secrets
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 from sqlalchemy import select
@@ -49,6 +50,38 @@ class SandboxBinding(Protocol):
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]: ...
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class RichCustomer(Protocol):
+    """A binding whose customer can also share a location or send a file from the phone page."""
+
+    async def send_location(
+        self,
+        channel: ChannelInfo,
+        user: str,
+        name: str | None,
+        latitude: float,
+        longitude: float,
+        label: str | None,
+    ) -> dict[str, Any]: ...
+
+    async def send_file(
+        self,
+        channel: ChannelInfo,
+        user: str,
+        name: str | None,
+        mime_type: str,
+        filename: str,
+        data: bytes,
+        caption: str | None,
+    ) -> dict[str, Any]: ...
+
+
+# What the phone page lets a customer send as a file, and how big: enough for a photo or a
+# receipt; the channel's own limits are checked by Tidings when the file arrives.
+PHONE_FILE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain")
+PHONE_FILE_MAX = 5 * 1024 * 1024
 
 
 class WhatsAppBinding:
@@ -96,6 +129,53 @@ class WhatsAppBinding:
             },
         )
         result: dict[str, Any] = resp.json()
+        return result
+
+    async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.post(
+            "/_sim/inbound", json={"phone_number_id": c.phone_number_id, "from": digits, **body}
+        )
+        return resp.json()
+
+    async def send_location(
+        self,
+        channel: ChannelInfo,
+        user: str,
+        name: str | None,
+        latitude: float,
+        longitude: float,
+        label: str | None,
+    ) -> dict[str, Any]:
+        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        if label:
+            location["name"] = label
+        result: dict[str, Any] = await self._inbound(
+            channel, user, {"name": name or user, "type": "location", "location": location}
+        )
+        return result
+
+    async def send_file(
+        self,
+        channel: ChannelInfo,
+        user: str,
+        name: str | None,
+        mime_type: str,
+        filename: str,
+        data: bytes,
+        caption: str | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": name or user,
+            "type": "image" if mime_type.startswith("image/") else "document",
+            "mime_type": mime_type,
+            "filename": filename,
+            "media_b64": base64.b64encode(data).decode(),
+        }
+        if caption:
+            body["text"] = caption
+        result: dict[str, Any] = await self._inbound(channel, user, body)
         return result
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
@@ -258,8 +338,17 @@ class Sandbox:
     async def _channels(self, _request: Request) -> JSONResponse:
         return JSONResponse(
             [
-                {"id": i.id, "kind": i.kind, "name": i.name}
-                for i, _b in await self._sandbox_channels()
+                {
+                    "id": i.id,
+                    "kind": i.kind,
+                    "name": i.name,
+                    # What the customer can send from the phone page on this channel.
+                    "can": ["text", "location", "file"]
+                    if isinstance(b, RichCustomer)
+                    else ["text"],
+                    "file_types": list(PHONE_FILE_TYPES) if isinstance(b, RichCustomer) else [],
+                }
+                for i, b in await self._sandbox_channels()
             ]
         )
 
@@ -271,15 +360,56 @@ class Sandbox:
         return JSONResponse(await found[1].thread(found[0], user))
 
     async def _send(self, request: Request) -> JSONResponse:
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad("the body must be JSON")
+        if not isinstance(body, dict):
+            return _bad("the body must be a JSON object")
         found = await self._find(request, body.get("channel_id"))
         text = str(body.get("text") or "").strip()
         user = str(body.get("user") or "").strip()
-        if found is None or not text or not user:
-            return JSONResponse(
-                {"error": "channel_id, user and text are required"}, status_code=400
+        name = body.get("name") if isinstance(body.get("name"), str) else None
+        rich = body.get("location") is not None or body.get("file") is not None
+        if found is None or not user or not (text or rich):
+            return _bad("channel_id, user and text (or a location or file) are required")
+        info, binding = found
+        if not rich:
+            return JSONResponse(await binding.send_as_customer(info, user, name, text))
+        if not isinstance(binding, RichCustomer):
+            return _bad(f"the {info.kind} sandbox customer can only send text from this page")
+        if body.get("location") is not None:
+            loc = body["location"]
+            try:
+                lat, lon = float(loc["latitude"]), float(loc["longitude"])
+            except (TypeError, KeyError, ValueError):
+                return _bad("location needs numeric latitude and longitude")
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                return _bad("latitude must be within ±90 and longitude within ±180")
+            label = loc.get("name") if isinstance(loc.get("name"), str) else None
+            return JSONResponse(await binding.send_location(info, user, name, lat, lon, label))
+        file = body["file"]
+        if not isinstance(file, dict):
+            return _bad("file must be an object with mime_type, filename and data_b64")
+        mime = str(file.get("mime_type") or "")
+        if mime not in PHONE_FILE_TYPES:
+            return _bad(
+                f"file type {mime or 'unknown'} is not one of {', '.join(PHONE_FILE_TYPES)}"
             )
-        return JSONResponse(await found[1].send_as_customer(found[0], user, body.get("name"), text))
+        try:
+            data = base64.b64decode(str(file.get("data_b64") or ""), validate=True)
+        except (ValueError, binascii.Error):
+            return _bad("data_b64 is not valid base64")
+        if not data or len(data) > PHONE_FILE_MAX:
+            return _bad(f"the file must be 1 byte to {PHONE_FILE_MAX // (1024 * 1024)} MB")
+        filename = str(file.get("filename") or "file")[:200]
+        return JSONResponse(
+            await binding.send_file(info, user, name, mime, filename, data, text or None)
+        )
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
 
 
 async def create_demo_channels(

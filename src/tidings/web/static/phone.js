@@ -6,9 +6,11 @@
   const $ = (id) => document.getElementById(id);
   const TICK = { sent: "✓", delivered: "✓✓", read: "✓✓", received: "✓✓", failed: "!" };
   let lastRendered = "";
+  let channels = [];
+  const current = () => channels.find((c) => String(c.id) === $("channel").value);
 
   async function loadChannels() {
-    const channels = await (await fetch(base + "/phone/channels")).json();
+    channels = await (await fetch(base + "/phone/channels")).json();
     const select = $("channel");
     select.replaceChildren();
     for (const c of channels) {
@@ -22,7 +24,37 @@
       opt.textContent = "No sandbox channels — connect one in Settings";
       select.appendChild(opt);
     }
+    showTools();
     refresh();
+  }
+
+  // Location and file buttons only where the channel's simulated customer can send them.
+  function showTools() {
+    const can = (current() || { can: [] }).can || [];
+    $("attach").hidden = !can.includes("file");
+    $("share-location").hidden = !can.includes("location");
+    $("file").accept = ((current() || {}).file_types || []).join(",");
+  }
+
+  function showError(text) {
+    $("phone-error").textContent = text || "";
+    $("phone-error").hidden = !text;
+  }
+
+  async function send(extra) {
+    const resp = await fetch(base + "/phone/send", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ channel_id: $("channel").value, user: $("user").value.trim(), name: $("name").value.trim(), ...extra }),
+    });
+    if (!resp.ok) {
+      let msg = "Could not send (" + resp.status + ")";
+      try { msg = (await resp.json()).error || msg; } catch (_e) { /* not JSON */ }
+      showError(msg);
+      return false;
+    }
+    showError("");
+    refresh();
+    return true;
   }
 
   async function refresh() {
@@ -46,7 +78,10 @@
       const mine = m.direction === "in";
       const div = document.createElement("div");
       div.className = "msg " + (mine ? "in" : "out");
-      div.textContent = m.text ?? "[" + (m.type || "message") + "]";
+      const loc = m.content && m.type === "location" ? m.content : null;
+      div.textContent = loc ? "📍 " + (loc.name ? loc.name + " · " : "") + loc.latitude + ", " + loc.longitude
+        : m.type && m.type !== "text" && !m.text ? "[" + m.type + (m.content && m.content.filename ? ": " + m.content.filename : "") + "]"
+          : m.text ?? "[" + (m.type || "message") + "]";
       const meta = document.createElement("div");
       meta.className = "meta";
       const when = m.at ? new Date(m.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
@@ -68,13 +103,30 @@
     const text = $("text").value.trim();
     if (!text) return;
     $("text").value = "";
-    await fetch(base + "/phone/send", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ channel_id: $("channel").value, user: $("user").value.trim(), name: $("name").value.trim(), text }),
-    });
-    refresh();
+    await send({ text });
   });
-  $("channel").addEventListener("change", () => { lastRendered = ""; refresh(); });
+  $("share-location").addEventListener("click", () => {
+    // A fixed, clearly fake spot unless the browser shares a real one (never required).
+    const fallback = () => send({ location: { latitude: 52.52, longitude: 13.405, name: "Alexanderplatz, Berlin" } });
+    if (!navigator.geolocation) { fallback(); return; }
+    navigator.geolocation.getCurrentPosition(
+      (pos) => send({ location: { latitude: pos.coords.latitude, longitude: pos.coords.longitude } }),
+      fallback, { timeout: 3000 });
+  });
+  $("attach").addEventListener("click", () => $("file").click());
+  $("file").addEventListener("change", () => {
+    const file = $("file").files[0];
+    if (!file) return;
+    const reader = new FileReader();
+    reader.onload = async () => {
+      const data = String(reader.result).split(",", 2)[1] || "";
+      const caption = $("text").value.trim();
+      if (await send({ text: caption, file: { mime_type: file.type, filename: file.name, data_b64: data } })) $("text").value = "";
+      $("file").value = "";
+    };
+    reader.readAsDataURL(file);
+  });
+  $("channel").addEventListener("change", () => { lastRendered = ""; showTools(); refresh(); });
   $("user").addEventListener("change", () => { lastRendered = ""; refresh(); });
   loadChannels();
   setInterval(refresh, 1000);
