@@ -4,8 +4,10 @@ Both of Telegram's roles towards Tidings:
 - the Bot API at `/bot{token}/{method}` (GET or POST; query, form, multipart or JSON
   parameters), answering `{"ok":true,"result":...}` or `{"ok":false,"error_code":N,
   "description":"...","parameters":{"retry_after":S}?}`; methods getMe, setWebhook,
-  deleteWebhook, getWebhookInfo, sendMessage, sendPhoto, sendDocument, sendChatAction;
-  an unknown token gets 401 "Unauthorized", a malformed one 404 "Not Found";
+  deleteWebhook, getWebhookInfo, sendMessage, sendPhoto, sendDocument, sendAudio, sendVideo,
+  sendChatAction, getFile; files (sent by customers, or uploaded by the bot) are downloaded
+  from `/file/bot{token}/{file_path}`; an unknown token gets 401 "Unauthorized", a malformed
+  one 404 "Not Found";
 - the webhook sender: one update per POST, in update_id order, carrying the setWebhook
   `secret_token` in `X-Telegram-Bot-Api-Secret-Token`, retried on non-2xx and then given up
   (recorded in getWebhookInfo's `last_error_message`), duplicated on demand.
@@ -19,13 +21,16 @@ Control API (JSON, under `/_sim/`), which plays the customers and sets the knobs
   global_per_second?, max_attempts?, retry_base_seconds?} — create/update a bot
 - `POST /_sim/inbound` {token, chat_id, first_name?, last_name?, username?, text? | photo? |
   document? | voice? | video? | sticker? | location? | contact? | other{...}, caption?,
-  reply_to?, duplicates?} — the customer writes; {token, redeliver: update_id} sends an
-  earlier update again
+  reply_to?, duplicates?} — the customer writes; a file kind may be `true` or an object
+  {data_b64?, file_size?, file_name?, mime_type?} (the bytes getFile then serves; a
+  `file_size` without data stands for a file that large); {token, redeliver: update_id}
+  sends an earlier update again
 - `POST /_sim/edit` {token, chat_id, message_id, text} — the customer edits a message
 - `POST /_sim/callback` {token, chat_id, message_id, data} — the customer presses a button
 - `POST /_sim/block` {token, chat_id, blocked} — the customer blocks/unblocks the bot
 - `POST /_sim/fail` {token, method, error_code, description?, retry_after?, times?}
-- `GET  /_sim/sent?token=` every Bot API call with its parameters and outcome
+- `GET  /_sim/sent?token=` every Bot API call with its parameters and outcome (an uploaded
+  file as {upload: filename, content_type, size, sha256})
 - `GET  /_sim/conversations?token=&chat_id=` the thread as the customer sees it
 - `GET  /_sim/deliveries?token=` webhook delivery attempts
 
@@ -36,6 +41,7 @@ lifespan events, so the owner calls `await sim.aclose()`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -83,6 +89,21 @@ _ACTIONS = frozenset(
 )
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+_MB = 1024 * 1024
+# Bot API reference (not in the digest): getFile serves "files of up to 20MB"; multipart uploads
+# take "10 MB max size for photos, 50 MB for other files".
+DOWNLOAD_LIMIT = 20 * _MB
+PHOTO_UPLOAD_LIMIT = 10 * _MB
+UPLOAD_LIMIT = 50 * _MB
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"RIFF")
+# Stand-in bytes for a customer's file when the control call gives none.
+_SAMPLE = {
+    "photo": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)),
+    "document": b"%PDF-1.4\n" + b"1 0 obj <<>> endobj\n" * 8,
+    "voice": b"OggS\x00\x02" + bytes(range(64)),
+    "video": b"\x00\x00\x00\x18ftypmp42" + bytes(range(128)),
+    "sticker": b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(range(32)),
+}
 
 
 class ApiError(Exception):
@@ -150,6 +171,25 @@ class Chat:
 
 
 @dataclass
+class SimFile:
+    """A file Telegram holds: what getFile describes and `/file/bot.../<path>` serves."""
+
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    size: int
+    data: bytes | None = None  # None: only `size` matters (a file too big to download)
+
+    def as_file(self) -> dict[str, Any]:
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_size": self.size,
+            "file_path": self.file_path,
+        }
+
+
+@dataclass
 class Failure:
     method: str
     code: int
@@ -178,6 +218,7 @@ class Bot:
     calls: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    files: dict[str, SimFile] = field(default_factory=dict)
     per_chat_per_second: float = 1.0
     per_chat_burst: float = 3.0
     global_per_second: float = 30.0
@@ -204,6 +245,7 @@ class TelegramSimulator:
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{file_path:path}", self._download, methods=["GET"]),
                 Route("/_sim/bots/{token}", self._put_bot, methods=["PUT"]),
                 Route("/_sim/inbound", self._inbound, methods=["POST"]),
                 Route("/_sim/edit", self._edit, methods=["POST"]),
@@ -321,34 +363,32 @@ class TelegramSimulator:
         if body.get("text"):
             msg["text"] = str(body["text"])
         elif body.get("photo"):
-            fid = _file_id("photo")
+            small = self.store_file(bot, "photo", _SAMPLE["photo"][:64], "photos", "jpg")
+            big = self.customer_file(bot, "photo", body["photo"], "photos", "jpg")
             msg["photo"] = [
-                {"file_id": f"{fid}s", "file_unique_id": _uid(), "width": 90, "height": 90},
-                {"file_id": fid, "file_unique_id": _uid(), "width": 800, "height": 800},
+                {**_ref(small), "width": 90, "height": 90},
+                {**_ref(big), "width": 800, "height": 800},
             ]
             shown = "[photo]"
         elif isinstance(body.get("document"), dict) or body.get("document"):
             doc = body["document"] if isinstance(body["document"], dict) else {}
+            name = str(doc.get("file_name") or "file.pdf")
+            ext = name.rsplit(".", 1)[-1] if "." in name else "bin"
+            stored = self.customer_file(bot, "document", body["document"], "documents", ext)
             msg["document"] = {
-                "file_id": _file_id("doc"),
-                "file_unique_id": _uid(),
-                "file_name": str(doc.get("file_name") or "file.pdf"),
+                **_ref(stored),
+                "file_name": name,
                 "mime_type": str(doc.get("mime_type") or "application/pdf"),
-                "file_size": int(doc.get("file_size") or 1234),
             }
             shown = f"[document {msg['document']['file_name']}]"
         elif body.get("voice"):
-            msg["voice"] = {
-                "file_id": _file_id("voice"),
-                "file_unique_id": _uid(),
-                "duration": 3,
-                "mime_type": "audio/ogg",
-            }
+            stored = self.customer_file(bot, "voice", body["voice"], "voice", "oga")
+            msg["voice"] = {**_ref(stored), "duration": 3, "mime_type": "audio/ogg"}
             shown = "[voice]"
         elif body.get("video"):
+            stored = self.customer_file(bot, "video", body["video"], "videos", "mp4")
             msg["video"] = {
-                "file_id": _file_id("video"),
-                "file_unique_id": _uid(),
+                **_ref(stored),
                 "width": 640,
                 "height": 480,
                 "duration": 5,
@@ -356,9 +396,9 @@ class TelegramSimulator:
             }
             shown = "[video]"
         elif body.get("sticker"):
+            stored = self.store_file(bot, "sticker", _SAMPLE["sticker"], "stickers", "webp")
             msg["sticker"] = {
-                "file_id": _file_id("sticker"),
-                "file_unique_id": _uid(),
+                **_ref(stored),
                 "type": "regular",
                 "width": 512,
                 "height": 512,
@@ -399,6 +439,33 @@ class TelegramSimulator:
             }
         )
         return msg
+
+    def store_file(
+        self, bot: Bot, prefix: str, data: bytes | None, folder: str, ext: str, size: int = 0
+    ) -> SimFile:
+        fid = _file_id(prefix)
+        n = len(bot.files)
+        stored = SimFile(
+            fid, _uid(), f"{folder}/file_{n}.{ext}", len(data) if data is not None else size, data
+        )
+        bot.files[fid] = stored
+        return stored
+
+    def customer_file(self, bot: Bot, kind: str, spec: Any, folder: str, ext: str) -> SimFile:
+        """The file behind a customer's photo/document/voice/video (control-API `spec`)."""
+        spec = spec if isinstance(spec, dict) else {}
+        if spec.get("data_b64"):
+            data: bytes | None = base64.b64decode(str(spec["data_b64"]), validate=True)
+        elif spec.get("file_size"):
+            size = int(spec["file_size"])
+            if size <= 0:
+                raise ValueError("file_size must be positive")
+            # Only as large as it says: too big for getFile, or zero bytes of that size.
+            data = bytes(size) if size <= DOWNLOAD_LIMIT else None
+            return self.store_file(bot, kind, data, folder, ext, size)
+        else:
+            data = _SAMPLE[kind]
+        return self.store_file(bot, kind, data, folder, ext)
 
     # ---------------------------------------------------------------------------------------
     # The Bot API
@@ -574,15 +641,16 @@ class TelegramSimulator:
 
     async def _m_sendphoto(self, bot: Bot, params: dict[str, Any]) -> Any:
         chat = self._target(bot, params)
-        source = self._media_source(params, "photo")
+        source, stored = self._upload(bot, params, "photo", PHOTO_UPLOAD_LIMIT)
         caption = self._caption(params)
         self._check_markup(params)
         self._flood(bot, chat)
         fid = _file_id("photo")
+        big = {"file_id": fid, "file_unique_id": _uid()} if stored is None else _ref(stored)
         content: dict[str, Any] = {
             "photo": [
                 {"file_id": f"{fid}s", "file_unique_id": _uid(), "width": 90, "height": 90},
-                {"file_id": fid, "file_unique_id": _uid(), "width": 1280, "height": 960},
+                {**big, "width": 1280, "height": 960},
             ]
         }
         if caption:
@@ -591,15 +659,19 @@ class TelegramSimulator:
 
     async def _m_senddocument(self, bot: Bot, params: dict[str, Any]) -> Any:
         chat = self._target(bot, params)
-        source = self._media_source(params, "document")
+        source, stored = self._upload(bot, params, "document", UPLOAD_LIMIT)
         caption = self._caption(params)
         self._check_markup(params)
         self._flood(bot, chat)
         name = source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "file"
+        ref = (
+            {"file_id": _file_id("doc"), "file_unique_id": _uid()}
+            if stored is None
+            else _ref(stored)
+        )
         content: dict[str, Any] = {
             "document": {
-                "file_id": _file_id("doc"),
-                "file_unique_id": _uid(),
+                **ref,
                 "file_name": name,
                 "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
             }
@@ -607,6 +679,72 @@ class TelegramSimulator:
         if caption:
             content["caption"] = caption
         return self._sent_message(bot, chat, params, content, caption or f"[document {name}]")
+
+    def _upload(
+        self, bot: Bot, params: dict[str, Any], field_name: str, limit: int
+    ) -> tuple[str, SimFile | None]:
+        """The source of a media send; a multipart upload is checked and kept as a file."""
+        source = params.get(field_name)
+        if not isinstance(source, UploadFile):
+            return self._media_source(params, field_name), None
+        data = source.file.read()
+        if not data:
+            raise _bad("file must be non-empty")
+        if len(data) > limit:
+            # The Bot API server refuses bodies over its limits this way [assumed wording].
+            raise ApiError(413, "Request Entity Too Large")
+        if field_name == "photo" and not data.startswith(_IMAGE_MAGIC):
+            raise _bad("IMAGE_PROCESS_FAILED")
+        name = source.filename or "file"
+        ext = name.rsplit(".", 1)[-1] if "." in name else "bin"
+        folder = {"photo": "photos", "audio": "music", "video": "videos"}.get(field_name)
+        return name, self.store_file(bot, field_name, data, folder or "documents", ext)
+
+    async def _m_sendaudio(self, bot: Bot, params: dict[str, Any]) -> Any:
+        return await self._send_file(bot, params, "audio")
+
+    async def _m_sendvideo(self, bot: Bot, params: dict[str, Any]) -> Any:
+        return await self._send_file(bot, params, "video")
+
+    async def _send_file(self, bot: Bot, params: dict[str, Any], field_name: str) -> Any:
+        chat = self._target(bot, params)
+        source, stored = self._upload(bot, params, field_name, UPLOAD_LIMIT)
+        caption = self._caption(params)
+        self._check_markup(params)
+        self._flood(bot, chat)
+        upload = params.get(field_name)
+        ref = {"file_id": _file_id(field_name), "file_unique_id": _uid()}
+        obj: dict[str, Any] = _ref(stored) if stored is not None else ref
+        obj["file_name"] = source.rstrip("/").rsplit("/", 1)[-1]
+        obj["mime_type"] = (
+            upload.content_type
+            if isinstance(upload, UploadFile) and upload.content_type
+            else mimetypes.guess_type(obj["file_name"])[0] or "application/octet-stream"
+        )
+        obj["duration"] = 0
+        if field_name == "video":
+            obj.update({"width": 640, "height": 480})
+        content: dict[str, Any] = {field_name: obj}
+        if caption:
+            content["caption"] = caption
+        shown = caption or f"[{field_name} {obj['file_name']}]"
+        return self._sent_message(bot, chat, params, content, shown)
+
+    async def _m_getfile(self, bot: Bot, params: dict[str, Any]) -> Any:
+        stored = bot.files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            raise _bad("invalid file_id")
+        if stored.size > DOWNLOAD_LIMIT:
+            raise _bad("file is too big")
+        return stored.as_file()
+
+    async def _download(self, request: Request) -> Response:
+        bot = self.bots.get(request.path_params["token"])
+        path = request.path_params["file_path"]
+        stored = next((f for f in bot.files.values() if f.file_path == path), None) if bot else None
+        if stored is None or stored.data is None:
+            return ApiError(404, "Not Found").response()
+        return Response(stored.data, media_type="application/octet-stream")
 
     async def _m_sendchataction(self, bot: Bot, params: dict[str, Any]) -> Any:
         self._target(bot, params)
@@ -784,9 +922,27 @@ def _uid() -> str:
     return secrets.token_urlsafe(8)
 
 
-def _printable(params: dict[str, Any]) -> dict[str, Any]:
+def _ref(stored: SimFile) -> dict[str, Any]:
     return {
-        k: (f"<upload {v.filename}>" if isinstance(v, UploadFile) else v) for k, v in params.items()
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "file_size": stored.size,
+    }
+
+
+def _printable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_upload_record(v) if isinstance(v, UploadFile) else v) for k, v in params.items()}
+
+
+def _upload_record(upload: UploadFile) -> dict[str, Any]:
+    upload.file.seek(0)
+    data = upload.file.read()
+    upload.file.seek(0)
+    return {
+        "upload": upload.filename,
+        "content_type": upload.content_type,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
     }
 
 

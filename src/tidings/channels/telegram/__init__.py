@@ -23,14 +23,13 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.telegram import client, webhook
+from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
 from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
+from tidings.media.fetch import MediaLocation
 
 __all__ = ["TelegramAdapter", "TelegramConfig"]
-
-_MB = 1024 * 1024
 
 
 class TelegramAdapter:
@@ -41,8 +40,9 @@ class TelegramAdapter:
         service_window_hours=None,
         # The Bot API has no delivery or read receipts.
         receipts=("sent",),
-        # Sending by URL: Telegram fetches up to 5 MB photos and 20 MB other files.
-        media_types={"image/": 5 * _MB, "application/": 20 * _MB, "video/": 20 * _MB},
+        # Multipart upload limits (10 MB photos, 50 MB other files); inbound downloads stop at
+        # 20 MB (`media.locate`). By URL Telegram fetches up to 5 MB photos, 20 MB other files.
+        media_types=media.MEDIA_TYPES,
         # ~30 messages/s per bot for broadcasts (Bot FAQ, digest §E); per chat ~1/s is
         # enforced by Telegram with 429 + retry_after, which the delivery worker honours.
         rate_per_second=30.0,
@@ -82,6 +82,17 @@ class TelegramAdapter:
         except httpx.HTTPError as exc:
             return Retriable(f"Could not reach Telegram ({type(exc).__name__}).")
         return Sent(f"typing:{to}")
+
+    async def locate_media(
+        self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
+    ) -> MediaLocation:
+        """file_id -> getFile -> `/file/bot<token>/<file_path>` (`media.MediaLocator`)."""
+        return await media.locate(_config(config), provider_media_id, http)
+
+    def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
+        # Every upload method takes a caption; a text over 1024 characters goes first as its
+        # own message (`client.send_message`).
+        return None
 
 
 def _config(config: Any) -> TelegramConfig:

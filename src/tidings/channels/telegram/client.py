@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Retriable, SendOutcome, Sent
-from tidings.channels.telegram import errors
+from tidings.channels.telegram import errors, media
 from tidings.channels.telegram.config import TelegramConfig
 from tidings.domain.errors import TidingsError
 
 TIMEOUT = 15.0
+UPLOAD_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 # Bot API: captions are limited to 1024 characters (texts to 4096).
 CAPTION_LIMIT = 1024
 CHAT_ACTIONS = frozenset(
@@ -55,11 +57,36 @@ async def call(
         return resp.status_code, None
 
 
+async def call_multipart(
+    config: TelegramConfig,
+    method: str,
+    params: dict[str, Any],
+    file: tuple[str, tuple[str, bytes, str]],
+    http: httpx.AsyncClient,
+) -> tuple[int, Any]:
+    """POST one Bot API method as multipart/form-data with one file. Objects (reply_markup,
+    reply_parameters) travel as JSON strings, as the Bot API expects in form encodings."""
+    url = f"{config.api_base_url}/bot{config.bot_token}/{method}"
+    form = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in params.items()}
+    resp = await http.post(url, data=form, files=dict([file]), timeout=UPLOAD_TIMEOUT)
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, None
+
+
 async def _send(
-    config: TelegramConfig, method: str, params: dict[str, Any], http: httpx.AsyncClient
+    config: TelegramConfig,
+    method: str,
+    params: dict[str, Any],
+    http: httpx.AsyncClient,
+    file: tuple[str, tuple[str, bytes, str]] | None = None,
 ) -> SendOutcome:
     try:
-        status, doc = await call(config, method, params, http)
+        if file is None:
+            status, doc = await call(config, method, params, http)
+        else:
+            status, doc = await call_multipart(config, method, params, file, http)
     except httpx.TimeoutException:
         return Retriable("Telegram did not answer in time; retrying.")
     except httpx.HTTPError as exc:
@@ -133,11 +160,20 @@ async def send_message(
             return outcome
         first, text = outcome, ""
     for att in message.attachments:
-        if not (att.url or att.provider_media_id):
+        caption = att.caption or text or None
+        if att.url or att.provider_media_id:
+            method, params = _media_params(att, caption)
+            outcome = await _send(config, method, {**common, **params}, http)
+        elif att.load is not None:
+            # A file stored by Tidings goes up in the send call itself (multipart).
+            mime = att.mime_type or "application/octet-stream"
+            method, field = media.method_for(mime)
+            params = {"caption": caption} if caption else {}
+            upload = (field, (att.filename or "file", await att.load(), mime))
+            outcome = await _send(config, method, {**common, **params}, http, upload)
+        else:
             continue
-        method, params = _media_params(att, att.caption or text or None)
         text = ""
-        outcome = await _send(config, method, {**common, **params}, http)
         if not isinstance(outcome, Sent):
             # Part of the message may already be out; report the failure of the rest.
             return outcome

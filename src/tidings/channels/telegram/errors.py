@@ -41,6 +41,12 @@ _KNOWN: list[tuple[int, str, str]] = [
         "Telegram could not use the attachment's URL; it must be a public http(s) address.",
     ),
     (
+        413,
+        "request entity too large",
+        "The file is larger than Telegram takes from bots (10 MB for photos, 50 MB otherwise).",
+    ),
+    (400, "image_process_failed", "Telegram could not read the image; send it as a file."),
+    (
         400,
         "failed to get http url content",
         "Telegram could not download the attachment from its URL.",
