@@ -24,6 +24,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 MAX_BEGIN_WAIT = 10.0
@@ -32,7 +33,7 @@ MAX_BEGIN_WAIT = 10.0
 class _Cursor:
     def __init__(self, conn: InlineConnection) -> None:
         self._owner = conn
-        self._cursor = conn._conn.cursor()
+        self._cursor: sqlite3.Cursor | None = None  # made on first use, once no COMMIT runs
         self.arraysize = 1
 
     async def __aenter__(self) -> _Cursor:
@@ -43,43 +44,53 @@ class _Cursor:
 
     @property
     def description(self) -> Any:
-        return self._cursor.description
+        return self._cursor.description if self._cursor is not None else None
 
     @property
     def rowcount(self) -> int:
-        return self._cursor.rowcount
+        return self._cursor.rowcount if self._cursor is not None else -1
 
     @property
     def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
+        return self._cursor.lastrowid if self._cursor is not None else None
+
+    async def _ready(self) -> sqlite3.Cursor:
+        await self._owner._settle()
+        if self._cursor is None:
+            self._cursor = self._owner._conn.cursor()
+        return self._cursor
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> _Cursor:
         head = sql.lstrip()[:16].upper()
-        if head.startswith("BEGIN"):
-            await self._owner._begin(self._cursor, sql)
-        elif head.startswith("COMMIT"):
+        if head.startswith("COMMIT"):
             await self._owner.commit()
+            return self
+        cursor = await self._ready()
+        if head.startswith("BEGIN"):
+            await self._owner._begin(cursor, sql)
         elif parameters is None:
-            self._cursor.execute(sql)
+            cursor.execute(sql)
         else:
-            self._cursor.execute(sql, parameters)
+            cursor.execute(sql, parameters)
         return self
 
     async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> _Cursor:
-        self._cursor.executemany(sql, seq)
+        (await self._ready()).executemany(sql, seq)
         return self
 
     async def fetchone(self) -> Any:
-        return self._cursor.fetchone()
+        return (await self._ready()).fetchone()
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return self._cursor.fetchmany(self.arraysize if size is None else size)
+        return (await self._ready()).fetchmany(self.arraysize if size is None else size)
 
     async def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
+        return (await self._ready()).fetchall()
 
     async def close(self) -> None:
-        self._cursor.close()
+        if self._cursor is not None:
+            await self._owner._settle()
+            self._cursor.close()
 
     async def setinputsizes(self, *sizes: Any) -> None:
         return None
@@ -100,11 +111,19 @@ class _Queue:
 
 
 class InlineConnection:
+    """One SQLite connection. Statements run on the loop's thread; COMMIT runs on the
+    connection's own single thread. A caller cancelled while its COMMIT is in that thread does
+    not stop the COMMIT, so everything that could touch the connection meanwhile (a rollback, a
+    close, the next statement) first waits for it or queues behind it on the same thread: the
+    connection is never used by two threads at once."""
+
     def __init__(self, conn: sqlite3.Connection, busy_timeout: float) -> None:
         self._conn = conn
         self._connection: sqlite3.Connection | None = conn
         self._tx = _Queue()
         self._busy_timeout = busy_timeout
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-commit")
+        self._in_thread: asyncio.Future[Any] | None = None
 
     @property
     def isolation_level(self) -> str | None:
@@ -117,9 +136,27 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def create_function(self, *args: Any, **kw: Any) -> None:
+        await self._settle()
         self._conn.create_function(*args, **kw)
 
+    def _busy(self) -> bool:
+        return self._in_thread is not None and not self._in_thread.done()
+
+    async def _settle(self) -> None:
+        """Wait until a COMMIT still running in the thread has finished (whatever its result:
+        its caller, if still there, sees that)."""
+        while self._busy():
+            assert self._in_thread is not None
+            await asyncio.wait([self._in_thread])
+
+    async def _on_thread(self, fn: Callable[[], Any]) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(self._thread, fn)
+        self._in_thread = future
+        # shield: a cancelled caller leaves the future (and the thread) to finish.
+        return await asyncio.shield(future)
+
     async def _begin(self, cursor: sqlite3.Cursor, sql: str) -> None:
+        await self._settle()
         deadline = time.monotonic() + self._busy_timeout
         pause = 0.001
         while True:
@@ -135,25 +172,33 @@ class InlineConnection:
             pause = min(pause * 2, 0.05)
 
     async def commit(self) -> None:
+        await self._settle()
         if not self._conn.in_transaction:
             return
-        # The fsync happens here: in a thread, while the loop goes on. Nothing else uses the
-        # connection meanwhile (SQLAlchemy awaits this before the next statement).
-        await asyncio.to_thread(self._conn.execute, "COMMIT")
+        # The fsync happens here, on the connection's thread, while the loop goes on.
+        await self._on_thread(lambda: self._conn.execute("COMMIT"))
 
     async def rollback(self) -> None:
+        if self._busy():
+            # Queued behind the COMMIT on the same thread; a no-op if the COMMIT succeeded.
+            await self._on_thread(self._rollback_if_open)
+        else:
+            self._rollback_if_open()
+
+    def _rollback_if_open(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        self.stop()
 
     def stop(self) -> None:
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        if self._connection is None:
+            return
+        self._connection = None
+        # Closed on the connection's thread, after anything still running there.
+        self._thread.submit(self._conn.close)
+        self._thread.shutdown(wait=False)
 
 
 def connector(path: str, busy_timeout: float = MAX_BEGIN_WAIT) -> Callable[[], Any]:
