@@ -9,6 +9,7 @@ and Instagram CDN URLs).
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -37,6 +38,9 @@ class MediaLocation:
     headers: dict[str, str] = field(default_factory=dict)
     mime_type: str | None = None
     size: int | None = None
+    # For providers that answer errors as HTTP 200 + JSON where the file should be (WeChat,
+    # digest A13): reads that JSON (at most 64 KB) into the reason the download failed.
+    json_error: Callable[[bytes], MediaUnavailable] | None = field(default=None, compare=False)
 
 
 @runtime_checkable
@@ -104,6 +108,13 @@ async def fetch(
                     f"The provider refused the download ({resp.status_code}); the link may "
                     "have expired."
                 )
+            if where.json_error is not None and "json" in resp.headers.get("content-type", ""):
+                body = b""
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > 65536:
+                        break
+                raise where.json_error(body)
             mime = mime or limits.normalise_mime(resp.headers.get("content-type"))
             mime = mime or limits.normalise_mime(mimetypes.guess_type(urlsplit(where.url).path)[0])
             length = resp.headers.get("content-length")

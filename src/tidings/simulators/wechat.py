@@ -23,8 +23,9 @@ Control routes (JSON), under `/_sim/`:
 - `POST /_sim/fail` {app_id, errcode, path?: "custom/send", count?} — inject errors
 - `POST /_sim/tokens/expire` {app_id} and `POST /_sim/tokens/revoke` {app_id}
 - `POST /_sim/clock` {advance: seconds} — move the simulator's clock (windows, tokens, media)
-- `GET /_sim/sent?app_id=`, `GET /_sim/pushes?app_id=`, `GET /_sim/media?app_id=`,
-  `GET /_sim/conversations?app_id=&openid=`
+- `GET /_sim/sent?app_id=` (a media message keeps its object as sent, e.g. `image:{media_id}`),
+  `GET /_sim/pushes?app_id=`, `GET /_sim/media?app_id=` (media_id, type, content_type, size,
+  sha256, filename, origin: customer|upload), `GET /_sim/conversations?app_id=&openid=`
 
 Mounted sub-apps get no lifespan events: whoever creates the simulator calls `aclose()`.
 """
@@ -127,6 +128,7 @@ class MediaItem:
     media_type: str
     filename: str
     created_at: float
+    origin: str = "customer"  # or "upload" (POST /cgi-bin/media/upload)
 
 
 @dataclass
@@ -334,6 +336,7 @@ class WeChatSimulator:
             if item is None or now - item.created_at > MEDIA_TTL_SECONDS:
                 return self.error(40007)
             entry["media_id"] = media_id
+            entry[msgtype] = obj  # the message object exactly as sent
         else:
             return self.error(40008)
         kf = body.get("customservice")
@@ -358,10 +361,18 @@ class WeChatSimulator:
     # ---------------------------------------------------------------------------- media
 
     def _store_media(
-        self, acct: Account, media_type: str, data: bytes, content_type: str, filename: str
+        self,
+        acct: Account,
+        media_type: str,
+        data: bytes,
+        content_type: str,
+        filename: str,
+        origin: str = "customer",
     ) -> str:
         media_id = secrets.token_urlsafe(48)
-        acct.media[media_id] = MediaItem(data, content_type, media_type, filename, self.now())
+        acct.media[media_id] = MediaItem(
+            data, content_type, media_type, filename, self.now(), origin
+        )
         return media_id
 
     async def _media_upload(self, request: Request) -> Response:
@@ -385,7 +396,7 @@ class WeChatSimulator:
         if not data or len(data) > MEDIA_LIMITS[media_type]:
             return self.error(40006)
         media_id = self._store_media(
-            acct, media_type, data, content_type, upload.filename or "upload"
+            acct, media_type, data, content_type, upload.filename or "upload", "upload"
         )
         return JSONResponse(
             {"type": media_type, "media_id": media_id, "created_at": int(self.now())}
@@ -699,6 +710,9 @@ class WeChatSimulator:
                     "type": v.media_type,
                     "content_type": v.content_type,
                     "size": len(v.data),
+                    "sha256": hashlib.sha256(v.data).hexdigest(),
+                    "filename": v.filename,
+                    "origin": v.origin,
                 }
                 for k, v in acct.media.items()
             ]

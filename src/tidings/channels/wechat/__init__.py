@@ -21,9 +21,10 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.wechat import client, webhook
+from tidings.channels.wechat import client, media, webhook
 from tidings.channels.wechat.config import WeChatConfig
 from tidings.domain.events import CanonicalEvent
+from tidings.media.fetch import MediaLocation
 
 __all__ = ["WeChatAdapter", "WeChatConfig"]
 
@@ -41,6 +42,8 @@ class WeChatAdapter:
         # and surfaces as 45047.
         service_window_hours=48,
         receipts=("sent",),
+        # Temporary media limits (digest A12), for downloads and for uploads alike. The
+        # Customer Service API has no file message, so documents cannot be sent.
         media_types={
             "image/jpeg": 10 * _MB,
             "image/png": 10 * _MB,
@@ -78,6 +81,22 @@ class WeChatAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send_message(_config(config), message, http)
+
+    async def locate_media(
+        self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
+    ) -> MediaLocation:
+        """MediaId -> `GET /cgi-bin/media/get` with the access token (`media.MediaLocator`)."""
+        return await media.locate(_config(config), provider_media_id, http)
+
+    def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
+        # Stored files are uploaded as temporary media and sent by media_id. Image and voice
+        # messages are only `{media_id}` (digest A10): the reply's text would be lost.
+        if with_text and kind in (None, "image", "audio"):
+            return (
+                "WeChat sends images and voice messages without a caption: send the text as "
+                "its own message."
+            )
+        return None
 
 
 def _config(config: Any) -> WeChatConfig:

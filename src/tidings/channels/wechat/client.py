@@ -285,6 +285,19 @@ async def _media_payload(
     if media_type is None:
         return Permanent(f"WeChat customer-service messages cannot carry a {att.kind!r} file.")
     media_id = att.provider_media_id
+    if not media_id and att.url is None and att.load is not None:
+        # A file stored by Tidings (an agent's upload): upload it as temporary media.
+        uploaded = await upload_media(
+            config,
+            http,
+            media_type,
+            await att.load(),
+            att.filename or f"upload.{(att.mime_type or 'bin').rsplit('/', 1)[-1]}",
+            att.mime_type or "application/octet-stream",
+        )
+        if not isinstance(uploaded, str):
+            return uploaded
+        media_id = uploaded
     if not media_id:
         if not att.url:
             return Permanent("The attachment has neither a WeChat media id nor a link.")
