@@ -1,6 +1,7 @@
 """Read receipts and typing indicators towards the customer, on channels that have them
 (adapters implementing `channels.agent_events.ReadReceiptSender` / `TypingSender`: RBM's
-READ and IS_TYPING agent events, digest other.md §B4; Telegram's "typing" chat action, §E).
+READ and IS_TYPING agent events, digest other.md §B4; Telegram's "typing" chat action, §E;
+WhatsApp's typing indicator, which is a `SignalSender` signal on the customer's last message).
 
 - When an agent opens a conversation with unread messages (`check_mark_read`), each such
   channel gets a READ for the customer's latest message on it — sent after the commit, in the
@@ -18,7 +19,8 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
-from tidings.channels.base import Sent
+from tidings.channels.base import OutboundMessage, Sent
+from tidings.channels.interactive import SignalSender
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import ContactIdentity, Conversation, Message
@@ -97,12 +99,43 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
     channel = await rt.channels.get(channel_id) if channel_id else None
     if channel is None or contact_id is None:
         return {"sent": False, "reason": "The conversation has no channel yet."}
-    if not isinstance(channel.adapter, TypingSender):
-        return {"sent": False, "reason": f"{channel.adapter.label} has no typing indicator."}
+    adapter = channel.adapter
+    signals = adapter.signals if isinstance(adapter, SignalSender) else frozenset()
+    if not isinstance(adapter, TypingSender) and "typing_on" not in signals:
+        return {"sent": False, "reason": f"{adapter.label} has no typing indicator."}
     to = await _address(rt, contact_id, channel)
     if to is None:
         return {"sent": False, "reason": "The customer has no address on this channel."}
-    outcome = await channel.adapter.send_typing(channel.config, to, rt.http)
+    if isinstance(adapter, TypingSender):
+        outcome = await adapter.send_typing(channel.config, to, rt.http)
+    else:
+        # WhatsApp: the typing indicator rides on marking the customer's latest message read
+        # (digest A3: shown until the reply or for 25 s).
+        async with rt.db.read() as s:
+            last_in = await s.scalar(
+                select(Message.provider_message_id)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.channel_id == channel.id,
+                    Message.direction == Direction.IN,
+                    Message.provider_message_id.is_not(None),
+                )
+                .order_by(Message.sent_at.desc(), Message.id.desc())
+                .limit(1)
+            )
+        if last_in is None:
+            return {"sent": False, "reason": "The customer has not written on this channel yet."}
+        outcome = await adapter.send(
+            channel.config,
+            OutboundMessage(
+                message_id=0,
+                conversation_id=conversation_id,
+                to=to,
+                kind=MessageKind.SYSTEM,
+                extra={"signal": "typing_on", "target_provider_id": last_in},
+            ),
+            rt.http,
+        )
     if isinstance(outcome, Sent):
         return {"sent": True, "channel_id": channel.id}
     log.info("typing indicator on channel %s not sent: %s", channel.id, outcome.reason)

@@ -78,6 +78,13 @@ class RichCustomer(Protocol):
     ) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class TypingView(Protocol):
+    """A binding that can tell whether the business is showing "typing…" to this customer."""
+
+    async def typing(self, channel: ChannelInfo, user: str) -> bool: ...
+
+
 # What the phone page lets a customer send as a file, and how big: enough for a photo or a
 # receipt; the channel's own limits are checked by Tidings when the file arrives.
 PHONE_FILE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf", "text/plain")
@@ -138,6 +145,14 @@ class WhatsAppBinding:
             "/_sim/inbound", json={"phone_number_id": c.phone_number_id, "from": digits, **body}
         )
         return resp.json()
+
+    async def typing(self, channel: ChannelInfo, user: str) -> bool:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.get(
+            "/_sim/customers", params={"phone_number_id": c.phone_number_id}
+        )
+        return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
 
     async def send_location(
         self,
@@ -258,6 +273,7 @@ class Sandbox:
                 Route("/phone/channels", self._channels),
                 Route("/phone/thread", self._thread),
                 Route("/phone/send", self._send, methods=["POST"]),
+                Route("/phone/typing", self._typing),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
                 Mount("/twilio", self.twilio.app),
@@ -358,6 +374,15 @@ class Sandbox:
         if found is None or not user:
             return JSONResponse({"error": "channel_id and user are required"}, status_code=400)
         return JSONResponse(await found[1].thread(found[0], user))
+
+    async def _typing(self, request: Request) -> JSONResponse:
+        found = await self._find(request, request.query_params.get("channel_id"))
+        user = request.query_params.get("user", "")
+        if found is None or not user:
+            return _bad("channel_id and user are required")
+        info, binding = found
+        typing = isinstance(binding, TypingView) and await binding.typing(info, user)
+        return JSONResponse({"typing": typing})
 
     async def _send(self, request: Request) -> JSONResponse:
         try:

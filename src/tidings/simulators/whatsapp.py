@@ -1288,6 +1288,8 @@ class WhatsAppSimulator:
             seq=next(self._seq),
         )
         self.messages[wamid] = message
+        # A typing indicator shows "until the reply or 25 s" (A3): the reply ends it.
+        customer.typing_until = None
         if async_error is not None:
             pipeline = ["failed"]
         elif mtype == "reaction":

@@ -57,9 +57,15 @@
     return true;
   }
 
+  async function refreshTyping(channel, user) {
+    const resp = await fetch(base + "/phone/typing?" + new URLSearchParams({ channel_id: channel, user }));
+    $("typing").hidden = !(resp.ok && (await resp.json()).typing);
+  }
+
   async function refresh() {
     const channel = $("channel").value, user = $("user").value.trim();
     if (!channel || !user) return;
+    refreshTyping(channel, user);
     const resp = await fetch(base + "/phone/thread?" + new URLSearchParams({ channel_id: channel, user }));
     if (!resp.ok) return;
     const items = await resp.json();
