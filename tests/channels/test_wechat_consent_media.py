@@ -6,6 +6,7 @@ fetched later (within WeChat's 3 days)."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -70,14 +71,17 @@ async def test_unfollow_opts_out_and_follow_opts_back_in(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
     await make_channel(api, server)
-    await push(sim, event="subscribe")
-    await push(sim, text="你好")
+    # WeChat dedupes events by sender + CreateTime (+ event): a real follow, unfollow and
+    # follow again are seconds apart, so each push gets its own second here.
+    t0 = int(time.time()) - 60
+    await push(sim, event="subscribe", create_time=t0)
+    await push(sim, text="你好", create_time=t0 + 1)
     await processed(server, 2)
     # A first follow records no consent change.
     assert await consent_rows(server) == []
     conv = (await api.get("/api/v1/conversations")).json()["data"][0]
 
-    await push(sim, event="unsubscribe")
+    await push(sim, event="unsubscribe", create_time=t0 + 2)
     await processed(server, 3)
     assert await consent_rows(server) == [
         ("wechat", "marketing", "opted_out"),
@@ -90,7 +94,7 @@ async def test_unfollow_opts_out_and_follow_opts_back_in(
     assert refused.json()["error"]["code"] == "opted_out"
     assert (await sim.get("/_sim/sent", params={"app_id": APP_ID})).json() == []
 
-    await push(sim, event="subscribe")
+    await push(sim, event="subscribe", create_time=t0 + 3)
     await processed(server, 4)
     assert {row[2] for row in await consent_rows(server)} == {"opted_in"}
     msgs = (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()["data"]
