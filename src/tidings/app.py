@@ -132,7 +132,8 @@ def create_app(
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = _field(first.get("loc", ()))
-        return _error(422, "validation_error", f"{field}: {first.get('msg', 'invalid')}")
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        return _error(422, "validation_error", f"{field}: {message}")
 
     @app.exception_handler(OverflowError)
     async def _overflow(_request: Request, _exc: OverflowError) -> JSONResponse:

@@ -90,7 +90,8 @@ async def test_policy_refusals_queue_nothing(
     assert empty.json()["error"]["code"] == "empty_message"
     missing = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={})
     assert missing.status_code == 422
-    assert missing.json()["error"]["message"].startswith("text:")
+    # Neither text nor an attachment: refused with what to give (not pydantic's "Value error").
+    assert missing.json()["error"]["message"] == "body: give text, attachment_ids, or both"
     wrong_channel = await api.post(
         f"/api/v1/conversations/{conv_id}/messages", json={"text": "x", "channel_id": 99999}
     )

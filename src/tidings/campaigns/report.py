@@ -58,11 +58,13 @@ async def counts(s: AsyncSession, campaign_id: int) -> dict[str, int]:
 
 
 def _replied() -> Any:
-    """A recipient replied: an inbound message in its conversation after it was queued."""
+    """A recipient replied: an inbound message in its conversation received after it was
+    queued. Received (`created_at`, our clock), not the provider's `sent_at`: providers stamp
+    whole seconds, so a reply within the second of queueing looked older than the send."""
     return exists().where(
         Message.conversation_id == CampaignRecipient.conversation_id,
         Message.direction == Direction.IN,
-        Message.sent_at >= CampaignRecipient.queued_at,
+        Message.created_at >= CampaignRecipient.queued_at,
     )
 
 
