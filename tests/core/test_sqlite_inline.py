@@ -47,25 +47,29 @@ async def test_cancelled_commits_then_rollback_and_close(tmp_path: Path) -> None
 
 
 async def test_write_sessions_survive_cancellation(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}", inline_writes=True)
-    async with db.write() as s:
-        await s.execute(text("CREATE TABLE t (x INTEGER)"))
-
-    async def write(i: int) -> None:
+    # Ten rounds: a cancelled session's connection is replaced while its COMMIT may still hold
+    # the write lock, and the new connection's set-up (PRAGMA journal_mode) must wait for it
+    # rather than fail with "database is locked" (it did, about one round in five).
+    for round_ in range(10):
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / f'd{round_}.db'}", inline_writes=True)
         async with db.write() as s:
-            await s.execute(text("INSERT INTO t VALUES (:x)"), {"x": i})
+            await s.execute(text("CREATE TABLE t (x INTEGER)"))
 
-    tasks = [asyncio.create_task(write(i)) for i in range(50)]
-    await asyncio.sleep(0.01)
-    for t in tasks[::3]:
-        t.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, Exception)]
-    assert failed == []  # only cancellations, no driver errors
-    async with db.write() as s:
-        n = (await s.execute(text("SELECT count(*) FROM t"))).scalar_one()
-    done = sum(1 for r in results if r is None)
-    # Every write that returned is stored; a cancelled one may or may not be (cancelled
-    # during its COMMIT, the COMMIT still lands), never half.
-    assert done <= n <= 50
-    await db.dispose()
+        async def write(i: int, db: Database = db) -> None:
+            async with db.write() as s:
+                await s.execute(text("INSERT INTO t VALUES (:x)"), {"x": i})
+
+        tasks = [asyncio.create_task(write(i)) for i in range(50)]
+        await asyncio.sleep(0.01)
+        for t in tasks[::3]:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, Exception)]
+        assert failed == []  # only cancellations, no driver errors
+        async with db.write() as s:
+            n = (await s.execute(text("SELECT count(*) FROM t"))).scalar_one()
+        done = sum(1 for r in results if r is None)
+        # Every write that returned is stored; a cancelled one may or may not be (cancelled
+        # during its COMMIT, the COMMIT still lands), never half.
+        assert done <= n <= 50
+        await db.dispose()

@@ -66,8 +66,11 @@ class _Cursor:
             await self._owner.commit()
             return self
         cursor = await self._ready()
-        if head.startswith("BEGIN"):
-            await self._owner._begin(cursor, sql)
+        if head.startswith("BEGIN") or not self._owner._conn.in_transaction:
+            # BEGIN IMMEDIATE, and statements outside a transaction (the connect-time PRAGMAs:
+            # journal_mode needs a lock that another connection's COMMIT may still hold) wait
+            # for the lock with asyncio sleeps.
+            await self._owner._begin(cursor, sql, parameters)
         elif parameters is None:
             cursor.execute(sql)
         else:
@@ -155,13 +158,18 @@ class InlineConnection:
         # shield: a cancelled caller leaves the future (and the thread) to finish.
         return await asyncio.shield(future)
 
-    async def _begin(self, cursor: sqlite3.Cursor, sql: str) -> None:
+    async def _begin(
+        self, cursor: sqlite3.Cursor, sql: str, parameters: Sequence[Any] | None = None
+    ) -> None:
         await self._settle()
         deadline = time.monotonic() + self._busy_timeout
         pause = 0.001
         while True:
             try:
-                cursor.execute(sql)
+                if parameters is None:
+                    cursor.execute(sql)
+                else:
+                    cursor.execute(sql, parameters)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
