@@ -35,6 +35,8 @@ from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.storage.db import migrate
 
 PG_URL = os.environ.get("TIDINGS_TEST_DATABASE_URL", "")
+# In-process test servers keep idle keep-alive connections this long (see start_server).
+KEEP_ALIVE_SECONDS = 60
 REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL") or None
 
 
@@ -129,8 +131,15 @@ class _Uvicorn(uvicorn.Server):
 
 async def start_server(settings: Settings) -> tuple[Server, _Uvicorn, asyncio.Task[None]]:
     app = create_app(settings)
+    # Keep idle connections longer than httpx clients do (5 s): with equal timeouts a client
+    # could reuse a connection at the moment the server closes it ("Server disconnected").
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = _Uvicorn(config)
     task = asyncio.create_task(server.serve())
@@ -226,7 +235,14 @@ async def receiver() -> AsyncIterator[Receiver]:
         return Response(b"{}", media_type="application/json")
 
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     server = _Uvicorn(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -293,7 +309,14 @@ async def simulator() -> AsyncIterator[tuple[WhatsAppSimulator, str]]:
     sim = WhatsAppSimulator()
     port = free_port()
     server = _Uvicorn(
-        uvicorn.Config(sim.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            sim.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

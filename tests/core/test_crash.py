@@ -87,6 +87,10 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(
             total = 300
 
             async def customer(i: int) -> None:
+                # Paced over ~1.5 s so that the kill at 0.4 s always lands mid-load: messages
+                # sent after it must be retried by the provider (a burst could be fully
+                # acknowledged before the kill on a fast run).
+                await asyncio.sleep(i * 0.005)
                 await control.post(
                     "/_sim/inbound",
                     json={
