@@ -253,8 +253,11 @@ async def list_messages(
         rows = rows[:limit]
         atts: dict[int, list[Attachment]] = {}
         if rows:
+            # In the order they came (PostgreSQL returns updated rows in any order otherwise).
             for a in await s.scalars(
-                select(Attachment).where(Attachment.message_id.in_([m.id for m in rows]))
+                select(Attachment)
+                .where(Attachment.message_id.in_([m.id for m in rows]))
+                .order_by(Attachment.id)
             ):
                 atts.setdefault(a.message_id, []).append(a)
     next_cursor = encode_cursor(rows[-1].sent_at, rows[-1].id) if more else None
