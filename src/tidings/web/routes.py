@@ -213,8 +213,8 @@ def mount_web(app: FastAPI) -> None:
             csrf=session_csrf(rt, cookie),
         )
 
-    @app.get("/settings", include_in_schema=False)
-    async def settings(request: Request) -> Response:
+    async def admin_page(request: Request, template: str, **extra: object) -> Response:
+        """An owners-and-admins page: sign-in redirect, 403 page for agents, else `template`."""
         found = await _signed_in(request)
         if found is None:
             return RedirectResponse("/login", status_code=303)
@@ -225,50 +225,26 @@ def mount_web(app: FastAPI) -> None:
                 "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
             )
         return render(
-            "settings.html",
+            template,
+            200,
             agent=agent,
             is_admin=True,
             sandbox=rt.settings.sandbox,
             csrf=session_csrf(rt, cookie),
-            public_url=rt.settings.public_url,
+            **extra,
         )
+
+    @app.get("/settings", include_in_schema=False)
+    async def settings(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        return await admin_page(request, "settings.html", public_url=rt.settings.public_url)
 
     @app.get("/campaigns", include_in_schema=False)
     async def campaigns(request: Request) -> Response:
         """Broadcasts (issue 6): list with live progress, editor, preview, report. Admins."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        if agent.role not in (Role.OWNER, Role.ADMIN):
-            return render(
-                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
-            )
-        return render(
-            "campaigns.html",
-            agent=agent,
-            is_admin=True,
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-        )
+        return await admin_page(request, "campaigns.html")
 
     @app.get("/reports", include_in_schema=False)
     async def reports(request: Request) -> Response:
         """Reports (issue 8): conversations, channels, agents, campaigns; charts and CSV. Admins."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        if agent.role not in (Role.OWNER, Role.ADMIN):
-            return render(
-                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
-            )
-        return render(
-            "reports.html",
-            agent=agent,
-            is_admin=True,
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-        )
+        return await admin_page(request, "reports.html")
