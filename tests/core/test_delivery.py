@@ -7,12 +7,14 @@ from datetime import timedelta
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import Owner, Receiver, Server, eventually
 from tests.core.test_ingest import api_channel, msg, post_signed
 from tidings.actions.base import transaction
 from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.channels.base import Retriable
 from tidings.delivery import worker as delivery
 from tidings.domain.enums import MessageKind
 from tidings.storage.models import Conversation, Delivery, Message
@@ -79,6 +81,46 @@ async def test_permanent_failure_is_explained(
     assert len(receiver.requests) == 1  # permanent: not retried
     channels = (await api.get("/api/v1/channels")).json()
     assert channels[0]["health"]["last_error"] == "The receiving system refused the message (400)."
+
+
+async def test_gives_up_after_the_retry_window_with_the_last_reason(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An outage longer than the retry window fails the message (after at least MIN_ATTEMPTS
+    tries), with the provider's last answer as the reason; an outage shorter does not."""
+    monkeypatch.setattr(delivery, "RETRY_WINDOW_SECONDS", 1.0)
+    monkeypatch.setattr(delivery, "MAX_BACKOFF_SECONDS", 0.2)
+    _, conv_id = await conversation_with_customer(server, api, receiver.url)
+    receiver.script += [(503, {}, b"maintenance")] * 1000
+    resp = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "hello"})
+    message_id = resp.json()["id"]
+
+    async def failed() -> dict | None:
+        m = await message(api, conv_id, message_id)
+        return m if m["status"] == "failed" else None
+
+    m = await eventually(failed, timeout=20)
+    tries = len(receiver.requests)
+    assert m["error_reason"] == (
+        f"Gave up after {tries} attempts: The receiving system answered 503."
+    )
+    assert tries >= delivery.MIN_ATTEMPTS
+    async with server.runtime.db.read() as s:
+        row = await s.scalar(select(Delivery).where(Delivery.message_id == message_id))
+    assert row is not None and row.attempts == tries
+    assert (row.updated_at - row.created_at).total_seconds() >= 1.0
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    retriable = Retriable("down")
+    assert delivery.retry_delay(1, retriable) <= 1.25
+    assert 0.75 * 8 <= delivery.retry_delay(4, retriable) <= 1.25 * 8
+    assert delivery.retry_delay(40, retriable) <= delivery.MAX_BACKOFF_SECONDS * 1.25
+    assert delivery.retry_delay(40, Retriable("slow", retry_after=7)) == 7
 
 
 async def test_policy_refusals_queue_nothing(

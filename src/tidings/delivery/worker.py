@@ -8,8 +8,11 @@ records the outcome.
   exactly once after the restart. (One that reached the provider just before the crash may be
   sent again; adapters pass our message id along where the provider allows — WhatsApp's
   `biz_opaque_callback_data`, the API channel's Idempotency-Key — so receipts still match.)
-- Retries: retriable outcomes back off exponentially with jitter, or wait what the provider's
-  Retry-After asks; after MAX_ATTEMPTS the message fails with the last reason.
+- Retries: retriable outcomes back off exponentially with jitter (capped at MAX_BACKOFF_SECONDS,
+  so a provider that comes back is used within a minute), or wait what the provider's
+  Retry-After asks. A message fails with the last reason once it has been retrying for
+  RETRY_WINDOW_SECONDS (and tried at least MIN_ATTEMPTS times), or after MAX_ATTEMPTS: an outage
+  of minutes costs no replies, one of hours does not keep them queued forever.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import random
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
@@ -44,7 +47,12 @@ CONCURRENCY = 32
 # How long a claim is held before another worker may take the delivery over (a crashed
 # worker's sends resume after this). Configurable for operations and tests.
 LEASE_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_LEASE_SECONDS", "60"))
-MAX_ATTEMPTS = 10
+# Retrying stops when a message has waited RETRY_WINDOW_SECONDS since it was queued (and was
+# tried at least MIN_ATTEMPTS times), or after MAX_ATTEMPTS, whichever comes first.
+RETRY_WINDOW_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_RETRY_WINDOW_SECONDS", "3600"))
+MAX_BACKOFF_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_MAX_BACKOFF_SECONDS", "60"))
+MIN_ATTEMPTS = 3
+MAX_ATTEMPTS = 100
 IDLE_POLL_SECONDS = 0.5
 
 
@@ -55,7 +63,14 @@ def worker_id() -> str:
 def retry_delay(attempts: int, outcome: Retriable) -> float:
     if outcome.retry_after is not None and outcome.retry_after > 0:
         return outcome.retry_after
-    return min(300.0, 2.0 ** max(0, attempts - 1)) * random.uniform(0.75, 1.25)
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempts - 1)) * random.uniform(0.75, 1.25)
+
+
+def should_give_up(delivery: Delivery, now: datetime) -> bool:
+    if delivery.attempts >= MAX_ATTEMPTS:
+        return True
+    waited = (now - delivery.created_at).total_seconds()
+    return delivery.attempts >= MIN_ATTEMPTS and waited >= RETRY_WINDOW_SECONDS
 
 
 async def recover_expired_leases(rt: Runtime) -> int:
@@ -156,8 +171,9 @@ async def record(rt: Runtime, delivery_id: int, outcome: SendOutcome) -> None:
         delivery = await tx.session.get_one(Delivery, delivery_id)
         message = await tx.session.get_one(Message, delivery.message_id)
         if isinstance(outcome, Retriable):
-            if delivery.attempts >= MAX_ATTEMPTS:
-                gave_up = f"Gave up after {delivery.attempts} attempts: {outcome.reason}"
+            if should_give_up(delivery, utcnow()):
+                last = outcome.reason.removesuffix(".").removesuffix("; will retry")
+                gave_up = f"Gave up after {delivery.attempts} attempts: {last}."
                 await do_record_outcome(tx, delivery, message, Permanent(gave_up, outcome.code))
                 return
             delivery.state = DeliveryState.PENDING
