@@ -18,6 +18,7 @@ from tidings.channels.base import ChannelAdapter
 from tidings.channels.registry import get_adapter
 from tidings.config import Settings
 from tidings.delivery.ratelimit import RateLimiter, make_rate_limiter
+from tidings.httpclient import outbound_client
 from tidings.ingest.committer import GroupCommitter
 from tidings.realtime.bus import EventBus, make_bus
 from tidings.realtime.notify import RedisWakeups
@@ -93,7 +94,7 @@ class Runtime:
         self.box = SecretBox(settings.secret_key)
         self.bus: EventBus = make_bus(settings.redis_url)
         self.channels = ChannelCache(self.db, self.box)
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        self.http = http or outbound_client()
         self.rate_limiter: RateLimiter = make_rate_limiter(settings.redis_url)
         self._wake = {name: asyncio.Event() for name in QUEUES}
         self.wakeups = (
