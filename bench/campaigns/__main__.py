@@ -147,7 +147,9 @@ class Bench:
             if left == 0:
                 break
         print(file=sys.stderr)
-        data = (await self.sim.get("/bench/times")).json()
+        got = await self.sim.get("/bench/times")
+        got.raise_for_status()
+        data = got.json()
         stats = window_stats(data["times"], cap)
         stats["refused_by_simulator"] = data["refused"]
         stats["launch_to_done_s"] = round(time.time() - started, 2)

@@ -28,7 +28,7 @@ def build(throughput: float) -> Any:
         )
     )
     times: list[float] = []
-    refused: dict[int, int] = {}
+    refused: dict[str, int] = {}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/bench/"):
@@ -60,7 +60,7 @@ def build(throughput: float) -> Any:
                 if status == 200:
                     times.append(time.time())
                 else:
-                    refused[status] = refused.get(status, 0) + 1
+                    refused[str(status)] = refused.get(str(status), 0) + 1
             await send(message)
 
         await sim.app(scope, receive, timed)

@@ -250,7 +250,6 @@ async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> 
             if state != CampaignState.RUNNING:
                 return
             continue
-        await throttle.take_queue_tokens(rt, campaign_id, rate, size)
         claimed = await step(rt, campaign_id, size, clock)
         if claimed == 0:
             async with rt.db.read() as s:

@@ -1,13 +1,13 @@
 """The per-campaign send-rate cap.
 
-Two buckets on `rt.rate_limiter` (in-process, or Redis-backed when TIDINGS_REDIS_URL is set, so
-that every worker process shares one budget):
-
-- `campaign-queue:<id>`: the fan-out takes one token per recipient it queues, so messages enter
-  the outbox at the cap instead of all at once;
-- `campaign:<id>`, burst 1: the delivery worker takes one token right before each send of a
-  campaign message (`before_send`, its hook). Burst 1 is what makes "never more than `rate`
-  sends in any one-second window" hold even after a stall: tokens are at least 1/rate apart.
+- The delivery worker counts each send of a capped campaign's message in a sliding window on
+  `rt.rate_limiter` (in-process, or Redis-backed when TIDINGS_REDIS_URL is set, so that every
+  worker process shares one budget): `campaign:<id>`, at most `floor(rate)` sends per
+  `floor(rate)/rate` seconds (`before_send`, its hook). That is "never more than `rate` in any
+  one-second window", and — unlike a token bucket of burst 1, which loses every late timer
+  and busy moment for good — the achieved rate is the cap.
+- The fan-out keeps at most a couple of seconds of the cap queued in the outbox
+  (`fanout.run_campaign`), so agent replies are not stuck behind a whole campaign.
 
 The channel account's own bucket (`channel:<id>`, taken by the delivery worker) still applies,
 so a campaign never exceeds the provider's limit either.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tidings.delivery.ratelimit import window_for
 from tidings.runtime import Runtime
 
 
@@ -36,7 +37,8 @@ async def before_send(rt: Runtime, extra: dict[str, Any] | None) -> None:
         return
     rate = tag.get("rate")
     if isinstance(rate, int | float) and rate > 0:
-        await rt.rate_limiter.acquire(f"campaign:{tag.get('id')}", float(rate), 1)
+        limit, window = window_for(float(rate))
+        await rt.rate_limiter.acquire_window(f"campaign:{tag.get('id')}", limit, window)
 
 
 def queue_batch_size(rate: float | None, batch: int) -> int:
@@ -44,10 +46,3 @@ def queue_batch_size(rate: float | None, batch: int) -> int:
     if not rate:
         return batch
     return max(1, min(batch, int(rate / 5)))
-
-
-async def take_queue_tokens(rt: Runtime, campaign_id: int, rate: float | None, n: int) -> None:
-    if not rate:
-        return
-    for _ in range(n):
-        await rt.rate_limiter.acquire(f"campaign-queue:{campaign_id}", float(rate), max(1, n))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from typing import Any, Protocol
 
@@ -13,6 +14,27 @@ class RateLimiter(Protocol):
     async def acquire(self, key: str, rate: float, burst: int) -> None:
         """Wait until one token is available in bucket `key`, then take it."""
         ...
+
+    async def acquire_window(self, key: str, limit: int, window: float) -> None:
+        """Wait until fewer than `limit` sends happened under `key` in the last `window`
+        seconds, then count this one (a sliding-window log)."""
+        ...
+
+
+# 1 %: 80/s becomes 80 per 1.01 s (79.2/s), which keeps arrivals under the provider's window
+# through ~10 ms of jitter.
+WINDOW_MARGIN = 0.01
+
+
+def window_for(rate: float) -> tuple[int, float]:
+    """(limit, window) for a cap of `rate` per second: `floor(rate)` sends per
+    `floor(rate) / rate` seconds (1 s for whole rates). Unlike a token bucket of burst 1, a
+    sliding window does not lose what a late timer or a busy moment cost: it catches up at once
+    as far as the window allows, so the achieved rate is the cap while no one-second window
+    holds more than the cap. The window is WINDOW_MARGIN longer than exact: a request's trip to
+    the provider varies by milliseconds, and the provider counts arrivals, not departures."""
+    limit = max(1, int(rate))
+    return limit, limit / rate * (1.0 + WINDOW_MARGIN)
 
 
 def channel_rate(caps: Capabilities, config: Any) -> tuple[float, int]:
@@ -31,6 +53,7 @@ class MemoryRateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._windows: dict[str, collections.deque[float]] = {}
 
     def _take(self, key: str, rate: float, burst: int) -> float:
         """Take a token if one is there; else return how long to wait for one."""
@@ -51,6 +74,19 @@ class MemoryRateLimiter:
                 if wait <= 0:
                     return
                 await asyncio.sleep(wait)
+
+    async def acquire_window(self, key: str, limit: int, window: float) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            log = self._windows.setdefault(key, collections.deque())
+            while True:
+                now = time.monotonic()
+                while log and log[0] <= now - window:
+                    log.popleft()
+                if len(log) < limit:
+                    log.append(now)
+                    return
+                await asyncio.sleep(log[0] + window - now)
 
 
 # One atomic step of a token bucket in Redis: refill by elapsed time, take a token if there is
@@ -82,6 +118,29 @@ return wait
 """
 
 
+# A sliding-window log in Redis: a sorted set of send times (server clock, microseconds). Drop
+# what left the window; if fewer than `limit` remain, add this send; else report the wait until
+# the oldest leaves. Members are unique (time + a counter), so two sends in one microsecond count
+# twice.
+_WINDOW = """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window_us = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
+if redis.call('ZCARD', key) < limit then
+  local n = redis.call('INCR', key .. ':seq')
+  redis.call('ZADD', key, now, tostring(now) .. ':' .. tostring(n))
+  redis.call('PEXPIRE', key, math.ceil(window_us / 1000) + 60000)
+  redis.call('PEXPIRE', key .. ':seq', math.ceil(window_us / 1000) + 60000)
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window_us - now)
+"""
+
+
 class RedisRateLimiter:
     """Buckets shared by every process through Redis, so N workers together stay under a
     provider's limit instead of each taking the whole limit."""
@@ -91,10 +150,21 @@ class RedisRateLimiter:
 
         self._redis: Redis = Redis.from_url(url)
         self._take = self._redis.register_script(_TAKE)
+        self._window = self._redis.register_script(_WINDOW)
 
     async def acquire(self, key: str, rate: float, burst: int) -> None:
         while True:
             wait_us = int(await self._take(keys=[f"tidings:bucket:{key}"], args=[rate, burst]))
+            if wait_us <= 0:
+                return
+            await asyncio.sleep(wait_us / 1_000_000)
+
+    async def acquire_window(self, key: str, limit: int, window: float) -> None:
+        window_us = max(1, round(window * 1_000_000))
+        while True:
+            wait_us = int(
+                await self._window(keys=[f"tidings:window:{key}"], args=[limit, window_us])
+            )
             if wait_us <= 0:
                 return
             await asyncio.sleep(wait_us / 1_000_000)

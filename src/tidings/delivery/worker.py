@@ -23,27 +23,30 @@ import os
 import random
 import socket
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
-from tidings.actions.base import transaction
+from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import do_record_outcome
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery.ratelimit import channel_rate
 from tidings.domain.enums import DeliveryState, MessageKind
-from tidings.media.outbound import outbound_attachments
+from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.runtime import Runtime
-from tidings.storage.models import Delivery, Message
+from tidings.storage.models import Attachment, Delivery, Message
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
 CONCURRENCY = 32
+# Most outcomes recorded in one transaction.
+GROUP = 200
 # How long a claim is held before another worker may take the delivery over (a crashed
 # worker's sends resume after this). Configurable for operations and tests.
 LEASE_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_LEASE_SECONDS", "60"))
@@ -88,7 +91,16 @@ async def recover_expired_leases(rt: Runtime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[int]:
+@dataclass(slots=True)
+class Job:
+    """A claimed delivery with what sending it needs, loaded with the claim (no per-send reads)."""
+
+    delivery: Delivery
+    message: Message
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[Job]:
     now = utcnow()
     earlier = aliased(Delivery)
     blocked = exists().where(
@@ -112,119 +124,194 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[int]:
                 .with_for_update(**rt.db.skip_locked())
             )
         ).all()
+        if not rows:
+            return []
         for d in rows:
             d.state = DeliveryState.SENDING
             d.claimed_by = me
             d.lease_until = now + timedelta(seconds=LEASE_SECONDS)
             d.attempts += 1
-        return [d.id for d in rows]
+        message_ids = [d.message_id for d in rows]
+        messages = {
+            m.id: m for m in (await s.scalars(select(Message).where(Message.id.in_(message_ids))))
+        }
+        files: dict[int, list[Attachment]] = {}
+        for a in await s.scalars(
+            select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
+        ):
+            files.setdefault(a.message_id, []).append(a)
+        await s.flush()
+        return [
+            Job(d, messages[d.message_id], files.get(d.message_id, []))
+            for d in rows
+            if d.message_id in messages
+        ]
 
 
-async def send_one(rt: Runtime, delivery_id: int) -> SendOutcome | None:
-    async with rt.db.read() as s:
-        delivery = await s.get(Delivery, delivery_id)
-        message = await s.get(Message, delivery.message_id) if delivery else None
-    if delivery is None or message is None:
-        return None
+async def send_one(rt: Runtime, job: Job) -> SendOutcome:
+    delivery, message = job.delivery, job.message
     channel = await rt.channels.get(delivery.channel_id)
     if channel is None:
-        outcome: SendOutcome = Permanent(
-            "The channel was removed before this message could be sent."
+        return Permanent("The channel was removed before this message could be sent.")
+    caps = channel.adapter.capabilities
+    await campaign_throttle.before_send(rt, message.extra)
+    rate, burst = channel_rate(caps, channel.config)
+    await rt.rate_limiter.acquire(f"channel:{channel.id}", rate, burst)
+    if caps.recipient_rate_per_second:
+        # Providers that also limit each (business, customer) pair: WhatsApp's 131056.
+        await rt.rate_limiter.acquire(
+            f"recipient:{channel.id}:{delivery.recipient}",
+            caps.recipient_rate_per_second,
+            caps.recipient_burst,
         )
-    else:
-        caps = channel.adapter.capabilities
-        await campaign_throttle.before_send(rt, message.extra)
-        rate, burst = channel_rate(caps, channel.config)
-        await rt.rate_limiter.acquire(f"channel:{channel.id}", rate, burst)
-        if caps.recipient_rate_per_second:
-            # Providers that also limit each (business, customer) pair: WhatsApp's 131056.
-            await rt.rate_limiter.acquire(
-                f"recipient:{channel.id}:{delivery.recipient}",
-                caps.recipient_rate_per_second,
-                caps.recipient_burst,
-            )
-        outbound = OutboundMessage(
-            message_id=message.id,
-            conversation_id=message.conversation_id,
-            to=delivery.recipient,
-            kind=MessageKind(message.kind),
-            text=message.body,
-            extra=message.extra or {},
-            template=(message.extra or {}).get("template"),
-            webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
-            attachments=await outbound_attachments(rt, message.id),
-        )
-        started = time.perf_counter()
-        try:
-            outcome = await channel.adapter.send(channel.config, outbound, rt.http)
-        except Exception as exc:  # an adapter bug must not wedge the queue
-            log.exception("adapter %s crashed sending message %s", channel.kind, message.id)
-            outcome = Retriable(f"Internal error while sending ({type(exc).__name__}).")
-        PROVIDER_LATENCY.labels(channel.kind).observe(time.perf_counter() - started)
-        DELIVERIES.labels(channel.kind, type(outcome).__name__.lower()).inc()
-    await record(rt, delivery_id, outcome)
+    outbound = OutboundMessage(
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        to=delivery.recipient,
+        kind=MessageKind(message.kind),
+        text=message.body,
+        extra=message.extra or {},
+        template=(message.extra or {}).get("template"),
+        webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
+        attachments=as_outbound(rt, job.attachments),
+    )
+    started = time.perf_counter()
+    try:
+        outcome = await channel.adapter.send(channel.config, outbound, rt.http)
+    except Exception as exc:  # an adapter bug must not wedge the queue
+        log.exception("adapter %s crashed sending message %s", channel.kind, message.id)
+        outcome = Retriable(f"Internal error while sending ({type(exc).__name__}).")
+    PROVIDER_LATENCY.labels(channel.kind).observe(time.perf_counter() - started)
+    DELIVERIES.labels(channel.kind, type(outcome).__name__.lower()).inc()
     return outcome
 
 
-async def record(rt: Runtime, delivery_id: int, outcome: SendOutcome) -> None:
+async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
+    """Record a group of outcomes in one transaction (one commit, one fsync, for many sends)."""
     async with transaction(rt) as tx:
-        delivery = await tx.session.get_one(Delivery, delivery_id)
-        message = await tx.session.get_one(Message, delivery.message_id)
-        if isinstance(outcome, Retriable):
-            if should_give_up(delivery, utcnow()):
-                last = outcome.reason.removesuffix(".").removesuffix("; will retry")
-                gave_up = f"Gave up after {delivery.attempts} attempts: {last}."
-                await do_record_outcome(tx, delivery, message, Permanent(gave_up, outcome.code))
-                return
-            delivery.state = DeliveryState.PENDING
-            delivery.lease_until = None
-            delivery.last_error = outcome.reason
-            delivery.next_attempt_at = utcnow() + timedelta(
-                seconds=retry_delay(delivery.attempts, outcome)
+        s = tx.session
+        ids = [delivery_id for delivery_id, _ in outcomes]
+        deliveries = {
+            d.id: d for d in await s.scalars(select(Delivery).where(Delivery.id.in_(ids)))
+        }
+        messages = {
+            m.id: m
+            for m in await s.scalars(
+                select(Message).where(Message.id.in_([d.message_id for d in deliveries.values()]))
             )
-            delivery.updated_at = utcnow()
-            tx.wake_after_commit("delivery")
-            return
-        assert isinstance(outcome, Sent | Permanent)
-        await do_record_outcome(tx, delivery, message, outcome)
-        # The next message of this conversation may now go.
+        }
+        now = utcnow()
+        for delivery_id, outcome in outcomes:
+            delivery = deliveries.get(delivery_id)
+            message = messages.get(delivery.message_id) if delivery else None
+            if delivery is None or message is None:
+                continue  # deleted with its conversation while in flight
+            await _record_one(tx, delivery, message, outcome, now)
+        # The next message of each conversation may now go; retries wait their time.
         tx.wake_after_commit("delivery")
+
+
+async def _record_one(
+    tx: Tx, delivery: Delivery, message: Message, outcome: SendOutcome, now: datetime
+) -> None:
+    if isinstance(outcome, Retriable):
+        if should_give_up(delivery, now):
+            last = outcome.reason.removesuffix(".").removesuffix("; will retry")
+            gave_up = f"Gave up after {delivery.attempts} attempts: {last}."
+            await do_record_outcome(tx, delivery, message, Permanent(gave_up, outcome.code))
+            return
+        delivery.state = DeliveryState.PENDING
+        delivery.lease_until = None
+        delivery.last_error = outcome.reason
+        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts, outcome))
+        delivery.updated_at = now
+        return
+    assert isinstance(outcome, Sent | Permanent)
+    await do_record_outcome(tx, delivery, message, outcome)
+
+
+class Recorder:
+    """Collects send outcomes and records them in groups: whatever finished while the previous
+    group was being committed goes into the next one (the ingest path's group commit, for
+    outcomes). A delivery stays `sending` until its outcome is committed, so per-conversation
+    order holds, and a crash before the commit leaves a lease that expires: the send retries."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.pending: list[tuple[int, SendOutcome]] = []
+        self.ready = asyncio.Event()
+
+    def add(self, delivery_id: int, outcome: SendOutcome) -> None:
+        self.pending.append((delivery_id, outcome))
+        self.ready.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            while self.pending:
+                group, self.pending = self.pending[:GROUP], self.pending[GROUP:]
+                await self._record(group)
+
+    async def _record(self, group: list[tuple[int, SendOutcome]]) -> None:
+        try:
+            await record(self.rt, group)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if len(group) == 1:
+                log.exception("recording the outcome of delivery %s failed", group[0][0])
+                return  # its lease expires and it is tried again
+            log.exception("recording %d outcomes together failed; one by one", len(group))
+        for item in group:  # one bad row must not lose the others' outcomes
+            await self._record([item])
 
 
 async def run(rt: Runtime) -> None:
     me = worker_id()
     slots = asyncio.Semaphore(CONCURRENCY)
     in_flight: set[asyncio.Task[object]] = set()
-    await recover_expired_leases(rt)
-    next_recovery = time.monotonic() + LEASE_SECONDS / 2
-    while True:
-        try:
-            if time.monotonic() >= next_recovery:
-                next_recovery = time.monotonic() + LEASE_SECONDS / 2
-                if await recover_expired_leases(rt):
-                    continue
-            ids = await claim(rt, me)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("delivery claim failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        for delivery_id in ids:
-            await slots.acquire()
-            task = asyncio.create_task(_guarded(rt, delivery_id, slots), name=f"send-{delivery_id}")
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        if not ids:
-            await rt.wait_for_work("delivery", IDLE_POLL_SECONDS)
-
-
-async def _guarded(rt: Runtime, delivery_id: int, slots: asyncio.Semaphore) -> object:
+    recorder = Recorder(rt)
+    recording = asyncio.create_task(recorder.run(), name="delivery-recorder")
     try:
-        return await send_one(rt, delivery_id)
+        await recover_expired_leases(rt)
+        next_recovery = time.monotonic() + LEASE_SECONDS / 2
+        while True:
+            try:
+                if time.monotonic() >= next_recovery:
+                    next_recovery = time.monotonic() + LEASE_SECONDS / 2
+                    if await recover_expired_leases(rt):
+                        continue
+                jobs = await claim(rt, me)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery claim failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            for job in jobs:
+                await slots.acquire()
+                task = asyncio.create_task(
+                    _guarded(rt, job, slots, recorder), name=f"send-{job.delivery.id}"
+                )
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if not jobs:
+                await rt.wait_for_work("delivery", IDLE_POLL_SECONDS)
+    finally:
+        recording.cancel()
+
+
+async def _guarded(rt: Runtime, job: Job, slots: asyncio.Semaphore, recorder: Recorder) -> object:
+    try:
+        outcome = await send_one(rt, job)
+        recorder.add(job.delivery.id, outcome)
+        return outcome
     except Exception:
         log.exception(
-            "delivery %s failed unexpectedly; its lease will expire and it retries", delivery_id
+            "delivery %s failed unexpectedly; its lease will expire and it retries",
+            job.delivery.id,
         )
         return None
     finally:

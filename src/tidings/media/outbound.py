@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from sqlalchemy import select
+from collections.abc import Awaitable, Callable, Sequence
 
 from tidings.channels.base import OutboundAttachment
 from tidings.media import limits
@@ -20,15 +18,8 @@ def _loader(store: MediaStore, key: str) -> Callable[[], Awaitable[bytes]]:
     return load
 
 
-async def outbound_attachments(rt: Runtime, message_id: int) -> tuple[OutboundAttachment, ...]:
-    async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(Attachment)
-                .where(Attachment.message_id == message_id)
-                .order_by(Attachment.id)
-            )
-        ).all()
+def as_outbound(rt: Runtime, rows: Sequence[Attachment]) -> tuple[OutboundAttachment, ...]:
+    """Attachment rows as an adapter takes them; stored files are read only when sent."""
     if not rows:
         return ()
     store = make_store(rt.settings)
