@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -106,37 +107,65 @@ async def open_conversation(
     tx: Tx, channel: ChannelInfo, contact: Contact
 ) -> tuple[Conversation, bool]:
     """The contact's current conversation in the channel's inbox, or a new one."""
+    return (await open_conversations(tx, [(channel, contact)]))[0]
+
+
+async def open_conversations(
+    tx: Tx, pairs: Sequence[tuple[ChannelInfo, Contact]], *, new_status: str | None = None
+) -> list[tuple[Conversation, bool]]:
+    """`open_conversation` for many contacts at once (a campaign's batch): one lookup and one
+    insert for all. `new_status` is the status of conversations it has to create (open unless
+    said otherwise). A contact may appear once per inbox."""
     s = tx.session
+    if not pairs:
+        return []
+    contact_ids = sorted({contact.id for _channel, contact in pairs})
     if not tx.rt.db.is_sqlite:
-        # Serialise conversation creation per contact across workers.
-        await s.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
-    conv = await s.scalar(
+        # Serialise conversation creation per contact across workers (in id order: no deadlock).
+        await s.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(contact_ids))
+            .order_by(Contact.id)
+            .with_for_update()
+        )
+    inbox_ids = {channel.inbox_id for channel, _contact in pairs}
+    current: dict[tuple[int, int], Conversation] = {}
+    for conv in await s.scalars(
         select(Conversation)
         .where(
-            Conversation.contact_id == contact.id,
-            Conversation.inbox_id == channel.inbox_id,
+            Conversation.contact_id.in_(contact_ids),
+            Conversation.inbox_id.in_(inbox_ids),
             Conversation.status != ConversationStatus.RESOLVED,
         )
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
-    if conv is not None:
-        return conv, False
+        .order_by(Conversation.id)
+    ):
+        current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
     now = utcnow()
-    conv = Conversation(
-        workspace_id=channel.workspace_id,
-        inbox_id=channel.inbox_id,
-        contact_id=contact.id,
-        status=ConversationStatus.OPEN,
-        priority="none",
-        unread_count=0,
-        last_activity_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    s.add(conv)
-    await s.flush()
-    return conv, True
+    out: list[tuple[Conversation, bool]] = []
+    created: list[Conversation] = []
+    for channel, contact in pairs:
+        found = current.get((contact.id, channel.inbox_id))
+        if found is not None:
+            out.append((found, found.id is None))  # None: created for an earlier pair
+            continue
+        conv = Conversation(
+            workspace_id=channel.workspace_id,
+            inbox_id=channel.inbox_id,
+            contact_id=contact.id,
+            status=new_status or ConversationStatus.OPEN,
+            priority="none",
+            unread_count=0,
+            last_activity_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        current[(contact.id, channel.inbox_id)] = conv
+        created.append(conv)
+        out.append((conv, True))
+    if created:
+        s.add_all(created)
+        await s.flush()
+    return out
 
 
 def _preview(event: InboundMessage) -> str:

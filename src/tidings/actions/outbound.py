@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tidings.access import Principal, require_conversation
 from tidings.actions import consent, media, preference, sla
 from tidings.actions.base import Tx, transaction
-from tidings.campaigns.state import on_message_status
+from tidings.campaigns.state import on_messages_status
 from tidings.channels.base import Permanent, Sent
 from tidings.delivery import fallback
 from tidings.domain.enums import (
@@ -28,6 +28,7 @@ from tidings.policy import OutboundContext, check_outbound, service_window
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
+    Attachment,
     Channel,
     Consent,
     ContactIdentity,
@@ -146,6 +147,21 @@ async def check_send_reply(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to queue (see `do_queue_messages`)."""
+
+    conv: Conversation
+    route: Route
+    kind: MessageKind
+    text: str | None
+    sender_agent_id: int | None = None
+    extra: dict[str, Any] | None = None
+    uploads: Sequence[MediaUpload] = ()
+    # A broadcast is not an agent answering: the customer's unread messages stay unread.
+    keep_unread: bool = False
+
+
 async def do_queue_message(
     tx: Tx,
     conv: Conversation,
@@ -161,54 +177,79 @@ async def do_queue_message(
 
     `extra` is what the adapter needs beyond kind and text (a message tag, a template, the
     attachments to send); it reaches the adapter as `OutboundMessage.extra`."""
+    item = Outgoing(conv, route, kind, text, sender_agent_id, extra, uploads)
+    return (await do_queue_messages(tx, [item]))[0]
+
+
+async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
+    """`do_queue_message` for many at once (a campaign's batch): the same rows, events and
+    hooks, written with one flush per kind of row instead of two per message."""
     now = utcnow()
-    message = Message(
-        workspace_id=conv.workspace_id,
-        conversation_id=conv.id,
-        channel_id=route.channel.id,
-        direction=Direction.OUT,
-        kind=kind,
-        body=text,
-        sender_agent_id=sender_agent_id,
-        status=MessageStatus.QUEUED,
-        sent_at=now,
-        created_at=now,
-        updated_at=now,
-        extra=dict(extra or {}),
-    )
-    tx.session.add(message)
-    await tx.session.flush()
-    attachments = await media.do_attach_uploads(tx, message, uploads, text) if uploads else []
-    tx.session.add(
-        Delivery(
-            workspace_id=conv.workspace_id,
-            message_id=message.id,
-            channel_id=route.channel.id,
-            conversation_id=conv.id,
-            recipient=route.recipient,
-            state=DeliveryState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
+    s = tx.session
+    messages = [
+        Message(
+            workspace_id=it.conv.workspace_id,
+            conversation_id=it.conv.id,
+            channel_id=it.route.channel.id,
+            direction=Direction.OUT,
+            kind=it.kind,
+            body=it.text,
+            sender_agent_id=it.sender_agent_id,
+            status=MessageStatus.QUEUED,
+            sent_at=now,
             created_at=now,
             updated_at=now,
-            fallback={},
+            extra=dict(it.extra or {}),
         )
+        for it in items
+    ]
+    s.add_all(messages)
+    await s.flush()
+    attached: list[list[Attachment]] = []
+    for it, message in zip(items, messages, strict=True):
+        attached.append(
+            await media.do_attach_uploads(tx, message, it.uploads, it.text) if it.uploads else []
+        )
+    s.add_all(
+        [
+            Delivery(
+                workspace_id=it.conv.workspace_id,
+                message_id=message.id,
+                channel_id=it.route.channel.id,
+                conversation_id=it.conv.id,
+                recipient=it.route.recipient,
+                state=DeliveryState.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+                fallback={},
+            )
+            for it, message in zip(items, messages, strict=True)
+        ]
     )
-    conv.last_activity_at = now
-    conv.updated_at = now
-    conv.unread_count = 0
-    if sender_agent_id is not None:
-        await sla.on_agent_reply(tx, conv)
-    if text:
-        conv.last_message_preview = text[:160]
-    elif attachments:
-        conv.last_message_preview = f"[{attachments[0].kind}]"
-    await tx.session.flush()
-    await fallback.arm_for_reply(tx, message, conv)
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
-    tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+    for it, attachments in zip(items, attached, strict=True):
+        conv = it.conv
+        conv.last_activity_at = now
+        conv.updated_at = now
+        if not it.keep_unread:
+            conv.unread_count = 0
+        if it.sender_agent_id is not None:
+            await sla.on_agent_reply(tx, conv)
+        if it.text:
+            conv.last_message_preview = it.text[:160]
+        elif attachments:
+            conv.last_message_preview = f"[{attachments[0].kind}]"
+    await s.flush()
+    for it, message, attachments in zip(items, messages, attached, strict=True):
+        conv = it.conv
+        await fallback.arm_for_reply(tx, message, conv)
+        tx.emit(
+            "message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments)
+        )
+        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
     tx.wake_after_commit("delivery")
-    return message
+    return messages
 
 
 async def do_record_outcome(
@@ -220,6 +261,35 @@ async def do_record_outcome(
     gave_up: str | None = None,
 ) -> None:
     """Final outcome of a delivery: sent, or failed with a reason the agent can read."""
+    await do_record_outcomes(tx, [(delivery, message, outcome)], gave_up=gave_up)
+
+
+async def do_record_outcomes(
+    tx: Tx,
+    items: Sequence[tuple[Delivery, Message, Sent | Permanent]],
+    *,
+    gave_up: str | None = None,
+) -> None:
+    """`do_record_outcome` for a group (the delivery worker records what finished together):
+    the same changes and events, with one flush and one campaign lookup for the group."""
+    for delivery, message, outcome in items:
+        await _apply_outcome(tx, delivery, message, outcome, gave_up)
+    await tx.session.flush()
+    messages = [message for _delivery, message, _outcome in items]
+    await on_messages_status(tx, messages)
+    conv_ids = {m.conversation_id for m in messages}
+    convs = {
+        c.id: c
+        for c in await tx.session.scalars(select(Conversation).where(Conversation.id.in_(conv_ids)))
+    }
+    for message in messages:
+        conv = convs[message.conversation_id]
+        tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+
+
+async def _apply_outcome(
+    tx: Tx, delivery: Delivery, message: Message, outcome: Sent | Permanent, gave_up: str | None
+) -> None:
     now = utcnow()
     delivery.updated_at = now
     delivery.lease_until = None
@@ -242,7 +312,3 @@ async def do_record_outcome(
         if outcome.recipient_opted_out:
             await consent.do_record_provider_opt_out(tx, delivery.channel_id, message, outcome.code)
     message.updated_at = now
-    await tx.session.flush()
-    await on_message_status(tx, message)
-    conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))

@@ -31,8 +31,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from tidings.actions.base import Tx, transaction
-from tidings.actions.inbound import open_conversation
-from tidings.actions.outbound import Route, do_queue_message
+from tidings.actions.inbound import open_conversations
+from tidings.actions.outbound import Outgoing, Route, do_queue_messages
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
@@ -102,6 +102,7 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
             ).all()
         }
         known = await planning.prefetch(s, list(contacts))
+        sends: list[tuple[CampaignRecipient, Contact, planning.Send]] = []
         for r in rows:
             contact = contacts.get(r.contact_id) if r.contact_id else None
             if contact is not None and quiet is not None:
@@ -122,7 +123,8 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
                 )
                 continue
             assert contact is not None
-            await _queue(tx, campaign, r, contact, decision, tag, label_id)
+            sends.append((r, contact, decision))
+        await _queue(tx, campaign, sends, tag, label_id)
         await s.flush()
         return len(rows)
 
@@ -135,43 +137,56 @@ def _zone_override(variables: dict[str, object] | None) -> dict[str, object]:
 async def _queue(
     tx: Tx,
     campaign: Campaign,
-    r: CampaignRecipient,
-    contact: Contact,
-    send: planning.Send,
+    sends: list[tuple[CampaignRecipient, Contact, planning.Send]],
     tag: dict[str, object],
     label_id: int,
 ) -> None:
+    """Queue one message per recipient of the batch, written together (`open_conversations`,
+    `do_queue_messages`): the same rows and events as one reply each, at a fraction of the
+    statements."""
+    if not sends:
+        return
     s = tx.session
-    conv, created = await open_conversation(tx, send.channel, contact)
-    if created:
-        # Hidden until the customer answers (the inbound path reopens snoozed conversations):
-        # a broadcast must not drop thousands of open threads on the agents.
-        conv.status = ConversationStatus.SNOOZED
-    unread = conv.unread_count
-    message = await do_queue_message(
+    # Conversations a broadcast creates are hidden until the customer answers (the inbound
+    # path reopens snoozed conversations): a broadcast must not drop thousands of open threads
+    # on the agents.
+    convs = await open_conversations(
         tx,
-        conv,
-        Route(send.channel, send.address),
-        send.kind,
-        send.text,
-        sender_agent_id=None,
-        extra={**send.extra, "campaign": {**tag, "name": campaign.name}},
+        [(send.channel, contact) for _r, contact, send in sends],
+        new_status=ConversationStatus.SNOOZED,
     )
-    # A broadcast is not an agent answering: the customer's unread messages stay unread.
-    conv.unread_count = unread
-    if send.cost is not None:
-        message.cost_estimate = send.cost
+    extra = {"campaign": {**tag, "name": campaign.name}}
+    messages = await do_queue_messages(
+        tx,
+        [
+            Outgoing(
+                conv,
+                Route(send.channel, send.address),
+                send.kind,
+                send.text,
+                extra={**send.extra, **extra},
+                keep_unread=True,
+            )
+            for (_r, _contact, send), (conv, _created) in zip(sends, convs, strict=True)
+        ],
+    )
     await s.execute(
         tx.rt.db.insert(ConversationLabel)
-        .values(conversation_id=conv.id, label_id=label_id)
+        .values(
+            [{"conversation_id": cid, "label_id": label_id} for cid in {c.id for c, _ in convs}]
+        )
         .on_conflict_do_nothing(index_elements=["conversation_id", "label_id"])
     )
-    r.state = RecipientState.QUEUED
-    r.reason = None
-    r.channel_id, r.channel_reason = send.channel.id, send.channel_reason
-    r.conversation_id, r.message_id, r.queued_at = conv.id, message.id, utcnow()
-    if campaign.fallback:
-        await fallback.arm(tx, message, campaign.fallback, recipient_id=r.id)
+    queued_at = utcnow()
+    for (r, _contact, send), (conv, _created), message in zip(sends, convs, messages, strict=True):
+        if send.cost is not None:
+            message.cost_estimate = send.cost
+        r.state = RecipientState.QUEUED
+        r.reason = None
+        r.channel_id, r.channel_reason = send.channel.id, send.channel_reason
+        r.conversation_id, r.message_id, r.queued_at = conv.id, message.id, queued_at
+        if campaign.fallback:
+            await fallback.arm(tx, message, campaign.fallback, recipient_id=r.id)
 
 
 async def _campaign_label(tx: Tx, campaign: Campaign) -> int:

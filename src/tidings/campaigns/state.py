@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from sqlalchemy import or_, select, update
@@ -67,26 +68,40 @@ async def on_message_status(tx: Tx, message: Message) -> None:
 
     A recipient's current message is its fallback message once one was sent, else the first.
     Cheap for messages of no campaign: one indexed lookup, done only for outbound messages."""
-    if not (message.extra or {}).get("campaign"):
+    await on_messages_status(tx, [message])
+
+
+async def on_messages_status(tx: Tx, messages: Sequence[Message]) -> None:
+    """`on_message_status` for many messages with one lookup (the delivery worker's groups)."""
+    moved = {
+        m.id: m
+        for m in messages
+        if (m.extra or {}).get("campaign") and recipient_state_for(m.status) is not None
+    }
+    if not moved:
         return
-    new = recipient_state_for(message.status)
-    if new is None:
-        return
+    ids = list(moved)
     rows = (
         await tx.session.scalars(
             select(CampaignRecipient).where(
                 or_(
-                    CampaignRecipient.fallback_message_id == message.id,
-                    (CampaignRecipient.message_id == message.id)
+                    CampaignRecipient.fallback_message_id.in_(ids),
+                    CampaignRecipient.message_id.in_(ids)
                     & CampaignRecipient.fallback_message_id.is_(None),
                 )
             )
         )
     ).all()
+    now = utcnow()
     for r in rows:
-        if r.state != new and r.state != RecipientState.SKIPPED:
+        current = r.fallback_message_id if r.fallback_message_id is not None else r.message_id
+        message = moved.get(current) if current is not None else None
+        if message is None:
+            continue
+        new = recipient_state_for(message.status)
+        if new is not None and r.state != new and r.state != RecipientState.SKIPPED:
             r.state = new
-            r.updated_at = utcnow()
+            r.updated_at = now
             if new == RecipientState.FAILED:
                 r.reason = r.reason or "send_failed"
                 r.detail = message.error_reason

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
-from tidings.actions.base import Tx, transaction
-from tidings.actions.outbound import do_record_outcome
+from tidings.actions.base import transaction
+from tidings.actions.outbound import do_record_outcomes
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery.ratelimit import channel_rate
@@ -191,9 +191,8 @@ async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
     async with transaction(rt) as tx:
         s = tx.session
         ids = [delivery_id for delivery_id, _ in outcomes]
-        deliveries = {
-            d.id: d for d in await s.scalars(select(Delivery).where(Delivery.id.in_(ids)))
-        }
+        found = await s.scalars(select(Delivery).where(Delivery.id.in_(ids)))
+        deliveries = {d.id: d for d in found}
         messages = {
             m.id: m
             for m in await s.scalars(
@@ -201,33 +200,30 @@ async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
             )
         }
         now = utcnow()
+        final: list[tuple[Delivery, Message, Sent | Permanent]] = []
         for delivery_id, outcome in outcomes:
             delivery = deliveries.get(delivery_id)
             message = messages.get(delivery.message_id) if delivery else None
             if delivery is None or message is None:
                 continue  # deleted with its conversation while in flight
-            await _record_one(tx, delivery, message, outcome, now)
+            if not isinstance(outcome, Retriable):
+                final.append((delivery, message, outcome))
+            elif should_give_up(delivery, now):
+                last = outcome.reason.removesuffix(".").removesuffix("; will retry")
+                gave_up = f"Gave up after {delivery.attempts} attempts: {last}."
+                final.append((delivery, message, Permanent(gave_up, outcome.code)))
+            else:
+                delivery.state = DeliveryState.PENDING
+                delivery.lease_until = None
+                delivery.last_error = outcome.reason
+                delivery.next_attempt_at = now + timedelta(
+                    seconds=retry_delay(delivery.attempts, outcome)
+                )
+                delivery.updated_at = now
+        if final:
+            await do_record_outcomes(tx, final)
         # The next message of each conversation may now go; retries wait their time.
         tx.wake_after_commit("delivery")
-
-
-async def _record_one(
-    tx: Tx, delivery: Delivery, message: Message, outcome: SendOutcome, now: datetime
-) -> None:
-    if isinstance(outcome, Retriable):
-        if should_give_up(delivery, now):
-            last = outcome.reason.removesuffix(".").removesuffix("; will retry")
-            gave_up = f"Gave up after {delivery.attempts} attempts: {last}."
-            await do_record_outcome(tx, delivery, message, Permanent(gave_up, outcome.code))
-            return
-        delivery.state = DeliveryState.PENDING
-        delivery.lease_until = None
-        delivery.last_error = outcome.reason
-        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts, outcome))
-        delivery.updated_at = now
-        return
-    assert isinstance(outcome, Sent | Permanent)
-    await do_record_outcome(tx, delivery, message, outcome)
 
 
 class Recorder:
