@@ -1,7 +1,7 @@
 """The WhatsApp simulator as its own process for the campaign benchmark, with a stopwatch.
 
 `python -m bench.campaigns.sim PORT THROUGHPUT` serves the real simulator app (its Graph API
-validation, throughput limit 130429, templates) and notes the wall time of every accepted
+validation, throughput limit 130429, templates) and notes the arrival time of every accepted
 `POST .../messages` (HTTP 200) and the count of refused ones. `GET /bench/times` returns them,
 `POST /bench/reset` clears them. Status webhooks are off: the benchmark measures sends.
 """
@@ -54,11 +54,13 @@ def build(throughput: float) -> Any:
             await sim.app(scope, receive, send)
             return
 
+        arrived = time.time()  # the provider counts arrivals: stamp accepted sends by theirs
+
         async def timed(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if status == 200:
-                    times.append(time.time())
+                    times.append(arrived)
                 else:
                     refused[str(status)] = refused.get(str(status), 0) + 1
             await send(message)

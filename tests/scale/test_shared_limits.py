@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -26,8 +27,9 @@ async def test_memory_bucket_allows_burst_then_waits() -> None:
         await asyncio.wait_for(limiter.acquire("k", rate=0.001, burst=3), 0.3)
 
 
-async def test_memory_window_holds_the_limit_and_catches_up_after_a_stall() -> None:
-    """At most `limit` per window, and a stall costs nothing: the next sends go at once."""
+async def test_memory_window_holds_the_limit_spaces_sends_and_catches_up_after_a_stall() -> None:
+    """At most `limit` per window, sends at least window/limit/2 apart (no bursts), and a
+    stall costs nothing: afterwards the sends go at the catch-up spacing, not the cap's."""
     limiter = MemoryRateLimiter()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -35,14 +37,16 @@ async def test_memory_window_holds_the_limit_and_catches_up_after_a_stall() -> N
     for _ in range(10):
         await limiter.acquire_window("w", limit=5, window=0.4)
         times.append(loop.time() - started)
-    assert all(t < 0.1 for t in times[:5])  # the first window's five at once
-    assert all(t >= 0.4 * 0.99 for t in times[5:])  # the next five wait for it to pass
-    assert all(t < 0.4 + 0.3 for t in times[5:])
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= 0.04 * 0.95 for g in gaps)  # spacing 0.4 / 5 / 2
+    for i in range(5, 10):  # the sixth waits for the first to leave its window, and so on
+        assert times[i] - times[i - 5] >= 0.4 * 0.99
+    assert times[4] < 0.04 * 4 + 0.1  # the first window's five at the catch-up spacing
     await asyncio.sleep(0.5)  # a stall of more than a window: nothing owed, nothing lost
     before = loop.time()
     for _ in range(5):
         await limiter.acquire_window("w", limit=5, window=0.4)
-    assert loop.time() - before < 0.1
+    assert loop.time() - before < 0.04 * 4 + 0.1
 
 
 def test_window_for_a_cap() -> None:
@@ -55,22 +59,24 @@ def test_window_for_a_cap() -> None:
 
 @needs_redis
 async def test_two_processes_share_one_redis_window() -> None:
+    """Two limiters (as two processes would) taking turns share one window: the fifth send,
+    whoever makes it, waits for the first to leave the window, and sends stay spaced."""
     assert REDIS_URL is not None
     a, b = RedisRateLimiter(REDIS_URL), RedisRateLimiter(REDIS_URL)
     key = f"test-window:{id(a)}"
+    loop = asyncio.get_running_loop()
     try:
-        for limiter in (a, b, a, b):
-            await asyncio.wait_for(limiter.acquire_window(key, limit=4, window=60), 1)
-        for limiter in (a, b):
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(limiter.acquire_window(key, limit=4, window=60), 0.3)
-        # A short window: the fifth waits for the first to leave it, then goes.
-        short = key + ":short"
-        loop = asyncio.get_running_loop()
         started = loop.time()
-        for limiter in (a, b, a, b, a):
-            await asyncio.wait_for(limiter.acquire_window(short, limit=4, window=0.3), 2)
-        assert loop.time() - started >= 0.3 * 0.99
+        times = []
+        for limiter in (a, b) * 4:
+            await asyncio.wait_for(limiter.acquire_window(key, limit=4, window=0.3), 2)
+            times.append(loop.time() - started)
+        for i in range(4, 8):
+            assert times[i] - times[i - 4] >= 0.3 * 0.95, times
+        gaps = [y - x for x, y in itertools.pairwise(times)]
+        assert all(g >= 0.3 / 4 / 2 * 0.9 for g in gaps), gaps
+        # Other keys are independent.
+        await asyncio.wait_for(b.acquire_window(key + ":other", limit=1, window=60), 1)
     finally:
         await a.aclose()
         await b.aclose()

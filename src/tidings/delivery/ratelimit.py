@@ -17,13 +17,16 @@ class RateLimiter(Protocol):
 
     async def acquire_window(self, key: str, limit: int, window: float) -> None:
         """Wait until fewer than `limit` sends happened under `key` in the last `window`
-        seconds, then count this one (a sliding-window log)."""
+        seconds, and at least `window / limit / 2` passed since the previous one, then count
+        this one (a sliding-window log). The spacing keeps sends from leaving in bursts: a
+        burst reaches the provider spread over however long it takes to process, and the next
+        window's burst, processed faster, would find the provider's window still full."""
         ...
 
 
-# 1 %: 80/s becomes 80 per 1.01 s (79.2/s), which keeps arrivals under the provider's window
-# through ~10 ms of jitter.
-WINDOW_MARGIN = 0.01
+# 0.5 %: 80/s becomes 80 per 1.005 s (79.6/s), which keeps arrivals under the provider's window
+# through ~5 ms of jitter (sends are spaced, so that is what a busy moment adds).
+WINDOW_MARGIN = 0.005
 
 
 def window_for(rate: float) -> tuple[int, float]:
@@ -79,10 +82,14 @@ class MemoryRateLimiter:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             log = self._windows.setdefault(key, collections.deque())
+            spacing = window / limit / 2
             while True:
                 now = time.monotonic()
                 while log and log[0] <= now - window:
                     log.popleft()
+                if log and now < log[-1] + spacing:
+                    await asyncio.sleep(log[-1] + spacing - now)
+                    continue
                 if len(log) < limit:
                     log.append(now)
                     return
@@ -119,9 +126,9 @@ return wait
 
 
 # A sliding-window log in Redis: a sorted set of send times (server clock, microseconds). Drop
-# what left the window; if fewer than `limit` remain, add this send; else report the wait until
-# the oldest leaves. Members are unique (time + a counter), so two sends in one microsecond count
-# twice.
+# what left the window; wait out the spacing after the latest send; if fewer than `limit`
+# remain, add this send; else report the wait until the oldest leaves. Members are unique
+# (time + a counter), so two sends in one microsecond count twice.
 _WINDOW = """
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -129,6 +136,11 @@ local window_us = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
+local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+local spacing = math.floor(window_us / limit / 2)
+if last[2] ~= nil and now < tonumber(last[2]) + spacing then
+  return tonumber(last[2]) + spacing - now
+end
 if redis.call('ZCARD', key) < limit then
   local n = redis.call('INCR', key .. ':seq')
   redis.call('ZADD', key, now, tostring(now) .. ':' .. tostring(n))
