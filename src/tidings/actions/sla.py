@@ -246,12 +246,15 @@ def on_resolved(conv: Conversation) -> None:
 async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
     """Record the breach of every running timer that is past due. Returns how many."""
     now = utcnow()
+    due = (Conversation.sla_state == RUNNING) & (Conversation.sla_due_at <= now)
+    if not await rt.db.has_rows(select(Conversation.id).where(due)):
+        return 0
     async with transaction(rt) as tx:
         s = tx.session
         rows = (
             await s.scalars(
                 select(Conversation)
-                .where(Conversation.sla_state == RUNNING, Conversation.sla_due_at <= now)
+                .where(due)
                 .order_by(Conversation.sla_due_at)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())

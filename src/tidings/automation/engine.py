@@ -427,11 +427,14 @@ async def process_event(rt: Runtime, event_id: int) -> None:
 
 async def _claim(rt: Runtime) -> list[int]:
     now = utcnow()
+    due = (AutomationEvent.state == "pending") & (AutomationEvent.next_attempt_at <= now)
+    if not await rt.db.has_rows(select(AutomationEvent.id).where(due)):
+        return []
     async with rt.db.write() as s:
         rows = (
             await s.scalars(
                 select(AutomationEvent)
-                .where(AutomationEvent.state == "pending", AutomationEvent.next_attempt_at <= now)
+                .where(due)
                 .order_by(AutomationEvent.id)
                 .limit(BATCH)
                 .with_for_update(**rt.db.skip_locked())

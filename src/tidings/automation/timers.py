@@ -187,11 +187,14 @@ async def _handle(tx: Tx, timer: AutomationTimer) -> bool:
 
 async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
     now = utcnow()
+    due = (AutomationTimer.state == TimerState.WAITING) & (AutomationTimer.due_at <= now)
+    if not await rt.db.has_rows(select(AutomationTimer.id).where(due)):
+        return 0
     async with transaction(rt) as tx:
         timers = (
             await tx.session.scalars(
                 select(AutomationTimer)
-                .where(AutomationTimer.state == TimerState.WAITING, AutomationTimer.due_at <= now)
+                .where(due)
                 .order_by(AutomationTimer.due_at, AutomationTimer.id)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())

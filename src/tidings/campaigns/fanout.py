@@ -275,11 +275,12 @@ async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> 
 
 
 async def promote_scheduled(rt: Runtime, clock: Clock = utcnow) -> None:
+    due = (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= clock())
+    if not await rt.db.has_rows(select(Campaign.id).where(due)):
+        return
     async with transaction(rt) as tx:
         await tx.session.execute(
-            update(Campaign)
-            .where(Campaign.state == CampaignState.SCHEDULED, Campaign.scheduled_at <= clock())
-            .values(state=CampaignState.RUNNING, updated_at=utcnow())
+            update(Campaign).where(due).values(state=CampaignState.RUNNING, updated_at=utcnow())
         )
 
 

@@ -126,23 +126,24 @@ async def arm_for_reply(tx: Tx, message: Message, conv: Conversation) -> None:
 async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
     """Fire (or retire) the timers that are due. Returns how many were handled."""
     now = utcnow()
+    ready = and_(
+        FallbackTimer.state == TimerState.WAITING,
+        or_(
+            FallbackTimer.due_at <= now,
+            and_(FallbackTimer.on_failed.is_(True), Message.status == MessageStatus.FAILED),
+            Message.status.in_((MessageStatus.DELIVERED, MessageStatus.READ)),
+        ),
+    )
+    join = (Message, Message.id == FallbackTimer.message_id)
+    if not await rt.db.has_rows(select(FallbackTimer.id).join(*join).where(ready)):
+        return 0
     async with transaction(rt) as tx:
         s = tx.session
         rows = (
             await s.execute(
                 select(FallbackTimer, Message)
-                .join(Message, Message.id == FallbackTimer.message_id)
-                .where(
-                    FallbackTimer.state == TimerState.WAITING,
-                    or_(
-                        FallbackTimer.due_at <= now,
-                        and_(
-                            FallbackTimer.on_failed.is_(True),
-                            Message.status == MessageStatus.FAILED,
-                        ),
-                        Message.status.in_((MessageStatus.DELIVERED, MessageStatus.READ)),
-                    ),
-                )
+                .join(*join)
+                .where(ready)
                 .order_by(FallbackTimer.id)
                 .limit(limit)
                 .with_for_update(of=FallbackTimer, **rt.db.skip_locked())

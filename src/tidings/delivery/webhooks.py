@@ -33,6 +33,9 @@ def backoff(attempts: int) -> float:
 
 async def _claim(rt: Runtime) -> list[tuple[int, str, str, str, str]]:
     now = utcnow()
+    due = (WebhookDelivery.state == "pending") & (WebhookDelivery.next_attempt_at <= now)
+    if not await rt.db.has_rows(select(WebhookDelivery.id).where(due)):
+        return []
     async with rt.db.write() as s:
         rows = (
             await s.execute(

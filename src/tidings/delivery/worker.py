@@ -110,15 +110,14 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[Job]:
             earlier.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
         )
     )
+    due = (Delivery.state == DeliveryState.PENDING) & (Delivery.next_attempt_at <= now)
+    if not await rt.db.has_rows(select(Delivery.id).where(due)):
+        return []
     async with rt.db.write() as s:
         rows = (
             await s.scalars(
                 select(Delivery)
-                .where(
-                    Delivery.state == DeliveryState.PENDING,
-                    Delivery.next_attempt_at <= now,
-                    ~blocked,
-                )
+                .where(due, ~blocked)
                 .order_by(Delivery.id)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())

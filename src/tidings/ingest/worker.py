@@ -49,14 +49,15 @@ async def _process_batch(rt: Runtime, limit: int) -> tuple[bool, bool]:
     """Returns (more may be waiting, stopped early because webhooks were waiting)."""
     yielded = False
     now = utcnow()
+    due = (InboundEvent.state == InboundState.PENDING) & (InboundEvent.next_attempt_at <= now)
+    if not await rt.db.has_rows(select(InboundEvent.id).where(due)):
+        return False, False
     async with transaction(rt) as tx:
         s = tx.session
         rows = (
             await s.scalars(
                 select(InboundEvent)
-                .where(
-                    InboundEvent.state == InboundState.PENDING, InboundEvent.next_attempt_at <= now
-                )
+                .where(due)
                 .order_by(InboundEvent.occurred_at, InboundEvent.id)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())

@@ -36,11 +36,14 @@ IDLE_POLL_SECONDS = 1.0
 
 async def claim(rt: Runtime, limit: int = BATCH) -> list[int]:
     now = utcnow()
+    due = (Attachment.state == limits.PENDING) & (Attachment.next_attempt_at <= now)
+    if not await rt.db.has_rows(select(Attachment.id).where(due)):
+        return []
     async with rt.db.write() as s:
         rows = (
             await s.scalars(
                 select(Attachment)
-                .where(Attachment.state == limits.PENDING, Attachment.next_attempt_at <= now)
+                .where(due)
                 .order_by(Attachment.next_attempt_at, Attachment.id)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())

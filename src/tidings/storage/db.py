@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Select, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -129,6 +129,14 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session:
             yield session
+
+    async def has_rows(self, stmt: Select[Any]) -> bool:
+        """Look before taking the write lock: whether `stmt` finds anything, read outside any
+        write transaction. The queue pollers ask this first, so an idle queue does not take
+        SQLite's single writer every half second (a row that appears just after is seen on the
+        next poll or wake-up)."""
+        async with self.read() as s:
+            return (await s.execute(stmt.limit(1))).first() is not None
 
     @asynccontextmanager
     async def aux(self) -> AsyncIterator[AsyncSession]:
