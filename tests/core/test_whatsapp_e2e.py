@@ -270,6 +270,6 @@ async def test_replies_take_a_token_from_the_recipient_pair_bucket(
     await eventually(sent)
     limiter = server.runtime.rate_limiter
     assert isinstance(limiter, MemoryRateLimiter)
-    tokens, _at = limiter._buckets[f"recipient:{channel['id']}:16505550000"]
+    tokens, _at, _rate, _burst = limiter._buckets[f"recipient:{channel['id']}:16505550000"]
     assert 42.0 <= tokens < 43.5  # 45 - 3, plus a refill of 1/6 token per second meanwhile
     await sim.aclose()

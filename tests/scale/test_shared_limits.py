@@ -27,6 +27,22 @@ async def test_memory_bucket_allows_burst_then_waits() -> None:
         await asyncio.wait_for(limiter.acquire("k", rate=0.001, burst=3), 0.3)
 
 
+async def test_memory_buckets_that_refilled_are_dropped() -> None:
+    """One bucket per customer must not pile up: refilled buckets (the same as none) go."""
+    limiter = MemoryRateLimiter()
+    for i in range(MemoryRateLimiter.SWEEP_EVERY - 2):
+        await limiter.acquire(f"recipient:{i}", rate=1000.0, burst=1)
+    await limiter.acquire("slow", rate=0.001, burst=1)  # far from refilled: stays
+    assert len(limiter) == MemoryRateLimiter.SWEEP_EVERY - 1  # no sweep yet
+    await asyncio.sleep(0.01)  # the fast buckets refill (1 ms each)
+    await limiter.acquire("trigger", rate=1000.0, burst=1)  # the SWEEP_EVERY-th take sweeps
+    assert len(limiter) <= 2
+    # A swept bucket starts full again, as it would have been.
+    await asyncio.wait_for(limiter.acquire("recipient:0", rate=0.001, burst=1), 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(limiter.acquire("slow", rate=0.001, burst=1), 0.2)
+
+
 async def test_memory_window_holds_the_limit_spaces_sends_and_catches_up_after_a_stall() -> None:
     """At most `limit` per window, sends at least window/limit/2 apart (no bursts), and a
     stall costs nothing: afterwards the sends go at the catch-up spacing, not the cap's."""

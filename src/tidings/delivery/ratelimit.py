@@ -51,25 +51,47 @@ def channel_rate(caps: Capabilities, config: Any) -> tuple[float, int]:
 
 
 class MemoryRateLimiter:
-    """In-process buckets (one process). Multi-process deployments use a shared limiter."""
+    """In-process buckets (one process). Multi-process deployments use a shared limiter.
+
+    Buckets are per key, and some keys are per customer (WhatsApp's pair limit), so buckets
+    that have refilled completely — the same as no bucket — are dropped now and then: a
+    100,000-recipient campaign must not leave 100,000 buckets behind."""
+
+    SWEEP_EVERY = 4096
 
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated)
+        # key -> (tokens, updated, rate, burst)
+        self._buckets: dict[str, tuple[float, float, float, int]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._windows: dict[str, collections.deque[float]] = {}
+        self._takes = 0
 
     def _take(self, key: str, rate: float, burst: int) -> float:
         """Take a token if one is there; else return how long to wait for one."""
         now = time.monotonic()
-        tokens, updated = self._buckets.get(key, (float(burst), now))
+        tokens, updated, _rate, _burst = self._buckets.get(key, (float(burst), now, rate, burst))
         tokens = min(float(burst), tokens + (now - updated) * rate)
         if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets[key] = (tokens - 1.0, now, rate, burst)
             return 0.0
-        self._buckets[key] = (tokens, now)
+        self._buckets[key] = (tokens, now, rate, burst)
         return (1.0 - tokens) / rate
 
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for key, (tokens, updated, rate, burst) in list(self._buckets.items()):
+            lock = self._locks.get(key)
+            if tokens + (now - updated) * rate >= burst and not (lock and lock.locked()):
+                del self._buckets[key]
+                self._locks.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
     async def acquire(self, key: str, rate: float, burst: int) -> None:
+        self._takes += 1
+        if self._takes % self.SWEEP_EVERY == 0:
+            self._sweep()
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             while True:
