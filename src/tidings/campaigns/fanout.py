@@ -57,6 +57,8 @@ BATCH = 100
 MAX_OUTSTANDING = 1000
 IDLE_SECONDS = 0.5
 PROGRESS_SECONDS = 1.0
+# The recipient-state safety net (`state.reconcile`) scans every in-flight recipient.
+RECONCILE_SECONDS = 30.0
 
 Clock = Callable[[], datetime]
 
@@ -298,6 +300,7 @@ async def run(rt: Runtime, clock: Clock = utcnow) -> None:
     """The campaign worker loop (see the module docstring)."""
     tasks: dict[int, asyncio.Task[None]] = {}
     last_progress: dict[int, tuple[float, dict[str, int]]] = {}
+    next_reconcile = 0.0
     while True:
         try:
             await promote_scheduled(rt, clock)
@@ -326,8 +329,9 @@ async def run(rt: Runtime, clock: Clock = utcnow) -> None:
                 task = tasks.get(cid)
                 if task is None or task.done():
                     tasks[cid] = rt.spawn(run_campaign(rt, cid, clock), name=f"campaign-{cid}")
-            async with transaction(rt) as tx:
-                await reconcile(tx)
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + RECONCILE_SECONDS
+                await reconcile(rt)
             await _progress(rt, active, last_progress)
         except asyncio.CancelledError:
             for task in tasks.values():

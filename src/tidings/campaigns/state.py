@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 
 from tidings.actions.base import Tx
 from tidings.domain.enums import MessageStatus
+from tidings.runtime import Runtime
 from tidings.storage.models import CampaignRecipient, Message
 from tidings.storage.types import utcnow
 
@@ -107,36 +108,45 @@ async def on_messages_status(tx: Tx, messages: Sequence[Message]) -> None:
                 r.detail = message.error_reason
 
 
-async def reconcile(tx: Tx, limit: int = 500) -> int:
+async def reconcile(rt: Runtime, limit: int = 500) -> int:
     """Catch up recipients whose message moved on without the hook seeing it (a status that
-    arrived through a path without the hook, or before it was wired). Returns rows changed."""
+    arrived through a path without the hook, or before it was wired). Returns rows changed.
+
+    A safety net, not the path statuses take: it scans every in-flight recipient of every
+    campaign, so it reads on a read connection and takes the write lock only when it found
+    something (the fan-out loop runs it every RECONCILE_SECONDS)."""
     current = CampaignRecipient.fallback_message_id
-    changed = 0
-    for column in (current, CampaignRecipient.message_id):
-        cond = (
-            current.isnot(None) if column is current else current.is_(None)
-        )  # which message is current
-        rows = (
-            await tx.session.execute(
-                select(CampaignRecipient.id, Message.status)
-                .join(Message, Message.id == column)
-                .where(
-                    CampaignRecipient.state.in_(IN_FLIGHT),
-                    cond,
-                    Message.status != CampaignRecipient.state,
+    found: list[tuple[int, str]] = []
+    async with rt.db.read() as s:
+        for column in (current, CampaignRecipient.message_id):
+            cond = (
+                current.isnot(None) if column is current else current.is_(None)
+            )  # which message is current
+            rows = (
+                await s.execute(
+                    select(CampaignRecipient.id, Message.status)
+                    .join(Message, Message.id == column)
+                    .where(
+                        CampaignRecipient.state.in_(IN_FLIGHT),
+                        cond,
+                        Message.status != CampaignRecipient.state,
+                    )
+                    .limit(limit)
                 )
-                .limit(limit)
-            )
-        ).all()
-        for rid, status in rows:
-            new = recipient_state_for(status)
-            if new is None:
-                continue
+            ).all()
+            found += [(rid, status) for rid, status in rows]
+    changes = [(rid, new) for rid, status in found if (new := recipient_state_for(status))]
+    if not changes:
+        return 0
+    async with rt.db.write() as s:
+        for rid, new in changes:
             values: dict[str, object] = {"state": new, "updated_at": utcnow()}
             if new == RecipientState.FAILED:
                 values["reason"] = "send_failed"
-            await tx.session.execute(
-                update(CampaignRecipient).where(CampaignRecipient.id == rid).values(**values)
+            # Only if it is still in flight: the hook may have moved it meanwhile.
+            await s.execute(
+                update(CampaignRecipient)
+                .where(CampaignRecipient.id == rid, CampaignRecipient.state.in_(IN_FLIGHT))
+                .values(**values)
             )
-            changed += 1
-    return changed
+    return len(changes)
