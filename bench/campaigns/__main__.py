@@ -4,8 +4,8 @@
     the achieved rate must be within 2 % of the cap and no one-second window above it;
 (b) uncapped: no campaign cap, the channel at its top tier (`messages_per_second` 1000, digest
     A6), the simulator's throughput limit lifted: sends per second (target >= 1,500), next to a
-    same-run baseline: the simulator's raw rate from a plain httpx loop (same payload, the
-    delivery worker's concurrency of 32), and the ratio.
+    same-run baseline: the simulator's raw rate from a plain loop on Tidings' own HTTP client
+    (same payload, the delivery worker's concurrency of 32), and the ratio.
 
 Tidings (web + all workers) runs in this process, as `tidings serve` does; the simulator runs
 in a child process (bench/campaigns/sim.py) and stamps every accepted send, so the rates are the
@@ -37,6 +37,7 @@ from bench.common import child, free_port, machine_facts, wait_http
 from tidings.actions.admin import bootstrap
 from tidings.app import create_app
 from tidings.config import load_settings
+from tidings.httpclient import outbound_client
 from tidings.storage.db import migrate
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -159,7 +160,9 @@ class Bench:
 
 
 async def raw_rate(sim_url: str, n: int, concurrency: int = 32) -> float:
-    """The simulator alone: n template sends from a plain httpx loop, `concurrency` at once."""
+    """The simulator alone: n template sends from a plain loop on the HTTP client Tidings uses
+    (`tidings.httpclient.outbound_client`), `concurrency` at once: what the send path could do
+    if Tidings cost nothing."""
     payload = {
         "messaging_product": "whatsapp",
         "to": "4915110000000",
@@ -167,9 +170,9 @@ async def raw_rate(sim_url: str, n: int, concurrency: int = 32) -> float:
         "template": {"name": TEMPLATE["name"], "language": {"code": "en_US"}},
     }
     queue = iter(range(n))
-    async with httpx.AsyncClient(
-        base_url=sim_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-    ) as client:
+    async with outbound_client() as client:
+        client.base_url = httpx.URL(sim_url)
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
 
         async def worker() -> None:
             for i in queue:
@@ -244,7 +247,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             r["deviation_pct"] for r in runs
                         )
                     if baselines:
-                        entry["baseline_raw_httpx_rps"] = [round(b, 1) for b in baselines]
+                        entry["baseline_client_rps"] = [round(b, 1) for b in baselines]
                         entry["median_baseline_rps"] = round(statistics.median(baselines), 1)
                         entry["ratio"] = round(
                             entry["median_rate"] / entry["median_baseline_rps"], 3
@@ -289,7 +292,7 @@ def main() -> None:
         unc = results["uncapped"]
         print(
             f"(b) uncapped, N={unc['n']}: median {unc['median_rate']:.1f} sends/s "
-            f"(target >= 1,500); baseline raw httpx -> simulator "
+            f"(target >= 1,500); baseline: the same HTTP client alone -> simulator "
             f"{unc['median_baseline_rps']:.1f} req/s; ratio {unc['ratio']:.3f}"
         )
     print(f"full results: {args.out}")
