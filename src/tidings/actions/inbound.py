@@ -130,16 +130,18 @@ async def open_conversations(
         )
     inbox_ids = {channel.inbox_id for channel, _contact in pairs}
     current: dict[tuple[int, int], Conversation] = {}
+    # By contact only (the (contact, inbox) index); the inbox is filtered here. With
+    # `inbox_id IN (...)` in SQL, SQLite walks the inbox's index: every conversation of it.
     for conv in await s.scalars(
         select(Conversation)
         .where(
             Conversation.contact_id.in_(contact_ids),
-            Conversation.inbox_id.in_(inbox_ids),
             Conversation.status != ConversationStatus.RESOLVED,
         )
         .order_by(Conversation.id)
     ):
-        current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
+        if conv.inbox_id in inbox_ids:
+            current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
     now = utcnow()
     out: list[tuple[Conversation, bool]] = []
     created: list[Conversation] = []

@@ -85,10 +85,11 @@ async def on_messages_status(tx: Tx, messages: Sequence[Message]) -> None:
     rows = (
         await tx.session.scalars(
             select(CampaignRecipient).where(
+                # Which of the two is current is decided below: a `fallback_message_id IS
+                # NULL` here would make SQLite walk that index (nearly every row) instead.
                 or_(
                     CampaignRecipient.fallback_message_id.in_(ids),
-                    CampaignRecipient.message_id.in_(ids)
-                    & CampaignRecipient.fallback_message_id.is_(None),
+                    CampaignRecipient.message_id.in_(ids),
                 )
             )
         )

@@ -522,6 +522,7 @@ class CampaignRecipient(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_campaign_recipient_queue", "campaign_id", "state", "not_before"),
+        Index("ix_campaign_recipient_pending_order", "campaign_id", "state", "id"),
     )
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
