@@ -74,6 +74,16 @@ def window_stats(times: list[float], cap: float | None) -> dict[str, Any]:
         "max_in_any_1s_window": fullest,
         "median_per_second": statistics.median(whole) if whole else None,
     }
+    if cap and whole:
+        # Where a capped run loses its rate: full seconds well under the cap, and what they cost.
+        low = [
+            (s, per_second.get(s, 0))
+            for s in range(1, int(span))
+            if per_second.get(s, 0) < 0.9 * cap
+        ]
+        out["seconds_under_90pct_of_cap"] = len(low)
+        out["sends_short_in_those_seconds"] = round(sum(cap - n for _s, n in low))
+        out["first_low_seconds"] = low[:20]
     if cap:
         out["deviation_pct"] = round((rate - cap) / cap * 100, 2)
     return out

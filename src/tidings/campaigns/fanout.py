@@ -57,8 +57,9 @@ BATCH = 100
 MAX_OUTSTANDING = 1000
 IDLE_SECONDS = 0.5
 PROGRESS_SECONDS = 1.0
-# The recipient-state safety net (`state.reconcile`) scans every in-flight recipient.
-RECONCILE_SECONDS = 30.0
+# The recipient-state safety net (`state.reconcile`) scans every in-flight recipient: at
+# 100,000 of them a visible pause (a second at 62 of 80 sends), so every five minutes.
+RECONCILE_SECONDS = 300.0
 
 Clock = Callable[[], datetime]
 
