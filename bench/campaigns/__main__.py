@@ -149,6 +149,7 @@ class Bench:
         assert up.json()["added"] == n, up.json()
         await self.sim.post("/bench/reset")
         started = time.time()
+        cpu = time.process_time()  # this process: web, workers and the progress polling
         (await self.api.post(f"/api/v1/campaigns/{cid}/launch", timeout=600)).raise_for_status()
         while True:
             await asyncio.sleep(1.0)
@@ -164,6 +165,8 @@ class Bench:
         stats = window_stats(data["times"], cap)
         stats["refused_by_simulator"] = data["refused"]
         stats["launch_to_done_s"] = round(time.time() - started, 2)
+        stats["tidings_cpu_s"] = round(time.process_time() - cpu, 2)
+        stats["tidings_cpu_ms_per_send"] = round((time.process_time() - cpu) / max(1, n) * 1000, 3)
         stats["failed"] = counts["failed"]
         stats["skipped"] = counts["skipped"]
         return stats
