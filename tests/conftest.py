@@ -212,6 +212,8 @@ class Receiver:
     script: list[tuple[int, dict[str, str], bytes]]
     # (monotonic time, status answered, body) per request, for retry-timing checks.
     log: list[tuple[float, int, bytes]] = field(default_factory=list)
+    # Seconds to take before answering (a slow provider).
+    delay: float = 0.0
 
 
 @pytest.fixture
@@ -227,6 +229,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     async def hook(request: Request) -> Response:
         body = await request.body()
         rec.requests.append(({k.lower(): v for k, v in request.headers.items()}, body))
+        if rec.delay:
+            await asyncio.sleep(rec.delay)
         if rec.script:
             status, headers, content = rec.script.pop(0)
             rec.log.append((time.monotonic(), status, body))

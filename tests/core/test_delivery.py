@@ -3,6 +3,7 @@ failures in plain words, crash recovery, forward-only statuses."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -121,6 +122,32 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 0.75 * 8 <= delivery.retry_delay(4, retriable) <= 1.25 * 8
     assert delivery.retry_delay(40, retriable) <= delivery.MAX_BACKOFF_SECONDS * 1.25
     assert delivery.retry_delay(40, Retriable("slow", retry_after=7)) == 7
+
+
+async def test_a_graceful_stop_records_the_send_under_way(
+    server: Server, owner: Owner, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Stopping the delivery worker while a provider is still answering: the send finishes and
+    its outcome is committed before the worker goes — not left `sending` for its lease to
+    expire and the message to go out a second time."""
+    _, conv_id = await conversation_with_customer(server, api, receiver.url)
+    receiver.delay = 0.8
+    resp = await api.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "hello"})
+    message_id = resp.json()["id"]
+
+    async def asked() -> bool:
+        return len(receiver.requests) == 1
+
+    await eventually(asked)
+    worker = next(t for t in server.runtime.background if t.get_name() == "worker-delivery")
+    worker.cancel()  # what Runtime.stop does on shutdown
+    await asyncio.wait_for(asyncio.gather(worker, return_exceptions=True), 5)
+    async with server.runtime.db.read() as s:
+        row = await s.scalar(select(Delivery).where(Delivery.message_id == message_id))
+        status = await s.scalar(select(Message.status).where(Message.id == message_id))
+    assert row is not None and row.state == "done" and row.attempts == 1
+    assert status == "sent"
+    assert len(receiver.requests) == 1
 
 
 async def test_policy_refusals_queue_nothing(

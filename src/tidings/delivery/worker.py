@@ -18,6 +18,7 @@ records the outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -57,6 +58,8 @@ MAX_BACKOFF_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_MAX_BACKOFF_SECONDS
 MIN_ATTEMPTS = 3
 MAX_ATTEMPTS = 100
 IDLE_POLL_SECONDS = 0.5
+# On shutdown, how long sends under way may take to finish (the runtime allows 5 s in all).
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 def worker_id() -> str:
@@ -244,9 +247,16 @@ class Recorder:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            while self.pending:
-                group, self.pending = self.pending[:GROUP], self.pending[GROUP:]
-                await self._record(group)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Record everything pending. A group leaves `pending` only once recorded, so a
+        cancellation mid-record leaves it for the next flush (recording an outcome twice
+        changes nothing the first time did not)."""
+        while self.pending:
+            group = self.pending[:GROUP]
+            await self._record(group)
+            del self.pending[: len(group)]
 
     async def _record(self, group: list[tuple[int, SendOutcome]]) -> None:
         try:
@@ -295,7 +305,27 @@ async def run(rt: Runtime) -> None:
             if not jobs:
                 await rt.wait_for_work("delivery", IDLE_POLL_SECONDS)
     finally:
-        recording.cancel()
+        await _wind_down(in_flight, recording, recorder)
+
+
+async def _wind_down(
+    in_flight: set[asyncio.Task[object]], recording: asyncio.Task[None], recorder: Recorder
+) -> None:
+    """Shutting down: sends under way get a moment to finish, and every outcome known is
+    recorded before the worker goes — else a message the provider accepted would be sent again
+    when its lease expired. Sends still waiting (on a rate limit) are cancelled: they were never
+    sent, and their deliveries come back when their leases expire."""
+    if in_flight:
+        _done, waiting = await asyncio.wait(set(in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
+        for task in waiting:
+            task.cancel()
+    recording.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await recording
+    try:
+        await recorder.flush()
+    except Exception:
+        log.exception("recording outcomes at shutdown failed; their leases will expire")
 
 
 async def _guarded(rt: Runtime, job: Job, slots: asyncio.Semaphore, recorder: Recorder) -> object:
