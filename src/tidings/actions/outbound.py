@@ -252,28 +252,14 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
     return messages
 
 
-async def do_record_outcome(
-    tx: Tx,
-    delivery: Delivery,
-    message: Message,
-    outcome: Sent | Permanent,
-    *,
-    gave_up: str | None = None,
-) -> None:
-    """Final outcome of a delivery: sent, or failed with a reason the agent can read."""
-    await do_record_outcomes(tx, [(delivery, message, outcome)], gave_up=gave_up)
-
-
 async def do_record_outcomes(
-    tx: Tx,
-    items: Sequence[tuple[Delivery, Message, Sent | Permanent]],
-    *,
-    gave_up: str | None = None,
+    tx: Tx, items: Sequence[tuple[Delivery, Message, Sent | Permanent]]
 ) -> None:
-    """`do_record_outcome` for a group (the delivery worker records what finished together):
-    the same changes and events, with one flush and one campaign lookup for the group."""
+    """Final outcomes of deliveries — sent, or failed with a reason the agent can read — for a
+    group (the delivery worker records what finished together): one flush and one campaign
+    lookup for the group."""
     for delivery, message, outcome in items:
-        await _apply_outcome(tx, delivery, message, outcome, gave_up)
+        await _apply_outcome(tx, delivery, message, outcome)
     await tx.session.flush()
     messages = [message for _delivery, message, _outcome in items]
     await on_messages_status(tx, messages)
@@ -288,7 +274,7 @@ async def do_record_outcomes(
 
 
 async def _apply_outcome(
-    tx: Tx, delivery: Delivery, message: Message, outcome: Sent | Permanent, gave_up: str | None
+    tx: Tx, delivery: Delivery, message: Message, outcome: Sent | Permanent
 ) -> None:
     now = utcnow()
     delivery.updated_at = now
@@ -301,11 +287,11 @@ async def _apply_outcome(
             message.status = MessageStatus.SENT
     else:
         delivery.state = DeliveryState.FAILED
-        delivery.last_error = gave_up or outcome.reason
+        delivery.last_error = outcome.reason
         if status_moves_forward(MessageStatus(message.status), MessageStatus.FAILED):
             message.status = MessageStatus.FAILED
             message.error_code = outcome.code
-            message.error_reason = gave_up or outcome.reason
+            message.error_reason = outcome.reason
         channel = await tx.session.get(Channel, delivery.channel_id)
         if channel is not None:
             channel.last_error, channel.last_error_at = delivery.last_error, now

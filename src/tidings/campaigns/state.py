@@ -63,7 +63,7 @@ def recipient_state_for(status: str) -> RecipientState | None:
 
 
 async def on_message_status(tx: Tx, message: Message) -> None:
-    """Hook for the status path (`do_apply_status`, `do_record_outcome`): the recipient whose
+    """Hook for the status path (`do_apply_status`, `do_record_outcomes`): the recipient whose
     current message this is takes the message's status. (Progress events go out from the
     fan-out loop, at most once a second per campaign, not once per receipt.)
 
