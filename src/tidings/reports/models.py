@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, Integer, Numeric, String
+from sqlalchemy import BigInteger, Date, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.storage.models import Base
@@ -38,6 +38,8 @@ class ReportDirty(Base):
     """A conversation whose report rows are stale; written by triggers (see the migration)."""
 
     __tablename__ = "report_dirty"
+    # 0013: the rollup takes all settled marks of the conversations in its batch at once.
+    __table_args__ = (Index("ix_report_dirty_conversation", "conversation_id", "id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(BigInteger)
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 IDLE_SECONDS = 1.0
+# Marks younger than this wait, so one recompute covers a conversation's burst of changes.
+SETTLE_SECONDS = 3.0
 # pg_advisory_xact_lock key: "tidings reports" in ASCII, truncated to a bigint.
 LOCK_KEY = 0x74696469_6E677372
 # Messages that are not conversation traffic: agents' notes and system lines (consent notes…).
@@ -363,32 +366,45 @@ async def _lock(s: AsyncSession, db: Database) -> None:
         await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
 
 
-async def process_batch(rt: Runtime, limit: int = BATCH) -> int:
-    """Apply one batch of marks. Returns how many marks it consumed (0: nothing to do, or
-    another process holds the rollup lock)."""
+async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None) -> int:
+    """Apply one batch: the oldest marks (at most `limit`, only ids <= `upto` when given) name
+    the conversations, and every mark of those conversations up to the same bound is consumed
+    by their one recompute. Returns how many marks it consumed (0: nothing to do, or another
+    process holds the rollup lock)."""
+    bound = [] if upto is None else [ReportDirty.id <= upto]
     # Look before taking the write lock: on SQLite an idle job must not take the single
     # writer's lock every second.
     async with rt.db.read() as s:
-        if await s.scalar(select(ReportDirty.id).limit(1)) is None:
+        if await s.scalar(select(ReportDirty.id).where(*bound).limit(1)) is None:
             return 0
     async with rt.db.write() as s:
         if not rt.db.is_sqlite:
             got = await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
             if not got:
                 return 0
-        marks = (
-            await s.execute(
-                select(ReportDirty.id, ReportDirty.conversation_id)
+        oldest = (
+            await s.scalars(
+                select(ReportDirty.conversation_id)
+                .where(*bound)
                 .order_by(ReportDirty.id)
                 .limit(limit)
             )
         ).all()
-        if not marks:
+        if not oldest:
             return 0
-        await recompute(s, rt.db, [c for _, c in marks])
-        # Exactly the marks read: one committed meanwhile (maybe with a lower id, on PostgreSQL)
-        # stays for the next batch.
-        await s.execute(delete(ReportDirty).where(ReportDirty.id.in_([i for i, _ in marks])))
+        ids = sorted(set(oldest))
+        # Read before the recompute reads the raw rows, so every mark consumed here was
+        # committed before the rows it stands for were read. A mark committed meanwhile (maybe
+        # with a lower id, on PostgreSQL) is not in this list and stays for the next batch.
+        marks = (
+            await s.scalars(
+                select(ReportDirty.id).where(ReportDirty.conversation_id.in_(ids), *bound)
+            )
+        ).all()
+        await recompute(s, rt.db, ids)
+        for start in range(0, len(marks), 500):
+            chunk = marks[start : start + 500]
+            await s.execute(delete(ReportDirty).where(ReportDirty.id.in_(chunk)))
         return len(marks)
 
 
@@ -440,15 +456,32 @@ async def rebuild(
 
 
 async def run(rt: Runtime) -> None:
-    """The rollup loop (one per worker process; several are safe)."""
+    """The rollup loop (one per worker process; several are safe). It applies marks once they
+    are `SETTLE_SECONDS` old: the burst of marks one change makes (a campaign message marks its
+    conversation when it is queued, sent, delivered and read, within seconds) then costs one
+    recompute instead of one per mark."""
+    seen: deque[tuple[float, int]] = deque()  # (when, the highest mark id then)
     while True:
         try:
-            handled = await process_batch(rt)
+            now = time.monotonic()
+            async with rt.db.read() as s:
+                top = await s.scalar(select(func.max(ReportDirty.id)))
+            if top is not None and (not seen or seen[-1][1] != top):
+                seen.append((now, int(top)))
+            upto = None
+            while seen and now - seen[0][0] >= SETTLE_SECONDS:
+                upto = seen.popleft()[1]
+            handled = 0
+            if upto is not None:
+                handled = await process_batch(rt, upto=upto)
+                if handled:
+                    # Marks up to `upto` may remain: look again at once.
+                    seen.appendleft((now - SETTLE_SECONDS, upto))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("report rollup failed; retrying")
             await asyncio.sleep(IDLE_SECONDS)
             continue
-        if handled < BATCH:
+        if not handled:
             await asyncio.sleep(IDLE_SECONDS)
