@@ -165,6 +165,7 @@ async def open_conversations(
         created.append(conv)
         out.append((conv, True))
     if created:
+        await tx.rt.db.assign_ids(s, created)
         s.add_all(created)
         await s.flush()
     return out

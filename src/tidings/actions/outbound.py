@@ -203,6 +203,7 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         )
         for it in items
     ]
+    await tx.rt.db.assign_ids(s, messages)
     s.add_all(messages)
     await s.flush()
     attached: list[list[Attachment]] = []
@@ -210,24 +211,24 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         attached.append(
             await media.do_attach_uploads(tx, message, it.uploads, it.text) if it.uploads else []
         )
-    s.add_all(
-        [
-            Delivery(
-                workspace_id=it.conv.workspace_id,
-                message_id=message.id,
-                channel_id=it.route.channel.id,
-                conversation_id=it.conv.id,
-                recipient=it.route.recipient,
-                state=DeliveryState.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-                fallback={},
-            )
-            for it, message in zip(items, messages, strict=True)
-        ]
-    )
+    deliveries = [
+        Delivery(
+            workspace_id=it.conv.workspace_id,
+            message_id=message.id,
+            channel_id=it.route.channel.id,
+            conversation_id=it.conv.id,
+            recipient=it.route.recipient,
+            state=DeliveryState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+            fallback={},
+        )
+        for it, message in zip(items, messages, strict=True)
+    ]
+    await tx.rt.db.assign_ids(s, deliveries)
+    s.add_all(deliveries)
     for it, attachments in zip(items, attached, strict=True):
         conv = it.conv
         conv.last_activity_at = now

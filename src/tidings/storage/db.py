@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, Table, event
+from sqlalchemy import Select, Table, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -143,6 +143,20 @@ class Database:
         """A read session from the separate small pool (see `aux_engine`)."""
         async with self._aux_sessions() as session:
             yield session
+
+    async def assign_ids(self, session: AsyncSession, rows: Sequence[Any]) -> None:
+        """Give new ORM objects of one mapped class their ids before the flush, on SQLite, so
+        the flush inserts them with one executemany: SQLite does not promise RETURNING rows in
+        insert order, so the ORM otherwise runs one INSERT … RETURNING per row. It must be
+        called in a write transaction (BEGIN IMMEDIATE holds the single writer's lock, so
+        max(id) + 1… are the ids SQLite itself would give). PostgreSQL: nothing to do, its
+        flush already batches with RETURNING. One row keeps its INSERT … RETURNING."""
+        if not self.is_sqlite or len(rows) < 2:
+            return
+        model = type(rows[0])
+        top = await session.scalar(select(func.max(model.id)))
+        for i, row in enumerate(rows, start=int(top or 0) + 1):
+            row.id = i
 
     def insert(self, table: Table | Any) -> sqlite.Insert | postgresql.Insert:
         """A dialect-specific INSERT that supports ON CONFLICT."""
