@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 
+from tidings import httpclient
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.channels.whatsapp import media
 from tidings.channels.whatsapp.config import WhatsAppConfig
@@ -213,7 +214,8 @@ async def send_message(
     if isinstance(body, Permanent):
         return body
     try:
-        response = await http.post(
+        response = await httpclient.post(
+            http,
             messages_url(config),
             content=orjson.dumps(body),
             headers={
