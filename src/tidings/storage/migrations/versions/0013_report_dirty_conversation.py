@@ -5,7 +5,7 @@ the message are created, the message is sent, delivered, read). The rollup job, 
 id order, recomputed such a conversation once per batch its marks fell into; with this index it
 takes every settled mark of the conversations in its batch at once.
 
-Revision ID: 0013_report_dirty_by_conversation
+Revision ID: 0013_report_dirty_conversation
 Revises: 0008_reports
 Create Date: 2026-11-27 13:55:00
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013_report_dirty_by_conversation"
+revision: str = "0013_report_dirty_conversation"
 down_revision: str | None = "0008_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
