@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Select, Table, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -56,6 +57,15 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool, busy_ms: int 
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (message extras, delivery state, events) through orjson: the stdlib's decoder was
+# a tenth of the delivery worker's CPU (every claimed message's `extra`).
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, inline_writes: bool | None = None) -> None:
         self.url = url
@@ -73,16 +83,19 @@ class Database:
             self.write_engine = create_async_engine(
                 url,
                 echo=echo,
+                **JSON_CODEC,
                 pool_size=1,
                 max_overflow=0,
                 **({"async_creator": sqlite_inline.connector(str(path))} if inline else {}),
             )
             _install_sqlite_hooks(self.write_engine, immediate=True, busy_ms=0 if inline else 10000)
-            self.read_engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
+            self.read_engine = create_async_engine(
+                url, echo=echo, **JSON_CODEC, pool_size=4, max_overflow=4
+            )
             _install_sqlite_hooks(self.read_engine, immediate=False)
         else:
             self.write_engine = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url, echo=echo, **JSON_CODEC, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
         # Lookups that may run while the caller already holds a pooled connection (the channel
@@ -92,7 +105,7 @@ class Database:
             self.read_engine
             if self.dialect == "sqlite"
             else create_async_engine(
-                url, echo=echo, pool_size=2, max_overflow=6, pool_pre_ping=True
+                url, echo=echo, **JSON_CODEC, pool_size=2, max_overflow=6, pool_pre_ping=True
             )
         )
         self._aux_sessions = async_sessionmaker(self.aux_engine, expire_on_commit=False)
