@@ -19,6 +19,23 @@ from tidings.realtime.notify import RedisWakeups
 needs_redis = pytest.mark.skipif(REDIS_URL is None, reason="needs TIDINGS_TEST_REDIS_URL")
 
 
+async def test_memory_sweeps_wait_for_twice_what_the_last_one_kept() -> None:
+    """Buckets that have not refilled survive a sweep; the next sweep waits until there are
+    twice as many, so a campaign's thousands of live per-customer buckets are not rescanned
+    every few sends."""
+    at = MemoryRateLimiter.SWEEP_AT
+    limiter = MemoryRateLimiter()
+    for i in range(at):  # the at-th sweeps, and keeps all of them (none refilled)
+        await limiter.acquire(f"slow:{i}", rate=0.001, burst=1)
+    assert len(limiter) == at
+    for i in range(at - 1):
+        await limiter.acquire(f"fast:{i}", rate=1000.0, burst=1)
+    await asyncio.sleep(0.01)  # the fast ones refill, but nothing sweeps below 2 * at
+    assert len(limiter) == 2 * at - 1
+    await limiter.acquire("trigger", rate=1000.0, burst=1)
+    assert len(limiter) == at + 1  # the slow ones and the trigger, just taken
+
+
 async def test_memory_bucket_allows_burst_then_waits() -> None:
     limiter = MemoryRateLimiter()
     for _ in range(3):
@@ -30,12 +47,12 @@ async def test_memory_bucket_allows_burst_then_waits() -> None:
 async def test_memory_buckets_that_refilled_are_dropped() -> None:
     """One bucket per customer must not pile up: refilled buckets (the same as none) go."""
     limiter = MemoryRateLimiter()
-    for i in range(MemoryRateLimiter.SWEEP_EVERY - 2):
+    for i in range(MemoryRateLimiter.SWEEP_AT - 2):
         await limiter.acquire(f"recipient:{i}", rate=1000.0, burst=1)
     await limiter.acquire("slow", rate=0.001, burst=1)  # far from refilled: stays
-    assert len(limiter) == MemoryRateLimiter.SWEEP_EVERY - 1  # no sweep yet
+    assert len(limiter) == MemoryRateLimiter.SWEEP_AT - 1  # no sweep yet
     await asyncio.sleep(0.01)  # the fast buckets refill (1 ms each)
-    await limiter.acquire("trigger", rate=1000.0, burst=1)  # the SWEEP_EVERY-th take sweeps
+    await limiter.acquire("trigger", rate=1000.0, burst=1)  # the SWEEP_AT-th bucket sweeps
     assert len(limiter) <= 2
     # A swept bucket starts full again, as it would have been.
     await asyncio.wait_for(limiter.acquire("recipient:0", rate=0.001, burst=1), 1)
