@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from tidings.storage.models import (
     Attachment,
     Channel,
@@ -19,7 +21,10 @@ def ts(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def message_dict(m: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
+def message_dict(
+    m: Message | Row[Any], attachments: list[Attachment] | None = None
+) -> dict[str, Any]:
+    """A message as the API shows it, from its ORM object or a row of all its columns."""
     return {
         "id": m.id,
         "conversation_id": m.conversation_id,

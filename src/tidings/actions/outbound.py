@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import consent, media, preference, sla
@@ -26,7 +26,7 @@ from tidings.domain.enums import (
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.policy import OutboundContext, check_outbound, service_window
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.serialize import conversation_dict, message_dict
+from tidings.serialize import conversation_dict, message_dict, ts
 from tidings.storage.models import (
     Attachment,
     Channel,
@@ -272,6 +272,74 @@ async def do_record_outcomes(
     for message in messages:
         conv = convs[message.conversation_id]
         tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A message as `do_record_sent` left it (what the recipient hook reads)."""
+
+    id: int
+    status: str
+    extra: dict[str, Any]
+    error_reason: str | None
+
+
+async def do_record_sent(tx: Tx, items: Sequence[tuple[int, int, Sent]]) -> None:
+    """`do_record_outcomes` for sends the provider accepted — (delivery id, message id, Sent) —
+    in Core statements: the delivery worker's hot path, where loading and flushing ORM objects
+    cost more than the send. The same rows, recipient hook and `message.updated` events."""
+    if not items:
+        return
+    s = tx.session
+    now = utcnow()
+    m = Message.__table__
+    # ORM bulk UPDATEs by primary key: one executemany each, no objects loaded.
+    await s.execute(
+        update(Delivery),
+        [
+            {"id": delivery_id, "state": DeliveryState.DONE, "lease_until": None, "updated_at": now}
+            for delivery_id, _message_id, _sent in items
+        ],
+    )
+    rows = {r.id: r for r in await s.execute(select(m).where(m.c.id.in_([i[1] for i in items])))}
+    changes: list[dict[str, Any]] = []
+    recorded: list[Recorded] = []
+    events: list[dict[str, Any]] = []
+    for _delivery_id, message_id, sent in items:
+        row = rows.get(message_id)
+        if row is None:
+            continue  # deleted with its conversation while in flight
+        status = row.status
+        if status_moves_forward(MessageStatus(status), MessageStatus.SENT):
+            status = MessageStatus.SENT
+        provider_id = row.provider_message_id or sent.provider_message_id
+        changes.append(
+            {
+                "id": message_id,
+                "provider_message_id": provider_id,
+                "status": status,
+                "updated_at": now,
+            }
+        )
+        recorded.append(Recorded(message_id, status, row.extra or {}, row.error_reason))
+        event = message_dict(row)
+        event.update(status=status, provider_message_id=provider_id, updated_at=ts(now))
+        events.append(event)
+    if changes:
+        await s.execute(update(Message), changes)
+    await on_messages_status(tx, recorded)
+    c = Conversation.__table__
+    where = {
+        r.id: (r.workspace_id, r.inbox_id)
+        for r in await s.execute(
+            select(c.c.id, c.c.workspace_id, c.c.inbox_id).where(
+                c.c.id.in_({e["conversation_id"] for e in events})
+            )
+        )
+    }
+    for event in events:
+        workspace_id, inbox_id = where[event["conversation_id"]]
+        tx.emit("message.updated", workspace_id, inbox_id, event)
 
 
 async def _apply_outcome(

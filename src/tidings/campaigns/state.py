@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select, update
 
@@ -72,7 +73,21 @@ async def on_message_status(tx: Tx, message: Message) -> None:
     await on_messages_status(tx, [message])
 
 
-async def on_messages_status(tx: Tx, messages: Sequence[Message]) -> None:
+class StatusOf(Protocol):
+    """What the recipient hook reads of a message: an ORM `Message`, or the delivery worker's
+    view of one it recorded without loading it into the ORM."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
+    @property
+    def error_reason(self) -> str | None: ...
+
+
+async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
     """`on_message_status` for many messages with one lookup (the delivery worker's groups)."""
     moved = {
         m.id: m

@@ -31,7 +31,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from tidings.actions.base import transaction
-from tidings.actions.outbound import do_record_outcomes
+from tidings.actions.outbound import do_record_outcomes, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery.ratelimit import channel_rate
@@ -72,11 +72,11 @@ def retry_delay(attempts: int, outcome: Retriable) -> float:
     return min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempts - 1)) * random.uniform(0.75, 1.25)
 
 
-def should_give_up(delivery: Delivery, now: datetime) -> bool:
-    if delivery.attempts >= MAX_ATTEMPTS:
+def should_give_up(attempts: int, queued_at: datetime, now: datetime) -> bool:
+    if attempts >= MAX_ATTEMPTS:
         return True
-    waited = (now - delivery.created_at).total_seconds()
-    return delivery.attempts >= MIN_ATTEMPTS and waited >= RETRY_WINDOW_SECONDS
+    waited = (now - queued_at).total_seconds()
+    return attempts >= MIN_ATTEMPTS and waited >= RETRY_WINDOW_SECONDS
 
 
 async def recover_expired_leases(rt: Runtime) -> int:
@@ -103,7 +103,10 @@ class Job:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[Job]:
+async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = True) -> list[Job]:
+    """Lease up to `limit` due deliveries. `look_first`: ask a read connection first whether
+    any is due (an idle poll must not take SQLite's write lock); the loop skips the look
+    right after a full claim, when more are almost surely waiting."""
     now = utcnow()
     earlier = aliased(Delivery)
     blocked = exists().where(
@@ -114,7 +117,7 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH) -> list[Job]:
         )
     )
     due = (Delivery.state == DeliveryState.PENDING) & (Delivery.next_attempt_at <= now)
-    if not await rt.db.has_rows(select(Delivery.id).where(due)):
+    if look_first and not await rt.db.has_rows(select(Delivery.id).where(due)):
         return []
     async with rt.db.write() as s:
         rows = (
@@ -189,41 +192,64 @@ async def send_one(rt: Runtime, job: Job) -> SendOutcome:
 
 
 async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
-    """Record a group of outcomes in one transaction (one commit, one fsync, for many sends)."""
+    """Record a group of outcomes in one transaction (one commit, one fsync, for many sends).
+    Accepted sends, nearly all of them, take `do_record_sent`'s Core statements; failures the
+    ORM path, which also notes the channel's last error and provider opt-outs."""
     async with transaction(rt) as tx:
         s = tx.session
-        ids = [delivery_id for delivery_id, _ in outcomes]
-        found = await s.scalars(select(Delivery).where(Delivery.id.in_(ids)))
-        deliveries = {d.id: d for d in found}
-        messages = {
-            m.id: m
-            for m in await s.scalars(
-                select(Message).where(Message.id.in_([d.message_id for d in deliveries.values()]))
+        found = await s.execute(
+            select(Delivery.id, Delivery.message_id, Delivery.attempts, Delivery.created_at).where(
+                Delivery.id.in_([delivery_id for delivery_id, _ in outcomes])
             )
-        }
+        )
+        deliveries = {row.id: row for row in found}
         now = utcnow()
-        final: list[tuple[Delivery, Message, Sent | Permanent]] = []
+        sent: list[tuple[int, int, Sent]] = []
+        failed: dict[int, Permanent] = {}
+        retries: list[dict[str, object]] = []
         for delivery_id, outcome in outcomes:
-            delivery = deliveries.get(delivery_id)
-            message = messages.get(delivery.message_id) if delivery else None
-            if delivery is None or message is None:
+            row = deliveries.get(delivery_id)
+            if row is None:
                 continue  # deleted with its conversation while in flight
-            if not isinstance(outcome, Retriable):
-                final.append((delivery, message, outcome))
-            elif should_give_up(delivery, now):
+            if isinstance(outcome, Sent):
+                sent.append((delivery_id, row.message_id, outcome))
+            elif isinstance(outcome, Permanent):
+                failed[delivery_id] = outcome
+            elif should_give_up(row.attempts, row.created_at, now):
                 last = outcome.reason.removesuffix(".").removesuffix("; will retry")
-                gave_up = f"Gave up after {delivery.attempts} attempts: {last}."
-                final.append((delivery, message, Permanent(gave_up, outcome.code)))
+                gave_up = f"Gave up after {row.attempts} attempts: {last}."
+                failed[delivery_id] = Permanent(gave_up, outcome.code)
             else:
-                delivery.state = DeliveryState.PENDING
-                delivery.lease_until = None
-                delivery.last_error = outcome.reason
-                delivery.next_attempt_at = now + timedelta(
-                    seconds=retry_delay(delivery.attempts, outcome)
+                retries.append(
+                    {
+                        "id": delivery_id,
+                        "state": DeliveryState.PENDING,
+                        "lease_until": None,
+                        "last_error": outcome.reason,
+                        "next_attempt_at": now
+                        + timedelta(seconds=retry_delay(row.attempts, outcome)),
+                        "updated_at": now,
+                    }
                 )
-                delivery.updated_at = now
-        if final:
-            await do_record_outcomes(tx, final)
+        if retries:
+            await s.execute(update(Delivery), retries)
+        await do_record_sent(tx, sent)
+        if failed:
+            rows = (await s.scalars(select(Delivery).where(Delivery.id.in_(failed)))).all()
+            messages = {
+                m.id: m
+                for m in await s.scalars(
+                    select(Message).where(Message.id.in_([d.message_id for d in rows]))
+                )
+            }
+            await do_record_outcomes(
+                tx,
+                [
+                    (d, messages[d.message_id], failed[d.id])
+                    for d in rows
+                    if d.message_id in messages
+                ],
+            )
         # The next message of each conversation may now go; retries wait their time.
         tx.wake_after_commit("delivery")
 
@@ -282,13 +308,15 @@ async def run(rt: Runtime) -> None:
     try:
         await recover_expired_leases(rt)
         next_recovery = time.monotonic() + LEASE_SECONDS / 2
+        full = False
         while True:
             try:
                 if time.monotonic() >= next_recovery:
                     next_recovery = time.monotonic() + LEASE_SECONDS / 2
                     if await recover_expired_leases(rt):
                         continue
-                jobs = await claim(rt, me)
+                jobs = await claim(rt, me, look_first=not full)
+                full = len(jobs) == BATCH
             except asyncio.CancelledError:
                 raise
             except Exception:
