@@ -33,12 +33,14 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
+import uvloop
 
 from bench.common import child, free_port, machine_facts, wait_http
 from tidings.actions.admin import bootstrap
 from tidings.app import create_app
 from tidings.config import load_settings
 from tidings.httpclient import outbound_client, post
+from tidings.runtime import tune_gc
 from tidings.storage.db import migrate
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -291,7 +293,9 @@ def main() -> None:
     args.work = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
     args.database_url = args.database_url or f"sqlite+aiosqlite:///{args.work / 'tidings.db'}"
     migrate(args.database_url)  # alembic runs its own event loop: before ours
-    results = asyncio.run(run(args))
+    # As `tidings serve` runs: uvloop, and the collector tuned after imports.
+    tune_gc()
+    results = uvloop.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(

@@ -35,12 +35,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from tidings.app import create_app
+    from tidings.runtime import tune_gc
     from tidings.storage.db import migrate
 
     if settings.is_sqlite:
         # The embedded setup is one command: bring the schema up to date on start.
         migrate(settings.database_url)
     app = create_app(settings)
+    tune_gc()
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -56,7 +58,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from tidings.app import run_workers_forever
+    from tidings.runtime import tune_gc
 
+    tune_gc()
     asyncio.run(run_workers_forever(settings))
     return 0
 
