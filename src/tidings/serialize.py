@@ -61,7 +61,10 @@ def message_dict(
     }
 
 
-def conversation_dict(c: Conversation, labels: list[str] | None = None) -> dict[str, Any]:
+def conversation_dict(
+    c: Conversation | Row[Any], labels: list[str] | None = None
+) -> dict[str, Any]:
+    """A conversation as the API shows it, from its ORM object or a row of all its columns."""
     return {
         "id": c.id,
         "inbox_id": c.inbox_id,

@@ -111,11 +111,11 @@ async def open_conversation(
 
 
 async def open_conversations(
-    tx: Tx, pairs: Sequence[tuple[ChannelInfo, Contact]], *, new_status: str | None = None
+    tx: Tx, pairs: Sequence[tuple[ChannelInfo, Contact]]
 ) -> list[tuple[Conversation, bool]]:
-    """`open_conversation` for many contacts at once (a campaign's batch): one lookup and one
-    insert for all. `new_status` is the status of conversations it has to create (open unless
-    said otherwise). A contact may appear once per inbox."""
+    """`open_conversation` for many contacts at once: one lookup and one insert for all. A
+    contact may appear once per inbox. (A campaign's batch has its own Core version,
+    `campaigns.fanout._queue`.)"""
     s = tx.session
     if not pairs:
         return []
@@ -154,7 +154,7 @@ async def open_conversations(
             workspace_id=channel.workspace_id,
             inbox_id=channel.inbox_id,
             contact_id=contact.id,
-            status=new_status or ConversationStatus.OPEN,
+            status=ConversationStatus.OPEN,
             priority="none",
             unread_count=0,
             last_activity_at=now,
@@ -165,7 +165,6 @@ async def open_conversations(
         created.append(conv)
         out.append((conv, True))
     if created:
-        await tx.rt.db.assign_ids(s, created)
         s.add_all(created)
         await s.flush()
     return out

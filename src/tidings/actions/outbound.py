@@ -182,8 +182,9 @@ async def do_queue_message(
 
 
 async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
-    """`do_queue_message` for many at once (a campaign's batch): the same rows, events and
-    hooks, written with one flush per kind of row instead of two per message."""
+    """`do_queue_message` for many at once: the same rows, events and hooks, written with one
+    flush per kind of row instead of two per message. (A campaign's batch has its own Core
+    version, `campaigns.fanout._queue`.)"""
     now = utcnow()
     s = tx.session
     messages = [
@@ -203,7 +204,6 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         )
         for it in items
     ]
-    await tx.rt.db.assign_ids(s, messages)
     s.add_all(messages)
     await s.flush()
     attached: list[list[Attachment]] = []
@@ -227,7 +227,6 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         )
         for it, message in zip(items, messages, strict=True)
     ]
-    await tx.rt.db.assign_ids(s, deliveries)
     s.add_all(deliveries)
     for it, attachments in zip(items, attached, strict=True):
         conv = it.conv

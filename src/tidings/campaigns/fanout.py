@@ -28,24 +28,26 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from tidings.actions.base import Tx, transaction
-from tidings.actions.inbound import open_conversations
-from tidings.actions.outbound import Outgoing, Route, do_queue_messages
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
 from tidings.delivery import fallback
-from tidings.domain.enums import ConversationStatus
+from tidings.domain.enums import ConversationStatus, DeliveryState, Direction, MessageStatus
 from tidings.runtime import Runtime
+from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
     Contact,
+    Conversation,
     ConversationLabel,
+    Delivery,
     Label,
+    Message,
 )
 from tidings.storage.types import utcnow
 
@@ -144,52 +146,131 @@ async def _queue(
     tag: dict[str, object],
     label_id: int,
 ) -> None:
-    """Queue one message per recipient of the batch, written together (`open_conversations`,
-    `do_queue_messages`): the same rows and events as one reply each, at a fraction of the
-    statements."""
+    """Queue one message per recipient of the batch: the rows and events an agent's reply makes
+    (`open_conversations` + `do_queue_messages`: the conversation found or opened, the message,
+    its delivery row, the conversation's activity, `message.created` and
+    `conversation.updated`), written as Core statements, one per kind of row for the batch.
+    ORM objects for those rows were most of the fan-out's CPU."""
     if not sends:
         return
-    s = tx.session
-    # Conversations a broadcast creates are hidden until the customer answers (the inbound
-    # path reopens snoozed conversations): a broadcast must not drop thousands of open threads
-    # on the agents.
-    convs = await open_conversations(
-        tx,
-        [(send.channel, contact) for _r, contact, send in sends],
-        new_status=ConversationStatus.SNOOZED,
-    )
+    s, db = tx.session, tx.rt.db
+    now = utcnow()
+    conv_t, msg_t = Conversation.__table__, Message.__table__
+    contact_ids = sorted({contact.id for _r, contact, _send in sends})
+    if not db.is_sqlite:
+        # Serialise conversation creation per contact across workers (in id order: no deadlock).
+        await s.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(contact_ids))
+            .order_by(Contact.id)
+            .with_for_update()
+        )
+    # The customer's current (unresolved) conversation in the channel's inbox, the latest one
+    # winning; by contact only, the inbox filtered here (see `open_conversations`).
+    inboxes = {send.channel.inbox_id for _r, _contact, send in sends}
+    current: dict[tuple[int, int], int] = {}
+    for conv_id, contact_id, inbox_id in await s.execute(
+        select(conv_t.c.id, conv_t.c.contact_id, conv_t.c.inbox_id)
+        .where(
+            conv_t.c.contact_id.in_(contact_ids),
+            conv_t.c.status != ConversationStatus.RESOLVED,
+        )
+        .order_by(conv_t.c.id)
+    ):
+        if inbox_id in inboxes:
+            current[(contact_id, inbox_id)] = conv_id
+    # Conversations a broadcast opens are snoozed until the customer answers (the inbound path
+    # reopens them): a broadcast must not drop thousands of open threads on the agents.
+    opening: dict[tuple[int, int], dict[str, object]] = {}
+    for _r, contact, send in sends:
+        key = (contact.id, send.channel.inbox_id)
+        if key not in current and key not in opening:
+            opening[key] = {
+                "workspace_id": send.channel.workspace_id,
+                "inbox_id": send.channel.inbox_id,
+                "contact_id": contact.id,
+                "status": ConversationStatus.SNOOZED,
+                "priority": "none",
+                "unread_count": 0,
+                "last_activity_at": now,
+                "last_message_preview": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+    opened = await db.insert_rows(s, Conversation, list(opening.values()))
+    current.update(zip(opening, opened, strict=True))
+    conv_of = [current[(contact.id, send.channel.inbox_id)] for _r, contact, send in sends]
     extra = {"campaign": {**tag, "name": campaign.name}}
-    messages = await do_queue_messages(
-        tx,
+    message_ids = await db.insert_rows(
+        s,
+        Message,
         [
-            Outgoing(
-                conv,
-                Route(send.channel, send.address),
-                send.kind,
-                send.text,
-                extra={**send.extra, **extra},
-                keep_unread=True,
-            )
-            for (_r, _contact, send), (conv, _created) in zip(sends, convs, strict=True)
+            {
+                "workspace_id": send.channel.workspace_id,
+                "conversation_id": conv_id,
+                "channel_id": send.channel.id,
+                "direction": Direction.OUT,
+                "kind": send.kind,
+                "body": send.text,
+                "sender_agent_id": None,
+                "status": MessageStatus.QUEUED,
+                "sent_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "cost_estimate": send.cost,
+                "extra": {**send.extra, **extra},
+            }
+            for (_r, _contact, send), conv_id in zip(sends, conv_of, strict=True)
         ],
     )
     await s.execute(
-        tx.rt.db.insert(ConversationLabel)
-        .values(
-            [{"conversation_id": cid, "label_id": label_id} for cid in {c.id for c, _ in convs}]
+        insert(Delivery),
+        [
+            {
+                "workspace_id": send.channel.workspace_id,
+                "message_id": message_id,
+                "channel_id": send.channel.id,
+                "conversation_id": conv_id,
+                "recipient": send.address,
+                "state": DeliveryState.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "fallback": {},
+            }
+            for (_r, _contact, send), conv_id, message_id in zip(
+                sends, conv_of, message_ids, strict=True
+            )
+        ],
+    )
+    # The conversation's activity; its preview is the last text of the batch (templates: none).
+    activity: dict[int, dict[str, object]] = {}
+    for (_r, _contact, send), conv_id in zip(sends, conv_of, strict=True):
+        row = activity.setdefault(
+            conv_id, {"id": conv_id, "last_activity_at": now, "updated_at": now}
         )
+        if send.text:
+            row["last_message_preview"] = send.text[:160]
+    await s.execute(update(Conversation), list(activity.values()))
+    await s.execute(
+        db.insert(ConversationLabel)
+        .values([{"conversation_id": c, "label_id": label_id} for c in activity])
         .on_conflict_do_nothing(index_elements=["conversation_id", "label_id"])
     )
-    queued_at = utcnow()
-    for (r, _contact, send), (conv, _created), message in zip(sends, convs, messages, strict=True):
-        if send.cost is not None:
-            message.cost_estimate = send.cost
+    messages = {r.id: r for r in await s.execute(select(msg_t).where(msg_t.c.id.in_(message_ids)))}
+    convs = {r.id: r for r in await s.execute(select(conv_t).where(conv_t.c.id.in_(activity)))}
+    for (r, _contact, send), conv_id, message_id in zip(sends, conv_of, message_ids, strict=True):
         r.state = RecipientState.QUEUED
         r.reason = None
         r.channel_id, r.channel_reason = send.channel.id, send.channel_reason
-        r.conversation_id, r.message_id, r.queued_at = conv.id, message.id, queued_at
+        r.conversation_id, r.message_id, r.queued_at = conv_id, message_id, now
+        message, conv = messages[message_id], convs[conv_id]
         if campaign.fallback:
             await fallback.arm(tx, message, campaign.fallback, recipient_id=r.id)
+        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, []))
+        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+    tx.wake_after_commit("delivery")
 
 
 async def _campaign_label(tx: Tx, campaign: Campaign) -> int:

@@ -25,7 +25,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Row, and_, or_, select
 
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import DeliveryState, MessageKind, MessageStatus
@@ -86,9 +86,9 @@ def validate_plan(raw: Any) -> dict[str, Any]:
 
 
 async def arm(
-    tx: Tx, message: Message, plan: dict[str, Any], recipient_id: int | None = None
+    tx: Tx, message: Message | Row[Any], plan: dict[str, Any], recipient_id: int | None = None
 ) -> None:
-    """Arm `plan` for `message` (idempotent: one timer per message)."""
+    """Arm `plan` for `message` (its ORM object or row; idempotent: one timer per message)."""
     if not plan or message.channel_id == plan.get("to_channel_id"):
         return
     after = plan.get("after_seconds")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Table, event, func, select
+from sqlalchemy import Select, Table, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import DeclarativeBase
 
 from tidings.storage import sqlite_inline
 
@@ -157,19 +158,27 @@ class Database:
         async with self._aux_sessions() as session:
             yield session
 
-    async def assign_ids(self, session: AsyncSession, rows: Sequence[Any]) -> None:
-        """Give new ORM objects of one mapped class their ids before the flush, on SQLite, so
-        the flush inserts them with one executemany: SQLite does not promise RETURNING rows in
-        insert order, so the ORM otherwise runs one INSERT … RETURNING per row. It must be
-        called in a write transaction (BEGIN IMMEDIATE holds the single writer's lock, so
-        max(id) + 1… are the ids SQLite itself would give). PostgreSQL: nothing to do, its
-        flush already batches with RETURNING. One row keeps its INSERT … RETURNING."""
-        if not self.is_sqlite or len(rows) < 2:
-            return
-        model = type(rows[0])
-        top = await session.scalar(select(func.max(model.id)))
-        for i, row in enumerate(rows, start=int(top or 0) + 1):
-            row.id = i
+    async def insert_rows(
+        self, session: AsyncSession, model: type[DeclarativeBase], rows: list[dict[str, Any]]
+    ) -> list[int]:
+        """Insert rows of a mapped class (dicts with the same keys) as one executemany, no ORM
+        objects built, and return their ids in order. SQLite does not promise RETURNING rows in
+        insert order, so there the ids are given up front: max(id) + 1…, the ids SQLite itself
+        would give, since a write transaction (BEGIN IMMEDIATE) holds the single writer's lock.
+        PostgreSQL: RETURNING in parameter order."""
+        if not rows:
+            return []
+        if self.is_sqlite:
+            top = int(await session.scalar(select(func.max(model.__table__.c.id))) or 0)
+            ids = list(range(top + 1, top + 1 + len(rows)))
+            await session.execute(
+                insert(model), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+            )
+            return ids
+        result = await session.execute(
+            insert(model).returning(model.__table__.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(i) for i in result.scalars()]
 
     def insert(self, table: Table | Any) -> sqlite.Insert | postgresql.Insert:
         """A dialect-specific INSERT that supports ON CONFLICT."""
