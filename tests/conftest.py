@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,15 +155,21 @@ async def start_server(settings: Settings) -> tuple[Server, _Uvicorn, asyncio.Ta
     return Server(settings.public_url, settings, app.state.runtime, app), server, task
 
 
-@pytest.fixture
-async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
-    settings = make_settings(database_url, tmp_path / "data", free_port())
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Server]:
+    """A Tidings server for the length of the block, stopped cleanly after it."""
     srv, uv, task = await start_server(settings)
     try:
         yield srv
     finally:
         uv.should_exit = True
         await asyncio.wait_for(task, 45)
+
+
+@pytest.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
+    async with serving(make_settings(database_url, tmp_path / "data", free_port())) as srv:
+        yield srv
 
 
 @dataclass

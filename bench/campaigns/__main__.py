@@ -27,6 +27,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +41,9 @@ import uvloop
 from bench.common import child, free_port, machine_facts, wait_http
 from tidings.actions.admin import bootstrap
 from tidings.app import create_app
-from tidings.config import load_settings
+from tidings.config import Settings, load_settings
 from tidings.httpclient import outbound_client, post
-from tidings.runtime import tune_gc
+from tidings.runtime import Runtime, tune_gc
 from tidings.storage.db import migrate
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -127,7 +130,8 @@ class Bench:
         reg.raise_for_status()
         return channel_id
 
-    async def campaign(self, n: int, channel_id: int, cap: float | None) -> dict[str, Any]:
+    async def prepare(self, n: int, channel_id: int, cap: float | None) -> int:
+        """A campaign of n new recipients (a CSV upload), not launched. Returns its id."""
         self.offset += n
         name = f"bench {time.time_ns()}"
         c = await self.api.post(
@@ -150,6 +154,10 @@ class Bench:
         )
         up.raise_for_status()
         assert up.json()["added"] == n, up.json()
+        return int(cid)
+
+    async def campaign(self, n: int, channel_id: int, cap: float | None) -> dict[str, Any]:
+        cid = await self.prepare(n, channel_id, cap)
         await self.sim.post("/bench/reset")
         started = time.time()
         cpu = time.process_time()  # this process: web, workers and the progress polling
@@ -203,10 +211,27 @@ async def raw_rate(sim_url: str, n: int, concurrency: int = 32) -> float:
         return n / (time.perf_counter() - t0)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    facts = machine_facts()
-    work, url = args.work, args.database_url
-    port, sim_port = free_port(), free_port()
+@dataclass
+class InProcess:
+    """Tidings served from this process, as `tidings serve` would, with a bench owner."""
+
+    settings: Settings
+    runtime: Runtime
+    owner: dict[str, Any]
+
+    def api(self, timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.settings.public_url,
+            headers={"Authorization": f"Bearer {self.owner['api_token']}"},
+            timeout=timeout,
+        )
+
+
+@asynccontextmanager
+async def tidings_in_process(
+    work: Path, url: str, *, run_workers: bool
+) -> AsyncIterator[InProcess]:
+    port = free_port()
     settings = load_settings(
         database_url=url,
         data_dir=work / "data",
@@ -216,7 +241,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sandbox=False,
         host="127.0.0.1",
         port=port,
-        run_workers=True,
+        run_workers=run_workers,
         log_level="warning",
     )
     app = create_app(settings)
@@ -226,11 +251,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
         await asyncio.sleep(0.05)
-    owner = await bootstrap(app.state.runtime, "bench@example.com", "bench password 1", "Bench")
+    try:
+        owner = await bootstrap(app.state.runtime, "bench@example.com", "bench password 1", "Bench")
+        yield InProcess(settings, app.state.runtime, owner)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 60)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    facts = machine_facts()
+    work, url = args.work, args.database_url
+    sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     results: dict[str, Any] = {"machine": facts, "database": url.split(":")[0]}
     env = {**os.environ, "PYTHONPATH": ROOT}
-    try:
+    async with tidings_in_process(work, url, run_workers=True) as tidings:
         for label, throughput, tier, cap, n in (
             ("capped", 80.0, 80, 80.0, args.n_capped),
             ("uncapped", 1_000_000.0, 1000, None, args.n_uncapped),
@@ -241,14 +277,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             with child(argv, env=env, log=work / f"sim-{label}.log"):
                 await asyncio.to_thread(wait_http, f"{sim_url}/bench/times")
                 async with (
-                    httpx.AsyncClient(
-                        base_url=f"http://127.0.0.1:{port}",
-                        headers={"Authorization": f"Bearer {owner['api_token']}"},
-                        timeout=60,
-                    ) as api,
+                    tidings.api(timeout=60) as api,
                     httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
                 ):
-                    bench = Bench(api, sim, settings.public_url)
+                    bench = Bench(api, sim, tidings.settings.public_url)
                     channel_id = await bench.channel(tier)
                     runs = []
                     baselines = []
@@ -271,9 +303,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             entry["median_rate"] / entry["median_baseline_rps"], 3
                         )
                     results[label] = entry
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 60)
     results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return results
 

@@ -6,14 +6,13 @@ from the real triggers."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
 
-from tests.conftest import Owner, Server, free_port, make_settings, start_server
+from tests.conftest import Owner, Server, free_port, make_settings, serving
 from tidings.reports import rollup
 from tidings.reports.models import ReportConversation, ReportDirty
 from tidings.storage.models import Contact, Conversation
@@ -23,12 +22,8 @@ from tidings.storage.types import utcnow
 @pytest.fixture
 async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(database_url, tmp_path / "data", free_port(), run_workers=False)
-    srv, uv, task = await start_server(settings)
-    try:
+    async with serving(settings) as srv:
         yield srv
-    finally:
-        uv.should_exit = True
-        await asyncio.wait_for(task, 45)
 
 
 async def conversations(server: Server, owner: Owner, n: int) -> list[int]:
@@ -69,7 +64,9 @@ async def marks(server: Server) -> list[tuple[int, int]]:
 
 async def reported(server: Server) -> dict[int, str]:
     async with server.runtime.db.read() as s:
-        rows = await s.execute(select(ReportConversation.conversation_id, ReportConversation.status))
+        rows = await s.execute(
+            select(ReportConversation.conversation_id, ReportConversation.status)
+        )
         return {c: st for c, st in rows.all()}
 
 
