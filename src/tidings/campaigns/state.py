@@ -98,8 +98,14 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
         return
     ids = list(moved)
     rows = (
-        await tx.session.scalars(
-            select(CampaignRecipient).where(
+        await tx.session.execute(
+            select(
+                CampaignRecipient.id,
+                CampaignRecipient.state,
+                CampaignRecipient.reason,
+                CampaignRecipient.message_id,
+                CampaignRecipient.fallback_message_id,
+            ).where(
                 # Which of the two is current is decided below: a `fallback_message_id IS
                 # NULL` here would make SQLite walk that index (nearly every row) instead.
                 or_(
@@ -110,6 +116,7 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
         )
     ).all()
     now = utcnow()
+    changes: list[dict[str, Any]] = []
     for r in rows:
         current = r.fallback_message_id if r.fallback_message_id is not None else r.message_id
         message = moved.get(current) if current is not None else None
@@ -117,11 +124,13 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
             continue
         new = recipient_state_for(message.status)
         if new is not None and r.state != new and r.state != RecipientState.SKIPPED:
-            r.state = new
-            r.updated_at = now
+            change: dict[str, Any] = {"id": r.id, "state": new, "updated_at": now}
             if new == RecipientState.FAILED:
-                r.reason = r.reason or "send_failed"
-                r.detail = message.error_reason
+                change.update(reason=r.reason or "send_failed", detail=message.error_reason)
+            changes.append(change)
+    if changes:
+        # Bulk UPDATEs by primary key (no ORM objects: the delivery worker's groups).
+        await tx.session.execute(update(CampaignRecipient), changes)
 
 
 async def reconcile(rt: Runtime, limit: int = 500) -> int:

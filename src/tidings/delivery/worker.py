@@ -26,8 +26,9 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Row, and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from tidings.actions.base import transaction
@@ -96,10 +97,12 @@ async def recover_expired_leases(rt: Runtime) -> int:
 
 @dataclass(slots=True)
 class Job:
-    """A claimed delivery with what sending it needs, loaded with the claim (no per-send reads)."""
+    """A claimed delivery with what sending it needs, loaded with the claim (no per-send reads):
+    rows, not ORM objects — `delivery` (id, message_id, channel_id, recipient) and `message`
+    (id, conversation_id, kind, body, extra)."""
 
-    delivery: Delivery
-    message: Message
+    delivery: Row[int, int, int, str]
+    message: Row[int, int, str, str | None, dict[str, Any]]
     attachments: list[Attachment] = field(default_factory=list)
 
 
@@ -121,8 +124,8 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = 
         return []
     async with rt.db.write() as s:
         rows = (
-            await s.scalars(
-                select(Delivery)
+            await s.execute(
+                select(Delivery.id, Delivery.message_id, Delivery.channel_id, Delivery.recipient)
                 .where(due, ~blocked)
                 .order_by(Delivery.id)
                 .limit(limit)
@@ -131,21 +134,31 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = 
         ).all()
         if not rows:
             return []
-        for d in rows:
-            d.state = DeliveryState.SENDING
-            d.claimed_by = me
-            d.lease_until = now + timedelta(seconds=LEASE_SECONDS)
-            d.attempts += 1
+        await s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([d.id for d in rows]))
+            .values(
+                state=DeliveryState.SENDING,
+                claimed_by=me,
+                lease_until=now + timedelta(seconds=LEASE_SECONDS),
+                attempts=Delivery.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
         message_ids = [d.message_id for d in rows]
         messages = {
-            m.id: m for m in (await s.scalars(select(Message).where(Message.id.in_(message_ids))))
+            m.id: m
+            for m in await s.execute(
+                select(
+                    Message.id, Message.conversation_id, Message.kind, Message.body, Message.extra
+                ).where(Message.id.in_(message_ids))
+            )
         }
         files: dict[int, list[Attachment]] = {}
         for a in await s.scalars(
             select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
         ):
             files.setdefault(a.message_id, []).append(a)
-        await s.flush()
         return [
             Job(d, messages[d.message_id], files.get(d.message_id, []))
             for d in rows
