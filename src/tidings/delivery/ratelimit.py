@@ -40,16 +40,14 @@ def window_for(rate: float) -> tuple[int, float]:
     return limit, limit / rate * (1.0 + WINDOW_MARGIN)
 
 
-def channel_rate(caps: Capabilities, config: Any) -> float:
-    """Sends per second one channel account may make: the channel's own throughput tier when its
-    config has one (`messages_per_second`, e.g. WhatsApp's 80 → 1,000 upgrade), else the kind's
-    default from its capabilities. The delivery worker holds it as a sliding one-second window
-    (`window_for`): providers count per second (WhatsApp's 130429), and a token bucket would let
-    a full burst plus a second's refill — up to twice the tier — into one second."""
+def channel_rate(caps: Capabilities, config: Any) -> tuple[float, int]:
+    """(rate, burst) of one channel account's bucket: the channel's own throughput tier when its
+    config has one (`messages_per_second`, e.g. WhatsApp's 80 → 1,000 upgrade), else the
+    kind's default from its capabilities. A full second of the tier may go at once."""
     tier = getattr(config, "messages_per_second", None)
     if isinstance(tier, int | float) and not isinstance(tier, bool) and tier > 0:
-        return float(tier)
-    return caps.rate_per_second
+        return float(tier), max(1, int(tier))
+    return caps.rate_per_second, caps.burst
 
 
 class MemoryRateLimiter:
