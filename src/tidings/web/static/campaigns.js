@@ -338,9 +338,12 @@
     }
     const box = root.querySelector("#c-report");
     if (box && !reportTimer) {
+      const id = view.id;
       reportTimer = setTimeout(async () => {
         reportTimer = null;
-        try { box.replaceChildren(await reportBlock(view.id)); } catch (_e) { /* next event retries */ }
+        // The agent may have left this campaign meanwhile: no request for a view that is gone.
+        if (!view || view.kind !== "detail" || view.id !== id || !box.isConnected) return;
+        try { box.replaceChildren(await reportBlock(id)); } catch (_e) { /* next event retries */ }
       }, 500);
     }
   }
