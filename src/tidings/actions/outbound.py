@@ -252,14 +252,12 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
     return messages
 
 
-async def do_record_outcomes(
-    tx: Tx, items: Sequence[tuple[Delivery, Message, Sent | Permanent]]
-) -> None:
-    """Final outcomes of deliveries — sent, or failed with a reason the agent can read — for a
-    group (the delivery worker records what finished together): one flush and one campaign
-    lookup for the group."""
+async def do_record_failures(tx: Tx, items: Sequence[tuple[Delivery, Message, Permanent]]) -> None:
+    """Deliveries that failed for good, each with a reason the agent can read, for a group (the
+    delivery worker records what finished together): one flush and one campaign lookup for the
+    group. Accepted sends take `do_record_sent`."""
     for delivery, message, outcome in items:
-        await _apply_outcome(tx, delivery, message, outcome)
+        await _apply_failure(tx, delivery, message, outcome)
     await tx.session.flush()
     messages = [message for _delivery, message, _outcome in items]
     await on_messages_status(tx, messages)
@@ -284,7 +282,7 @@ class Recorded:
 
 
 async def do_record_sent(tx: Tx, items: Sequence[tuple[int, int, Sent]]) -> None:
-    """`do_record_outcomes` for sends the provider accepted — (delivery id, message id, Sent) —
+    """Final outcomes of sends the provider accepted — (delivery id, message id, Sent) —
     in Core statements: the delivery worker's hot path, where loading and flushing ORM objects
     cost more than the send. The same rows, recipient hook and `message.updated` events."""
     if not items:
@@ -341,28 +339,19 @@ async def do_record_sent(tx: Tx, items: Sequence[tuple[int, int, Sent]]) -> None
         tx.emit("message.updated", workspace_id, inbox_id, event)
 
 
-async def _apply_outcome(
-    tx: Tx, delivery: Delivery, message: Message, outcome: Sent | Permanent
-) -> None:
+async def _apply_failure(tx: Tx, delivery: Delivery, message: Message, outcome: Permanent) -> None:
     now = utcnow()
     delivery.updated_at = now
     delivery.lease_until = None
-    if isinstance(outcome, Sent):
-        delivery.state = DeliveryState.DONE
-        if message.provider_message_id is None:
-            message.provider_message_id = outcome.provider_message_id
-        if status_moves_forward(MessageStatus(message.status), MessageStatus.SENT):
-            message.status = MessageStatus.SENT
-    else:
-        delivery.state = DeliveryState.FAILED
-        delivery.last_error = outcome.reason
-        if status_moves_forward(MessageStatus(message.status), MessageStatus.FAILED):
-            message.status = MessageStatus.FAILED
-            message.error_code = outcome.code
-            message.error_reason = outcome.reason
-        channel = await tx.session.get(Channel, delivery.channel_id)
-        if channel is not None:
-            channel.last_error, channel.last_error_at = delivery.last_error, now
-        if outcome.recipient_opted_out:
-            await consent.do_record_provider_opt_out(tx, delivery.channel_id, message, outcome.code)
+    delivery.state = DeliveryState.FAILED
+    delivery.last_error = outcome.reason
+    if status_moves_forward(MessageStatus(message.status), MessageStatus.FAILED):
+        message.status = MessageStatus.FAILED
+        message.error_code = outcome.code
+        message.error_reason = outcome.reason
+    channel = await tx.session.get(Channel, delivery.channel_id)
+    if channel is not None:
+        channel.last_error, channel.last_error_at = delivery.last_error, now
+    if outcome.recipient_opted_out:
+        await consent.do_record_provider_opt_out(tx, delivery.channel_id, message, outcome.code)
     message.updated_at = now

@@ -64,8 +64,9 @@ def recipient_state_for(status: str) -> RecipientState | None:
 
 
 async def on_message_status(tx: Tx, message: Message) -> None:
-    """Hook for the status path (`do_apply_status`, `do_record_outcomes`): the recipient whose
-    current message this is takes the message's status. (Progress events go out from the
+    """Hook for the status path (`do_apply_status`; the delivery worker's `do_record_sent` and
+    `do_record_failures` call `on_messages_status`): the recipient whose current message this
+    is takes the message's status. (Progress events go out from the
     fan-out loop, at most once a second per campaign, not once per receipt.)
 
     A recipient's current message is its fallback message once one was sent, else the first.

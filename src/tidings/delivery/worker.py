@@ -32,7 +32,7 @@ from sqlalchemy import Row, and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from tidings.actions.base import transaction
-from tidings.actions.outbound import do_record_outcomes, do_record_sent
+from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery.ratelimit import channel_rate
@@ -255,7 +255,7 @@ async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
                     select(Message).where(Message.id.in_([d.message_id for d in rows]))
                 )
             }
-            await do_record_outcomes(
+            await do_record_failures(
                 tx,
                 [
                     (d, messages[d.message_id], failed[d.id])
