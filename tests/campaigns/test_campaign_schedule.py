@@ -282,4 +282,4 @@ async def test_whatsapp_throughput_tier_is_a_channel_setting_the_bucket_uses(
         info = await server.runtime.channels.get(made["id"])
         assert info is not None
         rates[made["name"]] = channel_rate(info.adapter.capabilities, info.config)
-    assert rates == {"WA default": (80.0, 80), "WA upgraded": (1000.0, 1000), "SMS": (10.0, 10)}
+    assert rates == {"WA default": 80.0, "WA upgraded": 1000.0, "SMS": 10.0}

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually
-from tidings.storage.models import InboundEvent, Message
+from tidings.storage.models import Delivery, InboundEvent, Message
 
 PNID = "106540352242922"
 APP_SECRET = "wa-app-secret-for-tests"
@@ -272,4 +272,57 @@ async def test_replies_take_a_token_from_the_recipient_pair_bucket(
     assert isinstance(limiter, MemoryRateLimiter)
     tokens, _at, _rate, _burst = limiter._buckets[f"recipient:{channel['id']}:16505550000"]
     assert 42.0 <= tokens < 43.5  # 45 - 3, plus a refill of 1/6 token per second meanwhile
+    await sim.aclose()
+
+
+async def test_a_burst_of_replies_never_exceeds_the_number_tier_in_any_second(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """The number's tier (digest A6: "80 msg/s ... Exceeding → 130429") holds in every
+    one-second window, not on average: 24 replies queued at once to a tier-6 number reach the
+    simulator (which enforces 6 per sliding second) without one 130429 and so one attempt each.
+    A token bucket with a second's burst let 12 into the first second."""
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "WhatsApp tier 6",
+            "config": {
+                "phone_number_id": PNID,
+                "access_token": TOKEN,
+                "app_secret": APP_SECRET,
+                "verify_token": "verify-me",
+                "api_base_url": f"{server.url}/sandbox/whatsapp",
+                "messages_per_second": 6,
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20)
+    assert (await sim.post("/_sim/config", json={"throughput_per_second": 6})).status_code == 200
+    n = 24
+    for i in range(n):
+        r = await sim.post(
+            "/_sim/inbound", json={"phone_number_id": PNID, "from": f"1650555{i:04d}", "text": "hi"}
+        )
+        assert r.status_code == 200, r.text
+
+    async def conversations() -> list | None:
+        data = (await api.get("/api/v1/conversations", params={"limit": 100})).json()["data"]
+        return data if len(data) == n else None
+
+    convs = await eventually(conversations, timeout=30)
+    for conv in convs:
+        reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "ok"})
+        assert reply.status_code == 201
+
+    async def all_sent() -> bool:
+        async with server.runtime.db.read() as s:
+            rows = (await s.execute(select(Delivery.state, Delivery.attempts))).all()
+        return len(rows) == n and all(state == "done" for state, _ in rows)
+
+    await eventually(all_sent, timeout=30)
+    async with server.runtime.db.read() as s:
+        attempts = (await s.scalars(select(Delivery.attempts))).all()
+    assert sorted(set(attempts)) == [1]  # nothing refused with 130429, nothing retried
     await sim.aclose()

@@ -82,6 +82,23 @@ async def test_memory_window_holds_the_limit_spaces_sends_and_catches_up_after_a
     assert loop.time() - before < 0.04 * 4 + 0.1
 
 
+async def test_unspaced_window_lets_a_window_go_at_once_and_never_more() -> None:
+    """A channel's tier: the window's `limit` go without spacing, the next waits for the first
+    to leave the window — never `limit + 1` in any window (a bucket with a window's burst let
+    twice the limit into one)."""
+    limiter = MemoryRateLimiter()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    times = []
+    for _ in range(12):
+        await limiter.acquire_window("tier", limit=6, window=0.3, spaced=False)
+        times.append(loop.time() - started)
+    assert times[5] < 0.05  # the first six at once
+    for i in range(6, 12):
+        assert times[i] - times[i - 6] >= 0.3 * 0.99, times
+    assert times[6] >= 0.3 * 0.99
+
+
 def test_window_for_a_cap() -> None:
     margin = 1 + WINDOW_MARGIN
     assert window_for(80) == (80, 1.0 * margin)
@@ -110,6 +127,28 @@ async def test_two_processes_share_one_redis_window() -> None:
         assert all(g >= 0.3 / 4 / 2 * 0.9 for g in gaps), gaps
         # Other keys are independent.
         await asyncio.wait_for(b.acquire_window(key + ":other", limit=1, window=60), 1)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+@needs_redis
+async def test_two_processes_share_one_unspaced_redis_window() -> None:
+    assert REDIS_URL is not None
+    a, b = RedisRateLimiter(REDIS_URL), RedisRateLimiter(REDIS_URL)
+    key = f"test-tier:{id(a)}"
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        times = []
+        for limiter in (a, b) * 5:
+            await asyncio.wait_for(
+                limiter.acquire_window(key, limit=5, window=0.4, spaced=False), 2
+            )
+            times.append(loop.time() - started)
+        assert times[4] < 0.1, times  # five at once, whichever process sends them
+        for i in range(5, 10):
+            assert times[i] - times[i - 5] >= 0.4 * 0.95, times
     finally:
         await a.aclose()
         await b.aclose()

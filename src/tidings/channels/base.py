@@ -131,9 +131,8 @@ class Capabilities:
     supports_templates: bool = False
     receipts: tuple[str, ...] = ("sent",)
     media_types: Mapping[str, int] = field(default_factory=dict)  # MIME prefix -> max bytes
-    # Token bucket defaults per channel account.
+    # Sends per second per channel account (held as a sliding one-second window).
     rate_per_second: float = 10.0
-    burst: int = 10
     # Largest webhook body accepted; larger ones get 413 without being read.
     max_webhook_bytes: int = 1_000_000
     # An SMS channel: segment/encoding policy and STOP/START/HELP keywords apply.

@@ -15,12 +15,16 @@ class RateLimiter(Protocol):
         """Wait until one token is available in bucket `key`, then take it."""
         ...
 
-    async def acquire_window(self, key: str, limit: int, window: float) -> None:
+    async def acquire_window(
+        self, key: str, limit: int, window: float, *, spaced: bool = True
+    ) -> None:
         """Wait until fewer than `limit` sends happened under `key` in the last `window`
-        seconds, and at least `window / limit / 2` passed since the previous one, then count
-        this one (a sliding-window log). The spacing keeps sends from leaving in bursts: a
-        burst reaches the provider spread over however long it takes to process, and the next
-        window's burst, processed faster, would find the provider's window still full."""
+        seconds, and (`spaced`) at least `window / limit / 2` passed since the previous one,
+        then count this one (a sliding-window log). The spacing keeps sends from leaving in
+        bursts: a burst reaches the provider spread over however long it takes to process, and
+        the next window's burst, processed faster, would find the provider's window still full.
+        A channel's tier is held unspaced: at 1,000/s a half-slot is half a millisecond, finer
+        than the event loop's timers, and a campaign's cap spaces its own sends."""
         ...
 
 
@@ -40,14 +44,16 @@ def window_for(rate: float) -> tuple[int, float]:
     return limit, limit / rate * (1.0 + WINDOW_MARGIN)
 
 
-def channel_rate(caps: Capabilities, config: Any) -> tuple[float, int]:
-    """(rate, burst) of one channel account's bucket: the channel's own throughput tier when its
-    config has one (`messages_per_second`, e.g. WhatsApp's 80 → 1,000 upgrade), else the
-    kind's default from its capabilities. A full second of the tier may go at once."""
+def channel_rate(caps: Capabilities, config: Any) -> float:
+    """Sends per second one channel account may make: the channel's own throughput tier when its
+    config has one (`messages_per_second`, e.g. WhatsApp's 80 → 1,000 upgrade), else the kind's
+    default from its capabilities. The delivery worker holds it as a sliding one-second window
+    (`window_for`): providers count per second (WhatsApp's 130429), and a token bucket would let
+    a full burst plus a second's refill — up to twice the tier — into one second."""
     tier = getattr(config, "messages_per_second", None)
     if isinstance(tier, int | float) and not isinstance(tier, bool) and tier > 0:
-        return float(tier), max(1, int(tier))
-    return caps.rate_per_second, caps.burst
+        return float(tier)
+    return caps.rate_per_second
 
 
 class MemoryRateLimiter:
@@ -104,11 +110,13 @@ class MemoryRateLimiter:
             self._sweep()
             self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
 
-    async def acquire_window(self, key: str, limit: int, window: float) -> None:
+    async def acquire_window(
+        self, key: str, limit: int, window: float, *, spaced: bool = True
+    ) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             log = self._windows.setdefault(key, collections.deque())
-            spacing = window / limit / 2
+            spacing = window / limit / 2 if spaced else 0.0
             while True:
                 now = time.monotonic()
                 while log and log[0] <= now - window:
@@ -163,7 +171,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
 local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-local spacing = math.floor(window_us / limit / 2)
+local spacing = math.floor(window_us / limit / 2) * tonumber(ARGV[3])
 if last[2] ~= nil and now < tonumber(last[2]) + spacing then
   return tonumber(last[2]) + spacing - now
 end
@@ -197,11 +205,15 @@ class RedisRateLimiter:
                 return
             await asyncio.sleep(wait_us / 1_000_000)
 
-    async def acquire_window(self, key: str, limit: int, window: float) -> None:
+    async def acquire_window(
+        self, key: str, limit: int, window: float, *, spaced: bool = True
+    ) -> None:
         window_us = max(1, round(window * 1_000_000))
         while True:
             wait_us = int(
-                await self._window(keys=[f"tidings:window:{key}"], args=[limit, window_us])
+                await self._window(
+                    keys=[f"tidings:window:{key}"], args=[limit, window_us, int(spaced)]
+                )
             )
             if wait_us <= 0:
                 return

@@ -35,7 +35,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.delivery.ratelimit import channel_rate
+from tidings.delivery.ratelimit import channel_rate, window_for
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
@@ -173,8 +173,10 @@ async def send_one(rt: Runtime, job: Job) -> SendOutcome:
         return Permanent("The channel was removed before this message could be sent.")
     caps = channel.adapter.capabilities
     await campaign_throttle.before_send(rt, message.extra)
-    rate, burst = channel_rate(caps, channel.config)
-    await rt.rate_limiter.acquire(f"channel:{channel.id}", rate, burst)
+    limit, window = window_for(channel_rate(caps, channel.config))
+    await rt.rate_limiter.acquire_window(
+        f"channel-window:{channel.id}", limit, window, spaced=False
+    )
     if caps.recipient_rate_per_second:
         # Providers that also limit each (business, customer) pair: WhatsApp's 131056.
         await rt.rate_limiter.acquire(

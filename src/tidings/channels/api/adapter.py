@@ -75,7 +75,6 @@ class ApiChannelAdapter:
         text_max_length=65_536,
         receipts=("sent", "delivered", "read"),
         rate_per_second=50.0,
-        burst=50,
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = ApiChannelConfig

@@ -99,7 +99,6 @@ class GbmAdapter:
         service_window_hours=30 * 24,
         receipts=("sent", "delivered", "read"),
         rate_per_second=10.0,
-        burst=10,
     )
     config_model: ClassVar[type[BaseModel]] = GbmConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset(

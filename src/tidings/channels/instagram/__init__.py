@@ -67,7 +67,6 @@ class InstagramAdapter:
         media_types=_MEDIA_TYPES,
         # Instagram Login: 100 Send API calls/s per account (digest §C6).
         rate_per_second=100.0,
-        burst=100,
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = InstagramConfig

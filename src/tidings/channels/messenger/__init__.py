@@ -57,7 +57,6 @@ class MessengerAdapter:
         # The Send API allows 300 calls/s per Page for text (10/s for audio/video), but a Page
         # sending more than ~40 messages/s stops showing new messages (digest §B6).
         rate_per_second=40.0,
-        burst=40,
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = MessengerConfig

@@ -44,7 +44,6 @@ class RbmAdapter:
         receipts=("sent", "delivered", "read"),
         media_types={"image/": 100 * _MB, "video/": 100 * _MB, "audio/": 100 * _MB},
         rate_per_second=50.0,
-        burst=50,
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = RbmConfig

@@ -59,7 +59,6 @@ class SmppAdapter:
         # SMSC accounts are typically provisioned at tens of messages per second [U]; a
         # throttled submit (ESME_RTHROTTLED) is retried after a second.
         rate_per_second=20.0,
-        burst=20,
         max_webhook_bytes=1024,
     )
     config_model: ClassVar[type[BaseModel]] = SmppConfig

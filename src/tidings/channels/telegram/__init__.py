@@ -46,7 +46,6 @@ class TelegramAdapter:
         # ~30 messages/s per bot for broadcasts (Bot FAQ, digest §E); per chat ~1/s is
         # enforced by Telegram with 429 + retry_after, which the delivery worker honours.
         rate_per_second=30.0,
-        burst=30,
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = TelegramConfig

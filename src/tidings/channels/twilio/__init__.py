@@ -45,7 +45,6 @@ class TwilioAdapter:
         # A US long code sends 1 segment per second; Twilio queues the excess (digest C6), so
         # a modest local rate keeps the queue short without starving bursts.
         rate_per_second=10.0,
-        burst=10,
         max_webhook_bytes=256 * 1024,
         sms=True,
     )

@@ -39,7 +39,6 @@ class VonageAdapter:
         sms=True,
         # Vonage's default SMS API throughput is 30 requests/s per API key [U].
         rate_per_second=30.0,
-        burst=30,
         max_webhook_bytes=64 * 1024,
     )
     config_model: ClassVar[type[BaseModel]] = VonageConfig

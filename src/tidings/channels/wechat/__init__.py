@@ -53,7 +53,6 @@ class WeChatAdapter:
             "video/mp4": 10 * _MB,
         },
         rate_per_second=20.0,
-        burst=20,
         # A push is one small XML message; compatibility mode sends it ~3 times over (plain +
         # Encrypt). 64 KB is far above any real push and refuses bulk junk early.
         max_webhook_bytes=64 * 1024,

@@ -71,7 +71,6 @@ class WhatsAppAdapter:
         media_types=_MEDIA_TYPES,
         # 80 msg/s per business number by default (digest A6); higher tiers are set per channel.
         rate_per_second=80.0,
-        burst=80,
         # Meta's documented maximum webhook payload (digest §0.3).
         max_webhook_bytes=3 * _MB,
         # Pair limit: one message per 6 s to the same user, bursts of up to 45 (digest A6);

@@ -32,7 +32,7 @@ class WhatsAppConfig(BaseModel):
     display_phone_number: str | None = None
     # The number's throughput tier: "80 msg/s default ... automatic upgrade to 1,000 msg/s ...
     # Coexistence numbers fixed 20 msg/s. Exceeding → 130429" (digest A6). The delivery worker's
-    # token bucket for this channel runs at this rate (`delivery.ratelimit.channel_rate`).
+    # one-second window for this channel holds this many sends (`delivery.ratelimit.channel_rate`).
     messages_per_second: int = Field(
         80,
         ge=1,
