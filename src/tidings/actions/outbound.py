@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import consent, media, preference, sla
@@ -37,6 +37,7 @@ from tidings.storage.models import (
     Delivery,
     MediaUpload,
     Message,
+    table_of,
 )
 from tidings.storage.types import utcnow
 
@@ -289,19 +290,26 @@ async def do_record_sent(tx: Tx, items: Sequence[tuple[int, int, Sent]]) -> None
         return
     s = tx.session
     now = utcnow()
-    m = Message.__table__
-    # ORM bulk UPDATEs by primary key: one executemany each, no objects loaded.
+    m, c, d = table_of(Message), table_of(Conversation), table_of(Delivery)
+    # Core statements, no objects: one UPDATE for the group's deliveries (the same values for
+    # all), the messages with their conversation's workspace and inbox in one read, and one
+    # executemany for what differs per message (the provider's id).
     await s.execute(
-        update(Delivery),
-        [
-            {"id": delivery_id, "state": DeliveryState.DONE, "lease_until": None, "updated_at": now}
-            for delivery_id, _message_id, _sent in items
-        ],
+        update(d)
+        .where(d.c.id.in_([delivery_id for delivery_id, _message_id, _sent in items]))
+        .values(state=DeliveryState.DONE, lease_until=None, updated_at=now)
     )
-    rows = {r.id: r for r in await s.execute(select(m).where(m.c.id.in_([i[1] for i in items])))}
+    rows = {
+        r.id: r
+        for r in await s.execute(
+            select(m, c.c.workspace_id, c.c.inbox_id)
+            .join(c, c.c.id == m.c.conversation_id)
+            .where(m.c.id.in_([message_id for _delivery_id, message_id, _sent in items]))
+        )
+    }
     changes: list[dict[str, Any]] = []
     recorded: list[Recorded] = []
-    events: list[dict[str, Any]] = []
+    stamp = ts(now)
     for _delivery_id, message_id, sent in items:
         row = rows.get(message_id)
         if row is None:
@@ -310,33 +318,23 @@ async def do_record_sent(tx: Tx, items: Sequence[tuple[int, int, Sent]]) -> None
         if status_moves_forward(MessageStatus(status), MessageStatus.SENT):
             status = MessageStatus.SENT
         provider_id = row.provider_message_id or sent.provider_message_id
-        changes.append(
-            {
-                "id": message_id,
-                "provider_message_id": provider_id,
-                "status": status,
-                "updated_at": now,
-            }
-        )
+        changes.append({"b_id": message_id, "b_provider_id": provider_id, "b_status": status})
         recorded.append(Recorded(message_id, status, row.extra or {}, row.error_reason))
         event = message_dict(row)
-        event.update(status=status, provider_message_id=provider_id, updated_at=ts(now))
-        events.append(event)
+        event.update(status=status, provider_message_id=provider_id, updated_at=stamp)
+        tx.emit("message.updated", row.workspace_id, row.inbox_id, event)
     if changes:
-        await s.execute(update(Message), changes)
-    await on_messages_status(tx, recorded)
-    c = Conversation.__table__
-    where = {
-        r.id: (r.workspace_id, r.inbox_id)
-        for r in await s.execute(
-            select(c.c.id, c.c.workspace_id, c.c.inbox_id).where(
-                c.c.id.in_({e["conversation_id"] for e in events})
-            )
+        await s.execute(
+            update(m)
+            .where(m.c.id == bindparam("b_id"))
+            .values(
+                provider_message_id=bindparam("b_provider_id"),
+                status=bindparam("b_status"),
+                updated_at=now,
+            ),
+            changes,
         )
-    }
-    for event in events:
-        workspace_id, inbox_id = where[event["conversation_id"]]
-        tx.emit("message.updated", workspace_id, inbox_id, event)
+    await on_messages_status(tx, recorded)
 
 
 async def _apply_failure(tx: Tx, delivery: Delivery, message: Message, outcome: Permanent) -> None:

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from tidings.actions.base import Tx
 from tidings.domain.enums import MessageStatus
 from tidings.runtime import Runtime
-from tidings.storage.models import CampaignRecipient, Message
+from tidings.storage.models import CampaignRecipient, Message, table_of
 from tidings.storage.types import utcnow
 
 
@@ -117,21 +117,45 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
         )
     ).all()
     now = utcnow()
-    changes: list[dict[str, Any]] = []
+    moving: dict[RecipientState, list[int]] = {}
+    failures: list[dict[str, Any]] = []
     for r in rows:
         current = r.fallback_message_id if r.fallback_message_id is not None else r.message_id
         message = moved.get(current) if current is not None else None
         if message is None:
             continue
         new = recipient_state_for(message.status)
-        if new is not None and r.state != new and r.state != RecipientState.SKIPPED:
-            change: dict[str, Any] = {"id": r.id, "state": new, "updated_at": now}
-            if new == RecipientState.FAILED:
-                change.update(reason=r.reason or "send_failed", detail=message.error_reason)
-            changes.append(change)
-    if changes:
-        # Bulk UPDATEs by primary key (no ORM objects: the delivery worker's groups).
-        await tx.session.execute(update(CampaignRecipient), changes)
+        if new is None or r.state == new or r.state == RecipientState.SKIPPED:
+            continue
+        if new == RecipientState.FAILED:
+            failures.append(
+                {
+                    "b_id": r.id,
+                    "b_reason": r.reason or "send_failed",
+                    "b_detail": message.error_reason,
+                }
+            )
+        else:
+            moving.setdefault(new, []).append(r.id)
+    # Core statements, no objects (the delivery worker's groups): one UPDATE per new state,
+    # and the failures, each with its reason, in one executemany.
+    t = table_of(CampaignRecipient)
+    for state, ids in moving.items():
+        await tx.session.execute(
+            update(t).where(t.c.id.in_(ids)).values(state=state, updated_at=now)
+        )
+    if failures:
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                state=RecipientState.FAILED,
+                reason=bindparam("b_reason"),
+                detail=bindparam("b_detail"),
+                updated_at=now,
+            ),
+            failures,
+        )
 
 
 async def reconcile(rt: Runtime, limit: int = 500) -> int:

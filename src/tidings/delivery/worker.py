@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, exists, select, update
-from sqlalchemy.orm import aliased
 
 from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
@@ -40,15 +39,23 @@ from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.runtime import Runtime
-from tidings.storage.models import Attachment, Delivery, Message
+from tidings.storage.models import Attachment, Delivery, Message, table_of
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
+# A claim right after a full one takes this many (a busy queue: fewer, larger claims).
+BUSY_BATCH = 200
 CONCURRENCY = 32
 # Most outcomes recorded in one transaction.
 GROUP = 200
+# While outcomes keep coming (the last group was recorded under GATHER_SECONDS ago), a group
+# waits up to GATHER_SECONDS for GATHER_TARGET of them: a group's fixed cost (its
+# transaction, reads and commit) is most of recording, so larger groups are cheaper per send.
+# A lone outcome (an agent's reply on a quiet queue) is recorded at once.
+GATHER_TARGET = 100
+GATHER_SECONDS = 0.05
 # How long a claim is held before another worker may take the delivery over (a crashed
 # worker's sends resume after this). Configurable for operations and tests.
 LEASE_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_LEASE_SECONDS", "60"))
@@ -111,23 +118,26 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = 
     any is due (an idle poll must not take SQLite's write lock); the loop skips the look
     right after a full claim, when more are almost surely waiting."""
     now = utcnow()
-    earlier = aliased(Delivery)
+    # Core statements on the table (the ORM's select and update machinery cost more than
+    # SQLite's work here); the same rows as the models'.
+    d, m = table_of(Delivery), table_of(Message)
+    earlier = d.alias("earlier")
     blocked = exists().where(
         and_(
-            earlier.conversation_id == Delivery.conversation_id,
-            earlier.id < Delivery.id,
-            earlier.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
+            earlier.c.conversation_id == d.c.conversation_id,
+            earlier.c.id < d.c.id,
+            earlier.c.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
         )
     )
-    due = (Delivery.state == DeliveryState.PENDING) & (Delivery.next_attempt_at <= now)
-    if look_first and not await rt.db.has_rows(select(Delivery.id).where(due)):
+    due = (d.c.state == DeliveryState.PENDING) & (d.c.next_attempt_at <= now)
+    if look_first and not await rt.db.has_rows(select(d.c.id).where(due)):
         return []
     async with rt.db.write() as s:
         rows = (
             await s.execute(
-                select(Delivery.id, Delivery.message_id, Delivery.channel_id, Delivery.recipient)
+                select(d.c.id, d.c.message_id, d.c.channel_id, d.c.recipient)
                 .where(due, ~blocked)
-                .order_by(Delivery.id)
+                .order_by(d.c.id)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())
             )
@@ -135,23 +145,22 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = 
         if not rows:
             return []
         await s.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([d.id for d in rows]))
+            update(d)
+            .where(d.c.id.in_([r.id for r in rows]))
             .values(
                 state=DeliveryState.SENDING,
                 claimed_by=me,
                 lease_until=now + timedelta(seconds=LEASE_SECONDS),
-                attempts=Delivery.attempts + 1,
+                attempts=d.c.attempts + 1,
             )
-            .execution_options(synchronize_session=False)
         )
-        message_ids = [d.message_id for d in rows]
+        message_ids = [r.message_id for r in rows]
         messages = {
-            m.id: m
-            for m in await s.execute(
-                select(
-                    Message.id, Message.conversation_id, Message.kind, Message.body, Message.extra
-                ).where(Message.id.in_(message_ids))
+            r.id: r
+            for r in await s.execute(
+                select(m.c.id, m.c.conversation_id, m.c.kind, m.c.body, m.c.extra).where(
+                    m.c.id.in_(message_ids)
+                )
             )
         }
         files: dict[int, list[Attachment]] = {}
@@ -160,9 +169,9 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = 
         ):
             files.setdefault(a.message_id, []).append(a)
         return [
-            Job(d, messages[d.message_id], files.get(d.message_id, []))
-            for d in rows
-            if d.message_id in messages
+            Job(r, messages[r.message_id], files.get(r.message_id, []))
+            for r in rows
+            if r.message_id in messages
         ]
 
 
@@ -279,25 +288,45 @@ class Recorder:
         self.rt = rt
         self.pending: list[tuple[int, SendOutcome]] = []
         self.ready = asyncio.Event()
+        self.enough = asyncio.Event()
+        self.last_flush = 0.0  # monotonic end of the last group recorded
 
     def add(self, delivery_id: int, outcome: SendOutcome) -> None:
         self.pending.append((delivery_id, outcome))
         self.ready.set()
+        if len(self.pending) >= GATHER_TARGET:
+            self.enough.set()
 
     async def run(self) -> None:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            await self.flush()
+            if (
+                len(self.pending) < GATHER_TARGET
+                and time.monotonic() - self.last_flush < GATHER_SECONDS
+            ):
+                self.enough.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GATHER_SECONDS):
+                        await self.enough.wait()
+            await self.record_group()
+            self.last_flush = time.monotonic()
+            if self.pending:
+                self.ready.set()  # what finished meanwhile: the next group
 
-    async def flush(self) -> None:
-        """Record everything pending. A group leaves `pending` only once recorded, so a
-        cancellation mid-record leaves it for the next flush (recording an outcome twice
+    async def record_group(self) -> None:
+        """Record up to GROUP pending outcomes. A group leaves `pending` only once recorded,
+        so a cancellation mid-record leaves it for the next one (recording an outcome twice
         changes nothing the first time did not)."""
-        while self.pending:
-            group = self.pending[:GROUP]
+        group = self.pending[:GROUP]
+        if group:
             await self._record(group)
             del self.pending[: len(group)]
+
+    async def flush(self) -> None:
+        """Record everything pending (shutting down)."""
+        while self.pending:
+            await self.record_group()
 
     async def _record(self, group: list[tuple[int, SendOutcome]]) -> None:
         try:
@@ -330,8 +359,9 @@ async def run(rt: Runtime) -> None:
                     next_recovery = time.monotonic() + LEASE_SECONDS / 2
                     if await recover_expired_leases(rt):
                         continue
-                jobs = await claim(rt, me, look_first=not full)
-                full = len(jobs) == BATCH
+                limit = BUSY_BATCH if full else BATCH
+                jobs = await claim(rt, me, limit, look_first=not full)
+                full = len(jobs) == limit
             except asyncio.CancelledError:
                 raise
             except Exception:
