@@ -67,9 +67,31 @@ class SessionChannel(Protocol):
     def run_sessions(self, rt: Runtime) -> Coroutine[Any, Any, None]: ...
 
 
+# `TIDINGS_WORKERS` may also name this: the long-lived provider sessions (SMPP binds).
+SESSIONS = "sessions"
+
+
+def chosen_workers(settings: Settings) -> list[str]:
+    """The worker loops this process runs: all, or those `TIDINGS_WORKERS` names (an unknown
+    name is a configuration error, not a silently idle worker)."""
+    if settings.workers is None:
+        return [*WORKERS, SESSIONS]
+    unknown = sorted(settings.workers - {*WORKERS, SESSIONS})
+    if unknown:
+        raise ValueError(
+            f"TIDINGS_WORKERS names unknown workers {', '.join(unknown)}; "
+            f"known: {', '.join([*WORKERS, SESSIONS])}"
+        )
+    return [name for name in [*WORKERS, SESSIONS] if name in settings.workers]
+
+
 def start_workers(rt: Runtime) -> None:
-    for name, run in WORKERS.items():
-        rt.spawn(run(rt), name=f"worker-{name}")
+    chosen = chosen_workers(rt.settings)
+    for name in chosen:
+        if name in WORKERS:
+            rt.spawn(WORKERS[name](rt), name=f"worker-{name}")
+    if SESSIONS not in chosen:
+        return
     for kind in kinds():
         adapter = get_adapter(kind)
         if isinstance(adapter, SessionChannel):

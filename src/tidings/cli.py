@@ -31,12 +31,27 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _bad_workers(settings: Settings) -> str | None:
+    """`TIDINGS_WORKERS` checked before anything starts."""
+    from tidings.app import chosen_workers
+
+    try:
+        chosen_workers(settings)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from tidings.app import create_app
     from tidings.runtime import tune_gc
     from tidings.storage.db import migrate
+
+    if error := _bad_workers(settings):
+        print(f"tidings: {error}", file=sys.stderr)
+        return 2
 
     if settings.is_sqlite:
         # The embedded setup is one command: bring the schema up to date on start.
@@ -60,6 +75,9 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from tidings.app import run_workers_forever
     from tidings.runtime import tune_gc
 
+    if error := _bad_workers(settings):
+        print(f"tidings: {error}", file=sys.stderr)
+        return 2
     tune_gc()
     asyncio.run(run_workers_forever(settings))
     return 0

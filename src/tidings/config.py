@@ -17,6 +17,12 @@ def _flag(name: str, default: bool) -> bool:
     return raw.strip().lower() in _TRUE
 
 
+def _names(raw: str) -> frozenset[str] | None:
+    """A comma-separated list; empty or `all` means no restriction."""
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    return None if not names or names == {"all"} else names
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -29,6 +35,9 @@ class Settings:
     port: int
     run_workers: bool
     log_level: str
+    # Which worker loops this process runs (`TIDINGS_WORKERS`, names as in `app.WORKERS`):
+    # None runs them all. A dedicated sending process: `TIDINGS_WORKERS=delivery`.
+    workers: frozenset[str] | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -69,6 +78,7 @@ def load_settings(**overrides: object) -> Settings:
         "port": port,
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),
         "log_level": os.environ.get("TIDINGS_LOG_LEVEL", "info"),
+        "workers": _names(os.environ.get("TIDINGS_WORKERS", "")),
     }
     values.update(overrides)
     if "secret_key" not in values:
