@@ -393,6 +393,8 @@ class Delivery(Base):
     __tablename__ = "delivery"
     __table_args__ = (
         Index("ix_delivery_queue", "state", "next_attempt_at"),
+        # The claim's walk: pending deliveries in id order (migration 0014).
+        Index("ix_delivery_claim_order", "state", "id"),
         Index("ix_delivery_conversation", "conversation_id", "id"),
     )
     id: Mapped[int] = _id()
