@@ -368,3 +368,92 @@ async def test_whatsapp_template_with_parameters_from_attributes(
             "parameters": [{"type": "text", "text": "Dora"}, {"type": "text", "text": "Oslo"}],
         }
     ]
+
+
+async def test_two_whatsapp_numbers_share_a_campaign_each_contact_always_on_the_same_one(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    wa: httpx.AsyncClient,
+    campaign_workers: None,
+) -> None:
+    """Channels of one kind in a campaign share it: each contact goes from the number its id
+    picks (the same one in the preview and the send, and in the next campaign), with the reason
+    shown; a contact who prefers a number keeps it."""
+    w1, _t = await channels(api, server)
+    pnid2 = "100000000000322"
+    made = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "WhatsApp 2",
+            "config": {
+                "phone_number_id": pnid2,
+                "access_token": "EAAG-token-2",
+                "app_secret": "wa-app-secret-2",
+                "verify_token": "verify-me-2",
+                "api_base_url": f"{server.url}/sandbox/whatsapp",
+                "display_phone_number": "15550783882",
+            },
+        },
+    )
+    assert made.status_code == 201, made.text
+    w2 = made.json()
+    # Ana has written to number 1: she prefers it (learned), whatever her id would pick.
+    await wa_customer_writes(api, wa)
+    template = {"name": "promo", "language": "en_US", "params": ["{{name}}"]}
+
+    async def campaign(name: str) -> dict[int, tuple[int, str]]:
+        c = (
+            await api.post(
+                "/api/v1/campaigns",
+                json={
+                    "name": name,
+                    "content": {"template": template},
+                    "channel_ids": [w1["id"], w2["id"]],
+                },
+            )
+        ).json()
+        rows = "".join(f"+1415555{1000 + i},Cust {i}\n" for i in range(8))
+        up = await api.post(
+            f"/api/v1/campaigns/{c['id']}/audience/csv",
+            content=f"phone,name\n{E164},Ana\n{rows}".encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert up.json()["added"] == 9, up.text
+        assert (await api.post(f"/api/v1/campaigns/{c['id']}/launch")).status_code == 200
+
+        async def done() -> list[dict[str, Any]] | None:
+            data: list[dict[str, Any]] = (
+                await api.get(f"/api/v1/campaigns/{c['id']}/recipients", params={"limit": 50})
+            ).json()["data"]
+            return data if all(r["state"] == "sent" for r in data) else None
+
+        return {
+            r["contact_id"]: (r["channel_id"], r["channel_reason"])
+            for r in await eventually(done, timeout=30)
+        }
+
+    first = await campaign("Spring")
+    ana = next(cid for cid, (_ch, why) in first.items() if why.startswith("preferred"))
+    assert first[ana][0] == w1["id"]
+    others = {cid: ch for cid, (ch, _why) in first.items() if cid != ana}
+    for cid, ch in others.items():
+        assert ch == (w1["id"], w2["id"])[cid % 2]  # the contact's id picks the number
+        assert first[cid][1].endswith("(one of 2 WhatsApp channels sharing it)")
+    assert set(others.values()) == {w1["id"], w2["id"]}
+
+    sent = {
+        pnid: {
+            s["body"]["to"]
+            for s in (await wa.get("/_sim/sent", params={"phone_number_id": pnid})).json()
+        }
+        for pnid in (PNID, pnid2)
+    }
+    assert len(sent[PNID]) + len(sent[pnid2]) == 9 and not sent[PNID] & sent[pnid2]
+
+    # The next campaign to the same people: every contact on the same number as before.
+    second = await campaign("Summer")
+    assert {cid: ch for cid, (ch, _why) in second.items()} == {
+        cid: ch for cid, (ch, _why) in first.items()
+    }

@@ -1,7 +1,8 @@
 """For one recipient: which channel, which address, what content — or why nobody can be sent.
 
 Channels are tried in order: the contact's preferred channel (explicit or learned) when the
-campaign allows it, then the campaign's channels in the order given, then the fallback channel
+campaign allows it, then the campaign's channels in the order given (channels of one kind
+share the campaign: see `spread`), then the fallback channel
 when the campaign's plan says "window closed and no template fits → fallback". The first one
 that has an address for the contact and passes `tidings.policy.check_outbound` wins. Campaign
 sends are `marketing`: a marketing (or blanket) opt-out on a channel kind refuses it there.
@@ -86,6 +87,32 @@ class Audience:
     # Approved (name, language) per channel; absent: that channel's templates are not synced,
     # and the provider has the last word.
     templates: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
+
+
+def spread(channels: list[ChannelInfo], contact_id: int) -> list[tuple[ChannelInfo, str]]:
+    """The campaign's channels in order, with a reason each — except that channels of one kind
+    share the campaign: among them, each contact starts at the one its id picks (the same one
+    every time), the others following as alternatives. Two WhatsApp numbers in a campaign send
+    half of it each (each within its own tier), not one number all of it."""
+    by_kind: dict[str, list[int]] = {}
+    for pos, ch in enumerate(channels):
+        by_kind.setdefault(ch.kind, []).append(pos)
+    order = list(range(len(channels)))
+    for positions in by_kind.values():
+        if len(positions) > 1:
+            turn = contact_id % len(positions)
+            rotated = positions[turn:] + positions[:turn]
+            for slot, pos in zip(positions, rotated, strict=True):
+                order[slot] = pos
+    out: list[tuple[ChannelInfo, str]] = []
+    for pos in order:
+        ch = channels[pos]
+        shared = len(by_kind[ch.kind])
+        why = f"campaign channel #{pos + 1}"
+        if shared > 1:
+            why += f" (one of {shared} {ch.adapter.label} channels sharing it)"
+        out.append((ch, why))
+    return out
 
 
 async def load_audience(rt: Runtime, s: AsyncSession, campaign: Campaign) -> Audience:
@@ -258,9 +285,9 @@ async def plan_send(
         pref = await preferred_channel(s, contact.id, list(by_id))
     if pref.channel_id is not None:
         order.append((by_id[pref.channel_id], f"preferred ({pref.source}): {pref.reason}"))
-    for pos, ch in enumerate(aud.channels):
+    for ch, why in spread(aud.channels, contact.id):
         if ch.id != pref.channel_id:
-            order.append((ch, f"campaign channel #{pos + 1}"))
+            order.append((ch, why))
     plan = campaign.fallback or {}
     fb = aud.fallback_channel
     if fb is not None and plan.get("on_window_closed") and fb.id not in by_id:
