@@ -31,17 +31,21 @@ class RateLimiter(Protocol):
 # 0.5 %: 80/s becomes 80 per 1.005 s (79.6/s), which keeps arrivals under the provider's window
 # through ~5 ms of jitter (sends are spaced, so that is what a busy moment adds).
 WINDOW_MARGIN = 0.005
+TIER_MARGIN = 0.0
 
 
-def window_for(rate: float) -> tuple[int, float]:
+def window_for(rate: float, margin: float = WINDOW_MARGIN) -> tuple[int, float]:
     """(limit, window) for a cap of `rate` per second: `floor(rate)` sends per
     `floor(rate) / rate` seconds (1 s for whole rates). Unlike a token bucket of burst 1, a
     sliding window does not lose what a late timer or a busy moment cost: it catches up at once
     as far as the window allows, so the achieved rate is the cap while no one-second window
-    holds more than the cap. The window is WINDOW_MARGIN longer than exact: a request's trip to
-    the provider varies by milliseconds, and the provider counts arrivals, not departures."""
+    holds more than the cap. The window is `margin` longer than exact: a request's trip to
+    the provider varies by milliseconds, and the provider counts arrivals, not departures. A
+    channel's tier takes none (`TIER_MARGIN`): a capped campaign's own window, with its margin
+    and spacing, comes first, and a tier window as long would bind a campaign capped at the
+    tier behind it (80 of 80: 78.8/s instead of 79.5)."""
     limit = max(1, int(rate))
-    return limit, limit / rate * (1.0 + WINDOW_MARGIN)
+    return limit, limit / rate * (1.0 + margin)
 
 
 def channel_rate(caps: Capabilities, config: Any) -> float:

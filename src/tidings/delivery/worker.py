@@ -34,7 +34,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.delivery.ratelimit import channel_rate, window_for
+from tidings.delivery.ratelimit import TIER_MARGIN, channel_rate, window_for
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
@@ -204,7 +204,7 @@ async def send_one(rt: Runtime, job: Job) -> SendOutcome:
         return Permanent("The channel was removed before this message could be sent.")
     caps = channel.adapter.capabilities
     await campaign_throttle.before_send(rt, message.extra)
-    limit, window = window_for(channel_rate(caps, channel.config))
+    limit, window = window_for(channel_rate(caps, channel.config), TIER_MARGIN)
     await rt.rate_limiter.acquire_window(
         f"channel-window:{channel.id}", limit, window, spaced=False
     )
