@@ -12,6 +12,7 @@ from tidings.delivery.ratelimit import (
     WINDOW_MARGIN,
     MemoryRateLimiter,
     RedisRateLimiter,
+    tier_window,
     window_for,
 )
 from tidings.realtime.notify import RedisWakeups
@@ -198,3 +199,14 @@ async def test_wakeups_reach_other_processes() -> None:
     finally:
         await sender.stop()
         await receiver.stop()
+
+
+def test_tier_window_spaces_low_tiers_and_stays_inside_a_campaign_cap() -> None:
+    """A tier's window is a little shorter than a campaign's at the same rate (so a campaign
+    capped at its tier is held by its own window), spaced where half a slot is a millisecond or
+    more, unspaced above (1,000/s)."""
+    limit, window, spaced = tier_window(80)
+    assert (limit, spaced) == (80, True)
+    assert 1.0 < window < window_for(80)[1]
+    assert tier_window(6)[2] is True
+    assert tier_window(1000)[:1] == (1000,) and tier_window(1000)[2] is False

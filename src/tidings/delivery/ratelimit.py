@@ -23,15 +23,21 @@ class RateLimiter(Protocol):
         then count this one (a sliding-window log). The spacing keeps sends from leaving in
         bursts: a burst reaches the provider spread over however long it takes to process, and
         the next window's burst, processed faster, would find the provider's window still full.
-        A channel's tier is held unspaced: at 1,000/s a half-slot is half a millisecond, finer
-        than the event loop's timers, and a campaign's cap spaces its own sends."""
+        A channel's tier goes unspaced where half a slot is under MIN_SPACING (`tier_window`:
+        at 1,000/s half a millisecond, finer than the event loop's timers)."""
         ...
 
 
 # 0.5 %: 80/s becomes 80 per 1.005 s (79.6/s), which keeps arrivals under the provider's window
 # through ~5 ms of jitter (sends are spaced, so that is what a busy moment adds).
 WINDOW_MARGIN = 0.005
-TIER_MARGIN = 0.0
+# A channel's tier window: half the margin, so that a campaign capped at its channel's tier is
+# held by its own window, never by the tier's behind it (whose entries trail the campaign's by
+# the moment between the two; equal windows made every send wait a timer tick: 78.8/s at 80).
+TIER_MARGIN = WINDOW_MARGIN / 2
+# Below this, spacing sends half a slot apart is finer than the event loop's timers (a tier of
+# 1,000/s): such windows go unspaced.
+MIN_SPACING = 0.001
 
 
 def window_for(rate: float, margin: float = WINDOW_MARGIN) -> tuple[int, float]:
@@ -40,12 +46,16 @@ def window_for(rate: float, margin: float = WINDOW_MARGIN) -> tuple[int, float]:
     sliding window does not lose what a late timer or a busy moment cost: it catches up at once
     as far as the window allows, so the achieved rate is the cap while no one-second window
     holds more than the cap. The window is `margin` longer than exact: a request's trip to
-    the provider varies by milliseconds, and the provider counts arrivals, not departures. A
-    channel's tier takes none (`TIER_MARGIN`): a capped campaign's own window, with its margin
-    and spacing, comes first, and a tier window as long would bind a campaign capped at the
-    tier behind it (80 of 80: 78.8/s instead of 79.5)."""
+    the provider varies by milliseconds, and the provider counts arrivals, not departures (a
+    channel's tier takes `TIER_MARGIN`)."""
     limit = max(1, int(rate))
     return limit, limit / rate * (1.0 + margin)
+
+
+def tier_window(rate: float) -> tuple[int, float, bool]:
+    """(limit, window, spaced) of a channel's tier window (`channel_rate`)."""
+    limit, window = window_for(rate, TIER_MARGIN)
+    return limit, window, window / limit / 2 >= MIN_SPACING
 
 
 def channel_rate(caps: Capabilities, config: Any) -> float:

@@ -34,7 +34,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.delivery.ratelimit import TIER_MARGIN, channel_rate, window_for
+from tidings.delivery.ratelimit import channel_rate, tier_window
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
@@ -204,9 +204,9 @@ async def send_one(rt: Runtime, job: Job) -> SendOutcome:
         return Permanent("The channel was removed before this message could be sent.")
     caps = channel.adapter.capabilities
     await campaign_throttle.before_send(rt, message.extra)
-    limit, window = window_for(channel_rate(caps, channel.config), TIER_MARGIN)
+    limit, window, spaced = tier_window(channel_rate(caps, channel.config))
     await rt.rate_limiter.acquire_window(
-        f"channel-window:{channel.id}", limit, window, spaced=False
+        f"channel-window:{channel.id}", limit, window, spaced=spaced
     )
     if caps.recipient_rate_per_second:
         # Providers that also limit each (business, customer) pair: WhatsApp's 131056.
