@@ -50,10 +50,12 @@ BUSY_BATCH = 200
 CONCURRENCY = 32
 # Most outcomes recorded in one transaction.
 GROUP = 200
-# While outcomes keep coming (the last group was recorded under GATHER_SECONDS ago), a group
-# waits up to GATHER_SECONDS for GATHER_TARGET of them: a group's fixed cost (its
-# transaction, reads and commit) is most of recording, so larger groups are cheaper per send.
-# A lone outcome (an agent's reply on a quiet queue) is recorded at once.
+# Under load (the last group held GATHER_FROM outcomes or more), a group waits up to
+# GATHER_SECONDS for GATHER_TARGET of them: a group's fixed cost (its transaction, reads and
+# commit) is most of recording, so larger groups are cheaper per send. Light traffic (an
+# agent's reply, a campaign capped at 80/s) is recorded as it comes: waiting there saves
+# nothing and, measured, cost a capped campaign 0.6 % of its rate.
+GATHER_FROM = 8
 GATHER_TARGET = 100
 GATHER_SECONDS = 0.05
 # How long a claim is held before another worker may take the delivery over (a crashed
@@ -311,7 +313,7 @@ class Recorder:
         self.pending: list[tuple[int, SendOutcome]] = []
         self.ready = asyncio.Event()
         self.enough = asyncio.Event()
-        self.last_flush = 0.0  # monotonic end of the last group recorded
+        self.last_group = 0  # outcomes in the last group recorded
 
     def add(self, delivery_id: int, outcome: SendOutcome) -> None:
         self.pending.append((delivery_id, outcome))
@@ -323,20 +325,16 @@ class Recorder:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            if (
-                len(self.pending) < GATHER_TARGET
-                and time.monotonic() - self.last_flush < GATHER_SECONDS
-            ):
+            if self.last_group >= GATHER_FROM and len(self.pending) < GATHER_TARGET:
                 self.enough.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(GATHER_SECONDS):
                         await self.enough.wait()
-            await self.record_group()
-            self.last_flush = time.monotonic()
+            self.last_group = await self.record_group()
             if self.pending:
                 self.ready.set()  # what finished meanwhile: the next group
 
-    async def record_group(self) -> None:
+    async def record_group(self) -> int:
         """Record up to GROUP pending outcomes. A group leaves `pending` only once recorded,
         so a cancellation mid-record leaves it for the next one (recording an outcome twice
         changes nothing the first time did not)."""
@@ -344,6 +342,7 @@ class Recorder:
         if group:
             await self._record(group)
             del self.pending[: len(group)]
+        return len(group)
 
     async def flush(self) -> None:
         """Record everything pending (shutting down)."""
