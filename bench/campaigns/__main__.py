@@ -2,10 +2,12 @@
 
 (a) capped: a campaign of N recipients with `rate_per_second` 80 (WhatsApp's default tier):
     the achieved rate must be within 2 % of the cap and no one-second window above it;
-(b) uncapped: no campaign cap, the channel at its top tier (`messages_per_second` 1000, digest
-    A6), the simulator's throughput limit lifted: sends per second (target >= 1,500), next to a
-    same-run baseline: the simulator's raw rate from a plain loop on Tidings' own HTTP client
-    (same payload, the delivery worker's concurrency of 32), and the ratio.
+(b) uncapped: no campaign cap, over `--numbers` WhatsApp numbers (default 2) at the top tier
+    (`messages_per_second` 1000 each, digest A6: one number can never send 1,500/s), sharing
+    the campaign; the simulator's throughput limit lifted (each number's fullest second is
+    reported): sends per second (target >= 1,500), next to a same-run baseline: the
+    simulator's raw rate from a plain loop on Tidings' own HTTP client (same payload, the
+    delivery worker's concurrency of 32), and the ratio.
 
 Tidings (web + all workers) runs in this process, as `tidings serve` does; the simulator runs
 in a child process (bench/campaigns/sim.py) and stamps every accepted send, so the rates are the
@@ -15,6 +17,14 @@ are off (the simulator sends none): the figure is the send path, not receipts.
     python -m bench.campaigns                  # a few minutes: N=2,400 capped, 5,000 uncapped
     python -m bench.campaigns --full           # 100,000 recipients each (the issue's size)
     python -m bench.campaigns --database-url postgresql+asyncpg://...   # an EMPTY database
+    python -m bench.campaigns --delivery-process   # sends from a dedicated `tidings worker`
+    python -m bench.campaigns --delivery-process --queue-first   # that process alone
+
+`--delivery-process` runs the delivery worker as its own process (`tidings worker` with
+`TIDINGS_WORKERS=delivery`, as an operator would scale out) while this process keeps the web
+and every other worker (the fan-out, the report rollup); its CPU per send is printed too.
+`--queue-first` also lets the fan-out queue the whole campaign before that process starts, so
+the figure is one sending process draining a queued campaign, nothing else running.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,16 +50,17 @@ import orjson
 import uvicorn
 import uvloop
 
-from bench.common import child, free_port, machine_facts, wait_http
+from bench.common import child, cpu_seconds, free_port, machine_facts, wait_http
 from tidings.actions.admin import bootstrap
-from tidings.app import create_app
+from tidings.app import SESSIONS, WORKERS, create_app
+from tidings.campaigns import fanout
 from tidings.config import Settings, load_settings
 from tidings.httpclient import outbound_client, post
 from tidings.runtime import Runtime, tune_gc
 from tidings.storage.db import migrate
 
 ROOT = str(Path(__file__).resolve().parents[2])
-PNID = "100000000000999"
+PNID = "100000000000999"  # the first number; others count up from it
 TOKEN = "bench-access-token"  # noqa: S105 (the simulator's fake credential)
 APP_SECRET = "bench-app-secret"  # noqa: S105
 TEMPLATE = {"name": "spring_sale", "language": "en_US", "params": ["{{name}}"]}
@@ -95,19 +108,68 @@ def window_stats(times: list[float], cap: float | None) -> dict[str, Any]:
     return out
 
 
+class Sender:
+    """The delivery worker in a process of its own: `tidings worker`, `TIDINGS_WORKERS=delivery`,
+    on the bench's database and secret key."""
+
+    def __init__(self, settings: Settings, log: Path, *, queue_first: bool) -> None:
+        self.queue_first = queue_first
+        self.log = log
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": ROOT,
+            "TIDINGS_DATABASE_URL": settings.database_url,
+            "TIDINGS_DATA_DIR": str(settings.data_dir / "sender"),
+            "TIDINGS_SECRET_KEY": settings.secret_key,
+            "TIDINGS_PUBLIC_URL": settings.public_url,
+            "TIDINGS_SANDBOX": "0",
+            "TIDINGS_LOG_LEVEL": "warning",
+            "TIDINGS_WORKERS": "delivery",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.proc is None:
+            argv = [str(Path(sys.executable).parent / "tidings"), "worker"]
+            with self.log.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    argv, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                )
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
 class Bench:
-    def __init__(self, api: httpx.AsyncClient, sim: httpx.AsyncClient, public: str) -> None:
+    def __init__(
+        self,
+        api: httpx.AsyncClient,
+        sim: httpx.AsyncClient,
+        public: str,
+        sender: Sender | None = None,
+    ) -> None:
         self.api, self.sim, self.public = api, sim, public
+        self.sender = sender
         self.offset = 0
 
-    async def channel(self, tier: int) -> int:
+    async def channel(self, tier: int, pnid: str = PNID) -> int:
         resp = await self.api.post(
             "/api/v1/channels",
             json={
                 "kind": "whatsapp",
                 "name": f"WhatsApp tier {tier} #{self.offset}",
                 "config": {
-                    "phone_number_id": PNID,
+                    "phone_number_id": pnid,
                     "access_token": TOKEN,
                     "app_secret": APP_SECRET,
                     "verify_token": "bench-verify",
@@ -119,7 +181,7 @@ class Bench:
         resp.raise_for_status()
         channel_id = int(resp.json()["id"])
         reg = await self.sim.put(
-            f"/_sim/accounts/{PNID}",
+            f"/_sim/accounts/{pnid}",
             json={
                 "access_token": TOKEN,
                 "app_secret": APP_SECRET,
@@ -130,7 +192,7 @@ class Bench:
         reg.raise_for_status()
         return channel_id
 
-    async def prepare(self, n: int, channel_id: int, cap: float | None) -> int:
+    async def prepare(self, n: int, channel_ids: list[int], cap: float | None) -> int:
         """A campaign of n new recipients (a CSV upload), not launched. Returns its id."""
         self.offset += n
         name = f"bench {time.time_ns()}"
@@ -139,7 +201,7 @@ class Bench:
             json={
                 "name": name,
                 "content": {"template": TEMPLATE},
-                "channel_ids": [channel_id],
+                "channel_ids": channel_ids,
                 "rate_per_second": cap,
             },
         )
@@ -156,15 +218,27 @@ class Bench:
         assert up.json()["added"] == n, up.json()
         return int(cid)
 
-    async def campaign(self, n: int, channel_id: int, cap: float | None) -> dict[str, Any]:
-        cid = await self.prepare(n, channel_id, cap)
+    async def counts(self, cid: int) -> dict[str, int]:
+        counts: dict[str, int] = (await self.api.get(f"/api/v1/campaigns/{cid}")).json()["counts"]
+        return counts
+
+    async def campaign(self, n: int, channel_ids: list[int], cap: float | None) -> dict[str, Any]:
+        cid = await self.prepare(n, channel_ids, cap)
         await self.sim.post("/bench/reset")
+        sender = self.sender
+        if sender is not None and not sender.queue_first:
+            sender.start()
         started = time.time()
         cpu = time.process_time()  # this process: web, workers and the progress polling
         (await self.api.post(f"/api/v1/campaigns/{cid}/launch", timeout=600)).raise_for_status()
+        if sender is not None and sender.queue_first:
+            while (await self.counts(cid))["pending"]:  # noqa: ASYNC110 (an API poll)
+                await asyncio.sleep(0.5)
+            sender.start()
+        sender_cpu = sender.cpu() if sender is not None else 0.0
         while True:
             await asyncio.sleep(1.0)
-            counts = (await self.api.get(f"/api/v1/campaigns/{cid}")).json()["counts"]
+            counts = await self.counts(cid)
             left = counts["pending"] + counts["queued"]
             print(f"    {counts['total'] - left}/{n} sent", end="\r", file=sys.stderr)
             if left == 0:
@@ -175,9 +249,24 @@ class Bench:
         data = got.json()
         stats = window_stats(data["times"], cap)
         stats["refused_by_simulator"] = data["refused"]
+        # Each number's own rate and fullest second (its tier holds per number).
+        stats["by_number"] = {
+            pnid: {
+                k: v
+                for k, v in window_stats(times, None).items()
+                if k in ("sends", "rate", "max_in_any_1s_window")
+            }
+            for pnid, times in sorted(data["by_number"].items())
+        }
         stats["launch_to_done_s"] = round(time.time() - started, 2)
         stats["tidings_cpu_s"] = round(time.process_time() - cpu, 2)
         stats["tidings_cpu_ms_per_send"] = round((time.process_time() - cpu) / max(1, n) * 1000, 3)
+        if sender is not None:
+            used = sender.cpu() - sender_cpu
+            stats["delivery_process_cpu_s"] = round(used, 2)
+            stats["delivery_process_cpu_ms_per_send"] = round(used / max(1, n) * 1000, 3)
+            if sender.queue_first:
+                sender.stop()
         stats["failed"] = counts["failed"]
         stats["skipped"] = counts["skipped"]
         return stats
@@ -229,7 +318,7 @@ class InProcess:
 
 @asynccontextmanager
 async def tidings_in_process(
-    work: Path, url: str, *, run_workers: bool
+    work: Path, url: str, *, run_workers: bool, workers: frozenset[str] | None = None
 ) -> AsyncIterator[InProcess]:
     port = free_port()
     settings = load_settings(
@@ -243,6 +332,7 @@ async def tidings_in_process(
         port=port,
         run_workers=run_workers,
         log_level="warning",
+        workers=workers,
     )
     app = create_app(settings)
     server = uvicorn.Server(
@@ -266,10 +356,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     sim_url = f"http://127.0.0.1:{sim_port}"
     results: dict[str, Any] = {"machine": facts, "database": url.split(":")[0]}
     env = {**os.environ, "PYTHONPATH": ROOT}
-    async with tidings_in_process(work, url, run_workers=True) as tidings:
-        for label, throughput, tier, cap, n in (
-            ("capped", 80.0, 80, 80.0, args.n_capped),
-            ("uncapped", 1_000_000.0, 1000, None, args.n_uncapped),
+    # With a sending process of its own, this one runs every other worker.
+    workers = (
+        frozenset(name for name in [*WORKERS, SESSIONS] if name != "delivery")
+        if args.delivery_process
+        else None
+    )
+    results["delivery_process"] = args.delivery_process
+    results["queue_first"] = args.queue_first
+    if args.queue_first:
+        fanout.MAX_OUTSTANDING = max(args.n_capped, args.n_uncapped)  # queue everyone first
+    async with tidings_in_process(work, url, run_workers=True, workers=workers) as tidings:
+        for label, throughput, tier, cap, n, numbers_used in (
+            ("capped", 80.0, 80, 80.0, args.n_capped, 1),
+            ("uncapped", 1_000_000.0, 1000, None, args.n_uncapped, args.numbers),
         ):
             if args.only and label != args.only:
                 continue
@@ -280,16 +380,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     tidings.api(timeout=60) as api,
                     httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
                 ):
-                    bench = Bench(api, sim, tidings.settings.public_url)
-                    channel_id = await bench.channel(tier)
+                    sender = (
+                        Sender(
+                            tidings.settings,
+                            work / f"sender-{label}.log",
+                            queue_first=args.queue_first,
+                        )
+                        if args.delivery_process
+                        else None
+                    )
+                    bench = Bench(api, sim, tidings.settings.public_url, sender)
+                    channel_ids = [
+                        await bench.channel(tier, str(int(PNID) + i)) for i in range(numbers_used)
+                    ]
                     runs = []
                     baselines = []
                     for i in range(args.repeat):
                         print(f"{label} run {i + 1}/{args.repeat}: {n} recipients", file=sys.stderr)
-                        runs.append(await bench.campaign(n, channel_id, cap))
+                        runs.append(await bench.campaign(n, channel_ids, cap))
                         if cap is None:
                             baselines.append(await raw_rate(sim_url, min(n, 5000)))
-                    entry: dict[str, Any] = {"n": n, "cap": cap, "tier": tier, "runs": runs}
+                    entry: dict[str, Any] = {
+                        "n": n,
+                        "cap": cap,
+                        "tier": tier,
+                        "numbers": numbers_used,
+                        "runs": runs,
+                    }
                     entry["median_rate"] = statistics.median(r["rate"] for r in runs)
                     entry["max_in_any_1s_window"] = max(r["max_in_any_1s_window"] for r in runs)
                     if cap:
@@ -301,6 +418,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         entry["median_baseline_rps"] = round(statistics.median(baselines), 1)
                         entry["ratio"] = round(
                             entry["median_rate"] / entry["median_baseline_rps"], 3
+                        )
+                    if sender is not None:
+                        sender.stop()
+                        entry["median_delivery_process_cpu_ms_per_send"] = statistics.median(
+                            r["delivery_process_cpu_ms_per_send"] for r in runs
                         )
                     results[label] = entry
     results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -314,9 +436,27 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="100,000 recipients each")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("capped", "uncapped"), default=None)
+    parser.add_argument(
+        "--numbers",
+        type=int,
+        default=2,
+        help="uncapped: WhatsApp numbers (channels at 1,000/s each) sharing the campaign",
+    )
     parser.add_argument("--database-url", default=None, help="an empty, unmigrated database")
     parser.add_argument("--out", type=Path, default=Path("bench/out/campaigns.json"))
+    parser.add_argument(
+        "--delivery-process",
+        action="store_true",
+        help="send from a `tidings worker` running only the delivery worker",
+    )
+    parser.add_argument(
+        "--queue-first",
+        action="store_true",
+        help="with --delivery-process: queue the whole campaign before that process starts",
+    )
     args = parser.parse_args()
+    if args.queue_first and not args.delivery_process:
+        parser.error("--queue-first needs --delivery-process")
     if args.full:
         args.n_capped = args.n_uncapped = 100_000
     args.work = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
@@ -340,10 +480,17 @@ def main() -> None:
     if "uncapped" in results:
         unc = results["uncapped"]
         print(
-            f"(b) uncapped, N={unc['n']}: median {unc['median_rate']:.1f} sends/s "
+            f"(b) uncapped, N={unc['n']}, {unc['numbers']} number(s) at 1,000/s: "
+            f"median {unc['median_rate']:.1f} sends/s "
             f"(target >= 1,500); baseline: the same HTTP client alone -> simulator "
             f"{unc['median_baseline_rps']:.1f} req/s; ratio {unc['ratio']:.3f}"
         )
+        if "median_delivery_process_cpu_ms_per_send" in unc:
+            print(
+                "    the sending process (delivery worker alone"
+                + (", campaign queued first" if args.queue_first else "")
+                + f"): {unc['median_delivery_process_cpu_ms_per_send']:.3f} ms CPU per send"
+            )
     print(f"full results: {args.out}")
 
 

@@ -1,8 +1,9 @@
 """The WhatsApp simulator as its own process for the campaign benchmark, with a stopwatch.
 
 `python -m bench.campaigns.sim PORT THROUGHPUT` serves the real simulator app (its Graph API
-validation, throughput limit 130429, templates) and notes the arrival time of every accepted
-`POST .../messages` (HTTP 200) and the count of refused ones. `GET /bench/times` returns them,
+validation, throughput limit 130429 per number, templates) and notes the arrival time of every
+accepted `POST /{version}/{phone-number-id}/messages` (HTTP 200), per number, and the count of
+refused ones. `GET /bench/times` returns them (`times`: every number's, `by_number`),
 `POST /bench/reset` clears them. Status webhooks are off: the benchmark measures sends.
 """
 
@@ -27,7 +28,7 @@ def build(throughput: float) -> Any:
             history_limit=1000,
         )
     )
-    times: list[float] = []
+    times: dict[str, list[float]] = {}
     refused: dict[str, int] = {}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -35,7 +36,8 @@ def build(throughput: float) -> Any:
             if scope["path"] == "/bench/reset":
                 times.clear()
                 refused.clear()
-            body = orjson.dumps({"times": times, "refused": refused})
+            every = sorted(t for number in times.values() for t in number)
+            body = orjson.dumps({"times": every, "by_number": times, "refused": refused})
             await send(
                 {
                     "type": "http.response.start",
@@ -55,12 +57,13 @@ def build(throughput: float) -> Any:
             return
 
         arrived = time.time()  # the provider counts arrivals: stamp accepted sends by theirs
+        number = scope["path"].rstrip("/").split("/")[-2]
 
         async def timed(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if status == 200:
-                    times.append(arrived)
+                    times.setdefault(number, []).append(arrived)
                 else:
                     refused[str(status)] = refused.get(str(status), 0) + 1
             await send(message)

@@ -50,7 +50,7 @@ async def main(n: int, work: Path) -> None:
                 httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
             ):
                 bench = Bench(api, sim, tidings.settings.public_url)
-                cid = await bench.prepare(n, await bench.channel(1000), None)
+                cid = await bench.prepare(n, [await bench.channel(1000)], None)
                 (await api.post(f"/api/v1/campaigns/{cid}/launch")).raise_for_status()
             await rollup.drain(rt)
 
