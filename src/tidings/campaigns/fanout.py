@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns import plan as planning
@@ -48,6 +48,7 @@ from tidings.storage.models import (
     Delivery,
     Label,
     Message,
+    table_of,
 )
 from tidings.storage.types import utcnow
 
@@ -75,16 +76,16 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
         campaign = await s.get(Campaign, campaign_id)
         if campaign is None or campaign.state != CampaignState.RUNNING:
             return 0
+        t = table_of(CampaignRecipient)
         rows = (
-            await s.scalars(
-                select(CampaignRecipient)
+            await s.execute(
+                select(t.c.id, t.c.contact_id, t.c.variables)
                 .where(
-                    CampaignRecipient.campaign_id == campaign_id,
-                    CampaignRecipient.state == RecipientState.PENDING,
-                    (CampaignRecipient.not_before.is_(None))
-                    | (CampaignRecipient.not_before <= now),
+                    t.c.campaign_id == campaign_id,
+                    t.c.state == RecipientState.PENDING,
+                    (t.c.not_before.is_(None)) | (t.c.not_before <= now),
                 )
-                .order_by(CampaignRecipient.id)
+                .order_by(t.c.id)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())
             )
@@ -107,30 +108,48 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
             ).all()
         }
         known = await planning.prefetch(s, list(contacts))
-        sends: list[tuple[CampaignRecipient, Contact, planning.Send]] = []
+        sends: list[tuple[int, Contact, planning.Send]] = []
+        later: list[dict[str, object]] = []
+        skipped: list[dict[str, object]] = []
         for r in rows:
             contact = contacts.get(r.contact_id) if r.contact_id else None
             if contact is not None and quiet is not None:
                 # A `timezone` column of the CSV row counts like the contact's attribute.
                 attrs = {**(contact.attributes or {}), **_zone_override(r.variables)}
                 zone = schedule.zone_for(contact.phone_e164, attrs)
-                later = schedule.next_allowed(now, zone, quiet)
-                if later is not None:
-                    r.not_before, r.updated_at = later, now
+                not_before = schedule.next_allowed(now, zone, quiet)
+                if not_before is not None:
+                    later.append({"b_id": r.id, "b_not_before": not_before})
                     continue
             decision = await planning.plan_send(s, aud, contact, r.variables, known)
-            r.updated_at = now
             if isinstance(decision, planning.Skip):
-                r.state, r.reason, r.detail = (
-                    RecipientState.SKIPPED,
-                    decision.reason,
-                    decision.detail,
+                skipped.append(
+                    {"b_id": r.id, "b_reason": decision.reason, "b_detail": decision.detail}
                 )
                 continue
             assert contact is not None
-            sends.append((r, contact, decision))
+            sends.append((r.id, contact, decision))
+        # Recipients as rows (Core executemany per kind of change), no ORM objects.
+        if later:
+            await s.execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"))
+                .values(not_before=bindparam("b_not_before"), updated_at=now),
+                later,
+            )
+        if skipped:
+            await s.execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"))
+                .values(
+                    state=RecipientState.SKIPPED,
+                    reason=bindparam("b_reason"),
+                    detail=bindparam("b_detail"),
+                    updated_at=now,
+                ),
+                skipped,
+            )
         await _queue(tx, campaign, sends, tag, label_id)
-        await s.flush()
         return len(rows)
 
 
@@ -142,7 +161,7 @@ def _zone_override(variables: dict[str, object] | None) -> dict[str, object]:
 async def _queue(
     tx: Tx,
     campaign: Campaign,
-    sends: list[tuple[CampaignRecipient, Contact, planning.Send]],
+    sends: list[tuple[int, Contact, planning.Send]],
     tag: dict[str, object],
     label_id: int,
 ) -> None:
@@ -181,11 +200,15 @@ async def _queue(
             current[(contact_id, inbox_id)] = conv_id
     # Conversations a broadcast opens are snoozed until the customer answers (the inbound path
     # reopens them): a broadcast must not drop thousands of open threads on the agents.
+    # Opened with their activity and preview (the last text of the batch; templates: none).
     opening: dict[tuple[int, int], dict[str, object]] = {}
     for _r, contact, send in sends:
         key = (contact.id, send.channel.inbox_id)
-        if key not in current and key not in opening:
-            opening[key] = {
+        if key in current:
+            continue
+        row = opening.get(key)
+        if row is None:
+            row = opening[key] = {
                 "workspace_id": send.channel.workspace_id,
                 "inbox_id": send.channel.inbox_id,
                 "contact_id": contact.id,
@@ -197,6 +220,8 @@ async def _queue(
                 "created_at": now,
                 "updated_at": now,
             }
+        if send.text:
+            row["last_message_preview"] = send.text[:160]
     opened = await db.insert_rows(s, Conversation, list(opening.values()))
     current.update(zip(opening, opened, strict=True))
     conv_of = [current[(contact.id, send.channel.inbox_id)] for _r, contact, send in sends]
@@ -244,32 +269,65 @@ async def _queue(
             )
         ],
     )
-    # The conversation's activity; its preview is the last text of the batch (templates: none).
+    # Conversations that were already there: their activity, and their preview the last text
+    # of the batch (templates: none).
+    existing = set(current.values()) - set(opened)
     activity: dict[int, dict[str, object]] = {}
     for (_r, _contact, send), conv_id in zip(sends, conv_of, strict=True):
+        if conv_id not in existing:
+            continue
         row = activity.setdefault(
             conv_id, {"id": conv_id, "last_activity_at": now, "updated_at": now}
         )
         if send.text:
             row["last_message_preview"] = send.text[:160]
-    await s.execute(update(Conversation), list(activity.values()))
+    if activity:
+        await s.execute(update(Conversation), list(activity.values()))
+    touched = list(dict.fromkeys(conv_of))
+    # One statement for every batch (parameters as an executemany, compiled once), not a
+    # multi-row VALUES compiled anew for each batch's size.
     await s.execute(
-        db.insert(ConversationLabel)
-        .values([{"conversation_id": c, "label_id": label_id} for c in activity])
-        .on_conflict_do_nothing(index_elements=["conversation_id", "label_id"])
+        db.insert(ConversationLabel).on_conflict_do_nothing(
+            index_elements=["conversation_id", "label_id"]
+        ),
+        [{"conversation_id": c, "label_id": label_id} for c in touched],
     )
     messages = {r.id: r for r in await s.execute(select(msg_t).where(msg_t.c.id.in_(message_ids)))}
-    convs = {r.id: r for r in await s.execute(select(conv_t).where(conv_t.c.id.in_(activity)))}
-    for (r, _contact, send), conv_id, message_id in zip(sends, conv_of, message_ids, strict=True):
-        r.state = RecipientState.QUEUED
-        r.reason = None
-        r.channel_id, r.channel_reason = send.channel.id, send.channel_reason
-        r.conversation_id, r.message_id, r.queued_at = conv_id, message_id, now
+    convs = {r.id: r for r in await s.execute(select(conv_t).where(conv_t.c.id.in_(touched)))}
+    queued: list[dict[str, object]] = []
+    for (recipient_id, _contact, send), conv_id, message_id in zip(
+        sends, conv_of, message_ids, strict=True
+    ):
+        queued.append(
+            {
+                "b_id": recipient_id,
+                "b_channel_id": send.channel.id,
+                "b_channel_reason": send.channel_reason,
+                "b_conversation_id": conv_id,
+                "b_message_id": message_id,
+            }
+        )
         message, conv = messages[message_id], convs[conv_id]
         if campaign.fallback:
-            await fallback.arm(tx, message, campaign.fallback, recipient_id=r.id)
+            await fallback.arm(tx, message, campaign.fallback, recipient_id=recipient_id)
         tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, []))
         tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+    t = table_of(CampaignRecipient)
+    await s.execute(
+        update(t)
+        .where(t.c.id == bindparam("b_id"))
+        .values(
+            state=RecipientState.QUEUED,
+            reason=None,
+            channel_id=bindparam("b_channel_id"),
+            channel_reason=bindparam("b_channel_reason"),
+            conversation_id=bindparam("b_conversation_id"),
+            message_id=bindparam("b_message_id"),
+            queued_at=now,
+            updated_at=now,
+        ),
+        queued,
+    )
     tx.wake_after_commit("delivery")
 
 
