@@ -283,6 +283,37 @@ def tidings_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
     }
 
 
+async def connect_whatsapp(
+    api: httpx.AsyncClient, control: httpx.AsyncClient, sim_url: str, pnid: str, secret: str
+) -> dict[str, Any]:
+    """A WhatsApp channel on the simulator at `sim_url` (token "tok", verify token "v"), and
+    the simulator's account for it pointed at the channel's webhook. Returns the channel."""
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "WA",
+            "config": {
+                "phone_number_id": pnid,
+                "access_token": "tok",
+                "app_secret": secret,
+                "verify_token": "v",
+                "api_base_url": sim_url,
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    channel: dict[str, Any] = resp.json()
+    account = {
+        "access_token": "tok",
+        "app_secret": secret,
+        "verify_token": "v",
+        "webhook_url": channel["webhook_url"],
+    }
+    assert (await control.put(f"/_sim/accounts/{pnid}", json=account)).status_code == 200
+    return channel
+
+
 async def start_tidings(env: dict[str, str]) -> subprocess.Popen[bytes]:
     # stderr goes to a file, not a pipe: nobody reads a pipe while the server runs, and a server
     # that logs more than the pipe holds would block on its next log line.

@@ -15,7 +15,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import TIDINGS, eventually, free_port, start_tidings, tidings_env
+from tests.conftest import (
+    TIDINGS,
+    connect_whatsapp,
+    eventually,
+    free_port,
+    start_tidings,
+    tidings_env,
+)
 from tidings.simulators.whatsapp import WhatsAppSimulator
 
 pytestmark = pytest.mark.slow
@@ -49,33 +56,13 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(
 
     proc = await start_tidings(env)
     try:
-        async with httpx.AsyncClient(
-            base_url=env["TIDINGS_PUBLIC_URL"], headers={"Authorization": f"Bearer {token}"}
-        ) as api:
-            resp = await api.post(
-                "/api/v1/channels",
-                json={
-                    "kind": "whatsapp",
-                    "name": "WA",
-                    "config": {
-                        "phone_number_id": PNID,
-                        "access_token": "tok",
-                        "app_secret": SECRET,
-                        "verify_token": "v",
-                        "api_base_url": sim_url,
-                    },
-                },
-            )
-            assert resp.status_code == 201, resp.text
-            webhook_url = resp.json()["webhook_url"]
-        async with httpx.AsyncClient(base_url=sim_url, timeout=120) as control:
-            acct = {
-                "access_token": "tok",
-                "app_secret": SECRET,
-                "verify_token": "v",
-                "webhook_url": webhook_url,
-            }
-            assert (await control.put(f"/_sim/accounts/{PNID}", json=acct)).status_code == 200
+        async with (
+            httpx.AsyncClient(
+                base_url=env["TIDINGS_PUBLIC_URL"], headers={"Authorization": f"Bearer {token}"}
+            ) as api,
+            httpx.AsyncClient(base_url=sim_url, timeout=120) as control,
+        ):
+            await connect_whatsapp(api, control, sim_url, PNID, SECRET)
             await control.post(
                 "/_sim/config",
                 json={

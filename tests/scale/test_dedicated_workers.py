@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TIDINGS, eventually, free_port, start_tidings, tidings_env
+from tests.conftest import (
+    TIDINGS,
+    connect_whatsapp,
+    eventually,
+    free_port,
+    start_tidings,
+    tidings_env,
+)
 from tidings.app import SESSIONS, WORKERS, chosen_workers
 from tidings.config import load_settings
 from tidings.simulators.whatsapp import WhatsAppSimulator
@@ -76,30 +83,7 @@ async def test_a_dedicated_delivery_process_sends_what_the_web_process_queued(
             httpx.AsyncClient(base_url=web_env["TIDINGS_PUBLIC_URL"], headers=headers) as api,
             httpx.AsyncClient(base_url=sim_url, timeout=30) as control,
         ):
-            resp = await api.post(
-                "/api/v1/channels",
-                json={
-                    "kind": "whatsapp",
-                    "name": "WA",
-                    "config": {
-                        "phone_number_id": PNID,
-                        "access_token": "tok",
-                        "app_secret": SECRET,
-                        "verify_token": "v",
-                        "api_base_url": sim_url,
-                    },
-                },
-            )
-            assert resp.status_code == 201, resp.text
-            await control.put(
-                f"/_sim/accounts/{PNID}",
-                json={
-                    "access_token": "tok",
-                    "app_secret": SECRET,
-                    "verify_token": "v",
-                    "webhook_url": resp.json()["webhook_url"],
-                },
-            )
+            await connect_whatsapp(api, control, sim_url, PNID, SECRET)
             # The web process ingests (its ingest worker runs)...
             await control.post(
                 "/_sim/inbound",

@@ -20,6 +20,7 @@ from tests.conftest import (
     PG_URL,
     REDIS_URL,
     TIDINGS,
+    connect_whatsapp,
     eventually,
     free_port,
     start_tidings,
@@ -82,28 +83,7 @@ async def test_two_web_two_workers(
         api_a = httpx.AsyncClient(base_url=env_a["TIDINGS_PUBLIC_URL"], headers=headers, timeout=30)
         api_b = httpx.AsyncClient(base_url=env_b["TIDINGS_PUBLIC_URL"], headers=headers, timeout=30)
         control = httpx.AsyncClient(base_url=sim_url, timeout=60)
-        resp = await api_a.post(
-            "/api/v1/channels",
-            json={
-                "kind": "whatsapp",
-                "name": "WA",
-                "config": {
-                    "phone_number_id": PNID,
-                    "access_token": "tok",
-                    "app_secret": SECRET,
-                    "verify_token": "v",
-                    "api_base_url": sim_url,
-                },
-            },
-        )
-        assert resp.status_code == 201, resp.text
-        acct = {
-            "access_token": "tok",
-            "app_secret": SECRET,
-            "verify_token": "v",
-            "webhook_url": resp.json()["webhook_url"],
-        }
-        await control.put(f"/_sim/accounts/{PNID}", json=acct)
+        await connect_whatsapp(api_a, control, sim_url, PNID, SECRET)
         await control.post(
             "/_sim/config", json={"pair_rate_limit": False, "auto_statuses": ["sent"]}
         )
