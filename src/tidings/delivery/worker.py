@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 BATCH = 50
 # A claim right after a full one takes this many (a busy queue: fewer, larger claims).
 BUSY_BATCH = 200
-CONCURRENCY = 32
+# Provider requests in flight per process (configurable: a slow provider needs more to keep a
+# fast process busy; each is a socket and a task).
+CONCURRENCY = int(os.environ.get("TIDINGS_DELIVERY_CONCURRENCY", "32"))
 # Most outcomes recorded in one transaction.
 GROUP = 200
 # Under load (the last group held GATHER_FROM outcomes or more), a group waits up to

@@ -163,6 +163,9 @@ class InlineConnection:
     ) -> None:
         await self._settle()
         deadline = time.monotonic() + self._busy_timeout
+        # Retries 1, 2, 4, 5, 5 ... ms apart: another process's write transactions are short, and
+        # a longer pause (it went up to 50 ms) let a writer that commits back to back (the report
+        # rollup) take the lock again first: a sending process draining a campaign lost ~6 %.
         pause = 0.001
         while True:
             try:
@@ -177,7 +180,7 @@ class InlineConnection:
                 if time.monotonic() >= deadline:
                     raise
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 2, 0.005)
 
     async def commit(self) -> None:
         await self._settle()
