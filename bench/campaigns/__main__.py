@@ -482,7 +482,13 @@ def main() -> None:
         print(
             f"(b) uncapped, N={unc['n']}, {unc['numbers']} number(s) at 1,000/s: "
             f"median {unc['median_rate']:.1f} sends/s "
-            f"(target >= 1,500); baseline: the same HTTP client alone -> simulator "
+            + (
+                "(target >= 1,500 from one worker process); "
+                if args.queue_first
+                else "(the target, >= 1,500 from one worker process, is measured with "
+                "--delivery-process --queue-first); "
+            )
+            + "baseline: the same HTTP client alone -> simulator "
             f"{unc['median_baseline_rps']:.1f} req/s; ratio {unc['ratio']:.3f}"
         )
         if "median_delivery_process_cpu_ms_per_send" in unc:
