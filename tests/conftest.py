@@ -9,6 +9,7 @@ CREATE DATABASE ... TEMPLATE for PostgreSQL), so each test starts from a clean s
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -281,6 +282,19 @@ def tidings_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
         "TIDINGS_SECRET_KEY": "crash-test-secret-key-" + "y" * 30,
         "TIDINGS_LOG_LEVEL": "warning",
     }
+
+
+def migrate_and_bootstrap(env: dict[str, str]) -> str:
+    """`tidings migrate` and `tidings bootstrap` (owner o@example.com) in child processes with
+    `env`, as an operator would; returns the owner's API token."""
+    subprocess.run([TIDINGS, "migrate"], env=env, check=True, capture_output=True)
+    boot = subprocess.run(
+        [TIDINGS, "bootstrap", "--email", "o@example.com", "--password", "pw-pw-pw-pw"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return str(json.loads(boot.stdout)["api_token"])
 
 
 async def connect_whatsapp(

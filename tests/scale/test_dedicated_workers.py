@@ -5,7 +5,6 @@ sends it, once. Runs on the suite's database (SQLite: two processes share one fi
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tests.conftest import (
     connect_whatsapp,
     eventually,
     free_port,
+    migrate_and_bootstrap,
     start_tidings,
     tidings_env,
 )
@@ -67,16 +67,7 @@ async def test_a_dedicated_delivery_process_sends_what_the_web_process_queued(
     }
     sender_env = {**tidings_env(database_url, tmp_path / "sender", port)}
     sender_env["TIDINGS_WORKERS"] = "delivery"
-    subprocess.run([TIDINGS, "migrate"], env=web_env, check=True, capture_output=True)
-    boot = json.loads(
-        subprocess.run(
-            [TIDINGS, "bootstrap", "--email", "o@example.com", "--password", "pw-pw-pw-pw"],
-            env=web_env,
-            check=True,
-            capture_output=True,
-        ).stdout
-    )
-    headers = {"Authorization": f"Bearer {boot['api_token']}"}
+    headers = {"Authorization": f"Bearer {migrate_and_bootstrap(web_env)}"}
     procs = [await start_tidings(web_env)]
     try:
         async with (

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import signal
 import subprocess
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.conftest import (
     connect_whatsapp,
     eventually,
     free_port,
+    migrate_and_bootstrap,
     start_tidings,
     tidings_env,
 )
@@ -63,16 +63,7 @@ async def test_two_web_two_workers(
         "TIDINGS_RUN_WORKERS": "0",
     }
     env_w = {**tidings_env(database_url, tmp_path / "w", port_a), **common}
-    subprocess.run([TIDINGS, "migrate"], env=env_a, check=True, capture_output=True)
-    boot = json.loads(
-        subprocess.run(
-            [TIDINGS, "bootstrap", "--email", "o@example.com", "--password", "pw-pw-pw-pw"],
-            env=env_a,
-            check=True,
-            capture_output=True,
-        ).stdout
-    )
-    headers = {"Authorization": f"Bearer {boot['api_token']}"}
+    headers = {"Authorization": f"Bearer {migrate_and_bootstrap(env_a)}"}
     procs = [
         await start_tidings(env_a),
         await start_tidings(env_b),
