@@ -1,12 +1,16 @@
 """Every "may this agent see or change this?" decision, in one place.
 
 Owners and admins see every inbox of their workspace; agents see the inboxes they are members
-of. Nothing crosses workspaces.
+of. Nothing crosses workspaces. A contact is visible to an agent who can see one of its
+conversations. An API token carries scopes that narrow what its agent may do through it:
+`read` (GET), `reply` (any change), `admin` (owner/admin routes, on top of the agent's role).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 from sqlalchemy import ColumnElement, and_, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +20,9 @@ from tidings.domain.errors import Forbidden, NotFound
 from tidings.realtime.bus import LiveEvent
 from tidings.storage.models import Contact, Conversation
 
+SCOPES = ("read", "reply", "admin")
+ALL_SCOPES = frozenset(SCOPES)
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -23,10 +30,19 @@ class Principal:
     agent_id: int
     role: Role
     inbox_ids: frozenset[int]
+    # What this request may do: every scope for a session, the token's scopes for a token.
+    scopes: frozenset[str] = ALL_SCOPES
+    token_id: int | None = None
 
     @property
     def is_admin(self) -> bool:
+        """Sees as an owner/admin (every inbox). Changing admin things also needs the `admin`
+        scope: `require_admin`."""
         return self.role in (Role.OWNER, Role.ADMIN)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Role.OWNER
 
 
 def can_see_inbox(who: Principal, workspace_id: int, inbox_id: int) -> bool:
@@ -37,12 +53,63 @@ def can_see_inbox(who: Principal, workspace_id: int, inbox_id: int) -> bool:
     return inbox_id in who.inbox_ids
 
 
+class Audience(Enum):
+    """Who may receive a live event of some type (`EVENT_AUDIENCE`)."""
+
+    WORKSPACE = "workspace"  # every agent of the workspace (nothing in it is inbox data)
+    INBOX = "inbox"  # agents who can see one of the event's inboxes (`LiveEvent.inboxes`)
+    ADMINS = "admins"  # owners and admins
+
+
+# Every live event type the bus carries, and who may receive it: the one rule the SSE stream
+# applies (`can_see_event`). A type missing here reaches owners and admins only, so a new event
+# leaks nothing until it is placed (tests/security/test_live_scope.py checks that every type
+# emitted in src/ is listed).
+EVENT_AUDIENCE: dict[str, Audience] = {
+    "conversation.created": Audience.INBOX,
+    "conversation.updated": Audience.INBOX,
+    "message.created": Audience.INBOX,
+    "message.updated": Audience.INBOX,
+    "consent.updated": Audience.INBOX,
+    "presence": Audience.INBOX,
+    "csat.answered": Audience.INBOX,
+    # Contact events carry the inboxes of the contact's conversations (`contact_inboxes`).
+    "contact.merged": Audience.INBOX,
+    "contact.preference": Audience.INBOX,
+    # Templates belong to a channel, which belongs to an inbox (api/templates.py).
+    "template.updated": Audience.INBOX,
+    "templates.synced": Audience.INBOX,
+    # The campaigns API is owners' and admins' (api/campaigns.py).
+    "campaign.updated": Audience.ADMINS,
+    # "Something changed, refresh": names what changed, no inbox data.
+    "settings.updated": Audience.WORKSPACE,
+    "workspace.updated": Audience.WORKSPACE,
+    "agent.availability": Audience.WORKSPACE,
+}
+
+
 def can_see_event(who: Principal, event: LiveEvent) -> bool:
     if event.workspace_id != who.workspace_id:
         return False
-    if event.inbox_id is None:
+    if who.is_admin:
         return True
-    return can_see_inbox(who, event.workspace_id, event.inbox_id)
+    audience = EVENT_AUDIENCE.get(event.type, Audience.ADMINS)
+    if audience is Audience.WORKSPACE:
+        return True
+    if audience is Audience.INBOX:
+        return any(i in who.inbox_ids for i in event.inboxes())
+    return False
+
+
+async def contact_inboxes(session: AsyncSession, contact_ids: Iterable[int]) -> tuple[int, ...]:
+    """The inboxes holding a conversation of these contacts: who may hear about them."""
+    ids = list(contact_ids)
+    if not ids:
+        return ()
+    rows = await session.scalars(
+        select(Conversation.inbox_id).where(Conversation.contact_id.in_(ids)).distinct()
+    )
+    return tuple(sorted(rows.all()))
 
 
 def visible_conversations(who: Principal) -> ColumnElement[bool]:
@@ -87,3 +154,15 @@ def require_conversation(who: Principal, conversation: Conversation | None) -> C
 def require_admin(who: Principal) -> None:
     if not who.is_admin:
         raise Forbidden("only owners and admins may do this")
+    if "admin" not in who.scopes:
+        raise Forbidden("this API token lacks the 'admin' scope")
+
+
+def may_change_agent(who: Principal, target_role: str) -> bool:
+    """Owners are changed (password, name, role, access, tokens, reset links) only by an owner:
+    an admin could otherwise take the owner's account over."""
+    if "admin" not in who.scopes:
+        return False
+    if target_role == Role.OWNER:
+        return who.is_owner
+    return who.is_admin

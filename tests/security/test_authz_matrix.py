@@ -1,17 +1,24 @@
 """Authorisation matrix: every API route in the OpenAPI document, called on another workspace's
-resources, and on another inbox's conversation by an agent, leaks nothing."""
+resources, and on another inbox's conversation by an agent, leaks nothing. Then the routes and
+events the generic sweep cannot reach: contact merge/undo/suggestions and live-event scoping
+(docs/architecture.md, "Authentication and access")."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+from sqlalchemy import select
 
+import tidings
 from tests.conftest import Owner, Server, eventually
-from tests.core.test_ingest import api_channel, msg, post_signed
+from tests.core.test_ingest import SECRET, api_channel, msg, post_signed
 from tidings.actions.admin import hash_token
-from tidings.storage.models import Agent, ApiToken, Inbox, InboxMember, Workspace
+from tidings.storage.models import Agent, ApiToken, Contact, Inbox, InboxMember, Workspace
 from tidings.storage.types import utcnow
 
 DENIED = {401, 403, 404, 405, 409, 422}
@@ -121,3 +128,224 @@ async def test_no_route_leaks_across_workspaces_or_inboxes(
     assert checked > 40
     # The owner still sees everything: the matrix above did not pass by breaking access.
     assert (await api.get(f"/api/v1/conversations/{conversation['id']}")).status_code == 200
+
+
+# --- contacts, owners and live events (issue 15, items 2, 3 and 11) ---------------------------
+
+
+async def _agent_with_token(
+    server: Server, owner: Owner, email: str, role: str, inbox_id: int | None, token: str
+) -> int:
+    async with server.runtime.db.write() as s:
+        agent = Agent(
+            workspace_id=owner.workspace_id, email=email, name=email, role=role, created_at=utcnow()
+        )
+        s.add(agent)
+        await s.flush()
+        if inbox_id is not None:
+            s.add(InboxMember(inbox_id=inbox_id, agent_id=agent.id))
+        s.add(
+            ApiToken(
+                workspace_id=owner.workspace_id,
+                agent_id=agent.id,
+                name="t",
+                token_hash=hash_token(token),
+                created_at=utcnow(),
+            )
+        )
+        return agent.id
+
+
+async def _sales_inbox(server: Server, owner: Owner) -> int:
+    async with server.runtime.db.read() as s:
+        return int(
+            await s.scalar(
+                select(Inbox.id).where(
+                    Inbox.workspace_id == owner.workspace_id, Inbox.name == "Sales"
+                )
+            )
+            or 0
+        )
+
+
+async def _channel_in(api: httpx.AsyncClient, inbox_id: int, name: str) -> int:
+    resp = await api.post(
+        "/api/v1/channels",
+        json={"kind": "api", "name": name, "config": {"secret": SECRET}, "inbox_id": inbox_id},
+    )
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+async def _conversation_of(api: httpx.AsyncClient, sender: str) -> dict[str, Any]:
+    async def find() -> dict[str, Any] | None:
+        data = (await api.get("/api/v1/conversations", params={"status": "open"})).json()["data"]
+        for conv in data:
+            contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+            if any(i.get("address") == sender for i in contact.get("identities", [])):
+                return dict(conv)
+        return None
+
+    found: dict[str, Any] = await eventually(find)
+    return found
+
+
+async def _duplicates(server: Server, api: httpx.AsyncClient, owner: Owner) -> dict[str, Any]:
+    """Two duplicate contacts in the Support inbox (same number, one of them named "Alice
+    Secret"), and a contact with that number too in the Sales inbox."""
+    support = await api_channel(api)
+    await post_signed(
+        server,
+        support,
+        {
+            "messages": [
+                msg("dup-1", "alice-wa", "hi", 1_750_000_000),
+                msg("dup-2", "alice-web", "hello", 1_750_000_001),
+            ]
+        },
+    )
+    sales_inbox = await _sales_inbox(server, owner)
+    sales = await _channel_in(api, sales_inbox, "Sales site")
+    await post_signed(server, sales, {"messages": [msg("dup-3", "bob", "yo", 1_750_000_002)]})
+    a1 = await _conversation_of(api, "alice-wa")
+    a2 = await _conversation_of(api, "alice-web")
+    b = await _conversation_of(api, "bob")
+    async with server.runtime.db.write() as s:
+        for conv in (a1, a2, b):
+            contact = await s.get_one(Contact, conv["contact_id"])
+            contact.phone_e164 = "+15550001111"
+        (await s.get_one(Contact, a2["contact_id"])).name = "Alice Secret"
+    return {"a1": a1, "a2": a2, "b": b, "sales_inbox": sales_inbox, "sales_channel": sales}
+
+
+async def test_contact_merge_needs_both_contacts_visible(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await make_outsiders(server, owner)
+    d = await _duplicates(server, api, owner)
+    a1, a2, b = d["a1"]["contact_id"], d["a2"]["contact_id"], d["b"]["contact_id"]
+    sales = {"Authorization": "Bearer tid_sales_agent"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=sales) as agent:
+        # Suggestions show only contacts the agent can see.
+        context = await agent.get(f"/api/v1/ui/conversations/{d['b']['id']}/context")
+        assert context.status_code == 200
+        assert context.json()["merge_suggestions"] == []
+        assert "Alice Secret" not in context.text
+
+        # Merging contacts the agent cannot see answers like merging ones that do not exist.
+        missing = await agent.post("/api/v1/ui/contacts/999999/merge", json={"merge_id": 999998})
+        assert missing.status_code == 404
+        for keep, dup in ((a1, a2), (b, a2), (a2, b)):
+            resp = await agent.post(f"/api/v1/ui/contacts/{keep}/merge", json={"merge_id": dup})
+            assert resp.status_code == 404, resp.text
+            assert resp.json() == missing.json()
+            assert "Alice" not in resp.text and "+1555" not in resp.text
+
+        # The owner sees both and merges; the agent can neither undo it nor tell it exists.
+        owner_context = (await api.get(f"/api/v1/ui/conversations/{d['a1']['id']}/context")).json()
+        assert [c["id"] for c in owner_context["merge_suggestions"]] == [a2, b]
+        merged = await api.post(f"/api/v1/ui/contacts/{a1}/merge", json={"merge_id": a2})
+        assert merged.status_code == 200, merged.text
+        merge_id = merged.json()["merge_id"]
+        no_merge = await agent.post("/api/v1/ui/contact_merges/999999/undo")
+        undo = await agent.post(f"/api/v1/ui/contact_merges/{merge_id}/undo")
+        assert undo.status_code == no_merge.status_code == 404
+        assert undo.json() == no_merge.json()
+    # Nothing the agent did changed the contacts.
+    assert (await api.get(f"/api/v1/contacts/{a1}")).json()["name"] == "Alice-Wa"
+    assert (await api.post(f"/api/v1/ui/contact_merges/{merge_id}/undo")).status_code == 200
+
+    # An agent of the Support inbox sees both contacts and may merge them.
+    await _agent_with_token(server, owner, "sup@example.com", "agent", owner.inbox_id, "tid_sup")
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=30, headers={"Authorization": "Bearer tid_sup"}
+    ) as member:
+        again = await member.post(f"/api/v1/ui/contacts/{a1}/merge", json={"merge_id": a2})
+        assert again.status_code == 200, again.text
+        back = await member.post(f"/api/v1/ui/contact_merges/{again.json()['merge_id']}/undo")
+        assert back.status_code == 200, back.text
+
+
+async def _read_until(
+    client: httpx.AsyncClient, token: str, seen: list[dict[str, Any]], stop: Any
+) -> None:
+    async with client.stream(
+        "GET", "/api/v1/events", headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
+        assert resp.status_code == 200
+        current: dict[str, Any] = {}
+        async for line in resp.aiter_lines():
+            if line == "":
+                if "event" in current:
+                    seen.append(current)
+                    if stop(current):
+                        return
+                current = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(": ")
+                current[field] = orjson.loads(value) if field == "data" else value
+
+
+def test_every_emitted_event_type_has_an_audience() -> None:
+    """A new event type must be placed in access.EVENT_AUDIENCE (else only admins get it)."""
+    from tidings.access import EVENT_AUDIENCE  # here: the test fails, not the module
+
+    src = Path(tidings.__file__).parent
+    emitted: set[str] = set()
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        emitted |= set(re.findall(r'emit\(\s*"([a-z_.]+)"', text))
+        emitted |= set(re.findall(r'LiveEvent\(\s*"([a-z_.]+)"', text))
+    emitted.discard("idle")
+    assert {"campaign.updated", "contact.merged", "message.created"} <= emitted
+    assert emitted <= set(EVENT_AUDIENCE), emitted - set(EVENT_AUDIENCE)
+
+
+async def test_live_events_reach_only_agents_who_may_see_them(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await make_outsiders(server, owner)
+    d = await _duplicates(server, api, owner)
+    await _agent_with_token(server, owner, "sup@example.com", "agent", owner.inbox_id, "tid_sup")
+    a1, a2 = d["a1"]["contact_id"], d["a2"]["contact_id"]
+    outsider: list[dict[str, Any]] = []
+    member: list[dict[str, Any]] = []
+    admin: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        readers = [
+            asyncio.create_task(
+                _read_until(
+                    client,
+                    "tid_sales_agent",
+                    outsider,
+                    lambda e: e["event"] == "message.created" and e["data"]["body"] == "marker",
+                )
+            ),
+            asyncio.create_task(
+                _read_until(client, "tid_sup", member, lambda e: e["event"] == "contact.merged")
+            ),
+            asyncio.create_task(
+                _read_until(client, owner.token, admin, lambda e: e["event"] == "campaign.updated")
+            ),
+        ]
+        await asyncio.sleep(0.5)
+        merged = await api.post(f"/api/v1/ui/contacts/{a1}/merge", json={"merge_id": a2})
+        assert merged.status_code == 200
+        campaign = await api.post(
+            "/api/v1/campaigns", json={"name": "Secret launch", "content": {"text": "x"}}
+        )
+        assert campaign.status_code == 201, campaign.text
+        # Then something the outsider may see: events arrive in order, so once it is there,
+        # everything published before it has been filtered.
+        await post_signed(
+            server, d["sales_channel"], {"messages": [msg("mk", "bob", "marker", 1_750_000_100)]}
+        )
+        await asyncio.wait_for(asyncio.gather(*readers), 30)
+    kinds = {e["event"] for e in outsider}
+    assert "contact.merged" not in kinds and "campaign.updated" not in kinds, kinds
+    text = orjson.dumps(outsider).decode()
+    assert "Alice" not in text and "Secret launch" not in text
+    assert all(e["data"].get("inbox_id") in (None, d["sales_inbox"]) for e in outsider)
+    # The Support agent hears about the merge; the owner about the campaign.
+    assert any(e["event"] == "contact.merged" and e["data"]["merged"] == a2 for e in member)
+    assert any(e["data"].get("name") == "Secret launch" for e in admin)

@@ -36,10 +36,16 @@ class Tx:
         self.wakes: set[str] = set()
 
     def emit(
-        self, type_: str, workspace_id: int, inbox_id: int | None, data: dict[str, Any]
+        self,
+        type_: str,
+        workspace_id: int,
+        inbox_id: int | None,
+        data: dict[str, Any],
+        inbox_ids: tuple[int, ...] = (),
     ) -> None:
-        """Queue a live event (and outgoing webhooks) for after commit."""
-        self.events.append(LiveEvent(type_, workspace_id, inbox_id, data))
+        """Queue a live event (and outgoing webhooks) for after commit. Who receives it live is
+        decided by its type (`access.EVENT_AUDIENCE`) from `inbox_id` and `inbox_ids`."""
+        self.events.append(LiveEvent(type_, workspace_id, inbox_id, data, "", inbox_ids))
 
     def wake_after_commit(self, queue: str) -> None:
         self.wakes.add(queue)

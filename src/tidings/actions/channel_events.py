@@ -148,7 +148,7 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
     tx.emit(
         "template.updated",
         channel.workspace_id,
-        None,
+        channel.inbox_id,
         {
             "channel_id": channel.id,
             "name": event.name,

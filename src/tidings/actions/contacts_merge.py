@@ -3,6 +3,10 @@
 A merge moves the duplicate's identities, conversations and consents onto the contact kept,
 and marks the duplicate `attributes.merged_into`; it is not deleted. What moved is written to
 the audit log, so `check_undo_merge` can move exactly that back.
+
+Both sides of a merge must be visible to the agent (`access.visible_contacts`: owners and
+admins, or an agent with a conversation of the contact in one of their inboxes); a contact the
+agent cannot see answers exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
-from tidings.access import Principal
+from tidings.access import (
+    Principal,
+    can_see_inbox,
+    contact_inboxes,
+    require_contact,
+    visible_contacts,
+)
 from tidings.actions.base import Tx, transaction
 from tidings.actions.conversations import labels_of
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
@@ -29,15 +39,8 @@ from tidings.storage.types import utcnow
 MERGED_INTO = "merged_into"
 
 
-async def _contact(tx: Tx, who: Principal, contact_id: int) -> Contact:
-    contact = await tx.session.get(Contact, contact_id)
-    if contact is None or contact.workspace_id != who.workspace_id:
-        raise NotFound("contact not found")
-    return contact
-
-
 async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Contact]:
-    """Other live contacts of the workspace with the same E.164 number or the same email."""
+    """Other live contacts `who` can see with the same E.164 number or the same email."""
     same = []
     if contact.phone_e164:
         same.append(Contact.phone_e164 == contact.phone_e164)
@@ -49,7 +52,7 @@ async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Co
         await s.scalars(
             select(Contact)
             .where(
-                Contact.workspace_id == who.workspace_id,
+                visible_contacts(who),
                 Contact.id != contact.id,
                 or_(*same),
             )
@@ -74,14 +77,14 @@ async def _announce_conversations(tx: Tx, ids: list[int]) -> None:
 async def check_merge_contacts(
     rt: Runtime, who: Principal, keep_id: int, merge_id: int
 ) -> dict[str, Any]:
-    """Fold contact `merge_id` into `keep_id`. Any agent may merge: both contacts must be of
-    the agent's workspace, and a merge never exposes a conversation's messages."""
+    """Fold contact `merge_id` into `keep_id`. Any agent may merge two contacts they can both
+    see; a merge never exposes a conversation's messages."""
     if keep_id == merge_id:
         raise InvalidInput("merge_id: a contact cannot be merged into itself")
     async with transaction(rt) as tx:
         s = tx.session
-        keep = await _contact(tx, who, keep_id)
-        dup = await _contact(tx, who, merge_id)
+        keep = await require_contact(s, who, keep_id)
+        dup = await require_contact(s, who, merge_id)
         for c in (keep, dup):
             if (c.attributes or {}).get(MERGED_INTO):
                 raise Conflict(f"contact {c.id} was already merged into another contact")
@@ -135,7 +138,13 @@ async def check_merge_contacts(
         s.add(audit)
         await s.flush()
         await _announce_conversations(tx, details["conversations"])
-        tx.emit("contact.merged", who.workspace_id, None, {"merge_id": audit.id, **details})
+        tx.emit(
+            "contact.merged",
+            who.workspace_id,
+            None,
+            {"merge_id": audit.id, **details},
+            await contact_inboxes(s, [keep.id]),
+        )
         return {"merge_id": audit.id, **details}
 
 
@@ -150,10 +159,20 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
         ):
             raise NotFound("merge not found")
         d = dict(audit.details)
+        try:
+            keep = await require_contact(s, who, int(d["kept"]))
+        except NotFound:
+            raise NotFound("merge not found") from None
+        dup = await s.get_one(Contact, int(d["merged"]))
+        # The duplicate's conversations moved to the contact kept: it is visible through them.
+        moved = [int(i) for i in d.get("conversations", [])]
+        inboxes = await s.scalars(select(Conversation.inbox_id).where(Conversation.id.in_(moved)))
+        if not who.is_admin and not any(
+            can_see_inbox(who, who.workspace_id, inbox) for inbox in inboxes.all()
+        ):
+            raise NotFound("merge not found")
         if d.get("undone"):
             raise Conflict("this merge was already undone")
-        keep = await _contact(tx, who, int(d["kept"]))
-        dup = await _contact(tx, who, int(d["merged"]))
         back = {
             key: [int(i) for i in d.get(key, [])]
             for key in ("identities", "conversations", "consents")
@@ -201,5 +220,11 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
         )
         await s.flush()
         await _announce_conversations(tx, [int(i) for i in d.get("conversations", [])])
-        tx.emit("contact.merged", who.workspace_id, None, {"merge_id": merge_id, "undone": True})
+        tx.emit(
+            "contact.merged",
+            who.workspace_id,
+            None,
+            {"merge_id": merge_id, "undone": True},
+            await contact_inboxes(s, [keep.id, dup.id]),
+        )
         return {"merge_id": merge_id, "undone": True, "kept": keep.id, "restored": dup.id}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.access import Principal, can_see_inbox, require_contact
+from tidings.access import Principal, can_see_inbox, contact_inboxes, require_contact
 from tidings.actions.base import transaction
 from tidings.domain.enums import Direction, MessageStatus
 from tidings.domain.errors import InvalidInput
@@ -133,6 +133,7 @@ async def check_set_preference(
             contact.workspace_id,
             None,
             {"contact_id": contact_id, **pref.as_dict()},
+            await contact_inboxes(s, [contact_id]),
         )
         return pref
 

@@ -176,7 +176,7 @@ async def do_sync_templates(
             counts["removed"] += 1
     await s.flush()
     result: dict[str, Any] = {"channel_id": channel.id, "total": len(seen), **counts}
-    tx.emit("templates.synced", channel.workspace_id, None, result)
+    tx.emit("templates.synced", channel.workspace_id, channel.inbox_id, result)
     return result
 
 

@@ -33,14 +33,26 @@ FRAME_CACHE = 256
 class LiveEvent:
     type: str
     workspace_id: int
-    # Who may see it: agents with access to this inbox (None: every agent of the workspace).
+    # The inbox the subject lives in; who may receive the event is decided by its type
+    # (`access.EVENT_AUDIENCE`), for inbox events from this and `inbox_ids`.
     inbox_id: int | None
     data: dict[str, Any]
     id: str = ""
+    # More inboxes the subject lives in (a contact's conversations may be in several).
+    inbox_ids: tuple[int, ...] = ()
+
+    def inboxes(self) -> tuple[int, ...]:
+        return self.inbox_ids if self.inbox_id is None else (self.inbox_id, *self.inbox_ids)
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            {"type": self.type, "ws": self.workspace_id, "inbox": self.inbox_id, "data": self.data}
+            {
+                "type": self.type,
+                "ws": self.workspace_id,
+                "inbox": self.inbox_id,
+                "data": self.data,
+                "inboxes": self.inbox_ids,
+            }
         )
 
     def sse_frame(self) -> bytes:
@@ -61,7 +73,14 @@ class LiveEvent:
     @staticmethod
     def decode(event_id: str, raw: bytes) -> LiveEvent:
         obj = orjson.loads(raw)
-        return LiveEvent(obj["type"], obj["ws"], obj["inbox"], obj["data"], event_id)
+        return LiveEvent(
+            obj["type"],
+            obj["ws"],
+            obj["inbox"],
+            obj["data"],
+            event_id,
+            tuple(obj.get("inboxes") or ()),
+        )
 
 
 # Encoded frames of the latest events, keyed by event id (and checked by identity): fanning
@@ -147,7 +166,12 @@ class MemoryBus(_LocalFanout):
         for event in events:
             self._seq += 1
             stamped = LiveEvent(
-                event.type, event.workspace_id, event.inbox_id, event.data, str(self._seq)
+                event.type,
+                event.workspace_id,
+                event.inbox_id,
+                event.data,
+                str(self._seq),
+                event.inbox_ids,
             )
             self._history.append(stamped)
             self.fan_out(stamped)
