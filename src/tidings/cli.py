@@ -118,6 +118,25 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set an agent's password, or print a one-time reset link (ends their sessions/tokens)."""
+    from tidings.actions.passwords import reset_password_cli
+    from tidings.domain.errors import InvalidInput, NotFound
+
+    async def go(rt: object) -> object:
+        from tidings.runtime import Runtime
+
+        assert isinstance(rt, Runtime)
+        return await reset_password_cli(rt, args.email, args.password)
+
+    try:
+        print(asyncio.run(_with_runtime(settings, go)))
+    except (NotFound, InvalidInput) as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.ingest.worker import replay
 
@@ -187,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--password", required=True)
     p.add_argument("--workspace", default="My workspace")
     p.add_argument("--demo", action="store_true", help="also connect sandbox demo channels")
+    p = sub.add_parser(
+        "reset-password", help="print a one-time password reset link, or set the password"
+    )
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", help="set this password instead of printing a link")
     p = sub.add_parser("replay-events", help="re-queue failed inbound events after a fix")
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--channel", type=int)
@@ -207,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": cmd_migrate,
         "bootstrap": cmd_bootstrap,
         "replay-events": cmd_replay,
+        "reset-password": cmd_reset_password,
         "sandbox": cmd_sandbox,
         "doctor": cmd_doctor,
         "sync-templates": cmd_sync_templates,

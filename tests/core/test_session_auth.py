@@ -9,7 +9,7 @@ from tidings.api.auth import SESSION_COOKIE, session_value
 
 
 async def test_session_cookie_and_csrf_header(server: Server, owner: Owner) -> None:
-    cookie = session_value(server.runtime, owner.agent_id)
+    cookie = session_value(server.runtime, owner.agent_id, 0)
     async with httpx.AsyncClient(base_url=server.url, cookies={SESSION_COOKIE: cookie}) as browser:
         me = await browser.get("/api/v1/me")
         assert me.status_code == 200

@@ -1,7 +1,7 @@
 """Authorisation matrix: every API route in the OpenAPI document, called on another workspace's
 resources, and on another inbox's conversation by an agent, leaks nothing. Then the routes and
-events the generic sweep cannot reach: contact merge/undo/suggestions and live-event scoping
-(docs/architecture.md, "Authentication and access")."""
+events the generic sweep cannot reach: contact merge/undo/suggestions, changes to an owner by
+an admin, and live-event scoping (docs/architecture.md, "Authentication and access")."""
 
 from __future__ import annotations
 
@@ -264,6 +264,51 @@ async def test_contact_merge_needs_both_contacts_visible(
         assert again.status_code == 200, again.text
         back = await member.post(f"/api/v1/ui/contact_merges/{again.json()['merge_id']}/undo")
         assert back.status_code == 200, back.text
+
+
+async def test_an_admin_cannot_change_an_owner(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    admin_id = await _agent_with_token(server, owner, "adm@example.com", "admin", None, "tid_adm")
+    plain = await _agent_with_token(server, owner, "pl@example.com", "agent", None, "tid_plain")
+    tokens = (await api.get("/api/v1/admin/api_tokens")).json()
+    owner_token = next(t["id"] for t in tokens if t["agent_id"] == owner.agent_id)
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=30, headers={"Authorization": "Bearer tid_adm"}
+    ) as admin:
+        for change in (
+            {"password": "admin-chosen-password"},
+            {"name": "Pwned"},
+            {"role": "agent"},
+            {"active": False},
+        ):
+            resp = await admin.patch(f"/api/v1/admin/agents/{owner.agent_id}", json=change)
+            assert resp.status_code == 403, (change, resp.text)
+        # Nor make an owner, nor take the owner's tokens or reset link.
+        promote = await admin.patch(f"/api/v1/admin/agents/{plain}", json={"role": "owner"})
+        assert promote.status_code == 403
+        create = await admin.post(
+            "/api/v1/admin/agents",
+            json={"email": "o2@example.com", "name": "O2", "role": "owner", "password": "p" * 12},
+        )
+        assert create.status_code == 403
+        assert (await admin.delete(f"/api/v1/admin/api_tokens/{owner_token}")).status_code == 403
+        link = await admin.post(f"/api/v1/admin/agents/{owner.agent_id}/password_reset")
+        assert link.status_code == 403
+        # What admins may do still works: an agent's password, an admin's own name.
+        ok = await admin.patch(f"/api/v1/admin/agents/{plain}", json={"password": "q" * 12})
+        assert ok.status_code == 200, ok.text
+        assert (
+            await admin.patch(f"/api/v1/admin/agents/{admin_id}", json={"name": "Ad"})
+        ).status_code == 200
+    # The owner is untouched: same name, same role, still active, token still works.
+    me = (await api.get("/api/v1/admin/agents")).json()
+    row = next(a for a in me if a["id"] == owner.agent_id)
+    assert (row["name"], row["role"], row["active"]) == ("owner", "owner", True)
+    # And an owner may do all of it.
+    assert (
+        await api.patch(f"/api/v1/admin/agents/{plain}", json={"role": "owner"})
+    ).status_code == 200
 
 
 async def _read_until(

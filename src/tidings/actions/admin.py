@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from tidings.access import Principal, require_admin
+from tidings.access import ALL_SCOPES, SCOPES, Principal, require_admin
 from tidings.actions.base import WEBHOOK_EVENTS, transaction
 from tidings.channels.registry import get_adapter, kinds
 from tidings.domain.enums import Role
-from tidings.domain.errors import InvalidInput
+from tidings.domain.errors import Forbidden, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Agent,
@@ -112,18 +113,49 @@ async def bootstrap(
 
 
 async def create_api_token(rt: Runtime, who: Principal, name: str) -> str:
+    """A new token of `who`'s agent with `who`'s scopes; the token itself."""
+    return (await issue_api_token(rt, who, name))[1]
+
+
+async def issue_api_token(
+    rt: Runtime,
+    who: Principal,
+    name: str,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token of `who`'s agent, and the token itself (shown once, stored hashed). Its
+    scopes default to the caller's and may not exceed them; a token minted by a token expires
+    no later than it."""
+    wanted = frozenset(scopes) if scopes is not None else who.scopes
+    unknown = sorted(wanted - ALL_SCOPES)
+    if unknown or not wanted:
+        raise InvalidInput(f"scopes: one or more of {', '.join(SCOPES)}")
+    if not wanted <= who.scopes:
+        raise Forbidden("a token cannot create a token with more scopes than its own")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidInput("expires_at: give a time zone (e.g. 2027-01-01T00:00:00Z)")
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInput("expires_at: must be in the future")
     token = new_token()
     async with transaction(rt) as tx:
-        tx.session.add(
-            ApiToken(
-                workspace_id=who.workspace_id,
-                agent_id=who.agent_id,
-                name=name,
-                token_hash=hash_token(token),
-                created_at=utcnow(),
-            )
+        if who.token_id is not None:
+            parent = await tx.session.get(ApiToken, who.token_id)
+            limit = parent.expires_at if parent is not None else None
+            if limit is not None and (expires_at is None or expires_at > limit):
+                expires_at = limit
+        row = ApiToken(
+            workspace_id=who.workspace_id,
+            agent_id=who.agent_id,
+            name=name,
+            token_hash=hash_token(token),
+            scopes=" ".join(s for s in SCOPES if s in wanted),
+            expires_at=expires_at,
+            created_at=utcnow(),
         )
-    return token
+        tx.session.add(row)
+        await tx.session.flush()
+    return row, token
 
 
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -1,14 +1,14 @@
 """Managing the people side of a workspace: agents, teams, inboxes and their members, and API
-tokens. Owners and admins only; every change is audited and announced as a live event so open
-settings pages and inboxes refresh."""
+tokens, passwords and sessions. Owners and admins only (an owner only by an owner); every change
+is audited and announced as a live event so open settings pages and inboxes refresh."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, may_change_agent, require_admin
 from tidings.actions.admin import hasher
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import Role
@@ -56,6 +56,29 @@ def _audit(tx: Tx, who: Principal, action: str, target: str, target_id: int | No
 def _settings_changed(tx: Tx, who: Principal, what: str) -> None:
     # inbox None: every agent of the workspace may hear that settings changed.
     tx.emit("settings.updated", who.workspace_id, None, {"what": what})
+
+
+async def do_end_sessions(tx: Tx, agent: Agent) -> None:
+    """Every session cookie (and reset link) the agent holds stops working."""
+    await tx.session.execute(
+        update(Agent)
+        .where(Agent.id == agent.id)
+        .values(session_version=Agent.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    await tx.session.refresh(agent, ["session_version"])
+
+
+async def do_set_password(tx: Tx, agent: Agent, password: str) -> None:
+    """Set the password, end every session and delete every API token of the agent: whoever
+    took over the old password keeps nothing (a password change is also how a suspected
+    compromise is answered)."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+    agent.password_hash = hasher.hash(password)
+    await tx.session.execute(delete(ApiToken).where(ApiToken.agent_id == agent.id))
+    await tx.session.flush()
+    await do_end_sessions(tx, agent)
 
 
 def _role(value: str) -> Role:
@@ -116,23 +139,27 @@ async def check_update_agent(
         agent = await s.get(Agent, agent_id)
         if agent is None or agent.workspace_id != who.workspace_id:
             raise NotFound("agent not found")
-        touches_owner = agent.role == Role.OWNER or role == Role.OWNER
-        if touches_owner and who.role != Role.OWNER and (role is not None or active is not None):
-            raise Forbidden("only an owner may change an owner's role or access")
+        # Anything about an owner (and making one) is an owner's alone: an admin who could set
+        # an owner's password or demote them could take the workspace over.
+        if not may_change_agent(who, agent.role) or not may_change_agent(who, role or ""):
+            raise Forbidden("only an owner may change an owner")
         if agent.id == who.agent_id and (active is False or (role and role != agent.role)):
             raise InvalidInput("you cannot deactivate yourself or change your own role")
         if name is not None:
             if not name.strip():
                 raise InvalidInput("name: must not be empty")
             agent.name = name.strip()
-        if role is not None:
+        ends_sessions = False
+        if role is not None and _role(role) != agent.role:
             agent.role = _role(role)
-        if active is not None:
+            ends_sessions = True
+        if active is not None and active != agent.active:
             agent.active = active
+            ends_sessions = ends_sessions or not active
         if password is not None:
-            if len(password) < MIN_PASSWORD:
-                raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
-            agent.password_hash = hasher.hash(password)
+            await do_set_password(tx, agent, password)
+        elif ends_sessions:
+            await do_end_sessions(tx, agent)
         await s.flush()
         _audit(tx, who, "agent.update", "agent", agent.id)
         _settings_changed(tx, who, "agents")
@@ -242,6 +269,9 @@ async def check_revoke_token(rt: Runtime, who: Principal, token_id: int) -> None
             raise NotFound("token not found")
         if token.agent_id != who.agent_id:
             require_admin(who)
+            target = await tx.session.get_one(Agent, token.agent_id)
+            if not may_change_agent(who, target.role):
+                raise Forbidden("only an owner may change an owner")
         await tx.session.delete(token)
         _audit(tx, who, "token.revoke", "api_token", token_id)
         _settings_changed(tx, who, "tokens")

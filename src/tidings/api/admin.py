@@ -14,6 +14,7 @@ from tidings.access import Principal, require_admin
 from tidings.actions import agents as people
 from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
+from tidings.actions.passwords import check_create_reset_link
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
 from tidings.channels.registry import get_adapter, kinds
@@ -189,6 +190,15 @@ async def update_agent(agent_id: int, body: AgentPatch, who: Who, rt: RT) -> dic
     return people.agent_public(agent)
 
 
+@router.post("/agents/{agent_id}/password_reset", status_code=201)
+async def password_reset_link(agent_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    """A one-time link (valid 24 h) for the agent to choose a new password; hand it over
+    privately. Using it ends the agent's sessions and deletes their API tokens. An owner's
+    link only from an owner."""
+    url, expires_at = await check_create_reset_link(rt, who, agent_id)
+    return {"url": url, "expires_at": ts(expires_at)}
+
+
 # --- inboxes and teams --------------------------------------------------------------------------
 
 
@@ -353,6 +363,8 @@ async def list_tokens(who: Who, rt: RT) -> list[dict[str, Any]]:
             "agent_name": name,
             "created_at": ts(t.created_at),
             "last_used_at": ts(t.last_used_at),
+            "scopes": t.scopes.split(),
+            "expires_at": ts(t.expires_at),
         }
         for t, name in rows
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -222,10 +223,26 @@ class Count(BaseModel):
 
 class TokenCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
+    scopes: list[Literal["read", "reply", "admin"]] | None = Field(
+        default=None,
+        description="read: GET; reply: any change; admin: owner/admin routes. Default: the "
+        "caller's own scopes; never more than them",
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="When the token stops working (default: never)"
+    )
 
 
 class TokenOut(BaseModel):
     token: str
+    id: int
+    scopes: list[str]
+    expires_at: str | None
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(min_length=1, max_length=1000)
 
 
 class MeOut(BaseModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import and_, exists, or_, select
 
 from tidings.access import (
@@ -25,10 +26,11 @@ from tidings.actions import admin
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
 from tidings.actions.media import attachments_of
 from tidings.actions.outbound import check_send_reply
+from tidings.actions.passwords import check_change_own_password
 from tidings.api import schemas as sc
-from tidings.api.auth import authenticate
+from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
 from tidings.delivery import webhooks as outgoing
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.ingest import worker as ingest
 from tidings.realtime.bus import IDLE
 from tidings.runtime import Runtime
@@ -495,8 +497,29 @@ async def replay_inbound_events(body: sc.ReplayIn, who: Who, rt: RT) -> dict[str
 
 
 @router.post("/api_tokens", status_code=201, response_model=sc.TokenOut, tags=["admin"])
-async def create_token(body: sc.TokenCreate, who: Who, rt: RT) -> dict[str, str]:
-    return {"token": await admin.create_api_token(rt, who, body.name)}
+async def create_token(body: sc.TokenCreate, who: Who, rt: RT) -> dict[str, Any]:
+    """A token of the caller's agent, shown once. Scopes and expiry never exceed the calling
+    token's."""
+    row, token = await admin.issue_api_token(
+        rt, who, body.name, list(body.scopes) if body.scopes is not None else None, body.expires_at
+    )
+    return {
+        "token": token,
+        "id": row.id,
+        "scopes": row.scopes.split(),
+        "expires_at": ts(row.expires_at),
+    }
+
+
+@router.post("/me/password", status_code=204, tags=["admin"])
+async def change_password(
+    body: sc.PasswordChange, request: Request, response: Response, who: Who, rt: RT
+) -> None:
+    """Change one's own password (the current one is required). Every other session and every
+    API token of the agent stop working; a browser session gets a fresh cookie."""
+    agent = await check_change_own_password(rt, who, body.current_password, body.new_password)
+    if who.token_id is None and request.cookies.get(SESSION_COOKIE):
+        set_session_cookie(rt, response, agent)
 
 
 @router.get("/me", response_model=sc.MeOut, tags=["admin"])
@@ -520,17 +543,29 @@ async def events(request: Request, who: Who, rt: RT) -> StreamingResponse:
     to receive what was missed."""
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     return StreamingResponse(
-        _sse(rt, who, last_id),
+        _sse(rt, who, last_id, request),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse(rt: Runtime, who: Principal, last_id: str | None) -> AsyncIterator[bytes]:
+async def _sse(
+    rt: Runtime, who: Principal, last_id: str | None, request: Request | None = None
+) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n: connected\n\n"
     source = rt.bus.subscribe(last_id, idle=KEEPALIVE_SECONDS)
+    checked = time.monotonic()
     try:
         async for event in source:
+            if request is not None and time.monotonic() - checked > KEEPALIVE_SECONDS:
+                # A stream outlives its sign-in: after a logout, a password change or a
+                # deactivation it ends within KEEPALIVE_SECONDS (the client's reconnect then
+                # gets 401). Access changes (inboxes, role) take effect the same way.
+                checked = time.monotonic()
+                try:
+                    who = await authenticate(request)
+                except (Unauthorized, Forbidden):
+                    return
             if event is IDLE:
                 yield b": keepalive\n\n"
             elif can_see_event(who, event):

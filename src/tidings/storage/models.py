@@ -114,6 +114,9 @@ class Agent(Base):
     availability: Mapped[str] = mapped_column(String(16), default="online")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
+    # Part of every session cookie and reset link; bumped by logout, a password or role change
+    # and deactivation, which ends every session issued before (api/auth.py).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -126,6 +129,11 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Space-separated subset of `read reply admin` (api/auth.py says what each allows).
+    scopes: Mapped[str] = mapped_column(
+        String(64), default="read reply admin", server_default="read reply admin"
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Team(Base):

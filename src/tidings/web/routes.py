@@ -8,6 +8,7 @@ calls from the pages use the `X-Requested-With: tidings` header instead (see api
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -22,8 +23,21 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.actions.admin import hasher
-from tidings.api.auth import SESSION_COOKIE, SESSION_MAX_AGE, agent_from_session, session_value
+from tidings.actions.passwords import (
+    agent_for_reset,
+    check_change_own_password,
+    do_reset_with_link,
+    do_sign_out,
+)
+from tidings.api.auth import (
+    SESSION_COOKIE,
+    agent_from_session,
+    principal_for_agent,
+    session_claim,
+    set_session_cookie,
+)
 from tidings.domain.enums import Role
+from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import Agent
 
@@ -63,6 +77,18 @@ CSP_EXEMPT_PREFIXES = ("/api/v1/docs",)
 THROTTLE_WINDOW = 300.0
 THROTTLE_MAX = 10
 _failures: dict[str, list[float]] = {}
+# And every attempt per client address, through the runtime's rate limiter (shared by every
+# process when Redis is configured): a burst of ADDRESS_BURST, then one attempt per
+# 1/ADDRESS_RATE seconds; an attempt that would wait longer than ADDRESS_MAX_WAIT gets 429.
+# This slows password spraying across many emails, which the per-email count never sees.
+# The address is the one uvicorn reports: it honours X-Forwarded-For only from the addresses
+# in FORWARDED_ALLOW_IPS (default 127.0.0.1, a proxy on the same host; docs/operations.md).
+ADDRESS_BURST = 30
+ADDRESS_RATE = 0.1
+ADDRESS_MAX_WAIT = 1.0
+# Unknown emails still cost one password hash, so they answer as slowly as known ones and
+# the timing does not tell which accounts exist.
+_DUMMY_HASH = hasher.hash("not a password: equalises sign-in timing")
 
 
 class SecurityHeaders:
@@ -87,6 +113,16 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _address_throttled(rt: Runtime, request: Request) -> bool:
+    address = request.client.host if request.client else "unknown"
+    try:
+        async with asyncio.timeout(ADDRESS_MAX_WAIT):
+            await rt.rate_limiter.acquire(f"login:addr:{address}", ADDRESS_RATE, ADDRESS_BURST)
+    except TimeoutError:
+        return True
+    return False
 
 
 def _throttled(email: str) -> bool:
@@ -127,14 +163,31 @@ def _login_page(rt: Runtime, status: int, error: str | None, email: str) -> HTML
 async def _signed_in(request: Request) -> tuple[Agent, str] | None:
     rt: Runtime = request.app.state.runtime
     cookie = request.cookies.get(SESSION_COOKIE) or ""
-    agent_id = agent_from_session(rt, cookie)
-    if agent_id is None:
-        return None
-    async with rt.db.read() as s:
-        agent = await s.get(Agent, agent_id)
-    if agent is None or not agent.active:
+    agent = await agent_from_session(rt, cookie)
+    if agent is None:
         return None
     return agent, cookie
+
+
+RESET_GONE = "This link is invalid, already used or expired; ask an admin for a new one."
+
+
+async def _profile_page(request: Request, status: int, error: str | None) -> Response:
+    found = await _signed_in(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    agent, cookie = found
+    rt: Runtime = request.app.state.runtime
+    return render(
+        "profile.html",
+        status,
+        agent=agent,
+        is_admin=agent.role in (Role.OWNER, Role.ADMIN),
+        sandbox=rt.settings.sandbox,
+        csrf=session_csrf(rt, cookie),
+        error=error,
+        changed=request.query_params.get("changed") == "1" and error is None,
+    )
 
 
 def mount_web(app: FastAPI) -> None:
@@ -158,31 +211,27 @@ def mount_web(app: FastAPI) -> None:
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             return _login_page(rt, 403, "The form expired; please sign in again.", email)
-        if _throttled(email):
+        if _throttled(email) or await _address_throttled(rt, request):
             return _login_page(rt, 429, "Too many attempts; wait a few minutes.", email)
         async with rt.db.read() as s:
             agent = await s.scalar(
                 select(Agent).where(Agent.email == email, Agent.active.is_(True))
             )
         ok = False
-        if agent is not None and agent.password_hash:
-            try:
-                ok = hasher.verify(agent.password_hash, password)
-            except VerificationError:
-                ok = False
+        try:
+            # Hash even when there is no such agent (or no password), so both take as long.
+            verified = hasher.verify(
+                agent.password_hash if agent and agent.password_hash else _DUMMY_HASH, password
+            )
+            ok = verified and agent is not None and agent.password_hash is not None
+        except VerificationError:
+            ok = False
         if not ok or agent is None:
             _failures.setdefault(email, []).append(time.monotonic())
             return _login_page(rt, 401, "Wrong email or password.", email)
         _failures.pop(email, None)
         response = RedirectResponse("/inbox", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            session_value(rt, agent.id),
-            max_age=SESSION_MAX_AGE,
-            httponly=True,
-            samesite="lax",
-            secure=rt.settings.public_url.startswith("https://"),
-        )
+        set_session_cookie(rt, response, agent)
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
 
@@ -194,9 +243,73 @@ def mount_web(app: FastAPI) -> None:
         sent = str(form.get("csrf", ""))
         if cookie and not hmac.compare_digest(sent.encode(), session_csrf(rt, cookie).encode()):
             return Response("CSRF check failed; use the Sign out button.", status_code=403)
+        claim = session_claim(rt, cookie)
+        if claim is not None and await principal_for_agent(rt, claim[0], claim[1]) is not None:
+            # The cookie dies on the server too: a copy of it (stolen, or in another browser
+            # of the agent) stops working now, not in 14 days.
+            await do_sign_out(rt, claim[0])
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
+
+    @app.get("/profile", include_in_schema=False)
+    async def profile(request: Request) -> Response:
+        """The agent's own page: for now, "change my password"."""
+        return await _profile_page(request, 200, None)
+
+    @app.post("/profile/password", include_in_schema=False)
+    async def profile_password(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        found = await _signed_in(request)
+        if found is None:
+            return RedirectResponse("/login", status_code=303)
+        agent, cookie = found
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        if not hmac.compare_digest(sent.encode(), session_csrf(rt, cookie).encode()):
+            return Response("CSRF check failed; reload the page.", status_code=403)
+        new = str(form.get("new_password", ""))
+        if new != str(form.get("new_password_again", "")):
+            return await _profile_page(request, 422, "The new passwords differ.")
+        who = await principal_for_agent(rt, agent.id)
+        assert who is not None
+        try:
+            changed = await check_change_own_password(
+                rt, who, str(form.get("current_password", "")), new
+            )
+        except InvalidInput as exc:
+            return await _profile_page(request, 422, str(exc))
+        response = RedirectResponse("/profile?changed=1", status_code=303)
+        set_session_cookie(rt, response, changed)
+        return response
+
+    @app.get("/reset-password", include_in_schema=False)
+    async def reset_form(request: Request, token: str = "") -> Response:
+        rt: Runtime = request.app.state.runtime
+        agent = await agent_for_reset(rt, token)
+        if agent is None:
+            return render("reset.html", 410, token="", email=None, error=RESET_GONE)
+        return render("reset.html", 200, token=token, email=agent.email, error=None)
+
+    @app.post("/reset-password", include_in_schema=False)
+    async def reset_submit(request: Request) -> Response:
+        # No CSRF token: the reset token in the form is the secret another site cannot know.
+        rt: Runtime = request.app.state.runtime
+        form = await request.form()
+        token = str(form.get("token", ""))
+        agent = await agent_for_reset(rt, token)
+        if agent is None:
+            return render("reset.html", 410, token="", email=None, error=RESET_GONE)
+        new = str(form.get("new_password", ""))
+        if new != str(form.get("new_password_again", "")):
+            return render(
+                "reset.html", 422, token=token, email=agent.email, error="The passwords differ."
+            )
+        try:
+            await do_reset_with_link(rt, token, new)
+        except InvalidInput as exc:
+            return render("reset.html", 422, token=token, email=agent.email, error=str(exc))
+        return RedirectResponse("/login", status_code=303)
 
     @app.get("/inbox", include_in_schema=False)
     async def inbox(request: Request) -> Response:
