@@ -82,7 +82,8 @@ _failures: dict[str, list[float]] = {}
 # 1/ADDRESS_RATE seconds; an attempt that would wait longer than ADDRESS_MAX_WAIT gets 429.
 # This slows password spraying across many emails, which the per-email count never sees.
 # The address is the one uvicorn reports: it honours X-Forwarded-For only from the addresses
-# in FORWARDED_ALLOW_IPS (default 127.0.0.1, a proxy on the same host; docs/operations.md).
+# in FORWARDED_ALLOW_IPS (default 127.0.0.1 and ::1, a proxy on the same host; see
+# docs/architecture.md, "Authentication and access").
 ADDRESS_BURST = 30
 ADDRESS_RATE = 0.1
 ADDRESS_MAX_WAIT = 1.0
