@@ -39,7 +39,9 @@ async def test_sign_in_is_throttled_per_client_address(server: Server, owner: Ow
             for i in range(40)
         ]
         assert set(codes[:10]) == {401}
-        assert codes[-1] == 429, codes
+        # After the burst (30) one attempt per 10 s gets through; on a slow runner an attempt
+        # may catch a refilled token, so count the refusals instead of checking the last one.
+        assert codes.count(429) >= 5, codes
         # Another address is not slowed, and the owner can still sign in from it.
         other = await attempt(client, "owner@example.com", "correct horse battery", "192.0.2.9")
         assert other.status_code == 303

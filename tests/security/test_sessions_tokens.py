@@ -13,10 +13,13 @@ import re
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import update
+from alembic import command
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import Owner, Server
 from tests.core.test_ingest import api_channel, msg, post_signed
+from tidings.storage.db import alembic_config, migrate
 from tidings.storage.models import ApiToken
 from tidings.storage.types import utcnow
 
@@ -205,3 +208,43 @@ async def test_expired_tokens_are_refused(
         resp = await client.get("/api/v1/me")
         assert resp.status_code == 401
         assert "expired" in resp.json()["error"]["message"]
+
+
+async def test_migration_gives_existing_tokens_every_scope(database_url: str) -> None:
+    """Tokens made before 0015_sessions_tokens keep working as before: every scope, no expiry;
+    agents start at session version 0."""
+    await asyncio.to_thread(
+        command.downgrade, alembic_config(database_url), "0015_sessions_tokens@-1"
+    )
+    engine = create_async_engine(database_url)
+    now = utcnow()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO workspace (id, name, created_at) VALUES (7, 'Old', :now)"),
+                {"now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO agent (id, workspace_id, email, name, role, availability, active,"
+                    " created_at) VALUES (7, 7, 'old@example.com', 'Old', 'owner', 'online',"
+                    " true, :now)"
+                ),
+                {"now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO api_token (workspace_id, agent_id, name, token_hash, created_at)"
+                    " VALUES (7, 7, 'legacy', 'h', :now)"
+                ),
+                {"now": now},
+            )
+        await asyncio.to_thread(migrate, database_url)
+        async with engine.connect() as conn:
+            scopes, expires = (
+                await conn.execute(text("SELECT scopes, expires_at FROM api_token"))
+            ).one()
+            version = await conn.scalar(text("SELECT session_version FROM agent WHERE id = 7"))
+    finally:
+        await engine.dispose()
+    assert (scopes, expires, version) == ("read reply admin", None, 0)

@@ -129,6 +129,8 @@ async def reset_password_cli(rt: Runtime, email: str, password: str | None) -> s
         if agent is None:
             raise NotFound(f"no agent with email {email!r}")
         if password is None:
+            if not agent.active:
+                raise InvalidInput("the agent is deactivated; activate them first")
             url, expires = reset_link(rt, agent)
             return f"{url}\n(valid once, until {expires.isoformat(timespec='minutes')})"
         await do_set_password(tx, agent, password)
