@@ -13,12 +13,14 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 from alembic import command
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import Owner, Server
 from tests.core.test_ingest import api_channel, msg, post_signed
+from tidings.api import v1
 from tidings.storage.db import alembic_config, migrate
 from tidings.storage.models import ApiToken
 from tidings.storage.types import utcnow
@@ -248,3 +250,30 @@ async def test_migration_gives_existing_tokens_every_scope(database_url: str) ->
     finally:
         await engine.dispose()
     assert (scopes, expires, version) == ("read reply admin", None, 0)
+
+
+async def test_a_live_stream_ends_after_logout(
+    server: Server, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SSE stream re-authenticates every keepalive period (15 s; 0.5 s here)."""
+    monkeypatch.setattr(v1, "KEEPALIVE_SECONDS", 0.5)
+    browser = await sign_in(server, "owner@example.com", "correct horse battery")
+    page = await browser.get("/inbox")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    async with httpx.AsyncClient(
+        base_url=server.url, cookies=dict(browser.cookies), timeout=30
+    ) as listener:
+
+        async def listen() -> None:
+            async with listener.stream("GET", "/api/v1/events") as resp:
+                assert resp.status_code == 200
+                async for _line in resp.aiter_lines():
+                    pass
+
+        stream = asyncio.create_task(listen())
+        await asyncio.sleep(1.0)
+        assert not stream.done()
+        assert (await browser.post("/logout", data={"csrf": csrf.group(1)})).status_code == 303
+        await asyncio.wait_for(stream, 10)  # the server ended it
+    await browser.aclose()
