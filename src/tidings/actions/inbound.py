@@ -152,6 +152,13 @@ async def move_identity(
         return None if current is None else await s.get_one(Contact, current.contact_id)
     contact = await s.get_one(Contact, old.contact_id)
     old_phone = f"+{old.address}" if old.address.isdigit() else None
+    if old_phone is not None and sender.phone is None:
+        # Only the account id changed (WhatsApp `user_changed_user_id` shares no number): the
+        # number stays the address replies go to; the new id becomes its alias.
+        old.alias = sender.address
+        contact.updated_at = utcnow()
+        await s.flush()
+        return contact
     taken = await s.scalar(
         select(ContactIdentity).where(
             ContactIdentity.workspace_id == channel.workspace_id,
