@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.channels.test_telegram import SECRET, make_channel
+from tests.channels.test_telegram import SECRET, TOKEN, make_channel
 from tests.conftest import Owner, Server, eventually
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
 
@@ -170,3 +170,18 @@ async def test_first_message_sharing_own_contact_joins_the_whatsapp_contact(
     assert await conversations(api, 1)
     contact = (await api.get(f"/api/v1/contacts/{wa_conv['contact_id']}")).json()
     assert sorted(i["channel_kind"] for i in contact["identities"]) == ["telegram", "whatsapp"]
+
+
+async def test_the_sandbox_customer_shares_their_contact(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    await make_channel(api, server)
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=10) as sim:
+        base = {"token": TOKEN, "chat_id": CHAT, "first_name": "Ana"}
+        assert (await sim.post("/_sim/inbound", json={**base, "text": "olá"})).status_code == 200
+        [conv] = await eventually(lambda: conversations(api, 1))
+        shared = await sim.post("/_sim/inbound", json={**base, "share_contact": PHONE})
+        assert shared.status_code == 200, shared.text
+    await eventually(lambda: message_count(api, conv["id"], 2))
+    contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+    assert contact["phone"] == PHONE

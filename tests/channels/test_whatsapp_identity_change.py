@@ -157,3 +157,38 @@ async def test_a_notice_about_no_known_customer_changes_nothing(
     assert await eventually(lambda: settled(server, 1)) == ["done"]
     assert (await api.get("/api/v1/conversations")).json()["data"] == []
     assert await contacts(server) == 0
+
+
+async def test_the_sandbox_customer_changes_user_id_and_number(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """The simulator plays both notices as Meta sends them; the customer keeps one thread."""
+    await whatsapp_channel(server, api)
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+        first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
+        assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
+            "status"
+        ] == 200
+        await eventually(lambda: settled(server, 1))
+        moved = await sim.post("/_sim/change_user", json={"phone_number_id": PNID, "user": NUMBER})
+        assert moved.status_code == 200, moved.text
+        await eventually(lambda: settled(server, 2))
+        renumbered = await sim.post(
+            "/_sim/change_user",
+            json={"phone_number_id": PNID, "user": NUMBER, "new_wa_id": NEW_NUMBER},
+        )
+        assert renumbered.status_code == 200, renumbered.text
+        await eventually(lambda: settled(server, 3))
+        later = {"phone_number_id": PNID, "from": NEW_NUMBER, "text": "from my new phone"}
+        assert (await sim.post("/_sim/inbound", json=later)).json()["status"] == 200
+    assert await eventually(lambda: settled(server, 4)) == ["done"] * 4
+    conv = await only_conversation(api)
+    assert [k for _d, k, _b in await thread(api, conv["id"])] == [
+        "text",
+        "system",
+        "system",
+        "text",
+    ]
+    contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+    assert contact["phone"] == f"+{NEW_NUMBER}"
+    assert await contacts(server) == 1
