@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from tidings.actions import assignment, consent, csat, sla
 from tidings.actions.base import Tx
@@ -45,16 +45,21 @@ async def _identity(tx: Tx, channel: ChannelInfo, ids: Sequence[str]) -> Contact
     """The identity on this channel kind known by any of `ids`, as address or alias."""
     if not ids:
         return None
-    return await tx.session.scalar(
-        select(ContactIdentity)
-        .where(
-            ContactIdentity.workspace_id == channel.workspace_id,
-            ContactIdentity.channel_kind == channel.kind,
-            or_(ContactIdentity.address.in_(ids), ContactIdentity.alias.in_(ids)),
-        )
-        .order_by(ContactIdentity.id)
-        .limit(1)
+    scope = (
+        ContactIdentity.workspace_id == channel.workspace_id,
+        ContactIdentity.channel_kind == channel.kind,
     )
+    # Two lookups, each on its own index: the address (the usual hit) first.
+    for column in (ContactIdentity.address, ContactIdentity.alias):
+        found = await tx.session.scalar(
+            select(ContactIdentity)
+            .where(*scope, column.in_(ids))
+            .order_by(ContactIdentity.id)
+            .limit(1)
+        )
+        if found is not None:
+            return found
+    return None
 
 
 def _alias_of(sender: Sender) -> str | None:
