@@ -95,6 +95,8 @@ def contact_dict(c: Contact, identities: list[ContactIdentity] | None = None) ->
         "name": c.name,
         "email": c.email,
         "phone": c.phone_e164,
+        # A number the customer only typed (e.g. on the website): not verified, never linking.
+        "claimed_phone": c.claimed_phone,
         "attributes": c.attributes or {},
         "identities": [
             {

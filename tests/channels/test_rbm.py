@@ -395,9 +395,13 @@ async def test_suggestions_files_events_and_service_account_tokens(
     ]
 
 
-async def test_rbm_and_api_identities_meet_on_one_contact_by_phone(
+async def test_a_phone_claimed_on_the_api_channel_is_only_a_merge_suggestion_for_rbm(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
+    """A number typed on the website (API channel `from.phone`) is a claim: the RCS customer
+    who really has it (the carrier vouches) gets a contact of their own and the two are
+    offered for merge, instead of the RCS messages landing in the claimant's thread (issue 15
+    #6; this test used to assert one contact)."""
     await make_channel(api, server)
     resp = await api.post(
         "/api/v1/channels",
@@ -421,19 +425,24 @@ async def test_rbm_and_api_identities_meet_on_one_contact_by_phone(
     async with sim_client(server) as sim:
         await sim.post("/_sim/inbound", json={"agent_id": AGENT, "from": PHONE, "text": "from RCS"})
 
-    async def two_messages() -> list[dict[str, Any]] | None:
+    async def two_conversations() -> list[dict[str, Any]] | None:
         convs = await conversations(api)
-        got = await messages(api, convs[0]["id"]) if len(convs) == 1 else []
-        return got if len(got) == 2 else None
+        return convs if len(convs) == 2 else None
 
-    msgs = await eventually(two_messages)
-    assert [m["body"] for m in msgs] == ["from the web", "from RCS"]
+    convs = await eventually(two_conversations)
+    bodies = sorted([[m["body"] for m in await messages(api, c["id"])] for c in convs])
+    assert bodies == [["from RCS"], ["from the web"]]
     contacts = (await api.get("/api/v1/contacts")).json()["data"]
-    assert len(contacts) == 1
-    assert sorted((i["channel_kind"], i["address"]) for i in contacts[0]["identities"]) == [
-        ("api", "visitor-9"),
-        ("rbm", PHONE),
-    ]
+    assert sorted(
+        (
+            [(i["channel_kind"], i["address"]) for i in c["identities"]],
+            c["phone"],
+            c["claimed_phone"],
+        )
+        for c in contacts
+    ) == [([("api", "visitor-9")], None, PHONE), ([("rbm", PHONE)], PHONE, None)]
+    ctx = (await api.get(f"/api/v1/ui/conversations/{convs[0]['id']}/context")).json()
+    assert [d["reason"] for d in ctx["merge_suggestions"]] == ["claimed the same phone number"]
 
 
 async def test_demo_channels_work_from_the_customer_phone(

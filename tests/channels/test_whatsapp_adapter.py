@@ -452,6 +452,41 @@ def test_parse_system() -> None:
     assert event.kind is MessageKind.SYSTEM
     assert event.text == "User A changed from 16505551234 to 16505559999"
     assert event.extra == {"type": "user_changed_number", "new_wa_id": "16505559999"}
+    # The customer moves from the old number (and the BSUID beside it) to the new number.
+    assert event.moved_from == ("16505551234", "US.13491208655302741918")
+    assert (event.sender.address, event.sender.phone) == ("16505559999", "+16505559999")
+    assert event.sender.phone_verified
+
+
+def test_parse_user_changed_user_id_without_from_or_contacts() -> None:
+    event = parse_one("system_user_changed_user_id")
+    assert isinstance(event, InboundMessage)
+    assert event.kind is MessageKind.SYSTEM
+    assert event.text is not None and event.text.startswith("User Sheena Nelson changed from")
+    assert event.moved_from == ("US.13491208655302741918",)
+    assert event.sender.address == "US.20873365410287759341"
+    assert event.sender.phone is None and not event.sender.phone_verified
+    assert event.extra == {"type": "user_changed_user_id", "new_user_id": event.sender.address}
+
+
+def test_parse_user_changed_number_2026_shape() -> None:
+    event = parse_one("system_user_changed_number")
+    assert event.moved_from == ("16505551234", "US.13491208655302741918")
+    assert event.sender.address == "12195555358"
+    assert event.sender.aliases == ("US.20873365410287759341",)
+    assert event.sender.phone == "+12195555358" and event.sender.phone_verified
+
+
+def test_parse_system_naming_no_user_is_ignored_not_failed() -> None:
+    doc = orjson.loads(fixture("system_user_changed_user_id"))
+    system = doc["entry"][0]["changes"][0]["value"]["messages"][0]["system"]
+    doc["entry"][0]["changes"][0]["value"]["messages"][0]["system"] = {
+        "body": system["body"],
+        "type": "customer_identity_changed",
+    }
+    pieces = adapter.split(config, signed(orjson.dumps(doc)))
+    [event] = adapter.parse(config, pieces[0].payload)
+    assert isinstance(event, Ignored)
 
 
 def test_parse_unsupported_names_the_inner_type() -> None:

@@ -40,10 +40,13 @@ MERGED_INTO = "merged_into"
 
 
 async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Contact]:
-    """Other live contacts `who` can see with the same E.164 number or the same email."""
+    """Other live contacts `who` can see with the same E.164 number or the same email.
+    A number a sender only claimed (`claimed_phone`) counts here, and only here: an agent
+    decides whether the claimant is that customer (docs/architecture.md, "Contact resolution")."""
     same = []
-    if contact.phone_e164:
-        same.append(Contact.phone_e164 == contact.phone_e164)
+    for phone in {p for p in (contact.phone_e164, contact.claimed_phone) if p}:
+        same.append(Contact.phone_e164 == phone)
+        same.append(Contact.claimed_phone == phone)
     if contact.email:
         same.append(func.lower(Contact.email) == contact.email.lower())
     if not same:

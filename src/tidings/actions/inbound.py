@@ -41,29 +41,61 @@ class RetryLater(Exception):
     """The event cannot be applied yet (e.g. a receipt that overtook its message's send)."""
 
 
-async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Contact:
-    """The contact behind `sender`: by identity, else by E.164 phone, else a new contact."""
-    s = tx.session
-    addresses = [sender.address, *sender.aliases]
-    identity = await s.scalar(
-        select(ContactIdentity)
-        .where(
-            ContactIdentity.workspace_id == channel.workspace_id,
-            ContactIdentity.channel_kind == channel.kind,
-            ContactIdentity.address.in_(addresses),
-        )
-        .limit(1)
+async def _identity(tx: Tx, channel: ChannelInfo, ids: Sequence[str]) -> ContactIdentity | None:
+    """The identity on this channel kind known by any of `ids`, as address or alias."""
+    if not ids:
+        return None
+    scope = (
+        ContactIdentity.workspace_id == channel.workspace_id,
+        ContactIdentity.channel_kind == channel.kind,
     )
+    # Two lookups, each on its own index: the address (the usual hit) first.
+    for column in (ContactIdentity.address, ContactIdentity.alias):
+        found = await tx.session.scalar(
+            select(ContactIdentity)
+            .where(*scope, column.in_(ids))
+            .order_by(ContactIdentity.id)
+            .limit(1)
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def _alias_of(sender: Sender) -> str | None:
+    return next((a for a in sender.aliases if a != sender.address), None)
+
+
+async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Contact:
+    """The contact behind `sender`: by identity, else by verified E.164 phone, else new.
+
+    Only a phone the provider vouches for (`sender.phone_verified`) joins an existing contact.
+    A claimed one (API channel `from.phone`) is kept as the new contact's `claimed_phone`,
+    which only ever makes a merge suggestion: typing someone's number must not open their
+    conversation (docs/architecture.md, "Contact resolution"; issue 15 #6).
+    """
+    s = tx.session
+    # National forms ("0612345678") are read in the workspace's default region.
+    phone = await phone_for(s, channel.workspace_id, sender.phone) if sender.phone else None
+    identity = await _identity(tx, channel, [sender.address, *sender.aliases])
     if identity is not None:
         known = await s.get_one(Contact, identity.contact_id)
         if sender.name and not known.name:
             known.name = sender.name
+        alias = _alias_of(sender)
+        if alias and identity.address == sender.address and identity.alias != alias:
+            identity.alias = alias
+        if phone is not None and sender.phone_verified:
+            # e.g. a Telegram customer shares their own number after writing before: it is
+            # theirs now; another contact with it shows up as a merge suggestion.
+            if known.phone_e164 is None:
+                known.phone_e164 = phone
+        elif phone is not None and known.phone_e164 is None and known.claimed_phone is None:
+            known.claimed_phone = phone
         return known
 
-    # National forms ("0612345678") are read in the workspace's default region.
-    phone = await phone_for(s, channel.workspace_id, sender.phone) if sender.phone else None
     contact: Contact | None = None
-    if phone is not None:
+    if phone is not None and sender.phone_verified:
         # Same person on another channel (e.g. SMS before WhatsApp): one contact, not two.
         contact = await s.scalar(
             select(Contact)
@@ -72,8 +104,13 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
             .limit(1)
         )
     if contact is None:
+        verified = sender.phone_verified
         contact = Contact(
-            workspace_id=channel.workspace_id, name=sender.name, phone_e164=phone, attributes={}
+            workspace_id=channel.workspace_id,
+            name=sender.name,
+            phone_e164=phone if verified else None,
+            claimed_phone=None if verified else phone,
+            attributes={},
         )
         s.add(contact)
         await s.flush()
@@ -84,6 +121,7 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
             contact_id=contact.id,
             channel_kind=channel.kind,
             address=sender.address,
+            alias=_alias_of(sender),
             display_name=sender.name,
             created_at=utcnow(),
         )
@@ -100,6 +138,54 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     )
     if winner is not None and winner != contact.id:
         return await s.get_one(Contact, winner)
+    return contact
+
+
+async def move_identity(
+    tx: Tx, channel: ChannelInfo, previous: Sequence[str], sender: Sender
+) -> Contact | None:
+    """The provider says the customer known by `previous` ids now goes by `sender` (WhatsApp
+    `user_changed_number` / `user_changed_user_id`, docs/channels/whatsapp.md). Their identity
+    takes the new address and alias — one contact, not two, and replies go to the new id; the
+    old ids stop matching (a recycled number must not reach this customer's thread). Returns
+    the contact, or None when no one is known by the old or the new ids."""
+    s = tx.session
+    old = await _identity(tx, channel, previous)
+    if old is None:
+        # Unknown, or already moved (a replay): the notice goes to whoever has the new id.
+        current = await _identity(tx, channel, [sender.address, *sender.aliases])
+        return None if current is None else await s.get_one(Contact, current.contact_id)
+    contact = await s.get_one(Contact, old.contact_id)
+    old_phone = f"+{old.address}" if old.address.isdigit() else None
+    if old_phone is not None and sender.phone is None:
+        # Only the account id changed (WhatsApp `user_changed_user_id` shares no number): the
+        # number stays the address replies go to; the new id becomes its alias.
+        old.alias = sender.address
+        contact.updated_at = utcnow()
+        await s.flush()
+        return contact
+    taken = await s.scalar(
+        select(ContactIdentity).where(
+            ContactIdentity.workspace_id == channel.workspace_id,
+            ContactIdentity.channel_kind == channel.kind,
+            ContactIdentity.address == sender.address,
+        )
+    )
+    if taken is not None and taken.id != old.id:
+        if taken.contact_id != old.contact_id:
+            # The new id already wrote in as someone else: both stay; the shared verified
+            # number makes them a merge suggestion for an agent to confirm.
+            if sender.phone_verified and sender.phone and contact.phone_e164 is None:
+                contact.phone_e164 = sender.phone
+            return contact
+        await s.delete(old)
+        old = taken
+    old.address = sender.address
+    old.alias = _alias_of(sender)
+    if sender.phone and sender.phone_verified and contact.phone_e164 in (None, old_phone):
+        contact.phone_e164 = sender.phone
+    contact.updated_at = utcnow()
+    await s.flush()
     return contact
 
 
@@ -196,11 +282,25 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     )
     if existing is not None:
         return None
-    contact = await resolve_contact(tx, channel, event.sender)
+    # A provider's notice (the customer's id changed) is shown, but the customer wrote nothing:
+    # no unread count, no service window, no SLA clock.
+    notice = bool(event.moved_from)
+    if notice:
+        moved = await move_identity(tx, channel, event.moved_from, event.sender)
+        if moved is None:
+            return None  # about someone we never heard from: nothing to show
+        contact = moved
+    else:
+        contact = await resolve_contact(tx, channel, event.sender)
     # A 1-5 answer to a CSAT question stays on the resolved conversation it rates.
-    answer = None if event.echo else await csat.survey_awaiting(tx, channel, contact, event)
+    answer = (
+        None if event.echo or notice else await csat.survey_awaiting(tx, channel, contact, event)
+    )
+    latest = await _latest_conversation(tx, channel, contact) if notice else None
     if answer is not None:
         conv, created = await s.get_one(Conversation, answer[0].conversation_id), False
+    elif latest is not None:
+        conv, created = latest, False  # a notice does not reopen a resolved conversation
     else:
         conv, created = await open_conversation(tx, channel, contact)
     now = utcnow()
@@ -265,7 +365,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         await s.flush()
     message = await s.get_one(Message, message_id)
 
-    if not event.echo:
+    if not event.echo and not notice:
         conv.last_inbound_at = _later(conv.last_inbound_at, event.occurred_at)
         if answer is None:
             conv.unread_count += 1
@@ -287,6 +387,8 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         data,
     )
     tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
+    if notice:
+        return message
     await consent.do_after_inbound(tx, channel, event, contact, conv, message)
     if answer is not None:
         await csat.do_record_answer(tx, answer[0], message, answer[1])
@@ -295,6 +397,17 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         if conv.assignee_id is None:
             assignment.after_change(tx)
     return message
+
+
+async def _latest_conversation(
+    tx: Tx, channel: ChannelInfo, contact: Contact
+) -> Conversation | None:
+    return await tx.session.scalar(
+        select(Conversation)
+        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
 
 
 async def _touch_window(tx: Tx, conversation_id: int, channel_id: int, at: datetime) -> None:

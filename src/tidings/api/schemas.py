@@ -164,7 +164,11 @@ class ContactOut(BaseModel):
     id: int
     name: str | None
     email: str | None
-    phone: str | None
+    phone: str | None = Field(description="E.164 a provider vouches for, or staff entered")
+    claimed_phone: str | None = Field(
+        default=None,
+        description="E.164 the customer only typed (API channel): never links contacts",
+    )
     attributes: dict[str, Any]
     identities: list[IdentityOut]
     created_at: str | None

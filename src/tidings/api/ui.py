@@ -547,13 +547,21 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
         "merge_suggestions": [
             {
                 **contact_dict(d, dup_idents.get(d.id)),
-                "reason": "same phone number"
-                if d.phone_e164 and d.phone_e164 == contact.phone_e164
-                else "same email",
+                "reason": _merge_reason(contact, d),
             }
             for d in duplicates
         ],
     }
+
+
+def _merge_reason(contact: Contact, other: Contact) -> str:
+    if other.phone_e164 and other.phone_e164 == contact.phone_e164:
+        return "same phone number"
+    mine = {contact.phone_e164, contact.claimed_phone} - {None}
+    if mine & {other.phone_e164, other.claimed_phone}:
+        # Someone typed the number (API channel): not proof, an agent decides.
+        return "claimed the same phone number"
+    return "same email"
 
 
 async def _identities_of(s: AsyncSession, ids: list[int]) -> dict[int, list[ContactIdentity]]:

@@ -20,11 +20,19 @@ class Sender:
     `address` is the channel-scoped identity (E.164 phone for WhatsApp/SMS, PSID, OpenID, chat
     id...). `phone` is an E.164 number when the channel reveals one, so that identities of one
     person on different channels can meet on the same contact.
+
+    `phone_verified` says whether the provider vouches that the number is the sender's (the
+    network delivered an SMS from it, WhatsApp's own `wa_id`, a Telegram contact whose
+    `user_id` is the sender's). Only a verified phone joins an existing contact on its own; a
+    claimed one (a number typed into a website form and passed on by the API channel) is kept
+    as a claim and only ever offered as a merge suggestion (docs/architecture.md, "Contact
+    resolution"). It defaults to False so that an adapter has to say so.
     """
 
     address: str
     name: str | None = None
     phone: str | None = None
+    phone_verified: bool = False
     # Other stable ids the provider gives for the same person (e.g. WhatsApp BSUID `user_id`).
     aliases: tuple[str, ...] = ()
 
@@ -59,6 +67,10 @@ class InboundMessage:
     # The customer stopped (opted_out) or resumed (opted_in) messages on this channel by a
     # provider event rather than a keyword: WeChat unsubscribe/subscribe, RBM UNSUBSCRIBE.
     consent: ConsentStatus | None = None
+    # A provider notice that this customer now goes by `sender.address` instead of these ids
+    # (WhatsApp `user_changed_number` / `user_changed_user_id`). Shown as a system line in their
+    # thread; the identity moves to the new id. Not something the customer wrote.
+    moved_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

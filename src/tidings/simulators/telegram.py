@@ -20,7 +20,8 @@ Control API (JSON, under `/_sim/`), which plays the customers and sets the knobs
 - `PUT  /_sim/bots/{token}` {username?, first_name?, per_chat_per_second?, per_chat_burst?,
   global_per_second?, max_attempts?, retry_base_seconds?} — create/update a bot
 - `POST /_sim/inbound` {token, chat_id, first_name?, last_name?, username?, text? | photo? |
-  document? | voice? | video? | sticker? | location? | contact? | other{...}, caption?,
+  document? | voice? | video? | sticker? | location? | contact? | share_contact? (the
+  customer's own number, sent as their own card) | other{...}, caption?,
   reply_to?, duplicates?} — the customer writes; a file kind may be `true` or an object
   {data_b64?, file_size?, file_name?, mime_type?} (the bytes getFile then serves; a
   `file_size` without data stands for a file that large); {token, redeliver: update_id}
@@ -417,13 +418,25 @@ class TelegramSimulator:
         elif isinstance(body.get("contact"), dict):
             msg["contact"] = dict(body["contact"])
             shown = "[contact]"
+        elif isinstance(body.get("share_contact"), str) and body["share_contact"]:
+            # "Share my contact" (a request_contact button): the customer's own card, whose
+            # user_id is theirs; Telegram sends the number without "+" (docs/channels/telegram.md).
+            msg["contact"] = {
+                "phone_number": body["share_contact"].lstrip("+"),
+                "first_name": chat.first_name,
+                "user_id": chat.id,
+            }
+            if chat.last_name:
+                msg["contact"]["last_name"] = chat.last_name
+            shown = "[my contact]"
         elif isinstance(body.get("other"), dict) and body["other"]:
             # A message type Tidings does not know (say, `dice` or a newer Bot API type).
             msg.update({str(k): v for k, v in body["other"].items() if k not in msg})
             shown = "[unsupported]"
         else:
             raise ValueError(
-                "give text, photo, document, voice, video, sticker, location or contact"
+                "give text, photo, document, voice, video, sticker, location, contact or "
+                "share_contact"
             )
         if body.get("caption") and "text" not in msg:
             msg["caption"] = str(body["caption"])

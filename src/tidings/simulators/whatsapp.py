@@ -228,6 +228,18 @@ class RawIn(BaseModel):
     payload: dict[str, Any]
 
 
+class UserChangeIn(BaseModel):
+    """A known customer's ids change (docs/channels/whatsapp.md, "Identity changes"): with
+    `new_wa_id` a `user_changed_number`, else a `user_changed_user_id` (no `from`, no
+    contacts[]). The new BSUID is made up when not given."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone_number_id: str
+    user: str = Field(description="the customer's current wa_id or BSUID")
+    new_user_id: str | None = Field(None, pattern=r"^[A-Z]{2}\.[A-Za-z0-9.]{1,140}$")
+    new_wa_id: str | None = Field(None, pattern=r"^\d{5,20}$")
+
+
 class StatusIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     phone_number_id: str
@@ -692,6 +704,51 @@ class WhatsAppSimulator:
         payload = self._envelope(account, [{"field": "messages", "value": value}])
         delivery = await self._deliver(account, payload, "message", [message["id"]])
         return {"id": message["id"], "status": delivery.first_status, "delivery": delivery.id}
+
+    async def change_user(self, spec: UserChangeIn) -> dict[str, Any]:
+        """Meta's system message when the customer's number or BSUID changes."""
+        account = self._account(spec.phone_number_id)
+        pnid = account.phone_number_id
+        customer = self._find_customer(pnid, spec.user)
+        if customer is None:
+            raise _ControlError(404, f"no customer {spec.user!r} on {pnid}")
+        country = (customer.user_id or "US.").split(".", 1)[0]
+        new_user = spec.new_user_id or f"{country}.{secrets.randbelow(10**20):020d}"
+        name = customer.name or "WhatsApp user"
+        system: dict[str, Any]
+        message: dict[str, Any] = {}
+        if spec.new_wa_id:
+            system = {
+                "body": f"User {name} changed from {customer.wa_id} to {spec.new_wa_id}",
+                "wa_id": spec.new_wa_id,
+                "type": "user_changed_number",
+            }
+            if customer.wa_id:
+                message["from"] = customer.wa_id
+        else:
+            system = {
+                "body": f"User {name} changed from {customer.user_id} to {new_user}",
+                "type": "user_changed_user_id",
+            }
+        system["user_id"] = new_user
+        if customer.user_id:
+            system["previous_user_id"] = customer.user_id
+        wamid = _new_wamid(spec.new_wa_id or new_user)
+        message.update(id=wamid, timestamp=str(int(self._clock())), type="system", system=system)
+        # The simulated user goes by the new ids from now on (the old number is let go).
+        if spec.new_wa_id and customer.wa_id:
+            self._aliases.pop((pnid, customer.wa_id), None)
+        if spec.new_wa_id:
+            customer.wa_id = spec.new_wa_id
+            self._aliases[(pnid, spec.new_wa_id)] = customer.key
+        customer.user_id = new_user
+        self._aliases[(pnid, new_user)] = customer.key
+        value: dict[str, Any] = {"messaging_product": "whatsapp"}
+        value["metadata"] = self._metadata(account)
+        value["messages"] = [message]  # no contacts[] with system messages
+        payload = self._envelope(account, [{"field": "messages", "value": value}])
+        delivery = await self._deliver(account, payload, "message", [wamid])
+        return {"id": wamid, "user_id": new_user, "status": delivery.first_status}
 
     async def batch(self, spec: BatchIn) -> dict[str, Any]:
         """Many messages and statuses in ONE webhook POST (digest §0.3 batching), in one change
@@ -1777,6 +1834,7 @@ class WhatsAppSimulator:
             Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
             Route("/_sim/batch", self._r_batch, methods=["POST"]),
             Route("/_sim/deliver_raw", self._r_deliver_raw, methods=["POST"]),
+            Route("/_sim/change_user", self._r_change_user, methods=["POST"]),
             Route("/_sim/status", self._r_status, methods=["POST"]),
             Route("/_sim/sent", self._r_sent, methods=["GET"]),
             Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
@@ -1832,6 +1890,10 @@ class WhatsAppSimulator:
     async def _r_deliver_raw(self, request: Request) -> Any:
         spec = RawIn.model_validate(await self._json(request))
         return await self.deliver_raw(spec.phone_number_id, spec.payload)
+
+    @_control
+    async def _r_change_user(self, request: Request) -> Any:
+        return await self.change_user(UserChangeIn.model_validate(await self._json(request)))
 
     @_control
     async def _r_status(self, request: Request) -> Any:

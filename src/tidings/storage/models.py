@@ -197,8 +197,12 @@ class Contact(Base):
     workspace_id: Mapped[int] = _ws()
     name: Mapped[str | None] = mapped_column(String(300))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
-    # E.164, so that the WhatsApp and SMS identities of one person meet on one contact.
+    # E.164, so that the WhatsApp and SMS identities of one person meet on one contact. Only a
+    # number a provider vouches for (or staff entered) goes here; see `claimed_phone`.
     phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    # E.164 a sender only claimed (API channel `from.phone`): never joins another contact,
+    # only offered as a merge suggestion (docs/architecture.md, "Contact resolution").
+    claimed_phone: Mapped[str | None] = mapped_column(String(20), index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -206,7 +210,10 @@ class Contact(Base):
 
 class ContactIdentity(Base):
     __tablename__ = "contact_identity"
-    __table_args__ = (UniqueConstraint("workspace_id", "channel_kind", "address"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel_kind", "address"),
+        Index("ix_contact_identity_alias", "workspace_id", "channel_kind", "alias"),
+    )
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = _ws()
     contact_id: Mapped[int] = mapped_column(
@@ -214,6 +221,9 @@ class ContactIdentity(Base):
     )
     channel_kind: Mapped[str] = mapped_column(String(32))
     address: Mapped[str] = mapped_column(String(300))
+    # Another stable id the provider gives for the same account (WhatsApp's BSUID beside the
+    # number): found like the address, so a notice naming only that id finds the customer.
+    alias: Mapped[str | None] = mapped_column(String(300))
     display_name: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = _created()
 

@@ -7,6 +7,10 @@ Inbound (`POST /webhooks/api/{channel_id}`), signed with the channel's `secret`:
      "statuses": [{"id": "ext-reply-9", "status": "delivered", "timestamp": 1750000001,
                    "error": "optional reason when failed"}]}
 
+`from.phone` is whatever the integrator passes on — on a website, what the visitor typed — so it
+is a *claim*: kept as the contact's `claimed_phone` and offered as a merge suggestion, never
+used to join an existing contact (docs/architecture.md, "Contact resolution"; issue 15 #6).
+
 Outbound: agent replies are POSTed to the channel's `webhook_url`, signed with the same secret:
 
     {"event": "message.outgoing", "message": {"id": 17, "conversation_id": 3, "to": "cust-42",
@@ -142,6 +146,8 @@ class ApiChannelAdapter:
                 address=str(sender["id"]),
                 name=sender.get("name") if isinstance(sender.get("name"), str) else None,
                 phone=sender.get("phone") if isinstance(sender.get("phone"), str) else None,
+                # Nobody vouches for it: a claim, never a link to another customer.
+                phone_verified=False,
             ),
             occurred_at=_timestamp(item.get("timestamp")) or datetime.now(UTC),
             kind=MessageKind.TEXT if text is not None else MessageKind.UNSUPPORTED,

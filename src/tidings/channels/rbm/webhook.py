@@ -99,8 +99,8 @@ def _sender(data: dict[str, Any]) -> Sender:
         raise PayloadError("senderPhoneNumber is missing")
     e164 = to_e164(raw)
     # RBM users are MSISDNs, so the identity meets the customer's SMS/WhatsApp ones. A number
-    # that does not parse is kept as given, never rewritten.
-    return Sender(address=e164 or raw, phone=e164)
+    # that does not parse is kept as given, never rewritten. The carrier vouches for it.
+    return Sender(address=e164 or raw, phone=e164, phone_verified=True)
 
 
 def parse(payload: bytes) -> list[CanonicalEvent]:

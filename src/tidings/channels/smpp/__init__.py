@@ -143,8 +143,9 @@ def _inbound(sm: P.ShortMessage, key: str, at: datetime) -> InboundMessage:
     return InboundMessage(
         provider_message_id=key,
         # The raw sender goes along as the phone: a national form ("0612345678", TON 2) is
-        # read in the workspace's default region when the contact is resolved.
-        sender=Sender(address=phone or raw, phone=phone or raw),
+        # read in the workspace's default region when the contact is resolved. The network
+        # delivered it from that number: verified (docs/architecture.md, inbound pipeline).
+        sender=Sender(address=phone or raw, phone=phone or raw, phone_verified=True),
         occurred_at=at,
         kind=MessageKind.TEXT if text is not None else MessageKind.UNSUPPORTED,
         text=text,

@@ -117,10 +117,21 @@ def _sender(msg: dict[str, Any]) -> Sender:
         name = _str(chat.get("title")) or name
     phone = None
     contact = msg.get("contact")
-    if isinstance(contact, dict) and contact.get("user_id") == person.get("id"):
-        # The customer shared their own number: lets this identity meet their SMS/WhatsApp one.
+    sender_id = person.get("id")
+    if (
+        isinstance(contact, dict)
+        and isinstance(sender_id, int)
+        and not isinstance(sender_id, bool)
+        and contact.get("user_id") == sender_id
+    ):
+        # The customer shared their own number (docs/channels/telegram.md, "Shared contacts"):
+        # Telegram only sets contact.user_id to the sender's own id for their own account's
+        # number, so it is verified and lets this identity meet their SMS/WhatsApp one. Anyone
+        # else's contact card (no user_id, or another one) is not the sender's number.
         phone = to_e164(str(contact.get("phone_number") or ""))
-    return Sender(address=str(chat["id"]), name=name or None, phone=phone)
+    return Sender(
+        address=str(chat["id"]), name=name or None, phone=phone, phone_verified=phone is not None
+    )
 
 
 def _when(msg: dict[str, Any], field: str = "date") -> datetime:

@@ -192,7 +192,13 @@ def _message(fields: Mapping[str, str], at: datetime) -> InboundMessage:
         kind = MessageKind.UNSUPPORTED
     return InboundMessage(
         provider_message_id=sid,
-        sender=Sender(address=sender, name=fields.get("ProfileName") or None, phone=_phone(sender)),
+        # SMS or WhatsApp through Twilio: the sender's own number, verified (docs/architecture.md).
+        sender=Sender(
+            address=sender,
+            name=fields.get("ProfileName") or None,
+            phone=_phone(sender),
+            phone_verified=True,
+        ),
         occurred_at=at,
         kind=kind,
         text=body if body else None if attachments else body,

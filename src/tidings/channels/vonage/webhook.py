@@ -156,7 +156,8 @@ def _inbound(params: Mapping[str, str]) -> InboundMessage:
         extra["type"] = kind_param
     return InboundMessage(
         provider_message_id=params["messageId"],
-        sender=Sender(address=phone or msisdn, phone=phone or msisdn),
+        # The network delivered it from that number: verified (docs/architecture.md).
+        sender=Sender(address=phone or msisdn, phone=phone or msisdn, phone_verified=True),
         occurred_at=_when(params) or datetime.now(UTC),
         kind=kind,
         text=body,

@@ -354,7 +354,75 @@ def _sender(message: dict[str, Any], contacts: list[Any]) -> Sender:
         address=address,
         name=name or None,
         phone=f"+{digits}" if digits else None,
+        # wa_id is WhatsApp's own account number for the user: verified.
+        phone_verified=digits is not None,
         aliases=aliases,
+    )
+
+
+# System messages that say the user now goes by another id (docs/channels/whatsapp.md,
+# "Identity changes"). `customer_changed_number` is the name older Graph versions used.
+_MOVES = ("user_changed_number", "customer_changed_number", "user_changed_user_id")
+
+
+def _parse_system(message: dict[str, Any], contacts: list[Any]) -> CanonicalEvent:
+    """A `type: "system"` message. It names no sender the usual way: Meta sends no contacts[]
+    with it, and `user_changed_user_id` has no `from` either — the user is in `system`
+    (the new `user_id` / `wa_id`, and `previous_user_id`). Never fails for want of a sender."""
+    ident = _str(message, "id")
+    assert ident is not None
+    system = _dict(message, "system")
+    stype = _str(system, "type") or "system"
+    body = _str(system, "body")
+    when = _required_time(message, "system message")
+    extra: dict[str, Any] = {"type": stype}
+    old_number = _digits(_str(message, "from"))
+    if stype in _MOVES:
+        new_number = _digits(_str(system, "wa_id") or _str(system, "new_wa_id"))
+        if stype == "user_changed_user_id":
+            # Only the BSUID changed; a `from`, when present, is still their number.
+            new_number = new_number or old_number
+        new_user = _str(system, "user_id")
+        previous: list[str] = []
+        for candidate in (
+            _str(message, "from"),
+            _str(message, "from_user_id"),
+            _str(system, "previous_user_id"),
+            *(_str(c, key) for c in contacts for key in ("wa_id", "user_id")),
+        ):
+            if candidate and candidate not in previous and candidate != new_user:
+                previous.append(candidate)
+        address = new_number or new_user
+        if new_number:
+            extra["new_wa_id"] = new_number
+        if new_user:
+            extra["new_user_id"] = new_user
+        if address and previous:
+            return InboundMessage(
+                provider_message_id=ident,
+                sender=Sender(
+                    address=address,
+                    phone=f"+{new_number}" if new_number else None,
+                    phone_verified=new_number is not None,
+                    aliases=(new_user,) if new_user and new_user != address else (),
+                ),
+                occurred_at=when,
+                kind=MessageKind.SYSTEM,
+                text=body,
+                extra=extra,
+                moved_from=tuple(previous),
+            )
+    try:
+        sender = _sender(message, contacts)
+    except PayloadError:
+        return Ignored(f"WhatsApp system message {stype!r} names no user")
+    return InboundMessage(
+        provider_message_id=ident,
+        sender=sender,
+        occurred_at=when,
+        kind=MessageKind.SYSTEM,
+        text=body,
+        extra=extra,
     )
 
 
@@ -494,12 +562,10 @@ def _content(message: dict[str, Any]) -> _Content:
         content.target = _str(reaction, "message_id")
         return content
     if mtype == "system":
+        # Only reached for an echo (a business never sends one); inbound: _parse_system.
         system = _dict(message, "system")
         content = _Content(MessageKind.SYSTEM, _str(system, "body"))
         content.extra = {"type": _str(system, "type")}
-        # user_changed_number carries the new wa_id.
-        if new_wa_id := _str(system, "wa_id") or _str(system, "new_wa_id"):
-            content.extra["new_wa_id"] = new_wa_id
         return content
     if mtype == "order":
         return _order(_dict(message, "order"))
@@ -560,6 +626,8 @@ def _parse_message(doc: dict[str, Any]) -> CanonicalEvent:
     mtype = _str(message, "type")
     if mtype in ("revoke", "edit"):
         return _parse_revision(message, mtype)
+    if mtype == "system":
+        return _parse_system(message, _list(doc, "contacts"))
     content = _content(message)
     _common_extra(message, content.extra)
     return InboundMessage(
@@ -589,7 +657,7 @@ def _parse_echo(doc: dict[str, Any]) -> CanonicalEvent:
     digits = _digits(to)
     # The sender of an echo is the business; the address is the customer it was written to,
     # which is what places it in that customer's conversation.
-    sender = Sender(address=to, phone=f"+{digits}" if digits else None)
+    sender = Sender(address=to, phone=f"+{digits}" if digits else None, phone_verified=True)
     return InboundMessage(
         provider_message_id=ident,
         sender=sender,

@@ -335,6 +335,9 @@
       el("h2", { class: "contact-name" }, contact.name || "Unnamed customer"),
       el("dl", { class: "facts" },
         contact.phone ? el("dt", null, "Phone") : null, contact.phone ? el("dd", null, contact.phone) : null,
+        // Typed by the customer (API channel), never verified: shown as a claim, never linking.
+        contact.claimed_phone ? el("dt", null, "Phone (claimed)") : null,
+        contact.claimed_phone ? el("dd", { class: "muted", title: "Given by the customer, not verified by a provider" }, contact.claimed_phone) : null,
         contact.email ? el("dt", null, "Email") : null, contact.email ? el("dd", null, contact.email) : null,
         ...attrs.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, typeof v === "string" ? v : JSON.stringify(v))])),
       el("h3", null, "Identities"),

@@ -1,0 +1,127 @@
+"""Contract case over every channel whose provider sends events that name no sender (issue 16):
+such an event is acknowledged, stored once and processed — never a failed inbound event that
+can only be replayed into the same failure — and it creates no contact of nobody.
+
+Each provider's real shape, signed as the provider signs it, is built below per kind; a channel
+joins by adding one builder. Today: WhatsApp `user_changed_user_id` (no `from`, no contacts[];
+docs/channels/whatsapp.md) about a user Tidings never heard from, and a Telegram `poll` update
+(no `from`, no `chat`; Bot API `Update.poll`). SMS, RBM, GBM, WeChat and the API channel name a
+sender in every event. Messenger/Instagram page-level events (policy-enforcement) join here with
+their handling (issue 16 #6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import Owner, Server, eventually
+from tests.contract.drivers import DRIVERS, Driver
+from tidings.domain.enums import InboundState
+from tidings.storage.models import Contact, InboundEvent, Message
+
+Signed = tuple[bytes, dict[str, str]]
+
+
+def _whatsapp(config: dict[str, Any]) -> Signed:
+    message = {
+        "id": f"wamid.contract-system-{time.time_ns()}",
+        "timestamp": str(int(time.time())),
+        "type": "system",
+        "system": {
+            "body": "User changed from US.11111111111111111111 to US.22222222222222222222",
+            "user_id": "US.22222222222222222222",
+            "previous_user_id": "US.11111111111111111111",
+            "type": "user_changed_user_id",
+        },
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": config["display_phone_number"],
+            "phone_number_id": config["phone_number_id"],
+        },
+        "messages": [message],
+    }
+    body = orjson.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}
+            ],
+        }
+    )
+    sig = hmac.new(config["app_secret"].encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Hub-Signature-256": f"sha256={sig}"}
+
+
+def _telegram(config: dict[str, Any]) -> Signed:
+    poll = {
+        "id": "5436025542359367682",
+        "question": "Which size?",
+        "options": [{"text": "S", "voter_count": 0}, {"text": "M", "voter_count": 1}],
+        "total_voter_count": 1,
+        "is_closed": True,
+        "is_anonymous": True,
+        "type": "regular",
+        "allows_multiple_answers": False,
+    }
+    body = orjson.dumps({"update_id": 910000000 + time.time_ns() % 1000000, "poll": poll})
+    return body, {"X-Telegram-Bot-Api-Secret-Token": config["secret_token"]}
+
+
+SENDERLESS: dict[str, Callable[[dict[str, Any]], Signed]] = {
+    "whatsapp": _whatsapp,
+    "telegram": _telegram,
+}
+WITH_SENDERLESS = [d for d in DRIVERS if d.kind in SENDERLESS]
+
+
+async def _count(server: Server, model: type) -> int:
+    async with server.runtime.db.read() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.mark.parametrize("driver", WITH_SENDERLESS, ids=[d.kind for d in WITH_SENDERLESS])
+async def test_senderless_system_event_does_not_fail(
+    server: Server, owner: Owner, api: httpx.AsyncClient, driver: Driver
+) -> None:
+    config = driver.config(server)
+    resp = await api.post(
+        "/api/v1/channels",
+        json={"kind": driver.kind, "name": f"{driver.kind} (contract)", "config": config},
+    )
+    assert resp.status_code == 201, resp.text
+    body, headers = SENDERLESS[driver.kind](config)
+    async with httpx.AsyncClient() as client:
+        ack = await client.post(
+            resp.json()["webhook_url"],
+            content=body,
+            headers={"Content-Type": "application/json", **headers},
+        )
+    assert ack.status_code == 200, ack.text
+
+    async def processed() -> list[tuple[str, str | None]] | None:
+        async with server.runtime.db.read() as s:
+            rows = (await s.execute(select(InboundEvent.state, InboundEvent.error))).all()
+        states = [(str(state), error) for state, error in rows]
+        return states if states and states[0][0] != InboundState.PENDING else None
+
+    assert await eventually(processed) == [("done", None)]
+    assert await _count(server, Contact) == 0
+    assert await _count(server, Message) == 0
+    # And the channel goes on: the customer's next text still becomes a conversation.
+    await driver.customer_text(server, "still here")
+
+    async def conversations() -> list[Any]:
+        return (await api.get("/api/v1/conversations")).json()["data"]
+
+    assert len(await eventually(conversations)) == 1
