@@ -9,7 +9,7 @@ import logging
 import sys
 
 from tidings import cli_campaigns
-from tidings.config import Settings, load_settings
+from tidings.config import Settings, load_settings, secret_key_problem
 from tidings.reports import cli as reports_cli
 
 
@@ -42,6 +42,13 @@ def _bad_workers(settings: Settings) -> str | None:
     return None
 
 
+def _refuse_to_start(settings: Settings) -> str | None:
+    """What stops `serve` and `worker` before anything starts: a short secret key (it signs
+    session cookies: a 1-character key let a forged cookie sign in as the owner), unknown
+    workers."""
+    return secret_key_problem(settings) or _bad_workers(settings)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -49,7 +56,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.runtime import tune_gc
     from tidings.storage.db import migrate
 
-    if error := _bad_workers(settings):
+    if error := _refuse_to_start(settings):
         print(f"tidings: {error}", file=sys.stderr)
         return 2
 
@@ -75,7 +82,7 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from tidings.app import run_workers_forever
     from tidings.runtime import tune_gc
 
-    if error := _bad_workers(settings):
+    if error := _refuse_to_start(settings):
         print(f"tidings: {error}", file=sys.stderr)
         return 2
     tune_gc()

@@ -9,6 +9,10 @@ from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
 
+# The shortest TIDINGS_SECRET_KEY `serve` and `worker` start with: the key signs session
+# cookies, and a short one can be guessed offline from any cookie (generated keys are 64).
+MIN_SECRET_KEY_BYTES = 32
+
 
 def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
@@ -45,6 +49,18 @@ class Settings:
 
     def webhook_url(self, kind: str, channel_id: int) -> str:
         return f"{self.public_url}/webhooks/{kind}/{channel_id}"
+
+
+def secret_key_problem(settings: Settings) -> str | None:
+    """Why the secret key is unfit to start a server with, or None."""
+    size = len(settings.secret_key.encode())
+    if size < MIN_SECRET_KEY_BYTES:
+        return (
+            f"TIDINGS_SECRET_KEY is {size} bytes; it must be at least {MIN_SECRET_KEY_BYTES} "
+            "(unset it to have one generated into the data dir, or use "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    return None
 
 
 def _secret_key(data_dir: Path) -> str:

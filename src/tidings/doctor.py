@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import select, text
 
 from tidings.channels.registry import get_adapter
-from tidings.config import Settings
+from tidings.config import Settings, secret_key_problem
 from tidings.runtime import Runtime
 from tidings.storage.models import Channel
 
@@ -80,10 +80,8 @@ def _settings(settings: Settings) -> list[Check]:
                 f"{settings.public_url} is not HTTPS; providers require HTTPS webhooks",
             )
         )
-    if len(settings.secret_key) < 32:
-        checks.append(
-            Check("fail", "secret_key", "TIDINGS_SECRET_KEY is shorter than 32 characters")
-        )
+    if problem := secret_key_problem(settings):
+        checks.append(Check("fail", "secret_key", problem))
     return checks or [Check("ok", "settings", "production-ready settings")]
 
 
