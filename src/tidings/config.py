@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -50,6 +53,17 @@ class Settings:
     def webhook_url(self, kind: str, channel_id: int) -> str:
         return f"{self.public_url}/webhooks/{kind}/{channel_id}"
 
+    @property
+    def sandbox_token(self) -> str:
+        return sandbox_token(self.secret_key)
+
+
+def sandbox_token(secret_key: str) -> str:
+    """The per-install secret that opens the sandbox (simulators/guard.py): derived from the
+    secret key, so every process of an install agrees and rotating the key rotates it."""
+    digest = hmac.new(secret_key.encode(), b"tidings sandbox token", hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+
 
 def secret_key_problem(settings: Settings) -> str | None:
     """Why the secret key is unfit to start a server with, or None."""
@@ -89,7 +103,8 @@ def load_settings(**overrides: object) -> Settings:
         "data_dir": data_dir,
         "redis_url": os.environ.get("TIDINGS_REDIS_URL") or None,
         "public_url": os.environ.get("TIDINGS_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
-        "sandbox": _flag("TIDINGS_SANDBOX", True),
+        # Off unless asked for: the sandbox is for a local trial (`scripts/run` turns it on).
+        "sandbox": _flag("TIDINGS_SANDBOX", False),
         "host": host,
         "port": port,
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),

@@ -20,11 +20,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.gbm import GbmBinding, GbmSimulator
+from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
@@ -435,6 +437,34 @@ class Sandbox:
 
 def _bad(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
+
+
+def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) -> ASGIApp:
+    """The sandbox app behind `sandbox_guard`: the sandbox token of these settings, or (with a
+    runtime) the session of a signed-in agent of this install."""
+    settings = settings or (rt.settings if rt is not None else None)
+    assert settings is not None
+    check: SessionCheck | None = None
+    if rt is not None:
+        from tidings.api.auth import agent_from_session, principal_for_agent
+
+        runtime = rt
+
+        async def check_session(cookie: str) -> tuple[bool, bool]:
+            agent_id = agent_from_session(runtime, cookie)
+            who = await principal_for_agent(runtime, agent_id) if agent_id is not None else None
+            return who is not None, who is not None and who.is_admin
+
+        check = check_session
+    from tidings.api.auth import SESSION_COOKIE
+
+    return sandbox_guard(
+        app,
+        settings.sandbox_token,
+        session_cookie=SESSION_COOKIE,
+        check_session=check,
+        secure_cookie=settings.public_url.startswith("https://"),
+    )
 
 
 async def create_demo_channels(
