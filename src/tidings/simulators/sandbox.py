@@ -440,14 +440,14 @@ def _bad(message: str) -> JSONResponse:
 
 
 def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) -> ASGIApp:
-    """The sandbox app behind `sandbox_guard`: the sandbox token of these settings, or (with a
-    runtime) the session of a signed-in agent of this install."""
+    """The sandbox app behind `sandbox_guard`: the sandbox token of the settings opens it, and
+    so (with a runtime to look agents up in) does the session of a signed-in agent."""
+    from tidings.api.auth import SESSION_COOKIE, agent_from_session, principal_for_agent
+
     settings = settings or (rt.settings if rt is not None else None)
-    assert settings is not None
+    assert settings is not None, "guarded() needs a runtime or settings"
     check: SessionCheck | None = None
     if rt is not None:
-        from tidings.api.auth import agent_from_session, principal_for_agent
-
         runtime = rt
 
         async def check_session(cookie: str) -> tuple[bool, bool]:
@@ -456,8 +456,6 @@ def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) 
             return who is not None, who is not None and who.is_admin
 
         check = check_session
-    from tidings.api.auth import SESSION_COOKIE
-
     return sandbox_guard(
         app,
         settings.sandbox_token,
