@@ -31,8 +31,9 @@ import uvicorn
 
 from tidings.actions.admin import bootstrap
 from tidings.app import create_app
-from tidings.config import Settings, load_settings
+from tidings.config import Settings, load_settings, sandbox_token
 from tidings.runtime import Runtime
+from tidings.simulators.guard import TOKEN_HEADER, TOKEN_PARAM
 from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.storage.db import migrate
 
@@ -165,6 +166,25 @@ async def serving(settings: Settings) -> AsyncIterator[Server]:
     finally:
         uv.should_exit = True
         await asyncio.wait_for(task, 45)
+
+
+# --- the sandbox's secret (src/tidings/simulators/guard.py): every test client that drives
+# `/sandbox/.../_sim/...` or `/sandbox/phone` sends it; provider-API routes need no more than
+# the provider credential.
+
+
+def sandbox_headers(of: Server | Settings | dict[str, str]) -> dict[str, str]:
+    """The header that opens the sandbox of a test server, of settings, or of a `tidings`
+    process started with the environment `of` (see `tidings_env`)."""
+    if isinstance(of, dict):
+        return {TOKEN_HEADER: sandbox_token(of["TIDINGS_SECRET_KEY"])}
+    settings = of if isinstance(of, Settings) else of.settings
+    return {TOKEN_HEADER: settings.sandbox_token}
+
+
+def sandbox_phone_url(server: Server) -> str:
+    """The customer phone page's link as `tidings serve` prints it (sets the sandbox cookie)."""
+    return f"{server.url}/sandbox/phone?{TOKEN_PARAM}={server.settings.sandbox_token}"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import httpx
 import orjson
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings import signing
 
 SECRET = "s3cret-for-the-api-channel"
@@ -37,7 +37,7 @@ async def test_customer_message_reply_and_statuses(
     assert channel["webhook_url"] == f"{server.url}/webhooks/api/{channel['id']}"
     assert channel["config"]["secret"] == "••••"  # secrets never come back
 
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/api")
+    sim = httpx.AsyncClient(headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api")
     resp = await sim.post(
         "/_sim/inbound",
         json={"account": "acme", "from": "cust-42", "name": "Ana", "text": "Hello <b>there</b>"},

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.twilio.webhook import compute_signature
 from tidings.storage.models import Consent, InboundEvent, Message
 
@@ -23,7 +23,9 @@ OUR_NUMBER = "+14155550100"
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as client:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
+    ) as client:
         yield client
 
 
@@ -483,7 +485,9 @@ async def test_whatsapp_and_sms_identities_meet_on_one_contact(
     )
     assert wa.status_code == 201, wa.text
     await make_channel(api, server)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp") as wa_sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp"
+    ) as wa_sim:
         resp = await wa_sim.post(
             "/_sim/inbound",
             json={

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Sent
 from tidings.channels.wechat import WeChatAdapter, WeChatConfig, client, crypto
 from tidings.domain.enums import MessageKind
@@ -53,7 +53,9 @@ async def make_channel(
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/wechat", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=20
+    ) as c:
         yield c
 
 
@@ -340,7 +342,9 @@ async def test_demo_channel_and_customer_phone(
 
     made = await create_demo_channels(server.runtime, owner.workspace_id, owner.agent_id)
     wechat = next(c for c in made if c["kind"] == "wechat")
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox", timeout=20) as phone:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=20
+    ) as phone:
         listed = (await phone.get("/phone/channels")).json()
         assert wechat["id"] in [c["id"] for c in listed]
         sent = await phone.post(

@@ -206,12 +206,13 @@ def create_app(
         name="static",
     )
     if settings.sandbox:
-        from tidings.simulators.guard import loopback_only
-        from tidings.simulators.sandbox import Sandbox
+        # Mounted only when TIDINGS_SANDBOX is on; its control routes need this install's
+        # secret (simulators/guard.py).
+        from tidings.simulators.sandbox import Sandbox, guarded
 
         sandbox = Sandbox(settings)
         app.state.sandbox = sandbox
-        app.mount("/sandbox", loopback_only(sandbox.app))
+        app.mount("/sandbox", guarded(sandbox.app, rt))
     return app
 
 

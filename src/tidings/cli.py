@@ -9,7 +9,7 @@ import logging
 import sys
 
 from tidings import cli_campaigns
-from tidings.config import Settings, load_settings
+from tidings.config import Settings, load_settings, secret_key_problem
 from tidings.reports import cli as reports_cli
 
 
@@ -42,6 +42,25 @@ def _bad_workers(settings: Settings) -> str | None:
     return None
 
 
+def _refuse_to_start(settings: Settings) -> str | None:
+    """What stops `serve` and `worker` before anything starts: a short secret key (it signs
+    session cookies: a 1-character key let a forged cookie sign in as the owner), unknown
+    workers."""
+    return secret_key_problem(settings) or _bad_workers(settings)
+
+
+def _announce_sandbox(settings: Settings, base_url: str, *, phone: bool = True) -> None:
+    """The sandbox's secret, for the person who started it (stdout, never the log)."""
+    from tidings.simulators.guard import TOKEN_HEADER, TOKEN_PARAM
+
+    token = settings.sandbox_token
+    lines = ["Sandbox on (a local trial only; see docs/operations.md)."]
+    if phone:
+        lines.append(f"  Customer phone: {base_url}/phone?{TOKEN_PARAM}={token}")
+    lines.append(f"  Simulator control ({base_url}/<provider>/_sim/...): {TOKEN_HEADER}: {token}")
+    print("\n".join(lines), flush=True)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -49,7 +68,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.runtime import tune_gc
     from tidings.storage.db import migrate
 
-    if error := _bad_workers(settings):
+    if error := _refuse_to_start(settings):
         print(f"tidings: {error}", file=sys.stderr)
         return 2
 
@@ -57,6 +76,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # The embedded setup is one command: bring the schema up to date on start.
         migrate(settings.database_url)
     app = create_app(settings)
+    if settings.sandbox:
+        _announce_sandbox(settings, f"{settings.public_url}/sandbox")
     tune_gc()
     uvicorn.run(
         app,
@@ -75,7 +96,7 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from tidings.app import run_workers_forever
     from tidings.runtime import tune_gc
 
-    if error := _bad_workers(settings):
+    if error := _refuse_to_start(settings):
         print(f"tidings: {error}", file=sys.stderr)
         return 2
     tune_gc()
@@ -171,13 +192,19 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     """Run only the provider simulators (for pointing a separate Tidings at them)."""
     import uvicorn
 
-    from tidings.simulators.sandbox import Sandbox
+    from tidings.simulators.sandbox import Sandbox, guarded
 
+    if error := secret_key_problem(settings):
+        print(f"tidings: {error}", file=sys.stderr)
+        return 2
     sandbox = Sandbox(settings)
+    host, port = args.host or "127.0.0.1", args.port or 8900
+    # The same guard as under `tidings serve`, with the sandbox token only (no sessions here).
+    _announce_sandbox(settings, f"http://{host}:{port}", phone=False)
     uvicorn.run(
-        sandbox.app,
-        host=args.host or "127.0.0.1",
-        port=args.port or 8900,
+        guarded(sandbox.app, None, settings),
+        host=host,
+        port=port,
         log_level=settings.log_level,
     )
     return 0

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# The shortest TIDINGS_SECRET_KEY `serve` and `worker` start with: the key signs session
+# cookies, and a short one can be guessed offline from any cookie (generated keys are 64).
+MIN_SECRET_KEY_BYTES = 32
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -46,6 +53,29 @@ class Settings:
     def webhook_url(self, kind: str, channel_id: int) -> str:
         return f"{self.public_url}/webhooks/{kind}/{channel_id}"
 
+    @property
+    def sandbox_token(self) -> str:
+        return sandbox_token(self.secret_key)
+
+
+def sandbox_token(secret_key: str) -> str:
+    """The per-install secret that opens the sandbox (simulators/guard.py): derived from the
+    secret key, so every process of an install agrees and rotating the key rotates it."""
+    digest = hmac.new(secret_key.encode(), b"tidings sandbox token", hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+
+
+def secret_key_problem(settings: Settings) -> str | None:
+    """Why the secret key is unfit to start a server with, or None."""
+    size = len(settings.secret_key.encode())
+    if size < MIN_SECRET_KEY_BYTES:
+        return (
+            f"TIDINGS_SECRET_KEY is {size} bytes; it must be at least {MIN_SECRET_KEY_BYTES} "
+            "(unset it to have one generated into the data dir, or use "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    return None
+
 
 def _secret_key(data_dir: Path) -> str:
     """TIDINGS_SECRET_KEY, or for the embedded setup a key generated once into the data dir."""
@@ -73,7 +103,8 @@ def load_settings(**overrides: object) -> Settings:
         "data_dir": data_dir,
         "redis_url": os.environ.get("TIDINGS_REDIS_URL") or None,
         "public_url": os.environ.get("TIDINGS_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
-        "sandbox": _flag("TIDINGS_SANDBOX", True),
+        # Off unless asked for: the sandbox is for a local trial (`scripts/run` turns it on).
+        "sandbox": _flag("TIDINGS_SANDBOX", False),
         "host": host,
         "port": port,
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),

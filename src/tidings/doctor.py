@@ -7,14 +7,16 @@ check fails, so it can gate a deployment.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, text
 
 from tidings.channels.registry import get_adapter
-from tidings.config import Settings
+from tidings.config import Settings, secret_key_problem
 from tidings.runtime import Runtime
 from tidings.storage.models import Channel
 
@@ -68,10 +70,46 @@ async def _redis(settings: Settings) -> list[Check]:
         await client.aclose()
 
 
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _sandbox(settings: Settings) -> list[Check]:
+    """The sandbox injects customer messages and signs provider payloads: it is for a local
+    trial, so on anything that answers beyond this machine it is a failure, not a warning."""
+    if not settings.sandbox:
+        return []
+    public_host = urlsplit(settings.public_url).hostname
+    if not _loopback(public_host):
+        return [
+            Check(
+                "fail",
+                "sandbox",
+                f"TIDINGS_SANDBOX is on while TIDINGS_PUBLIC_URL ({settings.public_url}) is not "
+                "this machine: the sandbox is for a local trial only; set TIDINGS_SANDBOX=0",
+            )
+        ]
+    if not _loopback(settings.host):
+        return [
+            Check(
+                "fail",
+                "sandbox",
+                f"TIDINGS_SANDBOX is on while serve listens on {settings.host}, beyond this "
+                "machine: listen on 127.0.0.1 or set TIDINGS_SANDBOX=0",
+            )
+        ]
+    return [Check("warn", "sandbox", "TIDINGS_SANDBOX is on: turn it off in production")]
+
+
 def _settings(settings: Settings) -> list[Check]:
-    checks = []
-    if settings.sandbox:
-        checks.append(Check("warn", "sandbox", "TIDINGS_SANDBOX is on: turn it off in production"))
+    checks = _sandbox(settings)
     if not settings.public_url.startswith("https://"):
         checks.append(
             Check(
@@ -80,10 +118,8 @@ def _settings(settings: Settings) -> list[Check]:
                 f"{settings.public_url} is not HTTPS; providers require HTTPS webhooks",
             )
         )
-    if len(settings.secret_key) < 32:
-        checks.append(
-            Check("fail", "secret_key", "TIDINGS_SECRET_KEY is shorter than 32 characters")
-        )
+    if problem := secret_key_problem(settings):
+        checks.append(Check("fail", "secret_key", problem))
     return checks or [Check("ok", "settings", "production-ready settings")]
 
 
@@ -139,12 +175,36 @@ async def _reachability(settings: Settings, http: httpx.AsyncClient) -> list[Che
     ]
 
 
+async def _sandbox_answers_strangers(settings: Settings, http: httpx.AsyncClient) -> list[Check]:
+    """Ask the running server, as an anonymous client would, for the sandbox's simulator state
+    (a server of an older version, or one whose sandbox is open some other way, answers)."""
+    url = f"{settings.public_url}/sandbox/whatsapp/_sim/accounts"
+    try:
+        resp = await http.get(url, timeout=5)
+    except httpx.HTTPError:
+        return []  # not running: `webhooks` says so
+    if resp.status_code == 200:
+        return [
+            Check(
+                "fail",
+                "sandbox",
+                f"{url} answers an anonymous request: the sandbox is open to anyone who can "
+                "reach this server; set TIDINGS_SANDBOX=0 (or upgrade and restart)",
+            )
+        ]
+    return []
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     rt = Runtime(settings)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             results = await asyncio.gather(
-                _database(rt), _redis(settings), _channels(rt, http), _reachability(settings, http)
+                _database(rt),
+                _redis(settings),
+                _channels(rt, http),
+                _reachability(settings, http),
+                _sandbox_answers_strangers(settings, http),
             )
     finally:
         await rt.db.dispose()

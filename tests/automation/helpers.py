@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Server, eventually
+from tests.conftest import Server, eventually, sandbox_headers
 from tidings.storage.models import AutomationEvent, RuleRun
 
 PNID = "106540352242922"
@@ -35,7 +35,9 @@ async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict[str, 
 
 
 def simulator(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    )
 
 
 async def customer_says(

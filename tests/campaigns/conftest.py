@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, eventually
+from tests.conftest import Server, eventually, sandbox_headers
 from tidings import app as app_module
 from tidings.campaigns import fanout
 from tidings.delivery import fallback
@@ -50,7 +50,9 @@ async def api_customers(
     api: httpx.AsyncClient, server: Server, n: int, account: str = "acme"
 ) -> list[int]:
     """n customers who wrote once on the API channel; returns their contact ids."""
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         for i in range(n):
             r = await sim.post(
                 "/_sim/inbound",

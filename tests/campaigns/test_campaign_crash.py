@@ -23,6 +23,7 @@ from tests.conftest import (
     eventually,
     free_port,
     make_settings,
+    sandbox_headers,
     start_server,
 )
 from tidings import app as app_module
@@ -155,7 +156,9 @@ async def test_kill_9_mid_campaign_sends_each_recipient_exactly_once(
         assert len({conv for _, conv in messages}) == TOTAL  # one per customer
         assert sorted(links) == sorted(m for m, _ in messages)  # nobody skipped
         assert deliveries == TOTAL
-        async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+        async with httpx.AsyncClient(
+            headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+        ) as sim:
             received = (await sim.get("/_sim/received", params={"account": "acme"})).json()
         assert sorted(m["to"] for m in received) == sorted(f"crash-{i}" for i in range(TOTAL))
 

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tests.campaigns.conftest import api_channel, api_customers, wait_counts, wait_state
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.domain.enums import ConsentPurpose, ConsentStatus
 from tidings.storage.models import Consent, Message
 
@@ -56,7 +56,9 @@ async def test_campaign_reaches_everyone_once_and_reports(
     counts = await wait_counts(api, campaign["id"], read=11, skipped=1)
     assert counts["total"] == 12 and counts["pending"] == 0
 
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         received = (await sim.get("/_sim/received", params={"account": "acme"})).json()
     by_to: dict[str, list[str]] = {}
     for m in received:
@@ -80,7 +82,9 @@ async def test_campaign_reaches_everyone_once_and_reports(
     assert skipped["contact_id"] == str(opted_out) and skipped["reason"] == "opted_out"
 
     # Replies land as normal conversations, tagged with the campaign, and are counted.
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         await sim.post(
             "/_sim/inbound", json={"account": "acme", "from": "cust-5", "text": "Tell me more"}
         )
@@ -267,6 +271,8 @@ async def test_labels_and_filters_select_the_segment(
     launched = (await api.post(f"/api/v1/campaigns/{c['id']}/launch")).json()
     assert launched["counts"]["total"] == 2
     await wait_counts(api, c["id"], read=2)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         received = (await sim.get("/_sim/received", params={"account": "acme"})).json()
     assert sorted(m["text"] for m in received) == ["Hi Berlin", "Hi Berlin"]

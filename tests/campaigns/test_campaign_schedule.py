@@ -20,7 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Owner, Server, eventually, free_port, make_settings, start_server
+from tests.conftest import (
+    Owner,
+    Server,
+    eventually,
+    free_port,
+    make_settings,
+    sandbox_headers,
+    start_server,
+)
 from tidings import app as app_module
 from tidings.campaigns import fanout
 from tidings.config import Settings
@@ -97,7 +105,9 @@ async def sms_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
 
 
 async def sent_to(server: Server) -> list[str]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as tw:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
+    ) as tw:
         data = (await tw.get("/_sim/sent")).json()
     return sorted(dict(m["params"])["To"] for m in data)
 

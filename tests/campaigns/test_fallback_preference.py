@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.campaigns.conftest import api_channel, api_customers
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.delivery import fallback
 from tidings.storage.models import FallbackTimer
 
@@ -26,13 +26,17 @@ E164 = "+14155550123"
 
 @pytest.fixture
 async def wa(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as c:
         yield c
 
 
 @pytest.fixture
 async def tw(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
+    ) as c:
         yield c
 
 
@@ -300,7 +304,9 @@ async def test_preference_is_explained_and_used_by_replies(
     conv = (await api.get("/api/v1/conversations")).json()["data"][0]
     reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Hey"})
     assert reply.status_code == 201 and reply.json()["channel_id"] == beta["id"]
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
 
         async def got() -> list[Any]:
             data: list[Any] = (await sim.get("/_sim/received", params={"account": "beta"})).json()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.storage.models import Contact, ContactIdentity
 
 
@@ -40,7 +40,9 @@ async def smpp_channel(api: httpx.AsyncClient, server: Server) -> None:
 
 
 async def national_sms(server: Server, text: str) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/smpp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/smpp", timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound", json={"system_id": "region1", "from": "0612345678", "text": text}
         )
@@ -79,7 +81,9 @@ async def test_national_number_read_in_the_workspace_region_meets_its_e164_form(
         },
     )
     assert twilio.status_code == 201, twilio.text
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
+    ) as sim:
         sent = await sim.post(
             "/_sim/inbound", json={"from": "+33612345678", "to": "+33700000002", "text": "Re"}
         )

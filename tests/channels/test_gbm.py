@@ -9,7 +9,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels import gbm
 from tidings.channels.gbm import GONE, GbmAdapter
 from tidings.channels.rbm import google
@@ -54,7 +54,9 @@ async def test_handshake_inbound_dedupe_reply_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await make_channel(api, server)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/gbm", timeout=10) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/gbm", timeout=10
+    ) as sim:
         assert (await sim.post("/_sim/verify", json={"agent_id": AGENT})).json() == {
             "status": 200,
             "verified": True,

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.meta_common import sign
 from tidings.storage.models import InboundEvent
 
@@ -74,7 +74,9 @@ async def test_round_trip_in_both_flavours(
     server: Server, owner: Owner, api: httpx.AsyncClient, flavour: str, node: str
 ) -> None:
     await make_channel(server, api, flavour)
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/instagram", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
+    )
     first = await inbound(sim, text="Do you ship to Lisbon?")
     conv = await conversation(api)
     [msg] = await thread(api, conv["id"])
@@ -107,7 +109,9 @@ async def test_instagram_kinds_deletes_and_text_limit(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await make_channel(server, api, "instagram_login")
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/instagram", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
+    )
     hello = await inbound(sim, text="hello")
     conv = await conversation(api)
     await thread(api, conv["id"])

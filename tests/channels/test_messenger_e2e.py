@@ -10,7 +10,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.storage.models import InboundEvent, Message
 
 PAGE_ID = "104857600000001"
@@ -42,7 +42,9 @@ async def make_channel(
 
 
 def simulator(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/messenger", timeout=20)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
+    )
 
 
 async def count(server: Server, model: type) -> int:

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.meta_common import sign
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -222,7 +222,9 @@ async def _outbound(
 ) -> None:
     """A customer message through the simulator, then a reply that reaches the simulator and is
     sent, with the simulator's own receipts off so that only the fixture can move it on."""
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/{provider}", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/{provider}", timeout=20
+    ) as sim:
         assert (await sim.post("/_sim/config", json={"auto_receipts": []})).status_code == 200
         resp = await sim.post(
             "/_sim/inbound", json={"account_id": account, "from": user, "text": "hi"}

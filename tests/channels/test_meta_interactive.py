@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 PNID = "106540352242922"
 CUSTOMER = "16505551234"
@@ -68,7 +68,9 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    )
     inbound = await sim.post(
         "/_sim/inbound",
         json={"phone_number_id": PNID, "from": CUSTOMER, "text": "Can I move my workshop?"},
@@ -287,7 +289,9 @@ async def test_messenger_quick_replies_buttons_reactions_and_sender_actions(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/messenger", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
+    )
     assert (
         await sim.post("/_sim/config", json={"auto_receipts": ["delivered"]})
     ).status_code == 200
@@ -453,7 +457,9 @@ async def test_instagram_quick_replies_named_reactions_and_seen(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/instagram", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
+    )
     first_in = await sim.post(
         "/_sim/inbound", json={"account_id": ig_id, "from": igsid, "text": "In stock?"}
     )

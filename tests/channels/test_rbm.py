@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Sent
 from tidings.channels.rbm import RbmAdapter, RbmConfig, client, google
 from tidings.domain.enums import MessageKind
@@ -60,7 +60,9 @@ async def make_channel(api: httpx.AsyncClient, server: Server, **over: Any) -> d
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/rbm", timeout=10)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/rbm", timeout=10
+    )
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -415,7 +417,9 @@ async def test_a_phone_claimed_on_the_api_channel_is_only_a_merge_suggestion_for
         },
     )
     assert resp.status_code == 201
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as web:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as web:
         r = await web.post(
             "/_sim/inbound",
             json={"account": "web", "from": "visitor-9", "phone": PHONE, "text": "from the web"},
@@ -455,7 +459,9 @@ async def test_demo_channels_work_from_the_customer_phone(
     ours = {c["kind"]: c["id"] for c in made if c["kind"] in ("telegram", "rbm")}
     assert set(ours) == {"telegram", "rbm"}
     users = {"telegram": "5550001", "rbm": "+442071838750"}
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox", timeout=20) as phone:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=20
+    ) as phone:
         listed = [c["id"] for c in (await phone.get("/phone/channels")).json()]
         assert set(ours.values()) <= set(listed)
         for kind, channel_id in ours.items():

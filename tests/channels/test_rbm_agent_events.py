@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 AGENT = "events-agent@rbm.goog"
 TOKEN = "SJENCPGJESMGUFPY"
@@ -20,7 +20,9 @@ PHONE = "+14155550123"
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/rbm", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/rbm", timeout=20
+    ) as c:
         yield c
 
 
@@ -112,7 +114,9 @@ async def test_phone_without_rcs_is_refused_with_a_reason_and_sms_takes_over(
     assert await calls(sim, "agentMessages") == []
 
     async def sms_sent() -> list[str]:
-        async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio") as tw:
+        async with httpx.AsyncClient(
+            headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio"
+        ) as tw:
             sent = (await tw.get("/_sim/sent")).json()
         return [dict(s["params"]).get("Body", "") for s in sent]
 

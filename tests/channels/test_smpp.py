@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.smpp import pdu as P
 from tidings.channels.smpp.config import SmppConfig
 from tidings.channels.smpp.session import SmppSession, live_session
@@ -72,7 +72,9 @@ async def count(server: Server, model: Any, *where: Any) -> int:
 
 
 async def customer_writes(server: Server, text: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/smpp") as control:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/smpp"
+    ) as control:
         resp = await control.post(
             "/_sim/inbound", json={"system_id": SYSTEM_ID, "from": CUSTOMER, "text": text}
         )

@@ -10,7 +10,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Retriable, Sent
 from tidings.channels.telegram import TelegramAdapter, TelegramConfig, client
 from tidings.domain.enums import MessageKind
@@ -36,7 +36,9 @@ async def make_channel(api: httpx.AsyncClient, server: Server, **over: Any) -> d
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=10)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=10
+    )
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 TOKEN = "7000000002:AAH-typing_token_for_the_tests"
 CHAT = 626262
@@ -29,7 +29,9 @@ async def test_replying_shows_typing_and_reading_sends_nothing(
         },
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=20
+    ) as sim:
         sent = await sim.post(
             "/_sim/inbound", json={"token": TOKEN, "chat_id": CHAT, "text": "anyone there?"}
         )

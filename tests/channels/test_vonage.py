@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.vonage import signature
 from tidings.storage.models import InboundEvent, Message
 
@@ -48,7 +48,9 @@ async def count(server: Server, model: Any, *where: Any) -> int:
 
 
 async def customer_writes(server: Server, text: str, **extra: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/vonage") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage"
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound", json={"api_key": API_KEY, "from": CUSTOMER, "text": text, **extra}
         )
@@ -96,7 +98,9 @@ async def test_sms_in_reply_out_receipts_back(
     assert reply.status_code == 201, reply.text
     message_id = reply.json()["id"]
 
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/vonage") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage"
+    ) as sim:
 
         async def sent() -> list[dict[str, Any]]:
             return (await sim.get("/_sim/sent", params={"api_key": API_KEY})).json()
@@ -148,7 +152,9 @@ async def test_long_reply_parts_all_map_to_one_message(
         return status == "delivered"
 
     await eventually(delivered)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/vonage") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage"
+    ) as sim:
         req = (await sim.get("/_sim/sent", params={"api_key": API_KEY})).json()[0]
 
         async def receipts() -> int:
@@ -177,7 +183,9 @@ async def test_send_errors_become_plain_outcomes(
     await make_channel(api, server)
     await customer_writes(server, "hi")
     conv = await only_conversation(api)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/vonage") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage"
+    ) as sim:
         # Throttled once (status 1: retriable), then the account runs out of credit (9: permanent).
         await sim.post("/_sim/fail", json={"api_key": API_KEY, "status": "1"})
         await sim.post("/_sim/fail", json={"api_key": API_KEY, "status": "9"})
@@ -272,7 +280,9 @@ async def test_stop_blocks_replies_until_start(
         return resp.status_code == 201
 
     assert await eventually(allowed)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/vonage") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage"
+    ) as sim:
 
         async def sent_ok() -> list[str] | None:
             rows = (await sim.get("/_sim/sent", params={"api_key": API_KEY})).json()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.domain.enums import InboundState
 from tidings.storage.models import Attachment, Consent, InboundEvent
 
@@ -23,7 +23,9 @@ APP_ID = "wxconsent0001"
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/wechat", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=20
+    ) as c:
         yield c
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.core.test_whatsapp_e2e import PNID, whatsapp_channel
 from tidings.storage.models import Template
 
@@ -65,7 +65,9 @@ async def test_template_status_updates_the_template(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await whatsapp_channel(server, api)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp"
+    ) as sim:
         for event, at in (("PENDING", 1751247000), ("APPROVED", 1751247548)):
             resp = await sim.post(
                 "/_sim/deliver_raw",
@@ -86,7 +88,9 @@ async def test_revoke_and_edit_change_the_stored_message(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await whatsapp_channel(server, api)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp"
+    ) as sim:
         first = await sim.post(
             "/_sim/inbound", json={"phone_number_id": PNID, "from": "16505551234", "text": "Red"}
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 PNID = "106540352242922"
 WABA = "102290129340398"
@@ -61,7 +61,9 @@ async def setup(
         },
     )
     assert resp.status_code == 201, resp.text
-    return resp.json(), httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20)
+    return resp.json(), httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    )
 
 
 async def add_template(sim: httpx.AsyncClient, spec: dict[str, Any], **over: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 import httpx
 import orjson
 
-from tests.conftest import Server
+from tests.conftest import Server, sandbox_headers
 from tests.contract.more_drivers import MORE_DRIVERS
 from tidings import signing
 
@@ -52,7 +52,9 @@ class Driver(Protocol):
 
 
 def _client(server: Server, kind: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/{kind}", timeout=20)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/{kind}", timeout=20
+    )
 
 
 async def _post(server: Server, kind: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

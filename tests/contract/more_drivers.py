@@ -24,7 +24,7 @@ import httpx
 import orjson
 from sqlalchemy import select
 
-from tests.conftest import Server, eventually
+from tests.conftest import Server, eventually, sandbox_headers
 from tidings.storage.models import Message
 
 SMS_CUSTOMER = "+447911123456"
@@ -32,7 +32,9 @@ GOOGLE_TOKEN = "SJENCPGJESMGUFPY"
 
 
 def _client(server: Server, kind: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/{kind}", timeout=20)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/{kind}", timeout=20
+    )
 
 
 async def _post(server: Server, kind: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

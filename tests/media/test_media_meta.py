@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 PAGE_ID = "104857600000001"
 PSID = "6543210987654321"
@@ -50,7 +50,9 @@ async def test_messenger_cdn_media_is_stored_and_an_expired_link_is_shown(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/messenger", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
+    )
     sent = await sim.post(
         "/_sim/inbound",
         json={
@@ -114,7 +116,9 @@ async def test_instagram_image_is_stored_and_a_shared_post_stays_a_link(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/instagram", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
+    )
     for attachments in (
         [{"type": "image"}],
         [{"type": "share", "payload": {"url": "https://www.instagram.com/p/abc/"}}],
@@ -153,7 +157,9 @@ async def test_messenger_sends_an_uploaded_image_by_attachment_id(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/messenger", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
+    )
     sent = await sim.post(
         "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "text": "photo please"}
     )

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.security.test_authz_matrix import make_outsiders
 from tidings.storage.models import Attachment, Delivery, MediaUpload, Message
 
@@ -40,7 +40,9 @@ async def setup(server: Server, api: httpx.AsyncClient) -> httpx.AsyncClient:
         },
     )
     assert resp.status_code == 201, resp.text
-    return httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=30)
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=30
+    )
 
 
 async def customer_sends(sim: httpx.AsyncClient, **spec: Any) -> str:

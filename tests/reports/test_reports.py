@@ -23,7 +23,7 @@ from tests.campaigns.test_fallback_preference import (
     channels,
     thread,
 )
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.actions.admin import hash_token
 from tidings.ingest import worker as ingest
 from tidings.reports import rollup
@@ -47,13 +47,17 @@ from tidings.storage.types import utcnow
 
 @pytest.fixture
 async def wa(server: Server) -> Any:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as c:
         yield c
 
 
 @pytest.fixture
 async def tw(server: Server) -> Any:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as c:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
+    ) as c:
         yield c
 
 
@@ -292,7 +296,9 @@ async def make_outsiders(server: Server, owner: Owner) -> dict[str, str]:
 
 
 async def customers_write(server: Server, api: httpx.AsyncClient, who: list[str]) -> list[int]:
-    sim = httpx.AsyncClient(base_url=f"{server.url}/sandbox/api", timeout=20)
+    sim = httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api", timeout=20
+    )
     for i, name in enumerate(who):
         r = await sim.post(
             "/_sim/inbound",

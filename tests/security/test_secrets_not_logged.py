@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TIDINGS, free_port, tidings_env
+from tests.conftest import TIDINGS, free_port, sandbox_headers, tidings_env
 from tidings.channels.registry import get_adapter
 from tidings.storage.crypto import SecretBox
 
@@ -48,7 +48,9 @@ def test_no_secret_in_debug_logs(tmp_path: Path) -> None:
             api = httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {boot['api_token']}"}, timeout=30
             )
-            phone = httpx.Client(base_url=f"{url}/sandbox/phone", timeout=30)
+            phone = httpx.Client(
+                base_url=f"{url}/sandbox/phone", headers=sandbox_headers(env), timeout=30
+            )
             channels = phone.get("/channels").json()
             assert len(channels) >= 5
             for i, channel in enumerate(channels):

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.access import Principal
 from tidings.actions.admin import create_api_token
 from tidings.domain.enums import Role
@@ -78,7 +78,9 @@ async def set_members(api: httpx.AsyncClient, inbox_id: int, agent_ids: list[int
 async def customer_writes(
     server: Server, wa_id: str, text: str, *, hours_ago: float = 0, name: str = "Customer"
 ) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
@@ -103,7 +105,9 @@ async def wait_for(check: Any, timeout: float = 15.0) -> Any:
 
 async def sent_to(server: Server, wa_id: str) -> list[dict[str, Any]]:
     """Graph /messages request bodies the simulator accepted for this customer."""
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         rows = (await sim.get("/_sim/sent", params={"phone_number_id": PNID})).json()
     return [
         r["body"]

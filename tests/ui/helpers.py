@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -126,7 +126,9 @@ async def api_channel(
 async def customer_says(
     server: Server, account: str, user: str, text: str, name: str | None = None
 ) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api", timeout=20
+    ) as sim:
         body: dict[str, Any] = {"account": account, "from": user, "text": text}
         if name is not None:
             body["name"] = name
@@ -165,7 +167,9 @@ async def whatsapp_channel(api: httpx.AsyncClient, server: Server) -> dict[str, 
 
 
 async def whatsapp_says(server: Server, wa_id: str, name: str, text: str, hours_ago: float) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={

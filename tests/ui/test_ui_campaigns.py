@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, sandbox_headers
 from tests.ui.helpers import new_page, screenshot, sign_in
 
 GOOD = [f"+1415555013{i}" for i in range(6)]
@@ -147,7 +147,9 @@ async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
     await expect(row.locator(".c-state")).to_have_text("completed")
     await expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
 
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio") as tw:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio"
+    ) as tw:
         sent = (await tw.get("/_sim/sent")).json()
     assert sorted(dict(m["params"])["To"] for m in sent) == sorted(GOOD)
     assert failed == []

@@ -8,7 +8,7 @@ import re
 import httpx
 from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import (
     api_channel,
     customer_says,
@@ -114,7 +114,7 @@ async def test_note_with_mention_and_keyboard_triage(
     notes = [m for m in msgs if m["kind"] == "note"]
     assert len(notes) == 1 and notes[0]["extra"]["mentions"] == [bo.json()["id"]]
     sim = (
-        await httpx.AsyncClient().get(
+        await httpx.AsyncClient(headers=sandbox_headers(server)).get(
             f"{server.url}/sandbox/api/_sim/received", params={"account": "kbd"}
         )
     ).json()
@@ -194,7 +194,9 @@ async def test_window_countdown_and_channel_picker(
     await page.click("#mode-note")
     await expect(page.locator("#c-send")).to_be_enabled()
     # A location from the fresh customer renders as a place with numeric coordinates.
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
@@ -316,7 +318,9 @@ async def test_contact_merge_and_undo(
     server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
 ) -> None:
     await api_channel(api, server, "merge")
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         await sim.post(
             "/_sim/inbound",
             json={
@@ -379,7 +383,9 @@ async def test_failed_reply_shows_the_reason_and_retry_sends_it(
     await customer_says(server, "flaky", "c-3", "are you there?", name="Ivo")
     conv = (await wait_conversations(api, 1))[0]
     receive = f"{server.url}/webhooks/api/{channel['id']}"
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         # The integrator rotates its secret without telling us: it refuses our signature (401).
         await sim.put(
             "/_sim/accounts/flaky",
@@ -465,7 +471,9 @@ async def test_sms_counter_in_the_composer(
         "/api/v1/channels", json={"kind": "twilio", "name": "SMS", "config": config}
     )
     assert made.status_code == 201, made.text
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/twilio", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound", json={"from": "+14155550123", "text": "hi", "to": "+14155550100"}
         )
@@ -524,7 +532,9 @@ async def test_closed_window_forces_the_template_picker(
     await expect(out.locator(".tick")).to_have_attribute(
         "data-status", re.compile("sent|delivered|read")
     )
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp"
+    ) as sim:
         thread = (
             await sim.get(
                 "/_sim/conversations",

@@ -14,7 +14,7 @@ import httpx
 from playwright.async_api import BrowserContext, expect
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import new_page, screenshot, sign_in, wait_conversations, whatsapp_channel
 from tidings.storage.models import MediaUpload
 
@@ -42,7 +42,9 @@ def png(width: int = 160, height: int = 90) -> bytes:
 
 
 async def customer(server: Server, **spec: object) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound", json={"phone_number_id": PNID, "from": "4915112345678", **spec}
         )
@@ -165,7 +167,9 @@ async def test_composer_checks_limits_before_upload_and_sends_a_file(
     await expect(out.locator(".tick")).to_have_attribute("data-status", "read")
     await expect(chip).to_be_hidden()
 
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         sent = (await sim.get("/_sim/sent")).json()
         media = (await sim.get("/_sim/media")).json()
     [upload] = [m for m in media if m["origin"] == "upload"]

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers, sandbox_phone_url
 from tests.ui.helpers import api_channel, new_page, whatsapp_channel
 
 # A 1x1 PNG.
@@ -40,7 +40,7 @@ async def test_phone_sends_location_and_photo(
     await api_channel(api, server, "phone-web")
     phone, seen = await new_page(context)
     await phone.set_viewport_size({"width": 480, "height": 800})
-    await phone.goto(f"{server.url}/sandbox/phone")
+    await phone.goto(sandbox_phone_url(server))
     # The API channel's customer sends text only: no location or file buttons there.
     await phone.select_option("#channel", label="Website phone-web (api)")
     await expect(phone.locator("#share-location")).to_be_hidden()
@@ -84,7 +84,9 @@ async def test_phone_refuses_bad_requests(
 ) -> None:
     wa = await whatsapp_channel(api, server)
     web = await api_channel(api, server, "phone-bad")
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox", timeout=20) as sb:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=20
+    ) as sb:
         base = {"channel_id": wa["id"], "user": "+4915199990001"}
         cases = [
             ({**base, "location": {"latitude": 123, "longitude": 0}}, "latitude"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, sandbox_phone_url
 from tests.ui.helpers import new_page, sign_in, wait_conversations, whatsapp_channel
 
 
@@ -15,7 +15,7 @@ async def test_agent_typing_shows_on_the_customer_phone(
 ) -> None:
     await whatsapp_channel(api, server)
     phone, phone_seen = await new_page(context)
-    await phone.goto(f"{server.url}/sandbox/phone")
+    await phone.goto(sandbox_phone_url(server))
     await phone.select_option("#channel", label="WhatsApp (whatsapp)")
     await phone.fill("#user", "+4915177770000")
     await phone.dispatch_event("#user", "change")

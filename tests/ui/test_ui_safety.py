@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers, sandbox_phone_url
 from tests.ui.helpers import (
     api_channel,
     customer_says,
@@ -43,7 +43,9 @@ async def test_xss_corpus_renders_as_text_and_runs_nothing(
     for payload in CORPUS[:3]:
         await whatsapp_says(server, "4915100000099", EVIL_NAME, payload, 0)
     # A document whose file name and caption are payloads too.
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
+    ) as sim:
         doc = await sim.post(
             "/_sim/inbound",
             json={
@@ -119,7 +121,7 @@ async def test_xss_corpus_renders_as_text_and_runs_nothing(
 
     # The customer phone shows the same thread as text as well.
     phone, phone_seen = await new_page(context)
-    await phone.goto(f"{server.url}/sandbox/phone")
+    await phone.goto(sandbox_phone_url(server))
     await phone.select_option("#channel", label="Website xss (api)")
     await phone.fill("#user", "user-0")
     await phone.dispatch_event("#user", "change")

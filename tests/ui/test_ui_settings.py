@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_phone_url
 from tests.ui.helpers import (
     api_channel,
     customer_says,
@@ -155,7 +155,7 @@ async def test_screens_for_the_readme(
 
     phone, _ = await new_page(context)
     await phone.set_viewport_size({"width": 480, "height": 800})
-    await phone.goto(f"{server.url}/sandbox/phone")
+    await phone.goto(sandbox_phone_url(server))
     await phone.select_option("#channel", label="Website demo (api)")
     await phone.fill("#user", "c-1")
     await phone.dispatch_event("#user", "change")

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.realtime.bus import LiveEvent
 
 PASSWORD = "agent-password-1"
@@ -40,7 +40,9 @@ async def customer_conversation(
     if inbox_id is not None:
         body["inbox_id"] = inbox_id
     assert (await api.post("/api/v1/channels", json=body)).status_code == 201
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/api") as sim:
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api"
+    ) as sim:
         await sim.post(
             "/_sim/inbound", json={"account": account, "from": "c-" + account, "text": "hi"}
         )

@@ -20,11 +20,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.gbm import GbmBinding, GbmSimulator
+from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
@@ -435,6 +437,32 @@ class Sandbox:
 
 def _bad(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
+
+
+def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) -> ASGIApp:
+    """The sandbox app behind `sandbox_guard`: the sandbox token of the settings opens it, and
+    so (with a runtime to look agents up in) does the session of a signed-in agent."""
+    from tidings.api.auth import SESSION_COOKIE, agent_from_session, principal_for_agent
+
+    settings = settings or (rt.settings if rt is not None else None)
+    assert settings is not None, "guarded() needs a runtime or settings"
+    check: SessionCheck | None = None
+    if rt is not None:
+        runtime = rt
+
+        async def check_session(cookie: str) -> tuple[bool, bool]:
+            agent_id = agent_from_session(runtime, cookie)
+            who = await principal_for_agent(runtime, agent_id) if agent_id is not None else None
+            return who is not None, who is not None and who.is_admin
+
+        check = check_session
+    return sandbox_guard(
+        app,
+        settings.sandbox_token,
+        session_cookie=SESSION_COOKIE,
+        check_session=check,
+        secure_cookie=settings.public_url.startswith("https://"),
+    )
 
 
 async def create_demo_channels(
