@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from tests.channels.test_telegram import SECRET, TOKEN, make_channel
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
@@ -176,7 +176,9 @@ async def test_the_sandbox_customer_shares_their_contact(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await make_channel(api, server)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=10) as sim:
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=10
+    ) as sim:
         base = {"token": TOKEN, "chat_id": CHAT, "first_name": "Ana"}
         assert (await sim.post("/_sim/inbound", json={**base, "text": "olá"})).status_code == 200
         [conv] = await eventually(lambda: conversations(api, 1))

@@ -18,7 +18,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
 from tidings.domain.enums import InboundState
 from tidings.storage.models import Contact, InboundEvent
@@ -164,7 +164,9 @@ async def test_the_sandbox_customer_changes_user_id_and_number(
 ) -> None:
     """The simulator plays both notices as Meta sends them; the customer keeps one thread."""
     await whatsapp_channel(server, api)
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
+    ) as sim:
         first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
         assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
             "status"
