@@ -123,6 +123,9 @@ def channel_dict(c: Channel, public_config: dict[str, Any], webhook_url: str) ->
             "last_error": c.last_error,
             "last_error_at": ts(c.last_error_at),
             "token_expires_at": ts(c.token_expires_at),
+            "notice": c.notice,
+            "notice_at": ts(c.notice_at),
+            "notice_severe": bool(c.notice_severe),
         },
         "created_at": ts(c.created_at),
     }

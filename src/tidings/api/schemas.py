@@ -25,6 +25,10 @@ class ChannelHealth(BaseModel):
     last_error: str | None
     last_error_at: str | None
     token_expires_at: str | None
+    # The provider's latest notice about the channel itself (e.g. a Messenger policy block).
+    notice: str | None = None
+    notice_at: str | None = None
+    notice_severe: bool = False
 
 
 class ChannelOut(BaseModel):
