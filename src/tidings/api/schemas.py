@@ -166,6 +166,8 @@ class IdentityOut(BaseModel):
 class ContactOut(BaseModel):
     id: int
     name: str | None
+    # The one naming rule (`serialize.display_name`): name, phone, handle, "Customer #id".
+    display_name: str
     email: str | None
     phone: str | None
     attributes: dict[str, Any]

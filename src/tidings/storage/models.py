@@ -213,7 +213,7 @@ class ContactIdentity(Base):
     address: Mapped[str] = mapped_column(String(300))
     display_name: Mapped[str | None] = mapped_column(String(300))
     # The provider's profile (name) for this identity, fetched in the background
-    # (`profiles/worker.py`): queued while `profile_due_at` is set, at most once a day.
+    # (`tidings.profiles`): queued while `profile_due_at` is set, at most once a day.
     profile_channel_id: Mapped[int | None] = mapped_column(Integer)
     profile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     profile_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
