@@ -188,7 +188,7 @@ def _opaque(thing: object) -> RawEvent:
 _MEDIA = frozenset(("image", "audio", "video", "file", "sticker"))
 # Attachments Meta could not hand over (Instagram `unsupported_type`, with a CDN URL that
 # serves nothing useful; `ephemeral` view-once media): the message is unsupported, not a file
-# (docs/channels/instagram.md, "Unsupported attachments").
+# (docs/channels/instagram.md, "Timestamps, unsupported attachments, page events").
 _UNSUPPORTED = frozenset(("unsupported_type", "ephemeral"))
 
 
@@ -304,11 +304,11 @@ def _message(
         extra.pop("shares", None)
         text = _str(message, "text") or place.get("name")
         refs = []
-    elif message.get("is_unsupported") is True or (unsupported and not refs and not shares):
+    elif message.get("is_unsupported") is True or (
+        unsupported and not refs and not shares and text is None
+    ):
         kind = MessageKind.UNSUPPORTED
         extra["type"] = "unsupported"
-        if unsupported:
-            extra["attachment_type"] = unsupported[0]
     elif refs or shares:
         kind = MessageKind.MEDIA
     elif text is not None:
@@ -316,6 +316,9 @@ def _message(
     else:
         kind = MessageKind.UNSUPPORTED
         extra["type"] = "unknown"
+    if unsupported:
+        # Even beside text or other files, say that something could not be shown.
+        extra["attachment_type"] = unsupported[0]
     return InboundMessage(
         provider_message_id=mid,
         sender=Sender(address=customer),
