@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tidings import timers
+from tidings import profiles, timers
 from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
@@ -56,6 +56,7 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "assignment": timers.run,
     "templates": template_sync.run,
     "media": media.run,
+    "profiles": profiles.run,
 }
 
 

@@ -132,6 +132,11 @@ async def _channels(rt: Runtime, http: httpx.AsyncClient) -> list[Check]:
         return [Check("warn", "channels", "not checked: the database is not ready (see above)")]
     for row in rows:
         name = f"channel {row.id} ({row.kind} {row.name!r})"
+        if row.notice:
+            # The provider's own word about the channel (e.g. a Messenger policy block).
+            when = row.notice_at.isoformat(timespec="seconds") if row.notice_at else "?"
+            level = "fail" if row.notice_severe else "warn"
+            checks.append(Check(level, name, f"provider notice ({when}): {row.notice}"))
         try:
             info = rt.channels.build(row)
         except Exception as exc:

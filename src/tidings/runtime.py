@@ -48,7 +48,7 @@ def tune_gc() -> None:
 
 
 CHANNEL_CACHE_SECONDS = 10.0
-QUEUES = ("ingest", "delivery", "webhooks", "media", "automation", "assignment")
+QUEUES = ("ingest", "delivery", "webhooks", "media", "automation", "assignment", "profiles")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from tidings.domain.phones import readable
 from tidings.storage.models import (
     Attachment,
     Channel,
@@ -61,6 +62,30 @@ def message_dict(
     }
 
 
+def display_name(
+    contact_id: int, name: str | None, phone: str | None, handle: str | None = None
+) -> str:
+    """The one rule for naming a customer wherever they are shown (conversation list, thread,
+    contact panel, search, merge suggestions): their name, else their phone number written
+    for reading, else a handle a provider gave (an Instagram @username), else "Customer #id".
+    The browser shows this field as it is and never computes a name itself."""
+    if name and name.strip():
+        return name.strip()
+    if phone:
+        return readable(phone)
+    if handle and handle.strip():
+        return handle.strip()
+    return f"Customer #{contact_id}"
+
+
+def handle_of(identities: list[ContactIdentity] | None) -> str | None:
+    """The first provider-given name of a contact's identities (oldest identity first)."""
+    for identity in sorted(identities or [], key=lambda i: i.id):
+        if identity.display_name:
+            return identity.display_name
+    return None
+
+
 def conversation_dict(
     c: Conversation | Row[Any], labels: list[str] | None = None
 ) -> dict[str, Any]:
@@ -93,6 +118,7 @@ def contact_dict(c: Contact, identities: list[ContactIdentity] | None = None) ->
     return {
         "id": c.id,
         "name": c.name,
+        "display_name": display_name(c.id, c.name, c.phone_e164, handle_of(identities)),
         "email": c.email,
         "phone": c.phone_e164,
         # A number the customer only typed (e.g. on the website): not verified, never linking.
@@ -125,6 +151,9 @@ def channel_dict(c: Channel, public_config: dict[str, Any], webhook_url: str) ->
             "last_error": c.last_error,
             "last_error_at": ts(c.last_error_at),
             "token_expires_at": ts(c.token_expires_at),
+            "notice": c.notice,
+            "notice_at": ts(c.notice_at),
+            "notice_severe": bool(c.notice_severe),
         },
         "created_at": ts(c.created_at),
     }

@@ -104,6 +104,16 @@ MESSENGER: dict[str, Case] = {
     "user_ref": Case(("in", "text", "hi from the website chat plugin")),
     "unknown_message": Case(("in", "unsupported", None), extra={"type": "unknown"}),
     "unknown_event": Case(None),
+    # A shared location keeps its coordinates (the UI links them to a map).
+    "location": Case(
+        ("in", "location", "Brandenburger Tor"),
+        extra={"latitude": 52.516275, "longitude": 13.377704},
+    ),
+    # Page-level events name no customer: kept on the channel's health, no failed event.
+    "policy_enforcement": Case(None),
+    "app_roles": Case(None),
+    # The App Dashboard's test sample: seconds, as a string.
+    "dashboard_sample": Case(("in", "text", "test_message")),
 }
 
 INSTAGRAM: dict[str, Case] = {
@@ -117,6 +127,11 @@ INSTAGRAM: dict[str, Case] = {
     "ig_reel": Case(("in", "media", "ig reel"), attachments=1),
     "deleted": Case(None, setup="text", check=_deleted),
     "unsupported": Case(("in", "unsupported", None), extra={"type": "unsupported"}),
+    # Instagram could not hand the attachment over: unsupported, never a file.
+    "unsupported_type": Case(
+        ("in", "unsupported", None),
+        extra={"type": "unsupported", "attachment_type": "unsupported_type"},
+    ),
     "quick_reply": Case(("in", "text", "Yes"), extra={"quick_reply_payload": "YES"}),
     "reply_to": Case(("in", "text", "re"), setup="text", check=_replies_to_first),
     "reply_to_story": Case(
@@ -156,11 +171,19 @@ def _cases() -> list[Any]:
     return out
 
 
+def _moved(value: Any, ms: int) -> Any:
+    """`ms` in the unit and type of the fixture's own value: Meta sends milliseconds in most
+    events but seconds, sometimes as a string, in others."""
+    number = float(value) if isinstance(value, str) else value
+    when = ms if number >= 100_000_000_000 else ms // 1000
+    return str(when) if isinstance(value, str) else when
+
+
 def _now(doc: Any, ms: int) -> Any:
-    """The fixture with every timestamp/time/watermark moved to `ms`."""
+    """The fixture with every timestamp/time/watermark moved to `ms`, unit kept."""
     if isinstance(doc, dict):
         return {
-            k: ms if k in ("timestamp", "time", "watermark") else _now(v, ms)
+            k: _moved(v, ms) if k in ("timestamp", "time", "watermark") else _now(v, ms)
             for k, v in doc.items()
         }
     if isinstance(doc, list):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import httpx
 import orjson
@@ -48,6 +48,29 @@ class Driver(Protocol):
 
     async def received(self, server: Server) -> list[str]:
         """The texts of our replies as the simulator received them."""
+        ...
+
+
+@runtime_checkable
+class NamedCustomer(Protocol):
+    """A channel whose provider can tell the customer's name (in the payload or through a
+    profile API): the simulated customer, named `name`, writes `text`."""
+
+    async def customer_named(self, server: Server, name: str, text: str) -> None: ...
+
+
+TimestampUnit = Literal["milliseconds", "seconds", "seconds as a string"]
+
+
+@runtime_checkable
+class TimestampUnits(Protocol):
+    """A channel whose payload times come in more than one unit (Meta: milliseconds in most
+    events, seconds — sometimes a string — in others)."""
+
+    units: ClassVar[tuple[TimestampUnit, ...]]
+
+    async def customer_text_timed(self, server: Server, text: str, unit: TimestampUnit) -> None:
+        """The customer writes `text` now, its time written in `unit`."""
         ...
 
 
@@ -99,6 +122,11 @@ class WhatsAppDriver:
         body = {"phone_number_id": self.pnid, "from": self.user, "type": "unsupported"}
         assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
 
+    async def customer_named(self, server: Server, name: str, text: str) -> None:
+        # The name travels in the webhook's `contacts[].profile.name`.
+        body = {"phone_number_id": self.pnid, "from": self.user, "name": name, "text": text}
+        assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
+
     def forged_request(self) -> tuple[bytes, dict[str, str]]:
         body = orjson.dumps({"object": "whatsapp_business_account", "entry": []})
         return body, {"X-Hub-Signature-256": "sha256=" + "0" * 64}
@@ -131,6 +159,27 @@ class _MessagingDriver:
 
     async def customer_unknown(self, server: Server) -> None:
         body = {"account_id": self.account, "from": self.user, "type": "unsupported"}
+        assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
+
+    async def customer_named(self, server: Server, name: str, text: str) -> None:
+        # The name lives in the simulator's profile API, never in the webhook (as at Meta).
+        body = {"account_id": self.account, "from": self.user, "name": name, "text": text}
+        assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
+
+    units: ClassVar[tuple[TimestampUnit, ...]] = (
+        "milliseconds",
+        "seconds",
+        "seconds as a string",
+    )
+
+    async def customer_text_timed(self, server: Server, text: str, unit: TimestampUnit) -> None:
+        fmt = {"milliseconds": "ms", "seconds": "seconds", "seconds as a string": "seconds_string"}
+        body = {
+            "account_id": self.account,
+            "from": self.user,
+            "text": text,
+            "timestamp_format": fmt[unit],
+        }
         assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
 
     def forged_request(self) -> tuple[bytes, dict[str, str]]:

@@ -277,6 +277,11 @@ class WeChatDriver:
         body = {"app_id": self.app_id, "user": self.user, "type": "hologram"}
         assert (await _post(server, self.kind, "/_sim/inbound", body))["delivered"] is True
 
+    async def customer_named(self, server: Server, name: str, text: str) -> None:
+        # The nickname comes from `cgi-bin/user/info`, never from the push.
+        body = {"app_id": self.app_id, "user": self.user, "text": text, "name": name}
+        assert (await _post(server, self.kind, "/_sim/inbound", body))["delivered"] is True
+
     def forged_request(self) -> tuple[bytes, dict[str, str]]:
         xml = (
             "<xml><ToUserName><![CDATA[gh_contract]]></ToUserName>"
@@ -430,6 +435,18 @@ class TelegramDriver:
 
     async def customer_unknown(self, server: Server) -> None:
         body = {"token": self.token, "chat_id": self.chat, "other": {"dice": {"value": 6}}}
+        await _post(server, self.kind, "/_sim/inbound", body)
+
+    async def customer_named(self, server: Server, name: str, text: str) -> None:
+        # The name travels in the update's `from.first_name` / `last_name`.
+        first, _, last = name.partition(" ")
+        body = {
+            "token": self.token,
+            "chat_id": self.chat,
+            "first_name": first,
+            "last_name": last,
+            "text": text,
+        }
         await _post(server, self.kind, "/_sim/inbound", body)
 
     def forged_request(self) -> tuple[bytes, dict[str, str]]:

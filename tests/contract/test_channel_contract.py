@@ -5,6 +5,8 @@ unknown type becomes a visible "unsupported" message."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually
-from tests.contract.drivers import DRIVERS, Driver
+from tests.contract.drivers import DRIVERS, Driver, NamedCustomer, TimestampUnits
 from tidings.storage.models import InboundEvent, Message
 
 pytestmark = pytest.mark.parametrize("driver", DRIVERS, ids=[d.kind for d in DRIVERS])
@@ -151,6 +153,50 @@ async def test_unknown_type_is_a_visible_unsupported_message(
     assert message["kind"] == "unsupported"
     assert message["direction"] == "in"
     assert conv["last_message_preview"] == "[unsupported message]"
+
+
+async def test_profile_names_reach_the_contact(
+    server: Server, owner: Owner, api: httpx.AsyncClient, driver: Driver
+) -> None:
+    """A customer the provider knows by name (in the payload, or from its profile API in the
+    background) ends up with that name on the contact and in the conversation list."""
+    if not isinstance(driver, NamedCustomer):
+        pytest.skip(f"{driver.kind}: no profile source and no name in the simulated payload")
+    await connect(api, server, driver)
+    await driver.customer_named(server, "Mei Lindqvist", "Hello, it's me")
+    conv = await the_conversation(api)
+
+    async def named() -> dict[str, Any] | None:
+        contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+        return contact if contact["name"] == "Mei Lindqvist" else None
+
+    contact = await eventually(named)
+    assert contact["display_name"] == "Mei Lindqvist"
+    [listed] = (await api.get("/api/v1/ui/conversations")).json()["data"]
+    assert listed["contact_display_name"] == "Mei Lindqvist"
+
+
+async def test_timestamps_in_either_unit(
+    server: Server, owner: Owner, api: httpx.AsyncClient, driver: Driver
+) -> None:
+    """Where a provider writes times in more than one unit, every form dates the message now,
+    so the service window is open and an immediate reply is accepted."""
+    if not isinstance(driver, TimestampUnits):
+        pytest.skip(f"{driver.kind}: the provider's payload times have one unit")
+    await connect(api, server, driver)
+    for n, unit in enumerate(driver.units, start=1):
+        before = time.time()
+        await driver.customer_text_timed(server, f"written with {unit}", unit)
+        conv = await the_conversation(api)
+        # Found by text: a time in seconds loses its milliseconds and may sort earlier.
+        [newest] = [
+            m for m in await messages(api, conv["id"], n) if m["body"] == f"written with {unit}"
+        ]
+        sent_at = datetime.fromisoformat(newest["sent_at"]).timestamp()
+        # Seconds lose the milliseconds: up to a second early.
+        assert before - 1.5 <= sent_at <= time.time() + 1, (unit, newest["sent_at"])
+    reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Hi!"})
+    assert reply.status_code == 201, reply.text
 
 
 def test_adapted_cases_name_real_cases(driver: Driver) -> None:

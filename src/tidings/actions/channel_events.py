@@ -9,6 +9,7 @@ from tidings.actions.base import Tx
 from tidings.actions.inbound import RetryLater
 from tidings.domain.enums import Direction, MessageStatus, status_moves_forward
 from tidings.domain.events import (
+    ChannelNotice,
     MessageDeleted,
     MessageEdited,
     ReceiptWatermark,
@@ -16,10 +17,10 @@ from tidings.domain.events import (
 )
 from tidings.runtime import ChannelInfo
 from tidings.serialize import message_dict
-from tidings.storage.models import Conversation, Delivery, Message, Template
+from tidings.storage.models import Channel, Conversation, Delivery, Message, Template
 from tidings.storage.types import utcnow
 
-ChannelEvent = ReceiptWatermark | MessageEdited | MessageDeleted | TemplateStatus
+ChannelEvent = ReceiptWatermark | MessageEdited | MessageDeleted | TemplateStatus | ChannelNotice
 
 
 async def do_apply_channel_event(tx: Tx, channel: ChannelInfo, event: ChannelEvent) -> None:
@@ -29,6 +30,8 @@ async def do_apply_channel_event(tx: Tx, channel: ChannelInfo, event: ChannelEve
         await do_edit_message(tx, channel, event)
     elif isinstance(event, MessageDeleted):
         await do_delete_message(tx, channel, event)
+    elif isinstance(event, ChannelNotice):
+        await do_channel_notice(tx, channel, event)
     else:
         await do_template_status(tx, channel, event)
 
@@ -155,5 +158,32 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
             "language": event.language,
             "status": event.status,
             "reason": event.reason,
+        },
+    )
+
+
+async def do_channel_notice(tx: Tx, channel: ChannelInfo, event: ChannelNotice) -> None:
+    """Keep the provider's latest word about the channel itself (a policy block, a warning, a
+    lifted block, changed app roles) on the channel, where Settings and `tidings doctor` show
+    it. An older notice arriving late never replaces a newer one."""
+    row = await tx.session.get(Channel, channel.id)
+    if row is None:
+        return
+    if row.notice_at is not None and row.notice_at > event.occurred_at:
+        return
+    row.notice = event.text[:2000]
+    row.notice_at = event.occurred_at
+    row.notice_severe = event.severe
+    await tx.session.flush()
+    tx.emit(
+        "channel.notice",
+        channel.workspace_id,
+        None,
+        {
+            "channel_id": channel.id,
+            "topic": event.topic,
+            "notice": row.notice,
+            "notice_at": event.occurred_at.isoformat(),
+            "severe": event.severe,
         },
     )

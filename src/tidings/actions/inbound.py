@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from tidings.actions import assignment, consent, csat, sla
+from tidings.actions import assignment, consent, csat, profiles, sla
 from tidings.actions.base import Tx
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
@@ -79,6 +79,7 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     phone = await phone_for(s, channel.workspace_id, sender.phone) if sender.phone else None
     identity = await _identity(tx, channel, [sender.address, *sender.aliases])
     if identity is not None:
+        profiles.mark_due(tx, channel, identity)  # a name from the provider, in the background
         known = await s.get_one(Contact, identity.contact_id)
         if sender.name and not known.name:
             known.name = sender.name
@@ -124,6 +125,7 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
             alias=_alias_of(sender),
             display_name=sender.name,
             created_at=utcnow(),
+            **profiles.due_values(tx, channel),
         )
         .on_conflict_do_nothing(index_elements=["workspace_id", "channel_kind", "address"])
     )

@@ -26,6 +26,10 @@ class ChannelHealth(BaseModel):
     last_error: str | None
     last_error_at: str | None
     token_expires_at: str | None
+    # The provider's latest notice about the channel itself (e.g. a Messenger policy block).
+    notice: str | None = None
+    notice_at: str | None = None
+    notice_severe: bool = False
 
 
 class ChannelOut(BaseModel):
@@ -163,6 +167,8 @@ class IdentityOut(BaseModel):
 class ContactOut(BaseModel):
     id: int
     name: str | None
+    # The one naming rule (`serialize.display_name`): name, phone, handle, "Customer #id".
+    display_name: str
     email: str | None
     phone: str | None = Field(description="E.164 a provider vouches for, or staff entered")
     claimed_phone: str | None = Field(

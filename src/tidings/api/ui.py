@@ -43,7 +43,7 @@ from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.policy import OutboundContext, check_consent, check_window, service_window
 from tidings.runtime import Runtime
 from tidings.search import contact_match, search_messages
-from tidings.serialize import contact_dict, conversation_dict, message_dict, ts
+from tidings.serialize import contact_dict, conversation_dict, display_name, message_dict, ts
 from tidings.storage.models import (
     Agent,
     CannedReply,
@@ -139,21 +139,40 @@ async def window_of(
     }
 
 
+async def contact_names(
+    s: AsyncSession, contact_ids: set[int]
+) -> dict[int, tuple[str | None, str]]:
+    """(name, display name) of each contact: `serialize.display_name`'s rule, with the
+    identities' provider names read only for contacts that have neither name nor phone."""
+    if not contact_ids:
+        return {}
+    rows = (
+        await s.execute(
+            select(Contact.id, Contact.name, Contact.phone_e164).where(Contact.id.in_(contact_ids))
+        )
+    ).all()
+    bare = [cid for cid, name, phone in rows if not name and not phone]
+    handles: dict[int, str] = {}
+    if bare:
+        for cid, handle in await s.execute(
+            select(ContactIdentity.contact_id, ContactIdentity.display_name)
+            .where(ContactIdentity.contact_id.in_(bare), ContactIdentity.display_name.is_not(None))
+            .order_by(ContactIdentity.id)
+        ):
+            if handle:
+                handles.setdefault(cid, handle)
+    return {
+        cid: (name, display_name(cid, name, phone, handles.get(cid))) for cid, name, phone in rows
+    }
+
+
 async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> list[dict[str, Any]]:
     """Conversation rows plus what the list shows: contact name, labels, last channel kind and
     its service window (from conversation_channel.last_inbound_at)."""
     if not convs:
         return []
     ids = [c.id for c in convs]
-    names = dict(
-        (
-            await s.execute(
-                select(Contact.id, Contact.name).where(
-                    Contact.id.in_({c.contact_id for c in convs})
-                )
-            )
-        ).all()
-    )
+    names = await contact_names(s, {c.contact_id for c in convs})
     labels: dict[int, list[str]] = {}
     for conv_id, name in await s.execute(
         select(ConversationLabel.conversation_id, Label.name)
@@ -171,7 +190,9 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
     for c in convs:
         item = conversation_dict(c, labels.get(c.id))
         info = await rt.channels.get(c.last_channel_id) if c.last_channel_id else None
-        item["contact_name"] = names.get(c.contact_id)
+        item["contact_name"], item["contact_display_name"] = names.get(
+            c.contact_id, (None, display_name(c.contact_id, None, None))
+        )
         item["channel_kind"] = info.kind if info else None
         item["channel_name"] = info.name if info else None
         item["window"] = await window_of(
@@ -818,16 +839,24 @@ async def search(
                 latest[contact_id] = conv_id
         # Message text through the full-text index (PostgreSQL GIN / SQLite FTS5).
         found = await search_messages(s, who, q, limit)
-        names: dict[int, str | None] = {}
+        owners: dict[int, int] = {}
         if found:
-            for conv_id, name in await s.execute(
-                select(Conversation.id, Contact.name)
-                .join(Contact, Contact.id == Conversation.contact_id)
-                .where(Conversation.id.in_({m.conversation_id for m in found}))
+            for conv_id, contact_id in await s.execute(
+                select(Conversation.id, Conversation.contact_id).where(
+                    Conversation.id.in_({m.conversation_id for m in found})
+                )
             ):
-                names[conv_id] = name
-        hits = [(m, names.get(m.conversation_id)) for m in found]
+                owners[conv_id] = contact_id
+        names = await contact_names(s, set(owners.values()))
+        idents = await _identities_of(s, [c.id for c in contacts])
+    hits = [(m, names.get(owners.get(m.conversation_id, 0), (None, "Customer"))) for m in found]
     return {
-        "contacts": [{**contact_dict(c), "conversation_id": latest.get(c.id)} for c in contacts],
-        "messages": [{**message_dict(m), "contact_name": name} for m, name in hits],
+        "contacts": [
+            {**contact_dict(c, idents.get(c.id)), "conversation_id": latest.get(c.id)}
+            for c in contacts
+        ],
+        "messages": [
+            {**message_dict(m), "contact_name": name, "contact_display_name": shown}
+            for m, (name, shown) in hits
+        ],
     }

@@ -134,6 +134,18 @@ class TemplateStatus:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelNotice:
+    """Something the provider says about the channel itself, not about a customer (Messenger
+    `policy_enforcement`, `app_roles`): kept on the channel's health for admins to see."""
+
+    topic: str  # e.g. "policy_enforcement"
+    text: str  # what an admin reads
+    occurred_at: datetime
+    # True when the channel cannot work as it should until someone acts (a block).
+    severe: bool = False
+
+
 CanonicalEvent = (
     InboundMessage
     | StatusUpdate
@@ -142,4 +154,5 @@ CanonicalEvent = (
     | MessageEdited
     | MessageDeleted
     | TemplateStatus
+    | ChannelNotice
 )

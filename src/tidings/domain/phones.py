@@ -25,3 +25,12 @@ def to_e164(raw: str, default_region: str | None = None) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def readable(e164: str) -> str:
+    """`+4915112345678` as people write it (`+49 1511 2345678`); unchanged if unparsable."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL))

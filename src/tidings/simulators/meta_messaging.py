@@ -6,7 +6,10 @@ and the 7-day HUMAN_AGENT extension; retired tags refused with code 100; outside
 (10, 2018278); an echo (`is_echo`, `app_id`, `metadata`) for every outbound message; delivery
 and read watermarks (Messenger) or `read.mid` seen events (Instagram); signed, ASCII-escaped
 webhooks with retries, duplicates, batching and reordering on demand; failure injection with
-the real Graph error envelope. A JSON control API under `/_sim/` plays the customer.
+the real Graph error envelope; the User Profile API (`GET /{version}/{PSID}?fields=…`) answers
+with the name the customer was given. A JSON control API under `/_sim/` plays the customer
+(`timestamp_format` writes an event's time in seconds, or seconds as a string, as some Meta
+events do).
 
 Facts cited as "digest" are from shared/protocols/meta.md (§0, §B Messenger, §C Instagram).
 """
@@ -164,6 +167,9 @@ class EventSpec(BaseModel):
     text: str | None = None
     id: str | None = None
     timestamp: int | None = None  # ms
+    # How the webhook writes it: Meta sends ms in most events but seconds, sometimes as a
+    # string, in others (the App Dashboard's test sample, the postback reference).
+    timestamp_format: Literal["ms", "seconds", "seconds_string"] = "ms"
     reply_to: str | None = None
     attachments: list[dict[str, Any]] | None = None
     payload: str | None = None
@@ -527,10 +533,13 @@ class MessagingSimulator:
         if spec.name:
             customer.name = spec.name
         ts = spec.timestamp if spec.timestamp is not None else self._now_ms()
+        written: int | str = ts
+        if spec.timestamp_format != "ms":
+            written = ts // 1000 if spec.timestamp_format == "seconds" else str(ts // 1000)
         base: dict[str, Any] = {
             "sender": {"id": spec.from_},
             "recipient": {"id": account.account_id},
-            "timestamp": ts,
+            "timestamp": written,
         }
         kind = spec.type
         opens_window = True
@@ -1112,8 +1121,54 @@ class MessagingSimulator:
                 methods=["POST"],
             ),
             Route("/_sim/attachments", self._r_attachments, methods=["GET"]),
+            # Last: `/{version}/{node}` would otherwise shadow the two-segment routes above.
+            Route("/{version}/{node}", self._graph_profile, methods=["GET"]),
         ]
         return Starlette(routes=routes, lifespan=self._lifespan)
+
+    # ---------------------------------------------------------------- User Profile API
+
+    async def _graph_profile(self, request: Request) -> Response:
+        """`GET /{version}/{PSID}?fields=first_name,last_name,profile_pic` (Messenger) or
+        `GET /{version}/{IGSID}?fields=name,username,profile_pic` (Instagram), with the token of
+        the account the customer wrote to: the name the customer was given (the phone page's
+        name); only the fields asked for, and only those known."""
+        version = request.path_params["version"]
+        node = request.path_params["node"]
+        try:
+            if not _VERSION.match(version):
+                raise _param(f"Unknown path components: /{version}/{node}")
+            account = self._account_for_path("me", request)
+            customer = self.customers.get((account.account_id, node))
+            if customer is None:
+                raise _GraphError(
+                    100,
+                    f"Unsupported get request. Object with ID '{node}' does not exist, cannot "
+                    "be loaded due to missing permissions, or does not support this operation.",
+                    33,
+                )
+        except _GraphError as err:
+            return JSONResponse(err.body(), status_code=err.http_status, headers=err.headers)
+        asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f}
+        first, _, last = (customer.name or "").partition(" ")
+        known: dict[str, str | None] = {
+            "first_name": first or None,
+            "last_name": last or None,
+            "name": customer.name,
+            # Instagram handles: lower case, no spaces (the simulator's stand-in).
+            "username": "_".join((customer.name or "").lower().split()) or None,
+            "profile_pic": f"{self.cdn_base_url}/cdn/profile-{node}",
+        }
+        allowed = (
+            {"first_name", "last_name", "profile_pic", "name"}
+            if self.product.object == "page"
+            else {"name", "username", "profile_pic"}
+        )
+        body: dict[str, Any] = {"id": node}
+        for name in sorted(asked & allowed):
+            if known.get(name):
+                body[name] = known[name]
+        return JSONResponse(body)
 
     # ---------------------------------------------------------------- Attachment Upload API
 

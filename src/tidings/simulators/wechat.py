@@ -6,8 +6,10 @@ It plays both of WeChat's roles towards Tidings:
   (expiring, rotating tokens; a replaced token stays valid 5 minutes; stale ones answer
   40001/42001), `POST /cgi-bin/message/custom/send` (validated like the real one: 48-hour
   interaction window → 45015, per-window quota → 45047, unknown openid → 40003, `\\uXXXX`
-  escapes → 40033…), and temporary media (`/cgi-bin/media/upload`, `/cgi-bin/media/get`,
-  3-day expiry). Errors are HTTP 200 `{"errcode", "errmsg": "… rid: …"}` like WeChat's.
+  escapes → 40033…), temporary media (`/cgi-bin/media/upload`, `/cgi-bin/media/get`,
+  3-day expiry) and `GET /cgi-bin/user/info` (the nickname the customer was given, or empty
+  with `nicknames: false`, as WeChat answers most accounts since 2021-12-27). Errors are
+  HTTP 200 `{"errcode", "errmsg": "… rid: …"}` like WeChat's.
 - the pusher: customer messages and events are POSTed to the account's server URL as XML,
   signed (`signature`, and in compatibility/safe mode `encrypt_type=aes` + `msg_signature`
   over the AES-encrypted body), with WeChat's retries: a push that times out (5 s) or gets an
@@ -16,10 +18,12 @@ It plays both of WeChat's roles towards Tidings:
 
 Control routes (JSON), under `/_sim/`:
 - `PUT /_sim/accounts/{app_id}` {app_secret, token, webhook_url, encoding_aes_key?, mode?
-  ("plain" | "compat" | "safe"), original_id?, token_ttl?, duplicates?, push_timeout?}
+  ("plain" | "compat" | "safe"), original_id?, token_ttl?, duplicates?, push_timeout?,
+  nicknames?}
 - `POST /_sim/inbound` {app_id, openid, type?: text|image|voice|video|shortvideo|location|link|
   event, text?, event?, event_key?, image_base64?, content_type?, latitude?, longitude?,
-  label?, title?, url?, create_time?, xml?} — the customer acts; the push result is returned
+  label?, title?, url?, create_time?, xml?, name?} — the customer acts (`name`: their
+  nickname); the push result is returned
 - `POST /_sim/fail` {app_id, errcode, path?: "custom/send", count?} — inject errors
 - `POST /_sim/tokens/expire` {app_id} and `POST /_sim/tokens/revoke` {app_id}
 - `POST /_sim/clock` {advance: seconds} — move the simulator's clock (windows, tokens, media)
@@ -119,6 +123,8 @@ class User:
     subscribed: bool = True
     window_until: float = 0.0
     quota_left: int = 0
+    nickname: str = ""
+    subscribe_time: int = 0
 
 
 @dataclass
@@ -158,6 +164,9 @@ class Account:
     pushes: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Injected] = field(default_factory=list)
+    # Since 2021-12-27 `user/info` returns an empty nickname for most accounts; the sandbox
+    # gives the phone page's name unless this is turned off (PUT /_sim/accounts `nicknames`).
+    nicknames: bool = True
 
 
 class WeChatSimulator:
@@ -176,6 +185,7 @@ class WeChatSimulator:
                 Route("/cgi-bin/message/custom/send", self._custom_send, methods=["GET", "POST"]),
                 Route("/cgi-bin/media/upload", self._media_upload, methods=["GET", "POST"]),
                 Route("/cgi-bin/media/get", self._media_get, methods=["GET"]),
+                Route("/cgi-bin/user/info", self._user_info, methods=["GET"]),
                 Route("/mmbiz/{media_id}", self._pic_url, methods=["GET"]),
                 Route("/_sim/accounts/{app_id}", self._put_account, methods=["PUT"]),
                 Route("/_sim/inbound", self._inbound, methods=["POST"]),
@@ -547,6 +557,8 @@ class WeChatSimulator:
                 setattr(acct, name, float(values[name]))
         if values.get("duplicates") is not None:
             acct.duplicates = int(values["duplicates"])
+        if values.get("nicknames") is not None:
+            acct.nicknames = bool(values["nicknames"])
         return acct
 
     async def _put_account(self, request: Request) -> JSONResponse:
@@ -637,6 +649,9 @@ class WeChatSimulator:
         event = str(body.get("event") or "")
         if kind != "event":
             self._interact(acct, openid, message=True)
+        if isinstance(body.get("name"), str) and body["name"].strip():
+            # The phone page's name for the customer: their WeChat nickname.
+            acct.users.setdefault(openid, User(openid)).nickname = body["name"].strip()
         elif event == "unsubscribe":
             acct.users.setdefault(openid, User(openid)).subscribed = False
         elif event in ("subscribe", "SCAN", "CLICK"):
@@ -654,6 +669,44 @@ class WeChatSimulator:
         )
         result = await self.push(acct, plain, openid)
         return JSONResponse({"openid": openid, **result})
+
+    async def _user_info(self, request: Request) -> Response:
+        """`GET /cgi-bin/user/info?access_token=…&openid=…&lang=zh_CN`: a follower's basic
+        information; `subscribe: 0` (never followed or unfollowed) carries only the openid."""
+        acct = self._account_by_token(request)
+        if isinstance(acct, JSONResponse):
+            return acct
+        injected = self._injected(acct, "user/info")
+        if injected is not None:
+            return injected
+        openid = request.query_params.get("openid", "")
+        if not _OPENID.match(openid):
+            return self.error(40003)
+        user = acct.users.get(openid)
+        if user is None or not user.subscribed:
+            return JSONResponse({"subscribe": 0, "openid": openid})
+        if not user.subscribe_time:
+            user.subscribe_time = int(self.now())
+        return JSONResponse(
+            {
+                "subscribe": 1,
+                "openid": openid,
+                "nickname": user.nickname if acct.nicknames else "",
+                "sex": 0,
+                "language": request.query_params.get("lang") or "zh_CN",
+                "city": "",
+                "province": "",
+                "country": "",
+                "headimgurl": "",
+                "subscribe_time": user.subscribe_time,
+                "remark": "",
+                "groupid": 0,
+                "tagid_list": [],
+                "subscribe_scene": "ADD_SCENE_SEARCH",
+                "qr_scene": 0,
+                "qr_scene_str": "",
+            }
+        )
 
     async def _fail(self, request: Request) -> JSONResponse:
         body = await self._json_body(request)
@@ -760,7 +813,8 @@ class WeChatBinding:
         self, channel: Any, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
         resp = await self.control.post(
-            "/_sim/inbound", json={"app_id": channel.config.app_id, "user": user, "text": text}
+            "/_sim/inbound",
+            json={"app_id": channel.config.app_id, "user": user, "text": text, "name": name},
         )
         result: dict[str, Any] = resp.json()
         return result

@@ -188,6 +188,11 @@ class Channel(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest thing the provider said about the channel itself (Messenger policy
+    # enforcement, app roles): `actions.channel_events.do_channel_notice`.
+    notice: Mapped[str | None] = mapped_column(Text)
+    notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notice_severe: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = _created()
 
 
@@ -225,6 +230,11 @@ class ContactIdentity(Base):
     # number): found like the address, so a notice naming only that id finds the customer.
     alias: Mapped[str | None] = mapped_column(String(300))
     display_name: Mapped[str | None] = mapped_column(String(300))
+    # The provider's profile (name) for this identity, fetched in the background
+    # (`tidings.profiles`): queued while `profile_due_at` is set, at most once a day.
+    profile_channel_id: Mapped[int | None] = mapped_column(Integer)
+    profile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    profile_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created()
 
 

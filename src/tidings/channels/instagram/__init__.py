@@ -27,8 +27,9 @@ from tidings.channels.base import (
 from tidings.channels.instagram.config import InstagramConfig
 from tidings.channels.instagram.errors import outcome_for
 from tidings.channels.interactive import Choices
-from tidings.channels.meta_common import attachments, messaging, send
+from tidings.channels.meta_common import attachments, messaging, profiles, send
 from tidings.channels.meta_common import interactive as meta_interactive
+from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation, cdn_location
@@ -149,6 +150,20 @@ class InstagramAdapter:
                 "URL; connect the account through its Facebook Page to send uploaded files."
             )
         return attachments.caption_refusal(self.label, with_text)
+
+    async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
+        """Instagram user profile fields (`channels.profiles.ProfileSource`)."""
+        if not address.isdigit():
+            return Profile(name=None)
+        c = _config(config)
+        doc = await profiles.fetch(
+            f"{c.base_url}/{c.api_version}/{address}",
+            c.access_token,
+            "name,username,profile_pic",
+            self.label,
+            http,
+        )
+        return profiles.instagram_profile(doc)
 
 
 def _config(config: Any) -> InstagramConfig:

@@ -26,8 +26,9 @@ from tidings.channels.base import (
 from tidings.channels.interactive import Choices
 from tidings.channels.messenger.config import MessengerConfig
 from tidings.channels.messenger.errors import outcome_for
-from tidings.channels.meta_common import attachments, messaging, send
+from tidings.channels.meta_common import attachments, messaging, profiles, send
 from tidings.channels.meta_common import interactive as meta_interactive
+from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation, cdn_location
@@ -114,6 +115,21 @@ class MessengerAdapter:
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         return attachments.caption_refusal(self.label, with_text)
+
+    async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
+        """User Profile API (`channels.profiles.ProfileSource`); chat-plugin visitors
+        (`user_ref:`) have no PSID and no profile."""
+        if not address.isdigit():
+            return Profile(name=None)
+        c = _config(config)
+        doc = await profiles.fetch(
+            f"{c.api_base_url}/{c.api_version}/{address}",
+            c.page_access_token,
+            "first_name,last_name,profile_pic",
+            self.label,
+            http,
+        )
+        return profiles.messenger_profile(doc)
 
 
 def _config(config: Any) -> MessengerConfig:

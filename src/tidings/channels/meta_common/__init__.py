@@ -83,6 +83,36 @@ def _int(value: object) -> int | None:
     return None
 
 
+# A Unix time this large in seconds is past the year 5000; in milliseconds it is 1973. Meta
+# times sit far from that line on both sides, so the magnitude tells the unit
+# (docs/channels/messenger.md, "Timestamps").
+_MILLISECONDS_FROM = 100_000_000_000
+
+
+def timestamp(value: object) -> datetime | None:
+    """A Meta webhook time (`entry.time`, `messaging[].timestamp`, receipt watermarks) as a
+    UTC datetime. Most events give Unix milliseconds as a number, but some give seconds, and
+    some a string of either (the App Dashboard's test sample, the postback reference):
+    the unit is decided by magnitude. None when the value is not a time at all."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii():
+            return None
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            return None
+    if not isinstance(value, int | float) or value != value or value <= 0:  # NaN, negative
+        return None
+    seconds = value / 1000.0 if value >= _MILLISECONDS_FROM else float(value)
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def retry_after(headers: httpx.Headers) -> float | None:
     raw = headers.get("retry-after")
     if not raw:

@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 
 from tidings.channels.base import RawEvent
+from tidings.channels.meta_common import timestamp
 from tidings.domain.enums import MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
+    ChannelNotice,
     Ignored,
     InboundMessage,
     MessageDeleted,
@@ -59,18 +61,8 @@ def _digest(obj: object) -> str:
 
 
 def _when(value: object) -> datetime | None:
-    """Messenger and Instagram timestamps are Unix milliseconds (int; postbacks have been seen
-    as strings, digest §B2)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
+    # Milliseconds in most events, seconds (even as a string) in some: by magnitude.
+    return timestamp(value)
 
 
 def _str(obj: object, key: str) -> str | None:
@@ -166,12 +158,15 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
                 if not isinstance(element, dict):
                     out.append(_opaque(element))
                     continue
-                piece = {"entry_id": entry_id, "standby": standby, "event": element}
-                out.append(
-                    RawEvent(
-                        event_key(element), orjson.dumps(piece), _when(element.get("timestamp"))
-                    )
-                )
+                piece = {
+                    "entry_id": entry_id,
+                    "standby": standby,
+                    "event": element,
+                    # Delivery receipts carry no timestamp of their own: the entry's time.
+                    "time": entry.get("time"),
+                }
+                when = _when(element.get("timestamp")) or _when(entry.get("time"))
+                out.append(RawEvent(event_key(element), orjson.dumps(piece), when))
         for change in _list(entry, "changes"):
             # Instagram comments/mentions (digest §C2): outside the inbox for now.
             piece = {"entry_id": entry_id, "change": change, "time": entry.get("time")}
@@ -191,6 +186,37 @@ def _opaque(thing: object) -> RawEvent:
 
 
 _MEDIA = frozenset(("image", "audio", "video", "file", "sticker"))
+# Attachments Meta could not hand over (Instagram `unsupported_type`, with a CDN URL that
+# serves nothing useful; `ephemeral` view-once media): the message is unsupported, not a file
+# (docs/channels/instagram.md, "Timestamps, unsupported attachments, page events").
+_UNSUPPORTED = frozenset(("unsupported_type", "ephemeral"))
+
+
+def _location(message: dict[str, Any]) -> dict[str, Any] | None:
+    """A shared location: `{"type": "location", "title": …, "url": …, "payload":
+    {"coordinates": {"lat": …, "long": …}}}` (docs/channels/messenger.md, "Locations")."""
+    for item in _list(message, "attachments"):
+        if not isinstance(item, dict) or item.get("type") != "location":
+            continue
+        coordinates = _dict(_dict(item, "payload"), "coordinates")
+        place: dict[str, Any] = {}
+        for ours, theirs in (("latitude", "lat"), ("longitude", "long")):
+            value = coordinates.get(theirs)
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    continue
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                place[ours] = float(value)
+        if "latitude" not in place or "longitude" not in place:
+            continue
+        if not (-90 <= place["latitude"] <= 90 and -180 <= place["longitude"] <= 180):
+            continue
+        if title := _str(item, "title") or _str(_dict(item, "payload"), "title"):
+            place["name"] = title
+        return place
+    return None
 
 
 def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dict[str, Any]]]:
@@ -203,6 +229,8 @@ def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dic
     for item in items:
         kind = _str(item, "type") or "file"
         payload = _dict(item, "payload")
+        if kind in _UNSUPPORTED:
+            continue
         # Until 2026-08-30 a sticker arrives twice: the new `sticker` attachment and the old
         # `image` form (digest §B2); keep the sticker.
         if has_sticker and kind == "image" and "sticker_id" in payload:
@@ -264,7 +292,21 @@ def _message(
     if text is None and shares:
         # A story mention, shared post or reel says nothing itself: name what it is.
         text = ", ".join(s["type"].replace("_", " ") for s in shares)
-    if message.get("is_unsupported") is True:
+    unsupported = [
+        a["type"]
+        for a in _list(message, "attachments")
+        if isinstance(a, dict) and a.get("type") in _UNSUPPORTED
+    ]
+    place = _location(message)
+    if place is not None:
+        kind = MessageKind.LOCATION
+        extra.update(place)
+        extra.pop("shares", None)
+        text = _str(message, "text") or place.get("name")
+        refs = []
+    elif message.get("is_unsupported") is True or (
+        unsupported and not refs and not shares and text is None
+    ):
         kind = MessageKind.UNSUPPORTED
         extra["type"] = "unsupported"
     elif refs or shares:
@@ -274,6 +316,9 @@ def _message(
     else:
         kind = MessageKind.UNSUPPORTED
         extra["type"] = "unknown"
+    if unsupported:
+        # Even beside text or other files, say that something could not be shown.
+        extra["attachment_type"] = unsupported[0]
     return InboundMessage(
         provider_message_id=mid,
         sender=Sender(address=customer),
@@ -341,6 +386,47 @@ def _referral(element: dict[str, Any], sender: str, when: datetime, key: str) ->
     )
 
 
+# Page-level events name the Page (recipient) and no customer (docs/channels/messenger.md,
+# "Page events"). Meta's reference spells it `policy_enforcement`; older payloads used
+# `policy-enforcement`.
+_POLICY = ("policy_enforcement", "policy-enforcement")
+
+
+def _page_event(element: dict[str, Any], product: Product, when: datetime | None) -> CanonicalEvent:
+    at = when or datetime.now(UTC)
+    for key in _POLICY:
+        if key in element:
+            policy = _dict(element, key)
+            action = _str(policy, "action") or "notice"
+            reason = _str(policy, "reason")
+            words = {
+                "block": f"{product.label} blocked this channel's messaging",
+                "warning": f"{product.label} warned this channel about its messaging",
+                "unblock": f"{product.label} lifted its block on this channel",
+            }
+            text = words.get(action, f"{product.label} policy enforcement: {action}")
+            return ChannelNotice(
+                topic="policy_enforcement",
+                text=f"{text}: {reason}" if reason else f"{text}.",
+                occurred_at=at,
+                severe=action == "block",
+            )
+    if "app_roles" in element:
+        roles = _dict(element, "app_roles")
+        named = ", ".join(
+            f"app {app}: {'/'.join(r for r in role if isinstance(r, str))}"
+            for app, role in roles.items()
+            if isinstance(role, list)
+        )
+        return ChannelNotice(
+            topic="app_roles",
+            text=f"{product.label} changed the apps' roles on this channel ({named or 'none'}).",
+            occurred_at=at,
+        )
+    kinds = sorted(k for k in element if k not in ("sender", "recipient", "timestamp"))
+    return Ignored(f"{product.label} page event {kinds} names no customer; nothing to do.")
+
+
 def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
     """One piece cut by `split` → canonical events. Unknown event kinds are Ignored (with
     why); a message Meta could not show us becomes an UNSUPPORTED message the agent sees."""
@@ -357,9 +443,11 @@ def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
     if not isinstance(element, dict):
         raise PayloadError(f"The {product.label} webhook piece is malformed.")
     sender = _party(element, "sender")
+    when = _when(element.get("timestamp")) or _when(doc.get("time"))
     if not sender:
-        raise PayloadError(f"The {product.label} event names no sender.")
-    when = _when(element.get("timestamp"))
+        if "message" in element:
+            raise PayloadError(f"The {product.label} message names no sender.")
+        return [_page_event(element, product, when)]
     key = event_key(element)
     if "message" in element:
         if when is None:

@@ -21,7 +21,8 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.wechat import client, media, webhook
+from tidings.channels.profiles import Profile
+from tidings.channels.wechat import client, media, profiles, webhook
 from tidings.channels.wechat.config import WeChatConfig
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation
@@ -96,6 +97,10 @@ class WeChatAdapter:
                 "its own message."
             )
         return None
+
+    async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
+        """`cgi-bin/user/info` (`channels.profiles.ProfileSource`)."""
+        return await profiles.fetch(_config(config), address, http)
 
 
 def _config(config: Any) -> WeChatConfig:

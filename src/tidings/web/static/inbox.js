@@ -25,6 +25,9 @@
   };
 
   const agentName = (id) => { const a = S.boot && S.boot.agents.find((x) => x.id === id); return a ? a.name : "agent " + id; };
+  // Customers are named by the server (`serialize.display_name`: name, phone, handle,
+  // "Customer #id"); a bare live event without the field keeps the placeholder meanwhile.
+  const shownName = (c) => c.contact_display_name || "Customer #" + c.contact_id;
   const channelOf = (id) => S.boot && S.boot.channels.find((c) => c.id === id);
   const teamName = (id) => { const t = S.boot && S.boot.teams.find((x) => x.id === id); return t ? t.name : "team " + id; };
   const filters = () => ({
@@ -76,7 +79,7 @@
       channelIcon(c.channel_kind, c.channel_name),
       el("div", { class: "conv-main" },
         el("div", { class: "conv-top" },
-          el("span", { class: "name" }, c.contact_name || "Customer #" + c.contact_id),
+          el("span", { class: "name" }, shownName(c)),
           c.priority && c.priority !== "none" ? el("span", { class: "prio prio-" + c.priority, title: "priority " + c.priority }, c.priority) : null,
           el("span", { class: "when", title: c.last_activity_at }, ago(c.last_activity_at))),
         el("div", { class: "conv-bottom" },
@@ -264,7 +267,7 @@
   function renderHead(c) {
     S.conv = c;
     fillAssignees();
-    $("t-name").textContent = c.contact_name || "Customer #" + c.contact_id;
+    $("t-name").textContent = shownName(c);
     const inbox = S.boot.inboxes.find((i) => i.id === c.inbox_id);
     $("t-meta").textContent = "#" + c.id + (inbox ? " · " + inbox.name : "") + (c.channel_name ? " · last via " + c.channel_name : "");
     $("t-status").value = c.status;
@@ -332,7 +335,7 @@
     const pane = $("contact-pane");
     const attrs = Object.entries(contact.attributes || {});
     pane.replaceChildren(
-      el("h2", { class: "contact-name" }, contact.name || "Unnamed customer"),
+      el("h2", { class: "contact-name" }, contact.display_name),
       el("dl", { class: "facts" },
         contact.phone ? el("dt", null, "Phone") : null, contact.phone ? el("dd", null, contact.phone) : null,
         // Typed by the customer (API channel), never verified: shown as a claim, never linking.
@@ -363,7 +366,7 @@
     if (!dups.length) return out;
     out.push(el("h3", null, "Possible duplicates"),
       el("ul", { class: "dups" }, ...dups.map((d) => el("li", { dataset: { id: d.id } },
-        el("strong", null, d.name || "Unnamed"), " ",
+        el("strong", null, d.display_name), " ",
         el("span", { class: "muted" }, d.reason + " · " + d.identities.map((i) => i.channel_kind + " " + i.address).join(", ")), " ",
         el("button", { type: "button", class: "merge", onclick: () => merge(d) }, "Merge")))));
     return out;
@@ -372,7 +375,7 @@
   async function merge(d) {
     try {
       const res = await api("/ui/contacts/" + S.context.contact.id + "/merge", { method: "POST", json: { merge_id: d.id } });
-      S.lastMerge = { id: res.merge_id, kept: res.kept, name: d.name || "contact #" + d.id };
+      S.lastMerge = { id: res.merge_id, kept: res.kept, name: d.display_name };
       await loadContext();
     } catch (e) { $("c-error").textContent = e.message; }
   }
@@ -683,10 +686,10 @@
     box.replaceChildren(
       el("h3", null, "Contacts"),
       res.contacts.length ? el("ul", null, ...res.contacts.map((c) => el("li", { class: "hit" + (c.conversation_id ? "" : " dim"), onclick: () => c.conversation_id && openConversation(c.conversation_id) },
-        el("strong", null, c.name || "Unnamed"), " ", el("span", { class: "muted" }, [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "))))) : el("p", { class: "muted" }, "No contacts."),
+        el("strong", null, c.display_name), " ", el("span", { class: "muted" }, [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "))))) : el("p", { class: "muted" }, "No contacts."),
       el("h3", null, "Messages"),
       res.messages.length ? el("ul", null, ...res.messages.map((m) => el("li", { class: "hit", onclick: () => openConversation(m.conversation_id) },
-        el("strong", null, m.contact_name || "Customer"), " ", el("span", { class: "snippet" }, (m.body || "").slice(0, 120))))) : el("p", { class: "muted" }, "No messages."));
+        el("strong", null, m.contact_display_name), " ", el("span", { class: "snippet" }, (m.body || "").slice(0, 120))))) : el("p", { class: "muted" }, "No messages."));
     box.hidden = false;
     $("list").hidden = true;
   }, 200);
@@ -719,6 +722,12 @@
         if (isNew && m.direction === "in") { loadContext(); api("/ui/conversations/" + m.conversation_id + "/read", { method: "POST" }).catch(() => {}); }
       });
     }
+    // A customer's name arrived from the provider's profile API: show it where they are listed.
+    es.addEventListener("contact.updated", (ev) => {
+      const d = JSON.parse(ev.data);
+      for (const id of d.conversation_ids || []) if (S.convs.has(id) || id === S.current) upsertConversation(id);
+      if (S.context && S.context.contact && S.context.contact.id === d.id) loadContext();
+    });
     es.addEventListener("presence", (ev) => onPresence(JSON.parse(ev.data)));
     es.addEventListener("settings.updated", async () => { S.boot = await api("/ui/bootstrap"); fillFilters(); });
   }

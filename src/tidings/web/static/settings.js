@@ -65,7 +65,7 @@
       ...list.map((c) => el("tr", { dataset: { id: c.id } },
         el("td", null, c.name), el("td", null, T.channelIcon(c.kind), " ", c.kind), el("td", null, inboxName(c.inbox_id)),
         el("td", { class: c.health.last_inbound_at ? "health-ok" : "muted" }, c.health.last_inbound_at ? clock(c.health.last_inbound_at) : "never"),
-        el("td", { class: c.health.last_error ? "health-bad" : "muted", title: c.health.last_error_at || "" }, c.health.last_error || "none"),
+        el("td", { class: c.health.last_error || c.health.notice_severe ? "health-bad" : "muted", title: c.health.notice || c.health.last_error_at || "" }, c.health.last_error || (c.health.notice_severe ? c.health.notice : "none")),
         el("td", null, c.health.token_expires_at ? clock(c.health.token_expires_at) : "—"),
         el("td", null, el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup")))));
     const kindSel = el("select", { id: "new-kind", name: "kind" }, ...kinds.map((k) => el("option", { value: k.kind }, k.label + " (" + k.kind + ")")));
@@ -104,6 +104,9 @@
         c.verify_token ? el("dt", null, "Verify token") : null,
         c.verify_token ? el("dd", null, el("span", { class: "copy", id: "setup-verify" }, c.verify_token)) : null,
         el("dt", null, "Health"), el("dd", null, c.health.last_error ? "last error: " + c.health.last_error : "no errors recorded"),
+        // What the provider said about the channel itself (e.g. a Messenger policy block).
+        c.health.notice ? el("dt", null, "Provider notice") : null,
+        c.health.notice ? el("dd", { id: "setup-notice", class: c.health.notice_severe ? "health-bad" : "", title: c.health.notice_at || "" }, clock(c.health.notice_at) + " · " + c.health.notice) : null,
         el("dt", null, "Settings"), el("dd", null, Object.entries(c.config).map(([k, v]) => k + ": " + v).join(" · "))),
       el("ol", { class: "muted" },
         el("li", null, "In the provider's console, set the callback / webhook URL above."),
