@@ -76,10 +76,14 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     # Contact events carry the inboxes of the contact's conversations (`contact_inboxes`).
     "contact.merged": Audience.INBOX,
     "contact.preference": Audience.INBOX,
+    # A name fetched from the provider's profile API, one event per inbox (actions/profiles.py).
+    "contact.updated": Audience.INBOX,
     # Templates belong to a channel, which belongs to an inbox (api/templates.py).
     "template.updated": Audience.INBOX,
     "templates.synced": Audience.INBOX,
-    # The campaigns API is owners' and admins' (api/campaigns.py).
+    # The campaigns API is owners' and admins' (api/campaigns.py); so are channel settings,
+    # where a provider's notice about a channel is shown.
+    "channel.notice": Audience.ADMINS,
     "campaign.updated": Audience.ADMINS,
     # "Something changed, refresh": names what changed, no inbox data.
     "settings.updated": Audience.WORKSPACE,

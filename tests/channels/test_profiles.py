@@ -15,7 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels.instagram import InstagramAdapter, InstagramConfig
 from tidings.channels.messenger import MessengerAdapter, MessengerConfig
 from tidings.channels.profiles import Profile, ProfileUnavailable
@@ -128,7 +128,7 @@ async def test_messenger_name_arrives_in_the_background_once_a_day(
         "/api/v1/channels", json={"kind": "messenger", "name": "fb", "config": config}
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(base_url=base, timeout=20) as sim:
+    async with httpx.AsyncClient(base_url=base, headers=sandbox_headers(server), timeout=20) as sim:
         who = {"account_id": "104857600000077", "from": "7000000000000077", "name": "Ines Ortega"}
         assert (await sim.post("/_sim/inbound", json={**who, "text": "hi"})).json()["status"] == 200
 
@@ -178,7 +178,7 @@ async def test_wechat_without_nickname_stays_customer_number(
         "/api/v1/channels", json={"kind": "wechat", "name": "wx", "config": config}
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(base_url=base, timeout=20) as sim:
+    async with httpx.AsyncClient(base_url=base, headers=sandbox_headers(server), timeout=20) as sim:
         # As WeChat has answered most accounts since 2021-12-27: an empty nickname.
         put = await sim.put("/_sim/accounts/wxprofiles0002", json={"nicknames": False})
         assert put.status_code == 200, put.text

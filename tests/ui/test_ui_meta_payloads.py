@@ -10,7 +10,7 @@ import httpx
 import orjson
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import new_page, sign_in
 from tidings.channels.meta_common import sign
 
@@ -39,7 +39,9 @@ async def test_profile_name_and_policy_notice_in_the_browser(
     page, seen = await new_page(context)
     await sign_in(page, server, "owner@example.com")
 
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/messenger", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/messenger", headers=sandbox_headers(server), timeout=20
+    ) as sim:
         body = {"account_id": PAGE_ID, "from": "7100000000000088", "name": "Aiko Tanaka"}
         resp = await sim.post("/_sim/inbound", json={**body, "text": "Is the shop open?"})
         assert resp.json()["status"] == 200, resp.text
