@@ -134,3 +134,64 @@ async def test_a_late_post_answer_does_not_put_the_tick_back_to_queued(
 
 def _past_queued() -> re.Pattern[str]:
     return re.compile(r"^(sent|delivered|read)$")
+
+
+TG_TOKEN = "7000000003:AAH-composer_typing_token"
+
+
+async def test_typing_in_the_composer_shows_typing_to_the_customer(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    """Keystrokes in the composer make Telegram show "typing…" (`sendChatAction`, recorded by
+    the simulator): at once, not again within 5 s however fast the agent types, and again
+    after 5 s while the agent keeps typing (Telegram's indicator lapses after about 5 s)."""
+    resp = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "telegram",
+            "name": "Bot",
+            "config": {
+                "bot_token": TG_TOKEN,
+                "secret_token": "composer_typing_secret",
+                "api_base_url": f"{server.url}/sandbox/telegram",
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=20) as sim:
+        said = await sim.post(
+            "/_sim/inbound", json={"token": TG_TOKEN, "chat_id": 737373, "text": "hello?"}
+        )
+        assert said.status_code == 200, said.text
+        [conv] = await wait_conversations(api, 1)
+
+        async def typing_calls() -> list[dict[str, object]]:
+            calls = (await sim.get("/_sim/sent", params={"token": TG_TOKEN})).json()
+            return [c for c in calls if c["method"] == "sendChatAction"]
+
+        page, seen = await new_page(context)
+        await sign_in(page, server, "owner@example.com")
+        await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+        await expect(page.locator("#messages .msg.in")).to_have_count(1)
+        # Opening and reading the conversation shows nothing to the customer.
+        await asyncio.sleep(0.5)
+        assert await typing_calls() == []
+
+        await page.click("#c-text")
+        started = asyncio.get_running_loop().time()
+        await page.keyboard.type("Let me check ")
+        [first] = await eventually(typing_calls)
+        assert first["params"] == {"chat_id": 737373, "action": "typing"}
+        await page.keyboard.type("your order, one moment please")
+        await asyncio.sleep(1)
+        if asyncio.get_running_loop().time() - started < 4.5:  # a loaded machine may be slower
+            assert len(await typing_calls()) == 1  # throttled
+        await asyncio.sleep(max(0.0, started + 5.5 - asyncio.get_running_loop().time()))
+        await page.keyboard.type(" ...")
+        await eventually(lambda: _at_least(typing_calls, 2), timeout=3)
+        assert seen.page_errors == [] and seen.console_errors == []
+
+
+async def _at_least(calls: object, n: int) -> bool:
+    assert callable(calls)
+    return len(await calls()) >= n

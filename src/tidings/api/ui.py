@@ -114,6 +114,11 @@ class NoteIn(_In):
 
 class PresenceIn(_In):
     state: str = Field(description="viewing | replying | left")
+    typing: bool | None = Field(
+        default=None,
+        description="replying: whether the agent is typing now (the customer is shown it where "
+        "the channel can); default true. The composer's heartbeat over an idle draft says false.",
+    )
 
 
 # --- service windows ----------------------------------------------------------------------------
@@ -717,7 +722,9 @@ async def mark_read(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
 
 @router.post("/conversations/{conversation_id}/presence")
 async def presence(conversation_id: int, body: PresenceIn, who: Who, rt: RT) -> dict[str, Any]:
-    return await check_announce_presence(rt, who, conversation_id, body.state)
+    return await check_announce_presence(
+        rt, who, conversation_id, body.state, typing=body.typing is not False
+    )
 
 
 @router.post("/messages/{message_id}/retry")

@@ -673,13 +673,20 @@
   }
 
   // ---- presence ----------------------------------------------------------------------------
-  let lastAnnounce = { id: null, state: null, at: 0 };
-  function announce(id, state) {
+  // `typing`: the agent is typing now (keystrokes in the composer), so the server shows the
+  // customer a typing indicator where the channel has one. Said at most every 5 s while typing
+  // (Telegram's lasts about that long; the server throttles per conversation too); the
+  // heartbeat over an idle draft keeps "replying" for colleagues without it.
+  const TYPING_EVERY_MS = 5000;
+  let lastAnnounce = { id: null, state: null, at: 0, typedAt: 0 };
+  function announce(id, state, typing = false) {
     const now = Date.now();
-    if (lastAnnounce.id === id && lastAnnounce.state === state && now - lastAnnounce.at < 10000) return;
-    lastAnnounce = { id, state, at: now };
+    const same = lastAnnounce.id === id && lastAnnounce.state === state;
+    if (same && (typing ? now - lastAnnounce.typedAt < TYPING_EVERY_MS : now - lastAnnounce.at < 10000)) return;
+    lastAnnounce = { id, state, at: now, typedAt: typing ? now : same ? lastAnnounce.typedAt : 0 };
+    const json = state === "replying" ? { state, typing } : { state };
     // keepalive: "left" is often said while the page unloads.
-    api("/ui/conversations/" + id + "/presence", { method: "POST", json: { state }, keepalive: state === "left" }).catch(() => {});
+    api("/ui/conversations/" + id + "/presence", { method: "POST", json, keepalive: state === "left" }).catch(() => {});
   }
   setInterval(() => { if (S.current && !document.hidden) { lastAnnounce.at = 0; announce(S.current, S.typingSince ? "replying" : "viewing"); } }, 15000);
 
@@ -832,7 +839,7 @@
       updateCounter();
       if (S.current && $("c-text").value) {
         if (!S.typingSince) S.typingSince = Date.now();
-        if (S.mode === "reply") announce(S.current, "replying");
+        if (S.mode === "reply") announce(S.current, "replying", true);
       }
     });
     $("c-text").addEventListener("keydown", (ev) => {
