@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.channels.test_messenger_e2e import (
+    PAGE_ID,
     _age_window,
     inbound,
     make_channel,
@@ -19,7 +20,7 @@ from tests.channels.test_messenger_e2e import (
     simulator,
     wait_messages,
 )
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, eventually
 from tidings.storage.models import Consent, ContactIdentity, Conversation
 from tidings.storage.types import utcnow
 
@@ -162,3 +163,43 @@ async def test_picker_options_and_send_agree(
         assert posted["error"]["code"] == case.code
         # The same sentence, not merely the same code.
         assert posted["error"]["message"] == route["reason"] == option["reason"]
+
+
+async def test_retry_takes_the_same_decision_as_the_send(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """A person's failed reply after Meta's 24 h, on a Human Agent channel, can be retried (it
+    was refused as window_closed) and goes with the HUMAN_AGENT tag."""
+    await make_channel(server, api, human_agent=True)
+    async with simulator(server) as sim:
+        await inbound(sim, text="hello")
+        conv = await only_conversation(api)
+        await wait_messages(api, conv["id"], 1)
+        await _age_window(server, conv["id"], hours=30)
+        await sim.post("/_sim/fail", json={"code": 190})
+        reply = await api.post(
+            f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Sorry for the wait."}
+        )
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["extra"]["tag"] == "HUMAN_AGENT"
+        reply_id = reply.json()["id"]
+
+        async def status() -> str:
+            [m] = [m for m in await wait_messages(api, conv["id"], 2) if m["id"] == reply_id]
+            return str(m["status"])
+
+        async def failed() -> bool:
+            return await status() == "failed"
+
+        await eventually(failed)
+        retried = await api.post(f"/api/v1/ui/messages/{reply_id}/retry")
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["extra"]["tag"] == "HUMAN_AGENT"
+
+        async def sent() -> bool:
+            return await status() in ("sent", "delivered", "read")
+
+        await eventually(sent)
+        requests = (await sim.get("/_sim/sent", params={"account_id": PAGE_ID})).json()
+        accepted = [r for r in requests if r["response"]["status"] == 200]
+        assert [r["body"]["tag"] for r in accepted] == ["HUMAN_AGENT"], requests
