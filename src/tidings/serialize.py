@@ -19,7 +19,10 @@ from tidings.storage.models import (
 
 
 def ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """One format for every instant the API shows: ISO 8601 with microseconds and the offset,
+    also when the microseconds are zero (`isoformat()` drops them then, and a client that
+    compares the strings misorders a whole second against its own fractions)."""
+    return value.isoformat(timespec="microseconds") if value is not None else None
 
 
 def message_dict(

@@ -14,6 +14,8 @@ WhatsApp's typing indicator, which is a `SignalSender` signal on the customer's 
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from typing import Any
 
 from sqlalchemy import select
@@ -142,7 +144,26 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
     return {"sent": False, "reason": outcome.reason, "channel_id": channel.id}
 
 
-def after_replying(rt: Runtime, conversation_id: int) -> None:
-    """An agent started composing (presence "replying"): show the customer, in the
-    background, where the channel can."""
+# At most one typing indicator per conversation this often, however many agents type and
+# however often their composers say so: Telegram's "typing" shows for about five seconds
+# (docs/channels/telegram.md), so a longer gap would let it lapse while the agent still types.
+TYPING_EVERY_SECONDS = 5.0
+# Per runtime (one per process; tests run several): conversation id -> when it was last sent.
+# A per-process throttle: with several web processes a conversation may get one from each.
+_typing_sent: weakref.WeakKeyDictionary[Runtime, dict[int, float]] = weakref.WeakKeyDictionary()
+
+
+def after_replying(rt: Runtime, conversation_id: int) -> bool:
+    """An agent is composing (presence "replying" while typing): show the customer, in the
+    background, where the channel can — unless one went out for this conversation in the last
+    `TYPING_EVERY_SECONDS`. Returns whether one was started."""
+    now = time.monotonic()
+    sent = _typing_sent.setdefault(rt, {})
+    if now - sent.get(conversation_id, float("-inf")) < TYPING_EVERY_SECONDS:
+        return False
+    if len(sent) > 1000:
+        for key in [k for k, at in sent.items() if now - at >= TYPING_EVERY_SECONDS]:
+            del sent[key]
+    sent[conversation_id] = now
     rt.spawn(send_typing(rt, conversation_id), f"typing-{conversation_id}")
+    return True

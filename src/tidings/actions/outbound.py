@@ -10,13 +10,12 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, media, preference, sla
+from tidings.actions import consent, media, preference, reply_policy, sla
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns.state import on_messages_status
 from tidings.channels.base import Permanent, Sent
 from tidings.delivery import fallback
 from tidings.domain.enums import (
-    ConsentStatus,
     DeliveryState,
     Direction,
     MessageKind,
@@ -24,16 +23,13 @@ from tidings.domain.enums import (
     status_moves_forward,
 )
 from tidings.domain.errors import InvalidInput, PolicyRefusal
-from tidings.policy import OutboundContext, check_outbound, service_window
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.serialize import conversation_dict, message_dict, ts
 from tidings.storage.models import (
     Attachment,
     Channel,
-    Consent,
     ContactIdentity,
     Conversation,
-    ConversationChannel,
     Delivery,
     MediaUpload,
     Message,
@@ -85,11 +81,9 @@ async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Ro
             assert info is not None
             return Route(info, address)
     if channel_id is not None:
-        raise PolicyRefusal(
-            f"This customer has no identity on channel {by_id[channel_id].name!r}, "
-            "so it cannot reach them.",
-            code="no_identity",
-        )
+        asked = await tx.rt.channels.get(channel_id)
+        assert asked is not None
+        raise reply_policy.no_identity(asked)
     raise PolicyRefusal("No channel of this inbox can reach this customer.", code="no_route")
 
 
@@ -110,32 +104,13 @@ async def check_send_reply(
             tx, conv, attachment_ids, route.channel, with_text=text is not None
         )
         kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
-        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-        opted_out = await s.scalar(
-            select(Consent.id).where(
-                Consent.contact_id == conv.contact_id,
-                Consent.channel_kind == route.channel.kind,
-                Consent.status == ConsentStatus.OPTED_OUT,
-            )
+        # The same decision the composer and the reply options show (actions/reply_policy.py).
+        verdict = await reply_policy.send_verdict(
+            s, conv, route.channel, route.recipient, kind, text, utcnow()
         )
-        # A channel config with `human_agent: true` has Meta's Human Agent feature: this
-        # person's reply may use the HUMAN_AGENT tag after the standard window.
-        human_agent = getattr(route.channel.config, "human_agent", False) is True
-        ctx = OutboundContext(
-            channel_kind=route.channel.kind,
-            channel_label=route.channel.adapter.label,
-            capabilities=route.channel.adapter.capabilities,
-            kind=kind,
-            text=text,
-            last_inbound_at=window.last_inbound_at if window else None,
-            opted_out=opted_out is not None,
-            now=utcnow(),
-            human_agent=human_agent,
-        )
-        check_outbound(ctx)
-        tag = service_window(
-            ctx.capabilities, ctx.last_inbound_at, ctx.now, human_agent=human_agent
-        ).tag
+        if verdict.refusal is not None:
+            raise verdict.refusal
+        tag = verdict.tag
         return await do_queue_message(
             tx,
             conv,

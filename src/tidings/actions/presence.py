@@ -20,8 +20,10 @@ PRESENCE_TTL_SECONDS = 30
 
 
 async def check_announce_presence(
-    rt: Runtime, who: Principal, conversation_id: int, state: str
+    rt: Runtime, who: Principal, conversation_id: int, state: str, *, typing: bool = True
 ) -> dict[str, object]:
+    """`typing`: with "replying", the agent is typing now, so channels with a typing indicator
+    show it to the customer (throttled per conversation, `agent_events.after_replying`)."""
     if state not in PRESENCE_STATES:
         raise InvalidInput(f"state: one of {', '.join(PRESENCE_STATES)}")
     async with rt.db.read() as s:
@@ -37,7 +39,7 @@ async def check_announce_presence(
     }
     # Nothing to commit, so nothing to wait for: publish now.
     await rt.bus.publish([LiveEvent("presence", conv.workspace_id, conv.inbox_id, dict(data))])
-    if state == "replying":
+    if state == "replying" and typing:
         # Channels with a typing indicator (RBM IS_TYPING) show the customer too.
         agent_events.after_replying(rt, conv.id)
     return data

@@ -9,12 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import agent_events, sla
+from tidings.actions import agent_events, reply_policy, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
 from tidings.actions.outbound import choose_route
 from tidings.domain.enums import (
-    ConsentStatus,
     ConversationStatus,
     DeliveryState,
     Direction,
@@ -22,13 +21,10 @@ from tidings.domain.enums import (
     MessageStatus,
 )
 from tidings.domain.errors import InvalidInput, NotFound
-from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
-    Consent,
     Conversation,
-    ConversationChannel,
     Delivery,
     Message,
 )
@@ -141,27 +137,27 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
         ):
             raise InvalidInput("only a failed outbound message can be retried")
         route = await choose_route(tx, conv, message.channel_id)
-        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-        opted_out = await s.scalar(
-            select(Consent.id).where(
-                Consent.contact_id == conv.contact_id,
-                Consent.channel_kind == route.channel.kind,
-                Consent.status == ConsentStatus.OPTED_OUT,
-            )
-        )
         now = utcnow()
-        check_outbound(
-            OutboundContext(
-                channel_kind=route.channel.kind,
-                channel_label=route.channel.adapter.label,
-                capabilities=route.channel.adapter.capabilities,
-                kind=MessageKind(message.kind),
-                text=message.body,
-                last_inbound_at=window.last_inbound_at if window else None,
-                opted_out=opted_out is not None,
-                now=now,
-            )
+        # The decision a new reply gets (actions/reply_policy.py); Meta's Human Agent tag only
+        # for a person's message, and the tag the send needs now.
+        verdict = await reply_policy.send_verdict(
+            s,
+            conv,
+            route.channel,
+            route.recipient,
+            MessageKind(message.kind),
+            message.body,
+            now,
+            person=message.sender_agent_id is not None,
         )
+        if verdict.refusal is not None:
+            raise verdict.refusal
+        extra = dict(message.extra or {})
+        if verdict.tag and not extra.get("tag"):
+            message.extra = {**extra, "tag": verdict.tag}
+        elif extra.get("tag") == "HUMAN_AGENT" and verdict.tag is None:
+            # The window opened again since: a plain reply, as `check_send_reply` sends it.
+            message.extra = {k: v for k, v in extra.items() if k != "tag"}
         delivery.state = DeliveryState.PENDING
         delivery.attempts = 0
         delivery.next_attempt_at = now

@@ -7,22 +7,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
+from tidings.actions import reply_policy
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
-from tidings.domain.enums import ConsentStatus, MessageKind
-from tidings.domain.errors import PolicyRefusal
-from tidings.policy import OutboundContext, check_consent, check_window, service_window
 from tidings.runtime import Runtime
 from tidings.serialize import ts
 from tidings.storage.models import (
-    Channel,
-    Consent,
-    ContactIdentity,
     Conversation,
-    ConversationChannel,
 )
 from tidings.storage.types import utcnow
 
@@ -40,88 +33,31 @@ async def conversation_channels(conversation_id: int, who: Who, rt: RT) -> list[
     now = utcnow()
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
-        channels = (
-            await s.scalars(
-                select(Channel)
-                .where(Channel.inbox_id == conv.inbox_id, Channel.active.is_(True))
-                .order_by(Channel.id)
-            )
-        ).all()
-        kinds = set(
-            (
-                await s.scalars(
-                    select(ContactIdentity.channel_kind).where(
-                        ContactIdentity.contact_id == conv.contact_id
-                    )
-                )
-            ).all()
-        )
-        opted_out = set(
-            (
-                await s.scalars(
-                    select(Consent.channel_kind).where(
-                        Consent.contact_id == conv.contact_id,
-                        Consent.status == ConsentStatus.OPTED_OUT,
-                    )
-                )
-            ).all()
-        )
-        lasts = {
-            row.channel_id: row.last_inbound_at
-            for row in await s.scalars(
-                select(ConversationChannel).where(ConversationChannel.conversation_id == conv.id)
-            )
-        }
+        # The decision `POST …/messages` takes (actions/reply_policy.py).
+        verdicts = await reply_policy.reply_verdicts(rt, s, conv, now)
     out = []
-    for c in channels:
-        info = await rt.channels.get(c.id)
-        if info is None:
-            continue
-        caps = info.adapter.capabilities
-        human = getattr(info.config, "human_agent", False) is True
-        last_in = lasts.get(c.id)
-        window = service_window(caps, last_in, now, human_agent=human)
-        reason: str | None = None
-        code: str | None = None
-        if c.kind not in kinds:
-            reason, code = f"This customer has no {info.adapter.label} identity.", "no_identity"
-        else:
-            ctx = OutboundContext(
-                channel_kind=c.kind,
-                channel_label=info.adapter.label,
-                capabilities=caps,
-                kind=MessageKind.TEXT,
-                text="-",
-                last_inbound_at=last_in,
-                opted_out=c.kind in opted_out,
-                now=now,
-                human_agent=human,
-            )
-            for check in (check_consent, check_window):
-                try:
-                    check(ctx)
-                except PolicyRefusal as refusal:
-                    reason, code = refusal.message, refusal.code
-                    break
+    for v in verdicts:
+        caps = v.channel.adapter.capabilities
+        code = v.refusal.code if v.refusal else None
         out.append(
             {
-                "channel_id": c.id,
-                "kind": c.kind,
-                "name": c.name,
+                "channel_id": v.channel.id,
+                "kind": v.channel.kind,
+                "name": v.channel.name,
                 "window": {
-                    "applies": window.applies,
-                    "open": window.open,
-                    "closes_at": ts(window.closes_at),
-                    "tag": window.tag,
+                    "applies": v.window.applies,
+                    "open": v.window.open,
+                    "closes_at": ts(v.window.closes_at),
+                    "tag": v.window.tag,
                     "hours": caps.service_window_hours,
                 },
-                "last_inbound_at": ts(last_in),
-                "can_send_text": reason is None,
+                "last_inbound_at": ts(v.last_inbound_at),
+                "can_send_text": v.allowed,
                 "needs_template": code == "window_closed" and caps.supports_templates,
                 "supports_templates": caps.supports_templates,
                 "text_max_length": caps.text_max_length,
                 "text_max_bytes": caps.text_max_bytes,
-                "reason": reason,
+                "reason": v.refusal.message if v.refusal else None,
                 "code": code,
             }
         )

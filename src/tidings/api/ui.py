@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, require_conversation, visible_conversations
+from tidings.actions import reply_policy
 from tidings.actions.contacts_merge import (
     check_merge_contacts,
     check_undo_merge,
@@ -38,9 +39,9 @@ from tidings.actions.triage import (
 )
 from tidings.api.auth import authenticate
 from tidings.api.v1 import decode_cursor, encode_cursor, runtime
-from tidings.domain.enums import ConsentStatus, MessageKind, Role
-from tidings.domain.errors import InvalidInput, PolicyRefusal
-from tidings.policy import OutboundContext, check_consent, check_window, service_window
+from tidings.domain.enums import Role
+from tidings.domain.errors import InvalidInput
+from tidings.policy import service_window
 from tidings.runtime import Runtime
 from tidings.search import contact_match, search_messages
 from tidings.serialize import contact_dict, conversation_dict, display_name, message_dict, ts
@@ -113,6 +114,11 @@ class NoteIn(_In):
 
 class PresenceIn(_In):
     state: str = Field(description="viewing | replying | left")
+    typing: bool | None = Field(
+        default=None,
+        description="replying: whether the agent is typing now (the customer is shown it where "
+        "the channel can); default true. The composer's heartbeat over an idle draft says false.",
+    )
 
 
 # --- service windows ----------------------------------------------------------------------------
@@ -121,7 +127,8 @@ class PresenceIn(_In):
 async def window_of(
     rt: Runtime, channel_id: int | None, last_inbound_at: datetime | None, now: datetime
 ) -> dict[str, Any] | None:
-    """The service window of one channel for one conversation, as the list and composer show it:
+    """The service window of one channel for one conversation, as the list and composer show it
+    for an agent's reply (so with the Human Agent extension where the channel has it):
     `{"applies", "open", "closes_at", "hours"}`; None when the channel is unknown."""
     if channel_id is None:
         return None
@@ -129,7 +136,7 @@ async def window_of(
     if info is None:
         return None
     caps = info.adapter.capabilities
-    w = service_window(caps, last_inbound_at, now)
+    w = service_window(caps, last_inbound_at, now, human_agent=reply_policy.has_human_agent(info))
     return {
         "channel_id": channel_id,
         "applies": w.applies,
@@ -431,75 +438,27 @@ async def get_conversation(conversation_id: int, who: Who, rt: RT) -> dict[str, 
 
 async def routes_for(rt: Runtime, s: AsyncSession, conv: Conversation) -> list[dict[str, Any]]:
     """Every active channel of the conversation's inbox, whether a reply can go through it now,
-    and why not (the policy layer's own sentence)."""
-    channels = (
-        await s.scalars(
-            select(Channel)
-            .where(Channel.inbox_id == conv.inbox_id, Channel.active.is_(True))
-            .order_by(Channel.id)
-        )
-    ).all()
-    identities = {
-        i.channel_kind
-        for i in await s.scalars(
-            select(ContactIdentity).where(ContactIdentity.contact_id == conv.contact_id)
-        )
-    }
-    opted_out = set(
-        (
-            await s.scalars(
-                select(Consent.channel_kind).where(
-                    Consent.contact_id == conv.contact_id,
-                    Consent.status == ConsentStatus.OPTED_OUT,
-                )
-            )
-        ).all()
-    )
+    and why not: the decision `POST …/messages` takes (actions/reply_policy.py)."""
     now = utcnow()
     out = []
-    for c in channels:
-        info = await rt.channels.get(c.id)
-        if info is None:
-            continue
-        cc = await s.get(ConversationChannel, (conv.id, c.id))
-        last_in = cc.last_inbound_at if cc else None
-        reason: str | None = None
-        code: str | None = None
-        if c.kind not in identities:
-            reason = f"This customer has no {info.adapter.label} identity."
-            code = "no_identity"
-        else:
-            ctx = OutboundContext(
-                channel_kind=c.kind,
-                channel_label=info.adapter.label,
-                capabilities=info.adapter.capabilities,
-                kind=MessageKind.TEXT,
-                text="-",
-                last_inbound_at=last_in,
-                opted_out=c.kind in opted_out,
-                now=now,
-            )
-            for check in (check_consent, check_window):
-                try:
-                    check(ctx)
-                except PolicyRefusal as refusal:
-                    reason, code = refusal.message, refusal.code
-                    break
+    for v in await reply_policy.reply_verdicts(rt, s, conv, now):
+        info = v.channel
         out.append(
             {
-                "channel_id": c.id,
-                "kind": c.kind,
-                "name": c.name,
+                "channel_id": info.id,
+                "kind": info.kind,
+                "name": info.name,
                 "label": info.adapter.label,
-                "can_send": reason is None,
-                "reason": reason,
-                "code": code,
-                "window": await window_of(rt, c.id, last_in, now),
+                "can_send": v.allowed,
+                "reason": v.refusal.message if v.refusal else None,
+                "code": v.refusal.code if v.refusal else None,
+                "tag": v.tag,
+                "window": await window_of(rt, info.id, v.last_inbound_at, now),
                 "text_max_length": info.adapter.capabilities.text_max_length,
                 "supports_templates": info.adapter.capabilities.supports_templates,
                 # Set by SMS adapters (capabilities.sms); the composer then shows the counter.
                 "sms": bool(getattr(info.adapter.capabilities, "sms", False)),
-                "last_used": c.id == conv.last_channel_id,
+                "last_used": info.id == conv.last_channel_id,
             }
         )
     return out
@@ -792,7 +751,9 @@ async def mark_read(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
 
 @router.post("/conversations/{conversation_id}/presence")
 async def presence(conversation_id: int, body: PresenceIn, who: Who, rt: RT) -> dict[str, Any]:
-    return await check_announce_presence(rt, who, conversation_id, body.state)
+    return await check_announce_presence(
+        rt, who, conversation_id, body.state, typing=body.typing is not False
+    )
 
 
 @router.post("/messages/{message_id}/retry")

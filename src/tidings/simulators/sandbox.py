@@ -30,7 +30,13 @@ from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
-from tidings.simulators.smpp import SmppBinding, SmscSimulator, sandbox_port
+from tidings.simulators.smpp import (
+    SANDBOX_SYSTEM_ID_PREFIX,
+    SmppBinding,
+    SmscSimulator,
+    dials_sandbox_smsc,
+    sandbox_port,
+)
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
@@ -309,9 +315,47 @@ class Sandbox:
                 await self.register(info)
 
     async def register(self, channel: ChannelInfo) -> None:
+        channel = await self._follow_smsc(channel)
         binding = self._binding(channel)
         if binding is not None:
             await binding.register(channel, self.settings.webhook_url(channel.kind, channel.id))
+
+    async def _follow_smsc(self, channel: ChannelInfo) -> ChannelInfo:
+        """A sandbox SMPP channel dials the port the sandbox SMSC actually bound. When 2775
+        (TIDINGS_SANDBOX_SMPP_PORT) is taken the SMSC listens on a free port, so a demo
+        channel made by `bootstrap --demo` (another process) or in an earlier run points at the
+        wrong one: rewrite its port, at start and whenever such a channel is created, and give
+        the other channel hooks (the SMPP sessions) the corrected channel."""
+        rt = self.rt
+        config: Any = channel.config
+        if (
+            rt is None
+            or channel.kind != SmppBinding.kind
+            or not dials_sandbox_smsc(config)
+            or config.port == self.smpp.port
+        ):
+            return channel
+        async with rt.db.write() as s:
+            row = await s.get(Channel, channel.id)
+            if row is None:
+                return channel
+            stored = rt.box.decrypt_json(row.config_encrypted)
+            stored["port"] = self.smpp.port
+            row.config_encrypted = rt.box.encrypt(stored)
+        log.warning(
+            "sandbox SMSC listens on port %s: channel %s now dials it (was %s)",
+            self.smpp.port,
+            channel.id,
+            config.port,
+        )
+        rt.channels.invalidate(channel.id)
+        moved = await rt.channels.get(channel.id)
+        if moved is None:
+            return channel
+        for hook in list(rt.channel_hooks):
+            if hook != self.register:
+                await hook(moved)
+        return moved
 
     async def stop(self) -> None:
         await self.whatsapp.aclose()
@@ -402,7 +446,7 @@ class Sandbox:
             return _bad("channel_id, user and text (or a location or file) are required")
         info, binding = found
         if not rich:
-            return JSONResponse(await binding.send_as_customer(info, user, name, text))
+            return _sent(await binding.send_as_customer(info, user, name, text))
         if not isinstance(binding, RichCustomer):
             return _bad(f"the {info.kind} sandbox customer can only send text from this page")
         if body.get("location") is not None:
@@ -414,7 +458,7 @@ class Sandbox:
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 return _bad("latitude must be within ±90 and longitude within ±180")
             label = loc.get("name") if isinstance(loc.get("name"), str) else None
-            return JSONResponse(await binding.send_location(info, user, name, lat, lon, label))
+            return _sent(await binding.send_location(info, user, name, lat, lon, label))
         file = body["file"]
         if not isinstance(file, dict):
             return _bad("file must be an object with mime_type, filename and data_b64")
@@ -430,9 +474,7 @@ class Sandbox:
         if not data or len(data) > PHONE_FILE_MAX:
             return _bad(f"the file must be 1 byte to {PHONE_FILE_MAX // (1024 * 1024)} MB")
         filename = str(file.get("filename") or "file")[:200]
-        return JSONResponse(
-            await binding.send_file(info, user, name, mime, filename, data, text or None)
-        )
+        return _sent(await binding.send_file(info, user, name, mime, filename, data, text or None))
 
 
 def _bad(message: str) -> JSONResponse:
@@ -451,8 +493,9 @@ def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) 
         runtime = rt
 
         async def check_session(cookie: str) -> tuple[bool, bool]:
-            agent_id = agent_from_session(runtime, cookie)
-            who = await principal_for_agent(runtime, agent_id) if agent_id is not None else None
+            # The session must be current (not signed out, password unchanged): api/auth.py.
+            agent = await agent_from_session(runtime, cookie)
+            who = await principal_for_agent(runtime, agent.id) if agent is not None else None
             return who is not None, who is not None and who.is_admin
 
         check = check_session
@@ -463,6 +506,17 @@ def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) 
         check_session=check,
         secure_cookie=settings.public_url.startswith("https://"),
     )
+
+
+def _sent(result: dict[str, Any]) -> JSONResponse:
+    """A binding's answer for the phone page. A refusal (`{"error": ...}`, e.g. a customer id
+    the channel cannot have) is a 400 with its sentence, so the page shows it; it used to be
+    answered 200 and the page showed nothing."""
+    error = result.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else None
+        return _bad(str(message or error))
+    return JSONResponse(result)
 
 
 async def create_demo_channels(
@@ -624,7 +678,7 @@ async def create_demo_channels(
         {
             "host": "127.0.0.1",
             "port": sandbox_port(),
-            "system_id": f"sbx{secrets.token_hex(3)}",
+            "system_id": f"{SANDBOX_SYSTEM_ID_PREFIX}{secrets.token_hex(3)}",
             "password": secrets.token_hex(4),
             "source_addr": "14155550111",
             "enquire_link_seconds": 15,

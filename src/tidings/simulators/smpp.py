@@ -536,6 +536,18 @@ class SmppBinding:
         return self.sim.conversations(c.system_id, user)
 
 
+# The system_id prefix of the sandbox's own SMPP channels (`create_demo_channels`): with a
+# loopback host it marks a channel that dials the sandbox SMSC, wherever that listens.
+SANDBOX_SYSTEM_ID_PREFIX = "sbx"
+
+
+def dials_sandbox_smsc(config: Any) -> bool:
+    return bool(
+        config.host in (HOST, "localhost")
+        and str(config.system_id).startswith(SANDBOX_SYSTEM_ID_PREFIX)
+    )
+
+
 def sandbox_port() -> int:
     """The sandbox SMSC's port: TIDINGS_SANDBOX_SMPP_PORT, else 2775 (demo channels point there;
     when it is taken the sandbox falls back to a free port and logs it)."""

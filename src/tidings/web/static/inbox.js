@@ -59,10 +59,22 @@
     return true;
   }
 
+  // An API timestamp as microseconds since the epoch, for ordering by instant. Comparing the
+  // ISO strings as text put "12:00:00.5+00:00" before "12:00:00+00:00" (collation ranks "."
+  // before "+"), so a same-second auto-reply showed above the customer's message.
+  function instant(iso) {
+    if (!iso) return 0;
+    const ms = Date.parse(iso);
+    if (!Number.isFinite(ms)) return 0;
+    const frac = /\.(\d+)/.exec(iso);
+    return ms * 1000 + (frac ? Number((frac[1] + "000000").slice(3, 6)) : 0);
+  }
+  const byInstant = (a, b, field) => instant(a[field]) - instant(b[field]) || a.id - b.id;
+
   function sortOrder() {
     const desc = $("f-sort").value === "activity";
     S.order = [...S.convs.values()].sort((a, b) => {
-      const x = (a.last_activity_at || "").localeCompare(b.last_activity_at || "") || a.id - b.id;
+      const x = byInstant(a, b, "last_activity_at");
       return desc ? -x : x;
     }).map((c) => c.id);
   }
@@ -184,6 +196,33 @@
   // ---- thread ------------------------------------------------------------------------------
   const TICKS = { queued: ["🕓", "queued"], sent: ["✓", "sent"], delivered: ["✓✓", "delivered"], read: ["✓✓", "read"], failed: ["!", "failed"], received: ["", ""] };
 
+  // A shown status never moves backwards (the server's rule, domain/enums.py
+  // status_moves_forward): the POST answer "queued" may arrive after the live "sent" event.
+  const RANK = { queued: 0, sent: 1, delivered: 2, read: 3 };
+  function statusMayReplace(known, next) {
+    const [cur, now] = [known.status, next.status];
+    if (cur === now || !(cur in RANK || cur === "failed")) return true;
+    if (now === "failed") return cur === "queued" || cur === "sent";
+    // A retry puts a failed message back in the queue; only a newer record says so.
+    if (cur === "failed") return now === "delivered" || now === "read" || (now === "queued" && instant(next.updated_at) > instant(known.updated_at));
+    return now in RANK && RANK[now] > RANK[cur];
+  }
+
+  // Every message the page learns of (list, POST answers, live events) goes through here.
+  function putMessage(m) {
+    const known = S.messages.get(m.id);
+    if (known) {
+      // Status updates carry the message without its attachments: keep the ones shown.
+      if (!(m.attachments || []).length && (known.attachments || []).length) m.attachments = known.attachments;
+      if (!statusMayReplace(known, m)) {
+        m.status = known.status;
+        m.error_code = known.error_code;
+        m.error_reason = known.error_reason;
+      }
+    }
+    S.messages.set(m.id, m);
+  }
+
   function withMentions(text, mentions) {
     // Split on @words and mark those that named a mentioned agent; all pieces are text nodes.
     const frag = document.createDocumentFragment();
@@ -254,7 +293,7 @@
   function renderMessages() {
     const box = $("messages");
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-    const sorted = [...S.messages.values()].sort((a, b) => (a.sent_at || "").localeCompare(b.sent_at || "") || a.id - b.id);
+    const sorted = [...S.messages.values()].sort((a, b) => byInstant(a, b, "sent_at"));
     box.replaceChildren(...sorted.map(bubble));
     if (atBottom || box.dataset.fresh) { box.scrollTop = box.scrollHeight; delete box.dataset.fresh; }
   }
@@ -490,7 +529,7 @@
     const params = [...document.querySelectorAll("#tpl-params input")].map((i) => i.value);
     try {
       const m = await api("/ui/conversations/" + S.current + "/templates", { method: "POST", json: { template_id: Number($("tpl-select").value), params } });
-      S.messages.set(m.id, m);
+      putMessage(m);
       renderMessages();
       closeTemplates();
     } catch (e) { $("tpl-error").textContent = e.message; }
@@ -538,7 +577,7 @@
         }
         const r = currentRoute();
         const m = await api("/conversations/" + id + "/messages", { method: "POST", json: { text: text || null, channel_id: r ? r.channel_id : null, attachment_ids: files } });
-        S.messages.set(m.id, m);
+        if (S.current === id) putMessage(m);
         renderMessages();
         if (files.length) TM.clear();
       }
@@ -556,7 +595,7 @@
   async function retry(messageId) {
     try {
       const m = await api("/ui/messages/" + messageId + "/retry", { method: "POST" });
-      S.messages.set(m.id, m);
+      putMessage(m);
       renderMessages();
     } catch (e) { $("c-error").textContent = e.message; }
   }
@@ -640,13 +679,20 @@
   }
 
   // ---- presence ----------------------------------------------------------------------------
-  let lastAnnounce = { id: null, state: null, at: 0 };
-  function announce(id, state) {
+  // `typing`: the agent is typing now (keystrokes in the composer), so the server shows the
+  // customer a typing indicator where the channel has one. Said at most every 5 s while typing
+  // (Telegram's lasts about that long; the server throttles per conversation too); the
+  // heartbeat over an idle draft keeps "replying" for colleagues without it.
+  const TYPING_EVERY_MS = 5000;
+  let lastAnnounce = { id: null, state: null, at: 0, typedAt: 0 };
+  function announce(id, state, typing = false) {
     const now = Date.now();
-    if (lastAnnounce.id === id && lastAnnounce.state === state && now - lastAnnounce.at < 10000) return;
-    lastAnnounce = { id, state, at: now };
+    const same = lastAnnounce.id === id && lastAnnounce.state === state;
+    if (same && (typing ? now - lastAnnounce.typedAt < TYPING_EVERY_MS : now - lastAnnounce.at < 10000)) return;
+    lastAnnounce = { id, state, at: now, typedAt: typing ? now : same ? lastAnnounce.typedAt : 0 };
+    const json = state === "replying" ? { state, typing } : { state };
     // keepalive: "left" is often said while the page unloads.
-    api("/ui/conversations/" + id + "/presence", { method: "POST", json: { state }, keepalive: state === "left" }).catch(() => {});
+    api("/ui/conversations/" + id + "/presence", { method: "POST", json, keepalive: state === "left" }).catch(() => {});
   }
   setInterval(() => { if (S.current && !document.hidden) { lastAnnounce.at = 0; announce(S.current, S.typingSince ? "replying" : "viewing"); } }, 15000);
 
@@ -711,10 +757,7 @@
         }
         if (m.conversation_id !== S.current) return;
         const isNew = !S.messages.has(m.id);
-        // Status updates carry the message without its attachments: keep the ones shown.
-        const known = S.messages.get(m.id);
-        if (known && !(m.attachments || []).length && (known.attachments || []).length) m.attachments = known.attachments;
-        S.messages.set(m.id, m);
+        putMessage(m);
         renderMessages();
         if (isNew && m.direction === "out" && m.kind !== "note" && m.kind !== "system" && m.sender_agent_id && m.sender_agent_id !== S.boot.me.id && S.typingSince) {
           S.othersRepliedSince = agentName(m.sender_agent_id);
@@ -808,7 +851,7 @@
       updateCounter();
       if (S.current && $("c-text").value) {
         if (!S.typingSince) S.typingSince = Date.now();
-        if (S.mode === "reply") announce(S.current, "replying");
+        if (S.mode === "reply") announce(S.current, "replying", true);
       }
     });
     $("c-text").addEventListener("keydown", (ev) => {
