@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 TOKEN = "7000000004:AAH-throttled_typing_token"
 CHAT = 747474
@@ -31,7 +31,9 @@ async def test_typing_is_sent_once_per_five_seconds_and_not_for_an_idle_draft(
         },
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=20
+    ) as sim:
         said = await sim.post("/_sim/inbound", json={"token": TOKEN, "chat_id": CHAT, "text": "hi"})
         assert said.status_code == 200, said.text
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import eventually, free_port, make_settings, serving
+from tests.conftest import eventually, free_port, make_settings, sandbox_headers, serving
 from tidings.actions.admin import bootstrap
 from tidings.simulators.sandbox import create_demo_channels
 from tidings.storage.models import Channel, Message
@@ -53,7 +53,9 @@ async def test_demo_smpp_channel_follows_the_sandbox_smsc_port(
         async with serving(settings) as srv:
             smsc = srv.app.state.sandbox.smpp.port
             assert await _smpp_port(srv.runtime, smpp["id"]) == smsc
-            async with httpx.AsyncClient(base_url=f"{srv.url}/sandbox", timeout=20) as sb:
+            async with httpx.AsyncClient(
+                base_url=f"{srv.url}/sandbox", headers=sandbox_headers(srv), timeout=20
+            ) as sb:
                 listed = (await sb.get("/phone/channels")).json()
                 assert smpp["id"] in [c["id"] for c in listed]
                 # And it works: a customer's SMS over SMPP reaches the inbox.

@@ -11,7 +11,7 @@ from datetime import datetime
 import httpx
 from playwright.async_api import BrowserContext, Route, expect
 
-from tests.conftest import Owner, Server, eventually
+from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import new_page, sign_in, wait_conversations, whatsapp_channel, whatsapp_says
 
 
@@ -43,7 +43,9 @@ async def test_same_second_messages_show_in_the_order_they_happened(
     assert note.status_code == 201, note.text
     noted = datetime.fromisoformat(note.json()["sent_at"])
     assert noted.microsecond, "a note on a whole second cannot show the difference"
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/whatsapp", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
+    ) as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
@@ -158,7 +160,9 @@ async def test_typing_in_the_composer_shows_typing_to_the_customer(
         },
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(base_url=f"{server.url}/sandbox/telegram", timeout=20) as sim:
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=20
+    ) as sim:
         said = await sim.post(
             "/_sim/inbound", json={"token": TG_TOKEN, "chat_id": 737373, "text": "hello?"}
         )

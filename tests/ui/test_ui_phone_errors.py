@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, sandbox_phone_url
 from tests.ui.helpers import new_page
 
 
@@ -28,7 +28,7 @@ async def test_a_refused_customer_id_shows_its_reason_on_the_phone(
     )
     assert made.status_code == 201, made.text
     phone, seen = await new_page(context)
-    await phone.goto(f"{server.url}/sandbox/phone")
+    await phone.goto(sandbox_phone_url(server))
     await phone.select_option("#channel", label="SMS (twilio)")
     await phone.fill("#user", "ana")
     await phone.dispatch_event("#user", "change")
