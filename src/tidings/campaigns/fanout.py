@@ -46,6 +46,7 @@ from tidings.storage.models import (
     Conversation,
     ConversationLabel,
     Delivery,
+    FallbackTimer,
     Label,
     Message,
     table_of,
@@ -73,7 +74,13 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
     now = clock()
     async with transaction(rt) as tx:
         s = tx.session
-        campaign = await s.get(Campaign, campaign_id)
+        q = select(Campaign).where(Campaign.id == campaign_id)
+        if not rt.db.is_sqlite:
+            # A shared lock: a pause (which locks the row for update and holds the queued
+            # deliveries) waits for this batch, or this batch sees the pause — never a batch
+            # queued after the hold. (SQLite's single writer gives the same order.)
+            q = q.with_for_update(read=True)
+        campaign = await s.scalar(q)
         if campaign is None or campaign.state != CampaignState.RUNNING:
             return 0
         t = table_of(CampaignRecipient)
@@ -347,18 +354,40 @@ async def _campaign_label(tx: Tx, campaign: Campaign) -> int:
 
 
 async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
-    left = await tx.session.scalar(
-        select(func.count())
-        .select_from(CampaignRecipient)
+    """A campaign completes when every recipient reached a final outcome of the send stage:
+    none is `pending` (not yet queued) or `queued` (its message, or its fallback message, is
+    still in the outbox or being sent), and no fallback is still due for one whose message was
+    sent but not delivered (or failed). Until then it stays `running`. Delivered and read are
+    receipts that may still come later; they do not hold a campaign open."""
+    s = tx.session
+    t = table_of(CampaignRecipient)
+    left = await s.scalar(
+        select(t.c.id)
         .where(
-            CampaignRecipient.campaign_id == campaign.id,
-            CampaignRecipient.state == RecipientState.PENDING,
+            t.c.campaign_id == campaign.id,
+            t.c.state.in_((RecipientState.PENDING, RecipientState.QUEUED)),
         )
+        .limit(1)
     )
-    if not left:
-        campaign.state = CampaignState.COMPLETED
-        campaign.finished_at = campaign.updated_at = utcnow()
-        await emit_progress(tx, campaign)
+    if left is not None:
+        return
+    if campaign.fallback:
+        timer = table_of(FallbackTimer)
+        waiting = await s.scalar(
+            select(timer.c.id)
+            .join(t, t.c.message_id == timer.c.message_id)
+            .where(
+                t.c.campaign_id == campaign.id,
+                t.c.state.in_((RecipientState.SENT, RecipientState.FAILED)),
+                timer.c.state == fallback.TimerState.WAITING,
+            )
+            .limit(1)
+        )
+        if waiting is not None:
+            return
+    campaign.state = CampaignState.COMPLETED
+    campaign.finished_at = campaign.updated_at = utcnow()
+    await emit_progress(tx, campaign)
 
 
 async def outstanding(rt: Runtime, campaign_id: int) -> int:
