@@ -275,7 +275,12 @@ async def test_campaign_window_closed_goes_by_sms_and_failed_whatsapp_falls_back
     assert all(r["channel_reason"].startswith("fallback") for r in others)
     assert all(r["fallback_message_id"] is None for r in others)
     report = (await api.get(f"/api/v1/campaigns/{c['id']}/report")).json()
-    assert report["fallbacks"] == 1
+    # Every recipient went by the SMS fallback: two planned onto it (window closed, no
+    # template), Ana after her WhatsApp message failed. (It said 1: only the follow-ups.)
+    assert report["fallbacks"] == 3
+    # The counts and the per-channel table are one read: the rows sum to the counts.
+    for state, n in report["counts"].items():
+        assert sum(ch.get(state, 0) for ch in report["per_channel"].values()) == n, state
     assert Decimal(report["cost"]) == Decimal("0.0237")  # three one-segment US SMS
     msgs = await thread(api, conv["id"])
     fb = [m for m in msgs if m["extra"].get("fallback_of")]

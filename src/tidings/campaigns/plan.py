@@ -49,6 +49,9 @@ from tidings.storage.types import utcnow
 # TODO(adapters): a `phone_addressed` capability would replace this set.
 PHONE_ADDRESSED_KINDS = frozenset({"whatsapp"})
 APPROVED = "approved"
+# The channel reason of a recipient planned straight onto the fallback channel (the report
+# counts these as fallbacks).
+FALLBACK_REASON = "fallback:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +294,7 @@ async def plan_send(
     plan = campaign.fallback or {}
     fb = aud.fallback_channel
     if fb is not None and plan.get("on_window_closed") and fb.id not in by_id:
-        order.append((fb, "fallback: the other channels cannot send"))
+        order.append((fb, f"{FALLBACK_REASON} the other channels cannot send"))
 
     refusals: list[tuple[ChannelInfo, PolicyRefusal]] = []
     reachable = False
