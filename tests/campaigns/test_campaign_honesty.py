@@ -11,10 +11,13 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.campaigns.conftest import api_channel, api_customers, wait_state
+from tests.campaigns.conftest import api_channel, api_customers, wait_counts, wait_state
+from tests.campaigns.test_fallback_preference import channels, sms_sent, thread, tw
 from tests.conftest import Owner, Server, eventually
 from tidings.domain.enums import DeliveryState
-from tidings.storage.models import Delivery, Message
+from tidings.storage.models import Contact, Conversation, Delivery, Message
+
+__all__ = ["tw"]  # the Twilio simulator fixture
 
 
 async def received(server: Server, account: str = "acme") -> list[dict[str, Any]]:
@@ -146,3 +149,81 @@ async def test_cancel_withdraws_what_a_pause_held(
             await s.scalars(select(Message.error_reason).where(Message.status == "failed"))
         ).all()
     assert withdrawn and all("Withdrawn" in (w or "") for w in withdrawn)
+
+
+async def test_campaign_conversations_wait_for_a_reply_with_name_channel_and_identity(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    tw: httpx.AsyncClient,
+    campaign_workers: None,
+) -> None:
+    _w, t = await channels(api, server)
+    # A contact known by number only (no name), as an earlier import or API call left it.
+    async with server.runtime.db.write() as s:
+        s.add(
+            Contact(
+                workspace_id=owner.workspace_id, name=None, phone_e164="+14155550131", attributes={}
+            )
+        )
+    c = (
+        await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Hello",
+                "content": {"text": "Hi {{first_name}}"},
+                "channel_ids": [t["id"]],
+            },
+        )
+    ).json()
+    up = await api.post(
+        f"/api/v1/campaigns/{c['id']}/audience/csv",
+        content=b"phone,name\n+14155550131,Mara Kim\n+14155550132,Joe Bell\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert up.json()["added"] == 2 and up.json()["contacts_created"] == 1
+    assert (await api.post(f"/api/v1/campaigns/{c['id']}/launch")).status_code == 200
+
+    async def two_sms() -> bool:
+        return len(await sms_sent(tw)) == 2
+
+    await eventually(two_sms, timeout=30)
+    await wait_state(api, c["id"], "completed")
+    recipients = (await api.get(f"/api/v1/campaigns/{c['id']}/recipients")).json()["data"]
+    mara = next(r for r in recipients if r["address"] == "+14155550131")
+    conv_id = mara["conversation_id"]
+    conv = (await api.get(f"/api/v1/conversations/{conv_id}")).json()
+    # Awaiting reply: not in the open list, not snoozed; the SMS channel is its channel.
+    assert conv["status"] == "resolved" and conv["last_channel_id"] == t["id"]
+    contact = (await api.get(f"/api/v1/contacts/{mara['contact_id']}")).json()
+    assert contact["name"] == "Mara Kim"  # the CSV's name, for the contact that had none
+    # An agent can answer on SMS before the customer writes: the number is her identity.
+    r = await api.post(
+        f"/api/v1/conversations/{conv_id}/messages",
+        json={"text": "Any questions?", "channel_id": t["id"]},
+    )
+    assert r.status_code == 201, r.text
+
+    # Her answer lands under the campaign message and reopens the conversation.
+    r = await tw.post(
+        "/_sim/inbound", json={"from": "+14155550131", "text": "Yes!", "to": "+14155550100"}
+    )
+    assert r.status_code == 200, r.text
+
+    async def reopened() -> dict[str, Any] | None:
+        got: dict[str, Any] = (await api.get(f"/api/v1/conversations/{conv_id}")).json()
+        return got if got["status"] == "open" else None
+
+    await eventually(reopened, timeout=20)
+    bodies = [m["body"] for m in await thread(api, conv_id)]
+    assert bodies[0] == "Hi Mara" and bodies[-1] == "Yes!"
+    async with server.runtime.db.read() as s:
+        n = await s.scalar(
+            select(func.count())
+            .select_from(Conversation)
+            .where(Conversation.contact_id == mara["contact_id"])
+        )
+    assert n == 1
+    report = (await api.get(f"/api/v1/campaigns/{c['id']}/report")).json()
+    assert report["replies"] == 1
+    await wait_counts(api, c["id"], pending=0, queued=0)

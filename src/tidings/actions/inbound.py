@@ -143,11 +143,29 @@ async def open_conversations(
         if conv.inbox_id in inbox_ids:
             current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
     now = utcnow()
+    missing = sorted({c.id for ch, c in pairs if (c.id, ch.inbox_id) not in current})
+    if missing:
+        # A customer answering our message in a conversation they never wrote in — a campaign
+        # opens its conversations `resolved`, "awaiting reply" (docs/architecture.md,
+        # Campaigns) — reopens it: the answer lands under the message it answers.
+        for conv in await s.scalars(
+            select(Conversation)
+            .where(
+                Conversation.contact_id.in_(missing),
+                Conversation.status == ConversationStatus.RESOLVED,
+                Conversation.last_inbound_at.is_(None),
+            )
+            .order_by(Conversation.id)
+        ):
+            if conv.inbox_id in inbox_ids:
+                current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
     out: list[tuple[Conversation, bool]] = []
     created: list[Conversation] = []
     for channel, contact in pairs:
         found = current.get((contact.id, channel.inbox_id))
         if found is not None:
+            if found.status == ConversationStatus.RESOLVED:
+                found.status, found.updated_at = ConversationStatus.OPEN, now
             out.append((found, found.id is None))  # None: created for an earlier pair
             continue
         conv = Conversation(

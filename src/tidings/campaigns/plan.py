@@ -21,6 +21,7 @@ from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
 from tidings.campaigns.state import SkipReason
+from tidings.channels.base import ChannelAdapter
 from tidings.domain.enums import (
     ConsentStatus,
     ConversationStatus,
@@ -223,9 +224,19 @@ async def address_for(
     return _phone_address(channel, contact)
 
 
+def phone_addressed(adapter: ChannelAdapter, kind: str) -> bool:
+    """Whether a channel of this kind reaches a customer at their phone number."""
+    return adapter.capabilities.sms or kind in PHONE_ADDRESSED_KINDS
+
+
+def phone_identity(kind: str, e164: str) -> str:
+    """The identity address a phone number has on a phone-addressed kind, as that channel's
+    inbound path writes it: WhatsApp's wa_id is the digits, the SMS kinds keep E.164."""
+    return e164.lstrip("+") if kind == "whatsapp" else e164
+
+
 def _phone_address(channel: ChannelInfo, contact: Contact) -> str | None:
-    phone_ok = channel.adapter.capabilities.sms or channel.kind in PHONE_ADDRESSED_KINDS
-    if phone_ok and contact.phone_e164:
+    if phone_addressed(channel.adapter, channel.kind) and contact.phone_e164:
         return contact.phone_e164
     return None
 
