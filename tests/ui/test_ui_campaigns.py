@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from pathlib import Path
 
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server
-from tests.ui.helpers import new_page, screenshot, sign_in, whatsapp_channel
+from tests.conftest import Owner, Server, eventually
+from tests.ui.helpers import (
+    api_channel,
+    customer_says,
+    new_page,
+    screenshot,
+    sign_in,
+    wait_conversations,
+    whatsapp_channel,
+)
 
 GOOD = [f"+1415555013{i}" for i in range(6)]
 CSV = (
@@ -237,4 +246,56 @@ async def test_campaign_page_is_honest_about_draft_progress_state_and_fallbacks(
     sms_row = page.locator("#report-channels tr", has_text="SMS line")
     await expect(sms_row.locator("td").last).to_have_text("3")
     await screenshot(page, "campaign-fallbacks")
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
+
+
+async def test_pause_says_what_is_held_and_what_was_already_sending(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    channel = await api_channel(api, server, "acme")
+    for i in range(8):
+        await customer_says(server, "acme", f"cust-{i}", "hi", name=f"Cust {i}")
+    contacts = [c["contact_id"] for c in (await wait_conversations(api, 8))]
+    c = (
+        await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Slow one",
+                "content": {"text": "Hello"},
+                "audience": {"contact_ids": contacts},
+                "channel_ids": [channel["id"]],
+                "rate_per_second": 1,
+            },
+        )
+    ).json()
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns#c/{c['id']}")
+    await page.click("#c-launch")
+    await expect(page.locator("#c-state")).to_have_text("running")
+    await expect(page.locator("#c-outbox")).to_contain_text("being sent")
+
+    async def one_sent() -> bool:
+        counts = (await api.get(f"/api/v1/campaigns/{c['id']}")).json()["counts"]
+        return bool(counts["sent"] + counts["delivered"] + counts["read"] >= 1)
+
+    await eventually(one_sent, timeout=20)
+    await page.click("#c-pause")
+    await expect(page.locator("#c-state")).to_have_text("paused")
+    notice = page.locator("#c-paused")
+    await expect(notice).to_contain_text("Paused: ")
+    await expect(notice).to_contain_text("held until you resume")
+
+    # Within a moment every claimed message is held too: the page says so, nothing in flight.
+    async def settled() -> bool:
+        outbox = (await api.get(f"/api/v1/campaigns/{c['id']}")).json()["outbox"]
+        return bool(outbox["in_flight"] == 0)
+
+    await eventually(settled, timeout=10)
+    await page.reload()
+    await expect(page.locator("#c-outbox")).to_have_text(re.compile(r"^\d+ held until you resume$"))
+    now = (await api.get(f"/api/v1/campaigns/{c['id']}")).json()
+    assert now["outbox"]["held"] == now["counts"]["queued"] > 0, now
+    await page.click("#c-resume")
+    await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
     assert not seen.page_errors and not seen.console_errors and not seen.csp_violations

@@ -15,6 +15,9 @@
   const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm"]);
   const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
   let notice = null;
+  // What Pause answered, kept on that campaign's page until the agent leaves it: a live
+  // event's re-render must not swallow it.
+  let paused = null;
   let view = null; // what is on screen: {kind: "list"} or {kind: "detail", id}
   const errorBox = () => el("p", { class: "error", role: "alert" });
   const field = (label, input, help) => [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null].filter(Boolean);
@@ -274,7 +277,7 @@
     const err = errorBox();
     const move = (action) => guarded(err, async () => {
       const moved = await api("/campaigns/" + id + "/" + action, { method: "POST" });
-      if (action === "pause" && moved.outbox) notice = { text: "Paused: " + outboxLine(moved) + "." };
+      paused = action === "pause" && moved.outbox ? { id, text: "Paused: " + outboxLine(moved) + "." } : null;
       await render();
     });
     const buttons = [];
@@ -294,6 +297,7 @@
       el("dt", null, "Rate cap"), el("dd", null, c.rate_per_second ? c.rate_per_second + " messages/s" : "channel limits only"),
       el("dt", null, "Fallback"), el("dd", { id: "c-fallback" }, fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none"));
     const extra = [];
+    if (paused && paused.id === id && c.state === "paused") extra.push(el("p", { class: "notice", role: "status", id: "c-paused" }, paused.text));
     if (uploaded) extra.push(csvReport(uploaded));
     out.append(el("h1", null, c.name), ...extra, facts, el("div", { class: "actions" }, ...buttons), err);
     if (preview) out.append(preview.block);
@@ -413,7 +417,7 @@
     document.body.dataset.ready = "1";
   }
 
-  window.addEventListener("hashchange", render);
+  window.addEventListener("hashchange", () => { paused = null; render(); });
   connect();
   render();
 })();
