@@ -137,6 +137,7 @@ def _bar(counts: dict[str, int], width: int = 40) -> str:
 async def _run(rt: Runtime, args: argparse.Namespace) -> Any:
     from tidings.actions import campaigns as actions
     from tidings.campaigns import report as reporting
+    from tidings.campaigns import state as recipient_state
     from tidings.storage.models import Campaign
 
     who = await _principal(rt, args.as_email)
@@ -172,7 +173,12 @@ async def _run(rt: Runtime, args: argparse.Namespace) -> Any:
     if cmd == "launch":
         return await with_counts(await actions.check_launch(rt, who, args.id))
     if cmd in ("pause", "resume", "cancel"):
-        return await with_counts(await actions.check_move(rt, who, args.id, cmd))
+        moved = await actions.check_move(rt, who, args.id, cmd)
+        shown = await with_counts(moved)
+        async with rt.db.read() as s:
+            # Held by a pause, and already with a sending worker (those may still arrive).
+            shown["outbox"] = await recipient_state.outbox(s, moved.id)
+        return shown
     if cmd == "report":
         c = await get(args.id)
         async with rt.db.read() as s:

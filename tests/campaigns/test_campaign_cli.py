@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import Owner, Server
 from tidings import cli_campaigns
+from tidings.storage.models import Campaign
+from tidings.storage.types import utcnow
 
 
 def run(server: Server, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
@@ -50,3 +54,16 @@ async def test_create_upload_preview_list(
     assert code == 0 and [c["name"] for c in listed] == ["Newsletter"]  # type: ignore[union-attr,index]
     code, error = await cli("launch", "999")
     assert code == 2 and error["error"]["code"] == "not_found"  # type: ignore[index]
+    # Scheduled an hour ahead (no CLI flag for it): it stays put, so pausing it is not racy.
+    async with server.runtime.db.write() as db:
+        await db.execute(
+            update(Campaign)
+            .where(Campaign.id == created["id"])
+            .values(scheduled_at=utcnow() + timedelta(hours=1))
+        )
+    code, launched = await cli("launch", str(created["id"]))
+    assert code == 0 and launched["state"] == "scheduled"  # type: ignore[index]
+    # Pause answers with where the queued messages stand (held, or already being sent).
+    code, paused = await cli("pause", str(created["id"]))
+    assert code == 0 and paused["state"] == "paused"  # type: ignore[index]
+    assert paused["outbox"] == {"held": 0, "waiting": 0, "in_flight": 0}  # type: ignore[index]

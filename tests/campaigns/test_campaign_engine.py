@@ -72,6 +72,11 @@ async def test_campaign_reaches_everyone_once_and_reports(
     assert report["delivery_rate"] == 1.0 and report["read_rate"] == 1.0
     assert report["failures"] == [{"state": "skipped", "reason": "opted_out", "count": 1}]
     assert report["per_channel"][str(channel["id"])]["read"] == 11
+    # One read for the counts and the table: the opted-out recipient (no channel) is a row
+    # too, so the table sums to the counts (it left the skipped one out).
+    assert report["per_channel"]["none"]["skipped"] == 1
+    for state, n in report["counts"].items():
+        assert sum(ch.get(state, 0) for ch in report["per_channel"].values()) == n, state
 
     export = await api.get(f"/api/v1/campaigns/{campaign['id']}/recipients.csv")
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")

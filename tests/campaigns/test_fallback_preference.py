@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.campaigns.conftest import api_channel, api_customers
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.delivery import fallback
-from tidings.storage.models import FallbackTimer
+from tidings.storage.models import Contact, ContactIdentity, Conversation, FallbackTimer
 
 PNID = "100000000000321"
 WA_CUSTOMER = "14155550123"
@@ -279,7 +279,34 @@ async def test_campaign_window_closed_goes_by_sms_and_failed_whatsapp_falls_back
     assert all(r["channel_reason"].startswith("fallback") for r in others)
     assert all(r["fallback_message_id"] is None for r in others)
     report = (await api.get(f"/api/v1/campaigns/{c['id']}/report")).json()
-    assert report["fallbacks"] == 1
+    # Every recipient went by the SMS fallback: two planned onto it (window closed, no
+    # template), Ana after her WhatsApp message failed. (It said 1: only the follow-ups.)
+    assert report["fallbacks"] == 3
+    # The counts and the per-channel table are one read: the rows sum to the counts.
+    for state, n in report["counts"].items():
+        assert sum(ch.get(state, 0) for ch in report["per_channel"].values()) == n, state
+    # The CSV contacts can be answered on SMS before they write: the number the business
+    # gave is their identity on the phone-addressed kinds (SMS here; WhatsApp too).
+    async with server.runtime.db.read() as s:
+        kinds = {
+            (kind, address)
+            for kind, address in await s.execute(
+                select(ContactIdentity.channel_kind, ContactIdentity.address)
+                .join(Contact, Contact.id == ContactIdentity.contact_id)
+                .where(Contact.phone_e164 == "+14155550124")
+            )
+        }
+        convs = (
+            await s.execute(
+                select(Conversation.status, Conversation.last_channel_id).where(
+                    Conversation.id.in_([r["conversation_id"] for r in others])
+                )
+            )
+        ).all()
+    assert kinds == {("twilio", "+14155550124"), ("whatsapp", "14155550124")}
+    # The conversations the campaign opened are "awaiting reply" (resolved, not snoozed) and
+    # carry the channel the message went on.
+    assert sorted(convs) == [("resolved", t["id"]), ("resolved", t["id"])]
     assert Decimal(report["cost"]) == Decimal("0.0237")  # three one-segment US SMS
     msgs = await thread(api, conv["id"])
     fb = [m for m in msgs if m["extra"].get("fallback_of")]

@@ -512,3 +512,52 @@ async def test_campaigns_side_by_side(
         "/api/v1/reports/campaigns", params={"from": "2020-01-01", "to": "2020-02-01"}
     )
     assert past.json()["campaigns"] == []
+
+
+async def test_conversations_a_campaign_opens_are_not_new_until_answered(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    tw: httpx.AsyncClient,
+    campaign_workers: None,
+) -> None:
+    """A broadcast to two numbers opens two conversations: not the customers' new ones (they
+    counted as 2 new). One answers: that one is new, on the day of the answer."""
+    _w, t = await channels(api, server)
+    c = (
+        await api.post(
+            "/api/v1/campaigns",
+            json={"name": "Promo", "content": {"text": "Sale!"}, "channel_ids": [t["id"]]},
+        )
+    ).json()
+    up = await api.post(
+        f"/api/v1/campaigns/{c['id']}/audience/csv",
+        content=b"phone\n+14155550141\n+14155550142\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert up.json()["added"] == 2
+    assert (await api.post(f"/api/v1/campaigns/{c['id']}/launch")).status_code == 200
+    await wait_counts(api, c["id"], pending=0, queued=0)
+    await settled(server)
+    totals = (await api.get("/api/v1/reports/conversations")).json()["totals"]
+    assert totals == {"new": 0, "resolved": 0, "backlog": 0}
+    channel_row = {
+        ch["channel_id"]: ch
+        for ch in (await api.get("/api/v1/reports/channels")).json()["channels"]
+    }[t["id"]]
+    assert channel_row["messages_out"] == 2 and channel_row["conversations_new"] == 0
+
+    r = await tw.post(
+        "/_sim/inbound", json={"from": "+14155550141", "text": "Tell me more", "to": "+14155550100"}
+    )
+    assert r.status_code == 200, r.text
+
+    async def answered() -> bool:
+        rep = (await api.get(f"/api/v1/campaigns/{c['id']}/report")).json()
+        return bool(rep["replies"] == 1)
+
+    await eventually(answered, timeout=20)
+    await settled(server)
+    totals = (await api.get("/api/v1/reports/conversations")).json()["totals"]
+    assert totals == {"new": 1, "resolved": 0, "backlog": 1}
+    await rollup_totals(server)  # the rollup is still the sum of the contributions

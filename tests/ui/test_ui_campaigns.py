@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from pathlib import Path
 
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Server, sandbox_headers
-from tests.ui.helpers import new_page, screenshot, sign_in
+from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.ui.helpers import (
+    api_channel,
+    customer_says,
+    new_page,
+    screenshot,
+    sign_in,
+    wait_conversations,
+    whatsapp_channel,
+)
 
 GOOD = [f"+1415555013{i}" for i in range(6)]
 CSV = (
@@ -155,3 +164,140 @@ async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
     assert failed == []
     assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
     assert not seen.dialogs
+
+
+async def test_campaign_page_is_honest_about_draft_progress_state_and_fallbacks(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    """A draft shows its audience, not a share done; the state says `completed` only once no
+    message is queued; every recipient that went by the SMS fallback counts as a fallback, and
+    the fallback channel is named."""
+    sms = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "twilio",
+            "name": "SMS line",
+            "config": {
+                "account_sid": "AC" + secrets.token_hex(16),
+                "auth_token": secrets.token_hex(16),
+                "from_number": "+14155550100",
+                "api_base_url": f"{server.url}/sandbox/twilio",
+            },
+        },
+    )
+    assert sms.status_code == 201, sms.text
+    wa = await whatsapp_channel(api, server)
+    c = (
+        await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Fallback sale",
+                "content": {"text": "Hi {{first_name}}"},
+                "channel_ids": [wa["id"]],
+                # Numbers from a CSV have no WhatsApp window and there is no template: SMS.
+                "fallback": {"to_channel_id": sms.json()["id"], "on_window_closed": True},
+                "rate_per_second": 1,
+            },
+        )
+    ).json()
+    up = await api.post(
+        f"/api/v1/campaigns/{c['id']}/audience/csv",
+        content=(
+            "phone,name\nnot-a-number,X\n" + "".join(f"{g},N{i}\n" for i, g in enumerate(GOOD[:3]))
+        ).encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert up.json()["added"] == 3
+
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns#list")
+    await page.wait_for_selector("body[data-ready='1']")
+    row = page.locator(f"#campaigns-table tr[data-id='{c['id']}']")
+    # A draft with one bad CSV row skipped said "25% · 1 / 4": it has no progress.
+    await expect(row.locator(".c-progress")).to_have_text("not launched")
+    await expect(row.locator("[role=progressbar]")).to_have_count(0)
+    await page.goto(f"{server.url}/campaigns#c/{c['id']}")
+    await expect(page.locator("#c-progress")).to_have_text("not launched · 4 in the audience")
+    await expect(page.locator("#c-progress [role=progressbar]")).to_have_count(0)
+    await expect(page.locator("#c-fallback")).to_have_text("SMS line")  # not "channel #2"
+
+    # Every change of the page is sampled: the state shown and the queued count next to it.
+    await page.evaluate(
+        """() => {
+          window.__samples = [];
+          const note = () => {
+            const st = document.querySelector('#c-state [data-state]');
+            const q = document.querySelector('#c-counts [data-state=queued] b');
+            const p = document.querySelector('#c-counts [data-state=pending] b');
+            if (st && q && p) window.__samples.push([st.dataset.state, Number(q.textContent) + Number(p.textContent)]);
+          };
+          new MutationObserver(note).observe(document.getElementById('campaigns-main'),
+            { childList: true, subtree: true, characterData: true });
+        }"""
+    )
+    await expect(page.locator("body[data-live='1']")).to_have_count(1)
+    await page.click("#c-launch")
+    await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
+    samples = await page.evaluate("window.__samples")
+    assert any(state == "running" for state, _left in samples), samples
+    assert not [s for s in samples if s[0] == "completed" and s[1] > 0], samples
+    await expect(page.locator("#c-progress")).to_contain_text("100% · 4 / 4")
+    await expect(page.locator("#r-fallbacks .v")).to_have_text("3")  # it said 0
+    await expect(page.locator("#c-fallback")).to_have_text("SMS line")
+    sms_row = page.locator("#report-channels tr", has_text="SMS line")
+    await expect(sms_row.locator("td").last).to_have_text("3")
+    await screenshot(page, "campaign-fallbacks")
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
+
+
+async def test_pause_says_what_is_held_and_what_was_already_sending(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    channel = await api_channel(api, server, "acme")
+    for i in range(8):
+        await customer_says(server, "acme", f"cust-{i}", "hi", name=f"Cust {i}")
+    contacts = [c["contact_id"] for c in (await wait_conversations(api, 8))]
+    c = (
+        await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Slow one",
+                "content": {"text": "Hello"},
+                "audience": {"contact_ids": contacts},
+                "channel_ids": [channel["id"]],
+                "rate_per_second": 1,
+            },
+        )
+    ).json()
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns#c/{c['id']}")
+    await page.click("#c-launch")
+    await expect(page.locator("#c-state")).to_have_text("running")
+    await expect(page.locator("#c-outbox")).to_contain_text("being sent")
+
+    async def one_sent() -> bool:
+        counts = (await api.get(f"/api/v1/campaigns/{c['id']}")).json()["counts"]
+        return bool(counts["sent"] + counts["delivered"] + counts["read"] >= 1)
+
+    await eventually(one_sent, timeout=20)
+    await page.click("#c-pause")
+    await expect(page.locator("#c-state")).to_have_text("paused")
+    notice = page.locator("#c-paused")
+    await expect(notice).to_contain_text("Paused: ")
+    await expect(notice).to_contain_text("held until you resume")
+
+    # Within a moment every claimed message is held too: the page says so, nothing in flight.
+    async def settled() -> bool:
+        outbox = (await api.get(f"/api/v1/campaigns/{c['id']}")).json()["outbox"]
+        return bool(outbox["in_flight"] == 0)
+
+    await eventually(settled, timeout=10)
+    await page.reload()
+    await expect(page.locator("#c-outbox")).to_have_text(re.compile(r"^\d+ held until you resume$"))
+    now = (await api.get(f"/api/v1/campaigns/{c['id']}")).json()
+    assert now["outbox"]["held"] == now["counts"]["queued"] > 0, now
+    await page.click("#c-resume")
+    await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations

@@ -15,6 +15,7 @@ from tidings.campaigns import audience as aud_mod
 from tidings.campaigns import content as cc
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule
+from tidings.campaigns import state as recipient_state
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason
 from tidings.delivery.fallback import validate_plan
@@ -250,8 +251,13 @@ _MOVES = {
 
 
 async def check_move(rt: Runtime, who: Principal, campaign_id: int, action: str) -> Campaign:
-    """pause / resume / cancel: a state change the fan-out reads before its next batch. Cancel
-    skips every recipient still pending; messages already queued still go."""
+    """pause / resume / cancel: a state change the fan-out reads before its next batch.
+
+    Pause also holds the campaign's queued messages that no delivery worker has claimed
+    (`state.hold`); resume releases them. Cancel skips every recipient still pending and
+    withdraws the messages that never left (`state.withdraw`). A message a worker had already
+    claimed is checked once more right before its send (`delivery.worker.Paused`); one already
+    with the provider goes — `GET /campaigns/{id}` says how many (`outbox.in_flight`)."""
     require_admin(who)
     allowed, target = _MOVES[action]
     async with transaction(rt) as tx:
@@ -268,8 +274,16 @@ async def check_move(rt: Runtime, who: Principal, campaign_id: int, action: str)
         ):
             target = CampaignState.SCHEDULED
         campaign.state, campaign.updated_at = target, now
+        if target == CampaignState.PAUSED:
+            await recipient_state.hold(tx, campaign.id)
+        elif campaign.launched_at is not None and target in (
+            CampaignState.RUNNING,
+            CampaignState.SCHEDULED,
+        ):
+            await recipient_state.release(tx, campaign.id)
         if target == CampaignState.CANCELLED:
             campaign.finished_at = now
+            await recipient_state.withdraw(tx, campaign.id)
             await tx.session.execute(
                 update(CampaignRecipient)
                 .where(

@@ -192,18 +192,19 @@ async def move_identity(
 
 
 async def open_conversation(
-    tx: Tx, channel: ChannelInfo, contact: Contact
+    tx: Tx, channel: ChannelInfo, contact: Contact, *, answering: bool = True
 ) -> tuple[Conversation, bool]:
     """The contact's current conversation in the channel's inbox, or a new one."""
-    return (await open_conversations(tx, [(channel, contact)]))[0]
+    return (await open_conversations(tx, [(channel, contact)], answering=answering))[0]
 
 
 async def open_conversations(
-    tx: Tx, pairs: Sequence[tuple[ChannelInfo, Contact]]
+    tx: Tx, pairs: Sequence[tuple[ChannelInfo, Contact]], *, answering: bool = True
 ) -> list[tuple[Conversation, bool]]:
     """`open_conversation` for many contacts at once: one lookup and one insert for all. A
     contact may appear once per inbox. (A campaign's batch has its own Core version,
-    `campaigns.fanout._queue`.)"""
+    `campaigns.fanout._queue`.) `answering`: the customer is writing (not an echo of ours),
+    so a resolved conversation they never wrote in is theirs to reopen."""
     s = tx.session
     if not pairs:
         return []
@@ -231,11 +232,29 @@ async def open_conversations(
         if conv.inbox_id in inbox_ids:
             current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
     now = utcnow()
+    missing = sorted({c.id for ch, c in pairs if (c.id, ch.inbox_id) not in current})
+    if missing and answering:
+        # A customer answering our message in a conversation they never wrote in — a campaign
+        # opens its conversations `resolved`, "awaiting reply" (docs/architecture.md,
+        # Campaigns) — reopens it: the answer lands under the message it answers.
+        for conv in await s.scalars(
+            select(Conversation)
+            .where(
+                Conversation.contact_id.in_(missing),
+                Conversation.status == ConversationStatus.RESOLVED,
+                Conversation.last_inbound_at.is_(None),
+            )
+            .order_by(Conversation.id)
+        ):
+            if conv.inbox_id in inbox_ids:
+                current[(conv.contact_id, conv.inbox_id)] = conv  # the latest wins
     out: list[tuple[Conversation, bool]] = []
     created: list[Conversation] = []
     for channel, contact in pairs:
         found = current.get((contact.id, channel.inbox_id))
         if found is not None:
+            if found.status == ConversationStatus.RESOLVED:
+                found.status, found.updated_at = ConversationStatus.OPEN, now
             out.append((found, found.id is None))  # None: created for an earlier pair
             continue
         conv = Conversation(
@@ -304,7 +323,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     elif latest is not None:
         conv, created = latest, False  # a notice does not reopen a resolved conversation
     else:
-        conv, created = await open_conversation(tx, channel, contact)
+        conv, created = await open_conversation(tx, channel, contact, answering=not event.echo)
     now = utcnow()
     reply_to_id = None
     if event.reply_to_provider_id or event.target_provider_id:

@@ -22,7 +22,8 @@ from tidings.actions import campaigns as actions
 from tidings.actions import preference
 from tidings.api.auth import authenticate
 from tidings.campaigns import report as reporting
-from tidings.campaigns.state import RecipientState
+from tidings.campaigns import state as recipient_state
+from tidings.campaigns.state import CampaignState, RecipientState
 from tidings.delivery import fallback
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
@@ -69,8 +70,14 @@ def _fields(body: CampaignIn) -> dict[str, Any]:
 
 
 async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
+    """The campaign with its counts and, once launched, where its queued messages stand in
+    the outbox (`held` while paused, `in_flight`: already claimed for sending)."""
     async with rt.db.read() as s:
-        return actions.campaign_dict(c, await reporting.counts(s, c.id))
+        out = actions.campaign_dict(c, await reporting.counts(s, c.id))
+        out["outbox"] = (
+            await recipient_state.outbox(s, c.id) if c.state != CampaignState.DRAFT else None
+        )
+        return out
 
 
 async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:

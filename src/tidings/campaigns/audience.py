@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from tidings.actions.base import Tx
 from tidings.campaigns.state import RecipientState, SkipReason
@@ -35,6 +35,7 @@ from tidings.storage.models import (
     Conversation,
     ConversationLabel,
     Label,
+    table_of,
 )
 from tidings.storage.types import utcnow
 
@@ -210,7 +211,8 @@ async def import_csv(
     tx: Tx, campaign: Campaign, raw: bytes, region: str | None = None
 ) -> CsvReport:
     """Add one recipient per CSV row (see the module docstring). Other columns become the
-    recipient's template variables; `name` also names contacts created here."""
+    recipient's template variables; `name` also names contacts created here, and known
+    contacts that have no name yet."""
     phone_col, rows = parse_csv(raw)
     s = tx.session
     report = CsvReport(rows=len(rows))
@@ -260,6 +262,18 @@ async def import_csv(
         ):
             if phone is not None:
                 known.setdefault(phone, cid)
+        # A name the file gives names a known contact that has none yet (never renames).
+        naming = {
+            known[p]: row["name"][:200] for _n, row, p in parsed if p in known and row.get("name")
+        }
+        if naming:
+            c = table_of(Contact)
+            await s.execute(
+                update(c)
+                .where(c.c.id == bindparam("b_id"), c.c.name.is_(None))
+                .values(name=bindparam("b_name"), updated_at=now),
+                [{"b_id": cid, "b_name": name} for cid, name in naming.items()],
+            )
         missing = [(n, row, p) for n, row, p in parsed if p not in known]
         if missing:
             created = await s.execute(

@@ -35,6 +35,7 @@ from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
+from tidings.channels import registry
 from tidings.delivery import fallback
 from tidings.domain.enums import ConversationStatus, DeliveryState, Direction, MessageStatus
 from tidings.runtime import Runtime
@@ -42,10 +43,13 @@ from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
+    Channel,
     Contact,
+    ContactIdentity,
     Conversation,
     ConversationLabel,
     Delivery,
+    FallbackTimer,
     Label,
     Message,
     table_of,
@@ -73,7 +77,13 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
     now = clock()
     async with transaction(rt) as tx:
         s = tx.session
-        campaign = await s.get(Campaign, campaign_id)
+        q = select(Campaign).where(Campaign.id == campaign_id)
+        if not rt.db.is_sqlite:
+            # A shared lock: a pause (which locks the row for update and holds the queued
+            # deliveries) waits for this batch, or this batch sees the pause — never a batch
+            # queued after the hold. (SQLite's single writer gives the same order.)
+            q = q.with_for_update(read=True)
+        campaign = await s.scalar(q)
         if campaign is None or campaign.state != CampaignState.RUNNING:
             return 0
         t = table_of(CampaignRecipient)
@@ -129,6 +139,7 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
                 continue
             assert contact is not None
             sends.append((r.id, contact, decision))
+        await _phone_identities(tx, campaign.workspace_id, [c for _r, c, _s in sends], known)
         # Recipients as rows (Core executemany per kind of change), no ORM objects.
         if later:
             await s.execute(
@@ -151,6 +162,52 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
             )
         await _queue(tx, campaign, sends, tag, label_id)
         return len(rows)
+
+
+async def _phone_identities(
+    tx: Tx, workspace_id: int, contacts: list[Contact], known: planning.Known
+) -> None:
+    """A recipient's phone number, given by the business (contact record, CSV), becomes the
+    contact's identity on each phone-addressed channel kind of the workspace (SMS kinds,
+    WhatsApp) that it has none on yet — so agents can answer on SMS before the customer
+    writes (the composer offers channels the contact has an identity on). One insert per
+    batch; an address another contact already holds stays theirs."""
+    phoned = [c for c in contacts if c.phone_e164]
+    if not phoned:
+        return
+    s = tx.session
+    kinds = [
+        k
+        for k in (
+            await s.scalars(
+                select(Channel.kind)
+                .where(Channel.workspace_id == workspace_id, Channel.active.is_(True))
+                .distinct()
+            )
+        ).all()
+        if k in registry.kinds() and planning.phone_addressed(registry.get_adapter(k), k)
+    ]
+    now = utcnow()
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "contact_id": c.id,
+            "channel_kind": kind,
+            "address": planning.phone_identity(kind, c.phone_e164),
+            "display_name": c.name,
+            "created_at": now,
+        }
+        for c in {c.id: c for c in phoned}.values()
+        for kind in kinds
+        if c.phone_e164 and (c.id, kind) not in known.identities
+    ]
+    if rows:
+        await s.execute(
+            tx.rt.db.insert(ContactIdentity).on_conflict_do_nothing(
+                index_elements=["workspace_id", "channel_kind", "address"]
+            ),
+            rows,
+        )
 
 
 def _zone_override(variables: dict[str, object] | None) -> dict[str, object]:
@@ -198,9 +255,11 @@ async def _queue(
     ):
         if inbox_id in inboxes:
             current[(contact_id, inbox_id)] = conv_id
-    # Conversations a broadcast opens are snoozed until the customer answers (the inbound path
-    # reopens them): a broadcast must not drop thousands of open threads on the agents.
-    # Opened with their activity and preview (the last text of the batch; templates: none).
+    # Conversations a broadcast opens are `resolved` — "campaign, awaiting reply": found under
+    # Resolved with the campaign's label, not dropped by the thousand on the agents' open
+    # list, and reopened by the customer's reply (`inbound.open_conversations`). Opened with
+    # their activity, their channel (the badge; replies default to it) and preview (the last
+    # text of the batch; templates: none).
     opening: dict[tuple[int, int], dict[str, object]] = {}
     for _r, contact, send in sends:
         key = (contact.id, send.channel.inbox_id)
@@ -212,7 +271,8 @@ async def _queue(
                 "workspace_id": send.channel.workspace_id,
                 "inbox_id": send.channel.inbox_id,
                 "contact_id": contact.id,
-                "status": ConversationStatus.SNOOZED,
+                "status": ConversationStatus.RESOLVED,
+                "last_channel_id": send.channel.id,
                 "priority": "none",
                 "unread_count": 0,
                 "last_activity_at": now,
@@ -347,18 +407,40 @@ async def _campaign_label(tx: Tx, campaign: Campaign) -> int:
 
 
 async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
-    left = await tx.session.scalar(
-        select(func.count())
-        .select_from(CampaignRecipient)
+    """A campaign completes when every recipient reached a final outcome of the send stage:
+    none is `pending` (not yet queued) or `queued` (its message, or its fallback message, is
+    still in the outbox or being sent), and no fallback is still due for one whose message was
+    sent but not delivered (or failed). Until then it stays `running`. Delivered and read are
+    receipts that may still come later; they do not hold a campaign open."""
+    s = tx.session
+    t = table_of(CampaignRecipient)
+    left = await s.scalar(
+        select(t.c.id)
         .where(
-            CampaignRecipient.campaign_id == campaign.id,
-            CampaignRecipient.state == RecipientState.PENDING,
+            t.c.campaign_id == campaign.id,
+            t.c.state.in_((RecipientState.PENDING, RecipientState.QUEUED)),
         )
+        .limit(1)
     )
-    if not left:
-        campaign.state = CampaignState.COMPLETED
-        campaign.finished_at = campaign.updated_at = utcnow()
-        await emit_progress(tx, campaign)
+    if left is not None:
+        return
+    if campaign.fallback:
+        timer = table_of(FallbackTimer)
+        waiting = await s.scalar(
+            select(timer.c.id)
+            .join(t, t.c.message_id == timer.c.message_id)
+            .where(
+                t.c.campaign_id == campaign.id,
+                t.c.state.in_((RecipientState.SENT, RecipientState.FAILED)),
+                timer.c.state == fallback.TimerState.WAITING,
+            )
+            .limit(1)
+        )
+        if waiting is not None:
+            return
+    campaign.state = CampaignState.COMPLETED
+    campaign.finished_at = campaign.updated_at = utcnow()
+    await emit_progress(tx, campaign)
 
 
 async def outstanding(rt: Runtime, campaign_id: int) -> int:

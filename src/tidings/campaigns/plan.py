@@ -21,6 +21,7 @@ from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
 from tidings.campaigns.state import SkipReason
+from tidings.channels.base import ChannelAdapter
 from tidings.domain.enums import (
     ConsentStatus,
     ConversationStatus,
@@ -49,6 +50,9 @@ from tidings.storage.types import utcnow
 # TODO(adapters): a `phone_addressed` capability would replace this set.
 PHONE_ADDRESSED_KINDS = frozenset({"whatsapp"})
 APPROVED = "approved"
+# The channel reason of a recipient planned straight onto the fallback channel (the report
+# counts these as fallbacks).
+FALLBACK_REASON = "fallback:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +224,19 @@ async def address_for(
     return _phone_address(channel, contact)
 
 
+def phone_addressed(adapter: ChannelAdapter, kind: str) -> bool:
+    """Whether a channel of this kind reaches a customer at their phone number."""
+    return adapter.capabilities.sms or kind in PHONE_ADDRESSED_KINDS
+
+
+def phone_identity(kind: str, e164: str) -> str:
+    """The identity address a phone number has on a phone-addressed kind, as that channel's
+    inbound path writes it: WhatsApp's wa_id is the digits, the SMS kinds keep E.164."""
+    return e164.lstrip("+") if kind == "whatsapp" else e164
+
+
 def _phone_address(channel: ChannelInfo, contact: Contact) -> str | None:
-    phone_ok = channel.adapter.capabilities.sms or channel.kind in PHONE_ADDRESSED_KINDS
-    if phone_ok and contact.phone_e164:
+    if phone_addressed(channel.adapter, channel.kind) and contact.phone_e164:
         return contact.phone_e164
     return None
 
@@ -291,7 +305,7 @@ async def plan_send(
     plan = campaign.fallback or {}
     fb = aud.fallback_channel
     if fb is not None and plan.get("on_window_closed") and fb.id not in by_id:
-        order.append((fb, "fallback: the other channels cannot send"))
+        order.append((fb, f"{FALLBACK_REASON} the other channels cannot send"))
 
     refusals: list[tuple[ChannelInfo, PolicyRefusal]] = []
     reachable = False

@@ -13,6 +13,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from tidings.campaigns.plan import FALLBACK_REASON
 from tidings.campaigns.state import RecipientState
 from tidings.domain.enums import ConsentStatus, Direction
 from tidings.storage.models import (
@@ -76,19 +77,37 @@ def _opted_out_after() -> Any:
     )
 
 
-async def report(s: AsyncSession, campaign: Campaign) -> dict[str, Any]:
-    cid = campaign.id
-    by_state = await counts(s, cid)
-    per_channel: dict[str, dict[str, int]] = {}
+async def by_channel(
+    s: AsyncSession, campaign_id: int
+) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """The counts per state and the per-channel table from one grouped read, so the two always
+    agree: each channel's row sums to its `total`, and the rows (with "none" for recipients
+    that have no channel yet: pending, or skipped before one was chosen) sum to the counts.
+    A recipient counts under its current channel — the fallback channel once it fell back."""
+    totals = {str(st): 0 for st in RecipientState}
+    per_channel: dict[str, dict[str, Any]] = {}
     for channel_id, name, state, n in await s.execute(
         select(CampaignRecipient.channel_id, Channel.name, CampaignRecipient.state, func.count())
         .outerjoin(Channel, Channel.id == CampaignRecipient.channel_id)
-        .where(CampaignRecipient.campaign_id == cid, CampaignRecipient.channel_id.isnot(None))
+        .where(CampaignRecipient.campaign_id == campaign_id)
         .group_by(CampaignRecipient.channel_id, Channel.name, CampaignRecipient.state)
     ):
-        entry = per_channel.setdefault(str(channel_id), {"name": name, "total": 0})  # type: ignore[dict-item]
-        entry[str(state)] = int(n)
+        key = str(channel_id) if channel_id is not None else "none"
+        entry = per_channel.setdefault(
+            key,
+            {"name": name if channel_id is not None else None, "total": 0}
+            | {str(st): 0 for st in RecipientState},
+        )
+        entry[str(state)] = entry.get(str(state), 0) + int(n)
         entry["total"] += int(n)
+        totals[str(state)] = totals.get(str(state), 0) + int(n)
+    totals["total"] = sum(totals[str(st)] for st in RecipientState)
+    return totals, per_channel
+
+
+async def report(s: AsyncSession, campaign: Campaign) -> dict[str, Any]:
+    cid = campaign.id
+    by_state, per_channel = await by_channel(s, cid)
     failures = [
         {"state": state, "reason": reason, "count": int(n)}
         for state, reason, n in await s.execute(
@@ -137,11 +156,21 @@ async def report(s: AsyncSession, campaign: Campaign) -> dict[str, Any]:
         )
         .where(in_campaign)
     )
+    # A recipient went by fallback either when its first message failed or was not delivered
+    # in time (a follow-up on the fallback channel: `fallback_message_id`), or when the plan
+    # chose the fallback channel from the start because no campaign channel could send
+    # (`plan.plan_send`, `on_window_closed`: its channel reason says "fallback").
     fallbacks = int(
         await s.scalar(
             select(func.count())
             .select_from(CampaignRecipient)
-            .where(in_campaign, CampaignRecipient.fallback_message_id.isnot(None))
+            .where(
+                in_campaign,
+                or_(
+                    CampaignRecipient.fallback_message_id.isnot(None),
+                    CampaignRecipient.channel_reason.like(f"{FALLBACK_REASON}%"),
+                ),
+            )
         )
         or 0
     )

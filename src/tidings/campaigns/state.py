@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, union_all, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions.base import Tx
-from tidings.domain.enums import MessageStatus
+from tidings.domain.enums import DeliveryState, MessageStatus
 from tidings.runtime import Runtime
-from tidings.storage.models import CampaignRecipient, Message, table_of
+from tidings.storage.models import CampaignRecipient, Delivery, FallbackTimer, Message, table_of
 from tidings.storage.types import utcnow
 
 
@@ -200,3 +201,118 @@ async def reconcile(rt: Runtime, limit: int = 500) -> int:
                 .values(**values)
             )
     return len(changes)
+
+
+# --- pause: the campaign's queued messages in the outbox -------------------------------------
+
+
+def _queued_messages(campaign_id: int) -> Any:
+    """The current messages of a campaign's recipients still `queued` (their first message, or
+    their fallback message once one was queued): the ones whose delivery may not have left."""
+    t = table_of(CampaignRecipient)
+    mine = (t.c.campaign_id == campaign_id) & (t.c.state == RecipientState.QUEUED)
+    return union_all(
+        select(t.c.message_id.label("id")).where(mine, t.c.message_id.isnot(None)),
+        select(t.c.fallback_message_id).where(mine, t.c.fallback_message_id.isnot(None)),
+    )
+
+
+async def hold(tx: Tx, campaign_id: int) -> int:
+    """Pause: every queued delivery of the campaign not yet claimed becomes `held`, which the
+    delivery worker's claim never takes (one UPDATE; the claim itself is unchanged). Returns
+    how many were held."""
+    d = table_of(Delivery)
+    result = await tx.session.execute(
+        update(d)
+        .where(
+            d.c.state == DeliveryState.PENDING, d.c.message_id.in_(_queued_messages(campaign_id))
+        )
+        .values(state=DeliveryState.HELD, updated_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release(tx: Tx, campaign_id: int) -> int:
+    """Resume: the campaign's held deliveries go back to the queue, due now."""
+    d = table_of(Delivery)
+    now = utcnow()
+    result = await tx.session.execute(
+        update(d)
+        .where(d.c.state == DeliveryState.HELD, d.c.message_id.in_(_queued_messages(campaign_id)))
+        .values(state=DeliveryState.PENDING, next_attempt_at=now, updated_at=now)
+    )
+    tx.wake_after_commit("delivery")
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+WITHDRAWN = "Withdrawn: the campaign was cancelled before this message was sent."
+
+
+async def withdraw(tx: Tx, campaign_id: int) -> int:
+    """Cancel: the campaign's deliveries that never left (pending or held, not claimed) fail
+    as withdrawn, their messages with them, their fallback timers retire, and their recipients
+    are skipped as cancelled. Returns how many were withdrawn."""
+    s = tx.session
+    d, m, t = table_of(Delivery), table_of(Message), table_of(CampaignRecipient)
+    ids = list(
+        (
+            await s.scalars(
+                select(d.c.message_id).where(
+                    d.c.state.in_((DeliveryState.PENDING, DeliveryState.HELD)),
+                    d.c.message_id.in_(_queued_messages(campaign_id)),
+                )
+            )
+        ).all()
+    )
+    if not ids:
+        return 0
+    now = utcnow()
+    await s.execute(
+        update(d)
+        .where(d.c.message_id.in_(ids), d.c.state.in_((DeliveryState.PENDING, DeliveryState.HELD)))
+        .values(state=DeliveryState.FAILED, last_error=WITHDRAWN, lease_until=None, updated_at=now)
+    )
+    await s.execute(
+        update(m)
+        .where(m.c.id.in_(ids))
+        .values(status=MessageStatus.FAILED, error_reason=WITHDRAWN, updated_at=now)
+    )
+    timers = table_of(FallbackTimer)
+    await s.execute(
+        update(timers)
+        .where(timers.c.message_id.in_(ids), timers.c.state == "waiting")
+        .values(state="not_needed", outcome="campaign cancelled", updated_at=now)
+    )
+    await s.execute(
+        update(t)
+        .where(
+            t.c.campaign_id == campaign_id,
+            t.c.state == RecipientState.QUEUED,
+            or_(t.c.message_id.in_(ids), t.c.fallback_message_id.in_(ids)),
+        )
+        .values(
+            state=RecipientState.SKIPPED,
+            reason=SkipReason.CANCELLED,
+            detail="The campaign was cancelled before this recipient's message was sent.",
+            updated_at=now,
+        )
+    )
+    return len(ids)
+
+
+async def outbox(s: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """Where the campaign's queued messages stand in the outbox: `held` (paused, will not go
+    until resumed), `waiting` (queued for the delivery worker) and `in_flight` (claimed by a
+    worker: may already be with the provider)."""
+    d = table_of(Delivery)
+    rows = await s.execute(
+        select(d.c.state, func.count())
+        .where(d.c.message_id.in_(_queued_messages(campaign_id)))
+        .group_by(d.c.state)
+    )
+    by = {str(state): int(n) for state, n in rows}
+    return {
+        "held": by.get(DeliveryState.HELD, 0),
+        "waiting": by.get(DeliveryState.PENDING, 0),
+        "in_flight": by.get(DeliveryState.SENDING, 0),
+    }

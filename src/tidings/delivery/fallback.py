@@ -219,7 +219,7 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
     )
     # Withdraw the original if it never left: the customer must not get both.
     delivery = await s.scalar(select(Delivery).where(Delivery.message_id == original.id))
-    if delivery is not None and delivery.state == DeliveryState.PENDING:
+    if delivery is not None and delivery.state in (DeliveryState.PENDING, DeliveryState.HELD):
         delivery.state = DeliveryState.FAILED
         delivery.last_error = f"Withdrawn: sent by {channel.name} instead."
         original.status = MessageStatus.FAILED

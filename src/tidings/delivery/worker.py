@@ -8,6 +8,11 @@ records the outcome.
   exactly once after the restart. (One that reached the provider just before the crash may be
   sent again; adapters pass our message id along where the provider allows — WhatsApp's
   `biz_opaque_callback_data`, the API channel's Idempotency-Key — so receipts still match.)
+- Pause: a paused campaign's queued deliveries are `held` (`actions.campaigns.check_move`), so
+  the claim never sees them; a delivery claimed just before the pause is checked against the
+  paused campaigns (`Paused`, a set of ids refreshed every PAUSED_REFRESH_SECONDS: one small
+  query per process, one set lookup per send) right before the provider call, and is held
+  instead of sent if its campaign was paused meanwhile.
 - Retries: retriable outcomes back off exponentially with jitter (capped at MAX_BACKOFF_SECONDS,
   so a provider that comes back is used within a minute), or wait what the provider's
   Retry-After asks. A message fails with the last reason once it has been retrying for
@@ -39,7 +44,7 @@ from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.runtime import Runtime
-from tidings.storage.models import Attachment, Delivery, Message, table_of
+from tidings.storage.models import Attachment, Campaign, Delivery, Message, table_of
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ MAX_BACKOFF_SECONDS = float(os.environ.get("TIDINGS_DELIVERY_MAX_BACKOFF_SECONDS
 MIN_ATTEMPTS = 3
 MAX_ATTEMPTS = 100
 IDLE_POLL_SECONDS = 0.5
+# How stale the delivery worker's view of paused campaigns may be (see `Paused`).
+PAUSED_REFRESH_SECONDS = 0.25
 # On shutdown, how long sends under way may take to finish (the runtime allows 5 s in all).
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -201,7 +208,43 @@ async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = 
         ]
 
 
-async def send_one(rt: Runtime, job: Job) -> SendOutcome:
+class Held:
+    """Not an outcome of the provider: the message's campaign was paused after the claim and
+    before the send, so the delivery goes back to `held` (not counted as an attempt)."""
+
+
+class Paused:
+    """The ids of paused campaigns, as this process last read them: the check right before a
+    send (claimed deliveries may wait a while for rate-limit slots). Refreshed at
+    most every PAUSED_REFRESH_SECONDS by the sends themselves (one indexed
+    `SELECT id FROM campaign WHERE state = 'paused'` per interval and process)."""
+
+    def __init__(self) -> None:
+        self.ids: frozenset[int] = frozenset()
+        self._next = 0.0
+
+    async def holds(self, rt: Runtime, extra: dict[str, Any] | None) -> bool:
+        """Whether this message belongs to a campaign that is paused now (messages of no
+        campaign: one dict lookup)."""
+        tag = (extra or {}).get("campaign")
+        if not isinstance(tag, dict):
+            return False
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + PAUSED_REFRESH_SECONDS
+            try:
+                async with rt.db.read() as s:
+                    self.ids = frozenset(
+                        (
+                            await s.scalars(select(Campaign.id).where(Campaign.state == "paused"))
+                        ).all()
+                    )
+            except Exception:
+                log.exception("reading paused campaigns failed; using the last answer")
+        return tag.get("id") in self.ids
+
+
+async def send_one(rt: Runtime, job: Job, paused: Paused | None = None) -> SendOutcome | Held:
     delivery, message = job.delivery, job.message
     channel = await rt.channels.get(delivery.channel_id)
     if channel is None:
@@ -219,6 +262,9 @@ async def send_one(rt: Runtime, job: Job) -> SendOutcome:
             caps.recipient_rate_per_second,
             caps.recipient_burst,
         )
+    # Last look before the provider: a campaign paused while this send waited is held.
+    if paused is not None and await paused.holds(rt, message.extra):
+        return Held()
     outbound = OutboundMessage(
         message_id=message.id,
         conversation_id=message.conversation_id,
@@ -241,7 +287,7 @@ async def send_one(rt: Runtime, job: Job) -> SendOutcome:
     return outcome
 
 
-async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
+async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome | Held]]) -> None:
     """Record a group of outcomes in one transaction (one commit, one fsync, for many sends).
     Accepted sends, nearly all of them, take `do_record_sent`'s Core statements; failures the
     ORM path, which also notes the channel's last error and provider opt-outs."""
@@ -257,11 +303,23 @@ async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
         sent: list[tuple[int, int, Sent]] = []
         failed: dict[int, Permanent] = {}
         retries: list[dict[str, object]] = []
+        held: list[dict[str, object]] = []
         for delivery_id, outcome in outcomes:
             row = deliveries.get(delivery_id)
             if row is None:
                 continue  # deleted with its conversation while in flight
-            if isinstance(outcome, Sent):
+            if isinstance(outcome, Held):
+                held.append(
+                    {
+                        "id": delivery_id,
+                        "state": DeliveryState.HELD,
+                        "lease_until": None,
+                        "claimed_by": None,
+                        "attempts": max(0, row.attempts - 1),  # the claim counted one
+                        "updated_at": now,
+                    }
+                )
+            elif isinstance(outcome, Sent):
                 sent.append((delivery_id, row.message_id, outcome))
             elif isinstance(outcome, Permanent):
                 failed[delivery_id] = outcome
@@ -283,6 +341,8 @@ async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome]]) -> None:
                 )
         if retries:
             await s.execute(update(Delivery), retries)
+        if held:
+            await s.execute(update(Delivery), held)
         await do_record_sent(tx, sent)
         if failed:
             rows = (await s.scalars(select(Delivery).where(Delivery.id.in_(failed)))).all()
@@ -312,12 +372,12 @@ class Recorder:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.pending: list[tuple[int, SendOutcome]] = []
+        self.pending: list[tuple[int, SendOutcome | Held]] = []
         self.ready = asyncio.Event()
         self.enough = asyncio.Event()
         self.last_group = 0  # outcomes in the last group recorded
 
-    def add(self, delivery_id: int, outcome: SendOutcome) -> None:
+    def add(self, delivery_id: int, outcome: SendOutcome | Held) -> None:
         self.pending.append((delivery_id, outcome))
         self.ready.set()
         if len(self.pending) >= GATHER_TARGET:
@@ -351,7 +411,7 @@ class Recorder:
         while self.pending:
             await self.record_group()
 
-    async def _record(self, group: list[tuple[int, SendOutcome]]) -> None:
+    async def _record(self, group: list[tuple[int, SendOutcome | Held]]) -> None:
         try:
             await record(self.rt, group)
             return
@@ -371,6 +431,7 @@ async def run(rt: Runtime) -> None:
     slots = asyncio.Semaphore(CONCURRENCY)
     in_flight: set[asyncio.Task[object]] = set()
     recorder = Recorder(rt)
+    paused = Paused()
     recording = asyncio.create_task(recorder.run(), name="delivery-recorder")
     try:
         await recover_expired_leases(rt)
@@ -394,7 +455,7 @@ async def run(rt: Runtime) -> None:
             for job in jobs:
                 await slots.acquire()
                 task = asyncio.create_task(
-                    _guarded(rt, job, slots, recorder), name=f"send-{job.delivery.id}"
+                    _guarded(rt, job, slots, recorder, paused), name=f"send-{job.delivery.id}"
                 )
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
@@ -424,9 +485,11 @@ async def _wind_down(
         log.exception("recording outcomes at shutdown failed; their leases will expire")
 
 
-async def _guarded(rt: Runtime, job: Job, slots: asyncio.Semaphore, recorder: Recorder) -> object:
+async def _guarded(
+    rt: Runtime, job: Job, slots: asyncio.Semaphore, recorder: Recorder, paused: Paused
+) -> object:
     try:
-        outcome = await send_one(rt, job)
+        outcome = await send_one(rt, job, paused)
         recorder.add(job.delivery.id, outcome)
         return outcome
     except Exception:

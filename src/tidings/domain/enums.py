@@ -81,6 +81,9 @@ class DeliveryState(StrEnum):
     SENDING = "sending"
     DONE = "done"
     FAILED = "failed"
+    # A paused campaign's message that has not reached the provider: never claimed until the
+    # campaign resumes (docs/architecture.md, Campaigns).
+    HELD = "held"
 
 
 class ConsentStatus(StrEnum):

@@ -167,13 +167,26 @@ def compute(
             waiting_from = None
     first_channel = channels[0] if channels else 0
     created = conv.created_at
-    _bucket(days, created, first_channel)["conversations_new"] += 1
+    # A conversation a campaign send opened is not a customer's new conversation: it counts
+    # (new, then resolved) only once the customer answered, new on the day of that answer;
+    # unanswered, it is in no conversation count or backlog (the campaign report has its sends
+    # and replies).
+    traffic = [m for m in messages if m.kind not in NOT_TRAFFIC]
+    by_campaign = bool(
+        traffic and traffic[0].direction == "out" and (traffic[0].extra or {}).get("campaign")
+    )
+    answer = next((m for m in traffic if m.direction == "in"), None) if by_campaign else None
+    counted = not by_campaign or answer is not None
+    if counted:
+        new_at = answer.sent_at if answer is not None else created
+        _bucket(days, new_at, first_channel)["conversations_new"] += 1
     resolved_at: datetime | None = None
     if conv.status == "resolved":
         resolved_at = next(
             (r.at for r in reversed(status_log) if r.status == "resolved"), conv.updated_at
         )
-        _bucket(days, resolved_at, first_channel)["conversations_resolved"] += 1
+        if counted:
+            _bucket(days, resolved_at, first_channel)["conversations_resolved"] += 1
 
     def secs(a: datetime | None, b: datetime | None, bh: bool = False) -> int | None:
         if a is None or b is None:

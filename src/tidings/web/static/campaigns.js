@@ -15,6 +15,9 @@
   const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm"]);
   const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
   let notice = null;
+  // What Pause answered, kept on that campaign's page until the agent leaves it: a live
+  // event's re-render must not swallow it.
+  let paused = null;
   let view = null; // what is on screen: {kind: "list"} or {kind: "detail", id}
   const errorBox = () => el("p", { class: "error", role: "alert" });
   const field = (label, input, help) => [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null].filter(Boolean);
@@ -45,6 +48,23 @@
     return el("div", { class: "counts" }, ...STATES.map((s) => el("span", { dataset: { state: s } }, s + " ", el("b", null, String(c[s] || 0)))));
   }
 
+  // A draft has no progress: nothing was sent, and rows a CSV upload already added (some of
+  // them skipped as bad numbers) are an audience, not a share of it done.
+  const notLaunched = (size) => el("span", { class: "muted not-launched" }, size == null ? "not launched" : "not launched · " + size + " in the audience");
+
+  // Where a launched campaign's queued messages stand: held by a pause, or already claimed
+  // for sending when it was paused (those may still arrive).
+  function outboxLine(c) {
+    const o = c.outbox;
+    if (!o) return "—";
+    if (c.state === "paused") {
+      const parts = [o.held + " held until you resume"];
+      if (o.in_flight) parts.push(o.in_flight + " were already being sent when you paused and may still arrive");
+      return parts.join("; ");
+    }
+    return o.waiting + o.held + " queued · " + o.in_flight + " being sent";
+  }
+
   const stateChip = (s) => el("span", { class: "state state-" + s, dataset: { state: s } }, s);
 
   // ---- list ----------------------------------------------------------------------------------
@@ -57,8 +77,8 @@
       ...rows.map((c) => el("tr", { dataset: { id: c.id } },
         el("td", null, el("a", { href: "#c/" + c.id }, c.name)),
         el("td", { class: "c-state" }, stateChip(c.state)),
-        el("td", { class: "c-progress" }, progressBar(c.counts)),
-        el("td", { class: "c-counts" }, countsLine(c.counts)),
+        el("td", { class: "c-progress" }, c.state === "draft" ? notLaunched() : progressBar(c.counts)),
+        el("td", { class: "c-counts" }, c.state === "draft" ? "" : countsLine(c.counts)),
         el("td", null, clock(c.created_at)))));
     out.append(el("h1", null, "Campaigns"),
       rows.length ? table : el("p", { class: "muted", id: "no-campaigns" }, "No campaigns yet."),
@@ -69,7 +89,7 @@
     const row = root.querySelector('#campaigns-table tr[data-id="' + data.id + '"]');
     if (!row) { if (view && view.kind === "list") render(); return; }
     row.querySelector(".c-state").replaceChildren(stateChip(data.state));
-    if (data.counts) {
+    if (data.counts && data.state !== "draft") {
       row.querySelector(".c-progress").replaceChildren(progressBar(data.counts));
       row.querySelector(".c-counts").replaceChildren(countsLine(data.counts));
     }
@@ -250,9 +270,16 @@
   async function detail(id, uploaded) {
     const out = main;
     view = { kind: "detail", id };
-    const c = await api("/campaigns/" + id);
+    const [c, channels] = await Promise.all([api("/campaigns/" + id), api("/channels").catch(() => [])]);
+    const preview = c.state === "draft" ? await previewBlock(id) : null;
+    const fbId = c.fallback && c.fallback.to_channel_id;
+    const fbChannel = fbId ? channels.find((ch) => ch.id === fbId) : null;
     const err = errorBox();
-    const move = (action) => guarded(err, async () => { await api("/campaigns/" + id + "/" + action, { method: "POST" }); await render(); });
+    const move = (action) => guarded(err, async () => {
+      const moved = await api("/campaigns/" + id + "/" + action, { method: "POST" });
+      paused = action === "pause" && moved.outbox ? { id, text: "Paused: " + outboxLine(moved) + "." } : null;
+      await render();
+    });
     const buttons = [];
     if (c.state === "draft") {
       buttons.push(el("a", { href: "#edit/" + id, id: "c-edit" }, "Edit"));
@@ -263,24 +290,25 @@
     if (["draft", "scheduled", "running", "paused"].includes(c.state)) buttons.push(el("button", { type: "button", id: "c-cancel", onclick: () => move("cancel") }, "Cancel campaign"));
     const facts = el("dl", { class: "facts" },
       el("dt", null, "State"), el("dd", { id: "c-state" }, stateChip(c.state)),
-      el("dt", null, "Progress"), el("dd", { id: "c-progress" }, progressBar(c.counts, true)),
-      el("dt", null, "Recipients"), el("dd", { id: "c-counts" }, countsLine(c.counts)),
+      el("dt", null, "Progress"), el("dd", { id: "c-progress" }, c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true)),
+      ...(c.state === "draft" ? [] : [el("dt", null, "Recipients"), el("dd", { id: "c-counts" }, countsLine(c.counts)), el("dt", null, "Outbox"), el("dd", { id: "c-outbox" }, outboxLine(c))]),
       el("dt", null, "Schedule"), el("dd", null, c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
       el("dt", null, "Quiet hours"), el("dd", null, c.quiet_hours && c.quiet_hours.start ? c.quiet_hours.start + "–" + c.quiet_hours.end + " recipient time" : "none"),
       el("dt", null, "Rate cap"), el("dd", null, c.rate_per_second ? c.rate_per_second + " messages/s" : "channel limits only"),
-      el("dt", null, "Fallback"), el("dd", null, c.fallback && c.fallback.to_channel_id ? "channel #" + c.fallback.to_channel_id : "none"));
+      el("dt", null, "Fallback"), el("dd", { id: "c-fallback" }, fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none"));
     const extra = [];
+    if (paused && paused.id === id && c.state === "paused") extra.push(el("p", { class: "notice", role: "status", id: "c-paused" }, paused.text));
     if (uploaded) extra.push(csvReport(uploaded));
     out.append(el("h1", null, c.name), ...extra, facts, el("div", { class: "actions" }, ...buttons), err);
-    if (c.state === "draft") out.append(await previewBlock(id));
-    else out.append(el("div", { id: "c-report" }, await reportBlock(id)));
+    if (preview) out.append(preview.block);
+    else out.append(el("div", { id: "c-report" }, await reportBlock(id, out)));
   }
 
   async function previewBlock(id) {
     const p = await api("/campaigns/" + id + "/preview?sample=50", { method: "POST" });
     const t = p.totals;
     const cost = Object.entries(t.estimated_cost).map(([cur, amount]) => amount + " " + cur).join(" + ") || "—";
-    return el("section", { id: "c-preview" }, el("h2", null, "Preview before launch"),
+    return { total: t.recipients, block: el("section", { id: "c-preview" }, el("h2", null, "Preview before launch"),
       el("div", { class: "tiles" },
         tile("Recipients", t.recipients, "p-recipients"),
         ...Object.values(t.by_channel).map((b) => tile("via " + b.name, b.recipients)),
@@ -297,7 +325,7 @@
           el("td", { class: "muted" }, r.skip ? r.detail : r.why),
           el("td", { class: "preview-content" }, r.content || ""),
           el("td", null, r.sms_segments ? r.sms_segments + " × " + r.sms_encoding : ""),
-          el("td", null, r.cost || "")))));
+          el("td", null, r.cost || ""))))) };
   }
 
   function tile(k, v, id) {
@@ -308,8 +336,13 @@
   const money = (s) => (s == null ? "—" : String(s).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, ""));
   const pct = (x) => (x == null ? "—" : Math.round(x * 1000) / 10 + "%");
 
-  async function reportBlock(id) {
+  async function reportBlock(id, scope) {
     const r = await api("/campaigns/" + id + "/report");
+    // The progress and counts line show the same answer as the per-channel table below.
+    const p = scope.querySelector("#c-progress");
+    if (p) p.replaceChildren(progressBar(r.counts, true));
+    const line = scope.querySelector("#c-counts");
+    if (line) line.replaceChildren(countsLine(r.counts));
     const channels = Object.values(r.per_channel);
     return el("section", { id: "report" }, el("h2", null, "Report"),
       el("div", { class: "tiles" },
@@ -319,7 +352,7 @@
       el("h2", null, "Per channel"),
       channels.length ? el("table", { class: "grid", id: "report-channels" },
         el("tr", null, el("th", null, "Channel"), ...STATES.slice(1).map((s) => el("th", null, s)), el("th", null, "total")),
-        ...channels.map((ch) => el("tr", null, el("td", null, ch.name), ...STATES.slice(1).map((s) => el("td", null, String(ch[s] || 0))), el("td", null, String(ch.total))))) : el("p", { class: "muted" }, "Nothing sent yet."),
+        ...channels.map((ch) => el("tr", null, el("td", null, ch.name || "no channel yet"), ...STATES.slice(1).map((s) => el("td", null, String(ch[s] || 0))), el("td", null, String(ch.total))))) : el("p", { class: "muted" }, "Nothing sent yet."),
       el("h2", null, "Failures and skips by reason"),
       r.failures.length ? el("table", { class: "grid", id: "report-failures" },
         el("tr", null, el("th", null, "State"), el("th", null, "Reason"), el("th", null, "Recipients")),
@@ -330,12 +363,7 @@
   let reportTimer = null;
   function updateDetail(data) {
     if (data.state && root.querySelector("#c-state [data-state]") && root.querySelector("#c-state [data-state]").dataset.state !== data.state) { render(); return; }
-    if (data.counts) {
-      const p = root.querySelector("#c-progress");
-      if (p) p.replaceChildren(progressBar(data.counts, true));
-      const c = root.querySelector("#c-counts");
-      if (c) c.replaceChildren(countsLine(data.counts));
-    }
+    // Counts, progress and the per-channel table change together, from the report's one read.
     const box = root.querySelector("#c-report");
     if (box && !reportTimer) {
       const id = view.id;
@@ -343,7 +371,11 @@
         reportTimer = null;
         // The agent may have left this campaign meanwhile: no request for a view that is gone.
         if (!view || view.kind !== "detail" || view.id !== id || !box.isConnected) return;
-        try { box.replaceChildren(await reportBlock(id)); } catch (_e) { /* next event retries */ }
+        try {
+          box.replaceChildren(await reportBlock(id, root));
+          const o = root.querySelector("#c-outbox");
+          if (o) o.replaceChildren(outboxLine(await api("/campaigns/" + id)));
+        } catch (_e) { /* next event retries */ }
       }, 500);
     }
   }
@@ -385,7 +417,7 @@
     document.body.dataset.ready = "1";
   }
 
-  window.addEventListener("hashchange", render);
+  window.addEventListener("hashchange", () => { paused = null; render(); });
   connect();
   render();
 })();
