@@ -38,6 +38,9 @@ class Settings:
     # Which worker loops this process runs (`TIDINGS_WORKERS`, names as in `app.WORKERS`):
     # None runs them all. A dedicated sending process: `TIDINGS_WORKERS=delivery`.
     workers: frozenset[str] | None = None
+    # Destinations URLs from outside may reach despite the egress policy (`TIDINGS_EGRESS_ALLOW`,
+    # see tidings/egress.py): host names, IPs or CIDRs, each optionally with `:port`.
+    egress_allow: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -79,6 +82,9 @@ def load_settings(**overrides: object) -> Settings:
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),
         "log_level": os.environ.get("TIDINGS_LOG_LEVEL", "info"),
         "workers": _names(os.environ.get("TIDINGS_WORKERS", "")),
+        "egress_allow": tuple(
+            e.strip() for e in os.environ.get("TIDINGS_EGRESS_ALLOW", "").split(",") if e.strip()
+        ),
     }
     values.update(overrides)
     if "secret_key" not in values:

@@ -78,6 +78,7 @@ async def download_one(rt: Runtime, attachment_id: int) -> str:
                 url=att.url,
                 declared_mime=att.mime_type,
                 http=rt.http,
+                egress=rt.egress,
                 store=make_store(rt.settings),
             )
             outcome = (fetched.state, fetched.reason)
