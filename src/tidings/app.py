@@ -20,6 +20,7 @@ from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
@@ -212,6 +213,8 @@ def create_app(
         sandbox = Sandbox(settings)
         app.state.sandbox = sandbox
         app.mount("/sandbox", loopback_only(sandbox.app))
+    # Outermost: nosniff on every answer; JSON bodies limited before any route parses them.
+    app.add_middleware(RequestGuards, max_json_bytes=settings.max_json_bytes)
     return app
 
 

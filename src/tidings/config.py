@@ -41,6 +41,8 @@ class Settings:
     # Destinations URLs from outside may reach despite the egress policy (`TIDINGS_EGRESS_ALLOW`,
     # see tidings/egress.py): host names, IPs or CIDRs, each optionally with `:port`.
     egress_allow: tuple[str, ...] = ()
+    # Largest JSON request body the API reads (`TIDINGS_MAX_JSON_BYTES`; uploads have their own).
+    max_json_bytes: int = 1024 * 1024
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,10 +60,12 @@ def _secret_key(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from tidings.storage.files import open_private, private_dir
+
+    private_dir(data_dir)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    with os.fdopen(open_private(path), "w") as handle:  # 0600 from the first byte
+        handle.write(key)
     return key
 
 
@@ -82,6 +86,7 @@ def load_settings(**overrides: object) -> Settings:
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),
         "log_level": os.environ.get("TIDINGS_LOG_LEVEL", "info"),
         "workers": _names(os.environ.get("TIDINGS_WORKERS", "")),
+        "max_json_bytes": int(os.environ.get("TIDINGS_MAX_JSON_BYTES", str(1024 * 1024))),
         "egress_allow": tuple(
             e.strip() for e in os.environ.get("TIDINGS_EGRESS_ALLOW", "").split(",") if e.strip()
         ),
