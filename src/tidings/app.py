@@ -41,6 +41,7 @@ from tidings.delivery import webhooks as outgoing
 from tidings.delivery import worker as delivery
 from tidings.domain.errors import TidingsError
 from tidings.ingest import worker as ingest
+from tidings.logs import RequestIds
 from tidings.media import worker as media
 from tidings.reports import rollup as report_rollup
 from tidings.runtime import Runtime
@@ -217,6 +218,7 @@ def create_app(
         app.mount("/sandbox", loopback_only(sandbox.app))
     # Outermost: nosniff on every answer; JSON bodies limited before any route parses them.
     app.add_middleware(RequestGuards, max_json_bytes=settings.max_json_bytes)
+    app.add_middleware(RequestIds)  # outermost: every log line of a request names it
     return app
 
 

@@ -43,6 +43,10 @@ class Settings:
     egress_allow: tuple[str, ...] = ()
     # Largest JSON request body the API reads (`TIDINGS_MAX_JSON_BYTES`; uploads have their own).
     max_json_bytes: int = 1024 * 1024
+    # `TIDINGS_LOG_FORMAT`: json (one object per line) or text; `TIDINGS_ACCESS_LOG`: a line
+    # per HTTP request (off by default: it costs CPU on the webhook path).
+    log_format: str = "json"
+    access_log: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,6 +90,8 @@ def load_settings(**overrides: object) -> Settings:
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),
         "log_level": os.environ.get("TIDINGS_LOG_LEVEL", "info"),
         "workers": _names(os.environ.get("TIDINGS_WORKERS", "")),
+        "log_format": os.environ.get("TIDINGS_LOG_FORMAT", "json").strip().lower() or "json",
+        "access_log": _flag("TIDINGS_ACCESS_LOG", False),
         "max_json_bytes": int(os.environ.get("TIDINGS_MAX_JSON_BYTES", str(1024 * 1024))),
         "egress_allow": tuple(
             e.strip() for e in os.environ.get("TIDINGS_EGRESS_ALLOW", "").split(",") if e.strip()

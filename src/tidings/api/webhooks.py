@@ -17,6 +17,7 @@ from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.jsondepth import TooDeep, too_deep
+from tidings.logs import CHANNEL_ID
 from tidings.metrics import WEBHOOKS
 from tidings.runtime import Runtime
 from tidings.storage.types import utcnow
@@ -70,6 +71,7 @@ async def provider_webhook(request: Request) -> Response:
         # Label with a fixed value: the path's kind is untrusted input.
         WEBHOOKS.labels("unknown", "unknown_channel").inc()
         return _error(404, "unknown_channel", f"no active {kind} channel {raw_id}")
+    CHANNEL_ID.set(channel.id)  # for log lines while handling it (tidings/logs.py)
     adapter = channel.adapter
     query = request.url.query
     public_url = f"{rt.settings.public_url}{request.url.path}" + (f"?{query}" if query else "")
