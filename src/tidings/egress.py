@@ -35,6 +35,7 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -274,6 +275,8 @@ class Egress:
             follow_redirects=False,
             trust_env=False,
         )
+        # One client serves every URL from outside: keep no cookies between them.
+        self.client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -300,7 +303,12 @@ class Egress:
             request = self.client.build_request(
                 method, url, headers=sent_headers, content=content, timeout=timeout or TIMEOUT
             )
-            response = await self.client.send(request, stream=True)
+            try:
+                response = await self.client.send(request, stream=True)
+            except EgressRefused as exc:
+                if _hop == 0:
+                    raise
+                raise EgressRefused(f"Redirected to a refused address: {exc.reason}") from None
             location = response.headers.get("location")
             redirect = (
                 follow_redirects

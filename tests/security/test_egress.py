@@ -147,7 +147,8 @@ async def test_signed_attachment_url_to_loopback_is_not_fetched(world: World) ->
     assert "loopback" in atts["image"]["error"], atts["image"]
     assert atts["image"]["download_url"] is None
     assert atts["video"]["state"] == "failed"
-    assert "Redirected" in atts["video"]["error"] or "loopback" in atts["video"]["error"]
+    assert "Redirected to a refused address" in atts["video"]["error"], atts["video"]
+    assert "loopback" in atts["video"]["error"]
     assert world.redirector.hits == ["GET /cdn/clip.mp4"]
     assert world.victim.hits == []  # nothing ever reached the internal service
     await sim.aclose()
