@@ -38,6 +38,10 @@ from tidings.simulators.whatsapp import WhatsAppSimulator
 from tidings.storage.db import migrate
 
 PG_URL = os.environ.get("TIDINGS_TEST_DATABASE_URL", "")
+# The egress policy refuses loopback; the tests' simulators and receivers all live on it, so
+# every test server (in-process or `tidings serve`) allows it — here, in one place. A test of the
+# policy itself overrides `egress_allow`.
+EGRESS_ALLOW = ("127.0.0.1",)
 # In-process test servers keep idle keep-alive connections this long (see start_server).
 KEEP_ALIVE_SECONDS = 60
 REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL") or None
@@ -114,6 +118,7 @@ def make_settings(database_url: str, data_dir: Path, port: int, **overrides: Any
         "port": port,
         "run_workers": True,
         "log_level": "warning",
+        "egress_allow": EGRESS_ALLOW,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -301,6 +306,7 @@ def tidings_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
         "TIDINGS_SANDBOX": "0",
         "TIDINGS_SECRET_KEY": "crash-test-secret-key-" + "y" * 30,
         "TIDINGS_LOG_LEVEL": "warning",
+        "TIDINGS_EGRESS_ALLOW": ",".join(EGRESS_ALLOW),
     }
 
 

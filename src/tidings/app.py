@@ -20,6 +20,8 @@ from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.docs import mount_docs
+from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
@@ -39,6 +41,7 @@ from tidings.delivery import webhooks as outgoing
 from tidings.delivery import worker as delivery
 from tidings.domain.errors import TidingsError
 from tidings.ingest import worker as ingest
+from tidings.logs import RequestIds
 from tidings.media import worker as media
 from tidings.reports import rollup as report_rollup
 from tidings.runtime import Runtime
@@ -138,7 +141,7 @@ def create_app(
         version="1",
         description='Multichannel shared inbox. Errors: {"error": {"code", "message"}}.',
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # our own page under the app's CSP: api/docs.py
         redoc_url=None,
         lifespan=lifespan,
         # Per-request OpenTelemetry provider lookups cost ~8 % of a webhook's CPU; operators
@@ -191,6 +194,7 @@ def create_app(
     app.include_router(campaigns_router)
     app.include_router(automation_router)
     app.include_router(service_router)
+    mount_docs(app)
     app.router.add_route("/webhooks/{kind}/{channel_id}", provider_webhook, methods=["GET", "POST"])
     # The webhook route is the hot path: match it before every API and UI route.
     hook = app.router.routes.pop()
@@ -214,6 +218,9 @@ def create_app(
         sandbox = Sandbox(settings)
         app.state.sandbox = sandbox
         app.mount("/sandbox", guarded(sandbox.app, rt))
+    # Outermost: nosniff on every answer; JSON bodies limited before any route parses them.
+    app.add_middleware(RequestGuards, max_json_bytes=settings.max_json_bytes)
+    app.add_middleware(RequestIds)  # outermost: every log line of a request names it
     return app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import os
 import sys
 
 from tidings import cli_campaigns
@@ -14,13 +14,9 @@ from tidings.reports import cli as reports_cli
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
-    )
-    # Per-request client logs and migration chatter drown what operators need at info level.
-    for noisy in ("httpx", "httpcore", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from tidings import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -84,7 +80,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # our handler formats uvicorn's lines too (tidings/logs.py)
+        access_log=settings.access_log,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
@@ -206,6 +203,7 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_level=settings.log_level,
+        log_config=None,
     )
     return 0
 
@@ -217,6 +215,9 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever a tidings process writes is for its own account only (issue #15, item 14;
+    # storage/files.py makes the known files private explicitly, this catches the rest).
+    os.umask(os.umask(0) | 0o077)
     parser = argparse.ArgumentParser(
         prog="tidings", description="Tidings multichannel shared inbox"
     )

@@ -45,6 +45,15 @@ class Settings:
     # Which worker loops this process runs (`TIDINGS_WORKERS`, names as in `app.WORKERS`):
     # None runs them all. A dedicated sending process: `TIDINGS_WORKERS=delivery`.
     workers: frozenset[str] | None = None
+    # Destinations URLs from outside may reach despite the egress policy (`TIDINGS_EGRESS_ALLOW`,
+    # see tidings/egress.py): host names, IPs or CIDRs, each optionally with `:port`.
+    egress_allow: tuple[str, ...] = ()
+    # Largest JSON request body the API reads (`TIDINGS_MAX_JSON_BYTES`; uploads have their own).
+    max_json_bytes: int = 1024 * 1024
+    # `TIDINGS_LOG_FORMAT`: json (one object per line) or text; `TIDINGS_ACCESS_LOG`: a line
+    # per HTTP request (off by default: it costs CPU on the webhook path).
+    log_format: str = "json"
+    access_log: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,10 +94,12 @@ def _secret_key(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from tidings.storage.files import open_private, private_dir
+
+    private_dir(data_dir)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    with os.fdopen(open_private(path), "w") as handle:  # 0600 from the first byte
+        handle.write(key)
     return key
 
 
@@ -110,6 +121,12 @@ def load_settings(**overrides: object) -> Settings:
         "run_workers": _flag("TIDINGS_RUN_WORKERS", True),
         "log_level": os.environ.get("TIDINGS_LOG_LEVEL", "info"),
         "workers": _names(os.environ.get("TIDINGS_WORKERS", "")),
+        "log_format": os.environ.get("TIDINGS_LOG_FORMAT", "json").strip().lower() or "json",
+        "access_log": _flag("TIDINGS_ACCESS_LOG", False),
+        "max_json_bytes": int(os.environ.get("TIDINGS_MAX_JSON_BYTES", str(1024 * 1024))),
+        "egress_allow": tuple(
+            e.strip() for e in os.environ.get("TIDINGS_EGRESS_ALLOW", "").split(",") if e.strip()
+        ),
     }
     values.update(overrides)
     if "secret_key" not in values:

@@ -19,6 +19,7 @@ from tidings.channels.base import ChannelAdapter
 from tidings.channels.registry import get_adapter
 from tidings.config import Settings
 from tidings.delivery.ratelimit import RateLimiter, make_rate_limiter
+from tidings.egress import Egress, EgressPolicy
 from tidings.httpclient import outbound_client
 from tidings.ingest.committer import GroupCommitter
 from tidings.realtime.bus import EventBus, make_bus
@@ -114,6 +115,8 @@ class Runtime:
         self.bus: EventBus = make_bus(settings.redis_url)
         self.channels = ChannelCache(self.db, self.box)
         self.http = http or outbound_client()
+        # URLs from outside (payload media, outgoing-webhook targets) go through the policy.
+        self.egress = Egress(EgressPolicy.from_settings(settings))
         self.rate_limiter: RateLimiter = make_rate_limiter(settings.redis_url)
         self._wake = {name: asyncio.Event() for name in QUEUES}
         self.wakeups = (
@@ -178,6 +181,7 @@ class Runtime:
         if closer is not None:
             await _bounded("rate limiter", closer())
         await _bounded("HTTP client", self.http.aclose())
+        await _bounded("egress client", self.egress.aclose())
         await _bounded("database", self.db.dispose())
 
 

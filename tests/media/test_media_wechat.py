@@ -132,6 +132,7 @@ async def test_an_error_answer_is_never_stored_as_the_file(
                 url=None,
                 declared_mime="audio/amr",
                 http=http,
+                egress=server.runtime.egress,
                 store=store,
             )
     assert "3 days" in caught.value.reason

@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
 from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.jsondepth import TooDeep, too_deep
+from tidings.logs import CHANNEL_ID
 from tidings.metrics import WEBHOOKS
 from tidings.runtime import Runtime
 from tidings.storage.types import utcnow
@@ -29,6 +31,20 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 class BodyTooLarge(Exception):
     pass
+
+
+# What untrusted input can make a pure verify/split step raise besides its own SignatureError and
+# PayloadError (orjson's errors are ValueError/TypeError subclasses). Answered 400: a malformed
+# body is the sender's fault, never a 5xx.
+MALFORMED = (RecursionError, ValueError, TypeError, UnicodeError)
+
+
+def _malformed(kind: str, exc: BaseException) -> JSONResponse:
+    WEBHOOKS.labels(kind, "malformed").inc()
+    if isinstance(exc, TooDeep):
+        return _error(400, "too_deep", str(exc))
+    log.info("%s webhook refused as malformed: %s: %s", kind, type(exc).__name__, exc)
+    return _error(400, "malformed_body", "the body cannot be read")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -55,6 +71,7 @@ async def provider_webhook(request: Request) -> Response:
         # Label with a fixed value: the path's kind is untrusted input.
         WEBHOOKS.labels("unknown", "unknown_channel").inc()
         return _error(404, "unknown_channel", f"no active {kind} channel {raw_id}")
+    CHANNEL_ID.set(channel.id)  # for log lines while handling it (tidings/logs.py)
     adapter = channel.adapter
     query = request.url.query
     public_url = f"{rt.settings.public_url}{request.url.path}" + (f"?{query}" if query else "")
@@ -79,12 +96,16 @@ async def provider_webhook(request: Request) -> Response:
         return _error(
             413, "too_large", f"body exceeds {adapter.capabilities.max_webhook_bytes} bytes"
         )
+    if body.lstrip()[:1] in (b"{", b"[") and too_deep(body):
+        return _malformed(kind, TooDeep())
     wreq = WebhookRequest(request.method, public_url, headers, params, body)
     try:
         adapter.verify(channel.config, wreq)
     except SignatureError as exc:
         WEBHOOKS.labels(kind, "bad_signature").inc()
         return _error(401, exc.code, exc.message)
+    except MALFORMED as exc:
+        return _malformed(kind, exc)
 
     now = utcnow()
     try:
@@ -95,6 +116,8 @@ async def provider_webhook(request: Request) -> Response:
         # so the provider does not retry it forever.
         events = [RawEvent(key=f"unparsable:{hashlib.sha256(body).hexdigest()}", payload=body)]
         state, error = InboundState.FAILED, exc.message
+    except MALFORMED as exc:
+        return _malformed(kind, exc)
     rows = [
         {
             "workspace_id": channel.workspace_id,

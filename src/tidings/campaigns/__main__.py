@@ -8,8 +8,8 @@ listed in `tidings.app.WORKERS`.
 from __future__ import annotations
 
 import asyncio
-import logging
 
+from tidings import logs
 from tidings.campaigns import fanout
 from tidings.config import load_settings
 from tidings.delivery import fallback
@@ -18,7 +18,7 @@ from tidings.runtime import Runtime
 
 async def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings.log_level, settings.log_format)
     rt = Runtime(settings)
     await rt.start()
     rt.spawn(fanout.run(rt), name="worker-campaigns")

@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import select, update
 
 from tidings import signing
+from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
@@ -74,10 +75,14 @@ async def _post(
     status: int | None = None
     error: str | None = None
     try:
-        resp = await rt.http.post(url, content=body, headers=headers, timeout=10.0)
+        # The target is a URL an admin typed: it goes through the egress policy, so a
+        # subscription cannot be pointed at internal services (tidings/egress.py).
+        resp, _answer = await rt.egress.post(url, content=body, headers=headers, timeout=10.0)
         status = resp.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"
+    except EgressRefused as exc:
+        error = f"Refused by the egress policy: {exc.reason}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     async with rt.db.write() as s:

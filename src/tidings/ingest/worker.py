@@ -20,6 +20,7 @@ from tidings.actions.channel_events import ChannelEvent, do_apply_channel_event
 from tidings.actions.inbound import RetryLater, do_apply_status, do_receive_message
 from tidings.domain.enums import InboundState
 from tidings.domain.events import Ignored, InboundMessage, StatusUpdate
+from tidings.logs import CHANNEL_ID
 from tidings.metrics import INGESTED
 from tidings.runtime import Runtime
 from tidings.storage.models import Channel, InboundEvent
@@ -72,6 +73,7 @@ async def _process_batch(rt: Runtime, limit: int) -> tuple[bool, bool]:
                 # one writer) and let the untouched rest of the batch wait for the next round.
                 more = yielded = True
                 break
+            CHANNEL_ID.set(row.channel_id)  # log lines name the channel (tidings/logs.py)
             channel = await rt.channels.get(row.channel_id)
             row.attempts += 1
             if channel is None:
@@ -107,6 +109,7 @@ async def _process_batch(rt: Runtime, limit: int) -> tuple[bool, bool]:
                 continue
             row.state, row.error, row.processed_at = InboundState.DONE, None, utcnow()
             INGESTED.labels("done").inc()
+        CHANNEL_ID.set(None)
         for channel_id, at in latest_inbound.items():
             await s.execute(
                 update(Channel)

@@ -4,10 +4,16 @@ An adapter whose media needs more than a plain GET of the webhook's URL (WhatsAp
 `GET /{media-id}` -> short-lived URL -> download with the bearer token) implements
 `MediaLocator`; any other adapter's attachments are fetched from their URL as given (Messenger
 and Instagram CDN URLs).
+
+Downloads go through the egress policy (tidings/egress.py): a URL from a webhook payload or
+from a provider's answer must not reach internal addresses. A locator whose URL is built on the
+channel's configured API endpoint (`provider_endpoint=True`: Telegram's file API, WeChat's
+media/get) talks to the provider as the adapter's other calls do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +23,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from tidings.channels.base import Capabilities
+from tidings.egress import Egress, EgressRefused
 from tidings.media import limits
 from tidings.media.store import MediaStore, TooLarge, new_key
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# A whole download, however slowly the far end dribbles it out.
+DEADLINE_SECONDS = 300.0
+# The most read for a type without a per-channel cap.
+MAX_BYTES = 100 * 1024 * 1024
 
 
 class MediaUnavailable(Exception):
@@ -41,6 +52,9 @@ class MediaLocation:
     # For providers that answer errors as HTTP 200 + JSON where the file should be (WeChat,
     # digest A13): reads that JSON (at most 64 KB) into the reason the download failed.
     json_error: Callable[[bytes], MediaUnavailable] | None = field(default=None, compare=False)
+    # The URL is the channel's configured API endpoint plus provider-given ids, not a URL taken
+    # from a payload or an answer: fetched without the egress policy (module docstring).
+    provider_endpoint: bool = False
 
 
 @runtime_checkable
@@ -74,6 +88,7 @@ async def fetch(
     url: str | None,
     declared_mime: str | None,
     http: httpx.AsyncClient,
+    egress: Egress,
     store: MediaStore,
 ) -> Fetched:
     """Download one attachment into the store, or say why not. Raises MediaUnavailable."""
@@ -96,8 +111,12 @@ async def fetch(
         verdict = limits.judge(caps, label, mime, where.size)
         if verdict.state != limits.STORED:
             return Fetched(verdict.state, verdict.reason, mime_type=mime, size=where.size)
+    if where.provider_endpoint:
+        opened = http.stream("GET", where.url, headers=where.headers, timeout=TIMEOUT)
+    else:
+        opened = egress.stream("GET", where.url, headers=where.headers, timeout=TIMEOUT)
     try:
-        async with http.stream("GET", where.url, headers=where.headers, timeout=TIMEOUT) as resp:
+        async with asyncio.timeout(DEADLINE_SECONDS), opened as resp:
             if resp.status_code in (429,) or resp.status_code >= 500:
                 raise MediaUnavailable(
                     f"The provider answered {resp.status_code}; will retry.", retriable=True
@@ -122,13 +141,16 @@ async def fetch(
             verdict = limits.judge(caps, label, mime, size)
             if verdict.state != limits.STORED or mime is None:
                 return Fetched(verdict.state, verdict.reason, mime_type=mime, size=size)
-            cap = limits.max_bytes(caps.media_types, mime)
+            cap = limits.max_bytes(caps.media_types, mime) or MAX_BYTES
             try:
                 stored = await store.put(new_key(workspace_id), resp.aiter_bytes(), max_bytes=cap)
             except TooLarge:
-                verdict = limits.judge(caps, label, mime, (cap or 0) + 1)
-                return Fetched(limits.TOO_LARGE, verdict.reason, mime_type=mime)
-    except httpx.TimeoutException:
+                verdict = limits.judge(caps, label, mime, cap + 1)
+                reason = verdict.reason or f"The file is larger than {cap // 1048576} MB."
+                return Fetched(limits.TOO_LARGE, reason, mime_type=mime)
+    except EgressRefused as exc:
+        raise MediaUnavailable(f"Not fetched: {exc.reason}") from None
+    except (httpx.TimeoutException, TimeoutError):
         raise MediaUnavailable("The download timed out; will retry.", retriable=True) from None
     except httpx.TransportError:
         raise MediaUnavailable(

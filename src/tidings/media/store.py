@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tidings.config import Settings
+from tidings.storage.files import open_private, private_dir
 from tidings.storage.types import utcnow
 
 CHUNK = 64 * 1024
@@ -84,11 +85,11 @@ class LocalDiskStore:
         self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
     ) -> Stored:
         path = self._path(key)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, path.parent)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
         digest = hashlib.sha256()
         size = 0
-        handle = await asyncio.to_thread(open, tmp, "wb")
+        handle = await asyncio.to_thread(lambda: os.fdopen(open_private(tmp), "wb"))
         try:
             async for chunk in chunks:
                 size += len(chunk)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from tidings.actions.base import transaction
 from tidings.actions.media import do_record_download
+from tidings.logs import CHANNEL_ID
 from tidings.media import limits
 from tidings.media.fetch import MediaUnavailable, fetch
 from tidings.media.store import make_store
@@ -62,6 +63,7 @@ async def download_one(rt: Runtime, attachment_id: int) -> str:
         message = await s.get(Message, att.message_id) if att else None
     if att is None or message is None:
         return "gone"
+    CHANNEL_ID.set(message.channel_id)  # log lines name the channel (tidings/logs.py)
     channel = await rt.channels.get(message.channel_id) if message.channel_id else None
     retry: str | None = None
     outcome: tuple[str, str | None]
@@ -78,6 +80,7 @@ async def download_one(rt: Runtime, attachment_id: int) -> str:
                 url=att.url,
                 declared_mime=att.mime_type,
                 http=rt.http,
+                egress=rt.egress,
                 store=make_store(rt.settings),
             )
             outcome = (fetched.state, fetched.reason)

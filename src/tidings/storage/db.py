@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from tidings.storage import sqlite_inline
+from tidings.storage.files import private_sqlite
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -74,7 +75,7 @@ class Database:
         if self.dialect == "sqlite":
             path = sqlite_path(url)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite(path)
             # The one write connection runs on the loop's thread (see sqlite_inline): busy
             # waits are asyncio sleeps there, so SQLite's own busy handler is off for it.
             if inline_writes is None:
@@ -216,6 +217,8 @@ def migrate(url: str, revision: str = "heads") -> None:
     "heads": features may add migrations on separate branches from 0001; all are applied."""
     from alembic import command
 
+    if (path := sqlite_path(url)) is not None:
+        private_sqlite(path)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -26,6 +26,7 @@ from tidings.domain.events import (
     Sender,
     StatusUpdate,
 )
+from tidings.domain.jsondepth import check_depth
 from tidings.domain.phones import to_e164
 
 _RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
@@ -62,6 +63,7 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
     if google.verification_secret(client_token, request.body) is not None:
         return []
     message, decoded = _envelope(request.body)
+    check_depth(decoded)  # the signed data is JSON too: refused (400) when absurdly deep
     try:
         data = orjson.loads(decoded)
     except orjson.JSONDecodeError as exc:

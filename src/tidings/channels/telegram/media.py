@@ -113,5 +113,7 @@ async def locate(
             f"The file is {_megabytes(size_int)}; Telegram lets bots download files of up to 20 MB."
         )
     return MediaLocation(
-        url=f"{config.api_base_url}/file/bot{config.bot_token}/{file_path}", size=size_int
+        url=f"{config.api_base_url}/file/bot{config.bot_token}/{file_path}",
+        size=size_int,
+        provider_endpoint=True,
     )

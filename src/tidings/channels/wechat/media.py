@@ -61,4 +61,4 @@ async def locate(
         f"{config.api_base_url}/cgi-bin/media/get",
         params={"access_token": token, "media_id": media_id},
     )
-    return MediaLocation(url=str(url), json_error=_reader(config))
+    return MediaLocation(url=str(url), json_error=_reader(config), provider_endpoint=True)

@@ -8,6 +8,7 @@ carrying any of them is refused before anything is stored.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -31,6 +32,11 @@ from tidings.domain.events import (
 
 # Voice `Format` values (digest A4) and the MIME types agents' browsers know them by.
 _VOICE_MIME = {"amr": "audio/amr", "speex": "audio/speex", "mp3": "audio/mpeg"}
+
+# How old a plain-mode push's signed `timestamp` may be. In plain mode the signature covers only
+# (token, timestamp, nonce), not the body: without an age limit one captured query string would
+# sign any body forever (issue #15, item 12). WeChat retries a push three times within ~15 s.
+MAX_PLAIN_AGE_SECONDS = 300
 
 
 def read_xml(body: bytes) -> Element:
@@ -108,6 +114,7 @@ def plaintext(config: WeChatConfig, request: WebhookRequest) -> bytes:
                 "this channel has an EncodingAESKey, so pushes must be encrypted "
                 "(encrypt_type=aes); a plaintext push is refused"
             )
+        _check_fresh(timestamp)
         return request.body
     if not config.encoding_aes_key:
         raise SignatureError(
@@ -129,6 +136,21 @@ def plaintext(config: WeChatConfig, request: WebhookRequest) -> bytes:
     except PayloadError as exc:
         raise _refuse(exc) from None
     return inner
+
+
+def _check_fresh(timestamp: str, now: float | None = None) -> None:
+    """Refuse a plain-mode push whose signed timestamp is missing or older than
+    MAX_PLAIN_AGE_SECONDS. A timestamp ahead of our clock is let through: it proves nothing
+    stale, and refusing it would only punish clock skew."""
+    if not timestamp.isdigit():
+        raise SignatureError("the push has no numeric timestamp", code="stale_signature")
+    age = (time.time() if now is None else now) - int(timestamp)
+    if age > MAX_PLAIN_AGE_SECONDS:
+        raise SignatureError(
+            f"the push's signed timestamp is {int(age)} s old (at most "
+            f"{MAX_PLAIN_AGE_SECONDS} s in plain mode); a replayed signature is refused",
+            code="stale_signature",
+        )
 
 
 def _created(values: dict[str, str]) -> datetime | None:

@@ -1,0 +1,118 @@
+"""Two checks on every HTTP answer and request body, before any route runs (issue #15, item 14).
+
+- Every answer carries `X-Content-Type-Options: nosniff` (pages and media already did; JSON
+  answers did not), so a browser never sniffs a JSON body into HTML.
+- A JSON request body under `/api/` is limited to `max_json_bytes` (default 1 MiB,
+  `TIDINGS_MAX_JSON_BYTES`) and to MAX_JSON_DEPTH levels, checked before anything parses it:
+  a 60 MB body used to be parsed in full before validation refused it, and a deeply nested
+  one reached Python's recursion limit. Too large is a 413, too deep a 400. Uploads (multipart
+  forms, the CSV audience and attachment routes) keep their own limits; webhooks theirs
+  (api/webhooks.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.domain.jsondepth import MAX_JSON_DEPTH, too_deep
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+# Routes whose bodies are files, not JSON, whatever their content type says.
+_UPLOADS = re.compile(r"^/api/v1/(conversations/[^/]+/attachments|campaigns/[^/]+/audience/csv)$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _json_like(content_type: bytes | None) -> bool:
+    """FastAPI parses a body as JSON when the type says JSON, and also when there is none."""
+    if content_type is None:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json") or media == b""
+
+
+class RequestGuards:
+    def __init__(self, app: ASGIApp, *, max_json_bytes: int) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == NOSNIFF[0] for k, _ in headers):
+                    headers.append(NOSNIFF)
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        path: str = scope["path"]
+        if (
+            scope["method"] not in _BODY_METHODS
+            or not path.startswith("/api/")
+            or _UPLOADS.match(path)
+        ):
+            await self.app(scope, receive, send_nosniff)
+            return
+        headers = dict(scope["headers"])
+        if not _json_like(headers.get(b"content-type")):
+            await self.app(scope, receive, send_nosniff)
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_json_bytes:
+            await self._refuse(send_nosniff, 413, "too_large", self._too_large())
+            return
+        # Read the body (at most the limit) before any route sees it, then hand it on.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_json_bytes:
+                await self._refuse(send_nosniff, 413, "too_large", self._too_large())
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if too_deep(body):
+            await self._refuse(
+                send_nosniff, 400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send_nosniff)
+
+    def _too_large(self) -> str:
+        return f"the JSON body exceeds {self.max_json_bytes} bytes"
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+        body = orjson.dumps({"error": {"code": code, "message": message}})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
