@@ -25,6 +25,7 @@ from tidings.channels.base import WebhookRequest
 from tidings.channels.meta_common.messaging import MESSENGER
 from tidings.channels.meta_common.messaging import split as meta_split
 from tidings.channels.twilio.webhook import split as twilio_split
+from tidings.channels.vonage.webhook import split as vonage_split
 from tidings.channels.whatsapp.webhook import split as whatsapp_split
 from tidings.ingest.lag import LagGauge, measure
 from tidings.ingest.worker import process_batch
@@ -220,3 +221,10 @@ def test_split_tells_receipts_from_what_customers_do() -> None:
 
     assert twilio(MessageSid="SM1", MessageStatus="delivered") == "status"
     assert twilio(MessageSid="SM2", From="%2B1555", Body="hi") == "customer"
+
+    def vonage(**params: str) -> str:
+        [event] = vonage_split(WebhookRequest("GET", "https://x/v", {}, params, b""))
+        return event.lane
+
+    assert vonage(messageId="V1", status="delivered", **{"err-code": "0"}) == "status"
+    assert vonage(messageId="V2", msisdn="447700900001", text="hi") == "customer"
