@@ -55,6 +55,25 @@ async def _database(rt: Runtime) -> list[Check]:
     return [Check("ok", "database", f"{rt.db.dialect} reachable, schema at {sorted(heads)}")]
 
 
+async def _inbound_lag(rt: Runtime) -> list[Check]:
+    """How far behind inbound processing is, per lane (issue 14, item 5; docs/operations.md)."""
+    from tidings.ingest.lag import DOCTOR_WARN_SECONDS, measure
+
+    try:
+        lanes = await measure(rt.db)
+    except Exception:
+        return [Check("warn", "inbound lag", "not checked: the database is not ready (see above)")]
+    parts = [f"{lag.lane} {lag.seconds:.1f} s ({lag.pending} waiting)" for lag in lanes.values()]
+    late = [lag for lag in lanes.values() if lag.seconds > DOCTOR_WARN_SECONDS]
+    if not late:
+        return [Check("ok", "inbound lag", ", ".join(parts))]
+    advice = (
+        "; is a worker running (`tidings serve` or `tidings worker`)? "
+        "see docs/operations.md, 'Inbound lag'"
+    )
+    return [Check("warn", "inbound lag", "behind: " + ", ".join(parts) + advice)]
+
+
 async def _redis(settings: Settings) -> list[Check]:
     if not settings.redis_url:
         return [Check("ok", "redis", "not configured (fine for one process; needed for several)")]
@@ -206,6 +225,7 @@ async def run_checks(settings: Settings) -> list[Check]:
         async with httpx.AsyncClient(timeout=10) as http:
             results = await asyncio.gather(
                 _database(rt),
+                _inbound_lag(rt),
                 _redis(settings),
                 _channels(rt, http),
                 _reachability(settings, http),

@@ -57,6 +57,18 @@ QUEUE_AGE = Gauge(
     ["queue"],
     registry=REGISTRY,
 )
+INBOUND_LAG = Gauge(
+    "tidings_inbound_lag_seconds",
+    "Age of the oldest due, unprocessed inbound event per lane (customer | status)",
+    ["lane"],
+    registry=REGISTRY,
+)
+INBOUND_PENDING = Gauge(
+    "tidings_inbound_pending",
+    "Due, unprocessed inbound events per lane (customer | status)",
+    ["lane"],
+    registry=REGISTRY,
+)
 
 
 def _age(oldest: datetime | None) -> float:
@@ -92,5 +104,8 @@ async def metrics_endpoint(request: Request) -> Response:
             if isinstance(value, str):
                 value = datetime.fromisoformat(value)
             QUEUE_AGE.labels(name).set(_age(value))
+    for lane in (await rt.lag.read()).values():
+        INBOUND_LAG.labels(lane.lane).set(lane.seconds)
+        INBOUND_PENDING.labels(lane.lane).set(lane.pending)
     SSE_CLIENTS.set(rt.bus.subscriber_count())
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -22,6 +22,7 @@ from tidings.delivery.ratelimit import RateLimiter, make_rate_limiter
 from tidings.egress import Egress, EgressPolicy
 from tidings.httpclient import outbound_client
 from tidings.ingest.committer import GroupCommitter
+from tidings.ingest.lag import LagGauge
 from tidings.realtime.bus import EventBus, make_bus
 from tidings.realtime.notify import RedisWakeups
 from tidings.storage.crypto import SecretBox
@@ -123,6 +124,8 @@ class Runtime:
             RedisWakeups(settings.redis_url, self._local_wake) if settings.redis_url else None
         )
         self.committer = GroupCommitter(self.db, lambda: self.wake("ingest"))
+        # Inbound lag per lane, cached: /metrics, the agent UI's banner (issue 14, item 5).
+        self.lag = LagGauge(self.db)
         self.background: set[asyncio.Task[Any]] = set()
         # True in a process that also serves HTTP (workers then yield to webhook traffic).
         self.web_process = False

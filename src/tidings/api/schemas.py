@@ -222,6 +222,19 @@ class InboundEventOut(BaseModel):
     processed_at: str | None
 
 
+class LaneLagOut(BaseModel):
+    seconds: float
+    pending: int
+
+
+class InboundLagOut(BaseModel):
+    """How far behind inbound processing is (issue 14, item 5). `status` only for admins."""
+
+    customer: LaneLagOut
+    status: LaneLagOut | None = None
+    warn_seconds: float
+
+
 class ReplayIn(Strict):
     ids: list[int] | None = None
     channel_id: int | None = None

@@ -30,8 +30,10 @@ from tidings.actions.passwords import check_change_own_password
 from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
 from tidings.delivery import webhooks as outgoing
+from tidings.domain.enums import InboundLane
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.ingest import worker as ingest
+from tidings.ingest.lag import CUSTOMER_WARN_SECONDS
 from tidings.realtime.bus import IDLE
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, contact_dict, conversation_dict, message_dict, ts
@@ -491,6 +493,24 @@ async def replay_inbound_events(body: sc.ReplayIn, who: Who, rt: RT) -> dict[str
         ids = list((await s.scalars(owned)).all())
     count = await ingest.replay(rt, event_ids=ids) if ids else 0
     return {"count": count}
+
+
+@router.get("/inbound/lag", response_model=sc.InboundLagOut, tags=["live"])
+async def inbound_lag(who: Who, rt: RT) -> dict[str, Any]:
+    """How long the oldest waiting inbound event has been waiting, per lane: the agent UI's
+    "incoming messages delayed" banner. Cached per process (about once a second), so polling
+    it from every open inbox costs no query per request. Receipts (the `status` lane) may lag
+    during a broadcast by design; only admins see that lane."""
+    lanes = await rt.lag.read()
+
+    def out(lane: str) -> dict[str, Any]:
+        return {"seconds": lanes[lane].seconds, "pending": lanes[lane].pending}
+
+    return {
+        "customer": out(InboundLane.CUSTOMER),
+        "status": out(InboundLane.STATUS) if who.is_admin else None,
+        "warn_seconds": CUSTOMER_WARN_SECONDS,
+    }
 
 
 # --- tokens, me -----------------------------------------------------------------------------

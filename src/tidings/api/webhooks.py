@@ -130,6 +130,7 @@ async def provider_webhook(request: Request) -> Response:
             "attempts": 0,
             "next_attempt_at": now,
             "error": error,
+            "lane": e.lane,
         }
         for e in events
     ]

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 import httpx
 from pydantic import BaseModel
 
-from tidings.domain.enums import MessageKind
+from tidings.domain.enums import InboundLane, MessageKind
 from tidings.domain.events import CanonicalEvent
 
 
@@ -50,6 +50,9 @@ class RawEvent:
     key: str
     payload: bytes
     occurred_at: datetime | None = None
+    # "customer" or "status" (InboundLane): set by `split` for delivery/read receipts, which
+    # may wait; everything else, and anything split does not classify, is a customer's.
+    lane: str = InboundLane.CUSTOMER
 
 
 @dataclass(frozen=True, slots=True)

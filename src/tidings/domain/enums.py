@@ -76,6 +76,15 @@ class InboundState(StrEnum):
     FAILED = "failed"
 
 
+class InboundLane(StrEnum):
+    """What a person waits for behind an inbound event (issue 14). `customer` is everything a
+    customer did (messages, edits, reactions, opt-outs, postbacks...) and the default, so an
+    event nobody classified never waits behind receipts; `status` is delivery/read receipts."""
+
+    CUSTOMER = "customer"
+    STATUS = "status"
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

@@ -45,6 +45,7 @@ COLUMNS = (
     "attempts",
     "next_attempt_at",
     "error",
+    "lane",
 )
 
 
@@ -61,8 +62,8 @@ class SqliteInserter:
 
     SQL = (
         "INSERT INTO inbound_event (workspace_id, channel_id, event_key, payload, occurred_at, "
-        "received_at, state, attempts, next_attempt_at, error) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, event_key) DO NOTHING"
+        "received_at, state, attempts, next_attempt_at, error, lane) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, event_key) DO NOTHING"
     )
 
     def __init__(self, path: Path) -> None:

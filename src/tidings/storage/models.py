@@ -400,6 +400,8 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "event_key"),
         Index("ix_inbound_event_queue", "state", "next_attempt_at", "occurred_at"),
+        # The lag gauge's "oldest due pending event per lane" (migration 0016_inbound_lane).
+        Index("ix_inbound_event_lane", "lane", "state", "next_attempt_at"),
     )
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
@@ -413,6 +415,8 @@ class InboundEvent(Base):
     next_attempt_at: Mapped[datetime] = _created()
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # customer | status (InboundLane): what a person waits for behind this event (issue 14).
+    lane: Mapped[str] = mapped_column(String(16), default="customer", server_default="customer")
 
 
 class Delivery(Base):

@@ -41,7 +41,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import CanonicalEvent, InboundMessage, Sender, StatusUpdate
 
@@ -123,7 +123,8 @@ class ApiChannelAdapter:
             # No id: still stored (and failed visibly by parse), keyed by its content.
             key = f"{what}-noid:{hashlib.sha256(payload).hexdigest()}"
         occurred = _timestamp(item.get("timestamp")) if isinstance(item, dict) else None
-        return RawEvent(key=key[:300], payload=payload, occurred_at=occurred)
+        lane = InboundLane.STATUS if what == "status" else InboundLane.CUSTOMER
+        return RawEvent(key=key[:300], payload=payload, occurred_at=occurred, lane=lane)
 
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         doc = orjson.loads(payload)

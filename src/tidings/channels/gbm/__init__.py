@@ -30,7 +30,7 @@ from tidings.channels.base import (
     WebhookRequest,
 )
 from tidings.channels.rbm import google
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -130,6 +130,8 @@ class GbmAdapter:
                 key=f"req:{doc['requestId']}"[:300],
                 payload=request.body,
                 occurred_at=_time(doc.get("sendTime")),
+                # Delivery/read receipts may wait behind a customer's messages.
+                lane=InboundLane.STATUS if "receipts" in doc else InboundLane.CUSTOMER,
             )
         ]
 

@@ -18,7 +18,7 @@ import orjson
 
 from tidings.channels.base import RawEvent
 from tidings.channels.meta_common import timestamp
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
@@ -166,7 +166,9 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
                     "time": entry.get("time"),
                 }
                 when = _when(element.get("timestamp")) or _when(entry.get("time"))
-                out.append(RawEvent(event_key(element), orjson.dumps(piece), when))
+                receipt = _dict(element, "delivery") or _dict(element, "read")
+                lane = InboundLane.STATUS if receipt else InboundLane.CUSTOMER
+                out.append(RawEvent(event_key(element), orjson.dumps(piece), when, lane))
         for change in _list(entry, "changes"):
             # Instagram comments/mentions (digest §C2): outside the inbox for now.
             piece = {"entry_id": entry_id, "change": change, "time": entry.get("time")}

@@ -16,7 +16,7 @@ import orjson
 
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.channels.rbm import google
-from tidings.domain.enums import ConsentStatus, MessageKind, MessageStatus
+from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -80,7 +80,10 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
     else:
         key = f"pubsub:{message.get('messageId') or google.signature('', decoded)[:40]}"
     payload = orjson.dumps({"attributes": attributes, "data": data})
-    return [RawEvent(key=key[:300], payload=payload, occurred_at=_time(data.get("sendTime")))]
+    # Delivery and read receipts may wait; IS_TYPING and anything else is the customer's.
+    lane = InboundLane.STATUS if data.get("eventType") in _RECEIPTS else InboundLane.CUSTOMER
+    when = _time(data.get("sendTime"))
+    return [RawEvent(key=key[:300], payload=payload, occurred_at=when, lane=lane)]
 
 
 def _time(value: Any) -> datetime | None:

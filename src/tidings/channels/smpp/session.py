@@ -33,7 +33,7 @@ from tidings.channels.base import OutboundMessage, Permanent, RawEvent, Retriabl
 from tidings.channels.smpp import pdu as P
 from tidings.channels.smpp.config import SmppConfig
 from tidings.channels.smpp.errors import submit_outcome
-from tidings.domain.enums import InboundState, MessageKind
+from tidings.domain.enums import InboundLane, InboundState, MessageKind
 
 if TYPE_CHECKING:
     from tidings.runtime import ChannelInfo, Runtime
@@ -258,7 +258,8 @@ class SmppSession:
             digest = hashlib.sha256(f"{self._bind_id}:{pdu.sequence}:".encode() + pdu.body)
             key = f"mo:{digest.hexdigest()[:40]}"
         payload = orjson.dumps({"key": key, "at": now.isoformat(), "body": pdu.body.hex()})
-        return RawEvent(key=key, payload=payload, occurred_at=now)
+        lane = InboundLane.STATUS if receipt is not None else InboundLane.CUSTOMER
+        return RawEvent(key=key, payload=payload, occurred_at=now, lane=lane)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -390,6 +391,7 @@ class SmppSessions:
                     "attempts": 0,
                     "next_attempt_at": now,
                     "error": None,
+                    "lane": e.lane,
                 }
                 for e in events
             ]

@@ -20,7 +20,7 @@ import orjson
 
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.channels.twilio import errors
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -139,7 +139,8 @@ def split(request: WebhookRequest, now: datetime) -> list[RawEvent]:
     # Dedupe on MessageSid, plus the status for callbacks (digest F).
     key = f"status:{sid}:{status}" if is_status else f"msg:{sid}"
     payload = orjson.dumps({"type": what, "received_at": now.isoformat(), "params": params})
-    return [RawEvent(key=key[:300], payload=payload, occurred_at=now)]
+    lane = InboundLane.STATUS if is_status else InboundLane.CUSTOMER
+    return [RawEvent(key=key[:300], payload=payload, occurred_at=now, lane=lane)]
 
 
 def parse(payload: bytes) -> list[CanonicalEvent]:

@@ -19,7 +19,7 @@ from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.channels.vonage import signature
 from tidings.channels.vonage.config import VonageConfig
 from tidings.channels.vonage.errors import DLR_REASONS
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import CanonicalEvent, Ignored, InboundMessage, Sender, StatusUpdate
 from tidings.domain.phones import to_e164
@@ -117,7 +117,8 @@ def split(request: WebhookRequest) -> list[RawEvent]:
     else:
         raise PayloadError("webhook is neither an inbound message nor a delivery receipt")
     payload = orjson.dumps({"what": what, "params": params})
-    return [RawEvent(key=key[:300], payload=payload, occurred_at=_when(params))]
+    lane = InboundLane.STATUS if what == "receipt" else InboundLane.CUSTOMER
+    return [RawEvent(key=key[:300], payload=payload, occurred_at=_when(params), lane=lane)]
 
 
 def parse(payload: bytes) -> list[CanonicalEvent]:

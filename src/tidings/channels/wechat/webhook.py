@@ -19,7 +19,7 @@ from defusedxml.ElementTree import fromstring
 from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
 from tidings.channels.wechat import crypto
 from tidings.channels.wechat.config import WeChatConfig
-from tidings.domain.enums import ConsentStatus, MessageKind, MessageStatus
+from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -186,7 +186,10 @@ def split(config: WeChatConfig, request: WebhookRequest) -> list[RawEvent]:
     except SignatureError as exc:  # verify() ran first; this only happens if config changed
         raise PayloadError(exc.message) from None
     values = fields(read_xml(body))
-    return [RawEvent(key=event_key(values)[:300], payload=body, occurred_at=_created(values))]
+    key = event_key(values)
+    # Template / mass-send job reports are receipts; everything else is the customer's.
+    lane = InboundLane.STATUS if key.startswith("job:") else InboundLane.CUSTOMER
+    return [RawEvent(key=key[:300], payload=body, occurred_at=_created(values), lane=lane)]
 
 
 # ------------------------------------------------------------------------------------- parse

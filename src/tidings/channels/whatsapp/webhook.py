@@ -17,7 +17,7 @@ import orjson
 
 from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
 from tidings.channels.whatsapp.errors import failure_reason
-from tidings.domain.enums import MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
     AttachmentRef,
@@ -181,7 +181,8 @@ def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[Raw
                 "contacts": _contacts_for(status, contacts, by_id),
                 "status": status,
             }
-            out.append(RawEvent(_status_key(status), dumps(body), _when(status.get("timestamp"))))
+            when = _when(status.get("timestamp"))
+            out.append(RawEvent(_status_key(status), dumps(body), when, InboundLane.STATUS))
 
     errors = value.get("errors")
     if isinstance(errors, list):

@@ -888,12 +888,35 @@
     if (window.TS) TS.attach({ boot: S.boot, reload: () => loadList(), open: (id) => openConversation(id) });
   }
 
+  // Backpressure is visible (issue 14): the customer lane's lag, as the server measures it
+  // (cached there, about once a second per process), polled every few seconds. The status
+  // lane (delivery/read receipts) lags by design during a broadcast and delays nothing an
+  // agent acts on, so it stays out of the inbox: admins see it in /metrics and `tidings doctor`.
+  const LAG_POLL_MS = 3000;
+  const lagText = (s) => (s >= 90 ? Math.round(s / 60) + " min" : Math.round(s) + " s");
+  async function pollLag() {
+    if (!document.hidden) {
+      try {
+        const lag = await api("/inbound/lag");
+        const banner = $("lag-banner");
+        const late = lag.customer.seconds > lag.warn_seconds;
+        if (late) {
+          banner.textContent = "Incoming messages delayed by " + lagText(lag.customer.seconds);
+          banner.title = lag.customer.pending + " incoming events waiting to be processed";
+        }
+        banner.hidden = !late;
+      } catch (_e) { /* offline: the live dot says so */ }
+    }
+    setTimeout(pollLag, LAG_POLL_MS);
+  }
+
   async function start() {
     S.boot = await api("/ui/bootstrap");
     fillFilters();
     wire();
     wireBell();
     connect();
+    pollLag();
     await loadList();
     const m = /^#c\/(\d+)$/.exec(location.hash);
     if (m) openConversation(Number(m[1]));
