@@ -181,9 +181,10 @@ class Knobs(BaseModel):
     # Webhook POSTs in flight at once. An attempt waits for a free slot before its
     # `delivery_timeout` starts, so a burst queues instead of timing out on the HTTP pool.
     webhook_concurrency: int = Field(64, ge=1, le=_MAX_CONNECTIONS)
-    # Status webhooks not yet settled (waiting, in flight or being retried). When the
-    # receiver falls this far behind, accepting a send waits for room: backpressure on the
-    # sender, so the simulator's memory stays bounded whatever the receiver does.
+    # Messages whose statuses are still to be posted, plus status webhooks being retried.
+    # When the receiver falls this far behind, accepting a send waits for room: backpressure
+    # on the sender, so memory stays bounded whatever the receiver does (an admitted status
+    # whose POST fails still goes into retry, so the count may pass the limit by those).
     status_backlog_limit: int = Field(10_000, ge=1)
     # Several statuses in one POST's `value.statuses[]` as Meta may send them
     # (docs/channels/whatsapp.md, "Batched webhooks"): at most `status_batch` per POST, a
@@ -604,11 +605,12 @@ class WhatsAppSimulator:
         if self._own_http:
             await self._http.aclose()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         # Held in a set (the loop keeps only weak references) and failures logged.
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -1164,10 +1166,11 @@ class WhatsAppSimulator:
         delivery = self._new_delivery(account, kind, refs, duplicate=False)
         if not await self._attempt(account, body, delivery):
             retry = self._retry(account, body, delivery)
+            # A status being retried still counts against `status_backlog_limit`.
             if kind == "status":
-                # A status being retried still counts against `status_backlog_limit`.
-                retry = self._in_status_backlog(retry)
-            self._spawn(retry, f"wa-retry-{delivery.id}")
+                self._spawn_status(retry, f"wa-retry-{delivery.id}")
+            else:
+                self._spawn(retry, f"wa-retry-{delivery.id}")
         for _ in range(self.knobs.duplicate_deliveries):
             copy = self._new_delivery(account, kind, refs, duplicate=True)
             self._spawn(self._deliver_in_background(account, body, copy), f"wa-dup-{copy.id}")
@@ -1289,13 +1292,15 @@ class WhatsAppSimulator:
             self._status_room.clear()
             await self._status_room.wait()
 
-    async def _in_status_backlog(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn_status(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A task that counts against `status_backlog_limit` from now until it is done
+        (counted here, not when it starts, so that a burst of sends sees it at once)."""
         self._status_backlog += 1
-        try:
-            await work
-        finally:
-            self._status_backlog -= 1
-            self._status_room.set()
+        self._spawn(coro, name).add_done_callback(self._status_settled)
+
+    def _status_settled(self, task: asyncio.Task[None]) -> None:
+        self._status_backlog -= 1
+        self._status_room.set()
 
     def _start_workers(self) -> None:
         """The batcher and one worker per `webhook_concurrency` slot (topped up when the knob
@@ -1516,7 +1521,7 @@ class WhatsAppSimulator:
         if pipeline:
             await self._wait_for_status_room()
             job = self._status_pipeline(account, message, pipeline, async_error)
-            self._spawn(self._in_status_backlog(job), f"wa-status-{wamid}")
+            self._spawn_status(job, f"wa-status-{wamid}")
 
         contact: dict[str, Any] = {"input": body.get("to") or body.get("recipient")}
         if customer.wa_id:
