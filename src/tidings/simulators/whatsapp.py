@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.httpclient import outbound_client, post
 from tidings.simulators.whatsapp_media import (
     INBOUND_MAX,
     UPLOAD_LIMITS,
@@ -571,10 +572,15 @@ class WhatsAppSimulator:
         self.media = MediaStore(clock)
         self._own_http = http is None
         # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
+        # Tidings' own outbound client: httpx's API on aiohttp's pool, because httpx's pool
+        # slows down as concurrency grows (130 POSTs/s at 64 in flight here, against ~900 at
+        # 1; `docs/benchmarks.md`, "WhatsApp simulator: status webhooks").
         limits = httpx.Limits(
             max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
         )
-        self._http = http or httpx.AsyncClient(timeout=self.knobs.delivery_timeout, limits=limits)
+        self._http = http or outbound_client(
+            httpx.Timeout(self.knobs.delivery_timeout), limits=limits
+        )
         # Status webhooks: pipelines queue their elements, one batcher groups them into POSTs
         # (`status_batch`), `webhook_concurrency` workers post them. Everything pending is
         # bounded by `status_backlog_limit` (see `_wait_for_status_room`).
@@ -1208,11 +1214,12 @@ class WhatsAppSimulator:
             # Wait for a slot first: the timeout covers the POST, not the wait for the pool.
             async with self._post_slot():
                 delivery.attempts += 1
-                response = await self._http.post(
+                response = await post(
+                    self._http,
                     account.webhook_url,
                     content=body,
                     headers=headers,
-                    timeout=self.knobs.delivery_timeout,
+                    timeout=httpx.Timeout(self.knobs.delivery_timeout),
                 )
         except httpx.HTTPError as exc:
             delivery.last_status = None
