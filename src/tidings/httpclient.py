@@ -46,11 +46,13 @@ class OutboundClient(httpx.AsyncClient):
     pool: AiohttpTransport | None = None
 
 
-def outbound_client(timeout: httpx.Timeout = TIMEOUT) -> httpx.AsyncClient:
+def outbound_client(
+    timeout: httpx.Timeout = TIMEOUT, limits: httpx.Limits = LIMITS
+) -> httpx.AsyncClient:
     """A client for provider APIs and integrators' webhooks (one per process, shared)."""
     if pool_kind() == "httpx":
-        return httpx.AsyncClient(timeout=timeout, limits=LIMITS)
-    transport = AiohttpTransport(limits=LIMITS)
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
+    transport = AiohttpTransport(limits=limits)
     client = OutboundClient(timeout=timeout, transport=transport)
     if not urllib.request.getproxies():
         client.pool = transport

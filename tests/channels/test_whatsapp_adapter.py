@@ -257,6 +257,33 @@ def test_split_pieces_parse_to_the_expected_events() -> None:
     ]
 
 
+def test_split_statuses_batched_in_one_change_yield_one_event_each() -> None:
+    # A campaign's receipts as Meta may batch them: several messages' statuses in one
+    # value.statuses[] (docs/channels/whatsapp.md, "Batched webhooks").
+    pieces = adapter.split(config, signed(fixture("status_batch")))
+    assert [p.key.split(":", 2)[2] for p in pieces] == [
+        "sent",
+        "sent",
+        "delivered",
+        "sent",
+        "read",
+        "failed:131049",
+    ]
+    assert len({p.key for p in pieces}) == 6
+    events = [e for p in pieces for e in adapter.parse(config, p.payload)]
+    assert all(isinstance(e, StatusUpdate) for e in events)
+    statuses = [e for e in events if isinstance(e, StatusUpdate)]
+    assert [(s.our_message_ref, s.status) for s in statuses] == [
+        ("5001", MessageStatus.SENT),
+        ("5002", MessageStatus.SENT),
+        ("5001", MessageStatus.DELIVERED),
+        ("5003", MessageStatus.SENT),
+        ("5002", MessageStatus.READ),
+        ("5004", MessageStatus.FAILED),
+    ]
+    assert statuses[-1].error_code == "131049"
+
+
 def test_split_failed_status_key_includes_the_error_code() -> None:
     body = orjson.loads(fixture("status_failed"))
     status = body["entry"][0]["changes"][0]["value"]["statuses"][0]

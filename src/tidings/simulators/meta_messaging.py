@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.httpclient import outbound_client
 from tidings.runtime import ChannelInfo
 from tidings.simulators.meta_webhooks import SenderKnobs, WebhookSender
 
@@ -372,7 +373,9 @@ class MessagingSimulator:
         self._seq = itertools.count(1)
         self._clock = clock
         self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        # Tidings' outbound client (aiohttp's pool): httpx's own pool slows down as
+        # concurrency grows (docs/benchmarks.md, "WhatsApp simulator: status webhooks").
+        self._http = http or outbound_client(httpx.Timeout(10.0))
         self.webhooks = WebhookSender(self._http, self._sender_knobs, self._spawn, product.name)
         self.app = self._build_app()
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import httpx
 
+from tidings.httpclient import post
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,6 +52,10 @@ class SenderKnobs:
     delivery_timeout: float = 10.0
     escape_slashes: bool = True
     history_limit: int = 10_000
+    # POSTs in flight at once; an attempt waits for a slot before its timeout starts, so a
+    # burst queues instead of failing on the HTTP pool (docs/channels/whatsapp.md, "The
+    # simulator under a campaign's load").
+    webhook_concurrency: int = 64
 
 
 class WebhookSender:
@@ -66,6 +72,7 @@ class WebhookSender:
         self._name = name
         self._ids = itertools.count(1)
         self.log: list[WebhookDelivery] = []
+        self._slots: asyncio.Semaphore | None = None
 
     def encode(self, payload: dict[str, Any]) -> bytes:
         # Meta sends (and signs) ASCII-escaped JSON with "/" as "\/" (digest §0.2). A "/" can
@@ -120,11 +127,18 @@ class WebhookSender:
             "X-Hub-Signature-256": f"sha256={signature}",
             "User-Agent": "facebookexternalua",
         }
-        d.attempts += 1
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._knobs().webhook_concurrency)
         try:
-            response = await self._http.post(
-                url, content=body, headers=headers, timeout=self._knobs().delivery_timeout
-            )
+            async with self._slots:
+                d.attempts += 1
+                response = await post(
+                    self._http,
+                    url,
+                    content=body,
+                    headers=headers,
+                    timeout=httpx.Timeout(self._knobs().delivery_timeout),
+                )
         except httpx.HTTPError as exc:
             d.last_status, d.last_error = None, repr(exc)
             return False

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.httpclient import outbound_client, post
 from tidings.simulators.whatsapp_media import (
     INBOUND_MAX,
     UPLOAD_LIMITS,
@@ -116,6 +117,9 @@ _DETAILS = {
 _ERROR_HREF = "/documentation/business-messaging/whatsapp/support/error-codes"
 # Third-party copies of Meta's table; Meta itself says not to rely on HTTP status (digest A3).
 _HTTP_FOR_CODE = {0: 401, 190: 401, 10: 403, 368: 403, 130497: 403, 1: 500, 2: 503, 3: 500}
+# The webhook client's pool: never the limit (the `webhook_concurrency` slots are), so no
+# delivery fails with httpx.PoolTimeout.
+_MAX_CONNECTIONS = 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,6 +179,19 @@ class Knobs(BaseModel):
     # The request and delivery logs keep this many recent entries, so a long sandbox session
     # or a benchmark does not grow without bound.
     history_limit: int = Field(10_000, ge=1)
+    # Webhook POSTs in flight at once. An attempt waits for a free slot before its
+    # `delivery_timeout` starts, so a burst queues instead of timing out on the HTTP pool.
+    webhook_concurrency: int = Field(64, ge=1, le=_MAX_CONNECTIONS)
+    # Messages whose statuses are still to be posted, plus status webhooks being retried.
+    # When the receiver falls this far behind, accepting a send waits for room: backpressure
+    # on the sender, so memory stays bounded whatever the receiver does (an admitted status
+    # whose POST fails still goes into retry, so the count may pass the limit by those).
+    status_backlog_limit: int = Field(10_000, ge=1)
+    # Several statuses in one POST's `value.statuses[]` as Meta may send them
+    # (docs/channels/whatsapp.md, "Batched webhooks"): at most `status_batch` per POST, a
+    # batch waiting up to `status_batch_ms` to fill. 1 (the default) = one status per POST.
+    status_batch: int = Field(1, ge=1, le=1000)
+    status_batch_ms: float = Field(0.0, ge=0, le=10_000)
 
 
 class AccountIn(BaseModel):
@@ -374,6 +391,15 @@ class _Failure:
     details: str | None
 
 
+@dataclass
+class _QueuedStatus:
+    """A status element waiting for its webhook POST; `sent` resolves after the first attempt."""
+
+    account: Account
+    element: dict[str, Any]
+    sent: asyncio.Future[None]
+
+
 class _GraphError(Exception):
     def __init__(
         self,
@@ -546,7 +572,25 @@ class WhatsAppSimulator:
         self.media = MediaStore(clock)
         self._own_http = http is None
         # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
-        self._http = http or httpx.AsyncClient(timeout=self.knobs.delivery_timeout)
+        # Tidings' own outbound client: httpx's API on aiohttp's pool, because httpx's pool
+        # slows down as concurrency grows (130 POSTs/s at 64 in flight here, against ~900 at
+        # 1; `docs/benchmarks.md`, "WhatsApp simulator: status webhooks").
+        limits = httpx.Limits(
+            max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
+        )
+        self._http = http or outbound_client(
+            httpx.Timeout(self.knobs.delivery_timeout), limits=limits
+        )
+        # Status webhooks: pipelines queue their elements, one batcher groups them into POSTs
+        # (`status_batch`), `webhook_concurrency` workers post them. Everything pending is
+        # bounded by `status_backlog_limit` (see `_wait_for_status_room`).
+        self._status_queue: asyncio.Queue[_QueuedStatus] = asyncio.Queue()
+        self._status_batches: asyncio.Queue[list[_QueuedStatus]] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._status_backlog = 0
+        self._status_room = asyncio.Event()
+        self._post_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
+        self._post_slots_size = self.knobs.webhook_concurrency
         self.app = self._build_app()
 
     # ---------------------------------------------------------------- lifecycle
@@ -563,14 +607,16 @@ class WhatsAppSimulator:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._stop_workers()
         if self._own_http:
             await self._http.aclose()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         # Held in a set (the loop keeps only weak references) and failures logged.
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -608,6 +654,7 @@ class WhatsAppSimulator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_workers()
         self.requests.clear()
         self.messages.clear()
         self.deliveries.clear()
@@ -1124,7 +1171,12 @@ class WhatsAppSimulator:
         body = self._encode(payload)
         delivery = self._new_delivery(account, kind, refs, duplicate=False)
         if not await self._attempt(account, body, delivery):
-            self._spawn(self._retry(account, body, delivery), f"wa-retry-{delivery.id}")
+            retry = self._retry(account, body, delivery)
+            # A status being retried still counts against `status_backlog_limit`.
+            if kind == "status":
+                self._spawn_status(retry, f"wa-retry-{delivery.id}")
+            else:
+                self._spawn(retry, f"wa-retry-{delivery.id}")
         for _ in range(self.knobs.duplicate_deliveries):
             copy = self._new_delivery(account, kind, refs, duplicate=True)
             self._spawn(self._deliver_in_background(account, body, copy), f"wa-dup-{copy.id}")
@@ -1158,14 +1210,17 @@ class WhatsAppSimulator:
             "X-Hub-Signature-256": f"sha256={signature}",
             "User-Agent": "facebookexternalua",
         }
-        delivery.attempts += 1
         try:
-            response = await self._http.post(
-                account.webhook_url,
-                content=body,
-                headers=headers,
-                timeout=self.knobs.delivery_timeout,
-            )
+            # Wait for a slot first: the timeout covers the POST, not the wait for the pool.
+            async with self._post_slot():
+                delivery.attempts += 1
+                response = await post(
+                    self._http,
+                    account.webhook_url,
+                    content=body,
+                    headers=headers,
+                    timeout=httpx.Timeout(self.knobs.delivery_timeout),
+                )
         except httpx.HTTPError as exc:
             delivery.last_status = None
             delivery.last_error = repr(exc)
@@ -1222,8 +1277,124 @@ class WhatsAppSimulator:
             # First attempt awaited so that a healthy receiver sees sent, delivered, read in
             # order; a failed attempt is retried in the background and may then arrive out of
             # order, which Meta does not rule out either (digest §0.3).
-            payload = self._status_payload(account, element)
-            await self._deliver(account, payload, "status", [message.id])
+            sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._status_queue.put_nowait(_QueuedStatus(account, element, sent))
+            self._start_workers()
+            await sent
+
+    # ---------------------------------------------------------------- status webhook flow
+
+    def _post_slot(self) -> asyncio.Semaphore:
+        """At most `webhook_concurrency` webhook POSTs in flight (a changed knob takes effect
+        for new attempts; those in flight finish on the old slots)."""
+        if self._post_slots_size != self.knobs.webhook_concurrency:
+            self._post_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
+            self._post_slots_size = self.knobs.webhook_concurrency
+        return self._post_slots
+
+    async def _wait_for_status_room(self) -> None:
+        """Backpressure: a send whose statuses would exceed `status_backlog_limit` waits until
+        the receiver has caught up enough."""
+        while self._status_backlog >= self.knobs.status_backlog_limit:
+            self._status_room.clear()
+            await self._status_room.wait()
+
+    def _spawn_status(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A task that counts against `status_backlog_limit` from now until it is done
+        (counted here, not when it starts, so that a burst of sends sees it at once)."""
+        self._status_backlog += 1
+        self._spawn(coro, name).add_done_callback(self._status_settled)
+
+    def _status_settled(self, task: asyncio.Task[None]) -> None:
+        self._status_backlog -= 1
+        self._status_room.set()
+
+    def _start_workers(self) -> None:
+        """The batcher and one worker per `webhook_concurrency` slot (topped up when the knob
+        grows; surplus workers after it shrinks just wait for a slot)."""
+        if self._status_batches is None:
+            self._status_batches = asyncio.Queue(maxsize=self.knobs.webhook_concurrency)
+            self._start_worker(self._status_batcher(), "wa-status-batcher")
+        for i in range(len(self._workers) - 1, self.knobs.webhook_concurrency):
+            self._start_worker(self._status_worker(), f"wa-status-worker-{i}")
+
+    def _start_worker(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        # Not in `_tasks`: workers never finish, and `flush` waits for those.
+        task = asyncio.create_task(job, name=name)
+        self._workers.add(task)
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        self._workers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "whatsapp simulator task %s failed", task.get_name(), exc_info=task.exception()
+            )
+
+    async def _stop_workers(self) -> None:
+        workers = list(self._workers)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        while not self._status_queue.empty():
+            item = self._status_queue.get_nowait()
+            if not item.sent.done():
+                item.sent.cancel()
+        self._status_batches = None
+
+    async def _status_batcher(self) -> None:
+        """Group queued statuses into POSTs: up to `status_batch` each, waiting at most
+        `status_batch_ms` for a batch to fill. Under load the queue fills while the workers
+        are busy, so batches come out full without waiting."""
+        queue, batches = self._status_queue, self._status_batches
+        assert batches is not None
+        while True:
+            batch = [await queue.get()]
+            limit = self.knobs.status_batch
+            if limit > 1:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.knobs.status_batch_ms / 1000
+                while len(batch) < limit:
+                    if not queue.empty():
+                        batch.append(queue.get_nowait())
+                        continue
+                    if loop.time() >= deadline:
+                        break
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            # An item stays queued if the timeout wins (Queue.get pops after
+                            # waking), so nothing is lost here.
+                            batch.append(await queue.get())
+                    except TimeoutError:
+                        break
+            await batches.put(batch)
+
+    async def _status_worker(self) -> None:
+        batches = self._status_batches
+        assert batches is not None
+        while True:
+            batch = await batches.get()
+            groups: dict[str, list[_QueuedStatus]] = {}
+            for item in batch:
+                groups.setdefault(item.account.phone_number_id, []).append(item)
+            for items in groups.values():
+                account = items[0].account
+                value = {
+                    "messaging_product": "whatsapp",
+                    "metadata": self._metadata(account),
+                    "statuses": [item.element for item in items],
+                }
+                payload = self._envelope(account, [{"field": "messages", "value": value}])
+                refs = [item.element["id"] for item in items]
+                try:
+                    await self._deliver(account, payload, "status", refs)
+                except Exception:  # one bad batch must not stop the worker
+                    logger.exception("whatsapp simulator could not deliver statuses %s", refs)
+                finally:
+                    for item in items:
+                        if not item.sent.done():
+                            item.sent.set_result(None)
 
     # ---------------------------------------------------------------- Graph: send
 
@@ -1355,9 +1526,9 @@ class WhatsAppSimulator:
         else:
             pipeline = list(self.knobs.auto_statuses)
         if pipeline:
-            self._spawn(
-                self._status_pipeline(account, message, pipeline, async_error), f"wa-status-{wamid}"
-            )
+            await self._wait_for_status_room()
+            job = self._status_pipeline(account, message, pipeline, async_error)
+            self._spawn_status(job, f"wa-status-{wamid}")
 
         contact: dict[str, Any] = {"input": body.get("to") or body.get("recipient")}
         if customer.wa_id:
