@@ -229,3 +229,37 @@ async def test_campaign_conversations_wait_for_a_reply_with_name_channel_and_ide
     report = (await api.get(f"/api/v1/campaigns/{c['id']}/report")).json()
     assert report["replies"] == 1
     await wait_counts(api, c["id"], pending=0, queued=0)
+
+
+async def test_a_withdrawn_campaign_message_cannot_be_retried(
+    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+) -> None:
+    """Cancel withdraws the messages that never left; the thread shows each as failed
+    ("Withdrawn: …") with the Retry button every failed message has. Retry must not send a
+    cancelled campaign's message (it did: the customer got it after the cancel, and the
+    report still counted the recipient as skipped)."""
+    channel = await api_channel(api, server)
+    contacts = await api_customers(api, server, 6)
+    cid = await capped_campaign(api, "Withdrawn", contacts, channel, 2)
+
+    async def one_out() -> bool:
+        return len(await received(server)) >= 1
+
+    await eventually(one_out, timeout=20)
+    await api.post(f"/api/v1/campaigns/{cid}/pause")
+
+    async def settled() -> dict[str, Any] | None:
+        c: dict[str, Any] = (await api.get(f"/api/v1/campaigns/{cid}")).json()
+        return c if c["outbox"]["in_flight"] == 0 else None
+
+    await eventually(settled, timeout=10)
+    assert (await api.post(f"/api/v1/campaigns/{cid}/cancel")).status_code == 200
+    async with server.runtime.db.read() as s:
+        withdrawn = (await s.scalars(select(Message.id).where(Message.status == "failed"))).all()
+    assert withdrawn
+    sent_before = len(await received(server))
+    retried = await api.post(f"/api/v1/ui/messages/{withdrawn[0]}/retry")
+    assert retried.status_code == 409, retried.text
+    assert "withdrawn" in retried.json()["error"]["message"].lower()
+    await asyncio.sleep(1.0)
+    assert len(await received(server)) == sent_before
