@@ -6,6 +6,7 @@ their channel, the CSV's name, the phone identity agents can answer on)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -263,3 +264,61 @@ async def test_a_withdrawn_campaign_message_cannot_be_retried(
     assert "withdrawn" in retried.json()["error"]["message"].lower()
     await asyncio.sleep(1.0)
     assert len(await received(server)) == sent_before
+
+
+async def test_a_provider_notice_is_not_a_reply_to_the_campaign(
+    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+) -> None:
+    """WhatsApp's "the customer changed their user id" notice is a system line in the customer's
+    latest conversation — for a campaign recipient, the one the campaign wrote in. The
+    customer wrote nothing: the report must not count it as their reply (it did); their next
+    message does count."""
+    from tests.channels.test_whatsapp_identity_change import (
+        FIXTURES,
+        NEW_BSUID,
+        NUMBER,
+        OLD_BSUID,
+        post,
+        text_from,
+    )
+    from tests.core.test_whatsapp_e2e import whatsapp_channel
+
+    channel = await whatsapp_channel(server, api)
+    now = int(time.time())
+    await post(channel, text_from("wamid.C1", now - 60, "hello", NUMBER, OLD_BSUID))
+
+    async def contact_ids() -> list[int] | None:
+        data = (await api.get("/api/v1/contacts")).json()["data"]
+        return [c["id"] for c in data] or None
+
+    contacts = await eventually(contact_ids)
+    c = await api.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Notice",
+            "content": {"text": "Our news"},
+            "audience": {"contact_ids": contacts},
+            "channel_ids": [channel["id"]],
+        },
+    )
+    assert c.status_code == 201, c.text
+    cid = c.json()["id"]
+    assert (await api.post(f"/api/v1/campaigns/{cid}/launch")).status_code == 200
+    await wait_state(api, cid, "completed")
+
+    async def stored(n: int) -> bool:
+        async with server.runtime.db.read() as s:
+            got = await s.scalar(
+                select(func.count()).select_from(Message).where(Message.direction == "in")
+            )
+        return got == n
+
+    await post(channel, (FIXTURES / "system_user_changed_user_id.json").read_bytes())
+    await eventually(lambda: stored(2))
+    report = (await api.get(f"/api/v1/campaigns/{cid}/report")).json()
+    assert report["replies"] == 0, report
+
+    await post(channel, text_from("wamid.C3", now, "tell me more", None, NEW_BSUID))
+    await eventually(lambda: stored(3))
+    report = (await api.get(f"/api/v1/campaigns/{cid}/report")).json()
+    assert report["replies"] == 1, report
