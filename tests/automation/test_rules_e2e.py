@@ -257,3 +257,45 @@ async def test_template_goes_out_where_the_window_is_closed(
     assert [m["body"] for m in out] == ["Hello there, we are looking into it."]
     assert out[0]["sender_agent_id"] is None
     await sim.aclose()
+
+
+async def test_a_provider_notice_is_not_a_conversation_update(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """WhatsApp's "the customer changed their user id" notice is a system line in the
+    customer's latest conversation (a resolved campaign conversation, often). Nobody changed
+    the conversation: `conversation.updated` rules must not run for it (they did, e.g. a
+    label or a canned reply on a conversation the customer never answered)."""
+    from tests.channels.test_whatsapp_identity_change import (
+        FIXTURES,
+        NUMBER,
+        OLD_BSUID,
+        post,
+        text_from,
+    )
+    from tests.core.test_whatsapp_e2e import whatsapp_channel as core_whatsapp_channel
+
+    channel = await core_whatsapp_channel(server, api)
+    await post(channel, text_from("wamid.N1", int(time.time()) - 60, "hello", NUMBER, OLD_BSUID))
+    await settled(server)
+    rule = await make_rule(
+        api,
+        name="On update",
+        event="conversation.updated",
+        actions=[{"type": "add_label", "name": "updated"}],
+    )
+    await post(channel, (FIXTURES / "system_user_changed_user_id.json").read_bytes())
+
+    async def noticed() -> bool:
+        conv = (await conversations(api))[0]
+        return any(m["kind"] == "system" for m in await thread(api, conv["id"]))
+
+    await eventually(noticed)
+    await settled(server)
+    assert await runs(api, rule_id=rule["id"]) == []
+    # A person's change still is one.
+    conv = (await conversations(api))[0]
+    resp = await api.patch(f"/api/v1/conversations/{conv['id']}", json={"status": "pending"})
+    assert resp.status_code == 200, resp.text
+    await settled(server)
+    assert len(await runs(api, rule_id=rule["id"])) == 1
