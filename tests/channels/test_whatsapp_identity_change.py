@@ -226,3 +226,27 @@ async def test_typing_after_a_notice_rides_on_the_customers_last_message(
             return any(r.get("typing") for r in rows)
 
         assert await eventually(typing, timeout=5)
+
+
+async def test_mark_read_after_a_notice_marks_the_customers_last_message(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """`POST …/signals` mark_read marks the customer's latest message; a notice is none (the
+    provider refused its id, so the API answered an error)."""
+    await whatsapp_channel(server, api)
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
+    ) as sim:
+        first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
+        assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
+            "status"
+        ] == 200
+        await eventually(lambda: settled(server, 1))
+        moved = await sim.post("/_sim/change_user", json={"phone_number_id": PNID, "user": NUMBER})
+        assert moved.status_code == 200, moved.text
+        await eventually(lambda: settled(server, 2))
+    conv = await only_conversation(api)
+    signal = await api.post(
+        f"/api/v1/conversations/{conv['id']}/signals", json={"action": "mark_read"}
+    )
+    assert signal.status_code == 200, signal.text
