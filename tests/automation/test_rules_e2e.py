@@ -4,6 +4,7 @@ agent's; each run is logged and narrated in the thread; rules cannot loop."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -299,3 +300,39 @@ async def test_a_provider_notice_is_not_a_conversation_update(
     assert resp.status_code == 200, resp.text
     await settled(server)
     assert len(await runs(api, rule_id=rule["id"])) == 1
+
+
+async def test_a_provider_notice_after_the_answer_does_not_rearm_no_reply(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """A no_reply timer whose message an agent answered looks for a newer customer message to
+    wait on. A notice (the customer changed their number) is none: the rule ran on it as if
+    the customer had been waiting since."""
+    await whatsapp_channel(server, api)
+    rule = await make_rule(
+        api,
+        name="Waiting",
+        event="no_reply",
+        minutes=0.05,
+        actions=[{"type": "add_label", "name": "waiting"}],
+    )
+    async with simulator(server) as sim:
+        await customer_says(sim, "hello?")
+        conv = (await eventually(lambda: conversations(api)))[0]
+        answered = await api.post(
+            f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Hi! How can I help?"}
+        )
+        assert answered.status_code == 201, answered.text
+        moved = await sim.post(
+            "/_sim/change_user",
+            json={"phone_number_id": PNID, "user": "16505551234", "new_wa_id": "16505559999"},
+        )
+        assert moved.status_code == 200, moved.text
+
+        async def noticed() -> bool:
+            return any(m["kind"] == "system" for m in await thread(api, conv["id"]))
+
+        await eventually(noticed)
+    await asyncio.sleep(8)  # past the 3 s timer, and a re-armed one
+    await settled(server)
+    assert await runs(api, rule_id=rule["id"]) == []
