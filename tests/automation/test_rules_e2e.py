@@ -4,6 +4,7 @@ agent's; each run is logged and narrated in the thread; rules cannot loop."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -257,3 +258,81 @@ async def test_template_goes_out_where_the_window_is_closed(
     assert [m["body"] for m in out] == ["Hello there, we are looking into it."]
     assert out[0]["sender_agent_id"] is None
     await sim.aclose()
+
+
+async def test_a_provider_notice_is_not_a_conversation_update(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """WhatsApp's "the customer changed their user id" notice is a system line in the
+    customer's latest conversation (a resolved campaign conversation, often). Nobody changed
+    the conversation: `conversation.updated` rules must not run for it (they did, e.g. a
+    label or a canned reply on a conversation the customer never answered)."""
+    from tests.channels.test_whatsapp_identity_change import (
+        FIXTURES,
+        NUMBER,
+        OLD_BSUID,
+        post,
+        text_from,
+    )
+    from tests.core.test_whatsapp_e2e import whatsapp_channel as core_whatsapp_channel
+
+    channel = await core_whatsapp_channel(server, api)
+    await post(channel, text_from("wamid.N1", int(time.time()) - 60, "hello", NUMBER, OLD_BSUID))
+    await settled(server)
+    rule = await make_rule(
+        api,
+        name="On update",
+        event="conversation.updated",
+        actions=[{"type": "add_label", "name": "updated"}],
+    )
+    await post(channel, (FIXTURES / "system_user_changed_user_id.json").read_bytes())
+
+    async def noticed() -> bool:
+        conv = (await conversations(api))[0]
+        return any(m["kind"] == "system" for m in await thread(api, conv["id"]))
+
+    await eventually(noticed)
+    await settled(server)
+    assert await runs(api, rule_id=rule["id"]) == []
+    # A person's change still is one.
+    conv = (await conversations(api))[0]
+    resp = await api.patch(f"/api/v1/conversations/{conv['id']}", json={"status": "pending"})
+    assert resp.status_code == 200, resp.text
+    await settled(server)
+    assert len(await runs(api, rule_id=rule["id"])) == 1
+
+
+async def test_a_provider_notice_after_the_answer_does_not_rearm_no_reply(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """A no_reply timer whose message an agent answered looks for a newer customer message to
+    wait on. A notice (the customer changed their number) is none: the rule ran on it as if
+    the customer had been waiting since."""
+    await whatsapp_channel(server, api)
+    rule = await make_rule(
+        api,
+        name="Waiting",
+        event="no_reply",
+        minutes=0.05,
+        actions=[{"type": "add_label", "name": "waiting"}],
+    )
+    async with simulator(server) as sim:
+        await customer_says(sim, "hello?")
+        conv = (await eventually(lambda: conversations(api)))[0]
+        answered = await api.post(
+            f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Hi! How can I help?"}
+        )
+        assert answered.status_code == 201, answered.text
+        moved = await sim.post(
+            "/_sim/change_user",
+            json={"phone_number_id": PNID, "user": "16505551234", "new_wa_id": "16505559999"},
+        )
+        assert moved.status_code == 200, moved.text
+
+        async def noticed() -> bool:
+            return any(m["kind"] == "system" for m in await thread(api, conv["id"]))
+
+        await eventually(noticed)
+    await asyncio.sleep(8)  # past the 3 s timer, and a re-armed one
+    await settled(server)
+    assert await runs(api, rule_id=rule["id"]) == []

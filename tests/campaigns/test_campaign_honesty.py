@@ -6,6 +6,7 @@ their channel, the CSV's name, the phone identity agents can answer on)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -229,3 +230,95 @@ async def test_campaign_conversations_wait_for_a_reply_with_name_channel_and_ide
     report = (await api.get(f"/api/v1/campaigns/{c['id']}/report")).json()
     assert report["replies"] == 1
     await wait_counts(api, c["id"], pending=0, queued=0)
+
+
+async def test_a_withdrawn_campaign_message_cannot_be_retried(
+    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+) -> None:
+    """Cancel withdraws the messages that never left; the thread shows each as failed
+    ("Withdrawn: …") with the Retry button every failed message has. Retry must not send a
+    cancelled campaign's message (it did: the customer got it after the cancel, and the
+    report still counted the recipient as skipped)."""
+    channel = await api_channel(api, server)
+    contacts = await api_customers(api, server, 6)
+    cid = await capped_campaign(api, "Withdrawn", contacts, channel, 2)
+
+    async def one_out() -> bool:
+        return len(await received(server)) >= 1
+
+    await eventually(one_out, timeout=20)
+    await api.post(f"/api/v1/campaigns/{cid}/pause")
+
+    async def settled() -> dict[str, Any] | None:
+        c: dict[str, Any] = (await api.get(f"/api/v1/campaigns/{cid}")).json()
+        return c if c["outbox"]["in_flight"] == 0 else None
+
+    await eventually(settled, timeout=10)
+    assert (await api.post(f"/api/v1/campaigns/{cid}/cancel")).status_code == 200
+    async with server.runtime.db.read() as s:
+        withdrawn = (await s.scalars(select(Message.id).where(Message.status == "failed"))).all()
+    assert withdrawn
+    sent_before = len(await received(server))
+    retried = await api.post(f"/api/v1/ui/messages/{withdrawn[0]}/retry")
+    assert retried.status_code == 409, retried.text
+    assert "withdrawn" in retried.json()["error"]["message"].lower()
+    await asyncio.sleep(1.0)
+    assert len(await received(server)) == sent_before
+
+
+async def test_a_provider_notice_is_not_a_reply_to_the_campaign(
+    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+) -> None:
+    """WhatsApp's "the customer changed their user id" notice is a system line in the customer's
+    latest conversation — for a campaign recipient, the one the campaign wrote in. The
+    customer wrote nothing: the report must not count it as their reply (it did); their next
+    message does count."""
+    from tests.channels.test_whatsapp_identity_change import (
+        FIXTURES,
+        NEW_BSUID,
+        NUMBER,
+        OLD_BSUID,
+        post,
+        text_from,
+    )
+    from tests.core.test_whatsapp_e2e import whatsapp_channel
+
+    channel = await whatsapp_channel(server, api)
+    now = int(time.time())
+    await post(channel, text_from("wamid.C1", now - 60, "hello", NUMBER, OLD_BSUID))
+
+    async def contact_ids() -> list[int] | None:
+        data = (await api.get("/api/v1/contacts")).json()["data"]
+        return [c["id"] for c in data] or None
+
+    contacts = await eventually(contact_ids)
+    c = await api.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Notice",
+            "content": {"text": "Our news"},
+            "audience": {"contact_ids": contacts},
+            "channel_ids": [channel["id"]],
+        },
+    )
+    assert c.status_code == 201, c.text
+    cid = c.json()["id"]
+    assert (await api.post(f"/api/v1/campaigns/{cid}/launch")).status_code == 200
+    await wait_state(api, cid, "completed")
+
+    async def stored(n: int) -> bool:
+        async with server.runtime.db.read() as s:
+            got = await s.scalar(
+                select(func.count()).select_from(Message).where(Message.direction == "in")
+            )
+        return got == n
+
+    await post(channel, (FIXTURES / "system_user_changed_user_id.json").read_bytes())
+    await eventually(lambda: stored(2))
+    report = (await api.get(f"/api/v1/campaigns/{cid}/report")).json()
+    assert report["replies"] == 0, report
+
+    await post(channel, text_from("wamid.C3", now, "tell me more", None, NEW_BSUID))
+    await eventually(lambda: stored(3))
+    report = (await api.get(f"/api/v1/campaigns/{cid}/report")).json()
+    assert report["replies"] == 1, report

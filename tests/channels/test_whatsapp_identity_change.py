@@ -194,3 +194,59 @@ async def test_the_sandbox_customer_changes_user_id_and_number(
     contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
     assert contact["phone"] == f"+{NEW_NUMBER}"
     assert await contacts(server) == 1
+
+
+async def test_typing_after_a_notice_rides_on_the_customers_last_message(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """WhatsApp's typing indicator rides on marking the customer's latest message read, and
+    a notice (a system message) is no message of theirs to mark: Meta and the simulator
+    refuse its id. After an id change the agent's typing showed the customer nothing."""
+    await whatsapp_channel(server, api)
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
+    ) as sim:
+        first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
+        assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
+            "status"
+        ] == 200
+        await eventually(lambda: settled(server, 1))
+        moved = await sim.post("/_sim/change_user", json={"phone_number_id": PNID, "user": NUMBER})
+        assert moved.status_code == 200, moved.text
+        await eventually(lambda: settled(server, 2))
+        conv = await only_conversation(api)
+        presence = await api.post(
+            f"/api/v1/ui/conversations/{conv['id']}/presence",
+            json={"state": "replying", "typing": True},
+        )
+        assert presence.status_code == 200, presence.text
+
+        async def typing() -> bool:
+            rows = (await sim.get("/_sim/customers", params={"phone_number_id": PNID})).json()
+            return any(r.get("typing") for r in rows)
+
+        assert await eventually(typing, timeout=5)
+
+
+async def test_mark_read_after_a_notice_marks_the_customers_last_message(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """`POST …/signals` mark_read marks the customer's latest message; a notice is none (the
+    provider refused its id, so the API answered an error)."""
+    await whatsapp_channel(server, api)
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
+    ) as sim:
+        first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
+        assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
+            "status"
+        ] == 200
+        await eventually(lambda: settled(server, 1))
+        moved = await sim.post("/_sim/change_user", json={"phone_number_id": PNID, "user": NUMBER})
+        assert moved.status_code == 200, moved.text
+        await eventually(lambda: settled(server, 2))
+    conv = await only_conversation(api)
+    signal = await api.post(
+        f"/api/v1/conversations/{conv['id']}/signals", json={"action": "mark_read"}
+    )
+    assert signal.status_code == 200, signal.text

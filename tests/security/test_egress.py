@@ -228,3 +228,32 @@ async def test_names_are_checked_after_resolving_and_schemes_are_limited() -> No
         with pytest.raises(EgressRefused):
             policy.check_url(url)
     assert policy.check_url("https://example.com/a") == ("example.com", 443)
+
+
+async def test_automation_webhook_to_an_internal_address_is_refused(world: World) -> None:
+    """An automation rule's webhook action is an admin-typed URL too (as a subscription's): it
+    went out on the plain client and reached the internal service."""
+    rule = await world.api.post(
+        "/api/v1/automation/rules",
+        json={
+            "name": "Tell the CRM",
+            "event": "conversation.created",
+            "actions": [{"type": "webhook", "url": world.victim.url("/hook")}],
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    sim = await messenger(world)
+    sent = await sim.post(
+        "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "type": "text", "text": "hi"}
+    )
+    assert sent.json()["status"] == 200, sent.text
+
+    async def finished() -> list[dict[str, Any]]:
+        resp = await world.api.get("/api/v1/automation/runs", params={"rule_id": rule.json()["id"]})
+        runs: list[dict[str, Any]] = resp.json()["data"]
+        return [r for r in runs if r["state"] != "running"]
+
+    runs = await eventually(finished, timeout=20)
+    assert world.victim.hits == []
+    assert "loopback" in str(runs[0]), runs
+    await sim.aclose()

@@ -120,6 +120,8 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
                     Message.conversation_id == conversation_id,
                     Message.channel_id == channel.id,
                     Message.direction == Direction.IN,
+                    # Not a provider's notice (an id change): no message of theirs to mark.
+                    Message.kind != MessageKind.SYSTEM,
                     Message.provider_message_id.is_not(None),
                 )
                 .order_by(Message.sent_at.desc(), Message.id.desc())

@@ -187,6 +187,8 @@ async def check_send_signal(
                 Message.conversation_id == conv.id,
                 Message.channel_id == route.channel.id,
                 Message.direction == Direction.IN,
+                # Not a provider's notice (an id change): no message of theirs to mark.
+                Message.kind != MessageKind.SYSTEM,
                 Message.provider_message_id.is_not(None),
             )
             .order_by(Message.sent_at.desc(), Message.id.desc())

@@ -20,7 +20,7 @@ from tidings.domain.enums import (
     MessageKind,
     MessageStatus,
 )
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -31,6 +31,8 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 PRIORITIES = ("none", "low", "medium", "high", "urgent")
+# How a delivery withdrawn on purpose begins its last error (campaign cancel, fallback).
+WITHDRAWN_PREFIX = "Withdrawn:"
 
 
 async def check_triage(
@@ -136,6 +138,14 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
             or delivery is None
         ):
             raise InvalidInput("only a failed outbound message can be retried")
+        if (delivery.last_error or "").startswith(WITHDRAWN_PREFIX):
+            # Withdrawn on purpose, never a send that failed: a cancelled campaign's message
+            # (`campaigns.state.withdraw`) or one a fallback channel replaced
+            # (`delivery.fallback`). Sending it now is what the withdrawal prevented.
+            raise Conflict(
+                f"This message was withdrawn and is not sent again ({delivery.last_error})",
+                code="withdrawn",
+            )
         route = await choose_route(tx, conv, message.channel_id)
         now = utcnow()
         # The decision a new reply gets (actions/reply_policy.py); Meta's Human Agent tag only

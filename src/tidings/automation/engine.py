@@ -48,6 +48,7 @@ from tidings.automation.runs import (
 )
 from tidings.domain.enums import ConsentStatus, Direction, MessageKind, Role
 from tidings.domain.errors import NotFound, PolicyRefusal, TidingsError
+from tidings.egress import EgressRefused
 from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict, ts
@@ -225,9 +226,13 @@ async def _webhook(
     if sealed:
         headers.update(signing.sign_headers(rt.box.decrypt_str(sealed), body))
     try:
-        resp = await rt.http.post(
+        # A URL an admin typed: through the egress policy, as an outgoing-webhook
+        # subscription's (tidings/egress.py), so a rule cannot reach internal services.
+        resp, _answer = await rt.egress.post(
             action["url"], content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS
         )
+    except EgressRefused as exc:
+        raise TidingsError(f"webhook refused by the egress policy: {exc.reason}") from None
     except httpx.HTTPError as exc:
         raise TidingsError(f"webhook call failed: {type(exc).__name__}") from None
     if not 200 <= resp.status_code < 300:

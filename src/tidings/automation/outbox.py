@@ -7,7 +7,8 @@ a commit guarantees them — and the automation worker turns them into rule runs
 - `message.created` of an inbound customer message → `message.received`;
 - `conversation.created` → `conversation.created`;
 - `conversation.updated` → `conversation.updated`, unless the same transaction also created a
-  customer or outbound message in that conversation (every message touches its conversation;
+  customer or outbound message, or an inbound system line (a provider's notice), in that
+  conversation (every message touches its conversation;
   "updated" means a person or an API client changed it: status, assignee, labels, priority,
   snooze, or added a note).
 
@@ -112,6 +113,12 @@ async def _write_events(tx: Tx) -> None:
         data = e.data
         if e.type == "message.created":
             conv_id = int(data["conversation_id"])
+            if data.get("kind") == "system" and data.get("direction") == "in":
+                # From the customer's side, though nobody wrote it: a provider's notice (the
+                # customer changed their WhatsApp id) or a consent change. It touches the
+                # conversation as a message does; it is neither a message nor an update.
+                touched_by_message.add(conv_id)
+                continue
             if data.get("kind") in ("note", "system"):
                 continue
             touched_by_message.add(conv_id)

@@ -146,6 +146,8 @@ async def _handle(tx: Tx, timer: AutomationTimer) -> bool:
                 .where(
                     Message.conversation_id == conv.id,
                     Message.direction == Direction.IN,
+                    # The customer's: not a provider's notice or a consent line.
+                    Message.kind.not_in((MessageKind.NOTE, MessageKind.SYSTEM)),
                     Message.id > reply.id,
                 )
                 .order_by(Message.id)

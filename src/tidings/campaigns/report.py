@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 
 from tidings.campaigns.plan import FALLBACK_REASON
 from tidings.campaigns.state import RecipientState
-from tidings.domain.enums import ConsentStatus, Direction
+from tidings.domain.enums import ConsentStatus, Direction, MessageKind
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
@@ -61,10 +61,13 @@ async def counts(s: AsyncSession, campaign_id: int) -> dict[str, int]:
 def _replied() -> Any:
     """A recipient replied: an inbound message in its conversation received after it was
     queued. Received (`created_at`, our clock), not the provider's `sent_at`: providers stamp
-    whole seconds, so a reply within the second of queueing looked older than the send."""
+    whole seconds, so a reply within the second of queueing looked older than the send.
+    System lines are not replies, though stored as inbound: a provider's notice (WhatsApp's
+    "changed their number") or a consent change the customer did not write."""
     return exists().where(
         Message.conversation_id == CampaignRecipient.conversation_id,
         Message.direction == Direction.IN,
+        Message.kind.not_in((MessageKind.SYSTEM, MessageKind.NOTE)),
         Message.created_at >= CampaignRecipient.queued_at,
     )
 
