@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -79,15 +80,21 @@ class LagGauge:
     """The per-process cache in front of `measure`: at most one query per CACHE_SECONDS;
     concurrent readers share the one in flight."""
 
-    def __init__(self, db: Database, max_age: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        max_age: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._max_age = max_age
+        self._clock = clock
         self._value: dict[str, LaneLag] | None = None
         self._at = 0.0
         self._lock = asyncio.Lock()
 
     def _fresh(self) -> dict[str, LaneLag] | None:
-        if self._value is not None and time.monotonic() - self._at < self._max_age:
+        if self._value is not None and self._clock() - self._at < self._max_age:
             return self._value
         return None
 
@@ -98,5 +105,5 @@ class LagGauge:
             if (value := self._fresh()) is not None:
                 return value
             self._value = await measure(self._db)
-            self._at = time.monotonic()
+            self._at = self._clock()
             return self._value
