@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.httpclient import outbound_client, post
+from tidings.simulators.webhook_stats import WebhookStats
 from tidings.simulators.whatsapp_media import (
     INBOUND_MAX,
     UPLOAD_LIMITS,
@@ -591,6 +592,12 @@ class WhatsAppSimulator:
         self._status_room = asyncio.Event()
         self._post_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
         self._post_slots_size = self.knobs.webhook_concurrency
+        # Customer messages (and control-route posts) have slots of their own, so a message
+        # never waits behind a campaign's receipts inside the simulator: the latency a
+        # benchmark reports for it is the receiver's, not this queue's.
+        self._other_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
+        # Every webhook attempt's answer and latency, per kind (`GET /_sim/stats`).
+        self.stats = WebhookStats()
         self.app = self._build_app()
 
     # ---------------------------------------------------------------- lifecycle
@@ -663,6 +670,7 @@ class WhatsAppSimulator:
         self._failures.clear()
         self.media.items.clear()
         self._send_times.clear()
+        self.stats.reset()
         if accounts:
             self.accounts.clear()
             self.template_store.clear()
@@ -1210,10 +1218,13 @@ class WhatsAppSimulator:
             "X-Hub-Signature-256": f"sha256={signature}",
             "User-Agent": "facebookexternalua",
         }
+        started: float | None = None
+        items = 0 if delivery.duplicate else len(delivery.refs)
         try:
             # Wait for a slot first: the timeout covers the POST, not the wait for the pool.
-            async with self._post_slot():
+            async with self._post_slot(delivery.kind):
                 delivery.attempts += 1
+                started = time.perf_counter()
                 response = await post(
                     self._http,
                     account.webhook_url,
@@ -1222,9 +1233,14 @@ class WhatsAppSimulator:
                     timeout=httpx.Timeout(self.knobs.delivery_timeout),
                 )
         except httpx.HTTPError as exc:
+            elapsed = time.perf_counter() - started if started is not None else None
+            self.stats.failed(delivery.kind, exc, elapsed)
             delivery.last_status = None
             delivery.last_error = repr(exc)
             return False
+        self.stats.answered(
+            delivery.kind, response.status_code, time.perf_counter() - started, items
+        )
         delivery.last_status = response.status_code
         if delivery.first_status is None:
             delivery.first_status = response.status_code
@@ -1254,6 +1270,7 @@ class WhatsAppSimulator:
             if await self._attempt(account, body, delivery):
                 return
         delivery.state = "given_up"
+        self.stats.gave_up(delivery.kind, 0 if delivery.duplicate else len(delivery.refs))
         logger.warning(
             "whatsapp simulator gave up on webhook %s to %s after %d attempts: %s",
             delivery.id,
@@ -1284,13 +1301,15 @@ class WhatsAppSimulator:
 
     # ---------------------------------------------------------------- status webhook flow
 
-    def _post_slot(self) -> asyncio.Semaphore:
-        """At most `webhook_concurrency` webhook POSTs in flight (a changed knob takes effect
-        for new attempts; those in flight finish on the old slots)."""
+    def _post_slot(self, kind: str) -> asyncio.Semaphore:
+        """At most `webhook_concurrency` status POSTs in flight, and as many again of the other
+        kinds (a changed knob takes effect for new attempts; those in flight finish on the old
+        slots)."""
         if self._post_slots_size != self.knobs.webhook_concurrency:
             self._post_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
+            self._other_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
             self._post_slots_size = self.knobs.webhook_concurrency
-        return self._post_slots
+        return self._post_slots if kind == "status" else self._other_slots
 
     async def _wait_for_status_room(self) -> None:
         """Backpressure: a send whose statuses would exceed `status_backlog_limit` waits until
@@ -2015,6 +2034,7 @@ class WhatsAppSimulator:
             Route("/_sim/window", self._r_window, methods=["POST"]),
             Route("/_sim/flush", self._r_flush, methods=["POST"]),
             Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
+            Route("/_sim/stats", self._r_stats, methods=["GET", "DELETE"]),
             Route("/_sim/reset", self._r_reset, methods=["POST"]),
             Route("/_sim/templates", self._r_templates, methods=["GET", "POST"]),
             Route("/_sim/templates/status", self._r_template_status, methods=["POST"]),
@@ -2118,6 +2138,15 @@ class WhatsAppSimulator:
     @_control
     async def _r_deliveries(self, request: Request) -> Any:
         return self.delivery_log()
+
+    @_control
+    async def _r_stats(self, request: Request) -> Any:
+        """Webhook attempts per kind since the last reset (DELETE resets): answers by status
+        code, transport errors, the answer latency's percentiles, items delivered and given
+        up; and the statuses still waiting to be posted."""
+        if request.method == "DELETE":
+            self.stats.reset()
+        return {"webhooks": self.stats.view(), "status_backlog": self._status_backlog}
 
     @_control
     async def _r_templates(self, request: Request) -> Any:
