@@ -25,6 +25,9 @@ def main() -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        # Longer than any pause between the benchmark's polls: no kept-alive connection is
+        # closed under a request.
+        timeout_keep_alive=300,
     )
 
 
