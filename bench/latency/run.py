@@ -40,6 +40,9 @@ from bench.sse.run import Client, pct
 from tidings import signing
 
 SECRET = "bench-latency-secret-0123456789"  # noqa: S105 — the bench channel it creates itself
+# One key for every process of a run: each has a data dir of its own, where a generated key
+# would differ, and a worker that cannot decrypt the channel's config processes nothing.
+SECRET_KEY = "bench-latency-secret-key-" + "k" * 32
 TARGET_P99_MS = 100.0
 SENDERS = 200
 BENCH_DB = "bench_latency"
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 **os.environ,
                 "TIDINGS_DATA_DIR": str(tmp / name),
                 "TIDINGS_DATABASE_URL": db_url,
+                "TIDINGS_SECRET_KEY": SECRET_KEY,
                 "TIDINGS_PORT": str(port),
                 "TIDINGS_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "TIDINGS_SANDBOX": "0",
