@@ -423,6 +423,10 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
         out["customer_inject_p99_ms"] = pct([s * 1000 for _, s in injected], 0.99)
         final = await storm.sim_stats()
         out["sim"] = final
+        lanes = await storm.lanes()
+        out["lanes_at_end"] = lanes
+        # Failed events (either lane) are kept and replayable, but nobody sees them meanwhile.
+        out["failed_events"] = sum(n for key, n in lanes.items() if key.endswith(":failed"))
         status = final["webhooks"].get("status", {})
         out["ack_p50_ms"] = status.get("latency", {}).get("p50_ms")
         out["ack_p99_ms"] = status.get("latency", {}).get("p99_ms")
@@ -597,6 +601,7 @@ FIGURES = (
     ("drain_s", "drain s", "{:.1f}"),
     ("status_applied_per_s", "status events applied/s", "{:.0f}"),
     ("customer_processed_per_s", "customer events processed/s", "{:.1f}"),
+    ("failed_events", "inbound events failed", "{:.0f}"),
     ("non_2xx", "non-2xx", "{:.0f}"),
     ("transport_errors", "transport errors", "{:.0f}"),
 )
