@@ -20,28 +20,22 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tidings.actions.reply_policy import reply_addresses
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import OutboundMessage, Sent
 from tidings.channels.interactive import SignalSender
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.storage.models import ContactIdentity, Conversation, Message
+from tidings.storage.models import Conversation, Message
 
 log = logging.getLogger(__name__)
 
 
 async def _address(rt: Runtime, contact_id: int, channel: ChannelInfo) -> str | None:
+    """The identity a reply on this channel goes to (the latest of its kind): a typing
+    indicator or read receipt for the customer a reply would not reach is wasted."""
     async with rt.db.read() as s:
-        found = await s.scalar(
-            select(ContactIdentity.address)
-            .where(
-                ContactIdentity.contact_id == contact_id,
-                ContactIdentity.channel_kind == channel.kind,
-            )
-            .order_by(ContactIdentity.id)
-            .limit(1)
-        )
-    return found
+        return (await reply_addresses(s, contact_id)).get(channel.kind)
 
 
 async def send_read_receipts(rt: Runtime, conversation_id: int) -> int:
