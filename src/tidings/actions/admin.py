@@ -16,6 +16,7 @@ from tidings.actions.base import WEBHOOK_EVENTS, transaction
 from tidings.channels.registry import get_adapter, kinds
 from tidings.domain.enums import Role
 from tidings.domain.errors import Forbidden, InvalidInput
+from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Agent,
@@ -238,6 +239,10 @@ async def create_subscription(
     require_admin(who)
     if not url.startswith(("http://", "https://")):
         raise InvalidInput("url: must be an http(s) URL")
+    try:
+        await rt.egress.policy.check_destination(url)
+    except EgressRefused as exc:
+        raise InvalidInput(f"url: {exc}") from None
     unknown = [e for e in events if e not in WEBHOOK_EVENTS]
     if unknown or not events:
         raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")
