@@ -1,5 +1,5 @@
 """Vonage (Nexmo) SMS API channel: inbound SMS and delivery receipts over signed webhooks, and
-the send API. Protocol facts: shared/protocols/other.md §C8 and §F.
+the send API. Protocol facts: docs/channels/vonage.md#protocol-facts.
 
 Identity is the customer's E.164 number, so an SMS contact meets the same person's WhatsApp
 identity (Sender.phone).
@@ -61,7 +61,8 @@ class VonageAdapter:
         return webhook.parse(payload)
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        # Vonage wants 200 or 204, otherwise it retries for 24 h (digest C8).
+        # Vonage wants 200 or 204, otherwise it retries for 24 h
+        # (docs/channels/vonage.md#inbound-and-receipt-webhooks).
         return WebhookReply(204, b"")
 
     async def send(
