@@ -8,7 +8,8 @@ or expired id, docs/channels/wechat.md#error-codes). The token comes from the ad
 dropped and the worker's retry fetches a fresh one.
 
 Not handled: that media/get answers a video with JSON `{"video_url":…}` (unconfirmed,
-docs/channels/wechat.md#temporary-media); such an answer is shown as a failed download with that reason.
+docs/channels/wechat.md#temporary-media); such an answer is shown as a failed download with that
+reason.
 """
 
 from __future__ import annotations
