@@ -250,7 +250,8 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
 
     await eventually(statuses)
 
-    # Mark as read, then typing: `status: read` on the customer's message (A3).
+    # Mark as read, then typing: `status: read` on the customer's message
+    # (docs/channels/whatsapp.md#sending).
     for action in ("mark_read", "typing_on"):
         sig = await api.post(f"/api/v1/conversations/{conv['id']}/signals", json={"action": action})
         assert sig.status_code == 200, sig.text

@@ -41,7 +41,8 @@ _STATUSES: dict[str, MessageStatus] = {
     "sent": MessageStatus.SENT,
     "delivered": MessageStatus.DELIVERED,
     "read": MessageStatus.READ,
-    # chatwoot's practice (C2): undelivered is a failure the agent should see.
+    # chatwoot's practice (docs/channels/twilio.md#status-callbacks): undelivered is a failure the
+    # agent should see.
     "undelivered": MessageStatus.FAILED,
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.FAILED,

@@ -31,13 +31,13 @@ class VonageAdapter:
     kind: ClassVar[str] = "vonage"
     label: ClassVar[str] = "SMS (Vonage)"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Vonage concatenates long texts itself, up to 6 parts is the usual advice [U]; the
-        # policy layer counts segments.
+        # Vonage concatenates long texts itself, up to 6 parts is the usual advice (unconfirmed);
+        # the policy layer counts segments.
         text_max_length=918,
         receipts=("sent", "delivered"),
         # Segment/encoding policy and STOP/START/HELP keywords apply.
         sms=True,
-        # Vonage's default SMS API throughput is 30 requests/s per API key [U].
+        # Vonage's default SMS API throughput is 30 requests/s per API key (unconfirmed).
         rate_per_second=30.0,
         max_webhook_bytes=64 * 1024,
     )

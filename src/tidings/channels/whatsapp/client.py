@@ -207,7 +207,8 @@ async def send_message(
             )
             if isinstance(uploaded, Retriable | Permanent):
                 return uploaded
-            # A WebP image goes out as a sticker, the only WhatsApp type that takes WebP (A4).
+            # A WebP image goes out as a sticker, the only WhatsApp type that takes WebP
+            # (docs/channels/whatsapp.md#media-limits-and-downloads).
             webp = first.kind == "image" and first.mime_type == "image/webp"
             first = replace(
                 first, provider_media_id=uploaded, load=None, kind="sticker" if webp else first.kind

@@ -455,7 +455,8 @@ def _media(kind: str, obj: dict[str, Any]) -> _Content:
             kind=kind,
             mime_type=_str(obj, "mime_type"),
             provider_media_id=_str(obj, "id"),
-            # Present on current inbound webhooks but needs the bearer token to fetch (A4).
+            # Present on current inbound webhooks but needs the bearer token to fetch
+            # (docs/channels/whatsapp.md#media-limits-and-downloads).
             url=_str(obj, "url") or _str(obj, "link"),
             filename=_str(obj, "filename"),
             caption=caption,
