@@ -23,6 +23,7 @@ OUTSIDE = [
     re.compile(r"\bdigest(?:'s)?\s*[:(]?\s*(?:§|[A-F]\d{1,2}\b|[A-F]\b|other|meta)"),
     re.compile(r"\(digest[\s:]|\b(?:the|a|per the) digest\b|\bdigest's\b"),
     re.compile(r"§\s*(?:0\.\d|[A-F]\d{0,2}\b)"),
+    re.compile(r"(?<!\w)\([A-F]\d{1,2}\)"),  # a bare "(A4)", not a call like len(D3)
 ]
 
 DOC_REF = re.compile(r"\bdocs/[\w./-]+?\.md(?:#[\w-]+)?")
@@ -97,6 +98,7 @@ def test_guard_catches_the_old_forms() -> None:
         "(§B3)",
         "digest §0.4",
         "the digest marks it unconfirmed",
+        "needs the bearer token (A4).",
     ]
     ours = [
         "(docs/channels/whatsapp.md#throughput-and-pair-limits)",
@@ -104,6 +106,7 @@ def test_guard_catches_the_old_forms() -> None:
         "hashlib.sha256(data).hexdigest()",
         "3GPP TS 23.038 §6.2.1.1",
         "docs/protocols/meta-platform.md#graph-errors",
+        'ids=[f"d3-{i}" for i in range(len(D3))]',
     ]
     assert all(any(p.search(s) for p in OUTSIDE) for s in old)
     assert not any(p.search(s) for s in ours for p in OUTSIDE)
