@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ("src", "tests", "bench", "docs", "scripts")
+SCANNED = ("src", "tests", "bench", "docs", "scripts", "README.md")
 THIS = Path(__file__).resolve()
 
 # Citations of the outside notes: their path, their file names, "digest …" references and their
@@ -33,7 +33,8 @@ MD_LINK = re.compile(r"\]\(([^)\s#]+\.md)?(#[\w-]+)?\)")
 def _texts() -> list[tuple[Path, str]]:
     out = []
     for top in SCANNED:
-        for path in sorted((ROOT / top).rglob("*")):
+        paths = [ROOT / top] if (ROOT / top).is_file() else sorted((ROOT / top).rglob("*"))
+        for path in paths:
             if not path.is_file() or path.resolve() == THIS or "__pycache__" in path.parts:
                 continue
             try:
