@@ -1,6 +1,7 @@
 """Read receipts and typing indicators towards the customer, on channels that have them
 (adapters implementing `channels.agent_events.ReadReceiptSender` / `TypingSender`: RBM's
-READ and IS_TYPING agent events, digest other.md §B4; Telegram's "typing" chat action, §E;
+READ and IS_TYPING agent events, docs/channels/rbm.md#sending-and-agent-events; Telegram's
+"typing" chat action, docs/channels/telegram.md#chat-actions;
 WhatsApp's typing indicator, which is a `SignalSender` signal on the customer's last message).
 
 - When an agent opens a conversation with unread messages (`check_mark_read`), each such
@@ -106,7 +107,7 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
         outcome = await adapter.send_typing(channel.config, to, rt.http)
     else:
         # WhatsApp: the typing indicator rides on marking the customer's latest message read
-        # (digest A3: shown until the reply or for 25 s).
+        # (docs/channels/whatsapp.md#sending: shown until the reply or for 25 s).
         async with rt.db.read() as s:
             last_in = await s.scalar(
                 select(Message.provider_message_id)

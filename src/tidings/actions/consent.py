@@ -1,4 +1,4 @@
-"""Opt-out keywords and the consent registry (digest other.md §C5).
+"""Opt-out keywords and the consent registry (docs/channels/sms.md#opt-out-keywords).
 
 On SMS channels (adapters whose capabilities say `sms`), an inbound message that is exactly one
 keyword — ignoring case and spaces — changes the contact's consent for that channel kind:
