@@ -295,3 +295,20 @@ async def test_a_new_customer_chats_from_the_phone_page(
             return pairs if len(pairs) == 2 else None
 
         assert await eventually(seen) == [("in", "hi from LINE"), ("out", "ok")]
+
+
+async def test_setup_shows_the_push_quota_left(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    channel = await make_channel(api, server)
+    async with sim_client(server) as sim:
+        await sim.post("/_sim/config", json={"token": TOKEN, "quota": 500, "quota_used": 120})
+    setup = (await api.get(f"/api/v1/admin/channels/{channel['id']}/setup")).json()
+    assert setup["health"]["provider"] == "380 of 500 push messages left this month"
+    async with sim_client(server) as sim:
+        await sim.post(
+            "/_sim/fail", json={"token": TOKEN, "endpoint": "quota", "status": 401, "times": 5}
+        )
+    setup = (await api.get(f"/api/v1/admin/channels/{channel['id']}/setup")).json()
+    assert "could not ask the provider" in setup["health"]["provider"]
+    assert "Reconnect" in setup["health"]["provider"]
