@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
@@ -81,8 +83,17 @@ async def line_customers(
 
 
 async def test_quota_spent_mid_campaign_falls_back_to_sms(
-    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    campaign_workers: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The operator's prices: LINE per message (beyond the allowance), SMS per segment.
+    monkeypatch.setenv(
+        "TIDINGS_SMS_PRICES",
+        '{"currency": "USD", "line": {"*": "0.02"}, "twilio": {"US": "0.0079"}}',
+    )
     line, sms = await channels(api, server)
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=20
@@ -129,8 +140,13 @@ async def test_quota_spent_mid_campaign_falls_back_to_sms(
                 select(Message).where(Message.channel_id == line["id"], Message.status == "failed")
             )
         ).all()
+        costs = (
+            await s.scalars(select(Message.cost_estimate).where(Message.direction == "out"))
+        ).all()
     [lost] = failed
     assert lost.error_reason is not None and "monthly limit" in lost.error_reason
+    # Two LINE pushes planned at 0.02 each, one SMS fallback of one segment.
+    assert sorted(costs) == [Decimal("0.0079"), Decimal("0.02"), Decimal("0.02")]
 
 
 async def test_a_sent_line_reply_never_falls_back_for_want_of_a_receipt(
