@@ -312,3 +312,31 @@ async def test_setup_shows_the_push_quota_left(
     setup = (await api.get(f"/api/v1/admin/channels/{channel['id']}/setup")).json()
     assert "could not ask the provider" in setup["health"]["provider"]
     assert "Reconnect" in setup["health"]["provider"]
+
+
+async def test_webhook_set_and_verified_through_the_messaging_api(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """What "Webhook URL" and "Verify" in LINE's Console do, through the Messaging API (the
+    `python -m tidings.channels.line` commands): LINE's signed empty probe gets 200."""
+    from tidings.channels.line import LineConfig, client
+
+    channel = await make_channel(api, server)
+    base = f"{server.url}/sandbox/line"
+    config = LineConfig(
+        channel_secret=SECRET, channel_access_token=TOKEN, api_base_url=base, data_api_base_url=base
+    )
+    async with httpx.AsyncClient() as http:
+        await client.set_webhook(config, channel["webhook_url"], http)
+        info = await client.webhook_info(config, http)
+        assert info == {"endpoint": channel["webhook_url"], "active": True}
+        result = await client.test_webhook(config, http)
+        assert (result["success"], result["statusCode"], result["reason"]) == (True, 200, "OK")
+        wrong = config.model_copy(update={"channel_access_token": "not-ours"})
+        try:
+            await client.webhook_info(wrong, http)
+        except client.LineApiError as exc:
+            assert "Reconnect" in exc.reason
+        else:
+            raise AssertionError("an unknown token was accepted")
+    assert await counts(server) == (0, 0)

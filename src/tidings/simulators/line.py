@@ -253,6 +253,7 @@ class LineSimulator:
                 Route("/v2/bot/group/{group_id}/summary", self._group, methods=["GET"]),
                 Route("/v2/bot/info", self._info, methods=["GET"]),
                 Route("/v2/bot/channel/webhook/endpoint", self._endpoint, methods=["GET", "PUT"]),
+                Route("/v2/bot/channel/webhook/test", self._webhook_test, methods=["POST"]),
                 Route("/_sim/channels", self._put_channel, methods=["PUT"]),
                 Route("/_sim/config", self._config, methods=["POST"]),
                 Route("/_sim/inbound", self._inbound, methods=["POST"]),
@@ -876,6 +877,43 @@ class LineSimulator:
         acct.webhook_url = url
         self._kick(acct)
         return JSONResponse({}, headers=_request_id())
+
+    async def _webhook_test(self, request: Request) -> Response:
+        """LINE posts a signed `{"destination", "events": []}` to the URL and reports."""
+        try:
+            acct = self._account(request)
+            body = await self._body(request)
+        except LineApiError as exc:
+            return exc.response()
+        url = body.get("endpoint") or acct.webhook_url
+        if not isinstance(url, str) or not url:
+            return LineApiError(404, "Webhook endpoint not found").response()
+        probe = orjson.dumps({"destination": acct.bot_user_id, "events": []})
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "x-line-signature": signature(acct.secret, probe),
+        }
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        try:
+            resp = await self._http.post(url, content=probe, headers=headers)
+        except httpx.HTTPError as exc:
+            result = {
+                "success": False,
+                "timestamp": stamp,
+                "statusCode": 0,
+                "reason": "COULD_NOT_CONNECT",
+                "detail": f"{type(exc).__name__}: {url}",
+            }
+        else:
+            ok = resp.status_code == 200
+            result = {
+                "success": ok,
+                "timestamp": stamp,
+                "statusCode": resp.status_code,
+                "reason": "OK" if ok else "ERROR_STATUS_CODE",
+                "detail": str(resp.status_code),
+            }
+        return JSONResponse(result, headers=_request_id())
 
     # ---------------------------------------------------------------------------------------
     # Control API

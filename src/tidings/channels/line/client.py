@@ -383,3 +383,38 @@ async def locate_media(
         raise MediaUnavailable(f"LINE answered {resp.status_code}; will retry.", retriable=True)
     # 400 ("doesn't support this type"): images and files need no preparing.
     return MediaLocation(url=base, headers=auth, provider_endpoint=True)
+
+
+async def set_webhook(config: LineConfig, url: str, http: httpx.AsyncClient) -> None:
+    """`PUT /v2/bot/channel/webhook/endpoint`: what "Webhook URL" in the Console sets (LINE may
+    take up to a minute to use it)."""
+    resp = await http.put(
+        f"{config.api_base_url}/v2/bot/channel/webhook/endpoint",
+        content=orjson.dumps({"endpoint": url}),
+        headers=_headers(config),
+        timeout=TIMEOUT,
+    )
+    if resp.status_code != 200:
+        raise errors_as_exception(resp.status_code, _json(resp))
+
+
+async def webhook_info(config: LineConfig, http: httpx.AsyncClient) -> dict[str, Any]:
+    status, doc = await _get(config, "/v2/bot/channel/webhook/endpoint", http)
+    if status != 200 or not isinstance(doc, dict):
+        raise errors_as_exception(status, doc)
+    return doc
+
+
+async def test_webhook(config: LineConfig, http: httpx.AsyncClient) -> dict[str, Any]:
+    """`POST /v2/bot/channel/webhook/test`: LINE posts an empty, signed event list to the set
+    URL and says how it went (`success`, `statusCode`, `reason`, `detail`)."""
+    resp = await http.post(
+        f"{config.api_base_url}/v2/bot/channel/webhook/test",
+        content=b"{}",
+        headers=_headers(config),
+        timeout=TIMEOUT,
+    )
+    doc = _json(resp)
+    if resp.status_code != 200 or not isinstance(doc, dict):
+        raise errors_as_exception(resp.status_code, doc)
+    return doc
