@@ -340,3 +340,43 @@ async def test_webhook_set_and_verified_through_the_messaging_api(
         else:
             raise AssertionError("an unknown token was accepted")
     assert await counts(server) == (0, 0)
+
+
+async def test_agent_typing_shows_lines_loading_animation(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """An agent starting a reply shows LINE's loading animation in a one-to-one chat (the phone
+    page shows it as "typing…"); our message ends it."""
+    channel = await make_channel(api, server)
+    async with sim_client(server) as sim:
+        await inbound(sim, text="anyone there?")
+        conv = await the_conversation(api)
+        replying = await api.post(
+            f"/api/v1/ui/conversations/{conv['id']}/presence", json={"state": "replying"}
+        )
+        assert replying.status_code == 200, replying.text
+
+        async def loading() -> list[dict[str, Any]]:
+            calls = (await sim.get("/_sim/sent", params={"token": TOKEN})).json()
+            return [c for c in calls if c["endpoint"] == "loading"]
+
+        [started] = await eventually(loading)
+        assert (started["to"], started["status"]) == (USER, 202)
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=10
+    ) as phone:
+
+        async def typing() -> bool:
+            got = await phone.get(
+                "/phone/typing", params={"channel_id": channel["id"], "user": USER}
+            )
+            return bool(got.json()["typing"])
+
+        assert await typing()
+        reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Yes"})
+        assert reply.status_code == 201
+
+        async def stopped() -> bool:
+            return not await typing()
+
+        assert await eventually(stopped)

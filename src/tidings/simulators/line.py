@@ -181,6 +181,8 @@ class Account:
     rate_per_second: float = 2000.0
     transcoding_polls: int = 0
     users: dict[str, User] = field(default_factory=dict)
+    # user id -> when (monotonic) the loading animation ends
+    loading: dict[str, float] = field(default_factory=dict)
     # reply token -> (chat address, issued at (monotonic), used)
     reply_tokens: dict[str, list[Any]] = field(default_factory=dict)
     # retry key -> (request id, sentMessages, accepted at)
@@ -254,6 +256,7 @@ class LineSimulator:
                 Route("/v2/bot/info", self._info, methods=["GET"]),
                 Route("/v2/bot/channel/webhook/endpoint", self._endpoint, methods=["GET", "PUT"]),
                 Route("/v2/bot/channel/webhook/test", self._webhook_test, methods=["POST"]),
+                Route("/v2/bot/chat/loading/start", self._loading, methods=["POST"]),
                 Route("/_sim/channels", self._put_channel, methods=["PUT"]),
                 Route("/_sim/config", self._config, methods=["POST"]),
                 Route("/_sim/inbound", self._inbound, methods=["POST"]),
@@ -597,6 +600,7 @@ class LineSimulator:
         person = acct.users.get(to)
         delivered = _GROUP.match(to) is not None or (person is not None and person.following)
         if delivered:
+            acct.loading.pop(to, None)
             for m, s in zip(messages, sent, strict=True):
                 acct.thread.append(
                     {
@@ -878,6 +882,35 @@ class LineSimulator:
         self._kick(acct)
         return JSONResponse({}, headers=_request_id())
 
+    async def _loading(self, request: Request) -> Response:
+        try:
+            acct = self._account(request)
+            body = await self._body(request)
+            chat = body.get("chatId")
+            seconds = body.get("loadingSeconds", 20)
+            if not isinstance(chat, str) or not _USER.match(chat):
+                raise _bad_body(
+                    [
+                        {
+                            "message": "Only user id is acceptable, please confirm if there are "
+                            "any group/room ids or illegal ids.",
+                            "property": "chatId",
+                        }
+                    ]
+                )
+            if not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
+                raise _bad_body(
+                    [
+                        {"message": "Must be between 5 and 60", "property": "loadingSeconds"},
+                        {"message": "must be a multiple of five", "property": "loadingSeconds"},
+                    ]
+                )
+        except LineApiError as exc:
+            return exc.response()
+        acct.loading[chat] = time.monotonic() + seconds
+        acct.sent.append({"endpoint": "loading", "to": chat, "status": 202, "charged": 0})
+        return JSONResponse({}, status_code=202, headers=_request_id())
+
     async def _webhook_test(self, request: Request) -> Response:
         """LINE posts a signed `{"destination", "events": []}` to the URL and reports."""
         try:
@@ -1142,6 +1175,11 @@ class LineBinding:
             # LINE has no captions: the words go as their own message.
             sent = self._send(channel, user, name, {"text": caption})
         return sent
+
+    async def typing(self, channel: ChannelInfo, user: str) -> bool:
+        acct = self.sim.accounts.get(self._config(channel).channel_access_token)
+        until = acct.loading.get(user_id_for(user), 0.0) if acct else 0.0
+        return until > time.monotonic()
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         acct = self.sim.accounts.get(self._config(channel).channel_access_token)

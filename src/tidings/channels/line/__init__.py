@@ -84,6 +84,10 @@ class LineAdapter:
     ) -> SendOutcome:
         return await client.send(_config(config), message, http)
 
+    # TypingSender (channels/agent_events.py): LINE's loading animation.
+    async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
+        return await client.start_loading(_config(config), to, http)
+
     # MediaLocator (media/fetch.py)
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient

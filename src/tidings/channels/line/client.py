@@ -418,3 +418,26 @@ async def test_webhook(config: LineConfig, http: httpx.AsyncClient) -> dict[str,
     if resp.status_code != 200 or not isinstance(doc, dict):
         raise errors_as_exception(resp.status_code, doc)
     return doc
+
+
+LOADING_SECONDS = 10  # 5 to 60, in steps of 5
+
+
+async def start_loading(config: LineConfig, chat_id: str, http: httpx.AsyncClient) -> SendOutcome:
+    """The loading animation ("…" in the chat) while an agent types: one-to-one chats only;
+    it ends after `loadingSeconds` or when our next message arrives (docs/channels/line.md,
+    "Typing")."""
+    if not chat_id.startswith("U"):
+        return Permanent("LINE shows the loading animation only in one-to-one chats.")
+    resp, failed = await _post(
+        f"{config.api_base_url}/v2/bot/chat/loading/start",
+        {"chatId": chat_id, "loadingSeconds": LOADING_SECONDS},
+        _headers(config),
+        http,
+    )
+    if failed is not None:
+        return failed
+    assert resp is not None
+    if resp.status_code in (200, 202):
+        return Sent(f"loading:{chat_id}")
+    return errors.outcome(resp.status_code, _json(resp))
