@@ -92,6 +92,9 @@ def test_split_keys_by_webhook_event_id_and_probe_is_empty() -> None:
     assert event.key == "event:01FZ74A0TDDPYRVKNK77XKC3ZR"
     assert event.occurred_at is not None and event.occurred_at.year == 2021
     assert webhook.split((FIXTURES / "verify_probe.json").read_bytes()) == []
+    doc = json.loads((FIXTURES / "follow.json").read_bytes())
+    doc["events"] = doc["events"] * 2
+    assert len(webhook.split(json.dumps(doc).encode())) == 1
     for bad in (b"i am not jason", b"[]", b'{"events": {}}', b'{"events": [1]}'):
         with pytest.raises(PayloadError):
             webhook.split(bad)

@@ -71,6 +71,7 @@ def split(body: bytes) -> list[RawEvent]:
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise PayloadError("a LINE webhook is an object with an `events` list")
     out = []
+    seen: set[str] = set()
     for event in doc["events"]:
         if not isinstance(event, dict):
             raise PayloadError("every entry of `events` must be an object")
@@ -81,6 +82,9 @@ def split(body: bytes) -> list[RawEvent]:
             # Not expected from LINE; keep it once per exact content.
             canonical = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
             key = f"event-sha:{hashlib.sha256(canonical).hexdigest()}"
+        if key in seen:
+            continue  # the same event twice in one request: stored once
+        seen.add(key)
         out.append(RawEvent(key=key, payload=orjson.dumps(event), occurred_at=_when(event, None)))
     return out
 
