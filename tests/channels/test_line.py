@@ -380,3 +380,46 @@ async def test_agent_typing_shows_lines_loading_animation(
             return not await typing()
 
         assert await eventually(stopped)
+
+
+async def test_a_group_is_one_conversation_named_after_the_group(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    group = "Ca56f94637cc4347f90a25382909b24b9"
+    await make_channel(api, server)
+    async with sim_client(server) as sim:
+        await inbound(sim, event="join", group_id=group)
+        await inbound(sim, text="who is on duty?", group_id=group)
+        await inbound(
+            sim, user_id="U00000000000000000000000000000b07", text="me too", group_id=group
+        )
+        conv = await the_conversation(api)
+        msgs = await thread(api, conv["id"], 3)
+        assert [(m["kind"], m["body"]) for m in msgs] == [
+            ("system", "The LINE account was added to this group"),
+            ("text", "who is on duty?"),
+            ("text", "me too"),
+        ]
+        assert msgs[2]["extra"]["speaker"] == "U00000000000000000000000000000b07"
+
+        async def named() -> dict[str, Any] | None:
+            contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+            return contact if contact["name"] == "Group a56f94" else None
+
+        contact = await eventually(named)
+        assert [(i["channel_kind"], i["address"]) for i in contact["identities"]] == [
+            ("line", group)
+        ]
+        reply = await api.post(
+            f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Kenji is."}
+        )
+        assert reply.status_code == 201
+
+        async def to_group() -> list[str] | None:
+            calls = (await sim.get("/_sim/sent", params={"token": TOKEN})).json()
+            got = [
+                c["to"] for c in calls if c["endpoint"] in ("reply", "push") and c["status"] == 200
+            ]
+            return got or None
+
+        assert await eventually(to_group) == [group]

@@ -395,3 +395,27 @@ async def test_profile_and_media(sim: LineSimulator, http: httpx.AsyncClient) ->
     with pytest.raises(MediaUnavailable) as unknown:
         await adapter.locate_media(CONFIG, "999", None, http)
     assert not unknown.value.retriable
+
+
+def test_buttons_become_quick_replies() -> None:
+    from tidings.channels.interactive import Choice, Choices, Refused
+
+    kind, body, extra = adapter.interactive(
+        Choices(
+            type="buttons",
+            body="Pick a slot",
+            buttons=(Choice("am", "Morning"), Choice("pm", "Afternoon")),
+        )
+    )
+    assert (kind, body) == (MessageKind.INTERACTIVE, "Pick a slot")
+    assert [i["action"] for i in extra["line_quick_reply"]] == [
+        {"type": "postback", "label": "Morning", "data": "am", "displayText": "Morning"},
+        {"type": "postback", "label": "Afternoon", "data": "pm", "displayText": "Afternoon"},
+    ]
+    many = tuple(Choice(str(i), f"Option {i}") for i in range(14))
+    with pytest.raises(Refused):
+        adapter.interactive(Choices(type="buttons", body="x", buttons=many))
+    with pytest.raises(Refused):
+        adapter.interactive(Choices(type="buttons", body="x", buttons=(Choice("a", "x" * 21),)))
+    with pytest.raises(Refused):
+        adapter.interactive(Choices(type="list", body="x"))

@@ -19,10 +19,13 @@ from tidings.storage.types import utcnow
 async def load(
     rt: Runtime, channel: ChannelInfo, conversation_id: int, recipient: str
 ) -> Mapping[str, Any]:
-    adapter: Any = channel.adapter
-    if not isinstance(adapter, ReplyContextUser):
+    # A plain attribute look-up: this runs before every send, and isinstance() against a
+    # runtime-checkable protocol costs several of them.
+    seconds = getattr(channel.adapter, "reply_context_seconds", None)
+    if seconds is None:
         return {}
-    since = utcnow() - timedelta(seconds=adapter.reply_context_seconds)
+    adapter: ReplyContextUser = channel.adapter  # type: ignore[assignment]
+    since = utcnow() - timedelta(seconds=seconds)
     async with rt.db.read() as s:
         rows = (
             await s.execute(
