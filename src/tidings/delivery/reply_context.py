@@ -17,12 +17,20 @@ from tidings.storage.types import utcnow
 
 
 async def load(
-    rt: Runtime, channel: ChannelInfo, conversation_id: int, recipient: str
+    rt: Runtime,
+    channel: ChannelInfo,
+    conversation_id: int,
+    recipient: str,
+    extra: Mapping[str, Any] | None,
 ) -> Mapping[str, Any]:
     # A plain attribute look-up: this runs before every send, and isinstance() against a
     # runtime-checkable protocol costs several of them.
     seconds = getattr(channel.adapter, "reply_context_seconds", None)
     if seconds is None:
+        return {}
+    if extra and extra.get("campaign"):
+        # A broadcast answers no one; and a campaign of thousands should not pay a read per
+        # send for the rare recipient who wrote in the last minute.
         return {}
     adapter: ReplyContextUser = channel.adapter  # type: ignore[assignment]
     since = utcnow() - timedelta(seconds=seconds)

@@ -277,7 +277,7 @@ async def send_one(rt: Runtime, job: Job, paused: Paused | None = None) -> SendO
         webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
         attachments=as_outbound(rt, job.attachments),
         reply_context=await reply_context.load(
-            rt, channel, message.conversation_id, delivery.recipient
+            rt, channel, message.conversation_id, delivery.recipient, message.extra
         ),
     )
     started = time.perf_counter()
