@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from tests.conftest import Server, sandbox_headers
+from tests.contract.line_driver import LineDriver
 from tests.contract.more_drivers import MORE_DRIVERS
 from tidings import signing
 
@@ -296,4 +297,5 @@ DRIVERS: list[Driver] = [
     InstagramDriver(),
     ApiDriver(),
     *MORE_DRIVERS,
+    LineDriver(),
 ]

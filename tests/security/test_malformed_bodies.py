@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server
 from tidings import signing
+from tidings.channels.line.webhook import signature as line_signature
 from tidings.channels.rbm import google
 from tidings.simulators.sandbox import create_demo_channels
 from tidings.storage.models import InboundEvent
@@ -53,6 +54,8 @@ def signed_headers(kind: str, config: Any, body: bytes) -> dict[str, str] | None
         return {"X-Telegram-Bot-Api-Secret-Token": config.secret_token}
     if kind == "api":
         return {**signing.sign_headers(config.secret, body), "Content-Type": "application/json"}
+    if kind == "line":
+        return {"x-line-signature": line_signature(config.channel_secret, body)}
     return None
 
 

@@ -4,6 +4,7 @@ tokens. Owners and admins only, except listing and revoking one's own tokens."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -139,8 +140,30 @@ async def channel_setup(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     config = rt.box.decrypt_json(c.config_encrypted)
     out = channel_dict(c, public_config(c.kind, config), rt.settings.webhook_url(c.kind, c.id))
     out["verify_token"] = config.get("verify_token")
-    out["label"] = get_adapter(c.kind).label
+    adapter = get_adapter(c.kind)
+    out["label"] = adapter.label
+    out["health"]["provider"] = await _provider_summary(rt, adapter, c.kind, config)
     return out
+
+
+async def _provider_summary(
+    rt: Runtime, adapter: Any, kind: str, config: dict[str, Any]
+) -> str | None:
+    """What the provider says about the account right now, for adapters that can tell (LINE:
+    the push quota left this month). Asked only when an admin opens the channel's setup; a
+    slow or failing provider shows as such, never as an error of this page."""
+    summary = getattr(adapter, "health_summary", None)
+    if summary is None:
+        return None
+    try:
+        async with asyncio.timeout(5):
+            text: str = await summary(adapter.config_model.model_validate(config), rt.http)
+    except TimeoutError:
+        return "the provider did not answer in time"
+    except Exception as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return f"could not ask the provider ({reason})"
+    return text
 
 
 # --- agents -------------------------------------------------------------------------------------

@@ -370,6 +370,23 @@ async def plan_send(
                 cost=priced[0] if priced else None,
                 currency=priced[1] if priced else None,
             )
+        elif text:
+            # A channel priced per message rather than per segment (LINE: a push spends the
+            # monthly allowance; docs/channels/line.md, "Quota and cost"), where the price
+            # table names its kind.
+            table = sms.price_table()
+            price = table.per_segment(channel.kind, None)
+            if price is not None:
+                send = Send(
+                    channel,
+                    address,
+                    kind,
+                    text,
+                    extra,
+                    why[:64],
+                    cost=price,
+                    currency=table.currency,
+                )
         return send
     if refusals:
         first_channel, first = refusals[0]

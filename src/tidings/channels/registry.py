@@ -6,6 +6,7 @@ from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.gbm import GbmAdapter
 from tidings.channels.instagram import InstagramAdapter
+from tidings.channels.line import LineAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
@@ -30,6 +31,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         TelegramAdapter(),
         RbmAdapter(),
         GbmAdapter(),
+        LineAdapter(),
     )
 }
 

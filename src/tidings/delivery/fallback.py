@@ -170,6 +170,16 @@ async def _handle(tx: Tx, timer: FallbackTimer, original: Message) -> None:
     if status in (MessageStatus.DELIVERED, MessageStatus.READ):
         timer.state, timer.outcome = TimerState.NOT_NEEDED, f"original {status}"
         return
+    if status == MessageStatus.SENT and original.channel_id is not None:
+        # A channel that reports neither delivery nor reading (LINE, Telegram, WeChat: its
+        # `receipts` is only "sent") never gets past sent, so "not delivered in time" would
+        # fire for every message that went; sent is as far as such a message gets.
+        channel = await tx.rt.channels.get(original.channel_id)
+        receipts = set(channel.adapter.capabilities.receipts) if channel is not None else set()
+        if channel is not None and not receipts & {MessageStatus.DELIVERED, MessageStatus.READ}:
+            timer.state = TimerState.NOT_NEEDED
+            timer.outcome = f"original sent ({channel.adapter.label} reports no delivery)"
+            return
     why = "failed" if status == MessageStatus.FAILED else "not_delivered_in_time"
     try:
         follow_up = await _queue_follow_up(tx, timer, original, why)

@@ -28,6 +28,7 @@ from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.gbm import GbmBinding, GbmSimulator
 from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
+from tidings.simulators.line import LineBinding, LineSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.smpp import (
@@ -261,6 +262,7 @@ class Sandbox:
         self.telegram = TelegramSimulator()
         self.rbm = RbmSimulator()
         self.gbm = GbmSimulator()
+        self.line = LineSimulator()
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
@@ -273,6 +275,7 @@ class Sandbox:
             TelegramBinding(f"{base}/telegram", self.telegram),
             RbmBinding(f"{base}/rbm", self.rbm),
             GbmBinding(f"{base}/gbm", self.gbm),
+            LineBinding(f"{base}/line", self.line),
         ]
         self.rt: Runtime | None = None
         self.app = Starlette(
@@ -293,6 +296,7 @@ class Sandbox:
                 Mount("/telegram", self.telegram.app),
                 Mount("/rbm", self.rbm.app),
                 Mount("/gbm", self.gbm.app),
+                Mount("/line", self.line.app),
             ]
         )
 
@@ -369,6 +373,7 @@ class Sandbox:
         await self.telegram.aclose()
         await self.rbm.aclose()
         await self.gbm.aclose()
+        await self.line.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None
@@ -640,6 +645,20 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": tg.id, "kind": tg.kind, "name": tg.name})
+    line = await create_channel(
+        rt,
+        who,
+        "line",
+        "LINE Official Account (sandbox)",
+        {
+            "channel_secret": secrets.token_hex(16),
+            "channel_access_token": secrets.token_urlsafe(32),
+            "api_base_url": f"{base}/line",
+            "data_api_base_url": f"{base}/line",
+        },
+        None,
+    )
+    made.append({"id": line.id, "kind": line.kind, "name": line.name})
     rbm = await create_channel(
         rt,
         who,
