@@ -11,6 +11,7 @@ from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.twilio import TwilioAdapter
+from tidings.channels.viber import ViberAdapter
 from tidings.channels.vonage import VonageAdapter
 from tidings.channels.wechat import WeChatAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
@@ -30,6 +31,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         TelegramAdapter(),
         RbmAdapter(),
         GbmAdapter(),
+        ViberAdapter(),
     )
 }
 
