@@ -18,6 +18,7 @@ import orjson
 
 from tests.conftest import Server, sandbox_headers
 from tests.contract.more_drivers import MORE_DRIVERS
+from tests.contract.viber_driver import ViberDriver
 from tidings import signing
 
 
@@ -296,4 +297,5 @@ DRIVERS: list[Driver] = [
     InstagramDriver(),
     ApiDriver(),
     *MORE_DRIVERS,
+    ViberDriver(),
 ]

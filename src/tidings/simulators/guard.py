@@ -50,6 +50,7 @@ PROVIDER_MOUNTS = frozenset(
         "telegram",
         "rbm",
         "gbm",
+        "viber",
     }
 )
 

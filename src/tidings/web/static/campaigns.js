@@ -13,6 +13,7 @@
   let renders = 0;
   const SMS_KINDS = new Set(["twilio", "vonage", "smpp"]);
   const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm"]);
+  TEXT_KINDS.add("viber");
   const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
   let notice = null;
   // What Pause answered, kept on that campaign's page until the agent leaves it: a live

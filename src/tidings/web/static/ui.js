@@ -72,6 +72,7 @@ const T = (() => {
   }
 
   const KIND_ICON = { whatsapp: "WA", api: "API", sms: "SMS", twilio: "SMS", telegram: "TG", messenger: "FB", instagram: "IG", wechat: "WC", rbm: "RCS", gbm: "GBM", email: "@" };
+  KIND_ICON.viber = "VB";
   function channelIcon(kind, title) {
     const short = KIND_ICON[kind] || (kind || "?").slice(0, 3).toUpperCase();
     return el("span", { class: "ch ch-" + (kind || "none"), title: title || kind || "" }, short);
