@@ -158,6 +158,8 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
             consent=consent,
         )
 
+    if event in ("subscribed", "unsubscribed", "conversation_started") and _user_id(doc) is None:
+        return [Ignored(f"{event} callback names no user")]
     if event == "subscribed":
         # Subscribing lets the bot message the user; it lifts an earlier unsubscribe.
         return [notice("Subscribed to the Viber bot", ConsentStatus.OPTED_IN)]
@@ -182,6 +184,9 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         return [notice(text, context=context, subscribed=subscribed)]
     if event == "client_status":
         return [Ignored("client_status callback (undocumented)")]
+    if _user_id(doc) is None:
+        # Nobody to show it to: acknowledged and kept, never a failed event (issue 16).
+        return [Ignored(f"{event[:64]} callback names no user")]
     return [
         InboundMessage(
             provider_message_id=key,
