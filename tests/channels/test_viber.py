@@ -344,3 +344,84 @@ def test_fixture_tokens_are_exact() -> None:
     raw = b'{"message_token":5466297578174182639}'
     assert orjson.loads(raw)["message_token"] == 5466297578174182639
     assert float(5466297578174182639) != 5466297578174182639
+
+
+async def test_a_new_user_chats_from_the_phone_page(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    from tidings.simulators.sandbox import create_demo_channels
+
+    made = await create_demo_channels(server.runtime, owner.workspace_id, owner.agent_id)
+    [viber] = [c["id"] for c in made if c["kind"] == "viber"]
+    async with httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=20
+    ) as phone:
+        listed = {c["id"]: c for c in (await phone.get("/phone/channels")).json()}
+        assert listed[viber]["kind"] == "viber"
+        assert "location" in listed[viber]["can"]
+        sent = await phone.post(
+            "/phone/send", json={"channel_id": viber, "user": "Gus", "name": "Gus", "text": "yo"}
+        )
+        assert sent.status_code == 200, sent.text
+        [conv] = await eventually(lambda: conversations(api))
+        reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "hey"})
+        assert reply.status_code == 201, reply.text
+
+        async def thread() -> list[tuple[str, str]] | None:
+            got = await phone.get("/phone/thread", params={"channel_id": viber, "user": "Gus"})
+            seen = [(m["direction"], m["text"]) for m in got.json()]
+            return seen if len(seen) == 2 else None
+
+        assert await eventually(thread) == [("in", "yo"), ("out", "hey")]
+
+
+async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    from tidings.app import WORKERS
+    from tidings.campaigns import fanout
+
+    task = None
+    if "campaigns" not in WORKERS:
+        task = server.runtime.spawn(fanout.run(server.runtime), name="test-campaigns")
+    try:
+        channel = await make_channel(api, server)
+        async with sim_client(server) as sim:
+            await sim_post(sim, "/_sim/inbound", {"user": "Hal", "name": "Hal", "text": "hi"})
+            await sim.put(f"/_sim/bots/{TOKEN}", json={"message_subscribes": False})
+            await sim_post(sim, "/_sim/inbound", {"user": "Ivy", "name": "Ivy", "text": "hi"})
+
+            async def two() -> list[int] | None:
+                data = (await api.get("/api/v1/contacts")).json()["data"]
+                return [c["id"] for c in data] if len(data) == 2 else None
+
+            contacts = await eventually(two)
+            c = await api.post(
+                "/api/v1/campaigns",
+                json={
+                    "name": "Viber news",
+                    "content": {"text": "Hello {{first_name}}"},
+                    "audience": {"contact_ids": contacts},
+                    "channel_ids": [channel["id"]],
+                },
+            )
+            assert c.status_code == 201, c.text
+            campaign = c.json()
+            launched = await api.post(f"/api/v1/campaigns/{campaign['id']}/launch")
+            assert launched.status_code == 200, launched.text
+
+            async def settled() -> dict[str, Any] | None:
+                got = (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()["counts"]
+                return got if got.get("delivered") == 1 and got.get("failed") == 1 else None
+
+            await eventually(settled, timeout=30)
+            sends = await sent_calls(sim, "send_message")
+            by_user = {s["body"]["receiver"]: s["answer"]["status"] for s in sends}
+            assert by_user == {user_id_for("Hal"): 0, user_id_for("Ivy"): 6}
+            assert [s["body"]["text"] for s in sends if s["answer"]["status"] == 0] == ["Hello Hal"]
+        report = (await api.get(f"/api/v1/campaigns/{campaign['id']}/report")).json()
+        assert report["per_channel"][str(channel["id"])]["delivered"] == 1
+        assert report["per_channel"][str(channel["id"])]["failed"] == 1
+    finally:
+        if task is not None:
+            task.cancel()
