@@ -425,3 +425,18 @@ async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
     finally:
         if task is not None:
             task.cancel()
+
+
+async def test_set_webhooks_registers_again_after_a_url_change(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    from tidings.actions.admin import register_webhooks
+
+    channel = await make_channel(api, server)
+    # Another channel kind is left alone: only adapters that set their own webhook are called.
+    results = await register_webhooks(server.runtime)
+    url = f"{server.url}/webhooks/viber/{channel['id']}"
+    assert results == [{"channel_id": channel["id"], "url": url}]
+    async with sim_client(server) as sim:
+        calls = await sent_calls(sim, "set_webhook")
+    assert [c["body"]["url"] for c in calls] == [url, url]

@@ -234,14 +234,35 @@ async def create_channel(
     return channel
 
 
-async def do_register_webhook(rt: Runtime, info: ChannelInfo, actor_agent_id: int | None) -> None:
+async def register_webhooks(rt: Runtime, channel_id: int | None = None) -> list[dict[str, Any]]:
+    """Set the webhook again for every active channel whose adapter sets its own (or just
+    `channel_id`): run after TIDINGS_PUBLIC_URL changes (`tidings set-webhooks`)."""
+    async with rt.db.read() as s:
+        query = select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
+        if channel_id is not None:
+            query = query.where(Channel.id == channel_id)
+        ids = (await s.scalars(query)).all()
+    results: list[dict[str, Any]] = []
+    for cid in ids:
+        info = await rt.channels.get(cid)
+        if info is None or not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
+            continue
+        reason = await do_register_webhook(rt, info, None)
+        url = rt.settings.webhook_url(info.kind, info.id)
+        results.append({"channel_id": cid, "url": url, **({"error": reason} if reason else {})})
+    return results
+
+
+async def do_register_webhook(
+    rt: Runtime, info: ChannelInfo, actor_agent_id: int | None
+) -> str | None:
     """Point the provider's webhook at this channel where the adapter does that itself
     (`channels.webhook_setup`, Viber's set_webhook). A refusal does not undo the channel; it
-    is recorded in the audit log with the provider's reason."""
+    is recorded in the audit log with the provider's reason, and returned."""
     url = rt.settings.webhook_url(info.kind, info.id)
     reason = await webhook_setup.register(info.adapter, info.config, url, rt.http)
     if not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
-        return
+        return None
     async with transaction(rt) as tx:
         tx.session.add(
             AuditLog(
@@ -254,6 +275,7 @@ async def do_register_webhook(rt: Runtime, info: ChannelInfo, actor_agent_id: in
                 created_at=utcnow(),
             )
         )
+    return reason
 
 
 async def create_subscription(
