@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
@@ -376,10 +378,16 @@ async def test_a_new_user_chats_from_the_phone_page(
 
 
 async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
-    server: Server, owner: Owner, api: httpx.AsyncClient
+    server: Server, owner: Owner, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from datetime import timedelta
+
     from tidings.app import WORKERS
     from tidings.campaigns import fanout
+    from tidings.storage.models import Contact, Conversation, ConversationChannel
+
+    # Chatbot-initiated Viber messages priced at 0.0085 EUR; session messages are free.
+    monkeypatch.setenv("TIDINGS_SMS_PRICES", '{"currency": "EUR", "viber": {"*": "0.0085"}}')
 
     task = None
     if "campaigns" not in WORKERS:
@@ -396,6 +404,16 @@ async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
                 return [c["id"] for c in data] if len(data) == 2 else None
 
             contacts = await eventually(two)
+            # Hal wrote two days ago: his session is over, so a message to him is billed.
+            async with server.runtime.db.write() as s:
+                hal = await s.scalar(select(Contact.id).where(Contact.name == "Hal"))
+                row = await s.scalar(
+                    select(ConversationChannel)
+                    .join(Conversation, Conversation.id == ConversationChannel.conversation_id)
+                    .where(Conversation.contact_id == hal)
+                )
+                assert row is not None and row.last_inbound_at is not None
+                row.last_inbound_at = row.last_inbound_at - timedelta(days=2)
             c = await api.post(
                 "/api/v1/campaigns",
                 json={
@@ -407,6 +425,8 @@ async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
             )
             assert c.status_code == 201, c.text
             campaign = c.json()
+            preview = (await api.post(f"/api/v1/campaigns/{campaign['id']}/preview")).json()
+            assert preview["totals"]["estimated_cost"] == {"EUR": "0.0085"}
             launched = await api.post(f"/api/v1/campaigns/{campaign['id']}/launch")
             assert launched.status_code == 200, launched.text
 
@@ -422,6 +442,15 @@ async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
         report = (await api.get(f"/api/v1/campaigns/{campaign['id']}/report")).json()
         assert report["per_channel"][str(channel["id"])]["delivered"] == 1
         assert report["per_channel"][str(channel["id"])]["failed"] == 1
+        async with server.runtime.db.read() as s:
+            costs = (
+                await s.scalars(
+                    select(Message.cost_estimate).where(
+                        Message.direction == "out", Message.cost_estimate.is_not(None)
+                    )
+                )
+            ).all()
+        assert sorted(costs) == [0, Decimal("0.0085")]
     finally:
         if task is not None:
             task.cancel()

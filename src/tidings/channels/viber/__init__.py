@@ -7,6 +7,8 @@ docs/channels/viber.md.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
@@ -28,10 +30,15 @@ from tidings.domain.enums import MessageKind
 from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
 from tidings.media.fetch import MediaLocation, cdn_location
+from tidings.policy import sms
 
 __all__ = ["ViberAdapter", "ViberConfig"]
 
 _MB = 1024 * 1024
+# Messages inside this many hours after the customer's last message are session messages: free.
+# Viber counts 24 h from the message that opened the session; some partners say from the last
+# one. Counting from the last is the generous reading (docs/channels/viber.md).
+SESSION_HOURS = 24
 # Outbound media go by public URL (no upload API); the sizes are the newer reference's limits
 # (pictures 3 MB on Android, videos 26 MB, files 50 MB). Inbound downloads use the same caps.
 MEDIA_TYPES: dict[str, int] = {
@@ -133,6 +140,19 @@ class ViberAdapter:
         user = data.get("user") if isinstance(data.get("user"), dict) else {}
         assert isinstance(user, dict)
         return Profile(name=clean(user.get("name")))
+
+    # channels.pricing.PricedMessages: chatbot-initiated messages are billed.
+    def message_cost(
+        self, config: Any, *, last_inbound_at: datetime | None, now: datetime
+    ) -> tuple[Decimal, str] | None:
+        table = sms.price_table()
+        price = table.per_segment(self.kind, None)
+        if price is None:
+            return None
+        in_session = last_inbound_at is not None and now - last_inbound_at < timedelta(
+            hours=SESSION_HOURS
+        )
+        return (Decimal(0) if in_session else price), table.currency
 
     # channels.webhook_setup.WebhookRegistrar: Tidings sets the webhook itself.
     async def register_webhook(self, config: Any, url: str, http: httpx.AsyncClient) -> None:
