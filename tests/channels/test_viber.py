@@ -183,6 +183,10 @@ async def test_text_in_twice_reply_out_delivered_and_seen(
             m = next(m for m in await messages(api, conv["id"]) if m["id"] == reply_id)
             return m if m["status"] == wanted else None
 
+        # The composer's picker says a reply now is free (inside the customer's session).
+        ctx = (await api.get(f"/api/v1/ui/conversations/{conv['id']}/context")).json()
+        [route] = [r for r in ctx["routes"] if r["kind"] == "viber"]
+        assert route["can_send"] and route["billing"].startswith("free session, 23 h")
         out = await eventually(lambda: status_is("delivered"))
         [send] = await sent_calls(sim, "send_message")
         assert send["body"]["type"] == "text"

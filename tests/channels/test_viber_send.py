@@ -188,3 +188,15 @@ def test_message_cost_inside_and_outside_the_session(monkeypatch: pytest.MonkeyP
         "EUR",
     )
     assert ADAPTER.message_cost({}, last_inbound_at=None, now=now) == (Decimal("0.0085"), "EUR")
+
+
+def test_billing_note() -> None:
+    now = datetime.now(UTC)
+    assert ADAPTER.billing_note(last_inbound_at=now - timedelta(hours=1), now=now) == (
+        "free session, 23 h left"
+    )
+    assert ADAPTER.billing_note(last_inbound_at=now - timedelta(minutes=1430), now=now) == (
+        "free session, 10 min left"
+    )
+    assert "billed" in ADAPTER.billing_note(last_inbound_at=None, now=now)
+    assert "billed" in ADAPTER.billing_note(last_inbound_at=now - timedelta(hours=30), now=now)

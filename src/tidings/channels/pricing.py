@@ -22,3 +22,7 @@ class PricedMessages(Protocol):
         """(cost, ISO currency) of one message to a customer who last wrote at
         `last_inbound_at`, or None when no price is configured."""
         ...
+
+    def billing_note(self, *, last_inbound_at: datetime | None, now: datetime) -> str:
+        """A few words for the composer's channel picker: free now, or billed."""
+        ...

@@ -154,6 +154,15 @@ class ViberAdapter:
         )
         return (Decimal(0) if in_session else price), table.currency
 
+    def billing_note(self, *, last_inbound_at: datetime | None, now: datetime) -> str:
+        if last_inbound_at is not None:
+            left = last_inbound_at + timedelta(hours=SESSION_HOURS) - now
+            if left > timedelta(0):
+                hours = int(left.total_seconds() // 3600)
+                shown = f"{hours} h" if hours else f"{max(1, int(left.total_seconds() // 60))} min"
+                return f"free session, {shown} left"
+        return "outside the session: billed by Viber"
+
     # channels.webhook_setup.WebhookRegistrar: Tidings sets the webhook itself.
     async def register_webhook(self, config: Any, url: str, http: httpx.AsyncClient) -> None:
         await client.set_webhook(_config(config), url, http)
