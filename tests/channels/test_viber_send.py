@@ -60,9 +60,9 @@ async def test_every_outbound_type_passes_vibers_validation(
     sim: ViberSimulator, http: httpx.AsyncClient
 ) -> None:
     bot, user, config = setup(sim)
-    video_url = sim._store_media(bot, b"\x00" * 1234, "video/mp4", "mp4")
-    pdf_url = sim._store_media(bot, b"%PDF" * 100, "application/pdf", "pdf")
-    pic_url = sim._store_media(bot, b"\xff\xd8\xff" * 10, "image/jpeg", "jpg")
+    video_url = sim.store_media(bot, b"\x00" * 1234, "video/mp4", "mp4")
+    pdf_url = sim.store_media(bot, b"%PDF" * 100, "application/pdf", "pdf")
+    pic_url = sim.store_media(bot, b"\xff\xd8\xff" * 10, "image/jpeg", "jpg")
     cases = [
         message(user.id, text="Hello"),
         message(

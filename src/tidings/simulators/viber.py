@@ -325,7 +325,7 @@ class ViberSimulator:
             await asyncio.sleep(bot.retry_base_seconds * 2 ** (attempt - 1))
         log.info("viber simulator gave up on a callback after %s attempts", bot.max_attempts)
 
-    def _store_media(self, bot: Bot, data: bytes, mime: str, ext: str) -> str:
+    def store_media(self, bot: Bot, data: bytes, mime: str, ext: str) -> str:
         media_id = f"{secrets.token_hex(8)}.{ext}"
         self.media[media_id] = Media(data, mime, time.time() + bot.media_ttl_seconds)
         return f"{self.media_base_url}/media/{media_id}"
@@ -379,7 +379,7 @@ class ViberSimulator:
                 ext = name.rsplit(".", 1)[-1] if "." in name else ext
             msg: dict[str, Any] = {
                 "type": kind,
-                "media": self._store_media(bot, data, mime, ext),
+                "media": self.store_media(bot, data, mime, ext),
                 "file_name": name,
                 "file_size": len(data),
             }

@@ -173,7 +173,7 @@ def base_body(config: ViberConfig, message: OutboundMessage) -> dict[str, Any]:
         "tracking_data": f"tidings:{message.conversation_id}",
     }
     extra = message.extra if hasattr(message.extra, "get") else {}
-    kb = extra.get("viber_keyboard") or keyboard(extra.get("buttons"))
+    kb = keyboard(extra.get("buttons"))
     if kb is not None:
         body["keyboard"] = kb
     return body
