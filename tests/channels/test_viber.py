@@ -473,3 +473,77 @@ async def test_set_webhooks_registers_again_after_a_url_change(
     async with sim_client(server) as sim:
         calls = await sent_calls(sim, "set_webhook")
     assert [c["body"]["url"] for c in calls] == [url, url]
+
+
+async def test_not_subscribed_in_a_campaign_falls_back_to_sms(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    import secrets
+
+    from tidings.app import WORKERS
+    from tidings.campaigns import fanout
+    from tidings.delivery import fallback
+    from tidings.storage.models import Contact
+
+    tasks = []
+    if "campaigns" not in WORKERS:
+        tasks.append(server.runtime.spawn(fanout.run(server.runtime), name="test-campaigns"))
+    if "fallback" not in WORKERS:
+        tasks.append(server.runtime.spawn(fallback.run(server.runtime), name="test-fallback"))
+    try:
+        viber = await make_channel(api, server)
+        sms = await api.post(
+            "/api/v1/channels",
+            json={
+                "kind": "twilio",
+                "name": "SMS",
+                "config": {
+                    "account_sid": "AC" + secrets.token_hex(16),
+                    "auth_token": secrets.token_hex(16),
+                    "from_number": "+14155550100",
+                    "api_base_url": f"{server.url}/sandbox/twilio",
+                },
+            },
+        )
+        assert sms.status_code == 201, sms.text
+        async with sim_client(server) as sim:
+            await sim.put(f"/_sim/bots/{TOKEN}", json={"message_subscribes": False})
+            await sim_post(sim, "/_sim/inbound", {"user": "Jo", "name": "Jo", "text": "hi"})
+            [conv] = await eventually(lambda: conversations(api))
+            # Jo's number is known to the business (e.g. from the CRM).
+            async with server.runtime.db.write() as s:
+                contact = await s.get_one(Contact, conv["contact_id"])
+                contact.phone_e164 = "+14155550124"
+            c = await api.post(
+                "/api/v1/campaigns",
+                json={
+                    "name": "Viber first",
+                    "content": {"text": "Your order shipped"},
+                    "audience": {"contact_ids": [conv["contact_id"]]},
+                    "channel_ids": [viber["id"]],
+                    "fallback": {"to_channel_id": sms.json()["id"], "on_failed": True},
+                },
+            )
+            assert c.status_code == 201, c.text
+            launched = await api.post(f"/api/v1/campaigns/{c.json()['id']}/launch")
+            assert launched.status_code == 200, launched.text
+
+            async def texted() -> list[dict[str, Any]]:
+                async with httpx.AsyncClient(
+                    headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio"
+                ) as tw:
+                    return list((await tw.get("/_sim/sent")).json())
+
+            [text] = await eventually(texted, timeout=30)
+            assert dict(text["params"])["To"] == "+14155550124"
+            assert dict(text["params"])["Body"] == "Your order shipped"
+            [send] = await sent_calls(sim, "send_message")
+            assert send["answer"]["status"] == 6
+        msgs = await messages(api, conv["id"])
+        original = next(
+            m for m in msgs if m["direction"] == "out" and m["channel_id"] == viber["id"]
+        )
+        assert original["status"] == "failed" and "not subscribed" in original["error_reason"]
+    finally:
+        for task in tasks:
+            task.cancel()
