@@ -19,6 +19,7 @@ import orjson
 from tests.conftest import Server, sandbox_headers
 from tests.contract.line_driver import LineDriver
 from tests.contract.more_drivers import MORE_DRIVERS
+from tests.contract.viber_driver import ViberDriver
 from tidings import signing
 
 
@@ -298,4 +299,5 @@ DRIVERS: list[Driver] = [
     ApiDriver(),
     *MORE_DRIVERS,
     LineDriver(),
+    ViberDriver(),
 ]

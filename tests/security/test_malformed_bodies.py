@@ -52,6 +52,9 @@ def signed_headers(kind: str, config: Any, body: bytes) -> dict[str, str] | None
         return {"X-Hub-Signature-256": f"sha256={mac}", "Content-Type": "application/json"}
     if kind == "telegram":
         return {"X-Telegram-Bot-Api-Secret-Token": config.secret_token}
+    if kind == "viber":
+        mac = hmac.new(config.auth_token.encode(), body, hashlib.sha256).hexdigest()
+        return {"X-Viber-Content-Signature": mac, "Content-Type": "application/json"}
     if kind == "api":
         return {**signing.sign_headers(config.secret, body), "Content-Type": "application/json"}
     if kind == "line":

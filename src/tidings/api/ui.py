@@ -39,6 +39,7 @@ from tidings.actions.triage import (
 )
 from tidings.api.auth import authenticate
 from tidings.api.v1 import decode_cursor, encode_cursor, runtime
+from tidings.channels.pricing import PricedMessages
 from tidings.domain.enums import Role
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
@@ -459,6 +460,10 @@ async def routes_for(rt: Runtime, s: AsyncSession, conv: Conversation) -> list[d
                 # Set by SMS adapters (capabilities.sms); the composer then shows the counter.
                 "sms": bool(getattr(info.adapter.capabilities, "sms", False)),
                 "last_used": info.id == conv.last_channel_id,
+                # Channels billed by the message (Viber): free in the session, or billed.
+                "billing": info.adapter.billing_note(last_inbound_at=v.last_inbound_at, now=now)
+                if isinstance(info.adapter, PricedMessages)
+                else None,
             }
         )
     return out

@@ -12,6 +12,7 @@ from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.twilio import TwilioAdapter
+from tidings.channels.viber import ViberAdapter
 from tidings.channels.vonage import VonageAdapter
 from tidings.channels.wechat import WeChatAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
@@ -32,6 +33,7 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         RbmAdapter(),
         GbmAdapter(),
         LineAdapter(),
+        ViberAdapter(),
     )
 }
 

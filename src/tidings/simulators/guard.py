@@ -51,6 +51,7 @@ PROVIDER_MOUNTS = frozenset(
         "rbm",
         "gbm",
         "line",
+        "viber",
     }
 )
 

@@ -40,6 +40,7 @@ from tidings.simulators.smpp import (
 )
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
+from tidings.simulators.viber import ViberBinding, ViberSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
@@ -263,6 +264,7 @@ class Sandbox:
         self.rbm = RbmSimulator()
         self.gbm = GbmSimulator()
         self.line = LineSimulator()
+        self.viber = ViberSimulator(f"{base}/viber")
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
@@ -276,6 +278,7 @@ class Sandbox:
             RbmBinding(f"{base}/rbm", self.rbm),
             GbmBinding(f"{base}/gbm", self.gbm),
             LineBinding(f"{base}/line", self.line),
+            ViberBinding(f"{base}/viber", self.viber),
         ]
         self.rt: Runtime | None = None
         self.app = Starlette(
@@ -297,6 +300,7 @@ class Sandbox:
                 Mount("/rbm", self.rbm.app),
                 Mount("/gbm", self.gbm.app),
                 Mount("/line", self.line.app),
+                Mount("/viber", self.viber.app),
             ]
         )
 
@@ -374,6 +378,7 @@ class Sandbox:
         await self.rbm.aclose()
         await self.gbm.aclose()
         await self.line.aclose()
+        await self.viber.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None
@@ -659,6 +664,19 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": line.id, "kind": line.kind, "name": line.name})
+    viber = await create_channel(
+        rt,
+        who,
+        "viber",
+        "Viber (sandbox)",
+        {
+            "auth_token": f"{secrets.token_hex(8)}-{secrets.token_hex(8)}-{secrets.token_hex(8)}",
+            "api_base_url": f"{base}/viber",
+            "sender_name": "Tidings Support",
+        },
+        None,
+    )
+    made.append({"id": viber.id, "kind": viber.kind, "name": viber.name})
     rbm = await create_channel(
         rt,
         who,

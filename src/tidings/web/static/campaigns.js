@@ -14,6 +14,7 @@
   const SMS_KINDS = new Set(["twilio", "vonage", "smpp"]);
   const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm",
     "line",
+    "viber",
   ]);
   const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
   let notice = null;

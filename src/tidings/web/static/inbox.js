@@ -429,7 +429,8 @@
 
   function routeLabel(r) {
     const w = windowText(r.window);
-    return r.name + (r.can_send ? (w ? " — " + w.text : "") : " — can't: " + (r.code || "").replace("_", " "));
+    const billing = r.can_send && r.billing ? " — " + r.billing : "";
+    return r.name + (r.can_send ? (w ? " — " + w.text : "") : " — can't: " + (r.code || "").replace("_", " ")) + billing;
   }
 
   function renderRoutes() {

@@ -73,6 +73,7 @@ const T = (() => {
 
   const KIND_ICON = { whatsapp: "WA", api: "API", sms: "SMS", twilio: "SMS", telegram: "TG", messenger: "FB", instagram: "IG", wechat: "WC", rbm: "RCS", gbm: "GBM", email: "@",
     line: "LN",
+    viber: "VB",
   };
   function channelIcon(kind, title) {
     const short = KIND_ICON[kind] || (kind || "?").slice(0, 3).toUpperCase();
