@@ -82,7 +82,7 @@ _SAMPLE = {
     "video": (b"\x00\x00\x00\x18ftypmp42" + bytes(range(128)), "video/mp4", "mp4"),
     "file": (b"%PDF-1.4\n" + b"1 0 obj <<>> endobj\n" * 8, "application/pdf", "pdf"),
 }
-# Prose status messages as Viber words them (digest of Viber's error table, docs/channels/viber.md).
+# Prose status messages as Viber words them (Viber's error table, as in docs/channels/viber.md).
 _MESSAGES = {
     0: "ok",
     1: "invalidUrl",
