@@ -206,11 +206,16 @@ async def _resolve(tx: Tx, reports: Sequence[StatusReport]) -> dict[int, Any]:
     ]
     if ids:
         conds.append(m.c.id.in_(sorted(ids)))
-    result = await tx.session.execute(
+    stmt = (
         select(m, c.c.workspace_id, c.c.inbox_id)
         .join(c, c.c.id == m.c.conversation_id)
         .where(or_(*conds))
     )
+    if not tx.rt.db.is_sqlite:
+        # Lock the messages in id order before the UPDATE takes them in its join's order: two
+        # workers whose batches share messages queue instead of deadlocking.
+        stmt = stmt.order_by(m.c.id).with_for_update(of=m)
+    result = await tx.session.execute(stmt)
     return {row.id: row for row in result.all()}
 
 
