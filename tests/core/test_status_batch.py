@@ -23,6 +23,7 @@ from tidings.actions.statuses import FORWARD_RANK, StatusReport, do_apply_status
 from tidings.channels.base import Permanent, Sent
 from tidings.domain.enums import InboundState, MessageStatus, status_moves_forward
 from tidings.ingest.rows import MAX_RETRY_LATER
+from tidings.ingest.statuses import apply_status_rows
 from tidings.ingest.worker import process_batch, replay
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -379,3 +380,27 @@ async def test_many_receipts_in_one_lane_batch(rt: Runtime) -> None:
         states = set((await s.execute(select(CampaignRecipient.state))).scalars())
     assert states == {"read"}
     assert await events_by_state(rt) == {"done": 900}
+
+
+async def test_a_batch_that_dies_before_commit_applies_nothing_and_is_applied_once_later(
+    rt: Runtime,
+) -> None:
+    """The lane's work is one transaction with the claim: a worker that dies mid-batch (here:
+    an error after the set was applied, before the commit) leaves rows and messages as they
+    were, and the next round applies each status once."""
+    world = await build(rt, 3, campaign_every=1)
+    await store(rt, world, [status(i, st, T0) for i in range(3) for st in ("delivered", "read")])
+    with pytest.raises(RuntimeError, match="worker died"):
+        async with transaction(rt) as tx:
+            rows = (await tx.session.scalars(select(InboundEvent))).all()
+            assert await apply_status_rows(tx, rows, lambda: False) == 6
+            raise RuntimeError("worker died")
+    assert await statuses_of(rt, world.message_ids) == ["sent"] * 3
+    assert await events_by_state(rt) == {"pending": 6}
+    await drain(rt)
+    assert await statuses_of(rt, world.message_ids) == ["read"] * 3
+    async with rt.db.read() as s:
+        recipients = (await s.execute(select(CampaignRecipient.state))).scalars().all()
+        attempts = (await s.execute(select(InboundEvent.attempts))).scalars().all()
+    assert sorted(recipients) == ["read"] * 3
+    assert attempts == [1] * 6  # the rolled-back round left no trace
