@@ -6,8 +6,9 @@
 Per run, in a fresh database: `messages` outbound WhatsApp messages (every second one a campaign
 message with its recipient), and `per-message` status events for each (sent, delivered, read;
 the order shuffled within a window, so some arrive out of order) stored as the webhook path
-stores them — cut from real WhatsApp status webhooks by the adapter's `split`. Then the ingest
-worker's `process_batch(rt, batch)` runs until the queue is empty (timed: applied/s), and, on
+stores them — cut from real WhatsApp status webhooks by the adapter's `split`. Then the status
+lane runs as the ingest worker runs it — claim up to `batch` due rows, `apply_status_rows`, one
+transaction — until the queue is empty (timed: applied/s), and, on
 the same rows in the same database, the baseline: a bare batched
 `UPDATE message … FROM (VALUES (id, status), …)` per `batch` events, with the message ids
 already known (no parsing, no lookup, no recipients, no events). Prints medians of `runs` and
@@ -34,12 +35,14 @@ from bench.statuses.world import build, status, store
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from tidings.actions.base import transaction
 from tidings.config import load_settings
-from tidings.domain.enums import InboundState
-from tidings.ingest.worker import process_batch
+from tidings.domain.enums import InboundLane, InboundState
+from tidings.ingest.statuses import apply_status_rows
 from tidings.runtime import Runtime
 from tidings.storage.db import migrate
 from tidings.storage.models import InboundEvent, Message
+from tidings.storage.types import utcnow
 
 STATES = ("sent", "delivered", "read")
 
@@ -69,6 +72,31 @@ def receipts(messages: int, per_message: int, seed: int) -> list[dict[str, objec
     return out
 
 
+async def lane_round(rt: Runtime, batch: int) -> bool:
+    """One round of the status lane as the ingest worker runs it: claim up to `batch` due
+    status rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and hand them to the lane function,
+    all in one transaction. (The worker's own claim sizing is its business; the bench fixes
+    the size to measure it.) Returns whether more may be waiting."""
+    now = utcnow()
+    async with transaction(rt) as tx:
+        rows = (
+            await tx.session.scalars(
+                select(InboundEvent)
+                .where(
+                    InboundEvent.lane == InboundLane.STATUS,
+                    InboundEvent.state == InboundState.PENDING,
+                    InboundEvent.next_attempt_at <= now,
+                )
+                .order_by(InboundEvent.next_attempt_at, InboundEvent.id)
+                .limit(batch)
+                .with_for_update(**rt.db.skip_locked())
+            )
+        ).all()
+        if rows:
+            await apply_status_rows(tx, rows, lambda: False)
+    return len(rows) == batch
+
+
 async def one_run(
     url: str, data_dir: Path, args: argparse.Namespace, batch: int, prof: cProfile.Profile | None
 ) -> Figures:
@@ -81,7 +109,7 @@ async def one_run(
         cpu, wall = time.process_time(), time.perf_counter()
         if prof is not None:
             prof.enable()
-        while await process_batch(rt, batch):
+        while await lane_round(rt, batch):
             pass
         if prof is not None:
             prof.disable()
