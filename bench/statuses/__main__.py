@@ -31,10 +31,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.statuses.world import build, status, store
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bench.statuses.world import build, status, store
 from tidings.actions.base import transaction
 from tidings.config import load_settings
 from tidings.domain.enums import InboundLane, InboundState
