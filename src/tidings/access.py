@@ -70,6 +70,8 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     "conversation.updated": Audience.INBOX,
     "message.created": Audience.INBOX,
     "message.updated": Audience.INBOX,
+    # Several messages of one conversation changed status in one batch (actions/statuses.py).
+    "messages.updated": Audience.INBOX,
     "consent.updated": Audience.INBOX,
     "presence": Audience.INBOX,
     "csat.answered": Audience.INBOX,

@@ -54,6 +54,15 @@ class Tx:
         """Outgoing webhooks are rows written in the same transaction as the change they
         announce (an outbox): a rollback takes them with it, a commit guarantees them."""
         relevant = [e for e in self.events if e.type in WEBHOOK_EVENTS]
+        # The status path sends the UI one `messages.updated` for a conversation with several
+        # messages moved in a batch (actions/statuses.py); integrators keep their documented
+        # one `message.updated` per message.
+        relevant += [
+            LiveEvent("message.updated", e.workspace_id, e.inbox_id, m, "", e.inbox_ids)
+            for e in self.events
+            if e.type == "messages.updated"
+            for m in e.data["messages"]
+        ]
         if not relevant:
             return
         workspaces = {e.workspace_id for e in relevant}

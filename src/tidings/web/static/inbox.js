@@ -766,6 +766,13 @@
         if (isNew && m.direction === "in") { loadContext(); api("/ui/conversations/" + m.conversation_id + "/read", { method: "POST" }).catch(() => {}); }
       });
     }
+    // Receipts are applied in batches: several messages of one conversation in one event.
+    es.addEventListener("messages.updated", (ev) => {
+      const d = JSON.parse(ev.data);
+      if (d.conversation_id !== S.current) return;
+      for (const m of d.messages || []) putMessage(m);
+      renderMessages();
+    });
     // A customer's name arrived from the provider's profile API: show it where they are listed.
     es.addEventListener("contact.updated", (ev) => {
       const d = JSON.parse(ev.data);
