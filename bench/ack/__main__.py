@@ -1,6 +1,6 @@
 """Acknowledgement latency under a broadcast's status webhooks, open loop (issue 14, item 4).
 
-    .venv/bin/python -m bench.ack                      # 3 runs × 60 s at 3,000 statuses/s
+    .venv/bin/python -m bench.ack                      # 3 runs x 60 s at 3,000 statuses/s
     .venv/bin/python -m bench.ack --seconds 10 --runs 1  # a quick look
 
 Each run starts a fresh `tidings serve` (embedded default: SQLite in WAL, synchronous=FULL, the
@@ -8,7 +8,7 @@ ingest worker in-process) on a temporary directory on the real disk, and prepare
 
 1. a WhatsApp channel through the API, and 20 customers' conversations, created by posting
    their inbound message webhooks and letting the worker process them;
-2. `rate × seconds / 3` outbound messages in those conversations, status `queued`, each with
+2. `rate x seconds / 3` outbound messages in those conversations, status `queued`, each with
    its own `wamid` (inserted straight into the SQLite file before the measurement: what is
    measured is the webhook path, not the send path, and sending 60,000 messages first would
    take minutes);
@@ -179,7 +179,7 @@ def prepare(base: str, webhook_url: str, db: Path, channel_id: int, messages: in
         (*convs[n % len(convs)], channel_id, f"bench {n}", f"wamid.ack.{n}", stamp, stamp, stamp)
         for n in range(messages)
     ]
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
     conn = sqlite3.connect(db, timeout=60)
     with conn:
@@ -228,7 +228,9 @@ def one_run(args: argparse.Namespace, i: int, stack_dir: Path) -> Run:
         path = "/" + webhook_url.split("/", 3)[3]
         offered = int(args.rate * args.seconds)
         messages = math.ceil(offered / 3)
-        prepare(base, webhook_url, db, channel_id, messages)
+        if env.get("TIDINGS_RUN_WORKERS") != "0":
+            prepare(base, webhook_url, db, channel_id, messages)
+        # else: a diagnosis run without the worker; the statuses are only stored
         evs = events(messages)[:offered]
         now = int(time.time())
         files = []
@@ -270,8 +272,30 @@ def one_run(args: argparse.Namespace, i: int, stack_dir: Path) -> Run:
             )
             for k in range(args.senders)
         ]
+        spy = None
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--duration",
+                    str(max(1, round(args.seconds))),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(args.profile / f"ack-run{i}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         for p in procs:
             p.wait(timeout=args.seconds + 120)
+        if spy is not None:
+            spy.wait(timeout=60)
         ended = time.time()
         cpu = _cpu(server.pid) - cpu0
         results = [json.loads((tmp / f"result-{k}.json").read_text()) for k in range(args.senders)]
@@ -306,7 +330,9 @@ def one_run(args: argparse.Namespace, i: int, stack_dir: Path) -> Run:
         acked_not_stored = sum(1 for k in acked_keys if k not in stored_keys)
 
         t0 = time.monotonic()
-        pending_sql = "SELECT count(*) FROM inbound_event WHERE channel_id = ? AND state = 'pending'"
+        pending_sql = (
+            "SELECT count(*) FROM inbound_event WHERE channel_id = ? AND state = 'pending'"
+        )
         left = count(db, pending_sql, (channel_id,))
         while left and time.monotonic() - t0 < args.drain_timeout:
             time.sleep(0.5)
@@ -369,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep-log", type=Path, help="copy each run's server log here")
+    parser.add_argument(
+        "--profile", type=Path, help="record the server with py-spy (pip install py-spy) here"
+    )
     parser.add_argument("--tidings-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 300 or not 1 <= args.rate <= 10_000:
@@ -396,10 +425,22 @@ def print_report(args: argparse.Namespace, facts: dict[str, str], runs: list[Run
         f"\nbench.ack: {args.rate:,.0f} status webhooks/s offered for {args.seconds:.0f} s, "
         f"{args.senders} sender processes; load {facts['load_before']} -> {facts['load_after']}"
     )
-    cols = (
-        "run acks/s p50_ms p99_ms max_ms non2xx stored acked_missing dups processed failed "
-        "read drain_s cpu"
-    ).split()
+    cols = [
+        "run",
+        "acks/s",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "non2xx",
+        "stored",
+        "acked_missing",
+        "dups",
+        "processed",
+        "failed",
+        "read",
+        "drain_s",
+        "cpu",
+    ]
     print(" | ".join(cols))
     for n, r in enumerate(runs, 1):
         print(

@@ -154,7 +154,7 @@ def main() -> None:
             + body
         )
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]

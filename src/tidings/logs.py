@@ -119,6 +119,12 @@ def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackTy
     logging.getLogger("tidings").critical("uncaught exception", exc_info=(kind, exc, tb))
 
 
+def new_request_id(given: bytes) -> str:
+    """The caller's `X-Request-ID` when it looks like one, else a fresh random id."""
+    text = given.decode("latin-1")
+    return text if _GOOD_ID.fullmatch(text) else secrets.token_hex(8)
+
+
 class RequestIds:
     """Gives each HTTP request an id (the caller's `X-Request-ID` when it looks like one) for
     the log lines written while handling it, and answers with it in `X-Request-ID`."""
@@ -131,8 +137,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        text = given.decode("latin-1")
-        request_id = text if _GOOD_ID.fullmatch(text) else secrets.token_hex(8)
+        request_id = new_request_id(given)
         token = REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Message) -> None:
