@@ -13,8 +13,8 @@ traceback as one `exc` field, never as extra lines. uvicorn's access records als
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import sys
 import warnings
 from contextvars import ContextVar
@@ -121,8 +121,13 @@ def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackTy
 
 def new_request_id(given: bytes) -> str:
     """The caller's `X-Request-ID` when it looks like one, else a fresh random id."""
-    text = given.decode("latin-1")
-    return text if _GOOD_ID.fullmatch(text) else secrets.token_hex(8)
+    if given:
+        text = given.decode("latin-1")
+        if _GOOD_ID.fullmatch(text):
+            return text
+    # Not a secret, only a label for log lines: the PRNG (reseeded after fork) costs a tenth
+    # of urandom.
+    return f"{random.getrandbits(64):016x}"
 
 
 class RequestIds:
