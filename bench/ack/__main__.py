@@ -112,6 +112,47 @@ def status_body(wamid: str, status: str, ts: int, customer: int) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def commit_stats(base: str) -> dict[str, dict[str, float]]:
+    """The group-commit histogram from /metrics: per phase, cumulative bucket counts and sum."""
+    out: dict[str, dict[str, float]] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if not line.startswith("tidings_group_commit_seconds"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        phase = name.split('phase="', 1)[1].split('"', 1)[0]
+        if "_bucket" in name:
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            out.setdefault(phase, {})[le] = float(value)
+        elif name.startswith("tidings_group_commit_seconds_sum"):
+            out.setdefault(phase, {})["sum"] = float(value)
+    return out
+
+
+def commit_summary(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> str:
+    """Per phase: commits, mean ms and the bucket bound under which 50 % / 99 % fell."""
+    parts = []
+    for phase in ("wait", "commit"):
+        a, b = after.get(phase, {}), before.get(phase, {})
+        n = a.get("+Inf", 0) - b.get("+Inf", 0)
+        if not n:
+            continue
+        mean = (a.get("sum", 0) - b.get("sum", 0)) / n * 1000
+        bounds = sorted((float(k), v - b.get(k, 0)) for k, v in a.items() if k not in ("sum",))
+
+        parts.append(
+            f"{phase}: n {n:,.0f} mean {mean:.1f} ms p50 {_under(bounds, n, 0.5)} p99 {_under(bounds, n, 0.99)}"
+        )
+    return "; ".join(parts)
+
+
+def _under(bounds: list[tuple[float, float]], n: float, q: float) -> str:
+    """The smallest histogram bound under which a share `q` of the `n` observations fell."""
+    for le, c in bounds:
+        if c >= q * n:
+            return f"<={le * 1000:g}" if le != float("inf") else ">2500"
+    return "?"
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -139,6 +180,7 @@ class Run:
     peak_conns: int
     sender_behind_max_ms: float
     server_cpu_cores: float
+    group_commits: str
 
     @property
     def ok(self) -> bool:
@@ -243,6 +285,7 @@ def one_run(args: argparse.Namespace, i: int, stack_dir: Path) -> Run:
             files.append(f)
         log(f"run {i}: {messages:,} outbound messages, {offered:,} status webhooks prepared")
 
+        stats0 = commit_stats(base)
         cpu0 = _cpu(server.pid)
         start = time.time() + 2.0
         procs = [
@@ -298,6 +341,7 @@ def one_run(args: argparse.Namespace, i: int, stack_dir: Path) -> Run:
             spy.wait(timeout=60)
         ended = time.time()
         cpu = _cpu(server.pid) - cpu0
+        commits = commit_summary(stats0, commit_stats(base))
         results = [json.loads((tmp / f"result-{k}.json").read_text()) for k in range(args.senders)]
         latency: list[float] = []
         acked_keys: list[str] = []
@@ -373,6 +417,7 @@ def one_run(args: argparse.Namespace, i: int, stack_dir: Path) -> Run:
             peak_conns=sum(int(r["peak_conns"]) for r in results),
             sender_behind_max_ms=max(float(r["sender_behind_max_s"]) for r in results) * 1000,
             server_cpu_cores=cpu / window,
+            group_commits=commits,
         )
         log(f"run {i}: {json.dumps(asdict(run))}")
         if args.keep_log:
@@ -449,6 +494,8 @@ def print_report(args: argparse.Namespace, facts: dict[str, str], runs: list[Run
             f"{r.processed:,} | {r.failed} | {r.messages_read:,} | "
             f"{r.drain_s:.1f}{'' if r.drained else '+'} | {r.server_cpu_cores:.2f}"
         )
+    for n, r in enumerate(runs, 1):
+        print(f"run {n} group commits (ms) {r.group_commits}")
     med = statistics.median
     print(
         f"median | {med(r.acks_per_s for r in runs):,.0f} | {med(r.p50_ms for r in runs):.1f} | "

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tidings.metrics import EVENTS_STORED
+from tidings.metrics import EVENTS_STORED, GROUP_COMMIT
 from tidings.storage.db import Database, sqlite_path
 from tidings.storage.models import InboundEvent
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # Bound one transaction so a burst cannot build a statement of unbounded size.
 MAX_ROWS_PER_COMMIT = 2_000
+COMMIT_WAIT = GROUP_COMMIT.labels("wait")
+COMMIT_TIME = GROUP_COMMIT.labels("commit")
 # How often (at most) the committer has the WAL checkpointed while it commits.
 CHECKPOINT_SECONDS = 0.5
 
@@ -252,12 +254,17 @@ class GroupCommitter:
         rows = [row for item, _fut in batch for row in item]
         self._in_flight = True
         try:
+            asked = time.monotonic()
             if self._sqlite is not None:
                 async with self._db.writer_turn(first=True):
+                    got = time.monotonic()
                     await self._sqlite.insert(rows)
             else:
                 async with self._db.write_engine.begin() as conn:
+                    got = time.monotonic()
                     await conn.execute(self._stmt, rows)
+            COMMIT_WAIT.observe(got - asked)
+            COMMIT_TIME.observe(time.monotonic() - got)
         except Exception as exc:
             log.exception("group commit of %d inbound events failed", len(rows))
             for _rows, fut in batch:
