@@ -18,7 +18,11 @@ ingest worker in-process) on a temporary directory on the real disk, and prepare
 
 Then `--senders` processes (`bench/ack/sender.py`) post them on one shared fixed schedule,
 event g due at `start + g / rate` (open loop: the offered rate does not drop when the server
-slows down; latency is measured from the scheduled time, so a stall cannot hide). Afterwards:
+slows down; latency is measured from the scheduled time, so a stall cannot hide). Not wrk:
+Debian's wrk is closed-loop (no fixed-rate mode; that is wrk2), so a server stall would lower
+the offered rate instead of showing in the latency. Three sender processes offer 3,000/s on
+this 2-core machine with a few ms of schedule slip (`sender_behind_max_ms` in the JSON says
+how far a sender fell behind its schedule; it counts in the latency anyway). Afterwards:
 
 - acks/s (2xx answers ÷ the time from the first scheduled send to the last answer), ack
   p50/p99/max in ms, non-2xx (including connection errors and 30 s timeouts);

@@ -3,9 +3,9 @@
     python -m bench.ack.sender REQUESTS_FILE RESULT_FILE --port P --path /webhooks/... \
         --rate R --start EPOCH --offset K --stride N [--max-conns C]
 
-Request i of this process is due at `start + (offset + i * stride) / (rate * stride)`... in
-short, the senders of one run share one global schedule: event number g is due at
-`start + g / total_rate`, and process k sends the events g = k, k + N, k + 2N, ...
+The senders of one run share one fixed schedule: event g is due at `start + g / rate`
+(`--rate` is the total of all senders), and sender k of N (`--offset k --stride N`) posts the
+events g = k, k + N, k + 2N, ... in that order.
 
 Latency is measured from the *scheduled* time, not from when the request went out, so a stall
 in the server (or in this sender) shows up in the figures instead of silently lowering the
