@@ -150,3 +150,27 @@ async def test_fast_path_answers_like_the_stack(
         assert put.status_code == 405
         deeper = await client.post(f"{server.url}/webhooks/api/{channel_id}/x", content=b"{}")
         assert deeper.status_code == 404
+
+
+async def test_a_long_write_transaction_lets_requests_be_read(server: Server) -> None:
+    """Statements on the inline SQLite write connection never suspend; without a pause now and
+    then, a worker batch would keep the loop from BEGIN to COMMIT and no webhook could even
+    reach the committer to say it waits. Another task must get to run mid-transaction."""
+    rt = server.runtime
+    if not rt.db.is_sqlite:
+        pytest.skip("the inline write connection is SQLite's")
+    ran: list[str] = []
+
+    async def request() -> None:
+        ran.append("request")
+
+    statements = 0
+    async with rt.db.write() as s:
+        task = asyncio.create_task(request())
+        # Bounded: with the loop never shared this ends after 100,000 statements and fails.
+        while not ran and statements < 100_000:
+            await s.execute(text("SELECT 1"))
+            statements += 1
+        inside = bool(ran)
+    await task
+    assert inside, f"no other task ran during {statements} statements"
