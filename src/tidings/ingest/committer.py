@@ -7,9 +7,11 @@ disk. Duplicates are rejected by the unique (channel_id, event_key) index, never
 
 On SQLite the insert runs on a raw `sqlite3` connection in one dedicated thread: a commit is a
 single hop into that thread (BEGIN IMMEDIATE, executemany, COMMIT) instead of a round trip per
-statement through the async driver, which is what bounds webhook throughput. The ingest worker
-gives the write lock back as soon as `waiting` is true, so acknowledgements never queue behind
-a batch of processing.
+statement through the async driver, which is what bounds webhook throughput. It takes the
+process's write turn ahead of every other waiting writer (`writer_turn(first=True)`), the
+ingest worker gives the write lock back after a short slice once `waiting` is true, and the
+WAL is checkpointed off the acknowledgement path (docs/architecture.md, "The acknowledgement
+path").
 """
 
 from __future__ import annotations
