@@ -23,7 +23,8 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select, update
 
@@ -275,15 +276,16 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
     now = utcnow()
     values = [_message_values(m, now, targets) for m in msgs]
     inserted: dict[tuple[int, str], int] = {}
-    for batch in _chunks(values, 200):
-        for new_id, new_channel, new_pmid in await s.execute(
-            tx.rt.db.insert(Message)
-            .values(list(batch))
-            .on_conflict_do_nothing(index_elements=["channel_id", "provider_message_id"])
-            .returning(Message.id, Message.channel_id, Message.provider_message_id)
-        ):
-            if new_channel is not None and new_pmid is not None:
-                inserted[(new_channel, new_pmid)] = new_id
+    # Core on the table, executemany: SQLAlchemy sends it as multi-row INSERTs with RETURNING
+    # ("insertmanyvalues") from one cached compiled statement.
+    table = Message.__table__
+    for new_id, new_channel, new_pmid in await s.execute(
+        tx.rt.db.insert(table)
+        .on_conflict_do_nothing(index_elements=["channel_id", "provider_message_id"])
+        .returning(table.c.id, table.c.channel_id, table.c.provider_message_id),
+        values,
+    ):
+        inserted[(new_channel, new_pmid)] = new_id
     # A reply to a message earlier in this run: its id is known only now.
     for index, m in enumerate(msgs):
         target = _target_key(m)
@@ -315,6 +317,8 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
         ):
             windows[(cc.conversation_id, cc.channel_id)] = cc
 
+    new_windows: dict[tuple[int, int], datetime] = {}
+
     # 7. Each message applied in order, as `do_receive_message` does after its insert.
     for m, row in zip(msgs, values, strict=True):
         mid = inserted.get(_key(m))
@@ -322,21 +326,21 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
             continue
         assert m.conv is not None and m.contact is not None
         conv, event, channel = m.conv, m.event, m.channel
-        message = Message(id=mid, sender_agent_id=None, error_code=None, error_reason=None, **row)
+        # What the API shows of it (`message_dict` reads attributes); no ORM object needed.
+        message = SimpleNamespace(
+            id=mid, sender_agent_id=None, error_code=None, error_reason=None, **row
+        )
         conv.last_inbound_at = _later(conv.last_inbound_at, event.occurred_at)
         conv.unread_count += 1
         if conv.status == ConversationStatus.SNOOZED:
             conv.status = ConversationStatus.OPEN
             conv.snoozed_until = None
         window = windows.get((conv.id, channel.id))
-        if window is None:
-            window = ConversationChannel(
-                conversation_id=conv.id, channel_id=channel.id, last_inbound_at=event.occurred_at
-            )
-            s.add(window)
-            windows[(conv.id, channel.id)] = window
-        else:
+        if window is not None:
             window.last_inbound_at = _later(window.last_inbound_at, event.occurred_at)
+        else:
+            opened = new_windows.setdefault((conv.id, channel.id), event.occurred_at)
+            new_windows[(conv.id, channel.id)] = max(opened, event.occurred_at)
         conv.last_activity_at = _later(conv.last_activity_at, event.occurred_at) or now
         conv.last_message_preview = _preview(event)
         conv.last_channel_id = channel.id
@@ -351,14 +355,22 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
             "message.created",
             conv.workspace_id,
             conv.inbox_id,
-            message_dict(message, attachments.get(mid)),
+            message_dict(cast(Message, message), attachments.get(mid)),
         )
-        # Consent keywords and provider opt-outs take the per-event path; this flags a sender
-        # phone that is no number.
-        await consent.do_after_inbound(tx, channel, event, m.contact, conv, message)
+        # Consent keywords and provider opt-outs take the per-event path (`do_after_inbound`);
+        # what remains of it for an ordinary message: a sender phone that is no number.
+        consent.flag_unparsed_phone(m.contact, event.sender.phone)
         await sla.on_customer_message(tx, conv)
         if conv.assignee_id is None:
             assignment.after_change(tx)
+    if new_windows:
+        await s.execute(
+            tx.rt.db.insert(ConversationChannel.__table__),
+            [
+                {"conversation_id": conv_id, "channel_id": channel_id, "last_inbound_at": at}
+                for (conv_id, channel_id), at in new_windows.items()
+            ],
+        )
     await s.flush()
     return latest
 
@@ -526,12 +538,12 @@ async def _create_senders(tx: Tx, unknown: list[_Msg]) -> None:
                 **profiles.due_values(tx, m.channel),
             }
         )
-    for batch in _chunks(rows, 200):
-        await s.execute(
-            tx.rt.db.insert(ContactIdentity)
-            .values(list(batch))
-            .on_conflict_do_nothing(index_elements=["workspace_id", "channel_kind", "address"])
-        )
+    await s.execute(
+        tx.rt.db.insert(ContactIdentity.__table__).on_conflict_do_nothing(
+            index_elements=["workspace_id", "channel_kind", "address"]
+        ),
+        rows,
+    )
     await _find_identities(tx, unknown)
     for m in creators:
         assert m.identity is not None and m.contact is not None
