@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--modes", default="set,per-event,bare insert")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--sort", default="cumulative", help="profile order (pstats key)")
     args = parser.parse_args(argv)
     global PROFILE
     if args.profile:
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if PROFILE is not None:
         out = io.StringIO()
-        pstats.Stats(PROFILE, stream=out).sort_stats("cumulative").print_stats(args.profile)
+        pstats.Stats(PROFILE, stream=out).sort_stats(args.sort).print_stats(args.profile)
         print(out.getvalue())
     return 0
 

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.actions import assignment, consent, csat, profiles, sla
 from tidings.actions.base import Tx
@@ -38,11 +39,18 @@ from tidings.actions.inbound import (
 )
 from tidings.actions.sms_parts import part_of
 from tidings.actions.workspace_settings import phone_for
-from tidings.domain.enums import ConversationStatus, Direction, MessageKind, MessageStatus
+from tidings.domain.enums import (
+    ConversationStatus,
+    Direction,
+    InboundState,
+    MessageKind,
+    MessageStatus,
+)
 from tidings.domain.events import Ignored, InboundMessage
-from tidings.ingest.rows import done, process_rows, touch_channels
+from tidings.ingest.rows import process_rows, touch_channels
 from tidings.media.fetch import MediaLocator
 from tidings.media.limits import FILE_KINDS, PENDING
+from tidings.metrics import INGESTED
 from tidings.runtime import ChannelInfo
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -180,12 +188,49 @@ async def _apply_run(tx: Tx, run: list[_Row], should_yield: Callable[[], bool]) 
         del tx.events[events_before:]
         tx.wakes.clear()
         tx.wakes.update(wakes_before)
+        await _forget_loaded(tx)
         return await process_rows(tx, [r.row for r in run], should_yield)
-    for r in run:
-        r.row.attempts += 1
-        done(r.row)
+    await _mark_done(tx, [r.row for r in run])
     await touch_channels(tx, latest)
     return len(run)
+
+
+async def _forget_loaded(tx: Tx) -> None:
+    """After a rolled-back run: the session still holds objects loaded inside it — identities
+    of rows that no longer exist, whose ids SQLite hands out again — and would return them for
+    new rows with those ids. Keep only the claimed inbound rows (flushed first, so nothing of
+    the earlier runs is lost); everything else is read again from the database."""
+    s = tx.session
+    await s.flush()
+    for obj in list(s.identity_map.values()):
+        if not isinstance(obj, InboundEvent):
+            s.expunge(obj)
+
+
+async def _mark_done(tx: Tx, rows: list[InboundEvent]) -> None:
+    """`rows.done` for many rows in one UPDATE; the loaded objects are told the new values as
+    already stored, so the commit's flush does not update them again one by one."""
+    now = utcnow()
+    await tx.session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id.in_([row.id for row in rows]))
+        .values(
+            state=InboundState.DONE,
+            error=None,
+            processed_at=now,
+            attempts=InboundEvent.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    for row in rows:
+        for name, value in (
+            ("state", InboundState.DONE),
+            ("error", None),
+            ("processed_at", now),
+            ("attempts", row.attempts + 1),
+        ):
+            set_committed_value(row, name, value)
+    INGESTED.labels("done").inc(len(rows))
 
 
 async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
@@ -538,6 +583,9 @@ async def _create_senders(tx: Tx, unknown: list[_Msg]) -> None:
                 **profiles.due_values(tx, m.channel),
             }
         )
+    # In key order: two workers inserting the same new senders wait on each other's index
+    # entries in one order, never in a cycle (PostgreSQL).
+    rows.sort(key=lambda r: (r["workspace_id"], r["channel_kind"], r["address"]))
     await s.execute(
         tx.rt.db.insert(ContactIdentity.__table__).on_conflict_do_nothing(
             index_elements=["workspace_id", "channel_kind", "address"]
