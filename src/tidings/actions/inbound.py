@@ -64,6 +64,31 @@ def _alias_of(sender: Sender) -> str | None:
     return next((a for a in sender.aliases if a != sender.address), None)
 
 
+def update_known(
+    tx: Tx,
+    channel: ChannelInfo,
+    sender: Sender,
+    phone: str | None,
+    identity: ContactIdentity,
+    known: Contact,
+) -> None:
+    """What a message from a known identity teaches about its contact (no query: both are
+    loaded; the ingest batch path loads them for many senders at once)."""
+    profiles.mark_due(tx, channel, identity)  # a name from the provider, in the background
+    if sender.name and not known.name:
+        known.name = sender.name
+    alias = _alias_of(sender)
+    if alias and identity.address == sender.address and identity.alias != alias:
+        identity.alias = alias
+    if phone is not None and sender.phone_verified:
+        # e.g. a Telegram customer shares their own number after writing before: it is
+        # theirs now; another contact with it shows up as a merge suggestion.
+        if known.phone_e164 is None:
+            known.phone_e164 = phone
+    elif phone is not None and known.phone_e164 is None and known.claimed_phone is None:
+        known.claimed_phone = phone
+
+
 async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Contact:
     """The contact behind `sender`: by identity, else by verified E.164 phone, else new.
 
@@ -77,20 +102,8 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     phone = await phone_for(s, channel.workspace_id, sender.phone) if sender.phone else None
     identity = await _identity(tx, channel, [sender.address, *sender.aliases])
     if identity is not None:
-        profiles.mark_due(tx, channel, identity)  # a name from the provider, in the background
         known = await s.get_one(Contact, identity.contact_id)
-        if sender.name and not known.name:
-            known.name = sender.name
-        alias = _alias_of(sender)
-        if alias and identity.address == sender.address and identity.alias != alias:
-            identity.alias = alias
-        if phone is not None and sender.phone_verified:
-            # e.g. a Telegram customer shares their own number after writing before: it is
-            # theirs now; another contact with it shows up as a merge suggestion.
-            if known.phone_e164 is None:
-                known.phone_e164 = phone
-        elif phone is not None and known.phone_e164 is None and known.claimed_phone is None:
-            known.claimed_phone = phone
+        update_known(tx, channel, sender, phone, identity, known)
         return known
 
     contact: Contact | None = None
