@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from tidings.access import ALL_SCOPES, SCOPES, Principal, require_admin
+from tidings.access import ALL_SCOPES, SCOPES, Principal, can_see_inbox, require_admin
 from tidings.actions.base import WEBHOOK_EVENTS, transaction
 from tidings.channels import webhook_setup
 from tidings.channels.registry import get_adapter, kinds
@@ -202,7 +202,7 @@ async def create_channel(
                 inbox_id = inbox.id
         else:
             chosen = await s.get(Inbox, inbox_id)
-            if chosen is None or chosen.workspace_id != who.workspace_id:
+            if chosen is None or not can_see_inbox(who, chosen.workspace_id, chosen.id):
                 raise InvalidInput(f"inbox_id: no inbox {inbox_id} in this workspace")
         channel = Channel(
             workspace_id=who.workspace_id,

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_conversation
+from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
 from tidings.channels.templates import (
@@ -103,7 +103,7 @@ async def check_sync_templates(rt: Runtime, who: Principal, channel_id: int) -> 
     """An admin asks for a channel's templates to be fetched from the provider now."""
     require_admin(who)
     info = await rt.channels.get(channel_id)
-    if info is None or info.workspace_id != who.workspace_id:
+    if info is None or not can_see_inbox(who, info.workspace_id, info.inbox_id):
         raise NotFound("channel not found")
     return await sync_templates(rt, info)
 

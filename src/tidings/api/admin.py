@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_channel
 from tidings.actions import agents as people
 from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
@@ -19,7 +19,6 @@ from tidings.actions.passwords import check_create_reset_link
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
 from tidings.channels.registry import get_adapter, kinds
-from tidings.domain.errors import NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
 from tidings.storage.models import (
@@ -134,9 +133,7 @@ async def channel_setup(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     uses one, the verify token (admins only; other secrets stay hidden)."""
     require_admin(who)
     async with rt.db.read() as s:
-        c = await s.get(Channel, channel_id)
-    if c is None or c.workspace_id != who.workspace_id:
-        raise NotFound("channel not found")
+        c = await require_channel(s, who, channel_id)
     config = rt.box.decrypt_json(c.config_encrypted)
     out = channel_dict(c, public_config(c.kind, config), rt.settings.webhook_url(c.kind, c.id))
     out["verify_token"] = config.get("verify_token")
