@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,7 +59,7 @@ class Tx:
         # messages moved in a batch (actions/statuses.py); integrators keep their documented
         # one `message.updated` per message.
         relevant += [
-            LiveEvent("message.updated", e.workspace_id, e.inbox_id, m, "", e.inbox_ids)
+            dataclasses.replace(e, type="message.updated", data=m)
             for e in self.events
             if e.type == "messages.updated"
             for m in e.data["messages"]
