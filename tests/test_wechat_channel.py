@@ -265,7 +265,8 @@ async def test_quota_used_up_fails_with_a_plain_reason(
     await sim.post("/_sim/inbound", json={"app_id": "wxquota0001", "openid": "erin", "text": "hi"})
     conv, _ = await thread(api)
     ids = []
-    for n in range(6):  # one customer message allows 5 replies (digest A10)
+    # One customer message allows 5 replies (docs/channels/wechat.md#customer-service-messages).
+    for n in range(6):
         resp = await api.post(
             f"/api/v1/conversations/{conv['id']}/messages", json={"text": f"r{n}"}
         )

@@ -3,7 +3,8 @@
 (a) capped: a campaign of N recipients with `rate_per_second` 80 (WhatsApp's default tier):
     the achieved rate must be within 2 % of the cap and no one-second window above it;
 (b) uncapped: no campaign cap, over `--numbers` WhatsApp numbers (default 2) at the top tier
-    (`messages_per_second` 1000 each, digest A6: one number can never send 1,500/s), sharing
+    (`messages_per_second` 1000 each: one number can never send 1,500/s;
+    docs/channels/whatsapp.md#throughput-and-pair-limits), sharing
     the campaign; the simulator's throughput limit lifted (each number's fullest second is
     reported): sends per second (target >= 1,500), next to a same-run baseline: the
     simulator's raw rate from a plain loop on Tidings' own HTTP client (same payload, the

@@ -64,8 +64,9 @@ def log(msg: str) -> None:
 
 
 def whatsapp_body(wamid: str, customer: int, ts: int, text: str) -> bytes:
-    """One text message in Meta's envelope (digest A2), serialised as Meta does: compact,
-    ASCII-escaped JSON. The signature is computed over exactly these bytes."""
+    """One text message in Meta's envelope (docs/channels/whatsapp.md#inbound-payloads),
+    serialised as Meta does: compact, ASCII-escaped JSON. The signature is computed over exactly
+    these bytes."""
     wa_id = f"1650555{customer:04d}"
     payload = {
         "object": "whatsapp_business_account",

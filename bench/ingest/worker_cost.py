@@ -29,7 +29,7 @@ import orjson
 from tidings.access import Principal
 from tidings.actions.admin import bootstrap, create_channel
 from tidings.config import load_settings
-from tidings.domain.enums import InboundState, Role
+from tidings.domain.enums import InboundLane, InboundState, Role
 from tidings.ingest.worker import process_batch
 from tidings.runtime import Runtime
 from tidings.storage.db import migrate
@@ -69,6 +69,7 @@ async def one_run(
                 "attempts": 0,
                 "next_attempt_at": now,
                 "error": None,
+                "lane": InboundLane.CUSTOMER,
             }
             for i in range(events)
         ]

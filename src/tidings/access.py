@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import ColumnElement, and_, exists, select, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.domain.enums import Role
 from tidings.domain.errors import Forbidden, NotFound
 from tidings.realtime.bus import LiveEvent
-from tidings.storage.models import Contact, Conversation
+from tidings.storage.models import Channel, Contact, Conversation, Inbox
 
 SCOPES = ("read", "reply", "admin")
 ALL_SCOPES = frozenset(SCOPES)
@@ -53,6 +53,48 @@ def can_see_inbox(who: Principal, workspace_id: int, inbox_id: int) -> bool:
     return inbox_id in who.inbox_ids
 
 
+def can_see_channel(who: Principal, channel: Channel) -> bool:
+    """A channel is seen by whoever sees its inbox."""
+    return can_see_inbox(who, channel.workspace_id, channel.inbox_id)
+
+
+def visible_channels(who: Principal, channels: Iterable[Channel]) -> list[Channel]:
+    return [c for c in channels if can_see_channel(who, c)]
+
+
+def visible_inbox_ids(who: Principal) -> frozenset[int] | None:
+    """The inboxes `who` sees within the workspace; None for every one (owners and admins)."""
+    return None if who.is_admin else who.inbox_ids
+
+
+def member_inbox_ids(who: Principal) -> list[int]:
+    """The inboxes `who` is a member of (owners and admins see others too), sorted."""
+    return sorted(who.inbox_ids)
+
+
+def inbox_filter(who: Principal, inbox_column: SQLColumnExpression[int]) -> ColumnElement[bool]:
+    """SQL condition: `inbox_column` names an inbox `who` sees. The workspace condition is the
+    caller's (the table's own `workspace_id`)."""
+    ids = visible_inbox_ids(who)
+    return true() if ids is None else inbox_column.in_(ids)
+
+
+async def require_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> Inbox:
+    """The inbox, if `who` sees it; else NotFound (not there and not visible answer alike)."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None or not can_see_inbox(who, inbox.workspace_id, inbox.id):
+        raise NotFound("inbox not found")
+    return inbox
+
+
+async def require_channel(session: AsyncSession, who: Principal, channel_id: int) -> Channel:
+    """The channel, if `who` sees its inbox; else NotFound, as for a channel not there."""
+    channel = await session.get(Channel, channel_id)
+    if channel is None or not can_see_channel(who, channel):
+        raise NotFound("channel not found")
+    return channel
+
+
 class Audience(Enum):
     """Who may receive a live event of some type (`EVENT_AUDIENCE`)."""
 
@@ -70,6 +112,8 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     "conversation.updated": Audience.INBOX,
     "message.created": Audience.INBOX,
     "message.updated": Audience.INBOX,
+    # Several messages of one conversation changed status in one batch (actions/statuses.py).
+    "messages.updated": Audience.INBOX,
     "consent.updated": Audience.INBOX,
     "presence": Audience.INBOX,
     "csat.answered": Audience.INBOX,
@@ -118,10 +162,9 @@ async def contact_inboxes(session: AsyncSession, contact_ids: Iterable[int]) -> 
 
 def visible_conversations(who: Principal) -> ColumnElement[bool]:
     """SQL condition for the conversations `who` may list."""
-    in_workspace = Conversation.workspace_id == who.workspace_id
-    if who.is_admin:
-        return and_(in_workspace, true())
-    return and_(in_workspace, Conversation.inbox_id.in_(who.inbox_ids))
+    return and_(
+        Conversation.workspace_id == who.workspace_id, inbox_filter(who, Conversation.inbox_id)
+    )
 
 
 def visible_contacts(who: Principal) -> ColumnElement[bool]:
@@ -131,7 +174,7 @@ def visible_contacts(who: Principal) -> ColumnElement[bool]:
     if who.is_admin:
         return and_(in_workspace, true())
     talked_here = exists().where(
-        Conversation.contact_id == Contact.id, Conversation.inbox_id.in_(who.inbox_ids)
+        Conversation.contact_id == Contact.id, inbox_filter(who, Conversation.inbox_id)
     )
     return and_(in_workspace, talked_here)
 
@@ -148,9 +191,9 @@ async def require_contact(session: AsyncSession, who: Principal, contact_id: int
 
 def require_conversation(who: Principal, conversation: Conversation | None) -> Conversation:
     # Not visible and not there answer alike, so ids cannot be probed across workspaces.
-    if conversation is None:
-        raise NotFound("conversation not found")
-    if not can_see_inbox(who, conversation.workspace_id, conversation.inbox_id):
+    if conversation is None or not can_see_inbox(
+        who, conversation.workspace_id, conversation.inbox_id
+    ):
         raise NotFound("conversation not found")
     return conversation
 

@@ -185,6 +185,23 @@ def cmd_sync_templates(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def cmd_set_webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    """Point the webhook of every channel that Tidings registers itself (Viber) at this
+    install's current URL; run after changing TIDINGS_PUBLIC_URL."""
+    from tidings.actions.admin import register_webhooks
+
+    async def go(rt: object) -> object:
+        from tidings.runtime import Runtime
+
+        assert isinstance(rt, Runtime)
+        return await register_webhooks(rt, args.channel)
+
+    results = asyncio.run(_with_runtime(settings, go))
+    print(json.dumps(results))
+    assert isinstance(results, list)
+    return 1 if any("error" in r for r in results) else 0
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     """Run only the provider simulators (for pointing a separate Tidings at them)."""
     import uvicorn
@@ -245,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check configuration, database, Redis and channels")
     p = sub.add_parser("sync-templates", help="fetch provider message templates (WhatsApp)")
     p.add_argument("--channel", type=int)
+    p = sub.add_parser(
+        "set-webhooks", help="set provider webhooks Tidings registers itself (Viber) again"
+    )
+    p.add_argument("--channel", type=int)
     cli_campaigns.register(sub)
     reports_cli.register(sub)
     p = sub.add_parser("sandbox", help="run only the provider simulators")
@@ -263,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "sandbox": cmd_sandbox,
         "doctor": cmd_doctor,
         "sync-templates": cmd_sync_templates,
+        "set-webhooks": cmd_set_webhooks,
         "campaign": cli_campaigns.cmd_campaign,
         "reports": reports_cli.cmd_reports,
     }

@@ -169,9 +169,18 @@ async def _channels(rt: Runtime, http: httpx.AsyncClient) -> list[Check]:
             problem = await probe(info.config, http)
         except Exception as exc:
             problem = f"probe failed: {type(exc).__name__}: {exc}"
-        checks.append(
-            Check("fail", name, problem) if problem else Check("ok", name, "credentials accepted")
-        )
+        if problem:
+            checks.append(Check("fail", name, problem))
+            continue
+        detail = "credentials accepted"
+        summary: Any = getattr(get_adapter(row.kind), "health_summary", None)
+        if summary is not None:
+            # e.g. LINE's push quota left this month.
+            try:
+                detail += f"; {await summary(info.config, http)}"
+            except Exception as exc:
+                detail += f"; no summary ({type(exc).__name__})"
+        checks.append(Check("ok", name, detail))
     return checks
 
 

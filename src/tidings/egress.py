@@ -181,6 +181,18 @@ class EgressPolicy:
                 "(TIDINGS_EGRESS_ALLOW lists exceptions)."
             )
 
+    async def check_destination(self, url: str) -> None:
+        """Refuse, when it is typed in (an outgoing webhook, an automation webhook action), a
+        URL that the policy would refuse at delivery: a wrong scheme, credentials, or a host
+        that is or resolves to an internal address. A host that does not resolve yet passes
+        (DNS may come later); delivery checks again on every request, so a name that changes
+        to an internal address afterwards is still refused then."""
+        host, port = self.check_url(url)
+        try:
+            await self.resolve(host, port)
+        except httpcore.ConnectError:
+            return
+
     async def resolve(self, host: str, port: int) -> list[str]:
         """The addresses of `host` that may be connected to, in resolver order; raises
         EgressRefused when none may."""

@@ -13,8 +13,8 @@ traceback as one `exc` field, never as extra lines. uvicorn's access records als
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import sys
 import warnings
 from contextvars import ContextVar
@@ -119,6 +119,17 @@ def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackTy
     logging.getLogger("tidings").critical("uncaught exception", exc_info=(kind, exc, tb))
 
 
+def new_request_id(given: bytes) -> str:
+    """The caller's `X-Request-ID` when it looks like one, else a fresh random id."""
+    if given:
+        text = given.decode("latin-1")
+        if _GOOD_ID.fullmatch(text):
+            return text
+    # Not a secret, only a label for log lines: the PRNG (reseeded after fork) costs a tenth
+    # of urandom.
+    return f"{random.getrandbits(64):016x}"
+
+
 class RequestIds:
     """Gives each HTTP request an id (the caller's `X-Request-ID` when it looks like one) for
     the log lines written while handling it, and answers with it in `X-Request-ID`."""
@@ -131,8 +142,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        text = given.decode("latin-1")
-        request_id = text if _GOOD_ID.fullmatch(text) else secrets.token_hex(8)
+        request_id = new_request_id(given)
         token = REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Message) -> None:

@@ -33,6 +33,13 @@ EVENTS_STORED = Counter(
     "Inbound events committed (group commit), duplicates included",
     registry=REGISTRY,
 )
+GROUP_COMMIT = Histogram(
+    "tidings_group_commit_seconds",
+    "Webhook group commits: waiting for the write turn (wait) and insert + COMMIT (commit)",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
 INGESTED = Counter(
     "tidings_ingest_events_total", "Inbound events processed", ["outcome"], registry=REGISTRY
 )

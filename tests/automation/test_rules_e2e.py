@@ -336,3 +336,47 @@ async def test_a_provider_notice_after_the_answer_does_not_rearm_no_reply(
     await asyncio.sleep(8)  # past the 3 s timer, and a re-armed one
     await settled(server)
     assert await runs(api, rule_id=rule["id"]) == []
+
+
+async def test_rules_read_the_customers_words_not_a_provider_notice(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """Conditions on the customer's message look past a provider's notice (a system line with
+    direction `in`): after "the customer changed their user id", a person's update still
+    matches the customer's last words (the notice's text was matched instead)."""
+    from tests.channels.test_whatsapp_identity_change import (
+        FIXTURES,
+        NUMBER,
+        OLD_BSUID,
+        post,
+        text_from,
+    )
+    from tests.core.test_whatsapp_e2e import whatsapp_channel as core_whatsapp_channel
+
+    channel = await core_whatsapp_channel(server, api)
+    await post(
+        channel, text_from("wamid.R1", int(time.time()) - 60, "I want a refund", NUMBER, OLD_BSUID)
+    )
+    await settled(server)
+    rule = await make_rule(
+        api,
+        name="Refund follow-up",
+        event="conversation.updated",
+        conditions=[{"type": "text_matches", "pattern": r"\brefund\b"}],
+        actions=[{"type": "add_label", "name": "refund"}],
+    )
+    await post(channel, (FIXTURES / "system_user_changed_user_id.json").read_bytes())
+    conv = (await conversations(api))[0]
+
+    async def noticed() -> bool:
+        return any(m["kind"] == "system" for m in await thread(api, conv["id"]))
+
+    await eventually(noticed)
+    await settled(server)
+    resp = await api.patch(f"/api/v1/conversations/{conv['id']}", json={"status": "pending"})
+    assert resp.status_code == 200, resp.text
+    await settled(server)
+    [run] = await runs(api, rule_id=rule["id"])
+    assert run["state"] in ("done", "succeeded"), run
+    labels = (await api.get(f"/api/v1/conversations/{conv['id']}")).json()["labels"]
+    assert "refund" in labels

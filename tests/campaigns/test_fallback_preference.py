@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from tests.campaigns.conftest import api_channel, api_customers
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tidings.campaigns import fanout
 from tidings.delivery import fallback
 from tidings.storage.models import Contact, ContactIdentity, Conversation, FallbackTimer
 
@@ -490,3 +491,54 @@ async def test_two_whatsapp_numbers_share_a_campaign_each_contact_always_on_the_
     assert {cid: ch for cid, (ch, _why) in second.items()} == {
         cid: ch for cid, (ch, _why) in first.items()
     }
+
+
+async def test_a_paused_campaign_holds_its_follow_ups_until_resumed(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    wa: httpx.AsyncClient,
+    tw: httpx.AsyncClient,
+) -> None:
+    """Pause stops everything the campaign sends, its fallback follow-ups included: an overdue
+    timer waits while the campaign is paused and fires once after resume."""
+    for task in list(server.runtime.background):
+        if task.get_name() == "worker-fallback":
+            task.cancel()  # this test fires the timers itself
+    fanning = server.runtime.spawn(fanout.run(server.runtime), name="test-campaigns")
+    try:
+        w, t = await channels(api, server)
+        conv = await wa_customer_writes(api, wa)  # window open: the campaign goes by WhatsApp
+        await wa.post("/_sim/config", json={"auto_statuses": ["sent"]})  # never delivered
+        c = (
+            await api.post(
+                "/api/v1/campaigns",
+                json={
+                    "name": "Flash sale",
+                    "content": {"text": "Half price today"},
+                    "channel_ids": [w["id"]],
+                    "audience": {"contact_ids": [conv["contact_id"]]},
+                    "fallback": {"to_channel_id": t["id"], "after_seconds": 1},
+                },
+            )
+        ).json()
+        assert (await api.post(f"/api/v1/campaigns/{c['id']}/launch")).status_code == 200
+
+        async def sent() -> bool:
+            rows = (await api.get(f"/api/v1/campaigns/{c['id']}/recipients")).json()["data"]
+            return bool(rows) and rows[0]["state"] == "sent"
+
+        await eventually(sent)
+        paused = await api.post(f"/api/v1/campaigns/{c['id']}/pause")
+        assert paused.status_code == 200, paused.text
+        await asyncio.sleep(1.5)  # the timer is overdue now
+        assert await fallback.fire_due(server.runtime) == 0
+        assert await sms_sent(tw) == []
+
+        assert (await api.post(f"/api/v1/campaigns/{c['id']}/resume")).status_code == 200
+        assert await fallback.fire_due(server.runtime) == 1
+        sms = await eventually(lambda: sms_sent(tw))
+        assert len(sms) == 1 and dict(sms[0]["params"])["To"] == E164
+        assert await fallback.fire_due(server.runtime) == 0
+    finally:
+        fanning.cancel()

@@ -1,7 +1,8 @@
 """Instagram end to end over real HTTP with the sandbox simulator, in both API flavours:
 Instagram Login (IG account id, IG user token, optional Instagram app secret signing) and via
-a Facebook Page (sends to the Page id). Inbound kinds of digest §C2, replies, echoes, `seen`
-receipts, the 1000-byte text limit and the window."""
+a Facebook Page (sends to the Page id). Inbound kinds of
+docs/channels/instagram.md#inbound-events, replies, echoes, `seen` receipts, the 1000-byte text
+limit and the window."""
 
 from __future__ import annotations
 

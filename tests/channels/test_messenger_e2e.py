@@ -1,6 +1,6 @@
 """Messenger end to end over real HTTP with the sandbox simulator: handshake, signatures, every
-inbound kind of digest §B2, replies in the Send API shape, echoes, watermarks, the 24-hour
-window with HUMAN_AGENT, and Graph errors in plain words."""
+inbound kind of docs/channels/messenger.md#inbound-events, replies in the Send API shape, echoes,
+watermarks, the 24-hour window with HUMAN_AGENT, and Graph errors in plain words."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every Graph error code the issue names (and the rest of the digest's tables) maps to
+"""Every Graph error code the issue names (and the rest of the tables in
+docs/channels/whatsapp.md#error-codes and docs/channels/messenger.md#error-codes) maps to
 retriable or permanent with a sentence an agent can act on; and the mapping holds end to end:
 the simulator answers with the real error envelope and the agent reads the sentence."""
 
@@ -17,7 +18,7 @@ from tidings.channels.meta_common import GraphError
 from tidings.channels.whatsapp.errors import failure_reason
 from tidings.channels.whatsapp.errors import outcome_for as whatsapp_outcome
 
-# (code, retriable, words the agent reads) — digest A3 table.
+# (code, retriable, words the agent reads) — docs/channels/whatsapp.md#error-codes.
 WHATSAPP = [
     (131047, False, "24-hour customer service window has closed; send an approved template"),
     (131026, False, "could not be delivered"),
@@ -45,7 +46,7 @@ WHATSAPP = [
     (137000, False, "identity changed"),
 ]
 
-# (code, subcode, retriable, words) — digest B3 table.
+# (code, subcode, retriable, words) — docs/channels/messenger.md#error-codes.
 MESSENGER = [
     (10, 2018278, False, "24-hour Messenger window has closed"),
     (551, 1545041, False, "not available on Messenger"),
@@ -163,7 +164,8 @@ async def test_codes_reach_the_agent_through_the_simulators(
     ids = {c["kind"]: c["id"] for c in (await api.get("/api/v1/channels")).json()}
 
     cases = [
-        # 131026 arrives as a `failed` status after a 200 (digest A3).
+        # 131026 arrives as a `failed` status after a 200
+        # (docs/channels/whatsapp.md#status-webhooks).
         (wa, {"code": 131026, "mode": "async"}, "whatsapp", "131026", "could not be delivered"),
         (
             wa,

@@ -1,6 +1,7 @@
-"""Every inbound kind of digest §B2 (Messenger) and §C2 (Instagram), as a realistic payload in
-tests/fixtures/<provider>/, signed with the app secret and POSTed to the channel's webhook over
-real HTTP; the outcome is read back through the REST API.
+"""Every inbound kind of Messenger (docs/channels/messenger.md#inbound-events) and Instagram
+(docs/channels/instagram.md#inbound-events), as a realistic payload in tests/fixtures/<provider>/,
+signed with the app secret and POSTed to the channel's webhook over real HTTP; the outcome is read
+back through the REST API.
 
 Fixture timestamps are rewritten to "now" before signing (a payload from last year would land
 outside the service window and before our own outbound messages, which is not what these
@@ -140,7 +141,8 @@ INSTAGRAM: dict[str, Case] = {
     "referral_in_message": Case(("in", "text", "hi"), check=lambda t: "referral" in t[0]["extra"]),
     "reaction": Case(("in", "reaction", "\u2764\ufe0f"), setup="text", extra={"reaction": "love"}),
     "unreact": Case(("in", "reaction", ""), setup="text", extra={"action": "unreact"}),
-    # `messaging_seen`: there are no delivery receipts on Instagram (digest §C2).
+    # `messaging_seen`: there are no delivery receipts on Instagram
+    # (docs/channels/instagram.md#inbound-events).
     "read": Case(None, setup="outbound", check=_outbound_is("read")),
     "postback": Case(("in", "interactive", "Opening hours"), extra={"payload": "ICEBREAKER_HOURS"}),
     "referral": Case(

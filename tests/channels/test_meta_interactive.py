@@ -80,7 +80,8 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
     [customer_msg] = await eventually(lambda: thread(api, conv["id"]))
     url = f"/api/v1/conversations/{conv['id']}/messages"
 
-    # The digest's limits (A3), refused here with the limit in words.
+    # The limits (docs/channels/whatsapp.md#interactive-limits), refused here with the limit in
+    # words.
     await refused(
         api,
         url,
@@ -244,12 +245,13 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
 
     async def statuses() -> list[str] | None:
         out = [m["status"] for m in await thread(api, conv["id"]) if m["direction"] == "out"]
-        # Reactions only ever get `sent` (digest A2).
+        # Reactions only ever get `sent` (docs/channels/whatsapp.md#status-webhooks).
         return out if out == ["read", "read", "sent"] else None
 
     await eventually(statuses)
 
-    # Mark as read, then typing: `status: read` on the customer's message (A3).
+    # Mark as read, then typing: `status: read` on the customer's message
+    # (docs/channels/whatsapp.md#sending).
     for action in ("mark_read", "typing_on"):
         sig = await api.post(f"/api/v1/conversations/{conv['id']}/signals", json={"action": action})
         assert sig.status_code == 200, sig.text

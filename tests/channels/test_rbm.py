@@ -27,7 +27,7 @@ PHONE = "+14155550123"
 
 
 def test_signature_matches_the_digest_vectors() -> None:
-    # shared/protocols/other.md §B5 (computed locally, self-consistency only).
+    # docs/channels/rbm.md#webhook-and-signature (computed locally, self-consistency only).
     decoded = base64.b64decode(
         "eyJzZW5kZXJQaG9uZU51bWJlciI6IisxMjIyMzMzNDQ0NCIsIm1lc3NhZ2VJZCI6Im0xIiwiYWdlbnRJZCI6"
         "ImFAcmJtLmdvb2ciLCJ0ZXh0IjoiaGkifQ=="

@@ -1,5 +1,6 @@
-"""Twilio webhook pieces that need no server: X-Twilio-Signature against the digest's vectors
-(other.md §C4), and parsing inbound SMS/MMS and status callbacks into canonical events."""
+"""Twilio webhook pieces that need no server: X-Twilio-Signature against Twilio's
+vectors (docs/channels/twilio.md#request-signature; the same as twilio-python's tests), and
+parsing inbound SMS/MMS and status callbacks into canonical events."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""WeChat signatures and safe-mode crypto against the official sample vectors (other.md §A8)
-and wechatpy's published test vectors."""
+"""WeChat signatures and safe-mode crypto against the official sample vectors
+(docs/channels/wechat.md#safe-mode-crypto) and wechatpy's published test vectors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""WeChat push parsing: every message and event type of other.md §A4/§A5 into canonical events,
-dedupe keys (§A7), and hostile XML refused (§A8)."""
+"""WeChat push parsing: every message and event type of
+docs/channels/wechat.md#push-messages-and-events into canonical events, dedupe keys
+(docs/channels/wechat.md#duplicate-pushes), and hostile XML refused
+(docs/channels/wechat.md#safe-mode-crypto)."""
 
 from __future__ import annotations
 

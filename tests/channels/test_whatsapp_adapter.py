@@ -1,7 +1,8 @@
 """WhatsApp adapter: handshake, signature, split, parse, error mapping and send.
 
-Webhook fixtures in tests/fixtures/whatsapp/ follow the shapes in shared/protocols/meta.md §A2;
-sends go to the WhatsApp simulator in-process over httpx.ASGITransport.
+Webhook fixtures in tests/fixtures/whatsapp/ follow the shapes in
+docs/channels/whatsapp.md#inbound-payloads; sends go to the WhatsApp simulator in-process over
+httpx.ASGITransport.
 """
 
 from __future__ import annotations

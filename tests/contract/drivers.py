@@ -17,7 +17,9 @@ import httpx
 import orjson
 
 from tests.conftest import Server, sandbox_headers
+from tests.contract.line_driver import LineDriver
 from tests.contract.more_drivers import MORE_DRIVERS
+from tests.contract.viber_driver import ViberDriver
 from tidings import signing
 
 
@@ -296,4 +298,6 @@ DRIVERS: list[Driver] = [
     InstagramDriver(),
     ApiDriver(),
     *MORE_DRIVERS,
+    LineDriver(),
+    ViberDriver(),
 ]

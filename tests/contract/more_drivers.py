@@ -248,7 +248,8 @@ class SmppDriver:
 
 class WeChatDriver:
     kind: ClassVar[str] = "wechat"
-    # The Customer Service API reports no delivery or read (digest A10).
+    # The Customer Service API reports no delivery or read
+    # (docs/channels/wechat.md#customer-service-messages).
     final_status: ClassVar[str] = "sent"
     adapted: ClassVar[dict[str, str]] = {
         "test_reply_reaches_the_simulator_and_statuses_come_back": "the Customer Service API "

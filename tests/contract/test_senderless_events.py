@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually
 from tests.contract.drivers import DRIVERS, Driver
+from tidings.channels.line.webhook import signature as line_signature
 from tidings.domain.enums import InboundState
 from tidings.storage.models import Contact, InboundEvent, Message
 
@@ -78,9 +79,39 @@ def _telegram(config: dict[str, Any]) -> Signed:
     return body, {"X-Telegram-Bot-Api-Secret-Token": config["secret_token"]}
 
 
+def _line(config: dict[str, Any]) -> Signed:
+    # A failed account link is the one LINE event without `source` (docs/channels/line.md).
+    event = {
+        "type": "accountLink",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "webhookEventId": f"01HZ{time.time_ns() % 10**22:022d}",
+        "deliveryContext": {"isRedelivery": False},
+        "link": {"result": "failed", "nonce": "Vb771wDYtXuammLszK6h9A"},
+    }
+    body = orjson.dumps({"destination": "U8e742f61d673b39c7fff3cecb7536ef0", "events": [event]})
+    return body, {"x-line-signature": line_signature(config["channel_secret"], body)}
+
+
+def _viber(config: dict[str, Any]) -> Signed:
+    # An event Viber lists in set_webhook answers without documenting it; it names no user.
+    body = orjson.dumps(
+        {
+            "event": "client_status",
+            "timestamp": int(time.time() * 1000),
+            "chat_hostname": "SN-CHAT-05_",
+            "message_token": 5466394344559121456 + time.time_ns() % 1000,
+        }
+    )
+    sig = hmac.new(config["auth_token"].encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Viber-Content-Signature": sig}
+
+
 SENDERLESS: dict[str, Callable[[dict[str, Any]], Signed]] = {
     "whatsapp": _whatsapp,
     "telegram": _telegram,
+    "line": _line,
+    "viber": _viber,
 }
 WITH_SENDERLESS = [d for d in DRIVERS if d.kind in SENDERLESS]
 

@@ -249,8 +249,9 @@ def test_signature_is_over_raw_bytes() -> None:
 async def test_replies_take_a_token_from_the_recipient_pair_bucket(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    """WhatsApp limits each (business number, customer) pair (digest A6, error 131056): the
-    delivery worker takes a token from that pair's bucket as well as the channel's."""
+    """WhatsApp limits each (business number, customer) pair
+    (docs/channels/whatsapp.md#throughput-and-pair-limits, error 131056): the delivery worker
+    takes a token from that pair's bucket as well as the channel's."""
     from tidings.delivery.ratelimit import MemoryRateLimiter
 
     channel = await whatsapp_channel(server, api)
@@ -284,7 +285,8 @@ async def test_replies_take_a_token_from_the_recipient_pair_bucket(
 async def test_a_burst_of_replies_never_exceeds_the_number_tier_in_any_second(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    """The number's tier (digest A6: "80 msg/s ... Exceeding → 130429") holds in every
+    """The number's tier (80 msg/s by default, 130429 above;
+    docs/channels/whatsapp.md#throughput-and-pair-limits) holds in every
     one-second window, not on average: 24 replies queued at once to a tier-6 number reach the
     simulator (which enforces 6 per sliding second) with one attempt each, bar at most one
     arrival-jitter retry. A token bucket with a second's burst let 12 into the first second."""

@@ -122,7 +122,8 @@ async def test_an_error_answer_is_never_stored_as_the_file(
     cfg = WeChatConfig.model_validate(config(server))
     store = make_store(server.settings)
     async with httpx.AsyncClient() as http:
-        # An expired or unknown MediaId: HTTP 200 with {"errcode":40007,...} (digest A12/A13).
+        # An expired or unknown MediaId: HTTP 200 with {"errcode":40007,...}
+        # (docs/channels/wechat.md#temporary-media).
         with pytest.raises(MediaUnavailable) as caught:
             await fetch(
                 adapter=adapter,
@@ -205,7 +206,7 @@ async def test_documents_oversized_files_and_captions_are_refused_with_nothing_q
     pdf = await api.post(url, files={"file": ("a.pdf", b"%PDF-1.4\n", "application/pdf")})
     assert pdf.status_code == 422
     assert pdf.json()["error"]["code"] == "not_allowed"
-    # Voice is limited to 2 MB and images to 10 MB (digest A12).
+    # Voice is limited to 2 MB and images to 10 MB (docs/channels/wechat.md#temporary-media).
     mp3 = await api.post(url, files={"file": ("v.mp3", b"ID3" + bytes(2 * MB), "audio/mpeg")})
     assert mp3.status_code == 422
     assert mp3.json()["error"]["code"] == "too_large"

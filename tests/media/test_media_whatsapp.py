@@ -113,7 +113,8 @@ async def test_inbound_image_is_stored_and_served_to_agents_only(
     assert got.headers["content-disposition"].startswith("inline;")
     assert got.headers["cache-control"].startswith("private")
 
-    # The simulator's download URL only works with the bearer token (digest A4).
+    # The simulator's download URL only works with the bearer token
+    # (docs/channels/whatsapp.md#media-limits-and-downloads).
     media = (await sim.get("/_sim/media")).json()
     assert [(m["origin"], m["file_size"]) for m in media] == [("customer", len(PNG))]
     meta = await sim.get(f"/v25.0/{media[0]['id']}", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -139,7 +140,8 @@ async def test_too_large_and_forbidden_media_are_shown_not_dropped(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     sim = await setup(server, api)
-    # WhatsApp images are limited to 5 MB (digest A4); this one is 6 MB.
+    # WhatsApp images are limited to 5 MB (docs/channels/whatsapp.md#media-limits-and-downloads);
+    # this one is 6 MB.
     await customer_sends(sim, type="image", mime_type="image/jpeg", media_size=6 * 1024 * 1024)
     await customer_sends(
         sim, type="document", mime_type="application/zip", filename="tools.zip", text="see zip"
@@ -272,7 +274,8 @@ async def test_audio_with_text_is_refused_and_audio_alone_is_sent(
         files={"file": ("note.ogg", voice, "audio/ogg")},
     )
     assert up.status_code == 201, up.text
-    # "`audio` has no caption" (digest A3): the text would be lost, so it is refused.
+    # "`audio` has no caption" (docs/channels/whatsapp.md#sending): the text would be lost, so it is
+    # refused.
     both = await api.post(
         f"/api/v1/conversations/{conv_id}/messages",
         json={"text": "listen", "attachment_ids": [up.json()["id"]]},

@@ -1,5 +1,6 @@
-"""SMS encoding and segments against the digest's reference table (other.md §D3), which our
-re-implementation of Twilio's segment calculator tests pass; plus smart encoding (§D4) and cost."""
+"""SMS encoding and segments against the reference strings of Twilio's segment
+calculator tests (docs/protocols/sms-encoding.md#reference-strings); plus smart encoding
+(docs/protocols/sms-encoding.md#smart-encoding) and cost."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def test_reference_strings(text: str, encoding: str, segments: int) -> None:
 
 
 def test_part_boundaries_keep_clusters_whole() -> None:
-    # 307 digits: 153 + 153 + 1 (digest: "last part holds 1 char").
+    # 307 digits: 153 + 153 + 1 (the last part holds one character).
     assert [p.units for p in sms.analyse(D[:7] * 43 + D[:6]).parts] == [153, 153, 1]
     # The escape pair moves whole into part 2 (152 septets in part 1).
     parts = sms.analyse("a" * 152 + "{" + "a" * 10).parts

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -26,6 +27,8 @@ from tests.conftest import _Uvicorn, eventually, free_port, make_settings, sandb
 from tests.media.test_media_meta import PAGE_ID, PSID, thread
 from tidings.actions.admin import bootstrap
 from tidings.egress import EgressPolicy, EgressRefused, refused_range
+from tidings.runtime import Runtime
+from tidings.storage.models import AutomationRule, WebhookSubscription
 
 JPEG = b"\xff\xd8\xff\xe0internal-secret"
 
@@ -71,6 +74,7 @@ class World:
     victim: Service
     redirector: Service
     sandbox: dict[str, str]  # the header that opens the sandbox (tests/conftest.py)
+    runtime: Runtime
 
 
 @pytest.fixture
@@ -100,7 +104,9 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
                     headers={"Authorization": f"Bearer {boot['api_token']}"},
                     timeout=20,
                 ) as api:
-                    yield World(srv.url, api, victim, redirector, sandbox_headers(settings))
+                    yield World(
+                        srv.url, api, victim, redirector, sandbox_headers(settings), srv.runtime
+                    )
 
 
 async def messenger(world: World) -> httpx.AsyncClient:
@@ -158,11 +164,29 @@ async def test_signed_attachment_url_to_loopback_is_not_fetched(world: World) ->
 
 
 async def test_outgoing_webhook_to_an_internal_address_is_refused(world: World) -> None:
-    sub = await world.api.post(
+    """Refused when typed in (422, nothing stored), and again at delivery: a name that
+    resolved outside when the subscription was made may point inside later."""
+    refused = await world.api.post(
         "/api/v1/webhook_subscriptions",
         json={"url": world.victim.url("/hook"), "events": ["conversation.created"]},
     )
+    assert refused.status_code == 422, refused.text
+    assert "loopback" in refused.json()["error"]["message"]
+    assert (await world.api.get("/api/v1/webhook_subscriptions")).json() == []
+
+    # A name that does not resolve (yet) is accepted; then "DNS" moves it to the internal
+    # service: the row now holds the internal address, as a re-resolved name would.
+    sub = await world.api.post(
+        "/api/v1/webhook_subscriptions",
+        json={"url": "http://crm.invalid/hook", "events": ["conversation.created"]},
+    )
     assert sub.status_code == 201, sub.text
+    async with world.runtime.db.write() as s:
+        await s.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == sub.json()["id"])
+            .values(url=world.victim.url("/hook"))
+        )
     sim = await messenger(world)
     sent = await sim.post(
         "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "type": "text", "text": "hi"}
@@ -231,17 +255,24 @@ async def test_names_are_checked_after_resolving_and_schemes_are_limited() -> No
 
 
 async def test_automation_webhook_to_an_internal_address_is_refused(world: World) -> None:
-    """An automation rule's webhook action is an admin-typed URL too (as a subscription's): it
-    went out on the plain client and reached the internal service."""
-    rule = await world.api.post(
-        "/api/v1/automation/rules",
-        json={
-            "name": "Tell the CRM",
-            "event": "conversation.created",
-            "actions": [{"type": "webhook", "url": world.victim.url("/hook")}],
-        },
-    )
+    """An automation rule's webhook action is an admin-typed URL too (as a subscription's):
+    refused when saved, and at run time if its name later points inside."""
+    rule_body: dict[str, Any] = {
+        "name": "Tell the CRM",
+        "event": "conversation.created",
+        "actions": [{"type": "webhook", "url": world.victim.url("/hook")}],
+    }
+    refused = await world.api.post("/api/v1/automation/rules", json=rule_body)
+    assert refused.status_code == 422, refused.text
+    assert "actions[0].url" in refused.json()["error"]["message"]
+    assert (await world.api.get("/api/v1/automation/rules")).json()["data"] == []
+
+    rule_body["actions"] = [{"type": "webhook", "url": "http://crm.invalid/hook"}]
+    rule = await world.api.post("/api/v1/automation/rules", json=rule_body)
     assert rule.status_code == 201, rule.text
+    async with world.runtime.db.write() as s:
+        stored = await s.get_one(AutomationRule, rule.json()["id"])
+        stored.actions = [{**stored.actions[0], "url": world.victim.url("/hook")}]
     sim = await messenger(world)
     sent = await sim.post(
         "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "type": "text", "text": "hi"}

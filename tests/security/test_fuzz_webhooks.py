@@ -16,6 +16,7 @@ HEADER_NAMES = st.sampled_from(
         "X-Hub-Signature-256",
         "X-Twilio-Signature",
         "X-Telegram-Bot-Api-Secret-Token",
+        "x-line-signature",
         "X-Goog-Signature",
         "X-Tidings-Signature",
         "X-Tidings-Timestamp",

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server
 from tidings import signing
+from tidings.channels.line.webhook import signature as line_signature
 from tidings.channels.rbm import google
 from tidings.simulators.sandbox import create_demo_channels
 from tidings.storage.models import InboundEvent
@@ -51,8 +52,13 @@ def signed_headers(kind: str, config: Any, body: bytes) -> dict[str, str] | None
         return {"X-Hub-Signature-256": f"sha256={mac}", "Content-Type": "application/json"}
     if kind == "telegram":
         return {"X-Telegram-Bot-Api-Secret-Token": config.secret_token}
+    if kind == "viber":
+        mac = hmac.new(config.auth_token.encode(), body, hashlib.sha256).hexdigest()
+        return {"X-Viber-Content-Signature": mac, "Content-Type": "application/json"}
     if kind == "api":
         return {**signing.sign_headers(config.secret, body), "Content-Type": "application/json"}
+    if kind == "line":
+        return {"x-line-signature": line_signature(config.channel_secret, body)}
     return None
 
 

@@ -11,12 +11,14 @@ from argon2 import PasswordHasher
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from tidings.access import ALL_SCOPES, SCOPES, Principal, require_admin
+from tidings.access import ALL_SCOPES, SCOPES, Principal, can_see_inbox, require_admin
 from tidings.actions.base import WEBHOOK_EVENTS, transaction
+from tidings.channels import webhook_setup
 from tidings.channels.registry import get_adapter, kinds
 from tidings.domain.enums import Role
 from tidings.domain.errors import Forbidden, InvalidInput
-from tidings.runtime import Runtime
+from tidings.egress import EgressRefused
+from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import (
     Agent,
     ApiToken,
@@ -200,7 +202,7 @@ async def create_channel(
                 inbox_id = inbox.id
         else:
             chosen = await s.get(Inbox, inbox_id)
-            if chosen is None or chosen.workspace_id != who.workspace_id:
+            if chosen is None or not can_see_inbox(who, chosen.workspace_id, chosen.id):
                 raise InvalidInput(f"inbox_id: no inbox {inbox_id} in this workspace")
         channel = Channel(
             workspace_id=who.workspace_id,
@@ -229,7 +231,52 @@ async def create_channel(
     if info is not None:
         for hook in rt.channel_hooks:
             await hook(info)
+        await do_register_webhook(rt, info, who.agent_id)
     return channel
+
+
+async def register_webhooks(rt: Runtime, channel_id: int | None = None) -> list[dict[str, Any]]:
+    """Set the webhook again for every active channel whose adapter sets its own (or just
+    `channel_id`): run after TIDINGS_PUBLIC_URL changes (`tidings set-webhooks`)."""
+    async with rt.db.read() as s:
+        query = select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
+        if channel_id is not None:
+            query = query.where(Channel.id == channel_id)
+        ids = (await s.scalars(query)).all()
+    results: list[dict[str, Any]] = []
+    for cid in ids:
+        info = await rt.channels.get(cid)
+        if info is None or not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
+            continue
+        reason = await do_register_webhook(rt, info, None)
+        url = rt.settings.webhook_url(info.kind, info.id)
+        results.append({"channel_id": cid, "url": url, **({"error": reason} if reason else {})})
+    return results
+
+
+async def do_register_webhook(
+    rt: Runtime, info: ChannelInfo, actor_agent_id: int | None
+) -> str | None:
+    """Point the provider's webhook at this channel where the adapter does that itself
+    (`channels.webhook_setup`, Viber's set_webhook). A refusal does not undo the channel; it
+    is recorded in the audit log with the provider's reason, and returned."""
+    url = rt.settings.webhook_url(info.kind, info.id)
+    reason = await webhook_setup.register(info.adapter, info.config, url, rt.http)
+    if not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
+        return None
+    async with transaction(rt) as tx:
+        tx.session.add(
+            AuditLog(
+                workspace_id=info.workspace_id,
+                actor_agent_id=actor_agent_id,
+                action="channel.webhook_failed" if reason else "channel.webhook_set",
+                target_type="channel",
+                target_id=info.id,
+                details={"url": url, "reason": reason} if reason else {"url": url},
+                created_at=utcnow(),
+            )
+        )
+    return reason
 
 
 async def create_subscription(
@@ -238,6 +285,10 @@ async def create_subscription(
     require_admin(who)
     if not url.startswith(("http://", "https://")):
         raise InvalidInput("url: must be an http(s) URL")
+    try:
+        await rt.egress.policy.check_destination(url)
+    except EgressRefused as exc:
+        raise InvalidInput(f"url: {exc}") from None
     unknown = [e for e in events if e not in WEBHOOK_EVENTS]
     if unknown or not events:
         raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")

@@ -1,6 +1,7 @@
 """Read receipts and typing indicators towards the customer, on channels that have them
 (adapters implementing `channels.agent_events.ReadReceiptSender` / `TypingSender`: RBM's
-READ and IS_TYPING agent events, digest other.md §B4; Telegram's "typing" chat action, §E;
+READ and IS_TYPING agent events, docs/channels/rbm.md#sending-and-agent-events; Telegram's
+"typing" chat action, docs/channels/telegram.md#chat-actions;
 WhatsApp's typing indicator, which is a `SignalSender` signal on the customer's last message).
 
 - When an agent opens a conversation with unread messages (`check_mark_read`), each such
@@ -20,28 +21,22 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tidings.actions.reply_policy import reply_addresses
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import OutboundMessage, Sent
 from tidings.channels.interactive import SignalSender
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.storage.models import ContactIdentity, Conversation, Message
+from tidings.storage.models import Conversation, Message
 
 log = logging.getLogger(__name__)
 
 
 async def _address(rt: Runtime, contact_id: int, channel: ChannelInfo) -> str | None:
+    """The identity a reply on this channel goes to (the latest of its kind): a typing
+    indicator or read receipt for the customer a reply would not reach is wasted."""
     async with rt.db.read() as s:
-        found = await s.scalar(
-            select(ContactIdentity.address)
-            .where(
-                ContactIdentity.contact_id == contact_id,
-                ContactIdentity.channel_kind == channel.kind,
-            )
-            .order_by(ContactIdentity.id)
-            .limit(1)
-        )
-    return found
+        return (await reply_addresses(s, contact_id)).get(channel.kind)
 
 
 async def send_read_receipts(rt: Runtime, conversation_id: int) -> int:
@@ -112,7 +107,7 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
         outcome = await adapter.send_typing(channel.config, to, rt.http)
     else:
         # WhatsApp: the typing indicator rides on marking the customer's latest message read
-        # (digest A3: shown until the reply or for 25 s).
+        # (docs/channels/whatsapp.md#sending: shown until the reply or for 25 s).
         async with rt.db.read() as s:
             last_in = await s.scalar(
                 select(Message.provider_message_id)

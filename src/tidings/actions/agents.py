@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from tidings.access import Principal, may_change_agent, require_admin
+from tidings.access import Principal, may_change_agent, require_admin, require_inbox
 from tidings.actions.admin import hasher
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import Role
@@ -205,9 +205,7 @@ async def check_set_inbox_members(
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        inbox = await s.get(Inbox, inbox_id)
-        if inbox is None or inbox.workspace_id != who.workspace_id:
-            raise NotFound("inbox not found")
+        inbox = await require_inbox(s, who, inbox_id)
         if name is not None and name.strip():
             inbox.name = name.strip()
         ids = await _own_agents(tx, who, agent_ids)

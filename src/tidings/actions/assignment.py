@@ -30,10 +30,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import ConversationStatus, Direction, MessageKind, MessageStatus
-from tidings.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -41,7 +41,6 @@ from tidings.storage.models import (
     AgentCapacity,
     Conversation,
     ConversationLabel,
-    Inbox,
     InboxAssignment,
     InboxMember,
     Label,
@@ -76,15 +75,6 @@ class AssignmentSettings:
         }
 
 
-async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
-    inbox: Inbox | None = await s.get(Inbox, inbox_id)
-    if inbox is None or inbox.workspace_id != who.workspace_id:
-        raise NotFound("inbox not found")
-    if not (who.is_admin or inbox_id in who.inbox_ids):
-        raise NotFound("inbox not found")
-    return inbox
-
-
 async def read_settings(s: Any, inbox_id: int) -> AssignmentSettings:
     row = await s.get(InboxAssignment, inbox_id)
     caps = dict(
@@ -103,7 +93,7 @@ async def read_settings(s: Any, inbox_id: int) -> AssignmentSettings:
 
 async def check_get_settings(rt: Runtime, who: Principal, inbox_id: int) -> AssignmentSettings:
     async with rt.db.read() as s:
-        await _inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         return await read_settings(s, inbox_id)
 
 
@@ -131,7 +121,7 @@ async def check_set_settings(
         raise InvalidInput(f"mode: one of {', '.join(MODES)}")
     async with transaction(rt) as tx:
         s = tx.session
-        await _inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         row = await _lock_settings(tx, inbox_id)
         if row is None:
             row = InboxAssignment(
@@ -376,7 +366,7 @@ def after_change(tx: Tx) -> None:
 
 async def queue_size(rt: Runtime, who: Principal, inbox_id: int) -> dict[str, Any]:
     async with rt.db.read() as s:
-        await _inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         settings = await read_settings(s, inbox_id)
         waiting = await s.scalar(
             queue_query(inbox_id).with_only_columns(func.count()).order_by(None)
@@ -396,9 +386,7 @@ async def check_take_next(rt: Runtime, who: Principal, inbox_id: int) -> Convers
     LOCKED (a concurrent take skips the locked row and gets the next); SQLite has one writer."""
     async with transaction(rt) as tx:
         s = tx.session
-        await _inbox(s, who, inbox_id)
-        if not who.is_admin and inbox_id not in who.inbox_ids:
-            raise Forbidden("only members of this inbox may take from its queue")
+        await require_inbox(s, who, inbox_id)
         settings = await read_settings(s, inbox_id)
         room = settings.agent_capacities.get(who.agent_id, settings.capacity)
         if room is not None:

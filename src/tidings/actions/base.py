@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,15 @@ class Tx:
         """Outgoing webhooks are rows written in the same transaction as the change they
         announce (an outbox): a rollback takes them with it, a commit guarantees them."""
         relevant = [e for e in self.events if e.type in WEBHOOK_EVENTS]
+        # The status path sends the UI one `messages.updated` for a conversation with several
+        # messages moved in a batch (actions/statuses.py); integrators keep their documented
+        # one `message.updated` per message.
+        relevant += [
+            dataclasses.replace(e, type="message.updated", data=m)
+            for e in self.events
+            if e.type == "messages.updated"
+            for m in e.data["messages"]
+        ]
         if not relevant:
             return
         workspaces = {e.workspace_id for e in relevant}

@@ -1,4 +1,4 @@
-"""Opt-out keywords and the consent registry (digest other.md §C5).
+"""Opt-out keywords and the consent registry (docs/channels/sms.md#opt-out-keywords).
 
 On SMS channels (adapters whose capabilities say `sms`), an inbound message that is exactly one
 keyword — ignoring case and spaces — changes the contact's consent for that channel kind:
@@ -205,7 +205,7 @@ async def do_after_inbound(
     cannot be read as a number, and apply opt-out/opt-in/help keywords on SMS channels."""
     if event.echo:
         return
-    _flag_unparsed_phone(contact, event.sender.phone)
+    flag_unparsed_phone(contact, event.sender.phone)
     if event.consent is not None:
         await _provider_consent(tx, channel, event, conv, message)
         return
@@ -290,7 +290,7 @@ async def _provider_consent(
         )
 
 
-def _flag_unparsed_phone(contact: Contact, raw: str | None) -> None:
+def flag_unparsed_phone(contact: Contact, raw: str | None) -> None:
     """A phone the channel gave that is no E.164 number (short code, alphanumeric sender,
     garbage) is kept as given in `phone_unparsed`, never rewritten into something else."""
     if not raw or contact.phone_e164:

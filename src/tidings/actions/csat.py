@@ -27,11 +27,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tidings.access import Principal, require_admin, require_conversation
+from tidings.access import (
+    Principal,
+    inbox_filter,
+    require_admin,
+    require_conversation,
+    require_inbox,
+)
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
 from tidings.domain.enums import ConsentStatus, ConversationStatus, MessageKind
-from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
+from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.events import InboundMessage
 from tidings.policy import OutboundContext, check_outbound, service_window
 from tidings.runtime import ChannelInfo, Runtime
@@ -42,7 +48,6 @@ from tidings.storage.models import (
     Conversation,
     ConversationChannel,
     CsatResponse,
-    Inbox,
     InboxCsat,
     Message,
     Template,
@@ -99,17 +104,9 @@ def settings_dict(inbox_id: int, row: InboxCsat | None) -> dict[str, Any]:
     }
 
 
-async def _visible_inbox(s: Any, who: Principal, inbox_id: int) -> None:
-    inbox = await s.get(Inbox, inbox_id)
-    if inbox is None or inbox.workspace_id != who.workspace_id:
-        raise NotFound("inbox not found")
-    if not (who.is_admin or inbox_id in who.inbox_ids):
-        raise NotFound("inbox not found")
-
-
 async def check_get_settings(rt: Runtime, who: Principal, inbox_id: int) -> dict[str, Any]:
     async with rt.db.read() as s:
-        await _visible_inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         return settings_dict(inbox_id, await s.get(InboxCsat, inbox_id))
 
 
@@ -119,7 +116,7 @@ async def check_set_settings(
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        await _visible_inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         row = await s.get(InboxCsat, inbox_id)
         if row is None:
             row = InboxCsat(
@@ -329,9 +326,11 @@ async def responses(
     limit: int,
 ) -> dict[str, Any]:
     """Answered surveys in [since, until) by answer time, newest first, with a summary."""
-    where = [CsatResponse.workspace_id == who.workspace_id, CsatResponse.state == ANSWERED]
-    if not who.is_admin:
-        where.append(CsatResponse.inbox_id.in_(who.inbox_ids))
+    where = [
+        CsatResponse.workspace_id == who.workspace_id,
+        inbox_filter(who, CsatResponse.inbox_id),
+        CsatResponse.state == ANSWERED,
+    ]
     if inbox_id is not None:
         where.append(CsatResponse.inbox_id == inbox_id)
     if since is not None:

@@ -11,15 +11,13 @@ from tidings.actions import assignment, consent, csat, profiles, sla
 from tidings.actions.base import Tx
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
-from tidings.campaigns.state import on_message_status
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
     MessageKind,
     MessageStatus,
-    status_moves_forward,
 )
-from tidings.domain.events import InboundMessage, Sender, StatusUpdate
+from tidings.domain.events import InboundMessage, Sender
 from tidings.media.fetch import MediaLocator
 from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.runtime import ChannelInfo
@@ -66,6 +64,31 @@ def _alias_of(sender: Sender) -> str | None:
     return next((a for a in sender.aliases if a != sender.address), None)
 
 
+def update_known(
+    tx: Tx,
+    channel: ChannelInfo,
+    sender: Sender,
+    phone: str | None,
+    identity: ContactIdentity,
+    known: Contact,
+) -> None:
+    """What a message from a known identity teaches about its contact (no query: both are
+    loaded; the ingest batch path loads them for many senders at once)."""
+    profiles.mark_due(tx, channel, identity)  # a name from the provider, in the background
+    if sender.name and not known.name:
+        known.name = sender.name
+    alias = _alias_of(sender)
+    if alias and identity.address == sender.address and identity.alias != alias:
+        identity.alias = alias
+    if phone is not None and sender.phone_verified:
+        # e.g. a Telegram customer shares their own number after writing before: it is
+        # theirs now; another contact with it shows up as a merge suggestion.
+        if known.phone_e164 is None:
+            known.phone_e164 = phone
+    elif phone is not None and known.phone_e164 is None and known.claimed_phone is None:
+        known.claimed_phone = phone
+
+
 async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Contact:
     """The contact behind `sender`: by identity, else by verified E.164 phone, else new.
 
@@ -79,20 +102,8 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     phone = await phone_for(s, channel.workspace_id, sender.phone) if sender.phone else None
     identity = await _identity(tx, channel, [sender.address, *sender.aliases])
     if identity is not None:
-        profiles.mark_due(tx, channel, identity)  # a name from the provider, in the background
         known = await s.get_one(Contact, identity.contact_id)
-        if sender.name and not known.name:
-            known.name = sender.name
-        alias = _alias_of(sender)
-        if alias and identity.address == sender.address and identity.alias != alias:
-            identity.alias = alias
-        if phone is not None and sender.phone_verified:
-            # e.g. a Telegram customer shares their own number after writing before: it is
-            # theirs now; another contact with it shows up as a merge suggestion.
-            if known.phone_e164 is None:
-                known.phone_e164 = phone
-        elif phone is not None and known.phone_e164 is None and known.claimed_phone is None:
-            known.claimed_phone = phone
+        update_known(tx, channel, sender, phone, identity, known)
         return known
 
     contact: Contact | None = None
@@ -449,41 +460,3 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     if b is None:
         return a
     return max(a, b)
-
-
-async def do_apply_status(tx: Tx, channel: ChannelInfo, event: StatusUpdate) -> bool:
-    """Move an outbound message's status forward. Returns whether anything changed."""
-    s = tx.session
-    message = await s.scalar(
-        select(Message).where(
-            Message.channel_id == channel.id,
-            Message.provider_message_id == event.provider_message_id,
-        )
-    )
-    if message is None and event.our_message_ref and event.our_message_ref.isdigit():
-        # The receipt overtook our record of the send (the provider answered the webhook before
-        # our send call returned): the provider echoed our own id, so we can still match it.
-        message = await s.scalar(
-            select(Message).where(
-                Message.id == int(event.our_message_ref),
-                Message.channel_id == channel.id,
-                Message.provider_message_id.is_(None),
-            )
-        )
-        if message is not None:
-            message.provider_message_id = event.provider_message_id
-    if message is None:
-        raise RetryLater(f"no message with provider id {event.provider_message_id} yet")
-    current = MessageStatus(message.status)
-    if not status_moves_forward(current, event.status):
-        return False
-    message.status = event.status
-    message.updated_at = utcnow()
-    if event.status == MessageStatus.FAILED:
-        message.error_code = event.error_code
-        message.error_reason = event.error_reason or "The provider could not deliver this message."
-    await s.flush()
-    await on_message_status(tx, message)
-    conv = await s.get_one(Conversation, message.conversation_id)
-    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
-    return True

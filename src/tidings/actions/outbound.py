@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import consent, media, preference, reply_policy, sla
 from tidings.actions.base import Tx, transaction
-from tidings.campaigns.state import on_messages_status
+from tidings.actions.statuses import StatusReport, do_apply_statuses
 from tidings.channels.base import Permanent, Sent
 from tidings.delivery import fallback
 from tidings.domain.enums import (
@@ -20,11 +21,10 @@ from tidings.domain.enums import (
     Direction,
     MessageKind,
     MessageStatus,
-    status_moves_forward,
 )
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.serialize import conversation_dict, message_dict, ts
+from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Attachment,
     Channel,
@@ -230,86 +230,58 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
 
 async def do_record_failures(tx: Tx, items: Sequence[tuple[Delivery, Message, Permanent]]) -> None:
     """Deliveries that failed for good, each with a reason the agent can read, for a group (the
-    delivery worker records what finished together): one flush and one campaign lookup for the
-    group. Accepted sends take `do_record_sent`."""
+    delivery worker records what finished together). The messages' status goes through the one
+    status path (`actions.statuses`): a failure never undoes a receipt that came first.
+    Accepted sends take `do_record_sent`."""
     for delivery, message, outcome in items:
         await _apply_failure(tx, delivery, message, outcome)
     await tx.session.flush()
-    messages = [message for _delivery, message, _outcome in items]
-    await on_messages_status(tx, messages)
-    conv_ids = {m.conversation_id for m in messages}
-    convs = {
-        c.id: c
-        for c in await tx.session.scalars(select(Conversation).where(Conversation.id.in_(conv_ids)))
-    }
-    for message in messages:
-        conv = convs[message.conversation_id]
-        tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """A message as `do_record_sent` left it (what the recipient hook reads)."""
-
-    id: int
-    status: str
-    extra: dict[str, Any]
-    error_reason: str | None
+    reports = [
+        StatusReport(
+            status=MessageStatus.FAILED,
+            message_id=message.id,
+            error_code=outcome.code,
+            error_reason=outcome.reason,
+        )
+        for _delivery, message, outcome in items
+    ]
+    applied = await do_apply_statuses(tx, reports)
+    # The ORM objects the caller holds learn what the statement did (without a flush).
+    for _delivery, message, _outcome in items:
+        moved = applied.moved.get(message.id)
+        if moved is not None:
+            for name in ("status", "error_code", "error_reason", "updated_at"):
+                set_committed_value(message, name, getattr(moved, name))
 
 
 async def do_record_sent(tx: Tx, items: Sequence[tuple[int, int, Sent]]) -> None:
     """Final outcomes of sends the provider accepted — (delivery id, message id, Sent) —
     in Core statements: the delivery worker's hot path, where loading and flushing ORM objects
-    cost more than the send. The same rows, recipient hook and `message.updated` events."""
+    cost more than the send. The delivery rows here; the messages' status and provider id
+    through the one status path (`actions.statuses`), so a send answer that comes after a
+    receipt (delivered, read) does not move the message back."""
     if not items:
         return
-    s = tx.session
     now = utcnow()
-    m, c, d = table_of(Message), table_of(Conversation), table_of(Delivery)
-    # Core statements, no objects: one UPDATE for the group's deliveries (the same values for
-    # all), the messages with their conversation's workspace and inbox in one read, and one
-    # executemany for what differs per message (the provider's id).
-    await s.execute(
+    d = table_of(Delivery)
+    # One UPDATE for the group's deliveries (the same values for all).
+    await tx.session.execute(
         update(d)
         .where(d.c.id.in_([delivery_id for delivery_id, _message_id, _sent in items]))
         .values(state=DeliveryState.DONE, lease_until=None, updated_at=now)
     )
-    rows = {
-        r.id: r
-        for r in await s.execute(
-            select(m, c.c.workspace_id, c.c.inbox_id)
-            .join(c, c.c.id == m.c.conversation_id)
-            .where(m.c.id.in_([message_id for _delivery_id, message_id, _sent in items]))
-        )
-    }
-    changes: list[dict[str, Any]] = []
-    recorded: list[Recorded] = []
-    stamp = ts(now)
-    for _delivery_id, message_id, sent in items:
-        row = rows.get(message_id)
-        if row is None:
-            continue  # deleted with its conversation while in flight
-        status = row.status
-        if status_moves_forward(MessageStatus(status), MessageStatus.SENT):
-            status = MessageStatus.SENT
-        provider_id = row.provider_message_id or sent.provider_message_id
-        changes.append({"b_id": message_id, "b_provider_id": provider_id, "b_status": status})
-        recorded.append(Recorded(message_id, status, row.extra or {}, row.error_reason))
-        event = message_dict(row)
-        event.update(status=status, provider_message_id=provider_id, updated_at=stamp)
-        tx.emit("message.updated", row.workspace_id, row.inbox_id, event)
-    if changes:
-        await s.execute(
-            update(m)
-            .where(m.c.id == bindparam("b_id"))
-            .values(
-                provider_message_id=bindparam("b_provider_id"),
-                status=bindparam("b_status"),
-                updated_at=now,
-            ),
-            changes,
-        )
-    await on_messages_status(tx, recorded)
+    # A message deleted with its conversation while in flight is simply not found.
+    await do_apply_statuses(
+        tx,
+        [
+            StatusReport(
+                status=MessageStatus.SENT,
+                message_id=message_id,
+                provider_message_id=sent.provider_message_id,
+            )
+            for _delivery_id, message_id, sent in items
+        ],
+    )
 
 
 async def _apply_failure(tx: Tx, delivery: Delivery, message: Message, outcome: Permanent) -> None:
@@ -318,13 +290,8 @@ async def _apply_failure(tx: Tx, delivery: Delivery, message: Message, outcome: 
     delivery.lease_until = None
     delivery.state = DeliveryState.FAILED
     delivery.last_error = outcome.reason
-    if status_moves_forward(MessageStatus(message.status), MessageStatus.FAILED):
-        message.status = MessageStatus.FAILED
-        message.error_code = outcome.code
-        message.error_reason = outcome.reason
     channel = await tx.session.get(Channel, delivery.channel_id)
     if channel is not None:
         channel.last_error, channel.last_error_at = delivery.last_error, now
     if outcome.recipient_opted_out:
         await consent.do_record_provider_opt_out(tx, delivery.channel_id, message, outcome.code)
-    message.updated_at = now

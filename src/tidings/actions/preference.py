@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.access import Principal, can_see_inbox, contact_inboxes, require_contact
+from tidings.access import Principal, can_see_channel, contact_inboxes, require_contact
 from tidings.actions.base import transaction
 from tidings.domain.enums import Direction, MessageStatus
 from tidings.domain.errors import InvalidInput
@@ -117,7 +117,7 @@ async def check_set_preference(
                 await s.delete(row)
         else:
             ch = await s.get(Channel, channel_id)
-            if ch is None or not can_see_inbox(who, ch.workspace_id, ch.inbox_id):
+            if ch is None or not can_see_channel(who, ch):
                 raise InvalidInput(f"channel_id: {channel_id} is not a channel you can use")
             if not ch.active:
                 raise InvalidInput(f"channel_id: channel {ch.name!r} is not active")

@@ -60,11 +60,16 @@ async def do_record_profile(tx: Tx, identity_id: int, profile: Profile) -> None:
     identity.profile_fetched_at = utcnow()
     # A username alone is a handle (shown when nothing better is known), not a name.
     shown = profile.name or (f"@{profile.username}" if profile.username else None)
+    contact = await s.get(Contact, identity.contact_id)
+    if contact is not None and profile.picture_url:
+        attributes = dict(contact.attributes or {})
+        if attributes.get("picture_url") != profile.picture_url:
+            attributes["picture_url"] = profile.picture_url
+            contact.attributes = attributes
     if shown is None or shown == identity.display_name:
         return
     previous = identity.display_name
     identity.display_name = shown
-    contact = await s.get(Contact, identity.contact_id)
     if contact is not None and profile.name and (not contact.name or contact.name == previous):
         contact.name = profile.name
         contact.updated_at = utcnow()

@@ -119,8 +119,9 @@ def decide(
     return ReplyVerdict(channel, address, last_inbound_at, window, refusal)
 
 
-async def _addresses(s: AsyncSession, contact_id: int) -> dict[str, str]:
-    """The customer's latest identity per channel kind (the one a reply goes to)."""
+async def reply_addresses(s: AsyncSession, contact_id: int) -> dict[str, str]:
+    """The customer's latest identity per channel kind: where a reply goes, and so where
+    typing indicators and read receipts go too (`actions/agent_events.py`)."""
     rows = await s.execute(
         select(ContactIdentity.channel_kind, ContactIdentity.address)
         .where(ContactIdentity.contact_id == contact_id)
@@ -154,7 +155,7 @@ async def reply_verdicts(
             .order_by(Channel.id)
         )
     ).all()
-    addresses = await _addresses(s, conv.contact_id)
+    addresses = await reply_addresses(s, conv.contact_id)
     opted_out = await _opted_out(s, conv.contact_id)
     lasts = {
         row.channel_id: row.last_inbound_at

@@ -26,16 +26,15 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, inbox_filter, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import ConversationStatus
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
 from tidings.storage.models import (
     Conversation,
     ConversationLabel,
-    Inbox,
     InboxSla,
     Label,
     SlaBreach,
@@ -94,17 +93,9 @@ def _by_priority(value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _visible_inbox(s: Any, who: Principal, inbox_id: int) -> None:
-    inbox = await s.get(Inbox, inbox_id)
-    if inbox is None or inbox.workspace_id != who.workspace_id:
-        raise NotFound("inbox not found")
-    if not (who.is_admin or inbox_id in who.inbox_ids):
-        raise NotFound("inbox not found")
-
-
 async def check_get_settings(rt: Runtime, who: Principal, inbox_id: int) -> dict[str, Any]:
     async with rt.db.read() as s:
-        await _visible_inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         return settings_dict(inbox_id, await s.get(InboxSla, inbox_id))
 
 
@@ -116,7 +107,7 @@ async def check_set_settings(
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        await _visible_inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         row = await s.get(InboxSla, inbox_id)
         if row is None:
             row = InboxSla(
@@ -296,9 +287,9 @@ async def breaches(
     inbox_id: int | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    q = select(SlaBreach).where(SlaBreach.workspace_id == who.workspace_id)
-    if not who.is_admin:
-        q = q.where(SlaBreach.inbox_id.in_(who.inbox_ids))
+    q = select(SlaBreach).where(
+        SlaBreach.workspace_id == who.workspace_id, inbox_filter(who, SlaBreach.inbox_id)
+    )
     if inbox_id is not None:
         q = q.where(SlaBreach.inbox_id == inbox_id)
     if since is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_conversation
+from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
 from tidings.channels.templates import (
@@ -44,7 +44,8 @@ from tidings.storage.types import utcnow
 log = logging.getLogger(__name__)
 PLACEHOLDER = POSITIONAL
 APPROVED = "approved"
-# Graph's own words for a template that is gone from the list (digest A5 status values).
+# Graph's own words for a template that is gone from the list (status values in
+# docs/channels/whatsapp.md#templates-and-the-service-window).
 REMOVED = "DELETED"
 # A text parameter; Graph counts the body (1024) once filled, which Meta checks (132005).
 MAX_PARAMETER = 1024
@@ -102,7 +103,7 @@ async def check_sync_templates(rt: Runtime, who: Principal, channel_id: int) -> 
     """An admin asks for a channel's templates to be fetched from the provider now."""
     require_admin(who)
     info = await rt.channels.get(channel_id)
-    if info is None or info.workspace_id != who.workspace_id:
+    if info is None or not can_see_inbox(who, info.workspace_id, info.inbox_id):
         raise NotFound("channel not found")
     return await sync_templates(rt, info)
 
@@ -262,8 +263,9 @@ def _text_values(
 
 
 def build_template(template: TemplateRow, spec: TemplateSpec) -> tuple[dict[str, Any], str]:
-    """Graph's `template` object for this send (digest A3) and the body text as the customer
-    will read it; InvalidInput (code `template_parameters`) when the values do not fit."""
+    """Graph's `template` object for this send (docs/channels/whatsapp.md#sending) and the body
+    text as the customer will read it; InvalidInput (code `template_parameters`) when the values
+    do not fit."""
     n: Needs = needs(list(template.components or []))
     components: list[dict[str, Any]] = []
     if n.header_media is not None:
@@ -461,7 +463,8 @@ async def sync_all_templates(rt: Runtime, channel_id: int | None = None) -> list
 
 # Status changes arrive by webhook; the periodic sync catches what a missed webhook or a
 # template created in WhatsApp Manager would otherwise leave out. Meta allows 200 management
-# calls per hour per WABA (digest A6), far above one sync (a page per 100 templates) in 6 h.
+# calls per hour per WABA (docs/channels/whatsapp.md#throughput-and-pair-limits), far above one sync
+# (a page per 100 templates) in 6 h.
 SYNC_EVERY_SECONDS = 6 * 3600.0
 
 

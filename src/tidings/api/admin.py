@@ -4,13 +4,14 @@ tokens. Owners and admins only, except listing and revoking one's own tokens."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_channel
 from tidings.actions import agents as people
 from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
@@ -18,7 +19,6 @@ from tidings.actions.passwords import check_create_reset_link
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
 from tidings.channels.registry import get_adapter, kinds
-from tidings.domain.errors import NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
 from tidings.storage.models import (
@@ -133,14 +133,34 @@ async def channel_setup(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     uses one, the verify token (admins only; other secrets stay hidden)."""
     require_admin(who)
     async with rt.db.read() as s:
-        c = await s.get(Channel, channel_id)
-    if c is None or c.workspace_id != who.workspace_id:
-        raise NotFound("channel not found")
+        c = await require_channel(s, who, channel_id)
     config = rt.box.decrypt_json(c.config_encrypted)
     out = channel_dict(c, public_config(c.kind, config), rt.settings.webhook_url(c.kind, c.id))
     out["verify_token"] = config.get("verify_token")
-    out["label"] = get_adapter(c.kind).label
+    adapter = get_adapter(c.kind)
+    out["label"] = adapter.label
+    out["health"]["provider"] = await _provider_summary(rt, adapter, c.kind, config)
     return out
+
+
+async def _provider_summary(
+    rt: Runtime, adapter: Any, kind: str, config: dict[str, Any]
+) -> str | None:
+    """What the provider says about the account right now, for adapters that can tell (LINE:
+    the push quota left this month). Asked only when an admin opens the channel's setup; a
+    slow or failing provider shows as such, never as an error of this page."""
+    summary = getattr(adapter, "health_summary", None)
+    if summary is None:
+        return None
+    try:
+        async with asyncio.timeout(5):
+            text: str = await summary(adapter.config_model.model_validate(config), rt.http)
+    except TimeoutError:
+        return "the provider did not answer in time"
+    except Exception as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return f"could not ask the provider ({reason})"
+    return text
 
 
 # --- agents -------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ agent stops working, and setting an agent's password deletes the agent's tokens
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import Request, Response
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from sqlalchemy import select, update
@@ -127,9 +129,7 @@ async def authenticate(request: Request) -> Principal:
                 await s.execute(
                     update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
                 )
-        return Principal(
-            agent.workspace_id, agent.agent_id, agent.role, agent.inbox_ids, scopes, row.id
-        )
+        return replace(agent, scopes=scopes, token_id=row.id)
     claim = session_claim(rt, request.cookies.get(SESSION_COOKIE))
     if claim is None:
         raise Unauthorized("sign in, or send 'Authorization: Bearer <API token>'")

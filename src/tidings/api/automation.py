@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_conversation
+from tidings.access import Principal, require_admin, require_conversation, require_inbox
 from tidings.actions.base import transaction
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
@@ -156,10 +156,7 @@ def _hours_dict(inbox_id: int, row: InboxBusinessHours | None) -> dict[str, Any]
 
 async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
     require_admin(who)
-    inbox: Inbox | None = await s.get(Inbox, inbox_id)
-    if inbox is None or inbox.workspace_id != who.workspace_id:
-        raise NotFound("inbox not found")
-    return inbox
+    return await require_inbox(s, who, inbox_id)
 
 
 def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:

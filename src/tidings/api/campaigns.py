@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions import campaigns as actions
 from tidings.actions import preference
 from tidings.api.auth import authenticate
@@ -27,7 +27,7 @@ from tidings.campaigns.state import CampaignState, RecipientState
 from tidings.delivery import fallback
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
-from tidings.storage.models import Campaign, CampaignRecipient, Inbox, InboxFallback
+from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authenticate)]
@@ -268,9 +268,7 @@ async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) 
 async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
-        inbox = await s.get(Inbox, inbox_id)
-        if inbox is None or inbox.workspace_id != who.workspace_id:
-            raise NotFound("inbox not found")
+        await require_inbox(s, who, inbox_id)
         row = await s.get(InboxFallback, inbox_id)
     return (row.plan or {}) if row is not None else {}
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from tidings.access import Principal, can_see_inbox, require_conversation
+from tidings.access import Principal, can_see_channel, require_conversation
 from tidings.actions.base import transaction
 from tidings.actions.media import attachment_for, check_upload
 from tidings.actions.outbound import choose_route
@@ -137,7 +137,7 @@ async def media_limits(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     the server checks again on upload and on send)."""
     async with rt.db.read() as s:
         row = await s.get(Channel, channel_id)
-    if row is None or not can_see_inbox(who, row.workspace_id, row.inbox_id):
+    if row is None or not can_see_channel(who, row):
         raise NotFound("channel not found")
     channel = await rt.channels.get(channel_id)
     if channel is None:

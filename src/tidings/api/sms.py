@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal
+from tidings.access import Principal, can_see_channel
 from tidings.actions.workspace_settings import workspace_region
 from tidings.api.auth import authenticate
 from tidings.channels.registry import get_adapter
@@ -72,8 +72,7 @@ async def _channel_kind(rt: Runtime, who: Principal, channel_id: int | None) -> 
     async with rt.db.read() as s:
         if channel_id is not None:
             row = await s.get(Channel, channel_id)
-            visible = row is not None and row.workspace_id == who.workspace_id
-            if row is None or not visible or not (who.is_admin or row.inbox_id in who.inbox_ids):
+            if row is None or not can_see_channel(who, row):
                 raise InvalidInput(f"channel_id: no channel {channel_id} in this workspace")
             if not get_adapter(row.kind).capabilities.sms:
                 raise InvalidInput(f"channel_id: channel {channel_id} is not an SMS channel")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
-from tidings.access import Principal
+from tidings.access import Principal, require_channel
 from tidings.actions import rich
 from tidings.actions.templates import (
     ButtonValue,
@@ -23,10 +23,10 @@ from tidings.api import schemas as sc
 from tidings.api.auth import authenticate
 from tidings.api.v1 import runtime
 from tidings.channels.templates import needs
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import ts
-from tidings.storage.models import Channel, Message
+from tidings.storage.models import Message
 from tidings.storage.models import Template as TemplateRow
 
 router = APIRouter(prefix="/api/v1")
@@ -66,13 +66,7 @@ async def list_channel_templates(channel_id: int, who: Who, rt: RT) -> list[dict
     """The channel's templates with status, components and what a send must give
     (`needs`: parameter format, header, body parameters, buttons that take a value)."""
     async with rt.db.read() as s:
-        c = await s.get(Channel, channel_id)
-        if (
-            c is None
-            or c.workspace_id != who.workspace_id
-            or not (who.is_admin or c.inbox_id in who.inbox_ids)
-        ):
-            raise NotFound("channel not found")
+        await require_channel(s, who, channel_id)
         rows = (
             await s.scalars(
                 select(TemplateRow)

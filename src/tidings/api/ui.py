@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.access import Principal, require_conversation, visible_conversations
+from tidings.access import (
+    Principal,
+    can_see_inbox,
+    require_conversation,
+    visible_channels,
+    visible_contacts,
+    visible_conversations,
+)
 from tidings.actions import reply_policy
 from tidings.actions.contacts_merge import (
     check_merge_contacts,
@@ -39,7 +46,7 @@ from tidings.actions.triage import (
 )
 from tidings.api.auth import authenticate
 from tidings.api.v1 import decode_cursor, encode_cursor, runtime
-from tidings.domain.enums import Role
+from tidings.channels.pricing import PricedMessages
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
 from tidings.runtime import Runtime
@@ -260,12 +267,9 @@ async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
     member_of: dict[int, list[int]] = {}
     for agent_id, inbox_id in memberships:
         member_of.setdefault(agent_id, []).append(inbox_id)
-    visible = [i for i in inboxes if who.is_admin or i.id in who.inbox_ids]
-    visible_ids = {i.id for i in visible}
+    visible = [i for i in inboxes if can_see_inbox(who, i.workspace_id, i.id)]
     chans = []
-    for c in channels:
-        if c.inbox_id not in visible_ids:
-            continue
+    for c in visible_channels(who, channels):
         info = await rt.channels.get(c.id)
         chans.append(
             {
@@ -459,6 +463,10 @@ async def routes_for(rt: Runtime, s: AsyncSession, conv: Conversation) -> list[d
                 # Set by SMS adapters (capabilities.sms); the composer then shows the counter.
                 "sms": bool(getattr(info.adapter.capabilities, "sms", False)),
                 "last_used": info.id == conv.last_channel_id,
+                # Channels billed by the message (Viber): free in the session, or billed.
+                "billing": info.adapter.billing_note(last_inbound_at=v.last_inbound_at, now=now)
+                if isinstance(info.adapter, PricedMessages)
+                else None,
             }
         )
     return out
@@ -776,13 +784,7 @@ async def search(
     matching = contact_match(who.workspace_id, q)
     if matching is None:
         raise InvalidInput("q: give some text to search for")
-    contacts_q = select(Contact).where(
-        Contact.workspace_id == who.workspace_id, Contact.id.in_(matching)
-    )
-    if who.role == Role.AGENT:
-        contacts_q = contacts_q.where(
-            exists().where(Conversation.contact_id == Contact.id, visible_conversations(who))
-        )
+    contacts_q = select(Contact).where(visible_contacts(who), Contact.id.in_(matching))
     async with rt.db.read() as s:
         contacts = list(
             (await s.scalars(contacts_q.order_by(Contact.id.desc()).limit(limit))).all()

@@ -16,9 +16,12 @@ from sqlalchemy import and_, exists, or_, select
 from tidings.access import (
     Principal,
     can_see_event,
+    member_inbox_ids,
     require_admin,
+    require_channel,
     require_contact,
     require_conversation,
+    visible_channels,
     visible_contacts,
     visible_conversations,
 )
@@ -102,19 +105,13 @@ async def list_channels(who: Who, rt: RT) -> list[dict[str, Any]]:
                 select(Channel).where(Channel.workspace_id == who.workspace_id).order_by(Channel.id)
             )
         ).all()
-    return [_channel_out(rt, c) for c in rows if who.is_admin or c.inbox_id in who.inbox_ids]
+    return [_channel_out(rt, c) for c in visible_channels(who, rows)]
 
 
 @router.get("/channels/{channel_id}", response_model=sc.ChannelOut, tags=["channels"])
 async def get_channel(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
-        c = await s.get(Channel, channel_id)
-    if (
-        c is None
-        or c.workspace_id != who.workspace_id
-        or not (who.is_admin or c.inbox_id in who.inbox_ids)
-    ):
-        raise NotFound("channel not found")
+        c = await require_channel(s, who, channel_id)
     return _channel_out(rt, c)
 
 
@@ -548,7 +545,7 @@ async def me(who: Who) -> dict[str, Any]:
         "agent_id": who.agent_id,
         "workspace_id": who.workspace_id,
         "role": who.role,
-        "inbox_ids": sorted(who.inbox_ids),
+        "inbox_ids": member_inbox_ids(who),
     }
 
 

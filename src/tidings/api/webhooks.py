@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
+from tidings.api.guards import NOSNIFF
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError, SignatureError, TidingsError
 from tidings.domain.jsondepth import TooDeep, too_deep
-from tidings.logs import CHANNEL_ID
+from tidings.logs import CHANNEL_ID, REQUEST_ID, new_request_id
 from tidings.metrics import WEBHOOKS
 from tidings.runtime import Runtime
 from tidings.storage.types import utcnow
@@ -47,25 +50,37 @@ def _malformed(kind: str, exc: BaseException) -> JSONResponse:
     return _error(400, "malformed_body", "the body cannot be read")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(scope: Scope, receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """Read at most `limit` bytes; refuse early on Content-Length, and stop reading otherwise."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def provider_webhook(request: Request) -> Response:
+    """The route as FastAPI sees it (methods other than the fast path's; tests calling it)."""
     rt: Runtime = request.app.state.runtime
-    kind = request.path_params["kind"]
-    raw_id = request.path_params["channel_id"]
+    return await handle(rt, request.scope, request.receive)
+
+
+async def handle(rt: Runtime, scope: Scope, receive: Receive) -> Response:
+    """One webhook request from its raw ASGI scope (`kind` and `channel_id` in path_params)."""
+    kind: str = scope["path_params"]["kind"]
+    raw_id: str = scope["path_params"]["channel_id"]
     channel = await rt.channels.get(int(raw_id)) if raw_id.isdigit() else None
     if channel is None or channel.kind != kind or not channel.active:
         # Label with a fixed value: the path's kind is untrusted input.
@@ -73,14 +88,16 @@ async def provider_webhook(request: Request) -> Response:
         return _error(404, "unknown_channel", f"no active {kind} channel {raw_id}")
     CHANNEL_ID.set(channel.id)  # for log lines while handling it (tidings/logs.py)
     adapter = channel.adapter
-    query = request.url.query
-    public_url = f"{rt.settings.public_url}{request.url.path}" + (f"?{query}" if query else "")
-    headers = {
-        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
-    }
-    params = dict(request.query_params)
+    # The path as Starlette's `request.url.path` spells it, without building a URL object.
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    raw_query: bytes = scope.get("query_string", b"")
+    query = raw_query.decode("utf-8", "replace")
+    public_url = f"{rt.settings.public_url}{path}" + (f"?{query}" if query else "")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    params = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if query else {}
+    method: str = scope["method"]
 
-    if request.method == "GET":
+    if method == "GET":
         wreq = WebhookRequest("GET", public_url, headers, params, b"")
         try:
             reply = adapter.handshake(channel.config, wreq)
@@ -90,7 +107,7 @@ async def provider_webhook(request: Request) -> Response:
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
     try:
-        body = await _read_body(request, adapter.capabilities.max_webhook_bytes)
+        body = await _read_body(scope, receive, headers, adapter.capabilities.max_webhook_bytes)
     except BodyTooLarge:
         WEBHOOKS.labels(kind, "too_large").inc()
         return _error(
@@ -98,7 +115,7 @@ async def provider_webhook(request: Request) -> Response:
         )
     if body.lstrip()[:1] in (b"{", b"[") and too_deep(body):
         return _malformed(kind, TooDeep())
-    wreq = WebhookRequest(request.method, public_url, headers, params, body)
+    wreq = WebhookRequest(method, public_url, headers, params, body)
     try:
         adapter.verify(channel.config, wreq)
     except SignatureError as exc:
@@ -144,3 +161,61 @@ async def provider_webhook(request: Request) -> Response:
     WEBHOOKS.labels(kind, "stored" if error is None else "stored_failed").inc()
     reply = adapter.ack(channel.config, wreq)
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+
+
+# The fast path: `/webhooks/{kind}/{channel_id}` answered straight from the ASGI scope, ahead
+# of FastAPI's middleware stack and router (ServerErrorMiddleware, the exception middlewares,
+# our request-id/guard/security-header middlewares, route matching, the exit-stack and
+# request/response wrappers cost more CPU than the webhook's own work). What those layers add
+# to a webhook answer is done here: the request id (log lines and `X-Request-ID`), `nosniff`,
+# the security headers on an HTML answer, and a logged 500 for an unexpected error.
+FAST_METHODS = frozenset({"GET", "POST"})
+
+
+def webhook_params(scope: Scope) -> dict[str, str] | None:
+    """`{kind, channel_id}` if this is a GET/POST the fast path answers, else None."""
+    if scope["type"] != "http" or scope["method"] not in FAST_METHODS:
+        return None
+    path: str = scope["path"]
+    if not path.startswith("/webhooks/"):
+        return None
+    parts = path[10:].split("/")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None
+    return {"kind": parts[0], "channel_id": parts[1]}
+
+
+async def fast_path(
+    rt: Runtime, scope: Scope, receive: Receive, send: Send, params: dict[str, str]
+) -> None:
+    given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+    request_id = new_request_id(given)
+    token = REQUEST_ID.set(request_id)
+    try:
+        scope["path_params"] = params
+        try:
+            response = await handle(rt, scope, receive)
+        except ClientDisconnect:
+            return
+        except TidingsError as exc:  # as the app's exception handler answers it
+            response = _error(exc.status, exc.code, exc.message)
+        except Exception:  # as Starlette's ServerErrorMiddleware answers it
+            log.exception("webhook %s failed", scope["path"])
+            response = PlainTextResponse("Internal Server Error", status_code=500)
+        headers = response.raw_headers
+        if not any(k == b"x-content-type-options" for k, _ in headers):
+            headers.append(NOSNIFF)
+        ctype = next((v for k, v in headers if k == b"content-type"), b"")
+        if ctype.startswith(b"text/html"):
+            from tidings.web.routes import SECURITY_HEADERS  # rare; a heavy module
+
+            present = {k for k, _ in headers}
+            headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+        headers.append((b"x-request-id", request_id.encode()))
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+    finally:
+        REQUEST_ID.reset(token)
+        CHANNEL_ID.set(None)

@@ -38,6 +38,7 @@ from tidings.actions.triage import check_triage
 from tidings.automation import hours as bh
 from tidings.automation import replies, timers
 from tidings.automation.conditions import Facts, evaluate
+from tidings.automation.customer import FROM_CUSTOMER, written_by_customer
 from tidings.automation.outbox import ORIGIN, TIMED_EVENTS, Origin
 from tidings.automation.runs import (
     STALE_RUN_SECONDS,
@@ -46,7 +47,7 @@ from tidings.automation.runs import (
     should_execute,
     start_run,
 )
-from tidings.domain.enums import ConsentStatus, Direction, MessageKind, Role
+from tidings.domain.enums import ConsentStatus, MessageKind, Role
 from tidings.domain.errors import NotFound, PolicyRefusal, TidingsError
 from tidings.egress import EgressRefused
 from tidings.policy import OutboundContext, check_outbound
@@ -81,10 +82,10 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
 async def build_facts(s: Any, conv: Conversation, message: Message | None, at: datetime) -> Facts:
-    if message is None or message.direction != Direction.IN:
+    if message is None or not written_by_customer(message):
         message = await s.scalar(
             select(Message)
-            .where(Message.conversation_id == conv.id, Message.direction == Direction.IN)
+            .where(Message.conversation_id == conv.id, FROM_CUSTOMER)
             .order_by(Message.id.desc())
             .limit(1)
         )
@@ -200,7 +201,7 @@ async def _webhook(
         conv = await s.get_one(Conversation, conv_id)
         last = await s.scalar(
             select(Message)
-            .where(Message.conversation_id == conv_id, Message.direction == Direction.IN)
+            .where(Message.conversation_id == conv_id, FROM_CUSTOMER)
             .order_by(Message.id.desc())
             .limit(1)
         )

@@ -21,9 +21,10 @@ from sqlalchemy import func, select
 from tidings.actions.base import transaction
 from tidings.actions.outbound import choose_route, do_queue_message
 from tidings.automation import hours as bh
+from tidings.automation.customer import FROM_CUSTOMER
 from tidings.automation.outbox import ORIGIN, Origin
 from tidings.automation.runs import finish_run, should_execute, start_run
-from tidings.domain.enums import ConsentStatus, Direction, MessageKind
+from tidings.domain.enums import ConsentStatus, MessageKind
 from tidings.domain.errors import PolicyRefusal, TidingsError
 from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import Runtime
@@ -147,7 +148,7 @@ async def run_auto_replies(
             .select_from(Message)
             .where(
                 Message.conversation_id == conv.id,
-                Message.direction == Direction.IN,
+                FROM_CUSTOMER,
                 Message.id < message.id,
             )
         )

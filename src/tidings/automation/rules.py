@@ -29,6 +29,7 @@ from tidings.actions.triage import PRIORITIES
 from tidings.automation.outbox import RULE_EVENTS, TIMED_EVENTS
 from tidings.channels.registry import kinds
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
+from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
 from tidings.serialize import ts
 from tidings.storage.models import (
@@ -317,6 +318,12 @@ async def check_save_rule(
 ) -> AutomationRule:
     require_admin(who)
     rule = validate_rule(raw)
+    for i, action in enumerate(rule["actions"]):
+        if action["type"] == "webhook":
+            try:
+                await rt.egress.policy.check_destination(action["url"])
+            except EgressRefused as exc:
+                raise InvalidInput(f"actions[{i}].url: {exc}") from None
     async with transaction(rt) as tx:
         s = tx.session
         await _check_refs(s, who.workspace_id, rule)

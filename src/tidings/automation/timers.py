@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from tidings.actions.base import Tx, transaction
+from tidings.automation.customer import FROM_CUSTOMER
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -145,9 +146,7 @@ async def _handle(tx: Tx, timer: AutomationTimer) -> bool:
                 select(Message)
                 .where(
                     Message.conversation_id == conv.id,
-                    Message.direction == Direction.IN,
-                    # The customer's: not a provider's notice or a consent line.
-                    Message.kind.not_in((MessageKind.NOTE, MessageKind.SYSTEM)),
+                    FROM_CUSTOMER,  # not a provider's notice or a consent line
                     Message.id > reply.id,
                 )
                 .order_by(Message.id)

@@ -22,6 +22,7 @@ from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
 from tidings.campaigns.state import SkipReason
 from tidings.channels.base import ChannelAdapter
+from tidings.channels.pricing import PricedMessages
 from tidings.domain.enums import (
     ConsentStatus,
     ConversationStatus,
@@ -370,6 +371,30 @@ async def plan_send(
                 cost=priced[0] if priced else None,
                 currency=priced[1] if priced else None,
             )
+        elif text or isinstance(channel.adapter, PricedMessages):
+            # Billed by the message, not the segment: Viber outside its session asks its
+            # adapter (channels/pricing.py); LINE (a push spends the monthly allowance,
+            # docs/channels/line.md, "Quota and cost") and any kind the price table names
+            # are priced from the table.
+            if isinstance(channel.adapter, PricedMessages):
+                priced = channel.adapter.message_cost(
+                    channel.config, last_inbound_at=ctx.last_inbound_at, now=ctx.now
+                )
+            else:
+                table = sms.price_table()
+                price = table.per_segment(channel.kind, None)
+                priced = (price, table.currency) if price is not None else None
+            if priced is not None:
+                send = Send(
+                    channel,
+                    address,
+                    kind,
+                    text,
+                    extra,
+                    why[:64],
+                    cost=priced[0],
+                    currency=priced[1],
+                )
         return send
     if refusals:
         first_channel, first = refusals[0]

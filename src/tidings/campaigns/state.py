@@ -65,8 +65,8 @@ def recipient_state_for(status: str) -> RecipientState | None:
 
 
 async def on_message_status(tx: Tx, message: Message) -> None:
-    """Hook for the status path (`do_apply_status`; the delivery worker's `do_record_sent` and
-    `do_record_failures` call `on_messages_status`): the recipient whose current message this
+    """Hook for the status path (`actions.statuses.do_apply_statuses`, which every status
+    report goes through, calls `on_messages_status`): the recipient whose current message this
     is takes the message's status. (Progress events go out from the
     fan-out loop, at most once a second per campaign, not once per receipt.)
 
@@ -90,7 +90,7 @@ class StatusOf(Protocol):
 
 
 async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
-    """`on_message_status` for many messages with one lookup (the delivery worker's groups)."""
+    """`on_message_status` for many messages with one lookup (a status batch)."""
     moved = {
         m.id: m
         for m in messages

@@ -1,6 +1,6 @@
 """Optional adapter capabilities: telling the customer's app that an agent read their messages
-(RBM agent event READ, digest other.md §B4) or is typing (RBM IS_TYPING, Telegram
-`sendChatAction` "typing", digest §E).
+(RBM agent event READ, docs/channels/rbm.md#sending-and-agent-events) or is typing (RBM IS_TYPING,
+Telegram `sendChatAction` "typing", docs/channels/telegram.md#chat-actions).
 
 Adapters that can do one implement the matching protocol next to `ChannelAdapter`; callers test
 `isinstance(adapter, ReadReceiptSender)` / `isinstance(adapter, TypingSender)`, so no code

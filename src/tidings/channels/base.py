@@ -93,6 +93,10 @@ class OutboundMessage:
     # This channel's webhook URL, for providers that take a per-message callback URL (Twilio's
     # StatusCallback), so that statuses flow back to the right channel.
     webhook_url: str | None = None
+    # For adapters that are `ReplyContextUser`s (`channels/reply_context.py`): the `extra` of
+    # the customer's latest message in this conversation on this channel, if it arrived within
+    # the adapter's `reply_context_seconds` (LINE's reply token); empty otherwise.
+    reply_context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

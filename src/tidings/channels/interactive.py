@@ -2,7 +2,8 @@
 and the optional adapter interfaces for them and for sender signals (mark as read, typing).
 
 Each provider package translates `Choices` into its own request and checks its own limits
-(shared/protocols/meta.md §A3 for WhatsApp, §B3/§C3 for Messenger and Instagram), so a
+(docs/channels/whatsapp.md#interactive-limits for WhatsApp; docs/channels/messenger.md#send-api
+and docs/channels/instagram.md#sending for Messenger and Instagram), so a
 refusal names the channel's limit before anything is queued.
 """
 

@@ -21,6 +21,9 @@ class Profile:
 
     name: str | None
     username: str | None = None
+    # The provider's https address of the customer's picture (LINE `pictureUrl`), kept as
+    # the contact's `picture_url` attribute; never fetched by Tidings itself.
+    picture_url: str | None = None
 
 
 class ProfileUnavailable(Exception):

@@ -6,11 +6,13 @@ from tidings.channels.api import ApiChannelAdapter
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.gbm import GbmAdapter
 from tidings.channels.instagram import InstagramAdapter
+from tidings.channels.line import LineAdapter
 from tidings.channels.messenger import MessengerAdapter
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
 from tidings.channels.telegram import TelegramAdapter
 from tidings.channels.twilio import TwilioAdapter
+from tidings.channels.viber import ViberAdapter
 from tidings.channels.vonage import VonageAdapter
 from tidings.channels.wechat import WeChatAdapter
 from tidings.channels.whatsapp import WhatsAppAdapter
@@ -30,6 +32,8 @@ _ADAPTERS: dict[str, ChannelAdapter] = {
         TelegramAdapter(),
         RbmAdapter(),
         GbmAdapter(),
+        LineAdapter(),
+        ViberAdapter(),
     )
 }
 

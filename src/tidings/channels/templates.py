@@ -5,7 +5,7 @@ rules shared by the send check and the composer.
 A template's variables are `{{1}}`, `{{2}}` (positional, the default) or `{{first_name}}`
 (named) in its HEADER (text format) and BODY text; media headers need an image, video or
 document; URL buttons with a `{{1}}` need a text and copy-code buttons a coupon code
-(shared/protocols/meta.md §A3, §A5).
+(docs/channels/whatsapp.md#sending, docs/channels/whatsapp.md#templates-and-the-service-window).
 """
 
 from __future__ import annotations

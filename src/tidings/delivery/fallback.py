@@ -14,6 +14,9 @@ the process dies and restarts. A timer whose message was delivered or read retir
 If the original is still waiting in the outbox when its timer fires (the provider kept failing
 retriably), its delivery is withdrawn first, so the customer does not get both.
 
+A paused campaign sends nothing, its follow-ups included: the timers of its recipients wait
+(they are not even read) until it is resumed, and then fire if still due; cancel retires them.
+
 `on_window_closed` applies where a send is planned (campaigns try the fallback channel when
 the service window is closed and no template fits); replies do not use it yet.
 """
@@ -25,9 +28,10 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, and_, exists, or_, select
 
 from tidings.actions.base import Tx, transaction
+from tidings.campaigns.state import CampaignState
 from tidings.domain.enums import DeliveryState, MessageKind, MessageStatus
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.runtime import Runtime
@@ -126,6 +130,11 @@ async def arm_for_reply(tx: Tx, message: Message, conv: Conversation) -> None:
 async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
     """Fire (or retire) the timers that are due. Returns how many were handled."""
     now = utcnow()
+    paused = exists().where(
+        CampaignRecipient.id == FallbackTimer.campaign_recipient_id,
+        Campaign.id == CampaignRecipient.campaign_id,
+        Campaign.state == CampaignState.PAUSED,
+    )
     ready = and_(
         FallbackTimer.state == TimerState.WAITING,
         or_(
@@ -133,6 +142,7 @@ async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
             and_(FallbackTimer.on_failed.is_(True), Message.status == MessageStatus.FAILED),
             Message.status.in_((MessageStatus.DELIVERED, MessageStatus.READ)),
         ),
+        or_(FallbackTimer.campaign_recipient_id.is_(None), ~paused),
     )
     join = (Message, Message.id == FallbackTimer.message_id)
     if not await rt.db.has_rows(select(FallbackTimer.id).join(*join).where(ready)):
@@ -160,6 +170,16 @@ async def _handle(tx: Tx, timer: FallbackTimer, original: Message) -> None:
     if status in (MessageStatus.DELIVERED, MessageStatus.READ):
         timer.state, timer.outcome = TimerState.NOT_NEEDED, f"original {status}"
         return
+    if status == MessageStatus.SENT and original.channel_id is not None:
+        # A channel that reports neither delivery nor reading (LINE, Telegram, WeChat: its
+        # `receipts` is only "sent") never gets past sent, so "not delivered in time" would
+        # fire for every message that went; sent is as far as such a message gets.
+        channel = await tx.rt.channels.get(original.channel_id)
+        receipts = set(channel.adapter.capabilities.receipts) if channel is not None else set()
+        if channel is not None and not receipts & {MessageStatus.DELIVERED, MessageStatus.READ}:
+            timer.state = TimerState.NOT_NEEDED
+            timer.outcome = f"original sent ({channel.adapter.label} reports no delivery)"
+            return
     why = "failed" if status == MessageStatus.FAILED else "not_delivered_in_time"
     try:
         follow_up = await _queue_follow_up(tx, timer, original, why)

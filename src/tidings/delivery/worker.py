@@ -39,6 +39,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.delivery import reply_context
 from tidings.delivery.ratelimit import channel_rate, tier_window
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
@@ -275,6 +276,9 @@ async def send_one(rt: Runtime, job: Job, paused: Paused | None = None) -> SendO
         template=(message.extra or {}).get("template"),
         webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
         attachments=as_outbound(rt, job.attachments),
+        reply_context=await reply_context.load(
+            rt, channel, message.conversation_id, delivery.recipient, message.extra
+        ),
     )
     started = time.perf_counter()
     try:

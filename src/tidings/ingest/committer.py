@@ -7,9 +7,11 @@ disk. Duplicates are rejected by the unique (channel_id, event_key) index, never
 
 On SQLite the insert runs on a raw `sqlite3` connection in one dedicated thread: a commit is a
 single hop into that thread (BEGIN IMMEDIATE, executemany, COMMIT) instead of a round trip per
-statement through the async driver, which is what bounds webhook throughput. The ingest worker
-gives the write lock back as soon as `waiting` is true, so acknowledgements never queue behind
-a batch of processing.
+statement through the async driver, which is what bounds webhook throughput. It takes the
+process's write turn ahead of every other waiting writer (`writer_turn(first=True)`), the
+ingest worker gives the write lock back after a short slice once `waiting` is true, and the
+WAL is checkpointed off the acknowledgement path (docs/architecture.md, "The acknowledgement
+path").
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tidings.metrics import EVENTS_STORED
+from tidings.metrics import EVENTS_STORED, GROUP_COMMIT
 from tidings.storage.db import Database, sqlite_path
 from tidings.storage.models import InboundEvent
 
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 # Bound one transaction so a burst cannot build a statement of unbounded size.
 MAX_ROWS_PER_COMMIT = 2_000
+COMMIT_WAIT = GROUP_COMMIT.labels("wait")
+COMMIT_TIME = GROUP_COMMIT.labels("commit")
+# How often (at most) the committer has the WAL checkpointed while it commits.
+CHECKPOINT_SECONDS = 0.5
 
 COLUMNS = (
     "workspace_id",
@@ -47,6 +53,9 @@ COLUMNS = (
     "error",
     "lane",
 )
+
+
+_MISSING = object()
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -70,6 +79,11 @@ class SqliteInserter:
         self._path = path
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="tidings-commit")
+        # Checkpoints of the WAL, off the acknowledgement path (see _maybe_checkpoint).
+        self._ckpt_conn: sqlite3.Connection | None = None
+        self._ckpt_thread = ThreadPoolExecutor(1, thread_name_prefix="tidings-checkpoint")
+        self._ckpt_running = False
+        self._ckpt_last = time.monotonic()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -77,8 +91,38 @@ class SqliteInserter:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
+            # This connection never checkpoints: SQLite's automatic checkpoint runs inside the
+            # COMMIT that crosses 1,000 WAL pages, so one group of webhooks in a few hundred
+            # would wait for the database file to be written and synced as well.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._conn = conn
         return self._conn
+
+    def _checkpoint(self) -> None:
+        if self._ckpt_conn is None:
+            self._ckpt_conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False
+            )
+            self._ckpt_conn.execute("PRAGMA busy_timeout=10000")
+        # PASSIVE: copies what it can without waiting for readers or writers, so commits go
+        # on meanwhile; the next writer after a complete pass restarts the WAL from the top.
+        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _maybe_checkpoint(self) -> None:
+        """After a commit: at most every CHECKPOINT_SECONDS, checkpoint the WAL on a thread of
+        its own, not awaited (the other connections of the process still checkpoint on their
+        own commits; this keeps the WAL bounded when only webhooks write)."""
+        now = time.monotonic()
+        if self._ckpt_running or now - self._ckpt_last < CHECKPOINT_SECONDS:
+            return
+        self._ckpt_running, self._ckpt_last = True, now
+
+        def finished(fut: Future[None]) -> None:
+            self._ckpt_running = False
+            if not fut.cancelled() and fut.exception() is not None:
+                log.warning("WAL checkpoint failed: %s", fut.exception())
+
+        self._ckpt_thread.submit(self._checkpoint).add_done_callback(finished)
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         conn = self._connection()
@@ -91,16 +135,34 @@ class SqliteInserter:
         conn.execute("COMMIT")
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:
+        # A request's rows share one `now` (received_at, next_attempt_at): format each distinct
+        # time once, not three times per row.
+        times: dict[datetime | None, str | None] = {None: None}
+
+        def text(value: datetime | None) -> str | None:
+            found = times.get(value, _MISSING)
+            if found is _MISSING:
+                found = times[value] = _sqlite_time(value)
+            return found  # type: ignore[return-value]
+
         params = [
-            tuple(
-                _sqlite_time(row[c])
-                if c in ("occurred_at", "received_at", "next_attempt_at")
-                else row[c]
-                for c in COLUMNS
+            (
+                row["workspace_id"],
+                row["channel_id"],
+                row["event_key"],
+                row["payload"],
+                text(row["occurred_at"]),
+                text(row["received_at"]),
+                row["state"],
+                row["attempts"],
+                text(row["next_attempt_at"]),
+                row["error"],
+                row["lane"],
             )
             for row in rows
         ]
         await asyncio.get_running_loop().run_in_executor(self._thread, self._insert, params)
+        self._maybe_checkpoint()
 
     def close(self) -> None:
         def _close() -> None:
@@ -110,6 +172,14 @@ class SqliteInserter:
 
         self._thread.submit(_close).result(timeout=10)
         self._thread.shutdown(wait=True)
+
+        def _close_ckpt() -> None:
+            if self._ckpt_conn is not None:
+                self._ckpt_conn.close()
+                self._ckpt_conn = None
+
+        self._ckpt_thread.submit(_close_ckpt).result(timeout=30)
+        self._ckpt_thread.shutdown(wait=True)
 
 
 class GroupCommitter:
@@ -186,12 +256,17 @@ class GroupCommitter:
         rows = [row for item, _fut in batch for row in item]
         self._in_flight = True
         try:
+            asked = time.monotonic()
             if self._sqlite is not None:
-                async with self._db.writer_turn():
+                async with self._db.writer_turn(first=True):
+                    got = time.monotonic()
                     await self._sqlite.insert(rows)
             else:
                 async with self._db.write_engine.begin() as conn:
+                    got = time.monotonic()
                     await conn.execute(self._stmt, rows)
+            COMMIT_WAIT.observe(got - asked)
+            COMMIT_TIME.observe(time.monotonic() - got)
         except Exception as exc:
             log.exception("group commit of %d inbound events failed", len(rows))
             for _rows, fut in batch:

@@ -50,7 +50,8 @@ class MediaLocation:
     mime_type: str | None = None
     size: int | None = None
     # For providers that answer errors as HTTP 200 + JSON where the file should be (WeChat,
-    # digest A13): reads that JSON (at most 64 KB) into the reason the download failed.
+    # docs/channels/wechat.md#error-codes): reads that JSON (at most 64 KB) into the reason the
+    # download failed.
     json_error: Callable[[bytes], MediaUnavailable] | None = field(default=None, compare=False)
     # The URL is the channel's configured API endpoint plus provider-given ids, not a URL taken
     # from a payload or an answer: fetched without the egress policy (module docstring).
@@ -122,7 +123,9 @@ async def fetch(
                     f"The provider answered {resp.status_code}; will retry.", retriable=True
                 )
             if resp.status_code != 200:
-                # Meta's media URLs expire (WhatsApp: 5 minutes, CDN URLs: signed, digest A4/B4).
+                # Meta's media URLs expire (WhatsApp: 5 minutes, CDN URLs: signed,
+                # docs/channels/whatsapp.md#media-limits-and-downloads,
+                # docs/channels/messenger.md#attachment-upload).
                 raise MediaUnavailable(
                     f"The provider refused the download ({resp.status_code}); the link may "
                     "have expired."
@@ -160,8 +163,9 @@ async def fetch(
 
 
 def cdn_location(url: str | None) -> MediaLocation:
-    """A signed CDN URL fetched as is, without a token (Messenger and Instagram: digest §B4,
-    §C4; "download without token assumed (unconfirmed)"). They expire: fetch promptly."""
+    """A signed CDN URL fetched as is, without a token (Messenger and Instagram:
+    docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats; that
+    no token is needed is unconfirmed). They expire: fetch promptly."""
     if not url or not url.startswith(("https://", "http://")):
         raise MediaUnavailable("The provider gave no address to download this file from.")
     return MediaLocation(url)

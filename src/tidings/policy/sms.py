@@ -1,17 +1,18 @@
-"""SMS encoding, segments and cost (digest shared/protocols/other.md §D).
+"""SMS encoding, segments and cost (docs/protocols/sms-encoding.md).
 
 `analyse(text)` tells how a carrier will see a message: GSM-7 when every character is in the
 GSM 03.38 default alphabet or its extension table, otherwise UCS-2 (UTF-16) for the whole
 message; how many parts it travels in (160 septets / 70 units alone, 153 / 67 per part once a
 6-octet concatenation header is needed); and which characters forced UCS-2.
 
-Parts are cut the way Twilio's segment calculator cuts them (§D2): by grapheme cluster, so an
-extension escape pair, a surrogate pair, a flag, a skin-tone or ZWJ emoji sequence, or a letter
-with its combining marks always travels whole in one part. CRLF is two characters there, so it
-is two here.
+Parts are cut the way Twilio's segment calculator cuts them
+(docs/protocols/sms-encoding.md#segments): by grapheme cluster, so an extension escape pair, a
+surrogate pair, a flag, a skin-tone or ZWJ emoji sequence, or a letter with its combining marks
+always travels whole in one part. CRLF is two characters there, so it is two here.
 
-National language shift tables (§D5) are not offered: Twilio and most aggregators do not expose
-them, and a handset without support renders base GSM anyway.
+National language shift tables (docs/protocols/sms-encoding.md#national-language-shift-tables) are
+not offered: Twilio and most aggregators do not expose them, and a handset without support renders
+base GSM anyway.
 
 Settings (environment; read at call time so operators and tests can change them):
 - `TIDINGS_SMS_MAX_SEGMENTS`: refuse sends above this many parts (default 10).
@@ -31,12 +32,14 @@ import regex
 
 Encoding = Literal["GSM-7", "UCS-2"]
 
-# GSM 03.38 default alphabet, one septet each (§D1), in table order 0x00..0x7F minus ESC.
+# GSM 03.38 default alphabet, one septet each (docs/protocols/sms-encoding.md#gsm-7-alphabet), in
+# table order 0x00..0x7F minus ESC.
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-# Extension table: ESC (0x1B) + code, so two septets each (§D1).
+# Extension table: ESC (0x1B) + code, so two septets each
+# (docs/protocols/sms-encoding.md#gsm-7-alphabet).
 GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 SINGLE_BITS = 1120  # 140 octets: 160 septets or 70 UCS-2 units
@@ -46,8 +49,9 @@ DEFAULT_MAX_SEGMENTS = 10
 
 _GRAPHEME = regex.compile(r"\X")
 
-# Twilio Smart Encoding (§D4): look-alike Unicode replaced by GSM characters. Our own table
-# from the digest's description; characters with no entry still force UCS-2.
+# Twilio Smart Encoding (docs/protocols/sms-encoding.md#smart-encoding): look-alike Unicode
+# replaced by GSM characters. Our own table from Twilio's description; characters with no entry
+# still force UCS-2.
 _SMART: dict[str, str] = {
     # curly/angle/fullwidth double quotes; single quotes and primes; hyphens, dashes, bullet
     **dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb\u2033\u201f\uff02", '"'),
@@ -60,7 +64,7 @@ _SMART: dict[str, str] = {
     "¾": "3/4",
     "‼": "!!",
     # Unicode spaces become a plain space; TAB too (the calculator library maps it to seven
-    # spaces, which the digest marks unconfirmed for Twilio's servers).
+    # spaces, which is unconfirmed for Twilio's servers).
     **dict.fromkeys(
         "\t\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
         "\u202f\u205f\u3000",
@@ -88,9 +92,9 @@ def ucs2_characters(text: str) -> list[str]:
 
 
 def smart_encode(text: str) -> str:
-    """Replace look-alikes with GSM characters (§D4), only when that makes the whole message
-    GSM-7; otherwise the text is left as the agent wrote it (a partial replacement would change
-    their words without saving a part)."""
+    """Replace look-alikes with GSM characters (docs/protocols/sms-encoding.md#smart-encoding),
+    only when that makes the whole message GSM-7; otherwise the text is left as the agent wrote
+    it (a partial replacement would change their words without saving a part)."""
     replaced = text.translate(_SMART_TABLE)
     return replaced if all(is_gsm(ch) for ch in replaced) else text
 
@@ -105,7 +109,7 @@ def _units(grapheme: str, encoding: Encoding) -> int:
 def _graphemes(text: str) -> list[str]:
     clusters: list[str] = []
     for g in _GRAPHEME.findall(text):
-        # The calculator counts CRLF as two characters (§D2).
+        # The calculator counts CRLF as two characters (docs/protocols/sms-encoding.md#segments).
         clusters.extend(("\r", "\n") if g == "\r\n" else (g,))
     return clusters
 

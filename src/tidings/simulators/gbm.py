@@ -1,6 +1,6 @@
-"""A small simulator of the retired Google Business Messages API (shared/protocols/other.md
-§B1-B3), kept so the legacy adapter stays tested. Google shut the product down on 2024-07-31;
-new work targets RBM (`simulators.rbm`).
+"""A small simulator of the retired Google Business Messages API
+(docs/channels/gbm.md#protocol-facts), kept so the legacy adapter stays tested. Google shut the
+product down on 2024-07-31; new work targets RBM (`simulators.rbm`).
 
 - `POST /v1/conversations/{conversationId}/messages` (bearer auth, Google's error shape,
   reused messageIds ignored, 404 for unknown conversations), answered with the message's
@@ -175,7 +175,8 @@ class GbmSimulator:
             return _error(400, "INVALID_ARGUMENT", "exactly one of text, image, richCard")
         mid = str(body["messageId"])
         name = f"conversations/{cid}/messages/{mid}"
-        if mid not in agent.message_ids:  # a reused messageId is ignored (digest B3)
+        if mid not in agent.message_ids:
+            # A reused messageId is ignored (docs/channels/gbm.md#sending).
             agent.message_ids.add(mid)
             agent.threads.setdefault(cid, []).append(
                 {
@@ -236,7 +237,8 @@ class GbmSimulator:
             return JSONResponse({"error": "unknown agent_id"}, status_code=400)
         again = agent.pushed.get(str(body.get("message_id") or ""))
         if again is not None:
-            # Google retrying a request: the identical body, same requestId (digest B2).
+            # Google retrying a request: the identical body, same requestId
+            # (docs/channels/gbm.md#webhook).
             self.spawn(self.push(agent, again))
             return JSONResponse(
                 {

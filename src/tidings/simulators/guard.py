@@ -50,6 +50,8 @@ PROVIDER_MOUNTS = frozenset(
         "telegram",
         "rbm",
         "gbm",
+        "line",
+        "viber",
     }
 )
 

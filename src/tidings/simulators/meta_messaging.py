@@ -1,7 +1,7 @@
 """A Messenger-platform simulator, shared by Messenger (`object: page`) and Instagram
 (`object: instagram`): the Send API Tidings calls, and the webhooks Meta sends back.
 
-Stateful as the digest's checklist asks (§D4): per (account, PSID/IGSID) the 24-hour window
+Stateful: per (account, PSID/IGSID) the 24-hour window
 and the 7-day HUMAN_AGENT extension; retired tags refused with code 100; outside the window
 (10, 2018278); an echo (`is_echo`, `app_id`, `metadata`) for every outbound message; delivery
 and read watermarks (Messenger) or `read.mid` seen events (Instagram); signed, ASCII-escaped
@@ -11,7 +11,8 @@ with the name the customer was given. A JSON control API under `/_sim/` plays th
 (`timestamp_format` writes an event's time in seconds, or seconds as a string, as some Meta
 events do).
 
-Facts cited as "digest" are from shared/protocols/meta.md (§0, §B Messenger, §C Instagram).
+Facts: docs/protocols/meta-platform.md, docs/channels/messenger.md#protocol-facts,
+docs/channels/instagram.md#protocol-facts.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ from tidings.simulators.meta_webhooks import SenderKnobs, WebhookSender
 logger = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
-# Retired from 2026-04-27: requests using them get error code 100 (digest §B5).
+# Retired from 2026-04-27: requests using them get error code 100
+# (docs/channels/messenger.md#messaging-window-and-tags).
 RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
 _SENDER_ACTIONS = frozenset({"mark_seen", "typing_on", "typing_off", "react", "unreact"})
-# Reaction names Messenger reports (digest §B2).
+# Reaction names Messenger reports (docs/channels/messenger.md#inbound-events).
 REACTIONS = {"love": "\u2764\ufe0f", "smile": "\U0001f606", "wow": "\U0001f62e"}
 REACTIONS.update({"sad": "\U0001f622", "angry": "\U0001f620", "like": "\U0001f44d"})
 _CDN_TYPES = {
@@ -76,10 +78,11 @@ class ProductSpec:
     allowed_tags: frozenset[str]
     messaging_types: frozenset[str]
     # Messenger reports delivery + read watermarks; Instagram only `read` (messaging_seen)
-    # with the mid seen, and no delivery receipts (digest §C2).
+    # with the mid seen, and no delivery receipts (docs/channels/instagram.md#inbound-events).
     receipts: tuple[str, ...]
     read_by_mid: bool
-    # Messenger: 300 calls/s per Page; Instagram Login: 100/s per account (digest §B6, §C6).
+    # Messenger: 300 calls/s per Page; Instagram Login: 100/s per account
+    # (docs/channels/messenger.md#rate-limits, docs/channels/instagram.md#rate-limits).
     rate_per_second: float
     max_file_bytes: int = 25 * 1024 * 1024
 
@@ -108,7 +111,8 @@ INSTAGRAM = ProductSpec(
     attachment_types=frozenset(
         {"audio", "file", "image", "video", "template", "like_heart", "MEDIA_SHARE"}
     ),
-    # Other Messenger tags are not available on Instagram (digest §C5).
+    # Other Messenger tags are not available on Instagram
+    # (docs/channels/instagram.md#window-and-tags).
     allowed_tags=frozenset({"HUMAN_AGENT"}),
     messaging_types=frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG"}),
     receipts=("read",),
@@ -128,7 +132,8 @@ class Knobs(BaseModel):
     human_agent_hours: float = Field(168.0, gt=0)
     # Whether the app passed App Review for the Human Agent feature.
     human_agent_approved: bool = True
-    # (10, 2018278) per the digest; Instagram client code has also seen 2534022.
+    # (10, 2018278) as on Messenger; Instagram client code has also seen 2534022
+    # (docs/channels/instagram.md#sending).
     window_subcode: int = 2018278
     echoes: bool = True
     auto_receipts: list[Literal["delivered", "read"]] | None = None  # None = product default
@@ -140,7 +145,8 @@ class Knobs(BaseModel):
     delivery_timeout: float = Field(10.0, gt=0)
     escape_slashes: bool = True
     history_limit: int = Field(10_000, ge=1)
-    # Reaction sends produce no echo on Instagram (digest §C2); kept as a knob.
+    # Reaction sends produce no echo on Instagram (docs/channels/instagram.md#inbound-events); kept
+    # as a knob.
     echo_reactions: bool = False
 
 
@@ -185,7 +191,8 @@ class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     account_id: str
     events: list[EventSpec]
-    # Deliver the elements in a random order (Meta does not guarantee order, digest §0.3).
+    # Deliver the elements in a random order (Meta does not guarantee order,
+    # docs/protocols/meta-platform.md#batching-retries-and-order).
     shuffle: bool = False
     # One entry per element instead of one entry holding them all.
     split_entries: bool = False
@@ -365,7 +372,8 @@ class MessagingSimulator:
         self.requests: list[dict[str, Any]] = []
         self.cdn: dict[str, tuple[str, bytes]] = {}
         self.cdn_base_url = cdn_base_url.rstrip("/")
-        # Attachment Upload API: attachment_id -> the uploaded file (digest §B4, §C4).
+        # Attachment Upload API: attachment_id -> the uploaded file
+        # (docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats).
         self.uploads: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._send_times: dict[str, deque[float]] = {}
@@ -465,7 +473,8 @@ class MessagingSimulator:
         return result
 
     async def verify_webhook(self, account_id: str) -> dict[str, Any]:
-        """Meta's handshake (digest §0.1): verified only if the body is exactly the challenge."""
+        """Meta's handshake (docs/protocols/meta-platform.md#webhook-verification): verified only
+        if the body is exactly the challenge."""
         account = self._account(account_id)
         challenge = str(secrets.randbelow(2**31 - 1) + 1)
         params = {
@@ -509,7 +518,8 @@ class MessagingSimulator:
 
     def _new_mid(self) -> str:
         if self.product.object == "instagram":
-            # IG mids are long opaque base64-like strings (digest §C2).
+            # IG mids are long opaque base64-like strings
+            # (docs/channels/instagram.md#inbound-events).
             raw = b"ig_msg:" + secrets.token_bytes(48)
             return base64.b64encode(raw).decode().rstrip("=")
         return "m_" + secrets.token_urlsafe(40)
@@ -529,7 +539,8 @@ class MessagingSimulator:
         return f"{self.cdn_base_url}/cdn/{asset}?oh=sim&oe={int(self._clock()) + 3600:x}"
 
     def _element(self, account: Account, spec: EventSpec) -> dict[str, Any]:
-        """One `messaging[]` element for what the customer (or the Page inbox) did (§B2/§C2)."""
+        """One `messaging[]` element for what the customer (or the Page inbox) did
+        (docs/channels/messenger.md#inbound-events, docs/channels/instagram.md#inbound-events)."""
         if spec.from_ is None:
             raise _ControlError(422, "`from` (the PSID/IGSID, digits) is required")
         customer = self._customer(account.account_id, spec.from_)
@@ -671,7 +682,8 @@ class MessagingSimulator:
         else:
             raise _ControlError(422, f"unknown event type {kind!r}")
         if opens_window:
-            # A message, postback, referral or reaction opens/renews the 24 h window (§B5).
+            # A message, postback, referral or reaction opens/renews the 24 h window
+            # (docs/channels/messenger.md#messaging-window-and-tags).
             customer.last_inbound = max(customer.last_inbound or 0.0, ts / 1000.0)
         return base
 
@@ -899,7 +911,7 @@ class MessagingSimulator:
         tag = body.get("tag")
         if mtype == "MESSAGE_TAG":
             if tag in RETIRED_TAGS:
-                # Retired on 2026-04-27 (digest §B5).
+                # Retired on 2026-04-27 (docs/channels/messenger.md#messaging-window-and-tags).
                 raise _param(
                     f"The {tag} tag is no longer supported. Use utility templates instead."
                 )
@@ -1010,7 +1022,7 @@ class MessagingSimulator:
     def _sender_action(
         self, account: Account, customer: Customer, body: dict[str, Any], action: Any
     ) -> tuple[int, dict[str, Any]]:
-        # Sender actions go alone with the recipient (digest §B3).
+        # Sender actions go alone with the recipient (docs/channels/messenger.md#send-api).
         if action not in _SENDER_ACTIONS:
             raise _param(f"param sender_action must be one of {sorted(_SENDER_ACTIONS)}.")
         if "message" in body:
@@ -1091,7 +1103,8 @@ class MessagingSimulator:
     # ---------------------------------------------------------------- CDN (inbound media)
 
     async def _cdn(self, request: Request) -> Response:
-        # Meta CDN URLs are fetched without a token (digest §B4, unconfirmed) and expire.
+        # Meta CDN URLs are fetched without a token (docs/channels/messenger.md#attachment-upload,
+        # unconfirmed) and expire.
         item = self.cdn.get(request.path_params["asset"])
         if item is None:
             return Response(b"URL signature expired", status_code=403, media_type="text/plain")
@@ -1176,9 +1189,10 @@ class MessagingSimulator:
     # ---------------------------------------------------------------- Attachment Upload API
 
     async def _graph_attachment_upload(self, request: Request) -> Response:
-        """`POST /{page-id}/message_attachments` (digest §B4; Instagram through a Facebook Page
-        with `platform=instagram`, §C4): multipart `message={"attachment": {"type": ...,
-        "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
+        """`POST /{page-id}/message_attachments` (docs/channels/messenger.md#attachment-upload;
+        Instagram through a Facebook Page with `platform=instagram`,
+        docs/channels/instagram.md#media-formats): multipart `message={"attachment": {"type":
+        ..., "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
         node = request.path_params["node"]
         try:
             form = await request.form(max_files=1, max_fields=10)
@@ -1192,7 +1206,8 @@ class MessagingSimulator:
             if form is None:
                 raise _param("The request must be multipart/form-data with message and filedata.")
             if self.product is INSTAGRAM:
-                # Only the Facebook Login flavour has the upload API (digest §C4).
+                # Only the Facebook Login flavour has the upload API
+                # (docs/channels/instagram.md#media-formats).
                 if account.page_id is None or node != account.page_id:
                     raise _param("Attachment upload goes to the Facebook Page of the account.")
                 if form.get("platform") != "instagram":
@@ -1209,7 +1224,8 @@ class MessagingSimulator:
                 raise _param("param filedata is required.")
             limit = self.product.max_file_bytes
             if self.product is INSTAGRAM and atype == "image":
-                limit = 8 * 1024 * 1024  # Instagram images: 8 MB (digest §C4)
+                # Instagram images: 8 MB (docs/channels/instagram.md#media-formats)
+                limit = 8 * 1024 * 1024
             data = upload.file.read(limit + 1)
             if not data or len(data) > limit:
                 raise _param(f"The file must be between 1 byte and {limit} bytes.")

@@ -1,6 +1,8 @@
-"""Meta's webhook sender, as the simulators play it (digest §0.2, §0.3, §D1): ASCII-escaped
-JSON signed with `X-Hub-Signature-256`, at-least-once with retries, duplicate copies on demand,
-and a bounded delivery log. Used by the Messenger and Instagram simulators."""
+"""Meta's webhook sender, as the simulators play it
+(docs/protocols/meta-platform.md#webhook-signature,
+docs/protocols/meta-platform.md#batching-retries-and-order): ASCII-escaped JSON signed with
+`X-Hub-Signature-256`, at-least-once with retries, duplicate copies on demand, and a bounded
+delivery log. Used by the Messenger and Instagram simulators."""
 
 from __future__ import annotations
 
@@ -75,8 +77,9 @@ class WebhookSender:
         self._slots: asyncio.Semaphore | None = None
 
     def encode(self, payload: dict[str, Any]) -> bytes:
-        # Meta sends (and signs) ASCII-escaped JSON with "/" as "\/" (digest §0.2). A "/" can
-        # only occur inside JSON strings, so escaping every one keeps the JSON valid.
+        # Meta sends (and signs) ASCII-escaped JSON with "/" as "\/"
+        # (docs/protocols/meta-platform.md#webhook-signature). A "/" can only occur inside JSON
+        # strings, so escaping every one keeps the JSON valid.
         text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
         if self._knobs().escape_slashes:
             text = text.replace("/", "\\/")
@@ -145,7 +148,8 @@ class WebhookSender:
         d.last_status = response.status_code
         if d.first_status is None:
             d.first_status = response.status_code
-        # Anything but 200 is a failure to retry (digest §0.3).
+        # Anything but 200 is a failure to retry
+        # (docs/protocols/meta-platform.md#batching-retries-and-order).
         if response.status_code != 200:
             d.last_error = f"HTTP {response.status_code}"
             return False

@@ -1,5 +1,5 @@
 """A Google RCS Business Messaging simulator that speaks the real protocol
-(shared/protocols/other.md §B4-B5).
+(docs/channels/rbm.md#protocol-facts).
 
 Both of Google's roles towards Tidings:
 - the RBM API: `POST /v1/phones/{msisdn}/agentMessages?messageId=&agentId=`,
@@ -285,7 +285,8 @@ class RbmSimulator:
             agent.deliveries.append({"id": label, "attempt": attempt, "status": status})
             if 200 <= status < 300:
                 return
-            # Google retries with backoff for up to 7 days (digest B4); compressed here.
+            # Google retries with backoff for up to 7 days
+            # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
             await asyncio.sleep(agent.retry_base_seconds * 2 ** (attempt - 1))
         log.info("rbm simulator gave up on %s", label)
 
@@ -421,7 +422,8 @@ class RbmSimulator:
             return exc.response()
         result = {**body, "name": f"phones/{msisdn}/agentMessages/{message_id}", "sendTime": _now()}
         if message_id in agent.message_ids:
-            # A reused messageId is ignored (digest B4): no second delivery.
+            # A reused messageId is ignored (docs/channels/rbm.md#sending-and-agent-events): no
+            # second delivery.
             record["duplicate"] = True
             return JSONResponse(result)
         agent.message_ids.add(message_id)

@@ -28,6 +28,7 @@ from tidings.simulators.api_client import ApiClientSimulator
 from tidings.simulators.gbm import GbmBinding, GbmSimulator
 from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
+from tidings.simulators.line import LineBinding, LineSimulator
 from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
 from tidings.simulators.rbm import RbmBinding, RbmSimulator
 from tidings.simulators.smpp import (
@@ -39,6 +40,7 @@ from tidings.simulators.smpp import (
 )
 from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
 from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
+from tidings.simulators.viber import ViberBinding, ViberSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
@@ -261,6 +263,8 @@ class Sandbox:
         self.telegram = TelegramSimulator()
         self.rbm = RbmSimulator()
         self.gbm = GbmSimulator()
+        self.line = LineSimulator()
+        self.viber = ViberSimulator(f"{base}/viber")
         self.bindings: list[SandboxBinding] = [
             WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
             ApiBinding(f"{base}/api", self.api),
@@ -273,6 +277,8 @@ class Sandbox:
             TelegramBinding(f"{base}/telegram", self.telegram),
             RbmBinding(f"{base}/rbm", self.rbm),
             GbmBinding(f"{base}/gbm", self.gbm),
+            LineBinding(f"{base}/line", self.line),
+            ViberBinding(f"{base}/viber", self.viber),
         ]
         self.rt: Runtime | None = None
         self.app = Starlette(
@@ -293,6 +299,8 @@ class Sandbox:
                 Mount("/telegram", self.telegram.app),
                 Mount("/rbm", self.rbm.app),
                 Mount("/gbm", self.gbm.app),
+                Mount("/line", self.line.app),
+                Mount("/viber", self.viber.app),
             ]
         )
 
@@ -369,6 +377,8 @@ class Sandbox:
         await self.telegram.aclose()
         await self.rbm.aclose()
         await self.gbm.aclose()
+        await self.line.aclose()
+        await self.viber.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None
@@ -640,6 +650,33 @@ async def create_demo_channels(
         None,
     )
     made.append({"id": tg.id, "kind": tg.kind, "name": tg.name})
+    line = await create_channel(
+        rt,
+        who,
+        "line",
+        "LINE Official Account (sandbox)",
+        {
+            "channel_secret": secrets.token_hex(16),
+            "channel_access_token": secrets.token_urlsafe(32),
+            "api_base_url": f"{base}/line",
+            "data_api_base_url": f"{base}/line",
+        },
+        None,
+    )
+    made.append({"id": line.id, "kind": line.kind, "name": line.name})
+    viber = await create_channel(
+        rt,
+        who,
+        "viber",
+        "Viber (sandbox)",
+        {
+            "auth_token": f"{secrets.token_hex(8)}-{secrets.token_hex(8)}-{secrets.token_hex(8)}",
+            "api_base_url": f"{base}/viber",
+            "sender_name": "Tidings Support",
+        },
+        None,
+    )
+    made.append({"id": viber.id, "kind": viber.kind, "name": viber.name})
     rbm = await create_channel(
         rt,
         who,

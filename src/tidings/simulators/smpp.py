@@ -1,4 +1,5 @@
-"""A small SMSC on loopback that speaks SMPP 3.4 (digest §C9), for the sandbox and tests.
+"""A small SMSC on loopback that speaks SMPP 3.4
+(docs/channels/smpp.md#protocol-facts), for the sandbox and tests.
 
 - TCP server on 127.0.0.1 (port configurable, 0 = any free port); `start()` / `stop()` can be
   called again to simulate an SMSC restart (accounts and history are kept).
@@ -371,7 +372,8 @@ class SmscSimulator:
         acct = self.accounts[system_id]
         msisdn = "".join(ch for ch in sender if ch.isdigit())
         if binary:
-            data_coding, parts = 0x04, [text.encode()]  # 8-bit binary (digest C9)
+            # 8-bit binary (docs/channels/smpp.md#submit_sm)
+            data_coding, parts = 0x04, [text.encode()]
         else:
             data_coding, parts = P.encode_parts(text)
         base = P.ShortMessage(source_addr=msisdn, destination_addr=acct.number)

@@ -1,4 +1,5 @@
-"""A Telegram Bot API simulator that speaks the real protocol (shared/protocols/other.md §E).
+"""A Telegram Bot API simulator that speaks the real protocol
+(docs/channels/telegram.md#protocol-facts).
 
 Both of Telegram's roles towards Tidings:
 - the Bot API at `/bot{token}/{method}` (GET or POST; query, form, multipart or JSON
@@ -91,8 +92,8 @@ _ACTIONS = frozenset(
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 _MB = 1024 * 1024
-# Bot API reference (not in the digest): getFile serves "files of up to 20MB"; multipart uploads
-# take "10 MB max size for photos, 50 MB for other files".
+# Bot API reference (docs/channels/telegram.md#files): getFile serves "files of up to 20MB";
+# multipart uploads take "10 MB max size for photos, 50 MB for other files".
 DOWNLOAD_LIMIT = 20 * _MB
 PHOTO_UPLOAD_LIMIT = 10 * _MB
 UPLOAD_LIMIT = 50 * _MB

@@ -1,13 +1,15 @@
-"""A Twilio Programmable Messaging simulator that speaks the real protocol (digest other.md §C).
+"""A Twilio Programmable Messaging simulator that speaks the real protocol
+(docs/channels/twilio.md#protocol-facts).
 
 Towards Tidings it plays both of Twilio's roles: the REST endpoint Tidings sends to
 (`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, basic auth, form body, validated like
 the real one, with the real message resource and error shapes), and the webhook sender that
 calls Tidings (inbound SMS/MMS on the number's webhook, status callbacks on `StatusCallback`,
 both form-encoded and signed with `X-Twilio-Signature` over the exact URL called, retried on
-failure). It also does what Twilio does on its own for long codes (§C5): STOP-family keywords
-block the (sender, recipient) pair and are answered with a confirmation, so later sends get
-21610 until START; HELP gets a help reply; the keyword is still forwarded to the webhook.
+failure). It also does what Twilio does on its own for long codes
+(docs/channels/twilio.md#opt-out-handling): STOP-family keywords block the (sender, recipient) pair
+and are answered with a confirmation, so later sends get 21610 until START; HELP gets a help reply;
+the keyword is still forwarded to the webhook.
 
 Control routes (JSON) under `/_sim/`:
 - `PUT /_sim/accounts/{account_sid}` {auth_token, webhook_url, numbers?, messaging_service_sid?}
@@ -57,16 +59,18 @@ from tidings.runtime import ChannelInfo
 log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
-BODY_LIMIT = 1600  # characters (digest C1; 21617 above)
+BODY_LIMIT = 1600  # characters (docs/channels/twilio.md#send-api; 21617 above)
 MAX_MEDIA = 10
 
-# Twilio's default keywords for long codes (digest C5; current docs add REVOKE and OPTOUT).
+# Twilio's default keywords for long codes (docs/channels/sms.md#opt-out-keywords;
+# current docs add REVOKE and OPTOUT).
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 )
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
-# The exact default reply texts are unconfirmed (digest C5 [U]); these read like Twilio's.
+# The exact default reply texts are unconfirmed (docs/channels/twilio.md#opt-out-handling); these
+# read like Twilio's.
 STOP_REPLY = (
     "You have successfully been unsubscribed. You will not receive any more messages from this "
     "number. Reply START to resubscribe."
@@ -77,7 +81,7 @@ START_REPLY = (
 )
 HELP_REPLY = "Reply STOP to unsubscribe. Msg&Data Rates May Apply."
 
-# Error wording as Twilio's API returns it; codes from digest C7.
+# Error wording as Twilio's API returns it; codes in docs/channels/twilio.md#error-codes.
 _MESSAGES: dict[int, str] = {
     20003: "Authenticate",
     20404: "The requested resource was not found",
@@ -119,7 +123,7 @@ class TwilioError(Exception):
         self.retry_after: float | None = None
 
     def response(self) -> JSONResponse:
-        # Twilio's JSON error shape (digest C1).
+        # Twilio's JSON error shape (docs/channels/twilio.md#send-api).
         body = {
             "code": self.code,
             "message": self.message,
@@ -139,7 +143,8 @@ class Knobs(BaseModel):
     status_delay: float = Field(0.05, ge=0)
     # Twilio's own STOP/START/HELP handling for long codes (off = Advanced Opt-Out disabled).
     keyword_handling: bool = True
-    # Twilio's webhook retry policy is unconfirmed (digest F); retry on errors by default.
+    # Twilio's webhook retry policy is unconfirmed (docs/channels/twilio.md#status-callbacks); retry
+    # on errors by default.
     retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0]
     delivery_timeout: float = Field(10.0, gt=0)
 
@@ -245,7 +250,8 @@ class Account:
     messages: dict[str, SimMessage] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
-    # (sender number or Messaging Service sid, recipient) pairs blocked by STOP (digest C5).
+    # (sender number or Messaging Service sid, recipient) pairs blocked by STOP
+    # (docs/channels/twilio.md#opt-out-handling).
     blocked: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -260,7 +266,8 @@ def _sid(prefix: str) -> str:
 
 
 def _keyword(text: str) -> str:
-    # Single word, case-insensitive; "STOP PLEASE" is not a keyword (digest C5).
+    # Single word, case-insensitive; "STOP PLEASE" is not a keyword
+    # (docs/channels/sms.md#opt-out-keywords).
     return text.strip().upper()
 
 
@@ -426,7 +433,8 @@ class TwilioSimulator:
             body=body,
             media=media,
             direction="outbound-api",
-            # A Messaging Service answers "accepted" until it has picked a sender (digest C1).
+            # A Messaging Service answers "accepted" until it has picked a sender
+            # (docs/channels/twilio.md#send-api).
             status="accepted" if service else "queued",
             messaging_service_sid=service,
             status_callback=fields.get("StatusCallback") or None,
@@ -462,7 +470,8 @@ class TwilioSimulator:
     async def _status_pipeline(
         self, account: Account, message: SimMessage, failure: FailIn | None
     ) -> None:
-        # No callback for the initial status (digest C2); then sent -> delivered, or a failure.
+        # No callback for the initial status (docs/channels/twilio.md#status-callbacks); then sent
+        # -> delivered, or a failure.
         steps: list[tuple[str, int | None]] = []
         if failure is not None and failure.mode == "callback":
             if failure.status == "undelivered":
@@ -571,7 +580,8 @@ class TwilioSimulator:
             }
         )
         auto_reply = self._keywords(account, to, sender, text)
-        # Twilio still forwards the keyword to the webhook (digest C5).
+        # Twilio still forwards the keyword to the webhook
+        # (docs/channels/twilio.md#opt-out-handling).
         status = await self._deliver(account, account.webhook_url, params)
         return {"sid": sid, "status": status, "auto_reply": auto_reply}
 

@@ -1,4 +1,5 @@
-"""A Vonage (Nexmo) SMS API simulator that speaks the real protocol (digest C8, §F).
+"""A Vonage (Nexmo) SMS API simulator that speaks the real protocol
+(docs/channels/vonage.md#protocol-facts).
 
 Both of Vonage's roles towards Tidings:
 - the send endpoint `POST /sms/json` (JSON or form; `api_key` + `api_secret`, or `sig`), with
@@ -185,7 +186,8 @@ class VonageSimulator:
                 "message-timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             }
             if kind == "binary":
-                # Binary SMS carry hex `data` and `udh` instead of text (digest C8).
+                # Binary SMS carry hex `data` and `udh` instead of text
+                # (docs/channels/vonage.md#inbound-and-receipt-webhooks).
                 del params["text"], params["keyword"]
                 params.update({"type": "binary", "data": text.encode().hex(), "udh": ""})
             if len(parts) > 1:

@@ -1,4 +1,5 @@
-"""A WeChat Official Account simulator that speaks the real protocol (digest: other.md §A).
+"""A WeChat Official Account simulator that speaks the real protocol
+(docs/channels/wechat.md#protocol-facts).
 
 It plays both of WeChat's roles towards Tidings:
 
@@ -13,8 +14,9 @@ It plays both of WeChat's roles towards Tidings:
 - the pusher: customer messages and events are POSTed to the account's server URL as XML,
   signed (`signature`, and in compatibility/safe mode `encrypt_type=aes` + `msg_signature`
   over the AES-encrypted body), with WeChat's retries: a push that times out (5 s) or gets an
-  unusable answer is sent again, 3 attempts in all, identical each time (digest A6/A7).
-  `duplicates` adds identical re-pushes on purpose.
+  unusable answer is sent again, 3 attempts in all, identical each time
+  (docs/channels/wechat.md#push-deadline-and-retries). `duplicates` adds identical re-pushes on
+  purpose.
 
 Control routes (JSON), under `/_sim/`:
 - `PUT /_sim/accounts/{app_id}` {app_secret, token, webhook_url, encoding_aes_key?, mode?
@@ -58,12 +60,14 @@ from tidings.channels.wechat import crypto
 
 WINDOW_SECONDS = 48 * 3600
 # Since 2023-06-12: a user message allows 5 messages within 48 h; a follow, QR scan or menu
-# click allows 3 within 1 minute (digest A10).
+# click allows 3 within 1 minute (docs/channels/wechat.md#customer-service-messages).
 MESSAGE_QUOTA = 5
 EVENT_QUOTA, EVENT_WINDOW_SECONDS = 3, 60
-TOKEN_OVERLAP_SECONDS = 300  # a replaced token stays valid ~5 minutes (digest A9)
-MEDIA_TTL_SECONDS = 3 * 24 * 3600  # temporary media are kept 3 days (digest A12)
-PUSH_ATTEMPTS = 3  # "总共重试三次" (digest A6)
+# A replaced token stays valid ~5 minutes (docs/channels/wechat.md#access-tokens).
+TOKEN_OVERLAP_SECONDS = 300
+# Temporary media are kept 3 days (docs/channels/wechat.md#temporary-media).
+MEDIA_TTL_SECONDS = 3 * 24 * 3600
+PUSH_ATTEMPTS = 3  # "总共重试三次" (docs/channels/wechat.md#push-deadline-and-retries)
 _MB = 1024 * 1024
 MEDIA_LIMITS = {"image": 10 * _MB, "voice": 2 * _MB, "video": 10 * _MB, "thumb": 64 * 1024}
 MEDIA_MIME = {
@@ -73,7 +77,8 @@ MEDIA_MIME = {
     "thumb": ("image/jpeg",),
 }
 TEXT_LIMIT_BYTES = 2048
-# A JSON \uXXXX escape not itself escaped: WeChat refuses them with 40033 (digest A10).
+# A JSON \uXXXX escape not itself escaped: WeChat refuses them with 40033
+# (docs/channels/wechat.md#customer-service-messages).
 _UNICODE_ESCAPE = re.compile(rb"(?<!\\)\\u[0-9a-fA-F]{4}")
 _OPENID = re.compile(r"^[\w\-]{28}$")
 
@@ -210,7 +215,8 @@ class WeChatSimulator:
 
     @staticmethod
     def error(errcode: int, errmsg: str | None = None) -> JSONResponse:
-        # WeChat answers API errors with HTTP 200 and a " rid: …" suffix (digest A13).
+        # WeChat answers API errors with HTTP 200 and a " rid: …" suffix
+        # (docs/channels/wechat.md#error-codes).
         msg = errmsg or ERRMSG.get(errcode, "error")
         return JSONResponse({"errcode": errcode, "errmsg": f"{msg} rid: {uuid.uuid4().hex[:24]}"})
 
@@ -237,7 +243,8 @@ class WeChatSimulator:
     def _issue(self, acct: Account) -> str:
         now = self.now()
         if acct.current_token and acct.tokens.get(acct.current_token, 0) > now:
-            # The replaced token keeps working for ~5 minutes, then stops (digest A9).
+            # The replaced token keeps working for ~5 minutes, then stops
+            # (docs/channels/wechat.md#access-tokens).
             acct.tokens[acct.current_token] = min(
                 acct.tokens[acct.current_token], now + TOKEN_OVERLAP_SECONDS
             )
@@ -269,7 +276,8 @@ class WeChatSimulator:
         found = self._credentials(q.get("appid"), q.get("secret"))
         if isinstance(found, JSONResponse):
             return found
-        # The classic endpoint issues a new token on every call (digest A9).
+        # The classic endpoint issues a new token on every call
+        # (docs/channels/wechat.md#access-tokens).
         injected = self._injected(found, "token")
         return injected or self._token_answer(found, self._issue(found))
 
@@ -482,7 +490,8 @@ class WeChatSimulator:
     @staticmethod
     def _accepted(acct: Account, resp: httpx.Response) -> bool:
         # "success" or an empty body acknowledge; a passive reply is XML (encrypted in safe
-        # mode). Anything else makes WeChat retry and show the user an error (digest A6).
+        # mode). Anything else makes WeChat retry and show the user an error
+        # (docs/channels/wechat.md#push-deadline-and-retries).
         text = resp.content.strip()
         if resp.status_code != 200:
             return False
@@ -580,7 +589,8 @@ class WeChatSimulator:
         return acct
 
     def customer_xml(self, acct: Account, openid: str, body: dict[str, Any]) -> bytes:
-        """The push document for one customer action (digest A4/A5 field names)."""
+        """The push document for one customer action
+        (field names: docs/channels/wechat.md#push-messages-and-events)."""
         kind = str(body.get("type") or ("event" if body.get("event") else "text"))
         created = int(body.get("create_time") or self.now())
         values: dict[str, Any] = {

@@ -4,8 +4,8 @@ It plays both of Meta's roles towards Tidings: the Graph endpoint Tidings sends 
 (`POST /{version}/{phone_number_id}/messages`, validated, rate-limited and window-checked like
 the real one, with real success and error shapes), and the webhook sender that calls Tidings
 (signed with the app secret, at-least-once with retries, duplicates on demand). A JSON control
-API under `/_sim/` plays the customer and sets the knobs. Facts cited as "digest" are from
-shared/protocols/meta.md (§0 shared mechanics, §A WhatsApp, §D simulator checklist).
+API under `/_sim/` plays the customer and sets the knobs. Facts:
+docs/channels/whatsapp.md#protocol-facts and docs/protocols/meta-platform.md.
 
 Sandbox mode mounts `WhatsAppSimulator().app` under `/sandbox/whatsapp`; tests run it in
 process (httpx.ASGITransport) or standalone under uvicorn. Mounted sub-apps get no lifespan
@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 StatusName = Literal["sent", "delivered", "read", "played", "failed"]
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
-# BSUID: ISO country code, a dot, up to 128 alphanumerics (parent ids add `ENT.`; digest A2).
+# BSUID: ISO country code, a dot, up to 128 alphanumerics (parent ids add `ENT.`;
+# docs/channels/whatsapp.md#inbound-payloads).
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,140}$")
 _PHONE_PUNCTUATION = str.maketrans("", "", " -()+")
 _MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
@@ -85,7 +86,8 @@ _INTERACTIVE_TYPES = frozenset(
         "call_permission_request",
     )
 )
-# Error titles as Graph words them (`message` is "(#<code>) <title>" since v16, digest §0.4).
+# Error titles as Graph words them (`message` is "(#<code>) <title>" since v16,
+# docs/protocols/meta-platform.md#graph-errors).
 _TITLES = {
     2: "Service temporarily unavailable",
     4: "Application request limit reached",
@@ -116,7 +118,8 @@ _DETAILS = {
     "number to the same phone number in a short period of time.",
 }
 _ERROR_HREF = "/documentation/business-messaging/whatsapp/support/error-codes"
-# Third-party copies of Meta's table; Meta itself says not to rely on HTTP status (digest A3).
+# Third-party copies of Meta's table; Meta itself says not to rely on HTTP status
+# (docs/channels/whatsapp.md#error-codes).
 _HTTP_FOR_CODE = {0: 401, 190: 401, 10: 403, 368: 403, 130497: 403, 1: 500, 2: 503, 3: 500}
 # The webhook client's pool: never the limit (the `webhook_concurrency` slots are), so no
 # delivery fails with httpx.PoolTimeout.
@@ -138,13 +141,14 @@ class TemplateSpec(BaseModel):
 
 class Knobs(BaseModel):
     """Everything the real platform does that a test may want to change. Defaults follow
-    production where the digest documents it, otherwise they are marked unconfirmed there."""
+    production where docs/channels/whatsapp.md#protocol-facts documents it, otherwise they are
+    marked unconfirmed there."""
 
     model_config = ConfigDict(extra="forbid")
 
     enforce_window: bool = True
     # Whether 131047 comes back on the send (sync) or as a `failed` status webhook after a 200
-    # (async); production usually does the latter (digest A3).
+    # (async); production usually does the latter (docs/channels/whatsapp.md#error-codes).
     window_mode: Literal["sync", "async"] = "async"
     window_hours: float = Field(24.0, gt=0)
     auto_statuses: list[Literal["sent", "delivered", "read", "played"]] = [
@@ -153,15 +157,17 @@ class Knobs(BaseModel):
         "read",
     ]
     status_delay: float = Field(0.05, ge=0)
-    # Per business number, all message types (digest A6).
+    # Per business number, all message types (docs/channels/whatsapp.md#throughput-and-pair-limits).
     throughput_per_second: float = Field(80.0, gt=0)
-    # Pair limit: 1 message per 6 s to one user, with bursts of up to 45 "borrowed" (A6): a
-    # token bucket of 45 refilled every 6 s.
+    # Pair limit: 1 message per 6 s to one user, with bursts of up to 45 "borrowed"
+    # (docs/channels/whatsapp.md#throughput-and-pair-limits): a token bucket of 45 refilled every 6
+    # s.
     pair_rate_limit: bool = True
     pair_burst: int = Field(45, ge=1)
     pair_interval_seconds: float = Field(6.0, gt=0)
     duplicate_deliveries: int = Field(0, ge=0, le=100)
-    # Meta's exact backoff is unconfirmed (digest §0.3); it retries for up to 7 days.
+    # Meta's exact backoff is unconfirmed
+    # (docs/protocols/meta-platform.md#batching-retries-and-order); it retries for up to 7 days.
     retry_schedule: list[Annotated[float, Field(ge=0)]] = [
         0.2,
         0.5,
@@ -174,7 +180,8 @@ class Knobs(BaseModel):
     ]
     retry_for_seconds: float = Field(600.0, ge=0)
     delivery_timeout: float = Field(10.0, gt=0)
-    # Meta's bodies show "/" as "\/" (digest §0.2); signing those bytes catches re-serialisers.
+    # Meta's bodies show "/" as "\/" (docs/protocols/meta-platform.md#webhook-signature); signing
+    # those bytes catches re-serialisers.
     escape_slashes: bool = True
     templates: dict[str, TemplateSpec] | None = None
     # The request and delivery logs keep this many recent entries, so a long sandbox session
@@ -434,8 +441,8 @@ def _fbtrace_id() -> str:
 
 
 def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
-    """The Graph error envelope (digest §0.4): `message` is `(#code) title`, the explanation is
-    in `error_data.details`, no `error_subcode` since v16."""
+    """The Graph error envelope (docs/protocols/meta-platform.md#graph-errors): `message` is
+    `(#code) title`, the explanation is in `error_data.details`, no `error_subcode` since v16."""
     title = _TITLES.get(code, "Error")
     if code == 190:
         # Token errors are plain Graph OAuth errors without WhatsApp's error_data.
@@ -702,7 +709,8 @@ class WhatsAppSimulator:
         return result
 
     async def verify_webhook(self, phone_number_id: str) -> dict[str, Any]:
-        """Meta's handshake (digest §0.1): verified only if the body is exactly the challenge."""
+        """Meta's handshake (docs/protocols/meta-platform.md#webhook-verification): verified only
+        if the body is exactly the challenge."""
         account = self._account(phone_number_id)
         challenge = str(secrets.randbelow(2**31 - 1) + 1)
         params = {
@@ -806,8 +814,9 @@ class WhatsAppSimulator:
         return {"id": wamid, "user_id": new_user, "status": delivery.first_status}
 
     async def batch(self, spec: BatchIn) -> dict[str, Any]:
-        """Many messages and statuses in ONE webhook POST (digest §0.3 batching), in one change
-        or, with `split_entries`, one change per item spread over entries of two changes."""
+        """Many messages and statuses in ONE webhook POST
+        (docs/protocols/meta-platform.md#batching-retries-and-order), in one change or,
+        with `split_entries`, one change per item spread over entries of two changes."""
         account = self._account(spec.phone_number_id)
         messages: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for item in spec.messages:
@@ -983,7 +992,8 @@ class WhatsAppSimulator:
     def _inbound_element(
         self, account: Account, spec: InboundSpec
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The `messages[]` element and `contacts[]` entry for one customer message (A2)."""
+        """The `messages[]` element and `contacts[]` entry for one customer message
+        (docs/channels/whatsapp.md#inbound-payloads)."""
         wa_id = spec.from_
         if wa_id is None and spec.user_id is None:
             raise _ControlError(422, "an inbound message needs `from` (digits) or `user_id`")
@@ -1022,8 +1032,9 @@ class WhatsAppSimulator:
             contact["wa_id"] = wa_id
         if spec.user_id:
             contact["user_id"] = spec.user_id
-        # Each user message opens or renews the 24 h customer service window (A5). A duplicate
-        # id (re-sent on purpose) does not create a second message on the phone.
+        # Each user message opens or renews the 24 h customer service window
+        # (docs/channels/whatsapp.md#templates-and-the-service-window). A duplicate id (re-sent on
+        # purpose) does not create a second message on the phone.
         customer.last_inbound = max(customer.last_inbound or 0.0, float(ts))
         if wamid not in self.messages:
             self.messages[wamid] = SimMessage(
@@ -1046,9 +1057,9 @@ class WhatsAppSimulator:
             return {"body": spec.text or ""}
         if mtype in _MEDIA_TYPES:
             # The customer's file goes into the media store, so that the webhook's media id
-            # resolves through GET /{media-id} and downloads with the token (digest A4).
-            # Control fields: `mime_type`, `filename`, and the bytes as `media_b64` or a
-            # synthetic file of `media_size` bytes.
+            # resolves through GET /{media-id} and downloads with the token
+            # (docs/channels/whatsapp.md#media-limits-and-downloads). Control fields: `mime_type`,
+            # `filename`, and the bytes as `media_b64` or a synthetic file of `media_size` bytes.
             extra = spec.model_extra or {}
             mime = str(extra.get("mime_type") or _DEFAULT_MIME[mtype])
             if isinstance(extra.get("media_b64"), str):
@@ -1109,7 +1120,8 @@ class WhatsAppSimulator:
         errors: list[dict[str, Any]] | None,
         timestamp: int | None = None,
     ) -> dict[str, Any]:
-        """Advance an outbound message and build its `statuses[]` element (A2)."""
+        """Advance an outbound message and build its `statuses[]` element
+        (docs/channels/whatsapp.md#status-webhooks)."""
         ts = timestamp if timestamp is not None else int(self._clock())
         customer = self._customers.get((message.phone_number_id, message.user))
         element: dict[str, Any] = {"id": message.id, "status": status, "timestamp": str(ts)}
@@ -1120,7 +1132,8 @@ class WhatsAppSimulator:
         if message.biz_opaque_callback_data is not None:
             element["biz_opaque_callback_data"] = message.biz_opaque_callback_data
         priced = [s for s in message.statuses if "pricing" in s]
-        # Pricing rides on `sent` and on one of delivered/read, never both (A2).
+        # Pricing rides on `sent` and on one of delivered/read, never both
+        # (docs/channels/whatsapp.md#status-webhooks).
         if status == "sent" or (status in ("delivered", "read") and len(priced) == 1):
             element["pricing"] = self._pricing(message)
         if status == "failed":
@@ -1131,7 +1144,8 @@ class WhatsAppSimulator:
 
     def _pricing(self, message: SimMessage) -> dict[str, Any]:
         # Per-message pricing since 2025-07-01: only templates are charged, and utility
-        # templates are free inside an open service window (A5).
+        # templates are free inside an open service window
+        # (docs/channels/whatsapp.md#status-webhooks).
         if message.type != "template":
             return {
                 "billable": False,
@@ -1164,8 +1178,9 @@ class WhatsAppSimulator:
     # ---------------------------------------------------------------- webhook delivery
 
     def _encode(self, payload: dict[str, Any]) -> bytes:
-        # Meta sends (and signs) ASCII-escaped JSON, "/" escaped as "\/" (digest §0.2). A "/"
-        # can only occur inside JSON strings, so escaping every one keeps the JSON valid.
+        # Meta sends (and signs) ASCII-escaped JSON, "/" escaped as "\/"
+        # (docs/protocols/meta-platform.md#webhook-signature). A "/" can only occur inside JSON
+        # strings, so escaping every one keeps the JSON valid.
         text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
         if self.knobs.escape_slashes:
             text = text.replace("/", "\\/")
@@ -1244,7 +1259,8 @@ class WhatsAppSimulator:
         delivery.last_status = response.status_code
         if delivery.first_status is None:
             delivery.first_status = response.status_code
-        # Meta counts anything but 200 as a failure to retry (digest §0.3).
+        # Meta counts anything but 200 as a failure to retry
+        # (docs/protocols/meta-platform.md#batching-retries-and-order).
         if response.status_code != 200:
             delivery.last_error = f"HTTP {response.status_code}"
             return False
@@ -1293,7 +1309,8 @@ class WhatsAppSimulator:
             element = self._record_status(message, status, errors if status == "failed" else None)
             # First attempt awaited so that a healthy receiver sees sent, delivered, read in
             # order; a failed attempt is retried in the background and may then arrive out of
-            # order, which Meta does not rule out either (digest §0.3).
+            # order, which Meta does not rule out either
+            # (docs/protocols/meta-platform.md#batching-retries-and-order).
             sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._status_queue.put_nowait(_QueuedStatus(account, element, sent))
             self._start_workers()
@@ -1509,12 +1526,14 @@ class WhatsAppSimulator:
         if failure is not None and failure.mode == "async" and failure.code is not None:
             async_error = [_status_error(failure.code, failure.details)]
         elif mtype != "template" and self.knobs.enforce_window and not self._window_open(customer):
-            # 131047: only templates may open a conversation outside the 24 h window (A5).
+            # 131047: only templates may open a conversation outside the 24 h window
+            # (docs/channels/whatsapp.md#templates-and-the-service-window).
             if self.knobs.window_mode == "sync":
                 raise _GraphError(131047)
             async_error = [_status_error(131047)]
         elif mtype == "reaction" and obj.get("message_id") not in self.messages:
-            # Reacting to an unknown message is accepted, then fails asynchronously (A3).
+            # Reacting to an unknown message is accepted, then fails asynchronously
+            # (docs/channels/whatsapp.md#sending).
             async_error = [_status_error(131009, "Reaction target message not found.")]
 
         wamid = _new_wamid(customer.wa_id or customer.key)
@@ -1535,12 +1554,13 @@ class WhatsAppSimulator:
             seq=next(self._seq),
         )
         self.messages[wamid] = message
-        # A typing indicator shows "until the reply or 25 s" (A3): the reply ends it.
+        # A typing indicator shows "until the reply or 25 s" (docs/channels/whatsapp.md#sending):
+        # the reply ends it.
         customer.typing_until = None
         if async_error is not None:
             pipeline = ["failed"]
         elif mtype == "reaction":
-            # Reactions only ever get `sent` (A2).
+            # Reactions only ever get `sent` (docs/channels/whatsapp.md#status-webhooks).
             pipeline = ["sent"] if "sent" in self.knobs.auto_statuses else []
         else:
             pipeline = list(self.knobs.auto_statuses)
@@ -1556,7 +1576,8 @@ class WhatsAppSimulator:
             contact["user_id"] = customer.user_id
         sent: dict[str, Any] = {"id": wamid}
         if mtype == "template":
-            # Only seen on (possibly paced) template sends; value unconfirmed (digest A3).
+            # Only seen on (possibly paced) template sends; value unconfirmed
+            # (docs/channels/whatsapp.md#sending).
             sent["message_status"] = "accepted"
         return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
 
@@ -1820,7 +1841,8 @@ class WhatsAppSimulator:
 
     @staticmethod
     def _check_interactive(obj: dict[str, Any]) -> None:
-        """The limits from the interactive message pages (digest A3)."""
+        """The limits from the interactive message pages
+        (docs/channels/whatsapp.md#interactive-limits)."""
         itype = obj.get("type")
         if itype not in _INTERACTIVE_TYPES:
             raise _GraphError(100, "Param interactive['type'] is not a supported interactive type.")
@@ -1881,7 +1903,8 @@ class WhatsAppSimulator:
         if rows_total > 10:
             raise _GraphError(131009, "A list may have at most 10 rows in total.")
 
-    # ---------------------------------------------------------------- Graph: media (A4)
+    # ---------------------------------------------------------------- Graph: media
+    # (docs/channels/whatsapp.md#media-limits-and-downloads)
 
     def _graph_response(self, request: Request, call: Callable[[], dict[str, Any]]) -> Response:
         try:
@@ -2001,7 +2024,8 @@ class WhatsAppSimulator:
         item = self.media.check_url(q.get("mid", ""), q.get("ext", ""), q.get("hash", ""))
         account = self.accounts.get(item.phone_number_id) if item else None
         token = self._bearer(request)
-        # The bearer token is required; an expired URL or a wrong token fails with 404 (A4).
+        # The bearer token is required; an expired URL or a wrong token fails with 404
+        # (docs/channels/whatsapp.md#media-limits-and-downloads).
         if (
             item is None
             or account is None

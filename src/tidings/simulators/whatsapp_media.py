@@ -1,5 +1,6 @@
-"""The WhatsApp simulator's media store (digest A4, checklist §D.3: "media store with 30-day
-ids, 5-min URLs, bearer-checked download, 404").
+"""The WhatsApp simulator's media store
+(docs/channels/whatsapp.md#media-limits-and-downloads): ids that live 30 days, URLs valid 5 minutes,
+downloads that need the bearer token, 404 otherwise.
 
 - `POST /{version}/{phone-number-id}/media` (multipart `messaging_product=whatsapp`, `file`,
   `type`) -> `{"id": ...}`, checked against the documented types and sizes (131053 otherwise);
@@ -33,8 +34,9 @@ _DOCUMENTS = (
     "application/vnd.ms-powerpoint",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 )
-# Supported types and maximum sizes for sending (digest A4). Stickers: 100 KB static, 500 KB
-# animated; the animated bound is used.
+# Supported types and maximum sizes for sending
+# (docs/channels/whatsapp.md#media-limits-and-downloads). Stickers: 100 KB static, 500 KB animated;
+# the animated bound is used.
 UPLOAD_LIMITS: dict[str, int] = {
     "audio/aac": 16 * _MB,
     "audio/amr": 16 * _MB,
@@ -48,7 +50,7 @@ UPLOAD_LIMITS: dict[str, int] = {
     "video/3gpp": 16 * _MB,
     **dict.fromkeys(_DOCUMENTS, 100 * _MB),
 }
-# "Inbound media up to 100 MB; above -> 131052" (digest A4).
+# Customer media over 100 MB arrive as error 131052 (docs/channels/whatsapp.md#inbound-payloads).
 INBOUND_MAX = 100 * _MB
 URL_TTL_SECONDS = 300.0
 ID_TTL_SECONDS = 30 * 24 * 3600.0
@@ -118,7 +120,8 @@ class MediaStore:
             phone_number_id=phone_number_id,
             mime_type=mime_type,
             data=data,
-            # Base64 of the SHA-256, as webhooks carry it (digest A2: "sha256":"4654+8g=").
+            # Base64 of the SHA-256, as webhooks carry it
+            # (docs/channels/whatsapp.md#inbound-payloads: "sha256":"4654+8g=").
             sha256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
             created_at=self._clock(),
             filename=filename,

@@ -2,10 +2,10 @@
 Graph's cursor paging), what a template send is checked against, and the
 `message_template_status_update` webhook a status change produces.
 
-Facts from shared/protocols/meta.md §A3/§A5: names `[a-z0-9_]` ≤512, the same name across
-languages; `parameter_format` named (`{{first_name}}`) or positional (`{{1}}`, the default);
-only APPROVED templates send (132001), PAUSED → 132015, DISABLED → 132016; a parameter count
-that does not match → 132000; a parameter of the wrong kind → 132012.
+Facts from docs/channels/whatsapp.md#templates-and-the-service-window: names `[a-z0-9_]` ≤512, the
+same name across languages; `parameter_format` named (`{{first_name}}`) or positional (`{{1}}`, the
+default); only APPROVED templates send (132001), PAUSED → 132015, DISABLED → 132016; a parameter
+count that does not match → 132000; a parameter of the wrong kind → 132012.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class TemplateIn(BaseModel):
     @field_validator("category")
     @classmethod
     def _category(cls, value: str) -> str:
-        # Lower-case on create, upper-case when read back (digest A5).
+        # Lower-case on create, upper-case when read back
+        # (docs/channels/whatsapp.md#templates-and-the-service-window).
         upper = value.upper()
         if upper not in ("MARKETING", "UTILITY", "AUTHENTICATION"):
             raise ValueError("category is MARKETING, UTILITY or AUTHENTICATION")
@@ -215,7 +216,8 @@ class TemplateStore:
     def status_webhook(
         waba_id: str, template: dict[str, Any], reason: str | None
     ) -> dict[str, Any]:
-        """`message_template_status_update` (digest A2; note `entry[].time`)."""
+        """`message_template_status_update` (docs/channels/whatsapp.md#inbound-payloads; note
+        `entry[].time`)."""
         value: dict[str, Any] = {
             "event": template["status"],
             "message_template_id": int(template["id"]),

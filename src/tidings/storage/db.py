@@ -9,7 +9,9 @@ reads use a separate pool and see WAL snapshots. On PostgreSQL both handles shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -68,6 +70,51 @@ def _json_dumps(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
+class TurnLock:
+    """An asyncio lock with two queues: a waiter that asks to go `first` is handed the lock
+    before any ordinary waiter (each queue in arrival order). The lock passes straight to the
+    next waiter on release, so a newcomer can never slip in between."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._first: deque[asyncio.Future[None]] = deque()
+        self._rest: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def locked(self) -> bool:
+        return self._held
+
+    def waiting(self, *, first: bool) -> int:
+        """How many waiters of that kind are queued."""
+        return len(self._first if first else self._rest)
+
+    async def acquire(self, *, first: bool = False) -> None:
+        if not self._held:
+            self._held = True
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._first if first else self._rest
+        queue.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):  # already skipped by a release
+                    queue.remove(fut)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._first, self._rest):
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # the lock stays held: it is that waiter's now
+                    return
+        self._held = False
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, inline_writes: bool | None = None) -> None:
         self.url = url
@@ -113,26 +160,32 @@ class Database:
         self._aux_sessions = async_sessionmaker(self.aux_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
-        self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._turn: tuple[asyncio.AbstractEventLoop, TurnLock] | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def writer_turn(self) -> AsyncIterator[None]:
+    async def writer_turn(self, *, first: bool = False) -> AsyncIterator[None]:
         """SQLite: this process's writers (the write session and the webhook group committer,
-        which has its own connection) take turns through one FIFO lock. Without it they met in
+        which has its own connection) take turns through one lock. Without it they met in
         SQLite's busy handler, which sleeps up to 100 ms between tries, so a waiting
-        acknowledgement could miss a free lock again and again. PostgreSQL: no-op."""
+        acknowledgement could miss a free lock again and again. Waiters are served in order,
+        except that `first` ones (the group committer: webhooks waiting for their 200) go
+        ahead of every other waiter. PostgreSQL: no-op."""
         if self.dialect != "sqlite":
             yield
             return
         loop = asyncio.get_running_loop()
         if self._turn is None or self._turn[0] is not loop:
-            self._turn = (loop, asyncio.Lock())
-        async with self._turn[1]:
+            self._turn = (loop, TurnLock())
+        lock = self._turn[1]
+        await lock.acquire(first=first)
+        try:
             yield
+        finally:
+            lock.release()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 MAX_BEGIN_WAIT = 10.0
+# The longest a run of statements keeps the event loop before letting it serve others once.
+SHARE_LOOP_SECONDS = 0.005
 
 
 class _Cursor:
@@ -61,6 +63,7 @@ class _Cursor:
         return self._cursor
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> _Cursor:
+        await self._owner._share_loop()
         head = sql.lstrip()[:16].upper()
         if head.startswith("COMMIT"):
             await self._owner.commit()
@@ -78,6 +81,7 @@ class _Cursor:
         return self
 
     async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> _Cursor:
+        await self._owner._share_loop()
         (await self._ready()).executemany(sql, seq)
         return self
 
@@ -127,6 +131,19 @@ class InlineConnection:
         self._busy_timeout = busy_timeout
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-commit")
         self._in_thread: asyncio.Future[Any] | None = None
+        self._shared = time.monotonic()
+
+    async def _share_loop(self) -> None:
+        """Let the event loop run once if this connection has kept it for SHARE_LOOP_SECONDS.
+
+        Statements here never suspend, so without this a long write transaction (a batch of
+        the ingest worker) would hold the loop from its first statement to its COMMIT:
+        webhook requests would not even be read, the group committer would not know they wait,
+        and the worker would not give the write lock back to them (docs/architecture.md,
+        "The acknowledgement path")."""
+        if time.monotonic() - self._shared > SHARE_LOOP_SECONDS:
+            await asyncio.sleep(0)
+            self._shared = time.monotonic()
 
     @property
     def isolation_level(self) -> str | None:

@@ -1,9 +1,10 @@
 """Google Business Messages channel (kind `gbm`) — RETIRED.
 
 Google shut Business Messages down on 2024-07-31 (new conversations stopped on 2024-07-15;
-shared/protocols/other.md §B1). This adapter follows the last documented API (§B2-B3) so that
-existing data, imports and replays keep working; the live successor is RCS Business Messaging
-(`tidings.channels.rbm`). New channels should use RBM.
+docs/channels/gbm.md#retirement). This adapter follows the last documented API
+(docs/channels/gbm.md#webhook, docs/channels/gbm.md#sending) so that existing data, imports and
+replays keep working; the live successor is RCS Business Messaging (`tidings.channels.rbm`). New
+channels should use RBM.
 
 Identity: the GBM `conversationId` (Business Messages never revealed a phone number).
 """
@@ -58,7 +59,7 @@ class GbmConfig(BaseModel):
     # The `agents/{id}` part of the agent's name.
     agent_id: str = Field(min_length=1)
     # The partner key / client token: keys X-Goog-Signature (HMAC-SHA512 over the raw body)
-    # and answers the verification handshake (digest B2).
+    # and answers the verification handshake (docs/channels/gbm.md#webhook).
     webhook_client_token: str = Field(min_length=1)
     service_account_json: str | None = None
     access_token: str | None = None
@@ -95,7 +96,8 @@ class GbmAdapter:
     label: ClassVar[str] = "Google Business Messages (retired 2024-07-31)"
     capabilities: ClassVar[Capabilities] = Capabilities(
         text_max_length=3072,
-        # Agents could answer for 30 days after the user's last message [U, digest B3].
+        # Agents could answer for 30 days after the user's last message (unconfirmed,
+        # docs/channels/gbm.md#sending).
         service_window_hours=30 * 24,
         receipts=("sent", "delivered", "read"),
         rate_per_second=10.0,
@@ -112,7 +114,8 @@ class GbmAdapter:
         token = _config(config).webhook_client_token
         if google.verification_secret(token, request.body) is not None:
             return
-        # Unlike RBM, the signature covers the raw request body (digest B2, vector in B5).
+        # Unlike RBM, the signature covers the raw request body (docs/channels/gbm.md#webhook;
+        # the test vector is computed locally).
         google.check_signature(token, request.headers, request.body)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
@@ -124,7 +127,7 @@ class GbmAdapter:
             raise PayloadError(f"body is not JSON: {exc}") from None
         if not isinstance(doc, dict) or not doc.get("requestId"):
             raise PayloadError("a Business Messages request needs a requestId")
-        # requestId is the documented dedupe key (digest B2).
+        # requestId is the documented dedupe key (docs/channels/gbm.md#webhook).
         return [
             RawEvent(
                 key=f"req:{doc['requestId']}"[:300],
@@ -202,7 +205,8 @@ class GbmAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         c = _config(config)
-        # Agent-assigned and derived from ours: a reused messageId is ignored (digest B3).
+        # Agent-assigned and derived from ours: a reused messageId is ignored
+        # (docs/channels/gbm.md#sending).
         mid = f"tidings-{c.agent_id}-{message.message_id}"
         body: dict[str, Any] = {
             "messageId": mid,

@@ -2,7 +2,7 @@
 
 Webhook object `instagram`; fields: messages (echoes included), message_reactions,
 messaging_seen, messaging_postbacks, messaging_referral. Protocol facts:
-shared/protocols/meta.md §0 and §C.
+docs/protocols/meta-platform.md and docs/channels/instagram.md#protocol-facts.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from tidings.media.fetch import MediaLocation, cdn_location
 __all__ = ["InstagramAdapter", "InstagramConfig"]
 
 _MB = 1024 * 1024
-# Outbound formats (digest §C4): images png/jpeg ≤8 MB; audio, video and pdf ≤25 MB.
+# Outbound formats (docs/channels/instagram.md#media-formats): images png/jpeg ≤8 MB; audio, video
+# and pdf ≤25 MB.
 _MEDIA_TYPES = {
     "image/png": 8 * _MB,
     "image/jpeg": 8 * _MB,
@@ -58,21 +59,24 @@ class InstagramAdapter:
     kind: ClassVar[str] = "instagram"
     label: ClassVar[str] = "Instagram"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # UTF-8 text of at most 1000 bytes (digest §C3).
+        # UTF-8 text of at most 1000 bytes (docs/channels/instagram.md#sending).
         text_max_length=1000,
         text_max_bytes=1000,
         service_window_hours=24,
         human_agent_hours=7 * 24,
-        # No delivery receipts on Instagram, only "seen" (digest §C2).
+        # No delivery receipts on Instagram, only "seen"
+        # (docs/channels/instagram.md#inbound-events).
         receipts=("sent", "read"),
         media_types=_MEDIA_TYPES,
-        # Instagram Login: 100 Send API calls/s per account (digest §C6).
+        # Instagram Login: 100 Send API calls/s per account
+        # (docs/channels/instagram.md#rate-limits).
         rate_per_second=100.0,
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = InstagramConfig
-    # Reactions go by name: `"payload": {"message_id": ..., "reaction": "love"}` (digest §C3);
-    # the names are those Meta reports for inbound reactions (§B2).
+    # Reactions go by name: `"payload": {"message_id": ..., "reaction": "love"}`
+    # (docs/channels/instagram.md#sending); the names are those Meta reports for inbound reactions
+    # (docs/channels/messenger.md#inbound-events).
     reaction_names: ClassVar[Mapping[str, str]] = {
         "\u2764\ufe0f": "love",
         "\u2764": "love",
@@ -82,7 +86,8 @@ class InstagramAdapter:
         "\U0001f620": "angry",
         "\U0001f44d": "like",
     }
-    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone (digest §B3).
+    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
+    # (docs/channels/messenger.md#send-api).
     signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"access_token", "app_secret", "instagram_app_secret", "verify_token"}
@@ -144,7 +149,8 @@ class InstagramAdapter:
         c = _config(config)
         if c.flavour != "facebook_login" or not c.page_id:
             # The Attachment Upload API exists for the Facebook Login flavour only; otherwise
-            # "media must be reachable URLs (or attachment ids)" (digest §C3, §C4).
+            # "media must be reachable URLs (or attachment ids)"
+            # (docs/channels/instagram.md#sending, docs/channels/instagram.md#media-formats).
             return (
                 "Instagram accounts connected with Instagram Login take files only by public "
                 "URL; connect the account through its Facebook Page to send uploaded files."

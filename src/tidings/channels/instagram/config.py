@@ -1,9 +1,9 @@
 """The settings one Instagram channel (one Instagram professional account) needs.
 
-Two API flavours with the same JSON (digest §C): `instagram_login` (Instagram API with
-Instagram Login: graph.instagram.com, an Instagram user token, no Facebook Page) and
-`facebook_login` (Messenger API for Instagram: graph.facebook.com, the linked Page's id and
-Page token)."""
+Two API flavours with the same JSON (docs/channels/instagram.md#api-flavours): `instagram_login`
+(Instagram API with Instagram Login: graph.instagram.com, an Instagram user token, no Facebook
+Page) and `facebook_login` (Messenger API for Instagram: graph.facebook.com, the linked Page's id
+and Page token)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class InstagramConfig(BaseModel):
 
     flavour: Literal["instagram_login", "facebook_login"] = "instagram_login"
     # The professional account's id: webhooks carry it as entry[].id. For Instagram Login this
-    # is the `user_id` (17841...), not the app-scoped id /me returns (digest §C2).
+    # is the `user_id` (17841...), not the app-scoped id /me returns
+    # (docs/channels/instagram.md#inbound-events).
     instagram_account_id: str = Field(min_length=1, pattern=r"^\d+$")
     # facebook_login only: the linked Page, which sends go to.
     page_id: str | None = Field(default=None, pattern=r"^\d+$")
@@ -33,10 +34,12 @@ class InstagramConfig(BaseModel):
     # Meta app secret: signs X-Hub-Signature-256.
     app_secret: str = Field(min_length=1)
     # Instagram Login apps also show an "Instagram app secret"; which one signs is unconfirmed
-    # (digest §0.2), so a webhook signed with either is accepted.
+    # (docs/protocols/meta-platform.md#webhook-signature), so a webhook signed with either is
+    # accepted.
     instagram_app_secret: str | None = None
     verify_token: str = Field(min_length=1)
-    # Human Agent feature approved: replies up to 7 days with the HUMAN_AGENT tag (§C5).
+    # Human Agent feature approved: replies up to 7 days with the HUMAN_AGENT tag
+    # (docs/channels/instagram.md#window-and-tags).
     human_agent: bool = False
     # None = Meta's host for the flavour; the sandbox points it at the simulator.
     api_base_url: str | None = None

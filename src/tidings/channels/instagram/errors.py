@@ -1,5 +1,5 @@
-"""Instagram uses the Messenger Platform's Graph errors (digest §C3), plus a window subcode
-seen in client code (10 / 2534022, unconfirmed in Meta's docs)."""
+"""Instagram uses the Messenger Platform's Graph errors (docs/channels/instagram.md#sending),
+plus a window subcode seen in client code (10 / 2534022, unconfirmed in Meta's docs)."""
 
 from __future__ import annotations
 

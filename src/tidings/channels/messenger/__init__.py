@@ -2,7 +2,7 @@
 
 Webhook object `page`; fields to subscribe: messages, message_echoes, message_deliveries,
 message_reads, message_reactions, message_edits, messaging_postbacks, messaging_referrals.
-Protocol facts: shared/protocols/meta.md §0 and §B.
+Protocol facts: docs/protocols/meta-platform.md and docs/channels/messenger.md#protocol-facts.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tidings.media.fetch import MediaLocation, cdn_location
 __all__ = ["MessengerAdapter", "MessengerConfig"]
 
 _MB = 1024 * 1024
-# Send API attachments: 25 MB whatever the type (digest §B3/§B4).
+# Send API attachments: 25 MB whatever the type (docs/channels/messenger.md#send-api).
 _MEDIA_TYPES = {
     "image/": 25 * _MB,
     "audio/": 25 * _MB,
@@ -49,19 +49,21 @@ class MessengerAdapter:
     kind: ClassVar[str] = "messenger"
     label: ClassVar[str] = "Messenger"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Text is UTF-8 and under 2000 characters (digest §B3).
+        # Text is UTF-8 and under 2000 characters (docs/channels/messenger.md#send-api).
         text_max_length=2000,
         service_window_hours=24,
         human_agent_hours=7 * 24,
         receipts=("sent", "delivered", "read"),
         media_types=_MEDIA_TYPES,
         # The Send API allows 300 calls/s per Page for text (10/s for audio/video), but a Page
-        # sending more than ~40 messages/s stops showing new messages (digest §B6).
+        # sending more than ~40 messages/s stops showing new messages
+        # (docs/channels/messenger.md#rate-limits).
         rate_per_second=40.0,
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = MessengerConfig
-    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone (digest §B3).
+    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
+    # (docs/channels/messenger.md#send-api).
     signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"page_access_token", "app_secret", "verify_token"}

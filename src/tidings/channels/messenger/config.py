@@ -23,7 +23,8 @@ class MessengerConfig(BaseModel):
     # The string typed into the App Dashboard, echoed in the GET handshake.
     verify_token: str = Field(min_length=1)
     # The app has Meta's Human Agent feature (App Review): a person's reply may carry the
-    # HUMAN_AGENT tag up to 7 days after the customer's last message (digest §B5).
+    # HUMAN_AGENT tag up to 7 days after the customer's last message
+    # (docs/channels/messenger.md#messaging-window-and-tags).
     human_agent: bool = False
     # The sandbox points this at the simulator; production leaves the default.
     api_base_url: str = "https://graph.facebook.com"

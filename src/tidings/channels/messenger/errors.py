@@ -1,5 +1,5 @@
-"""Graph error codes for the Messenger Platform (digest §B3), mapped to an outcome and a
-sentence an agent can act on. Messenger keys on `code` *and* `error_subcode`."""
+"""Graph error codes for the Messenger Platform (docs/channels/messenger.md#error-codes), mapped
+to an outcome and a sentence an agent can act on. Messenger keys on `code` *and* `error_subcode`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ WINDOW_CLOSED = (
 # (code, subcode) first, then code alone. True = retriable.
 _BY_SUBCODE: dict[tuple[int, int], tuple[bool, str]] = {
     (10, 2018278): (False, WINDOW_CLOSED),
-    # Code 1 is usually worth retrying, but not when Meta could not read our JSON (§B3).
+    # Code 1 is usually worth retrying, but not when Meta could not read our JSON
+    # (docs/channels/messenger.md#error-codes).
     (1, 1357046): (False, "Messenger could not read the request (invalid JSON); not retried."),
     (10, 2018108): (
         False,
@@ -29,7 +30,8 @@ _BY_SUBCODE: dict[tuple[int, int], tuple[bool, str]] = {
     (2, 2018344): (False, "The Page has not accepted the custom labels terms."),
     (4, 2018354): (True, "Marketing messages need a longer pause between sends; retrying."),
     # The May-2026 Send API table lists 1545041 as "messaging window closed", older pages as
-    # "person not available" (digest §B3); with code 551 it is the latter.
+    # "person not available" (docs/channels/messenger.md#error-codes); with code 551 it is the
+    # latter.
     (551, 1545041): (
         False,
         "This person is not available on Messenger (they may have blocked the Page or "
@@ -40,7 +42,8 @@ _BY_CODE: dict[int, tuple[bool, str]] = {
     1: (True, "Messenger had an unexpected error; the message will be retried."),
     2: (True, "Messenger is temporarily unavailable; the message will be retried."),
     4: (True, "Too many requests to Messenger from this app; it will be retried."),
-    # Graph's user and page throttles (digest §0.4; unconfirmed for the Send API).
+    # Graph's user and page throttles (docs/protocols/meta-platform.md#graph-errors; unconfirmed for
+    # the Send API).
     17: (True, "Too many requests for this Messenger user token; it will be retried."),
     32: (True, "Too many requests for this Page; it will be retried."),
     10: (False, _PERMISSION),

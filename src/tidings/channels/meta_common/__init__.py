@@ -1,8 +1,8 @@
 """What Messenger and Instagram (and WhatsApp) share: Meta's webhook handshake and signature,
 the Graph error envelope, and the Messenger-platform `messaging[]` webhook format.
 
-Facts cited as "digest" are from shared/protocols/meta.md (§0 shared mechanics, §B Messenger,
-§C Instagram).
+Facts: docs/protocols/meta-platform.md (shared mechanics), docs/channels/messenger.md#protocol-facts
+and docs/channels/instagram.md#protocol-facts.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def handshake(verify_token: str, request: WebhookRequest, label: str) -> WebhookReply:
-    """Meta's GET (digest §0.1): `hub.mode=subscribe`, our `hub.verify_token`, and a
-    `hub.challenge` that must come back as the whole body of a 200."""
+    """Meta's GET (docs/protocols/meta-platform.md#webhook-verification): `hub.mode=subscribe`,
+    our `hub.verify_token`, and a `hub.challenge` that must come back as the whole body of a 200."""
     mode = request.query.get("hub.mode", "")
     token = request.query.get("hub.verify_token", "")
     # Bytes: compare_digest refuses non-ASCII str, and the query is attacker-supplied.
@@ -41,7 +41,8 @@ def handshake(verify_token: str, request: WebhookRequest, label: str) -> Webhook
 
 
 def verify_signature(secrets: Sequence[str], request: WebhookRequest, label: str) -> None:
-    """`X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256(secret, raw body) (digest §0.2).
+    """`X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256(secret, raw body)
+    (docs/protocols/meta-platform.md#webhook-signature).
 
     Several secrets may be acceptable: for Instagram Login apps it is unconfirmed whether the
     Meta app secret or the separate Instagram app secret signs, so both may be configured."""
@@ -67,7 +68,8 @@ def sign(secret: str, body: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GraphError:
-    """The parts of Graph's error envelope (digest §0.4) that decide an outcome."""
+    """The parts of Graph's error envelope (docs/protocols/meta-platform.md#graph-errors) that
+    decide an outcome."""
 
     http_status: int
     code: int | None

@@ -1,5 +1,6 @@
 """Files an agent uploaded to Tidings, sent on Messenger and Instagram through Meta's
-Attachment Upload API (digest §B4, §C4):
+Attachment Upload API (docs/channels/messenger.md#attachment-upload,
+docs/channels/instagram.md#media-formats):
 
     POST /{version}/{page-id}/message_attachments   (multipart)
       message={"attachment": {"type": "image", "payload": {"is_reusable": true}}}
@@ -30,7 +31,8 @@ _TYPES = {"image": "image", "audio": "audio", "video": "video", "document": "fil
 
 def caption_refusal(label: str, with_text: bool) -> str | None:
     if with_text:
-        # The Send API takes text or an attachment in one message, not both (digest §B3).
+        # The Send API takes text or an attachment in one message, not both
+        # (docs/channels/messenger.md#send-api).
         return f"{label} cannot send text with a file: send the text as its own message."
     return None
 

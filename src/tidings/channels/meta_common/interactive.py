@@ -1,8 +1,8 @@
-"""Choices on Messenger and Instagram (digest §B3, §C3): quick replies (≤13, title ≤20,
-payload ≤1000) on a text message, or a button template (`attachment.type: template`,
-`template_type: button`) whose buttons are postbacks or, with a URL, `web_url` links. Meta's
-button template takes at most 3 buttons with titles of at most 20 characters. There are no
-list messages, headers or footers."""
+"""Choices on Messenger and Instagram (docs/channels/messenger.md#send-api,
+docs/channels/instagram.md#sending): quick replies (≤13, title ≤20, payload ≤1000) on a text
+message, or a button template (`attachment.type: template`, `template_type: button`) whose
+buttons are postbacks or, with a URL, `web_url` links. Meta's button template takes at most 3
+buttons with titles of at most 20 characters. There are no list messages, headers or footers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The Messenger-platform webhook format, shared by Messenger (`object: page`) and Instagram
 (`object: instagram`): `entry[].messaging[]` (and `standby[]`) elements with `sender`,
 `recipient`, `timestamp` (Unix milliseconds) and one of message / delivery / read / reaction /
-message_edit / postback / referral (digest §B2, §C2).
+message_edit / postback / referral (docs/channels/messenger.md#inbound-events,
+docs/channels/instagram.md#inbound-events).
 
 `split` runs before Meta gets its 200 and only cuts the envelope; `parse` runs in the ingest
 worker and holds the per-event knowledge. Both are pure.
@@ -34,8 +35,9 @@ from tidings.domain.events import (
 )
 
 # Our own sends carry `metadata: "tidings:<message id>"`, which Meta echoes back verbatim in
-# the `is_echo` webhook (digest §B2, §B3): that is how an echo of our own reply is told apart
-# from a message the business wrote in another inbox.
+# the `is_echo` webhook (docs/channels/messenger.md#inbound-events,
+# docs/channels/messenger.md#send-api): that is how an echo of our own reply is told apart from a
+# message the business wrote in another inbox.
 METADATA_PREFIX = "tidings:"
 
 # Attachment kinds kept in the 16-character column: Meta's names, shortened where needed.
@@ -96,14 +98,16 @@ def _party(element: dict[str, Any], key: str) -> str | None:
     ident = _str(party, "id")
     if ident:
         return ident
-    # Chat-plugin visitors come as sender.user_ref instead of an id (digest §B2).
+    # Chat-plugin visitors come as sender.user_ref instead of an id
+    # (docs/channels/messenger.md#inbound-events).
     ref = _str(party, "user_ref")
     return f"user_ref:{ref}" if ref else None
 
 
 def event_key(element: dict[str, Any]) -> str:
-    """A key identical across Meta's retries of the same event (digest §0.3: dedupe on `mid`,
-    or the watermark for receipts)."""
+    """A key identical across Meta's retries of the same event
+    (docs/protocols/meta-platform.md#batching-retries-and-order: dedupe on `mid`, or the
+    watermark for receipts)."""
     sender = _party(element, "sender") or "?"
     message = _dict(element, "message")
     if mid := _str(message, "mid"):
@@ -130,9 +134,10 @@ def event_key(element: dict[str, Any]) -> str:
 def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
     """One RawEvent per `messaging[]` / `standby[]` element of the entries for `account_id`.
 
-    Up to 1000 updates may be batched in one POST, so every entry is walked (digest §0.3). An
-    app subscribed to several Pages posts all of them to one callback; entries of other
-    accounts are not this channel's and are left out.
+    Up to 1000 updates may be batched in one POST, so every entry is walked
+    (docs/protocols/meta-platform.md#batching-retries-and-order). An app subscribed to several Pages
+    posts all of them to one callback; entries of other accounts are not this channel's and are left
+    out.
     """
     try:
         doc = orjson.loads(body)
@@ -170,7 +175,8 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
                 lane = InboundLane.STATUS if receipt else InboundLane.CUSTOMER
                 out.append(RawEvent(event_key(element), orjson.dumps(piece), when, lane))
         for change in _list(entry, "changes"):
-            # Instagram comments/mentions (digest §C2): outside the inbox for now.
+            # Instagram comments/mentions (docs/channels/instagram.md#inbound-events): outside the
+            # inbox for now.
             piece = {"entry_id": entry_id, "change": change, "time": entry.get("time")}
             field = _str(change, "field") or "?"
             out.append(RawEvent(f"change:{field}:{_digest(piece)}", orjson.dumps(piece), None))
@@ -222,8 +228,9 @@ def _location(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dict[str, Any]]]:
-    """Attachments (with a CDN URL, no MIME type or size: digest §B4) and the shared links
-    (posts, reels, story mentions...) kept for display."""
+    """Attachments (with a CDN URL, no MIME type or size:
+    docs/channels/messenger.md#attachment-upload) and the shared links (posts, reels, story
+    mentions...) kept for display."""
     items = [a for a in _list(message, "attachments") if isinstance(a, dict)]
     has_sticker = any(a.get("type") == "sticker" for a in items)
     refs: list[AttachmentRef] = []
@@ -234,7 +241,7 @@ def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dic
         if kind in _UNSUPPORTED:
             continue
         # Until 2026-08-30 a sticker arrives twice: the new `sticker` attachment and the old
-        # `image` form (digest §B2); keep the sticker.
+        # `image` form (docs/channels/messenger.md#inbound-events); keep the sticker.
         if has_sticker and kind == "image" and "sticker_id" in payload:
             continue
         url = _str(payload, "url")
@@ -464,7 +471,8 @@ def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
     if "read" in element:
         read = _dict(element, "read")
         # Messenger: a watermark. Instagram `messaging_seen`: the mid last seen, and the
-        # event time says up to when (there are no Instagram delivery receipts, digest §C2).
+        # event time says up to when (there are no Instagram delivery receipts,
+        # docs/channels/instagram.md#inbound-events).
         mark = _when(read.get("watermark")) or when
         if mark is None:
             raise PayloadError(f"The {product.label} read receipt has no watermark.")

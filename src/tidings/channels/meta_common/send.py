@@ -1,6 +1,7 @@
-"""The Messenger-platform Send API, shared by Messenger and Instagram (digest §B3, §C3):
-`POST /{version}/{page-or-ig-id}/messages` with `recipient`, `messaging_type`, and a `message`
-(text, attachment(s), quick replies) or a `sender_action` alone.
+"""The Messenger-platform Send API, shared by Messenger and Instagram
+(docs/channels/messenger.md#send-api, docs/channels/instagram.md#sending): `POST
+/{version}/{page-or-ig-id}/messages` with `recipient`, `messaging_type`, and a `message` (text,
+attachment(s), quick replies) or a `sender_action` alone.
 
 Never raises for provider trouble: every answer becomes Sent, Retriable or Permanent.
 """
@@ -24,7 +25,8 @@ logger = logging.getLogger(__name__)
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 # The only tag Tidings ever sends. CONFIRMED_EVENT_UPDATE, POST_PURCHASE_UPDATE and
-# ACCOUNT_UPDATE get error 100 from 2026-04-27 (digest §B5), and Instagram has no other tag.
+# ACCOUNT_UPDATE get error 100 from 2026-04-27
+# (docs/channels/messenger.md#messaging-window-and-tags), and Instagram has no other tag.
 ALLOWED_TAGS = frozenset({"HUMAN_AGENT"})
 _ATTACHMENT_TYPES = {"image": "image", "audio": "audio", "video": "video", "file": "file"}
 _ATTACHMENT_TYPES["document"] = "file"
@@ -66,7 +68,7 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
     body: dict[str, Any] = {"recipient": recipient}
     signal = message.extra.get("signal")
     if signal is not None:
-        # Sender actions go alone with the recipient (digest §B3).
+        # Sender actions go alone with the recipient (docs/channels/messenger.md#send-api).
         action = _SIGNALS.get(str(signal))
         if action is None:
             return Permanent(f"There is no {signal!r} sender action.")
@@ -76,10 +78,12 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
         target = message.extra.get("target_provider_id") or message.reply_to_provider_id
         if not isinstance(target, str) or not target:
             return Permanent("A reaction needs the message it reacts to.")
-        # Sender actions go alone with the recipient (digest §B3); no emoji = unreact.
+        # Sender actions go alone with the recipient (docs/channels/messenger.md#send-api); no emoji
+        # = unreact.
         if message.text:
             body["sender_action"] = "react"
-            # Instagram reacts by name ("love", digest §C3); Messenger by emoji (§B3).
+            # Instagram reacts by name ("love", docs/channels/instagram.md#sending); Messenger by
+            # emoji (docs/channels/messenger.md#send-api).
             name = message.extra.get("reaction")
             reaction = name if isinstance(name, str) and name else message.text
             body["payload"] = {"message_id": target, "reaction": reaction}
@@ -120,7 +124,8 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
     elif message.kind is MessageKind.INTERACTIVE and isinstance(
         message.extra.get("button_template"), Mapping
     ):
-        # A button template: postback and web_url buttons under a text (digest §B3).
+        # A button template: postback and web_url buttons under a text
+        # (docs/channels/messenger.md#send-api).
         content["attachment"] = {
             "type": "template",
             "payload": dict(message.extra["button_template"]),

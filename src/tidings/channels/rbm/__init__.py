@@ -4,7 +4,7 @@ Messages.
 Public surface: `RbmAdapter` (registered in `channels/registry.py`; also an
 `ReadReceiptSender` and `TypingSender`), `RbmConfig`, and in `client`: `capabilities`
 (the capability check every send starts with), `send_event` (READ / IS_TYPING). Facts come
-from shared/protocols/other.md §B4-B5. The customer's identity is their E.164 MSISDN, so it
+from docs/channels/rbm.md#protocol-facts. The customer's identity is their E.164 MSISDN, so it
 meets their SMS and WhatsApp identities on one contact.
 """
 
@@ -37,8 +37,8 @@ class RbmAdapter:
     kind: ClassVar[str] = "rbm"
     label: ClassVar[str] = "RCS Business Messaging"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # RBM text messages are limited to 3072 characters [U: Google's AgentContentMessage
-        # reference; not in the digest].
+        # RBM text messages are limited to 3072 characters (unconfirmed: Google's
+        # AgentContentMessage reference).
         text_max_length=3072,
         service_window_hours=None,
         receipts=("sent", "delivered", "read"),
@@ -66,7 +66,8 @@ class RbmAdapter:
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         secret = google.verification_secret(_config(config).webhook_client_token, request.body)
         if secret is not None:
-            # Verification: answer 200 with the secret as plain text (digest B2/B4).
+            # Verification: answer 200 with the secret as plain text
+            # (docs/channels/rbm.md#webhook-and-signature).
             return WebhookReply(200, secret.encode(), "text/plain")
         return WebhookReply(200, b"")
 

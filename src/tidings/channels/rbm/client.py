@@ -1,5 +1,6 @@
 """RBM API calls over an injected httpx client: agent messages, agent events (read, typing)
-and the capability check (shared/protocols/other.md §B4)."""
+and the capability check (docs/channels/rbm.md#sending-and-agent-events,
+docs/channels/rbm.md#capability-check)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ NOT_RCS = (
 CAPABLE_TTL = 600.0
 _capable_until: dict[tuple[str, str, str], float] = {}
 # An agent-assigned id, derived from ours: a retried send reuses it and Google ignores the
-# duplicate (digest B4), so a crash between send and record never sends twice.
+# duplicate (docs/channels/rbm.md#sending-and-agent-events), so a crash between send and record
+# never sends twice.
 _NAMESPACE = uuid.UUID("7c1c0f0e-5f7a-4d7e-9a57-0d1f5b0e4b1a")
 
 
@@ -147,11 +149,11 @@ async def check_capable(
     """None when `msisdn` can receive this agent's RCS messages, else the outcome to record.
 
     Google does no SMS fallback itself and recommends checking capabilities before sending
-    (digest B4): a 404 means RCS is off or unsupported on the phone, the carrier has not
-    launched the agent, or an unlaunched agent asked about a non-tester. That becomes a
-    Permanent failure with code `not_rcs_capable`, which the fallback plan (e.g. "else SMS")
-    acts on. A capable number is remembered for `CAPABLE_TTL` seconds, so a conversation does
-    not pay one extra call per reply; an incapable one is asked again next time."""
+    (docs/channels/rbm.md#capability-check): a 404 means RCS is off or unsupported on the phone,
+    the carrier has not launched the agent, or an unlaunched agent asked about a non-tester. That
+    becomes a Permanent failure with code `not_rcs_capable`, which the fallback plan (e.g. "else
+    SMS") acts on. A capable number is remembered for `CAPABLE_TTL` seconds, so a conversation
+    does not pay one extra call per reply; an incapable one is asked again next time."""
     key = (config.api_base_url, config.agent_id, msisdn)
     if _capable_until.get(key, 0.0) > time.monotonic():
         return None

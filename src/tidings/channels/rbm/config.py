@@ -17,7 +17,8 @@ class RbmConfig(BaseModel):
     # e.g. "my-agent@rbm.goog"; sent as `agentId` on every call.
     agent_id: str = Field(min_length=1)
     # The client token set on the webhook in the Business Communications console: it keys the
-    # X-Goog-Signature HMAC and answers the verification handshake (digest B4).
+    # X-Goog-Signature HMAC and answers the verification handshake
+    # (docs/channels/rbm.md#webhook-and-signature).
     webhook_client_token: str = Field(min_length=1)
     # The JSON key file of a service account with the RBM API enabled.
     service_account_json: str | None = None

@@ -22,7 +22,8 @@ SIGNATURE_HEADER = "x-goog-signature"
 
 
 def signature(client_token: str, data: bytes) -> str:
-    """base64(HMAC-SHA512(key=clientToken, msg=data)) (digest B2/B4, vectors in B5)."""
+    """base64(HMAC-SHA512(key=clientToken, msg=data))
+    (docs/channels/rbm.md#webhook-and-signature)."""
     mac = hmac.new(client_token.encode(), data, hashlib.sha512).digest()
     return base64.b64encode(mac).decode()
 
@@ -37,7 +38,8 @@ def check_signature(client_token: str, headers: Any, data: bytes) -> None:
 
 def verification_secret(client_token: str, body: bytes) -> str | None:
     """The handshake: Google POSTs `{"clientToken": ..., "secret": ...}`; we must check the token
-    and answer 200 with the secret as the plain-text body (digest B2/B4).
+    and answer 200 with the secret as the plain-text body
+    (docs/channels/rbm.md#webhook-and-signature).
 
     Returns the secret when `body` is such a request with our token, None when it is not a
     handshake at all; raises SignatureError for a handshake with the wrong token."""

@@ -1,5 +1,5 @@
 """RBM webhook: verification handshake, X-Goog-Signature over the decoded Pub/Sub data, and
-user messages/events → canonical events (shared/protocols/other.md §B4, vectors in §B5).
+user messages/events → canonical events (docs/channels/rbm.md#webhook-and-signature).
 
 Deliveries are Pub/Sub push envelopes `{"message": {"attributes", "data": <base64 JSON>,
 "messageId", "publishTime"}, "subscription"}`; the signature covers the *decoded* `data`.
@@ -71,8 +71,8 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
     if not isinstance(data, dict):
         raise PayloadError("message.data must be a JSON object")
     attributes = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}
-    # Dedupe on the decoded messageId/eventId (digest B4); other traffic (agent launch events)
-    # on the Pub/Sub message id.
+    # Dedupe on the decoded messageId/eventId (docs/channels/rbm.md#retries-and-dedupe); other
+    # traffic (agent launch events) on the Pub/Sub message id.
     if data.get("eventId"):
         key = f"event:{data['eventId']}"
     elif data.get("messageId"):
@@ -193,8 +193,9 @@ def _event(data: dict[str, Any], event_type: str, when: datetime) -> CanonicalEv
         )
     consent = _CONSENT_EVENTS.get(event_type)
     if consent is not None and data.get("eventId"):
-        # The user stopped (or resumed) the agent's messages from the phone (digest B4):
-        # recorded in the consent registry, so replies are refused up front.
+        # The user stopped (or resumed) the agent's messages from the phone
+        # (docs/channels/rbm.md#unsubscribe): recorded in the consent registry, so replies are
+        # refused up front.
         said = "stopped" if consent == ConsentStatus.OPTED_OUT else "allowed again"
         return InboundMessage(
             provider_message_id=f"event:{data['eventId']}",

@@ -3,8 +3,8 @@
 Unlike the webhook channels, traffic flows over one long-lived TCP session per channel
 (`session.py`), which the worker runtime runs through `run_sessions`. Customer messages and
 delivery receipts arrive as `deliver_sm` and are stored as InboundEvents through the same durable
-path as webhooks; `parse` here turns them into canonical events. Facts: shared/protocols/
-other.md §C9, §D, §F.
+path as webhooks; `parse` here turns them into canonical events. Facts:
+docs/channels/smpp.md#protocol-facts and docs/protocols/sms-encoding.md.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ class SmppAdapter:
     kind: ClassVar[str] = "smpp"
     label: ClassVar[str] = "SMS (SMPP)"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Up to 255 parts are possible (digest D2); the policy layer caps segments further.
+        # Up to 255 parts are possible (docs/protocols/sms-encoding.md#segments); the policy layer
+        # caps segments further.
         text_max_length=153 * 10,
         receipts=("sent", "delivered"),
         # Segment/encoding policy and STOP/START/HELP keywords apply.
         sms=True,
-        # SMSC accounts are typically provisioned at tens of messages per second [U]; a
+        # SMSC accounts are typically provisioned at tens of messages per second (unconfirmed); a
         # throttled submit (ESME_RTHROTTLED) is retried after a second.
         rate_per_second=20.0,
         max_webhook_bytes=1024,

@@ -1,4 +1,5 @@
-"""submit_sm_resp command_status values mapped to outcomes with plain sentences (digest C9)."""
+"""submit_sm_resp command_status values mapped to outcomes with plain sentences
+(docs/channels/smpp.md#command-status-codes)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def submit_outcome(status: int) -> Retriable | Permanent:
     return Permanent(sentence, code=code)
 
 
-# Receipt `stat:` words (digest C9) with the reason shown when the message failed.
+# Receipt `stat:` words (docs/channels/smpp.md#delivery-receipts) with the reason shown when the
+# message failed.
 RECEIPT_FAILURES = {
     "EXPIRED": "The message expired before the phone could be reached.",
     "DELETED": "The SMSC deleted the message before delivery.",

@@ -2,8 +2,8 @@
 
 Written with `struct` rather than taken from a library: SMPP 3.4 is small, the session must
 control exactly when `deliver_sm_resp` goes out (after the durable commit), and the SMSC
-simulator needs the server side too. Facts: shared/protocols/other.md §C9 (and the SMPP 3.4
-specification for the status values the digest does not list).
+simulator needs the server side too. Facts: docs/channels/smpp.md#protocol-facts (and the SMPP 3.4
+specification for the rarer status values).
 
 A PDU is a 16-byte header — command_length, command_id, command_status, sequence_number, all
 uint32 big-endian — then mandatory fields (C-octet strings ending in NUL, and single octets),
@@ -352,7 +352,8 @@ def read_message_id(body: bytes) -> str:
 def encode_parts(text: str) -> tuple[int, list[bytes]]:
     """data_coding and the encoded parts, cut as the policy layer counts them
     (`tidings.policy.sms.analyse`: GSM-7 when every character allows it, else UCS-2; 160/70
-    alone, 153/67 per part, grapheme clusters and escape pairs never split — digest D2)."""
+    alone, 153/67 per part, grapheme clusters and escape pairs never split —
+    docs/protocols/sms-encoding.md#segments)."""
     result = sms.analyse(text)
     if result.encoding == "GSM-7":
         return DC_DEFAULT, [gsm7.encode(part.text) for part in result.parts]
@@ -449,7 +450,7 @@ def decode_text(data_coding: int, data: bytes) -> str | None:
 
 # --- delivery receipts ------------------------------------------------------------------------
 
-# message_state TLV values (digest C9).
+# message_state TLV values (docs/channels/smpp.md#delivery-receipts).
 MESSAGE_STATES = {
     1: "ENROUTE",
     2: "DELIVRD",

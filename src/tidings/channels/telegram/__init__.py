@@ -2,7 +2,7 @@
 
 Public surface: `TelegramAdapter` (registered in `channels/registry.py`), `TelegramConfig`, and
 the webhook helpers in `client` (`set_webhook`, `delete_webhook`, `get_webhook_info`). Facts come
-from shared/protocols/other.md §E and §F. The customer's identity is the chat id.
+from docs/channels/telegram.md#protocol-facts. The customer's identity is the chat id.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ class TelegramAdapter:
         # Multipart upload limits (10 MB photos, 50 MB other files); inbound downloads stop at
         # 20 MB (`media.locate`). By URL Telegram fetches up to 5 MB photos, 20 MB other files.
         media_types=media.MEDIA_TYPES,
-        # ~30 messages/s per bot for broadcasts (Bot FAQ, digest §E); per chat ~1/s is
-        # enforced by Telegram with 429 + retry_after, which the delivery worker honours.
+        # ~30 messages/s per bot for broadcasts (Bot FAQ, docs/channels/telegram.md#limits); per
+        # chat ~1/s is enforced by Telegram with 429 + retry_after, which the delivery worker
+        # honours.
         rate_per_second=30.0,
         max_webhook_bytes=1_000_000,
     )

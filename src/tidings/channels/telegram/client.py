@@ -212,7 +212,7 @@ async def set_webhook(
     """Point the bot's webhook at `url` with the channel's secret token.
 
     Telegram then signs every delivery with `X-Telegram-Bot-Api-Secret-Token`. For a real bot the
-    URL must be https on port 443, 80, 88 or 8443 (digest §E)."""
+    URL must be https on port 443, 80, 88 or 8443 (docs/channels/telegram.md#webhook-delivery)."""
     params: dict[str, Any] = {
         "url": url,
         "secret_token": config.secret_token,

@@ -6,7 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Bot API: `secret_token` is 1-256 characters of A-Z a-z 0-9 _ - (digest E).
+# Bot API: `secret_token` is 1-256 characters of A-Z a-z 0-9 _ -
+# (docs/channels/telegram.md#webhook-delivery).
 SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # "<bot id>:<secret>" as BotFather hands it out; only the shape is checked here.
 BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")

@@ -1,8 +1,9 @@
 """Bot API errors mapped to an outcome and a sentence an agent can act on.
 
 Every failed call answers `{"ok":false,"error_code":N,"description":"...",
-"parameters":{"retry_after":S}?}` (digest §E). Telegram's descriptions are stable strings such as
-"Forbidden: bot was blocked by the user", so the specific cases key on them.
+"parameters":{"retry_after":S}?}` (docs/channels/telegram.md#bot-api-responses). Telegram's
+descriptions are stable strings such as "Forbidden: bot was blocked by the user", so the specific
+cases key on them.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def outcome(status: int, doc: Any) -> Permanent | Retriable:
     assert isinstance(params, dict)
     code_s = str(code)
     if code == 429:
-        # Flood control: Telegram says exactly how long to wait (digest §E).
+        # Flood control: Telegram says exactly how long to wait
+        # (docs/channels/telegram.md#bot-api-responses).
         wait = params.get("retry_after")
         delay = float(wait) if isinstance(wait, int | float) and wait > 0 else 1.0
         return Retriable(

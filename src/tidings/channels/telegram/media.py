@@ -5,8 +5,8 @@ bytes are at `{api_base_url}/file/bot<token>/<file_path>` ("bots can download fi
 20MB in size"; the link is "valid for at least 1 hour", so a new one is asked for on every
 attempt). Outbound: a file stored by Tidings goes up as `multipart/form-data` in the send call
 itself ("10 MB max size for photos, 50 MB for other files"), with the method that fits its type.
-These limits are from the Bot API reference (getFile, "Sending files"); the digest (§E) only says
-that methods take "query, form, JSON or multipart".
+These limits are from the Bot API reference (getFile, "Sending files"), summed up in
+docs/channels/telegram.md#files.
 """
 
 from __future__ import annotations

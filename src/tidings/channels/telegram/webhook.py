@@ -1,7 +1,7 @@
 """Telegram webhook: secret-token check, one update per request, updates → canonical events.
 
-Facts from shared/protocols/other.md §E: Telegram POSTs one `Update` JSON per request with the
-`secret_token` given to setWebhook echoed in `X-Telegram-Bot-Api-Secret-Token`; `update_id`
+Facts (docs/channels/telegram.md#webhook-delivery): Telegram POSTs one `Update` JSON per request
+with the `secret_token` given to setWebhook echoed in `X-Telegram-Bot-Api-Secret-Token`; `update_id`
 increases sequentially and is the dedupe key; non-2xx answers are retried.
 """
 

@@ -1,7 +1,8 @@
 """Twilio Programmable Messaging (SMS/MMS) channel.
 
 The package's public surface is `TwilioAdapter` (registered in `channels/registry.py`) and
-`TwilioConfig`. Protocol facts come from shared/protocols/other.md §C.
+`TwilioConfig`. Protocol facts:
+docs/channels/twilio.md#protocol-facts.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ class TwilioAdapter:
     kind: ClassVar[str] = "twilio"
     label: ClassVar[str] = "SMS (Twilio)"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Body <= 1600 characters (digest C1; 21617 above).
+        # Body <= 1600 characters (docs/channels/twilio.md#send-api; 21617 above).
         text_max_length=1600,
         receipts=("sent", "delivered"),
         # MMS: 5 MB per message across media (Twilio's documented MMS cap).
         media_types={"image/": 5 * _MB, "video/": 5 * _MB, "audio/": 5 * _MB},
-        # A US long code sends 1 segment per second; Twilio queues the excess (digest C6), so
-        # a modest local rate keeps the queue short without starving bursts.
+        # A US long code sends 1 segment per second; Twilio queues the excess
+        # (docs/channels/twilio.md#throughput), so a modest local rate keeps the queue short without
+        # starving bursts.
         rate_per_second=10.0,
         max_webhook_bytes=256 * 1024,
         sms=True,

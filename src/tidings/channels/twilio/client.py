@@ -1,4 +1,5 @@
-"""Sending through Twilio's Messages API (digest C1) over an injected httpx client."""
+"""Sending through Twilio's Messages API (docs/channels/twilio.md#send-api) over an injected
+httpx client."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOut
 from tidings.channels.twilio import errors
 from tidings.channels.twilio.config import TwilioConfig
 
-# Twilio accepts up to 10 MediaUrl per message (digest C1).
+# Twilio accepts up to 10 MediaUrl per message (docs/channels/twilio.md#send-api).
 MAX_MEDIA = 10
 
 

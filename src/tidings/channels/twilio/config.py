@@ -6,7 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# A sender is an E.164 number, a short code, or an alphanumeric sender id (digest C1).
+# A sender is an E.164 number, a short code, or an alphanumeric sender id
+# (docs/channels/twilio.md#send-api).
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 _ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
@@ -19,7 +20,8 @@ class TwilioConfig(BaseModel):
 
     # Basic-auth user for the REST API; also what every webhook carries as `AccountSid`.
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
-    # Basic-auth password, and the HMAC-SHA1 key of `X-Twilio-Signature` (digest C4).
+    # Basic-auth password, and the HMAC-SHA1 key of `X-Twilio-Signature`
+    # (docs/channels/twilio.md#request-signature).
     auth_token: str = Field(min_length=1)
     # Send from this number (`From`) ...
     from_number: str | None = None

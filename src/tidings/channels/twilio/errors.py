@@ -1,4 +1,5 @@
-"""Twilio error codes mapped to an outcome and a sentence an agent can act on (digest C1, C7).
+"""Twilio error codes mapped to an outcome and a sentence an agent can act on
+(docs/channels/twilio.md#error-codes).
 
 The same codes arrive two ways: synchronously in the JSON error of `POST .../Messages.json`
 (`{"code", "message", "more_info", "status"}`), and as `ErrorCode` in a status callback for

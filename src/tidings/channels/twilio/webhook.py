@@ -1,5 +1,6 @@
-"""Twilio webhooks: `X-Twilio-Signature` (digest C4), inbound SMS/MMS (C3) and status
-callbacks (C2). Pure functions, no I/O.
+"""Twilio webhooks: `X-Twilio-Signature` (docs/channels/twilio.md#request-signature),
+inbound SMS/MMS (docs/channels/twilio.md#inbound-webhook) and status callbacks
+(docs/channels/twilio.md#status-callbacks). Pure functions, no I/O.
 
 Both kinds of webhook reach the channel's one URL: the number's "A message comes in" webhook
 and the `StatusCallback` we pass on every send. A status callback carries `MessageStatus`;
@@ -32,14 +33,16 @@ from tidings.domain.events import (
 )
 
 SIGNATURE_HEADER = "x-twilio-signature"
-# MMS carries at most 10 media (digest C1); anything claiming more is capped, not trusted.
+# MMS carries at most 10 media (docs/channels/twilio.md#inbound-webhook); anything claiming more is
+# capped, not trusted.
 MAX_MEDIA = 10
 
 _STATUSES: dict[str, MessageStatus] = {
     "sent": MessageStatus.SENT,
     "delivered": MessageStatus.DELIVERED,
     "read": MessageStatus.READ,
-    # chatwoot's practice (C2): undelivered is a failure the agent should see.
+    # chatwoot's practice (docs/channels/twilio.md#status-callbacks): undelivered is a failure the
+    # agent should see.
     "undelivered": MessageStatus.FAILED,
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.FAILED,
@@ -51,7 +54,8 @@ _STATUSES: dict[str, MessageStatus] = {
 
 def compute_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
     """base64(HMAC-SHA1(auth_token, url + name1 + value1 + ...)), names sorted; a repeated
-    name contributes each distinct value, values sorted (digest C4, as twilio-python does)."""
+    name contributes each distinct value, values sorted
+    (docs/channels/twilio.md#request-signature, as twilio-python does)."""
     by_name: dict[str, set[str]] = {}
     for name, value in params:
         by_name.setdefault(name, set()).add(value)
@@ -64,7 +68,8 @@ def compute_signature(auth_token: str, url: str, params: Sequence[tuple[str, str
 
 def _port_variants(url: str) -> list[str]:
     """The URL as given, plus with the default port added or removed: Twilio may or may not
-    include `:443`/`:80` when signing, so validators accept either form (digest C4)."""
+    include `:443`/`:80` when signing, so validators accept either form
+    (docs/channels/twilio.md#request-signature)."""
     parts = urlsplit(url)
     default = {"https": 443, "http": 80}.get(parts.scheme)
     variants = [url]
@@ -136,7 +141,8 @@ def split(request: WebhookRequest, now: datetime) -> list[RawEvent]:
     status = fields.get("MessageStatus") or ""
     is_status = bool(status) and status != "received"
     what = "status" if is_status else "message"
-    # Dedupe on MessageSid, plus the status for callbacks (digest F).
+    # Dedupe on MessageSid, plus the status for callbacks
+    # (docs/channels/twilio.md#status-callbacks).
     key = f"status:{sid}:{status}" if is_status else f"msg:{sid}"
     payload = orjson.dumps({"type": what, "received_at": now.isoformat(), "params": params})
     lane = InboundLane.STATUS if is_status else InboundLane.CUSTOMER

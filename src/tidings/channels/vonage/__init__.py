@@ -1,5 +1,5 @@
 """Vonage (Nexmo) SMS API channel: inbound SMS and delivery receipts over signed webhooks, and
-the send API. Protocol facts: shared/protocols/other.md §C8 and §F.
+the send API. Protocol facts: docs/channels/vonage.md#protocol-facts.
 
 Identity is the customer's E.164 number, so an SMS contact meets the same person's WhatsApp
 identity (Sender.phone).
@@ -31,13 +31,13 @@ class VonageAdapter:
     kind: ClassVar[str] = "vonage"
     label: ClassVar[str] = "SMS (Vonage)"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Vonage concatenates long texts itself, up to 6 parts is the usual advice [U]; the
-        # policy layer counts segments.
+        # Vonage concatenates long texts itself, up to 6 parts is the usual advice (unconfirmed);
+        # the policy layer counts segments.
         text_max_length=918,
         receipts=("sent", "delivered"),
         # Segment/encoding policy and STOP/START/HELP keywords apply.
         sms=True,
-        # Vonage's default SMS API throughput is 30 requests/s per API key [U].
+        # Vonage's default SMS API throughput is 30 requests/s per API key (unconfirmed).
         rate_per_second=30.0,
         max_webhook_bytes=64 * 1024,
     )
@@ -61,7 +61,8 @@ class VonageAdapter:
         return webhook.parse(payload)
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        # Vonage wants 200 or 204, otherwise it retries for 24 h (digest C8).
+        # Vonage wants 200 or 204, otherwise it retries for 24 h
+        # (docs/channels/vonage.md#inbound-and-receipt-webhooks).
         return WebhookReply(204, b"")
 
     async def send(

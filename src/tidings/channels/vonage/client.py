@@ -1,4 +1,5 @@
-"""Sending through the Vonage SMS API (`POST {api_base_url}/sms/json`, digest C8).
+"""Sending through the Vonage SMS API (`POST {api_base_url}/sms/json`,
+docs/channels/vonage.md#send-api).
 
 Never raises for provider trouble: every answer becomes Sent, Retriable or Permanent.
 """
@@ -40,7 +41,8 @@ def build_params(config: VonageConfig, message: OutboundMessage) -> dict[str, st
         "from": _digits(sender) if sender.removeprefix("+").isdigit() else sender,
         "to": to,
         "text": message.text,
-        # `type=unicode` for anything outside GSM-7, else Vonage mangles it (digest C8/D2).
+        # `type=unicode` for anything outside GSM-7, else Vonage mangles it
+        # (docs/channels/vonage.md#send-api).
         "type": "text" if gsm7.is_gsm7(message.text) else "unicode",
         "client-ref": f"{CLIENT_REF_PREFIX}{message.message_id}",
     }
@@ -72,7 +74,8 @@ async def send_sms(
         assert isinstance(parts, list) and parts
     except (orjson.JSONDecodeError, KeyError, TypeError, AssertionError):
         return Retriable("Vonage answered with something that is not a send result; retrying.")
-    # One element per segment; the request failed if any segment did (digest C8).
+    # One element per segment; the request failed if any segment did
+    # (docs/channels/vonage.md#send-api).
     for part in parts:
         status = str(part.get("status", "")) if isinstance(part, dict) else ""
         if status != "0":

@@ -16,16 +16,18 @@ class VonageConfig(BaseModel):
 
     api_key: str = Field(min_length=1)
     api_secret: str = Field(min_length=1)
-    # Signed webhooks must be enabled on the Vonage account (digest C8: `sig` "if signing
-    # enabled"); Tidings refuses unsigned inbound calls, so the secret is required.
+    # Signed webhooks must be enabled on the Vonage account
+    # (docs/channels/vonage.md#signed-webhooks: `sig` "if signing enabled"); Tidings refuses
+    # unsigned inbound calls, so the secret is required.
     signature_secret: str = Field(min_length=1)
     # Dashboard default is "MD5 hash"; HMAC MD5/SHA1/SHA256/SHA512 are the alternatives.
     signature_method: SignatureMethod = "md5hash"
     # The virtual number in E.164 (or digits), or an alphanumeric sender id where allowed.
     from_number: str = Field(min_length=1, max_length=20)
     api_base_url: str = "https://rest.nexmo.com"
-    # Vonage re-pushes unacknowledged webhooks for 24 h (digest C8), so a signed timestamp up to
-    # 25 h old is accepted; older ones are replays. Dedupe by messageId covers repeats inside.
+    # Vonage re-pushes unacknowledged webhooks for 24 h (docs/channels/vonage.md#signed-webhooks),
+    # so a signed timestamp up to 25 h old is accepted; older ones are replays. Dedupe by messageId
+    # covers repeats inside.
     signature_max_age_seconds: int = Field(default=90_000, ge=60)
 
     @field_validator("api_base_url")

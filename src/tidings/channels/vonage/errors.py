@@ -1,9 +1,9 @@
 """Vonage SMS API codes mapped to outcomes and sentences an agent can act on.
 
 Send statuses come from the `status` of each element of `messages[]` in the send response
-(digest C8: "0" is success). Delivery-receipt `err-code` values are Vonage's documented DLR
-error codes; only the digest's status words are sourced [S], the err-code table is from the
-Vonage SMS API reference and kept to what an agent needs [U].
+("0" is success; docs/channels/vonage.md#send-status-codes). Delivery-receipt `err-code`
+values are Vonage's documented DLR error codes, from the Vonage SMS API reference and kept to
+what an agent needs (our reading of it; unconfirmed against live traffic).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Vonage inbound-SMS and delivery-receipt webhooks: verify, split, parse (pure, no I/O).
 
 Vonage calls the account's inbound URL and its delivery-receipt URL with flat parameters, as
-JSON ("POST-JSON") or a form ("POST") — digest C8. Both URLs may point at the same Tidings
-endpoint: a receipt is told apart by its `status`/`err-code`/`scts` fields.
+JSON ("POST-JSON") or a form ("POST") (docs/channels/vonage.md#inbound-and-receipt-webhooks). Both
+URLs may point at the same Tidings endpoint: a receipt is told apart by its
+`status`/`err-code`/`scts` fields.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import CanonicalEvent, Ignored, InboundMessage, Sender, StatusUpdate
 from tidings.domain.phones import to_e164
 
-# Our `client-ref` on every send; Vonage echoes it on each part's receipt (digest C8), so all
-# parts of a long message map to the one Tidings message.
+# Our `client-ref` on every send; Vonage echoes it on each part's receipt
+# (docs/channels/vonage.md#inbound-and-receipt-webhooks), so all parts of a long message map to the
+# one Tidings message.
 CLIENT_REF_PREFIX = "tidings-"
 # A signed timestamp this far in the future is refused (clock skew allowance).
 FUTURE_SKEW_SECONDS = 300
@@ -95,7 +97,8 @@ def _is_receipt(params: Mapping[str, str]) -> bool:
 
 
 def _when(params: Mapping[str, str]) -> datetime | None:
-    # `message-timestamp` is "YYYY-MM-DD HH:MM:SS" in UTC (digest C8).
+    # `message-timestamp` is "YYYY-MM-DD HH:MM:SS" in UTC
+    # (docs/channels/vonage.md#inbound-and-receipt-webhooks).
     raw = params.get("message-timestamp", "")
     try:
         return datetime.strptime(raw, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)

@@ -3,7 +3,7 @@
 Inbound: WeChat pushes XML to `/webhooks/wechat/{channel_id}` in plaintext, compatibility or
 safe (AES) mode; we answer `success` once the push is stored, well inside WeChat's 5-second
 deadline, and reply later through the Customer Service API. Protocol facts:
-shared/protocols/other.md §A. Public surface: `WeChatAdapter`, `WeChatConfig`.
+docs/channels/wechat.md#protocol-facts. Public surface: `WeChatAdapter`, `WeChatConfig`.
 """
 
 from __future__ import annotations
@@ -36,15 +36,16 @@ class WeChatAdapter:
     kind: ClassVar[str] = "wechat"
     label: ClassVar[str] = "WeChat"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Not in the digest: WeChat answers 45002 past its limit, commonly quoted as 2048.
+        # WeChat answers 45002 past its limit, commonly quoted as 2048 bytes (unconfirmed,
+        # docs/channels/wechat.md#customer-service-messages).
         text_max_length=2048,
-        # Customer-service messages only within 48 h of the user's last message (digest A10);
-        # the per-window count (5 per message, 3 per menu/follow event) is enforced by WeChat
-        # and surfaces as 45047.
+        # Customer-service messages only within 48 h of the user's last message
+        # (docs/channels/wechat.md#customer-service-messages); the per-window count (5 per message,
+        # 3 per menu/follow event) is enforced by WeChat and surfaces as 45047.
         service_window_hours=48,
         receipts=("sent",),
-        # Temporary media limits (digest A12), for downloads and for uploads alike. The
-        # Customer Service API has no file message, so documents cannot be sent.
+        # Temporary media limits (docs/channels/wechat.md#temporary-media), for downloads and for
+        # uploads alike. The Customer Service API has no file message, so documents cannot be sent.
         media_types={
             "image/jpeg": 10 * _MB,
             "image/png": 10 * _MB,
@@ -74,7 +75,8 @@ class WeChatAdapter:
         return webhook.parse(payload)
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        # "success" tells WeChat the push was taken and no passive reply follows (digest A6).
+        # "success" tells WeChat the push was taken and no passive reply follows
+        # (docs/channels/wechat.md#push-deadline-and-retries).
         return WebhookReply(200, b"success", "text/plain")
 
     async def send(
@@ -90,7 +92,8 @@ class WeChatAdapter:
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         # Stored files are uploaded as temporary media and sent by media_id. Image and voice
-        # messages are only `{media_id}` (digest A10): the reply's text would be lost.
+        # messages are only `{media_id}` (docs/channels/wechat.md#customer-service-messages): the
+        # reply's text would be lost.
         if with_text and kind in (None, "image", "audio"):
             return (
                 "WeChat sends images and voice messages without a caption: send the text as "

@@ -2,11 +2,11 @@
 
 Never raises for provider trouble: every answer becomes Sent, Retriable or Permanent.
 
-Access tokens come from `POST /cgi-bin/stable_token` (digest A9): in its normal mode it returns
-the *same* token while that is valid, so several Tidings processes sharing one Official Account
-do not invalidate each other's tokens, which the classic `/cgi-bin/token` does on every call.
-Tokens are cached in memory per account and refreshed ahead of expiry, and again when WeChat
-answers 40001/40014/42001 (the call is then retried once).
+Access tokens come from `POST /cgi-bin/stable_token` (docs/channels/wechat.md#access-tokens): in its
+normal mode it returns the *same* token while that is valid, so several Tidings processes sharing
+one Official Account do not invalidate each other's tokens, which the classic `/cgi-bin/token` does
+on every call. Tokens are cached in memory per account and refreshed ahead of expiry, and again when
+WeChat answers 40001/40014/42001 (the call is then retried once).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 REFRESH_MARGIN_SECONDS = 300.0
 
 _MB = 1024 * 1024
-# Temporary media limits (digest A12; doc versions disagree, these are the current larger ones).
+# Temporary media limits (docs/channels/wechat.md#temporary-media; doc versions disagree, these are
+# the current larger ones).
 MEDIA_LIMITS = {"image": 10 * _MB, "voice": 2 * _MB, "video": 10 * _MB, "thumb": 64 * 1024}
 # Our attachment kinds → WeChat media/msg types.
 _MEDIA_TYPE = {"image": "image", "audio": "voice", "voice": "voice", "video": "video"}
@@ -216,7 +217,8 @@ async def upload_media(
     filename: str,
     mime_type: str,
 ) -> str | Failure:
-    """Upload a temporary asset (kept 3 days) and return its media_id (digest A12)."""
+    """Upload a temporary asset (kept 3 days) and return its media_id
+    (docs/channels/wechat.md#temporary-media)."""
     limit = MEDIA_LIMITS.get(media_type)
     if limit is None:
         return Permanent(f"WeChat has no {media_type!r} media type.")
@@ -325,7 +327,7 @@ async def _media_payload(
 async def send_message(
     config: WeChatConfig, message: OutboundMessage, http: httpx.AsyncClient
 ) -> SendOutcome:
-    """`POST /cgi-bin/message/custom/send` (digest A10)."""
+    """`POST /cgi-bin/message/custom/send` (docs/channels/wechat.md#customer-service-messages)."""
     body: dict[str, Any] = {"touser": message.to}
     if message.kind is MessageKind.TEXT:
         if not message.text:
@@ -342,7 +344,8 @@ async def send_message(
     kf_account = message.extra.get("kf_account")
     if isinstance(kf_account, str) and kf_account:
         body["customservice"] = {"kf_account": kf_account}
-    # orjson writes UTF-8 as is: WeChat refuses \uXXXX escapes with 40033 (digest A10).
+    # orjson writes UTF-8 as is: WeChat refuses \uXXXX escapes with 40033
+    # (docs/channels/wechat.md#customer-service-messages).
     resp = await call(
         config,
         http,

@@ -10,7 +10,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # EncodingAESKey is 43 characters of the base64 alphabet; base64-decoding it with one "="
-# appended gives the 32-byte AES-256 key (digest A8).
+# appended gives the 32-byte AES-256 key (docs/channels/wechat.md#safe-mode-crypto).
 _AES_KEY = re.compile(r"^[A-Za-z0-9+/]{43}$")
 
 
@@ -23,7 +23,8 @@ class WeChatConfig(BaseModel):
     # AppID (`wx…`): the trailing id inside every safe-mode plaintext, and the token request.
     app_id: str = Field(min_length=1, max_length=64)
     app_secret: str = Field(min_length=1)
-    # The "Token" typed into the server configuration; signs every push (digest A2/A3).
+    # The "Token" typed into the server configuration; signs every push
+    # (docs/channels/wechat.md#server-url-check-and-signatures).
     token: str = Field(min_length=1, max_length=128)
     encoding_aes_key: str | None = None
     # The sandbox points this at the simulator; production leaves the default.

@@ -1,4 +1,6 @@
-"""WeChat push signatures and the safe-mode message crypto (WXBizMsgCrypt), digest A2 and A8.
+"""WeChat push signatures and the safe-mode message crypto (WXBizMsgCrypt), in
+docs/channels/wechat.md#server-url-check-and-signatures and
+docs/channels/wechat.md#safe-mode-crypto.
 
 Pure functions over bytes and strings; the AES work is done by `cryptography`. Checked against
 the official sample vectors in tests/channels/test_wechat_crypto.py.
@@ -16,7 +18,8 @@ import struct
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-# WeChat pads with PKCS#7 to 32-byte blocks, not AES's 16 (digest A8): pad bytes are 1..32.
+# WeChat pads with PKCS#7 to 32-byte blocks, not AES's 16
+# (docs/channels/wechat.md#safe-mode-crypto): pad bytes are 1..32.
 BLOCK_BITS = 32 * 8
 
 
@@ -28,7 +31,7 @@ def signature(*parts: str) -> str:
     """sha1 over the lexicographically sorted parts, concatenated; lowercase hex.
 
     With (token, timestamp, nonce) this is the query `signature`; with the `Encrypt` value added
-    it is `msg_signature` (digest A2, A8).
+    it is `msg_signature` (docs/channels/wechat.md#server-url-check-and-signatures).
     """
     return hashlib.sha1("".join(sorted(parts)).encode(), usedforsecurity=False).hexdigest()
 
@@ -48,7 +51,7 @@ def aes_key(encoding_aes_key: str) -> bytes:
 
 
 def _cipher(key: bytes) -> Cipher[modes.CBC]:
-    # IV = the first 16 bytes of the key (digest A8).
+    # IV = the first 16 bytes of the key (docs/channels/wechat.md#safe-mode-crypto).
     return Cipher(algorithms.AES(key), modes.CBC(key[:16]))
 
 

@@ -1,14 +1,15 @@
 """WeChat API error codes → Retriable or Permanent, with a sentence an agent can act on.
 
-Every API error is HTTP 200 with `{"errcode": N, "errmsg": "…"}` (digest A13). Codes from
-digest A9, A10, A12, A13.
+Every API error is HTTP 200 with `{"errcode": N, "errmsg": "…"}`. Codes and what they
+mean: docs/channels/wechat.md#error-codes.
 """
 
 from __future__ import annotations
 
 from tidings.channels.base import Permanent, Retriable
 
-# Access-token trouble that a fresh token cures (digest A9; wechatpy refetches and retries).
+# Access-token trouble that a fresh token cures (docs/channels/wechat.md#access-tokens; wechatpy
+# refetches and retries).
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 
 _PERMANENT: dict[int, str] = {
@@ -40,7 +41,8 @@ _PERMANENT: dict[int, str] = {
 _RETRIABLE: dict[int, tuple[str, float | None]] = {
     -1: ("WeChat is busy; the message will be retried.", None),
     45009: ("The Official Account reached its daily API quota; retrying later.", 3600.0),
-    # "api minute-quota reach limit, must slower, retry next minute" (digest A13).
+    # "api minute-quota reach limit, must slower, retry next minute"
+    # (docs/channels/wechat.md#error-codes).
     45011: ("WeChat's per-minute API limit was reached; retrying in a minute.", 60.0),
 }
 

@@ -1,14 +1,15 @@
-"""WeChat temporary media for the media worker (digest A12).
+"""WeChat temporary media for the media worker (docs/channels/wechat.md#temporary-media).
 
 An inbound image, voice or video message carries a `MediaId` for a temporary asset kept 3 days;
 `GET /cgi-bin/media/get?access_token=T&media_id=ID` answers the bytes with their Content-Type,
 or — as every WeChat API error — HTTP 200 with `{"errcode":…,"errmsg":…}` (40007 for an unknown
-or expired id, digest A13). The token comes from the adapter's token cache (`client.TOKENS`),
-so it is refreshed ahead of expiry; a token WeChat refuses (40001/40014/42001) is dropped and the
-worker's retry fetches a fresh one.
+or expired id, docs/channels/wechat.md#error-codes). The token comes from the adapter's token cache
+(`client.TOKENS`), so it is refreshed ahead of expiry; a token WeChat refuses (40001/40014/42001) is
+dropped and the worker's retry fetches a fresh one.
 
-Not handled: the digest marks as unconfirmed that media/get answers a video with JSON
-`{"video_url":…}`; such an answer is shown as a failed download with that reason.
+Not handled: that media/get answers a video with JSON `{"video_url":…}` (unconfirmed,
+docs/channels/wechat.md#temporary-media); such an answer is shown as a failed download with that
+reason.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """WeChat pushes: URL verification (GET), signature and safe-mode checks, split and parse.
 
 Everything here is pure. XML is read only through `defusedxml` with DTDs, entities and external
-references forbidden (digest A8: the official 2018 samples were hardened against XXE); a push
-carrying any of them is refused before anything is stored.
+references forbidden (docs/channels/wechat.md#safe-mode-crypto: the official 2018 samples were
+hardened against XXE); a push carrying any of them is refused before anything is stored.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from tidings.domain.events import (
     StatusUpdate,
 )
 
-# Voice `Format` values (digest A4) and the MIME types agents' browsers know them by.
+# Voice `Format` values (docs/channels/wechat.md#push-messages-and-events) and the MIME types
+# agents' browsers know them by.
 _VOICE_MIME = {"amr": "audio/amr", "speex": "audio/speex", "mp3": "audio/mpeg"}
 
 # How old a plain-mode push's signed `timestamp` may be. In plain mode the signature covers only
@@ -62,7 +63,8 @@ def fields(root: Element) -> dict[str, str]:
 
 
 def handshake(config: WeChatConfig, request: WebhookRequest) -> WebhookReply:
-    """Answer the server-URL check: echo `echostr` when the signature holds (digest A2)."""
+    """Answer the server-URL check: echo `echostr` when the signature holds
+    (docs/channels/wechat.md#server-url-check-and-signatures)."""
     q = request.query
     timestamp, nonce, echostr = q.get("timestamp", ""), q.get("nonce", ""), q.get("echostr")
     if echostr is None:
@@ -81,7 +83,8 @@ def handshake(config: WeChatConfig, request: WebhookRequest) -> WebhookReply:
     expected = crypto.signature(config.token, timestamp, nonce)
     if not crypto.signature_matches(expected, q.get("signature")):
         raise SignatureError("signature does not match the configured Token")
-    # Official Accounts get the raw echostr back even in safe mode (digest A2).
+    # Official Accounts get the raw echostr back even in safe mode
+    # (docs/channels/wechat.md#server-url-check-and-signatures).
     return WebhookReply(200, echostr.encode(), "text/plain")
 
 
@@ -164,7 +167,8 @@ def _created(values: dict[str, str]) -> datetime | None:
 
 
 def event_key(values: dict[str, str]) -> str:
-    """The dedupe key of one push, identical across WeChat's retries (digest A7)."""
+    """The dedupe key of one push, identical across WeChat's retries
+    (docs/channels/wechat.md#duplicate-pushes)."""
     msg_id = values.get("MsgId", "").strip()
     if msg_id:
         return f"msg:{msg_id}"
@@ -309,7 +313,7 @@ def _event(
 ) -> CanonicalEvent:
     raw_event = values.get("Event", "").strip()
     # Names are case-sensitive as sent (subscribe lower, SCAN upper); compare case-insensitively
-    # like wechatpy does (digest A5).
+    # like wechatpy does (docs/channels/wechat.md#push-messages-and-events).
     event = raw_event.lower()
     event_key_value = values.get("EventKey", "")
 
@@ -367,7 +371,8 @@ def _event(
         return Ignored(f"{raw_event} menu event; its content arrives as a separate message")
     if event == "templatesendjobfinish":
         status = values.get("Status", "")
-        # Note the casing: MsgID on job events, MsgId on messages (digest A5).
+        # Note the casing: MsgID on job events, MsgId on messages
+        # (docs/channels/wechat.md#push-messages-and-events).
         msg_id = values.get("MsgID", "").strip()
         if not msg_id:
             return Ignored("TEMPLATESENDJOBFINISH without MsgID")

@@ -1,7 +1,8 @@
 """WhatsApp Business Cloud API channel.
 
 The package's public surface is `WhatsAppAdapter` (registered in `channels/registry.py`) and
-`WhatsAppConfig`. Protocol facts come from shared/protocols/meta.md §0 and §A.
+`WhatsAppConfig`. Protocol facts come from docs/protocols/meta-platform.md and
+docs/channels/whatsapp.md#protocol-facts.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ _DOCUMENT_TYPES = (
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 )
 
-# Send-side media limits (digest A4). image/webp is the sticker type: 100 KB static, 500 KB
-# animated; the larger bound is listed and the smaller left to Meta to enforce.
+# Send-side media limits (docs/channels/whatsapp.md#media-limits-and-downloads). image/webp is the
+# sticker type: 100 KB static, 500 KB animated; the larger bound is listed and the smaller left to
+# Meta to enforce.
 _MEDIA_TYPES: dict[str, int] = {
     "image/jpeg": 5 * _MB,
     "image/png": 5 * _MB,
@@ -69,18 +71,21 @@ class WhatsAppAdapter:
         supports_templates=True,
         receipts=("sent", "delivered", "read"),
         media_types=_MEDIA_TYPES,
-        # 80 msg/s per business number by default (digest A6); higher tiers are set per channel.
+        # 80 msg/s per business number by default
+        # (docs/channels/whatsapp.md#throughput-and-pair-limits); higher tiers are set per channel.
         rate_per_second=80.0,
-        # Meta's documented maximum webhook payload (digest §0.3).
+        # Meta's documented maximum webhook payload
+        # (docs/protocols/meta-platform.md#batching-retries-and-order).
         max_webhook_bytes=3 * _MB,
-        # Pair limit: one message per 6 s to the same user, bursts of up to 45 (digest A6);
-        # exceeding it is error 131056.
+        # Pair limit: one message per 6 s to the same user, bursts of up to 45
+        # (docs/channels/whatsapp.md#throughput-and-pair-limits); exceeding it is error 131056.
         recipient_rate_per_second=1 / 6,
         recipient_burst=45,
     )
     config_model: ClassVar[type[BaseModel]] = WhatsAppConfig
     # Sender signals: `status: read` on the customer's message, optionally with a typing
-    # indicator (shown until the reply or for 25 s; there is no "typing off", digest A3).
+    # indicator (shown until the reply or for 25 s; there is no "typing off",
+    # docs/channels/whatsapp.md#sending).
     signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"access_token", "app_secret", "verify_token"}
@@ -117,12 +122,14 @@ class WhatsAppAdapter:
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
-        """Media id -> `GET /{media-id}` -> URL fetched with the bearer token (digest A4)."""
+        """Media id -> `GET /{media-id}` -> URL fetched with the bearer token
+        (docs/channels/whatsapp.md#media-limits-and-downloads)."""
         return await media.locate(_config(config), provider_media_id, http)
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         # Stored files are uploaded (`POST /{phone-number-id}/media`) and sent by id; the
-        # reply's text travels as the caption, but "`audio` has no caption" (digest A3).
+        # reply's text travels as the caption, but "`audio` has no caption"
+        # (docs/channels/whatsapp.md#sending).
         if with_text and kind == "audio":
             return "WhatsApp sends audio without a caption: send the text as its own message."
         return None

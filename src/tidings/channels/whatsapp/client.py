@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 # Meta gives no send deadline; a slow Graph answer must not hold a delivery worker for long.
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
-# Outbound media kinds and whether they take a caption (audio and stickers do not, digest A3).
+# Outbound media kinds and whether they take a caption (audio and stickers do not,
+# docs/channels/whatsapp.md#sending).
 _MEDIA_CAPTION = {"image": True, "video": True, "document": True, "audio": False, "sticker": False}
 _PHONE_PUNCTUATION = str.maketrans("", "", " -()+.")
 
@@ -39,9 +40,10 @@ def messages_url(config: WhatsAppConfig) -> str:
 def _recipient(address: str) -> dict[str, str]:
     """`to` for phone numbers, `recipient` for business-scoped user ids.
 
-    Graph prepends the *business* number's country code to a `to` without `+` (digest A3), so
-    our E.164 digits always go out with their `+`. BSUIDs look like `US.1349...` (a country
-    code, a dot, up to 128 alphanumerics) and go in `recipient` (from ~May 2026).
+    Graph prepends the *business* number's country code to a `to` without `+`
+    (docs/channels/whatsapp.md#sending), so our E.164 digits always go out with their `+`. BSUIDs
+    look like `US.1349...` (a country code, a dot, up to 128 alphanumerics) and go in `recipient`
+    (from ~May 2026).
     """
     stripped = address.strip()
     if "." in stripped and stripped[:1].isalpha():
@@ -129,7 +131,7 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
 def _signal_body(signal: object, target: object) -> dict[str, Any] | Permanent:
     """Mark as read, optionally with a typing indicator: `{"status": "read", "message_id":
     <the customer's wamid>}` on the messages endpoint; marking one message read marks the
-    earlier ones read too (digest A3)."""
+    earlier ones read too (docs/channels/whatsapp.md#sending)."""
     if signal not in ("mark_read", "typing_on"):
         return Permanent(f"WhatsApp has no {signal!r} signal.")
     if not isinstance(target, str) or not target:
@@ -194,7 +196,8 @@ async def send_message(
     if message.kind is MessageKind.MEDIA and message.attachments:
         first = message.attachments[0]
         if not first.provider_media_id and not first.url and first.load is not None:
-            # A file stored by Tidings: upload it first and send it by id (digest A4).
+            # A file stored by Tidings: upload it first and send it by id
+            # (docs/channels/whatsapp.md#media-limits-and-downloads).
             uploaded = await media.upload(
                 config,
                 await first.load(),
@@ -204,7 +207,8 @@ async def send_message(
             )
             if isinstance(uploaded, Retriable | Permanent):
                 return uploaded
-            # A WebP image goes out as a sticker, the only WhatsApp type that takes WebP (A4).
+            # A WebP image goes out as a sticker, the only WhatsApp type that takes WebP
+            # (docs/channels/whatsapp.md#media-limits-and-downloads).
             webp = first.kind == "image" and first.mime_type == "image/webp"
             first = replace(
                 first, provider_media_id=uploaded, load=None, kind="sticker" if webp else first.kind

@@ -6,7 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Meta accepts any `vNN.N` version prefix (digest §0); v25.0 is the one in current examples.
+# Meta accepts any `vNN.N` version prefix (docs/protocols/meta-platform.md#graph-versions); v25.0 is
+# the one in current examples.
 _VERSION = re.compile(r"^v\d+\.\d+$")
 
 
@@ -30,8 +31,9 @@ class WhatsAppConfig(BaseModel):
     waba_id: str | None = None
     # Digits only, as in webhook `metadata.display_phone_number`.
     display_phone_number: str | None = None
-    # The number's throughput tier: "80 msg/s default ... automatic upgrade to 1,000 msg/s ...
-    # Coexistence numbers fixed 20 msg/s. Exceeding → 130429" (digest A6). The delivery worker's
+    # The number's throughput tier: 80 msg/s by default, 1,000 msg/s after Meta's automatic
+    # upgrade, 20 msg/s for coexistence numbers; more gets 130429
+    # (docs/channels/whatsapp.md#throughput-and-pair-limits). The delivery worker's
     # one-second window for this channel holds this many sends (`delivery.ratelimit.channel_rate`).
     messages_per_second: int = Field(
         80,

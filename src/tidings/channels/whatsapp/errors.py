@@ -1,9 +1,9 @@
 """Graph API error codes for WhatsApp, mapped to an outcome and a sentence an agent can act on.
 
 Meta asks integrators to key on `error.code` (plus `error_data.details`), not on the HTTP status,
-and since Graph v16 `error_subcode` is gone (digest §0.4). The same codes arrive three ways: in
-the envelope of a failed send, in `statuses[].errors[]` of a `failed` status webhook, and in
-top-level `value.errors[]`; all three go through this table.
+and since Graph v16 `error_subcode` is gone (docs/protocols/meta-platform.md#graph-errors). The same
+codes arrive three ways: in the envelope of a failed send, in `statuses[].errors[]` of a `failed`
+status webhook, and in top-level `value.errors[]`; all three go through this table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ _RULES: dict[int, _Rule] = {
     10: _Rule(False, _PERMISSION),
     100: _Rule(False, "WhatsApp rejected the message as invalid", with_details=True),
     190: _Rule(False, _RECONNECT),
-    # Graph-wide throttles (digest §0.4: 4 app, 613 custom; 17 user and 32 page unconfirmed).
+    # Graph-wide throttles (docs/protocols/meta-platform.md#graph-errors: 4 app, 613 custom; 17 user
+    # and 32 page unconfirmed).
     17: _Rule(True, "Too many requests for this WhatsApp user token; it will be retried.", 60.0),
     32: _Rule(True, "Too many requests for this WhatsApp account; it will be retried.", 60.0),
     613: _Rule(True, "WhatsApp's rate limit for this call was reached; it will be retried.", 60.0),
@@ -51,7 +52,8 @@ _RULES: dict[int, _Rule] = {
         "can be sent until the block is lifted.",
     ),
     80007: _Rule(True, "The WhatsApp Business account hit Meta's rate limit; retrying.", 60.0),
-    # Per-number throughput (80 msg/s by default, digest A6).
+    # Per-number throughput (80 msg/s by default,
+    # docs/channels/whatsapp.md#throughput-and-pair-limits).
     130429: _Rule(True, "The number is sending faster than WhatsApp allows; retrying.", 1.0),
     130472: _Rule(
         False, "Not sent: WhatsApp placed this customer in a marketing-message experiment."
@@ -120,11 +122,13 @@ _RULES: dict[int, _Rule] = {
         "WhatsApp could not process the attachment; check that its type matches its content "
         "and that it is within WhatsApp's size limits.",
     ),
-    # Pair rate limit: about 1 message per 6 s to one customer (digest A6).
+    # Pair rate limit: about 1 message per 6 s to one customer
+    # (docs/channels/whatsapp.md#throughput-and-pair-limits).
     131056: _Rule(
         True, "Too many messages to this customer in a short time; retrying in a moment.", 6.0
     ),
-    # Account in maintenance, e.g. during a throughput upgrade (up to a minute, digest A6).
+    # Account in maintenance, e.g. during a throughput upgrade (up to a minute,
+    # docs/channels/whatsapp.md#throughput-and-pair-limits).
     131057: _Rule(True, "The WhatsApp account is in maintenance; retrying shortly.", 60.0),
     131064: _Rule(
         False,
@@ -160,7 +164,7 @@ def _rule(code: int | None) -> _Rule | None:
     if code is None:
         return None
     rule = _RULES.get(code)
-    # 200-299 are the Graph permission family (digest A3 table: "10 / 200-299").
+    # 200-299 are the Graph permission family (docs/channels/whatsapp.md#error-codes).
     if rule is None and 200 <= code <= 299:
         return _RULES[10]
     return rule

@@ -1,7 +1,8 @@
 """Reply buttons and list messages in WhatsApp's `interactive` shape, with the limits of the
-interactive message pages (digest A3): buttons ≤3, button id ≤256, title ≤20 (unique), body
-≤1024, footer ≤60; list button label ≤20, body ≤4096, header text ≤60, footer ≤60, ≤10
-sections, ≤10 rows in total, row id ≤200, row title ≤24, description ≤72, section title ≤24."""
+interactive message pages (docs/channels/whatsapp.md#interactive-limits): buttons ≤3, button id
+≤256, title ≤20 (unique), body ≤1024, footer ≤60; list button label ≤20, body ≤4096, header text
+≤60, footer ≤60, ≤10 sections, ≤10 rows in total, row id ≤200, row title ≤24, description ≤72,
+section title ≤24."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WhatsApp media over the Cloud API (digest A4).
+"""WhatsApp media over the Cloud API (docs/channels/whatsapp.md#media-limits-and-downloads).
 
 Inbound: a webhook carries a media `id`; `GET /{version}/{media-id}` answers with a `url` that
 is valid for 5 minutes, and that URL must be fetched with the same bearer token (without it the
@@ -59,8 +59,9 @@ async def locate(
     if response.status_code >= 500 or response.status_code == 429:
         raise MediaUnavailable(_graph_message(response), retriable=True)
     if not response.is_success:
-        # Webhook media ids can be downloaded for 7 days (digest A4); after that, or with a
-        # revoked token, Graph answers with an error envelope.
+        # Webhook media ids can be downloaded for 7 days
+        # (docs/channels/whatsapp.md#media-limits-and-downloads); after that, or with a revoked
+        # token, Graph answers with an error envelope.
         raise MediaUnavailable(f"WhatsApp refused: {_graph_message(response)}")
     try:
         doc = orjson.loads(response.content)

@@ -18,7 +18,8 @@ from tidings.channels.whatsapp.errors import outcome_for
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 PAGE_SIZE = 100
-# A WABA holds at most 6,000 templates (digest A5): 60 pages of 100; more means a loop.
+# A WABA holds at most 6,000 templates (docs/channels/whatsapp.md#templates-and-the-service-window):
+# 60 pages of 100; more means a loop.
 MAX_PAGES = 100
 FIELDS = "id,name,language,status,category,components,parameter_format"
 

@@ -2,8 +2,8 @@
 
 `split` runs on the hot path before Meta gets its 200, so it only walks the envelope with
 orjson and cuts it into small self-contained pieces; `parse` (in the ingest worker) turns one
-piece into canonical events and is where the per-type knowledge lives. Facts cited as "digest"
-are from shared/protocols/meta.md.
+piece into canonical events and is where the per-type knowledge lives. Facts:
+docs/channels/whatsapp.md#protocol-facts and docs/protocols/meta-platform.md.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ _SIGNATURE_PREFIX = "sha256="
 _HEX = frozenset("0123456789abcdef")
 
 # --------------------------------------------------------------------------------------------
-# Handshake and signature (digest §0.1, §0.2)
+# Handshake and signature (docs/protocols/meta-platform.md#webhook-verification,
+# docs/protocols/meta-platform.md#webhook-signature)
 
 
 def handshake(verify_token: str, request: WebhookRequest) -> WebhookReply:
@@ -127,8 +128,8 @@ def _status_key(status: dict[str, Any]) -> str:
 
     Meta's retries resend the same status, which must collapse. A `failed` for a wamid is not
     documented as final, though (Meta keeps trying undelivered messages for up to 30 days,
-    digest A5), so a later failure with a different code is new information and must not be
-    swallowed as a duplicate of the first.
+    docs/channels/whatsapp.md#status-webhooks), so a later failure with a different code is new
+    information and must not be swallowed as a duplicate of the first.
     """
     ident = status.get("id")
     state = status.get("status")
@@ -195,7 +196,8 @@ def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[Raw
 
 
 def _split_echoes_change(waba_id: object, value: dict[str, Any], out: list[RawEvent]) -> None:
-    # Coexistence numbers only: what the business typed in the WhatsApp Business app (digest A2).
+    # Coexistence numbers only: what the business typed in the WhatsApp Business app
+    # (docs/channels/whatsapp.md#inbound-payloads).
     metadata = value.get("metadata")
     echoes = value.get("message_echoes")
     if not isinstance(echoes, list):
@@ -225,9 +227,10 @@ def split(body: bytes) -> list[RawEvent]:
     """Cut a verified webhook body into one RawEvent per message, status, error or other change.
 
     Meta may batch up to 1000 updates in one POST across several entry[] and changes[]
-    (digest §0.3), so every level is walked. Keys are stable across Meta's retries:
-    `msg:<wamid>`, `status:<wamid>:<status>[:<code>]`, `error:<hash>`, `echo:<wamid>`,
-    `change:<field>:<hash>`, and `bad:<hash>` for a malformed part (kept, fails in parse).
+    (docs/protocols/meta-platform.md#batching-retries-and-order), so every level is walked. Keys are
+    stable across Meta's retries: `msg:<wamid>`, `status:<wamid>:<status>[:<code>]`, `error:<hash>`,
+    `echo:<wamid>`, `change:<field>:<hash>`, and `bad:<hash>` for a malformed part (kept, fails in
+    parse).
     """
     try:
         doc = orjson.loads(body)
@@ -328,7 +331,8 @@ def _sender(message: dict[str, Any], contacts: list[Any]) -> Sender:
     """Phone digits when WhatsApp reveals them, else the BSUID.
 
     From the BSUID rollout (~April 2026) a user with a username may arrive with only
-    `from_user_id` / `contacts[].user_id` and no phone (digest A2), so the phone is optional.
+    `from_user_id` / `contacts[].user_id` and no phone (docs/channels/whatsapp.md#inbound-payloads),
+    so the phone is optional.
     """
     wa_id = _str(message, "from")
     user_id = _str(message, "from_user_id")
@@ -451,7 +455,8 @@ def _media(kind: str, obj: dict[str, Any]) -> _Content:
             kind=kind,
             mime_type=_str(obj, "mime_type"),
             provider_media_id=_str(obj, "id"),
-            # Present on current inbound webhooks but needs the bearer token to fetch (A4).
+            # Present on current inbound webhooks but needs the bearer token to fetch
+            # (docs/channels/whatsapp.md#media-limits-and-downloads).
             url=_str(obj, "url") or _str(obj, "link"),
             filename=_str(obj, "filename"),
             caption=caption,
@@ -558,7 +563,8 @@ def _content(message: dict[str, Any]) -> _Content:
         return content
     if mtype == "reaction":
         reaction = _dict(message, "reaction")
-        # Removal is an empty or absent emoji (both seen, digest A2): text "" means removed.
+        # Removal is an empty or absent emoji (both seen,
+        # docs/channels/whatsapp.md#inbound-payloads): text "" means removed.
         content = _Content(MessageKind.REACTION, _str(reaction, "emoji") or "")
         content.target = _str(reaction, "message_id")
         return content
@@ -605,7 +611,8 @@ def _common_extra(message: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def _parse_revision(message: dict[str, Any], mtype: str) -> CanonicalEvent:
-    """`revoke` / `edit` of an earlier message: only coexistence numbers get them (digest A2)."""
+    """`revoke` / `edit` of an earlier message: only coexistence numbers get them
+    (docs/channels/whatsapp.md#inbound-payloads)."""
     obj = _dict(message, mtype)
     original = _str(obj, "original_message_id")
     if not original:

@@ -12,7 +12,10 @@
   let main = root;
   let renders = 0;
   const SMS_KINDS = new Set(["twilio", "vonage", "smpp"]);
-  const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm"]);
+  const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm",
+    "line",
+    "viber",
+  ]);
   const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
   let notice = null;
   // What Pause answered, kept on that campaign's page until the agent leaves it: a live

@@ -429,7 +429,8 @@
 
   function routeLabel(r) {
     const w = windowText(r.window);
-    return r.name + (r.can_send ? (w ? " — " + w.text : "") : " — can't: " + (r.code || "").replace("_", " "));
+    const billing = r.can_send && r.billing ? " — " + r.billing : "";
+    return r.name + (r.can_send ? (w ? " — " + w.text : "") : " — can't: " + (r.code || "").replace("_", " ")) + billing;
   }
 
   function renderRoutes() {
@@ -765,6 +766,13 @@
         if (isNew && m.direction === "in") { loadContext(); api("/ui/conversations/" + m.conversation_id + "/read", { method: "POST" }).catch(() => {}); }
       });
     }
+    // Receipts are applied in batches: several messages of one conversation in one event.
+    es.addEventListener("messages.updated", (ev) => {
+      const d = JSON.parse(ev.data);
+      if (d.conversation_id !== S.current) return;
+      for (const m of d.messages || []) putMessage(m);
+      renderMessages();
+    });
     // A customer's name arrived from the provider's profile API: show it where they are listed.
     es.addEventListener("contact.updated", (ev) => {
       const d = JSON.parse(ev.data);

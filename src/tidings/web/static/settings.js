@@ -104,6 +104,9 @@
         c.verify_token ? el("dt", null, "Verify token") : null,
         c.verify_token ? el("dd", null, el("span", { class: "copy", id: "setup-verify" }, c.verify_token)) : null,
         el("dt", null, "Health"), el("dd", null, c.health.last_error ? "last error: " + c.health.last_error : "no errors recorded"),
+        // What the provider says right now (LINE: push messages left this month).
+        c.health.provider ? el("dt", null, "Provider") : null,
+        c.health.provider ? el("dd", { id: "setup-provider" }, c.health.provider) : null,
         // What the provider said about the channel itself (e.g. a Messenger policy block).
         c.health.notice ? el("dt", null, "Provider notice") : null,
         c.health.notice ? el("dd", { id: "setup-notice", class: c.health.notice_severe ? "health-bad" : "", title: c.health.notice_at || "" }, clock(c.health.notice_at) + " · " + c.health.notice) : null,

@@ -71,7 +71,10 @@ const T = (() => {
     return { text, cls: left < 3 * 3600 ? "closing" : "open" };
   }
 
-  const KIND_ICON = { whatsapp: "WA", api: "API", sms: "SMS", twilio: "SMS", telegram: "TG", messenger: "FB", instagram: "IG", wechat: "WC", rbm: "RCS", gbm: "GBM", email: "@" };
+  const KIND_ICON = { whatsapp: "WA", api: "API", sms: "SMS", twilio: "SMS", telegram: "TG", messenger: "FB", instagram: "IG", wechat: "WC", rbm: "RCS", gbm: "GBM", email: "@",
+    line: "LN",
+    viber: "VB",
+  };
   function channelIcon(kind, title) {
     const short = KIND_ICON[kind] || (kind || "?").slice(0, 3).toUpperCase();
     return el("span", { class: "ch ch-" + (kind || "none"), title: title || kind || "" }, short);
