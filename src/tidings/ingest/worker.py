@@ -53,9 +53,13 @@ IDLE_POLL_SECONDS = 0.5
 # only 50 messages/s (bench/latency).
 SLICE_SECONDS = 0.01
 ACK_TURN_SECONDS = 0.05
-# The status lane's slice: how long a customer event that arrives meanwhile may have to wait
-# for the write lock (SQLite has one writer) before the loop comes back to the customer lane.
+# The status lane's slice: once it has run this long, a slice ends as soon as new inbound work
+# was announced (a webhook committed here, or a wake-up from another process), which may be a
+# customer's; the loop then drains the customer lane before the next slice. So a customer
+# event waits for at most about one slice for the write lock (SQLite has one writer).
 STATUS_SLICE_SECONDS = 0.05
+# Without such news a slice goes on up to this long: short transactions, short row locks.
+MAX_SLICE_SECONDS = 1.0
 # A customer storm still leaves the status lane (and customer retries) a slice this often.
 CUSTOMER_DRAIN_SECONDS = 1.0
 
@@ -123,30 +127,28 @@ STATUS = Claim(
 LANES: tuple[InboundLane, ...] = (InboundLane.CUSTOMER, InboundLane.STATUS)
 
 
-# A sliced claim takes about what it can apply within its slice, at the pace this process
-# measured on its last claims (rows per second per claim, smoothed): a big claim that stops
-# after a few rows would lock and load hundreds of rows to apply a handful. Process-wide: the
-# pace is the machine's and the lane processor's, not a runtime's.
+# A sliced claim takes about what its slices have been applying (process-wide: the pace is the
+# machine's and the lane processor's): a claim of 500 rows cut after a handful would lock and
+# load hundreds of rows for nothing. Cut short, the next claim is 1.5 times what was applied; run
+# to its end, the next is twice as big — up to the claim's limit.
 MIN_CLAIM = 10
-_pace: dict[str, float] = {}
+_sizes: dict[str, int] = {}
 
 
 def claim_size(claim: Claim) -> int:
     """How many rows the next `claim` takes."""
     if claim.slice_seconds is None:
         return claim.limit
-    rate = _pace.get(claim.name)
-    if rate is None:
-        return min(claim.limit, 50)  # no measure yet: a modest first claim
-    return max(MIN_CLAIM, min(claim.limit, int(rate * claim.slice_seconds * 1.5)))
+    return _sizes.get(claim.name, min(claim.limit, 50))
 
 
-def _measured(claim: Claim, handled: int, seconds: float) -> None:
-    if handled <= 0 or seconds <= 0:
+def _measured(claim: Claim, size: int, claimed: int, handled: int) -> None:
+    if claim.slice_seconds is None:
         return
-    rate = handled / seconds
-    old = _pace.get(claim.name)
-    _pace[claim.name] = rate if old is None else (old + rate) / 2
+    if handled < claimed:
+        _sizes[claim.name] = max(MIN_CLAIM, int(handled * 1.5))
+    elif claimed == size:
+        _sizes[claim.name] = min(claim.limit, size * 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,10 @@ class Claimed:
     acks_waiting: bool  # stopped early because webhooks were waiting for the write lock
 
 
-async def process_claim(rt: Runtime, claim: Claim) -> Claimed:
-    """Claim up to `claim_size(claim)` due rows and apply them in one transaction."""
+async def process_claim(rt: Runtime, claim: Claim, *, interruptible: bool = True) -> Claimed:
+    """Claim up to `claim_size(claim)` due rows and apply them in one transaction. A sliced
+    claim stops after MAX_SLICE_SECONDS, or — when `interruptible` (a customer lane is served
+    by the same loop) — after its slice once new inbound work was announced."""
     now = utcnow()
     limit = claim_size(claim)
     due = claim.where(now)
@@ -175,6 +179,7 @@ async def process_claim(rt: Runtime, claim: Claim) -> Claimed:
             )
         ).all()
         started = time.monotonic()
+        wakes = rt.wake_counts["ingest"]
 
         def should_yield() -> bool:
             nonlocal acks
@@ -184,20 +189,23 @@ async def process_claim(rt: Runtime, claim: Claim) -> Claimed:
             if rt.committer.waiting and elapsed > SLICE_SECONDS:
                 acks = True
                 return True
-            return claim.slice_seconds is not None and elapsed > claim.slice_seconds
+            if claim.slice_seconds is None or elapsed <= claim.slice_seconds:
+                return False
+            news = interruptible and rt.wake_counts["ingest"] != wakes
+            return news or elapsed > MAX_SLICE_SECONDS
 
         apply: LaneApply = (
             apply_status_rows if claim.lane == InboundLane.STATUS else apply_customer_rows
         )
         handled = await apply(tx, rows, should_yield) if rows else 0
-        _measured(claim, handled, time.monotonic() - started)
+        _measured(claim, limit, len(rows), handled)
     more = len(rows) == limit or handled < len(rows)
     return Claimed(handled, more, acks)
 
 
-async def _step(rt: Runtime, claim: Claim) -> bool:
+async def _step(rt: Runtime, claim: Claim, interruptible: bool = True) -> bool:
     """One claim, then the acknowledgements' turn if they were waiting. Whether more waits."""
-    claimed = await process_claim(rt, claim)
+    claimed = await process_claim(rt, claim, interruptible=interruptible)
     if claimed.acks_waiting:
         await rt.committer.drained(ACK_TURN_SECONDS)
     return claimed.more
@@ -224,7 +232,7 @@ async def process_round(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> bo
     for claim in slow:
         if customers:
             more |= await _drain_customers(rt)
-        more |= await _step(rt, claim)
+        more |= await _step(rt, claim, interruptible=customers)
     return more
 
 
