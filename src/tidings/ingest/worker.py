@@ -58,7 +58,10 @@ ACK_TURN_SECONDS = 0.05
 # customer's; the loop then drains the customer lane before the next slice. So a customer
 # event waits for at most about one slice for the write lock (SQLite has one writer).
 STATUS_SLICE_SECONDS = 0.05
-# Without such news a slice goes on up to this long: short transactions, short row locks.
+# Without such news a slice goes on up to this long: short transactions, short row locks. Not
+# on SQLite: its writer runs on the event loop's thread (storage/sqlite_inline.py), so a slice
+# also holds the loop — no webhook is taken and no news can arrive until it ends — and there
+# the slice is a hard STATUS_SLICE_SECONDS.
 MAX_SLICE_SECONDS = 1.0
 # A customer storm still leaves the status lane (and customer retries) a slice this often.
 CUSTOMER_DRAIN_SECONDS = 1.0
@@ -180,6 +183,7 @@ async def process_claim(rt: Runtime, claim: Claim, *, interruptible: bool = True
         ).all()
         started = time.monotonic()
         wakes = rt.wake_counts["ingest"]
+        longest = MAX_SLICE_SECONDS if not rt.db.is_sqlite else 0.0
 
         def should_yield() -> bool:
             nonlocal acks
@@ -192,7 +196,7 @@ async def process_claim(rt: Runtime, claim: Claim, *, interruptible: bool = True
             if claim.slice_seconds is None or elapsed <= claim.slice_seconds:
                 return False
             news = interruptible and rt.wake_counts["ingest"] != wakes
-            return news or elapsed > MAX_SLICE_SECONDS
+            return news or elapsed > longest
 
         apply: LaneApply = (
             apply_status_rows if claim.lane == InboundLane.STATUS else apply_customer_rows
