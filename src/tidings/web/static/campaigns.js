@@ -3,7 +3,7 @@
 // cost, pause/resume/cancel, and the report with the CSV export. Built on the REST API
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
 // As everywhere, data reaches the page only through textContent and attributes (el()).
-import { errorBox, field, guarded } from "./forms.js";
+import { errorBox, field, guarded, onSubmit } from "./forms.js";
 import { api, channelIcon, clock, debounce, el } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
@@ -429,34 +429,31 @@ async function editor(id) {
     return out;
   };
 
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      save.disabled = true;
-      try {
-        const fields = readFields();
-        const saved = id
-          ? await api(`/campaigns/${id}`, { method: "PATCH", json: fields })
-          : await api("/campaigns", { method: "POST", json: fields });
-        let uploaded = null;
-        if (csv.files?.[0]) {
-          const data = new FormData();
-          data.append("file", csv.files[0]);
-          const q = region.value.trim() ? `?region=${encodeURIComponent(region.value.trim())}` : "";
-          try {
-            uploaded = await api(`/campaigns/${saved.id}/audience/csv${q}`, { method: "POST", body: data });
-          } catch (e) {
-            notice = { text: `Saved, but the CSV was not added: ${e.message}`, error: true };
-            location.hash = `#edit/${saved.id}`;
-            return;
-          }
+  onSubmit(form, err, async () => {
+    save.disabled = true;
+    try {
+      const fields = readFields();
+      const saved = id
+        ? await api(`/campaigns/${id}`, { method: "PATCH", json: fields })
+        : await api("/campaigns", { method: "POST", json: fields });
+      let uploaded = null;
+      if (csv.files?.[0]) {
+        const data = new FormData();
+        data.append("file", csv.files[0]);
+        const q = region.value.trim() ? `?region=${encodeURIComponent(region.value.trim())}` : "";
+        try {
+          uploaded = await api(`/campaigns/${saved.id}/audience/csv${q}`, { method: "POST", body: data });
+        } catch (e) {
+          notice = { text: `Saved, but the CSV was not added: ${e.message}`, error: true };
+          location.hash = `#edit/${saved.id}`;
+          return;
         }
-        notice = { text: `Saved ${saved.name}.`, csv: uploaded };
-        location.hash = `#c/${saved.id}`;
-      } finally {
-        save.disabled = false;
       }
-    });
+      notice = { text: `Saved ${saved.name}.`, csv: uploaded };
+      location.hash = `#c/${saved.id}`;
+    } finally {
+      save.disabled = false;
+    }
   });
   out.append(el("h1", null, id ? "Edit campaign" : "New campaign"), form);
 }

@@ -21,3 +21,11 @@ export async function guarded(box, fn) {
 // <option>s from [value, label] pairs, the one equal to `selected` selected.
 export const options = (pairs, selected) =>
   pairs.map(([v, label]) => el("option", { value: String(v), selected: String(v) === String(selected) }, label));
+
+// Submitting `form` runs `fn` through guarded() instead of loading a page: a refusal shows in `err`.
+export function onSubmit(form, err, fn) {
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(err, fn);
+  });
+}

@@ -1,7 +1,7 @@
 // Admin settings (the page's entry module): one section per hash (#channels, #agents, ...),
 // built from the admin API. Automation, business hours and assignment/SLA/CSAT live in
 // settings/*.js. As in the inbox, data is only ever set through textContent/attributes (el()).
-import { errorBox, field, guarded } from "./forms.js";
+import { errorBox, field, guarded, onSubmit } from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
 import { renderService } from "./settings/service.js";
 import { api, channelIcon, clock, el } from "./ui.js";
@@ -139,17 +139,14 @@ async function channels() {
     el("div", { class: "full" }, el("button", { type: "submit", class: "primary" }, "Connect channel")),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      const made = await api("/channels", {
-        method: "POST",
-        json: { kind: kindSel.value, name: name.value, inbox_id: Number(inboxSel.value), config: readConfig(cfg) },
-      });
-      flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
-      await render();
-      await showSetup(made.id, document.getElementById("channel-setup"));
+  onSubmit(form, err, async () => {
+    const made = await api("/channels", {
+      method: "POST",
+      json: { kind: kindSel.value, name: name.value, inbox_id: Number(inboxSel.value), config: readConfig(cfg) },
     });
+    flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
+    await render();
+    await showSetup(made.id, document.getElementById("channel-setup"));
   });
   draw();
   main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
@@ -274,16 +271,13 @@ async function agents() {
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add agent")),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      await api("/admin/agents", {
-        method: "POST",
-        json: { name: f.name.value, email: f.email.value, role: f.role.value, password: f.password.value },
-      });
-      flash(`Added ${f.name.value}. Add them to inboxes under Inboxes.`);
-      await render();
+  onSubmit(form, err, async () => {
+    await api("/admin/agents", {
+      method: "POST",
+      json: { name: f.name.value, email: f.email.value, role: f.role.value, password: f.password.value },
     });
+    flash(`Added ${f.name.value}. Add them to inboxes under Inboxes.`);
+    await render();
   });
   main.append(el("h1", null, "Agents"), table, el("h2", null, "Add an agent"), form);
 }
@@ -309,17 +303,14 @@ async function groups(kind) {
       el("div", { class: "checks" }, ...boxes),
       el("button", { type: "submit" }, "Save members"),
     );
-    form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      guarded(err, async () => {
-        const ids = boxes
-          .map((b) => b.querySelector("input"))
-          .filter((i) => i.checked)
-          .map((i) => Number(i.value));
-        await api(`${path}/${g.id}/members`, { method: "PUT", json: { agent_ids: ids } });
-        flash(`Saved ${g.name}.`);
-        await render();
-      });
+    onSubmit(form, err, async () => {
+      const ids = boxes
+        .map((b) => b.querySelector("input"))
+        .filter((i) => i.checked)
+        .map((i) => Number(i.value));
+      await api(`${path}/${g.id}/members`, { method: "PUT", json: { agent_ids: ids } });
+      flash(`Saved ${g.name}.`);
+      await render();
     });
     return form;
   });
@@ -334,12 +325,9 @@ async function groups(kind) {
       el("button", { class: "primary", type: "submit" }, kind === "inboxes" ? "Create inbox" : "Create team"),
     ),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      await api(path, { method: "POST", json: { name: name.value, agent_ids: [] } });
-      await render();
-    });
+  onSubmit(form, err, async () => {
+    await api(path, { method: "POST", json: { name: name.value, agent_ids: [] } });
+    await render();
   });
   main.append(
     el("h1", null, kind === "inboxes" ? "Inboxes and membership" : "Teams"),
@@ -400,12 +388,9 @@ async function cannedReplies() {
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add canned reply")),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      await api("/admin/canned_replies", { method: "POST", json: { short_code: code.value, content: content.value } });
-      await render();
-    });
+  onSubmit(form, err, async () => {
+    await api("/admin/canned_replies", { method: "POST", json: { short_code: code.value, content: content.value } });
+    await render();
   });
   main.append(el("h1", null, "Canned replies"), table, el("h2", null, "New canned reply"), form);
 }
@@ -452,12 +437,9 @@ async function labels() {
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add label")),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      await api("/admin/labels", { method: "POST", json: { name: name.value, color: color.value } });
-      await render();
-    });
+  onSubmit(form, err, async () => {
+    await api("/admin/labels", { method: "POST", json: { name: name.value, color: color.value } });
+    await render();
   });
   main.append(el("h1", null, "Labels"), table, el("h2", null, "New label"), form);
 }
@@ -502,26 +484,23 @@ async function webhooks() {
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Subscribe")),
     el("div", { class: "full" }, err, once),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      const events = checks
-        .map((c) => c.querySelector("input"))
-        .filter((i) => i.checked)
-        .map((i) => i.value);
-      const made = await api("/webhook_subscriptions", { method: "POST", json: { url: url.value, events } });
-      await render();
-      document
-        .getElementById("settings-main")
-        .append(
-          el(
-            "div",
-            { class: "secret-once", id: "webhook-secret" },
-            "Signing secret (shown once): ",
-            el("span", { class: "copy" }, made.secret),
-          ),
-        );
-    });
+  onSubmit(form, err, async () => {
+    const events = checks
+      .map((c) => c.querySelector("input"))
+      .filter((i) => i.checked)
+      .map((i) => i.value);
+    const made = await api("/webhook_subscriptions", { method: "POST", json: { url: url.value, events } });
+    await render();
+    document
+      .getElementById("settings-main")
+      .append(
+        el(
+          "div",
+          { class: "secret-once", id: "webhook-secret" },
+          "Signing secret (shown once): ",
+          el("span", { class: "copy" }, made.secret),
+        ),
+      );
   });
   main.append(
     el("h1", null, "Outgoing webhooks"),
@@ -622,20 +601,17 @@ async function tokens() {
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Create token")),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guarded(err, async () => {
-      const made = await api("/api_tokens", { method: "POST", json: { name: name.value } });
-      await render();
-      main.append(
-        el(
-          "div",
-          { class: "secret-once", id: "token-once" },
-          "Your new token (shown once): ",
-          el("span", { class: "copy" }, made.token),
-        ),
-      );
-    });
+  onSubmit(form, err, async () => {
+    const made = await api("/api_tokens", { method: "POST", json: { name: name.value } });
+    await render();
+    main.append(
+      el(
+        "div",
+        { class: "secret-once", id: "token-once" },
+        "Your new token (shown once): ",
+        el("span", { class: "copy" }, made.token),
+      ),
+    );
   });
   main.append(
     el("h1", null, "API tokens"),

@@ -1,7 +1,7 @@
 // Settings → Automation (rule builder, dry run, recent runs) and Business hours (per inbox,
 // with the away message and greeting). Data reaches the page only through el() (textContent
 // and attributes), never as HTML.
-import { errorBox, options } from "../forms.js";
+import { errorBox, onSubmit, options } from "../forms.js";
 import { api, clock, el } from "../ui.js";
 
 const EVENTS = [
@@ -397,19 +397,13 @@ export async function rules(main) {
     }
   }
 
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    err.textContent = "";
-    try {
-      await api(editing ? `/automation/rules/${editing}` : "/automation/rules", {
-        method: editing ? "PUT" : "POST",
-        json: read(),
-      });
-      main.replaceChildren();
-      await rules(main);
-    } catch (e) {
-      err.textContent = e.message;
-    }
+  onSubmit(form, err, async () => {
+    await api(editing ? `/automation/rules/${editing}` : "/automation/rules", {
+      method: editing ? "PUT" : "POST",
+      json: read(),
+    });
+    main.replaceChildren();
+    await rules(main);
   });
 
   const table = el(
@@ -564,28 +558,22 @@ export async function hours(main) {
       ),
       el("div", { class: "full" }, err),
     );
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      err.textContent = "";
+    onSubmit(form, err, async () => {
       const weekly = {};
       for (const [key, input] of days) weekly[key] = words(input.value).map((p) => p.split("-").map((x) => x.trim()));
-      try {
-        await api(`/inboxes/${pick.value}/business_hours`, {
-          method: "PUT",
-          json: {
-            timezone: tz.value,
-            weekly,
-            holidays: words(holidays.value),
-            away_enabled: awayOn.checked,
-            away_message: away.value,
-            greeting_enabled: helloOn.checked,
-            greeting_message: hello.value,
-          },
-        });
-        await draw();
-      } catch (e) {
-        err.textContent = e.message;
-      }
+      await api(`/inboxes/${pick.value}/business_hours`, {
+        method: "PUT",
+        json: {
+          timezone: tz.value,
+          weekly,
+          holidays: words(holidays.value),
+          away_enabled: awayOn.checked,
+          away_message: away.value,
+          greeting_enabled: helloOn.checked,
+          greeting_message: hello.value,
+        },
+      });
+      await draw();
     });
     box.replaceChildren(form);
   };

@@ -1,6 +1,6 @@
 // Settings › Assignment, SLA & CSAT: one form per inbox over /api/v1/inboxes/{id}/assignment,
 // /sla and /csat. Times are entered in minutes and stored in seconds. Data only through el().
-import { errorBox, field as row } from "../forms.js";
+import { errorBox, onSubmit, field as row } from "../forms.js";
 import { api, el } from "../ui.js";
 
 const MODES = [
@@ -89,46 +89,40 @@ async function inboxForm(inbox, agents, templates) {
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Save"), " ", ok),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    err.textContent = "";
+  onSubmit(form, err, async () => {
     ok.textContent = "";
-    try {
-      const caps = {};
-      members.forEach((x, i) => {
-        caps[String(x.id)] = own[i].value === "" ? null : Number(own[i].value);
-      });
-      await api(`/inboxes/${inbox.id}/assignment`, {
-        method: "PUT",
-        json: {
-          mode: mode.value,
-          capacity: capacity.value === "" ? null : Number(capacity.value),
-          agent_capacities: caps,
-        },
-      });
-      const byPriority = {};
-      for (const x of prio) {
-        const t = {};
-        if (x.first.value !== "") t.first_response_seconds = seconds(x.first);
-        if (x.next.value !== "") t.next_response_seconds = seconds(x.next);
-        if (Object.keys(t).length) byPriority[x.name] = t;
-      }
-      await api(`/inboxes/${inbox.id}/sla`, {
-        method: "PUT",
-        json: { first_response_seconds: seconds(first), next_response_seconds: seconds(next), by_priority: byPriority },
-      });
-      await api(`/inboxes/${inbox.id}/csat`, {
-        method: "PUT",
-        json: {
-          enabled: enabled.checked,
-          question: question.value,
-          template_id: tpl.value === "" ? null : Number(tpl.value),
-        },
-      });
-      ok.textContent = "Saved.";
-    } catch (e) {
-      err.textContent = e.message;
+    const caps = {};
+    members.forEach((x, i) => {
+      caps[String(x.id)] = own[i].value === "" ? null : Number(own[i].value);
+    });
+    await api(`/inboxes/${inbox.id}/assignment`, {
+      method: "PUT",
+      json: {
+        mode: mode.value,
+        capacity: capacity.value === "" ? null : Number(capacity.value),
+        agent_capacities: caps,
+      },
+    });
+    const byPriority = {};
+    for (const x of prio) {
+      const t = {};
+      if (x.first.value !== "") t.first_response_seconds = seconds(x.first);
+      if (x.next.value !== "") t.next_response_seconds = seconds(x.next);
+      if (Object.keys(t).length) byPriority[x.name] = t;
     }
+    await api(`/inboxes/${inbox.id}/sla`, {
+      method: "PUT",
+      json: { first_response_seconds: seconds(first), next_response_seconds: seconds(next), by_priority: byPriority },
+    });
+    await api(`/inboxes/${inbox.id}/csat`, {
+      method: "PUT",
+      json: {
+        enabled: enabled.checked,
+        question: question.value,
+        template_id: tpl.value === "" ? null : Number(tpl.value),
+      },
+    });
+    ok.textContent = "Saved.";
   });
   return form;
 }
