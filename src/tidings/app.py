@@ -62,6 +62,13 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
     "media": media.run,
     "profiles": profiles.run,
 }
+# One inbound lane each, for processes per lane on PostgreSQL (docs/architecture.md, "Lanes").
+# Only by name: `ingest` (in every default set) already runs both lanes in one loop, which on
+# SQLite is the loop that puts customers first.
+LANE_WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
+    "ingest-customer": ingest.run_customer_lane,
+    "ingest-status": ingest.run_status_lane,
+}
 
 
 @runtime_checkable
@@ -78,23 +85,29 @@ SESSIONS = "sessions"
 
 def chosen_workers(settings: Settings) -> list[str]:
     """The worker loops this process runs: all, or those `TIDINGS_WORKERS` names (an unknown
-    name is a configuration error, not a silently idle worker)."""
+    name is a configuration error, not a silently idle worker). Naming `ingest` with a lane, or
+    both lanes, runs the one loop over both lanes (`ingest`): two loops in one process would
+    compete for the write lock instead of putting customers first."""
+    known = [*WORKERS, SESSIONS, *LANE_WORKERS]
     if settings.workers is None:
         return [*WORKERS, SESSIONS]
-    unknown = sorted(settings.workers - {*WORKERS, SESSIONS})
+    unknown = sorted(settings.workers - set(known))
     if unknown:
         raise ValueError(
-            f"TIDINGS_WORKERS names unknown workers {', '.join(unknown)}; "
-            f"known: {', '.join([*WORKERS, SESSIONS])}"
+            f"TIDINGS_WORKERS names unknown workers {', '.join(unknown)}; known: {', '.join(known)}"
         )
-    return [name for name in [*WORKERS, SESSIONS] if name in settings.workers]
+    names = set(settings.workers)
+    if "ingest" in names or set(LANE_WORKERS) <= names:
+        names = (names - set(LANE_WORKERS)) | {"ingest"}
+    return [name for name in known if name in names]
 
 
 def start_workers(rt: Runtime) -> None:
     chosen = chosen_workers(rt.settings)
+    loops = {**WORKERS, **LANE_WORKERS}
     for name in chosen:
-        if name in WORKERS:
-            rt.spawn(WORKERS[name](rt), name=f"worker-{name}")
+        if name in loops:
+            rt.spawn(loops[name](rt), name=f"worker-{name}")
     if SESSIONS not in chosen:
         return
     for kind in kinds():

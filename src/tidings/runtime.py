@@ -120,6 +120,9 @@ class Runtime:
         self.egress = Egress(EgressPolicy.from_settings(settings))
         self.rate_limiter: RateLimiter = make_rate_limiter(settings.redis_url)
         self._wake = {name: asyncio.Event() for name in QUEUES}
+        # How often each queue was woken: a worker compares it to tell "new work arrived
+        # while I was busy" (the ingest loop cuts a status slice short for a customer).
+        self.wake_counts = dict.fromkeys(QUEUES, 0)
         self.wakeups = (
             RedisWakeups(settings.redis_url, self._local_wake) if settings.redis_url else None
         )
@@ -139,6 +142,8 @@ class Runtime:
             self.wakeups.publish(queue)
 
     def _local_wake(self, queue: str) -> None:
+        if queue in self.wake_counts:
+            self.wake_counts[queue] += 1
         event = self._wake.get(queue)
         if event is not None:
             event.set()

@@ -103,3 +103,23 @@ async def test_marks_above_the_settled_bound_wait(server: Server, owner: Owner) 
     await rollup.drain(server.runtime)
     assert await marks(server) == []
     assert set(await reported(server)) >= {first, second}
+
+
+async def test_a_batch_past_its_slice_consumes_only_what_it_recomputed(
+    server: Server, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite shares its one writer with the ingest loop: a batch stops after its slice (here
+    at once, after the first chunk) and leaves the other conversations' marks for the next."""
+    if not server.runtime.db.is_sqlite:
+        pytest.skip("the slice bounds SQLite's single write lock only")
+    await rollup.drain(server.runtime)
+    ids = await conversations(server, owner, rollup.RECOMPUTE_CHUNK + 5)
+    monkeypatch.setattr(rollup, "SLICE_SECONDS", 0.0)
+    consumed = await rollup.process_batch(server.runtime)
+    first_chunk = set(sorted(ids)[: rollup.RECOMPUTE_CHUNK])
+    assert set(await reported(server)) == first_chunk
+    assert {c for _, c in await marks(server)} == set(ids) - first_chunk
+    assert consumed > 0
+    await rollup.drain(server.runtime)
+    assert set(await reported(server)) == set(ids)
+    assert await marks(server) == []

@@ -43,17 +43,30 @@ def test_workers_setting_names_loops_and_refuses_unknown_names(
     monkeypatch.setenv("TIDINGS_WORKERS", "delivery,mailer")
     with pytest.raises(ValueError, match="unknown workers mailer"):
         chosen_workers(load_settings())
+    # Inbound lanes (docs/architecture.md, "Lanes"): a process per lane, or both in one loop.
+    monkeypatch.setenv("TIDINGS_WORKERS", "ingest-status")
+    assert chosen_workers(load_settings()) == ["ingest-status"]
+    monkeypatch.setenv("TIDINGS_WORKERS", "ingest-customer,delivery")
+    assert chosen_workers(load_settings()) == ["delivery", "ingest-customer"]
+    for both in ("ingest-customer,ingest-status", "ingest,ingest-status"):
+        monkeypatch.setenv("TIDINGS_WORKERS", both)
+        assert chosen_workers(load_settings()) == ["ingest"]
+    monkeypatch.setenv("TIDINGS_WORKERS", "ingest-statuses")
+    with pytest.raises(ValueError, match="unknown workers ingest-statuses"):
+        chosen_workers(load_settings())
 
 
-def test_worker_with_an_unknown_name_exits_with_the_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad", ["mailer", "ingest-receipts"])
+def test_worker_with_an_unknown_name_exits_with_the_reason(tmp_path: Path, bad: str) -> None:
     env = {
         **tidings_env(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", tmp_path, free_port()),
-        "TIDINGS_WORKERS": "delivery,mailer",
+        "TIDINGS_WORKERS": f"delivery,{bad}",
     }
     done = subprocess.run([TIDINGS, "worker"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "unknown workers mailer" in done.stderr
+    assert f"unknown workers {bad}" in done.stderr
     assert "known: ingest, delivery" in done.stderr
+    assert "ingest-customer, ingest-status" in done.stderr
 
 
 async def test_a_dedicated_delivery_process_sends_what_the_web_process_queued(

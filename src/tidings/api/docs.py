@@ -27,7 +27,7 @@ _PAGE = f"""<!doctype html>
 <body>
 <div id="swagger-ui" data-openapi-url="{{openapi_url}}"></div>
 <script src="{ASSETS_URL}/swagger-ui-bundle.js"></script>
-<script src="/static/api-docs.js"></script>
+<script type="module" src="/static/api-docs.js"></script>
 </body>
 </html>
 """

@@ -1,5 +1,22 @@
 """The ingest worker: turns stored inbound events into contacts, conversations, messages and
-status changes, in provider-timestamp order, each event isolated in a savepoint.
+status changes, each event isolated in a savepoint.
+
+Work is split into lanes (docs/architecture.md, "Lanes"): the **customer** lane (messages,
+edits, reactions, opt-outs, postbacks, channel events — what a person waits for) and the
+**status** lane (delivery receipts). Each lane has its own claims — own order, own batch size,
+own slice of worker time — so a broadcast's receipts never sit in front of a customer:
+
+- fresh customer events (never tried) are drained first, in provider-timestamp order;
+- customer events with history (retried after "not yet", or replayed from `failed`) come in a
+  slice of their own, in the order they became due, so an old `occurred_at` cannot put a
+  replay of yesterday's failures in front of a message that arrived a second ago;
+- receipts come in time-bounded slices of big claims, in the order they became due (the
+  forward-only status rule makes their order immaterial), and before each slice the loop
+  drains due customer events again: a customer event waits at most one slice.
+
+One process runs both lanes (`ingest`), or an operator runs processes per lane
+(`ingest-customer`, `ingest-status`); claims take `FOR UPDATE SKIP LOCKED` on PostgreSQL so
+several processes share a lane without taking the same event twice.
 
 A failing event is kept with its error (state `failed`) and can be replayed after a fix;
 an event that cannot be applied *yet* (a receipt ahead of its message) is retried with backoff.
@@ -10,10 +27,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
-from tidings.actions.base import transaction
+from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import InboundLane, InboundState
 from tidings.ingest.messages import apply_customer_rows
 from tidings.ingest.statuses import apply_status_rows
@@ -23,7 +44,6 @@ from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
 IDLE_POLL_SECONDS = 0.5
 # Turn-taking with webhook acknowledgements (what providers time): once webhooks are waiting for
 # the group commit and the worker has spent SLICE_SECONDS on a batch, it commits what it has,
@@ -33,52 +53,207 @@ IDLE_POLL_SECONDS = 0.5
 # only 50 messages/s (bench/latency).
 SLICE_SECONDS = 0.01
 ACK_TURN_SECONDS = 0.05
+# The status lane's slice: once it has run this long, a slice ends as soon as new inbound work
+# was announced (a webhook committed here, or a wake-up from another process), which may be a
+# customer's; the loop then drains the customer lane before the next slice. So a customer
+# event waits for at most about one slice for the write lock (SQLite has one writer).
+STATUS_SLICE_SECONDS = 0.05
+# Without such news a slice goes on up to this long: short transactions, short row locks. Not
+# on SQLite: its writer runs on the event loop's thread (storage/sqlite_inline.py), so a slice
+# also holds the loop — no webhook is taken and no news can arrive until it ends — and there
+# the slice is a hard STATUS_SLICE_SECONDS.
+MAX_SLICE_SECONDS = 1.0
+# A customer storm still leaves the status lane (and customer retries) a slice this often.
+CUSTOMER_DRAIN_SECONDS = 1.0
+
+LaneApply = Callable[[Tx, Sequence[InboundEvent], Callable[[], bool]], Awaitable[int]]
 
 
-async def process_batch(rt: Runtime, limit: int = BATCH) -> bool:
-    """Process up to `limit` due events. Returns whether more may be waiting."""
-    return (await _process_batch(rt, limit))[0]
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One kind of claim: which rows of which lane, in what order, how many, for how long."""
+
+    name: str
+    lane: InboundLane
+    fresh: bool | None  # True: never tried; False: tried before (retry/replay); None: both
+    limit: int  # the most rows one claim takes
+    order: tuple[Any, ...]
+    # The claim stops applying rows after this long (the rest stays for the next round).
+    slice_seconds: float | None
+
+    def where(self, now: datetime) -> ColumnElement[bool]:
+        cond = (
+            (InboundEvent.lane == self.lane)
+            & (InboundEvent.state == InboundState.PENDING)
+            & (InboundEvent.next_attempt_at <= now)
+        )
+        # Fresh: never tried and never failed. A retry carries its attempts and the reason it
+        # waits; a replayed event keeps the error it failed with (`replay`).
+        fresh = (InboundEvent.attempts == 0) & InboundEvent.error.is_(None)
+        if self.fresh is True:
+            cond &= fresh
+        elif self.fresh is False:
+            cond &= ~fresh
+        return cond
 
 
-async def _process_batch(rt: Runtime, limit: int) -> tuple[bool, bool]:
-    """Returns (more may be waiting, stopped early because webhooks were waiting)."""
+# Small claims: a customer event is never held in a big batch behind others. Provider order
+# (occurred_at) keeps a conversation's messages in the order the customer wrote them even when
+# the provider delivered the webhooks out of order.
+CUSTOMER_FRESH = Claim(
+    "customer",
+    InboundLane.CUSTOMER,
+    fresh=True,
+    limit=50,
+    order=(InboundEvent.occurred_at, InboundEvent.id),
+    slice_seconds=None,
+)
+# Events with history, in the order they became due (retry backoff, or the moment of replay).
+CUSTOMER_RETRIES = Claim(
+    "customer-retries",
+    InboundLane.CUSTOMER,
+    fresh=False,
+    limit=50,
+    order=(InboundEvent.next_attempt_at, InboundEvent.id),
+    slice_seconds=STATUS_SLICE_SECONDS,
+)
+# Big claims in index order (lane, state, next_attempt_at): receipts are applied as sets.
+STATUS = Claim(
+    "status",
+    InboundLane.STATUS,
+    fresh=None,
+    limit=500,
+    order=(InboundEvent.next_attempt_at, InboundEvent.id),
+    slice_seconds=STATUS_SLICE_SECONDS,
+)
+
+LANES: tuple[InboundLane, ...] = (InboundLane.CUSTOMER, InboundLane.STATUS)
+
+
+# A sliced claim takes about what its slices have been applying (process-wide: the pace is the
+# machine's and the lane processor's): a claim of 500 rows cut after a handful would lock and
+# load hundreds of rows for nothing. Cut short, the next claim is 1.5 times what was applied; run
+# to its end, the next is twice as big — up to the claim's limit.
+MIN_CLAIM = 10
+_sizes: dict[str, int] = {}
+
+
+def claim_size(claim: Claim) -> int:
+    """How many rows the next `claim` takes."""
+    if claim.slice_seconds is None:
+        return claim.limit
+    return _sizes.get(claim.name, min(claim.limit, 50))
+
+
+def _measured(claim: Claim, size: int, claimed: int, handled: int) -> None:
+    if claim.slice_seconds is None:
+        return
+    if handled < claimed:
+        _sizes[claim.name] = max(MIN_CLAIM, int(handled * 1.5))
+    elif claimed == size:
+        _sizes[claim.name] = min(claim.limit, size * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    handled: int  # rows applied (done, failed or rescheduled)
+    more: bool  # more may be waiting in this claim
+    acks_waiting: bool  # stopped early because webhooks were waiting for the write lock
+
+
+async def process_claim(rt: Runtime, claim: Claim, *, interruptible: bool = True) -> Claimed:
+    """Claim up to `claim_size(claim)` due rows and apply them in one transaction. A sliced
+    claim stops after MAX_SLICE_SECONDS, or — when `interruptible` (a customer lane is served
+    by the same loop) — after its slice once new inbound work was announced."""
     now = utcnow()
-    due = (InboundEvent.state == InboundState.PENDING) & (InboundEvent.next_attempt_at <= now)
+    limit = claim_size(claim)
+    due = claim.where(now)
     if not await rt.db.has_rows(select(InboundEvent.id).where(due)):
-        return False, False
+        return Claimed(0, False, False)
+    acks = False
     async with transaction(rt) as tx:
         rows = (
             await tx.session.scalars(
                 select(InboundEvent)
                 .where(due)
-                .order_by(InboundEvent.occurred_at, InboundEvent.id)
+                .order_by(*claim.order)
                 .limit(limit)
                 .with_for_update(**rt.db.skip_locked())
             )
         ).all()
-        more = len(rows) == limit
         started = time.monotonic()
+        wakes = rt.wake_counts["ingest"]
+        longest = MAX_SLICE_SECONDS if not rt.db.is_sqlite else 0.0
 
         def should_yield() -> bool:
+            nonlocal acks
+            elapsed = time.monotonic() - started
             # Acknowledging webhooks comes first: give the write lock back (SQLite has one
             # writer) and let the untouched rest of the batch wait for the next round.
-            return bool(rt.committer.waiting) and time.monotonic() - started > SLICE_SECONDS
+            if rt.committer.waiting and elapsed > SLICE_SECONDS:
+                acks = True
+                return True
+            if claim.slice_seconds is None or elapsed <= claim.slice_seconds:
+                return False
+            news = interruptible and rt.wake_counts["ingest"] != wakes
+            return news or elapsed > longest
 
-        customer = [r for r in rows if r.lane != InboundLane.STATUS]
-        receipts = [r for r in rows if r.lane == InboundLane.STATUS]
-        handled = await apply_customer_rows(tx, customer, should_yield)
-        yielded = handled < len(customer)
-        if not yielded and receipts:
-            handled = await apply_status_rows(tx, receipts, should_yield)
-            yielded = handled < len(receipts)
-        more = more or yielded
-    return more, yielded
+        apply: LaneApply = (
+            apply_status_rows if claim.lane == InboundLane.STATUS else apply_customer_rows
+        )
+        handled = await apply(tx, rows, should_yield) if rows else 0
+        _measured(claim, limit, len(rows), handled)
+    more = len(rows) == limit or handled < len(rows)
+    return Claimed(handled, more, acks)
+
+
+async def _step(rt: Runtime, claim: Claim, interruptible: bool = True) -> bool:
+    """One claim, then the acknowledgements' turn if they were waiting. Whether more waits."""
+    claimed = await process_claim(rt, claim, interruptible=interruptible)
+    if claimed.acks_waiting:
+        await rt.committer.drained(ACK_TURN_SECONDS)
+    return claimed.more
+
+
+async def _drain_customers(rt: Runtime) -> bool:
+    """Fresh customer events until none is due (or CUSTOMER_DRAIN_SECONDS have passed).
+    Returns whether some are still waiting."""
+    deadline = time.monotonic() + CUSTOMER_DRAIN_SECONDS
+    while await _step(rt, CUSTOMER_FRESH):
+        if time.monotonic() > deadline:
+            return True
+    return False
+
+
+async def process_round(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> bool:
+    """One round of the loop over `lanes`: before each slow slice (customer retries, one status
+    slice) the due fresh customer events are drained. Returns whether more may be waiting."""
+    more = False
+    customers = InboundLane.CUSTOMER in lanes
+    slow = [CUSTOMER_RETRIES] if customers else []
+    if InboundLane.STATUS in lanes:
+        slow.append(STATUS)
+    for claim in slow:
+        if customers:
+            more |= await _drain_customers(rt)
+        more |= await _step(rt, claim, interruptible=customers)
+    return more
+
+
+async def process_batch(rt: Runtime) -> bool:
+    """One round over both lanes (tests and benchmarks drain with `while await ...`)."""
+    return await process_round(rt, LANES)
 
 
 async def replay(
     rt: Runtime, *, event_ids: list[int] | None = None, channel_id: int | None = None
 ) -> int:
-    """Put failed events back in the queue (after a fix). Returns how many."""
+    """Put failed events back in the queue (after a fix). Returns how many.
+
+    A replayed event gets the retry budget (`ingest/rows.py`) anew (`attempts` = 0) and keeps
+    the error it failed with until it is applied: that error is what marks it as not fresh, so
+    it goes through the retry slice in the order of replay, never ahead of fresh customer
+    events because of an old provider timestamp."""
     stmt = update(InboundEvent).where(InboundEvent.state == InboundState.FAILED)
     if event_ids:
         stmt = stmt.where(InboundEvent.id.in_(event_ids))
@@ -86,25 +261,31 @@ async def replay(
         stmt = stmt.where(InboundEvent.channel_id == channel_id)
     async with rt.db.write() as s:
         result = await s.execute(
-            stmt.values(
-                state=InboundState.PENDING, attempts=0, next_attempt_at=utcnow(), error=None
-            )
+            stmt.values(state=InboundState.PENDING, attempts=0, next_attempt_at=utcnow())
         )
     rt.wake("ingest")
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def run(rt: Runtime) -> None:
+async def run(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> None:
     while True:
         try:
-            more, yielded = await _process_batch(rt, BATCH)
-            if yielded:
-                await rt.committer.drained(ACK_TURN_SECONDS)
+            more = await process_round(rt, lanes)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("ingest batch failed; retrying")
+            log.exception("ingest round failed; retrying")
             await asyncio.sleep(1.0)
             continue
         if not more:
             await rt.wait_for_work("ingest", IDLE_POLL_SECONDS)
+
+
+async def run_customer_lane(rt: Runtime) -> None:
+    """`TIDINGS_WORKERS=ingest-customer`: only customer events (a process of their own)."""
+    await run(rt, (InboundLane.CUSTOMER,))
+
+
+async def run_status_lane(rt: Runtime) -> None:
+    """`TIDINGS_WORKERS=ingest-status`: only receipts (a process of their own)."""
+    await run(rt, (InboundLane.STATUS,))

@@ -49,6 +49,13 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 IDLE_SECONDS = 1.0
+# SQLite (one writer, shared with the ingest loop): a batch recomputes its conversations in
+# chunks of RECOMPUTE_CHUNK and stops after SLICE_SECONDS, consuming only the marks of the
+# conversations it recomputed; the rest wait for the next batch. A broadcast's thousands of
+# status changes otherwise made one batch hold the write lock for seconds, and a customer's
+# message waited behind it (docs/benchmarks.md, "Inbound lanes").
+RECOMPUTE_CHUNK = 10
+SLICE_SECONDS = 0.1
 # Marks younger than this wait, so one recompute covers a conversation's burst of changes.
 SETTLE_SECONDS = 3.0
 # pg_advisory_xact_lock key: "tidings reports" in ASCII, truncated to a bigint.
@@ -409,12 +416,22 @@ async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None
         # Read before the recompute reads the raw rows, so every mark consumed here was
         # committed before the rows it stands for were read. A mark committed meanwhile (maybe
         # with a lower id, on PostgreSQL) is not in this list and stays for the next batch.
-        marks = (
-            await s.scalars(
-                select(ReportDirty.id).where(ReportDirty.conversation_id.in_(ids), *bound)
+        found = (
+            await s.execute(
+                select(ReportDirty.id, ReportDirty.conversation_id).where(
+                    ReportDirty.conversation_id.in_(ids), *bound
+                )
             )
         ).all()
-        await recompute(s, rt.db, ids)
+        started = time.monotonic()
+        recomputed: set[int] = set()
+        for start in range(0, len(ids), RECOMPUTE_CHUNK):
+            chunk = ids[start : start + RECOMPUTE_CHUNK]
+            await recompute(s, rt.db, chunk)
+            recomputed.update(chunk)
+            if rt.db.is_sqlite and time.monotonic() - started > SLICE_SECONDS:
+                break
+        marks = [mark for mark, conversation in found if conversation in recomputed]
         for start in range(0, len(marks), 500):
             chunk = marks[start : start + 500]
             await s.execute(delete(ReportDirty).where(ReportDirty.id.in_(chunk)))

@@ -93,8 +93,17 @@ ADDRESS_MAX_WAIT = 1.0
 _DUMMY_HASH = hasher.hash("not a password: equalises sign-in timing")
 
 
+# The browser code is native ES modules under /static, imported by relative URL with no
+# version in it (docs/architecture.md, "Browser code"). `no-cache` makes the browser revalidate
+# each module (ETag / Last-Modified: a 304 when unchanged) instead of guessing a freshness from
+# Last-Modified, so after an upgrade no page mixes new modules with stale ones.
+STATIC_PREFIX = "/static/"
+STATIC_CACHE_CONTROL = b"no-cache"
+
+
 class SecurityHeaders:
-    """Adds the CSP and friends to every HTML response (pages, the sandbox phone, errors)."""
+    """Adds the CSP and friends to every HTML response (pages, the sandbox phone, errors), and
+    `Cache-Control: no-cache` to the static files (STATIC_CACHE_CONTROL)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,13 +113,18 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        static = str(scope.get("path", "")).startswith(STATIC_PREFIX)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
                 ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if ctype.startswith(b"text/html"):
-                    present = {k.lower() for k, _ in headers}
                     headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                    message = {**message, "headers": headers}
+                elif static and b"cache-control" not in present:
+                    headers.append((b"cache-control", STATIC_CACHE_CONTROL))
                     message = {**message, "headers": headers}
             await send(message)
 

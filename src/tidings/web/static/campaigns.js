@@ -2,425 +2,773 @@
 // schedule, quiet hours, rate cap, fallback), the per-recipient preview with SMS segments and
 // cost, pause/resume/cancel, and the report with the CSV export. Built on the REST API
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
-// As everywhere, data reaches the page only through textContent and attributes (T.el).
-"use strict";
-(() => {
-  const { api, el, clock } = T;
-  const root = document.getElementById("campaigns-main");
-  // Each render builds into its own box and shows it only if no newer render started meanwhile
-  // (a click and a live event may both re-render): sections append to the box they began with.
-  let main = root;
-  let renders = 0;
-  const SMS_KINDS = new Set(["twilio", "vonage", "smpp"]);
-  const TEXT_KINDS = new Set(["twilio", "vonage", "smpp", "telegram", "messenger", "instagram", "api", "wechat", "rbm", "gbm",
-    "line",
-    "viber",
-  ]);
-  const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
-  let notice = null;
-  // What Pause answered, kept on that campaign's page until the agent leaves it: a live
-  // event's re-render must not swallow it.
-  let paused = null;
-  let view = null; // what is on screen: {kind: "list"} or {kind: "detail", id}
-  const errorBox = () => el("p", { class: "error", role: "alert" });
-  const field = (label, input, help) => [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null].filter(Boolean);
+// As everywhere, data reaches the page only through textContent and attributes (el()).
+import { errorBox, field, guarded, onSubmit } from "./forms.js";
+import { api, channelIcon, clock, debounce, el } from "./ui.js";
 
-  async function guarded(box, fn) {
-    box.textContent = "";
-    try { await fn(); } catch (e) { box.textContent = e.message; }
+const root = document.getElementById("campaigns-main");
+// Each render builds into its own box and shows it only if no newer render started meanwhile
+// (a click and a live event may both re-render): sections append to the box they began with.
+let main = root;
+let renders = 0;
+const SMS_KINDS = new Set(["twilio", "vonage", "smpp"]);
+const TEXT_KINDS = new Set([
+  "twilio",
+  "vonage",
+  "smpp",
+  "telegram",
+  "messenger",
+  "instagram",
+  "api",
+  "wechat",
+  "rbm",
+  "gbm",
+  "line",
+  "viber",
+]);
+const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
+let notice = null;
+// What Pause answered, kept on that campaign's page until the agent leaves it: a live
+// event's re-render must not swallow it.
+let paused = null;
+let view = null; // what is on screen: {kind: "list"} or {kind: "detail", id}
+
+// ---- progress ------------------------------------------------------------------------------
+function progressOf(counts) {
+  const c = counts || {};
+  const total = c.total || 0;
+  const done = total - (c.pending || 0) - (c.queued || 0);
+  return { total, done, pct: total ? Math.floor((done * 100) / total) : 0 };
+}
+
+function progressBar(counts, wide) {
+  const p = progressOf(counts);
+  const bar = el(
+    "span",
+    {
+      class: `progress${wide ? " progress-wide" : ""}`,
+      role: "progressbar",
+      "aria-valuemin": "0",
+      "aria-valuemax": "100",
+      "aria-valuenow": String(p.pct),
+    },
+    el("span"),
+  );
+  bar.firstChild.style.width = `${p.pct}%`; // CSSOM, not an inline style attribute: CSP-safe
+  bar.dataset.done = p.total && p.done === p.total ? "1" : "0";
+  return el("span", { class: "progress-box" }, bar, el("span", { class: "pct" }, `${p.pct}% · ${p.done} / ${p.total}`));
+}
+
+function countsLine(counts) {
+  const c = counts || {};
+  return el(
+    "div",
+    { class: "counts" },
+    ...STATES.map((s) => el("span", { dataset: { state: s } }, `${s} `, el("b", null, String(c[s] || 0)))),
+  );
+}
+
+// A draft has no progress: nothing was sent, and rows a CSV upload already added (some of
+// them skipped as bad numbers) are an audience, not a share of it done.
+const notLaunched = (size) =>
+  el("span", { class: "muted not-launched" }, size == null ? "not launched" : `not launched · ${size} in the audience`);
+
+// Where a launched campaign's queued messages stand: held by a pause, or already claimed
+// for sending when it was paused (those may still arrive).
+function outboxLine(c) {
+  const o = c.outbox;
+  if (!o) return "—";
+  if (c.state === "paused") {
+    const parts = [`${o.held} held until you resume`];
+    if (o.in_flight) parts.push(`${o.in_flight} were already being sent when you paused and may still arrive`);
+    return parts.join("; ");
   }
+  return `${o.waiting + o.held} queued · ${o.in_flight} being sent`;
+}
 
-  // ---- progress ------------------------------------------------------------------------------
-  function progressOf(counts) {
-    const c = counts || {};
-    const total = c.total || 0;
-    const done = total - (c.pending || 0) - (c.queued || 0);
-    return { total, done, pct: total ? Math.floor((done * 100) / total) : 0 };
-  }
+const stateChip = (s) => el("span", { class: `state state-${s}`, dataset: { state: s } }, s);
 
-  function progressBar(counts, wide) {
-    const p = progressOf(counts);
-    const bar = el("span", { class: "progress" + (wide ? " progress-wide" : ""), role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(p.pct) }, el("span"));
-    bar.firstChild.style.width = p.pct + "%"; // CSSOM, not an inline style attribute: CSP-safe
-    bar.dataset.done = p.total && p.done === p.total ? "1" : "0";
-    return el("span", { class: "progress-box" }, bar, el("span", { class: "pct" }, p.pct + "% · " + p.done + " / " + p.total));
-  }
-
-  function countsLine(counts) {
-    const c = counts || {};
-    return el("div", { class: "counts" }, ...STATES.map((s) => el("span", { dataset: { state: s } }, s + " ", el("b", null, String(c[s] || 0)))));
-  }
-
-  // A draft has no progress: nothing was sent, and rows a CSV upload already added (some of
-  // them skipped as bad numbers) are an audience, not a share of it done.
-  const notLaunched = (size) => el("span", { class: "muted not-launched" }, size == null ? "not launched" : "not launched · " + size + " in the audience");
-
-  // Where a launched campaign's queued messages stand: held by a pause, or already claimed
-  // for sending when it was paused (those may still arrive).
-  function outboxLine(c) {
-    const o = c.outbox;
-    if (!o) return "—";
-    if (c.state === "paused") {
-      const parts = [o.held + " held until you resume"];
-      if (o.in_flight) parts.push(o.in_flight + " were already being sent when you paused and may still arrive");
-      return parts.join("; ");
-    }
-    return o.waiting + o.held + " queued · " + o.in_flight + " being sent";
-  }
-
-  const stateChip = (s) => el("span", { class: "state state-" + s, dataset: { state: s } }, s);
-
-  // ---- list ----------------------------------------------------------------------------------
-  async function list() {
-    const out = main;
-    view = { kind: "list" };
-    const rows = await api("/campaigns");
-    const table = el("table", { class: "grid", id: "campaigns-table" },
-      el("tr", null, ...["Name", "State", "Progress", "Counts", "Created"].map((h) => el("th", null, h))),
-      ...rows.map((c) => el("tr", { dataset: { id: c.id } },
-        el("td", null, el("a", { href: "#c/" + c.id }, c.name)),
+// ---- list ----------------------------------------------------------------------------------
+async function list() {
+  const out = main;
+  view = { kind: "list" };
+  const rows = await api("/campaigns");
+  const table = el(
+    "table",
+    { class: "grid", id: "campaigns-table" },
+    el("tr", null, ...["Name", "State", "Progress", "Counts", "Created"].map((h) => el("th", null, h))),
+    ...rows.map((c) =>
+      el(
+        "tr",
+        { dataset: { id: c.id } },
+        el("td", null, el("a", { href: `#c/${c.id}` }, c.name)),
         el("td", { class: "c-state" }, stateChip(c.state)),
         el("td", { class: "c-progress" }, c.state === "draft" ? notLaunched() : progressBar(c.counts)),
         el("td", { class: "c-counts" }, c.state === "draft" ? "" : countsLine(c.counts)),
-        el("td", null, clock(c.created_at)))));
-    out.append(el("h1", null, "Campaigns"),
-      rows.length ? table : el("p", { class: "muted", id: "no-campaigns" }, "No campaigns yet."),
-      el("p", null, el("a", { href: "#new", id: "new-campaign" }, "New campaign")));
+        el("td", null, clock(c.created_at)),
+      ),
+    ),
+  );
+  out.append(
+    el("h1", null, "Campaigns"),
+    rows.length ? table : el("p", { class: "muted", id: "no-campaigns" }, "No campaigns yet."),
+    el("p", null, el("a", { href: "#new", id: "new-campaign" }, "New campaign")),
+  );
+}
+
+function updateRow(data) {
+  const row = root.querySelector(`#campaigns-table tr[data-id="${data.id}"]`);
+  if (!row) {
+    if (view && view.kind === "list") render();
+    return;
   }
-
-  function updateRow(data) {
-    const row = root.querySelector('#campaigns-table tr[data-id="' + data.id + '"]');
-    if (!row) { if (view && view.kind === "list") render(); return; }
-    row.querySelector(".c-state").replaceChildren(stateChip(data.state));
-    if (data.counts && data.state !== "draft") {
-      row.querySelector(".c-progress").replaceChildren(progressBar(data.counts));
-      row.querySelector(".c-counts").replaceChildren(countsLine(data.counts));
-    }
+  row.querySelector(".c-state").replaceChildren(stateChip(data.state));
+  if (data.counts && data.state !== "draft") {
+    row.querySelector(".c-progress").replaceChildren(progressBar(data.counts));
+    row.querySelector(".c-counts").replaceChildren(countsLine(data.counts));
   }
+}
 
-  // ---- editor --------------------------------------------------------------------------------
-  async function editor(id) {
-    const out = main;
-    view = { kind: "edit", id };
-    const [channels, boot, templates] = await Promise.all([api("/channels"), api("/ui/bootstrap"), api("/admin/templates").catch(() => [])]);
-    const c = id ? await api("/campaigns/" + id) : { name: "", content: {}, audience: {}, channel_ids: [], fallback: {}, quiet_hours: {}, rate_per_second: null, scheduled_at: null };
-    const err = errorBox();
-    const form = el("form", { class: "stack", id: "campaign-form" });
-    const name = el("input", { id: "c-name", required: true, value: c.name, maxlength: "200" });
-
-    // Channels, in order of preference: the checked ones, in the order listed.
-    const chosen = new Set(c.channel_ids);
-    const chBoxes = channels.map((ch) => el("label", null, el("input", { type: "checkbox", value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } }), " ", T.channelIcon(ch.kind), " " + ch.name));
-    const chBox = el("div", { class: "checks", id: "c-channels" }, ...chBoxes);
-
-    // Audience.
-    const aud = c.audience || {};
-    const labelSet = new Set(aud.labels || []);
-    const labelBoxes = boot.labels.map((l) => el("label", null, el("input", { type: "checkbox", value: l.name, checked: labelSet.has(l.name) }), " " + l.name));
-    const filters = el("textarea", { id: "c-filters", rows: "2", placeholder: "plan=gold\ncity=Berlin" });
-    filters.value = Object.entries(aud.filters || {}).map(([k, v]) => k + "=" + v).join("\n");
-    const contactIds = el("input", { id: "c-contacts", placeholder: "12, 15, 31", value: (aud.contact_ids || []).join(", ") });
-    const all = el("input", { id: "c-all", type: "checkbox", checked: !!aud.all_contacts });
-    const csv = el("input", { id: "c-csv", type: "file", accept: ".csv,text/csv" });
-    const region = el("input", { id: "c-region", placeholder: "DE", maxlength: "2", size: "3" });
-    const audBox = el("fieldset", { class: "group-box" }, el("legend", null, "Audience"),
-      el("span", null, "Labels"), el("div", { class: "checks", id: "c-labels" }, ...(labelBoxes.length ? labelBoxes : [el("span", { class: "muted" }, "No labels yet.")])),
-      ...field("Segment", filters, "Contact attributes that must all match, one name=value per line."),
-      ...field("Contacts", contactIds, "Contact ids, comma-separated (a saved contact list)."),
-      ...field("All contacts", all, "Everyone in the workspace (narrowed by labels and segment)."),
-      ...field("CSV upload", csv, "A phone column; other columns become {{placeholders}}. Bad rows are reported, never dropped."),
-      ...field("Region", region, "Read national numbers in this region (ISO code), e.g. DE."));
-
-    // Content per channel.
-    const content = c.content || {};
-    const text = el("textarea", { id: "c-text", rows: "3", placeholder: "Hi {{first_name}}, ..." });
-    text.value = content.text || "";
-    const kinds = [...new Set(channels.map((ch) => ch.kind))].filter((k) => TEXT_KINDS.has(k) && k !== "api");
-    const perKind = new Map(kinds.map((k) => {
-      const t = el("textarea", { id: "c-text-" + k, rows: "2", placeholder: "(default text)" });
-      t.value = (content.texts || {})[k] || "";
-      return [k, t];
-    }));
-    const meters = new Map();
-    const meter = (key) => { const m = el("span", { class: "sms-meter", id: "sms-meter" + (key ? "-" + key : "") }); meters.set(key, m); return m; };
-    const firstSms = channels.find((ch) => SMS_KINDS.has(ch.kind));
-    const measure = T.debounce(async (key, value) => {
-      const m = meters.get(key);
-      if (!m) return;
-      if (!value.trim()) { m.textContent = ""; return; }
-      try {
-        const p = await api("/sms/preview", { method: "POST", json: { text: value, channel_id: firstSms ? firstSms.id : null } });
-        const cost = p.estimated_cost ? " · about " + p.estimated_cost.amount + " " + p.estimated_cost.currency + " per recipient" : "";
-        m.textContent = "SMS: " + p.segments + (p.segments === 1 ? " segment" : " segments") + " · " + p.encoding + " · " + p.characters + " characters" + cost + (p.ucs2_characters.length ? " · non-GSM: " + p.ucs2_characters.join(" ") : "");
-        m.classList.toggle("many", p.segments > 1);
-      } catch (e) { m.textContent = e.message; }
-    }, 250);
-    text.addEventListener("input", () => measure("", text.value));
-    const tpl = content.template || {};
-    const approved = templates.filter((t) => String(t.status).toLowerCase() === "approved");
-    const tplName = el("input", { id: "c-tpl-name", list: "c-tpl-list", value: tpl.name || "", placeholder: "spring_sale" });
-    const tplList = el("datalist", { id: "c-tpl-list" }, ...approved.map((t) => el("option", { value: t.name }, t.name + " (" + t.language + ", " + t.channel_name + ")")));
-    const tplLang = el("input", { id: "c-tpl-lang", value: tpl.language || "en_US" });
-    const tplParams = el("input", { id: "c-tpl-params", value: (tpl.params || []).join(", "), placeholder: "{{first_name}}, {{code}}" });
-    const contentBox = el("fieldset", { class: "group-box" }, el("legend", null, "Content"),
-      ...field("Text", text, "Used on every text channel without its own text. Placeholders: {{name}}, {{first_name}}, {{phone}}, any attribute or CSV column."),
-      el("span"), meter(""),
-      ...[...perKind.entries()].flatMap(([k, t]) => {
-        const parts = field("Text for " + k, t);
-        if (SMS_KINDS.has(k)) { t.addEventListener("input", () => measure(k, t.value)); parts.push(el("span"), meter(k)); }
-        return parts;
-      }),
-      ...field("WhatsApp template", tplName, "An approved template; sent where a template is needed (closed window, first contact)."), tplList,
-      ...field("Template language", tplLang),
-      ...field("Template parameters", tplParams, "Body parameters in order, comma-separated; each may use {{placeholders}} from contact attributes."));
-
-    // Schedule, quiet hours, rate, fallback.
-    const sched = el("input", { id: "c-schedule", type: "datetime-local" });
-    if (c.scheduled_at) { const d = new Date(c.scheduled_at); sched.value = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); }
-    const qStart = el("input", { id: "c-quiet-start", type: "time", value: (c.quiet_hours || {}).start || "" });
-    const qEnd = el("input", { id: "c-quiet-end", type: "time", value: (c.quiet_hours || {}).end || "" });
-    const rate = el("input", { id: "c-rate", type: "number", min: "0.1", step: "any", value: c.rate_per_second == null ? "" : String(c.rate_per_second), placeholder: "no cap" });
-    const fb = c.fallback || {};
-    const fbChannel = el("select", { id: "c-fb-channel" }, el("option", { value: "" }, "No fallback"), ...channels.map((ch) => el("option", { value: String(ch.id) }, ch.name + " (" + ch.kind + ")")));
-    fbChannel.value = fb.to_channel_id ? String(fb.to_channel_id) : "";
-    const fbAfter = el("input", { id: "c-fb-after", type: "number", min: "1", value: fb.after_seconds ? String(fb.after_seconds) : "", placeholder: "seconds" });
-    const fbFailed = el("input", { id: "c-fb-failed", type: "checkbox", checked: fb.to_channel_id ? !!fb.on_failed : true });
-    const fbWindow = el("input", { id: "c-fb-window", type: "checkbox", checked: fb.to_channel_id ? !!fb.on_window_closed : true });
-    const sendBox = el("fieldset", { class: "group-box" }, el("legend", null, "Sending"),
-      ...field("Start at", sched, "Empty: when launched. Your local time."),
-      ...field("Quiet hours from", qStart, "In each recipient's own time zone (phone number's region, or a timezone attribute / CSV column)."),
-      ...field("Quiet hours until", qEnd),
-      ...field("Rate cap (messages/s)", rate, "Never above each channel's own limit either."),
-      ...field("Fallback to", fbChannel),
-      ...field("…if not delivered within", fbAfter, "Seconds; empty: no timer."),
-      ...field("…if it failed", fbFailed),
-      ...field("…if the window is closed and no template fits", fbWindow));
-
-    const save = el("button", { class: "primary", type: "submit", id: "c-save" }, id ? "Save changes" : "Save draft");
-    form.append(...field("Name", name), el("span", null, "Channels"), chBox, el("small", null, "In order of preference; the contact's preferred channel goes first when it is one of these."),
-      audBox, contentBox, sendBox, el("div", { class: "full" }, save), el("div", { class: "full" }, err));
-
-    const readFields = () => {
-      const f = {};
-      for (const line of filters.value.split("\n")) {
-        const i = line.indexOf("=");
-        if (i > 0) f[line.slice(0, i).trim()] = line.slice(i + 1).trim();
-      }
-      const ids = contactIds.value.split(/[\s,]+/).filter(Boolean).map(Number);
-      if (ids.some((n) => !Number.isInteger(n))) throw new Error("Contacts: give contact ids (numbers), comma-separated.");
-      const audience = {};
-      const labels = labelBoxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
-      if (labels.length) audience.labels = labels;
-      if (Object.keys(f).length) audience.filters = f;
-      if (ids.length) audience.contact_ids = ids;
-      if (all.checked) audience.all_contacts = true;
-      const body = {};
-      if (text.value.trim()) body.text = text.value;
-      const texts = {};
-      for (const [k, t] of perKind) if (t.value.trim()) texts[k] = t.value;
-      if (Object.keys(texts).length) body.texts = texts;
-      if (tplName.value.trim()) body.template = { name: tplName.value.trim(), language: tplLang.value.trim() || "en_US", params: tplParams.value.split(",").map((p) => p.trim()).filter(Boolean) };
-      const out = {
-        name: name.value,
-        content: body,
-        audience,
-        channel_ids: chBoxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => Number(i.value)),
-        quiet_hours: qStart.value && qEnd.value ? { start: qStart.value, end: qEnd.value } : {},
-        rate_per_second: rate.value === "" ? null : Number(rate.value),
-        scheduled_at: sched.value ? new Date(sched.value).toISOString() : null,
-        fallback: fbChannel.value ? { to_channel_id: Number(fbChannel.value), on_failed: fbFailed.checked, on_window_closed: fbWindow.checked, ...(fbAfter.value ? { after_seconds: Number(fbAfter.value) } : {}) } : {},
+// ---- editor --------------------------------------------------------------------------------
+async function editor(id) {
+  const out = main;
+  view = { kind: "edit", id };
+  const [channels, boot, templates] = await Promise.all([
+    api("/channels"),
+    api("/ui/bootstrap"),
+    api("/admin/templates").catch(() => []),
+  ]);
+  const c = id
+    ? await api(`/campaigns/${id}`)
+    : {
+        name: "",
+        content: {},
+        audience: {},
+        channel_ids: [],
+        fallback: {},
+        quiet_hours: {},
+        rate_per_second: null,
+        scheduled_at: null,
       };
-      return out;
-    };
+  const err = errorBox();
+  const form = el("form", { class: "stack", id: "campaign-form" });
+  const name = el("input", { id: "c-name", required: true, value: c.name, maxlength: "200" });
 
-    form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      guarded(err, async () => {
-        save.disabled = true;
-        try {
-          const fields = readFields();
-          const saved = id ? await api("/campaigns/" + id, { method: "PATCH", json: fields }) : await api("/campaigns", { method: "POST", json: fields });
-          let uploaded = null;
-          if (csv.files && csv.files[0]) {
-            const data = new FormData();
-            data.append("file", csv.files[0]);
-            const q = region.value.trim() ? "?region=" + encodeURIComponent(region.value.trim()) : "";
-            try {
-              uploaded = await api("/campaigns/" + saved.id + "/audience/csv" + q, { method: "POST", body: data });
-            } catch (e) {
-              notice = { text: "Saved, but the CSV was not added: " + e.message, error: true };
-              location.hash = "#edit/" + saved.id;
-              return;
-            }
-          }
-          notice = { text: "Saved " + saved.name + ".", csv: uploaded };
-          location.hash = "#c/" + saved.id;
-        } finally { save.disabled = false; }
+  // Channels, in order of preference: the checked ones, in the order listed.
+  const chosen = new Set(c.channel_ids);
+  const chBoxes = channels.map((ch) =>
+    el(
+      "label",
+      null,
+      el("input", { type: "checkbox", value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } }),
+      " ",
+      channelIcon(ch.kind),
+      ` ${ch.name}`,
+    ),
+  );
+  const chBox = el("div", { class: "checks", id: "c-channels" }, ...chBoxes);
+
+  // Audience.
+  const aud = c.audience || {};
+  const labelSet = new Set(aud.labels || []);
+  const labelBoxes = boot.labels.map((l) =>
+    el("label", null, el("input", { type: "checkbox", value: l.name, checked: labelSet.has(l.name) }), ` ${l.name}`),
+  );
+  const filters = el("textarea", { id: "c-filters", rows: "2", placeholder: "plan=gold\ncity=Berlin" });
+  filters.value = Object.entries(aud.filters || {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join("\n");
+  const contactIds = el("input", {
+    id: "c-contacts",
+    placeholder: "12, 15, 31",
+    value: (aud.contact_ids || []).join(", "),
+  });
+  const all = el("input", { id: "c-all", type: "checkbox", checked: !!aud.all_contacts });
+  const csv = el("input", { id: "c-csv", type: "file", accept: ".csv,text/csv" });
+  const region = el("input", { id: "c-region", placeholder: "DE", maxlength: "2", size: "3" });
+  const audBox = el(
+    "fieldset",
+    { class: "group-box" },
+    el("legend", null, "Audience"),
+    el("span", null, "Labels"),
+    el(
+      "div",
+      { class: "checks", id: "c-labels" },
+      ...(labelBoxes.length ? labelBoxes : [el("span", { class: "muted" }, "No labels yet.")]),
+    ),
+    ...field("Segment", filters, "Contact attributes that must all match, one name=value per line."),
+    ...field("Contacts", contactIds, "Contact ids, comma-separated (a saved contact list)."),
+    ...field("All contacts", all, "Everyone in the workspace (narrowed by labels and segment)."),
+    ...field(
+      "CSV upload",
+      csv,
+      "A phone column; other columns become {{placeholders}}. Bad rows are reported, never dropped.",
+    ),
+    ...field("Region", region, "Read national numbers in this region (ISO code), e.g. DE."),
+  );
+
+  // Content per channel.
+  const content = c.content || {};
+  const text = el("textarea", { id: "c-text", rows: "3", placeholder: "Hi {{first_name}}, ..." });
+  text.value = content.text || "";
+  const kinds = [...new Set(channels.map((ch) => ch.kind))].filter((k) => TEXT_KINDS.has(k) && k !== "api");
+  const perKind = new Map(
+    kinds.map((k) => {
+      const t = el("textarea", { id: `c-text-${k}`, rows: "2", placeholder: "(default text)" });
+      t.value = content.texts?.[k] || "";
+      return [k, t];
+    }),
+  );
+  const meters = new Map();
+  const meter = (key) => {
+    const m = el("span", { class: "sms-meter", id: `sms-meter${key ? `-${key}` : ""}` });
+    meters.set(key, m);
+    return m;
+  };
+  const firstSms = channels.find((ch) => SMS_KINDS.has(ch.kind));
+  const measure = debounce(async (key, value) => {
+    const m = meters.get(key);
+    if (!m) return;
+    if (!value.trim()) {
+      m.textContent = "";
+      return;
+    }
+    try {
+      const p = await api("/sms/preview", {
+        method: "POST",
+        json: { text: value, channel_id: firstSms ? firstSms.id : null },
       });
-    });
-    out.append(el("h1", null, id ? "Edit campaign" : "New campaign"), form);
-  }
+      const cost = p.estimated_cost
+        ? ` · about ${p.estimated_cost.amount} ${p.estimated_cost.currency} per recipient`
+        : "";
+      m.textContent = `SMS: ${p.segments}${p.segments === 1 ? " segment" : " segments"} · ${p.encoding} · ${p.characters} characters${cost}${p.ucs2_characters.length ? ` · non-GSM: ${p.ucs2_characters.join(" ")}` : ""}`;
+      m.classList.toggle("many", p.segments > 1);
+    } catch (e) {
+      m.textContent = e.message;
+    }
+  }, 250);
+  text.addEventListener("input", () => measure("", text.value));
+  const tpl = content.template || {};
+  const approved = templates.filter((t) => String(t.status).toLowerCase() === "approved");
+  const tplName = el("input", {
+    id: "c-tpl-name",
+    list: "c-tpl-list",
+    value: tpl.name || "",
+    placeholder: "spring_sale",
+  });
+  const tplList = el(
+    "datalist",
+    { id: "c-tpl-list" },
+    ...approved.map((t) => el("option", { value: t.name }, `${t.name} (${t.language}, ${t.channel_name})`)),
+  );
+  const tplLang = el("input", { id: "c-tpl-lang", value: tpl.language || "en_US" });
+  const tplParams = el("input", {
+    id: "c-tpl-params",
+    value: (tpl.params || []).join(", "),
+    placeholder: "{{first_name}}, {{code}}",
+  });
+  const contentBox = el(
+    "fieldset",
+    { class: "group-box" },
+    el("legend", null, "Content"),
+    ...field(
+      "Text",
+      text,
+      "Used on every text channel without its own text. Placeholders: {{name}}, {{first_name}}, {{phone}}, any attribute or CSV column.",
+    ),
+    el("span"),
+    meter(""),
+    ...[...perKind.entries()].flatMap(([k, t]) => {
+      const parts = field(`Text for ${k}`, t);
+      if (SMS_KINDS.has(k)) {
+        t.addEventListener("input", () => measure(k, t.value));
+        parts.push(el("span"), meter(k));
+      }
+      return parts;
+    }),
+    ...field(
+      "WhatsApp template",
+      tplName,
+      "An approved template; sent where a template is needed (closed window, first contact).",
+    ),
+    tplList,
+    ...field("Template language", tplLang),
+    ...field(
+      "Template parameters",
+      tplParams,
+      "Body parameters in order, comma-separated; each may use {{placeholders}} from contact attributes.",
+    ),
+  );
 
-  function csvReport(r) {
-    const bad = [...r.invalid.map((x) => ["row " + x.row + ": " + x.error]), ...r.duplicates.map((x) => ["row " + x.row + ": " + x.phone + " is a duplicate"])];
-    return el("div", { class: "csv-report", id: "csv-report" },
-      el("p", null, "CSV: " + r.rows + " rows, " + r.added + " added, " + r.contacts_created + " new contacts, " + r.invalid.length + " invalid, " + r.duplicates.length + " duplicates."),
-      bad.length ? el("ul", null, ...bad.slice(0, 50).map(([t]) => el("li", null, t))) : null,
-      bad.length > 50 ? el("p", { class: "muted" }, "… and " + (bad.length - 50) + " more; all are in the recipients CSV export.") : null);
+  // Schedule, quiet hours, rate, fallback.
+  const sched = el("input", { id: "c-schedule", type: "datetime-local" });
+  if (c.scheduled_at) {
+    const d = new Date(c.scheduled_at);
+    sched.value = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   }
+  const qStart = el("input", { id: "c-quiet-start", type: "time", value: c.quiet_hours?.start || "" });
+  const qEnd = el("input", { id: "c-quiet-end", type: "time", value: c.quiet_hours?.end || "" });
+  const rate = el("input", {
+    id: "c-rate",
+    type: "number",
+    min: "0.1",
+    step: "any",
+    value: c.rate_per_second == null ? "" : String(c.rate_per_second),
+    placeholder: "no cap",
+  });
+  const fb = c.fallback || {};
+  const fbChannel = el(
+    "select",
+    { id: "c-fb-channel" },
+    el("option", { value: "" }, "No fallback"),
+    ...channels.map((ch) => el("option", { value: String(ch.id) }, `${ch.name} (${ch.kind})`)),
+  );
+  fbChannel.value = fb.to_channel_id ? String(fb.to_channel_id) : "";
+  const fbAfter = el("input", {
+    id: "c-fb-after",
+    type: "number",
+    min: "1",
+    value: fb.after_seconds ? String(fb.after_seconds) : "",
+    placeholder: "seconds",
+  });
+  const fbFailed = el("input", {
+    id: "c-fb-failed",
+    type: "checkbox",
+    checked: fb.to_channel_id ? !!fb.on_failed : true,
+  });
+  const fbWindow = el("input", {
+    id: "c-fb-window",
+    type: "checkbox",
+    checked: fb.to_channel_id ? !!fb.on_window_closed : true,
+  });
+  const sendBox = el(
+    "fieldset",
+    { class: "group-box" },
+    el("legend", null, "Sending"),
+    ...field("Start at", sched, "Empty: when launched. Your local time."),
+    ...field(
+      "Quiet hours from",
+      qStart,
+      "In each recipient's own time zone (phone number's region, or a timezone attribute / CSV column).",
+    ),
+    ...field("Quiet hours until", qEnd),
+    ...field("Rate cap (messages/s)", rate, "Never above each channel's own limit either."),
+    ...field("Fallback to", fbChannel),
+    ...field("…if not delivered within", fbAfter, "Seconds; empty: no timer."),
+    ...field("…if it failed", fbFailed),
+    ...field("…if the window is closed and no template fits", fbWindow),
+  );
 
-  // ---- detail: progress, actions, preview, report ---------------------------------------------
-  async function detail(id, uploaded) {
-    const out = main;
-    view = { kind: "detail", id };
-    const [c, channels] = await Promise.all([api("/campaigns/" + id), api("/channels").catch(() => [])]);
-    const preview = c.state === "draft" ? await previewBlock(id) : null;
-    const fbId = c.fallback && c.fallback.to_channel_id;
-    const fbChannel = fbId ? channels.find((ch) => ch.id === fbId) : null;
-    const err = errorBox();
-    const move = (action) => guarded(err, async () => {
-      const moved = await api("/campaigns/" + id + "/" + action, { method: "POST" });
-      paused = action === "pause" && moved.outbox ? { id, text: "Paused: " + outboxLine(moved) + "." } : null;
+  const save = el("button", { class: "primary", type: "submit", id: "c-save" }, id ? "Save changes" : "Save draft");
+  form.append(
+    ...field("Name", name),
+    el("span", null, "Channels"),
+    chBox,
+    el("small", null, "In order of preference; the contact's preferred channel goes first when it is one of these."),
+    audBox,
+    contentBox,
+    sendBox,
+    el("div", { class: "full" }, save),
+    el("div", { class: "full" }, err),
+  );
+
+  const readFields = () => {
+    const f = {};
+    for (const line of filters.value.split("\n")) {
+      const i = line.indexOf("=");
+      if (i > 0) f[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    }
+    const ids = contactIds.value
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map(Number);
+    if (ids.some((n) => !Number.isInteger(n)))
+      throw new Error("Contacts: give contact ids (numbers), comma-separated.");
+    const audience = {};
+    const labels = labelBoxes
+      .map((b) => b.querySelector("input"))
+      .filter((i) => i.checked)
+      .map((i) => i.value);
+    if (labels.length) audience.labels = labels;
+    if (Object.keys(f).length) audience.filters = f;
+    if (ids.length) audience.contact_ids = ids;
+    if (all.checked) audience.all_contacts = true;
+    const body = {};
+    if (text.value.trim()) body.text = text.value;
+    const texts = {};
+    for (const [k, t] of perKind) if (t.value.trim()) texts[k] = t.value;
+    if (Object.keys(texts).length) body.texts = texts;
+    if (tplName.value.trim())
+      body.template = {
+        name: tplName.value.trim(),
+        language: tplLang.value.trim() || "en_US",
+        params: tplParams.value
+          .split(",")
+          .map((p) => p.trim())
+          .filter(Boolean),
+      };
+    const out = {
+      name: name.value,
+      content: body,
+      audience,
+      channel_ids: chBoxes
+        .map((b) => b.querySelector("input"))
+        .filter((i) => i.checked)
+        .map((i) => Number(i.value)),
+      quiet_hours: qStart.value && qEnd.value ? { start: qStart.value, end: qEnd.value } : {},
+      rate_per_second: rate.value === "" ? null : Number(rate.value),
+      scheduled_at: sched.value ? new Date(sched.value).toISOString() : null,
+      fallback: fbChannel.value
+        ? {
+            to_channel_id: Number(fbChannel.value),
+            on_failed: fbFailed.checked,
+            on_window_closed: fbWindow.checked,
+            ...(fbAfter.value ? { after_seconds: Number(fbAfter.value) } : {}),
+          }
+        : {},
+    };
+    return out;
+  };
+
+  onSubmit(form, err, async () => {
+    save.disabled = true;
+    try {
+      const fields = readFields();
+      const saved = id
+        ? await api(`/campaigns/${id}`, { method: "PATCH", json: fields })
+        : await api("/campaigns", { method: "POST", json: fields });
+      let uploaded = null;
+      if (csv.files?.[0]) {
+        const data = new FormData();
+        data.append("file", csv.files[0]);
+        const q = region.value.trim() ? `?region=${encodeURIComponent(region.value.trim())}` : "";
+        try {
+          uploaded = await api(`/campaigns/${saved.id}/audience/csv${q}`, { method: "POST", body: data });
+        } catch (e) {
+          notice = { text: `Saved, but the CSV was not added: ${e.message}`, error: true };
+          location.hash = `#edit/${saved.id}`;
+          return;
+        }
+      }
+      notice = { text: `Saved ${saved.name}.`, csv: uploaded };
+      location.hash = `#c/${saved.id}`;
+    } finally {
+      save.disabled = false;
+    }
+  });
+  out.append(el("h1", null, id ? "Edit campaign" : "New campaign"), form);
+}
+
+function csvReport(r) {
+  const bad = [
+    ...r.invalid.map((x) => [`row ${x.row}: ${x.error}`]),
+    ...r.duplicates.map((x) => [`row ${x.row}: ${x.phone} is a duplicate`]),
+  ];
+  return el(
+    "div",
+    { class: "csv-report", id: "csv-report" },
+    el(
+      "p",
+      null,
+      `CSV: ${r.rows} rows, ${r.added} added, ${r.contacts_created} new contacts, ${r.invalid.length} invalid, ${r.duplicates.length} duplicates.`,
+    ),
+    bad.length ? el("ul", null, ...bad.slice(0, 50).map(([t]) => el("li", null, t))) : null,
+    bad.length > 50
+      ? el("p", { class: "muted" }, `… and ${bad.length - 50} more; all are in the recipients CSV export.`)
+      : null,
+  );
+}
+
+// ---- detail: progress, actions, preview, report ---------------------------------------------
+async function detail(id, uploaded) {
+  const out = main;
+  view = { kind: "detail", id };
+  const [c, channels] = await Promise.all([api(`/campaigns/${id}`), api("/channels").catch(() => [])]);
+  const preview = c.state === "draft" ? await previewBlock(id) : null;
+  const fbId = c.fallback?.to_channel_id;
+  const fbChannel = fbId ? channels.find((ch) => ch.id === fbId) : null;
+  const err = errorBox();
+  const move = (action) =>
+    guarded(err, async () => {
+      const moved = await api(`/campaigns/${id}/${action}`, { method: "POST" });
+      paused = action === "pause" && moved.outbox ? { id, text: `Paused: ${outboxLine(moved)}.` } : null;
       await render();
     });
-    const buttons = [];
-    if (c.state === "draft") {
-      buttons.push(el("a", { href: "#edit/" + id, id: "c-edit" }, "Edit"));
-      buttons.push(el("button", { type: "button", class: "primary", id: "c-launch", onclick: () => move("launch") }, c.scheduled_at ? "Schedule" : "Launch"));
-    }
-    if (c.state === "running" || c.state === "scheduled") buttons.push(el("button", { type: "button", id: "c-pause", onclick: () => move("pause") }, "Pause"));
-    if (c.state === "paused") buttons.push(el("button", { type: "button", class: "primary", id: "c-resume", onclick: () => move("resume") }, "Resume"));
-    if (["draft", "scheduled", "running", "paused"].includes(c.state)) buttons.push(el("button", { type: "button", id: "c-cancel", onclick: () => move("cancel") }, "Cancel campaign"));
-    const facts = el("dl", { class: "facts" },
-      el("dt", null, "State"), el("dd", { id: "c-state" }, stateChip(c.state)),
-      el("dt", null, "Progress"), el("dd", { id: "c-progress" }, c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true)),
-      ...(c.state === "draft" ? [] : [el("dt", null, "Recipients"), el("dd", { id: "c-counts" }, countsLine(c.counts)), el("dt", null, "Outbox"), el("dd", { id: "c-outbox" }, outboxLine(c))]),
-      el("dt", null, "Schedule"), el("dd", null, c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
-      el("dt", null, "Quiet hours"), el("dd", null, c.quiet_hours && c.quiet_hours.start ? c.quiet_hours.start + "–" + c.quiet_hours.end + " recipient time" : "none"),
-      el("dt", null, "Rate cap"), el("dd", null, c.rate_per_second ? c.rate_per_second + " messages/s" : "channel limits only"),
-      el("dt", null, "Fallback"), el("dd", { id: "c-fallback" }, fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none"));
-    const extra = [];
-    if (paused && paused.id === id && c.state === "paused") extra.push(el("p", { class: "notice", role: "status", id: "c-paused" }, paused.text));
-    if (uploaded) extra.push(csvReport(uploaded));
-    out.append(el("h1", null, c.name), ...extra, facts, el("div", { class: "actions" }, ...buttons), err);
-    if (preview) out.append(preview.block);
-    else out.append(el("div", { id: "c-report" }, await reportBlock(id, out)));
+  const buttons = [];
+  if (c.state === "draft") {
+    buttons.push(el("a", { href: `#edit/${id}`, id: "c-edit" }, "Edit"));
+    buttons.push(
+      el(
+        "button",
+        { type: "button", class: "primary", id: "c-launch", onclick: () => move("launch") },
+        c.scheduled_at ? "Schedule" : "Launch",
+      ),
+    );
   }
+  if (c.state === "running" || c.state === "scheduled")
+    buttons.push(el("button", { type: "button", id: "c-pause", onclick: () => move("pause") }, "Pause"));
+  if (c.state === "paused")
+    buttons.push(
+      el("button", { type: "button", class: "primary", id: "c-resume", onclick: () => move("resume") }, "Resume"),
+    );
+  if (["draft", "scheduled", "running", "paused"].includes(c.state))
+    buttons.push(el("button", { type: "button", id: "c-cancel", onclick: () => move("cancel") }, "Cancel campaign"));
+  const facts = el(
+    "dl",
+    { class: "facts" },
+    el("dt", null, "State"),
+    el("dd", { id: "c-state" }, stateChip(c.state)),
+    el("dt", null, "Progress"),
+    el("dd", { id: "c-progress" }, c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true)),
+    ...(c.state === "draft"
+      ? []
+      : [
+          el("dt", null, "Recipients"),
+          el("dd", { id: "c-counts" }, countsLine(c.counts)),
+          el("dt", null, "Outbox"),
+          el("dd", { id: "c-outbox" }, outboxLine(c)),
+        ]),
+    el("dt", null, "Schedule"),
+    el("dd", null, c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
+    el("dt", null, "Quiet hours"),
+    el("dd", null, c.quiet_hours?.start ? `${c.quiet_hours.start}–${c.quiet_hours.end} recipient time` : "none"),
+    el("dt", null, "Rate cap"),
+    el("dd", null, c.rate_per_second ? `${c.rate_per_second} messages/s` : "channel limits only"),
+    el("dt", null, "Fallback"),
+    el("dd", { id: "c-fallback" }, fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none"),
+  );
+  const extra = [];
+  if (paused && paused.id === id && c.state === "paused")
+    extra.push(el("p", { class: "notice", role: "status", id: "c-paused" }, paused.text));
+  if (uploaded) extra.push(csvReport(uploaded));
+  out.append(el("h1", null, c.name), ...extra, facts, el("div", { class: "actions" }, ...buttons), err);
+  if (preview) out.append(preview.block);
+  else out.append(el("div", { id: "c-report" }, await reportBlock(id, out)));
+}
 
-  async function previewBlock(id) {
-    const p = await api("/campaigns/" + id + "/preview?sample=50", { method: "POST" });
-    const t = p.totals;
-    const cost = Object.entries(t.estimated_cost).map(([cur, amount]) => amount + " " + cur).join(" + ") || "—";
-    return { total: t.recipients, block: el("section", { id: "c-preview" }, el("h2", null, "Preview before launch"),
-      el("div", { class: "tiles" },
+async function previewBlock(id) {
+  const p = await api(`/campaigns/${id}/preview?sample=50`, { method: "POST" });
+  const t = p.totals;
+  const cost =
+    Object.entries(t.estimated_cost)
+      .map(([cur, amount]) => `${amount} ${cur}`)
+      .join(" + ") || "—";
+  return {
+    total: t.recipients,
+    block: el(
+      "section",
+      { id: "c-preview" },
+      el("h2", null, "Preview before launch"),
+      el(
+        "div",
+        { class: "tiles" },
         tile("Recipients", t.recipients, "p-recipients"),
-        ...Object.values(t.by_channel).map((b) => tile("via " + b.name, b.recipients)),
-        tile("Skipped", Object.values(t.skipped).reduce((a, b) => a + b, 0), "p-skipped"),
+        ...Object.values(t.by_channel).map((b) => tile(`via ${b.name}`, b.recipients)),
+        tile(
+          "Skipped",
+          Object.values(t.skipped).reduce((a, b) => a + b, 0),
+          "p-skipped",
+        ),
         tile("SMS segments", t.sms_segments, "p-segments"),
-        tile("Estimated cost", cost, "p-cost")),
-      Object.keys(t.skipped).length ? el("p", { class: "muted" }, "Skipped: " + Object.entries(t.skipped).map(([r, n]) => r + " " + n).join(", ")) : null,
-      el("table", { class: "grid", id: "preview-table" },
+        tile("Estimated cost", cost, "p-cost"),
+      ),
+      Object.keys(t.skipped).length
+        ? el(
+            "p",
+            { class: "muted" },
+            `Skipped: ${Object.entries(t.skipped)
+              .map(([r, n]) => `${r} ${n}`)
+              .join(", ")}`,
+          )
+        : null,
+      el(
+        "table",
+        { class: "grid", id: "preview-table" },
         el("tr", null, ...["Row", "To", "Channel", "Why", "Message", "SMS", "Cost"].map((h) => el("th", null, h))),
-        ...p.sample.map((r) => el("tr", null,
-          el("td", null, r.source_row == null ? "" : String(r.source_row)),
-          el("td", null, r.to || r.address || (r.contact_id ? "contact #" + r.contact_id : "")),
-          el("td", null, r.skip ? el("span", { class: "health-bad" }, "skipped: " + r.skip) : r.channel),
-          el("td", { class: "muted" }, r.skip ? r.detail : r.why),
-          el("td", { class: "preview-content" }, r.content || ""),
-          el("td", null, r.sms_segments ? r.sms_segments + " × " + r.sms_encoding : ""),
-          el("td", null, r.cost || ""))))) };
+        ...p.sample.map((r) =>
+          el(
+            "tr",
+            null,
+            el("td", null, r.source_row == null ? "" : String(r.source_row)),
+            el("td", null, r.to || r.address || (r.contact_id ? `contact #${r.contact_id}` : "")),
+            el("td", null, r.skip ? el("span", { class: "health-bad" }, `skipped: ${r.skip}`) : r.channel),
+            el("td", { class: "muted" }, r.skip ? r.detail : r.why),
+            el("td", { class: "preview-content" }, r.content || ""),
+            el("td", null, r.sms_segments ? `${r.sms_segments} × ${r.sms_encoding}` : ""),
+            el("td", null, r.cost || ""),
+          ),
+        ),
+      ),
+    ),
+  };
+}
+
+function tile(k, v, id) {
+  return el(
+    "div",
+    { class: "tile", id: id || null },
+    el("span", { class: "v" }, String(v)),
+    el("span", { class: "k" }, k),
+  );
+}
+
+// "0.04740" → "0.0474": the database's scale is not the figure's precision.
+const money = (s) =>
+  s == null
+    ? "—"
+    : String(s)
+        .replace(/(\.\d*?)0+$/, "$1")
+        .replace(/\.$/, "");
+const pct = (x) => (x == null ? "—" : `${Math.round(x * 1000) / 10}%`);
+
+async function reportBlock(id, scope) {
+  const r = await api(`/campaigns/${id}/report`);
+  // The progress and counts line show the same answer as the per-channel table below.
+  const p = scope.querySelector("#c-progress");
+  if (p) p.replaceChildren(progressBar(r.counts, true));
+  const line = scope.querySelector("#c-counts");
+  if (line) line.replaceChildren(countsLine(r.counts));
+  const channels = Object.values(r.per_channel);
+  return el(
+    "section",
+    { id: "report" },
+    el("h2", null, "Report"),
+    el(
+      "div",
+      { class: "tiles" },
+      tile("Delivery rate", pct(r.delivery_rate), "r-delivery"),
+      tile("Read rate", pct(r.read_rate), "r-read"),
+      tile("Replies", r.replies, "r-replies"),
+      tile("Opt-outs", r.opt_outs, "r-optouts"),
+      tile("Fallbacks", r.fallbacks, "r-fallbacks"),
+      tile("Estimated cost", money(r.cost), "r-cost"),
+    ),
+    el("h2", null, "Per channel"),
+    channels.length
+      ? el(
+          "table",
+          { class: "grid", id: "report-channels" },
+          el(
+            "tr",
+            null,
+            el("th", null, "Channel"),
+            ...STATES.slice(1).map((s) => el("th", null, s)),
+            el("th", null, "total"),
+          ),
+          ...channels.map((ch) =>
+            el(
+              "tr",
+              null,
+              el("td", null, ch.name || "no channel yet"),
+              ...STATES.slice(1).map((s) => el("td", null, String(ch[s] || 0))),
+              el("td", null, String(ch.total)),
+            ),
+          ),
+        )
+      : el("p", { class: "muted" }, "Nothing sent yet."),
+    el("h2", null, "Failures and skips by reason"),
+    r.failures.length
+      ? el(
+          "table",
+          { class: "grid", id: "report-failures" },
+          el("tr", null, el("th", null, "State"), el("th", null, "Reason"), el("th", null, "Recipients")),
+          ...r.failures.map((f) =>
+            el("tr", null, el("td", null, f.state), el("td", null, f.reason || "—"), el("td", null, String(f.count))),
+          ),
+        )
+      : el("p", { class: "muted", id: "no-failures" }, "None."),
+    el(
+      "p",
+      null,
+      el(
+        "a",
+        { href: `/api/v1/campaigns/${id}/recipients.csv`, id: "c-export", download: "" },
+        "Download per-recipient CSV",
+      ),
+    ),
+  );
+}
+
+let reportTimer = null;
+function updateDetail(data) {
+  if (
+    data.state &&
+    root.querySelector("#c-state [data-state]") &&
+    root.querySelector("#c-state [data-state]").dataset.state !== data.state
+  ) {
+    render();
+    return;
   }
-
-  function tile(k, v, id) {
-    return el("div", { class: "tile", id: id || null }, el("span", { class: "v" }, String(v)), el("span", { class: "k" }, k));
+  // Counts, progress and the per-channel table change together, from the report's one read.
+  const box = root.querySelector("#c-report");
+  if (box && !reportTimer) {
+    const id = view.id;
+    reportTimer = setTimeout(async () => {
+      reportTimer = null;
+      // The agent may have left this campaign meanwhile: no request for a view that is gone.
+      if (view?.kind !== "detail" || view.id !== id || !box.isConnected) return;
+      try {
+        box.replaceChildren(await reportBlock(id, root));
+        const o = root.querySelector("#c-outbox");
+        if (o) o.replaceChildren(outboxLine(await api(`/campaigns/${id}`)));
+      } catch (_e) {
+        /* next event retries */
+      }
+    }, 500);
   }
+}
 
-  // "0.04740" → "0.0474": the database's scale is not the figure's precision.
-  const money = (s) => (s == null ? "—" : String(s).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, ""));
-  const pct = (x) => (x == null ? "—" : Math.round(x * 1000) / 10 + "%");
+// ---- live ----------------------------------------------------------------------------------
+function connect() {
+  const live = document.getElementById("live");
+  const es = new EventSource("/api/v1/events");
+  es.onopen = () => {
+    live.classList.add("on");
+    live.title = "Live";
+    document.body.dataset.live = "1";
+  };
+  es.onerror = () => {
+    live.classList.remove("on");
+    live.title = "Reconnecting…";
+  };
+  es.addEventListener("campaign.updated", (ev) => {
+    const data = JSON.parse(ev.data);
+    if (!view) return;
+    if (view.kind === "list") updateRow(data);
+    else if (view.kind === "detail" && view.id === data.id) updateDetail(data);
+  });
+}
 
-  async function reportBlock(id, scope) {
-    const r = await api("/campaigns/" + id + "/report");
-    // The progress and counts line show the same answer as the per-channel table below.
-    const p = scope.querySelector("#c-progress");
-    if (p) p.replaceChildren(progressBar(r.counts, true));
-    const line = scope.querySelector("#c-counts");
-    if (line) line.replaceChildren(countsLine(r.counts));
-    const channels = Object.values(r.per_channel);
-    return el("section", { id: "report" }, el("h2", null, "Report"),
-      el("div", { class: "tiles" },
-        tile("Delivery rate", pct(r.delivery_rate), "r-delivery"), tile("Read rate", pct(r.read_rate), "r-read"),
-        tile("Replies", r.replies, "r-replies"), tile("Opt-outs", r.opt_outs, "r-optouts"),
-        tile("Fallbacks", r.fallbacks, "r-fallbacks"), tile("Estimated cost", money(r.cost), "r-cost")),
-      el("h2", null, "Per channel"),
-      channels.length ? el("table", { class: "grid", id: "report-channels" },
-        el("tr", null, el("th", null, "Channel"), ...STATES.slice(1).map((s) => el("th", null, s)), el("th", null, "total")),
-        ...channels.map((ch) => el("tr", null, el("td", null, ch.name || "no channel yet"), ...STATES.slice(1).map((s) => el("td", null, String(ch[s] || 0))), el("td", null, String(ch.total))))) : el("p", { class: "muted" }, "Nothing sent yet."),
-      el("h2", null, "Failures and skips by reason"),
-      r.failures.length ? el("table", { class: "grid", id: "report-failures" },
-        el("tr", null, el("th", null, "State"), el("th", null, "Reason"), el("th", null, "Recipients")),
-        ...r.failures.map((f) => el("tr", null, el("td", null, f.state), el("td", null, f.reason || "—"), el("td", null, String(f.count))))) : el("p", { class: "muted", id: "no-failures" }, "None."),
-      el("p", null, el("a", { href: "/api/v1/campaigns/" + id + "/recipients.csv", id: "c-export", download: "" }, "Download per-recipient CSV")));
+// ---- routing -------------------------------------------------------------------------------
+async function render() {
+  const hash = location.hash || "#list";
+  const gen = ++renders;
+  const box = el("div");
+  main = box;
+  const shown = notice;
+  notice = null;
+  if (shown?.text) box.append(el("p", { class: shown.error ? "error" : "notice", role: "status" }, shown.text));
+  for (const a of document.querySelectorAll("nav.side a"))
+    a.setAttribute("aria-current", a.getAttribute("href") === hash ? "page" : "false");
+  try {
+    const detailId = /^#c\/(\d+)$/.exec(hash);
+    const editId = /^#edit\/(\d+)$/.exec(hash);
+    if (detailId) await detail(Number(detailId[1]), shown?.csv);
+    else if (editId) await editor(Number(editId[1]));
+    else if (hash === "#new") await editor(null);
+    else await list();
+  } catch (e) {
+    box.append(el("p", { class: "error" }, e.message));
   }
+  if (gen !== renders) return; // a newer render owns the page
+  root.replaceChildren(box);
+  main = root;
+  document.body.dataset.ready = "1";
+}
 
-  let reportTimer = null;
-  function updateDetail(data) {
-    if (data.state && root.querySelector("#c-state [data-state]") && root.querySelector("#c-state [data-state]").dataset.state !== data.state) { render(); return; }
-    // Counts, progress and the per-channel table change together, from the report's one read.
-    const box = root.querySelector("#c-report");
-    if (box && !reportTimer) {
-      const id = view.id;
-      reportTimer = setTimeout(async () => {
-        reportTimer = null;
-        // The agent may have left this campaign meanwhile: no request for a view that is gone.
-        if (!view || view.kind !== "detail" || view.id !== id || !box.isConnected) return;
-        try {
-          box.replaceChildren(await reportBlock(id, root));
-          const o = root.querySelector("#c-outbox");
-          if (o) o.replaceChildren(outboxLine(await api("/campaigns/" + id)));
-        } catch (_e) { /* next event retries */ }
-      }, 500);
-    }
-  }
-
-  // ---- live ----------------------------------------------------------------------------------
-  function connect() {
-    const live = document.getElementById("live");
-    const es = new EventSource("/api/v1/events");
-    es.onopen = () => { live.classList.add("on"); live.title = "Live"; document.body.dataset.live = "1"; };
-    es.onerror = () => { live.classList.remove("on"); live.title = "Reconnecting…"; };
-    es.addEventListener("campaign.updated", (ev) => {
-      const data = JSON.parse(ev.data);
-      if (!view) return;
-      if (view.kind === "list") updateRow(data);
-      else if (view.kind === "detail" && view.id === data.id) updateDetail(data);
-    });
-  }
-
-  // ---- routing -------------------------------------------------------------------------------
-  async function render() {
-    const hash = location.hash || "#list";
-    const gen = ++renders;
-    const box = el("div");
-    main = box;
-    let m;
-    const shown = notice;
-    notice = null;
-    if (shown && shown.text) box.append(el("p", { class: shown.error ? "error" : "notice", role: "status" }, shown.text));
-    for (const a of document.querySelectorAll("nav.side a")) a.setAttribute("aria-current", a.getAttribute("href") === hash ? "page" : "false");
-    try {
-      if ((m = hash.match(/^#c\/(\d+)$/))) await detail(Number(m[1]), shown && shown.csv);
-      else if ((m = hash.match(/^#edit\/(\d+)$/))) await editor(Number(m[1]));
-      else if (hash === "#new") await editor(null);
-      else await list();
-    } catch (e) { box.append(el("p", { class: "error" }, e.message)); }
-    if (gen !== renders) return; // a newer render owns the page
-    root.replaceChildren(box);
-    main = root;
-    document.body.dataset.ready = "1";
-  }
-
-  window.addEventListener("hashchange", () => { paused = null; render(); });
-  connect();
+window.addEventListener("hashchange", () => {
+  paused = null;
   render();
-})();
+});
+connect();
+render();

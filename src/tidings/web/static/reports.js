@@ -1,193 +1,340 @@
 // Reports page: filters, tiles, plain-SVG charts and tables over /api/v1/reports/*.
-// Data reaches the page through textContent/attributes only (T.el), never through HTML parsing.
-"use strict";
+// Data reaches the page through textContent/attributes only (el()), never through HTML parsing.
+import { api, el } from "./ui.js";
 
-(() => {
-  const { api, el } = T;
-  const SVG = "http://www.w3.org/2000/svg";
-  const TABS = ["conversations", "channels", "agents", "campaigns"];
-  const form = document.getElementById("report-filters");
-  const body = document.getElementById("report-body");
-  const errorBox = document.getElementById("report-error");
+const SVG = "http://www.w3.org/2000/svg";
+const TABS = ["conversations", "channels", "agents", "campaigns"];
+const form = document.getElementById("report-filters");
+const body = document.getElementById("report-body");
+const errorBox = document.getElementById("report-error");
 
-  function tab() {
-    const t = location.hash.slice(1);
-    return TABS.includes(t) ? t : "conversations";
+function tab() {
+  const t = location.hash.slice(1);
+  return TABS.includes(t) ? t : "conversations";
+}
+
+function isoDay(d) {
+  return d.toISOString().slice(0, 10);
+}
+
+function params() {
+  const p = new URLSearchParams();
+  for (const [k, v] of new FormData(form).entries()) {
+    if (k === "business_hours") p.set(k, "true");
+    else if (v !== "") p.set(k, v);
   }
+  return p;
+}
 
-  function isoDay(d) { return d.toISOString().slice(0, 10); }
+function duration(s) {
+  if (s === null || s === undefined) return "—";
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+}
+function pct(r) {
+  return r === null || r === undefined ? "—" : `${(r * 100).toFixed(1)} %`;
+}
 
-  function params() {
-    const p = new URLSearchParams();
-    for (const [k, v] of new FormData(form).entries()) {
-      if (k === "business_hours") p.set(k, "true");
-      else if (v !== "") p.set(k, v);
-    }
-    return p;
+function tile(id, label, value) {
+  return el(
+    "div",
+    { class: "tile" },
+    el("span", { class: "v", id, text: String(value) }),
+    el("span", { class: "k", text: label }),
+  );
+}
+
+function svg(tag, attrs) {
+  const n = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
+  return n;
+}
+
+// Bars per day for each series (stacked), plus optional lines; days on the x axis.
+function chart(id, days, bars, lines) {
+  const W = 900,
+    H = 220,
+    L = 40,
+    B = 20,
+    top = 8;
+  const root = svg("svg", { class: "chart", id, viewBox: `0 0 ${W} ${H}`, role: "img" });
+  const stacks = days.map((_, i) => bars.reduce((a, s) => a + (s.values[i] || 0), 0));
+  const lineMax = Math.max(0, ...lines.flatMap((s) => s.values));
+  const max = Math.max(1, ...stacks, lineMax);
+  const y = (v) => H - B - (v / max) * (H - B - top);
+  const step = (W - L) / Math.max(1, days.length);
+  root.append(svg("line", { class: "axis", x1: L, y1: H - B, x2: W, y2: H - B }));
+  for (const frac of [0, 0.5, 1]) {
+    const t = svg("text", { x: 2, y: y(max * frac) + 3 });
+    t.textContent = String(Math.round(max * frac));
+    root.append(t);
   }
-
-  function duration(s) {
-    if (s === null || s === undefined) return "—";
-    if (s < 60) return s + " s";
-    if (s < 3600) return Math.round(s / 60) + " min";
-    if (s < 86400) return (s / 3600).toFixed(1) + " h";
-    return (s / 86400).toFixed(1) + " d";
-  }
-  function pct(r) { return r === null || r === undefined ? "—" : (r * 100).toFixed(1) + " %"; }
-
-  function tile(id, label, value) {
-    return el("div", { class: "tile" }, el("span", { class: "v", id, text: String(value) }), el("span", { class: "k", text: label }));
-  }
-
-  function svg(tag, attrs) {
-    const n = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
-    return n;
-  }
-
-  // Bars per day for each series (stacked), plus optional lines; days on the x axis.
-  function chart(id, days, bars, lines) {
-    const W = 900, H = 220, L = 40, B = 20, top = 8;
-    const root = svg("svg", { class: "chart", id, viewBox: `0 0 ${W} ${H}`, role: "img" });
-    const stacks = days.map((_, i) => bars.reduce((a, s) => a + (s.values[i] || 0), 0));
-    const lineMax = Math.max(0, ...lines.flatMap((s) => s.values));
-    const max = Math.max(1, ...stacks, lineMax);
-    const y = (v) => H - B - (v / max) * (H - B - top);
-    const step = (W - L) / Math.max(1, days.length);
-    root.append(svg("line", { class: "axis", x1: L, y1: H - B, x2: W, y2: H - B }));
-    for (const frac of [0, 0.5, 1]) {
-      const t = svg("text", { x: 2, y: y(max * frac) + 3 });
-      t.textContent = String(Math.round(max * frac));
+  days.forEach((d, i) => {
+    let base = 0;
+    bars.forEach((s, k) => {
+      const v = s.values[i] || 0;
+      if (!v) return;
+      const r = svg("rect", {
+        class: `s${s.color ?? k}`,
+        x: L + i * step + 1,
+        y: y(base + v),
+        width: Math.max(1, step - 2),
+        height: Math.max(0.5, y(base) - y(base + v)),
+      });
+      const tip = svg("title", {});
+      tip.textContent = `${d} ${s.name}: ${v}`;
+      r.append(tip);
+      root.append(r);
+      base += v;
+    });
+    if (i % Math.ceil(days.length / 8) === 0) {
+      const t = svg("text", { x: L + i * step, y: H - 6 });
+      t.textContent = d.slice(5);
       root.append(t);
     }
-    days.forEach((d, i) => {
-      let base = 0;
-      bars.forEach((s, k) => {
-        const v = s.values[i] || 0;
-        if (!v) return;
-        const r = svg("rect", { class: "s" + (s.color ?? k), x: L + i * step + 1, y: y(base + v), width: Math.max(1, step - 2), height: Math.max(0.5, y(base) - y(base + v)) });
-        const tip = svg("title", {});
-        tip.textContent = `${d} ${s.name}: ${v}`;
-        r.append(tip);
-        root.append(r);
-        base += v;
-      });
-      if (i % Math.ceil(days.length / 8) === 0) {
-        const t = svg("text", { x: L + i * step, y: H - 6 });
-        t.textContent = d.slice(5);
-        root.append(t);
-      }
-    });
-    lines.forEach((s) => {
-      const pts = s.values.map((v, i) => `${L + i * step + step / 2},${y(v)}`).join(" ");
-      root.append(svg("polyline", { class: "line s" + s.color, points: pts }));
-    });
-    const legend = el("div", { class: "legend" }, ...[...bars.map((s, k) => ({ ...s, color: s.color ?? k })), ...lines].map((s) => el("span", {}, el("i", { class: "s" + s.color }), s.name)));
-    return el("div", {}, root, legend);
+  });
+  lines.forEach((s) => {
+    const pts = s.values.map((v, i) => `${L + i * step + step / 2},${y(v)}`).join(" ");
+    root.append(svg("polyline", { class: `line s${s.color}`, points: pts }));
+  });
+  const legend = el(
+    "div",
+    { class: "legend" },
+    ...[...bars.map((s, k) => ({ ...s, color: s.color ?? k })), ...lines].map((s) =>
+      el("span", {}, el("i", { class: `s${s.color}` }), s.name),
+    ),
+  );
+  return el("div", {}, root, legend);
+}
+
+function table(id, head, rows) {
+  return el(
+    "table",
+    { class: "data", id },
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))),
+    el(
+      "tbody",
+      {},
+      ...rows.map((r) =>
+        el(
+          "tr",
+          { dataset: { key: r.key } },
+          ...r.cells.map((c) => el("td", { text: c === null || c === undefined ? "—" : String(c) })),
+        ),
+      ),
+    ),
+  );
+}
+
+function conversations(r) {
+  const s = r.series;
+  return [
+    el(
+      "div",
+      { class: "tiles" },
+      tile("t-new", "New conversations", r.totals.new),
+      tile("t-resolved", "Resolved", r.totals.resolved),
+      tile("t-backlog", "Unresolved at the end", r.totals.backlog),
+      tile("t-waiting", "Waiting for an agent now", r.waiting_now.conversations),
+      tile("t-frt-median", "First response, median", duration(r.first_response.median_seconds)),
+      tile("t-frt-p90", "First response, p90", duration(r.first_response.p90_seconds)),
+      tile("t-reply-median", "Reply time, median", duration(r.reply.median_seconds)),
+      tile("t-resolution-median", "Resolution, median", duration(r.resolution.median_seconds)),
+      tile("t-resolution-p90", "Resolution, p90", duration(r.resolution.p90_seconds)),
+    ),
+    el("h2", { text: "New and resolved per day, unresolved backlog" }),
+    chart(
+      "chart-conversations",
+      s.map((d) => d.day),
+      [
+        { name: "new", values: s.map((d) => d.new), color: 0 },
+        { name: "resolved", values: s.map((d) => d.resolved), color: 1 },
+      ],
+      [{ name: "backlog", values: s.map((d) => d.backlog), color: 2 }],
+    ),
+  ];
+}
+
+function channels(r) {
+  const ids = r.channels.map((c) => String(c.channel_id ?? 0));
+  const names = Object.fromEntries(r.channels.map((c) => [String(c.channel_id ?? 0), c.name || "none"]));
+  return [
+    el(
+      "div",
+      { class: "tiles" },
+      tile("t-messages", "Messages", r.totals.messages),
+      tile("t-cost", "Cost", r.totals.cost),
+      tile("t-fallbacks", "Fallbacks", r.totals.fallbacks),
+      tile("t-multi", "Customers on more than one channel", r.customers.multi_channel),
+    ),
+    el("h2", { text: "Messages per day and channel" }),
+    chart(
+      "chart-channels",
+      r.series.map((d) => d.day),
+      ids.map((id, k) => ({ name: names[id], values: r.series.map((d) => d[id] || 0), color: k % 5 })),
+      [],
+    ),
+    el("h2", { text: "Per channel" }),
+    table(
+      "channels-table",
+      [
+        "Channel",
+        "In",
+        "Out",
+        "New conv.",
+        "Delivered",
+        "Read",
+        "Failed",
+        "Delivery",
+        "Read rate",
+        "Fallback: failed",
+        "Fallback: late",
+        "Fallback: refused",
+        "Customer reply avg",
+        "Cost",
+      ],
+      r.channels.map((c) => ({
+        key: String(c.channel_id ?? 0),
+        cells: [
+          c.name || "none",
+          c.messages_in,
+          c.messages_out,
+          c.conversations_new,
+          c.delivered,
+          c.read,
+          c.failed,
+          pct(c.delivery_rate),
+          pct(c.read_rate),
+          c.fallbacks.failed,
+          c.fallbacks.not_delivered_in_time,
+          c.fallbacks.refused,
+          duration(c.customer_reply_avg_seconds),
+          c.cost,
+        ],
+      })),
+    ),
+    el("h2", { text: "Opt-outs per channel" }),
+    table(
+      "optouts-table",
+      ["Channel kind", "Customers"],
+      r.opt_outs.map((o) => ({ key: o.channel_kind, cells: [o.channel_kind, o.contacts] })),
+    ),
+    el("h2", { text: "Where multi-channel customers answer fastest" }),
+    table(
+      "fastest-table",
+      ["Channel", "Customers"],
+      r.customers.fastest_channel.map((f) => ({ key: String(f.channel_id), cells: [f.name, f.customers] })),
+    ),
+  ];
+}
+
+function agents(r) {
+  const rows = (list, kind) =>
+    list.map((a) => ({
+      key: String(a[`${kind}_id`] ?? "none"),
+      cells: [
+        a.name || (a[`${kind}_id`] === null ? "none" : `#${a[`${kind}_id`]}`),
+        a.conversations,
+        a.resolved,
+        duration(a.first_response.median_seconds),
+        duration(a.first_response.p90_seconds),
+        duration(a.resolution.median_seconds),
+        a.open_now,
+      ],
+    }));
+  const head = ["", "Conversations", "Resolved", "First response median", "p90", "Resolution median", "Open now"];
+  return [
+    el("h2", { text: "Agents" }),
+    table("agents-table", head, rows(r.agents, "agent")),
+    el("h2", { text: "Teams" }),
+    table("teams-table", head, rows(r.teams, "team")),
+  ];
+}
+
+function campaigns(r) {
+  if (!r.campaigns.length)
+    return [el("p", { class: "muted", id: "no-campaigns", text: "No campaign was launched in this range." })];
+  return [
+    table(
+      "campaigns-table",
+      [
+        "Campaign",
+        "State",
+        "Recipients",
+        "Delivered",
+        "Read",
+        "Failed",
+        "Delivery",
+        "Read rate",
+        "Replies",
+        "Opt-outs",
+        "Fallbacks",
+        "Cost",
+      ],
+      r.campaigns.map((c) => ({
+        key: String(c.campaign_id),
+        cells: [
+          c.name,
+          c.state,
+          c.counts.total,
+          c.counts.delivered,
+          c.counts.read,
+          c.counts.failed,
+          pct(c.delivery_rate),
+          pct(c.read_rate),
+          c.replies,
+          c.opt_outs,
+          c.fallbacks,
+          c.cost,
+        ],
+      })),
+    ),
+  ];
+}
+
+const RENDER = { conversations, channels, agents, campaigns };
+
+async function load() {
+  const t = tab();
+  for (const a of document.querySelectorAll("nav.side a")) a.toggleAttribute("aria-current", a.dataset.tab === t);
+  const p = params();
+  document.getElementById("export-report").href = `/api/v1/reports/${t}?${p}&format=csv`;
+  document.getElementById("export-conversations").href = `/api/v1/reports/export/conversations.csv?${p}`;
+  document.body.dataset.ready = "0";
+  try {
+    const r = await api(`/reports/${t}?${p}`);
+    errorBox.hidden = true;
+    body.replaceChildren(...RENDER[t](r));
+  } catch (e) {
+    errorBox.textContent = e.message;
+    errorBox.hidden = false;
+    body.replaceChildren();
   }
+  document.body.dataset.ready = "1";
+}
 
-  function table(id, head, rows) {
-    return el("table", { class: "data", id },
-      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))),
-      el("tbody", {}, ...rows.map((r) => el("tr", { dataset: { key: r.key } }, ...r.cells.map((c) => el("td", { text: c === null || c === undefined ? "—" : String(c) }))))));
-  }
+function fill(select, items) {
+  for (const it of items) select.append(el("option", { value: String(it.id), text: it.name }));
+}
 
-  function conversations(r) {
-    const s = r.series;
-    return [
-      el("div", { class: "tiles" },
-        tile("t-new", "New conversations", r.totals.new),
-        tile("t-resolved", "Resolved", r.totals.resolved),
-        tile("t-backlog", "Unresolved at the end", r.totals.backlog),
-        tile("t-waiting", "Waiting for an agent now", r.waiting_now.conversations),
-        tile("t-frt-median", "First response, median", duration(r.first_response.median_seconds)),
-        tile("t-frt-p90", "First response, p90", duration(r.first_response.p90_seconds)),
-        tile("t-reply-median", "Reply time, median", duration(r.reply.median_seconds)),
-        tile("t-resolution-median", "Resolution, median", duration(r.resolution.median_seconds)),
-        tile("t-resolution-p90", "Resolution, p90", duration(r.resolution.p90_seconds))),
-      el("h2", { text: "New and resolved per day, unresolved backlog" }),
-      chart("chart-conversations", s.map((d) => d.day),
-        [{ name: "new", values: s.map((d) => d.new), color: 0 }, { name: "resolved", values: s.map((d) => d.resolved), color: 1 }],
-        [{ name: "backlog", values: s.map((d) => d.backlog), color: 2 }]),
-    ];
-  }
+async function init() {
+  const today = new Date();
+  document.getElementById("f-to").value = isoDay(today);
+  document.getElementById("f-from").value = isoDay(new Date(today.getTime() - 29 * 86400000));
+  const o = await api("/reports/options");
+  fill(document.getElementById("f-inbox"), o.inboxes);
+  fill(document.getElementById("f-channel"), o.channels);
+  fill(document.getElementById("f-team"), o.teams);
+  fill(document.getElementById("f-agent"), o.agents);
+  fill(document.getElementById("f-label"), o.labels);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    load();
+  });
+  window.addEventListener("hashchange", load);
+  await load();
+}
 
-  function channels(r) {
-    const ids = r.channels.map((c) => String(c.channel_id ?? 0));
-    const names = Object.fromEntries(r.channels.map((c) => [String(c.channel_id ?? 0), c.name || "none"]));
-    return [
-      el("div", { class: "tiles" },
-        tile("t-messages", "Messages", r.totals.messages),
-        tile("t-cost", "Cost", r.totals.cost),
-        tile("t-fallbacks", "Fallbacks", r.totals.fallbacks),
-        tile("t-multi", "Customers on more than one channel", r.customers.multi_channel)),
-      el("h2", { text: "Messages per day and channel" }),
-      chart("chart-channels", r.series.map((d) => d.day), ids.map((id, k) => ({ name: names[id], values: r.series.map((d) => d[id] || 0), color: k % 5 })), []),
-      el("h2", { text: "Per channel" }),
-      table("channels-table",
-        ["Channel", "In", "Out", "New conv.", "Delivered", "Read", "Failed", "Delivery", "Read rate", "Fallback: failed", "Fallback: late", "Fallback: refused", "Customer reply avg", "Cost"],
-        r.channels.map((c) => ({ key: String(c.channel_id ?? 0), cells: [c.name || "none", c.messages_in, c.messages_out, c.conversations_new, c.delivered, c.read, c.failed, pct(c.delivery_rate), pct(c.read_rate), c.fallbacks.failed, c.fallbacks.not_delivered_in_time, c.fallbacks.refused, duration(c.customer_reply_avg_seconds), c.cost] }))),
-      el("h2", { text: "Opt-outs per channel" }),
-      table("optouts-table", ["Channel kind", "Customers"], r.opt_outs.map((o) => ({ key: o.channel_kind, cells: [o.channel_kind, o.contacts] }))),
-      el("h2", { text: "Where multi-channel customers answer fastest" }),
-      table("fastest-table", ["Channel", "Customers"], r.customers.fastest_channel.map((f) => ({ key: String(f.channel_id), cells: [f.name, f.customers] }))),
-    ];
-  }
-
-  function agents(r) {
-    const rows = (list, kind) => list.map((a) => ({ key: String(a[kind + "_id"] ?? "none"), cells: [a.name || (a[kind + "_id"] === null ? "none" : "#" + a[kind + "_id"]), a.conversations, a.resolved, duration(a.first_response.median_seconds), duration(a.first_response.p90_seconds), duration(a.resolution.median_seconds), a.open_now] }));
-    const head = ["", "Conversations", "Resolved", "First response median", "p90", "Resolution median", "Open now"];
-    return [
-      el("h2", { text: "Agents" }), table("agents-table", head, rows(r.agents, "agent")),
-      el("h2", { text: "Teams" }), table("teams-table", head, rows(r.teams, "team")),
-    ];
-  }
-
-  function campaigns(r) {
-    if (!r.campaigns.length) return [el("p", { class: "muted", id: "no-campaigns", text: "No campaign was launched in this range." })];
-    return [table("campaigns-table", ["Campaign", "State", "Recipients", "Delivered", "Read", "Failed", "Delivery", "Read rate", "Replies", "Opt-outs", "Fallbacks", "Cost"],
-      r.campaigns.map((c) => ({ key: String(c.campaign_id), cells: [c.name, c.state, c.counts.total, c.counts.delivered, c.counts.read, c.counts.failed, pct(c.delivery_rate), pct(c.read_rate), c.replies, c.opt_outs, c.fallbacks, c.cost] })))];
-  }
-
-  const RENDER = { conversations, channels, agents, campaigns };
-
-  async function load() {
-    const t = tab();
-    document.querySelectorAll("nav.side a").forEach((a) => a.toggleAttribute("aria-current", a.dataset.tab === t));
-    const p = params();
-    document.getElementById("export-report").href = `/api/v1/reports/${t}?${p}&format=csv`;
-    document.getElementById("export-conversations").href = `/api/v1/reports/export/conversations.csv?${p}`;
-    document.body.dataset.ready = "0";
-    try {
-      const r = await api(`/reports/${t}?${p}`);
-      errorBox.hidden = true;
-      body.replaceChildren(...RENDER[t](r));
-    } catch (e) {
-      errorBox.textContent = e.message;
-      errorBox.hidden = false;
-      body.replaceChildren();
-    }
-    document.body.dataset.ready = "1";
-  }
-
-  function fill(select, items) {
-    for (const it of items) select.append(el("option", { value: String(it.id), text: it.name }));
-  }
-
-  async function init() {
-    const today = new Date();
-    document.getElementById("f-to").value = isoDay(today);
-    document.getElementById("f-from").value = isoDay(new Date(today.getTime() - 29 * 86400000));
-    const o = await api("/reports/options");
-    fill(document.getElementById("f-inbox"), o.inboxes);
-    fill(document.getElementById("f-channel"), o.channels);
-    fill(document.getElementById("f-team"), o.teams);
-    fill(document.getElementById("f-agent"), o.agents);
-    fill(document.getElementById("f-label"), o.labels);
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
-    window.addEventListener("hashchange", load);
-    await load();
-  }
-
-  init();
-})();
+init();

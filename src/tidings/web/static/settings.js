@@ -1,278 +1,703 @@
-// Admin settings: one section per hash (#channels, #agents, ...), built from the admin API.
-// As in the inbox, data is only ever set through textContent/attributes (T.el).
-"use strict";
-(() => {
-  const { api, el, clock } = T;
-  const main = document.getElementById("settings-main");
-  let notice = null;
+// Admin settings (the page's entry module): one section per hash (#channels, #agents, ...),
+// built from the admin API. Automation, business hours and assignment/SLA/CSAT live in
+// settings/*.js. As in the inbox, data is only ever set through textContent/attributes (el()).
+import { errorBox, field, guarded, onSubmit } from "./forms.js";
+import { hours, rules } from "./settings/automation.js";
+import { renderService } from "./settings/service.js";
+import { api, channelIcon, clock, el } from "./ui.js";
 
-  const field = (label, input, help) => [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null].filter(Boolean);
-  const errorBox = () => el("p", { class: "error", role: "alert" });
-  const agentsById = async () => new Map((await api("/admin/agents")).map((a) => [a.id, a]));
+const main = document.getElementById("settings-main");
+let notice = null;
 
-  async function guarded(box, fn) {
-    box.textContent = "";
-    try { await fn(); } catch (e) { box.textContent = e.message; }
-  }
+const agentsById = async () => new Map((await api("/admin/agents")).map((a) => [a.id, a]));
 
-  function flash(text) { notice = text; }
+function flash(text) {
+  notice = text;
+}
 
-  // ---- channels -------------------------------------------------------------------------------
-  function schemaType(prop) {
-    if (prop.type) return prop.type;
-    const opt = (prop.anyOf || []).find((o) => o.type && o.type !== "null");
-    return opt ? opt.type : "string";
-  }
+// ---- channels -------------------------------------------------------------------------------
+function schemaType(prop) {
+  if (prop.type) return prop.type;
+  const opt = (prop.anyOf || []).find((o) => o.type && o.type !== "null");
+  return opt ? opt.type : "string";
+}
 
-  function configInputs(kind, form) {
-    const props = kind.schema.properties || {};
-    const required = new Set(kind.schema.required || []);
-    const rows = [];
-    for (const [name, prop] of Object.entries(props)) {
-      const type = schemaType(prop);
-      const id = "cfg-" + name;
-      let input;
-      if (type === "boolean") input = el("input", { id, name, type: "checkbox", checked: prop.default === true });
-      else input = el("input", {
-        id, name, type: kind.secret_fields.includes(name) ? "password" : (type === "integer" || type === "number" ? "number" : "text"),
-        required: required.has(name), value: prop.default != null && typeof prop.default !== "object" ? String(prop.default) : null,
+function configInputs(kind, form) {
+  const props = kind.schema.properties || {};
+  const required = new Set(kind.schema.required || []);
+  const rows = [];
+  for (const [name, prop] of Object.entries(props)) {
+    const type = schemaType(prop);
+    const id = `cfg-${name}`;
+    let input;
+    if (type === "boolean") input = el("input", { id, name, type: "checkbox", checked: prop.default === true });
+    else
+      input = el("input", {
+        id,
+        name,
+        type: kind.secret_fields.includes(name)
+          ? "password"
+          : type === "integer" || type === "number"
+            ? "number"
+            : "text",
+        required: required.has(name),
+        value: prop.default != null && typeof prop.default !== "object" ? String(prop.default) : null,
         autocomplete: "off",
       });
-      input.dataset.type = type;
-      rows.push(...field((prop.title || name) + (required.has(name) ? " *" : ""), input, prop.description));
-    }
-    form.append(...rows);
+    input.dataset.type = type;
+    rows.push(...field((prop.title || name) + (required.has(name) ? " *" : ""), input, prop.description));
   }
+  form.append(...rows);
+}
 
-  function readConfig(form) {
-    const config = {};
-    for (const input of form.querySelectorAll("[id^=cfg-]")) {
-      const t = input.dataset.type;
-      if (t === "boolean") config[input.name] = input.checked;
-      else if (input.value === "") continue;
-      else if (t === "integer" || t === "number") config[input.name] = Number(input.value);
-      else config[input.name] = input.value;
-    }
-    return config;
+function readConfig(form) {
+  const config = {};
+  for (const input of form.querySelectorAll("[id^=cfg-]")) {
+    const t = input.dataset.type;
+    if (t === "boolean") config[input.name] = input.checked;
+    else if (input.value === "") continue;
+    else if (t === "integer" || t === "number") config[input.name] = Number(input.value);
+    else config[input.name] = input.value;
   }
+  return config;
+}
 
-  async function channels() {
-    const [list, kinds, inboxes] = await Promise.all([api("/channels"), api("/admin/channel_kinds"), api("/admin/inboxes")]);
-    const inboxName = (id) => (inboxes.find((i) => i.id === id) || {}).name || "#" + id;
-    const detail = el("div", { id: "channel-setup" });
-    const table = el("table", { class: "grid", id: "channels-table" },
-      el("tr", null, ...["Name", "Kind", "Inbox", "Last inbound", "Last error", "Token expires", ""].map((h) => el("th", null, h))),
-      ...list.map((c) => el("tr", { dataset: { id: c.id } },
-        el("td", null, c.name), el("td", null, T.channelIcon(c.kind), " ", c.kind), el("td", null, inboxName(c.inbox_id)),
-        el("td", { class: c.health.last_inbound_at ? "health-ok" : "muted" }, c.health.last_inbound_at ? clock(c.health.last_inbound_at) : "never"),
-        el("td", { class: c.health.last_error || c.health.notice_severe ? "health-bad" : "muted", title: c.health.notice || c.health.last_error_at || "" }, c.health.last_error || (c.health.notice_severe ? c.health.notice : "none")),
+async function channels() {
+  const [list, kinds, inboxes] = await Promise.all([
+    api("/channels"),
+    api("/admin/channel_kinds"),
+    api("/admin/inboxes"),
+  ]);
+  const inboxName = (id) => inboxes.find((i) => i.id === id)?.name || `#${id}`;
+  const detail = el("div", { id: "channel-setup" });
+  const table = el(
+    "table",
+    { class: "grid", id: "channels-table" },
+    el(
+      "tr",
+      null,
+      ...["Name", "Kind", "Inbox", "Last inbound", "Last error", "Token expires", ""].map((h) => el("th", null, h)),
+    ),
+    ...list.map((c) =>
+      el(
+        "tr",
+        { dataset: { id: c.id } },
+        el("td", null, c.name),
+        el("td", null, channelIcon(c.kind), " ", c.kind),
+        el("td", null, inboxName(c.inbox_id)),
+        el(
+          "td",
+          { class: c.health.last_inbound_at ? "health-ok" : "muted" },
+          c.health.last_inbound_at ? clock(c.health.last_inbound_at) : "never",
+        ),
+        el(
+          "td",
+          {
+            class: c.health.last_error || c.health.notice_severe ? "health-bad" : "muted",
+            title: c.health.notice || c.health.last_error_at || "",
+          },
+          c.health.last_error || (c.health.notice_severe ? c.health.notice : "none"),
+        ),
         el("td", null, c.health.token_expires_at ? clock(c.health.token_expires_at) : "—"),
-        el("td", null, el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup")))));
-    const kindSel = el("select", { id: "new-kind", name: "kind" }, ...kinds.map((k) => el("option", { value: k.kind }, k.label + " (" + k.kind + ")")));
-    const inboxSel = el("select", { id: "new-inbox" }, ...inboxes.map((i) => el("option", { value: String(i.id) }, i.name)));
-    const name = el("input", { id: "new-name", required: true, placeholder: "e.g. WhatsApp support line" });
-    const cfg = el("div", { class: "full" });
-    const err = errorBox();
-    const form = el("form", { class: "stack", id: "connect-form" });
-    const draw = () => {
-      const kind = kinds.find((k) => k.kind === kindSel.value);
-      const fields = el("form", { class: "stack" });
-      configInputs(kind, fields);
-      cfg.replaceChildren(el("p", { class: "muted" }, kind.label + " settings" + (kind.capabilities.service_window_hours ? " · " + kind.capabilities.service_window_hours + "-hour service window" : "") + " · text up to " + kind.capabilities.text_max_length + " characters"), fields);
-    };
-    kindSel.addEventListener("change", draw);
-    form.append(...field("Kind", kindSel), ...field("Name", name), ...field("Inbox", inboxSel), cfg,
-      el("div", { class: "full" }, el("button", { type: "submit", class: "primary" }, "Connect channel")), el("div", { class: "full" }, err));
-    form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
+        el("td", null, el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup")),
+      ),
+    ),
+  );
+  const kindSel = el(
+    "select",
+    { id: "new-kind", name: "kind" },
+    ...kinds.map((k) => el("option", { value: k.kind }, `${k.label} (${k.kind})`)),
+  );
+  const inboxSel = el(
+    "select",
+    { id: "new-inbox" },
+    ...inboxes.map((i) => el("option", { value: String(i.id) }, i.name)),
+  );
+  const name = el("input", { id: "new-name", required: true, placeholder: "e.g. WhatsApp support line" });
+  const cfg = el("div", { class: "full" });
+  const err = errorBox();
+  const form = el("form", { class: "stack", id: "connect-form" });
+  const draw = () => {
+    const kind = kinds.find((k) => k.kind === kindSel.value);
+    const fields = el("form", { class: "stack" });
+    configInputs(kind, fields);
+    cfg.replaceChildren(
+      el(
+        "p",
+        { class: "muted" },
+        `${kind.label} settings${kind.capabilities.service_window_hours ? ` · ${kind.capabilities.service_window_hours}-hour service window` : ""} · text up to ${kind.capabilities.text_max_length} characters`,
+      ),
+      fields,
+    );
+  };
+  kindSel.addEventListener("change", draw);
+  form.append(
+    ...field("Kind", kindSel),
+    ...field("Name", name),
+    ...field("Inbox", inboxSel),
+    cfg,
+    el("div", { class: "full" }, el("button", { type: "submit", class: "primary" }, "Connect channel")),
+    el("div", { class: "full" }, err),
+  );
+  onSubmit(form, err, async () => {
+    const made = await api("/channels", {
+      method: "POST",
+      json: { kind: kindSel.value, name: name.value, inbox_id: Number(inboxSel.value), config: readConfig(cfg) },
+    });
+    flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
+    await render();
+    await showSetup(made.id, document.getElementById("channel-setup"));
+  });
+  draw();
+  main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
+}
+
+async function showSetup(id, box) {
+  const c = await api(`/admin/channels/${id}/setup`);
+  box.replaceChildren(
+    el("h2", null, `Setup: ${c.name}`),
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", null, "Webhook URL"),
+      el("dd", null, el("span", { class: "copy", id: "setup-webhook" }, c.webhook_url)),
+      c.verify_token ? el("dt", null, "Verify token") : null,
+      c.verify_token ? el("dd", null, el("span", { class: "copy", id: "setup-verify" }, c.verify_token)) : null,
+      el("dt", null, "Health"),
+      el("dd", null, c.health.last_error ? `last error: ${c.health.last_error}` : "no errors recorded"),
+      // What the provider says right now (LINE: push messages left this month).
+      c.health.provider ? el("dt", null, "Provider") : null,
+      c.health.provider ? el("dd", { id: "setup-provider" }, c.health.provider) : null,
+      // What the provider said about the channel itself (e.g. a Messenger policy block).
+      c.health.notice ? el("dt", null, "Provider notice") : null,
+      c.health.notice
+        ? el(
+            "dd",
+            { id: "setup-notice", class: c.health.notice_severe ? "health-bad" : "", title: c.health.notice_at || "" },
+            `${clock(c.health.notice_at)} · ${c.health.notice}`,
+          )
+        : null,
+      el("dt", null, "Settings"),
+      el(
+        "dd",
+        null,
+        Object.entries(c.config)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(" · "),
+      ),
+    ),
+    el(
+      "ol",
+      { class: "muted" },
+      el("li", null, "In the provider's console, set the callback / webhook URL above."),
+      c.verify_token
+        ? el("li", null, "Use the verify token above when the provider asks for one (it checks it with a GET).")
+        : null,
+      el("li", null, "Send a test message; “Last inbound” above updates when it arrives."),
+    ),
+  );
+}
+
+// ---- agents ---------------------------------------------------------------------------------
+async function agents() {
+  const [list, inboxes] = await Promise.all([api("/admin/agents"), api("/admin/inboxes")]);
+  const err = errorBox();
+  const roleSel = (a) => {
+    const s = el(
+      "select",
+      { "aria-label": `Role of ${a.name}` },
+      ...["agent", "admin", "owner"].map((r) => el("option", { value: r }, r)),
+    );
+    s.value = a.role;
+    s.addEventListener("change", () =>
       guarded(err, async () => {
-        const made = await api("/channels", { method: "POST", json: { kind: kindSel.value, name: name.value, inbox_id: Number(inboxSel.value), config: readConfig(cfg) } });
-        flash("Connected " + made.name + ". Give the provider the webhook URL shown under Setup.");
-        await render();
-        await showSetup(made.id, document.getElementById("channel-setup"));
-      });
+        await api(`/admin/agents/${a.id}`, { method: "PATCH", json: { role: s.value } });
+      }),
+    );
+    return s;
+  };
+  const table = el(
+    "table",
+    { class: "grid", id: "agents-table" },
+    el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active"].map((h) => el("th", null, h))),
+    ...list.map((a) =>
+      el(
+        "tr",
+        null,
+        el("td", null, a.name),
+        el("td", null, a.email),
+        el("td", null, roleSel(a)),
+        el("td", null, a.inbox_ids.map((id) => inboxes.find((i) => i.id === id)?.name).join(", ") || "—"),
+        el(
+          "td",
+          null,
+          el("input", {
+            type: "checkbox",
+            checked: a.active,
+            "aria-label": "Active",
+            onchange: (ev) =>
+              guarded(err, async () => {
+                await api(`/admin/agents/${a.id}`, { method: "PATCH", json: { active: ev.target.checked } });
+              }),
+          }),
+        ),
+      ),
+    ),
+  );
+  const f = {
+    name: el("input", { id: "a-name", required: true }),
+    email: el("input", { id: "a-email", type: "email", required: true }),
+    role: el(
+      "select",
+      { id: "a-role" },
+      el("option", { value: "agent" }, "agent"),
+      el("option", { value: "admin" }, "admin"),
+    ),
+    password: el("input", {
+      id: "a-password",
+      type: "password",
+      required: true,
+      minlength: "10",
+      autocomplete: "new-password",
+    }),
+  };
+  const form = el(
+    "form",
+    { class: "stack", id: "agent-form" },
+    ...field("Name", f.name),
+    ...field("Email", f.email),
+    ...field("Role", f.role),
+    ...field("Password", f.password, "At least 10 characters; they can change it later."),
+    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add agent")),
+    el("div", { class: "full" }, err),
+  );
+  onSubmit(form, err, async () => {
+    await api("/admin/agents", {
+      method: "POST",
+      json: { name: f.name.value, email: f.email.value, role: f.role.value, password: f.password.value },
     });
-    draw();
-    main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
-  }
+    flash(`Added ${f.name.value}. Add them to inboxes under Inboxes.`);
+    await render();
+  });
+  main.append(el("h1", null, "Agents"), table, el("h2", null, "Add an agent"), form);
+}
 
-  async function showSetup(id, box) {
-    const c = await api("/admin/channels/" + id + "/setup");
-    box.replaceChildren(el("h2", null, "Setup: " + c.name),
-      el("dl", { class: "facts" },
-        el("dt", null, "Webhook URL"), el("dd", null, el("span", { class: "copy", id: "setup-webhook" }, c.webhook_url)),
-        c.verify_token ? el("dt", null, "Verify token") : null,
-        c.verify_token ? el("dd", null, el("span", { class: "copy", id: "setup-verify" }, c.verify_token)) : null,
-        el("dt", null, "Health"), el("dd", null, c.health.last_error ? "last error: " + c.health.last_error : "no errors recorded"),
-        // What the provider says right now (LINE: push messages left this month).
-        c.health.provider ? el("dt", null, "Provider") : null,
-        c.health.provider ? el("dd", { id: "setup-provider" }, c.health.provider) : null,
-        // What the provider said about the channel itself (e.g. a Messenger policy block).
-        c.health.notice ? el("dt", null, "Provider notice") : null,
-        c.health.notice ? el("dd", { id: "setup-notice", class: c.health.notice_severe ? "health-bad" : "", title: c.health.notice_at || "" }, clock(c.health.notice_at) + " · " + c.health.notice) : null,
-        el("dt", null, "Settings"), el("dd", null, Object.entries(c.config).map(([k, v]) => k + ": " + v).join(" · "))),
-      el("ol", { class: "muted" },
-        el("li", null, "In the provider's console, set the callback / webhook URL above."),
-        c.verify_token ? el("li", null, "Use the verify token above when the provider asks for one (it checks it with a GET).") : null,
-        el("li", null, "Send a test message; “Last inbound” above updates when it arrives.")));
-  }
-
-  // ---- agents ---------------------------------------------------------------------------------
-  async function agents() {
-    const [list, inboxes] = await Promise.all([api("/admin/agents"), api("/admin/inboxes")]);
-    const err = errorBox();
-    const roleSel = (a) => {
-      const s = el("select", { "aria-label": "Role of " + a.name }, ...["agent", "admin", "owner"].map((r) => el("option", { value: r }, r)));
-      s.value = a.role;
-      s.addEventListener("change", () => guarded(err, async () => { await api("/admin/agents/" + a.id, { method: "PATCH", json: { role: s.value } }); }));
-      return s;
-    };
-    const table = el("table", { class: "grid", id: "agents-table" },
-      el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active"].map((h) => el("th", null, h))),
-      ...list.map((a) => el("tr", null, el("td", null, a.name), el("td", null, a.email), el("td", null, roleSel(a)),
-        el("td", null, a.inbox_ids.map((id) => (inboxes.find((i) => i.id === id) || {}).name).join(", ") || "—"),
-        el("td", null, el("input", { type: "checkbox", checked: a.active, "aria-label": "Active", onchange: (ev) => guarded(err, async () => { await api("/admin/agents/" + a.id, { method: "PATCH", json: { active: ev.target.checked } }); }) })))));
-    const f = { name: el("input", { id: "a-name", required: true }), email: el("input", { id: "a-email", type: "email", required: true }),
-      role: el("select", { id: "a-role" }, el("option", { value: "agent" }, "agent"), el("option", { value: "admin" }, "admin")),
-      password: el("input", { id: "a-password", type: "password", required: true, minlength: "10", autocomplete: "new-password" }) };
-    const form = el("form", { class: "stack", id: "agent-form" }, ...field("Name", f.name), ...field("Email", f.email), ...field("Role", f.role),
-      ...field("Password", f.password, "At least 10 characters; they can change it later."),
-      el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add agent")), el("div", { class: "full" }, err));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => {
-      await api("/admin/agents", { method: "POST", json: { name: f.name.value, email: f.email.value, role: f.role.value, password: f.password.value } });
-      flash("Added " + f.name.value + ". Add them to inboxes under Inboxes."); await render();
-    }); });
-    main.append(el("h1", null, "Agents"), table, el("h2", null, "Add an agent"), form);
-  }
-
-  // ---- inboxes and teams (same shape: a name and a member list) ------------------------------
-  async function groups(kind) {
-    const path = kind === "inboxes" ? "/admin/inboxes" : "/admin/teams";
-    const [list, people] = await Promise.all([api(path), agentsById()]);
-    const err = errorBox();
-    const blocks = list.map((g) => {
-      const boxes = [...people.values()].map((a) => el("label", null, el("input", { type: "checkbox", value: String(a.id), checked: g.agent_ids.includes(a.id) }), " " + a.name));
-      const form = el("form", { class: "group", dataset: { id: g.id } }, el("h2", null, g.name), el("div", { class: "checks" }, ...boxes), el("button", { type: "submit" }, "Save members"));
-      form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => {
-        const ids = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => Number(i.value));
-        await api(path + "/" + g.id + "/members", { method: "PUT", json: { agent_ids: ids } });
-        flash("Saved " + g.name + "."); await render();
-      }); });
-      return form;
+// ---- inboxes and teams (same shape: a name and a member list) ------------------------------
+async function groups(kind) {
+  const path = kind === "inboxes" ? "/admin/inboxes" : "/admin/teams";
+  const [list, people] = await Promise.all([api(path), agentsById()]);
+  const err = errorBox();
+  const blocks = list.map((g) => {
+    const boxes = [...people.values()].map((a) =>
+      el(
+        "label",
+        null,
+        el("input", { type: "checkbox", value: String(a.id), checked: g.agent_ids.includes(a.id) }),
+        ` ${a.name}`,
+      ),
+    );
+    const form = el(
+      "form",
+      { class: "group", dataset: { id: g.id } },
+      el("h2", null, g.name),
+      el("div", { class: "checks" }, ...boxes),
+      el("button", { type: "submit" }, "Save members"),
+    );
+    onSubmit(form, err, async () => {
+      const ids = boxes
+        .map((b) => b.querySelector("input"))
+        .filter((i) => i.checked)
+        .map((i) => Number(i.value));
+      await api(`${path}/${g.id}/members`, { method: "PUT", json: { agent_ids: ids } });
+      flash(`Saved ${g.name}.`);
+      await render();
     });
-    const name = el("input", { id: "g-name", required: true });
-    const form = el("form", { class: "stack", id: "group-form" }, ...field("Name", name),
-      el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, kind === "inboxes" ? "Create inbox" : "Create team")));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => { await api(path, { method: "POST", json: { name: name.value, agent_ids: [] } }); await render(); }); });
-    main.append(el("h1", null, kind === "inboxes" ? "Inboxes and membership" : "Teams"),
-      el("p", { class: "muted" }, kind === "inboxes" ? "Agents see only the conversations of inboxes they belong to; owners and admins see all." : "Teams group agents for assignment and reports."),
-      err, ...blocks, el("h2", null, kind === "inboxes" ? "New inbox" : "New team"), form);
+    return form;
+  });
+  const name = el("input", { id: "g-name", required: true });
+  const form = el(
+    "form",
+    { class: "stack", id: "group-form" },
+    ...field("Name", name),
+    el(
+      "div",
+      { class: "full" },
+      el("button", { class: "primary", type: "submit" }, kind === "inboxes" ? "Create inbox" : "Create team"),
+    ),
+  );
+  onSubmit(form, err, async () => {
+    await api(path, { method: "POST", json: { name: name.value, agent_ids: [] } });
+    await render();
+  });
+  main.append(
+    el("h1", null, kind === "inboxes" ? "Inboxes and membership" : "Teams"),
+    el(
+      "p",
+      { class: "muted" },
+      kind === "inboxes"
+        ? "Agents see only the conversations of inboxes they belong to; owners and admins see all."
+        : "Teams group agents for assignment and reports.",
+    ),
+    err,
+    ...blocks,
+    el("h2", null, kind === "inboxes" ? "New inbox" : "New team"),
+    form,
+  );
+}
+
+// ---- canned replies and labels --------------------------------------------------------------
+async function cannedReplies() {
+  const boot = await api("/ui/bootstrap");
+  const err = errorBox();
+  const table = el(
+    "table",
+    { class: "grid", id: "canned-table" },
+    el("tr", null, el("th", null, "Shortcut"), el("th", null, "Reply"), el("th", null, "")),
+    ...boot.canned_replies.map((r) =>
+      el(
+        "tr",
+        null,
+        el("td", null, `/${r.short_code}`),
+        el("td", null, r.content),
+        el(
+          "td",
+          null,
+          el(
+            "button",
+            {
+              type: "button",
+              onclick: () =>
+                guarded(err, async () => {
+                  await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
+                  await render();
+                }),
+            },
+            "Delete",
+          ),
+        ),
+      ),
+    ),
+  );
+  const code = el("input", { id: "cr-code", required: true, placeholder: "thanks" });
+  const content = el("textarea", { id: "cr-content", required: true, rows: "3" });
+  const form = el(
+    "form",
+    { class: "stack", id: "canned-form" },
+    ...field("Shortcut", code, "Agents type /shortcut in the composer."),
+    ...field("Reply", content),
+    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add canned reply")),
+    el("div", { class: "full" }, err),
+  );
+  onSubmit(form, err, async () => {
+    await api("/admin/canned_replies", { method: "POST", json: { short_code: code.value, content: content.value } });
+    await render();
+  });
+  main.append(el("h1", null, "Canned replies"), table, el("h2", null, "New canned reply"), form);
+}
+
+async function labels() {
+  const boot = await api("/ui/bootstrap");
+  const err = errorBox();
+  const table = el(
+    "table",
+    { class: "grid", id: "labels-table" },
+    el("tr", null, el("th", null, "Label"), el("th", null, "Colour"), el("th", null, "")),
+    ...boot.labels.map((l) =>
+      el(
+        "tr",
+        null,
+        el("td", null, el("span", { class: "label" }, l.name)),
+        el("td", null, l.color),
+        el(
+          "td",
+          null,
+          el(
+            "button",
+            {
+              type: "button",
+              onclick: () =>
+                guarded(err, async () => {
+                  await api(`/admin/labels/${l.id}`, { method: "DELETE" });
+                  await render();
+                }),
+            },
+            "Delete",
+          ),
+        ),
+      ),
+    ),
+  );
+  const name = el("input", { id: "l-name", required: true });
+  const color = el("input", { id: "l-color", type: "color", value: "#2563eb" });
+  const form = el(
+    "form",
+    { class: "stack", id: "label-form" },
+    ...field("Name", name),
+    ...field("Colour", color),
+    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add label")),
+    el("div", { class: "full" }, err),
+  );
+  onSubmit(form, err, async () => {
+    await api("/admin/labels", { method: "POST", json: { name: name.value, color: color.value } });
+    await render();
+  });
+  main.append(el("h1", null, "Labels"), table, el("h2", null, "New label"), form);
+}
+
+// ---- outgoing webhooks ----------------------------------------------------------------------
+const EVENTS = ["message.created", "message.updated", "conversation.created", "conversation.updated"];
+async function webhooks() {
+  const subs = await api("/webhook_subscriptions");
+  const err = errorBox();
+  const log = el("div", { id: "delivery-log" });
+  const table = el(
+    "table",
+    { class: "grid", id: "subs-table" },
+    el("tr", null, ...["URL", "Events", "Active", ""].map((h) => el("th", null, h))),
+    ...subs.map((s) =>
+      el(
+        "tr",
+        null,
+        el("td", null, s.url),
+        el("td", null, s.events.join(", ")),
+        el("td", null, s.active ? "yes" : "no"),
+        el("td", null, el("button", { type: "button", onclick: () => deliveries(s, log) }, "Delivery log")),
+      ),
+    ),
+  );
+  const url = el("input", {
+    id: "w-url",
+    type: "url",
+    required: true,
+    placeholder: "https://example.com/hooks/tidings",
+  });
+  const checks = EVENTS.map((e) =>
+    el("label", null, el("input", { type: "checkbox", value: e, checked: true }), ` ${e}`),
+  );
+  const once = el("div");
+  const form = el(
+    "form",
+    { class: "stack", id: "webhook-form" },
+    ...field("URL", url),
+    el("span", null, "Events"),
+    el("div", { class: "checks" }, ...checks),
+    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Subscribe")),
+    el("div", { class: "full" }, err, once),
+  );
+  onSubmit(form, err, async () => {
+    const events = checks
+      .map((c) => c.querySelector("input"))
+      .filter((i) => i.checked)
+      .map((i) => i.value);
+    const made = await api("/webhook_subscriptions", { method: "POST", json: { url: url.value, events } });
+    await render();
+    document
+      .getElementById("settings-main")
+      .append(
+        el(
+          "div",
+          { class: "secret-once", id: "webhook-secret" },
+          "Signing secret (shown once): ",
+          el("span", { class: "copy" }, made.secret),
+        ),
+      );
+  });
+  main.append(
+    el("h1", null, "Outgoing webhooks"),
+    el(
+      "p",
+      { class: "muted" },
+      "Each POST is signed (X-Tidings-Signature, HMAC-SHA256 with the secret) and retried with back-off.",
+    ),
+    table,
+    log,
+    el("h2", null, "New subscription"),
+    form,
+  );
+}
+
+async function deliveries(sub, box) {
+  const rows = await api(`/webhook_subscriptions/${sub.id}/deliveries?limit=50`);
+  const err = errorBox();
+  box.replaceChildren(
+    el("h2", null, `Delivery log: ${sub.url}`),
+    err,
+    el(
+      "table",
+      { class: "grid", id: "deliveries-table" },
+      el("tr", null, ...["Event", "State", "Attempts", "HTTP", "Error", "Created", ""].map((h) => el("th", null, h))),
+      ...rows.map((d) =>
+        el(
+          "tr",
+          null,
+          el("td", null, d.event_type),
+          el("td", { class: d.state === "failed" ? "health-bad" : "" }, d.state),
+          el("td", null, String(d.attempts)),
+          el("td", null, d.last_status == null ? "—" : String(d.last_status)),
+          el("td", null, d.last_error || ""),
+          el("td", null, clock(d.created_at)),
+          el(
+            "td",
+            null,
+            el(
+              "button",
+              {
+                type: "button",
+                onclick: () =>
+                  guarded(err, async () => {
+                    await api(`/webhook_deliveries/${d.id}/replay`, { method: "POST" });
+                    await deliveries(sub, box);
+                  }),
+              },
+              "Replay",
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+// ---- API tokens -----------------------------------------------------------------------------
+async function tokens() {
+  const list = await api("/admin/api_tokens");
+  const err = errorBox();
+  const table = el(
+    "table",
+    { class: "grid", id: "tokens-table" },
+    el("tr", null, ...["Name", "Agent", "Created", "Last used", ""].map((h) => el("th", null, h))),
+    ...list.map((t) =>
+      el(
+        "tr",
+        null,
+        el("td", null, t.name),
+        el("td", null, t.agent_name),
+        el("td", null, clock(t.created_at)),
+        el("td", null, t.last_used_at ? clock(t.last_used_at) : "never"),
+        el(
+          "td",
+          null,
+          el(
+            "button",
+            {
+              type: "button",
+              onclick: () =>
+                guarded(err, async () => {
+                  await api(`/admin/api_tokens/${t.id}`, { method: "DELETE" });
+                  await render();
+                }),
+            },
+            "Revoke",
+          ),
+        ),
+      ),
+    ),
+  );
+  const name = el("input", { id: "t-name", required: true, placeholder: "CRM sync" });
+  const form = el(
+    "form",
+    { class: "stack", id: "token-form" },
+    ...field("Name", name),
+    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Create token")),
+    el("div", { class: "full" }, err),
+  );
+  onSubmit(form, err, async () => {
+    const made = await api("/api_tokens", { method: "POST", json: { name: name.value } });
+    await render();
+    main.append(
+      el(
+        "div",
+        { class: "secret-once", id: "token-once" },
+        "Your new token (shown once): ",
+        el("span", { class: "copy" }, made.token),
+      ),
+    );
+  });
+  main.append(
+    el("h1", null, "API tokens"),
+    el("p", { class: "muted" }, "Send as Authorization: Bearer <token>. See /api/v1/docs."),
+    table,
+    el("h2", null, "New token"),
+    form,
+  );
+}
+
+async function templates() {
+  const rows = await api("/admin/templates");
+  const body = (t) =>
+    (t.components || [])
+      .filter((c) => c?.type && String(c.type).toUpperCase() === "BODY")
+      .map((c) => c.text || "")
+      .join(" ");
+  main.append(
+    el("h1", null, "Templates"),
+    el(
+      "p",
+      { class: "muted" },
+      "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed.",
+    ),
+    rows.length
+      ? el(
+          "table",
+          { class: "grid", id: "templates-table" },
+          el(
+            "tr",
+            null,
+            ...["Channel", "Name", "Language", "Category", "Status", "Body"].map((h) => el("th", null, h)),
+          ),
+          ...rows.map((t) =>
+            el(
+              "tr",
+              null,
+              el("td", null, t.channel_name),
+              el("td", null, t.name),
+              el("td", null, t.language),
+              el("td", null, t.category),
+              el(
+                "td",
+                { class: t.status === "APPROVED" || t.status === "approved" ? "health-ok" : "health-bad" },
+                t.status,
+              ),
+              el("td", null, body(t)),
+            ),
+          ),
+        )
+      : el("p", null, "No templates yet."),
+  );
+}
+
+const SECTIONS = {
+  service: () => renderService(main),
+  channels,
+  agents,
+  inboxes: () => groups("inboxes"),
+  teams: () => groups("teams"),
+  canned: cannedReplies,
+  labels,
+  webhooks,
+  tokens,
+  templates,
+  automation: () => rules(main),
+  hours: () => hours(main),
+};
+
+async function render() {
+  const name = (location.hash || "#channels").slice(1);
+  const section = SECTIONS[name] || channels;
+  for (const a of document.querySelectorAll("nav.side a"))
+    a.setAttribute("aria-current", a.getAttribute("href") === `#${name}` ? "page" : "false");
+  main.replaceChildren();
+  if (notice) {
+    main.append(el("p", { class: "notice", role: "status" }, notice));
+    notice = null;
   }
-
-  // ---- canned replies and labels --------------------------------------------------------------
-  async function cannedReplies() {
-    const boot = await api("/ui/bootstrap");
-    const err = errorBox();
-    const table = el("table", { class: "grid", id: "canned-table" }, el("tr", null, el("th", null, "Shortcut"), el("th", null, "Reply"), el("th", null, "")),
-      ...boot.canned_replies.map((r) => el("tr", null, el("td", null, "/" + r.short_code), el("td", null, r.content),
-        el("td", null, el("button", { type: "button", onclick: () => guarded(err, async () => { await api("/admin/canned_replies/" + r.id, { method: "DELETE" }); await render(); }) }, "Delete")))));
-    const code = el("input", { id: "cr-code", required: true, placeholder: "thanks" });
-    const content = el("textarea", { id: "cr-content", required: true, rows: "3" });
-    const form = el("form", { class: "stack", id: "canned-form" }, ...field("Shortcut", code, "Agents type /shortcut in the composer."), ...field("Reply", content),
-      el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add canned reply")), el("div", { class: "full" }, err));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => { await api("/admin/canned_replies", { method: "POST", json: { short_code: code.value, content: content.value } }); await render(); }); });
-    main.append(el("h1", null, "Canned replies"), table, el("h2", null, "New canned reply"), form);
+  try {
+    await section();
+  } catch (e) {
+    main.append(el("p", { class: "error" }, e.message));
   }
+  document.body.dataset.ready = "1";
+}
 
-  async function labels() {
-    const boot = await api("/ui/bootstrap");
-    const err = errorBox();
-    const table = el("table", { class: "grid", id: "labels-table" }, el("tr", null, el("th", null, "Label"), el("th", null, "Colour"), el("th", null, "")),
-      ...boot.labels.map((l) => el("tr", null, el("td", null, el("span", { class: "label" }, l.name)), el("td", null, l.color),
-        el("td", null, el("button", { type: "button", onclick: () => guarded(err, async () => { await api("/admin/labels/" + l.id, { method: "DELETE" }); await render(); }) }, "Delete")))));
-    const name = el("input", { id: "l-name", required: true });
-    const color = el("input", { id: "l-color", type: "color", value: "#2563eb" });
-    const form = el("form", { class: "stack", id: "label-form" }, ...field("Name", name), ...field("Colour", color),
-      el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add label")), el("div", { class: "full" }, err));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => { await api("/admin/labels", { method: "POST", json: { name: name.value, color: color.value } }); await render(); }); });
-    main.append(el("h1", null, "Labels"), table, el("h2", null, "New label"), form);
-  }
-
-  // ---- outgoing webhooks ----------------------------------------------------------------------
-  const EVENTS = ["message.created", "message.updated", "conversation.created", "conversation.updated"];
-  async function webhooks() {
-    const subs = await api("/webhook_subscriptions");
-    const err = errorBox();
-    const log = el("div", { id: "delivery-log" });
-    const table = el("table", { class: "grid", id: "subs-table" }, el("tr", null, ...["URL", "Events", "Active", ""].map((h) => el("th", null, h))),
-      ...subs.map((s) => el("tr", null, el("td", null, s.url), el("td", null, s.events.join(", ")), el("td", null, s.active ? "yes" : "no"),
-        el("td", null, el("button", { type: "button", onclick: () => deliveries(s, log) }, "Delivery log")))));
-    const url = el("input", { id: "w-url", type: "url", required: true, placeholder: "https://example.com/hooks/tidings" });
-    const checks = EVENTS.map((e) => el("label", null, el("input", { type: "checkbox", value: e, checked: true }), " " + e));
-    const once = el("div");
-    const form = el("form", { class: "stack", id: "webhook-form" }, ...field("URL", url), el("span", null, "Events"), el("div", { class: "checks" }, ...checks),
-      el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Subscribe")), el("div", { class: "full" }, err, once));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => {
-      const events = checks.map((c) => c.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
-      const made = await api("/webhook_subscriptions", { method: "POST", json: { url: url.value, events } });
-      await render();
-      document.getElementById("settings-main").append(el("div", { class: "secret-once", id: "webhook-secret" }, "Signing secret (shown once): ", el("span", { class: "copy" }, made.secret)));
-    }); });
-    main.append(el("h1", null, "Outgoing webhooks"), el("p", { class: "muted" }, "Each POST is signed (X-Tidings-Signature, HMAC-SHA256 with the secret) and retried with back-off."), table, log, el("h2", null, "New subscription"), form);
-  }
-
-  async function deliveries(sub, box) {
-    const rows = await api("/webhook_subscriptions/" + sub.id + "/deliveries?limit=50");
-    const err = errorBox();
-    box.replaceChildren(el("h2", null, "Delivery log: " + sub.url), err,
-      el("table", { class: "grid", id: "deliveries-table" }, el("tr", null, ...["Event", "State", "Attempts", "HTTP", "Error", "Created", ""].map((h) => el("th", null, h))),
-        ...rows.map((d) => el("tr", null, el("td", null, d.event_type), el("td", { class: d.state === "failed" ? "health-bad" : "" }, d.state), el("td", null, String(d.attempts)),
-          el("td", null, d.last_status == null ? "—" : String(d.last_status)), el("td", null, d.last_error || ""), el("td", null, clock(d.created_at)),
-          el("td", null, el("button", { type: "button", onclick: () => guarded(err, async () => { await api("/webhook_deliveries/" + d.id + "/replay", { method: "POST" }); await deliveries(sub, box); }) }, "Replay"))))));
-  }
-
-  // ---- API tokens -----------------------------------------------------------------------------
-  async function tokens() {
-    const list = await api("/admin/api_tokens");
-    const err = errorBox();
-    const table = el("table", { class: "grid", id: "tokens-table" }, el("tr", null, ...["Name", "Agent", "Created", "Last used", ""].map((h) => el("th", null, h))),
-      ...list.map((t) => el("tr", null, el("td", null, t.name), el("td", null, t.agent_name), el("td", null, clock(t.created_at)), el("td", null, t.last_used_at ? clock(t.last_used_at) : "never"),
-        el("td", null, el("button", { type: "button", onclick: () => guarded(err, async () => { await api("/admin/api_tokens/" + t.id, { method: "DELETE" }); await render(); }) }, "Revoke")))));
-    const name = el("input", { id: "t-name", required: true, placeholder: "CRM sync" });
-    const form = el("form", { class: "stack", id: "token-form" }, ...field("Name", name),
-      el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Create token")), el("div", { class: "full" }, err));
-    form.addEventListener("submit", (ev) => { ev.preventDefault(); guarded(err, async () => {
-      const made = await api("/api_tokens", { method: "POST", json: { name: name.value } });
-      await render();
-      main.append(el("div", { class: "secret-once", id: "token-once" }, "Your new token (shown once): ", el("span", { class: "copy" }, made.token)));
-    }); });
-    main.append(el("h1", null, "API tokens"), el("p", { class: "muted" }, "Send as Authorization: Bearer <token>. See /api/v1/docs."), table, el("h2", null, "New token"), form);
-  }
-
-  async function templates() {
-    const rows = await api("/admin/templates");
-    const body = (t) => (t.components || []).filter((c) => c && c.type && String(c.type).toUpperCase() === "BODY").map((c) => c.text || "").join(" ");
-    main.append(el("h1", null, "Templates"),
-      el("p", { class: "muted" }, "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed."),
-      rows.length
-        ? el("table", { class: "grid", id: "templates-table" }, el("tr", null, ...["Channel", "Name", "Language", "Category", "Status", "Body"].map((h) => el("th", null, h))),
-          ...rows.map((t) => el("tr", null, el("td", null, t.channel_name), el("td", null, t.name), el("td", null, t.language), el("td", null, t.category),
-            el("td", { class: t.status === "APPROVED" || t.status === "approved" ? "health-ok" : "health-bad" }, t.status), el("td", null, body(t)))))
-        : el("p", null, "No templates yet."));
-  }
-
-  const SECTIONS = { service: () => TServiceSettings.render(main), channels, agents, inboxes: () => groups("inboxes"), teams: () => groups("teams"), canned: cannedReplies, labels, webhooks, tokens, templates, automation: () => TAutomationSettings.rules(main), hours: () => TAutomationSettings.hours(main) };
-
-  async function render() {
-    const name = (location.hash || "#channels").slice(1);
-    const section = SECTIONS[name] || channels;
-    for (const a of document.querySelectorAll("nav.side a")) a.setAttribute("aria-current", a.getAttribute("href") === "#" + name ? "page" : "false");
-    main.replaceChildren();
-    if (notice) { main.append(el("p", { class: "notice", role: "status" }, notice)); notice = null; }
-    try { await section(); } catch (e) { main.append(el("p", { class: "error" }, e.message)); }
-    document.body.dataset.ready = "1";
-  }
-
-  window.addEventListener("hashchange", render);
-  render();
-})();
+window.addEventListener("hashchange", render);
+render();

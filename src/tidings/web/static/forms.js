@@ -1,0 +1,31 @@
+// Form helpers shared by the admin pages (settings, automation, assignment/SLA/CSAT, campaigns):
+// a labelled field, an error line, and "run this, show its error". Text only, through el().
+import { el } from "./ui.js";
+
+// [label, input, help?] for a two-column `form.stack` grid; spread it into the form.
+export const field = (label, input, help) =>
+  [el("label", { for: input.id }, label), input, help ? el("small", null, help) : null].filter(Boolean);
+
+export const errorBox = () => el("p", { class: "error", role: "alert" });
+
+// Runs `fn`; its error message (an API refusal) goes into `box`, which is emptied first.
+export async function guarded(box, fn) {
+  box.textContent = "";
+  try {
+    await fn();
+  } catch (e) {
+    box.textContent = e.message;
+  }
+}
+
+// <option>s from [value, label] pairs, the one equal to `selected` selected.
+export const options = (pairs, selected) =>
+  pairs.map(([v, label]) => el("option", { value: String(v), selected: String(v) === String(selected) }, label));
+
+// Submitting `form` runs `fn` through guarded() instead of loading a page: a refusal shows in `err`.
+export function onSubmit(form, err, fn) {
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(err, fn);
+  });
+}

@@ -1,0 +1,402 @@
+// The conversation list pane: filters, rows, bulk actions over picked (or all matching)
+// conversations, j/k selection, and the search results that stand in for the list.
+import { $, ago, api, channelIcon, debounce, el, windowText } from "../ui.js";
+import { picker } from "./picker.js";
+import { slaChip } from "./service.js";
+import { agentName, byInstant, fillSelect, filters, S, shownName, teamName } from "./state.js";
+import { fillAssignees, openConversation, renderHead } from "./thread.js";
+
+// ---- title and live indicator ---------------------------------------------------------
+export function setTitle() {
+  document.title = `${S.unread ? `(${S.unread}) ` : ""}Inbox — Tidings`;
+}
+export const refreshUnread = debounce(async () => {
+  try {
+    S.unread = (await api("/ui/conversations?limit=1&status=any")).unread_conversations;
+    setTitle();
+  } catch (_e) {
+    /* offline */
+  }
+}, 300);
+
+// ---- list --------------------------------------------------------------------------------
+export function matches(c) {
+  const f = filters();
+  if (f.view === "mine" && c.assignee_id !== S.boot.me.id) return false;
+  if (f.view === "unassigned" && c.assignee_id !== null) return false;
+  if (f.status !== "any" && c.status !== f.status) return false;
+  if (f.inbox_id && String(c.inbox_id) !== f.inbox_id) return false;
+  if (f.channel_id && String(c.last_channel_id) !== f.channel_id) return false;
+  if (f.label && !(c.labels || []).includes(f.label)) return false;
+  if (f.assignee_id && String(c.assignee_id) !== f.assignee_id) return false;
+  if (f.team_id && String(c.team_id) !== f.team_id) return false;
+  if (f.sla && c.sla_state !== f.sla) return false;
+  return true;
+}
+
+function sortOrder() {
+  const desc = $("f-sort").value === "activity";
+  S.order = [...S.convs.values()]
+    .sort((a, b) => {
+      const x = byInstant(a, b, "last_activity_at");
+      return desc ? -x : x;
+    })
+    .map((c) => c.id);
+}
+
+function row(c) {
+  const w = windowText(c.window);
+  const li = el(
+    "li",
+    {
+      class: `conv${c.unread_count ? " unread" : ""}${c.id === S.current ? " open" : ""}${c.id === S.selected ? " selected" : ""}`,
+      dataset: { id: c.id },
+      tabindex: "-1",
+      onclick: () => {
+        select(c.id);
+        openConversation(c.id);
+      },
+    },
+    el("input", {
+      type: "checkbox",
+      class: "pick",
+      "aria-label": "Select",
+      checked: S.pickAll || S.picked.has(c.id),
+      onclick: (ev) => {
+        ev.stopPropagation();
+        togglePick(c.id);
+      },
+    }),
+    channelIcon(c.channel_kind, c.channel_name),
+    el(
+      "div",
+      { class: "conv-main" },
+      el(
+        "div",
+        { class: "conv-top" },
+        el("span", { class: "name" }, shownName(c)),
+        c.priority && c.priority !== "none"
+          ? el("span", { class: `prio prio-${c.priority}`, title: `priority ${c.priority}` }, c.priority)
+          : null,
+        el("span", { class: "when", title: c.last_activity_at }, ago(c.last_activity_at)),
+      ),
+      el(
+        "div",
+        { class: "conv-bottom" },
+        el("span", { class: "preview" }, c.last_message_preview || ""),
+        c.unread_count
+          ? el("span", { class: "badge", title: `${c.unread_count} unread` }, String(c.unread_count))
+          : null,
+      ),
+      el(
+        "div",
+        { class: "conv-tags" },
+        w ? el("span", { class: `window ${w.cls}` }, w.text) : null,
+        slaChip(c),
+        c.assignee_id
+          ? el(
+              "span",
+              { class: "assignee", title: `assigned to ${agentName(c.assignee_id)}` },
+              `@${agentName(c.assignee_id)}`,
+            )
+          : null,
+        c.team_id ? el("span", { class: "team", title: "team" }, `⚑ ${teamName(c.team_id)}`) : null,
+        ...(c.labels || []).map((name) => el("span", { class: "label" }, name)),
+        c.status !== "open" ? el("span", { class: `status status-${c.status}` }, c.status) : null,
+      ),
+    ),
+  );
+  return li;
+}
+
+export function renderList() {
+  sortOrder();
+  const list = $("list");
+  list.replaceChildren(...S.order.map((id) => row(S.convs.get(id))));
+  if (!S.order.length) list.append(el("li", { class: "empty" }, "No conversations here."));
+  $("more").hidden = !S.cursor;
+  for (const b of document.querySelectorAll(".views button"))
+    b.setAttribute("aria-selected", String(b.dataset.view === S.view));
+}
+
+// ---- bulk actions -----------------------------------------------------------------------
+export function togglePick(id) {
+  if (S.pickAll) {
+    S.pickAll = false;
+    S.picked = new Set(S.order);
+  }
+  if (S.picked.has(id)) S.picked.delete(id);
+  else S.picked.add(id);
+  renderBulk();
+  renderList();
+}
+
+function clearPicks() {
+  S.picked.clear();
+  S.pickAll = false;
+  renderBulk();
+  renderList();
+}
+
+function renderBulk() {
+  const bar = $("bulk");
+  const n = S.pickAll ? null : S.picked.size;
+  if (!S.pickAll && !n) {
+    bar.hidden = true;
+    return;
+  }
+  bar.hidden = false;
+  bar.replaceChildren(
+    el("span", { class: "count" }, S.pickAll ? "All matching" : `${n} selected`),
+    S.pickAll || (!S.cursor && n === S.order.length)
+      ? null
+      : el(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            id: "pick-all",
+            onclick: () => {
+              S.pickAll = true;
+              renderBulk();
+              renderList();
+            },
+          },
+          "Select all matching",
+        ),
+    el("button", { type: "button", id: "bulk-resolve", onclick: () => bulk({ status: "resolved" }) }, "Resolve"),
+    el(
+      "button",
+      {
+        type: "button",
+        id: "bulk-assign",
+        onclick: () =>
+          picker(
+            "Assign selected to",
+            [
+              { label: "Unassigned", value: null },
+              ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id })),
+            ],
+            (it) => bulk({ assignee_id: it.value }),
+          ),
+      },
+      "Assign…",
+    ),
+    el(
+      "button",
+      {
+        type: "button",
+        id: "bulk-team",
+        onclick: () =>
+          picker(
+            "Team for selected",
+            [{ label: "No team", value: null }, ...S.boot.teams.map((t) => ({ label: t.name, value: t.id }))],
+            (it) => bulk({ team_id: it.value }),
+          ),
+      },
+      "Team…",
+    ),
+    el(
+      "button",
+      {
+        type: "button",
+        id: "bulk-label",
+        onclick: () =>
+          picker(
+            "Add label to selected",
+            S.boot.labels.map((l) => ({ label: l.name, value: l.name })),
+            (it) => bulk({ add_label: it.value }),
+            true,
+          ),
+      },
+      "Label…",
+    ),
+    el("button", { type: "button", class: "link", onclick: clearPicks }, "Clear"),
+  );
+}
+
+async function bulk(change) {
+  const f = filters();
+  const target = S.pickAll
+    ? {
+        matching: {
+          view: f.view,
+          status: f.status,
+          inbox_id: f.inbox_id ? Number(f.inbox_id) : null,
+          channel_id: f.channel_id ? Number(f.channel_id) : null,
+          assignee_id: f.assignee_id ? Number(f.assignee_id) : null,
+          label: f.label || null,
+          team_id: f.team_id ? Number(f.team_id) : null,
+        },
+      }
+    : { ids: [...S.picked] };
+  try {
+    const res = await api("/ui/conversations/bulk", { method: "POST", json: { ...target, ...change } });
+    S.picked.clear();
+    S.pickAll = false;
+    $("bulk").hidden = false;
+    $("bulk").replaceChildren(
+      el(
+        "span",
+        { class: "count", id: "bulk-done" },
+        `Updated ${res.count} conversation${res.count === 1 ? "" : "s"}.`,
+      ),
+    );
+    setTimeout(renderBulk, 3000);
+    await loadList();
+  } catch (e) {
+    $("bulk").append(el("span", { class: "error" }, ` ${e.message}`));
+  }
+}
+
+export async function loadList(more = false) {
+  const f = filters();
+  const q = new URLSearchParams({ limit: "30" });
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  if (more && S.cursor) q.set("cursor", S.cursor);
+  const page = await api(`/ui/conversations?${q}`);
+  if (!more) S.convs.clear();
+  for (const c of page.data) S.convs.set(c.id, c);
+  S.cursor = page.next_cursor;
+  S.unread = page.unread_conversations;
+  setTitle();
+  renderList();
+}
+
+export async function upsertConversation(id) {
+  let c;
+  try {
+    c = await api(`/ui/conversations/${id}`);
+  } catch (_e) {
+    return;
+  }
+  if (matches(c)) S.convs.set(id, c);
+  else S.convs.delete(id);
+  renderList();
+  if (id === S.current) renderHead(c);
+}
+
+export function select(id) {
+  S.selected = id;
+  for (const li of document.querySelectorAll("#list .conv"))
+    li.classList.toggle("selected", Number(li.dataset.id) === id);
+  const node = document.querySelector(`#list .conv[data-id="${id}"]`);
+  if (node) node.scrollIntoView({ block: "nearest" });
+}
+
+export function move(delta) {
+  if (!S.order.length) return;
+  const i = S.order.indexOf(S.selected ?? S.current);
+  const next = i < 0 ? 0 : Math.min(S.order.length - 1, Math.max(0, i + delta));
+  select(S.order[next]);
+}
+
+// ---- search ------------------------------------------------------------------------------
+export const runSearch = debounce(async () => {
+  const q = $("search").value.trim();
+  const box = $("search-results");
+  if (!q) {
+    box.hidden = true;
+    $("list").hidden = false;
+    return;
+  }
+  const res = await api(`/ui/search?${new URLSearchParams({ q })}`);
+  box.replaceChildren(
+    el("h3", null, "Contacts"),
+    res.contacts.length
+      ? el(
+          "ul",
+          null,
+          ...res.contacts.map((c) =>
+            el(
+              "li",
+              {
+                class: `hit${c.conversation_id ? "" : " dim"}`,
+                onclick: () => c.conversation_id && openConversation(c.conversation_id),
+              },
+              el("strong", null, c.display_name),
+              " ",
+              el(
+                "span",
+                { class: "muted" },
+                [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "),
+              ),
+            ),
+          ),
+        )
+      : el("p", { class: "muted" }, "No contacts."),
+    el("h3", null, "Messages"),
+    res.messages.length
+      ? el(
+          "ul",
+          null,
+          ...res.messages.map((m) =>
+            el(
+              "li",
+              { class: "hit", onclick: () => openConversation(m.conversation_id) },
+              el("strong", null, m.contact_display_name),
+              " ",
+              el("span", { class: "snippet" }, (m.body || "").slice(0, 120)),
+            ),
+          ),
+        )
+      : el("p", { class: "muted" }, "No messages."),
+  );
+  box.hidden = false;
+  $("list").hidden = true;
+}, 200);
+
+export function fillFilters() {
+  const b = S.boot;
+  fillSelect(
+    "f-inbox",
+    "All inboxes",
+    b.inboxes.map((i) => [i.id, i.name]),
+  );
+  fillSelect(
+    "f-channel",
+    "All channels",
+    b.channels.map((c) => [c.id, c.name]),
+  );
+  fillSelect(
+    "f-label",
+    "Any label",
+    b.labels.map((l) => [l.name, l.name]),
+  );
+  fillSelect(
+    "f-assignee",
+    "Anyone",
+    b.agents.map((a) => [a.id, a.name]),
+  );
+  fillSelect(
+    "f-team",
+    "Any team",
+    b.teams.map((t) => [t.id, t.name]),
+  );
+  fillSelect(
+    "t-team",
+    "No team",
+    b.teams.map((t) => [t.id, t.name]),
+  );
+  fillAssignees();
+}
+
+export function wireList() {
+  for (const b of document.querySelectorAll(".views button")) {
+    b.addEventListener("click", () => {
+      S.view = b.dataset.view;
+      localStorage.setItem("tidings.view", S.view);
+      loadList();
+    });
+  }
+  for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla", "f-team"])
+    $(id).addEventListener("change", () => loadList());
+  $("more").addEventListener("click", () => loadList(true));
+  $("search").addEventListener("input", runSearch);
+  $("search").addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") {
+      $("search").value = "";
+      runSearch();
+    }
+  });
+}

@@ -1,0 +1,582 @@
+// Settings → Automation (rule builder, dry run, recent runs) and Business hours (per inbox,
+// with the away message and greeting). Data reaches the page only through el() (textContent
+// and attributes), never as HTML.
+import { errorBox, onSubmit, options } from "../forms.js";
+import { api, clock, el } from "../ui.js";
+
+const EVENTS = [
+  ["message.received", "A customer message arrives"],
+  ["conversation.created", "A conversation is created"],
+  ["conversation.updated", "A conversation is changed (status, assignee, labels…)"],
+  ["window.closing", "N minutes before a service window closes"],
+  ["no_reply", "No agent reply for N minutes"],
+];
+const TIMED = new Set(["window.closing", "no_reply"]);
+const CONDITIONS = [
+  ["text_contains", "Text contains (comma-separated words)"],
+  ["text_matches", "Text matches (regular expression)"],
+  ["channel_kind", "Channel is"],
+  ["inbox", "Inbox is"],
+  ["contact_attribute", "Contact attribute equals"],
+  ["label", "Has label"],
+  ["business_hours", "Business hours"],
+  ["language", "Language is (e.g. en, es)"],
+];
+const ACTIONS = [
+  ["add_label", "Add label"],
+  ["assign_agent", "Assign agent"],
+  ["assign_team", "Assign team"],
+  ["set_priority", "Set priority"],
+  ["snooze", "Snooze"],
+  ["send_canned_reply", "Send canned reply"],
+  ["send_template", "Send template"],
+  ["add_note", "Add private note"],
+  ["webhook", "Call webhook"],
+  ["resolve", "Resolve"],
+];
+const PRIORITIES = ["none", "low", "medium", "high", "urgent"];
+const DAYS = [
+  ["mon", "Monday"],
+  ["tue", "Tuesday"],
+  ["wed", "Wednesday"],
+  ["thu", "Thursday"],
+  ["fri", "Friday"],
+  ["sat", "Saturday"],
+  ["sun", "Sunday"],
+];
+
+const words = (s) =>
+  s
+    .split(",")
+    .map((w) => w.trim())
+    .filter(Boolean);
+
+async function vocabulary() {
+  const [agents, teams, inboxes, kinds, boot, templates] = await Promise.all([
+    api("/admin/agents"),
+    api("/admin/teams"),
+    api("/admin/inboxes"),
+    api("/admin/channel_kinds"),
+    api("/ui/bootstrap"),
+    api("/admin/templates"),
+  ]);
+  return { agents, teams, inboxes, kinds, canned: boot.canned_replies || [], templates };
+}
+
+// ---- one condition / action row: inputs by type, read back into the API's JSON ----------------
+function conditionRow(v, c) {
+  c = c || { type: "text_contains" };
+  const row = el("div", { class: "rule-row condition" });
+  const type = el("select", { class: "cond-type", "aria-label": "Condition" }, ...options(CONDITIONS, c.type));
+  const negate = el("input", { type: "checkbox", class: "cond-negate", checked: !!c.negate, "aria-label": "Not" });
+  const params = el("span", { class: "params" });
+  let read = () => ({});
+  const draw = (cur) => {
+    params.replaceChildren();
+    const t = type.value;
+    if (t === "text_contains" || t === "language") {
+      const input = el("input", {
+        class: "cond-value",
+        value: (cur.values || []).join(", "),
+        placeholder: t === "language" ? "en, es" : "refund, money back",
+      });
+      params.append(input);
+      read = () => ({ values: words(input.value) });
+    } else if (t === "text_matches") {
+      const input = el("input", { class: "cond-value", value: cur.pattern || "", placeholder: "order\\s+#?\\d+" });
+      params.append(input);
+      read = () => ({ pattern: input.value });
+    } else if (t === "channel_kind") {
+      const sel = el(
+        "select",
+        { class: "cond-value" },
+        ...options(
+          v.kinds.map((k) => [k.kind, k.label]),
+          (cur.values || [])[0],
+        ),
+      );
+      params.append(sel);
+      read = () => ({ values: [sel.value] });
+    } else if (t === "inbox") {
+      const sel = el(
+        "select",
+        { class: "cond-value" },
+        ...options(
+          v.inboxes.map((i) => [i.id, i.name]),
+          (cur.values || [])[0],
+        ),
+      );
+      params.append(sel);
+      read = () => ({ values: [Number(sel.value)] });
+    } else if (t === "contact_attribute") {
+      const key = el("input", { class: "cond-key", value: cur.key || "", placeholder: "tier" });
+      const val = el("input", {
+        class: "cond-value",
+        value: cur.value == null ? "" : String(cur.value),
+        placeholder: "gold",
+      });
+      params.append(key, " = ", val);
+      read = () => ({ key: key.value, value: val.value });
+    } else if (t === "label") {
+      const input = el("input", { class: "cond-value", value: cur.name || "", placeholder: "vip" });
+      params.append(input);
+      read = () => ({ name: input.value });
+    } else if (t === "business_hours") {
+      const sel = el(
+        "select",
+        { class: "cond-value" },
+        ...options(
+          [
+            ["true", "inside business hours"],
+            ["false", "outside business hours"],
+          ],
+          String(cur.inside !== false),
+        ),
+      );
+      params.append(sel);
+      read = () => ({ inside: sel.value === "true" });
+    }
+  };
+  type.addEventListener("change", () => draw({}));
+  draw(c);
+  row.append(
+    el("label", null, negate, " not"),
+    type,
+    params,
+    el("button", { type: "button", class: "remove", onclick: () => row.remove() }, "Remove"),
+  );
+  row.readValue = () => ({ type: type.value, ...(negate.checked ? { negate: true } : {}), ...read() });
+  return row;
+}
+
+function actionRow(v, a) {
+  a = a || { type: "add_label" };
+  const row = el("div", { class: "rule-row action" });
+  const type = el("select", { class: "act-type", "aria-label": "Action" }, ...options(ACTIONS, a.type));
+  const params = el("span", { class: "params" });
+  let read = () => ({});
+  const draw = (cur) => {
+    params.replaceChildren();
+    const t = type.value;
+    if (t === "add_label") {
+      const input = el("input", { class: "act-value", value: cur.name || "", placeholder: "vip" });
+      params.append(input);
+      read = () => ({ name: input.value });
+    } else if (t === "assign_agent") {
+      const sel = el(
+        "select",
+        { class: "act-value" },
+        ...options(
+          v.agents.map((x) => [x.id, `${x.name} <${x.email}>`]),
+          cur.agent_id,
+        ),
+      );
+      params.append(sel);
+      read = () => ({ agent_id: Number(sel.value) });
+    } else if (t === "assign_team") {
+      const sel = el(
+        "select",
+        { class: "act-value" },
+        ...options(
+          v.teams.map((x) => [x.id, x.name]),
+          cur.team_id,
+        ),
+      );
+      params.append(sel);
+      read = () => ({ team_id: Number(sel.value) });
+    } else if (t === "set_priority") {
+      const sel = el(
+        "select",
+        { class: "act-value" },
+        ...options(
+          PRIORITIES.map((p) => [p, p]),
+          cur.priority,
+        ),
+      );
+      params.append(sel);
+      read = () => ({ priority: sel.value });
+    } else if (t === "snooze") {
+      const minutes = el("input", {
+        class: "act-value",
+        type: "number",
+        min: "1",
+        value: cur.minutes ? String(cur.minutes) : "60",
+      });
+      const untilOpen = el("input", { type: "checkbox", class: "act-until", checked: cur.until === "next_opening" });
+      params.append(minutes, " minutes, or ", el("label", null, untilOpen, " until business hours open"));
+      read = () => (untilOpen.checked ? { until: "next_opening" } : { minutes: Number(minutes.value) });
+    } else if (t === "send_canned_reply") {
+      const sel = el(
+        "select",
+        { class: "act-value" },
+        ...options(
+          v.canned.map((x) => [x.id, `/${x.short_code}`]),
+          cur.canned_reply_id,
+        ),
+      );
+      params.append(sel);
+      read = () => ({ canned_reply_id: Number(sel.value) });
+    } else if (t === "send_template") {
+      const sel = el(
+        "select",
+        { class: "act-value" },
+        ...options(
+          v.templates.map((x) => [x.id, `${x.name} (${x.language}, ${x.channel_name})`]),
+          cur.template_id,
+        ),
+      );
+      const p = el("input", {
+        class: "act-params",
+        value: (cur.params || []).join(", "),
+        placeholder: "parameters, comma-separated",
+      });
+      params.append(sel, p);
+      read = () => ({ template_id: Number(sel.value), params: words(p.value) });
+    } else if (t === "add_note") {
+      const text = el("input", { class: "act-value", value: cur.text || "", placeholder: "Note for the team" });
+      params.append(text);
+      read = () => ({ text: text.value });
+    } else if (t === "webhook") {
+      const url = el("input", { class: "act-value", value: cur.url || "", placeholder: "https://example.com/hook" });
+      const secret = el("input", {
+        class: "act-secret",
+        type: "password",
+        autocomplete: "off",
+        placeholder: cur.has_secret ? "(unchanged)" : "signing secret (optional)",
+      });
+      params.append(url, secret);
+      read = () => ({ url: url.value, ...(secret.value ? { secret: secret.value } : {}) });
+    }
+  };
+  type.addEventListener("change", () => draw({}));
+  draw(a);
+  row.append(type, params, el("button", { type: "button", class: "remove", onclick: () => row.remove() }, "Remove"));
+  row.readValue = () => ({ type: type.value, ...read() });
+  return row;
+}
+
+function summary(rule) {
+  const ev = (EVENTS.find(([k]) => k === rule.event) || [rule.event, rule.event])[1].replace(
+    "N minutes",
+    `${rule.minutes || ""} minutes`,
+  );
+  const conds = rule.conditions.length
+    ? rule.conditions.map((c) => (c.negate ? "not " : "") + c.type).join(rule.match === "any" ? " or " : " and ")
+    : "always";
+  return [ev, conds, rule.actions.map((a) => a.type).join(" → ")];
+}
+
+// ---- the rules screen ---------------------------------------------------------------------------
+export async function rules(main) {
+  const [rulesPage, v, recent] = await Promise.all([
+    api("/automation/rules"),
+    vocabulary(),
+    api("/automation/runs?limit=20"),
+  ]);
+  const list = rulesPage.data;
+  const err = errorBox();
+  const form = el("form", { class: "stack rule-form", id: "rule-form" });
+  let editing = null;
+
+  const name = el("input", { id: "rule-name", required: true, placeholder: "e.g. Refunds to Billing" });
+  const event = el("select", { id: "rule-event" }, ...options(EVENTS));
+  const minutes = el("input", { id: "rule-minutes", type: "number", min: "1", step: "any", value: "30" });
+  const minutesRow = el("span", { class: "minutes" }, " N = ", minutes, " minutes");
+  const match = el(
+    "select",
+    { id: "rule-match" },
+    ...options([
+      ["all", "all conditions hold"],
+      ["any", "any condition holds"],
+    ]),
+  );
+  const active = el("input", { id: "rule-active", type: "checkbox", checked: true });
+  const conds = el("div", { id: "rule-conditions" });
+  const acts = el("div", { id: "rule-actions" });
+  const showMinutes = () => {
+    minutesRow.hidden = !TIMED.has(event.value);
+  };
+  event.addEventListener("change", showMinutes);
+
+  const load = (rule) => {
+    editing = rule ? rule.id : null;
+    name.value = rule ? rule.name : "";
+    event.value = rule ? rule.event : "message.received";
+    minutes.value = rule?.minutes ? String(rule.minutes) : "30";
+    match.value = rule ? rule.match : "all";
+    active.checked = rule ? rule.active : true;
+    conds.replaceChildren(...(rule ? rule.conditions.map((c) => conditionRow(v, c)) : []));
+    acts.replaceChildren(...(rule ? rule.actions : [{ type: "add_label" }]).map((a) => actionRow(v, a)));
+    title.textContent = rule ? `Edit rule: ${rule.name}` : "New rule";
+    showMinutes();
+  };
+  const read = () => ({
+    name: name.value,
+    event: event.value,
+    match: match.value,
+    active: active.checked,
+    ...(TIMED.has(event.value) ? { minutes: Number(minutes.value) } : {}),
+    conditions: [...conds.children].map((r) => r.readValue()),
+    actions: [...acts.children].map((r) => r.readValue()),
+  });
+
+  const title = el("h2", null, "New rule");
+  const testConv = el("input", { id: "rule-test-conv", type: "number", min: "1", placeholder: "conversation id" });
+  const testOut = el("div", { id: "rule-test-result", "aria-live": "polite" });
+  form.append(
+    el("label", { for: "rule-name" }, "Name"),
+    name,
+    el("label", { for: "rule-event" }, "When"),
+    el("div", null, event, minutesRow),
+    el("label", { for: "rule-match" }, "If"),
+    el("div", null, match, " ", el("label", null, active, " active")),
+    el(
+      "div",
+      { class: "full" },
+      conds,
+      el(
+        "button",
+        { type: "button", id: "add-condition", onclick: () => conds.append(conditionRow(v)) },
+        "+ Condition",
+      ),
+    ),
+    el("label", null, "Then"),
+    el(
+      "div",
+      { class: "full" },
+      acts,
+      el("button", { type: "button", id: "add-action", onclick: () => acts.append(actionRow(v)) }, "+ Action"),
+    ),
+    el(
+      "div",
+      { class: "full" },
+      el("button", { class: "primary", type: "submit", id: "rule-save" }, "Save rule"),
+      " ",
+      el("button", { type: "button", onclick: () => load(null) }, "Clear"),
+      " ",
+      testConv,
+      " ",
+      el("button", { type: "button", id: "rule-test", onclick: () => dryRun() }, "Test on conversation (dry run)"),
+    ),
+    el("div", { class: "full" }, err, testOut),
+  );
+
+  async function dryRun() {
+    err.textContent = "";
+    testOut.replaceChildren();
+    try {
+      const r = await api("/automation/rules/test", {
+        method: "POST",
+        json: { rule: read(), conversation_id: Number(testConv.value) },
+      });
+      testOut.append(
+        el(
+          "p",
+          { class: r.matched ? "health-ok" : "health-bad", id: "rule-test-verdict" },
+          r.matched ? "Matches: the rule would run." : "Does not match.",
+        ),
+        el(
+          "ul",
+          null,
+          ...r.conditions.map((c) => el("li", null, `${(c.matched ? "✓ " : "✗ ") + c.condition.type}: ${c.detail}`)),
+        ),
+        el(
+          "ul",
+          null,
+          ...r.actions.map((a) =>
+            el(
+              "li",
+              { class: a.allowed ? "" : "health-bad" },
+              (a.allowed ? "would " : "refused: ") + a.would + (a.reason ? ` — ${a.reason}` : ""),
+            ),
+          ),
+        ),
+      );
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  }
+
+  onSubmit(form, err, async () => {
+    await api(editing ? `/automation/rules/${editing}` : "/automation/rules", {
+      method: editing ? "PUT" : "POST",
+      json: read(),
+    });
+    main.replaceChildren();
+    await rules(main);
+  });
+
+  const table = el(
+    "table",
+    { class: "grid", id: "rules-table" },
+    el("tr", null, ...["Name", "When", "If", "Then", "Active", ""].map((h) => el("th", null, h))),
+    ...list.map((r) =>
+      el(
+        "tr",
+        { dataset: { id: r.id } },
+        el("td", null, r.name),
+        ...summary(r).map((s) => el("td", null, s)),
+        el("td", null, r.active ? "yes" : "no"),
+        el(
+          "td",
+          null,
+          el("button", { type: "button", onclick: () => load(r) }, "Edit"),
+          " ",
+          el(
+            "button",
+            {
+              type: "button",
+              onclick: async () => {
+                try {
+                  await api(`/automation/rules/${r.id}`, { method: "DELETE" });
+                  main.replaceChildren();
+                  await rules(main);
+                } catch (e) {
+                  err.textContent = e.message;
+                }
+              },
+            },
+            "Delete",
+          ),
+        ),
+      ),
+    ),
+  );
+  const runs = el(
+    "table",
+    { class: "grid", id: "runs-table" },
+    el("tr", null, ...["When", "Rule", "Conversation", "Event", "Outcome"].map((h) => el("th", null, h))),
+    ...recent.data.map((r) =>
+      el(
+        "tr",
+        null,
+        el("td", null, clock(r.created_at)),
+        el("td", null, r.rule_name),
+        el("td", null, `#${r.conversation_id}`),
+        el("td", null, r.event),
+        el(
+          "td",
+          { class: r.state === "done" ? "health-ok" : "health-bad" },
+          `${r.state + (r.error ? `: ${r.error}` : "")} — ${r.results.map((x) => `${x.action} ${x.outcome}`).join(", ")}`,
+        ),
+      ),
+    ),
+  );
+  main.append(
+    el("h1", null, "Automation"),
+    el(
+      "p",
+      { class: "muted" },
+      "Rules act like an agent would: every message they send passes the same window and consent checks, and what a rule changes never triggers rules again.",
+    ),
+    list.length ? table : el("p", null, "No rules yet."),
+    title,
+    form,
+    el("h2", null, "Recent runs"),
+    recent.data.length ? runs : el("p", null, "No runs yet."),
+  );
+  load(null);
+}
+
+// ---- business hours ----------------------------------------------------------------------------
+export async function hours(main) {
+  const inboxes = await api("/admin/inboxes");
+  const pick = el("select", { id: "bh-inbox" }, ...options(inboxes.map((i) => [i.id, i.name])));
+  const box = el("div");
+  main.append(
+    el("h1", null, "Business hours"),
+    el(
+      "p",
+      { class: "muted" },
+      "Opening hours per inbox, in its time zone. Outside them the away message is sent (once per conversation until the next opening); a first-time customer gets the greeting. Both follow each channel's window and consent rules.",
+    ),
+    el("label", { for: "bh-inbox" }, "Inbox "),
+    pick,
+    box,
+  );
+  const draw = async () => {
+    const h = await api(`/inboxes/${pick.value}/business_hours`);
+    const err = errorBox();
+    const tz = el("input", { id: "bh-timezone", value: h.timezone, placeholder: "Europe/Paris" });
+    const days = DAYS.map(([key, label]) => [
+      key,
+      el("input", {
+        id: `bh-${key}`,
+        value: (h.weekly[key] || []).map((p) => p.join("-")).join(", "),
+        placeholder: "closed (e.g. 09:00-12:00, 13:00-17:30)",
+      }),
+      label,
+    ]);
+    const holidays = el("input", {
+      id: "bh-holidays",
+      value: h.holidays.join(", "),
+      placeholder: "2026-12-25, 2027-01-01",
+    });
+    const awayOn = el("input", { id: "bh-away-on", type: "checkbox", checked: h.away_enabled });
+    const away = el("textarea", { id: "bh-away", rows: "2" });
+    away.value = h.away_message || "";
+    const helloOn = el("input", { id: "bh-greeting-on", type: "checkbox", checked: h.greeting_enabled });
+    const hello = el("textarea", { id: "bh-greeting", rows: "2" });
+    hello.value = h.greeting_message || "";
+    const form = el(
+      "form",
+      { class: "stack", id: "bh-form" },
+      el(
+        "p",
+        { class: "full", id: "bh-status" },
+        h.configured
+          ? h.open_now
+            ? "Open now."
+            : `Closed now${h.next_opening ? `; opens ${clock(h.next_opening)}.` : "."}`
+          : "No hours set: always open.",
+      ),
+      el("label", { for: "bh-timezone" }, "Time zone"),
+      tz,
+      ...days.flatMap(([_k, input, label]) => [el("label", { for: input.id }, label), input]),
+      el("label", { for: "bh-holidays" }, "Holidays"),
+      holidays,
+      el("label", { for: "bh-away" }, "Away message"),
+      el("div", null, el("label", null, awayOn, " send outside hours"), away),
+      el("label", { for: "bh-greeting" }, "Greeting"),
+      el("div", null, el("label", null, helloOn, " send to first-time customers"), hello),
+      el(
+        "div",
+        { class: "full" },
+        el("button", { class: "primary", type: "submit", id: "bh-save" }, "Save hours"),
+        " ",
+        el(
+          "button",
+          {
+            type: "button",
+            onclick: async () => {
+              await api(`/inboxes/${pick.value}/business_hours`, { method: "DELETE" });
+              await draw();
+            },
+          },
+          "Remove hours",
+        ),
+      ),
+      el("div", { class: "full" }, err),
+    );
+    onSubmit(form, err, async () => {
+      const weekly = {};
+      for (const [key, input] of days) weekly[key] = words(input.value).map((p) => p.split("-").map((x) => x.trim()));
+      await api(`/inboxes/${pick.value}/business_hours`, {
+        method: "PUT",
+        json: {
+          timezone: tz.value,
+          weekly,
+          holidays: words(holidays.value),
+          away_enabled: awayOn.checked,
+          away_message: away.value,
+          greeting_enabled: helloOn.checked,
+          greeting_message: hello.value,
+        },
+      });
+      await draw();
+    });
+    box.replaceChildren(form);
+  };
+  pick.addEventListener("change", draw);
+  await draw();
+}
