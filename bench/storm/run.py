@@ -546,10 +546,17 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=web)
         if args.store == "postgres":
             for i in range(args.workers):
+                loops = {}
+                if args.split_ingest:
+                    # Process 0 runs the inbound lanes alone; the others every other loop.
+                    from tidings.app import SESSIONS, WORKERS
+
+                    rest = [n for n in WORKERS if not n.startswith("ingest")] + [SESSIONS]
+                    loops["TIDINGS_WORKERS"] = "ingest" if i == 0 else ",".join(rest)
                 stack.enter_context(
                     child(
                         [tidings, "worker"],
-                        env=env_for(f"worker{i}", TIDINGS_RUN_WORKERS="1"),
+                        env=env_for(f"worker{i}", TIDINGS_RUN_WORKERS="1", **loops),
                         log=tmp / f"worker{i}.log",
                     )
                 )
@@ -626,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3,000 recipients, one run")
     parser.add_argument("--interval", type=float, default=0.5, help="s between customer messages")
     parser.add_argument("--workers", type=int, default=2, help="postgres: worker processes")
+    parser.add_argument(
+        "--split-ingest",
+        action="store_true",
+        help="postgres: worker 0 runs only the inbound lanes (`ingest`), the others the rest",
+    )
     parser.add_argument("--database-url", default=os.environ.get("TIDINGS_TEST_PG_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("TIDINGS_TEST_REDIS_URL"))
     parser.add_argument("--status-batch", type=int, default=1, help="statuses per webhook POST")
@@ -648,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         "SQLite, one `tidings serve`"
         if args.store == "sqlite"
         else f"PostgreSQL + Redis, 1 web + {args.workers} worker processes"
+        + (" (worker 0: inbound lanes only)" if args.split_ingest else "")
     )
     print(
         f"\nBroadcast storm — {topology}; {args.recipients:,} recipients at {args.rate:.0f}/s, "
