@@ -16,7 +16,8 @@ Every run starts from nothing: a fresh database, a fresh simulator, new processe
   the acknowledgement latency (what Meta sees), read from `GET /_sim/stats`.
 - Tidings: SQLite, one `tidings serve` with its in-process workers (the embedded default); or
   PostgreSQL + Redis, one `tidings serve` (`TIDINGS_RUN_WORKERS=0`) and `--workers` (2)
-  `tidings worker` processes running every worker loop.
+  `tidings worker` processes running every worker loop (with `--split-ingest`: worker 0 runs
+  only the inbound lanes, `TIDINGS_WORKERS=ingest`, the others every other loop).
 - A WhatsApp channel at `messages_per_second` = `--rate`; a campaign of `--recipients` (CSV
   upload, one template) launched on it.
 - The customer: every `--interval` (0.5) s, open-loop (scheduled times, a late one counts
