@@ -21,6 +21,8 @@ OUTSIDE = [
     re.compile(r"shared/protocols"),
     re.compile(r"(?<![\w/.-])(?:meta|other|line-viber)\.md\b"),
     re.compile(r"\bdigest(?:'s)?\s*[:(]?\s*(?:§|[A-F]\d{1,2}\b|[A-F]\b|other|meta)"),
+    re.compile(r"\bDigest [A-FLVX]\d"),  # "Digest D1" opening a comment
+    re.compile(r"\barchitecture §"),  # the outside design notes' sections
     re.compile(r"\(digest[\s:]|\b(?:the|a|per the) digest\b|\bdigest's\b"),
     re.compile(r"§\s*(?:0\.\d|[A-F]\d{0,2}\b)"),
     re.compile(r"(?<!\w)\([A-F]\d{1,2}\)"),  # a bare "(A4)", not a call like len(D3)

@@ -7,13 +7,15 @@ SMPP carries GSM text, unlike the packed septets of the air interface).
 
 from __future__ import annotations
 
-# Digest D1: the basic table, by code point 0x00-0x7F (0x1B is the escape to the extension
-# table and 0x20.. mostly matches ASCII). Lower-case ç is not in it (0x09 is Ç).
+# The GSM 03.38 basic table (docs/protocols/sms-encoding.md#gsm-7-alphabet), by code point
+# 0x00-0x7F (0x1B is the escape to the extension table and 0x20.. mostly matches ASCII).
+# Lower-case ç is not in it (0x09 is Ç).
 _BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-# Digest D1: extension characters cost two septets, ESC (0x1B) + code.
+# The extension table (docs/protocols/sms-encoding.md#gsm-7-alphabet): each character costs
+# two septets, ESC (0x1B) + code.
 _EXTENSION = {
     "\f": 0x0A,
     "^": 0x14,

@@ -1,4 +1,4 @@
-"""The core model (architecture §3). Every row carries its workspace.
+"""The core model (docs/architecture.md#storage). Every row carries its workspace.
 
 Queues are tables: `InboundEvent`, `Delivery` and `WebhookDelivery` rows are claimed by workers,
 so a crash loses nothing and no broker is needed.
