@@ -18,6 +18,10 @@ export async function guarded(box, fn) {
   }
 }
 
+// A button that runs `fn` through guarded(): a refusal shows in `err`.
+export const actionButton = (label, err, fn) =>
+  el("button", { type: "button", onclick: () => guarded(err, fn) }, label);
+
 // <option>s from [value, label] pairs, the one equal to `selected` selected.
 export const options = (pairs, selected) =>
   pairs.map(([v, label]) => el("option", { value: String(v), selected: String(v) === String(selected) }, label));

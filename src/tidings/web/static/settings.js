@@ -1,7 +1,7 @@
 // Admin settings (the page's entry module): one section per hash (#channels, #agents, ...),
 // built from the admin API. Automation, business hours and assignment/SLA/CSAT live in
 // settings/*.js. As in the inbox, data is only ever set through textContent/attributes (el()).
-import { errorBox, field, guarded, onSubmit } from "./forms.js";
+import { actionButton, errorBox, field, guarded, onSubmit } from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
 import { renderService } from "./settings/service.js";
 import { api, channelIcon, clock, el } from "./ui.js";
@@ -362,18 +362,10 @@ async function cannedReplies() {
         el(
           "td",
           null,
-          el(
-            "button",
-            {
-              type: "button",
-              onclick: () =>
-                guarded(err, async () => {
-                  await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
-                  await render();
-                }),
-            },
-            "Delete",
-          ),
+          actionButton("Delete", err, async () => {
+            await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
+            await render();
+          }),
         ),
       ),
     ),
@@ -411,18 +403,10 @@ async function labels() {
         el(
           "td",
           null,
-          el(
-            "button",
-            {
-              type: "button",
-              onclick: () =>
-                guarded(err, async () => {
-                  await api(`/admin/labels/${l.id}`, { method: "DELETE" });
-                  await render();
-                }),
-            },
-            "Delete",
-          ),
+          actionButton("Delete", err, async () => {
+            await api(`/admin/labels/${l.id}`, { method: "DELETE" });
+            await render();
+          }),
         ),
       ),
     ),
@@ -539,18 +523,10 @@ async function deliveries(sub, box) {
           el(
             "td",
             null,
-            el(
-              "button",
-              {
-                type: "button",
-                onclick: () =>
-                  guarded(err, async () => {
-                    await api(`/webhook_deliveries/${d.id}/replay`, { method: "POST" });
-                    await deliveries(sub, box);
-                  }),
-              },
-              "Replay",
-            ),
+            actionButton("Replay", err, async () => {
+              await api(`/webhook_deliveries/${d.id}/replay`, { method: "POST" });
+              await deliveries(sub, box);
+            }),
           ),
         ),
       ),
@@ -577,18 +553,10 @@ async function tokens() {
         el(
           "td",
           null,
-          el(
-            "button",
-            {
-              type: "button",
-              onclick: () =>
-                guarded(err, async () => {
-                  await api(`/admin/api_tokens/${t.id}`, { method: "DELETE" });
-                  await render();
-                }),
-            },
-            "Revoke",
-          ),
+          actionButton("Revoke", err, async () => {
+            await api(`/admin/api_tokens/${t.id}`, { method: "DELETE" });
+            await render();
+          }),
         ),
       ),
     ),
