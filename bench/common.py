@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -174,3 +175,15 @@ def run_wrk(
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def whatsapp_envelope(phone_number_id: str, **value: Any) -> dict[str, Any]:
+    """A Cloud API `messages` webhook around `value` (statuses, or contacts and messages), in
+    the shape Meta sends (docs/channels/whatsapp.md#inbound-payloads). Serialising is the
+    caller's: the signature is computed over exactly the bytes it posts."""
+    metadata = {"display_phone_number": "15550783881", "phone_number_id": phone_number_id}
+    change = {"messaging_product": "whatsapp", "metadata": metadata, **value}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": change}]}],
+    }

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import child, free_port, machine_facts, wait_http
+from bench.common import child, free_port, machine_facts, wait_http, whatsapp_envelope
 from bench.ingest.run import (
     APP_SECRET,
     PHONE_NUMBER_ID,
@@ -85,34 +85,9 @@ def sign(body: bytes) -> str:
 
 def status_body(wamid: str, status: str, ts: int, customer: int) -> bytes:
     """One status in Meta's envelope (compact, ASCII-escaped JSON, as Meta serialises it)."""
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550783881",
-                                "phone_number_id": PHONE_NUMBER_ID,
-                            },
-                            "statuses": [
-                                {
-                                    "id": wamid,
-                                    "status": status,
-                                    "timestamp": str(ts),
-                                    "recipient_id": f"1650555{customer:04d}",
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    recipient = f"1650555{customer:04d}"
+    statuses = [{"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": recipient}]
+    payload = whatsapp_envelope(PHONE_NUMBER_ID, statuses=statuses)
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
 

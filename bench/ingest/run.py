@@ -44,6 +44,7 @@ from bench.common import (
     median,
     run_wrk,
     wait_http,
+    whatsapp_envelope,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -68,38 +69,15 @@ def whatsapp_body(wamid: str, customer: int, ts: int, text: str) -> bytes:
     serialised as Meta does: compact, ASCII-escaped JSON. The signature is computed over exactly
     these bytes."""
     wa_id = f"1650555{customer:04d}"
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550783881",
-                                "phone_number_id": PHONE_NUMBER_ID,
-                            },
-                            "contacts": [
-                                {"profile": {"name": f"Customer {customer:04d}"}, "wa_id": wa_id}
-                            ],
-                            "messages": [
-                                {
-                                    "from": wa_id,
-                                    "id": wamid,
-                                    "timestamp": str(ts),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
+    contacts = [{"profile": {"name": f"Customer {customer:04d}"}, "wa_id": wa_id}]
+    message = {
+        "from": wa_id,
+        "id": wamid,
+        "timestamp": str(ts),
+        "type": "text",
+        "text": {"body": text},
     }
+    payload = whatsapp_envelope(PHONE_NUMBER_ID, contacts=contacts, messages=[message])
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
 

@@ -40,6 +40,7 @@ import orjson
 from sqlalchemy import func, select
 
 import tidings.ingest.worker as worker
+from bench.common import whatsapp_envelope
 from tidings.access import Principal
 from tidings.actions.admin import bootstrap, create_channel
 from tidings.channels.base import WebhookRequest
@@ -55,30 +56,7 @@ PNID = "106540352242922"
 
 def payload(messages: list[dict[str, Any]], contacts: list[dict[str, Any]]) -> bytes:
     """A Cloud API `messages` webhook (shape as in tests/fixtures/whatsapp/*.json)."""
-    return orjson.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "15550783881",
-                                    "phone_number_id": PNID,
-                                },
-                                "contacts": contacts,
-                                "messages": messages,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return orjson.dumps(whatsapp_envelope(PNID, contacts=contacts, messages=messages))
 
 
 def one_message(i: int, sender: int, ts: int, tag: str) -> bytes:

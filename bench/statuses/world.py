@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
+from bench.common import whatsapp_envelope
 from tidings.access import Principal
 from tidings.actions.admin import bootstrap, create_channel
 from tidings.channels.whatsapp.webhook import split
@@ -192,29 +193,7 @@ async def build(
 
 def status_webhook(statuses: Sequence[dict[str, Any]]) -> bytes:
     """A WhatsApp status webhook as Meta sends it (the simulator's shape)."""
-    return orjson.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "15550783881",
-                                    "phone_number_id": PNID,
-                                },
-                                "statuses": list(statuses),
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return orjson.dumps(whatsapp_envelope(PNID, statuses=list(statuses)))
 
 
 def status(
