@@ -64,17 +64,6 @@ def recipient_state_for(status: str) -> RecipientState | None:
         return None
 
 
-async def on_message_status(tx: Tx, message: Message) -> None:
-    """Hook for the status path (`actions.statuses.do_apply_statuses`, which every status
-    report goes through, calls `on_messages_status`): the recipient whose current message this
-    is takes the message's status. (Progress events go out from the
-    fan-out loop, at most once a second per campaign, not once per receipt.)
-
-    A recipient's current message is its fallback message once one was sent, else the first.
-    Cheap for messages of no campaign: one indexed lookup, done only for outbound messages."""
-    await on_messages_status(tx, [message])
-
-
 class StatusOf(Protocol):
     """What the recipient hook reads of a message: an ORM `Message`, or the delivery worker's
     view of one it recorded without loading it into the ORM."""
@@ -90,7 +79,10 @@ class StatusOf(Protocol):
 
 
 async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
-    """`on_message_status` for many messages with one lookup (a status batch)."""
+    """Hook for the one status path (`actions/statuses.do_apply_statuses`, a batch): each
+    recipient whose current message moved takes the message's status, with one lookup for the
+    batch. A recipient's current message is its fallback message once one was sent, else the
+    first. (Progress events go out from the fan-out loop, at most once a second per campaign.)"""
     moved = {
         m.id: m
         for m in messages
