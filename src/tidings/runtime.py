@@ -18,11 +18,11 @@ from sqlalchemy import select
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.registry import get_adapter
 from tidings.config import Settings
-from tidings.delivery.ratelimit import RateLimiter, make_rate_limiter
 from tidings.egress import Egress, EgressPolicy
 from tidings.httpclient import outbound_client
 from tidings.ingest.committer import GroupCommitter
 from tidings.ingest.lag import LagGauge
+from tidings.ratelimit import RateLimiter, make_rate_limiter
 from tidings.realtime.bus import EventBus, make_bus
 from tidings.realtime.notify import RedisWakeups
 from tidings.storage.crypto import SecretBox

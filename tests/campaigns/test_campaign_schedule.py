@@ -32,7 +32,7 @@ from tests.conftest import (
 from tidings import app as app_module
 from tidings.campaigns import fanout
 from tidings.config import Settings
-from tidings.delivery.ratelimit import channel_rate
+from tidings.ratelimit import channel_rate
 from tidings.runtime import Runtime
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from tidings.access import Principal, require_admin
 from tidings.actions.base import Tx, transaction
+from tidings.actions.fallback import validate_plan
 from tidings.actions.workspace_settings import workspace_region
 from tidings.campaigns import audience as aud_mod
 from tidings.campaigns import content as cc
@@ -18,7 +19,6 @@ from tidings.campaigns import schedule
 from tidings.campaigns import state as recipient_state
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason
-from tidings.delivery.fallback import validate_plan
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, Channel, Contact

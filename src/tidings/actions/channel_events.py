@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
-from tidings.actions.inbound import RetryLater
 from tidings.domain.enums import Direction, MessageStatus, status_moves_forward
+from tidings.domain.errors import RetryLater
 from tidings.domain.events import (
     ChannelNotice,
     MessageDeleted,

@@ -11,6 +11,7 @@ from tidings.actions import assignment, consent, csat, profiles, sla
 from tidings.actions.base import Tx
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
+from tidings.channels.media import MediaLocator
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
@@ -18,7 +19,6 @@ from tidings.domain.enums import (
     MessageStatus,
 )
 from tidings.domain.events import InboundMessage, Sender
-from tidings.media.fetch import MediaLocator
 from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.runtime import ChannelInfo
 from tidings.serialize import conversation_dict, message_dict
@@ -33,10 +33,6 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 PREVIEW_LENGTH = 160
-
-
-class RetryLater(Exception):
-    """The event cannot be applied yet (e.g. a receipt that overtook its message's send)."""
 
 
 async def _identity(tx: Tx, channel: ChannelInfo, ids: Sequence[str]) -> ContactIdentity | None:

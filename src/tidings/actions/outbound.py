@@ -11,11 +11,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, media, preference, reply_policy, sla
+from tidings.actions import consent, fallback, media, preference, reply_policy, sla
 from tidings.actions.base import Tx, transaction
 from tidings.actions.statuses import StatusReport, do_apply_statuses
 from tidings.channels.base import Permanent, Sent
-from tidings.delivery import fallback
 from tidings.domain.enums import (
     DeliveryState,
     Direction,

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from tidings.actions.base import Tx
 from tidings.campaigns.state import on_messages_status
 from tidings.domain.enums import MessageStatus
+from tidings.domain.errors import RetryLater
 from tidings.domain.events import StatusUpdate
 from tidings.runtime import ChannelInfo
 from tidings.serialize import message_dict, ts
@@ -176,8 +177,6 @@ async def do_apply_status(tx: Tx, channel: ChannelInfo, event: StatusUpdate) -> 
         error_code=event.error_code,
         error_reason=event.error_reason,
     )
-    # Imported here: actions.inbound reaches actions.outbound (CSAT), which imports this module.
-    from tidings.actions.inbound import RetryLater
 
     applied = await do_apply_statuses(tx, [report])
     if applied.unknown:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tidings.access import Principal, require_admin, require_conversation, require_inbox
 from tidings.actions.base import transaction
 from tidings.api.auth import authenticate
-from tidings.api.v1 import runtime
+from tidings.api.deps import runtime
 from tidings.automation import engine
 from tidings.automation import hours as bh
 from tidings.automation.rules import check_delete_rule, check_save_rule, rule_dict, validate_rule

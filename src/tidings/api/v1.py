@@ -32,6 +32,8 @@ from tidings.actions.outbound import check_send_reply
 from tidings.actions.passwords import check_change_own_password
 from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
+from tidings.api.deps import RT
+from tidings.api.templates import send_rich
 from tidings.delivery import webhooks as outgoing
 from tidings.domain.enums import InboundLane
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -57,14 +59,6 @@ from tidings.storage.models import (
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authenticate)]
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:
@@ -281,8 +275,6 @@ async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dic
     Instead of text: `template` (an approved WhatsApp template with its values), `interactive`
     (reply buttons, a list, quick replies) or `reaction` (an emoji on one of the thread's
     messages), each checked against the channel's rules before it is queued."""
-    # Imported here: tidings.api.templates depends on this module's `runtime`.
-    from tidings.api.templates import send_rich
 
     rich = await send_rich(
         rt,

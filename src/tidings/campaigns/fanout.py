@@ -30,14 +30,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, update
 
+from tidings.actions import fallback
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
 from tidings.channels import registry
-from tidings.delivery import fallback
-from tidings.domain.enums import ConversationStatus, DeliveryState, Direction, MessageStatus
+from tidings.domain.enums import (
+    ConversationStatus,
+    DeliveryState,
+    Direction,
+    FallbackState,
+    MessageStatus,
+)
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -432,7 +438,7 @@ async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
             .where(
                 t.c.campaign_id == campaign.id,
                 t.c.state.in_((RecipientState.SENT, RecipientState.FAILED)),
-                timer.c.state == fallback.TimerState.WAITING,
+                timer.c.state == FallbackState.WAITING,
             )
             .limit(1)
         )

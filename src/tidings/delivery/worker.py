@@ -40,10 +40,10 @@ from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery import reply_context
-from tidings.delivery.ratelimit import channel_rate, tier_window
 from tidings.domain.enums import DeliveryState, MessageKind
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
+from tidings.ratelimit import channel_rate, tier_window
 from tidings.runtime import Runtime
 from tidings.storage.models import Attachment, Campaign, Delivery, Message, table_of
 from tidings.storage.types import utcnow

@@ -103,3 +103,12 @@ class ConsentStatus(StrEnum):
 class ConsentPurpose(StrEnum):
     MARKETING = "marketing"
     SERVICE = "service"
+
+
+class FallbackState(StrEnum):
+    """`fallback_timer.state`: a timer leaves `waiting` once, in the transaction that acts."""
+
+    WAITING = "waiting"
+    FIRED = "fired"
+    NOT_NEEDED = "not_needed"
+    REFUSED = "refused"

@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from tidings.actions.base import transaction
 from tidings.actions.media import do_record_download
+from tidings.channels.media import MediaUnavailable
 from tidings.logs import CHANNEL_ID
 from tidings.media import limits
-from tidings.media.fetch import MediaUnavailable, fetch
+from tidings.media.fetch import fetch
 from tidings.media.store import make_store
 from tidings.runtime import Runtime
 from tidings.storage.models import Attachment, Message

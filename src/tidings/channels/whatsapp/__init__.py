@@ -21,12 +21,12 @@ from tidings.channels.base import (
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices
+from tidings.channels.media import MediaLocation
 from tidings.channels.templates import ProviderTemplate
 from tidings.channels.whatsapp import client, interactive, media, templates, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation
 
 __all__ = ["WhatsAppAdapter", "WhatsAppConfig"]
 
