@@ -29,7 +29,7 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _bad_workers(settings: Settings) -> str | None:
     """`TIDINGS_WORKERS` checked before anything starts."""
-    from tidings.app import chosen_workers
+    from tidings.workers.registry import chosen_workers
 
     try:
         chosen_workers(settings)
@@ -90,14 +90,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from tidings.app import run_workers_forever
     from tidings.runtime import tune_gc
+    from tidings.workers.registry import run_forever
 
     if error := _refuse_to_start(settings):
         print(f"tidings: {error}", file=sys.stderr)
         return 2
     tune_gc()
-    asyncio.run(run_workers_forever(settings))
+    asyncio.run(run_forever(settings))
     return 0
 
 

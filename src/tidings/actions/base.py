@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.automation import outbox as automation_outbox
+from tidings.domain.enums import Queue
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
@@ -49,6 +50,7 @@ class Tx:
         self.events.append(LiveEvent(type_, workspace_id, inbox_id, data, "", inbox_ids))
 
     def wake_after_commit(self, queue: str) -> None:
+        """`queue`: a `Queue` (ingest/ still passes its name as a string)."""
         self.wakes.add(queue)
 
     async def _write_webhook_outbox(self) -> None:
@@ -111,7 +113,7 @@ class Tx:
                 )
         if rows:
             await self.session.execute(insert(WebhookDelivery), rows)
-            self.wakes.add("webhooks")
+            self.wakes.add(Queue.WEBHOOKS)
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ from tidings.domain.enums import (
     Direction,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.events import InboundMessage, Sender
 from tidings.media.limits import FILE_KINDS, PENDING
@@ -388,7 +389,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         s.add(att)
         attachments.append(att)
         if queued:
-            tx.wake_after_commit("media")
+            tx.wake_after_commit(Queue.MEDIA)
     if attachments:
         await s.flush()
     message = await s.get_one(Message, message_id)

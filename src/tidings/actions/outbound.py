@@ -20,6 +20,7 @@ from tidings.domain.enums import (
     Direction,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.runtime import ChannelInfo, Runtime
@@ -223,7 +224,7 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
             "message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments)
         )
         tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
-    tx.wake_after_commit("delivery")
+    tx.wake_after_commit(Queue.DELIVERY)
     return messages
 
 

@@ -19,6 +19,7 @@ from tidings.domain.enums import (
     Direction,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
@@ -181,5 +182,5 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
         message.updated_at = now
         await s.flush()
         tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
-        tx.wake_after_commit("delivery")
+        tx.wake_after_commit(Queue.DELIVERY)
         return message

@@ -34,7 +34,7 @@ from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
 from tidings.api.deps import RT
 from tidings.api.templates import send_rich
-from tidings.delivery import webhooks as outgoing
+from tidings.delivery import outgoing_webhooks as outgoing
 from tidings.domain.enums import InboundLane
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.ingest import worker as ingest

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, or_, select
 
+from tidings.domain.enums import Queue
 from tidings.storage.models import AutomationEvent, AutomationRule, InboxBusinessHours, Message
 from tidings.storage.types import utcnow
 
@@ -156,7 +157,7 @@ async def _write_events(tx: Tx) -> None:
         )
     if rows:
         await tx.session.execute(insert(AutomationEvent), rows)
-        tx.wake_after_commit("automation")
+        tx.wake_after_commit(Queue.AUTOMATION)
 
 
 async def _record_rule_action(tx: Tx, origin: Origin) -> None:

@@ -43,6 +43,7 @@ from tidings.domain.enums import (
     Direction,
     FallbackState,
     MessageStatus,
+    Queue,
 )
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
@@ -394,7 +395,7 @@ async def _queue(
         ),
         queued,
     )
-    tx.wake_after_commit("delivery")
+    tx.wake_after_commit(Queue.DELIVERY)
 
 
 async def _campaign_label(tx: Tx, campaign: Campaign) -> int:

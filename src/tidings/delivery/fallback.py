@@ -23,7 +23,6 @@ the service window is closed and no template fits); replies do not use it yet.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -53,6 +52,7 @@ from tidings.storage.models import (
     Message,
 )
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
@@ -222,16 +222,10 @@ async def check_set_inbox_plan(
         return plan
 
 
+async def _fire_batch(rt: Runtime) -> bool:
+    return await fire_due(rt) == BATCH
+
+
 async def run(rt: Runtime) -> None:
     """The fallback timer loop (one per worker process; safe to run several)."""
-    while True:
-        try:
-            handled = await fire_due(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("fallback timers failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if handled < BATCH:
-            await asyncio.sleep(IDLE_SECONDS)
+    await poll(rt, _fire_batch, queue=None, idle=IDLE_SECONDS, what="fallback timers")

@@ -112,3 +112,15 @@ class FallbackState(StrEnum):
     FIRED = "fired"
     NOT_NEEDED = "not_needed"
     REFUSED = "refused"
+
+
+class Queue(StrEnum):
+    """The work queues a worker can be woken for (`Tx.wake_after_commit`, `Runtime.wake`)."""
+
+    INGEST = "ingest"
+    DELIVERY = "delivery"
+    WEBHOOKS = "webhooks"
+    MEDIA = "media"
+    AUTOMATION = "automation"
+    ASSIGNMENT = "assignment"
+    PROFILES = "profiles"

@@ -231,7 +231,7 @@ class ContactIdentity(Base):
     alias: Mapped[str | None] = mapped_column(String(300))
     display_name: Mapped[str | None] = mapped_column(String(300))
     # The provider's profile (name) for this identity, fetched in the background
-    # (`tidings.profiles`): queued while `profile_due_at` is set, at most once a day.
+    # (`tidings.workers.profiles`): queued while `profile_due_at` is set, at most once a day.
     profile_channel_id: Mapped[int | None] = mapped_column(Integer)
     profile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     profile_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
