@@ -32,7 +32,14 @@ from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import ConversationStatus, Direction, MessageKind, MessageStatus, Queue
+from tidings.domain.enums import (
+    ConversationStatus,
+    Direction,
+    LiveEventType,
+    MessageKind,
+    MessageStatus,
+    Queue,
+)
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
@@ -150,7 +157,7 @@ async def check_set_settings(
                 existing.capacity = cap
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "assignment"})
+        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "assignment"})
         # A new mode or more room may assign queued conversations at once.
         tx.wake_after_commit(Queue.ASSIGNMENT)
         return await read_settings(s, inbox_id)
@@ -256,14 +263,14 @@ async def _system_line(tx: Tx, conv: Conversation, text: str, details: dict[str,
     )
     tx.session.add(line)
     await tx.session.flush()
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(line))
+    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(line))
 
 
 async def _announce(tx: Tx, conv: Conversation) -> None:
     conv.updated_at = utcnow()
     await tx.session.flush()
     tx.emit(
-        "conversation.updated",
+        LiveEventType.CONVERSATION_UPDATED,
         conv.workspace_id,
         conv.inbox_id,
         conversation_dict(conv, await _labels(tx.session, conv.id)),
@@ -437,7 +444,7 @@ async def check_set_availability(
         if availability == "offline" and before != "offline":
             await _release(tx, agent)
         tx.emit(
-            "agent.availability",
+            LiveEventType.AGENT_AVAILABILITY,
             agent.workspace_id,
             None,
             {"agent_id": agent.id, "availability": availability},

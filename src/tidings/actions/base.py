@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.automation import outbox as automation_outbox
-from tidings.domain.enums import Queue
+from tidings.domain.enums import LiveEventType, Queue
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 
 # Event types an outgoing-webhook subscription may ask for.
 WEBHOOK_EVENTS = (
-    "message.created",
-    "message.updated",
-    "conversation.created",
-    "conversation.updated",
+    LiveEventType.MESSAGE_CREATED,
+    LiveEventType.MESSAGE_UPDATED,
+    LiveEventType.CONVERSATION_CREATED,
+    LiveEventType.CONVERSATION_UPDATED,
 )
 
 
@@ -61,9 +61,9 @@ class Tx:
         # messages moved in a batch (actions/statuses.py); integrators keep their documented
         # one `message.updated` per message.
         relevant += [
-            dataclasses.replace(e, type="message.updated", data=m)
+            dataclasses.replace(e, type=LiveEventType.MESSAGE_UPDATED, data=m)
             for e in self.events
-            if e.type == "messages.updated"
+            if e.type == LiveEventType.MESSAGES_UPDATED
             for m in e.data["messages"]
         ]
         if not relevant:

@@ -15,6 +15,7 @@ from tidings.channels.media import MediaLocator
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
+    LiveEventType,
     MessageKind,
     MessageStatus,
     Queue,
@@ -410,12 +411,17 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
 
     data = conversation_dict(conv)
     tx.emit(
-        "conversation.created" if created else "conversation.updated",
+        LiveEventType.CONVERSATION_CREATED if created else LiveEventType.CONVERSATION_UPDATED,
         conv.workspace_id,
         conv.inbox_id,
         data,
     )
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
+    tx.emit(
+        LiveEventType.MESSAGE_CREATED,
+        conv.workspace_id,
+        conv.inbox_id,
+        message_dict(message, attachments),
+    )
     if notice:
         return message
     await consent.do_after_inbound(tx, channel, event, contact, conv, message)

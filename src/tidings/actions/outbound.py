@@ -18,6 +18,7 @@ from tidings.channels.base import Permanent, Sent
 from tidings.domain.enums import (
     DeliveryState,
     Direction,
+    LiveEventType,
     MessageKind,
     MessageStatus,
     Queue,
@@ -221,9 +222,17 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         conv = it.conv
         await fallback.arm_for_reply(tx, message, conv)
         tx.emit(
-            "message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments)
+            LiveEventType.MESSAGE_CREATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            message_dict(message, attachments),
         )
-        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+        tx.emit(
+            LiveEventType.CONVERSATION_UPDATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv),
+        )
     tx.wake_after_commit(Queue.DELIVERY)
     return messages
 

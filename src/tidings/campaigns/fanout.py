@@ -42,6 +42,7 @@ from tidings.domain.enums import (
     DeliveryState,
     Direction,
     FallbackState,
+    LiveEventType,
     MessageStatus,
     Queue,
 )
@@ -377,8 +378,18 @@ async def _queue(
         message, conv = messages[message_id], convs[conv_id]
         if campaign.fallback:
             await fallback.arm(tx, message, campaign.fallback, recipient_id=recipient_id)
-        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, []))
-        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+        tx.emit(
+            LiveEventType.MESSAGE_CREATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            message_dict(message, []),
+        )
+        tx.emit(
+            LiveEventType.CONVERSATION_UPDATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv),
+        )
     t = table_of(CampaignRecipient)
     await s.execute(
         update(t)
@@ -522,7 +533,7 @@ async def emit_progress(tx: Tx, campaign: Campaign) -> None:
         "state": campaign.state,
         "counts": await counts(tx.session, campaign.id),
     }
-    tx.emit("campaign.updated", campaign.workspace_id, None, data)
+    tx.emit(LiveEventType.CAMPAIGN_UPDATED, campaign.workspace_id, None, data)
 
 
 async def run(rt: Runtime, clock: Clock = utcnow) -> None:
@@ -588,7 +599,7 @@ async def _progress(
             current = await counts(tx.session, cid)
             if seen is None or seen[1] != current:
                 tx.emit(
-                    "campaign.updated",
+                    LiveEventType.CAMPAIGN_UPDATED,
                     campaign.workspace_id,
                     None,
                     {"id": cid, "name": campaign.name, "state": campaign.state, "counts": current},

@@ -124,3 +124,28 @@ class Queue(StrEnum):
     AUTOMATION = "automation"
     ASSIGNMENT = "assignment"
     PROFILES = "profiles"
+
+
+class LiveEventType(StrEnum):
+    """Every live event type the bus carries (the SSE stream's `event:` and, for messages and
+    conversations, the outgoing webhooks' `X-Tidings-Event`). Who may receive each one is
+    `access.EVENT_AUDIENCE`."""
+
+    CONVERSATION_CREATED = "conversation.created"
+    CONVERSATION_UPDATED = "conversation.updated"
+    MESSAGE_CREATED = "message.created"
+    MESSAGE_UPDATED = "message.updated"
+    MESSAGES_UPDATED = "messages.updated"
+    CONSENT_UPDATED = "consent.updated"
+    PRESENCE = "presence"
+    CSAT_ANSWERED = "csat.answered"
+    CONTACT_MERGED = "contact.merged"
+    CONTACT_PREFERENCE = "contact.preference"
+    CONTACT_UPDATED = "contact.updated"
+    TEMPLATE_UPDATED = "template.updated"
+    TEMPLATES_SYNCED = "templates.synced"
+    CHANNEL_NOTICE = "channel.notice"
+    CAMPAIGN_UPDATED = "campaign.updated"
+    SETTINGS_UPDATED = "settings.updated"
+    WORKSPACE_UPDATED = "workspace.updated"
+    AGENT_AVAILABILITY = "agent.availability"

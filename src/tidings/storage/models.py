@@ -26,7 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tidings.storage.types import BigId, JSONDict, JSONList, UTCDateTime, utcnow
+from tidings.domain.enums import (
+    ConversationStatus,
+    DeliveryState,
+    Direction,
+    FallbackState,
+    MessageStatus,
+)
+from tidings.storage.types import BigId, EnumString, JSONDict, JSONList, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -277,7 +284,9 @@ class Conversation(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     inbox_id: Mapped[int] = mapped_column(ForeignKey("inbox.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[ConversationStatus] = mapped_column(
+        EnumString(ConversationStatus), default=ConversationStatus.OPEN
+    )
     assignee_id: Mapped[int | None] = mapped_column(
         ForeignKey("agent.id", ondelete="SET NULL"), index=True
     )
@@ -333,12 +342,12 @@ class Message(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
-    direction: Mapped[str] = mapped_column(String(4))
+    direction: Mapped[Direction] = mapped_column(EnumString(Direction, 4))
     kind: Mapped[str] = mapped_column(String(16))
     body: Mapped[str | None] = mapped_column(Text)
     sender_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
     provider_message_id: Mapped[str | None] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[MessageStatus] = mapped_column(EnumString(MessageStatus))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_reason: Mapped[str | None] = mapped_column(Text)
     # Provider time for inbound (orders the thread), our time for outbound.
@@ -438,7 +447,9 @@ class Delivery(Base):
     conversation_id: Mapped[int] = mapped_column(BigId)
     # The recipient's address on this channel (wa_id, PSID, phone...), fixed at queue time.
     recipient: Mapped[str] = mapped_column(String(300))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[DeliveryState] = mapped_column(
+        EnumString(DeliveryState), default=DeliveryState.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = _created()
     claimed_by: Mapped[str | None] = mapped_column(String(100))
@@ -632,8 +643,9 @@ class FallbackTimer(Base):
     # None: only a failure fires it.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     on_failed: Mapped[bool] = mapped_column(Boolean, default=True)
-    # waiting → fired | not_needed | refused
-    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    state: Mapped[FallbackState] = mapped_column(
+        EnumString(FallbackState), default=FallbackState.WAITING
+    )
     outcome: Mapped[str | None] = mapped_column(Text)
     fallback_message_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = _created()
