@@ -122,7 +122,7 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     LiveEventType.CONTACT_PREFERENCE: Audience.INBOX,
     # A name fetched from the provider's profile API, one event per inbox (actions/profiles.py).
     LiveEventType.CONTACT_UPDATED: Audience.INBOX,
-    # Templates belong to a channel, which belongs to an inbox (api/templates.py).
+    # Templates belong to a channel, which belongs to an inbox (api/message_templates.py).
     LiveEventType.TEMPLATE_UPDATED: Audience.INBOX,
     LiveEventType.TEMPLATES_SYNCED: Audience.INBOX,
     # The campaigns API is owners' and admins' (api/campaigns.py); so are channel settings,

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from tidings.api.admin import router as admin_router
@@ -23,11 +24,11 @@ from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
+from tidings.api.message_templates import router as templates_router
 from tidings.api.meta import router as meta_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
 from tidings.api.sms import router as sms_router
-from tidings.api.templates import router as templates_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import fast_path, provider_webhook, webhook_params
@@ -35,6 +36,7 @@ from tidings.config import Settings
 from tidings.domain.errors import TidingsError
 from tidings.logs import RequestIds
 from tidings.runtime import Runtime
+from tidings.web.routes import mount_web
 from tidings.workers.registry import start_workers
 
 log = logging.getLogger(__name__)
@@ -149,10 +151,6 @@ def create_app(
     # The webhook route is the hot path: match it before every API and UI route.
     hook = app.router.routes.pop()
     app.router.routes.insert(0, hook)
-
-    from starlette.staticfiles import StaticFiles
-
-    from tidings.web.routes import mount_web
 
     mount_web(app)
     app.mount(

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from tidings import cli_campaigns
+from tidings.campaigns import cli as campaigns_cli
 from tidings.config import Settings, load_settings, secret_key_problem
 from tidings.reports import cli as reports_cli
 
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "set-webhooks", help="set provider webhooks Tidings registers itself (Viber) again"
     )
     p.add_argument("--channel", type=int)
-    cli_campaigns.register(sub)
+    campaigns_cli.register(sub)
     reports_cli.register(sub)
     p = sub.add_parser("sandbox", help="run only the provider simulators")
     p.add_argument("--host")
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "doctor": cmd_doctor,
         "sync-templates": cmd_sync_templates,
         "set-webhooks": cmd_set_webhooks,
-        "campaign": cli_campaigns.cmd_campaign,
+        "campaign": campaigns_cli.cmd_campaign,
         "reports": reports_cli.cmd_reports,
     }
     return handlers[args.command](settings, args)

@@ -36,6 +36,7 @@ from tidings.access import (
 )
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.actions.templates import parameter_count, render
 from tidings.domain.enums import ConsentStatus, ConversationStatus, LiveEventType, MessageKind
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.events import InboundMessage
@@ -211,7 +212,6 @@ async def _ask(tx: Tx, conv: Conversation, settings: InboxCsat) -> Message:
                 "The service window is closed and no approved CSAT template is set.",
                 code="window_closed",
             )
-        from tidings.actions.templates import parameter_count, render
 
         if parameter_count(template):
             raise PolicyRefusal(

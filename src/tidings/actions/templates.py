@@ -23,7 +23,7 @@ from sqlalchemy import select
 from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
-from tidings.channels.templates import (
+from tidings.channels.message_templates import (
     NAMED,
     POSITIONAL,
     Needs,
