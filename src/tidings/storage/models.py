@@ -27,11 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tidings.domain.enums import (
+    ConsentPurpose,
+    ConsentStatus,
     ConversationStatus,
     DeliveryState,
     Direction,
     FallbackState,
     MessageStatus,
+    Role,
 )
 from tidings.storage.types import BigId, EnumString, JSONDict, JSONList, UTCDateTime, utcnow
 
@@ -117,7 +120,7 @@ class Agent(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="agent")
+    role: Mapped[Role] = mapped_column(EnumString(Role), default=Role.AGENT)
     availability: Mapped[str] = mapped_column(String(16), default="online")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
@@ -252,8 +255,8 @@ class Consent(Base):
     workspace_id: Mapped[int] = _ws()
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
     channel_kind: Mapped[str] = mapped_column(String(32))
-    purpose: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[ConsentPurpose] = mapped_column(EnumString(ConsentPurpose))
+    status: Mapped[ConsentStatus] = mapped_column(EnumString(ConsentStatus))
     source: Mapped[str] = mapped_column(String(64))
     source_message_id: Mapped[int | None] = mapped_column(BigId)
     changed_at: Mapped[datetime] = _created()
