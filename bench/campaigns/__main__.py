@@ -53,12 +53,13 @@ import uvloop
 
 from bench.common import child, cpu_seconds, free_port, machine_facts, wait_http
 from tidings.actions.admin import bootstrap
-from tidings.app import SESSIONS, WORKERS, create_app
+from tidings.app import create_app
 from tidings.campaigns import fanout
 from tidings.config import Settings, load_settings
 from tidings.httpclient import outbound_client, post
 from tidings.runtime import Runtime, tune_gc
 from tidings.storage.db import migrate
+from tidings.workers.registry import SESSIONS, WORKERS
 
 ROOT = str(Path(__file__).resolve().parents[2])
 PNID = "100000000000999"  # the first number; others count up from it

@@ -183,7 +183,7 @@ async def wait_once(
         )
         holds = time_write_lock(rt)
         if all_workers:
-            from tidings.app import start_workers
+            from tidings.workers.registry import start_workers
 
             start_workers(rt)  # every loop `tidings serve` runs, as it runs them
         else:

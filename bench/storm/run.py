@@ -550,7 +550,7 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
                 loops = {}
                 if args.split_ingest:
                     # Process 0 runs the inbound lanes alone; the others every other loop.
-                    from tidings.app import SESSIONS, WORKERS
+                    from tidings.workers.registry import SESSIONS, WORKERS
 
                     rest = [n for n in WORKERS if not n.startswith("ingest")] + [SESSIONS]
                     loops["TIDINGS_WORKERS"] = "ingest" if i == 0 else ",".join(rest)

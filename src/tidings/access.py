@@ -15,7 +15,7 @@ from enum import Enum
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.domain.enums import Role
+from tidings.domain.enums import LiveEventType, Role
 from tidings.domain.errors import Forbidden, NotFound
 from tidings.realtime.bus import LiveEvent
 from tidings.storage.models import Channel, Contact, Conversation, Inbox
@@ -108,31 +108,31 @@ class Audience(Enum):
 # leaks nothing until it is placed (tests/security/test_live_scope.py checks that every type
 # emitted in src/ is listed).
 EVENT_AUDIENCE: dict[str, Audience] = {
-    "conversation.created": Audience.INBOX,
-    "conversation.updated": Audience.INBOX,
-    "message.created": Audience.INBOX,
-    "message.updated": Audience.INBOX,
+    LiveEventType.CONVERSATION_CREATED: Audience.INBOX,
+    LiveEventType.CONVERSATION_UPDATED: Audience.INBOX,
+    LiveEventType.MESSAGE_CREATED: Audience.INBOX,
+    LiveEventType.MESSAGE_UPDATED: Audience.INBOX,
     # Several messages of one conversation changed status in one batch (actions/statuses.py).
-    "messages.updated": Audience.INBOX,
-    "consent.updated": Audience.INBOX,
-    "presence": Audience.INBOX,
-    "csat.answered": Audience.INBOX,
+    LiveEventType.MESSAGES_UPDATED: Audience.INBOX,
+    LiveEventType.CONSENT_UPDATED: Audience.INBOX,
+    LiveEventType.PRESENCE: Audience.INBOX,
+    LiveEventType.CSAT_ANSWERED: Audience.INBOX,
     # Contact events carry the inboxes of the contact's conversations (`contact_inboxes`).
-    "contact.merged": Audience.INBOX,
-    "contact.preference": Audience.INBOX,
+    LiveEventType.CONTACT_MERGED: Audience.INBOX,
+    LiveEventType.CONTACT_PREFERENCE: Audience.INBOX,
     # A name fetched from the provider's profile API, one event per inbox (actions/profiles.py).
-    "contact.updated": Audience.INBOX,
-    # Templates belong to a channel, which belongs to an inbox (api/templates.py).
-    "template.updated": Audience.INBOX,
-    "templates.synced": Audience.INBOX,
+    LiveEventType.CONTACT_UPDATED: Audience.INBOX,
+    # Templates belong to a channel, which belongs to an inbox (api/message_templates.py).
+    LiveEventType.TEMPLATE_UPDATED: Audience.INBOX,
+    LiveEventType.TEMPLATES_SYNCED: Audience.INBOX,
     # The campaigns API is owners' and admins' (api/campaigns.py); so are channel settings,
     # where a provider's notice about a channel is shown.
-    "channel.notice": Audience.ADMINS,
-    "campaign.updated": Audience.ADMINS,
+    LiveEventType.CHANNEL_NOTICE: Audience.ADMINS,
+    LiveEventType.CAMPAIGN_UPDATED: Audience.ADMINS,
     # "Something changed, refresh": names what changed, no inbox data.
-    "settings.updated": Audience.WORKSPACE,
-    "workspace.updated": Audience.WORKSPACE,
-    "agent.availability": Audience.WORKSPACE,
+    LiveEventType.SETTINGS_UPDATED: Audience.WORKSPACE,
+    LiveEventType.WORKSPACE_UPDATED: Audience.WORKSPACE,
+    LiveEventType.AGENT_AVAILABILITY: Audience.WORKSPACE,
 }
 
 

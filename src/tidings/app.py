@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from tidings import profiles, timers
-from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
@@ -25,95 +24,22 @@ from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
+from tidings.api.message_templates import router as templates_router
 from tidings.api.meta import router as meta_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
 from tidings.api.sms import router as sms_router
-from tidings.api.templates import router as templates_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
 from tidings.api.webhooks import fast_path, provider_webhook, webhook_params
-from tidings.automation import engine as automation
-from tidings.campaigns import fanout
-from tidings.channels.registry import get_adapter, kinds
 from tidings.config import Settings
-from tidings.delivery import fallback
-from tidings.delivery import webhooks as outgoing
-from tidings.delivery import worker as delivery
 from tidings.domain.errors import TidingsError
-from tidings.ingest import worker as ingest
 from tidings.logs import RequestIds
-from tidings.media import worker as media
-from tidings.reports import rollup as report_rollup
 from tidings.runtime import Runtime
+from tidings.web.routes import mount_web
+from tidings.workers.registry import start_workers
 
 log = logging.getLogger(__name__)
-
-WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
-    "ingest": ingest.run,
-    "delivery": delivery.run,
-    "webhooks": outgoing.run,
-    "campaigns": fanout.run,
-    "fallback": fallback.run,
-    "reports": report_rollup.run,
-    "automation": automation.run,
-    "assignment": timers.run,
-    "templates": template_sync.run,
-    "media": media.run,
-    "profiles": profiles.run,
-}
-# One inbound lane each, for processes per lane on PostgreSQL (docs/architecture.md, "Lanes").
-# Only by name: `ingest` (in every default set) already runs both lanes in one loop, which on
-# SQLite is the loop that puts customers first.
-LANE_WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
-    "ingest-customer": ingest.run_customer_lane,
-    "ingest-status": ingest.run_status_lane,
-}
-
-
-@runtime_checkable
-class SessionChannel(Protocol):
-    """An adapter whose channels hold a long-lived connection instead of webhooks (SMPP binds):
-    worker processes run `run_sessions(rt)`, which keeps one session per active channel."""
-
-    def run_sessions(self, rt: Runtime) -> Coroutine[Any, Any, None]: ...
-
-
-# `TIDINGS_WORKERS` may also name this: the long-lived provider sessions (SMPP binds).
-SESSIONS = "sessions"
-
-
-def chosen_workers(settings: Settings) -> list[str]:
-    """The worker loops this process runs: all, or those `TIDINGS_WORKERS` names (an unknown
-    name is a configuration error, not a silently idle worker). Naming `ingest` with a lane, or
-    both lanes, runs the one loop over both lanes (`ingest`): two loops in one process would
-    compete for the write lock instead of putting customers first."""
-    known = [*WORKERS, SESSIONS, *LANE_WORKERS]
-    if settings.workers is None:
-        return [*WORKERS, SESSIONS]
-    unknown = sorted(settings.workers - set(known))
-    if unknown:
-        raise ValueError(
-            f"TIDINGS_WORKERS names unknown workers {', '.join(unknown)}; known: {', '.join(known)}"
-        )
-    names = set(settings.workers)
-    if "ingest" in names or set(LANE_WORKERS) <= names:
-        names = (names - set(LANE_WORKERS)) | {"ingest"}
-    return [name for name in known if name in names]
-
-
-def start_workers(rt: Runtime) -> None:
-    chosen = chosen_workers(rt.settings)
-    loops = {**WORKERS, **LANE_WORKERS}
-    for name in chosen:
-        if name in loops:
-            rt.spawn(loops[name](rt), name=f"worker-{name}")
-    if SESSIONS not in chosen:
-        return
-    for kind in kinds():
-        adapter = get_adapter(kind)
-        if isinstance(adapter, SessionChannel):
-            rt.spawn(adapter.run_sessions(rt), name=f"sessions-{kind}")
 
 
 class TidingsApp(FastAPI):
@@ -226,10 +152,6 @@ def create_app(
     hook = app.router.routes.pop()
     app.router.routes.insert(0, hook)
 
-    from starlette.staticfiles import StaticFiles
-
-    from tidings.web.routes import mount_web
-
     mount_web(app)
     app.mount(
         "/static",
@@ -248,13 +170,3 @@ def create_app(
     app.add_middleware(RequestGuards, max_json_bytes=settings.max_json_bytes)
     app.add_middleware(RequestIds)  # outermost: every log line of a request names it
     return app
-
-
-async def run_workers_forever(settings: Settings) -> None:
-    rt = Runtime(settings)
-    await rt.start()
-    start_workers(rt)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await rt.stop()

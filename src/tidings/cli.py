@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from tidings import cli_campaigns
+from tidings.campaigns import cli as campaigns_cli
 from tidings.config import Settings, load_settings, secret_key_problem
 from tidings.reports import cli as reports_cli
 
@@ -29,7 +29,7 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _bad_workers(settings: Settings) -> str | None:
     """`TIDINGS_WORKERS` checked before anything starts."""
-    from tidings.app import chosen_workers
+    from tidings.workers.registry import chosen_workers
 
     try:
         chosen_workers(settings)
@@ -90,14 +90,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from tidings.app import run_workers_forever
     from tidings.runtime import tune_gc
+    from tidings.workers.registry import run_forever
 
     if error := _refuse_to_start(settings):
         print(f"tidings: {error}", file=sys.stderr)
         return 2
     tune_gc()
-    asyncio.run(run_workers_forever(settings))
+    asyncio.run(run_forever(settings))
     return 0
 
 
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "set-webhooks", help="set provider webhooks Tidings registers itself (Viber) again"
     )
     p.add_argument("--channel", type=int)
-    cli_campaigns.register(sub)
+    campaigns_cli.register(sub)
     reports_cli.register(sub)
     p = sub.add_parser("sandbox", help="run only the provider simulators")
     p.add_argument("--host")
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "doctor": cmd_doctor,
         "sync-templates": cmd_sync_templates,
         "set-webhooks": cmd_set_webhooks,
-        "campaign": cli_campaigns.cmd_campaign,
+        "campaign": campaigns_cli.cmd_campaign,
         "reports": reports_cli.cmd_reports,
     }
     return handlers[args.command](settings, args)

@@ -42,8 +42,9 @@ class Settings:
     port: int
     run_workers: bool
     log_level: str
-    # Which worker loops this process runs (`TIDINGS_WORKERS`, names as in `app.WORKERS`):
-    # None runs them all. A dedicated sending process: `TIDINGS_WORKERS=delivery`.
+    # Which worker loops this process runs (`TIDINGS_WORKERS`, names as in
+    # `workers.registry.WORKERS`): None runs them all. A dedicated sending process:
+    # `TIDINGS_WORKERS=delivery`.
     workers: frozenset[str] | None = None
     # Destinations URLs from outside may reach despite the egress policy (`TIDINGS_EGRESS_ALLOW`,
     # see tidings/egress.py): host names, IPs or CIDRs, each optionally with `:port`.

@@ -18,11 +18,12 @@ from sqlalchemy import select
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.registry import get_adapter
 from tidings.config import Settings
-from tidings.delivery.ratelimit import RateLimiter, make_rate_limiter
+from tidings.domain.enums import Queue
 from tidings.egress import Egress, EgressPolicy
 from tidings.httpclient import outbound_client
 from tidings.ingest.committer import GroupCommitter
 from tidings.ingest.lag import LagGauge
+from tidings.ratelimit import RateLimiter, make_rate_limiter
 from tidings.realtime.bus import EventBus, make_bus
 from tidings.realtime.notify import RedisWakeups
 from tidings.storage.crypto import SecretBox
@@ -50,7 +51,7 @@ def tune_gc() -> None:
 
 
 CHANNEL_CACHE_SECONDS = 10.0
-QUEUES = ("ingest", "delivery", "webhooks", "media", "automation", "assignment", "profiles")
+QUEUES: tuple[str, ...] = tuple(Queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ class Runtime:
         self.wakeups = (
             RedisWakeups(settings.redis_url, self._local_wake) if settings.redis_url else None
         )
-        self.committer = GroupCommitter(self.db, lambda: self.wake("ingest"))
+        self.committer = GroupCommitter(self.db, lambda: self.wake(Queue.INGEST))
         # Inbound lag per lane, cached: /metrics, the agent UI's banner (issue 14, item 5).
         self.lag = LagGauge(self.db)
         self.background: set[asyncio.Task[Any]] = set()

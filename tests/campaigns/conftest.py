@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tests.conftest import Server, eventually, sandbox_headers
-from tidings import app as app_module
 from tidings.campaigns import fanout
 from tidings.delivery import fallback
+from tidings.workers import registry as workers
 
 SECRET = "s3cret-for-the-api-channel"
 
@@ -21,9 +21,9 @@ SECRET = "s3cret-for-the-api-channel"
 async def campaign_workers(server: Server) -> AsyncIterator[None]:
     rt = server.runtime
     tasks = []
-    if "campaigns" not in app_module.WORKERS:
+    if "campaigns" not in workers.WORKERS:
         tasks.append(rt.spawn(fanout.run(rt), name="test-campaigns"))
-    if "fallback" not in app_module.WORKERS:
+    if "fallback" not in workers.WORKERS:
         tasks.append(rt.spawn(fallback.run(rt), name="test-fallback"))
     yield
     for t in tasks:

@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import update
 
 from tests.conftest import Owner, Server
-from tidings import cli_campaigns
+from tidings.campaigns import cli as campaigns_cli
 from tidings.storage.models import Campaign
 from tidings.storage.types import utcnow
 
 
 def run(server: Server, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
     parser = argparse.ArgumentParser(prog="tidings")
-    cli_campaigns.register(parser.add_subparsers(dest="command", required=True))
+    campaigns_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["campaign", *argv])
-    code = cli_campaigns.cmd_campaign(server.settings, args)
+    code = campaigns_cli.cmd_campaign(server.settings, args)
     out = capsys.readouterr()
     return code, json.loads(out.out) if out.out.strip() else json.loads(out.err)
 

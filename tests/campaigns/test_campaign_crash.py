@@ -26,7 +26,6 @@ from tests.conftest import (
     sandbox_headers,
     start_server,
 )
-from tidings import app as app_module
 from tidings.actions.admin import bootstrap
 from tidings.storage.models import (
     CampaignRecipient,
@@ -35,6 +34,7 @@ from tidings.storage.models import (
     Delivery,
     Message,
 )
+from tidings.workers import registry as workers
 
 pytestmark = pytest.mark.slow
 TOTAL = 300
@@ -45,7 +45,7 @@ async def bare_server(database_url: str, tmp_path: Path) -> AsyncIterator[Server
     """A server running every worker except the campaign loops (the subprocess runs those)."""
     settings = make_settings(database_url, tmp_path / "data", free_port(), run_workers=False)
     srv, uv, task = await start_server(settings)
-    for name, run in app_module.WORKERS.items():
+    for name, run in workers.WORKERS.items():
         if name not in ("campaigns", "fallback"):
             srv.runtime.spawn(run(srv.runtime), name=f"worker-{name}")
     try:

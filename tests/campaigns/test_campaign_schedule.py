@@ -29,11 +29,11 @@ from tests.conftest import (
     sandbox_headers,
     start_server,
 )
-from tidings import app as app_module
 from tidings.campaigns import fanout
 from tidings.config import Settings
-from tidings.delivery.ratelimit import channel_rate
+from tidings.ratelimit import channel_rate
 from tidings.runtime import Runtime
+from tidings.workers import registry as workers
 
 
 class FakeClock:
@@ -53,7 +53,7 @@ async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     """Every worker but the campaign loop, which each test runs on its own clock."""
     settings = make_settings(database_url, tmp_path / "data", free_port(), run_workers=False)
     srv, uv, task = await start_server(settings)
-    for name, run in app_module.WORKERS.items():
+    for name, run in workers.WORKERS.items():
         if name != "campaigns":
             srv.runtime.spawn(run(srv.runtime), name=f"worker-{name}")
     try:

@@ -18,6 +18,7 @@ from tests.campaigns.conftest import api_channel, api_customers
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.campaigns import fanout
 from tidings.delivery import fallback
+from tidings.domain.enums import FallbackState
 from tidings.storage.models import Contact, ContactIdentity, Conversation, FallbackTimer
 
 PNID = "100000000000321"
@@ -220,7 +221,7 @@ async def test_delivered_message_retires_its_timer(
                 )
             )
         ).all()
-    assert len(timers) == 1 and timers[0][0] == fallback.TimerState.NOT_NEEDED
+    assert len(timers) == 1 and timers[0][0] == FallbackState.NOT_NEEDED
     assert timers[0][1] in ("original delivered", "original read")  # whichever it saw first
     assert await sms_sent(tw) == []
     assert not [m for m in await thread(api, conv["id"]) if m["extra"].get("fallback_of")]

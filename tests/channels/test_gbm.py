@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.channels import gbm
+from tidings.channels import google_common as google
 from tidings.channels.gbm import GONE, GbmAdapter
-from tidings.channels.rbm import google
 from tidings.channels.registry import get_adapter
 from tidings.storage.models import InboundEvent, Message
 

@@ -23,6 +23,7 @@ from tidings.channels.base import (
     WebhookRequest,
 )
 from tidings.channels.line import LineAdapter, LineConfig, webhook
+from tidings.channels.media import MediaUnavailable
 from tidings.domain.enums import ConsentStatus, MessageKind
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -31,7 +32,6 @@ from tidings.domain.events import (
     MessageDeleted,
     MessageEdited,
 )
-from tidings.media.fetch import MediaUnavailable
 from tidings.simulators.line import Failure, LineSimulator
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "line"

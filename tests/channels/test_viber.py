@@ -386,9 +386,9 @@ async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
 ) -> None:
     from datetime import timedelta
 
-    from tidings.app import WORKERS
     from tidings.campaigns import fanout
     from tidings.storage.models import Contact, Conversation, ConversationChannel
+    from tidings.workers.registry import WORKERS
 
     # Chatbot-initiated Viber messages priced at 0.0085 EUR; session messages are free.
     monkeypatch.setenv("TIDINGS_SMS_PRICES", '{"currency": "EUR", "viber": {"*": "0.0085"}}')
@@ -480,10 +480,10 @@ async def test_not_subscribed_in_a_campaign_falls_back_to_sms(
 ) -> None:
     import secrets
 
-    from tidings.app import WORKERS
     from tidings.campaigns import fanout
     from tidings.delivery import fallback
     from tidings.storage.models import Contact
+    from tidings.workers.registry import WORKERS
 
     tasks = []
     if "campaigns" not in WORKERS:

@@ -252,7 +252,7 @@ async def test_replies_take_a_token_from_the_recipient_pair_bucket(
     """WhatsApp limits each (business number, customer) pair
     (docs/channels/whatsapp.md#throughput-and-pair-limits, error 131056): the delivery worker
     takes a token from that pair's bucket as well as the channel's."""
-    from tidings.delivery.ratelimit import MemoryRateLimiter
+    from tidings.ratelimit import MemoryRateLimiter
 
     channel = await whatsapp_channel(server, api)
     sim = httpx.AsyncClient(

@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tidings.channels.media import MediaUnavailable
 from tidings.channels.wechat import WeChatAdapter, WeChatConfig, client
-from tidings.media.fetch import MediaUnavailable, fetch
+from tidings.media.fetch import fetch
 from tidings.media.store import make_store
 from tidings.storage.models import Attachment, Delivery, MediaUpload, Message
 

@@ -20,9 +20,9 @@ from tests.conftest import (
     start_tidings,
     tidings_env,
 )
-from tidings.app import SESSIONS, WORKERS, chosen_workers
 from tidings.config import load_settings
 from tidings.simulators.whatsapp import WhatsAppSimulator
+from tidings.workers.registry import SESSIONS, WORKERS, chosen_workers
 
 pytestmark = pytest.mark.slow
 PNID = "100000000000556"

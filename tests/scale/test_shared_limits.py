@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from tests.conftest import REDIS_URL
-from tidings.delivery.ratelimit import (
+from tidings.ratelimit import (
     WINDOW_MARGIN,
     MemoryRateLimiter,
     RedisRateLimiter,

@@ -332,18 +332,24 @@ async def _read_until(
 
 
 def test_every_emitted_event_type_has_an_audience() -> None:
-    """A new event type must be placed in access.EVENT_AUDIENCE (else only admins get it)."""
+    """A new event type must be placed in access.EVENT_AUDIENCE (else only admins get it):
+    every `LiveEventType` has an audience, and every type emitted in src/ — as an enum member or
+    still as a bare string — is a `LiveEventType`."""
     from tidings.access import EVENT_AUDIENCE  # here: the test fails, not the module
+    from tidings.domain.enums import LiveEventType
 
+    assert set(LiveEventType) == set(EVENT_AUDIENCE), set(LiveEventType) ^ set(EVENT_AUDIENCE)
     src = Path(tidings.__file__).parent
     emitted: set[str] = set()
     for path in src.rglob("*.py"):
         text = path.read_text()
         emitted |= set(re.findall(r'emit\(\s*"([a-z_.]+)"', text))
         emitted |= set(re.findall(r'LiveEvent\(\s*"([a-z_.]+)"', text))
+        members = re.findall(r"(?:emit|LiveEvent)\(\s*LiveEventType\.([A-Z_]+)", text)
+        emitted |= {LiveEventType[name] for name in members}
     emitted.discard("idle")
     assert {"campaign.updated", "contact.merged", "message.created"} <= emitted
-    assert emitted <= set(EVENT_AUDIENCE), emitted - set(EVENT_AUDIENCE)
+    assert emitted <= set(LiveEventType), emitted - set(LiveEventType)
 
 
 async def test_live_events_reach_only_agents_who_may_see_them(

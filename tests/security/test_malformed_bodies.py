@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server
 from tidings import signing
+from tidings.channels import google_common as google
 from tidings.channels.line.webhook import signature as line_signature
-from tidings.channels.rbm import google
 from tidings.simulators.sandbox import create_demo_channels
 from tidings.storage.models import InboundEvent
 

@@ -11,7 +11,7 @@ Both automatic modes respect capacity (open conversations per agent in the inbox
 own `agent_capacity` row, else the inbox's `capacity`, else no limit). When every online
 member is full, or nobody is online, a conversation stays unassigned: it is *queued*, and the
 queue is drained oldest first as soon as capacity frees (a resolve, an unassign, an agent
-coming online) and by the periodic sweep (`tidings.timers`).
+coming online) and by the periodic sweep (`tidings.workers.assignment`).
 
 The queue is the database itself (open, unassigned conversations of an auto-mode inbox), so
 assignment is a durable step: the transaction that creates, reopens or frees a conversation
@@ -32,7 +32,14 @@ from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import ConversationStatus, Direction, MessageKind, MessageStatus
+from tidings.domain.enums import (
+    ConversationStatus,
+    Direction,
+    LiveEventType,
+    MessageKind,
+    MessageStatus,
+    Queue,
+)
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
@@ -150,9 +157,9 @@ async def check_set_settings(
                 existing.capacity = cap
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "assignment"})
+        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "assignment"})
         # A new mode or more room may assign queued conversations at once.
-        tx.wake_after_commit("assignment")
+        tx.wake_after_commit(Queue.ASSIGNMENT)
         return await read_settings(s, inbox_id)
 
 
@@ -256,14 +263,14 @@ async def _system_line(tx: Tx, conv: Conversation, text: str, details: dict[str,
     )
     tx.session.add(line)
     await tx.session.flush()
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(line))
+    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(line))
 
 
 async def _announce(tx: Tx, conv: Conversation) -> None:
     conv.updated_at = utcnow()
     await tx.session.flush()
     tx.emit(
-        "conversation.updated",
+        LiveEventType.CONVERSATION_UPDATED,
         conv.workspace_id,
         conv.inbox_id,
         conversation_dict(conv, await _labels(tx.session, conv.id)),
@@ -358,7 +365,7 @@ async def drain_all(rt: Runtime) -> int:
 
 def after_change(tx: Tx) -> None:
     """A conversation was created, reopened, unassigned or resolved: the queue may move."""
-    tx.wake_after_commit("assignment")
+    tx.wake_after_commit(Queue.ASSIGNMENT)
 
 
 # --- take from the queue ----------------------------------------------------------------------
@@ -437,12 +444,12 @@ async def check_set_availability(
         if availability == "offline" and before != "offline":
             await _release(tx, agent)
         tx.emit(
-            "agent.availability",
+            LiveEventType.AGENT_AVAILABILITY,
             agent.workspace_id,
             None,
             {"agent_id": agent.id, "availability": availability},
         )
-        tx.wake_after_commit("assignment")
+        tx.wake_after_commit(Queue.ASSIGNMENT)
         return agent
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.automation import outbox as automation_outbox
+from tidings.domain.enums import LiveEventType, Queue
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
@@ -22,10 +23,10 @@ log = logging.getLogger(__name__)
 
 # Event types an outgoing-webhook subscription may ask for.
 WEBHOOK_EVENTS = (
-    "message.created",
-    "message.updated",
-    "conversation.created",
-    "conversation.updated",
+    LiveEventType.MESSAGE_CREATED,
+    LiveEventType.MESSAGE_UPDATED,
+    LiveEventType.CONVERSATION_CREATED,
+    LiveEventType.CONVERSATION_UPDATED,
 )
 
 
@@ -49,6 +50,7 @@ class Tx:
         self.events.append(LiveEvent(type_, workspace_id, inbox_id, data, "", inbox_ids))
 
     def wake_after_commit(self, queue: str) -> None:
+        """`queue`: a `Queue` (ingest/ still passes its name as a string)."""
         self.wakes.add(queue)
 
     async def _write_webhook_outbox(self) -> None:
@@ -59,9 +61,9 @@ class Tx:
         # messages moved in a batch (actions/statuses.py); integrators keep their documented
         # one `message.updated` per message.
         relevant += [
-            dataclasses.replace(e, type="message.updated", data=m)
+            dataclasses.replace(e, type=LiveEventType.MESSAGE_UPDATED, data=m)
             for e in self.events
-            if e.type == "messages.updated"
+            if e.type == LiveEventType.MESSAGES_UPDATED
             for m in e.data["messages"]
         ]
         if not relevant:
@@ -111,7 +113,7 @@ class Tx:
                 )
         if rows:
             await self.session.execute(insert(WebhookDelivery), rows)
-            self.wakes.add("webhooks")
+            self.wakes.add(Queue.WEBHOOKS)
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from tidings.access import Principal, require_admin
 from tidings.actions.base import Tx, transaction
+from tidings.actions.fallback import validate_plan
 from tidings.actions.workspace_settings import workspace_region
 from tidings.campaigns import audience as aud_mod
 from tidings.campaigns import content as cc
@@ -18,7 +19,7 @@ from tidings.campaigns import schedule
 from tidings.campaigns import state as recipient_state
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason
-from tidings.delivery.fallback import validate_plan
+from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, Channel, Contact
@@ -155,7 +156,7 @@ async def check_create_campaign(rt: Runtime, who: Principal, fields: dict[str, A
             setattr(campaign, key, value)
         tx.session.add(campaign)
         await tx.session.flush()
-        tx.emit("campaign.updated", who.workspace_id, None, campaign_dict(campaign))
+        tx.emit(LiveEventType.CAMPAIGN_UPDATED, who.workspace_id, None, campaign_dict(campaign))
         return campaign
 
 
@@ -180,7 +181,7 @@ async def check_update_campaign(
         for key, value in values.items():
             setattr(campaign, key, value)
         campaign.updated_at = utcnow()
-        tx.emit("campaign.updated", who.workspace_id, None, campaign_dict(campaign))
+        tx.emit(LiveEventType.CAMPAIGN_UPDATED, who.workspace_id, None, campaign_dict(campaign))
         return campaign
 
 
@@ -232,7 +233,7 @@ async def check_launch(rt: Runtime, who: Principal, campaign_id: int) -> Campaig
         campaign.state = CampaignState.SCHEDULED if scheduled else CampaignState.RUNNING
         campaign.launched_at = campaign.updated_at = now
         tx.emit(
-            "campaign.updated",
+            LiveEventType.CAMPAIGN_UPDATED,
             who.workspace_id,
             None,
             campaign_dict(campaign, await counts(tx.session, campaign.id)),
@@ -298,7 +299,7 @@ async def check_move(rt: Runtime, who: Principal, campaign_id: int, action: str)
                 )
             )
         tx.emit(
-            "campaign.updated",
+            LiveEventType.CAMPAIGN_UPDATED,
             who.workspace_id,
             None,
             campaign_dict(campaign, await counts(tx.session, campaign.id)),

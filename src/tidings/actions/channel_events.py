@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
-from tidings.actions.inbound import RetryLater
-from tidings.domain.enums import Direction, MessageStatus, status_moves_forward
+from tidings.domain.enums import Direction, LiveEventType, MessageStatus, status_moves_forward
+from tidings.domain.errors import RetryLater
 from tidings.domain.events import (
     ChannelNotice,
     MessageDeleted,
@@ -65,7 +65,9 @@ async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWaterma
         message.updated_at = now
         changed += 1
         conv = await s.get_one(Conversation, message.conversation_id)
-        tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+        tx.emit(
+            LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message)
+        )
     if changed:
         await s.flush()
     return changed
@@ -100,7 +102,7 @@ async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) ->
     message.updated_at = utcnow()
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+    tx.emit(LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message))
 
 
 async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted) -> None:
@@ -116,7 +118,7 @@ async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted)
     message.updated_at = utcnow()
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
+    tx.emit(LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message))
 
 
 async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus) -> None:
@@ -149,7 +151,7 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
         row.updated_at = now
     await s.flush()
     tx.emit(
-        "template.updated",
+        LiveEventType.TEMPLATE_UPDATED,
         channel.workspace_id,
         channel.inbox_id,
         {
@@ -176,7 +178,7 @@ async def do_channel_notice(tx: Tx, channel: ChannelInfo, event: ChannelNotice) 
     row.notice_severe = event.severe
     await tx.session.flush()
     tx.emit(
-        "channel.notice",
+        LiveEventType.CHANNEL_NOTICE,
         channel.workspace_id,
         None,
         {

@@ -39,6 +39,7 @@ from tidings.domain.enums import (
     ConsentPurpose,
     ConsentStatus,
     Direction,
+    LiveEventType,
     MessageKind,
     MessageStatus,
 )
@@ -175,9 +176,9 @@ async def do_set_consent(
     )
     tx.session.add(system)
     await tx.session.flush()
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(system))
+    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(system))
     tx.emit(
-        "consent.updated",
+        LiveEventType.CONSENT_UPDATED,
         conv.workspace_id,
         conv.inbox_id,
         {

@@ -24,6 +24,7 @@ from tidings.access import (
 )
 from tidings.actions.base import Tx, transaction
 from tidings.actions.conversations import labels_of
+from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -70,7 +71,7 @@ async def _announce_conversations(tx: Tx, ids: list[int]) -> None:
     for conv_id in ids:
         conv = await tx.session.get_one(Conversation, conv_id)
         tx.emit(
-            "conversation.updated",
+            LiveEventType.CONVERSATION_UPDATED,
             conv.workspace_id,
             conv.inbox_id,
             conversation_dict(conv, await labels_of(tx.session, conv.id)),
@@ -142,7 +143,7 @@ async def check_merge_contacts(
         await s.flush()
         await _announce_conversations(tx, details["conversations"])
         tx.emit(
-            "contact.merged",
+            LiveEventType.CONTACT_MERGED,
             who.workspace_id,
             None,
             {"merge_id": audit.id, **details},
@@ -224,7 +225,7 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
         await s.flush()
         await _announce_conversations(tx, [int(i) for i in d.get("conversations", [])])
         tx.emit(
-            "contact.merged",
+            LiveEventType.CONTACT_MERGED,
             who.workspace_id,
             None,
             {"merge_id": merge_id, "undone": True},

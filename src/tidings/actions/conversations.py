@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from tidings.access import Principal, require_conversation
 from tidings.actions import assignment, csat, sla
 from tidings.actions.base import transaction
-from tidings.domain.enums import ConversationStatus
+from tidings.domain.enums import ConversationStatus, LiveEventType
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -92,7 +92,7 @@ async def check_update_conversation(
         await s.flush()
         current = await labels_of(s, conv.id)
         tx.emit(
-            "conversation.updated",
+            LiveEventType.CONVERSATION_UPDATED,
             conv.workspace_id,
             conv.inbox_id,
             conversation_dict(conv, current),

@@ -36,7 +36,8 @@ from tidings.access import (
 )
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
-from tidings.domain.enums import ConsentStatus, ConversationStatus, MessageKind
+from tidings.actions.templates import parameter_count, render
+from tidings.domain.enums import ConsentStatus, ConversationStatus, LiveEventType, MessageKind
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.events import InboundMessage
 from tidings.policy import OutboundContext, check_outbound, service_window
@@ -147,7 +148,7 @@ async def check_set_settings(
             row.template_id = template_id
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "csat"})
+        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "csat"})
         return settings_dict(inbox_id, row)
 
 
@@ -211,7 +212,6 @@ async def _ask(tx: Tx, conv: Conversation, settings: InboxCsat) -> Message:
                 "The service window is closed and no approved CSAT template is set.",
                 code="window_closed",
             )
-        from tidings.actions.templates import parameter_count, render
 
         if parameter_count(template):
             raise PolicyRefusal(
@@ -283,7 +283,9 @@ async def do_record_answer(tx: Tx, survey: CsatResponse, message: Message, ratin
     survey.answer_message_id = message.id
     survey.answered_at = utcnow()
     await tx.session.flush()
-    tx.emit("csat.answered", survey.workspace_id, survey.inbox_id, response_dict(survey))
+    tx.emit(
+        LiveEventType.CSAT_ANSWERED, survey.workspace_id, survey.inbox_id, response_dict(survey)
+    )
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -11,14 +11,16 @@ from tidings.actions import assignment, consent, csat, profiles, sla
 from tidings.actions.base import Tx
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
+from tidings.channels.media import MediaLocator
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
+    LiveEventType,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.events import InboundMessage, Sender
-from tidings.media.fetch import MediaLocator
 from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.runtime import ChannelInfo
 from tidings.serialize import conversation_dict, message_dict
@@ -33,10 +35,6 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 PREVIEW_LENGTH = 160
-
-
-class RetryLater(Exception):
-    """The event cannot be applied yet (e.g. a receipt that overtook its message's send)."""
 
 
 async def _identity(tx: Tx, channel: ChannelInfo, ids: Sequence[str]) -> ContactIdentity | None:
@@ -392,7 +390,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         s.add(att)
         attachments.append(att)
         if queued:
-            tx.wake_after_commit("media")
+            tx.wake_after_commit(Queue.MEDIA)
     if attachments:
         await s.flush()
     message = await s.get_one(Message, message_id)
@@ -413,12 +411,17 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
 
     data = conversation_dict(conv)
     tx.emit(
-        "conversation.created" if created else "conversation.updated",
+        LiveEventType.CONVERSATION_CREATED if created else LiveEventType.CONVERSATION_UPDATED,
         conv.workspace_id,
         conv.inbox_id,
         data,
     )
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments))
+    tx.emit(
+        LiveEventType.MESSAGE_CREATED,
+        conv.workspace_id,
+        conv.inbox_id,
+        message_dict(message, attachments),
+    )
     if notice:
         return message
     await consent.do_after_inbound(tx, channel, event, contact, conv, message)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
 from tidings.actions.base import Tx, transaction
+from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
 from tidings.media import limits, sending
 from tidings.media.store import make_store, new_key, one_chunk
@@ -31,7 +32,9 @@ async def emit_message(tx: Tx, message_id: int) -> None:
             )
         ).all()
     )
-    tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message, atts))
+    tx.emit(
+        LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message, atts)
+    )
 
 
 async def do_record_download(

@@ -11,16 +11,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, media, preference, reply_policy, sla
+from tidings.actions import consent, fallback, media, preference, reply_policy, sla
 from tidings.actions.base import Tx, transaction
 from tidings.actions.statuses import StatusReport, do_apply_statuses
 from tidings.channels.base import Permanent, Sent
-from tidings.delivery import fallback
 from tidings.domain.enums import (
     DeliveryState,
     Direction,
+    LiveEventType,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.runtime import ChannelInfo, Runtime
@@ -221,10 +222,18 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         conv = it.conv
         await fallback.arm_for_reply(tx, message, conv)
         tx.emit(
-            "message.created", conv.workspace_id, conv.inbox_id, message_dict(message, attachments)
+            LiveEventType.MESSAGE_CREATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            message_dict(message, attachments),
         )
-        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
-    tx.wake_after_commit("delivery")
+        tx.emit(
+            LiveEventType.CONVERSATION_UPDATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv),
+        )
+    tx.wake_after_commit(Queue.DELIVERY)
     return messages
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import agent_events
+from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import InvalidInput
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
@@ -38,7 +39,9 @@ async def check_announce_presence(
         "ttl": PRESENCE_TTL_SECONDS,
     }
     # Nothing to commit, so nothing to wait for: publish now.
-    await rt.bus.publish([LiveEvent("presence", conv.workspace_id, conv.inbox_id, dict(data))])
+    await rt.bus.publish(
+        [LiveEvent(LiveEventType.PRESENCE, conv.workspace_id, conv.inbox_id, dict(data))]
+    )
     if state == "replying" and typing:
         # Channels with a typing indicator (RBM IS_TYPING) show the customer too.
         agent_events.after_replying(rt, conv.id)

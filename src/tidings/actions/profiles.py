@@ -2,8 +2,8 @@
 
 An identity on a channel that has a profile source is queued (`profile_due_at`) when the
 customer writes and its profile is missing or more than a day old; the `profiles` worker
-(`tidings.profiles`) fetches it in the background and records it here. Nothing on the inbound
-path waits for a provider.
+(`tidings.workers.profiles`) fetches it in the background and records it here. Nothing on
+the inbound path waits for a provider.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from tidings.actions.base import Tx
 from tidings.channels.profiles import Profile, ProfileSource
+from tidings.domain.enums import LiveEventType, Queue
 from tidings.runtime import ChannelInfo
 from tidings.storage.models import Contact, ContactIdentity, Conversation
 from tidings.storage.types import utcnow
 
-QUEUE = "profiles"
 # A profile is asked for at most once a day per identity.
 MAX_AGE = timedelta(days=1)
 
@@ -32,7 +32,7 @@ def due_values(tx: Tx, channel: ChannelInfo) -> dict[str, Any]:
     """Columns for a new identity: queued for a profile when the channel has a source."""
     if not has_profiles(channel):
         return {}
-    tx.wake_after_commit(QUEUE)
+    tx.wake_after_commit(Queue.PROFILES)
     return {"profile_due_at": utcnow(), "profile_channel_id": channel.id}
 
 
@@ -46,7 +46,7 @@ def mark_due(tx: Tx, channel: ChannelInfo, identity: ContactIdentity) -> None:
         return
     identity.profile_due_at = now
     identity.profile_channel_id = channel.id
-    tx.wake_after_commit(QUEUE)
+    tx.wake_after_commit(Queue.PROFILES)
 
 
 async def do_record_profile(tx: Tx, identity_id: int, profile: Profile) -> None:
@@ -86,7 +86,7 @@ async def do_record_profile(tx: Tx, identity_id: int, profile: Profile) -> None:
         by_inbox.setdefault(inbox_id, []).append(conv_id)
     for inbox_id, conv_ids in by_inbox.items():
         tx.emit(
-            "contact.updated",
+            LiveEventType.CONTACT_UPDATED,
             identity.workspace_id,
             inbox_id,
             {"id": identity.contact_id, "conversation_ids": sorted(conv_ids)},

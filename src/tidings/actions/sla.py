@@ -14,9 +14,9 @@ calendar time (business hours do not pause it). A priority change moves a runnin
 the new priority's target, counted from the same start.
 
 A missed target becomes one `sla_breach` row per (conversation, target, due_at), written by the
-sweep in `tidings.timers` as soon as the due time passes (or by the late reply itself, if it
-comes before the sweep). `responded_at` is filled in when the late reply comes; it stays null
-for a conversation resolved without one. Reports read `sla_breach`.
+sweep in `tidings.workers.assignment` as soon as the due time passes (or by the late reply
+itself, if it comes before the sweep). `responded_at` is filled in when the late reply comes;
+it stays null for a conversation resolved without one. Reports read `sla_breach`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 
 from tidings.access import Principal, inbox_filter, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import ConversationStatus
+from tidings.domain.enums import ConversationStatus, LiveEventType, Queue
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -129,7 +129,7 @@ async def check_set_settings(
             row.by_priority = _by_priority(fields["by_priority"])
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "sla"})
+        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "sla"})
         return settings_dict(inbox_id, row)
 
 
@@ -170,7 +170,7 @@ async def on_customer_message(tx: Tx, conv: Conversation) -> None:
     conv.sla_due_at = utcnow() + timedelta(seconds=seconds)
     conv.sla_state = RUNNING
     # The sweep sleeps until the earliest due time: tell it about this one.
-    tx.wake_after_commit("assignment")
+    tx.wake_after_commit(Queue.ASSIGNMENT)
 
 
 async def _record_breach(tx: Tx, conv: Conversation, responded_at: datetime | None) -> None:
@@ -227,7 +227,7 @@ async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> 
     if old is None or new is None:
         return
     conv.sla_due_at = conv.sla_due_at + timedelta(seconds=new - old)
-    tx.wake_after_commit("assignment")
+    tx.wake_after_commit(Queue.ASSIGNMENT)
 
 
 def on_resolved(conv: Conversation) -> None:
@@ -262,7 +262,7 @@ async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
                 )
             ).all()
             tx.emit(
-                "conversation.updated",
+                LiveEventType.CONVERSATION_UPDATED,
                 conv.workspace_id,
                 conv.inbox_id,
                 conversation_dict(conv, list(labels)),

@@ -32,7 +32,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.actions.base import Tx
 from tidings.campaigns.state import on_messages_status
-from tidings.domain.enums import MessageStatus
+from tidings.domain.enums import LiveEventType, MessageStatus
+from tidings.domain.errors import RetryLater
 from tidings.domain.events import StatusUpdate
 from tidings.runtime import ChannelInfo
 from tidings.serialize import message_dict, ts
@@ -176,8 +177,6 @@ async def do_apply_status(tx: Tx, channel: ChannelInfo, event: StatusUpdate) -> 
         error_code=event.error_code,
         error_reason=event.error_reason,
     )
-    # Imported here: actions.inbound reaches actions.outbound (CSAT), which imports this module.
-    from tidings.actions.inbound import RetryLater
 
     applied = await do_apply_statuses(tx, [report])
     if applied.unknown:
@@ -316,11 +315,11 @@ def _emit(tx: Tx, rows: dict[int, Any], moved: dict[int, Moved]) -> None:
     for conv_id, events in by_conv.items():
         workspace_id, inbox_id = where[conv_id]
         if len(events) == 1:
-            tx.emit("message.updated", workspace_id, inbox_id, events[0])
+            tx.emit(LiveEventType.MESSAGE_UPDATED, workspace_id, inbox_id, events[0])
         else:
             events.sort(key=lambda e: int(e["id"]))
             tx.emit(
-                "messages.updated",
+                LiveEventType.MESSAGES_UPDATED,
                 workspace_id,
                 inbox_id,
                 {"conversation_id": conv_id, "messages": events},

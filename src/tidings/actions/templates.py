@@ -23,7 +23,7 @@ from sqlalchemy import select
 from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
 from tidings.actions.base import Tx, transaction
 from tidings.actions.outbound import choose_route, do_queue_message
-from tidings.channels.templates import (
+from tidings.channels.message_templates import (
     NAMED,
     POSITIONAL,
     Needs,
@@ -33,7 +33,7 @@ from tidings.channels.templates import (
     component,
     needs,
 )
-from tidings.domain.enums import ConsentStatus, MessageKind
+from tidings.domain.enums import ConsentStatus, LiveEventType, MessageKind
 from tidings.domain.errors import InvalidInput, NotFound, TidingsError
 from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import ChannelInfo, Runtime
@@ -177,7 +177,7 @@ async def do_sync_templates(
             counts["removed"] += 1
     await s.flush()
     result: dict[str, Any] = {"channel_id": channel.id, "total": len(seen), **counts}
-    tx.emit("templates.synced", channel.workspace_id, channel.inbox_id, result)
+    tx.emit(LiveEventType.TEMPLATES_SYNCED, channel.workspace_id, channel.inbox_id, result)
     return result
 
 

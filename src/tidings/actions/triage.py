@@ -17,8 +17,10 @@ from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
     Direction,
+    LiveEventType,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
@@ -63,7 +65,7 @@ async def check_triage(
         conv.updated_at = now
         await s.flush()
         tx.emit(
-            "conversation.updated",
+            LiveEventType.CONVERSATION_UPDATED,
             conv.workspace_id,
             conv.inbox_id,
             conversation_dict(conv, await labels_of(s, conv.id)),
@@ -83,7 +85,7 @@ async def check_mark_read(rt: Runtime, who: Principal, conversation_id: int) -> 
             conv.updated_at = utcnow()
             await s.flush()
             tx.emit(
-                "conversation.updated",
+                LiveEventType.CONVERSATION_UPDATED,
                 conv.workspace_id,
                 conv.inbox_id,
                 conversation_dict(conv, await labels_of(s, conv.id)),
@@ -118,7 +120,9 @@ async def check_record_system_event(
         )
         s.add(event)
         await s.flush()
-        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(event))
+        tx.emit(
+            LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(event)
+        )
         return event
 
 
@@ -180,6 +184,8 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
         message.error_reason = None
         message.updated_at = now
         await s.flush()
-        tx.emit("message.updated", conv.workspace_id, conv.inbox_id, message_dict(message))
-        tx.wake_after_commit("delivery")
+        tx.emit(
+            LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message)
+        )
+        tx.wake_after_commit(Queue.DELIVERY)
         return message

@@ -17,7 +17,7 @@ from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
 from tidings.api.auth import authenticate
-from tidings.api.v1 import runtime
+from tidings.api.deps import runtime
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts

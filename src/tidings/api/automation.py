@@ -20,11 +20,12 @@ from sqlalchemy import select
 from tidings.access import Principal, require_admin, require_conversation, require_inbox
 from tidings.actions.base import transaction
 from tidings.api.auth import authenticate
-from tidings.api.v1 import runtime
+from tidings.api.deps import runtime
 from tidings.automation import engine
 from tidings.automation import hours as bh
 from tidings.automation.rules import check_delete_rule, check_save_rule, rule_dict, validate_rule
 from tidings.automation.runs import run_dict
+from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import ts
@@ -220,7 +221,7 @@ async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) ->
         row.greeting_enabled, row.greeting_message = flags["greeting_enabled"], greeting
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "business_hours"})
         return _hours_dict(inbox_id, row)
 
 
@@ -231,4 +232,4 @@ async def delete_business_hours(inbox_id: int, who: Who, rt: RT) -> None:
         row = await tx.session.get(InboxBusinessHours, inbox_id)
         if row is not None:
             await tx.session.delete(row)
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "business_hours"})

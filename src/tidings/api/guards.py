@@ -20,6 +20,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tidings.domain.jsondepth import MAX_JSON_DEPTH, too_deep
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+# Added to every HTML answer (the agent UI's pages, and a webhook answered in HTML).
+# No inline script or style anywhere: customer text that slipped into markup could not run.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
 # Routes whose bodies are files, not JSON, whatever their content type says.
 _UPLOADS = re.compile(r"^/api/v1/(conversations/[^/]+/attachments|campaigns/[^/]+/audience/csv)$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from tidings.access import Principal, require_conversation
 from tidings.actions import reply_policy
 from tidings.api.auth import authenticate
-from tidings.api.v1 import runtime
+from tidings.api.deps import runtime
 from tidings.runtime import Runtime
 from tidings.serialize import ts
 from tidings.storage.models import (

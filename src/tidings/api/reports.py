@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_admin
 from tidings.api.auth import authenticate
-from tidings.api.v1 import RT
+from tidings.api.deps import RT
 from tidings.domain.errors import InvalidInput
 from tidings.reports import queries as q
 from tidings.runtime import Runtime

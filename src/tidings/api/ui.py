@@ -45,7 +45,8 @@ from tidings.actions.triage import (
     check_triage,
 )
 from tidings.api.auth import authenticate
-from tidings.api.v1 import decode_cursor, encode_cursor, runtime
+from tidings.api.deps import runtime
+from tidings.api.v1 import decode_cursor, encode_cursor
 from tidings.channels.pricing import PricedMessages
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window

@@ -32,13 +32,17 @@ from tidings.actions.outbound import check_send_reply
 from tidings.actions.passwords import check_change_own_password
 from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
-from tidings.delivery import webhooks as outgoing
+from tidings.api.deps import RT
+from tidings.api.message_templates import send_rich
+from tidings.delivery import outgoing_webhooks as outgoing
 from tidings.domain.enums import InboundLane
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.ingest import worker as ingest
 from tidings.ingest.lag import CUSTOMER_WARN_SECONDS
 from tidings.realtime.bus import IDLE
 from tidings.runtime import Runtime
+from tidings.search import contact_match, words
+from tidings.search import search_messages as run_search
 from tidings.serialize import channel_dict, contact_dict, conversation_dict, message_dict, ts
 from tidings.storage.models import (
     Attachment,
@@ -57,14 +61,6 @@ from tidings.storage.models import (
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authenticate)]
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:
@@ -281,8 +277,6 @@ async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dic
     Instead of text: `template` (an approved WhatsApp template with its values), `interactive`
     (reply buttons, a list, quick replies) or `reaction` (an emoji on one of the thread's
     messages), each checked against the channel's rules before it is queued."""
-    # Imported here: tidings.api.templates depends on this module's `runtime`.
-    from tidings.api.templates import send_rich
 
     rich = await send_rich(
         rt,
@@ -325,8 +319,6 @@ async def list_contacts(
     q: Annotated[str | None, Query(description="name, email, phone or channel address")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    from tidings.search import contact_match
-
     stmt = select(Contact).where(visible_contacts(who))
     matching = contact_match(who.workspace_id, q) if q else None
     if matching is not None:
@@ -354,9 +346,6 @@ async def search_messages(
 ) -> dict[str, Any]:
     """Full-text search over message text the agent may see, newest first. All words must
     match; the last one also matches as a prefix."""
-    from tidings.search import search_messages as run_search
-    from tidings.search import words
-
     if not words(q):
         raise InvalidInput("q: give at least one word to search for")
     async with rt.db.read() as s:

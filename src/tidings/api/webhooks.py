@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from tidings.api.guards import NOSNIFF
+from tidings.api.guards import NOSNIFF, SECURITY_HEADERS
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
 from tidings.domain.errors import PayloadError, SignatureError, TidingsError
@@ -207,8 +207,6 @@ async def fast_path(
             headers.append(NOSNIFF)
         ctype = next((v for k, v in headers if k == b"content-type"), b"")
         if ctype.startswith(b"text/html"):
-            from tidings.web.routes import SECURITY_HEADERS  # rare; a heavy module
-
             present = {k for k, _ in headers}
             headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
         headers.append((b"x-request-id", request_id.encode()))

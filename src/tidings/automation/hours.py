@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.domain.errors import InvalidInput
+from tidings.storage.models import InboxBusinessHours
 from tidings.storage.types import utcnow
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -189,8 +190,6 @@ def from_row(row: Any) -> BusinessHours | None:
 
 
 async def hours_for_inbox(session: AsyncSession, inbox_id: int) -> BusinessHours | None:
-    from tidings.storage.models import InboxBusinessHours
-
     return from_row(await session.get(InboxBusinessHours, inbox_id))
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, or_, select
 
+from tidings.domain.enums import LiveEventType, Queue
 from tidings.storage.models import AutomationEvent, AutomationRule, InboxBusinessHours, Message
 from tidings.storage.types import utcnow
 
@@ -111,7 +112,7 @@ async def _write_events(tx: Tx) -> None:
     created: set[int] = set()
     for e in tx.events:
         data = e.data
-        if e.type == "message.created":
+        if e.type == LiveEventType.MESSAGE_CREATED:
             conv_id = int(data["conversation_id"])
             if data.get("kind") == "system" and data.get("direction") == "in":
                 # From the customer's side, though nobody wrote it: a provider's notice (the
@@ -124,11 +125,11 @@ async def _write_events(tx: Tx) -> None:
             touched_by_message.add(conv_id)
             if data.get("direction") == "in":
                 candidates.append((e.workspace_id, "message.received", conv_id, int(data["id"])))
-        elif e.type == "conversation.created":
+        elif e.type == LiveEventType.CONVERSATION_CREATED:
             created.add(int(data["id"]))
             candidates.append((e.workspace_id, "conversation.created", int(data["id"]), None))
     for e in tx.events:
-        if e.type == "conversation.updated":
+        if e.type == LiveEventType.CONVERSATION_UPDATED:
             conv_id = int(e.data["id"])
             if conv_id not in touched_by_message and conv_id not in created:
                 candidates.append((e.workspace_id, "conversation.updated", conv_id, None))
@@ -156,7 +157,7 @@ async def _write_events(tx: Tx) -> None:
         )
     if rows:
         await tx.session.execute(insert(AutomationEvent), rows)
-        tx.wake_after_commit("automation")
+        tx.wake_after_commit(Queue.AUTOMATION)
 
 
 async def _record_rule_action(tx: Tx, origin: Origin) -> None:
@@ -165,7 +166,7 @@ async def _record_rule_action(tx: Tx, origin: Origin) -> None:
     s = tx.session
     stamp = origin.stamp()
     for e in tx.events:
-        if e.type != "message.created":
+        if e.type != LiveEventType.MESSAGE_CREATED:
             continue
         message = await s.get(Message, int(e.data["id"]))
         if message is None:

@@ -28,6 +28,7 @@ from tidings.actions.base import transaction
 from tidings.actions.triage import PRIORITIES
 from tidings.automation.outbox import RULE_EVENTS, TIMED_EVENTS
 from tidings.channels.registry import kinds
+from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
@@ -369,7 +370,9 @@ async def check_save_rule(
                 raise InvalidInput("position: a number from 0 to 100000")
             row.position = position
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
+        tx.emit(
+            LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "automation_rules"}
+        )
         return row
 
 
@@ -380,4 +383,6 @@ async def check_delete_rule(rt: Runtime, who: Principal, rule_id: int) -> None:
         if row is None or row.workspace_id != who.workspace_id:
             raise NotFound("rule not found")
         await tx.session.delete(row)
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
+        tx.emit(
+            LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "automation_rules"}
+        )

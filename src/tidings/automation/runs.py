@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.domain.enums import Direction, MessageKind, MessageStatus
+from tidings.domain.enums import Direction, LiveEventType, MessageKind, MessageStatus
 from tidings.serialize import message_dict, ts
 from tidings.storage.models import Conversation, Message, RuleRun
 from tidings.storage.types import utcnow
@@ -120,7 +120,7 @@ async def system_event(tx: Tx, origin: Origin, text: str) -> Message:
     )
     s.add(event)
     await s.flush()
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(event))
+    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(event))
     return event
 
 

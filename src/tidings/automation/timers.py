@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from tidings.actions.base import Tx, transaction
 from tidings.automation.customer import FROM_CUSTOMER
-from tidings.domain.enums import Direction, MessageKind
+from tidings.domain.enums import Direction, MessageKind, Queue
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     AutomationEvent,
@@ -205,7 +205,7 @@ async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
         for timer in timers:
             fired += await _handle(tx, timer)
         if fired:
-            tx.wake_after_commit("automation")
+            tx.wake_after_commit(Queue.AUTOMATION)
         return len(timers)
 
 

@@ -2,7 +2,7 @@
 
 For deployments that want dedicated campaign workers (and for the crash test, which kills
 this process with SIGKILL mid-campaign). `tidings worker` runs the same loops once they are
-listed in `tidings.app.WORKERS`.
+listed in `tidings.workers.registry.WORKERS`.
 """
 
 from __future__ import annotations

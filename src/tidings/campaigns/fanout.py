@@ -30,14 +30,22 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, update
 
+from tidings.actions import fallback
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
 from tidings.channels import registry
-from tidings.delivery import fallback
-from tidings.domain.enums import ConversationStatus, DeliveryState, Direction, MessageStatus
+from tidings.domain.enums import (
+    ConversationStatus,
+    DeliveryState,
+    Direction,
+    FallbackState,
+    LiveEventType,
+    MessageStatus,
+    Queue,
+)
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -370,8 +378,18 @@ async def _queue(
         message, conv = messages[message_id], convs[conv_id]
         if campaign.fallback:
             await fallback.arm(tx, message, campaign.fallback, recipient_id=recipient_id)
-        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, []))
-        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+        tx.emit(
+            LiveEventType.MESSAGE_CREATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            message_dict(message, []),
+        )
+        tx.emit(
+            LiveEventType.CONVERSATION_UPDATED,
+            conv.workspace_id,
+            conv.inbox_id,
+            conversation_dict(conv),
+        )
     t = table_of(CampaignRecipient)
     await s.execute(
         update(t)
@@ -388,7 +406,7 @@ async def _queue(
         ),
         queued,
     )
-    tx.wake_after_commit("delivery")
+    tx.wake_after_commit(Queue.DELIVERY)
 
 
 async def _campaign_label(tx: Tx, campaign: Campaign) -> int:
@@ -432,7 +450,7 @@ async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
             .where(
                 t.c.campaign_id == campaign.id,
                 t.c.state.in_((RecipientState.SENT, RecipientState.FAILED)),
-                timer.c.state == fallback.TimerState.WAITING,
+                timer.c.state == FallbackState.WAITING,
             )
             .limit(1)
         )
@@ -515,7 +533,7 @@ async def emit_progress(tx: Tx, campaign: Campaign) -> None:
         "state": campaign.state,
         "counts": await counts(tx.session, campaign.id),
     }
-    tx.emit("campaign.updated", campaign.workspace_id, None, data)
+    tx.emit(LiveEventType.CAMPAIGN_UPDATED, campaign.workspace_id, None, data)
 
 
 async def run(rt: Runtime, clock: Clock = utcnow) -> None:
@@ -581,7 +599,7 @@ async def _progress(
             current = await counts(tx.session, cid)
             if seen is None or seen[1] != current:
                 tx.emit(
-                    "campaign.updated",
+                    LiveEventType.CAMPAIGN_UPDATED,
                     campaign.workspace_id,
                     None,
                     {"id": cid, "name": campaign.name, "state": campaign.state, "counts": current},

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions.base import Tx
-from tidings.domain.enums import DeliveryState, MessageStatus
+from tidings.domain.enums import DeliveryState, MessageStatus, Queue
 from tidings.runtime import Runtime
 from tidings.storage.models import CampaignRecipient, Delivery, FallbackTimer, Message, table_of
 from tidings.storage.types import utcnow
@@ -233,7 +233,7 @@ async def release(tx: Tx, campaign_id: int) -> int:
         .where(d.c.state == DeliveryState.HELD, d.c.message_id.in_(_queued_messages(campaign_id)))
         .values(state=DeliveryState.PENDING, next_attempt_at=now, updated_at=now)
     )
-    tx.wake_after_commit("delivery")
+    tx.wake_after_commit(Queue.DELIVERY)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

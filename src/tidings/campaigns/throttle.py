@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidings.delivery.ratelimit import window_for
+from tidings.ratelimit import window_for
 from tidings.runtime import Runtime
 
 

@@ -1,7 +1,7 @@
 """Optional capability: the provider can say who a customer is (their display name).
 
 Messenger (User Profile API), Instagram (user profile fields) and WeChat (`cgi-bin/user/info`)
-can; RBM, SMS and the others cannot. The `profiles` worker (`tidings.profiles`) asks in the
+can; RBM, SMS and the others cannot. The `profiles` worker (`tidings.workers.profiles`) asks in the
 background, never while a webhook or an inbound event is being handled, and caches the answer
 on the identity (`contact_identity.display_name`, `profile_fetched_at`).
 """

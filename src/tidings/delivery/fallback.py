@@ -23,108 +23,41 @@ the service window is closed and no template fits); replies do not use it yet.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 
 from tidings.actions.base import Tx, transaction
+from tidings.actions.fallback import validate_plan
+from tidings.actions.outbound import Route, do_queue_message
+from tidings.campaigns import content as cc
+from tidings.campaigns.plan import address_for, opted_out
 from tidings.campaigns.state import CampaignState
-from tidings.domain.enums import DeliveryState, MessageKind, MessageStatus
+from tidings.domain.enums import DeliveryState, FallbackState, MessageKind, MessageStatus
 from tidings.domain.errors import InvalidInput, PolicyRefusal
+from tidings.domain.numbers import region_of
+from tidings.policy import OutboundContext, check_outbound, sms
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
+    Channel,
     Contact,
     Conversation,
     Delivery,
     FallbackTimer,
+    Inbox,
     InboxFallback,
     Message,
 )
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
 IDLE_SECONDS = 0.5
-MAX_AFTER_SECONDS = 7 * 24 * 3600
-
-
-class TimerState:
-    WAITING = "waiting"
-    FIRED = "fired"
-    NOT_NEEDED = "not_needed"
-    REFUSED = "refused"
-
-
-def validate_plan(raw: Any) -> dict[str, Any]:
-    """A plan as stored; `{}` (or None) means no fallback."""
-    if not raw:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidInput("fallback: {to_channel_id, after_seconds, on_failed, on_window_closed}")
-    unknown = set(raw) - {"to_channel_id", "after_seconds", "on_failed", "on_window_closed"}
-    if unknown:
-        raise InvalidInput(f"fallback: unknown field(s) {', '.join(sorted(unknown))}")
-    to = raw.get("to_channel_id")
-    if not isinstance(to, int) or isinstance(to, bool):
-        raise InvalidInput("fallback.to_channel_id: the channel to fall back to")
-    after = raw.get("after_seconds")
-    if after is not None and (
-        not isinstance(after, int) or isinstance(after, bool) or not 0 < after <= MAX_AFTER_SECONDS
-    ):
-        raise InvalidInput(f"fallback.after_seconds: 1..{MAX_AFTER_SECONDS}, or null")
-    plan = {
-        "to_channel_id": to,
-        "after_seconds": after,
-        "on_failed": bool(raw.get("on_failed", True)),
-        "on_window_closed": bool(raw.get("on_window_closed", False)),
-    }
-    if after is None and not plan["on_failed"] and not plan["on_window_closed"]:
-        raise InvalidInput("fallback: say when — after_seconds, on_failed or on_window_closed")
-    return plan
-
-
-async def arm(
-    tx: Tx, message: Message | Row[Any], plan: dict[str, Any], recipient_id: int | None = None
-) -> None:
-    """Arm `plan` for `message` (its ORM object or row; idempotent: one timer per message)."""
-    if not plan or message.channel_id == plan.get("to_channel_id"):
-        return
-    after = plan.get("after_seconds")
-    if after is None and not plan.get("on_failed"):
-        return
-    now = utcnow()
-    await tx.session.execute(
-        tx.rt.db.insert(FallbackTimer)
-        .values(
-            workspace_id=message.workspace_id,
-            message_id=message.id,
-            to_channel_id=int(plan["to_channel_id"]),
-            campaign_recipient_id=recipient_id,
-            due_at=now + timedelta(seconds=int(after)) if after else None,
-            on_failed=bool(plan.get("on_failed")),
-            state=TimerState.WAITING,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["message_id"])
-    )
-
-
-async def arm_for_reply(tx: Tx, message: Message, conv: Conversation) -> None:
-    """Hook for `outbound.do_queue_message`: arm the inbox's plan for an ordinary reply.
-    Campaign messages (their own plan) and fallback messages themselves are left alone."""
-    extra = message.extra or {}
-    if extra.get("campaign") or extra.get("fallback_of"):
-        return
-    row = await tx.session.get(InboxFallback, conv.inbox_id)
-    if row is not None and row.plan:
-        await arm(tx, message, row.plan)
 
 
 async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
@@ -136,7 +69,7 @@ async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
         Campaign.state == CampaignState.PAUSED,
     )
     ready = and_(
-        FallbackTimer.state == TimerState.WAITING,
+        FallbackTimer.state == FallbackState.WAITING,
         or_(
             FallbackTimer.due_at <= now,
             and_(FallbackTimer.on_failed.is_(True), Message.status == MessageStatus.FAILED),
@@ -168,7 +101,7 @@ async def _handle(tx: Tx, timer: FallbackTimer, original: Message) -> None:
     timer.updated_at = utcnow()
     status = MessageStatus(original.status)
     if status in (MessageStatus.DELIVERED, MessageStatus.READ):
-        timer.state, timer.outcome = TimerState.NOT_NEEDED, f"original {status}"
+        timer.state, timer.outcome = FallbackState.NOT_NEEDED, f"original {status}"
         return
     if status == MessageStatus.SENT and original.channel_id is not None:
         # A channel that reports neither delivery nor reading (LINE, Telegram, WeChat: its
@@ -177,26 +110,21 @@ async def _handle(tx: Tx, timer: FallbackTimer, original: Message) -> None:
         channel = await tx.rt.channels.get(original.channel_id)
         receipts = set(channel.adapter.capabilities.receipts) if channel is not None else set()
         if channel is not None and not receipts & {MessageStatus.DELIVERED, MessageStatus.READ}:
-            timer.state = TimerState.NOT_NEEDED
+            timer.state = FallbackState.NOT_NEEDED
             timer.outcome = f"original sent ({channel.adapter.label} reports no delivery)"
             return
     why = "failed" if status == MessageStatus.FAILED else "not_delivered_in_time"
     try:
         follow_up = await _queue_follow_up(tx, timer, original, why)
     except PolicyRefusal as refusal:
-        timer.state, timer.outcome = TimerState.REFUSED, refusal.message
+        timer.state, timer.outcome = FallbackState.REFUSED, refusal.message
         return
-    timer.state, timer.fallback_message_id = TimerState.FIRED, follow_up.id
+    timer.state, timer.fallback_message_id = FallbackState.FIRED, follow_up.id
     timer.outcome = why
 
 
 async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why: str) -> Message:
     # Imported here: outbound imports this module's hook.
-    from tidings.actions.outbound import Route, do_queue_message
-    from tidings.campaigns import content as cc
-    from tidings.campaigns.plan import address_for, opted_out
-    from tidings.domain.numbers import region_of
-    from tidings.policy import OutboundContext, check_outbound, sms
 
     s = tx.session
     channel = await tx.rt.channels.get(timer.to_channel_id)
@@ -276,8 +204,6 @@ async def check_set_inbox_plan(
     rt: Runtime, workspace_id: int, inbox_id: int, raw: Any
 ) -> dict[str, Any]:
     """Precondition: the caller checked that the agent administers this workspace."""
-    from tidings.storage.models import Channel, Inbox
-
     plan = validate_plan(raw)
     async with transaction(rt) as tx:
         s = tx.session
@@ -296,16 +222,10 @@ async def check_set_inbox_plan(
         return plan
 
 
+async def _fire_batch(rt: Runtime) -> bool:
+    return await fire_due(rt) == BATCH
+
+
 async def run(rt: Runtime) -> None:
     """The fallback timer loop (one per worker process; safe to run several)."""
-    while True:
-        try:
-            handled = await fire_due(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("fallback timers failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if handled < BATCH:
-            await asyncio.sleep(IDLE_SECONDS)
+    await poll(rt, _fire_batch, queue=None, idle=IDLE_SECONDS, what="fallback timers")

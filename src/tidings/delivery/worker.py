@@ -40,10 +40,10 @@ from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.delivery import reply_context
-from tidings.delivery.ratelimit import channel_rate, tier_window
-from tidings.domain.enums import DeliveryState, MessageKind
+from tidings.domain.enums import DeliveryState, MessageKind, Queue
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
+from tidings.ratelimit import channel_rate, tier_window
 from tidings.runtime import Runtime
 from tidings.storage.models import Attachment, Campaign, Delivery, Message, table_of
 from tidings.storage.types import utcnow
@@ -365,7 +365,7 @@ async def record(rt: Runtime, outcomes: list[tuple[int, SendOutcome | Held]]) ->
                 ],
             )
         # The next message of each conversation may now go; retries wait their time.
-        tx.wake_after_commit("delivery")
+        tx.wake_after_commit(Queue.DELIVERY)
 
 
 class Recorder:
@@ -464,7 +464,7 @@ async def run(rt: Runtime) -> None:
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if not jobs:
-                await rt.wait_for_work("delivery", IDLE_POLL_SECONDS)
+                await rt.wait_for_work(Queue.DELIVERY, IDLE_POLL_SECONDS)
     finally:
         await _wind_down(in_flight, recording, recorder)
 

@@ -103,3 +103,49 @@ class ConsentStatus(StrEnum):
 class ConsentPurpose(StrEnum):
     MARKETING = "marketing"
     SERVICE = "service"
+
+
+class FallbackState(StrEnum):
+    """`fallback_timer.state`: a timer leaves `waiting` once, in the transaction that acts."""
+
+    WAITING = "waiting"
+    FIRED = "fired"
+    NOT_NEEDED = "not_needed"
+    REFUSED = "refused"
+
+
+class Queue(StrEnum):
+    """The work queues a worker can be woken for (`Tx.wake_after_commit`, `Runtime.wake`)."""
+
+    INGEST = "ingest"
+    DELIVERY = "delivery"
+    WEBHOOKS = "webhooks"
+    MEDIA = "media"
+    AUTOMATION = "automation"
+    ASSIGNMENT = "assignment"
+    PROFILES = "profiles"
+
+
+class LiveEventType(StrEnum):
+    """Every live event type the bus carries (the SSE stream's `event:` and, for messages and
+    conversations, the outgoing webhooks' `X-Tidings-Event`). Who may receive each one is
+    `access.EVENT_AUDIENCE`."""
+
+    CONVERSATION_CREATED = "conversation.created"
+    CONVERSATION_UPDATED = "conversation.updated"
+    MESSAGE_CREATED = "message.created"
+    MESSAGE_UPDATED = "message.updated"
+    MESSAGES_UPDATED = "messages.updated"
+    CONSENT_UPDATED = "consent.updated"
+    PRESENCE = "presence"
+    CSAT_ANSWERED = "csat.answered"
+    CONTACT_MERGED = "contact.merged"
+    CONTACT_PREFERENCE = "contact.preference"
+    CONTACT_UPDATED = "contact.updated"
+    TEMPLATE_UPDATED = "template.updated"
+    TEMPLATES_SYNCED = "templates.synced"
+    CHANNEL_NOTICE = "channel.notice"
+    CAMPAIGN_UPDATED = "campaign.updated"
+    SETTINGS_UPDATED = "settings.updated"
+    WORKSPACE_UPDATED = "workspace.updated"
+    AGENT_AVAILABILITY = "agent.availability"

@@ -58,3 +58,7 @@ class PayloadError(TidingsError):
 
     code = "bad_payload"
     status = 400
+
+
+class RetryLater(Exception):
+    """The event cannot be applied yet (e.g. a receipt that overtook its message's send)."""

@@ -39,6 +39,7 @@ from tidings.actions.inbound import (
 )
 from tidings.actions.sms_parts import part_of
 from tidings.actions.workspace_settings import phone_for
+from tidings.channels.media import MediaLocator
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
@@ -48,7 +49,6 @@ from tidings.domain.enums import (
 )
 from tidings.domain.events import Ignored, InboundMessage
 from tidings.ingest.rows import process_rows, touch_channels
-from tidings.media.fetch import MediaLocator
 from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.metrics import INGESTED
 from tidings.runtime import ChannelInfo

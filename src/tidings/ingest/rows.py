@@ -16,9 +16,10 @@ from sqlalchemy import or_, update
 
 from tidings.actions.base import Tx
 from tidings.actions.channel_events import ChannelEvent, do_apply_channel_event
-from tidings.actions.inbound import RetryLater, do_receive_message
+from tidings.actions.inbound import do_receive_message
 from tidings.actions.statuses import do_apply_status
 from tidings.domain.enums import InboundState
+from tidings.domain.errors import RetryLater
 from tidings.domain.events import Ignored, InboundMessage, StatusUpdate
 from tidings.logs import CHANNEL_ID
 from tidings.metrics import INGESTED

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from tidings.channels.base import Capabilities
+from tidings.channels.media import MediaLocation, MediaLocator, MediaUnavailable
 from tidings.egress import Egress, EgressRefused
 from tidings.media import limits
 from tidings.media.store import MediaStore, TooLarge, new_key
@@ -32,43 +32,6 @@ TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 DEADLINE_SECONDS = 300.0
 # The most read for a type without a per-channel cap.
 MAX_BYTES = 100 * 1024 * 1024
-
-
-class MediaUnavailable(Exception):
-    """The media cannot be fetched. `retriable`: try again later (provider hiccup)."""
-
-    def __init__(self, reason: str, *, retriable: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retriable = retriable
-
-
-@dataclass(frozen=True, slots=True)
-class MediaLocation:
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    mime_type: str | None = None
-    size: int | None = None
-    # For providers that answer errors as HTTP 200 + JSON where the file should be (WeChat,
-    # docs/channels/wechat.md#error-codes): reads that JSON (at most 64 KB) into the reason the
-    # download failed.
-    json_error: Callable[[bytes], MediaUnavailable] | None = field(default=None, compare=False)
-    # The URL is the channel's configured API endpoint plus provider-given ids, not a URL taken
-    # from a payload or an answer: fetched without the egress policy (module docstring).
-    provider_endpoint: bool = False
-
-
-@runtime_checkable
-class MediaLocator(Protocol):
-    async def locate_media(
-        self,
-        config: Any,
-        provider_media_id: str | None,
-        url: str | None,
-        http: httpx.AsyncClient,
-    ) -> MediaLocation:
-        """Where to download one inbound attachment; raises MediaUnavailable."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +123,3 @@ async def fetch(
             "Could not reach the provider; will retry.", retriable=True
         ) from None
     return Fetched(limits.STORED, None, stored.key, mime, stored.size)
-
-
-def cdn_location(url: str | None) -> MediaLocation:
-    """A signed CDN URL fetched as is, without a token (Messenger and Instagram:
-    docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats; that
-    no token is needed is unconfirmed). They expire: fetch promptly."""
-    if not url or not url.startswith(("https://", "http://")):
-        raise MediaUnavailable("The provider gave no address to download this file from.")
-    return MediaLocation(url)

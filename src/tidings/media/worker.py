@@ -18,13 +18,16 @@ from sqlalchemy import select
 
 from tidings.actions.base import transaction
 from tidings.actions.media import do_record_download
+from tidings.channels.media import MediaUnavailable
+from tidings.domain.enums import Queue
 from tidings.logs import CHANNEL_ID
 from tidings.media import limits
-from tidings.media.fetch import MediaUnavailable, fetch
+from tidings.media.fetch import fetch
 from tidings.media.store import make_store
 from tidings.runtime import Runtime
 from tidings.storage.models import Attachment, Message
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +134,4 @@ async def process_batch(rt: Runtime) -> bool:
 
 
 async def run(rt: Runtime) -> None:
-    while True:
-        try:
-            more = await process_batch(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("media batch failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if not more:
-            await rt.wait_for_work("media", IDLE_POLL_SECONDS)
+    await poll(rt, process_batch, queue=Queue.MEDIA, idle=IDLE_POLL_SECONDS, what="media batch")

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.automation.hours import hours_for_inbox, open_seconds_between
 from tidings.domain.errors import InvalidInput
 from tidings.reports.models import (
     MEASURES,
@@ -238,11 +239,7 @@ def compute(
 
 async def _business_hours(s: AsyncSession, inbox_ids: Iterable[int]) -> Hours:
     """Business-time seconds per inbox, from the inbox's hours (tidings.automation.hours);
-    plain elapsed time for an inbox without hours, or where that feature is not installed."""
-    try:
-        from tidings.automation.hours import hours_for_inbox, open_seconds_between
-    except ImportError:
-        return _plain_seconds
+    plain elapsed time for an inbox without hours."""
     table: dict[int, Any] = {}
     for inbox_id in set(inbox_ids):
         try:

@@ -26,7 +26,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tidings.storage.types import BigId, JSONDict, JSONList, UTCDateTime, utcnow
+from tidings.domain.enums import (
+    ConsentPurpose,
+    ConsentStatus,
+    ConversationStatus,
+    DeliveryState,
+    Direction,
+    FallbackState,
+    MessageStatus,
+    Role,
+)
+from tidings.storage.types import BigId, EnumString, JSONDict, JSONList, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -110,7 +120,7 @@ class Agent(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="agent")
+    role: Mapped[Role] = mapped_column(EnumString(Role), default=Role.AGENT)
     availability: Mapped[str] = mapped_column(String(16), default="online")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
@@ -231,7 +241,7 @@ class ContactIdentity(Base):
     alias: Mapped[str | None] = mapped_column(String(300))
     display_name: Mapped[str | None] = mapped_column(String(300))
     # The provider's profile (name) for this identity, fetched in the background
-    # (`tidings.profiles`): queued while `profile_due_at` is set, at most once a day.
+    # (`tidings.workers.profiles`): queued while `profile_due_at` is set, at most once a day.
     profile_channel_id: Mapped[int | None] = mapped_column(Integer)
     profile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     profile_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -245,8 +255,8 @@ class Consent(Base):
     workspace_id: Mapped[int] = _ws()
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
     channel_kind: Mapped[str] = mapped_column(String(32))
-    purpose: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[ConsentPurpose] = mapped_column(EnumString(ConsentPurpose))
+    status: Mapped[ConsentStatus] = mapped_column(EnumString(ConsentStatus))
     source: Mapped[str] = mapped_column(String(64))
     source_message_id: Mapped[int | None] = mapped_column(BigId)
     changed_at: Mapped[datetime] = _created()
@@ -277,7 +287,9 @@ class Conversation(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     inbox_id: Mapped[int] = mapped_column(ForeignKey("inbox.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[ConversationStatus] = mapped_column(
+        EnumString(ConversationStatus), default=ConversationStatus.OPEN
+    )
     assignee_id: Mapped[int | None] = mapped_column(
         ForeignKey("agent.id", ondelete="SET NULL"), index=True
     )
@@ -333,12 +345,12 @@ class Message(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
-    direction: Mapped[str] = mapped_column(String(4))
+    direction: Mapped[Direction] = mapped_column(EnumString(Direction, 4))
     kind: Mapped[str] = mapped_column(String(16))
     body: Mapped[str | None] = mapped_column(Text)
     sender_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
     provider_message_id: Mapped[str | None] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[MessageStatus] = mapped_column(EnumString(MessageStatus))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_reason: Mapped[str | None] = mapped_column(Text)
     # Provider time for inbound (orders the thread), our time for outbound.
@@ -438,7 +450,9 @@ class Delivery(Base):
     conversation_id: Mapped[int] = mapped_column(BigId)
     # The recipient's address on this channel (wa_id, PSID, phone...), fixed at queue time.
     recipient: Mapped[str] = mapped_column(String(300))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[DeliveryState] = mapped_column(
+        EnumString(DeliveryState), default=DeliveryState.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = _created()
     claimed_by: Mapped[str | None] = mapped_column(String(100))
@@ -632,8 +646,9 @@ class FallbackTimer(Base):
     # None: only a failure fires it.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     on_failed: Mapped[bool] = mapped_column(Boolean, default=True)
-    # waiting → fired | not_needed | refused
-    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    state: Mapped[FallbackState] = mapped_column(
+        EnumString(FallbackState), default=FallbackState.WAITING
+    )
     outcome: Mapped[str | None] = mapped_column(Text)
     fallback_message_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = _created()

@@ -36,6 +36,7 @@ from tidings.api.auth import (
     session_claim,
     set_session_cookie,
 )
+from tidings.api.guards import SECURITY_HEADERS
 from tidings.domain.enums import Role
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -48,28 +49,6 @@ TEMPLATES = Environment(
 
 LOGIN_CSRF_COOKIE = "tidings_login_csrf"
 
-# No inline script or style anywhere: customer text that slipped into markup could not run.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    ]
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-]
 # Nothing is exempt: the OpenAPI explorer is served from a pinned package with a static start-up
 # script (api/docs.py), so it lives under the same rules.
 CSP_EXEMPT_PREFIXES: tuple[str, ...] = ()

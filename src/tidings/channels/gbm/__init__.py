@@ -20,6 +20,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tidings.channels import google_common as google
 from tidings.channels.base import (
     Capabilities,
     OutboundMessage,
@@ -30,7 +31,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.rbm import google
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (

@@ -27,12 +27,12 @@ from tidings.channels.base import (
 from tidings.channels.instagram.config import InstagramConfig
 from tidings.channels.instagram.errors import outcome_for
 from tidings.channels.interactive import Choices
+from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.meta_common import attachments, messaging, profiles, send
 from tidings.channels.meta_common import interactive as meta_interactive
 from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation, cdn_location
 
 __all__ = ["InstagramAdapter", "InstagramConfig"]
 

@@ -4,8 +4,8 @@ plus a window subcode seen in client code (10 / 2534022, unconfirmed in Meta's d
 from __future__ import annotations
 
 from tidings.channels.base import Permanent, Retriable
-from tidings.channels.messenger.errors import outcome_for as messenger_outcome
 from tidings.channels.meta_common import GraphError
+from tidings.channels.meta_common.messaging_errors import outcome_for as messenger_outcome
 
 WINDOW_CLOSED = (
     "The 24-hour Instagram window has closed: the customer has not written in the last 24 "

@@ -23,11 +23,11 @@ from tidings.channels.base import (
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.line import client, webhook
 from tidings.channels.line.config import LineConfig
+from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
 from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation
 
 __all__ = ["LineAdapter", "LineConfig"]
 

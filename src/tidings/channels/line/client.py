@@ -18,9 +18,9 @@ import orjson
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.channels.line import errors
 from tidings.channels.line.config import LineConfig
+from tidings.channels.media import MediaLocation, MediaUnavailable
 from tidings.channels.profiles import Profile, ProfileUnavailable, clean
 from tidings.domain.enums import MessageKind
-from tidings.media.fetch import MediaLocation, MediaUnavailable
 
 TIMEOUT = 15.0
 # A reply token is valid for about a minute after the webhook arrived (LINE promises no more,

@@ -24,14 +24,14 @@ from tidings.channels.base import (
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices
+from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.messenger.config import MessengerConfig
-from tidings.channels.messenger.errors import outcome_for
 from tidings.channels.meta_common import attachments, messaging, profiles, send
 from tidings.channels.meta_common import interactive as meta_interactive
+from tidings.channels.meta_common.messaging_errors import outcome_for
 from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation, cdn_location
 
 __all__ = ["MessengerAdapter", "MessengerConfig"]
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
+from tidings.channels import google_common as google
 from tidings.channels.base import (
     Capabilities,
     OutboundMessage,
@@ -23,7 +24,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.rbm import client, google, webhook
+from tidings.channels.rbm import client, webhook
 from tidings.channels.rbm.config import RbmConfig
 from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
+from tidings.channels import google_common as google
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.channels.rbm import google
 from tidings.channels.rbm.config import RbmConfig
 
 SCOPE = "https://www.googleapis.com/auth/rcsbusinessmessaging"

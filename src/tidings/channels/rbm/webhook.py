@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from tidings.channels import google_common as google
 from tidings.channels.base import RawEvent, WebhookRequest
-from tidings.channels.rbm import google
 from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (

@@ -23,11 +23,11 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.media import MediaLocation
 from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
 from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation
 
 __all__ = ["TelegramAdapter", "TelegramConfig"]
 

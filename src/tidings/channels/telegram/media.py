@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import httpx
 
+from tidings.channels.media import MediaLocation, MediaUnavailable
 from tidings.channels.telegram.config import TelegramConfig
-from tidings.media.fetch import MediaLocation, MediaUnavailable
 
 _MB = 1024 * 1024
 TIMEOUT = 15.0

@@ -23,13 +23,13 @@ from tidings.channels.base import (
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
+from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.profiles import Profile, ProfileUnavailable, clean
 from tidings.channels.viber import client, webhook
 from tidings.channels.viber.config import ViberConfig
 from tidings.domain.enums import MessageKind
 from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation, cdn_location
 from tidings.policy import sms
 
 __all__ = ["ViberAdapter", "ViberConfig"]

@@ -21,11 +21,11 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.channels.wechat import client, media, profiles, webhook
 from tidings.channels.wechat.config import WeChatConfig
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation
 
 __all__ = ["WeChatAdapter", "WeChatConfig"]
 

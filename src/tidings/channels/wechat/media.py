@@ -20,10 +20,10 @@ import httpx
 import orjson
 
 from tidings.channels.base import Retriable
+from tidings.channels.media import MediaLocation, MediaUnavailable
 from tidings.channels.wechat import client
 from tidings.channels.wechat.config import WeChatConfig
 from tidings.channels.wechat.errors import TOKEN_ERRORS, outcome_for
-from tidings.media.fetch import MediaLocation, MediaUnavailable
 
 
 def _reader(config: WeChatConfig) -> Callable[[bytes], MediaUnavailable]:

@@ -21,12 +21,12 @@ from tidings.channels.base import (
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices
-from tidings.channels.templates import ProviderTemplate
+from tidings.channels.media import MediaLocation
+from tidings.channels.message_templates import ProviderTemplate
 from tidings.channels.whatsapp import client, interactive, media, templates, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.domain.enums import MessageKind
 from tidings.domain.events import CanonicalEvent
-from tidings.media.fetch import MediaLocation
 
 __all__ = ["WhatsAppAdapter", "WhatsAppConfig"]
 
@@ -116,7 +116,7 @@ class WhatsAppAdapter:
         return interactive.build(choices)
 
     async def fetch_templates(self, config: Any, http: httpx.AsyncClient) -> list[ProviderTemplate]:
-        """The WABA's templates, every page (`channels.templates.TemplateSource`)."""
+        """The WABA's templates, every page (`channels.message_templates.TemplateSource`)."""
         return await templates.fetch_templates(_config(config), http)
 
     async def locate_media(

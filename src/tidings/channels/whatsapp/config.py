@@ -34,7 +34,7 @@ class WhatsAppConfig(BaseModel):
     # The number's throughput tier: 80 msg/s by default, 1,000 msg/s after Meta's automatic
     # upgrade, 20 msg/s for coexistence numbers; more gets 130429
     # (docs/channels/whatsapp.md#throughput-and-pair-limits). The delivery worker's
-    # one-second window for this channel holds this many sends (`delivery.ratelimit.channel_rate`).
+    # one-second window for this channel holds this many sends (`ratelimit.channel_rate`).
     messages_per_second: int = Field(
         80,
         ge=1,

@@ -15,8 +15,8 @@ import httpx
 import orjson
 
 from tidings.channels.base import Permanent, Retriable
+from tidings.channels.media import MediaLocation, MediaUnavailable
 from tidings.channels.whatsapp.config import WhatsAppConfig
-from tidings.media.fetch import MediaLocation, MediaUnavailable
 
 log = logging.getLogger(__name__)
 

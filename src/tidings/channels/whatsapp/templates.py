@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tidings.channels.templates import ProviderTemplate, TemplateSyncError
+from tidings.channels.message_templates import ProviderTemplate, TemplateSyncError
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.channels.whatsapp.errors import outcome_for
 

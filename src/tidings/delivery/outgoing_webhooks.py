@@ -16,10 +16,12 @@ import httpx
 from sqlalchemy import select, update
 
 from tidings import signing
+from tidings.domain.enums import Queue
 from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +105,19 @@ async def replay(rt: Runtime, workspace_id: int, delivery_id: int) -> bool:
             .where(WebhookDelivery.id == delivery_id, WebhookDelivery.workspace_id == workspace_id)
             .values(state="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
         )
-    rt.wake("webhooks")
+    rt.wake(Queue.WEBHOOKS)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def post_batch(rt: Runtime) -> bool:
+    """Claim due deliveries and post them; True when there were any."""
+    batch = await _claim(rt)
+    if batch:
+        await asyncio.gather(*(_post(rt, *item) for item in batch))
+    return bool(batch)
+
+
 async def run(rt: Runtime) -> None:
-    while True:
-        try:
-            batch = await _claim(rt)
-            if batch:
-                await asyncio.gather(*(_post(rt, *item) for item in batch))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("webhook delivery batch failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if not batch:
-            await rt.wait_for_work("webhooks", IDLE_POLL_SECONDS)
+    await poll(
+        rt, post_batch, queue=Queue.WEBHOOKS, idle=IDLE_POLL_SECONDS, what="webhook delivery batch"
+    )

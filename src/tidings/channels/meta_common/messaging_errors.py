@@ -1,5 +1,7 @@
 """Graph error codes for the Messenger Platform (docs/channels/messenger.md#error-codes), mapped
-to an outcome and a sentence an agent can act on. Messenger keys on `code` *and* `error_subcode`."""
+to an outcome and a sentence an agent can act on. Messenger keys on `code` *and* `error_subcode`.
+Instagram messaging runs on the same platform: its adapter adds its own codes and falls back
+here with its own label."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@
     tidings campaign report ID
     tidings campaign export ID [-o FILE.csv]
 
-Wiring (cli.py): `cli_campaigns.register(sub)` next to the other sub-parsers, and
-`"campaign": cli_campaigns.cmd_campaign` in the handlers. Output is JSON, except `watch`
+Wiring (tidings/cli.py): `register(sub)` next to the other sub-parsers, and
+`"campaign": cmd_campaign` in the handlers. Output is JSON, except `watch`
 (a progress bar on stderr) and `export` (CSV).
 """
 

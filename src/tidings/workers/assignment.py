@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from tidings.actions import assignment, sla
+from tidings.domain.enums import Queue
 from tidings.runtime import Runtime
 from tidings.storage.types import utcnow
 
@@ -41,4 +42,4 @@ async def run(rt: Runtime) -> None:
         wait = SWEEP_SECONDS
         if due is not None:
             wait = min(wait, max(0.05, (due - utcnow()).total_seconds() + 0.01))
-        await rt.wait_for_work("assignment", wait)
+        await rt.wait_for_work(Queue.ASSIGNMENT, wait)

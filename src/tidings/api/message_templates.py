@@ -21,8 +21,8 @@ from tidings.actions.templates import (
 )
 from tidings.api import schemas as sc
 from tidings.api.auth import authenticate
-from tidings.api.v1 import runtime
-from tidings.channels.templates import needs
+from tidings.api.deps import runtime
+from tidings.channels.message_templates import needs
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import ts

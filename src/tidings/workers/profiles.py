@@ -16,11 +16,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from tidings.actions.base import transaction
-from tidings.actions.profiles import QUEUE, do_profile_failed, do_record_profile
+from tidings.actions.profiles import do_profile_failed, do_record_profile
 from tidings.channels.profiles import ProfileSource, ProfileUnavailable
+from tidings.domain.enums import Queue
 from tidings.runtime import Runtime
 from tidings.storage.models import ContactIdentity
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +92,6 @@ async def process_batch(rt: Runtime) -> bool:
 
 
 async def run(rt: Runtime) -> None:
-    while True:
-        try:
-            more = await process_batch(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("profiles batch failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if not more:
-            await rt.wait_for_work(QUEUE, IDLE_POLL_SECONDS)
+    await poll(
+        rt, process_batch, queue=Queue.PROFILES, idle=IDLE_POLL_SECONDS, what="profiles batch"
+    )
