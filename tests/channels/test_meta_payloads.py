@@ -102,6 +102,17 @@ async def test_policy_enforcement_shows_in_channel_health_and_doctor(
     [line] = [ln for ln in out.splitlines() if f"channel {channel['id']} " in ln and "notice" in ln]
     assert line.startswith("FAIL") and "blocked this channel's messaging" in line
 
+    # The apps' roles change meanwhile: a harmless notice on another topic, which replaced
+    # the block on the channel's health.
+    roles = _fixture("messenger", "app_roles")
+    roles["entry"][0]["time"] = now_ms + 2000
+    roles["entry"][0]["messaging"][0]["timestamp"] = now_ms + 2000
+    await _post_raw(channel["webhook_url"], roles)
+    await _settled(api, 2)
+    [row] = [c for c in (await api.get("/api/v1/channels")).json() if c["id"] == channel["id"]]
+    assert row["health"]["notice"] == health["notice"]
+    assert row["health"]["notice_severe"] is True
+
     # Meta lifts the block later: the newer notice replaces it and is no longer severe.
     later = {
         "object": "page",
@@ -120,7 +131,7 @@ async def test_policy_enforcement_shows_in_channel_health_and_doctor(
         ],
     }
     await _post_raw(channel["webhook_url"], later)
-    await _settled(api, 2)
+    await _settled(api, 3)
     [row] = [c for c in (await api.get("/api/v1/channels")).json() if c["id"] == channel["id"]]
     assert row["health"]["notice"] == "Messenger lifted its block on this channel."
     assert row["health"]["notice_severe"] is False
