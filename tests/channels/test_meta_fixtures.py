@@ -115,6 +115,12 @@ MESSENGER: dict[str, Case] = {
     "app_roles": Case(None),
     # The App Dashboard's test sample: seconds, as a string.
     "dashboard_sample": Case(("in", "text", "test_message")),
+    # The messaging_postbacks reference: the `changes[]` form, a `user_ref` sender, seconds
+    # as a string.
+    "postback_reference": Case(
+        ("in", "interactive", "TITLE-FOR-THE-CTA"),
+        extra={"type": "postback", "payload": "USER-DEFINED-PAYLOAD"},
+    ),
 }
 
 INSTAGRAM: dict[str, Case] = {

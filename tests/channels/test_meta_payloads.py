@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.channels.test_meta_fixtures import FIXTURES, _channel, _settled, _thread
+from tests.channels.test_meta_fixtures import FIXTURES, IG_ID, _channel, _settled, _thread
 from tests.conftest import Owner, Server, tidings_env
 from tests.scale.test_doctor import doctor_async
 from tidings.channels.meta_common import sign, timestamp
@@ -102,6 +102,17 @@ async def test_policy_enforcement_shows_in_channel_health_and_doctor(
     [line] = [ln for ln in out.splitlines() if f"channel {channel['id']} " in ln and "notice" in ln]
     assert line.startswith("FAIL") and "blocked this channel's messaging" in line
 
+    # The apps' roles change meanwhile: a harmless notice on another topic, which replaced
+    # the block on the channel's health.
+    roles = _fixture("messenger", "app_roles")
+    roles["entry"][0]["time"] = now_ms + 2000
+    roles["entry"][0]["messaging"][0]["timestamp"] = now_ms + 2000
+    await _post_raw(channel["webhook_url"], roles)
+    await _settled(api, 2)
+    [row] = [c for c in (await api.get("/api/v1/channels")).json() if c["id"] == channel["id"]]
+    assert row["health"]["notice"] == health["notice"]
+    assert row["health"]["notice_severe"] is True
+
     # Meta lifts the block later: the newer notice replaces it and is no longer severe.
     later = {
         "object": "page",
@@ -120,7 +131,34 @@ async def test_policy_enforcement_shows_in_channel_health_and_doctor(
         ],
     }
     await _post_raw(channel["webhook_url"], later)
-    await _settled(api, 2)
+    await _settled(api, 3)
     [row] = [c for c in (await api.get("/api/v1/channels")).json() if c["id"] == channel["id"]]
     assert row["health"]["notice"] == "Messenger lifted its block on this channel."
     assert row["health"]["notice_severe"] is False
+
+
+async def test_dashboard_sample_in_its_changes_form_is_a_message_dated_now(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """The App Dashboard's "Test" button posts the event as `changes[]` (`field: messages`,
+    the element as `value`) with a string of seconds; it was dropped as a comment change. For
+    this account it is a message like any other, dated by magnitude, and a reply is accepted.
+    As the dashboard sends it (entry id "0", a made-up sender) it is no account's: nothing."""
+    channel = await _channel(server, api, "instagram")
+    doc = _fixture("instagram", "reference/dashboard_sample")
+    await _post_raw(channel["webhook_url"], doc)
+    now = int(time.time())
+    entry = doc["entry"][0]
+    entry["id"], entry["time"] = IG_ID, now
+    value = entry["changes"][0]["value"]
+    value["recipient"]["id"], value["timestamp"] = IG_ID, str(now)
+    await _post_raw(channel["webhook_url"], doc)
+    events = await _settled(api, 1)
+    assert [(e["state"], e["error"]) for e in events] == [("done", None)]
+
+    [message] = await _thread(api)
+    assert (message["direction"], message["kind"], message["body"]) == ("in", "text", "random_text")
+    assert abs(datetime.fromisoformat(message["sent_at"]).timestamp() - now) < 2, message
+    conv = (await api.get("/api/v1/conversations")).json()["data"][0]
+    reply = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Hi!"})
+    assert reply.status_code == 201, reply.text

@@ -7,6 +7,7 @@ in the background, once a day at most, and WeChat's empty nicknames leave the co
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tidings.channels.messenger import MessengerAdapter, MessengerConfig
 from tidings.channels.profiles import Profile, ProfileUnavailable
 from tidings.channels.wechat import WeChatAdapter, WeChatConfig
 from tidings.storage.models import ContactIdentity
+from tidings.storage.types import utcnow
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -163,6 +165,21 @@ async def test_messenger_name_arrives_in_the_background_once_a_day(
             "Ines Ortega"
         )
 
+        # A day later the profile is stale: her next message asks again and the new name
+        # reaches the contact (the old one was the provider's, nobody else's).
+        async with server.runtime.db.write() as s:
+            stale = await s.get_one(ContactIdentity, fetched.id)
+            stale.profile_fetched_at = utcnow() - timedelta(days=1, minutes=1)
+        assert (await sim.post("/_sim/inbound", json={**who, "text": "third"})).json()[
+            "status"
+        ] == 200
+
+        async def renamed() -> dict[str, Any] | None:
+            got = (await api.get(f"/api/v1/contacts/{row['contact_id']}")).json()
+            return got if got["name"] == "Ines O." else None
+
+        await eventually(renamed)
+
 
 async def test_wechat_without_nickname_stays_customer_number(
     server: Server, owner: Owner, api: httpx.AsyncClient
@@ -194,4 +211,13 @@ async def test_wechat_without_nickname_stays_customer_number(
     assert identity.display_name is None
     [row] = (await api.get("/api/v1/ui/conversations")).json()["data"]
     assert row["contact_name"] is None
-    assert row["contact_display_name"] == f"Customer #{row['contact_id']}"
+    shown = f"Customer #{row['contact_id']}"
+    assert row["contact_display_name"] == shown
+    # One rule everywhere the customer is shown: the contact panel and search say the same.
+    contact = (await api.get(f"/api/v1/contacts/{row['contact_id']}")).json()
+    assert contact["display_name"] == shown
+    found = (await api.get("/api/v1/ui/search", params={"q": "你好"})).json()
+    assert [m["contact_display_name"] for m in found["messages"]] == [shown]
+    address = contact["identities"][0]["address"]
+    found = (await api.get("/api/v1/ui/search", params={"q": address})).json()
+    assert [c["display_name"] for c in found["contacts"]] == [shown]

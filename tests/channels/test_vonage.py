@@ -4,6 +4,7 @@ simulator into Tidings, agent replies out through the send API, statuses back.""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -292,3 +293,14 @@ async def test_stop_blocks_replies_until_start(
         texts = await eventually(sent_ok)
     # The reply written while opted out never reached Vonage.
     assert "?" not in texts
+
+
+def test_docs_say_long_inbound_texts_arrive_joined() -> None:
+    """docs/channels/vonage.md said long inbound texts show as separate messages while sms.md
+    and the code join them (test_sms_multipart): the channel page must say what happens."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "channels"
+    vonage = " ".join((docs / "vonage.md").read_text().split())
+    sms = " ".join((docs / "sms.md").read_text().split())
+    assert "separate messages" not in vonage
+    assert "stores **one** message with the text joined" in vonage
+    assert "stores **one** message with the parts' text joined" in sms

@@ -61,7 +61,9 @@ class NamedCustomer(Protocol):
     async def customer_named(self, server: Server, name: str, text: str) -> None: ...
 
 
-TimestampUnit = Literal["milliseconds", "seconds", "seconds as a string"]
+TimestampUnit = Literal[
+    "milliseconds", "seconds", "seconds as a string", "milliseconds as a string"
+]
 
 
 @runtime_checkable
@@ -122,6 +124,17 @@ class WhatsAppDriver:
 
     async def customer_unknown(self, server: Server) -> None:
         body = {"phone_number_id": self.pnid, "from": self.user, "type": "unsupported"}
+        assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
+
+    # Meta documents seconds as a string; every Meta time is read by magnitude, so a time in
+    # milliseconds (as Messenger writes them) dates the message right too.
+    units: ClassVar[tuple[TimestampUnit, ...]] = ("seconds as a string", "milliseconds as a string")
+
+    async def customer_text_timed(self, server: Server, text: str, unit: TimestampUnit) -> None:
+        now = time.time()
+        stamp = int(now * 1000) if unit.startswith("milliseconds") else int(now)
+        # The simulator writes the time as a string, as WhatsApp does.
+        body = {"phone_number_id": self.pnid, "from": self.user, "text": text, "timestamp": stamp}
         assert (await _post(server, self.kind, "/_sim/inbound", body))["status"] == 200
 
     async def customer_named(self, server: Server, name: str, text: str) -> None:

@@ -5,9 +5,11 @@ can only be replayed into the same failure — and it creates no contact of nobo
 Each provider's real shape, signed as the provider signs it, is built below per kind; a channel
 joins by adding one builder. Today: WhatsApp `user_changed_user_id` (no `from`, no contacts[];
 docs/channels/whatsapp.md) about a user Tidings never heard from, and a Telegram `poll` update
-(no `from`, no `chat`; Bot API `Update.poll`). SMS, RBM, GBM, WeChat and the API channel name a
-sender in every event. Messenger/Instagram page-level events (policy-enforcement) join here with
-their handling (issue 16 #6).
+(no `from`, no `chat`; Bot API `Update.poll`), a LINE failed account link, a Viber
+`client_status`, and the Messenger and Instagram page-level `policy-enforcement` event (only a
+`recipient`: the Page or account; docs/channels/messenger.md, "Page events"), which becomes a
+channel notice (issue 16 #6). SMS, RBM, GBM, WeChat and the API channel name a sender in every
+event.
 """
 
 from __future__ import annotations
@@ -107,7 +109,28 @@ def _viber(config: dict[str, Any]) -> Signed:
     return body, {"X-Viber-Content-Signature": sig}
 
 
+def _page_event(product: str, account_key: str, key: str) -> Callable[[dict[str, Any]], Signed]:
+    def build(config: dict[str, Any]) -> Signed:
+        account = config[account_key]
+        now = int(time.time() * 1000)
+        element = {
+            "recipient": {"id": account},
+            "timestamp": now,
+            # Meta's reference and its older payloads spell the key differently: both arrive.
+            key: {"action": "warning", "reason": "Your bot sent messages outside the window."},
+        }
+        body = orjson.dumps(
+            {"object": product, "entry": [{"id": account, "time": now, "messaging": [element]}]}
+        )
+        sig = hmac.new(config["app_secret"].encode(), body, hashlib.sha256).hexdigest()
+        return body, {"X-Hub-Signature-256": f"sha256={sig}"}
+
+    return build
+
+
 SENDERLESS: dict[str, Callable[[dict[str, Any]], Signed]] = {
+    "messenger": _page_event("page", "page_id", "policy-enforcement"),
+    "instagram": _page_event("instagram", "instagram_account_id", "policy_enforcement"),
     "whatsapp": _whatsapp,
     "telegram": _telegram,
     "line": _line,

@@ -62,6 +62,17 @@ CASES = {
         code="window_closed",
     ),
     "sms": Case("twilio", identities=(("twilio", "+14155550123"),)),
+    # WeChat's 48 h customer-service window counts the customer's writing on WeChat only.
+    "wechat_never_wrote_there": Case(
+        "wechat",
+        identities=(("wechat", "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"),),
+        allowed=False,
+        code="window_closed",
+    ),
+    # Telegram has no window: a bot may write to a chat that has written to it.
+    "telegram_no_window": Case(
+        "telegram", hours_since_customer=30, identities=(("telegram", "737374"),)
+    ),
 }
 
 
@@ -86,6 +97,23 @@ async def _channels(server: Server, api: httpx.AsyncClient, human_agent: bool) -
                 "auth_token": "a" * 32,
                 "from_number": "+14155550100",
                 "api_base_url": f"{server.url}/sandbox/twilio",
+            },
+        ),
+        (
+            "wechat",
+            {
+                "app_id": "wxagreement0001",
+                "app_secret": "agreement-secret",
+                "token": "agreementtoken",
+                "api_base_url": f"{server.url}/sandbox/wechat",
+            },
+        ),
+        (
+            "telegram",
+            {
+                "bot_token": "7000000004:AAH-agreement_token",
+                "secret_token": "agreement_secret",
+                "api_base_url": f"{server.url}/sandbox/telegram",
             },
         ),
     ):

@@ -167,15 +167,20 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
 async def do_channel_notice(tx: Tx, channel: ChannelInfo, event: ChannelNotice) -> None:
     """Keep the provider's latest word about the channel itself (a policy block, a warning, a
     lifted block, changed app roles) on the channel, where Settings and `tidings doctor` show
-    it. An older notice arriving late never replaces a newer one."""
+    it. An older notice arriving late never replaces a newer one, and a severe notice (a block)
+    stays until the provider says something newer on the same topic (the block is lifted): a
+    harmless notice on another topic must not hide it."""
     row = await tx.session.get(Channel, channel.id)
     if row is None:
         return
     if row.notice_at is not None and row.notice_at > event.occurred_at:
         return
+    if row.notice_severe and row.notice_topic and row.notice_topic != event.topic:
+        return
     row.notice = event.text[:2000]
     row.notice_at = event.occurred_at
     row.notice_severe = event.severe
+    row.notice_topic = event.topic[:40]
     await tx.session.flush()
     tx.emit(
         LiveEventType.CHANNEL_NOTICE,

@@ -203,6 +203,7 @@ class Channel(Base):
     notice: Mapped[str | None] = mapped_column(Text)
     notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notice_severe: Mapped[bool | None] = mapped_column(Boolean)
+    notice_topic: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = _created()
 
 

@@ -163,24 +163,59 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
                 if not isinstance(element, dict):
                     out.append(_opaque(element))
                     continue
-                piece = {
-                    "entry_id": entry_id,
-                    "standby": standby,
-                    "event": element,
-                    # Delivery receipts carry no timestamp of their own: the entry's time.
-                    "time": entry.get("time"),
-                }
-                when = _when(element.get("timestamp")) or _when(entry.get("time"))
-                receipt = _dict(element, "delivery") or _dict(element, "read")
-                lane = InboundLane.STATUS if receipt else InboundLane.CUSTOMER
-                out.append(RawEvent(event_key(element), orjson.dumps(piece), when, lane))
+                out.append(_element(element, entry, entry_id, standby=standby))
         for change in _list(entry, "changes"):
+            value = _dict(change, "value")
+            field = _str(change, "field") or "?"
+            if field in _MESSAGING_FIELDS and ("sender" in value or "recipient" in value):
+                # A messaging event in the `changes` form: the App Dashboard's "Test" sample
+                # and the field references write `{"field": "messages", "value": {sender,
+                # recipient, timestamp, message}}` (docs/channels/messenger.md, "Timestamps").
+                out.append(_element(value, entry, entry_id, standby=field == "standby"))
+                continue
             # Instagram comments/mentions (docs/channels/instagram.md#inbound-events): outside the
             # inbox for now.
             piece = {"entry_id": entry_id, "change": change, "time": entry.get("time")}
-            field = _str(change, "field") or "?"
             out.append(RawEvent(f"change:{field}:{_digest(piece)}", orjson.dumps(piece), None))
     return out
+
+
+# Webhook fields whose `value` is one `messaging[]` element when they come as `changes`.
+_MESSAGING_FIELDS = frozenset(
+    (
+        "messages",
+        "message_echoes",
+        "message_edits",
+        "message_reactions",
+        "message_deliveries",
+        "message_reads",
+        "messaging_seen",
+        "messaging_postbacks",
+        "messaging_referral",
+        "messaging_referrals",
+        "messaging_optins",
+        "messaging_policy_enforcement",
+        "messaging_handovers",
+        "messaging_handover",
+        "standby",
+    )
+)
+
+
+def _element(
+    element: dict[str, Any], entry: dict[str, Any], entry_id: str | None, *, standby: bool
+) -> RawEvent:
+    piece = {
+        "entry_id": entry_id,
+        "standby": standby,
+        "event": element,
+        # Delivery receipts carry no timestamp of their own: the entry's time.
+        "time": entry.get("time"),
+    }
+    when = _when(element.get("timestamp")) or _when(entry.get("time"))
+    receipt = _dict(element, "delivery") or _dict(element, "read")
+    lane = InboundLane.STATUS if receipt else InboundLane.CUSTOMER
+    return RawEvent(event_key(element), orjson.dumps(piece), when, lane)
 
 
 def _opaque(thing: object) -> RawEvent:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
+from tidings.channels.meta_common import timestamp as meta_timestamp
 from tidings.channels.whatsapp.errors import failure_reason
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
@@ -84,13 +85,10 @@ def _digest(obj: object) -> str:
 
 
 def _when(value: object) -> datetime | None:
-    """WhatsApp timestamps are Unix seconds as a string ("1749416383"); entry.time is an int."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return datetime.fromtimestamp(int(value), tz=UTC)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
+    """WhatsApp timestamps are Unix seconds as a string ("1749416383"); entry.time is an int.
+    Read like every Meta time, by magnitude, so one written in milliseconds is not dated in
+    the year 57000 and failed (docs/channels/messenger.md, "Timestamps")."""
+    return meta_timestamp(value)
 
 
 def _contacts_for(element: dict[str, Any], contacts: list[Any], by_id: dict[str, Any]) -> list[Any]:
