@@ -19,7 +19,8 @@ Both of LINE's roles towards Tidings:
 Knobs that LINE does not publish, or that tests need to move (`PUT /_sim/channels`,
 `POST /_sim/config`): `reply_token_seconds` (60), `redelivery` (false) with
 `redelivery_attempts` (3) and `redelivery_base_seconds` (0.5), `quota` (null: no limit),
-`quota_used`, `rate_per_second` (2000), `transcoding_polls` (0: how many times a video/audio
+`quota_used`, `rate_per_second` (2000), `multicast_rate_per_second` (200),
+`transcoding_polls` (0: how many times a video/audio
 answers "processing" first).
 
 Control API (JSON, under `/_sim/`), which plays the customers:
@@ -29,7 +30,8 @@ Control API (JSON, under `/_sim/`), which plays the customers:
   text? | image? | video? | audio? | file? | location? | sticker? | other?, event?
   (follow/unfollow/postback/...), data?, message_id?, webhook_event_id?, duplicates?} — the
   customer acts; {token, redeliver: webhookEventId} sends an earlier event again
-- `POST /_sim/fail` {token, endpoint (reply|push|profile|content|quota), status, message?,
+- `POST /_sim/friends` {token, user_ids} people already following the account (no webhooks)
+- `POST /_sim/fail` {token, endpoint (reply|push|multicast|profile|content|quota), status, message?,
   times?, lose_answer?} — the next calls fail; `lose_answer`: the call is carried out but
   answered 500 (as if the answer was lost on the way back)
 - `GET  /_sim/sent?token=` every send call with its body, outcome and what was delivered
@@ -179,6 +181,7 @@ class Account:
     quota: int | None = None
     quota_used: int = 0
     rate_per_second: float = 2000.0
+    multicast_rate_per_second: float = 200.0
     transcoding_polls: int = 0
     users: dict[str, User] = field(default_factory=dict)
     # user id -> when (monotonic) the loading animation ends
@@ -206,6 +209,7 @@ class Account:
         "quota",
         "quota_used",
         "rate_per_second",
+        "multicast_rate_per_second",
         "transcoding_polls",
         "webhook_url",
     )
@@ -260,6 +264,7 @@ class LineSimulator:
                 Route("/_sim/channels", self._put_channel, methods=["PUT"]),
                 Route("/_sim/config", self._config, methods=["POST"]),
                 Route("/_sim/inbound", self._inbound, methods=["POST"]),
+                Route("/_sim/friends", self._friends, methods=["POST"]),
                 Route("/_sim/fail", self._fail, methods=["POST"]),
                 Route("/_sim/sent", self._sent, methods=["GET"]),
                 Route("/_sim/conversations", self._conversations, methods=["GET"]),
@@ -487,8 +492,8 @@ class LineSimulator:
             raise LineApiError(401, _AUTH_FAILED)
         return acct
 
-    def _limit(self, acct: Account, endpoint: str) -> None:
-        bucket = acct.buckets.setdefault(endpoint, Bucket(acct.rate_per_second))
+    def _limit(self, acct: Account, endpoint: str, rate: float | None = None) -> None:
+        bucket = acct.buckets.setdefault(endpoint, Bucket(rate or acct.rate_per_second))
         if not bucket.take():
             raise LineApiError(429, "The API rate limit has been exceeded. Try again later.")
 
@@ -730,13 +735,16 @@ class LineSimulator:
         return JSONResponse({"sentMessages": sent}, headers={"X-Line-Request-Id": request_id})
 
     async def _multicast(self, request: Request) -> Response:
+        """Up to 500 user ids (no groups), the same messages to each; quota per recipient
+        who follows (all or nothing: over the quota, nobody gets it); `{}` and no ids back."""
         try:
             acct = self._account(request)
-            self._limit(acct, "multicast")
+            self._limit(acct, "multicast", acct.multicast_rate_per_second)
             key, repeat = self._retry_key(acct, request)
             if repeat is not None:
                 return repeat
             body = await self._body(request)
+            lost = self._injected(acct, "multicast")
             messages = self._check_messages(body)
             to = body.get("to")
             if not isinstance(to, list) or not 1 <= len(to) <= MULTICAST_MAX:
@@ -759,13 +767,18 @@ class LineSimulator:
                 {
                     "endpoint": "multicast",
                     "to": to,
+                    "key": key,
                     "messages": messages,
                     "status": 200,
+                    "delivered": len(live),
                     "charged": len(live),
                 }
             )
         except LineApiError as exc:
+            self._record_error(request, "multicast", exc)
             return exc.response()
+        if lost is not None:
+            return LineApiError(500, "Internal server error").response()
         return JSONResponse({}, headers={"X-Line-Request-Id": request_id})
 
     async def _quota(self, request: Request) -> Response:
@@ -1033,6 +1046,21 @@ class LineSimulator:
         if "message" in extra:
             out["message_id"] = extra["message"]["id"]
         return JSONResponse(out)
+
+    async def _friends(self, request: Request) -> JSONResponse:
+        """People who became friends of the account before it was connected to Tidings (no
+        webhooks): {token, user_ids}."""
+        body = await _json(request)
+        try:
+            acct = self._control_account(body)
+        except KeyError as exc:
+            return _control_error(str(exc), 404)
+        ids = body.get("user_ids")
+        if not isinstance(ids, list) or not all(isinstance(u, str) for u in ids):
+            return _control_error("user_ids: a list of LINE user ids")
+        for uid in ids:
+            self.user(acct, user_id_for(uid)).following = True
+        return JSONResponse({"friends": sum(u.following for u in acct.users.values())})
 
     async def _fail(self, request: Request) -> JSONResponse:
         body = await _json(request)
