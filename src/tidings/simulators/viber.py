@@ -22,10 +22,10 @@ Control API (JSON, under `/_sim/`), which plays the customers and sets the knobs
   media_ttl_seconds?, per_user_unreplied_cap?, user_details_per_12h?, session_hours?,
   free_bot_initiated?, balance?, max_attempts?, retry_base_seconds?,
   message_subscribes?, probe_fail_status?}
-- `POST /_sim/inbound` {token, user, name?, text? | picture? | video? | file? | sticker_id? |
-  contact? | location? | url? | other?, caption?, duplicates?} — the customer writes (a media
-  kind may be `true` or {data_b64?, file_name?, mime_type?}); {token, redeliver:
-  message_token} sends an earlier callback again
+- `POST /_sim/inbound` {token, user, name?, avatar?, text? | picture? | video? | file? |
+  sticker_id? | contact? | location? | url? | other?, caption?, duplicates?} — the customer
+  writes (a media kind may be `true` or {data_b64?, file_name?, mime_type?}); {token,
+  redeliver: message_token} sends an earlier callback again
 - `POST /_sim/subscribe` / `/_sim/unsubscribe` {token, user, name?}
 - `POST /_sim/open` {token, user, name?, context?} — conversation_started
 - `POST /_sim/seen` {token, user} — the customer reads everything they got
@@ -696,6 +696,8 @@ class ViberSimulator:
                 self.kick(bot)
                 return {"message_token": str(body["redeliver"])}
             user = self.user(bot, str(body.get("user") or ""), body.get("name"))
+            if isinstance(body.get("avatar"), str):
+                user.avatar = body["avatar"] or None
             return self.customer_writes(bot, user, body)
 
         return await self._control(request, act)
