@@ -44,9 +44,7 @@ events, so the owner calls `await sim.aclose()`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -67,6 +65,14 @@ from starlette.routing import Route
 from tidings.channels.line import LineConfig
 from tidings.channels.line.webhook import signature
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import (
+    Outbox,
+    TaskSet,
+    WebhookSender,
+    control_error,
+    control_routes,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +199,12 @@ class Account:
     contents: dict[str, Content] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    outbox: Outbox[dict[str, Any]] | None = None
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     buckets: dict[str, Bucket] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    worker: asyncio.Task[None] | None = None
 
     KNOBS: ClassVar[tuple[str, ...]] = (
         "reply_token_seconds",
@@ -243,7 +248,9 @@ def _utf16(text: str) -> int:
 class LineSimulator:
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         self.accounts: dict[str, Account] = {}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self.tasks = TaskSet()
+        self.webhooks = WebhookSender(http)
+        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/v2/bot/message/reply", self._reply, methods=["POST"]),
@@ -261,23 +268,24 @@ class LineSimulator:
                 Route("/v2/bot/channel/webhook/endpoint", self._endpoint, methods=["GET", "PUT"]),
                 Route("/v2/bot/channel/webhook/test", self._webhook_test, methods=["POST"]),
                 Route("/v2/bot/chat/loading/start", self._loading, methods=["POST"]),
-                Route("/_sim/channels", self._put_channel, methods=["PUT"]),
-                Route("/_sim/config", self._config, methods=["POST"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/friends", self._friends, methods=["POST"]),
-                Route("/_sim/fail", self._fail, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
-                Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
+                *control_routes(
+                    {
+                        "channels": (self._put_channel, ["PUT"]),
+                        "config": (self._config, ["POST"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "friends": (self._friends, ["POST"]),
+                        "fail": (self._fail, ["POST"]),
+                        "sent": (self._sent, ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                        "deliveries": (self._deliveries, ["GET"]),
+                    }
+                ),
             ]
         )
 
     async def aclose(self) -> None:
-        tasks = [a.worker for a in self.accounts.values() if a.worker is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
+        await self.tasks.aclose()
+        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Accounts, users and events (also used in-process by the sandbox binding)
@@ -287,6 +295,7 @@ class LineSimulator:
         if acct is None:
             bot = "U" + hashlib.sha256(f"line-bot:{token}".encode()).hexdigest()[:32]
             acct = Account(token, secret, bot)
+            acct.outbox = self._outbox(acct)
             self.accounts[token] = acct
         acct.secret = secret
         self.configure(acct, knobs)
@@ -341,9 +350,8 @@ class LineSimulator:
         return event
 
     def queue(self, acct: Account, event: dict[str, Any], duplicates: int = 0) -> None:
-        for _ in range(1 + max(0, duplicates)):
-            acct.pending.append(event)
-        self._kick(acct)
+        assert acct.outbox is not None
+        acct.outbox.put(self.tasks, *[event] * (1 + max(0, duplicates)))
 
     def customer_message(
         self, acct: Account, person: User, body: dict[str, Any], group_id: str | None = None
@@ -415,24 +423,23 @@ class LineSimulator:
             )
         return msg
 
-    def _kick(self, acct: Account) -> None:
-        acct.wake.set()
-        if acct.webhook_url and (acct.worker is None or acct.worker.done()):
-            acct.worker = asyncio.get_running_loop().create_task(
-                self._deliver_loop(acct), name=f"line-sim-{acct.bot_user_id[:8]}"
-            )
-
-    async def _deliver_loop(self, acct: Account) -> None:
-        """Deliver what is pending, a few events per request (LINE batches), while a webhook
-        is set."""
-        while acct.webhook_url:
-            if not acct.pending:
-                acct.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(acct.wake.wait(), 1.0)
-                continue
-            batch, acct.pending = acct.pending[:5], acct.pending[5:]
+    def _outbox(self, acct: Account) -> Outbox[dict[str, Any]]:
+        async def drain(pending: list[dict[str, Any]]) -> int:
+            # A few events per request (LINE batches what queued up).
+            batch = pending[:5]
             await self._deliver(acct, batch)
+            return len(batch)
+
+        return Outbox(
+            drain,
+            lambda: bool(acct.webhook_url),
+            f"line-sim-{acct.bot_user_id[:8]}",
+            pending=acct.pending,
+        )
+
+    def _kick(self, acct: Account) -> None:
+        assert acct.outbox is not None
+        acct.outbox.kick(self.tasks)
 
     async def _deliver(self, acct: Account, events: list[dict[str, Any]]) -> None:
         now = time.monotonic()
@@ -441,41 +448,40 @@ class LineSimulator:
             if token is not None and token[1] is None:
                 token[1] = now
         attempts = acct.redelivery_attempts if acct.redelivery else 1
-        for attempt in range(1, attempts + 1):
+        sent = events
+
+        def attempt(n: int) -> tuple[str, bytes, dict[str, str]] | None:
+            nonlocal sent
             url = acct.webhook_url
             if not url:
-                return
-            if attempt > 1:
+                return None
+            if n > 1:
                 # A redelivered event is the original with isRedelivery: true (same ids and
                 # reply token; its token works for another period unless already used).
-                events = [{**e, "deliveryContext": {"isRedelivery": True}} for e in events]
-                for event in events:
+                sent = [{**e, "deliveryContext": {"isRedelivery": True}} for e in events]
+                for event in sent:
                     token = self._token_of(acct, event)
                     if token is not None:
                         token[1] = time.monotonic()
-            body = orjson.dumps({"destination": acct.bot_user_id, "events": events})
+            body = orjson.dumps({"destination": acct.bot_user_id, "events": sent})
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "x-line-signature": signature(acct.secret, body),
                 "User-Agent": "LineBotWebhook/2.0",
             }
-            status = 0
-            try:
-                resp = await self._http.post(url, content=body, headers=headers)
-                status = resp.status_code
-            except httpx.HTTPError as exc:
-                log.info("line simulator webhook failed: %s", type(exc).__name__)
+            return url, body, headers
+
+        def record(n: int, status: int) -> None:
             acct.deliveries.append(
-                {
-                    "events": [e["webhookEventId"] for e in events],
-                    "attempt": attempt,
-                    "status": status,
-                }
+                {"events": [e["webhookEventId"] for e in sent], "attempt": n, "status": status}
             )
-            if 200 <= status < 300:
-                return
-            if attempt < attempts:
-                await asyncio.sleep(acct.redelivery_base_seconds * 2 ** (attempt - 1))
+
+        await self.webhooks.deliver(
+            attempt,
+            attempts=attempts,
+            base_seconds=acct.redelivery_base_seconds,
+            on_attempt=record,
+        )
 
     def _token_of(self, acct: Account, event: dict[str, Any]) -> list[Any] | None:
         token = event.get("replyToken")
@@ -971,32 +977,32 @@ class LineSimulator:
         return acct
 
     async def _put_channel(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         token, secret = body.get("channel_access_token"), body.get("channel_secret")
         if not isinstance(token, str) or not token or not isinstance(secret, str) or not secret:
-            return _control_error("channel_access_token and channel_secret are required")
+            return control_error("channel_access_token and channel_secret are required")
         acct = self.ensure_account(token, secret, **body)
         return JSONResponse({"bot_user_id": acct.bot_user_id})
 
     async def _config(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
         self.configure(acct, body)
         return JSONResponse({k: getattr(acct, k) for k in Account.KNOBS})
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
         if body.get("redeliver"):
             event = acct.events.get(str(body["redeliver"]))
             if event is None:
-                return _control_error("no such webhookEventId", 404)
+                return control_error("no such webhookEventId", 404)
             again = {**event, "deliveryContext": {"isRedelivery": True}}
             self.queue(acct, again)
             return JSONResponse({"webhookEventId": event["webhookEventId"]})
@@ -1015,7 +1021,7 @@ class LineSimulator:
             try:
                 extra["message"] = self.customer_message(acct, person, body, group_id)
             except ValueError as exc:
-                return _control_error(str(exc))
+                return control_error(str(exc))
         elif kind == "follow":
             person.following = True
             extra["follow"] = {"isUnblocked": bool(body.get("unblocked"))}
@@ -1050,24 +1056,24 @@ class LineSimulator:
     async def _friends(self, request: Request) -> JSONResponse:
         """People who became friends of the account before it was connected to Tidings (no
         webhooks): {token, user_ids}."""
-        body = await _json(request)
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
         ids = body.get("user_ids")
         if not isinstance(ids, list) or not all(isinstance(u, str) for u in ids):
-            return _control_error("user_ids: a list of LINE user ids")
+            return control_error("user_ids: a list of LINE user ids")
         for uid in ids:
             self.user(acct, user_id_for(uid)).following = True
         return JSONResponse({"friends": sum(u.following for u in acct.users.values())})
 
     async def _fail(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
         endpoint = str(body.get("endpoint") or "push")
         status = body.get("status")
         failure = Failure(
@@ -1108,18 +1114,6 @@ def _shown(m: dict[str, Any]) -> str:
     if kind in ("image", "video", "audio"):
         return f"[{kind}] {m.get('originalContentUrl', '')}"
     return f"[{kind}]"
-
-
-def _control_error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 class LineBinding:
