@@ -88,13 +88,18 @@ class WebhookSender:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         """The receiver's HTTP status, or 0 when it could not be reached."""
+        return (await self.exchange(url, body, headers))[0]
+
+    async def exchange(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+        """(status, what happened): the reason phrase, or the transport error's class name
+        with status 0."""
         async with self._slots:
             try:
                 resp = await self.http.post(url, content=body, headers=dict(headers))
             except httpx.HTTPError as exc:
                 log.info("simulator webhook to %s failed: %s", url, type(exc).__name__)
-                return 0
-            return resp.status_code
+                return 0, type(exc).__name__
+            return resp.status_code, resp.reason_phrase
 
     async def deliver(
         self,
@@ -103,19 +108,20 @@ class WebhookSender:
         attempts: int,
         base_seconds: float,
         ok: Callable[[int], bool] = is_2xx,
-        on_attempt: Callable[[int, int], None] | None = None,
+        on_attempt: Callable[[int, int, str], None] | None = None,
     ) -> bool:
         """Send one webhook up to `attempts` times, waiting `base_seconds * 2**(n-1)` after the
         n-th failure. `attempt(n)` builds the n-th request (a provider may mark retries);
-        `on_attempt(n, status)` records it. True once the receiver accepted it."""
+        `on_attempt(n, status, detail)` records it (`exchange`'s detail). True once the
+        receiver accepted it."""
         for n in range(1, max(1, attempts) + 1):
             request = attempt(n)
             if request is None:
                 return False
             url, body, headers = request
-            status = await self.post(url, body, headers)
+            status, detail = await self.exchange(url, body, headers)
             if on_attempt is not None:
-                on_attempt(n, status)
+                on_attempt(n, status, detail)
             if ok(status):
                 return True
             if n < attempts:

@@ -66,7 +66,9 @@ from tidings.channels.line import LineConfig
 from tidings.channels.line.webhook import signature
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
+    DemoChannel,
     Outbox,
+    SandboxEntry,
     TaskSet,
     WebhookSender,
     control_error,
@@ -471,7 +473,7 @@ class LineSimulator:
             }
             return url, body, headers
 
-        def record(n: int, status: int) -> None:
+        def record(n: int, status: int, _detail: str) -> None:
             acct.deliveries.append(
                 {"events": [e["webhookEventId"] for e in sent], "attempt": n, "status": status}
             )
@@ -1209,3 +1211,22 @@ class LineBinding:
             return []
         user_id = user_id_for(user)
         return [m for m in acct.thread if m["user"] == user_id]
+
+
+SANDBOX = SandboxEntry(
+    "line",
+    lambda base: LineSimulator(),
+    LineBinding,
+    (
+        DemoChannel(
+            "line",
+            "LINE Official Account (sandbox)",
+            lambda base: {
+                "channel_secret": secrets.token_hex(16),
+                "channel_access_token": secrets.token_urlsafe(32),
+                "api_base_url": base,
+                "data_api_base_url": base,
+            },
+        ),
+    ),
+)

@@ -63,7 +63,14 @@ from starlette.routing import Route
 
 from tidings.channels.viber import ViberConfig
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import Outbox, TaskSet, WebhookSender, control_routes
+from tidings.simulators.kit import (
+    DemoChannel,
+    Outbox,
+    SandboxEntry,
+    TaskSet,
+    WebhookSender,
+    control_routes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +315,7 @@ class ViberSimulator:
             url = bot.webhook_url
             return (url, body, self._signed(bot, body)) if url else None
 
-        def record(n: int, status: int) -> None:
+        def record(n: int, status: int, _detail: str) -> None:
             bot.deliveries.append({"body": body.decode(), "attempt": n, "status": status})
 
         went = await self.webhooks.deliver(
@@ -884,3 +891,21 @@ class ViberBinding:
         bot = self.sim.bots.get(self._config(channel).auth_token)
         found = bot.users.get(user_id_for(user)) if bot else None
         return list(found.thread) if found else []
+
+
+SANDBOX = SandboxEntry(
+    "viber",
+    ViberSimulator,
+    ViberBinding,
+    (
+        DemoChannel(
+            "viber",
+            "Viber (sandbox)",
+            lambda base: {
+                "auth_token": "-".join(secrets.token_hex(8) for _ in range(3)),
+                "api_base_url": base,
+                "sender_name": "Tidings Support",
+            },
+        ),
+    ),
+)
