@@ -302,20 +302,23 @@ async def plan_multicasts(
     adapter is a `MulticastSender` are grouped by (campaign, the adapter's content key); a
     group that is not full takes more of that channel's due deliveries (one extra claim per
     channel), so a large campaign goes in calls of up to `multicast_max` rather than of one
-    claim's size. A group of one goes as a single send. Channels without the capability cost
-    one cached channel lookup per job."""
+    claim's size. A group of one goes as a single send. Other messages cost a dict lookup
+    (their campaign tag) and, once per channel and claim, a cached channel lookup."""
     singles: list[Job] = []
     groups: dict[tuple[int, object, str], Multicast] = {}
     filled: set[int] = set()
+    capable: dict[int, bool] = {}  # channel id -> its adapter is a MulticastSender
     pending = list(jobs)
     while pending:
         for job in pending:
-            channel = await rt.channels.get(job.delivery.channel_id)
-            adapter = channel.adapter if channel is not None else None
-            if channel is None or not isinstance(adapter, MulticastSender):
+            channel_id = job.delivery.channel_id
+            if capable.get(channel_id) is False or not multicast_candidate(job):
                 singles.append(job)
                 continue
-            if not multicast_candidate(job):
+            channel = await rt.channels.get(channel_id)
+            adapter = channel.adapter if channel is not None else None
+            capable[channel_id] = isinstance(adapter, MulticastSender)
+            if channel is None or not isinstance(adapter, MulticastSender):
                 singles.append(job)
                 continue
             outbound = outbound_message(rt, channel, job)
@@ -335,7 +338,12 @@ async def plan_multicasts(
             if group.channel.id in filled or room == adapter.multicast_max:
                 continue
             filled.add(group.channel.id)
-            pending.extend(await claim(rt, me, room, look_first=False, channel_id=group.channel.id))
+            try:
+                more = await claim(rt, me, room, look_first=False, channel_id=group.channel.id)
+            except Exception:  # the group goes as it is; the next claim takes the rest
+                log.exception("filling a multicast on channel %s failed", group.channel.id)
+                continue
+            pending.extend(more)
     calls: list[Multicast] = []
     for group in groups.values():
         adapter = group.channel.adapter
