@@ -1,5 +1,6 @@
-"""LINE in campaigns: pushes spend the monthly quota; when it runs out the message fails with
-LINE's reason and the campaign's fallback channel (SMS) takes over. A LINE message that went
+"""LINE in campaigns: a campaign's same message goes by multicast, which spends the monthly quota
+per recipient; when it runs out the messages fail with LINE's reason and the campaign's fallback
+channel (SMS) takes over. A LINE message that went
 never triggers "not delivered in time": LINE reports no delivery, sent is as far as it gets."""
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ async def test_quota_spent_mid_campaign_falls_back_to_sms(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=20
     ) as sandbox:
         contacts = await line_customers(server, api, sandbox)
-        # One push left this month; reply tokens no longer valid.
+        # One message left this month (a multicast to two is refused as a whole); reply tokens
+        # no longer valid.
         await sandbox.post(
             "/line/_sim/config",
             json={"token": TOKEN, "quota": 1, "quota_used": 0, "reply_token_seconds": 0},
@@ -118,21 +120,19 @@ async def test_quota_spent_mid_campaign_falls_back_to_sms(
         launched = await api.post(f"/api/v1/campaigns/{created.json()['id']}/launch")
         assert launched.status_code == 200, launched.text
 
-        async def one_sms() -> list[Any] | None:
+        async def two_sms() -> list[Any] | None:
             sent = (await sandbox.get("/twilio/_sim/sent")).json()
-            return sent if len(sent) == 1 else None
+            return sent if len(sent) == 2 else None
 
-        [text] = await eventually(one_sms, timeout=30)
-        assert dict(text["params"])["Body"] == "20% off this week"
+        texts = await eventually(two_sms, timeout=30)
+        assert {dict(t["params"])["Body"] for t in texts} == {"20% off this week"}
         calls = (await sandbox.get("/line/_sim/sent", params={"token": TOKEN})).json()
-        pushes = [(c["endpoint"], c["status"]) for c in calls if c["endpoint"] == "push"]
-        assert sorted(pushes) == [("push", 200), ("push", 429)]
+        sends = [(c["endpoint"], c["status"]) for c in calls if c["endpoint"] != "reply"]
+        assert sends == [("multicast", 429)]
         customers_got = (
             await sandbox.get("/line/_sim/conversations", params={"token": TOKEN})
         ).json()
-        assert [m["text"] for m in customers_got if m["direction"] == "out"] == [
-            "20% off this week"
-        ]
+        assert [m["text"] for m in customers_got if m["direction"] == "out"] == []
 
     async with server.runtime.db.read() as s:
         failed = (
@@ -143,10 +143,10 @@ async def test_quota_spent_mid_campaign_falls_back_to_sms(
         costs = (
             await s.scalars(select(Message.cost_estimate).where(Message.direction == "out"))
         ).all()
-    [lost] = failed
-    assert lost.error_reason is not None and "monthly limit" in lost.error_reason
-    # Two LINE pushes planned at 0.02 each, one SMS fallback of one segment.
-    assert sorted(costs) == [Decimal("0.0079"), Decimal("0.02"), Decimal("0.02")]
+    assert len(failed) == 2
+    assert all("monthly limit" in (m.error_reason or "") for m in failed)
+    # Two LINE messages planned at 0.02 each, two SMS fallbacks of one segment.
+    assert sorted(costs) == [Decimal("0.0079"), Decimal("0.0079"), Decimal("0.02"), Decimal("0.02")]
 
 
 async def test_a_sent_line_reply_never_falls_back_for_want_of_a_receipt(

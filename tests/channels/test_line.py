@@ -296,6 +296,29 @@ async def test_a_new_customer_chats_from_the_phone_page(
 
         assert await eventually(seen) == [("in", "hi from LINE"), ("out", "ok")]
 
+        # A campaign can target the phone page's customer on LINE.
+        created = await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Phone promo",
+                "content": {"text": "Promo for LINE friends"},
+                "audience": {"contact_ids": [conv["contact_id"]]},
+                "channel_ids": [line["id"]],
+            },
+        )
+        assert created.status_code == 201, created.text
+        launched = await api.post(f"/api/v1/campaigns/{created.json()['id']}/launch")
+        assert launched.status_code == 200, launched.text
+
+        async def promo() -> list[tuple[str, str]] | None:
+            got = (
+                await phone.get("/phone/thread", params={"channel_id": line["id"], "user": "Kenji"})
+            ).json()
+            pairs = [(m["direction"], m["text"]) for m in got]
+            return pairs if len(pairs) == 3 else None
+
+        assert (await eventually(promo, timeout=20))[-1] == ("out", "Promo for LINE friends")
+
 
 async def test_setup_shows_the_push_quota_left(
     server: Server, owner: Owner, api: httpx.AsyncClient

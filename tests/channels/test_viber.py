@@ -380,6 +380,27 @@ async def test_a_new_user_chats_from_the_phone_page(
 
         assert await eventually(thread) == [("in", "yo"), ("out", "hey")]
 
+        # A campaign can target the phone page's customer on Viber.
+        created = await api.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Phone promo",
+                "content": {"text": "Promo for {{name}}"},
+                "audience": {"contact_ids": [conv["contact_id"]]},
+                "channel_ids": [viber],
+            },
+        )
+        assert created.status_code == 201, created.text
+        launched = await api.post(f"/api/v1/campaigns/{created.json()['id']}/launch")
+        assert launched.status_code == 200, launched.text
+
+        async def promo() -> list[tuple[str, str]] | None:
+            got = await phone.get("/phone/thread", params={"channel_id": viber, "user": "Gus"})
+            seen = [(m["direction"], m["text"]) for m in got.json()]
+            return seen if len(seen) == 3 else None
+
+        assert (await eventually(promo, timeout=20))[-1] == ("out", "Promo for Gus")
+
 
 async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
     server: Server, owner: Owner, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
@@ -547,3 +568,25 @@ async def test_not_subscribed_in_a_campaign_falls_back_to_sms(
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def test_the_senders_avatar_is_kept_on_the_contact(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    avatar = "https://media-direct.cdn.viber.com/download_photo?dlid=abc&fltp=jpg"
+    await make_channel(api, server)
+    async with sim_client(server) as sim:
+        await sim_post(
+            sim, "/_sim/inbound", {"user": "Ines", "name": "Ines", "avatar": avatar, "text": "hi"}
+        )
+        [conv] = await eventually(lambda: conversations(api))
+
+        async def pictured() -> dict[str, Any] | None:
+            contact = (await api.get(f"/api/v1/contacts/{conv['contact_id']}")).json()
+            return contact if contact["attributes"].get("picture_url") else None
+
+        contact = await eventually(pictured)
+        assert contact["attributes"]["picture_url"] == avatar
+        assert contact["name"] == "Ines"
+        # Asked once, within Viber's 2-per-12-hours limit.
+        assert len(await sent_calls(sim, "get_user_details")) == 1

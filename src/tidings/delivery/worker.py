@@ -29,6 +29,7 @@ import os
 import random
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,12 +40,13 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.multicast import MulticastSender
 from tidings.delivery import reply_context
 from tidings.domain.enums import DeliveryState, MessageKind, Queue
 from tidings.media.outbound import as_outbound
 from tidings.metrics import DELIVERIES, PROVIDER_LATENCY
 from tidings.ratelimit import channel_rate, tier_window
-from tidings.runtime import Runtime
+from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import Attachment, Campaign, Delivery, Message, table_of
 from tidings.storage.types import utcnow
 
@@ -152,10 +154,15 @@ def due_terms(rt: Runtime, now: datetime) -> tuple[ColumnElement[bool], ColumnEl
     return (d.c.state == DeliveryState.PENDING) & (next_at <= now), blocked
 
 
-def claim_statement(rt: Runtime, now: datetime, limit: int) -> Select[int, int, int, str]:
-    """The claim's read: the first `limit` due, unblocked deliveries in id order."""
+def claim_statement(
+    rt: Runtime, now: datetime, limit: int, channel_id: int | None = None
+) -> Select[int, int, int, str]:
+    """The claim's read: the first `limit` due, unblocked deliveries in id order (of one
+    channel, when `channel_id` is given: filling a multicast)."""
     d = table_of(Delivery)
     due, blocked = due_terms(rt, now)
+    if channel_id is not None:
+        due = due & (d.c.channel_id == channel_id)
     return (
         select(d.c.id, d.c.message_id, d.c.channel_id, d.c.recipient)
         .where(due, ~blocked)
@@ -165,17 +172,25 @@ def claim_statement(rt: Runtime, now: datetime, limit: int) -> Select[int, int, 
     )
 
 
-async def claim(rt: Runtime, me: str, limit: int = BATCH, *, look_first: bool = True) -> list[Job]:
-    """Lease up to `limit` due deliveries. `look_first`: ask a read connection first whether
-    any is due (an idle poll must not take SQLite's write lock); the loop skips the look
-    right after a full claim, when more are almost surely waiting."""
+async def claim(
+    rt: Runtime,
+    me: str,
+    limit: int = BATCH,
+    *,
+    look_first: bool = True,
+    channel_id: int | None = None,
+) -> list[Job]:
+    """Lease up to `limit` due deliveries (of one channel, with `channel_id`). `look_first`:
+    ask a read connection first whether any is due (an idle poll must not take SQLite's write
+    lock); the loop skips the look right after a full claim, when more are almost surely
+    waiting."""
     now = utcnow()
     d, m = table_of(Delivery), table_of(Message)
     due, _blocked = due_terms(rt, now)
     if look_first and not await rt.db.has_rows(select(d.c.id).where(due)):
         return []
     async with rt.db.write() as s:
-        rows = (await s.execute(claim_statement(rt, now, limit))).all()
+        rows = (await s.execute(claim_statement(rt, now, limit, channel_id))).all()
         if not rows:
             return []
         await s.execute(
@@ -245,6 +260,136 @@ class Paused:
         return tag.get("id") in self.ids
 
 
+def outbound_message(
+    rt: Runtime, channel: ChannelInfo, job: Job, context: Mapping[str, Any] | None = None
+) -> OutboundMessage:
+    delivery, message = job.delivery, job.message
+    return OutboundMessage(
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        to=delivery.recipient,
+        kind=MessageKind(message.kind),
+        text=message.body,
+        extra=message.extra or {},
+        template=(message.extra or {}).get("template"),
+        webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
+        attachments=as_outbound(rt, job.attachments),
+        reply_context=context or {},
+    )
+
+
+@dataclass(slots=True)
+class Multicast:
+    """Claimed campaign messages with the same content on one multicast channel: one
+    provider call (`channels/multicast.py`)."""
+
+    channel: ChannelInfo
+    jobs: list[Job]
+    messages: list[OutboundMessage]
+
+
+def multicast_candidate(job: Job) -> bool:
+    """A campaign's message without a send-rate cap: a capped campaign is meant to trickle,
+    and a call of hundreds would spend its budget at once."""
+    tag = (job.message.extra or {}).get("campaign")
+    return isinstance(tag, dict) and not tag.get("rate")
+
+
+async def plan_multicasts(
+    rt: Runtime, me: str, jobs: list[Job]
+) -> tuple[list[Job], list[Multicast]]:
+    """Split a claim into single sends and multicasts. Campaign messages on a channel whose
+    adapter is a `MulticastSender` are grouped by (campaign, the adapter's content key); a
+    group that is not full takes more of that channel's due deliveries (one extra claim per
+    channel), so a large campaign goes in calls of up to `multicast_max` rather than of one
+    claim's size. A group of one goes as a single send. Other messages cost a dict lookup
+    (their campaign tag) and, once per channel and claim, a cached channel lookup."""
+    singles: list[Job] = []
+    groups: dict[tuple[int, object, str], Multicast] = {}
+    filled: set[int] = set()
+    capable: dict[int, bool] = {}  # channel id -> its adapter is a MulticastSender
+    pending = list(jobs)
+    while pending:
+        for job in pending:
+            channel_id = job.delivery.channel_id
+            if capable.get(channel_id) is False or not multicast_candidate(job):
+                singles.append(job)
+                continue
+            channel = await rt.channels.get(channel_id)
+            adapter = channel.adapter if channel is not None else None
+            capable[channel_id] = isinstance(adapter, MulticastSender)
+            if channel is None or not isinstance(adapter, MulticastSender):
+                singles.append(job)
+                continue
+            outbound = outbound_message(rt, channel, job)
+            key = adapter.multicast_key(channel.config, outbound)
+            if key is None:
+                singles.append(job)
+                continue
+            campaign_id = (job.message.extra or {})["campaign"].get("id")
+            group = groups.setdefault((channel.id, campaign_id, key), Multicast(channel, [], []))
+            group.jobs.append(job)
+            group.messages.append(outbound)
+        pending = []
+        for group in list(groups.values()):
+            adapter = group.channel.adapter
+            assert isinstance(adapter, MulticastSender)
+            room = adapter.multicast_max - len(group.jobs) % adapter.multicast_max
+            if group.channel.id in filled or room == adapter.multicast_max:
+                continue
+            filled.add(group.channel.id)
+            try:
+                more = await claim(rt, me, room, look_first=False, channel_id=group.channel.id)
+            except Exception:  # the group goes as it is; the next claim takes the rest
+                log.exception("filling a multicast on channel %s failed", group.channel.id)
+                continue
+            pending.extend(more)
+    calls: list[Multicast] = []
+    for group in groups.values():
+        adapter = group.channel.adapter
+        assert isinstance(adapter, MulticastSender)
+        size = adapter.multicast_max
+        if len(group.jobs) == 1:
+            singles.extend(group.jobs)
+            continue
+        for i in range(0, len(group.jobs), size):
+            calls.append(
+                Multicast(group.channel, group.jobs[i : i + size], group.messages[i : i + size])
+            )
+    return singles, calls
+
+
+async def send_multicast(
+    rt: Runtime, call: Multicast, paused: Paused | None = None
+) -> list[SendOutcome | Held]:
+    """One multicast call: its own window in the shared rate limiter (the provider counts
+    the multicast endpoint apart from single sends), the pause check, the call."""
+    channel = call.channel
+    adapter = channel.adapter
+    assert isinstance(adapter, MulticastSender)
+    limit, window, spaced = tier_window(adapter.multicast_rate_per_second)
+    await rt.rate_limiter.acquire_window(
+        f"channel-multicast:{channel.id}", limit, window, spaced=spaced
+    )
+    if paused is not None and await paused.holds(rt, call.jobs[0].message.extra):
+        return [Held() for _ in call.jobs]
+    started = time.perf_counter()
+    outcomes: list[SendOutcome | Held]
+    try:
+        sent = await adapter.send_many(channel.config, call.messages, rt.http)
+        if len(sent) != len(call.jobs):
+            raise ValueError(f"{len(sent)} outcomes for {len(call.jobs)} messages")
+        outcomes = list(sent)
+    except Exception as exc:  # an adapter bug must not wedge the queue
+        log.exception("adapter %s crashed in a multicast", channel.kind)
+        reason = f"Internal error while sending ({type(exc).__name__})."
+        outcomes = [Retriable(reason) for _ in call.jobs]
+    PROVIDER_LATENCY.labels(channel.kind).observe(time.perf_counter() - started)
+    for outcome in outcomes:
+        DELIVERIES.labels(channel.kind, type(outcome).__name__.lower()).inc()
+    return outcomes
+
+
 async def send_one(rt: Runtime, job: Job, paused: Paused | None = None) -> SendOutcome | Held:
     delivery, message = job.delivery, job.message
     channel = await rt.channels.get(delivery.channel_id)
@@ -266,17 +411,11 @@ async def send_one(rt: Runtime, job: Job, paused: Paused | None = None) -> SendO
     # Last look before the provider: a campaign paused while this send waited is held.
     if paused is not None and await paused.holds(rt, message.extra):
         return Held()
-    outbound = OutboundMessage(
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        to=delivery.recipient,
-        kind=MessageKind(message.kind),
-        text=message.body,
-        extra=message.extra or {},
-        template=(message.extra or {}).get("template"),
-        webhook_url=rt.settings.webhook_url(channel.kind, channel.id),
-        attachments=as_outbound(rt, job.attachments),
-        reply_context=await reply_context.load(
+    outbound = outbound_message(
+        rt,
+        channel,
+        job,
+        await reply_context.load(
             rt, channel, message.conversation_id, delivery.recipient, message.extra
         ),
     )
@@ -450,12 +589,21 @@ async def run(rt: Runtime) -> None:
                 limit = BUSY_BATCH if full else BATCH
                 jobs = await claim(rt, me, limit, look_first=not full)
                 full = len(jobs) == limit
+                jobs, calls = await plan_multicasts(rt, me, jobs)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery claim failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
+            for call in calls:
+                await slots.acquire()
+                task = asyncio.create_task(
+                    _guarded_multicast(rt, call, slots, recorder, paused),
+                    name=f"multicast-{call.jobs[0].delivery.id}",
+                )
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
             for job in jobs:
                 await slots.acquire()
                 task = asyncio.create_task(
@@ -463,7 +611,7 @@ async def run(rt: Runtime) -> None:
                 )
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
-            if not jobs:
+            if not jobs and not calls:
                 await rt.wait_for_work(Queue.DELIVERY, IDLE_POLL_SECONDS)
     finally:
         await _wind_down(in_flight, recording, recorder)
@@ -500,6 +648,24 @@ async def _guarded(
         log.exception(
             "delivery %s failed unexpectedly; its lease will expire and it retries",
             job.delivery.id,
+        )
+        return None
+    finally:
+        slots.release()
+
+
+async def _guarded_multicast(
+    rt: Runtime, call: Multicast, slots: asyncio.Semaphore, recorder: Recorder, paused: Paused
+) -> object:
+    try:
+        outcomes = await send_multicast(rt, call, paused)
+        for job, outcome in zip(call.jobs, outcomes, strict=True):
+            recorder.add(job.delivery.id, outcome)
+        return outcomes
+    except Exception:
+        log.exception(
+            "multicast from delivery %s failed unexpectedly; the leases will expire",
+            call.jobs[0].delivery.id,
         )
         return None
     finally:

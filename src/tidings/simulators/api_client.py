@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -29,6 +29,8 @@ from starlette.routing import Route
 
 from tidings import signing
 from tidings.domain.errors import SignatureError
+from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +200,55 @@ class ApiClientSimulator:
                 await self.post_to_tidings(account, payload)
             except Exception:
                 log.exception("api simulator could not post a status")
+
+
+class ApiBinding:
+    kind: ClassVar[str] = "api"
+
+    def __init__(self, base_url: str, sim: ApiClientSimulator) -> None:
+        self.base_url = base_url
+        self.sim = sim
+
+    def _account(self, channel: ChannelInfo) -> str | None:
+        url = str(getattr(channel.config, "webhook_url", "") or "")
+        prefix = f"{self.base_url}/accounts/"
+        if url.startswith(prefix) and url.endswith("/receive"):
+            return url[len(prefix) : -len("/receive")]
+        return None
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return self._account(channel) is not None
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        account = self._account(channel)
+        assert account is not None
+        self.sim.register(account, str(getattr(channel.config, "secret")), webhook_url)  # noqa: B009
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        account = self._account(channel)
+        assert account is not None
+        return await self.sim.send_as_customer(account, user, text, name)
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        account = self._account(channel)
+        acct = self.sim.accounts.get(account or "")
+        return [m for m in acct.thread if m["user"] == user] if acct else []
+
+
+SANDBOX = SandboxEntry(
+    "api",
+    lambda base: ApiClientSimulator(),
+    ApiBinding,
+    (
+        DemoChannel(
+            "api",
+            "Website chat (API sandbox)",
+            lambda base: {
+                "secret": secrets.token_urlsafe(24),
+                "webhook_url": f"{base}/accounts/demo-{secrets.token_hex(4)}/receive",
+            },
+        ),
+    ),
+)

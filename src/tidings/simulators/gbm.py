@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from tidings.channels.gbm import GbmConfig
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import SandboxEntry
 
 
 def _now() -> str:
@@ -314,3 +315,6 @@ class GbmBinding:
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         agent = self.sim.agents.get(self._config(channel).agent_id)
         return list(agent.threads.get(user, [])) if agent else []
+
+
+SANDBOX = SandboxEntry("gbm", lambda base: GbmSimulator(), GbmBinding)

@@ -31,29 +31,15 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.simulators import registry
+
 TOKEN_HEADER = "x-tidings-sandbox-token"  # noqa: S105 (names, not secrets)
 TOKEN_PARAM = "sandbox_token"  # noqa: S105
 TOKEN_COOKIE = "tidings_sandbox"  # noqa: S105
 
-# The simulators whose provider-API routes answer to provider credentials (see above). Any
-# other first path segment (`phone`, or one not listed) needs the sandbox secret.
-PROVIDER_MOUNTS = frozenset(
-    {
-        "whatsapp",
-        "api",
-        "twilio",
-        "messenger",
-        "instagram",
-        "wechat",
-        "vonage",
-        "smpp",
-        "telegram",
-        "rbm",
-        "gbm",
-        "line",
-        "viber",
-    }
-)
+# The simulators whose provider-API routes answer to provider credentials (see above): every
+# one in the registry. Any other first path segment (`phone`) needs the sandbox secret.
+PROVIDER_MOUNTS = frozenset(entry.path for entry in registry.SANDBOX)
 
 # Given the session cookie's value, whether it belongs to a signed-in agent of this install,
 # and whether that agent is an owner or admin: (signed in, is admin).

@@ -5,10 +5,12 @@ registers its Page id, which its sends are addressed to."""
 
 from __future__ import annotations
 
+import secrets
 from typing import ClassVar
 
 import httpx
 
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 from tidings.simulators.meta_messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
 
 __all__ = ["InstagramBinding", "InstagramSimulator"]
@@ -23,3 +25,25 @@ class InstagramBinding(MessagingBinding):
     kind: ClassVar[str] = "instagram"
     account_field: ClassVar[str] = "instagram_account_id"
     token_field: ClassVar[str] = "access_token"  # noqa: S105 (a field name)
+
+
+SANDBOX = SandboxEntry(
+    "instagram",
+    lambda base: InstagramSimulator(cdn_base_url=base),
+    InstagramBinding,
+    (
+        DemoChannel(
+            "instagram",
+            "Instagram (sandbox)",
+            lambda base: {
+                "flavour": "instagram_login",
+                "instagram_account_id": "17841400000000001",
+                "access_token": secrets.token_urlsafe(24),
+                "app_secret": secrets.token_hex(16),
+                "verify_token": secrets.token_urlsafe(12),
+                "human_agent": True,
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

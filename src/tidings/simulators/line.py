@@ -19,7 +19,8 @@ Both of LINE's roles towards Tidings:
 Knobs that LINE does not publish, or that tests need to move (`PUT /_sim/channels`,
 `POST /_sim/config`): `reply_token_seconds` (60), `redelivery` (false) with
 `redelivery_attempts` (3) and `redelivery_base_seconds` (0.5), `quota` (null: no limit),
-`quota_used`, `rate_per_second` (2000), `transcoding_polls` (0: how many times a video/audio
+`quota_used`, `rate_per_second` (2000), `multicast_rate_per_second` (200),
+`transcoding_polls` (0: how many times a video/audio
 answers "processing" first).
 
 Control API (JSON, under `/_sim/`), which plays the customers:
@@ -29,7 +30,8 @@ Control API (JSON, under `/_sim/`), which plays the customers:
   text? | image? | video? | audio? | file? | location? | sticker? | other?, event?
   (follow/unfollow/postback/...), data?, message_id?, webhook_event_id?, duplicates?} — the
   customer acts; {token, redeliver: webhookEventId} sends an earlier event again
-- `POST /_sim/fail` {token, endpoint (reply|push|profile|content|quota), status, message?,
+- `POST /_sim/friends` {token, user_ids} people already following the account (no webhooks)
+- `POST /_sim/fail` {token, endpoint (reply|push|multicast|profile|content|quota), status, message?,
   times?, lose_answer?} — the next calls fail; `lose_answer`: the call is carried out but
   answered 500 (as if the answer was lost on the way back)
 - `GET  /_sim/sent?token=` every send call with its body, outcome and what was delivered
@@ -42,9 +44,7 @@ events, so the owner calls `await sim.aclose()`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -65,6 +65,16 @@ from starlette.routing import Route
 from tidings.channels.line import LineConfig
 from tidings.channels.line.webhook import signature
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import (
+    DemoChannel,
+    Outbox,
+    SandboxEntry,
+    TaskSet,
+    WebhookSender,
+    control_error,
+    control_routes,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +189,7 @@ class Account:
     quota: int | None = None
     quota_used: int = 0
     rate_per_second: float = 2000.0
+    multicast_rate_per_second: float = 200.0
     transcoding_polls: int = 0
     users: dict[str, User] = field(default_factory=dict)
     # user id -> when (monotonic) the loading animation ends
@@ -190,13 +201,12 @@ class Account:
     contents: dict[str, Content] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    outbox: Outbox[dict[str, Any]] | None = None
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     buckets: dict[str, Bucket] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    worker: asyncio.Task[None] | None = None
 
     KNOBS: ClassVar[tuple[str, ...]] = (
         "reply_token_seconds",
@@ -206,6 +216,7 @@ class Account:
         "quota",
         "quota_used",
         "rate_per_second",
+        "multicast_rate_per_second",
         "transcoding_polls",
         "webhook_url",
     )
@@ -239,7 +250,9 @@ def _utf16(text: str) -> int:
 class LineSimulator:
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         self.accounts: dict[str, Account] = {}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self.tasks = TaskSet()
+        self.webhooks = WebhookSender(http)
+        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/v2/bot/message/reply", self._reply, methods=["POST"]),
@@ -257,22 +270,24 @@ class LineSimulator:
                 Route("/v2/bot/channel/webhook/endpoint", self._endpoint, methods=["GET", "PUT"]),
                 Route("/v2/bot/channel/webhook/test", self._webhook_test, methods=["POST"]),
                 Route("/v2/bot/chat/loading/start", self._loading, methods=["POST"]),
-                Route("/_sim/channels", self._put_channel, methods=["PUT"]),
-                Route("/_sim/config", self._config, methods=["POST"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/fail", self._fail, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
-                Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
+                *control_routes(
+                    {
+                        "channels": (self._put_channel, ["PUT"]),
+                        "config": (self._config, ["POST"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "friends": (self._friends, ["POST"]),
+                        "fail": (self._fail, ["POST"]),
+                        "sent": (self._sent, ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                        "deliveries": (self._deliveries, ["GET"]),
+                    }
+                ),
             ]
         )
 
     async def aclose(self) -> None:
-        tasks = [a.worker for a in self.accounts.values() if a.worker is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
+        await self.tasks.aclose()
+        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Accounts, users and events (also used in-process by the sandbox binding)
@@ -282,6 +297,7 @@ class LineSimulator:
         if acct is None:
             bot = "U" + hashlib.sha256(f"line-bot:{token}".encode()).hexdigest()[:32]
             acct = Account(token, secret, bot)
+            acct.outbox = self._outbox(acct)
             self.accounts[token] = acct
         acct.secret = secret
         self.configure(acct, knobs)
@@ -336,9 +352,8 @@ class LineSimulator:
         return event
 
     def queue(self, acct: Account, event: dict[str, Any], duplicates: int = 0) -> None:
-        for _ in range(1 + max(0, duplicates)):
-            acct.pending.append(event)
-        self._kick(acct)
+        assert acct.outbox is not None
+        acct.outbox.put(self.tasks, *[event] * (1 + max(0, duplicates)))
 
     def customer_message(
         self, acct: Account, person: User, body: dict[str, Any], group_id: str | None = None
@@ -410,24 +425,23 @@ class LineSimulator:
             )
         return msg
 
-    def _kick(self, acct: Account) -> None:
-        acct.wake.set()
-        if acct.webhook_url and (acct.worker is None or acct.worker.done()):
-            acct.worker = asyncio.get_running_loop().create_task(
-                self._deliver_loop(acct), name=f"line-sim-{acct.bot_user_id[:8]}"
-            )
-
-    async def _deliver_loop(self, acct: Account) -> None:
-        """Deliver what is pending, a few events per request (LINE batches), while a webhook
-        is set."""
-        while acct.webhook_url:
-            if not acct.pending:
-                acct.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(acct.wake.wait(), 1.0)
-                continue
-            batch, acct.pending = acct.pending[:5], acct.pending[5:]
+    def _outbox(self, acct: Account) -> Outbox[dict[str, Any]]:
+        async def drain(pending: list[dict[str, Any]]) -> int:
+            # A few events per request (LINE batches what queued up).
+            batch = pending[:5]
             await self._deliver(acct, batch)
+            return len(batch)
+
+        return Outbox(
+            drain,
+            lambda: bool(acct.webhook_url),
+            f"line-sim-{acct.bot_user_id[:8]}",
+            pending=acct.pending,
+        )
+
+    def _kick(self, acct: Account) -> None:
+        assert acct.outbox is not None
+        acct.outbox.kick(self.tasks)
 
     async def _deliver(self, acct: Account, events: list[dict[str, Any]]) -> None:
         now = time.monotonic()
@@ -436,41 +450,40 @@ class LineSimulator:
             if token is not None and token[1] is None:
                 token[1] = now
         attempts = acct.redelivery_attempts if acct.redelivery else 1
-        for attempt in range(1, attempts + 1):
+        sent = events
+
+        def attempt(n: int) -> tuple[str, bytes, dict[str, str]] | None:
+            nonlocal sent
             url = acct.webhook_url
             if not url:
-                return
-            if attempt > 1:
+                return None
+            if n > 1:
                 # A redelivered event is the original with isRedelivery: true (same ids and
                 # reply token; its token works for another period unless already used).
-                events = [{**e, "deliveryContext": {"isRedelivery": True}} for e in events]
-                for event in events:
+                sent = [{**e, "deliveryContext": {"isRedelivery": True}} for e in events]
+                for event in sent:
                     token = self._token_of(acct, event)
                     if token is not None:
                         token[1] = time.monotonic()
-            body = orjson.dumps({"destination": acct.bot_user_id, "events": events})
+            body = orjson.dumps({"destination": acct.bot_user_id, "events": sent})
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "x-line-signature": signature(acct.secret, body),
                 "User-Agent": "LineBotWebhook/2.0",
             }
-            status = 0
-            try:
-                resp = await self._http.post(url, content=body, headers=headers)
-                status = resp.status_code
-            except httpx.HTTPError as exc:
-                log.info("line simulator webhook failed: %s", type(exc).__name__)
+            return url, body, headers
+
+        def record(n: int, status: int, _detail: str) -> None:
             acct.deliveries.append(
-                {
-                    "events": [e["webhookEventId"] for e in events],
-                    "attempt": attempt,
-                    "status": status,
-                }
+                {"events": [e["webhookEventId"] for e in sent], "attempt": n, "status": status}
             )
-            if 200 <= status < 300:
-                return
-            if attempt < attempts:
-                await asyncio.sleep(acct.redelivery_base_seconds * 2 ** (attempt - 1))
+
+        await self.webhooks.deliver(
+            attempt,
+            attempts=attempts,
+            base_seconds=acct.redelivery_base_seconds,
+            on_attempt=record,
+        )
 
     def _token_of(self, acct: Account, event: dict[str, Any]) -> list[Any] | None:
         token = event.get("replyToken")
@@ -487,8 +500,8 @@ class LineSimulator:
             raise LineApiError(401, _AUTH_FAILED)
         return acct
 
-    def _limit(self, acct: Account, endpoint: str) -> None:
-        bucket = acct.buckets.setdefault(endpoint, Bucket(acct.rate_per_second))
+    def _limit(self, acct: Account, endpoint: str, rate: float | None = None) -> None:
+        bucket = acct.buckets.setdefault(endpoint, Bucket(rate or acct.rate_per_second))
         if not bucket.take():
             raise LineApiError(429, "The API rate limit has been exceeded. Try again later.")
 
@@ -730,13 +743,16 @@ class LineSimulator:
         return JSONResponse({"sentMessages": sent}, headers={"X-Line-Request-Id": request_id})
 
     async def _multicast(self, request: Request) -> Response:
+        """Up to 500 user ids (no groups), the same messages to each; quota per recipient
+        who follows (all or nothing: over the quota, nobody gets it); `{}` and no ids back."""
         try:
             acct = self._account(request)
-            self._limit(acct, "multicast")
+            self._limit(acct, "multicast", acct.multicast_rate_per_second)
             key, repeat = self._retry_key(acct, request)
             if repeat is not None:
                 return repeat
             body = await self._body(request)
+            lost = self._injected(acct, "multicast")
             messages = self._check_messages(body)
             to = body.get("to")
             if not isinstance(to, list) or not 1 <= len(to) <= MULTICAST_MAX:
@@ -759,13 +775,18 @@ class LineSimulator:
                 {
                     "endpoint": "multicast",
                     "to": to,
+                    "key": key,
                     "messages": messages,
                     "status": 200,
+                    "delivered": len(live),
                     "charged": len(live),
                 }
             )
         except LineApiError as exc:
+            self._record_error(request, "multicast", exc)
             return exc.response()
+        if lost is not None:
+            return LineApiError(500, "Internal server error").response()
         return JSONResponse({}, headers={"X-Line-Request-Id": request_id})
 
     async def _quota(self, request: Request) -> Response:
@@ -958,32 +979,32 @@ class LineSimulator:
         return acct
 
     async def _put_channel(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         token, secret = body.get("channel_access_token"), body.get("channel_secret")
         if not isinstance(token, str) or not token or not isinstance(secret, str) or not secret:
-            return _control_error("channel_access_token and channel_secret are required")
+            return control_error("channel_access_token and channel_secret are required")
         acct = self.ensure_account(token, secret, **body)
         return JSONResponse({"bot_user_id": acct.bot_user_id})
 
     async def _config(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
         self.configure(acct, body)
         return JSONResponse({k: getattr(acct, k) for k in Account.KNOBS})
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
         if body.get("redeliver"):
             event = acct.events.get(str(body["redeliver"]))
             if event is None:
-                return _control_error("no such webhookEventId", 404)
+                return control_error("no such webhookEventId", 404)
             again = {**event, "deliveryContext": {"isRedelivery": True}}
             self.queue(acct, again)
             return JSONResponse({"webhookEventId": event["webhookEventId"]})
@@ -1002,7 +1023,7 @@ class LineSimulator:
             try:
                 extra["message"] = self.customer_message(acct, person, body, group_id)
             except ValueError as exc:
-                return _control_error(str(exc))
+                return control_error(str(exc))
         elif kind == "follow":
             person.following = True
             extra["follow"] = {"isUnblocked": bool(body.get("unblocked"))}
@@ -1034,12 +1055,27 @@ class LineSimulator:
             out["message_id"] = extra["message"]["id"]
         return JSONResponse(out)
 
-    async def _fail(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+    async def _friends(self, request: Request) -> JSONResponse:
+        """People who became friends of the account before it was connected to Tidings (no
+        webhooks): {token, user_ids}."""
+        body = await read_json(request)
         try:
             acct = self._control_account(body)
         except KeyError as exc:
-            return _control_error(str(exc), 404)
+            return control_error(str(exc), 404)
+        ids = body.get("user_ids")
+        if not isinstance(ids, list) or not all(isinstance(u, str) for u in ids):
+            return control_error("user_ids: a list of LINE user ids")
+        for uid in ids:
+            self.user(acct, user_id_for(uid)).following = True
+        return JSONResponse({"friends": sum(u.following for u in acct.users.values())})
+
+    async def _fail(self, request: Request) -> JSONResponse:
+        body = await read_json(request)
+        try:
+            acct = self._control_account(body)
+        except KeyError as exc:
+            return control_error(str(exc), 404)
         endpoint = str(body.get("endpoint") or "push")
         status = body.get("status")
         failure = Failure(
@@ -1080,18 +1116,6 @@ def _shown(m: dict[str, Any]) -> str:
     if kind in ("image", "video", "audio"):
         return f"[{kind}] {m.get('originalContentUrl', '')}"
     return f"[{kind}]"
-
-
-def _control_error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 class LineBinding:
@@ -1187,3 +1211,22 @@ class LineBinding:
             return []
         user_id = user_id_for(user)
         return [m for m in acct.thread if m["user"] == user_id]
+
+
+SANDBOX = SandboxEntry(
+    "line",
+    lambda base: LineSimulator(),
+    LineBinding,
+    (
+        DemoChannel(
+            "line",
+            "LINE Official Account (sandbox)",
+            lambda base: {
+                "channel_secret": secrets.token_hex(16),
+                "channel_access_token": secrets.token_urlsafe(32),
+                "api_base_url": base,
+                "data_api_base_url": base,
+            },
+        ),
+    ),
+)

@@ -59,6 +59,7 @@ from starlette.routing import Route
 from tidings.channels.rbm import RbmConfig
 from tidings.domain.phones import to_e164
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -817,3 +818,22 @@ class RbmBinding:
         except ValueError:
             return []
         return list(agent.threads.get(msisdn, [])) if agent else []
+
+
+SANDBOX = SandboxEntry(
+    "rbm",
+    lambda base: RbmSimulator(),
+    RbmBinding,
+    (
+        DemoChannel(
+            "rbm",
+            "RCS Business Messaging (sandbox)",
+            lambda base: {
+                "agent_id": f"tidings-demo-{secrets.token_hex(3)}@rbm.goog",
+                "webhook_client_token": secrets.token_urlsafe(24),
+                "access_token": f"ya29.sandbox-{secrets.token_urlsafe(24)}",
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

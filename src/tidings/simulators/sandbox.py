@@ -2,7 +2,8 @@
 
 Each simulated provider has a binding (`SandboxBinding`) that knows how to register a Tidings
 channel with its simulator, send as a customer, and show the customer's side of the thread.
-`BINDINGS` is the one list of them.
+`registry.SANDBOX` is the one list of simulators (one line per channel, demo channels
+included); their bindings are built from it.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import secrets
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import httpx
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,26 +23,9 @@ from starlette.types import ASGIApp
 
 from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.simulators.api_client import ApiClientSimulator
-from tidings.simulators.gbm import GbmBinding, GbmSimulator
+from tidings.simulators import registry
 from tidings.simulators.guard import SessionCheck, sandbox_guard
-from tidings.simulators.instagram import InstagramBinding, InstagramSimulator
-from tidings.simulators.line import LineBinding, LineSimulator
-from tidings.simulators.messenger import MessengerBinding, MessengerSimulator
-from tidings.simulators.rbm import RbmBinding, RbmSimulator
-from tidings.simulators.smpp import (
-    SANDBOX_SYSTEM_ID_PREFIX,
-    SmppBinding,
-    SmscSimulator,
-    dials_sandbox_smsc,
-    sandbox_port,
-)
-from tidings.simulators.telegram import TelegramBinding, TelegramSimulator
-from tidings.simulators.twilio import TwilioBinding, TwilioSimulator
-from tidings.simulators.viber import ViberBinding, ViberSimulator
-from tidings.simulators.vonage import VonageBinding, VonageSimulator
-from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
-from tidings.simulators.whatsapp import WhatsAppSimulator
+from tidings.simulators.smpp import SmppBinding, SmscSimulator, dials_sandbox_smsc
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
@@ -101,185 +83,23 @@ PHONE_FILE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf", 
 PHONE_FILE_MAX = 5 * 1024 * 1024
 
 
-class WhatsAppBinding:
-    kind: ClassVar[str] = "whatsapp"
-
-    def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
-        self.base_url = base_url
-        self.sim = sim
-        # Control calls go straight to the simulator app; provider traffic uses real HTTP.
-        self.control = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
-        )
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
-
-    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        c: Any = channel.config
-        resp = await self.control.put(
-            f"/_sim/accounts/{c.phone_number_id}",
-            json={
-                "access_token": c.access_token,
-                "app_secret": c.app_secret,
-                "verify_token": c.verify_token,
-                "webhook_url": webhook_url,
-                "display_phone_number": c.display_phone_number or "15550001111",
-                # Template sync lists GET /{waba_id}/message_templates.
-                "waba_id": c.waba_id,
-            },
-        )
-        resp.raise_for_status()
-
-    async def send_as_customer(
-        self, channel: ChannelInfo, user: str, name: str | None, text: str
-    ) -> dict[str, Any]:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.post(
-            "/_sim/inbound",
-            json={
-                "phone_number_id": c.phone_number_id,
-                "from": digits,
-                "name": name or digits,
-                "text": text,
-            },
-        )
-        result: dict[str, Any] = resp.json()
-        return result
-
-    async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.post(
-            "/_sim/inbound", json={"phone_number_id": c.phone_number_id, "from": digits, **body}
-        )
-        return resp.json()
-
-    async def typing(self, channel: ChannelInfo, user: str) -> bool:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.get(
-            "/_sim/customers", params={"phone_number_id": c.phone_number_id}
-        )
-        return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
-
-    async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
-    ) -> dict[str, Any]:
-        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
-        if label:
-            location["name"] = label
-        result: dict[str, Any] = await self._inbound(
-            channel, user, {"name": name or user, "type": "location", "location": location}
-        )
-        return result
-
-    async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "name": name or user,
-            "type": "image" if mime_type.startswith("image/") else "document",
-            "mime_type": mime_type,
-            "filename": filename,
-            "media_b64": base64.b64encode(data).decode(),
-        }
-        if caption:
-            body["text"] = caption
-        result: dict[str, Any] = await self._inbound(channel, user, body)
-        return result
-
-    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.get(
-            "/_sim/conversations", params={"phone_number_id": c.phone_number_id, "user": digits}
-        )
-        data: list[dict[str, Any]] = resp.json()
-        return data
-
-
-class ApiBinding:
-    kind: ClassVar[str] = "api"
-
-    def __init__(self, base_url: str, sim: ApiClientSimulator) -> None:
-        self.base_url = base_url
-        self.sim = sim
-
-    def _account(self, channel: ChannelInfo) -> str | None:
-        url = str(getattr(channel.config, "webhook_url", "") or "")
-        prefix = f"{self.base_url}/accounts/"
-        if url.startswith(prefix) and url.endswith("/receive"):
-            return url[len(prefix) : -len("/receive")]
-        return None
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return self._account(channel) is not None
-
-    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        account = self._account(channel)
-        assert account is not None
-        self.sim.register(account, str(getattr(channel.config, "secret")), webhook_url)  # noqa: B009
-
-    async def send_as_customer(
-        self, channel: ChannelInfo, user: str, name: str | None, text: str
-    ) -> dict[str, Any]:
-        account = self._account(channel)
-        assert account is not None
-        return await self.sim.send_as_customer(account, user, text, name)
-
-    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        account = self._account(channel)
-        acct = self.sim.accounts.get(account or "")
-        return [m for m in acct.thread if m["user"] == user] if acct else []
-
-
 class Sandbox:
+    """Every simulator of `registry.SANDBOX` mounted at `/sandbox/{path}`, their bindings,
+    and the customer phone page."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         base = f"{settings.public_url}/sandbox"
-        self.whatsapp = WhatsAppSimulator()
-        self.api = ApiClientSimulator()
-        self.twilio = TwilioSimulator()
-        self.messenger = MessengerSimulator(cdn_base_url=f"{base}/messenger")
-        self.instagram = InstagramSimulator(cdn_base_url=f"{base}/instagram")
-        self.wechat = WeChatSimulator(f"{base}/wechat")
-        self.vonage = VonageSimulator()
-        self.smpp = SmscSimulator(sandbox_port(), fallback_to_free_port=True)
-        self.telegram = TelegramSimulator()
-        self.rbm = RbmSimulator()
-        self.gbm = GbmSimulator()
-        self.line = LineSimulator()
-        self.viber = ViberSimulator(f"{base}/viber")
+        self.simulators: dict[str, Any] = {
+            entry.path: entry.make(f"{base}/{entry.path}") for entry in registry.SANDBOX
+        }
         self.bindings: list[SandboxBinding] = [
-            WhatsAppBinding(f"{base}/whatsapp", self.whatsapp),
-            ApiBinding(f"{base}/api", self.api),
-            TwilioBinding(f"{base}/twilio", self.twilio),
-            MessengerBinding(f"{base}/messenger", self.messenger),
-            InstagramBinding(f"{base}/instagram", self.instagram),
-            WeChatBinding(f"{base}/wechat", self.wechat),
-            VonageBinding(f"{base}/vonage", self.vonage),
-            SmppBinding(self.smpp),
-            TelegramBinding(f"{base}/telegram", self.telegram),
-            RbmBinding(f"{base}/rbm", self.rbm),
-            GbmBinding(f"{base}/gbm", self.gbm),
-            LineBinding(f"{base}/line", self.line),
-            ViberBinding(f"{base}/viber", self.viber),
+            entry.bind(f"{base}/{entry.path}", self.simulators[entry.path])
+            for entry in registry.SANDBOX
+            if entry.bind is not None
         ]
+        # The SMSC listens on its own TCP port; the SMPP channel hook follows it.
+        self.smpp: SmscSimulator = self.simulators["smpp"]
         self.rt: Runtime | None = None
         self.app = Starlette(
             routes=[
@@ -288,19 +108,7 @@ class Sandbox:
                 Route("/phone/thread", self._thread),
                 Route("/phone/send", self._send, methods=["POST"]),
                 Route("/phone/typing", self._typing),
-                Mount("/whatsapp", self.whatsapp.app),
-                Mount("/api", self.api.app),
-                Mount("/twilio", self.twilio.app),
-                Mount("/messenger", self.messenger.app),
-                Mount("/instagram", self.instagram.app),
-                Mount("/wechat", self.wechat.app),
-                Mount("/vonage", self.vonage.app),
-                Mount("/smpp", self.smpp.app),
-                Mount("/telegram", self.telegram.app),
-                Mount("/rbm", self.rbm.app),
-                Mount("/gbm", self.gbm.app),
-                Mount("/line", self.line.app),
-                Mount("/viber", self.viber.app),
+                *(Mount(f"/{path}", simulator.app) for path, simulator in self.simulators.items()),
             ]
         )
 
@@ -312,8 +120,12 @@ class Sandbox:
 
     async def start(self, rt: Runtime) -> None:
         self.rt = rt
-        # The simulated SMSC listens on loopback before channels bind to it.
-        await self.smpp.start()
+        # Simulators with a listener of their own (the SMSC on loopback) start before
+        # channels bind to them.
+        for simulator in self.simulators.values():
+            start = getattr(simulator, "start", None)
+            if start is not None:
+                await start()
         rt.channel_hooks.append(self.register)
         async with rt.db.read() as s:
             ids = (await s.scalars(select(Channel.id).where(Channel.active.is_(True)))).all()
@@ -366,19 +178,8 @@ class Sandbox:
         return moved
 
     async def stop(self) -> None:
-        await self.whatsapp.aclose()
-        await self.api.aclose()
-        await self.twilio.aclose()
-        await self.messenger.aclose()
-        await self.instagram.aclose()
-        await self.wechat.aclose()
-        await self.vonage.aclose()
-        await self.smpp.aclose()
-        await self.telegram.aclose()
-        await self.rbm.aclose()
-        await self.gbm.aclose()
-        await self.line.aclose()
-        await self.viber.aclose()
+        for simulator in self.simulators.values():
+            await simulator.aclose()
 
     async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
         assert self.rt is not None
@@ -532,7 +333,8 @@ def _sent(result: dict[str, Any]) -> JSONResponse:
 async def create_demo_channels(
     rt: Runtime, workspace_id: int, agent_id: int
 ) -> list[dict[str, Any]]:
-    """Connect one WhatsApp and one API channel to the sandbox simulators (idempotent)."""
+    """Connect the demo channels of every simulator in `registry.SANDBOX` (idempotent: a
+    workspace that has channels gets none)."""
     from tidings.access import Principal
     from tidings.actions.admin import create_channel
     from tidings.domain.enums import Role
@@ -546,181 +348,10 @@ async def create_demo_channels(
     who = Principal(workspace_id, agent_id, Role.OWNER, frozenset())
     base = f"{rt.settings.public_url}/sandbox"
     made = []
-    wa = await create_channel(
-        rt,
-        who,
-        "whatsapp",
-        "WhatsApp (sandbox)",
-        {
-            "phone_number_id": "100000000000001",
-            "display_phone_number": "15550001111",
-            "access_token": secrets.token_urlsafe(24),
-            "app_secret": secrets.token_hex(16),
-            "verify_token": secrets.token_urlsafe(12),
-            "api_base_url": f"{base}/whatsapp",
-        },
-        None,
-    )
-    made.append({"id": wa.id, "kind": wa.kind, "name": wa.name})
-    api = await create_channel(
-        rt,
-        who,
-        "api",
-        "Website chat (API sandbox)",
-        {
-            "secret": secrets.token_urlsafe(24),
-            "webhook_url": f"{base}/api/accounts/demo-{secrets.token_hex(4)}/receive",
-        },
-        None,
-    )
-    made.append({"id": api.id, "kind": api.kind, "name": api.name})
-    sms = await create_channel(
-        rt,
-        who,
-        "twilio",
-        "SMS via Twilio (sandbox)",
-        {
-            "account_sid": f"AC{secrets.token_hex(16)}",
-            "auth_token": secrets.token_hex(16),
-            "from_number": "+14155550199",
-            "api_base_url": f"{base}/twilio",
-        },
-        None,
-    )
-    made.append({"id": sms.id, "kind": sms.kind, "name": sms.name})
-    fb = await create_channel(
-        rt,
-        who,
-        "messenger",
-        "Messenger (sandbox)",
-        {
-            "page_id": "100000000000101",
-            "page_access_token": secrets.token_urlsafe(24),
-            "app_secret": secrets.token_hex(16),
-            "verify_token": secrets.token_urlsafe(12),
-            "human_agent": True,
-            "api_base_url": f"{base}/messenger",
-        },
-        None,
-    )
-    made.append({"id": fb.id, "kind": fb.kind, "name": fb.name})
-    ig = await create_channel(
-        rt,
-        who,
-        "instagram",
-        "Instagram (sandbox)",
-        {
-            "flavour": "instagram_login",
-            "instagram_account_id": "17841400000000001",
-            "access_token": secrets.token_urlsafe(24),
-            "app_secret": secrets.token_hex(16),
-            "verify_token": secrets.token_urlsafe(12),
-            "human_agent": True,
-            "api_base_url": f"{base}/instagram",
-        },
-        None,
-    )
-    made.append({"id": ig.id, "kind": ig.kind, "name": ig.name})
-    wechat = await create_channel(
-        rt,
-        who,
-        "wechat",
-        "WeChat Official Account (sandbox)",
-        {
-            "app_id": f"wx{secrets.token_hex(8)}",
-            "app_secret": secrets.token_hex(16),
-            "token": secrets.token_urlsafe(16),
-            # Safe mode: a 43-character EncodingAESKey, as the WeChat console generates.
-            "encoding_aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
-            "api_base_url": f"{base}/wechat",
-        },
-        None,
-    )
-    made.append({"id": wechat.id, "kind": wechat.kind, "name": wechat.name})
-    tg = await create_channel(
-        rt,
-        who,
-        "telegram",
-        "Telegram (sandbox)",
-        {
-            "bot_token": f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(26)}",
-            "secret_token": secrets.token_urlsafe(24),
-            "api_base_url": f"{base}/telegram",
-        },
-        None,
-    )
-    made.append({"id": tg.id, "kind": tg.kind, "name": tg.name})
-    line = await create_channel(
-        rt,
-        who,
-        "line",
-        "LINE Official Account (sandbox)",
-        {
-            "channel_secret": secrets.token_hex(16),
-            "channel_access_token": secrets.token_urlsafe(32),
-            "api_base_url": f"{base}/line",
-            "data_api_base_url": f"{base}/line",
-        },
-        None,
-    )
-    made.append({"id": line.id, "kind": line.kind, "name": line.name})
-    viber = await create_channel(
-        rt,
-        who,
-        "viber",
-        "Viber (sandbox)",
-        {
-            "auth_token": f"{secrets.token_hex(8)}-{secrets.token_hex(8)}-{secrets.token_hex(8)}",
-            "api_base_url": f"{base}/viber",
-            "sender_name": "Tidings Support",
-        },
-        None,
-    )
-    made.append({"id": viber.id, "kind": viber.kind, "name": viber.name})
-    rbm = await create_channel(
-        rt,
-        who,
-        "rbm",
-        "RCS Business Messaging (sandbox)",
-        {
-            "agent_id": f"tidings-demo-{secrets.token_hex(3)}@rbm.goog",
-            "webhook_client_token": secrets.token_urlsafe(24),
-            "access_token": f"ya29.sandbox-{secrets.token_urlsafe(24)}",
-            "api_base_url": f"{base}/rbm",
-        },
-        None,
-    )
-    made.append({"id": rbm.id, "kind": rbm.kind, "name": rbm.name})
-    vonage = await create_channel(
-        rt,
-        who,
-        "vonage",
-        "SMS via Vonage (sandbox)",
-        {
-            "api_key": f"sbx{secrets.token_hex(4)}",
-            "api_secret": secrets.token_urlsafe(12),
-            "signature_secret": secrets.token_urlsafe(24),
-            "signature_method": "sha256",
-            "from_number": "+14155550100",
-            "api_base_url": f"{base}/vonage",
-        },
-        None,
-    )
-    made.append({"id": vonage.id, "kind": vonage.kind, "name": vonage.name})
-    smpp = await create_channel(
-        rt,
-        who,
-        "smpp",
-        "SMS via SMPP (sandbox SMSC)",
-        {
-            "host": "127.0.0.1",
-            "port": sandbox_port(),
-            "system_id": f"{SANDBOX_SYSTEM_ID_PREFIX}{secrets.token_hex(3)}",
-            "password": secrets.token_hex(4),
-            "source_addr": "14155550111",
-            "enquire_link_seconds": 15,
-        },
-        None,
-    )
-    made.append({"id": smpp.id, "kind": smpp.kind, "name": smpp.name})
+    for entry in registry.SANDBOX:
+        for demo in entry.demo:
+            channel = await create_channel(
+                rt, who, demo.kind, demo.name, demo.config(f"{base}/{entry.path}"), None
+            )
+            made.append({"id": channel.id, "kind": channel.kind, "name": channel.name})
     return made

@@ -32,6 +32,7 @@ import itertools
 import logging
 import os
 import random
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.channels.smpp import pdu as P
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 
 if TYPE_CHECKING:
     from tidings.runtime import ChannelInfo
@@ -555,3 +557,24 @@ def sandbox_port() -> int:
     when it is taken the sandbox falls back to a free port and logs it)."""
     raw = os.environ.get("TIDINGS_SANDBOX_SMPP_PORT", "2775")
     return int(raw) if raw.isdigit() else 2775
+
+
+SANDBOX = SandboxEntry(
+    "smpp",
+    lambda base: SmscSimulator(sandbox_port(), fallback_to_free_port=True),
+    lambda base, sim: SmppBinding(sim),
+    (
+        DemoChannel(
+            "smpp",
+            "SMS via SMPP (sandbox SMSC)",
+            lambda base: {
+                "host": "127.0.0.1",
+                "port": sandbox_port(),
+                "system_id": f"{SANDBOX_SYSTEM_ID_PREFIX}{secrets.token_hex(3)}",
+                "password": secrets.token_hex(4),
+                "source_addr": "14155550111",
+                "enquire_link_seconds": 15,
+            },
+        ),
+    ),
+)

@@ -42,9 +42,7 @@ lifespan events, so the owner calls `await sim.aclose()`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -67,6 +65,14 @@ from starlette.routing import Mount, Route
 
 from tidings.channels.telegram import TelegramConfig, client
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import (
+    DemoChannel,
+    Outbox,
+    SandboxEntry,
+    TaskSet,
+    WebhookSender,
+    control_routes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +234,7 @@ class Bot:
     global_bucket: Bucket | None = None
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    worker: asyncio.Task[None] | None = None
+    outbox: Outbox[dict[str, Any]] | None = None
 
     def as_user(self) -> dict[str, Any]:
         return {
@@ -243,29 +248,32 @@ class Bot:
 class TelegramSimulator:
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         self.bots: dict[str, Bot] = {}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self.tasks = TaskSet()
+        self.webhooks = WebhookSender(http)
+        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
                 Route("/file/bot{token}/{file_path:path}", self._download, methods=["GET"]),
-                Route("/_sim/bots/{token}", self._put_bot, methods=["PUT"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/edit", self._edit, methods=["POST"]),
-                Route("/_sim/callback", self._callback, methods=["POST"]),
-                Route("/_sim/block", self._block, methods=["POST"]),
-                Route("/_sim/fail", self._fail, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
-                Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
+                *control_routes(
+                    {
+                        "bots/{token}": (self._put_bot, ["PUT"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "edit": (self._edit, ["POST"]),
+                        "callback": (self._callback, ["POST"]),
+                        "block": (self._block, ["POST"]),
+                        "fail": (self._fail, ["POST"]),
+                        "sent": (self._sent, ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                        "deliveries": (self._deliveries, ["GET"]),
+                    }
+                ),
             ]
         )
 
     async def aclose(self) -> None:
-        tasks = [b.worker for b in self.bots.values() if b.worker is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
+        await self.tasks.aclose()
+        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Bots, chats and updates (also used in-process by the sandbox binding)
@@ -308,50 +316,49 @@ class TelegramSimulator:
         return update_id
 
     def _kick(self, bot: Bot) -> None:
-        bot.wake.set()
-        if bot.webhook_url and (bot.worker is None or bot.worker.done()):
-            bot.worker = asyncio.get_running_loop().create_task(
-                self._deliver_loop(bot), name=f"telegram-sim-{bot.id}"
-            )
+        if bot.outbox is None:
 
-    async def _deliver_loop(self, bot: Bot) -> None:
-        """Deliver pending updates one at a time, in order, while a webhook is set."""
-        while bot.webhook_url:
-            if not bot.pending:
-                bot.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(bot.wake.wait(), 1.0)
-                continue
-            update = bot.pending[0]
-            await self._deliver(bot, update)
-            if bot.pending and bot.pending[0] is update:
-                bot.pending.pop(0)
+            async def drain(pending: list[dict[str, Any]]) -> int:
+                await self._deliver(bot, pending[0])  # one update at a time, in order
+                return 1
+
+            bot.outbox = Outbox(
+                drain, lambda: bool(bot.webhook_url), f"telegram-sim-{bot.id}", pending=bot.pending
+            )
+        bot.outbox.kick(self.tasks)
 
     async def _deliver(self, bot: Bot, update: dict[str, Any]) -> None:
         body = orjson.dumps(update)
-        for attempt in range(1, bot.max_attempts + 1):
+
+        def attempt(n: int) -> tuple[str, bytes, dict[str, str]] | None:
             url = bot.webhook_url
             if not url:
-                return
+                return None
             headers = {"Content-Type": "application/json"}
             if bot.secret_token:
                 headers["X-Telegram-Bot-Api-Secret-Token"] = bot.secret_token
-            status = 0
-            error = ""
-            try:
-                resp = await self._http.post(url, content=body, headers=headers)
-                status = resp.status_code
-                error = f"Wrong response from the webhook: {status} {resp.reason_phrase}"
-            except httpx.HTTPError as exc:
-                error = f"Connection failed: {type(exc).__name__}"
+            return url, body, headers
+
+        def record(n: int, status: int, detail: str) -> None:
             bot.deliveries.append(
-                {"update_id": update["update_id"], "attempt": attempt, "status": status}
+                {"update_id": update["update_id"], "attempt": n, "status": status}
             )
-            if 200 <= status < 300:
-                return
-            bot.last_error_date, bot.last_error_message = int(time.time()), error
-            await asyncio.sleep(bot.retry_base_seconds * 2 ** (attempt - 1))
-        log.info("telegram simulator gave up on update %s", update["update_id"])
+            if not 200 <= status < 300:
+                bot.last_error_date = int(time.time())
+                bot.last_error_message = (
+                    f"Wrong response from the webhook: {status} {detail}"
+                    if status
+                    else f"Connection failed: {detail}"
+                )
+
+        went = await self.webhooks.deliver(
+            attempt,
+            attempts=bot.max_attempts,
+            base_seconds=bot.retry_base_seconds,
+            on_attempt=record,
+        )
+        if not went and bot.webhook_url:
+            log.info("telegram simulator gave up on update %s", update["update_id"])
 
     def customer_message(self, bot: Bot, chat: Chat, body: dict[str, Any]) -> dict[str, Any]:
         """Build the Message a customer sends, from a control-API body."""
@@ -1045,3 +1052,21 @@ def chat_id_for(user: str) -> int:
     if text.lstrip("-").isdigit():
         return int(text)
     return 10**9 + int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % 10**9
+
+
+SANDBOX = SandboxEntry(
+    "telegram",
+    lambda base: TelegramSimulator(),
+    TelegramBinding,
+    (
+        DemoChannel(
+            "telegram",
+            "Telegram (sandbox)",
+            lambda base: {
+                "bot_token": f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(26)}",
+                "secret_token": secrets.token_urlsafe(24),
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

@@ -55,6 +55,7 @@ from tidings.domain.numbers import region_of
 from tidings.domain.phones import to_e164
 from tidings.policy import sms
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -786,3 +787,22 @@ class TwilioBinding:
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         phone = to_e164(user) or user
         return self.sim.conversations(self._config(channel).account_sid, phone)
+
+
+SANDBOX = SandboxEntry(
+    "twilio",
+    lambda base: TwilioSimulator(),
+    TwilioBinding,
+    (
+        DemoChannel(
+            "twilio",
+            "SMS via Twilio (sandbox)",
+            lambda base: {
+                "account_sid": f"AC{secrets.token_hex(16)}",
+                "auth_token": secrets.token_hex(16),
+                "from_number": "+14155550199",
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

@@ -22,10 +22,10 @@ Control API (JSON, under `/_sim/`), which plays the customers and sets the knobs
   media_ttl_seconds?, per_user_unreplied_cap?, user_details_per_12h?, session_hours?,
   free_bot_initiated?, balance?, max_attempts?, retry_base_seconds?,
   message_subscribes?, probe_fail_status?}
-- `POST /_sim/inbound` {token, user, name?, text? | picture? | video? | file? | sticker_id? |
-  contact? | location? | url? | other?, caption?, duplicates?} — the customer writes (a media
-  kind may be `true` or {data_b64?, file_name?, mime_type?}); {token, redeliver:
-  message_token} sends an earlier callback again
+- `POST /_sim/inbound` {token, user, name?, avatar?, text? | picture? | video? | file? |
+  sticker_id? | contact? | location? | url? | other?, caption?, duplicates?} — the customer
+  writes (a media kind may be `true` or {data_b64?, file_name?, mime_type?}); {token,
+  redeliver: message_token} sends an earlier callback again
 - `POST /_sim/subscribe` / `/_sim/unsubscribe` {token, user, name?}
 - `POST /_sim/open` {token, user, name?, context?} — conversation_started
 - `POST /_sim/seen` {token, user} — the customer reads everything they got
@@ -42,9 +42,7 @@ get no lifespan events, so the owner calls `await sim.aclose()`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -65,6 +63,14 @@ from starlette.routing import Route
 
 from tidings.channels.viber import ViberConfig
 from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import (
+    DemoChannel,
+    Outbox,
+    SandboxEntry,
+    TaskSet,
+    WebhookSender,
+    control_routes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +188,7 @@ class Bot:
     failures: list[Failure] = field(default_factory=list)
     outbound: dict[str, str] = field(default_factory=dict)  # message_token -> user id
     pending: list[bytes] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    worker: asyncio.Task[None] | None = None
+    outbox: Outbox[bytes] | None = None
 
 
 class ViberSimulator:
@@ -209,32 +214,35 @@ class ViberSimulator:
         self.bots: dict[str, Bot] = {}
         self.media: dict[str, Media] = {}
         self._tokens = itertools.count(TOKEN_START, 7919)
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self.tasks = TaskSet()
+        self.webhooks = WebhookSender(http)
+        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/pa/{method}", self._api, methods=["POST"]),
                 Route("/media/{media_id}", self._media, methods=["GET", "HEAD"]),
-                Route("/_sim/bots/{token}", self._put_bot, methods=["PUT"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/subscribe", self._subscribe, methods=["POST"]),
-                Route("/_sim/unsubscribe", self._unsubscribe, methods=["POST"]),
-                Route("/_sim/open", self._open, methods=["POST"]),
-                Route("/_sim/seen", self._seen, methods=["POST"]),
-                Route("/_sim/failed", self._failed_callback, methods=["POST"]),
-                Route("/_sim/fail", self._fail, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
-                Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
-                Route("/_sim/users", self._users, methods=["GET"]),
+                *control_routes(
+                    {
+                        "bots/{token}": (self._put_bot, ["PUT"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "subscribe": (self._subscribe, ["POST"]),
+                        "unsubscribe": (self._unsubscribe, ["POST"]),
+                        "open": (self._open, ["POST"]),
+                        "seen": (self._seen, ["POST"]),
+                        "failed": (self._failed_callback, ["POST"]),
+                        "fail": (self._fail, ["POST"]),
+                        "sent": (self._sent, ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                        "deliveries": (self._deliveries, ["GET"]),
+                        "users": (self._users, ["GET"]),
+                    }
+                ),
             ]
         )
 
     async def aclose(self) -> None:
-        tasks = [b.worker for b in self.bots.values() if b.worker is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
+        await self.tasks.aclose()
+        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Bots, users and callbacks (also used in-process by the sandbox binding)
@@ -280,50 +288,45 @@ class ViberSimulator:
         optional = doc["event"] in ALL_EVENTS and doc["event"] not in ("subscribed", "unsubscribed")
         if optional and doc["event"] not in bot.event_types:
             return int(token)
-        for _ in range(1 + max(0, duplicates)):
-            bot.pending.append(body)
-        self.kick(bot)
+        self._outbox(bot).put(self.tasks, *[body] * (1 + max(0, duplicates)))
         return int(token)
 
-    def kick(self, bot: Bot) -> None:
-        bot.wake.set()
-        if bot.webhook_url and (bot.worker is None or bot.worker.done()):
-            bot.worker = asyncio.get_running_loop().create_task(
-                self._deliver_loop(bot), name="viber-sim-callbacks"
-            )
+    def _outbox(self, bot: Bot) -> Outbox[bytes]:
+        if bot.outbox is None:
 
-    async def _deliver_loop(self, bot: Bot) -> None:
-        while bot.webhook_url:
-            if not bot.pending:
-                bot.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(bot.wake.wait(), 1.0)
-                continue
-            body = bot.pending[0]
-            await self._deliver(bot, body)
-            if bot.pending and bot.pending[0] is body:
-                bot.pending.pop(0)
+            async def drain(pending: list[bytes]) -> int:
+                await self._deliver(bot, pending[0])  # one callback per request
+                return 1
+
+            bot.outbox = Outbox(
+                drain, lambda: bool(bot.webhook_url), "viber-sim-callbacks", pending=bot.pending
+            )
+        return bot.outbox
+
+    def kick(self, bot: Bot) -> None:
+        self._outbox(bot).kick(self.tasks)
 
     def _signed(self, bot: Bot, body: bytes) -> dict[str, str]:
         mac = hmac.new(bot.token.encode(), body, hashlib.sha256).hexdigest()
         return {"Content-Type": "application/json", "X-Viber-Content-Signature": mac}
 
     async def _deliver(self, bot: Bot, body: bytes) -> None:
-        for attempt in range(1, bot.max_attempts + 1):
+        def attempt(n: int) -> tuple[str, bytes, dict[str, str]] | None:
             url = bot.webhook_url
-            if not url:
-                return
-            status = 0
-            try:
-                resp = await self._http.post(url, content=body, headers=self._signed(bot, body))
-                status = resp.status_code
-            except httpx.HTTPError:
-                status = 0
-            bot.deliveries.append({"body": body.decode(), "attempt": attempt, "status": status})
-            if status == 200:
-                return
-            await asyncio.sleep(bot.retry_base_seconds * 2 ** (attempt - 1))
-        log.info("viber simulator gave up on a callback after %s attempts", bot.max_attempts)
+            return (url, body, self._signed(bot, body)) if url else None
+
+        def record(n: int, status: int, _detail: str) -> None:
+            bot.deliveries.append({"body": body.decode(), "attempt": n, "status": status})
+
+        went = await self.webhooks.deliver(
+            attempt,
+            attempts=bot.max_attempts,
+            base_seconds=bot.retry_base_seconds,
+            ok=lambda status: status == 200,
+            on_attempt=record,
+        )
+        if not went and bot.webhook_url:
+            log.info("viber simulator gave up on a callback after %s attempts", bot.max_attempts)
 
     def store_media(self, bot: Bot, data: bytes, mime: str, ext: str) -> str:
         media_id = f"{secrets.token_hex(8)}.{ext}"
@@ -696,6 +699,8 @@ class ViberSimulator:
                 self.kick(bot)
                 return {"message_token": str(body["redeliver"])}
             user = self.user(bot, str(body.get("user") or ""), body.get("name"))
+            if isinstance(body.get("avatar"), str):
+                user.avatar = body["avatar"] or None
             return self.customer_writes(bot, user, body)
 
         return await self._control(request, act)
@@ -886,3 +891,21 @@ class ViberBinding:
         bot = self.sim.bots.get(self._config(channel).auth_token)
         found = bot.users.get(user_id_for(user)) if bot else None
         return list(found.thread) if found else []
+
+
+SANDBOX = SandboxEntry(
+    "viber",
+    ViberSimulator,
+    ViberBinding,
+    (
+        DemoChannel(
+            "viber",
+            "Viber (sandbox)",
+            lambda base: {
+                "auth_token": "-".join(secrets.token_hex(8) for _ in range(3)),
+                "api_base_url": base,
+                "sender_name": "Tidings Support",
+            },
+        ),
+    ),
+)

@@ -44,6 +44,7 @@ from starlette.routing import Route
 from tidings.channels.vonage import signature
 from tidings.domain import gsm7
 from tidings.policy import sms
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 
 if TYPE_CHECKING:
     from tidings.runtime import ChannelInfo
@@ -519,3 +520,24 @@ class VonageBinding:
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         c: Any = channel.config
         return self.sim.conversations(c.api_key, user)
+
+
+SANDBOX = SandboxEntry(
+    "vonage",
+    lambda base: VonageSimulator(),
+    VonageBinding,
+    (
+        DemoChannel(
+            "vonage",
+            "SMS via Vonage (sandbox)",
+            lambda base: {
+                "api_key": f"sbx{secrets.token_hex(4)}",
+                "api_secret": secrets.token_urlsafe(12),
+                "signature_secret": secrets.token_urlsafe(24),
+                "signature_method": "sha256",
+                "from_number": "+14155550100",
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

@@ -57,6 +57,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.channels.wechat import crypto
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 
 WINDOW_SECONDS = 48 * 3600
 # Since 2023-06-12: a user message allows 5 messages within 48 h; a follow, QR scan or menu
@@ -836,3 +837,24 @@ class WeChatBinding:
         )
         data: list[dict[str, Any]] = resp.json()
         return data
+
+
+SANDBOX = SandboxEntry(
+    "wechat",
+    WeChatSimulator,
+    WeChatBinding,
+    (
+        DemoChannel(
+            "wechat",
+            "WeChat Official Account (sandbox)",
+            lambda base: {
+                "app_id": f"wx{secrets.token_hex(8)}",
+                "app_secret": secrets.token_hex(16),
+                "token": secrets.token_urlsafe(16),
+                # Safe mode: a 43-character EncodingAESKey, as the WeChat console generates.
+                "encoding_aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

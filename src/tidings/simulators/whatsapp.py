@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.httpclient import outbound_client, post
+from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import DemoChannel, SandboxEntry
 from tidings.simulators.webhook_stats import WebhookStats
 from tidings.simulators.whatsapp_media import (
     INBOUND_MAX,
@@ -2191,3 +2193,136 @@ class WhatsAppSimulator:
         data = await self._json(request)
         await self.reset(accounts=bool(data.get("accounts", False)))
         return {"ok": True}
+
+
+class WhatsAppBinding:
+    kind: ClassVar[str] = "whatsapp"
+
+    def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
+        self.base_url = base_url
+        self.sim = sim
+        # Control calls go straight to the simulator app; provider traffic uses real HTTP.
+        self.control = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
+        )
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
+        c: Any = channel.config
+        resp = await self.control.put(
+            f"/_sim/accounts/{c.phone_number_id}",
+            json={
+                "access_token": c.access_token,
+                "app_secret": c.app_secret,
+                "verify_token": c.verify_token,
+                "webhook_url": webhook_url,
+                "display_phone_number": c.display_phone_number or "15550001111",
+                # Template sync lists GET /{waba_id}/message_templates.
+                "waba_id": c.waba_id,
+            },
+        )
+        resp.raise_for_status()
+
+    async def send_as_customer(
+        self, channel: ChannelInfo, user: str, name: str | None, text: str
+    ) -> dict[str, Any]:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.post(
+            "/_sim/inbound",
+            json={
+                "phone_number_id": c.phone_number_id,
+                "from": digits,
+                "name": name or digits,
+                "text": text,
+            },
+        )
+        result: dict[str, Any] = resp.json()
+        return result
+
+    async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.post(
+            "/_sim/inbound", json={"phone_number_id": c.phone_number_id, "from": digits, **body}
+        )
+        return resp.json()
+
+    async def typing(self, channel: ChannelInfo, user: str) -> bool:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.get(
+            "/_sim/customers", params={"phone_number_id": c.phone_number_id}
+        )
+        return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
+
+    async def send_location(
+        self,
+        channel: ChannelInfo,
+        user: str,
+        name: str | None,
+        latitude: float,
+        longitude: float,
+        label: str | None,
+    ) -> dict[str, Any]:
+        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        if label:
+            location["name"] = label
+        result: dict[str, Any] = await self._inbound(
+            channel, user, {"name": name or user, "type": "location", "location": location}
+        )
+        return result
+
+    async def send_file(
+        self,
+        channel: ChannelInfo,
+        user: str,
+        name: str | None,
+        mime_type: str,
+        filename: str,
+        data: bytes,
+        caption: str | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": name or user,
+            "type": "image" if mime_type.startswith("image/") else "document",
+            "mime_type": mime_type,
+            "filename": filename,
+            "media_b64": base64.b64encode(data).decode(),
+        }
+        if caption:
+            body["text"] = caption
+        result: dict[str, Any] = await self._inbound(channel, user, body)
+        return result
+
+    async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        resp = await self.control.get(
+            "/_sim/conversations", params={"phone_number_id": c.phone_number_id, "user": digits}
+        )
+        data: list[dict[str, Any]] = resp.json()
+        return data
+
+
+SANDBOX = SandboxEntry(
+    "whatsapp",
+    lambda base: WhatsAppSimulator(),
+    WhatsAppBinding,
+    (
+        DemoChannel(
+            "whatsapp",
+            "WhatsApp (sandbox)",
+            lambda base: {
+                "phone_number_id": "100000000000001",
+                "display_phone_number": "15550001111",
+                "access_token": secrets.token_urlsafe(24),
+                "app_secret": secrets.token_hex(16),
+                "verify_token": secrets.token_urlsafe(12),
+                "api_base_url": base,
+            },
+        ),
+    ),
+)

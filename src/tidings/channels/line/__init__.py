@@ -7,6 +7,7 @@ chat. Facts, in our words, with links to LINE's reference: docs/channels/line.md
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
@@ -63,6 +64,9 @@ class LineAdapter:
     # message, while it may still be valid.
     reply_context_seconds: ClassVar[float] = client.REPLY_TOKEN_SECONDS
     reply_context_key: ClassVar[str] = "reply_token"
+    # MulticastSender (channels/multicast.py): a campaign's same message to many friends.
+    multicast_max: ClassVar[int] = client.MULTICAST_MAX
+    multicast_rate_per_second: ClassVar[float] = client.MULTICAST_RATE
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
         raise SignatureError("LINE has no GET handshake; set the webhook URL in the Console")
@@ -83,6 +87,14 @@ class LineAdapter:
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send(_config(config), message, http)
+
+    def multicast_key(self, config: Any, message: OutboundMessage) -> str | None:
+        return client.multicast_key(message)
+
+    async def send_many(
+        self, config: Any, messages: Sequence[OutboundMessage], http: httpx.AsyncClient
+    ) -> list[SendOutcome]:
+        return await client.multicast(_config(config), messages, http)
 
     # TypingSender (channels/agent_events.py): LINE's loading animation.
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:

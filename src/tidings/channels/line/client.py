@@ -1,13 +1,15 @@
-"""Messaging API calls over an injected httpx client: reply or push, profiles, quota, media.
+"""Messaging API calls over an injected httpx client: reply, push or multicast, profiles,
+quota, media.
 
-Facts relied on are in docs/channels/line.md ("Reply or push", "Retry key", "Quota",
-"Media", "Profiles").
+Facts relied on are in docs/channels/line.md ("Reply or push", "Retry key", "Multicast",
+"Quota", "Media", "Profiles").
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -269,6 +271,77 @@ async def push(
     if resp.status_code == 409 and accepted:
         return Sent(_sent_id(doc, f"request:{accepted}"))
     return errors.outcome(resp.status_code, doc)
+
+
+# Multicast (docs/channels/line.md, "Multicast"): up to 500 user ids per call, 200 calls per
+# second per channel; a call whose answer is lost is tried again at once with the same retry
+# key, a few times, while the worker still holds the deliveries.
+MULTICAST_MAX = 500
+MULTICAST_RATE = 200.0
+MULTICAST_TRIES = 3
+MULTICAST_BACKOFF_SECONDS = 0.5
+
+
+def multicast_key(message: OutboundMessage) -> str | None:
+    """The LINE message objects as canonical JSON, or None when this message cannot go by
+    multicast: group and room ids are not accepted there, and a message LINE would refuse
+    goes alone so that its own reason is recorded."""
+    if not message.to.startswith("U"):
+        return None
+    objects = build_messages(message)
+    if isinstance(objects, Permanent):
+        return None
+    return orjson.dumps(objects, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def multicast_retry_key(config: LineConfig, messages: Sequence[OutboundMessage]) -> str:
+    """One key for one call: the same recipients' same messages give the same key."""
+    ids = ",".join(str(m.message_id) for m in sorted(messages, key=lambda m: m.message_id))
+    return str(uuid.uuid5(_RETRY_NAMESPACE, f"{config.channel_access_token}|multicast|{ids}"))
+
+
+async def multicast(
+    config: LineConfig, messages: Sequence[OutboundMessage], http: httpx.AsyncClient
+) -> list[SendOutcome]:
+    """Messages with one `multicast_key` to their recipients in one call (at most
+    MULTICAST_MAX). LINE answers `{}` and no per-recipient ids, so each recipient's message
+    is recorded under the call's request id and its user id. Any error sends nothing, and
+    every recipient gets the same outcome (LINE's reason; a campaign's fallback applies)."""
+    if not messages:
+        return []
+    if len(messages) > MULTICAST_MAX:
+        raise ValueError(f"at most {MULTICAST_MAX} recipients per multicast")
+    objects = build_messages(messages[0])
+    if isinstance(objects, Permanent):
+        return [objects] * len(messages)
+    key = multicast_retry_key(config, messages)
+    headers = {**_headers(config), "X-Line-Retry-Key": key}
+    body = {"to": [m.to for m in messages], "messages": objects}
+    outcome: SendOutcome = Retriable("LINE multicast was not tried.")
+    request_id: str | None = None
+    for attempt in range(MULTICAST_TRIES):
+        if attempt:
+            await asyncio.sleep(MULTICAST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+        resp, failed = await _post(
+            f"{config.api_base_url}/v2/bot/message/multicast", body, headers, http
+        )
+        if failed is not None:
+            outcome = failed
+            continue
+        assert resp is not None
+        if resp.status_code == 200:
+            request_id = resp.headers.get("x-line-request-id") or key
+            break
+        accepted = resp.headers.get("x-line-accepted-request-id")
+        if resp.status_code == 409 and accepted:
+            request_id = accepted  # an earlier try went; its answer was lost
+            break
+        outcome = errors.outcome(resp.status_code, _json(resp))
+        if isinstance(outcome, Permanent):
+            break
+    if request_id is None:
+        return [outcome] * len(messages)
+    return [Sent(f"multicast:{request_id}:{m.to}") for m in messages]
 
 
 async def _get(config: LineConfig, path: str, http: httpx.AsyncClient) -> tuple[int, Any]:

@@ -139,7 +139,15 @@ class ViberAdapter:
             raise ProfileUnavailable(f"Viber get_user_details: {said}", retriable=False)
         user = data.get("user") if isinstance(data.get("user"), dict) else {}
         assert isinstance(user, dict)
-        return Profile(name=clean(user.get("name")))
+        # The avatar's address is kept (Viber serves it from its CDN); Tidings does not fetch
+        # contact pictures for any channel (docs/channels/viber.md, "Profiles").
+        avatar = user.get("avatar")
+        return Profile(
+            name=clean(user.get("name")),
+            picture_url=avatar
+            if isinstance(avatar, str) and avatar.startswith("https://") and len(avatar) <= 2000
+            else None,
+        )
 
     # channels.pricing.PricedMessages: chatbot-initiated messages are billed.
     def message_cost(

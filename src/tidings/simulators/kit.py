@@ -1,0 +1,221 @@
+"""What every provider simulator needs, once: background tasks, a webhook sender, a per-account
+outbox, `/_sim` control routes, and closing.
+
+A simulator is a Starlette `app` plus `aclose()` (mounted apps get no lifespan events, so the
+sandbox closes them). The parts here carry no provider rule: signatures, body shapes, retry
+schedules and knobs stay in each provider's module.
+
+- `TaskSet`: background tasks with held references; a task that fails is logged, never lost
+  silently; `aclose` cancels and awaits them all.
+- `WebhookSender`: one pooled HTTP client per simulator, at most `concurrency` POSTs in flight
+  (a burst queues instead of failing on the pool), and `deliver`: one webhook with retries and
+  exponential backoff, each attempt reported to the caller (the simulators' delivery logs).
+- `Outbox`: a per-account queue of webhooks drained by one worker task that sleeps until
+  `kick`ed — the loop the LINE, Viber and Telegram simulators each wrote.
+- `control_routes`, `read_json`, `control_error`: the `/_sim/...` control API's plumbing.
+- `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
+  channels it connects (`simulators/registry.py` lists one per channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class TaskSet:
+    """Background tasks of one simulator, held until done (asyncio keeps only weak references
+    to tasks) and cancelled together by `aclose`."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("simulator task %s failed", task.get_name(), exc_info=task.exception())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def is_2xx(status: int) -> bool:
+    return 200 <= status < 300
+
+
+# What one attempt sends: (url, body, headers), or None to stop (the webhook URL was removed).
+Attempt = tuple[str, bytes, Mapping[str, str]] | None
+
+
+class WebhookSender:
+    """A simulator's webhook POSTs: one pooled client (given, or its own), at most
+    `concurrency` in flight."""
+
+    def __init__(
+        self, http: httpx.AsyncClient | None = None, *, concurrency: int = 64, timeout: float = 10.0
+    ) -> None:
+        self._own = http is None
+        self.http = http or httpx.AsyncClient(
+            timeout=timeout, limits=httpx.Limits(max_connections=concurrency)
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """The receiver's HTTP status, or 0 when it could not be reached."""
+        return (await self.exchange(url, body, headers))[0]
+
+    async def exchange(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+        """(status, what happened): the reason phrase, or the transport error's class name
+        with status 0."""
+        async with self._slots:
+            try:
+                resp = await self.http.post(url, content=body, headers=dict(headers))
+            except httpx.HTTPError as exc:
+                log.info("simulator webhook to %s failed: %s", url, type(exc).__name__)
+                return 0, type(exc).__name__
+            return resp.status_code, resp.reason_phrase
+
+    async def deliver(
+        self,
+        attempt: Callable[[int], Attempt],
+        *,
+        attempts: int,
+        base_seconds: float,
+        ok: Callable[[int], bool] = is_2xx,
+        on_attempt: Callable[[int, int, str], None] | None = None,
+    ) -> bool:
+        """Send one webhook up to `attempts` times, waiting `base_seconds * 2**(n-1)` after the
+        n-th failure. `attempt(n)` builds the n-th request (a provider may mark retries);
+        `on_attempt(n, status, detail)` records it (`exchange`'s detail). True once the
+        receiver accepted it."""
+        for n in range(1, max(1, attempts) + 1):
+            request = attempt(n)
+            if request is None:
+                return False
+            url, body, headers = request
+            status, detail = await self.exchange(url, body, headers)
+            if on_attempt is not None:
+                on_attempt(n, status, detail)
+            if ok(status):
+                return True
+            if n < attempts:
+                await asyncio.sleep(base_seconds * 2 ** (n - 1))
+        return False
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.http.aclose()
+
+
+@dataclass
+class Outbox(Generic[T]):
+    """One account's webhooks waiting to go, drained in order by one worker task while
+    `active()` holds (a webhook URL is set). `drain` takes the pending list and returns what
+    it sent from its head (LINE sends several events per request; Viber one callback)."""
+
+    drain: Callable[[list[T]], Awaitable[int]]
+    active: Callable[[], bool]
+    name: str
+    pending: list[T] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[Any] | None = None
+
+    def put(self, tasks: TaskSet, *items: T) -> None:
+        self.pending.extend(items)
+        self.kick(tasks)
+
+    def kick(self, tasks: TaskSet) -> None:
+        self.wake.set()
+        if self.active() and (self.worker is None or self.worker.done()):
+            self.worker = tasks.spawn(self._loop(), self.name)
+
+    async def _loop(self) -> None:
+        while self.active():
+            if not self.pending:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                continue
+            head = self.pending[0]
+            done = await self.drain(self.pending)
+            # Remove what went, unless the list was reset meanwhile.
+            if done and self.pending and self.pending[0] is head:
+                del self.pending[:done]
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def control_routes(routes: Mapping[str, tuple[Handler, Sequence[str]]]) -> list[Route]:
+    """The `/_sim/...` control API: {path under /_sim: (handler, methods)}."""
+    return [
+        Route(f"/_sim/{path.lstrip('/')}", handler, methods=list(methods))
+        for path, (handler, methods) in routes.items()
+    ]
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """A control call's JSON object ({} when the body is not one)."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def control_error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Simulator(Protocol):
+    app: Any
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DemoChannel:
+    """A channel `tidings bootstrap --demo` connects to the sandbox: (kind, name, config);
+    `config` gets the simulator's base URL (`{public}/sandbox/{path}`)."""
+
+    kind: str
+    name: str
+    config: Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SandboxEntry:
+    """One simulator in the sandbox: mounted at `/sandbox/{path}`, built by `make(base_url)`,
+    tied to Tidings channels by `bind(base_url, simulator)` (a `sandbox.SandboxBinding`; None:
+    no phone-page binding), with the demo workspace's channels on it."""
+
+    path: str
+    make: Callable[[str], Any]
+    bind: Callable[[str, Any], Any] | None = None
+    demo: tuple[DemoChannel, ...] = ()
