@@ -167,3 +167,13 @@ async def test_bodies_of_any_type_are_bounded_under_the_api(
     # Under the limit, a body of another type is still only the route's 4xx.
     small = await api.post(url, content=b"hi", headers={"Content-Type": "text/plain"})
     assert 400 <= small.status_code < 500 and small.status_code != 413, small.text
+
+
+async def test_a_multipart_body_to_a_json_route_is_bounded(api: httpx.AsyncClient) -> None:
+    """FastAPI reads a multipart body sent to a JSON route in full too: only the upload routes
+    (api/guards.py `_UPLOADS`) take big multipart bodies."""
+    files = {"file": ("a.bin", b"a" * (2 * 1024 * 1024), "application/octet-stream")}
+    resp = await api.post("/api/v1/conversations/999999/messages", files=files)
+    assert resp.status_code == 413, resp.text
+    upload = await api.post("/api/v1/conversations/999999/attachments", files=files)
+    assert upload.status_code != 413, upload.text

@@ -7,9 +7,9 @@
   parses it: a 60 MB body used to be parsed in full before validation refused it, and a deeply
   nested one reached Python's recursion limit. Too large is a 413, too deep a 400. The size
   limit holds whatever the content type says: every route there but the uploads takes JSON,
-  and FastAPI reads a body of another type in full before refusing it. Uploads (multipart
-  forms, the CSV audience and attachment routes) keep their own limits; webhooks theirs
-  (api/webhooks.py).
+  and FastAPI reads a body of another type (multipart included) in full before refusing it.
+  The upload routes (`_UPLOADS`: attachments, the CSV audience) keep their own limits; a new
+  route that takes files must be added there. Webhooks have theirs (api/webhooks.py).
 """
 
 from __future__ import annotations
