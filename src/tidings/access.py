@@ -105,7 +105,7 @@ class Audience(Enum):
 
 # Every live event type the bus carries, and who may receive it: the one rule the SSE stream
 # applies (`can_see_event`). A type missing here reaches owners and admins only, so a new event
-# leaks nothing until it is placed (tests/security/test_live_scope.py checks that every type
+# leaks nothing until it is placed (tests/security/test_authz_matrix.py checks that every type
 # emitted in src/ is listed).
 EVENT_AUDIENCE: dict[str, Audience] = {
     LiveEventType.CONVERSATION_CREATED: Audience.INBOX,

@@ -145,13 +145,36 @@ class RequestIds:
         request_id = new_request_id(given)
         token = REQUEST_ID.set(request_id)
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        finally:
-            REQUEST_ID.reset(token)
+        except Exception:
+            # The 500 names the request, so a user can quote the id that finds the traceback.
+            # The exception still goes up to uvicorn, which logs it in this same task (each
+            # request has its own): the context variable stays set so that line names it too.
+            if not started:
+                body = orjson.dumps(
+                    {"error": {"code": "internal", "message": f"internal error ({request_id})"}}
+                )
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": body})
+            raise
+        REQUEST_ID.reset(token)

@@ -12,12 +12,16 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import select
 
 import tidings
 from tests.conftest import Owner, Server, eventually
 from tests.core.test_ingest import SECRET, api_channel, msg, post_signed
+from tidings.access import EVENT_AUDIENCE, Audience, Principal, can_see_event
 from tidings.actions.admin import hash_token
+from tidings.domain.enums import Role
+from tidings.realtime.bus import LiveEvent
 from tidings.storage.models import Agent, ApiToken, Contact, Inbox, InboxMember, Workspace
 from tidings.storage.types import utcnow
 
@@ -284,6 +288,11 @@ async def test_an_admin_cannot_change_an_owner(
         ):
             resp = await admin.patch(f"/api/v1/admin/agents/{owner.agent_id}", json=change)
             assert resp.status_code == 403, (change, resp.text)
+        # No route changes an email: not the owner's either (and nothing changed).
+        email = await admin.patch(
+            f"/api/v1/admin/agents/{owner.agent_id}", json={"email": "adm@evil.example"}
+        )
+        assert 400 <= email.status_code < 500 and email.status_code != 404, email.text
         # Nor make an owner, nor take the owner's tokens or reset link.
         promote = await admin.patch(f"/api/v1/admin/agents/{plain}", json={"role": "owner"})
         assert promote.status_code == 403
@@ -305,6 +314,7 @@ async def test_an_admin_cannot_change_an_owner(
     me = (await api.get("/api/v1/admin/agents")).json()
     row = next(a for a in me if a["id"] == owner.agent_id)
     assert (row["name"], row["role"], row["active"]) == ("owner", "owner", True)
+    assert row["email"] != "adm@evil.example"
     # And an owner may do all of it.
     assert (
         await api.patch(f"/api/v1/admin/agents/{plain}", json={"role": "owner"})
@@ -400,3 +410,43 @@ async def test_live_events_reach_only_agents_who_may_see_them(
     # The Support agent hears about the merge; the owner about the campaign.
     assert any(e["event"] == "contact.merged" and e["data"]["merged"] == a2 for e in member)
     assert any(e["data"].get("name") == "Secret launch" for e in admin)
+
+
+# Who hears a live event, by its audience: (an agent of another inbox, an agent of the event's
+# inbox, an admin). Owners and admins of another workspace hear nothing.
+HEARS = {
+    Audience.WORKSPACE: (True, True, True),
+    Audience.INBOX: (False, True, True),
+    Audience.ADMINS: (False, False, True),
+}
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_AUDIENCE))
+def test_every_event_type_reaches_exactly_its_audience(event_type: str) -> None:
+    """`can_see_event` over every type in `access.EVENT_AUDIENCE`, the live stream's one rule;
+    the two the review found leaking stay pinned to their audience."""
+    pinned = {"campaign.updated": Audience.ADMINS, "contact.merged": Audience.INBOX}
+    audience = EVENT_AUDIENCE[event_type]
+    assert audience is pinned.get(event_type, audience)
+    other_inbox = Principal(1, 10, Role.AGENT, frozenset({8}))
+    member = Principal(1, 11, Role.AGENT, frozenset({7}))
+    admin = Principal(1, 12, Role.ADMIN, frozenset())
+    stranger = Principal(2, 13, Role.OWNER, frozenset({7}))
+    # The subject's inbox given either way an emitter may give it.
+    for event in (
+        LiveEvent(event_type, 1, 7, {}),
+        LiveEvent(event_type, 1, None, {}, inbox_ids=(7, 9)),
+    ):
+        heard = tuple(can_see_event(who, event) for who in (other_inbox, member, admin))
+        assert heard == HEARS[audience], (event, heard)
+        assert not can_see_event(stranger, event)
+    # An inbox event naming no inbox reaches no agent (fails closed), only admins.
+    if audience is Audience.INBOX:
+        bare = LiveEvent(event_type, 1, None, {})
+        assert not can_see_event(member, bare) and can_see_event(admin, bare)
+
+
+def test_an_unplaced_event_type_reaches_admins_only() -> None:
+    event = LiveEvent("something.new", 1, 7, {})
+    assert not can_see_event(Principal(1, 11, Role.AGENT, frozenset({7})), event)
+    assert can_see_event(Principal(1, 12, Role.ADMIN, frozenset()), event)

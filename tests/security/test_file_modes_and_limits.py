@@ -144,3 +144,36 @@ async def test_json_bodies_are_bounded_before_parsing(
 
 def _json() -> dict[str, str]:
     return {"Content-Type": "application/json"}
+
+
+async def test_bodies_of_any_type_are_bounded_under_the_api(
+    server: Server, api: httpx.AsyncClient
+) -> None:
+    """Every route under /api/ but the uploads takes JSON; FastAPI reads a body whose type says
+    otherwise in full before its 422, so the size limit cannot hang on the content type (a
+    60 MB text/plain body was read into memory, signed in or not)."""
+    url = "/api/v1/conversations/999999/messages"
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "image/png"):
+        typed = {"Content-Type": content_type}
+        declared = await api.post(url, content=b"a" * (2 * 1024 * 1024), headers=typed)
+        assert declared.status_code == 413, (content_type, declared.text)
+        streamed = await api.post(url, content=big_chunks(3 * 1024 * 1024), headers=typed)
+        assert streamed.status_code == 413, (content_type, streamed.text)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
+        resp = await anonymous.post(
+            url, content=big_chunks(3 * 1024 * 1024), headers={"Content-Type": "text/plain"}
+        )
+        assert resp.status_code == 413, resp.text
+    # Under the limit, a body of another type is still only the route's 4xx.
+    small = await api.post(url, content=b"hi", headers={"Content-Type": "text/plain"})
+    assert 400 <= small.status_code < 500 and small.status_code != 413, small.text
+
+
+async def test_a_multipart_body_to_a_json_route_is_bounded(api: httpx.AsyncClient) -> None:
+    """FastAPI reads a multipart body sent to a JSON route in full too: only the upload routes
+    (api/guards.py `_UPLOADS`) take big multipart bodies."""
+    files = {"file": ("a.bin", b"a" * (2 * 1024 * 1024), "application/octet-stream")}
+    resp = await api.post("/api/v1/conversations/999999/messages", files=files)
+    assert resp.status_code == 413, resp.text
+    upload = await api.post("/api/v1/conversations/999999/attachments", files=files)
+    assert upload.status_code != 413, upload.text

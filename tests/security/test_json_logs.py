@@ -5,15 +5,28 @@ traceback inside its line's `exc` field, and the request id and channel id where
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from starlette.requests import Request
+from starlette.responses import Response
 
-from tests.conftest import eventually, free_port, migrate_and_bootstrap, start_tidings, tidings_env
+from tests.conftest import (
+    eventually,
+    free_port,
+    make_settings,
+    migrate_and_bootstrap,
+    start_server,
+    start_tidings,
+    tidings_env,
+)
 from tidings import signing
+from tidings.logs import JsonFormatter
 
 SECRET = "json-logs-api-channel-secret"
 
@@ -112,3 +125,38 @@ async def test_text_format_for_humans(tmp_path: Path) -> None:
     running = [line for line in lines if "Uvicorn running" in line]
     assert running and not running[0].startswith("{"), lines
     assert " INFO uvicorn.error: " in running[0]
+
+
+async def test_a_request_traceback_names_its_request(database_url: str, tmp_path: Path) -> None:
+    """An unhandled error in a route: uvicorn logs the traceback after the app has given up,
+    and that line must still carry the request id the 500 answer names (it carried none)."""
+    settings = make_settings(database_url, tmp_path / "data", free_port())
+    srv, uv, task = await start_server(settings)
+
+    async def boom(_request: Request) -> Response:
+        raise RuntimeError("boom for the log")
+
+    srv.app.router.add_route("/boom", boom)
+    caught: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            caught.append(JsonFormatter().format(record))
+
+    handler = Capture()
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    uvicorn_error.addHandler(handler)
+    try:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=20) as client:
+            resp = await client.get("/boom", headers={"X-Request-ID": "req-boom"})
+    finally:
+        uvicorn_error.removeHandler(handler)
+        uv.should_exit = True
+        await asyncio.wait_for(task, 45)
+    assert resp.status_code == 500
+    assert resp.headers.get("x-request-id") == "req-boom"
+    assert "req-boom" in resp.text
+    lines = [orjson.loads(line) for line in caught]
+    [line] = [d for d in lines if "boom for the log" in d.get("exc", "")]
+    assert line["request_id"] == "req-boom"
+    assert "\n" not in caught[lines.index(line)]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -289,3 +290,43 @@ async def test_doctor_fails_when_the_running_sandbox_answers_strangers(
         | {"TIDINGS_SECRET_KEY": server.settings.secret_key}
     )
     assert code == 0, out
+
+
+async def test_a_page_of_another_local_port_cannot_drive_the_sandbox_with_cookies(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """SameSite counts every port of localhost as one site, so a page of another local app
+    could post a form or a simple fetch to the phone with the browser's cookies (the sandbox
+    cookie or a session) and inject a customer message. A change admitted by cookies must be
+    sent as application/json, which another origin cannot do without a preflight."""
+    channel = await whatsapp_channel(server, api)
+    send = {"channel_id": channel["id"], "user": "4915100000009", "name": "Eve", "text": "forged"}
+    agent_browser = await signed_in(server, "owner@example.com", "correct horse battery")
+    token_browser = httpx.AsyncClient(base_url=server.url, timeout=20)
+    opened = await token_browser.get(
+        f"/sandbox/phone?{TOKEN_PARAM}={server.settings.sandbox_token}"
+    )
+    assert opened.status_code == 303
+    try:
+        for browser in (agent_browser, token_browser):
+            for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+                forged = await browser.post(
+                    "/sandbox/phone/send",
+                    content=orjson.dumps(send),
+                    headers={"Content-Type": content_type},
+                )
+                assert forged.status_code == 403, (content_type, forged.text)
+            raw = await browser.post(
+                "/sandbox/whatsapp/_sim/inbound",
+                content=orjson.dumps(inbound("forged too")),
+                headers={"Content-Type": "text/plain"},
+            )
+            assert raw.status_code == 403, raw.text
+        assert await conversations(api) == []
+        # The phone page's own request (JSON) still goes through.
+        sent = await token_browser.post("/sandbox/phone/send", json={**send, "text": "real"})
+        assert sent.status_code == 200, sent.text
+        assert len(await eventually(lambda: _at_least(api, 1))) == 1
+    finally:
+        await agent_browser.aclose()
+        await token_browser.aclose()

@@ -2,12 +2,14 @@
 
 - Every answer carries `X-Content-Type-Options: nosniff` (pages and media already did; JSON
   answers did not), so a browser never sniffs a JSON body into HTML.
-- A JSON request body under `/api/` is limited to `max_json_bytes` (default 1 MiB,
-  `TIDINGS_MAX_JSON_BYTES`) and to MAX_JSON_DEPTH levels, checked before anything parses it:
-  a 60 MB body used to be parsed in full before validation refused it, and a deeply nested
-  one reached Python's recursion limit. Too large is a 413, too deep a 400. Uploads (multipart
-  forms, the CSV audience and attachment routes) keep their own limits; webhooks theirs
-  (api/webhooks.py).
+- A request body under `/api/` is limited to `max_json_bytes` (default 1 MiB,
+  `TIDINGS_MAX_JSON_BYTES`), and a JSON one to MAX_JSON_DEPTH levels, checked before anything
+  parses it: a 60 MB body used to be parsed in full before validation refused it, and a deeply
+  nested one reached Python's recursion limit. Too large is a 413, too deep a 400. The size
+  limit holds whatever the content type says: every route there but the uploads takes JSON,
+  and FastAPI reads a body of another type (multipart included) in full before refusing it.
+  The upload routes (`_UPLOADS`: attachments, the CSV audience) keep their own limits; a new
+  route that takes files must be added there. Webhooks have theirs (api/webhooks.py).
 """
 
 from __future__ import annotations
@@ -84,9 +86,6 @@ class RequestGuards:
             await self.app(scope, receive, send_nosniff)
             return
         headers = dict(scope["headers"])
-        if not _json_like(headers.get(b"content-type")):
-            await self.app(scope, receive, send_nosniff)
-            return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_json_bytes:
             await self._refuse(send_nosniff, 413, "too_large", self._too_large())
@@ -107,7 +106,7 @@ class RequestGuards:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if too_deep(body):
+        if _json_like(headers.get(b"content-type")) and too_deep(body):
             await self._refuse(
                 send_nosniff, 400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
             )

@@ -59,6 +59,27 @@ def _refuse(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+def _not_forged(scope: Scope, request: HTTPConnection) -> bool:
+    """Whether a request the browser's cookies admit could not have been sent by another page.
+    Cookies go along with a form post or a simple fetch from any page of the same site, and for
+    SameSite every port of localhost is one site. A change through the sandbox must therefore
+    say `Content-Type: application/json` (the phone page does): another origin cannot send that
+    without a CORS preflight, which the sandbox never grants."""
+    if scope.get("method", "GET") in ("GET", "HEAD", "OPTIONS"):
+        return True
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
+async def _cross_site(scope: Scope, receive: Receive, send: Send) -> None:
+    await _refuse(
+        403,
+        "forbidden",
+        "a change through the sandbox with its cookies must be sent as application/json "
+        f"(or send the {TOKEN_HEADER} header)",
+    )(scope, receive, send)
+
+
 def needs_secret(relative_path: str) -> tuple[bool, bool]:
     """(the path needs the sandbox secret, it is a control route) for a path below `/sandbox`."""
     segments = [s for s in relative_path.split("/") if s]
@@ -101,7 +122,13 @@ def sandbox_guard(
             return
         request = HTTPConnection(scope)
         from_query = request.query_params.get(TOKEN_PARAM)
-        if matches(request.headers.get(TOKEN_HEADER)) or matches(request.cookies.get(TOKEN_COOKIE)):
+        if matches(request.headers.get(TOKEN_HEADER)):
+            await app(scope, receive, send)
+            return
+        if matches(request.cookies.get(TOKEN_COOKIE)):
+            if not _not_forged(scope, request):
+                await _cross_site(scope, receive, send)
+                return
             await app(scope, receive, send)
             return
         if matches(from_query):
@@ -127,6 +154,9 @@ def sandbox_guard(
         if cookie and check_session is not None:
             signed_in, is_admin = await check_session(cookie)
             if signed_in and (is_admin or not control):
+                if not _not_forged(scope, request):
+                    await _cross_site(scope, receive, send)
+                    return
                 await app(scope, receive, send)
                 return
             if signed_in:
