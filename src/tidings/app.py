@@ -21,6 +21,7 @@ from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.channels_admin import help_router as channel_help_router
 from tidings.api.channels_admin import router as channels_admin_router
 from tidings.api.contacts import router as contacts_router
 from tidings.api.docs import mount_docs
@@ -214,6 +215,7 @@ def create_app(
     # Before api_router: /contacts/directory and /contacts.csv beside /contacts/{contact_id}.
     app.include_router(contacts_router)
     app.include_router(channels_admin_router)
+    app.include_router(channel_help_router)
     app.include_router(me_router)
     app.include_router(api_router)
     app.include_router(media_router)

@@ -3,9 +3,12 @@ first, and "test connection". Owners and admins; the writes are `actions/channel
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.access import Principal
@@ -13,9 +16,16 @@ from tidings.actions import channels_admin
 from tidings.api import schemas as sc
 from tidings.api.auth import authenticate
 from tidings.api.v1 import _channel_out, runtime
+from tidings.channels.registry import kinds
+from tidings.domain.errors import NotFound
 from tidings.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
+help_router = APIRouter()
+# The per-provider guides of the repository (docs/channels/<kind>.md), linked from the
+# connect and edit forms; absent in an install without the docs folder.
+GUIDES = Path(__file__).resolve().parents[3] / "docs" / "channels"
+KIND = re.compile(r"^[a-z0-9_]{1,32}$")
 Who = Annotated[Principal, Depends(authenticate)]
 RT = Annotated[Runtime, Depends(runtime)]
 
@@ -79,3 +89,27 @@ async def delete_channel(channel_id: int, who: Who, rt: RT) -> None:
 async def test_channel(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """Ask the provider (or the sandbox simulator) whether the channel's settings work."""
     return await channels_admin.check_test_connection(rt, who, channel_id)
+
+
+def _guide(kind: str) -> Path | None:
+    if not KIND.match(kind):
+        return None
+    path = GUIDES / f"{kind}.md"
+    return path if path.is_file() else None
+
+
+@router.get("/channels/guides", response_model=list[str])
+async def channel_guides(who: Who) -> list[str]:
+    """The channel kinds with a setup guide at `/help/channels/{kind}`."""
+    return [k for k in kinds() if _guide(k) is not None]
+
+
+@help_router.get("/help/channels/{kind}", include_in_schema=False)
+async def channel_guide(kind: str) -> PlainTextResponse:
+    """A provider's setup guide (Markdown, shown as text)."""
+    path = _guide(kind)
+    if path is None:
+        raise NotFound("no guide for this kind of channel")
+    return PlainTextResponse(
+        path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8"
+    )

@@ -1,8 +1,11 @@
 // Admin settings (the page's entry module): one section per hash (#channels, #agents, ...),
 // built from the admin API. Automation, business hours and assignment/SLA/CSAT live in
 // settings/*.js. As in the inbox, data is only ever set through textContent/attributes (el()).
+
+import { guardedForm } from "./field-errors.js";
 import { actionButton, errorBox, field, guarded, onSubmit } from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
+import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
 import { renderService } from "./settings/service.js";
 import { api, channelIcon, clock, el } from "./ui.js";
 
@@ -16,52 +19,6 @@ function flash(text) {
 }
 
 // ---- channels -------------------------------------------------------------------------------
-function schemaType(prop) {
-  if (prop.type) return prop.type;
-  const opt = (prop.anyOf || []).find((o) => o.type && o.type !== "null");
-  return opt ? opt.type : "string";
-}
-
-function configInputs(kind, form) {
-  const props = kind.schema.properties || {};
-  const required = new Set(kind.schema.required || []);
-  const rows = [];
-  for (const [name, prop] of Object.entries(props)) {
-    const type = schemaType(prop);
-    const id = `cfg-${name}`;
-    let input;
-    if (type === "boolean") input = el("input", { id, name, type: "checkbox", checked: prop.default === true });
-    else
-      input = el("input", {
-        id,
-        name,
-        type: kind.secret_fields.includes(name)
-          ? "password"
-          : type === "integer" || type === "number"
-            ? "number"
-            : "text",
-        required: required.has(name),
-        value: prop.default != null && typeof prop.default !== "object" ? String(prop.default) : null,
-        autocomplete: "off",
-      });
-    input.dataset.type = type;
-    rows.push(...field((prop.title || name) + (required.has(name) ? " *" : ""), input, prop.description));
-  }
-  form.append(...rows);
-}
-
-function readConfig(form) {
-  const config = {};
-  for (const input of form.querySelectorAll("[id^=cfg-]")) {
-    const t = input.dataset.type;
-    if (t === "boolean") config[input.name] = input.checked;
-    else if (input.value === "") continue;
-    else if (t === "integer" || t === "number") config[input.name] = Number(input.value);
-    else config[input.name] = input.value;
-  }
-  return config;
-}
-
 async function channels() {
   const [list, kinds, inboxes] = await Promise.all([
     api("/channels"),
@@ -70,6 +27,10 @@ async function channels() {
   ]);
   const inboxName = (id) => inboxes.find((i) => i.id === id)?.name || `#${id}`;
   const detail = el("div", { id: "channel-setup" });
+  const done = async (text) => {
+    flash(text);
+    await render();
+  };
   const table = el(
     "table",
     { class: "grid", id: "channels-table" },
@@ -82,7 +43,7 @@ async function channels() {
       el(
         "tr",
         { dataset: { id: c.id } },
-        el("td", null, c.name),
+        el("td", null, c.name, c.active ? null : el("span", { class: "badge off" }, " disabled")),
         el("td", null, channelIcon(c.kind), " ", c.kind),
         el("td", null, inboxName(c.inbox_id)),
         el(
@@ -99,7 +60,13 @@ async function channels() {
           c.health.last_error || (c.health.notice_severe ? c.health.notice : "none"),
         ),
         el("td", null, c.health.token_expires_at ? clock(c.health.token_expires_at) : "—"),
-        el("td", null, el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup")),
+        el(
+          "td",
+          null,
+          el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup"),
+          " ",
+          channelActions(c, { kinds, inboxes, box: detail, done }),
+        ),
       ),
     ),
   );
@@ -113,15 +80,21 @@ async function channels() {
     { id: "new-inbox" },
     ...inboxes.map((i) => el("option", { value: String(i.id) }, i.name)),
   );
-  const name = el("input", { id: "new-name", required: true, placeholder: "e.g. WhatsApp support line" });
+  const name = el("input", {
+    id: "new-name",
+    required: true,
+    placeholder: "e.g. WhatsApp support line",
+    "data-field": "name",
+  });
   const cfg = el("div", { class: "full" });
   const err = errorBox();
   const form = el("form", { class: "stack", id: "connect-form" });
-  const draw = () => {
+  const draw = async () => {
     const kind = kinds.find((k) => k.kind === kindSel.value);
-    const fields = el("form", { class: "stack" });
-    configInputs(kind, fields);
+    const fields = el("div", { class: "stack" }, ...configFields(kind, null, "cfg"));
+    const link = await guideLink(kind.kind);
     cfg.replaceChildren(
+      link,
       el(
         "p",
         { class: "muted" },
@@ -139,14 +112,22 @@ async function channels() {
     el("div", { class: "full" }, el("button", { type: "submit", class: "primary" }, "Connect channel")),
     el("div", { class: "full" }, err),
   );
-  onSubmit(form, err, async () => {
-    const made = await api("/channels", {
-      method: "POST",
-      json: { kind: kindSel.value, name: name.value, inbox_id: Number(inboxSel.value), config: readConfig(cfg) },
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guardedForm(form, err, async () => {
+      const made = await api("/channels", {
+        method: "POST",
+        json: {
+          kind: kindSel.value,
+          name: name.value,
+          inbox_id: Number(inboxSel.value),
+          config: readConfigFields(cfg),
+        },
+      });
+      flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
+      await render();
+      await showSetup(made.id, document.getElementById("channel-setup"));
     });
-    flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
-    await render();
-    await showSetup(made.id, document.getElementById("channel-setup"));
   });
   draw();
   main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
