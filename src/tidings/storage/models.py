@@ -118,9 +118,7 @@ class Agent(Base):
     # and deactivation, which ends every session issued before (api/auth.py).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Notification choices from the profile page (actions/agents_profile.py).
-    preferences: Mapped[dict[str, Any]] = mapped_column(
-        JSONDict, default=dict, server_default="{}"
-    )
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict, server_default="{}")
 
 
 class ApiToken(Base):
