@@ -229,7 +229,7 @@ function addForm() {
 }
 
 async function importCsv(file) {
-  const status = $("ct-status");
+  const status = $("ct-import-result");
   status.textContent = `Importing ${file.name}…`;
   try {
     const r = await api("/contacts/import", { method: "POST", body: file, headers: { "Content-Type": "text/csv" } });

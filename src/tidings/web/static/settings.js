@@ -6,6 +6,7 @@ import { guardedForm } from "./field-errors.js";
 import { actionButton, errorBox, field, guarded, onSubmit } from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
 import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
+import { inviteForm, resetButton } from "./settings/invite.js";
 import { renderService } from "./settings/service.js";
 import { api, channelIcon, clock, el } from "./ui.js";
 
@@ -183,6 +184,7 @@ async function showSetup(id, box) {
 async function agents() {
   const [list, inboxes] = await Promise.all([api("/admin/agents"), api("/admin/inboxes")]);
   const err = errorBox();
+  const linkOut = el("div", { id: "agent-link" });
   const roleSel = (a) => {
     const s = el(
       "select",
@@ -200,7 +202,7 @@ async function agents() {
   const table = el(
     "table",
     { class: "grid", id: "agents-table" },
-    el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active"].map((h) => el("th", null, h))),
+    el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active", ""].map((h) => el("th", null, h))),
     ...list.map((a) =>
       el(
         "tr",
@@ -222,6 +224,7 @@ async function agents() {
               }),
           }),
         ),
+        el("td", null, resetButton(a, linkOut, err)),
       ),
     ),
   );
@@ -248,7 +251,7 @@ async function agents() {
     ...field("Name", f.name),
     ...field("Email", f.email),
     ...field("Role", f.role),
-    ...field("Password", f.password, "At least 10 characters; they can change it later."),
+    ...field("Password", f.password, "At least 10 characters; they can change it later on their profile page."),
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add agent")),
     el("div", { class: "full" }, err),
   );
@@ -260,7 +263,16 @@ async function agents() {
     flash(`Added ${f.name.value}. Add them to inboxes under Inboxes.`);
     await render();
   });
-  main.append(el("h1", null, "Agents"), table, el("h2", null, "Add an agent"), form);
+  main.append(
+    el("h1", null, "Agents"),
+    table,
+    linkOut,
+    el("h2", null, "Invite an agent"),
+    el("p", { class: "muted" }, "They get a link to choose their own password; nobody else knows it."),
+    inviteForm(inboxes, render),
+    el("h2", null, "Or add an agent with a password"),
+    form,
+  );
 }
 
 // ---- inboxes and teams (same shape: a name and a member list) ------------------------------
