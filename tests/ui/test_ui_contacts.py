@@ -171,3 +171,42 @@ async def test_contacts_csv_import_in_the_browser(
     )
     await expect(page.locator("#ct-table tbody tr")).to_have_count(1)
     assert seen.page_errors == []
+
+
+async def test_campaign_audience_picked_from_contacts(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    channel = await api_channel(api, server, "web")
+    for user, name in (("u-1", "Ada Pick"), ("u-2", "Ben Skip"), ("u-3", "Cy Pick")):
+        await customer_says(server, "web", user, "hi", name=name)
+    await wait_conversations(api, 3)
+    page, seen = await new_page(context)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns")
+    await page.wait_for_selector("body[data-ready='1']")
+    await page.click("#new-campaign")
+    await page.fill("#c-name", "Picked")
+    await page.locator(f"#c-channels input[value='{channel['id']}']").check()
+    await page.fill("#c-text", "Hello")
+    await page.click("#c-pick-contacts")
+    picker = page.locator("#contact-picker")
+    await picker.locator("#cp-q").fill("Pick")
+    await expect(picker.locator("#cp-list li")).to_have_count(2)
+    await picker.locator("#cp-all").click()
+    await expect(picker.locator("#cp-count")).to_have_text("2 chosen")
+    await picker.locator("#cp-done").click()
+    ids = sorted(
+        c["id"] for c in (await api.get("/api/v1/contacts/directory?q=Pick")).json()["data"]
+    )
+    await expect(page.locator("#c-contacts")).to_have_value(
+        ", ".join(map(str, sorted(ids, reverse=True)))
+    )
+    await page.click("#c-save")
+
+    async def saved() -> list:
+        return (await api.get("/api/v1/campaigns")).json()
+
+    campaigns = await eventually(saved)
+    assert sorted(campaigns[0]["audience"]["contact_ids"]) == ids
+    assert seen.page_errors == []
