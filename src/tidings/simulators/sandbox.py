@@ -7,6 +7,7 @@ channel with its simulator, send as a customer, and show the customer's side of 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -44,6 +45,7 @@ from tidings.simulators.viber import ViberBinding, ViberSimulator
 from tidings.simulators.vonage import VonageBinding, VonageSimulator
 from tidings.simulators.wechat import WeChatBinding, WeChatSimulator
 from tidings.simulators.whatsapp import WhatsAppSimulator
+from tidings.simulators.whatsapp_templates import TemplateIn
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,47 @@ PHONE_FILE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf", 
 PHONE_FILE_MAX = 5 * 1024 * 1024
 
 
+# The demo WhatsApp channel's business account (`bootstrap --demo`). The sandbox gives it a few
+# approved templates, synced into Tidings when the sandbox starts, so a closed service window
+# can be answered out of the box. Other WABAs (tests' own) start empty.
+DEMO_WABA = "100000000000900"
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "name": "order_update",
+        "category": "UTILITY",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hi {{1}}, your order {{2}} has shipped. Reply here with any question.",
+            }
+        ],
+    },
+    {
+        "name": "appointment_reminder",
+        "category": "UTILITY",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Reminder: your appointment is on {{1}} at {{2}}. Reply to change it.",
+            }
+        ],
+    },
+    {
+        "name": "follow_up",
+        "category": "MARKETING",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hello {{1}}, we have an answer to your question. Reply to continue.",
+            },
+            {"type": "FOOTER", "text": "Reply STOP to opt out"},
+        ],
+    },
+]
+# How long ago the phone page's "age" button makes a customer's last message (past 24 h).
+AGE_HOURS = 25.0
+
+
 class WhatsAppBinding:
     kind: ClassVar[str] = "whatsapp"
 
@@ -130,6 +173,22 @@ class WhatsAppBinding:
             },
         )
         resp.raise_for_status()
+        if c.waba_id == DEMO_WABA and not self.sim.template_store.knows(DEMO_WABA):
+            for spec in DEMO_TEMPLATES:
+                self.sim.template_store.put(TemplateIn(waba_id=DEMO_WABA, language="en", **spec))
+
+    async def age(self, channel: ChannelInfo, user: str, hours: float) -> None:
+        """The simulated phone agrees: its 24 h window (131047) follows the same clock."""
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        await self.control.post(
+            "/_sim/window",
+            json={
+                "phone_number_id": c.phone_number_id,
+                "user": digits,
+                "last_inbound_hours_ago": hours,
+            },
+        )
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
@@ -281,6 +340,7 @@ class Sandbox:
             ViberBinding(f"{base}/viber", self.viber),
         ]
         self.rt: Runtime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route("/phone", self._phone_page),
@@ -288,6 +348,7 @@ class Sandbox:
                 Route("/phone/thread", self._thread),
                 Route("/phone/send", self._send, methods=["POST"]),
                 Route("/phone/typing", self._typing),
+                Route("/phone/age", self._age, methods=["POST"]),
                 Mount("/whatsapp", self.whatsapp.app),
                 Mount("/api", self.api.app),
                 Mount("/twilio", self.twilio.app),
@@ -327,6 +388,27 @@ class Sandbox:
         binding = self._binding(channel)
         if binding is not None:
             await binding.register(channel, self.settings.webhook_url(channel.kind, channel.id))
+            if getattr(channel.config, "waba_id", None) == DEMO_WABA:
+                task = asyncio.create_task(self._sync_demo_templates(channel))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _sync_demo_templates(self, channel: ChannelInfo) -> None:
+        """Fetch the demo templates into Tidings through the real template sync (Graph over
+        HTTP to this very server, so it waits until the server answers)."""
+        from tidings.actions.templates import sync_templates
+
+        assert self.rt is not None
+        for attempt in range(20):
+            try:
+                result = await sync_templates(self.rt, channel)
+            except Exception:
+                log.warning("sandbox template sync of channel %s failed", channel.id, exc_info=True)
+                return
+            if "error" not in result:
+                return
+            await asyncio.sleep(min(0.25 * (attempt + 1), 2.0))
+        log.warning("sandbox template sync of channel %s: %s", channel.id, result.get("error"))
 
     async def _follow_smsc(self, channel: ChannelInfo) -> ChannelInfo:
         """A sandbox SMPP channel dials the port the sandbox SMSC actually bound. When 2775
@@ -366,6 +448,8 @@ class Sandbox:
         return moved
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.whatsapp.aclose()
         await self.api.aclose()
         await self.twilio.aclose()
@@ -439,6 +523,32 @@ class Sandbox:
         info, binding = found
         typing = isinstance(binding, TypingView) and await binding.typing(info, user)
         return JSONResponse({"typing": typing})
+
+    async def _age(self, request: Request) -> JSONResponse:
+        """Make the customer's last message on a channel AGE_HOURS old, in Tidings and in the
+        simulator, so the business sees its service window closed (the phone's "age" button)."""
+        from tidings.actions.sandbox_clock import do_age_window
+
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad("the body must be JSON")
+        if not isinstance(body, dict):
+            return _bad("the body must be a JSON object")
+        found = await self._find(request, body.get("channel_id"))
+        user = str(body.get("user") or "").strip()
+        if found is None or not user:
+            return _bad("channel_id and user are required")
+        info, binding = found
+        assert self.rt is not None
+        digits = "".join(ch for ch in user if ch.isdigit())
+        addresses = list(dict.fromkeys([user, digits, f"+{digits}"]))
+        aged = await do_age_window(self.rt, info, addresses, AGE_HOURS)
+        if aged and isinstance(binding, WhatsAppBinding):
+            await binding.age(info, user, AGE_HOURS)
+        if not aged:
+            return _bad("this customer has not written on this channel yet")
+        return JSONResponse({"aged": aged, "hours": AGE_HOURS})
 
     async def _send(self, request: Request) -> JSONResponse:
         try:
@@ -558,6 +668,8 @@ async def create_demo_channels(
             "app_secret": secrets.token_hex(16),
             "verify_token": secrets.token_urlsafe(12),
             "api_base_url": f"{base}/whatsapp",
+            # Its templates: the sandbox's demo set (DEMO_TEMPLATES), synced at start.
+            "waba_id": DEMO_WABA,
         },
         None,
     )

@@ -1546,7 +1546,8 @@ class WhatsAppSimulator:
             user=customer.key,
             type=mtype,
             content=obj,
-            text=_text_of(mtype, obj),
+            text=(self.template_store.render(account.waba_id, obj) if mtype == "template" else None)
+            or _text_of(mtype, obj),
             timestamp=int(self._clock()),
             status="accepted",
             biz_opaque_callback_data=opaque if isinstance(opaque, str) else None,

@@ -8,6 +8,7 @@ import { hours, rules } from "./settings/automation.js";
 import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
 import { inviteForm, resetButton } from "./settings/invite.js";
 import { renderService } from "./settings/service.js";
+import { syncButtons } from "./settings/template_sync.js";
 import { api, channelIcon, clock, el } from "./ui.js";
 
 const main = document.getElementById("settings-main");
@@ -584,7 +585,13 @@ async function tokens() {
 }
 
 async function templates() {
-  const rows = await api("/admin/templates");
+  const [rows, sync] = await Promise.all([
+    api("/admin/templates"),
+    syncButtons(async (text) => {
+      flash(text);
+      await render();
+    }),
+  ]);
   const body = (t) =>
     (t.components || [])
       .filter((c) => c?.type && String(c.type).toUpperCase() === "BODY")
@@ -597,6 +604,7 @@ async function templates() {
       { class: "muted" },
       "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed.",
     ),
+    sync,
     rows.length
       ? el(
           "table",
