@@ -32,6 +32,7 @@ from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
+from tidings.api.settings_edits import router as settings_edits_router
 from tidings.api.sms import router as sms_router
 from tidings.api.templates import router as templates_router
 from tidings.api.ui import router as ui_router
@@ -217,6 +218,7 @@ def create_app(
     app.include_router(channels_admin_router)
     app.include_router(channel_help_router)
     app.include_router(me_router)
+    app.include_router(settings_edits_router)
     app.include_router(api_router)
     app.include_router(media_router)
     app.include_router(meta_router)

@@ -6,6 +6,7 @@ import { guardedForm } from "./field-errors.js";
 import { actionButton, errorBox, field, guarded, onSubmit } from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
 import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
+import { editCanned, editLabel, labelSwatch, webhookActions } from "./settings/edits.js";
 import { inviteForm, resetButton } from "./settings/invite.js";
 import { renderService } from "./settings/service.js";
 import { syncButtons } from "./settings/template_sync.js";
@@ -347,22 +348,22 @@ async function cannedReplies() {
     "table",
     { class: "grid", id: "canned-table" },
     el("tr", null, el("th", null, "Shortcut"), el("th", null, "Reply"), el("th", null, "")),
-    ...boot.canned_replies.map((r) =>
-      el(
-        "tr",
-        null,
-        el("td", null, `/${r.short_code}`),
-        el("td", null, r.content),
+    ...boot.canned_replies.map((r) => {
+      const row = el("tr", { dataset: { id: r.id } }, el("td", null, `/${r.short_code}`), el("td", null, r.content));
+      row.append(
         el(
           "td",
           null,
+          editCanned(row, r, render, err),
+          " ",
           actionButton("Delete", err, async () => {
             await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
             await render();
           }),
         ),
-      ),
-    ),
+      );
+      return row;
+    }),
   );
   const code = el("input", { id: "cr-code", required: true, placeholder: "thanks" });
   const content = el("textarea", { id: "cr-content", required: true, rows: "3" });
@@ -388,22 +389,27 @@ async function labels() {
     "table",
     { class: "grid", id: "labels-table" },
     el("tr", null, el("th", null, "Label"), el("th", null, "Colour"), el("th", null, "")),
-    ...boot.labels.map((l) =>
-      el(
+    ...boot.labels.map((l) => {
+      const row = el(
         "tr",
-        null,
+        { dataset: { id: l.id } },
         el("td", null, el("span", { class: "label" }, l.name)),
-        el("td", null, l.color),
+        el("td", null, labelSwatch(l.color), ` ${l.color}`),
+      );
+      row.append(
         el(
           "td",
           null,
+          editLabel(row, l, render, err),
+          " ",
           actionButton("Delete", err, async () => {
             await api(`/admin/labels/${l.id}`, { method: "DELETE" });
             await render();
           }),
         ),
-      ),
-    ),
+      );
+      return row;
+    }),
   );
   const name = el("input", { id: "l-name", required: true });
   const color = el("input", { id: "l-color", type: "color", value: "#2563eb" });
@@ -431,15 +437,21 @@ async function webhooks() {
   const table = el(
     "table",
     { class: "grid", id: "subs-table" },
-    el("tr", null, ...["URL", "Events", "Active", ""].map((h) => el("th", null, h))),
+    el("tr", null, ...["URL", "Events", "State", ""].map((h) => el("th", null, h))),
     ...subs.map((s) =>
       el(
         "tr",
         null,
         el("td", null, s.url),
         el("td", null, s.events.join(", ")),
-        el("td", null, s.active ? "yes" : "no"),
-        el("td", null, el("button", { type: "button", onclick: () => deliveries(s, log) }, "Delivery log")),
+        el("td", { class: s.active ? "health-ok" : "muted" }, s.active ? "active" : "paused"),
+        el(
+          "td",
+          null,
+          el("button", { type: "button", onclick: () => deliveries(s, log) }, "Delivery log"),
+          " ",
+          webhookActions(s, render, err),
+        ),
       ),
     ),
   );
