@@ -4,11 +4,13 @@ time zone from the IANA list."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import Owner, Receiver, Server
-from tests.ui.helpers import new_page, sign_in
+from tests.conftest import Owner, Receiver, Server, eventually
+from tests.ui.helpers import api_channel, customer_says, new_page, sign_in, wait_conversations
 
 
 async def test_edit_canned_label_webhook_and_hours(
@@ -70,4 +72,35 @@ async def test_edit_canned_label_webhook_and_hours(
     inbox_id = owner.inbox_id
     hours = (await api.get(f"/api/v1/inboxes/{inbox_id}/business_hours")).json()
     assert hours["timezone"] == "Europe/Paris" and hours["weekly"]["mon"] == [["08:30", "16:00"]]
+    assert seen.page_errors == []
+
+
+async def test_snooze_until_a_chosen_time(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await api_channel(api, server, "web")
+    await customer_says(server, "web", "visitor-1", "hello", name="Web Visitor")
+    conv = (await wait_conversations(api, 1))[0]
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+    await page.select_option("#t-status", "snoozed")
+    # The choices say when, in readable dates; the last one asks for a time.
+    items = page.locator("#picker-list li")
+    await expect(items.nth(2)).to_contain_text("Tomorrow · ")
+    await page.fill("#picker-filter", "pick")
+    await page.keyboard.press("Enter")
+    await page.fill("#snooze-at", "2030-01-02T10:30")
+    await expect(page.locator("#snooze-readable")).to_contain_text("10:30")
+    await page.click("#snooze-confirm")
+
+    async def snoozed() -> dict | None:
+        c = (await api.get(f"/api/v1/conversations/{conv['id']}")).json()
+        return c if c["status"] == "snoozed" else None
+
+    c = await eventually(snoozed)
+    local = await page.evaluate("new Date('2030-01-02T10:30').toISOString()")
+    assert datetime.fromisoformat(c["snoozed_until"]) == datetime.fromisoformat(
+        local.replace("Z", "+00:00")
+    )
     assert seen.page_errors == []
