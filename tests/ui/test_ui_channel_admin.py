@@ -52,12 +52,12 @@ async def test_edit_test_disable_delete_channel(
     await form.locator("button[type=submit]").click()
     error = form.locator("#edit-cfg-secret + .field-error")
     await expect(error).to_contain_text("at least 16 characters")
+    if size["width"] > 400:
+        await screenshot(page, "settings-channel-edit")
     assert (await api.get(f"/api/v1/channels/{channel['id']}")).json()["name"] == "Website web"
     await form.locator("#edit-cfg-secret").fill("")
     await form.locator("button[type=submit]").click()
     await expect(row.locator("td").first).to_have_text("Website chat")
-    if size["width"] > 400:
-        await screenshot(page, "settings-channels")
 
     await row.locator(".ch-test").click()
     await expect(page.locator("#channel-test")).to_contain_text("no check call")
