@@ -55,7 +55,7 @@ export function pickContacts(chosen = [], labels = []) {
             ),
           ),
         ),
-        rows.length ? null : el("li", { class: "muted" }, "No contact matches."),
+        ...(rows.length ? [] : [el("li", { class: "muted" }, "No contact matches.")]),
       );
     };
     const dialog = el("dialog", { class: "newconv", id: "contact-picker", "aria-label": "Choose contacts" });

@@ -24,7 +24,7 @@ function frame(title, ...body) {
       el("h2", { id: "nc-title" }, title),
       el("button", { type: "button", class: "nc-close", "aria-label": "Close", onclick: close }, "×"),
     ),
-    ...body,
+    ...body.filter(Boolean),
   );
   if (!d.open) d.showModal();
 }
@@ -55,7 +55,7 @@ export async function openNewConversation(contact) {
           ),
         ),
       ),
-      page.data.length ? null : el("li", { class: "muted" }, "No contact matches. Add one on the Contacts page."),
+      ...(page.data.length ? [] : [el("li", { class: "muted" }, "No contact matches. Add one on the Contacts page.")]),
     );
   };
   q.addEventListener("input", debounce(find, 200));

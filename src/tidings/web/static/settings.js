@@ -94,10 +94,10 @@ async function channels() {
   const form = el("form", { class: "stack", id: "connect-form" });
   const draw = async () => {
     const kind = kinds.find((k) => k.kind === kindSel.value);
-    const fields = el("div", { class: "stack" }, ...configFields(kind, null, "cfg"));
+    const fields = el("div", { class: "config-fields" }, ...configFields(kind, null, "cfg"));
     const link = await guideLink(kind.kind);
     cfg.replaceChildren(
-      link,
+      ...(link ? [link] : []),
       el(
         "p",
         { class: "muted" },
@@ -616,7 +616,7 @@ async function templates() {
       { class: "muted" },
       "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed.",
     ),
-    sync,
+    ...(sync ? [sync] : []),
     rows.length
       ? el(
           "table",

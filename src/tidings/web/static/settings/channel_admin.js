@@ -62,7 +62,7 @@ export function configFields(kind, values, prefix) {
     input.classList.add("cfg");
     const help = [prop.description, values && secret ? "Stored encrypted; never shown again." : null]
       .filter(Boolean)
-      .join(" ");
+      .join(" · ");
     rows.push(...field(humanLabel(name, prop) + (required.has(name) ? " *" : ""), input, help || null));
   }
   return rows;
@@ -119,7 +119,7 @@ async function editForm(c, kinds, inboxes, box, done) {
     ...field("Name", name, "Shown to agents in the inbox and the composer."),
     ...field("Inbox", inbox, "Where this channel's conversations land."),
     ...(kind ? configFields(kind, c.config, "edit-cfg") : []),
-    link ? el("div", { class: "full" }, link) : null,
+    el("div", { class: "full" }, link),
     el(
       "div",
       { class: "full" },
