@@ -2,12 +2,12 @@
 disable/enable, delete, and "test connection".
 
 What happens to conversations is the same every time and is said before confirming (the
-settings page reads `channel_impact`): disabling keeps everything and stops sending and
-receiving on the channel (webhooks for it answer as for an unknown channel, replies are
-refused); deleting keeps every conversation and message in its inbox — messages simply no
-longer name a channel — and drops what only made sense with the channel: its templates, its
-pending sends (their messages are marked failed), its stored inbound events and its service
-windows, so the composer no longer offers it.
+settings page reads `channel_impact`): disabling keeps everything, refuses new replies
+on the channel and turns its webhooks away (they answer as for an unknown channel; sends
+already queued still go); deleting keeps every conversation and message in its inbox —
+messages simply no longer name a channel — and drops what only made sense with the
+channel: its templates, its pending sends (their messages are marked failed), its stored
+inbound events and its service windows, so the composer no longer offers it.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ async def channel_impact(rt: Runtime, who: Principal, channel_id: int) -> dict[s
         "conversations": conversations or 0,
         "messages": messages or 0,
         "pending_sends": pending or 0,
-        "on_disable": "Conversations and messages stay. Nothing is sent or received on this "
-        "channel until it is enabled again; replies on it are refused.",
+        "on_disable": "Conversations and messages stay. Replies on this channel are refused and "
+        "the provider's webhooks for it are turned away until it is enabled again; sends "
+        "already queued still go.",
         "on_delete": "Conversations and messages stay in their inbox. The channel's templates, "
         "its queued sends (marked failed) and its stored webhook events are deleted; the "
         "provider must stop calling its webhook URL. This cannot be undone.",
