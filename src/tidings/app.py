@@ -20,14 +20,19 @@ from starlette.types import Receive, Scope, Send
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.channels_admin import help_router as channel_help_router
+from tidings.api.channels_admin import router as channels_admin_router
+from tidings.api.contacts import router as contacts_router
 from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
+from tidings.api.me import router as me_router
 from tidings.api.media import router as media_router
 from tidings.api.message_templates import router as templates_router
 from tidings.api.meta import router as meta_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
+from tidings.api.settings_edits import router as settings_edits_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
@@ -134,6 +139,12 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Before api_router: /contacts/directory and /contacts.csv beside /contacts/{contact_id}.
+    app.include_router(contacts_router)
+    app.include_router(channels_admin_router)
+    app.include_router(channel_help_router)
+    app.include_router(me_router)
+    app.include_router(settings_edits_router)
     app.include_router(api_router)
     app.include_router(media_router)
     app.include_router(meta_router)

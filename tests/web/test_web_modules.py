@@ -18,6 +18,8 @@ PAGES = {
     "/settings": "/static/settings.js",
     "/campaigns": "/static/campaigns.js",
     "/reports": "/static/reports.js",
+    "/contacts": "/static/contacts.js",
+    "/profile": "/static/profile.js",
     "/sandbox/phone": "/static/phone.js",
     "/api/v1/docs": "/static/api-docs.js",
 }

@@ -8,7 +8,8 @@
   nested one reached Python's recursion limit. Too large is a 413, too deep a 400. The size
   limit holds whatever the content type says: every route there but the uploads takes JSON,
   and FastAPI reads a body of another type (multipart included) in full before refusing it.
-  The upload routes (`_UPLOADS`: attachments, the CSV audience) keep their own limits; a new
+  The upload routes (`_UPLOADS`: attachments, the CSV audience, the contacts import) keep their
+  own limits; a new
   route that takes files must be added there. Webhooks have theirs (api/webhooks.py).
 """
 
@@ -47,7 +48,9 @@ SECURITY_HEADERS = [
 ]
 
 # Routes whose bodies are files, not JSON, whatever their content type says.
-_UPLOADS = re.compile(r"^/api/v1/(conversations/[^/]+/attachments|campaigns/[^/]+/audience/csv)$")
+_UPLOADS = re.compile(
+    r"^/api/v1/(conversations/[^/]+/attachments|campaigns/[^/]+/audience/csv|contacts/import)$"
+)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -36,7 +36,7 @@ from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
-from tidings.channels import registry
+from tidings.channels import addressing, registry
 from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
@@ -193,7 +193,7 @@ async def _phone_identities(
                 .distinct()
             )
         ).all()
-        if k in registry.kinds() and planning.phone_addressed(registry.get_adapter(k), k)
+        if k in registry.kinds() and addressing.phone_addressed(registry.get_adapter(k), k)
     ]
     now = utcnow()
     rows = [
@@ -201,7 +201,7 @@ async def _phone_identities(
             "workspace_id": workspace_id,
             "contact_id": c.id,
             "channel_kind": kind,
-            "address": planning.phone_identity(kind, c.phone_e164),
+            "address": addressing.phone_identity(kind, c.phone_e164),
             "display_name": c.name,
             "created_at": now,
         }

@@ -21,7 +21,7 @@ from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
 from tidings.campaigns.state import SkipReason
-from tidings.channels.base import ChannelAdapter
+from tidings.channels.addressing import phone_addressed
 from tidings.channels.pricing import PricedMessages
 from tidings.domain.enums import (
     ConsentStatus,
@@ -45,11 +45,6 @@ from tidings.storage.models import (
 )
 from tidings.storage.types import utcnow
 
-# Kinds whose address is the customer's phone number, so a contact known only by number (a CSV
-# row) can be reached there. SMS adapters say so through `capabilities.sms`; WhatsApp's wa_id
-# is the number's digits (its client sends `to: +<digits>`).
-# TODO(adapters): a `phone_addressed` capability would replace this set.
-PHONE_ADDRESSED_KINDS = frozenset({"whatsapp"})
 APPROVED = "approved"
 # The channel reason of a recipient planned straight onto the fallback channel (the report
 # counts these as fallbacks).
@@ -223,17 +218,6 @@ async def address_for(
     if address is not None:
         return address
     return _phone_address(channel, contact)
-
-
-def phone_addressed(adapter: ChannelAdapter, kind: str) -> bool:
-    """Whether a channel of this kind reaches a customer at their phone number."""
-    return adapter.capabilities.sms or kind in PHONE_ADDRESSED_KINDS
-
-
-def phone_identity(kind: str, e164: str) -> str:
-    """The identity address a phone number has on a phone-addressed kind, as that channel's
-    inbound path writes it: WhatsApp's wa_id is the digits, the SMS kinds keep E.164."""
-    return e164.lstrip("+") if kind == "whatsapp" else e164
 
 
 def _phone_address(channel: ChannelInfo, contact: Contact) -> str | None:

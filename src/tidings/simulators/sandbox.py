@@ -8,6 +8,7 @@ included); their bindings are built from it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -26,11 +27,14 @@ from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators import registry
 from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.smpp import SmppBinding, SmscSimulator, dials_sandbox_smsc
+from tidings.simulators.whatsapp import DEMO_WABA, WhatsAppBinding
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
 
 PHONE_PAGE = Path(__file__).parent / "templates" / "phone.html"
+# How long ago the phone page's "age" button makes a customer's last message (past 24 h).
+AGE_HOURS = 25.0
 
 
 class SandboxBinding(Protocol):
@@ -101,6 +105,7 @@ class Sandbox:
         # The SMSC listens on its own TCP port; the SMPP channel hook follows it.
         self.smpp: SmscSimulator = self.simulators["smpp"]
         self.rt: Runtime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route("/phone", self._phone_page),
@@ -108,6 +113,7 @@ class Sandbox:
                 Route("/phone/thread", self._thread),
                 Route("/phone/send", self._send, methods=["POST"]),
                 Route("/phone/typing", self._typing),
+                Route("/phone/age", self._age, methods=["POST"]),
                 *(Mount(f"/{path}", simulator.app) for path, simulator in self.simulators.items()),
             ]
         )
@@ -139,6 +145,27 @@ class Sandbox:
         binding = self._binding(channel)
         if binding is not None:
             await binding.register(channel, self.settings.webhook_url(channel.kind, channel.id))
+            if getattr(channel.config, "waba_id", None) == DEMO_WABA:
+                task = asyncio.create_task(self._sync_demo_templates(channel))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _sync_demo_templates(self, channel: ChannelInfo) -> None:
+        """Fetch the demo templates into Tidings through the real template sync (Graph over
+        HTTP to this very server, so it waits until the server answers)."""
+        from tidings.actions.templates import sync_templates
+
+        assert self.rt is not None
+        for attempt in range(20):
+            try:
+                result = await sync_templates(self.rt, channel)
+            except Exception:
+                log.warning("sandbox template sync of channel %s failed", channel.id, exc_info=True)
+                return
+            if "error" not in result:
+                return
+            await asyncio.sleep(min(0.25 * (attempt + 1), 2.0))
+        log.warning("sandbox template sync of channel %s: %s", channel.id, result.get("error"))
 
     async def _follow_smsc(self, channel: ChannelInfo) -> ChannelInfo:
         """A sandbox SMPP channel dials the port the sandbox SMSC actually bound. When 2775
@@ -178,6 +205,8 @@ class Sandbox:
         return moved
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for simulator in self.simulators.values():
             await simulator.aclose()
 
@@ -240,6 +269,32 @@ class Sandbox:
         info, binding = found
         typing = isinstance(binding, TypingView) and await binding.typing(info, user)
         return JSONResponse({"typing": typing})
+
+    async def _age(self, request: Request) -> JSONResponse:
+        """Make the customer's last message on a channel AGE_HOURS old, in Tidings and in the
+        simulator, so the business sees its service window closed (the phone's "age" button)."""
+        from tidings.actions.sandbox_clock import do_age_window
+
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad("the body must be JSON")
+        if not isinstance(body, dict):
+            return _bad("the body must be a JSON object")
+        found = await self._find(request, body.get("channel_id"))
+        user = str(body.get("user") or "").strip()
+        if found is None or not user:
+            return _bad("channel_id and user are required")
+        info, binding = found
+        assert self.rt is not None
+        digits = "".join(ch for ch in user if ch.isdigit())
+        addresses = list(dict.fromkeys([user, digits, f"+{digits}"]))
+        aged = await do_age_window(self.rt, info, addresses, AGE_HOURS)
+        if aged and isinstance(binding, WhatsAppBinding):
+            await binding.age(info, user, AGE_HOURS)
+        if not aged:
+            return _bad("this customer has not written on this channel yet")
+        return JSONResponse({"aged": aged, "hours": AGE_HOURS})
 
     async def _send(self, request: Request) -> JSONResponse:
         try:

@@ -1548,7 +1548,8 @@ class WhatsAppSimulator:
             user=customer.key,
             type=mtype,
             content=obj,
-            text=_text_of(mtype, obj),
+            text=(self.template_store.render(account.waba_id, obj) if mtype == "template" else None)
+            or _text_of(mtype, obj),
             timestamp=int(self._clock()),
             status="accepted",
             biz_opaque_callback_data=opaque if isinstance(opaque, str) else None,
@@ -2195,6 +2196,45 @@ class WhatsAppSimulator:
         return {"ok": True}
 
 
+# The demo WhatsApp channel's business account (`bootstrap --demo`). The sandbox gives it a few
+# approved templates, synced into Tidings when the sandbox starts, so a closed service window
+# can be answered out of the box. Other WABAs (tests' own) start empty.
+DEMO_WABA = "100000000000900"
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "name": "order_update",
+        "category": "UTILITY",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hi {{1}}, your order {{2}} has shipped. Reply here with any question.",
+            }
+        ],
+    },
+    {
+        "name": "appointment_reminder",
+        "category": "UTILITY",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Reminder: your appointment is on {{1}} at {{2}}. Reply to change it.",
+            }
+        ],
+    },
+    {
+        "name": "follow_up",
+        "category": "MARKETING",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hello {{1}}, we have an answer to your question. Reply to continue.",
+            },
+            {"type": "FOOTER", "text": "Reply STOP to opt out"},
+        ],
+    },
+]
+
+
 class WhatsAppBinding:
     kind: ClassVar[str] = "whatsapp"
 
@@ -2224,6 +2264,22 @@ class WhatsAppBinding:
             },
         )
         resp.raise_for_status()
+        if c.waba_id == DEMO_WABA and not self.sim.template_store.knows(DEMO_WABA):
+            for spec in DEMO_TEMPLATES:
+                self.sim.template_store.put(TemplateIn(waba_id=DEMO_WABA, language="en", **spec))
+
+    async def age(self, channel: ChannelInfo, user: str, hours: float) -> None:
+        """The simulated phone agrees: its 24 h window (131047) follows the same clock."""
+        c: Any = channel.config
+        digits = "".join(ch for ch in user if ch.isdigit())
+        await self.control.post(
+            "/_sim/window",
+            json={
+                "phone_number_id": c.phone_number_id,
+                "user": digits,
+                "last_inbound_hours_ago": hours,
+            },
+        )
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
@@ -2322,6 +2378,8 @@ SANDBOX = SandboxEntry(
                 "app_secret": secrets.token_hex(16),
                 "verify_token": secrets.token_urlsafe(12),
                 "api_base_url": base,
+                # Its templates: the sandbox's demo set (DEMO_TEMPLATES), synced at start.
+                "waba_id": DEMO_WABA,
             },
         ),
     ),

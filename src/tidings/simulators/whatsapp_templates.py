@@ -239,6 +239,45 @@ class TemplateStore:
 
     # ------------------------------------------------------------------------ sends
 
+    def render(self, waba_id: str, obj: Any) -> str | None:
+        """A template send as the customer's phone shows it: header, body and footer with the
+        send's parameters filled in (positional `{{1}}` or named `{{first_name}}`); None for a
+        template this WABA does not have."""
+        if not isinstance(obj, dict):
+            return None
+        language = obj.get("language")
+        code = language.get("code") if isinstance(language, dict) else None
+        template = next(
+            (
+                t
+                for t in self._by_waba.get(waba_id, [])
+                if t["name"] == obj.get("name") and t["language"] == code
+            ),
+            None,
+        )
+        if template is None:
+            return None
+        sent = [c for c in obj.get("components") or [] if isinstance(c, dict)]
+        parts = []
+        for kind in ("HEADER", "BODY", "FOOTER"):
+            component = _component(template, kind)
+            text = component.get("text") if component else None
+            if not isinstance(text, str):
+                continue
+            values: dict[str, str] = {}
+            for c in sent:
+                if str(c.get("type", "")).upper() != kind:
+                    continue
+                for i, p in enumerate(c.get("parameters") or [], start=1):
+                    if isinstance(p, dict):
+                        key = str(p.get("parameter_name") or i)
+                        values[key] = str(p.get("text", p.get(p.get("type", ""), "")))
+            pattern = NAMED if template["parameter_format"] == "NAMED" else POSITIONAL
+            parts.append(
+                pattern.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), text)  # type: ignore[misc]
+            )
+        return "\n".join(parts) or None
+
     def check_send(self, waba_id: str, obj: dict[str, Any]) -> None:
         """Check a send's `template` object against the stored template, like Graph does."""
         name = obj.get("name")

@@ -127,6 +127,8 @@ class Agent(Base):
     # Part of every session cookie and reset link; bumped by logout, a password or role change
     # and deactivation, which ends every session issued before (api/auth.py).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Notification choices from the profile page (actions/agents_profile.py).
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict, server_default="{}")
 
 
 class ApiToken(Base):
@@ -220,6 +222,8 @@ class Contact(Base):
     # only offered as a merge suggestion (docs/architecture.md, "Contact resolution").
     claimed_phone: Mapped[str | None] = mapped_column(String(20), index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    # What staff keep about the customer (Contacts page); not matched by campaign segments.
+    notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

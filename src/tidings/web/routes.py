@@ -321,6 +321,22 @@ def mount_web(app: FastAPI) -> None:
             csrf=session_csrf(rt, cookie),
         )
 
+    @app.get("/contacts", include_in_schema=False)
+    async def contacts(request: Request) -> Response:
+        """Contacts (issue 18): every agent, each seeing the contacts `access` gives them."""
+        found = await _signed_in(request)
+        if found is None:
+            return RedirectResponse("/login", status_code=303)
+        agent, cookie = found
+        rt: Runtime = request.app.state.runtime
+        return render(
+            "contacts.html",
+            agent=agent,
+            is_admin=agent.role in (Role.OWNER, Role.ADMIN),
+            sandbox=rt.settings.sandbox,
+            csrf=session_csrf(rt, cookie),
+        )
+
     async def admin_page(request: Request, template: str, **extra: object) -> Response:
         """An owners-and-admins page: sign-in redirect, 403 page for agents, else `template`."""
         found = await _signed_in(request)

@@ -3,6 +3,7 @@
 // cost, pause/resume/cancel, and the report with the CSV export. Built on the REST API
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
 // As everywhere, data reaches the page only through textContent and attributes (el()).
+import { pickContacts } from "./contact-picker.js";
 import { errorBox, field, guarded, onSubmit } from "./forms.js";
 import { api, channelIcon, clock, debounce, el } from "./ui.js";
 
@@ -197,7 +198,11 @@ async function editor(id) {
       ...(labelBoxes.length ? labelBoxes : [el("span", { class: "muted" }, "No labels yet.")]),
     ),
     ...field("Segment", filters, "Contact attributes that must all match, one name=value per line."),
-    ...field("Contacts", contactIds, "Contact ids, comma-separated (a saved contact list)."),
+    ...field(
+      "Contacts",
+      el("span", { class: "picker-row" }, contactIds, pickButton(contactIds, boot.labels)),
+      "Chosen from Contacts (or contact ids, comma-separated).",
+    ),
     ...field("All contacts", all, "Everyone in the workspace (narrowed by labels and segment)."),
     ...field(
       "CSV upload",
@@ -772,3 +777,25 @@ window.addEventListener("hashchange", () => {
 });
 connect();
 render();
+
+// "Choose…" beside the contact ids: the Contacts picker fills them (issue 18).
+function pickButton(input, labels) {
+  input.setAttribute("aria-label", "Contact ids");
+  return el(
+    "button",
+    {
+      type: "button",
+      id: "c-pick-contacts",
+      onclick: async () => {
+        const ids = input.value
+          .split(/[\s,]+/)
+          .filter(Boolean)
+          .map(Number)
+          .filter(Number.isInteger);
+        const chosen = await pickContacts(ids, labels);
+        if (chosen) input.value = chosen.join(", ");
+      },
+    },
+    "Choose…",
+  );
+}

@@ -5,6 +5,7 @@ import { setMode, wireComposer } from "./inbox/composer.js";
 import { wireContact } from "./inbox/contact.js";
 import { fillFilters, loadList, move, renderList, togglePick, wireList } from "./inbox/list.js";
 import { connect, leave, pollLag, wireBell } from "./inbox/live.js";
+import "./inbox/new-conversation-button.js";
 import { attachService } from "./inbox/service.js";
 import { S } from "./inbox/state.js";
 import { openConversation, pickAssignee, pickLabel, toggleResolve, wireThread } from "./inbox/thread.js";

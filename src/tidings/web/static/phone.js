@@ -159,5 +159,24 @@ $("user").addEventListener("change", () => {
   lastRendered = "";
   refresh();
 });
+$("age-window").addEventListener("click", async () => {
+  const resp = await fetch(`${base}/phone/age`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ channel_id: $("channel").value, user: $("user").value.trim() }),
+  });
+  let data = {};
+  try {
+    data = await resp.json();
+  } catch (_e) {
+    /* not JSON */
+  }
+  if (!resp.ok) {
+    showError(data.error || `Could not age the conversation (${resp.status})`);
+    return;
+  }
+  showError("");
+  $("age-result").textContent = `Last message now ${data.hours} h old: the business needs a template.`;
+});
 loadChannels();
 setInterval(refresh, 1000);

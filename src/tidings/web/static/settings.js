@@ -1,9 +1,15 @@
 // Admin settings (the page's entry module): one section per hash (#channels, #agents, ...),
 // built from the admin API. Automation, business hours and assignment/SLA/CSAT live in
 // settings/*.js. As in the inbox, data is only ever set through textContent/attributes (el()).
+
+import { guardedForm } from "./field-errors.js";
 import { actionButton, errorBox, field, guarded, onSubmit } from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
+import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
+import { editCanned, editLabel, labelSwatch, webhookActions } from "./settings/edits.js";
+import { inviteForm, resetButton } from "./settings/invite.js";
 import { renderService } from "./settings/service.js";
+import { syncButtons } from "./settings/template_sync.js";
 import { api, channelIcon, clock, el } from "./ui.js";
 
 const main = document.getElementById("settings-main");
@@ -16,52 +22,6 @@ function flash(text) {
 }
 
 // ---- channels -------------------------------------------------------------------------------
-function schemaType(prop) {
-  if (prop.type) return prop.type;
-  const opt = (prop.anyOf || []).find((o) => o.type && o.type !== "null");
-  return opt ? opt.type : "string";
-}
-
-function configInputs(kind, form) {
-  const props = kind.schema.properties || {};
-  const required = new Set(kind.schema.required || []);
-  const rows = [];
-  for (const [name, prop] of Object.entries(props)) {
-    const type = schemaType(prop);
-    const id = `cfg-${name}`;
-    let input;
-    if (type === "boolean") input = el("input", { id, name, type: "checkbox", checked: prop.default === true });
-    else
-      input = el("input", {
-        id,
-        name,
-        type: kind.secret_fields.includes(name)
-          ? "password"
-          : type === "integer" || type === "number"
-            ? "number"
-            : "text",
-        required: required.has(name),
-        value: prop.default != null && typeof prop.default !== "object" ? String(prop.default) : null,
-        autocomplete: "off",
-      });
-    input.dataset.type = type;
-    rows.push(...field((prop.title || name) + (required.has(name) ? " *" : ""), input, prop.description));
-  }
-  form.append(...rows);
-}
-
-function readConfig(form) {
-  const config = {};
-  for (const input of form.querySelectorAll("[id^=cfg-]")) {
-    const t = input.dataset.type;
-    if (t === "boolean") config[input.name] = input.checked;
-    else if (input.value === "") continue;
-    else if (t === "integer" || t === "number") config[input.name] = Number(input.value);
-    else config[input.name] = input.value;
-  }
-  return config;
-}
-
 async function channels() {
   const [list, kinds, inboxes] = await Promise.all([
     api("/channels"),
@@ -70,6 +30,10 @@ async function channels() {
   ]);
   const inboxName = (id) => inboxes.find((i) => i.id === id)?.name || `#${id}`;
   const detail = el("div", { id: "channel-setup" });
+  const done = async (text) => {
+    flash(text);
+    await render();
+  };
   const table = el(
     "table",
     { class: "grid", id: "channels-table" },
@@ -82,7 +46,7 @@ async function channels() {
       el(
         "tr",
         { dataset: { id: c.id } },
-        el("td", null, c.name),
+        el("td", null, c.name, c.active ? null : el("span", { class: "badge off" }, " disabled")),
         el("td", null, channelIcon(c.kind), " ", c.kind),
         el("td", null, inboxName(c.inbox_id)),
         el(
@@ -99,7 +63,13 @@ async function channels() {
           c.health.last_error || (c.health.notice_severe ? c.health.notice : "none"),
         ),
         el("td", null, c.health.token_expires_at ? clock(c.health.token_expires_at) : "—"),
-        el("td", null, el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup")),
+        el(
+          "td",
+          null,
+          el("button", { type: "button", onclick: () => showSetup(c.id, detail) }, "Setup"),
+          " ",
+          channelActions(c, { kinds, inboxes, box: detail, done }),
+        ),
       ),
     ),
   );
@@ -113,15 +83,21 @@ async function channels() {
     { id: "new-inbox" },
     ...inboxes.map((i) => el("option", { value: String(i.id) }, i.name)),
   );
-  const name = el("input", { id: "new-name", required: true, placeholder: "e.g. WhatsApp support line" });
+  const name = el("input", {
+    id: "new-name",
+    required: true,
+    placeholder: "e.g. WhatsApp support line",
+    "data-field": "name",
+  });
   const cfg = el("div", { class: "full" });
   const err = errorBox();
   const form = el("form", { class: "stack", id: "connect-form" });
-  const draw = () => {
+  const draw = async () => {
     const kind = kinds.find((k) => k.kind === kindSel.value);
-    const fields = el("form", { class: "stack" });
-    configInputs(kind, fields);
+    const fields = el("div", { class: "config-fields" }, ...configFields(kind, null, "cfg"));
+    const link = await guideLink(kind.kind);
     cfg.replaceChildren(
+      ...(link ? [link] : []),
       el(
         "p",
         { class: "muted" },
@@ -139,14 +115,22 @@ async function channels() {
     el("div", { class: "full" }, el("button", { type: "submit", class: "primary" }, "Connect channel")),
     el("div", { class: "full" }, err),
   );
-  onSubmit(form, err, async () => {
-    const made = await api("/channels", {
-      method: "POST",
-      json: { kind: kindSel.value, name: name.value, inbox_id: Number(inboxSel.value), config: readConfig(cfg) },
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guardedForm(form, err, async () => {
+      const made = await api("/channels", {
+        method: "POST",
+        json: {
+          kind: kindSel.value,
+          name: name.value,
+          inbox_id: Number(inboxSel.value),
+          config: readConfigFields(cfg),
+        },
+      });
+      flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
+      await render();
+      await showSetup(made.id, document.getElementById("channel-setup"));
     });
-    flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
-    await render();
-    await showSetup(made.id, document.getElementById("channel-setup"));
   });
   draw();
   main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
@@ -202,6 +186,7 @@ async function showSetup(id, box) {
 async function agents() {
   const [list, inboxes] = await Promise.all([api("/admin/agents"), api("/admin/inboxes")]);
   const err = errorBox();
+  const linkOut = el("div", { id: "agent-link" });
   const roleSel = (a) => {
     const s = el(
       "select",
@@ -219,7 +204,7 @@ async function agents() {
   const table = el(
     "table",
     { class: "grid", id: "agents-table" },
-    el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active"].map((h) => el("th", null, h))),
+    el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active", ""].map((h) => el("th", null, h))),
     ...list.map((a) =>
       el(
         "tr",
@@ -241,6 +226,7 @@ async function agents() {
               }),
           }),
         ),
+        el("td", null, resetButton(a, linkOut, err)),
       ),
     ),
   );
@@ -267,7 +253,7 @@ async function agents() {
     ...field("Name", f.name),
     ...field("Email", f.email),
     ...field("Role", f.role),
-    ...field("Password", f.password, "At least 10 characters; they can change it later."),
+    ...field("Password", f.password, "At least 10 characters; they can change it later on their profile page."),
     el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add agent")),
     el("div", { class: "full" }, err),
   );
@@ -279,7 +265,16 @@ async function agents() {
     flash(`Added ${f.name.value}. Add them to inboxes under Inboxes.`);
     await render();
   });
-  main.append(el("h1", null, "Agents"), table, el("h2", null, "Add an agent"), form);
+  main.append(
+    el("h1", null, "Agents"),
+    table,
+    linkOut,
+    el("h2", null, "Invite an agent"),
+    el("p", { class: "muted" }, "They get a link to choose their own password; nobody else knows it."),
+    inviteForm(inboxes, render),
+    el("h2", null, "Or add an agent with a password"),
+    form,
+  );
 }
 
 // ---- inboxes and teams (same shape: a name and a member list) ------------------------------
@@ -353,22 +348,22 @@ async function cannedReplies() {
     "table",
     { class: "grid", id: "canned-table" },
     el("tr", null, el("th", null, "Shortcut"), el("th", null, "Reply"), el("th", null, "")),
-    ...boot.canned_replies.map((r) =>
-      el(
-        "tr",
-        null,
-        el("td", null, `/${r.short_code}`),
-        el("td", null, r.content),
+    ...boot.canned_replies.map((r) => {
+      const row = el("tr", { dataset: { id: r.id } }, el("td", null, `/${r.short_code}`), el("td", null, r.content));
+      row.append(
         el(
           "td",
           null,
+          editCanned(row, r, render, err),
+          " ",
           actionButton("Delete", err, async () => {
             await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
             await render();
           }),
         ),
-      ),
-    ),
+      );
+      return row;
+    }),
   );
   const code = el("input", { id: "cr-code", required: true, placeholder: "thanks" });
   const content = el("textarea", { id: "cr-content", required: true, rows: "3" });
@@ -394,22 +389,27 @@ async function labels() {
     "table",
     { class: "grid", id: "labels-table" },
     el("tr", null, el("th", null, "Label"), el("th", null, "Colour"), el("th", null, "")),
-    ...boot.labels.map((l) =>
-      el(
+    ...boot.labels.map((l) => {
+      const row = el(
         "tr",
-        null,
+        { dataset: { id: l.id } },
         el("td", null, el("span", { class: "label" }, l.name)),
-        el("td", null, l.color),
+        el("td", null, labelSwatch(l.color), ` ${l.color}`),
+      );
+      row.append(
         el(
           "td",
           null,
+          editLabel(row, l, render, err),
+          " ",
           actionButton("Delete", err, async () => {
             await api(`/admin/labels/${l.id}`, { method: "DELETE" });
             await render();
           }),
         ),
-      ),
-    ),
+      );
+      return row;
+    }),
   );
   const name = el("input", { id: "l-name", required: true });
   const color = el("input", { id: "l-color", type: "color", value: "#2563eb" });
@@ -437,15 +437,21 @@ async function webhooks() {
   const table = el(
     "table",
     { class: "grid", id: "subs-table" },
-    el("tr", null, ...["URL", "Events", "Active", ""].map((h) => el("th", null, h))),
+    el("tr", null, ...["URL", "Events", "State", ""].map((h) => el("th", null, h))),
     ...subs.map((s) =>
       el(
         "tr",
         null,
         el("td", null, s.url),
         el("td", null, s.events.join(", ")),
-        el("td", null, s.active ? "yes" : "no"),
-        el("td", null, el("button", { type: "button", onclick: () => deliveries(s, log) }, "Delivery log")),
+        el("td", { class: s.active ? "health-ok" : "muted" }, s.active ? "active" : "paused"),
+        el(
+          "td",
+          null,
+          el("button", { type: "button", onclick: () => deliveries(s, log) }, "Delivery log"),
+          " ",
+          webhookActions(s, render, err),
+        ),
       ),
     ),
   );
@@ -591,7 +597,13 @@ async function tokens() {
 }
 
 async function templates() {
-  const rows = await api("/admin/templates");
+  const [rows, sync] = await Promise.all([
+    api("/admin/templates"),
+    syncButtons(async (text) => {
+      flash(text);
+      await render();
+    }),
+  ]);
   const body = (t) =>
     (t.components || [])
       .filter((c) => c?.type && String(c.type).toUpperCase() === "BODY")
@@ -604,6 +616,7 @@ async function templates() {
       { class: "muted" },
       "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed.",
     ),
+    ...(sync ? [sync] : []),
     rows.length
       ? el(
           "table",

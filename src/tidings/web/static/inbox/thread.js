@@ -1,5 +1,6 @@
 // The thread pane: the head (assignee, team, priority, status, labels), the messages with their
 // delivery ticks, and the triage pickers. Message statuses never move backwards on screen.
+
 import { $, api, channelIcon, clock, el } from "../ui.js";
 import { closeTemplates } from "./composer.js";
 import { loadContext } from "./contact.js";
@@ -7,6 +8,7 @@ import { matches, renderList } from "./list.js";
 import { announce, renderPresence } from "./live.js";
 import { attachment } from "./media.js";
 import { picker } from "./picker.js";
+import { chooseSnoozeTime, readable } from "./snooze-at.js";
 import { agentName, byInstant, canTake, channelOf, fillSelect, instant, S, shownName } from "./state.js";
 
 // ---- thread ------------------------------------------------------------------------------
@@ -314,12 +316,16 @@ export function pickSnooze() {
   picker(
     "Snooze until",
     [
-      { label: "1 hour", value: at(1) },
-      { label: "4 hours", value: at(4) },
-      { label: "Tomorrow 09:00", value: tomorrow },
-      { label: "Next Monday 09:00", value: monday },
+      { label: `1 hour · ${readable(at(1))}`, value: at(1) },
+      { label: `4 hours · ${readable(at(4))}`, value: at(4) },
+      { label: `Tomorrow · ${readable(tomorrow)}`, value: tomorrow },
+      { label: `Next Monday · ${readable(monday)}`, value: monday },
+      { label: "Pick a date and time…", value: null },
     ],
-    (it) => patch({ snoozed_until: it.value.toISOString() }),
+    (it) =>
+      it.value
+        ? patch({ snoozed_until: it.value.toISOString() })
+        : chooseSnoozeTime((d) => patch({ snoozed_until: d.toISOString() })),
   );
 }
 

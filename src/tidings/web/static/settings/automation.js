@@ -1,8 +1,10 @@
 // Settings → Automation (rule builder, dry run, recent runs) and Business hours (per inbox,
 // with the away message and greeting). Data reaches the page only through el() (textContent
 // and attributes), never as HTML.
+
 import { errorBox, onSubmit, options } from "../forms.js";
 import { api, clock, el } from "../ui.js";
+import { dayRow, timeZonePicker } from "./edits.js";
 
 const EVENTS = [
   ["message.received", "A customer message arrives"],
@@ -498,6 +500,7 @@ export async function hours(main) {
     const h = await api(`/inboxes/${pick.value}/business_hours`);
     const err = errorBox();
     const tz = el("input", { id: "bh-timezone", value: h.timezone, placeholder: "Europe/Paris" });
+    timeZonePicker(tz).catch(() => {});
     const days = DAYS.map(([key, label]) => [
       key,
       el("input", {
@@ -532,7 +535,7 @@ export async function hours(main) {
       ),
       el("label", { for: "bh-timezone" }, "Time zone"),
       tz,
-      ...days.flatMap(([_k, input, label]) => [el("label", { for: input.id }, label), input]),
+      ...days.flatMap(([_k, input, label]) => [el("label", { for: input.id }, label), dayRow(input)]),
       el("label", { for: "bh-holidays" }, "Holidays"),
       holidays,
       el("label", { for: "bh-away" }, "Away message"),

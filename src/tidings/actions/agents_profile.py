@@ -1,0 +1,121 @@
+"""What an agent changes about themselves (the profile page) and admin invitations.
+
+An invitation is an agent without a password plus a one-time link to choose one (the reset
+link of `actions/passwords.py`, which a password-less agent can use once): the admin never
+knows the password and the agent can change it later on their profile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from tidings.access import Principal, require_admin
+from tidings.actions.agents import _audit, _role, _settings_changed
+from tidings.actions.base import transaction
+from tidings.actions.passwords import reset_link
+from tidings.domain.enums import Role
+from tidings.domain.errors import Conflict, Forbidden, InvalidInput
+from tidings.runtime import Runtime
+from tidings.storage.models import Agent, Inbox, InboxMember
+from tidings.storage.types import utcnow
+
+# What the bell and the browser tell an agent about; all on by default.
+NOTIFY_KEYS = ("mentions", "assigned", "replies", "desktop", "sound")
+
+
+def preferences_of(agent: Agent) -> dict[str, bool]:
+    stored = agent.preferences or {}
+    raw = stored.get("notify")
+    notify: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return {k: bool(notify.get(k, True)) for k in NOTIFY_KEYS}
+
+
+async def check_update_me(
+    rt: Runtime, who: Principal, *, name: str | None, notify: dict[str, bool] | None
+) -> Agent:
+    async with transaction(rt) as tx:
+        agent = await tx.session.get_one(Agent, who.agent_id)
+        if name is not None:
+            if not name.strip():
+                raise InvalidInput("name: must not be empty")
+            if len(name.strip()) > 200:
+                raise InvalidInput("name: at most 200 characters")
+            agent.name = name.strip()
+        if notify is not None:
+            unknown = sorted(set(notify) - set(NOTIFY_KEYS))
+            if unknown:
+                raise InvalidInput(f"notify: unknown {', '.join(unknown)}; one of {NOTIFY_KEYS}")
+            merged = {**preferences_of(agent), **{k: bool(v) for k, v in notify.items()}}
+            agent.preferences = {**(agent.preferences or {}), "notify": merged}
+        await tx.session.flush()
+        _audit(tx, who, "agent.profile", "agent", agent.id)
+        if name is not None:
+            _settings_changed(tx, who, "agents")
+        return agent
+
+
+async def check_invite_agent(
+    rt: Runtime, who: Principal, email: str, name: str, role: str, inbox_ids: list[int]
+) -> tuple[Agent, str, datetime]:
+    """A new agent with no password yet, and the link (shown once, valid 24 h) on which they
+    choose one. Their inboxes are set at once so the invitation is complete."""
+    require_admin(who)
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise InvalidInput("email: not an email address")
+    if not name.strip():
+        raise InvalidInput("name: must not be empty")
+    wanted = _role(role)
+    if wanted == Role.OWNER and who.role != Role.OWNER:
+        raise Forbidden("only an owner may invite another owner")
+    async with transaction(rt) as tx:
+        s = tx.session
+        if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+            raise Conflict("email: an agent with this email already exists")
+        ids = sorted(set(inbox_ids))
+        if ids:
+            found = set(
+                (
+                    await s.scalars(
+                        select(Inbox.id).where(
+                            Inbox.id.in_(ids), Inbox.workspace_id == who.workspace_id
+                        )
+                    )
+                ).all()
+            )
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise InvalidInput(f"inbox_ids: no inbox {missing[0]} in this workspace")
+        agent = Agent(
+            workspace_id=who.workspace_id,
+            email=email,
+            name=name.strip(),
+            password_hash=None,
+            role=wanted,
+            availability="offline",
+            active=True,
+            created_at=utcnow(),
+        )
+        s.add(agent)
+        await s.flush()
+        for inbox_id in ids:
+            s.add(InboxMember(inbox_id=inbox_id, agent_id=agent.id))
+        await s.flush()
+        _audit(tx, who, "agent.invite", "agent", agent.id)
+        _settings_changed(tx, who, "agents")
+        url, expires_at = reset_link(rt, agent)
+        return agent, url, expires_at
+
+
+def me_dict(agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "email": agent.email,
+        "role": agent.role,
+        "availability": agent.availability,
+        "notify": preferences_of(agent),
+    }

@@ -1,0 +1,81 @@
+"""Changing an outgoing-webhook subscription: pause/resume, its URL and events, delete.
+A paused subscription gets no new deliveries (the outbox only writes for active ones,
+`actions/base.py`); deleting it also drops its delivery log."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from tidings.access import Principal, require_admin
+from tidings.actions.base import WEBHOOK_EVENTS, transaction
+from tidings.domain.errors import InvalidInput, NotFound
+from tidings.egress import EgressRefused
+from tidings.runtime import Runtime
+from tidings.storage.models import AuditLog, WebhookDelivery, WebhookSubscription
+from tidings.storage.types import utcnow
+
+
+async def check_update_subscription(
+    rt: Runtime,
+    who: Principal,
+    subscription_id: int,
+    *,
+    active: bool | None = None,
+    url: str | None = None,
+    events: list[str] | None = None,
+) -> WebhookSubscription:
+    require_admin(who)
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput("url: must be an http(s) URL")
+        try:
+            await rt.egress.policy.check_destination(url)
+        except EgressRefused as exc:
+            raise InvalidInput(f"url: {exc}") from None
+    if events is not None and (not events or any(e not in WEBHOOK_EVENTS for e in events)):
+        raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")
+    async with transaction(rt) as tx:
+        sub = await tx.session.get(WebhookSubscription, subscription_id)
+        if sub is None or sub.workspace_id != who.workspace_id:
+            raise NotFound("webhook subscription not found")
+        if active is not None:
+            sub.active = active
+        if url is not None:
+            sub.url = url
+        if events is not None:
+            sub.events = list(dict.fromkeys(events))
+        await tx.session.flush()
+        tx.session.add(
+            AuditLog(
+                workspace_id=who.workspace_id,
+                actor_agent_id=who.agent_id,
+                action="webhook.update",
+                target_type="webhook_subscription",
+                target_id=sub.id,
+                details={"active": sub.active},
+                created_at=utcnow(),
+            )
+        )
+        return sub
+
+
+async def check_delete_subscription(rt: Runtime, who: Principal, subscription_id: int) -> None:
+    require_admin(who)
+    async with transaction(rt) as tx:
+        s = tx.session
+        sub = await s.get(WebhookSubscription, subscription_id)
+        if sub is None or sub.workspace_id != who.workspace_id:
+            raise NotFound("webhook subscription not found")
+        await s.execute(delete(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id))
+        await s.delete(sub)
+        s.add(
+            AuditLog(
+                workspace_id=who.workspace_id,
+                actor_agent_id=who.agent_id,
+                action="webhook.delete",
+                target_type="webhook_subscription",
+                target_id=subscription_id,
+                details={},
+                created_at=utcnow(),
+            )
+        )
