@@ -21,6 +21,7 @@ from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.channel_kinds import router as channel_kinds_router
 from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
@@ -216,6 +217,7 @@ def create_app(
     app.include_router(sms_router)
     app.include_router(reports_router)
     app.include_router(ui_router)
+    app.include_router(channel_kinds_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
     app.include_router(automation_router)

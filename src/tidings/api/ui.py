@@ -47,6 +47,7 @@ from tidings.actions.triage import (
 from tidings.api.auth import authenticate
 from tidings.api.v1 import decode_cursor, encode_cursor, runtime
 from tidings.channels.pricing import PricedMessages
+from tidings.channels.registry import kind_capabilities
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
 from tidings.runtime import Runtime
@@ -313,6 +314,7 @@ async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
             {"id": r.id, "short_code": r.short_code, "content": r.content} for r in canned
         ],
         "teams": [{"id": t.id, "name": t.name} for t in teams],
+        "kinds": kind_capabilities(),
     }
 
 

@@ -45,11 +45,6 @@ from tidings.storage.models import (
 )
 from tidings.storage.types import utcnow
 
-# Kinds whose address is the customer's phone number, so a contact known only by number (a CSV
-# row) can be reached there. SMS adapters say so through `capabilities.sms`; WhatsApp's wa_id
-# is the number's digits (its client sends `to: +<digits>`).
-# TODO(adapters): a `phone_addressed` capability would replace this set.
-PHONE_ADDRESSED_KINDS = frozenset({"whatsapp"})
 APPROVED = "approved"
 # The channel reason of a recipient planned straight onto the fallback channel (the report
 # counts these as fallbacks).
@@ -227,7 +222,8 @@ async def address_for(
 
 def phone_addressed(adapter: ChannelAdapter, kind: str) -> bool:
     """Whether a channel of this kind reaches a customer at their phone number."""
-    return adapter.capabilities.sms or kind in PHONE_ADDRESSED_KINDS
+    caps = adapter.capabilities
+    return caps.sms or caps.phone_addressed
 
 
 def phone_identity(kind: str, e164: str) -> str:
