@@ -27,6 +27,7 @@ from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
+from tidings.api.notifications import router as notifications_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
 from tidings.api.sms import router as sms_router
@@ -218,6 +219,7 @@ def create_app(
     app.include_router(reports_router)
     app.include_router(ui_router)
     app.include_router(channel_kinds_router)
+    app.include_router(notifications_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
     app.include_router(automation_router)

@@ -22,7 +22,7 @@ from tidings.access import (
     visible_contacts,
     visible_conversations,
 )
-from tidings.actions import reply_policy
+from tidings.actions import notifications, reply_policy
 from tidings.actions.contacts_merge import (
     check_merge_contacts,
     check_undo_merge,
@@ -338,8 +338,12 @@ def filtered(
         q = q.where(Conversation.assignee_id == who.agent_id)
     elif view == "unassigned":
         q = q.where(Conversation.assignee_id.is_(None))
+    elif view == "mentions":
+        q = q.where(notifications.mentioned(who.agent_id))
+    elif view == "participating":
+        q = q.where(notifications.participating(who.agent_id))
     elif view != "all":
-        raise InvalidInput("view: mine, unassigned or all")
+        raise InvalidInput("view: mine, unassigned, mentions, participating or all")
     if status and status != "any":
         q = q.where(Conversation.status == status)
     if inbox_id is not None:
@@ -375,7 +379,9 @@ def filtered(
 async def list_conversations(
     who: Who,
     rt: RT,
-    view: Annotated[str, Query(description="mine | unassigned | all")] = "all",
+    view: Annotated[
+        str, Query(description="mine | unassigned | mentions | participating | all")
+    ] = "all",
     status: str | None = "open",
     inbox_id: int | None = None,
     channel_id: int | None = None,
