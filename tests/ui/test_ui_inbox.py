@@ -37,7 +37,10 @@ async def test_sign_in_live_conversation_reply_and_ticks(
     await expect(row.locator(".name")).to_have_text("Ana Lima")
     await expect(row.locator(".preview")).to_have_text("Hello, is my order shipped?")
     await expect(row.locator(".badge")).to_have_text("1")
-    await expect(row.locator(".ch")).to_have_text("API")
+    # The channel shows as its kind's icon (from /channel-kinds), named for screen readers.
+    await expect(row.locator(".ch")).to_have_attribute("data-kind", "api")
+    await expect(row.locator(".ch")).to_have_attribute("aria-label", "Website live")
+    await expect(row.locator(".ch svg use")).to_have_attribute("href", "/static/icons.svg#code-xml")
     await expect(page).to_have_title("(1) Inbox — Tidings")
 
     # A second message updates the same row live.
@@ -183,16 +186,19 @@ async def test_window_countdown_and_channel_picker(
     options = page.locator("#c-channel option")
     await expect(options).to_have_count(2)
     # WhatsApp: window closed; the API channel: no identity for this customer. Nothing can go.
-    await expect(options.nth(0)).to_have_text("Website web — can't: no identity")
-    await expect(options.nth(1)).to_have_text("WhatsApp — can't: window closed")
-    await expect(page.locator("#c-why .closed")).to_have_text(
-        "No channel can reach this customer now"
-    )
-    await expect(page.locator("#c-why .blocked").nth(1)).to_contain_text("service window is closed")
-    await expect(page.locator("#c-send")).to_be_disabled()
+    await expect(options.nth(0)).to_have_text("Website web — can't: customer not known here")
+    await expect(options.nth(1)).to_have_text("WhatsApp — can't: window closed — template only")
+    # One banner instead of a line per blocked channel: the window is closed, a template can go.
+    await expect(page.locator("#c-why .closed")).to_contain_text("Window closed — send a template")
+    await expect(page.locator("#c-template")).to_be_visible()
+    await expect(page.locator("#c-why .blocked")).to_have_count(0)
+    # Nothing can be sent as free text: Send and Attach are hidden, not merely greyed.
+    await expect(page.locator("#c-send")).to_be_hidden()
+    await expect(page.locator("#c-attach")).to_be_hidden()
     # A note still works when no channel can reach the customer.
     await page.click("#mode-note")
     await expect(page.locator("#c-send")).to_be_enabled()
+    await expect(page.locator("#c-banner")).to_be_hidden()
     # A location from the fresh customer renders as a place with numeric coordinates.
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
@@ -517,7 +523,8 @@ async def test_closed_window_forces_the_template_picker(
     page, seen = await new_page(context)
     await sign_in(page, server, "owner@example.com")
     await page.goto(f"{server.url}/inbox#c/{conv['id']}")
-    await expect(page.locator("#c-send")).to_be_disabled()
+    await expect(page.locator("#c-send")).to_be_hidden()
+    await expect(page.locator("#c-banner")).to_contain_text("Window closed — send a template")
     await page.click("#c-template")
     # Only the approved template is offered; its two parameters get fields and a preview.
     await expect(page.locator("#tpl-select option")).to_have_text(["order_update (en, utility)"])

@@ -4,7 +4,7 @@
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { errorBox, field, guarded, onSubmit } from "./forms.js";
-import { api, channelIcon, clock, debounce, el } from "./ui.js";
+import { api, channelIcon, clock, confirmAction, debounce, el } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
 // Each render builds into its own box and shows it only if no newer render started meanwhile
@@ -499,7 +499,27 @@ async function detail(id, uploaded) {
       el("button", { type: "button", class: "primary", id: "c-resume", onclick: () => move("resume") }, "Resume"),
     );
   if (["draft", "scheduled", "running", "paused"].includes(c.state))
-    buttons.push(el("button", { type: "button", id: "c-cancel", onclick: () => move("cancel") }, "Cancel campaign"));
+    buttons.push(
+      el(
+        "button",
+        {
+          type: "button",
+          id: "c-cancel",
+          onclick: async () => {
+            const ok = await confirmAction({
+              title: `Cancel the campaign “${c.name}”?`,
+              consequences: [
+                "Recipients not yet sent to are skipped; messages already sent stay sent.",
+                "A cancelled campaign cannot be resumed: you would create a new one.",
+              ],
+              confirm: "Cancel campaign",
+            });
+            if (ok) move("cancel");
+          },
+        },
+        "Cancel campaign",
+      ),
+    );
   const facts = el(
     "dl",
     { class: "facts" },

@@ -164,7 +164,8 @@ export function avatar(name, pictureUrl, size = "") {
   for (const ch of String(name || "")) h = (h * 31 + ch.codePointAt(0)) % 360;
   node.style.backgroundColor = `hsl(${h} 45% 42%)`;
   node.textContent = initials(name);
-  if (pictureUrl) {
+  // Only pictures served by Tidings itself: the page may load images from its own origin only.
+  if (pictureUrl?.startsWith("/") && !pictureUrl.startsWith("//")) {
     const img = el("img", { src: pictureUrl, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
     img.addEventListener("load", () => node.replaceChildren(img));
   }
@@ -183,7 +184,7 @@ export function confirmAction({ title, consequences = [], confirm = "Delete", da
       consequences.length ? el("ul", { class: "consequences" }, ...consequences.map((c) => el("li", null, c))) : null,
     );
     const ok = el("button", { type: "button", class: danger ? "danger" : "primary", id: "confirm-ok" }, confirm);
-    const cancel = el("button", { type: "button", id: "confirm-cancel" }, "Cancel");
+    const cancel = el("button", { type: "button", id: "confirm-cancel" }, "Go back");
     const done = (v) => {
       dlg.close();
       dlg.remove();
@@ -199,6 +200,49 @@ export function confirmAction({ title, consequences = [], confirm = "Delete", da
     document.body.append(dlg);
     dlg.showModal();
     cancel.focus();
+  });
+}
+
+// askText({title, label, confirm}) resolves the trimmed text, or null when dismissed.
+export function askText({ title, label, confirm = "Save", placeholder = "" }) {
+  return new Promise((resolve) => {
+    const input = el("input", { type: "text", id: "ask-input", maxlength: "80", placeholder, "aria-label": label });
+    const err = el("p", { class: "error", role: "alert" });
+    const dlg = el(
+      "dialog",
+      { class: "confirm" },
+      el("h2", null, title),
+      el("label", { class: "ask" }, label, input),
+      err,
+    );
+    const done = (v) => {
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    const ok = el("button", { type: "submit", class: "primary", id: "ask-ok" }, confirm);
+    const form = el(
+      "form",
+      { class: "confirm-foot" },
+      el("button", { type: "button", id: "ask-cancel", onclick: () => done(null) }, "Go back"),
+      ok,
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      if (!input.value.trim()) {
+        err.textContent = "Give it a name.";
+        return;
+      }
+      done(input.value.trim());
+    });
+    dlg.addEventListener("cancel", (ev) => {
+      ev.preventDefault();
+      done(null);
+    });
+    dlg.append(form);
+    document.body.append(dlg);
+    dlg.showModal();
+    input.focus();
   });
 }
 
@@ -230,3 +274,30 @@ export function debounce(fn, ms) {
     t = setTimeout(() => fn(...args), ms);
   };
 }
+
+// ---- navigation on narrow screens ----------------------------------------------------------
+// The top bar's links fold into a menu button below 760 px wide (tidings.css).
+function wireNav() {
+  const toggle = document.getElementById("nav-toggle");
+  const nav = document.getElementById("top-nav");
+  if (!toggle || !nav) return;
+  const set = (open) => {
+    nav.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    set(!nav.classList.contains("open"));
+  });
+  document.addEventListener("click", (ev) => {
+    if (nav.classList.contains("open") && !nav.contains(ev.target)) set(false);
+  });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && nav.classList.contains("open")) {
+      set(false);
+      toggle.focus();
+    }
+  });
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wireNav);
+else wireNav();
