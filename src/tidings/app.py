@@ -25,6 +25,7 @@ from tidings.api.channel_kinds import router as channel_kinds_router
 from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
+from tidings.api.macros import router as macros_router
 from tidings.api.media import router as media_router
 from tidings.api.meta import router as meta_router
 from tidings.api.notifications import router as notifications_router
@@ -220,6 +221,7 @@ def create_app(
     app.include_router(ui_router)
     app.include_router(channel_kinds_router)
     app.include_router(notifications_router)
+    app.include_router(macros_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
     app.include_router(automation_router)

@@ -102,6 +102,9 @@ async function start() {
     snooze: () => pickSnooze(),
     view: setView,
     notifications: () => togglePanel(true),
+    refresh: (id) => {
+      if (S.current === id) openConversation(id);
+    },
   });
   connect(() => {
     loadList();

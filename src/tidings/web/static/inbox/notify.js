@@ -47,6 +47,8 @@ function row(n) {
 
 function drawPanel() {
   const list = $("notif-list");
+  // A redraw (live or refreshed) keeps the keyboard where it was.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
   list.replaceChildren(
     ...(state.items.length
       ? state.items.map(row)
@@ -58,6 +60,9 @@ function drawPanel() {
           ),
         ]),
   );
+  if (focused) list.querySelector(`li[data-id="${CSS.escape(focused)}"]`)?.focus();
+  else if (state.open && !$("notif-panel").contains(document.activeElement))
+    (list.querySelector("li.notif") || $("notif-all")).focus();
   const alerts = $("notif-alerts");
   if (!("Notification" in window)) alerts.hidden = true;
   else alerts.textContent = Notification.permission === "granted" ? "Desktop alerts on" : "Turn on desktop alerts";
@@ -95,8 +100,6 @@ export function togglePanel(open = !state.open) {
   if (open) {
     drawPanel();
     loadNotifications();
-    const first = $("notif-list").querySelector("li.notif");
-    (first || $("notif-all")).focus();
   }
 }
 

@@ -8,6 +8,7 @@ let items = [];
 let active = 0;
 let found = [];
 let ctx = null;
+let macros = [];
 
 function actions() {
   const open = Boolean(S.current);
@@ -35,6 +36,14 @@ function actions() {
       { group: "Conversation", icon: "clock", label: "Snooze…", run: () => ctx.snooze() },
       { group: "Conversation", icon: "x", label: "Unassign", run: () => ctx.patch({ assignee_id: null }) },
     );
+    for (const m of macros)
+      list.push({
+        group: "Macros",
+        icon: "zap",
+        label: `Run macro: ${m.name}`,
+        detail: m.steps.join(", "),
+        run: () => runMacro(m),
+      });
     for (const p of ["urgent", "high", "medium", "low", "none"])
       list.push({
         group: "Conversation",
@@ -158,9 +167,34 @@ function run(i) {
   it.run();
 }
 
+// A macro runs its steps on the open conversation; refused or failed steps are said, the rest
+// still ran (the thread narrates each change).
+async function runMacro(m) {
+  const id = S.current;
+  try {
+    const res = await api(`/conversations/${id}/macros/${m.id}/run`, { method: "POST" });
+    const bad = res.steps.filter((x) => x.outcome !== "ok");
+    $("c-error").textContent = bad.length
+      ? `Macro ${m.name}: ${bad.map((x) => `${x.action} ${x.outcome} — ${x.detail}`).join("; ")}`
+      : "";
+    ctx.refresh(id);
+  } catch (e) {
+    $("c-error").textContent = e.message;
+  }
+}
+
+async function loadMacros() {
+  try {
+    macros = await api("/macros");
+  } catch (_e) {
+    macros = [];
+  }
+}
+
 export function openPalette(query = "") {
   const dlg = $("palette");
   if (dlg.open) return;
+  if (S.current) loadMacros().then(() => dlg.open && draw());
   $("palette-input").value = query;
   active = 0;
   found = [];
