@@ -35,7 +35,9 @@ export function renderRoutes() {
     routes.find((r) => String(r.channel_id) === keep && r.can_send) ||
     routes.find((r) => r.last_used && r.can_send) ||
     routes.find((r) => r.can_send);
+  // Nothing can send: the picker still shows a channel and, in its option, why not.
   if (preferred) sel.value = String(preferred.channel_id);
+  else if (routes.length) sel.selectedIndex = 0;
   updateComposer();
 }
 
@@ -194,7 +196,11 @@ export function drawTemplate() {
   while (names.length < t.parameters) names.push(String(names.length + 1));
   for (const name of names.slice(0, Math.max(t.parameters, names.length))) {
     const at = t.body.search(new RegExp(`\\{\\{\\s*${name.replace(".", "\\.")}\\s*\\}\\}`));
-    const around = at >= 0 ? t.body.slice(Math.max(0, at - 18), at).trim() : "";
+    const before = at >= 0 ? t.body.slice(Math.max(0, at - 24), at) : "";
+    const around = before
+      .slice(before.lastIndexOf("}}") + 1)
+      .replace(/^\}/, "")
+      .trim();
     const label = /^\d+$/.test(name) ? `Parameter ${name}` : name.replaceAll("_", " ");
     box.append(
       el(
