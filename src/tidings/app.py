@@ -20,6 +20,7 @@ from tidings import profiles, timers
 from tidings.actions import templates as template_sync
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
+from tidings.api.avatars import router as avatars_router
 from tidings.api.campaigns import router as campaigns_router
 from tidings.api.channel_kinds import router as channel_kinds_router
 from tidings.api.docs import mount_docs
@@ -222,6 +223,7 @@ def create_app(
     app.include_router(channel_kinds_router)
     app.include_router(notifications_router)
     app.include_router(macros_router)
+    app.include_router(avatars_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
     app.include_router(automation_router)

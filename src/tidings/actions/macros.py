@@ -31,6 +31,8 @@ def validate_actions(name: str, actions: list[Any]) -> list[dict[str, Any]]:
 async def check_create_macro(rt: Runtime, who: Principal, name: str, actions: list[Any]) -> Macro:
     require_admin(who)
     name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("name: give the macro a name")
     checked = validate_actions(name, actions)
     async with transaction(rt) as tx:
         s = tx.session

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal
 from tidings.actions.base import transaction
-from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import SavedView
 from tidings.storage.types import utcnow
@@ -21,6 +21,8 @@ async def check_save_view(
     rt: Runtime, who: Principal, name: str, filters: dict[str, Any]
 ) -> SavedView:
     name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("name: give the view a name")
     async with transaction(rt) as tx:
         s = tx.session
         mine = (

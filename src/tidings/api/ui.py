@@ -45,6 +45,7 @@ from tidings.actions.triage import (
     check_triage,
 )
 from tidings.api.auth import authenticate
+from tidings.api.avatars import picture_path
 from tidings.api.v1 import decode_cursor, encode_cursor, runtime
 from tidings.channels.pricing import PricedMessages
 from tidings.channels.registry import kind_capabilities
@@ -195,6 +196,15 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
         .where(ConversationLabel.conversation_id.in_(ids))
     ):
         labels.setdefault(conv_id, []).append(name)
+    # A same-origin picture address where the channel gave the customer one (api/avatars.py).
+    pictures = {
+        cid: picture_path(cid, attributes)
+        for cid, attributes in await s.execute(
+            select(Contact.id, Contact.attributes).where(
+                Contact.id.in_({c.contact_id for c in convs})
+            )
+        )
+    }
     windows: dict[tuple[int, int], datetime | None] = {}
     for row in await s.scalars(
         select(ConversationChannel).where(ConversationChannel.conversation_id.in_(ids))
@@ -208,6 +218,7 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
         item["contact_name"], item["contact_display_name"] = names.get(
             c.contact_id, (None, display_name(c.contact_id, None, None))
         )
+        item["contact_picture_url"] = pictures.get(c.contact_id)
         item["channel_kind"] = info.kind if info else None
         item["channel_name"] = info.name if info else None
         item["window"] = await window_of(
