@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tidings.channels.optional import PROTOCOLS, optional_capabilities
 from tidings.channels.registry import get_adapter, kinds
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "tidings" / "web" / "static"
@@ -30,6 +31,7 @@ async def test_every_registered_kind_reaches_the_browser(api: httpx.AsyncClient)
         assert k["templates"] == caps.supports_templates
         assert k["service_window_hours"] == caps.service_window_hours
         assert f'<symbol id="{k["icon"]}"' in sprite, k
+        assert k["optional"] == optional_capabilities(get_adapter(k["kind"]))
         colours.add(k["color"])
     assert len(colours) == len(served), "every kind needs its own colour"
     # What the campaign editor used to hard-code, now answered by the adapters.
@@ -57,3 +59,17 @@ def test_every_icon_a_page_names_is_in_the_sprite() -> None:
     for path in STATIC.rglob("*.js"):
         for name in re.findall(r"\bicon\(\"([a-z0-9-]+)\"", path.read_text()):
             assert f'<symbol id="{name}"' in sprite, f"{path.name}: icon {name!r} not in icons.svg"
+
+
+def test_every_optional_protocol_is_listed_next_to_the_base() -> None:
+    """A new optional protocol in channels/ is listed in channels/optional.py (and so reaches
+    the browser), and what the index says matches the adapters."""
+    channels = STATIC.parents[1] / "channels"
+    defined = set()
+    for path in channels.glob("*.py"):
+        defined |= set(re.findall(r"^class (\w+)\(Protocol\):", path.read_text(), re.M))
+    defined.discard("ChannelAdapter")
+    assert defined == {p.__name__ for p in PROTOCOLS.values()}
+    assert "typing" in optional_capabilities(get_adapter("telegram"))  # send_typing
+    assert "typing" in optional_capabilities(get_adapter("messenger"))  # typing_on signal
+    assert "typing" not in optional_capabilities(get_adapter("twilio"))

@@ -8,6 +8,7 @@ from tidings.channels.gbm import GbmAdapter
 from tidings.channels.instagram import InstagramAdapter
 from tidings.channels.line import LineAdapter
 from tidings.channels.messenger import MessengerAdapter
+from tidings.channels.optional import optional_capabilities
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
 from tidings.channels.telegram import TelegramAdapter
@@ -69,6 +70,7 @@ def kind_capabilities() -> list[dict[str, object]]:
                 "templates": caps.supports_templates,
                 "service_window_hours": caps.service_window_hours,
                 "text_max_length": caps.text_max_length,
+                "optional": optional_capabilities(adapter),
             }
         )
     return out
