@@ -28,6 +28,7 @@ class ChannelKindOut(BaseModel):
     templates: bool = Field(description="Approved templates (needed outside the window)")
     service_window_hours: int | None = Field(description="Free-form reply window; null: none")
     text_max_length: int
+    receipts: list[str] = Field(description="Statuses the provider reports: sent, delivered, read")
     optional: list[str] = Field(
         description="Optional capabilities it implements (channels/optional.py): typing, "
         "read_receipts, interactive, profiles, template_sync..."

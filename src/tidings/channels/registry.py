@@ -70,6 +70,7 @@ def kind_capabilities() -> list[dict[str, object]]:
                 "templates": caps.supports_templates,
                 "service_window_hours": caps.service_window_hours,
                 "text_max_length": caps.text_max_length,
+                "receipts": list(caps.receipts),
                 "optional": optional_capabilities(adapter),
             }
         )
