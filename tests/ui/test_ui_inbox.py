@@ -230,6 +230,11 @@ async def test_canned_reply_by_shortcut(
         json={"short_code": "thanks", "content": "Thank you for waiting!"},
     )
     assert resp.status_code == 201, resp.text
+    other = await api.post(
+        "/api/v1/admin/canned_replies",
+        json={"short_code": "thanks-later", "content": "Thanks, we will write back."},
+    )
+    assert other.status_code == 201, other.text
     await customer_says(server, "canned", "cust-5", "hi there", name="Eve")
     convs = await wait_conversations(api, 1)
     page, _seen = await new_page(context)
@@ -238,7 +243,12 @@ async def test_canned_reply_by_shortcut(
     await expect(page.locator("#t-name")).to_have_text("Eve")
     await page.click("#c-text")
     await page.keyboard.type("/tha")
-    await expect(page.locator("#canned li")).to_have_count(1)
+    await expect(page.locator("#canned li")).to_have_count(2)
+    # Arrow keys move through the suggestions (and wrap); Enter takes the highlighted one.
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("#canned li.active")).to_contain_text("/thanks-later")
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("#canned li.active")).to_contain_text("Thank you for waiting!")
     await page.keyboard.press("Enter")
     await expect(page.locator("#c-text")).to_have_value("Thank you for waiting!")
     await page.keyboard.press("Control+Enter")
@@ -496,8 +506,13 @@ async def test_sms_counter_in_the_composer(
     # One character outside GSM-7 switches the whole message to UCS-2, and says which.
     await page.fill("#c-text", "Your parcel ✓ arrives today")
     await expect(counter).to_contain_text("UCS-2 because of ✓")
+    # Ten characters before the first segment is full, the counter warns; past it, it says so.
+    await page.fill("#c-text", "a" * 152)
+    await expect(counter).to_contain_text("8 left before segment 2")
+    await expect(counter).to_have_class(re.compile(r"\bnear\b"))
     await page.fill("#c-text", "a" * 161)
     await expect(counter).to_contain_text("161 chars · 2 segments")
+    await expect(counter).to_have_class(re.compile(r"\bover\b"))
     assert seen.page_errors == []
 
 
