@@ -4,13 +4,15 @@ phone-width navigation, and the composer's template banner at desktop, tablet an
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, expect
+from playwright.async_api import Browser, BrowserContext, Route, expect
 
-from tests.conftest import Owner, Server
+from tests.conftest import Owner, Server, eventually
 from tests.ui.helpers import (
     api_channel,
     customer_says,
@@ -21,6 +23,7 @@ from tests.ui.helpers import (
     whatsapp_channel,
     whatsapp_says,
 )
+from tests.ui.test_ui_media import customer, png, settled
 from tidings.storage.models import Template
 
 SIZES = {"desktop": (1280, 800), "tablet": (768, 1024), "phone": (390, 844)}
@@ -282,3 +285,42 @@ async def test_composer_banner_and_template_picker(
         assert seen.page_errors == [] and seen.console_errors == [] and seen.csp_violations == []
     finally:
         await ctx.close()
+
+
+async def test_thread_opens_at_the_newest_message_when_images_load_late(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    await whatsapp_channel(api, server)
+    for i in range(14):
+        await customer(server, text=f"message number {i}")
+    # A tall picture last: it grows the thread after the first layout.
+    await customer(
+        server,
+        type="image",
+        mime_type="image/png",
+        media_b64=base64.b64encode(png(160, 900)).decode(),
+        text="the damaged box",
+    )
+    [conv] = await wait_conversations(api, 1)
+    await settled(api, conv["id"], 15)
+    page, seen = await new_page(context)
+    # The picture is answered only once the thread is on screen, as on a slow network.
+    released = asyncio.Event()
+
+    async def slow(route: Route) -> None:
+        await released.wait()
+        await route.continue_()
+
+    await page.route("**/api/v1/attachments/*", slow)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/inbox#c/{conv['id']}")
+    box = page.locator("#messages")
+    await expect(box.locator(".msg.in")).to_have_count(15)
+    released.set()
+    img = box.locator("figure.att-image img")
+    await eventually(lambda: img.evaluate("i => i.complete && i.naturalHeight > 0"))
+    # Still at the bottom, with the picture's caption in view.
+    gap = await box.evaluate("b => b.scrollHeight - b.scrollTop - b.clientHeight")
+    assert gap < 4, gap
+    await expect(box.locator(".msg.in .body").last).to_be_in_viewport()
+    assert seen.page_errors == [] and seen.csp_violations == []
