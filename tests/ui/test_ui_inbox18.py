@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any
 
 import httpx
@@ -324,3 +325,35 @@ async def test_thread_opens_at_the_newest_message_when_images_load_late(
     assert gap < 4, gap
     await expect(box.locator(".msg.in .body").last).to_be_in_viewport()
     assert seen.page_errors == [] and seen.csp_violations == []
+
+
+async def test_saved_view_round_trip(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.click(".views button[data-view='mine']")
+    await page.select_option("#f-status", "pending")
+    await page.click("#view-save")
+    await page.fill("#ask-input", "My pending")
+    await page.click("#ask-ok")
+    await expect(page.locator("#f-saved")).to_have_value(re.compile(r"^\d+$"))
+    saved = (await api.get("/api/v1/views")).json()
+    assert [(v["name"], v["filters"]["view"], v["filters"]["status"]) for v in saved] == [
+        ("My pending", "mine", "pending")
+    ]
+    # Choosing it later brings the tab and filters back.
+    await page.click(".views button[data-view='all']")
+    await page.select_option("#f-status", "open")
+    await page.select_option("#f-saved", str(saved[0]["id"]))
+    await expect(page.locator(".views button[data-view='mine']")).to_have_attribute(
+        "aria-selected", "true"
+    )
+    await expect(page.locator("#f-status")).to_have_value("pending")
+    # Deleting asks first.
+    await page.click("#view-delete")
+    await expect(page.locator("dialog.confirm h2")).to_have_text("Delete the view “My pending”?")
+    await page.click("#confirm-ok")
+    await expect(page.locator("#f-saved option")).to_have_text(["No saved views yet"])
+    assert (await api.get("/api/v1/views")).json() == []
+    assert seen.page_errors == [] and seen.console_errors == [] and seen.dialogs == []
