@@ -385,13 +385,19 @@ export async function loadList(more = false) {
   renderList();
 }
 
+// Live events may ask for the same row twice in quick succession (created, then renamed): only
+// the answer to the latest request is shown, so an older answer cannot overwrite a newer one.
+const upserts = new Map();
 export async function upsertConversation(id) {
+  const seq = (upserts.get(id) || 0) + 1;
+  upserts.set(id, seq);
   let c;
   try {
     c = await api(`/ui/conversations/${id}`);
   } catch (_e) {
     return;
   }
+  if (upserts.get(id) !== seq) return;
   if (matches(c)) S.convs.set(id, c);
   else S.convs.delete(id);
   renderList();

@@ -130,7 +130,9 @@ export function connect(onReconnect) {
   // A customer's name arrived from the provider's profile API: show it where they are listed.
   es.addEventListener("contact.updated", (ev) => {
     const d = JSON.parse(ev.data);
-    for (const id of d.conversation_ids || []) if (S.convs.has(id) || id === S.current) upsertConversation(id);
+    // Every conversation of the contact: one still being added to the list (its first fetch
+    // may predate the name) gets the name too; the list's filters decide what is shown.
+    for (const id of d.conversation_ids || []) upsertConversation(id);
     if (S.context?.contact && S.context.contact.id === d.id) loadContext();
   });
   es.addEventListener("presence", (ev) => onPresence(JSON.parse(ev.data)));
