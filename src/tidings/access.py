@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.domain.enums import LiveEventType, Role
 from tidings.domain.errors import Forbidden, NotFound
 from tidings.realtime.bus import LiveEvent
-from tidings.storage.models import Channel, Contact, Conversation, Inbox
+from tidings.storage.models import Agent, Channel, Contact, Conversation, Inbox, InboxMember
 
 SCOPES = ("read", "reply", "admin")
 ALL_SCOPES = frozenset(SCOPES)
@@ -101,6 +101,7 @@ class Audience(Enum):
     WORKSPACE = "workspace"  # every agent of the workspace (nothing in it is inbox data)
     INBOX = "inbox"  # agents who can see one of the event's inboxes (`LiveEvent.inboxes`)
     ADMINS = "admins"  # owners and admins
+    AGENT = "agent"  # only the agent named in the event's `agent_id` (their own bell)
 
 
 # Every live event type the bus carries, and who may receive it: the one rule the SSE stream
@@ -133,20 +134,69 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     LiveEventType.SETTINGS_UPDATED: Audience.WORKSPACE,
     LiveEventType.WORKSPACE_UPDATED: Audience.WORKSPACE,
     LiveEventType.AGENT_AVAILABILITY: Audience.WORKSPACE,
+    # An agent's own notification (actions/notifications.py): theirs alone, admins included.
+    LiveEventType.NOTIFICATION_CREATED: Audience.AGENT,
 }
 
 
 def can_see_event(who: Principal, event: LiveEvent) -> bool:
     if event.workspace_id != who.workspace_id:
         return False
+    audience = EVENT_AUDIENCE.get(event.type, Audience.ADMINS)
+    if audience is Audience.AGENT:
+        return event.data.get("agent_id") == who.agent_id
     if who.is_admin:
         return True
-    audience = EVENT_AUDIENCE.get(event.type, Audience.ADMINS)
     if audience is Audience.WORKSPACE:
         return True
     if audience is Audience.INBOX:
         return any(i in who.inbox_ids for i in event.inboxes())
     return False
+
+
+async def agents_seeing_conversations(
+    session: AsyncSession, pairs: Iterable[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Of these (agent, conversation) pairs, those where the agent may see the conversation
+    (same workspace; owner/admin, or a member of its inbox): who may be notified of it."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    agent_ids = {a for a, _ in wanted}
+    conv_ids = {c for _, c in wanted}
+    agents = {
+        a.id: a for a in (await session.scalars(select(Agent).where(Agent.id.in_(agent_ids)))).all()
+    }
+    convs = {
+        cid: (inbox_id, ws_id)
+        for cid, inbox_id, ws_id in (
+            await session.execute(
+                select(Conversation.id, Conversation.inbox_id, Conversation.workspace_id).where(
+                    Conversation.id.in_(conv_ids)
+                )
+            )
+        ).all()
+    }
+    members = set(
+        (
+            await session.execute(
+                select(InboxMember.agent_id, InboxMember.inbox_id).where(
+                    InboxMember.agent_id.in_(agent_ids)
+                )
+            )
+        ).all()
+    )
+    out = set()
+    for agent_id, conv_id in wanted:
+        agent = agents.get(agent_id)
+        if agent is None or not agent.active or conv_id not in convs:
+            continue
+        inbox_id, ws_id = convs[conv_id]
+        if agent.workspace_id != ws_id:
+            continue
+        if agent.role in (Role.OWNER, Role.ADMIN) or (agent_id, inbox_id) in members:
+            out.add((agent_id, conv_id))
+    return out
 
 
 async def contact_inboxes(session: AsyncSession, contact_ids: Iterable[int]) -> tuple[int, ...]:

@@ -19,17 +19,21 @@ from starlette.types import Receive, Scope, Send
 
 from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
+from tidings.api.avatars import router as avatars_router
 from tidings.api.campaigns import router as campaigns_router
+from tidings.api.channel_kinds import router as channel_kinds_router
 from tidings.api.channels_admin import help_router as channel_help_router
 from tidings.api.channels_admin import router as channels_admin_router
 from tidings.api.contacts import router as contacts_router
 from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
+from tidings.api.macros import router as macros_router
 from tidings.api.me import router as me_router
 from tidings.api.media import router as media_router
 from tidings.api.message_templates import router as templates_router
 from tidings.api.meta import router as meta_router
+from tidings.api.notifications import router as notifications_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
 from tidings.api.settings_edits import router as settings_edits_router
@@ -153,6 +157,10 @@ def create_app(
     app.include_router(sms_router)
     app.include_router(reports_router)
     app.include_router(ui_router)
+    app.include_router(channel_kinds_router)
+    app.include_router(notifications_router)
+    app.include_router(macros_router)
+    app.include_router(avatars_router)
     app.include_router(admin_router)
     app.include_router(campaigns_router)
     app.include_router(automation_router)

@@ -37,7 +37,10 @@ async def test_sign_in_live_conversation_reply_and_ticks(
     await expect(row.locator(".name")).to_have_text("Ana Lima")
     await expect(row.locator(".preview")).to_have_text("Hello, is my order shipped?")
     await expect(row.locator(".badge")).to_have_text("1")
-    await expect(row.locator(".ch")).to_have_text("API")
+    # The channel shows as its kind's icon (from /channel-kinds), named for screen readers.
+    await expect(row.locator(".ch")).to_have_attribute("data-kind", "api")
+    await expect(row.locator(".ch")).to_have_attribute("aria-label", "Website live")
+    await expect(row.locator(".ch svg use")).to_have_attribute("href", "/static/icons.svg#code-xml")
     await expect(page).to_have_title("(1) Inbox — Tidings")
 
     # A second message updates the same row live.
@@ -183,16 +186,19 @@ async def test_window_countdown_and_channel_picker(
     options = page.locator("#c-channel option")
     await expect(options).to_have_count(2)
     # WhatsApp: window closed; the API channel: no identity for this customer. Nothing can go.
-    await expect(options.nth(0)).to_have_text("Website web — can't: no identity")
-    await expect(options.nth(1)).to_have_text("WhatsApp — can't: window closed")
-    await expect(page.locator("#c-why .closed")).to_have_text(
-        "No channel can reach this customer now"
-    )
-    await expect(page.locator("#c-why .blocked").nth(1)).to_contain_text("service window is closed")
-    await expect(page.locator("#c-send")).to_be_disabled()
+    await expect(options.nth(0)).to_have_text("Website web — can't: customer not known here")
+    await expect(options.nth(1)).to_have_text("WhatsApp — can't: window closed — template only")
+    # One banner instead of a line per blocked channel: the window is closed, a template can go.
+    await expect(page.locator("#c-why .closed")).to_contain_text("Window closed — send a template")
+    await expect(page.locator("#c-template")).to_be_visible()
+    await expect(page.locator("#c-why .blocked")).to_have_count(0)
+    # Nothing can be sent as free text: Send and Attach are hidden, not merely greyed.
+    await expect(page.locator("#c-send")).to_be_hidden()
+    await expect(page.locator("#c-attach")).to_be_hidden()
     # A note still works when no channel can reach the customer.
     await page.click("#mode-note")
     await expect(page.locator("#c-send")).to_be_enabled()
+    await expect(page.locator("#c-banner")).to_be_hidden()
     # A location from the fresh customer renders as a place with numeric coordinates.
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
@@ -224,6 +230,11 @@ async def test_canned_reply_by_shortcut(
         json={"short_code": "thanks", "content": "Thank you for waiting!"},
     )
     assert resp.status_code == 201, resp.text
+    other = await api.post(
+        "/api/v1/admin/canned_replies",
+        json={"short_code": "thanks-later", "content": "Thanks, we will write back."},
+    )
+    assert other.status_code == 201, other.text
     await customer_says(server, "canned", "cust-5", "hi there", name="Eve")
     convs = await wait_conversations(api, 1)
     page, _seen = await new_page(context)
@@ -232,7 +243,12 @@ async def test_canned_reply_by_shortcut(
     await expect(page.locator("#t-name")).to_have_text("Eve")
     await page.click("#c-text")
     await page.keyboard.type("/tha")
-    await expect(page.locator("#canned li")).to_have_count(1)
+    await expect(page.locator("#canned li")).to_have_count(2)
+    # Arrow keys move through the suggestions (and wrap); Enter takes the highlighted one.
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("#canned li.active")).to_contain_text("/thanks-later")
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("#canned li.active")).to_contain_text("Thank you for waiting!")
     await page.keyboard.press("Enter")
     await expect(page.locator("#c-text")).to_have_value("Thank you for waiting!")
     await page.keyboard.press("Control+Enter")
@@ -490,8 +506,13 @@ async def test_sms_counter_in_the_composer(
     # One character outside GSM-7 switches the whole message to UCS-2, and says which.
     await page.fill("#c-text", "Your parcel ✓ arrives today")
     await expect(counter).to_contain_text("UCS-2 because of ✓")
+    # Ten characters before the first segment is full, the counter warns; past it, it says so.
+    await page.fill("#c-text", "a" * 152)
+    await expect(counter).to_contain_text("8 left before segment 2")
+    await expect(counter).to_have_class(re.compile(r"\bnear\b"))
     await page.fill("#c-text", "a" * 161)
     await expect(counter).to_contain_text("161 chars · 2 segments")
+    await expect(counter).to_have_class(re.compile(r"\bover\b"))
     assert seen.page_errors == []
 
 
@@ -517,7 +538,8 @@ async def test_closed_window_forces_the_template_picker(
     page, seen = await new_page(context)
     await sign_in(page, server, "owner@example.com")
     await page.goto(f"{server.url}/inbox#c/{conv['id']}")
-    await expect(page.locator("#c-send")).to_be_disabled()
+    await expect(page.locator("#c-send")).to_be_hidden()
+    await expect(page.locator("#c-banner")).to_contain_text("Window closed — send a template")
     await page.click("#c-template")
     # Only the approved template is offered; its two parameters get fields and a preview.
     await expect(page.locator("#tpl-select option")).to_have_text(["order_update (en, utility)"])

@@ -105,6 +105,9 @@ async def test_settings_pages(
         assert me.status_code == 200
         row = page.locator("#tokens-table tr:has-text('CRM sync')")
         await row.locator("button").click()
+        # Revoking asks first and says what happens to integrations using it.
+        await expect(page.locator("dialog.confirm .consequences")).to_contain_text("HTTP 401")
+        await page.click("#confirm-ok")
         await expect(page.locator("#tokens-table tr:has-text('CRM sync')")).to_have_count(0)
         gone = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert gone.status_code == 401

@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.actions import notifications
 from tidings.automation import outbox as automation_outbox
 from tidings.domain.enums import LiveEventType, Queue
 from tidings.realtime.bus import LiveEvent
@@ -123,6 +124,7 @@ async def transaction(rt: Runtime) -> AsyncIterator[Tx]:
         yield tx
         # Rule events (an outbox of their own) first: a rule run's narration adds events.
         await automation_outbox.before_commit(tx)
+        await notifications.before_commit(tx)  # reads the events the rules' narration added
         await tx._write_webhook_outbox()
     # Committed: now, and only now, tell the world. A bus failure must not turn a committed
     # change into an error for the caller; clients resync on reconnect.

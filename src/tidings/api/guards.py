@@ -9,7 +9,8 @@
   limit holds whatever the content type says: every route there but the uploads takes JSON,
   and FastAPI reads a body of another type (multipart included) in full before refusing it.
   The upload routes (`_UPLOADS`: attachments, the CSV audience, the contacts import) keep their
-  own limits; a new route that takes files must be added there. Webhooks have theirs (api/webhooks.py).
+  own limits; a new route that takes files must be added there. Webhooks have theirs
+  (api/webhooks.py).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from tidings.access import (
     visible_contacts,
     visible_conversations,
 )
-from tidings.actions import reply_policy
+from tidings.actions import notifications, reply_policy
 from tidings.actions.contacts_merge import (
     check_merge_contacts,
     check_undo_merge,
@@ -45,9 +45,11 @@ from tidings.actions.triage import (
     check_triage,
 )
 from tidings.api.auth import authenticate
+from tidings.api.avatars import picture_path
 from tidings.api.deps import runtime
 from tidings.api.v1 import decode_cursor, encode_cursor
 from tidings.channels.pricing import PricedMessages
+from tidings.channels.registry import kind_capabilities
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
 from tidings.runtime import Runtime
@@ -195,6 +197,15 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
         .where(ConversationLabel.conversation_id.in_(ids))
     ):
         labels.setdefault(conv_id, []).append(name)
+    # A same-origin picture address where the channel gave the customer one (api/avatars.py).
+    pictures = {
+        cid: picture_path(cid, attributes)
+        for cid, attributes in await s.execute(
+            select(Contact.id, Contact.attributes).where(
+                Contact.id.in_({c.contact_id for c in convs})
+            )
+        )
+    }
     windows: dict[tuple[int, int], datetime | None] = {}
     for row in await s.scalars(
         select(ConversationChannel).where(ConversationChannel.conversation_id.in_(ids))
@@ -208,6 +219,7 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
         item["contact_name"], item["contact_display_name"] = names.get(
             c.contact_id, (None, display_name(c.contact_id, None, None))
         )
+        item["contact_picture_url"] = pictures.get(c.contact_id)
         item["channel_kind"] = info.kind if info else None
         item["channel_name"] = info.name if info else None
         item["window"] = await window_of(
@@ -314,6 +326,7 @@ async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
             {"id": r.id, "short_code": r.short_code, "content": r.content} for r in canned
         ],
         "teams": [{"id": t.id, "name": t.name} for t in teams],
+        "kinds": kind_capabilities(),
     }
 
 
@@ -337,8 +350,12 @@ def filtered(
         q = q.where(Conversation.assignee_id == who.agent_id)
     elif view == "unassigned":
         q = q.where(Conversation.assignee_id.is_(None))
+    elif view == "mentions":
+        q = q.where(notifications.mentioned(who.agent_id))
+    elif view == "participating":
+        q = q.where(notifications.participating(who.agent_id))
     elif view != "all":
-        raise InvalidInput("view: mine, unassigned or all")
+        raise InvalidInput("view: mine, unassigned, mentions, participating or all")
     if status and status != "any":
         q = q.where(Conversation.status == status)
     if inbox_id is not None:
@@ -374,7 +391,9 @@ def filtered(
 async def list_conversations(
     who: Who,
     rt: RT,
-    view: Annotated[str, Query(description="mine | unassigned | all")] = "all",
+    view: Annotated[
+        str, Query(description="mine | unassigned | mentions | participating | all")
+    ] = "all",
     status: str | None = "open",
     inbox_id: int | None = None,
     channel_id: int | None = None,

@@ -48,7 +48,7 @@ from tidings.automation.runs import (
     start_run,
 )
 from tidings.domain.enums import ConsentStatus, MessageKind, Role
-from tidings.domain.errors import NotFound, PolicyRefusal, TidingsError
+from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal, TidingsError
 from tidings.egress import EgressRefused
 from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import Runtime
@@ -574,3 +574,18 @@ async def _policy_preview(
     except TidingsError as exc:
         return exc.message
     return None
+
+
+# `_perform` reads its rule only for webhook actions, which macros may not have.
+_NO_RULE = AutomationRule(name="macro")
+
+
+async def perform_action(
+    rt: Runtime, who: Principal, action: dict[str, Any], conversation_id: int
+) -> str | None:
+    """Run one validated action (`rules.validate_rule`'s shape) on a conversation as `who`,
+    through the same `actions/` functions a rule uses: the entry point for an agent's macro.
+    Webhook actions carry a rule's secret and stay with rules."""
+    if action["type"] == "webhook":
+        raise InvalidInput("a macro cannot call a webhook; use a rule for that")
+    return await _perform(rt, who, _NO_RULE, action, conversation_id, "macro")

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from tidings.channels.base import ChannelAdapter
 
-# Kinds whose identity address is the customer's phone number, so a contact's phone (not an
-# identity row) can be reached there. SMS adapters say so through `capabilities.sms`; WhatsApp's
-# wa_id is the number's digits (its client sends `to: +<digits>`).
-PHONE_ADDRESSED_KINDS = frozenset({"whatsapp"})
-
 
 def phone_addressed(adapter: ChannelAdapter, kind: str) -> bool:
-    """Whether a channel of this kind reaches a customer at their phone number."""
-    return adapter.capabilities.sms or kind in PHONE_ADDRESSED_KINDS
+    """Whether a channel of this kind reaches a customer at their phone number: the SMS kinds,
+    and those whose adapter says `phone_addressed` (WhatsApp's wa_id is the number's digits)."""
+    caps = adapter.capabilities
+    return caps.sms or caps.phone_addressed
 
 
 def phone_identity(kind: str, e164: str) -> str:

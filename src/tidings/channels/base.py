@@ -153,6 +153,16 @@ class Capabilities:
     # message per 6 s with bursts of 45); None means no per-recipient limit.
     recipient_rate_per_second: float | None = None
     recipient_burst: int = 1
+    # The customer's address on this channel is their phone number (WhatsApp's wa_id is its
+    # digits), so a contact known only by number can be reached here. SMS kinds are by nature.
+    phone_addressed: bool = False
+    # A campaign may send its free text here (False: template only, or not a customer channel).
+    campaign_text: bool = True
+    # The icon the UI shows for this kind: a name from the pinned icon package
+    # (package.json `lucide-static`), built into web/static/icons.svg by `scripts/icons`.
+    icon: str = "message-circle"
+    # The kind's colour in the UI (icons, report series): distinct for every kind.
+    color: str = "#64748b"
 
 
 class ChannelAdapter(Protocol):

@@ -8,6 +8,7 @@ from tidings.channels.gbm import GbmAdapter
 from tidings.channels.instagram import InstagramAdapter
 from tidings.channels.line import LineAdapter
 from tidings.channels.messenger import MessengerAdapter
+from tidings.channels.optional import optional_capabilities
 from tidings.channels.rbm import RbmAdapter
 from tidings.channels.smpp import SmppAdapter
 from tidings.channels.telegram import TelegramAdapter
@@ -47,3 +48,30 @@ def get_adapter(kind: str) -> ChannelAdapter:
 
 def kinds() -> list[str]:
     return sorted(_ADAPTERS)
+
+
+def kind_capabilities() -> list[dict[str, object]]:
+    """What the browser needs to know about every registered kind, so that no page keeps its
+    own list of channel kinds (served by `GET /api/v1/channel-kinds` and in the inbox
+    bootstrap)."""
+    out: list[dict[str, object]] = []
+    for kind in kinds():
+        adapter = _ADAPTERS[kind]
+        caps = adapter.capabilities
+        out.append(
+            {
+                "kind": kind,
+                "label": adapter.label,
+                "icon": caps.icon,
+                "color": caps.color,
+                "sms": caps.sms,
+                "phone_addressed": caps.sms or caps.phone_addressed,
+                "campaign_text": caps.campaign_text,
+                "templates": caps.supports_templates,
+                "service_window_hours": caps.service_window_hours,
+                "text_max_length": caps.text_max_length,
+                "receipts": list(caps.receipts),
+                "optional": optional_capabilities(adapter),
+            }
+        )
+    return out

@@ -149,3 +149,4 @@ class LiveEventType(StrEnum):
     SETTINGS_UPDATED = "settings.updated"
     WORKSPACE_UPDATED = "workspace.updated"
     AGENT_AVAILABILITY = "agent.availability"
+    NOTIFICATION_CREATED = "notification.created"

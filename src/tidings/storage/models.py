@@ -883,3 +883,53 @@ class CsatResponse(Base):
     answer_message_id: Mapped[int | None] = mapped_column(BigId)
     asked_at: Mapped[datetime] = _created()
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """Something an agent should see (0018_notifications, actions/notifications.py): a mention
+    in a note, a conversation assigned to them, a customer's reply in a conversation assigned
+    to them. `read_at` None: unread. A message notifies an agent of one kind at most once."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "kind", "message_id"),
+        Index("ix_notification_agent_unread", "agent_id", "read_at", "id"),
+        Index("ix_notification_agent_conversation", "agent_id", "kind", "conversation_id"),
+    )
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # mention | assigned | reply
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    actor_agent_id: Mapped[int | None] = mapped_column(BigId)
+    body: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _created()
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SavedView(Base):
+    """An agent's saved list filter (0018_notifications): a name and the list's query."""
+
+    __tablename__ = "saved_view"
+    __table_args__ = (UniqueConstraint("agent_id", "name"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class Macro(Base):
+    """A named list of automation actions an agent runs on a conversation in one go
+    (0018_notifications, actions/macros.py); the actions are validated as a rule's are."""
+
+    __tablename__ = "macro"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[int] = _id()
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    actions: Mapped[list[Any]] = mapped_column(JSONList, default=list)
+    created_by: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = _created()

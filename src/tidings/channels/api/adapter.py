@@ -76,6 +76,9 @@ class ApiChannelAdapter:
     kind: ClassVar[str] = "api"
     label: ClassVar[str] = "API"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#7c3aed",
+        icon="code-xml",
+        campaign_text=False,
         text_max_length=65_536,
         receipts=("sent", "delivered", "read"),
         rate_per_second=50.0,

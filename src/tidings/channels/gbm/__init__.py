@@ -95,6 +95,8 @@ class GbmAdapter:
     kind: ClassVar[str] = "gbm"
     label: ClassVar[str] = "Google Business Messages (retired 2024-07-31)"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#4f46e5",
+        icon="store",
         text_max_length=3072,
         # Agents could answer for 30 days after the user's last message (unconfirmed,
         # docs/channels/gbm.md#sending).

@@ -59,6 +59,8 @@ class InstagramAdapter:
     kind: ClassVar[str] = "instagram"
     label: ClassVar[str] = "Instagram"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#db2777",
+        icon="camera",
         # UTF-8 text of at most 1000 bytes (docs/channels/instagram.md#sending).
         text_max_length=1000,
         text_max_bytes=1000,

@@ -39,6 +39,8 @@ class LineAdapter:
     kind: ClassVar[str] = "line"
     label: ClassVar[str] = "LINE"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#06c755",
+        icon="message-circle-heart",
         # 5,000 UTF-16 code units; `client.build_messages` checks the UTF-16 count itself.
         text_max_length=5000,
         # No customer-service window: push works any time (and spends the monthly quota).

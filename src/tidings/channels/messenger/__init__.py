@@ -49,6 +49,8 @@ class MessengerAdapter:
     kind: ClassVar[str] = "messenger"
     label: ClassVar[str] = "Messenger"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#2563eb",
+        icon="messages-square",
         # Text is UTF-8 and under 2000 characters (docs/channels/messenger.md#send-api).
         text_max_length=2000,
         service_window_hours=24,

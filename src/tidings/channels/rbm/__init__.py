@@ -38,6 +38,8 @@ class RbmAdapter:
     kind: ClassVar[str] = "rbm"
     label: ClassVar[str] = "RCS Business Messaging"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#0f766e",
+        icon="message-square-text",
         # RBM text messages are limited to 3072 characters (unconfirmed: Google's
         # AgentContentMessage reference).
         text_max_length=3072,

@@ -51,6 +51,8 @@ class SmppAdapter:
     kind: ClassVar[str] = "smpp"
     label: ClassVar[str] = "SMS (SMPP)"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#9a3412",
+        icon="radio-tower",
         # Up to 255 parts are possible (docs/protocols/sms-encoding.md#segments); the policy layer
         # caps segments further.
         text_max_length=153 * 10,

@@ -36,6 +36,8 @@ class TelegramAdapter:
     kind: ClassVar[str] = "telegram"
     label: ClassVar[str] = "Telegram"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#0284c7",
+        icon="send",
         text_max_length=4096,
         service_window_hours=None,
         # The Bot API has no delivery or read receipts.

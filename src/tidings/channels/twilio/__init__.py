@@ -38,6 +38,8 @@ class TwilioAdapter:
     kind: ClassVar[str] = "twilio"
     label: ClassVar[str] = "SMS (Twilio)"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#ea580c",
+        icon="smartphone",
         # Body <= 1600 characters (docs/channels/twilio.md#send-api; 21617 above).
         text_max_length=1600,
         receipts=("sent", "delivered"),

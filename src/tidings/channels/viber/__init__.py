@@ -58,6 +58,8 @@ class ViberAdapter:
     kind: ClassVar[str] = "viber"
     label: ClassVar[str] = "Viber"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#7360f2",
+        icon="phone",
         text_max_length=client.TEXT_LIMIT,
         # No window blocks a send: outside the 24 h session a message is chatbot-initiated and
         # billed instead (docs/channels/viber.md, "Sessions and cost").

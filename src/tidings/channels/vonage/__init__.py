@@ -31,6 +31,8 @@ class VonageAdapter:
     kind: ClassVar[str] = "vonage"
     label: ClassVar[str] = "SMS (Vonage)"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#b45309",
+        icon="smartphone",
         # Vonage concatenates long texts itself, up to 6 parts is the usual advice (unconfirmed);
         # the policy layer counts segments.
         text_max_length=918,

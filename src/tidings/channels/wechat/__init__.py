@@ -36,6 +36,8 @@ class WeChatAdapter:
     kind: ClassVar[str] = "wechat"
     label: ClassVar[str] = "WeChat"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#15803d",
+        icon="message-circle-more",
         # WeChat answers 45002 past its limit, commonly quoted as 2048 bytes (unconfirmed,
         # docs/channels/wechat.md#customer-service-messages).
         text_max_length=2048,

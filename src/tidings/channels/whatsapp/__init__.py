@@ -66,6 +66,10 @@ class WhatsAppAdapter:
     kind: ClassVar[str] = "whatsapp"
     label: ClassVar[str] = "WhatsApp"
     capabilities: ClassVar[Capabilities] = Capabilities(
+        color="#16a34a",
+        icon="message-circle",
+        phone_addressed=True,
+        campaign_text=False,
         text_max_length=4096,
         service_window_hours=24,
         supports_templates=True,

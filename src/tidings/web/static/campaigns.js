@@ -5,28 +5,15 @@
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { pickContacts } from "./contact-picker.js";
 import { errorBox, field, guarded, onSubmit } from "./forms.js";
-import { api, channelIcon, clock, debounce, el } from "./ui.js";
+import { api, channelIcon, clock, confirmAction, debounce, el } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
 // Each render builds into its own box and shows it only if no newer render started meanwhile
 // (a click and a live event may both re-render): sections append to the box they began with.
 let main = root;
 let renders = 0;
-const SMS_KINDS = new Set(["twilio", "vonage", "smpp"]);
-const TEXT_KINDS = new Set([
-  "twilio",
-  "vonage",
-  "smpp",
-  "telegram",
-  "messenger",
-  "instagram",
-  "api",
-  "wechat",
-  "rbm",
-  "gbm",
-  "line",
-  "viber",
-]);
+// What each channel kind can do comes from the adapter registry (bootstrap `kinds`).
+const can = (boot, kind, what) => Boolean(boot.kinds?.find((k) => k.kind === kind)?.[what]);
 const STATES = ["pending", "queued", "sent", "delivered", "read", "failed", "skipped"];
 let notice = null;
 // What Pause answered, kept on that campaign's page until the agent leaves it: a live
@@ -216,7 +203,7 @@ async function editor(id) {
   const content = c.content || {};
   const text = el("textarea", { id: "c-text", rows: "3", placeholder: "Hi {{first_name}}, ..." });
   text.value = content.text || "";
-  const kinds = [...new Set(channels.map((ch) => ch.kind))].filter((k) => TEXT_KINDS.has(k) && k !== "api");
+  const kinds = [...new Set(channels.map((ch) => ch.kind))].filter((k) => can(boot, k, "campaign_text"));
   const perKind = new Map(
     kinds.map((k) => {
       const t = el("textarea", { id: `c-text-${k}`, rows: "2", placeholder: "(default text)" });
@@ -230,7 +217,7 @@ async function editor(id) {
     meters.set(key, m);
     return m;
   };
-  const firstSms = channels.find((ch) => SMS_KINDS.has(ch.kind));
+  const firstSms = channels.find((ch) => can(boot, ch.kind, "sms"));
   const measure = debounce(async (key, value) => {
     const m = meters.get(key);
     if (!m) return;
@@ -285,7 +272,7 @@ async function editor(id) {
     meter(""),
     ...[...perKind.entries()].flatMap(([k, t]) => {
       const parts = field(`Text for ${k}`, t);
-      if (SMS_KINDS.has(k)) {
+      if (can(boot, k, "sms")) {
         t.addEventListener("input", () => measure(k, t.value));
         parts.push(el("span"), meter(k));
       }
@@ -517,7 +504,27 @@ async function detail(id, uploaded) {
       el("button", { type: "button", class: "primary", id: "c-resume", onclick: () => move("resume") }, "Resume"),
     );
   if (["draft", "scheduled", "running", "paused"].includes(c.state))
-    buttons.push(el("button", { type: "button", id: "c-cancel", onclick: () => move("cancel") }, "Cancel campaign"));
+    buttons.push(
+      el(
+        "button",
+        {
+          type: "button",
+          id: "c-cancel",
+          onclick: async () => {
+            const ok = await confirmAction({
+              title: `Cancel the campaign “${c.name}”?`,
+              consequences: [
+                "Recipients not yet sent to are skipped; messages already sent stay sent.",
+                "A cancelled campaign cannot be resumed: you would create a new one.",
+              ],
+              confirm: "Cancel campaign",
+            });
+            if (ok) move("cancel");
+          },
+        },
+        "Cancel campaign",
+      ),
+    );
   const facts = el(
     "dl",
     { class: "facts" },

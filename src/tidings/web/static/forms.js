@@ -1,6 +1,6 @@
 // Form helpers shared by the admin pages (settings, automation, assignment/SLA/CSAT, campaigns):
 // a labelled field, an error line, and "run this, show its error". Text only, through el().
-import { el } from "./ui.js";
+import { confirmAction, el } from "./ui.js";
 
 // [label, input, help?] for a two-column `form.stack` grid; spread it into the form.
 export const field = (label, input, help) =>
@@ -18,9 +18,29 @@ export async function guarded(box, fn) {
   }
 }
 
-// A button that runs `fn` through guarded(): a refusal shows in `err`.
-export const actionButton = (label, err, fn) =>
-  el("button", { type: "button", onclick: () => guarded(err, fn) }, label);
+// A button that runs `fn` through guarded(): a refusal shows in `err`. Destructive ones (Delete,
+// Revoke) ask first and say what will happen: `confirm` is {title, consequences: [...]}.
+const DESTRUCTIVE = new Set(["Delete", "Revoke"]);
+export const actionButton = (label, err, fn, confirm) =>
+  el(
+    "button",
+    {
+      type: "button",
+      class: DESTRUCTIVE.has(label) ? "danger-quiet" : "",
+      onclick: async () => {
+        if (confirm || DESTRUCTIVE.has(label)) {
+          const ok = await confirmAction({
+            title: confirm?.title || `${label} this?`,
+            consequences: confirm?.consequences || ["This cannot be undone."],
+            confirm: label,
+          });
+          if (!ok) return;
+        }
+        guarded(err, fn);
+      },
+    },
+    label,
+  );
 
 // <option>s from [value, label] pairs, the one equal to `selected` selected.
 export const options = (pairs, selected) =>

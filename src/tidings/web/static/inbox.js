@@ -4,12 +4,22 @@
 import { setMode, wireComposer } from "./inbox/composer.js";
 import { wireContact } from "./inbox/contact.js";
 import { fillFilters, loadList, move, renderList, togglePick, wireList } from "./inbox/list.js";
-import { connect, leave, pollLag, wireBell } from "./inbox/live.js";
+import { connect, leave, pollLag } from "./inbox/live.js";
+import { loadNotifications, togglePanel, wireNotifications } from "./inbox/notify.js";
 import "./inbox/new-conversation-button.js";
+import { wirePalette } from "./inbox/palette.js";
 import { attachService } from "./inbox/service.js";
 import { S } from "./inbox/state.js";
-import { openConversation, pickAssignee, pickLabel, toggleResolve, wireThread } from "./inbox/thread.js";
-import { $, api } from "./ui.js";
+import {
+  openConversation,
+  patch,
+  pickAssignee,
+  pickLabel,
+  pickSnooze,
+  toggleResolve,
+  wireThread,
+} from "./inbox/thread.js";
+import { $, api, setKinds } from "./ui.js";
 
 // ---- keyboard ----------------------------------------------------------------------------
 function typing(target) {
@@ -24,7 +34,7 @@ function typing(target) {
 
 document.addEventListener("keydown", (ev) => {
   if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-  if ($("picker").open || $("help").open) return;
+  if ($("picker").open || $("help").open || $("palette").open) return;
   if (ev.key === "Escape" && typing(ev.target)) {
     ev.target.blur();
     $("canned").hidden = true;
@@ -70,12 +80,37 @@ function wire() {
   attachService({ boot: S.boot, reload: () => loadList(), open: (id) => openConversation(id) });
 }
 
+function setView(v) {
+  S.view = v;
+  localStorage.setItem("tidings.view", v);
+  loadList();
+}
+
 async function start() {
   S.boot = await api("/ui/bootstrap");
+  setKinds(S.boot.kinds);
   fillFilters();
   wire();
-  wireBell();
-  connect();
+  wireNotifications((id) => openConversation(id));
+  wirePalette({
+    open: (id) => openConversation(id),
+    reply: () => setMode("reply"),
+    note: () => setMode("note"),
+    resolve: () => toggleResolve(),
+    patch: (body) => patch(body),
+    assign: () => pickAssignee(),
+    label: () => pickLabel(),
+    snooze: () => pickSnooze(),
+    view: setView,
+    notifications: () => togglePanel(true),
+    refresh: (id) => {
+      if (S.current === id) openConversation(id);
+    },
+  });
+  connect(() => {
+    loadList();
+    loadNotifications();
+  });
   pollLag();
   await loadList();
   const m = /^#c\/(\d+)$/.exec(location.hash);

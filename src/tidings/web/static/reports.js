@@ -1,6 +1,6 @@
 // Reports page: filters, tiles, plain-SVG charts and tables over /api/v1/reports/*.
 // Data reaches the page through textContent/attributes only (el()), never through HTML parsing.
-import { api, el } from "./ui.js";
+import { api, el, kindOf, kinds } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const TABS = ["conversations", "channels", "agents", "campaigns"];
@@ -77,12 +77,13 @@ function chart(id, days, bars, lines) {
       const v = s.values[i] || 0;
       if (!v) return;
       const r = svg("rect", {
-        class: `s${s.color ?? k}`,
+        class: s.fill ? "" : `s${s.color ?? k}`,
         x: L + i * step + 1,
         y: y(base + v),
         width: Math.max(1, step - 2),
         height: Math.max(0.5, y(base) - y(base + v)),
       });
+      if (s.fill) r.style.fill = s.fill;
       const tip = svg("title", {});
       tip.textContent = `${d} ${s.name}: ${v}`;
       r.append(tip);
@@ -102,9 +103,11 @@ function chart(id, days, bars, lines) {
   const legend = el(
     "div",
     { class: "legend" },
-    ...[...bars.map((s, k) => ({ ...s, color: s.color ?? k })), ...lines].map((s) =>
-      el("span", {}, el("i", { class: `s${s.color}` }), s.name),
-    ),
+    ...[...bars.map((s, k) => ({ ...s, color: s.color ?? k })), ...lines].map((s) => {
+      const swatch = el("i", { class: s.fill ? "" : `s${s.color}` });
+      if (s.fill) swatch.style.background = s.fill;
+      return el("span", {}, swatch, s.name);
+    }),
   );
   return el("div", {}, root, legend);
 }
@@ -157,6 +160,14 @@ function conversations(r) {
   ];
 }
 
+// Every channel its own colour: hues a golden angle apart never repeat for a report's channels.
+const channelColour = (k) => `hsl(${Math.round((k * 137.508) % 360)} 65% 45%)`;
+// "n/a" where the channel's provider never reports that status (from /channel-kinds).
+const rate = (c, status, value) => {
+  const k = kindOf(c.kind);
+  return k && !k.receipts.includes(status) ? "n/a" : pct(value);
+};
+
 function channels(r) {
   const ids = r.channels.map((c) => String(c.channel_id ?? 0));
   const names = Object.fromEntries(r.channels.map((c) => [String(c.channel_id ?? 0), c.name || "none"]));
@@ -173,7 +184,7 @@ function channels(r) {
     chart(
       "chart-channels",
       r.series.map((d) => d.day),
-      ids.map((id, k) => ({ name: names[id], values: r.series.map((d) => d[id] || 0), color: k % 5 })),
+      ids.map((id, k) => ({ name: names[id], values: r.series.map((d) => d[id] || 0), fill: channelColour(k) })),
       [],
     ),
     el("h2", { text: "Per channel" }),
@@ -205,8 +216,8 @@ function channels(r) {
           c.delivered,
           c.read,
           c.failed,
-          pct(c.delivery_rate),
-          pct(c.read_rate),
+          rate(c, "delivered", c.delivery_rate),
+          rate(c, "read", c.read_rate),
           c.fallbacks.failed,
           c.fallbacks.not_delivered_in_time,
           c.fallbacks.refused,
@@ -282,8 +293,8 @@ function campaigns(r) {
           c.counts.delivered,
           c.counts.read,
           c.counts.failed,
-          pct(c.delivery_rate),
-          pct(c.read_rate),
+          rate(c, "delivered", c.delivery_rate),
+          rate(c, "read", c.read_rate),
           c.replies,
           c.opt_outs,
           c.fallbacks,
@@ -323,7 +334,7 @@ async function init() {
   const today = new Date();
   document.getElementById("f-to").value = isoDay(today);
   document.getElementById("f-from").value = isoDay(new Date(today.getTime() - 29 * 86400000));
-  const o = await api("/reports/options");
+  const [o] = await Promise.all([api("/reports/options"), kinds()]);
   fill(document.getElementById("f-inbox"), o.inboxes);
   fill(document.getElementById("f-channel"), o.channels);
   fill(document.getElementById("f-team"), o.teams);

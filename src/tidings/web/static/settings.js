@@ -356,10 +356,22 @@ async function cannedReplies() {
           null,
           editCanned(row, r, render, err),
           " ",
-          actionButton("Delete", err, async () => {
-            await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
-            await render();
-          }),
+          actionButton(
+            "Delete",
+            err,
+            async () => {
+              await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
+              await render();
+            },
+            {
+              title: `Delete the canned reply /${r.short_code}?`,
+              consequences: [
+                "No agent can insert it any more; rules that send it will fail.",
+                "Messages already sent with it stay as they are.",
+                "This cannot be undone.",
+              ],
+            },
+          ),
         ),
       );
       return row;
@@ -402,10 +414,22 @@ async function labels() {
           null,
           editLabel(row, l, render, err),
           " ",
-          actionButton("Delete", err, async () => {
-            await api(`/admin/labels/${l.id}`, { method: "DELETE" });
-            await render();
-          }),
+          actionButton(
+            "Delete",
+            err,
+            async () => {
+              await api(`/admin/labels/${l.id}`, { method: "DELETE" });
+              await render();
+            },
+            {
+              title: `Delete the label “${l.name}”?`,
+              consequences: [
+                "It is removed from every conversation that has it.",
+                "Rules, saved views and campaigns that use it stop matching.",
+                "This cannot be undone.",
+              ],
+            },
+          ),
         ),
       );
       return row;
@@ -559,10 +583,21 @@ async function tokens() {
         el(
           "td",
           null,
-          actionButton("Revoke", err, async () => {
-            await api(`/admin/api_tokens/${t.id}`, { method: "DELETE" });
-            await render();
-          }),
+          actionButton(
+            "Revoke",
+            err,
+            async () => {
+              await api(`/admin/api_tokens/${t.id}`, { method: "DELETE" });
+              await render();
+            },
+            {
+              title: `Revoke the token “${t.name}”?`,
+              consequences: [
+                "Every integration using it is refused at once (HTTP 401).",
+                "This cannot be undone: create a new token to reconnect them.",
+              ],
+            },
+          ),
         ),
       ),
     ),

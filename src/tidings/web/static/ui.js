@@ -15,7 +15,15 @@ export async function api(path, opts = {}) {
     init.headers["Content-Type"] = "application/json";
     delete init.json;
   }
-  const resp = await fetch(`/api/v1${path}`, init);
+  let resp;
+  try {
+    resp = await fetch(`/api/v1${path}`, init);
+  } catch (e) {
+    setOnline(false);
+    throw e;
+  }
+  if (resp.status >= 502 && resp.status <= 504) setOnline(false);
+  else if (offlineBanner && !offlineBanner.hidden) setOnline(true);
   if (resp.status === 401) {
     location.href = "/login";
     throw new Error("signed out");
@@ -85,25 +93,179 @@ export function windowText(w) {
   return { text, cls: left < 3 * 3600 ? "closing" : "open" };
 }
 
-export const KIND_ICON = {
-  whatsapp: "WA",
-  api: "API",
-  sms: "SMS",
-  twilio: "SMS",
-  telegram: "TG",
-  messenger: "FB",
-  instagram: "IG",
-  wechat: "WC",
-  rbm: "RCS",
-  gbm: "GBM",
-  email: "@",
-  line: "LN",
-  viber: "VB",
-};
-export function channelIcon(kind, title) {
-  const short = KIND_ICON[kind] || (kind || "?").slice(0, 3).toUpperCase();
-  return el("span", { class: `ch ch-${kind || "none"}`, title: title || kind || "" }, short);
+// ---- icons and channel kinds ---------------------------------------------------------------
+// Icons are <symbol>s in /static/icons.svg, built from the pinned lucide-static package by
+// scripts/icons.py; a name not in the sprite shows nothing (tests/test_icons.py checks them).
+const SVG = "http://www.w3.org/2000/svg";
+export function icon(name, label) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", `icon icon-${name}`);
+  if (label) {
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+  } else svg.setAttribute("aria-hidden", "true");
+  const use = document.createElementNS(SVG, "use");
+  use.setAttribute("href", `/static/icons.svg#${name}`);
+  svg.append(use);
+  return svg;
 }
+
+// What every channel kind can do, from the adapter registry (GET /channel-kinds, also in the
+// inbox bootstrap as `kinds`): the browser keeps no list of kinds of its own.
+let kindsPromise = null;
+const kindMap = new Map();
+export function setKinds(list) {
+  for (const k of list || []) kindMap.set(k.kind, k);
+  kindsPromise = kindsPromise || Promise.resolve(kindMap);
+}
+export function kinds() {
+  if (!kindsPromise) {
+    kindsPromise = api("/channel-kinds")
+      .then((list) => {
+        setKinds(list);
+        return kindMap;
+      })
+      .catch(() => kindMap);
+  }
+  return kindsPromise;
+}
+export const kindOf = (kind) => kindMap.get(kind) || null;
+
+function paintKind(node, kind, title) {
+  const k = kindOf(kind);
+  node.replaceChildren(icon(k ? k.icon : "message-circle"));
+  if (k) node.style.backgroundColor = k.color;
+  node.title = title || k?.label || kind || "";
+  node.setAttribute("aria-label", node.title);
+}
+export function channelIcon(kind, title) {
+  const node = el("span", { class: `ch ch-${kind || "none"}`, dataset: { kind: kind || "" }, role: "img" });
+  paintKind(node, kind, title);
+  if (!kindOf(kind)) kinds().then(() => paintKind(node, kind, title));
+  return node;
+}
+
+// A person's picture where the channel gave one (served from this origin), else their initials
+// on a colour derived from the name.
+export function initials(name) {
+  const parts = String(name || "?")
+    .replace(/[^\p{L}\p{N} ]/gu, " ")
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
+  if (!parts.length) return "?";
+  const first = [...parts[0]][0] || "";
+  const last = parts.length > 1 ? [...parts[parts.length - 1]][0] || "" : "";
+  return (first + last).toUpperCase();
+}
+export function avatar(name, pictureUrl, size = "") {
+  const node = el("span", { class: `avatar ${size}`, "aria-hidden": "true" });
+  let h = 0;
+  for (const ch of String(name || "")) h = (h * 31 + ch.codePointAt(0)) % 360;
+  node.style.backgroundColor = `hsl(${h} 45% 42%)`;
+  node.textContent = initials(name);
+  // Only pictures served by Tidings itself: the page may load images from its own origin only.
+  if (pictureUrl?.startsWith("/") && !pictureUrl.startsWith("//")) {
+    const img = el("img", { src: pictureUrl, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+    img.addEventListener("load", () => node.replaceChildren(img));
+  }
+  return node;
+}
+
+// ---- confirmations -------------------------------------------------------------------------
+// confirmAction({title, consequences: [..], confirm: "Delete"}) resolves true when the person
+// confirms; destructive buttons ask first and say what will happen.
+export function confirmAction({ title, consequences = [], confirm = "Delete", danger = true }) {
+  return new Promise((resolve) => {
+    const dlg = el(
+      "dialog",
+      { class: "confirm", "aria-labelledby": "confirm-title" },
+      el("h2", { id: "confirm-title" }, title),
+      consequences.length ? el("ul", { class: "consequences" }, ...consequences.map((c) => el("li", null, c))) : null,
+    );
+    const ok = el("button", { type: "button", class: danger ? "danger" : "primary", id: "confirm-ok" }, confirm);
+    const cancel = el("button", { type: "button", id: "confirm-cancel" }, "Go back");
+    const done = (v) => {
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    ok.addEventListener("click", () => done(true));
+    cancel.addEventListener("click", () => done(false));
+    dlg.addEventListener("cancel", (ev) => {
+      ev.preventDefault();
+      done(false);
+    });
+    dlg.append(el("div", { class: "confirm-foot" }, cancel, ok));
+    document.body.append(dlg);
+    dlg.showModal();
+    cancel.focus();
+  });
+}
+
+// askText({title, label, confirm}) resolves the trimmed text, or null when dismissed.
+export function askText({ title, label, confirm = "Save", placeholder = "" }) {
+  return new Promise((resolve) => {
+    const input = el("input", { type: "text", id: "ask-input", maxlength: "80", placeholder, "aria-label": label });
+    const err = el("p", { class: "error", role: "alert" });
+    const dlg = el(
+      "dialog",
+      { class: "confirm" },
+      el("h2", null, title),
+      el("label", { class: "ask" }, label, input),
+      err,
+    );
+    const done = (v) => {
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    const ok = el("button", { type: "submit", class: "primary", id: "ask-ok" }, confirm);
+    const form = el(
+      "form",
+      { class: "confirm-foot" },
+      el("button", { type: "button", id: "ask-cancel", onclick: () => done(null) }, "Go back"),
+      ok,
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      if (!input.value.trim()) {
+        err.textContent = "Give it a name.";
+        return;
+      }
+      done(input.value.trim());
+    });
+    dlg.addEventListener("cancel", (ev) => {
+      ev.preventDefault();
+      done(null);
+    });
+    dlg.append(form);
+    document.body.append(dlg);
+    dlg.showModal();
+    input.focus();
+  });
+}
+
+// ---- connectivity --------------------------------------------------------------------------
+// One banner for every page: shown while the server cannot be reached (a request failed at the
+// network level, or the browser is offline), gone once a request gets through again.
+let offlineBanner = null;
+export function setOnline(online, text) {
+  if (!offlineBanner) {
+    offlineBanner = el("div", { id: "offline-banner", class: "offline-banner", role: "status", "aria-live": "polite" });
+    offlineBanner.hidden = true;
+    document.body.prepend(offlineBanner);
+  }
+  offlineBanner.replaceChildren(
+    icon("wifi-off"),
+    " ",
+    text || "Cannot reach Tidings — reconnecting… Changes you make now may not be saved.",
+  );
+  offlineBanner.hidden = online;
+  document.body.classList.toggle("is-offline", !online);
+}
+window.addEventListener("offline", () => setOnline(false, "You are offline — reconnecting when the network is back."));
+window.addEventListener("online", () => setOnline(true));
 
 export function debounce(fn, ms) {
   let t = null;
@@ -112,3 +274,30 @@ export function debounce(fn, ms) {
     t = setTimeout(() => fn(...args), ms);
   };
 }
+
+// ---- navigation on narrow screens ----------------------------------------------------------
+// The top bar's links fold into a menu button below 760 px wide (tidings.css).
+function wireNav() {
+  const toggle = document.getElementById("nav-toggle");
+  const nav = document.getElementById("top-nav");
+  if (!toggle || !nav) return;
+  const set = (open) => {
+    nav.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    set(!nav.classList.contains("open"));
+  });
+  document.addEventListener("click", (ev) => {
+    if (nav.classList.contains("open") && !nav.contains(ev.target)) set(false);
+  });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && nav.classList.contains("open")) {
+      set(false);
+      toggle.focus();
+    }
+  });
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wireNav);
+else wireNav();

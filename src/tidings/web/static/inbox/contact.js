@@ -1,7 +1,7 @@
 // The contact panel: who the customer is (identities, claimed details, consent), possible
 // duplicates with merge and undo, and earlier conversations. Loading it also refreshes the
 // composer's reply options, which come with the same answer.
-import { $, api, channelIcon, el } from "../ui.js";
+import { $, api, avatar, channelIcon, el } from "../ui.js";
 import { renderRoutes } from "./composer.js";
 import { S } from "./state.js";
 
@@ -20,7 +20,16 @@ function renderContact() {
   const pane = $("contact-pane");
   const attrs = Object.entries(contact.attributes || {});
   pane.replaceChildren(
-    el("h2", { class: "contact-name" }, contact.display_name),
+    el(
+      "div",
+      { class: "contact-head" },
+      avatar(
+        contact.display_name,
+        /^https?:\/\//.test(contact.attributes?.picture_url || "") ? `/api/v1/contacts/${contact.id}/picture` : null,
+        "lg",
+      ),
+      el("h2", { class: "contact-name" }, contact.display_name),
+    ),
     el(
       "dl",
       { class: "facts" },

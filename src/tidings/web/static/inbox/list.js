@@ -1,6 +1,6 @@
 // The conversation list pane: filters, rows, bulk actions over picked (or all matching)
 // conversations, j/k selection, and the search results that stand in for the list.
-import { $, ago, api, channelIcon, debounce, el, windowText } from "../ui.js";
+import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, windowText } from "../ui.js";
 import { picker } from "./picker.js";
 import { slaChip } from "./service.js";
 import { agentName, byInstant, fillSelect, filters, S, shownName, teamName } from "./state.js";
@@ -20,10 +20,127 @@ export const refreshUnread = debounce(async () => {
 }, 300);
 
 // ---- list --------------------------------------------------------------------------------
+// What to do next when the list is empty: a new workspace learns where conversations come from.
+function emptyHelp() {
+  const f = filters();
+  const phone = document.getElementById("phone-link");
+  const help = el("li", { class: "empty-help" });
+  if (!S.boot.channels.length) {
+    help.append(
+      "Conversations arrive from your channels. ",
+      S.boot.me.is_admin
+        ? el("a", { href: "/settings" }, "Connect a channel in Settings")
+        : "Ask an admin to connect a channel.",
+    );
+  } else if (phone) {
+    help.append(
+      "Try it: ",
+      el("a", { href: "/sandbox/phone", target: "_blank", rel: "noopener" }, "open the customer phone"),
+      " and write as a customer — the conversation appears here live.",
+    );
+  }
+  if (f.view !== "all" || f.status !== "open" || f.inbox_id || f.channel_id || f.label || f.assignee_id || f.team_id) {
+    help.append(
+      help.childNodes.length ? el("br") : null,
+      "Filters are on: ",
+      el(
+        "button",
+        { type: "button", class: "link", id: "clear-filters", onclick: clearFilters },
+        "show all open conversations",
+      ),
+      ".",
+    );
+  }
+  return help;
+}
+
+function clearFilters() {
+  S.view = "all";
+  localStorage.setItem("tidings.view", S.view);
+  for (const id of ["f-inbox", "f-channel", "f-label", "f-assignee", "f-team", "f-sla", "f-saved"])
+    if ($(id)) $(id).value = "";
+  $("f-status").value = "open";
+  loadList();
+}
+
+// ---- saved views ----------------------------------------------------------------------------
+let savedViews = [];
+const FILTER_IDS = {
+  status: "f-status",
+  inbox_id: "f-inbox",
+  channel_id: "f-channel",
+  label: "f-label",
+  assignee_id: "f-assignee",
+  team_id: "f-team",
+  sla: "f-sla",
+  sort: "f-sort",
+};
+async function loadSavedViews(selectId) {
+  try {
+    savedViews = await api("/views");
+  } catch (_e) {
+    return;
+  }
+  const sel = $("f-saved");
+  sel.replaceChildren(
+    el("option", { value: "" }, savedViews.length ? "Saved views…" : "No saved views yet"),
+    ...savedViews.map((v) => el("option", { value: String(v.id) }, v.name)),
+  );
+  sel.value = selectId ? String(selectId) : "";
+  $("view-delete").hidden = !sel.value;
+}
+function applyView(v) {
+  const f = v.filters || {};
+  S.view = f.view || "all";
+  for (const [k, id] of Object.entries(FILTER_IDS)) {
+    const node = $(id);
+    if (node)
+      node.value =
+        f[k] === undefined || f[k] === null ? (k === "status" ? "open" : k === "sort" ? "activity" : "") : String(f[k]);
+  }
+  loadList();
+}
+async function saveView() {
+  const name = await askText({
+    title: "Save these filters as a view",
+    label: "Name (the tab and filters you see now are saved, for you only)",
+    placeholder: "e.g. Urgent WhatsApp",
+  });
+  if (!name) return;
+  const f = filters();
+  const body = { view: f.view, status: f.status || null, sort: f.sort || null };
+  for (const k of ["inbox_id", "channel_id", "assignee_id", "team_id"]) if (f[k]) body[k] = Number(f[k]);
+  for (const k of ["label", "sla"]) if (f[k]) body[k] = f[k];
+  try {
+    const v = await api("/views", { method: "POST", json: { name: name.trim(), filters: body } });
+    await loadSavedViews(v.id);
+  } catch (e) {
+    $("view-error").textContent = e.message;
+  }
+}
+async function deleteView() {
+  const v = savedViews.find((x) => String(x.id) === $("f-saved").value);
+  if (!v) return;
+  const ok = await confirmAction({
+    title: `Delete the view “${v.name}”?`,
+    consequences: [
+      "Only the saved filter goes; no conversation changes.",
+      "Colleagues are not affected: views are yours.",
+    ],
+    confirm: "Delete view",
+  });
+  if (!ok) return;
+  await api(`/views/${v.id}`, { method: "DELETE" }).catch(() => null);
+  await loadSavedViews();
+}
 export function matches(c) {
   const f = filters();
   if (f.view === "mine" && c.assignee_id !== S.boot.me.id) return false;
   if (f.view === "unassigned" && c.assignee_id !== null) return false;
+  // Mentions and Participating depend on notes and replies the row does not carry: the server
+  // decides (the list reloads on my notifications); a row already listed stays.
+  if ((f.view === "mentions" || f.view === "participating") && !S.convs.has(c.id) && c.assignee_id !== S.boot.me.id)
+    return false;
   if (f.status !== "any" && c.status !== f.status) return false;
   if (f.inbox_id && String(c.inbox_id) !== f.inbox_id) return false;
   if (f.channel_id && String(c.last_channel_id) !== f.channel_id) return false;
@@ -67,7 +184,12 @@ function row(c) {
         togglePick(c.id);
       },
     }),
-    channelIcon(c.channel_kind, c.channel_name),
+    el(
+      "span",
+      { class: "conv-avatar" },
+      avatar(shownName(c), c.contact_picture_url),
+      channelIcon(c.channel_kind, c.channel_name),
+    ),
     el(
       "div",
       { class: "conv-main" },
@@ -113,7 +235,7 @@ export function renderList() {
   sortOrder();
   const list = $("list");
   list.replaceChildren(...S.order.map((id) => row(S.convs.get(id))));
-  if (!S.order.length) list.append(el("li", { class: "empty" }, "No conversations here."));
+  if (!S.order.length) list.append(el("li", { class: "empty" }, "No conversations here."), emptyHelp());
   $("more").hidden = !S.cursor;
   for (const b of document.querySelectorAll(".views button"))
     b.setAttribute("aria-selected", String(b.dataset.view === S.view));
@@ -263,13 +385,19 @@ export async function loadList(more = false) {
   renderList();
 }
 
+// Live events may ask for the same row twice in quick succession (created, then renamed): only
+// the answer to the latest request is shown, so an older answer cannot overwrite a newer one.
+const upserts = new Map();
 export async function upsertConversation(id) {
+  const seq = (upserts.get(id) || 0) + 1;
+  upserts.set(id, seq);
   let c;
   try {
     c = await api(`/ui/conversations/${id}`);
   } catch (_e) {
     return;
   }
+  if (upserts.get(id) !== seq) return;
   if (matches(c)) S.convs.set(id, c);
   else S.convs.delete(id);
   renderList();
@@ -392,6 +520,14 @@ export function wireList() {
   for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla", "f-team"])
     $(id).addEventListener("change", () => loadList());
   $("more").addEventListener("click", () => loadList(true));
+  $("f-saved").addEventListener("change", () => {
+    const v = savedViews.find((x) => String(x.id) === $("f-saved").value);
+    $("view-delete").hidden = !v;
+    if (v) applyView(v);
+  });
+  $("view-save").addEventListener("click", saveView);
+  $("view-delete").addEventListener("click", deleteView);
+  loadSavedViews();
   $("search").addEventListener("input", runSearch);
   $("search").addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") {

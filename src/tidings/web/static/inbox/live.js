@@ -1,12 +1,13 @@
 // What arrives without a click: the SSE stream (conversations, messages, contacts, presence,
-// settings), colleagues' presence and our own heartbeat, mention notifications, and the
-// inbound-lag banner.
-import { $, api, el } from "../ui.js";
+// settings, my notifications), colleagues' presence and our own heartbeat, the offline
+// banner, and the inbound-lag banner.
+import { $, api, el, setOnline } from "../ui.js";
 import { loadContext } from "./contact.js";
-import { fillFilters, refreshUnread, upsertConversation } from "./list.js";
+import { fillFilters, loadList, refreshUnread, upsertConversation } from "./list.js";
+import { onNotification } from "./notify.js";
 import { refreshQueue } from "./service.js";
 import { agentName, S } from "./state.js";
-import { openConversation, putMessage, renderMessages } from "./thread.js";
+import { putMessage, renderMessages } from "./thread.js";
 
 // ---- presence ----------------------------------------------------------------------------
 // `typing`: the agent is typing now (keystrokes in the composer), so the server shows the
@@ -59,17 +60,34 @@ export function renderPresence() {
 setInterval(renderPresence, 5000);
 
 // ---- live --------------------------------------------------------------------------------
-export function connect() {
+// The stream dropped (server restarting, network gone): the banner says so until it is back;
+// then the list and the bell catch up on what was missed.
+let offlineSince = null;
+let reloadAfterReconnect = () => {};
+export function connect(onReconnect) {
+  if (onReconnect) reloadAfterReconnect = onReconnect;
   const live = $("live");
   const es = new EventSource("/api/v1/events");
   es.onopen = () => {
     live.classList.add("on");
     live.title = "Live";
+    if (offlineSince) {
+      offlineSince = null;
+      setOnline(true);
+      reloadAfterReconnect();
+    }
   };
   es.onerror = () => {
     live.classList.remove("on");
     live.title = "Reconnecting…";
+    offlineSince = offlineSince || Date.now();
+    setOnline(false);
   };
+  es.addEventListener("notification.created", (ev) => {
+    onNotification(JSON.parse(ev.data));
+    // These views are decided by the server (notes, replies): let it list the newcomer.
+    if (S.view === "mentions" || S.view === "participating") loadList();
+  });
   for (const t of ["conversation.created", "conversation.updated"]) {
     es.addEventListener(t, (ev) => {
       const c = JSON.parse(ev.data);
@@ -81,14 +99,6 @@ export function connect() {
   for (const t of ["message.created", "message.updated"]) {
     es.addEventListener(t, (ev) => {
       const m = JSON.parse(ev.data);
-      if (
-        t === "message.created" &&
-        m.kind === "note" &&
-        (m.extra?.mentions || []).includes(S.boot.me.id) &&
-        m.sender_agent_id !== S.boot.me.id
-      ) {
-        notify(`${agentName(m.sender_agent_id)} mentioned you`, m.body || "", m.conversation_id);
-      }
       if (m.conversation_id !== S.current) return;
       const isNew = !S.messages.has(m.id);
       putMessage(m);
@@ -120,7 +130,9 @@ export function connect() {
   // A customer's name arrived from the provider's profile API: show it where they are listed.
   es.addEventListener("contact.updated", (ev) => {
     const d = JSON.parse(ev.data);
-    for (const id of d.conversation_ids || []) if (S.convs.has(id) || id === S.current) upsertConversation(id);
+    // Every conversation of the contact: one still being added to the list (its first fetch
+    // may predate the name) gets the name too; the list's filters decide what is shown.
+    for (const id of d.conversation_ids || []) upsertConversation(id);
     if (S.context?.contact && S.context.contact.id === d.id) loadContext();
   });
   es.addEventListener("presence", (ev) => onPresence(JSON.parse(ev.data)));
@@ -128,35 +140,6 @@ export function connect() {
     S.boot = await api("/ui/bootstrap");
     fillFilters();
   });
-}
-
-// Optional browser notifications (mentions), once the agent allows them with the bell.
-function notify(title, body, conversationId) {
-  if (!("Notification" in window) || Notification.permission !== "granted" || !document.hidden) return;
-  const n = new Notification(title, { body: body.slice(0, 140), tag: `tidings-${conversationId}` });
-  n.onclick = () => {
-    window.focus();
-    openConversation(conversationId);
-    n.close();
-  };
-}
-
-export function wireBell() {
-  const bell = $("bell");
-  if (!bell || !("Notification" in window)) {
-    if (bell) bell.hidden = true;
-    return;
-  }
-  const draw = () => {
-    bell.textContent = Notification.permission === "granted" ? "Alerts on" : "Alerts off";
-    bell.title =
-      Notification.permission === "granted" ? "Notifications on for mentions" : "Turn on notifications for mentions";
-  };
-  bell.addEventListener("click", async () => {
-    await Notification.requestPermission();
-    draw();
-  });
-  draw();
 }
 
 // Backpressure is visible (issue 14): the customer lane's lag, as the server measures it

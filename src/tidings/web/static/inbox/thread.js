@@ -1,12 +1,12 @@
 // The thread pane: the head (assignee, team, priority, status, labels), the messages with their
 // delivery ticks, and the triage pickers. Message statuses never move backwards on screen.
-
-import { $, api, channelIcon, clock, el } from "../ui.js";
+import { $, api, avatar, channelIcon, clock, el, icon } from "../ui.js";
 import { closeTemplates } from "./composer.js";
 import { loadContext } from "./contact.js";
 import { matches, renderList } from "./list.js";
 import { announce, renderPresence } from "./live.js";
 import { attachment } from "./media.js";
+import { readConversation } from "./notify.js";
 import { picker } from "./picker.js";
 import { chooseSnoozeTime, readable } from "./snooze-at.js";
 import { agentName, byInstant, canTake, channelOf, fillSelect, instant, S, shownName } from "./state.js";
@@ -156,15 +156,41 @@ function bubble(m) {
   return li;
 }
 
+// A thread opens at its newest message and stays there while images and videos load (they
+// grow the list after the first layout), until the agent scrolls up to read.
+let stick = false;
+const toBottom = () => {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+};
 export function renderMessages() {
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const sorted = [...S.messages.values()].sort((a, b) => byInstant(a, b, "sent_at"));
   box.replaceChildren(...sorted.map(bubble));
-  if (atBottom || box.dataset.fresh) {
-    box.scrollTop = box.scrollHeight;
+  if (box.dataset.fresh) stick = true;
+  if (atBottom || stick) {
+    toBottom();
     delete box.dataset.fresh;
   }
+}
+function wireStick() {
+  const box = $("messages");
+  // load/loadedmetadata do not bubble: listen in the capture phase.
+  for (const t of ["load", "loadedmetadata"]) box.addEventListener(t, () => stick && toBottom(), true);
+  box.addEventListener("wheel", (ev) => {
+    if (ev.deltaY < 0) stick = false;
+  });
+  box.addEventListener("keydown", (ev) => {
+    if (ev.key === "PageUp" || ev.key === "ArrowUp" || ev.key === "Home") stick = false;
+  });
+  box.addEventListener("touchmove", () => {
+    stick = false;
+  });
+  box.addEventListener("scroll", () => {
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < 4) stick = true;
+  });
+  if ("ResizeObserver" in window) new ResizeObserver(() => stick && toBottom()).observe(box);
 }
 
 export function fillAssignees() {
@@ -180,14 +206,18 @@ export function renderHead(c) {
   S.conv = c;
   fillAssignees();
   $("t-name").textContent = shownName(c);
+  $("t-name").title = shownName(c);
+  $("t-avatar").replaceChildren(avatar(shownName(c), c.contact_picture_url, "lg"));
   const inbox = S.boot.inboxes.find((i) => i.id === c.inbox_id);
-  $("t-meta").textContent =
-    `#${c.id}${inbox ? ` · ${inbox.name}` : ""}${c.channel_name ? ` · last via ${c.channel_name}` : ""}`;
+  const meta = $("t-meta");
+  meta.replaceChildren(el("span", { class: "conv-no" }, `#${c.id}`));
+  if (inbox) meta.append(" · ", el("span", { title: "Inbox" }, icon("inbox"), " ", inbox.name));
+  if (c.channel_name) meta.append(" · last via ", channelIcon(c.channel_kind, c.channel_name), " ", c.channel_name);
   $("t-status").value = c.status;
   $("t-priority").value = c.priority || "none";
   $("t-assignee").value = c.assignee_id === null ? "" : String(c.assignee_id);
   $("t-team").value = c.team_id == null ? "" : String(c.team_id);
-  $("t-resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
+  $("t-resolve-text").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
   $("t-labels").replaceChildren(
     ...(c.labels || []).map((n) => el("span", { class: "label" }, n)),
     el("button", { type: "button", class: "link", onclick: () => pickLabel() }, "+ label"),
@@ -239,6 +269,7 @@ export async function openConversation(id) {
     api(`/ui/conversations/${id}/read`, { method: "POST" }).catch(() => {});
   }
   announce(id, "viewing");
+  readConversation(id);
 }
 
 async function retry(messageId) {
@@ -330,6 +361,7 @@ export function pickSnooze() {
 }
 
 export function wireThread() {
+  wireStick();
   // Narrow screens show the list or the thread.
   $("t-back").addEventListener("click", () =>
     document.querySelector(".panes").classList.remove("thread-open", "contact-open"),

@@ -3,7 +3,7 @@
 // and attributes), never as HTML.
 
 import { errorBox, onSubmit, options } from "../forms.js";
-import { api, clock, el } from "../ui.js";
+import { api, clock, confirmAction, el } from "../ui.js";
 import { dayRow, timeZonePicker } from "./edits.js";
 
 const EVENTS = [
@@ -429,6 +429,15 @@ export async function rules(main) {
             {
               type: "button",
               onclick: async () => {
+                const ok = await confirmAction({
+                  title: `Delete the rule “${r.name}”?`,
+                  consequences: [
+                    "It stops acting on new events at once; what it already did stays.",
+                    "Its run history is deleted with it. To stop it for a while, turn it off instead.",
+                    "This cannot be undone.",
+                  ],
+                });
+                if (!ok) return;
                 try {
                   await api(`/automation/rules/${r.id}`, { method: "DELETE" });
                   main.replaceChildren();
