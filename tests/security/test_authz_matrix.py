@@ -432,6 +432,14 @@ def test_every_event_type_reaches_exactly_its_audience(event_type: str) -> None:
     member = Principal(1, 11, Role.AGENT, frozenset({7}))
     admin = Principal(1, 12, Role.ADMIN, frozenset())
     stranger = Principal(2, 13, Role.OWNER, frozenset({7}))
+    if audience is Audience.AGENT:
+        # Only the agent the event names hears it: not an admin, not the inbox's other agents.
+        for named, hears in ((member, (False, True, False)), (admin, (False, False, True))):
+            event = LiveEvent(event_type, 1, 7, {"agent_id": named.agent_id}, inbox_ids=(7,))
+            heard = tuple(can_see_event(who, event) for who in (other_inbox, member, admin))
+            assert heard == hears, (event, heard)
+        assert not can_see_event(stranger, LiveEvent(event_type, 1, 7, {"agent_id": 13}))
+        return
     # The subject's inbox given either way an emitter may give it.
     for event in (
         LiveEvent(event_type, 1, 7, {}),

@@ -26,7 +26,9 @@ from __future__ import annotations
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import ChannelAdapter
 from tidings.channels.interactive import InteractiveSender, NamedReactions, SignalSender
+from tidings.channels.media import MediaLocator
 from tidings.channels.message_templates import TemplateSource
+from tidings.channels.multicast import MulticastSender
 from tidings.channels.pricing import PricedMessages
 from tidings.channels.profiles import ProfileSource
 from tidings.channels.reply_context import ReplyContextUser
@@ -43,6 +45,8 @@ PROTOCOLS: dict[str, type] = {
     "message_pricing": PricedMessages,
     "webhook_setup": WebhookRegistrar,
     "template_sync": TemplateSource,
+    "multicast": MulticastSender,
+    "media_locator": MediaLocator,
 }
 
 
