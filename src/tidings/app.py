@@ -25,7 +25,7 @@ from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
 from tidings.api.health import mount_health
 from tidings.api.media import router as media_router
-from tidings.api.meta import router as meta_router
+from tidings.api.reply_options import router as reply_options_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
 from tidings.api.sms import router as sms_router
@@ -210,7 +210,7 @@ def create_app(
 
     app.include_router(api_router)
     app.include_router(media_router)
-    app.include_router(meta_router)
+    app.include_router(reply_options_router)
     app.include_router(templates_router)
     mount_health(app)
     app.include_router(sms_router)

@@ -243,7 +243,8 @@ async def do_after_inbound(
         if await current_status(tx, conv.contact_id, channel.kind) == ConsentStatus.OPTED_OUT:
             return
         # Imported here: outbound imports this module (provider opt-outs).
-        from tidings.actions.outbound import Route, do_queue_message
+        from tidings.actions.gate import Route
+        from tidings.actions.outbound import do_queue_message
 
         # An automatic reply is not an agent answering: the customer's message stays unread.
         unread = conv.unread_count

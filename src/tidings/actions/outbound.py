@@ -7,12 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, media, preference, reply_policy, sla
+from tidings.actions import consent, gate, media, sla
 from tidings.actions.base import Tx, transaction
+
+# `choose_route` is also imported from here by api/media.py.
+from tidings.actions.gate import Route as Route
+from tidings.actions.gate import choose_route as choose_route
 from tidings.actions.statuses import StatusReport, do_apply_statuses
 from tidings.channels.base import Permanent, Sent
 from tidings.delivery import fallback
@@ -22,13 +26,11 @@ from tidings.domain.enums import (
     MessageKind,
     MessageStatus,
 )
-from tidings.domain.errors import InvalidInput, PolicyRefusal
-from tidings.runtime import ChannelInfo, Runtime
+from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Attachment,
     Channel,
-    ContactIdentity,
     Conversation,
     Delivery,
     MediaUpload,
@@ -36,55 +38,6 @@ from tidings.storage.models import (
     table_of,
 )
 from tidings.storage.types import utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    channel: ChannelInfo
-    recipient: str
-
-
-async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Route:
-    """Which channel and address a reply goes to: the one asked for, else the channel the
-    customer last wrote from, else any channel of the inbox the contact has an identity on."""
-    s = tx.session
-    candidates = (
-        await s.scalars(
-            select(Channel).where(Channel.inbox_id == conv.inbox_id, Channel.active.is_(True))
-        )
-    ).all()
-    by_id = {c.id: c for c in candidates}
-    if channel_id is not None and channel_id not in by_id:
-        raise InvalidInput(
-            f"channel_id {channel_id} is not an active channel of this conversation's inbox"
-        )
-    order = [channel_id] if channel_id is not None else []
-    if channel_id is None:
-        if conv.last_channel_id in by_id:
-            order.append(conv.last_channel_id)
-        order += [c.id for c in candidates if c.id != conv.last_channel_id]
-        order = await preference.reply_order(s, conv.contact_id, [c for c in order if c])
-    for cid in order:
-        assert cid is not None
-        row = by_id[cid]
-        address = await s.scalar(
-            select(ContactIdentity.address)
-            .where(
-                ContactIdentity.contact_id == conv.contact_id,
-                ContactIdentity.channel_kind == row.kind,
-            )
-            .order_by(ContactIdentity.id.desc())
-            .limit(1)
-        )
-        if address is not None:
-            info = await tx.rt.channels.get(cid)
-            assert info is not None
-            return Route(info, address)
-    if channel_id is not None:
-        asked = await tx.rt.channels.get(channel_id)
-        assert asked is not None
-        raise reply_policy.no_identity(asked)
-    raise PolicyRefusal("No channel of this inbox can reach this customer.", code="no_route")
 
 
 async def check_send_reply(
@@ -104,13 +57,7 @@ async def check_send_reply(
             tx, conv, attachment_ids, route.channel, with_text=text is not None
         )
         kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
-        # The same decision the composer and the reply options show (actions/reply_policy.py).
-        verdict = await reply_policy.send_verdict(
-            s, conv, route.channel, route.recipient, kind, text, utcnow()
-        )
-        if verdict.refusal is not None:
-            raise verdict.refusal
-        tag = verdict.tag
+        tag = await gate.check_send(s, conv, route, kind, text, person=True)
         return await do_queue_message(
             tx,
             conv,

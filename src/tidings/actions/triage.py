@@ -9,10 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import agent_events, reply_policy, sla
+from tidings.actions import agent_events, gate, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
-from tidings.actions.outbound import choose_route
 from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
@@ -146,26 +145,23 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
                 f"This message was withdrawn and is not sent again ({delivery.last_error})",
                 code="withdrawn",
             )
-        route = await choose_route(tx, conv, message.channel_id)
+        route = await gate.choose_route(tx, conv, message.channel_id)
         now = utcnow()
-        # The decision a new reply gets (actions/reply_policy.py); Meta's Human Agent tag only
-        # for a person's message, and the tag the send needs now.
-        verdict = await reply_policy.send_verdict(
+        # The decision a new message gets: Meta's Human Agent tag only for a person's message,
+        # and the tag the send needs now.
+        tag = await gate.check_send(
             s,
             conv,
-            route.channel,
-            route.recipient,
+            route,
             MessageKind(message.kind),
             message.body,
-            now,
             person=message.sender_agent_id is not None,
+            now=now,
         )
-        if verdict.refusal is not None:
-            raise verdict.refusal
         extra = dict(message.extra or {})
-        if verdict.tag and not extra.get("tag"):
-            message.extra = {**extra, "tag": verdict.tag}
-        elif extra.get("tag") == "HUMAN_AGENT" and verdict.tag is None:
+        if tag and not extra.get("tag"):
+            message.extra = {**extra, "tag": tag}
+        elif extra.get("tag") == "HUMAN_AGENT" and tag is None:
             # The window opened again since: a plain reply, as `check_send_reply` sends it.
             message.extra = {k: v for k, v in extra.items() if k != "tag"}
         delivery.state = DeliveryState.PENDING

@@ -192,11 +192,13 @@ async def _handle(tx: Tx, timer: FallbackTimer, original: Message) -> None:
 
 async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why: str) -> Message:
     # Imported here: outbound imports this module's hook.
-    from tidings.actions.outbound import Route, do_queue_message
+    from tidings.actions import gate
+    from tidings.actions.gate import Route
+    from tidings.actions.outbound import do_queue_message
     from tidings.campaigns import content as cc
-    from tidings.campaigns.plan import address_for, opted_out
+    from tidings.campaigns.plan import address_for
     from tidings.domain.numbers import region_of
-    from tidings.policy import OutboundContext, check_outbound, sms
+    from tidings.policy import sms
 
     s = tx.session
     channel = await tx.rt.channels.get(timer.to_channel_id)
@@ -225,18 +227,9 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
             f"{original.kind} message).",
             code="no_content",
         )
-    check_outbound(
-        OutboundContext(
-            channel_kind=channel.kind,
-            channel_label=channel.adapter.label,
-            capabilities=channel.adapter.capabilities,
-            kind=MessageKind.TEXT,
-            text=text,
-            last_inbound_at=None,
-            opted_out=await opted_out(s, contact.id, channel.kind),
-            now=utcnow(),
-        )
-    )
+    route = Route(channel, address)
+    # The gate every send passes; no Human Agent tag (not a person's reply).
+    await gate.check_send(s, conv, route, MessageKind.TEXT, text, person=False)
     # Withdraw the original if it never left: the customer must not get both.
     delivery = await s.scalar(select(Delivery).where(Delivery.message_id == original.id))
     if delivery is not None and delivery.state in (DeliveryState.PENDING, DeliveryState.HELD):
@@ -252,7 +245,7 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
     message = await do_queue_message(
         tx,
         conv,
-        Route(channel, address),
+        route,
         MessageKind.TEXT,
         text,
         sender_agent_id=original.sender_agent_id,
