@@ -52,12 +52,9 @@ async def send_text(rt: Runtime, conversation_id: int, text: str) -> Message:
         ).one()
         route = await choose_route(tx, conv, None)
         await gate.check_send(s, conv, route, MessageKind.TEXT, text, person=False)
-        unread = conv.unread_count
-        message = await do_queue_message(
-            tx, conv, route, MessageKind.TEXT, text, sender_agent_id=None
+        return await do_queue_message(
+            tx, conv, route, MessageKind.TEXT, text, sender_agent_id=None, keep_unread=True
         )
-        conv.unread_count = unread
-        return message
 
 
 async def _auto_reply(

@@ -241,7 +241,11 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
     extra: dict[str, Any] = {"fallback_of": original.id, "fallback_reason": why}
     if isinstance(tag, dict):
         extra["campaign"] = tag
-    unread = conv.unread_count
+    priced = (
+        sms.estimate_cost(sms.analyse(text), channel.kind, region_of(address))
+        if channel.adapter.capabilities.sms
+        else None
+    )
     message = await do_queue_message(
         tx,
         conv,
@@ -250,12 +254,9 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
         text,
         sender_agent_id=original.sender_agent_id,
         extra=extra,
+        keep_unread=True,
+        cost_estimate=priced[0] if priced else None,
     )
-    conv.unread_count = unread
-    if channel.adapter.capabilities.sms:
-        priced = sms.estimate_cost(sms.analyse(text), channel.kind, region_of(address))
-        if priced is not None:
-            message.cost_estimate = priced[0]
     if recipient is not None:
         recipient.fallback_message_id = message.id
         recipient.channel_id = channel.id
