@@ -35,17 +35,15 @@ from enum import StrEnum
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
+from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import (
     ConsentPurpose,
     ConsentStatus,
-    Direction,
     MessageKind,
-    MessageStatus,
 )
 from tidings.domain.events import InboundMessage
 from tidings.domain.numbers import normalize
 from tidings.runtime import ChannelInfo
-from tidings.serialize import message_dict
 from tidings.storage.models import Consent, Contact, Conversation, Message
 from tidings.storage.types import utcnow
 
@@ -160,22 +158,14 @@ async def do_set_consent(
                 index_elements=["contact_id", "channel_kind", "purpose"], set_=values
             )
         )
-    system = Message(
-        workspace_id=conv.workspace_id,
-        conversation_id=conv.id,
+    await do_system_line(
+        tx,
+        conv,
+        note,
+        {"consent": {"status": str(status), "source": source}},
         channel_id=channel.id,
-        direction=Direction.IN,
-        kind=MessageKind.SYSTEM,
-        body=note,
-        status=MessageStatus.RECEIVED,
-        sent_at=now,
-        created_at=now,
-        updated_at=now,
-        extra={"consent": {"status": str(status), "source": source}},
+        from_customer=True,
     )
-    tx.session.add(system)
-    await tx.session.flush()
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(system))
     tx.emit(
         "consent.updated",
         conv.workspace_id,
@@ -247,17 +237,16 @@ async def do_after_inbound(
         from tidings.actions.outbound import do_queue_message
 
         # An automatic reply is not an agent answering: the customer's message stays unread.
-        unread = conv.unread_count
-        reply = await do_queue_message(
+        await do_queue_message(
             tx,
             conv,
             Route(channel, event.sender.address),
             MessageKind.TEXT,
             settings.help_reply,
             sender_agent_id=None,
+            extra={"automatic": "help_reply", "in_reply_to": message.id},
+            keep_unread=True,
         )
-        reply.extra = {"automatic": "help_reply", "in_reply_to": message.id}
-        conv.unread_count = unread
 
 
 async def _provider_consent(

@@ -12,6 +12,7 @@ from tidings.access import Principal, require_conversation
 from tidings.actions import agent_events, gate, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
+from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
@@ -100,25 +101,7 @@ async def check_record_system_event(
     async with transaction(rt) as tx:
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
-        now = utcnow()
-        event = Message(
-            workspace_id=conv.workspace_id,
-            conversation_id=conv.id,
-            channel_id=None,
-            direction=Direction.OUT,
-            kind=MessageKind.SYSTEM,
-            body=text,
-            sender_agent_id=who.agent_id,
-            status=MessageStatus.SENT,
-            sent_at=now,
-            created_at=now,
-            updated_at=now,
-            extra=dict(details),
-        )
-        s.add(event)
-        await s.flush()
-        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(event))
-        return event
+        return await do_system_line(tx, conv, text, dict(details), sender_agent_id=who.agent_id)
 
 
 async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> Message:
