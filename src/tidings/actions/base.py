@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,7 +12,6 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.automation import outbox as automation_outbox
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
@@ -27,6 +26,18 @@ WEBHOOK_EVENTS = (
     "conversation.created",
     "conversation.updated",
 )
+
+
+# Called with the transaction just before it commits, in registration order: a feature that
+# must write something in the same transaction as any change (automation's rule events) adds
+# its hook here, so the unit of work knows no feature by name.
+BeforeCommit = Callable[["Tx"], Awaitable[None]]
+BEFORE_COMMIT: list[BeforeCommit] = []
+
+
+def register_before_commit(hook: BeforeCommit) -> None:
+    if hook not in BEFORE_COMMIT:
+        BEFORE_COMMIT.append(hook)
 
 
 class Tx:
@@ -119,8 +130,10 @@ async def transaction(rt: Runtime) -> AsyncIterator[Tx]:
     async with rt.db.write() as session:
         tx = Tx(rt, session)
         yield tx
-        # Rule events (an outbox of their own) first: a rule run's narration adds events.
-        await automation_outbox.before_commit(tx)
+        # The hooks first (automation's rule events: a rule run's narration adds events), then
+        # the outgoing webhooks for every event.
+        for hook in BEFORE_COMMIT:
+            await hook(tx)
         await tx._write_webhook_outbox()
     # Committed: now, and only now, tell the world. A bus failure must not turn a committed
     # change into an error for the caller; clients resync on reconnect.
