@@ -41,6 +41,7 @@ from tidings.domain.enums import (
     ConsentStatus,
     MessageKind,
 )
+from tidings.domain.errors import PolicyRefusal
 from tidings.domain.events import InboundMessage
 from tidings.domain.numbers import normalize
 from tidings.runtime import ChannelInfo
@@ -230,17 +231,24 @@ async def do_after_inbound(
             note=f'Customer opted back in to SMS by replying "{said}".',
         )
     elif settings.help_reply:
-        if await current_status(tx, conv.contact_id, channel.kind) == ConsentStatus.OPTED_OUT:
-            return
         # Imported here: outbound imports this module (provider opt-outs).
-        from tidings.actions.gate import Route
+        from tidings.actions.gate import Route, check_send
         from tidings.actions.outbound import do_queue_message
 
+        route = Route(channel, event.sender.address)
+        try:
+            # The gate every send passes (an opted-out customer gets no HELP answer).
+            await check_send(
+                tx.session, conv, route, MessageKind.TEXT, settings.help_reply, person=False
+            )
+        except PolicyRefusal as refusal:
+            log.info("HELP reply not sent to contact %s: %s", conv.contact_id, refusal.message)
+            return
         # An automatic reply is not an agent answering: the customer's message stays unread.
         await do_queue_message(
             tx,
             conv,
-            Route(channel, event.sender.address),
+            route,
             MessageKind.TEXT,
             settings.help_reply,
             sender_agent_id=None,
