@@ -23,6 +23,7 @@ TABLES = {
     "Message",
     "Conversation",
     "ConversationLabel",
+    "Label",
     "Delivery",
     "Contact",
     "ContactIdentity",

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
 
-from tidings.actions import outbound, phone_contacts
+from tidings.actions import conversations, outbound, phone_contacts
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
@@ -45,7 +45,6 @@ from tidings.storage.models import (
     Channel,
     Contact,
     FallbackTimer,
-    Label,
     table_of,
 )
 from tidings.storage.types import utcnow
@@ -99,7 +98,10 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
             return 0
         aud = await planning.load_audience(rt, s, campaign)
         quiet = schedule.parse_quiet_hours(campaign.quiet_hours)
-        label_id = await _campaign_label(tx, campaign)
+        # `campaign:<name>`: replies land in the inbox tagged with the campaign.
+        label_id = await conversations.do_ensure_label(
+            tx, campaign.workspace_id, f"campaign:{campaign.name}"[:100], "#7c3aed"
+        )
         tag = throttle.campaign_tag(campaign.id, campaign.rate_per_second)
         contacts = {
             c.id: c
@@ -260,21 +262,6 @@ async def _queue(
             )
         ],
     )
-
-
-async def _campaign_label(tx: Tx, campaign: Campaign) -> int:
-    """`campaign:<name>`: replies land in the inbox tagged with the campaign."""
-    name = f"campaign:{campaign.name}"[:100]
-    await tx.session.execute(
-        tx.rt.db.insert(Label)
-        .values(workspace_id=campaign.workspace_id, name=name, color="#7c3aed")
-        .on_conflict_do_nothing(index_elements=["workspace_id", "name"])
-    )
-    label_id = await tx.session.scalar(
-        select(Label.id).where(Label.workspace_id == campaign.workspace_id, Label.name == name)
-    )
-    assert label_id is not None
-    return int(label_id)
 
 
 async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
