@@ -32,8 +32,8 @@ from tidings.api.macros import router as macros_router
 from tidings.api.me import router as me_router
 from tidings.api.media import router as media_router
 from tidings.api.message_templates import router as templates_router
-from tidings.api.meta import router as meta_router
 from tidings.api.notifications import router as notifications_router
+from tidings.api.reply_options import router as reply_options_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
 from tidings.api.settings_edits import router as settings_edits_router
@@ -151,7 +151,7 @@ def create_app(
     app.include_router(settings_edits_router)
     app.include_router(api_router)
     app.include_router(media_router)
-    app.include_router(meta_router)
+    app.include_router(reply_options_router)
     app.include_router(templates_router)
     mount_health(app)
     app.include_router(sms_router)

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from tests.conftest import Owner, Receiver, Server, eventually
 from tests.core.test_ingest import api_channel, msg, post_signed
 from tidings.actions.base import transaction
-from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.actions.gate import choose_route
+from tidings.actions.outbound import do_queue_message
 from tidings.channels.base import Retriable
 from tidings.delivery import worker as delivery
 from tidings.domain.enums import MessageKind

@@ -1,7 +1,7 @@
 """The composer's channel picker, the reply options and the send itself take one decision
-(actions/reply_policy.py): for every policy case, what `GET /ui/conversations/{id}/context`
-and `GET /conversations/{id}/channels` say about a channel is what `POST …/messages` then
-does through it (issue #16, item 10)."""
+(actions/gate.py): for every policy case, `GET /ui/conversations/{id}/context` and
+`GET /conversations/{id}/channels` give the same reply options, and what they say about a
+channel is what `POST …/messages` then does through it (issue #16 item 10, #17 item 1)."""
 
 from __future__ import annotations
 
@@ -178,6 +178,8 @@ async def test_picker_options_and_send_agree(
     )
     posted: dict[str, Any] = sent.json()
 
+    # The UI and the API give the same reply options, every channel, every field.
+    assert context.json()["routes"] == options.json()
     expected = (case.allowed, case.code)
     assert (route["can_send"], route["code"]) == expected, route
     assert route["tag"] == case.tag

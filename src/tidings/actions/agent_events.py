@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.actions.reply_policy import reply_addresses
+from tidings.actions.gate import reply_addresses
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import OutboundMessage, Sent
 from tidings.channels.interactive import SignalSender

@@ -32,17 +32,15 @@ from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
+from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import (
     ConversationStatus,
-    Direction,
     LiveEventType,
-    MessageKind,
-    MessageStatus,
     Queue,
 )
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict, message_dict
+from tidings.serialize import conversation_dict
 from tidings.storage.models import (
     Agent,
     AgentCapacity,
@@ -51,7 +49,6 @@ from tidings.storage.models import (
     InboxAssignment,
     InboxMember,
     Label,
-    Message,
 )
 from tidings.storage.types import utcnow
 
@@ -246,24 +243,7 @@ async def _labels(s: Any, conversation_id: int) -> list[str]:
 
 
 async def _system_line(tx: Tx, conv: Conversation, text: str, details: dict[str, Any]) -> None:
-    now = utcnow()
-    line = Message(
-        workspace_id=conv.workspace_id,
-        conversation_id=conv.id,
-        channel_id=None,
-        direction=Direction.OUT,
-        kind=MessageKind.SYSTEM,
-        body=text,
-        sender_agent_id=None,
-        status=MessageStatus.SENT,
-        sent_at=now,
-        created_at=now,
-        updated_at=now,
-        extra=details,
-    )
-    tx.session.add(line)
-    await tx.session.flush()
-    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(line))
+    await do_system_line(tx, conv, text, details)
 
 
 async def _announce(tx: Tx, conv: Conversation) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions import notifications
-from tidings.automation import outbox as automation_outbox
 from tidings.domain.enums import LiveEventType, Queue
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
@@ -29,6 +28,18 @@ WEBHOOK_EVENTS = (
     LiveEventType.CONVERSATION_CREATED,
     LiveEventType.CONVERSATION_UPDATED,
 )
+
+
+# Called with the transaction just before it commits, in registration order: a feature that
+# must write something in the same transaction as any change (automation's rule events) adds
+# its hook here, so the unit of work knows no feature by name.
+BeforeCommit = Callable[["Tx"], Awaitable[None]]
+BEFORE_COMMIT: list[BeforeCommit] = []
+
+
+def register_before_commit(hook: BeforeCommit) -> None:
+    if hook not in BEFORE_COMMIT:
+        BEFORE_COMMIT.append(hook)
 
 
 class Tx:
@@ -122,9 +133,12 @@ async def transaction(rt: Runtime) -> AsyncIterator[Tx]:
     async with rt.db.write() as session:
         tx = Tx(rt, session)
         yield tx
-        # Rule events (an outbox of their own) first: a rule run's narration adds events.
-        await automation_outbox.before_commit(tx)
-        await notifications.before_commit(tx)  # reads the events the rules' narration added
+        # The hooks first (automation's rule events: a rule run's narration adds events), then
+        # the outgoing webhooks for every event.
+        for hook in BEFORE_COMMIT:
+            await hook(tx)
+        # Then the agents' notifications, which read the events the rules' narration added.
+        await notifications.before_commit(tx)
         await tx._write_webhook_outbox()
     # Committed: now, and only now, tell the world. A bus failure must not turn a committed
     # change into an error for the caller; clients resync on reconnect.

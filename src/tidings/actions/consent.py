@@ -35,18 +35,17 @@ from enum import StrEnum
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
+from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import (
     ConsentPurpose,
     ConsentStatus,
-    Direction,
     LiveEventType,
     MessageKind,
-    MessageStatus,
 )
+from tidings.domain.errors import PolicyRefusal
 from tidings.domain.events import InboundMessage
 from tidings.domain.numbers import normalize
 from tidings.runtime import ChannelInfo
-from tidings.serialize import message_dict
 from tidings.storage.models import Consent, Contact, Conversation, Message
 from tidings.storage.types import utcnow
 
@@ -161,22 +160,14 @@ async def do_set_consent(
                 index_elements=["contact_id", "channel_kind", "purpose"], set_=values
             )
         )
-    system = Message(
-        workspace_id=conv.workspace_id,
-        conversation_id=conv.id,
+    await do_system_line(
+        tx,
+        conv,
+        note,
+        {"consent": {"status": str(status), "source": source}},
         channel_id=channel.id,
-        direction=Direction.IN,
-        kind=MessageKind.SYSTEM,
-        body=note,
-        status=MessageStatus.RECEIVED,
-        sent_at=now,
-        created_at=now,
-        updated_at=now,
-        extra={"consent": {"status": str(status), "source": source}},
+        from_customer=True,
     )
-    tx.session.add(system)
-    await tx.session.flush()
-    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(system))
     tx.emit(
         LiveEventType.CONSENT_UPDATED,
         conv.workspace_id,
@@ -241,23 +232,30 @@ async def do_after_inbound(
             note=f'Customer opted back in to SMS by replying "{said}".',
         )
     elif settings.help_reply:
-        if await current_status(tx, conv.contact_id, channel.kind) == ConsentStatus.OPTED_OUT:
-            return
         # Imported here: outbound imports this module (provider opt-outs).
-        from tidings.actions.outbound import Route, do_queue_message
+        from tidings.actions.gate import Route, check_send
+        from tidings.actions.outbound import do_queue_message
 
+        route = Route(channel, event.sender.address)
+        try:
+            # The gate every send passes (an opted-out customer gets no HELP answer).
+            await check_send(
+                tx.session, conv, route, MessageKind.TEXT, settings.help_reply, person=False
+            )
+        except PolicyRefusal as refusal:
+            log.info("HELP reply not sent to contact %s: %s", conv.contact_id, refusal.message)
+            return
         # An automatic reply is not an agent answering: the customer's message stays unread.
-        unread = conv.unread_count
-        reply = await do_queue_message(
+        await do_queue_message(
             tx,
             conv,
-            Route(channel, event.sender.address),
+            route,
             MessageKind.TEXT,
             settings.help_reply,
             sender_agent_id=None,
+            extra={"automatic": "help_reply", "in_reply_to": message.id},
+            keep_unread=True,
         )
-        reply.extra = {"automatic": "help_reply", "in_reply_to": message.id}
-        conv.unread_count = unread
 
 
 async def _provider_consent(

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import assignment, csat, sla
-from tidings.actions.base import transaction
+from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import ConversationStatus, LiveEventType
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -113,3 +113,18 @@ async def labels_of(s: object, conversation_id: int) -> list[str]:
             )
         ).all()
     )
+
+
+async def do_ensure_label(tx: Tx, workspace_id: int, name: str, color: str) -> int:
+    """The id of the workspace's label `name`, created with `color` if it does not exist (a
+    concurrent creator's row wins)."""
+    await tx.session.execute(
+        tx.rt.db.insert(Label)
+        .values(workspace_id=workspace_id, name=name, color=color)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "name"])
+    )
+    label_id = await tx.session.scalar(
+        select(Label.id).where(Label.workspace_id == workspace_id, Label.name == name)
+    )
+    assert label_id is not None
+    return int(label_id)

@@ -34,20 +34,20 @@ from tidings.access import (
     require_conversation,
     require_inbox,
 )
+from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
-from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.actions.gate import choose_route
+from tidings.actions.outbound import do_queue_message
 from tidings.actions.templates import parameter_count, render
-from tidings.domain.enums import ConsentStatus, ConversationStatus, LiveEventType, MessageKind
+from tidings.domain.enums import ConversationStatus, LiveEventType, MessageKind
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.events import InboundMessage
-from tidings.policy import OutboundContext, check_outbound, service_window
+from tidings.policy import service_window
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import (
     Channel,
-    Consent,
     Contact,
     Conversation,
-    ConversationChannel,
     CsatResponse,
     InboxCsat,
     Message,
@@ -200,12 +200,10 @@ async def _ask(tx: Tx, conv: Conversation, settings: InboxCsat) -> Message:
     s = tx.session
     now = utcnow()
     route = await choose_route(tx, conv, None)
-    window = await s.get(ConversationChannel, (conv.id, route.channel.id))
     caps = route.channel.adapter.capabilities
-    last_in = window.last_inbound_at if window else None
     kind, text = MessageKind.TEXT, settings.question or DEFAULT_QUESTION
     extra: dict[str, Any] = {"csat": True}
-    if not service_window(caps, last_in, now).open:
+    if not service_window(caps, await gate.last_inbound(s, conv, route.channel.id), now).open:
         template = await s.get(Template, settings.template_id) if settings.template_id else None
         if template is None or template.status.lower() != "approved":
             raise PolicyRefusal(
@@ -218,30 +216,10 @@ async def _ask(tx: Tx, conv: Conversation, settings: InboxCsat) -> Message:
                 "The CSAT template must not need parameters.", code="template_parameters"
             )
         route = await choose_route(tx, conv, template.channel_id)
-        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-        last_in = window.last_inbound_at if window else None
         kind, text = MessageKind.TEMPLATE, render(template, [])
         extra["template"] = {"name": template.name, "language": {"code": template.language}}
         extra["template_id"] = template.id
-    opted_out = await s.scalar(
-        select(Consent.id).where(
-            Consent.contact_id == conv.contact_id,
-            Consent.channel_kind == route.channel.kind,
-            Consent.status == ConsentStatus.OPTED_OUT,
-        )
-    )
-    check_outbound(
-        OutboundContext(
-            channel_kind=route.channel.kind,
-            channel_label=route.channel.adapter.label,
-            capabilities=route.channel.adapter.capabilities,
-            kind=kind,
-            text=text,
-            last_inbound_at=last_in,
-            opted_out=opted_out is not None,
-            now=now,
-        )
-    )
+    await gate.check_send(s, conv, route, kind, text, person=False, now=now)
     # No sender agent: the question is neither an agent's response (SLA) nor a human reply.
     return await do_queue_message(tx, conv, route, kind, text, sender_agent_id=None, extra=extra)
 

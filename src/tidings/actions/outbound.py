@@ -1,91 +1,47 @@
-"""Agent replies: policy check, then message (queued) + delivery row in one transaction; and
-recording what the provider said when the delivery worker sent it."""
+"""Outbound messages: an agent's reply (gate, then message + delivery in one transaction); the
+one write path every queued message takes — replies, rules, CSAT, fallback (`do_queue_messages`)
+and campaign batches (`do_queue_broadcast`), both through `_insert_outbound`; and recording
+what the provider said when the delivery worker sent it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import consent, fallback, media, preference, reply_policy, sla
+from tidings.actions import consent, fallback, gate, media, sla
 from tidings.actions.base import Tx, transaction
+from tidings.actions.gate import Route, choose_route
+
+# `choose_route` is also imported from here by api/media.py.
 from tidings.actions.statuses import StatusReport, do_apply_statuses
 from tidings.channels.base import Permanent, Sent
 from tidings.domain.enums import (
+    ConversationStatus,
     DeliveryState,
     Direction,
     LiveEventType,
     MessageKind,
     MessageStatus,
-    Queue,
 )
-from tidings.domain.errors import InvalidInput, PolicyRefusal
-from tidings.runtime import ChannelInfo, Runtime
+from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
-    Attachment,
     Channel,
-    ContactIdentity,
+    Contact,
     Conversation,
+    ConversationLabel,
     Delivery,
     MediaUpload,
     Message,
     table_of,
 )
 from tidings.storage.types import utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    channel: ChannelInfo
-    recipient: str
-
-
-async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Route:
-    """Which channel and address a reply goes to: the one asked for, else the channel the
-    customer last wrote from, else any channel of the inbox the contact has an identity on."""
-    s = tx.session
-    candidates = (
-        await s.scalars(
-            select(Channel).where(Channel.inbox_id == conv.inbox_id, Channel.active.is_(True))
-        )
-    ).all()
-    by_id = {c.id: c for c in candidates}
-    if channel_id is not None and channel_id not in by_id:
-        raise InvalidInput(
-            f"channel_id {channel_id} is not an active channel of this conversation's inbox"
-        )
-    order = [channel_id] if channel_id is not None else []
-    if channel_id is None:
-        if conv.last_channel_id in by_id:
-            order.append(conv.last_channel_id)
-        order += [c.id for c in candidates if c.id != conv.last_channel_id]
-        order = await preference.reply_order(s, conv.contact_id, [c for c in order if c])
-    for cid in order:
-        assert cid is not None
-        row = by_id[cid]
-        address = await s.scalar(
-            select(ContactIdentity.address)
-            .where(
-                ContactIdentity.contact_id == conv.contact_id,
-                ContactIdentity.channel_kind == row.kind,
-            )
-            .order_by(ContactIdentity.id.desc())
-            .limit(1)
-        )
-        if address is not None:
-            info = await tx.rt.channels.get(cid)
-            assert info is not None
-            return Route(info, address)
-    if channel_id is not None:
-        asked = await tx.rt.channels.get(channel_id)
-        assert asked is not None
-        raise reply_policy.no_identity(asked)
-    raise PolicyRefusal("No channel of this inbox can reach this customer.", code="no_route")
 
 
 async def check_send_reply(
@@ -105,13 +61,7 @@ async def check_send_reply(
             tx, conv, attachment_ids, route.channel, with_text=text is not None
         )
         kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
-        # The same decision the composer and the reply options show (actions/reply_policy.py).
-        verdict = await reply_policy.send_verdict(
-            s, conv, route.channel, route.recipient, kind, text, utcnow()
-        )
-        if verdict.refusal is not None:
-            raise verdict.refusal
-        tag = verdict.tag
+        tag = await gate.check_send(s, conv, route, kind, text, person=True)
         return await do_queue_message(
             tx,
             conv,
@@ -126,7 +76,7 @@ async def check_send_reply(
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to queue (see `do_queue_messages`)."""
+    """One message to queue into a conversation the caller holds (see `do_queue_messages`)."""
 
     conv: Conversation
     route: Route
@@ -135,8 +85,23 @@ class Outgoing:
     sender_agent_id: int | None = None
     extra: dict[str, Any] | None = None
     uploads: Sequence[MediaUpload] = ()
-    # A broadcast is not an agent answering: the customer's unread messages stay unread.
+    # An automatic message is not an agent answering: the customer's unread messages stay
+    # unread.
     keep_unread: bool = False
+    cost_estimate: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """One campaign message to a contact (see `do_queue_broadcast`)."""
+
+    contact_id: int
+    route: Route
+    kind: MessageKind
+    text: str | None
+    extra: dict[str, Any]
+    cost_estimate: Decimal | None
+    recipient_id: int
 
 
 async def do_queue_message(
@@ -149,63 +114,95 @@ async def do_queue_message(
     sender_agent_id: int | None,
     extra: dict[str, Any] | None = None,
     uploads: Sequence[MediaUpload] = (),
+    keep_unread: bool = False,
+    cost_estimate: Decimal | None = None,
 ) -> Message:
-    """Precondition: the policy layer allowed this send. Writes the message and its delivery.
+    """Precondition: the outbound gate allowed this send (`gate.check_send`). Writes the
+    message and its delivery.
 
     `extra` is what the adapter needs beyond kind and text (a message tag, a template, the
     attachments to send); it reaches the adapter as `OutboundMessage.extra`."""
-    item = Outgoing(conv, route, kind, text, sender_agent_id, extra, uploads)
+    item = Outgoing(
+        conv, route, kind, text, sender_agent_id, extra, uploads, keep_unread, cost_estimate
+    )
     return (await do_queue_messages(tx, [item]))[0]
 
 
+async def _insert_outbound(
+    tx: Tx,
+    rows: Sequence[tuple[int, Route, MessageKind, str | None, int | None, Any, Decimal | None]],
+) -> list[int]:
+    """The one place an outbound message's rows are written: per (conversation id, route, kind,
+    text, sender agent, extra, cost estimate) a `queued` message and its `pending` delivery, as
+    Core statements, one per kind of row. Returns the message ids in order."""
+    if not rows:
+        return []
+    s, db, now = tx.session, tx.rt.db, utcnow()
+    ids = await db.insert_rows(
+        s,
+        Message,
+        [
+            {
+                "workspace_id": route.channel.workspace_id,
+                "conversation_id": conv_id,
+                "channel_id": route.channel.id,
+                "direction": Direction.OUT,
+                "kind": kind,
+                "body": text,
+                "sender_agent_id": sender,
+                "status": MessageStatus.QUEUED,
+                "sent_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "cost_estimate": cost,
+                "extra": dict(extra or {}),
+            }
+            for conv_id, route, kind, text, sender, extra, cost in rows
+        ],
+    )
+    await s.execute(
+        insert(Delivery),
+        [
+            {
+                "workspace_id": route.channel.workspace_id,
+                "message_id": message_id,
+                "channel_id": route.channel.id,
+                "conversation_id": conv_id,
+                "recipient": route.recipient,
+                "state": DeliveryState.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "fallback": {},
+            }
+            for (conv_id, route, *_rest), message_id in zip(rows, ids, strict=True)
+        ],
+    )
+    tx.wake_after_commit("delivery")
+    return ids
+
+
 async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
-    """`do_queue_message` for many at once: the same rows, events and hooks, written with one
-    flush per kind of row instead of two per message. (A campaign's batch has its own Core
-    version, `campaigns.fanout._queue`.)"""
+    """`do_queue_message` for many at once (agents, rules, CSAT, fallback): the rows through
+    `_insert_outbound`, then the conversations the caller holds (activity, unread, SLA,
+    preview), the reply fallback timer and the live events. Campaigns take
+    `do_queue_broadcast`, which writes the same rows."""
     now = utcnow()
     s = tx.session
-    messages = [
-        Message(
-            workspace_id=it.conv.workspace_id,
-            conversation_id=it.conv.id,
-            channel_id=it.route.channel.id,
-            direction=Direction.OUT,
-            kind=it.kind,
-            body=it.text,
-            sender_agent_id=it.sender_agent_id,
-            status=MessageStatus.QUEUED,
-            sent_at=now,
-            created_at=now,
-            updated_at=now,
-            extra=dict(it.extra or {}),
-        )
-        for it in items
-    ]
-    s.add_all(messages)
-    await s.flush()
-    attached: list[list[Attachment]] = []
+    ids = await _insert_outbound(
+        tx,
+        [
+            (it.conv.id, it.route, it.kind, it.text, it.sender_agent_id, it.extra, it.cost_estimate)
+            for it in items
+        ],
+    )
+    loaded = {m.id: m for m in await s.scalars(select(Message).where(Message.id.in_(ids)))}
+    messages = [loaded[i] for i in ids]
     for it, message in zip(items, messages, strict=True):
-        attached.append(
+        attachments = (
             await media.do_attach_uploads(tx, message, it.uploads, it.text) if it.uploads else []
         )
-    deliveries = [
-        Delivery(
-            workspace_id=it.conv.workspace_id,
-            message_id=message.id,
-            channel_id=it.route.channel.id,
-            conversation_id=it.conv.id,
-            recipient=it.route.recipient,
-            state=DeliveryState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-            fallback={},
-        )
-        for it, message in zip(items, messages, strict=True)
-    ]
-    s.add_all(deliveries)
-    for it, attachments in zip(items, attached, strict=True):
         conv = it.conv
         conv.last_activity_at = now
         conv.updated_at = now
@@ -217,9 +214,7 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
             conv.last_message_preview = it.text[:160]
         elif attachments:
             conv.last_message_preview = f"[{attachments[0].kind}]"
-    await s.flush()
-    for it, message, attachments in zip(items, messages, attached, strict=True):
-        conv = it.conv
+        await s.flush()
         await fallback.arm_for_reply(tx, message, conv)
         tx.emit(
             LiveEventType.MESSAGE_CREATED,
@@ -227,14 +222,117 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
             conv.inbox_id,
             message_dict(message, attachments),
         )
-        tx.emit(
-            LiveEventType.CONVERSATION_UPDATED,
-            conv.workspace_id,
-            conv.inbox_id,
-            conversation_dict(conv),
-        )
-    tx.wake_after_commit(Queue.DELIVERY)
+        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
     return messages
+
+
+async def do_queue_broadcast(
+    tx: Tx, items: Sequence[Broadcast], label_id: int, fallback_plan: dict[str, Any] | None
+) -> list[tuple[int, int]]:
+    """Precondition: each send passed the gate (the campaign planner's `gate.decide`). Queue
+    one message per item to its contact — the rows and events a reply makes, through
+    `_insert_outbound` — into the contact's current conversation in the channel's inbox, or a
+    new one, labelled `label_id`; arm the campaign's fallback. Everything as Core statements,
+    one per kind of row for the batch: ORM objects were most of the fan-out's CPU. Returns
+    (conversation id, message id) per item."""
+    if not items:
+        return []
+    s, db = tx.session, tx.rt.db
+    now = utcnow()
+    conv_t, msg_t = Conversation.__table__, Message.__table__
+    contact_ids = sorted({it.contact_id for it in items})
+    if not db.is_sqlite:
+        # Serialise conversation creation per contact across workers (in id order: no deadlock).
+        await s.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(contact_ids))
+            .order_by(Contact.id)
+            .with_for_update()
+        )
+    # The customer's current (unresolved) conversation in the channel's inbox, the latest one
+    # winning; by contact only, the inbox filtered here (see `inbound.open_conversations`).
+    inboxes = {it.route.channel.inbox_id for it in items}
+    current: dict[tuple[int, int], int] = {}
+    for conv_id, contact_id, inbox_id in await s.execute(
+        select(conv_t.c.id, conv_t.c.contact_id, conv_t.c.inbox_id)
+        .where(
+            conv_t.c.contact_id.in_(contact_ids),
+            conv_t.c.status != ConversationStatus.RESOLVED,
+        )
+        .order_by(conv_t.c.id)
+    ):
+        if inbox_id in inboxes:
+            current[(contact_id, inbox_id)] = conv_id
+    # Conversations a broadcast opens are `resolved` — "campaign, awaiting reply": found under
+    # Resolved with the campaign's label, not dropped by the thousand on the agents' open
+    # list, and reopened by the customer's reply (`inbound.open_conversations`). Opened with
+    # their activity, their channel (the badge; replies default to it) and preview (the last
+    # text of the batch; templates: none).
+    opening: dict[tuple[int, int], dict[str, object]] = {}
+    for it in items:
+        channel = it.route.channel
+        key = (it.contact_id, channel.inbox_id)
+        if key in current:
+            continue
+        row = opening.get(key)
+        if row is None:
+            row = opening[key] = {
+                "workspace_id": channel.workspace_id,
+                "inbox_id": channel.inbox_id,
+                "contact_id": it.contact_id,
+                "status": ConversationStatus.RESOLVED,
+                "last_channel_id": channel.id,
+                "priority": "none",
+                "unread_count": 0,
+                "last_activity_at": now,
+                "last_message_preview": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        if it.text:
+            row["last_message_preview"] = it.text[:160]
+    opened = await db.insert_rows(s, Conversation, list(opening.values()))
+    current.update(zip(opening, opened, strict=True))
+    conv_of = [current[(it.contact_id, it.route.channel.inbox_id)] for it in items]
+    message_ids = await _insert_outbound(
+        tx,
+        [
+            (conv_id, it.route, it.kind, it.text, None, it.extra, it.cost_estimate)
+            for it, conv_id in zip(items, conv_of, strict=True)
+        ],
+    )
+    # Conversations that were already there: their activity, and their preview the last text
+    # of the batch (templates: none).
+    existing = set(current.values()) - set(opened)
+    activity: dict[int, dict[str, object]] = {}
+    for it, conv_id in zip(items, conv_of, strict=True):
+        if conv_id not in existing:
+            continue
+        row = activity.setdefault(
+            conv_id, {"id": conv_id, "last_activity_at": now, "updated_at": now}
+        )
+        if it.text:
+            row["last_message_preview"] = it.text[:160]
+    if activity:
+        await s.execute(update(Conversation), list(activity.values()))
+    touched = list(dict.fromkeys(conv_of))
+    # One statement for every batch (parameters as an executemany, compiled once), not a
+    # multi-row VALUES compiled anew for each batch's size.
+    await s.execute(
+        db.insert(ConversationLabel).on_conflict_do_nothing(
+            index_elements=["conversation_id", "label_id"]
+        ),
+        [{"conversation_id": c, "label_id": label_id} for c in touched],
+    )
+    messages = {r.id: r for r in await s.execute(select(msg_t).where(msg_t.c.id.in_(message_ids)))}
+    convs = {r.id: r for r in await s.execute(select(conv_t).where(conv_t.c.id.in_(touched)))}
+    for it, conv_id, message_id in zip(items, conv_of, message_ids, strict=True):
+        message, conv = messages[message_id], convs[conv_id]
+        if fallback_plan:
+            await fallback.arm(tx, message, fallback_plan, recipient_id=it.recipient_id)
+        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, []))
+        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+    return list(zip(conv_of, message_ids, strict=True))
 
 
 async def do_record_failures(tx: Tx, items: Sequence[tuple[Delivery, Message, Permanent]]) -> None:

@@ -139,7 +139,7 @@ async def check_set_preference(
 
 
 async def reply_order(s: AsyncSession, contact_id: int, candidates: list[int]) -> list[int]:
-    """Hook for `outbound.choose_route` (replies without a channel): `candidates` with the
+    """Hook for `gate.choose_route` (replies without a channel): `candidates` with the
     contact's preferred channel moved to the front."""
     pref = await preferred_channel(s, contact_id, candidates)
     if pref.channel_id is None or pref.channel_id not in candidates:

@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions.base import Tx, transaction
-from tidings.actions.outbound import Route, choose_route, do_queue_message
+from tidings.actions import gate
+from tidings.actions.base import transaction
+from tidings.actions.gate import choose_route
+from tidings.actions.outbound import do_queue_message
 from tidings.actions.templates import ProviderError
 from tidings.channels.base import OutboundMessage, Permanent, Retriable
 from tidings.channels.interactive import (
@@ -24,12 +26,10 @@ from tidings.channels.interactive import (
     Section,
     SignalSender,
 )
-from tidings.domain.enums import ConsentStatus, Direction, MessageKind
+from tidings.domain.enums import Direction, MessageKind
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
-from tidings.policy import OutboundContext, check_outbound, service_window
 from tidings.runtime import Runtime
-from tidings.storage.models import Consent, Conversation, ConversationChannel, Message
-from tidings.storage.types import utcnow
+from tidings.storage.models import Conversation, Message
 
 # Reactions are emoji; a few code points at most (flags and families are sequences).
 MAX_EMOJI = 16
@@ -55,37 +55,6 @@ def choices(d: Mapping[str, Any]) -> Choices:
     )
 
 
-async def _policy(
-    tx: Tx, conv: Conversation, route: Route, kind: MessageKind, text: str | None
-) -> str | None:
-    """The outbound policy for this send; returns the message tag it must carry, if any."""
-    s = tx.session
-    window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-    opted_out = await s.scalar(
-        select(Consent.id).where(
-            Consent.contact_id == conv.contact_id,
-            Consent.channel_kind == route.channel.kind,
-            Consent.status == ConsentStatus.OPTED_OUT,
-        )
-    )
-    human_agent = getattr(route.channel.config, "human_agent", False) is True
-    ctx = OutboundContext(
-        channel_kind=route.channel.kind,
-        channel_label=route.channel.adapter.label,
-        capabilities=route.channel.adapter.capabilities,
-        kind=kind,
-        text=text,
-        last_inbound_at=window.last_inbound_at if window else None,
-        opted_out=opted_out is not None,
-        now=utcnow(),
-        human_agent=human_agent,
-    )
-    check_outbound(ctx)
-    return service_window(
-        ctx.capabilities, ctx.last_inbound_at, ctx.now, human_agent=human_agent
-    ).tag
-
-
 async def check_send_interactive(
     rt: Runtime, who: Principal, conversation_id: int, spec: Choices, channel_id: int | None
 ) -> Message:
@@ -102,7 +71,7 @@ async def check_send_interactive(
             kind, text, extra = adapter.interactive(spec)
         except Refused as exc:
             raise InvalidInput(exc.reason, code="interactive_limits") from None
-        tag = await _policy(tx, conv, route, kind, text)
+        tag = await gate.check_send(tx.session, conv, route, kind, text, person=True)
         if tag:
             extra = {**extra, "tag": tag}
         return await do_queue_message(
@@ -152,7 +121,7 @@ async def check_send_reaction(
                     code="reaction_not_supported",
                 )
             extra["reaction"] = name
-        await _policy(tx, conv, route, MessageKind.REACTION, emoji)
+        await gate.check_send(tx.session, conv, route, MessageKind.REACTION, emoji, person=True)
         return await do_queue_message(
             tx,
             conv,

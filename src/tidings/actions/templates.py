@@ -21,8 +21,10 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
+from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
-from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.actions.gate import choose_route
+from tidings.actions.outbound import do_queue_message
 from tidings.channels.message_templates import (
     NAMED,
     POSITIONAL,
@@ -33,11 +35,10 @@ from tidings.channels.message_templates import (
     component,
     needs,
 )
-from tidings.domain.enums import ConsentStatus, LiveEventType, MessageKind
+from tidings.domain.enums import LiveEventType, MessageKind
 from tidings.domain.errors import InvalidInput, NotFound, TidingsError
-from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import ChannelInfo, Runtime
-from tidings.storage.models import Channel, Consent, Conversation, ConversationChannel, Message
+from tidings.storage.models import Channel, Conversation, Message
 from tidings.storage.models import Template as TemplateRow
 from tidings.storage.types import utcnow
 
@@ -409,26 +410,7 @@ async def _queue_template(
     s = tx.session
     graph, text = build_template(template, spec)
     route = await choose_route(tx, conv, template.channel_id)
-    window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-    opted_out = await s.scalar(
-        select(Consent.id).where(
-            Consent.contact_id == conv.contact_id,
-            Consent.channel_kind == route.channel.kind,
-            Consent.status == ConsentStatus.OPTED_OUT,
-        )
-    )
-    check_outbound(
-        OutboundContext(
-            channel_kind=route.channel.kind,
-            channel_label=route.channel.adapter.label,
-            capabilities=route.channel.adapter.capabilities,
-            kind=MessageKind.TEMPLATE,
-            text=text,
-            last_inbound_at=window.last_inbound_at if window else None,
-            opted_out=opted_out is not None,
-            now=utcnow(),
-        )
-    )
+    await gate.check_send(s, conv, route, MessageKind.TEMPLATE, text, person=True)
     # WhatsApp's Graph `template` object, passed to the adapter as is.
     return await do_queue_message(
         tx,

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import agent_events, reply_policy, sla
+from tidings.actions import agent_events, gate, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
-from tidings.actions.outbound import choose_route
+from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
@@ -103,27 +103,7 @@ async def check_record_system_event(
     async with transaction(rt) as tx:
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
-        now = utcnow()
-        event = Message(
-            workspace_id=conv.workspace_id,
-            conversation_id=conv.id,
-            channel_id=None,
-            direction=Direction.OUT,
-            kind=MessageKind.SYSTEM,
-            body=text,
-            sender_agent_id=who.agent_id,
-            status=MessageStatus.SENT,
-            sent_at=now,
-            created_at=now,
-            updated_at=now,
-            extra=dict(details),
-        )
-        s.add(event)
-        await s.flush()
-        tx.emit(
-            LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(event)
-        )
-        return event
+        return await do_system_line(tx, conv, text, dict(details), sender_agent_id=who.agent_id)
 
 
 async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> Message:
@@ -150,26 +130,23 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
                 f"This message was withdrawn and is not sent again ({delivery.last_error})",
                 code="withdrawn",
             )
-        route = await choose_route(tx, conv, message.channel_id)
+        route = await gate.choose_route(tx, conv, message.channel_id)
         now = utcnow()
-        # The decision a new reply gets (actions/reply_policy.py); Meta's Human Agent tag only
-        # for a person's message, and the tag the send needs now.
-        verdict = await reply_policy.send_verdict(
+        # The decision a new message gets: Meta's Human Agent tag only for a person's message,
+        # and the tag the send needs now.
+        tag = await gate.check_send(
             s,
             conv,
-            route.channel,
-            route.recipient,
+            route,
             MessageKind(message.kind),
             message.body,
-            now,
             person=message.sender_agent_id is not None,
+            now=now,
         )
-        if verdict.refusal is not None:
-            raise verdict.refusal
         extra = dict(message.extra or {})
-        if verdict.tag and not extra.get("tag"):
-            message.extra = {**extra, "tag": verdict.tag}
-        elif extra.get("tag") == "HUMAN_AGENT" and verdict.tag is None:
+        if tag and not extra.get("tag"):
+            message.extra = {**extra, "tag": tag}
+        elif extra.get("tag") == "HUMAN_AGENT" and tag is None:
             # The window opened again since: a plain reply, as `check_send_reply` sends it.
             message.extra = {k: v for k, v in extra.items() if k != "tag"}
         delivery.state = DeliveryState.PENDING

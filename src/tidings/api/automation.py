@@ -18,14 +18,18 @@ from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_conversation, require_inbox
-from tidings.actions.base import transaction
+from tidings.actions.automation import (
+    check_delete_business_hours,
+    check_delete_rule,
+    check_save_rule,
+    check_set_business_hours,
+)
 from tidings.api.auth import authenticate
 from tidings.api.deps import runtime
 from tidings.automation import engine
 from tidings.automation import hours as bh
-from tidings.automation.rules import check_delete_rule, check_save_rule, rule_dict, validate_rule
+from tidings.automation.rules import rule_dict, validate_rule
 from tidings.automation.runs import run_dict
-from tidings.domain.enums import LiveEventType
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import ts
@@ -61,7 +65,13 @@ async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
 
 @router.post("/automation/rules", status_code=201)
 async def create_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
-    return rule_dict(await check_save_rule(rt, who, body))
+    return rule_dict(await _save(rt, who, body))
+
+
+async def _save(rt: Runtime, who: Principal, body: Any, rule_id: int | None = None) -> Any:
+    require_admin(who)
+    position = body.get("position") if isinstance(body, dict) else None
+    return await check_save_rule(rt, who, validate_rule(body), position, rule_id)
 
 
 async def _rule(rt: Runtime, who: Principal, rule_id: int) -> AutomationRule:
@@ -80,7 +90,7 @@ async def get_rule(rule_id: int, who: Who, rt: RT) -> dict[str, Any]:
 
 @router.put("/automation/rules/{rule_id}")
 async def update_rule(rule_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
-    return rule_dict(await check_save_rule(rt, who, body, rule_id))
+    return rule_dict(await _save(rt, who, body, rule_id))
 
 
 @router.delete("/automation/rules/{rule_id}", status_code=204)
@@ -205,31 +215,22 @@ async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) ->
     away = _message(body, "away_message", flags["away_enabled"])
     greeting = _message(body, "greeting_message", flags["greeting_enabled"])
     stored = hours.as_json()
-    async with transaction(rt) as tx:
-        s = tx.session
-        await _inbox(s, who, inbox_id)
-        row = await s.get(InboxBusinessHours, inbox_id)
-        if row is None:
-            row = InboxBusinessHours(inbox_id=inbox_id, workspace_id=who.workspace_id)
-            s.add(row)
-        row.timezone, row.weekly, row.holidays = (
-            hours.timezone,
-            stored["weekly"],
-            stored["holidays"],
-        )
-        row.away_enabled, row.away_message = flags["away_enabled"], away
-        row.greeting_enabled, row.greeting_message = flags["greeting_enabled"], greeting
-        row.updated_at = utcnow()
-        await s.flush()
-        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "business_hours"})
-        return _hours_dict(inbox_id, row)
+    row = await check_set_business_hours(
+        rt,
+        who,
+        inbox_id,
+        {
+            "timezone": hours.timezone,
+            "weekly": stored["weekly"],
+            "holidays": stored["holidays"],
+            "away_message": away,
+            "greeting_message": greeting,
+            **flags,
+        },
+    )
+    return _hours_dict(inbox_id, row)
 
 
 @router.delete("/inboxes/{inbox_id}/business_hours", status_code=204)
 async def delete_business_hours(inbox_id: int, who: Who, rt: RT) -> None:
-    async with transaction(rt) as tx:
-        await _inbox(tx.session, who, inbox_id)
-        row = await tx.session.get(InboxBusinessHours, inbox_id)
-        if row is not None:
-            await tx.session.delete(row)
-        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "business_hours"})
+    await check_delete_business_hours(rt, who, inbox_id)

@@ -17,8 +17,8 @@ from fastapi.responses import StreamingResponse
 
 from tidings.access import Principal, can_see_channel, require_conversation
 from tidings.actions.base import transaction
+from tidings.actions.gate import choose_route
 from tidings.actions.media import attachment_for, check_upload
-from tidings.actions.outbound import choose_route
 from tidings.api.auth import authenticate
 from tidings.api.media_schemas import MediaLimitsOut, UploadOut
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal

@@ -22,7 +22,7 @@ from tidings.access import (
     visible_contacts,
     visible_conversations,
 )
-from tidings.actions import notifications, reply_policy
+from tidings.actions import gate, notifications
 from tidings.actions.contacts_merge import (
     check_merge_contacts,
     check_undo_merge,
@@ -48,7 +48,6 @@ from tidings.api.auth import authenticate
 from tidings.api.avatars import picture_path
 from tidings.api.deps import runtime
 from tidings.api.v1 import decode_cursor, encode_cursor
-from tidings.channels.pricing import PricedMessages
 from tidings.channels.registry import kind_capabilities
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
@@ -137,23 +136,15 @@ class PresenceIn(_In):
 async def window_of(
     rt: Runtime, channel_id: int | None, last_inbound_at: datetime | None, now: datetime
 ) -> dict[str, Any] | None:
-    """The service window of one channel for one conversation, as the list and composer show it
-    for an agent's reply (so with the Human Agent extension where the channel has it):
-    `{"applies", "open", "closes_at", "hours"}`; None when the channel is unknown."""
-    if channel_id is None:
-        return None
-    info = await rt.channels.get(channel_id)
+    """The service window of one channel for one conversation, as the list shows it for an
+    agent's reply (so with the Human Agent extension where the channel has it); None when the
+    channel is unknown."""
+    info = await rt.channels.get(channel_id) if channel_id is not None else None
     if info is None:
         return None
+    human = gate.has_human_agent(info)
     caps = info.adapter.capabilities
-    w = service_window(caps, last_inbound_at, now, human_agent=reply_policy.has_human_agent(info))
-    return {
-        "channel_id": channel_id,
-        "applies": w.applies,
-        "open": w.open,
-        "closes_at": ts(w.closes_at),
-        "hours": caps.service_window_hours,
-    }
+    return gate.window_dict(info, service_window(caps, last_inbound_at, now, human_agent=human))
 
 
 async def contact_names(
@@ -460,38 +451,6 @@ async def get_conversation(conversation_id: int, who: Who, rt: RT) -> dict[str, 
 # --- the contact panel and the channel picker ---------------------------------------------------
 
 
-async def routes_for(rt: Runtime, s: AsyncSession, conv: Conversation) -> list[dict[str, Any]]:
-    """Every active channel of the conversation's inbox, whether a reply can go through it now,
-    and why not: the decision `POST …/messages` takes (actions/reply_policy.py)."""
-    now = utcnow()
-    out = []
-    for v in await reply_policy.reply_verdicts(rt, s, conv, now):
-        info = v.channel
-        out.append(
-            {
-                "channel_id": info.id,
-                "kind": info.kind,
-                "name": info.name,
-                "label": info.adapter.label,
-                "can_send": v.allowed,
-                "reason": v.refusal.message if v.refusal else None,
-                "code": v.refusal.code if v.refusal else None,
-                "tag": v.tag,
-                "window": await window_of(rt, info.id, v.last_inbound_at, now),
-                "text_max_length": info.adapter.capabilities.text_max_length,
-                "supports_templates": info.adapter.capabilities.supports_templates,
-                # Set by SMS adapters (capabilities.sms); the composer then shows the counter.
-                "sms": bool(getattr(info.adapter.capabilities, "sms", False)),
-                "last_used": info.id == conv.last_channel_id,
-                # Channels billed by the message (Viber): free in the session, or billed.
-                "billing": info.adapter.billing_note(last_inbound_at=v.last_inbound_at, now=now)
-                if isinstance(info.adapter, PricedMessages)
-                else None,
-            }
-        )
-    return out
-
-
 @router.get("/conversations/{conversation_id}/context")
 async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """The contact panel: identities, consent per channel, previous conversations (only those
@@ -525,7 +484,8 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
                 .limit(20)
             )
         ).all()
-        routes = await routes_for(rt, s, conv)
+        # The reply options `GET /api/v1/conversations/{id}/channels` serves (actions/gate.py).
+        routes = await gate.reply_options(rt, s, conv)
         labels = await labels_of(s, conv.id)
         duplicates = await merge_suggestions(s, who, contact)
         dup_idents = await _identities_of(s, [d.id for d in duplicates])

@@ -29,10 +29,11 @@ from sqlalchemy import func, select
 
 from tidings import signing
 from tidings.access import Principal
+from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
 from tidings.actions.conversations import check_update_conversation, labels_of
+from tidings.actions.gate import choose_route
 from tidings.actions.notes import check_add_note
-from tidings.actions.outbound import choose_route
 from tidings.actions.templates import check_send_template
 from tidings.actions.triage import check_triage
 from tidings.automation import hours as bh
@@ -47,10 +48,9 @@ from tidings.automation.runs import (
     should_execute,
     start_run,
 )
-from tidings.domain.enums import ConsentStatus, MessageKind, Role
+from tidings.domain.enums import MessageKind, Role
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal, TidingsError
 from tidings.egress import EgressRefused
-from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict, ts
 from tidings.storage.models import (
@@ -59,10 +59,8 @@ from tidings.storage.models import (
     AutomationRule,
     CannedReply,
     Channel,
-    Consent,
     Contact,
     Conversation,
-    ConversationChannel,
     Message,
     RuleRun,
 )
@@ -551,26 +549,7 @@ async def _policy_preview(
             canned = await s.get(CannedReply, action["canned_reply_id"])
             route = await choose_route(tx, conv, None)
             kind, text = MessageKind.TEXT, canned.content if canned else ""
-        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-        opted_out = await s.scalar(
-            select(Consent.id).where(
-                Consent.contact_id == conv.contact_id,
-                Consent.channel_kind == route.channel.kind,
-                Consent.status == ConsentStatus.OPTED_OUT,
-            )
-        )
-        check_outbound(
-            OutboundContext(
-                channel_kind=route.channel.kind,
-                channel_label=route.channel.adapter.label,
-                capabilities=route.channel.adapter.capabilities,
-                kind=kind,
-                text=text,
-                last_inbound_at=window.last_inbound_at if window else None,
-                opted_out=opted_out is not None,
-                now=utcnow(),
-            )
-        )
+        await gate.check_send(s, conv, route, kind, text, person=False)
     except TidingsError as exc:
         return exc.message
     return None

@@ -1,4 +1,4 @@
-"""The automation outbox, written by `actions.base.transaction` just before it commits.
+"""The automation outbox: a before-commit hook of the unit of work (`actions.base`).
 
 Every state change already goes through one `Tx` that buffers its live events. Here those
 events become `automation_event` rows in the same transaction — a rollback takes them along,
@@ -23,16 +23,14 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, or_, select
 
+from tidings.actions.base import Tx, register_before_commit
 from tidings.domain.enums import LiveEventType, Queue
 from tidings.storage.models import AutomationEvent, AutomationRule, InboxBusinessHours, Message
 from tidings.storage.types import utcnow
-
-if TYPE_CHECKING:
-    from tidings.actions.base import Tx
 
 RULE_EVENTS = (
     "message.received",
@@ -67,6 +65,7 @@ ORIGIN: ContextVar[Origin | None] = ContextVar("tidings_automation_origin", defa
 
 
 async def before_commit(tx: Tx) -> None:
+    """The unit of work's hook (registered below): rule events, or a rule action's record."""
     origin = ORIGIN.get()
     if origin is not None:
         await _record_rule_action(tx, origin)
@@ -183,3 +182,8 @@ async def _record_rule_action(tx: Tx, origin: Origin) -> None:
         await record_action_result(s, origin.run_id, origin.result)
         origin.results.append(origin.result)
         origin.result = None
+
+
+# Every process that runs workers or the app imports this module (through the engine), so its
+# transactions write rule events.
+register_before_commit(before_commit)

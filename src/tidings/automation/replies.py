@@ -1,8 +1,8 @@
 """Messages a rule or an auto-reply sends, and the auto-replies themselves.
 
 An automated text goes through the same route choice and policy checks as an agent's reply
-(`outbound.choose_route`, `policy.check_outbound`: empty/too long, service window, consent,
-SMS segments) and the same `do_queue_message`. Two differences, both deliberate: the Human
+(`gate.choose_route`, `gate.check_send`: empty/too long, service window, consent, SMS
+segments) and the same `do_queue_message`. Two differences, both deliberate: the Human
 Agent tag is never used (Meta allows it only for a person's reply), and the conversation keeps
 its unread count (an away message must not mark the customer's message as read).
 
@@ -18,24 +18,22 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from tidings.actions import gate
 from tidings.actions.base import transaction
-from tidings.actions.outbound import choose_route, do_queue_message
+from tidings.actions.gate import choose_route
+from tidings.actions.outbound import do_queue_message
 from tidings.automation import hours as bh
 from tidings.automation.customer import FROM_CUSTOMER
 from tidings.automation.outbox import ORIGIN, Origin
 from tidings.automation.runs import finish_run, should_execute, start_run
-from tidings.domain.enums import ConsentStatus, MessageKind
+from tidings.domain.enums import MessageKind
 from tidings.domain.errors import PolicyRefusal, TidingsError
-from tidings.policy import OutboundContext, check_outbound
 from tidings.runtime import Runtime
 from tidings.storage.models import (
-    Consent,
     Conversation,
-    ConversationChannel,
     InboxBusinessHours,
     Message,
 )
-from tidings.storage.types import utcnow
 
 
 async def send_text(rt: Runtime, conversation_id: int, text: str) -> Message:
@@ -53,33 +51,10 @@ async def send_text(rt: Runtime, conversation_id: int, text: str) -> Message:
             )
         ).one()
         route = await choose_route(tx, conv, None)
-        window = await s.get(ConversationChannel, (conv.id, route.channel.id))
-        opted_out = await s.scalar(
-            select(Consent.id).where(
-                Consent.contact_id == conv.contact_id,
-                Consent.channel_kind == route.channel.kind,
-                Consent.status == ConsentStatus.OPTED_OUT,
-            )
+        await gate.check_send(s, conv, route, MessageKind.TEXT, text, person=False)
+        return await do_queue_message(
+            tx, conv, route, MessageKind.TEXT, text, sender_agent_id=None, keep_unread=True
         )
-        check_outbound(
-            OutboundContext(
-                channel_kind=route.channel.kind,
-                channel_label=route.channel.adapter.label,
-                capabilities=route.channel.adapter.capabilities,
-                kind=MessageKind.TEXT,
-                text=text,
-                last_inbound_at=window.last_inbound_at if window else None,
-                opted_out=opted_out is not None,
-                now=utcnow(),
-                human_agent=False,
-            )
-        )
-        unread = conv.unread_count
-        message = await do_queue_message(
-            tx, conv, route, MessageKind.TEXT, text, sender_agent_id=None
-        )
-        conv.unread_count = unread
-        return message
 
 
 async def _auto_reply(

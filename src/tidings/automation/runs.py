@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.domain.enums import Direction, LiveEventType, MessageKind, MessageStatus
-from tidings.serialize import message_dict, ts
+from tidings.actions.system_line import do_system_line
+from tidings.serialize import ts
 from tidings.storage.models import Conversation, Message, RuleRun
 from tidings.storage.types import utcnow
 
@@ -101,27 +101,8 @@ async def finish_run(s: AsyncSession, run_id: int, error: str | None = None) -> 
 
 async def system_event(tx: Tx, origin: Origin, text: str) -> Message:
     """A line in the thread such as "Rule 'VIP' added label vip" (never sent anywhere)."""
-    s = tx.session
-    conv = await s.get_one(Conversation, origin.conversation_id)
-    now = utcnow()
-    event = Message(
-        workspace_id=conv.workspace_id,
-        conversation_id=conv.id,
-        channel_id=None,
-        direction=Direction.OUT,
-        kind=MessageKind.SYSTEM,
-        body=text[:2000],
-        sender_agent_id=None,
-        status=MessageStatus.SENT,
-        sent_at=now,
-        created_at=now,
-        updated_at=now,
-        extra={"automation": origin.stamp()},
-    )
-    s.add(event)
-    await s.flush()
-    tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(event))
-    return event
+    conv = await tx.session.get_one(Conversation, origin.conversation_id)
+    return await do_system_line(tx, conv, text, {"automation": origin.stamp()})
 
 
 def run_dict(run: RuleRun) -> dict[str, Any]:

@@ -4,7 +4,7 @@
   (labels, attribute filters, explicit contacts, CSV uploads with every bad row kept and
   reported).
 - `plan`: for one recipient, which channel, address and content, through the same
-  `tidings.policy.check_outbound` every other send passes.
+  outbound gate (`actions/gate.py`) every other send passes.
 - `fanout`: many small batches claimed from the recipient table; each batch writes its
   messages, deliveries and recipient states in one transaction, so a crash rolls a batch back
   whole and a restart carries on without sending anyone a second message.

@@ -21,8 +21,9 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
+from tidings.actions import phone_contacts
 from tidings.actions.base import Tx
 from tidings.campaigns.state import RecipientState, SkipReason
 from tidings.domain.errors import InvalidInput
@@ -35,7 +36,6 @@ from tidings.storage.models import (
     Conversation,
     ConversationLabel,
     Label,
-    table_of,
 )
 from tidings.storage.types import utcnow
 
@@ -253,50 +253,11 @@ async def import_csv(
             else:
                 seen.add(e164)
                 parsed.append((n, row, e164))
-        phones = [p for _, _, p in parsed]
-        known: dict[str, int] = {}
-        for cid, phone in await s.execute(
-            select(Contact.id, Contact.phone_e164)
-            .where(Contact.workspace_id == ws, Contact.phone_e164.in_(phones))
-            .order_by(Contact.id)
-        ):
-            if phone is not None:
-                known.setdefault(phone, cid)
-        # A name the file gives names a known contact that has none yet (never renames).
-        naming = {
-            known[p]: row["name"][:200] for _n, row, p in parsed if p in known and row.get("name")
-        }
-        if naming:
-            c = table_of(Contact)
-            await s.execute(
-                update(c)
-                .where(c.c.id == bindparam("b_id"), c.c.name.is_(None))
-                .values(name=bindparam("b_name"), updated_at=now),
-                [{"b_id": cid, "b_name": name} for cid, name in naming.items()],
-            )
-        missing = [(n, row, p) for n, row, p in parsed if p not in known]
-        if missing:
-            created = await s.execute(
-                tx.rt.db.insert(Contact)
-                .values(
-                    [
-                        {
-                            "workspace_id": ws,
-                            "name": (row.get("name") or None),
-                            "phone_e164": p,
-                            "attributes": {},
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for _, row, p in missing
-                    ]
-                )
-                .returning(Contact.id, Contact.phone_e164)
-            )
-            for cid, phone in created:
-                if phone is not None:
-                    known[phone] = cid
-            report.contacts_created += len(missing)
+        # The contacts of the file's numbers, found or created (`actions.phone_contacts`).
+        known, created = await phone_contacts.do_contacts_by_phone(
+            tx, ws, {p: row.get("name") or None for _n, row, p in parsed}
+        )
+        report.contacts_created += created
         already = set(
             (
                 await s.scalars(

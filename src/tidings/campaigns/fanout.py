@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 
-from tidings.actions import fallback
+from tidings.actions import conversations, gate, outbound, phone_contacts
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
@@ -38,28 +38,16 @@ from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
 from tidings.channels import addressing, registry
 from tidings.domain.enums import (
-    ConversationStatus,
-    DeliveryState,
-    Direction,
     FallbackState,
     LiveEventType,
-    MessageStatus,
-    Queue,
 )
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
     Channel,
     Contact,
-    ContactIdentity,
-    Conversation,
-    ConversationLabel,
-    Delivery,
     FallbackTimer,
-    Label,
-    Message,
     table_of,
 )
 from tidings.storage.types import utcnow
@@ -113,7 +101,10 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
             return 0
         aud = await planning.load_audience(rt, s, campaign)
         quiet = schedule.parse_quiet_hours(campaign.quiet_hours)
-        label_id = await _campaign_label(tx, campaign)
+        # `campaign:<name>`: replies land in the inbox tagged with the campaign.
+        label_id = await conversations.do_ensure_label(
+            tx, campaign.workspace_id, f"campaign:{campaign.name}"[:100], "#7c3aed"
+        )
         tag = throttle.campaign_tag(campaign.id, campaign.rate_per_second)
         contacts = {
             c.id: c
@@ -195,27 +186,21 @@ async def _phone_identities(
         ).all()
         if k in registry.kinds() and addressing.phone_addressed(registry.get_adapter(k), k)
     ]
-    now = utcnow()
-    rows = [
-        {
-            "workspace_id": workspace_id,
-            "contact_id": c.id,
-            "channel_kind": kind,
-            "address": addressing.phone_identity(kind, c.phone_e164),
-            "display_name": c.name,
-            "created_at": now,
-        }
-        for c in {c.id: c for c in phoned}.values()
-        for kind in kinds
-        if c.phone_e164 and (c.id, kind) not in known.identities
-    ]
-    if rows:
-        await s.execute(
-            tx.rt.db.insert(ContactIdentity).on_conflict_do_nothing(
-                index_elements=["workspace_id", "channel_kind", "address"]
-            ),
-            rows,
-        )
+    await phone_contacts.do_add_identities(
+        tx,
+        [
+            {
+                "workspace_id": workspace_id,
+                "contact_id": c.id,
+                "channel_kind": kind,
+                "address": addressing.phone_identity(kind, c.phone_e164),
+                "display_name": c.name,
+            }
+            for c in {c.id: c for c in phoned}.values()
+            for kind in kinds
+            if c.phone_e164 and (c.id, kind) not in known.identities
+        ],
+    )
 
 
 def _zone_override(variables: dict[str, object] | None) -> dict[str, object]:
@@ -230,168 +215,31 @@ async def _queue(
     tag: dict[str, object],
     label_id: int,
 ) -> None:
-    """Queue one message per recipient of the batch: the rows and events an agent's reply makes
-    (`open_conversations` + `do_queue_messages`: the conversation found or opened, the message,
-    its delivery row, the conversation's activity, `message.created` and
-    `conversation.updated`), written as Core statements, one per kind of row for the batch.
-    ORM objects for those rows were most of the fan-out's CPU."""
+    """Queue one message per planned recipient through the one outbound write path
+    (`actions.outbound.do_queue_broadcast`), then move the recipients to `queued`."""
     if not sends:
         return
-    s, db = tx.session, tx.rt.db
-    now = utcnow()
-    conv_t, msg_t = Conversation.__table__, Message.__table__
-    contact_ids = sorted({contact.id for _r, contact, _send in sends})
-    if not db.is_sqlite:
-        # Serialise conversation creation per contact across workers (in id order: no deadlock).
-        await s.execute(
-            select(Contact.id)
-            .where(Contact.id.in_(contact_ids))
-            .order_by(Contact.id)
-            .with_for_update()
-        )
-    # The customer's current (unresolved) conversation in the channel's inbox, the latest one
-    # winning; by contact only, the inbox filtered here (see `open_conversations`).
-    inboxes = {send.channel.inbox_id for _r, _contact, send in sends}
-    current: dict[tuple[int, int], int] = {}
-    for conv_id, contact_id, inbox_id in await s.execute(
-        select(conv_t.c.id, conv_t.c.contact_id, conv_t.c.inbox_id)
-        .where(
-            conv_t.c.contact_id.in_(contact_ids),
-            conv_t.c.status != ConversationStatus.RESOLVED,
-        )
-        .order_by(conv_t.c.id)
-    ):
-        if inbox_id in inboxes:
-            current[(contact_id, inbox_id)] = conv_id
-    # Conversations a broadcast opens are `resolved` — "campaign, awaiting reply": found under
-    # Resolved with the campaign's label, not dropped by the thousand on the agents' open
-    # list, and reopened by the customer's reply (`inbound.open_conversations`). Opened with
-    # their activity, their channel (the badge; replies default to it) and preview (the last
-    # text of the batch; templates: none).
-    opening: dict[tuple[int, int], dict[str, object]] = {}
-    for _r, contact, send in sends:
-        key = (contact.id, send.channel.inbox_id)
-        if key in current:
-            continue
-        row = opening.get(key)
-        if row is None:
-            row = opening[key] = {
-                "workspace_id": send.channel.workspace_id,
-                "inbox_id": send.channel.inbox_id,
-                "contact_id": contact.id,
-                "status": ConversationStatus.RESOLVED,
-                "last_channel_id": send.channel.id,
-                "priority": "none",
-                "unread_count": 0,
-                "last_activity_at": now,
-                "last_message_preview": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        if send.text:
-            row["last_message_preview"] = send.text[:160]
-    opened = await db.insert_rows(s, Conversation, list(opening.values()))
-    current.update(zip(opening, opened, strict=True))
-    conv_of = [current[(contact.id, send.channel.inbox_id)] for _r, contact, send in sends]
     extra = {"campaign": {**tag, "name": campaign.name}}
-    message_ids = await db.insert_rows(
-        s,
-        Message,
+    queued = await outbound.do_queue_broadcast(
+        tx,
         [
-            {
-                "workspace_id": send.channel.workspace_id,
-                "conversation_id": conv_id,
-                "channel_id": send.channel.id,
-                "direction": Direction.OUT,
-                "kind": send.kind,
-                "body": send.text,
-                "sender_agent_id": None,
-                "status": MessageStatus.QUEUED,
-                "sent_at": now,
-                "created_at": now,
-                "updated_at": now,
-                "cost_estimate": send.cost,
-                "extra": {**send.extra, **extra},
-            }
-            for (_r, _contact, send), conv_id in zip(sends, conv_of, strict=True)
-        ],
-    )
-    await s.execute(
-        insert(Delivery),
-        [
-            {
-                "workspace_id": send.channel.workspace_id,
-                "message_id": message_id,
-                "channel_id": send.channel.id,
-                "conversation_id": conv_id,
-                "recipient": send.address,
-                "state": DeliveryState.PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-                "fallback": {},
-            }
-            for (_r, _contact, send), conv_id, message_id in zip(
-                sends, conv_of, message_ids, strict=True
+            outbound.Broadcast(
+                contact.id,
+                gate.Route(send.channel, send.address),
+                send.kind,
+                send.text,
+                {**send.extra, **extra},
+                send.cost,
+                recipient_id,
             )
+            for recipient_id, contact, send in sends
         ],
+        label_id,
+        campaign.fallback,
     )
-    # Conversations that were already there: their activity, and their preview the last text
-    # of the batch (templates: none).
-    existing = set(current.values()) - set(opened)
-    activity: dict[int, dict[str, object]] = {}
-    for (_r, _contact, send), conv_id in zip(sends, conv_of, strict=True):
-        if conv_id not in existing:
-            continue
-        row = activity.setdefault(
-            conv_id, {"id": conv_id, "last_activity_at": now, "updated_at": now}
-        )
-        if send.text:
-            row["last_message_preview"] = send.text[:160]
-    if activity:
-        await s.execute(update(Conversation), list(activity.values()))
-    touched = list(dict.fromkeys(conv_of))
-    # One statement for every batch (parameters as an executemany, compiled once), not a
-    # multi-row VALUES compiled anew for each batch's size.
-    await s.execute(
-        db.insert(ConversationLabel).on_conflict_do_nothing(
-            index_elements=["conversation_id", "label_id"]
-        ),
-        [{"conversation_id": c, "label_id": label_id} for c in touched],
-    )
-    messages = {r.id: r for r in await s.execute(select(msg_t).where(msg_t.c.id.in_(message_ids)))}
-    convs = {r.id: r for r in await s.execute(select(conv_t).where(conv_t.c.id.in_(touched)))}
-    queued: list[dict[str, object]] = []
-    for (recipient_id, _contact, send), conv_id, message_id in zip(
-        sends, conv_of, message_ids, strict=True
-    ):
-        queued.append(
-            {
-                "b_id": recipient_id,
-                "b_channel_id": send.channel.id,
-                "b_channel_reason": send.channel_reason,
-                "b_conversation_id": conv_id,
-                "b_message_id": message_id,
-            }
-        )
-        message, conv = messages[message_id], convs[conv_id]
-        if campaign.fallback:
-            await fallback.arm(tx, message, campaign.fallback, recipient_id=recipient_id)
-        tx.emit(
-            LiveEventType.MESSAGE_CREATED,
-            conv.workspace_id,
-            conv.inbox_id,
-            message_dict(message, []),
-        )
-        tx.emit(
-            LiveEventType.CONVERSATION_UPDATED,
-            conv.workspace_id,
-            conv.inbox_id,
-            conversation_dict(conv),
-        )
+    now = utcnow()
     t = table_of(CampaignRecipient)
-    await s.execute(
+    await tx.session.execute(
         update(t)
         .where(t.c.id == bindparam("b_id"))
         .values(
@@ -404,24 +252,19 @@ async def _queue(
             queued_at=now,
             updated_at=now,
         ),
-        queued,
+        [
+            {
+                "b_id": recipient_id,
+                "b_channel_id": send.channel.id,
+                "b_channel_reason": send.channel_reason,
+                "b_conversation_id": conv_id,
+                "b_message_id": message_id,
+            }
+            for (recipient_id, _contact, send), (conv_id, message_id) in zip(
+                sends, queued, strict=True
+            )
+        ],
     )
-    tx.wake_after_commit(Queue.DELIVERY)
-
-
-async def _campaign_label(tx: Tx, campaign: Campaign) -> int:
-    """`campaign:<name>`: replies land in the inbox tagged with the campaign."""
-    name = f"campaign:{campaign.name}"[:100]
-    await tx.session.execute(
-        tx.rt.db.insert(Label)
-        .values(workspace_id=campaign.workspace_id, name=name, color="#7c3aed")
-        .on_conflict_do_nothing(index_elements=["workspace_id", "name"])
-    )
-    label_id = await tx.session.scalar(
-        select(Label.id).where(Label.workspace_id == campaign.workspace_id, Label.name == name)
-    )
-    assert label_id is not None
-    return int(label_id)
 
 
 async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:

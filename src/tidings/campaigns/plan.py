@@ -4,7 +4,7 @@ Channels are tried in order: the contact's preferred channel (explicit or learne
 campaign allows it, then the campaign's channels in the order given (channels of one kind
 share the campaign: see `spread`), then the fallback channel
 when the campaign's plan says "window closed and no template fits → fallback". The first one
-that has an address for the contact and passes `tidings.policy.check_outbound` wins. Campaign
+that has an address for the contact and passes the outbound gate (`actions/gate.py`) wins. Campaign
 sends are `marketing`: a marketing (or blanket) opt-out on a channel kind refuses it there.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.actions import gate
 from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
@@ -24,18 +25,16 @@ from tidings.campaigns.state import SkipReason
 from tidings.channels.addressing import phone_addressed
 from tidings.channels.pricing import PricedMessages
 from tidings.domain.enums import (
-    ConsentStatus,
     ConversationStatus,
     MessageKind,
 )
 from tidings.domain.errors import PolicyRefusal
 from tidings.domain.numbers import region_of
-from tidings.policy import OutboundContext, check_outbound, sms
+from tidings.policy import sms
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import (
     Campaign,
     Channel,
-    Consent,
     Contact,
     ContactIdentity,
     ContactPreference,
@@ -185,16 +184,11 @@ async def prefetch(s: AsyncSession, contact_ids: list[int]) -> Known:
         .order_by(ContactIdentity.id.desc())
     ):
         identities.setdefault((cid, kind), address)
-    opted = await s.execute(
-        select(Consent.contact_id, Consent.channel_kind).where(
-            Consent.contact_id.in_(contact_ids), Consent.status == ConsentStatus.OPTED_OUT
-        )
-    )
     return Known(
         frozenset(explicit),
         frozenset(talked),
         identities,
-        frozenset((cid, kind) for cid, kind in opted),
+        frozenset(await gate.opted_out_pairs(s, contact_ids)),
     )
 
 
@@ -224,21 +218,6 @@ def _phone_address(channel: ChannelInfo, contact: Contact) -> str | None:
     if phone_addressed(channel.adapter, channel.kind) and contact.phone_e164:
         return contact.phone_e164
     return None
-
-
-async def opted_out(s: AsyncSession, contact_id: int, kind: str) -> bool:
-    """A marketing send stops on any opt-out on this kind: a marketing one (WhatsApp's
-    "stop promotions") or a blanket one (SMS STOP sets every purpose)."""
-    found = await s.scalar(
-        select(Consent.id)
-        .where(
-            Consent.contact_id == contact_id,
-            Consent.channel_kind == kind,
-            Consent.status == ConsentStatus.OPTED_OUT,
-        )
-        .limit(1)
-    )
-    return found is not None
 
 
 async def last_inbound(s: AsyncSession, channel: ChannelInfo, contact_id: int) -> Any:
@@ -312,32 +291,34 @@ async def plan_send(
                 obj = cc.template_for(campaign.content, values)
                 assert obj is not None
                 kind, text, extra = MessageKind.TEMPLATE, None, {"template": obj}
-        ctx = OutboundContext(
-            channel_kind=channel.kind,
-            channel_label=channel.adapter.label,
-            capabilities=caps,
+        if kind == MessageKind.TEXT and text is None:
+            refusals.append(
+                (
+                    channel,
+                    PolicyRefusal(
+                        f"The campaign has no text for {channel.adapter.label}.", code="no_content"
+                    ),
+                )
+            )
+            continue
+        # The outbound gate every send passes (actions/gate.py), with the batch's facts.
+        verdict = gate.decide(
+            channel,
+            address,
+            None
+            if known is not None and contact.id not in known.talked
+            else await last_inbound(s, channel, contact.id),
+            (contact.id, channel.kind) in known.opted_out
+            if known is not None
+            else await gate.opted_out(s, contact.id, channel.kind),
+            utcnow(),
             kind=kind,
             text=text if kind == MessageKind.TEXT else cc.template_preview(extra["template"]),
-            last_inbound_at=(
-                None
-                if known is not None and contact.id not in known.talked
-                else await last_inbound(s, channel, contact.id)
-            ),
-            opted_out=(
-                (contact.id, channel.kind) in known.opted_out
-                if known is not None
-                else await opted_out(s, contact.id, channel.kind)
-            ),
-            now=utcnow(),
+            with_message=True,
+            person=False,
         )
-        try:
-            if kind == MessageKind.TEXT and text is None:
-                raise PolicyRefusal(
-                    f"The campaign has no text for {channel.adapter.label}.", code="no_content"
-                )
-            check_outbound(ctx)
-        except PolicyRefusal as refusal:
-            refusals.append((channel, refusal))
+        if verdict.refusal is not None:
+            refusals.append((channel, verdict.refusal))
             continue
         send = Send(channel, address, kind, text, extra, why[:64])
         if caps.sms and text:
@@ -362,7 +343,7 @@ async def plan_send(
             # are priced from the table.
             if isinstance(channel.adapter, PricedMessages):
                 priced = channel.adapter.message_cost(
-                    channel.config, last_inbound_at=ctx.last_inbound_at, now=ctx.now
+                    channel.config, last_inbound_at=verdict.last_inbound_at, now=utcnow()
                 )
             else:
                 table = sms.price_table()

@@ -28,16 +28,18 @@ from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 
+from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
 from tidings.actions.fallback import validate_plan
-from tidings.actions.outbound import Route, do_queue_message
+from tidings.actions.gate import Route
+from tidings.actions.outbound import do_queue_message
 from tidings.campaigns import content as cc
-from tidings.campaigns.plan import address_for, opted_out
+from tidings.campaigns.plan import address_for
 from tidings.campaigns.state import CampaignState
 from tidings.domain.enums import DeliveryState, FallbackState, MessageKind, MessageStatus
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.numbers import region_of
-from tidings.policy import OutboundContext, check_outbound, sms
+from tidings.policy import sms
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Campaign,
@@ -153,18 +155,9 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
             f"{original.kind} message).",
             code="no_content",
         )
-    check_outbound(
-        OutboundContext(
-            channel_kind=channel.kind,
-            channel_label=channel.adapter.label,
-            capabilities=channel.adapter.capabilities,
-            kind=MessageKind.TEXT,
-            text=text,
-            last_inbound_at=None,
-            opted_out=await opted_out(s, contact.id, channel.kind),
-            now=utcnow(),
-        )
-    )
+    route = Route(channel, address)
+    # The gate every send passes; no Human Agent tag (not a person's reply).
+    await gate.check_send(s, conv, route, MessageKind.TEXT, text, person=False)
     # Withdraw the original if it never left: the customer must not get both.
     delivery = await s.scalar(select(Delivery).where(Delivery.message_id == original.id))
     if delivery is not None and delivery.state in (DeliveryState.PENDING, DeliveryState.HELD):
@@ -176,21 +169,22 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
     extra: dict[str, Any] = {"fallback_of": original.id, "fallback_reason": why}
     if isinstance(tag, dict):
         extra["campaign"] = tag
-    unread = conv.unread_count
+    priced = (
+        sms.estimate_cost(sms.analyse(text), channel.kind, region_of(address))
+        if channel.adapter.capabilities.sms
+        else None
+    )
     message = await do_queue_message(
         tx,
         conv,
-        Route(channel, address),
+        route,
         MessageKind.TEXT,
         text,
         sender_agent_id=original.sender_agent_id,
         extra=extra,
+        keep_unread=True,
+        cost_estimate=priced[0] if priced else None,
     )
-    conv.unread_count = unread
-    if channel.adapter.capabilities.sms:
-        priced = sms.estimate_cost(sms.analyse(text), channel.kind, region_of(address))
-        if priced is not None:
-            message.cost_estimate = priced[0]
     if recipient is not None:
         recipient.fallback_message_id = message.id
         recipient.channel_id = channel.id
