@@ -155,7 +155,7 @@ def _measured(claim: Claim, size: int, claimed: int, handled: int) -> None:
         _sizes[claim.name] = min(claim.limit, size * 2)
 
 
-def claim_statement(claim: Claim, now: datetime, limit: int) -> Select[tuple[InboundEvent]]:
+def claim_statement(claim: Claim, now: datetime, limit: int) -> Select[InboundEvent]:
     """The rows `claim` takes at `now`: its lane's first `limit` due rows in its order."""
     return select(InboundEvent).where(claim.where(now)).order_by(*claim.order).limit(limit)
 
