@@ -655,7 +655,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.store == "postgres" and not (args.database_url and args.redis_url):
         parser.error("--store postgres needs --database-url and --redis-url")
     facts = machine_facts()
-    runs = [one_run(args, i + 1) for i in range(args.runs)]
+    runs: list[dict[str, Any]] = []
+    for i in range(args.runs):
+        runs.append(one_run(args, i + 1))
+        if args.json:  # each run as it ends: a session cut short keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.json.with_suffix(".partial.json")
+            partial.write_text(json.dumps({"machine": facts, "runs": runs}, default=str))
     facts["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     topology = (
         "SQLite, one `tidings serve`"
