@@ -172,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=0, help="separate worker processes (0: in-process)"
     )
+    parser.add_argument(
+        "--all-loop-workers",
+        action="store_true",
+        help="every worker runs every loop (default with 2+: worker 0 `inbound`, the rest"
+        " `background`)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.rate <= 2000 or not 1 <= args.seconds <= 120:
         parser.error("--rate must be within 1..2000 and --seconds within 1..120")
@@ -223,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
         for i in range(args.workers):
             worker_env = {**env_for(ports[0], f"worker{i}"), "TIDINGS_RUN_WORKERS": "1"}
+            if args.workers > 1 and not args.all_loop_workers:
+                # The documented layout (docs/operations.md, "Sizing the lanes").
+                worker_env["TIDINGS_WORKERS"] = "inbound" if i == 0 else "background"
             stack.enter_context(child([tidings, "worker"], env=worker_env, log=tmp / f"w{i}.log"))
         resp = httpx.post(
             f"http://127.0.0.1:{ports[0]}/api/v1/channels",
@@ -253,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     topology = (
         f"{'PostgreSQL' if args.database_url else 'SQLite'}, {args.web} web, "
         f"{args.workers or 'in-process'} worker(s)"
+        + (" (inbound + background)" if args.workers > 1 and not args.all_loop_workers else "")
     )
     print(f"\nWebhook → agent SSE latency — {topology}; load average before {facts['load_before']}")
     print(f"{'phase':>10} {'rate/s':>8} {'acked':>7} {'seen':>7} {'p50':>8} {'p95':>8} {'p99':>8}")

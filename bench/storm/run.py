@@ -16,8 +16,9 @@ Every run starts from nothing: a fresh database, a fresh simulator, new processe
   the acknowledgement latency (what Meta sees), read from `GET /_sim/stats`.
 - Tidings: SQLite, one `tidings serve` with its in-process workers (the embedded default); or
   PostgreSQL + Redis, one `tidings serve` (`TIDINGS_RUN_WORKERS=0`) and `--workers` (2)
-  `tidings worker` processes running every worker loop (with `--split-ingest`: worker 0 runs
-  only the inbound lanes, `TIDINGS_WORKERS=ingest`, the others every other loop).
+  `tidings worker` processes in the documented layout (docs/operations.md, "Sizing the lanes"):
+  worker 0 `TIDINGS_WORKERS=inbound` (the inbound lanes alone), the others `background` (every
+  other loop); `--all-loop-workers` runs every loop in every worker instead.
 - A WhatsApp channel at `messages_per_second` = `--rate`; a campaign of `--recipients` (CSV
   upload, one template) launched on it.
 - The customer: every `--interval` (0.5) s, open-loop (scheduled times, a late one counts
@@ -548,12 +549,10 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
         if args.store == "postgres":
             for i in range(args.workers):
                 loops = {}
-                if args.split_ingest:
-                    # Process 0 runs the inbound lanes alone; the others every other loop.
-                    from tidings.workers.registry import SESSIONS, WORKERS
-
-                    rest = [n for n in WORKERS if not n.startswith("ingest")] + [SESSIONS]
-                    loops["TIDINGS_WORKERS"] = "ingest" if i == 0 else ",".join(rest)
+                if not args.all_loop_workers:
+                    # The documented layout (docs/operations.md, "Sizing the lanes"): process 0
+                    # runs the inbound lanes alone, the others every other loop.
+                    loops["TIDINGS_WORKERS"] = "inbound" if i == 0 else "background"
                 stack.enter_context(
                     child(
                         [tidings, "worker"],
@@ -635,9 +634,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="s between customer messages")
     parser.add_argument("--workers", type=int, default=2, help="postgres: worker processes")
     parser.add_argument(
-        "--split-ingest",
+        "--all-loop-workers",
         action="store_true",
-        help="postgres: worker 0 runs only the inbound lanes (`ingest`), the others the rest",
+        help="postgres: every worker runs every loop (default: worker 0 `TIDINGS_WORKERS=inbound`,"
+        " the others `background`)",
     )
     parser.add_argument("--database-url", default=os.environ.get("TIDINGS_TEST_PG_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("TIDINGS_TEST_REDIS_URL"))
@@ -655,13 +655,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.store == "postgres" and not (args.database_url and args.redis_url):
         parser.error("--store postgres needs --database-url and --redis-url")
     facts = machine_facts()
-    runs = [one_run(args, i + 1) for i in range(args.runs)]
+    runs: list[dict[str, Any]] = []
+    for i in range(args.runs):
+        runs.append(one_run(args, i + 1))
+        if args.json:  # each run as it ends: a session cut short keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.json.with_suffix(".partial.json")
+            partial.write_text(json.dumps({"machine": facts, "runs": runs}, default=str))
     facts["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     topology = (
         "SQLite, one `tidings serve`"
         if args.store == "sqlite"
         else f"PostgreSQL + Redis, 1 web + {args.workers} worker processes"
-        + (" (worker 0: inbound lanes only)" if args.split_ingest else "")
+        + (
+            " (each runs every loop)"
+            if args.all_loop_workers
+            else " (worker 0 `inbound`, the others `background`)"
+        )
     )
     print(
         f"\nBroadcast storm — {topology}; {args.recipients:,} recipients at {args.rate:.0f}/s, "

@@ -174,3 +174,54 @@ async def test_a_long_write_transaction_lets_requests_be_read(server: Server) ->
         inside = bool(ran)
     await task
     assert inside, f"no other task ran during {statements} statements"
+
+
+async def test_a_customer_webhook_is_committed_ahead_of_queued_receipts(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """Receipts queue for the group commit behind one in flight; a customer's webhook that
+    arrives after them gets the next commit to itself, ahead of them (a broadcast's receipts
+    must not hold a customer's message). Commits counted, not timed."""
+    rt = server.runtime
+    channel_id = await api_channel(api)
+    commits = 0
+    on_commit = rt.committer._on_commit
+
+    def counted() -> None:
+        nonlocal commits
+        commits += 1
+        on_commit()
+
+    rt.committer._on_commit = counted
+    done_at: dict[str, int] = {}
+
+    async def webhook(key: str, lane: InboundLane) -> None:
+        row = _row(channel_id, owner.workspace_id, key) | {"lane": lane}
+        await rt.committer.submit([row])
+        done_at[key] = commits
+
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def blocker() -> None:
+        # The write lock (SQLite's one writer; on PostgreSQL the table) is taken, so the first
+        # commit stays in flight while the others queue.
+        async with rt.db.write() as s:
+            if not rt.db.is_sqlite:
+                await s.execute(text("LOCK TABLE inbound_event IN EXCLUSIVE MODE"))
+            holding.set()
+            await release.wait()
+
+    held = asyncio.create_task(blocker())
+    await holding.wait()
+    tasks = [asyncio.create_task(webhook("receipt-0", InboundLane.STATUS))]
+    while not rt.committer._in_flight:
+        await asyncio.sleep(0)
+    tasks += [asyncio.create_task(webhook(f"receipt-{n}", InboundLane.STATUS)) for n in (1, 2)]
+    tasks.append(asyncio.create_task(webhook("customer", InboundLane.CUSTOMER)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(held, *tasks)
+    assert done_at["receipt-0"] < done_at["customer"] < done_at["receipt-1"], done_at
+    assert done_at["receipt-1"] == done_at["receipt-2"]  # the queued receipts: one commit

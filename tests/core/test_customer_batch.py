@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 from tests.conftest import PG_URL, _asyncpg_dsn, _pg_parts
 from tidings.access import Principal
@@ -406,3 +406,38 @@ async def test_stops_when_webhooks_wait(db_template: str, tmp_path: Path) -> Non
     async with fresh_database(db_template, tmp_path) as a:
         by_set, _events = await run_scenario(a, tmp_path, apply_then_yield, SECOND_ROUND)
     assert len(by_set["messages"]) == 11
+
+
+async def test_the_channel_row_is_touched_once_at_the_end_of_the_batch(
+    db_template: str, tmp_path: Path
+) -> None:
+    """A batch longer than one run (`messages.RUN`) moves its channel's last_inbound_at once,
+    after its last message: the update locks the channel's row until commit, and written after
+    the first run it held the row through the rest of the batch, so another worker's batch on
+    the same channel waited for all of it (PostgreSQL). Read from the statements sent."""
+    batch = [("wa", wa(text(f"wamid.b{n}", f"message {n}", 20 + n), *KNOWN)) for n in range(60)]
+    statements: list[list[str]] = []
+
+    async def recorded(tx: Tx, rows: Sequence[InboundEvent], should_yield: Any) -> int:
+        sent: list[str] = []
+        conn = (await tx.session.connection()).sync_connection
+        assert conn is not None
+
+        def record(*args: Any) -> None:
+            sent.append(" ".join(str(args[2]).split()))
+
+        event.listen(conn, "before_cursor_execute", record)
+        try:
+            return await apply_customer_rows(tx, rows, should_yield)
+        finally:
+            event.remove(conn, "before_cursor_execute", record)
+            statements.append(sent)
+
+    async with fresh_database(db_template, tmp_path) as url:
+        result, _events = await run_scenario(url, tmp_path, recorded, batch)
+    assert len(result["messages"]) == 61  # the first round's one, and all 60
+    sent = statements[-1]
+    touches = [i for i, sql in enumerate(sent) if sql.startswith("UPDATE channel SET")]
+    inserts = [i for i, sql in enumerate(sent) if sql.startswith("INSERT INTO message ")]
+    assert len(inserts) >= 2  # more than one run
+    assert len(touches) == 1 and touches[0] > inserts[-1], sent

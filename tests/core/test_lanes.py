@@ -23,10 +23,20 @@ from tests.conftest import Owner, Server, free_port, make_settings, serving
 from tests.core.test_ingest import api_channel, msg, post_signed
 from tidings.actions.admin import bootstrap
 from tidings.domain.enums import InboundLane, InboundState
-from tidings.ingest.worker import CUSTOMER_FRESH, STATUS, process_claim, process_round, replay
+from tidings.ingest.worker import (
+    CUSTOMER_FRESH,
+    CUSTOMER_RETRIES,
+    STATUS,
+    Claim,
+    claim_statement,
+    process_claim,
+    process_round,
+    replay,
+)
 from tidings.runtime import Runtime
 from tidings.storage.db import Database
 from tidings.storage.models import Conversation, InboundEvent, Message
+from tidings.storage.types import utcnow
 
 T0 = 1_750_000_000  # provider timestamps of the backlog: older than anything posted later
 
@@ -288,3 +298,44 @@ async def test_two_status_workers_share_a_backlog_and_apply_each_receipt_once(
             select(func.count()).select_from(Message).where(Message.status == "delivered")
         )
     assert delivered == backlog
+
+
+async def _plan(rt: Runtime, claim: Claim) -> str:
+    """The database's plan for `claim`'s statement (the rows it takes, in its order). PostgreSQL
+    is asked with sequential scans priced out: on a test's near-empty table its planner would
+    rightly read the heap, and the question is whether an index gives the order."""
+    stmt = claim_statement(claim, utcnow(), claim.limit)
+    async with rt.db.read() as s:
+        conn = await s.connection()
+        sql = str(stmt.compile(conn.engine, compile_kwargs={"literal_binds": True}))
+        if rt.db.is_sqlite:
+            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            return " | ".join(str(r[-1]) for r in rows)
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        rows = await conn.exec_driver_sql(f"EXPLAIN {sql}")
+        return " | ".join(str(r[0]).strip() for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("claim", "index"),
+    [
+        (CUSTOMER_FRESH, "ix_inbound_event_customer_order"),
+        (CUSTOMER_RETRIES, "ix_inbound_event_lane_due"),
+        (STATUS, "ix_inbound_event_lane_due"),
+    ],
+    ids=["customer", "customer-retries", "status"],
+)
+async def test_each_lane_claim_walks_an_index_in_its_order_and_stops(
+    idle_server: Server, claim: Claim, index: str
+) -> None:
+    """Each claim reads its first n rows in its own order through an index and stops there; it
+    must not sort every pending row of its lane (a status backlog is tens of thousands of rows,
+    and the customer claim runs before every status slice). Read from the database's plan."""
+    plan = await _plan(idle_server.runtime, claim)
+    assert f"{index} " in plan, plan
+    if idle_server.runtime.db.is_sqlite:
+        assert "TEMP B-TREE" not in plan, plan  # no sort of the lane's pending rows
+    else:
+        # An incremental sort orders ties within one index key; a Sort node sorts them all.
+        steps = [step.removeprefix("-> ") for step in plan.split(" | ")]
+        assert not any(step.startswith("Sort") for step in steps), plan

@@ -54,6 +54,14 @@ def test_workers_setting_names_loops_and_refuses_unknown_names(
     monkeypatch.setenv("TIDINGS_WORKERS", "ingest-statuses")
     with pytest.raises(ValueError, match="unknown workers ingest-statuses"):
         chosen_workers(load_settings())
+    # The two-worker layout on PostgreSQL (docs/operations.md, "Sizing the lanes"): between
+    # them, `inbound` and `background` run every loop once, and only `inbound` runs the lanes.
+    monkeypatch.setenv("TIDINGS_WORKERS", "inbound")
+    assert chosen_workers(load_settings()) == ["ingest"]
+    monkeypatch.setenv("TIDINGS_WORKERS", "background")
+    background = chosen_workers(load_settings())
+    assert "ingest" not in background and SESSIONS in background
+    assert sorted(["ingest", *background]) == sorted([*WORKERS, SESSIONS])
 
 
 @pytest.mark.parametrize("bad", ["mailer", "ingest-receipts"])

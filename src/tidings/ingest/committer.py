@@ -4,6 +4,7 @@ Each webhook request hands its rows to the committer and waits. One task drains 
 that queued up meanwhile and inserts it in a single transaction, so N concurrent requests cost
 one commit (one fsync) instead of N, and every request is answered only after its rows are on
 disk. Duplicates are rejected by the unique (channel_id, event_key) index, never by a cache.
+Webhooks carrying a customer's event are committed ahead of queued receipts (`submit`).
 
 On SQLite the insert runs on a raw `sqlite3` connection in one dedicated thread: a commit is a
 single hop into that thread (BEGIN IMMEDIATE, executemany, COMMIT) instead of a round trip per
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tidings.domain.enums import InboundLane
 from tidings.metrics import EVENTS_STORED, GROUP_COMMIT
 from tidings.storage.db import Database, sqlite_path
 from tidings.storage.models import InboundEvent
@@ -187,6 +189,8 @@ class GroupCommitter:
         self._db = db
         self._on_commit = on_commit
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        # Webhooks with a customer-lane event: the priority slot (see `submit`).
+        self._urgent: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
@@ -206,7 +210,7 @@ class GroupCommitter:
     @property
     def waiting(self) -> bool:
         """Webhook requests are waiting for a commit: long writers should yield the lock."""
-        return bool(self._pending) or self._in_flight
+        return bool(self._pending) or bool(self._urgent) or self._in_flight
 
     async def drained(self, at_most: float) -> None:
         """Wait (at most `at_most` seconds) until no webhook is waiting for a commit: the
@@ -225,16 +229,23 @@ class GroupCommitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for _rows, fut in self._pending:
+        for _rows, fut in [*self._urgent, *self._pending]:
             if not fut.done():
                 fut.set_exception(RuntimeError("shutting down"))
         if self._sqlite is not None:
             self._sqlite.close()
 
     async def submit(self, rows: list[dict[str, Any]]) -> None:
-        """Return once `rows` are committed; raise if the commit failed."""
+        """Return once `rows` are committed; raise if the commit failed.
+
+        A webhook with a customer-lane event (a message, an opt-out, ...) takes the priority
+        slot: the next commit is of such webhooks alone, ahead of every receipt queued before
+        it. During a broadcast thousands of receipts a second queue here; in the common queue a
+        customer's message waited for them to be written, in the same big group (issue 14: the
+        customer lane stays within a second). It still waits for the commit in flight."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, fut))
+        urgent = any(row["lane"] == InboundLane.CUSTOMER for row in rows)
+        (self._urgent if urgent else self._pending).append((rows, fut))
         self._wake.set()
         await fut
 
@@ -242,11 +253,12 @@ class GroupCommitter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
+            while self._urgent or self._pending:
+                queue = self._urgent or self._pending
                 batch: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
                 count = 0
-                while self._pending and (count == 0 or count < MAX_ROWS_PER_COMMIT):
-                    item = self._pending.pop(0)
+                while queue and (count == 0 or count < MAX_ROWS_PER_COMMIT):
+                    item = queue.pop(0)
                     batch.append(item)
                     count += len(item[0])
                 await self._commit(batch)

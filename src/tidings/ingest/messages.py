@@ -48,7 +48,7 @@ from tidings.domain.enums import (
     MessageStatus,
 )
 from tidings.domain.events import Ignored, InboundMessage
-from tidings.ingest.rows import process_rows, touch_channels
+from tidings.ingest.rows import batch_touches, process_rows, touch_channels
 from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.metrics import INGESTED
 from tidings.runtime import ChannelInfo
@@ -106,6 +106,13 @@ async def apply_customer_rows(
 ) -> int:
     """Apply a batch of customer-lane rows, setting each row's state. Returns how many rows
     were handled (the rest are left untouched for the next round)."""
+    async with batch_touches(tx):
+        return await _apply_customer_rows(tx, rows, should_yield)
+
+
+async def _apply_customer_rows(
+    tx: Tx, rows: Sequence[InboundEvent], should_yield: Callable[[], bool]
+) -> int:
     keywords = consent.keyword_settings()
     handled = 0
     run: list[_Row] = []

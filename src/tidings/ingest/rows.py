@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import or_, update
 
@@ -60,6 +62,13 @@ async def process_rows(
     """Apply `rows` one by one, each in a savepoint. Stops early (leaving the rest untouched)
     when `should_yield()` says webhooks are waiting for the write lock. Returns how many rows
     were handled."""
+    async with batch_touches(tx):
+        return await _process_rows(tx, rows, should_yield)
+
+
+async def _process_rows(
+    tx: Tx, rows: Sequence[InboundEvent], should_yield: Callable[[], bool]
+) -> int:
     s = tx.session
     latest_inbound: dict[int, datetime] = {}
     handled = 0
@@ -99,9 +108,40 @@ async def process_rows(
     return handled
 
 
+# Inside `batch_touches`: each transaction's channels to move forward, applied at its end.
+_deferred: WeakKeyDictionary[Tx, dict[int, datetime]] = WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def batch_touches(tx: Tx) -> AsyncIterator[None]:
+    """Collect the batch's `touch_channels` and write them once, when the batch is applied.
+
+    The update locks the channel's row until the transaction commits; written after the first
+    run of a claim, it held that row through the rest of the batch (runs of messages, receipts)
+    and a second worker's batch on the same channel (PostgreSQL) waited for all of it. At the
+    end, the lock lasts from the last write to the commit. Nested uses join the outermost."""
+    if tx in _deferred:
+        yield
+        return
+    _deferred[tx] = {}
+    try:
+        yield
+        latest = _deferred[tx]
+    finally:
+        _deferred.pop(tx, None)
+    await touch_channels(tx, latest)
+
+
 async def touch_channels(tx: Tx, latest_inbound: dict[int, datetime]) -> None:
-    """Move each channel's last_inbound_at forward (never back)."""
-    for channel_id, at in latest_inbound.items():
+    """Move each channel's last_inbound_at forward (never back); inside `batch_touches`, at
+    the batch's end."""
+    deferred = _deferred.get(tx)
+    if deferred is not None:
+        for channel_id, at in latest_inbound.items():
+            if channel_id not in deferred or deferred[channel_id] < at:
+                deferred[channel_id] = at
+        return
+    for channel_id, at in sorted(latest_inbound.items()):  # id order: no lock-order deadlock
         await tx.session.execute(
             update(Channel)
             .where(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import InboundLane, InboundState
@@ -82,17 +82,18 @@ class Claim:
     slice_seconds: float | None
 
     def where(self, now: datetime) -> ColumnElement[bool]:
-        cond = (
-            (InboundEvent.lane == self.lane)
-            & (InboundEvent.state == InboundState.PENDING)
-            & (InboundEvent.next_attempt_at <= now)
-        )
+        cond = (InboundEvent.lane == self.lane) & (InboundEvent.state == InboundState.PENDING)
         # Fresh: never tried and never failed. A retry carries its attempts and the reason it
         # waits; a replayed event keeps the error it failed with (`replay`).
         fresh = (InboundEvent.attempts == 0) & InboundEvent.error.is_(None)
         if self.fresh is True:
-            cond &= fresh
-        elif self.fresh is False:
+            # Due since it was stored (next_attempt_at = received_at): no time test, so the
+            # claim walks (lane, state, occurred_at, id) in its order and stops after `limit`
+            # (migration 0017_inbound_claim_order); a time range would make the planner pick
+            # (lane, state, next_attempt_at) and sort the lane's whole backlog.
+            return cond & fresh
+        cond &= InboundEvent.next_attempt_at <= now
+        if self.fresh is False:
             cond &= ~fresh
         return cond
 
@@ -154,6 +155,11 @@ def _measured(claim: Claim, size: int, claimed: int, handled: int) -> None:
         _sizes[claim.name] = min(claim.limit, size * 2)
 
 
+def claim_statement(claim: Claim, now: datetime, limit: int) -> Select[InboundEvent]:
+    """The rows `claim` takes at `now`: its lane's first `limit` due rows in its order."""
+    return select(InboundEvent).where(claim.where(now)).order_by(*claim.order).limit(limit)
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     handled: int  # rows applied (done, failed or rescheduled)
@@ -174,11 +180,7 @@ async def process_claim(rt: Runtime, claim: Claim, *, interruptible: bool = True
     async with transaction(rt) as tx:
         rows = (
             await tx.session.scalars(
-                select(InboundEvent)
-                .where(due)
-                .order_by(*claim.order)
-                .limit(limit)
-                .with_for_update(**rt.db.skip_locked())
+                claim_statement(claim, now, limit).with_for_update(**rt.db.skip_locked())
             )
         ).all()
         started = time.monotonic()

@@ -220,11 +220,29 @@ class RedisBus(_LocalFanout):
         from redis.asyncio import Redis
 
         self._redis: Redis = Redis.from_url(url)
+        # Runs only while this process has subscribers (SSE clients): a worker process has
+        # none, and decoding every live event of a broadcast cost it 5-8 % of its event loop
+        # (docs/benchmarks.md, "Broadcast storm").
         self._reader: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
+
+    @property
+    def reading(self) -> bool:
+        """Whether the stream reader runs (only while there are local subscribers)."""
+        return self._reader is not None
 
     async def start(self) -> None:
         await self._redis.ping()
-        self._reader = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
+
+    async def _ensure_reader(self) -> None:
+        """Start the reader from the stream's newest entry, before the caller registers: what
+        is published from then on reaches it (a resume reads what came before with XRANGE)."""
+        async with self._starting:
+            if self._reader is not None:
+                return
+            newest: Any = await self._redis.xrevrange(self.STREAM, count=1)
+            last = newest[0][0].decode() if newest else "0-0"
+            self._reader = asyncio.create_task(self._read_loop(last), name="redis-bus-reader")
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -244,9 +262,13 @@ class RedisBus(_LocalFanout):
                 pipe.xadd(self.STREAM, {"e": event.encode()}, maxlen=HISTORY, approximate=True)
             await pipe.execute()
 
-    async def _read_loop(self) -> None:
-        last = "$"
+    async def _read_loop(self, last: str) -> None:
         while True:
+            if not self._subs:
+                # The last subscriber left (checked and cleared without a pause in between, so
+                # a new subscriber either finds this reader running or starts another).
+                self._reader = None
+                return
             try:
                 resp = await self._redis.xread({self.STREAM: last}, block=READ_BLOCK_MS, count=500)
             except asyncio.CancelledError:
@@ -266,6 +288,7 @@ class RedisBus(_LocalFanout):
         self, last_event_id: str | None, idle: float | None = None
     ) -> AsyncIterator[LiveEvent]:
         sub = Subscription()
+        await self._ensure_reader()
         self._subs.add(sub)
         try:
             seen: tuple[int, int] | None = None

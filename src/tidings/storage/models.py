@@ -417,8 +417,10 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "event_key"),
         Index("ix_inbound_event_queue", "state", "next_attempt_at", "occurred_at"),
-        # The lag gauge's "oldest due pending event per lane" (migration 0016_inbound_lane).
-        Index("ix_inbound_event_lane", "lane", "state", "next_attempt_at"),
+        # The lane claims' orders and the lag gauge's "oldest due pending event per lane"
+        # (migrations 0016_inbound_lane, 0017_inbound_claim_order).
+        Index("ix_inbound_event_lane_due", "lane", "state", "next_attempt_at", "id"),
+        Index("ix_inbound_event_customer_order", "lane", "state", "occurred_at", "id"),
     )
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))

@@ -55,20 +55,34 @@ class SessionChannel(Protocol):
 SESSIONS = "sessions"
 
 
+# Named layouts for PostgreSQL (docs/operations.md, "Sizing the lanes"). With two worker
+# processes, one runs `inbound` (the lanes' loop alone) and the other `background` (every other
+# loop): a process running every loop gave the lanes about a tenth of its event loop, and the
+# customer lane fell seconds behind during a broadcast (docs/benchmarks.md, "Broadcast storm").
+WORKER_SETS: dict[str, tuple[str, ...]] = {
+    "inbound": ("ingest",),
+    "background": (*(name for name in WORKERS if name != "ingest"), SESSIONS),
+}
+
+
 def chosen_workers(settings: Settings) -> list[str]:
-    """The worker loops this process runs: all, or those `TIDINGS_WORKERS` names (an unknown
-    name is a configuration error, not a silently idle worker). Naming `ingest` with a lane, or
-    both lanes, runs the one loop over both lanes (`ingest`): two loops in one process would
-    compete for the write lock instead of putting customers first."""
+    """The worker loops this process runs: all, or those `TIDINGS_WORKERS` names, loops or
+    `WORKER_SETS` (an unknown name is a configuration error, not a silently idle worker).
+    Naming `ingest` with a lane, or both lanes, runs the one loop over both lanes (`ingest`):
+    two loops in one process would compete for the write lock instead of putting customers
+    first."""
     known = [*WORKERS, SESSIONS, *LANE_WORKERS]
     if settings.workers is None:
         return [*WORKERS, SESSIONS]
-    unknown = sorted(settings.workers - set(known))
+    unknown = sorted(settings.workers - set(known) - set(WORKER_SETS))
     if unknown:
         raise ValueError(
-            f"TIDINGS_WORKERS names unknown workers {', '.join(unknown)}; known: {', '.join(known)}"
+            f"TIDINGS_WORKERS names unknown workers {', '.join(unknown)}; known: "
+            f"{', '.join([*known, *WORKER_SETS])}"
         )
-    names = set(settings.workers)
+    names = set(settings.workers) - set(WORKER_SETS)
+    for layout in settings.workers & set(WORKER_SETS):
+        names |= set(WORKER_SETS[layout])
     if "ingest" in names or set(LANE_WORKERS) <= names:
         names = (names - set(LANE_WORKERS)) | {"ingest"}
     return [name for name in known if name in names]
