@@ -279,19 +279,25 @@ async def do_register_webhook(
     return reason
 
 
+async def check_subscription_target(rt: Runtime, url: str | None, events: list[str] | None) -> None:
+    """An outgoing webhook's URL (http(s), allowed by the egress policy) and its events (known,
+    at least one); None leaves that part unchecked (an update that does not change it)."""
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput("url: must be an http(s) URL")
+        try:
+            await rt.egress.policy.check_destination(url)
+        except EgressRefused as exc:
+            raise InvalidInput(f"url: {exc}") from None
+    if events is not None and (not events or any(e not in WEBHOOK_EVENTS for e in events)):
+        raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")
+
+
 async def create_subscription(
     rt: Runtime, who: Principal, url: str, events: list[str], secret: str | None
 ) -> tuple[WebhookSubscription, str]:
     require_admin(who)
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInput("url: must be an http(s) URL")
-    try:
-        await rt.egress.policy.check_destination(url)
-    except EgressRefused as exc:
-        raise InvalidInput(f"url: {exc}") from None
-    unknown = [e for e in events if e not in WEBHOOK_EVENTS]
-    if unknown or not events:
-        raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")
+    await check_subscription_target(rt, url, events)
     secret = secret or secrets.token_urlsafe(32)
     async with transaction(rt) as tx:
         sub = WebhookSubscription(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, may_change_agent, require_admin, require_inbox
 from tidings.actions.admin import hasher
@@ -88,24 +89,37 @@ def _role(value: str) -> Role:
         raise InvalidInput(f"role: one of {', '.join(r.value for r in Role)}") from None
 
 
-async def check_create_agent(
-    rt: Runtime, who: Principal, email: str, name: str, role: str, password: str
-) -> Agent:
+def new_agent_fields(
+    who: Principal, email: str, name: str, role: str, verb: str
+) -> tuple[str, Role]:
+    """A new agent's email (normalised) and role, checked: only an owner makes an owner. `verb`
+    says how ("create", "invite") in the refusal."""
     require_admin(who)
     email = email.strip().lower()
     if "@" not in email or len(email) > 320:
         raise InvalidInput("email: not an email address")
     if not name.strip():
         raise InvalidInput("name: must not be empty")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
     wanted = _role(role)
     if wanted == Role.OWNER and who.role != Role.OWNER:
-        raise Forbidden("only an owner may create another owner")
+        raise Forbidden(f"only an owner may {verb} another owner")
+    return email, wanted
+
+
+async def check_email_free(s: AsyncSession, email: str) -> None:
+    if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+        raise Conflict("email: an agent with this email already exists")
+
+
+async def check_create_agent(
+    rt: Runtime, who: Principal, email: str, name: str, role: str, password: str
+) -> Agent:
+    email, wanted = new_agent_fields(who, email, name, role, "create")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
     async with transaction(rt) as tx:
         s = tx.session
-        if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
-            raise Conflict("email: an agent with this email already exists")
+        await check_email_free(s, email)
         agent = Agent(
             workspace_id=who.workspace_id,
             email=email,

@@ -12,12 +12,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
-from tidings.actions.agents import _audit, _role, _settings_changed
+from tidings.access import Principal
+from tidings.actions.agents import _audit, _settings_changed, check_email_free, new_agent_fields
 from tidings.actions.base import transaction
 from tidings.actions.passwords import reset_link
-from tidings.domain.enums import Role
-from tidings.domain.errors import Conflict, Forbidden, InvalidInput
+from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import Agent, Inbox, InboxMember
 from tidings.storage.types import utcnow
@@ -62,19 +61,10 @@ async def check_invite_agent(
 ) -> tuple[Agent, str, datetime]:
     """A new agent with no password yet, and the link (shown once, valid 24 h) on which they
     choose one. Their inboxes are set at once so the invitation is complete."""
-    require_admin(who)
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise InvalidInput("email: not an email address")
-    if not name.strip():
-        raise InvalidInput("name: must not be empty")
-    wanted = _role(role)
-    if wanted == Role.OWNER and who.role != Role.OWNER:
-        raise Forbidden("only an owner may invite another owner")
+    email, wanted = new_agent_fields(who, email, name, role, "invite")
     async with transaction(rt) as tx:
         s = tx.session
-        if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
-            raise Conflict("email: an agent with this email already exists")
+        await check_email_free(s, email)
         ids = sorted(set(inbox_ids))
         if ids:
             found = set(

@@ -7,9 +7,9 @@ from __future__ import annotations
 from sqlalchemy import delete
 
 from tidings.access import Principal, require_admin
-from tidings.actions.base import WEBHOOK_EVENTS, transaction
-from tidings.domain.errors import InvalidInput, NotFound
-from tidings.egress import EgressRefused
+from tidings.actions.admin import check_subscription_target
+from tidings.actions.base import transaction
+from tidings.domain.errors import NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import AuditLog, WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
@@ -25,15 +25,7 @@ async def check_update_subscription(
     events: list[str] | None = None,
 ) -> WebhookSubscription:
     require_admin(who)
-    if url is not None:
-        if not url.startswith(("http://", "https://")):
-            raise InvalidInput("url: must be an http(s) URL")
-        try:
-            await rt.egress.policy.check_destination(url)
-        except EgressRefused as exc:
-            raise InvalidInput(f"url: {exc}") from None
-    if events is not None and (not events or any(e not in WEBHOOK_EVENTS for e in events)):
-        raise InvalidInput(f"events: choose from {', '.join(WEBHOOK_EVENTS)}")
+    await check_subscription_target(rt, url, events)
     async with transaction(rt) as tx:
         sub = await tx.session.get(WebhookSubscription, subscription_id)
         if sub is None or sub.workspace_id != who.workspace_id:

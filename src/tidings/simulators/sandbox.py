@@ -27,7 +27,7 @@ from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators import registry
 from tidings.simulators.guard import SessionCheck, sandbox_guard
 from tidings.simulators.smpp import SmppBinding, SmscSimulator, dials_sandbox_smsc
-from tidings.simulators.whatsapp import DEMO_WABA, WhatsAppBinding
+from tidings.simulators.whatsapp import DEMO_WABA
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,14 @@ class RichCustomer(Protocol):
         data: bytes,
         caption: str | None,
     ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class WindowClock(Protocol):
+    """A binding whose simulator keeps its own service-window clock (WhatsApp's 24 h), which the
+    phone's "age" button moves back with Tidings'."""
+
+    async def age(self, channel: ChannelInfo, user: str, hours: float) -> None: ...
 
 
 @runtime_checkable
@@ -275,12 +283,9 @@ class Sandbox:
         simulator, so the business sees its service window closed (the phone's "age" button)."""
         from tidings.actions.sandbox_clock import do_age_window
 
-        try:
-            body = await request.json()
-        except ValueError:
-            return _bad("the body must be JSON")
-        if not isinstance(body, dict):
-            return _bad("the body must be a JSON object")
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         found = await self._find(request, body.get("channel_id"))
         user = str(body.get("user") or "").strip()
         if found is None or not user:
@@ -290,19 +295,16 @@ class Sandbox:
         digits = "".join(ch for ch in user if ch.isdigit())
         addresses = list(dict.fromkeys([user, digits, f"+{digits}"]))
         aged = await do_age_window(self.rt, info, addresses, AGE_HOURS)
-        if aged and isinstance(binding, WhatsAppBinding):
+        if aged and isinstance(binding, WindowClock):
             await binding.age(info, user, AGE_HOURS)
         if not aged:
             return _bad("this customer has not written on this channel yet")
         return JSONResponse({"aged": aged, "hours": AGE_HOURS})
 
     async def _send(self, request: Request) -> JSONResponse:
-        try:
-            body = await request.json()
-        except ValueError:
-            return _bad("the body must be JSON")
-        if not isinstance(body, dict):
-            return _bad("the body must be a JSON object")
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         found = await self._find(request, body.get("channel_id"))
         text = str(body.get("text") or "").strip()
         user = str(body.get("user") or "").strip()
@@ -341,6 +343,17 @@ class Sandbox:
             return _bad(f"the file must be 1 byte to {PHONE_FILE_MAX // (1024 * 1024)} MB")
         filename = str(file.get("filename") or "file")[:200]
         return _sent(await binding.send_file(info, user, name, mime, filename, data, text or None))
+
+
+async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    """The request's JSON object, or the 400 that says why there is none."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return _bad("the body must be JSON")
+    if not isinstance(body, dict):
+        return _bad("the body must be a JSON object")
+    return body
 
 
 def _bad(message: str) -> JSONResponse:

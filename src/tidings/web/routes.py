@@ -306,36 +306,29 @@ def mount_web(app: FastAPI) -> None:
             return render("reset.html", 422, token=token, email=agent.email, error=str(exc))
         return RedirectResponse("/login", status_code=303)
 
-    @app.get("/inbox", include_in_schema=False)
-    async def inbox(request: Request) -> Response:
+    async def agent_page(request: Request, template: str) -> Response:
+        """A page for every signed-in agent: sign-in redirect, else `template`."""
         found = await _signed_in(request)
         if found is None:
             return RedirectResponse("/login", status_code=303)
         agent, cookie = found
         rt: Runtime = request.app.state.runtime
         return render(
-            "inbox.html",
+            template,
             agent=agent,
             is_admin=agent.role in (Role.OWNER, Role.ADMIN),
             sandbox=rt.settings.sandbox,
             csrf=session_csrf(rt, cookie),
         )
 
+    @app.get("/inbox", include_in_schema=False)
+    async def inbox(request: Request) -> Response:
+        return await agent_page(request, "inbox.html")
+
     @app.get("/contacts", include_in_schema=False)
     async def contacts(request: Request) -> Response:
         """Contacts (issue 18): every agent, each seeing the contacts `access` gives them."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        return render(
-            "contacts.html",
-            agent=agent,
-            is_admin=agent.role in (Role.OWNER, Role.ADMIN),
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-        )
+        return await agent_page(request, "contacts.html")
 
     async def admin_page(request: Request, template: str, **extra: object) -> Response:
         """An owners-and-admins page: sign-in redirect, 403 page for agents, else `template`."""
