@@ -10,9 +10,11 @@ import subprocess
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import TIDINGS, Owner, Server
 from tests.security.test_sessions_tokens import PASSWORD, bearer, new_agent, sign_in, token_of
+from tidings.web import routes
 
 
 async def attempt(
@@ -175,3 +177,20 @@ async def test_change_my_password_form(
     assert (await browser.get("/api/v1/me")).status_code == 200
     await browser.aclose()
     await (await sign_in(server, "eve@example.com", "changed-pass-5")).aclose()
+
+
+def test_the_per_email_failure_count_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every email tried used to stay in the process's failure table for good (an attacker
+    spraying new emails grew it without end): past windows go first, then the oldest."""
+    monkeypatch.setattr(routes, "_failures", {})
+    monkeypatch.setattr(routes, "THROTTLE_EMAILS", 50)
+    for i in range(500):
+        routes._record_failure(f"spray{i}@example.com")
+        assert not routes._throttled(f"never-failed{i}@example.com")
+    assert len(routes._failures) == 50
+    # The newest entries are kept, and a throttled email still counts as throttled.
+    for _ in range(routes.THROTTLE_MAX):
+        routes._record_failure("target@example.com")
+    assert routes._throttled("target@example.com")
+    assert "spray499@example.com" in routes._failures
+    assert len(routes._failures) <= 50

@@ -56,6 +56,9 @@ CSP_EXEMPT_PREFIXES: tuple[str, ...] = ()
 # Login throttling: failures per email within a window, in this process.
 THROTTLE_WINDOW = 300.0
 THROTTLE_MAX = 10
+# At most this many emails are remembered (memory stays bounded however many are tried): past
+# windows are dropped first, then the oldest entries.
+THROTTLE_EMAILS = 10_000
 _failures: dict[str, list[float]] = {}
 # And every attempt per client address, through the runtime's rate limiter (shared by every
 # process when Redis is configured): a burst of ADDRESS_BURST, then one attempt per
@@ -122,9 +125,23 @@ async def _address_throttled(rt: Runtime, request: Request) -> bool:
 
 def _throttled(email: str) -> bool:
     now = time.monotonic()
-    recent = [t for t in _failures.get(email, []) if now - t < THROTTLE_WINDOW]
-    _failures[email] = recent
+    recent = [t for t in _failures.get(email, ()) if now - t < THROTTLE_WINDOW]
+    if recent:
+        _failures[email] = recent
+    else:
+        _failures.pop(email, None)
     return len(recent) >= THROTTLE_MAX
+
+
+def _record_failure(email: str) -> None:
+    now = time.monotonic()
+    _failures.setdefault(email, []).append(now)
+    if len(_failures) <= THROTTLE_EMAILS:
+        return
+    for key in [k for k, times in _failures.items() if now - times[-1] >= THROTTLE_WINDOW]:
+        del _failures[key]
+    while len(_failures) > THROTTLE_EMAILS:
+        del _failures[next(iter(_failures))]
 
 
 def session_csrf(rt: Runtime, session_cookie: str) -> str:
@@ -222,7 +239,7 @@ def mount_web(app: FastAPI) -> None:
         except VerificationError:
             ok = False
         if not ok or agent is None:
-            _failures.setdefault(email, []).append(time.monotonic())
+            _record_failure(email)
             return _login_page(rt, 401, "Wrong email or password.", email)
         _failures.pop(email, None)
         response = RedirectResponse("/inbox", status_code=303)
