@@ -1,4 +1,5 @@
-"""`tidings serve | worker | migrate | bootstrap | replay-events | sandbox`."""
+"""`tidings serve | worker | migrate | bootstrap | replay-events | reset-password | doctor |
+sync-templates | set-webhooks | campaign | reports | sandbox`."""
 
 from __future__ import annotations
 

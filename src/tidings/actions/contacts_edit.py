@@ -4,7 +4,7 @@ import; and starting a conversation with a contact on a chosen channel.
 Phones are stored in E.164 (read in the workspace's region when written nationally), so a
 number staff enter meets the WhatsApp and SMS identities of the same person. Starting a
 conversation only opens (or finds) the conversation; what may be sent in it is decided where
-every reply is decided (`actions/reply_policy.py`, `POST …/messages`, `POST …/templates`).
+every reply is decided (`actions/gate.py`, `POST …/messages`, `POST …/templates`).
 """
 
 from __future__ import annotations

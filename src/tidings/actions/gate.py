@@ -1,8 +1,8 @@
 """The outbound gate: may this go out now, through which channel, and with which tag?
 
 One decision for every writer and every reader. Writers — an agent's reply, retry, template,
-choices and reaction; automation texts; CSAT questions; fallback follow-ups — call
-`check_send` before they queue; campaigns plan a whole batch with `decide` over facts fetched
+choices and reaction; automation texts; CSAT questions; fallback follow-ups; the SMS HELP
+reply — call `check_send` before they queue; campaigns plan a whole batch with `decide` over facts fetched
 once (`opted_out_pairs`); the composer's channel picker (`GET /api/v1/ui/conversations/{id}/
 context`) and the reply options (`GET /api/v1/conversations/{id}/channels`) both serve
 `reply_options`. Before, each had its own copy of these checks, and the copies had drifted (the

@@ -1,9 +1,9 @@
 """`GET /api/v1/contacts/{id}/picture`: the customer's profile picture where their channel gave
-one (LINE `pictureUrl`, kept as the contact's `picture_url` attribute by the profiles worker),
-served from Tidings' own origin so the pages' CSP (`img-src 'self'`) holds and agents' browsers
-never contact the provider's CDN. Fetched through the egress policy (`egress.py`: no private
-addresses, every redirect checked), only JPEG/PNG/WebP/GIF, at most 512 KB; anything else is a
-404 and the page shows the initials."""
+one (LINE `pictureUrl`, Viber `avatar`, kept as the contact's `picture_url` attribute by the
+profiles worker), served from Tidings' own origin so the pages' CSP (`img-src 'self'`) holds
+and agents' browsers never contact the provider's CDN. Fetched through the egress policy
+(`egress.py`: no private addresses, every redirect checked), only JPEG/PNG/WebP/GIF, at most
+512 KB; anything else is a 404 and the page shows the initials."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Automation: rules (event → conditions → actions), business hours and auto-replies.
 
-Kept import-light: `actions/base.py` imports `automation.outbox` on every transaction.
+Kept import-light: `automation.outbox`, which registers a before-commit hook of `actions/base.py`
+when imported, is imported by every process that runs the app or the workers.
 """

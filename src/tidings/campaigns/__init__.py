@@ -10,5 +10,6 @@
   whole and a restart carries on without sending anyone a second message.
 - `throttle`: the per-campaign cap, both when queueing and (through the delivery worker's hook)
   when sending, on `rt.rate_limiter` so that several processes share one budget.
-- `status`: recipients follow their message's status; `report`: counts, rates, CSV export.
+- `state`: campaign and recipient states, recipients following their message's status;
+  `report`: counts, rates, CSV export.
 """

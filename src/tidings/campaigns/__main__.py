@@ -1,8 +1,8 @@
 """`python -m tidings.campaigns`: run only the campaign fan-out and the fallback timers.
 
 For deployments that want dedicated campaign workers (and for the crash test, which kills
-this process with SIGKILL mid-campaign). `tidings worker` runs the same loops once they are
-listed in `tidings.workers.registry.WORKERS`.
+this process with SIGKILL mid-campaign). `tidings worker` runs the same loops, `campaigns`
+and `fallback` in `tidings.workers.registry.WORKERS`.
 """
 
 from __future__ import annotations

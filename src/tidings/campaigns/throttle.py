@@ -9,8 +9,8 @@
 - The fan-out keeps at most a couple of seconds of the cap queued in the outbox
   (`fanout.run_campaign`), so agent replies are not stuck behind a whole campaign.
 
-The channel account's own bucket (`channel:<id>`, taken by the delivery worker) still applies,
-so a campaign never exceeds the provider's limit either.
+The channel account's own window (`channel-window:<id>`, taken by the delivery worker) still
+applies, so a campaign never exceeds the provider's limit either.
 """
 
 from __future__ import annotations

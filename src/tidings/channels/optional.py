@@ -14,7 +14,9 @@ with and listed here, with the name the API and the browser use for it
 - `reply_context` — `ReplyContextUser` (reply_context): answer with a message's reply token
 - `message_pricing` — `PricedMessages` (pricing): a price per message
 - `webhook_setup` — `WebhookRegistrar` (webhook_setup): Tidings sets the provider's webhook
-- `template_sync` — `TemplateSource` (templates): approved templates can be listed
+- `template_sync` — `TemplateSource` (message_templates): approved templates can be listed
+- `multicast` — `MulticastSender` (multicast): one provider call to many recipients
+- `media_locator` — `MediaLocator` (media): where to download a customer's file
 
 Typing reaches the customer by one of two paths today: `TypingSender.send_typing` (RBM,
 Telegram: a call of its own) or a `SignalSender` whose signals include `typing_on` (Meta's

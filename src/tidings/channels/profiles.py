@@ -21,8 +21,9 @@ class Profile:
 
     name: str | None
     username: str | None = None
-    # The provider's https address of the customer's picture (LINE `pictureUrl`), kept as
-    # the contact's `picture_url` attribute; never fetched by Tidings itself.
+    # The provider's https address of the customer's picture (LINE `pictureUrl`, Viber
+    # `avatar`), kept as the contact's `picture_url` attribute; never stored, fetched through
+    # the egress policy only when a page shows it (api/avatars.py).
     picture_url: str | None = None
 
 

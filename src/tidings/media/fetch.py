@@ -1,9 +1,9 @@
 """Fetching inbound media from a provider, checked against the channel's limits on the way in.
 
-An adapter whose media needs more than a plain GET of the webhook's URL (WhatsApp: media id ->
-`GET /{media-id}` -> short-lived URL -> download with the bearer token) implements
-`MediaLocator`; any other adapter's attachments are fetched from their URL as given (Messenger
-and Instagram CDN URLs).
+An adapter says where its media is by implementing `MediaLocator` (WhatsApp: media id ->
+`GET /{media-id}` -> short-lived URL -> download with the bearer token; Messenger, Instagram
+and Viber: the webhook's CDN URL as given, `cdn_location`); only such adapters' attachments
+are queued for this worker (`actions/inbound.py`, `ingest/messages.py`).
 
 Downloads go through the egress policy (tidings/egress.py): a URL from a webhook payload or
 from a provider's answer must not reach internal addresses. A locator whose URL is built on the

@@ -102,7 +102,7 @@ class LineAdapter:
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
         return await client.start_loading(_config(config), to, http)
 
-    # MediaLocator (media/fetch.py)
+    # MediaLocator (channels/media.py; the media worker calls it through media/fetch.py)
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:

@@ -141,8 +141,8 @@ class ViberAdapter:
             raise ProfileUnavailable(f"Viber get_user_details: {said}", retriable=False)
         user = data.get("user") if isinstance(data.get("user"), dict) else {}
         assert isinstance(user, dict)
-        # The avatar's address is kept (Viber serves it from its CDN); Tidings does not fetch
-        # contact pictures for any channel (docs/channels/viber.md, "Profiles").
+        # The avatar's address is kept (Viber serves it from its CDN); Tidings stores no copy
+        # and serves it from its own origin (api/avatars.py; docs/channels/viber.md, "Profiles").
         avatar = user.get("avatar")
         return Profile(
             name=clean(user.get("name")),
