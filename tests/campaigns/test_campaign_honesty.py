@@ -119,6 +119,50 @@ async def test_pause_holds_queued_messages_and_resume_releases_them(
     assert sorted(m["to"] for m in got) == sorted(f"cust-{i}" for i in range(10))  # once each
 
 
+async def test_deleting_the_channel_fails_what_a_pause_held(
+    server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
+) -> None:
+    """Held messages of a deleted channel used to stay `queued` for good (only pending ones
+    failed), and their campaign with them."""
+    channel = await api_channel(api, server)
+    contacts = await api_customers(api, server, 10)
+    cid = await capped_campaign(api, "Orphaned", contacts, channel, 2)
+
+    async def two_out() -> bool:
+        return len(await received(server)) >= 2
+
+    await eventually(two_out, timeout=20)
+    paused = (await api.post(f"/api/v1/campaigns/{cid}/pause")).json()
+    assert paused["state"] == "paused"
+    await asyncio.sleep(0.6)  # a send in its provider call when the pause landed finishes
+    assert (await api.get(f"/api/v1/campaigns/{cid}")).json()["outbox"]["held"] > 0
+
+    async def queued() -> int:
+        async with server.runtime.db.read() as s:
+            return int(
+                await s.scalar(
+                    select(func.count()).select_from(Message).where(Message.status == "queued")
+                )
+                or 0
+            )
+
+    unsent = await queued()
+    assert unsent > 0
+    assert (await api.delete(f"/api/v1/channels/{channel['id']}")).status_code == 204
+    async with server.runtime.db.read() as s:
+        failed = await s.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.status == "failed", Message.error_code == "channel_deleted")
+        )
+    assert await queued() == 0 and failed == unsent
+    counts = (await api.get(f"/api/v1/campaigns/{cid}")).json()["counts"]
+    assert counts["queued"] == 0 and counts["failed"] == unsent, counts
+    resumed = (await api.post(f"/api/v1/campaigns/{cid}/resume")).json()
+    assert resumed["state"] in ("running", "completed")
+    await wait_state(api, cid, "completed", timeout=30)
+
+
 async def test_cancel_withdraws_what_a_pause_held(
     server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
 ) -> None:

@@ -20,9 +20,12 @@ from sqlalchemy import delete, func, select, update
 from tidings.access import Principal, can_see_inbox, require_admin, require_channel
 from tidings.actions.admin import do_register_webhook, validate_config
 from tidings.actions.base import Tx, transaction
+from tidings.actions.outbound import do_record_failures
 from tidings.channels import webhook_setup
+from tidings.channels.base import Permanent
 from tidings.channels.message_templates import TemplateSource
 from tidings.channels.registry import get_adapter
+from tidings.domain.enums import DeliveryState
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -160,19 +163,23 @@ async def check_delete_channel(rt: Runtime, who: Principal, channel_id: int) -> 
     async with transaction(rt) as tx:
         s = tx.session
         channel = await require_channel(s, who, channel_id)
-        # Queued sends can no longer go: their messages say so instead of waiting forever.
-        pending = select(Delivery.message_id).where(
-            Delivery.channel_id == channel.id, Delivery.state == "pending"
-        )
-        await s.execute(
-            update(Message)
-            .where(Message.id.in_(pending), Message.status == "queued")
-            .values(
-                status="failed",
-                error_code="channel_deleted",
-                error_reason="the channel was deleted before this was sent",
+        # Sends that have not left (queued, held by a paused campaign, or claimed) can no
+        # longer go: they fail through the one failure path, so their messages, campaign
+        # recipients and counts say so instead of waiting forever.
+        unsent = (
+            await s.execute(
+                select(Delivery, Message)
+                .join(Message, Message.id == Delivery.message_id)
+                .where(
+                    Delivery.channel_id == channel.id,
+                    Delivery.state.in_(
+                        [DeliveryState.PENDING, DeliveryState.HELD, DeliveryState.SENDING]
+                    ),
+                )
             )
-        )
+        ).all()
+        gone = Permanent("the channel was deleted before this was sent", "channel_deleted")
+        await do_record_failures(tx, [(d, m, gone) for d, m in unsent])
         await s.execute(
             update(Message).where(Message.channel_id == channel.id).values(channel_id=None)
         )

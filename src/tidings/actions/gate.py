@@ -1,12 +1,12 @@
 """The outbound gate: may this go out now, through which channel, and with which tag?
 
 One decision for every writer and every reader. Writers — an agent's reply, retry, template,
-choices and reaction; automation texts; CSAT questions; fallback follow-ups; the SMS HELP
-reply — call `check_send` before they queue; campaigns plan a whole batch with `decide` over facts fetched
-once (`opted_out_pairs`); the composer's channel picker (`GET /api/v1/ui/conversations/{id}/
-context`) and the reply options (`GET /api/v1/conversations/{id}/channels`) both serve
-`reply_options`. Before, each had its own copy of these checks, and the copies had drifted (the
-UI refused a reply the API then sent).
+choices and reaction; automation texts; CSAT questions; fallback follow-ups; the SMS HELP reply
+— call `check_send` before they queue; campaigns plan a whole batch with `decide` over facts
+fetched once (`opted_out_pairs`); the composer's channel picker (`GET
+/api/v1/ui/conversations/{id}/ context`) and the reply options (`GET
+/api/v1/conversations/{id}/channels`) both serve `reply_options`. Before, each had its own copy
+of these checks, and the copies had drifted (the UI refused a reply the API then sent).
 
 A verdict covers what the channel and the customer decide (identity, service window with Meta's
 HUMAN_AGENT extension for a person, consent). What depends on the message itself (empty, too

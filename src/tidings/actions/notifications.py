@@ -1,15 +1,15 @@
 """Notifications for agents: a mention in a note, a conversation assigned to them (by someone
 else or by auto-assignment), a customer's reply in a conversation assigned to them.
 
-Nothing calls this per feature: `before_commit` reads the live events the unit of work is
-about to publish (the note's `message.created` with `extra.mentions`, the system line of an
+Nothing calls this per feature: `before_commit` reads the live events the unit of work is about
+to publish (the note's `message.created` with `extra.mentions`, the system line of an
 assignment, a customer's message) and writes the rows in the same transaction, so every writer
-of those events notifies alike and a rollback takes the notification with it. (Only the
-inbox's assignee picker and auto-assignment write an assignment's line today: a bulk, REST API
-or rule assignment notifies no one; docs/architecture.md, "Notifications and saved views".) Each row is announced live as `notification.created`, which only its
-agent receives (`access.Audience.AGENT`). A message notifies an agent of one kind at most once
-(the database's unique key): replaying an event cannot notify twice.
-"""
+of those events notifies alike and a rollback takes the notification with it. (Only the inbox's
+assignee picker and auto-assignment write an assignment's line today: a bulk, REST API or rule
+assignment notifies no one; docs/architecture.md, "Notifications and saved views".) Each row is
+announced live as `notification.created`, which only its agent receives
+(`access.Audience.AGENT`). A message notifies an agent of one kind at most once (the database's
+unique key): replaying an event cannot notify twice."""
 
 from __future__ import annotations
 
