@@ -153,3 +153,55 @@ async def test_saved_views_are_per_agent(
     assert (await api.delete(f"/api/v1/views/{made.json()['id']}")).status_code == 204
     assert (await api.get("/api/v1/views")).json() == []
     await bo.aclose()
+
+
+async def test_every_way_of_assigning_tells_the_assignee(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """The REST API, a bulk action and a rule used to assign without the thread's line, so the
+    new assignee was never told; each now writes one line and one notification."""
+    await api_channel(api, server, "bell")
+    bo_id, bo = await _agent(api, server, owner, "bo@example.com", "Bo Berg", [owner.inbox_id])
+    rule = await api.post(
+        "/api/v1/automation/rules",
+        json={
+            "name": "VIPs",
+            "event": "message.received",
+            "conditions": [{"type": "text_matches", "pattern": r"\bvip\b"}],
+            "actions": [{"type": "assign_agent", "agent_id": bo_id}],
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    await customer_says(server, "bell", "cust-1", "Hello", name="Hal")
+    await customer_says(server, "bell", "cust-2", "Hi", name="Hil")
+    await customer_says(server, "bell", "cust-3", "I am a vip", name="Val")
+    convs = await wait_conversations(api, 3)
+    ids = sorted(c["id"] for c in convs)
+
+    async def by_rule() -> list[dict[str, Any]] | None:
+        items = [n for n in (await _bell(bo))["items"] if n["kind"] == "assigned"]
+        return items or None
+
+    ruled = await eventually(by_rule)
+    first = ruled[0]["conversation_id"]
+    rest = [c for c in ids if c != first]
+    patched = await api.patch(f"/api/v1/conversations/{rest[0]}", json={"assignee_id": bo_id})
+    assert patched.status_code == 200, patched.text
+    bulk = await api.post(
+        "/api/v1/ui/conversations/bulk", json={"ids": [rest[1]], "assignee_id": bo_id}
+    )
+    assert bulk.status_code == 200, bulk.text
+
+    async def three() -> list[dict[str, Any]] | None:
+        items = [n for n in (await _bell(bo))["items"] if n["kind"] == "assigned"]
+        return items if len(items) == 3 else None
+
+    assigned = await eventually(three)
+    assert sorted(n["conversation_id"] for n in assigned) == ids
+    for conv_id in ids:
+        messages = (await api.get(f"/api/v1/conversations/{conv_id}/messages")).json()["data"]
+        lines = [
+            m for m in messages if m["kind"] == "system" and m["extra"].get("event") == "assigned"
+        ]
+        assert len(lines) == 1, (conv_id, [m["body"] for m in messages])
+    await bo.aclose()

@@ -7,6 +7,7 @@ from sqlalchemy import delete, select
 from tidings.access import Principal, require_conversation
 from tidings.actions import assignment, csat, sla
 from tidings.actions.base import Tx, transaction
+from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import ConversationStatus, LiveEventType
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -33,7 +34,10 @@ async def check_update_conversation(
     assignee_id: int | object | None = UNSET,
     labels: list[str] | None = None,
     team_id: int | object | None = UNSET,
+    assignment_line: bool = True,
 ) -> tuple[Conversation, list[str]]:
+    """`assignment_line`: write the thread's "X assigned Y" line for an assignee change (a rule
+    narrates its own instead, automation/engine.py)."""
     async with transaction(rt) as tx:
         s = tx.session
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
@@ -88,6 +92,8 @@ async def check_update_conversation(
             await csat.on_resolved(tx, conv)
         if conv.status != was_status or conv.assignee_id != was_assignee:
             assignment.after_change(tx)  # capacity freed or a conversation to queue
+        if conv.assignee_id != was_assignee and assignment_line:
+            await _assignment_line(tx, who, conv)
         conv.updated_at = utcnow()
         await s.flush()
         current = await labels_of(s, conv.id)
@@ -98,6 +104,33 @@ async def check_update_conversation(
             conversation_dict(conv, current),
         )
         return conv, current
+
+
+async def _assignment_line(tx: Tx, who: Principal, conv: Conversation) -> None:
+    """The thread says who handed the conversation to whom, in the change's own transaction,
+    whichever way it was made (the inbox, the REST API, a bulk action, a rule): the line is
+    also what tells the new assignee (actions/notifications.py)."""
+    names = dict(
+        (
+            await tx.session.execute(
+                select(Agent.id, Agent.name).where(
+                    Agent.id.in_([i for i in (who.agent_id, conv.assignee_id) if i is not None])
+                )
+            )
+        ).all()
+    )
+    me = names.get(who.agent_id, "Someone")
+    if conv.assignee_id is None:
+        text = f"{me} unassigned this"
+    else:
+        text = f"{me} assigned {names.get(conv.assignee_id, f'agent #{conv.assignee_id}')}"
+    await do_system_line(
+        tx,
+        conv,
+        text,
+        {"event": "assigned", "assignee_id": conv.assignee_id},
+        sender_agent_id=who.agent_id,
+    )
 
 
 async def labels_of(s: object, conversation_id: int) -> list[str]:

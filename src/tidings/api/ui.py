@@ -606,10 +606,7 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
         )
     me = await _agent_name(rt, who.agent_id)
     events: list[tuple[str, dict[str, object]]] = []
-    if "assignee_id" in fields and body.assignee_id != old[1]:
-        target = await _agent_name(rt, body.assignee_id)
-        text = f"{me} unassigned this" if body.assignee_id is None else f"{me} assigned {target}"
-        events.append((text, {"event": "assigned", "assignee_id": body.assignee_id}))
+    # An assignment's line is written by check_update_conversation itself (every path).
     if "team_id" in fields and body.team_id != old_team:
         team = await _team_name(rt, body.team_id)
         text = f"{me} cleared the team" if body.team_id is None else f"{me} assigned team {team}"

@@ -250,7 +250,14 @@ async def _perform(
     """Run one action through the matching `actions/` function. Returns a note for the log."""
     kind = action["type"]
     if kind == "assign_agent":
-        await check_update_conversation(rt, who, conv_id, assignee_id=action["agent_id"])
+        # The rule's own line (written in the change's transaction) says it and tells the new
+        # assignee (actions/notifications.py); a refusal's line replaces it (execute_rule).
+        origin = ORIGIN.get()
+        if origin is not None:
+            origin.narrate_extra = {"event": "assigned", "assignee_id": action["agent_id"]}
+        await check_update_conversation(
+            rt, who, conv_id, assignee_id=action["agent_id"], assignment_line=False
+        )
     elif kind == "assign_team":
         await check_update_conversation(rt, who, conv_id, team_id=action["team_id"])
     elif kind == "add_label":
@@ -332,6 +339,7 @@ async def execute_rule(
                 origin.narrate = (
                     f"Rule '{rule.name}': {gerund(what)[:80]} was refused. {refusal.message}"
                 )
+                origin.narrate_extra = None
             except TidingsError as exc:
                 origin.result = {
                     "index": index,
@@ -341,6 +349,7 @@ async def execute_rule(
                     "detail": exc.message,
                 }
                 origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} failed. {exc.message}"
+                origin.narrate_extra = None
             if origin.result is not None:
                 await _flush_record(rt)
     except Exception as exc:

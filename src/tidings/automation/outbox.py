@@ -54,6 +54,8 @@ class Origin:
     rule_name: str
     # Set per action by the engine: the thread line and the result to record with it.
     narrate: str | None = None
+    # Details the narration line carries beyond the run's stamp (an assignment's assignee).
+    narrate_extra: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
 
@@ -176,8 +178,9 @@ async def _record_rule_action(tx: Tx, origin: Origin) -> None:
         e.data["sender_agent_id"] = None
         e.data["extra"] = message.extra
     if origin.narrate:
-        await system_event(tx, origin, origin.narrate)
+        await system_event(tx, origin, origin.narrate, origin.narrate_extra)
         origin.narrate = None
+    origin.narrate_extra = None
     if origin.result is not None:
         await record_action_result(s, origin.run_id, origin.result)
         origin.results.append(origin.result)

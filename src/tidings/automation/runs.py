@@ -99,10 +99,12 @@ async def finish_run(s: AsyncSession, run_id: int, error: str | None = None) -> 
     run.finished_at = utcnow()
 
 
-async def system_event(tx: Tx, origin: Origin, text: str) -> Message:
+async def system_event(
+    tx: Tx, origin: Origin, text: str, extra: dict[str, Any] | None = None
+) -> Message:
     """A line in the thread such as "Rule 'VIP' added label vip" (never sent anywhere)."""
     conv = await tx.session.get_one(Conversation, origin.conversation_id)
-    return await do_system_line(tx, conv, text, {"automation": origin.stamp()})
+    return await do_system_line(tx, conv, text, {**(extra or {}), "automation": origin.stamp()})
 
 
 def run_dict(run: RuleRun) -> dict[str, Any]:
