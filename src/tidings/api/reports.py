@@ -1,5 +1,5 @@
-"""Reports API: `GET /api/v1/reports/{conversations,channels,agents,campaigns}` (JSON, or CSV
-with `format=csv`) and `GET /api/v1/reports/export/conversations.csv` (one row per
+"""Reports API: `GET /api/v1/reports/{conversations,channels,agents,service,campaigns}` (JSON,
+or CSV with `format=csv`; `service` is CSAT and SLA) and `GET /api/v1/reports/export/conversations.csv` (one row per
 conversation, streamed). Owners and admins only."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin
@@ -250,6 +251,68 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
             "open_now",
         ],
         rows,
+    )
+
+
+class CsatFigures(BaseModel):
+    answered: int = Field(description="surveys answered")
+    average: float | None = Field(description="mean rating, 1-5")
+    satisfied_share: float | None = Field(description="share of 4 and 5 ratings, 0-1")
+
+
+class CsatTotals(CsatFigures):
+    distribution: dict[str, int] = Field(description='answers per rating, "1".."5"')
+    asked: int = Field(description="surveys sent in the range")
+    skipped: int = Field(description="surveys not sent (window, consent), with a reason")
+    response_rate: float | None = Field(description="answered share of those sent, 0-1")
+
+
+class SlaTotals(BaseModel):
+    breaches: int = Field(description="targets that fell due in the range and were missed")
+    conversations: int
+    first_response: int
+    next_response: int
+    answered_late: int
+    unanswered: int
+
+
+class ServiceAgent(CsatFigures):
+    agent_id: int | None = Field(description="None: nobody was assigned")
+    name: str | None
+    sla_breaches: int
+
+
+class ServiceDay(CsatFigures):
+    day: date
+    sla_breaches: int
+
+
+class ServiceReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: date = Field(alias="from")
+    to: date
+    csat: CsatTotals
+    sla: SlaTotals
+    agents: list[ServiceAgent]
+    series: list[ServiceDay]
+
+
+@router.get("/service", response_model=ServiceReport)
+async def service_report(f: F, rt: RT, format: Format = "json") -> Any:
+    """CSAT (answered surveys: average, share of 4-5, distribution, response rate) and SLA
+    (missed targets by due day: first/next response, answered late or not yet), per day and
+    per agent. The CSV is one line per day."""
+    async with rt.db.read() as s:
+        r = await q.service(s, f)
+    if format == "json":
+        return ServiceReport.model_validate(r)
+    return csv_response(
+        "service",
+        ["day", "csat_answered", "csat_average", "csat_satisfied_share", "sla_breaches"],
+        [
+            [d["day"], d["answered"], d["average"], d["satisfied_share"], d["sla_breaches"]]
+            for d in r["series"]
+        ],
     )
 
 

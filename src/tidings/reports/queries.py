@@ -39,9 +39,13 @@ from tidings.storage.models import (
     Campaign,
     Channel,
     Contact,
+    Conversation,
+    ConversationChannel,
     ConversationLabel,
+    CsatResponse,
     Inbox,
     Label,
+    SlaBreach,
     Team,
 )
 
@@ -652,6 +656,151 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
         rows.sort(key=lambda row: (row[f"{kind}_id"] is None, row[f"{kind}_id"] or 0))
         out[f"{kind}s"] = rows
     return out
+
+
+# --- CSAT and SLA ---------------------------------------------------------------------------
+
+
+def _service_dims(table: Any, f: Filters, agent_col: Any, channel: Any) -> list[Any]:
+    """The report filters on `csat_response` / `sla_breach`: their own inbox and agent columns
+    (the agent the survey or breach was recorded for; 0 = nobody), the conversation's team and
+    labels now, and the channel (`channel`: a condition for `f.channel_id`)."""
+    out: list[Any] = [table.workspace_id == f.workspace_id]
+    if f.inbox_id is not None:
+        out.append(table.inbox_id == f.inbox_id)
+    if f.agent_id is not None:
+        out.append(agent_col == f.agent_id if f.agent_id else agent_col.is_(None))
+    if f.channel_id is not None:
+        out.append(channel)
+    if f.team_id is not None:
+        team = Conversation.team_id == f.team_id if f.team_id else Conversation.team_id.is_(None)
+        out.append(exists().where(Conversation.id == table.conversation_id, team))
+    if f.label_id is not None:
+        out.append(_labelled(table.conversation_id, f.label_id))
+    return out
+
+
+def _csat_figures(ratings: Sequence[int]) -> dict[str, Any]:
+    n = len(ratings)
+    return {
+        "answered": n,
+        "average": round(sum(ratings) / n, 2) if n else None,
+        # The share of 4 and 5 ratings: the usual "CSAT score".
+        "satisfied_share": _rate(sum(1 for r in ratings if r >= 4), n),
+    }
+
+
+async def service(s: AsyncSession, f: Filters) -> dict[str, Any]:
+    """CSAT and SLA over the range. CSAT: the surveys answered in the range (count, average,
+    share of 4-5, distribution) and the response rate of those asked in it; SLA: the targets
+    that fell due in the range and were missed, per target, answered late or still waiting.
+    Both per day and per agent. The survey and breach tables hold at most a row or two per
+    conversation and are read through their (workspace, time) indexes, then summed here."""
+    start, stop = _midnight(f.start), _midnight(f.end + timedelta(days=1))
+    csat_where = _service_dims(
+        CsatResponse, f, CsatResponse.agent_id, CsatResponse.channel_id == f.channel_id
+    )
+    answered = (
+        await s.execute(
+            select(CsatResponse.answered_at, CsatResponse.rating, CsatResponse.agent_id).where(
+                *csat_where,
+                CsatResponse.answered_at >= start,
+                CsatResponse.answered_at < stop,
+                CsatResponse.rating.isnot(None),
+            )
+        )
+    ).all()
+    asked_rows = (
+        await s.execute(
+            select(CsatResponse.state, func.count())
+            .where(*csat_where, CsatResponse.asked_at >= start, CsatResponse.asked_at < stop)
+            .group_by(CsatResponse.state)
+        )
+    ).all()
+    asked_by_state = {state: int(n) for state, n in asked_rows}
+    breach_channel = exists().where(
+        ConversationChannel.conversation_id == SlaBreach.conversation_id,
+        ConversationChannel.channel_id == f.channel_id,
+    )
+    breaches = (
+        await s.execute(
+            select(
+                SlaBreach.due_at,
+                SlaBreach.target,
+                SlaBreach.assignee_id,
+                SlaBreach.responded_at,
+                SlaBreach.conversation_id,
+            ).where(
+                *_service_dims(SlaBreach, f, SlaBreach.assignee_id, breach_channel),
+                SlaBreach.due_at >= start,
+                SlaBreach.due_at < stop,
+            )
+        )
+    ).all()
+    names = dict(
+        (
+            await s.execute(
+                select(Agent.id, Agent.name).where(Agent.workspace_id == f.workspace_id)
+            )
+        ).all()
+    )
+
+    ratings_by_day: dict[str, list[int]] = defaultdict(list)
+    ratings_by_agent: dict[int | None, list[int]] = defaultdict(list)
+    all_ratings: list[int] = []
+    for at, rating, agent_id in answered:
+        if at is None or rating is None:  # excluded by the query; for the type checker
+            continue
+        ratings_by_day[at.date().isoformat()].append(rating)
+        ratings_by_agent[agent_id].append(rating)
+        all_ratings.append(rating)
+    breaches_by_day: dict[str, int] = defaultdict(int)
+    breaches_by_agent: dict[int | None, int] = defaultdict(int)
+    by_target: dict[str, int] = defaultdict(int)
+    for due_at, target, assignee_id, _responded, _conv_id in breaches:
+        breaches_by_day[due_at.date().isoformat()] += 1
+        breaches_by_agent[assignee_id] += 1
+        by_target[target] += 1
+    asked = sum(n for state, n in asked_by_state.items() if state != "skipped")
+    asked_answered = asked_by_state.get("answered", 0)
+    per_agent = [
+        {
+            "agent_id": agent_id,
+            "name": names.get(agent_id) if agent_id is not None else None,
+            **_csat_figures(ratings_by_agent.get(agent_id, [])),
+            "sla_breaches": breaches_by_agent.get(agent_id, 0),
+        }
+        for agent_id in set(ratings_by_agent) | set(breaches_by_agent)
+    ]
+    per_agent.sort(key=lambda row: (row["agent_id"] is None, row["agent_id"] or 0))
+    return {
+        "from": f.start.isoformat(),
+        "to": f.end.isoformat(),
+        "csat": {
+            **_csat_figures(all_ratings),
+            "distribution": {str(k): all_ratings.count(k) for k in range(1, 6)},
+            "asked": asked,
+            "skipped": asked_by_state.get("skipped", 0),
+            "response_rate": _rate(asked_answered, asked),
+        },
+        "sla": {
+            "breaches": len(breaches),
+            "conversations": len({b[4] for b in breaches}),
+            "first_response": by_target.get("first_response", 0),
+            "next_response": by_target.get("next_response", 0),
+            "answered_late": sum(1 for b in breaches if b[3] is not None),
+            "unanswered": sum(1 for b in breaches if b[3] is None),
+        },
+        "agents": per_agent,
+        "series": [
+            {
+                "day": d.isoformat(),
+                **_csat_figures(ratings_by_day.get(d.isoformat(), [])),
+                "sla_breaches": breaches_by_day.get(d.isoformat(), 0),
+            }
+            for d in f.days
+        ],
+    }
 
 
 # --- campaigns ------------------------------------------------------------------------------
