@@ -1,6 +1,7 @@
 """Reports API: `GET /api/v1/reports/{conversations,channels,agents,service,campaigns}` (JSON,
-or CSV with `format=csv`; `service` is CSAT and SLA) and `GET /api/v1/reports/export/conversations.csv` (one row per
-conversation, streamed). Owners and admins only."""
+or CSV with `format=csv`; `service` is CSAT and SLA) and
+`GET /api/v1/reports/export/conversations.csv` (one row per conversation, streamed). Owners and
+admins only."""
 
 from __future__ import annotations
 
