@@ -101,6 +101,16 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Respons
     )
 
 
+def display_name(kind: str, id_: int | None, name: str | None) -> str:
+    """A row's name for people: "unassigned" / "no team" for the empty group, and a deleted
+    agent or team said as such rather than a bare id."""
+    if name:
+        return name
+    if id_ is None:
+        return {"agent": "unassigned", "team": "no team", "channel": "no channel"}[kind]
+    return f"deleted {kind} #{id_}"
+
+
 def _timing_cells(t: dict[str, Any]) -> list[Any]:
     return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
 
@@ -134,12 +144,19 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
         r = await q.conversations(s, rt.db, f)
     if format == "json":
         return r
-    # One line per day, the range's timings repeated on each (a flat file for spreadsheets).
-    timings = [
-        *_timing_cells(r["first_response"]),
-        *_timing_cells(r["reply"]),
-        *_timing_cells(r["resolution"]),
-    ]
+    # One line per day with that day's timings: first response and reply of the conversations
+    # created that day, resolution of those resolved that day.
+    async with rt.db.read() as s:
+        per_day = await q.daily_timings(s, rt.db, f)
+
+    def timings(day: str) -> list[Any]:
+        t = per_day[day]
+        return [
+            *_timing_cells(t["first_response"]),
+            *_timing_cells(t["reply"]),
+            *_timing_cells(t["resolution"]),
+        ]
+
     return csv_response(
         "conversations",
         [
@@ -157,7 +174,10 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
             "resolution_p90_seconds",
             "resolution_conversations",
         ],
-        [[d["day"], d["new"], d["resolved"], d["backlog"], *timings] for d in r["series"]],
+        [
+            [d["day"], d["new"], d["resolved"], d["backlog"], *timings(d["day"])]
+            for d in r["series"]
+        ],
     )
 
 
@@ -166,12 +186,14 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per channel: messages, conversations, delivery and read rates, fallbacks and why, cost,
     customer reply time; opt-outs per channel kind; customers on more than one channel."""
     async with rt.db.read() as s:
-        r = await q.channels(s, rt.db, f)
+        r = await q.channels(s, rt.db, f, per_day=format == "csv")
     if format == "json":
         return r
+    # One line per day and channel (days without traffic on a channel have no line).
     return csv_response(
         "channels",
         [
+            "day",
             "channel_id",
             "name",
             "kind",
@@ -189,11 +211,13 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
             "customer_replies",
             "customer_reply_avg_seconds",
             "cost",
+            "currency",
         ],
         [
             [
+                c["day"],
                 c["channel_id"],
-                c["name"],
+                display_name("channel", c["channel_id"], c["name"]),
                 c["kind"],
                 c["messages_in"],
                 c["messages_out"],
@@ -209,8 +233,9 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
                 c["customer_replies"],
                 c["customer_reply_avg_seconds"],
                 c["cost"],
+                r["currency"],
             ]
-            for c in r["channels"]
+            for c in r["days"]
         ],
     )
 
@@ -227,7 +252,7 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
         [
             kind,
             row[f"{kind}_id"],
-            row["name"],
+            display_name(kind, row[f"{kind}_id"], row["name"]),
             row["conversations"],
             row["resolved"],
             *_timing_cells(row["first_response"])[:2],
