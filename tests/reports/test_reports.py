@@ -378,9 +378,20 @@ async def test_filters_exports_and_access(
     assert resp.headers["content-type"].startswith("text/csv")
     days = list(csv.DictReader(io.StringIO(resp.text)))
     assert len(days) == 30 and sum(int(d["new"]) for d in days) == 3
+    # Each day's own timings: the day's conversations add up to the range's.
+    for key in ("first_response", "resolution"):
+        assert (
+            sum(int(d[f"{key}_conversations"]) for d in days) == (everything[key]["conversations"])
+        )
+    today = next(d for d in days if int(d["new"]))
+    assert today["first_response_median_seconds"] != ""
+    assert all(d["first_response_median_seconds"] == "" for d in days if not int(d["new"]))
     resp = await api.get("/api/v1/reports/channels", params={"format": "csv"})
     rows = list(csv.DictReader(io.StringIO(resp.text)))
-    assert [(r["channel_id"], r["messages_in"]) for r in rows] == [(str(channel["id"]), "3")]
+    # One line per day and channel, with the day, the channel's name and the currency.
+    assert [
+        (r["day"], r["channel_id"], r["name"], r["messages_in"], r["currency"]) for r in rows
+    ] == [(today["day"], str(channel["id"]), channel["name"], "3", chans["currency"])]
     resp = await api.get("/api/v1/reports/export/conversations.csv")
     assert resp.status_code == 200
     rows = list(csv.DictReader(io.StringIO(resp.text)))

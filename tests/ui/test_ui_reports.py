@@ -98,3 +98,53 @@ async def test_reports_page_shows_the_simulated_traffic(
     rows = list(csv.DictReader(io.StringIO(await got.text())))
     assert sorted(int(r["conversation_id"]) for r in rows) == [c["id"] for c in convs]
     assert seen.console_errors == []
+
+
+async def test_csat_and_sla_section(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    """A missed 1-second first-response target and a "5" to the survey show in Reports →
+    CSAT & SLA: tiles, the distribution and the agent by name."""
+    await api_channel(api, server, "care")
+    inbox = owner.inbox_id
+    assert (await api.put(f"/api/v1/inboxes/{inbox}/csat", json={"enabled": True})).is_success
+    assert (
+        await api.put(f"/api/v1/inboxes/{inbox}/sla", json={"first_response_seconds": 1})
+    ).is_success
+    await customer_says(server, "care", "u1", "Is anyone there?", name="Ana")
+    conv = (await wait_conversations(api, 1))[0]
+
+    async def breached() -> bool:
+        return bool((await api.get("/api/v1/sla/breaches")).json()["data"])
+
+    await eventually(breached)
+    r = await api.patch(
+        f"/api/v1/conversations/{conv['id']}",
+        json={"status": "resolved", "assignee_id": owner.agent_id},
+    )
+    assert r.status_code == 200, r.text
+
+    async def survey(state: str) -> bool:
+        got = (await api.get(f"/api/v1/conversations/{conv['id']}/csat")).json()["csat"]
+        return bool(got) and got["state"] == state
+
+    await eventually(lambda: survey("asked"))
+    await customer_says(server, "care", "u1", "5", name="Ana")
+    await eventually(lambda: survey("answered"))
+
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/reports#service")
+    await page.wait_for_selector("body[data-ready='1']")
+    await expect(page.locator("#t-csat-average")).to_have_text("5.0 / 5")
+    await expect(page.locator("#t-csat-satisfied")).to_have_text("100.0 %")
+    await expect(page.locator("#t-sla-breaches")).to_have_text("1")
+    await expect(page.locator("#csat-distribution tr[data-key='5'] td").nth(1)).to_have_text("1")
+    agents = (await api.get("/api/v1/admin/agents")).json()
+    me = next(a for a in agents if a["id"] == owner.agent_id)
+    row = page.locator(f"#service-agents-table tr[data-key='{owner.agent_id}'] td")
+    await expect(row.nth(0)).to_have_text(me["name"])
+    await expect(page.locator("#chart-service rect")).to_have_count(2)
+    href = await page.locator("#export-report").get_attribute("href")
+    assert href is not None and href.startswith("/api/v1/reports/service?")
+    assert seen.page_errors == [] and seen.console_errors == [] and seen.csp_violations == []

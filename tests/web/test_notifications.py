@@ -204,4 +204,39 @@ async def test_every_way_of_assigning_tells_the_assignee(
             m for m in messages if m["kind"] == "system" and m["extra"].get("event") == "assigned"
         ]
         assert len(lines) == 1, (conv_id, [m["body"] for m in messages])
+
+
+async def test_profile_preferences_turn_kinds_off(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """An agent who turned mentions and assignments off on their profile hears only of the
+    customer's reply; turning assignments back on brings the next one."""
+    await api_channel(api, server, "prefs")
+    bo_id, bo = await _agent(api, server, owner, "bo@example.com", "Bo Berg", [owner.inbox_id])
+    off = await bo.patch(
+        "/api/v1/me/profile", json={"notify": {"mentions": False, "assigned": False}}
+    )
+    assert off.status_code == 200, off.text
+    await customer_says(server, "prefs", "cust-1", "Hello?", name="Carl")
+    conv = (await wait_conversations(api, 1))[0]
+    note = await api.post(f"/api/v1/ui/conversations/{conv['id']}/notes", json={"text": "@bo"})
+    assert note.status_code == 201, note.text
+    patched = await api.patch(f"/api/v1/ui/conversations/{conv['id']}", json={"assignee_id": bo_id})
+    assert patched.status_code == 200, patched.text
+    await customer_says(server, "prefs", "cust-1", "Still there?")
+
+    async def replied() -> list[str] | None:
+        kinds = [n["kind"] for n in (await _bell(bo))["items"]]
+        return kinds if kinds else None
+
+    assert await eventually(replied) == ["reply"]
+
+    on = await bo.patch("/api/v1/me/profile", json={"notify": {"assigned": True}})
+    assert on.status_code == 200, on.text
+    assert on.json()["notify"]["assigned"] is True and on.json()["notify"]["mentions"] is False
+    back = await api.patch(f"/api/v1/ui/conversations/{conv['id']}", json={"assignee_id": None})
+    assert back.status_code == 200, back.text
+    again = await api.patch(f"/api/v1/ui/conversations/{conv['id']}", json={"assignee_id": bo_id})
+    assert again.status_code == 200, again.text
+    assert [n["kind"] for n in (await _bell(bo))["items"]] == ["assigned", "reply"]
     await bo.aclose()

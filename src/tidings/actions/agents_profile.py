@@ -15,21 +15,12 @@ from sqlalchemy import select
 from tidings.access import Principal
 from tidings.actions.agents import _audit, _settings_changed, check_email_free, new_agent_fields
 from tidings.actions.base import transaction
+from tidings.actions.notifications import NOTIFY_KEYS, preferences_of
 from tidings.actions.passwords import reset_link
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import Agent, Inbox, InboxMember
 from tidings.storage.types import utcnow
-
-# What the bell and the browser tell an agent about; all on by default.
-NOTIFY_KEYS = ("mentions", "assigned", "replies", "desktop", "sound")
-
-
-def preferences_of(agent: Agent) -> dict[str, bool]:
-    stored = agent.preferences or {}
-    raw = stored.get("notify")
-    notify: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    return {k: bool(notify.get(k, True)) for k in NOTIFY_KEYS}
 
 
 async def check_update_me(

@@ -4,12 +4,12 @@ else or by auto-assignment), a customer's reply in a conversation assigned to th
 Nothing calls this per feature: `before_commit` reads the live events the unit of work is about
 to publish (the note's `message.created` with `extra.mentions`, the system line of an
 assignment, a customer's message) and writes the rows in the same transaction, so every writer
-of those events notifies alike and a rollback takes the notification with it. (Only the inbox's
-assignee picker and auto-assignment write an assignment's line today: a bulk, REST API or rule
-assignment notifies no one; docs/architecture.md, "Notifications and saved views".) Each row is
-announced live as `notification.created`, which only its agent receives
-(`access.Audience.AGENT`). A message notifies an agent of one kind at most once (the database's
-unique key): replaying an event cannot notify twice."""
+(agents, bulk, rules, auto-assignment, ingest) notifies alike and a rollback takes the
+notification with it. Each row is announced live as `notification.created`, which only its
+agent receives (`access.Audience.AGENT`). A message notifies an agent of one kind at most once
+(the database's unique key): replaying an event cannot notify twice. An agent who turned a kind
+off on their profile (`preferences["notify"]`) gets no row of that kind at all.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, exists, or_, select, update
 
 from tidings.access import agents_seeing_conversations
-from tidings.storage.models import Conversation, Message, Notification
+from tidings.storage.models import Agent, Conversation, Message, Notification
 from tidings.storage.types import utcnow
 
 if TYPE_CHECKING:
@@ -32,6 +32,20 @@ ASSIGN_EVENTS = frozenset({"assigned", "auto_assigned"})
 # Customer messages that are not worth a notification on their own.
 QUIET_KINDS = frozenset({"system", "note", "reaction"})
 BODY_MAX = 300
+# What the bell and the browser tell an agent about (the profile page); all on by default.
+NOTIFY_KEYS = ("mentions", "assigned", "replies", "desktop", "sound")
+# The profile switch that governs each notification kind.
+PREFERENCE_OF_KIND = {"mention": "mentions", "assigned": "assigned", "reply": "replies"}
+
+
+def preferences_of(agent: Agent) -> dict[str, bool]:
+    return notify_preferences(agent.preferences)
+
+
+def notify_preferences(stored: dict[str, Any] | None) -> dict[str, bool]:
+    raw = (stored or {}).get("notify")
+    notify: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return {k: bool(notify.get(k, True)) for k in NOTIFY_KEYS}
 
 
 def notification_dict(n: Notification) -> dict[str, Any]:
@@ -92,10 +106,20 @@ async def before_commit(tx: Tx) -> None:
     allowed = await agents_seeing_conversations(
         s, {(a, m["conversation_id"]) for _, a, _, m in resolved if a}
     )
+    prefs = {
+        agent_id: notify_preferences(stored)
+        for agent_id, stored in (
+            await s.execute(
+                select(Agent.id, Agent.preferences).where(Agent.id.in_({a for a, _ in allowed}))
+            )
+        ).all()
+    }
     now = utcnow()
     seen: set[tuple[int, str, int]] = set()
     for kind, agent_id, workspace_id, m in resolved:
         if (agent_id, m["conversation_id"]) not in allowed or (agent_id, kind, m["id"]) in seen:
+            continue
+        if not prefs.get(agent_id, {}).get(PREFERENCE_OF_KIND[kind], True):
             continue
         seen.add((agent_id, kind, m["id"]))
         body = m.get("body") or ""

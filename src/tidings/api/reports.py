@@ -1,6 +1,7 @@
-"""Reports API: `GET /api/v1/reports/{conversations,channels,agents,campaigns}` (JSON, or CSV
-with `format=csv`) and `GET /api/v1/reports/export/conversations.csv` (one row per
-conversation, streamed). Owners and admins only."""
+"""Reports API: `GET /api/v1/reports/{conversations,channels,agents,service,campaigns}` (JSON,
+or CSV with `format=csv`; `service` is CSAT and SLA) and
+`GET /api/v1/reports/export/conversations.csv` (one row per conversation, streamed). Owners and
+admins only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin
@@ -99,6 +101,16 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Respons
     )
 
 
+def display_name(kind: str, id_: int | None, name: str | None) -> str:
+    """A row's name for people: "unassigned" / "no team" for the empty group, and a deleted
+    agent or team said as such rather than a bare id."""
+    if name:
+        return name
+    if id_ is None:
+        return {"agent": "unassigned", "team": "no team", "channel": "no channel"}[kind]
+    return f"deleted {kind} #{id_}"
+
+
 def _timing_cells(t: dict[str, Any]) -> list[Any]:
     return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
 
@@ -132,12 +144,19 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
         r = await q.conversations(s, rt.db, f)
     if format == "json":
         return r
-    # One line per day, the range's timings repeated on each (a flat file for spreadsheets).
-    timings = [
-        *_timing_cells(r["first_response"]),
-        *_timing_cells(r["reply"]),
-        *_timing_cells(r["resolution"]),
-    ]
+    # One line per day with that day's timings: first response and reply of the conversations
+    # created that day, resolution of those resolved that day.
+    async with rt.db.read() as s:
+        per_day = await q.daily_timings(s, rt.db, f)
+
+    def timings(day: str) -> list[Any]:
+        t = per_day[day]
+        return [
+            *_timing_cells(t["first_response"]),
+            *_timing_cells(t["reply"]),
+            *_timing_cells(t["resolution"]),
+        ]
+
     return csv_response(
         "conversations",
         [
@@ -155,7 +174,10 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
             "resolution_p90_seconds",
             "resolution_conversations",
         ],
-        [[d["day"], d["new"], d["resolved"], d["backlog"], *timings] for d in r["series"]],
+        [
+            [d["day"], d["new"], d["resolved"], d["backlog"], *timings(d["day"])]
+            for d in r["series"]
+        ],
     )
 
 
@@ -164,12 +186,14 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per channel: messages, conversations, delivery and read rates, fallbacks and why, cost,
     customer reply time; opt-outs per channel kind; customers on more than one channel."""
     async with rt.db.read() as s:
-        r = await q.channels(s, rt.db, f)
+        r = await q.channels(s, rt.db, f, per_day=format == "csv")
     if format == "json":
         return r
+    # One line per day and channel (days without traffic on a channel have no line).
     return csv_response(
         "channels",
         [
+            "day",
             "channel_id",
             "name",
             "kind",
@@ -187,11 +211,13 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
             "customer_replies",
             "customer_reply_avg_seconds",
             "cost",
+            "currency",
         ],
         [
             [
+                c["day"],
                 c["channel_id"],
-                c["name"],
+                display_name("channel", c["channel_id"], c["name"]),
                 c["kind"],
                 c["messages_in"],
                 c["messages_out"],
@@ -207,8 +233,9 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
                 c["customer_replies"],
                 c["customer_reply_avg_seconds"],
                 c["cost"],
+                r["currency"],
             ]
-            for c in r["channels"]
+            for c in r["days"]
         ],
     )
 
@@ -225,7 +252,7 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
         [
             kind,
             row[f"{kind}_id"],
-            row["name"],
+            display_name(kind, row[f"{kind}_id"], row["name"]),
             row["conversations"],
             row["resolved"],
             *_timing_cells(row["first_response"])[:2],
@@ -250,6 +277,68 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
             "open_now",
         ],
         rows,
+    )
+
+
+class CsatFigures(BaseModel):
+    answered: int = Field(description="surveys answered")
+    average: float | None = Field(description="mean rating, 1-5")
+    satisfied_share: float | None = Field(description="share of 4 and 5 ratings, 0-1")
+
+
+class CsatTotals(CsatFigures):
+    distribution: dict[str, int] = Field(description='answers per rating, "1".."5"')
+    asked: int = Field(description="surveys sent in the range")
+    skipped: int = Field(description="surveys not sent (window, consent), with a reason")
+    response_rate: float | None = Field(description="answered share of those sent, 0-1")
+
+
+class SlaTotals(BaseModel):
+    breaches: int = Field(description="targets that fell due in the range and were missed")
+    conversations: int
+    first_response: int
+    next_response: int
+    answered_late: int
+    unanswered: int
+
+
+class ServiceAgent(CsatFigures):
+    agent_id: int | None = Field(description="None: nobody was assigned")
+    name: str | None
+    sla_breaches: int
+
+
+class ServiceDay(CsatFigures):
+    day: date
+    sla_breaches: int
+
+
+class ServiceReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: date = Field(alias="from")
+    to: date
+    csat: CsatTotals
+    sla: SlaTotals
+    agents: list[ServiceAgent]
+    series: list[ServiceDay]
+
+
+@router.get("/service", response_model=ServiceReport)
+async def service_report(f: F, rt: RT, format: Format = "json") -> Any:
+    """CSAT (answered surveys: average, share of 4-5, distribution, response rate) and SLA
+    (missed targets by due day: first/next response, answered late or not yet), per day and
+    per agent. The CSV is one line per day."""
+    async with rt.db.read() as s:
+        r = await q.service(s, f)
+    if format == "json":
+        return ServiceReport.model_validate(r)
+    return csv_response(
+        "service",
+        ["day", "csat_answered", "csat_average", "csat_satisfied_share", "sla_breaches"],
+        [
+            [d["day"], d["answered"], d["average"], d["satisfied_share"], d["sla_breaches"]]
+            for d in r["series"]
+        ],
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns import report as campaign_report
+from tidings.policy.sms import price_table
 from tidings.reports.models import (
     MEASURES,
     ReportConversation,
@@ -39,9 +40,13 @@ from tidings.storage.models import (
     Campaign,
     Channel,
     Contact,
+    Conversation,
+    ConversationChannel,
     ConversationLabel,
+    CsatResponse,
     Inbox,
     Label,
+    SlaBreach,
     Team,
 )
 
@@ -395,20 +400,104 @@ async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
     }
 
 
+async def daily_timings(s: AsyncSession, db: Database, f: Filters) -> dict[str, dict[str, Any]]:
+    """First response and reply times of the conversations created on each day, resolution
+    times of those resolved on it (median, p90, count): the conversations CSV's per-day
+    figures. The same reads as the range's timings, grouped by day."""
+    bh = f.business_hours
+    unlabelled = replace(f, label_id=None)
+    created, resolved = await _parallel(
+        db,
+        lambda s2: _timings(
+            s2,
+            db,
+            {
+                "first_response": RC.first_response_bh_seconds if bh else RC.first_response_seconds,
+                "reply": RC.reply_bh_seconds if bh else RC.reply_seconds,
+            },
+            [*_conv(unlabelled), *_created_in(f)],
+            group=RC.created_day,
+            label_id=f.label_id,
+        ),
+        lambda s2: _timings(
+            s2,
+            db,
+            {"resolution": RC.resolution_bh_seconds if bh else RC.resolution_seconds},
+            [*_conv(unlabelled), *_resolved_in(f)],
+            group=RC.resolved_day,
+            label_id=f.label_id,
+        ),
+    )
+    none = _timing(None, None, 0)
+    return {
+        d.isoformat(): {
+            "first_response": created.get(d, {}).get("first_response", none),
+            "reply": created.get(d, {}).get("reply", none),
+            "resolution": resolved.get(d, {}).get("resolution", none),
+        }
+        for d in f.days
+    }
+
+
 # --- channels -------------------------------------------------------------------------------
 
 
 def _money(value: Any) -> str:
-    return str(Decimal(value or 0).quantize(Decimal("0.00001")))
+    """Exact (costs are stored to 1/100000), without trailing zeros past the cents: 0.0079,
+    12.50, 0.00. The currency is the price table's (`currency` in the report)."""
+    d = Decimal(value or 0).quantize(Decimal("0.00001")).normalize()
+    cents = d.quantize(Decimal("0.01"))
+    return str(cents if cents == d else d)
+
+
+def currency() -> str:
+    return price_table().currency
+
+
+def _channel_row(
+    channel_id: int | None, sums: Sequence[Any], names: dict[int, Any]
+) -> dict[str, Any]:
+    """One channel's figures from the sums of `MEASURES` (over a range, or one day)."""
+    m = {k: (v or 0) for k, v in zip(MEASURES, sums, strict=True)}
+    out = int(m["messages_out"])
+    name, kind = names.get(channel_id or 0, (None, None))
+    return {
+        "channel_id": channel_id or None,
+        "name": name,
+        "kind": kind,
+        "messages_in": int(m["messages_in"]),
+        "messages_out": out,
+        "conversations_new": int(m["conversations_new"]),
+        "delivered": int(m["delivered"]),
+        "read": int(m["read"]),
+        "failed": int(m["failed"]),
+        "delivery_rate": _rate(int(m["delivered"]), out),
+        "read_rate": _rate(int(m["read"]), out),
+        "fallbacks": {
+            "failed": int(m["fallbacks_failed"]),
+            "not_delivered_in_time": int(m["fallbacks_timeout"]),
+            "refused": int(m["fallbacks_refused"]),
+        },
+        "customer_replies": int(m["customer_replies"]),
+        "customer_reply_avg_seconds": (
+            round(int(m["customer_reply_seconds"]) / int(m["customer_replies"]))
+            if m["customer_replies"]
+            else None
+        ),
+        "cost": _money(m["cost"]),
+    }
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-async def channels(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
+async def channels(
+    s: AsyncSession, db: Database, f: Filters, *, per_day: bool = False
+) -> dict[str, Any]:
     """Volume, delivery and read rates, fallbacks (and why), opt-outs and cost per channel;
-    customers on more than one channel, and the channel they answer fastest on."""
+    customers on more than one channel, and the channel they answer fastest on. With
+    `per_day`, also `days`: the same figures per day and channel (the CSV)."""
     table = _measures_table(f)
     in_range = [*_dims(table, f), table.day >= f.start, table.day <= f.end]
     sums = [func.sum(getattr(table, m)) for m in MEASURES]
@@ -423,60 +512,31 @@ async def channels(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
         ).all()
     }
     rows = []
-    per_channel, per_day, (multi, fastest) = await _parallel(
+    per_channel, daily, (multi, fastest) = await _parallel(
         db,
         lambda s2: _all(
             s2, select(table.channel_id, *sums).where(*in_range).group_by(table.channel_id)
         ),
         lambda s2: _all(
             s2,
-            select(
-                table.day,
-                table.channel_id,
-                func.sum(table.messages_in),
-                func.sum(table.messages_out),
-            )
+            select(table.day, table.channel_id, *sums)
             .where(*in_range)
             .group_by(table.day, table.channel_id),
         ),
         lambda s2: _preference(s2, f),
     )
     for row in per_channel:
-        m = dict(zip(MEASURES, row[1:], strict=True))
-        m = {k: (v or 0) for k, v in m.items()}
-        out = int(m["messages_out"])
-        name, kind = names.get(row[0], (None, None))
-        rows.append(
-            {
-                "channel_id": row[0] or None,
-                "name": name,
-                "kind": kind,
-                "messages_in": int(m["messages_in"]),
-                "messages_out": out,
-                "conversations_new": int(m["conversations_new"]),
-                "delivered": int(m["delivered"]),
-                "read": int(m["read"]),
-                "failed": int(m["failed"]),
-                "delivery_rate": _rate(int(m["delivered"]), out),
-                "read_rate": _rate(int(m["read"]), out),
-                "fallbacks": {
-                    "failed": int(m["fallbacks_failed"]),
-                    "not_delivered_in_time": int(m["fallbacks_timeout"]),
-                    "refused": int(m["fallbacks_refused"]),
-                },
-                "customer_replies": int(m["customer_replies"]),
-                "customer_reply_avg_seconds": (
-                    round(int(m["customer_reply_seconds"]) / int(m["customer_replies"]))
-                    if m["customer_replies"]
-                    else None
-                ),
-                "cost": _money(m["cost"]),
-            }
-        )
+        rows.append(_channel_row(row[0], row[1:], names))
     rows.sort(key=lambda r: (r["channel_id"] is None, r["channel_id"] or 0))
     series: dict[str, dict[str, int]] = {}
-    for day, channel_id, n_in, n_out in per_day:
-        series.setdefault(day.isoformat(), {})[str(channel_id)] = int(n_in or 0) + int(n_out or 0)
+    days: list[dict[str, Any]] = []
+    for day, channel_id, *measures in daily:
+        row = _channel_row(channel_id, measures, names)
+        series.setdefault(day.isoformat(), {})[str(channel_id)] = (
+            row["messages_in"] + row["messages_out"]
+        )
+        days.append({"day": day.isoformat(), **row})
+    days.sort(key=lambda r: (r["day"], r["channel_id"] is None, r["channel_id"] or 0))
     opt_outs = [
         {"channel_kind": kind, "contacts": int(n)}
         for kind, n in await s.execute(
@@ -493,7 +553,9 @@ async def channels(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     return {
         "from": f.start.isoformat(),
         "to": f.end.isoformat(),
+        "currency": currency(),
         "channels": rows,
+        **({"days": days} if per_day else {}),
         "totals": {
             "messages": sum(r["messages_in"] + r["messages_out"] for r in rows),
             "cost": _money(sum(Decimal(r["cost"]) for r in rows)),
@@ -654,6 +716,151 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     return out
 
 
+# --- CSAT and SLA ---------------------------------------------------------------------------
+
+
+def _service_dims(table: Any, f: Filters, agent_col: Any, channel: Any) -> list[Any]:
+    """The report filters on `csat_response` / `sla_breach`: their own inbox and agent columns
+    (the agent the survey or breach was recorded for; 0 = nobody), the conversation's team and
+    labels now, and the channel (`channel`: a condition for `f.channel_id`)."""
+    out: list[Any] = [table.workspace_id == f.workspace_id]
+    if f.inbox_id is not None:
+        out.append(table.inbox_id == f.inbox_id)
+    if f.agent_id is not None:
+        out.append(agent_col == f.agent_id if f.agent_id else agent_col.is_(None))
+    if f.channel_id is not None:
+        out.append(channel)
+    if f.team_id is not None:
+        team = Conversation.team_id == f.team_id if f.team_id else Conversation.team_id.is_(None)
+        out.append(exists().where(Conversation.id == table.conversation_id, team))
+    if f.label_id is not None:
+        out.append(_labelled(table.conversation_id, f.label_id))
+    return out
+
+
+def _csat_figures(ratings: Sequence[int]) -> dict[str, Any]:
+    n = len(ratings)
+    return {
+        "answered": n,
+        "average": round(sum(ratings) / n, 2) if n else None,
+        # The share of 4 and 5 ratings: the usual "CSAT score".
+        "satisfied_share": _rate(sum(1 for r in ratings if r >= 4), n),
+    }
+
+
+async def service(s: AsyncSession, f: Filters) -> dict[str, Any]:
+    """CSAT and SLA over the range. CSAT: the surveys answered in the range (count, average,
+    share of 4-5, distribution) and the response rate of those asked in it; SLA: the targets
+    that fell due in the range and were missed, per target, answered late or still waiting.
+    Both per day and per agent. The survey and breach tables hold at most a row or two per
+    conversation and are read through their (workspace, time) indexes, then summed here."""
+    start, stop = _midnight(f.start), _midnight(f.end + timedelta(days=1))
+    csat_where = _service_dims(
+        CsatResponse, f, CsatResponse.agent_id, CsatResponse.channel_id == f.channel_id
+    )
+    answered = (
+        await s.execute(
+            select(CsatResponse.answered_at, CsatResponse.rating, CsatResponse.agent_id).where(
+                *csat_where,
+                CsatResponse.answered_at >= start,
+                CsatResponse.answered_at < stop,
+                CsatResponse.rating.isnot(None),
+            )
+        )
+    ).all()
+    asked_rows = (
+        await s.execute(
+            select(CsatResponse.state, func.count())
+            .where(*csat_where, CsatResponse.asked_at >= start, CsatResponse.asked_at < stop)
+            .group_by(CsatResponse.state)
+        )
+    ).all()
+    asked_by_state = {state: int(n) for state, n in asked_rows}
+    breach_channel = exists().where(
+        ConversationChannel.conversation_id == SlaBreach.conversation_id,
+        ConversationChannel.channel_id == f.channel_id,
+    )
+    breaches = (
+        await s.execute(
+            select(
+                SlaBreach.due_at,
+                SlaBreach.target,
+                SlaBreach.assignee_id,
+                SlaBreach.responded_at,
+                SlaBreach.conversation_id,
+            ).where(
+                *_service_dims(SlaBreach, f, SlaBreach.assignee_id, breach_channel),
+                SlaBreach.due_at >= start,
+                SlaBreach.due_at < stop,
+            )
+        )
+    ).all()
+    names = dict(
+        (
+            await s.execute(
+                select(Agent.id, Agent.name).where(Agent.workspace_id == f.workspace_id)
+            )
+        ).all()
+    )
+
+    ratings_by_day: dict[str, list[int]] = defaultdict(list)
+    ratings_by_agent: dict[int | None, list[int]] = defaultdict(list)
+    all_ratings: list[int] = []
+    for at, rating, agent_id in answered:
+        if at is None or rating is None:  # excluded by the query; for the type checker
+            continue
+        ratings_by_day[at.date().isoformat()].append(rating)
+        ratings_by_agent[agent_id].append(rating)
+        all_ratings.append(rating)
+    breaches_by_day: dict[str, int] = defaultdict(int)
+    breaches_by_agent: dict[int | None, int] = defaultdict(int)
+    by_target: dict[str, int] = defaultdict(int)
+    for due_at, target, assignee_id, _responded, _conv_id in breaches:
+        breaches_by_day[due_at.date().isoformat()] += 1
+        breaches_by_agent[assignee_id] += 1
+        by_target[target] += 1
+    asked = sum(n for state, n in asked_by_state.items() if state != "skipped")
+    asked_answered = asked_by_state.get("answered", 0)
+    per_agent = [
+        {
+            "agent_id": agent_id,
+            "name": names.get(agent_id) if agent_id is not None else None,
+            **_csat_figures(ratings_by_agent.get(agent_id, [])),
+            "sla_breaches": breaches_by_agent.get(agent_id, 0),
+        }
+        for agent_id in set(ratings_by_agent) | set(breaches_by_agent)
+    ]
+    per_agent.sort(key=lambda row: (row["agent_id"] is None, row["agent_id"] or 0))
+    return {
+        "from": f.start.isoformat(),
+        "to": f.end.isoformat(),
+        "csat": {
+            **_csat_figures(all_ratings),
+            "distribution": {str(k): all_ratings.count(k) for k in range(1, 6)},
+            "asked": asked,
+            "skipped": asked_by_state.get("skipped", 0),
+            "response_rate": _rate(asked_answered, asked),
+        },
+        "sla": {
+            "breaches": len(breaches),
+            "conversations": len({b[4] for b in breaches}),
+            "first_response": by_target.get("first_response", 0),
+            "next_response": by_target.get("next_response", 0),
+            "answered_late": sum(1 for b in breaches if b[3] is not None),
+            "unanswered": sum(1 for b in breaches if b[3] is None),
+        },
+        "agents": per_agent,
+        "series": [
+            {
+                "day": d.isoformat(),
+                **_csat_figures(ratings_by_day.get(d.isoformat(), [])),
+                "sla_breaches": breaches_by_day.get(d.isoformat(), 0),
+            }
+            for d in f.days
+        ],
+    }
+
+
 # --- campaigns ------------------------------------------------------------------------------
 
 
@@ -678,7 +885,12 @@ async def campaigns(s: AsyncSession, f: Filters, limit: int = 100) -> dict[str, 
         r = await campaign_report.report(s, c)
         r["name"] = c.name
         out.append(r)
-    return {"from": f.start.isoformat(), "to": f.end.isoformat(), "campaigns": out}
+    return {
+        "from": f.start.isoformat(),
+        "to": f.end.isoformat(),
+        "currency": currency(),
+        "campaigns": out,
+    }
 
 
 # --- per-conversation export ----------------------------------------------------------------
@@ -758,13 +970,23 @@ async def export_rows(
                     "conversation_id": r.conversation_id,
                     "created_at": r.created_at.isoformat(),
                     "status": r.status,
-                    "inbox": inboxes.get(r.inbox_id, r.inbox_id),
+                    "inbox": inboxes.get(r.inbox_id, f"deleted inbox #{r.inbox_id}"),
                     "contact_id": r.contact_id,
                     "contact_name": contact_name,
-                    "first_channel": chans.get(r.channel_id) if r.channel_id else None,
-                    "channels": "; ".join(str(chans.get(c, c)) for c in used),
-                    "assignee": agents_.get(r.assignee_id) if r.assignee_id else None,
-                    "team": teams.get(r.team_id) if r.team_id else None,
+                    "first_channel": (
+                        chans.get(r.channel_id, f"deleted channel #{r.channel_id}")
+                        if r.channel_id
+                        else None
+                    ),
+                    "channels": "; ".join(chans.get(c, f"deleted channel #{c}") for c in used),
+                    "assignee": (
+                        agents_.get(r.assignee_id, f"deleted agent #{r.assignee_id}")
+                        if r.assignee_id
+                        else None
+                    ),
+                    "team": (
+                        teams.get(r.team_id, f"deleted team #{r.team_id}") if r.team_id else None
+                    ),
                     "labels": "; ".join(labels.get(r.conversation_id, [])),
                     "first_response_seconds": r.first_response_seconds,
                     "first_response_business_seconds": r.first_response_bh_seconds,

@@ -3,7 +3,7 @@
 import { api, el, kindOf, kinds } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const TABS = ["conversations", "channels", "agents", "campaigns"];
+const TABS = ["conversations", "channels", "agents", "service", "campaigns"];
 const form = document.getElementById("report-filters");
 const body = document.getElementById("report-body");
 const errorBox = document.getElementById("report-error");
@@ -35,6 +35,29 @@ function duration(s) {
 }
 function pct(r) {
   return r === null || r === undefined ? "—" : `${(r * 100).toFixed(1)} %`;
+}
+
+// Costs come exact (0.0079, 12.50); shown in the report's currency with 2 to 4 decimals.
+function money(value, currency) {
+  if (value === null || value === undefined) return "—";
+  const n = Number(value);
+  try {
+    return new Intl.NumberFormat(undefined, {
+      style: "currency",
+      currency: currency || "USD",
+      minimumFractionDigits: 2,
+      maximumFractionDigits: 4,
+    }).format(n);
+  } catch (_e) {
+    return `${n.toFixed(Math.abs(n) > 0 && Math.abs(n) < 0.01 ? 4 : 2)} ${currency || ""}`.trim();
+  }
+}
+
+// A row's name for people: the empty group and deleted things said as such, never "none".
+const EMPTY = { agent: "Unassigned", team: "No team", channel: "No channel (notes, system lines)" };
+function named(kind, id, name) {
+  if (name) return name;
+  return id === null || id === undefined || id === 0 ? EMPTY[kind] : `Deleted ${kind} #${id}`;
 }
 
 function tile(id, label, value) {
@@ -170,13 +193,15 @@ const rate = (c, status, value) => {
 
 function channels(r) {
   const ids = r.channels.map((c) => String(c.channel_id ?? 0));
-  const names = Object.fromEntries(r.channels.map((c) => [String(c.channel_id ?? 0), c.name || "none"]));
+  const names = Object.fromEntries(
+    r.channels.map((c) => [String(c.channel_id ?? 0), named("channel", c.channel_id, c.name)]),
+  );
   return [
     el(
       "div",
       { class: "tiles" },
       tile("t-messages", "Messages", r.totals.messages),
-      tile("t-cost", "Cost", r.totals.cost),
+      tile("t-cost", "Cost", money(r.totals.cost, r.currency)),
       tile("t-fallbacks", "Fallbacks", r.totals.fallbacks),
       tile("t-multi", "Customers on more than one channel", r.customers.multi_channel),
     ),
@@ -209,7 +234,7 @@ function channels(r) {
       r.channels.map((c) => ({
         key: String(c.channel_id ?? 0),
         cells: [
-          c.name || "none",
+          named("channel", c.channel_id, c.name),
           c.messages_in,
           c.messages_out,
           c.conversations_new,
@@ -222,7 +247,7 @@ function channels(r) {
           c.fallbacks.not_delivered_in_time,
           c.fallbacks.refused,
           duration(c.customer_reply_avg_seconds),
-          c.cost,
+          money(c.cost, r.currency),
         ],
       })),
     ),
@@ -236,7 +261,10 @@ function channels(r) {
     table(
       "fastest-table",
       ["Channel", "Customers"],
-      r.customers.fastest_channel.map((f) => ({ key: String(f.channel_id), cells: [f.name, f.customers] })),
+      r.customers.fastest_channel.map((f) => ({
+        key: String(f.channel_id),
+        cells: [named("channel", f.channel_id, f.name), f.customers],
+      })),
     ),
   ];
 }
@@ -246,7 +274,7 @@ function agents(r) {
     list.map((a) => ({
       key: String(a[`${kind}_id`] ?? "none"),
       cells: [
-        a.name || (a[`${kind}_id`] === null ? "none" : `#${a[`${kind}_id`]}`),
+        named(kind, a[`${kind}_id`], a.name),
         a.conversations,
         a.resolved,
         duration(a.first_response.median_seconds),
@@ -298,14 +326,79 @@ function campaigns(r) {
           c.replies,
           c.opt_outs,
           c.fallbacks,
-          c.cost,
+          money(c.cost, r.currency),
         ],
       })),
     ),
   ];
 }
 
-const RENDER = { conversations, channels, agents, campaigns };
+function service(r) {
+  const c = r.csat;
+  const sla = r.sla;
+  const average = (v) => (v === null || v === undefined ? "—" : `${v.toFixed(1)} / 5`);
+  return [
+    el("h2", { text: "Customer satisfaction (CSAT)" }),
+    el(
+      "div",
+      { class: "tiles", id: "csat-tiles" },
+      tile("t-csat-average", "Average rating", average(c.average)),
+      tile("t-csat-satisfied", "Satisfied (4 or 5)", pct(c.satisfied_share)),
+      tile("t-csat-answered", "Answers", c.answered),
+      tile("t-csat-rate", "Response rate", pct(c.response_rate)),
+      tile("t-csat-skipped", "Surveys not sent (window, consent)", c.skipped),
+    ),
+    table(
+      "csat-distribution",
+      ["Rating", "Answers"],
+      [...["5", "4", "3", "2", "1"].map((k) => ({ key: k, cells: [k, c.distribution[k]] }))],
+    ),
+    el("h2", { text: "Service levels (SLA)" }),
+    el(
+      "div",
+      { class: "tiles", id: "sla-tiles" },
+      tile("t-sla-breaches", "Missed targets", sla.breaches),
+      tile("t-sla-conversations", "Conversations that missed one", sla.conversations),
+      tile("t-sla-first", "First response missed", sla.first_response),
+      tile("t-sla-next", "Next response missed", sla.next_response),
+      tile("t-sla-late", "Answered late", sla.answered_late),
+      tile("t-sla-unanswered", "Still unanswered", sla.unanswered),
+    ),
+    el("h2", { text: "Missed targets and CSAT answers per day" }),
+    chart(
+      "chart-service",
+      r.series.map((d) => d.day),
+      [
+        { name: "missed SLA targets", values: r.series.map((d) => d.sla_breaches), color: 3 },
+        { name: "CSAT answers", values: r.series.map((d) => d.answered), color: 1 },
+      ],
+      [],
+    ),
+    el("h2", { text: "Per agent" }),
+    r.agents.length
+      ? table(
+          "service-agents-table",
+          ["Agent", "CSAT answers", "Average", "Satisfied", "Missed SLA targets"],
+          r.agents.map((a) => ({
+            key: String(a.agent_id ?? "none"),
+            cells: [
+              named("agent", a.agent_id, a.name),
+              a.answered,
+              average(a.average),
+              pct(a.satisfied_share),
+              a.sla_breaches,
+            ],
+          })),
+        )
+      : el("p", {
+          class: "muted",
+          id: "no-service",
+          text: "No survey answers or missed targets in this range. Turn on CSAT and SLA targets per inbox in Settings → Assignment, SLA & CSAT.",
+        }),
+  ];
+}
+
+const RENDER = { conversations, channels, agents, service, campaigns };
 
 async function load() {
   const t = tab();

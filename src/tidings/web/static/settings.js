@@ -8,6 +8,7 @@ import { hours, rules } from "./settings/automation.js";
 import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
 import { editCanned, editLabel, labelSwatch, webhookActions } from "./settings/edits.js";
 import { inviteForm, resetButton } from "./settings/invite.js";
+import { macros } from "./settings/macros.js";
 import { renderService } from "./settings/service.js";
 import { syncButtons } from "./settings/template_sync.js";
 import { api, channelIcon, clock, el } from "./ui.js";
@@ -694,6 +695,7 @@ const SECTIONS = {
   tokens,
   templates,
   automation: () => rules(main),
+  macros: () => macros(main),
   hours: () => hours(main),
 };
 

@@ -1,5 +1,6 @@
 // Settings → Automation (rule builder, dry run, recent runs) and Business hours (per inbox,
-// with the away message and greeting). Data reaches the page only through el() (textContent
+// with the away message and greeting). The action rows and their vocabulary are shared with the
+// macro editor (settings/macros.js). Data reaches the page only through el() (textContent
 // and attributes), never as HTML.
 
 import { errorBox, onSubmit, options } from "../forms.js";
@@ -53,7 +54,7 @@ const words = (s) =>
     .map((w) => w.trim())
     .filter(Boolean);
 
-async function vocabulary() {
+export async function vocabulary() {
   const [agents, teams, inboxes, kinds, boot, templates] = await Promise.all([
     api("/admin/agents"),
     api("/admin/teams"),
@@ -151,10 +152,12 @@ function conditionRow(v, c) {
   return row;
 }
 
-function actionRow(v, a) {
+// `exclude`: action types this editor does not offer (a macro cannot call a webhook).
+export function actionRow(v, a, exclude = []) {
   a = a || { type: "add_label" };
   const row = el("div", { class: "rule-row action" });
-  const type = el("select", { class: "act-type", "aria-label": "Action" }, ...options(ACTIONS, a.type));
+  const offered = ACTIONS.filter(([k]) => !exclude.includes(k));
+  const type = el("select", { class: "act-type", "aria-label": "Action" }, ...options(offered, a.type));
   const params = el("span", { class: "params" });
   let read = () => ({});
   const draw = (cur) => {

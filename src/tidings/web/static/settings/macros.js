@@ -1,0 +1,89 @@
+// Settings → Macros: a named list of automation actions that any agent runs on a conversation
+// from the command palette (Ctrl/⌘+K). The action rows are the rule builder's (automation.js),
+// less "Call webhook", which a macro cannot do. Text reaches the page only through el().
+
+import { errorBox, onSubmit } from "../forms.js";
+import { api, confirmAction, el } from "../ui.js";
+import { actionRow, vocabulary } from "./automation.js";
+
+const NO_WEBHOOK = ["webhook"];
+
+export async function macros(main) {
+  const [list, v] = await Promise.all([api("/macros"), vocabulary()]);
+  const err = errorBox();
+  const redraw = async () => {
+    main.replaceChildren();
+    await macros(main);
+  };
+  const name = el("input", { id: "macro-name", required: true, maxlength: "80", placeholder: "e.g. Refund triage" });
+  const acts = el("div", { id: "macro-actions" }, actionRow(v, null, NO_WEBHOOK));
+  const form = el(
+    "form",
+    { class: "stack", id: "macro-form" },
+    el("label", { for: "macro-name" }, "Name"),
+    name,
+    el("label", null, "Actions"),
+    el(
+      "div",
+      { class: "full" },
+      acts,
+      el(
+        "button",
+        { type: "button", id: "macro-add-action", onclick: () => acts.append(actionRow(v, null, NO_WEBHOOK)) },
+        "+ Action",
+      ),
+    ),
+    el("div", { class: "full" }, el("button", { class: "primary", type: "submit", id: "macro-save" }, "Save macro")),
+    el("div", { class: "full" }, err),
+  );
+  onSubmit(form, err, async () => {
+    await api("/macros", {
+      method: "POST",
+      json: { name: name.value, actions: [...acts.children].map((r) => r.readValue()) },
+    });
+    await redraw();
+  });
+
+  const remove = async (m) => {
+    const ok = await confirmAction({
+      title: `Delete the macro “${m.name}”?`,
+      consequences: [
+        "It disappears from every agent's command palette at once.",
+        "Conversations it already changed stay as they are.",
+        "This cannot be undone.",
+      ],
+    });
+    if (!ok) return;
+    try {
+      await api(`/macros/${m.id}`, { method: "DELETE" });
+      await redraw();
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  };
+  const table = el(
+    "table",
+    { class: "grid", id: "macros-table" },
+    el("tr", null, ...["Name", "Actions", ""].map((h) => el("th", null, h))),
+    ...list.map((m) =>
+      el(
+        "tr",
+        { dataset: { id: m.id } },
+        el("td", null, m.name),
+        el("td", null, el("ol", { class: "steps" }, ...m.steps.map((s) => el("li", null, s)))),
+        el("td", null, el("button", { type: "button", class: "danger-quiet", onclick: () => remove(m) }, "Delete")),
+      ),
+    ),
+  );
+  main.append(
+    el("h1", null, "Macros"),
+    el(
+      "p",
+      { class: "muted" },
+      "A macro runs its actions on the open conversation in one go: press Ctrl+K (⌘K on a Mac) in the inbox and pick “Run macro”. Each action passes the same checks as when an agent does it; one that is refused is reported and the rest still run.",
+    ),
+    list.length ? table : el("p", { id: "macros-empty" }, "No macros yet. Create one below."),
+    el("h2", null, "New macro"),
+    form,
+  );
+}
