@@ -242,7 +242,7 @@ async def _webhook(
 async def _perform(
     rt: Runtime,
     who: Principal,
-    rule: AutomationRule,
+    rule: AutomationRule | None,
     action: dict[str, Any],
     conv_id: int,
     event: str,
@@ -294,6 +294,8 @@ async def _perform(
     elif kind == "add_note":
         await check_add_note(rt, who, conv_id, action["text"])
     elif kind == "webhook":
+        if rule is None:  # a macro (perform_action); validation already refuses this
+            raise InvalidInput("a macro cannot call a webhook; use a rule for that")
         return await _webhook(rt, rule, action, conv_id, event)
     elif kind == "resolve":
         await check_update_conversation(rt, who, conv_id, status="resolved")
@@ -564,10 +566,6 @@ async def _policy_preview(
     return None
 
 
-# `_perform` reads its rule only for webhook actions, which macros may not have.
-_NO_RULE = AutomationRule(name="macro")
-
-
 async def perform_action(
     rt: Runtime, who: Principal, action: dict[str, Any], conversation_id: int
 ) -> str | None:
@@ -576,4 +574,4 @@ async def perform_action(
     Webhook actions carry a rule's secret and stay with rules."""
     if action["type"] == "webhook":
         raise InvalidInput("a macro cannot call a webhook; use a rule for that")
-    return await _perform(rt, who, _NO_RULE, action, conversation_id, "macro")
+    return await _perform(rt, who, None, action, conversation_id, "macro")
