@@ -12,6 +12,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
+from tests import factories
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.storage.models import Delivery, InboundEvent, Message
 
@@ -21,23 +22,14 @@ TOKEN = "EAAG-test-access-token"
 
 
 async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": TOKEN,
-                "app_secret": APP_SECRET,
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-                "display_phone_number": "15550783881",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api,
+        server,
+        phone_number_id=PNID,
+        access_token=TOKEN,
+        app_secret=APP_SECRET,
+        display_phone_number="15550783881",
     )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 async def count(server: Server, model: type) -> int:

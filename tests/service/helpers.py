@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from tests import factories
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.access import Principal
 from tidings.actions.admin import create_api_token
@@ -20,24 +21,9 @@ PNID = "106540352242955"
 
 
 async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": "EAAG-test-access-token",
-                "app_secret": "wa-app-secret-for-tests",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-                "display_phone_number": "15550783999",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api, server, phone_number_id=PNID, display_phone_number="15550783999"
     )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    return channel
 
 
 @dataclass
