@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests import factories
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 
 PNID = "106540352242922"
@@ -53,21 +54,13 @@ async def refused(
 async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": "EAAG-token",
-                "app_secret": "wa-app-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-            },
-        },
+    await factories.whatsapp_channel(
+        api,
+        server,
+        phone_number_id=PNID,
+        access_token="EAAG-token",
+        app_secret="wa-app-secret",
     )
-    assert resp.status_code == 201, resp.text
     sim = httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
     )
@@ -276,21 +269,14 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
 async def test_messenger_quick_replies_buttons_reactions_and_sender_actions(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "messenger",
-            "name": "Page",
-            "config": {
-                "page_id": PAGE_ID,
-                "page_access_token": "EAAB-page",
-                "app_secret": "messenger-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/messenger",
-            },
-        },
+    await factories.messenger_channel(
+        api,
+        server,
+        name="Page",
+        page_id=PAGE_ID,
+        page_access_token="EAAB-page",
+        app_secret="messenger-secret",
     )
-    assert resp.status_code == 201, resp.text
     sim = httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
     )
@@ -444,21 +430,14 @@ async def test_instagram_quick_replies_named_reactions_and_seen(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     ig_id, igsid = "17841400000000042", "5566778899001122"
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "instagram",
-            "name": "Instagram",
-            "config": {
-                "instagram_account_id": ig_id,
-                "access_token": "IGQV-user-token",
-                "app_secret": "meta-app-secret",
-                "verify_token": "verify-ig",
-                "api_base_url": f"{server.url}/sandbox/instagram",
-            },
-        },
+    await factories.instagram_channel(
+        api,
+        server,
+        instagram_account_id=ig_id,
+        access_token="IGQV-user-token",
+        app_secret="meta-app-secret",
+        verify_token="verify-ig",
     )
-    assert resp.status_code == 201, resp.text
     sim = httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
     )

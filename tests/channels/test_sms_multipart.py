@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from tests import factories
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.domain.enums import InboundState
 from tidings.storage.models import InboundEvent, Message, SmsPart
@@ -101,22 +102,13 @@ async def test_smpp_parts_out_of_order_and_repeated_make_one_message(
 async def test_vonage_concat_parts_out_of_order_and_repeated_make_one_message(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "vonage",
-            "name": "SMS",
-            "config": {
-                "api_key": "parts2",
-                "api_secret": "api-secret-1",
-                "signature_secret": "sig-secret-for-parts",
-                "signature_method": "sha256",
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/vonage",
-            },
-        },
+    await factories.vonage_channel(
+        api,
+        server,
+        api_key="parts2",
+        api_secret="api-secret-1",
+        signature_secret="sig-secret-for-parts",
     )
-    assert resp.status_code == 201, resp.text
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage", timeout=20
     ) as control:

@@ -21,7 +21,7 @@ from tests.channels.test_messenger_e2e import (
     wait_messages,
 )
 from tests.conftest import Owner, Server, eventually
-from tests.factories import messenger_channel
+from tests.factories import create_channel, messenger_channel
 from tidings.storage.models import Consent, ContactIdentity, Conversation
 from tidings.storage.types import utcnow
 
@@ -118,11 +118,7 @@ async def _channels(server: Server, api: httpx.AsyncClient, human_agent: bool) -
             },
         ),
     ):
-        resp = await api.post(
-            "/api/v1/channels", json={"kind": kind, "name": kind, "config": config}
-        )
-        assert resp.status_code == 201, resp.text
-        made[kind] = resp.json()["id"]
+        made[kind] = (await create_channel(api, kind, config, name=kind))["id"]
     return made
 
 
