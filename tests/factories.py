@@ -210,3 +210,13 @@ async def api_channel(
         config["webhook_url"] = webhook_url
     label = name or (f"Website {account}" if account else "Website")
     return await create_channel(api, "api", config, name=label, **body)
+
+
+def simulator(server: Server, kind: str, *, timeout: float = 20) -> httpx.AsyncClient:
+    """An HTTP client for `kind`'s simulator in the sandbox (its ``/_sim/...`` controls), with
+    the sandbox's access headers."""
+    from tests.conftest import sandbox_headers
+
+    return httpx.AsyncClient(
+        headers=sandbox_headers(server), base_url=sandbox_url(server, kind), timeout=timeout
+    )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import twilio_channel
+from tests.factories import simulator, twilio_channel
 from tidings.channels.twilio.webhook import compute_signature
 from tidings.storage.models import Consent, InboundEvent, Message
 
@@ -24,9 +24,7 @@ OUR_NUMBER = "+14155550100"
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as client:
+    async with simulator(server, "twilio") as client:
         yield client
 
 

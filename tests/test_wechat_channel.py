@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import wechat_channel
+from tests.factories import simulator, wechat_channel
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Sent
 from tidings.channels.wechat import WeChatAdapter, WeChatConfig, client, crypto
 from tidings.domain.enums import MessageKind
@@ -41,9 +41,7 @@ def config(server: Server, app_id: str, safe: bool) -> dict[str, Any]:
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=20
-    ) as c:
+    async with simulator(server, "wechat") as c:
         yield c
 
 

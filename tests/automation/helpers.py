@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tests import factories
-from tests.conftest import Server, eventually, sandbox_headers
+from tests.conftest import Server, eventually
 from tidings.storage.models import AutomationEvent, RuleRun
 
 PNID = "106540352242922"
@@ -22,9 +22,7 @@ async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict[str, 
 
 
 def simulator(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    return factories.simulator(server, "whatsapp")
 
 
 async def customer_says(

@@ -26,10 +26,9 @@ from tests.conftest import (
     eventually,
     free_port,
     make_settings,
-    sandbox_headers,
     start_server,
 )
-from tests.factories import twilio_channel
+from tests.factories import simulator, twilio_channel
 from tidings.campaigns import fanout
 from tidings.config import Settings
 from tidings.ratelimit import channel_rate
@@ -87,9 +86,7 @@ async def _at_least(clock: FakeClock, target: int) -> bool:
 
 
 async def sent_to(server: Server) -> list[str]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as tw:
+    async with simulator(server, "twilio") as tw:
         data = (await tw.get("/_sim/sent")).json()
     return sorted(dict(m["params"])["To"] for m in data)
 

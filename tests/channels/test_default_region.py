@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import smpp_channel
+from tests.conftest import Owner, Server, eventually
+from tests.factories import simulator, smpp_channel
 from tidings.storage.models import Contact, ContactIdentity
 
 
@@ -33,9 +33,7 @@ async def count(server: Server, model: Any) -> int:
 
 
 async def national_sms(server: Server, text: str) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/smpp", timeout=20
-    ) as sim:
+    async with simulator(server, "smpp") as sim:
         resp = await sim.post(
             "/_sim/inbound", json={"system_id": "region1", "from": "0612345678", "text": text}
         )
@@ -74,9 +72,7 @@ async def test_national_number_read_in_the_workspace_region_meets_its_e164_form(
         },
     )
     assert twilio.status_code == 201, twilio.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as sim:
+    async with simulator(server, "twilio") as sim:
         sent = await sim.post(
             "/_sim/inbound", json={"from": "+33612345678", "to": "+33700000002", "text": "Re"}
         )

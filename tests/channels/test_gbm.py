@@ -9,8 +9,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import gbm_channel
+from tests.conftest import Owner, Server, eventually
+from tests.factories import gbm_channel, simulator
 from tidings.channels import gbm
 from tidings.channels import google_common as google
 from tidings.channels.gbm import GONE, GbmAdapter
@@ -38,9 +38,7 @@ async def test_handshake_inbound_dedupe_reply_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await gbm_channel(api, server, **CHANNEL)
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/gbm", timeout=10
-    ) as sim:
+    async with simulator(server, "gbm", timeout=10) as sim:
         assert (await sim.post("/_sim/verify", json={"agent_id": AGENT})).json() == {
             "status": 200,
             "verified": True,

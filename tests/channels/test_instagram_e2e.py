@@ -13,8 +13,8 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import instagram_channel
+from tests.conftest import Owner, Server, eventually
+from tests.factories import instagram_channel, simulator
 from tidings.channels.meta_common import sign
 from tidings.storage.models import InboundEvent
 
@@ -69,9 +69,7 @@ async def test_round_trip_in_both_flavours(
     server: Server, owner: Owner, api: httpx.AsyncClient, flavour: str, node: str
 ) -> None:
     await instagram_channel(api, server, **channel_config(flavour))
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    sim = simulator(server, "instagram")
     first = await inbound(sim, text="Do you ship to Lisbon?")
     conv = await conversation(api)
     [msg] = await thread(api, conv["id"])
@@ -104,9 +102,7 @@ async def test_instagram_kinds_deletes_and_text_limit(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await instagram_channel(api, server, **channel_config("instagram_login"))
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    sim = simulator(server, "instagram")
     hello = await inbound(sim, text="hello")
     conv = await conversation(api)
     await thread(api, conv["id"])

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import line_channel
+from tests.factories import line_channel, simulator
 from tidings.channels.line.webhook import signature
 from tidings.storage.models import Consent, InboundEvent, Message
 
@@ -22,9 +22,7 @@ CHANNEL = {"channel_secret": SECRET, "channel_access_token": TOKEN}
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/line", timeout=10
-    )
+    return simulator(server, "line", timeout=10)
 
 
 async def counts(server: Server) -> tuple[int, int]:

@@ -10,7 +10,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tests.factories import messenger_channel
 from tidings.storage.models import InboundEvent, Message
 
@@ -22,9 +23,7 @@ CHANNEL = {"page_id": PAGE_ID, "page_access_token": TOKEN, "app_secret": APP_SEC
 
 
 def simulator(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    return factories.simulator(server, "messenger")
 
 
 async def count(server: Server, model: type) -> int:

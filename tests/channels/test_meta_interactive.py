@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 
 PNID = "106540352242922"
 CUSTOMER = "16505551234"
@@ -61,9 +61,7 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
         access_token="EAAG-token",
         app_secret="wa-app-secret",
     )
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
     inbound = await sim.post(
         "/_sim/inbound",
         json={"phone_number_id": PNID, "from": CUSTOMER, "text": "Can I move my workshop?"},
@@ -277,9 +275,7 @@ async def test_messenger_quick_replies_buttons_reactions_and_sender_actions(
         page_access_token="EAAB-page",
         app_secret="messenger-secret",
     )
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    sim = factories.simulator(server, "messenger")
     assert (
         await sim.post("/_sim/config", json={"auto_receipts": ["delivered"]})
     ).status_code == 200
@@ -438,9 +434,7 @@ async def test_instagram_quick_replies_named_reactions_and_seen(
         app_secret="meta-app-secret",
         verify_token="verify-ig",
     )
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    sim = factories.simulator(server, "instagram")
     first_in = await sim.post(
         "/_sim/inbound", json={"account_id": ig_id, "from": igsid, "text": "In stock?"}
     )

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import rbm_channel
+from tests.factories import rbm_channel, simulator
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Sent
 from tidings.channels.rbm import RbmAdapter, RbmConfig, client, google
 from tidings.domain.enums import MessageKind
@@ -49,9 +49,7 @@ def test_signature_matches_the_digest_vectors() -> None:
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/rbm", timeout=10
-    )
+    return simulator(server, "rbm", timeout=10)
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:

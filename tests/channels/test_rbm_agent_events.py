@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import rbm_channel
+from tests.factories import rbm_channel, simulator
 
 AGENT = "events-agent@rbm.goog"
 TOKEN = "SJENCPGJESMGUFPY"
@@ -22,9 +22,7 @@ CHANNEL = {"agent_id": AGENT, "webhook_client_token": TOKEN, "access_token": "ya
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/rbm", timeout=20
-    ) as c:
+    async with simulator(server, "rbm") as c:
         yield c
 
 

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 from tidings.domain.enums import InboundState
 from tidings.storage.models import InboundEvent, Message, SmsPart
 
@@ -71,9 +71,7 @@ async def test_smpp_parts_out_of_order_and_repeated_make_one_message(
         },
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/smpp", timeout=20
-    ) as control:
+    async with factories.simulator(server, "smpp") as control:
         # Part 3 first, part 3 again while pending, then 1, then 2 (completes), then a late
         # repeat of 1 after the join. SMSCs resend on a fresh sequence number, so each
         # delivery is a distinct stored event: the joining must absorb the repeats itself.
@@ -109,9 +107,7 @@ async def test_vonage_concat_parts_out_of_order_and_repeated_make_one_message(
         api_secret="api-secret-1",
         signature_secret="sig-secret-for-parts",
     )
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage", timeout=20
-    ) as control:
+    async with factories.simulator(server, "vonage") as control:
         sent = await control.post(
             "/_sim/inbound",
             json={"api_key": "parts2", "from": CUSTOMER, "text": LONG, "part_order": [2, 3, 2, 1]},
@@ -137,9 +133,7 @@ async def test_vonage_concat_parts_out_of_order_and_repeated_make_one_message(
     assert await count(server, Message) == 1
 
     # A later, different long message from the same customer is its own message.
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage", timeout=20
-    ) as control:
+    async with factories.simulator(server, "vonage") as control:
         again = await control.post(
             "/_sim/inbound",
             json={"api_key": "parts2", "from": CUSTOMER, "text": LONG[::-1]},

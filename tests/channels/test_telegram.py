@@ -10,8 +10,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import telegram_channel
+from tests.conftest import Owner, Server, eventually
+from tests.factories import simulator, telegram_channel
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Retriable, Sent
 from tidings.channels.telegram import TelegramAdapter, TelegramConfig, client
 from tidings.domain.enums import MessageKind
@@ -24,9 +24,7 @@ CHANNEL = {"bot_token": TOKEN, "secret_token": SECRET}
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=10
-    )
+    return simulator(server, "telegram", timeout=10)
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:

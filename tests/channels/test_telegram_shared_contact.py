@@ -21,9 +21,9 @@ import httpx
 import orjson
 
 from tests.channels.test_telegram import CHANNEL, SECRET, TOKEN
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
-from tests.factories import telegram_channel
+from tests.factories import simulator, telegram_channel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 CHAT = 424242
@@ -177,9 +177,7 @@ async def test_the_sandbox_customer_shares_their_contact(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await telegram_channel(api, server, **CHANNEL)
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=10
-    ) as sim:
+    async with simulator(server, "telegram", timeout=10) as sim:
         base = {"token": TOKEN, "chat_id": CHAT, "first_name": "Ana"}
         assert (await sim.post("/_sim/inbound", json={**base, "text": "olá"})).status_code == 200
         [conv] = await eventually(lambda: conversations(api, 1))

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 
 TOKEN = "7000000004:AAH-throttled_typing_token"
 CHAT = 747474
@@ -20,9 +20,7 @@ async def test_typing_is_sent_once_per_five_seconds_and_not_for_an_idle_draft(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await factories.telegram_channel(api, server, bot_token=TOKEN, secret_token="throttle_secret")
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    async with factories.simulator(server, "telegram") as sim:
         said = await sim.post("/_sim/inbound", json={"token": TOKEN, "chat_id": CHAT, "text": "hi"})
         assert said.status_code == 200, said.text
 

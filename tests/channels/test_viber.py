@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import viber_channel
+from tests.factories import simulator, viber_channel
 from tidings.simulators.viber import user_id_for
 from tidings.storage.models import AuditLog, InboundEvent, Message
 
@@ -25,9 +25,7 @@ CHANNEL = {"auth_token": TOKEN}
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/viber", timeout=10
-    )
+    return simulator(server, "viber", timeout=10)
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:

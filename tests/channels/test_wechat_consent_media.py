@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
-from tests.factories import wechat_channel
+from tests.conftest import Owner, Server, eventually
+from tests.factories import simulator, wechat_channel
 from tidings.domain.enums import InboundState
 from tidings.storage.models import Attachment, Consent, InboundEvent
 
@@ -25,9 +25,7 @@ CHANNEL = {"app_id": APP_ID, "app_secret": "secret-consent", "token": "tokencons
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=20
-    ) as c:
+    async with simulator(server, "wechat") as c:
         yield c
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 
 PAGE_ID = "104857600000001"
 PSID = "6543210987654321"
@@ -44,9 +44,7 @@ async def test_messenger_cdn_media_is_stored_and_an_expired_link_is_shown(
         page_access_token="EAAB-page-token",
         app_secret="messenger-media-secret",
     )
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    sim = factories.simulator(server, "messenger")
     sent = await sim.post(
         "/_sim/inbound",
         json={
@@ -103,9 +101,7 @@ async def test_instagram_image_is_stored_and_a_shared_post_stays_a_link(
         app_secret="ig-media-secret",
         verify_token="verify-me",
     )
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    sim = factories.simulator(server, "instagram")
     for attachments in (
         [{"type": "image"}],
         [{"type": "share", "payload": {"url": "https://www.instagram.com/p/abc/"}}],
@@ -137,9 +133,7 @@ async def test_messenger_sends_an_uploaded_image_by_attachment_id(
         page_access_token="EAAB-page-token",
         app_secret="messenger-media-secret",
     )
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    sim = factories.simulator(server, "messenger")
     sent = await sim.post(
         "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "text": "photo please"}
     )

@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 from tests.security.test_authz_matrix import make_outsiders
 from tidings.storage.models import Attachment, Delivery, MediaUpload, Message
 
@@ -33,9 +33,7 @@ async def setup(server: Server, api: httpx.AsyncClient) -> httpx.AsyncClient:
         app_secret="wa-media-app-secret",
         display_phone_number="15550783881",
     )
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=30
-    )
+    return factories.simulator(server, "whatsapp", timeout=30)
 
 
 async def customer_sends(sim: httpx.AsyncClient, **spec: Any) -> str:

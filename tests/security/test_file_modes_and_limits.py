@@ -18,7 +18,6 @@ from tests.conftest import (
     Owner,
     Server,
     free_port,
-    sandbox_headers,
     start_tidings,
     tidings_env,
 )
@@ -61,9 +60,7 @@ async def test_downloaded_media_is_private(
         page_access_token="EAAB-page-token",
         app_secret="modes-secret",
     )
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/messenger", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    async with factories.simulator(server, "messenger") as sim:
         sent = await sim.post(
             "/_sim/inbound",
             json={

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import select
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 from tidings.access import Principal
 from tidings.actions.admin import create_api_token
 from tidings.domain.enums import Role
@@ -64,9 +64,7 @@ async def set_members(api: httpx.AsyncClient, inbox_id: int, agent_ids: list[int
 async def customer_writes(
     server: Server, wa_id: str, text: str, *, hours_ago: float = 0, name: str = "Customer"
 ) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
@@ -91,9 +89,7 @@ async def wait_for(check: Any, timeout: float = 15.0) -> Any:
 
 async def sent_to(server: Server, wa_id: str) -> list[dict[str, Any]]:
     """Graph /messages request bodies the simulator accepted for this customer."""
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         rows = (await sim.get("/_sim/sent", params={"phone_number_id": PNID})).json()
     return [
         r["body"]

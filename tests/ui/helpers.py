@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests import factories
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -115,9 +115,7 @@ async def api_channel(
 async def customer_says(
     server: Server, account: str, user: str, text: str, name: str | None = None
 ) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "api") as sim:
         body: dict[str, Any] = {"account": account, "from": user, "text": text}
         if name is not None:
             body["name"] = name
@@ -146,9 +144,7 @@ async def whatsapp_channel(api: httpx.AsyncClient, server: Server) -> dict[str, 
 
 
 async def whatsapp_says(server: Server, wa_id: str, name: str, text: str, hours_ago: float) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
