@@ -328,22 +328,16 @@ async def connect_whatsapp(
 ) -> dict[str, Any]:
     """A WhatsApp channel on the simulator at `sim_url` (token "tok", verify token "v"), and
     the simulator's account for it pointed at the channel's webhook. Returns the channel."""
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WA",
-            "config": {
-                "phone_number_id": pnid,
-                "access_token": "tok",
-                "app_secret": secret,
-                "verify_token": "v",
-                "api_base_url": sim_url,
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
+    from tests.factories import create_channel
+
+    config = {
+        "phone_number_id": pnid,
+        "access_token": "tok",
+        "app_secret": secret,
+        "verify_token": "v",
+        "api_base_url": sim_url,
+    }
+    channel = await create_channel(api, "whatsapp", config, name="WA")
     account = {
         "access_token": "tok",
         "app_secret": secret,

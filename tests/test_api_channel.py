@@ -9,31 +9,16 @@ import httpx
 import orjson
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import api_channel
 from tidings import signing
 
 SECRET = "s3cret-for-the-api-channel"
 
 
-async def make_channel(api: httpx.AsyncClient, server: Server, account: str = "acme") -> dict:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "api",
-            "name": "Website",
-            "config": {
-                "secret": SECRET,
-                "webhook_url": f"{server.url}/sandbox/api/accounts/{account}/receive",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
-
-
 async def test_customer_message_reply_and_statuses(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await api_channel(api, secret=SECRET, server=server, account="acme", name="Website")
     assert channel["webhook_url"] == f"{server.url}/webhooks/api/{channel['id']}"
     assert channel["config"]["secret"] == "••••"  # secrets never come back
 
@@ -91,7 +76,7 @@ async def test_customer_message_reply_and_statuses(
 async def test_bad_signature_is_rejected_and_nothing_stored(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await api_channel(api, secret=SECRET, server=server, account="acme", name="Website")
     body = orjson.dumps({"messages": [{"id": "m1", "from": {"id": "c1"}, "text": "hi"}]})
     url = f"{server.url}/webhooks/api/{channel['id']}"
     async with httpx.AsyncClient() as client:

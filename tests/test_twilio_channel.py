@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import simulator, twilio_channel
 from tidings.channels.twilio.webhook import compute_signature
 from tidings.storage.models import Consent, InboundEvent, Message
 
@@ -23,28 +24,8 @@ OUR_NUMBER = "+14155550100"
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as client:
+    async with simulator(server, "twilio") as client:
         yield client
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server, **config: Any) -> dict[str, Any]:
-    body = {
-        "account_sid": "AC" + secrets.token_hex(16),
-        "auth_token": secrets.token_hex(16),
-        "from_number": OUR_NUMBER,
-        "api_base_url": f"{server.url}/sandbox/twilio",
-        **config,
-    }
-    resp = await api.post(
-        "/api/v1/channels", json={"kind": "twilio", "name": "SMS", "config": body}
-    )
-    assert resp.status_code == 201, resp.text
-    channel = resp.json()
-    channel["_secret"] = body["auth_token"]
-    channel["_sid"] = body["account_sid"]
-    return channel
 
 
 async def customer_says(sim: httpx.AsyncClient, text: str, **extra: Any) -> dict[str, Any]:
@@ -92,7 +73,7 @@ async def wait_status(
 async def test_inbound_reply_and_status_callbacks(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await twilio_channel(api, server, from_number=OUR_NUMBER)
     await customer_says(sim, "Hi, is my order shipped? 📦")
     conv = await one_conversation(api)
     (inbound,) = await wait_messages(api, conv["id"], 1)
@@ -136,7 +117,7 @@ async def test_inbound_reply_and_status_callbacks(
 async def test_inbound_mms_keeps_media(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await twilio_channel(api, server, from_number=OUR_NUMBER)
     media = [
         {
             "url": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
@@ -159,7 +140,7 @@ async def test_inbound_mms_keeps_media(
 async def test_bad_signature_is_rejected_and_nothing_stored(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await twilio_channel(api, server, from_number=OUR_NUMBER)
     url = channel["webhook_url"]
     params = [
         ("MessageSid", "SM" + "1" * 32),
@@ -224,7 +205,7 @@ async def consents(server: Server) -> list[tuple[str, str, str, str]]:
 async def test_stop_blocks_replies_until_start(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await twilio_channel(api, server, from_number=OUR_NUMBER)
     await customer_says(sim, "hello")
     conv = await one_conversation(api)
     await customer_says(sim, "  stop ")
@@ -272,7 +253,7 @@ async def test_help_gets_the_configured_reply(
 ) -> None:
     monkeypatch.setenv("TIDINGS_SMS_HELP_REPLY", "Acme support: reply STOP to opt out.")
     monkeypatch.setenv("TIDINGS_OPT_OUT_KEYWORDS", '{"help": ["HELP", "INFO", "AIDE"]}')
-    channel = await make_channel(api, server)
+    channel = await twilio_channel(api, server, from_number=OUR_NUMBER)
     await customer_says(sim, "aide")
     conv = await one_conversation(api)
     msgs = await wait_messages(api, conv["id"], 2)
@@ -290,7 +271,7 @@ async def test_help_gets_the_configured_reply(
 async def test_provider_opt_out_21610_fails_and_records_consent(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await twilio_channel(api, server, from_number=OUR_NUMBER)
     await customer_says(sim, "hello")
     conv = await one_conversation(api)
     # The customer opted out before Tidings was connected: only Twilio knows.
@@ -310,7 +291,7 @@ async def test_provider_opt_out_21610_fails_and_records_consent(
 async def test_undelivered_callback_and_rate_limit_retry(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await twilio_channel(api, server, from_number=OUR_NUMBER)
     await customer_says(sim, "hello")
     conv = await one_conversation(api)
     await sim.post("/_sim/fail", json={"code": 30003, "mode": "callback", "status": "undelivered"})
@@ -332,7 +313,7 @@ async def test_undelivered_callback_and_rate_limit_retry(
 async def test_simulator_validates_like_twilio(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await twilio_channel(api, server, from_number=OUR_NUMBER)
     path = f"/2010-04-01/Accounts/{channel['_sid']}/Messages.json"
     auth = (channel["_sid"], channel["_secret"])
     bad_auth = await sim.post(
@@ -381,7 +362,7 @@ async def test_too_many_segments_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TIDINGS_SMS_MAX_SEGMENTS", "2")
-    await make_channel(api, server)
+    await twilio_channel(api, server, from_number=OUR_NUMBER)
     await customer_says(sim, "hello")
     conv = await one_conversation(api)
     refused = await api.post(
@@ -484,7 +465,7 @@ async def test_whatsapp_and_sms_identities_meet_on_one_contact(
         },
     )
     assert wa.status_code == 201, wa.text
-    await make_channel(api, server)
+    await twilio_channel(api, server, from_number=OUR_NUMBER)
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp"
     ) as wa_sim:

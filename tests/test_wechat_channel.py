@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import simulator, wechat_channel
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Sent
 from tidings.channels.wechat import WeChatAdapter, WeChatConfig, client, crypto
 from tidings.domain.enums import MessageKind
@@ -38,24 +39,9 @@ def config(server: Server, app_id: str, safe: bool) -> dict[str, Any]:
     return values
 
 
-async def make_channel(
-    api: httpx.AsyncClient, server: Server, app_id: str = "wxplain0001", safe: bool = False
-) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={"kind": "wechat", "name": "WeChat OA", "config": config(server, app_id, safe)},
-    )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    assert channel["config"]["app_secret"] == "••••"
-    return channel
-
-
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=20
-    ) as c:
+    async with simulator(server, "wechat") as c:
         yield c
 
 
@@ -85,7 +71,7 @@ async def reply_status(api: httpx.AsyncClient, conv_id: int, message_id: int) ->
 
 
 async def test_url_verification(server: Server, owner: Owner, api: httpx.AsyncClient) -> None:
-    channel = await make_channel(api, server)
+    channel = await wechat_channel(api, server, **config(server, "wxplain0001", False))
     url = f"{server.url}/webhooks/wechat/{channel['id']}"
     ts, nonce = "1714036504", "1514711492"
     good = crypto.signature("tokenwxplain0001", ts, nonce)
@@ -111,7 +97,7 @@ async def test_inbound_reply_and_duplicates(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient, mode: str
 ) -> None:
     app_id = f"wx{mode}0001"
-    await make_channel(api, server, app_id, safe=mode != "plain")
+    await wechat_channel(api, server, **config(server, app_id, mode != "plain"))
     # WeChat retries a push it thinks went unanswered: two identical extra deliveries.
     r = await sim.put(f"/_sim/accounts/{app_id}", json={"mode": mode, "duplicates": 2})
     assert r.json()["mode"] == mode
@@ -149,7 +135,7 @@ async def test_inbound_reply_and_duplicates(
 async def test_events_and_other_types_reach_the_thread(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server, "wxevents001", safe=True)
+    await wechat_channel(api, server, **config(server, "wxevents001", True))
     for body in (
         {"event": "subscribe", "event_key": "qrscene_spring"},
         {"type": "location", "latitude": 23.13, "longitude": 113.35, "label": "Guangzhou"},
@@ -180,7 +166,7 @@ async def test_events_and_other_types_reach_the_thread(
 async def test_bad_signature_and_hostile_xml_store_nothing(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await wechat_channel(api, server, **config(server, "wxplain0001", False))
     url = f"{server.url}/webhooks/wechat/{channel['id']}"
     ts, nonce = "1714037059", "486452656"
     good = {
@@ -221,7 +207,7 @@ async def test_bad_signature_and_hostile_xml_store_nothing(
 async def test_window_closed_is_refused_by_policy(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server, "wxwindow001")
+    await wechat_channel(api, server, **config(server, "wxwindow001", False))
     await sim.post("/_sim/inbound", json={"app_id": "wxwindow001", "openid": "carol", "text": "hi"})
     conv, _ = await thread(api)
     # Two days and an hour pass: move the customer's last message back on both sides.
@@ -239,7 +225,7 @@ async def test_window_closed_is_refused_by_policy(
 async def test_expired_token_is_refreshed_and_the_send_succeeds(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server, "wxtoken0001", safe=True)
+    await wechat_channel(api, server, **config(server, "wxtoken0001", True))
     await sim.post("/_sim/inbound", json={"app_id": "wxtoken0001", "openid": "dave", "text": "hi"})
     conv, _ = await thread(api)
     first = await api.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "one"})
@@ -261,7 +247,7 @@ async def test_expired_token_is_refreshed_and_the_send_succeeds(
 async def test_quota_used_up_fails_with_a_plain_reason(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server, "wxquota0001")
+    await wechat_channel(api, server, **config(server, "wxquota0001", False))
     await sim.post("/_sim/inbound", json={"app_id": "wxquota0001", "openid": "erin", "text": "hi"})
     conv, _ = await thread(api)
     ids = []
@@ -282,7 +268,7 @@ async def test_adapter_media_and_window_against_the_simulator(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
     """Media both ways and WeChat's own 45015, through the adapter over real HTTP."""
-    await make_channel(api, server, "wxmedia0001")
+    await wechat_channel(api, server, **config(server, "wxmedia0001", False))
     cfg = WeChatConfig.model_validate(config(server, "wxmedia0001", safe=False))
     push = (
         await sim.post(

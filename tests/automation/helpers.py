@@ -8,36 +8,21 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Server, eventually
 from tidings.storage.models import AutomationEvent, RuleRun
 
 PNID = "106540352242922"
 
 
 async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": "EAAG-test-access-token",
-                "app_secret": "wa-app-secret-for-tests",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-                "display_phone_number": "15550783881",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api, server, phone_number_id=PNID, display_phone_number="15550783881"
     )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 def simulator(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    return factories.simulator(server, "whatsapp")
 
 
 async def customer_says(

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import factories
 from tests.conftest import Server, eventually, sandbox_headers
 from tidings.campaigns import fanout
 from tidings.delivery import fallback
@@ -31,19 +32,7 @@ async def campaign_workers(server: Server) -> AsyncIterator[None]:
 
 
 async def api_channel(api: httpx.AsyncClient, server: Server, account: str = "acme") -> dict:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "api",
-            "name": f"Website {account}",
-            "config": {
-                "secret": SECRET,
-                "webhook_url": f"{server.url}/sandbox/api/accounts/{account}/receive",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+    return await factories.api_channel(api, secret=SECRET, server=server, account=account)
 
 
 async def api_customers(

@@ -26,9 +26,9 @@ from tests.conftest import (
     eventually,
     free_port,
     make_settings,
-    sandbox_headers,
     start_server,
 )
+from tests.factories import simulator, twilio_channel
 from tidings.campaigns import fanout
 from tidings.config import Settings
 from tidings.ratelimit import channel_rate
@@ -85,29 +85,8 @@ async def _at_least(clock: FakeClock, target: int) -> bool:
     return clock.reads >= target
 
 
-async def sms_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "twilio",
-            "name": "SMS",
-            "config": {
-                "account_sid": "AC" + secrets.token_hex(16),
-                "auth_token": secrets.token_hex(16),
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/twilio",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    result: dict[str, Any] = resp.json()
-    return result
-
-
 async def sent_to(server: Server) -> list[str]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as tw:
+    async with simulator(server, "twilio") as tw:
         data = (await tw.get("/_sim/sent")).json()
     return sorted(dict(m["params"])["To"] for m in data)
 
@@ -144,7 +123,7 @@ async def make_campaign(
 async def test_scheduled_campaign_waits_for_its_time_across_a_worker_restart(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    sms = await sms_channel(api, server)
+    sms = await twilio_channel(api, server)
     start = datetime.now(UTC)
     at = start + timedelta(hours=3)
     c = await make_campaign(
@@ -191,7 +170,7 @@ LA_IN_BERLIN = "+14155550124"  # America/Los_Angeles by prefix, its row says Eur
 async def test_quiet_hours_hold_recipients_in_their_zone_until_the_window_opens(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    sms = await sms_channel(api, server)
+    sms = await twilio_channel(api, server)
     csv = (
         "phone,timezone\n"
         f"{BERLIN},\n"
@@ -286,7 +265,7 @@ async def test_whatsapp_throughput_tier_is_a_channel_setting_the_bucket_uses(
     names = [c["name"] for c in (await api.get("/api/v1/channels")).json()]
     assert "WA too fast" not in names
 
-    sms = await sms_channel(api, server)
+    sms = await twilio_channel(api, server)
     rates = {}
     for made in (default.json(), upgraded.json(), sms):
         info = await server.runtime.channels.get(made["id"])

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests import factories
 from tests.campaigns.conftest import api_channel, api_customers
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tidings.campaigns import fanout
@@ -28,17 +29,13 @@ E164 = "+14155550123"
 
 @pytest.fixture
 async def wa(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as c:
+    async with factories.simulator(server, "whatsapp") as c:
         yield c
 
 
 @pytest.fixture
 async def tw(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as c:
+    async with factories.simulator(server, "twilio") as c:
         yield c
 
 

@@ -6,60 +6,24 @@ campaign's fallback channel takes over."""
 from __future__ import annotations
 
 import math
-import secrets
 from typing import Any
 
 import httpx
 from sqlalchemy import insert, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import line_channel, twilio_channel
 from tidings.campaigns import fanout
 from tidings.delivery import worker as delivery_worker
 from tidings.storage.models import Contact, ContactIdentity, Message
 
 TOKEN = "multicast-line-token"
 SECRET = "multicast-line-secret"
+CHANNEL = {"name": "LINE", "channel_secret": SECRET, "channel_access_token": TOKEN}
 
 
 def user_id(i: int) -> str:
     return f"U{i:032x}"
-
-
-async def line_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    base = f"{server.url}/sandbox/line"
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "line",
-            "name": "LINE",
-            "config": {
-                "channel_secret": SECRET,
-                "channel_access_token": TOKEN,
-                "api_base_url": base,
-                "data_api_base_url": base,
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
-
-
-async def sms_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "twilio",
-            "name": "SMS",
-            "config": {
-                "account_sid": "AC" + secrets.token_hex(16),
-                "auth_token": secrets.token_hex(16),
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/twilio",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
 
 
 async def friends(
@@ -116,7 +80,7 @@ async def test_a_campaign_goes_in_calls_of_500_and_every_friend_gets_it_once(
     server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
 ) -> None:
     n = 1100
-    line = await line_channel(api, server)
+    line = await line_channel(api, server, **CHANNEL)
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=30
     ) as sim:
@@ -165,7 +129,7 @@ async def test_a_campaign_goes_in_calls_of_500_and_every_friend_gets_it_once(
 async def test_a_lost_answer_is_retried_with_the_same_key_and_sent_once(
     server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
 ) -> None:
-    line = await line_channel(api, server)
+    line = await line_channel(api, server, **CHANNEL)
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=30
     ) as sim:
@@ -209,8 +173,8 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_sent_once(
 async def test_quota_spent_fails_every_recipient_with_lines_reason_and_falls_back(
     server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
 ) -> None:
-    line = await line_channel(api, server)
-    sms = await sms_channel(api, server)
+    line = await line_channel(api, server, **CHANNEL)
+    sms = await twilio_channel(api, server)
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=30
     ) as sim:
@@ -250,7 +214,7 @@ async def test_quota_spent_fails_every_recipient_with_lines_reason_and_falls_bac
 async def test_personalised_or_capped_campaigns_go_one_by_one(
     server: Server, owner: Owner, api: httpx.AsyncClient, campaign_workers: None
 ) -> None:
-    line = await line_channel(api, server)
+    line = await line_channel(api, server, **CHANNEL)
     async with httpx.AsyncClient(
         headers=sandbox_headers(server), base_url=f"{server.url}/sandbox", timeout=30
     ) as sim:

@@ -10,8 +10,21 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
+from tests.factories import simulator, smpp_channel
 from tidings.storage.models import Contact, ContactIdentity
+
+
+def smpp_config(server: Server) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": server.app.state.sandbox.smpp.port,
+        "system_id": "region1",
+        "password": "region1",
+        "source_addr": "33700000001",
+        "reconnect_min_seconds": 0.1,
+        "reconnect_max_seconds": 0.4,
+    }
 
 
 async def count(server: Server, model: Any) -> int:
@@ -19,30 +32,8 @@ async def count(server: Server, model: Any) -> int:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def smpp_channel(api: httpx.AsyncClient, server: Server) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "smpp",
-            "name": "SMPP",
-            "config": {
-                "host": "127.0.0.1",
-                "port": server.app.state.sandbox.smpp.port,
-                "system_id": "region1",
-                "password": "region1",
-                "source_addr": "33700000001",
-                "reconnect_min_seconds": 0.1,
-                "reconnect_max_seconds": 0.4,
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-
-
 async def national_sms(server: Server, text: str) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/smpp", timeout=20
-    ) as sim:
+    async with simulator(server, "smpp") as sim:
         resp = await sim.post(
             "/_sim/inbound", json={"system_id": "region1", "from": "0612345678", "text": text}
         )
@@ -61,7 +52,7 @@ async def test_national_number_read_in_the_workspace_region_meets_its_e164_form(
     assert resp.status_code == 200, resp.text
     assert resp.json()["default_region"] == "FR"
 
-    await smpp_channel(api, server)
+    await smpp_channel(api, smpp_config(server))
     await national_sms(server, "Bonjour")
     [contact] = await eventually(lambda: contacts(api), timeout=20)
     assert contact["phone"] == "+33612345678"
@@ -81,9 +72,7 @@ async def test_national_number_read_in_the_workspace_region_meets_its_e164_form(
         },
     )
     assert twilio.status_code == 201, twilio.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as sim:
+    async with simulator(server, "twilio") as sim:
         sent = await sim.post(
             "/_sim/inbound", json={"from": "+33612345678", "to": "+33700000002", "text": "Re"}
         )
@@ -105,7 +94,7 @@ async def test_without_a_region_a_national_number_is_kept_as_given_and_flagged(
     server: Server, owner: Owner, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TIDINGS_DEFAULT_REGION", raising=False)
-    await smpp_channel(api, server)
+    await smpp_channel(api, smpp_config(server))
     await national_sms(server, "Salut")
     [contact] = await eventually(lambda: contacts(api), timeout=20)
     assert contact["phone"] is None

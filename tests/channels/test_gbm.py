@@ -9,7 +9,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
+from tests.factories import gbm_channel, simulator
 from tidings.channels import gbm
 from tidings.channels import google_common as google
 from tidings.channels.gbm import GONE, GbmAdapter
@@ -18,24 +19,7 @@ from tidings.storage.models import InboundEvent, Message
 
 AGENT = "legacy-agent-1"
 CLIENT_TOKEN = "SJENCPGJESMGUFPY"
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "gbm",
-            "name": "Business Messages",
-            "config": {
-                "agent_id": AGENT,
-                "webhook_client_token": CLIENT_TOKEN,
-                "access_token": "ya29.legacy",
-                "api_base_url": f"{server.url}/sandbox/gbm",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
+CHANNEL = {"agent_id": AGENT, "webhook_client_token": CLIENT_TOKEN, "access_token": "ya29.legacy"}
 
 
 async def messages(api: httpx.AsyncClient, conv_id: int) -> list[dict[str, Any]]:
@@ -53,10 +37,8 @@ def test_marked_retired() -> None:
 async def test_handshake_inbound_dedupe_reply_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/gbm", timeout=10
-    ) as sim:
+    await gbm_channel(api, server, **CHANNEL)
+    async with simulator(server, "gbm", timeout=10) as sim:
         assert (await sim.post("/_sim/verify", json={"agent_id": AGENT})).json() == {
             "status": 200,
             "verified": True,
@@ -118,7 +100,7 @@ async def _data(resp: Any) -> list[dict[str, Any]]:
 async def test_bad_signature_rejected_and_gone_conversation_fails_plainly(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await gbm_channel(api, server, **CHANNEL)
     url = f"{server.url}/webhooks/gbm/{channel['id']}"
     body = orjson.dumps(
         {"conversationId": "c9", "requestId": "r9", "message": {"messageId": "m9", "text": "hi"}}

@@ -13,7 +13,8 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
+from tests.factories import instagram_channel, simulator
 from tidings.channels.meta_common import sign
 from tidings.storage.models import InboundEvent
 
@@ -22,25 +23,18 @@ PAGE_ID = "104857600000077"
 IGSID = "5566778899001122"
 
 
-async def make_channel(
-    server: Server, api: httpx.AsyncClient, flavour: str, **extra: Any
-) -> dict[str, Any]:
+def channel_config(flavour: str) -> dict[str, Any]:
+    """What the test signs with; the Facebook-login flavour also names its Page."""
     config: dict[str, Any] = {
         "flavour": flavour,
         "instagram_account_id": IG_ID,
         "access_token": "IGQV-user-token",
         "app_secret": "meta-app-secret",
         "verify_token": "verify-ig",
-        "api_base_url": f"{server.url}/sandbox/instagram",
-        **extra,
     }
     if flavour == "facebook_login":
         config["page_id"] = PAGE_ID
-    resp = await api.post(
-        "/api/v1/channels", json={"kind": "instagram", "name": "Instagram", "config": config}
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()  # type: ignore[no-any-return]
+    return config
 
 
 async def inbound(sim: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
@@ -74,10 +68,8 @@ async def thread(api: httpx.AsyncClient, conv_id: int, n: int = 1) -> list[dict[
 async def test_round_trip_in_both_flavours(
     server: Server, owner: Owner, api: httpx.AsyncClient, flavour: str, node: str
 ) -> None:
-    await make_channel(server, api, flavour)
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    await instagram_channel(api, server, **channel_config(flavour))
+    sim = simulator(server, "instagram")
     first = await inbound(sim, text="Do you ship to Lisbon?")
     conv = await conversation(api)
     [msg] = await thread(api, conv["id"])
@@ -109,10 +101,8 @@ async def test_round_trip_in_both_flavours(
 async def test_instagram_kinds_deletes_and_text_limit(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(server, api, "instagram_login")
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    await instagram_channel(api, server, **channel_config("instagram_login"))
+    sim = simulator(server, "instagram")
     hello = await inbound(sim, text="hello")
     conv = await conversation(api)
     await thread(api, conv["id"])
@@ -168,8 +158,8 @@ async def test_instagram_kinds_deletes_and_text_limit(
 async def test_instagram_app_secret_signature(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(
-        server, api, "instagram_login", instagram_app_secret="ig-app-secret"
+    channel = await instagram_channel(
+        api, server, **channel_config("instagram_login"), instagram_app_secret="ig-app-secret"
     )
     body = orjson.dumps(
         {

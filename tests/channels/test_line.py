@@ -11,34 +11,18 @@ import orjson
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import line_channel, simulator
 from tidings.channels.line.webhook import signature
 from tidings.storage.models import Consent, InboundEvent, Message
 
 TOKEN = "e2e-line-channel-access-token"
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 USER = "U91eeaf62d9e43b1c5fa0d7e2c86b3a14"
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    base = f"{server.url}/sandbox/line"
-    config = {
-        "channel_secret": SECRET,
-        "channel_access_token": TOKEN,
-        "api_base_url": base,
-        "data_api_base_url": base,
-    }
-    resp = await api.post("/api/v1/channels", json={"kind": "line", "name": "OA", "config": config})
-    assert resp.status_code == 201, resp.text
-    channel = dict(resp.json())
-    assert channel["config"]["channel_secret"] == "••••"
-    assert channel["config"]["channel_access_token"] == "••••"
-    return channel
+CHANNEL = {"channel_secret": SECRET, "channel_access_token": TOKEN}
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/line", timeout=10
-    )
+    return simulator(server, "line", timeout=10)
 
 
 async def counts(server: Server) -> tuple[int, int]:
@@ -74,7 +58,7 @@ async def inbound(sim: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 async def test_bad_or_missing_signature_is_401_and_nothing_is_stored(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await line_channel(api, server, **CHANNEL)
     event = {
         "type": "message",
         "webhookEventId": "01HX0000000000000000000000",
@@ -118,7 +102,7 @@ async def test_bad_or_missing_signature_is_401_and_nothing_is_stored(
 async def test_reply_token_then_push_once_after_expiry(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         # Redelivered twice by LINE: one message.
         await inbound(sim, text="こんにちは 🍎", duplicates=2)
@@ -176,7 +160,7 @@ async def test_reply_token_then_push_once_after_expiry(
 async def test_unfollow_opts_out_and_follow_opts_back_in(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await inbound(sim, text="hello")
         conv = await the_conversation(api)
@@ -211,7 +195,7 @@ async def test_unfollow_opts_out_and_follow_opts_back_in(
 async def test_quota_used_up_fails_the_message_with_lines_reason(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim.post(
             "/_sim/config",
@@ -235,7 +219,7 @@ async def test_quota_used_up_fails_the_message_with_lines_reason(
 async def test_profile_name_picture_and_media(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await inbound(
             sim,
@@ -323,7 +307,7 @@ async def test_a_new_customer_chats_from_the_phone_page(
 async def test_setup_shows_the_push_quota_left(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim.post("/_sim/config", json={"token": TOKEN, "quota": 500, "quota_used": 120})
     setup = (await api.get(f"/api/v1/admin/channels/{channel['id']}/setup")).json()
@@ -344,7 +328,7 @@ async def test_webhook_set_and_verified_through_the_messaging_api(
     `python -m tidings.channels.line` commands): LINE's signed empty probe gets 200."""
     from tidings.channels.line import LineConfig, client
 
-    channel = await make_channel(api, server)
+    channel = await line_channel(api, server, **CHANNEL)
     base = f"{server.url}/sandbox/line"
     config = LineConfig(
         channel_secret=SECRET, channel_access_token=TOKEN, api_base_url=base, data_api_base_url=base
@@ -370,7 +354,7 @@ async def test_agent_typing_shows_lines_loading_animation(
 ) -> None:
     """An agent starting a reply shows LINE's loading animation in a one-to-one chat (the phone
     page shows it as "typing…"); our message ends it."""
-    channel = await make_channel(api, server)
+    channel = await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await inbound(sim, text="anyone there?")
         conv = await the_conversation(api)
@@ -409,7 +393,7 @@ async def test_a_group_is_one_conversation_named_after_the_group(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     group = "Ca56f94637cc4347f90a25382909b24b9"
-    await make_channel(api, server)
+    await line_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await inbound(sim, event="join", group_id=group)
         await inbound(sim, text="who is on duty?", group_id=group)

@@ -10,41 +10,20 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
+from tests.factories import messenger_channel
 from tidings.storage.models import InboundEvent, Message
 
 PAGE_ID = "104857600000001"
 APP_SECRET = "messenger-app-secret-for-tests"
 TOKEN = "EAAB-page-token"
 PSID = "6543210987654321"
-
-
-async def make_channel(
-    server: Server, api: httpx.AsyncClient, *, human_agent: bool = False, page_id: str = PAGE_ID
-) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "messenger",
-            "name": "Facebook Page",
-            "config": {
-                "page_id": page_id,
-                "page_access_token": TOKEN,
-                "app_secret": APP_SECRET,
-                "verify_token": "verify-me",
-                "human_agent": human_agent,
-                "api_base_url": f"{server.url}/sandbox/messenger",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+CHANNEL = {"page_id": PAGE_ID, "page_access_token": TOKEN, "app_secret": APP_SECRET}
 
 
 def simulator(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    return factories.simulator(server, "messenger")
 
 
 async def count(server: Server, model: type) -> int:
@@ -86,7 +65,7 @@ async def inbound(sim: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
 async def test_handshake_signature_duplicate_and_reply_with_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(server, api)
+    channel = await messenger_channel(api, server, **CHANNEL)
     webhook = channel["webhook_url"]
     async with httpx.AsyncClient() as client:
         ok = await client.get(
@@ -166,7 +145,7 @@ async def test_handshake_signature_duplicate_and_reply_with_receipts(
 
 
 async def test_every_inbound_kind(server: Server, owner: Owner, api: httpx.AsyncClient) -> None:
-    await make_channel(server, api)
+    await messenger_channel(api, server, **CHANNEL)
     sim = simulator(server)
     text = await inbound(sim, text="hello")
     conv = await only_conversation(api)
@@ -224,7 +203,7 @@ async def test_every_inbound_kind(server: Server, owner: Owner, api: httpx.Async
 async def test_window_and_human_agent_tag(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(server, api, human_agent=True)
+    await messenger_channel(api, server, **CHANNEL, human_agent=True)
     sim = simulator(server)
     await inbound(sim, text="hi")
     conv = await only_conversation(api)
@@ -261,7 +240,7 @@ async def test_window_and_human_agent_tag(
 async def test_window_closed_without_human_agent(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(server, api, human_agent=False)
+    await messenger_channel(api, server, **CHANNEL, human_agent=False)
     sim = simulator(server)
     await inbound(sim, text="hi")
     conv = await only_conversation(api)
@@ -279,7 +258,7 @@ async def test_window_closed_without_human_agent(
 async def test_graph_errors_become_plain_sentences(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(server, api)
+    await messenger_channel(api, server, **CHANNEL)
     sim = simulator(server)
     await inbound(sim, text="hi")
     conv = await only_conversation(api)
@@ -317,7 +296,7 @@ async def test_graph_errors_become_plain_sentences(
 async def test_other_pages_entries_are_not_this_channels(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(server, api)
+    await messenger_channel(api, server, **CHANNEL)
     sim = simulator(server)
     await inbound(sim, text="mine")
     other = {

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tidings.channels.base import Permanent, Retriable
 from tidings.channels.instagram.errors import outcome_for as instagram_outcome
 from tidings.channels.meta_common import GraphError
@@ -141,12 +142,8 @@ async def test_codes_reach_the_agent_through_the_simulators(
             "/api/v1/channels", json={"kind": kind, "name": kind, "config": config}
         )
         assert resp.status_code == 201, resp.text
-    wa = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
-    fb = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    wa = factories.simulator(server, "whatsapp")
+    fb = factories.simulator(server, "messenger")
     await wa.post(
         "/_sim/inbound",
         json={"phone_number_id": "106540352242922", "from": "16505551234", "text": "hi"},

@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import create_channel
 from tidings.channels.meta_common import sign
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -206,11 +207,7 @@ async def _channel(server: Server, api: httpx.AsyncClient, provider: str) -> dic
         config |= {"page_id": PAGE_ID, "page_access_token": "EAAB-page", "api_base_url": base}
     else:
         config |= {"instagram_account_id": IG_ID, "access_token": "IGQV-user", "api_base_url": base}
-    resp = await api.post(
-        "/api/v1/channels", json={"kind": provider, "name": provider, "config": config}
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()  # type: ignore[no-any-return]
+    return await create_channel(api, provider, config, name=provider)
 
 
 async def _post(webhook: str, provider: str, name: str) -> None:

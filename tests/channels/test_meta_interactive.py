@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 
 PNID = "106540352242922"
 CUSTOMER = "16505551234"
@@ -53,24 +54,14 @@ async def refused(
 async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": "EAAG-token",
-                "app_secret": "wa-app-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-            },
-        },
+    await factories.whatsapp_channel(
+        api,
+        server,
+        phone_number_id=PNID,
+        access_token="EAAG-token",
+        app_secret="wa-app-secret",
     )
-    assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
     inbound = await sim.post(
         "/_sim/inbound",
         json={"phone_number_id": PNID, "from": CUSTOMER, "text": "Can I move my workshop?"},
@@ -276,24 +267,15 @@ async def test_whatsapp_buttons_lists_reactions_and_read_receipts(
 async def test_messenger_quick_replies_buttons_reactions_and_sender_actions(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "messenger",
-            "name": "Page",
-            "config": {
-                "page_id": PAGE_ID,
-                "page_access_token": "EAAB-page",
-                "app_secret": "messenger-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/messenger",
-            },
-        },
+    await factories.messenger_channel(
+        api,
+        server,
+        name="Page",
+        page_id=PAGE_ID,
+        page_access_token="EAAB-page",
+        app_secret="messenger-secret",
     )
-    assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    sim = factories.simulator(server, "messenger")
     assert (
         await sim.post("/_sim/config", json={"auto_receipts": ["delivered"]})
     ).status_code == 200
@@ -444,24 +426,15 @@ async def test_instagram_quick_replies_named_reactions_and_seen(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     ig_id, igsid = "17841400000000042", "5566778899001122"
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "instagram",
-            "name": "Instagram",
-            "config": {
-                "instagram_account_id": ig_id,
-                "access_token": "IGQV-user-token",
-                "app_secret": "meta-app-secret",
-                "verify_token": "verify-ig",
-                "api_base_url": f"{server.url}/sandbox/instagram",
-            },
-        },
+    await factories.instagram_channel(
+        api,
+        server,
+        instagram_account_id=ig_id,
+        access_token="IGQV-user-token",
+        app_secret="meta-app-secret",
+        verify_token="verify-ig",
     )
-    assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    sim = factories.simulator(server, "instagram")
     first_in = await sim.post(
         "/_sim/inbound", json={"account_id": ig_id, "from": igsid, "text": "In stock?"}
     )

@@ -8,14 +8,15 @@ from typing import Any
 import httpx
 
 from tests.channels.test_messenger_e2e import (
+    CHANNEL,
     _age_window,
     inbound,
-    make_channel,
     only_conversation,
     simulator,
     wait_messages,
 )
 from tests.conftest import Owner, Server
+from tests.factories import messenger_channel
 
 
 async def options(api: httpx.AsyncClient, conv_id: int) -> dict[str, dict[str, Any]]:
@@ -27,7 +28,7 @@ async def options(api: httpx.AsyncClient, conv_id: int) -> dict[str, dict[str, A
 async def test_window_and_send_options(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(server, api, human_agent=True)
+    await messenger_channel(api, server, **CHANNEL, human_agent=True)
     wa = await api.post(
         "/api/v1/channels",
         json={

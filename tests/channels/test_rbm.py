@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import rbm_channel, simulator
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Sent
 from tidings.channels.rbm import RbmAdapter, RbmConfig, client, google
 from tidings.domain.enums import MessageKind
@@ -24,6 +25,7 @@ AGENT = "acme-support@rbm.goog"
 CLIENT_TOKEN = "SJENCPGJESMGUFPY"
 ACCESS = "ya29.test-access-token"
 PHONE = "+14155550123"
+CHANNEL = {"agent_id": AGENT, "webhook_client_token": CLIENT_TOKEN, "access_token": ACCESS}
 
 
 def test_signature_matches_the_digest_vectors() -> None:
@@ -46,23 +48,8 @@ def test_signature_matches_the_digest_vectors() -> None:
     )
 
 
-async def make_channel(api: httpx.AsyncClient, server: Server, **over: Any) -> dict[str, Any]:
-    config = {
-        "agent_id": AGENT,
-        "webhook_client_token": CLIENT_TOKEN,
-        "access_token": ACCESS,
-        "api_base_url": f"{server.url}/sandbox/rbm",
-        **over,
-    }
-    resp = await api.post("/api/v1/channels", json={"kind": "rbm", "name": "RCS", "config": config})
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
-
-
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/rbm", timeout=10
-    )
+    return simulator(server, "rbm", timeout=10)
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -87,7 +74,7 @@ async def status_of(api: httpx.AsyncClient, conv_id: int, message_id: int) -> di
 async def test_verification_inbound_duplicate_reply_and_receipts(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await rbm_channel(api, server, **CHANNEL)
     assert channel["config"]["webhook_client_token"] == "••••"
     async with sim_client(server) as sim:
         # The console's "verify webhook": Tidings answers with the secret.
@@ -150,7 +137,7 @@ async def test_verification_inbound_duplicate_reply_and_receipts(
 async def test_bad_signatures_and_tokens_are_rejected_and_nothing_stored(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await rbm_channel(api, server, **CHANNEL)
     url = f"{server.url}/webhooks/rbm/{channel['id']}"
     data = orjson.dumps(
         {"senderPhoneNumber": PHONE, "messageId": "m1", "agentId": AGENT, "text": "hi"}
@@ -189,7 +176,7 @@ async def test_bad_signatures_and_tokens_are_rejected_and_nothing_stored(
 async def test_user_file_suggestion_location_and_typing(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         for extra in (
             {"suggestion": {"text": "Track order", "postback_data": "track"}},
@@ -238,7 +225,7 @@ async def start(sim: httpx.AsyncClient, api: httpx.AsyncClient) -> dict[str, Any
 async def test_not_rcs_capable_fails_with_a_plain_reason(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     config = RbmConfig(
         agent_id=AGENT,
         webhook_client_token=CLIENT_TOKEN,
@@ -269,7 +256,7 @@ async def test_not_rcs_capable_fails_with_a_plain_reason(
 async def test_rate_limit_is_retried_with_the_same_message_id(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         conv = await start(sim, api)
         await sim.post(
@@ -306,7 +293,9 @@ async def test_suggestions_files_events_and_service_account_tokens(
             "token_uri": f"{server.url}/sandbox/rbm/token",
         }
     ).decode()
-    await make_channel(api, server, access_token=None, service_account_json=service_account)
+    await rbm_channel(
+        api, server, **{**CHANNEL, "access_token": None, "service_account_json": service_account}
+    )
     config = RbmConfig(
         agent_id=AGENT,
         webhook_client_token=CLIENT_TOKEN,
@@ -404,7 +393,7 @@ async def test_a_phone_claimed_on_the_api_channel_is_only_a_merge_suggestion_for
     who really has it (the carrier vouches) gets a contact of their own and the two are
     offered for merge, instead of the RCS messages landing in the claimant's thread (issue 15
     #6; this test used to assert one contact)."""
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     resp = await api.post(
         "/api/v1/channels",
         json={

@@ -12,36 +12,18 @@ import httpx
 import pytest
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import rbm_channel, simulator
 
 AGENT = "events-agent@rbm.goog"
 TOKEN = "SJENCPGJESMGUFPY"
 PHONE = "+14155550123"
+CHANNEL = {"agent_id": AGENT, "webhook_client_token": TOKEN, "access_token": "ya29.events"}
 
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/rbm", timeout=20
-    ) as c:
+    async with simulator(server, "rbm") as c:
         yield c
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "rbm",
-            "name": "RCS",
-            "config": {
-                "agent_id": AGENT,
-                "webhook_client_token": TOKEN,
-                "access_token": "ya29.events",
-                "api_base_url": f"{server.url}/sandbox/rbm",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
 
 
 async def customer_writes(sim: httpx.AsyncClient, text: str) -> str:
@@ -70,7 +52,7 @@ async def calls(sim: httpx.AsyncClient, method: str) -> list[dict[str, Any]]:
 async def test_phone_without_rcs_is_refused_with_a_reason_and_sms_takes_over(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     twilio = await api.post(
         "/api/v1/channels",
         json={
@@ -129,7 +111,7 @@ async def test_phone_without_rcs_is_refused_with_a_reason_and_sms_takes_over(
 async def test_capable_phone_is_checked_once_then_messages_flow(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     await customer_writes(sim, "Hello")
     conv = await conversation(api, 1)
     for text in ("One", "Two"):
@@ -148,7 +130,7 @@ async def test_capable_phone_is_checked_once_then_messages_flow(
 async def test_reading_sends_read_and_replying_sends_typing(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     await customer_writes(sim, "first")
     latest = await customer_writes(sim, "second")
     conv = await conversation(api, 2)
@@ -193,7 +175,7 @@ async def test_reading_sends_read_and_replying_sends_typing(
 async def test_unsubscribe_and_subscribe_events_change_consent(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await rbm_channel(api, server, **CHANNEL)
     await customer_writes(sim, "hello")
     conv = await conversation(api, 1)
     stop = await sim.post(

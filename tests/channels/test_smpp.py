@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import smpp_channel
 from tidings.channels.smpp import pdu as P
 from tidings.channels.smpp.config import SmppConfig
 from tidings.channels.smpp.session import SmppSession, live_session
@@ -44,15 +45,6 @@ def config(server: Server, **overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server, **overrides: Any) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={"kind": "smpp", "name": "SMPP", "config": config(server, **overrides)},
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 async def bound_session(server: Server, **overrides: Any) -> SmppSession:
@@ -113,7 +105,7 @@ async def reply_and_wait(
 async def test_bind_inbound_reply_and_receipt(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await smpp_channel(api, config(server))
     assert channel["config"]["password"] == "••••"
     session = await bound_session(server)
     assert session.binds == 1
@@ -151,7 +143,7 @@ async def _true(value: bool) -> bool:
 async def test_concatenated_gsm_and_ucs2_replies(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await smpp_channel(api, config(server))
     await bound_session(server)
     await customer_writes(server, "hi")
     conv = await only_conversation(api)
@@ -180,7 +172,7 @@ async def test_concatenated_gsm_and_ucs2_replies(
 async def test_wrong_password_is_refused_and_retried_with_backoff(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await smpp_channel(api, config(server))
     session = await bound_session(server)
     sim = smsc(server)
     # The SMSC operator changes the password and restarts: the re-bind is refused.
@@ -270,7 +262,7 @@ async def test_smsc_answers_malformed_pdus_and_keeps_the_session(server: Server)
 async def test_tidings_answers_a_malformed_deliver_sm_and_stays_bound(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await smpp_channel(api, config(server))
     session = await bound_session(server)
     sim = smsc(server)
     conn = next(c for c in sim.connections if c.system_id == SYSTEM_ID)
@@ -289,7 +281,7 @@ async def test_tidings_answers_a_malformed_deliver_sm_and_stays_bound(
 async def test_smsc_restart_reconnects_and_pending_send_goes_out_once(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await smpp_channel(api, config(server))
     session = await bound_session(server)
     await customer_writes(server, "hello")
     conv = await only_conversation(api)
@@ -317,7 +309,7 @@ async def test_smsc_restart_reconnects_and_pending_send_goes_out_once(
 async def test_throttled_submit_is_retried(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await smpp_channel(api, config(server))
     await bound_session(server)
     await customer_writes(server, "hello")
     conv = await only_conversation(api)
@@ -331,7 +323,7 @@ async def test_throttled_submit_is_retried(
 async def test_webhook_posts_to_an_smpp_channel_are_refused(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await smpp_channel(api, config(server))
     async with httpx.AsyncClient() as client:
         resp = await client.post(f"{server.url}/webhooks/smpp/{channel['id']}", content=b"{}")
     assert resp.status_code == 401

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tidings.domain.enums import InboundState
 from tidings.storage.models import InboundEvent, Message, SmsPart
 
@@ -70,9 +71,7 @@ async def test_smpp_parts_out_of_order_and_repeated_make_one_message(
         },
     )
     assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/smpp", timeout=20
-    ) as control:
+    async with factories.simulator(server, "smpp") as control:
         # Part 3 first, part 3 again while pending, then 1, then 2 (completes), then a late
         # repeat of 1 after the join. SMSCs resend on a fresh sequence number, so each
         # delivery is a distinct stored event: the joining must absorb the repeats itself.
@@ -101,25 +100,14 @@ async def test_smpp_parts_out_of_order_and_repeated_make_one_message(
 async def test_vonage_concat_parts_out_of_order_and_repeated_make_one_message(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "vonage",
-            "name": "SMS",
-            "config": {
-                "api_key": "parts2",
-                "api_secret": "api-secret-1",
-                "signature_secret": "sig-secret-for-parts",
-                "signature_method": "sha256",
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/vonage",
-            },
-        },
+    await factories.vonage_channel(
+        api,
+        server,
+        api_key="parts2",
+        api_secret="api-secret-1",
+        signature_secret="sig-secret-for-parts",
     )
-    assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage", timeout=20
-    ) as control:
+    async with factories.simulator(server, "vonage") as control:
         sent = await control.post(
             "/_sim/inbound",
             json={"api_key": "parts2", "from": CUSTOMER, "text": LONG, "part_order": [2, 3, 2, 1]},
@@ -145,9 +133,7 @@ async def test_vonage_concat_parts_out_of_order_and_repeated_make_one_message(
     assert await count(server, Message) == 1
 
     # A later, different long message from the same customer is its own message.
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/vonage", timeout=20
-    ) as control:
+    async with factories.simulator(server, "vonage") as control:
         again = await control.post(
             "/_sim/inbound",
             json={"api_key": "parts2", "from": CUSTOMER, "text": LONG[::-1]},

@@ -10,7 +10,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
+from tests.factories import simulator, telegram_channel
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Permanent, Retriable, Sent
 from tidings.channels.telegram import TelegramAdapter, TelegramConfig, client
 from tidings.domain.enums import MessageKind
@@ -19,26 +20,11 @@ from tidings.storage.models import InboundEvent, Message
 TOKEN = "7012345678:AAH-sandbox_token_for_tests"
 SECRET = "s3cret_for-the-telegram-webhook"
 CHAT = 424242
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server, **over: Any) -> dict[str, Any]:
-    config = {
-        "bot_token": TOKEN,
-        "secret_token": SECRET,
-        "api_base_url": f"{server.url}/sandbox/telegram",
-        **over,
-    }
-    resp = await api.post(
-        "/api/v1/channels", json={"kind": "telegram", "name": "Bot", "config": config}
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
+CHANNEL = {"bot_token": TOKEN, "secret_token": SECRET}
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=10
-    )
+    return simulator(server, "telegram", timeout=10)
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -59,7 +45,7 @@ async def counts(server: Server) -> tuple[int, int]:
 async def test_text_in_duplicate_ignored_reply_out(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await telegram_channel(api, server, **CHANNEL)
     assert channel["config"]["bot_token"] == "••••"
     assert channel["config"]["secret_token"] == "••••"
     async with sim_client(server) as sim:
@@ -132,7 +118,7 @@ async def test_text_in_duplicate_ignored_reply_out(
 async def test_media_location_contact_edit_and_button(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await telegram_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         base = {"token": TOKEN, "chat_id": CHAT, "first_name": "Ana"}
         for extra in (
@@ -193,7 +179,7 @@ async def test_media_location_contact_edit_and_button(
 async def test_wrong_or_missing_secret_token_is_rejected_and_nothing_stored(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await telegram_channel(api, server, **CHANNEL)
     url = f"{server.url}/webhooks/telegram/{channel['id']}"
     update = orjson.dumps(
         {
@@ -225,7 +211,7 @@ async def test_wrong_or_missing_secret_token_is_rejected_and_nothing_stored(
 async def test_simulator_retries_a_failing_webhook_then_gives_up(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await telegram_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim.put(f"/_sim/bots/{TOKEN}", json={"max_attempts": 3, "retry_base_seconds": 0.01})
         # Re-point the webhook with a secret Tidings does not know: every delivery gets 401.
@@ -260,7 +246,7 @@ async def start_chat(sim: httpx.AsyncClient, api: httpx.AsyncClient) -> dict[str
 async def test_flood_control_429_is_retried_after_retry_after(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await telegram_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         # One message per second per chat, no burst: the second reply hits flood control.
         await sim.put(f"/_sim/bots/{TOKEN}", json={"per_chat_burst": 1, "per_chat_per_second": 1})
@@ -285,7 +271,7 @@ async def test_flood_control_429_is_retried_after_retry_after(
 async def test_blocked_bot_fails_with_a_plain_reason(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await telegram_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         conv = await start_chat(sim, api)
         resp = await sim.post("/_sim/block", json={"token": TOKEN, "chat_id": CHAT})
@@ -326,7 +312,7 @@ async def test_bad_config_is_a_422_naming_the_field(
 async def test_adapter_sends_media_by_url_and_maps_errors(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await telegram_channel(api, server, **CHANNEL)
     adapter = TelegramAdapter()
     config = TelegramConfig(
         bot_token=TOKEN, secret_token=SECRET, api_base_url=f"{server.url}/sandbox/telegram"
@@ -411,7 +397,7 @@ async def test_set_webhook_command_for_real_bots(
 ) -> None:
     from tidings.channels.telegram.__main__ import run
 
-    channel = await make_channel(api, server)
+    channel = await telegram_channel(api, server, **CHANNEL)
     base = ["--bot-token", TOKEN, "--secret-token", SECRET, "--api-base-url"]
     base.append(f"{server.url}/sandbox/telegram")
     assert await run(["delete-webhook", *base]) == 0

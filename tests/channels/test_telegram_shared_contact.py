@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.channels.test_telegram import SECRET, TOKEN, make_channel
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.channels.test_telegram import CHANNEL, SECRET, TOKEN
+from tests.conftest import Owner, Server, eventually
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
+from tests.factories import simulator, telegram_channel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 CHAT = 424242
@@ -114,7 +115,7 @@ async def test_own_contact_after_writing_becomes_the_phone_and_a_merge_suggestio
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     wa = await whatsapp_channel(server, api)
-    tg = await make_channel(api, server)
+    tg = await telegram_channel(api, server, **CHANNEL)
     await whatsapp_customer(wa)
     await eventually(lambda: conversations(api, 1))
     await telegram_post(tg, text_update(815372001, 1, "olá"))
@@ -144,7 +145,7 @@ async def test_own_contact_after_writing_becomes_the_phone_and_a_merge_suggestio
 async def test_a_card_of_someone_else_is_not_the_senders_number(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    tg = await make_channel(api, server)
+    tg = await telegram_channel(api, server, **CHANNEL)
     await telegram_post(tg, text_update(815372001, 1, "olá"))
     [conv] = await eventually(lambda: conversations(api, 1))
     await telegram_post(tg, update("contact_other"))
@@ -161,7 +162,7 @@ async def test_first_message_sharing_own_contact_joins_the_whatsapp_contact(
 ) -> None:
     """A verified number on a new identity links it, per the same rule as SMS and WhatsApp."""
     wa = await whatsapp_channel(server, api)
-    tg = await make_channel(api, server)
+    tg = await telegram_channel(api, server, **CHANNEL)
     await whatsapp_customer(wa)
     [wa_conv] = await eventually(lambda: conversations(api, 1))
     await telegram_post(tg, update("contact_own"))
@@ -175,10 +176,8 @@ async def test_first_message_sharing_own_contact_joins_the_whatsapp_contact(
 async def test_the_sandbox_customer_shares_their_contact(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=10
-    ) as sim:
+    await telegram_channel(api, server, **CHANNEL)
+    async with simulator(server, "telegram", timeout=10) as sim:
         base = {"token": TOKEN, "chat_id": CHAT, "first_name": "Ana"}
         assert (await sim.post("/_sim/inbound", json={**base, "text": "olá"})).status_code == 200
         [conv] = await eventually(lambda: conversations(api, 1))

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 
 TOKEN = "7000000002:AAH-typing_token_for_the_tests"
 CHAT = 626262
@@ -16,22 +17,8 @@ CHAT = 626262
 async def test_replying_shows_typing_and_reading_sends_nothing(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "telegram",
-            "name": "Bot",
-            "config": {
-                "bot_token": TOKEN,
-                "secret_token": "typing_secret",
-                "api_base_url": f"{server.url}/sandbox/telegram",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=20
-    ) as sim:
+    await factories.telegram_channel(api, server, bot_token=TOKEN, secret_token="typing_secret")
+    async with factories.simulator(server, "telegram") as sim:
         sent = await sim.post(
             "/_sim/inbound", json={"token": TOKEN, "chat_id": CHAT, "text": "anyone there?"}
         )
@@ -66,22 +53,8 @@ async def test_typing_goes_where_the_reply_goes_after_a_merge(
     """A merged contact with two Telegram chats: a reply goes to the latest one, and so must
     the typing indicator (it went to the oldest)."""
     first, second = 636363, 646464
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "telegram",
-            "name": "Bot",
-            "config": {
-                "bot_token": TOKEN,
-                "secret_token": "typing_secret",
-                "api_base_url": f"{server.url}/sandbox/telegram",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=20
-    ) as sim:
+    await factories.telegram_channel(api, server, bot_token=TOKEN, secret_token="typing_secret")
+    async with factories.simulator(server, "telegram") as sim:
         for chat in (first, second):
             sent = await sim.post(
                 "/_sim/inbound", json={"token": TOKEN, "chat_id": chat, "text": f"hi {chat}"}

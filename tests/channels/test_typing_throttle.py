@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 
 TOKEN = "7000000004:AAH-throttled_typing_token"
 CHAT = 747474
@@ -18,22 +19,8 @@ CHAT = 747474
 async def test_typing_is_sent_once_per_five_seconds_and_not_for_an_idle_draft(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "telegram",
-            "name": "Bot",
-            "config": {
-                "bot_token": TOKEN,
-                "secret_token": "throttle_secret",
-                "api_base_url": f"{server.url}/sandbox/telegram",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/telegram", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    await factories.telegram_channel(api, server, bot_token=TOKEN, secret_token="throttle_secret")
+    async with factories.simulator(server, "telegram") as sim:
         said = await sim.post("/_sim/inbound", json={"token": TOKEN, "chat_id": CHAT, "text": "hi"})
         assert said.status_code == 200, said.text
 

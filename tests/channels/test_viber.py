@@ -16,30 +16,16 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import simulator, viber_channel
 from tidings.simulators.viber import user_id_for
 from tidings.storage.models import AuditLog, InboundEvent, Message
 
 TOKEN = "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server, **over: Any) -> dict[str, Any]:
-    config = {
-        "auth_token": TOKEN,
-        "api_base_url": f"{server.url}/sandbox/viber",
-        "sender_name": "Acme Support",
-        **over,
-    }
-    resp = await api.post(
-        "/api/v1/channels", json={"kind": "viber", "name": "Viber", "config": config}
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
+CHANNEL = {"auth_token": TOKEN}
 
 
 def sim_client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/viber", timeout=10
-    )
+    return simulator(server, "viber", timeout=10)
 
 
 async def conversations(api: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -71,7 +57,7 @@ async def sent_calls(sim: httpx.AsyncClient, method: str) -> list[dict[str, Any]
 async def test_creating_the_channel_sets_and_probes_the_webhook(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await viber_channel(api, server, **CHANNEL)
     assert channel["config"]["auth_token"] == "••••"
     url = f"{server.url}/webhooks/viber/{channel['id']}"
     async with sim_client(server) as sim:
@@ -98,7 +84,7 @@ async def test_a_refused_set_webhook_keeps_the_channel_and_says_why(
         # The probe will not be answered 200 (the bot exists, but its probe target fails).
         await sim.put(f"/_sim/bots/{TOKEN}", json={"probe_fail_status": 1})
         await sim_post(sim, "/_sim/fail", {"method": "set_webhook", "status": 1})
-    channel = await make_channel(api, server)
+    channel = await viber_channel(api, server, **CHANNEL)
     async with server.runtime.db.read() as s:
         rows = (
             await s.scalars(select(AuditLog).where(AuditLog.action == "channel.webhook_failed"))
@@ -110,7 +96,7 @@ async def test_a_refused_set_webhook_keeps_the_channel_and_says_why(
 async def test_bad_or_missing_signature_is_401_and_stores_nothing(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await viber_channel(api, server, **CHANNEL)
     body = (
         b'{"event":"message","timestamp":1595324677891,"message_token":5466297578174182639,'
         b'"sender":{"id":"3SQNc4FPUQmysaM/AQEhXg==","name":"X"},'
@@ -147,7 +133,7 @@ async def test_bad_or_missing_signature_is_401_and_stores_nothing(
 async def test_text_in_twice_reply_out_delivered_and_seen(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         got = await sim_post(
             sim,
@@ -206,7 +192,7 @@ async def test_text_in_twice_reply_out_delivered_and_seen(
 async def test_not_subscribed_fails_with_vibers_reason(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         # A user who wrote but whose subscription Viber does not hold (a knob: sources disagree
         # on whether a first message subscribes).
@@ -231,7 +217,7 @@ async def test_not_subscribed_fails_with_vibers_reason(
 async def test_unsubscribed_is_an_opt_out_and_a_message_lifts_it(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim_post(sim, "/_sim/inbound", {"user": "Cy", "name": "Cy", "text": "hello"})
         [conv] = await eventually(lambda: conversations(api))
@@ -264,7 +250,7 @@ async def test_unsubscribed_is_an_opt_out_and_a_message_lifts_it(
 async def test_conversation_started_and_events_are_notices(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim_post(sim, "/_sim/open", {"user": "Dee", "name": "Dee", "context": "utm=spring"})
         [conv] = await eventually(lambda: conversations(api))
@@ -277,7 +263,7 @@ async def test_conversation_started_and_events_are_notices(
 async def test_picture_is_downloaded_and_an_expired_url_says_so(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim_post(
             sim, "/_sim/inbound", {"user": "Eve", "picture": True, "caption": "my receipt"}
@@ -314,7 +300,7 @@ async def test_picture_is_downloaded_and_an_expired_url_says_so(
 async def test_keyboard_buttons_go_out_as_a_viber_keyboard(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim_post(sim, "/_sim/inbound", {"user": "Fay", "text": "menu?"})
         [conv] = await eventually(lambda: conversations(api))
@@ -418,7 +404,7 @@ async def test_a_campaign_reaches_viber_customers_and_reports_refusals(
     if "campaigns" not in WORKERS:
         task = server.runtime.spawn(fanout.run(server.runtime), name="test-campaigns")
     try:
-        channel = await make_channel(api, server)
+        channel = await viber_channel(api, server, **CHANNEL)
         async with sim_client(server) as sim:
             await sim_post(sim, "/_sim/inbound", {"user": "Hal", "name": "Hal", "text": "hi"})
             await sim.put(f"/_sim/bots/{TOKEN}", json={"message_subscribes": False})
@@ -486,7 +472,7 @@ async def test_set_webhooks_registers_again_after_a_url_change(
 ) -> None:
     from tidings.actions.admin import register_webhooks
 
-    channel = await make_channel(api, server)
+    channel = await viber_channel(api, server, **CHANNEL)
     # Another channel kind is left alone: only adapters that set their own webhook are called.
     results = await register_webhooks(server.runtime)
     url = f"{server.url}/webhooks/viber/{channel['id']}"
@@ -512,7 +498,7 @@ async def test_not_subscribed_in_a_campaign_falls_back_to_sms(
     if "fallback" not in WORKERS:
         tasks.append(server.runtime.spawn(fallback.run(server.runtime), name="test-fallback"))
     try:
-        viber = await make_channel(api, server)
+        viber = await viber_channel(api, server, **CHANNEL)
         sms = await api.post(
             "/api/v1/channels",
             json={
@@ -574,7 +560,7 @@ async def test_the_senders_avatar_is_kept_on_the_contact(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     avatar = "https://media-direct.cdn.viber.com/download_photo?dlid=abc&fltp=jpg"
-    await make_channel(api, server)
+    await viber_channel(api, server, **CHANNEL)
     async with sim_client(server) as sim:
         await sim_post(
             sim, "/_sim/inbound", {"user": "Ines", "name": "Ines", "avatar": avatar, "text": "hi"}

@@ -13,34 +13,14 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import vonage_channel
 from tidings.channels.vonage import signature
 from tidings.storage.models import InboundEvent, Message
 
 API_KEY = "abcd1234"
 SIG_SECRET = "sig-secret-for-vonage-tests"
 CUSTOMER = "+447911123456"
-
-
-async def make_channel(
-    api: httpx.AsyncClient, server: Server, method: str = "sha256"
-) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "vonage",
-            "name": "SMS",
-            "config": {
-                "api_key": API_KEY,
-                "api_secret": "api-secret-1",
-                "signature_secret": SIG_SECRET,
-                "signature_method": method,
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/vonage",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+CHANNEL = {"api_key": API_KEY, "api_secret": "api-secret-1", "signature_secret": SIG_SECRET}
 
 
 async def count(server: Server, model: Any, *where: Any) -> int:
@@ -76,7 +56,7 @@ async def messages(api: httpx.AsyncClient, conv_id: int) -> list[dict[str, Any]]
 async def test_sms_in_reply_out_receipts_back(
     server: Server, owner: Owner, api: httpx.AsyncClient, method: str
 ) -> None:
-    channel = await make_channel(api, server, method)
+    channel = await vonage_channel(api, server, **CHANNEL, signature_method=method)
     assert (
         channel["config"]["api_secret"] == "••••"
         and channel["config"]["signature_secret"] == "••••"
@@ -141,7 +121,7 @@ async def test_sms_in_reply_out_receipts_back(
 async def test_long_reply_parts_all_map_to_one_message(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await vonage_channel(api, server, **CHANNEL)
     await customer_writes(server, "hi")
     conv = await only_conversation(api)
     text = "All good, see {details}. " * 9  # GSM-7 with extension chars, 225 chars: 2 parts
@@ -181,7 +161,7 @@ async def _at_least(check: Any, n: int) -> bool:
 async def test_send_errors_become_plain_outcomes(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await vonage_channel(api, server, **CHANNEL)
     await customer_writes(server, "hi")
     conv = await only_conversation(api)
     async with httpx.AsyncClient(
@@ -218,7 +198,7 @@ def _signed(
 async def test_bad_signatures_are_rejected_and_nothing_stored(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    channel = await make_channel(api, server)
+    channel = await vonage_channel(api, server, **CHANNEL)
     url = f"{server.url}/webhooks/vonage/{channel['id']}"
     base = {
         "msisdn": "447911123456",
@@ -261,7 +241,7 @@ async def test_bad_signatures_are_rejected_and_nothing_stored(
 async def test_stop_blocks_replies_until_start(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await vonage_channel(api, server, **CHANNEL)
     await customer_writes(server, "hi")
     conv = await only_conversation(api)
     await customer_writes(server, " stop ")

@@ -14,36 +14,19 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
+from tests.factories import simulator, wechat_channel
 from tidings.domain.enums import InboundState
 from tidings.storage.models import Attachment, Consent, InboundEvent
 
 APP_ID = "wxconsent0001"
+CHANNEL = {"app_id": APP_ID, "app_secret": "secret-consent", "token": "tokenconsent"}
 
 
 @pytest.fixture
 async def sim(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=20
-    ) as c:
+    async with simulator(server, "wechat") as c:
         yield c
-
-
-async def make_channel(api: httpx.AsyncClient, server: Server) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "wechat",
-            "name": "WeChat OA",
-            "config": {
-                "app_id": APP_ID,
-                "app_secret": "secret-consent",
-                "token": "tokenconsent",
-                "api_base_url": f"{server.url}/sandbox/wechat",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
 
 
 async def push(sim: httpx.AsyncClient, **body: Any) -> None:
@@ -72,7 +55,7 @@ async def consent_rows(server: Server) -> list[tuple[str, str, str]]:
 async def test_unfollow_opts_out_and_follow_opts_back_in(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await wechat_channel(api, server, **CHANNEL)
     # WeChat dedupes events by sender + CreateTime (+ event): a real follow, unfollow and
     # follow again are seconds apart, so each push gets its own second here.
     t0 = int(time.time()) - 60
@@ -117,7 +100,7 @@ async def test_unfollow_opts_out_and_follow_opts_back_in(
 async def test_inbound_media_keeps_the_media_id(
     server: Server, owner: Owner, api: httpx.AsyncClient, sim: httpx.AsyncClient
 ) -> None:
-    await make_channel(api, server)
+    await wechat_channel(api, server, **CHANNEL)
     data = base64.b64encode(b"\x00\x01media-bytes").decode()
     await push(sim, type="image", image_base64=data, content_type="image/png")
     await push(sim, type="voice", data_base64=data, format="amr", text="语音识别")

@@ -18,7 +18,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
 from tidings.domain.enums import InboundState
 from tidings.storage.models import Contact, InboundEvent
@@ -164,9 +165,7 @@ async def test_the_sandbox_customer_changes_user_id_and_number(
 ) -> None:
     """The simulator plays both notices as Meta sends them; the customer keeps one thread."""
     await whatsapp_channel(server, api)
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
         assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
             "status"
@@ -203,9 +202,7 @@ async def test_typing_after_a_notice_rides_on_the_customers_last_message(
     a notice (a system message) is no message of theirs to mark: Meta and the simulator
     refuse its id. After an id change the agent's typing showed the customer nothing."""
     await whatsapp_channel(server, api)
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
         assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
             "status"
@@ -234,9 +231,7 @@ async def test_mark_read_after_a_notice_marks_the_customers_last_message(
     """`POST …/signals` mark_read marks the customer's latest message; a notice is none (the
     provider refused its id, so the API answered an error)."""
     await whatsapp_channel(server, api)
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/whatsapp", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         first = {"phone_number_id": PNID, "from": NUMBER, "user_id": OLD_BSUID, "name": "Sheena"}
         assert (await sim.post("/_sim/inbound", json={**first, "text": "hi"})).json()[
             "status"

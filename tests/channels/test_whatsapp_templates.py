@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 
 PNID = "106540352242922"
 WABA = "102290129340398"
@@ -61,9 +62,7 @@ async def setup(
         },
     )
     assert resp.status_code == 201, resp.text
-    return resp.json(), httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    return resp.json(), factories.simulator(server, "whatsapp")
 
 
 async def add_template(sim: httpx.AsyncClient, spec: dict[str, Any], **over: Any) -> None:

@@ -11,27 +11,20 @@ from sqlalchemy import func, select
 
 from tests.conftest import Owner, Server, eventually
 from tests.core.test_ingest import api_channel, msg, post_signed
+from tests.factories import create_channel
 from tests.security.test_authz_matrix import make_outsiders
 from tidings.storage.models import Contact, ContactIdentity
 
 
 async def whatsapp_channel(api: httpx.AsyncClient) -> int:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WA",
-            "config": {
-                "phone_number_id": "111",
-                "access_token": "tok",
-                "app_secret": "s3cret",
-                "verify_token": "v",
-                "api_base_url": "http://127.0.0.1:9",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
+    config = {
+        "phone_number_id": "111",
+        "access_token": "tok",
+        "app_secret": "s3cret",
+        "verify_token": "v",
+        "api_base_url": "http://127.0.0.1:9",
+    }
+    return int((await create_channel(api, "whatsapp", config, name="WA"))["id"])
 
 
 async def customer(server: Server, api: httpx.AsyncClient) -> tuple[int, int]:

@@ -9,13 +9,12 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from tests.conftest import Server, sandbox_headers
+from tests import factories
+from tests.conftest import Server
 
 
 def _client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/viber", timeout=20
-    )
+    return factories.simulator(server, "viber")
 
 
 async def _post(server: Server, path: str, body: dict[str, Any]) -> dict[str, Any]:

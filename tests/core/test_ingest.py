@@ -6,6 +6,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
+from tests import factories
 from tests.conftest import Owner, Server, eventually
 from tidings import signing
 from tidings.storage.models import InboundEvent, Message
@@ -14,14 +15,10 @@ SECRET = "ingest-test-secret-0123456789"
 
 
 async def api_channel(api: httpx.AsyncClient, webhook_url: str | None = None) -> int:
-    config: dict[str, str] = {"secret": SECRET}
-    if webhook_url:
-        config["webhook_url"] = webhook_url
-    resp = await api.post(
-        "/api/v1/channels", json={"kind": "api", "name": "Ingest", "config": config}
+    channel = await factories.api_channel(
+        api, secret=SECRET, webhook_url=webhook_url, name="Ingest"
     )
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
+    return int(channel["id"])
 
 
 async def post_signed(server: Server, channel_id: int, payload: object | bytes) -> httpx.Response:

@@ -12,7 +12,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tidings.storage.models import Delivery, InboundEvent, Message
 
 PNID = "106540352242922"
@@ -21,23 +22,14 @@ TOKEN = "EAAG-test-access-token"
 
 
 async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": TOKEN,
-                "app_secret": APP_SECRET,
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-                "display_phone_number": "15550783881",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api,
+        server,
+        phone_number_id=PNID,
+        access_token=TOKEN,
+        app_secret=APP_SECRET,
+        display_phone_number="15550783881",
     )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 async def count(server: Server, model: type) -> int:
@@ -52,9 +44,7 @@ async def thread(api: httpx.AsyncClient, conv_id: int) -> list[dict]:
 async def test_whatsapp_round_trip(server: Server, owner: Owner, api: httpx.AsyncClient) -> None:
     channel = await whatsapp_channel(server, api)
     webhook = channel["webhook_url"]
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
 
     # The Meta verification handshake against our GET endpoint.
     async with httpx.AsyncClient() as client:
@@ -168,9 +158,7 @@ async def test_batched_payload_yields_every_message_and_status(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await whatsapp_channel(server, api)
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
     # Three customers, five messages, across two entries; plus statuses for two of ours.
     customers = [("4915112345678", "Ana"), ("447700900123", "Ben"), ("33612345678", "Chloé")]
     specs = [
@@ -255,9 +243,7 @@ async def test_replies_take_a_token_from_the_recipient_pair_bucket(
     from tidings.ratelimit import MemoryRateLimiter
 
     channel = await whatsapp_channel(server, api)
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
     await sim.post(
         "/_sim/inbound", json={"phone_number_id": PNID, "from": "16505550000", "text": "hi"}
     )
@@ -306,9 +292,7 @@ async def test_a_burst_of_replies_never_exceeds_the_number_tier_in_any_second(
         },
     )
     assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
     assert (await sim.post("/_sim/config", json={"throughput_per_second": 6})).status_code == 200
     n = 24
     for i in range(n):

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 
 PAGE_ID = "104857600000001"
 PSID = "6543210987654321"
@@ -35,24 +36,15 @@ async def thread(api: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
 async def test_messenger_cdn_media_is_stored_and_an_expired_link_is_shown(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "messenger",
-            "name": "Page",
-            "config": {
-                "page_id": PAGE_ID,
-                "page_access_token": "EAAB-page-token",
-                "app_secret": "messenger-media-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/messenger",
-            },
-        },
+    await factories.messenger_channel(
+        api,
+        server,
+        name="Page",
+        page_id=PAGE_ID,
+        page_access_token="EAAB-page-token",
+        app_secret="messenger-media-secret",
     )
-    assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    sim = factories.simulator(server, "messenger")
     sent = await sim.post(
         "/_sim/inbound",
         json={
@@ -100,25 +92,16 @@ async def test_messenger_cdn_media_is_stored_and_an_expired_link_is_shown(
 async def test_instagram_image_is_stored_and_a_shared_post_stays_a_link(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "instagram",
-            "name": "Instagram",
-            "config": {
-                "flavour": "instagram_login",
-                "instagram_account_id": IG_ID,
-                "access_token": "IGAA-token",
-                "app_secret": "ig-media-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/instagram",
-            },
-        },
+    await factories.instagram_channel(
+        api,
+        server,
+        flavour="instagram_login",
+        instagram_account_id=IG_ID,
+        access_token="IGAA-token",
+        app_secret="ig-media-secret",
+        verify_token="verify-me",
     )
-    assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/instagram", timeout=20
-    )
+    sim = factories.simulator(server, "instagram")
     for attachments in (
         [{"type": "image"}],
         [{"type": "share", "payload": {"url": "https://www.instagram.com/p/abc/"}}],
@@ -142,24 +125,15 @@ async def test_instagram_image_is_stored_and_a_shared_post_stays_a_link(
 async def test_messenger_sends_an_uploaded_image_by_attachment_id(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "messenger",
-            "name": "Page",
-            "config": {
-                "page_id": PAGE_ID,
-                "page_access_token": "EAAB-page-token",
-                "app_secret": "messenger-media-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/messenger",
-            },
-        },
+    await factories.messenger_channel(
+        api,
+        server,
+        name="Page",
+        page_id=PAGE_ID,
+        page_access_token="EAAB-page-token",
+        app_secret="messenger-media-secret",
     )
-    assert resp.status_code == 201, resp.text
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/messenger", timeout=20
-    )
+    sim = factories.simulator(server, "messenger")
     sent = await sim.post(
         "/_sim/inbound", json={"account_id": PAGE_ID, "from": PSID, "text": "photo please"}
     )

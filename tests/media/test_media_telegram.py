@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tidings.storage.models import Attachment, Delivery, MediaUpload, Message
 
 TOKEN = "7012345678:AAH-media_token_for_tests"
@@ -35,9 +36,7 @@ async def setup(server: Server, api: httpx.AsyncClient) -> httpx.AsyncClient:
         "/api/v1/channels", json={"kind": "telegram", "name": "Bot", "config": config}
     )
     assert resp.status_code == 201, resp.text
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/telegram", timeout=30
-    )
+    return factories.simulator(server, "telegram", timeout=30)
 
 
 async def customer_sends(sim: httpx.AsyncClient, **spec: Any) -> int:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tidings.channels.media import MediaUnavailable
 from tidings.channels.wechat import WeChatAdapter, WeChatConfig, client
 from tidings.media.fetch import fetch
@@ -42,9 +43,7 @@ async def setup(server: Server, api: httpx.AsyncClient) -> httpx.AsyncClient:
         "/api/v1/channels", json={"kind": "wechat", "name": "WeChat OA", "config": config(server)}
     )
     assert resp.status_code == 201, resp.text
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/wechat", timeout=30
-    )
+    return factories.simulator(server, "wechat", timeout=30)
 
 
 async def push(sim: httpx.AsyncClient, **body: Any) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tests.security.test_authz_matrix import make_outsiders
 from tidings.storage.models import Attachment, Delivery, MediaUpload, Message
 
@@ -24,25 +25,15 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + b"1 0 obj <<>> endobj\n" * 50
 
 
 async def setup(server: Server, api: httpx.AsyncClient) -> httpx.AsyncClient:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": TOKEN,
-                "app_secret": "wa-media-app-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-                "display_phone_number": "15550783881",
-            },
-        },
+    await factories.whatsapp_channel(
+        api,
+        server,
+        phone_number_id=PNID,
+        access_token=TOKEN,
+        app_secret="wa-media-app-secret",
+        display_phone_number="15550783881",
     )
-    assert resp.status_code == 201, resp.text
-    return httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=30
-    )
+    return factories.simulator(server, "whatsapp", timeout=30)
 
 
 async def customer_sends(sim: httpx.AsyncClient, **spec: Any) -> str:

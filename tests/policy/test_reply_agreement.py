@@ -12,15 +12,16 @@ import httpx
 import pytest
 
 from tests.channels.test_messenger_e2e import (
+    CHANNEL,
     PAGE_ID,
     _age_window,
     inbound,
-    make_channel,
     only_conversation,
     simulator,
     wait_messages,
 )
 from tests.conftest import Owner, Server, eventually
+from tests.factories import create_channel, messenger_channel
 from tidings.storage.models import Consent, ContactIdentity, Conversation
 from tidings.storage.types import utcnow
 
@@ -77,7 +78,7 @@ CASES = {
 
 
 async def _channels(server: Server, api: httpx.AsyncClient, human_agent: bool) -> dict[str, int]:
-    messenger = await make_channel(server, api, human_agent=human_agent)
+    messenger = await messenger_channel(api, server, **CHANNEL, human_agent=human_agent)
     made = {"messenger": messenger["id"]}
     for kind, config in (
         (
@@ -117,11 +118,7 @@ async def _channels(server: Server, api: httpx.AsyncClient, human_agent: bool) -
             },
         ),
     ):
-        resp = await api.post(
-            "/api/v1/channels", json={"kind": kind, "name": kind, "config": config}
-        )
-        assert resp.status_code == 201, resp.text
-        made[kind] = resp.json()["id"]
+        made[kind] = (await create_channel(api, kind, config, name=kind))["id"]
     return made
 
 
@@ -200,7 +197,7 @@ async def test_retry_takes_the_same_decision_as_the_send(
 ) -> None:
     """A person's failed reply after Meta's 24 h, on a Human Agent channel, can be retried (it
     was refused as window_closed) and goes with the HUMAN_AGENT tag."""
-    await make_channel(server, api, human_agent=True)
+    await messenger_channel(api, server, **CHANNEL, human_agent=True)
     async with simulator(server) as sim:
         await inbound(sim, text="hello")
         conv = await only_conversation(api)

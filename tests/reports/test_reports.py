@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
+from tests import factories
 from tests.campaigns.conftest import api_channel, api_customers, wait_counts
 from tests.campaigns.test_fallback_preference import (
     E164,
@@ -23,7 +24,7 @@ from tests.campaigns.test_fallback_preference import (
     channels,
     thread,
 )
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.conftest import Owner, Server, eventually
 from tidings.actions.admin import hash_token
 from tidings.ingest import worker as ingest
 from tidings.reports import rollup
@@ -47,17 +48,13 @@ from tidings.storage.types import utcnow
 
 @pytest.fixture
 async def wa(server: Server) -> Any:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as c:
+    async with factories.simulator(server, "whatsapp") as c:
         yield c
 
 
 @pytest.fixture
 async def tw(server: Server) -> Any:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/twilio", timeout=20
-    ) as c:
+    async with factories.simulator(server, "twilio") as c:
         yield c
 
 
@@ -296,9 +293,7 @@ async def make_outsiders(server: Server, owner: Owner) -> dict[str, str]:
 
 
 async def customers_write(server: Server, api: httpx.AsyncClient, who: list[str]) -> list[int]:
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api", timeout=20
-    )
+    sim = factories.simulator(server, "api")
     for i, name in enumerate(who):
         r = await sim.post(
             "/_sim/inbound",

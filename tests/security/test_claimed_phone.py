@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
+from tests import factories
 from tests.conftest import Owner, Server, eventually
 from tests.core.test_whatsapp_e2e import APP_SECRET, PNID, whatsapp_channel
 from tidings import signing
@@ -27,12 +28,7 @@ NUMBER = "16505551234"
 
 
 async def api_channel(api: httpx.AsyncClient) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={"kind": "api", "name": "Website", "config": {"secret": SECRET}},
-    )
-    assert resp.status_code == 201, resp.text
-    return dict(resp.json())
+    return await factories.api_channel(api, secret=SECRET)
 
 
 async def whatsapp_says(channel: dict[str, Any], text: str) -> None:

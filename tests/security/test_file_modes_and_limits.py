@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 
+from tests import factories
 from tests.conftest import (
     TIDINGS,
     Owner,
     Server,
     free_port,
-    sandbox_headers,
     start_tidings,
     tidings_env,
 )
@@ -52,24 +52,15 @@ async def test_data_dir_database_and_secret_key_are_private(tmp_path: Path) -> N
 async def test_downloaded_media_is_private(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "messenger",
-            "name": "Page",
-            "config": {
-                "page_id": PAGE_ID,
-                "page_access_token": "EAAB-page-token",
-                "app_secret": "modes-secret",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/messenger",
-            },
-        },
+    await factories.messenger_channel(
+        api,
+        server,
+        name="Page",
+        page_id=PAGE_ID,
+        page_access_token="EAAB-page-token",
+        app_secret="modes-secret",
     )
-    assert resp.status_code == 201, resp.text
-    async with httpx.AsyncClient(
-        base_url=f"{server.url}/sandbox/messenger", headers=sandbox_headers(server), timeout=20
-    ) as sim:
+    async with factories.simulator(server, "messenger") as sim:
         sent = await sim.post(
             "/_sim/inbound",
             json={

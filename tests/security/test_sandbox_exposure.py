@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from tests import factories
 from tests.conftest import (
     Owner,
     Server,
@@ -45,23 +46,15 @@ APP_SECRET = "app-secret-that-signs-webhooks"
 
 
 async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WA",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": "wa-access-token-of-this-install",
-                "app_secret": APP_SECRET,
-                "verify_token": "vt",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api,
+        server,
+        name="WA",
+        phone_number_id=PNID,
+        access_token="wa-access-token-of-this-install",
+        app_secret=APP_SECRET,
+        verify_token="vt",
     )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    return channel
 
 
 def inbound(text: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tidings.access import Principal
 from tidings.actions.admin import create_api_token
 from tidings.domain.enums import Role
@@ -20,24 +21,9 @@ PNID = "106540352242955"
 
 
 async def whatsapp_channel(server: Server, api: httpx.AsyncClient) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": PNID,
-                "access_token": "EAAG-test-access-token",
-                "app_secret": "wa-app-secret-for-tests",
-                "verify_token": "verify-me",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-                "display_phone_number": "15550783999",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api, server, phone_number_id=PNID, display_phone_number="15550783999"
     )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    return channel
 
 
 @dataclass
@@ -78,9 +64,7 @@ async def set_members(api: httpx.AsyncClient, inbox_id: int, agent_ids: list[int
 async def customer_writes(
     server: Server, wa_id: str, text: str, *, hours_ago: float = 0, name: str = "Customer"
 ) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
@@ -105,9 +89,7 @@ async def wait_for(check: Any, timeout: float = 15.0) -> Any:
 
 async def sent_to(server: Server, wa_id: str) -> list[dict[str, Any]]:
     """Graph /messages request bodies the simulator accepted for this customer."""
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         rows = (await sim.get("/_sim/sent", params={"phone_number_id": PNID})).json()
     return [
         r["body"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 from tests.core.test_whatsapp_e2e import PNID, whatsapp_channel
 from tidings.storage.models import InboundEvent, Message
 
@@ -16,9 +17,7 @@ async def test_batched_statuses_are_applied_exactly_once(
     server: Server, owner: Owner, api: httpx.AsyncClient
 ) -> None:
     await whatsapp_channel(server, api)
-    sim = httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    )
+    sim = factories.simulator(server, "whatsapp")
     customers = [f"4915112345{i:03d}" for i in range(5)]
     for i, phone in enumerate(customers):
         resp = await sim.post(

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests import factories
+from tests.conftest import Owner, Server, eventually
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -106,29 +107,15 @@ async def sign_in(page: Page, server: Server, email: str, password: str = PASSWO
 async def api_channel(
     api: httpx.AsyncClient, server: Server, account: str, **extra: Any
 ) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "api",
-            "name": f"Website {account}",
-            "config": {
-                "secret": "s3cret-for-the-api-channel",
-                "webhook_url": f"{server.url}/sandbox/api/accounts/{account}/receive",
-            },
-            **extra,
-        },
+    return await factories.api_channel(
+        api, secret="s3cret-for-the-api-channel", server=server, account=account, **extra
     )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    return channel
 
 
 async def customer_says(
     server: Server, account: str, user: str, text: str, name: str | None = None
 ) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/api", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "api") as sim:
         body: dict[str, Any] = {"account": account, "from": user, "text": text}
         if name is not None:
             body["name"] = name
@@ -146,30 +133,18 @@ async def wait_conversations(api: httpx.AsyncClient, count: int) -> list[dict[st
 
 
 async def whatsapp_channel(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "WhatsApp",
-            "config": {
-                "phone_number_id": "100000000000077",
-                "display_phone_number": "15550007777",
-                "access_token": "wa-access-token-for-tests",
-                "app_secret": "wa-app-secret-for-tests",
-                "verify_token": "wa-verify-token",
-                "api_base_url": f"{server.url}/sandbox/whatsapp",
-            },
-        },
+    return await factories.whatsapp_channel(
+        api,
+        server,
+        phone_number_id="100000000000077",
+        display_phone_number="15550007777",
+        access_token="wa-access-token-for-tests",
+        verify_token="wa-verify-token",
     )
-    assert resp.status_code == 201, resp.text
-    channel: dict[str, Any] = resp.json()
-    return channel
 
 
 async def whatsapp_says(server: Server, wa_id: str, name: str, text: str, hours_ago: float) -> None:
-    async with httpx.AsyncClient(
-        headers=sandbox_headers(server), base_url=f"{server.url}/sandbox/whatsapp", timeout=20
-    ) as sim:
+    async with factories.simulator(server, "whatsapp") as sim:
         resp = await sim.post(
             "/_sim/inbound",
             json={
