@@ -5,19 +5,18 @@ tokens. Owners and admins only, except listing and revoking one's own tokens."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_channel
+from tidings.access import require_admin, require_channel
 from tidings.actions import agents as people
 from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
@@ -33,8 +32,6 @@ from tidings.storage.models import (
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class _In(BaseModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_conversation, require_inbox
@@ -24,8 +24,7 @@ from tidings.actions.automation import (
     check_save_rule,
     check_set_business_hours,
 )
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.automation import engine
 from tidings.automation import hours as bh
 from tidings.automation.rules import rule_dict, validate_rule
@@ -43,8 +42,6 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["automation"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 JSONBody = Annotated[Any, Body()]
 MAX_AUTO_REPLY_LENGTH = 4096
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions import campaigns as actions
 from tidings.actions import preference
-from tidings.api.auth import authenticate
+from tidings.api.deps import RT, Who
 from tidings.campaigns import report as reporting
 from tidings.campaigns import state as recipient_state
 from tidings.campaigns.state import CampaignState, RecipientState
@@ -30,15 +30,6 @@ from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
-
-
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(_runtime)]
 
 
 class CampaignIn(BaseModel):

@@ -4,20 +4,16 @@ composer's picker (`/api/v1/ui/conversations/{id}/context`, `routes`) serves the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from tidings.access import Principal, require_conversation
+from tidings.access import require_conversation
 from tidings.actions import gate
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
-from tidings.runtime import Runtime
+from tidings.api.deps import RT, Who
 from tidings.storage.models import Conversation
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 @router.get("/conversations/{conversation_id}/channels")

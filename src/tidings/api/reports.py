@@ -14,9 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
-from tidings.api.auth import authenticate
-from tidings.api.deps import RT
+from tidings.api.deps import RT, Admin
 from tidings.domain.errors import InvalidInput
 from tidings.reports import queries as q
 from tidings.runtime import Runtime
@@ -26,12 +24,6 @@ from tidings.storage.types import utcnow
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 
-async def admin_only(who: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    require_admin(who)
-    return who
-
-
-Admin = Annotated[Principal, Depends(admin_only)]
 # Ids are bigints: anything larger is refused here, before a query (or a streamed export) starts.
 MAX_ID = 2**63 - 1
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]

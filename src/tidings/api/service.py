@@ -9,28 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.access import Principal
 from tidings.actions import assignment, csat, sla
 from tidings.actions.agents import agent_public
-from tidings.api.auth import authenticate
+from tidings.api.deps import RT, Who
 from tidings.domain.errors import InvalidInput, NotFound
-from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
 from tidings.storage.models import Agent
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
-
-
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(_runtime)]
 
 
 class _In(BaseModel):

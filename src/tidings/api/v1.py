@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import and_, exists, or_, select
 
@@ -32,7 +32,7 @@ from tidings.actions.outbound import check_send_reply
 from tidings.actions.passwords import check_change_own_password
 from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
-from tidings.api.deps import RT
+from tidings.api.deps import RT, Who
 from tidings.api.message_templates import send_rich
 from tidings.delivery import outgoing_webhooks as outgoing
 from tidings.domain.enums import InboundLane
@@ -60,7 +60,6 @@ from tidings.storage.models import (
 )
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:
