@@ -1,0 +1,155 @@
+"""Every public `/api/v1` JSON route declares what it returns (issue #17 item 9): the OpenAPI
+document is what integrators read, and `response_model` also keeps undeclared keys out of the
+answer. A route counts as typed when its response model (declared, or taken from the return
+annotation) names its fields; `dict[str, Any]`, `list[dict[str, Any]]` and `Any` do not.
+
+The `/api/v1/ui/*` routes are left out: they are the browser's own shapes, not the public API.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
+
+from tests.conftest import make_settings
+from tidings.app import create_app
+
+# Routes whose answer is not a JSON document, so there is no model to declare.
+NOT_JSON = {
+    "GET /api/v1/docs",  # the OpenAPI explorer page (HTML)
+    "GET /api/v1/events",  # the live stream (text/event-stream)
+    "GET /api/v1/attachments/{attachment_id}",  # a stored file's bytes
+    "GET /api/v1/contacts/{contact_id}/picture",  # an image (or a redirect to it)
+    "GET /api/v1/contacts.csv",  # CSV export
+    "GET /api/v1/reports/export/conversations.csv",  # CSV export
+    "GET /api/v1/campaigns/{campaign_id}/recipients.csv",  # CSV export
+}
+# Routes answering 204 No Content have no body and are allowed by their status code.
+
+# Not typed yet (issue #17 item 9 is under way). This list may only shrink: the test fails
+# when a route here gains a model, so that it is taken off.
+NOT_YET_TYPED = {
+    "GET /api/v1/admin/agents",
+    "GET /api/v1/admin/api_tokens",
+    "GET /api/v1/admin/channel_kinds",
+    "GET /api/v1/admin/channels/{channel_id}/setup",
+    "GET /api/v1/admin/inboxes",
+    "GET /api/v1/admin/teams",
+    "GET /api/v1/admin/templates",
+    "GET /api/v1/admin/workspace",
+    "GET /api/v1/agents/{agent_id}/availability",
+    "GET /api/v1/automation/rules",
+    "GET /api/v1/automation/rules/{rule_id}",
+    "GET /api/v1/automation/runs",
+    "GET /api/v1/campaigns",
+    "GET /api/v1/campaigns/{campaign_id}",
+    "GET /api/v1/campaigns/{campaign_id}/recipients",
+    "GET /api/v1/campaigns/{campaign_id}/report",
+    "GET /api/v1/contacts/{contact_id}/preference",
+    "GET /api/v1/conversations/{conversation_id}/channels",
+    "GET /api/v1/conversations/{conversation_id}/csat",
+    "GET /api/v1/csat",
+    "GET /api/v1/inboxes/{inbox_id}/assignment",
+    "GET /api/v1/inboxes/{inbox_id}/business_hours",
+    "GET /api/v1/inboxes/{inbox_id}/csat",
+    "GET /api/v1/inboxes/{inbox_id}/fallback",
+    "GET /api/v1/inboxes/{inbox_id}/queue",
+    "GET /api/v1/inboxes/{inbox_id}/sla",
+    "GET /api/v1/reports/agents",
+    "GET /api/v1/reports/campaigns",
+    "GET /api/v1/reports/channels",
+    "GET /api/v1/reports/conversations",
+    "GET /api/v1/reports/options",
+    "GET /api/v1/sla/breaches",
+    "PATCH /api/v1/admin/agents/{agent_id}",
+    "PATCH /api/v1/admin/workspace",
+    "PATCH /api/v1/campaigns/{campaign_id}",
+    "POST /api/v1/admin/agents",
+    "POST /api/v1/admin/agents/{agent_id}/password_reset",
+    "POST /api/v1/admin/canned_replies",
+    "POST /api/v1/admin/inboxes",
+    "POST /api/v1/admin/labels",
+    "POST /api/v1/admin/teams",
+    "POST /api/v1/automation/rules",
+    "POST /api/v1/automation/rules/test",
+    "POST /api/v1/campaigns",
+    "POST /api/v1/campaigns/{campaign_id}/audience/csv",
+    "POST /api/v1/campaigns/{campaign_id}/preview",
+    "POST /api/v1/campaigns/{campaign_id}/{action}",
+    "POST /api/v1/inboxes/{inbox_id}/queue/take",
+    "PUT /api/v1/admin/canned_replies/{reply_id}",
+    "PUT /api/v1/admin/inboxes/{inbox_id}/members",
+    "PUT /api/v1/admin/labels/{label_id}",
+    "PUT /api/v1/admin/teams/{team_id}/members",
+    "PUT /api/v1/agents/{agent_id}/availability",
+    "PUT /api/v1/automation/rules/{rule_id}",
+    "PUT /api/v1/contacts/{contact_id}/preference",
+    "PUT /api/v1/inboxes/{inbox_id}/assignment",
+    "PUT /api/v1/inboxes/{inbox_id}/business_hours",
+    "PUT /api/v1/inboxes/{inbox_id}/csat",
+    "PUT /api/v1/inboxes/{inbox_id}/fallback",
+    "PUT /api/v1/inboxes/{inbox_id}/sla",
+}
+
+
+def _untyped(annotation: Any) -> bool:
+    """True when the annotation leaves some JSON object's fields unnamed."""
+    if annotation is Any or annotation is dict or annotation is list:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return False
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict:
+        return not args or _untyped(args[1])
+    if origin in (list, tuple, set, typing.Union, types.UnionType, typing.Annotated):
+        parts = args[:1] if origin is typing.Annotated else args
+        return any(_untyped(a) for a in parts if a is not type(None) and a is not Ellipsis)
+    return False
+
+
+def _public_routes(tmp_path: Path) -> tuple[dict[str, Any], set[str]]:
+    """The public JSON routes with their response models, and every public route's key."""
+    app = create_app(
+        make_settings("sqlite+aiosqlite:///" + str(tmp_path / "t.db"), tmp_path, 8000),
+        run_workers=False,
+    )
+    routes: dict[str, Any] = {}
+    every: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        path = context.path or ""
+        if not isinstance(route, APIRoute) or not path.startswith("/api/v1/"):
+            continue
+        if path.startswith("/api/v1/ui/") or route.status_code == 204:
+            continue
+        for method in sorted(route.methods):
+            key = f"{method} {path}"
+            every.add(key)
+            if key not in NOT_JSON:
+                routes[key] = context.response_model
+    return routes, every
+
+
+def test_every_public_json_route_declares_its_response(tmp_path: Path) -> None:
+    routes, every = _public_routes(tmp_path)
+    untyped = {key for key, model in routes.items() if model is None or _untyped(model)}
+    assert sorted(untyped - NOT_YET_TYPED) == [], "declare a response model for these routes"
+    assert sorted(NOT_YET_TYPED - untyped) == [], "typed now: take these off NOT_YET_TYPED"
+    assert sorted(NOT_JSON - every) == [], "allowed routes that no longer exist"
+    assert len(routes) > 100
+
+
+def test_the_check_tells_typed_from_untyped() -> None:
+    class Out(BaseModel):
+        id: int
+
+    assert _untyped(Any) and _untyped(dict[str, Any]) and _untyped(list[dict[str, Any]])
+    assert _untyped(Out | dict[str, Any])
+    assert not _untyped(Out) and not _untyped(list[Out]) and not _untyped(list[str])
+    assert not _untyped(dict[str, Out]) and not _untyped(Out | None)
