@@ -16,7 +16,7 @@ from tidings.access import Principal
 from tidings.actions import assignment, csat, sla
 from tidings.actions.agents import agent_public
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import ConversationOut
+from tidings.api.schemas import AgentOut, ConversationOut
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.serialize import conversation_dict
 from tidings.storage.models import Agent
@@ -86,15 +86,6 @@ class QueueOut(BaseModel):
 
 class TakeOut(BaseModel):
     conversation: ConversationOut | None = Field(description="null when none waits")
-
-
-class AgentOut(BaseModel):
-    id: int
-    name: str
-    email: str
-    role: str
-    active: bool
-    availability: str
 
 
 class SlaOut(BaseModel):
