@@ -56,6 +56,85 @@ class CampaignIn(BaseModel):
     scheduled_at: datetime | None = None
 
 
+# --- answers ----------------------------------------------------------------------------------
+
+
+class OutboxOut(BaseModel):
+    held: int = Field(description="Paused: will not go until resumed")
+    waiting: int = Field(description="Queued for the delivery worker")
+    in_flight: int = Field(description="Claimed by a worker: may already be with the provider")
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    purpose: str
+    # The campaign's own settings, echoed as given (see CampaignIn for their shapes).
+    audience: dict[str, Any]
+    content: dict[str, Any]
+    channel_ids: list[int]
+    fallback: dict[str, Any]
+    rate_per_second: float | None
+    quiet_hours: dict[str, Any]
+    scheduled_at: str | None
+    created_by: int | None
+    created_at: str
+    launched_at: str | None
+    finished_at: str | None
+    counts: dict[str, int] | None = Field(description="Recipients per state, and total")
+
+
+class CampaignDetailOut(CampaignOut):
+    outbox: OutboxOut | None = Field(description="null while a draft")
+
+
+class FailureOut(BaseModel):
+    state: str
+    reason: str | None
+    count: int
+
+
+class ReportOut(BaseModel):
+    campaign_id: int
+    state: str
+    counts: dict[str, int] = Field(description="Recipients per state")
+    per_channel: dict[str, dict[str, int | str | None]] = Field(
+        description="{channel_id: {name, total, <state>: count}}"
+    )
+    delivery_rate: float | None
+    read_rate: float | None
+    replies: int
+    opt_outs: int
+    fallbacks: int
+    cost: str | None = Field(description="Estimated cost (a decimal string)")
+    failures: list[FailureOut]
+    launched_at: str | None
+    finished_at: str | None
+
+
+class RecipientOut(BaseModel):
+    id: int
+    contact_id: int | None
+    address: str | None
+    source_row: int | None
+    state: str
+    reason: str | None
+    detail: str | None
+    channel_id: int | None
+    channel_reason: str | None
+    conversation_id: int | None
+    message_id: int | None
+    fallback_message_id: int | None
+    queued_at: str | None
+    not_before: str | None
+
+
+class RecipientPage(BaseModel):
+    data: list[RecipientOut]
+    next_after: int | None
+
+
 def _fields(body: CampaignIn) -> dict[str, Any]:
     return {k: getattr(body, k) for k in body.model_fields_set}
 
@@ -79,14 +158,14 @@ async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
     return c
 
 
-@router.post("/campaigns", status_code=201, tags=["campaigns"])
+@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignDetailOut)
 async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
     """A draft campaign. Add a CSV audience, preview, then launch."""
     c = await actions.check_create_campaign(rt, who, _fields(body))
     return await _with_counts(rt, c)
 
 
-@router.get("/campaigns", tags=["campaigns"])
+@router.get("/campaigns", tags=["campaigns"], response_model=list[CampaignOut])
 async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -100,13 +179,13 @@ async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
         return [actions.campaign_dict(c, await reporting.counts(s, c.id)) for c in rows]
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def get_campaign(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     return await _with_counts(rt, await _get(rt, who, campaign_id))
 
 
-@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def patch_campaign(campaign_id: int, body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
     c = await actions.check_update_campaign(rt, who, campaign_id, _fields(body))
     return await _with_counts(rt, c)
@@ -146,7 +225,9 @@ async def preview(
     return await actions.check_preview(rt, who, campaign_id, sample)
 
 
-@router.post("/campaigns/{campaign_id}/{action}", tags=["campaigns"])
+@router.post(
+    "/campaigns/{campaign_id}/{action}", tags=["campaigns"], response_model=CampaignDetailOut
+)
 async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any]:
     """launch | pause | resume | cancel."""
     if action == "launch":
@@ -158,7 +239,7 @@ async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any
     return await _with_counts(rt, c)
 
 
-@router.get("/campaigns/{campaign_id}/report", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}/report", tags=["campaigns"], response_model=ReportOut)
 async def report(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     c = await _get(rt, who, campaign_id)
@@ -185,7 +266,7 @@ def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
     }
 
 
-@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"], response_model=RecipientPage)
 async def recipients(
     campaign_id: int,
     who: Who,
