@@ -17,7 +17,7 @@ import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
-from tests.conftest import make_settings
+from tests.conftest import Owner, make_settings
 from tidings.app import create_app
 from tidings.channels.registry import get_adapter
 
@@ -39,10 +39,8 @@ NOT_YET_TYPED = {
     "GET /api/v1/automation/rules",
     "GET /api/v1/automation/rules/{rule_id}",
     "GET /api/v1/automation/runs",
-    "GET /api/v1/contacts/{contact_id}/preference",
     "GET /api/v1/conversations/{conversation_id}/channels",
     "GET /api/v1/inboxes/{inbox_id}/business_hours",
-    "GET /api/v1/inboxes/{inbox_id}/fallback",
     "GET /api/v1/reports/agents",
     "GET /api/v1/reports/campaigns",
     "GET /api/v1/reports/channels",
@@ -53,9 +51,7 @@ NOT_YET_TYPED = {
     "POST /api/v1/campaigns/{campaign_id}/audience/csv",
     "POST /api/v1/campaigns/{campaign_id}/preview",
     "PUT /api/v1/automation/rules/{rule_id}",
-    "PUT /api/v1/contacts/{contact_id}/preference",
     "PUT /api/v1/inboxes/{inbox_id}/business_hours",
-    "PUT /api/v1/inboxes/{inbox_id}/fallback",
 }
 
 
@@ -117,7 +113,7 @@ def test_the_check_tells_typed_from_untyped() -> None:
     assert not _untyped(dict[str, Out]) and not _untyped(Out | None)
 
 
-async def test_typed_answers_keep_their_keys(api: httpx.AsyncClient) -> None:
+async def test_typed_answers_keep_their_keys(api: httpx.AsyncClient, owner: Owner) -> None:
     """Declared models filter what they do not name: the keys integrators read stay."""
     kinds = (await api.get("/api/v1/admin/channel_kinds")).json()
     assert kinds and set(kinds[0]) == {"kind", "label", "schema", "secret_fields", "capabilities"}
@@ -132,3 +128,12 @@ async def test_typed_answers_keep_their_keys(api: httpx.AsyncClient) -> None:
     setup = (await api.get(f"/api/v1/admin/channels/{channel['id']}/setup")).json()
     assert {"verify_token", "label", "webhook_url"} <= set(setup)
     assert "provider" in setup["health"] and "notice_severe" in setup["health"]
+    # An inbox without a fallback plan answers `{}`; a plan answers all four fields.
+    plan_url = f"/api/v1/inboxes/{owner.inbox_id}/fallback"
+    assert (await api.get(plan_url)).json() == {}
+    plan = {"to_channel_id": channel["id"], "on_failed": True}
+    assert (await api.put(plan_url, json=plan)).json() == {
+        **plan,
+        "after_seconds": None,
+        "on_window_closed": False,
+    }

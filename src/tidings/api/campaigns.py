@@ -135,6 +135,22 @@ class RecipientPage(BaseModel):
     next_after: int | None
 
 
+class PreferenceOut(BaseModel):
+    channel_id: int | None
+    kind: str | None
+    source: str = Field(description="explicit | learned | none")
+    reason: str = Field(description="Why this channel, in words")
+
+
+class FallbackPlanOut(BaseModel):
+    """The inbox's fallback plan; `{}` when it has none (so every field may be absent)."""
+
+    to_channel_id: int | None = None
+    after_seconds: int | None = None
+    on_failed: bool | None = None
+    on_window_closed: bool | None = None
+
+
 def _fields(body: CampaignIn) -> dict[str, Any]:
     return {k: getattr(body, k) for k in body.model_fields_set}
 
@@ -321,13 +337,13 @@ class PreferenceIn(BaseModel):
     source: str = Field(default="agent", description="agent | customer (their opt-in)")
 
 
-@router.get("/contacts/{contact_id}/preference", tags=["contacts"])
+@router.get("/contacts/{contact_id}/preference", tags=["contacts"], response_model=PreferenceOut)
 async def get_preference(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """The channel replies and campaigns use first for this contact, and why."""
     return (await preference.check_get_preference(rt, who, contact_id)).as_dict()
 
 
-@router.put("/contacts/{contact_id}/preference", tags=["contacts"])
+@router.put("/contacts/{contact_id}/preference", tags=["contacts"], response_model=PreferenceOut)
 async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) -> dict[str, Any]:
     pref = await preference.check_set_preference(rt, who, contact_id, body.channel_id, body.source)
     return pref.as_dict()
@@ -336,7 +352,12 @@ async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) 
 # --- fallback plans -------------------------------------------------------------------------
 
 
-@router.get("/inboxes/{inbox_id}/fallback", tags=["inboxes"])
+@router.get(
+    "/inboxes/{inbox_id}/fallback",
+    tags=["inboxes"],
+    response_model=FallbackPlanOut,
+    response_model_exclude_unset=True,
+)
 async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -345,7 +366,12 @@ async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return (row.plan or {}) if row is not None else {}
 
 
-@router.put("/inboxes/{inbox_id}/fallback", tags=["inboxes"])
+@router.put(
+    "/inboxes/{inbox_id}/fallback",
+    tags=["inboxes"],
+    response_model=FallbackPlanOut,
+    response_model_exclude_unset=True,
+)
 async def put_inbox_fallback(
     inbox_id: int, body: dict[str, Any], who: Who, rt: RT
 ) -> dict[str, Any]:
