@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_conversation, require_inbox
@@ -46,7 +47,49 @@ JSONBody = Annotated[Any, Body()]
 MAX_AUTO_REPLY_LENGTH = 4096
 
 
-@router.get("/automation/rules")
+# --- answers ----------------------------------------------------------------------------------
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    active: bool
+    event: str
+    minutes: int | float | None = Field(description="Timed events: minutes after the event")
+    match: str = Field(description="all | any")
+    # Conditions and actions are registered kinds, each with its own fields (webhook actions
+    # show `has_secret`, never the secret).
+    conditions: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    position: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class RulePage(BaseModel):
+    data: list[RuleOut]
+
+
+class RunOut(BaseModel):
+    id: int
+    rule_id: int | None
+    rule_name: str
+    kind: str
+    conversation_id: int
+    event: str
+    event_id: int | None
+    state: str
+    results: list[dict[str, Any]] = Field(description="What each action did")
+    error: str | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class RunPage(BaseModel):
+    data: list[RunOut]
+
+
+@router.get("/automation/rules", response_model=RulePage)
 async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -60,7 +103,7 @@ async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     return {"data": [rule_dict(r) for r in rows]}
 
 
-@router.post("/automation/rules", status_code=201)
+@router.post("/automation/rules", status_code=201, response_model=RuleOut)
 async def create_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     return rule_dict(await _save(rt, who, body))
 
@@ -80,12 +123,12 @@ async def _rule(rt: Runtime, who: Principal, rule_id: int) -> AutomationRule:
     return row
 
 
-@router.get("/automation/rules/{rule_id}")
+@router.get("/automation/rules/{rule_id}", response_model=RuleOut)
 async def get_rule(rule_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return rule_dict(await _rule(rt, who, rule_id))
 
 
-@router.put("/automation/rules/{rule_id}")
+@router.put("/automation/rules/{rule_id}", response_model=RuleOut)
 async def update_rule(rule_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     return rule_dict(await _save(rt, who, body, rule_id))
 
@@ -116,7 +159,7 @@ async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     return await engine.dry_run(rt, who, rule, conv_id)
 
 
-@router.get("/automation/runs")
+@router.get("/automation/runs", response_model=RunPage)
 async def list_runs(
     who: Who,
     rt: RT,
