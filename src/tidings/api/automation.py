@@ -205,6 +205,21 @@ def _hours_dict(inbox_id: int, row: InboxBusinessHours | None) -> dict[str, Any]
     }
 
 
+class BusinessHoursOut(BaseModel):
+    inbox_id: int
+    configured: bool
+    timezone: str = Field(description="IANA zone the hours are in")
+    weekly: dict[str, list[list[str]]] = Field(description='{"mon": [["09:00", "17:00"]], ...}')
+    holidays: list[str] = Field(description="Closed dates (YYYY-MM-DD)")
+    away_enabled: bool
+    away_message: str | None
+    greeting_enabled: bool
+    greeting_message: str | None
+    open_now: bool
+    next_opening: str | None
+    updated_at: str | None
+
+
 async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
     require_admin(who)
     return await require_inbox(s, who, inbox_id)
@@ -221,14 +236,14 @@ def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
     return value.strip()
 
 
-@router.get("/inboxes/{inbox_id}/business_hours")
+@router.get("/inboxes/{inbox_id}/business_hours", response_model=BusinessHoursOut)
 async def get_business_hours(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
         await _inbox(s, who, inbox_id)
         return _hours_dict(inbox_id, await s.get(InboxBusinessHours, inbox_id))
 
 
-@router.put("/inboxes/{inbox_id}/business_hours")
+@router.put("/inboxes/{inbox_id}/business_hours", response_model=BusinessHoursOut)
 async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body: {timezone, weekly, holidays, away_*, greeting_*}")
