@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from tidings.api.deps import RT, Admin
@@ -95,7 +96,20 @@ def _timing_cells(t: dict[str, Any]) -> list[Any]:
     return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
 
 
-@router.get("/options")
+class OptionOut(BaseModel):
+    id: int
+    name: str
+
+
+class ReportOptionsOut(BaseModel):
+    inboxes: list[OptionOut]
+    channels: list[OptionOut]
+    teams: list[OptionOut]
+    agents: list[OptionOut]
+    labels: list[OptionOut]
+
+
+@router.get("/options", response_model=ReportOptionsOut)
 async def report_options(who: Admin, rt: RT) -> dict[str, list[dict[str, Any]]]:
     """What the filters can choose from: inboxes, channels, teams, agents and labels."""
     out: dict[str, list[dict[str, Any]]] = {}
