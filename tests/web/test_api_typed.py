@@ -41,8 +41,6 @@ NOT_YET_TYPED = {
     "GET /api/v1/reports/channels",
     "GET /api/v1/reports/conversations",
     "POST /api/v1/automation/rules/test",
-    "POST /api/v1/campaigns/{campaign_id}/audience/csv",
-    "POST /api/v1/campaigns/{campaign_id}/preview",
 }
 
 

@@ -151,6 +151,60 @@ class FallbackPlanOut(BaseModel):
     on_window_closed: bool | None = None
 
 
+class CsvRowProblemOut(BaseModel):
+    row: int = Field(description="Row number as a spreadsheet shows it (header: 1)")
+    value: str | None = Field(default=None, description="Invalid rows: the cell as given")
+    error: str | None = Field(default=None, description="Invalid rows: why")
+    phone: str | None = Field(default=None, description="Duplicates: the number (E.164)")
+
+
+class CsvUploadOut(BaseModel):
+    rows: int
+    added: int
+    contacts_created: int
+    invalid: list[CsvRowProblemOut]
+    duplicates: list[CsvRowProblemOut]
+
+
+class PreviewChannelOut(BaseModel):
+    name: str
+    kind: str
+    recipients: int
+
+
+class PreviewTotalsOut(BaseModel):
+    recipients: int
+    by_channel: dict[str, PreviewChannelOut] = Field(description="{channel_id: ...}")
+    skipped: dict[str, int] = Field(description="{reason: recipients}")
+    sms_segments: int
+    estimated_cost: dict[str, str] = Field(description="{currency: decimal string}")
+
+
+class PreviewEntryOut(BaseModel):
+    """One sampled recipient: `skip`/`detail` when skipped, else the planned send."""
+
+    contact_id: int | None
+    address: str | None
+    source_row: int | None
+    skip: str | None = None
+    detail: str | None = None
+    channel_id: int | None = None
+    channel: str | None = None
+    why: str | None = None
+    kind: str | None = None
+    to: str | None = None
+    content: str | None = None
+    sms_segments: int | None = None
+    sms_encoding: str | None = None
+    cost: str | None = None
+
+
+class PreviewOut(BaseModel):
+    campaign_id: int
+    totals: PreviewTotalsOut
+    sample: list[PreviewEntryOut]
+
+
 def _fields(body: CampaignIn) -> dict[str, Any]:
     return {k: getattr(body, k) for k in body.model_fields_set}
 
@@ -207,7 +261,12 @@ async def patch_campaign(campaign_id: int, body: CampaignIn, who: Who, rt: RT) -
     return await _with_counts(rt, c)
 
 
-@router.post("/campaigns/{campaign_id}/audience/csv", tags=["campaigns"])
+@router.post(
+    "/campaigns/{campaign_id}/audience/csv",
+    tags=["campaigns"],
+    response_model=CsvUploadOut,
+    response_model_exclude_unset=True,
+)
 async def upload_csv(
     campaign_id: int,
     request: Request,
@@ -234,7 +293,12 @@ async def upload_csv(
     return await actions.check_upload_csv(rt, who, campaign_id, raw, region)
 
 
-@router.post("/campaigns/{campaign_id}/preview", tags=["campaigns"])
+@router.post(
+    "/campaigns/{campaign_id}/preview",
+    tags=["campaigns"],
+    response_model=PreviewOut,
+    response_model_exclude_unset=True,
+)
 async def preview(
     campaign_id: int, who: Who, rt: RT, sample: Annotated[int, Query(ge=0, le=200)] = 20
 ) -> dict[str, Any]:
