@@ -40,7 +40,6 @@ NOT_YET_TYPED = {
     "GET /api/v1/reports/campaigns",
     "GET /api/v1/reports/channels",
     "GET /api/v1/reports/conversations",
-    "POST /api/v1/automation/rules/test",
 }
 
 

@@ -89,6 +89,27 @@ class RunPage(BaseModel):
     data: list[RunOut]
 
 
+class ConditionVerdictOut(BaseModel):
+    condition: dict[str, Any] = Field(description="The condition as written in the rule")
+    matched: bool
+    detail: str
+
+
+class ActionVerdictOut(BaseModel):
+    action: str
+    would: str = Field(description="What the action would do, in words")
+    allowed: bool
+    reason: str | None = Field(default=None, description="Only when not allowed: why")
+
+
+class DryRunOut(BaseModel):
+    matched: bool
+    language: str | None
+    inside_business_hours: bool
+    conditions: list[ConditionVerdictOut]
+    actions: list[ActionVerdictOut]
+
+
 @router.get("/automation/rules", response_model=RulePage)
 async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
@@ -138,7 +159,7 @@ async def delete_rule(rule_id: int, who: Who, rt: RT) -> None:
     await check_delete_rule(rt, who, rule_id)
 
 
-@router.post("/automation/rules/test")
+@router.post("/automation/rules/test", response_model=DryRunOut, response_model_exclude_unset=True)
 async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     """Dry run: what a rule (saved, or as drafted in the builder) would do on a conversation
     now. Nothing is changed and nothing is sent."""
