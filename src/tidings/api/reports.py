@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from tidings.api.campaigns import ReportOut
 from tidings.api.deps import RT, Admin
 from tidings.domain.errors import InvalidInput
 from tidings.reports import queries as q
@@ -259,7 +260,17 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
     )
 
 
-@router.get("/campaigns")
+class CampaignReportRow(ReportOut):
+    name: str
+
+
+class CampaignsReportOut(BaseModel):
+    from_: str = Field(alias="from", description="First UTC day")
+    to: str = Field(description="Last UTC day")
+    campaigns: list[CampaignReportRow]
+
+
+@router.get("/campaigns", response_model=CampaignsReportOut)
 async def campaigns_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Each campaign launched in the range with its report, side by side."""
     async with rt.db.read() as s:
