@@ -131,7 +131,66 @@ async def report_options(who: Admin, rt: RT) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-@router.get("/conversations")
+class TimingOut(BaseModel):
+    median_seconds: int | None
+    p90_seconds: int | None
+    conversations: int
+
+
+class RangeOut(BaseModel):
+    from_: str = Field(alias="from", description="First UTC day")
+    to: str = Field(description="Last UTC day")
+
+
+class TotalsOut(BaseModel):
+    new: int
+    resolved: int
+    backlog: int
+
+
+class WaitingOut(BaseModel):
+    conversations: int
+    oldest_since: str | None
+
+
+class DayOut(TotalsOut):
+    day: str
+
+
+class ConversationsReportOut(RangeOut):
+    business_hours: bool
+    totals: TotalsOut
+    first_response: TimingOut
+    reply: TimingOut
+    resolution: TimingOut
+    waiting_now: WaitingOut = Field(description="Conversations waiting for an agent now")
+    series: list[DayOut]
+
+
+class _LoadRow(BaseModel):
+    name: str | None
+    conversations: int
+    resolved: int
+    first_response: TimingOut
+    resolution: TimingOut
+    open_now: int
+
+
+class AgentRowOut(_LoadRow):
+    agent_id: int | None = Field(description="null: unassigned")
+
+
+class TeamRowOut(_LoadRow):
+    team_id: int | None = Field(description="null: no team")
+
+
+class AgentsReportOut(RangeOut):
+    business_hours: bool
+    teams: list[TeamRowOut]
+    agents: list[AgentRowOut]
+
+
+@router.get("/conversations", response_model=ConversationsReportOut)
 async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     """New, resolved and backlog per day; first response, reply and resolution times (median,
     p90); conversations waiting for an agent now."""
@@ -220,7 +279,7 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     )
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=AgentsReportOut)
 async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per agent and per team: conversations, resolved, first response and resolution times,
     open load now."""
