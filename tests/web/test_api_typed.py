@@ -33,13 +33,6 @@ NOT_JSON = {
 }
 # Routes answering 204 No Content have no body and are allowed by their status code.
 
-# Not typed yet (issue #17 item 9 is under way): the channels report, whose JSON carries nested
-# per-channel counts and a per-day series keyed by channel. This list may only shrink: the test fails when a route here
-# gains a model, so that it is taken off.
-NOT_YET_TYPED = {
-    "GET /api/v1/reports/channels",
-}
-
 
 def _untyped(annotation: Any) -> bool:
     """True when the annotation leaves some JSON object's fields unnamed."""
@@ -83,8 +76,7 @@ def _public_routes(tmp_path: Path) -> tuple[dict[str, Any], set[str]]:
 def test_every_public_json_route_declares_its_response(tmp_path: Path) -> None:
     routes, every = _public_routes(tmp_path)
     untyped = {key for key, model in routes.items() if model is None or _untyped(model)}
-    assert sorted(untyped - NOT_YET_TYPED) == [], "declare a response model for these routes"
-    assert sorted(NOT_YET_TYPED - untyped) == [], "typed now: take these off NOT_YET_TYPED"
+    assert sorted(untyped) == [], "declare a response model for these routes"
     assert sorted(NOT_JSON - every) == [], "allowed routes that no longer exist"
     assert len(routes) > 100
 
@@ -133,3 +125,6 @@ async def test_typed_answers_keep_their_keys(api: httpx.AsyncClient, owner: Owne
     conversations = (await api.get("/api/v1/reports/conversations")).json()
     assert {"from", "waiting_now", "series"} <= set(conversations)
     assert set(conversations["series"][0]) == {"day", "new", "resolved", "backlog"}
+    channels = (await api.get("/api/v1/reports/channels")).json()
+    assert set(channels) == {"from", "to", "channels", "totals", "opt_outs", "customers", "series"}
+    assert set(channels["series"][0]) == {"day"}  # and a key per channel with messages that day

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from tidings.api.campaigns import ReportOut
@@ -225,7 +225,67 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     )
 
 
-@router.get("/channels")
+class FallbackCountsOut(BaseModel):
+    failed: int
+    not_delivered_in_time: int
+    refused: int
+
+
+class ChannelRowOut(BaseModel):
+    channel_id: int | None
+    name: str | None
+    kind: str | None
+    messages_in: int
+    messages_out: int
+    conversations_new: int
+    delivered: int
+    read: int
+    failed: int
+    delivery_rate: float | None
+    read_rate: float | None
+    fallbacks: FallbackCountsOut
+    customer_replies: int
+    customer_reply_avg_seconds: int | None
+    cost: str = Field(description="Estimated cost (a decimal string)")
+
+
+class ChannelTotalsOut(BaseModel):
+    messages: int
+    cost: str
+    fallbacks: int
+
+
+class OptOutCountOut(BaseModel):
+    channel_kind: str
+    contacts: int
+
+
+class FastestOut(BaseModel):
+    channel_id: int
+    name: str | None
+    customers: int
+
+
+class CustomersOut(BaseModel):
+    multi_channel: int = Field(description="Customers who used more than one channel")
+    fastest_channel: list[FastestOut] = Field(description="Where they answered fastest")
+
+
+class ChannelDayOut(BaseModel):
+    # Genuinely open: one key per channel id with that day's messages, besides `day`.
+    model_config = ConfigDict(extra="allow")
+    day: str
+
+
+class ChannelsReportOut(RangeOut):
+    channels: list[ChannelRowOut]
+    totals: ChannelTotalsOut
+    opt_outs: list[OptOutCountOut]
+    customers: CustomersOut
+    series: list[ChannelDayOut] = Field(description='[{"day", "<channel_id>": messages}]')
+
+
+@router.get("/channels", response_model=ChannelsReportOut)
 async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per channel: messages, conversations, delivery and read rates, fallbacks and why, cost,
     customer reply time; opt-outs per channel kind; customers on more than one channel."""
