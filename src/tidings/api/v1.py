@@ -35,7 +35,7 @@ from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
 from tidings.api.deps import RT, Who
 from tidings.api.message_templates import send_rich
 from tidings.delivery import outgoing_webhooks as outgoing
-from tidings.domain.enums import InboundLane
+from tidings.domain.enums import ConversationStatus, InboundLane
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.ingest import worker as ingest
 from tidings.ingest.lag import CUSTOMER_WARN_SECONDS
@@ -117,7 +117,8 @@ async def get_channel(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
 async def list_conversations(
     who: Who,
     rt: RT,
-    status: str | None = None,
+    # The enum: an unknown status is a 422, not a value the typed column refuses (a 500).
+    status: ConversationStatus | None = None,
     inbox_id: int | None = None,
     channel_id: int | None = None,
     assignee_id: Annotated[str | None, Query(description="agent id, 'me' or 'none'")] = None,
