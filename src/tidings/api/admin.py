@@ -5,19 +5,19 @@ tokens. Owners and admins only, except listing and revoking one's own tokens."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_channel
+from tidings.access import require_admin, require_channel
 from tidings.actions import agents as people
 from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
+from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
@@ -33,8 +33,6 @@ from tidings.storage.models import (
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class _In(BaseModel):
@@ -87,12 +85,106 @@ class WorkspacePatch(_In):
 # --- workspace settings -------------------------------------------------------------------------
 
 
-@router.get("/workspace")
+# --- answers ----------------------------------------------------------------------------------
+
+
+class WorkspaceOut(BaseModel):
+    id: int
+    name: str
+    default_region: str | None
+    fallback_region: str | None = Field(
+        description="What applies when default_region is not set (the deployment's setting)"
+    )
+
+
+class KindCapabilitiesOut(BaseModel):
+    text_max_length: int | None
+    service_window_hours: int | None
+    supports_templates: bool
+    receipts: list[str]
+
+
+class KindSchemaOut(BaseModel):
+    kind: str
+    label: str
+    schema_: dict[str, Any] = Field(
+        alias="schema", description="JSON schema of the channel's config (open by nature)"
+    )
+    secret_fields: list[str]
+    capabilities: KindCapabilitiesOut
+
+
+class SetupHealthOut(ChannelHealth):
+    provider: str | None = Field(description="What the provider says about the account now")
+
+
+class ChannelSetupOut(ChannelOut):
+    health: SetupHealthOut
+    verify_token: str | None
+    label: str
+
+
+class AdminAgentOut(AgentOut):
+    inbox_ids: list[int]
+
+
+class ResetLinkOut(BaseModel):
+    url: str
+    expires_at: str | None
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str
+    agent_ids: list[int]
+
+
+class MembersOut(BaseModel):
+    id: int
+    agent_ids: list[int]
+
+
+class CannedOut(BaseModel):
+    id: int
+    short_code: str
+    content: str
+
+
+class LabelOut(BaseModel):
+    id: int
+    name: str
+    color: str
+
+
+class AdminTemplateOut(BaseModel):
+    id: int
+    channel_id: int
+    channel_name: str
+    name: str
+    language: str
+    category: str
+    status: str
+    components: list[dict[str, Any]] = Field(description="The provider's components, as synced")
+    updated_at: str | None
+
+
+class TokenRowOut(BaseModel):
+    id: int
+    name: str
+    agent_id: int
+    agent_name: str
+    created_at: str | None
+    last_used_at: str | None
+    scopes: list[str]
+    expires_at: str | None
+
+
+@router.get("/workspace", response_model=WorkspaceOut)
 async def get_workspace(who: Who, rt: RT) -> dict[str, Any]:
     return await workspace_settings.get_settings(rt, who)
 
 
-@router.patch("/workspace")
+@router.patch("/workspace", response_model=WorkspaceOut)
 async def update_workspace(body: WorkspacePatch, who: Who, rt: RT) -> dict[str, Any]:
     fields = {name: getattr(body, name) for name in body.model_fields_set}
     return await workspace_settings.check_update_settings(rt, who, fields)
@@ -101,7 +193,7 @@ async def update_workspace(body: WorkspacePatch, who: Who, rt: RT) -> dict[str, 
 # --- channels -----------------------------------------------------------------------------------
 
 
-@router.get("/channel_kinds")
+@router.get("/channel_kinds", response_model=list[KindSchemaOut])
 async def channel_kinds(who: Who) -> list[dict[str, Any]]:
     """Each provider kind with the JSON schema of its config: the settings page builds the
     connect form from it."""
@@ -127,7 +219,7 @@ async def channel_kinds(who: Who) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/channels/{channel_id}/setup")
+@router.get("/channels/{channel_id}/setup", response_model=ChannelSetupOut)
 async def channel_setup(channel_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """What to paste into the provider's console: the webhook URL and, where the provider
     uses one, the verify token (admins only; other secrets stay hidden)."""
@@ -166,7 +258,7 @@ async def _provider_summary(
 # --- agents -------------------------------------------------------------------------------------
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=list[AdminAgentOut])
 async def list_agents(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -188,7 +280,7 @@ async def list_agents(who: Who, rt: RT) -> list[dict[str, Any]]:
     return [{**people.agent_public(a), "inbox_ids": sorted(inboxes.get(a.id, []))} for a in agents]
 
 
-@router.post("/agents", status_code=201)
+@router.post("/agents", status_code=201, response_model=AgentOut)
 async def create_agent(body: AgentCreate, who: Who, rt: RT) -> dict[str, Any]:
     agent = await people.check_create_agent(
         rt, who, body.email, body.name, body.role, body.password
@@ -196,7 +288,7 @@ async def create_agent(body: AgentCreate, who: Who, rt: RT) -> dict[str, Any]:
     return people.agent_public(agent)
 
 
-@router.patch("/agents/{agent_id}")
+@router.patch("/agents/{agent_id}", response_model=AgentOut)
 async def update_agent(agent_id: int, body: AgentPatch, who: Who, rt: RT) -> dict[str, Any]:
     agent = await people.check_update_agent(
         rt,
@@ -210,7 +302,7 @@ async def update_agent(agent_id: int, body: AgentPatch, who: Who, rt: RT) -> dic
     return people.agent_public(agent)
 
 
-@router.post("/agents/{agent_id}/password_reset", status_code=201)
+@router.post("/agents/{agent_id}/password_reset", status_code=201, response_model=ResetLinkOut)
 async def password_reset_link(agent_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """A one-time link (valid 24 h) for the agent to choose a new password; hand it over
     privately. Using it ends the agent's sessions and deletes their API tokens. An owner's
@@ -222,7 +314,7 @@ async def password_reset_link(agent_id: int, who: Who, rt: RT) -> dict[str, Any]
 # --- inboxes and teams --------------------------------------------------------------------------
 
 
-@router.get("/inboxes")
+@router.get("/inboxes", response_model=list[GroupOut])
 async def list_inboxes(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -246,19 +338,19 @@ async def list_inboxes(who: Who, rt: RT) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/inboxes", status_code=201)
+@router.post("/inboxes", status_code=201, response_model=GroupOut)
 async def create_inbox(body: GroupIn, who: Who, rt: RT) -> dict[str, Any]:
     inbox = await people.check_create_inbox(rt, who, body.name, body.agent_ids)
     return {"id": inbox.id, "name": inbox.name, "agent_ids": sorted(set(body.agent_ids))}
 
 
-@router.put("/inboxes/{inbox_id}/members")
+@router.put("/inboxes/{inbox_id}/members", response_model=MembersOut)
 async def set_inbox_members(inbox_id: int, body: MembersIn, who: Who, rt: RT) -> dict[str, Any]:
     ids = await people.check_set_inbox_members(rt, who, inbox_id, body.agent_ids, body.name)
     return {"id": inbox_id, "agent_ids": ids}
 
 
-@router.get("/teams")
+@router.get("/teams", response_model=list[GroupOut])
 async def list_teams(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -280,13 +372,13 @@ async def list_teams(who: Who, rt: RT) -> list[dict[str, Any]]:
     return [{"id": t.id, "name": t.name, "agent_ids": sorted(by_team.get(t.id, []))} for t in teams]
 
 
-@router.post("/teams", status_code=201)
+@router.post("/teams", status_code=201, response_model=GroupOut)
 async def create_team(body: GroupIn, who: Who, rt: RT) -> dict[str, Any]:
     team = await people.check_create_team(rt, who, body.name, body.agent_ids)
     return {"id": team.id, "name": team.name, "agent_ids": sorted(set(body.agent_ids))}
 
 
-@router.put("/teams/{team_id}/members")
+@router.put("/teams/{team_id}/members", response_model=MembersOut)
 async def set_team_members(team_id: int, body: MembersIn, who: Who, rt: RT) -> dict[str, Any]:
     return {
         "id": team_id,
@@ -297,13 +389,13 @@ async def set_team_members(team_id: int, body: MembersIn, who: Who, rt: RT) -> d
 # --- canned replies and labels ------------------------------------------------------------------
 
 
-@router.post("/canned_replies", status_code=201)
+@router.post("/canned_replies", status_code=201, response_model=CannedOut)
 async def create_canned(body: CannedIn, who: Who, rt: RT) -> dict[str, Any]:
     row = await canned.check_save_canned_reply(rt, who, body.short_code, body.content)
     return {"id": row.id, "short_code": row.short_code, "content": row.content}
 
 
-@router.put("/canned_replies/{reply_id}")
+@router.put("/canned_replies/{reply_id}", response_model=CannedOut)
 async def update_canned(reply_id: int, body: CannedIn, who: Who, rt: RT) -> dict[str, Any]:
     row = await canned.check_save_canned_reply(rt, who, body.short_code, body.content, reply_id)
     return {"id": row.id, "short_code": row.short_code, "content": row.content}
@@ -314,13 +406,13 @@ async def delete_canned(reply_id: int, who: Who, rt: RT) -> None:
     await canned.check_delete_canned_reply(rt, who, reply_id)
 
 
-@router.post("/labels", status_code=201)
+@router.post("/labels", status_code=201, response_model=LabelOut)
 async def create_label(body: LabelIn, who: Who, rt: RT) -> dict[str, Any]:
     label = await canned.check_save_label(rt, who, body.name, body.color)
     return {"id": label.id, "name": label.name, "color": label.color}
 
 
-@router.put("/labels/{label_id}")
+@router.put("/labels/{label_id}", response_model=LabelOut)
 async def update_label(label_id: int, body: LabelIn, who: Who, rt: RT) -> dict[str, Any]:
     label = await canned.check_save_label(rt, who, body.name, body.color, label_id)
     return {"id": label.id, "name": label.name, "color": label.color}
@@ -334,7 +426,7 @@ async def delete_label(label_id: int, who: Who, rt: RT) -> None:
 # --- templates ----------------------------------------------------------------------------------
 
 
-@router.get("/templates")
+@router.get("/templates", response_model=list[AdminTemplateOut])
 async def list_templates(who: Who, rt: RT) -> list[dict[str, Any]]:
     """Provider message templates as synced by the channels (status, category, language)."""
     require_admin(who)
@@ -366,7 +458,7 @@ async def list_templates(who: Who, rt: RT) -> list[dict[str, Any]]:
 # --- API tokens ---------------------------------------------------------------------------------
 
 
-@router.get("/api_tokens")
+@router.get("/api_tokens", response_model=list[TokenRowOut])
 async def list_tokens(who: Who, rt: RT) -> list[dict[str, Any]]:
     """Admins see every token of the workspace, agents their own. Never the token itself."""
     q = select(ApiToken, Agent.name).join(Agent, Agent.id == ApiToken.agent_id)

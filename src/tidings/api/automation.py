@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_conversation, require_inbox
@@ -24,8 +25,7 @@ from tidings.actions.automation import (
     check_save_rule,
     check_set_business_hours,
 )
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.automation import engine
 from tidings.automation import hours as bh
 from tidings.automation.rules import rule_dict, validate_rule
@@ -43,13 +43,74 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["automation"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 JSONBody = Annotated[Any, Body()]
 MAX_AUTO_REPLY_LENGTH = 4096
 
 
-@router.get("/automation/rules")
+# --- answers ----------------------------------------------------------------------------------
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    active: bool
+    event: str
+    minutes: int | float | None = Field(description="Timed events: minutes after the event")
+    match: str = Field(description="all | any")
+    # Conditions and actions are registered kinds, each with its own fields (webhook actions
+    # show `has_secret`, never the secret).
+    conditions: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    position: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class RulePage(BaseModel):
+    data: list[RuleOut]
+
+
+class RunOut(BaseModel):
+    id: int
+    rule_id: int | None
+    rule_name: str
+    kind: str
+    conversation_id: int
+    event: str
+    event_id: int | None
+    state: str
+    results: list[dict[str, Any]] = Field(description="What each action did")
+    error: str | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class RunPage(BaseModel):
+    data: list[RunOut]
+
+
+class ConditionVerdictOut(BaseModel):
+    condition: dict[str, Any] = Field(description="The condition as written in the rule")
+    matched: bool
+    detail: str
+
+
+class ActionVerdictOut(BaseModel):
+    action: str
+    would: str = Field(description="What the action would do, in words")
+    allowed: bool
+    reason: str | None = Field(default=None, description="Only when not allowed: why")
+
+
+class DryRunOut(BaseModel):
+    matched: bool
+    language: str | None
+    inside_business_hours: bool
+    conditions: list[ConditionVerdictOut]
+    actions: list[ActionVerdictOut]
+
+
+@router.get("/automation/rules", response_model=RulePage)
 async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -63,7 +124,7 @@ async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     return {"data": [rule_dict(r) for r in rows]}
 
 
-@router.post("/automation/rules", status_code=201)
+@router.post("/automation/rules", status_code=201, response_model=RuleOut)
 async def create_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     return rule_dict(await _save(rt, who, body))
 
@@ -83,12 +144,12 @@ async def _rule(rt: Runtime, who: Principal, rule_id: int) -> AutomationRule:
     return row
 
 
-@router.get("/automation/rules/{rule_id}")
+@router.get("/automation/rules/{rule_id}", response_model=RuleOut)
 async def get_rule(rule_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return rule_dict(await _rule(rt, who, rule_id))
 
 
-@router.put("/automation/rules/{rule_id}")
+@router.put("/automation/rules/{rule_id}", response_model=RuleOut)
 async def update_rule(rule_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     return rule_dict(await _save(rt, who, body, rule_id))
 
@@ -98,7 +159,7 @@ async def delete_rule(rule_id: int, who: Who, rt: RT) -> None:
     await check_delete_rule(rt, who, rule_id)
 
 
-@router.post("/automation/rules/test")
+@router.post("/automation/rules/test", response_model=DryRunOut, response_model_exclude_unset=True)
 async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     """Dry run: what a rule (saved, or as drafted in the builder) would do on a conversation
     now. Nothing is changed and nothing is sent."""
@@ -119,7 +180,7 @@ async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     return await engine.dry_run(rt, who, rule, conv_id)
 
 
-@router.get("/automation/runs")
+@router.get("/automation/runs", response_model=RunPage)
 async def list_runs(
     who: Who,
     rt: RT,
@@ -165,6 +226,21 @@ def _hours_dict(inbox_id: int, row: InboxBusinessHours | None) -> dict[str, Any]
     }
 
 
+class BusinessHoursOut(BaseModel):
+    inbox_id: int
+    configured: bool
+    timezone: str = Field(description="IANA zone the hours are in")
+    weekly: dict[str, list[list[str]]] = Field(description='{"mon": [["09:00", "17:00"]], ...}')
+    holidays: list[str] = Field(description="Closed dates (YYYY-MM-DD)")
+    away_enabled: bool
+    away_message: str | None
+    greeting_enabled: bool
+    greeting_message: str | None
+    open_now: bool
+    next_opening: str | None
+    updated_at: str | None
+
+
 async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
     require_admin(who)
     return await require_inbox(s, who, inbox_id)
@@ -181,14 +257,14 @@ def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
     return value.strip()
 
 
-@router.get("/inboxes/{inbox_id}/business_hours")
+@router.get("/inboxes/{inbox_id}/business_hours", response_model=BusinessHoursOut)
 async def get_business_hours(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
         await _inbox(s, who, inbox_id)
         return _hours_dict(inbox_id, await s.get(InboxBusinessHours, inbox_id))
 
 
-@router.put("/inboxes/{inbox_id}/business_hours")
+@router.put("/inboxes/{inbox_id}/business_hours", response_model=BusinessHoursOut)
 async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body: {timezone, weekly, holidays, away_*, greeting_*}")

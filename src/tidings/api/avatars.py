@@ -7,21 +7,15 @@ and agents' browsers never contact the provider's CDN. Fetched through the egres
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from tidings.access import Principal, require_contact
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.access import require_contact
+from tidings.api.deps import RT, Who
 from tidings.domain.errors import NotFound
 from tidings.egress import EgressRefused, read_limited
-from tidings.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 PICTURE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 MAX_PICTURE_BYTES = 512 * 1024

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions import campaigns as actions
 from tidings.actions import preference
-from tidings.api.auth import authenticate
+from tidings.api.deps import RT, Who
 from tidings.campaigns import report as reporting
 from tidings.campaigns import state as recipient_state
 from tidings.campaigns.state import CampaignState, RecipientState
@@ -30,15 +30,6 @@ from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
-
-
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(_runtime)]
 
 
 class CampaignIn(BaseModel):
@@ -65,6 +56,155 @@ class CampaignIn(BaseModel):
     scheduled_at: datetime | None = None
 
 
+# --- answers ----------------------------------------------------------------------------------
+
+
+class OutboxOut(BaseModel):
+    held: int = Field(description="Paused: will not go until resumed")
+    waiting: int = Field(description="Queued for the delivery worker")
+    in_flight: int = Field(description="Claimed by a worker: may already be with the provider")
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    purpose: str
+    # The campaign's own settings, echoed as given (see CampaignIn for their shapes).
+    audience: dict[str, Any]
+    content: dict[str, Any]
+    channel_ids: list[int]
+    fallback: dict[str, Any]
+    rate_per_second: float | None
+    quiet_hours: dict[str, Any]
+    scheduled_at: str | None
+    created_by: int | None
+    created_at: str
+    launched_at: str | None
+    finished_at: str | None
+    counts: dict[str, int] | None = Field(description="Recipients per state, and total")
+
+
+class CampaignDetailOut(CampaignOut):
+    outbox: OutboxOut | None = Field(description="null while a draft")
+
+
+class FailureOut(BaseModel):
+    state: str
+    reason: str | None
+    count: int
+
+
+class ReportOut(BaseModel):
+    campaign_id: int
+    state: str
+    counts: dict[str, int] = Field(description="Recipients per state")
+    per_channel: dict[str, dict[str, int | str | None]] = Field(
+        description="{channel_id: {name, total, <state>: count}}"
+    )
+    delivery_rate: float | None
+    read_rate: float | None
+    replies: int
+    opt_outs: int
+    fallbacks: int
+    cost: str | None = Field(description="Estimated cost (a decimal string)")
+    failures: list[FailureOut]
+    launched_at: str | None
+    finished_at: str | None
+
+
+class RecipientOut(BaseModel):
+    id: int
+    contact_id: int | None
+    address: str | None
+    source_row: int | None
+    state: str
+    reason: str | None
+    detail: str | None
+    channel_id: int | None
+    channel_reason: str | None
+    conversation_id: int | None
+    message_id: int | None
+    fallback_message_id: int | None
+    queued_at: str | None
+    not_before: str | None
+
+
+class RecipientPage(BaseModel):
+    data: list[RecipientOut]
+    next_after: int | None
+
+
+class PreferenceOut(BaseModel):
+    channel_id: int | None
+    kind: str | None
+    source: str = Field(description="explicit | learned | none")
+    reason: str = Field(description="Why this channel, in words")
+
+
+class FallbackPlanOut(BaseModel):
+    """The inbox's fallback plan; `{}` when it has none (so every field may be absent)."""
+
+    to_channel_id: int | None = None
+    after_seconds: int | None = None
+    on_failed: bool | None = None
+    on_window_closed: bool | None = None
+
+
+class CsvRowProblemOut(BaseModel):
+    row: int = Field(description="Row number as a spreadsheet shows it (header: 1)")
+    value: str | None = Field(default=None, description="Invalid rows: the cell as given")
+    error: str | None = Field(default=None, description="Invalid rows: why")
+    phone: str | None = Field(default=None, description="Duplicates: the number (E.164)")
+
+
+class CsvUploadOut(BaseModel):
+    rows: int
+    added: int
+    contacts_created: int
+    invalid: list[CsvRowProblemOut]
+    duplicates: list[CsvRowProblemOut]
+
+
+class PreviewChannelOut(BaseModel):
+    name: str
+    kind: str
+    recipients: int
+
+
+class PreviewTotalsOut(BaseModel):
+    recipients: int
+    by_channel: dict[str, PreviewChannelOut] = Field(description="{channel_id: ...}")
+    skipped: dict[str, int] = Field(description="{reason: recipients}")
+    sms_segments: int
+    estimated_cost: dict[str, str] = Field(description="{currency: decimal string}")
+
+
+class PreviewEntryOut(BaseModel):
+    """One sampled recipient: `skip`/`detail` when skipped, else the planned send."""
+
+    contact_id: int | None
+    address: str | None
+    source_row: int | None
+    skip: str | None = None
+    detail: str | None = None
+    channel_id: int | None = None
+    channel: str | None = None
+    why: str | None = None
+    kind: str | None = None
+    to: str | None = None
+    content: str | None = None
+    sms_segments: int | None = None
+    sms_encoding: str | None = None
+    cost: str | None = None
+
+
+class PreviewOut(BaseModel):
+    campaign_id: int
+    totals: PreviewTotalsOut
+    sample: list[PreviewEntryOut]
+
+
 def _fields(body: CampaignIn) -> dict[str, Any]:
     return {k: getattr(body, k) for k in body.model_fields_set}
 
@@ -88,14 +228,14 @@ async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
     return c
 
 
-@router.post("/campaigns", status_code=201, tags=["campaigns"])
+@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignDetailOut)
 async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
     """A draft campaign. Add a CSV audience, preview, then launch."""
     c = await actions.check_create_campaign(rt, who, _fields(body))
     return await _with_counts(rt, c)
 
 
-@router.get("/campaigns", tags=["campaigns"])
+@router.get("/campaigns", tags=["campaigns"], response_model=list[CampaignOut])
 async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -109,19 +249,24 @@ async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
         return [actions.campaign_dict(c, await reporting.counts(s, c.id)) for c in rows]
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def get_campaign(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     return await _with_counts(rt, await _get(rt, who, campaign_id))
 
 
-@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def patch_campaign(campaign_id: int, body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
     c = await actions.check_update_campaign(rt, who, campaign_id, _fields(body))
     return await _with_counts(rt, c)
 
 
-@router.post("/campaigns/{campaign_id}/audience/csv", tags=["campaigns"])
+@router.post(
+    "/campaigns/{campaign_id}/audience/csv",
+    tags=["campaigns"],
+    response_model=CsvUploadOut,
+    response_model_exclude_unset=True,
+)
 async def upload_csv(
     campaign_id: int,
     request: Request,
@@ -148,14 +293,21 @@ async def upload_csv(
     return await actions.check_upload_csv(rt, who, campaign_id, raw, region)
 
 
-@router.post("/campaigns/{campaign_id}/preview", tags=["campaigns"])
+@router.post(
+    "/campaigns/{campaign_id}/preview",
+    tags=["campaigns"],
+    response_model=PreviewOut,
+    response_model_exclude_unset=True,
+)
 async def preview(
     campaign_id: int, who: Who, rt: RT, sample: Annotated[int, Query(ge=0, le=200)] = 20
 ) -> dict[str, Any]:
     return await actions.check_preview(rt, who, campaign_id, sample)
 
 
-@router.post("/campaigns/{campaign_id}/{action}", tags=["campaigns"])
+@router.post(
+    "/campaigns/{campaign_id}/{action}", tags=["campaigns"], response_model=CampaignDetailOut
+)
 async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any]:
     """launch | pause | resume | cancel."""
     if action == "launch":
@@ -167,7 +319,7 @@ async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any
     return await _with_counts(rt, c)
 
 
-@router.get("/campaigns/{campaign_id}/report", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}/report", tags=["campaigns"], response_model=ReportOut)
 async def report(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     c = await _get(rt, who, campaign_id)
@@ -194,7 +346,7 @@ def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
     }
 
 
-@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"], response_model=RecipientPage)
 async def recipients(
     campaign_id: int,
     who: Who,
@@ -249,13 +401,13 @@ class PreferenceIn(BaseModel):
     source: str = Field(default="agent", description="agent | customer (their opt-in)")
 
 
-@router.get("/contacts/{contact_id}/preference", tags=["contacts"])
+@router.get("/contacts/{contact_id}/preference", tags=["contacts"], response_model=PreferenceOut)
 async def get_preference(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """The channel replies and campaigns use first for this contact, and why."""
     return (await preference.check_get_preference(rt, who, contact_id)).as_dict()
 
 
-@router.put("/contacts/{contact_id}/preference", tags=["contacts"])
+@router.put("/contacts/{contact_id}/preference", tags=["contacts"], response_model=PreferenceOut)
 async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) -> dict[str, Any]:
     pref = await preference.check_set_preference(rt, who, contact_id, body.channel_id, body.source)
     return pref.as_dict()
@@ -264,7 +416,12 @@ async def put_preference(contact_id: int, body: PreferenceIn, who: Who, rt: RT) 
 # --- fallback plans -------------------------------------------------------------------------
 
 
-@router.get("/inboxes/{inbox_id}/fallback", tags=["inboxes"])
+@router.get(
+    "/inboxes/{inbox_id}/fallback",
+    tags=["inboxes"],
+    response_model=FallbackPlanOut,
+    response_model_exclude_unset=True,
+)
 async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
@@ -273,7 +430,12 @@ async def get_inbox_fallback(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return (row.plan or {}) if row is not None else {}
 
 
-@router.put("/inboxes/{inbox_id}/fallback", tags=["inboxes"])
+@router.put(
+    "/inboxes/{inbox_id}/fallback",
+    tags=["inboxes"],
+    response_model=FallbackPlanOut,
+    response_model_exclude_unset=True,
+)
 async def put_inbox_fallback(
     inbox_id: int, body: dict[str, Any], who: Who, rt: RT
 ) -> dict[str, Any]:

@@ -4,17 +4,13 @@ from the adapter registry so that no page keeps its own list of kinds (issue #17
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from tidings.access import Principal
-from tidings.api.auth import authenticate
+from tidings.api.deps import Who
 from tidings.channels.registry import kind_capabilities
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
-Who = Annotated[Principal, Depends(authenticate)]
 
 
 class ChannelKindOut(BaseModel):

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.access import Principal
 from tidings.actions import channels_admin
 from tidings.api import schemas as sc
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.api.v1 import _channel_out
 from tidings.channels.registry import kinds
 from tidings.domain.errors import NotFound
-from tidings.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
 help_router = APIRouter()
@@ -27,8 +24,6 @@ help_router = APIRouter()
 # connect and edit forms; absent in an install without the docs folder.
 GUIDES = Path(__file__).resolve().parents[3] / "docs" / "channels"
 KIND = re.compile(r"^[a-z0-9_]{1,32}$")
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class ChannelPatch(BaseModel):

@@ -8,7 +8,7 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exists, func, select
@@ -21,8 +21,7 @@ from tidings.access import (
     visible_conversations,
 )
 from tidings.actions import contacts_edit
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.api.schemas import ContactOut
 from tidings.channels import addressing, registry
 from tidings.domain.enums import ConsentStatus
@@ -40,8 +39,6 @@ from tidings.storage.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 MAX_IMPORT_BYTES = 2_000_000
 EXPORT_LIMIT = 50_000

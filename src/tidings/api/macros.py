@@ -7,25 +7,21 @@ which macro."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_conversation
+from tidings.access import require_conversation
 from tidings.actions import macros as actions
 from tidings.actions.triage import check_record_system_event
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.automation.engine import describe, perform_action
 from tidings.domain.errors import NotFound, PolicyRefusal, TidingsError
-from tidings.runtime import Runtime
 from tidings.storage.models import Agent, Conversation, Macro
 
 router = APIRouter(prefix="/api/v1", tags=["macros"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class MacroIn(BaseModel):

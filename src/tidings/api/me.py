@@ -4,23 +4,18 @@ admins inviting agents. Passwords: `POST /api/v1/me/password`; availability:
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.access import Principal
 from tidings.actions import agents_profile
 from tidings.actions.agents import agent_public
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
-from tidings.runtime import Runtime
+from tidings.api.deps import RT, Who
 from tidings.serialize import ts
 from tidings.storage.models import Agent
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class Notify(BaseModel):

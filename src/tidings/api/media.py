@@ -12,14 +12,14 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
 from tidings.access import Principal, can_see_channel, require_conversation
 from tidings.actions.base import transaction
 from tidings.actions.gate import choose_route
 from tidings.actions.media import attachment_for, check_upload
-from tidings.api.auth import authenticate
+from tidings.api.deps import RT, Who
 from tidings.api.media_schemas import MediaLimitsOut, UploadOut
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
 from tidings.media import limits, sending
@@ -28,18 +28,9 @@ from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import Channel, Conversation
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
-Who = Annotated[Principal, Depends(authenticate)]
 
 # Multipart overhead allowed on top of the file itself when checking Content-Length.
 _ENVELOPE = 64 * 1024
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(_rt)]
 
 
 @router.get(

@@ -4,9 +4,9 @@ messages and reactions are sent with POST /conversations/{id}/messages (see `sen
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from tidings.access import Principal, require_channel
@@ -20,8 +20,7 @@ from tidings.actions.templates import (
     check_sync_templates,
 )
 from tidings.api import schemas as sc
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.channels.message_templates import needs
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -30,8 +29,6 @@ from tidings.storage.models import Message
 from tidings.storage.models import Template as TemplateRow
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 def template_out(t: TemplateRow) -> dict[str, Any]:

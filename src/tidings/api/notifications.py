@@ -12,23 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from tidings.access import Principal, visible_conversations
 from tidings.actions import notifications as actions
 from tidings.actions import saved_views
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import display_name
 from tidings.storage.models import Agent, Contact, Conversation, Notification, SavedView
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class NotificationOut(BaseModel):

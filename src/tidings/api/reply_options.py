@@ -4,23 +4,50 @@ composer's picker (`/api/v1/ui/conversations/{id}/context`, `routes`) serves the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
-from tidings.access import Principal, require_conversation
+from tidings.access import require_conversation
 from tidings.actions import gate
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
-from tidings.runtime import Runtime
+from tidings.api.deps import RT, Who
 from tidings.storage.models import Conversation
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
-@router.get("/conversations/{conversation_id}/channels")
+class WindowOut(BaseModel):
+    channel_id: int
+    applies: bool = Field(description="Whether the channel has a customer-service window")
+    open: bool
+    closes_at: str | None
+    tag: str | None = Field(description='"HUMAN_AGENT": only a tagged reply may still go')
+    hours: int | None = Field(description="The window's length")
+
+
+class ReplyOptionOut(BaseModel):
+    channel_id: int
+    kind: str
+    name: str
+    label: str
+    window: WindowOut
+    last_inbound_at: str | None
+    can_send_text: bool
+    can_send: bool = Field(description="The composer's name for can_send_text")
+    tag: str | None = Field(description="The message tag a reply would carry")
+    needs_template: bool
+    supports_templates: bool
+    text_max_length: int
+    text_max_bytes: int | None
+    sms: bool
+    last_used: bool
+    billing: str | None = Field(description="Channels billed by the message: free or billed now")
+    reason: str | None = Field(description="Why text cannot be sent now")
+    code: str | None
+
+
+@router.get("/conversations/{conversation_id}/channels", response_model=list[ReplyOptionOut])
 async def conversation_channels(conversation_id: int, who: Who, rt: RT) -> list[dict[str, Any]]:
     """Per active channel of the conversation's inbox: `window {applies, open, closes_at, tag,
     hours}` (tag = "HUMAN_AGENT" when only a person's tagged reply may still go),

@@ -16,9 +16,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
-from tidings.api.auth import authenticate
-from tidings.api.deps import RT
+from tidings.api.campaigns import ReportOut
+from tidings.api.deps import RT, Admin
 from tidings.domain.errors import InvalidInput
 from tidings.reports import queries as q
 from tidings.runtime import Runtime
@@ -28,12 +27,6 @@ from tidings.storage.types import utcnow
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 
-async def admin_only(who: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    require_admin(who)
-    return who
-
-
-Admin = Annotated[Principal, Depends(admin_only)]
 # Ids are bigints: anything larger is refused here, before a query (or a streamed export) starts.
 MAX_ID = 2**63 - 1
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
@@ -115,7 +108,20 @@ def _timing_cells(t: dict[str, Any]) -> list[Any]:
     return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
 
 
-@router.get("/options")
+class OptionOut(BaseModel):
+    id: int
+    name: str
+
+
+class ReportOptionsOut(BaseModel):
+    inboxes: list[OptionOut]
+    channels: list[OptionOut]
+    teams: list[OptionOut]
+    agents: list[OptionOut]
+    labels: list[OptionOut]
+
+
+@router.get("/options", response_model=ReportOptionsOut)
 async def report_options(who: Admin, rt: RT) -> dict[str, list[dict[str, Any]]]:
     """What the filters can choose from: inboxes, channels, teams, agents and labels."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -136,7 +142,66 @@ async def report_options(who: Admin, rt: RT) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-@router.get("/conversations")
+class TimingOut(BaseModel):
+    median_seconds: int | None
+    p90_seconds: int | None
+    conversations: int
+
+
+class RangeOut(BaseModel):
+    from_: str = Field(alias="from", description="First UTC day")
+    to: str = Field(description="Last UTC day")
+
+
+class TotalsOut(BaseModel):
+    new: int
+    resolved: int
+    backlog: int
+
+
+class WaitingOut(BaseModel):
+    conversations: int
+    oldest_since: str | None
+
+
+class DayOut(TotalsOut):
+    day: str
+
+
+class ConversationsReportOut(RangeOut):
+    business_hours: bool
+    totals: TotalsOut
+    first_response: TimingOut
+    reply: TimingOut
+    resolution: TimingOut
+    waiting_now: WaitingOut = Field(description="Conversations waiting for an agent now")
+    series: list[DayOut]
+
+
+class _LoadRow(BaseModel):
+    name: str | None
+    conversations: int
+    resolved: int
+    first_response: TimingOut
+    resolution: TimingOut
+    open_now: int
+
+
+class AgentRowOut(_LoadRow):
+    agent_id: int | None = Field(description="null: unassigned")
+
+
+class TeamRowOut(_LoadRow):
+    team_id: int | None = Field(description="null: no team")
+
+
+class AgentsReportOut(RangeOut):
+    business_hours: bool
+    teams: list[TeamRowOut]
+    agents: list[AgentRowOut]
+
+
+@router.get("/conversations", response_model=ConversationsReportOut)
 async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     """New, resolved and backlog per day; first response, reply and resolution times (median,
     p90); conversations waiting for an agent now."""
@@ -181,7 +246,68 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     )
 
 
-@router.get("/channels")
+class FallbackCountsOut(BaseModel):
+    failed: int
+    not_delivered_in_time: int
+    refused: int
+
+
+class ChannelRowOut(BaseModel):
+    channel_id: int | None
+    name: str | None
+    kind: str | None
+    messages_in: int
+    messages_out: int
+    conversations_new: int
+    delivered: int
+    read: int
+    failed: int
+    delivery_rate: float | None
+    read_rate: float | None
+    fallbacks: FallbackCountsOut
+    customer_replies: int
+    customer_reply_avg_seconds: int | None
+    cost: str = Field(description="Estimated cost (a decimal string)")
+
+
+class ChannelTotalsOut(BaseModel):
+    messages: int
+    cost: str
+    fallbacks: int
+
+
+class OptOutCountOut(BaseModel):
+    channel_kind: str
+    contacts: int
+
+
+class FastestOut(BaseModel):
+    channel_id: int
+    name: str | None
+    customers: int
+
+
+class CustomersOut(BaseModel):
+    multi_channel: int = Field(description="Customers who used more than one channel")
+    fastest_channel: list[FastestOut] = Field(description="Where they answered fastest")
+
+
+class ChannelDayOut(BaseModel):
+    # Genuinely open: one key per channel id with that day's messages, besides `day`.
+    model_config = ConfigDict(extra="allow")
+    day: str
+
+
+class ChannelsReportOut(RangeOut):
+    currency: str = Field(description="The costs' currency (the SMS price table's)")
+    channels: list[ChannelRowOut]
+    totals: ChannelTotalsOut
+    opt_outs: list[OptOutCountOut]
+    customers: CustomersOut
+    series: list[ChannelDayOut] = Field(description='[{"day", "<channel_id>": messages}]')
+
+
+@router.get("/channels", response_model=ChannelsReportOut)
 async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per channel: messages, conversations, delivery and read rates, fallbacks and why, cost,
     customer reply time; opt-outs per channel kind; customers on more than one channel."""
@@ -240,7 +366,7 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     )
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=AgentsReportOut)
 async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per agent and per team: conversations, resolved, first response and resolution times,
     open load now."""
@@ -342,7 +468,18 @@ async def service_report(f: F, rt: RT, format: Format = "json") -> Any:
     )
 
 
-@router.get("/campaigns")
+class CampaignReportRow(ReportOut):
+    name: str
+
+
+class CampaignsReportOut(BaseModel):
+    from_: str = Field(alias="from", description="First UTC day")
+    to: str = Field(description="Last UTC day")
+    currency: str = Field(description="The costs' currency (the SMS price table's)")
+    campaigns: list[CampaignReportRow]
+
+
+@router.get("/campaigns", response_model=CampaignsReportOut)
 async def campaigns_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Each campaign launched in the range with its report, side by side."""
     async with rt.db.read() as s:

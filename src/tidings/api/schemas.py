@@ -268,6 +268,17 @@ class PasswordChange(Strict):
     new_password: str = Field(min_length=1, max_length=1000)
 
 
+class AgentOut(BaseModel):
+    """An agent as others see them (`actions.agents.agent_public`)."""
+
+    id: int
+    name: str
+    email: str
+    role: str
+    active: bool
+    availability: str
+
+
 class MeOut(BaseModel):
     agent_id: int
     workspace_id: int

@@ -9,28 +9,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.access import Principal
 from tidings.actions import assignment, csat, sla
 from tidings.actions.agents import agent_public
-from tidings.api.auth import authenticate
+from tidings.api.deps import RT, Who
+from tidings.api.schemas import AgentOut, ConversationOut
 from tidings.domain.errors import InvalidInput, NotFound
-from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
 from tidings.storage.models import Agent
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
-
-
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RT = Annotated[Runtime, Depends(_runtime)]
 
 
 class _In(BaseModel):
@@ -76,6 +67,91 @@ class AvailabilityIn(_In):
     availability: str = Field(description="online | away | offline")
 
 
+# --- answers ----------------------------------------------------------------------------------
+
+
+class AssignmentOut(BaseModel):
+    inbox_id: int
+    mode: str
+    capacity: int | None
+    agent_capacities: dict[str, int | None] = Field(description="{agent_id: capacity}")
+
+
+class QueueOut(BaseModel):
+    inbox_id: int
+    mode: str
+    waiting: int
+    oldest_created_at: str | None
+
+
+class TakeOut(BaseModel):
+    conversation: ConversationOut | None = Field(description="null when none waits")
+
+
+class SlaOut(BaseModel):
+    inbox_id: int
+    first_response_seconds: int | None
+    next_response_seconds: int | None
+    by_priority: dict[str, dict[str, int]] = Field(
+        description="{priority: {first_response_seconds?, next_response_seconds?}}"
+    )
+
+
+class BreachOut(BaseModel):
+    id: int
+    conversation_id: int
+    inbox_id: int
+    target: str
+    priority: str
+    assignee_id: int | None
+    due_at: str
+    detected_at: str
+    responded_at: str | None
+
+
+class BreachPage(BaseModel):
+    data: list[BreachOut]
+
+
+class CsatSettingsOut(BaseModel):
+    inbox_id: int
+    enabled: bool
+    question: str
+    template_id: int | None
+
+
+class CsatResponseOut(BaseModel):
+    id: int
+    conversation_id: int
+    inbox_id: int
+    contact_id: int
+    agent_id: int | None
+    channel_id: int | None
+    state: str
+    reason: str | None
+    rating: int | None
+    question_message_id: int | None
+    answer_message_id: int | None
+    asked_at: str
+    answered_at: str | None
+
+
+class CsatSummaryOut(BaseModel):
+    count: int
+    average: float | None
+    distribution: dict[str, int] = Field(description="{rating 1-5: count}")
+    satisfied_share: float | None = Field(description="Share of 4 and 5 ratings")
+
+
+class CsatPage(BaseModel):
+    data: list[CsatResponseOut]
+    summary: CsatSummaryOut
+
+
+class ConversationCsatOut(BaseModel):
+    csat: CsatResponseOut | None
+
+
 def _agent_id(who: Principal, agent_id: str) -> int:
     if agent_id == "me":
         return who.agent_id
@@ -87,12 +163,12 @@ def _agent_id(who: Principal, agent_id: str) -> int:
 # --- assignment -------------------------------------------------------------------------------
 
 
-@router.get("/inboxes/{inbox_id}/assignment", tags=["assignment"])
+@router.get("/inboxes/{inbox_id}/assignment", tags=["assignment"], response_model=AssignmentOut)
 async def get_assignment(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return (await assignment.check_get_settings(rt, who, inbox_id)).as_dict()
 
 
-@router.put("/inboxes/{inbox_id}/assignment", tags=["assignment"])
+@router.put("/inboxes/{inbox_id}/assignment", tags=["assignment"], response_model=AssignmentOut)
 async def put_assignment(inbox_id: int, body: AssignmentIn, who: Who, rt: RT) -> dict[str, Any]:
     """Change only the fields given. Switching to an automatic mode, or raising capacity,
     assigns waiting conversations at once."""
@@ -108,13 +184,13 @@ async def put_assignment(inbox_id: int, body: AssignmentIn, who: Who, rt: RT) ->
     return settings.as_dict()
 
 
-@router.get("/inboxes/{inbox_id}/queue", tags=["assignment"])
+@router.get("/inboxes/{inbox_id}/queue", tags=["assignment"], response_model=QueueOut)
 async def get_queue(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """How many conversations wait unassigned in the inbox, and since when."""
     return await assignment.queue_size(rt, who, inbox_id)
 
 
-@router.post("/inboxes/{inbox_id}/queue/take", tags=["assignment"])
+@router.post("/inboxes/{inbox_id}/queue/take", tags=["assignment"], response_model=TakeOut)
 async def take_next(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """Assign the oldest waiting conversation to me. `conversation` is null when none waits;
     409 `at_capacity` when I already hold my capacity."""
@@ -122,7 +198,7 @@ async def take_next(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return {"conversation": conversation_dict(conv) if conv is not None else None}
 
 
-@router.get("/agents/{agent_id}/availability", tags=["assignment"])
+@router.get("/agents/{agent_id}/availability", tags=["assignment"], response_model=AgentOut)
 async def get_availability(agent_id: str, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
         agent = await s.get(Agent, _agent_id(who, agent_id))
@@ -131,7 +207,7 @@ async def get_availability(agent_id: str, who: Who, rt: RT) -> dict[str, Any]:
     return agent_public(agent)
 
 
-@router.put("/agents/{agent_id}/availability", tags=["assignment"])
+@router.put("/agents/{agent_id}/availability", tags=["assignment"], response_model=AgentOut)
 async def put_availability(agent_id: str, body: AvailabilityIn, who: Who, rt: RT) -> dict[str, Any]:
     """Agents set their own (`me`); owners and admins anyone's. Going offline returns the
     agent's open conversations in auto/manual inboxes to the queue (and reassigns them)."""
@@ -144,12 +220,12 @@ async def put_availability(agent_id: str, body: AvailabilityIn, who: Who, rt: RT
 # --- SLA ---------------------------------------------------------------------------------------
 
 
-@router.get("/inboxes/{inbox_id}/sla", tags=["sla"])
+@router.get("/inboxes/{inbox_id}/sla", tags=["sla"], response_model=SlaOut)
 async def get_sla(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return await sla.check_get_settings(rt, who, inbox_id)
 
 
-@router.put("/inboxes/{inbox_id}/sla", tags=["sla"])
+@router.put("/inboxes/{inbox_id}/sla", tags=["sla"], response_model=SlaOut)
 async def put_sla(inbox_id: int, body: SlaIn, who: Who, rt: RT) -> dict[str, Any]:
     fields: dict[str, Any] = {k: getattr(body, k) for k in body.model_fields_set}
     if body.by_priority is not None:
@@ -159,7 +235,7 @@ async def put_sla(inbox_id: int, body: SlaIn, who: Who, rt: RT) -> dict[str, Any
     return await sla.check_set_settings(rt, who, inbox_id, fields)
 
 
-@router.get("/sla/breaches", tags=["sla"])
+@router.get("/sla/breaches", tags=["sla"], response_model=BreachPage)
 async def list_breaches(
     who: Who,
     rt: RT,
@@ -177,18 +253,18 @@ async def list_breaches(
 # --- CSAT --------------------------------------------------------------------------------------
 
 
-@router.get("/inboxes/{inbox_id}/csat", tags=["csat"])
+@router.get("/inboxes/{inbox_id}/csat", tags=["csat"], response_model=CsatSettingsOut)
 async def get_csat_settings(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return await csat.check_get_settings(rt, who, inbox_id)
 
 
-@router.put("/inboxes/{inbox_id}/csat", tags=["csat"])
+@router.put("/inboxes/{inbox_id}/csat", tags=["csat"], response_model=CsatSettingsOut)
 async def put_csat_settings(inbox_id: int, body: CsatIn, who: Who, rt: RT) -> dict[str, Any]:
     fields = {k: getattr(body, k) for k in body.model_fields_set}
     return await csat.check_set_settings(rt, who, inbox_id, fields)
 
 
-@router.get("/csat", tags=["csat"])
+@router.get("/csat", tags=["csat"], response_model=CsatPage)
 async def list_csat(
     who: Who,
     rt: RT,
@@ -203,7 +279,9 @@ async def list_csat(
     return await csat.responses(rt, who, since=from_, until=to, inbox_id=inbox_id, limit=limit)
 
 
-@router.get("/conversations/{conversation_id}/csat", tags=["csat"])
+@router.get(
+    "/conversations/{conversation_id}/csat", tags=["csat"], response_model=ConversationCsatOut
+)
 async def conversation_csat(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """The conversation's survey: asked, skipped (with the reason) or answered; or null."""
     return await csat.of_conversation(rt, who, conversation_id)

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.access import Principal
 from tidings.actions import webhook_subscriptions as subs
 from tidings.api import schemas as sc
-from tidings.api.auth import authenticate
-from tidings.api.deps import runtime
-from tidings.runtime import Runtime
+from tidings.api.deps import RT, Who
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class SubscriptionPatch(BaseModel):

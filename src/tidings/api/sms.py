@@ -4,15 +4,15 @@ for the composer and campaigns to show live while the text is typed (policy/sms.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, can_see_channel
 from tidings.actions.workspace_settings import workspace_region
-from tidings.api.auth import authenticate
+from tidings.api.deps import Who
 from tidings.channels.registry import get_adapter
 from tidings.channels.registry import kinds as registry_kinds
 from tidings.domain.errors import InvalidInput
@@ -24,7 +24,6 @@ from tidings.storage.models import Channel
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["sms"])
-Who = Annotated[Principal, Depends(authenticate)]
 
 # The price table's default kind when no SMS channel is named or connected.
 DEFAULT_KIND = "twilio"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,9 +44,8 @@ from tidings.actions.triage import (
     check_retry_message,
     check_triage,
 )
-from tidings.api.auth import authenticate
 from tidings.api.avatars import picture_path
-from tidings.api.deps import runtime
+from tidings.api.deps import RT, Who
 from tidings.api.v1 import decode_cursor, encode_cursor
 from tidings.channels.registry import kind_capabilities
 from tidings.domain.errors import InvalidInput
@@ -73,8 +72,6 @@ from tidings.storage.types import utcnow
 
 router = APIRouter(prefix="/api/v1/ui", tags=["ui"])
 BULK_MAX = 10_000
-Who = Annotated[Principal, Depends(authenticate)]
-RT = Annotated[Runtime, Depends(runtime)]
 
 
 class _In(BaseModel):
