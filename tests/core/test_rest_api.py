@@ -131,3 +131,16 @@ async def test_paging_filters_patch_and_search(
     assert (await api.get("/api/v1/contacts", params={"q": "nobody-like-this"})).json()[
         "data"
     ] == []
+
+
+async def test_an_unknown_status_filter_is_a_422(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """Status columns read as their enums: an unknown status in a list filter must be the
+    caller's error (422 naming the field), not a failed query (500)."""
+    for path in ("/api/v1/conversations", "/api/v1/ui/conversations"):
+        resp = await api.get(path, params={"status": "bogus"})
+        assert resp.status_code == 422, (path, resp.status_code, resp.text)
+        assert "status" in resp.text
+    ok = await api.get("/api/v1/ui/conversations", params={"status": "any"})
+    assert ok.status_code == 200

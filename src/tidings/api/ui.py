@@ -48,6 +48,7 @@ from tidings.api.avatars import picture_path
 from tidings.api.deps import RT, Who
 from tidings.api.v1 import decode_cursor, encode_cursor
 from tidings.channels.registry import kind_capabilities
+from tidings.domain.enums import ConversationStatus
 from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
 from tidings.runtime import Runtime
@@ -345,7 +346,9 @@ def filtered(
     elif view != "all":
         raise InvalidInput("view: mine, unassigned, mentions, participating or all")
     if status and status != "any":
-        q = q.where(Conversation.status == status)
+        if status not in ConversationStatus._value2member_map_:
+            raise InvalidInput(f"status: any or one of {', '.join(ConversationStatus)}")
+        q = q.where(Conversation.status == ConversationStatus(status))
     if inbox_id is not None:
         q = q.where(Conversation.inbox_id == inbox_id)
     if channel_id is not None:
