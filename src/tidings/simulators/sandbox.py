@@ -161,19 +161,23 @@ class Sandbox:
     async def _sync_demo_templates(self, channel: ChannelInfo) -> None:
         """Fetch the demo templates into Tidings through the real template sync (Graph over
         HTTP to this very server, so it waits until the server answers)."""
-        from tidings.actions.templates import sync_templates
+        from tidings.actions.templates import ProviderError, sync_templates
 
         assert self.rt is not None
+        last = ""
         for attempt in range(20):
             try:
                 result = await sync_templates(self.rt, channel)
-            except Exception:
-                log.warning("sandbox template sync of channel %s failed", channel.id, exc_info=True)
-                return
-            if "error" not in result:
-                return
+            except ProviderError as exc:
+                # At start the server is not listening yet (it connects its channels first):
+                # "Could not reach WhatsApp" until it is. Try again.
+                last = str(exc)
+            else:
+                if "error" not in result:
+                    return
+                last = str(result.get("error"))
             await asyncio.sleep(min(0.25 * (attempt + 1), 2.0))
-        log.warning("sandbox template sync of channel %s: %s", channel.id, result.get("error"))
+        log.warning("sandbox template sync of channel %s: %s", channel.id, last)
 
     async def _follow_smsc(self, channel: ChannelInfo) -> ChannelInfo:
         """A sandbox SMPP channel dials the port the sandbox SMSC actually bound. When 2775
