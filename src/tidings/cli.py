@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    sub.add_parser("worker", help="run only the workers (ingest, delivery, outgoing webhooks)")
+    sub.add_parser("worker", help="run only the worker loops (all, or those TIDINGS_WORKERS names)")
     sub.add_parser("migrate", help="bring the database schema up to date")
     p = sub.add_parser("bootstrap", help="create the first workspace and owner if none exists")
     p.add_argument("--email", required=True)

@@ -28,6 +28,7 @@ from tidings.domain.enums import (
     LiveEventType,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
@@ -179,7 +180,7 @@ async def _insert_outbound(
             for (conv_id, route, *_rest), message_id in zip(rows, ids, strict=True)
         ],
     )
-    tx.wake_after_commit("delivery")
+    tx.wake_after_commit(Queue.DELIVERY)
     return ids
 
 

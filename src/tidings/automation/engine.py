@@ -48,7 +48,7 @@ from tidings.automation.runs import (
     should_execute,
     start_run,
 )
-from tidings.domain.enums import MessageKind, Role
+from tidings.domain.enums import MessageKind, Queue, Role
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal, TidingsError
 from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
@@ -507,7 +507,7 @@ async def run(rt: Runtime) -> None:
             await asyncio.sleep(1.0)
             continue
         if handled < BATCH:
-            await rt.wait_for_work("automation", IDLE_POLL_SECONDS)
+            await rt.wait_for_work(Queue.AUTOMATION, IDLE_POLL_SECONDS)
 
 
 # --- dry run -------------------------------------------------------------------------------

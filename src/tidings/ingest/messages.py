@@ -46,6 +46,7 @@ from tidings.domain.enums import (
     InboundState,
     MessageKind,
     MessageStatus,
+    Queue,
 )
 from tidings.domain.events import Ignored, InboundMessage
 from tidings.ingest.rows import batch_touches, process_rows, touch_channels
@@ -479,7 +480,7 @@ def _attachments(tx: Tx, m: _Msg, message_id: int, now: datetime) -> list[Attach
             )
         )
         if queued:
-            tx.wake_after_commit("media")
+            tx.wake_after_commit(Queue.MEDIA)
     return out
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, select, update
 
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import InboundLane, InboundState
+from tidings.domain.enums import InboundLane, InboundState, Queue
 from tidings.ingest.messages import apply_customer_rows
 from tidings.ingest.statuses import apply_status_rows
 from tidings.runtime import Runtime
@@ -265,7 +265,7 @@ async def replay(
         result = await s.execute(
             stmt.values(state=InboundState.PENDING, attempts=0, next_attempt_at=utcnow())
         )
-    rt.wake("ingest")
+    rt.wake(Queue.INGEST)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -280,7 +280,7 @@ async def run(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> None:
             await asyncio.sleep(1.0)
             continue
         if not more:
-            await rt.wait_for_work("ingest", IDLE_POLL_SECONDS)
+            await rt.wait_for_work(Queue.INGEST, IDLE_POLL_SECONDS)
 
 
 async def run_customer_lane(rt: Runtime) -> None:
