@@ -134,8 +134,14 @@ async def test_deleting_the_channel_fails_what_a_pause_held(
     await eventually(two_out, timeout=20)
     paused = (await api.post(f"/api/v1/campaigns/{cid}/pause")).json()
     assert paused["state"] == "paused"
-    await asyncio.sleep(0.6)  # a send in its provider call when the pause landed finishes
-    assert (await api.get(f"/api/v1/campaigns/{cid}")).json()["outbox"]["held"] > 0
+
+    async def held_and_settled() -> bool:
+        # The delivery worker learns of the pause within a moment; a send in its provider call
+        # when the pause landed finishes first.
+        outbox = (await api.get(f"/api/v1/campaigns/{cid}")).json()["outbox"]
+        return bool(outbox["held"] > 0 and outbox["in_flight"] == 0)
+
+    await eventually(held_and_settled, timeout=20)
 
     async def queued() -> int:
         async with server.runtime.db.read() as s:
