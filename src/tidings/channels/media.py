@@ -56,8 +56,8 @@ class MediaLocator(Protocol):
 
 def cdn_location(url: str | None) -> MediaLocation:
     """A signed CDN URL fetched as is, without a token (Messenger and Instagram:
-    docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats; that
-    no token is needed is unconfirmed). They expire: fetch promptly."""
+    docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats; Meta
+    does not say a token is unneeded, it works without). They expire: fetch promptly."""
     if not url or not url.startswith(("https://", "http://")):
         raise MediaUnavailable("The provider gave no address to download this file from.")
     return MediaLocation(url)

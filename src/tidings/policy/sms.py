@@ -64,7 +64,8 @@ _SMART: dict[str, str] = {
     "¾": "3/4",
     "‼": "!!",
     # Unicode spaces become a plain space; TAB too (the calculator library maps it to seven
-    # spaces, which is unconfirmed for Twilio's servers).
+    # spaces; Twilio does not say what its servers do:
+    # docs/protocols/sms-encoding.md#smart-encoding).
     **dict.fromkeys(
         "\t\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
         "\u202f\u205f\u3000",

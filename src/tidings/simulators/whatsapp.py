@@ -144,7 +144,7 @@ class TemplateSpec(BaseModel):
 class Knobs(BaseModel):
     """Everything the real platform does that a test may want to change. Defaults follow
     production where docs/channels/whatsapp.md#protocol-facts documents it, otherwise they are
-    marked unconfirmed there."""
+    our best reading and say so there."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -168,8 +168,8 @@ class Knobs(BaseModel):
     pair_burst: int = Field(45, ge=1)
     pair_interval_seconds: float = Field(6.0, gt=0)
     duplicate_deliveries: int = Field(0, ge=0, le=100)
-    # Meta's exact backoff is unconfirmed
-    # (docs/protocols/meta-platform.md#batching-retries-and-order); it retries for up to 7 days.
+    # Meta does not publish its exact backoff; it retries for up to 7 days
+    # (docs/protocols/meta-platform.md#batching-retries-and-order).
     retry_schedule: list[Annotated[float, Field(ge=0)]] = [
         0.2,
         0.5,
@@ -1579,13 +1579,14 @@ class WhatsAppSimulator:
             contact["user_id"] = customer.user_id
         sent: dict[str, Any] = {"id": wamid}
         if mtype == "template":
-            # Only seen on (possibly paced) template sends; value unconfirmed
+            # Only seen on (possibly paced) template sends; the value is our reading
             # (docs/channels/whatsapp.md#sending).
             sent["message_status"] = "accepted"
         return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
 
     def _mark_read(self, account: Account, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """`{"status": "read", "message_id": ...}` (+ optional typing_indicator), A3."""
+        """`{"status": "read", "message_id": ...}` (+ optional typing_indicator;
+        docs/channels/whatsapp.md#protocol-facts)."""
         if body.get("status") != "read":
             raise _GraphError(100, "Param status must be 'read'.")
         message_id = body.get("message_id")

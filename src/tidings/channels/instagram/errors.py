@@ -1,5 +1,6 @@
 """Instagram uses the Messenger Platform's Graph errors (docs/channels/instagram.md#sending),
-plus a window subcode seen in client code (10 / 2534022, unconfirmed in Meta's docs)."""
+plus a window subcode seen in client code and not in Meta's reference (10 / 2534022;
+docs/channels/instagram.md#window-and-tags)."""
 
 from __future__ import annotations
 

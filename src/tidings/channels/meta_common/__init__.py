@@ -44,8 +44,9 @@ def verify_signature(secrets: Sequence[str], request: WebhookRequest, label: str
     """`X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256(secret, raw body)
     (docs/protocols/meta-platform.md#webhook-signature).
 
-    Several secrets may be acceptable: for Instagram Login apps it is unconfirmed whether the
-    Meta app secret or the separate Instagram app secret signs, so both may be configured."""
+    Several secrets may be acceptable: for Instagram Login apps Meta does not say whether the
+    Meta app secret or the separate Instagram app secret signs
+    (docs/protocols/meta-platform.md#webhook-signature), so both may be configured."""
     header = request.headers.get(SIGNATURE_HEADER)
     if header is None:
         raise SignatureError(f"The {label} webhook has no X-Hub-Signature-256 header.")

@@ -40,8 +40,8 @@ class RbmAdapter:
     capabilities: ClassVar[Capabilities] = Capabilities(
         color="#0f766e",
         icon="message-square-text",
-        # RBM text messages are limited to 3072 characters (unconfirmed: Google's
-        # AgentContentMessage reference).
+        # RBM text messages are limited to 3072 characters (Google's AgentContentMessage
+        # reference; docs/channels/rbm.md#sending-and-agent-events).
         text_max_length=3072,
         service_window_hours=None,
         receipts=("sent", "delivered", "read"),

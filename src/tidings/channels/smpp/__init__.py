@@ -59,8 +59,9 @@ class SmppAdapter:
         receipts=("sent", "delivered"),
         # Segment/encoding policy and STOP/START/HELP keywords apply.
         sms=True,
-        # SMSC accounts are typically provisioned at tens of messages per second (unconfirmed); a
-        # throttled submit (ESME_RTHROTTLED) is retried after a second.
+        # SMSC accounts are typically provisioned at tens of messages per second (it varies by
+        # carrier: docs/channels/smpp.md#submit_sm); a throttled submit (ESME_RTHROTTLED) is
+        # retried after a second.
         rate_per_second=20.0,
         max_webhook_bytes=1024,
     )

@@ -9,8 +9,7 @@ class SmppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     host: str = Field(min_length=1)
-    # 2775 is the conventional SMPP port (unconfirmed, docs/channels/smpp.md#pdus); SMSCs often use
-    # others.
+    # 2775 is the conventional SMPP port (docs/channels/smpp.md#pdus); SMSCs often use others.
     port: int = Field(default=2775, ge=1, le=65535)
     # Field limits are the SMPP 3.4 C-octet string sizes less the NUL.
     system_id: str = Field(min_length=1, max_length=15)

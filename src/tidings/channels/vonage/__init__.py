@@ -33,13 +33,14 @@ class VonageAdapter:
     capabilities: ClassVar[Capabilities] = Capabilities(
         color="#b45309",
         icon="smartphone",
-        # Vonage concatenates long texts itself, up to 6 parts is the usual advice (unconfirmed);
-        # the policy layer counts segments.
+        # Vonage concatenates long texts itself, up to 6 parts is the usual advice
+        # (docs/channels/vonage.md#send-api); the policy layer counts segments.
         text_max_length=918,
         receipts=("sent", "delivered"),
         # Segment/encoding policy and STOP/START/HELP keywords apply.
         sms=True,
-        # Vonage's default SMS API throughput is 30 requests/s per API key (unconfirmed).
+        # Vonage's default SMS API throughput: 30 requests/s per API key
+        # (docs/channels/vonage.md#send-api).
         rate_per_second=30.0,
         max_webhook_bytes=64 * 1024,
     )

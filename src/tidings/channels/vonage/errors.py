@@ -3,7 +3,8 @@
 Send statuses come from the `status` of each element of `messages[]` in the send response
 ("0" is success; docs/channels/vonage.md#send-status-codes). Delivery-receipt `err-code`
 values are Vonage's documented DLR error codes, from the Vonage SMS API reference and kept to
-what an agent needs (our reading of it; unconfirmed against live traffic).
+what an agent needs (our reading of it, not checked against live traffic;
+docs/channels/vonage.md#protocol-facts).
 """
 
 from __future__ import annotations

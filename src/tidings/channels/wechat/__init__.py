@@ -38,8 +38,8 @@ class WeChatAdapter:
     capabilities: ClassVar[Capabilities] = Capabilities(
         color="#15803d",
         icon="message-circle-more",
-        # WeChat answers 45002 past its limit, commonly quoted as 2048 bytes (unconfirmed,
-        # docs/channels/wechat.md#customer-service-messages).
+        # WeChat answers 45002 past its limit, commonly quoted as 2048 bytes
+        # (docs/channels/wechat.md#customer-service-messages).
         text_max_length=2048,
         # Customer-service messages only within 48 h of the user's last message
         # (docs/channels/wechat.md#customer-service-messages); the per-window count (5 per message,

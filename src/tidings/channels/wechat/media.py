@@ -7,8 +7,8 @@ or expired id, docs/channels/wechat.md#error-codes). The token comes from the ad
 (`client.TOKENS`), so it is refreshed ahead of expiry; a token WeChat refuses (40001/40014/42001) is
 dropped and the worker's retry fetches a fresh one.
 
-Not handled: that media/get answers a video with JSON `{"video_url":…}` (unconfirmed,
-docs/channels/wechat.md#temporary-media); such an answer is shown as a failed download with that
+Not handled: that media/get may answer a video with JSON `{"video_url":…}`
+(docs/channels/wechat.md#temporary-media); such an answer is shown as a failed download with that
 reason.
 """
 

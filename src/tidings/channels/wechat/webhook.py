@@ -70,8 +70,9 @@ def handshake(config: WeChatConfig, request: WebhookRequest) -> WebhookReply:
     if echostr is None:
         raise SignatureError("the verification request has no echostr")
     if "msg_signature" in q and config.encoding_aes_key:
-        # The encrypted-echostr flavour (official sample VerifyURL, vector A-B): msg_signature
-        # over four values, then the echostr is decrypted and its plaintext returned.
+        # The encrypted-echostr flavour (WeChat's sample VerifyURL;
+        # docs/channels/wechat.md#server-url-check-and-signatures): msg_signature over four
+        # values, then the echostr is decrypted and its plaintext returned.
         expected = crypto.signature(config.token, timestamp, nonce, echostr)
         if not crypto.signature_matches(expected, q.get("msg_signature")):
             raise SignatureError("msg_signature does not match the configured Token")

@@ -41,8 +41,8 @@ _RULES: dict[int, _Rule] = {
     10: _Rule(False, _PERMISSION),
     100: _Rule(False, "WhatsApp rejected the message as invalid", with_details=True),
     190: _Rule(False, _RECONNECT),
-    # Graph-wide throttles (docs/protocols/meta-platform.md#graph-errors: 4 app, 613 custom; 17 user
-    # and 32 page unconfirmed).
+    # Graph-wide throttles: 4 app, 613 custom; 17 user and 32 page as Meta's other APIs use them
+    # (docs/protocols/meta-platform.md#graph-errors).
     17: _Rule(True, "Too many requests for this WhatsApp user token; it will be retried.", 60.0),
     32: _Rule(True, "Too many requests for this WhatsApp account; it will be retried.", 60.0),
     613: _Rule(True, "WhatsApp's rate limit for this call was reached; it will be retried.", 60.0),
