@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests import factories
 from tests.conftest import Owner, Server, eventually
+from tidings.storage.models import Template
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -169,3 +170,48 @@ __all__ = [
     "whatsapp_channel",
     "whatsapp_says",
 ]
+
+
+async def inbox_agent(
+    api: httpx.AsyncClient,
+    owner: Owner,
+    email: str = "bo@example.com",
+    name: str = "Bo Berg",
+    password: str = "bo-password-1",  # noqa: S107 - a test agent's password
+) -> int:
+    """An agent (role agent) made by the owner and put in the owner's inbox beside them."""
+    made = await api.post(
+        "/api/v1/admin/agents",
+        json={"email": email, "name": name, "role": "agent", "password": password},
+    )
+    assert made.status_code == 201, made.text
+    agent_id: int = made.json()["id"]
+    member = await api.put(
+        f"/api/v1/admin/inboxes/{owner.inbox_id}/members",
+        json={"agent_ids": [owner.agent_id, agent_id]},
+    )
+    assert member.status_code == 200, member.text
+    return agent_id
+
+
+async def add_template(
+    server: Server,
+    owner: Owner,
+    channel_id: int,
+    body: str,
+    name: str = "order_update",
+    status: str = "APPROVED",
+) -> None:
+    """A WhatsApp message template as a sync would have stored it (UTILITY, English)."""
+    async with server.runtime.db.write() as s:
+        s.add(
+            Template(
+                workspace_id=owner.workspace_id,
+                channel_id=channel_id,
+                name=name,
+                language="en",
+                category="UTILITY",
+                status=status,
+                components=[{"type": "BODY", "text": body}],
+            )
+        )

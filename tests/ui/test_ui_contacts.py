@@ -9,6 +9,7 @@ from playwright.async_api import BrowserContext, expect
 
 from tests.conftest import Owner, Server, eventually
 from tests.ui.helpers import (
+    add_template,
     api_channel,
     customer_says,
     new_page,
@@ -18,25 +19,13 @@ from tests.ui.helpers import (
     whatsapp_channel,
     whatsapp_says,
 )
-from tidings.storage.models import Template
 
 
 async def test_contacts_edit_and_template_after_window(
     server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
 ) -> None:
     wa = await whatsapp_channel(api, server)
-    async with server.runtime.db.write() as s:
-        s.add(
-            Template(
-                workspace_id=owner.workspace_id,
-                channel_id=wa["id"],
-                name="order_update",
-                language="en",
-                category="UTILITY",
-                status="APPROVED",
-                components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
-            )
-        )
+    await add_template(server, owner, wa["id"], "Hi {{1}}, order {{2}} has shipped.")
     await whatsapp_says(server, "4915100000003", "Late <b>Customer</b>", "any news?", 30)
     await api_channel(api, server, "web")
     await customer_says(server, "web", "visitor-1", "hello", name="Web Visitor")

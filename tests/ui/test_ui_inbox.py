@@ -10,15 +10,17 @@ from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import (
+    add_template,
     api_channel,
     customer_says,
+    inbox_agent,
     new_page,
     sign_in,
     wait_conversations,
     whatsapp_channel,
     whatsapp_says,
 )
-from tidings.storage.models import Contact, ContactIdentity, Template
+from tidings.storage.models import Contact, ContactIdentity
 
 
 async def test_sign_in_live_conversation_reply_and_ticks(
@@ -75,21 +77,7 @@ async def test_note_with_mention_and_keyboard_triage(
     server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
 ) -> None:
     await api_channel(api, server, "kbd")
-    bo = await api.post(
-        "/api/v1/admin/agents",
-        json={
-            "email": "bo@example.com",
-            "name": "Bo Berg",
-            "role": "agent",
-            "password": "bo-password-1",
-        },
-    )
-    assert bo.status_code == 201, bo.text
-    member = await api.put(
-        f"/api/v1/admin/inboxes/{owner.inbox_id}/members",
-        json={"agent_ids": [owner.agent_id, bo.json()["id"]]},
-    )
-    assert member.status_code == 200, member.text
+    bo_id = await inbox_agent(api, owner)
     await customer_says(server, "kbd", "cust-9", "My parcel is late", name="Carl")
     await customer_says(server, "kbd", "cust-8", "Second customer", name="Dina")
     convs = await wait_conversations(api, 2)
@@ -115,7 +103,7 @@ async def test_note_with_mention_and_keyboard_triage(
     await expect(note.locator(".note-tag")).to_have_text("Private note")
     msgs = (await api.get(f"/api/v1/conversations/{carl['id']}/messages")).json()["data"]
     notes = [m for m in msgs if m["kind"] == "note"]
-    assert len(notes) == 1 and notes[0]["extra"]["mentions"] == [bo.json()["id"]]
+    assert len(notes) == 1 and notes[0]["extra"]["mentions"] == [bo_id]
     sim = (
         await httpx.AsyncClient(headers=sandbox_headers(server)).get(
             f"{server.url}/sandbox/api/_sim/received", params={"account": "kbd"}
@@ -128,7 +116,7 @@ async def test_note_with_mention_and_keyboard_triage(
     await page.keyboard.press("a")
     await page.keyboard.type("Bo")
     await page.keyboard.press("Enter")
-    await expect(page.locator("#t-assignee")).to_have_value(str(bo.json()["id"]))
+    await expect(page.locator("#t-assignee")).to_have_value(str(bo_id))
     await page.keyboard.press("l")
     await page.keyboard.type("shipping")
     await page.keyboard.press("Enter")
@@ -143,7 +131,7 @@ async def test_note_with_mention_and_keyboard_triage(
     got = (await api.get(f"/api/v1/conversations/{carl['id']}")).json()
     assert (got["status"], got["assignee_id"], got["labels"]) == (
         "resolved",
-        bo.json()["id"],
+        bo_id,
         ["shipping"],
     )
 
@@ -267,19 +255,7 @@ async def test_presence_and_the_warning_before_a_double_reply(
     server: Server, owner: Owner, api: httpx.AsyncClient, browser: Browser
 ) -> None:
     await api_channel(api, server, "duo")
-    bo = await api.post(
-        "/api/v1/admin/agents",
-        json={
-            "email": "bo@example.com",
-            "name": "Bo Berg",
-            "role": "agent",
-            "password": "bo-password-1",
-        },
-    )
-    await api.put(
-        f"/api/v1/admin/inboxes/{owner.inbox_id}/members",
-        json={"agent_ids": [owner.agent_id, bo.json()["id"]]},
-    )
+    await inbox_agent(api, owner)
     await customer_says(server, "duo", "c-7", "Where is my refund?", name="Gus")
     conv = (await wait_conversations(api, 1))[0]
     url = f"{server.url}/inbox#c/{conv['id']}"
@@ -520,19 +496,10 @@ async def test_closed_window_forces_the_template_picker(
     server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
 ) -> None:
     wa = await whatsapp_channel(api, server)
-    async with server.runtime.db.write() as s:
-        for name, status in (("order_update", "APPROVED"), ("promo_rejected", "REJECTED")):
-            s.add(
-                Template(
-                    workspace_id=owner.workspace_id,
-                    channel_id=wa["id"],
-                    name=name,
-                    language="en",
-                    category="UTILITY",
-                    status=status,
-                    components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
-                )
-            )
+    for name, status in (("order_update", "APPROVED"), ("promo_rejected", "REJECTED")):
+        await add_template(
+            server, owner, wa["id"], "Hi {{1}}, order {{2}} has shipped.", name, status
+        )
     await whatsapp_says(server, "4915100000003", "Late Customer", "any news?", 30)
     conv = (await wait_conversations(api, 1))[0]
     page, seen = await new_page(context)

@@ -15,8 +15,10 @@ from playwright.async_api import Browser, BrowserContext, Route, expect
 
 from tests.conftest import Owner, Server, eventually
 from tests.ui.helpers import (
+    add_template,
     api_channel,
     customer_says,
+    inbox_agent,
     new_page,
     screenshot,
     sign_in,
@@ -25,29 +27,12 @@ from tests.ui.helpers import (
     whatsapp_says,
 )
 from tests.ui.test_ui_media import customer, png, settled
-from tidings.storage.models import Template
 
 SIZES = {"desktop": (1280, 800), "tablet": (768, 1024), "phone": (390, 844)}
 
 
 async def _bo(api: httpx.AsyncClient, owner: Owner) -> int:
-    bo = await api.post(
-        "/api/v1/admin/agents",
-        json={
-            "email": "bo@example.com",
-            "name": "Bo Berg",
-            "role": "agent",
-            "password": "bo-password-1",
-        },
-    )
-    assert bo.status_code == 201, bo.text
-    member = await api.put(
-        f"/api/v1/admin/inboxes/{owner.inbox_id}/members",
-        json={"agent_ids": [owner.agent_id, bo.json()["id"]]},
-    )
-    assert member.status_code == 200, member.text
-    bo_id: int = bo.json()["id"]
-    return bo_id
+    return await inbox_agent(api, owner)
 
 
 async def test_mention_autocomplete_and_the_bell(
@@ -243,20 +228,7 @@ async def test_composer_banner_and_template_picker(
     size: str, server: Server, owner: Owner, api: httpx.AsyncClient, browser: Browser
 ) -> None:
     wa: dict[str, Any] = await whatsapp_channel(api, server)
-    async with server.runtime.db.write() as s:
-        s.add(
-            Template(
-                workspace_id=owner.workspace_id,
-                channel_id=wa["id"],
-                name="order_update",
-                language="en",
-                category="UTILITY",
-                status="APPROVED",
-                components=[
-                    {"type": "BODY", "text": "Hi {{first_name}}, order {{order}} has shipped."}
-                ],
-            )
-        )
+    await add_template(server, owner, wa["id"], "Hi {{first_name}}, order {{order}} has shipped.")
     await whatsapp_says(server, "4915100000009", "Late Customer", "any news?", 30)
     conv = (await wait_conversations(api, 1))[0]
     w, h = SIZES[size]
