@@ -145,6 +145,34 @@ def test_cited_docs_and_anchors_exist() -> None:
     assert not missing, "\n".join(missing)
 
 
+# `docs/operations.md, "Sizing the lanes"`: a citation by section title (a prefix of a heading).
+SECTION_REF = re.compile(r"\b(docs/[\w/.-]+\.md)[,:]? \(?\"([^\"]{3,80})\"")
+
+
+def _headings(md: Path) -> list[str]:
+    return [
+        re.sub(r"[`*]", "", line.lstrip("#").strip()).lower()
+        for line in md.read_text(encoding="utf-8").splitlines()
+        if re.match(r"#{1,6} ", line)
+    ]
+
+
+def test_cited_section_titles_exist() -> None:
+    missing, cited = [], 0
+    cache: dict[str, list[str]] = {}
+    for path, text in _texts():
+        for n, line in enumerate(text.splitlines(), 1):
+            for file, title in SECTION_REF.findall(line):
+                cited += 1
+                target = ROOT / file
+                heads = cache.setdefault(file, _headings(target) if target.is_file() else [])
+                wanted = re.sub(r"[`*]", "", title).lower()
+                if not any(h.startswith(wanted) for h in heads):
+                    missing.append(f"{path.relative_to(ROOT)}:{n}: no section {title!r} in {file}")
+    assert cited > 40  # the code does cite sections by title; a broken regex must not pass
+    assert not missing, "\n".join(missing)
+
+
 def test_code_says_what_is_undocumented_in_its_own_words() -> None:
     """The outside notes mark facts verified / stated / unconfirmed; code comments carried that
     marking ("unconfirmed", "vector A-B") without a reference. Code says what the provider does
