@@ -62,7 +62,7 @@ class Tx:
         self.events.append(LiveEvent(type_, workspace_id, inbox_id, data, "", inbox_ids))
 
     def wake_after_commit(self, queue: str) -> None:
-        """`queue`: a `Queue` (ingest/ still passes its name as a string)."""
+        """`queue`: a `Queue`; its worker is woken once the transaction has committed."""
         self.wakes.add(queue)
 
     async def _write_webhook_outbox(self) -> None:

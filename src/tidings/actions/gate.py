@@ -178,8 +178,10 @@ async def reply_addresses(s: AsyncSession, contact_id: int) -> dict[str, str]:
 
 
 async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Route:
-    """Which channel and address a message goes to: the one asked for, else the channel the
-    customer last wrote from, else any channel of the inbox the contact has an identity on."""
+    """Which channel and address a message goes to: the one asked for, else the first of the
+    inbox's active channels on which the contact has an identity, in the contact's preferred
+    order (`preference.reply_order`: explicit, else learned), then the conversation's last
+    channel, then the others."""
     s = tx.session
     candidates = (
         await s.scalars(

@@ -55,7 +55,7 @@ def verify(secret: str, request: WebhookRequest) -> None:
     if not given:
         raise SignatureError("missing x-line-signature header")
     # On the bytes exactly as received: re-serialising the JSON (escapes, spacing) changes the
-    # MAC (docs/channels/line.md, "Signature"). Constant-time comparison.
+    # MAC (docs/channels/line.md, "Webhooks"). Constant-time comparison.
     if not hmac.compare_digest(given.encode(), signature(secret, request.body).encode()):
         raise SignatureError("x-line-signature does not match the channel secret")
 

@@ -1,4 +1,4 @@
-"""The settings one Viber bot needs (docs/channels/viber.md, "Configuration")."""
+"""The settings one Viber bot needs (docs/channels/viber.md, "Connect a real bot")."""
 
 from __future__ import annotations
 

@@ -175,7 +175,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if event == "conversation_started":
         # The user opened the chat (button or deep link). Not a subscription: until they write
         # or subscribe, Viber refuses messages to them. Kept as a visible notice so agents see
-        # the visit and its deep-link context (docs/channels/viber.md, "conversation_started").
+        # the visit and its deep-link context (docs/channels/viber.md, "Callbacks").
         context = _str(doc.get("context"))
         subscribed = doc.get("subscribed") is True
         text = "Opened the Viber chat" + (f" (context {context!r})" if context else "")
@@ -244,7 +244,7 @@ def _message(doc: dict[str, Any], key: str, occurred: datetime) -> InboundMessag
         text=text,
         attachments=tuple(attachments),
         extra=extra,
-        # A user who writes can be messaged again (docs/channels/viber.md, "Subscription"): this
+        # A user who writes can be messaged again (docs/channels/viber.md, "Callbacks"): this
         # lifts an earlier unsubscribe; consent.py records nothing when there was none.
         consent=ConsentStatus.OPTED_IN,
     )
