@@ -28,6 +28,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,6 +52,9 @@ from tidings.simulators.kit import (
     UrlBinding,
     control_error,
     control_routes,
+    int_list,
+    knobs_handler,
+    list_handler,
     read_json,
 )
 
@@ -75,6 +79,14 @@ class Account:
     thread: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str | None, int | None]] = field(default_factory=list)
     recent: deque[float] = field(default_factory=deque)
+
+
+# `POST /_sim/config`: the knobs and how a body's value becomes one.
+_KNOBS: dict[str, Callable[[Any], Any]] = {
+    "max_per_second": lambda v: float(v) if v is not None else None,
+    "dlr_delay": float,
+    "concat_inbound": bool,
+}
 
 
 def _digits(value: str) -> str:
@@ -115,8 +127,8 @@ class VonageSimulator(SimulatorBase):
                         "accounts/{api_key}": (self._r_account, ["PUT"]),
                         "inbound": (self._r_inbound, ["POST"]),
                         "fail": (self._r_fail, ["POST"]),
-                        "config": (self._r_config, ["POST"]),
-                        "sent": (self._r_sent, ["GET"]),
+                        "config": (knobs_handler(self, _KNOBS), ["POST"]),
+                        "sent": (list_handler(self.accounts, "api_key", "sent"), ["GET"]),
                         "conversations": (self._r_conversations, ["GET"]),
                         "deliveries": (self._r_deliveries, ["GET"]),
                     }
@@ -386,7 +398,7 @@ class VonageSimulator(SimulatorBase):
         required = ("api_secret", "signature_secret", "number", "inbound_url")
         missing = [k for k in required if not spec.get(k)]
         if missing:
-            return control_error(f"missing {', '.join(missing)}", 400)
+            return control_error(f"missing {', '.join(missing)}")
         self.register(request.path_params["api_key"], spec)
         return JSONResponse({"ok": True})
 
@@ -397,13 +409,9 @@ class VonageSimulator(SimulatorBase):
             return control_error("unknown api_key", 404)
         sender, text = _digits(str(spec.get("from", ""))), str(spec.get("text", ""))
         if not sender or not text:
-            return control_error("from and text are required", 400)
-        order = spec.get("part_order")
-        if order is not None and not (
-            isinstance(order, list) and all(isinstance(n, int) for n in order)
-        ):
-            return control_error("part_order: a list of part numbers", 400)
+            return control_error("from and text are required")
         try:
+            order = int_list(spec, "part_order")
             result = await self.inbound(
                 api_key,
                 sender,
@@ -414,7 +422,7 @@ class VonageSimulator(SimulatorBase):
                 part_order=order,
             )
         except ValueError as exc:
-            return control_error(str(exc), 400)
+            return control_error(str(exc))
         return JSONResponse(result)
 
     async def _r_fail(self, request: Request) -> Response:
@@ -426,27 +434,6 @@ class VonageSimulator(SimulatorBase):
         http_status = int(spec["http_status"]) if spec.get("http_status") else None
         acct.failures.extend([(status, http_status)] * int(spec.get("times", 1)))
         return JSONResponse({"queued": len(acct.failures)})
-
-    async def _r_config(self, request: Request) -> Response:
-        spec = await read_json(request)
-        if "max_per_second" in spec:
-            value = spec["max_per_second"]
-            self.max_per_second = float(value) if value is not None else None
-        if "dlr_delay" in spec:
-            self.dlr_delay = float(spec["dlr_delay"])
-        if "concat_inbound" in spec:
-            self.concat_inbound = bool(spec["concat_inbound"])
-        return JSONResponse(
-            {
-                "max_per_second": self.max_per_second,
-                "dlr_delay": self.dlr_delay,
-                "concat_inbound": self.concat_inbound,
-            }
-        )
-
-    async def _r_sent(self, request: Request) -> Response:
-        acct = self.accounts.get(request.query_params.get("api_key", ""))
-        return JSONResponse(acct.sent if acct else [])
 
     def conversations(self, api_key: str, user: str | None = None) -> list[dict[str, Any]]:
         acct = self.accounts.get(api_key)
