@@ -274,3 +274,42 @@ class UrlBinding(Generic[S, C]):
     def config(self, channel: Any) -> C:
         assert isinstance(channel.config, self.config_type)
         return channel.config
+
+
+def knobs_handler(target: Any, casts: Mapping[str, Callable[[Any], Any]]) -> Handler:
+    """A `/_sim/config` route: sets each knob the body names as an attribute of `target`
+    (converted by its cast; a ValueError/TypeError is a 400 and changes nothing) and answers
+    every knob's value."""
+
+    async def handle(request: Request) -> Response:
+        spec = await read_json(request)
+        try:
+            values = {name: cast(spec[name]) for name, cast in casts.items() if name in spec}
+        except (ValueError, TypeError) as exc:
+            return control_error(f"bad knob value: {exc}")
+        for name, value in values.items():
+            setattr(target, name, value)
+        return JSONResponse({name: getattr(target, name) for name in casts})
+
+    return handle
+
+
+def int_list(spec: Mapping[str, Any], name: str) -> list[int] | None:
+    """An optional list of integers in a control body (a part order); ValueError otherwise."""
+    value = spec.get(name)
+    if value is not None and not (
+        isinstance(value, list) and all(isinstance(n, int) for n in value)
+    ):
+        raise ValueError(f"{name}: a list of part numbers")
+    return value
+
+
+def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:
+    """A `/_sim/...` listing (`sent`, `deliveries`...): the `attr` list of the owner (account,
+    bot, agent) that the query parameter `param` names; [] for an unknown one."""
+
+    async def handle(request: Request) -> Response:
+        owner = owners.get(request.query_params.get(param, ""))
+        return JSONResponse(getattr(owner, attr) if owner else [])
+
+    return handle

@@ -69,9 +69,10 @@ from tidings.simulators.kit import (
     DemoChannel,
     Outbox,
     SandboxEntry,
-    TaskSet,
-    WebhookSender,
+    SimulatorBase,
+    UrlBinding,
     control_routes,
+    list_handler,
 )
 
 log = logging.getLogger(__name__)
@@ -245,12 +246,10 @@ class Bot:
         }
 
 
-class TelegramSimulator:
+class TelegramSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.bots: dict[str, Bot] = {}
-        self.tasks = TaskSet()
-        self.webhooks = WebhookSender(http)
-        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -263,17 +262,13 @@ class TelegramSimulator:
                         "callback": (self._callback, ["POST"]),
                         "block": (self._block, ["POST"]),
                         "fail": (self._fail, ["POST"]),
-                        "sent": (self._sent, ["GET"]),
+                        "sent": (list_handler(self.bots, "token", "calls"), ["GET"]),
                         "conversations": (self._conversations, ["GET"]),
-                        "deliveries": (self._deliveries, ["GET"]),
+                        "deliveries": (list_handler(self.bots, "token", "deliveries"), ["GET"]),
                     }
                 ),
             ]
         )
-
-    async def aclose(self) -> None:
-        await self.tasks.aclose()
-        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Bots, chats and updates (also used in-process by the sandbox binding)
@@ -918,14 +913,6 @@ class TelegramSimulator:
         )
         return JSONResponse({"ok": True})
 
-    async def _sent(self, request: Request) -> JSONResponse:
-        bot = self.bots.get(request.query_params.get("token", ""))
-        return JSONResponse(bot.calls if bot else [])
-
-    async def _deliveries(self, request: Request) -> JSONResponse:
-        bot = self.bots.get(request.query_params.get("token", ""))
-        return JSONResponse(bot.deliveries if bot else [])
-
     async def _conversations(self, request: Request) -> JSONResponse:
         bot = self.bots.get(request.query_params.get("token", ""))
         raw = request.query_params.get("chat_id", "")
@@ -1004,14 +991,14 @@ async def _params(request: Request) -> dict[str, Any]:
     return params
 
 
-class TelegramBinding:
+class TelegramBinding(UrlBinding[TelegramSimulator, TelegramConfig]):
     """Connects sandbox Telegram channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "telegram"
+    config_type = TelegramConfig
 
     def __init__(self, base_url: str, sim: TelegramSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
+        super().__init__(base_url, sim)
         # setWebhook goes through the adapter's own client code, in process: at start-up the
         # server is not listening yet, so real HTTP to ourselves would fail.
         prefix = urlsplit(self.base_url).path
@@ -1019,29 +1006,22 @@ class TelegramBinding:
             transport=httpx.ASGITransport(app=Starlette(routes=[Mount(prefix, sim.app)]))
         )
 
-    def _config(self, channel: ChannelInfo) -> TelegramConfig:
-        assert isinstance(channel.config, TelegramConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
-
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        config = self._config(channel)
+        config = self.config(channel)
         self.sim.ensure_bot(config.bot_token)
         await client.set_webhook(config, webhook_url, self.api)
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        bot = self.sim.ensure_bot(self._config(channel).bot_token)
+        bot = self.sim.ensure_bot(self.config(channel).bot_token)
         chat = self.sim.chat(bot, chat_id_for(user), first_name=name)
         msg = self.sim.customer_message(bot, chat, {"text": text})
         update_id = self.sim.push(bot, {"message": msg})
         return {"update_id": update_id, "message_id": msg["message_id"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        bot = self.sim.bots.get(self._config(channel).bot_token)
+        bot = self.sim.bots.get(self.config(channel).bot_token)
         chat = bot.chats.get(chat_id_for(user)) if bot else None
         return list(chat.thread) if chat else []
 
