@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from tidings.simulators.kit import (
     TaskSet,
+    TokenBucket,
     WebhookSender,
     control_routes,
     int_list,
@@ -113,3 +114,10 @@ async def test_task_set_wait_and_cancel() -> None:
     assert await tasks.wait(0.5) == 1  # the quick one finished; the held one still runs
     tasks.cancel()
     assert await tasks.wait(0.5) == 0
+
+
+def test_token_bucket_allows_its_burst_then_says_how_long_to_wait() -> None:
+    bucket = TokenBucket(rate=0.001, burst=2)  # one token per 1000 s: no refill in this test
+    assert [bucket.take(), bucket.take()] == [0.0, 0.0]
+    assert bucket.take() > 900
+    assert TokenBucket(rate=0, burst=0).take() > 0

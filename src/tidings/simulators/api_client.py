@@ -156,12 +156,14 @@ class ApiClientSimulator(SimulatorBase):
         )
         return JSONResponse(result)
 
+    def conversations(self, account: str, user: str | None) -> list[dict[str, Any]]:
+        """Both directions, as the customer sees them (all customers when `user` is None)."""
+        acct = self.accounts.get(account)
+        return [m for m in acct.thread if user is None or m["user"] == user] if acct else []
+
     async def _conversations(self, request: Request) -> JSONResponse:
-        acct = self.accounts.get(request.query_params.get("account", ""))
-        user = request.query_params.get("user")
-        if acct is None:
-            return JSONResponse([])
-        return JSONResponse([m for m in acct.thread if user is None or m["user"] == user])
+        q = request.query_params
+        return JSONResponse(self.conversations(q.get("account", ""), q.get("user")))
 
     async def _receive(self, request: Request) -> JSONResponse:
         acct = self.accounts.get(request.path_params["account"])
@@ -232,9 +234,7 @@ class ApiBinding(UrlBinding[ApiClientSimulator, Any]):
         return await self.sim.send_as_customer(account, user, text, name)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        account = self._account(channel)
-        acct = self.sim.accounts.get(account or "")
-        return [m for m in acct.thread if m["user"] == user] if acct else []
+        return self.sim.conversations(self._account(channel) or "", user)
 
 
 SANDBOX = SandboxEntry(

@@ -265,10 +265,13 @@ class GbmSimulator(SimulatorBase):
             }
         )
 
+    def conversation(self, agent_id: str, cid: str) -> list[dict[str, Any]]:
+        agent = self.agents.get(agent_id)
+        return list(agent.threads.get(cid, [])) if agent else []
+
     async def _conversations(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
-        user = request.query_params.get("user", "")
-        return JSONResponse(list(agent.threads.get(user, [])) if agent else [])
+        q = request.query_params
+        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user", "")))
 
 
 class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):
@@ -292,8 +295,7 @@ class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):
         return {"conversationId": user, "requestId": doc["requestId"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        agent = self.sim.agents.get(self.config(channel).agent_id)
-        return list(agent.threads.get(user, [])) if agent else []
+        return self.sim.conversation(self.config(channel).agent_id, user)
 
 
 SANDBOX = SandboxEntry("gbm", lambda base: GbmSimulator(), GbmBinding)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -313,3 +315,25 @@ def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:
         return JSONResponse(getattr(owner, attr) if owner else [])
 
     return handle
+
+
+@dataclass
+class TokenBucket:
+    """A provider's rate limit as a token bucket (`rate` tokens a second, at most `burst`,
+    full at first); `take` returns 0 when it took a token, else the seconds until one is free."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    at: float = field(default_factory=time.monotonic)
+
+    def take(self) -> float:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate if self.rate > 0 else math.inf

@@ -70,6 +70,7 @@ from tidings.simulators.kit import (
     Outbox,
     SandboxEntry,
     SimulatorBase,
+    TokenBucket,
     UrlBinding,
     control_error,
     control_routes,
@@ -135,24 +136,6 @@ def _request_id() -> dict[str, str]:
 
 
 @dataclass
-class Bucket:
-    rate: float
-    tokens: float = -1.0
-    at: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.rate
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-@dataclass
 class User:
     user_id: str
     name: str
@@ -204,7 +187,7 @@ class Account:
     pending: list[dict[str, Any]] = field(default_factory=list)
     outbox: Outbox[dict[str, Any]] | None = None
     failures: dict[str, list[Failure]] = field(default_factory=dict)
-    buckets: dict[str, Bucket] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
@@ -496,8 +479,9 @@ class LineSimulator(SimulatorBase):
         return acct
 
     def _limit(self, acct: Account, endpoint: str, rate: float | None = None) -> None:
-        bucket = acct.buckets.setdefault(endpoint, Bucket(rate or acct.rate_per_second))
-        if not bucket.take():
+        limit = rate or acct.rate_per_second
+        bucket = acct.buckets.setdefault(endpoint, TokenBucket(limit, limit))
+        if bucket.take():
             raise LineApiError(429, "The API rate limit has been exceeded. Try again later.")
 
     def _injected(self, acct: Account, endpoint: str) -> Failure | None:

@@ -697,13 +697,18 @@ class RbmSimulator(SimulatorBase):
         )
         return JSONResponse({"ok": True})
 
-    async def _conversations(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
+    def conversation(self, agent_id: str, user: Any) -> list[dict[str, Any]]:
+        """One phone's thread with the agent ([] for an unknown agent or a non-number)."""
+        agent = self.agents.get(agent_id)
         try:
-            msisdn = self.msisdn(request.query_params.get("user"))
+            msisdn = self.msisdn(user)
         except ValueError:
-            return JSONResponse([])
-        return JSONResponse(list(agent.threads.get(msisdn, [])) if agent else [])
+            return []
+        return list(agent.threads.get(msisdn, [])) if agent else []
+
+    async def _conversations(self, request: Request) -> JSONResponse:
+        q = request.query_params
+        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user")))
 
 
 def _injected(agent: Agent, method: str) -> None:
@@ -783,12 +788,7 @@ class RbmBinding(UrlBinding[RbmSimulator, RbmConfig]):
         return {"messageId": data["messageId"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        agent = self.sim.agents.get(self.config(channel).agent_id)
-        try:
-            msisdn = self.sim.msisdn(user)
-        except ValueError:
-            return []
-        return list(agent.threads.get(msisdn, [])) if agent else []
+        return self.sim.conversation(self.config(channel).agent_id, user)
 
 
 SANDBOX = SandboxEntry(

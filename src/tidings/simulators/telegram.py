@@ -70,6 +70,7 @@ from tidings.simulators.kit import (
     Outbox,
     SandboxEntry,
     SimulatorBase,
+    TokenBucket,
     UrlBinding,
     control_routes,
     list_handler,
@@ -133,27 +134,6 @@ class ApiError(Exception):
 
 def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
-
-
-@dataclass
-class Bucket:
-    """Token bucket; `take` returns 0 or the seconds until a token is free."""
-
-    rate: float
-    burst: float
-    tokens: float = -1.0
-    at: float = field(default_factory=time.monotonic)
-
-    def take(self) -> float:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
 
 
 @dataclass
@@ -231,8 +211,8 @@ class Bot:
     per_chat_per_second: float = 1.0
     per_chat_burst: float = 3.0
     global_per_second: float = 30.0
-    buckets: dict[int, Bucket] = field(default_factory=dict)
-    global_bucket: Bucket | None = None
+    buckets: dict[int, TokenBucket] = field(default_factory=dict)
+    global_bucket: TokenBucket | None = None
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
     outbox: Outbox[dict[str, Any]] | None = None
@@ -584,9 +564,9 @@ class TelegramSimulator(SimulatorBase):
 
     def _flood(self, bot: Bot, chat: Chat) -> None:
         if bot.global_bucket is None:
-            bot.global_bucket = Bucket(bot.global_per_second, bot.global_per_second)
+            bot.global_bucket = TokenBucket(bot.global_per_second, bot.global_per_second)
         bucket = bot.buckets.setdefault(
-            chat.id, Bucket(bot.per_chat_per_second, bot.per_chat_burst)
+            chat.id, TokenBucket(bot.per_chat_per_second, bot.per_chat_burst)
         )
         wait = max(bucket.take(), bot.global_bucket.take())
         if wait > 0:
