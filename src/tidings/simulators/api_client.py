@@ -14,7 +14,6 @@ Control routes (JSON):
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -30,9 +29,16 @@ from starlette.routing import Route
 from tidings import signing
 from tidings.domain.errors import SignatureError
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import DemoChannel, SandboxEntry
-
-log = logging.getLogger(__name__)
+from tidings.simulators.kit import (
+    DemoChannel,
+    SandboxEntry,
+    SimulatorBase,
+    UrlBinding,
+    control_error,
+    control_routes,
+    list_handler,
+    read_json,
+)
 
 
 @dataclass
@@ -46,26 +52,23 @@ class Account:
     seen_keys: set[str] = field(default_factory=set)
 
 
-class ApiClientSimulator:
+class ApiClientSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.accounts: dict[str, Account] = {}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
-                Route("/_sim/accounts/{account}", self._put_account, methods=["PUT"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
-                Route("/_sim/received", self._received, methods=["GET"]),
+                *control_routes(
+                    {
+                        "accounts/{account}": (self._put_account, ["PUT"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "conversations": (self._conversations, ["GET"]),
+                        "received": (list_handler(self.accounts, "account", "received"), ["GET"]),
+                    }
+                ),
                 Route("/accounts/{account}/receive", self._receive, methods=["POST"]),
             ]
         )
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
 
     def register(self, account: str, secret: str, tidings_webhook_url: str) -> None:
         existing = self.accounts.get(account)
@@ -75,20 +78,24 @@ class ApiClientSimulator:
             existing.secret, existing.tidings_webhook_url = secret, tidings_webhook_url
 
     async def post_to_tidings(self, account: str, payload: dict[str, Any]) -> int:
+        """POST signed, retried on 5xx and unreachable; Tidings' status, or 0 if it never
+        answered below 500."""
         acct = self.accounts[account]
         body = orjson.dumps(payload)
         headers = {"Content-Type": "application/json", **signing.sign_headers(acct.secret, body)}
-        for attempt in range(5):
-            try:
-                resp = await self._http.post(
-                    acct.tidings_webhook_url, content=body, headers=headers
-                )
-                if resp.status_code < 500:
-                    return resp.status_code
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2 * 2**attempt)
-        return 0
+        last = [0]
+
+        def record(n: int, status: int, _detail: str) -> None:
+            last[0] = status
+
+        went = await self.webhooks.deliver(
+            lambda n: (acct.tidings_webhook_url, body, headers),
+            attempts=5,
+            base_seconds=0.2,
+            ok=lambda status: 0 < status < 500,
+            on_attempt=record,
+        )
+        return last[0] if went else 0
 
     async def send_as_customer(
         self,
@@ -123,7 +130,9 @@ class ApiClientSimulator:
         return {"id": mid, "status": status}
 
     async def _put_account(self, request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await read_json(request)
+        if not body.get("secret") or not body.get("tidings_webhook_url"):
+            return control_error("secret and tidings_webhook_url are required")
         self.register(request.path_params["account"], body["secret"], body["tidings_webhook_url"])
         if "auto_statuses" in body:
             self.accounts[request.path_params["account"]].auto_statuses = list(
@@ -132,9 +141,11 @@ class ApiClientSimulator:
         return JSONResponse({"ok": True})
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await read_json(request)
         if body.get("account") not in self.accounts:
-            return JSONResponse({"error": "unknown account"}, status_code=404)
+            return control_error("unknown account", 404)
+        if "from" not in body:
+            return control_error("from is required")
         result = await self.send_as_customer(
             body["account"],
             str(body["from"]),
@@ -145,21 +156,19 @@ class ApiClientSimulator:
         )
         return JSONResponse(result)
 
-    async def _conversations(self, request: Request) -> JSONResponse:
-        acct = self.accounts.get(request.query_params.get("account", ""))
-        user = request.query_params.get("user")
-        if acct is None:
-            return JSONResponse([])
-        return JSONResponse([m for m in acct.thread if user is None or m["user"] == user])
+    def conversations(self, account: str, user: str | None) -> list[dict[str, Any]]:
+        """Both directions, as the customer sees them (all customers when `user` is None)."""
+        acct = self.accounts.get(account)
+        return [m for m in acct.thread if user is None or m["user"] == user] if acct else []
 
-    async def _received(self, request: Request) -> JSONResponse:
-        acct = self.accounts.get(request.query_params.get("account", ""))
-        return JSONResponse(acct.received if acct else [])
+    async def _conversations(self, request: Request) -> JSONResponse:
+        q = request.query_params
+        return JSONResponse(self.conversations(q.get("account", ""), q.get("user")))
 
     async def _receive(self, request: Request) -> JSONResponse:
         acct = self.accounts.get(request.path_params["account"])
         if acct is None:
-            return JSONResponse({"error": "unknown account"}, status_code=404)
+            return control_error("unknown account", 404)
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
@@ -183,11 +192,9 @@ class ApiClientSimulator:
                 }
             )
             if acct.auto_statuses:
-                task = asyncio.create_task(
-                    self._statuses(request.path_params["account"], external_id)
+                self.tasks.spawn(
+                    self._statuses(request.path_params["account"], external_id), "api-statuses"
                 )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
         return JSONResponse({"id": external_id})
 
     async def _statuses(self, account: str, external_id: str) -> None:
@@ -196,18 +203,13 @@ class ApiClientSimulator:
             payload = {
                 "statuses": [{"id": external_id, "status": status, "timestamp": int(time.time())}]
             }
-            try:
-                await self.post_to_tidings(account, payload)
-            except Exception:
-                log.exception("api simulator could not post a status")
+            await self.post_to_tidings(account, payload)
 
 
-class ApiBinding:
+class ApiBinding(UrlBinding[ApiClientSimulator, Any]):
+    """The sandbox's API channels: those whose webhook URL points into this simulator."""
+
     kind: ClassVar[str] = "api"
-
-    def __init__(self, base_url: str, sim: ApiClientSimulator) -> None:
-        self.base_url = base_url
-        self.sim = sim
 
     def _account(self, channel: ChannelInfo) -> str | None:
         url = str(getattr(channel.config, "webhook_url", "") or "")
@@ -232,9 +234,7 @@ class ApiBinding:
         return await self.sim.send_as_customer(account, user, text, name)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        account = self._account(channel)
-        acct = self.sim.accounts.get(account or "")
-        return [m for m in acct.thread if m["user"] == user] if acct else []
+        return self.sim.conversations(self._account(channel) or "", user)
 
 
 SANDBOX = SandboxEntry(

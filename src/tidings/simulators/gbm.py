@@ -17,11 +17,9 @@ other{...}, duplicates?} (or {agent_id, message_id} to push an earlier request a
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -35,17 +33,25 @@ from starlette.routing import Route
 
 from tidings.channels.gbm import GbmConfig
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import SandboxEntry
+from tidings.simulators.kit import (
+    SandboxEntry,
+    SimulatorBase,
+    UrlBinding,
+    control_error,
+    control_routes,
+    list_handler,
+    read_json,
+)
+from tidings.simulators.rbm import GoogleError, sign, verify_handshake
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _error(code: int, status: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "status": status}}, status_code=code
-    )
+def _error(code: int, message: str) -> JSONResponse:
+    # Google's error shape, as RBM answers it (docs/channels/gbm.md#sending).
+    return GoogleError(code, message).response()
 
 
 @dataclass
@@ -63,30 +69,27 @@ class Agent:
     pushed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class GbmSimulator:
+class GbmSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.agents: dict[str, Agent] = {}
         # conversationId -> agent_id
         self.conversations: dict[str, str] = {}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.app = Starlette(
             routes=[
                 Route("/v1/conversations/{cid}/messages", self._send, methods=["POST"]),
-                Route("/_sim/agents/{agent_id}", self._put_agent, methods=["PUT"]),
-                Route("/_sim/verify", self._verify, methods=["POST"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
+                *control_routes(
+                    {
+                        "agents/{agent_id}": (self._put_agent, ["PUT"]),
+                        "verify": (self._verify, ["POST"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                    }
+                ),
             ]
         )
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
 
     def register_agent(
         self, agent_id: str, client_token: str, webhook_url: str, access_token: str
@@ -98,33 +101,28 @@ class GbmSimulator:
         agent.access_token = access_token
         return agent
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.tasks.spawn(coro, "gbm-push")
 
     async def push(self, agent: Agent, doc: dict[str, Any], duplicates: int = 0) -> None:
         body = orjson.dumps(doc)
-        sig = base64.b64encode(
-            hmac.new(agent.client_token.encode(), body, hashlib.sha512).digest()
-        ).decode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Goog-Signature": sign(agent.client_token, body),
+        }
+
+        def record(n: int, status: int, _detail: str) -> None:
+            agent.deliveries.append({"requestId": doc["requestId"], "status": status})
+
         # One at a time, in order, like a single webhook queue.
         async with self._lock:
             for _ in range(1 + duplicates):
-                for attempt in range(1, agent.max_attempts + 1):
-                    try:
-                        resp = await self._http.post(
-                            agent.webhook_url,
-                            content=body,
-                            headers={"Content-Type": "application/json", "X-Goog-Signature": sig},
-                        )
-                        status = resp.status_code
-                    except httpx.HTTPError:
-                        status = 0
-                    agent.deliveries.append({"requestId": doc["requestId"], "status": status})
-                    if 200 <= status < 300:
-                        break
-                    await asyncio.sleep(0.05 * 2**attempt)
+                await self.webhooks.deliver(
+                    lambda n: (agent.webhook_url, body, headers),
+                    attempts=agent.max_attempts,
+                    base_seconds=0.1,
+                    on_attempt=record,
+                )
 
     def user_message(self, agent: Agent, cid: str, name: str, text: str) -> dict[str, Any]:
         self.conversations[cid] = agent.agent_id
@@ -154,26 +152,26 @@ class GbmSimulator:
             (a for a in self.agents.values() if header == f"Bearer {a.access_token}"), None
         )
         if agent is None:
-            return _error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+            return _error(401, "Request had invalid authentication credentials.")
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+            return _error(400, "Invalid JSON payload received.")
         record: dict[str, Any] = {"conversation_id": cid, "body": body}
         agent.calls.append(record)
         if self.conversations.get(cid) != agent.agent_id:
             record["error"] = 404
-            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+            return _error(404, "Requested entity was not found.")
         if not isinstance(body, dict) or not body.get("messageId"):
             record["error"] = 400
-            return _error(400, "INVALID_ARGUMENT", "messageId is required")
+            return _error(400, "messageId is required")
         rep = body.get("representative")
         if not isinstance(rep, dict) or rep.get("representativeType") not in ("BOT", "HUMAN"):
             record["error"] = 400
-            return _error(400, "INVALID_ARGUMENT", "representative.representativeType is required")
+            return _error(400, "representative.representativeType is required")
         if sum(1 for k in ("text", "image", "richCard") if k in body) != 1:
             record["error"] = 400
-            return _error(400, "INVALID_ARGUMENT", "exactly one of text, image, richCard")
+            return _error(400, "exactly one of text, image, richCard")
         mid = str(body["messageId"])
         name = f"conversations/{cid}/messages/{mid}"
         if mid not in agent.message_ids:
@@ -207,7 +205,7 @@ class GbmSimulator:
         return JSONResponse({**body, "name": name})
 
     async def _put_agent(self, request: Request) -> JSONResponse:
-        body = orjson.loads(await request.body() or b"{}")
+        body = await read_json(request)
         try:
             agent = self.register_agent(
                 request.path_params["agent_id"],
@@ -216,26 +214,21 @@ class GbmSimulator:
                 str(body["access_token"]),
             )
         except KeyError as exc:
-            return JSONResponse({"error": f"{exc} is required"}, status_code=400)
+            return control_error(f"{exc} is required")
         return JSONResponse({"agent_id": agent.agent_id})
 
     async def _verify(self, request: Request) -> JSONResponse:
-        body = orjson.loads(await request.body() or b"{}")
+        body = await read_json(request)
         agent = self.agents.get(str(body.get("agent_id")))
         if agent is None:
-            return JSONResponse({"error": "unknown agent_id"}, status_code=400)
-        secret = secrets.token_hex(12)
-        resp = await self._http.post(
-            agent.webhook_url, json={"clientToken": agent.client_token, "secret": secret}
-        )
-        ok = resp.status_code == 200 and resp.text == secret
-        return JSONResponse({"status": resp.status_code, "verified": ok})
+            return control_error("unknown agent_id")
+        return await verify_handshake(self.webhooks.http, agent.webhook_url, agent.client_token)
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = orjson.loads(await request.body() or b"{}")
+        body = await read_json(request)
         agent = self.agents.get(str(body.get("agent_id")))
         if agent is None:
-            return JSONResponse({"error": "unknown agent_id"}, status_code=400)
+            return control_error("unknown agent_id")
         again = agent.pushed.get(str(body.get("message_id") or ""))
         if again is not None:
             # Google retrying a request: the identical body, same requestId
@@ -254,10 +247,10 @@ class GbmSimulator:
         elif isinstance(body.get("text"), str) and body["text"]:
             text = body["text"]
         else:
-            return JSONResponse({"error": "agent_id and text (or other) are required"}, 400)
+            return control_error("agent_id and text (or other) are required")
         cid = str(body.get("conversation_id") or f"conv-{secrets.token_hex(6)}")
         doc = self.user_message(agent, cid, str(body.get("name") or "Customer"), text or "")
-        if text is None:
+        if isinstance(other, dict) and text is None:
             # Content of a kind Tidings does not know: no text, another field instead.
             message = doc["message"]
             del message["text"]
@@ -272,34 +265,23 @@ class GbmSimulator:
             }
         )
 
-    async def _sent(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
-        return JSONResponse(agent.calls if agent else [])
+    def conversation(self, agent_id: str, cid: str) -> list[dict[str, Any]]:
+        agent = self.agents.get(agent_id)
+        return list(agent.threads.get(cid, [])) if agent else []
 
     async def _conversations(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
-        user = request.query_params.get("user", "")
-        return JSONResponse(list(agent.threads.get(user, [])) if agent else [])
+        q = request.query_params
+        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user", "")))
 
 
-class GbmBinding:
+class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):
     """Sandbox binding for legacy GBM channels; the phone page's "user" is the conversation id."""
 
     kind: ClassVar[str] = "gbm"
-
-    def __init__(self, base_url: str, sim: GbmSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    def _config(self, channel: ChannelInfo) -> GbmConfig:
-        assert isinstance(channel.config, GbmConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+    config_type = GbmConfig
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        c = self._config(channel)
+        c = self.config(channel)
         self.sim.register_agent(
             c.agent_id, c.webhook_client_token, webhook_url, c.access_token or "sandbox"
         )
@@ -307,14 +289,13 @@ class GbmBinding:
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        agent = self.sim.agents[self._config(channel).agent_id]
+        agent = self.sim.agents[self.config(channel).agent_id]
         doc = self.sim.user_message(agent, user, name or user, text)
         self.sim.spawn(self.sim.push(agent, doc))
         return {"conversationId": user, "requestId": doc["requestId"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        agent = self.sim.agents.get(self._config(channel).agent_id)
-        return list(agent.threads.get(user, [])) if agent else []
+        return self.sim.conversation(self.config(channel).agent_id, user)
 
 
 SANDBOX = SandboxEntry("gbm", lambda base: GbmSimulator(), GbmBinding)

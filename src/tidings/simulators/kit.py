@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -58,6 +60,17 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def cancel(self) -> None:
+        """Cancel every task without waiting (a control `reset`)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait(self, seconds: float) -> int:
+        """Wait up to `seconds` for the running tasks; how many still run."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=seconds)
+        return len(self._tasks)
+
     async def aclose(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
@@ -90,12 +103,19 @@ class WebhookSender:
         """The receiver's HTTP status, or 0 when it could not be reached."""
         return (await self.exchange(url, body, headers))[0]
 
-    async def exchange(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+    async def exchange(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        request_timeout: float | None = None,
+    ) -> tuple[int, str]:
         """(status, what happened): the reason phrase, or the transport error's class name
-        with status 0."""
+        with status 0. `request_timeout` overrides the client's for this request."""
+        extra: dict[str, Any] = {} if request_timeout is None else {"timeout": request_timeout}
         async with self._slots:
             try:
-                resp = await self.http.post(url, content=body, headers=dict(headers))
+                resp = await self.http.post(url, content=body, headers=dict(headers), **extra)
             except httpx.HTTPError as exc:
                 log.info("simulator webhook to %s failed: %s", url, type(exc).__name__)
                 return 0, type(exc).__name__
@@ -109,23 +129,25 @@ class WebhookSender:
         base_seconds: float,
         ok: Callable[[int], bool] = is_2xx,
         on_attempt: Callable[[int, int, str], None] | None = None,
+        delays: Sequence[float] | None = None,
+        request_timeout: float | None = None,
     ) -> bool:
         """Send one webhook up to `attempts` times, waiting `base_seconds * 2**(n-1)` after the
-        n-th failure. `attempt(n)` builds the n-th request (a provider may mark retries);
-        `on_attempt(n, status, detail)` records it (`exchange`'s detail). True once the
-        receiver accepted it."""
+        n-th failure (or `delays[n-1]`: a provider's own schedule). `attempt(n)` builds the n-th
+        request (a provider may mark retries); `on_attempt(n, status, detail)` records it
+        (`exchange`'s detail). True once the receiver accepted it."""
         for n in range(1, max(1, attempts) + 1):
             request = attempt(n)
             if request is None:
                 return False
             url, body, headers = request
-            status, detail = await self.exchange(url, body, headers)
+            status, detail = await self.exchange(url, body, headers, request_timeout)
             if on_attempt is not None:
                 on_attempt(n, status, detail)
             if ok(status):
                 return True
             if n < attempts:
-                await asyncio.sleep(base_seconds * 2 ** (n - 1))
+                await asyncio.sleep(delays[n - 1] if delays else base_seconds * 2 ** (n - 1))
         return False
 
     async def aclose(self) -> None:
@@ -219,3 +241,99 @@ class SandboxEntry:
     make: Callable[[str], Any]
     bind: Callable[[str, Any], Any] | None = None
     demo: tuple[DemoChannel, ...] = ()
+
+
+class SimulatorBase:
+    """A simulator's background `tasks` and `webhooks` sender, closed together by `aclose`
+    (subclasses build `app`)."""
+
+    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        self.tasks = TaskSet()
+        self.webhooks = WebhookSender(http)
+
+    async def aclose(self) -> None:
+        await self.tasks.aclose()
+        await self.webhooks.aclose()
+
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+
+class UrlBinding(Generic[S, C]):
+    """A sandbox binding (`sandbox.SandboxBinding`) that owns the channels whose `api_base_url`
+    is its simulator's base URL; `config` is the channel's config, of `config_type`."""
+
+    config_type: type[C]
+
+    def __init__(self, base_url: str, sim: S) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+
+    def owns(self, channel: Any) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+
+    def config(self, channel: Any) -> C:
+        assert isinstance(channel.config, self.config_type)
+        return channel.config
+
+
+def knobs_handler(target: Any, casts: Mapping[str, Callable[[Any], Any]]) -> Handler:
+    """A `/_sim/config` route: sets each knob the body names as an attribute of `target`
+    (converted by its cast; a ValueError/TypeError is a 400 and changes nothing) and answers
+    every knob's value."""
+
+    async def handle(request: Request) -> Response:
+        spec = await read_json(request)
+        try:
+            values = {name: cast(spec[name]) for name, cast in casts.items() if name in spec}
+        except (ValueError, TypeError) as exc:
+            return control_error(f"bad knob value: {exc}")
+        for name, value in values.items():
+            setattr(target, name, value)
+        return JSONResponse({name: getattr(target, name) for name in casts})
+
+    return handle
+
+
+def int_list(spec: Mapping[str, Any], name: str) -> list[int] | None:
+    """An optional list of integers in a control body (a part order); ValueError otherwise."""
+    value = spec.get(name)
+    if value is not None and not (
+        isinstance(value, list) and all(isinstance(n, int) for n in value)
+    ):
+        raise ValueError(f"{name}: a list of part numbers")
+    return value
+
+
+def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:
+    """A `/_sim/...` listing (`sent`, `deliveries`...): the `attr` list of the owner (account,
+    bot, agent) that the query parameter `param` names; [] for an unknown one."""
+
+    async def handle(request: Request) -> Response:
+        owner = owners.get(request.query_params.get(param, ""))
+        return JSONResponse(getattr(owner, attr) if owner else [])
+
+    return handle
+
+
+@dataclass
+class TokenBucket:
+    """A provider's rate limit as a token bucket (`rate` tokens a second, at most `burst`,
+    full at first); `take` returns 0 when it took a token, else the seconds until one is free."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    at: float = field(default_factory=time.monotonic)
+
+    def take(self) -> float:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate if self.rate > 0 else math.inf

@@ -69,10 +69,12 @@ from tidings.simulators.kit import (
     DemoChannel,
     Outbox,
     SandboxEntry,
-    TaskSet,
-    WebhookSender,
+    SimulatorBase,
+    TokenBucket,
+    UrlBinding,
     control_error,
     control_routes,
+    list_handler,
     read_json,
 )
 
@@ -134,24 +136,6 @@ def _request_id() -> dict[str, str]:
 
 
 @dataclass
-class Bucket:
-    rate: float
-    tokens: float = -1.0
-    at: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.rate
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-@dataclass
 class User:
     user_id: str
     name: str
@@ -203,7 +187,7 @@ class Account:
     pending: list[dict[str, Any]] = field(default_factory=list)
     outbox: Outbox[dict[str, Any]] | None = None
     failures: dict[str, list[Failure]] = field(default_factory=dict)
-    buckets: dict[str, Bucket] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
@@ -247,12 +231,10 @@ def _utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class LineSimulator:
+class LineSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.accounts: dict[str, Account] = {}
-        self.tasks = TaskSet()
-        self.webhooks = WebhookSender(http)
-        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/v2/bot/message/reply", self._reply, methods=["POST"]),
@@ -277,17 +259,13 @@ class LineSimulator:
                         "inbound": (self._inbound, ["POST"]),
                         "friends": (self._friends, ["POST"]),
                         "fail": (self._fail, ["POST"]),
-                        "sent": (self._sent, ["GET"]),
+                        "sent": (list_handler(self.accounts, "token", "sent"), ["GET"]),
                         "conversations": (self._conversations, ["GET"]),
-                        "deliveries": (self._deliveries, ["GET"]),
+                        "deliveries": (list_handler(self.accounts, "token", "deliveries"), ["GET"]),
                     }
                 ),
             ]
         )
-
-    async def aclose(self) -> None:
-        await self.tasks.aclose()
-        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Accounts, users and events (also used in-process by the sandbox binding)
@@ -501,8 +479,9 @@ class LineSimulator:
         return acct
 
     def _limit(self, acct: Account, endpoint: str, rate: float | None = None) -> None:
-        bucket = acct.buckets.setdefault(endpoint, Bucket(rate or acct.rate_per_second))
-        if not bucket.take():
+        limit = rate or acct.rate_per_second
+        bucket = acct.buckets.setdefault(endpoint, TokenBucket(limit, limit))
+        if bucket.take():
             raise LineApiError(429, "The API rate limit has been exceeded. Try again later.")
 
     def _injected(self, acct: Account, endpoint: str) -> Failure | None:
@@ -949,7 +928,7 @@ class LineSimulator:
         }
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         try:
-            resp = await self._http.post(url, content=probe, headers=headers)
+            resp = await self.webhooks.http.post(url, content=probe, headers=headers)
         except httpx.HTTPError as exc:
             result = {
                 "success": False,
@@ -1087,14 +1066,6 @@ class LineSimulator:
         acct.failures.setdefault(endpoint, []).append(failure)
         return JSONResponse({"queued": len(acct.failures[endpoint])})
 
-    async def _sent(self, request: Request) -> JSONResponse:
-        acct = self.accounts.get(request.query_params.get("token", ""))
-        return JSONResponse(acct.sent if acct else [])
-
-    async def _deliveries(self, request: Request) -> JSONResponse:
-        acct = self.accounts.get(request.query_params.get("token", ""))
-        return JSONResponse(acct.deliveries if acct else [])
-
     async def _conversations(self, request: Request) -> JSONResponse:
         acct = self.accounts.get(request.query_params.get("token", ""))
         if acct is None:
@@ -1118,24 +1089,14 @@ def _shown(m: dict[str, Any]) -> str:
     return f"[{kind}]"
 
 
-class LineBinding:
+class LineBinding(UrlBinding[LineSimulator, LineConfig]):
     """Connects sandbox LINE channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "line"
-
-    def __init__(self, base_url: str, sim: LineSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    def _config(self, channel: ChannelInfo) -> LineConfig:
-        assert isinstance(channel.config, LineConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+    config_type = LineConfig
 
     def _account(self, channel: ChannelInfo) -> Account:
-        c = self._config(channel)
+        c = self.config(channel)
         return self.sim.ensure_account(c.channel_access_token, c.channel_secret)
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
@@ -1201,12 +1162,12 @@ class LineBinding:
         return sent
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:
-        acct = self.sim.accounts.get(self._config(channel).channel_access_token)
+        acct = self.sim.accounts.get(self.config(channel).channel_access_token)
         until = acct.loading.get(user_id_for(user), 0.0) if acct else 0.0
         return until > time.monotonic()
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        acct = self.sim.accounts.get(self._config(channel).channel_access_token)
+        acct = self.sim.accounts.get(self.config(channel).channel_access_token)
         if acct is None:
             return []
         user_id = user_id_for(user)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -59,7 +58,17 @@ from starlette.routing import Route
 from tidings.channels.rbm import RbmConfig
 from tidings.domain.phones import to_e164
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import DemoChannel, SandboxEntry
+from tidings.simulators.kit import (
+    DemoChannel,
+    Outbox,
+    SandboxEntry,
+    SimulatorBase,
+    UrlBinding,
+    control_error,
+    control_routes,
+    list_handler,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +127,16 @@ def sign(client_token: str, data: bytes) -> str:
     return base64.b64encode(hmac.new(client_token.encode(), data, hashlib.sha512).digest()).decode()
 
 
+async def verify_handshake(http: httpx.AsyncClient, url: str, client_token: str) -> JSONResponse:
+    """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
+    secret; the endpoint is verified when it answers 200 with the secret as its body."""
+    secret = secrets.token_hex(12)
+    resp = await http.post(url, json={"clientToken": client_token, "secret": secret})
+    return JSONResponse(
+        {"status": resp.status_code, "verified": resp.status_code == 200 and resp.text == secret}
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -157,17 +176,15 @@ class Agent:
     threads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     message_ids: set[str] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    worker: asyncio.Task[None] | None = None
+    # Pub/Sub pushes waiting to go, one at a time in order (`RbmSimulator._outbox`).
+    outbox: Outbox[dict[str, Any]] | None = None
 
 
-class RbmSimulator:
+class RbmSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.agents: dict[str, Agent] = {}
         self.phones: dict[str, Phone] = {}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route("/v1/phones/{msisdn}/agentMessages", self._agent_message, methods=["POST"]),
@@ -179,26 +196,25 @@ class RbmSimulator:
                 Route("/v1/phones/{msisdn}/agentEvents", self._agent_event, methods=["POST"]),
                 Route("/v1/phones/{msisdn}/capabilities", self._capabilities, methods=["GET"]),
                 Route("/token", self._token, methods=["POST"]),
-                Route("/_sim/agents/{agent_id}", self._put_agent, methods=["PUT"]),
-                Route("/_sim/verify", self._verify, methods=["POST"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/typing", self._typing, methods=["POST"]),
-                Route("/_sim/event", self._user_event, methods=["POST"]),
-                Route("/_sim/phones/{msisdn}", self._put_phone, methods=["PUT"]),
-                Route("/_sim/fail", self._fail, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
-                Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
+                *control_routes(
+                    {
+                        "agents/{agent_id}": (self._put_agent, ["PUT"]),
+                        "verify": (self._verify, ["POST"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "typing": (self._typing, ["POST"]),
+                        "event": (self._user_event, ["POST"]),
+                        "phones/{msisdn}": (self._put_phone, ["PUT"]),
+                        "fail": (self._fail, ["POST"]),
+                        "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                        "deliveries": (
+                            list_handler(self.agents, "agent_id", "deliveries"),
+                            ["GET"],
+                        ),
+                    }
+                ),
             ]
         )
-
-    async def aclose(self) -> None:
-        tasks = [a.worker for a in self.agents.values() if a.worker is not None]
-        tasks += list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
 
     # ---------------------------------------------------------------------------------------
     # State (also used in-process by the sandbox binding)
@@ -247,49 +263,37 @@ class RbmSimulator:
             "signature": sign(agent.client_token, raw),
             "data": data,
         }
-        for _ in range(1 + max(0, duplicates)):
-            agent.outbox.append(item)
-        agent.wake.set()
-        if agent.worker is None or agent.worker.done():
-            agent.worker = asyncio.get_running_loop().create_task(
-                self._deliver_loop(agent), name=f"rbm-sim-{agent.agent_id}"
-            )
+        self._outbox(agent).put(self.tasks, *[item] * (1 + max(0, duplicates)))
 
-    async def _deliver_loop(self, agent: Agent) -> None:
-        while True:
-            if not agent.outbox:
-                agent.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(agent.wake.wait(), 5.0)
-                if not agent.outbox:
-                    return
-                continue
-            item = agent.outbox.pop(0)
-            await self._deliver(agent, item)
+    def _outbox(self, agent: Agent) -> Outbox[dict[str, Any]]:
+        if agent.outbox is None:
+
+            async def drain(pending: list[dict[str, Any]]) -> int:
+                await self._deliver(agent, pending[0])  # one push per request
+                return 1
+
+            agent.outbox = Outbox(
+                drain, lambda: bool(agent.webhook_url), f"rbm-sim-{agent.agent_id}"
+            )
+        return agent.outbox
 
     async def _deliver(self, agent: Agent, item: dict[str, Any]) -> None:
         label = item["data"].get("eventId") or item["data"].get("messageId")
-        for attempt in range(1, agent.max_attempts + 1):
-            status = 0
-            try:
-                resp = await self._http.post(
-                    agent.webhook_url,
-                    content=item["body"],
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Goog-Signature": item["signature"],
-                    },
-                )
-                status = resp.status_code
-            except httpx.HTTPError:
-                status = 0
-            agent.deliveries.append({"id": label, "attempt": attempt, "status": status})
-            if 200 <= status < 300:
-                return
-            # Google retries with backoff for up to 7 days
-            # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
-            await asyncio.sleep(agent.retry_base_seconds * 2 ** (attempt - 1))
-        log.info("rbm simulator gave up on %s", label)
+        headers = {"Content-Type": "application/json", "X-Goog-Signature": item["signature"]}
+
+        def record(n: int, status: int, _detail: str) -> None:
+            agent.deliveries.append({"id": label, "attempt": n, "status": status})
+
+        # Google retries with backoff for up to 7 days
+        # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
+        went = await self.webhooks.deliver(
+            lambda n: (agent.webhook_url, item["body"], headers),
+            attempts=agent.max_attempts,
+            base_seconds=agent.retry_base_seconds,
+            on_attempt=record,
+        )
+        if not went:
+            log.info("rbm simulator gave up on %s", label)
 
     def user_message(self, agent: Agent, msisdn: str, body: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -459,9 +463,7 @@ class RbmSimulator:
             await asyncio.sleep(0.05)
             self._receipts(agent, msisdn, message_id)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(run(), "rbm-receipts")
 
     async def _revoke(self, request: Request) -> Response:
         try:
@@ -564,18 +566,16 @@ class RbmSimulator:
     # Control API
 
     async def _control(self, request: Request) -> tuple[Agent, dict[str, Any]]:
-        body = orjson.loads(await request.body() or b"{}")
+        body = await read_json(request)
         agent = self.agents.get(str(body.get("agent_id") or ""))
         if agent is None:
             raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
         return agent, body
 
     async def _put_agent(self, request: Request) -> JSONResponse:
-        body = orjson.loads(await request.body() or b"{}")
+        body = await read_json(request)
         if not body.get("client_token") or not body.get("webhook_url"):
-            return JSONResponse(
-                {"error": "client_token and webhook_url are required"}, status_code=400
-            )
+            return control_error("client_token and webhook_url are required")
         knobs = {
             k: body.get(k)
             for k in (
@@ -596,17 +596,8 @@ class RbmSimulator:
         try:
             agent, _ = await self._control(request)
         except LookupError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        secret = secrets.token_hex(12)
-        resp = await self._http.post(
-            agent.webhook_url, json={"clientToken": agent.client_token, "secret": secret}
-        )
-        return JSONResponse(
-            {
-                "status": resp.status_code,
-                "verified": resp.status_code == 200 and resp.text == secret,
-            }
-        )
+            return control_error(str(exc))
+        return await verify_handshake(self.webhooks.http, agent.webhook_url, agent.client_token)
 
     def msisdn(self, raw: Any) -> str:
         text = str(raw or "")
@@ -621,7 +612,7 @@ class RbmSimulator:
             msisdn = self.msisdn(body.get("from"))
             data = self.user_message(agent, msisdn, body)
         except (LookupError, ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         self.phone(msisdn)
         self.publish(agent, data, int(body.get("duplicates") or 0))
         return JSONResponse({"messageId": data["messageId"]})
@@ -631,7 +622,7 @@ class RbmSimulator:
             agent, body = await self._control(request)
             msisdn = self.msisdn(body.get("from"))
         except (LookupError, ValueError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         event_id = f"Ev{secrets.token_hex(10)}"
         self.publish(
             agent,
@@ -650,12 +641,10 @@ class RbmSimulator:
             agent, body = await self._control(request)
             msisdn = self.msisdn(body.get("from"))
         except (LookupError, ValueError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         event_type = str(body.get("event_type") or "")
         if event_type not in ("IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"):
-            return JSONResponse(
-                {"error": "event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE"}, status_code=400
-            )
+            return control_error("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
         event_id = f"Ev{secrets.token_hex(10)}"
         self.publish(
             agent,
@@ -670,11 +659,11 @@ class RbmSimulator:
         return JSONResponse({"eventId": event_id})
 
     async def _put_phone(self, request: Request) -> JSONResponse:
-        body = orjson.loads(await request.body() or b"{}")
+        body = await read_json(request)
         try:
             phone = self.phone(self.msisdn(request.path_params["msisdn"]))
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         if "rcs_enabled" in body:
             phone.rcs_enabled = bool(body["rcs_enabled"])
         if isinstance(body.get("features"), list):
@@ -696,7 +685,7 @@ class RbmSimulator:
             agent, body = await self._control(request)
             code = int(body["code"])
         except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         agent.failures.append(
             Failure(
                 str(body.get("method") or "agentMessages"),
@@ -708,21 +697,18 @@ class RbmSimulator:
         )
         return JSONResponse({"ok": True})
 
-    async def _sent(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
-        return JSONResponse(agent.calls if agent else [])
-
-    async def _deliveries(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
-        return JSONResponse(agent.deliveries if agent else [])
+    def conversation(self, agent_id: str, user: Any) -> list[dict[str, Any]]:
+        """One phone's thread with the agent ([] for an unknown agent or a non-number)."""
+        agent = self.agents.get(agent_id)
+        try:
+            msisdn = self.msisdn(user)
+        except ValueError:
+            return []
+        return list(agent.threads.get(msisdn, [])) if agent else []
 
     async def _conversations(self, request: Request) -> JSONResponse:
-        agent = self.agents.get(request.query_params.get("agent_id", ""))
-        try:
-            msisdn = self.msisdn(request.query_params.get("user"))
-        except ValueError:
-            return JSONResponse([])
-        return JSONResponse(list(agent.threads.get(msisdn, [])) if agent else [])
+        q = request.query_params
+        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user")))
 
 
 def _injected(agent: Agent, method: str) -> None:
@@ -770,24 +756,14 @@ def _check_agent_message(body: dict[str, Any]) -> None:
             raise _invalid(f"suggestions[{index}].action needs exactly one action type")
 
 
-class RbmBinding:
+class RbmBinding(UrlBinding[RbmSimulator, RbmConfig]):
     """Connects sandbox RBM channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "rbm"
-
-    def __init__(self, base_url: str, sim: RbmSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    def _config(self, channel: ChannelInfo) -> RbmConfig:
-        assert isinstance(channel.config, RbmConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+    config_type = RbmConfig
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        config = self._config(channel)
+        config = self.config(channel)
         knobs: dict[str, Any] = {"access_token": config.access_token}
         if config.service_account_json:
             key = orjson.loads(config.service_account_json)
@@ -805,19 +781,14 @@ class RbmBinding:
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        agent = self.sim.agents[self._config(channel).agent_id]
+        agent = self.sim.agents[self.config(channel).agent_id]
         msisdn = self.sim.msisdn(user)
         data = self.sim.user_message(agent, msisdn, {"text": text})
         self.sim.publish(agent, data)
         return {"messageId": data["messageId"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        agent = self.sim.agents.get(self._config(channel).agent_id)
-        try:
-            msisdn = self.sim.msisdn(user)
-        except ValueError:
-            return []
-        return list(agent.threads.get(msisdn, [])) if agent else []
+        return self.sim.conversation(self.config(channel).agent_id, user)
 
 
 SANDBOX = SandboxEntry(

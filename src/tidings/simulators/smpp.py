@@ -41,10 +41,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from tidings.channels.smpp import pdu as P
-from tidings.simulators.kit import DemoChannel, SandboxEntry
+from tidings.simulators.kit import (
+    DemoChannel,
+    SandboxEntry,
+    TaskSet,
+    control_error,
+    control_routes,
+    int_list,
+    knobs_handler,
+    list_handler,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from tidings.runtime import ChannelInfo
@@ -104,16 +113,23 @@ class SmscSimulator:
         self.enquire_links = 0
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(0x1D305B4C)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet()
         self.app = Starlette(
-            routes=[
-                Route("/_sim/accounts/{system_id}", self._r_account, methods=["PUT"]),
-                Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
-                Route("/_sim/config", self._r_config, methods=["POST"]),
-                Route("/_sim/submitted", self._r_submitted, methods=["GET"]),
-                Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
-                Route("/_sim/sessions", self._r_sessions, methods=["GET"]),
-            ]
+            routes=control_routes(
+                {
+                    "accounts/{system_id}": (self._r_account, ["PUT"]),
+                    "inbound": (self._r_inbound, ["POST"]),
+                    "config": (
+                        knobs_handler(
+                            self, {"throttle": int, "receipt_delay": float, "receipt_stat": str}
+                        ),
+                        ["POST"],
+                    ),
+                    "submitted": (list_handler(self.accounts, "system_id", "submitted"), ["GET"]),
+                    "conversations": (self._r_conversations, ["GET"]),
+                    "sessions": (self._r_sessions, ["GET"]),
+                }
+            )
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -141,20 +157,7 @@ class SmscSimulator:
 
     async def aclose(self) -> None:
         await self.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("smsc simulator task %s failed", name, exc_info=t.exception())
-
-        task.add_done_callback(done)
+        await self.tasks.aclose()
 
     def register(self, system_id: str, password: str, number: str | None = None) -> Account:
         acct = self.accounts.get(system_id)
@@ -277,7 +280,9 @@ class SmscSimulator:
         )
         self._to_thread(acct, sm.destination_addr, text, concat, message_id)
         if sm.registered_delivery & 0x03:
-            self._spawn(self._receipt(conn.system_id, sm, message_id), f"smsc-receipt-{message_id}")
+            self.tasks.spawn(
+                self._receipt(conn.system_id, sm, message_id), f"smsc-receipt-{message_id}"
+            )
         return P.Status.ROK, message_id
 
     def _to_thread(
@@ -396,10 +401,10 @@ class SmscSimulator:
         records: list[dict[str, Any]] = [{} for _ in pdus]
         self.mo[mo_id] = records
         if part_order:
-            self._spawn(self._deliver_in_order(system_id, pdus, part_order), "smsc-mo")
+            self.tasks.spawn(self._deliver_in_order(system_id, pdus, part_order), "smsc-mo")
         else:
             for sm, record in zip(pdus, records, strict=True):
-                self._spawn(self._deliver(system_id, sm, record=record), "smsc-mo")
+                self.tasks.spawn(self._deliver(system_id, sm, record=record), "smsc-mo")
         return {"id": mo_id, "parts": len(pdus), "data_coding": data_coding}
 
     async def _deliver_in_order(
@@ -431,64 +436,32 @@ class SmscSimulator:
 
     # -- control routes ------------------------------------------------------------------------
 
-    @staticmethod
-    async def _json(request: Request) -> dict[str, Any]:
-        try:
-            doc = await request.json()
-        except ValueError:
-            return {}
-        return doc if isinstance(doc, dict) else {}
-
     async def _r_account(self, request: Request) -> Response:
-        spec = await self._json(request)
+        spec = await read_json(request)
         if not isinstance(spec.get("password"), str):
-            return JSONResponse({"error": "password is required"}, status_code=400)
+            return control_error("password is required")
         self.register(request.path_params["system_id"], spec["password"], spec.get("number"))
         return JSONResponse({"ok": True, "host": HOST, "port": self.port})
 
     async def _r_inbound(self, request: Request) -> Response:
-        spec = await self._json(request)
+        spec = await read_json(request)
         system_id = str(spec.get("system_id", ""))
         if system_id not in self.accounts:
-            return JSONResponse({"error": "unknown system_id"}, status_code=404)
+            return control_error("unknown system_id", 404)
         if spec.get("retransmit"):
             sent = await self.retransmit(str(spec["retransmit"]))
             return JSONResponse({"id": str(spec["retransmit"]), "retransmitted": sent})
         sender, text = str(spec.get("from", "")), str(spec.get("text", ""))
         if not any(ch.isdigit() for ch in sender) or not text:
-            return JSONResponse({"error": "from and text are required"}, status_code=400)
-        order = spec.get("part_order")
-        if order is not None and not (
-            isinstance(order, list) and all(isinstance(n, int) for n in order)
-        ):
-            return JSONResponse({"error": "part_order: a list of part numbers"}, status_code=400)
+            return control_error("from and text are required")
         try:
+            order = int_list(spec, "part_order")
             result = await self.inbound(
                 system_id, sender, text, binary=spec.get("binary") is True, part_order=order
             )
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         return JSONResponse(result)
-
-    async def _r_config(self, request: Request) -> Response:
-        spec = await self._json(request)
-        if "throttle" in spec:
-            self.throttle = int(spec["throttle"])
-        if "receipt_delay" in spec:
-            self.receipt_delay = float(spec["receipt_delay"])
-        if "receipt_stat" in spec:
-            self.receipt_stat = str(spec["receipt_stat"])
-        return JSONResponse(
-            {
-                "throttle": self.throttle,
-                "receipt_delay": self.receipt_delay,
-                "receipt_stat": self.receipt_stat,
-            }
-        )
-
-    async def _r_submitted(self, request: Request) -> Response:
-        acct = self.accounts.get(request.query_params.get("system_id", ""))
-        return JSONResponse(acct.submitted if acct else [])
 
     def conversations(self, system_id: str, user: str | None = None) -> list[dict[str, Any]]:
         acct = self.accounts.get(system_id)

@@ -69,9 +69,11 @@ from tidings.simulators.kit import (
     DemoChannel,
     Outbox,
     SandboxEntry,
-    TaskSet,
-    WebhookSender,
+    SimulatorBase,
+    TokenBucket,
+    UrlBinding,
     control_routes,
+    list_handler,
 )
 
 log = logging.getLogger(__name__)
@@ -132,27 +134,6 @@ class ApiError(Exception):
 
 def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
-
-
-@dataclass
-class Bucket:
-    """Token bucket; `take` returns 0 or the seconds until a token is free."""
-
-    rate: float
-    burst: float
-    tokens: float = -1.0
-    at: float = field(default_factory=time.monotonic)
-
-    def take(self) -> float:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
 
 
 @dataclass
@@ -230,8 +211,8 @@ class Bot:
     per_chat_per_second: float = 1.0
     per_chat_burst: float = 3.0
     global_per_second: float = 30.0
-    buckets: dict[int, Bucket] = field(default_factory=dict)
-    global_bucket: Bucket | None = None
+    buckets: dict[int, TokenBucket] = field(default_factory=dict)
+    global_bucket: TokenBucket | None = None
     max_attempts: int = 5
     retry_base_seconds: float = 0.1
     outbox: Outbox[dict[str, Any]] | None = None
@@ -245,12 +226,10 @@ class Bot:
         }
 
 
-class TelegramSimulator:
+class TelegramSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.bots: dict[str, Bot] = {}
-        self.tasks = TaskSet()
-        self.webhooks = WebhookSender(http)
-        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -263,17 +242,13 @@ class TelegramSimulator:
                         "callback": (self._callback, ["POST"]),
                         "block": (self._block, ["POST"]),
                         "fail": (self._fail, ["POST"]),
-                        "sent": (self._sent, ["GET"]),
+                        "sent": (list_handler(self.bots, "token", "calls"), ["GET"]),
                         "conversations": (self._conversations, ["GET"]),
-                        "deliveries": (self._deliveries, ["GET"]),
+                        "deliveries": (list_handler(self.bots, "token", "deliveries"), ["GET"]),
                     }
                 ),
             ]
         )
-
-    async def aclose(self) -> None:
-        await self.tasks.aclose()
-        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Bots, chats and updates (also used in-process by the sandbox binding)
@@ -589,9 +564,9 @@ class TelegramSimulator:
 
     def _flood(self, bot: Bot, chat: Chat) -> None:
         if bot.global_bucket is None:
-            bot.global_bucket = Bucket(bot.global_per_second, bot.global_per_second)
+            bot.global_bucket = TokenBucket(bot.global_per_second, bot.global_per_second)
         bucket = bot.buckets.setdefault(
-            chat.id, Bucket(bot.per_chat_per_second, bot.per_chat_burst)
+            chat.id, TokenBucket(bot.per_chat_per_second, bot.per_chat_burst)
         )
         wait = max(bucket.take(), bot.global_bucket.take())
         if wait > 0:
@@ -918,14 +893,6 @@ class TelegramSimulator:
         )
         return JSONResponse({"ok": True})
 
-    async def _sent(self, request: Request) -> JSONResponse:
-        bot = self.bots.get(request.query_params.get("token", ""))
-        return JSONResponse(bot.calls if bot else [])
-
-    async def _deliveries(self, request: Request) -> JSONResponse:
-        bot = self.bots.get(request.query_params.get("token", ""))
-        return JSONResponse(bot.deliveries if bot else [])
-
     async def _conversations(self, request: Request) -> JSONResponse:
         bot = self.bots.get(request.query_params.get("token", ""))
         raw = request.query_params.get("chat_id", "")
@@ -1004,14 +971,14 @@ async def _params(request: Request) -> dict[str, Any]:
     return params
 
 
-class TelegramBinding:
+class TelegramBinding(UrlBinding[TelegramSimulator, TelegramConfig]):
     """Connects sandbox Telegram channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "telegram"
+    config_type = TelegramConfig
 
     def __init__(self, base_url: str, sim: TelegramSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
+        super().__init__(base_url, sim)
         # setWebhook goes through the adapter's own client code, in process: at start-up the
         # server is not listening yet, so real HTTP to ourselves would fail.
         prefix = urlsplit(self.base_url).path
@@ -1019,29 +986,22 @@ class TelegramBinding:
             transport=httpx.ASGITransport(app=Starlette(routes=[Mount(prefix, sim.app)]))
         )
 
-    def _config(self, channel: ChannelInfo) -> TelegramConfig:
-        assert isinstance(channel.config, TelegramConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
-
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        config = self._config(channel)
+        config = self.config(channel)
         self.sim.ensure_bot(config.bot_token)
         await client.set_webhook(config, webhook_url, self.api)
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        bot = self.sim.ensure_bot(self._config(channel).bot_token)
+        bot = self.sim.ensure_bot(self.config(channel).bot_token)
         chat = self.sim.chat(bot, chat_id_for(user), first_name=name)
         msg = self.sim.customer_message(bot, chat, {"text": text})
         update_id = self.sim.push(bot, {"message": msg})
         return {"update_id": update_id, "message_id": msg["message_id"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        bot = self.sim.bots.get(self._config(channel).bot_token)
+        bot = self.sim.bots.get(self.config(channel).bot_token)
         chat = bot.chats.get(chat_id_for(user)) if bot else None
         return list(chat.thread) if chat else []
 

@@ -31,11 +31,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -55,9 +53,15 @@ from tidings.domain.numbers import region_of
 from tidings.domain.phones import to_e164
 from tidings.policy import sms
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import DemoChannel, SandboxEntry
-
-log = logging.getLogger(__name__)
+from tidings.simulators.kit import (
+    DemoChannel,
+    SandboxEntry,
+    SimulatorBase,
+    UrlBinding,
+    control_error,
+    control_routes,
+    read_json,
+)
 
 API_VERSION = "2010-04-01"
 BODY_LIMIT = 1600  # characters (docs/channels/twilio.md#send-api; 21617 above)
@@ -272,14 +276,13 @@ def _keyword(text: str) -> str:
     return text.strip().upper()
 
 
-class TwilioSimulator:
+class TwilioSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.accounts: dict[str, Account] = {}
         self.knobs = Knobs()
         self.failures: deque[Failure] = deque()
         self.deliveries: list[dict[str, Any]] = []
-        self._http = http or httpx.AsyncClient()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route(
@@ -292,46 +295,28 @@ class TwilioSimulator:
                     self._fetch_message,
                     methods=["GET"],
                 ),
-                Route("/_sim/accounts", self._r_accounts, methods=["GET"]),
-                Route("/_sim/accounts/{account_sid}", self._r_put_account, methods=["PUT"]),
-                Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
-                Route("/_sim/status", self._r_status, methods=["POST"]),
-                Route("/_sim/fail", self._r_fail, methods=["POST"]),
-                Route("/_sim/sent", self._r_sent, methods=["GET"]),
-                Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
-                Route("/_sim/optouts", self._r_optouts, methods=["GET"]),
-                Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
-                Route("/_sim/config", self._r_config, methods=["GET", "POST"]),
-                Route("/_sim/flush", self._r_flush, methods=["POST"]),
-                Route("/_sim/reset", self._r_reset, methods=["POST"]),
+                *control_routes(
+                    {
+                        "accounts": (self._r_accounts, ["GET"]),
+                        "accounts/{account_sid}": (self._r_put_account, ["PUT"]),
+                        "inbound": (self._r_inbound, ["POST"]),
+                        "status": (self._r_status, ["POST"]),
+                        "fail": (self._r_fail, ["POST"]),
+                        "sent": (self._r_sent, ["GET"]),
+                        "conversations": (self._r_conversations, ["GET"]),
+                        "optouts": (self._r_optouts, ["GET"]),
+                        "deliveries": (self._r_deliveries, ["GET"]),
+                        "config": (self._r_config, ["GET", "POST"]),
+                        "flush": (self._r_flush, ["POST"]),
+                        "reset": (self._r_reset, ["POST"]),
+                    }
+                ),
             ]
         )
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("twilio simulator task %s failed", name, exc_info=t.exception())
-
-        task.add_done_callback(done)
-
     async def flush(self, wait_seconds: float = 5.0) -> int:
         """Wait for pending callbacks and retries; returns how many were still running."""
-        pending = set(self._tasks)
-        if pending:
-            await asyncio.wait(pending, timeout=wait_seconds)
-        return len(self._tasks)
+        return await self.tasks.wait(wait_seconds)
 
     # --- accounts -----------------------------------------------------------------------------
 
@@ -454,7 +439,7 @@ class TwilioSimulator:
                 "at": time.time(),
             }
         )
-        self._spawn(
+        self.tasks.spawn(
             self._status_pipeline(account, message, failure), name=f"twilio-status-{message.sid}"
         )
         return message
@@ -521,24 +506,23 @@ class TwilioSimulator:
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": secrets.token_hex(16),
         }
-        status = 0
-        for attempt, delay in enumerate([0.0, *self.knobs.retry_schedule]):
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                resp = await self._http.post(
-                    url, content=body, headers=headers, timeout=self.knobs.delivery_timeout
-                )
-                status = resp.status_code
-            except httpx.HTTPError as exc:
-                status = 0
-                log.info("twilio simulator: webhook to %s failed: %s", url, exc)
-            self.deliveries.append(
-                {"url": url, "attempt": attempt + 1, "status": status, "at": time.time()}
-            )
-            if 200 <= status < 500:
-                return status
-        return status
+        last = [0]
+
+        def record(n: int, status: int, _detail: str) -> None:
+            last[0] = status
+            self.deliveries.append({"url": url, "attempt": n, "status": status, "at": time.time()})
+
+        schedule = self.knobs.retry_schedule
+        await self.webhooks.deliver(
+            lambda n: (url, body, headers),
+            attempts=len(schedule) + 1,
+            base_seconds=0,
+            delays=schedule,
+            ok=lambda status: 200 <= status < 500,
+            on_attempt=record,
+            request_timeout=self.knobs.delivery_timeout,
+        )
+        return last[0]
 
     # --- the customer's side ------------------------------------------------------------------
 
@@ -625,17 +609,6 @@ class TwilioSimulator:
 
     # --- control routes -----------------------------------------------------------------------
 
-    @staticmethod
-    async def _json(request: Request) -> Any:
-        try:
-            return await request.json()
-        except ValueError:
-            return None
-
-    @staticmethod
-    def _bad(message: str, status: int = 400) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
-
     async def _r_accounts(self, _request: Request) -> Response:
         return JSONResponse(
             [
@@ -651,41 +624,41 @@ class TwilioSimulator:
 
     async def _r_put_account(self, request: Request) -> Response:
         try:
-            spec = AccountIn.model_validate(await self._json(request))
+            spec = AccountIn.model_validate(await read_json(request))
         except ValidationError as exc:
-            return self._bad(str(exc.errors()[0]["msg"]))
+            return control_error(str(exc.errors()[0]["msg"]))
         acct = self.register(request.path_params["account_sid"], spec)
         return JSONResponse({"sid": acct.sid, "numbers": acct.numbers})
 
     async def _r_inbound(self, request: Request) -> Response:
         try:
-            spec = InboundIn.model_validate(await self._json(request))
+            spec = InboundIn.model_validate(await read_json(request))
             return JSONResponse(await self.inbound(spec))
         except ValidationError as exc:
             first = exc.errors()[0]
-            return self._bad(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+            return control_error(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
         except ValueError as exc:
-            return self._bad(str(exc))
+            return control_error(str(exc))
         except LookupError as exc:
-            return self._bad(str(exc), 404)
+            return control_error(str(exc), 404)
 
     async def _r_status(self, request: Request) -> Response:
         try:
-            spec = StatusIn.model_validate(await self._json(request))
+            spec = StatusIn.model_validate(await read_json(request))
         except ValidationError as exc:
-            return self._bad(str(exc.errors()[0]["msg"]))
+            return control_error(str(exc.errors()[0]["msg"]))
         for acct in self.accounts.values():
             message = acct.messages.get(spec.sid)
             if message is not None:
                 status = await self.push_status(acct, message, spec.status, spec.error_code)
                 return JSONResponse({"delivered": status})
-        return self._bad(f"unknown message {spec.sid}", 404)
+        return control_error(f"unknown message {spec.sid}", 404)
 
     async def _r_fail(self, request: Request) -> Response:
         try:
-            spec = FailIn.model_validate(await self._json(request))
+            spec = FailIn.model_validate(await read_json(request))
         except ValidationError as exc:
-            return self._bad(str(exc.errors()[0]["msg"]))
+            return control_error(str(exc.errors()[0]["msg"]))
         self.failures.append(Failure(spec, spec.count))
         return JSONResponse({"queued": sum(f.left for f in self.failures)})
 
@@ -718,19 +691,18 @@ class TwilioSimulator:
             try:
                 self.knobs = self.knobs.model_copy(
                     update=Knobs.model_validate(
-                        {**self.knobs.model_dump(), **(await self._json(request) or {})}
+                        {**self.knobs.model_dump(), **(await read_json(request))}
                     ).model_dump()
                 )
             except ValidationError as exc:
-                return self._bad(str(exc.errors()[0]["msg"]))
+                return control_error(str(exc.errors()[0]["msg"]))
         return JSONResponse(self.knobs.model_dump())
 
     async def _r_flush(self, _request: Request) -> Response:
         return JSONResponse({"still_running": await self.flush()})
 
     async def _r_reset(self, _request: Request) -> Response:
-        for task in list(self._tasks):
-            task.cancel()
+        self.tasks.cancel()
         self.failures.clear()
         self.deliveries.clear()
         self.knobs = Knobs()
@@ -742,25 +714,14 @@ class TwilioSimulator:
         return JSONResponse({"ok": True})
 
 
-class TwilioBinding:
+class TwilioBinding(UrlBinding[TwilioSimulator, TwilioConfig]):
     """Connects sandbox Twilio channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "twilio"
-
-    def __init__(self, base_url: str, sim: TwilioSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    @staticmethod
-    def _config(channel: ChannelInfo) -> TwilioConfig:
-        assert isinstance(channel.config, TwilioConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
+    config_type = TwilioConfig
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
-        c = self._config(channel)
+        c = self.config(channel)
         # A Messaging Service channel without a number still gets one to send from.
         number = c.from_number or "+14155550100"
         self.sim.register(
@@ -776,7 +737,7 @@ class TwilioBinding:
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        c = self._config(channel)
+        c = self.config(channel)
         phone = to_e164(user)
         if phone is None:
             return {"error": "type the customer's phone number in E.164, e.g. +14155550123"}
@@ -786,7 +747,7 @@ class TwilioBinding:
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         phone = to_e164(user) or user
-        return self.sim.conversations(self._config(channel).account_sid, phone)
+        return self.sim.conversations(self.config(channel).account_sid, phone)
 
 
 SANDBOX = SandboxEntry(

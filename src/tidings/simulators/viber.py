@@ -67,8 +67,8 @@ from tidings.simulators.kit import (
     DemoChannel,
     Outbox,
     SandboxEntry,
-    TaskSet,
-    WebhookSender,
+    SimulatorBase,
+    UrlBinding,
     control_routes,
 )
 
@@ -192,7 +192,7 @@ class Bot:
     outbox: Outbox[bytes] | None = None
 
 
-class ViberSimulator:
+class ViberSimulator(SimulatorBase):
     KNOBS: ClassVar[tuple[str, ...]] = (
         "name",
         "probe_webhook",
@@ -211,13 +211,11 @@ class ViberSimulator:
     )
 
     def __init__(self, media_base_url: str = "", http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.media_base_url = media_base_url.rstrip("/")
         self.bots: dict[str, Bot] = {}
         self.media: dict[str, Media] = {}
         self._tokens = itertools.count(TOKEN_START, 7919)
-        self.tasks = TaskSet()
-        self.webhooks = WebhookSender(http)
-        self._http = self.webhooks.http
         self.app = Starlette(
             routes=[
                 Route("/pa/{method}", self._api, methods=["POST"]),
@@ -240,10 +238,6 @@ class ViberSimulator:
                 ),
             ]
         )
-
-    async def aclose(self) -> None:
-        await self.tasks.aclose()
-        await self.webhooks.aclose()
 
     # ---------------------------------------------------------------------------------------
     # Bots, users and callbacks (also used in-process by the sandbox binding)
@@ -497,7 +491,9 @@ class ViberSimulator:
                 }
             )
             try:
-                resp = await self._http.post(url, content=probe, headers=self._signed(bot, probe))
+                resp = await self.webhooks.http.post(
+                    url, content=probe, headers=self._signed(bot, probe)
+                )
                 ok = resp.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -828,35 +824,28 @@ def _stringify_tokens(value: Any) -> bytes:
     return orjson.dumps(fix(value))
 
 
-class ViberBinding:
+class ViberBinding(UrlBinding[ViberSimulator, ViberConfig]):
     """Connects sandbox Viber channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "viber"
+    config_type = ViberConfig
 
     def __init__(self, base_url: str, sim: ViberSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
+        super().__init__(base_url, sim)
         self.prefix = urlsplit(self.base_url).path
-
-    def _config(self, channel: ChannelInfo) -> ViberConfig:
-        assert isinstance(channel.config, ViberConfig)
-        return channel.config
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         # The bot exists from now on, with its webhook set in process: at start-up the server
         # is not listening yet, so the probe a real set_webhook makes could not be answered.
         # Tidings' own set_webhook call (actions.admin) follows over HTTP with the probe.
-        bot = self.sim.ensure_bot(self._config(channel).auth_token, name=channel.name[:28])
+        bot = self.sim.ensure_bot(self.config(channel).auth_token, name=channel.name[:28])
         bot.webhook_url = webhook_url
         self.sim.kick(bot)
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        bot = self.sim.ensure_bot(self._config(channel).auth_token)
+        bot = self.sim.ensure_bot(self.config(channel).auth_token)
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), {"text": text})
 
     async def send_location(
@@ -868,7 +857,7 @@ class ViberBinding:
         longitude: float,
         label: str | None,
     ) -> dict[str, Any]:
-        bot = self.sim.ensure_bot(self._config(channel).auth_token)
+        bot = self.sim.ensure_bot(self.config(channel).auth_token)
         body = {"location": {"lat": latitude, "lon": longitude}}
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), body)
 
@@ -882,14 +871,14 @@ class ViberBinding:
         data: bytes,
         caption: str | None,
     ) -> dict[str, Any]:
-        bot = self.sim.ensure_bot(self._config(channel).auth_token)
+        bot = self.sim.ensure_bot(self.config(channel).auth_token)
         kind = "picture" if mime_type in ("image/jpeg", "image/png") else "file"
         spec = {"data_b64": base64.b64encode(data).decode(), "file_name": filename}
         body = {kind: {**spec, "mime_type": mime_type}, "caption": caption}
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), body)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        bot = self.sim.bots.get(self._config(channel).auth_token)
+        bot = self.sim.bots.get(self.config(channel).auth_token)
         found = bot.users.get(user_id_for(user)) if bot else None
         return list(found.thread) if found else []
 

@@ -28,7 +28,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,7 +44,19 @@ from starlette.routing import Route
 from tidings.channels.vonage import signature
 from tidings.domain import gsm7
 from tidings.policy import sms
-from tidings.simulators.kit import DemoChannel, SandboxEntry
+from tidings.simulators.kit import (
+    Attempt,
+    DemoChannel,
+    SandboxEntry,
+    SimulatorBase,
+    UrlBinding,
+    control_error,
+    control_routes,
+    int_list,
+    knobs_handler,
+    list_handler,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from tidings.runtime import ChannelInfo
@@ -69,6 +81,14 @@ class Account:
     recent: deque[float] = field(default_factory=deque)
 
 
+# `POST /_sim/config`: the knobs and how a body's value becomes one.
+_KNOBS: dict[str, Callable[[Any], Any]] = {
+    "max_per_second": lambda v: float(v) if v is not None else None,
+    "dlr_delay": float,
+    "concat_inbound": bool,
+}
+
+
 def _digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
@@ -82,7 +102,7 @@ def _error(status: str, text: str) -> dict[str, Any]:
     return {"message-count": "1", "messages": [{"status": status, "error-text": text}]}
 
 
-class VonageSimulator:
+class VonageSimulator(SimulatorBase):
     def __init__(
         self,
         http: httpx.AsyncClient | None = None,
@@ -91,6 +111,7 @@ class VonageSimulator:
         retry_base: float = 0.2,
         max_attempts: int = 6,
     ) -> None:
+        super().__init__(http)
         self.accounts: dict[str, Account] = {}
         self.deliveries: list[dict[str, Any]] = []
         self.dlr_delay = dlr_delay
@@ -98,37 +119,22 @@ class VonageSimulator:
         self.max_attempts = max_attempts
         self.max_per_second: float | None = None
         self.concat_inbound = True
-        self._http = http or httpx.AsyncClient(timeout=10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route("/sms/json", self._r_send, methods=["POST"]),
-                Route("/_sim/accounts/{api_key}", self._r_account, methods=["PUT"]),
-                Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
-                Route("/_sim/fail", self._r_fail, methods=["POST"]),
-                Route("/_sim/config", self._r_config, methods=["POST"]),
-                Route("/_sim/sent", self._r_sent, methods=["GET"]),
-                Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
-                Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
+                *control_routes(
+                    {
+                        "accounts/{api_key}": (self._r_account, ["PUT"]),
+                        "inbound": (self._r_inbound, ["POST"]),
+                        "fail": (self._r_fail, ["POST"]),
+                        "config": (knobs_handler(self, _KNOBS), ["POST"]),
+                        "sent": (list_handler(self.accounts, "api_key", "sent"), ["GET"]),
+                        "conversations": (self._r_conversations, ["GET"]),
+                        "deliveries": (self._r_deliveries, ["GET"]),
+                    }
+                ),
             ]
         )
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("vonage simulator task %s failed", name, exc_info=t.exception())
-
-        task.add_done_callback(done)
 
     # -- the customer side -------------------------------------------------------------------
 
@@ -204,14 +210,16 @@ class VonageSimulator:
         if part_order:
             if any(not 1 <= n <= len(parts) for n in part_order):
                 raise ValueError(f"part_order: part numbers are 1..{len(parts)}")
-            self._spawn(
+            self.tasks.spawn(
                 self._deliver_in_order(api_key, acct.inbound_url, deliveries, part_order),
                 "vonage-inbound",
             )
         else:
             for params in deliveries:
                 for _ in range(1 + max(0, duplicates)):
-                    self._spawn(self._deliver(api_key, acct.inbound_url, params), "vonage-inbound")
+                    self.tasks.spawn(
+                        self._deliver(api_key, acct.inbound_url, params), "vonage-inbound"
+                    )
         acct.thread.append(
             {
                 "id": ids[0],
@@ -238,30 +246,26 @@ class VonageSimulator:
         return signed
 
     async def _deliver(self, api_key: str, url: str, params: dict[str, str]) -> None:
-        """At-least-once: retried with backoff until 200/204 (Vonage retries for 24 h)."""
-        for attempt in range(1, self.max_attempts + 1):
-            acct = self.accounts[api_key]
-            body = orjson.dumps(self._signed(acct, params))
-            status = 0
-            try:
-                resp = await self._http.post(
-                    url, content=body, headers={"Content-Type": "application/json"}
-                )
-                status = resp.status_code
-            except httpx.HTTPError as exc:
-                log.info("vonage simulator webhook to %s failed: %r", url, exc)
-            self.deliveries.append(
-                {
-                    "url": url,
-                    "messageId": params.get("messageId"),
-                    "attempt": attempt,
-                    "status": status,
-                }
-            )
-            if status in (200, 204):
-                return
-            await asyncio.sleep(self.retry_base * 2 ** (attempt - 1))
-        log.warning("vonage simulator gave up on webhook %s", params.get("messageId"))
+        """At-least-once: retried with backoff until 200/204 (Vonage retries for 24 h); each
+        attempt signed afresh (new timestamp and nonce)."""
+
+        def attempt(n: int) -> Attempt:
+            body = orjson.dumps(self._signed(self.accounts[api_key], params))
+            return url, body, {"Content-Type": "application/json"}
+
+        def record(n: int, status: int, _detail: str) -> None:
+            entry = {"url": url, "messageId": params.get("messageId"), "attempt": n}
+            self.deliveries.append({**entry, "status": status})
+
+        went = await self.webhooks.deliver(
+            attempt,
+            attempts=self.max_attempts,
+            base_seconds=self.retry_base,
+            ok=lambda status: status in (200, 204),
+            on_attempt=record,
+        )
+        if not went:
+            log.warning("vonage simulator gave up on webhook %s", params.get("messageId"))
 
     async def _receipts(self, api_key: str, acct: Account, record: dict[str, Any]) -> None:
         for status in acct.dlr_statuses:
@@ -372,7 +376,7 @@ class VonageSimulator:
                 "at": time.time(),
             }
         )
-        self._spawn(self._receipts(api_key, acct, record), "vonage-dlr")
+        self.tasks.spawn(self._receipts(api_key, acct, record), "vonage-dlr")
         messages = [
             {
                 "to": to,
@@ -389,36 +393,25 @@ class VonageSimulator:
 
     # -- control routes ------------------------------------------------------------------------
 
-    async def _json(self, request: Request) -> dict[str, Any]:
-        try:
-            doc = await request.json()
-        except ValueError:
-            return {}
-        return doc if isinstance(doc, dict) else {}
-
     async def _r_account(self, request: Request) -> Response:
-        spec = await self._json(request)
+        spec = await read_json(request)
         required = ("api_secret", "signature_secret", "number", "inbound_url")
         missing = [k for k in required if not spec.get(k)]
         if missing:
-            return JSONResponse({"error": f"missing {', '.join(missing)}"}, status_code=400)
+            return control_error(f"missing {', '.join(missing)}")
         self.register(request.path_params["api_key"], spec)
         return JSONResponse({"ok": True})
 
     async def _r_inbound(self, request: Request) -> Response:
-        spec = await self._json(request)
+        spec = await read_json(request)
         api_key = str(spec.get("api_key", ""))
         if api_key not in self.accounts:
-            return JSONResponse({"error": "unknown api_key"}, status_code=404)
+            return control_error("unknown api_key", 404)
         sender, text = _digits(str(spec.get("from", ""))), str(spec.get("text", ""))
         if not sender or not text:
-            return JSONResponse({"error": "from and text are required"}, status_code=400)
-        order = spec.get("part_order")
-        if order is not None and not (
-            isinstance(order, list) and all(isinstance(n, int) for n in order)
-        ):
-            return JSONResponse({"error": "part_order: a list of part numbers"}, status_code=400)
+            return control_error("from and text are required")
         try:
+            order = int_list(spec, "part_order")
             result = await self.inbound(
                 api_key,
                 sender,
@@ -429,39 +422,18 @@ class VonageSimulator:
                 part_order=order,
             )
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         return JSONResponse(result)
 
     async def _r_fail(self, request: Request) -> Response:
-        spec = await self._json(request)
+        spec = await read_json(request)
         acct = self.accounts.get(str(spec.get("api_key", "")))
         if acct is None:
-            return JSONResponse({"error": "unknown api_key"}, status_code=404)
+            return control_error("unknown api_key", 404)
         status = str(spec["status"]) if spec.get("status") is not None else None
         http_status = int(spec["http_status"]) if spec.get("http_status") else None
         acct.failures.extend([(status, http_status)] * int(spec.get("times", 1)))
         return JSONResponse({"queued": len(acct.failures)})
-
-    async def _r_config(self, request: Request) -> Response:
-        spec = await self._json(request)
-        if "max_per_second" in spec:
-            value = spec["max_per_second"]
-            self.max_per_second = float(value) if value is not None else None
-        if "dlr_delay" in spec:
-            self.dlr_delay = float(spec["dlr_delay"])
-        if "concat_inbound" in spec:
-            self.concat_inbound = bool(spec["concat_inbound"])
-        return JSONResponse(
-            {
-                "max_per_second": self.max_per_second,
-                "dlr_delay": self.dlr_delay,
-                "concat_inbound": self.concat_inbound,
-            }
-        )
-
-    async def _r_sent(self, request: Request) -> Response:
-        acct = self.accounts.get(request.query_params.get("api_key", ""))
-        return JSONResponse(acct.sent if acct else [])
 
     def conversations(self, api_key: str, user: str | None = None) -> list[dict[str, Any]]:
         acct = self.accounts.get(api_key)
@@ -483,17 +455,10 @@ class VonageSimulator:
         return JSONResponse(self.deliveries)
 
 
-class VonageBinding:
+class VonageBinding(UrlBinding[VonageSimulator, Any]):
     """Connects sandbox Vonage channels to the simulator (see `simulators.sandbox`)."""
 
     kind: ClassVar[str] = "vonage"
-
-    def __init__(self, base_url: str, sim: VonageSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         c: Any = channel.config

@@ -57,7 +57,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.channels.wechat import crypto
-from tidings.simulators.kit import DemoChannel, SandboxEntry
+from tidings.simulators.kit import (
+    DemoChannel,
+    SandboxEntry,
+    SimulatorBase,
+    UrlBinding,
+    control_error,
+    control_routes,
+    read_json,
+)
 
 WINDOW_SECONDS = 48 * 3600
 # Since 2023-06-12: a user message allows 5 messages within 48 h; a follow, QR scan or menu
@@ -175,14 +183,14 @@ class Account:
     nicknames: bool = True
 
 
-class WeChatSimulator:
+class WeChatSimulator(SimulatorBase):
     def __init__(
         self, public_url: str = "http://wechat.sim", http: httpx.AsyncClient | None = None
     ):
+        super().__init__(http)
         self.public_url = public_url.rstrip("/")
         self.accounts: dict[str, Account] = {}
         self.offset = 0.0
-        self._http = http or httpx.AsyncClient()
         self._ids = itertools.count(int(time.time()) * 1000)
         self.app = Starlette(
             routes=[
@@ -193,21 +201,22 @@ class WeChatSimulator:
                 Route("/cgi-bin/media/get", self._media_get, methods=["GET"]),
                 Route("/cgi-bin/user/info", self._user_info, methods=["GET"]),
                 Route("/mmbiz/{media_id}", self._pic_url, methods=["GET"]),
-                Route("/_sim/accounts/{app_id}", self._put_account, methods=["PUT"]),
-                Route("/_sim/inbound", self._inbound, methods=["POST"]),
-                Route("/_sim/fail", self._fail, methods=["POST"]),
-                Route("/_sim/tokens/expire", self._expire_tokens, methods=["POST"]),
-                Route("/_sim/tokens/revoke", self._revoke_tokens, methods=["POST"]),
-                Route("/_sim/clock", self._clock, methods=["POST"]),
-                Route("/_sim/sent", self._sent, methods=["GET"]),
-                Route("/_sim/pushes", self._pushes, methods=["GET"]),
-                Route("/_sim/media", self._media_list, methods=["GET"]),
-                Route("/_sim/conversations", self._conversations, methods=["GET"]),
+                *control_routes(
+                    {
+                        "accounts/{app_id}": (self._put_account, ["PUT"]),
+                        "inbound": (self._inbound, ["POST"]),
+                        "fail": (self._fail, ["POST"]),
+                        "tokens/expire": (self._expire_tokens, ["POST"]),
+                        "tokens/revoke": (self._revoke_tokens, ["POST"]),
+                        "clock": (self._clock, ["POST"]),
+                        "sent": (self._sent, ["GET"]),
+                        "pushes": (self._pushes, ["GET"]),
+                        "media": (self._media_list, ["GET"]),
+                        "conversations": (self._conversations, ["GET"]),
+                    }
+                ),
             ]
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -521,8 +530,10 @@ class WeChatSimulator:
         return record
 
     async def _post(self, acct: Account, query: dict[str, str], body: bytes) -> str:
+        # The kit's pooled client, but not its `deliver`: what acknowledges a push is in the
+        # answer's body (`_accepted`), and WeChat retries at once, with the identical request.
         try:
-            resp = await self._http.post(
+            resp = await self.webhooks.http.post(
                 acct.webhook_url,
                 params=query,
                 content=body,
@@ -536,13 +547,6 @@ class WeChatSimulator:
         return "accepted" if self._accepted(acct, resp) else f"refused: {resp.status_code}"
 
     # ------------------------------------------------------------------------- control
-
-    async def _json_body(self, request: Request) -> dict[str, Any]:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return {}
-        return body if isinstance(body, dict) else {}
 
     def register(self, app_id: str, values: dict[str, Any]) -> Account:
         acct = self.accounts.get(app_id)
@@ -572,21 +576,21 @@ class WeChatSimulator:
         return acct
 
     async def _put_account(self, request: Request) -> JSONResponse:
-        body = await self._json_body(request)
+        body = await read_json(request)
         app_id = request.path_params["app_id"]
         missing = [k for k in ("app_secret", "token", "webhook_url") if not body.get(k)]
         if app_id not in self.accounts and missing:
-            return JSONResponse({"error": f"missing {', '.join(missing)}"}, status_code=400)
+            return control_error(f"missing {', '.join(missing)}")
         try:
             acct = self.register(app_id, body)
         except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         return JSONResponse({"app_id": acct.app_id, "mode": acct.mode})
 
     def _lookup(self, app_id: Any) -> Account | JSONResponse:
         acct = self.accounts.get(str(app_id or ""))
         if acct is None:
-            return JSONResponse({"error": "unknown app_id"}, status_code=404)
+            return control_error("unknown app_id", 404)
         return acct
 
     def customer_xml(self, acct: Account, openid: str, body: dict[str, Any]) -> bytes:
@@ -640,13 +644,13 @@ class WeChatSimulator:
         return self._xml(values)
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await self._json_body(request)
+        body = await read_json(request)
         acct = self._lookup(body.get("app_id"))
         if isinstance(acct, JSONResponse):
             return acct
         who = str(body.get("openid") or body.get("user") or "").strip()
         if not who:
-            return JSONResponse({"error": "openid (or user) is required"}, status_code=400)
+            return control_error("openid (or user) is required")
         openid = openid_for(acct.app_id, who)
         try:
             plain = (
@@ -655,7 +659,7 @@ class WeChatSimulator:
                 else self.customer_xml(acct, openid, body)
             )
         except (ValueError, TypeError, KeyError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return control_error(str(exc))
         kind = str(body.get("type") or ("event" if body.get("event") else "text"))
         event = str(body.get("event") or "")
         if kind != "event":
@@ -720,7 +724,7 @@ class WeChatSimulator:
         )
 
     async def _fail(self, request: Request) -> JSONResponse:
-        body = await self._json_body(request)
+        body = await read_json(request)
         acct = self._lookup(body.get("app_id"))
         if isinstance(acct, JSONResponse):
             return acct
@@ -734,7 +738,7 @@ class WeChatSimulator:
         return JSONResponse({"ok": True})
 
     async def _expire_tokens(self, request: Request) -> JSONResponse:
-        acct = self._lookup((await self._json_body(request)).get("app_id"))
+        acct = self._lookup((await read_json(request)).get("app_id"))
         if isinstance(acct, JSONResponse):
             return acct
         for token in acct.tokens:
@@ -742,7 +746,7 @@ class WeChatSimulator:
         return JSONResponse({"expired": len(acct.tokens)})
 
     async def _revoke_tokens(self, request: Request) -> JSONResponse:
-        acct = self._lookup((await self._json_body(request)).get("app_id"))
+        acct = self._lookup((await read_json(request)).get("app_id"))
         if isinstance(acct, JSONResponse):
             return acct
         count = len(acct.tokens)
@@ -751,7 +755,7 @@ class WeChatSimulator:
         return JSONResponse({"revoked": count})
 
     async def _clock(self, request: Request) -> JSONResponse:
-        body = await self._json_body(request)
+        body = await read_json(request)
         self.offset += float(body.get("advance") or 0)
         return JSONResponse({"now": self.now(), "offset": self.offset})
 
@@ -790,22 +794,18 @@ class WeChatSimulator:
         return JSONResponse([m for m in acct.thread if user is None or m["user"] == user])
 
 
-class WeChatBinding:
+class WeChatBinding(UrlBinding[WeChatSimulator, Any]):
     """Sandbox glue: registers WeChat channels whose `api_base_url` is this simulator, and lets
     the customer-phone page act as a follower (the typed id becomes a stable OpenID)."""
 
     kind: ClassVar[str] = "wechat"
 
     def __init__(self, base_url: str, sim: WeChatSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
+        super().__init__(base_url, sim)
         # Control calls go straight to the simulator app; provider traffic uses real HTTP.
         self.control = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
         )
-
-    def owns(self, channel: Any) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: Any, webhook_url: str) -> None:
         c = channel.config
