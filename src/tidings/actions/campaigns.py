@@ -136,14 +136,15 @@ async def check_create_campaign(rt: Runtime, who: Principal, fields: dict[str, A
         values = await _validate_fields(tx, who, fields)
         if "name" not in values:
             raise InvalidInput("name: required")
-        if "content" not in values:
-            raise InvalidInput("content: required")
         await _name_free(tx, who, values["name"])
         now = utcnow()
         campaign = Campaign(
             workspace_id=who.workspace_id,
             state=CampaignState.DRAFT,
             purpose="marketing",
+            # A draft may come before its message (the editor saves the audience first);
+            # launching one without a message is refused.
+            content={},
             audience={},
             channel_ids=[],
             fallback={},
@@ -216,6 +217,11 @@ async def check_launch(rt: Runtime, who: Principal, campaign_id: int) -> Campaig
         campaign = await _require(tx, who, campaign_id, lock=True)
         if campaign.state != CampaignState.DRAFT:
             raise Conflict(f"campaign is already {campaign.state}", code="campaign_launched")
+        if not campaign.content:
+            raise InvalidInput(
+                "content: write the message (text, per-channel texts or a template) first",
+                code="no_content",
+            )
         await aud_mod.snapshot(tx, campaign)
         total = await tx.session.scalar(
             select(func.count())
@@ -332,7 +338,15 @@ async def check_preview(
                     )
                 ).all()
             ]
-        totals: dict[str, Any] = {"recipients": len(rows), "by_channel": {}, "skipped": {}}
+        totals: dict[str, Any] = {
+            "recipients": len(rows),
+            "by_channel": {},
+            "reach": {
+                str(ch.id): {"name": ch.name, "kind": ch.kind, "recipients": 0}
+                for ch in aud.channels
+            },
+            "skipped": {},
+        }
         cost: dict[str, Any] = {}
         segments = 0
         shown: list[dict[str, Any]] = []
@@ -351,6 +365,13 @@ async def check_preview(
                 )
             else:
                 contact = await s.get(Contact, contact_id) if contact_id else None
+                if contact is not None:
+                    # Reach: who has an address on each campaign channel, whatever the content
+                    # (the editor shows it before the message is written).
+                    entry["name"] = contact.name or variables.get("name")
+                    for ch in aud.channels:
+                        if await planning.address_for(s, ch, contact) is not None:
+                            totals["reach"][str(ch.id)]["recipients"] += 1
                 decision = await planning.plan_send(s, aud, contact, variables)
             if isinstance(decision, planning.Skip):
                 totals["skipped"][decision.reason] = totals["skipped"].get(decision.reason, 0) + 1
