@@ -372,6 +372,10 @@ async def check_preview(
                     for ch in aud.channels:
                         if await planning.address_for(s, ch, contact) is not None:
                             totals["reach"][str(ch.id)]["recipients"] += 1
+                if not campaign.content:  # no message yet: nothing to plan, only the reach
+                    if len(shown) < sample:
+                        shown.append(entry)
+                    continue
                 decision = await planning.plan_send(s, aud, contact, variables)
             if isinstance(decision, planning.Skip):
                 totals["skipped"][decision.reason] = totals["skipped"].get(decision.reason, 0) + 1
