@@ -339,8 +339,8 @@ async def test_pause_says_what_is_held_and_what_was_already_sending(
 
 @pytest.mark.parametrize(
     ("width", "height", "scheme"),
-    [(1280, 800, "light"), (390, 844, "dark")],
-    ids=["desktop", "phone"],
+    [(1280, 800, "light"), (768, 1024, "light"), (390, 844, "dark")],
+    ids=["desktop", "tablet", "phone"],
 )
 async def test_campaign_to_a_label_audience_first_with_honest_progress(
     server: Server,
@@ -466,6 +466,7 @@ async def test_campaign_to_a_label_audience_first_with_honest_progress(
     ]
     assert sum(gone) == 3, gone
     if width < 500:
+        await page.locator("h1").scroll_into_view_if_needed()
         await screenshot(page, "campaign-progress-phone")
 
     async with httpx.AsyncClient(
