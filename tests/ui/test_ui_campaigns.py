@@ -16,6 +16,7 @@ from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import (
+    add_template,
     api_channel,
     customer_says,
     new_page,
@@ -23,6 +24,7 @@ from tests.ui.helpers import (
     sign_in,
     wait_conversations,
     whatsapp_channel,
+    whatsapp_says,
 )
 
 GOOD = [f"+1415555013{i}" for i in range(6)]
@@ -476,3 +478,53 @@ async def test_campaign_to_a_label_audience_first_with_honest_progress(
     assert sorted(m["text"] for m in got) == ["Hi Vip, early access starts now"] * 3
     assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
     await ctx.close()
+
+
+async def test_whatsapp_campaign_preview_shows_text_in_the_window_and_the_template_otherwise(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    """On WhatsApp free text reaches only customers inside the service window: the preview says
+    who is skipped and why; with an approved template every recipient gets it, rendered with
+    their own name as they will read it."""
+    wa = await whatsapp_channel(api, server)
+    await add_template(
+        server, owner, wa["id"], "Hello {{1}}, our spring sale starts now", name="spring_sale"
+    )
+    await whatsapp_says(server, "4915110000001", "Ana Open", "hi", hours_ago=1)
+    await whatsapp_says(server, "4915110000002", "Ben Closed", "hi", hours_ago=30)
+    convs = await wait_conversations(api, 2)
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns#new")
+    await page.wait_for_selector("body[data-ready='1']")
+    await page.fill("#c-name", "Spring on WhatsApp")
+    await page.locator(f"#c-channels input[value='{wa['id']}']").check()
+    await page.fill("#c-contacts", ", ".join(str(c["contact_id"]) for c in convs))
+    await page.click("#c-next")
+    await expect(page.locator(f"#c-reach [data-channel='{wa['id']}'] b")).to_have_text("2")
+    await expect(page.locator("#c-variants")).to_have_count(0)  # one channel: one message
+    await expect(page.locator("#c-template")).to_be_visible()
+    await expect(page.locator("#sms-meter")).to_have_count(0)  # no SMS channel chosen
+    await page.fill("#c-text", "Hi {{first_name}}, spring sale!")
+    await page.click("#c-next")
+
+    cards = page.locator("#preview-list li")
+    ana, ben = cards.filter(has_text="Ana Open"), cards.filter(has_text="Ben Closed")
+    await expect(ana.locator(".pc-how")).to_have_text("Text")
+    await expect(ana.locator(".pc-bubble")).to_have_text("Hi Ana, spring sale!")
+    await expect(ben).to_contain_text("Not sent")
+    await expect(page.locator("#p-skipped .v")).to_have_text("1")
+
+    await page.click("#c-back")
+    await page.fill("#c-tpl-name", "spring_sale")
+    await page.fill("#c-tpl-lang", "en")
+    await page.fill("#c-tpl-params", "{{first_name}}")
+    await page.click("#c-next")
+    await expect(page.locator("#p-skipped .v")).to_have_text("0")
+    for who, first in ((ana, "Ana"), (ben, "Ben")):
+        await expect(who.locator(".pc-how")).to_have_text("Template")
+        await expect(who.locator(".pc-bubble")).to_have_text(
+            f"Hello {first}, our spring sale starts now"
+        )
+    await screenshot(page, "campaign-editor-template")
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations

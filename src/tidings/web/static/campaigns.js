@@ -481,8 +481,9 @@ async function stepMessage(id, uploaded) {
       )
     : null;
 
-  // The WhatsApp-style template: where a chosen channel sends templates (its window is closed,
-  // or it is the first contact), the rule every send follows (actions/gate.py).
+  // The WhatsApp-style template, offered where a chosen channel sends templates. Given one,
+  // the plan sends it there to everyone; without one, free text goes only into an open
+  // service window (the outbound gate, actions/gate.py, as every send).
   const tplKinds = [...new Set(chosen.map((ch) => ch.kind))].filter((k) => can(boot, k, "templates"));
   const tpl = content.template || {};
   const approved = templates.filter((t) => String(t.status).toLowerCase() === "approved");
@@ -507,7 +508,7 @@ async function stepMessage(id, uploaded) {
           el(
             "p",
             { class: "muted full-row" },
-            "Sent where the 24-hour window is closed or the customer never wrote; elsewhere the message above goes.",
+            "With a template, these channels send it to everyone (it may open a conversation). Without one, only customers who wrote within the service window get the message above; the others go by the fallback, or are skipped.",
           ),
           ...field(
             "Approved template",
