@@ -21,7 +21,7 @@ OUT = ROOT / "src" / "tidings" / "web" / "static" / "icons.svg"
 
 # Icons the pages name (ui.js `icon("...")`); adapters add theirs (`Capabilities.icon`).
 UI_ICONS = [
-    "alert-triangle", "arrow-left", "at-sign", "bell", "check", "check-check", "chevron-down",
+    "alert-triangle", "arrow-left", "arrow-right", "at-sign", "bell", "check", "check-check", "chevron-down",
     "circle-check", "clock", "command", "file-text", "inbox", "info", "keyboard", "list-filter",
     "lock", "log-out", "megaphone", "menu", "message-circle", "moon", "paperclip", "play",
     "plus", "search", "send", "settings", "sun", "trash-2", "user", "user-round", "users",

@@ -195,6 +195,29 @@ async def test_preview_pause_resume_cancel_and_bad_input(
     assert preview["totals"]["by_channel"][str(channel["id"])]["recipients"] == 6
     assert preview["sample"][0]["content"].startswith("Hello Cust ")
     assert preview["sample"][0]["to"].startswith("cust-")
+    # Each sampled recipient is named; reach counts who has an address on each channel.
+    assert all(e["name"].startswith("Cust ") for e in preview["sample"]), preview["sample"]
+    reach = preview["totals"]["reach"]
+    assert reach == {str(channel["id"]): {"name": channel["name"], "kind": "api", "recipients": 6}}
+    # Before the message is written the plan sends nothing, yet the reach is known (the editor
+    # shows it on its audience step).
+    made = await api.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "No text yet",
+            "audience": {"contact_ids": contacts[:4]},
+            "channel_ids": [channel["id"]],
+        },
+    )
+    assert made.status_code == 201, made.text
+    bare = made.json()
+    empty = (await api.post(f"/api/v1/campaigns/{bare['id']}/preview", params={"sample": 0})).json()
+    assert empty["totals"]["by_channel"] == {} and empty["sample"] == []
+    assert empty["totals"]["skipped"] == {}, empty  # nothing planned without a message
+    assert empty["totals"]["reach"][str(channel["id"])]["recipients"] == 4
+    refused = await api.post(f"/api/v1/campaigns/{bare['id']}/launch")
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "no_content"
+    assert (await api.get(f"/api/v1/campaigns/{bare['id']}")).json()["state"] == "draft"
     # Preview writes nothing.
     assert (await api.get(f"/api/v1/campaigns/{c['id']}")).json()["counts"]["total"] == 0
 
@@ -220,7 +243,7 @@ async def test_preview_pause_resume_cancel_and_bad_input(
 
     bad = [
         {"name": "", "content": {"text": "x"}},
-        {"name": "a"},
+        # (no content at all is a draft saved before its message: its launch is refused, above)
         {"name": "b", "content": {"text": ""}},
         {"name": "c", "content": {"text": "x"}, "rate_per_second": -1},
         {"name": "d", "content": {"text": "x"}, "quiet_hours": {"start": "25:00", "end": "8"}},
@@ -243,7 +266,7 @@ async def test_preview_pause_resume_cancel_and_bad_input(
     assert (await api.get("/api/v1/campaigns/999999")).status_code == 404
     assert (await api.post(f"/api/v1/campaigns/{c['id']}/explode")).status_code == 404
     listed = (await api.get("/api/v1/campaigns")).json()
-    assert [x["name"] for x in listed] == ["Empty", "Slow"]
+    assert [x["name"] for x in listed] == ["Empty", "No text yet", "Slow"]
 
 
 async def test_labels_and_filters_select_the_segment(

@@ -387,6 +387,31 @@ async def test_filters_exports_and_access(
     assert [
         (r["day"], r["channel_id"], r["name"], r["messages_in"], r["currency"]) for r in rows
     ] == [(today["day"], str(channel["id"]), channel["name"], "3", chans["currency"])]
+    # Agents: one line per day and agent, then per team, named; each day's figures are that
+    # day's (they add up to the range's), and a range without work has no lines.
+    agents = await report("agents")
+    resp = await api.get("/api/v1/reports/agents", params={"format": "csv"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    mine = next(a for a in agents["agents"] if a["agent_id"] == owner.agent_id)
+    assert [
+        (r["day"], r["group"], r["id"], r["name"], r["conversations"], r["resolved"]) for r in rows
+    ] == [
+        (today["day"], "agent", str(owner.agent_id), mine["name"], "1", "1"),
+        (today["day"], "agent", "", "unassigned", "2", "0"),
+        (today["day"], "team", "", "no team", "3", "1"),
+    ]
+    assert rows[0]["resolution_conversations"] == str(mine["resolution"]["conversations"]) == "1"
+    assert rows[0]["resolution_median_seconds"] != ""
+    assert rows[1]["resolution_median_seconds"] == "" and rows[1]["resolved"] == "0"
+    for group in ("agent", "team"):
+        assert sum(int(r["conversations"]) for r in rows if r["group"] == group) == sum(
+            a["conversations"] for a in agents[f"{group}s"]
+        )
+    past = await api.get(
+        "/api/v1/reports/agents", params={"format": "csv", "from": "2020-01-01", "to": "2020-01-31"}
+    )
+    assert list(csv.DictReader(io.StringIO(past.text))) == []
     resp = await api.get("/api/v1/reports/export/conversations.csv")
     assert resp.status_code == 200
     rows = list(csv.DictReader(io.StringIO(resp.text)))

@@ -11,10 +11,12 @@ import secrets
 from pathlib import Path
 
 import httpx
-from playwright.async_api import BrowserContext, expect
+import pytest
+from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
 from tests.ui.helpers import (
+    add_template,
     api_channel,
     customer_says,
     new_page,
@@ -22,6 +24,7 @@ from tests.ui.helpers import (
     sign_in,
     wait_conversations,
     whatsapp_channel,
+    whatsapp_says,
 )
 
 GOOD = [f"+1415555013{i}" for i in range(6)]
@@ -70,8 +73,35 @@ async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
     await page.click("#new-campaign")
     await expect(page.locator("#campaign-form")).to_be_visible()
 
+    # Step 1, the audience: name, channel, the CSV; "Next" saves the draft and adds the CSV.
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "audience")
     await page.fill("#c-name", "Spring sale")
     await page.locator(f"#c-channels input[value='{sms_id}']").check()
+    await page.set_input_files(
+        "#c-csv", files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": CSV}]
+    )
+    await screenshot(page, "campaign-editor-audience")
+    await page.click("#c-next")
+
+    # Step 2, the message: the CSV's bad rows reported by row number, the audience counted
+    # (8 rows, 6 reachable by SMS, 2 skipped).
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "message")
+    await expect(page.locator("#csv-report")).to_contain_text(
+        "8 rows, 6 added, 6 new contacts, 1 invalid, 1 duplicates"
+    )
+    await expect(page.locator("#csv-report li")).to_have_count(2)
+    await expect(page.locator("#csv-report")).to_contain_text("row 4: 'not-a-number'")
+    await expect(page.locator("#csv-report")).to_contain_text(f"row 6: {GOOD[0]} is a duplicate")
+    await expect(page.locator("#c-reach-count")).to_have_text("8")
+    await expect(page.locator(f"#c-reach [data-channel='{sms_id}'] b")).to_have_text("6")
+    await expect(page.locator("#c-reach")).to_contain_text("2 skipped")
+    campaign = (await api.get("/api/v1/campaigns")).json()[0]
+    assert campaign["name"] == "Spring sale" and campaign["state"] == "draft"
+    assert campaign["content"] == {}  # saved before its message
+    assert page.url.endswith(f"#edit/{campaign['id']}/message")
+    # One channel kind in use: no per-channel variants, no WhatsApp template.
+    await expect(page.locator("#c-variants")).to_have_count(0)
+    await expect(page.locator("#c-template")).to_have_count(0)
     await page.fill("#c-text", "Hi {{first_name}}, your code is {{code}}")
     # The live SMS counter (POST /api/v1/sms/preview).
     await expect(page.locator("#sms-meter")).to_contain_text("SMS: 1 segment · GSM-7")
@@ -79,34 +109,25 @@ async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
     await expect(page.locator("#sms-meter")).to_contain_text("UCS-2")
     await page.fill("#c-text", "Hi {{first_name}}, your code is {{code}}")
     await expect(page.locator("#sms-meter")).to_contain_text("GSM-7")
+    await page.click("#c-sending-toggle")
     await page.fill("#c-rate", "2")
-    await page.set_input_files(
-        "#c-csv", files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": CSV}]
-    )
-    await page.click("#c-save")
+    await screenshot(page, "campaign-editor-message")
+    await page.click("#c-next")
 
-    # Saved, CSV added with its bad rows reported by row number.
-    await expect(page.locator("#csv-report")).to_contain_text(
-        "8 rows, 6 added, 6 new contacts, 1 invalid, 1 duplicates"
-    )
-    await expect(page.locator("#csv-report li")).to_have_count(2)
-    await expect(page.locator("#csv-report")).to_contain_text("row 4: 'not-a-number'")
-    await expect(page.locator("#csv-report")).to_contain_text(f"row 6: {GOOD[0]} is a duplicate")
-    campaign = (await api.get("/api/v1/campaigns")).json()[0]
-    assert campaign["name"] == "Spring sale" and campaign["state"] == "draft"
-    assert campaign["rate_per_second"] == 2.0
-    assert page.url.endswith(f"#c/{campaign['id']}")
-
-    # Preview before launch: per recipient, SMS segments and the total estimated cost.
+    # Step 3, the preview: the server's plan, per recipient, with SMS segments and the cost.
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "preview")
+    assert (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()["rate_per_second"] == 2.0
     await expect(page.locator("#p-recipients .v")).to_have_text("8")
     await expect(page.locator("#p-skipped .v")).to_have_text("2")
     await expect(page.locator("#p-segments .v")).to_have_text("6")
     await expect(page.locator("#p-cost .v")).to_have_text("0.0474 USD")  # 6 segments at US 0.0079
-    ana = page.locator("#preview-table tr", has_text="Hi Ana, your code is A1")
+    ana = page.locator("#preview-list li", has_text="Hi Ana, your code is A1")
+    await expect(ana).to_contain_text("Ana Lima")
     await expect(ana).to_contain_text("1 × GSM-7")
     await expect(ana).to_contain_text(GOOD[0])
-    await expect(page.locator("#preview-table")).to_contain_text("skipped: invalid_number")
-    await screenshot(page, "campaign-preview")
+    await expect(ana.locator(".pc-how")).to_have_text("Text")
+    await expect(page.locator("#preview-list")).to_contain_text("Not sent: invalid number")
+    await screenshot(page, "campaign-editor-preview")
 
     # Launch, and watch the bar move with no reload: a marker on the window survives, and the
     # bar is seen below 100 before it reaches 100.
@@ -123,7 +144,18 @@ async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
         }"""
     )
     await expect(page.locator("body[data-live='1']")).to_have_count(1)
+    # Launch asks first, saying how many recipients and what it costs.
     await page.click("#c-launch")
+    confirm = page.locator("dialog.confirm")
+    await expect(confirm).to_contain_text("to 6 recipients now")
+    await expect(confirm).to_contain_text("6 via SMS line")
+    await expect(confirm).to_contain_text("Estimated cost: 0.0474 USD (6 SMS segments)")
+    await expect(confirm).to_contain_text("2 skipped")
+    await page.click("#confirm-cancel")
+    assert (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()["state"] == "draft"
+    await page.click("#c-launch")
+    await page.click("#confirm-ok")
+    await page.wait_for_url(f"**#c/{campaign['id']}")
     bar = page.locator("#c-progress [role=progressbar]")
     await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=60_000)
     await expect(page.locator("#c-progress")).to_contain_text("100% · 8 / 8")
@@ -238,12 +270,15 @@ async def test_campaign_page_is_honest_about_draft_progress_state_and_fallbacks(
     )
     await expect(page.locator("body[data-live='1']")).to_have_count(1)
     await page.click("#c-launch")
+    await expect(page.locator("dialog.confirm")).to_contain_text("to 3 recipients now")
+    await page.click("#confirm-ok")
     await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
     samples = await page.evaluate("window.__samples")
     assert any(state == "running" for state, _left in samples), samples
     assert not [s for s in samples if s[0] == "completed" and s[1] > 0], samples
     await expect(page.locator("#c-progress")).to_contain_text("100% · 4 / 4")
     await expect(page.locator("#r-fallbacks .v")).to_have_text("3")  # it said 0
+    await expect(page.locator("#c-fallbacks b")).to_have_text("3")  # beside the counts too
     await expect(page.locator("#c-fallback")).to_have_text("SMS line")
     sms_row = page.locator("#report-channels tr", has_text="SMS line")
     await expect(sms_row.locator("td").last).to_have_text("3")
@@ -274,6 +309,7 @@ async def test_pause_says_what_is_held_and_what_was_already_sending(
     await sign_in(page, server, "owner@example.com")
     await page.goto(f"{server.url}/campaigns#c/{c['id']}")
     await page.click("#c-launch")
+    await page.click("#confirm-ok")
     await expect(page.locator("#c-state")).to_have_text("running")
     await expect(page.locator("#c-outbox")).to_contain_text("being sent")
 
@@ -300,4 +336,195 @@ async def test_pause_says_what_is_held_and_what_was_already_sending(
     assert now["outbox"]["held"] == now["counts"]["queued"] > 0, now
     await page.click("#c-resume")
     await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "scheme"),
+    [(1280, 800, "light"), (768, 1024, "light"), (390, 844, "dark")],
+    ids=["desktop", "tablet", "phone"],
+)
+async def test_campaign_to_a_label_audience_first_with_honest_progress(
+    server: Server,
+    owner: Owner,
+    api: httpx.AsyncClient,
+    browser: Browser,
+    width: int,
+    height: int,
+    scheme: str,
+) -> None:
+    """The editor's three steps, by keyboard and pointer, at desktop and phone width: a label
+    as the audience (counted, with each channel's reach), one message with a text per channel
+    only for the channels that audience uses, a preview of what each recipient gets, a launch
+    that states count and cost, and live progress that ends with every message delivered."""
+    site = await api_channel(api, server, "acme")
+    sms = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "twilio",
+            "name": "SMS line",
+            "config": {
+                "account_sid": "AC" + secrets.token_hex(16),
+                "auth_token": secrets.token_hex(16),
+                "from_number": "+14155550100",
+                "api_base_url": f"{server.url}/sandbox/twilio",
+            },
+        },
+    )
+    assert sms.status_code == 201, sms.text
+    sms_id = sms.json()["id"]
+    assert (
+        await api.post("/api/v1/admin/labels", json={"name": "vip", "color": "#b91c1c"})
+    ).status_code == 201
+    for i in range(4):
+        await customer_says(server, "acme", f"vip-{i}", "hi", name=f"Vip {i}" if i < 3 else "Other")
+    convs = await wait_conversations(api, 4)
+    names = {
+        c["id"]: (await api.get(f"/api/v1/contacts/{c['contact_id']}")).json()["name"]
+        for c in convs
+    }
+    vips = sorted((c for c in convs if names[c["id"]] != "Other"), key=lambda c: names[c["id"]])
+    assert [names[c["id"]] for c in vips] == ["Vip 0", "Vip 1", "Vip 2"]
+    for c in vips:
+        r = await api.patch(f"/api/v1/conversations/{c['id']}", json={"labels": ["vip"]})
+        assert r.status_code == 200, r.text
+    # One VIP also has a phone number: the SMS line reaches one of the three.
+    r = await api.patch(f"/api/v1/contacts/{vips[0]['contact_id']}", json={"phone": "+14155550161"})
+    assert r.status_code == 200, r.text
+
+    ctx = await browser.new_context(
+        viewport={"width": width, "height": height}, color_scheme=scheme
+    )
+    page, seen = await new_page(ctx)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns#new")
+    await page.wait_for_selector("body[data-ready='1']")
+    await expect(page.locator("#campaign-form")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+
+    # Step 1 by keyboard where it matters: name typed, channels and the label ticked.
+    await page.focus("#c-name")
+    await page.keyboard.type("VIP early access")
+    await page.locator(f"#c-channels input[value='{site['id']}']").focus()
+    await page.keyboard.press("Space")
+    await page.locator(f"#c-channels input[value='{sms_id}']").check()
+    await page.locator("#c-labels input[value='vip']").focus()
+    await page.keyboard.press("Space")
+    await expect(page.locator("#c-labels input[value='vip']")).to_be_checked()
+    await page.click("#c-count")
+    await expect(page.locator("#c-reach-count")).to_have_text("3")
+    await expect(page.locator(f"#c-reach [data-channel='{site['id']}'] b")).to_have_text("3")
+    await expect(page.locator(f"#c-reach [data-channel='{sms_id}'] b")).to_have_text("1")
+    await expect(page.locator("#c-labels input[value='vip']")).to_be_checked()  # kept on save
+    if width < 500:
+        await screenshot(page, "campaign-editor-phone")
+    await page.click("#c-next")
+
+    # Step 2: both channels are used by this audience, so SMS may have its own text (the
+    # website channel takes the message itself: campaigns send no per-kind text there).
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "message")
+    await expect(page.locator("#c-variants")).to_be_visible()
+    await expect(page.locator("#c-text-api")).to_have_count(0)
+    await expect(page.locator("#c-text-twilio")).to_be_visible()
+    await expect(page.locator("#c-template")).to_have_count(0)  # no template channel chosen
+    await page.fill("#c-text", "Hi {{first_name}}, early access starts now")
+    await page.fill("#c-text-twilio", "Hi {{first_name}}, early access: reply STOP to opt out")
+    await expect(page.locator("#sms-meter-twilio")).to_contain_text("1 segment")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+    await page.click("#c-next")
+
+    # Step 3: what each recipient gets, rendered with their name, on the website channel
+    # (first in order and reachable for all three).
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "preview")
+    cards = page.locator("#preview-list li")
+    await expect(cards).to_have_count(3)
+    for i in range(3):
+        card = cards.filter(has_text=f"Vip {i}")
+        await expect(card).to_contain_text("Hi Vip, early access starts now")
+        await expect(card.locator(".pc-channel")).to_have_text(site["name"])
+    await expect(page.locator("#preview-list")).not_to_contain_text("Other")
+    await expect(page.locator(f"#p-via-{site['id']} .v")).to_have_text("3")
+    if width < 500:
+        await screenshot(page, "campaign-editor-preview-phone")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+
+    # Launch: the confirmation states the count and the cost; then honest live progress.
+    await expect(page.locator("body[data-live='1']")).to_have_count(1)
+    await page.click("#c-launch")
+    confirm = page.locator("dialog.confirm")
+    await expect(confirm).to_contain_text("to 3 recipients now")
+    await expect(confirm).to_contain_text(f"3 via {site['name']}")
+    await expect(confirm).to_contain_text("Estimated cost: —")
+    await page.click("#confirm-ok")
+    await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
+    await expect(page.locator("#c-progress")).to_contain_text("100% · 3 / 3")
+    line = page.locator("#c-counts")
+    await expect(line.locator("[data-state=queued] b")).to_have_text("0")
+    await expect(line.locator("[data-state=failed] b")).to_have_text("0")
+    await expect(page.locator("#c-fallbacks b")).to_have_text("0")
+    gone = [
+        int(await line.locator(f"[data-state={s}] b").inner_text())
+        for s in ("sent", "delivered", "read")
+    ]
+    assert sum(gone) == 3, gone
+    if width < 500:
+        await page.locator("h1").scroll_into_view_if_needed()
+        await screenshot(page, "campaign-progress-phone")
+
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/sandbox/api", headers=sandbox_headers(server)
+    ) as sim:
+        got = (await sim.get("/_sim/received", params={"account": "acme"})).json()
+    assert sorted(m["text"] for m in got) == ["Hi Vip, early access starts now"] * 3
+    assert not seen.page_errors and not seen.console_errors and not seen.csp_violations
+    await ctx.close()
+
+
+async def test_whatsapp_campaign_preview_shows_text_in_the_window_and_the_template_otherwise(
+    server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
+) -> None:
+    """On WhatsApp free text reaches only customers inside the service window: the preview says
+    who is skipped and why; with an approved template every recipient gets it, rendered with
+    their own name as they will read it."""
+    wa = await whatsapp_channel(api, server)
+    await add_template(
+        server, owner, wa["id"], "Hello {{1}}, our spring sale starts now", name="spring_sale"
+    )
+    await whatsapp_says(server, "4915110000001", "Ana Open", "hi", hours_ago=1)
+    await whatsapp_says(server, "4915110000002", "Ben Closed", "hi", hours_ago=30)
+    convs = await wait_conversations(api, 2)
+    page, seen = await new_page(context)
+    await sign_in(page, server, "owner@example.com")
+    await page.goto(f"{server.url}/campaigns#new")
+    await page.wait_for_selector("body[data-ready='1']")
+    await page.fill("#c-name", "Spring on WhatsApp")
+    await page.locator(f"#c-channels input[value='{wa['id']}']").check()
+    await page.fill("#c-contacts", ", ".join(str(c["contact_id"]) for c in convs))
+    await page.click("#c-next")
+    await expect(page.locator(f"#c-reach [data-channel='{wa['id']}'] b")).to_have_text("2")
+    await expect(page.locator("#c-variants")).to_have_count(0)  # one channel: one message
+    await expect(page.locator("#c-template")).to_be_visible()
+    await expect(page.locator("#sms-meter")).to_have_count(0)  # no SMS channel chosen
+    await page.fill("#c-text", "Hi {{first_name}}, spring sale!")
+    await page.click("#c-next")
+
+    cards = page.locator("#preview-list li")
+    ana, ben = cards.filter(has_text="Ana Open"), cards.filter(has_text="Ben Closed")
+    await expect(ana.locator(".pc-how")).to_have_text("Text")
+    await expect(ana.locator(".pc-bubble")).to_have_text("Hi Ana, spring sale!")
+    await expect(ben).to_contain_text("Not sent")
+    await expect(page.locator("#p-skipped .v")).to_have_text("1")
+
+    await page.click("#c-back")
+    await page.fill("#c-tpl-name", "spring_sale")
+    await page.fill("#c-tpl-lang", "en")
+    await page.fill("#c-tpl-params", "{{first_name}}")
+    await page.click("#c-next")
+    await expect(page.locator("#p-skipped .v")).to_have_text("0")
+    for who, first in ((ana, "Ana"), (ben, "Ben")):
+        await expect(who.locator(".pc-how")).to_have_text("Template")
+        await expect(who.locator(".pc-bubble")).to_have_text(
+            f"Hello {first}, our spring sale starts now"
+        )
+    await screenshot(page, "campaign-editor-template")
     assert not seen.page_errors and not seen.console_errors and not seen.csp_violations

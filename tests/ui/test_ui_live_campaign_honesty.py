@@ -96,6 +96,7 @@ async def test_campaign_conversations_are_honest_in_inbox_page_and_reports(
     await page.goto(f"{server.url}/campaigns#c/{c['id']}")
     await expect(page.locator("body[data-live='1']")).to_have_count(1)
     await page.click("#c-launch")
+    await page.click("#confirm-ok")  # the launch confirmation (count and cost)
     await expect(page.locator("#c-state")).to_have_text("completed", timeout=60_000)
 
     # The counts line and the per-channel table are one answer (they disagreed). Receipts go
@@ -191,6 +192,7 @@ async def test_pause_holds_on_the_page_and_at_the_provider(
     await sign_in(page, server, "owner@example.com")
     await page.goto(f"{server.url}/campaigns#c/{c['id']}")
     await page.click("#c-launch")
+    await page.click("#confirm-ok")  # the launch confirmation (count and cost)
     await expect(page.locator("#c-state")).to_have_text("running")
 
     async def received() -> int:

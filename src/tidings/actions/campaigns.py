@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from tidings.access import Principal, require_admin
+from tidings.actions import templates
 from tidings.actions.base import Tx, transaction
 from tidings.actions.fallback import validate_plan
 from tidings.actions.workspace_settings import workspace_region
@@ -19,10 +20,11 @@ from tidings.campaigns import schedule
 from tidings.campaigns import state as recipient_state
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason
-from tidings.domain.enums import LiveEventType
+from tidings.domain.enums import LiveEventType, MessageKind
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, Channel, Contact
+from tidings.storage.models import Template as TemplateRow
 from tidings.storage.types import utcnow
 
 EDITABLE = (
@@ -136,14 +138,15 @@ async def check_create_campaign(rt: Runtime, who: Principal, fields: dict[str, A
         values = await _validate_fields(tx, who, fields)
         if "name" not in values:
             raise InvalidInput("name: required")
-        if "content" not in values:
-            raise InvalidInput("content: required")
         await _name_free(tx, who, values["name"])
         now = utcnow()
         campaign = Campaign(
             workspace_id=who.workspace_id,
             state=CampaignState.DRAFT,
             purpose="marketing",
+            # A draft may come before its message (the editor saves the audience first);
+            # launching one without a message is refused.
+            content={},
             audience={},
             channel_ids=[],
             fallback={},
@@ -216,6 +219,11 @@ async def check_launch(rt: Runtime, who: Principal, campaign_id: int) -> Campaig
         campaign = await _require(tx, who, campaign_id, lock=True)
         if campaign.state != CampaignState.DRAFT:
             raise Conflict(f"campaign is already {campaign.state}", code="campaign_launched")
+        if not campaign.content:
+            raise InvalidInput(
+                "content: write the message (text, per-channel texts or a template) first",
+                code="no_content",
+            )
         await aud_mod.snapshot(tx, campaign)
         total = await tx.session.scalar(
             select(func.count())
@@ -332,10 +340,19 @@ async def check_preview(
                     )
                 ).all()
             ]
-        totals: dict[str, Any] = {"recipients": len(rows), "by_channel": {}, "skipped": {}}
+        totals: dict[str, Any] = {
+            "recipients": len(rows),
+            "by_channel": {},
+            "reach": {
+                str(ch.id): {"name": ch.name, "kind": ch.kind, "recipients": 0}
+                for ch in aud.channels
+            },
+            "skipped": {},
+        }
         cost: dict[str, Any] = {}
         segments = 0
         shown: list[dict[str, Any]] = []
+        bodies: dict[tuple[int, str, str], TemplateRow | None] = {}
         for contact_id, address, source_row, variables, state, reason in rows:
             entry: dict[str, Any] = {
                 "contact_id": contact_id,
@@ -351,6 +368,17 @@ async def check_preview(
                 )
             else:
                 contact = await s.get(Contact, contact_id) if contact_id else None
+                if contact is not None:
+                    # Reach: who has an address on each campaign channel, whatever the content
+                    # (the editor shows it before the message is written).
+                    entry["name"] = contact.name or variables.get("name")
+                    for ch in aud.channels:
+                        if await planning.address_for(s, ch, contact) is not None:
+                            totals["reach"][str(ch.id)]["recipients"] += 1
+                if not campaign.content:  # no message yet: nothing to plan, only the reach
+                    if len(shown) < sample:
+                        shown.append(entry)
+                    continue
                 decision = await planning.plan_send(s, aud, contact, variables)
             if isinstance(decision, planning.Skip):
                 totals["skipped"][decision.reason] = totals["skipped"].get(decision.reason, 0) + 1
@@ -370,7 +398,7 @@ async def check_preview(
                     why=decision.channel_reason,
                     kind=str(decision.kind),
                     to=decision.address,
-                    content=decision.preview,
+                    content=await _as_read(s, ch.id, decision, bodies),
                     sms_segments=decision.segments,
                     sms_encoding=decision.encoding,
                     cost=str(decision.cost) if decision.cost is not None else None,
@@ -380,6 +408,38 @@ async def check_preview(
         totals["sms_segments"] = segments
         totals["estimated_cost"] = {k: str(v) for k, v in cost.items()}
         return {"campaign_id": campaign.id, "totals": totals, "sample": shown}
+
+
+async def _as_read(
+    s: Any,
+    channel_id: int,
+    decision: planning.Send,
+    bodies: dict[tuple[int, str, str], TemplateRow | None],
+) -> str:
+    """What the recipient reads: the text, or a template's stored body with their values
+    filled in (the template's name and values when its body is not stored here)."""
+    if decision.kind != MessageKind.TEMPLATE:
+        return decision.preview
+    obj = decision.extra["template"]
+    key = (channel_id, str(obj.get("name")), str(obj.get("language", {}).get("code")))
+    if key not in bodies:
+        bodies[key] = await s.scalar(
+            select(TemplateRow).where(
+                TemplateRow.channel_id == channel_id,
+                TemplateRow.name == key[1],
+                TemplateRow.language == key[2],
+            )
+        )
+    row = bodies[key]
+    if row is None:
+        return decision.preview
+    params = [
+        str(p.get("text", ""))
+        for c in obj.get("components", [])
+        for p in c.get("parameters", [])
+        if isinstance(p, dict)
+    ]
+    return templates.render(row, params)
 
 
 async def _draft_audience(

@@ -175,6 +175,10 @@ class PreviewChannelOut(BaseModel):
 class PreviewTotalsOut(BaseModel):
     recipients: int
     by_channel: dict[str, PreviewChannelOut] = Field(description="{channel_id: ...}")
+    reach: dict[str, PreviewChannelOut] = Field(
+        description="{channel_id: ...} for each campaign channel: the recipients with an address "
+        "there, whatever the content (by_channel: where the plan sends)"
+    )
     skipped: dict[str, int] = Field(description="{reason: recipients}")
     sms_segments: int
     estimated_cost: dict[str, str] = Field(description="{currency: decimal string}")
@@ -186,6 +190,7 @@ class PreviewEntryOut(BaseModel):
     contact_id: int | None
     address: str | None
     source_row: int | None
+    name: str | None = Field(default=None, description="The contact's name (or the CSV's)")
     skip: str | None = None
     detail: str | None = None
     channel_id: int | None = None

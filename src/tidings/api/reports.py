@@ -374,23 +374,19 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
         r = await q.agents(s, rt.db, f)
     if format == "json":
         return r
-    rows = [
-        [
-            kind,
-            row[f"{kind}_id"],
-            display_name(kind, row[f"{kind}_id"], row["name"]),
-            row["conversations"],
-            row["resolved"],
-            *_timing_cells(row["first_response"])[:2],
-            *_timing_cells(row["resolution"])[:2],
-            row["open_now"],
-        ]
+    # One line per day and agent (and team): that day's conversations and first responses,
+    # and the conversations resolved that day (days with neither have no line).
+    async with rt.db.read() as s:
+        days = await q.agents_daily(s, rt.db, f, ["agent", "team"] if r["teams"] else ["agent"])
+    names = {
+        (kind, row[f"{kind}_id"]): row["name"]
         for kind in ("agent", "team")
         for row in r[f"{kind}s"]
-    ]
+    }
     return csv_response(
         "agents",
         [
+            "day",
             "group",
             "id",
             "name",
@@ -398,11 +394,24 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
             "resolved",
             "first_response_median_seconds",
             "first_response_p90_seconds",
+            "first_response_conversations",
             "resolution_median_seconds",
             "resolution_p90_seconds",
-            "open_now",
+            "resolution_conversations",
         ],
-        rows,
+        [
+            [
+                d["day"].isoformat(),
+                d["group"],
+                d["id"],
+                display_name(d["group"], d["id"], names.get((d["group"], d["id"]))),
+                d["conversations"],
+                d["resolved"],
+                *_timing_cells(d["first_response"]),
+                *_timing_cells(d["resolution"]),
+            ]
+            for d in days
+        ],
     )
 
 

@@ -716,6 +716,70 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     return out
 
 
+async def _by_day_and(
+    s: AsyncSession, db: Database, day: Any, key: Any, col: Any, where: Sequence[Any]
+) -> dict[tuple[date, Any], dict[str, Any]]:
+    """Per (day, key): the row count and the median, p90 and count of `col` (NULLs left out).
+    PostgreSQL computes them in one statement; SQLite's rows are sorted here (as `_timings`)."""
+    out: dict[tuple[date, Any], dict[str, Any]] = {}
+    if not db.is_sqlite:
+        stmt = (
+            select(day, key, func.count(), _percentiles(col), func.count(col))
+            .where(*where)
+            .group_by(day, key)
+        )
+        for d, k, rows, pair, n in await s.execute(stmt):
+            out[(d, k)] = {"rows": int(rows), "timing": _timing(*_pair(pair), n)}
+        return out
+    values: dict[tuple[date, Any], list[float]] = defaultdict(list)
+    rows_of: dict[tuple[date, Any], int] = defaultdict(int)
+    for d, k, v in await s.execute(select(day, key, col).where(*where)):
+        rows_of[(d, k)] += 1
+        if v is not None:
+            values[(d, k)].append(float(v))
+    for dk, n in rows_of.items():
+        v = sorted(values[dk])
+        out[dk] = {"rows": n, "timing": _timing(percentile(v, 0.5), percentile(v, 0.9), len(v))}
+    return out
+
+
+async def agents_daily(
+    s: AsyncSession, db: Database, f: Filters, kinds: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The agents report per day (the CSV): for each day and agent (and team, when `kinds`
+    has it), the conversations created that day with their first response times and those
+    resolved that day with their resolution times. Days without either have no line. Load
+    ("open now") is not a figure of a past day and stays in the range report."""
+    bh = f.business_hours
+    fr = RC.first_response_bh_seconds if bh else RC.first_response_seconds
+    res = RC.resolution_bh_seconds if bh else RC.resolution_seconds
+    keys = {"agent": RC.assignee_id, "team": RC.team_id}
+    out: list[dict[str, Any]] = []
+    none = _timing(None, None, 0)
+    for kind in kinds:
+        created = await _by_day_and(
+            s, db, RC.created_day, keys[kind], fr, [*_conv(f), *_created_in(f)]
+        )
+        resolved = await _by_day_and(
+            s, db, RC.resolved_day, keys[kind], res, [*_conv(f), *_resolved_in(f)]
+        )
+        for d, k in set(created) | set(resolved):
+            c, r = created.get((d, k)), resolved.get((d, k))
+            out.append(
+                {
+                    "day": d,
+                    "group": kind,
+                    "id": k,
+                    "conversations": c["rows"] if c else 0,
+                    "resolved": r["rows"] if r else 0,
+                    "first_response": c["timing"] if c else none,
+                    "resolution": r["timing"] if r else none,
+                }
+            )
+    out.sort(key=lambda row: (row["day"], row["group"], row["id"] is None, row["id"] or 0))
+    return out
+
+
 # --- CSAT and SLA ---------------------------------------------------------------------------
 
 

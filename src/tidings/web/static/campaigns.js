@@ -5,7 +5,7 @@
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { pickContacts } from "./contact-picker.js";
 import { errorBox, field, guarded, onSubmit } from "./forms.js";
-import { api, channelIcon, clock, confirmAction, debounce, el } from "./ui.js";
+import { api, avatar, channelIcon, clock, confirmAction, debounce, el, icon, kindOf } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
 // Each render builds into its own box and shows it only if no newer render started meanwhile
@@ -47,12 +47,17 @@ function progressBar(counts, wide) {
   return el("span", { class: "progress-box" }, bar, el("span", { class: "pct" }, `${p.pct}% · ${p.done} / ${p.total}`));
 }
 
-function countsLine(counts) {
+// Recipients per state; with the report's figure, also how many went by the fallback channel
+// (they are counted in their state too: a fallback is how, not where, a message stands).
+function countsLine(counts, fallbacks) {
   const c = counts || {};
   return el(
     "div",
     { class: "counts" },
     ...STATES.map((s) => el("span", { dataset: { state: s } }, `${s} `, el("b", null, String(c[s] || 0)))),
+    fallbacks == null
+      ? null
+      : el("span", { class: "fallbacks", id: "c-fallbacks" }, "by fallback ", el("b", null, String(fallbacks))),
   );
 }
 
@@ -117,27 +122,107 @@ function updateRow(data) {
   }
 }
 
-// ---- editor --------------------------------------------------------------------------------
-async function editor(id) {
-  const out = main;
-  view = { kind: "edit", id };
-  const [channels, boot, templates] = await Promise.all([
+// ---- editor: audience → message → preview and send -----------------------------------------
+// Three steps over one draft. The audience step saves the draft (a draft may come before its
+// message) so that the server counts who is in it and who each channel reaches; the message
+// step shows a text per channel only for the channels the audience uses; the preview is the
+// server's own plan (POST /campaigns/{id}/preview), the same one the launch follows.
+const STEPS = [
+  ["audience", "Audience", "users"],
+  ["message", "Message", "message-circle"],
+  ["preview", "Preview and send", "send"],
+];
+
+function stepper(id, current) {
+  return el(
+    "ol",
+    { class: "steps", id: "c-steps", "aria-label": "Campaign steps" },
+    ...STEPS.map(([key, label, ic], i) => {
+      const here = key === current;
+      const inner = [el("span", { class: "step-n" }, String(i + 1)), icon(ic), el("span", null, label)];
+      const target = key === "audience" ? (id ? `#edit/${id}` : "#new") : `#edit/${id}/${key}`;
+      const node =
+        here || !id
+          ? el("span", { "aria-current": here ? "step" : null, class: here ? "" : "muted" }, ...inner)
+          : el("a", { href: target, id: `c-step-${key}` }, ...inner);
+      return el("li", { class: here ? "current" : "", dataset: { step: key } }, node);
+    }),
+  );
+}
+
+const EMPTY = {
+  name: "",
+  content: {},
+  audience: {},
+  channel_ids: [],
+  fallback: {},
+  quiet_hours: {},
+  rate_per_second: null,
+  scheduled_at: null,
+};
+
+// "6 recipients · SMS line 6 · WhatsApp 2 · 2 skipped": who is in the audience and who each
+// chosen channel can reach (an address there), before any message is written.
+function reachBlock(p, channels) {
+  const t = p.totals;
+  const skipped = Object.entries(t.skipped).filter(([r]) => r !== "no_content");
+  const skippedN = skipped.reduce((a, [, n]) => a + n, 0);
+  const reach = Object.entries(t.reach || {});
+  return el(
+    "div",
+    { class: "reach", id: "c-reach", role: "status" },
+    el("span", { class: "reach-total" }, el("b", { id: "c-reach-count" }, String(t.recipients)), " recipients"),
+    ...reach.map(([chId, r]) => {
+      const ch = channels.find((c) => String(c.id) === chId);
+      return el(
+        "span",
+        { class: "reach-ch", dataset: { channel: chId } },
+        channelIcon(r.kind, r.name),
+        ` ${r.name} `,
+        el("b", null, String(r.recipients)),
+        ch && !ch.active ? " (disabled)" : "",
+      );
+    }),
+    skippedN
+      ? el(
+          "span",
+          { class: "reach-skipped" },
+          `${skippedN} skipped (${skipped.map(([r, n]) => `${r.replaceAll("_", " ")} ${n}`).join(", ")})`,
+        )
+      : null,
+    reach.length ? null : el("span", { class: "muted" }, "Choose at least one channel."),
+  );
+}
+
+// The kinds the audience actually uses: a chosen channel with someone reachable on it.
+function usedKinds(p, channels, chosenIds) {
+  const reach = p?.totals?.reach || {};
+  const kinds = new Set();
+  for (const ch of channels)
+    if (chosenIds.includes(ch.id) && (reach[String(ch.id)]?.recipients || 0) > 0) kinds.add(ch.kind);
+  return kinds;
+}
+
+async function loadEditor(id) {
+  const [channels, boot, c] = await Promise.all([
     api("/channels"),
     api("/ui/bootstrap"),
-    api("/admin/templates").catch(() => []),
+    id ? api(`/campaigns/${id}`) : Promise.resolve(EMPTY),
   ]);
-  const c = id
-    ? await api(`/campaigns/${id}`)
-    : {
-        name: "",
-        content: {},
-        audience: {},
-        channel_ids: [],
-        fallback: {},
-        quiet_hours: {},
-        rate_per_second: null,
-        scheduled_at: null,
-      };
+  if (id && c.state !== "draft") {
+    location.hash = `#c/${id}`;
+    return null;
+  }
+  const preview = id ? await api(`/campaigns/${id}/preview?sample=0`, { method: "POST" }) : null;
+  return { channels, boot, c, preview };
+}
+
+async function stepAudience(id) {
+  const out = main;
+  view = { kind: "edit", id };
+  const data = await loadEditor(id);
+  if (!data) return;
+  const { channels, boot, c, preview } = data;
   const err = errorBox();
   const form = el("form", { class: "stack", id: "campaign-form" });
   const name = el("input", { id: "c-name", required: true, value: c.name, maxlength: "200" });
@@ -147,21 +232,31 @@ async function editor(id) {
   const chBoxes = channels.map((ch) =>
     el(
       "label",
-      null,
+      { class: "check-chip" },
       el("input", { type: "checkbox", value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } }),
-      " ",
       channelIcon(ch.kind),
-      ` ${ch.name}`,
+      el("span", null, ch.name),
     ),
   );
-  const chBox = el("div", { class: "checks", id: "c-channels" }, ...chBoxes);
+  const chBox = el(
+    "div",
+    { class: "checks", id: "c-channels", role: "group", "aria-label": "Channels" },
+    ...(chBoxes.length ? chBoxes : [el("span", { class: "muted" }, "No channels yet: connect one in Settings.")]),
+  );
 
-  // Audience.
   const aud = c.audience || {};
   const labelSet = new Set(aud.labels || []);
-  const labelBoxes = boot.labels.map((l) =>
-    el("label", null, el("input", { type: "checkbox", value: l.name, checked: labelSet.has(l.name) }), ` ${l.name}`),
-  );
+  const labelBoxes = boot.labels.map((l) => {
+    const dot = el("span", { class: "label-dot" });
+    if (l.color) dot.style.backgroundColor = l.color; // CSSOM, not a style attribute: CSP-safe
+    return el(
+      "label",
+      { class: "check-chip" },
+      el("input", { type: "checkbox", value: l.name, checked: labelSet.has(l.name) }),
+      dot,
+      el("span", null, l.name),
+    );
+  });
   const filters = el("textarea", { id: "c-filters", rows: "2", placeholder: "plan=gold\ncity=Berlin" });
   filters.value = Object.entries(aud.filters || {})
     .map(([k, v]) => `${k}=${v}`)
@@ -176,12 +271,12 @@ async function editor(id) {
   const region = el("input", { id: "c-region", placeholder: "DE", maxlength: "2", size: "3" });
   const audBox = el(
     "fieldset",
-    { class: "group-box" },
-    el("legend", null, "Audience"),
+    { class: "group-box", id: "c-audience" },
+    el("legend", null, "Who gets it"),
     el("span", null, "Labels"),
     el(
       "div",
-      { class: "checks", id: "c-labels" },
+      { class: "checks", id: "c-labels", role: "group", "aria-label": "Labels" },
       ...(labelBoxes.length ? labelBoxes : [el("span", { class: "muted" }, "No labels yet.")]),
     ),
     ...field("Segment", filters, "Contact attributes that must all match, one name=value per line."),
@@ -199,25 +294,134 @@ async function editor(id) {
     ...field("Region", region, "Read national numbers in this region (ISO code), e.g. DE."),
   );
 
-  // Content per channel.
-  const content = c.content || {};
-  const text = el("textarea", { id: "c-text", rows: "3", placeholder: "Hi {{first_name}}, ..." });
-  text.value = content.text || "";
-  const kinds = [...new Set(channels.map((ch) => ch.kind))].filter((k) => can(boot, k, "campaign_text"));
-  const perKind = new Map(
-    kinds.map((k) => {
-      const t = el("textarea", { id: `c-text-${k}`, rows: "2", placeholder: "(default text)" });
-      t.value = content.texts?.[k] || "";
-      return [k, t];
-    }),
+  const readAudience = () => {
+    const f = {};
+    for (const line of filters.value.split("\n")) {
+      const i = line.indexOf("=");
+      if (i > 0) f[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    }
+    const ids = contactIds.value
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map(Number);
+    if (ids.some((n) => !Number.isInteger(n)))
+      throw new Error("Contacts: give contact ids (numbers), comma-separated.");
+    const audience = {};
+    const labels = labelBoxes
+      .map((b) => b.querySelector("input"))
+      .filter((i) => i.checked)
+      .map((i) => i.value);
+    if (labels.length) audience.labels = labels;
+    if (Object.keys(f).length) audience.filters = f;
+    if (ids.length) audience.contact_ids = ids;
+    if (all.checked) audience.all_contacts = true;
+    return {
+      name: name.value,
+      audience,
+      channel_ids: chBoxes
+        .map((b) => b.querySelector("input"))
+        .filter((i) => i?.checked)
+        .map((i) => Number(i.value)),
+    };
+  };
+
+  // Saving the audience: the draft is created (or changed), the CSV added; then either the
+  // count is shown here ("Count recipients") or the message step opens ("Next").
+  let target = "message";
+  const count = el(
+    "button",
+    {
+      type: "submit",
+      id: "c-count",
+      onclick: () => {
+        target = "count";
+      },
+    },
+    "Save and count",
   );
+  const next = el(
+    "button",
+    {
+      type: "submit",
+      class: "primary",
+      id: "c-next",
+      onclick: () => {
+        target = "message";
+      },
+    },
+    "Next: message",
+    icon("arrow-right"),
+  );
+  onSubmit(form, err, async () => {
+    next.disabled = count.disabled = true;
+    try {
+      const fields = readAudience();
+      const saved = id
+        ? await api(`/campaigns/${id}`, { method: "PATCH", json: fields })
+        : await api("/campaigns", { method: "POST", json: fields });
+      let uploaded = null;
+      if (csv.files?.[0]) {
+        const body = new FormData();
+        body.append("file", csv.files[0]);
+        const q = region.value.trim() ? `?region=${encodeURIComponent(region.value.trim())}` : "";
+        try {
+          uploaded = await api(`/campaigns/${saved.id}/audience/csv${q}`, { method: "POST", body });
+        } catch (e) {
+          notice = { text: `Saved, but the CSV was not added: ${e.message}`, error: true };
+          location.hash = `#edit/${saved.id}`;
+          if (id === saved.id) render();
+          return;
+        }
+      }
+      notice = { text: `Saved ${saved.name}.`, csv: uploaded };
+      const hash = target === "count" ? `#edit/${saved.id}` : `#edit/${saved.id}/message`;
+      if (location.hash === hash) render();
+      else location.hash = hash;
+    } finally {
+      next.disabled = count.disabled = false;
+    }
+  });
+
+  form.append(
+    ...field("Name", name, "Only your team sees it."),
+    el("span", null, "Channels"),
+    chBox,
+    el("small", null, "In order of preference; the contact's preferred channel goes first when it is one of these."),
+    audBox,
+    el("div", { class: "full step-foot" }, count, next),
+    el("div", { class: "full" }, err),
+  );
+  out.append(
+    el("h1", null, id ? `Edit “${c.name}”` : "New campaign"),
+    stepper(id, "audience"),
+    preview
+      ? reachBlock(preview, channels)
+      : el("p", { class: "muted", id: "c-reach" }, "Choose who gets it, then save to count them."),
+    form,
+  );
+}
+
+async function stepMessage(id, uploaded) {
+  const out = main;
+  view = { kind: "edit", id };
+  const data = await loadEditor(id);
+  if (!data) return;
+  const { channels, boot, c, preview } = data;
+  const templates = await api("/admin/templates").catch(() => []);
+  const err = errorBox();
+  const form = el("form", { class: "stack", id: "campaign-form" });
+  const chosenIds = c.channel_ids.length ? c.channel_ids : channels.map((ch) => ch.id);
+  const used = usedKinds(preview, channels, chosenIds);
+  const chosen = channels.filter((ch) => chosenIds.includes(ch.id));
+  const content = c.content || {};
+
   const meters = new Map();
   const meter = (key) => {
-    const m = el("span", { class: "sms-meter", id: `sms-meter${key ? `-${key}` : ""}` });
+    const m = el("span", { class: "sms-meter", id: `sms-meter${key ? `-${key}` : ""}`, "aria-live": "polite" });
     meters.set(key, m);
     return m;
   };
-  const firstSms = channels.find((ch) => can(boot, ch.kind, "sms"));
+  const firstSms = chosen.find((ch) => can(boot, ch.kind, "sms"));
   const measure = debounce(async (key, value) => {
     const m = meters.get(key);
     if (!m) return;
@@ -239,7 +443,48 @@ async function editor(id) {
       m.textContent = e.message;
     }
   }, 250);
-  text.addEventListener("input", () => measure("", text.value));
+
+  const text = el("textarea", { id: "c-text", rows: "4", placeholder: "Hi {{first_name}}, ..." });
+  text.value = content.text || "";
+  if (firstSms) {
+    text.addEventListener("input", () => measure("", text.value));
+    if (text.value) measure("", text.value);
+  }
+
+  // A text of its own per channel kind, offered only for the kinds this audience uses (and
+  // kept for a kind that already has one), and only when more than one kind is used: with
+  // one, the message above is that channel's text.
+  const variantKinds = [...new Set(chosen.map((ch) => ch.kind))].filter(
+    (k) => can(boot, k, "campaign_text") && ((used.size > 1 && used.has(k)) || content.texts?.[k]),
+  );
+  const perKind = new Map(
+    variantKinds.map((k) => {
+      const t = el("textarea", { id: `c-text-${k}`, rows: "2", placeholder: "(the message above)" });
+      t.value = content.texts?.[k] || "";
+      return [k, t];
+    }),
+  );
+  const variants = perKind.size
+    ? el(
+        "fieldset",
+        { class: "group-box", id: "c-variants" },
+        el("legend", null, "Per channel (optional)"),
+        ...[...perKind.entries()].flatMap(([k, t]) => {
+          const label = kindOf(k)?.label || k;
+          const parts = field(`Text for ${label}`, t);
+          if (can(boot, k, "sms")) {
+            t.addEventListener("input", () => measure(k, t.value));
+            parts.push(el("span"), meter(k));
+          }
+          return parts;
+        }),
+      )
+    : null;
+
+  // The WhatsApp-style template, offered where a chosen channel sends templates. Given one,
+  // the plan sends it there to everyone; without one, free text goes only into an open
+  // service window (the outbound gate, actions/gate.py, as every send).
+  const tplKinds = [...new Set(chosen.map((ch) => ch.kind))].filter((k) => can(boot, k, "templates"));
   const tpl = content.template || {};
   const approved = templates.filter((t) => String(t.status).toLowerCase() === "approved");
   const tplName = el("input", {
@@ -248,51 +493,43 @@ async function editor(id) {
     value: tpl.name || "",
     placeholder: "spring_sale",
   });
-  const tplList = el(
-    "datalist",
-    { id: "c-tpl-list" },
-    ...approved.map((t) => el("option", { value: t.name }, `${t.name} (${t.language}, ${t.channel_name})`)),
-  );
   const tplLang = el("input", { id: "c-tpl-lang", value: tpl.language || "en_US" });
   const tplParams = el("input", {
     id: "c-tpl-params",
     value: (tpl.params || []).join(", "),
     placeholder: "{{first_name}}, {{code}}",
   });
-  const contentBox = el(
-    "fieldset",
-    { class: "group-box" },
-    el("legend", null, "Content"),
-    ...field(
-      "Text",
-      text,
-      "Used on every text channel without its own text. Placeholders: {{name}}, {{first_name}}, {{phone}}, any attribute or CSV column.",
-    ),
-    el("span"),
-    meter(""),
-    ...[...perKind.entries()].flatMap(([k, t]) => {
-      const parts = field(`Text for ${k}`, t);
-      if (can(boot, k, "sms")) {
-        t.addEventListener("input", () => measure(k, t.value));
-        parts.push(el("span"), meter(k));
-      }
-      return parts;
-    }),
-    ...field(
-      "WhatsApp template",
-      tplName,
-      "An approved template; sent where a template is needed (closed window, first contact).",
-    ),
-    tplList,
-    ...field("Template language", tplLang),
-    ...field(
-      "Template parameters",
-      tplParams,
-      "Body parameters in order, comma-separated; each may use {{placeholders}} from contact attributes.",
-    ),
-  );
+  const tplBox =
+    tplKinds.length || tpl.name
+      ? el(
+          "fieldset",
+          { class: "group-box", id: "c-template" },
+          el("legend", null, `Template for ${tplKinds.map((k) => kindOf(k)?.label || k).join(", ") || "WhatsApp"}`),
+          el(
+            "p",
+            { class: "muted full-row" },
+            "With a template, these channels send it to everyone (it may open a conversation). Without one, only customers who wrote within the service window get the message above; the others go by the fallback, or are skipped.",
+          ),
+          ...field(
+            "Approved template",
+            tplName,
+            approved.length ? "" : "No approved templates yet: sync them in Settings → Templates.",
+          ),
+          el(
+            "datalist",
+            { id: "c-tpl-list" },
+            ...approved.map((t) => el("option", { value: t.name }, `${t.name} (${t.language}, ${t.channel_name})`)),
+          ),
+          ...field("Language", tplLang),
+          ...field(
+            "Parameters",
+            tplParams,
+            "Body parameters in order, comma-separated; each may use {{placeholders}}.",
+          ),
+        )
+      : null;
 
-  // Schedule, quiet hours, rate, fallback.
+  // Schedule, quiet hours, rate, fallback: folded away, open when any is set.
   const sched = el("input", { id: "c-schedule", type: "datetime-local" });
   if (c.scheduled_at) {
     const d = new Date(c.scheduled_at);
@@ -313,7 +550,9 @@ async function editor(id) {
     "select",
     { id: "c-fb-channel" },
     el("option", { value: "" }, "No fallback"),
-    ...channels.map((ch) => el("option", { value: String(ch.id) }, `${ch.name} (${ch.kind})`)),
+    ...channels.map((ch) =>
+      el("option", { value: String(ch.id) }, `${ch.name} (${kindOf(ch.kind)?.label || ch.kind})`),
+    ),
   );
   fbChannel.value = fb.to_channel_id ? String(fb.to_channel_id) : "";
   const fbAfter = el("input", {
@@ -333,58 +572,30 @@ async function editor(id) {
     type: "checkbox",
     checked: fb.to_channel_id ? !!fb.on_window_closed : true,
   });
-  const sendBox = el(
-    "fieldset",
-    { class: "group-box" },
-    el("legend", null, "Sending"),
-    ...field("Start at", sched, "Empty: when launched. Your local time."),
-    ...field(
-      "Quiet hours from",
-      qStart,
-      "In each recipient's own time zone (phone number's region, or a timezone attribute / CSV column).",
+  const anySet = c.scheduled_at || c.quiet_hours?.start || c.rate_per_second || fb.to_channel_id;
+  const sending = el(
+    "details",
+    { class: "group-box sending", id: "c-sending", open: !!anySet },
+    el("summary", { id: "c-sending-toggle" }, icon("clock"), " Schedule, quiet hours, rate cap and SMS fallback"),
+    el(
+      "div",
+      { class: "sending-grid" },
+      ...field("Start at", sched, "Empty: when launched. Your local time."),
+      ...field(
+        "Quiet hours from",
+        qStart,
+        "In each recipient's own time zone (phone number's region, or a timezone attribute / CSV column).",
+      ),
+      ...field("Quiet hours until", qEnd),
+      ...field("Rate cap (messages/s)", rate, "Never above each channel's own limit either."),
+      ...field("Fallback to", fbChannel, "Usually SMS: where a chosen channel cannot deliver."),
+      ...field("…if not delivered within", fbAfter, "Seconds; empty: no timer."),
+      ...field("…if it failed", fbFailed),
+      ...field("…if the window is closed and no template fits", fbWindow),
     ),
-    ...field("Quiet hours until", qEnd),
-    ...field("Rate cap (messages/s)", rate, "Never above each channel's own limit either."),
-    ...field("Fallback to", fbChannel),
-    ...field("…if not delivered within", fbAfter, "Seconds; empty: no timer."),
-    ...field("…if it failed", fbFailed),
-    ...field("…if the window is closed and no template fits", fbWindow),
   );
 
-  const save = el("button", { class: "primary", type: "submit", id: "c-save" }, id ? "Save changes" : "Save draft");
-  form.append(
-    ...field("Name", name),
-    el("span", null, "Channels"),
-    chBox,
-    el("small", null, "In order of preference; the contact's preferred channel goes first when it is one of these."),
-    audBox,
-    contentBox,
-    sendBox,
-    el("div", { class: "full" }, save),
-    el("div", { class: "full" }, err),
-  );
-
-  const readFields = () => {
-    const f = {};
-    for (const line of filters.value.split("\n")) {
-      const i = line.indexOf("=");
-      if (i > 0) f[line.slice(0, i).trim()] = line.slice(i + 1).trim();
-    }
-    const ids = contactIds.value
-      .split(/[\s,]+/)
-      .filter(Boolean)
-      .map(Number);
-    if (ids.some((n) => !Number.isInteger(n)))
-      throw new Error("Contacts: give contact ids (numbers), comma-separated.");
-    const audience = {};
-    const labels = labelBoxes
-      .map((b) => b.querySelector("input"))
-      .filter((i) => i.checked)
-      .map((i) => i.value);
-    if (labels.length) audience.labels = labels;
-    if (Object.keys(f).length) audience.filters = f;
-    if (ids.length) audience.contact_ids = ids;
-    if (all.checked) audience.all_contacts = true;
+  const readMessage = () => {
     const body = {};
     if (text.value.trim()) body.text = text.value;
     const texts = {};
@@ -399,14 +610,9 @@ async function editor(id) {
           .map((p) => p.trim())
           .filter(Boolean),
       };
-    const out = {
-      name: name.value,
+    if (!Object.keys(body).length) throw new Error("Message: write the text (or choose a template).");
+    return {
       content: body,
-      audience,
-      channel_ids: chBoxes
-        .map((b) => b.querySelector("input"))
-        .filter((i) => i.checked)
-        .map((i) => Number(i.value)),
       quiet_hours: qStart.value && qEnd.value ? { start: qStart.value, end: qEnd.value } : {},
       rate_per_second: rate.value === "" ? null : Number(rate.value),
       scheduled_at: sched.value ? new Date(sched.value).toISOString() : null,
@@ -419,37 +625,113 @@ async function editor(id) {
           }
         : {},
     };
-    return out;
   };
-
+  const next = el("button", { type: "submit", class: "primary", id: "c-next" }, "Next: preview", icon("arrow-right"));
   onSubmit(form, err, async () => {
-    save.disabled = true;
+    next.disabled = true;
     try {
-      const fields = readFields();
-      const saved = id
-        ? await api(`/campaigns/${id}`, { method: "PATCH", json: fields })
-        : await api("/campaigns", { method: "POST", json: fields });
-      let uploaded = null;
-      if (csv.files?.[0]) {
-        const data = new FormData();
-        data.append("file", csv.files[0]);
-        const q = region.value.trim() ? `?region=${encodeURIComponent(region.value.trim())}` : "";
-        try {
-          uploaded = await api(`/campaigns/${saved.id}/audience/csv${q}`, { method: "POST", body: data });
-        } catch (e) {
-          notice = { text: `Saved, but the CSV was not added: ${e.message}`, error: true };
-          location.hash = `#edit/${saved.id}`;
-          return;
-        }
-      }
-      notice = { text: `Saved ${saved.name}.`, csv: uploaded };
-      location.hash = `#c/${saved.id}`;
+      await api(`/campaigns/${id}`, { method: "PATCH", json: readMessage() });
+      location.hash = `#edit/${id}/preview`;
     } finally {
-      save.disabled = false;
+      next.disabled = false;
     }
   });
-  out.append(el("h1", null, id ? "Edit campaign" : "New campaign"), form);
+  const parts = [
+    ...field(
+      "Message",
+      text,
+      "Sent on every channel without its own text. Placeholders: {{name}}, {{first_name}}, {{phone}}, any attribute or CSV column.",
+    ),
+    firstSms ? el("span") : null,
+    firstSms ? meter("") : null,
+    variants,
+    tplBox,
+    sending,
+    el(
+      "div",
+      { class: "full step-foot" },
+      el("a", { href: `#edit/${id}`, id: "c-back", class: "button" }, icon("arrow-left"), " Audience"),
+      next,
+    ),
+    el("div", { class: "full" }, err),
+  ];
+  form.append(...parts.filter(Boolean));
+  out.append(
+    el("h1", null, c.name),
+    stepper(id, "message"),
+    ...(uploaded ? [csvReport(uploaded)] : []),
+    reachBlock(preview, channels),
+    form,
+  );
 }
+
+async function stepPreview(id) {
+  const out = main;
+  view = { kind: "edit", id };
+  const data = await loadEditor(id);
+  if (!data) return;
+  const { c } = data;
+  const p = await previewBlock(id);
+  const err = errorBox();
+  out.append(
+    el("h1", null, c.name),
+    stepper(id, "preview"),
+    p.block,
+    el(
+      "div",
+      { class: "actions step-foot" },
+      el("a", { href: `#edit/${id}/message`, id: "c-back", class: "button" }, icon("arrow-left"), " Message"),
+      launchButton(c, p.totals, err),
+    ),
+    err,
+  );
+}
+
+// Launch (or schedule) after a confirmation that states how many recipients, on which
+// channels, and the estimated cost; then the campaign's page shows its progress.
+function launchButton(c, totals, err) {
+  return el(
+    "button",
+    {
+      type: "button",
+      class: "primary",
+      id: "c-launch",
+      onclick: async () => {
+        const t = totals || (await api(`/campaigns/${c.id}/preview?sample=0`, { method: "POST" })).totals;
+        const sending = t.recipients - Object.values(t.skipped).reduce((a, b) => a + b, 0);
+        const when = c.scheduled_at ? `at ${clock(c.scheduled_at)}` : "now";
+        const ok = await confirmAction({
+          title: `Send “${c.name}” to ${sending} ${sending === 1 ? "recipient" : "recipients"} ${when}?`,
+          consequences: [
+            `${
+              Object.values(t.by_channel)
+                .map((b) => `${b.recipients} via ${b.name}`)
+                .join(", ") || "Nobody can be sent to"
+            }.`,
+            `Estimated cost: ${costText(t.estimated_cost)}${t.sms_segments ? ` (${t.sms_segments} SMS segments)` : ""}.`,
+            ...(t.recipients > sending ? [`${t.recipients - sending} skipped (see the preview for why).`] : []),
+            "Messages cannot be unsent; you can pause or cancel what has not gone yet.",
+          ],
+          confirm: c.scheduled_at ? "Schedule" : `Send to ${sending}`,
+          danger: false,
+        });
+        if (!ok) return;
+        await guarded(err, async () => {
+          await api(`/campaigns/${c.id}/launch`, { method: "POST" });
+          if (location.hash === `#c/${c.id}`) await render();
+          else location.hash = `#c/${c.id}`;
+        });
+      },
+    },
+    icon("send"),
+    c.scheduled_at ? " Schedule…" : " Launch…",
+  );
+}
+
+const costText = (cost) =>
+  Object.entries(cost || {})
+    .map(([cur, amount]) => `${money(amount)} ${cur}`)
+    .join(" + ") || "—";
 
 function csvReport(r) {
   const bad = [
@@ -489,13 +771,7 @@ async function detail(id, uploaded) {
   const buttons = [];
   if (c.state === "draft") {
     buttons.push(el("a", { href: `#edit/${id}`, id: "c-edit" }, "Edit"));
-    buttons.push(
-      el(
-        "button",
-        { type: "button", class: "primary", id: "c-launch", onclick: () => move("launch") },
-        c.scheduled_at ? "Schedule" : "Launch",
-      ),
-    );
+    buttons.push(launchButton(c, preview.totals, err));
   }
   if (c.state === "running" || c.state === "scheduled")
     buttons.push(el("button", { type: "button", id: "c-pause", onclick: () => move("pause") }, "Pause"));
@@ -561,58 +837,100 @@ async function detail(id, uploaded) {
 async function previewBlock(id) {
   const p = await api(`/campaigns/${id}/preview?sample=50`, { method: "POST" });
   const t = p.totals;
-  const cost =
-    Object.entries(t.estimated_cost)
-      .map(([cur, amount]) => `${amount} ${cur}`)
-      .join(" + ") || "—";
+  const skippedN = Object.values(t.skipped).reduce((a, b) => a + b, 0);
   return {
     total: t.recipients,
+    totals: t,
     block: el(
       "section",
       { id: "c-preview" },
-      el("h2", null, "Preview before launch"),
+      el("h2", null, "What each recipient gets"),
       el(
         "div",
         { class: "tiles" },
         tile("Recipients", t.recipients, "p-recipients"),
-        ...Object.values(t.by_channel).map((b) => tile(`via ${b.name}`, b.recipients)),
-        tile(
-          "Skipped",
-          Object.values(t.skipped).reduce((a, b) => a + b, 0),
-          "p-skipped",
-        ),
+        ...Object.entries(t.by_channel).map(([chId, b]) => tile(`via ${b.name}`, b.recipients, `p-via-${chId}`)),
+        tile("Skipped", skippedN, "p-skipped"),
         tile("SMS segments", t.sms_segments, "p-segments"),
-        tile("Estimated cost", cost, "p-cost"),
+        tile("Estimated cost", costText(t.estimated_cost), "p-cost"),
       ),
-      Object.keys(t.skipped).length
+      skippedN
         ? el(
             "p",
-            { class: "muted" },
+            { class: "muted", id: "p-skip-reasons" },
             `Skipped: ${Object.entries(t.skipped)
-              .map(([r, n]) => `${r} ${n}`)
+              .map(([r, n]) => `${r.replaceAll("_", " ")} ${n}`)
               .join(", ")}`,
           )
         : null,
       el(
-        "table",
-        { class: "grid", id: "preview-table" },
-        el("tr", null, ...["Row", "To", "Channel", "Why", "Message", "SMS", "Cost"].map((h) => el("th", null, h))),
-        ...p.sample.map((r) =>
-          el(
-            "tr",
-            null,
-            el("td", null, r.source_row == null ? "" : String(r.source_row)),
-            el("td", null, r.to || r.address || (r.contact_id ? `contact #${r.contact_id}` : "")),
-            el("td", null, r.skip ? el("span", { class: "health-bad" }, `skipped: ${r.skip}`) : r.channel),
-            el("td", { class: "muted" }, r.skip ? r.detail : r.why),
-            el("td", { class: "preview-content" }, r.content || ""),
-            el("td", null, r.sms_segments ? `${r.sms_segments} × ${r.sms_encoding}` : ""),
-            el("td", null, r.cost || ""),
-          ),
-        ),
+        "ul",
+        { class: "preview-list", id: "preview-list", "aria-label": "Sample of recipients" },
+        ...p.sample.map((r) => previewCard(r, t)),
       ),
+      p.sample.length < t.recipients
+        ? el("p", { class: "muted" }, `The first ${p.sample.length} of ${t.recipients} recipients.`)
+        : null,
     ),
   };
+}
+
+// One recipient as they will get it: who, on which channel (and why), the text rendered with
+// their own values or the template, SMS parts and cost; or why they are skipped.
+function previewCard(r, totals) {
+  const who = r.name || r.to || r.address || (r.contact_id ? `contact #${r.contact_id}` : "—");
+  const head = el(
+    "div",
+    { class: "pc-head" },
+    avatar(who),
+    el(
+      "span",
+      { class: "pc-who" },
+      el("b", null, who),
+      el(
+        "small",
+        { class: "muted" },
+        r.to || r.address || "",
+        r.source_row == null ? "" : ` · CSV row ${r.source_row}`,
+      ),
+    ),
+  );
+  if (r.skip)
+    return el(
+      "li",
+      { class: "preview-card skipped", dataset: { skip: r.skip } },
+      head,
+      el(
+        "p",
+        { class: "pc-skip" },
+        icon("alert-triangle"),
+        ` Not sent: ${r.skip.replaceAll("_", " ")}`,
+        r.detail ? ` — ${r.detail}` : "",
+      ),
+    );
+  const kind = totals.by_channel[String(r.channel_id)]?.kind;
+  const fallback = (r.why || "").startsWith("fallback:");
+  const how = r.kind === "template" ? "Template" : fallback ? "Fallback" : "Text";
+  return el(
+    "li",
+    { class: "preview-card", dataset: { kind: r.kind || "", fallback: fallback ? "1" : "0" } },
+    head,
+    el(
+      "div",
+      { class: "pc-via" },
+      channelIcon(kind, r.channel),
+      el("span", { class: "pc-channel" }, r.channel),
+      el("span", { class: `pc-how pc-${how.toLowerCase()}` }, how),
+    ),
+    el("p", { class: "pc-bubble" }, r.content || ""),
+    el(
+      "small",
+      { class: "muted pc-foot" },
+      r.why || "",
+      r.sms_segments ? ` · ${r.sms_segments} × ${r.sms_encoding}` : "",
+      r.cost ? ` · ${money(r.cost)}` : "",
+    ),
+  );
 }
 
 function tile(k, v, id) {
@@ -639,7 +957,7 @@ async function reportBlock(id, scope) {
   const p = scope.querySelector("#c-progress");
   if (p) p.replaceChildren(progressBar(r.counts, true));
   const line = scope.querySelector("#c-counts");
-  if (line) line.replaceChildren(countsLine(r.counts));
+  if (line) line.replaceChildren(countsLine(r.counts, r.fallbacks));
   const channels = Object.values(r.per_channel);
   return el(
     "section",
@@ -764,10 +1082,12 @@ async function render() {
     a.setAttribute("aria-current", a.getAttribute("href") === hash ? "page" : "false");
   try {
     const detailId = /^#c\/(\d+)$/.exec(hash);
-    const editId = /^#edit\/(\d+)$/.exec(hash);
+    const editId = /^#edit\/(\d+)(?:\/(message|preview))?$/.exec(hash);
     if (detailId) await detail(Number(detailId[1]), shown?.csv);
-    else if (editId) await editor(Number(editId[1]));
-    else if (hash === "#new") await editor(null);
+    else if (editId?.[2] === "message") await stepMessage(Number(editId[1]), shown?.csv);
+    else if (editId?.[2] === "preview") await stepPreview(Number(editId[1]));
+    else if (editId) await stepAudience(Number(editId[1]));
+    else if (hash === "#new") await stepAudience(null);
     else await list();
   } catch (e) {
     box.append(el("p", { class: "error" }, e.message));
