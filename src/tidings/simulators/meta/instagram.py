@@ -1,5 +1,5 @@
 """The Instagram simulator (sandbox `/sandbox/instagram`): one simulator for both API
-flavours, built on the shared Messenger-platform simulator (see `meta_messaging`). Accounts
+flavours, built on the shared Messenger-platform simulator (see `messaging`). Accounts
 are keyed by the Instagram account id (webhook `entry.id`); a facebook_login channel also
 registers its Page id, which its sends are addressed to."""
 
@@ -11,7 +11,7 @@ from typing import ClassVar
 import httpx
 
 from tidings.simulators.kit import DemoChannel, SandboxEntry
-from tidings.simulators.meta_messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
+from tidings.simulators.meta.messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
 
 __all__ = ["InstagramBinding", "InstagramSimulator"]
 

@@ -1,5 +1,5 @@
 """The Messenger simulator (sandbox `/sandbox/messenger`): a Facebook Page's Send API and
-webhooks, built on the shared Messenger-platform simulator (see `meta_messaging`)."""
+webhooks, built on the shared Messenger-platform simulator (see `messaging`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import ClassVar
 import httpx
 
 from tidings.simulators.kit import DemoChannel, SandboxEntry
-from tidings.simulators.meta_messaging import MESSENGER, MessagingBinding, MessagingSimulator
+from tidings.simulators.meta.messaging import MESSENGER, MessagingBinding, MessagingSimulator
 
 __all__ = ["MessengerBinding", "MessengerSimulator"]
 

@@ -19,35 +19,37 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import itertools
 import json
-import logging
 import random
-import re
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.applications import Starlette
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from tidings.httpclient import outbound_client
 from tidings.runtime import ChannelInfo
-from tidings.simulators.meta_webhooks import SenderKnobs, WebhookSender
+from tidings.simulators.kit import Handler
+from tidings.simulators.meta.base import (
+    GRAPH_VERSION,
+    ControlError,
+    MetaSimulator,
+    bearer,
+    control,
+    fbtrace_id,
+    read_body,
+)
+from tidings.simulators.meta.webhooks import DeliveryKnobs
 
-logger = logging.getLogger(__name__)
-
-_VERSION = re.compile(r"^v\d+\.\d+$")
 # Retired from 2026-04-27: requests using them get error code 100
 # (docs/channels/messenger.md#messaging-window-and-tags).
 RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
@@ -125,7 +127,10 @@ INSTAGRAM = ProductSpec(
 # Knobs and control bodies
 
 
-class Knobs(BaseModel):
+class Knobs(DeliveryKnobs):
+    """The webhook sender's knobs (retries, duplicates, timeout, escaping, history,
+    `webhook_concurrency`) are `DeliveryKnobs`'."""
+
     model_config = ConfigDict(extra="forbid")
     enforce_window: bool = True
     window_hours: float = Field(24.0, gt=0)
@@ -139,12 +144,6 @@ class Knobs(BaseModel):
     auto_receipts: list[Literal["delivered", "read"]] | None = None  # None = product default
     receipt_delay: float = Field(0.05, ge=0)
     rate_per_second: float | None = Field(None, gt=0)  # None = product default
-    duplicate_deliveries: int = Field(0, ge=0, le=100)
-    retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
-    retry_for_seconds: float = Field(600.0, ge=0)
-    delivery_timeout: float = Field(10.0, gt=0)
-    escape_slashes: bool = True
-    history_limit: int = Field(10_000, ge=1)
     # Reaction sends produce no echo on Instagram (docs/channels/instagram.md#inbound-events); kept
     # as a knob.
     echo_reactions: bool = False
@@ -312,17 +311,11 @@ class _GraphError(Exception):
             "message": self.message,
             "type": "OAuthException",
             "code": self.code,
-            "fbtrace_id": "A" + secrets.token_urlsafe(16)[:22],
+            "fbtrace_id": fbtrace_id(),
         }
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
         return {"error": error}
-
-
-class _ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def _window_error(subcode: int) -> _GraphError:
@@ -333,28 +326,13 @@ def _param(message: str) -> _GraphError:
     return _GraphError(100, f"(#100) {message}")
 
 
-_Handler = Callable[["MessagingSimulator", Request], Coroutine[Any, Any, Any]]
-
-
-def _control(
-    handler: _Handler,
-) -> Callable[[MessagingSimulator, Request], Coroutine[Any, Any, Response]]:
-    async def wrapped(self: MessagingSimulator, request: Request) -> Response:
-        try:
-            result = await handler(self, request)
-        except _ControlError as err:
-            return JSONResponse({"error": err.message}, status_code=err.status)
-        except ValidationError as err:
-            errors = err.errors(include_url=False, include_context=False, include_input=False)
-            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
-        return JSONResponse(result)
-
-    return wrapped
-
-
-class MessagingSimulator:
+class MessagingSimulator(MetaSimulator[Knobs]):
     """In-memory Messenger or Instagram. `.app` is the ASGI app; public coroutines are what the
     control routes call."""
+
+    account_model: ClassVar[type[BaseModel]] = AccountIn
+    fail_model: ClassVar[type[BaseModel]] = FailIn
+    window_model: ClassVar[type[BaseModel]] = WindowIn
 
     def __init__(
         self,
@@ -364,95 +342,24 @@ class MessagingSimulator:
         clock: Callable[[], float] = time.time,
         cdn_base_url: str = "",
     ) -> None:
+        super().__init__(product.name, Knobs(), http=http, clock=clock)
         self.product = product
-        self.knobs = Knobs()
         self.accounts: dict[str, Account] = {}
         self.customers: dict[tuple[str, str], Customer] = {}
         self.messages: dict[str, SimMessage] = {}
-        self.requests: list[dict[str, Any]] = []
         self.cdn: dict[str, tuple[str, bytes]] = {}
         self.cdn_base_url = cdn_base_url.rstrip("/")
         # Attachment Upload API: attachment_id -> the uploaded file
         # (docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats).
         self.uploads: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
-        self._send_times: dict[str, deque[float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count(1)
-        self._clock = clock
-        self._own_http = http is None
-        # Tidings' outbound client (aiohttp's pool): httpx's own pool slows down as
-        # concurrency grows (docs/benchmarks.md, "WhatsApp simulator: status webhooks").
-        self._http = http or outbound_client(httpx.Timeout(10.0))
-        self.webhooks = WebhookSender(self._http, self._sender_knobs, self._spawn, product.name)
-        self.app = self._build_app()
-
-    # ---------------------------------------------------------------- lifecycle
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._cancel_tasks()
-        if self._own_http:
-            await self._http.aclose()
-
-    async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s simulator task failed", self.product.name, exc_info=task.exception())
-
-    def _sender_knobs(self) -> SenderKnobs:
-        k = self.knobs
-        return SenderKnobs(
-            duplicate_deliveries=k.duplicate_deliveries,
-            retry_schedule=tuple(k.retry_schedule),
-            retry_for_seconds=k.retry_for_seconds,
-            delivery_timeout=k.delivery_timeout,
-            escape_slashes=k.escape_slashes,
-            history_limit=k.history_limit,
-        )
-
-    async def flush(self, wait_seconds: float = 5.0) -> dict[str, int]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        counts = self.webhooks.counts()
-        counts["pending"] += sum(1 for t in self._tasks if not t.done())
-        return counts
+        self.app = self._build_app(self._routes())
 
     async def reset(self, *, accounts: bool = False) -> None:
-        await self._cancel_tasks()
+        await super().reset(accounts=accounts)
         self.customers.clear()
         self.messages.clear()
-        self.requests.clear()
-        self.webhooks.log.clear()
-        self._failures.clear()
-        self._send_times.clear()
-        if accounts:
-            self.accounts.clear()
-
-    def configure(self, **changes: Any) -> Knobs:
-        self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **changes})
-        return self.knobs
 
     # ---------------------------------------------------------------- control: set-up
 
@@ -472,27 +379,10 @@ class MessagingSimulator:
             result["verification"] = await self.verify_webhook(account_id)
         return result
 
-    async def verify_webhook(self, account_id: str) -> dict[str, Any]:
-        """Meta's handshake (docs/protocols/meta-platform.md#webhook-verification): verified only
-        if the body is exactly the challenge."""
-        account = self._account(account_id)
-        challenge = str(secrets.randbelow(2**31 - 1) + 1)
-        params = {
-            "hub.mode": "subscribe",
-            "hub.challenge": challenge,
-            "hub.verify_token": account.verify_token,
-        }
-        try:
-            response = await self._http.get(account.webhook_url, params=params)
-        except httpx.HTTPError as exc:
-            return {"verified": False, "status": None, "error": repr(exc)}
-        verified = response.status_code == 200 and response.text == challenge
-        return {"verified": verified, "status": response.status_code}
-
     def set_window(self, spec: WindowIn) -> dict[str, Any]:
         customer = self.customers.get((spec.account_id, spec.user))
         if customer is None:
-            raise _ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
+            raise ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
         if spec.last_inbound_hours_ago is None:
             customer.last_inbound = None
         else:
@@ -542,7 +432,7 @@ class MessagingSimulator:
         """One `messaging[]` element for what the customer (or the Page inbox) did
         (docs/channels/messenger.md#inbound-events, docs/channels/instagram.md#inbound-events)."""
         if spec.from_ is None:
-            raise _ControlError(422, "`from` (the PSID/IGSID, digits) is required")
+            raise ControlError(422, "`from` (the PSID/IGSID, digits) is required")
         customer = self._customer(account.account_id, spec.from_)
         if spec.name:
             customer.name = spec.name
@@ -565,7 +455,7 @@ class MessagingSimulator:
             if spec.text is not None:
                 message["text"] = spec.text
             elif kind == "text":
-                raise _ControlError(422, "a text message needs `text`")
+                raise ControlError(422, "a text message needs `text`")
             if kind == "quick_reply":
                 message["quick_reply"] = {"payload": spec.payload or "QUICK_REPLY"}
             if kind == "attachments":
@@ -636,7 +526,7 @@ class MessagingSimulator:
         elif kind in ("reaction", "unreact"):
             target = self.messages.get(spec.mid or "")
             if target is None:
-                raise _ControlError(404, f"no message {spec.mid!r} to react to")
+                raise ControlError(404, f"no message {spec.mid!r} to react to")
             reaction: dict[str, Any] = {
                 "mid": target.mid,
                 "action": "react" if kind == "reaction" else "unreact",
@@ -652,14 +542,14 @@ class MessagingSimulator:
         elif kind == "edit":
             target = self.messages.get(spec.mid or "")
             if target is None or target.direction != "in":
-                raise _ControlError(404, f"no customer message {spec.mid!r} to edit")
+                raise ControlError(404, f"no customer message {spec.mid!r} to edit")
             target.text = spec.text
             base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
             opens_window = False
         elif kind == "delete":
             target = self.messages.get(spec.mid or "")
             if target is None or target.direction != "in":
-                raise _ControlError(404, f"no customer message {spec.mid!r} to delete")
+                raise ControlError(404, f"no customer message {spec.mid!r} to delete")
             target.text = None
             base["message"] = {"mid": target.mid, "is_deleted": True}
             opens_window = False
@@ -680,7 +570,7 @@ class MessagingSimulator:
             else:
                 base["read"] = {"watermark": ts}
         else:
-            raise _ControlError(422, f"unknown event type {kind!r}")
+            raise ControlError(422, f"unknown event type {kind!r}")
         if opens_window:
             # A message, postback, referral or reaction opens/renews the 24 h window
             # (docs/channels/messenger.md#messaging-window-and-tags).
@@ -737,7 +627,7 @@ class MessagingSimulator:
 
     # ---------------------------------------------------------------- reading state
 
-    def conversations(self, account_id: str, user: str | None) -> list[dict[str, Any]]:
+    def conversations(self, account_id: str, user: str | None = None) -> list[dict[str, Any]]:
         thread = sorted(
             (
                 m
@@ -771,17 +661,11 @@ class MessagingSimulator:
     # ---------------------------------------------------------------- Graph: Send API
 
     def _account(self, account_id: str) -> Account:
-        account = self.accounts.get(account_id)
-        if account is None:
-            raise _ControlError(404, f"no account {account_id!r}")
+        account: Account = super()._account(account_id)
         return account
 
     def _account_for_path(self, node: str, request: Request) -> Account:
-        token = None
-        header = request.headers.get("authorization", "")
-        if header[:7].lower() == "bearer ":
-            token = header[7:].strip()
-        token = token or request.query_params.get("access_token")
+        token = bearer(request)
         if not token:
             raise _GraphError(
                 190,
@@ -814,7 +698,7 @@ class MessagingSimulator:
             body = None
         headers: dict[str, str] = {}
         try:
-            if not _VERSION.match(version):
+            if not GRAPH_VERSION.match(version):
                 raise _param(f"Unknown path components: /{version}/{node}/messages")
             status, result = await self._send(node, request, body)
         except _GraphError as err:
@@ -887,7 +771,7 @@ class MessagingSimulator:
         )
         self.messages[mid] = sim
         customer.typing = False
-        self._spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
+        self.tasks.spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
         return 200, {"recipient_id": psid, "message_id": mid}
 
     def _check_rate(self, account: Account) -> None:
@@ -1113,22 +997,16 @@ class MessagingSimulator:
 
     # ---------------------------------------------------------------- routes
 
-    def _build_app(self) -> Starlette:
-        routes = [
-            Route("/_sim/accounts", self._r_accounts, methods=["GET"]),
-            Route("/_sim/accounts/{account_id}", self._r_put_account, methods=["PUT"]),
-            Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
-            Route("/_sim/batch", self._r_batch, methods=["POST"]),
-            Route("/_sim/deliver_raw", self._r_deliver_raw, methods=["POST"]),
-            Route("/_sim/sent", self._r_sent, methods=["GET"]),
-            Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
-            Route("/_sim/customers", self._r_customers, methods=["GET"]),
-            Route("/_sim/fail", self._r_fail, methods=["POST"]),
-            Route("/_sim/config", self._r_config, methods=["GET", "POST"]),
-            Route("/_sim/window", self._r_window, methods=["POST"]),
-            Route("/_sim/flush", self._r_flush, methods=["POST"]),
-            Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
-            Route("/_sim/reset", self._r_reset, methods=["POST"]),
+    def _routes(self) -> list[BaseRoute]:
+        own: dict[str, tuple[Handler, Sequence[str]]] = {
+            "inbound": (self._r_inbound, ["POST"]),
+            "batch": (self._r_batch, ["POST"]),
+            "deliver_raw": (self._r_deliver_raw, ["POST"]),
+            "sent": (self._r_sent, ["GET"]),
+            "attachments": (self._r_attachments, ["GET"]),
+        }
+        return [
+            *self._control_routes(own),
             Route("/cdn/{asset}", self._cdn, methods=["GET"]),
             Route("/{version}/{node}/messages", self._graph_messages, methods=["POST"]),
             Route(
@@ -1136,11 +1014,9 @@ class MessagingSimulator:
                 self._graph_attachment_upload,
                 methods=["POST"],
             ),
-            Route("/_sim/attachments", self._r_attachments, methods=["GET"]),
             # Last: `/{version}/{node}` would otherwise shadow the two-segment routes above.
             Route("/{version}/{node}", self._graph_profile, methods=["GET"]),
         ]
-        return Starlette(routes=routes, lifespan=self._lifespan)
 
     # ---------------------------------------------------------------- User Profile API
 
@@ -1152,7 +1028,7 @@ class MessagingSimulator:
         version = request.path_params["version"]
         node = request.path_params["node"]
         try:
-            if not _VERSION.match(version):
+            if not GRAPH_VERSION.match(version):
                 raise _param(f"Unknown path components: /{version}/{node}")
             account = self._account_for_path("me", request)
             customer = self.customers.get((account.account_id, node))
@@ -1200,7 +1076,7 @@ class MessagingSimulator:
             form = None
         status, result = 200, {}
         try:
-            if not _VERSION.match(request.path_params["version"]):
+            if not GRAPH_VERSION.match(request.path_params["version"]):
                 raise _param("Unknown path components.")
             account = self._account_for_path(node, request)
             if form is None:
@@ -1257,45 +1133,23 @@ class MessagingSimulator:
         )
         return JSONResponse(result, status_code=status)
 
-    @_control
+    @control
     async def _r_attachments(self, request: Request) -> Any:
         return list(self.uploads.values())
 
-    @staticmethod
-    async def _json(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise _ControlError(400, "body is not JSON") from exc
-        if not isinstance(data, dict):
-            raise _ControlError(400, "body must be a JSON object")
-        return data
-
-    @_control
-    async def _r_accounts(self, request: Request) -> Any:
-        return [a.public() for a in self.accounts.values()]
-
-    @_control
-    async def _r_put_account(self, request: Request) -> Any:
-        spec = AccountIn.model_validate(await self._json(request))
-        return await self.register_account(request.path_params["account_id"], spec)
-
-    @_control
+    @control
     async def _r_inbound(self, request: Request) -> Any:
-        return await self.event(EventSpec.model_validate(await self._json(request)))
+        return await self.event(EventSpec.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await self._json(request)))
+        return await self.batch(BatchIn.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_deliver_raw(self, request: Request) -> Any:
-        return await self.deliver_raw(RawIn.model_validate(await self._json(request)))
+        return await self.deliver_raw(RawIn.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_sent(self, request: Request) -> Any:
         node = request.query_params.get("account_id")
         return [
@@ -1307,54 +1161,6 @@ class MessagingSimulator:
     def _page_of(self, account_id: str) -> str | None:
         account = self.accounts.get(account_id)
         return account.page_id if account else None
-
-    @_control
-    async def _r_conversations(self, request: Request) -> Any:
-        account_id = request.query_params.get("account_id")
-        if not account_id:
-            raise _ControlError(422, "account_id is required")
-        return self.conversations(account_id, request.query_params.get("user"))
-
-    @_control
-    async def _r_customers(self, request: Request) -> Any:
-        account_id = request.query_params.get("account_id")
-        if not account_id:
-            raise _ControlError(422, "account_id is required")
-        return self.customer_list(account_id)
-
-    @_control
-    async def _r_fail(self, request: Request) -> Any:
-        return {"queued": self.inject_failures(FailIn.model_validate(await self._json(request)))}
-
-    @_control
-    async def _r_config(self, request: Request) -> Any:
-        if request.method == "POST":
-            self.configure(**await self._json(request))
-        return self.knobs.model_dump()
-
-    @_control
-    async def _r_window(self, request: Request) -> Any:
-        return self.set_window(WindowIn.model_validate(await self._json(request)))
-
-    @_control
-    async def _r_flush(self, request: Request) -> Any:
-        data = await self._json(request)
-        raw = data.get("timeout", request.query_params.get("timeout", 5.0))
-        try:
-            timeout = min(max(float(raw), 0.0), 120.0)
-        except (TypeError, ValueError) as exc:
-            raise _ControlError(422, "timeout must be a number of seconds") from exc
-        return await self.flush(timeout)
-
-    @_control
-    async def _r_deliveries(self, request: Request) -> Any:
-        return [d.view() for d in self.webhooks.log]
-
-    @_control
-    async def _r_reset(self, request: Request) -> Any:
-        data = await self._json(request)
-        await self.reset(accounts=bool(data.get("accounts", False)))
-        return {"ok": True}
 
 
 # --------------------------------------------------------------------------------------------
