@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import re
 import secrets
@@ -17,13 +18,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from tidings.httpclient import outbound_client
+from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import Handler, TaskSet, control_error, control_routes
 from tidings.simulators.meta.webhooks import (
     MAX_CONNECTIONS,
@@ -48,6 +51,35 @@ def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
     return token or request.query_params.get("access_token")
+
+
+def has_token(token: str | None, account: Any) -> bool:
+    """Whether `token` is `account`'s access token (compared in constant time)."""
+    return (
+        token is not None
+        and account is not None
+        and hmac.compare_digest(token.encode(), account.access_token.encode())
+    )
+
+
+async def read_form(request: Request) -> FormData | None:
+    """A Graph upload's multipart form (one file), None when the body is not one."""
+    try:
+        return await request.form(max_files=1, max_fields=10)
+    except Exception:  # a malformed multipart body
+        return None
+
+
+def form_view(form: FormData | None) -> dict[str, Any]:
+    """An upload's form as the request log keeps it: files by name and size."""
+    return {
+        k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
+        for k, v in (form.multi_items() if form is not None else [])
+    }
+
+
+def retry_after(seconds: float | None) -> dict[str, str]:
+    return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
 
 
 def trim(log: list[Any], limit: int) -> None:
@@ -93,6 +125,31 @@ async def read_body(request: Request) -> dict[str, Any]:
     return data
 
 
+class AccountIn(BaseModel):
+    """A business account the simulator serves (`PUT /_sim/accounts/{id}`); with `verify`,
+    Meta's subscription handshake runs first."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=1)
+    webhook_url: str = Field(min_length=1)
+    verify: bool = False
+
+
+class FailIn(BaseModel):
+    """The next `count` sends fail: with a Graph error `code`, or without one but with
+    `http_status`, a bare HTTP error (Graph's generic code 2); `delay_seconds` stalls the
+    answer first (for client timeouts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(1, ge=1)
+    code: int | None = None
+    http_status: int | None = Field(None, ge=200, le=599)
+    retry_after: float | None = Field(None, ge=0)
+    delay_seconds: float = Field(0.0, ge=0)
+
+
 class MetaTasks(TaskSet):
     """The kit's task set, plus waiting for it to empty (`/_sim/flush`)."""
 
@@ -117,8 +174,8 @@ class MetaSimulator(Generic[K]):
     the models are the product's control bodies."""
 
     account_param: ClassVar[str] = "account_id"
-    account_model: ClassVar[type[BaseModel]]
-    fail_model: ClassVar[type[BaseModel]]
+    account_model: ClassVar[type[AccountIn]]
+    fail_model: ClassVar[type[FailIn]]
     window_model: ClassVar[type[BaseModel]]
 
     def __init__(
@@ -134,6 +191,7 @@ class MetaSimulator(Generic[K]):
         self.knobs = knobs
         self.accounts: dict[str, Any] = {}
         self.requests: list[dict[str, Any]] = []
+        # Injected failures (`/_sim/fail`), one per send, oldest first.
         self._failures: deque[Any] = deque()
         self._send_times: dict[str, deque[float]] = {}
         self._clock = clock
@@ -221,6 +279,43 @@ class MetaSimulator(Generic[K]):
         verified = response.status_code == 200 and response.text == challenge
         return {"verified": verified, "status": response.status_code, "body": response.text[:200]}
 
+    def inject_failures(self, spec: FailIn) -> int:
+        self._failures.extend([spec] * spec.count)
+        return len(self._failures)
+
+    async def _next_failure(self) -> Any:
+        """The failure this send gets (after its `delay_seconds`), if one is queued."""
+        failure = self._failures.popleft() if self._failures else None
+        if failure is not None and failure.delay_seconds:
+            await asyncio.sleep(failure.delay_seconds)
+        return failure
+
+    def _over_rate(self, key: str, per_second: float) -> bool:
+        """A sliding one-second window of sends per `key`: True (and the send not counted)
+        when it is full."""
+        now = time.monotonic()
+        window = self._send_times.setdefault(key, deque())
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= per_second:
+            return True
+        window.append(now)
+        return False
+
+    def _log_request(self, request: Request, status: int, result: Any, **entry: Any) -> None:
+        """One Graph call in the request log (`/_sim/sent`), its access token left out."""
+        query = {k: v for k, v in request.query_params.items() if k != "access_token"}
+        self.requests.append(
+            {
+                "at": self._clock(),
+                "path": request.url.path,
+                "query": query,
+                **entry,
+                "response": {"status": status, "body": result},
+            }
+        )
+        trim(self.requests, self.knobs.history_limit)
+
     def _account(self, account_id: str) -> Any:
         account = self.accounts.get(account_id)
         if account is None:
@@ -230,9 +325,6 @@ class MetaSimulator(Generic[K]):
     # ---------------------------------------------------------------- product hooks
 
     async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def inject_failures(self, spec: Any) -> int:
         raise NotImplementedError
 
     def set_window(self, spec: Any) -> dict[str, Any]:
@@ -319,3 +411,15 @@ class MetaSimulator(Generic[K]):
         data = await read_body(request)
         await self.reset(accounts=bool(data.get("accounts", False)))
         return {"ok": True}
+
+
+class MetaBinding:
+    """The sandbox binding's common part: the simulator at `base_url` owns the channels whose
+    `api_base_url` points at it."""
+
+    def __init__(self, base_url: str, sim: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url

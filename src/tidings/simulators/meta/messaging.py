@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import itertools
 import json
 import random
@@ -42,12 +41,19 @@ from tidings.simulators.kit import Handler
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
     ControlError,
+    MetaBinding,
     MetaSimulator,
     bearer,
     control,
     fbtrace_id,
+    form_view,
+    has_token,
     read_body,
+    read_form,
+    retry_after,
 )
+from tidings.simulators.meta.base import AccountIn as MetaAccountIn
+from tidings.simulators.meta.base import FailIn as MetaFailIn
 from tidings.simulators.meta.webhooks import DeliveryKnobs
 
 # Retired from 2026-04-27: requests using them get error code 100
@@ -149,16 +155,10 @@ class Knobs(DeliveryKnobs):
     echo_reactions: bool = False
 
 
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=1)
-    webhook_url: str = Field(min_length=1)
+class AccountIn(MetaAccountIn):
     app_id: str = "1517776481860111"
     # Instagram via a Facebook Page: sends go to the Page's id.
     page_id: str | None = None
-    verify: bool = False
 
 
 class EventSpec(BaseModel):
@@ -203,14 +203,8 @@ class RawIn(BaseModel):
     payload: dict[str, Any]
 
 
-class FailIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(1, ge=1)
-    code: int | None = None
+class FailIn(MetaFailIn):
     subcode: int | None = None
-    http_status: int | None = Field(None, ge=200, le=599)
-    retry_after: float | None = Field(None, ge=0)
-    delay_seconds: float = Field(0.0, ge=0)
     message: str | None = None
 
 
@@ -281,16 +275,6 @@ class SimMessage:
         }
 
 
-@dataclass
-class _Failure:
-    code: int | None
-    subcode: int | None
-    http_status: int | None
-    retry_after: float | None
-    delay_seconds: float
-    message: str | None
-
-
 class _GraphError(Exception):
     def __init__(
         self,
@@ -330,8 +314,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
     """In-memory Messenger or Instagram. `.app` is the ASGI app; public coroutines are what the
     control routes call."""
 
-    account_model: ClassVar[type[BaseModel]] = AccountIn
-    fail_model: ClassVar[type[BaseModel]] = FailIn
+    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
+    fail_model: ClassVar[type[MetaFailIn]] = FailIn
     window_model: ClassVar[type[BaseModel]] = WindowIn
 
     def __init__(
@@ -352,7 +336,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         # Attachment Upload API: attachment_id -> the uploaded file
         # (docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats).
         self.uploads: dict[str, dict[str, Any]] = {}
-        self._failures: deque[_Failure] = deque()
+        self._failures: deque[FailIn] = deque()
         self._seq = itertools.count(1)
         self.app = self._build_app(self._routes())
 
@@ -388,18 +372,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         else:
             customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
         return {"user": customer.psid, "window": self._window(customer)}
-
-    def inject_failures(self, spec: FailIn) -> int:
-        failure = _Failure(
-            spec.code,
-            spec.subcode,
-            spec.http_status,
-            spec.retry_after,
-            spec.delay_seconds,
-            spec.message,
-        )
-        self._failures.extend([failure] * spec.count)
-        return len(self._failures)
 
     # ---------------------------------------------------------------- ids
 
@@ -682,7 +654,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
                     "be loaded due to missing permissions, or does not support this operation.",
                 )
         for account in candidates:
-            if hmac.compare_digest(token.encode(), account.access_token.encode()):
+            if has_token(token, account):
                 return account
         raise _GraphError(
             190, "Error validating access token: The session is invalid.", http_status=400
@@ -703,38 +675,22 @@ class MessagingSimulator(MetaSimulator[Knobs]):
             status, result = await self._send(node, request, body)
         except _GraphError as err:
             status, result, headers = err.http_status, err.body(), err.headers
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "node": node,
-                "path": request.url.path,
-                "query": {k: v for k, v in request.query_params.items() if k != "access_token"},
-                "body": body if body is not None else raw.decode("utf-8", "replace"),
-                "response": {"status": status, "body": result},
-            }
-        )
-        if len(self.requests) > self.knobs.history_limit:
-            del self.requests[: len(self.requests) - self.knobs.history_limit]
+        body_view = body if body is not None else raw.decode("utf-8", "replace")
+        self._log_request(request, status, result, node=node, body=body_view)
         return JSONResponse(result, status_code=status, headers=headers)
 
     async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
         account = self._account_for_path(node, request)
-        failure = self._failures.popleft() if self._failures else None
-        if failure is not None:
-            if failure.delay_seconds:
-                await asyncio.sleep(failure.delay_seconds)
-            if failure.code is not None or failure.http_status is not None:
-                headers = {}
-                if failure.retry_after is not None:
-                    headers["Retry-After"] = f"{failure.retry_after:g}"
-                code = failure.code if failure.code is not None else 2
-                raise _GraphError(
-                    code,
-                    failure.message or f"(#{code}) Simulated failure",
-                    failure.subcode,
-                    http_status=failure.http_status or (500 if code in (1, 2) else 400),
-                    headers=headers,
-                )
+        failure = await self._next_failure()
+        if failure is not None and (failure.code is not None or failure.http_status is not None):
+            code = failure.code if failure.code is not None else 2
+            raise _GraphError(
+                code,
+                failure.message or f"(#{code}) Simulated failure",
+                failure.subcode,
+                http_status=failure.http_status or (500 if code in (1, 2) else 400),
+                headers=retry_after(failure.retry_after),
+            )
         if not isinstance(body, dict):
             raise _param("The request body must be a JSON object.")
         self._check_rate(account)
@@ -776,13 +732,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     def _check_rate(self, account: Account) -> None:
         limit = self.knobs.rate_per_second or self.product.rate_per_second
-        now = time.monotonic()
-        window = self._send_times.setdefault(account.account_id, deque())
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        if len(window) >= limit:
+        if self._over_rate(account.account_id, limit):
             raise _GraphError(613, "(#613) Calls to this api have exceeded the rate limit.")
-        window.append(now)
 
     def _check_window(self, body: dict[str, Any], customer: Customer) -> None:
         mtype = body.get("messaging_type")
@@ -1070,10 +1021,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         docs/channels/instagram.md#media-formats): multipart `message={"attachment": {"type":
         ..., "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
         node = request.path_params["node"]
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception:  # a malformed multipart body
-            form = None
+        form = await read_form(request)
         status, result = 200, {}
         try:
             if not GRAPH_VERSION.match(request.path_params["version"]):
@@ -1118,19 +1066,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
             result = {"attachment_id": attachment_id}
         except _GraphError as err:
             status, result = err.http_status, err.body()
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "node": node,
-                "path": request.url.path,
-                "query": {},
-                "body": {
-                    k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
-                    for k, v in (form.multi_items() if form is not None else [])
-                },
-                "response": {"status": status, "body": result},
-            }
-        )
+        self._log_request(request, status, result, node=node, query={}, body=form_view(form))
         return JSONResponse(result, status_code=status)
 
     @control
@@ -1176,7 +1112,7 @@ def psid_for(user: str) -> str:
     return str(10**15 + int.from_bytes(digest[:8], "big") % (9 * 10**15))
 
 
-class MessagingBinding:
+class MessagingBinding(MetaBinding):
     """Connects sandbox channels of one kind to a MessagingSimulator (see simulators.sandbox).
     The channel config names its account (`page_id`, or `instagram_account_id`) and points
     `api_base_url` at the simulator."""
@@ -1185,15 +1121,10 @@ class MessagingBinding:
     account_field: ClassVar[str] = "page_id"
     token_field: ClassVar[str] = "page_access_token"  # noqa: S105 (a field name)
 
-    def __init__(self, base_url: str, sim: MessagingSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
+    sim: MessagingSimulator
 
     def _account_id(self, channel: ChannelInfo) -> str:
         return str(getattr(channel.config, self.account_field))
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         c: Any = channel.config

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import itertools
 import json
 import logging
@@ -39,12 +38,22 @@ from tidings.simulators.kit import DemoChannel, Handler, SandboxEntry, TaskSet
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
     ControlError,
+    MetaBinding,
     MetaSimulator,
     bearer,
     control,
     fbtrace_id,
+    form_view,
+    has_token,
     read_body,
-    trim,
+    read_form,
+    retry_after,
+)
+from tidings.simulators.meta.base import (
+    AccountIn as MetaAccountIn,
+)
+from tidings.simulators.meta.base import (
+    FailIn as MetaFailIn,
 )
 from tidings.simulators.meta.stats import WebhookStats
 from tidings.simulators.meta.webhooks import DeliveryKnobs, WebhookDelivery
@@ -184,15 +193,9 @@ class Knobs(DeliveryKnobs):
     status_batch_ms: float = Field(0.0, ge=0, le=10_000)
 
 
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=1)
-    webhook_url: str = Field(min_length=1)
+class AccountIn(MetaAccountIn):
     display_phone_number: str | None = None
     waba_id: str | None = None
-    verify: bool = False
 
 
 class InboundSpec(BaseModel):
@@ -255,18 +258,10 @@ class StatusIn(BaseModel):
     error_code: int | None = None
 
 
-class FailIn(BaseModel):
-    """The next `count` sends fail. With a code: a Graph error (sync) or a `failed` status after
-    a 200 (async). Without code but with http_status: a bare HTTP error. `delay_seconds` stalls
-    the answer first (for client timeouts)."""
+class FailIn(MetaFailIn):
+    """With a code: a Graph error (sync) or a `failed` status after a 200 (async)."""
 
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(1, ge=1)
-    code: int | None = None
-    http_status: int | None = Field(None, ge=200, le=599)
     mode: Literal["sync", "async"] = "sync"
-    retry_after: float | None = Field(None, ge=0)
-    delay_seconds: float = Field(0.0, ge=0)
     details: str | None = None
 
 
@@ -350,16 +345,6 @@ class SimMessage:
 
 
 @dataclass
-class _Failure:
-    code: int | None
-    http_status: int | None
-    mode: Literal["sync", "async"]
-    retry_after: float | None
-    delay_seconds: float
-    details: str | None
-
-
-@dataclass
 class _QueuedStatus:
     """A status element waiting for its webhook POST; `sent` resolves after the first attempt."""
 
@@ -423,6 +408,10 @@ def _status_error(code: int, details: str | None = None) -> dict[str, Any]:
     }
 
 
+def _headers(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+
+
 def _new_wamid(user: str) -> str:
     # Real ids are "wamid." + base64 of a small protobuf-like blob holding the user's number
     # (hence the common "HBgL" prefix); tests only need them unique and real-looking.
@@ -478,8 +467,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     `/_sim/` control routes call, and may be called directly by in-process tests."""
 
     account_param: ClassVar[str] = "phone_number_id"
-    account_model: ClassVar[type[BaseModel]] = AccountIn
-    fail_model: ClassVar[type[BaseModel]] = FailIn
+    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
+    fail_model: ClassVar[type[MetaFailIn]] = FailIn
     window_model: ClassVar[type[BaseModel]] = WindowIn
 
     def __init__(
@@ -502,7 +491,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         self._customers: dict[tuple[str, str], Customer] = {}
         # (phone_number_id, BSUID) -> customer key, so a BSUID-addressed send finds the phone.
         self._aliases: dict[tuple[str, str], str] = {}
-        self._failures: deque[_Failure] = deque()
+        self._failures: deque[FailIn] = deque()
         # Message templates per WABA: listed by GET /{waba_id}/message_templates and, once a
         # WABA has any, the registry template sends are checked against.
         self.template_store = TemplateStore()
@@ -580,18 +569,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         else:
             customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
         return {"user": customer.key, "window_open": self._window_open(customer)}
-
-    def inject_failures(self, spec: FailIn) -> int:
-        failure = _Failure(
-            spec.code,
-            spec.http_status,
-            spec.mode,
-            spec.retry_after,
-            spec.delay_seconds,
-            spec.details,
-        )
-        self._failures.extend([failure] * spec.count)
-        return len(self._failures)
 
     # ---------------------------------------------------------------- control: the customer
 
@@ -1179,21 +1156,15 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 graph_error_body(err.code, err.details),
                 err.headers,
             )
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "phone_number_id": pnid,
-                "version": version,
-                "path": request.url.path,
-                "headers": {
-                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
-                },
-                "query": {k: v for k, v in request.query_params.items() if k != "access_token"},
-                "body": body if body is not None else raw.decode("utf-8", "replace"),
-                "response": {"status": status, "body": result},
-            }
+        self._log_request(
+            request,
+            status,
+            result,
+            phone_number_id=pnid,
+            version=version,
+            headers=_headers(request),
+            body=body if body is not None else raw.decode("utf-8", "replace"),
         )
-        trim(self.requests, self.knobs.history_limit)
         return JSONResponse(result, status_code=status, headers=headers)
 
     def _check_auth(self, pnid: str, request: Request) -> Account:
@@ -1204,10 +1175,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 f"Unsupported post request. Object with ID '{pnid}' does not exist, cannot be "
                 "loaded due to missing permissions, or does not support this operation.",
             )
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        token = token or request.query_params.get("access_token")
-        if token is None or not hmac.compare_digest(token.encode(), account.access_token.encode()):
+        if not has_token(bearer(request), account):
             raise _GraphError(190)
         return account
 
@@ -1222,20 +1190,18 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         if "status" in body:
             return self._mark_read(account, body)
 
-        failure = self._failures.popleft() if self._failures else None
-        if failure is not None and failure.delay_seconds:
-            await asyncio.sleep(failure.delay_seconds)
+        failure = await self._next_failure()
         has_error = failure is not None and (
             failure.code is not None or failure.http_status is not None
         )
         if failure is not None and has_error and failure.mode == "sync":
-            headers = {}
-            if failure.retry_after is not None:
-                headers["Retry-After"] = f"{failure.retry_after:g}"
             # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
             code = failure.code if failure.code is not None else 2
             raise _GraphError(
-                code, failure.details, http_status=failure.http_status, headers=headers
+                code,
+                failure.details,
+                http_status=failure.http_status,
+                headers=retry_after(failure.retry_after),
             )
 
         self._check_throughput(pnid)
@@ -1338,13 +1304,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         return 200, {"success": True}
 
     def _check_throughput(self, pnid: str) -> None:
-        now = time.monotonic()
-        window = self._send_times.setdefault(pnid, deque())
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        if len(window) >= self.knobs.throughput_per_second:
+        if self._over_rate(pnid, self.knobs.throughput_per_second):
             raise _GraphError(130429)
-        window.append(now)
 
     def _check_pair_rate(self, customer: Customer) -> None:
         if not self.knobs.pair_rate_limit:
@@ -1382,12 +1343,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                     f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot "
                     "be loaded due to missing permissions, or does not support this operation.",
                 )
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header[:7].lower() == "bearer " else None
-            token = token or q.get("access_token")
-            if token is None or not any(
-                hmac.compare_digest(token.encode(), a.access_token.encode()) for a in accounts
-            ):
+            token = bearer(request)
+            if not any(has_token(token, a) for a in accounts):
                 raise _GraphError(190)
             raw_limit = q.get("limit", "25")
             if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
@@ -1409,19 +1366,10 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             status = 200
         except _GraphError as err:
             status, result = err.http_status, graph_error_body(err.code, err.details)
-        self.requests.append(
-            {
-                "at": self._clock(),
-                # Management calls belong to the WABA, not to one number.
-                "phone_number_id": None,
-                "waba_id": waba_id,
-                "method": "GET",
-                "path": request.url.path,
-                "query": {k: v for k, v in q.items() if k != "access_token"},
-                "response": {"status": status, "body": result},
-            }
+        # Management calls belong to the WABA, not to one number.
+        self._log_request(
+            request, status, result, phone_number_id=None, waba_id=waba_id, method="GET"
         )
-        trim(self.requests, self.knobs.history_limit)
         return JSONResponse(result, status_code=status)
 
     async def change_template_status(self, spec: StatusChangeIn) -> dict[str, Any]:
@@ -1651,10 +1599,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     async def _graph_upload(self, request: Request) -> Response:
         pnid = request.path_params["phone_number_id"]
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception:  # a malformed multipart body
-            form = None
+        form = await read_form(request)
 
         def call() -> dict[str, Any]:
             self._check_auth(pnid, request)
@@ -1684,27 +1629,16 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             return {"id": item.id}
 
         response = self._graph_response(request, call)
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "phone_number_id": pnid,
-                "version": request.path_params["version"],
-                "path": request.url.path,
-                "headers": {
-                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
-                },
-                "query": {},
-                "body": {
-                    k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
-                    for k, v in (form.multi_items() if form is not None else [])
-                },
-                "response": {
-                    "status": response.status_code,
-                    "body": json.loads(bytes(response.body)),
-                },
-            }
+        self._log_request(
+            request,
+            response.status_code,
+            json.loads(bytes(response.body)),
+            phone_number_id=pnid,
+            version=request.path_params["version"],
+            headers=_headers(request),
+            query={},
+            body=form_view(form),
         )
-        trim(self.requests, self.knobs.history_limit)
         return response
 
     def _media_account(self, request: Request, media_id: str) -> Any:
@@ -1716,12 +1650,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 "loaded due to missing permissions, or does not support this operation.",
             )
         account = self.accounts.get(item.phone_number_id)
-        token = bearer(request)
-        if (
-            account is None
-            or token is None
-            or not hmac.compare_digest(token.encode(), account.access_token.encode())
-        ):
+        if not has_token(bearer(request), account):
             raise _GraphError(190)
         return item
 
@@ -1751,15 +1680,9 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         q = request.query_params
         item = self.media.check_url(q.get("mid", ""), q.get("ext", ""), q.get("hash", ""))
         account = self.accounts.get(item.phone_number_id) if item else None
-        token = bearer(request)
         # The bearer token is required; an expired URL or a wrong token fails with 404
         # (docs/channels/whatsapp.md#media-limits-and-downloads).
-        if (
-            item is None
-            or account is None
-            or token is None
-            or not hmac.compare_digest(token.encode(), account.access_token.encode())
-        ):
+        if item is None or not has_token(bearer(request), account):
             return Response(b"", status_code=404)
         return Response(item.data, media_type=item.mime_type)
 
@@ -1882,19 +1805,15 @@ DEMO_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
-class WhatsAppBinding:
+class WhatsAppBinding(MetaBinding):
     kind: ClassVar[str] = "whatsapp"
 
     def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
-        self.base_url = base_url
-        self.sim = sim
+        super().__init__(base_url, sim)
         # Control calls go straight to the simulator app; provider traffic uses real HTTP.
         self.control = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
         )
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         c: Any = channel.config
