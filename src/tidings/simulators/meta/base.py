@@ -87,6 +87,20 @@ def trim(log: list[Any], limit: int) -> None:
         del log[: len(log) - limit]
 
 
+class GraphError(Exception):
+    """A Graph API error answer: its HTTP status and headers, and the body `body()` builds
+    (each product writes Graph's error envelope its own way)."""
+
+    def __init__(self, code: int, http_status: int, headers: dict[str, str] | None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.http_status = http_status
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class ControlError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -316,6 +330,32 @@ class MetaSimulator(Generic[K]):
         )
         trim(self.requests, self.knobs.history_limit)
 
+    async def _graph_messages(self, request: Request) -> Response:
+        """`POST /{version}/{node}/messages`: the product's `_send`, answered with its result
+        or Graph error, and logged."""
+        version = request.path_params["version"]
+        node = request.path_params["node"]
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers: dict[str, str] = {}
+        try:
+            if not GRAPH_VERSION.match(version):
+                raise self._bad_path(f"Unknown path components: /{version}/{node}/messages")
+            status, result = await self._send(node, request, body)
+        except GraphError as err:
+            status, result, headers = err.http_status, err.body(), err.headers
+        self._log_request(
+            request,
+            status,
+            result,
+            **self._log_fields(request, node),
+            body=body if body is not None else raw.decode("utf-8", "replace"),
+        )
+        return JSONResponse(result, status_code=status, headers=headers)
+
     def _account(self, account_id: str) -> Any:
         account = self.accounts.get(account_id)
         if account is None:
@@ -326,6 +366,16 @@ class MetaSimulator(Generic[K]):
 
     async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
         raise NotImplementedError
+
+    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _bad_path(self, message: str) -> GraphError:
+        raise NotImplementedError
+
+    def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
+        """What the request log says of a send besides path, query and body."""
+        return {"node": node}
 
     def set_window(self, spec: Any) -> dict[str, Any]:
         raise NotImplementedError

@@ -41,6 +41,7 @@ from tidings.simulators.kit import Handler
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
     ControlError,
+    GraphError,
     MetaBinding,
     MetaSimulator,
     bearer,
@@ -275,7 +276,7 @@ class SimMessage:
         }
 
 
-class _GraphError(Exception):
+class _GraphError(GraphError):
     def __init__(
         self,
         code: int,
@@ -285,10 +286,8 @@ class _GraphError(Exception):
         http_status: int = 400,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.subcode = code, message, subcode
-        self.http_status = http_status
-        self.headers = headers or {}
+        super().__init__(code, http_status, headers)
+        self.message, self.subcode = message, subcode
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {
@@ -660,24 +659,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
             190, "Error validating access token: The session is invalid.", http_status=400
         )
 
-    async def _graph_messages(self, request: Request) -> Response:
-        version = request.path_params["version"]
-        node = request.path_params["node"]
-        raw = await request.body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers: dict[str, str] = {}
-        try:
-            if not GRAPH_VERSION.match(version):
-                raise _param(f"Unknown path components: /{version}/{node}/messages")
-            status, result = await self._send(node, request, body)
-        except _GraphError as err:
-            status, result, headers = err.http_status, err.body(), err.headers
-        body_view = body if body is not None else raw.decode("utf-8", "replace")
-        self._log_request(request, status, result, node=node, body=body_view)
-        return JSONResponse(result, status_code=status, headers=headers)
+    def _bad_path(self, message: str) -> GraphError:
+        return _param(message)
 
     async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
         account = self._account_for_path(node, request)

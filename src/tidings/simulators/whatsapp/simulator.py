@@ -38,6 +38,7 @@ from tidings.simulators.kit import DemoChannel, Handler, SandboxEntry, TaskSet
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
     ControlError,
+    GraphError,
     MetaBinding,
     MetaSimulator,
     bearer,
@@ -353,7 +354,7 @@ class _QueuedStatus:
     sent: asyncio.Future[None]
 
 
-class _GraphError(Exception):
+class _GraphError(GraphError):
     def __init__(
         self,
         code: int,
@@ -362,11 +363,11 @@ class _GraphError(Exception):
         http_status: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(code)
-        self.code = code
+        super().__init__(code, http_status or _HTTP_FOR_CODE.get(code, 400), headers)
         self.details = details
-        self.http_status = http_status or _HTTP_FOR_CODE.get(code, 400)
-        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return graph_error_body(self.code, self.details)
 
 
 def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
@@ -1137,35 +1138,12 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- Graph: send
 
-    async def _graph_messages(self, request: Request) -> Response:
+    def _bad_path(self, message: str) -> GraphError:
+        return _GraphError(100, message)
+
+    def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
         version = request.path_params["version"]
-        pnid = request.path_params["phone_number_id"]
-        raw = await request.body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers: dict[str, str] = {}
-        try:
-            if not GRAPH_VERSION.match(version):
-                raise _GraphError(100, f"Unknown path components: /{version}/{pnid}/messages")
-            status, result = await self._send(pnid, request, body)
-        except _GraphError as err:
-            status, result, headers = (
-                err.http_status,
-                graph_error_body(err.code, err.details),
-                err.headers,
-            )
-        self._log_request(
-            request,
-            status,
-            result,
-            phone_number_id=pnid,
-            version=version,
-            headers=_headers(request),
-            body=body if body is not None else raw.decode("utf-8", "replace"),
-        )
-        return JSONResponse(result, status_code=status, headers=headers)
+        return {"phone_number_id": node, "version": version, "headers": _headers(request)}
 
     def _check_auth(self, pnid: str, request: Request) -> Account:
         account = self.accounts.get(pnid)
@@ -1365,7 +1343,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 raise _GraphError(err.code, err.details) from None
             status = 200
         except _GraphError as err:
-            status, result = err.http_status, graph_error_body(err.code, err.details)
+            status, result = err.http_status, err.body()
         # Management calls belong to the WABA, not to one number.
         self._log_request(
             request, status, result, phone_number_id=None, waba_id=waba_id, method="GET"
@@ -1588,14 +1566,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 raise _GraphError(100, f"Unknown path components: {request.url.path}")
             return JSONResponse(call())
         except _GraphError as err:
-            return JSONResponse(
-                graph_error_body(err.code, err.details), status_code=err.http_status
-            )
-
-    def _bearer(self, request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        return token or request.query_params.get("access_token")
+            return JSONResponse(err.body(), status_code=err.http_status)
 
     async def _graph_upload(self, request: Request) -> Response:
         pnid = request.path_params["phone_number_id"]
@@ -1707,7 +1678,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         }
         return [
             *self._control_routes(own),
-            Route("/{version}/{phone_number_id}/messages", self._graph_messages, methods=["POST"]),
+            Route("/{version}/{node}/messages", self._graph_messages, methods=["POST"]),
             Route("/{version}/{waba_id}/message_templates", self._graph_templates, methods=["GET"]),
             Route("/whatsapp_business/attachments/", self._media_download, methods=["GET", "HEAD"]),
             Route("/{version}/{phone_number_id}/media", self._graph_upload, methods=["POST"]),
