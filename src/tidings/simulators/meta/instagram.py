@@ -8,17 +8,10 @@ from __future__ import annotations
 import secrets
 from typing import ClassVar
 
-import httpx
-
 from tidings.simulators.kit import DemoChannel, SandboxEntry
 from tidings.simulators.meta.messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
 
-__all__ = ["InstagramBinding", "InstagramSimulator"]
-
-
-class InstagramSimulator(MessagingSimulator):
-    def __init__(self, *, http: httpx.AsyncClient | None = None, cdn_base_url: str = "") -> None:
-        super().__init__(INSTAGRAM, http=http, cdn_base_url=cdn_base_url)
+__all__ = ["InstagramBinding"]
 
 
 class InstagramBinding(MessagingBinding):
@@ -29,7 +22,7 @@ class InstagramBinding(MessagingBinding):
 
 SANDBOX = SandboxEntry(
     "instagram",
-    lambda base: InstagramSimulator(cdn_base_url=base),
+    lambda base: MessagingSimulator(INSTAGRAM, cdn_base_url=base),
     InstagramBinding,
     (
         DemoChannel(
