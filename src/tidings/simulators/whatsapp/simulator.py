@@ -987,11 +987,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             "category": category,
         }
 
-    def _status_payload(self, account: Account, element: dict[str, Any]) -> dict[str, Any]:
+    def _status_payload(self, account: Account, *elements: dict[str, Any]) -> dict[str, Any]:
         value = {
             "messaging_product": "whatsapp",
             "metadata": self._metadata(account),
-            "statuses": [element],
+            "statuses": list(elements),
         }
         return self._envelope(account, [{"field": "messages", "value": value}])
 
@@ -1120,12 +1120,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 groups.setdefault(item.account.phone_number_id, []).append(item)
             for items in groups.values():
                 account = items[0].account
-                value = {
-                    "messaging_product": "whatsapp",
-                    "metadata": self._metadata(account),
-                    "statuses": [item.element for item in items],
-                }
-                payload = self._envelope(account, [{"field": "messages", "value": value}])
+                payload = self._status_payload(account, *(item.element for item in items))
                 refs = [item.element["id"] for item in items]
                 try:
                     await self._deliver(account, payload, "status", refs)
@@ -1805,50 +1800,39 @@ class WhatsAppBinding(MetaBinding):
             for spec in DEMO_TEMPLATES:
                 self.sim.template_store.put(TemplateIn(waba_id=DEMO_WABA, language="en", **spec))
 
+    @staticmethod
+    def _who(channel: ChannelInfo, user: str) -> tuple[str, str]:
+        """(the channel's phone_number_id, the customer's wa_id: the phone page's digits)."""
+        pnid = str(getattr(channel.config, "phone_number_id", ""))
+        return pnid, "".join(ch for ch in user if ch.isdigit())
+
     async def age(self, channel: ChannelInfo, user: str, hours: float) -> None:
         """The simulated phone agrees: its 24 h window (131047) follows the same clock."""
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
+        pnid, digits = self._who(channel, user)
         await self.control.post(
             "/_sim/window",
-            json={
-                "phone_number_id": c.phone_number_id,
-                "user": digits,
-                "last_inbound_hours_ago": hours,
-            },
+            json={"phone_number_id": pnid, "user": digits, "last_inbound_hours_ago": hours},
         )
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.post(
-            "/_sim/inbound",
-            json={
-                "phone_number_id": c.phone_number_id,
-                "from": digits,
-                "name": name or digits,
-                "text": text,
-            },
+        digits = self._who(channel, user)[1]
+        result: dict[str, Any] = await self._inbound(
+            channel, user, {"name": name or digits, "text": text}
         )
-        result: dict[str, Any] = resp.json()
         return result
 
     async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
+        pnid, digits = self._who(channel, user)
         resp = await self.control.post(
-            "/_sim/inbound", json={"phone_number_id": c.phone_number_id, "from": digits, **body}
+            "/_sim/inbound", json={"phone_number_id": pnid, "from": digits, **body}
         )
         return resp.json()
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.get(
-            "/_sim/customers", params={"phone_number_id": c.phone_number_id}
-        )
+        pnid, digits = self._who(channel, user)
+        resp = await self.control.get("/_sim/customers", params={"phone_number_id": pnid})
         return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
 
     async def send_location(
@@ -1891,10 +1875,9 @@ class WhatsAppBinding(MetaBinding):
         return result
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
+        pnid, digits = self._who(channel, user)
         resp = await self.control.get(
-            "/_sim/conversations", params={"phone_number_id": c.phone_number_id, "user": digits}
+            "/_sim/conversations", params={"phone_number_id": pnid, "user": digits}
         )
         data: list[dict[str, Any]] = resp.json()
         return data
