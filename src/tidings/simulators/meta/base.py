@@ -1,8 +1,11 @@
 """What the WhatsApp, Messenger and Instagram simulators share as Meta platforms: the Graph
-path version and error trace ids, the bearer token, the webhook subscription handshake, the
-task set and webhook sender (`webhooks.MetaWebhooks` on the kit), and the `/_sim/` control
+path version, error base and trace ids, the bearer token, the send endpoint
+(`POST /{version}/{node}/messages`) with its request log, injected failures and one-second
+send window, the webhook subscription handshake, the task set and webhook sender
+(`webhooks.MetaWebhooks` on the kit), the sandbox binding's base, and the `/_sim/` control
 routes that read the same on all three (accounts, conversations, customers, failures,
-knobs, window, flush, deliveries, reset). Each product's own rules stay in its module."""
+knobs, window, flush, deliveries, reset). Each product's own rules (what a send must hold,
+its error envelope, its webhook payloads) stay in its module."""
 
 from __future__ import annotations
 

@@ -558,7 +558,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
     async def _post(
         self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
     ) -> dict[str, Any]:
-        d = await self.webhooks.deliver(
+        d = await self.webhooks.send(
             account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
         )
         return {"status": d.first_status, "delivery": d.id}

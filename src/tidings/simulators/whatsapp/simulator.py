@@ -1002,7 +1002,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     ) -> WebhookDelivery:
         """First attempt awaited (its status is reported to the caller); retries and
         `duplicate_deliveries` extra copies continue in the background."""
-        return await self.webhooks.deliver(
+        return await self.webhooks.send(
             account.webhook_url,
             account.app_secret,
             account.phone_number_id,
