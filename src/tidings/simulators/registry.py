@@ -9,9 +9,7 @@ from __future__ import annotations
 from tidings.simulators import (
     api_client,
     gbm,
-    instagram,
     line,
-    messenger,
     rbm,
     smpp,
     telegram,
@@ -22,6 +20,7 @@ from tidings.simulators import (
     whatsapp,
 )
 from tidings.simulators.kit import SandboxEntry
+from tidings.simulators.meta import instagram, messenger
 
 SANDBOX: tuple[SandboxEntry, ...] = (
     whatsapp.SANDBOX,

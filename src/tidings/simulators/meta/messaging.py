@@ -19,35 +19,44 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
-import hmac
 import itertools
 import json
-import logging
 import random
-import re
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.applications import Starlette
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from tidings.httpclient import outbound_client
 from tidings.runtime import ChannelInfo
-from tidings.simulators.meta_webhooks import SenderKnobs, WebhookSender
+from tidings.simulators.kit import Handler
+from tidings.simulators.meta.base import (
+    GRAPH_VERSION,
+    ControlError,
+    GraphError,
+    MetaBinding,
+    MetaSimulator,
+    bearer,
+    control,
+    fbtrace_id,
+    form_view,
+    has_token,
+    read_body,
+    read_form,
+    retry_after,
+)
+from tidings.simulators.meta.base import AccountIn as MetaAccountIn
+from tidings.simulators.meta.base import FailIn as MetaFailIn
+from tidings.simulators.meta.webhooks import DeliveryKnobs
 
-logger = logging.getLogger(__name__)
-
-_VERSION = re.compile(r"^v\d+\.\d+$")
 # Retired from 2026-04-27: requests using them get error code 100
 # (docs/channels/messenger.md#messaging-window-and-tags).
 RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
@@ -125,7 +134,10 @@ INSTAGRAM = ProductSpec(
 # Knobs and control bodies
 
 
-class Knobs(BaseModel):
+class Knobs(DeliveryKnobs):
+    """The webhook sender's knobs (retries, duplicates, timeout, escaping, history,
+    `webhook_concurrency`) are `DeliveryKnobs`'."""
+
     model_config = ConfigDict(extra="forbid")
     enforce_window: bool = True
     window_hours: float = Field(24.0, gt=0)
@@ -139,27 +151,15 @@ class Knobs(BaseModel):
     auto_receipts: list[Literal["delivered", "read"]] | None = None  # None = product default
     receipt_delay: float = Field(0.05, ge=0)
     rate_per_second: float | None = Field(None, gt=0)  # None = product default
-    duplicate_deliveries: int = Field(0, ge=0, le=100)
-    retry_schedule: list[float] = [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
-    retry_for_seconds: float = Field(600.0, ge=0)
-    delivery_timeout: float = Field(10.0, gt=0)
-    escape_slashes: bool = True
-    history_limit: int = Field(10_000, ge=1)
     # Reaction sends produce no echo on Instagram (docs/channels/instagram.md#inbound-events); kept
     # as a knob.
     echo_reactions: bool = False
 
 
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=1)
-    webhook_url: str = Field(min_length=1)
+class AccountIn(MetaAccountIn):
     app_id: str = "1517776481860111"
     # Instagram via a Facebook Page: sends go to the Page's id.
     page_id: str | None = None
-    verify: bool = False
 
 
 class EventSpec(BaseModel):
@@ -204,14 +204,8 @@ class RawIn(BaseModel):
     payload: dict[str, Any]
 
 
-class FailIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(1, ge=1)
-    code: int | None = None
+class FailIn(MetaFailIn):
     subcode: int | None = None
-    http_status: int | None = Field(None, ge=200, le=599)
-    retry_after: float | None = Field(None, ge=0)
-    delay_seconds: float = Field(0.0, ge=0)
     message: str | None = None
 
 
@@ -282,17 +276,7 @@ class SimMessage:
         }
 
 
-@dataclass
-class _Failure:
-    code: int | None
-    subcode: int | None
-    http_status: int | None
-    retry_after: float | None
-    delay_seconds: float
-    message: str | None
-
-
-class _GraphError(Exception):
+class _GraphError(GraphError):
     def __init__(
         self,
         code: int,
@@ -302,27 +286,19 @@ class _GraphError(Exception):
         http_status: int = 400,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.subcode = code, message, subcode
-        self.http_status = http_status
-        self.headers = headers or {}
+        super().__init__(code, http_status, headers)
+        self.message, self.subcode = message, subcode
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {
             "message": self.message,
             "type": "OAuthException",
             "code": self.code,
-            "fbtrace_id": "A" + secrets.token_urlsafe(16)[:22],
+            "fbtrace_id": fbtrace_id(),
         }
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
         return {"error": error}
-
-
-class _ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def _window_error(subcode: int) -> _GraphError:
@@ -333,28 +309,13 @@ def _param(message: str) -> _GraphError:
     return _GraphError(100, f"(#100) {message}")
 
 
-_Handler = Callable[["MessagingSimulator", Request], Coroutine[Any, Any, Any]]
-
-
-def _control(
-    handler: _Handler,
-) -> Callable[[MessagingSimulator, Request], Coroutine[Any, Any, Response]]:
-    async def wrapped(self: MessagingSimulator, request: Request) -> Response:
-        try:
-            result = await handler(self, request)
-        except _ControlError as err:
-            return JSONResponse({"error": err.message}, status_code=err.status)
-        except ValidationError as err:
-            errors = err.errors(include_url=False, include_context=False, include_input=False)
-            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
-        return JSONResponse(result)
-
-    return wrapped
-
-
-class MessagingSimulator:
+class MessagingSimulator(MetaSimulator[Knobs]):
     """In-memory Messenger or Instagram. `.app` is the ASGI app; public coroutines are what the
     control routes call."""
+
+    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
+    fail_model: ClassVar[type[MetaFailIn]] = FailIn
+    window_model: ClassVar[type[BaseModel]] = WindowIn
 
     def __init__(
         self,
@@ -364,95 +325,24 @@ class MessagingSimulator:
         clock: Callable[[], float] = time.time,
         cdn_base_url: str = "",
     ) -> None:
+        super().__init__(product.name, Knobs(), http=http, clock=clock)
         self.product = product
-        self.knobs = Knobs()
         self.accounts: dict[str, Account] = {}
         self.customers: dict[tuple[str, str], Customer] = {}
         self.messages: dict[str, SimMessage] = {}
-        self.requests: list[dict[str, Any]] = []
         self.cdn: dict[str, tuple[str, bytes]] = {}
         self.cdn_base_url = cdn_base_url.rstrip("/")
         # Attachment Upload API: attachment_id -> the uploaded file
         # (docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats).
         self.uploads: dict[str, dict[str, Any]] = {}
-        self._failures: deque[_Failure] = deque()
-        self._send_times: dict[str, deque[float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._failures: deque[FailIn] = deque()
         self._seq = itertools.count(1)
-        self._clock = clock
-        self._own_http = http is None
-        # Tidings' outbound client (aiohttp's pool): httpx's own pool slows down as
-        # concurrency grows (docs/benchmarks.md, "WhatsApp simulator: status webhooks").
-        self._http = http or outbound_client(httpx.Timeout(10.0))
-        self.webhooks = WebhookSender(self._http, self._sender_knobs, self._spawn, product.name)
-        self.app = self._build_app()
-
-    # ---------------------------------------------------------------- lifecycle
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._cancel_tasks()
-        if self._own_http:
-            await self._http.aclose()
-
-    async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s simulator task failed", self.product.name, exc_info=task.exception())
-
-    def _sender_knobs(self) -> SenderKnobs:
-        k = self.knobs
-        return SenderKnobs(
-            duplicate_deliveries=k.duplicate_deliveries,
-            retry_schedule=tuple(k.retry_schedule),
-            retry_for_seconds=k.retry_for_seconds,
-            delivery_timeout=k.delivery_timeout,
-            escape_slashes=k.escape_slashes,
-            history_limit=k.history_limit,
-        )
-
-    async def flush(self, wait_seconds: float = 5.0) -> dict[str, int]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        counts = self.webhooks.counts()
-        counts["pending"] += sum(1 for t in self._tasks if not t.done())
-        return counts
+        self.app = self._build_app(self._routes())
 
     async def reset(self, *, accounts: bool = False) -> None:
-        await self._cancel_tasks()
+        await super().reset(accounts=accounts)
         self.customers.clear()
         self.messages.clear()
-        self.requests.clear()
-        self.webhooks.log.clear()
-        self._failures.clear()
-        self._send_times.clear()
-        if accounts:
-            self.accounts.clear()
-
-    def configure(self, **changes: Any) -> Knobs:
-        self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **changes})
-        return self.knobs
 
     # ---------------------------------------------------------------- control: set-up
 
@@ -472,44 +362,15 @@ class MessagingSimulator:
             result["verification"] = await self.verify_webhook(account_id)
         return result
 
-    async def verify_webhook(self, account_id: str) -> dict[str, Any]:
-        """Meta's handshake (docs/protocols/meta-platform.md#webhook-verification): verified only
-        if the body is exactly the challenge."""
-        account = self._account(account_id)
-        challenge = str(secrets.randbelow(2**31 - 1) + 1)
-        params = {
-            "hub.mode": "subscribe",
-            "hub.challenge": challenge,
-            "hub.verify_token": account.verify_token,
-        }
-        try:
-            response = await self._http.get(account.webhook_url, params=params)
-        except httpx.HTTPError as exc:
-            return {"verified": False, "status": None, "error": repr(exc)}
-        verified = response.status_code == 200 and response.text == challenge
-        return {"verified": verified, "status": response.status_code}
-
     def set_window(self, spec: WindowIn) -> dict[str, Any]:
         customer = self.customers.get((spec.account_id, spec.user))
         if customer is None:
-            raise _ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
+            raise ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
         if spec.last_inbound_hours_ago is None:
             customer.last_inbound = None
         else:
             customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
         return {"user": customer.psid, "window": self._window(customer)}
-
-    def inject_failures(self, spec: FailIn) -> int:
-        failure = _Failure(
-            spec.code,
-            spec.subcode,
-            spec.http_status,
-            spec.retry_after,
-            spec.delay_seconds,
-            spec.message,
-        )
-        self._failures.extend([failure] * spec.count)
-        return len(self._failures)
 
     # ---------------------------------------------------------------- ids
 
@@ -542,7 +403,7 @@ class MessagingSimulator:
         """One `messaging[]` element for what the customer (or the Page inbox) did
         (docs/channels/messenger.md#inbound-events, docs/channels/instagram.md#inbound-events)."""
         if spec.from_ is None:
-            raise _ControlError(422, "`from` (the PSID/IGSID, digits) is required")
+            raise ControlError(422, "`from` (the PSID/IGSID, digits) is required")
         customer = self._customer(account.account_id, spec.from_)
         if spec.name:
             customer.name = spec.name
@@ -565,7 +426,7 @@ class MessagingSimulator:
             if spec.text is not None:
                 message["text"] = spec.text
             elif kind == "text":
-                raise _ControlError(422, "a text message needs `text`")
+                raise ControlError(422, "a text message needs `text`")
             if kind == "quick_reply":
                 message["quick_reply"] = {"payload": spec.payload or "QUICK_REPLY"}
             if kind == "attachments":
@@ -636,7 +497,7 @@ class MessagingSimulator:
         elif kind in ("reaction", "unreact"):
             target = self.messages.get(spec.mid or "")
             if target is None:
-                raise _ControlError(404, f"no message {spec.mid!r} to react to")
+                raise ControlError(404, f"no message {spec.mid!r} to react to")
             reaction: dict[str, Any] = {
                 "mid": target.mid,
                 "action": "react" if kind == "reaction" else "unreact",
@@ -652,14 +513,14 @@ class MessagingSimulator:
         elif kind == "edit":
             target = self.messages.get(spec.mid or "")
             if target is None or target.direction != "in":
-                raise _ControlError(404, f"no customer message {spec.mid!r} to edit")
+                raise ControlError(404, f"no customer message {spec.mid!r} to edit")
             target.text = spec.text
             base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
             opens_window = False
         elif kind == "delete":
             target = self.messages.get(spec.mid or "")
             if target is None or target.direction != "in":
-                raise _ControlError(404, f"no customer message {spec.mid!r} to delete")
+                raise ControlError(404, f"no customer message {spec.mid!r} to delete")
             target.text = None
             base["message"] = {"mid": target.mid, "is_deleted": True}
             opens_window = False
@@ -680,7 +541,7 @@ class MessagingSimulator:
             else:
                 base["read"] = {"watermark": ts}
         else:
-            raise _ControlError(422, f"unknown event type {kind!r}")
+            raise ControlError(422, f"unknown event type {kind!r}")
         if opens_window:
             # A message, postback, referral or reaction opens/renews the 24 h window
             # (docs/channels/messenger.md#messaging-window-and-tags).
@@ -697,7 +558,7 @@ class MessagingSimulator:
     async def _post(
         self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
     ) -> dict[str, Any]:
-        d = await self.webhooks.deliver(
+        d = await self.webhooks.send(
             account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
         )
         return {"status": d.first_status, "delivery": d.id}
@@ -737,7 +598,7 @@ class MessagingSimulator:
 
     # ---------------------------------------------------------------- reading state
 
-    def conversations(self, account_id: str, user: str | None) -> list[dict[str, Any]]:
+    def conversations(self, account_id: str, user: str | None = None) -> list[dict[str, Any]]:
         thread = sorted(
             (
                 m
@@ -771,17 +632,11 @@ class MessagingSimulator:
     # ---------------------------------------------------------------- Graph: Send API
 
     def _account(self, account_id: str) -> Account:
-        account = self.accounts.get(account_id)
-        if account is None:
-            raise _ControlError(404, f"no account {account_id!r}")
+        account: Account = super()._account(account_id)
         return account
 
     def _account_for_path(self, node: str, request: Request) -> Account:
-        token = None
-        header = request.headers.get("authorization", "")
-        if header[:7].lower() == "bearer ":
-            token = header[7:].strip()
-        token = token or request.query_params.get("access_token")
+        token = bearer(request)
         if not token:
             raise _GraphError(
                 190,
@@ -798,59 +653,27 @@ class MessagingSimulator:
                     "be loaded due to missing permissions, or does not support this operation.",
                 )
         for account in candidates:
-            if hmac.compare_digest(token.encode(), account.access_token.encode()):
+            if has_token(token, account):
                 return account
         raise _GraphError(
             190, "Error validating access token: The session is invalid.", http_status=400
         )
 
-    async def _graph_messages(self, request: Request) -> Response:
-        version = request.path_params["version"]
-        node = request.path_params["node"]
-        raw = await request.body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers: dict[str, str] = {}
-        try:
-            if not _VERSION.match(version):
-                raise _param(f"Unknown path components: /{version}/{node}/messages")
-            status, result = await self._send(node, request, body)
-        except _GraphError as err:
-            status, result, headers = err.http_status, err.body(), err.headers
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "node": node,
-                "path": request.url.path,
-                "query": {k: v for k, v in request.query_params.items() if k != "access_token"},
-                "body": body if body is not None else raw.decode("utf-8", "replace"),
-                "response": {"status": status, "body": result},
-            }
-        )
-        if len(self.requests) > self.knobs.history_limit:
-            del self.requests[: len(self.requests) - self.knobs.history_limit]
-        return JSONResponse(result, status_code=status, headers=headers)
+    def _bad_path(self, message: str) -> GraphError:
+        return _param(message)
 
     async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
         account = self._account_for_path(node, request)
-        failure = self._failures.popleft() if self._failures else None
-        if failure is not None:
-            if failure.delay_seconds:
-                await asyncio.sleep(failure.delay_seconds)
-            if failure.code is not None or failure.http_status is not None:
-                headers = {}
-                if failure.retry_after is not None:
-                    headers["Retry-After"] = f"{failure.retry_after:g}"
-                code = failure.code if failure.code is not None else 2
-                raise _GraphError(
-                    code,
-                    failure.message or f"(#{code}) Simulated failure",
-                    failure.subcode,
-                    http_status=failure.http_status or (500 if code in (1, 2) else 400),
-                    headers=headers,
-                )
+        failure = await self._next_failure()
+        if failure is not None and (failure.code is not None or failure.http_status is not None):
+            code = failure.code if failure.code is not None else 2
+            raise _GraphError(
+                code,
+                failure.message or f"(#{code}) Simulated failure",
+                failure.subcode,
+                http_status=failure.http_status or (500 if code in (1, 2) else 400),
+                headers=retry_after(failure.retry_after),
+            )
         if not isinstance(body, dict):
             raise _param("The request body must be a JSON object.")
         self._check_rate(account)
@@ -887,18 +710,13 @@ class MessagingSimulator:
         )
         self.messages[mid] = sim
         customer.typing = False
-        self._spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
+        self.tasks.spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
         return 200, {"recipient_id": psid, "message_id": mid}
 
     def _check_rate(self, account: Account) -> None:
         limit = self.knobs.rate_per_second or self.product.rate_per_second
-        now = time.monotonic()
-        window = self._send_times.setdefault(account.account_id, deque())
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        if len(window) >= limit:
+        if self._over_rate(account.account_id, limit):
             raise _GraphError(613, "(#613) Calls to this api have exceeded the rate limit.")
-        window.append(now)
 
     def _check_window(self, body: dict[str, Any], customer: Customer) -> None:
         mtype = body.get("messaging_type")
@@ -1113,22 +931,16 @@ class MessagingSimulator:
 
     # ---------------------------------------------------------------- routes
 
-    def _build_app(self) -> Starlette:
-        routes = [
-            Route("/_sim/accounts", self._r_accounts, methods=["GET"]),
-            Route("/_sim/accounts/{account_id}", self._r_put_account, methods=["PUT"]),
-            Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
-            Route("/_sim/batch", self._r_batch, methods=["POST"]),
-            Route("/_sim/deliver_raw", self._r_deliver_raw, methods=["POST"]),
-            Route("/_sim/sent", self._r_sent, methods=["GET"]),
-            Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
-            Route("/_sim/customers", self._r_customers, methods=["GET"]),
-            Route("/_sim/fail", self._r_fail, methods=["POST"]),
-            Route("/_sim/config", self._r_config, methods=["GET", "POST"]),
-            Route("/_sim/window", self._r_window, methods=["POST"]),
-            Route("/_sim/flush", self._r_flush, methods=["POST"]),
-            Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
-            Route("/_sim/reset", self._r_reset, methods=["POST"]),
+    def _routes(self) -> list[BaseRoute]:
+        own: dict[str, tuple[Handler, Sequence[str]]] = {
+            "inbound": (self._r_inbound, ["POST"]),
+            "batch": (self._r_batch, ["POST"]),
+            "deliver_raw": (self._r_deliver_raw, ["POST"]),
+            "sent": (self._r_sent, ["GET"]),
+            "attachments": (self._r_attachments, ["GET"]),
+        }
+        return [
+            *self._control_routes(own),
             Route("/cdn/{asset}", self._cdn, methods=["GET"]),
             Route("/{version}/{node}/messages", self._graph_messages, methods=["POST"]),
             Route(
@@ -1136,11 +948,9 @@ class MessagingSimulator:
                 self._graph_attachment_upload,
                 methods=["POST"],
             ),
-            Route("/_sim/attachments", self._r_attachments, methods=["GET"]),
             # Last: `/{version}/{node}` would otherwise shadow the two-segment routes above.
             Route("/{version}/{node}", self._graph_profile, methods=["GET"]),
         ]
-        return Starlette(routes=routes, lifespan=self._lifespan)
 
     # ---------------------------------------------------------------- User Profile API
 
@@ -1152,7 +962,7 @@ class MessagingSimulator:
         version = request.path_params["version"]
         node = request.path_params["node"]
         try:
-            if not _VERSION.match(version):
+            if not GRAPH_VERSION.match(version):
                 raise _param(f"Unknown path components: /{version}/{node}")
             account = self._account_for_path("me", request)
             customer = self.customers.get((account.account_id, node))
@@ -1194,13 +1004,10 @@ class MessagingSimulator:
         docs/channels/instagram.md#media-formats): multipart `message={"attachment": {"type":
         ..., "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
         node = request.path_params["node"]
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception:  # a malformed multipart body
-            form = None
+        form = await read_form(request)
         status, result = 200, {}
         try:
-            if not _VERSION.match(request.path_params["version"]):
+            if not GRAPH_VERSION.match(request.path_params["version"]):
                 raise _param("Unknown path components.")
             account = self._account_for_path(node, request)
             if form is None:
@@ -1242,60 +1049,26 @@ class MessagingSimulator:
             result = {"attachment_id": attachment_id}
         except _GraphError as err:
             status, result = err.http_status, err.body()
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "node": node,
-                "path": request.url.path,
-                "query": {},
-                "body": {
-                    k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
-                    for k, v in (form.multi_items() if form is not None else [])
-                },
-                "response": {"status": status, "body": result},
-            }
-        )
+        self._log_request(request, status, result, node=node, query={}, body=form_view(form))
         return JSONResponse(result, status_code=status)
 
-    @_control
+    @control
     async def _r_attachments(self, request: Request) -> Any:
         return list(self.uploads.values())
 
-    @staticmethod
-    async def _json(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise _ControlError(400, "body is not JSON") from exc
-        if not isinstance(data, dict):
-            raise _ControlError(400, "body must be a JSON object")
-        return data
-
-    @_control
-    async def _r_accounts(self, request: Request) -> Any:
-        return [a.public() for a in self.accounts.values()]
-
-    @_control
-    async def _r_put_account(self, request: Request) -> Any:
-        spec = AccountIn.model_validate(await self._json(request))
-        return await self.register_account(request.path_params["account_id"], spec)
-
-    @_control
+    @control
     async def _r_inbound(self, request: Request) -> Any:
-        return await self.event(EventSpec.model_validate(await self._json(request)))
+        return await self.event(EventSpec.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await self._json(request)))
+        return await self.batch(BatchIn.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_deliver_raw(self, request: Request) -> Any:
-        return await self.deliver_raw(RawIn.model_validate(await self._json(request)))
+        return await self.deliver_raw(RawIn.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_sent(self, request: Request) -> Any:
         node = request.query_params.get("account_id")
         return [
@@ -1307,54 +1080,6 @@ class MessagingSimulator:
     def _page_of(self, account_id: str) -> str | None:
         account = self.accounts.get(account_id)
         return account.page_id if account else None
-
-    @_control
-    async def _r_conversations(self, request: Request) -> Any:
-        account_id = request.query_params.get("account_id")
-        if not account_id:
-            raise _ControlError(422, "account_id is required")
-        return self.conversations(account_id, request.query_params.get("user"))
-
-    @_control
-    async def _r_customers(self, request: Request) -> Any:
-        account_id = request.query_params.get("account_id")
-        if not account_id:
-            raise _ControlError(422, "account_id is required")
-        return self.customer_list(account_id)
-
-    @_control
-    async def _r_fail(self, request: Request) -> Any:
-        return {"queued": self.inject_failures(FailIn.model_validate(await self._json(request)))}
-
-    @_control
-    async def _r_config(self, request: Request) -> Any:
-        if request.method == "POST":
-            self.configure(**await self._json(request))
-        return self.knobs.model_dump()
-
-    @_control
-    async def _r_window(self, request: Request) -> Any:
-        return self.set_window(WindowIn.model_validate(await self._json(request)))
-
-    @_control
-    async def _r_flush(self, request: Request) -> Any:
-        data = await self._json(request)
-        raw = data.get("timeout", request.query_params.get("timeout", 5.0))
-        try:
-            timeout = min(max(float(raw), 0.0), 120.0)
-        except (TypeError, ValueError) as exc:
-            raise _ControlError(422, "timeout must be a number of seconds") from exc
-        return await self.flush(timeout)
-
-    @_control
-    async def _r_deliveries(self, request: Request) -> Any:
-        return [d.view() for d in self.webhooks.log]
-
-    @_control
-    async def _r_reset(self, request: Request) -> Any:
-        data = await self._json(request)
-        await self.reset(accounts=bool(data.get("accounts", False)))
-        return {"ok": True}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1370,7 +1095,7 @@ def psid_for(user: str) -> str:
     return str(10**15 + int.from_bytes(digest[:8], "big") % (9 * 10**15))
 
 
-class MessagingBinding:
+class MessagingBinding(MetaBinding):
     """Connects sandbox channels of one kind to a MessagingSimulator (see simulators.sandbox).
     The channel config names its account (`page_id`, or `instagram_account_id`) and points
     `api_base_url` at the simulator."""
@@ -1379,15 +1104,10 @@ class MessagingBinding:
     account_field: ClassVar[str] = "page_id"
     token_field: ClassVar[str] = "page_access_token"  # noqa: S105 (a field name)
 
-    def __init__(self, base_url: str, sim: MessagingSimulator) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
+    sim: MessagingSimulator
 
     def _account_id(self, channel: ChannelInfo) -> str:
         return str(getattr(channel.config, self.account_field))
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         c: Any = channel.config

@@ -1,5 +1,5 @@
 """The Instagram simulator (sandbox `/sandbox/instagram`): one simulator for both API
-flavours, built on the shared Messenger-platform simulator (see `meta_messaging`). Accounts
+flavours, built on the shared Messenger-platform simulator (see `messaging`). Accounts
 are keyed by the Instagram account id (webhook `entry.id`); a facebook_login channel also
 registers its Page id, which its sends are addressed to."""
 
@@ -8,17 +8,10 @@ from __future__ import annotations
 import secrets
 from typing import ClassVar
 
-import httpx
-
 from tidings.simulators.kit import DemoChannel, SandboxEntry
-from tidings.simulators.meta_messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
+from tidings.simulators.meta.messaging import INSTAGRAM, MessagingBinding, MessagingSimulator
 
-__all__ = ["InstagramBinding", "InstagramSimulator"]
-
-
-class InstagramSimulator(MessagingSimulator):
-    def __init__(self, *, http: httpx.AsyncClient | None = None, cdn_base_url: str = "") -> None:
-        super().__init__(INSTAGRAM, http=http, cdn_base_url=cdn_base_url)
+__all__ = ["InstagramBinding"]
 
 
 class InstagramBinding(MessagingBinding):
@@ -29,7 +22,7 @@ class InstagramBinding(MessagingBinding):
 
 SANDBOX = SandboxEntry(
     "instagram",
-    lambda base: InstagramSimulator(cdn_base_url=base),
+    lambda base: MessagingSimulator(INSTAGRAM, cdn_base_url=base),
     InstagramBinding,
     (
         DemoChannel(

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -26,28 +23,48 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.applications import Starlette
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from tidings.httpclient import outbound_client, post
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import DemoChannel, SandboxEntry
-from tidings.simulators.webhook_stats import WebhookStats
-from tidings.simulators.whatsapp_media import (
+from tidings.simulators.kit import DemoChannel, Handler, SandboxEntry, TaskSet
+from tidings.simulators.meta.base import (
+    GRAPH_VERSION,
+    ControlError,
+    GraphError,
+    MetaBinding,
+    MetaSimulator,
+    bearer,
+    control,
+    fbtrace_id,
+    form_view,
+    has_token,
+    read_body,
+    read_form,
+    retry_after,
+)
+from tidings.simulators.meta.base import (
+    AccountIn as MetaAccountIn,
+)
+from tidings.simulators.meta.base import (
+    FailIn as MetaFailIn,
+)
+from tidings.simulators.meta.stats import WebhookStats
+from tidings.simulators.meta.webhooks import DeliveryKnobs, WebhookDelivery
+from tidings.simulators.whatsapp.media import (
     INBOUND_MAX,
     UPLOAD_LIMITS,
     MediaStore,
     sample_bytes,
 )
-from tidings.simulators.whatsapp_templates import (
+from tidings.simulators.whatsapp.templates import (
     StatusChangeIn,
     TemplateIn,
     TemplateSendError,
@@ -58,7 +75,6 @@ logger = logging.getLogger(__name__)
 
 StatusName = Literal["sent", "delivered", "read", "played", "failed"]
 
-_VERSION = re.compile(r"^v\d+\.\d+$")
 # BSUID: ISO country code, a dot, up to 128 alphanumerics (parent ids add `ENT.`;
 # docs/channels/whatsapp.md#inbound-payloads).
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,140}$")
@@ -123,9 +139,6 @@ _ERROR_HREF = "/documentation/business-messaging/whatsapp/support/error-codes"
 # Third-party copies of Meta's table; Meta itself says not to rely on HTTP status
 # (docs/channels/whatsapp.md#error-codes).
 _HTTP_FOR_CODE = {0: 401, 190: 401, 10: 403, 368: 403, 130497: 403, 1: 500, 2: 503, 3: 500}
-# The webhook client's pool: never the limit (the `webhook_concurrency` slots are), so no
-# delivery fails with httpx.PoolTimeout.
-_MAX_CONNECTIONS = 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,10 +154,11 @@ class TemplateSpec(BaseModel):
     category: Literal["marketing", "utility", "authentication"] = "utility"
 
 
-class Knobs(BaseModel):
+class Knobs(DeliveryKnobs):
     """Everything the real platform does that a test may want to change. Defaults follow
     production where docs/channels/whatsapp.md#protocol-facts documents it, otherwise they are
-    our best reading and say so there."""
+    our best reading and say so there. The webhook sender's knobs (retries, duplicates,
+    timeout, escaping, history, `webhook_concurrency`) are `DeliveryKnobs`'."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -167,31 +181,7 @@ class Knobs(BaseModel):
     pair_rate_limit: bool = True
     pair_burst: int = Field(45, ge=1)
     pair_interval_seconds: float = Field(6.0, gt=0)
-    duplicate_deliveries: int = Field(0, ge=0, le=100)
-    # Meta does not publish its exact backoff; it retries for up to 7 days
-    # (docs/protocols/meta-platform.md#batching-retries-and-order).
-    retry_schedule: list[Annotated[float, Field(ge=0)]] = [
-        0.2,
-        0.5,
-        1.0,
-        2.0,
-        5.0,
-        10.0,
-        20.0,
-        30.0,
-    ]
-    retry_for_seconds: float = Field(600.0, ge=0)
-    delivery_timeout: float = Field(10.0, gt=0)
-    # Meta's bodies show "/" as "\/" (docs/protocols/meta-platform.md#webhook-signature); signing
-    # those bytes catches re-serialisers.
-    escape_slashes: bool = True
     templates: dict[str, TemplateSpec] | None = None
-    # The request and delivery logs keep this many recent entries, so a long sandbox session
-    # or a benchmark does not grow without bound.
-    history_limit: int = Field(10_000, ge=1)
-    # Webhook POSTs in flight at once. An attempt waits for a free slot before its
-    # `delivery_timeout` starts, so a burst queues instead of timing out on the HTTP pool.
-    webhook_concurrency: int = Field(64, ge=1, le=_MAX_CONNECTIONS)
     # Messages whose statuses are still to be posted, plus status webhooks being retried.
     # When the receiver falls this far behind, accepting a send waits for room: backpressure
     # on the sender, so memory stays bounded whatever the receiver does (an admitted status
@@ -204,15 +194,9 @@ class Knobs(BaseModel):
     status_batch_ms: float = Field(0.0, ge=0, le=10_000)
 
 
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=1)
-    webhook_url: str = Field(min_length=1)
+class AccountIn(MetaAccountIn):
     display_phone_number: str | None = None
     waba_id: str | None = None
-    verify: bool = False
 
 
 class InboundSpec(BaseModel):
@@ -275,18 +259,10 @@ class StatusIn(BaseModel):
     error_code: int | None = None
 
 
-class FailIn(BaseModel):
-    """The next `count` sends fail. With a code: a Graph error (sync) or a `failed` status after
-    a 200 (async). Without code but with http_status: a bare HTTP error. `delay_seconds` stalls
-    the answer first (for client timeouts)."""
+class FailIn(MetaFailIn):
+    """With a code: a Graph error (sync) or a `failed` status after a 200 (async)."""
 
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(1, ge=1)
-    code: int | None = None
-    http_status: int | None = Field(None, ge=200, le=599)
     mode: Literal["sync", "async"] = "sync"
-    retry_after: float | None = Field(None, ge=0)
-    delay_seconds: float = Field(0.0, ge=0)
     details: str | None = None
 
 
@@ -370,38 +346,6 @@ class SimMessage:
 
 
 @dataclass
-class Delivery:
-    """One webhook POST to Tidings and its retries."""
-
-    id: int
-    phone_number_id: str
-    kind: str  # message | status | batch | raw
-    refs: list[str]
-    duplicate: bool
-    created_at: float
-    attempts: int = 0
-    first_status: int | None = None
-    last_status: int | None = None
-    last_error: str | None = None
-    state: Literal["pending", "delivered", "given_up"] = "pending"
-
-    def view(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("created_at")
-        return data
-
-
-@dataclass
-class _Failure:
-    code: int | None
-    http_status: int | None
-    mode: Literal["sync", "async"]
-    retry_after: float | None
-    delay_seconds: float
-    details: str | None
-
-
-@dataclass
 class _QueuedStatus:
     """A status element waiting for its webhook POST; `sent` resolves after the first attempt."""
 
@@ -410,7 +354,7 @@ class _QueuedStatus:
     sent: asyncio.Future[None]
 
 
-class _GraphError(Exception):
+class _GraphError(GraphError):
     def __init__(
         self,
         code: int,
@@ -419,27 +363,11 @@ class _GraphError(Exception):
         http_status: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(code)
-        self.code = code
+        super().__init__(code, http_status or _HTTP_FOR_CODE.get(code, 400), headers)
         self.details = details
-        self.http_status = http_status or _HTTP_FOR_CODE.get(code, 400)
-        self.headers = headers or {}
 
-
-class _ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _trim(log: list[Any], limit: int) -> None:
-    if len(log) > limit:
-        del log[: len(log) - limit]
-
-
-def _fbtrace_id() -> str:
-    return "A" + secrets.token_urlsafe(16)[:22]
+    def body(self) -> dict[str, Any]:
+        return graph_error_body(self.code, self.details)
 
 
 def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
@@ -453,7 +381,7 @@ def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
                 "message": "Error validating access token: The session is invalid.",
                 "type": "OAuthException",
                 "code": 190,
-                "fbtrace_id": _fbtrace_id(),
+                "fbtrace_id": fbtrace_id(),
             }
         }
     return {
@@ -465,7 +393,7 @@ def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
                 "messaging_product": "whatsapp",
                 "details": details or _DETAILS.get(code, title),
             },
-            "fbtrace_id": _fbtrace_id(),
+            "fbtrace_id": fbtrace_id(),
         }
     }
 
@@ -479,6 +407,10 @@ def _status_error(code: int, details: str | None = None) -> dict[str, Any]:
         "error_data": {"details": details or _DETAILS.get(code, title)},
         "href": _ERROR_HREF,
     }
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
 
 
 def _new_wamid(user: str) -> str:
@@ -527,33 +459,18 @@ def _text_of(mtype: str, obj: Any) -> str | None:
     return None
 
 
-_Handler = Callable[["WhatsAppSimulator", Request], Coroutine[Any, Any, Any]]
-_Endpoint = Callable[["WhatsAppSimulator", Request], Coroutine[Any, Any, Response]]
-
-
-def _control(handler: _Handler) -> _Endpoint:
-    """A `/_sim/` route: JSON in and out, control and validation errors as JSON."""
-
-    async def wrapped(self: WhatsAppSimulator, request: Request) -> Response:
-        try:
-            result = await handler(self, request)
-        except _ControlError as err:
-            return JSONResponse({"error": err.message}, status_code=err.status)
-        except ValidationError as err:
-            errors = err.errors(include_url=False, include_context=False, include_input=False)
-            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
-        return JSONResponse(result)
-
-    return wrapped
-
-
 # --------------------------------------------------------------------------------------------
 # The simulator
 
 
-class WhatsAppSimulator:
+class WhatsAppSimulator(MetaSimulator[Knobs]):
     """In-memory WhatsApp Cloud API. `.app` is the ASGI app; the public coroutines are what the
     `/_sim/` control routes call, and may be called directly by in-process tests."""
+
+    account_param: ClassVar[str] = "phone_number_id"
+    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
+    fail_model: ClassVar[type[MetaFailIn]] = FailIn
+    window_model: ClassVar[type[BaseModel]] = WindowIn
 
     def __init__(
         self,
@@ -562,134 +479,68 @@ class WhatsAppSimulator:
         clock: Callable[[], float] = time.time,
         knobs: Knobs | None = None,
     ) -> None:
-        self.knobs = knobs or Knobs()
+        super().__init__(
+            "wa",
+            knobs or Knobs(),
+            http=http,
+            clock=clock,
+            spawn=self._spawn_retry,
+            on_delivered=self._delivered,
+        )
         self.accounts: dict[str, Account] = {}
-        self.requests: list[dict[str, Any]] = []
         self.messages: dict[str, SimMessage] = {}
-        self.deliveries: list[Delivery] = []
         self._customers: dict[tuple[str, str], Customer] = {}
         # (phone_number_id, BSUID) -> customer key, so a BSUID-addressed send finds the phone.
         self._aliases: dict[tuple[str, str], str] = {}
-        self._failures: deque[_Failure] = deque()
+        self._failures: deque[FailIn] = deque()
         # Message templates per WABA: listed by GET /{waba_id}/message_templates and, once a
         # WABA has any, the registry template sends are checked against.
         self.template_store = TemplateStore()
-        self._send_times: dict[str, deque[float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count(1)
-        self._delivery_ids = itertools.count(1)
-        self._clock = clock
         self.media = MediaStore(clock)
-        self._own_http = http is None
-        # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
-        # Tidings' own outbound client: httpx's API on aiohttp's pool, because httpx's pool
-        # slows down as concurrency grows (130 POSTs/s at 64 in flight here, against ~900 at
-        # 1; `docs/benchmarks.md`, "WhatsApp simulator: status webhooks").
-        limits = httpx.Limits(
-            max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
-        )
-        self._http = http or outbound_client(
-            httpx.Timeout(self.knobs.delivery_timeout), limits=limits
-        )
         # Status webhooks: pipelines queue their elements, one batcher groups them into POSTs
         # (`status_batch`), `webhook_concurrency` workers post them. Everything pending is
         # bounded by `status_backlog_limit` (see `_wait_for_status_room`).
         self._status_queue: asyncio.Queue[_QueuedStatus] = asyncio.Queue()
         self._status_batches: asyncio.Queue[list[_QueuedStatus]] | None = None
-        self._workers: set[asyncio.Task[None]] = set()
+        # Not in `tasks`: workers never finish, and `flush` waits for those.
+        self._workers = TaskSet()
         self._status_backlog = 0
         self._status_room = asyncio.Event()
-        self._post_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
-        self._post_slots_size = self.knobs.webhook_concurrency
-        # Customer messages (and control-route posts) have slots of their own, so a message
-        # never waits behind a campaign's receipts inside the simulator: the latency a
-        # benchmark reports for it is the receiver's, not this queue's.
-        self._other_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
-        # Every webhook attempt's answer and latency, per kind (`GET /_sim/stats`).
-        self.stats = WebhookStats()
-        self.app = self._build_app()
+        self.app = self._build_app(self._routes())
+
+    @property
+    def deliveries(self) -> list[WebhookDelivery]:
+        return self.webhooks.log
+
+    @property
+    def stats(self) -> WebhookStats:
+        return self.webhooks.stats
 
     # ---------------------------------------------------------------- lifecycle
 
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Cancel pending deliveries and status pipelines, and close our HTTP client."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+    async def _stop(self) -> None:
+        await self.tasks.aclose()
         await self._stop_workers()
-        if self._own_http:
-            await self._http.aclose()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        # Held in a set (the loop keeps only weak references) and failures logged.
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "whatsapp simulator task %s failed", task.get_name(), exc_info=task.exception()
-            )
-
-    async def flush(self, wait_seconds: float = 5.0) -> dict[str, int]:
-        """Wait (at most `wait_seconds`) until every delivery and status pipeline is done; the
-        counts say what is still pending."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        return self.delivery_counts()
 
     def delivery_counts(self) -> dict[str, int]:
         """Deliveries by state; `pending` also counts status pipelines that have not yet
         produced all their webhooks."""
-        counts = {"delivered": 0, "pending": 0, "given_up": 0}
-        for delivery in self.deliveries:
-            counts[delivery.state] += 1
-        counts["pending"] += sum(
-            1 for t in self._tasks if not t.done() and t.get_name().startswith("wa-status-")
-        )
+        counts = self.webhooks.counts()
+        counts["pending"] += self.tasks.running("wa-status-")
         return counts
 
     async def reset(self, *, accounts: bool = False) -> None:
         """Forget messages, customers, requests, deliveries and injected failures."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._stop_workers()
-        self.requests.clear()
+        await super().reset(accounts=accounts)
         self.messages.clear()
-        self.deliveries.clear()
         self._customers.clear()
         self._aliases.clear()
-        self._failures.clear()
         self.media.items.clear()
-        self._send_times.clear()
-        self.stats.reset()
         if accounts:
-            self.accounts.clear()
             self.template_store.clear()
 
     # ---------------------------------------------------------------- control: set-up
-
-    def configure(self, **changes: Any) -> Knobs:
-        """Change knobs; unknown names or bad values raise pydantic's ValidationError."""
-        self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **changes})
-        return self.knobs
 
     async def register_account(self, phone_number_id: str, spec: AccountIn) -> dict[str, Any]:
         """Create or update a business number; with `verify`, run Meta's GET handshake."""
@@ -710,46 +561,15 @@ class WhatsAppSimulator:
             result["verification"] = await self.verify_webhook(phone_number_id)
         return result
 
-    async def verify_webhook(self, phone_number_id: str) -> dict[str, Any]:
-        """Meta's handshake (docs/protocols/meta-platform.md#webhook-verification): verified only
-        if the body is exactly the challenge."""
-        account = self._account(phone_number_id)
-        challenge = str(secrets.randbelow(2**31 - 1) + 1)
-        params = {
-            "hub.mode": "subscribe",
-            "hub.challenge": challenge,
-            "hub.verify_token": account.verify_token,
-        }
-        try:
-            response = await self._http.get(
-                account.webhook_url, params=params, timeout=self.knobs.delivery_timeout
-            )
-        except httpx.HTTPError as exc:
-            return {"verified": False, "status": None, "error": repr(exc)}
-        verified = response.status_code == 200 and response.text == challenge
-        return {"verified": verified, "status": response.status_code, "body": response.text[:200]}
-
     def set_window(self, spec: WindowIn) -> dict[str, Any]:
         customer = self._find_customer(spec.phone_number_id, spec.user)
         if customer is None:
-            raise _ControlError(404, f"no customer {spec.user!r} on {spec.phone_number_id}")
+            raise ControlError(404, f"no customer {spec.user!r} on {spec.phone_number_id}")
         if spec.last_inbound_hours_ago is None:
             customer.last_inbound = None
         else:
             customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
         return {"user": customer.key, "window_open": self._window_open(customer)}
-
-    def inject_failures(self, spec: FailIn) -> int:
-        failure = _Failure(
-            spec.code,
-            spec.http_status,
-            spec.mode,
-            spec.retry_after,
-            spec.delay_seconds,
-            spec.details,
-        )
-        self._failures.extend([failure] * spec.count)
-        return len(self._failures)
 
     # ---------------------------------------------------------------- control: the customer
 
@@ -757,7 +577,7 @@ class WhatsAppSimulator:
         """The customer sends one message: build the real envelope, deliver it (first attempt
         awaited, retries in the background) and open the 24 h window."""
         if spec.phone_number_id is None:
-            raise _ControlError(422, "phone_number_id is required")
+            raise ControlError(422, "phone_number_id is required")
         account = self._account(spec.phone_number_id)
         message, contact = self._inbound_element(account, spec)
         value = {
@@ -776,7 +596,7 @@ class WhatsAppSimulator:
         pnid = account.phone_number_id
         customer = self._find_customer(pnid, spec.user)
         if customer is None:
-            raise _ControlError(404, f"no customer {spec.user!r} on {pnid}")
+            raise ControlError(404, f"no customer {spec.user!r} on {pnid}")
         country = (customer.user_id or "US.").split(".", 1)[0]
         new_user = spec.new_user_id or f"{country}.{secrets.randbelow(10**20):020d}"
         name = customer.name or "WhatsApp user"
@@ -873,7 +693,7 @@ class WhatsAppSimulator:
         account = self._account(phone_number_id)
         message = self.messages.get(message_id)
         if message is None or message.direction != "out":
-            raise _ControlError(404, f"no outbound message {message_id!r}")
+            raise ControlError(404, f"no outbound message {message_id!r}")
         errors = None
         if status == "failed":
             errors = [_status_error(error_code or 131026)]
@@ -909,7 +729,7 @@ class WhatsAppSimulator:
         )
         return [m.view() for m in thread]
 
-    def customers(self, phone_number_id: str) -> list[dict[str, Any]]:
+    def customer_list(self, phone_number_id: str) -> list[dict[str, Any]]:
         """The simulated WhatsApp users of one number, with their service-window state."""
         now = self._clock()
         out = []
@@ -935,14 +755,12 @@ class WhatsAppSimulator:
         return out
 
     def delivery_log(self) -> list[dict[str, Any]]:
-        return [d.view() for d in self.deliveries]
+        return self.webhooks.view()
 
     # ---------------------------------------------------------------- helpers: state
 
     def _account(self, phone_number_id: str) -> Account:
-        account = self.accounts.get(phone_number_id)
-        if account is None:
-            raise _ControlError(404, f"no account for phone_number_id {phone_number_id!r}")
+        account: Account = super()._account(phone_number_id)
         return account
 
     def _customer(self, pnid: str, wa_id: str | None, user_id: str | None) -> Customer:
@@ -998,9 +816,9 @@ class WhatsAppSimulator:
         (docs/channels/whatsapp.md#inbound-payloads)."""
         wa_id = spec.from_
         if wa_id is None and spec.user_id is None:
-            raise _ControlError(422, "an inbound message needs `from` (digits) or `user_id`")
+            raise ControlError(422, "an inbound message needs `from` (digits) or `user_id`")
         if spec.user_id is not None and not _BSUID.match(spec.user_id):
-            raise _ControlError(422, "user_id must look like a BSUID, e.g. US.13491208655302741918")
+            raise ControlError(422, "user_id must look like a BSUID, e.g. US.13491208655302741918")
         pnid = account.phone_number_id
         customer = self._customer(pnid, wa_id, spec.user_id)
         if spec.name:
@@ -1070,7 +888,7 @@ class WhatsAppSimulator:
                 size = extra.get("media_size")
                 data = sample_bytes(mime, size if isinstance(size, int) else None)
             if len(data) > INBOUND_MAX:
-                raise _ControlError(422, "inbound media above 100 MB arrives as error 131052")
+                raise ControlError(422, "inbound media above 100 MB arrives as error 131052")
             filename = extra.get("filename") if isinstance(extra.get("filename"), str) else None
             item = self.media.add(pnid, mime, data, filename=filename, origin="customer")
             media_id = item.id
@@ -1090,7 +908,7 @@ class WhatsAppSimulator:
             return obj
         if mtype == "unsupported":
             return {"type": "poll"}
-        raise _ControlError(422, f"type {mtype!r} needs its object under the key {mtype!r}")
+        raise ControlError(422, f"type {mtype!r} needs its object under the key {mtype!r}")
 
     def _status_from_spec(self, account: Account, spec: StatusSpec) -> dict[str, Any]:
         message = self.messages.get(spec.id)
@@ -1169,133 +987,44 @@ class WhatsAppSimulator:
             "category": category,
         }
 
-    def _status_payload(self, account: Account, element: dict[str, Any]) -> dict[str, Any]:
+    def _status_payload(self, account: Account, *elements: dict[str, Any]) -> dict[str, Any]:
         value = {
             "messaging_product": "whatsapp",
             "metadata": self._metadata(account),
-            "statuses": [element],
+            "statuses": list(elements),
         }
         return self._envelope(account, [{"field": "messages", "value": value}])
 
     # ---------------------------------------------------------------- webhook delivery
 
-    def _encode(self, payload: dict[str, Any]) -> bytes:
-        # Meta sends (and signs) ASCII-escaped JSON, "/" escaped as "\/"
-        # (docs/protocols/meta-platform.md#webhook-signature). A "/" can only occur inside JSON
-        # strings, so escaping every one keeps the JSON valid.
-        text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
-        if self.knobs.escape_slashes:
-            text = text.replace("/", "\\/")
-        return text.encode("ascii")
-
     async def _deliver(
         self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
-    ) -> Delivery:
+    ) -> WebhookDelivery:
         """First attempt awaited (its status is reported to the caller); retries and
         `duplicate_deliveries` extra copies continue in the background."""
-        body = self._encode(payload)
-        delivery = self._new_delivery(account, kind, refs, duplicate=False)
-        if not await self._attempt(account, body, delivery):
-            retry = self._retry(account, body, delivery)
-            # A status being retried still counts against `status_backlog_limit`.
-            if kind == "status":
-                self._spawn_status(retry, f"wa-retry-{delivery.id}")
-            else:
-                self._spawn(retry, f"wa-retry-{delivery.id}")
-        for _ in range(self.knobs.duplicate_deliveries):
-            copy = self._new_delivery(account, kind, refs, duplicate=True)
-            self._spawn(self._deliver_in_background(account, body, copy), f"wa-dup-{copy.id}")
-        return delivery
-
-    def _new_delivery(
-        self, account: Account, kind: str, refs: list[str], *, duplicate: bool
-    ) -> Delivery:
-        delivery = Delivery(
-            id=next(self._delivery_ids),
-            phone_number_id=account.phone_number_id,
-            kind=kind,
-            refs=refs,
-            duplicate=duplicate,
-            created_at=time.monotonic(),
+        return await self.webhooks.send(
+            account.webhook_url,
+            account.app_secret,
+            account.phone_number_id,
+            payload,
+            kind,
+            refs,
         )
-        self.deliveries.append(delivery)
-        _trim(self.deliveries, self.knobs.history_limit)
-        return delivery
 
-    async def _deliver_in_background(
-        self, account: Account, body: bytes, delivery: Delivery
-    ) -> None:
-        if not await self._attempt(account, body, delivery):
-            await self._retry(account, body, delivery)
+    def _spawn_retry(self, coro: Coroutine[Any, Any, None], name: str, kind: str) -> None:
+        # A status being retried still counts against `status_backlog_limit`.
+        if kind == "status":
+            self._spawn_status(coro, name)
+        else:
+            self.tasks.spawn(coro, name)
 
-    async def _attempt(self, account: Account, body: bytes, delivery: Delivery) -> bool:
-        signature = hmac.new(account.app_secret.encode(), body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": f"sha256={signature}",
-            "User-Agent": "facebookexternalua",
-        }
-        started: float | None = None
-        items = 0 if delivery.duplicate else len(delivery.refs)
-        try:
-            # Wait for a slot first: the timeout covers the POST, not the wait for the pool.
-            async with self._post_slot(delivery.kind):
-                delivery.attempts += 1
-                started = time.perf_counter()
-                response = await post(
-                    self._http,
-                    account.webhook_url,
-                    content=body,
-                    headers=headers,
-                    timeout=httpx.Timeout(self.knobs.delivery_timeout),
-                )
-        except httpx.HTTPError as exc:
-            elapsed = time.perf_counter() - started if started is not None else None
-            self.stats.failed(delivery.kind, exc, elapsed)
-            delivery.last_status = None
-            delivery.last_error = repr(exc)
-            return False
-        self.stats.answered(
-            delivery.kind, response.status_code, time.perf_counter() - started, items
-        )
-        delivery.last_status = response.status_code
-        if delivery.first_status is None:
-            delivery.first_status = response.status_code
-        # Meta counts anything but 200 as a failure to retry
-        # (docs/protocols/meta-platform.md#batching-retries-and-order).
-        if response.status_code != 200:
-            delivery.last_error = f"HTTP {response.status_code}"
-            return False
-        delivery.state = "delivered"
-        delivery.last_error = None
+    def _delivered(self, delivery: WebhookDelivery) -> None:
+        """The customer's own messages show as delivered once Tidings has them."""
         if delivery.kind in ("message", "batch"):
             for ref in delivery.refs:
                 message = self.messages.get(ref)
                 if message is not None and message.direction == "in" and message.status == "sent":
                     message.status = "delivered"
-        return True
-
-    async def _retry(self, account: Account, body: bytes, delivery: Delivery) -> None:
-        schedule = self.knobs.retry_schedule
-        for attempt in itertools.count():
-            if not schedule:
-                break
-            # Past the schedule's end the last delay repeats, until retry_for_seconds runs out.
-            delay = schedule[min(attempt, len(schedule) - 1)]
-            if time.monotonic() - delivery.created_at + delay > self.knobs.retry_for_seconds:
-                break
-            await asyncio.sleep(delay)
-            if await self._attempt(account, body, delivery):
-                return
-        delivery.state = "given_up"
-        self.stats.gave_up(delivery.kind, 0 if delivery.duplicate else len(delivery.refs))
-        logger.warning(
-            "whatsapp simulator gave up on webhook %s to %s after %d attempts: %s",
-            delivery.id,
-            account.webhook_url,
-            delivery.attempts,
-            delivery.last_error,
-        )
 
     async def _status_pipeline(
         self,
@@ -1320,16 +1049,6 @@ class WhatsAppSimulator:
 
     # ---------------------------------------------------------------- status webhook flow
 
-    def _post_slot(self, kind: str) -> asyncio.Semaphore:
-        """At most `webhook_concurrency` status POSTs in flight, and as many again of the other
-        kinds (a changed knob takes effect for new attempts; those in flight finish on the old
-        slots)."""
-        if self._post_slots_size != self.knobs.webhook_concurrency:
-            self._post_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
-            self._other_slots = asyncio.Semaphore(self.knobs.webhook_concurrency)
-            self._post_slots_size = self.knobs.webhook_concurrency
-        return self._post_slots if kind == "status" else self._other_slots
-
     async def _wait_for_status_room(self) -> None:
         """Backpressure: a send whose statuses would exceed `status_backlog_limit` waits until
         the receiver has caught up enough."""
@@ -1341,7 +1060,7 @@ class WhatsAppSimulator:
         """A task that counts against `status_backlog_limit` from now until it is done
         (counted here, not when it starts, so that a burst of sends sees it at once)."""
         self._status_backlog += 1
-        self._spawn(coro, name).add_done_callback(self._status_settled)
+        self.tasks.spawn(coro, name).add_done_callback(self._status_settled)
 
     def _status_settled(self, task: asyncio.Task[None]) -> None:
         self._status_backlog -= 1
@@ -1352,29 +1071,12 @@ class WhatsAppSimulator:
         grows; surplus workers after it shrinks just wait for a slot)."""
         if self._status_batches is None:
             self._status_batches = asyncio.Queue(maxsize=self.knobs.webhook_concurrency)
-            self._start_worker(self._status_batcher(), "wa-status-batcher")
+            self._workers.spawn(self._status_batcher(), "wa-status-batcher")
         for i in range(len(self._workers) - 1, self.knobs.webhook_concurrency):
-            self._start_worker(self._status_worker(), f"wa-status-worker-{i}")
-
-    def _start_worker(self, job: Coroutine[Any, Any, None], name: str) -> None:
-        # Not in `_tasks`: workers never finish, and `flush` waits for those.
-        task = asyncio.create_task(job, name=name)
-        self._workers.add(task)
-        task.add_done_callback(self._worker_done)
-
-    def _worker_done(self, task: asyncio.Task[None]) -> None:
-        self._workers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "whatsapp simulator task %s failed", task.get_name(), exc_info=task.exception()
-            )
+            self._workers.spawn(self._status_worker(), f"wa-status-worker-{i}")
 
     async def _stop_workers(self) -> None:
-        workers = list(self._workers)
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        self._workers.clear()
+        await self._workers.aclose()
         while not self._status_queue.empty():
             item = self._status_queue.get_nowait()
             if not item.sent.done():
@@ -1418,12 +1120,7 @@ class WhatsAppSimulator:
                 groups.setdefault(item.account.phone_number_id, []).append(item)
             for items in groups.values():
                 account = items[0].account
-                value = {
-                    "messaging_product": "whatsapp",
-                    "metadata": self._metadata(account),
-                    "statuses": [item.element for item in items],
-                }
-                payload = self._envelope(account, [{"field": "messages", "value": value}])
+                payload = self._status_payload(account, *(item.element for item in items))
                 refs = [item.element["id"] for item in items]
                 try:
                     await self._deliver(account, payload, "status", refs)
@@ -1436,41 +1133,12 @@ class WhatsAppSimulator:
 
     # ---------------------------------------------------------------- Graph: send
 
-    async def _graph_messages(self, request: Request) -> Response:
+    def _bad_path(self, message: str) -> GraphError:
+        return _GraphError(100, message)
+
+    def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
         version = request.path_params["version"]
-        pnid = request.path_params["phone_number_id"]
-        raw = await request.body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers: dict[str, str] = {}
-        try:
-            if not _VERSION.match(version):
-                raise _GraphError(100, f"Unknown path components: /{version}/{pnid}/messages")
-            status, result = await self._send(pnid, request, body)
-        except _GraphError as err:
-            status, result, headers = (
-                err.http_status,
-                graph_error_body(err.code, err.details),
-                err.headers,
-            )
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "phone_number_id": pnid,
-                "version": version,
-                "path": request.url.path,
-                "headers": {
-                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
-                },
-                "query": {k: v for k, v in request.query_params.items() if k != "access_token"},
-                "body": body if body is not None else raw.decode("utf-8", "replace"),
-                "response": {"status": status, "body": result},
-            }
-        )
-        _trim(self.requests, self.knobs.history_limit)
-        return JSONResponse(result, status_code=status, headers=headers)
+        return {"phone_number_id": node, "version": version, "headers": _headers(request)}
 
     def _check_auth(self, pnid: str, request: Request) -> Account:
         account = self.accounts.get(pnid)
@@ -1480,10 +1148,7 @@ class WhatsAppSimulator:
                 f"Unsupported post request. Object with ID '{pnid}' does not exist, cannot be "
                 "loaded due to missing permissions, or does not support this operation.",
             )
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        token = token or request.query_params.get("access_token")
-        if token is None or not hmac.compare_digest(token.encode(), account.access_token.encode()):
+        if not has_token(bearer(request), account):
             raise _GraphError(190)
         return account
 
@@ -1498,20 +1163,18 @@ class WhatsAppSimulator:
         if "status" in body:
             return self._mark_read(account, body)
 
-        failure = self._failures.popleft() if self._failures else None
-        if failure is not None and failure.delay_seconds:
-            await asyncio.sleep(failure.delay_seconds)
+        failure = await self._next_failure()
         has_error = failure is not None and (
             failure.code is not None or failure.http_status is not None
         )
         if failure is not None and has_error and failure.mode == "sync":
-            headers = {}
-            if failure.retry_after is not None:
-                headers["Retry-After"] = f"{failure.retry_after:g}"
             # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
             code = failure.code if failure.code is not None else 2
             raise _GraphError(
-                code, failure.details, http_status=failure.http_status, headers=headers
+                code,
+                failure.details,
+                http_status=failure.http_status,
+                headers=retry_after(failure.retry_after),
             )
 
         self._check_throughput(pnid)
@@ -1614,13 +1277,8 @@ class WhatsAppSimulator:
         return 200, {"success": True}
 
     def _check_throughput(self, pnid: str) -> None:
-        now = time.monotonic()
-        window = self._send_times.setdefault(pnid, deque())
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        if len(window) >= self.knobs.throughput_per_second:
+        if self._over_rate(pnid, self.knobs.throughput_per_second):
             raise _GraphError(130429)
-        window.append(now)
 
     def _check_pair_rate(self, customer: Customer) -> None:
         if not self.knobs.pair_rate_limit:
@@ -1649,7 +1307,7 @@ class WhatsAppSimulator:
         waba_id = request.path_params["waba_id"]
         q = request.query_params
         try:
-            if not _VERSION.match(request.path_params["version"]):
+            if not GRAPH_VERSION.match(request.path_params["version"]):
                 raise _GraphError(100, "Unknown path components.")
             accounts = [a for a in self.accounts.values() if a.waba_id == waba_id]
             if not accounts:
@@ -1658,12 +1316,8 @@ class WhatsAppSimulator:
                     f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot "
                     "be loaded due to missing permissions, or does not support this operation.",
                 )
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header[:7].lower() == "bearer " else None
-            token = token or q.get("access_token")
-            if token is None or not any(
-                hmac.compare_digest(token.encode(), a.access_token.encode()) for a in accounts
-            ):
+            token = bearer(request)
+            if not any(has_token(token, a) for a in accounts):
                 raise _GraphError(190)
             raw_limit = q.get("limit", "25")
             if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
@@ -1684,20 +1338,11 @@ class WhatsAppSimulator:
                 raise _GraphError(err.code, err.details) from None
             status = 200
         except _GraphError as err:
-            status, result = err.http_status, graph_error_body(err.code, err.details)
-        self.requests.append(
-            {
-                "at": self._clock(),
-                # Management calls belong to the WABA, not to one number.
-                "phone_number_id": None,
-                "waba_id": waba_id,
-                "method": "GET",
-                "path": request.url.path,
-                "query": {k: v for k, v in q.items() if k != "access_token"},
-                "response": {"status": status, "body": result},
-            }
+            status, result = err.http_status, err.body()
+        # Management calls belong to the WABA, not to one number.
+        self._log_request(
+            request, status, result, phone_number_id=None, waba_id=waba_id, method="GET"
         )
-        _trim(self.requests, self.knobs.history_limit)
         return JSONResponse(result, status_code=status)
 
     async def change_template_status(self, spec: StatusChangeIn) -> dict[str, Any]:
@@ -1705,7 +1350,7 @@ class WhatsAppSimulator:
         business number of the WABA gets the `message_template_status_update` webhook."""
         changed = self.template_store.set_status(spec)
         if not changed:
-            raise _ControlError(404, f"no template {spec.name!r} on WABA {spec.waba_id}")
+            raise ControlError(404, f"no template {spec.name!r} on WABA {spec.waba_id}")
         statuses = []
         for account in [a for a in self.accounts.values() if a.waba_id == spec.waba_id]:
             for template in changed:
@@ -1912,25 +1557,15 @@ class WhatsAppSimulator:
 
     def _graph_response(self, request: Request, call: Callable[[], dict[str, Any]]) -> Response:
         try:
-            if not _VERSION.match(request.path_params["version"]):
+            if not GRAPH_VERSION.match(request.path_params["version"]):
                 raise _GraphError(100, f"Unknown path components: {request.url.path}")
             return JSONResponse(call())
         except _GraphError as err:
-            return JSONResponse(
-                graph_error_body(err.code, err.details), status_code=err.http_status
-            )
-
-    def _bearer(self, request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        return token or request.query_params.get("access_token")
+            return JSONResponse(err.body(), status_code=err.http_status)
 
     async def _graph_upload(self, request: Request) -> Response:
         pnid = request.path_params["phone_number_id"]
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception:  # a malformed multipart body
-            form = None
+        form = await read_form(request)
 
         def call() -> dict[str, Any]:
             self._check_auth(pnid, request)
@@ -1960,27 +1595,16 @@ class WhatsAppSimulator:
             return {"id": item.id}
 
         response = self._graph_response(request, call)
-        self.requests.append(
-            {
-                "at": self._clock(),
-                "phone_number_id": pnid,
-                "version": request.path_params["version"],
-                "path": request.url.path,
-                "headers": {
-                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
-                },
-                "query": {},
-                "body": {
-                    k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
-                    for k, v in (form.multi_items() if form is not None else [])
-                },
-                "response": {
-                    "status": response.status_code,
-                    "body": json.loads(bytes(response.body)),
-                },
-            }
+        self._log_request(
+            request,
+            response.status_code,
+            json.loads(bytes(response.body)),
+            phone_number_id=pnid,
+            version=request.path_params["version"],
+            headers=_headers(request),
+            query={},
+            body=form_view(form),
         )
-        _trim(self.requests, self.knobs.history_limit)
         return response
 
     def _media_account(self, request: Request, media_id: str) -> Any:
@@ -1992,12 +1616,7 @@ class WhatsAppSimulator:
                 "loaded due to missing permissions, or does not support this operation.",
             )
         account = self.accounts.get(item.phone_number_id)
-        token = self._bearer(request)
-        if (
-            account is None
-            or token is None
-            or not hmac.compare_digest(token.encode(), account.access_token.encode())
-        ):
+        if not has_token(bearer(request), account):
             raise _GraphError(190)
         return item
 
@@ -2027,147 +1646,69 @@ class WhatsAppSimulator:
         q = request.query_params
         item = self.media.check_url(q.get("mid", ""), q.get("ext", ""), q.get("hash", ""))
         account = self.accounts.get(item.phone_number_id) if item else None
-        token = self._bearer(request)
         # The bearer token is required; an expired URL or a wrong token fails with 404
         # (docs/channels/whatsapp.md#media-limits-and-downloads).
-        if (
-            item is None
-            or account is None
-            or token is None
-            or not hmac.compare_digest(token.encode(), account.access_token.encode())
-        ):
+        if item is None or not has_token(bearer(request), account):
             return Response(b"", status_code=404)
         return Response(item.data, media_type=item.mime_type)
 
-    @_control
+    @control
     async def _r_media(self, request: Request) -> Any:
         return [m.view() for m in self.media.items.values()]
 
     # ---------------------------------------------------------------- control routes
 
-    def _build_app(self) -> Starlette:
-        routes = [
-            Route("/_sim/accounts", self._r_accounts, methods=["GET"]),
-            Route("/_sim/accounts/{phone_number_id}", self._r_put_account, methods=["PUT"]),
-            Route("/_sim/inbound", self._r_inbound, methods=["POST"]),
-            Route("/_sim/batch", self._r_batch, methods=["POST"]),
-            Route("/_sim/deliver_raw", self._r_deliver_raw, methods=["POST"]),
-            Route("/_sim/change_user", self._r_change_user, methods=["POST"]),
-            Route("/_sim/status", self._r_status, methods=["POST"]),
-            Route("/_sim/sent", self._r_sent, methods=["GET"]),
-            Route("/_sim/conversations", self._r_conversations, methods=["GET"]),
-            Route("/_sim/customers", self._r_customers, methods=["GET"]),
-            Route("/_sim/fail", self._r_fail, methods=["POST"]),
-            Route("/_sim/config", self._r_config, methods=["GET", "POST"]),
-            Route("/_sim/window", self._r_window, methods=["POST"]),
-            Route("/_sim/flush", self._r_flush, methods=["POST"]),
-            Route("/_sim/deliveries", self._r_deliveries, methods=["GET"]),
-            Route("/_sim/stats", self._r_stats, methods=["GET", "DELETE"]),
-            Route("/_sim/reset", self._r_reset, methods=["POST"]),
-            Route("/_sim/templates", self._r_templates, methods=["GET", "POST"]),
-            Route("/_sim/templates/status", self._r_template_status, methods=["POST"]),
-            Route("/{version}/{phone_number_id}/messages", self._graph_messages, methods=["POST"]),
+    def _routes(self) -> list[BaseRoute]:
+        own: dict[str, tuple[Handler, Sequence[str]]] = {
+            "inbound": (self._r_inbound, ["POST"]),
+            "batch": (self._r_batch, ["POST"]),
+            "deliver_raw": (self._r_deliver_raw, ["POST"]),
+            "change_user": (self._r_change_user, ["POST"]),
+            "status": (self._r_status, ["POST"]),
+            "sent": (self._r_sent, ["GET"]),
+            "stats": (self._r_stats, ["GET", "DELETE"]),
+            "templates": (self._r_templates, ["GET", "POST"]),
+            "templates/status": (self._r_template_status, ["POST"]),
+            "media": (self._r_media, ["GET"]),
+        }
+        return [
+            *self._control_routes(own),
+            Route("/{version}/{node}/messages", self._graph_messages, methods=["POST"]),
             Route("/{version}/{waba_id}/message_templates", self._graph_templates, methods=["GET"]),
-            Route("/_sim/media", self._r_media, methods=["GET"]),
             Route("/whatsapp_business/attachments/", self._media_download, methods=["GET", "HEAD"]),
             Route("/{version}/{phone_number_id}/media", self._graph_upload, methods=["POST"]),
             Route("/{version}/{media_id}", self._graph_media, methods=["GET", "DELETE"]),
         ]
-        return Starlette(routes=routes, lifespan=self._lifespan)
 
-    @staticmethod
-    async def _json(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise _ControlError(400, "body is not JSON") from exc
-        if not isinstance(data, dict):
-            raise _ControlError(400, "body must be a JSON object")
-        return data
-
-    @_control
-    async def _r_accounts(self, request: Request) -> Any:
-        return [a.public() for a in self.accounts.values()]
-
-    @_control
-    async def _r_put_account(self, request: Request) -> Any:
-        spec = AccountIn.model_validate(await self._json(request))
-        return await self.register_account(request.path_params["phone_number_id"], spec)
-
-    @_control
+    @control
     async def _r_inbound(self, request: Request) -> Any:
-        return await self.inbound(InboundSpec.model_validate(await self._json(request)))
+        return await self.inbound(InboundSpec.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await self._json(request)))
+        return await self.batch(BatchIn.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_deliver_raw(self, request: Request) -> Any:
-        spec = RawIn.model_validate(await self._json(request))
+        spec = RawIn.model_validate(await read_body(request))
         return await self.deliver_raw(spec.phone_number_id, spec.payload)
 
-    @_control
+    @control
     async def _r_change_user(self, request: Request) -> Any:
-        return await self.change_user(UserChangeIn.model_validate(await self._json(request)))
+        return await self.change_user(UserChangeIn.model_validate(await read_body(request)))
 
-    @_control
+    @control
     async def _r_status(self, request: Request) -> Any:
-        spec = StatusIn.model_validate(await self._json(request))
+        spec = StatusIn.model_validate(await read_body(request))
         return await self.send_status(
             spec.phone_number_id, spec.message_id, spec.status, spec.error_code
         )
 
-    @_control
+    @control
     async def _r_sent(self, request: Request) -> Any:
         return self.sent(request.query_params.get("phone_number_id"))
 
-    @_control
-    async def _r_conversations(self, request: Request) -> Any:
-        pnid = request.query_params.get("phone_number_id")
-        if not pnid:
-            raise _ControlError(422, "phone_number_id is required")
-        return self.conversations(pnid, request.query_params.get("user"))
-
-    @_control
-    async def _r_customers(self, request: Request) -> Any:
-        pnid = request.query_params.get("phone_number_id")
-        if not pnid:
-            raise _ControlError(422, "phone_number_id is required")
-        return self.customers(pnid)
-
-    @_control
-    async def _r_fail(self, request: Request) -> Any:
-        return {"queued": self.inject_failures(FailIn.model_validate(await self._json(request)))}
-
-    @_control
-    async def _r_config(self, request: Request) -> Any:
-        if request.method == "POST":
-            self.configure(**await self._json(request))
-        return self.knobs.model_dump()
-
-    @_control
-    async def _r_window(self, request: Request) -> Any:
-        return self.set_window(WindowIn.model_validate(await self._json(request)))
-
-    @_control
-    async def _r_flush(self, request: Request) -> Any:
-        data = await self._json(request)
-        raw = data.get("timeout", request.query_params.get("timeout", 5.0))
-        try:
-            timeout = min(max(float(raw), 0.0), 120.0)
-        except (TypeError, ValueError) as exc:
-            raise _ControlError(422, "timeout must be a number of seconds") from exc
-        return await self.flush(timeout)
-
-    @_control
-    async def _r_deliveries(self, request: Request) -> Any:
-        return self.delivery_log()
-
-    @_control
+    @control
     async def _r_stats(self, request: Request) -> Any:
         """Webhook attempts per kind since the last reset (DELETE resets): answers by status
         code, transport errors, the answer latency's percentiles, items delivered and given
@@ -2176,25 +1717,19 @@ class WhatsAppSimulator:
             self.stats.reset()
         return {"webhooks": self.stats.view(), "status_backlog": self._status_backlog}
 
-    @_control
+    @control
     async def _r_templates(self, request: Request) -> Any:
         if request.method == "POST":
-            return self.template_store.put(TemplateIn.model_validate(await self._json(request)))
+            return self.template_store.put(TemplateIn.model_validate(await read_body(request)))
         waba_id = request.query_params.get("waba_id", "")
         page = self.template_store.page(waba_id, url="", limit=1000, after=None, fields=None)
         return page["data"]
 
-    @_control
+    @control
     async def _r_template_status(self, request: Request) -> Any:
         return await self.change_template_status(
-            StatusChangeIn.model_validate(await self._json(request))
+            StatusChangeIn.model_validate(await read_body(request))
         )
-
-    @_control
-    async def _r_reset(self, request: Request) -> Any:
-        data = await self._json(request)
-        await self.reset(accounts=bool(data.get("accounts", False)))
-        return {"ok": True}
 
 
 # The demo WhatsApp channel's business account (`bootstrap --demo`). The sandbox gives it a few
@@ -2236,19 +1771,15 @@ DEMO_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
-class WhatsAppBinding:
+class WhatsAppBinding(MetaBinding):
     kind: ClassVar[str] = "whatsapp"
 
     def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
-        self.base_url = base_url
-        self.sim = sim
+        super().__init__(base_url, sim)
         # Control calls go straight to the simulator app; provider traffic uses real HTTP.
         self.control = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
         )
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         c: Any = channel.config
@@ -2269,50 +1800,39 @@ class WhatsAppBinding:
             for spec in DEMO_TEMPLATES:
                 self.sim.template_store.put(TemplateIn(waba_id=DEMO_WABA, language="en", **spec))
 
+    @staticmethod
+    def _who(channel: ChannelInfo, user: str) -> tuple[str, str]:
+        """(the channel's phone_number_id, the customer's wa_id: the phone page's digits)."""
+        pnid = str(getattr(channel.config, "phone_number_id", ""))
+        return pnid, "".join(ch for ch in user if ch.isdigit())
+
     async def age(self, channel: ChannelInfo, user: str, hours: float) -> None:
         """The simulated phone agrees: its 24 h window (131047) follows the same clock."""
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
+        pnid, digits = self._who(channel, user)
         await self.control.post(
             "/_sim/window",
-            json={
-                "phone_number_id": c.phone_number_id,
-                "user": digits,
-                "last_inbound_hours_ago": hours,
-            },
+            json={"phone_number_id": pnid, "user": digits, "last_inbound_hours_ago": hours},
         )
 
     async def send_as_customer(
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.post(
-            "/_sim/inbound",
-            json={
-                "phone_number_id": c.phone_number_id,
-                "from": digits,
-                "name": name or digits,
-                "text": text,
-            },
+        digits = self._who(channel, user)[1]
+        result: dict[str, Any] = await self._inbound(
+            channel, user, {"name": name or digits, "text": text}
         )
-        result: dict[str, Any] = resp.json()
         return result
 
     async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
+        pnid, digits = self._who(channel, user)
         resp = await self.control.post(
-            "/_sim/inbound", json={"phone_number_id": c.phone_number_id, "from": digits, **body}
+            "/_sim/inbound", json={"phone_number_id": pnid, "from": digits, **body}
         )
         return resp.json()
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
-        resp = await self.control.get(
-            "/_sim/customers", params={"phone_number_id": c.phone_number_id}
-        )
+        pnid, digits = self._who(channel, user)
+        resp = await self.control.get("/_sim/customers", params={"phone_number_id": pnid})
         return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
 
     async def send_location(
@@ -2355,10 +1875,9 @@ class WhatsAppBinding:
         return result
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        c: Any = channel.config
-        digits = "".join(ch for ch in user if ch.isdigit())
+        pnid, digits = self._who(channel, user)
         resp = await self.control.get(
-            "/_sim/conversations", params={"phone_number_id": c.phone_number_id, "user": digits}
+            "/_sim/conversations", params={"phone_number_id": pnid, "user": digits}
         )
         data: list[dict[str, Any]] = resp.json()
         return data

@@ -52,6 +52,12 @@ class TemplateSendError(Exception):
         self.details = details
 
 
+def _status_name(value: str) -> str:
+    if value.upper() not in STATUSES:
+        raise ValueError(f"status is one of {sorted(STATUSES)}")
+    return value.upper()
+
+
 class TemplateIn(BaseModel):
     """A template as created in WhatsApp Manager (control API body), Graph's own shape."""
 
@@ -75,12 +81,7 @@ class TemplateIn(BaseModel):
             raise ValueError("category is MARKETING, UTILITY or AUTHENTICATION")
         return upper
 
-    @field_validator("status")
-    @classmethod
-    def _status(cls, value: str) -> str:
-        if value.upper() not in STATUSES:
-            raise ValueError(f"status is one of {sorted(STATUSES)}")
-        return value.upper()
+    _status = field_validator("status")(_status_name)
 
 
 class StatusChangeIn(BaseModel):
@@ -91,12 +92,7 @@ class StatusChangeIn(BaseModel):
     status: str
     reason: str | None = None
 
-    @field_validator("status")
-    @classmethod
-    def _status(cls, value: str) -> str:
-        if value.upper() not in STATUSES:
-            raise ValueError(f"status is one of {sorted(STATUSES)}")
-        return value.upper()
+    _status = field_validator("status")(_status_name)
 
 
 def _component(template: dict[str, Any], kind: str) -> dict[str, Any] | None:

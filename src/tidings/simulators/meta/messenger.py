@@ -1,22 +1,15 @@
 """The Messenger simulator (sandbox `/sandbox/messenger`): a Facebook Page's Send API and
-webhooks, built on the shared Messenger-platform simulator (see `meta_messaging`)."""
+webhooks, built on the shared Messenger-platform simulator (see `messaging`)."""
 
 from __future__ import annotations
 
 import secrets
 from typing import ClassVar
 
-import httpx
-
 from tidings.simulators.kit import DemoChannel, SandboxEntry
-from tidings.simulators.meta_messaging import MESSENGER, MessagingBinding, MessagingSimulator
+from tidings.simulators.meta.messaging import MESSENGER, MessagingBinding, MessagingSimulator
 
-__all__ = ["MessengerBinding", "MessengerSimulator"]
-
-
-class MessengerSimulator(MessagingSimulator):
-    def __init__(self, *, http: httpx.AsyncClient | None = None, cdn_base_url: str = "") -> None:
-        super().__init__(MESSENGER, http=http, cdn_base_url=cdn_base_url)
+__all__ = ["MessengerBinding"]
 
 
 class MessengerBinding(MessagingBinding):
@@ -27,7 +20,7 @@ class MessengerBinding(MessagingBinding):
 
 SANDBOX = SandboxEntry(
     "messenger",
-    lambda base: MessengerSimulator(cdn_base_url=base),
+    lambda base: MessagingSimulator(MESSENGER, cdn_base_url=base),
     MessengerBinding,
     (
         DemoChannel(

@@ -1,0 +1,478 @@
+"""What the WhatsApp, Messenger and Instagram simulators share as Meta platforms: the Graph
+path version, error base and trace ids, the bearer token, the send endpoint
+(`POST /{version}/{node}/messages`) with its request log, injected failures and one-second
+send window, the webhook subscription handshake, the task set and webhook sender
+(`webhooks.MetaWebhooks` on the kit), the sandbox binding's base, and the `/_sim/` control
+routes that read the same on all three (accounts, conversations, customers, failures,
+knobs, window, flush, deliveries, reset). Each product's own rules (what a send must hold,
+its error envelope, its webhook payloads) stay in its module."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from tidings.httpclient import outbound_client
+from tidings.runtime import ChannelInfo
+from tidings.simulators.kit import Handler, TaskSet, control_error, control_routes
+from tidings.simulators.meta.webhooks import (
+    MAX_CONNECTIONS,
+    DeliveryKnobs,
+    MetaWebhooks,
+    Spawn,
+    WebhookDelivery,
+)
+
+GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
+
+K = TypeVar("K", bound=DeliveryKnobs)
+S = TypeVar("S", bound="MetaSimulator[Any]")
+
+
+def fbtrace_id() -> str:
+    return "A" + secrets.token_urlsafe(16)[:22]
+
+
+def bearer(request: Request) -> str | None:
+    """The access token: `Authorization: Bearer …` or the `access_token` query parameter."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    return token or request.query_params.get("access_token")
+
+
+def has_token(token: str | None, account: Any) -> bool:
+    """Whether `token` is `account`'s access token (compared in constant time)."""
+    return (
+        token is not None
+        and account is not None
+        and hmac.compare_digest(token.encode(), account.access_token.encode())
+    )
+
+
+async def read_form(request: Request) -> FormData | None:
+    """A Graph upload's multipart form (one file), None when the body is not one."""
+    try:
+        return await request.form(max_files=1, max_fields=10)
+    except Exception:  # a malformed multipart body
+        return None
+
+
+def form_view(form: FormData | None) -> dict[str, Any]:
+    """An upload's form as the request log keeps it: files by name and size."""
+    return {
+        k: (v if isinstance(v, str) else {"filename": v.filename, "size": v.size})
+        for k, v in (form.multi_items() if form is not None else [])
+    }
+
+
+def retry_after(seconds: float | None) -> dict[str, str]:
+    return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
+
+
+def trim(log: list[Any], limit: int) -> None:
+    if len(log) > limit:
+        del log[: len(log) - limit]
+
+
+class GraphError(Exception):
+    """A Graph API error answer: its HTTP status and headers, and the body `body()` builds
+    (each product writes Graph's error envelope its own way)."""
+
+    def __init__(self, code: int, http_status: int, headers: dict[str, str] | None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.http_status = http_status
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def control(
+    handler: Callable[[S, Request], Coroutine[Any, Any, Any]],
+) -> Callable[[S, Request], Coroutine[Any, Any, Response]]:
+    """A `/_sim/` route: JSON in and out, control and validation errors as JSON."""
+
+    async def wrapped(self: S, request: Request) -> Response:
+        try:
+            result = await handler(self, request)
+        except ControlError as err:
+            return control_error(err.message, err.status)
+        except ValidationError as err:
+            errors = err.errors(include_url=False, include_context=False, include_input=False)
+            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
+        return JSONResponse(result)
+
+    return wrapped
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """A control call's JSON object: {} when empty, 400 when not a JSON object."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ControlError(400, "body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ControlError(400, "body must be a JSON object")
+    return data
+
+
+class AccountIn(BaseModel):
+    """A business account the simulator serves (`PUT /_sim/accounts/{id}`); with `verify`,
+    Meta's subscription handshake runs first."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=1)
+    webhook_url: str = Field(min_length=1)
+    verify: bool = False
+
+
+class FailIn(BaseModel):
+    """The next `count` sends fail: with a Graph error `code`, or without one but with
+    `http_status`, a bare HTTP error (Graph's generic code 2); `delay_seconds` stalls the
+    answer first (for client timeouts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(1, ge=1)
+    code: int | None = None
+    http_status: int | None = Field(None, ge=200, le=599)
+    retry_after: float | None = Field(None, ge=0)
+    delay_seconds: float = Field(0.0, ge=0)
+
+
+class MetaTasks(TaskSet):
+    """The kit's task set, plus waiting for it to empty (`/_sim/flush`)."""
+
+    async def wait(self, seconds: float) -> None:
+        """Until every task is done (those started meanwhile too), at most `seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+
+    def running(self, prefix: str = "") -> int:
+        return sum(1 for t in self._tasks if not t.done() and t.get_name().startswith(prefix))
+
+
+class MetaSimulator(Generic[K]):
+    """The shared half of a Meta simulator: knobs, accounts, the request log, injected
+    failures, background tasks, the webhook sender and the shared `/_sim/` routes.
+    `account_param` names the account in paths and queries (`phone_number_id` on WhatsApp);
+    the models are the product's control bodies."""
+
+    account_param: ClassVar[str] = "account_id"
+    account_model: ClassVar[type[AccountIn]]
+    fail_model: ClassVar[type[FailIn]]
+    window_model: ClassVar[type[BaseModel]]
+
+    def __init__(
+        self,
+        name: str,
+        knobs: K,
+        *,
+        http: httpx.AsyncClient | None,
+        clock: Callable[[], float] = time.time,
+        spawn: Spawn | None = None,
+        on_delivered: Callable[[WebhookDelivery], None] | None = None,
+    ) -> None:
+        self.knobs = knobs
+        self.accounts: dict[str, Any] = {}
+        self.requests: list[dict[str, Any]] = []
+        # Injected failures (`/_sim/fail`), one per send, oldest first.
+        self._failures: deque[Any] = deque()
+        self._send_times: dict[str, deque[float]] = {}
+        self._clock = clock
+        self.tasks = MetaTasks()
+        self._own_http = http is None
+        # Webhooks go over real HTTP by default; the sandbox may inject an in-process client.
+        # Tidings' own outbound client: httpx's API on aiohttp's pool, because httpx's pool
+        # slows down as concurrency grows (130 POSTs/s at 64 in flight here, against ~900 at
+        # 1; `docs/benchmarks.md`, "WhatsApp simulator: status webhooks").
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
+        self._http = http or outbound_client(httpx.Timeout(knobs.delivery_timeout), limits=limits)
+        self.webhooks = MetaWebhooks(
+            self._http,
+            lambda: self.knobs,
+            self.tasks,
+            name,
+            account_key=self.account_param,
+            spawn=spawn,
+            on_delivered=on_delivered,
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
+
+    def _build_app(self, routes: Sequence[BaseRoute]) -> Starlette:
+        return Starlette(routes=list(routes), lifespan=self._lifespan)
+
+    async def aclose(self) -> None:
+        """Cancel pending deliveries and background work, and close our HTTP client."""
+        await self._stop()
+        if self._own_http:
+            await self._http.aclose()
+
+    async def _stop(self) -> None:
+        await self.tasks.aclose()
+
+    async def flush(self, wait_seconds: float = 5.0) -> dict[str, int]:
+        """Wait (at most `wait_seconds`) until every delivery and background task is done;
+        the counts say what is still pending."""
+        await self.tasks.wait(wait_seconds)
+        return self.delivery_counts()
+
+    def delivery_counts(self) -> dict[str, int]:
+        counts = self.webhooks.counts()
+        counts["pending"] += self.tasks.running()
+        return counts
+
+    async def reset(self, *, accounts: bool = False) -> None:
+        """Forget messages, customers, requests, deliveries and injected failures."""
+        await self._stop()
+        self.requests.clear()
+        self.webhooks.reset()
+        self._failures.clear()
+        self._send_times.clear()
+        if accounts:
+            self.accounts.clear()
+
+    def configure(self, **changes: Any) -> K:
+        """Change knobs; unknown names or bad values raise pydantic's ValidationError."""
+        self.knobs = type(self.knobs).model_validate({**self.knobs.model_dump(), **changes})
+        return self.knobs
+
+    async def verify_webhook(self, account_id: str) -> dict[str, Any]:
+        """Meta's handshake (docs/protocols/meta-platform.md#webhook-verification): verified only
+        if the body is exactly the challenge."""
+        account = self._account(account_id)
+        challenge = str(secrets.randbelow(2**31 - 1) + 1)
+        params = {
+            "hub.mode": "subscribe",
+            "hub.challenge": challenge,
+            "hub.verify_token": account.verify_token,
+        }
+        try:
+            response = await self._http.get(
+                account.webhook_url, params=params, timeout=self.knobs.delivery_timeout
+            )
+        except httpx.HTTPError as exc:
+            return {"verified": False, "status": None, "error": repr(exc)}
+        verified = response.status_code == 200 and response.text == challenge
+        return {"verified": verified, "status": response.status_code, "body": response.text[:200]}
+
+    def inject_failures(self, spec: FailIn) -> int:
+        self._failures.extend([spec] * spec.count)
+        return len(self._failures)
+
+    async def _next_failure(self) -> Any:
+        """The failure this send gets (after its `delay_seconds`), if one is queued."""
+        failure = self._failures.popleft() if self._failures else None
+        if failure is not None and failure.delay_seconds:
+            await asyncio.sleep(failure.delay_seconds)
+        return failure
+
+    def _over_rate(self, key: str, per_second: float) -> bool:
+        """A sliding one-second window of sends per `key`: True (and the send not counted)
+        when it is full."""
+        now = time.monotonic()
+        window = self._send_times.setdefault(key, deque())
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= per_second:
+            return True
+        window.append(now)
+        return False
+
+    def _log_request(self, request: Request, status: int, result: Any, **entry: Any) -> None:
+        """One Graph call in the request log (`/_sim/sent`), its access token left out."""
+        query = {k: v for k, v in request.query_params.items() if k != "access_token"}
+        self.requests.append(
+            {
+                "at": self._clock(),
+                "path": request.url.path,
+                "query": query,
+                **entry,
+                "response": {"status": status, "body": result},
+            }
+        )
+        trim(self.requests, self.knobs.history_limit)
+
+    async def _graph_messages(self, request: Request) -> Response:
+        """`POST /{version}/{node}/messages`: the product's `_send`, answered with its result
+        or Graph error, and logged."""
+        version = request.path_params["version"]
+        node = request.path_params["node"]
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers: dict[str, str] = {}
+        try:
+            if not GRAPH_VERSION.match(version):
+                raise self._bad_path(f"Unknown path components: /{version}/{node}/messages")
+            status, result = await self._send(node, request, body)
+        except GraphError as err:
+            status, result, headers = err.http_status, err.body(), err.headers
+        self._log_request(
+            request,
+            status,
+            result,
+            **self._log_fields(request, node),
+            body=body if body is not None else raw.decode("utf-8", "replace"),
+        )
+        return JSONResponse(result, status_code=status, headers=headers)
+
+    def _account(self, account_id: str) -> Any:
+        account = self.accounts.get(account_id)
+        if account is None:
+            raise ControlError(404, f"no account for {self.account_param} {account_id!r}")
+        return account
+
+    # ---------------------------------------------------------------- product hooks
+
+    async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _bad_path(self, message: str) -> GraphError:
+        raise NotImplementedError
+
+    def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
+        """What the request log says of a send besides path, query and body."""
+        return {"node": node}
+
+    def set_window(self, spec: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def conversations(self, account_id: str, user: str | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def customer_list(self, account_id: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- shared /_sim routes
+
+    def _control_routes(self, own: dict[str, tuple[Handler, Sequence[str]]]) -> list[BaseRoute]:
+        """The shared `/_sim/` routes and the product's own (`own`, by path under /_sim)."""
+        shared: dict[str, tuple[Handler, Sequence[str]]] = {
+            "accounts": (self._r_accounts, ["GET"]),
+            f"accounts/{{{self.account_param}}}": (self._r_put_account, ["PUT"]),
+            "conversations": (self._r_conversations, ["GET"]),
+            "customers": (self._r_customers, ["GET"]),
+            "fail": (self._r_fail, ["POST"]),
+            "config": (self._r_config, ["GET", "POST"]),
+            "window": (self._r_window, ["POST"]),
+            "flush": (self._r_flush, ["POST"]),
+            "deliveries": (self._r_deliveries, ["GET"]),
+            "reset": (self._r_reset, ["POST"]),
+        }
+        return list(control_routes({**shared, **own}))
+
+    def _required(self, request: Request) -> str:
+        value = request.query_params.get(self.account_param)
+        if not value:
+            raise ControlError(422, f"{self.account_param} is required")
+        return value
+
+    @control
+    async def _r_accounts(self, request: Request) -> Any:
+        return [a.public() for a in self.accounts.values()]
+
+    @control
+    async def _r_put_account(self, request: Request) -> Any:
+        spec = self.account_model.model_validate(await read_body(request))
+        return await self.register_account(request.path_params[self.account_param], spec)
+
+    @control
+    async def _r_conversations(self, request: Request) -> Any:
+        return self.conversations(self._required(request), request.query_params.get("user"))
+
+    @control
+    async def _r_customers(self, request: Request) -> Any:
+        return self.customer_list(self._required(request))
+
+    @control
+    async def _r_fail(self, request: Request) -> Any:
+        spec = self.fail_model.model_validate(await read_body(request))
+        return {"queued": self.inject_failures(spec)}
+
+    @control
+    async def _r_config(self, request: Request) -> Any:
+        if request.method == "POST":
+            self.configure(**await read_body(request))
+        return self.knobs.model_dump()
+
+    @control
+    async def _r_window(self, request: Request) -> Any:
+        return self.set_window(self.window_model.model_validate(await read_body(request)))
+
+    @control
+    async def _r_flush(self, request: Request) -> Any:
+        data = await read_body(request)
+        raw = data.get("timeout", request.query_params.get("timeout", 5.0))
+        try:
+            timeout = min(max(float(raw), 0.0), 120.0)
+        except (TypeError, ValueError) as exc:
+            raise ControlError(422, "timeout must be a number of seconds") from exc
+        return await self.flush(timeout)
+
+    @control
+    async def _r_deliveries(self, request: Request) -> Any:
+        return self.webhooks.view()
+
+    @control
+    async def _r_reset(self, request: Request) -> Any:
+        data = await read_body(request)
+        await self.reset(accounts=bool(data.get("accounts", False)))
+        return {"ok": True}
+
+
+class MetaBinding:
+    """The sandbox binding's common part: the simulator at `base_url` owns the channels whose
+    `api_base_url` points at it."""
+
+    def __init__(self, base_url: str, sim: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sim = sim
+
+    def owns(self, channel: ChannelInfo) -> bool:
+        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url
