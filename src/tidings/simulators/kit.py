@@ -66,9 +66,15 @@ class TaskSet:
             task.cancel()
 
     async def wait(self, seconds: float) -> int:
-        """Wait up to `seconds` for the running tasks; how many still run."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=seconds)
+        """Wait up to `seconds` until every task is done (those started meanwhile too); how
+        many still run."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
         return len(self._tasks)
 
     async def aclose(self) -> None:

@@ -168,17 +168,7 @@ class FailIn(BaseModel):
 
 
 class MetaTasks(TaskSet):
-    """The kit's task set, plus waiting for it to empty (`/_sim/flush`)."""
-
-    async def wait(self, seconds: float) -> None:
-        """Until every task is done (those started meanwhile too), at most `seconds`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.wait(set(self._tasks), timeout=remaining)
+    """The kit's task set, plus counting the running tasks of one kind."""
 
     def running(self, prefix: str = "") -> int:
         return sum(1 for t in self._tasks if not t.done() and t.get_name().startswith(prefix))
