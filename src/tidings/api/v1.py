@@ -19,6 +19,7 @@ from tidings.access import (
     require_channel,
     require_contact,
     require_conversation,
+    require_own,
     visible_channels,
     visible_contacts,
 )
@@ -332,9 +333,7 @@ async def list_webhook_deliveries(
 ) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
-        sub = await s.get(WebhookSubscription, subscription_id)
-        if sub is None or sub.workspace_id != who.workspace_id:
-            raise NotFound("webhook subscription not found")
+        await require_own(s, who, WebhookSubscription, subscription_id, "webhook subscription")
         rows = (
             await s.scalars(
                 select(WebhookDelivery)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from tidings.actions import phone_contacts
 from tidings.actions.base import Tx
-from tidings.campaigns.state import RecipientState, SkipReason
+from tidings.domain.campaigns import RecipientState, SkipReason
 from tidings.domain.errors import InvalidInput
 from tidings.domain.numbers import normalize
 from tidings.storage.db import chunks

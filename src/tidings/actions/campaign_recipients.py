@@ -1,67 +1,23 @@
-"""Campaign and recipient states, skip reasons, and how a recipient follows its message."""
+"""The writes that keep campaign recipients in step: a recipient follows its message's status
+(the status path's hook, and a catch-up for what it missed), and pause, resume and cancel act on
+the campaign's messages still in the outbox. The fan-out (`campaigns/fanout.py`) plans who gets
+what; the recipient rows it moves are written here (issue 17 item 3: actions write)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions.base import Tx
+from tidings.domain.campaigns import IN_FLIGHT, RecipientState, SkipReason, recipient_state_for
 from tidings.domain.enums import DeliveryState, MessageStatus, Queue
 from tidings.runtime import Runtime
 from tidings.storage.models import CampaignRecipient, Delivery, FallbackTimer, Message, table_of
 from tidings.storage.types import utcnow
-
-
-class CampaignState(StrEnum):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-class RecipientState(StrEnum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-class SkipReason(StrEnum):
-    OPTED_OUT = "opted_out"
-    NO_CHANNEL = "no_reachable_channel"
-    INVALID_NUMBER = "invalid_number"
-    WINDOW_CLOSED = "window_closed_no_template"
-    DUPLICATE = "duplicate_in_audience"
-    CANCELLED = "campaign_cancelled"
-    POLICY = "policy_refused"
-
-
-# Recipients still moving: their state follows their message's status.
-IN_FLIGHT = (RecipientState.QUEUED, RecipientState.SENT, RecipientState.DELIVERED)
-FINAL = (RecipientState.READ, RecipientState.FAILED, RecipientState.SKIPPED)
-_FOLLOWS = {
-    MessageStatus.QUEUED: RecipientState.QUEUED,
-    MessageStatus.SENT: RecipientState.SENT,
-    MessageStatus.DELIVERED: RecipientState.DELIVERED,
-    MessageStatus.READ: RecipientState.READ,
-    MessageStatus.FAILED: RecipientState.FAILED,
-}
-
-
-def recipient_state_for(status: str) -> RecipientState | None:
-    try:
-        return _FOLLOWS.get(MessageStatus(status))
-    except ValueError:
-        return None
 
 
 class StatusOf(Protocol):
@@ -149,6 +105,72 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
             ),
             failures,
         )
+
+
+# --- the fan-out's moves (`campaigns/fanout.step` decides them) -----------------------------
+
+
+async def do_defer(tx: Tx, later: list[dict[str, object]], now: datetime) -> None:
+    """Quiet hours: each `{"b_id", "b_not_before"}` recipient waits until its time."""
+    if later:
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(not_before=bindparam("b_not_before"), updated_at=now),
+            later,
+        )
+
+
+async def do_skip(tx: Tx, skipped: list[dict[str, object]], now: datetime) -> None:
+    """Each `{"b_id", "b_reason", "b_detail"}` recipient is skipped with its reason."""
+    if skipped:
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                state=RecipientState.SKIPPED,
+                reason=bindparam("b_reason"),
+                detail=bindparam("b_detail"),
+                updated_at=now,
+            ),
+            skipped,
+        )
+
+
+async def do_mark_queued(tx: Tx, queued: list[dict[str, object]]) -> None:
+    """Each `{"b_id", "b_channel_id", "b_channel_reason", "b_conversation_id",
+    "b_message_id"}` recipient is `queued` with the message just queued for it (in the same
+    transaction as the message, so a crash leaves both or neither)."""
+    if queued:
+        now = utcnow()
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                state=RecipientState.QUEUED,
+                reason=None,
+                channel_id=bindparam("b_channel_id"),
+                channel_reason=bindparam("b_channel_reason"),
+                conversation_id=bindparam("b_conversation_id"),
+                message_id=bindparam("b_message_id"),
+                queued_at=now,
+                updated_at=now,
+            ),
+            queued,
+        )
+
+
+async def do_follow_fallback(
+    tx: Tx, recipient: CampaignRecipient, message: Message, channel_id: int
+) -> None:
+    """The recipient's current message is now its fallback message, queued on `channel_id`."""
+    recipient.fallback_message_id = message.id
+    recipient.channel_id = channel_id
+    recipient.state = RecipientState.QUEUED
+    recipient.updated_at = utcnow()
 
 
 async def reconcile(rt: Runtime, limit: int = 500) -> int:
