@@ -16,7 +16,8 @@ import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
-from tests.conftest import Owner, make_settings
+from tests.conftest import Owner, Server, eventually, make_settings
+from tests.core.test_ingest import api_channel, msg, post_signed
 from tidings.app import create_app
 from tidings.channels.registry import get_adapter
 
@@ -137,3 +138,60 @@ async def test_typed_answers_keep_their_keys(api: httpx.AsyncClient, owner: Owne
         "series",
     }
     assert set(channels["series"][0]) == {"day"}  # and a key per channel with messages that day
+
+
+async def test_inbox_rows_are_the_public_rows_plus_their_own_fields(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """`/api/v1/ui/conversations` runs the public list's query (api/queries.py): with the same
+    filters and page size both walk the same rows in the same order, and each inbox row is the
+    public row plus the fields only the inbox shows."""
+    channel_id = await api_channel(api)
+    await post_signed(
+        server,
+        channel_id,
+        {"messages": [msg(f"q{i}", f"c{i}", f"hi {i}", 1_750_000_000 + i) for i in range(5)]},
+    )
+
+    async def five() -> list[Any]:
+        data = (await api.get("/api/v1/conversations", params={"limit": 50})).json()["data"]
+        return data if len(data) == 5 else []
+
+    await eventually(five)
+    first = (await five())[0]
+    patched = {"labels": ["vip"], "assignee_id": owner.agent_id}
+    await api.patch(f"/api/v1/conversations/{first['id']}", json=patched)
+
+    async def walk(path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        paging: dict[str, Any] = {"limit": 2}
+        while True:
+            page = (await api.get(path, params={**params, **paging})).json()
+            rows += page["data"]
+            paging["cursor"] = page["next_cursor"]
+            if not paging["cursor"]:
+                return rows
+
+    for public, inbox in [
+        ({}, {"status": "any"}),
+        ({"status": "open", "label": "vip"}, {"status": "open", "label": "vip"}),
+        ({"assignee_id": "me"}, {"status": "any", "view": "mine"}),
+        ({"channel_id": channel_id}, {"status": "any", "channel_id": channel_id}),
+    ]:
+        public_rows = await walk("/api/v1/conversations", public)
+        inbox_rows = await walk("/api/v1/ui/conversations", inbox)
+        assert [r["id"] for r in inbox_rows] == [r["id"] for r in public_rows], public
+        assert public_rows
+        for p, i in zip(public_rows, inbox_rows, strict=True):
+            assert {k: i[k] for k in p} == p
+            assert set(i) - set(p) == {
+                "contact_name",
+                "contact_display_name",
+                "contact_picture_url",
+                "channel_kind",
+                "channel_name",
+                "window",
+            }
+    one = (await api.get(f"/api/v1/conversations/{first['id']}")).json()
+    row = (await api.get(f"/api/v1/ui/conversations/{first['id']}")).json()
+    assert {k: row[k] for k in one} == one and row["channel_kind"] == "api"

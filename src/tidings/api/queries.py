@@ -63,7 +63,7 @@ def conversations_where(
         )
     if team_id is not None:
         q = q.where(Conversation.team_id == team_id)
-    if label:
+    if label is not None:
         q = q.where(
             exists().where(
                 ConversationLabel.conversation_id == Conversation.id,
@@ -72,7 +72,7 @@ def conversations_where(
                 Label.workspace_id == who.workspace_id,
             )
         )
-    if sla:
+    if sla is not None:
         if sla not in ("running", "breached"):
             raise InvalidInput("sla: running or breached")
         q = q.where(Conversation.sla_state == sla)

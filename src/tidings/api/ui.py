@@ -374,38 +374,18 @@ async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
     replies."""
     async with rt.db.read() as s:
         me = await s.get_one(Agent, who.agent_id)
-        agents = (
-            await s.scalars(
-                select(Agent).where(Agent.workspace_id == who.workspace_id).order_by(Agent.name)
-            )
-        ).all()
-        inboxes = (
-            await s.scalars(
-                select(Inbox).where(Inbox.workspace_id == who.workspace_id).order_by(Inbox.id)
-            )
-        ).all()
-        channels = (
-            await s.scalars(
-                select(Channel).where(Channel.workspace_id == who.workspace_id).order_by(Channel.id)
-            )
-        ).all()
-        labels = (
-            await s.scalars(
-                select(Label).where(Label.workspace_id == who.workspace_id).order_by(Label.name)
-            )
-        ).all()
-        canned = (
-            await s.scalars(
-                select(CannedReply)
-                .where(CannedReply.workspace_id == who.workspace_id)
-                .order_by(CannedReply.short_code)
-            )
-        ).all()
-        teams = (
-            await s.scalars(
-                select(Team).where(Team.workspace_id == who.workspace_id).order_by(Team.name)
-            )
-        ).all()
+
+        async def every(model: Any, order: Any) -> list[Any]:
+            """The workspace's rows of `model`, in `order`."""
+            mine = select(model).where(model.workspace_id == who.workspace_id)
+            return list((await s.scalars(mine.order_by(order))).all())
+
+        agents: list[Agent] = await every(Agent, Agent.name)
+        inboxes: list[Inbox] = await every(Inbox, Inbox.id)
+        channels: list[Channel] = await every(Channel, Channel.id)
+        labels: list[Label] = await every(Label, Label.name)
+        canned: list[CannedReply] = await every(CannedReply, CannedReply.short_code)
+        teams: list[Team] = await every(Team, Team.name)
         memberships = (
             await s.execute(
                 select(InboxMember.agent_id, InboxMember.inbox_id).where(
@@ -489,8 +469,8 @@ def filtered(
         status=ConversationStatus(status) if status and status != "any" else None,
         inbox_id=inbox_id,
         channel_id=channel_id,
-        label=label,
-        sla=sla,
+        label=label or None,
+        sla=sla or None,
         team_id=team_id,
     )
     if view == "mine":

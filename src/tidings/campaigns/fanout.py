@@ -341,12 +341,13 @@ async def promote_scheduled(rt: Runtime, clock: Clock = utcnow) -> None:
         )
 
 
-async def emit_progress(tx: Tx, campaign: Campaign) -> None:
+async def emit_progress(tx: Tx, campaign: Campaign, now: dict[str, int] | None = None) -> None:
+    """`campaign.updated` with the counts (`now`, when the caller has just read them)."""
     data = {
         "id": campaign.id,
         "name": campaign.name,
         "state": campaign.state,
-        "counts": await counts(tx.session, campaign.id),
+        "counts": now if now is not None else await counts(tx.session, campaign.id),
     }
     tx.emit(LiveEventType.CAMPAIGN_UPDATED, campaign.workspace_id, None, data)
 
@@ -413,12 +414,7 @@ async def _progress(
                 continue
             current = await counts(tx.session, cid)
             if seen is None or seen[1] != current:
-                tx.emit(
-                    LiveEventType.CAMPAIGN_UPDATED,
-                    campaign.workspace_id,
-                    None,
-                    {"id": cid, "name": campaign.name, "state": campaign.state, "counts": current},
-                )
+                await emit_progress(tx, campaign, current)
         last[cid] = (now, current)
 
 
