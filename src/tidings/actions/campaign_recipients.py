@@ -16,7 +16,14 @@ from tidings.actions.base import Tx
 from tidings.domain.campaigns import IN_FLIGHT, RecipientState, SkipReason, recipient_state_for
 from tidings.domain.enums import DeliveryState, MessageStatus, Queue
 from tidings.runtime import Runtime
-from tidings.storage.models import CampaignRecipient, Delivery, FallbackTimer, Message, table_of
+from tidings.storage.models import (
+    Campaign,
+    CampaignRecipient,
+    Delivery,
+    FallbackTimer,
+    Message,
+    table_of,
+)
 from tidings.storage.types import utcnow
 
 
@@ -105,6 +112,39 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
             ),
             failures,
         )
+
+
+# --- the audience snapshot (`campaigns/audience.py` picks who) -----------------------------
+
+
+async def do_add_contacts(tx: Tx, campaign: Campaign, contact_ids: list[int], now: datetime) -> int:
+    """The contacts join the campaign as `pending` recipients, each once (a contact already in
+    is left alone). Returns how many joined."""
+    result = await tx.session.execute(
+        tx.rt.db.insert(CampaignRecipient)
+        .values(
+            [
+                {
+                    "workspace_id": campaign.workspace_id,
+                    "campaign_id": campaign.id,
+                    "contact_id": cid,
+                    "variables": {},
+                    "state": RecipientState.PENDING,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for cid in contact_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def do_add_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    """A CSV upload's recipients, every column given: `pending`, or `skipped` with the reason
+    the row could not be used (kept, so the report names every row of the file)."""
+    await tx.session.execute(tx.rt.db.insert(CampaignRecipient), rows)
 
 
 # --- the fan-out's moves (`campaigns/fanout.step` decides them) -----------------------------
