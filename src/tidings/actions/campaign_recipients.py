@@ -1,7 +1,8 @@
-"""The writes that keep campaign recipients in step: a recipient follows its message's status
-(the status path's hook, and a catch-up for what it missed), and pause, resume and cancel act on
-the campaign's messages still in the outbox. The fan-out (`campaigns/fanout.py`) plans who gets
-what; the recipient rows it moves are written here (issue 17 item 3: actions write)."""
+"""The writes that keep a campaign and its recipients in step: the audience snapshot's rows, the
+fan-out's moves, a recipient following its message's status (the status path's hook, and a
+catch-up for what it missed), pause, resume and cancel on the campaign's messages still in the
+outbox, and the campaign starting and completing. The fan-out (`campaigns/fanout.py`) and the
+audience (`campaigns/audience.py`) decide; the rows are written here (issue 17 item 3)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, union_all, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions.base import Tx
-from tidings.domain.campaigns import IN_FLIGHT, RecipientState, SkipReason, recipient_state_for
+from tidings.domain.campaigns import (
+    IN_FLIGHT,
+    CampaignState,
+    RecipientState,
+    SkipReason,
+    recipient_state_for,
+)
 from tidings.domain.enums import DeliveryState, MessageStatus, Queue
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -145,6 +152,28 @@ async def do_add_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
     """A CSV upload's recipients, every column given: `pending`, or `skipped` with the reason
     the row could not be used (kept, so the report names every row of the file)."""
     await tx.session.execute(tx.rt.db.insert(CampaignRecipient), rows)
+
+
+# --- the campaign's own state, as the fan-out finds it -------------------------------------
+
+
+def due_to_start(now: datetime) -> ColumnElement[bool]:
+    """Scheduled campaigns whose time has come."""
+    return (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= now)
+
+
+async def do_start_due(tx: Tx, now: datetime) -> None:
+    await tx.session.execute(
+        update(Campaign)
+        .where(due_to_start(now))
+        .values(state=CampaignState.RUNNING, updated_at=utcnow())
+    )
+
+
+def do_complete(campaign: Campaign) -> None:
+    """Every recipient reached a final outcome of the send stage (`fanout._maybe_complete`)."""
+    campaign.state = CampaignState.COMPLETED
+    campaign.finished_at = campaign.updated_at = utcnow()
 
 
 # --- the fan-out's moves (`campaigns/fanout.step` decides them) -----------------------------

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from tidings.actions import campaign_recipients as recipients
 from tidings.actions import conversations, gate, outbound, phone_contacts
@@ -271,8 +271,7 @@ async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
         )
         if waiting is not None:
             return
-    campaign.state = CampaignState.COMPLETED
-    campaign.finished_at = campaign.updated_at = utcnow()
+    recipients.do_complete(campaign)
     await emit_progress(tx, campaign)
 
 
@@ -332,13 +331,11 @@ async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> 
 
 
 async def promote_scheduled(rt: Runtime, clock: Clock = utcnow) -> None:
-    due = (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= clock())
-    if not await rt.db.has_rows(select(Campaign.id).where(due)):
+    now = clock()
+    if not await rt.db.has_rows(select(Campaign.id).where(recipients.due_to_start(now))):
         return
     async with transaction(rt) as tx:
-        await tx.session.execute(
-            update(Campaign).where(due).values(state=CampaignState.RUNNING, updated_at=utcnow())
-        )
+        await recipients.do_start_due(tx, now)
 
 
 async def emit_progress(tx: Tx, campaign: Campaign, now: dict[str, int] | None = None) -> None:
