@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,6 +94,25 @@ async def require_channel(session: AsyncSession, who: Principal, channel_id: int
     if channel is None or not can_see_channel(who, channel):
         raise NotFound("channel not found")
     return channel
+
+
+class WorkspaceRow(Protocol):
+    @property
+    def workspace_id(self) -> int: ...
+
+
+RowT = TypeVar("RowT", bound=WorkspaceRow)
+
+
+async def require_own(
+    session: AsyncSession, who: Principal, model: type[RowT], row_id: int, what: str
+) -> RowT:
+    """Row `row_id` of `model` if it belongs to `who`'s workspace; else NotFound("<what> not
+    found"): another workspace's row and a missing one answer alike."""
+    row = await session.get(model, row_id)
+    if row is None or row.workspace_id != who.workspace_id:
+        raise NotFound(f"{what} not found")
+    return row
 
 
 class Audience(Enum):

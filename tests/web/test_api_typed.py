@@ -1,9 +1,8 @@
-"""Every public `/api/v1` JSON route declares what it returns (issue #17 item 9): the OpenAPI
+"""Every `/api/v1` JSON route declares what it returns (issue #17 item 9): the OpenAPI
 document is what integrators read, and `response_model` also keeps undeclared keys out of the
 answer. A route counts as typed when its response model (declared, or taken from the return
 annotation) names its fields; `dict[str, Any]`, `list[dict[str, Any]]` and `Any` do not.
-
-The `/api/v1/ui/*` routes are left out: they are the browser's own shapes, not the public API.
+The browser's own `/api/v1/ui/*` routes are held to the same rule.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
-from tests.conftest import Owner, make_settings
+from tests.conftest import Owner, Server, eventually, make_settings
+from tests.core.test_ingest import api_channel, msg, post_signed
 from tidings.app import create_app
 from tidings.channels.registry import get_adapter
 
@@ -51,7 +51,7 @@ def _untyped(annotation: Any) -> bool:
 
 
 def _public_routes(tmp_path: Path) -> tuple[dict[str, Any], set[str]]:
-    """The public JSON routes with their response models, and every public route's key."""
+    """The JSON routes with their response models, and every route's key."""
     app = create_app(
         make_settings("sqlite+aiosqlite:///" + str(tmp_path / "t.db"), tmp_path, 8000),
         run_workers=False,
@@ -63,7 +63,7 @@ def _public_routes(tmp_path: Path) -> tuple[dict[str, Any], set[str]]:
         path = context.path or ""
         if not isinstance(route, APIRoute) or not path.startswith("/api/v1/"):
             continue
-        if path.startswith("/api/v1/ui/") or route.status_code == 204:
+        if route.status_code == 204:
             continue
         for method in sorted(route.methods):
             key = f"{method} {path}"
@@ -73,12 +73,13 @@ def _public_routes(tmp_path: Path) -> tuple[dict[str, Any], set[str]]:
     return routes, every
 
 
-def test_every_public_json_route_declares_its_response(tmp_path: Path) -> None:
+def test_every_json_route_declares_its_response(tmp_path: Path) -> None:
     routes, every = _public_routes(tmp_path)
     untyped = {key for key, model in routes.items() if model is None or _untyped(model)}
     assert sorted(untyped) == [], "declare a response model for these routes"
     assert sorted(NOT_JSON - every) == [], "allowed routes that no longer exist"
     assert len(routes) > 100
+    assert sum(key.split()[1].startswith("/api/v1/ui/") for key in routes) >= 15
 
 
 def test_the_check_tells_typed_from_untyped() -> None:
@@ -137,3 +138,60 @@ async def test_typed_answers_keep_their_keys(api: httpx.AsyncClient, owner: Owne
         "series",
     }
     assert set(channels["series"][0]) == {"day"}  # and a key per channel with messages that day
+
+
+async def test_inbox_rows_are_the_public_rows_plus_their_own_fields(
+    server: Server, owner: Owner, api: httpx.AsyncClient
+) -> None:
+    """`/api/v1/ui/conversations` runs the public list's query (api/queries.py): with the same
+    filters and page size both walk the same rows in the same order, and each inbox row is the
+    public row plus the fields only the inbox shows."""
+    channel_id = await api_channel(api)
+    await post_signed(
+        server,
+        channel_id,
+        {"messages": [msg(f"q{i}", f"c{i}", f"hi {i}", 1_750_000_000 + i) for i in range(5)]},
+    )
+
+    async def five() -> list[Any]:
+        data = (await api.get("/api/v1/conversations", params={"limit": 50})).json()["data"]
+        return data if len(data) == 5 else []
+
+    await eventually(five)
+    first = (await five())[0]
+    patched = {"labels": ["vip"], "assignee_id": owner.agent_id}
+    await api.patch(f"/api/v1/conversations/{first['id']}", json=patched)
+
+    async def walk(path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        paging: dict[str, Any] = {"limit": 2}
+        while True:
+            page = (await api.get(path, params={**params, **paging})).json()
+            rows += page["data"]
+            paging["cursor"] = page["next_cursor"]
+            if not paging["cursor"]:
+                return rows
+
+    for public, inbox in [
+        ({}, {"status": "any"}),
+        ({"status": "open", "label": "vip"}, {"status": "open", "label": "vip"}),
+        ({"assignee_id": "me"}, {"status": "any", "view": "mine"}),
+        ({"channel_id": channel_id}, {"status": "any", "channel_id": channel_id}),
+    ]:
+        public_rows = await walk("/api/v1/conversations", public)
+        inbox_rows = await walk("/api/v1/ui/conversations", inbox)
+        assert [r["id"] for r in inbox_rows] == [r["id"] for r in public_rows], public
+        assert public_rows
+        for p, i in zip(public_rows, inbox_rows, strict=True):
+            assert {k: i[k] for k in p} == p
+            assert set(i) - set(p) == {
+                "contact_name",
+                "contact_display_name",
+                "contact_picture_url",
+                "channel_kind",
+                "channel_name",
+                "window",
+            }
+    one = (await api.get(f"/api/v1/conversations/{first['id']}")).json()
+    row = (await api.get(f"/api/v1/ui/conversations/{first['id']}")).json()
+    assert {k: row[k] for k in one} == one and row["channel_kind"] == "api"

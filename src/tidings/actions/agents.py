@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.access import Principal, may_change_agent, require_admin, require_inbox
+from tidings.access import Principal, may_change_agent, require_admin, require_inbox, require_own
 from tidings.actions.admin import hasher
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import LiveEventType, Role
-from tidings.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tidings.domain.errors import Conflict, Forbidden, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Agent,
@@ -150,9 +150,7 @@ async def check_update_agent(
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        agent = await s.get(Agent, agent_id)
-        if agent is None or agent.workspace_id != who.workspace_id:
-            raise NotFound("agent not found")
+        agent = await require_own(s, who, Agent, agent_id, "agent")
         # Anything about an owner (and making one) is an owner's alone: an admin who could set
         # an owner's password or demote them could take the workspace over.
         if not may_change_agent(who, agent.role) or not may_change_agent(who, role or ""):
@@ -261,9 +259,7 @@ async def check_set_team_members(
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        team = await s.get(Team, team_id)
-        if team is None or team.workspace_id != who.workspace_id:
-            raise NotFound("team not found")
+        team = await require_own(s, who, Team, team_id, "team")
         ids = await _own_agents(tx, who, agent_ids)
         await s.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
         for agent_id in ids:
@@ -276,9 +272,7 @@ async def check_set_team_members(
 async def check_revoke_token(rt: Runtime, who: Principal, token_id: int) -> None:
     """Agents may revoke their own tokens; owners and admins any token of the workspace."""
     async with transaction(rt) as tx:
-        token = await tx.session.get(ApiToken, token_id)
-        if token is None or token.workspace_id != who.workspace_id:
-            raise NotFound("token not found")
+        token = await require_own(tx.session, who, ApiToken, token_id, "token")
         if token.agent_id != who.agent_id:
             require_admin(who)
             target = await tx.session.get_one(Agent, token.agent_id)

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tidings.access import Principal, require_admin, require_inbox
+from tidings.access import Principal, require_admin, require_inbox, require_own
 from tidings.actions.base import Tx, transaction
 from tidings.actions.system_line import do_system_line
 from tidings.domain.enums import (
@@ -38,7 +38,7 @@ from tidings.domain.enums import (
     LiveEventType,
     Queue,
 )
-from tidings.domain.errors import Conflict, InvalidInput, NotFound
+from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
 from tidings.storage.models import (
@@ -415,9 +415,7 @@ async def check_set_availability(
         require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        agent = await s.get(Agent, agent_id)
-        if agent is None or agent.workspace_id != who.workspace_id:
-            raise NotFound("agent not found")
+        agent = await require_own(s, who, Agent, agent_id, "agent")
         before = agent.availability
         agent.availability = availability
         await s.flush()

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_own
+from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import templates
 from tidings.actions.base import Tx, transaction
 from tidings.actions.fallback import validate_plan
@@ -17,9 +18,8 @@ from tidings.campaigns import audience as aud_mod
 from tidings.campaigns import content as cc
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule
-from tidings.campaigns import state as recipient_state
 from tidings.campaigns.report import counts
-from tidings.campaigns.state import CampaignState, RecipientState, SkipReason
+from tidings.domain.campaigns import CampaignState, RecipientState, SkipReason
 from tidings.domain.enums import LiveEventType, MessageKind
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
@@ -322,9 +322,7 @@ async def check_preview(
     the whole audience is planned (nothing is written), and `sample` recipients are shown."""
     require_admin(who)
     async with rt.db.read() as s:
-        campaign = await s.get(Campaign, campaign_id)
-        if campaign is None or campaign.workspace_id != who.workspace_id:
-            raise NotFound("campaign not found")
+        campaign = await require_own(s, who, Campaign, campaign_id, "campaign")
         aud = await planning.load_audience(rt, s, campaign)
         rows: list[tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]]
         if campaign.state == CampaignState.DRAFT:

@@ -7,10 +7,10 @@ import re
 
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_own
 from tidings.actions.base import Tx, transaction
 from tidings.domain.enums import LiveEventType
-from tidings.domain.errors import Conflict, InvalidInput, NotFound
+from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import CannedReply, Label
 
@@ -49,10 +49,7 @@ async def check_save_canned_reply(
             row = CannedReply(workspace_id=who.workspace_id, short_code=code, content=content)
             s.add(row)
         else:
-            found = await s.get(CannedReply, reply_id)
-            if found is None or found.workspace_id != who.workspace_id:
-                raise NotFound("canned reply not found")
-            row = found
+            row = await require_own(s, who, CannedReply, reply_id, "canned reply")
             row.short_code, row.content = code, content
         await s.flush()
         _changed(tx, who, "canned_replies")
@@ -60,13 +57,7 @@ async def check_save_canned_reply(
 
 
 async def check_delete_canned_reply(rt: Runtime, who: Principal, reply_id: int) -> None:
-    require_admin(who)
-    async with transaction(rt) as tx:
-        row = await tx.session.get(CannedReply, reply_id)
-        if row is None or row.workspace_id != who.workspace_id:
-            raise NotFound("canned reply not found")
-        await tx.session.delete(row)
-        _changed(tx, who, "canned_replies")
+    await _delete(rt, who, CannedReply, reply_id, "canned reply", "canned_replies")
 
 
 async def check_save_label(
@@ -89,10 +80,7 @@ async def check_save_label(
             label = Label(workspace_id=who.workspace_id, name=clean, color=color)
             s.add(label)
         else:
-            found = await s.get(Label, label_id)
-            if found is None or found.workspace_id != who.workspace_id:
-                raise NotFound("label not found")
-            label = found
+            label = await require_own(s, who, Label, label_id, "label")
             label.name, label.color = clean, color
         await s.flush()
         _changed(tx, who, "labels")
@@ -100,10 +88,13 @@ async def check_save_label(
 
 
 async def check_delete_label(rt: Runtime, who: Principal, label_id: int) -> None:
+    await _delete(rt, who, Label, label_id, "label", "labels")
+
+
+async def _delete(
+    rt: Runtime, who: Principal, model: type[CannedReply | Label], row_id: int, what: str, key: str
+) -> None:
     require_admin(who)
     async with transaction(rt) as tx:
-        label = await tx.session.get(Label, label_id)
-        if label is None or label.workspace_id != who.workspace_id:
-            raise NotFound("label not found")
-        await tx.session.delete(label)
-        _changed(tx, who, "labels")
+        await tx.session.delete(await require_own(tx.session, who, model, row_id, what))
+        _changed(tx, who, key)

@@ -7,12 +7,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 
-from tidings.actions.base import Tx
-from tidings.domain.enums import FallbackState
+from tidings.actions.base import Tx, transaction
+from tidings.domain.enums import DeliveryState, FallbackState, MessageStatus
 from tidings.domain.errors import InvalidInput
-from tidings.storage.models import Conversation, FallbackTimer, InboxFallback, Message
+from tidings.runtime import Runtime
+from tidings.storage.models import (
+    Channel,
+    Conversation,
+    Delivery,
+    FallbackTimer,
+    Inbox,
+    InboxFallback,
+    Message,
+)
 from tidings.storage.types import utcnow
 
 MAX_AFTER_SECONDS = 7 * 24 * 3600
@@ -82,3 +91,37 @@ async def arm_for_reply(tx: Tx, message: Message, conv: Conversation) -> None:
     row = await tx.session.get(InboxFallback, conv.inbox_id)
     if row is not None and row.plan:
         await arm(tx, message, row.plan)
+
+
+async def do_withdraw_original(tx: Tx, original: Message, instead: str) -> None:
+    """A fallback replaces `original`: if its delivery never left (pending or held), it fails
+    as withdrawn, and the message with it, so the customer does not get both."""
+    delivery = await tx.session.scalar(select(Delivery).where(Delivery.message_id == original.id))
+    if delivery is not None and delivery.state in (DeliveryState.PENDING, DeliveryState.HELD):
+        delivery.state = DeliveryState.FAILED
+        delivery.last_error = f"Withdrawn: sent by {instead} instead."
+        original.status = MessageStatus.FAILED
+        original.error_reason = delivery.last_error
+        original.updated_at = utcnow()
+
+
+async def check_set_inbox_plan(
+    rt: Runtime, workspace_id: int, inbox_id: int, raw: Any
+) -> dict[str, Any]:
+    """Precondition: the caller checked that the agent administers this workspace."""
+    plan = validate_plan(raw)
+    async with transaction(rt) as tx:
+        s = tx.session
+        inbox = await s.get(Inbox, inbox_id)
+        if inbox is None or inbox.workspace_id != workspace_id:
+            raise InvalidInput(f"inbox {inbox_id} not found")
+        if plan:
+            ch = await s.get(Channel, plan["to_channel_id"])
+            if ch is None or ch.workspace_id != workspace_id:
+                raise InvalidInput("fallback.to_channel_id: not a channel of this workspace")
+        row = await s.get(InboxFallback, inbox_id)
+        if row is None:
+            row = InboxFallback(inbox_id=inbox_id, workspace_id=workspace_id)
+            s.add(row)
+        row.plan, row.updated_at = plan, utcnow()
+        return plan

@@ -192,19 +192,6 @@ async def attachment_for(rt: Runtime, who: Principal, attachment_id: int) -> Att
     return att
 
 
-async def upload_for(rt: Runtime, who: Principal, upload_id: int) -> MediaUpload:
-    async with rt.db.read() as s:
-        upload = await s.get(MediaUpload, upload_id)
-        conv = await s.get(Conversation, upload.conversation_id) if upload else None
-    if upload is None or conv is None:
-        raise NotFound("upload not found")
-    try:
-        require_conversation(who, conv)
-    except NotFound:
-        raise NotFound("upload not found") from None
-    return upload
-
-
 async def attachments_of(rt: Runtime, message_id: int) -> list[Attachment]:
     async with rt.db.read() as s:
         return list(

@@ -18,7 +18,7 @@ from argon2.exceptions import VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from tidings.access import Principal, may_change_agent, require_admin
+from tidings.access import Principal, may_change_agent, require_admin, require_own
 from tidings.actions.admin import hasher
 from tidings.actions.agents import _audit, do_end_sessions, do_set_password
 from tidings.actions.base import transaction
@@ -69,9 +69,7 @@ async def check_create_reset_link(
     """An admin asks for a reset link for an agent (an owner's only from an owner)."""
     require_admin(who)
     async with transaction(rt) as tx:
-        agent = await tx.session.get(Agent, agent_id)
-        if agent is None or agent.workspace_id != who.workspace_id:
-            raise NotFound("agent not found")
+        agent = await require_own(tx.session, who, Agent, agent_id, "agent")
         if not may_change_agent(who, agent.role):
             raise Forbidden("only an owner may change an owner")
         if not agent.active:

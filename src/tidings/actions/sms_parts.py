@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import and_, delete, select, text, update
 
 from tidings.actions.base import Tx
 from tidings.domain.events import InboundMessage
@@ -145,13 +145,3 @@ async def do_receive_part(
         occurred_at=min(times) if times else event.occurred_at,
         extra=extra,
     )
-
-
-async def pending_parts(tx: Tx, channel_id: int) -> int:
-    """How many parts of this channel wait for their siblings (for health and tests)."""
-    count = await tx.session.scalar(
-        select(func.count())
-        .select_from(SmsPart)
-        .where(SmsPart.channel_id == channel_id, SmsPart.joined_at.is_(None))
-    )
-    return int(count or 0)

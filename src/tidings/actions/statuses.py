@@ -13,7 +13,7 @@ A batch is applied in a handful of statements whatever its size:
    clause: a concurrent worker's later status is never moved back, and a duplicate changes
    nothing; RETURNING says which rows really moved;
 4. the campaign recipients follow in one lookup and one UPDATE per state
-   (`campaigns.state.on_messages_status`); the report marks are the `message` triggers'
+   (`campaign_recipients.on_messages_status`); the report marks are the `message` triggers'
    (migration 0008_reports), one row per moved message, inside the same statement;
 5. one live event per conversation: `message.updated` when one of its messages moved, else
    `messages.updated` with all of them (outgoing webhooks still get one `message.updated` per
@@ -31,7 +31,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.actions.base import Tx
-from tidings.campaigns.state import on_messages_status
+from tidings.actions.campaign_recipients import on_messages_status
 from tidings.domain.enums import LiveEventType, MessageStatus
 from tidings.domain.errors import RetryLater
 from tidings.domain.events import StatusUpdate

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from tidings.access import Principal, require_conversation
+from tidings.access import Principal, require_conversation, require_own
 from tidings.actions import agent_events, gate, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
@@ -22,7 +22,7 @@ from tidings.domain.enums import (
     MessageStatus,
     Queue,
 )
-from tidings.domain.errors import Conflict, InvalidInput, NotFound
+from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
@@ -111,9 +111,7 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
     (a window that closed since then refuses the retry with the same sentence)."""
     async with transaction(rt) as tx:
         s = tx.session
-        message = await s.get(Message, message_id)
-        if message is None or message.workspace_id != who.workspace_id:
-            raise NotFound("message not found")
+        message = await require_own(s, who, Message, message_id, "message")
         conv = require_conversation(who, await s.get(Conversation, message.conversation_id))
         delivery = await s.scalar(select(Delivery).where(Delivery.message_id == message.id))
         if (
@@ -124,7 +122,7 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
             raise InvalidInput("only a failed outbound message can be retried")
         if (delivery.last_error or "").startswith(WITHDRAWN_PREFIX):
             # Withdrawn on purpose, never a send that failed: a cancelled campaign's message
-            # (`campaigns.state.withdraw`) or one a fallback channel replaced
+            # (`campaign_recipients.withdraw`) or one a fallback channel replaced
             # (`delivery.fallback`). Sending it now is what the withdrawal prevented.
             raise Conflict(
                 f"This message was withdrawn and is not sent again ({delivery.last_error})",

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 
-from tidings.access import Principal, require_admin
+from tidings.access import Principal, require_admin, require_own
 from tidings.actions.admin import check_subscription_target
 from tidings.actions.base import transaction
-from tidings.domain.errors import NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import AuditLog, WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
@@ -27,9 +26,9 @@ async def check_update_subscription(
     require_admin(who)
     await check_subscription_target(rt, url, events)
     async with transaction(rt) as tx:
-        sub = await tx.session.get(WebhookSubscription, subscription_id)
-        if sub is None or sub.workspace_id != who.workspace_id:
-            raise NotFound("webhook subscription not found")
+        sub = await require_own(
+            tx.session, who, WebhookSubscription, subscription_id, "webhook subscription"
+        )
         if active is not None:
             sub.active = active
         if url is not None:
@@ -55,9 +54,9 @@ async def check_delete_subscription(rt: Runtime, who: Principal, subscription_id
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        sub = await s.get(WebhookSubscription, subscription_id)
-        if sub is None or sub.workspace_id != who.workspace_id:
-            raise NotFound("webhook subscription not found")
+        sub = await require_own(
+            s, who, WebhookSubscription, subscription_id, "webhook subscription"
+        )
         await s.execute(delete(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id))
         await s.delete(sub)
         s.add(

@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
 
-from tidings.access import require_admin, require_channel
+from tidings.access import Principal, require_admin, require_channel
 from tidings.actions import agents as people
 from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
@@ -314,28 +315,38 @@ async def password_reset_link(agent_id: int, who: Who, rt: RT) -> dict[str, Any]
 # --- inboxes and teams --------------------------------------------------------------------------
 
 
-@router.get("/inboxes", response_model=list[GroupOut])
-async def list_inboxes(who: Who, rt: RT) -> list[dict[str, Any]]:
+async def _with_members(
+    rt: Runtime,
+    who: Principal,
+    model: type[Inbox] | type[Team],
+    order: Any,
+    group_of: InstrumentedAttribute[int],
+    agent_of: InstrumentedAttribute[int],
+) -> list[dict[str, Any]]:
+    """The workspace's inboxes or teams, each with its members' agent ids."""
     require_admin(who)
     async with rt.db.read() as s:
-        inboxes = (
-            await s.scalars(
-                select(Inbox).where(Inbox.workspace_id == who.workspace_id).order_by(Inbox.id)
+        groups = (
+            await s.execute(
+                select(model.id, model.name)
+                .where(model.workspace_id == who.workspace_id)
+                .order_by(order)
             )
         ).all()
         members = (
-            await s.execute(
-                select(InboxMember.inbox_id, InboxMember.agent_id).where(
-                    InboxMember.inbox_id.in_([i.id for i in inboxes])
-                )
-            )
+            await s.execute(select(group_of, agent_of).where(group_of.in_([g.id for g in groups])))
         ).all()
-    by_inbox: dict[int, list[int]] = {}
-    for inbox_id, agent_id in members:
-        by_inbox.setdefault(inbox_id, []).append(agent_id)
+    by_group: dict[int, list[int]] = {}
+    for group_id, agent_id in members:
+        by_group.setdefault(group_id, []).append(agent_id)
     return [
-        {"id": i.id, "name": i.name, "agent_ids": sorted(by_inbox.get(i.id, []))} for i in inboxes
+        {"id": g.id, "name": g.name, "agent_ids": sorted(by_group.get(g.id, []))} for g in groups
     ]
+
+
+@router.get("/inboxes", response_model=list[GroupOut])
+async def list_inboxes(who: Who, rt: RT) -> list[dict[str, Any]]:
+    return await _with_members(rt, who, Inbox, Inbox.id, InboxMember.inbox_id, InboxMember.agent_id)
 
 
 @router.post("/inboxes", status_code=201, response_model=GroupOut)
@@ -352,24 +363,7 @@ async def set_inbox_members(inbox_id: int, body: MembersIn, who: Who, rt: RT) ->
 
 @router.get("/teams", response_model=list[GroupOut])
 async def list_teams(who: Who, rt: RT) -> list[dict[str, Any]]:
-    require_admin(who)
-    async with rt.db.read() as s:
-        teams = (
-            await s.scalars(
-                select(Team).where(Team.workspace_id == who.workspace_id).order_by(Team.name)
-            )
-        ).all()
-        members = (
-            await s.execute(
-                select(TeamMember.team_id, TeamMember.agent_id).where(
-                    TeamMember.team_id.in_([t.id for t in teams])
-                )
-            )
-        ).all()
-    by_team: dict[int, list[int]] = {}
-    for team_id, agent_id in members:
-        by_team.setdefault(team_id, []).append(agent_id)
-    return [{"id": t.id, "name": t.name, "agent_ids": sorted(by_team.get(t.id, []))} for t in teams]
+    return await _with_members(rt, who, Team, Team.name, TeamMember.team_id, TeamMember.agent_id)
 
 
 @router.post("/teams", status_code=201, response_model=GroupOut)

@@ -17,14 +17,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_inbox
+from tidings.access import Principal, require_admin, require_inbox, require_own
+from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import campaigns as actions
-from tidings.actions import preference
+from tidings.actions import fallback, preference
 from tidings.api.deps import RT, Who
 from tidings.campaigns import report as reporting
-from tidings.campaigns import state as recipient_state
-from tidings.campaigns.state import CampaignState, RecipientState
-from tidings.delivery import fallback
+from tidings.domain.campaigns import CampaignState, RecipientState
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
@@ -227,10 +226,7 @@ async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
 
 async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
     async with rt.db.read() as s:
-        c = await s.get(Campaign, campaign_id)
-    if c is None or c.workspace_id != who.workspace_id:
-        raise NotFound("campaign not found")
-    return c
+        return await require_own(s, who, Campaign, campaign_id, "campaign")
 
 
 @router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignDetailOut)

@@ -22,6 +22,7 @@ from tidings.access import (
 )
 from tidings.actions import contacts_edit
 from tidings.api.deps import RT, Who
+from tidings.api.queries import identities_by_contact
 from tidings.api.schemas import ContactOut
 from tidings.channels import addressing, registry
 from tidings.domain.enums import ConsentStatus
@@ -157,17 +158,11 @@ def _filtered(
 
 async def _rows(s: Any, who: Principal, contacts: list[Contact]) -> list[dict[str, Any]]:
     ids = [c.id for c in contacts]
-    idents: dict[int, list[ContactIdentity]] = {}
     labels: dict[int, set[str]] = {}
     consent: dict[int, str] = {}
     last: dict[int, Any] = {}
+    idents = await identities_by_contact(s, ids)
     if ids:
-        for i in await s.scalars(
-            select(ContactIdentity)
-            .where(ContactIdentity.contact_id.in_(ids))
-            .order_by(ContactIdentity.id)
-        ):
-            idents.setdefault(i.contact_id, []).append(i)
         for contact_id, name in await s.execute(
             select(Conversation.contact_id, Label.name)
             .join(ConversationLabel, ConversationLabel.conversation_id == Conversation.id)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tidings.actions import agents_profile
 from tidings.actions.agents import agent_public
 from tidings.api.deps import RT, Who
+from tidings.api.schemas import AgentOut
 from tidings.serialize import ts
 from tidings.storage.models import Agent
 
@@ -56,15 +57,6 @@ class InviteIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(default="agent", description="owner | admin | agent")
     inboxes: list[int] = Field(default_factory=list, description="inbox ids to join")
-
-
-class AgentOut(BaseModel):
-    id: int
-    name: str
-    email: str
-    role: str
-    active: bool
-    availability: str
 
 
 class InviteOut(BaseModel):

@@ -12,12 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.access import Principal
+from tidings.access import Principal, require_own
 from tidings.actions import assignment, csat, sla
 from tidings.actions.agents import agent_public
 from tidings.api.deps import RT, Who
 from tidings.api.schemas import AgentOut, ConversationOut
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import InvalidInput
 from tidings.serialize import conversation_dict
 from tidings.storage.models import Agent
 
@@ -201,9 +201,7 @@ async def take_next(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
 @router.get("/agents/{agent_id}/availability", tags=["assignment"], response_model=AgentOut)
 async def get_availability(agent_id: str, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
-        agent = await s.get(Agent, _agent_id(who, agent_id))
-    if agent is None or agent.workspace_id != who.workspace_id:
-        raise NotFound("agent not found")
+        agent = await require_own(s, who, Agent, _agent_id(who, agent_id), "agent")
     return agent_public(agent)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import (
@@ -44,9 +44,19 @@ from tidings.actions.triage import (
     check_retry_message,
     check_triage,
 )
+from tidings.api import schemas as sc
+from tidings.api.admin import CannedOut, LabelOut
 from tidings.api.avatars import picture_path
+from tidings.api.channel_kinds import ChannelKindOut
 from tidings.api.deps import RT, Who
-from tidings.api.v1 import decode_cursor, encode_cursor
+from tidings.api.queries import (
+    conversation_page,
+    conversations_where,
+    identities_by_contact,
+    labels_by_conversation,
+    page_cursor,
+)
+from tidings.api.reply_options import ReplyOptionOut, WindowOut
 from tidings.channels.registry import kind_capabilities
 from tidings.domain.enums import ConversationStatus
 from tidings.domain.errors import InvalidInput
@@ -63,7 +73,6 @@ from tidings.storage.models import (
     ContactIdentity,
     Conversation,
     ConversationChannel,
-    ConversationLabel,
     Inbox,
     InboxMember,
     Label,
@@ -128,6 +137,150 @@ class PresenceIn(_In):
     )
 
 
+class ConversationRowOut(sc.ConversationOut):
+    """A conversation as the list shows it: the public row plus contact and channel."""
+
+    contact_name: str | None
+    contact_display_name: str
+    contact_picture_url: str | None
+    channel_kind: str | None
+    channel_name: str | None
+    window: WindowOut | None = Field(description="The last channel's window for a reply")
+
+
+class ConversationRowPage(BaseModel):
+    data: list[ConversationRowOut]
+    next_cursor: str | None
+    unread_conversations: int
+
+
+class BootMeOut(BaseModel):
+    id: int
+    name: str
+    email: str
+    role: str
+    is_admin: bool
+
+
+class ColleagueOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    active: bool
+    inbox_ids: list[int]
+
+
+class NamedOut(BaseModel):
+    id: int
+    name: str
+
+
+class BootChannelOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    inbox_id: int
+    active: bool
+    label: str
+    text_max_length: int | None
+    service_window_hours: int | None
+    supports_templates: bool
+
+
+class BootstrapOut(BaseModel):
+    me: BootMeOut
+    agents: list[ColleagueOut]
+    inboxes: list[NamedOut]
+    channels: list[BootChannelOut]
+    labels: list[LabelOut]
+    canned_replies: list[CannedOut]
+    teams: list[NamedOut]
+    kinds: list[ChannelKindOut]
+
+
+class ConsentOut(BaseModel):
+    channel_kind: str
+    purpose: str
+    status: str
+    source: str
+    changed_at: str | None
+
+
+class PreviousConversationOut(BaseModel):
+    id: int
+    status: str
+    last_activity_at: str | None
+    last_message_preview: str | None
+
+
+class MergeSuggestionOut(sc.ContactOut):
+    reason: str = Field(description="same phone number | claimed the same phone number | …")
+
+
+class ContextOut(BaseModel):
+    conversation: sc.ConversationOut
+    contact: sc.ContactOut
+    consents: list[ConsentOut]
+    previous_conversations: list[PreviousConversationOut]
+    routes: list[ReplyOptionOut] = Field(description="GET /api/v1/conversations/{id}/channels")
+    merge_suggestions: list[MergeSuggestionOut]
+
+
+class MergeOut(BaseModel):
+    merge_id: int = Field(description="Undo with POST /api/v1/ui/contact_merges/{merge_id}/undo")
+    kept: int
+    merged: int
+    identities: list[int]
+    conversations: list[int]
+    consents: list[int]
+    filled: dict[str, str] = Field(description="Fields the kept contact took from the other")
+
+
+class UndoMergeOut(BaseModel):
+    merge_id: int
+    undone: bool
+    kept: int
+    restored: int
+
+
+class UsableTemplateOut(BaseModel):
+    id: int
+    channel_id: int
+    name: str
+    language: str
+    category: str
+    body: str
+    parameters: int = Field(description="How many {{n}} values it needs")
+
+
+class ReadOut(BaseModel):
+    id: int
+    unread_count: int
+
+
+class PresenceOut(BaseModel):
+    conversation_id: int
+    agent_id: int
+    agent_name: str
+    state: str
+    at: str
+    ttl: int = Field(description="Seconds the state holds unless said again")
+
+
+class ContactHitOut(sc.ContactOut):
+    conversation_id: int | None = Field(description="Their latest conversation I may see")
+
+
+class MessageHitOut(sc.MessageOut):
+    contact_name: str | None
+    contact_display_name: str
+
+
+class SearchOut(BaseModel):
+    contacts: list[ContactHitOut]
+    messages: list[MessageHitOut]
+
+
 # --- service windows ----------------------------------------------------------------------------
 
 
@@ -179,13 +332,7 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
         return []
     ids = [c.id for c in convs]
     names = await contact_names(s, {c.contact_id for c in convs})
-    labels: dict[int, list[str]] = {}
-    for conv_id, name in await s.execute(
-        select(ConversationLabel.conversation_id, Label.name)
-        .join(Label, Label.id == ConversationLabel.label_id)
-        .where(ConversationLabel.conversation_id.in_(ids))
-    ):
-        labels.setdefault(conv_id, []).append(name)
+    labels = await labels_by_conversation(s, ids)
     # A same-origin picture address where the channel gave the customer one (api/avatars.py).
     pictures = {
         cid: picture_path(cid, attributes)
@@ -221,44 +368,24 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
 # --- bootstrap ----------------------------------------------------------------------------------
 
 
-@router.get("/bootstrap")
+@router.get("/bootstrap", response_model=BootstrapOut)
 async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
     """Everything the inbox needs once: me, colleagues, inboxes, channels, labels, canned
     replies."""
     async with rt.db.read() as s:
         me = await s.get_one(Agent, who.agent_id)
-        agents = (
-            await s.scalars(
-                select(Agent).where(Agent.workspace_id == who.workspace_id).order_by(Agent.name)
-            )
-        ).all()
-        inboxes = (
-            await s.scalars(
-                select(Inbox).where(Inbox.workspace_id == who.workspace_id).order_by(Inbox.id)
-            )
-        ).all()
-        channels = (
-            await s.scalars(
-                select(Channel).where(Channel.workspace_id == who.workspace_id).order_by(Channel.id)
-            )
-        ).all()
-        labels = (
-            await s.scalars(
-                select(Label).where(Label.workspace_id == who.workspace_id).order_by(Label.name)
-            )
-        ).all()
-        canned = (
-            await s.scalars(
-                select(CannedReply)
-                .where(CannedReply.workspace_id == who.workspace_id)
-                .order_by(CannedReply.short_code)
-            )
-        ).all()
-        teams = (
-            await s.scalars(
-                select(Team).where(Team.workspace_id == who.workspace_id).order_by(Team.name)
-            )
-        ).all()
+
+        async def every(model: Any, order: Any) -> list[Any]:
+            """The workspace's rows of `model`, in `order`."""
+            mine = select(model).where(model.workspace_id == who.workspace_id)
+            return list((await s.scalars(mine.order_by(order))).all())
+
+        agents: list[Agent] = await every(Agent, Agent.name)
+        inboxes: list[Inbox] = await every(Inbox, Inbox.id)
+        channels: list[Channel] = await every(Channel, Channel.id)
+        labels: list[Label] = await every(Label, Label.name)
+        canned: list[CannedReply] = await every(CannedReply, CannedReply.short_code)
+        teams: list[Team] = await every(Team, Team.name)
         memberships = (
             await s.execute(
                 select(InboxMember.agent_id, InboxMember.inbox_id).where(
@@ -333,8 +460,19 @@ def filtered(
     sla: str | None = None,
     team_id: int | None = None,
 ) -> Select[Conversation]:
-    """The list's filters as a query; bulk actions reuse it to act on every match."""
-    q = select(Conversation).where(visible_conversations(who))
+    """The list's filters as a query (the public list's, plus views, team and `status=any`);
+    bulk actions reuse it to act on every match."""
+    if status and status != "any" and status not in ConversationStatus._value2member_map_:
+        raise InvalidInput(f"status: any or one of {', '.join(ConversationStatus)}")
+    q = conversations_where(
+        who,
+        status=ConversationStatus(status) if status and status != "any" else None,
+        inbox_id=inbox_id,
+        channel_id=channel_id,
+        label=label or None,
+        sla=sla or None,
+        team_id=team_id,
+    )
     if view == "mine":
         q = q.where(Conversation.assignee_id == who.agent_id)
     elif view == "unassigned":
@@ -345,40 +483,12 @@ def filtered(
         q = q.where(notifications.participating(who.agent_id))
     elif view != "all":
         raise InvalidInput("view: mine, unassigned, mentions, participating or all")
-    if status and status != "any":
-        if status not in ConversationStatus._value2member_map_:
-            raise InvalidInput(f"status: any or one of {', '.join(ConversationStatus)}")
-        q = q.where(Conversation.status == ConversationStatus(status))
-    if inbox_id is not None:
-        q = q.where(Conversation.inbox_id == inbox_id)
-    if channel_id is not None:
-        q = q.where(
-            exists().where(
-                ConversationChannel.conversation_id == Conversation.id,
-                ConversationChannel.channel_id == channel_id,
-            )
-        )
     if assignee_id is not None:
         q = q.where(Conversation.assignee_id == assignee_id)
-    if team_id is not None:
-        q = q.where(Conversation.team_id == team_id)
-    if label:
-        q = q.where(
-            exists().where(
-                ConversationLabel.conversation_id == Conversation.id,
-                ConversationLabel.label_id == Label.id,
-                Label.name == label,
-                Label.workspace_id == who.workspace_id,
-            )
-        )
-    if sla:
-        if sla not in ("running", "breached"):
-            raise InvalidInput("sla: running or breached")
-        q = q.where(Conversation.sla_state == sla)
     return q
 
 
-@router.get("/conversations")
+@router.get("/conversations", response_model=ConversationRowPage)
 async def list_conversations(
     who: Who,
     rt: RT,
@@ -403,32 +513,11 @@ async def list_conversations(
     )
     if sort not in ("activity", "waiting"):
         raise InvalidInput("sort: activity or waiting")
-    newest_first = sort == "activity"
-    if cursor is not None:
-        at, row_id = decode_cursor(cursor)
-        if newest_first:
-            q = q.where(
-                or_(
-                    Conversation.last_activity_at < at,
-                    and_(Conversation.last_activity_at == at, Conversation.id < row_id),
-                )
-            )
-        else:
-            q = q.where(
-                or_(
-                    Conversation.last_activity_at > at,
-                    and_(Conversation.last_activity_at == at, Conversation.id > row_id),
-                )
-            )
-    if newest_first:
-        q = q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-    else:
-        q = q.order_by(Conversation.last_activity_at.asc(), Conversation.id.asc())
     async with rt.db.read() as s:
-        rows = list((await s.scalars(q.limit(limit + 1))).all())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        data = await enrich(rt, s, rows)
+        rows = list(
+            (await s.scalars(conversation_page(q, cursor, limit, sort == "activity"))).all()
+        )
+        data = await enrich(rt, s, rows[:limit])
         unread = await s.scalar(
             select(func.count())
             .select_from(Conversation)
@@ -436,12 +525,12 @@ async def list_conversations(
         )
     return {
         "data": data,
-        "next_cursor": encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more else None,
+        "next_cursor": page_cursor(rows, limit),
         "unread_conversations": unread or 0,
     }
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get("/conversations/{conversation_id}", response_model=ConversationRowOut)
 async def get_conversation(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
@@ -451,7 +540,7 @@ async def get_conversation(conversation_id: int, who: Who, rt: RT) -> dict[str, 
 # --- the contact panel and the channel picker ---------------------------------------------------
 
 
-@router.get("/conversations/{conversation_id}/context")
+@router.get("/conversations/{conversation_id}/context", response_model=ContextOut)
 async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """The contact panel: identities, consent per channel, previous conversations (only those
     the agent may see), and the composer's channel picker."""
@@ -488,7 +577,7 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
         routes = await gate.reply_options(rt, s, conv)
         labels = await labels_of(s, conv.id)
         duplicates = await merge_suggestions(s, who, contact)
-        dup_idents = await _identities_of(s, [d.id for d in duplicates])
+        dup_idents = await identities_by_contact(s, [d.id for d in duplicates])
     return {
         "conversation": conversation_dict(conv, labels),
         "contact": contact_dict(contact, identities),
@@ -532,30 +621,18 @@ def _merge_reason(contact: Contact, other: Contact) -> str:
     return "same email"
 
 
-async def _identities_of(s: AsyncSession, ids: list[int]) -> dict[int, list[ContactIdentity]]:
-    out: dict[int, list[ContactIdentity]] = {}
-    if ids:
-        for i in await s.scalars(
-            select(ContactIdentity)
-            .where(ContactIdentity.contact_id.in_(ids))
-            .order_by(ContactIdentity.id)
-        ):
-            out.setdefault(i.contact_id, []).append(i)
-    return out
-
-
 class MergeIn(_In):
     merge_id: int = Field(description="The duplicate contact, folded into the one in the path")
 
 
-@router.post("/contacts/{contact_id}/merge")
+@router.post("/contacts/{contact_id}/merge", response_model=MergeOut)
 async def merge_contacts(contact_id: int, body: MergeIn, who: Who, rt: RT) -> dict[str, Any]:
     """Fold a duplicate into this contact: identities, conversations and consents move over.
     The answer's `merge_id` undoes it."""
     return await check_merge_contacts(rt, who, contact_id, body.merge_id)
 
 
-@router.post("/contact_merges/{merge_id}/undo")
+@router.post("/contact_merges/{merge_id}/undo", response_model=UndoMergeOut)
 async def undo_merge(merge_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return await check_undo_merge(rt, who, merge_id)
 
@@ -579,7 +656,7 @@ async def _team_name(rt: Runtime, team_id: int | None) -> str:
     return team.name if team else f"team {team_id}"
 
 
-@router.patch("/conversations/{conversation_id}")
+@router.patch("/conversations/{conversation_id}", response_model=ConversationRowOut)
 async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict[str, Any]:
     """Status, assignee, labels (the core action), priority and snooze-until; each change also
     leaves a system event in the thread."""
@@ -637,7 +714,7 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
     return await get_conversation(conversation_id, who, rt)
 
 
-@router.post("/conversations/bulk")
+@router.post("/conversations/bulk", response_model=sc.Count)
 async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
     """One change over a selection: listed `ids`, or every conversation `matching` the list's
     filters (not only the loaded page). Each conversation changes through the same action as a
@@ -692,7 +769,7 @@ async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
     return {"count": changed}
 
 
-@router.get("/conversations/{conversation_id}/templates")
+@router.get("/conversations/{conversation_id}/templates", response_model=list[UsableTemplateOut])
 async def conversation_templates(conversation_id: int, who: Who, rt: RT) -> list[dict[str, Any]]:
     """Approved templates that can go into this conversation, with their body text and how
     many `{{n}}` parameters each needs: the composer's template picker."""
@@ -713,7 +790,9 @@ async def conversation_templates(conversation_id: int, who: Who, rt: RT) -> list
     ]
 
 
-@router.post("/conversations/{conversation_id}/templates", status_code=201)
+@router.post(
+    "/conversations/{conversation_id}/templates", status_code=201, response_model=sc.MessageOut
+)
 async def send_template(
     conversation_id: int, body: TemplateSendIn, who: Who, rt: RT
 ) -> dict[str, Any]:
@@ -722,26 +801,28 @@ async def send_template(
     return message_dict(message)
 
 
-@router.post("/conversations/{conversation_id}/notes", status_code=201)
+@router.post(
+    "/conversations/{conversation_id}/notes", status_code=201, response_model=sc.MessageOut
+)
 async def add_note(conversation_id: int, body: NoteIn, who: Who, rt: RT) -> dict[str, Any]:
     """A private note: never sent to the customer. `@name` mentions colleagues."""
     return message_dict(await check_add_note(rt, who, conversation_id, body.text))
 
 
-@router.post("/conversations/{conversation_id}/read")
+@router.post("/conversations/{conversation_id}/read", response_model=ReadOut)
 async def mark_read(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     conv = await check_mark_read(rt, who, conversation_id)
     return {"id": conv.id, "unread_count": conv.unread_count}
 
 
-@router.post("/conversations/{conversation_id}/presence")
+@router.post("/conversations/{conversation_id}/presence", response_model=PresenceOut)
 async def presence(conversation_id: int, body: PresenceIn, who: Who, rt: RT) -> dict[str, Any]:
     return await check_announce_presence(
         rt, who, conversation_id, body.state, typing=body.typing is not False
     )
 
 
-@router.post("/messages/{message_id}/retry")
+@router.post("/messages/{message_id}/retry", response_model=sc.MessageOut)
 async def retry(message_id: int, who: Who, rt: RT) -> dict[str, Any]:
     return message_dict(await check_retry_message(rt, who, message_id))
 
@@ -749,7 +830,7 @@ async def retry(message_id: int, who: Who, rt: RT) -> dict[str, Any]:
 # --- search -------------------------------------------------------------------------------------
 
 
-@router.get("/search")
+@router.get("/search", response_model=SearchOut)
 async def search(
     who: Who,
     rt: RT,
@@ -788,7 +869,7 @@ async def search(
             ):
                 owners[conv_id] = contact_id
         names = await contact_names(s, set(owners.values()))
-        idents = await _identities_of(s, [c.id for c in contacts])
+        idents = await identities_by_contact(s, [c.id for c in contacts])
     hits = [(m, names.get(owners.get(m.conversation_id, 0), (None, "Customer"))) for m in found]
     return {
         "contacts": [

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, or_, select
 
 from tidings.access import (
     Principal,
@@ -21,9 +19,9 @@ from tidings.access import (
     require_channel,
     require_contact,
     require_conversation,
+    require_own,
     visible_channels,
     visible_contacts,
-    visible_conversations,
 )
 from tidings.actions import admin
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
@@ -34,6 +32,15 @@ from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
 from tidings.api.deps import RT, Who
 from tidings.api.message_templates import send_rich
+from tidings.api.queries import (
+    conversation_page,
+    conversations_where,
+    decode_cursor,
+    encode_cursor,
+    identities_by_contact,
+    labels_by_conversation,
+    page_cursor,
+)
 from tidings.delivery import outgoing_webhooks as outgoing
 from tidings.domain.enums import ConversationStatus, InboundLane
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -48,33 +55,14 @@ from tidings.storage.models import (
     Attachment,
     Channel,
     Contact,
-    ContactIdentity,
     Conversation,
-    ConversationChannel,
-    ConversationLabel,
     InboundEvent,
-    Label,
     Message,
     WebhookDelivery,
     WebhookSubscription,
 )
 
 router = APIRouter(prefix="/api/v1")
-
-
-def encode_cursor(at: datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        at, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, int(row_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this API returned") from None
 
 
 # --- channels -------------------------------------------------------------------------------
@@ -128,65 +116,23 @@ async def list_conversations(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Newest activity first, keyset-paged: pass `next_cursor` back as `cursor`."""
-    q = select(Conversation).where(visible_conversations(who))
-    if status is not None:
-        q = q.where(Conversation.status == status)
-    if inbox_id is not None:
-        q = q.where(Conversation.inbox_id == inbox_id)
-    if channel_id is not None:
-        q = q.where(
-            exists().where(
-                ConversationChannel.conversation_id == Conversation.id,
-                ConversationChannel.channel_id == channel_id,
-            )
-        )
-    if assignee_id is not None:
-        if assignee_id == "me":
-            q = q.where(Conversation.assignee_id == who.agent_id)
-        elif assignee_id == "none":
-            q = q.where(Conversation.assignee_id.is_(None))
-        elif assignee_id.isdigit():
-            q = q.where(Conversation.assignee_id == int(assignee_id))
-        else:
-            raise InvalidInput("assignee_id: an agent id, 'me' or 'none'")
-    if label is not None:
-        q = q.where(
-            exists().where(
-                ConversationLabel.conversation_id == Conversation.id,
-                ConversationLabel.label_id == Label.id,
-                Label.name == label,
-                Label.workspace_id == who.workspace_id,
-            )
-        )
-    if sla is not None:
-        if sla not in ("running", "breached"):
-            raise InvalidInput("sla: running or breached")
-        q = q.where(Conversation.sla_state == sla)
-    if cursor is not None:
-        at, row_id = decode_cursor(cursor)
-        q = q.where(
-            or_(
-                Conversation.last_activity_at < at,
-                and_(Conversation.last_activity_at == at, Conversation.id < row_id),
-            )
-        )
-    q = q.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    q = conversations_where(
+        who, status=status, inbox_id=inbox_id, channel_id=channel_id, label=label, sla=sla
+    )
+    if assignee_id == "me":
+        q = q.where(Conversation.assignee_id == who.agent_id)
+    elif assignee_id == "none":
+        q = q.where(Conversation.assignee_id.is_(None))
+    elif assignee_id is not None and assignee_id.isdigit():
+        q = q.where(Conversation.assignee_id == int(assignee_id))
+    elif assignee_id is not None:
+        raise InvalidInput("assignee_id: an agent id, 'me' or 'none'")
     async with rt.db.read() as s:
-        rows = list((await s.scalars(q)).all())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        labels: dict[int, list[str]] = {}
-        if rows:
-            for conv_id, name in await s.execute(
-                select(ConversationLabel.conversation_id, Label.name)
-                .join(Label, Label.id == ConversationLabel.label_id)
-                .where(ConversationLabel.conversation_id.in_([c.id for c in rows]))
-            ):
-                labels.setdefault(conv_id, []).append(name)
-    next_cursor = encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more and rows else None
+        rows = list((await s.scalars(conversation_page(q, cursor, limit))).all())
+        labels = await labels_by_conversation(s, [c.id for c in rows[:limit]])
     return {
-        "data": [conversation_dict(c, labels.get(c.id)) for c in rows],
-        "next_cursor": next_cursor,
+        "data": [conversation_dict(c, labels.get(c.id)) for c in rows[:limit]],
+        "next_cursor": page_cursor(rows, limit),
     }
 
 
@@ -300,18 +246,6 @@ async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dic
 # --- contacts -------------------------------------------------------------------------------
 
 
-async def _identities(s: Any, contact_ids: list[int]) -> dict[int, list[ContactIdentity]]:
-    out: dict[int, list[ContactIdentity]] = {}
-    if contact_ids:
-        for i in await s.scalars(
-            select(ContactIdentity)
-            .where(ContactIdentity.contact_id.in_(contact_ids))
-            .order_by(ContactIdentity.id)
-        ):
-            out.setdefault(i.contact_id, []).append(i)
-    return out
-
-
 @router.get("/contacts", response_model=sc.ContactPage, tags=["contacts"])
 async def list_contacts(
     who: Who,
@@ -325,7 +259,7 @@ async def list_contacts(
         stmt = stmt.where(Contact.id.in_(matching))
     async with rt.db.read() as s:
         rows = list((await s.scalars(stmt.order_by(Contact.id.desc()).limit(limit))).all())
-        idents = await _identities(s, [c.id for c in rows])
+        idents = await identities_by_contact(s, [c.id for c in rows])
     return {"data": [contact_dict(c, idents.get(c.id)) for c in rows]}
 
 
@@ -333,7 +267,7 @@ async def list_contacts(
 async def get_contact(contact_id: int, who: Who, rt: RT) -> dict[str, Any]:
     async with rt.db.read() as s:
         c = await require_contact(s, who, contact_id)
-        idents = await _identities(s, [c.id])
+        idents = await identities_by_contact(s, [c.id])
     return contact_dict(c, idents.get(c.id))
 
 
@@ -399,9 +333,7 @@ async def list_webhook_deliveries(
 ) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
-        sub = await s.get(WebhookSubscription, subscription_id)
-        if sub is None or sub.workspace_id != who.workspace_id:
-            raise NotFound("webhook subscription not found")
+        await require_own(s, who, WebhookSubscription, subscription_id, "webhook subscription")
         rows = (
             await s.scalars(
                 select(WebhookDelivery)

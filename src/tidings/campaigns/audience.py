@@ -23,9 +23,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tidings.actions import campaign_recipients as recipients
 from tidings.actions import phone_contacts
 from tidings.actions.base import Tx
-from tidings.campaigns.state import RecipientState, SkipReason
+from tidings.domain.campaigns import RecipientState, SkipReason
 from tidings.domain.errors import InvalidInput
 from tidings.domain.numbers import normalize
 from tidings.storage.db import chunks
@@ -133,25 +134,7 @@ async def snapshot(tx: Tx, campaign: Campaign) -> int:
         ).all()
     added = 0
     for part in chunks(list(dict.fromkeys(selected)), CHUNK):
-        result = await s.execute(
-            tx.rt.db.insert(CampaignRecipient)
-            .values(
-                [
-                    {
-                        "workspace_id": campaign.workspace_id,
-                        "campaign_id": campaign.id,
-                        "contact_id": cid,
-                        "variables": {},
-                        "state": RecipientState.PENDING,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for cid in part
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
-        )
-        added += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        added += await recipients.do_add_contacts(tx, campaign, list(part), now)
     return added
 
 
@@ -295,5 +278,5 @@ async def import_csv(
             )
             report.added += 1
         if new_rows:
-            await s.execute(tx.rt.db.insert(CampaignRecipient), new_rows)
+            await recipients.do_add_rows(tx, new_rows)
     return report

@@ -135,9 +135,9 @@ def _bar(counts: dict[str, int], width: int = 40) -> str:
 
 
 async def _run(rt: Runtime, args: argparse.Namespace) -> Any:
+    from tidings.actions import campaign_recipients as recipient_state
     from tidings.actions import campaigns as actions
     from tidings.campaigns import report as reporting
-    from tidings.campaigns import state as recipient_state
     from tidings.storage.models import Campaign
 
     who = await _principal(rt, args.as_email)

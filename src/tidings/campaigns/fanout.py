@@ -11,8 +11,9 @@ are campaign state changes that the next step reads.
 
 `run(rt)` keeps one task per running campaign in this process (several processes may run it:
 their claims do not overlap), promotes scheduled campaigns whose time came, catches recipient
-states up with their messages (`state.reconcile`) and sends `campaign.updated` live events
-with counts at most once a second per campaign.
+states up with their messages (`actions.campaign_recipients.reconcile`) and sends
+`campaign.updated` live events with counts at most once a second per campaign. What a step
+decides for its recipients (wait, skip, queued) is written by `actions.campaign_recipients`.
 
 Time: every "now" the fan-out decides by (promoting a scheduled campaign, quiet hours, a
 recipient's `not_before`) comes from the `clock` given to `run` (default: the wall clock), so
@@ -28,15 +29,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 
+from tidings.actions import campaign_recipients as recipients
 from tidings.actions import conversations, gate, outbound, phone_contacts
 from tidings.actions.base import Tx, transaction
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
-from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
 from tidings.channels import addressing, registry
+from tidings.domain.campaigns import CampaignState, RecipientState, SkipReason
 from tidings.domain.enums import (
     FallbackState,
     LiveEventType,
@@ -60,8 +62,8 @@ BATCH = 100
 MAX_OUTSTANDING = 1000
 IDLE_SECONDS = 0.5
 PROGRESS_SECONDS = 1.0
-# The recipient-state safety net (`state.reconcile`) scans every in-flight recipient: at
-# 100,000 of them a visible pause (a second at 62 of 80 sends), so every five minutes.
+# The recipient-state safety net (`campaign_recipients.reconcile`) scans every in-flight
+# recipient: at 100,000 of them a visible pause (a second at 62 of 80 sends), so every five minutes.
 RECONCILE_SECONDS = 300.0
 
 Clock = Callable[[], datetime]
@@ -140,25 +142,8 @@ async def step(rt: Runtime, campaign_id: int, limit: int = BATCH, clock: Clock =
             sends.append((r.id, contact, decision))
         await _phone_identities(tx, campaign.workspace_id, [c for _r, c, _s in sends], known)
         # Recipients as rows (Core executemany per kind of change), no ORM objects.
-        if later:
-            await s.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(not_before=bindparam("b_not_before"), updated_at=now),
-                later,
-            )
-        if skipped:
-            await s.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(
-                    state=RecipientState.SKIPPED,
-                    reason=bindparam("b_reason"),
-                    detail=bindparam("b_detail"),
-                    updated_at=now,
-                ),
-                skipped,
-            )
+        await recipients.do_defer(tx, later, now)
+        await recipients.do_skip(tx, skipped, now)
         await _queue(tx, campaign, sends, tag, label_id)
         return len(rows)
 
@@ -237,21 +222,8 @@ async def _queue(
         label_id,
         campaign.fallback,
     )
-    now = utcnow()
-    t = table_of(CampaignRecipient)
-    await tx.session.execute(
-        update(t)
-        .where(t.c.id == bindparam("b_id"))
-        .values(
-            state=RecipientState.QUEUED,
-            reason=None,
-            channel_id=bindparam("b_channel_id"),
-            channel_reason=bindparam("b_channel_reason"),
-            conversation_id=bindparam("b_conversation_id"),
-            message_id=bindparam("b_message_id"),
-            queued_at=now,
-            updated_at=now,
-        ),
+    await recipients.do_mark_queued(
+        tx,
         [
             {
                 "b_id": recipient_id,
@@ -299,8 +271,7 @@ async def _maybe_complete(tx: Tx, campaign: Campaign) -> None:
         )
         if waiting is not None:
             return
-    campaign.state = CampaignState.COMPLETED
-    campaign.finished_at = campaign.updated_at = utcnow()
+    recipients.do_complete(campaign)
     await emit_progress(tx, campaign)
 
 
@@ -360,21 +331,20 @@ async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> 
 
 
 async def promote_scheduled(rt: Runtime, clock: Clock = utcnow) -> None:
-    due = (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= clock())
-    if not await rt.db.has_rows(select(Campaign.id).where(due)):
+    now = clock()
+    if not await rt.db.has_rows(select(Campaign.id).where(recipients.due_to_start(now))):
         return
     async with transaction(rt) as tx:
-        await tx.session.execute(
-            update(Campaign).where(due).values(state=CampaignState.RUNNING, updated_at=utcnow())
-        )
+        await recipients.do_start_due(tx, now)
 
 
-async def emit_progress(tx: Tx, campaign: Campaign) -> None:
+async def emit_progress(tx: Tx, campaign: Campaign, now: dict[str, int] | None = None) -> None:
+    """`campaign.updated` with the counts (`now`, when the caller has just read them)."""
     data = {
         "id": campaign.id,
         "name": campaign.name,
         "state": campaign.state,
-        "counts": await counts(tx.session, campaign.id),
+        "counts": now if now is not None else await counts(tx.session, campaign.id),
     }
     tx.emit(LiveEventType.CAMPAIGN_UPDATED, campaign.workspace_id, None, data)
 
@@ -414,7 +384,7 @@ async def run(rt: Runtime, clock: Clock = utcnow) -> None:
                     tasks[cid] = rt.spawn(run_campaign(rt, cid, clock), name=f"campaign-{cid}")
             if time.monotonic() >= next_reconcile:
                 next_reconcile = time.monotonic() + RECONCILE_SECONDS
-                await reconcile(rt)
+                await recipients.reconcile(rt)
             await _progress(rt, active, last_progress)
         except asyncio.CancelledError:
             for task in tasks.values():
@@ -441,12 +411,7 @@ async def _progress(
                 continue
             current = await counts(tx.session, cid)
             if seen is None or seen[1] != current:
-                tx.emit(
-                    LiveEventType.CAMPAIGN_UPDATED,
-                    campaign.workspace_id,
-                    None,
-                    {"id": cid, "name": campaign.name, "state": campaign.state, "counts": current},
-                )
+                await emit_progress(tx, campaign, current)
         last[cid] = (now, current)
 
 

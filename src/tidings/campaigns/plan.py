@@ -21,9 +21,9 @@ from tidings.actions import gate
 from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
-from tidings.campaigns.state import SkipReason
 from tidings.channels.addressing import phone_addressed
 from tidings.channels.pricing import PricedMessages
+from tidings.domain.campaigns import SkipReason
 from tidings.domain.enums import (
     ConversationStatus,
     MessageKind,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from tidings.campaigns.plan import FALLBACK_REASON
-from tidings.campaigns.state import RecipientState
+from tidings.domain.campaigns import RecipientState
 from tidings.domain.enums import ConsentStatus, Direction, MessageKind
 from tidings.storage.models import (
     Campaign,

@@ -30,27 +30,24 @@ from sqlalchemy import and_, exists, or_, select
 
 from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
-from tidings.actions.fallback import validate_plan
+from tidings.actions.campaign_recipients import do_follow_fallback
+from tidings.actions.fallback import do_withdraw_original
 from tidings.actions.gate import Route
 from tidings.actions.outbound import do_queue_message
 from tidings.campaigns import content as cc
 from tidings.campaigns.plan import address_for
-from tidings.campaigns.state import CampaignState
-from tidings.domain.enums import DeliveryState, FallbackState, MessageKind, MessageStatus
-from tidings.domain.errors import InvalidInput, PolicyRefusal
+from tidings.domain.campaigns import CampaignState
+from tidings.domain.enums import FallbackState, MessageKind, MessageStatus
+from tidings.domain.errors import PolicyRefusal
 from tidings.domain.numbers import region_of
 from tidings.policy import sms
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
-    Channel,
     Contact,
     Conversation,
-    Delivery,
     FallbackTimer,
-    Inbox,
-    InboxFallback,
     Message,
 )
 from tidings.storage.types import utcnow
@@ -159,13 +156,7 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
     # The gate every send passes; no Human Agent tag (not a person's reply).
     await gate.check_send(s, conv, route, MessageKind.TEXT, text, person=False)
     # Withdraw the original if it never left: the customer must not get both.
-    delivery = await s.scalar(select(Delivery).where(Delivery.message_id == original.id))
-    if delivery is not None and delivery.state in (DeliveryState.PENDING, DeliveryState.HELD):
-        delivery.state = DeliveryState.FAILED
-        delivery.last_error = f"Withdrawn: sent by {channel.name} instead."
-        original.status = MessageStatus.FAILED
-        original.error_reason = delivery.last_error
-        original.updated_at = utcnow()
+    await do_withdraw_original(tx, original, channel.name)
     extra: dict[str, Any] = {"fallback_of": original.id, "fallback_reason": why}
     if isinstance(tag, dict):
         extra["campaign"] = tag
@@ -186,34 +177,9 @@ async def _queue_follow_up(tx: Tx, timer: FallbackTimer, original: Message, why:
         cost_estimate=priced[0] if priced else None,
     )
     if recipient is not None:
-        recipient.fallback_message_id = message.id
-        recipient.channel_id = channel.id
-        recipient.state = "queued"
-        recipient.updated_at = utcnow()
+        await do_follow_fallback(tx, recipient, message, channel.id)
     await s.flush()
     return message
-
-
-async def check_set_inbox_plan(
-    rt: Runtime, workspace_id: int, inbox_id: int, raw: Any
-) -> dict[str, Any]:
-    """Precondition: the caller checked that the agent administers this workspace."""
-    plan = validate_plan(raw)
-    async with transaction(rt) as tx:
-        s = tx.session
-        inbox = await s.get(Inbox, inbox_id)
-        if inbox is None or inbox.workspace_id != workspace_id:
-            raise InvalidInput(f"inbox {inbox_id} not found")
-        if plan:
-            ch = await s.get(Channel, plan["to_channel_id"])
-            if ch is None or ch.workspace_id != workspace_id:
-                raise InvalidInput("fallback.to_channel_id: not a channel of this workspace")
-        row = await s.get(InboxFallback, inbox_id)
-        if row is None:
-            row = InboxFallback(inbox_id=inbox_id, workspace_id=workspace_id)
-            s.add(row)
-        row.plan, row.updated_at = plan, utcnow()
-        return plan
 
 
 async def _fire_batch(rt: Runtime) -> bool:

@@ -88,10 +88,6 @@ def max_bytes(media_types: Mapping[str, int], mime: str) -> int | None:
     return None
 
 
-def largest(media_types: Mapping[str, int]) -> int:
-    return max(media_types.values(), default=0)
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
     state: str  # STORED (acceptable) | TOO_LARGE | NOT_ALLOWED

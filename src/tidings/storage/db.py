@@ -275,9 +275,5 @@ def migrate(url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def migrate_async(url: str) -> None:
-    await asyncio.to_thread(migrate, url)
-
-
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.channels import google_common as google
 from tidings.channels.base import (
@@ -31,6 +31,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import ApiBaseUrl, config_as
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -64,14 +65,7 @@ class GbmConfig(BaseModel):
     service_account_json: str | None = None
     access_token: str | None = None
     representative_name: str = "Support"
-    api_base_url: str = "https://businessmessages.googleapis.com"
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
+    api_base_url: ApiBaseUrl = "https://businessmessages.googleapis.com"
 
     @model_validator(mode="after")
     def _one_credential(self) -> GbmConfig:
@@ -238,6 +232,4 @@ class GbmAdapter:
 
 
 def _config(config: Any) -> GbmConfig:
-    if isinstance(config, GbmConfig):
-        return config
-    return GbmConfig.model_validate(config)
+    return config_as(GbmConfig, config)

@@ -10,29 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel
 
-from tidings.channels import meta_common
-from tidings.channels.base import (
-    Capabilities,
-    OutboundMessage,
-    Permanent,
-    RawEvent,
-    Retriable,
-    SendOutcome,
-    WebhookReply,
-    WebhookRequest,
-)
+from tidings.channels.base import Capabilities
+from tidings.channels.config_fields import config_as
 from tidings.channels.instagram.config import InstagramConfig
 from tidings.channels.instagram.errors import outcome_for
-from tidings.channels.interactive import Choices
-from tidings.channels.media import MediaLocation, cdn_location
-from tidings.channels.meta_common import attachments, messaging, profiles, send
-from tidings.channels.meta_common import interactive as meta_interactive
-from tidings.channels.profiles import Profile
-from tidings.domain.enums import MessageKind
-from tidings.domain.events import CanonicalEvent
+from tidings.channels.meta_common import attachments, messaging, profiles
+from tidings.channels.meta_common.adapter import Account, MessagingAdapter
 
 __all__ = ["InstagramAdapter", "InstagramConfig"]
 
@@ -55,7 +40,7 @@ _MEDIA_TYPES = {
 }
 
 
-class InstagramAdapter:
+class InstagramAdapter(MessagingAdapter):
     kind: ClassVar[str] = "instagram"
     label: ClassVar[str] = "Instagram"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -95,57 +80,25 @@ class InstagramAdapter:
         {"access_token", "app_secret", "instagram_app_secret", "verify_token"}
     )
 
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return meta_common.handshake(_config(config).verify_token, request, self.label)
+    product: ClassVar[messaging.Product] = messaging.INSTAGRAM
+    outcome_for = staticmethod(outcome_for)
+    profile_fields: ClassVar[str] = "name,username,profile_pic"
+    profile_of = staticmethod(profiles.instagram_profile)
 
-    def verify(self, config: Any, request: WebhookRequest) -> None:
+    def account(self, config: Any) -> Account:
         c = _config(config)
-        secrets = [c.app_secret] + ([c.instagram_app_secret] if c.instagram_app_secret else [])
-        meta_common.verify_signature(secrets, request, self.label)
-
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return messaging.split(
-            request.body, messaging.INSTAGRAM, _config(config).instagram_account_id
+        # The Attachment Upload API exists for the Facebook Login flavour only.
+        uploads = c.flavour == "facebook_login" and c.page_id
+        return Account(
+            graph=f"{c.base_url}/{c.api_version}",
+            token=c.access_token,
+            verify_token=c.verify_token,
+            secrets=[c.app_secret] + ([c.instagram_app_secret] if c.instagram_app_secret else []),
+            account_id=c.instagram_account_id,
+            send_node=c.send_node,
+            upload_node=c.page_id if uploads else None,
+            upload_platform="instagram",
         )
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return messaging.parse(payload, messaging.INSTAGRAM)
-
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return WebhookReply(status=200, body=b"EVENT_RECEIVED")
-
-    def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
-        """Quick replies or a button template (`channels.interactive.InteractiveSender`)."""
-        return meta_interactive.build(choices, self.label)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        c = _config(config)
-        if c.page_id and c.flavour == "facebook_login":
-            prepared = await attachments.with_uploads(
-                message,
-                upload_url=f"{c.base_url}/{c.api_version}/{c.page_id}/message_attachments",
-                token=c.access_token,
-                http=http,
-                label=self.label,
-                platform="instagram",
-            )
-            if isinstance(prepared, Retriable | Permanent):
-                return prepared
-            message = prepared
-        body = send.build_body(message)
-        if isinstance(body, Permanent):
-            return body
-        url = f"{c.base_url}/{c.api_version}/{c.send_node}/messages"
-        return await send.post(
-            url, c.access_token, body, http, self.label, outcome_for, message.message_id
-        )
-
-    async def locate_media(
-        self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
-    ) -> MediaLocation:
-        return cdn_location(url)
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         c = _config(config)
@@ -159,22 +112,6 @@ class InstagramAdapter:
             )
         return attachments.caption_refusal(self.label, with_text)
 
-    async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
-        """Instagram user profile fields (`channels.profiles.ProfileSource`)."""
-        if not address.isdigit():
-            return Profile(name=None)
-        c = _config(config)
-        doc = await profiles.fetch(
-            f"{c.base_url}/{c.api_version}/{address}",
-            c.access_token,
-            "name,username,profile_pic",
-            self.label,
-            http,
-        )
-        return profiles.instagram_profile(doc)
-
 
 def _config(config: Any) -> InstagramConfig:
-    if isinstance(config, InstagramConfig):
-        return config
-    return InstagramConfig.model_validate(config)
+    return config_as(InstagramConfig, config)

@@ -7,12 +7,12 @@ and Page token)."""
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_VERSION = re.compile(r"^v\d+\.\d+$")
+from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
+
 _HOSTS = {
     "instagram_login": "https://graph.instagram.com",
     "facebook_login": "https://graph.facebook.com",
@@ -42,24 +42,8 @@ class InstagramConfig(BaseModel):
     # (docs/channels/instagram.md#window-and-tags).
     human_agent: bool = False
     # None = Meta's host for the flavour; the sandbox points it at the simulator.
-    api_base_url: str | None = None
-    api_version: str = "v25.0"
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
-
-    @field_validator("api_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        if not _VERSION.match(value):
-            raise ValueError("api_version looks like v25.0")
-        return value
+    api_base_url: ApiBaseUrl | None = None
+    api_version: GraphVersion = "v25.0"
 
     @model_validator(mode="after")
     def _page_for_facebook_login(self) -> InstagramConfig:

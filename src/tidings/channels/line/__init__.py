@@ -21,6 +21,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.line import client, webhook
 from tidings.channels.line.config import LineConfig
@@ -158,6 +159,4 @@ class LineAdapter:
 
 
 def _config(config: Any) -> LineConfig:
-    if isinstance(config, LineConfig):
-        return config
-    return LineConfig.model_validate(config)
+    return config_as(LineConfig, config)

@@ -9,29 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel
 
-from tidings.channels import meta_common
-from tidings.channels.base import (
-    Capabilities,
-    OutboundMessage,
-    Permanent,
-    RawEvent,
-    Retriable,
-    SendOutcome,
-    WebhookReply,
-    WebhookRequest,
-)
-from tidings.channels.interactive import Choices
-from tidings.channels.media import MediaLocation, cdn_location
+from tidings.channels.base import Capabilities
+from tidings.channels.config_fields import config_as
 from tidings.channels.messenger.config import MessengerConfig
-from tidings.channels.meta_common import attachments, messaging, profiles, send
-from tidings.channels.meta_common import interactive as meta_interactive
+from tidings.channels.meta_common import attachments, messaging, profiles
+from tidings.channels.meta_common.adapter import Account, MessagingAdapter
 from tidings.channels.meta_common.messaging_errors import outcome_for
-from tidings.channels.profiles import Profile
-from tidings.domain.enums import MessageKind
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["MessengerAdapter", "MessengerConfig"]
 
@@ -45,7 +30,7 @@ _MEDIA_TYPES = {
 }
 
 
-class MessengerAdapter:
+class MessengerAdapter(MessagingAdapter):
     kind: ClassVar[str] = "messenger"
     label: ClassVar[str] = "Messenger"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -71,72 +56,26 @@ class MessengerAdapter:
         {"page_access_token", "app_secret", "verify_token"}
     )
 
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return meta_common.handshake(_config(config).verify_token, request, self.label)
+    product: ClassVar[messaging.Product] = messaging.MESSENGER
+    outcome_for = staticmethod(outcome_for)
+    profile_fields: ClassVar[str] = "first_name,last_name,profile_pic"
+    profile_of = staticmethod(profiles.messenger_profile)
 
-    def verify(self, config: Any, request: WebhookRequest) -> None:
-        meta_common.verify_signature([_config(config).app_secret], request, self.label)
-
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return messaging.split(request.body, messaging.MESSENGER, _config(config).page_id)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return messaging.parse(payload, messaging.MESSENGER)
-
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return WebhookReply(status=200, body=b"EVENT_RECEIVED")
-
-    def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
-        """Quick replies or a button template (`channels.interactive.InteractiveSender`)."""
-        return meta_interactive.build(choices, self.label)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
+    def account(self, config: Any) -> Account:
         c = _config(config)
-        prepared = await attachments.with_uploads(
-            message,
-            upload_url=f"{c.api_base_url}/{c.api_version}/{c.page_id}/message_attachments",
+        return Account(
+            graph=f"{c.api_base_url}/{c.api_version}",
             token=c.page_access_token,
-            http=http,
-            label=self.label,
+            verify_token=c.verify_token,
+            secrets=[c.app_secret],
+            account_id=c.page_id,
+            send_node=c.page_id,
+            upload_node=c.page_id,
         )
-        if isinstance(prepared, Retriable | Permanent):
-            return prepared
-        message = prepared
-        body = send.build_body(message)
-        if isinstance(body, Permanent):
-            return body
-        url = f"{c.api_base_url}/{c.api_version}/{c.page_id}/messages"
-        return await send.post(
-            url, c.page_access_token, body, http, self.label, outcome_for, message.message_id
-        )
-
-    async def locate_media(
-        self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
-    ) -> MediaLocation:
-        return cdn_location(url)
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         return attachments.caption_refusal(self.label, with_text)
 
-    async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
-        """User Profile API (`channels.profiles.ProfileSource`); chat-plugin visitors
-        (`user_ref:`) have no PSID and no profile."""
-        if not address.isdigit():
-            return Profile(name=None)
-        c = _config(config)
-        doc = await profiles.fetch(
-            f"{c.api_base_url}/{c.api_version}/{address}",
-            c.page_access_token,
-            "first_name,last_name,profile_pic",
-            self.label,
-            http,
-        )
-        return profiles.messenger_profile(doc)
-
 
 def _config(config: Any) -> MessengerConfig:
-    if isinstance(config, MessengerConfig):
-        return config
-    return MessengerConfig.model_validate(config)
+    return config_as(MessengerConfig, config)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-_VERSION = re.compile(r"^v\d+\.\d+$")
+from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
 
 
 class MessengerConfig(BaseModel):
@@ -27,19 +25,5 @@ class MessengerConfig(BaseModel):
     # (docs/channels/messenger.md#messaging-window-and-tags).
     human_agent: bool = False
     # The sandbox points this at the simulator; production leaves the default.
-    api_base_url: str = "https://graph.facebook.com"
-    api_version: str = "v25.0"
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
-
-    @field_validator("api_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        if not _VERSION.match(value):
-            raise ValueError("api_version looks like v25.0")
-        return value
+    api_base_url: ApiBaseUrl = "https://graph.facebook.com"
+    api_version: GraphVersion = "v25.0"

@@ -24,6 +24,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.rbm import client, webhook
 from tidings.channels.rbm.config import RbmConfig
 from tidings.domain.errors import SignatureError
@@ -92,6 +93,4 @@ class RbmAdapter:
 
 
 def _config(config: Any) -> RbmConfig:
-    if isinstance(config, RbmConfig):
-        return config
-    return RbmConfig.model_validate(config)
+    return config_as(RbmConfig, config)

@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tidings.channels.config_fields import ApiBaseUrl
+
 
 class RbmConfig(BaseModel):
     """One RBM agent. Authenticate with a service account key (recommended: Tidings mints and
@@ -23,16 +25,9 @@ class RbmConfig(BaseModel):
     # The JSON key file of a service account with the RBM API enabled.
     service_account_json: str | None = None
     access_token: str | None = None
-    api_base_url: str = "https://rcsbusinessmessaging.googleapis.com"
+    api_base_url: ApiBaseUrl = "https://rcsbusinessmessaging.googleapis.com"
     # "TRANSACTION", "PROMOTION", "AUTHENTICATION"... passed through when set.
     message_traffic_type: str | None = None
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("service_account_json")
     @classmethod

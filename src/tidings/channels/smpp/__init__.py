@@ -25,6 +25,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.smpp import pdu as P
 from tidings.channels.smpp.config import SmppConfig
 from tidings.channels.smpp.errors import RECEIPT_FAILURES
@@ -106,9 +107,7 @@ class SmppAdapter:
 
 
 def _config(config: Any) -> SmppConfig:
-    if isinstance(config, SmppConfig):
-        return config
-    return SmppConfig.model_validate(config)
+    return config_as(SmppConfig, config)
 
 
 def _receipt(sm: P.ShortMessage, at: datetime) -> StatusUpdate | Ignored:

@@ -23,6 +23,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.media import MediaLocation
 from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
@@ -98,6 +99,4 @@ class TelegramAdapter:
 
 
 def _config(config: Any) -> TelegramConfig:
-    if isinstance(config, TelegramConfig):
-        return config
-    return TelegramConfig.model_validate(config)
+    return config_as(TelegramConfig, config)

@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tidings.channels.config_fields import ApiBaseUrl
+
 # Bot API: `secret_token` is 1-256 characters of A-Z a-z 0-9 _ -
 # (docs/channels/telegram.md#webhook-delivery).
 SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -22,7 +24,7 @@ class TelegramConfig(BaseModel):
     secret_token: str = Field(
         description="Passed to setWebhook; Telegram echoes it in X-Telegram-Bot-Api-Secret-Token"
     )
-    api_base_url: str = "https://api.telegram.org"
+    api_base_url: ApiBaseUrl = "https://api.telegram.org"
 
     @field_validator("bot_token")
     @classmethod
@@ -37,10 +39,3 @@ class TelegramConfig(BaseModel):
         if not SECRET_TOKEN.match(value):
             raise ValueError("secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")

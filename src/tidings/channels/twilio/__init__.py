@@ -20,6 +20,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.twilio import client, webhook
 from tidings.channels.twilio.config import TwilioConfig
 from tidings.domain.errors import SignatureError
@@ -78,6 +79,4 @@ class TwilioAdapter:
 
 
 def _config(config: Any) -> TwilioConfig:
-    if isinstance(config, TwilioConfig):
-        return config
-    return TwilioConfig.model_validate(config)
+    return config_as(TwilioConfig, config)

@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tidings.channels.config_fields import ApiBaseUrl
+
 # A sender is an E.164 number, a short code, or an alphanumeric sender id
 # (docs/channels/twilio.md#send-api).
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -28,7 +30,7 @@ class TwilioConfig(BaseModel):
     # ... or through a Messaging Service (`MessagingServiceSid`), which picks the sender.
     messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
     # The sandbox points this at the simulator; production leaves the default.
-    api_base_url: str = "https://api.twilio.com"
+    api_base_url: ApiBaseUrl = "https://api.twilio.com"
 
     @field_validator("from_number")
     @classmethod
@@ -42,13 +44,6 @@ class TwilioConfig(BaseModel):
             "from_number must be an E.164 number (+14155550100), a short code or an "
             "alphanumeric sender id of at most 11 characters"
         )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _one_sender(self) -> TwilioConfig:

@@ -22,6 +22,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.profiles import Profile, ProfileUnavailable, clean
@@ -179,6 +180,4 @@ class ViberAdapter:
 
 
 def _config(config: Any) -> ViberConfig:
-    if isinstance(config, ViberConfig):
-        return config
-    return ViberConfig.model_validate(config)
+    return config_as(ViberConfig, config)

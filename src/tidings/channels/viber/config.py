@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tidings.channels.config_fields import ApiBaseUrl
+
 # `sender.name` is required on every send and at most 28 characters (docs/channels/viber.md).
 SENDER_NAME_MAX = 28
 
@@ -17,7 +19,7 @@ class ViberConfig(BaseModel):
         min_length=8,
         description="The bot's token (Viber Admin Panel, Edit info); it also signs callbacks",
     )
-    api_base_url: str = "https://chatapi.viber.com"
+    api_base_url: ApiBaseUrl = "https://chatapi.viber.com"
     # Shown as the author of every message Tidings sends; Viber requires a name.
     sender_name: str | None = Field(default=None, max_length=SENDER_NAME_MAX)
     sender_avatar: str | None = None
@@ -28,13 +30,6 @@ class ViberConfig(BaseModel):
         if not value.isascii() or not value.isprintable() or " " in value:
             raise ValueError("auth_token is the printable token from the Viber Admin Panel")
         return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("sender_avatar")
     @classmethod

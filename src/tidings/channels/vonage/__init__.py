@@ -20,6 +20,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.vonage import client, webhook
 from tidings.channels.vonage.config import VonageConfig
 from tidings.domain.events import CanonicalEvent
@@ -75,6 +76,4 @@ class VonageAdapter:
 
 
 def _config(config: Any) -> VonageConfig:
-    if isinstance(config, VonageConfig):
-        return config
-    return VonageConfig.model_validate(config)
+    return config_as(VonageConfig, config)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tidings.channels.config_fields import ApiBaseUrl
+
 SignatureMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
 
 
@@ -24,18 +26,11 @@ class VonageConfig(BaseModel):
     signature_method: SignatureMethod = "md5hash"
     # The virtual number in E.164 (or digits), or an alphanumeric sender id where allowed.
     from_number: str = Field(min_length=1, max_length=20)
-    api_base_url: str = "https://rest.nexmo.com"
+    api_base_url: ApiBaseUrl = "https://rest.nexmo.com"
     # Vonage re-pushes unacknowledged webhooks for 24 h (docs/channels/vonage.md#signed-webhooks),
     # so a signed timestamp up to 25 h old is accepted; older ones are replays. Dedupe by messageId
     # covers repeats inside.
     signature_max_age_seconds: int = Field(default=90_000, ge=60)
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("from_number")
     @classmethod

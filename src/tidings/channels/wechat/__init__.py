@@ -21,6 +21,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import config_as
 from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.channels.wechat import client, media, profiles, webhook
@@ -109,6 +110,4 @@ class WeChatAdapter:
 
 
 def _config(config: Any) -> WeChatConfig:
-    if isinstance(config, WeChatConfig):
-        return config
-    return WeChatConfig.model_validate(config)
+    return config_as(WeChatConfig, config)

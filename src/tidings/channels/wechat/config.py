@@ -9,6 +9,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tidings.channels.config_fields import ApiBaseUrl
+
 # EncodingAESKey is 43 characters of the base64 alphabet; base64-decoding it with one "="
 # appended gives the 32-byte AES-256 key (docs/channels/wechat.md#safe-mode-crypto).
 _AES_KEY = re.compile(r"^[A-Za-z0-9+/]{43}$")
@@ -28,7 +30,7 @@ class WeChatConfig(BaseModel):
     token: str = Field(min_length=1, max_length=128)
     encoding_aes_key: str | None = None
     # The sandbox points this at the simulator; production leaves the default.
-    api_base_url: str = "https://api.weixin.qq.com"
+    api_base_url: ApiBaseUrl = "https://api.weixin.qq.com"
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -42,13 +44,6 @@ class WeChatConfig(BaseModel):
         except binascii.Error:
             raise ValueError("encoding_aes_key is not valid base64") from None
         return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
 
     @property
     def safe_mode(self) -> bool:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -17,6 +15,7 @@ import orjson
 
 from tidings import httpclient
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.meta_common import graph_error
 from tidings.channels.whatsapp import media
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.channels.whatsapp.errors import outcome_for
@@ -150,43 +149,16 @@ _EXTRA_TYPES = {
 }
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _error_outcome(response: httpx.Response) -> Retriable | Permanent:
-    error: dict[str, Any] = {}
-    try:
-        doc = orjson.loads(response.content)
-        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-            error = doc["error"]
-    except orjson.JSONDecodeError:
-        pass  # An HTML 502 from a proxy, say: decided on the status alone below.
-    code = error.get("code")
-    if isinstance(code, bool) or not isinstance(code, int):
-        code = None
-    data = error.get("error_data")
-    details = data.get("details") if isinstance(data, dict) else None
-    message = error.get("message")
+    # Graph's error envelope, read as Messenger and Instagram read it (an HTML 502 from a
+    # proxy, say, is decided on the status alone).
+    error = graph_error(response)
     return outcome_for(
-        code,
-        http_status=response.status_code,
-        title=message if isinstance(message, str) else None,
-        details=details if isinstance(details, str) else None,
-        retry_after=_retry_after(response.headers),
+        error.code,
+        http_status=error.http_status,
+        title=error.message,
+        details=error.details,
+        retry_after=error.retry_after,
     )
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
 
 # Meta accepts any `vNN.N` version prefix (docs/protocols/meta-platform.md#graph-versions); v25.0 is
 # the one in current examples.
-_VERSION = re.compile(r"^v\d+\.\d+$")
 
 
 class WhatsAppConfig(BaseModel):
@@ -26,8 +25,8 @@ class WhatsAppConfig(BaseModel):
     # The string typed into the App Dashboard, echoed in the GET handshake.
     verify_token: str = Field(min_length=1)
     # The sandbox points this at the simulator; production leaves the default.
-    api_base_url: str = "https://graph.facebook.com"
-    api_version: str = "v25.0"
+    api_base_url: ApiBaseUrl = "https://graph.facebook.com"
+    api_version: GraphVersion = "v25.0"
     waba_id: str | None = None
     # Digits only, as in webhook `metadata.display_phone_number`.
     display_phone_number: str | None = None
@@ -42,17 +41,3 @@ class WhatsAppConfig(BaseModel):
         title="Messages per second",
         description="Throughput tier of this number: 80 by default, 1000 once Meta upgrades it.",
     )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("api_base_url must start with http:// or https://")
-        return value.rstrip("/")
-
-    @field_validator("api_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        if not _VERSION.match(value):
-            raise ValueError("api_version looks like v25.0")
-        return value

@@ -1,67 +1,37 @@
-"""Campaign and recipient states, skip reasons, and how a recipient follows its message."""
+"""The writes that keep a campaign and its recipients in step: the audience snapshot's rows, the
+fan-out's moves, a recipient following its message's status (the status path's hook, and a
+catch-up for what it missed), pause, resume and cancel on the campaign's messages still in the
+outbox, and the campaign starting and completing. The fan-out (`campaigns/fanout.py`) and the
+audience (`campaigns/audience.py`) decide; the rows are written here (issue 17 item 3)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, union_all, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions.base import Tx
+from tidings.domain.campaigns import (
+    IN_FLIGHT,
+    CampaignState,
+    RecipientState,
+    SkipReason,
+    recipient_state_for,
+)
 from tidings.domain.enums import DeliveryState, MessageStatus, Queue
 from tidings.runtime import Runtime
-from tidings.storage.models import CampaignRecipient, Delivery, FallbackTimer, Message, table_of
+from tidings.storage.models import (
+    Campaign,
+    CampaignRecipient,
+    Delivery,
+    FallbackTimer,
+    Message,
+    table_of,
+)
 from tidings.storage.types import utcnow
-
-
-class CampaignState(StrEnum):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-class RecipientState(StrEnum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-class SkipReason(StrEnum):
-    OPTED_OUT = "opted_out"
-    NO_CHANNEL = "no_reachable_channel"
-    INVALID_NUMBER = "invalid_number"
-    WINDOW_CLOSED = "window_closed_no_template"
-    DUPLICATE = "duplicate_in_audience"
-    CANCELLED = "campaign_cancelled"
-    POLICY = "policy_refused"
-
-
-# Recipients still moving: their state follows their message's status.
-IN_FLIGHT = (RecipientState.QUEUED, RecipientState.SENT, RecipientState.DELIVERED)
-FINAL = (RecipientState.READ, RecipientState.FAILED, RecipientState.SKIPPED)
-_FOLLOWS = {
-    MessageStatus.QUEUED: RecipientState.QUEUED,
-    MessageStatus.SENT: RecipientState.SENT,
-    MessageStatus.DELIVERED: RecipientState.DELIVERED,
-    MessageStatus.READ: RecipientState.READ,
-    MessageStatus.FAILED: RecipientState.FAILED,
-}
-
-
-def recipient_state_for(status: str) -> RecipientState | None:
-    try:
-        return _FOLLOWS.get(MessageStatus(status))
-    except ValueError:
-        return None
 
 
 class StatusOf(Protocol):
@@ -149,6 +119,127 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
             ),
             failures,
         )
+
+
+# --- the audience snapshot (`campaigns/audience.py` picks who) -----------------------------
+
+
+async def do_add_contacts(tx: Tx, campaign: Campaign, contact_ids: list[int], now: datetime) -> int:
+    """The contacts join the campaign as `pending` recipients, each once (a contact already in
+    is left alone). Returns how many joined."""
+    result = await tx.session.execute(
+        tx.rt.db.insert(CampaignRecipient)
+        .values(
+            [
+                {
+                    "workspace_id": campaign.workspace_id,
+                    "campaign_id": campaign.id,
+                    "contact_id": cid,
+                    "variables": {},
+                    "state": RecipientState.PENDING,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for cid in contact_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def do_add_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    """A CSV upload's recipients, every column given: `pending`, or `skipped` with the reason
+    the row could not be used (kept, so the report names every row of the file)."""
+    await tx.session.execute(tx.rt.db.insert(CampaignRecipient), rows)
+
+
+# --- the campaign's own state, as the fan-out finds it -------------------------------------
+
+
+def due_to_start(now: datetime) -> ColumnElement[bool]:
+    """Scheduled campaigns whose time has come."""
+    return (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= now)
+
+
+async def do_start_due(tx: Tx, now: datetime) -> None:
+    await tx.session.execute(
+        update(Campaign)
+        .where(due_to_start(now))
+        .values(state=CampaignState.RUNNING, updated_at=utcnow())
+    )
+
+
+def do_complete(campaign: Campaign) -> None:
+    """Every recipient reached a final outcome of the send stage (`fanout._maybe_complete`)."""
+    campaign.state = CampaignState.COMPLETED
+    campaign.finished_at = campaign.updated_at = utcnow()
+
+
+# --- the fan-out's moves (`campaigns/fanout.step` decides them) -----------------------------
+
+
+async def do_defer(tx: Tx, later: list[dict[str, object]], now: datetime) -> None:
+    """Quiet hours: each `{"b_id", "b_not_before"}` recipient waits until its time."""
+    if later:
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(not_before=bindparam("b_not_before"), updated_at=now),
+            later,
+        )
+
+
+async def do_skip(tx: Tx, skipped: list[dict[str, object]], now: datetime) -> None:
+    """Each `{"b_id", "b_reason", "b_detail"}` recipient is skipped with its reason."""
+    if skipped:
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                state=RecipientState.SKIPPED,
+                reason=bindparam("b_reason"),
+                detail=bindparam("b_detail"),
+                updated_at=now,
+            ),
+            skipped,
+        )
+
+
+async def do_mark_queued(tx: Tx, queued: list[dict[str, object]]) -> None:
+    """Each `{"b_id", "b_channel_id", "b_channel_reason", "b_conversation_id",
+    "b_message_id"}` recipient is `queued` with the message just queued for it (in the same
+    transaction as the message, so a crash leaves both or neither)."""
+    if queued:
+        now = utcnow()
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                state=RecipientState.QUEUED,
+                reason=None,
+                channel_id=bindparam("b_channel_id"),
+                channel_reason=bindparam("b_channel_reason"),
+                conversation_id=bindparam("b_conversation_id"),
+                message_id=bindparam("b_message_id"),
+                queued_at=now,
+                updated_at=now,
+            ),
+            queued,
+        )
+
+
+async def do_follow_fallback(
+    tx: Tx, recipient: CampaignRecipient, message: Message, channel_id: int
+) -> None:
+    """The recipient's current message is now its fallback message, queued on `channel_id`."""
+    recipient.fallback_message_id = message.id
+    recipient.channel_id = channel_id
+    recipient.state = RecipientState.QUEUED
+    recipient.updated_at = utcnow()
 
 
 async def reconcile(rt: Runtime, limit: int = 500) -> int:
