@@ -99,8 +99,7 @@ async def run_macro(conversation_id: int, macro_id: int, who: Who, rt: RT) -> Ru
         try:
             note = await perform_action(rt, who, action, conversation_id)
             steps.append(StepOut(action=action["type"], outcome="ok", detail=note or what))
-        except PolicyRefusal as refusal:
-            steps.append(StepOut(action=action["type"], outcome="refused", detail=refusal.message))
-        except TidingsError as exc:
-            steps.append(StepOut(action=action["type"], outcome="failed", detail=exc.message))
+        except TidingsError as exc:  # refused by policy, or failed: reported, the rest run
+            outcome = "refused" if isinstance(exc, PolicyRefusal) else "failed"
+            steps.append(StepOut(action=action["type"], outcome=outcome, detail=exc.message))
     return RunOut(macro_id=macro_id, conversation_id=conversation_id, steps=steps)

@@ -30,7 +30,7 @@ from tidings.actions.base import Tx, transaction
 from tidings.actions.conversations import labels_of
 from tidings.automation import hours as bh
 from tidings.automation import replies, timers
-from tidings.automation.customer import FROM_CUSTOMER, written_by_customer
+from tidings.automation.customer import last_from_customer, written_by_customer
 from tidings.automation.kinds import ACTIONS, Facts, Step, describe, evaluate
 from tidings.automation.outbox import ORIGIN, TIMED_EVENTS, Origin
 from tidings.automation.runs import (
@@ -70,12 +70,7 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 async def build_facts(s: Any, conv: Conversation, message: Message | None, at: datetime) -> Facts:
     if message is None or not written_by_customer(message):
-        message = await s.scalar(
-            select(Message)
-            .where(Message.conversation_id == conv.id, FROM_CUSTOMER)
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
+        message = await last_from_customer(s, conv.id)
     channel_id = message.channel_id if message is not None else conv.last_channel_id
     kind = (
         await s.scalar(select(Channel.kind).where(Channel.id == channel_id)) if channel_id else None
@@ -133,18 +128,6 @@ def gerund(what: str) -> str:
     return f"{GERUND.get(verb, verb)} {rest}".strip()
 
 
-async def _perform(
-    rt: Runtime,
-    who: Principal,
-    rule: AutomationRule | None,
-    action: dict[str, Any],
-    conv_id: int,
-    event: str,
-) -> str | None:
-    """Run one action through its registered kind. Returns a note for the log."""
-    return await ACTIONS[action["type"]].run(Step(rt, who, conv_id, rule, event), action)
-
-
 async def _flush_record(rt: Runtime) -> None:
     """Record what `ORIGIN` holds in a transaction of its own (the action wrote none)."""
     async with transaction(rt):
@@ -157,6 +140,7 @@ async def execute_rule(
     async with rt.db.read() as s:
         who = await rule_principal(s, rule.workspace_id, rule)
     origin = Origin(rule.workspace_id, conv_id, run.id, rule.id, rule.name)
+    step = Step(rt, who, conv_id, rule, event)
     token = ORIGIN.set(origin)
     error: str | None = None
     try:
@@ -170,30 +154,20 @@ async def execute_rule(
             origin.result["detail"] = what
             origin.narrate = f"Rule '{rule.name}' {what}"
             try:
-                note = await _perform(rt, who, rule, action, conv_id, event)
+                note = await ACTIONS[action["type"]].run(step, action)
                 if note is not None and origin.result is not None:
                     origin.result["detail"] = f"{what} ({note})"
-            except PolicyRefusal as refusal:
+            except TidingsError as exc:  # refused by policy, or failed: logged, the run goes on
+                refused = isinstance(exc, PolicyRefusal)
                 origin.result = {
                     "index": index,
                     "action": action["type"],
-                    "outcome": "refused",
-                    "code": refusal.code,
-                    "detail": refusal.message,
-                }
-                origin.narrate = (
-                    f"Rule '{rule.name}': {gerund(what)[:80]} was refused. {refusal.message}"
-                )
-                origin.narrate_extra = None
-            except TidingsError as exc:
-                origin.result = {
-                    "index": index,
-                    "action": action["type"],
-                    "outcome": "failed",
+                    "outcome": "refused" if refused else "failed",
                     "code": exc.code,
                     "detail": exc.message,
                 }
-                origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} failed. {exc.message}"
+                said = "was refused" if refused else "failed"
+                origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} {said}. {exc.message}"
                 origin.narrate_extra = None
             if origin.result is not None:
                 await _flush_record(rt)
@@ -395,4 +369,4 @@ async def perform_action(
     Kinds a macro may not use (a webhook carries a rule's secret) stay with rules."""
     if not ACTIONS[action["type"]].macro:
         raise InvalidInput(f"a macro cannot use {action['type']}; use a rule for that")
-    return await _perform(rt, who, None, action, conversation_id, "macro")
+    return await ACTIONS[action["type"]].run(Step(rt, who, conversation_id, None, "macro"), action)

@@ -24,7 +24,6 @@ import httpx
 import orjson
 import regex
 from langdetect import DetectorFactory, LangDetectException, detect  # type: ignore[import-untyped]
-from sqlalchemy import select
 
 from tidings import signing
 from tidings.access import Principal
@@ -38,7 +37,7 @@ from tidings.actions.templates import check_send_template
 from tidings.actions.triage import PRIORITIES, check_triage
 from tidings.automation import hours as bh
 from tidings.automation import replies
-from tidings.automation.customer import FROM_CUSTOMER
+from tidings.automation.customer import last_from_customer
 from tidings.automation.outbox import ORIGIN
 from tidings.channels.registry import kinds as channel_kinds
 from tidings.domain.enums import MessageKind
@@ -52,7 +51,6 @@ from tidings.storage.models import (
     CannedReply,
     Conversation,
     Inbox,
-    Message,
     Team,
     Template,
 )
@@ -350,10 +348,14 @@ class ActionKind(Kind):
     sealed: ClassVar[bool] = False  # has a write-only `secret`, shown as `has_secret`
     name_field: ClassVar[str] = "name"  # the `ref` row's column that names it in words
 
+    # What the action did, as the thread and the log say it: "added label {name}", with the
+    # action's parameters and {named}, the `ref` row's name (else its id).
+    says: ClassVar[str]
+
     def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        """What the action does, as the thread and the log say it ("added label vip");
-        `name`: the referenced row's name when known."""
-        raise NotImplementedError
+        """`name`: the referenced row's name when known."""
+        named = name or (str(a[self.ref[0]]) if self.ref is not None else "")
+        return self.says.format(**a, named=named)
 
     async def vet(self, rt: Runtime, a: dict[str, Any], where: str) -> None:
         """Checks that need the runtime, before a rule is saved."""
@@ -369,12 +371,10 @@ class ActionKind(Kind):
 
 class AddLabel(ActionKind):
     type, label = "add_label", "Add label"
+    says = "added label {name}"
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         return {"name": text(raw.get("name"), f"{where}.name", 100)}
-
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return f"added label {a['name']}"
 
     async def run(self, step: Step, a: dict[str, Any]) -> str | None:
         async with step.rt.db.read() as s:
@@ -397,7 +397,7 @@ class AssignAgent(ActionKind):
     def describe(self, a: dict[str, Any], name: str | None = None) -> str:
         return f"assigned {name or 'agent ' + str(a['agent_id'])}"
 
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         # The rule's own line (written in the change's transaction) says it and tells the new
         # assignee (actions/notifications.py); a refusal's line replaces it (execute_rule).
         origin = ORIGIN.get()
@@ -410,40 +410,33 @@ class AssignAgent(ActionKind):
             assignee_id=a["agent_id"],
             assignment_line=False,
         )
-        return None
 
 
 class AssignTeam(ActionKind):
     type, label = "assign_team", "Assign team"
+    says = "assigned team {named}"
     ref = ("team_id", Team, "not found in this workspace")
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         return {"team_id": an_id(raw.get("team_id"), f"{where}.team_id")}
 
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return f"assigned team {name or a['team_id']}"
-
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         await check_update_conversation(
             step.rt, step.who, step.conversation_id, team_id=a["team_id"]
         )
-        return None
 
 
 class SetPriority(ActionKind):
     type, label = "set_priority", "Set priority"
+    says = "set priority {priority}"
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         if raw.get("priority") not in PRIORITIES:
             raise InvalidInput(f"{where}.priority: one of {', '.join(PRIORITIES)}")
         return {"priority": raw["priority"]}
 
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return f"set priority {a['priority']}"
-
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         await check_triage(step.rt, step.who, step.conversation_id, priority=a["priority"])
-        return None
 
 
 class Snooze(ActionKind):
@@ -459,7 +452,7 @@ class Snooze(ActionKind):
             return "snoozed until business hours"
         return f"snoozed for {a['minutes']:g} minutes"
 
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         until: datetime | None
         if a.get("until") == "next_opening":
             async with step.rt.db.read() as s:
@@ -472,7 +465,6 @@ class Snooze(ActionKind):
         else:
             until = utcnow() + timedelta(minutes=float(a["minutes"]))
         await check_triage(step.rt, step.who, step.conversation_id, snoozed_until=until)
-        return None
 
 
 async def _refusal(
@@ -489,30 +481,28 @@ async def _refusal(
 
 class SendCannedReply(ActionKind):
     type, label = "send_canned_reply", "Send canned reply"
+    says = "sent canned reply /{named}"
     ref = ("canned_reply_id", CannedReply, "not found in this workspace")
     name_field = "short_code"
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         return {"canned_reply_id": an_id(raw.get("canned_reply_id"), f"{where}.canned_reply_id")}
 
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return f"sent canned reply /{name or a['canned_reply_id']}"
-
     async def preview(self, tx: Tx, conv: Conversation, a: dict[str, Any]) -> str | None:
         canned = await tx.session.get(CannedReply, a["canned_reply_id"])
         return await _refusal(tx, conv, None, MessageKind.TEXT, canned.content if canned else "")
 
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         async with step.rt.db.read() as s:
             canned = await s.get(CannedReply, a["canned_reply_id"])
         if canned is None or canned.workspace_id != step.who.workspace_id:
             raise NotFound("the canned reply no longer exists")
         await replies.send_text(step.rt, step.conversation_id, canned.content)
-        return None
 
 
 class SendTemplate(ActionKind):
     type, label = "send_template", "Send template"
+    says = "sent template {named}"
     ref = ("template_id", Template, "not found in this workspace")
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -525,33 +515,26 @@ class SendTemplate(ActionKind):
             "params": [text(p, f"{where}.params", 1000) for p in params],
         }
 
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return f"sent template {name or a['template_id']}"
-
     async def preview(self, tx: Tx, conv: Conversation, a: dict[str, Any]) -> str | None:
         template = await tx.session.get(Template, a["template_id"])
         channel_id = template.channel_id if template else None
         return await _refusal(tx, conv, channel_id, MessageKind.TEMPLATE, "template")
 
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         await check_send_template(
             step.rt, step.who, step.conversation_id, a["template_id"], list(a.get("params") or [])
         )
-        return None
 
 
 class AddNote(ActionKind):
     type, label = "add_note", "Add private note"
+    says = "added a private note"
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         return {"text": text(raw.get("text"), f"{where}.text", MAX_NOTE_LENGTH)}
 
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return "added a private note"
-
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         await check_add_note(step.rt, step.who, step.conversation_id, a["text"])
-        return None
 
 
 class CallWebhook(ActionKind):
@@ -560,6 +543,7 @@ class CallWebhook(ActionKind):
     rule cannot reach internal services; signed when the rule has a secret."""
 
     type, label = "webhook", "Call webhook"
+    says = "called webhook {url:.80}"
     macro, sealed = False, True
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -570,9 +554,6 @@ class CallWebhook(ActionKind):
         if raw.get("secret") is not None:
             out["secret"] = text(raw.get("secret"), f"{where}.secret", 500)
         return out
-
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return f"called webhook {a['url'][:80]}"
 
     async def vet(self, rt: Runtime, a: dict[str, Any], where: str) -> None:
         try:
@@ -586,12 +567,7 @@ class CallWebhook(ActionKind):
             raise InvalidInput("a macro cannot call a webhook; use a rule for that")
         async with rt.db.read() as s:
             conv = await s.get_one(Conversation, conv_id)
-            last = await s.scalar(
-                select(Message)
-                .where(Message.conversation_id == conv_id, FROM_CUSTOMER)
-                .order_by(Message.id.desc())
-                .limit(1)
-            )
+            last = await last_from_customer(s, conv_id)
             labels = await labels_of(s, conv_id)
         body = orjson.dumps(
             {
@@ -628,13 +604,10 @@ class CallWebhook(ActionKind):
 
 class Resolve(ActionKind):
     type, label = "resolve", "Resolve"
+    says = "resolved the conversation"
 
-    def describe(self, a: dict[str, Any], name: str | None = None) -> str:
-        return "resolved the conversation"
-
-    async def run(self, step: Step, a: dict[str, Any]) -> str | None:
+    async def run(self, step: Step, a: dict[str, Any]) -> None:
         await check_update_conversation(step.rt, step.who, step.conversation_id, status="resolved")
-        return None
 
 
 ACTIONS: dict[str, ActionKind] = {
