@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions.base import transaction
+from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import AutomationRule, InboxBusinessHours
@@ -117,7 +118,7 @@ async def check_save_rule(
         if position is not None:
             row.position = position
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
         return row
 
 
@@ -128,7 +129,7 @@ async def check_delete_rule(rt: Runtime, who: Principal, rule_id: int) -> None:
         if row is None or row.workspace_id != who.workspace_id:
             raise NotFound("rule not found")
         await tx.session.delete(row)
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
 
 
 async def check_set_business_hours(
@@ -148,7 +149,7 @@ async def check_set_business_hours(
             setattr(row, key, value)
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)
         return row
 
 
@@ -159,4 +160,4 @@ async def check_delete_business_hours(rt: Runtime, who: Principal, inbox_id: int
         row = await tx.session.get(InboxBusinessHours, inbox_id)
         if row is not None:
             await tx.session.delete(row)
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)

@@ -37,9 +37,9 @@ from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.campaigns.state import CampaignState, RecipientState, SkipReason, reconcile
 from tidings.channels import addressing, registry
+from tidings.domain import live_events
 from tidings.domain.enums import (
     FallbackState,
-    LiveEventType,
 )
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -376,7 +376,7 @@ async def emit_progress(tx: Tx, campaign: Campaign) -> None:
         "state": campaign.state,
         "counts": await counts(tx.session, campaign.id),
     }
-    tx.emit(LiveEventType.CAMPAIGN_UPDATED, campaign.workspace_id, None, data)
+    tx.emit(live_events.CAMPAIGN_UPDATED(data), campaign.workspace_id, None)
 
 
 async def run(rt: Runtime, clock: Clock = utcnow) -> None:
@@ -442,10 +442,16 @@ async def _progress(
             current = await counts(tx.session, cid)
             if seen is None or seen[1] != current:
                 tx.emit(
-                    LiveEventType.CAMPAIGN_UPDATED,
+                    live_events.CAMPAIGN_UPDATED(
+                        {
+                            "id": cid,
+                            "name": campaign.name,
+                            "state": campaign.state,
+                            "counts": current,
+                        }
+                    ),
                     campaign.workspace_id,
                     None,
-                    {"id": cid, "name": campaign.name, "state": campaign.state, "counts": current},
                 )
         last[cid] = (now, current)
 
