@@ -62,7 +62,6 @@ LEASE_SECONDS = STALE_RUN_SECONDS
 MAX_ATTEMPTS = 10
 IDLE_POLL_SECONDS = 0.5
 MAX_RUNS_PER_HOUR = 20
-WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
 # --- facts -------------------------------------------------------------------------------
