@@ -36,6 +36,7 @@ from tidings.automation.outbox import ORIGIN, TIMED_EVENTS, Origin
 from tidings.automation.runs import (
     STALE_RUN_SECONDS,
     RunState,
+    failed_result,
     finish_run,
     should_execute,
     start_run,
@@ -157,15 +158,8 @@ async def execute_rule(
                 if note is not None and origin.result is not None:
                     origin.result["detail"] = f"{what} ({note})"
             except TidingsError as exc:  # refused by policy, or failed: logged, the run goes on
-                refused = isinstance(exc, PolicyRefusal)
-                origin.result = {
-                    "index": index,
-                    "action": action["type"],
-                    "outcome": "refused" if refused else "failed",
-                    "code": exc.code,
-                    "detail": exc.message,
-                }
-                said = "was refused" if refused else "failed"
+                origin.result = failed_result(index, action["type"], exc)
+                said = "was refused" if isinstance(exc, PolicyRefusal) else "failed"
                 origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} {said}. {exc.message}"
                 origin.narrate_extra = None
             if origin.result is not None:

@@ -581,14 +581,9 @@ class CallWebhook(ActionKind):
                 "created_at": ts(utcnow()),
             }
         )
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "Tidings-Webhooks/1",
-            "X-Tidings-Event": "automation.rule",
-        }
         sealed = a.get("secret_encrypted")
-        if sealed:
-            headers.update(signing.sign_headers(rt.box.decrypt_str(sealed), body))
+        secret = rt.box.decrypt_str(sealed) if sealed else None
+        headers = signing.webhook_headers("automation.rule", body, secret)
         try:
             resp, _answer = await rt.egress.post(
                 a["url"], content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS
