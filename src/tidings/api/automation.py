@@ -191,10 +191,7 @@ async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     if not isinstance(conv_id, int) or isinstance(conv_id, bool) or not 0 < conv_id < 2**53:
         raise InvalidInput("conversation_id: the conversation to test against")
     if body.get("rule_id") is not None:
-        rule_id = body["rule_id"]
-        if not isinstance(rule_id, int) or isinstance(rule_id, bool) or not 0 < rule_id < 2**53:
-            raise InvalidInput("rule_id: an id")
-        row = await _rule(rt, who, rule_id)
+        row = await _rule(rt, who, kinds.an_id(body["rule_id"], "rule_id"))
         rule = {"match": row.match, "conditions": row.conditions, "actions": row.actions}
     else:
         rule = validate_rule(body.get("rule"))
