@@ -31,6 +31,17 @@ def sign_headers(secret: str, body: bytes, now: float | None = None) -> dict[str
     return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: signature(secret, ts, body)}
 
 
+def webhook_headers(event_type: str, body: bytes, secret: str | None) -> dict[str, str]:
+    """The headers of a webhook Tidings sends (an outgoing subscription's, a rule's): signed
+    when there is a secret."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Tidings-Webhooks/1",
+        "X-Tidings-Event": event_type,
+    }
+    return {**headers, **sign_headers(secret, body)} if secret else headers
+
+
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> None:
     """Raise SignatureError unless `headers` (lower-cased names) sign `body` with `secret`."""
     ts = headers.get(TIMESTAMP_HEADER.lower())

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tidings.automation import hours as bh
-from tidings.automation.conditions import Facts, check, detect_language, evaluate
+from tidings.automation.kinds import Facts, check, detect_language, evaluate
 from tidings.domain.errors import InvalidInput
 
 PARIS = bh.parse_hours(

@@ -343,12 +343,14 @@ async def _read_until(
 
 def test_every_emitted_event_type_has_an_audience() -> None:
     """A new event type must be placed in access.EVENT_AUDIENCE (else only admins get it):
-    every `LiveEventType` has an audience, and every type emitted in src/ — as an enum member or
-    still as a bare string — is a `LiveEventType`."""
+    every `LiveEventType` has an audience and a typed payload (`domain.live_events`), and every
+    type emitted in src/ — as a typed payload, an enum member or a bare string — is one."""
     from tidings.access import EVENT_AUDIENCE  # here: the test fails, not the module
     from tidings.domain.enums import LiveEventType
+    from tidings.domain.live_events import KINDS
 
     assert set(LiveEventType) == set(EVENT_AUDIENCE), set(LiveEventType) ^ set(EVENT_AUDIENCE)
+    assert sorted(k.type for k in KINDS) == sorted(LiveEventType)
     src = Path(tidings.__file__).parent
     emitted: set[str] = set()
     for path in src.rglob("*.py"):
@@ -356,6 +358,7 @@ def test_every_emitted_event_type_has_an_audience() -> None:
         emitted |= set(re.findall(r'emit\(\s*"([a-z_.]+)"', text))
         emitted |= set(re.findall(r'LiveEvent\(\s*"([a-z_.]+)"', text))
         members = re.findall(r"(?:emit|LiveEvent)\(\s*LiveEventType\.([A-Z_]+)", text)
+        members += re.findall(r"\blive_events\.([A-Z_]+)\b", text)  # the typed payloads
         emitted |= {LiveEventType[name] for name in members}
     emitted.discard("idle")
     assert {"campaign.updated", "contact.merged", "message.created"} <= emitted

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.access import Principal, may_change_agent, require_admin, require_inbox, require_own
 from tidings.actions.admin import hasher
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import LiveEventType, Role
+from tidings.domain import live_events
+from tidings.domain.enums import Role
 from tidings.domain.errors import Conflict, Forbidden, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -56,7 +57,7 @@ def _audit(tx: Tx, who: Principal, action: str, target: str, target_id: int | No
 
 def _settings_changed(tx: Tx, who: Principal, what: str) -> None:
     # inbox None: every agent of the workspace may hear that settings changed.
-    tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": what})
+    tx.emit(live_events.SETTINGS_UPDATED({"what": what}), who.workspace_id, None)
 
 
 async def do_end_sessions(tx: Tx, agent: Agent) -> None:

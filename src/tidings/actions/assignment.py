@@ -33,9 +33,9 @@ from sqlalchemy import func, select
 from tidings.access import Principal, require_admin, require_inbox, require_own
 from tidings.actions.base import Tx, transaction
 from tidings.actions.system_line import do_system_line
+from tidings.domain import live_events
 from tidings.domain.enums import (
     ConversationStatus,
-    LiveEventType,
     Queue,
 )
 from tidings.domain.errors import Conflict, InvalidInput
@@ -154,7 +154,7 @@ async def check_set_settings(
                 existing.capacity = cap
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "assignment"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "assignment"}), who.workspace_id, None)
         # A new mode or more room may assign queued conversations at once.
         tx.wake_after_commit(Queue.ASSIGNMENT)
         return await read_settings(s, inbox_id)
@@ -250,10 +250,11 @@ async def _announce(tx: Tx, conv: Conversation) -> None:
     conv.updated_at = utcnow()
     await tx.session.flush()
     tx.emit(
-        LiveEventType.CONVERSATION_UPDATED,
+        live_events.CONVERSATION_UPDATED(
+            conversation_dict(conv, await _labels(tx.session, conv.id))
+        ),
         conv.workspace_id,
         conv.inbox_id,
-        conversation_dict(conv, await _labels(tx.session, conv.id)),
     )
 
 
@@ -422,10 +423,9 @@ async def check_set_availability(
         if availability == "offline" and before != "offline":
             await _release(tx, agent)
         tx.emit(
-            LiveEventType.AGENT_AVAILABILITY,
+            live_events.AGENT_AVAILABILITY({"agent_id": agent.id, "availability": availability}),
             agent.workspace_id,
             None,
-            {"agent_id": agent.id, "availability": availability},
         )
         tx.wake_after_commit(Queue.ASSIGNMENT)
         return agent

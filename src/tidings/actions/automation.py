@@ -4,77 +4,59 @@ The automation package evaluates and runs rules; what it stores goes through her
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox
 from tidings.actions.base import transaction
+from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
-from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
-from tidings.storage.models import (
-    Agent,
-    AutomationRule,
-    CannedReply,
-    Inbox,
-    InboxBusinessHours,
-    Team,
-    Template,
-)
+from tidings.storage.models import AutomationRule, InboxBusinessHours
 from tidings.storage.types import utcnow
 
 MAX_RULES_PER_WORKSPACE = 500
 
 
-async def _check_refs(s: Any, workspace_id: int, rule: dict[str, Any]) -> None:
-    """Every id a rule names must belong to its workspace."""
-    for i, c in enumerate(rule["conditions"]):
-        if c["type"] == "inbox":
-            found = set(
-                (
-                    await s.scalars(
-                        select(Inbox.id).where(
-                            Inbox.workspace_id == workspace_id, Inbox.id.in_(c["values"])
-                        )
-                    )
-                ).all()
+class Ref(NamedTuple):
+    """Rows a rule names by id (`automation.kinds.references`): each must be the workspace's."""
+
+    where: str
+    model: Any
+    ids: list[int]
+    missing: str
+
+
+async def _check_refs(s: Any, workspace_id: int, refs: list[Ref]) -> None:
+    for ref in refs:
+        found = await s.scalars(
+            select(ref.model.id).where(
+                ref.model.workspace_id == workspace_id, ref.model.id.in_(ref.ids)
             )
-            if found != set(c["values"]):
-                raise InvalidInput(f"conditions[{i}].values: no such inbox in this workspace")
-    models: dict[str, tuple[str, Any]] = {
-        "assign_agent": ("agent_id", Agent),
-        "assign_team": ("team_id", Team),
-        "send_canned_reply": ("canned_reply_id", CannedReply),
-        "send_template": ("template_id", Template),
-    }
-    for i, a in enumerate(rule["actions"]):
-        if a["type"] in models:
-            key, model = models[a["type"]]
-            row = await s.get(model, a[key])
-            if row is None or row.workspace_id != workspace_id:
-                raise InvalidInput(f"actions[{i}].{key}: not found in this workspace")
+        )
+        if set(found.all()) != set(ref.ids):
+            raise InvalidInput(f"{ref.where}: {ref.missing}")
 
 
 def _seal_secrets(
     rt: Runtime, actions: list[dict[str, Any]], previous: list[Any]
 ) -> list[dict[str, Any]]:
-    """Webhook secrets are write-only: encrypted at rest, never returned. An update that omits
-    the secret keeps the one stored for the same URL."""
+    """Secrets (a webhook's signing secret) are write-only: encrypted at rest, never returned.
+    An update that omits the secret keeps the one stored for the same kind and URL."""
     kept = {
-        a.get("url"): a["secret_encrypted"]
+        (a.get("type"), a.get("url")): a["secret_encrypted"]
         for a in previous
-        if isinstance(a, dict) and a.get("type") == "webhook" and "secret_encrypted" in a
+        if isinstance(a, dict) and "secret_encrypted" in a
     }
     out = []
     for a in actions:
-        if a["type"] == "webhook":
-            a = dict(a)
-            secret = a.pop("secret", None)
-            if secret is not None:
-                a["secret_encrypted"] = rt.box.encrypt(secret)
-            elif a["url"] in kept:
-                a["secret_encrypted"] = kept[a["url"]]
+        a = dict(a)
+        secret = a.pop("secret", None)
+        if secret is not None:
+            a["secret_encrypted"] = rt.box.encrypt(secret)
+        elif (a["type"], a.get("url")) in kept:
+            a["secret_encrypted"] = kept[(a["type"], a.get("url"))]
         out.append(a)
     return out
 
@@ -83,25 +65,21 @@ async def check_save_rule(
     rt: Runtime,
     who: Principal,
     rule: dict[str, Any],
+    refs: list[Ref],
     position: Any = None,
     rule_id: int | None = None,
 ) -> AutomationRule:
     """Create (`rule_id` None) or replace a rule. Precondition: `rule` is what
-    `automation.rules.validate_rule` returned; `position` is the raw value asked for, if any."""
+    `automation.rules.validate_rule` returned, its actions vetted (`kinds.vet_actions`), and
+    `refs` the rows it names; `position` is the raw value asked for, if any."""
     require_admin(who)
     if position is not None and (
         not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= 100_000
     ):
         raise InvalidInput("position: a number from 0 to 100000")
-    for i, action in enumerate(rule["actions"]):
-        if action["type"] == "webhook":
-            try:
-                await rt.egress.policy.check_destination(action["url"])
-            except EgressRefused as exc:
-                raise InvalidInput(f"actions[{i}].url: {exc}") from None
     async with transaction(rt) as tx:
         s = tx.session
-        await _check_refs(s, who.workspace_id, rule)
+        await _check_refs(s, who.workspace_id, refs)
         clash = await s.scalar(
             select(AutomationRule.id).where(
                 AutomationRule.workspace_id == who.workspace_id,
@@ -140,7 +118,7 @@ async def check_save_rule(
         if position is not None:
             row.position = position
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
         return row
 
 
@@ -151,7 +129,7 @@ async def check_delete_rule(rt: Runtime, who: Principal, rule_id: int) -> None:
         if row is None or row.workspace_id != who.workspace_id:
             raise NotFound("rule not found")
         await tx.session.delete(row)
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "automation_rules"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
 
 
 async def check_set_business_hours(
@@ -171,7 +149,7 @@ async def check_set_business_hours(
             setattr(row, key, value)
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)
         return row
 
 
@@ -182,4 +160,4 @@ async def check_delete_business_hours(rt: Runtime, who: Principal, inbox_id: int
         row = await tx.session.get(InboxBusinessHours, inbox_id)
         if row is not None:
             await tx.session.delete(row)
-        tx.emit("settings.updated", who.workspace_id, None, {"what": "business_hours"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)

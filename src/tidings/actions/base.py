@@ -6,7 +6,6 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import orjson
 from sqlalchemy import insert, select
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions import notifications
 from tidings.domain.enums import LiveEventType, Queue
+from tidings.domain.live_events import LivePayload
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
 from tidings.storage.models import WebhookDelivery, WebhookSubscription
@@ -51,15 +51,16 @@ class Tx:
 
     def emit(
         self,
-        type_: str,
+        event: LivePayload,
         workspace_id: int,
         inbox_id: int | None,
-        data: dict[str, Any],
         inbox_ids: tuple[int, ...] = (),
     ) -> None:
-        """Queue a live event (and outgoing webhooks) for after commit. Who receives it live is
-        decided by its type (`access.EVENT_AUDIENCE`) from `inbox_id` and `inbox_ids`."""
-        self.events.append(LiveEvent(type_, workspace_id, inbox_id, data, "", inbox_ids))
+        """Queue a live event (and outgoing webhooks) for after commit: `event` is a typed
+        payload of `domain.live_events` (`live_events.MESSAGE_CREATED(message_dict(m))`). Who
+        receives it live is decided by its type (`access.EVENT_AUDIENCE`) from `inbox_id` and
+        `inbox_ids`."""
+        self.events.append(LiveEvent(event.type, workspace_id, inbox_id, event.data, "", inbox_ids))
 
     def wake_after_commit(self, queue: str) -> None:
         """`queue`: a `Queue`; its worker is woken once the transaction has committed."""

@@ -19,8 +19,9 @@ from tidings.campaigns import content as cc
 from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule
 from tidings.campaigns.report import counts
+from tidings.domain import live_events
 from tidings.domain.campaigns import CampaignState, RecipientState, SkipReason
-from tidings.domain.enums import LiveEventType, MessageKind
+from tidings.domain.enums import MessageKind
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import Campaign, CampaignRecipient, Channel, Contact
@@ -159,7 +160,7 @@ async def check_create_campaign(rt: Runtime, who: Principal, fields: dict[str, A
             setattr(campaign, key, value)
         tx.session.add(campaign)
         await tx.session.flush()
-        tx.emit(LiveEventType.CAMPAIGN_UPDATED, who.workspace_id, None, campaign_dict(campaign))
+        tx.emit(live_events.CAMPAIGN_UPDATED(campaign_dict(campaign)), who.workspace_id, None)
         return campaign
 
 
@@ -184,7 +185,7 @@ async def check_update_campaign(
         for key, value in values.items():
             setattr(campaign, key, value)
         campaign.updated_at = utcnow()
-        tx.emit(LiveEventType.CAMPAIGN_UPDATED, who.workspace_id, None, campaign_dict(campaign))
+        tx.emit(live_events.CAMPAIGN_UPDATED(campaign_dict(campaign)), who.workspace_id, None)
         return campaign
 
 
@@ -241,10 +242,11 @@ async def check_launch(rt: Runtime, who: Principal, campaign_id: int) -> Campaig
         campaign.state = CampaignState.SCHEDULED if scheduled else CampaignState.RUNNING
         campaign.launched_at = campaign.updated_at = now
         tx.emit(
-            LiveEventType.CAMPAIGN_UPDATED,
+            live_events.CAMPAIGN_UPDATED(
+                campaign_dict(campaign, await counts(tx.session, campaign.id))
+            ),
             who.workspace_id,
             None,
-            campaign_dict(campaign, await counts(tx.session, campaign.id)),
         )
         return campaign
 
@@ -307,10 +309,11 @@ async def check_move(rt: Runtime, who: Principal, campaign_id: int, action: str)
                 )
             )
         tx.emit(
-            LiveEventType.CAMPAIGN_UPDATED,
+            live_events.CAMPAIGN_UPDATED(
+                campaign_dict(campaign, await counts(tx.session, campaign.id))
+            ),
             who.workspace_id,
             None,
-            campaign_dict(campaign, await counts(tx.session, campaign.id)),
         )
         return campaign
 

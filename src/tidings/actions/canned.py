@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_own
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import LiveEventType
+from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import CannedReply, Label
@@ -19,7 +19,7 @@ COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def _changed(tx: Tx, who: Principal, what: str) -> None:
-    tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": what})
+    tx.emit(live_events.SETTINGS_UPDATED({"what": what}), who.workspace_id, None)
 
 
 def _short_code(value: str) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
-from tidings.domain.enums import Direction, LiveEventType, MessageStatus, status_moves_forward
+from tidings.domain import live_events
+from tidings.domain.enums import Direction, MessageStatus, status_moves_forward
 from tidings.domain.errors import RetryLater
 from tidings.domain.events import (
     ChannelNotice,
@@ -66,7 +67,7 @@ async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWaterma
         changed += 1
         conv = await s.get_one(Conversation, message.conversation_id)
         tx.emit(
-            LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message)
+            live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id
         )
     if changed:
         await s.flush()
@@ -102,7 +103,7 @@ async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) ->
     message.updated_at = utcnow()
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit(LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message))
+    tx.emit(live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id)
 
 
 async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted) -> None:
@@ -118,7 +119,7 @@ async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted)
     message.updated_at = utcnow()
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit(LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message))
+    tx.emit(live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id)
 
 
 async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus) -> None:
@@ -151,16 +152,17 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
         row.updated_at = now
     await s.flush()
     tx.emit(
-        LiveEventType.TEMPLATE_UPDATED,
+        live_events.TEMPLATE_UPDATED(
+            {
+                "channel_id": channel.id,
+                "name": event.name,
+                "language": event.language,
+                "status": event.status,
+                "reason": event.reason,
+            }
+        ),
         channel.workspace_id,
         channel.inbox_id,
-        {
-            "channel_id": channel.id,
-            "name": event.name,
-            "language": event.language,
-            "status": event.status,
-            "reason": event.reason,
-        },
     )
 
 
@@ -183,14 +185,15 @@ async def do_channel_notice(tx: Tx, channel: ChannelInfo, event: ChannelNotice) 
     row.notice_topic = event.topic[:40]
     await tx.session.flush()
     tx.emit(
-        LiveEventType.CHANNEL_NOTICE,
+        live_events.CHANNEL_NOTICE(
+            {
+                "channel_id": channel.id,
+                "topic": event.topic,
+                "notice": row.notice,
+                "notice_at": event.occurred_at.isoformat(),
+                "severe": event.severe,
+            }
+        ),
         channel.workspace_id,
         None,
-        {
-            "channel_id": channel.id,
-            "topic": event.topic,
-            "notice": row.notice,
-            "notice_at": event.occurred_at.isoformat(),
-            "severe": event.severe,
-        },
     )

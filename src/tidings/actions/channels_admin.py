@@ -25,6 +25,7 @@ from tidings.channels import webhook_setup
 from tidings.channels.base import Permanent
 from tidings.channels.message_templates import TemplateSource
 from tidings.channels.registry import get_adapter
+from tidings.domain import live_events
 from tidings.domain.enums import DeliveryState
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -59,7 +60,7 @@ def _audit(tx: Tx, who: Principal, action: str, channel_id: int, details: dict[s
 
 
 def _changed(tx: Tx, who: Principal) -> None:
-    tx.emit("settings.updated", who.workspace_id, None, {"what": "channels"})
+    tx.emit(live_events.SETTINGS_UPDATED({"what": "channels"}), who.workspace_id, None)
 
 
 async def channel_impact(rt: Runtime, who: Principal, channel_id: int) -> dict[str, Any]:

@@ -36,10 +36,10 @@ from sqlalchemy import select
 
 from tidings.actions.base import Tx
 from tidings.actions.system_line import do_system_line
+from tidings.domain import live_events
 from tidings.domain.enums import (
     ConsentPurpose,
     ConsentStatus,
-    LiveEventType,
     MessageKind,
 )
 from tidings.domain.errors import PolicyRefusal
@@ -169,18 +169,19 @@ async def do_set_consent(
         from_customer=True,
     )
     tx.emit(
-        LiveEventType.CONSENT_UPDATED,
+        live_events.CONSENT_UPDATED(
+            {
+                "contact_id": conv.contact_id,
+                "channel_kind": channel.kind,
+                "status": str(status),
+                "purposes": [str(p) for p in ConsentPurpose],
+                "source": source,
+                "source_message_id": source_message_id,
+                "changed_at": now.isoformat(),
+            }
+        ),
         conv.workspace_id,
         conv.inbox_id,
-        {
-            "contact_id": conv.contact_id,
-            "channel_kind": channel.kind,
-            "status": str(status),
-            "purposes": [str(p) for p in ConsentPurpose],
-            "source": source,
-            "source_message_id": source_message_id,
-            "changed_at": now.isoformat(),
-        },
     )
     return True
 

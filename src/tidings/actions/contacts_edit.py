@@ -23,6 +23,7 @@ from tidings.actions.base import Tx, transaction
 from tidings.actions.inbound import open_conversation
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels import addressing, registry
+from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -101,10 +102,9 @@ async def _announce(tx: Tx, contact: Contact) -> None:
         by_inbox.setdefault(inbox_id, []).append(conv_id)
     for inbox_id, ids in by_inbox.items():
         tx.emit(
-            "contact.updated",
+            live_events.CONTACT_UPDATED({"id": contact.id, "conversation_ids": sorted(ids)}),
             contact.workspace_id,
             inbox_id,
-            {"id": contact.id, "conversation_ids": sorted(ids)},
         )
 
 
@@ -339,6 +339,8 @@ async def check_start_conversation(
             await s.flush()
             _audit(tx, who, "conversation.start", contact.id, {"conversation_id": conv.id})
             tx.emit(
-                "conversation.created", conv.workspace_id, conv.inbox_id, conversation_dict(conv)
+                live_events.CONVERSATION_CREATED(conversation_dict(conv)),
+                conv.workspace_id,
+                conv.inbox_id,
             )
         return conv, created

@@ -24,7 +24,7 @@ from tidings.access import (
 )
 from tidings.actions.base import Tx, transaction
 from tidings.actions.conversations import labels_of
-from tidings.domain.enums import LiveEventType
+from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -71,10 +71,11 @@ async def _announce_conversations(tx: Tx, ids: list[int]) -> None:
     for conv_id in ids:
         conv = await tx.session.get_one(Conversation, conv_id)
         tx.emit(
-            LiveEventType.CONVERSATION_UPDATED,
+            live_events.CONVERSATION_UPDATED(
+                conversation_dict(conv, await labels_of(tx.session, conv.id))
+            ),
             conv.workspace_id,
             conv.inbox_id,
-            conversation_dict(conv, await labels_of(tx.session, conv.id)),
         )
 
 
@@ -143,10 +144,9 @@ async def check_merge_contacts(
         await s.flush()
         await _announce_conversations(tx, details["conversations"])
         tx.emit(
-            LiveEventType.CONTACT_MERGED,
+            live_events.CONTACT_MERGED({"merge_id": audit.id, **details}),
             who.workspace_id,
             None,
-            {"merge_id": audit.id, **details},
             await contact_inboxes(s, [keep.id]),
         )
         return {"merge_id": audit.id, **details}
@@ -225,10 +225,9 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
         await s.flush()
         await _announce_conversations(tx, [int(i) for i in d.get("conversations", [])])
         tx.emit(
-            LiveEventType.CONTACT_MERGED,
+            live_events.CONTACT_MERGED({"merge_id": merge_id, "undone": True}),
             who.workspace_id,
             None,
-            {"merge_id": merge_id, "undone": True},
             await contact_inboxes(s, [keep.id, dup.id]),
         )
         return {"merge_id": merge_id, "undone": True, "kept": keep.id, "restored": dup.id}

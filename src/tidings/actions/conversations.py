@@ -8,7 +8,8 @@ from tidings.access import Principal, require_conversation
 from tidings.actions import assignment, csat, sla
 from tidings.actions.base import Tx, transaction
 from tidings.actions.system_line import do_system_line
-from tidings.domain.enums import ConversationStatus, LiveEventType
+from tidings.domain import live_events
+from tidings.domain.enums import ConversationStatus
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -98,10 +99,9 @@ async def check_update_conversation(
         await s.flush()
         current = await labels_of(s, conv.id)
         tx.emit(
-            LiveEventType.CONVERSATION_UPDATED,
+            live_events.CONVERSATION_UPDATED(conversation_dict(conv, current)),
             conv.workspace_id,
             conv.inbox_id,
-            conversation_dict(conv, current),
         )
         return conv, current
 

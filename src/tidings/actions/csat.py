@@ -39,7 +39,8 @@ from tidings.actions.base import Tx, transaction
 from tidings.actions.gate import choose_route
 from tidings.actions.outbound import do_queue_message
 from tidings.actions.templates import parameter_count, render
-from tidings.domain.enums import ConversationStatus, LiveEventType, MessageKind
+from tidings.domain import live_events
+from tidings.domain.enums import ConversationStatus, MessageKind
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.events import InboundMessage
 from tidings.policy import service_window
@@ -148,7 +149,7 @@ async def check_set_settings(
             row.template_id = template_id
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "csat"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "csat"}), who.workspace_id, None)
         return settings_dict(inbox_id, row)
 
 
@@ -261,9 +262,7 @@ async def do_record_answer(tx: Tx, survey: CsatResponse, message: Message, ratin
     survey.answer_message_id = message.id
     survey.answered_at = utcnow()
     await tx.session.flush()
-    tx.emit(
-        LiveEventType.CSAT_ANSWERED, survey.workspace_id, survey.inbox_id, response_dict(survey)
-    )
+    tx.emit(live_events.CSAT_ANSWERED(response_dict(survey)), survey.workspace_id, survey.inbox_id)
 
 
 # --- reading ----------------------------------------------------------------------------------

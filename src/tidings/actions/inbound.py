@@ -12,10 +12,10 @@ from tidings.actions.base import Tx
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels.media import MediaLocator
+from tidings.domain import live_events
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
-    LiveEventType,
     MessageKind,
     MessageStatus,
     Queue,
@@ -410,17 +410,12 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     await s.flush()
 
     data = conversation_dict(conv)
+    kind = live_events.CONVERSATION_CREATED if created else live_events.CONVERSATION_UPDATED
+    tx.emit(kind(data), conv.workspace_id, conv.inbox_id)
     tx.emit(
-        LiveEventType.CONVERSATION_CREATED if created else LiveEventType.CONVERSATION_UPDATED,
+        live_events.MESSAGE_CREATED(message_dict(message, attachments)),
         conv.workspace_id,
         conv.inbox_id,
-        data,
-    )
-    tx.emit(
-        LiveEventType.MESSAGE_CREATED,
-        conv.workspace_id,
-        conv.inbox_id,
-        message_dict(message, attachments),
     )
     if notice:
         return message

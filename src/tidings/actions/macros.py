@@ -1,7 +1,7 @@
-"""Macros: a named list of automation actions (assign, label, priority, snooze, canned reply,
-template, note, resolve) an agent runs on a conversation in one go. The actions are validated
-exactly as a rule's (`automation.rules.validate_rule`) and run through the automation engine's
-`perform_action` (api/macros.py), so a macro does nothing a rule could not. Owners and admins
+"""Macros: a named list of automation actions (the kinds of `automation/kinds.py` a macro may
+use) an agent runs on a conversation in one go. The actions are validated as a rule's
+(`automation.rules.validate_macro_actions`, called by api/macros.py) and run through the
+automation engine's `perform_action`, so a macro does nothing a rule could not. Owners and admins
 keep the list; every agent may run them. A name is used once per workspace."""
 
 from __future__ import annotations
@@ -12,28 +12,20 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_admin
 from tidings.actions.base import transaction
-from tidings.automation.outbox import RULE_EVENTS
-from tidings.automation.rules import validate_rule
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import Macro
 from tidings.storage.types import utcnow
 
 
-def validate_actions(name: str, actions: list[Any]) -> list[dict[str, Any]]:
-    rule = validate_rule({"name": name, "event": RULE_EVENTS[0], "actions": actions})
-    checked: list[dict[str, Any]] = rule["actions"]
-    if any(a["type"] == "webhook" for a in checked):
-        raise InvalidInput("actions: a macro cannot call a webhook; use a rule for that")
-    return checked
-
-
-async def check_create_macro(rt: Runtime, who: Principal, name: str, actions: list[Any]) -> Macro:
+async def check_create_macro(
+    rt: Runtime, who: Principal, name: str, actions: list[dict[str, Any]]
+) -> Macro:
+    """Precondition: `actions` is what `automation.rules.validate_macro_actions` returned."""
     require_admin(who)
     name = " ".join(name.split())
     if not name:
         raise InvalidInput("name: give the macro a name")
-    checked = validate_actions(name, actions)
     async with transaction(rt) as tx:
         s = tx.session
         taken = await s.scalar(
@@ -44,7 +36,7 @@ async def check_create_macro(rt: Runtime, who: Principal, name: str, actions: li
         macro = Macro(
             workspace_id=who.workspace_id,
             name=name,
-            actions=checked,
+            actions=actions,
             created_by=who.agent_id,
             created_at=utcnow(),
         )

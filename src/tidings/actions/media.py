@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import LiveEventType
+from tidings.domain import live_events
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
 from tidings.media import limits, sending
 from tidings.media.store import make_store, new_key, one_chunk
@@ -33,7 +33,7 @@ async def emit_message(tx: Tx, message_id: int) -> None:
         ).all()
     )
     tx.emit(
-        LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message, atts)
+        live_events.MESSAGE_UPDATED(message_dict(message, atts)), conv.workspace_id, conv.inbox_id
     )
 
 

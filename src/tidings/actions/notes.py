@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_conversation
 from tidings.actions.base import transaction
-from tidings.domain.enums import Direction, LiveEventType, MessageKind, MessageStatus
+from tidings.domain import live_events
+from tidings.domain.enums import Direction, MessageKind, MessageStatus
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
@@ -69,11 +70,10 @@ async def check_add_note(rt: Runtime, who: Principal, conversation_id: int, text
         s.add(note)
         conv.updated_at = now
         await s.flush()
-        tx.emit(LiveEventType.MESSAGE_CREATED, conv.workspace_id, conv.inbox_id, message_dict(note))
+        tx.emit(live_events.MESSAGE_CREATED(message_dict(note)), conv.workspace_id, conv.inbox_id)
         tx.emit(
-            LiveEventType.CONVERSATION_UPDATED,
+            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
             conv.workspace_id,
             conv.inbox_id,
-            conversation_dict(conv),
         )
         return note

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, exists, or_, select, update
 
 from tidings.access import agents_seeing_conversations
+from tidings.domain import live_events
 from tidings.storage.models import Agent, Conversation, Message, Notification
 from tidings.storage.types import utcnow
 
@@ -137,7 +138,7 @@ async def before_commit(tx: Tx) -> None:
         )
         s.add(row)
         await s.flush()
-        tx.emit("notification.created", workspace_id, None, notification_dict(row))
+        tx.emit(live_events.NOTIFICATION_CREATED(notification_dict(row)), workspace_id, None)
 
 
 async def check_mark_read(

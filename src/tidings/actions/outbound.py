@@ -21,11 +21,11 @@ from tidings.actions.gate import Route, choose_route
 # `choose_route` is also imported from here by api/media.py.
 from tidings.actions.statuses import StatusReport, do_apply_statuses
 from tidings.channels.base import Permanent, Sent
+from tidings.domain import live_events
 from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
     Direction,
-    LiveEventType,
     MessageKind,
     MessageStatus,
     Queue,
@@ -218,12 +218,15 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
         await s.flush()
         await fallback.arm_for_reply(tx, message, conv)
         tx.emit(
-            LiveEventType.MESSAGE_CREATED,
+            live_events.MESSAGE_CREATED(message_dict(message, attachments)),
             conv.workspace_id,
             conv.inbox_id,
-            message_dict(message, attachments),
         )
-        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+        tx.emit(
+            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
+            conv.workspace_id,
+            conv.inbox_id,
+        )
     return messages
 
 
@@ -331,8 +334,14 @@ async def do_queue_broadcast(
         message, conv = messages[message_id], convs[conv_id]
         if fallback_plan:
             await fallback.arm(tx, message, fallback_plan, recipient_id=it.recipient_id)
-        tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(message, []))
-        tx.emit("conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv))
+        tx.emit(
+            live_events.MESSAGE_CREATED(message_dict(message, [])), conv.workspace_id, conv.inbox_id
+        )
+        tx.emit(
+            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
+            conv.workspace_id,
+            conv.inbox_id,
+        )
     return list(zip(conv_of, message_ids, strict=True))
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, can_see_channel, contact_inboxes, require_contact
 from tidings.actions.base import transaction
-from tidings.domain.enums import Direction, LiveEventType, MessageStatus
+from tidings.domain import live_events
+from tidings.domain.enums import Direction, MessageStatus
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import Channel, ContactPreference, Conversation, Message
@@ -129,10 +130,9 @@ async def check_set_preference(
         await s.flush()
         pref = await preferred_channel(s, contact_id)
         tx.emit(
-            LiveEventType.CONTACT_PREFERENCE,
+            live_events.CONTACT_PREFERENCE({"contact_id": contact_id, **pref.as_dict()}),
             contact.workspace_id,
             None,
-            {"contact_id": contact_id, **pref.as_dict()},
             await contact_inboxes(s, [contact_id]),
         )
         return pref

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import agent_events
-from tidings.domain.enums import LiveEventType
+from tidings.domain import live_events
 from tidings.domain.errors import InvalidInput
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
@@ -30,7 +30,7 @@ async def check_announce_presence(
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         agent = await s.get_one(Agent, who.agent_id)
-    data: dict[str, object] = {
+    data: live_events.Presence = {
         "conversation_id": conv.id,
         "agent_id": agent.id,
         "agent_name": agent.name,
@@ -39,10 +39,9 @@ async def check_announce_presence(
         "ttl": PRESENCE_TTL_SECONDS,
     }
     # Nothing to commit, so nothing to wait for: publish now.
-    await rt.bus.publish(
-        [LiveEvent(LiveEventType.PRESENCE, conv.workspace_id, conv.inbox_id, dict(data))]
-    )
+    event = live_events.PRESENCE(data)
+    await rt.bus.publish([LiveEvent(event.type, conv.workspace_id, conv.inbox_id, dict(data))])
     if state == "replying" and typing:
         # Channels with a typing indicator (RBM IS_TYPING) show the customer too.
         agent_events.after_replying(rt, conv.id)
-    return data
+    return dict(data)

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from tidings.actions.base import Tx
 from tidings.channels.profiles import Profile, ProfileSource
-from tidings.domain.enums import LiveEventType, Queue
+from tidings.domain import live_events
+from tidings.domain.enums import Queue
 from tidings.runtime import ChannelInfo
 from tidings.storage.models import Contact, ContactIdentity, Conversation
 from tidings.storage.types import utcnow
@@ -86,10 +87,11 @@ async def do_record_profile(tx: Tx, identity_id: int, profile: Profile) -> None:
         by_inbox.setdefault(inbox_id, []).append(conv_id)
     for inbox_id, conv_ids in by_inbox.items():
         tx.emit(
-            LiveEventType.CONTACT_UPDATED,
+            live_events.CONTACT_UPDATED(
+                {"id": identity.contact_id, "conversation_ids": sorted(conv_ids)}
+            ),
             identity.workspace_id,
             inbox_id,
-            {"id": identity.contact_id, "conversation_ids": sorted(conv_ids)},
         )
 
 

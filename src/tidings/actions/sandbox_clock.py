@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from tidings.actions.base import transaction
+from tidings.domain import live_events
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.serialize import conversation_dict
 from tidings.storage.models import ContactIdentity, Conversation, ConversationChannel
@@ -48,6 +49,8 @@ async def do_age_window(
             await s.flush()
             # The inbox redraws the window chip and the composer from the conversation.
             tx.emit(
-                "conversation.updated", conv.workspace_id, conv.inbox_id, conversation_dict(conv)
+                live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
+                conv.workspace_id,
+                conv.inbox_id,
             )
     return changed

@@ -28,7 +28,8 @@ from sqlalchemy import func, select, update
 
 from tidings.access import Principal, inbox_filter, require_admin, require_inbox
 from tidings.actions.base import Tx, transaction
-from tidings.domain.enums import ConversationStatus, LiveEventType, Queue
+from tidings.domain import live_events
+from tidings.domain.enums import ConversationStatus, Queue
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -129,7 +130,7 @@ async def check_set_settings(
             row.by_priority = _by_priority(fields["by_priority"])
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(LiveEventType.SETTINGS_UPDATED, who.workspace_id, None, {"what": "sla"})
+        tx.emit(live_events.SETTINGS_UPDATED({"what": "sla"}), who.workspace_id, None)
         return settings_dict(inbox_id, row)
 
 
@@ -262,10 +263,9 @@ async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
                 )
             ).all()
             tx.emit(
-                LiveEventType.CONVERSATION_UPDATED,
+                live_events.CONVERSATION_UPDATED(conversation_dict(conv, list(labels))),
                 conv.workspace_id,
                 conv.inbox_id,
-                conversation_dict(conv, list(labels)),
             )
         return len(rows)
 

@@ -32,7 +32,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.actions.base import Tx
 from tidings.actions.campaign_recipients import on_messages_status
-from tidings.domain.enums import LiveEventType, MessageStatus
+from tidings.domain import live_events
+from tidings.domain.enums import MessageStatus
 from tidings.domain.errors import RetryLater
 from tidings.domain.events import StatusUpdate
 from tidings.runtime import ChannelInfo
@@ -315,12 +316,11 @@ def _emit(tx: Tx, rows: dict[int, Any], moved: dict[int, Moved]) -> None:
     for conv_id, events in by_conv.items():
         workspace_id, inbox_id = where[conv_id]
         if len(events) == 1:
-            tx.emit(LiveEventType.MESSAGE_UPDATED, workspace_id, inbox_id, events[0])
+            tx.emit(live_events.MESSAGE_UPDATED(events[0]), workspace_id, inbox_id)
         else:
             events.sort(key=lambda e: int(e["id"]))
             tx.emit(
-                LiveEventType.MESSAGES_UPDATED,
+                live_events.MESSAGES_UPDATED({"conversation_id": conv_id, "messages": events}),
                 workspace_id,
                 inbox_id,
-                {"conversation_id": conv_id, "messages": events},
             )

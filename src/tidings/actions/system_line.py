@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidings.actions.base import Tx
+from tidings.domain import live_events
 from tidings.domain.enums import Direction, MessageKind, MessageStatus
 from tidings.serialize import message_dict
 from tidings.storage.models import Conversation, Message
@@ -44,5 +45,5 @@ async def do_system_line(
     )
     tx.session.add(line)
     await tx.session.flush()
-    tx.emit("message.created", conv.workspace_id, conv.inbox_id, message_dict(line))
+    tx.emit(live_events.MESSAGE_CREATED(message_dict(line)), conv.workspace_id, conv.inbox_id)
     return line

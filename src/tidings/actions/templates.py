@@ -35,7 +35,8 @@ from tidings.channels.message_templates import (
     component,
     needs,
 )
-from tidings.domain.enums import LiveEventType, MessageKind
+from tidings.domain import live_events
+from tidings.domain.enums import MessageKind
 from tidings.domain.errors import InvalidInput, NotFound, TidingsError
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import Channel, Conversation, Message
@@ -178,7 +179,7 @@ async def do_sync_templates(
             counts["removed"] += 1
     await s.flush()
     result: dict[str, Any] = {"channel_id": channel.id, "total": len(seen), **counts}
-    tx.emit(LiveEventType.TEMPLATES_SYNCED, channel.workspace_id, channel.inbox_id, result)
+    tx.emit(live_events.TEMPLATES_SYNCED(result), channel.workspace_id, channel.inbox_id)
     return result
 
 

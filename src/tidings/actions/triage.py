@@ -13,11 +13,11 @@ from tidings.actions import agent_events, gate, sla
 from tidings.actions.base import transaction
 from tidings.actions.conversations import labels_of
 from tidings.actions.system_line import do_system_line
+from tidings.domain import live_events
 from tidings.domain.enums import (
     ConversationStatus,
     DeliveryState,
     Direction,
-    LiveEventType,
     MessageKind,
     MessageStatus,
     Queue,
@@ -65,10 +65,9 @@ async def check_triage(
         conv.updated_at = now
         await s.flush()
         tx.emit(
-            LiveEventType.CONVERSATION_UPDATED,
+            live_events.CONVERSATION_UPDATED(conversation_dict(conv, await labels_of(s, conv.id))),
             conv.workspace_id,
             conv.inbox_id,
-            conversation_dict(conv, await labels_of(s, conv.id)),
         )
         return conv
 
@@ -85,10 +84,11 @@ async def check_mark_read(rt: Runtime, who: Principal, conversation_id: int) -> 
             conv.updated_at = utcnow()
             await s.flush()
             tx.emit(
-                LiveEventType.CONVERSATION_UPDATED,
+                live_events.CONVERSATION_UPDATED(
+                    conversation_dict(conv, await labels_of(s, conv.id))
+                ),
                 conv.workspace_id,
                 conv.inbox_id,
-                conversation_dict(conv, await labels_of(s, conv.id)),
             )
     if was_unread:
         agent_events.after_read(rt, conv.id)
@@ -160,7 +160,7 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
         message.updated_at = now
         await s.flush()
         tx.emit(
-            LiveEventType.MESSAGE_UPDATED, conv.workspace_id, conv.inbox_id, message_dict(message)
+            live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id
         )
         tx.wake_after_commit(Queue.DELIVERY)
         return message

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, require_admin
 from tidings.actions.base import transaction
-from tidings.domain import numbers
-from tidings.domain.enums import LiveEventType
+from tidings.domain import live_events, numbers
 from tidings.domain.errors import InvalidInput
 from tidings.domain.phones import to_e164
 from tidings.runtime import Runtime
@@ -85,5 +84,5 @@ async def check_update_settings(
             ws.default_region = region
         await tx.session.flush()
         data = settings_dict(ws)
-        tx.emit(LiveEventType.WORKSPACE_UPDATED, ws.id, None, data)
+        tx.emit(live_events.WORKSPACE_UPDATED(data), ws.id, None)
     return data

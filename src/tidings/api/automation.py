@@ -4,6 +4,7 @@
     GET/PUT/DELETE    /api/v1/automation/rules/{id}
     POST              /api/v1/automation/rules/test   (dry run: rule or rule_id, conversation_id)
     GET               /api/v1/automation/runs?conversation_id=&rule_id=&limit=
+    GET               /api/v1/automation/kinds   (the registered condition and action kinds)
     GET/PUT/DELETE    /api/v1/inboxes/{id}/business_hours
 
 Rules and hours are for owners and admins; an agent may read the runs of a conversation they
@@ -26,7 +27,7 @@ from tidings.actions.automation import (
     check_set_business_hours,
 )
 from tidings.api.deps import RT, Who
-from tidings.automation import engine
+from tidings.automation import engine, kinds
 from tidings.automation import hours as bh
 from tidings.automation.rules import rule_dict, validate_rule
 from tidings.automation.runs import run_dict
@@ -110,6 +111,24 @@ class DryRunOut(BaseModel):
     actions: list[ActionVerdictOut]
 
 
+class KindOut(BaseModel):
+    type: str
+    label: str = Field(description="What Settings offers, in words")
+    macro: bool | None = Field(default=None, description="Actions: whether a macro may use it")
+
+
+class KindsOut(BaseModel):
+    conditions: list[KindOut]
+    actions: list[KindOut]
+
+
+@router.get("/automation/kinds", response_model=KindsOut, response_model_exclude_none=True)
+async def list_kinds(who: Who) -> dict[str, Any]:
+    """The condition and action kinds a rule may use (`automation/kinds.py`), for the rule and
+    macro builders: what the API accepts is exactly what is listed here."""
+    return kinds.catalog()
+
+
 @router.get("/automation/rules", response_model=RulePage)
 async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
@@ -132,7 +151,9 @@ async def create_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
 async def _save(rt: Runtime, who: Principal, body: Any, rule_id: int | None = None) -> Any:
     require_admin(who)
     position = body.get("position") if isinstance(body, dict) else None
-    return await check_save_rule(rt, who, validate_rule(body), position, rule_id)
+    rule = validate_rule(body)
+    await kinds.vet_actions(rt, rule["actions"])
+    return await check_save_rule(rt, who, rule, kinds.references(rule), position, rule_id)
 
 
 async def _rule(rt: Runtime, who: Principal, rule_id: int) -> AutomationRule:
@@ -170,10 +191,7 @@ async def test_rule(body: JSONBody, who: Who, rt: RT) -> dict[str, Any]:
     if not isinstance(conv_id, int) or isinstance(conv_id, bool) or not 0 < conv_id < 2**53:
         raise InvalidInput("conversation_id: the conversation to test against")
     if body.get("rule_id") is not None:
-        rule_id = body["rule_id"]
-        if not isinstance(rule_id, int) or isinstance(rule_id, bool) or not 0 < rule_id < 2**53:
-            raise InvalidInput("rule_id: an id")
-        row = await _rule(rt, who, rule_id)
+        row = await _rule(rt, who, kinds.an_id(body["rule_id"], "rule_id"))
         rule = {"match": row.match, "conditions": row.conditions, "actions": row.actions}
     else:
         rule = validate_rule(body.get("rule"))

@@ -13,11 +13,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tidings.access import require_conversation
+from tidings.access import require_admin, require_conversation
 from tidings.actions import macros as actions
 from tidings.actions.triage import check_record_system_event
 from tidings.api.deps import RT, Who
-from tidings.automation.engine import describe, perform_action
+from tidings.automation.engine import perform_action
+from tidings.automation.kinds import ACTIONS
+from tidings.automation.rules import validate_macro_actions
 from tidings.domain.errors import NotFound, PolicyRefusal, TidingsError
 from tidings.storage.models import Agent, Conversation, Macro
 
@@ -52,7 +54,8 @@ class RunOut(BaseModel):
 
 
 def _out(m: Macro) -> MacroOut:
-    return MacroOut(id=m.id, name=m.name, actions=m.actions, steps=[describe(a) for a in m.actions])
+    steps = [ACTIONS[a["type"]].describe(a) for a in m.actions]
+    return MacroOut(id=m.id, name=m.name, actions=m.actions, steps=steps)
 
 
 @router.get("/macros", response_model=list[MacroOut])
@@ -68,7 +71,9 @@ async def list_macros(who: Who, rt: RT) -> list[MacroOut]:
 
 @router.post("/macros", response_model=MacroOut, status_code=201)
 async def create_macro(body: MacroIn, who: Who, rt: RT) -> MacroOut:
-    return _out(await actions.check_create_macro(rt, who, body.name, body.actions))
+    require_admin(who)
+    checked = validate_macro_actions(body.actions)
+    return _out(await actions.check_create_macro(rt, who, body.name, checked))
 
 
 @router.delete("/macros/{macro_id}", status_code=204)
@@ -90,12 +95,11 @@ async def run_macro(conversation_id: int, macro_id: int, who: Who, rt: RT) -> Ru
     )
     steps: list[StepOut] = []
     for action in steps_in:
-        what = describe(action)
+        what = ACTIONS[action["type"]].describe(action)
         try:
             note = await perform_action(rt, who, action, conversation_id)
             steps.append(StepOut(action=action["type"], outcome="ok", detail=note or what))
-        except PolicyRefusal as refusal:
-            steps.append(StepOut(action=action["type"], outcome="refused", detail=refusal.message))
-        except TidingsError as exc:
-            steps.append(StepOut(action=action["type"], outcome="failed", detail=exc.message))
+        except TidingsError as exc:  # refused by policy, or failed: reported, the rest run
+            outcome = "refused" if isinstance(exc, PolicyRefusal) else "failed"
+            steps.append(StepOut(action=action["type"], outcome=outcome, detail=exc.message))
     return RunOut(macro_id=macro_id, conversation_id=conversation_id, steps=steps)

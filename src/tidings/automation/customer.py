@@ -7,7 +7,9 @@ wrote none of them: conditions, greetings and webhook payloads must look past th
 
 from __future__ import annotations
 
-from sqlalchemy import and_
+from typing import Any
+
+from sqlalchemy import and_, select
 
 from tidings.domain.enums import Direction, MessageKind
 from tidings.storage.models import Message
@@ -23,3 +25,10 @@ def written_by_customer(message: Message) -> bool:
         MessageKind.NOTE,
         MessageKind.SYSTEM,
     )
+
+
+async def last_from_customer(s: Any, conversation_id: int) -> Message | None:
+    """The customer's latest message in a conversation."""
+    query = select(Message).where(Message.conversation_id == conversation_id, FROM_CUSTOMER)
+    found: Message | None = await s.scalar(query.order_by(Message.id.desc()).limit(1))
+    return found

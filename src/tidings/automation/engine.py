@@ -23,41 +23,31 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-import orjson
 from sqlalchemy import func, select
 
-from tidings import signing
 from tidings.access import Principal
-from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
-from tidings.actions.conversations import check_update_conversation, labels_of
-from tidings.actions.gate import choose_route
-from tidings.actions.notes import check_add_note
-from tidings.actions.templates import check_send_template
-from tidings.actions.triage import check_triage
+from tidings.actions.conversations import labels_of
 from tidings.automation import hours as bh
 from tidings.automation import replies, timers
-from tidings.automation.conditions import Facts, evaluate
-from tidings.automation.customer import FROM_CUSTOMER, written_by_customer
+from tidings.automation.customer import last_from_customer, written_by_customer
+from tidings.automation.kinds import ACTIONS, Facts, Step, describe, evaluate
 from tidings.automation.outbox import ORIGIN, TIMED_EVENTS, Origin
 from tidings.automation.runs import (
     STALE_RUN_SECONDS,
     RunState,
+    failed_result,
     finish_run,
     should_execute,
     start_run,
 )
-from tidings.domain.enums import MessageKind, Queue, Role
+from tidings.domain.enums import Queue, Role
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal, TidingsError
-from tidings.egress import EgressRefused
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict, message_dict, ts
 from tidings.storage.models import (
     Agent,
     AutomationEvent,
     AutomationRule,
-    CannedReply,
     Channel,
     Contact,
     Conversation,
@@ -73,7 +63,6 @@ LEASE_SECONDS = STALE_RUN_SECONDS
 MAX_ATTEMPTS = 10
 IDLE_POLL_SECONDS = 0.5
 MAX_RUNS_PER_HOUR = 20
-WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
 # --- facts -------------------------------------------------------------------------------
@@ -81,12 +70,7 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 async def build_facts(s: Any, conv: Conversation, message: Message | None, at: datetime) -> Facts:
     if message is None or not written_by_customer(message):
-        message = await s.scalar(
-            select(Message)
-            .where(Message.conversation_id == conv.id, FROM_CUSTOMER)
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
+        message = await last_from_customer(s, conv.id)
     channel_id = message.channel_id if message is not None else conv.last_channel_id
     kind = (
         await s.scalar(select(Channel.kind).where(Channel.id == channel_id)) if channel_id else None
@@ -127,35 +111,6 @@ async def rule_principal(s: Any, workspace_id: int, rule: AutomationRule | None)
 # --- actions -----------------------------------------------------------------------------
 
 
-def describe(action: dict[str, Any], names: dict[str, str] | None = None) -> str:
-    """What an action does, as the thread and the log say it ("added label vip")."""
-    names = names or {}
-    kind = action["type"]
-    if kind == "assign_agent":
-        return f"assigned {names.get('agent', 'agent ' + str(action['agent_id']))}"
-    if kind == "assign_team":
-        return f"assigned team {names.get('team', str(action['team_id']))}"
-    if kind == "add_label":
-        return f"added label {action['name']}"
-    if kind == "set_priority":
-        return f"set priority {action['priority']}"
-    if kind == "snooze":
-        if action.get("until") == "next_opening":
-            return "snoozed until business hours"
-        return f"snoozed for {action['minutes']:g} minutes"
-    if kind == "send_canned_reply":
-        return f"sent canned reply /{names.get('canned', str(action['canned_reply_id']))}"
-    if kind == "send_template":
-        return f"sent template {names.get('template', str(action['template_id']))}"
-    if kind == "add_note":
-        return "added a private note"
-    if kind == "webhook":
-        return f"called webhook {action['url'][:80]}"
-    if kind == "resolve":
-        return "resolved the conversation"
-    return str(kind)
-
-
 GERUND = {
     "added": "adding",
     "assigned": "assigning",
@@ -173,135 +128,6 @@ def gerund(what: str) -> str:
     return f"{GERUND.get(verb, verb)} {rest}".strip()
 
 
-async def _names(s: Any, action: dict[str, Any]) -> dict[str, str]:
-    from tidings.storage.models import Team, Template
-
-    kind = action["type"]
-    if kind == "assign_agent":
-        agent = await s.get(Agent, action["agent_id"])
-        return {"agent": agent.name} if agent else {}
-    if kind == "assign_team":
-        team = await s.get(Team, action["team_id"])
-        return {"team": team.name} if team else {}
-    if kind == "send_canned_reply":
-        canned = await s.get(CannedReply, action["canned_reply_id"])
-        return {"canned": canned.short_code} if canned else {}
-    if kind == "send_template":
-        template = await s.get(Template, action["template_id"])
-        return {"template": template.name} if template else {}
-    return {}
-
-
-async def _webhook(
-    rt: Runtime, rule: AutomationRule, action: dict[str, Any], conv_id: int, event: str
-) -> str:
-    async with rt.db.read() as s:
-        conv = await s.get_one(Conversation, conv_id)
-        last = await s.scalar(
-            select(Message)
-            .where(Message.conversation_id == conv_id, FROM_CUSTOMER)
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-        labels = await labels_of(s, conv_id)
-    body = orjson.dumps(
-        {
-            "event": "automation.rule",
-            "workspace_id": conv.workspace_id,
-            "data": {
-                "rule": {"id": rule.id, "name": rule.name, "event": event},
-                "conversation": conversation_dict(conv, labels),
-                "message": message_dict(last) if last is not None else None,
-            },
-            "created_at": ts(utcnow()),
-        }
-    )
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Tidings-Webhooks/1",
-        "X-Tidings-Event": "automation.rule",
-    }
-    sealed = action.get("secret_encrypted")
-    if sealed:
-        headers.update(signing.sign_headers(rt.box.decrypt_str(sealed), body))
-    try:
-        # A URL an admin typed: through the egress policy, as an outgoing-webhook
-        # subscription's (tidings/egress.py), so a rule cannot reach internal services.
-        resp, _answer = await rt.egress.post(
-            action["url"], content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS
-        )
-    except EgressRefused as exc:
-        raise TidingsError(f"webhook refused by the egress policy: {exc.reason}") from None
-    except httpx.HTTPError as exc:
-        raise TidingsError(f"webhook call failed: {type(exc).__name__}") from None
-    if not 200 <= resp.status_code < 300:
-        raise TidingsError(f"webhook answered HTTP {resp.status_code}")
-    return f"webhook answered HTTP {resp.status_code}"
-
-
-async def _perform(
-    rt: Runtime,
-    who: Principal,
-    rule: AutomationRule | None,
-    action: dict[str, Any],
-    conv_id: int,
-    event: str,
-) -> str | None:
-    """Run one action through the matching `actions/` function. Returns a note for the log."""
-    kind = action["type"]
-    if kind == "assign_agent":
-        # The rule's own line (written in the change's transaction) says it and tells the new
-        # assignee (actions/notifications.py); a refusal's line replaces it (execute_rule).
-        origin = ORIGIN.get()
-        if origin is not None:
-            origin.narrate_extra = {"event": "assigned", "assignee_id": action["agent_id"]}
-        await check_update_conversation(
-            rt, who, conv_id, assignee_id=action["agent_id"], assignment_line=False
-        )
-    elif kind == "assign_team":
-        await check_update_conversation(rt, who, conv_id, team_id=action["team_id"])
-    elif kind == "add_label":
-        async with rt.db.read() as s:
-            current = await labels_of(s, conv_id)
-        if action["name"] in current:
-            return "label already present"
-        await check_update_conversation(rt, who, conv_id, labels=[*current, action["name"]])
-    elif kind == "set_priority":
-        await check_triage(rt, who, conv_id, priority=action["priority"])
-    elif kind == "snooze":
-        until: datetime | None
-        if action.get("until") == "next_opening":
-            async with rt.db.read() as s:
-                conv = await s.get_one(Conversation, conv_id)
-                until = bh.next_opening(await bh.hours_for_inbox(s, conv.inbox_id), utcnow())
-            if until is None:
-                raise PolicyRefusal(
-                    "This inbox has no business hours to snooze until.", code="no_hours"
-                )
-        else:
-            until = utcnow() + timedelta(minutes=float(action["minutes"]))
-        await check_triage(rt, who, conv_id, snoozed_until=until)
-    elif kind == "send_canned_reply":
-        async with rt.db.read() as s:
-            canned = await s.get(CannedReply, action["canned_reply_id"])
-        if canned is None or canned.workspace_id != who.workspace_id:
-            raise NotFound("the canned reply no longer exists")
-        await replies.send_text(rt, conv_id, canned.content)
-    elif kind == "send_template":
-        await check_send_template(
-            rt, who, conv_id, action["template_id"], list(action.get("params") or [])
-        )
-    elif kind == "add_note":
-        await check_add_note(rt, who, conv_id, action["text"])
-    elif kind == "webhook":
-        if rule is None:  # a macro (perform_action); validation already refuses this
-            raise InvalidInput("a macro cannot call a webhook; use a rule for that")
-        return await _webhook(rt, rule, action, conv_id, event)
-    elif kind == "resolve":
-        await check_update_conversation(rt, who, conv_id, status="resolved")
-    return None
-
-
 async def _flush_record(rt: Runtime) -> None:
     """Record what `ORIGIN` holds in a transaction of its own (the action wrote none)."""
     async with transaction(rt):
@@ -314,6 +140,7 @@ async def execute_rule(
     async with rt.db.read() as s:
         who = await rule_principal(s, rule.workspace_id, rule)
     origin = Origin(rule.workspace_id, conv_id, run.id, rule.id, rule.name)
+    step = Step(rt, who, conv_id, rule, event)
     token = ORIGIN.set(origin)
     error: str | None = None
     try:
@@ -322,35 +149,18 @@ async def execute_rule(
             if index < done:
                 continue
             async with rt.db.read() as s:
-                what = describe(action, await _names(s, action))
+                what = await describe(s, action)
             origin.result = {"index": index, "action": action["type"], "outcome": "ok"}
             origin.result["detail"] = what
             origin.narrate = f"Rule '{rule.name}' {what}"
             try:
-                note = await _perform(rt, who, rule, action, conv_id, event)
+                note = await ACTIONS[action["type"]].run(step, action)
                 if note is not None and origin.result is not None:
                     origin.result["detail"] = f"{what} ({note})"
-            except PolicyRefusal as refusal:
-                origin.result = {
-                    "index": index,
-                    "action": action["type"],
-                    "outcome": "refused",
-                    "code": refusal.code,
-                    "detail": refusal.message,
-                }
-                origin.narrate = (
-                    f"Rule '{rule.name}': {gerund(what)[:80]} was refused. {refusal.message}"
-                )
-                origin.narrate_extra = None
-            except TidingsError as exc:
-                origin.result = {
-                    "index": index,
-                    "action": action["type"],
-                    "outcome": "failed",
-                    "code": exc.code,
-                    "detail": exc.message,
-                }
-                origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} failed. {exc.message}"
+            except TidingsError as exc:  # refused by policy, or failed: logged, the run goes on
+                origin.result = failed_result(index, action["type"], exc)
+                said = "was refused" if isinstance(exc, PolicyRefusal) else "failed"
+                origin.narrate = f"Rule '{rule.name}': {gerund(what)[:80]} {said}. {exc.message}"
                 origin.narrate_extra = None
             if origin.result is not None:
                 await _flush_record(rt)
@@ -528,13 +338,12 @@ async def dry_run(
         for action in rule["actions"]:
             entry: dict[str, Any] = {
                 "action": action["type"],
-                "would": describe(action, await _names(s, action)),
+                "would": await describe(s, action),
                 "allowed": True,
             }
-            if action["type"] in ("send_canned_reply", "send_template"):
-                reason = await _policy_preview(rt, Tx(rt, s), conv, action)
-                if reason is not None:
-                    entry["allowed"], entry["reason"] = False, reason
+            reason = await ACTIONS[action["type"]].preview(Tx(rt, s), conv, action)
+            if reason is not None:
+                entry["allowed"], entry["reason"] = False, reason
             actions.append(entry)
     return {
         "matched": matched,
@@ -545,33 +354,12 @@ async def dry_run(
     }
 
 
-async def _policy_preview(
-    rt: Runtime, tx: Tx, conv: Conversation, action: dict[str, Any]
-) -> str | None:
-    s = tx.session
-    try:
-        if action["type"] == "send_template":
-            from tidings.storage.models import Template
-
-            template = await s.get(Template, action["template_id"])
-            route = await choose_route(tx, conv, template.channel_id if template else None)
-            kind, text = MessageKind.TEMPLATE, "template"
-        else:
-            canned = await s.get(CannedReply, action["canned_reply_id"])
-            route = await choose_route(tx, conv, None)
-            kind, text = MessageKind.TEXT, canned.content if canned else ""
-        await gate.check_send(s, conv, route, kind, text, person=False)
-    except TidingsError as exc:
-        return exc.message
-    return None
-
-
 async def perform_action(
     rt: Runtime, who: Principal, action: dict[str, Any], conversation_id: int
 ) -> str | None:
     """Run one validated action (`rules.validate_rule`'s shape) on a conversation as `who`,
     through the same `actions/` functions a rule uses: the entry point for an agent's macro.
-    Webhook actions carry a rule's secret and stay with rules."""
-    if action["type"] == "webhook":
-        raise InvalidInput("a macro cannot call a webhook; use a rule for that")
-    return await _perform(rt, who, None, action, conversation_id, "macro")
+    Kinds a macro may not use (a webhook carries a rule's secret) stay with rules."""
+    if not ACTIONS[action["type"]].macro:
+        raise InvalidInput(f"a macro cannot use {action['type']}; use a rule for that")
+    return await ACTIONS[action["type"]].run(Step(rt, who, conversation_id, None, "macro"), action)

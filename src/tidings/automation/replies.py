@@ -25,9 +25,9 @@ from tidings.actions.outbound import do_queue_message
 from tidings.automation import hours as bh
 from tidings.automation.customer import FROM_CUSTOMER
 from tidings.automation.outbox import ORIGIN, Origin
-from tidings.automation.runs import finish_run, should_execute, start_run
+from tidings.automation.runs import failed_result, finish_run, should_execute, start_run
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import PolicyRefusal, TidingsError
+from tidings.domain.errors import TidingsError
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Conversation,
@@ -87,15 +87,8 @@ async def _auto_reply(
             origin.result = {"index": 0, "action": "send_text", "outcome": "ok", "detail": "sent"}
             try:
                 await send_text(rt, conv.id, text)
-            except (PolicyRefusal, TidingsError) as exc:
-                outcome = "refused" if isinstance(exc, PolicyRefusal) else "failed"
-                origin.result = {
-                    "index": 0,
-                    "action": "send_text",
-                    "outcome": outcome,
-                    "code": exc.code,
-                    "detail": exc.message,
-                }
+            except TidingsError as exc:
+                origin.result = failed_result(0, "send_text", exc)
                 origin.narrate = f"{name} not sent: {exc.message}"
                 async with transaction(rt):
                     pass

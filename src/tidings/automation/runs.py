@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions.system_line import do_system_line
+from tidings.domain.errors import PolicyRefusal, TidingsError
 from tidings.serialize import ts
 from tidings.storage.models import Conversation, Message, RuleRun
 from tidings.storage.types import utcnow
@@ -84,6 +85,18 @@ def should_execute(run: RuleRun, created: bool) -> bool:
     if created:
         return True
     return (utcnow() - run.created_at).total_seconds() >= STALE_RUN_SECONDS
+
+
+def failed_result(index: int, action: str, exc: TidingsError) -> dict[str, Any]:
+    """An action the policy layer refused, or that failed, as its run records it."""
+    outcome = "refused" if isinstance(exc, PolicyRefusal) else "failed"
+    return {
+        "index": index,
+        "action": action,
+        "outcome": outcome,
+        "code": exc.code,
+        "detail": exc.message,
+    }
 
 
 async def record_action_result(s: AsyncSession, run_id: int, result: dict[str, Any]) -> None:

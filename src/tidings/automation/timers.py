@@ -15,11 +15,9 @@ fire at most once).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tidings.actions.base import Tx, transaction
 from tidings.automation.customer import FROM_CUSTOMER
@@ -34,8 +32,6 @@ from tidings.storage.models import (
     Message,
 )
 from tidings.storage.types import utcnow
-
-log = logging.getLogger(__name__)
 
 BATCH = 50
 
@@ -207,29 +203,3 @@ async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
         if fired:
             tx.wake_after_commit(Queue.AUTOMATION)
         return len(timers)
-
-
-async def waiting_count(rt: Runtime, conversation_id: int) -> int:
-    async with rt.db.read() as s:
-        return int(
-            await s.scalar(
-                select(func.count())
-                .select_from(AutomationTimer)
-                .where(
-                    AutomationTimer.conversation_id == conversation_id,
-                    AutomationTimer.state == TimerState.WAITING,
-                )
-            )
-            or 0
-        )
-
-
-async def run(rt: Runtime) -> None:  # pragma: no cover - driven by the automation worker
-    while True:
-        try:
-            await fire_due(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("automation timers failed; retrying")
-        await asyncio.sleep(0.5)

@@ -38,10 +38,10 @@ from tidings.campaigns import plan as planning
 from tidings.campaigns import schedule, throttle
 from tidings.campaigns.report import counts
 from tidings.channels import addressing, registry
+from tidings.domain import live_events
 from tidings.domain.campaigns import CampaignState, RecipientState, SkipReason
 from tidings.domain.enums import (
     FallbackState,
-    LiveEventType,
 )
 from tidings.runtime import Runtime
 from tidings.storage.models import (
@@ -346,7 +346,7 @@ async def emit_progress(tx: Tx, campaign: Campaign, now: dict[str, int] | None =
         "state": campaign.state,
         "counts": now if now is not None else await counts(tx.session, campaign.id),
     }
-    tx.emit(LiveEventType.CAMPAIGN_UPDATED, campaign.workspace_id, None, data)
+    tx.emit(live_events.CAMPAIGN_UPDATED(data), campaign.workspace_id, None)
 
 
 async def run(rt: Runtime, clock: Clock = utcnow) -> None:

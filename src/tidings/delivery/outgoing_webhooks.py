@@ -67,13 +67,8 @@ async def _post(
     rt: Runtime, delivery_id: int, url: str, secret: str, event_type: str, payload: str
 ) -> None:
     body = payload.encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Tidings-Webhooks/1",
-        "X-Tidings-Event": event_type,
-        "X-Tidings-Delivery": str(delivery_id),
-        **signing.sign_headers(secret, body),
-    }
+    headers = signing.webhook_headers(event_type, body, secret)
+    headers["X-Tidings-Delivery"] = str(delivery_id)
     status: int | None = None
     error: str | None = None
     try:

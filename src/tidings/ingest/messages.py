@@ -40,6 +40,7 @@ from tidings.actions.inbound import (
 from tidings.actions.sms_parts import part_of
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels.media import MediaLocator
+from tidings.domain import live_events
 from tidings.domain.enums import (
     ConversationStatus,
     Direction,
@@ -398,17 +399,12 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
         conv.last_message_preview = _preview(event)
         conv.last_channel_id = channel.id
         conv.updated_at = now
+        kind = live_events.CONVERSATION_CREATED if m.created else live_events.CONVERSATION_UPDATED
+        tx.emit(kind(conversation_dict(conv)), conv.workspace_id, conv.inbox_id)
         tx.emit(
-            "conversation.created" if m.created else "conversation.updated",
+            live_events.MESSAGE_CREATED(message_dict(cast(Message, message), attachments.get(mid))),
             conv.workspace_id,
             conv.inbox_id,
-            conversation_dict(conv),
-        )
-        tx.emit(
-            "message.created",
-            conv.workspace_id,
-            conv.inbox_id,
-            message_dict(cast(Message, message), attachments.get(mid)),
         )
         # Consent keywords and provider opt-outs take the per-event path (`do_after_inbound`);
         # what remains of it for an ordinary message: a sender phone that is no number.

@@ -15,28 +15,6 @@ const EVENTS = [
   ["no_reply", "No agent reply for N minutes"],
 ];
 const TIMED = new Set(["window.closing", "no_reply"]);
-const CONDITIONS = [
-  ["text_contains", "Text contains (comma-separated words)"],
-  ["text_matches", "Text matches (regular expression)"],
-  ["channel_kind", "Channel is"],
-  ["inbox", "Inbox is"],
-  ["contact_attribute", "Contact attribute equals"],
-  ["label", "Has label"],
-  ["business_hours", "Business hours"],
-  ["language", "Language is (e.g. en, es)"],
-];
-const ACTIONS = [
-  ["add_label", "Add label"],
-  ["assign_agent", "Assign agent"],
-  ["assign_team", "Assign team"],
-  ["set_priority", "Set priority"],
-  ["snooze", "Snooze"],
-  ["send_canned_reply", "Send canned reply"],
-  ["send_template", "Send template"],
-  ["add_note", "Add private note"],
-  ["webhook", "Call webhook"],
-  ["resolve", "Resolve"],
-];
 const PRIORITIES = ["none", "low", "medium", "high", "urgent"];
 const DAYS = [
   ["mon", "Monday"],
@@ -54,209 +32,178 @@ const words = (s) =>
     .map((w) => w.trim())
     .filter(Boolean);
 
+// The condition and action kinds come from the server's registry (GET /automation/kinds);
+// this page only knows how to draw each kind's parameters (CONDITION_PARAMS, ACTION_PARAMS).
 export async function vocabulary() {
-  const [agents, teams, inboxes, kinds, boot, templates] = await Promise.all([
+  const [agents, teams, inboxes, kinds, boot, templates, rules] = await Promise.all([
     api("/admin/agents"),
     api("/admin/teams"),
     api("/admin/inboxes"),
     api("/admin/channel_kinds"),
     api("/ui/bootstrap"),
     api("/admin/templates"),
+    api("/automation/kinds"),
   ]);
-  return { agents, teams, inboxes, kinds, canned: boot.canned_replies || [], templates };
+  const pairs = (list) => list.map((k) => [k.type, k.label]);
+  return {
+    agents,
+    teams,
+    inboxes,
+    kinds,
+    canned: boot.canned_replies || [],
+    templates,
+    conditions: pairs(rules.conditions),
+    actions: pairs(rules.actions),
+    macroActions: pairs(rules.actions.filter((k) => k.macro)),
+  };
 }
 
 // ---- one condition / action row: inputs by type, read back into the API's JSON ----------------
+// Each kind's parameters: (vocabulary, current values) → [nodes, read()]. The kinds themselves
+// (and their labels) are the server's; tests/web/test_automation_kinds.py keeps these keys equal.
+const picker = (cls, pairs, current) => el("select", { class: cls }, ...options(pairs, current));
+const wordsInput = (cur, placeholder) => {
+  const input = el("input", { class: "cond-value", value: (cur.values || []).join(", "), placeholder });
+  return [[input], () => ({ values: words(input.value) })];
+};
+const textInput = (cls, value, placeholder, key) => {
+  const input = el("input", { class: cls, value: value || "", placeholder });
+  return [[input], () => ({ [key]: input.value })];
+};
+const idPicker = (list, label, current, key) => {
+  const sel = picker(
+    "act-value",
+    list.map((x) => [x.id, label(x)]),
+    current,
+  );
+  return [[sel], () => ({ [key]: Number(sel.value) })];
+};
+
+const CONDITION_PARAMS = {
+  text_contains: (_v, cur) => wordsInput(cur, "refund, money back"),
+  language: (_v, cur) => wordsInput(cur, "en, es"),
+  text_matches: (_v, cur) => textInput("cond-value", cur.pattern, "order\\s+#?\\d+", "pattern"),
+  channel_kind: (v, cur) => {
+    const sel = picker(
+      "cond-value",
+      v.kinds.map((k) => [k.kind, k.label]),
+      (cur.values || [])[0],
+    );
+    return [[sel], () => ({ values: [sel.value] })];
+  },
+  inbox: (v, cur) => {
+    const sel = picker(
+      "cond-value",
+      v.inboxes.map((i) => [i.id, i.name]),
+      (cur.values || [])[0],
+    );
+    return [[sel], () => ({ values: [Number(sel.value)] })];
+  },
+  contact_attribute: (_v, cur) => {
+    const key = el("input", { class: "cond-key", value: cur.key || "", placeholder: "tier" });
+    const val = el("input", {
+      class: "cond-value",
+      value: cur.value == null ? "" : String(cur.value),
+      placeholder: "gold",
+    });
+    return [[key, " = ", val], () => ({ key: key.value, value: val.value })];
+  },
+  label: (_v, cur) => textInput("cond-value", cur.name, "vip", "name"),
+  business_hours: (_v, cur) => {
+    const inside = [
+      ["true", "inside business hours"],
+      ["false", "outside business hours"],
+    ];
+    const sel = picker("cond-value", inside, String(cur.inside !== false));
+    return [[sel], () => ({ inside: sel.value === "true" })];
+  },
+};
+
+const ACTION_PARAMS = {
+  add_label: (_v, cur) => textInput("act-value", cur.name, "vip", "name"),
+  assign_agent: (v, cur) => idPicker(v.agents, (x) => `${x.name} <${x.email}>`, cur.agent_id, "agent_id"),
+  assign_team: (v, cur) => idPicker(v.teams, (x) => x.name, cur.team_id, "team_id"),
+  set_priority: (_v, cur) => {
+    const sel = picker(
+      "act-value",
+      PRIORITIES.map((p) => [p, p]),
+      cur.priority,
+    );
+    return [[sel], () => ({ priority: sel.value })];
+  },
+  snooze: (_v, cur) => {
+    const value = cur.minutes ? String(cur.minutes) : "60";
+    const minutes = el("input", { class: "act-value", type: "number", min: "1", value });
+    const untilOpen = el("input", { type: "checkbox", class: "act-until", checked: cur.until === "next_opening" });
+    return [
+      [minutes, " minutes, or ", el("label", null, untilOpen, " until business hours open")],
+      () => (untilOpen.checked ? { until: "next_opening" } : { minutes: Number(minutes.value) }),
+    ];
+  },
+  send_canned_reply: (v, cur) => idPicker(v.canned, (x) => `/${x.short_code}`, cur.canned_reply_id, "canned_reply_id"),
+  send_template: (v, cur) => {
+    const [[sel], read] = idPicker(
+      v.templates,
+      (x) => `${x.name} (${x.language}, ${x.channel_name})`,
+      cur.template_id,
+      "template_id",
+    );
+    const p = el("input", {
+      class: "act-params",
+      value: (cur.params || []).join(", "),
+      placeholder: "parameters, comma-separated",
+    });
+    return [[sel, p], () => ({ ...read(), params: words(p.value) })];
+  },
+  add_note: (_v, cur) => textInput("act-value", cur.text, "Note for the team", "text"),
+  webhook: (_v, cur) => {
+    const url = el("input", { class: "act-value", value: cur.url || "", placeholder: "https://example.com/hook" });
+    const secret = el("input", {
+      class: "act-secret",
+      type: "password",
+      autocomplete: "off",
+      placeholder: cur.has_secret ? "(unchanged)" : "signing secret (optional)",
+    });
+    return [[url, secret], () => ({ url: url.value, ...(secret.value ? { secret: secret.value } : {}) })];
+  },
+  resolve: () => [[], () => ({})],
+};
+
+// A kind picker and its parameters, redrawn when the kind changes; `row.readValue()` gives the
+// API's JSON for it.
+function kindRow(row, v, current, kinds, drawers, typeClass, label) {
+  const type = el("select", { class: typeClass, "aria-label": label }, ...options(kinds, current.type));
+  const params = el("span", { class: "params" });
+  let read = () => ({});
+  const draw = (cur) => {
+    const [nodes, reader] = (drawers[type.value] || (() => [[], () => ({})]))(v, cur);
+    params.replaceChildren(...nodes);
+    read = reader;
+  };
+  type.addEventListener("change", () => draw({}));
+  draw(current);
+  row.readValue = () => ({ type: type.value, ...read() });
+  return [type, params, el("button", { type: "button", class: "remove", onclick: () => row.remove() }, "Remove")];
+}
+
 function conditionRow(v, c) {
   c = c || { type: "text_contains" };
   const row = el("div", { class: "rule-row condition" });
-  const type = el("select", { class: "cond-type", "aria-label": "Condition" }, ...options(CONDITIONS, c.type));
   const negate = el("input", { type: "checkbox", class: "cond-negate", checked: !!c.negate, "aria-label": "Not" });
-  const params = el("span", { class: "params" });
-  let read = () => ({});
-  const draw = (cur) => {
-    params.replaceChildren();
-    const t = type.value;
-    if (t === "text_contains" || t === "language") {
-      const input = el("input", {
-        class: "cond-value",
-        value: (cur.values || []).join(", "),
-        placeholder: t === "language" ? "en, es" : "refund, money back",
-      });
-      params.append(input);
-      read = () => ({ values: words(input.value) });
-    } else if (t === "text_matches") {
-      const input = el("input", { class: "cond-value", value: cur.pattern || "", placeholder: "order\\s+#?\\d+" });
-      params.append(input);
-      read = () => ({ pattern: input.value });
-    } else if (t === "channel_kind") {
-      const sel = el(
-        "select",
-        { class: "cond-value" },
-        ...options(
-          v.kinds.map((k) => [k.kind, k.label]),
-          (cur.values || [])[0],
-        ),
-      );
-      params.append(sel);
-      read = () => ({ values: [sel.value] });
-    } else if (t === "inbox") {
-      const sel = el(
-        "select",
-        { class: "cond-value" },
-        ...options(
-          v.inboxes.map((i) => [i.id, i.name]),
-          (cur.values || [])[0],
-        ),
-      );
-      params.append(sel);
-      read = () => ({ values: [Number(sel.value)] });
-    } else if (t === "contact_attribute") {
-      const key = el("input", { class: "cond-key", value: cur.key || "", placeholder: "tier" });
-      const val = el("input", {
-        class: "cond-value",
-        value: cur.value == null ? "" : String(cur.value),
-        placeholder: "gold",
-      });
-      params.append(key, " = ", val);
-      read = () => ({ key: key.value, value: val.value });
-    } else if (t === "label") {
-      const input = el("input", { class: "cond-value", value: cur.name || "", placeholder: "vip" });
-      params.append(input);
-      read = () => ({ name: input.value });
-    } else if (t === "business_hours") {
-      const sel = el(
-        "select",
-        { class: "cond-value" },
-        ...options(
-          [
-            ["true", "inside business hours"],
-            ["false", "outside business hours"],
-          ],
-          String(cur.inside !== false),
-        ),
-      );
-      params.append(sel);
-      read = () => ({ inside: sel.value === "true" });
-    }
-  };
-  type.addEventListener("change", () => draw({}));
-  draw(c);
   row.append(
     el("label", null, negate, " not"),
-    type,
-    params,
-    el("button", { type: "button", class: "remove", onclick: () => row.remove() }, "Remove"),
+    ...kindRow(row, v, c, v.conditions, CONDITION_PARAMS, "cond-type", "Condition"),
   );
-  row.readValue = () => ({ type: type.value, ...(negate.checked ? { negate: true } : {}), ...read() });
+  const own = row.readValue;
+  row.readValue = () => ({ ...own(), ...(negate.checked ? { negate: true } : {}) });
   return row;
 }
 
-// `exclude`: action types this editor does not offer (a macro cannot call a webhook).
-export function actionRow(v, a, exclude = []) {
+// `macro`: offer only the kinds a macro may use (the server says which: a webhook is not one).
+export function actionRow(v, a, macro = false) {
   a = a || { type: "add_label" };
   const row = el("div", { class: "rule-row action" });
-  const offered = ACTIONS.filter(([k]) => !exclude.includes(k));
-  const type = el("select", { class: "act-type", "aria-label": "Action" }, ...options(offered, a.type));
-  const params = el("span", { class: "params" });
-  let read = () => ({});
-  const draw = (cur) => {
-    params.replaceChildren();
-    const t = type.value;
-    if (t === "add_label") {
-      const input = el("input", { class: "act-value", value: cur.name || "", placeholder: "vip" });
-      params.append(input);
-      read = () => ({ name: input.value });
-    } else if (t === "assign_agent") {
-      const sel = el(
-        "select",
-        { class: "act-value" },
-        ...options(
-          v.agents.map((x) => [x.id, `${x.name} <${x.email}>`]),
-          cur.agent_id,
-        ),
-      );
-      params.append(sel);
-      read = () => ({ agent_id: Number(sel.value) });
-    } else if (t === "assign_team") {
-      const sel = el(
-        "select",
-        { class: "act-value" },
-        ...options(
-          v.teams.map((x) => [x.id, x.name]),
-          cur.team_id,
-        ),
-      );
-      params.append(sel);
-      read = () => ({ team_id: Number(sel.value) });
-    } else if (t === "set_priority") {
-      const sel = el(
-        "select",
-        { class: "act-value" },
-        ...options(
-          PRIORITIES.map((p) => [p, p]),
-          cur.priority,
-        ),
-      );
-      params.append(sel);
-      read = () => ({ priority: sel.value });
-    } else if (t === "snooze") {
-      const minutes = el("input", {
-        class: "act-value",
-        type: "number",
-        min: "1",
-        value: cur.minutes ? String(cur.minutes) : "60",
-      });
-      const untilOpen = el("input", { type: "checkbox", class: "act-until", checked: cur.until === "next_opening" });
-      params.append(minutes, " minutes, or ", el("label", null, untilOpen, " until business hours open"));
-      read = () => (untilOpen.checked ? { until: "next_opening" } : { minutes: Number(minutes.value) });
-    } else if (t === "send_canned_reply") {
-      const sel = el(
-        "select",
-        { class: "act-value" },
-        ...options(
-          v.canned.map((x) => [x.id, `/${x.short_code}`]),
-          cur.canned_reply_id,
-        ),
-      );
-      params.append(sel);
-      read = () => ({ canned_reply_id: Number(sel.value) });
-    } else if (t === "send_template") {
-      const sel = el(
-        "select",
-        { class: "act-value" },
-        ...options(
-          v.templates.map((x) => [x.id, `${x.name} (${x.language}, ${x.channel_name})`]),
-          cur.template_id,
-        ),
-      );
-      const p = el("input", {
-        class: "act-params",
-        value: (cur.params || []).join(", "),
-        placeholder: "parameters, comma-separated",
-      });
-      params.append(sel, p);
-      read = () => ({ template_id: Number(sel.value), params: words(p.value) });
-    } else if (t === "add_note") {
-      const text = el("input", { class: "act-value", value: cur.text || "", placeholder: "Note for the team" });
-      params.append(text);
-      read = () => ({ text: text.value });
-    } else if (t === "webhook") {
-      const url = el("input", { class: "act-value", value: cur.url || "", placeholder: "https://example.com/hook" });
-      const secret = el("input", {
-        class: "act-secret",
-        type: "password",
-        autocomplete: "off",
-        placeholder: cur.has_secret ? "(unchanged)" : "signing secret (optional)",
-      });
-      params.append(url, secret);
-      read = () => ({ url: url.value, ...(secret.value ? { secret: secret.value } : {}) });
-    }
-  };
-  type.addEventListener("change", () => draw({}));
-  draw(a);
-  row.append(type, params, el("button", { type: "button", class: "remove", onclick: () => row.remove() }, "Remove"));
-  row.readValue = () => ({ type: type.value, ...read() });
+  row.append(...kindRow(row, v, a, macro ? v.macroActions : v.actions, ACTION_PARAMS, "act-type", "Action"));
   return row;
 }
 
@@ -311,7 +258,7 @@ export async function rules(main) {
     match.value = rule ? rule.match : "all";
     active.checked = rule ? rule.active : true;
     conds.replaceChildren(...(rule ? rule.conditions.map((c) => conditionRow(v, c)) : []));
-    acts.replaceChildren(...(rule ? rule.actions : [{ type: "add_label" }]).map((a) => actionRow(v, a)));
+    acts.replaceChildren(...(rule ? rule.actions : [null]).map((a) => actionRow(v, a)));
     title.textContent = rule ? `Edit rule: ${rule.name}` : "New rule";
     showMinutes();
   };

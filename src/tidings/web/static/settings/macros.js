@@ -6,8 +6,6 @@ import { errorBox, onSubmit } from "../forms.js";
 import { api, confirmAction, el } from "../ui.js";
 import { actionRow, vocabulary } from "./automation.js";
 
-const NO_WEBHOOK = ["webhook"];
-
 export async function macros(main) {
   const [list, v] = await Promise.all([api("/macros"), vocabulary()]);
   const err = errorBox();
@@ -16,7 +14,7 @@ export async function macros(main) {
     await macros(main);
   };
   const name = el("input", { id: "macro-name", required: true, maxlength: "80", placeholder: "e.g. Refund triage" });
-  const acts = el("div", { id: "macro-actions" }, actionRow(v, null, NO_WEBHOOK));
+  const acts = el("div", { id: "macro-actions" }, actionRow(v, null, true));
   const form = el(
     "form",
     { class: "stack", id: "macro-form" },
@@ -29,7 +27,7 @@ export async function macros(main) {
       acts,
       el(
         "button",
-        { type: "button", id: "macro-add-action", onclick: () => acts.append(actionRow(v, null, NO_WEBHOOK)) },
+        { type: "button", id: "macro-add-action", onclick: () => acts.append(actionRow(v, null, true)) },
         "+ Action",
       ),
     ),
