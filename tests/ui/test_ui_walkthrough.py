@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import Server
-from tests.ui.helpers import new_page, sign_in
+from tests.ui.helpers import new_page, screenshot, sign_in
 from tidings.actions.admin import bootstrap
 from tidings.simulators.sandbox import create_demo_channels
 
@@ -88,7 +88,11 @@ async def connect_and_edit_a_channel(server: Server, page: Page, phone: bool) ->
     await page.fill("#new-name", "Telegram bot")
     await page.fill("#cfg-bot_token", "123456789:walkthrough-bot-token")
     await page.fill("#cfg-secret_token", "walkthrough-secret")
-    await page.fill("#cfg-api_base_url", f"{server.url}/sandbox/telegram")
+    # No provider account needed: the form offers the sandbox's Telegram.
+    await expect(page.locator("#cfg-api_base_url")).to_have_value("https://api.telegram.org")
+    await page.click("#use-sandbox")
+    await expect(page.locator("#cfg-api_base_url")).to_have_value(f"{server.url}/sandbox/telegram")
+    await expect(page.locator("#connect-form")).not_to_contain_text("null")
     await page.click("#connect-form button[type=submit]")
     await expect(page.locator(".notice")).to_contain_text("Connected Telegram bot")
     made = page.locator("#channels-table tr[data-id]", has_text="Telegram bot")
@@ -97,6 +101,11 @@ async def connect_and_edit_a_channel(server: Server, page: Page, phone: bool) ->
     await expect(page.locator("#setup-webhook")).to_contain_text("/webhooks/telegram/")
     await fits(page)
 
+    # Its Delete button reads (it was red on red where contacts.css recoloured the text).
+    colours = await row.locator(".ch-delete").evaluate(
+        "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]"
+    )
+    assert colours[0] != colours[1], colours
     await row.locator(".ch-edit").click()
     form = page.locator("#channel-edit-form")
     await expect(form.locator("#edit-name")).to_have_value("Telegram bot")
@@ -250,6 +259,15 @@ async def test_new_user_walkthrough(size: str, server: Server, browser: Browser)
         await fits(page)
         # An empty inbox says where conversations come from.
         await expect(page.locator("#list .empty-help")).to_contain_text("open the customer phone")
+        if phone:
+            # The top bar folds its pages into a menu; Escape folds it again.
+            await page.click("#nav-toggle")
+            await expect(
+                page.locator("#top-nav").get_by_role("link", name="Contacts")
+            ).to_be_visible()
+            await screenshot(page, "phone-menu")
+            await page.keyboard.press("Escape")
+            await expect(page.locator("#top-nav")).to_be_hidden()
         customer = await open_phone(ctx, page, phone)
 
         await connect_and_edit_a_channel(server, page, phone)
