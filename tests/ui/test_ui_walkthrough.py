@@ -10,12 +10,14 @@ The customer is played on the sandbox's phone page, opened from the menu's "Cust
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import Server
+from tests.conftest import Server, free_port, make_settings, serving
 from tests.ui.helpers import new_page, screenshot, sign_in
+from tests.web.test_web_access import signed_in
 from tidings.actions.admin import bootstrap
 from tidings.simulators.sandbox import create_demo_channels
 
@@ -298,3 +300,26 @@ async def test_new_user_walkthrough(size: str, server: Server, browser: Browser)
         assert seen.dialogs == []
     finally:
         await ctx.close()
+
+
+async def settings_page(server: Server) -> str:
+    client = await signed_in(server, DEMO_EMAIL, DEMO_PASSWORD)
+    try:
+        resp = await client.get("/settings")
+    finally:
+        await client.aclose()
+    assert resp.status_code == 200 and 'id="settings-main"' in resp.text
+    return resp.text
+
+
+async def test_use_the_sandbox_is_offered_only_with_the_sandbox_on(
+    server: Server, database_url: str, tmp_path: Path
+) -> None:
+    """The settings page carries the simulators' base URL (the connect form's "use the
+    sandbox") only when the sandbox is mounted."""
+    await bootstrap(server.runtime, DEMO_EMAIL, DEMO_PASSWORD)
+    assert f'data-sandbox-url="{server.url}/sandbox"' in await settings_page(server)
+    # The same database served with the sandbox off.
+    settings = make_settings(database_url, tmp_path / "off", free_port(), sandbox=False)
+    async with serving(settings) as off:
+        assert "data-sandbox-url" not in await settings_page(off)
