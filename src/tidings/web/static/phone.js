@@ -8,9 +8,19 @@ let lastRendered = "";
 let channels = [];
 const current = () => channels.find((c) => String(c.id) === $("channel").value);
 
+// Also every few seconds: a channel connected, renamed or removed in Settings shows here
+// without a reload. The list is rebuilt only when it changed, keeping the chosen channel.
+let channelsKey = "";
 async function loadChannels() {
-  channels = await (await fetch(`${base}/phone/channels`)).json();
+  const resp = await fetch(`${base}/phone/channels`);
+  if (!resp.ok) return;
+  const list = await resp.json();
+  const key = JSON.stringify(list);
+  if (key === channelsKey) return;
+  channelsKey = key;
+  channels = list;
   const select = $("channel");
+  const chosen = select.value;
   select.replaceChildren();
   for (const c of channels) {
     const opt = document.createElement("option");
@@ -23,6 +33,7 @@ async function loadChannels() {
     opt.textContent = "No sandbox channels — connect one in Settings";
     select.appendChild(opt);
   }
+  if (channels.some((c) => String(c.id) === chosen)) select.value = chosen;
   showTools();
   refresh();
 }
@@ -180,3 +191,4 @@ $("age-window").addEventListener("click", async () => {
 });
 loadChannels();
 setInterval(refresh, 1000);
+setInterval(loadChannels, 5000);

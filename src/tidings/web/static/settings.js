@@ -105,6 +105,7 @@ async function channels() {
         `${kind.label} settings${kind.capabilities.service_window_hours ? ` · ${kind.capabilities.service_window_hours}-hour service window` : ""} · text up to ${kind.capabilities.text_max_length} characters`,
       ),
       fields,
+      ...[sandboxHint(kind, fields)].filter(Boolean),
     );
   };
   kindSel.addEventListener("change", draw);
@@ -135,6 +136,34 @@ async function channels() {
   });
   draw();
   main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
+}
+
+// With the sandbox on, a new user can connect a channel without a provider account: the
+// provider's simulator on this server is one click away (its URL, as the sandbox binds it).
+function sandboxHint(kind, fields) {
+  const base = document.body.dataset.sandboxUrl;
+  const input = fields.querySelector("#cfg-api_base_url");
+  if (!base || !input) return null;
+  const url = `${base}/${kind.kind}`;
+  return el(
+    "p",
+    { class: "hint", id: "sandbox-hint" },
+    `Trying Tidings? This server simulates ${kind.label}: `,
+    el(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        id: "use-sandbox",
+        onclick: () => {
+          input.value = url;
+          input.dispatchEvent(new Event("input", { bubbles: true }));
+        },
+      },
+      "use the sandbox",
+    ),
+    ` (${url}) as the API base URL; the phone page then plays its customers.`,
+  );
 }
 
 async function showSetup(id, box) {
