@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -47,7 +48,29 @@ KEEP_ALIVE_SECONDS = 60
 REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL") or None
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS_BELOW = _ephemeral_low()
+
+
 def free_port() -> int:
+    """A free port for a test server, taken below the kernel's ephemeral range: a port the
+    kernel hands out (bind to 0) can be given to some outgoing connection between this check
+    and the server's bind, which two suites running at once (scripts/check) made happen."""
+    low = max(1024, _PORTS_BELOW - 12_000)
+    for _ in range(100):
+        port = random.randrange(low, _PORTS_BELOW)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -4,7 +4,6 @@ over real HTTP to a small receiver that checks signatures with the WhatsApp adap
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.conftest import free_port
 from tidings.channels.base import WebhookRequest
 from tidings.channels.whatsapp import WhatsAppAdapter, WhatsAppConfig
 from tidings.domain.enums import MessageKind, MessageStatus
@@ -81,12 +81,6 @@ class Receiver:
 
     def keys(self) -> list[list[str]]:
         return [[piece.key for piece in adapter.split(config, p)] for p in self.posts]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -235,18 +235,29 @@ async def label_a_conversation(page: Page, name: str, label: str) -> None:
 
 
 async def send_campaign_to_label(page: Page, phone: bool, label: str, text: str) -> None:
-    """The campaign editor as it is today (issue 18 item 13 redesigns it: adapt here only)."""
+    """The campaign editor's three steps: audience (with its reach), message, preview; then a
+    confirmed launch and the campaign's progress."""
     await go(page, phone, "Campaigns")
     await page.click("#new-campaign")
     await page.fill("#c-name", "VIP evening")
     await page.locator("#c-channels label", has_text="SMS via Twilio").locator("input").check()
     await page.locator("#c-labels label", has_text=label).locator("input").check()
+    await page.click("#c-count")
+    await expect(page.locator("#c-reach-count")).to_have_text("1")
+    await page.click("#c-next")
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "message")
     await page.fill("#c-text", text)
-    await page.click("#c-save")
+    await expect(page.locator("#sms-meter")).to_contain_text("1 segment")
+    await page.click("#c-next")
+    await expect(page.locator("#c-steps li.current")).to_have_attribute("data-step", "preview")
     await expect(page.locator("#p-recipients .v")).to_have_text("1")
+    await expect(page.locator("#preview-list li")).to_have_count(1)
     await page.click("#c-launch")
+    await expect(page.locator("dialog.confirm")).to_contain_text("to 1 recipient")
+    await page.click("#confirm-ok")
     await expect(page.locator("#c-state")).to_have_text("completed")
     await expect(page.locator("#c-progress")).to_contain_text("100%")
+    await fits(page)
 
 
 @pytest.mark.parametrize("size", list(SIZES))
