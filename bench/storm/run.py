@@ -32,6 +32,9 @@ Every run starts from nothing: a fresh database, a fresh simulator, new processe
 - Rates during the run (launch → campaign end): status events applied/s and customer events
   processed/s, from the `inbound_event` rows per lane and state (sampled each second).
 - At the end, the exactly-once audit (`bench/storm/audit.py`) against the database.
+- `--profile DIR`: py-spy (a dev dependency) records every Tidings process from the launch for
+  `--profile-seconds`, idle samples included, into DIR (raw collapsed stacks, one file per
+  process and run; `python -m bench.storm.profile DIR/*.txt` sums them by stage).
 
 Bounded: `--campaign-timeout` and `--drain-timeout` per run; loopback only.
 """
@@ -131,6 +134,8 @@ class Storm:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
         self.db: AsyncEngine = create_async_engine(db_url, pool_size=2, max_overflow=0)
+        self.profiled: dict[str, int] = {}  # process name -> pid, for --profile
+        self.run_index = 0
         self.channel_id = 0
         self.campaign_id = 0
 
@@ -312,6 +317,7 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
     reader = asyncio.create_task(agent.run())
     await asyncio.wait_for(agent.ready.wait(), 30)
     out: dict[str, Any] = {}
+    spies: list[subprocess.Popen[bytes]] = []
     try:
         # Warm-up: each customer's contact and conversation exist, as in a steady state.
         warm, tasks = await storm.customers(agent, "warm", count=len(CUSTOMERS))
@@ -325,6 +331,7 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
         await storm.sim_stats(reset=True)
         timeline: list[dict[str, Any]] = []
         lanes0 = await storm.lanes()
+        spies = start_profiles(args, storm.profiled, storm.run_index)
         t0 = time.perf_counter()
         launch = await storm.api.post(f"/api/v1/campaigns/{storm.campaign_id}/launch")
         launch.raise_for_status()
@@ -441,7 +448,29 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+        for spy in spies:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=args.profile_seconds + 30)
     return out
+
+
+def start_profiles(
+    args: argparse.Namespace, pids: dict[str, int], run: int
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each Tidings process for `--profile-seconds` from now (the campaign's launch)."""
+    if args.profile is None:
+        return []
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        sys.exit("--profile needs py-spy in the venv (scripts/setup installs the dev extras)")
+    args.profile.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for name, pid in pids.items():
+        argv = [str(spy), "record", "--pid", str(pid), "--duration", str(args.profile_seconds)]
+        argv += ["--rate", "200", "--idle", "--threads", "--format", "raw", "--nonblocking"]
+        argv += ["-o", str(args.profile / f"{args.store}-{name}-run{run}.txt")]
+        spies.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return spies
 
 
 async def exactly_once(storm: Storm, given_up: int) -> Audit:
@@ -546,6 +575,7 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
         web_env = env_for("web", TIDINGS_RUN_WORKERS="0" if args.store == "postgres" else "1")
         web = stack.enter_context(child([tidings, "serve"], env=web_env, log=tmp / "web.log"))
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=web)
+        profiled = {"web": web.pid}
         if args.store == "postgres":
             for i in range(args.workers):
                 loops = {}
@@ -553,16 +583,18 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
                     # The documented layout (docs/operations.md, "Sizing the lanes"): process 0
                     # runs the inbound lanes alone, the others every other loop.
                     loops["TIDINGS_WORKERS"] = "inbound" if i == 0 else "background"
-                stack.enter_context(
+                worker = stack.enter_context(
                     child(
                         [tidings, "worker"],
                         env=env_for(f"worker{i}", TIDINGS_RUN_WORKERS="1", **loops),
                         log=tmp / f"worker{i}.log",
                     )
                 )
+                profiled[f"worker{i}"] = worker.pid
 
         async def go() -> dict[str, Any]:
             storm = Storm(args, port, sim_port, boot["api_token"], db_url)
+            storm.profiled, storm.run_index = profiled, index
             try:
                 await storm.setup()
                 return await run_storm(storm)
@@ -647,6 +679,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument("--keep-logs", help="copy the processes' logs to this directory")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy every Tidings process into this folder (see above)"
+    )
+    parser.add_argument("--profile-seconds", type=int, default=30)
     args = parser.parse_args(argv)
     if args.quick:
         args.recipients, args.runs = 3000, 1
