@@ -219,12 +219,17 @@ async def _step(rt: Runtime, claim: Claim, interruptible: bool = True) -> bool:
 
 async def _drain_customers(rt: Runtime) -> bool:
     """Fresh customer events until none is due (or CUSTOMER_DRAIN_SECONDS have passed).
-    Returns whether some are still waiting."""
+    Returns whether some are still waiting. Once none is left (and no customer webhook came
+    in since the last look), the background loops' writers may go on (`PriorityHold`)."""
     deadline = time.monotonic() + CUSTOMER_DRAIN_SECONDS
-    while await _step(rt, CUSTOMER_FRESH):
+    while True:
+        generation = rt.db.priority.generation
+        if not await _step(rt, CUSTOMER_FRESH):
+            if not rt.committer.customers_waiting:  # one is on its way: keep holding
+                rt.db.priority.end(generation)
+            return False
         if time.monotonic() > deadline:
             return True
-    return False
 
 
 async def process_round(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> bool:
@@ -270,6 +275,19 @@ async def replay(
 
 
 async def run(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> None:
+    # Customer webhooks hold the background loops' writes back until this loop has applied
+    # them (storage/db.py `PriorityHold`): only where this loop serves the customer lane.
+    if InboundLane.CUSTOMER in lanes:
+        rt.db.priority.enabled = True
+    try:
+        await _run(rt, lanes)
+    finally:
+        if InboundLane.CUSTOMER in lanes:
+            rt.db.priority.enabled = False
+            rt.db.priority.end(rt.db.priority.generation)
+
+
+async def _run(rt: Runtime, lanes: Sequence[InboundLane]) -> None:
     while True:
         try:
             more = await process_round(rt, lanes)
