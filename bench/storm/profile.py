@@ -21,6 +21,8 @@ from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^:()]+)(?::(?P<line>\d+))?\)$")
 LOOP_FRAMES = ("asyncio/runners.py", "asyncio/base_events.py")
+# Frames that start every task of a kind, not the task itself.
+SKIP = frozenset({"tidings/cli.py", "tidings/workers/registry.py"})
 
 
 def parse(line: str) -> tuple[str, list[tuple[str, str]], int] | None:
@@ -39,7 +41,7 @@ def parse(line: str) -> tuple[str, list[tuple[str, str]], int] | None:
 def task_of(frames: list[tuple[str, str]]) -> str:
     """The first Tidings frame under the loop, or what the stack is when none is there."""
     for func, file in frames:
-        if file.startswith("tidings/") and file != "tidings/cli.py":
+        if file.startswith("tidings/") and file not in SKIP:
             return f"{file} {func}"
     for _func, file in frames:
         if file.startswith(("uvicorn/", "starlette/", "fastapi/", "httptools")):
@@ -52,7 +54,7 @@ def task_of(frames: list[tuple[str, str]]) -> str:
 def leaf_of(frames: list[tuple[str, str]]) -> str:
     """The innermost Tidings frame (where in our code the time was spent, callees included)."""
     for func, file in reversed(frames):
-        if file.startswith("tidings/") and file != "tidings/cli.py":
+        if file.startswith("tidings/") and file not in SKIP:
             return f"{file} {func}"
     return task_of(frames)
 

@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -428,6 +429,7 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
         injected = await asyncio.gather(*inject_tasks)
         await wait_seen(agent, set(scheduled), 30)
         out["customer"] = latency_figures(scheduled, agent)
+        out["stages"] = await stages(storm, scheduled, agent)
         out["customer_inject_non_200"] = sum(1 for status, _ in injected if status != 200)
         out["customer_inject_p99_ms"] = pct([s * 1000 for _, s in injected], 0.99)
         final = await storm.sim_stats()
@@ -471,6 +473,52 @@ def start_profiles(
         argv += ["-o", str(args.profile / f"{args.store}-{name}-run{run}.txt")]
         spies.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return spies
+
+
+WALL = time.time() - time.perf_counter()  # perf_counter -> wall clock (UTC seconds)
+
+
+def _utc_seconds(value: Any) -> float:
+    """A timestamp column as read back by either store: SQLite text (UTC, naive) or datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp())
+
+
+async def stages(storm: Storm, scheduled: dict[str, float], agent: Client) -> dict[str, float]:
+    """Where a customer's message spent its time during the campaign, from the rows Tidings
+    stamps: scheduled → its webhook received (`inbound_event.received_at`: the simulator and
+    the request reaching the handler), → its message row created (`message.created_at`, in
+    the ingest worker's transaction: the commit of the webhook, the wake-up, the claim), → the
+    agent's SSE event (the apply's commit, the publish, the stream). p50/p99 in ms."""
+    async with storm.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT e.event_key, e.received_at, m.created_at FROM inbound_event e "
+                    "JOIN message m ON m.channel_id = e.channel_id "
+                    "AND m.provider_message_id = substr(e.event_key, 5) "
+                    "WHERE e.channel_id = :ch AND e.event_key LIKE 'msg:wamid.storm-storm-%'"
+                ),
+                {"ch": storm.channel_id},
+            )
+        ).all()
+    parts: dict[str, list[float]] = {"received": [], "created": [], "seen": []}
+    for key, received, created in rows:
+        marker = str(key).removeprefix("msg:wamid.storm-")
+        if marker not in scheduled or marker not in agent.seen:
+            continue
+        due, rec, made = scheduled[marker] + WALL, _utc_seconds(received), _utc_seconds(created)
+        parts["received"].append((rec - due) * 1000)
+        parts["created"].append((made - rec) * 1000)
+        parts["seen"].append((agent.seen[marker] + WALL - made) * 1000)
+    out: dict[str, float] = {"measured": float(len(parts["seen"]))}
+    for name, values in parts.items():
+        out[f"{name}_p50"] = pct(values, 0.5)
+        out[f"{name}_p99"] = pct(values, 0.99)
+    return out
 
 
 async def exactly_once(storm: Storm, given_up: int) -> Audit:
@@ -731,6 +779,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['audit']['expected']} sent by the simulator"
             + ("" if r["audit"]["counts_compared"] else " (campaign counts still moving)")
         )
+        st = r.get("stages") or {}
+        if st.get("measured"):
+            print(
+                f"    customer stages p50/p99 ms ({st['measured']:.0f} messages): scheduled → "
+                f"webhook received {st['received_p50']:.0f}/{st['received_p99']:.0f}; → message "
+                f"row created {st['created_p50']:.0f}/{st['created_p99']:.0f}; → agent's SSE "
+                f"{st['seen_p50']:.0f}/{st['seen_p99']:.0f}"
+            )
         for problem in r["audit"]["problems"]:
             print(f"    {problem}")
     print("targets (each run):")

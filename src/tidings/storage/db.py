@@ -120,6 +120,9 @@ class TurnLock:
 # report rollup ...; workers/registry.py): their SQLite write transactions give way to a
 # customer's event on its way to an agent (`PriorityHold`).
 BACKGROUND_WRITER: ContextVar[bool] = ContextVar("background_writer", default=False)
+# Set by the ingest loop while it drains customer events: their write transactions take the
+# process's write turn ahead of other waiting writers, like the webhooks' group commit.
+FIRST_WRITER: ContextVar[bool] = ContextVar("first_writer", default=False)
 # The longest a background writer waits for the hold to end before it writes anyway: under a
 # flood of customer messages the background still gets a transaction this often per task.
 HOLD_WAIT_SECONDS = 0.25
@@ -137,10 +140,12 @@ class PriorityHold:
     `begin()` when such an event is handed to the group commit; the ingest worker `end()`s it
     once it found no due customer event left and nothing began since it looked (`generation`).
     Enabled only where the customer lane runs in this process (`enabled`): elsewhere nobody
-    would end a hold."""
+    would end a hold. `TIDINGS_PRIORITY_HOLD=0` turns it off (diagnosis, and the same-session
+    comparison of `bench/storm`)."""
 
     def __init__(self) -> None:
         self.enabled = False
+        self.allowed = os.environ.get("TIDINGS_PRIORITY_HOLD", "1") != "0"
         self.generation = 0
         self._held = False
         self._ended: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
@@ -158,7 +163,7 @@ class PriorityHold:
         return self._held
 
     def begin(self) -> None:
-        if not self.enabled:
+        if not (self.enabled and self.allowed):
             return
         self.generation += 1
         if not self._held:
@@ -238,11 +243,13 @@ class Database:
         SQLite's busy handler, which sleeps up to 100 ms between tries, so a waiting
         acknowledgement could miss a free lock again and again. Waiters are served in order,
         except that `first` ones (the group committer: webhooks waiting for their 200) go
-        ahead of every other waiter; background loops' writers first wait for a customer's
+        ahead of every other waiter (and so do the customer lane's claims, `FIRST_WRITER`);
+        background loops' writers first wait for a customer's
         event in flight (`PriorityHold`). PostgreSQL: no-op."""
         if self.dialect != "sqlite":
             yield
             return
+        first = first or FIRST_WRITER.get()
         if not first and BACKGROUND_WRITER.get():
             await self.priority.wait()
         loop = asyncio.get_running_loop()
