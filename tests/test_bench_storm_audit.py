@@ -4,7 +4,10 @@ that does not follow its message, and campaign counts that disagree with the row
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 from bench.storm.audit import audit, furthest
+from bench.storm.run import _utc_seconds
 
 SIM = {"wamid.A": ["sent", "delivered", "read"], "wamid.B": ["sent", "delivered"]}
 STORED = [
@@ -69,3 +72,12 @@ def test_counts_still_moving_are_not_compared() -> None:
     result = audit(SIM, STORED, MESSAGES, RECIPIENTS, None)
     assert result.counts_mismatch == []
     assert not result.counts_compared
+
+
+def test_stage_times_read_both_stores_timestamps_as_utc() -> None:
+    """The customer-stage split (bench/storm/run.py `stages`) compares the rows' stamps with
+    the bench's clock: SQLite's naive UTC text and PostgreSQL's datetimes give one instant."""
+    instant = datetime(2026, 12, 7, 11, 0, 0, 123456, tzinfo=UTC)
+    assert _utc_seconds("2026-12-07 11:00:00.123456") == instant.timestamp()
+    assert _utc_seconds(instant.replace(tzinfo=None)) == instant.timestamp()
+    assert _utc_seconds(instant.astimezone(timezone(timedelta(hours=2)))) == instant.timestamp()

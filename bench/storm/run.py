@@ -32,6 +32,9 @@ Every run starts from nothing: a fresh database, a fresh simulator, new processe
 - Rates during the run (launch → campaign end): status events applied/s and customer events
   processed/s, from the `inbound_event` rows per lane and state (sampled each second).
 - At the end, the exactly-once audit (`bench/storm/audit.py`) against the database.
+- `--profile DIR`: py-spy (a dev dependency) records every Tidings process from the launch for
+  `--profile-seconds`, idle samples included, into DIR (raw collapsed stacks, one file per
+  process and run; `python -m bench.storm.profile DIR/*.txt` sums them by stage).
 
 Bounded: `--campaign-timeout` and `--drain-timeout` per run; loopback only.
 """
@@ -49,6 +52,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +135,8 @@ class Storm:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
         self.db: AsyncEngine = create_async_engine(db_url, pool_size=2, max_overflow=0)
+        self.profiled: dict[str, int] = {}  # process name -> pid, for --profile
+        self.run_index = 0
         self.channel_id = 0
         self.campaign_id = 0
 
@@ -312,6 +318,7 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
     reader = asyncio.create_task(agent.run())
     await asyncio.wait_for(agent.ready.wait(), 30)
     out: dict[str, Any] = {}
+    spies: list[subprocess.Popen[bytes]] = []
     try:
         # Warm-up: each customer's contact and conversation exist, as in a steady state.
         warm, tasks = await storm.customers(agent, "warm", count=len(CUSTOMERS))
@@ -325,6 +332,7 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
         await storm.sim_stats(reset=True)
         timeline: list[dict[str, Any]] = []
         lanes0 = await storm.lanes()
+        spies = start_profiles(args, storm.profiled, storm.run_index)
         t0 = time.perf_counter()
         launch = await storm.api.post(f"/api/v1/campaigns/{storm.campaign_id}/launch")
         launch.raise_for_status()
@@ -421,6 +429,7 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
         injected = await asyncio.gather(*inject_tasks)
         await wait_seen(agent, set(scheduled), 30)
         out["customer"] = latency_figures(scheduled, agent)
+        out["stages"] = await stages(storm, scheduled, agent)
         out["customer_inject_non_200"] = sum(1 for status, _ in injected if status != 200)
         out["customer_inject_p99_ms"] = pct([s * 1000 for _, s in injected], 0.99)
         final = await storm.sim_stats()
@@ -441,6 +450,74 @@ async def run_storm(storm: Storm) -> dict[str, Any]:
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+        for spy in spies:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=args.profile_seconds + 30)
+    return out
+
+
+def start_profiles(
+    args: argparse.Namespace, pids: dict[str, int], run: int
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each Tidings process for `--profile-seconds` from now (the campaign's launch)."""
+    if args.profile is None:
+        return []
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        sys.exit("--profile needs py-spy in the venv (scripts/setup installs the dev extras)")
+    args.profile.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for name, pid in pids.items():
+        argv = [str(spy), "record", "--pid", str(pid), "--duration", str(args.profile_seconds)]
+        argv += ["--rate", "200", "--idle", "--threads", "--format", "raw", "--nonblocking"]
+        argv += ["-o", str(args.profile / f"{args.store}-{name}-run{run}.txt")]
+        spies.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return spies
+
+
+WALL = time.time() - time.perf_counter()  # perf_counter -> wall clock (UTC seconds)
+
+
+def _utc_seconds(value: Any) -> float:
+    """A timestamp column as read back by either store: SQLite text (UTC, naive) or datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp())
+
+
+async def stages(storm: Storm, scheduled: dict[str, float], agent: Client) -> dict[str, float]:
+    """Where a customer's message spent its time during the campaign, from the rows Tidings
+    stamps: scheduled → its webhook received (`inbound_event.received_at`: the simulator and
+    the request reaching the handler), → its message row created (`message.created_at`, in
+    the ingest worker's transaction: the commit of the webhook, the wake-up, the claim), → the
+    agent's SSE event (the apply's commit, the publish, the stream). p50/p99 in ms."""
+    async with storm.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT e.event_key, e.received_at, m.created_at FROM inbound_event e "
+                    "JOIN message m ON m.channel_id = e.channel_id "
+                    "AND m.provider_message_id = substr(e.event_key, 5) "
+                    "WHERE e.channel_id = :ch AND e.event_key LIKE 'msg:wamid.storm-storm-%'"
+                ),
+                {"ch": storm.channel_id},
+            )
+        ).all()
+    parts: dict[str, list[float]] = {"received": [], "created": [], "seen": []}
+    for key, received, created in rows:
+        marker = str(key).removeprefix("msg:wamid.storm-")
+        if marker not in scheduled or marker not in agent.seen:
+            continue
+        due, rec, made = scheduled[marker] + WALL, _utc_seconds(received), _utc_seconds(created)
+        parts["received"].append((rec - due) * 1000)
+        parts["created"].append((made - rec) * 1000)
+        parts["seen"].append((agent.seen[marker] + WALL - made) * 1000)
+    out: dict[str, float] = {"measured": float(len(parts["seen"]))}
+    for name, values in parts.items():
+        out[f"{name}_p50"] = pct(values, 0.5)
+        out[f"{name}_p99"] = pct(values, 0.99)
     return out
 
 
@@ -546,6 +623,7 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
         web_env = env_for("web", TIDINGS_RUN_WORKERS="0" if args.store == "postgres" else "1")
         web = stack.enter_context(child([tidings, "serve"], env=web_env, log=tmp / "web.log"))
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=web)
+        profiled = {"web": web.pid}
         if args.store == "postgres":
             for i in range(args.workers):
                 loops = {}
@@ -553,16 +631,18 @@ def one_run(args: argparse.Namespace, index: int) -> dict[str, Any]:
                     # The documented layout (docs/operations.md, "Sizing the lanes"): process 0
                     # runs the inbound lanes alone, the others every other loop.
                     loops["TIDINGS_WORKERS"] = "inbound" if i == 0 else "background"
-                stack.enter_context(
+                worker = stack.enter_context(
                     child(
                         [tidings, "worker"],
                         env=env_for(f"worker{i}", TIDINGS_RUN_WORKERS="1", **loops),
                         log=tmp / f"worker{i}.log",
                     )
                 )
+                profiled[f"worker{i}"] = worker.pid
 
         async def go() -> dict[str, Any]:
             storm = Storm(args, port, sim_port, boot["api_token"], db_url)
+            storm.profiled, storm.run_index = profiled, index
             try:
                 await storm.setup()
                 return await run_storm(storm)
@@ -647,6 +727,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument("--keep-logs", help="copy the processes' logs to this directory")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy every Tidings process into this folder (see above)"
+    )
+    parser.add_argument("--profile-seconds", type=int, default=30)
     args = parser.parse_args(argv)
     if args.quick:
         args.recipients, args.runs = 3000, 1
@@ -695,6 +779,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['audit']['expected']} sent by the simulator"
             + ("" if r["audit"]["counts_compared"] else " (campaign counts still moving)")
         )
+        st = r.get("stages") or {}
+        if st.get("measured"):
+            print(
+                f"    customer stages p50/p99 ms ({st['measured']:.0f} messages): scheduled → "
+                f"webhook received {st['received_p50']:.0f}/{st['received_p99']:.0f}; → message "
+                f"row created {st['created_p50']:.0f}/{st['created_p99']:.0f}; → agent's SSE "
+                f"{st['seen_p50']:.0f}/{st['seen_p99']:.0f}"
+            )
         for problem in r["audit"]["problems"]:
             print(f"    {problem}")
     print("targets (each run):")

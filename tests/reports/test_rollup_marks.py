@@ -123,3 +123,27 @@ async def test_a_batch_past_its_slice_consumes_only_what_it_recomputed(
     await rollup.drain(server.runtime)
     assert set(await reported(server)) == set(ids)
     assert await marks(server) == []
+
+
+async def test_a_batch_stops_for_a_customer_event_on_its_way(
+    server: Server, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a customer's event waits to be applied (storage/db.py `PriorityHold`, held), a
+    SQLite batch ends after its first chunk however long its slice, consuming only what it
+    recomputed."""
+    if not server.runtime.db.is_sqlite:
+        pytest.skip("the hold serves SQLite's single write lock only")
+    await rollup.drain(server.runtime)
+    ids = await conversations(server, owner, rollup.RECOMPUTE_CHUNK + 5)
+    monkeypatch.setattr(rollup, "SLICE_SECONDS", 3600.0)
+    hold = server.runtime.db.priority
+    hold.enabled = True  # no ingest loop runs here to end it
+    hold.begin()
+    consumed = await rollup.process_batch(server.runtime)
+    first_chunk = set(sorted(ids)[: rollup.RECOMPUTE_CHUNK])
+    assert set(await reported(server)) == first_chunk
+    assert consumed > 0
+    hold.end(hold.generation)
+    await rollup.drain(server.runtime)
+    assert set(await reported(server)) == set(ids)
+    assert await marks(server) == []

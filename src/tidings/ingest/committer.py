@@ -194,6 +194,7 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
+        self._urgent_in_flight = False
         self._idle = asyncio.Event()  # set whenever the queue of waiting webhooks runs empty
         self.last_commit = 0.0  # monotonic time of the last commit, for the worker's throttle
         path = sqlite_path(db.url)
@@ -206,6 +207,11 @@ class GroupCommitter:
     def busy(self, within: float = 1.0) -> bool:
         """Webhooks were acknowledged in the last `within` seconds (traffic is arriving)."""
         return self.waiting or time.monotonic() - self.last_commit < within
+
+    @property
+    def customers_waiting(self) -> bool:
+        """A webhook with a customer's event is queued or being committed."""
+        return bool(self._urgent) or self._urgent_in_flight
 
     @property
     def waiting(self) -> bool:
@@ -245,6 +251,8 @@ class GroupCommitter:
         customer lane stays within a second). It still waits for the commit in flight."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         urgent = any(row["lane"] == InboundLane.CUSTOMER for row in rows)
+        if urgent:
+            self._db.priority.begin()  # background writers wait from now (storage/db.py)
         (self._urgent if urgent else self._pending).append((rows, fut))
         self._wake.set()
         await fut
@@ -254,6 +262,7 @@ class GroupCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._urgent or self._pending:
+                urgent = bool(self._urgent)
                 queue = self._urgent or self._pending
                 batch: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
                 count = 0
@@ -261,7 +270,15 @@ class GroupCommitter:
                     item = queue.pop(0)
                     batch.append(item)
                     count += len(item[0])
-                await self._commit(batch)
+                self._urgent_in_flight = urgent
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._urgent_in_flight = False
+                if urgent:
+                    # Again once committed: a worker that looked for customer events before
+                    # this commit must not end the hold (its generation is older now).
+                    self._db.priority.begin()
             self._idle.set()
 
     async def _commit(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]) -> None:

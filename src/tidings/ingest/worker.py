@@ -39,6 +39,7 @@ from tidings.domain.enums import InboundLane, InboundState, Queue
 from tidings.ingest.messages import apply_customer_rows
 from tidings.ingest.statuses import apply_status_rows
 from tidings.runtime import Runtime
+from tidings.storage.db import FIRST_WRITER
 from tidings.storage.models import InboundEvent
 from tidings.storage.types import utcnow
 
@@ -53,6 +54,12 @@ IDLE_POLL_SECONDS = 0.5
 # only 50 messages/s (bench/latency).
 SLICE_SECONDS = 0.01
 ACK_TURN_SECONDS = 0.05
+# A fresh customer claim (at most 50 events, usually one or two) gives the lock back to waiting
+# webhooks only after this long, and then goes on at once: the group commit has the first turn
+# at the lock anyway (`writer_turn(first=True)`). During a broadcast webhooks wait for a commit
+# nearly all the time, so a customer claim cut after 10 ms then waited up to ACK_TURN_SECONDS
+# for a queue that seldom empties (docs/benchmarks.md, "Broadcast storm").
+CUSTOMER_ACK_SLICE_SECONDS = 0.05
 # The status lane's slice: once it has run this long, a slice ends as soon as new inbound work
 # was announced (a webhook committed here, or a wake-up from another process), which may be a
 # customer's; the loop then drains the customer lane before the next slice. So a customer
@@ -186,14 +193,16 @@ async def process_claim(rt: Runtime, claim: Claim, *, interruptible: bool = True
         started = time.monotonic()
         wakes = rt.wake_counts["ingest"]
         longest = MAX_SLICE_SECONDS if not rt.db.is_sqlite else 0.0
+        customers_first = claim is CUSTOMER_FRESH
+        ack_slice = CUSTOMER_ACK_SLICE_SECONDS if customers_first else SLICE_SECONDS
 
         def should_yield() -> bool:
             nonlocal acks
             elapsed = time.monotonic() - started
             # Acknowledging webhooks comes first: give the write lock back (SQLite has one
             # writer) and let the untouched rest of the batch wait for the next round.
-            if rt.committer.waiting and elapsed > SLICE_SECONDS:
-                acks = True
+            if rt.committer.waiting and elapsed > ack_slice:
+                acks = not customers_first
                 return True
             if claim.slice_seconds is None or elapsed <= claim.slice_seconds:
                 return False
@@ -219,12 +228,21 @@ async def _step(rt: Runtime, claim: Claim, interruptible: bool = True) -> bool:
 
 async def _drain_customers(rt: Runtime) -> bool:
     """Fresh customer events until none is due (or CUSTOMER_DRAIN_SECONDS have passed).
-    Returns whether some are still waiting."""
+    Returns whether some are still waiting. Once none is left (and no customer webhook came
+    in since the last look), the background loops' writers may go on (`PriorityHold`)."""
     deadline = time.monotonic() + CUSTOMER_DRAIN_SECONDS
-    while await _step(rt, CUSTOMER_FRESH):
-        if time.monotonic() > deadline:
-            return True
-    return False
+    first = FIRST_WRITER.set(True)  # ahead of queued writers for SQLite's write lock
+    try:
+        while True:
+            generation = rt.db.priority.generation
+            if not await _step(rt, CUSTOMER_FRESH):
+                if not rt.committer.customers_waiting:  # one is on its way: keep holding
+                    rt.db.priority.end(generation)
+                return False
+            if time.monotonic() > deadline:
+                return True
+    finally:
+        FIRST_WRITER.reset(first)
 
 
 async def process_round(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> bool:
@@ -270,6 +288,19 @@ async def replay(
 
 
 async def run(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> None:
+    # Customer webhooks hold the background loops' writes back until this loop has applied
+    # them (storage/db.py `PriorityHold`): only where this loop serves the customer lane.
+    if InboundLane.CUSTOMER in lanes:
+        rt.db.priority.enabled = True
+    try:
+        await _run(rt, lanes)
+    finally:
+        if InboundLane.CUSTOMER in lanes:
+            rt.db.priority.enabled = False
+            rt.db.priority.end(rt.db.priority.generation)
+
+
+async def _run(rt: Runtime, lanes: Sequence[InboundLane]) -> None:
     while True:
         try:
             more = await process_round(rt, lanes)

@@ -426,7 +426,12 @@ async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None
             chunk = ids[start : start + RECOMPUTE_CHUNK]
             await recompute(s, rt.db, chunk)
             recomputed.update(chunk)
-            if rt.db.is_sqlite and time.monotonic() - started > SLICE_SECONDS:
+            if rt.db.is_sqlite and (
+                time.monotonic() - started > SLICE_SECONDS or rt.db.priority.held
+            ):
+                # The slice is up, or a customer's event is on its way to the agents and
+                # waits for this write lock (storage/db.py `PriorityHold`): the rest of the
+                # batch is the next one's.
                 break
         marks = [mark for mark, conversation in found if conversation in recomputed]
         for start in range(0, len(marks), 500):

@@ -14,6 +14,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,74 @@ class TurnLock:
         self._held = False
 
 
+# Set in the tasks of background loops (campaign fan-out, sending, recording send answers, the
+# report rollup ...; workers/registry.py): their SQLite write transactions give way to a
+# customer's event on its way to an agent (`PriorityHold`).
+BACKGROUND_WRITER: ContextVar[bool] = ContextVar("background_writer", default=False)
+# Set by the ingest loop while it drains customer events: their write transactions take the
+# process's write turn ahead of other waiting writers, like the webhooks' group commit.
+FIRST_WRITER: ContextVar[bool] = ContextVar("first_writer", default=False)
+# The longest a background writer waits for the hold to end before it writes anyway: under a
+# flood of customer messages the background still gets a transaction this often per task.
+HOLD_WAIT_SECONDS = 0.25
+
+
+class PriorityHold:
+    """SQLite, one process: while a customer's event is on its way from its webhook to the
+    agents (committed, claimed, applied, published), background loops do not start a write
+    transaction. They would not delay it by the write lock alone (the customer's webhook and
+    claim go `first`), but by the event loop: SQLite's writer runs on the loop's thread, so each
+    background transaction's statements run between the steps of the customer's path, and with
+    the fan-out, sending, the send answers and the rollup all busy during a broadcast the
+    customer waited ~0.5 s for its turns (docs/benchmarks.md, "Broadcast storm").
+
+    `begin()` when such an event is handed to the group commit; the ingest worker `end()`s it
+    once it found no due customer event left and nothing began since it looked (`generation`).
+    Enabled only where the customer lane runs in this process (`enabled`): elsewhere nobody
+    would end a hold. `TIDINGS_PRIORITY_HOLD=0` turns it off (diagnosis, and the same-session
+    comparison of `bench/storm`)."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.allowed = os.environ.get("TIDINGS_PRIORITY_HOLD", "1") != "0"
+        self.generation = 0
+        self._held = False
+        self._ended: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    def _event(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._ended is None or self._ended[0] is not loop:
+            self._ended = (loop, asyncio.Event())
+            if not self._held:
+                self._ended[1].set()
+        return self._ended[1]
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def begin(self) -> None:
+        if not (self.enabled and self.allowed):
+            return
+        self.generation += 1
+        if not self._held:
+            self._held = True
+            self._event().clear()
+
+    def end(self, generation: int) -> None:
+        """End the hold unless another customer event began one after `generation` was read."""
+        if self._held and generation == self.generation:
+            self._held = False
+            self._event().set()
+
+    async def wait(self) -> None:
+        """Until the hold ends, at most HOLD_WAIT_SECONDS."""
+        if not self._held:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event().wait(), HOLD_WAIT_SECONDS)
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, inline_writes: bool | None = None) -> None:
         self.url = url
@@ -161,6 +230,7 @@ class Database:
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._turn: tuple[asyncio.AbstractEventLoop, TurnLock] | None = None
+        self.priority = PriorityHold()
 
     @property
     def is_sqlite(self) -> bool:
@@ -173,10 +243,15 @@ class Database:
         SQLite's busy handler, which sleeps up to 100 ms between tries, so a waiting
         acknowledgement could miss a free lock again and again. Waiters are served in order,
         except that `first` ones (the group committer: webhooks waiting for their 200) go
-        ahead of every other waiter. PostgreSQL: no-op."""
+        ahead of every other waiter (and so do the customer lane's claims, `FIRST_WRITER`);
+        background loops' writers first wait for a customer's
+        event in flight (`PriorityHold`). PostgreSQL: no-op."""
         if self.dialect != "sqlite":
             yield
             return
+        first = first or FIRST_WRITER.get()
+        if not first and BACKGROUND_WRITER.get():
+            await self.priority.wait()
         loop = asyncio.get_running_loop()
         if self._turn is None or self._turn[0] is not loop:
             self._turn = (loop, TurnLock())

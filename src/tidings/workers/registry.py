@@ -19,6 +19,7 @@ from tidings.ingest import worker as ingest
 from tidings.media import worker as media
 from tidings.reports import rollup as report_rollup
 from tidings.runtime import Runtime
+from tidings.storage.db import BACKGROUND_WRITER
 from tidings.workers import assignment, profiles
 
 WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
@@ -88,12 +89,24 @@ def chosen_workers(settings: Settings) -> list[str]:
     return [name for name in known if name in names]
 
 
+# The loops whose writes never give way to a customer's event (`storage.db.PriorityHold`): the
+# inbound lanes themselves.
+INBOUND_LOOPS = frozenset({"ingest", *LANE_WORKERS})
+
+
+async def _background(loop: Coroutine[Any, Any, None]) -> None:
+    """Run a background loop whose SQLite writes wait for a customer's event in flight."""
+    BACKGROUND_WRITER.set(True)
+    await loop
+
+
 def start_workers(rt: Runtime) -> None:
     chosen = chosen_workers(rt.settings)
     loops = {**WORKERS, **LANE_WORKERS}
     for name in chosen:
         if name in loops:
-            rt.spawn(loops[name](rt), name=f"worker-{name}")
+            loop = loops[name](rt)
+            rt.spawn(loop if name in INBOUND_LOOPS else _background(loop), name=f"worker-{name}")
     if SESSIONS not in chosen:
         return
     for kind in kinds():
