@@ -9,8 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox
-from tidings.actions.base import transaction
-from tidings.domain import live_events
+from tidings.actions.base import settings_changed, transaction
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.storage.models import AutomationRule, InboxBusinessHours
@@ -118,7 +117,7 @@ async def check_save_rule(
         if position is not None:
             row.position = position
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
+        settings_changed(tx, who, "automation_rules")
         return row
 
 
@@ -129,7 +128,7 @@ async def check_delete_rule(rt: Runtime, who: Principal, rule_id: int) -> None:
         if row is None or row.workspace_id != who.workspace_id:
             raise NotFound("rule not found")
         await tx.session.delete(row)
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
+        settings_changed(tx, who, "automation_rules")
 
 
 async def check_set_business_hours(
@@ -149,7 +148,7 @@ async def check_set_business_hours(
             setattr(row, key, value)
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)
+        settings_changed(tx, who, "business_hours")
         return row
 
 
@@ -160,4 +159,4 @@ async def check_delete_business_hours(rt: Runtime, who: Principal, inbox_id: int
         row = await tx.session.get(InboxBusinessHours, inbox_id)
         if row is not None:
             await tx.session.delete(row)
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)
+        settings_changed(tx, who, "business_hours")
