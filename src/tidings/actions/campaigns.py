@@ -179,6 +179,12 @@ async def check_update_campaign(
         return campaign
 
 
+async def _announce_with_counts(tx: Tx, who: Principal, campaign: Campaign) -> None:
+    """CAMPAIGN_UPDATED with the recipients' counts as they are now."""
+    data = campaign_dict(campaign, await counts(tx.session, campaign.id))
+    tx.emit(live_events.CAMPAIGN_UPDATED(data), who.workspace_id, None)
+
+
 async def check_upload_csv(
     rt: Runtime, who: Principal, campaign_id: int, raw: bytes, region: str | None
 ) -> dict[str, Any]:
@@ -231,13 +237,7 @@ async def check_launch(rt: Runtime, who: Principal, campaign_id: int) -> Campaig
         scheduled = campaign.scheduled_at is not None and campaign.scheduled_at > now
         campaign.state = CampaignState.SCHEDULED if scheduled else CampaignState.RUNNING
         campaign.launched_at = campaign.updated_at = now
-        tx.emit(
-            live_events.CAMPAIGN_UPDATED(
-                campaign_dict(campaign, await counts(tx.session, campaign.id))
-            ),
-            who.workspace_id,
-            None,
-        )
+        await _announce_with_counts(tx, who, campaign)
         return campaign
 
 
@@ -298,13 +298,7 @@ async def check_move(rt: Runtime, who: Principal, campaign_id: int, action: str)
                     updated_at=now,
                 )
             )
-        tx.emit(
-            live_events.CAMPAIGN_UPDATED(
-                campaign_dict(campaign, await counts(tx.session, campaign.id))
-            ),
-            who.workspace_id,
-            None,
-        )
+        await _announce_with_counts(tx, who, campaign)
         return campaign
 
 
