@@ -268,26 +268,19 @@ async def _provider_consent(
     label = channel.adapter.label
     what = str(event.extra.get("event") or event.consent)
     if event.consent == ConsentStatus.OPTED_OUT:
-        await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_OUT,
-            source=f"event:{what}",
-            source_message_id=message.id,
-            note=f"Customer unsubscribed on {label}; nothing more can be sent to them there "
-            "until they subscribe again.",
+        status = ConsentStatus.OPTED_OUT
+        note = (
+            f"Customer unsubscribed on {label}; nothing more can be sent to them there "
+            "until they subscribe again."
         )
     elif await current_status(tx, conv.contact_id, channel.kind) == ConsentStatus.OPTED_OUT:
-        await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_IN,
-            source=f"event:{what}",
-            source_message_id=message.id,
-            note=f"Customer subscribed again on {label}; messages can be sent to them there.",
-        )
+        status = ConsentStatus.OPTED_IN
+        note = f"Customer subscribed again on {label}; messages can be sent to them there."
+    else:
+        return
+    await do_set_consent(
+        tx, conv, channel, status, source=f"event:{what}", source_message_id=message.id, note=note
+    )
 
 
 def flag_unparsed_phone(contact: Contact, raw: str | None) -> None:
