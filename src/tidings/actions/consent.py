@@ -211,26 +211,18 @@ async def do_after_inbound(
     kind, word = matched
     source = f"keyword:{word.upper()}"
     said = (event.text or word).strip()
-    if kind == Keyword.OPT_OUT:
+    if kind in (Keyword.OPT_OUT, Keyword.OPT_IN):
+        if kind == Keyword.OPT_OUT:
+            status = ConsentStatus.OPTED_OUT
+            note = (
+                f'Customer opted out of SMS by replying "{said}"; '
+                "nothing more can be sent to them by SMS until they reply START."
+            )
+        else:
+            status = ConsentStatus.OPTED_IN
+            note = f'Customer opted back in to SMS by replying "{said}".'
         await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_OUT,
-            source=source,
-            source_message_id=message.id,
-            note=f'Customer opted out of SMS by replying "{said}"; '
-            "nothing more can be sent to them by SMS until they reply START.",
-        )
-    elif kind == Keyword.OPT_IN:
-        await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_IN,
-            source=source,
-            source_message_id=message.id,
-            note=f'Customer opted back in to SMS by replying "{said}".',
+            tx, conv, channel, status, source=source, source_message_id=message.id, note=note
         )
     elif settings.help_reply:
         # Imported here: outbound imports this module (provider opt-outs).
