@@ -543,15 +543,7 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         contact = await s.get_one(Contact, conv.contact_id)
-        identities = list(
-            (
-                await s.scalars(
-                    select(ContactIdentity)
-                    .where(ContactIdentity.contact_id == contact.id)
-                    .order_by(ContactIdentity.id)
-                )
-            ).all()
-        )
+        identities = (await identities_by_contact(s, [contact.id])).get(contact.id, [])
         consents = (
             await s.scalars(
                 select(Consent).where(Consent.contact_id == contact.id).order_by(Consent.id)
