@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from tidings.access import ALL_SCOPES, SCOPES, Principal, can_see_inbox, require_admin
-from tidings.actions.base import WEBHOOK_EVENTS, transaction
+from tidings.actions.base import WEBHOOK_EVENTS, audit, audit_as, transaction
 from tidings.channels import webhook_setup
 from tidings.channels.registry import get_adapter, kinds
 from tidings.domain.enums import Role
@@ -22,7 +22,6 @@ from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import (
     Agent,
     ApiToken,
-    AuditLog,
     Channel,
     Inbox,
     InboxMember,
@@ -94,16 +93,7 @@ async def bootstrap(
                 created_at=utcnow(),
             )
         )
-        s.add(
-            AuditLog(
-                workspace_id=ws.id,
-                actor_agent_id=agent.id,
-                action="bootstrap",
-                target_type="workspace",
-                target_id=ws.id,
-                details={},
-            )
-        )
+        audit_as(tx, ws.id, agent.id, "bootstrap", "workspace", ws.id)
         return {
             "created": True,
             "workspace_id": ws.id,
@@ -215,17 +205,7 @@ async def create_channel(
         )
         s.add(channel)
         await s.flush()
-        s.add(
-            AuditLog(
-                workspace_id=who.workspace_id,
-                actor_agent_id=who.agent_id,
-                action="channel.create",
-                target_type="channel",
-                target_id=channel.id,
-                details={"kind": kind},
-                created_at=utcnow(),
-            )
-        )
+        audit(tx, who, "channel.create", "channel", channel.id, {"kind": kind})
     rt.channels.invalidate(channel.id)
     info = await rt.channels.get(channel.id)
     if info is not None:
@@ -265,16 +245,14 @@ async def do_register_webhook(
     if not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
         return None
     async with transaction(rt) as tx:
-        tx.session.add(
-            AuditLog(
-                workspace_id=info.workspace_id,
-                actor_agent_id=actor_agent_id,
-                action="channel.webhook_failed" if reason else "channel.webhook_set",
-                target_type="channel",
-                target_id=info.id,
-                details={"url": url, "reason": reason} if reason else {"url": url},
-                created_at=utcnow(),
-            )
+        audit_as(
+            tx,
+            info.workspace_id,
+            actor_agent_id,
+            "channel.webhook_failed" if reason else "channel.webhook_set",
+            "channel",
+            info.id,
+            {"url": url, "reason": reason} if reason else {"url": url},
         )
     return reason
 

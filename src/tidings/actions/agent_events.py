@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.actions.gate import reply_addresses
+from tidings.actions.gate import latest_inbound_id, reply_addresses
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import OutboundMessage, Sent
 from tidings.channels.interactive import SignalSender
@@ -109,19 +109,7 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
         # WhatsApp: the typing indicator rides on marking the customer's latest message read
         # (docs/channels/whatsapp.md#sending: shown until the reply or for 25 s).
         async with rt.db.read() as s:
-            last_in = await s.scalar(
-                select(Message.provider_message_id)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.channel_id == channel.id,
-                    Message.direction == Direction.IN,
-                    # Not a provider's notice (an id change): no message of theirs to mark.
-                    Message.kind != MessageKind.SYSTEM,
-                    Message.provider_message_id.is_not(None),
-                )
-                .order_by(Message.sent_at.desc(), Message.id.desc())
-                .limit(1)
-            )
+            last_in = await latest_inbound_id(s, conversation_id, channel.id)
         if last_in is None:
             return {"sent": False, "reason": "The customer has not written on this channel yet."}
         outcome = await adapter.send(

@@ -11,15 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, may_change_agent, require_admin, require_inbox, require_own
 from tidings.actions.admin import hasher
-from tidings.actions.base import Tx, transaction
-from tidings.domain import live_events
+from tidings.actions.base import Tx, audit, settings_changed, transaction
 from tidings.domain.enums import Role
 from tidings.domain.errors import Conflict, Forbidden, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import (
     Agent,
     ApiToken,
-    AuditLog,
     Inbox,
     InboxMember,
     Team,
@@ -39,25 +37,6 @@ def agent_public(a: Agent) -> dict[str, Any]:
         "active": a.active,
         "availability": a.availability,
     }
-
-
-def _audit(tx: Tx, who: Principal, action: str, target: str, target_id: int | None) -> None:
-    tx.session.add(
-        AuditLog(
-            workspace_id=who.workspace_id,
-            actor_agent_id=who.agent_id,
-            action=action,
-            target_type=target,
-            target_id=target_id,
-            details={},
-            created_at=utcnow(),
-        )
-    )
-
-
-def _settings_changed(tx: Tx, who: Principal, what: str) -> None:
-    # inbox None: every agent of the workspace may hear that settings changed.
-    tx.emit(live_events.SETTINGS_UPDATED({"what": what}), who.workspace_id, None)
 
 
 async def do_end_sessions(tx: Tx, agent: Agent) -> None:
@@ -133,8 +112,8 @@ async def check_create_agent(
         )
         s.add(agent)
         await s.flush()
-        _audit(tx, who, "agent.create", "agent", agent.id)
-        _settings_changed(tx, who, "agents")
+        audit(tx, who, "agent.create", "agent", agent.id)
+        settings_changed(tx, who, "agents")
         return agent
 
 
@@ -174,8 +153,8 @@ async def check_update_agent(
         elif ends_sessions:
             await do_end_sessions(tx, agent)
         await s.flush()
-        _audit(tx, who, "agent.update", "agent", agent.id)
-        _settings_changed(tx, who, "agents")
+        audit(tx, who, "agent.update", "agent", agent.id)
+        settings_changed(tx, who, "agents")
         return agent
 
 
@@ -207,8 +186,8 @@ async def check_create_inbox(rt: Runtime, who: Principal, name: str, agent_ids: 
         await tx.session.flush()
         for agent_id in ids:
             tx.session.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
-        _audit(tx, who, "inbox.create", "inbox", inbox.id)
-        _settings_changed(tx, who, "inboxes")
+        audit(tx, who, "inbox.create", "inbox", inbox.id)
+        settings_changed(tx, who, "inboxes")
         return inbox
 
 
@@ -225,8 +204,8 @@ async def check_set_inbox_members(
         await s.execute(delete(InboxMember).where(InboxMember.inbox_id == inbox.id))
         for agent_id in ids:
             s.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
-        _audit(tx, who, "inbox.members", "inbox", inbox.id)
-        _settings_changed(tx, who, "inboxes")
+        audit(tx, who, "inbox.members", "inbox", inbox.id)
+        settings_changed(tx, who, "inboxes")
         return ids
 
 
@@ -249,8 +228,8 @@ async def check_create_team(rt: Runtime, who: Principal, name: str, agent_ids: l
         await s.flush()
         for agent_id in ids:
             s.add(TeamMember(team_id=team.id, agent_id=agent_id))
-        _audit(tx, who, "team.create", "team", team.id)
-        _settings_changed(tx, who, "teams")
+        audit(tx, who, "team.create", "team", team.id)
+        settings_changed(tx, who, "teams")
         return team
 
 
@@ -265,8 +244,8 @@ async def check_set_team_members(
         await s.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
         for agent_id in ids:
             s.add(TeamMember(team_id=team.id, agent_id=agent_id))
-        _audit(tx, who, "team.members", "team", team.id)
-        _settings_changed(tx, who, "teams")
+        audit(tx, who, "team.members", "team", team.id)
+        settings_changed(tx, who, "teams")
         return ids
 
 
@@ -280,5 +259,5 @@ async def check_revoke_token(rt: Runtime, who: Principal, token_id: int) -> None
             if not may_change_agent(who, target.role):
                 raise Forbidden("only an owner may change an owner")
         await tx.session.delete(token)
-        _audit(tx, who, "token.revoke", "api_token", token_id)
-        _settings_changed(tx, who, "tokens")
+        audit(tx, who, "token.revoke", "api_token", token_id)
+        settings_changed(tx, who, "tokens")

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal
-from tidings.actions.agents import _audit, _settings_changed, check_email_free, new_agent_fields
-from tidings.actions.base import transaction
+from tidings.actions.agents import check_email_free, new_agent_fields
+from tidings.actions.base import audit, settings_changed, transaction
 from tidings.actions.notifications import NOTIFY_KEYS, preferences_of
 from tidings.actions.passwords import reset_link
 from tidings.domain.errors import InvalidInput
@@ -41,9 +41,9 @@ async def check_update_me(
             merged = {**preferences_of(agent), **{k: bool(v) for k, v in notify.items()}}
             agent.preferences = {**(agent.preferences or {}), "notify": merged}
         await tx.session.flush()
-        _audit(tx, who, "agent.profile", "agent", agent.id)
+        audit(tx, who, "agent.profile", "agent", agent.id)
         if name is not None:
-            _settings_changed(tx, who, "agents")
+            settings_changed(tx, who, "agents")
         return agent
 
 
@@ -85,8 +85,8 @@ async def check_invite_agent(
         for inbox_id in ids:
             s.add(InboxMember(inbox_id=inbox_id, agent_id=agent.id))
         await s.flush()
-        _audit(tx, who, "agent.invite", "agent", agent.id)
-        _settings_changed(tx, who, "agents")
+        audit(tx, who, "agent.invite", "agent", agent.id)
+        settings_changed(tx, who, "agents")
         url, expires_at = reset_link(rt, agent)
         return agent, url, expires_at
 

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox, require_own
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, settings_changed, transaction
 from tidings.actions.system_line import do_system_line
 from tidings.domain import live_events
 from tidings.domain.enums import (
@@ -154,7 +154,7 @@ async def check_set_settings(
                 existing.capacity = cap
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "assignment"}), who.workspace_id, None)
+        settings_changed(tx, who, "assignment")
         # A new mode or more room may assign queued conversations at once.
         tx.wake_after_commit(Queue.ASSIGNMENT)
         return await read_settings(s, inbox_id)

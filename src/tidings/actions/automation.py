@@ -8,10 +8,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 
-from tidings.access import Principal, require_admin, require_inbox
-from tidings.actions.base import transaction
-from tidings.domain import live_events
-from tidings.domain.errors import Conflict, InvalidInput, NotFound
+from tidings.access import Principal, require_admin, require_inbox, require_own
+from tidings.actions.base import settings_changed, transaction
+from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import AutomationRule, InboxBusinessHours
 from tidings.storage.types import utcnow
@@ -106,10 +105,7 @@ async def check_save_rule(
             )
             s.add(row)
         else:
-            found = await s.get(AutomationRule, rule_id)
-            if found is None or found.workspace_id != who.workspace_id:
-                raise NotFound("rule not found")
-            row = found
+            row = await require_own(s, who, AutomationRule, rule_id, "rule")
         fields = dict(rule)
         row.actions = _seal_secrets(rt, fields.pop("actions"), list(row.actions or []))
         for key, value in fields.items():
@@ -118,18 +114,15 @@ async def check_save_rule(
         if position is not None:
             row.position = position
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
+        settings_changed(tx, who, "automation_rules")
         return row
 
 
 async def check_delete_rule(rt: Runtime, who: Principal, rule_id: int) -> None:
     require_admin(who)
     async with transaction(rt) as tx:
-        row = await tx.session.get(AutomationRule, rule_id)
-        if row is None or row.workspace_id != who.workspace_id:
-            raise NotFound("rule not found")
-        await tx.session.delete(row)
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "automation_rules"}), who.workspace_id, None)
+        await tx.session.delete(await require_own(tx.session, who, AutomationRule, rule_id, "rule"))
+        settings_changed(tx, who, "automation_rules")
 
 
 async def check_set_business_hours(
@@ -149,7 +142,7 @@ async def check_set_business_hours(
             setattr(row, key, value)
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)
+        settings_changed(tx, who, "business_hours")
         return row
 
 
@@ -160,4 +153,4 @@ async def check_delete_business_hours(rt: Runtime, who: Principal, inbox_id: int
         row = await tx.session.get(InboxBusinessHours, inbox_id)
         if row is not None:
             await tx.session.delete(row)
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "business_hours"}), who.workspace_id, None)
+        settings_changed(tx, who, "business_hours")

@@ -6,17 +6,20 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.access import Principal
 from tidings.actions import notifications
+from tidings.domain import live_events
 from tidings.domain.enums import LiveEventType, Queue
 from tidings.domain.live_events import LivePayload
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
-from tidings.storage.models import WebhookDelivery, WebhookSubscription
+from tidings.storage.models import AuditLog, WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -149,3 +152,44 @@ async def transaction(rt: Runtime) -> AsyncIterator[Tx]:
         log.exception("publishing %d live events failed", len(tx.events))
     for queue in tx.wakes:
         rt.wake(queue)
+
+
+def audit(
+    tx: Tx,
+    who: Principal,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """An audit log row for a change `who` made, written in the transaction."""
+    return audit_as(tx, who.workspace_id, who.agent_id, action, target_type, target_id, details)
+
+
+def audit_as(
+    tx: Tx,
+    workspace_id: int,
+    actor_agent_id: int | None,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """An audit log row with the actor given (None: the system or the command line)."""
+    row = AuditLog(
+        workspace_id=workspace_id,
+        actor_agent_id=actor_agent_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details or {},
+        created_at=utcnow(),
+    )
+    tx.session.add(row)
+    return row
+
+
+def settings_changed(tx: Tx, who: Principal, what: str) -> None:
+    """`what` of the workspace's settings changed ("labels", "sla"...). Inbox None: every agent
+    of the workspace may hear it."""
+    tx.emit(live_events.SETTINGS_UPDATED({"what": what}), who.workspace_id, None)

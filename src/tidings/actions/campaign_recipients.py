@@ -107,17 +107,25 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
         await tx.session.execute(
             update(t).where(t.c.id.in_(ids)).values(state=state, updated_at=now)
         )
-    if failures:
+    await _set_outcome(tx, RecipientState.FAILED, failures, now)
+
+
+async def _set_outcome(
+    tx: Tx, state: RecipientState, rows: list[dict[str, object]], now: datetime
+) -> None:
+    """Each `{"b_id", "b_reason", "b_detail"}` recipient ends in `state` with its reason."""
+    if rows:
+        t = table_of(CampaignRecipient)
         await tx.session.execute(
             update(t)
             .where(t.c.id == bindparam("b_id"))
             .values(
-                state=RecipientState.FAILED,
+                state=state,
                 reason=bindparam("b_reason"),
                 detail=bindparam("b_detail"),
                 updated_at=now,
             ),
-            failures,
+            rows,
         )
 
 
@@ -193,19 +201,7 @@ async def do_defer(tx: Tx, later: list[dict[str, object]], now: datetime) -> Non
 
 async def do_skip(tx: Tx, skipped: list[dict[str, object]], now: datetime) -> None:
     """Each `{"b_id", "b_reason", "b_detail"}` recipient is skipped with its reason."""
-    if skipped:
-        t = table_of(CampaignRecipient)
-        await tx.session.execute(
-            update(t)
-            .where(t.c.id == bindparam("b_id"))
-            .values(
-                state=RecipientState.SKIPPED,
-                reason=bindparam("b_reason"),
-                detail=bindparam("b_detail"),
-                updated_at=now,
-            ),
-            skipped,
-        )
+    await _set_outcome(tx, RecipientState.SKIPPED, skipped, now)
 
 
 async def do_mark_queued(tx: Tx, queued: list[dict[str, object]]) -> None:

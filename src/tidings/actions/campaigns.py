@@ -28,16 +28,6 @@ from tidings.storage.models import Campaign, CampaignRecipient, Channel, Contact
 from tidings.storage.models import Template as TemplateRow
 from tidings.storage.types import utcnow
 
-EDITABLE = (
-    "name",
-    "audience",
-    "content",
-    "channel_ids",
-    "fallback",
-    "rate_per_second",
-    "quiet_hours",
-    "scheduled_at",
-)
 MAX_RATE = 10_000.0
 
 
@@ -189,6 +179,12 @@ async def check_update_campaign(
         return campaign
 
 
+async def _announce_with_counts(tx: Tx, who: Principal, campaign: Campaign) -> None:
+    """CAMPAIGN_UPDATED with the recipients' counts as they are now."""
+    data = campaign_dict(campaign, await counts(tx.session, campaign.id))
+    tx.emit(live_events.CAMPAIGN_UPDATED(data), who.workspace_id, None)
+
+
 async def check_upload_csv(
     rt: Runtime, who: Principal, campaign_id: int, raw: bytes, region: str | None
 ) -> dict[str, Any]:
@@ -241,13 +237,7 @@ async def check_launch(rt: Runtime, who: Principal, campaign_id: int) -> Campaig
         scheduled = campaign.scheduled_at is not None and campaign.scheduled_at > now
         campaign.state = CampaignState.SCHEDULED if scheduled else CampaignState.RUNNING
         campaign.launched_at = campaign.updated_at = now
-        tx.emit(
-            live_events.CAMPAIGN_UPDATED(
-                campaign_dict(campaign, await counts(tx.session, campaign.id))
-            ),
-            who.workspace_id,
-            None,
-        )
+        await _announce_with_counts(tx, who, campaign)
         return campaign
 
 
@@ -308,13 +298,7 @@ async def check_move(rt: Runtime, who: Principal, campaign_id: int, action: str)
                     updated_at=now,
                 )
             )
-        tx.emit(
-            live_events.CAMPAIGN_UPDATED(
-                campaign_dict(campaign, await counts(tx.session, campaign.id))
-            ),
-            who.workspace_id,
-            None,
-        )
+        await _announce_with_counts(tx, who, campaign)
         return campaign
 
 
@@ -327,20 +311,11 @@ async def check_preview(
     async with rt.db.read() as s:
         campaign = await require_own(s, who, Campaign, campaign_id, "campaign")
         aud = await planning.load_audience(rt, s, campaign)
-        rows: list[tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]]
+        rows: list[_PreviewRow]
         if campaign.state == CampaignState.DRAFT:
             rows = await _draft_audience(rt, s, campaign)
         else:
-            rows = [
-                (r.contact_id, r.address, r.source_row, r.variables or {}, r.state, r.reason)
-                for r in (
-                    await s.scalars(
-                        select(CampaignRecipient)
-                        .where(CampaignRecipient.campaign_id == campaign.id)
-                        .order_by(CampaignRecipient.id)
-                    )
-                ).all()
-            ]
+            rows = await _recipient_rows(s, campaign)
         totals: dict[str, Any] = {
             "recipients": len(rows),
             "by_channel": {},
@@ -443,25 +418,31 @@ async def _as_read(
     return templates.render(row, params)
 
 
-async def _draft_audience(
-    rt: Runtime, s: Any, campaign: Campaign
-) -> list[tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]]:
+_PreviewRow = tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]
+
+
+async def _recipient_rows(s: Any, campaign: Campaign) -> list[_PreviewRow]:
+    """(contact, address, CSV row, variables, state, reason) of each recipient, in order."""
+    return [
+        (r.contact_id, r.address, r.source_row, r.variables or {}, r.state, r.reason)
+        for r in (
+            await s.scalars(
+                select(CampaignRecipient)
+                .where(CampaignRecipient.campaign_id == campaign.id)
+                .order_by(CampaignRecipient.id)
+            )
+        ).all()
+    ]
+
+
+async def _draft_audience(rt: Runtime, s: Any, campaign: Campaign) -> list[_PreviewRow]:
     """A draft's audience as the launch snapshot would see it, without writing it: planned in
     a transaction that is rolled back."""
-    rows: list[tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]] = []
+    rows: list[_PreviewRow] = []
     try:
         async with rt.db.write() as session:
             await aud_mod.snapshot(Tx(rt, session), campaign)
-            rows = [
-                (r.contact_id, r.address, r.source_row, r.variables or {}, r.state, r.reason)
-                for r in (
-                    await session.scalars(
-                        select(CampaignRecipient)
-                        .where(CampaignRecipient.campaign_id == campaign.id)
-                        .order_by(CampaignRecipient.id)
-                    )
-                ).all()
-            ]
+            rows = await _recipient_rows(session, campaign)
             raise _RollBack
     except _RollBack:
         pass

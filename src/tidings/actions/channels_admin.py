@@ -19,48 +19,27 @@ from sqlalchemy import delete, func, select, update
 
 from tidings.access import Principal, can_see_inbox, require_admin, require_channel
 from tidings.actions.admin import do_register_webhook, validate_config
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import audit, settings_changed, transaction
 from tidings.actions.outbound import do_record_failures
 from tidings.channels import webhook_setup
 from tidings.channels.base import Permanent
 from tidings.channels.message_templates import TemplateSource
 from tidings.channels.registry import get_adapter
-from tidings.domain import live_events
 from tidings.domain.enums import DeliveryState
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import (
-    AuditLog,
     Channel,
     ConversationChannel,
     Delivery,
     Inbox,
     Message,
 )
-from tidings.storage.types import utcnow
 
 # A secret field sent back as shown (masked) or empty keeps its stored value: the form never
 # receives secrets, so it cannot send them back.
 MASK = "••••"
 TEST_SECONDS = 8.0
-
-
-def _audit(tx: Tx, who: Principal, action: str, channel_id: int, details: dict[str, Any]) -> None:
-    tx.session.add(
-        AuditLog(
-            workspace_id=who.workspace_id,
-            actor_agent_id=who.agent_id,
-            action=action,
-            target_type="channel",
-            target_id=channel_id,
-            details=details,
-            created_at=utcnow(),
-        )
-    )
-
-
-def _changed(tx: Tx, who: Principal) -> None:
-    tx.emit(live_events.SETTINGS_UPDATED({"what": "channels"}), who.workspace_id, None)
 
 
 async def channel_impact(rt: Runtime, who: Principal, channel_id: int) -> dict[str, Any]:
@@ -135,8 +114,8 @@ async def check_update_channel(
             channel.config_encrypted = rt.box.encrypt(validate_config(channel.kind, merged))
             changed.append("config")
         await s.flush()
-        _audit(tx, who, "channel.update", channel.id, {"fields": changed})
-        _changed(tx, who)
+        audit(tx, who, "channel.update", "channel", channel.id, {"fields": changed})
+        settings_changed(tx, who, "channels")
     rt.channels.invalidate(channel.id)
     if "config" in changed:
         info = await rt.channels.get(channel.id)
@@ -152,8 +131,15 @@ async def check_set_active(rt: Runtime, who: Principal, channel_id: int, active:
         if channel.active != active:
             channel.active = active
             await tx.session.flush()
-            _audit(tx, who, "channel.enable" if active else "channel.disable", channel.id, {})
-            _changed(tx, who)
+            audit(
+                tx,
+                who,
+                "channel.enable" if active else "channel.disable",
+                "channel",
+                channel.id,
+                {},
+            )
+            settings_changed(tx, who, "channels")
     rt.channels.invalidate(channel.id)
     return channel
 
@@ -190,8 +176,8 @@ async def check_delete_channel(rt: Runtime, who: Principal, channel_id: int) -> 
         kind = channel.kind
         await s.delete(channel)
         await s.flush()
-        _audit(tx, who, "channel.delete", channel_id, {"kind": kind})
-        _changed(tx, who)
+        audit(tx, who, "channel.delete", "channel", channel_id, {"kind": kind})
+        settings_changed(tx, who, "channels")
     rt.channels.invalidate(channel_id)
 
 

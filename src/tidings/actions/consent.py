@@ -211,26 +211,18 @@ async def do_after_inbound(
     kind, word = matched
     source = f"keyword:{word.upper()}"
     said = (event.text or word).strip()
-    if kind == Keyword.OPT_OUT:
+    if kind in (Keyword.OPT_OUT, Keyword.OPT_IN):
+        if kind == Keyword.OPT_OUT:
+            status = ConsentStatus.OPTED_OUT
+            note = (
+                f'Customer opted out of SMS by replying "{said}"; '
+                "nothing more can be sent to them by SMS until they reply START."
+            )
+        else:
+            status = ConsentStatus.OPTED_IN
+            note = f'Customer opted back in to SMS by replying "{said}".'
         await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_OUT,
-            source=source,
-            source_message_id=message.id,
-            note=f'Customer opted out of SMS by replying "{said}"; '
-            "nothing more can be sent to them by SMS until they reply START.",
-        )
-    elif kind == Keyword.OPT_IN:
-        await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_IN,
-            source=source,
-            source_message_id=message.id,
-            note=f'Customer opted back in to SMS by replying "{said}".',
+            tx, conv, channel, status, source=source, source_message_id=message.id, note=note
         )
     elif settings.help_reply:
         # Imported here: outbound imports this module (provider opt-outs).
@@ -268,26 +260,19 @@ async def _provider_consent(
     label = channel.adapter.label
     what = str(event.extra.get("event") or event.consent)
     if event.consent == ConsentStatus.OPTED_OUT:
-        await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_OUT,
-            source=f"event:{what}",
-            source_message_id=message.id,
-            note=f"Customer unsubscribed on {label}; nothing more can be sent to them there "
-            "until they subscribe again.",
+        status = ConsentStatus.OPTED_OUT
+        note = (
+            f"Customer unsubscribed on {label}; nothing more can be sent to them there "
+            "until they subscribe again."
         )
     elif await current_status(tx, conv.contact_id, channel.kind) == ConsentStatus.OPTED_OUT:
-        await do_set_consent(
-            tx,
-            conv,
-            channel,
-            ConsentStatus.OPTED_IN,
-            source=f"event:{what}",
-            source_message_id=message.id,
-            note=f"Customer subscribed again on {label}; messages can be sent to them there.",
-        )
+        status = ConsentStatus.OPTED_IN
+        note = f"Customer subscribed again on {label}; messages can be sent to them there."
+    else:
+        return
+    await do_set_consent(
+        tx, conv, channel, status, source=f"event:{what}", source_message_id=message.id, note=note
+    )
 
 
 def flag_unparsed_phone(contact: Contact, raw: str | None) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_channel
 from tidings.access import require_contact as visible_contact
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, audit, transaction
 from tidings.actions.inbound import open_conversation
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels import addressing, registry
@@ -27,7 +27,7 @@ from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
-from tidings.storage.models import AuditLog, Contact, ContactIdentity, Conversation
+from tidings.storage.models import Contact, ContactIdentity, Conversation
 from tidings.storage.types import utcnow
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -108,20 +108,6 @@ async def _announce(tx: Tx, contact: Contact) -> None:
         )
 
 
-def _audit(tx: Tx, who: Principal, action: str, contact_id: int, details: dict[str, Any]) -> None:
-    tx.session.add(
-        AuditLog(
-            workspace_id=who.workspace_id,
-            actor_agent_id=who.agent_id,
-            action=action,
-            target_type="contact",
-            target_id=contact_id,
-            details=details,
-            created_at=utcnow(),
-        )
-    )
-
-
 async def check_update_contact(
     rt: Runtime, who: Principal, contact_id: int, fields: dict[str, Any]
 ) -> Contact:
@@ -149,7 +135,7 @@ async def check_update_contact(
             contact.notes = notes or None
         contact.updated_at = utcnow()
         await tx.session.flush()
-        _audit(tx, who, "contact.update", contact.id, {"fields": sorted(fields)})
+        audit(tx, who, "contact.update", "contact", contact.id, {"fields": sorted(fields)})
         await _announce(tx, contact)
         return contact
 
@@ -177,7 +163,7 @@ async def check_create_contact(rt: Runtime, who: Principal, fields: dict[str, An
         )
         tx.session.add(contact)
         await tx.session.flush()
-        _audit(tx, who, "contact.create", contact.id, {})
+        audit(tx, who, "contact.create", "contact", contact.id, {})
         return contact
 
 
@@ -264,17 +250,8 @@ async def check_import_contacts(rt: Runtime, who: Principal, raw: bytes) -> Impo
                 result.updated += 1
             # One row at a time: a later row with the same phone finds this one.
             await s.flush()
-        s.add(
-            AuditLog(
-                workspace_id=who.workspace_id,
-                actor_agent_id=who.agent_id,
-                action="contact.import",
-                target_type="workspace",
-                target_id=who.workspace_id,
-                details={"created": result.created, "updated": result.updated},
-                created_at=utcnow(),
-            )
-        )
+        details = {"created": result.created, "updated": result.updated}
+        audit(tx, who, "contact.import", "workspace", who.workspace_id, details)
     return result
 
 
@@ -337,7 +314,9 @@ async def check_start_conversation(
         if created:
             conv.last_channel_id = channel.id
             await s.flush()
-            _audit(tx, who, "conversation.start", contact.id, {"conversation_id": conv.id})
+            audit(
+                tx, who, "conversation.start", "contact", contact.id, {"conversation_id": conv.id}
+            )
             tx.emit(
                 live_events.CONVERSATION_CREATED(conversation_dict(conv)),
                 conv.workspace_id,

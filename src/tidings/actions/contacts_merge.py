@@ -22,7 +22,7 @@ from tidings.access import (
     require_contact,
     visible_contacts,
 )
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, audit, transaction
 from tidings.actions.conversations import labels_of
 from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
@@ -131,38 +131,29 @@ async def check_merge_contacts(
             "consents": [c.id for c in consents],
             "filled": filled,
         }
-        audit = AuditLog(
-            workspace_id=who.workspace_id,
-            actor_agent_id=who.agent_id,
-            action="contact.merge",
-            target_type="contact",
-            target_id=keep.id,
-            details=details,
-            created_at=utcnow(),
-        )
-        s.add(audit)
+        row = audit(tx, who, "contact.merge", "contact", keep.id, details)
         await s.flush()
         await _announce_conversations(tx, details["conversations"])
         tx.emit(
-            live_events.CONTACT_MERGED({"merge_id": audit.id, **details}),
+            live_events.CONTACT_MERGED({"merge_id": row.id, **details}),
             who.workspace_id,
             None,
             await contact_inboxes(s, [keep.id]),
         )
-        return {"merge_id": audit.id, **details}
+        return {"merge_id": row.id, **details}
 
 
 async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[str, Any]:
     async with transaction(rt) as tx:
         s = tx.session
-        audit = await s.get(AuditLog, merge_id)
+        merged = await s.get(AuditLog, merge_id)
         if (
-            audit is None
-            or audit.workspace_id != who.workspace_id
-            or audit.action != "contact.merge"
+            merged is None
+            or merged.workspace_id != who.workspace_id
+            or merged.action != "contact.merge"
         ):
             raise NotFound("merge not found")
-        d = dict(audit.details)
+        d = dict(merged.details)
         try:
             keep = await require_contact(s, who, int(d["kept"]))
         except NotFound:
@@ -210,18 +201,8 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
                 setattr(keep, attr, None)
         dup.attributes = {k: v for k, v in (dup.attributes or {}).items() if k != MERGED_INTO}
         keep.updated_at = dup.updated_at = utcnow()
-        audit.details = {**d, "undone": True}
-        s.add(
-            AuditLog(
-                workspace_id=who.workspace_id,
-                actor_agent_id=who.agent_id,
-                action="contact.merge_undo",
-                target_type="contact",
-                target_id=dup.id,
-                details={"merge_id": merge_id},
-                created_at=utcnow(),
-            )
-        )
+        merged.details = {**d, "undone": True}
+        audit(tx, who, "contact.merge_undo", "contact", dup.id, {"merge_id": merge_id})
         await s.flush()
         await _announce_conversations(tx, [int(i) for i in d.get("conversations", [])])
         tx.emit(

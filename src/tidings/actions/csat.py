@@ -35,7 +35,7 @@ from tidings.access import (
     require_inbox,
 )
 from tidings.actions import gate
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, settings_changed, transaction
 from tidings.actions.gate import choose_route
 from tidings.actions.outbound import do_queue_message
 from tidings.actions.templates import parameter_count, render
@@ -149,7 +149,7 @@ async def check_set_settings(
             row.template_id = template_id
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "csat"}), who.workspace_id, None)
+        settings_changed(tx, who, "csat")
         return settings_dict(inbox_id, row)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.actions import preference
 from tidings.actions.base import Tx
 from tidings.channels.pricing import PricedMessages
-from tidings.domain.enums import ConsentStatus, MessageKind
+from tidings.domain.enums import ConsentStatus, Direction, MessageKind
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.policy import (
     OutboundContext,
@@ -44,6 +44,7 @@ from tidings.storage.models import (
     ContactIdentity,
     Conversation,
     ConversationChannel,
+    Message,
 )
 from tidings.storage.types import utcnow
 
@@ -74,6 +75,36 @@ class Verdict:
     def tag(self) -> str | None:
         """The message tag the send must carry (HUMAN_AGENT after Meta's standard window)."""
         return self.window.tag if self.allowed else None
+
+
+async def latest_address(s: AsyncSession, contact_id: int, kind: str) -> str | None:
+    """The contact's newest address on channels of `kind` (None: they have none)."""
+    address: str | None = await s.scalar(
+        select(ContactIdentity.address)
+        .where(ContactIdentity.contact_id == contact_id, ContactIdentity.channel_kind == kind)
+        .order_by(ContactIdentity.id.desc())
+        .limit(1)
+    )
+    return address
+
+
+async def latest_inbound_id(s: AsyncSession, conversation_id: int, channel_id: int) -> str | None:
+    """The provider's id of the customer's latest message on the channel (what WhatsApp marks
+    read, with everything before it)."""
+    provider_id: str | None = await s.scalar(
+        select(Message.provider_message_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.channel_id == channel_id,
+            Message.direction == Direction.IN,
+            # Not a provider's notice (an id change): no message of theirs to mark.
+            Message.kind != MessageKind.SYSTEM,
+            Message.provider_message_id.is_not(None),
+        )
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    return provider_id
 
 
 def has_human_agent(channel: ChannelInfo) -> bool:
@@ -202,15 +233,7 @@ async def choose_route(tx: Tx, conv: Conversation, channel_id: int | None) -> Ro
     for cid in order:
         assert cid is not None
         row = by_id[cid]
-        address = await s.scalar(
-            select(ContactIdentity.address)
-            .where(
-                ContactIdentity.contact_id == conv.contact_id,
-                ContactIdentity.channel_kind == row.kind,
-            )
-            .order_by(ContactIdentity.id.desc())
-            .limit(1)
-        )
+        address = await latest_address(s, conv.contact_id, row.kind)
         if address is not None:
             info = await tx.rt.channels.get(cid)
             assert info is not None

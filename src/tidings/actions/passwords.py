@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from tidings.access import Principal, may_change_agent, require_admin, require_own
 from tidings.actions.admin import hasher
-from tidings.actions.agents import _audit, do_end_sessions, do_set_password
-from tidings.actions.base import transaction
+from tidings.actions.agents import do_end_sessions, do_set_password
+from tidings.actions.base import audit, audit_as, transaction
 from tidings.domain.errors import Forbidden, InvalidInput, NotFound
 from tidings.runtime import Runtime
-from tidings.storage.models import Agent, AuditLog
+from tidings.storage.models import Agent
 from tidings.storage.types import utcnow
 
 RESET_LINK_SECONDS = 24 * 3600
@@ -74,7 +74,7 @@ async def check_create_reset_link(
             raise Forbidden("only an owner may change an owner")
         if not agent.active:
             raise InvalidInput("the agent is deactivated; activate them first")
-        _audit(tx, who, "agent.reset_link", "agent", agent.id)
+        audit(tx, who, "agent.reset_link", "agent", agent.id)
         return reset_link(rt, agent)
 
 
@@ -85,16 +85,14 @@ async def do_reset_with_link(rt: Runtime, token: str, password: str) -> Agent:
     async with transaction(rt) as tx:
         fresh = await tx.session.get_one(Agent, agent.id)
         await do_set_password(tx, fresh, password)
-        tx.session.add(
-            AuditLog(
-                workspace_id=fresh.workspace_id,
-                actor_agent_id=fresh.id,
-                action="agent.password_reset",
-                target_type="agent",
-                target_id=fresh.id,
-                details={"by": "link"},
-                created_at=utcnow(),
-            )
+        audit_as(
+            tx,
+            fresh.workspace_id,
+            fresh.id,
+            "agent.password_reset",
+            "agent",
+            fresh.id,
+            {"by": "link"},
         )
         return fresh
 
@@ -116,7 +114,7 @@ async def check_change_own_password(rt: Runtime, who: Principal, current: str, n
         if not _verify(agent, current):
             raise InvalidInput("current_password: not your current password")
         await do_set_password(tx, agent, new)
-        _audit(tx, who, "agent.password_change", "agent", agent.id)
+        audit(tx, who, "agent.password_change", "agent", agent.id)
         return agent
 
 
@@ -132,16 +130,8 @@ async def reset_password_cli(rt: Runtime, email: str, password: str | None) -> s
             url, expires = reset_link(rt, agent)
             return f"{url}\n(valid once, until {expires.isoformat(timespec='minutes')})"
         await do_set_password(tx, agent, password)
-        tx.session.add(
-            AuditLog(
-                workspace_id=agent.workspace_id,
-                actor_agent_id=None,
-                action="agent.password_reset",
-                target_type="agent",
-                target_id=agent.id,
-                details={"by": "cli"},
-                created_at=utcnow(),
-            )
+        audit_as(
+            tx, agent.workspace_id, None, "agent.password_reset", "agent", agent.id, {"by": "cli"}
         )
         return "password set; the agent's sessions and API tokens were revoked"
 

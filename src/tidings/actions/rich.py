@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-
 from tidings.access import Principal, require_conversation
 from tidings.actions import gate
 from tidings.actions.base import transaction
@@ -26,7 +24,7 @@ from tidings.channels.interactive import (
     Section,
     SignalSender,
 )
-from tidings.domain.enums import Direction, MessageKind
+from tidings.domain.enums import MessageKind
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
 from tidings.runtime import Runtime
 from tidings.storage.models import Conversation, Message
@@ -148,21 +146,7 @@ async def check_send_signal(
             raise PolicyRefusal(
                 f"{adapter.label} has no {action.replace('_', ' ')} signal.", code="not_supported"
             )
-        # The customer's latest message on this channel: WhatsApp marks it (and everything
-        # before it) read.
-        last_in = await s.scalar(
-            select(Message.provider_message_id)
-            .where(
-                Message.conversation_id == conv.id,
-                Message.channel_id == route.channel.id,
-                Message.direction == Direction.IN,
-                # Not a provider's notice (an id change): no message of theirs to mark.
-                Message.kind != MessageKind.SYSTEM,
-                Message.provider_message_id.is_not(None),
-            )
-            .order_by(Message.sent_at.desc(), Message.id.desc())
-            .limit(1)
-        )
+        last_in = await gate.latest_inbound_id(s, conv.id, route.channel.id)
     if last_in is None:
         raise InvalidInput(
             "the customer has not written on this channel, so there is nothing to mark read",

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from tidings.access import Principal, inbox_filter, require_admin, require_inbox
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, settings_changed, transaction
 from tidings.domain import live_events
 from tidings.domain.enums import ConversationStatus, Queue
 from tidings.domain.errors import InvalidInput
@@ -130,7 +130,7 @@ async def check_set_settings(
             row.by_priority = _by_priority(fields["by_priority"])
         row.updated_at = utcnow()
         await s.flush()
-        tx.emit(live_events.SETTINGS_UPDATED({"what": "sla"}), who.workspace_id, None)
+        settings_changed(tx, who, "sla")
         return settings_dict(inbox_id, row)
 
 

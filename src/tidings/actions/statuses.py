@@ -81,6 +81,18 @@ class StatusReport:
     error_code: str | None = None
     error_reason: str | None = None
 
+    @classmethod
+    def of(cls, channel_id: int, event: StatusUpdate) -> StatusReport:
+        """A receipt the channel `channel_id` delivered."""
+        return cls(
+            channel_id=channel_id,
+            status=event.status,
+            provider_message_id=event.provider_message_id,
+            our_message_ref=event.our_message_ref,
+            error_code=event.error_code,
+            error_reason=event.error_reason,
+        )
+
 
 @dataclass(slots=True)
 class Applied:
@@ -170,16 +182,7 @@ async def do_apply_statuses(tx: Tx, reports: Sequence[StatusReport]) -> Applied:
 async def do_apply_status(tx: Tx, channel: ChannelInfo, event: StatusUpdate) -> bool:
     """One receipt (the per-event path, and a receipt isolated from a failed set): a batch of
     one. Returns whether the message changed; raises RetryLater when no message matches yet."""
-    report = StatusReport(
-        channel_id=channel.id,
-        status=event.status,
-        provider_message_id=event.provider_message_id,
-        our_message_ref=event.our_message_ref,
-        error_code=event.error_code,
-        error_reason=event.error_reason,
-    )
-
-    applied = await do_apply_statuses(tx, [report])
+    applied = await do_apply_statuses(tx, [StatusReport.of(channel.id, event)])
     if applied.unknown:
         raise RetryLater(f"no message with provider id {event.provider_message_id} yet")
     return bool(applied.moved)

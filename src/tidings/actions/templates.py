@@ -44,7 +44,6 @@ from tidings.storage.models import Template as TemplateRow
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-PLACEHOLDER = POSITIONAL
 APPROVED = "approved"
 # Graph's own words for a template that is gone from the list (status values in
 # docs/channels/whatsapp.md#templates-and-the-service-window).

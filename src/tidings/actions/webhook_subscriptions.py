@@ -8,10 +8,9 @@ from sqlalchemy import delete
 
 from tidings.access import Principal, require_admin, require_own
 from tidings.actions.admin import check_subscription_target
-from tidings.actions.base import transaction
+from tidings.actions.base import audit, transaction
 from tidings.runtime import Runtime
-from tidings.storage.models import AuditLog, WebhookDelivery, WebhookSubscription
-from tidings.storage.types import utcnow
+from tidings.storage.models import WebhookDelivery, WebhookSubscription
 
 
 async def check_update_subscription(
@@ -36,17 +35,7 @@ async def check_update_subscription(
         if events is not None:
             sub.events = list(dict.fromkeys(events))
         await tx.session.flush()
-        tx.session.add(
-            AuditLog(
-                workspace_id=who.workspace_id,
-                actor_agent_id=who.agent_id,
-                action="webhook.update",
-                target_type="webhook_subscription",
-                target_id=sub.id,
-                details={"active": sub.active},
-                created_at=utcnow(),
-            )
-        )
+        audit(tx, who, "webhook.update", "webhook_subscription", sub.id, {"active": sub.active})
         return sub
 
 
@@ -59,14 +48,4 @@ async def check_delete_subscription(rt: Runtime, who: Principal, subscription_id
         )
         await s.execute(delete(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id))
         await s.delete(sub)
-        s.add(
-            AuditLog(
-                workspace_id=who.workspace_id,
-                actor_agent_id=who.agent_id,
-                action="webhook.delete",
-                target_type="webhook_subscription",
-                target_id=subscription_id,
-                details={},
-                created_at=utcnow(),
-            )
-        )
+        audit(tx, who, "webhook.delete", "webhook_subscription", subscription_id)

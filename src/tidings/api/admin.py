@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -18,7 +18,7 @@ from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut
+from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut, Strict
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
@@ -36,45 +36,41 @@ from tidings.storage.models import (
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AgentCreate(_In):
+class AgentCreate(Strict):
     email: str = Field(min_length=3, max_length=320)
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(default="agent", description="owner | admin | agent")
     password: str = Field(min_length=1, max_length=1000)
 
 
-class AgentPatch(_In):
+class AgentPatch(Strict):
     name: str | None = None
     role: str | None = None
     active: bool | None = None
     password: str | None = Field(default=None, max_length=1000)
 
 
-class GroupIn(_In):
+class GroupIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     agent_ids: list[int] = Field(default_factory=list)
 
 
-class MembersIn(_In):
+class MembersIn(Strict):
     agent_ids: list[int]
     name: str | None = None
 
 
-class CannedIn(_In):
+class CannedIn(Strict):
     short_code: str = Field(min_length=1, max_length=64)
     content: str = Field(min_length=1, max_length=10_000)
 
 
-class LabelIn(_In):
+class LabelIn(Strict):
     name: str = Field(min_length=1, max_length=100)
     color: str = "#6b7280"
 
 
-class WorkspacePatch(_In):
+class WorkspacePatch(Strict):
     default_region: str | None = Field(
         default=None,
         max_length=2,

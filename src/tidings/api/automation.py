@@ -19,7 +19,13 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from tidings.access import Principal, require_admin, require_conversation, require_inbox
+from tidings.access import (
+    Principal,
+    require_admin,
+    require_conversation,
+    require_inbox,
+    require_own,
+)
 from tidings.actions.automation import (
     check_delete_business_hours,
     check_delete_rule,
@@ -31,7 +37,7 @@ from tidings.automation import engine, kinds
 from tidings.automation import hours as bh
 from tidings.automation.rules import rule_dict, validate_rule
 from tidings.automation.runs import run_dict
-from tidings.domain.errors import InvalidInput, NotFound
+from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import ts
 from tidings.storage.models import (
@@ -159,10 +165,7 @@ async def _save(rt: Runtime, who: Principal, body: Any, rule_id: int | None = No
 async def _rule(rt: Runtime, who: Principal, rule_id: int) -> AutomationRule:
     require_admin(who)
     async with rt.db.read() as s:
-        row = await s.get(AutomationRule, rule_id)
-    if row is None or row.workspace_id != who.workspace_id:
-        raise NotFound("rule not found")
-    return row
+        return await require_own(s, who, AutomationRule, rule_id, "rule")
 
 
 @router.get("/automation/rules/{rule_id}", response_model=RuleOut)

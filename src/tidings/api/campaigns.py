@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, require_admin, require_inbox, require_own
@@ -22,6 +22,7 @@ from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import campaigns as actions
 from tidings.actions import fallback, preference
 from tidings.api.deps import RT, Who
+from tidings.api.schemas import Strict
 from tidings.campaigns import report as reporting
 from tidings.domain.campaigns import CampaignState, RecipientState
 from tidings.domain.errors import InvalidInput, NotFound
@@ -31,8 +32,7 @@ from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
 router = APIRouter(prefix="/api/v1")
 
 
-class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CampaignIn(Strict):
     name: str | None = Field(default=None, max_length=200)
     content: dict[str, Any] | None = Field(
         default=None,
@@ -396,8 +396,7 @@ async def recipients_csv(campaign_id: int, who: Who, rt: RT) -> StreamingRespons
 # --- channel preference ---------------------------------------------------------------------
 
 
-class PreferenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PreferenceIn(Strict):
     channel_id: int | None = Field(description="null clears the explicit preference")
     source: str = Field(default="agent", description="agent | customer (their opt-in)")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tidings.actions import channels_admin
 from tidings.api import schemas as sc
@@ -26,8 +26,7 @@ GUIDES = Path(__file__).resolve().parents[3] / "docs" / "channels"
 KIND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
-class ChannelPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChannelPatch(sc.Strict):
     name: str | None = Field(default=None, max_length=200)
     inbox_id: int | None = None
     config: dict[str, Any] | None = Field(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import exists, func, select
 
 from tidings.access import (
@@ -23,7 +23,7 @@ from tidings.access import (
 from tidings.actions import contacts_edit
 from tidings.api.deps import RT, Who
 from tidings.api.queries import identities_by_contact
-from tidings.api.schemas import ContactOut
+from tidings.api.schemas import ContactOut, Strict
 from tidings.channels import addressing, registry
 from tidings.domain.enums import ConsentStatus
 from tidings.domain.errors import InvalidInput
@@ -45,11 +45,7 @@ MAX_IMPORT_BYTES = 2_000_000
 EXPORT_LIMIT = 50_000
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ContactPatch(_In):
+class ContactPatch(Strict):
     name: str | None = Field(default=None, max_length=300)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40, description="E.164 or national")
@@ -86,7 +82,7 @@ class ImportOut(BaseModel):
     errors: list[ImportError_]
 
 
-class StartIn(_In):
+class StartIn(Strict):
     channel_id: int
 
 

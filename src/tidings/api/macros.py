@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from tidings.access import require_admin, require_conversation
 from tidings.actions import macros as actions
 from tidings.actions.triage import check_record_system_event
 from tidings.api.deps import RT, Who
+from tidings.api.schemas import Strict
 from tidings.automation.engine import perform_action
 from tidings.automation.kinds import ACTIONS
 from tidings.automation.rules import validate_macro_actions
@@ -26,8 +27,7 @@ from tidings.storage.models import Agent, Conversation, Macro
 router = APIRouter(prefix="/api/v1", tags=["macros"])
 
 
-class MacroIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MacroIn(Strict):
     name: str = Field(min_length=1, max_length=80)
     actions: list[dict[str, Any]] = Field(
         min_length=1, max_length=20, description="Automation actions, as in a rule"

@@ -7,20 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tidings.actions import agents_profile
 from tidings.actions.agents import agent_public
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import AgentOut
+from tidings.api.schemas import AgentOut, Strict
 from tidings.serialize import ts
 from tidings.storage.models import Agent
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
 
-class Notify(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Notify(Strict):
     mentions: bool | None = None
     assigned: bool | None = None
     replies: bool | None = None
@@ -28,8 +27,7 @@ class Notify(BaseModel):
     sound: bool | None = None
 
 
-class ProfilePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProfilePatch(Strict):
     name: str | None = Field(default=None, max_length=200)
     notify: Notify | None = None
 
@@ -51,8 +49,7 @@ class ProfileOut(BaseModel):
     notify: NotifyOut
 
 
-class InviteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InviteIn(Strict):
     email: str = Field(min_length=3, max_length=320)
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(default="agent", description="owner | admin | agent")

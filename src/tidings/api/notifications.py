@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from tidings.access import Principal, visible_conversations
 from tidings.actions import notifications as actions
 from tidings.actions import saved_views
 from tidings.api.deps import RT, Who
+from tidings.api.schemas import Strict
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import display_name
@@ -46,8 +47,7 @@ class NotificationsOut(BaseModel):
     unread: int
 
 
-class ReadIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReadIn(Strict):
     ids: list[int] | None = Field(default=None, max_length=500)
     conversation_id: int | None = None
     all: bool = Field(default=False, description="Mark every notification of mine read")
@@ -126,10 +126,9 @@ async def mark_read(body: ReadIn, who: Who, rt: RT) -> ReadOut:
 # --- saved views ---------------------------------------------------------------------------
 
 
-class ViewFilters(BaseModel):
+class ViewFilters(Strict):
     """The list's query, as the inbox sends it (GET /api/v1/ui/conversations)."""
 
-    model_config = ConfigDict(extra="forbid")
     view: str = "all"
     status: str | None = "open"
     inbox_id: int | None = None
@@ -141,8 +140,7 @@ class ViewFilters(BaseModel):
     sort: str | None = None
 
 
-class ViewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ViewIn(Strict):
     name: str = Field(min_length=1, max_length=80)
     filters: ViewFilters
 

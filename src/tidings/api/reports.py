@@ -307,6 +307,29 @@ class ChannelsReportOut(RangeOut):
     series: list[ChannelDayOut] = Field(description='[{"day", "<channel_id>": messages}]')
 
 
+CHANNEL_COLUMNS = [
+    "day",
+    "channel_id",
+    "name",
+    "kind",
+    "messages_in",
+    "messages_out",
+    "conversations_new",
+    "delivered",
+    "read",
+    "failed",
+    "delivery_rate",
+    "read_rate",
+    "fallbacks_failed",
+    "fallbacks_not_delivered_in_time",
+    "fallbacks_refused",
+    "customer_replies",
+    "customer_reply_avg_seconds",
+    "cost",
+    "currency",
+]
+
+
 @router.get("/channels", response_model=ChannelsReportOut)
 async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Per channel: messages, conversations, delivery and read rates, fallbacks and why, cost,
@@ -315,54 +338,19 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
         r = await q.channels(s, rt.db, f, per_day=format == "csv")
     if format == "json":
         return r
+
+    def line(c: dict[str, Any]) -> list[Any]:
+        # The columns are the day's keys, with the fallbacks flattened.
+        fallbacks = {f"fallbacks_{k}": n for k, n in c["fallbacks"].items()}
+        name = display_name("channel", c["channel_id"], c["name"])
+        flat = {**c, **fallbacks, "name": name, "currency": r["currency"]}
+        return [flat[column] for column in CHANNEL_COLUMNS]
+
     # One line per day and channel (days without traffic on a channel have no line).
     return csv_response(
         "channels",
-        [
-            "day",
-            "channel_id",
-            "name",
-            "kind",
-            "messages_in",
-            "messages_out",
-            "conversations_new",
-            "delivered",
-            "read",
-            "failed",
-            "delivery_rate",
-            "read_rate",
-            "fallbacks_failed",
-            "fallbacks_not_delivered_in_time",
-            "fallbacks_refused",
-            "customer_replies",
-            "customer_reply_avg_seconds",
-            "cost",
-            "currency",
-        ],
-        [
-            [
-                c["day"],
-                c["channel_id"],
-                display_name("channel", c["channel_id"], c["name"]),
-                c["kind"],
-                c["messages_in"],
-                c["messages_out"],
-                c["conversations_new"],
-                c["delivered"],
-                c["read"],
-                c["failed"],
-                c["delivery_rate"],
-                c["read_rate"],
-                c["fallbacks"]["failed"],
-                c["fallbacks"]["not_delivered_in_time"],
-                c["fallbacks"]["refused"],
-                c["customer_replies"],
-                c["customer_reply_avg_seconds"],
-                c["cost"],
-                r["currency"],
-            ]
-            for c in r["days"]
-        ],
+        CHANNEL_COLUMNS,
+        [line(c) for c in r["days"]],
     )
 
 
@@ -488,6 +476,25 @@ class CampaignsReportOut(BaseModel):
     campaigns: list[CampaignReportRow]
 
 
+CAMPAIGN_COLUMNS = [
+    "campaign_id",
+    "name",
+    "state",
+    "recipients",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "skipped",
+    "delivery_rate",
+    "read_rate",
+    "replies",
+    "opt_outs",
+    "fallbacks",
+    "cost",
+]
+
+
 @router.get("/campaigns", response_model=CampaignsReportOut)
 async def campaigns_report(f: F, rt: RT, format: Format = "json") -> Any:
     """Each campaign launched in the range with its report, side by side."""
@@ -495,46 +502,13 @@ async def campaigns_report(f: F, rt: RT, format: Format = "json") -> Any:
         r = await q.campaigns(s, f)
     if format == "json":
         return r
-    return csv_response(
-        "campaigns",
-        [
-            "campaign_id",
-            "name",
-            "state",
-            "recipients",
-            "sent",
-            "delivered",
-            "read",
-            "failed",
-            "skipped",
-            "delivery_rate",
-            "read_rate",
-            "replies",
-            "opt_outs",
-            "fallbacks",
-            "cost",
-        ],
-        [
-            [
-                c["campaign_id"],
-                c["name"],
-                c["state"],
-                c["counts"].get("total"),
-                c["counts"].get("sent"),
-                c["counts"].get("delivered"),
-                c["counts"].get("read"),
-                c["counts"].get("failed"),
-                c["counts"].get("skipped"),
-                c["delivery_rate"],
-                c["read_rate"],
-                c["replies"],
-                c["opt_outs"],
-                c["fallbacks"],
-                c["cost"],
-            ]
-            for c in r["campaigns"]
-        ],
-    )
+
+    def line(c: dict[str, Any]) -> list[Any]:
+        # The campaign's keys, with its recipients per state (`recipients`: all of them).
+        flat = {**c["counts"], "recipients": c["counts"].get("total"), **c}
+        return [flat.get(column) for column in CAMPAIGN_COLUMNS]
+
+    return csv_response("campaigns", CAMPAIGN_COLUMNS, [line(c) for c in r["campaigns"]])
 
 
 @router.get("/export/conversations.csv")

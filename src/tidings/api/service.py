@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tidings.access import Principal, require_own
 from tidings.actions import assignment, csat, sla
 from tidings.actions.agents import agent_public
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import AgentOut, ConversationOut
+from tidings.api.schemas import AgentOut, ConversationOut, Strict
 from tidings.domain.errors import InvalidInput
 from tidings.serialize import conversation_dict
 from tidings.storage.models import Agent
@@ -24,11 +24,7 @@ from tidings.storage.models import Agent
 router = APIRouter(prefix="/api/v1")
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AssignmentIn(_In):
+class AssignmentIn(Strict):
     mode: str | None = Field(default=None, description="off | round_robin | least_busy | manual")
     capacity: int | None = Field(
         default=None, description="Open conversations per agent in this inbox; null: no limit"
@@ -38,12 +34,12 @@ class AssignmentIn(_In):
     )
 
 
-class SlaTargets(_In):
+class SlaTargets(Strict):
     first_response_seconds: int | None = None
     next_response_seconds: int | None = None
 
 
-class SlaIn(_In):
+class SlaIn(Strict):
     first_response_seconds: int | None = Field(
         default=None, description="Target for the first agent reply; null: none"
     )
@@ -55,7 +51,7 @@ class SlaIn(_In):
     )
 
 
-class CsatIn(_In):
+class CsatIn(Strict):
     enabled: bool | None = None
     question: str | None = Field(default=None, max_length=1000)
     template_id: int | None = Field(
@@ -63,7 +59,7 @@ class CsatIn(_In):
     )
 
 
-class AvailabilityIn(_In):
+class AvailabilityIn(Strict):
     availability: str = Field(description="online | away | offline")
 
 

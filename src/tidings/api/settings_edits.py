@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tidings.actions import webhook_subscriptions as subs
 from tidings.api import schemas as sc
@@ -17,8 +17,7 @@ from tidings.api.deps import RT, Who
 router = APIRouter(prefix="/api/v1")
 
 
-class SubscriptionPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SubscriptionPatch(sc.Strict):
     active: bool | None = Field(default=None, description="false pauses deliveries")
     url: str | None = Field(default=None, max_length=2000)
     events: list[str] | None = None

@@ -7,12 +7,13 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from tidings.access import Principal, can_see_channel
 from tidings.actions.workspace_settings import workspace_region
 from tidings.api.deps import Who
+from tidings.api.schemas import Strict
 from tidings.channels.registry import get_adapter
 from tidings.channels.registry import kinds as registry_kinds
 from tidings.domain.errors import InvalidInput
@@ -29,8 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["sms"])
 DEFAULT_KIND = "twilio"
 
 
-class PreviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PreviewIn(Strict):
     text: str = Field(max_length=50_000, description="The message as the agent typed it")
     smart_encoding: bool = Field(
         default=False, description="Replace look-alike characters (curly quotes...) by GSM ones"

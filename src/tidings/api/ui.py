@@ -7,10 +7,10 @@ with the CSRF header); same error shape.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,11 +84,7 @@ router = APIRouter(prefix="/api/v1/ui", tags=["ui"])
 BULK_MAX = 10_000
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TriageIn(_In):
+class TriageIn(sc.Strict):
     status: str | None = None
     assignee_id: int | None = None
     team_id: int | None = None
@@ -97,7 +93,7 @@ class TriageIn(_In):
     snoozed_until: datetime | None = None
 
 
-class BulkFilter(_In):
+class BulkFilter(sc.Strict):
     view: str = "all"
     status: str | None = "open"
     inbox_id: int | None = None
@@ -107,7 +103,7 @@ class BulkFilter(_In):
     team_id: int | None = None
 
 
-class BulkIn(_In):
+class BulkIn(sc.Strict):
     ids: list[int] | None = Field(default=None, max_length=BULK_MAX)
     matching: BulkFilter | None = Field(
         default=None, description="Act on every conversation the list filter matches"
@@ -119,16 +115,16 @@ class BulkIn(_In):
     remove_label: str | None = None
 
 
-class TemplateSendIn(_In):
+class TemplateSendIn(sc.Strict):
     template_id: int
     params: list[str] = Field(default_factory=list, max_length=20)
 
 
-class NoteIn(_In):
+class NoteIn(sc.Strict):
     text: str = Field(min_length=1, max_length=10_000)
 
 
-class PresenceIn(_In):
+class PresenceIn(sc.Strict):
     state: str = Field(description="viewing | replying | left")
     typing: bool | None = Field(
         default=None,
@@ -547,15 +543,7 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         contact = await s.get_one(Contact, conv.contact_id)
-        identities = list(
-            (
-                await s.scalars(
-                    select(ContactIdentity)
-                    .where(ContactIdentity.contact_id == contact.id)
-                    .order_by(ContactIdentity.id)
-                )
-            ).all()
-        )
+        identities = (await identities_by_contact(s, [contact.id])).get(contact.id, [])
         consents = (
             await s.scalars(
                 select(Consent).where(Consent.contact_id == contact.id).order_by(Consent.id)
@@ -621,7 +609,7 @@ def _merge_reason(contact: Contact, other: Contact) -> str:
     return "same email"
 
 
-class MergeIn(_In):
+class MergeIn(sc.Strict):
     merge_id: int = Field(description="The duplicate contact, folded into the one in the path")
 
 
@@ -640,20 +628,16 @@ async def undo_merge(merge_id: int, who: Who, rt: RT) -> dict[str, Any]:
 # --- changes ------------------------------------------------------------------------------------
 
 
-async def _agent_name(rt: Runtime, agent_id: int | None) -> str:
-    if agent_id is None:
-        return "nobody"
-    async with rt.db.read() as s:
-        agent = await s.get(Agent, agent_id)
-    return agent.name if agent else f"agent {agent_id}"
+_Named = TypeVar("_Named", Agent, Team)
 
 
-async def _team_name(rt: Runtime, team_id: int | None) -> str:
-    if team_id is None:
-        return "none"
+async def _name(rt: Runtime, model: type[_Named], row_id: int | None, none: str) -> str:
+    """An agent's or team's name for a system line ("agent 7" once it is gone)."""
+    if row_id is None:
+        return none
     async with rt.db.read() as s:
-        team = await s.get(Team, team_id)
-    return team.name if team else f"team {team_id}"
+        row = await s.get(model, row_id)
+    return row.name if row else f"{model.__tablename__} {row_id}"
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationRowOut)
@@ -681,11 +665,11 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
         await check_triage(
             rt, who, conversation_id, priority=body.priority, snoozed_until=body.snoozed_until
         )
-    me = await _agent_name(rt, who.agent_id)
+    me = await _name(rt, Agent, who.agent_id, "nobody")
     events: list[tuple[str, dict[str, object]]] = []
     # An assignment's line is written by check_update_conversation itself (every path).
     if "team_id" in fields and body.team_id != old_team:
-        team = await _team_name(rt, body.team_id)
+        team = await _name(rt, Team, body.team_id, "none")
         text = f"{me} cleared the team" if body.team_id is None else f"{me} assigned team {team}"
         events.append((text, {"event": "team_assigned", "team_id": body.team_id}))
     if body.snoozed_until is not None:

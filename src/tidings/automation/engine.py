@@ -55,6 +55,7 @@ from tidings.storage.models import (
     RuleRun,
 )
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
@@ -304,20 +305,14 @@ async def process_batch(rt: Runtime) -> int:
     return len(ids)
 
 
+async def _step(rt: Runtime) -> bool:
+    await timers.fire_due(rt)
+    return await process_batch(rt) >= BATCH
+
+
 async def run(rt: Runtime) -> None:
     """The automation worker (one per worker process; safe to run several)."""
-    while True:
-        try:
-            await timers.fire_due(rt)
-            handled = await process_batch(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("automation worker failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if handled < BATCH:
-            await rt.wait_for_work(Queue.AUTOMATION, IDLE_POLL_SECONDS)
+    await poll(rt, _step, queue=Queue.AUTOMATION, idle=IDLE_POLL_SECONDS, what="automation worker")
 
 
 # --- dry run -------------------------------------------------------------------------------

@@ -4,11 +4,11 @@ Other features call these helpers (auto-replies, the `business_hours` rule condi
 variants that count only working time):
 
     is_open(hours, at) -> bool
-    inside_business_hours(session, inbox_id, at=None) -> bool
+    hours_for_inbox(session, inbox_id) -> BusinessHours | None
     next_opening(hours, at) -> datetime | None
     open_seconds_between(hours, start, end) -> float
 
-An inbox without business hours is always open (`inside_business_hours` is True and
+An inbox without business hours is always open (`is_open(None, at)` is True and
 `open_seconds_between` is the plain elapsed time). A day's hours are intervals such as
 `["09:00", "17:00"]`; `"24:00"` ends at midnight. An interval never crosses midnight: "22:00 to
 02:00" is two intervals on two days. Holidays are local dates on which the inbox is closed.
@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.domain.errors import InvalidInput
 from tidings.storage.models import InboxBusinessHours
-from tidings.storage.types import utcnow
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
@@ -191,10 +190,3 @@ def from_row(row: Any) -> BusinessHours | None:
 
 async def hours_for_inbox(session: AsyncSession, inbox_id: int) -> BusinessHours | None:
     return from_row(await session.get(InboxBusinessHours, inbox_id))
-
-
-async def inside_business_hours(
-    session: AsyncSession, inbox_id: int, at: datetime | None = None
-) -> bool:
-    """Whether inbox `inbox_id` is open at `at` (default now). True when it has no hours."""
-    return is_open(await hours_for_inbox(session, inbox_id), at or utcnow())

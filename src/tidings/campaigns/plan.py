@@ -10,7 +10,7 @@ sends are `marketing`: a marketing (or blanket) opt-out on a channel kind refuse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -197,21 +197,9 @@ async def address_for(
 ) -> str | None:
     if known is not None:
         found = known.identities.get((contact.id, channel.kind))
-        if found is not None:
-            return found
-        return _phone_address(channel, contact)
-    address = await s.scalar(
-        select(ContactIdentity.address)
-        .where(
-            ContactIdentity.contact_id == contact.id,
-            ContactIdentity.channel_kind == channel.kind,
-        )
-        .order_by(ContactIdentity.id.desc())
-        .limit(1)
-    )
-    if address is not None:
-        return address
-    return _phone_address(channel, contact)
+    else:
+        found = await gate.latest_address(s, contact.id, channel.kind)
+    return found if found is not None else _phone_address(channel, contact)
 
 
 def _phone_address(channel: ChannelInfo, contact: Contact) -> str | None:
@@ -324,13 +312,8 @@ async def plan_send(
         if caps.sms and text:
             analysis = sms.analyse(text)
             priced = sms.estimate_cost(analysis, channel.kind, region_of(address))
-            send = Send(
-                channel,
-                address,
-                kind,
-                text,
-                extra,
-                why[:64],
+            send = replace(
+                send,
                 segments=analysis.segments,
                 encoding=analysis.encoding,
                 cost=priced[0] if priced else None,
@@ -350,16 +333,7 @@ async def plan_send(
                 price = table.per_segment(channel.kind, None)
                 priced = (price, table.currency) if price is not None else None
             if priced is not None:
-                send = Send(
-                    channel,
-                    address,
-                    kind,
-                    text,
-                    extra,
-                    why[:64],
-                    cost=priced[0],
-                    currency=priced[1],
-                )
+                send = replace(send, cost=priced[0], currency=priced[1])
         return send
     if refusals:
         first_channel, first = refusals[0]

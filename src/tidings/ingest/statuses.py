@@ -31,17 +31,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1000
 
 
-def report_of(channel_id: int, event: StatusUpdate) -> StatusReport:
-    return StatusReport(
-        channel_id=channel_id,
-        status=event.status,
-        provider_message_id=event.provider_message_id,
-        our_message_ref=event.our_message_ref,
-        error_code=event.error_code,
-        error_reason=event.error_reason,
-    )
-
-
 async def apply_status_rows(
     tx: Tx, rows: Sequence[InboundEvent], should_yield: Callable[[], bool]
 ) -> int:
@@ -79,7 +68,7 @@ async def _apply_chunk(tx: Tx, rows: Sequence[InboundEvent]) -> None:
         receipts.append(index)
         for event in events:
             if isinstance(event, StatusUpdate):
-                reports.append(report_of(row.channel_id, event))
+                reports.append(StatusReport.of(row.channel_id, event))
                 owner.append(index)
     if receipts:
         try:

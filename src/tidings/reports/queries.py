@@ -290,6 +290,38 @@ async def _all(s: AsyncSession, stmt: Any) -> list[Any]:
     return list((await s.execute(stmt)).all())
 
 
+def _timing_reads(
+    db: Database, f: Filters, created_group: Any, resolved_group: Any
+) -> tuple[Callable[[AsyncSession], Awaitable[Any]], ...]:
+    """The two timing reads of `f`: first response and reply times of the conversations created
+    in it, resolution times of those resolved in it (grouped by day when groups are given)."""
+    bh = f.business_hours
+    unlabelled = replace(f, label_id=None)
+    created = {
+        "first_response": RC.first_response_bh_seconds if bh else RC.first_response_seconds,
+        "reply": RC.reply_bh_seconds if bh else RC.reply_seconds,
+    }
+    resolved = {"resolution": RC.resolution_bh_seconds if bh else RC.resolution_seconds}
+    return (
+        lambda s2: _timings(
+            s2,
+            db,
+            created,
+            [*_conv(unlabelled), *_created_in(f)],
+            group=created_group,
+            label_id=f.label_id,
+        ),
+        lambda s2: _timings(
+            s2,
+            db,
+            resolved,
+            [*_conv(unlabelled), *_resolved_in(f)],
+            group=resolved_group,
+            label_id=f.label_id,
+        ),
+    )
+
+
 async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     """New, resolved and unresolved backlog per day; first response, reply and resolution
     times (median, p90); conversations waiting for an agent now."""
@@ -351,26 +383,9 @@ async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
             {"day": day.isoformat(), "new": new[day], "resolved": resolved[day], "backlog": backlog}
         )
     bh = f.business_hours
-    unlabelled = replace(f, label_id=None)
     created, resolved_t, waiting_row = await _parallel(
         db,
-        lambda s2: _timings(
-            s2,
-            db,
-            {
-                "first_response": RC.first_response_bh_seconds if bh else RC.first_response_seconds,
-                "reply": RC.reply_bh_seconds if bh else RC.reply_seconds,
-            },
-            [*_conv(unlabelled), *_created_in(f)],
-            label_id=f.label_id,
-        ),
-        lambda s2: _timings(
-            s2,
-            db,
-            {"resolution": RC.resolution_bh_seconds if bh else RC.resolution_seconds},
-            [*_conv(unlabelled), *_resolved_in(f)],
-            label_id=f.label_id,
-        ),
+        *_timing_reads(db, f, None, None),
         lambda s2: _one(
             s2,
             select(func.count(), func.min(RC.waiting_since)).where(
@@ -404,30 +419,7 @@ async def daily_timings(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
     """First response and reply times of the conversations created on each day, resolution
     times of those resolved on it (median, p90, count): the conversations CSV's per-day
     figures. The same reads as the range's timings, grouped by day."""
-    bh = f.business_hours
-    unlabelled = replace(f, label_id=None)
-    created, resolved = await _parallel(
-        db,
-        lambda s2: _timings(
-            s2,
-            db,
-            {
-                "first_response": RC.first_response_bh_seconds if bh else RC.first_response_seconds,
-                "reply": RC.reply_bh_seconds if bh else RC.reply_seconds,
-            },
-            [*_conv(unlabelled), *_created_in(f)],
-            group=RC.created_day,
-            label_id=f.label_id,
-        ),
-        lambda s2: _timings(
-            s2,
-            db,
-            {"resolution": RC.resolution_bh_seconds if bh else RC.resolution_seconds},
-            [*_conv(unlabelled), *_resolved_in(f)],
-            group=RC.resolved_day,
-            label_id=f.label_id,
-        ),
-    )
+    created, resolved = await _parallel(db, *_timing_reads(db, f, RC.created_day, RC.resolved_day))
     none = _timing(None, None, 0)
     return {
         d.isoformat(): {
@@ -649,20 +641,10 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     fr = RC.first_response_bh_seconds if bh else RC.first_response_seconds
     res = RC.resolution_bh_seconds if bh else RC.resolution_seconds
     names = {
-        "agent": dict(
-            (
-                await s.execute(
-                    select(Agent.id, Agent.name).where(Agent.workspace_id == f.workspace_id)
-                )
-            ).all()
-        ),
-        "team": dict(
-            (
-                await s.execute(
-                    select(Team.id, Team.name).where(Team.workspace_id == f.workspace_id)
-                )
-            ).all()
-        ),
+        kind: dict(
+            (await s.execute(select(m.id, m.name).where(m.workspace_id == f.workspace_id))).all()
+        )
+        for kind, m in (("agent", Agent), ("team", Team))
     }
     # A workspace without teams gets no team grouping (it would be one "no team" row bought
     # with a second sort of every conversation in the range).
