@@ -12,7 +12,8 @@ schedules and knobs stay in each provider's module.
   exponential backoff, each attempt reported to the caller (the simulators' delivery logs).
 - `Outbox`: a per-account queue of webhooks drained by one worker task that sleeps until
   `kick`ed — the loop the LINE, Viber and Telegram simulators each wrote.
-- `control_routes`, `read_json`, `control_error`: the `/_sim/...` control API's plumbing.
+- `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
+  API's plumbing; `answering`: a handler's provider or control errors as their answers.
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
   channels it connects (`simulators/registry.py` lists one per channel).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -219,6 +221,40 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 def control_error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+class ControlError(Exception):
+    """A `/_sim/...` call that cannot be done: `{"error": message}` with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def response(self) -> JSONResponse:
+        return control_error(self.message, self.status)
+
+
+Owner = TypeVar("Owner")
+Method = Callable[[Owner, Request], Awaitable[Response]]
+
+
+def answering(
+    *errors: type[Exception], answer: Callable[[Any], Response]
+) -> Callable[[Method[Owner]], Method[Owner]]:
+    """A handler method whose `errors`, raised anywhere in it, are answered by `answer(error)`
+    (a provider error's own response, a control error) instead of each handler's try/except."""
+
+    def wrap(handler: Method[Owner]) -> Method[Owner]:
+        @functools.wraps(handler)
+        async def handle(owner: Owner, request: Request) -> Response:
+            try:
+                return await handler(owner, request)
+            except errors as exc:
+                return answer(exc)
+
+        return handle
+
+    return wrap
 
 
 class Simulator(Protocol):

@@ -74,6 +74,7 @@ from tidings.simulators.kit import (
     UrlBinding,
     control_routes,
     list_handler,
+    read_json,
 )
 
 log = logging.getLogger(__name__)
@@ -752,7 +753,7 @@ class TelegramSimulator(SimulatorBase):
     # Control API
 
     async def _put_bot(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         knobs = {
             k: body.get(k)
             for k in (
@@ -778,7 +779,7 @@ class TelegramSimulator(SimulatorBase):
         return bot
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         if body.get("redeliver") is not None:
             # Telegram sending an update again (it saw no 2xx in time): same update_id.
             try:
@@ -804,7 +805,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"update_id": update_id, "message_id": msg["message_id"]})
 
     async def _edit(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             chat = bot.chats[int(body["chat_id"])]
@@ -825,7 +826,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"update_id": update_id})
 
     async def _callback(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             chat = bot.chats[int(body["chat_id"])]
@@ -848,7 +849,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"update_id": update_id, "callback_query_id": query["id"]})
 
     async def _block(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             chat = self.chat(bot, int(body["chat_id"]))
@@ -872,7 +873,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"blocked": chat.blocked})
 
     async def _fail(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             code = int(body["error_code"])
@@ -932,14 +933,6 @@ def _upload_record(upload: UploadFile) -> dict[str, Any]:
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 async def _params(request: Request) -> dict[str, Any]:

@@ -34,10 +34,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import DemoChannel, Handler, SandboxEntry, TaskSet
+from tidings.simulators.kit import ControlError, DemoChannel, Handler, SandboxEntry, TaskSet
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
-    ControlError,
     GraphError,
     MetaBinding,
     MetaSimulator,
