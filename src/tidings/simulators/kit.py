@@ -274,6 +274,26 @@ class DemoChannel:
 
 
 @dataclass(frozen=True)
+class PhoneLocation:
+    """A location the phone page's customer shares (`sandbox.RichCustomer.send_location`)."""
+
+    latitude: float
+    longitude: float
+    label: str | None
+
+
+@dataclass(frozen=True)
+class PhoneFile:
+    """A file the phone page's customer sends (`sandbox.RichCustomer.send_file`), with the
+    typed words as its caption."""
+
+    mime_type: str
+    filename: str
+    data: bytes
+    caption: str | None
+
+
+@dataclass(frozen=True)
 class SandboxEntry:
     """One simulator in the sandbox: mounted at `/sandbox/{path}`, built by `make(base_url)`,
     tied to Tidings channels by `bind(base_url, simulator)` (a `sandbox.SandboxBinding`; None:

@@ -69,6 +69,8 @@ from tidings.simulators.kit import (
     ControlError,
     DemoChannel,
     Outbox,
+    PhoneFile,
+    PhoneLocation,
     SandboxEntry,
     SimulatorBase,
     TokenBucket,
@@ -1107,37 +1109,25 @@ class LineBinding(UrlBinding[LineSimulator, LineConfig]):
         return {"webhookEventId": event["webhookEventId"], "message_id": msg["id"]}
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]:
-        loc = {"latitude": latitude, "longitude": longitude, "title": label or "Location"}
+        title = place.label or "Location"
+        loc = {"latitude": place.latitude, "longitude": place.longitude, "title": title}
         return self._send(channel, user, name, {"location": loc})
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]:
-        kind = "image" if mime_type.startswith("image/") else "file"
+        kind = "image" if file.mime_type.startswith("image/") else "file"
         spec = {
-            "data_b64": base64.b64encode(data).decode(),
-            "mime_type": mime_type,
-            "file_name": filename,
+            "data_b64": base64.b64encode(file.data).decode(),
+            "mime_type": file.mime_type,
+            "file_name": file.filename,
         }
         sent = self._send(channel, user, name, {kind: spec})
-        if caption:
+        if file.caption:
             # LINE has no captions: the words go as their own message.
-            sent = self._send(channel, user, name, {"text": caption})
+            sent = self._send(channel, user, name, {"text": file.caption})
         return sent
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:

@@ -67,6 +67,8 @@ from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     DemoChannel,
     Outbox,
+    PhoneFile,
+    PhoneLocation,
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
@@ -842,32 +844,19 @@ class ViberBinding(UrlBinding[ViberSimulator, ViberConfig]):
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), {"text": text})
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]:
         bot = self.sim.ensure_bot(self.config(channel).auth_token)
-        body = {"location": {"lat": latitude, "lon": longitude}}
+        body = {"location": {"lat": place.latitude, "lon": place.longitude}}
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), body)
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]:
         bot = self.sim.ensure_bot(self.config(channel).auth_token)
-        kind = "picture" if mime_type in ("image/jpeg", "image/png") else "file"
-        spec = {"data_b64": base64.b64encode(data).decode(), "file_name": filename}
-        body = {kind: {**spec, "mime_type": mime_type}, "caption": caption}
+        kind = "picture" if file.mime_type in ("image/jpeg", "image/png") else "file"
+        spec = {"data_b64": base64.b64encode(file.data).decode(), "file_name": file.filename}
+        body = {kind: {**spec, "mime_type": file.mime_type}, "caption": file.caption}
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), body)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:

@@ -34,7 +34,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import ControlError, DemoChannel, Handler, SandboxEntry, TaskSet
+from tidings.simulators.kit import (
+    ControlError,
+    DemoChannel,
+    Handler,
+    PhoneFile,
+    PhoneLocation,
+    SandboxEntry,
+    TaskSet,
+)
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
     GraphError,
@@ -1835,41 +1843,28 @@ class WhatsAppBinding(MetaBinding):
         return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]:
-        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
-        if label:
-            location["name"] = label
+        location: dict[str, Any] = {"latitude": place.latitude, "longitude": place.longitude}
+        if place.label:
+            location["name"] = place.label
         result: dict[str, Any] = await self._inbound(
             channel, user, {"name": name or user, "type": "location", "location": location}
         )
         return result
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": name or user,
-            "type": "image" if mime_type.startswith("image/") else "document",
-            "mime_type": mime_type,
-            "filename": filename,
-            "media_b64": base64.b64encode(data).decode(),
+            "type": "image" if file.mime_type.startswith("image/") else "document",
+            "mime_type": file.mime_type,
+            "filename": file.filename,
+            "media_b64": base64.b64encode(file.data).decode(),
         }
-        if caption:
-            body["text"] = caption
+        if file.caption:
+            body["text"] = file.caption
         result: dict[str, Any] = await self._inbound(channel, user, body)
         return result
 
