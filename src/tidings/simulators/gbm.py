@@ -21,7 +21,6 @@ import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -42,11 +41,7 @@ from tidings.simulators.kit import (
     list_handler,
     read_json,
 )
-from tidings.simulators.rbm import GoogleError, sign, verify_handshake
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+from tidings.simulators.rbm import GoogleError, now, sign, verify_handshake
 
 
 def _error(code: int, message: str) -> JSONResponse:
@@ -140,9 +135,9 @@ class GbmSimulator(SimulatorBase):
                 "messageId": mid,
                 "name": f"conversations/{cid}/messages/{mid}",
                 "text": text,
-                "createTime": _now(),
+                "createTime": now(),
             },
-            "sendTime": _now(),
+            "sendTime": now(),
         }
 
     async def _send(self, request: Request) -> Response:
@@ -196,9 +191,9 @@ class GbmSimulator(SimulatorBase):
                             "agent": f"brands/sandbox/agents/{agent.agent_id}",
                             "receipts": {
                                 "receipts": [{"message": name, "receiptType": receipt}],
-                                "createTime": _now(),
+                                "createTime": now(),
                             },
-                            "sendTime": _now(),
+                            "sendTime": now(),
                         },
                     )
                 )

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
@@ -255,12 +255,6 @@ def answering(
         return handle
 
     return wrap
-
-
-class Simulator(Protocol):
-    app: Any
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)

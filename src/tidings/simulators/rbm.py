@@ -64,6 +64,7 @@ from tidings.simulators.kit import (
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    answering,
     control_error,
     control_routes,
     list_handler,
@@ -137,7 +138,8 @@ async def verify_handshake(http: httpx.AsyncClient, url: str, client_token: str)
     )
 
 
-def _now() -> str:
+def now() -> str:
+    """The time as Google's APIs write it (RFC 3339, microseconds, `Z`)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -178,6 +180,9 @@ class Agent:
     failures: list[Failure] = field(default_factory=list)
     # Pub/Sub pushes waiting to go, one at a time in order (`RbmSimulator._outbox`).
     outbox: Outbox[dict[str, Any]] | None = None
+
+
+_google = answering(GoogleError, answer=GoogleError.response)
 
 
 class RbmSimulator(SimulatorBase):
@@ -254,7 +259,7 @@ class RbmSimulator(SimulatorBase):
                 "attributes": attrs,
                 "data": base64.b64encode(raw).decode(),
                 "messageId": str(secrets.randbelow(10**16)),
-                "publishTime": _now(),
+                "publishTime": now(),
             },
             "subscription": f"projects/rbm-{agent.agent_id.split('@')[0]}/subscriptions/rbm-agent",
         }
@@ -299,7 +304,7 @@ class RbmSimulator(SimulatorBase):
         data: dict[str, Any] = {
             "senderPhoneNumber": msisdn,
             "messageId": str(body.get("message_id") or f"MsSim{secrets.token_hex(10)}"),
-            "sendTime": _now(),
+            "sendTime": now(),
             "agentId": agent.agent_id,
         }
         shown: str
@@ -362,7 +367,7 @@ class RbmSimulator(SimulatorBase):
                     "eventType": event_type,
                     "eventId": f"Ev{secrets.token_hex(10)}",
                     "messageId": message_id,
-                    "sendTime": _now(),
+                    "sendTime": now(),
                     "agentId": agent.agent_id,
                 },
             )
@@ -425,7 +430,7 @@ class RbmSimulator(SimulatorBase):
             if record:
                 record["error"] = exc.code
             return exc.response()
-        result = {**body, "name": f"phones/{msisdn}/agentMessages/{message_id}", "sendTime": _now()}
+        result = {**body, "name": f"phones/{msisdn}/agentMessages/{message_id}", "sendTime": now()}
         if message_id in agent.message_ids:
             # A reused messageId is ignored (docs/channels/rbm.md#sending-and-agent-events): no
             # second delivery.
@@ -465,11 +470,9 @@ class RbmSimulator(SimulatorBase):
 
         self.tasks.spawn(run(), "rbm-receipts")
 
+    @_google
     async def _revoke(self, request: Request) -> Response:
-        try:
-            agent, msisdn = self._auth(request, "revoke")
-        except GoogleError as exc:
-            return exc.response()
+        agent, msisdn = self._auth(request, "revoke")
         message_id = request.path_params["message_id"]
         phone = self.phone(msisdn)
         waiting = [
@@ -485,40 +488,36 @@ class RbmSimulator(SimulatorBase):
                 entry["status"] = "revoked"
         return JSONResponse({})
 
+    @_google
     async def _agent_event(self, request: Request) -> Response:
-        try:
-            agent, msisdn = self._auth(request, "agentEvents")
-            body = await self._json(request)
-            event_id = request.query_params.get("eventId", "")
-            agent.calls.append(
-                {"method": "agentEvents", "msisdn": msisdn, "event_id": event_id, "body": body}
-            )
-            if not event_id:
-                raise _invalid("eventId is required")
-            event_type = body.get("eventType")
-            if event_type not in ("READ", "IS_TYPING"):
-                raise _invalid(f"Invalid value at 'agent_event.event_type' ({event_type!r})")
-            if event_type == "READ" and not body.get("messageId"):
-                raise _invalid("messageId is required for READ events")
-            if not self.phone(msisdn).rcs_enabled:
-                raise GoogleError(404, "Requested entity was not found.")
-        except GoogleError as exc:
-            return exc.response()
+        agent, msisdn = self._auth(request, "agentEvents")
+        body = await self._json(request)
+        event_id = request.query_params.get("eventId", "")
+        agent.calls.append(
+            {"method": "agentEvents", "msisdn": msisdn, "event_id": event_id, "body": body}
+        )
+        if not event_id:
+            raise _invalid("eventId is required")
+        event_type = body.get("eventType")
+        if event_type not in ("READ", "IS_TYPING"):
+            raise _invalid(f"Invalid value at 'agent_event.event_type' ({event_type!r})")
+        if event_type == "READ" and not body.get("messageId"):
+            raise _invalid("messageId is required for READ events")
+        if not self.phone(msisdn).rcs_enabled:
+            raise GoogleError(404, "Requested entity was not found.")
         return JSONResponse(
-            {**body, "name": f"phones/{msisdn}/agentEvents/{event_id}", "sendTime": _now()}
+            {**body, "name": f"phones/{msisdn}/agentEvents/{event_id}", "sendTime": now()}
         )
 
+    @_google
     async def _capabilities(self, request: Request) -> Response:
-        try:
-            agent, msisdn = self._auth(request, "capabilities")
-            agent.calls.append({"method": "capabilities", "msisdn": msisdn})
-            if not request.query_params.get("requestId"):
-                raise _invalid("requestId is required")
-            phone = self.phone(msisdn)
-            if not phone.rcs_enabled:
-                raise GoogleError(404, "Requested entity was not found.")
-        except GoogleError as exc:
-            return exc.response()
+        agent, msisdn = self._auth(request, "capabilities")
+        agent.calls.append({"method": "capabilities", "msisdn": msisdn})
+        if not request.query_params.get("requestId"):
+            raise _invalid("requestId is required")
+        phone = self.phone(msisdn)
+        if not phone.rcs_enabled:
+            raise GoogleError(404, "Requested entity was not found.")
         return JSONResponse({"features": phone.features})
 
     async def _token(self, request: Request) -> Response:
@@ -618,31 +617,16 @@ class RbmSimulator(SimulatorBase):
         return JSONResponse({"messageId": data["messageId"]})
 
     async def _typing(self, request: Request) -> JSONResponse:
-        try:
-            agent, body = await self._control(request)
-            msisdn = self.msisdn(body.get("from"))
-        except (LookupError, ValueError) as exc:
-            return control_error(str(exc))
-        event_id = f"Ev{secrets.token_hex(10)}"
-        self.publish(
-            agent,
-            {
-                "senderPhoneNumber": msisdn,
-                "eventType": "IS_TYPING",
-                "eventId": event_id,
-                "sendTime": _now(),
-                "agentId": agent.agent_id,
-            },
-        )
-        return JSONResponse({"eventId": event_id})
+        return await self._user_event(request, "IS_TYPING")
 
-    async def _user_event(self, request: Request) -> JSONResponse:
+    async def _user_event(self, request: Request, fixed: str | None = None) -> JSONResponse:
+        """A user event the customer's phone sends: `event_type` from the body, or `fixed`."""
         try:
             agent, body = await self._control(request)
             msisdn = self.msisdn(body.get("from"))
         except (LookupError, ValueError) as exc:
             return control_error(str(exc))
-        event_type = str(body.get("event_type") or "")
+        event_type = fixed or str(body.get("event_type") or "")
         if event_type not in ("IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"):
             return control_error("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
         event_id = f"Ev{secrets.token_hex(10)}"
@@ -652,7 +636,7 @@ class RbmSimulator(SimulatorBase):
                 "senderPhoneNumber": msisdn,
                 "eventType": event_type,
                 "eventId": event_id,
-                "sendTime": _now(),
+                "sendTime": now(),
                 "agentId": agent.agent_id,
             },
         )

@@ -58,6 +58,7 @@ from tidings.simulators.kit import (
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    answering,
     control_error,
     control_routes,
     read_json,
@@ -276,6 +277,13 @@ def _keyword(text: str) -> str:
     return text.strip().upper()
 
 
+_twilio = answering(TwilioError, answer=TwilioError.response)
+# A control body that fails its model: 400 with the first error's message.
+_validated = answering(
+    ValidationError, answer=lambda exc: control_error(str(exc.errors()[0]["msg"]))
+)
+
+
 class TwilioSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(http)
@@ -360,21 +368,17 @@ class TwilioSimulator(SimulatorBase):
             raise TwilioError(20003)
         return account
 
+    @_twilio
     async def _create_message(self, request: Request) -> Response:
-        try:
-            account = self._authenticate(request)
-            raw = (await request.body()).decode("utf-8", errors="replace")
-            params = parse_qsl(raw, keep_blank_values=True)
-            message = self._validate_and_create(account, params)
-        except TwilioError as exc:
-            return exc.response()
+        account = self._authenticate(request)
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        params = parse_qsl(raw, keep_blank_values=True)
+        message = self._validate_and_create(account, params)
         return JSONResponse(message.resource(), status_code=201)
 
+    @_twilio
     async def _fetch_message(self, request: Request) -> Response:
-        try:
-            account = self._authenticate(request)
-        except TwilioError as exc:
-            return exc.response()
+        account = self._authenticate(request)
         message = account.messages.get(request.path_params["sid"])
         if message is None:
             return TwilioError(20404).response()
@@ -622,11 +626,9 @@ class TwilioSimulator(SimulatorBase):
             ]
         )
 
+    @_validated
     async def _r_put_account(self, request: Request) -> Response:
-        try:
-            spec = AccountIn.model_validate(await read_json(request))
-        except ValidationError as exc:
-            return control_error(str(exc.errors()[0]["msg"]))
+        spec = AccountIn.model_validate(await read_json(request))
         acct = self.register(request.path_params["account_sid"], spec)
         return JSONResponse({"sid": acct.sid, "numbers": acct.numbers})
 
@@ -642,11 +644,9 @@ class TwilioSimulator(SimulatorBase):
         except LookupError as exc:
             return control_error(str(exc), 404)
 
+    @_validated
     async def _r_status(self, request: Request) -> Response:
-        try:
-            spec = StatusIn.model_validate(await read_json(request))
-        except ValidationError as exc:
-            return control_error(str(exc.errors()[0]["msg"]))
+        spec = StatusIn.model_validate(await read_json(request))
         for acct in self.accounts.values():
             message = acct.messages.get(spec.sid)
             if message is not None:
@@ -654,11 +654,9 @@ class TwilioSimulator(SimulatorBase):
                 return JSONResponse({"delivered": status})
         return control_error(f"unknown message {spec.sid}", 404)
 
+    @_validated
     async def _r_fail(self, request: Request) -> Response:
-        try:
-            spec = FailIn.model_validate(await read_json(request))
-        except ValidationError as exc:
-            return control_error(str(exc.errors()[0]["msg"]))
+        spec = FailIn.model_validate(await read_json(request))
         self.failures.append(Failure(spec, spec.count))
         return JSONResponse({"queued": sum(f.left for f in self.failures)})
 
@@ -686,16 +684,14 @@ class TwilioSimulator(SimulatorBase):
     async def _r_deliveries(self, _request: Request) -> Response:
         return JSONResponse(self.deliveries)
 
+    @_validated
     async def _r_config(self, request: Request) -> Response:
         if request.method == "POST":
-            try:
-                self.knobs = self.knobs.model_copy(
-                    update=Knobs.model_validate(
-                        {**self.knobs.model_dump(), **(await read_json(request))}
-                    ).model_dump()
-                )
-            except ValidationError as exc:
-                return control_error(str(exc.errors()[0]["msg"]))
+            self.knobs = self.knobs.model_copy(
+                update=Knobs.model_validate(
+                    {**self.knobs.model_dump(), **(await read_json(request))}
+                ).model_dump()
+            )
         return JSONResponse(self.knobs.model_dump())
 
     async def _r_flush(self, _request: Request) -> Response:
