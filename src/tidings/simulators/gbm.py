@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -40,6 +39,8 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 from tidings.simulators.rbm import GoogleError, now, sign, verify_handshake
 
@@ -80,7 +81,7 @@ class GbmSimulator(SimulatorBase):
                         "verify": (self._verify, ["POST"]),
                         "inbound": (self._inbound, ["POST"]),
                         "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (thread_handler(self.conversation, "agent_id"), ["GET"]),
                     }
                 ),
             ]
@@ -122,9 +123,7 @@ class GbmSimulator(SimulatorBase):
     def user_message(self, agent: Agent, cid: str, name: str, text: str) -> dict[str, Any]:
         self.conversations[cid] = agent.agent_id
         mid = f"MSG-{secrets.token_hex(8)}"
-        agent.threads.setdefault(cid, []).append(
-            {"id": mid, "direction": "in", "text": text, "status": "sent", "at": time.time()}
-        )
+        agent.threads.setdefault(cid, []).append(thread_entry(mid, "in", text, "sent"))
         return {
             "agent": f"brands/sandbox/agents/{agent.agent_id}",
             "conversationId": cid,
@@ -173,13 +172,7 @@ class GbmSimulator(SimulatorBase):
             # A reused messageId is ignored (docs/channels/gbm.md#sending).
             agent.message_ids.add(mid)
             agent.threads.setdefault(cid, []).append(
-                {
-                    "id": mid,
-                    "direction": "out",
-                    "text": body.get("text") or "[image]",
-                    "status": "read",
-                    "at": time.time(),
-                }
+                thread_entry(mid, "out", body.get("text") or "[image]", "read")
             )
             for receipt in ("DELIVERED", "READ"):
                 self.spawn(
@@ -260,13 +253,9 @@ class GbmSimulator(SimulatorBase):
             }
         )
 
-    def conversation(self, agent_id: str, cid: str) -> list[dict[str, Any]]:
+    def conversation(self, agent_id: str, cid: str | None) -> list[dict[str, Any]]:
         agent = self.agents.get(agent_id)
-        return list(agent.threads.get(cid, [])) if agent else []
-
-    async def _conversations(self, request: Request) -> JSONResponse:
-        q = request.query_params
-        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user", "")))
+        return list(agent.threads.get(cid or "", [])) if agent else []
 
 
 class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):

@@ -12,6 +12,7 @@ schedules and knobs stay in each provider's module.
   exponential backoff, each attempt reported to the caller (the simulators' delivery logs).
 - `Outbox`: a per-account queue of webhooks drained by one worker task that sleeps until
   `kick`ed — the loop the LINE, Viber and Telegram simulators each wrote.
+- `thread_entry`: one message of a thread for `/_sim/conversations` and the phone page.
 - `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
   API's plumbing; `answering`: a handler's provider or control errors as their answers.
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
@@ -360,6 +361,35 @@ def int_list(spec: Mapping[str, Any], name: str) -> list[int] | None:
     ):
         raise ValueError(f"{name}: a list of part numbers")
     return value
+
+
+def thread_handler(
+    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str
+) -> Handler:
+    """A `/_sim/conversations` route: `lookup(owner, user)` for the owner (account, agent...)
+    that the query parameter `owner` names ("" when absent) and the optional `user`."""
+
+    async def handle(request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(lookup(q.get(owner, ""), q.get("user")))
+
+    return handle
+
+
+def thread_entry(
+    mid: str, direction: str, text: Any, status: str, *, at: float | None = None, **more: Any
+) -> dict[str, Any]:
+    """One message of a simulator's thread, as its `/_sim/conversations` lists it and the phone
+    page shows it: id, "in" or "out", the words shown, status, when (now unless `at`), then
+    the provider's own fields (`user` where one list holds several customers)."""
+    return {
+        "id": mid,
+        "direction": direction,
+        "text": text,
+        "status": status,
+        "at": time.time() if at is None else at,
+        **more,
+    }
 
 
 def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:

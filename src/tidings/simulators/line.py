@@ -80,6 +80,7 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -399,16 +400,7 @@ class LineSimulator(SimulatorBase):
             else:
                 raise ValueError("say what the customer sends: text, image, location, ...")
         if group_id is None:
-            acct.thread.append(
-                {
-                    "id": mid,
-                    "user": person.user_id,
-                    "direction": "in",
-                    "text": shown,
-                    "status": "sent",
-                    "at": time.time(),
-                }
-            )
+            acct.thread.append(thread_entry(mid, "in", shown, "sent", user=person.user_id))
         return msg
 
     def _outbox(self, acct: Account) -> Outbox[dict[str, Any]]:
@@ -603,18 +595,17 @@ class LineSimulator(SimulatorBase):
             acct.loading.pop(to, None)
             for m, s in zip(messages, sent, strict=True):
                 acct.thread.append(
-                    {
-                        "id": s["id"],
-                        "user": to,
-                        "direction": "out",
-                        "text": _shown(m),
-                        "status": "delivered",
-                        "at": time.time(),
-                        "quick_replies": [
+                    thread_entry(
+                        s["id"],
+                        "out",
+                        _shown(m),
+                        "delivered",
+                        user=to,
+                        quick_replies=[
                             i.get("action", {}).get("label")
                             for i in (m.get("quickReply") or {}).get("items", [])
                         ],
-                    }
+                    )
                 )
         return sent, delivered
 

@@ -69,6 +69,8 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 log = logging.getLogger(__name__)
@@ -211,7 +213,7 @@ class RbmSimulator(SimulatorBase):
                         "phones/{msisdn}": (self._put_phone, ["PUT"]),
                         "fail": (self._fail, ["POST"]),
                         "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (thread_handler(self.conversation, "agent_id"), ["GET"]),
                         "deliveries": (
                             list_handler(self.agents, "agent_id", "deliveries"),
                             ["GET"],
@@ -344,15 +346,7 @@ class RbmSimulator(SimulatorBase):
             shown = "[unsupported]"
         else:
             raise ValueError("give text, suggestion, location, file or other")
-        self.thread(agent, msisdn).append(
-            {
-                "id": data["messageId"],
-                "direction": "in",
-                "text": shown,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        self.thread(agent, msisdn).append(thread_entry(data["messageId"], "in", shown, "sent"))
         return data
 
     def _receipts(self, agent: Agent, msisdn: str, message_id: str) -> None:
@@ -444,17 +438,16 @@ class RbmSimulator(SimulatorBase):
             else "[rich card]"
         )
         self.thread(agent, msisdn).append(
-            {
-                "id": message_id,
-                "direction": "out",
-                "text": shown,
-                "suggestions": [
+            thread_entry(
+                message_id,
+                "out",
+                shown,
+                "sent",
+                suggestions=[
                     (s.get("reply") or s.get("action") or {}).get("text")
                     for s in content.get("suggestions", [])
                 ],
-                "status": "sent",
-                "at": time.time(),
-            }
+            )
         )
         if phone.online:
             self._later(agent, msisdn, message_id)
@@ -689,10 +682,6 @@ class RbmSimulator(SimulatorBase):
         except ValueError:
             return []
         return list(agent.threads.get(msisdn, [])) if agent else []
-
-    async def _conversations(self, request: Request) -> JSONResponse:
-        q = request.query_params
-        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user")))
 
 
 def _injected(agent: Agent, method: str) -> None:

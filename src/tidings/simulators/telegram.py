@@ -75,6 +75,7 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -427,13 +428,7 @@ class TelegramSimulator(SimulatorBase):
         if isinstance(body.get("reply_to"), int):
             msg["reply_to_message"] = {"message_id": body["reply_to"], "chat": chat.as_chat()}
         chat.thread.append(
-            {
-                "id": msg["message_id"],
-                "direction": "in",
-                "text": msg.get("caption") or shown,
-                "status": "sent",
-                "at": time.time(),
-            }
+            thread_entry(msg["message_id"], "in", msg.get("caption") or shown, "sent")
         )
         return msg
 
@@ -589,15 +584,7 @@ class TelegramSimulator(SimulatorBase):
             msg["reply_to_message"] = {"message_id": reply["message_id"], "chat": chat.as_chat()}
         if isinstance(params.get("reply_markup"), dict):
             msg["reply_markup"] = params["reply_markup"]
-        chat.thread.append(
-            {
-                "id": msg["message_id"],
-                "direction": "out",
-                "text": shown,
-                "status": "delivered",
-                "at": time.time(),
-            }
-        )
+        chat.thread.append(thread_entry(msg["message_id"], "out", shown, "delivered"))
         return msg
 
     def _check_markup(self, params: dict[str, Any]) -> None:

@@ -62,6 +62,8 @@ from tidings.simulators.kit import (
     control_error,
     control_routes,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 API_VERSION = "2010-04-01"
@@ -311,7 +313,10 @@ class TwilioSimulator(SimulatorBase):
                         "status": (self._r_status, ["POST"]),
                         "fail": (self._r_fail, ["POST"]),
                         "sent": (self._r_sent, ["GET"]),
-                        "conversations": (self._r_conversations, ["GET"]),
+                        "conversations": (
+                            thread_handler(self.conversations, "account_sid"),
+                            ["GET"],
+                        ),
                         "optouts": (self._r_optouts, ["GET"]),
                         "deliveries": (self._r_deliveries, ["GET"]),
                         "config": (self._r_config, ["GET", "POST"]),
@@ -433,15 +438,7 @@ class TwilioSimulator(SimulatorBase):
         account.messages[message.sid] = message
         account.sent.append({"sid": message.sid, "params": params})
         account.thread.append(
-            {
-                "id": message.sid,
-                "user": to,
-                "direction": "out",
-                "text": body,
-                "media": media,
-                "status": message.status,
-                "at": time.time(),
-            }
+            thread_entry(message.sid, "out", body, message.status, user=to, media=media)
         )
         self.tasks.spawn(
             self._status_pipeline(account, message, failure), name=f"twilio-status-{message.sid}"
@@ -558,15 +555,9 @@ class TwilioSimulator(SimulatorBase):
         for n, item in enumerate(spec.media[:MAX_MEDIA]):
             params += [(f"MediaUrl{n}", item.url), (f"MediaContentType{n}", item.content_type)]
         account.thread.append(
-            {
-                "id": sid,
-                "user": sender,
-                "direction": "in",
-                "text": text,
-                "media": [m.url for m in spec.media],
-                "status": "received",
-                "at": time.time(),
-            }
+            thread_entry(
+                sid, "in", text, "received", user=sender, media=[m.url for m in spec.media]
+            )
         )
         auto_reply = self._keywords(account, to, sender, text)
         # Twilio still forwards the keyword to the webhook
@@ -590,16 +581,9 @@ class TwilioSimulator(SimulatorBase):
         else:
             return None
         account.thread.append(
-            {
-                "id": _sid("SM"),
-                "user": sender,
-                "direction": "out",
-                "text": reply,
-                "media": [],
-                "status": "delivered",
-                "at": time.time(),
-                "automatic": True,
-            }
+            thread_entry(
+                _sid("SM"), "out", reply, "delivered", user=sender, media=[], automatic=True
+            )
         )
         return reply
 
@@ -665,10 +649,6 @@ class TwilioSimulator(SimulatorBase):
         return JSONResponse(
             [s for a in self.accounts.values() if not wanted or a.sid == wanted for s in a.sent]
         )
-
-    async def _r_conversations(self, request: Request) -> Response:
-        q = request.query_params
-        return JSONResponse(self.conversations(q.get("account_sid"), q.get("user")))
 
     async def _r_optouts(self, request: Request) -> Response:
         wanted = request.query_params.get("account_sid")

@@ -74,6 +74,7 @@ from tidings.simulators.kit import (
     UrlBinding,
     answering,
     control_routes,
+    thread_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -365,15 +366,7 @@ class ViberSimulator(SimulatorBase):
         if bot.message_subscribes:
             user.subscribed = True
         token = self.next_token()
-        user.thread.append(
-            {
-                "id": str(token),
-                "direction": "in",
-                "text": shown,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        user.thread.append(thread_entry(str(token), "in", shown, "sent"))
         self.push(
             bot,
             {
@@ -574,15 +567,15 @@ class ViberSimulator(SimulatorBase):
         token = self.next_token()
         bot.outbound[str(token)] = user.id
         user.thread.append(
-            {
-                "id": str(token),
-                "direction": "out",
-                "text": shown,
-                "status": "sent",
-                "at": now,
-                "billing": "session" if in_session else "chatbot_initiated",
-                "keyboard": body.get("keyboard"),
-            }
+            thread_entry(
+                str(token),
+                "out",
+                shown,
+                "sent",
+                at=now,
+                billing="session" if in_session else "chatbot_initiated",
+                keyboard=body.get("keyboard"),
+            )
         )
         if bot.auto_delivered:
             self._receipt(bot, user, "delivered", token)

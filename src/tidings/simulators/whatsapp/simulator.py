@@ -1825,17 +1825,17 @@ class WhatsAppBinding(MetaBinding):
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
         digits = self._who(channel, user)[1]
-        result: dict[str, Any] = await self._inbound(
-            channel, user, {"name": name or digits, "text": text}
-        )
-        return result
+        return await self._inbound(channel, user, {"name": name or digits, "text": text})
 
-    async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
+    async def _inbound(
+        self, channel: ChannelInfo, user: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         pnid, digits = self._who(channel, user)
         resp = await self.control.post(
             "/_sim/inbound", json={"phone_number_id": pnid, "from": digits, **body}
         )
-        return resp.json()
+        result: dict[str, Any] = resp.json()
+        return result
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:
         pnid, digits = self._who(channel, user)
@@ -1848,10 +1848,9 @@ class WhatsAppBinding(MetaBinding):
         location: dict[str, Any] = {"latitude": place.latitude, "longitude": place.longitude}
         if place.label:
             location["name"] = place.label
-        result: dict[str, Any] = await self._inbound(
+        return await self._inbound(
             channel, user, {"name": name or user, "type": "location", "location": location}
         )
-        return result
 
     async def send_file(
         self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
@@ -1865,8 +1864,7 @@ class WhatsAppBinding(MetaBinding):
         }
         if file.caption:
             body["text"] = file.caption
-        result: dict[str, Any] = await self._inbound(channel, user, body)
-        return result
+        return await self._inbound(channel, user, body)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         pnid, digits = self._who(channel, user)
