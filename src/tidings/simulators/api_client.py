@@ -38,6 +38,8 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 
@@ -62,7 +64,7 @@ class ApiClientSimulator(SimulatorBase):
                     {
                         "accounts/{account}": (self._put_account, ["PUT"]),
                         "inbound": (self._inbound, ["POST"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (thread_handler(self.conversations, "account"), ["GET"]),
                         "received": (list_handler(self.accounts, "account", "received"), ["GET"]),
                     }
                 ),
@@ -116,16 +118,7 @@ class ApiClientSimulator(SimulatorBase):
         payload = {
             "messages": [{"id": mid, "from": sender, "text": text, "timestamp": int(time.time())}]
         }
-        acct.thread.append(
-            {
-                "id": mid,
-                "user": user,
-                "direction": "in",
-                "text": text,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        acct.thread.append(thread_entry(mid, "in", text, "sent", user=user))
         status = await self.post_to_tidings(account, payload)
         return {"id": mid, "status": status}
 
@@ -161,10 +154,6 @@ class ApiClientSimulator(SimulatorBase):
         acct = self.accounts.get(account)
         return [m for m in acct.thread if user is None or m["user"] == user] if acct else []
 
-    async def _conversations(self, request: Request) -> JSONResponse:
-        q = request.query_params
-        return JSONResponse(self.conversations(q.get("account", ""), q.get("user")))
-
     async def _receive(self, request: Request) -> JSONResponse:
         acct = self.accounts.get(request.path_params["account"])
         if acct is None:
@@ -182,14 +171,7 @@ class ApiClientSimulator(SimulatorBase):
             acct.seen_keys.add(key)
             acct.received.append(msg)
             acct.thread.append(
-                {
-                    "id": external_id,
-                    "user": msg["to"],
-                    "direction": "out",
-                    "text": msg.get("text"),
-                    "status": "received",
-                    "at": time.time(),
-                }
+                thread_entry(external_id, "out", msg.get("text"), "received", user=msg["to"])
             )
             if acct.auto_statuses:
                 self.tasks.spawn(

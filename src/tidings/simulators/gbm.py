@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -41,12 +39,10 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
-from tidings.simulators.rbm import GoogleError, sign, verify_handshake
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+from tidings.simulators.rbm import GoogleError, now, sign, verify_handshake
 
 
 def _error(code: int, message: str) -> JSONResponse:
@@ -85,7 +81,7 @@ class GbmSimulator(SimulatorBase):
                         "verify": (self._verify, ["POST"]),
                         "inbound": (self._inbound, ["POST"]),
                         "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (thread_handler(self.conversation, "agent_id"), ["GET"]),
                     }
                 ),
             ]
@@ -127,9 +123,7 @@ class GbmSimulator(SimulatorBase):
     def user_message(self, agent: Agent, cid: str, name: str, text: str) -> dict[str, Any]:
         self.conversations[cid] = agent.agent_id
         mid = f"MSG-{secrets.token_hex(8)}"
-        agent.threads.setdefault(cid, []).append(
-            {"id": mid, "direction": "in", "text": text, "status": "sent", "at": time.time()}
-        )
+        agent.threads.setdefault(cid, []).append(thread_entry(mid, "in", text, "sent"))
         return {
             "agent": f"brands/sandbox/agents/{agent.agent_id}",
             "conversationId": cid,
@@ -140,9 +134,9 @@ class GbmSimulator(SimulatorBase):
                 "messageId": mid,
                 "name": f"conversations/{cid}/messages/{mid}",
                 "text": text,
-                "createTime": _now(),
+                "createTime": now(),
             },
-            "sendTime": _now(),
+            "sendTime": now(),
         }
 
     async def _send(self, request: Request) -> Response:
@@ -178,13 +172,7 @@ class GbmSimulator(SimulatorBase):
             # A reused messageId is ignored (docs/channels/gbm.md#sending).
             agent.message_ids.add(mid)
             agent.threads.setdefault(cid, []).append(
-                {
-                    "id": mid,
-                    "direction": "out",
-                    "text": body.get("text") or "[image]",
-                    "status": "read",
-                    "at": time.time(),
-                }
+                thread_entry(mid, "out", body.get("text") or "[image]", "read")
             )
             for receipt in ("DELIVERED", "READ"):
                 self.spawn(
@@ -196,9 +184,9 @@ class GbmSimulator(SimulatorBase):
                             "agent": f"brands/sandbox/agents/{agent.agent_id}",
                             "receipts": {
                                 "receipts": [{"message": name, "receiptType": receipt}],
-                                "createTime": _now(),
+                                "createTime": now(),
                             },
-                            "sendTime": _now(),
+                            "sendTime": now(),
                         },
                     )
                 )
@@ -265,13 +253,9 @@ class GbmSimulator(SimulatorBase):
             }
         )
 
-    def conversation(self, agent_id: str, cid: str) -> list[dict[str, Any]]:
+    def conversation(self, agent_id: str, cid: str | None) -> list[dict[str, Any]]:
         agent = self.agents.get(agent_id)
-        return list(agent.threads.get(cid, [])) if agent else []
-
-    async def _conversations(self, request: Request) -> JSONResponse:
-        q = request.query_params
-        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user", "")))
+        return list(agent.threads.get(cid or "", [])) if agent else []
 
 
 class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):

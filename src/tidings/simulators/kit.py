@@ -12,7 +12,9 @@ schedules and knobs stay in each provider's module.
   exponential backoff, each attempt reported to the caller (the simulators' delivery logs).
 - `Outbox`: a per-account queue of webhooks drained by one worker task that sleeps until
   `kick`ed — the loop the LINE, Viber and Telegram simulators each wrote.
-- `control_routes`, `read_json`, `control_error`: the `/_sim/...` control API's plumbing.
+- `thread_entry`: one message of a thread for `/_sim/conversations` and the phone page.
+- `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
+  API's plumbing; `answering`: a handler's provider or control errors as their answers.
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
   channels it connects (`simulators/registry.py` lists one per channel).
 """
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
@@ -221,10 +224,38 @@ def control_error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-class Simulator(Protocol):
-    app: Any
+class ControlError(Exception):
+    """A `/_sim/...` call that cannot be done: `{"error": message}` with `status`."""
 
-    async def aclose(self) -> None: ...
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def response(self) -> JSONResponse:
+        return control_error(self.message, self.status)
+
+
+Owner = TypeVar("Owner")
+Method = Callable[[Owner, Request], Awaitable[Response]]
+
+
+def answering(
+    *errors: type[Exception], answer: Callable[[Any], Response]
+) -> Callable[[Method[Owner]], Method[Owner]]:
+    """A handler method whose `errors`, raised anywhere in it, are answered by `answer(error)`
+    (a provider error's own response, a control error) instead of each handler's try/except."""
+
+    def wrap(handler: Method[Owner]) -> Method[Owner]:
+        @functools.wraps(handler)
+        async def handle(owner: Owner, request: Request) -> Response:
+            try:
+                return await handler(owner, request)
+            except errors as exc:
+                return answer(exc)
+
+        return handle
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -235,6 +266,26 @@ class DemoChannel:
     kind: str
     name: str
     config: Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PhoneLocation:
+    """A location the phone page's customer shares (`sandbox.RichCustomer.send_location`)."""
+
+    latitude: float
+    longitude: float
+    label: str | None
+
+
+@dataclass(frozen=True)
+class PhoneFile:
+    """A file the phone page's customer sends (`sandbox.RichCustomer.send_file`), with the
+    typed words as its caption."""
+
+    mime_type: str
+    filename: str
+    data: bytes
+    caption: str | None
 
 
 @dataclass(frozen=True)
@@ -310,6 +361,35 @@ def int_list(spec: Mapping[str, Any], name: str) -> list[int] | None:
     ):
         raise ValueError(f"{name}: a list of part numbers")
     return value
+
+
+def thread_handler(
+    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str
+) -> Handler:
+    """A `/_sim/conversations` route: `lookup(owner, user)` for the owner (account, agent...)
+    that the query parameter `owner` names ("" when absent) and the optional `user`."""
+
+    async def handle(request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(lookup(q.get(owner, ""), q.get("user")))
+
+    return handle
+
+
+def thread_entry(
+    mid: str, direction: str, text: Any, status: str, *, at: float | None = None, **more: Any
+) -> dict[str, Any]:
+    """One message of a simulator's thread, as its `/_sim/conversations` lists it and the phone
+    page shows it: id, "in" or "out", the words shown, status, when (now unless `at`), then
+    the provider's own fields (`user` where one list holds several customers)."""
+    return {
+        "id": mid,
+        "direction": direction,
+        "text": text,
+        "status": status,
+        "at": time.time() if at is None else at,
+        **more,
+    }
 
 
 def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:

@@ -66,16 +66,21 @@ from tidings.channels.line import LineConfig
 from tidings.channels.line.webhook import signature
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
+    ControlError,
     DemoChannel,
     Outbox,
+    PhoneFile,
+    PhoneLocation,
     SandboxEntry,
     SimulatorBase,
     TokenBucket,
     UrlBinding,
+    answering,
     control_error,
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -125,6 +130,10 @@ class LineApiError(Exception):
         if self.details:
             body["details"] = self.details
         return JSONResponse(body, status_code=self.status, headers=_request_id())
+
+
+_api = answering(LineApiError, answer=LineApiError.response)
+_control = answering(ControlError, answer=ControlError.response)
 
 
 def _bad_body(details: list[dict[str, str]]) -> LineApiError:
@@ -391,16 +400,7 @@ class LineSimulator(SimulatorBase):
             else:
                 raise ValueError("say what the customer sends: text, image, location, ...")
         if group_id is None:
-            acct.thread.append(
-                {
-                    "id": mid,
-                    "user": person.user_id,
-                    "direction": "in",
-                    "text": shown,
-                    "status": "sent",
-                    "at": time.time(),
-                }
-            )
+            acct.thread.append(thread_entry(mid, "in", shown, "sent", user=person.user_id))
         return msg
 
     def _outbox(self, acct: Account) -> Outbox[dict[str, Any]]:
@@ -595,18 +595,17 @@ class LineSimulator(SimulatorBase):
             acct.loading.pop(to, None)
             for m, s in zip(messages, sent, strict=True):
                 acct.thread.append(
-                    {
-                        "id": s["id"],
-                        "user": to,
-                        "direction": "out",
-                        "text": _shown(m),
-                        "status": "delivered",
-                        "at": time.time(),
-                        "quick_replies": [
+                    thread_entry(
+                        s["id"],
+                        "out",
+                        _shown(m),
+                        "delivered",
+                        user=to,
+                        quick_replies=[
                             i.get("action", {}).get("label")
                             for i in (m.get("quickReply") or {}).get("items", [])
                         ],
-                    }
+                    )
                 )
         return sent, delivered
 
@@ -768,22 +767,18 @@ class LineSimulator(SimulatorBase):
             return LineApiError(500, "Internal server error").response()
         return JSONResponse({}, headers={"X-Line-Request-Id": request_id})
 
+    @_api
     async def _quota(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            self._injected(acct, "quota")
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        self._injected(acct, "quota")
         body: dict[str, Any] = (
             {"type": "none"} if acct.quota is None else {"type": "limited", "value": acct.quota}
         )
         return JSONResponse(body, headers=_request_id())
 
+    @_api
     async def _consumption(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
         return JSONResponse({"totalUsage": acct.quota_used}, headers=_request_id())
 
     def _stored(self, acct: Account, mid: str) -> Content:
@@ -794,64 +789,54 @@ class LineSimulator(SimulatorBase):
             raise LineApiError(410, "The content is gone")
         return content
 
+    @_api
     async def _content(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            self._injected(acct, "content")
-            content = self._stored(acct, request.path_params["mid"])
-            if content.kind in ("video", "audio") and content.polls_left > 0:
-                return Response(b"", status_code=202, headers=_request_id())
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        self._injected(acct, "content")
+        content = self._stored(acct, request.path_params["mid"])
+        if content.kind in ("video", "audio") and content.polls_left > 0:
+            return Response(b"", status_code=202, headers=_request_id())
         return Response(content.data, media_type=content.mime, headers=_request_id())
 
+    @_api
     async def _transcoding(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            content = self._stored(acct, request.path_params["mid"])
-            if content.kind not in ("video", "audio"):
-                raise LineApiError(400, "Transcoding status doesn't support this type of content")
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        content = self._stored(acct, request.path_params["mid"])
+        if content.kind not in ("video", "audio"):
+            raise LineApiError(400, "Transcoding status doesn't support this type of content")
         if content.polls_left > 0:
             content.polls_left -= 1
             return JSONResponse({"status": "processing"}, headers=_request_id())
         return JSONResponse({"status": "succeeded"}, headers=_request_id())
 
+    @_api
     async def _profile(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            self._injected(acct, "profile")
-            user_id = request.path_params["user_id"]
-            if not _USER.match(user_id):
-                raise LineApiError(400, "The value for the 'userId' parameter is invalid")
-            person = acct.users.get(user_id)
-            if person is None or not person.following:
-                raise LineApiError(404, "Not found")
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        self._injected(acct, "profile")
+        user_id = request.path_params["user_id"]
+        if not _USER.match(user_id):
+            raise LineApiError(400, "The value for the 'userId' parameter is invalid")
+        person = acct.users.get(user_id)
+        if person is None or not person.following:
+            raise LineApiError(404, "Not found")
         body = {"displayName": person.name, "userId": person.user_id, "language": "en"}
         if person.picture_url:
             body["pictureUrl"] = person.picture_url
         return JSONResponse(body, headers=_request_id())
 
+    @_api
     async def _group(self, request: Request) -> Response:
-        try:
-            self._account(request)
-            group_id = request.path_params["group_id"]
-            if not _GROUP.match(group_id) or not group_id.startswith("C"):
-                raise LineApiError(400, "The value for the 'groupId' parameter is invalid")
-        except LineApiError as exc:
-            return exc.response()
+        self._account(request)
+        group_id = request.path_params["group_id"]
+        if not _GROUP.match(group_id) or not group_id.startswith("C"):
+            raise LineApiError(400, "The value for the 'groupId' parameter is invalid")
         return JSONResponse(
             {"groupId": group_id, "groupName": f"Group {group_id[1:7]}"}, headers=_request_id()
         )
 
+    @_api
     async def _info(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
         return JSONResponse(
             {
                 "userId": acct.bot_user_id,
@@ -863,61 +848,55 @@ class LineSimulator(SimulatorBase):
             headers=_request_id(),
         )
 
+    @_api
     async def _endpoint(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            if request.method == "GET":
-                if not acct.webhook_url:
-                    raise LineApiError(404, "Webhook endpoint not found")
-                return JSONResponse(
-                    {"endpoint": acct.webhook_url, "active": True}, headers=_request_id()
-                )
-            body = await self._body(request)
-            url = body.get("endpoint")
-            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-                raise LineApiError(400, "Invalid webhook endpoint URL")
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        if request.method == "GET":
+            if not acct.webhook_url:
+                raise LineApiError(404, "Webhook endpoint not found")
+            return JSONResponse(
+                {"endpoint": acct.webhook_url, "active": True}, headers=_request_id()
+            )
+        body = await self._body(request)
+        url = body.get("endpoint")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise LineApiError(400, "Invalid webhook endpoint URL")
         acct.webhook_url = url
         self._kick(acct)
         return JSONResponse({}, headers=_request_id())
 
+    @_api
     async def _loading(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            body = await self._body(request)
-            chat = body.get("chatId")
-            seconds = body.get("loadingSeconds", 20)
-            if not isinstance(chat, str) or not _USER.match(chat):
-                raise _bad_body(
-                    [
-                        {
-                            "message": "Only user id is acceptable, please confirm if there are "
-                            "any group/room ids or illegal ids.",
-                            "property": "chatId",
-                        }
-                    ]
-                )
-            if not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
-                raise _bad_body(
-                    [
-                        {"message": "Must be between 5 and 60", "property": "loadingSeconds"},
-                        {"message": "must be a multiple of five", "property": "loadingSeconds"},
-                    ]
-                )
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        body = await self._body(request)
+        chat = body.get("chatId")
+        seconds = body.get("loadingSeconds", 20)
+        if not isinstance(chat, str) or not _USER.match(chat):
+            raise _bad_body(
+                [
+                    {
+                        "message": "Only user id is acceptable, please confirm if there are "
+                        "any group/room ids or illegal ids.",
+                        "property": "chatId",
+                    }
+                ]
+            )
+        if not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
+            raise _bad_body(
+                [
+                    {"message": "Must be between 5 and 60", "property": "loadingSeconds"},
+                    {"message": "must be a multiple of five", "property": "loadingSeconds"},
+                ]
+            )
         acct.loading[chat] = time.monotonic() + seconds
         acct.sent.append({"endpoint": "loading", "to": chat, "status": 202, "charged": 0})
         return JSONResponse({}, status_code=202, headers=_request_id())
 
+    @_api
     async def _webhook_test(self, request: Request) -> Response:
         """LINE posts a signed `{"destination", "events": []}` to the URL and reports."""
-        try:
-            acct = self._account(request)
-            body = await self._body(request)
-        except LineApiError as exc:
-            return exc.response()
+        acct = self._account(request)
+        body = await self._body(request)
         url = body.get("endpoint") or acct.webhook_url
         if not isinstance(url, str) or not url:
             return LineApiError(404, "Webhook endpoint not found").response()
@@ -954,7 +933,8 @@ class LineSimulator(SimulatorBase):
     def _control_account(self, body: dict[str, Any]) -> Account:
         acct = self.accounts.get(str(body.get("token") or body.get("channel_access_token") or ""))
         if acct is None:
-            raise KeyError("unknown channel access token")
+            # The quotes are those of the KeyError this message was once written with.
+            raise ControlError(404, "'unknown channel access token'")
         return acct
 
     async def _put_channel(self, request: Request) -> JSONResponse:
@@ -965,21 +945,17 @@ class LineSimulator(SimulatorBase):
         acct = self.ensure_account(token, secret, **body)
         return JSONResponse({"bot_user_id": acct.bot_user_id})
 
-    async def _config(self, request: Request) -> JSONResponse:
+    @_control
+    async def _config(self, request: Request) -> Response:
         body = await read_json(request)
-        try:
-            acct = self._control_account(body)
-        except KeyError as exc:
-            return control_error(str(exc), 404)
+        acct = self._control_account(body)
         self.configure(acct, body)
         return JSONResponse({k: getattr(acct, k) for k in Account.KNOBS})
 
-    async def _inbound(self, request: Request) -> JSONResponse:
+    @_control
+    async def _inbound(self, request: Request) -> Response:
         body = await read_json(request)
-        try:
-            acct = self._control_account(body)
-        except KeyError as exc:
-            return control_error(str(exc), 404)
+        acct = self._control_account(body)
         if body.get("redeliver"):
             event = acct.events.get(str(body["redeliver"]))
             if event is None:
@@ -1034,14 +1010,12 @@ class LineSimulator(SimulatorBase):
             out["message_id"] = extra["message"]["id"]
         return JSONResponse(out)
 
-    async def _friends(self, request: Request) -> JSONResponse:
+    @_control
+    async def _friends(self, request: Request) -> Response:
         """People who became friends of the account before it was connected to Tidings (no
         webhooks): {token, user_ids}."""
         body = await read_json(request)
-        try:
-            acct = self._control_account(body)
-        except KeyError as exc:
-            return control_error(str(exc), 404)
+        acct = self._control_account(body)
         ids = body.get("user_ids")
         if not isinstance(ids, list) or not all(isinstance(u, str) for u in ids):
             return control_error("user_ids: a list of LINE user ids")
@@ -1049,12 +1023,10 @@ class LineSimulator(SimulatorBase):
             self.user(acct, user_id_for(uid)).following = True
         return JSONResponse({"friends": sum(u.following for u in acct.users.values())})
 
-    async def _fail(self, request: Request) -> JSONResponse:
+    @_control
+    async def _fail(self, request: Request) -> Response:
         body = await read_json(request)
-        try:
-            acct = self._control_account(body)
-        except KeyError as exc:
-            return control_error(str(exc), 404)
+        acct = self._control_account(body)
         endpoint = str(body.get("endpoint") or "push")
         status = body.get("status")
         failure = Failure(
@@ -1128,37 +1100,25 @@ class LineBinding(UrlBinding[LineSimulator, LineConfig]):
         return {"webhookEventId": event["webhookEventId"], "message_id": msg["id"]}
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]:
-        loc = {"latitude": latitude, "longitude": longitude, "title": label or "Location"}
+        title = place.label or "Location"
+        loc = {"latitude": place.latitude, "longitude": place.longitude, "title": title}
         return self._send(channel, user, name, {"location": loc})
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]:
-        kind = "image" if mime_type.startswith("image/") else "file"
+        kind = "image" if file.mime_type.startswith("image/") else "file"
         spec = {
-            "data_b64": base64.b64encode(data).decode(),
-            "mime_type": mime_type,
-            "file_name": filename,
+            "data_b64": base64.b64encode(file.data).decode(),
+            "mime_type": file.mime_type,
+            "file_name": file.filename,
         }
         sent = self._send(channel, user, name, {kind: spec})
-        if caption:
+        if file.caption:
             # LINE has no captions: the words go as their own message.
-            sent = self._send(channel, user, name, {"text": caption})
+            sent = self._send(channel, user, name, {"text": file.caption})
         return sent
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:

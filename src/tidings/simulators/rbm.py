@@ -64,10 +64,13 @@ from tidings.simulators.kit import (
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    answering,
     control_error,
     control_routes,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 log = logging.getLogger(__name__)
@@ -137,7 +140,8 @@ async def verify_handshake(http: httpx.AsyncClient, url: str, client_token: str)
     )
 
 
-def _now() -> str:
+def now() -> str:
+    """The time as Google's APIs write it (RFC 3339, microseconds, `Z`)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -180,6 +184,9 @@ class Agent:
     outbox: Outbox[dict[str, Any]] | None = None
 
 
+_google = answering(GoogleError, answer=GoogleError.response)
+
+
 class RbmSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(http)
@@ -206,7 +213,7 @@ class RbmSimulator(SimulatorBase):
                         "phones/{msisdn}": (self._put_phone, ["PUT"]),
                         "fail": (self._fail, ["POST"]),
                         "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (thread_handler(self.conversation, "agent_id"), ["GET"]),
                         "deliveries": (
                             list_handler(self.agents, "agent_id", "deliveries"),
                             ["GET"],
@@ -254,7 +261,7 @@ class RbmSimulator(SimulatorBase):
                 "attributes": attrs,
                 "data": base64.b64encode(raw).decode(),
                 "messageId": str(secrets.randbelow(10**16)),
-                "publishTime": _now(),
+                "publishTime": now(),
             },
             "subscription": f"projects/rbm-{agent.agent_id.split('@')[0]}/subscriptions/rbm-agent",
         }
@@ -299,7 +306,7 @@ class RbmSimulator(SimulatorBase):
         data: dict[str, Any] = {
             "senderPhoneNumber": msisdn,
             "messageId": str(body.get("message_id") or f"MsSim{secrets.token_hex(10)}"),
-            "sendTime": _now(),
+            "sendTime": now(),
             "agentId": agent.agent_id,
         }
         shown: str
@@ -339,15 +346,7 @@ class RbmSimulator(SimulatorBase):
             shown = "[unsupported]"
         else:
             raise ValueError("give text, suggestion, location, file or other")
-        self.thread(agent, msisdn).append(
-            {
-                "id": data["messageId"],
-                "direction": "in",
-                "text": shown,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        self.thread(agent, msisdn).append(thread_entry(data["messageId"], "in", shown, "sent"))
         return data
 
     def _receipts(self, agent: Agent, msisdn: str, message_id: str) -> None:
@@ -362,7 +361,7 @@ class RbmSimulator(SimulatorBase):
                     "eventType": event_type,
                     "eventId": f"Ev{secrets.token_hex(10)}",
                     "messageId": message_id,
-                    "sendTime": _now(),
+                    "sendTime": now(),
                     "agentId": agent.agent_id,
                 },
             )
@@ -425,7 +424,7 @@ class RbmSimulator(SimulatorBase):
             if record:
                 record["error"] = exc.code
             return exc.response()
-        result = {**body, "name": f"phones/{msisdn}/agentMessages/{message_id}", "sendTime": _now()}
+        result = {**body, "name": f"phones/{msisdn}/agentMessages/{message_id}", "sendTime": now()}
         if message_id in agent.message_ids:
             # A reused messageId is ignored (docs/channels/rbm.md#sending-and-agent-events): no
             # second delivery.
@@ -439,17 +438,16 @@ class RbmSimulator(SimulatorBase):
             else "[rich card]"
         )
         self.thread(agent, msisdn).append(
-            {
-                "id": message_id,
-                "direction": "out",
-                "text": shown,
-                "suggestions": [
+            thread_entry(
+                message_id,
+                "out",
+                shown,
+                "sent",
+                suggestions=[
                     (s.get("reply") or s.get("action") or {}).get("text")
                     for s in content.get("suggestions", [])
                 ],
-                "status": "sent",
-                "at": time.time(),
-            }
+            )
         )
         if phone.online:
             self._later(agent, msisdn, message_id)
@@ -465,11 +463,9 @@ class RbmSimulator(SimulatorBase):
 
         self.tasks.spawn(run(), "rbm-receipts")
 
+    @_google
     async def _revoke(self, request: Request) -> Response:
-        try:
-            agent, msisdn = self._auth(request, "revoke")
-        except GoogleError as exc:
-            return exc.response()
+        agent, msisdn = self._auth(request, "revoke")
         message_id = request.path_params["message_id"]
         phone = self.phone(msisdn)
         waiting = [
@@ -485,40 +481,36 @@ class RbmSimulator(SimulatorBase):
                 entry["status"] = "revoked"
         return JSONResponse({})
 
+    @_google
     async def _agent_event(self, request: Request) -> Response:
-        try:
-            agent, msisdn = self._auth(request, "agentEvents")
-            body = await self._json(request)
-            event_id = request.query_params.get("eventId", "")
-            agent.calls.append(
-                {"method": "agentEvents", "msisdn": msisdn, "event_id": event_id, "body": body}
-            )
-            if not event_id:
-                raise _invalid("eventId is required")
-            event_type = body.get("eventType")
-            if event_type not in ("READ", "IS_TYPING"):
-                raise _invalid(f"Invalid value at 'agent_event.event_type' ({event_type!r})")
-            if event_type == "READ" and not body.get("messageId"):
-                raise _invalid("messageId is required for READ events")
-            if not self.phone(msisdn).rcs_enabled:
-                raise GoogleError(404, "Requested entity was not found.")
-        except GoogleError as exc:
-            return exc.response()
+        agent, msisdn = self._auth(request, "agentEvents")
+        body = await self._json(request)
+        event_id = request.query_params.get("eventId", "")
+        agent.calls.append(
+            {"method": "agentEvents", "msisdn": msisdn, "event_id": event_id, "body": body}
+        )
+        if not event_id:
+            raise _invalid("eventId is required")
+        event_type = body.get("eventType")
+        if event_type not in ("READ", "IS_TYPING"):
+            raise _invalid(f"Invalid value at 'agent_event.event_type' ({event_type!r})")
+        if event_type == "READ" and not body.get("messageId"):
+            raise _invalid("messageId is required for READ events")
+        if not self.phone(msisdn).rcs_enabled:
+            raise GoogleError(404, "Requested entity was not found.")
         return JSONResponse(
-            {**body, "name": f"phones/{msisdn}/agentEvents/{event_id}", "sendTime": _now()}
+            {**body, "name": f"phones/{msisdn}/agentEvents/{event_id}", "sendTime": now()}
         )
 
+    @_google
     async def _capabilities(self, request: Request) -> Response:
-        try:
-            agent, msisdn = self._auth(request, "capabilities")
-            agent.calls.append({"method": "capabilities", "msisdn": msisdn})
-            if not request.query_params.get("requestId"):
-                raise _invalid("requestId is required")
-            phone = self.phone(msisdn)
-            if not phone.rcs_enabled:
-                raise GoogleError(404, "Requested entity was not found.")
-        except GoogleError as exc:
-            return exc.response()
+        agent, msisdn = self._auth(request, "capabilities")
+        agent.calls.append({"method": "capabilities", "msisdn": msisdn})
+        if not request.query_params.get("requestId"):
+            raise _invalid("requestId is required")
+        phone = self.phone(msisdn)
+        if not phone.rcs_enabled:
+            raise GoogleError(404, "Requested entity was not found.")
         return JSONResponse({"features": phone.features})
 
     async def _token(self, request: Request) -> Response:
@@ -618,31 +610,16 @@ class RbmSimulator(SimulatorBase):
         return JSONResponse({"messageId": data["messageId"]})
 
     async def _typing(self, request: Request) -> JSONResponse:
-        try:
-            agent, body = await self._control(request)
-            msisdn = self.msisdn(body.get("from"))
-        except (LookupError, ValueError) as exc:
-            return control_error(str(exc))
-        event_id = f"Ev{secrets.token_hex(10)}"
-        self.publish(
-            agent,
-            {
-                "senderPhoneNumber": msisdn,
-                "eventType": "IS_TYPING",
-                "eventId": event_id,
-                "sendTime": _now(),
-                "agentId": agent.agent_id,
-            },
-        )
-        return JSONResponse({"eventId": event_id})
+        return await self._user_event(request, "IS_TYPING")
 
-    async def _user_event(self, request: Request) -> JSONResponse:
+    async def _user_event(self, request: Request, fixed: str | None = None) -> JSONResponse:
+        """A user event the customer's phone sends: `event_type` from the body, or `fixed`."""
         try:
             agent, body = await self._control(request)
             msisdn = self.msisdn(body.get("from"))
         except (LookupError, ValueError) as exc:
             return control_error(str(exc))
-        event_type = str(body.get("event_type") or "")
+        event_type = fixed or str(body.get("event_type") or "")
         if event_type not in ("IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"):
             return control_error("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
         event_id = f"Ev{secrets.token_hex(10)}"
@@ -652,7 +629,7 @@ class RbmSimulator(SimulatorBase):
                 "senderPhoneNumber": msisdn,
                 "eventType": event_type,
                 "eventId": event_id,
-                "sendTime": _now(),
+                "sendTime": now(),
                 "agentId": agent.agent_id,
             },
         )
@@ -705,10 +682,6 @@ class RbmSimulator(SimulatorBase):
         except ValueError:
             return []
         return list(agent.threads.get(msisdn, [])) if agent else []
-
-    async def _conversations(self, request: Request) -> JSONResponse:
-        q = request.query_params
-        return JSONResponse(self.conversation(q.get("agent_id", ""), q.get("user")))
 
 
 def _injected(agent: Agent, method: str) -> None:

@@ -26,6 +26,7 @@ from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators import registry
 from tidings.simulators.guard import SessionCheck, sandbox_guard
+from tidings.simulators.kit import PhoneFile, PhoneLocation
 from tidings.simulators.smpp import SmppBinding, SmscSimulator, dials_sandbox_smsc
 from tidings.simulators.whatsapp import DEMO_WABA
 from tidings.storage.models import Channel
@@ -53,24 +54,11 @@ class RichCustomer(Protocol):
     """A binding whose customer can also share a location or send a file from the phone page."""
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]: ...
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]: ...
 
 
@@ -330,7 +318,8 @@ class Sandbox:
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 return _bad("latitude must be within ±90 and longitude within ±180")
             label = loc.get("name") if isinstance(loc.get("name"), str) else None
-            return _sent(await binding.send_location(info, user, name, lat, lon, label))
+            place = PhoneLocation(lat, lon, label)
+            return _sent(await binding.send_location(info, user, name, place))
         file = body["file"]
         if not isinstance(file, dict):
             return _bad("file must be an object with mime_type, filename and data_b64")
@@ -346,7 +335,8 @@ class Sandbox:
         if not data or len(data) > PHONE_FILE_MAX:
             return _bad(f"the file must be 1 byte to {PHONE_FILE_MAX // (1024 * 1024)} MB")
         filename = str(file.get("filename") or "file")[:200]
-        return _sent(await binding.send_file(info, user, name, mime, filename, data, text or None))
+        upload = PhoneFile(mime, filename, data, text or None)
+        return _sent(await binding.send_file(info, user, name, upload))
 
 
 async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:

@@ -33,7 +33,6 @@ import logging
 import os
 import random
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -53,6 +52,8 @@ from tidings.simulators.kit import (
     knobs_handler,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class SmscSimulator:
                         ["POST"],
                     ),
                     "submitted": (list_handler(self.accounts, "system_id", "submitted"), ["GET"]),
-                    "conversations": (self._r_conversations, ["GET"]),
+                    "conversations": (thread_handler(self.conversations, "system_id"), ["GET"]),
                     "sessions": (self._r_sessions, ["GET"]),
                 }
             )
@@ -295,16 +296,7 @@ class SmscSimulator:
                 return
             del acct.partial[(dest, concat.ref)]
             text = "".join(parts[i] for i in sorted(parts))
-        acct.thread.append(
-            {
-                "id": message_id,
-                "user": f"+{dest}",
-                "direction": "out",
-                "text": text,
-                "status": "submitted",
-                "at": time.time(),
-            }
-        )
+        acct.thread.append(thread_entry(message_id, "out", text, "submitted", user=f"+{dest}"))
 
     async def _receipt(self, system_id: str, sm: P.ShortMessage, message_id: str) -> None:
         await asyncio.sleep(self.receipt_delay)
@@ -388,16 +380,7 @@ class SmscSimulator:
         if part_order and any(not 1 <= n <= len(pdus) for n in part_order):
             raise ValueError(f"part_order: part numbers are 1..{len(pdus)}")
         mo_id = f"mo-{len(acct.thread)}"
-        acct.thread.append(
-            {
-                "id": mo_id,
-                "user": f"+{msisdn}",
-                "direction": "in",
-                "text": text,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        acct.thread.append(thread_entry(mo_id, "in", text, "sent", user=f"+{msisdn}"))
         records: list[dict[str, Any]] = [{} for _ in pdus]
         self.mo[mo_id] = records
         if part_order:
@@ -469,10 +452,6 @@ class SmscSimulator:
             return []
         want = "+" + "".join(ch for ch in user if ch.isdigit()) if user else None
         return [m for m in acct.thread if want is None or m["user"] == want]
-
-    async def _r_conversations(self, request: Request) -> Response:
-        q = request.query_params
-        return JSONResponse(self.conversations(q.get("system_id", ""), q.get("user")))
 
     async def _r_sessions(self, _request: Request) -> Response:
         return JSONResponse(

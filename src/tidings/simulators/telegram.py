@@ -74,6 +74,8 @@ from tidings.simulators.kit import (
     UrlBinding,
     control_routes,
     list_handler,
+    read_json,
+    thread_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -426,13 +428,7 @@ class TelegramSimulator(SimulatorBase):
         if isinstance(body.get("reply_to"), int):
             msg["reply_to_message"] = {"message_id": body["reply_to"], "chat": chat.as_chat()}
         chat.thread.append(
-            {
-                "id": msg["message_id"],
-                "direction": "in",
-                "text": msg.get("caption") or shown,
-                "status": "sent",
-                "at": time.time(),
-            }
+            thread_entry(msg["message_id"], "in", msg.get("caption") or shown, "sent")
         )
         return msg
 
@@ -588,15 +584,7 @@ class TelegramSimulator(SimulatorBase):
             msg["reply_to_message"] = {"message_id": reply["message_id"], "chat": chat.as_chat()}
         if isinstance(params.get("reply_markup"), dict):
             msg["reply_markup"] = params["reply_markup"]
-        chat.thread.append(
-            {
-                "id": msg["message_id"],
-                "direction": "out",
-                "text": shown,
-                "status": "delivered",
-                "at": time.time(),
-            }
-        )
+        chat.thread.append(thread_entry(msg["message_id"], "out", shown, "delivered"))
         return msg
 
     def _check_markup(self, params: dict[str, Any]) -> None:
@@ -752,7 +740,7 @@ class TelegramSimulator(SimulatorBase):
     # Control API
 
     async def _put_bot(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         knobs = {
             k: body.get(k)
             for k in (
@@ -778,7 +766,7 @@ class TelegramSimulator(SimulatorBase):
         return bot
 
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         if body.get("redeliver") is not None:
             # Telegram sending an update again (it saw no 2xx in time): same update_id.
             try:
@@ -804,7 +792,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"update_id": update_id, "message_id": msg["message_id"]})
 
     async def _edit(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             chat = bot.chats[int(body["chat_id"])]
@@ -825,7 +813,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"update_id": update_id})
 
     async def _callback(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             chat = bot.chats[int(body["chat_id"])]
@@ -848,7 +836,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"update_id": update_id, "callback_query_id": query["id"]})
 
     async def _block(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             chat = self.chat(bot, int(body["chat_id"]))
@@ -872,7 +860,7 @@ class TelegramSimulator(SimulatorBase):
         return JSONResponse({"blocked": chat.blocked})
 
     async def _fail(self, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await read_json(request)
         try:
             bot = self._control_bot(body)
             code = int(body["error_code"])
@@ -932,14 +920,6 @@ def _upload_record(upload: UploadFile) -> dict[str, Any]:
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 async def _params(request: Request) -> dict[str, Any]:

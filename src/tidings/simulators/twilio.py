@@ -58,9 +58,12 @@ from tidings.simulators.kit import (
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    answering,
     control_error,
     control_routes,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 API_VERSION = "2010-04-01"
@@ -276,6 +279,13 @@ def _keyword(text: str) -> str:
     return text.strip().upper()
 
 
+_twilio = answering(TwilioError, answer=TwilioError.response)
+# A control body that fails its model: 400 with the first error's message.
+_validated = answering(
+    ValidationError, answer=lambda exc: control_error(str(exc.errors()[0]["msg"]))
+)
+
+
 class TwilioSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(http)
@@ -303,7 +313,10 @@ class TwilioSimulator(SimulatorBase):
                         "status": (self._r_status, ["POST"]),
                         "fail": (self._r_fail, ["POST"]),
                         "sent": (self._r_sent, ["GET"]),
-                        "conversations": (self._r_conversations, ["GET"]),
+                        "conversations": (
+                            thread_handler(self.conversations, "account_sid"),
+                            ["GET"],
+                        ),
                         "optouts": (self._r_optouts, ["GET"]),
                         "deliveries": (self._r_deliveries, ["GET"]),
                         "config": (self._r_config, ["GET", "POST"]),
@@ -360,21 +373,17 @@ class TwilioSimulator(SimulatorBase):
             raise TwilioError(20003)
         return account
 
+    @_twilio
     async def _create_message(self, request: Request) -> Response:
-        try:
-            account = self._authenticate(request)
-            raw = (await request.body()).decode("utf-8", errors="replace")
-            params = parse_qsl(raw, keep_blank_values=True)
-            message = self._validate_and_create(account, params)
-        except TwilioError as exc:
-            return exc.response()
+        account = self._authenticate(request)
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        params = parse_qsl(raw, keep_blank_values=True)
+        message = self._validate_and_create(account, params)
         return JSONResponse(message.resource(), status_code=201)
 
+    @_twilio
     async def _fetch_message(self, request: Request) -> Response:
-        try:
-            account = self._authenticate(request)
-        except TwilioError as exc:
-            return exc.response()
+        account = self._authenticate(request)
         message = account.messages.get(request.path_params["sid"])
         if message is None:
             return TwilioError(20404).response()
@@ -429,15 +438,7 @@ class TwilioSimulator(SimulatorBase):
         account.messages[message.sid] = message
         account.sent.append({"sid": message.sid, "params": params})
         account.thread.append(
-            {
-                "id": message.sid,
-                "user": to,
-                "direction": "out",
-                "text": body,
-                "media": media,
-                "status": message.status,
-                "at": time.time(),
-            }
+            thread_entry(message.sid, "out", body, message.status, user=to, media=media)
         )
         self.tasks.spawn(
             self._status_pipeline(account, message, failure), name=f"twilio-status-{message.sid}"
@@ -554,15 +555,9 @@ class TwilioSimulator(SimulatorBase):
         for n, item in enumerate(spec.media[:MAX_MEDIA]):
             params += [(f"MediaUrl{n}", item.url), (f"MediaContentType{n}", item.content_type)]
         account.thread.append(
-            {
-                "id": sid,
-                "user": sender,
-                "direction": "in",
-                "text": text,
-                "media": [m.url for m in spec.media],
-                "status": "received",
-                "at": time.time(),
-            }
+            thread_entry(
+                sid, "in", text, "received", user=sender, media=[m.url for m in spec.media]
+            )
         )
         auto_reply = self._keywords(account, to, sender, text)
         # Twilio still forwards the keyword to the webhook
@@ -586,16 +581,9 @@ class TwilioSimulator(SimulatorBase):
         else:
             return None
         account.thread.append(
-            {
-                "id": _sid("SM"),
-                "user": sender,
-                "direction": "out",
-                "text": reply,
-                "media": [],
-                "status": "delivered",
-                "at": time.time(),
-                "automatic": True,
-            }
+            thread_entry(
+                _sid("SM"), "out", reply, "delivered", user=sender, media=[], automatic=True
+            )
         )
         return reply
 
@@ -622,11 +610,9 @@ class TwilioSimulator(SimulatorBase):
             ]
         )
 
+    @_validated
     async def _r_put_account(self, request: Request) -> Response:
-        try:
-            spec = AccountIn.model_validate(await read_json(request))
-        except ValidationError as exc:
-            return control_error(str(exc.errors()[0]["msg"]))
+        spec = AccountIn.model_validate(await read_json(request))
         acct = self.register(request.path_params["account_sid"], spec)
         return JSONResponse({"sid": acct.sid, "numbers": acct.numbers})
 
@@ -642,11 +628,9 @@ class TwilioSimulator(SimulatorBase):
         except LookupError as exc:
             return control_error(str(exc), 404)
 
+    @_validated
     async def _r_status(self, request: Request) -> Response:
-        try:
-            spec = StatusIn.model_validate(await read_json(request))
-        except ValidationError as exc:
-            return control_error(str(exc.errors()[0]["msg"]))
+        spec = StatusIn.model_validate(await read_json(request))
         for acct in self.accounts.values():
             message = acct.messages.get(spec.sid)
             if message is not None:
@@ -654,11 +638,9 @@ class TwilioSimulator(SimulatorBase):
                 return JSONResponse({"delivered": status})
         return control_error(f"unknown message {spec.sid}", 404)
 
+    @_validated
     async def _r_fail(self, request: Request) -> Response:
-        try:
-            spec = FailIn.model_validate(await read_json(request))
-        except ValidationError as exc:
-            return control_error(str(exc.errors()[0]["msg"]))
+        spec = FailIn.model_validate(await read_json(request))
         self.failures.append(Failure(spec, spec.count))
         return JSONResponse({"queued": sum(f.left for f in self.failures)})
 
@@ -667,10 +649,6 @@ class TwilioSimulator(SimulatorBase):
         return JSONResponse(
             [s for a in self.accounts.values() if not wanted or a.sid == wanted for s in a.sent]
         )
-
-    async def _r_conversations(self, request: Request) -> Response:
-        q = request.query_params
-        return JSONResponse(self.conversations(q.get("account_sid"), q.get("user")))
 
     async def _r_optouts(self, request: Request) -> Response:
         wanted = request.query_params.get("account_sid")
@@ -686,16 +664,14 @@ class TwilioSimulator(SimulatorBase):
     async def _r_deliveries(self, _request: Request) -> Response:
         return JSONResponse(self.deliveries)
 
+    @_validated
     async def _r_config(self, request: Request) -> Response:
         if request.method == "POST":
-            try:
-                self.knobs = self.knobs.model_copy(
-                    update=Knobs.model_validate(
-                        {**self.knobs.model_dump(), **(await read_json(request))}
-                    ).model_dump()
-                )
-            except ValidationError as exc:
-                return control_error(str(exc.errors()[0]["msg"]))
+            self.knobs = self.knobs.model_copy(
+                update=Knobs.model_validate(
+                    {**self.knobs.model_dump(), **(await read_json(request))}
+                ).model_dump()
+            )
         return JSONResponse(self.knobs.model_dump())
 
     async def _r_flush(self, _request: Request) -> Response:

@@ -50,6 +50,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -66,10 +67,14 @@ from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     DemoChannel,
     Outbox,
+    PhoneFile,
+    PhoneLocation,
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    answering,
     control_routes,
+    thread_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -190,6 +195,29 @@ class Bot:
     outbound: dict[str, str] = field(default_factory=dict)  # message_token -> user id
     pending: list[bytes] = field(default_factory=list)
     outbox: Outbox[bytes] | None = None
+
+
+def _error(exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+_lookup = answering(LookupError, answer=_error)
+
+
+def _acting(
+    act: Callable[[ViberSimulator, Bot, dict[str, Any]], dict[str, Any]],
+) -> Callable[[ViberSimulator, Request], Awaitable[Response]]:
+    """A control route acting on the bot its body's `token` names: the dict `act` returns as
+    JSON, a lookup or value error as a 400."""
+
+    async def handle(self: ViberSimulator, request: Request) -> Response:
+        try:
+            body = await self._json(request)
+            return JSONResponse(act(self, self._bot(body.get("token")), body))
+        except (LookupError, ValueError, TypeError) as exc:
+            return _error(exc)
+
+    return handle
 
 
 class ViberSimulator(SimulatorBase):
@@ -338,15 +366,7 @@ class ViberSimulator(SimulatorBase):
         if bot.message_subscribes:
             user.subscribed = True
         token = self.next_token()
-        user.thread.append(
-            {
-                "id": str(token),
-                "direction": "in",
-                "text": shown,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        user.thread.append(thread_entry(str(token), "in", shown, "sent"))
         self.push(
             bot,
             {
@@ -547,15 +567,15 @@ class ViberSimulator(SimulatorBase):
         token = self.next_token()
         bot.outbound[str(token)] = user.id
         user.thread.append(
-            {
-                "id": str(token),
-                "direction": "out",
-                "text": shown,
-                "status": "sent",
-                "at": now,
-                "billing": "session" if in_session else "chatbot_initiated",
-                "keyboard": body.get("keyboard"),
-            }
+            thread_entry(
+                str(token),
+                "out",
+                shown,
+                "sent",
+                at=now,
+                billing="session" if in_session else "chatbot_initiated",
+                keyboard=body.get("keyboard"),
+            )
         )
         if bot.auto_delivered:
             self._receipt(bot, user, "delivered", token)
@@ -670,141 +690,109 @@ class ViberSimulator(SimulatorBase):
             raise LookupError("unknown bot token; PUT /_sim/bots/{token} first")
         return bot
 
-    async def _control(self, request: Request, act: Any) -> JSONResponse:
-        try:
-            body = await self._json(request)
-            bot = self._bot(body.get("token"))
-            return JSONResponse(act(bot, body))
-        except (LookupError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
+    @_lookup
     async def _put_bot(self, request: Request) -> JSONResponse:
-        try:
-            body = await self._json(request)
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        body = await self._json(request)
         bot = self.ensure_bot(request.path_params["token"], **body)
         return JSONResponse({k: getattr(bot, k) for k in self.KNOBS})
 
-    async def _inbound(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            if body.get("redeliver") is not None:
-                key = f"{body['redeliver']}:message"
-                if key not in bot.callbacks:
-                    raise LookupError("no such message_token")
-                bot.pending.append(bot.callbacks[key])
-                self.kick(bot)
-                return {"message_token": str(body["redeliver"])}
-            user = self.user(bot, str(body.get("user") or ""), body.get("name"))
-            if isinstance(body.get("avatar"), str):
-                user.avatar = body["avatar"] or None
-            return self.customer_writes(bot, user, body)
+    @_acting
+    def _inbound(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("redeliver") is not None:
+            key = f"{body['redeliver']}:message"
+            if key not in bot.callbacks:
+                raise LookupError("no such message_token")
+            bot.pending.append(bot.callbacks[key])
+            self.kick(bot)
+            return {"message_token": str(body["redeliver"])}
+        user = self.user(bot, str(body.get("user") or ""), body.get("name"))
+        if isinstance(body.get("avatar"), str):
+            user.avatar = body["avatar"] or None
+        return self.customer_writes(bot, user, body)
 
-        return await self._control(request, act)
+    @_acting
+    def _subscribe(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        user = self.user(bot, str(body.get("user") or ""), body.get("name"))
+        user.subscribed = True
+        token = self.push(bot, {"event": "subscribed", "user": user.as_user()})
+        return {"message_token": str(token), "user_id": user.id}
 
-    async def _subscribe(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            user = self.user(bot, str(body.get("user") or ""), body.get("name"))
-            user.subscribed = True
-            token = self.push(bot, {"event": "subscribed", "user": user.as_user()})
-            return {"message_token": str(token), "user_id": user.id}
+    @_acting
+    def _unsubscribe(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        user = self.user(bot, str(body.get("user") or ""), body.get("name"))
+        user.subscribed = False
+        token = self.push(bot, {"event": "unsubscribed", "user_id": user.id})
+        return {"message_token": str(token), "user_id": user.id}
 
-        return await self._control(request, act)
+    @_acting
+    def _open(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        user = self.user(bot, str(body.get("user") or ""), body.get("name"))
+        event: dict[str, Any] = {
+            "event": "conversation_started",
+            "type": "open",
+            "user": user.as_user(),
+            "subscribed": user.subscribed,
+        }
+        if body.get("context"):
+            event["context"] = str(body["context"])
+        token = self.push(bot, event)
+        return {"message_token": str(token), "user_id": user.id}
 
-    async def _unsubscribe(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            user = self.user(bot, str(body.get("user") or ""), body.get("name"))
-            user.subscribed = False
-            token = self.push(bot, {"event": "unsubscribed", "user_id": user.id})
-            return {"message_token": str(token), "user_id": user.id}
+    @_acting
+    def _seen(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        user = self.user(bot, str(body.get("user") or ""))
+        return {"read": self.read_all(bot, user)}
 
-        return await self._control(request, act)
+    @_acting
+    def _failed_callback(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        token = str(body.get("message_token") or "")
+        uid = bot.outbound.get(token)
+        if uid is None:
+            raise LookupError("no sent message with that message_token")
+        event = {
+            "event": "failed",
+            "message_token": int(token),
+            "user_id": uid,
+            "desc": str(body.get("desc") or "failure description"),
+        }
+        self.push(bot, event)
+        return {"message_token": token}
 
-    async def _open(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            user = self.user(bot, str(body.get("user") or ""), body.get("name"))
-            event: dict[str, Any] = {
-                "event": "conversation_started",
-                "type": "open",
-                "user": user.as_user(),
-                "subscribed": user.subscribed,
-            }
-            if body.get("context"):
-                event["context"] = str(body["context"])
-            token = self.push(bot, event)
-            return {"message_token": str(token), "user_id": user.id}
-
-        return await self._control(request, act)
-
-    async def _seen(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            user = self.user(bot, str(body.get("user") or ""))
-            return {"read": self.read_all(bot, user)}
-
-        return await self._control(request, act)
-
-    async def _failed_callback(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            token = str(body.get("message_token") or "")
-            uid = bot.outbound.get(token)
-            if uid is None:
-                raise LookupError("no sent message with that message_token")
-            event = {
-                "event": "failed",
-                "message_token": int(token),
-                "user_id": uid,
-                "desc": str(body.get("desc") or "failure description"),
-            }
-            self.push(bot, event)
-            return {"message_token": token}
-
-        return await self._control(request, act)
-
-    async def _fail(self, request: Request) -> JSONResponse:
-        def act(bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
-            failure = Failure(
-                str(body.get("method") or "send_message"),
-                int(body["status"]),
-                str(body["status_message"]) if body.get("status_message") else None,
-                int(body.get("times") or 1),
-            )
-            bot.failures.append(failure)
-            return {"queued": failure.times}
-
-        return await self._control(request, act)
+    @_acting
+    def _fail(self, bot: Bot, body: dict[str, Any]) -> dict[str, Any]:
+        failure = Failure(
+            str(body.get("method") or "send_message"),
+            int(body["status"]),
+            str(body["status_message"]) if body.get("status_message") else None,
+            int(body.get("times") or 1),
+        )
+        bot.failures.append(failure)
+        return {"queued": failure.times}
 
     def _query_bot(self, request: Request) -> Bot:
         return self._bot(request.query_params.get("token"))
 
+    @_lookup
     async def _sent(self, request: Request) -> Response:
-        try:
-            bot = self._query_bot(request)
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._query_bot(request)
         # Tokens as strings: a JSON reader in a browser would round them.
         return Response(_stringify_tokens(bot.sent), media_type="application/json")
 
+    @_lookup
     async def _conversations(self, request: Request) -> JSONResponse:
-        try:
-            bot = self._query_bot(request)
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._query_bot(request)
         user = bot.users.get(user_id_for(request.query_params.get("user", "")))
         user = user or bot.users.get(request.query_params.get("user", ""))
         return JSONResponse(user.thread if user else [])
 
+    @_lookup
     async def _deliveries(self, request: Request) -> JSONResponse:
-        try:
-            bot = self._query_bot(request)
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._query_bot(request)
         return JSONResponse(bot.deliveries)
 
+    @_lookup
     async def _users(self, request: Request) -> JSONResponse:
-        try:
-            bot = self._query_bot(request)
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._query_bot(request)
         return JSONResponse(
             [
                 {**u.as_user(), "subscribed": u.subscribed, "messages": len(u.thread)}
@@ -849,32 +837,19 @@ class ViberBinding(UrlBinding[ViberSimulator, ViberConfig]):
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), {"text": text})
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]:
         bot = self.sim.ensure_bot(self.config(channel).auth_token)
-        body = {"location": {"lat": latitude, "lon": longitude}}
+        body = {"location": {"lat": place.latitude, "lon": place.longitude}}
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), body)
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]:
         bot = self.sim.ensure_bot(self.config(channel).auth_token)
-        kind = "picture" if mime_type in ("image/jpeg", "image/png") else "file"
-        spec = {"data_b64": base64.b64encode(data).decode(), "file_name": filename}
-        body = {kind: {**spec, "mime_type": mime_type}, "caption": caption}
+        kind = "picture" if file.mime_type in ("image/jpeg", "image/png") else "file"
+        spec = {"data_b64": base64.b64encode(file.data).decode(), "file_name": file.filename}
+        body = {kind: {**spec, "mime_type": file.mime_type}, "caption": file.caption}
         return self.sim.customer_writes(bot, self.sim.user(bot, user, name), body)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:

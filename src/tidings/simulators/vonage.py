@@ -56,6 +56,8 @@ from tidings.simulators.kit import (
     knobs_handler,
     list_handler,
     read_json,
+    thread_entry,
+    thread_handler,
 )
 
 if TYPE_CHECKING:
@@ -129,7 +131,7 @@ class VonageSimulator(SimulatorBase):
                         "fail": (self._r_fail, ["POST"]),
                         "config": (knobs_handler(self, _KNOBS), ["POST"]),
                         "sent": (list_handler(self.accounts, "api_key", "sent"), ["GET"]),
-                        "conversations": (self._r_conversations, ["GET"]),
+                        "conversations": (thread_handler(self.conversations, "api_key"), ["GET"]),
                         "deliveries": (self._r_deliveries, ["GET"]),
                     }
                 ),
@@ -220,16 +222,7 @@ class VonageSimulator(SimulatorBase):
                     self.tasks.spawn(
                         self._deliver(api_key, acct.inbound_url, params), "vonage-inbound"
                     )
-        acct.thread.append(
-            {
-                "id": ids[0],
-                "user": f"+{msisdn}",
-                "direction": "in",
-                "text": text,
-                "status": "sent",
-                "at": time.time(),
-            }
-        )
+        acct.thread.append(thread_entry(ids[0], "in", text, "sent", user=f"+{msisdn}"))
         return {"message_ids": ids, "parts": len(parts), "concat_ref": ref}
 
     async def _deliver_in_order(
@@ -366,15 +359,7 @@ class VonageSimulator(SimulatorBase):
         }
         acct.sent.append(record)
         acct.thread.append(
-            {
-                "id": ids[0],
-                "user": f"+{to}",
-                "direction": "out",
-                "text": shown,
-                "status": "submitted",
-                "record": record,
-                "at": time.time(),
-            }
+            thread_entry(ids[0], "out", shown, "submitted", user=f"+{to}", record=record)
         )
         self.tasks.spawn(self._receipts(api_key, acct, record), "vonage-dlr")
         messages = [
@@ -446,10 +431,6 @@ class VonageSimulator(SimulatorBase):
             for m in acct.thread
             if want is None or m["user"] == want
         ]
-
-    async def _r_conversations(self, request: Request) -> Response:
-        q = request.query_params
-        return JSONResponse(self.conversations(q.get("api_key", ""), q.get("user")))
 
     async def _r_deliveries(self, _request: Request) -> Response:
         return JSONResponse(self.deliveries)

@@ -65,6 +65,7 @@ from tidings.simulators.kit import (
     control_error,
     control_routes,
     read_json,
+    thread_entry,
 )
 
 WINDOW_SECONDS = 48 * 3600
@@ -375,14 +376,14 @@ class WeChatSimulator(SimulatorBase):
         entry["msgid"] = msgid
         acct.sent.append(entry)
         acct.thread.append(
-            {
-                "id": str(msgid),
-                "user": user.openid,
-                "direction": "out",
-                "text": entry.get("content") or f"[{msgtype}]",
-                "status": "delivered",
-                "at": now,
-            }
+            thread_entry(
+                str(msgid),
+                "out",
+                entry.get("content") or f"[{msgtype}]",
+                "delivered",
+                at=now,
+                user=user.openid,
+            )
         )
         return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
@@ -673,14 +674,14 @@ class WeChatSimulator(SimulatorBase):
             user = self._interact(acct, openid, message=False)
             user.subscribed = True
         acct.thread.append(
-            {
-                "id": uuid.uuid4().hex,
-                "user": openid,
-                "direction": "in",
-                "text": body.get("text") or (f"[{event}]" if kind == "event" else f"[{kind}]"),
-                "status": "sent",
-                "at": self.now(),
-            }
+            thread_entry(
+                uuid.uuid4().hex,
+                "in",
+                body.get("text") or (f"[{event}]" if kind == "event" else f"[{kind}]"),
+                "sent",
+                at=self.now(),
+                user=openid,
+            )
         )
         result = await self.push(acct, plain, openid)
         return JSONResponse({"openid": openid, **result})

@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute
 
 from tidings.httpclient import outbound_client
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import Handler, TaskSet, control_error, control_routes
+from tidings.simulators.kit import ControlError, Handler, TaskSet, control_error, control_routes
 from tidings.simulators.meta.webhooks import (
     MAX_CONNECTIONS,
     DeliveryKnobs,
@@ -102,12 +102,6 @@ class GraphError(Exception):
 
     def body(self) -> dict[str, Any]:
         raise NotImplementedError
-
-
-class ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def control(

@@ -37,10 +37,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import Handler
+from tidings.simulators.kit import ControlError, Handler
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
-    ControlError,
     GraphError,
     MetaBinding,
     MetaSimulator,

@@ -34,10 +34,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import DemoChannel, Handler, SandboxEntry, TaskSet
+from tidings.simulators.kit import (
+    ControlError,
+    DemoChannel,
+    Handler,
+    PhoneFile,
+    PhoneLocation,
+    SandboxEntry,
+    TaskSet,
+)
 from tidings.simulators.meta.base import (
     GRAPH_VERSION,
-    ControlError,
     GraphError,
     MetaBinding,
     MetaSimulator,
@@ -1818,17 +1825,17 @@ class WhatsAppBinding(MetaBinding):
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
         digits = self._who(channel, user)[1]
-        result: dict[str, Any] = await self._inbound(
-            channel, user, {"name": name or digits, "text": text}
-        )
-        return result
+        return await self._inbound(channel, user, {"name": name or digits, "text": text})
 
-    async def _inbound(self, channel: ChannelInfo, user: str, body: dict[str, Any]) -> Any:
+    async def _inbound(
+        self, channel: ChannelInfo, user: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         pnid, digits = self._who(channel, user)
         resp = await self.control.post(
             "/_sim/inbound", json={"phone_number_id": pnid, "from": digits, **body}
         )
-        return resp.json()
+        result: dict[str, Any] = resp.json()
+        return result
 
     async def typing(self, channel: ChannelInfo, user: str) -> bool:
         pnid, digits = self._who(channel, user)
@@ -1836,43 +1843,28 @@ class WhatsAppBinding(MetaBinding):
         return any(bool(row.get("typing")) for row in resp.json() if row.get("wa_id") == digits)
 
     async def send_location(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        latitude: float,
-        longitude: float,
-        label: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, place: PhoneLocation
     ) -> dict[str, Any]:
-        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
-        if label:
-            location["name"] = label
-        result: dict[str, Any] = await self._inbound(
+        location: dict[str, Any] = {"latitude": place.latitude, "longitude": place.longitude}
+        if place.label:
+            location["name"] = place.label
+        return await self._inbound(
             channel, user, {"name": name or user, "type": "location", "location": location}
         )
-        return result
 
     async def send_file(
-        self,
-        channel: ChannelInfo,
-        user: str,
-        name: str | None,
-        mime_type: str,
-        filename: str,
-        data: bytes,
-        caption: str | None,
+        self, channel: ChannelInfo, user: str, name: str | None, file: PhoneFile
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": name or user,
-            "type": "image" if mime_type.startswith("image/") else "document",
-            "mime_type": mime_type,
-            "filename": filename,
-            "media_b64": base64.b64encode(data).decode(),
+            "type": "image" if file.mime_type.startswith("image/") else "document",
+            "mime_type": file.mime_type,
+            "filename": file.filename,
+            "media_b64": base64.b64encode(file.data).decode(),
         }
-        if caption:
-            body["text"] = caption
-        result: dict[str, Any] = await self._inbound(channel, user, body)
-        return result
+        if file.caption:
+            body["text"] = file.caption
+        return await self._inbound(channel, user, body)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         pnid, digits = self._who(channel, user)
