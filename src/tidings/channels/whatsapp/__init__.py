@@ -23,6 +23,7 @@ from tidings.channels.base import (
 from tidings.channels.interactive import Choices
 from tidings.channels.media import MediaLocation
 from tidings.channels.message_templates import ProviderTemplate
+from tidings.channels.meta_common import handshake, verify_signature
 from tidings.channels.whatsapp import client, interactive, media, templates, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.domain.enums import MessageKind
@@ -96,10 +97,10 @@ class WhatsAppAdapter:
     )
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return webhook.handshake(_config(config).verify_token, request)
+        return handshake(_config(config).verify_token, request, self.label)
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify_signature(_config(config).app_secret, request)
+        verify_signature([_config(config).app_secret], request, self.label)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request.body)
