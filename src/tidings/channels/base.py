@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, cast
 
 import httpx
 from pydantic import BaseModel
 
+from tidings.channels.config_fields import ConfigT, config_as
 from tidings.domain.enums import InboundLane, MessageKind
 from tidings.domain.events import CanonicalEvent
 
@@ -206,3 +207,17 @@ class ChannelAdapter(Protocol):
         """Hand one message to the provider. Never raises for provider errors: maps them to
         Retriable/Permanent with a sentence the agent understands."""
         ...
+
+
+class Adapter(Generic[ConfigT]):
+    """What most adapters share rather than write out: reading the stored config into the
+    kind's model (`cfg`), and the empty 200 most providers want once the events are stored."""
+
+    config_model: ClassVar[type[BaseModel]]
+
+    def cfg(self, config: Any) -> ConfigT:
+        """`config` (the stored dict, or the model already) as this kind's `config_model`."""
+        return cast(ConfigT, config_as(self.config_model, config))
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(status=200, body=b"")
