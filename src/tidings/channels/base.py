@@ -21,10 +21,12 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, cast
 
 import httpx
+import orjson
 from pydantic import BaseModel
 
 from tidings.channels.config_fields import ConfigT, config_as
 from tidings.domain.enums import InboundLane, MessageKind
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import CanonicalEvent
 
 
@@ -164,6 +166,20 @@ class Capabilities:
     icon: str = "message-circle"
     # The kind's colour in the UI (icons, report series): distinct for every kind.
     color: str = "#64748b"
+
+
+def json_of(data: bytes, refusal: str) -> Any:
+    """`data` (a webhook body, a stored event) parsed as JSON; `PayloadError(refusal)` when it is
+    not JSON, with `{exc}` in `refusal` replaced by the decoder's own words."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(refusal.replace("{exc}", str(exc))) from None
+
+
+def nonempty_str(value: Any) -> str | None:
+    """`value` if it is a non-empty string, else None (payloads are untrusted)."""
+    return value if isinstance(value, str) and value else None
 
 
 class ChannelAdapter(Protocol):

@@ -31,6 +31,7 @@ from tidings.channels.base import (
     Sent,
     WebhookReply,
     WebhookRequest,
+    json_of,
 )
 from tidings.channels.config_fields import ApiBaseUrl
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
@@ -118,10 +119,7 @@ class GbmAdapter(Adapter[GbmConfig]):
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         if google.verification_secret(self.cfg(config).webhook_client_token, request.body):
             return []
-        try:
-            doc = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise PayloadError(f"body is not JSON: {exc}") from None
+        doc = json_of(request.body, "body is not JSON: {exc}")
         if not isinstance(doc, dict) or not doc.get("requestId"):
             raise PayloadError("a Business Messages request needs a requestId")
         # requestId is the documented dedupe key (docs/channels/gbm.md#webhook).

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, json_of
+from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import ConsentStatus, MessageKind
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -64,10 +65,7 @@ def split(body: bytes) -> list[RawEvent]:
     """One raw event per `events[]` entry, keyed by `webhookEventId`: a redelivery (or a
     spontaneous duplicate) carries the same id, so the database keeps one. An empty `events`
     (the Console's "Verify" probe) stores nothing and is answered 200."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
+    doc = json_of(body, "body is not JSON: {exc}")
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise PayloadError("a LINE webhook is an object with an `events` list")
     out = []
@@ -97,10 +95,6 @@ def _when(event: dict[str, Any], default: datetime | None) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return default
     return default
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def chat_of(source: Any) -> tuple[str, str | None]:

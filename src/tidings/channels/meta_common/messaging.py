@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent
+from tidings.channels.base import RawEvent, json_of
 from tidings.channels.meta_common import dict_at, digest, list_at, timestamp
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError
@@ -116,10 +116,7 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
     posts all of them to one callback; entries of other accounts are not this channel's and are left
     out.
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"The {product.label} webhook body is not valid JSON.") from exc
+    doc = json_of(body, f"The {product.label} webhook body is not valid JSON.")
     if not isinstance(doc, dict) or doc.get("object") != product.object:
         raise PayloadError(
             f"The webhook is not a {product.label} event (object != {product.object!r})."
@@ -451,10 +448,7 @@ def _page_event(element: dict[str, Any], product: Product, when: datetime | None
 def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
     """One piece cut by `split` → canonical events. Unknown event kinds are Ignored (with
     why); a message Meta could not show us becomes an UNSUPPORTED message the agent sees."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"The stored {product.label} event is not valid JSON.") from exc
+    doc = json_of(payload, f"The stored {product.label} event is not valid JSON.")
     if not isinstance(doc, dict):
         raise PayloadError(f"The stored {product.label} event is not an object.")
     if "change" in doc:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent
+from tidings.channels.base import RawEvent, json_of
 from tidings.channels.meta_common import dict_at, digest, list_at
 from tidings.channels.meta_common import timestamp as meta_timestamp
 from tidings.channels.whatsapp.errors import failure_reason
@@ -184,10 +184,7 @@ def split(body: bytes) -> list[RawEvent]:
     `echo:<wamid>`, `change:<field>:<hash>`, and `bad:<hash>` for a malformed part (kept, fails in
     parse).
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("The WhatsApp webhook body is not valid JSON.") from exc
+    doc = json_of(body, "The WhatsApp webhook body is not valid JSON.")
     if not isinstance(doc, dict) or doc.get("object") != OBJECT:
         raise PayloadError("The webhook is not a WhatsApp Business Account event.")
     entries = doc.get("entry")
@@ -699,10 +696,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     id, no sender, no timestamp, not JSON) raises PayloadError, leaving it failed and
     replayable.
     """
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("The stored WhatsApp event is not valid JSON.") from exc
+    doc = json_of(payload, "The stored WhatsApp event is not valid JSON.")
     if not isinstance(doc, dict):
         raise PayloadError("The stored WhatsApp event is not an object.")
     if "message" in doc:
