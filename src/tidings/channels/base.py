@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, cast
 
 import httpx
+import orjson
 from pydantic import BaseModel
 
+from tidings.channels.config_fields import ConfigT, config_as
 from tidings.domain.enums import InboundLane, MessageKind
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import CanonicalEvent
 
 
@@ -165,6 +168,20 @@ class Capabilities:
     color: str = "#64748b"
 
 
+def json_of(data: bytes, refusal: str) -> Any:
+    """`data` (a webhook body, a stored event) parsed as JSON; `PayloadError(refusal)` when it is
+    not JSON, with `{exc}` in `refusal` replaced by the decoder's own words."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(refusal.replace("{exc}", str(exc))) from None
+
+
+def nonempty_str(value: Any) -> str | None:
+    """`value` if it is a non-empty string, else None (payloads are untrusted)."""
+    return value if isinstance(value, str) and value else None
+
+
 class ChannelAdapter(Protocol):
     """One provider. Implementations are stateless; per-channel state lives in `config`."""
 
@@ -206,3 +223,17 @@ class ChannelAdapter(Protocol):
         """Hand one message to the provider. Never raises for provider errors: maps them to
         Retriable/Permanent with a sentence the agent understands."""
         ...
+
+
+class Adapter(Generic[ConfigT]):
+    """What most adapters share rather than write out: reading the stored config into the
+    kind's model (`cfg`), and the empty 200 most providers want once the events are stored."""
+
+    config_model: ClassVar[type[BaseModel]]
+
+    def cfg(self, config: Any) -> ConfigT:
+        """`config` (the stored dict, or the model already) as this kind's `config_model`."""
+        return cast(ConfigT, config_as(self.config_model, config))
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        return WebhookReply(status=200, body=b"")

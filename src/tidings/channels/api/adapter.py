@@ -40,6 +40,7 @@ from tidings.channels.base import (
     Sent,
     WebhookReply,
     WebhookRequest,
+    json_of,
 )
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
@@ -95,10 +96,7 @@ class ApiChannelAdapter:
         signing.verify(config.secret, request.headers, request.body)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        try:
-            doc = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise PayloadError(f"body is not JSON: {exc}") from None
+        doc = json_of(request.body, "body is not JSON: {exc}")
         if not isinstance(doc, dict):
             raise PayloadError("body must be a JSON object with 'messages' and/or 'statuses'")
         messages, statuses = doc.get("messages", []), doc.get("statuses", [])

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.channels import google_common as google
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -30,8 +31,9 @@ from tidings.channels.base import (
     Sent,
     WebhookReply,
     WebhookRequest,
+    json_of,
 )
-from tidings.channels.config_fields import ApiBaseUrl, config_as
+from tidings.channels.config_fields import ApiBaseUrl
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -85,7 +87,7 @@ def _time(value: Any) -> datetime:
     return datetime.now(UTC)
 
 
-class GbmAdapter:
+class GbmAdapter(Adapter[GbmConfig]):
     kind: ClassVar[str] = "gbm"
     label: ClassVar[str] = "Google Business Messages (retired 2024-07-31)"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -107,7 +109,7 @@ class GbmAdapter:
         raise SignatureError("Business Messages verifies webhooks with a POST of clientToken")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        token = _config(config).webhook_client_token
+        token = self.cfg(config).webhook_client_token
         if google.verification_secret(token, request.body) is not None:
             return
         # Unlike RBM, the signature covers the raw request body (docs/channels/gbm.md#webhook;
@@ -115,12 +117,9 @@ class GbmAdapter:
         google.check_signature(token, request.headers, request.body)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        if google.verification_secret(_config(config).webhook_client_token, request.body):
+        if google.verification_secret(self.cfg(config).webhook_client_token, request.body):
             return []
-        try:
-            doc = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise PayloadError(f"body is not JSON: {exc}") from None
+        doc = json_of(request.body, "body is not JSON: {exc}")
         if not isinstance(doc, dict) or not doc.get("requestId"):
             raise PayloadError("a Business Messages request needs a requestId")
         # requestId is the documented dedupe key (docs/channels/gbm.md#webhook).
@@ -192,7 +191,7 @@ class GbmAdapter:
         return [Ignored(f"Business Messages {kinds[0] if kinds else 'unknown'} event")]
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        secret = google.verification_secret(_config(config).webhook_client_token, request.body)
+        secret = google.verification_secret(self.cfg(config).webhook_client_token, request.body)
         if secret is not None:
             return WebhookReply(200, secret.encode(), "text/plain")
         return WebhookReply(200, b"")
@@ -200,7 +199,7 @@ class GbmAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        c = _config(config)
+        c = self.cfg(config)
         # Agent-assigned and derived from ours: a reused messageId is ignored
         # (docs/channels/gbm.md#sending).
         mid = f"tidings-{c.agent_id}-{message.message_id}"
@@ -229,7 +228,3 @@ class GbmAdapter:
         if resp.status_code == 200:
             return Sent(mid)
         return google.error_outcome(resp, PRODUCT, GONE)
-
-
-def _config(config: Any) -> GbmConfig:
-    return config_as(GbmConfig, config)

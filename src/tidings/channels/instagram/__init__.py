@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from tidings.channels.base import Capabilities
-from tidings.channels.config_fields import config_as
 from tidings.channels.instagram.config import InstagramConfig
 from tidings.channels.instagram.errors import outcome_for
 from tidings.channels.meta_common import attachments, messaging, profiles
@@ -40,7 +39,7 @@ _MEDIA_TYPES = {
 }
 
 
-class InstagramAdapter(MessagingAdapter):
+class InstagramAdapter(MessagingAdapter[InstagramConfig]):
     kind: ClassVar[str] = "instagram"
     label: ClassVar[str] = "Instagram"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -86,7 +85,7 @@ class InstagramAdapter(MessagingAdapter):
     profile_of = staticmethod(profiles.instagram_profile)
 
     def account(self, config: Any) -> Account:
-        c = _config(config)
+        c = self.cfg(config)
         # The Attachment Upload API exists for the Facebook Login flavour only.
         uploads = c.flavour == "facebook_login" and c.page_id
         return Account(
@@ -101,7 +100,7 @@ class InstagramAdapter(MessagingAdapter):
         )
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
-        c = _config(config)
+        c = self.cfg(config)
         if c.flavour != "facebook_login" or not c.page_id:
             # The Attachment Upload API exists for the Facebook Login flavour only; otherwise
             # "media must be reachable URLs (or attachment ids)"
@@ -111,7 +110,3 @@ class InstagramAdapter(MessagingAdapter):
                 "URL; connect the account through its Facebook Page to send uploaded files."
             )
         return attachments.caption_refusal(self.label, with_text)
-
-
-def _config(config: Any) -> InstagramConfig:
-    return config_as(InstagramConfig, config)

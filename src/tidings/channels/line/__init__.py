@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -21,7 +22,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.line import client, webhook
 from tidings.channels.line.config import LineConfig
@@ -36,7 +36,7 @@ __all__ = ["LineAdapter", "LineConfig"]
 _MB = 1024 * 1024
 
 
-class LineAdapter:
+class LineAdapter(Adapter[LineConfig]):
     kind: ClassVar[str] = "line"
     label: ClassVar[str] = "LINE"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -75,7 +75,7 @@ class LineAdapter:
         raise SignatureError("LINE has no GET handshake; set the webhook URL in the Console")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify(_config(config).channel_secret, request)
+        webhook.verify(self.cfg(config).channel_secret, request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request.body)
@@ -83,13 +83,10 @@ class LineAdapter:
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
 
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return WebhookReply(status=200, body=b"")
-
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send(_config(config), message, http)
+        return await client.send(self.cfg(config), message, http)
 
     def multicast_key(self, config: Any, message: OutboundMessage) -> str | None:
         return client.multicast_key(message)
@@ -97,17 +94,17 @@ class LineAdapter:
     async def send_many(
         self, config: Any, messages: Sequence[OutboundMessage], http: httpx.AsyncClient
     ) -> list[SendOutcome]:
-        return await client.multicast(_config(config), messages, http)
+        return await client.multicast(self.cfg(config), messages, http)
 
     # TypingSender (channels/agent_events.py): LINE's loading animation.
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
-        return await client.start_loading(_config(config), to, http)
+        return await client.start_loading(self.cfg(config), to, http)
 
     # MediaLocator (channels/media.py; the media worker calls it through media/fetch.py)
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
-        return await client.locate_media(_config(config), provider_media_id, url, http)
+        return await client.locate_media(self.cfg(config), provider_media_id, url, http)
 
     # FileSender (media/sending.py)
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
@@ -120,7 +117,7 @@ class LineAdapter:
 
     # ProfileSource (channels/profiles.py)
     async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
-        return await client.fetch_profile(_config(config), address, http)
+        return await client.fetch_profile(self.cfg(config), address, http)
 
     # InteractiveSender (channels/interactive.py): buttons and quick replies as LINE quick
     # replies (at most 13, labels of up to 20 characters).
@@ -144,7 +141,7 @@ class LineAdapter:
     # `tidings doctor` (doctor.py): the token works, and the month's push quota is not spent.
     async def check_credentials(self, config: Any, http: httpx.AsyncClient) -> str | None:
         try:
-            q = await client.quota(_config(config), http)
+            q = await client.quota(self.cfg(config), http)
         except client.LineApiError as exc:
             return exc.reason
         except httpx.HTTPError as exc:
@@ -155,8 +152,4 @@ class LineAdapter:
 
     async def health_summary(self, config: Any, http: httpx.AsyncClient) -> str:
         """What Settings and `tidings doctor` show beside the channel: the quota left."""
-        return (await client.quota(_config(config), http)).sentence()
-
-
-def _config(config: Any) -> LineConfig:
-    return config_as(LineConfig, config)
+        return (await client.quota(self.cfg(config), http)).sentence()

@@ -190,14 +190,13 @@ def fresh_reply_token(context: Any, now: datetime | None = None) -> str | None:
 
 async def _post(
     url: str, body: dict[str, Any], headers: dict[str, str], http: httpx.AsyncClient
-) -> tuple[httpx.Response | None, SendOutcome | None]:
+) -> httpx.Response | Retriable:
     try:
-        resp = await http.post(url, content=orjson.dumps(body), headers=headers, timeout=TIMEOUT)
+        return await http.post(url, content=orjson.dumps(body), headers=headers, timeout=TIMEOUT)
     except httpx.TimeoutException:
-        return None, Retriable("LINE did not answer in time; retrying.")
+        return Retriable("LINE did not answer in time; retrying.")
     except httpx.HTTPError as exc:
-        return None, Retriable(f"Could not reach LINE ({type(exc).__name__}); retrying.")
-    return resp, None
+        return Retriable(f"Could not reach LINE ({type(exc).__name__}); retrying.")
 
 
 def _json(resp: httpx.Response) -> Any:
@@ -235,15 +234,14 @@ async def reply(
     config: LineConfig, token: str, objects: list[dict[str, Any]], http: httpx.AsyncClient
 ) -> SendOutcome:
     """Free: no quota used. No retry key (LINE refuses one here)."""
-    resp, failed = await _post(
+    resp = await _post(
         f"{config.api_base_url}/v2/bot/message/reply",
         {"replyToken": token, "messages": objects},
         _headers(config),
         http,
     )
-    if failed is not None:
-        return failed
-    assert resp is not None
+    if isinstance(resp, Retriable):
+        return resp
     doc = _json(resp)
     if resp.status_code == 200:
         request_id = resp.headers.get("x-line-request-id", "")
@@ -258,12 +256,11 @@ async def push(
     push whose answer was lost is not sent twice: LINE answers 409 with the accepted request
     id, which means it already went."""
     headers = {**_headers(config), "X-Line-Retry-Key": key}
-    resp, failed = await _post(
+    resp = await _post(
         f"{config.api_base_url}/v2/bot/message/push", {"to": to, "messages": objects}, headers, http
     )
-    if failed is not None:
-        return failed
-    assert resp is not None
+    if isinstance(resp, Retriable):
+        return resp
     doc = _json(resp)
     if resp.status_code == 200:
         return Sent(_sent_id(doc, f"request:{resp.headers.get('x-line-request-id', key)}"))
@@ -322,13 +319,10 @@ async def multicast(
     for attempt in range(MULTICAST_TRIES):
         if attempt:
             await asyncio.sleep(MULTICAST_BACKOFF_SECONDS * 2 ** (attempt - 1))
-        resp, failed = await _post(
-            f"{config.api_base_url}/v2/bot/message/multicast", body, headers, http
-        )
-        if failed is not None:
-            outcome = failed
+        resp = await _post(f"{config.api_base_url}/v2/bot/message/multicast", body, headers, http)
+        if isinstance(resp, Retriable):
+            outcome = resp
             continue
-        assert resp is not None
         if resp.status_code == 200:
             request_id = resp.headers.get("x-line-request-id") or key
             break
@@ -502,15 +496,14 @@ async def start_loading(config: LineConfig, chat_id: str, http: httpx.AsyncClien
     "Typing")."""
     if not chat_id.startswith("U"):
         return Permanent("LINE shows the loading animation only in one-to-one chats.")
-    resp, failed = await _post(
+    resp = await _post(
         f"{config.api_base_url}/v2/bot/chat/loading/start",
         {"chatId": chat_id, "loadingSeconds": LOADING_SECONDS},
         _headers(config),
         http,
     )
-    if failed is not None:
-        return failed
-    assert resp is not None
+    if isinstance(resp, Retriable):
+        return resp
     if resp.status_code in (200, 202):
         return Sent(f"loading:{chat_id}")
     return errors.outcome(resp.status_code, _json(resp))

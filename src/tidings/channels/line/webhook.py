@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, json_of
+from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import ConsentStatus, MessageKind
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -64,10 +65,7 @@ def split(body: bytes) -> list[RawEvent]:
     """One raw event per `events[]` entry, keyed by `webhookEventId`: a redelivery (or a
     spontaneous duplicate) carries the same id, so the database keeps one. An empty `events`
     (the Console's "Verify" probe) stores nothing and is answered 200."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
+    doc = json_of(body, "body is not JSON: {exc}")
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise PayloadError("a LINE webhook is an object with an `events` list")
     out = []
@@ -97,10 +95,6 @@ def _when(event: dict[str, Any], default: datetime | None) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return default
     return default
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def chat_of(source: Any) -> tuple[str, str | None]:
@@ -158,13 +152,17 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         extra["redelivered"] = True
     event_id = _str(event.get("webhookEventId")) or f"{kind}:{event.get('timestamp')}"
 
-    def system(text: str, consent: ConsentStatus | None = None) -> list[CanonicalEvent]:
+    def as_message(
+        text: str | None,
+        consent: ConsentStatus | None = None,
+        message_kind: MessageKind = MessageKind.SYSTEM,
+    ) -> list[CanonicalEvent]:
         return [
             InboundMessage(
                 provider_message_id=f"event:{event_id}",
                 sender=sender,
                 occurred_at=occurred,
-                kind=MessageKind.SYSTEM,
+                kind=message_kind,
                 text=text,
                 extra=extra,
                 consent=consent,
@@ -175,34 +173,25 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         return [_message(event, sender, occurred, extra)]
     if kind == "follow":
         unblocked = (event.get("follow") or {}).get("isUnblocked") is True
-        return system(
+        return as_message(
             "Unblocked the LINE Official Account" if unblocked else "Added the account as a friend",
             ConsentStatus.OPTED_IN,
         )
     if kind == "unfollow":
-        return system("Blocked the LINE Official Account", ConsentStatus.OPTED_OUT)
+        return as_message("Blocked the LINE Official Account", ConsentStatus.OPTED_OUT)
     if kind == "postback":
         postback = event.get("postback") or {}
         data = _str(postback.get("data")) if isinstance(postback, dict) else None
         params = postback.get("params") if isinstance(postback, dict) else None
         if isinstance(params, dict) and params:
             extra["params"] = params
-        return [
-            InboundMessage(
-                provider_message_id=f"event:{event_id}",
-                sender=sender,
-                occurred_at=occurred,
-                kind=MessageKind.INTERACTIVE,
-                text=data,
-                extra=extra,
-            )
-        ]
+        return as_message(data, message_kind=MessageKind.INTERACTIVE)
     # Group and room membership: lines in the group's own conversation (docs/channels/line.md,
     # "Groups and rooms"), not channel notices — they are about one chat, not the account.
     if kind == "join":
-        return system("The LINE account was added to this group")
+        return as_message("The LINE account was added to this group")
     if kind == "leave":
-        return system("The LINE account was removed from this group")
+        return as_message("The LINE account was removed from this group")
     if kind in ("memberJoined", "memberLeft"):
         field = "joined" if kind == "memberJoined" else "left"
         members = (event.get(field) or {}).get("members")
@@ -214,17 +203,10 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         extra["members"] = ids
         n = len(ids)
         who = "1 member" if n == 1 else f"{n} members"
-        return system(f"{who} {'joined' if field == 'joined' else 'left'} the group")
+        return as_message(f"{who} {'joined' if field == 'joined' else 'left'} the group")
     # A type LINE adds later: visible, never a crash.
-    return [
-        InboundMessage(
-            provider_message_id=f"event:{event_id}",
-            sender=sender,
-            occurred_at=occurred,
-            kind=MessageKind.UNSUPPORTED,
-            extra={**extra, "type": kind},
-        )
-    ]
+    extra["type"] = kind
+    return as_message(None, message_kind=MessageKind.UNSUPPORTED)
 
 
 def _message(

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from tidings.channels.base import Capabilities
-from tidings.channels.config_fields import config_as
 from tidings.channels.messenger.config import MessengerConfig
 from tidings.channels.meta_common import attachments, messaging, profiles
 from tidings.channels.meta_common.adapter import Account, MessagingAdapter
@@ -30,7 +29,7 @@ _MEDIA_TYPES = {
 }
 
 
-class MessengerAdapter(MessagingAdapter):
+class MessengerAdapter(MessagingAdapter[MessengerConfig]):
     kind: ClassVar[str] = "messenger"
     label: ClassVar[str] = "Messenger"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -62,7 +61,7 @@ class MessengerAdapter(MessagingAdapter):
     profile_of = staticmethod(profiles.messenger_profile)
 
     def account(self, config: Any) -> Account:
-        c = _config(config)
+        c = self.cfg(config)
         return Account(
             graph=f"{c.api_base_url}/{c.api_version}",
             token=c.page_access_token,
@@ -75,7 +74,3 @@ class MessengerAdapter(MessagingAdapter):
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         return attachments.caption_refusal(self.label, with_text)
-
-
-def _config(config: Any) -> MessengerConfig:
-    return config_as(MessengerConfig, config)

@@ -80,6 +80,32 @@ class GraphError:
     retry_after: float | None
 
 
+def digest(obj: object) -> str:
+    """The key of a piece with no id of its own: sorted keys, so that the same content always
+    gives the same key."""
+    return hashlib.blake2b(
+        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
+
+
+def dict_at(obj: object, key: str) -> dict[str, Any]:
+    """`obj[key]` if both are objects, else `{}`: webhook bodies are untrusted."""
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def list_at(obj: object, key: str) -> list[Any]:
+    """`obj[key]` if it is a list, else `[]`."""
+    if isinstance(obj, dict):
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
+
+
 def _int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import httpx
 
 from tidings.channels.base import (
+    Adapter,
     OutboundMessage,
     Permanent,
     RawEvent,
@@ -19,6 +20,7 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.channels.config_fields import ConfigT
 from tidings.channels.interactive import Choices
 from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.meta_common import (
@@ -50,7 +52,7 @@ class Account:
     upload_platform: str | None = None
 
 
-class MessagingAdapter:
+class MessagingAdapter(Adapter[ConfigT]):
     label: ClassVar[str]
     product: ClassVar[messaging.Product]
     profile_fields: ClassVar[str]

@@ -10,15 +10,14 @@ worker and holds the per-event knowledge. Both are pure.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent
-from tidings.channels.meta_common import timestamp
+from tidings.channels.base import RawEvent, json_of
+from tidings.channels.meta_common import dict_at, digest, list_at, timestamp
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
@@ -56,12 +55,6 @@ MESSENGER = Product("page", "Messenger")
 INSTAGRAM = Product("instagram", "Instagram")
 
 
-def _digest(obj: object) -> str:
-    return hashlib.blake2b(
-        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).hexdigest()
-
-
 def _when(value: object) -> datetime | None:
     # Milliseconds in most events, seconds (even as a string) in some: by magnitude.
     return timestamp(value)
@@ -77,24 +70,8 @@ def _str(obj: object, key: str) -> str | None:
     return None
 
 
-def _dict(obj: object, key: str) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        value = obj.get(key)
-        if isinstance(value, dict):
-            return value
-    return {}
-
-
-def _list(obj: object, key: str) -> list[Any]:
-    if isinstance(obj, dict):
-        value = obj.get(key)
-        if isinstance(value, list):
-            return value
-    return []
-
-
 def _party(element: dict[str, Any], key: str) -> str | None:
-    party = _dict(element, key)
+    party = dict_at(element, key)
     ident = _str(party, "id")
     if ident:
         return ident
@@ -109,26 +86,26 @@ def event_key(element: dict[str, Any]) -> str:
     (docs/protocols/meta-platform.md#batching-retries-and-order: dedupe on `mid`, or the
     watermark for receipts)."""
     sender = _party(element, "sender") or "?"
-    message = _dict(element, "message")
+    message = dict_at(element, "message")
     if mid := _str(message, "mid"):
         if message.get("is_deleted") is True:
             return f"deleted:{mid}"
         return f"echo:{mid}" if message.get("is_echo") is True else f"mid:{mid}"
-    if delivery := _dict(element, "delivery"):
-        return f"delivery:{sender}:{delivery.get('watermark')}:{_digest(delivery.get('mids'))}"
-    if read := _dict(element, "read"):
+    if delivery := dict_at(element, "delivery"):
+        return f"delivery:{sender}:{delivery.get('watermark')}:{digest(delivery.get('mids'))}"
+    if read := dict_at(element, "read"):
         mark = read.get("watermark") or _str(read, "mid")
         return f"read:{sender}:{mark}"
-    if reaction := _dict(element, "reaction"):
+    if reaction := dict_at(element, "reaction"):
         return (
             f"reaction:{sender}:{_str(reaction, 'mid')}:{_str(reaction, 'action')}:"
             f"{element.get('timestamp')}"
         )
-    if edit := _dict(element, "message_edit"):
+    if edit := dict_at(element, "message_edit"):
         return f"edit:{_str(edit, 'mid')}:{edit.get('num_edit')}"
-    if (postback := _dict(element, "postback")) and (mid := _str(postback, "mid")):
+    if (postback := dict_at(element, "postback")) and (mid := _str(postback, "mid")):
         return f"postback:{mid}"
-    return f"event:{_digest(element)}"
+    return f"event:{digest(element)}"
 
 
 def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
@@ -139,10 +116,7 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
     posts all of them to one callback; entries of other accounts are not this channel's and are left
     out.
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"The {product.label} webhook body is not valid JSON.") from exc
+    doc = json_of(body, f"The {product.label} webhook body is not valid JSON.")
     if not isinstance(doc, dict) or doc.get("object") != product.object:
         raise PayloadError(
             f"The webhook is not a {product.label} event (object != {product.object!r})."
@@ -159,13 +133,13 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
         if entry_id is not None and entry_id != account_id:
             continue
         for standby, field in ((False, "messaging"), (True, "standby")):
-            for element in _list(entry, field):
+            for element in list_at(entry, field):
                 if not isinstance(element, dict):
                     out.append(_opaque(element))
                     continue
                 out.append(_element(element, entry, entry_id, standby=standby))
-        for change in _list(entry, "changes"):
-            value = _dict(change, "value")
+        for change in list_at(entry, "changes"):
+            value = dict_at(change, "value")
             field = _str(change, "field") or "?"
             if field in _MESSAGING_FIELDS and ("sender" in value or "recipient" in value):
                 # A messaging event in the `changes` form: the App Dashboard's "Test" sample
@@ -176,7 +150,7 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
             # Instagram comments/mentions (docs/channels/instagram.md#inbound-events): outside the
             # inbox for now.
             piece = {"entry_id": entry_id, "change": change, "time": entry.get("time")}
-            out.append(RawEvent(f"change:{field}:{_digest(piece)}", orjson.dumps(piece), None))
+            out.append(RawEvent(f"change:{field}:{digest(piece)}", orjson.dumps(piece), None))
     return out
 
 
@@ -213,7 +187,7 @@ def _element(
         "time": entry.get("time"),
     }
     when = _when(element.get("timestamp")) or _when(entry.get("time"))
-    receipt = _dict(element, "delivery") or _dict(element, "read")
+    receipt = dict_at(element, "delivery") or dict_at(element, "read")
     lane = InboundLane.STATUS if receipt else InboundLane.CUSTOMER
     return RawEvent(event_key(element), orjson.dumps(piece), when, lane)
 
@@ -221,7 +195,7 @@ def _element(
 def _opaque(thing: object) -> RawEvent:
     # Kept rather than dropped: parse refuses it, so it is visible as a failed event.
     body = {"malformed": thing}
-    return RawEvent(f"bad:{_digest(body)}", orjson.dumps(body), None)
+    return RawEvent(f"bad:{digest(body)}", orjson.dumps(body), None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,10 +212,10 @@ _UNSUPPORTED = frozenset(("unsupported_type", "ephemeral"))
 def _location(message: dict[str, Any]) -> dict[str, Any] | None:
     """A shared location: `{"type": "location", "title": …, "url": …, "payload":
     {"coordinates": {"lat": …, "long": …}}}` (docs/channels/messenger.md, "Locations")."""
-    for item in _list(message, "attachments"):
+    for item in list_at(message, "attachments"):
         if not isinstance(item, dict) or item.get("type") != "location":
             continue
-        coordinates = _dict(_dict(item, "payload"), "coordinates")
+        coordinates = dict_at(dict_at(item, "payload"), "coordinates")
         place: dict[str, Any] = {}
         for ours, theirs in (("latitude", "lat"), ("longitude", "long")):
             value = coordinates.get(theirs)
@@ -256,7 +230,7 @@ def _location(message: dict[str, Any]) -> dict[str, Any] | None:
             continue
         if not (-90 <= place["latitude"] <= 90 and -180 <= place["longitude"] <= 180):
             continue
-        if title := _str(item, "title") or _str(_dict(item, "payload"), "title"):
+        if title := _str(item, "title") or _str(dict_at(item, "payload"), "title"):
             place["name"] = title
         return place
     return None
@@ -266,13 +240,13 @@ def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dic
     """Attachments (with a CDN URL, no MIME type or size:
     docs/channels/messenger.md#attachment-upload) and the shared links (posts, reels, story
     mentions...) kept for display."""
-    items = [a for a in _list(message, "attachments") if isinstance(a, dict)]
+    items = [a for a in list_at(message, "attachments") if isinstance(a, dict)]
     has_sticker = any(a.get("type") == "sticker" for a in items)
     refs: list[AttachmentRef] = []
     shares: list[dict[str, Any]] = []
     for item in items:
         kind = _str(item, "type") or "file"
-        payload = _dict(item, "payload")
+        payload = dict_at(item, "payload")
         if kind in _UNSUPPORTED:
             continue
         # Until 2026-08-30 a sticker arrives twice: the new `sticker` attachment and the old
@@ -296,7 +270,7 @@ def _attachments(message: dict[str, Any]) -> tuple[list[AttachmentRef], list[dic
 def _message(
     element: dict[str, Any], product: Product, sender: str, when: datetime
 ) -> CanonicalEvent:
-    message = _dict(element, "message")
+    message = dict_at(element, "message")
     mid = _str(message, "mid")
     if not mid:
         raise PayloadError(f"The {product.label} message has no mid.")
@@ -324,12 +298,12 @@ def _message(
     refs, shares = _attachments(message)
     if shares:
         extra["shares"] = shares
-    if quick := _dict(message, "quick_reply"):
+    if quick := dict_at(message, "quick_reply"):
         extra["quick_reply_payload"] = _str(quick, "payload")
-    reply_to = _dict(message, "reply_to")
-    if story := _dict(reply_to, "story"):
+    reply_to = dict_at(message, "reply_to")
+    if story := dict_at(reply_to, "story"):
         extra["reply_to_story"] = {k: v for k, v in story.items() if isinstance(v, str)}
-    if referral := _dict(message, "referral"):
+    if referral := dict_at(message, "referral"):
         extra["referral"] = referral
     if echo and (app_id := _str(message, "app_id")):
         extra["app_id"] = app_id
@@ -338,7 +312,7 @@ def _message(
         text = ", ".join(s["type"].replace("_", " ") for s in shares)
     unsupported = [
         a["type"]
-        for a in _list(message, "attachments")
+        for a in list_at(message, "attachments")
         if isinstance(a, dict) and a.get("type") in _UNSUPPORTED
     ]
     place = _location(message)
@@ -377,7 +351,7 @@ def _message(
 
 
 def _reaction(element: dict[str, Any], sender: str, when: datetime, key: str) -> InboundMessage:
-    reaction = _dict(element, "reaction")
+    reaction = dict_at(element, "reaction")
     target = _str(reaction, "mid")
     action = _str(reaction, "action") or "react"
     # `unreact` omits reaction/emoji: an empty text means the reaction was removed.
@@ -397,10 +371,10 @@ def _reaction(element: dict[str, Any], sender: str, when: datetime, key: str) ->
 
 
 def _postback(element: dict[str, Any], sender: str, when: datetime, key: str) -> InboundMessage:
-    postback = _dict(element, "postback")
+    postback = dict_at(element, "postback")
     title = _str(postback, "title")
     extra: dict[str, Any] = {"type": "postback", "payload": _str(postback, "payload")}
-    if referral := _dict(postback, "referral"):
+    if referral := dict_at(postback, "referral"):
         extra["referral"] = referral
     return InboundMessage(
         provider_message_id=_str(postback, "mid") or key,
@@ -413,7 +387,7 @@ def _postback(element: dict[str, Any], sender: str, when: datetime, key: str) ->
 
 
 def _referral(element: dict[str, Any], sender: str, when: datetime, key: str) -> InboundMessage:
-    referral = _dict(element, "referral")
+    referral = dict_at(element, "referral")
     source = _str(referral, "source") or "a link"
     words = {"ADS": "an ad", "SHORTLINK": "a link", "CUSTOMER_CHAT_PLUGIN": "the chat plugin"}
     ref = _str(referral, "ref")
@@ -440,7 +414,7 @@ def _page_event(element: dict[str, Any], product: Product, when: datetime | None
     at = when or datetime.now(UTC)
     for key in _POLICY:
         if key in element:
-            policy = _dict(element, key)
+            policy = dict_at(element, key)
             action = _str(policy, "action") or "notice"
             reason = _str(policy, "reason")
             words = {
@@ -456,7 +430,7 @@ def _page_event(element: dict[str, Any], product: Product, when: datetime | None
                 severe=action == "block",
             )
     if "app_roles" in element:
-        roles = _dict(element, "app_roles")
+        roles = dict_at(element, "app_roles")
         named = ", ".join(
             f"app {app}: {'/'.join(r for r in role if isinstance(r, str))}"
             for app, role in roles.items()
@@ -474,10 +448,7 @@ def _page_event(element: dict[str, Any], product: Product, when: datetime | None
 def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
     """One piece cut by `split` → canonical events. Unknown event kinds are Ignored (with
     why); a message Meta could not show us becomes an UNSUPPORTED message the agent sees."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"The stored {product.label} event is not valid JSON.") from exc
+    doc = json_of(payload, f"The stored {product.label} event is not valid JSON.")
     if not isinstance(doc, dict):
         raise PayloadError(f"The stored {product.label} event is not an object.")
     if "change" in doc:
@@ -497,14 +468,14 @@ def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
         if when is None:
             raise PayloadError(f"The {product.label} message has no valid timestamp.")
         return [_message(element, product, sender, when)]
-    if delivery := _dict(element, "delivery"):
+    if delivery := dict_at(element, "delivery"):
         # Every message sent before the watermark is delivered; `mids` may be missing.
         mark = _when(delivery.get("watermark"))
         if mark is None:
             raise PayloadError(f"The {product.label} delivery receipt has no watermark.")
         return [ReceiptWatermark(recipient=sender, status=MessageStatus.DELIVERED, watermark=mark)]
     if "read" in element:
-        read = _dict(element, "read")
+        read = dict_at(element, "read")
         # Messenger: a watermark. Instagram `messaging_seen`: the mid last seen, and the
         # event time says up to when (there are no Instagram delivery receipts,
         # docs/channels/instagram.md#inbound-events).
@@ -516,7 +487,7 @@ def parse(payload: bytes, product: Product) -> list[CanonicalEvent]:
         raise PayloadError(f"The {product.label} event has no valid timestamp.")
     if "reaction" in element:
         return [_reaction(element, sender, when, key)]
-    if edit := _dict(element, "message_edit"):
+    if edit := dict_at(element, "message_edit"):
         mid = _str(edit, "mid")
         if not mid:
             raise PayloadError(f"The {product.label} edit names no message.")

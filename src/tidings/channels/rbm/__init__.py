@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from tidings.channels import google_common as google
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -24,7 +25,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.rbm import client, webhook
 from tidings.channels.rbm.config import RbmConfig
 from tidings.domain.errors import SignatureError
@@ -35,7 +35,7 @@ __all__ = ["RbmAdapter", "RbmConfig"]
 _MB = 1024 * 1024
 
 
-class RbmAdapter:
+class RbmAdapter(Adapter[RbmConfig]):
     kind: ClassVar[str] = "rbm"
     label: ClassVar[str] = "RCS Business Messaging"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -59,16 +59,16 @@ class RbmAdapter:
         raise SignatureError("RBM verifies webhooks with a POST of clientToken and secret")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify(_config(config).webhook_client_token, request)
+        webhook.verify(self.cfg(config).webhook_client_token, request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(_config(config).webhook_client_token, request)
+        return webhook.split(self.cfg(config).webhook_client_token, request)
 
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        secret = google.verification_secret(_config(config).webhook_client_token, request.body)
+        secret = google.verification_secret(self.cfg(config).webhook_client_token, request.body)
         if secret is not None:
             # Verification: answer 200 with the secret as plain text
             # (docs/channels/rbm.md#webhook-and-signature).
@@ -78,19 +78,15 @@ class RbmAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_message(_config(config), message, http)
+        return await client.send_message(self.cfg(config), message, http)
 
     # ReadReceiptSender and TypingSender (channels/agent_events.py): READ and IS_TYPING.
     async def send_read(
         self, config: Any, to: str, provider_message_id: str, http: httpx.AsyncClient
     ) -> SendOutcome:
         return await client.send_event(
-            _config(config), to, "READ", http, message_id=provider_message_id
+            self.cfg(config), to, "READ", http, message_id=provider_message_id
         )
 
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
-        return await client.send_event(_config(config), to, "IS_TYPING", http)
-
-
-def _config(config: Any) -> RbmConfig:
-    return config_as(RbmConfig, config)
+        return await client.send_event(self.cfg(config), to, "IS_TYPING", http)

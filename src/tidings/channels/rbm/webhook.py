@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from tidings.channels import google_common as google
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, json_of
 from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -64,10 +64,7 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
         return []
     message, decoded = _envelope(request.body)
     check_depth(decoded)  # the signed data is JSON too: refused (400) when absurdly deep
-    try:
-        data = orjson.loads(decoded)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"message.data is not JSON: {exc}") from None
+    data = json_of(decoded, "message.data is not JSON: {exc}")
     if not isinstance(data, dict):
         raise PayloadError("message.data must be a JSON object")
     attributes = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}

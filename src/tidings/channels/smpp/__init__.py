@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -25,7 +26,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.smpp import pdu as P
 from tidings.channels.smpp.config import SmppConfig
 from tidings.channels.smpp.errors import RECEIPT_FAILURES
@@ -48,7 +48,7 @@ _RECEIPT_STATUS = {
 }
 
 
-class SmppAdapter:
+class SmppAdapter(Adapter[SmppConfig]):
     kind: ClassVar[str] = "smpp"
     label: ClassVar[str] = "SMS (SMPP)"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -96,7 +96,7 @@ class SmppAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        session = live_session(_config(config))
+        session = live_session(self.cfg(config))
         if session is None:
             return Retriable("The SMPP session for this channel is not running yet; retrying.")
         return await session.submit(message)
@@ -104,10 +104,6 @@ class SmppAdapter:
     async def run_sessions(self, rt: Runtime) -> None:
         """Run one bound session per active SMPP channel in this worker process."""
         await SmppSessions(rt).run()
-
-
-def _config(config: Any) -> SmppConfig:
-    return config_as(SmppConfig, config)
 
 
 def _receipt(sm: P.ShortMessage, at: datetime) -> StatusUpdate | Ignored:

@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     Permanent,
@@ -23,7 +24,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.media import MediaLocation
 from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
@@ -33,7 +33,7 @@ from tidings.domain.events import CanonicalEvent
 __all__ = ["TelegramAdapter", "TelegramConfig"]
 
 
-class TelegramAdapter:
+class TelegramAdapter(Adapter[TelegramConfig]):
     kind: ClassVar[str] = "telegram"
     label: ClassVar[str] = "Telegram"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -59,7 +59,7 @@ class TelegramAdapter:
         raise SignatureError("Telegram has no GET handshake; register the URL with setWebhook")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify(_config(config).secret_token, request)
+        webhook.verify(self.cfg(config).secret_token, request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request.body)
@@ -67,19 +67,16 @@ class TelegramAdapter:
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
 
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return WebhookReply(status=200, body=b"")
-
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_message(_config(config), message, http)
+        return await client.send_message(self.cfg(config), message, http)
 
     # TypingSender (channels/agent_events.py). Bots get no read receipts, so no send_read.
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
         """`sendChatAction` "typing": shown for about 5 seconds or until our next message."""
         try:
-            await client.send_chat_action(_config(config), to, "typing", http)
+            await client.send_chat_action(self.cfg(config), to, "typing", http)
         except client.TelegramError as exc:
             return Permanent(exc.message, exc.code)
         except httpx.HTTPError as exc:
@@ -90,13 +87,9 @@ class TelegramAdapter:
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
         """file_id -> getFile -> `/file/bot<token>/<file_path>` (`media.MediaLocator`)."""
-        return await media.locate(_config(config), provider_media_id, http)
+        return await media.locate(self.cfg(config), provider_media_id, http)
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         # Every upload method takes a caption; a text over 1024 characters goes first as its
         # own message (`client.send_message`).
         return None
-
-
-def _config(config: Any) -> TelegramConfig:
-    return config_as(TelegramConfig, config)

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, json_of
+from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import MessageKind
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -51,10 +52,7 @@ def verify(secret_token: str, request: WebhookRequest) -> None:
 
 
 def split(body: bytes) -> list[RawEvent]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
+    doc = json_of(body, "body is not JSON: {exc}")
     if not isinstance(doc, dict):
         raise PayloadError("a Telegram update is a JSON object")
     update_id = doc.get("update_id")
@@ -99,10 +97,6 @@ def _dig(doc: Any, *path: str) -> Any:
             return None
         doc = doc.get(key)
     return doc
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _sender(msg: dict[str, Any]) -> Sender:

@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -20,7 +21,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.twilio import client, webhook
 from tidings.channels.twilio.config import TwilioConfig
 from tidings.domain.errors import SignatureError
@@ -35,7 +35,7 @@ _MB = 1024 * 1024
 TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-class TwilioAdapter:
+class TwilioAdapter(Adapter[TwilioConfig]):
     kind: ClassVar[str] = "twilio"
     label: ClassVar[str] = "SMS (Twilio)"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -61,7 +61,7 @@ class TwilioAdapter:
         raise SignatureError("configure the Twilio webhook with HTTP POST, not GET")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify(_config(config).auth_token, request)
+        webhook.verify(self.cfg(config).auth_token, request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request, utcnow())
@@ -75,8 +75,4 @@ class TwilioAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_message(_config(config), message, http)
-
-
-def _config(config: Any) -> TwilioConfig:
-    return config_as(TwilioConfig, config)
+        return await client.send_message(self.cfg(config), message, http)

@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -22,7 +23,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.profiles import Profile, ProfileUnavailable, clean
@@ -55,7 +55,7 @@ MEDIA_TYPES: dict[str, int] = {
 }
 
 
-class ViberAdapter:
+class ViberAdapter(Adapter[ViberConfig]):
     kind: ClassVar[str] = "viber"
     label: ClassVar[str] = "Viber"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -82,7 +82,7 @@ class ViberAdapter:
         raise SignatureError("Viber has no GET handshake; the webhook is set with set_webhook")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify(_config(config).auth_token, request)
+        webhook.verify(self.cfg(config).auth_token, request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request.body)
@@ -98,7 +98,7 @@ class ViberAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_message(_config(config), message, http)
+        return await client.send_message(self.cfg(config), message, http)
 
     # channels.interactive.InteractiveSender: choices become a Viber keyboard.
     def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
@@ -128,7 +128,7 @@ class ViberAdapter:
         per 12 hours; the profiles worker asks at most once a day per identity, and a refusal
         is not retried soon."""
         try:
-            status, doc = await client.get_user_details(_config(config), address, http)
+            status, doc = await client.get_user_details(self.cfg(config), address, http)
         except httpx.HTTPError as exc:
             raise ProfileUnavailable(
                 f"Could not reach Viber ({type(exc).__name__})", retriable=True
@@ -176,8 +176,4 @@ class ViberAdapter:
 
     # channels.webhook_setup.WebhookRegistrar: Tidings sets the webhook itself.
     async def register_webhook(self, config: Any, url: str, http: httpx.AsyncClient) -> None:
-        await client.set_webhook(_config(config), url, http)
-
-
-def _config(config: Any) -> ViberConfig:
-    return config_as(ViberConfig, config)
+        await client.set_webhook(self.cfg(config), url, http)

@@ -241,10 +241,6 @@ async def set_webhook(config: ViberConfig, url: str, http: httpx.AsyncClient) ->
     return await _checked(config, "set_webhook", body, http)
 
 
-async def get_account_info(config: ViberConfig, http: httpx.AsyncClient) -> dict[str, Any]:
-    return await _checked(config, "get_account_info", {}, http)
-
-
 async def get_user_details(config: ViberConfig, user_id: str, http: httpx.AsyncClient) -> Any:
     """(HTTP status, body) of `get_user_details`: 2 calls per user per 12 hours."""
     return await call(config, "get_user_details", {"id": user_id}, http)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import (
@@ -114,10 +115,6 @@ def split(body: bytes) -> list[RawEvent]:
         return []
     lane = InboundLane.STATUS if doc["event"] in RECEIPTS else InboundLane.CUSTOMER
     return [RawEvent(key=event_key(doc), payload=body, occurred_at=_when(doc), lane=lane)]
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _int(value: Any) -> int | None:

@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -20,7 +21,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.vonage import client, webhook
 from tidings.channels.vonage.config import VonageConfig
 from tidings.domain.events import CanonicalEvent
@@ -28,7 +28,7 @@ from tidings.domain.events import CanonicalEvent
 __all__ = ["VonageAdapter", "VonageConfig"]
 
 
-class VonageAdapter:
+class VonageAdapter(Adapter[VonageConfig]):
     kind: ClassVar[str] = "vonage"
     label: ClassVar[str] = "SMS (Vonage)"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -56,7 +56,7 @@ class VonageAdapter:
         )
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify(_config(config), request)
+        webhook.verify(self.cfg(config), request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request)
@@ -72,8 +72,4 @@ class VonageAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_sms(_config(config), message, http)
-
-
-def _config(config: Any) -> VonageConfig:
-    return config_as(VonageConfig, config)
+        return await client.send_sms(self.cfg(config), message, http)

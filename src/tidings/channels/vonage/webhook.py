@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, json_of
 from tidings.channels.vonage import signature
 from tidings.channels.vonage.config import VonageConfig
 from tidings.channels.vonage.errors import DLR_REASONS
@@ -60,10 +60,7 @@ def params_of(request: WebhookRequest) -> dict[str, str]:
         return dict(request.query)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or request.body.lstrip()[:1] == b"{":
-        try:
-            doc = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            raise PayloadError("body is not valid JSON") from None
+        doc = json_of(request.body, "body is not valid JSON")
         if not isinstance(doc, dict):
             raise PayloadError("body must be a JSON object of parameters")
         return {str(k): _flat(v) for k, v in doc.items()}

@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -21,7 +22,6 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
-from tidings.channels.config_fields import config_as
 from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.channels.wechat import client, media, profiles, webhook
@@ -33,7 +33,7 @@ __all__ = ["WeChatAdapter", "WeChatConfig"]
 _MB = 1024 * 1024
 
 
-class WeChatAdapter:
+class WeChatAdapter(Adapter[WeChatConfig]):
     kind: ClassVar[str] = "wechat"
     label: ClassVar[str] = "WeChat"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -66,13 +66,13 @@ class WeChatAdapter:
     secret_fields: ClassVar[frozenset[str]] = frozenset({"app_secret", "token", "encoding_aes_key"})
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return webhook.handshake(_config(config), request)
+        return webhook.handshake(self.cfg(config), request)
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.plaintext(_config(config), request)
+        webhook.plaintext(self.cfg(config), request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(_config(config), request)
+        return webhook.split(self.cfg(config), request)
 
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
@@ -85,13 +85,13 @@ class WeChatAdapter:
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_message(_config(config), message, http)
+        return await client.send_message(self.cfg(config), message, http)
 
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
         """MediaId -> `GET /cgi-bin/media/get` with the access token (`media.MediaLocator`)."""
-        return await media.locate(_config(config), provider_media_id, http)
+        return await media.locate(self.cfg(config), provider_media_id, http)
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         # Stored files are uploaded as temporary media and sent by media_id. Image and voice
@@ -106,8 +106,4 @@ class WeChatAdapter:
 
     async def fetch_profile(self, config: Any, address: str, http: httpx.AsyncClient) -> Profile:
         """`cgi-bin/user/info` (`channels.profiles.ProfileSource`)."""
-        return await profiles.fetch(_config(config), address, http)
-
-
-def _config(config: Any) -> WeChatConfig:
-    return config_as(WeChatConfig, config)
+        return await profiles.fetch(self.cfg(config), address, http)

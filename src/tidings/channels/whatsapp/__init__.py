@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
@@ -23,6 +24,7 @@ from tidings.channels.base import (
 from tidings.channels.interactive import Choices
 from tidings.channels.media import MediaLocation
 from tidings.channels.message_templates import ProviderTemplate
+from tidings.channels.meta_common import handshake, verify_signature
 from tidings.channels.whatsapp import client, interactive, media, templates, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.domain.enums import MessageKind
@@ -60,7 +62,7 @@ _MEDIA_TYPES: dict[str, int] = {
 }
 
 
-class WhatsAppAdapter:
+class WhatsAppAdapter(Adapter[WhatsAppConfig]):
     """WhatsApp Cloud API. Stateless: everything per channel is in `WhatsAppConfig`."""
 
     kind: ClassVar[str] = "whatsapp"
@@ -96,10 +98,10 @@ class WhatsAppAdapter:
     )
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return webhook.handshake(_config(config).verify_token, request)
+        return handshake(self.cfg(config).verify_token, request, self.label)
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
-        webhook.verify_signature(_config(config).app_secret, request)
+        verify_signature([self.cfg(config).app_secret], request, self.label)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request.body)
@@ -107,13 +109,10 @@ class WhatsAppAdapter:
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
 
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        return WebhookReply(status=200, body=b"")
-
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
     ) -> SendOutcome:
-        return await client.send_message(_config(config), message, http)
+        return await client.send_message(self.cfg(config), message, http)
 
     def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
         """Reply buttons or a list (`channels.interactive.InteractiveSender`)."""
@@ -121,14 +120,14 @@ class WhatsAppAdapter:
 
     async def fetch_templates(self, config: Any, http: httpx.AsyncClient) -> list[ProviderTemplate]:
         """The WABA's templates, every page (`channels.message_templates.TemplateSource`)."""
-        return await templates.fetch_templates(_config(config), http)
+        return await templates.fetch_templates(self.cfg(config), http)
 
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient
     ) -> MediaLocation:
         """Media id -> `GET /{media-id}` -> URL fetched with the bearer token
         (docs/channels/whatsapp.md#media-limits-and-downloads)."""
-        return await media.locate(_config(config), provider_media_id, http)
+        return await media.locate(self.cfg(config), provider_media_id, http)
 
     def file_refusal(self, config: Any, *, kind: str | None, with_text: bool) -> str | None:
         # Stored files are uploaded (`POST /{phone-number-id}/media`) and sent by id; the
@@ -137,10 +136,3 @@ class WhatsAppAdapter:
         if with_text and kind == "audio":
             return "WhatsApp sends audio without a caption: send the text as its own message."
         return None
-
-
-def _config(config: Any) -> WhatsAppConfig:
-    if isinstance(config, WhatsAppConfig):
-        return config
-    # Tolerate a plain mapping (e.g. a stored JSON config) rather than fail obscurely.
-    return WhatsAppConfig.model_validate(config)

@@ -1,4 +1,5 @@
-"""WhatsApp webhooks: handshake, signature, split and parse. Pure functions, no I/O.
+"""WhatsApp webhooks: split and parse (the handshake and signature are Meta's, in
+`meta_common`). Pure functions, no I/O.
 
 `split` runs on the hot path before Meta gets its 200, so it only walks the envelope with
 orjson and cuts it into small self-contained pieces; `parse` (in the ingest worker) turns one
@@ -8,18 +9,17 @@ docs/channels/whatsapp.md#protocol-facts and docs/protocols/meta-platform.md.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookReply, WebhookRequest
+from tidings.channels.base import RawEvent, json_of
+from tidings.channels.meta_common import dict_at, digest, list_at
 from tidings.channels.meta_common import timestamp as meta_timestamp
 from tidings.channels.whatsapp.errors import failure_reason
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -33,55 +33,9 @@ from tidings.domain.events import (
 )
 
 OBJECT = "whatsapp_business_account"
-SIGNATURE_HEADER = "x-hub-signature-256"
-_SIGNATURE_PREFIX = "sha256="
-_HEX = frozenset("0123456789abcdef")
-
-# --------------------------------------------------------------------------------------------
-# Handshake and signature (docs/protocols/meta-platform.md#webhook-verification,
-# docs/protocols/meta-platform.md#webhook-signature)
-
-
-def handshake(verify_token: str, request: WebhookRequest) -> WebhookReply:
-    """Meta's GET: `hub.mode=subscribe`, our `hub.verify_token`, and a `hub.challenge` that
-    must come back as the whole body of a 200."""
-    mode = request.query.get("hub.mode", "")
-    token = request.query.get("hub.verify_token", "")
-    # Compare bytes: compare_digest refuses non-ASCII str, and the query is attacker-supplied.
-    token_ok = hmac.compare_digest(token.encode(), verify_token.encode())
-    if mode != "subscribe" or not token_ok:
-        raise SignatureError("The WhatsApp verification handshake did not match this channel.")
-    challenge = request.query.get("hub.challenge")
-    if not challenge:
-        raise PayloadError("The WhatsApp verification handshake carried no hub.challenge.")
-    return WebhookReply(status=200, body=challenge.encode(), media_type="text/plain")
-
-
-def verify_signature(app_secret: str, request: WebhookRequest) -> None:
-    """`X-Hub-Signature-256: sha256=<hex>` is HMAC-SHA256(app secret, raw body). Computed on the
-    bytes as received: Meta signs its ASCII-escaped serialisation, never re-serialise."""
-    header = request.headers.get(SIGNATURE_HEADER)
-    if header is None:
-        raise SignatureError("The WhatsApp webhook has no X-Hub-Signature-256 header.")
-    if not header.startswith(_SIGNATURE_PREFIX):
-        raise SignatureError("The WhatsApp webhook signature is not of the form sha256=<hex>.")
-    given = header[len(_SIGNATURE_PREFIX) :].strip().lower()
-    if len(given) != 64 or not _HEX.issuperset(given):
-        raise SignatureError("The WhatsApp webhook signature is not of the form sha256=<hex>.")
-    expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
-        raise SignatureError("The WhatsApp webhook signature does not match the app secret.")
-
 
 # --------------------------------------------------------------------------------------------
 # Split: hot path. orjson and dict walking only.
-
-
-def _digest(obj: object) -> str:
-    # Sorted keys so that the same content always gives the same key.
-    return hashlib.blake2b(
-        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).hexdigest()
 
 
 def _when(value: object) -> datetime | None:
@@ -132,7 +86,7 @@ def _status_key(status: dict[str, Any]) -> str:
     ident = status.get("id")
     state = status.get("status")
     if not isinstance(ident, str) or not ident or not isinstance(state, str):
-        return f"status:h:{_digest(status)}"
+        return f"status:h:{digest(status)}"
     if state == "failed":
         errors = status.get("errors")
         code = None
@@ -157,7 +111,7 @@ def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[Raw
                 out.append(_opaque("messages", waba_id, msg))
                 continue
             ident = msg.get("id")
-            key = f"msg:{ident}" if isinstance(ident, str) and ident else f"msg:h:{_digest(msg)}"
+            key = f"msg:{ident}" if isinstance(ident, str) and ident else f"msg:h:{digest(msg)}"
             body = {
                 "field": "messages",
                 "waba_id": waba_id,
@@ -190,7 +144,7 @@ def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[Raw
             # value.errors carry no id or timestamp: the content (scoped to the number) is the
             # only stable key, so two identical errors in different webhooks collapse into one.
             body = {"field": "messages", "waba_id": waba_id, "metadata": metadata, "error": error}
-            out.append(RawEvent(f"error:{_digest([number, error])}", dumps(body), None))
+            out.append(RawEvent(f"error:{digest([number, error])}", dumps(body), None))
 
 
 def _split_echoes_change(waba_id: object, value: dict[str, Any], out: list[RawEvent]) -> None:
@@ -205,7 +159,7 @@ def _split_echoes_change(waba_id: object, value: dict[str, Any], out: list[RawEv
             out.append(_opaque("smb_message_echoes", waba_id, echo))
             continue
         ident = echo.get("id")
-        key = f"echo:{ident}" if isinstance(ident, str) and ident else f"echo:h:{_digest(echo)}"
+        key = f"echo:{ident}" if isinstance(ident, str) and ident else f"echo:h:{digest(echo)}"
         body = {
             "field": "smb_message_echoes",
             "waba_id": waba_id,
@@ -218,7 +172,7 @@ def _split_echoes_change(waba_id: object, value: dict[str, Any], out: list[RawEv
 def _opaque(field: object, waba_id: object, thing: object) -> RawEvent:
     # Kept rather than dropped: parse refuses it, so it shows up as a failed, replayable event.
     body = {"field": field, "waba_id": waba_id, "malformed": thing}
-    return RawEvent(f"bad:{_digest(body)}", orjson.dumps(body), None)
+    return RawEvent(f"bad:{digest(body)}", orjson.dumps(body), None)
 
 
 def split(body: bytes) -> list[RawEvent]:
@@ -230,10 +184,7 @@ def split(body: bytes) -> list[RawEvent]:
     `echo:<wamid>`, `change:<field>:<hash>`, and `bad:<hash>` for a malformed part (kept, fails in
     parse).
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("The WhatsApp webhook body is not valid JSON.") from exc
+    doc = json_of(body, "The WhatsApp webhook body is not valid JSON.")
     if not isinstance(doc, dict) or doc.get("object") != OBJECT:
         raise PayloadError("The webhook is not a WhatsApp Business Account event.")
     entries = doc.get("entry")
@@ -269,7 +220,7 @@ def split(body: bytes) -> list[RawEvent]:
                     "time": entry.get("time"),
                     "value": value,
                 }
-                key = f"change:{field}:{_digest(piece)}"
+                key = f"change:{field}:{digest(piece)}"
                 out.append(RawEvent(key, orjson.dumps(piece), _when(entry.get("time"))))
     return out
 
@@ -284,22 +235,6 @@ def _str(obj: object, key: str) -> str | None:
         if isinstance(value, str):
             return value
     return None
-
-
-def _dict(obj: object, key: str) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        value = obj.get(key)
-        if isinstance(value, dict):
-            return value
-    return {}
-
-
-def _list(obj: object, key: str) -> list[Any]:
-    if isinstance(obj, dict):
-        value = obj.get(key)
-        if isinstance(value, list):
-            return value
-    return []
 
 
 def _int(value: object) -> int | None:
@@ -350,7 +285,7 @@ def _sender(message: dict[str, Any], contacts: list[Any]) -> Sender:
     address = digits or user_id or wa_id
     if not address:
         raise PayloadError("The WhatsApp message names no sender (no from, wa_id or user_id).")
-    profile = _dict(contact, "profile")
+    profile = dict_at(contact, "profile")
     name = _str(profile, "name") or _str(profile, "username")
     aliases = (user_id,) if user_id and user_id != address else ()
     return Sender(
@@ -374,7 +309,7 @@ def _parse_system(message: dict[str, Any], contacts: list[Any]) -> CanonicalEven
     (the new `user_id` / `wa_id`, and `previous_user_id`). Never fails for want of a sender."""
     ident = _str(message, "id")
     assert ident is not None
-    system = _dict(message, "system")
+    system = dict_at(message, "system")
     stype = _str(system, "type") or "system"
     body = _str(system, "body")
     when = _required_time(message, "system message")
@@ -488,7 +423,7 @@ def _location(obj: dict[str, Any]) -> _Content:
 def _contact_cards(cards: list[Any]) -> _Content:
     names = []
     for card in cards:
-        name = _dict(card, "name")
+        name = dict_at(card, "name")
         formatted = _str(name, "formatted_name") or " ".join(
             w for w in (_str(name, "first_name"), _str(name, "last_name")) if w
         )
@@ -502,7 +437,7 @@ def _contact_cards(cards: list[Any]) -> _Content:
 def _interactive(obj: dict[str, Any]) -> _Content:
     sub = _str(obj, "type") or ""
     if sub in ("button_reply", "list_reply"):
-        reply = _dict(obj, sub)
+        reply = dict_at(obj, sub)
         content = _Content(MessageKind.INTERACTIVE, _str(reply, "title"))
         content.extra = {"type": sub, "id": _str(reply, "id"), "title": _str(reply, "title")}
         if description := _str(reply, "description"):
@@ -510,7 +445,7 @@ def _interactive(obj: dict[str, Any]) -> _Content:
         return content
     if sub == "nfm_reply":
         # A completed WhatsApp Flow: the answers are a JSON string in response_json.
-        reply = _dict(obj, "nfm_reply")
+        reply = dict_at(obj, "nfm_reply")
         content = _Content(MessageKind.INTERACTIVE, _str(reply, "body") or "Form submitted")
         content.extra = {"type": sub, "name": _str(reply, "name")}
         raw = _str(reply, "response_json")
@@ -526,7 +461,7 @@ def _interactive(obj: dict[str, Any]) -> _Content:
 
 
 def _order(obj: dict[str, Any]) -> _Content:
-    items = [i for i in _list(obj, "product_items") if isinstance(i, dict)]
+    items = [i for i in list_at(obj, "product_items") if isinstance(i, dict)]
     lines = []
     for item in items:
         qty = item.get("quantity")
@@ -544,23 +479,23 @@ def _order(obj: dict[str, Any]) -> _Content:
 def _content(message: dict[str, Any]) -> _Content:
     mtype = _str(message, "type") or "unknown"
     if mtype == "text":
-        return _Content(MessageKind.TEXT, _str(_dict(message, "text"), "body") or "")
+        return _Content(MessageKind.TEXT, _str(dict_at(message, "text"), "body") or "")
     if mtype in _MEDIA_TYPES:
-        return _media(mtype, _dict(message, mtype))
+        return _media(mtype, dict_at(message, mtype))
     if mtype == "location":
-        return _location(_dict(message, "location"))
+        return _location(dict_at(message, "location"))
     if mtype == "contacts":
-        return _contact_cards(_list(message, "contacts"))
+        return _contact_cards(list_at(message, "contacts"))
     if mtype == "interactive":
-        return _interactive(_dict(message, "interactive"))
+        return _interactive(dict_at(message, "interactive"))
     if mtype == "button":
         # Quick-reply button on a template: `payload` is what we set when sending it.
-        button = _dict(message, "button")
+        button = dict_at(message, "button")
         content = _Content(MessageKind.INTERACTIVE, _str(button, "text"))
         content.extra = {"type": "button", "payload": _str(button, "payload")}
         return content
     if mtype == "reaction":
-        reaction = _dict(message, "reaction")
+        reaction = dict_at(message, "reaction")
         # Removal is an empty or absent emoji (both seen,
         # docs/channels/whatsapp.md#inbound-payloads): text "" means removed.
         content = _Content(MessageKind.REACTION, _str(reaction, "emoji") or "")
@@ -568,57 +503,57 @@ def _content(message: dict[str, Any]) -> _Content:
         return content
     if mtype == "system":
         # Only reached for an echo (a business never sends one); inbound: _parse_system.
-        system = _dict(message, "system")
+        system = dict_at(message, "system")
         content = _Content(MessageKind.SYSTEM, _str(system, "body"))
         content.extra = {"type": _str(system, "type")}
         return content
     if mtype == "order":
-        return _order(_dict(message, "order"))
+        return _order(dict_at(message, "order"))
     content = _Content(MessageKind.UNSUPPORTED)
     if mtype == "unsupported":
         # e.g. a poll: WhatsApp says which in `unsupported.type`, plus a 131051 error.
-        inner = _str(_dict(message, "unsupported"), "type")
+        inner = _str(dict_at(message, "unsupported"), "type")
         content.extra = {"type": inner or "unsupported"}
     else:
         content.extra = {"type": mtype}
         if isinstance(message.get(mtype), dict | list):
             content.extra[mtype] = message[mtype]
-    errors = _list(message, "errors")
+    errors = list_at(message, "errors")
     if errors and isinstance(errors[0], dict):
         error = errors[0]
         code = _int(error.get("code"))
         content.extra["error_code"] = code
         # Kept out of `text`, which is what the customer wrote.
         content.extra["error_reason"] = failure_reason(
-            code, _str(error, "title"), _str(_dict(error, "error_data"), "details")
+            code, _str(error, "title"), _str(dict_at(error, "error_data"), "details")
         )
     return content
 
 
 def _common_extra(message: dict[str, Any], extra: dict[str, Any]) -> None:
-    context = _dict(message, "context")
+    context = dict_at(message, "context")
     if context.get("forwarded") is True:
         extra["forwarded"] = True
     if context.get("frequently_forwarded") is True:
         extra["frequently_forwarded"] = True
-    if product := _dict(context, "referred_product"):
+    if product := dict_at(context, "referred_product"):
         extra["referred_product"] = product
     # Click-to-WhatsApp ad that started the chat.
-    if referral := _dict(message, "referral"):
+    if referral := dict_at(message, "referral"):
         extra["referral"] = referral
 
 
 def _parse_revision(message: dict[str, Any], mtype: str) -> CanonicalEvent:
     """`revoke` / `edit` of an earlier message: only coexistence numbers get them
     (docs/channels/whatsapp.md#inbound-payloads)."""
-    obj = _dict(message, mtype)
+    obj = dict_at(message, mtype)
     original = _str(obj, "original_message_id")
     if not original:
         raise PayloadError(f"The WhatsApp {mtype} names no original_message_id.")
     when = _required_time(message, mtype)
     if mtype == "revoke":
         return MessageDeleted(provider_message_id=original, occurred_at=when)
-    edited = _dict(obj, "message")
+    edited = dict_at(obj, "message")
     return MessageEdited(provider_message_id=original, occurred_at=when, text=_content(edited).text)
 
 
@@ -633,17 +568,17 @@ def _parse_message(doc: dict[str, Any]) -> CanonicalEvent:
     if mtype in ("revoke", "edit"):
         return _parse_revision(message, mtype)
     if mtype == "system":
-        return _parse_system(message, _list(doc, "contacts"))
+        return _parse_system(message, list_at(doc, "contacts"))
     content = _content(message)
     _common_extra(message, content.extra)
     return InboundMessage(
         provider_message_id=ident,
-        sender=_sender(message, _list(doc, "contacts")),
+        sender=_sender(message, list_at(doc, "contacts")),
         occurred_at=_required_time(message, "message"),
         kind=content.kind,
         text=content.text,
         attachments=content.attachments,
-        reply_to_provider_id=_str(_dict(message, "context"), "id"),
+        reply_to_provider_id=_str(dict_at(message, "context"), "id"),
         target_provider_id=content.target,
         extra=content.extra,
     )
@@ -700,14 +635,14 @@ def _parse_status(doc: dict[str, Any]) -> CanonicalEvent:
         return Ignored(f"WhatsApp status {state!r} for {ident} has no effect in Tidings.")
     error_code = error_reason = None
     if mapped is MessageStatus.FAILED:
-        errors = _list(status, "errors")
+        errors = list_at(status, "errors")
         error = errors[0] if errors and isinstance(errors[0], dict) else {}
         code = _int(error.get("code"))
         error_code = str(code) if code is not None else None
         error_reason = failure_reason(
             code,
             _str(error, "title") or _str(error, "message"),
-            _str(_dict(error, "error_data"), "details"),
+            _str(dict_at(error, "error_data"), "details"),
         )
     return StatusUpdate(
         provider_message_id=ident,
@@ -722,19 +657,19 @@ def _parse_status(doc: dict[str, Any]) -> CanonicalEvent:
 
 def _parse_error(doc: dict[str, Any]) -> Ignored:
     error = doc["error"]
-    number = _str(_dict(doc, "metadata"), "phone_number_id") or "?"
+    number = _str(dict_at(doc, "metadata"), "phone_number_id") or "?"
     code = _int(error.get("code")) if isinstance(error, dict) else None
     reason = failure_reason(
         code,
         _str(error, "title") or _str(error, "message"),
-        _str(_dict(error, "error_data"), "details"),
+        _str(dict_at(error, "error_data"), "details"),
     )
     return Ignored(f"WhatsApp reported an error for phone number id {number}: {reason}")
 
 
 def _parse_change(doc: dict[str, Any]) -> CanonicalEvent:
     field = doc.get("field")
-    value = _dict(doc, "value")
+    value = dict_at(doc, "value")
     if field == "message_template_status_update":
         name = _str(value, "message_template_name")
         event = _str(value, "event")
@@ -742,7 +677,7 @@ def _parse_change(doc: dict[str, Any]) -> CanonicalEvent:
             raise PayloadError("The WhatsApp template status names no template or event.")
         template_id = value.get("message_template_id")
         reason = _str(value, "reason")
-        rejection = _str(_dict(value, "rejection_info"), "reason")
+        rejection = _str(dict_at(value, "rejection_info"), "reason")
         return TemplateStatus(
             name=name,
             language=_str(value, "message_template_language"),
@@ -761,10 +696,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     id, no sender, no timestamp, not JSON) raises PayloadError, leaving it failed and
     replayable.
     """
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("The stored WhatsApp event is not valid JSON.") from exc
+    doc = json_of(payload, "The stored WhatsApp event is not valid JSON.")
     if not isinstance(doc, dict):
         raise PayloadError("The stored WhatsApp event is not an object.")
     if "message" in doc:
