@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import twilio_channel
 from tests.ui.helpers import (
     add_template,
     api_channel,
@@ -44,21 +44,7 @@ CSV = (
 async def test_campaign_from_csv_runs_live_to_100_percent_and_reports(
     server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext, tmp_path: Path
 ) -> None:
-    sms = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "twilio",
-            "name": "SMS line",
-            "config": {
-                "account_sid": "AC" + secrets.token_hex(16),
-                "auth_token": secrets.token_hex(16),
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/twilio",
-            },
-        },
-    )
-    assert sms.status_code == 201, sms.text
-    sms_id = sms.json()["id"]
+    sms_id = (await twilio_channel(api, server, name="SMS line"))["id"]
 
     page, seen = await new_page(context)
     failed: list[str] = []
@@ -204,20 +190,7 @@ async def test_campaign_page_is_honest_about_draft_progress_state_and_fallbacks(
     """A draft shows its audience, not a share done; the state says `completed` only once no
     message is queued; every recipient that went by the SMS fallback counts as a fallback, and
     the fallback channel is named."""
-    sms = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "twilio",
-            "name": "SMS line",
-            "config": {
-                "account_sid": "AC" + secrets.token_hex(16),
-                "auth_token": secrets.token_hex(16),
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/twilio",
-            },
-        },
-    )
-    assert sms.status_code == 201, sms.text
+    sms = await twilio_channel(api, server, name="SMS line")
     wa = await whatsapp_channel(api, server)
     c = (
         await api.post(
@@ -227,7 +200,7 @@ async def test_campaign_page_is_honest_about_draft_progress_state_and_fallbacks(
                 "content": {"text": "Hi {{first_name}}"},
                 "channel_ids": [wa["id"]],
                 # Numbers from a CSV have no WhatsApp window and there is no template: SMS.
-                "fallback": {"to_channel_id": sms.json()["id"], "on_window_closed": True},
+                "fallback": {"to_channel_id": sms["id"], "on_window_closed": True},
                 "rate_per_second": 1,
             },
         )
@@ -358,21 +331,7 @@ async def test_campaign_to_a_label_audience_first_with_honest_progress(
     only for the channels that audience uses, a preview of what each recipient gets, a launch
     that states count and cost, and live progress that ends with every message delivered."""
     site = await api_channel(api, server, "acme")
-    sms = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "twilio",
-            "name": "SMS line",
-            "config": {
-                "account_sid": "AC" + secrets.token_hex(16),
-                "auth_token": secrets.token_hex(16),
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/twilio",
-            },
-        },
-    )
-    assert sms.status_code == 201, sms.text
-    sms_id = sms.json()["id"]
+    sms_id = (await twilio_channel(api, server, name="SMS line"))["id"]
     assert (
         await api.post("/api/v1/admin/labels", json={"name": "vip", "color": "#b91c1c"})
     ).status_code == 201

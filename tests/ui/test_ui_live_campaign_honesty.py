@@ -7,38 +7,19 @@ writes; and they are not "new conversations" in Reports."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 import httpx
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.conftest import Owner, Server, eventually, sandbox_headers
+from tests.factories import twilio_channel
 from tests.ui.helpers import api_channel, customer_says, new_page, sign_in, wait_conversations
 from tidings.reports import rollup
 from tidings.storage.models import Contact
 
 NUMBERS = ["+14155550171", "+14155550172", "+14155550173"]
 STATES = ["queued", "sent", "delivered", "read", "failed", "skipped"]
-
-
-async def _twilio(api: httpx.AsyncClient, server: Server) -> dict[str, Any]:
-    resp = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "twilio",
-            "name": "SMS line",
-            "config": {
-                "account_sid": "AC" + secrets.token_hex(16),
-                "auth_token": secrets.token_hex(16),
-                "from_number": "+14155550100",
-                "api_base_url": f"{server.url}/sandbox/twilio",
-            },
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()
-    return data
 
 
 async def _sms_sent(server: Server) -> list[dict[str, Any]]:
@@ -65,7 +46,7 @@ def _held_and_gone(line: dict[str, int]) -> tuple[int, int]:
 async def test_campaign_conversations_are_honest_in_inbox_page_and_reports(
     server: Server, owner: Owner, api: httpx.AsyncClient, context: BrowserContext
 ) -> None:
-    sms = await _twilio(api, server)
+    sms = await twilio_channel(api, server, name="SMS line")
     # One recipient was known by number only (an earlier import): the CSV names her.
     async with server.runtime.db.write() as s:
         s.add(

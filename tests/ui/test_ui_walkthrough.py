@@ -77,8 +77,15 @@ async def customer_writes(customer: Page, channel: str, user: str, name: str, te
 
 
 async def open_conversation(page: Page, name: str) -> None:
-    """Open a customer's conversation from the list (the All tab)."""
-    await page.click(".views button[data-view='all']")
+    """Open a customer's conversation from the list (the All tab). The tab reloads the list:
+    the click on the row waits for that answer, so it cannot land on a row being replaced."""
+    async with page.expect_response(
+        lambda r: "/api/v1/ui/conversations?" in r.url and "limit=30" in r.url
+    ):
+        await page.click(".views button[data-view='all']")
+    await expect(page.locator(".views button[data-view='all']")).to_have_attribute(
+        "aria-selected", "true"
+    )
     await page.locator("#list .conv", has_text=name).click()
     await expect(page.locator("#t-name")).to_have_text(name)
 
