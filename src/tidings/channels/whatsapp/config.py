@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
 
-# Meta accepts any `vNN.N` version prefix (docs/protocols/meta-platform.md#graph-versions); v25.0 is
+# Meta accepts any `vNN.N` version prefix (docs/protocols/graph-api.md#graph-versions); v25.0 is
 # the one in current examples.
 
 
