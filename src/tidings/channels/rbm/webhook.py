@@ -79,20 +79,8 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
     payload = orjson.dumps({"attributes": attributes, "data": data})
     # Delivery and read receipts may wait; IS_TYPING and anything else is the customer's.
     lane = InboundLane.STATUS if data.get("eventType") in _RECEIPTS else InboundLane.CUSTOMER
-    when = _time(data.get("sendTime"))
+    when = google.timestamp(data.get("sendTime"))
     return [RawEvent(key=key[:300], payload=payload, occurred_at=when, lane=lane)]
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        # RFC 3339 with up to nanoseconds ("2024-05-01T10:00:00.123456789Z").
-        head, _, frac = value.rstrip("Z").partition(".")
-        parsed = datetime.fromisoformat(head + (f".{frac[:6]}" if frac else ""))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def _sender(data: dict[str, Any]) -> Sender:
@@ -110,7 +98,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     data = doc.get("data")
     if not isinstance(data, dict):
         raise PayloadError("stored RBM event has no data")
-    when = _time(data.get("sendTime")) or datetime.now(UTC)
+    when = google.timestamp(data.get("sendTime")) or datetime.now(UTC)
     event_type = data.get("eventType")
     if isinstance(event_type, str):
         return [_event(data, event_type, when)]
