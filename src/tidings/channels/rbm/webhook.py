@@ -138,14 +138,8 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if isinstance(user_file, dict) and isinstance(user_file.get("payload"), dict):
         file = user_file["payload"]
         mime = str(file.get("mimeType") or "application/octet-stream")
-        kind = next(
-            (
-                k
-                for p, k in (("image/", "image"), ("video/", "video"), ("audio/", "audio"))
-                if mime.startswith(p)
-            ),
-            "document",
-        )
+        major, slash, _ = mime.partition("/")
+        kind = major if slash and major in ("image", "video", "audio") else "document"
         size = file.get("fileSizeBytes")
         ref = AttachmentRef(
             kind=kind,

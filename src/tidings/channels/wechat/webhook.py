@@ -220,16 +220,8 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         attachments: tuple[AttachmentRef, ...] = (),
         **extra: Any,
     ) -> InboundMessage:
-        clean = {k: v for k, v in extra.items() if v not in (None, "")}
-        return InboundMessage(
-            provider_message_id=values.get("MsgId") or key,
-            sender=Sender(address=openid),
-            occurred_at=occurred,
-            kind=kind,
-            text=text,
-            attachments=attachments,
-            extra=clean,
-        )
+        mid = values.get("MsgId") or key
+        return _inbound(mid, openid, occurred, kind, text, attachments, _clean(extra))
 
     media_id = values.get("MediaId") or None
     if msg_type == "text":
@@ -321,16 +313,8 @@ def _event(
     event_key_value = values.get("EventKey", "")
 
     def system(text: str, consent: ConsentStatus | None = None, **extra: Any) -> InboundMessage:
-        clean = {k: v for k, v in extra.items() if v not in (None, "")}
-        return InboundMessage(
-            provider_message_id=key,
-            sender=Sender(address=openid),
-            occurred_at=occurred,
-            kind=MessageKind.SYSTEM,
-            text=text,
-            extra={"event": raw_event, **clean},
-            consent=consent,
-        )
+        extra = {"event": raw_event, **_clean(extra)}
+        return _inbound(key, openid, occurred, MessageKind.SYSTEM, text, (), extra, consent)
 
     if event == "subscribe":
         scene = event_key_value.removeprefix("qrscene_") if event_key_value else ""
@@ -396,10 +380,24 @@ def _event(
         )
     if event in ("masssendjobfinish", "subscribe_msg_popup_event", "subscribe_msg_change_event"):
         return Ignored(f"{raw_event} job/subscription report")
+    extra = {"type": "event", "event": raw_event or "missing Event"}
+    return _inbound(key, openid, occurred, MessageKind.UNSUPPORTED, None, (), extra)
+
+
+def _clean(extra: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in extra.items() if v not in (None, "")}
+
+
+def _inbound(
+    mid: str,
+    openid: str,
+    occurred: datetime,
+    kind: MessageKind,
+    text: str | None,
+    attachments: tuple[AttachmentRef, ...],
+    extra: dict[str, Any],
+    consent: ConsentStatus | None = None,
+) -> InboundMessage:
     return InboundMessage(
-        provider_message_id=key,
-        sender=Sender(address=openid),
-        occurred_at=occurred,
-        kind=MessageKind.UNSUPPORTED,
-        extra={"type": "event", "event": raw_event or "missing Event"},
+        mid, Sender(address=openid), occurred, kind, text, attachments, extra=extra, consent=consent
     )
