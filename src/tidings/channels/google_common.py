@@ -25,9 +25,12 @@ from tidings.channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from tidings.domain.enums import MessageStatus
 from tidings.domain.errors import SignatureError
 
 SIGNATURE_HEADER = "x-goog-signature"
+# The receipt types both products report (RBM `eventType`, Business Messages `receiptType`).
+RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
 TIMEOUT = 15.0
 
 

@@ -32,7 +32,7 @@ from tidings.channels.base import (
 )
 from tidings.channels.config_fields import ApiBaseUrl
 from tidings.channels.google_common import AgentAdapter, AgentConfig
-from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
+from tidings.domain.enums import InboundLane, MessageKind
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
@@ -148,10 +148,10 @@ class GbmAdapter(AgentAdapter[GbmConfig]):
         if isinstance(receipts, dict) and isinstance(receipts.get("receipts"), list):
             events: list[CanonicalEvent] = []
             for r in receipts["receipts"]:
-                status = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}.get(
-                    str(r.get("receiptType")) if isinstance(r, dict) else ""
-                )
-                match = _MESSAGE_NAME.match(str(r.get("message"))) if isinstance(r, dict) else None
+                if not isinstance(r, dict):
+                    continue
+                status = google.RECEIPTS.get(str(r.get("receiptType")))
+                match = _MESSAGE_NAME.match(str(r.get("message")))
                 if status is not None and match is not None:
                     events.append(
                         StatusUpdate(match.group(1), status, when, recipient=conversation)

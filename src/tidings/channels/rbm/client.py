@@ -34,8 +34,20 @@ def agent_message_id(config: RbmConfig, message_id: int, part: int = 0) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{config.agent_id}:{message_id}:{part}"))
 
 
-def _phone_url(config: RbmConfig, msisdn: str, tail: str) -> str:
-    return f"{config.api_base_url}/v1/phones/{quote(msisdn, safe='+')}/{tail}"
+async def _phone_call(
+    config: RbmConfig,
+    http: httpx.AsyncClient,
+    method: str,
+    msisdn: str,
+    tail: str,
+    params: dict[str, str],
+    body: dict[str, Any] | None = None,
+    timed_out: str | None = None,
+) -> httpx.Response | SendOutcome:
+    """A call on `v1/phones/{msisdn}/{tail}` as this agent (`agentId`)."""
+    url = f"{config.api_base_url}/v1/phones/{quote(msisdn, safe='+')}/{tail}"
+    params = {**params, "agentId": config.agent_id}
+    return await google.call(config, http, SCOPE, PRODUCT, method, url, params, body, timed_out)
 
 
 def suggestions(extra: Any) -> list[dict[str, Any]]:
@@ -76,14 +88,13 @@ async def _post_agent_message(
     body: dict[str, Any] = {"contentMessage": content}
     if config.message_traffic_type:
         body["messageTrafficType"] = config.message_traffic_type
-    resp = await google.call(
+    resp = await _phone_call(
         config,
         http,
-        SCOPE,
-        PRODUCT,
         "POST",
-        _phone_url(config, msisdn, "agentMessages"),
-        {"messageId": message_id, "agentId": config.agent_id},
+        msisdn,
+        "agentMessages",
+        {"messageId": message_id},
         body,
         "RCS Business Messaging did not answer in time; retrying.",
     )
@@ -156,15 +167,8 @@ async def capabilities(
 ) -> SendOutcome | list[str]:
     """The RCS features of `msisdn`'s phone, or the outcome that explains why there are none
     (404 → Permanent "this number cannot receive RCS")."""
-    resp = await google.call(
-        config,
-        http,
-        SCOPE,
-        PRODUCT,
-        "GET",
-        _phone_url(config, msisdn, "capabilities"),
-        {"requestId": str(uuid.uuid4()), "agentId": config.agent_id},
-    )
+    params = {"requestId": str(uuid.uuid4())}
+    resp = await _phone_call(config, http, "GET", msisdn, "capabilities", params)
     if not isinstance(resp, httpx.Response):
         return resp
     if resp.status_code != 200:
@@ -190,16 +194,8 @@ async def send_event(
             return Permanent("a READ event needs the user's message id")
         body["messageId"] = message_id
     event_id = str(uuid.uuid4())
-    resp = await google.call(
-        config,
-        http,
-        SCOPE,
-        PRODUCT,
-        "POST",
-        _phone_url(config, msisdn, "agentEvents"),
-        {"eventId": event_id, "agentId": config.agent_id},
-        body,
-    )
+    params = {"eventId": event_id}
+    resp = await _phone_call(config, http, "POST", msisdn, "agentEvents", params, body)
     if not isinstance(resp, httpx.Response):
         return resp
     if resp.status_code == 200:

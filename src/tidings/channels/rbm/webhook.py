@@ -29,7 +29,6 @@ from tidings.domain.events import (
 from tidings.domain.jsondepth import check_depth
 from tidings.domain.phones import to_e164
 
-_RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
 _CONSENT_EVENTS = {"UNSUBSCRIBE": ConsentStatus.OPTED_OUT, "SUBSCRIBE": ConsentStatus.OPTED_IN}
 
 
@@ -78,7 +77,7 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
         key = f"pubsub:{message.get('messageId') or google.signature('', decoded)[:40]}"
     payload = orjson.dumps({"attributes": attributes, "data": data})
     # Delivery and read receipts may wait; IS_TYPING and anything else is the customer's.
-    lane = InboundLane.STATUS if data.get("eventType") in _RECEIPTS else InboundLane.CUSTOMER
+    lane = InboundLane.STATUS if data.get("eventType") in google.RECEIPTS else InboundLane.CUSTOMER
     when = google.timestamp(data.get("sendTime"))
     return [RawEvent(key=key[:300], payload=payload, occurred_at=when, lane=lane)]
 
@@ -154,7 +153,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
 
 
 def _event(data: dict[str, Any], event_type: str, when: datetime) -> CanonicalEvent:
-    status = _RECEIPTS.get(event_type)
+    status = google.RECEIPTS.get(event_type)
     if status is not None and data.get("messageId"):
         return StatusUpdate(
             provider_message_id=str(data["messageId"]),
