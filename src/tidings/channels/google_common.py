@@ -1,6 +1,6 @@
 """Google Business Communications mechanics shared by RBM and legacy Business Messages:
-the X-Goog-Signature HMAC, the webhook verification handshake, OAuth service-account tokens
-and the Google API error shape."""
+the agent's config and adapter basics, the X-Goog-Signature HMAC, the webhook verification
+handshake, OAuth service-account tokens, authorised API calls and the Google API error shape."""
 
 from __future__ import annotations
 
@@ -8,17 +8,91 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tidings.channels.base import Permanent, Retriable, SendOutcome
+from tidings.channels.base import (
+    Adapter,
+    Permanent,
+    Retriable,
+    SendOutcome,
+    WebhookReply,
+    WebhookRequest,
+)
+from tidings.domain.enums import MessageStatus
 from tidings.domain.errors import SignatureError
 
 SIGNATURE_HEADER = "x-goog-signature"
+# The receipt types both products report (RBM `eventType`, Business Messages `receiptType`).
+RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
+TIMEOUT = 15.0
+
+
+class AgentConfig(BaseModel):
+    """What every Business Communications agent is configured with. Authenticate with a service
+    account key (recommended: Tidings mints and refreshes OAuth tokens itself) or with a ready
+    `access_token`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # RBM: e.g. "my-agent@rbm.goog", sent as `agentId`; Business Messages: the `agents/{id}` part
+    # of the agent's name.
+    agent_id: str = Field(min_length=1)
+    # The client token (partner key) set on the webhook in the Business Communications console:
+    # it keys the X-Goog-Signature HMAC and answers the verification handshake
+    # (docs/channels/rbm.md#webhook-and-signature, docs/channels/gbm.md#webhook).
+    webhook_client_token: str = Field(min_length=1)
+    # The JSON key file of a service account with the product's API enabled.
+    service_account_json: str | None = None
+    access_token: str | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AgentConfig:
+        if not self.service_account_json and not self.access_token:
+            raise ValueError("give service_account_json (recommended) or access_token")
+        return self
+
+
+AgentConfigT = TypeVar("AgentConfigT", bound=AgentConfig)
+
+
+class AgentAdapter(Adapter[AgentConfigT]):
+    """The adapter basics RBM and Business Messages share: no GET handshake (Google verifies a
+    webhook with a POST), the secrets, and the acknowledgement that answers that POST."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"webhook_client_token", "service_account_json", "access_token"}
+    )
+    handshake_refusal: ClassVar[str]
+
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        raise SignatureError(self.handshake_refusal)
+
+    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        secret = verification_secret(self.cfg(config).webhook_client_token, request.body)
+        if secret is not None:
+            # Verification: answer 200 with the secret as plain text
+            # (docs/channels/rbm.md#webhook-and-signature).
+            return WebhookReply(200, secret.encode(), "text/plain")
+        return WebhookReply(200, b"")
+
+
+def timestamp(value: Any) -> datetime | None:
+    """An RFC 3339 time with up to nanoseconds ("2024-05-01T10:00:00.123456789Z"), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        head, _, frac = value.rstrip("Z").partition(".")
+        parsed = datetime.fromisoformat(head + (f".{frac[:6]}" if frac else ""))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def signature(client_token: str, data: bytes) -> str:
@@ -148,6 +222,41 @@ def forget_token(service_account_json: str | None, scope: str) -> None:
     if service_account_json:
         key = orjson.loads(service_account_json)
         _TOKENS.pop((key["client_email"], scope), None)
+
+
+async def call(
+    config: AgentConfig,
+    http: httpx.AsyncClient,
+    scope: str,
+    product: str,
+    method: str,
+    url: str,
+    params: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+    timed_out: str | None = None,
+) -> httpx.Response | SendOutcome:
+    """One call with the agent's bearer token: the response, or the outcome to record when there
+    is none (token refused, Google unreachable; `timed_out` is the sentence for a timeout)."""
+    try:
+        token = await bearer(config.service_account_json, config.access_token, scope, http, product)
+        resp = await http.request(
+            method,
+            url,
+            params=params,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+        )
+    except TokenError as exc:
+        return exc.outcome
+    except httpx.HTTPError as exc:
+        if timed_out is not None and isinstance(exc, httpx.TimeoutException):
+            return Retriable(timed_out)
+        return Retriable(f"Could not reach {product} ({type(exc).__name__}).")
+    if resp.status_code == 401:
+        # A minted token may have been revoked early: mint a fresh one next time.
+        forget_token(config.service_account_json, scope)
+    return resp
 
 
 # --- The Google API error shape ----------------------------------------------------------

@@ -104,25 +104,20 @@ class ApiChannelAdapter:
             raise PayloadError("'messages' and 'statuses' must be arrays")
         if not messages and not statuses:
             raise PayloadError("body has neither 'messages' nor 'statuses'")
-        events: list[RawEvent] = []
-        for item in messages:
-            key = f"msg:{item.get('id')}" if isinstance(item, dict) and item.get("id") else None
-            events.append(self._raw("message", item, key))
-        for item in statuses:
-            key = (
-                f"status:{item.get('id')}:{item.get('status')}"
-                if isinstance(item, dict) and item.get("id")
-                else None
-            )
-            events.append(self._raw("status", item, key))
-        return events
+        return [self._raw("message", m) for m in messages] + [
+            self._raw("status", s) for s in statuses
+        ]
 
     @staticmethod
-    def _raw(what: str, item: Any, key: str | None) -> RawEvent:
+    def _raw(what: str, item: Any) -> RawEvent:
         payload = orjson.dumps({what: item})
-        if key is None:
+        if not isinstance(item, dict) or not item.get("id"):
             # No id: still stored (and failed visibly by parse), keyed by its content.
             key = f"{what}-noid:{hashlib.sha256(payload).hexdigest()}"
+        elif what == "message":
+            key = f"msg:{item['id']}"
+        else:
+            key = f"status:{item['id']}:{item.get('status')}"
         occurred = _timestamp(item.get("timestamp")) if isinstance(item, dict) else None
         lane = InboundLane.STATUS if what == "status" else InboundLane.CUSTOMER
         return RawEvent(key=key[:300], payload=payload, occurred_at=occurred, lane=lane)

@@ -18,24 +18,22 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
 from tidings.channels import google_common as google
 from tidings.channels.base import (
-    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
-    Retriable,
     SendOutcome,
     Sent,
-    WebhookReply,
     WebhookRequest,
     json_of,
 )
 from tidings.channels.config_fields import ApiBaseUrl
-from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.channels.google_common import AgentAdapter, AgentConfig
+from tidings.domain.enums import InboundLane, MessageKind
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -56,38 +54,13 @@ GONE = (
 _MESSAGE_NAME = re.compile(r"^conversations/[^/]+/messages/([^/]+)$")
 
 
-class GbmConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-    # The `agents/{id}` part of the agent's name.
-    agent_id: str = Field(min_length=1)
-    # The partner key / client token: keys X-Goog-Signature (HMAC-SHA512 over the raw body)
-    # and answers the verification handshake (docs/channels/gbm.md#webhook).
-    webhook_client_token: str = Field(min_length=1)
-    service_account_json: str | None = None
-    access_token: str | None = None
+class GbmConfig(AgentConfig):
+    # The partner key (`webhook_client_token`) keys X-Goog-Signature over the raw body here.
     representative_name: str = "Support"
     api_base_url: ApiBaseUrl = "https://businessmessages.googleapis.com"
 
-    @model_validator(mode="after")
-    def _one_credential(self) -> GbmConfig:
-        if not self.service_account_json and not self.access_token:
-            raise ValueError("give service_account_json or access_token")
-        return self
 
-
-def _time(value: Any) -> datetime:
-    if isinstance(value, str):
-        head, _, frac = value.rstrip("Z").partition(".")
-        try:
-            parsed = datetime.fromisoformat(head + (f".{frac[:6]}" if frac else ""))
-        except ValueError:
-            return datetime.now(UTC)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-    return datetime.now(UTC)
-
-
-class GbmAdapter(Adapter[GbmConfig]):
+class GbmAdapter(AgentAdapter[GbmConfig]):
     kind: ClassVar[str] = "gbm"
     label: ClassVar[str] = "Google Business Messages (retired 2024-07-31)"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -101,12 +74,9 @@ class GbmAdapter(Adapter[GbmConfig]):
         rate_per_second=10.0,
     )
     config_model: ClassVar[type[BaseModel]] = GbmConfig
-    secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"webhook_client_token", "service_account_json", "access_token"}
+    handshake_refusal: ClassVar[str] = (
+        "Business Messages verifies webhooks with a POST of clientToken"
     )
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("Business Messages verifies webhooks with a POST of clientToken")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         token = self.cfg(config).webhook_client_token
@@ -127,7 +97,7 @@ class GbmAdapter(Adapter[GbmConfig]):
             RawEvent(
                 key=f"req:{doc['requestId']}"[:300],
                 payload=request.body,
-                occurred_at=_time(doc.get("sendTime")),
+                occurred_at=google.timestamp(doc.get("sendTime")) or datetime.now(UTC),
                 # Delivery/read receipts may wait behind a customer's messages.
                 lane=InboundLane.STATUS if "receipts" in doc else InboundLane.CUSTOMER,
             )
@@ -145,7 +115,7 @@ class GbmAdapter(Adapter[GbmConfig]):
         )
         name = info.get("displayName") if isinstance(info, dict) else None
         sender = Sender(address=conversation, name=name if isinstance(name, str) else None)
-        when = _time(doc.get("sendTime"))
+        when = google.timestamp(doc.get("sendTime")) or datetime.now(UTC)
         message = doc.get("message")
         if isinstance(message, dict) and message.get("messageId"):
             mid = str(message["messageId"])
@@ -178,10 +148,10 @@ class GbmAdapter(Adapter[GbmConfig]):
         if isinstance(receipts, dict) and isinstance(receipts.get("receipts"), list):
             events: list[CanonicalEvent] = []
             for r in receipts["receipts"]:
-                status = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}.get(
-                    str(r.get("receiptType")) if isinstance(r, dict) else ""
-                )
-                match = _MESSAGE_NAME.match(str(r.get("message"))) if isinstance(r, dict) else None
+                if not isinstance(r, dict):
+                    continue
+                status = google.RECEIPTS.get(str(r.get("receiptType")))
+                match = _MESSAGE_NAME.match(str(r.get("message")))
                 if status is not None and match is not None:
                     events.append(
                         StatusUpdate(match.group(1), status, when, recipient=conversation)
@@ -189,12 +159,6 @@ class GbmAdapter(Adapter[GbmConfig]):
             return events or [Ignored("receipts without known types")]
         kinds = [k for k in ("userStatus", "surveyResponse", "authenticationResponse") if k in doc]
         return [Ignored(f"Business Messages {kinds[0] if kinds else 'unknown'} event")]
-
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        secret = google.verification_secret(self.cfg(config).webhook_client_token, request.body)
-        if secret is not None:
-            return WebhookReply(200, secret.encode(), "text/plain")
-        return WebhookReply(200, b"")
 
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
@@ -211,20 +175,10 @@ class GbmAdapter(Adapter[GbmConfig]):
             body["image"] = {"contentInfo": {"fileUrl": message.attachments[0].url}}
         else:
             body["text"] = message.text or ""
-        try:
-            token = await google.bearer(
-                c.service_account_json, c.access_token, SCOPE, http, PRODUCT
-            )
-            resp = await http.post(
-                f"{c.api_base_url}/v1/conversations/{quote(message.to, safe='')}/messages",
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=15.0,
-            )
-        except google.TokenError as exc:
-            return exc.outcome
-        except httpx.HTTPError as exc:
-            return Retriable(f"Could not reach Google Business Messages ({type(exc).__name__}).")
+        url = f"{c.api_base_url}/v1/conversations/{quote(message.to, safe='')}/messages"
+        resp = await google.call(c, http, SCOPE, PRODUCT, "POST", url, body=body)
+        if not isinstance(resp, httpx.Response):
+            return resp
         if resp.status_code == 200:
             return Sent(mid)
         return google.error_outcome(resp, PRODUCT, GONE)

@@ -17,17 +17,14 @@ from pydantic import BaseModel
 
 from tidings.channels import google_common as google
 from tidings.channels.base import (
-    Adapter,
     Capabilities,
     OutboundMessage,
     RawEvent,
     SendOutcome,
-    WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.rbm import client, webhook
 from tidings.channels.rbm.config import RbmConfig
-from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
 
 __all__ = ["RbmAdapter", "RbmConfig"]
@@ -35,7 +32,7 @@ __all__ = ["RbmAdapter", "RbmConfig"]
 _MB = 1024 * 1024
 
 
-class RbmAdapter(Adapter[RbmConfig]):
+class RbmAdapter(google.AgentAdapter[RbmConfig]):
     kind: ClassVar[str] = "rbm"
     label: ClassVar[str] = "RCS Business Messaging"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -51,12 +48,7 @@ class RbmAdapter(Adapter[RbmConfig]):
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = RbmConfig
-    secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"webhook_client_token", "service_account_json", "access_token"}
-    )
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("RBM verifies webhooks with a POST of clientToken and secret")
+    handshake_refusal: ClassVar[str] = "RBM verifies webhooks with a POST of clientToken and secret"
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).webhook_client_token, request)
@@ -66,14 +58,6 @@ class RbmAdapter(Adapter[RbmConfig]):
 
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
-
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        secret = google.verification_secret(self.cfg(config).webhook_client_token, request.body)
-        if secret is not None:
-            # Verification: answer 200 with the secret as plain text
-            # (docs/channels/rbm.md#webhook-and-signature).
-            return WebhookReply(200, secret.encode(), "text/plain")
-        return WebhookReply(200, b"")
 
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient

@@ -12,11 +12,10 @@ from urllib.parse import quote
 import httpx
 
 from tidings.channels import google_common as google
-from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.base import OutboundMessage, Permanent, SendOutcome, Sent
 from tidings.channels.rbm.config import RbmConfig
 
 SCOPE = "https://www.googleapis.com/auth/rcsbusinessmessaging"
-TIMEOUT = 15.0
 PRODUCT = "RCS Business Messaging"
 NOT_RCS = (
     "This number cannot receive RCS messages: RCS is off or unsupported on the phone, the "
@@ -35,37 +34,20 @@ def agent_message_id(config: RbmConfig, message_id: int, part: int = 0) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{config.agent_id}:{message_id}:{part}"))
 
 
-async def _token(config: RbmConfig, http: httpx.AsyncClient) -> str:
-    return await google.bearer(
-        config.service_account_json, config.access_token, SCOPE, http, PRODUCT
-    )
-
-
-def _phone_url(config: RbmConfig, msisdn: str, tail: str) -> str:
-    return f"{config.api_base_url}/v1/phones/{quote(msisdn, safe='+')}/{tail}"
-
-
-async def _request(
+async def _phone_call(
     config: RbmConfig,
     http: httpx.AsyncClient,
     method: str,
-    url: str,
+    msisdn: str,
+    tail: str,
     params: dict[str, str],
     body: dict[str, Any] | None = None,
-) -> httpx.Response:
-    token = await _token(config, http)
-    resp = await http.request(
-        method,
-        url,
-        params=params,
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT,
-    )
-    if resp.status_code == 401:
-        # A minted token may have been revoked early: mint a fresh one next time.
-        google.forget_token(config.service_account_json, SCOPE)
-    return resp
+    timed_out: str | None = None,
+) -> httpx.Response | SendOutcome:
+    """A call on `v1/phones/{msisdn}/{tail}` as this agent (`agentId`)."""
+    url = f"{config.api_base_url}/v1/phones/{quote(msisdn, safe='+')}/{tail}"
+    params = {**params, "agentId": config.agent_id}
+    return await google.call(config, http, SCOPE, PRODUCT, method, url, params, body, timed_out)
 
 
 def suggestions(extra: Any) -> list[dict[str, Any]]:
@@ -86,27 +68,13 @@ def suggestions(extra: Any) -> list[dict[str, Any]]:
         text = str(b["text"])
         postback = str(b.get("data") or text)
         if b.get("url"):
-            out.append(
-                {
-                    "action": {
-                        "text": text,
-                        "postbackData": postback,
-                        "openUrlAction": {"url": str(b["url"])},
-                    }
-                }
-            )
+            action: dict[str, Any] = {"openUrlAction": {"url": str(b["url"])}}
         elif b.get("phone"):
-            out.append(
-                {
-                    "action": {
-                        "text": text,
-                        "postbackData": postback,
-                        "dialAction": {"phoneNumber": str(b["phone"])},
-                    }
-                }
-            )
+            action = {"dialAction": {"phoneNumber": str(b["phone"])}}
         else:
             out.append({"reply": {"text": text, "postbackData": postback}})
+            continue
+        out.append({"action": {"text": text, "postbackData": postback, **action}})
     return out
 
 
@@ -120,21 +88,18 @@ async def _post_agent_message(
     body: dict[str, Any] = {"contentMessage": content}
     if config.message_traffic_type:
         body["messageTrafficType"] = config.message_traffic_type
-    try:
-        resp = await _request(
-            config,
-            http,
-            "POST",
-            _phone_url(config, msisdn, "agentMessages"),
-            {"messageId": message_id, "agentId": config.agent_id},
-            body,
-        )
-    except google.TokenError as exc:
-        return exc.outcome
-    except httpx.TimeoutException:
-        return Retriable("RCS Business Messaging did not answer in time; retrying.")
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach RCS Business Messaging ({type(exc).__name__}).")
+    resp = await _phone_call(
+        config,
+        http,
+        "POST",
+        msisdn,
+        "agentMessages",
+        {"messageId": message_id},
+        body,
+        "RCS Business Messaging did not answer in time; retrying.",
+    )
+    if not isinstance(resp, httpx.Response):
+        return resp
     if resp.status_code == 200:
         return Sent(message_id)
     if resp.status_code == 409:
@@ -202,18 +167,10 @@ async def capabilities(
 ) -> SendOutcome | list[str]:
     """The RCS features of `msisdn`'s phone, or the outcome that explains why there are none
     (404 → Permanent "this number cannot receive RCS")."""
-    try:
-        resp = await _request(
-            config,
-            http,
-            "GET",
-            _phone_url(config, msisdn, "capabilities"),
-            {"requestId": str(uuid.uuid4()), "agentId": config.agent_id},
-        )
-    except google.TokenError as exc:
-        return exc.outcome
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach RCS Business Messaging ({type(exc).__name__}).")
+    params = {"requestId": str(uuid.uuid4())}
+    resp = await _phone_call(config, http, "GET", msisdn, "capabilities", params)
+    if not isinstance(resp, httpx.Response):
+        return resp
     if resp.status_code != 200:
         return google.error_outcome(resp, PRODUCT, NOT_RCS)
     features = resp.json().get("features")
@@ -237,19 +194,10 @@ async def send_event(
             return Permanent("a READ event needs the user's message id")
         body["messageId"] = message_id
     event_id = str(uuid.uuid4())
-    try:
-        resp = await _request(
-            config,
-            http,
-            "POST",
-            _phone_url(config, msisdn, "agentEvents"),
-            {"eventId": event_id, "agentId": config.agent_id},
-            body,
-        )
-    except google.TokenError as exc:
-        return exc.outcome
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach RCS Business Messaging ({type(exc).__name__}).")
+    params = {"eventId": event_id}
+    resp = await _phone_call(config, http, "POST", msisdn, "agentEvents", params, body)
+    if not isinstance(resp, httpx.Response):
+        return resp
     if resp.status_code == 200:
         return Sent(event_id)
     return google.error_outcome(resp, PRODUCT, NOT_RCS)

@@ -5,26 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import field_validator
 
 from tidings.channels.config_fields import ApiBaseUrl
+from tidings.channels.google_common import AgentConfig
 
 
-class RbmConfig(BaseModel):
+class RbmConfig(AgentConfig):
     """One RBM agent. Authenticate with a service account key (recommended: Tidings mints and
     refreshes OAuth tokens itself) or with a ready `access_token`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-    # e.g. "my-agent@rbm.goog"; sent as `agentId` on every call.
-    agent_id: str = Field(min_length=1)
-    # The client token set on the webhook in the Business Communications console: it keys the
-    # X-Goog-Signature HMAC and answers the verification handshake
-    # (docs/channels/rbm.md#webhook-and-signature).
-    webhook_client_token: str = Field(min_length=1)
-    # The JSON key file of a service account with the RBM API enabled.
-    service_account_json: str | None = None
-    access_token: str | None = None
     api_base_url: ApiBaseUrl = "https://rcsbusinessmessaging.googleapis.com"
     # "TRANSACTION", "PROMOTION", "AUTHENTICATION"... passed through when set.
     message_traffic_type: str | None = None
@@ -46,9 +36,3 @@ class RbmConfig(BaseModel):
         if missing:
             raise ValueError(f"service_account_json lacks {', '.join(missing)}")
         return value
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> RbmConfig:
-        if not self.service_account_json and not self.access_token:
-            raise ValueError("give service_account_json (recommended) or access_token")
-        return self

@@ -29,7 +29,6 @@ from tidings.domain.events import (
 from tidings.domain.jsondepth import check_depth
 from tidings.domain.phones import to_e164
 
-_RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
 _CONSENT_EVENTS = {"UNSUBSCRIBE": ConsentStatus.OPTED_OUT, "SUBSCRIBE": ConsentStatus.OPTED_IN}
 
 
@@ -78,21 +77,9 @@ def split(client_token: str, request: WebhookRequest) -> list[RawEvent]:
         key = f"pubsub:{message.get('messageId') or google.signature('', decoded)[:40]}"
     payload = orjson.dumps({"attributes": attributes, "data": data})
     # Delivery and read receipts may wait; IS_TYPING and anything else is the customer's.
-    lane = InboundLane.STATUS if data.get("eventType") in _RECEIPTS else InboundLane.CUSTOMER
-    when = _time(data.get("sendTime"))
+    lane = InboundLane.STATUS if data.get("eventType") in google.RECEIPTS else InboundLane.CUSTOMER
+    when = google.timestamp(data.get("sendTime"))
     return [RawEvent(key=key[:300], payload=payload, occurred_at=when, lane=lane)]
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        # RFC 3339 with up to nanoseconds ("2024-05-01T10:00:00.123456789Z").
-        head, _, frac = value.rstrip("Z").partition(".")
-        parsed = datetime.fromisoformat(head + (f".{frac[:6]}" if frac else ""))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def _sender(data: dict[str, Any]) -> Sender:
@@ -110,7 +97,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     data = doc.get("data")
     if not isinstance(data, dict):
         raise PayloadError("stored RBM event has no data")
-    when = _time(data.get("sendTime")) or datetime.now(UTC)
+    when = google.timestamp(data.get("sendTime")) or datetime.now(UTC)
     event_type = data.get("eventType")
     if isinstance(event_type, str):
         return [_event(data, event_type, when)]
@@ -150,14 +137,8 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if isinstance(user_file, dict) and isinstance(user_file.get("payload"), dict):
         file = user_file["payload"]
         mime = str(file.get("mimeType") or "application/octet-stream")
-        kind = next(
-            (
-                k
-                for p, k in (("image/", "image"), ("video/", "video"), ("audio/", "audio"))
-                if mime.startswith(p)
-            ),
-            "document",
-        )
+        major, slash, _ = mime.partition("/")
+        kind = major if slash and major in ("image", "video", "audio") else "document"
         size = file.get("fileSizeBytes")
         ref = AttachmentRef(
             kind=kind,
@@ -172,7 +153,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
 
 
 def _event(data: dict[str, Any], event_type: str, when: datetime) -> CanonicalEvent:
-    status = _RECEIPTS.get(event_type)
+    status = google.RECEIPTS.get(event_type)
     if status is not None and data.get("messageId"):
         return StatusUpdate(
             provider_message_id=str(data["messageId"]),

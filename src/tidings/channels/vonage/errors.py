@@ -67,10 +67,8 @@ def send_outcome(status: str, error_text: str | None) -> Retriable | Permanent:
         detail = f": {error_text}" if error_text else ""
         return Permanent(f"Vonage refused the message (status {status}){detail}.", code=status)
     retriable, sentence, retry_after = rule
-    if status in ("2", "3") and error_text:
-        sentence = f"{sentence}: {error_text}."
-    elif status in ("2", "3"):
-        sentence = f"{sentence}."
+    if status in ("2", "3"):
+        sentence += f": {error_text}." if error_text else "."
     if retriable:
         return Retriable(sentence, retry_after=retry_after, code=status)
     return Permanent(sentence, code=status)

@@ -287,32 +287,26 @@ async def _media_payload(
     if media_type is None:
         return Permanent(f"WeChat customer-service messages cannot carry a {att.kind!r} file.")
     media_id = att.provider_media_id
-    if not media_id and att.url is None and att.load is not None:
-        # A file stored by Tidings (an agent's upload): upload it as temporary media.
-        uploaded = await upload_media(
-            config,
-            http,
-            media_type,
-            await att.load(),
-            att.filename or f"upload.{(att.mime_type or 'bin').rsplit('/', 1)[-1]}",
-            att.mime_type or "application/octet-stream",
-        )
-        if not isinstance(uploaded, str):
-            return uploaded
-        media_id = uploaded
     if not media_id:
-        if not att.url:
+        if att.url is None and att.load is not None:
+            # A file stored by Tidings (an agent's upload): upload it as temporary media.
+            data, named = await att.load(), att.mime_type or "bin"
+            ctype = att.mime_type or "application/octet-stream"
+        elif not att.url:
             return Permanent("The attachment has neither a WeChat media id nor a link.")
-        fetched = await _fetch_url(http, att.url, MEDIA_LIMITS[media_type])
-        if not isinstance(fetched, Media):
-            return fetched
+        else:
+            fetched = await _fetch_url(http, att.url, MEDIA_LIMITS[media_type])
+            if not isinstance(fetched, Media):
+                return fetched
+            data, named = fetched.data, fetched.content_type
+            ctype = att.mime_type or fetched.content_type
         uploaded = await upload_media(
             config,
             http,
             media_type,
-            fetched.data,
-            att.filename or f"upload.{fetched.content_type.rsplit('/', 1)[-1]}",
-            att.mime_type or fetched.content_type,
+            data,
+            att.filename or f"upload.{named.rsplit('/', 1)[-1]}",
+            ctype,
         )
         if not isinstance(uploaded, str):
             return uploaded

@@ -44,7 +44,3 @@ class WeChatConfig(BaseModel):
         except binascii.Error:
             raise ValueError("encoding_aes_key is not valid base64") from None
         return value
-
-    @property
-    def safe_mode(self) -> bool:
-        return self.encoding_aes_key is not None

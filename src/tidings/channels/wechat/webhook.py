@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -66,27 +67,37 @@ def handshake(config: WeChatConfig, request: WebhookRequest) -> WebhookReply:
     """Answer the server-URL check: echo `echostr` when the signature holds
     (docs/channels/wechat.md#server-url-check-and-signatures)."""
     q = request.query
-    timestamp, nonce, echostr = q.get("timestamp", ""), q.get("nonce", ""), q.get("echostr")
+    echostr = q.get("echostr")
     if echostr is None:
         raise SignatureError("the verification request has no echostr")
     if "msg_signature" in q and config.encoding_aes_key:
         # The encrypted-echostr flavour (WeChat's sample VerifyURL;
         # docs/channels/wechat.md#server-url-check-and-signatures): msg_signature over four
         # values, then the echostr is decrypted and its plaintext returned.
-        expected = crypto.signature(config.token, timestamp, nonce, echostr)
-        if not crypto.signature_matches(expected, q.get("msg_signature")):
-            raise SignatureError("msg_signature does not match the configured Token")
-        try:
-            plain = crypto.decrypt(config.encoding_aes_key, config.app_id, echostr)
-        except crypto.CryptoError as exc:
-            raise SignatureError(f"echostr cannot be decrypted: {exc}") from None
+        plain = _decrypt(config, q, echostr, "echostr", "the configured Token")
         return WebhookReply(200, plain, "text/plain")
-    expected = crypto.signature(config.token, timestamp, nonce)
-    if not crypto.signature_matches(expected, q.get("signature")):
-        raise SignatureError("signature does not match the configured Token")
+    _check_signature(config, q)
     # Official Accounts get the raw echostr back even in safe mode
     # (docs/channels/wechat.md#server-url-check-and-signatures).
     return WebhookReply(200, echostr.encode(), "text/plain")
+
+
+def _check_signature(config: WeChatConfig, q: Mapping[str, str]) -> None:
+    expected = crypto.signature(config.token, q.get("timestamp", ""), q.get("nonce", ""))
+    if not crypto.signature_matches(expected, q.get("signature")):
+        raise SignatureError("signature does not match the configured Token")
+
+
+def _decrypt(config: WeChatConfig, q: Mapping[str, str], value: str, what: str, by: str) -> bytes:
+    """`value` decrypted once `msg_signature` (over token, timestamp, nonce and `value`) holds."""
+    assert config.encoding_aes_key is not None
+    expected = crypto.signature(config.token, q.get("timestamp", ""), q.get("nonce", ""), value)
+    if not crypto.signature_matches(expected, q.get("msg_signature")):
+        raise SignatureError(f"msg_signature does not match {by}")
+    try:
+        return crypto.decrypt(config.encoding_aes_key, config.app_id, value)
+    except crypto.CryptoError as exc:
+        raise SignatureError(f"{what} cannot be decrypted: {exc}") from None
 
 
 def _refuse(exc: PayloadError) -> SignatureError:
@@ -103,10 +114,7 @@ def plaintext(config: WeChatConfig, request: WebhookRequest) -> bytes:
     mode also sends is ignored, since nothing vouches for it.
     """
     q = request.query
-    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
-    expected = crypto.signature(config.token, timestamp, nonce)
-    if not crypto.signature_matches(expected, q.get("signature")):
-        raise SignatureError("signature does not match the configured Token")
+    _check_signature(config, q)
     try:
         root = read_xml(request.body)
     except PayloadError as exc:
@@ -118,7 +126,7 @@ def plaintext(config: WeChatConfig, request: WebhookRequest) -> bytes:
                 "this channel has an EncodingAESKey, so pushes must be encrypted "
                 "(encrypt_type=aes); a plaintext push is refused"
             )
-        _check_fresh(timestamp)
+        _check_fresh(q.get("timestamp", ""))
         return request.body
     if not config.encoding_aes_key:
         raise SignatureError(
@@ -128,13 +136,7 @@ def plaintext(config: WeChatConfig, request: WebhookRequest) -> bytes:
     encrypt = root.findtext("Encrypt")
     if not encrypt:
         raise SignatureError("an encrypted push must carry <Encrypt>")
-    expected = crypto.signature(config.token, timestamp, nonce, encrypt)
-    if not crypto.signature_matches(expected, q.get("msg_signature")):
-        raise SignatureError("msg_signature does not match the Encrypt value")
-    try:
-        inner = crypto.decrypt(config.encoding_aes_key, config.app_id, encrypt)
-    except crypto.CryptoError as exc:
-        raise SignatureError(f"the push cannot be decrypted: {exc}") from None
+    inner = _decrypt(config, q, encrypt, "the push", "the Encrypt value")
     try:
         read_xml(inner)
     except PayloadError as exc:
@@ -218,16 +220,8 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         attachments: tuple[AttachmentRef, ...] = (),
         **extra: Any,
     ) -> InboundMessage:
-        clean = {k: v for k, v in extra.items() if v not in (None, "")}
-        return InboundMessage(
-            provider_message_id=values.get("MsgId") or key,
-            sender=Sender(address=openid),
-            occurred_at=occurred,
-            kind=kind,
-            text=text,
-            attachments=attachments,
-            extra=clean,
-        )
+        mid = values.get("MsgId") or key
+        return _inbound(mid, openid, occurred, kind, text, attachments, _clean(extra))
 
     media_id = values.get("MediaId") or None
     if msg_type == "text":
@@ -319,16 +313,8 @@ def _event(
     event_key_value = values.get("EventKey", "")
 
     def system(text: str, consent: ConsentStatus | None = None, **extra: Any) -> InboundMessage:
-        clean = {k: v for k, v in extra.items() if v not in (None, "")}
-        return InboundMessage(
-            provider_message_id=key,
-            sender=Sender(address=openid),
-            occurred_at=occurred,
-            kind=MessageKind.SYSTEM,
-            text=text,
-            extra={"event": raw_event, **clean},
-            consent=consent,
-        )
+        extra = {"event": raw_event, **_clean(extra)}
+        return _inbound(key, openid, occurred, MessageKind.SYSTEM, text, (), extra, consent)
 
     if event == "subscribe":
         scene = event_key_value.removeprefix("qrscene_") if event_key_value else ""
@@ -394,10 +380,24 @@ def _event(
         )
     if event in ("masssendjobfinish", "subscribe_msg_popup_event", "subscribe_msg_change_event"):
         return Ignored(f"{raw_event} job/subscription report")
+    extra = {"type": "event", "event": raw_event or "missing Event"}
+    return _inbound(key, openid, occurred, MessageKind.UNSUPPORTED, None, (), extra)
+
+
+def _clean(extra: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in extra.items() if v not in (None, "")}
+
+
+def _inbound(
+    mid: str,
+    openid: str,
+    occurred: datetime,
+    kind: MessageKind,
+    text: str | None,
+    attachments: tuple[AttachmentRef, ...],
+    extra: dict[str, Any],
+    consent: ConsentStatus | None = None,
+) -> InboundMessage:
     return InboundMessage(
-        provider_message_id=key,
-        sender=Sender(address=openid),
-        occurred_at=occurred,
-        kind=MessageKind.UNSUPPORTED,
-        extra={"type": "event", "event": raw_event or "missing Event"},
+        mid, Sender(address=openid), occurred, kind, text, attachments, extra=extra, consent=consent
     )
