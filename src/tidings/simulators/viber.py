@@ -510,13 +510,8 @@ class ViberSimulator(SimulatorBase):
                     "message_token": self.next_token(),
                 }
             )
-            try:
-                resp = await self.webhooks.http.post(
-                    url, content=probe, headers=self._signed(bot, probe)
-                )
-                ok = resp.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+            status, _ = await self.webhooks.exchange(url, probe, self._signed(bot, probe))
+            ok = status == 200
             bot.deliveries.append({"body": probe.decode(), "attempt": 1, "status": int(ok) * 200})
             if not ok:
                 raise ApiError(bot.probe_fail_status)
