@@ -423,3 +423,16 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+
+def thread_route(
+    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str, user: str
+) -> Handler:
+    """`thread_handler` for a provider whose customer goes by the query parameter `user`
+    (`user_id`, `chat_id`, `openid`...)."""
+
+    async def handle(request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(lookup(q.get(owner, ""), q.get(user)))
+
+    return handle

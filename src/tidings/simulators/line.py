@@ -52,6 +52,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -81,6 +82,7 @@ from tidings.simulators.kit import (
     list_handler,
     read_json,
     thread_entry,
+    thread_route,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,12 @@ _TYPES = frozenset(
         "flex",
     }
 )
+# The media URLs a message must give (https only).
+_URL_FIELDS = {
+    "image": ("originalContentUrl", "previewImageUrl"),
+    "video": ("originalContentUrl", "previewImageUrl"),
+    "audio": ("originalContentUrl",),
+}
 # Stand-in bytes for a customer's file when the control call gives none.
 _SAMPLE = {
     "image": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)), "image/jpeg"),
@@ -138,6 +146,10 @@ _control = answering(ControlError, answer=ControlError.response)
 
 def _bad_body(details: list[dict[str, str]]) -> LineApiError:
     return LineApiError(400, f"The request body has {len(details)} error(s)", details)
+
+
+# What a send did: (recipient(s), delivered, charged, sentMessages or None for multicast).
+Sent = tuple[Any, Any, int, list[dict[str, str]] | None]
 
 
 def _request_id() -> dict[str, str]:
@@ -269,7 +281,10 @@ class LineSimulator(SimulatorBase):
                         "friends": (self._friends, ["POST"]),
                         "fail": (self._fail, ["POST"]),
                         "sent": (list_handler(self.accounts, "token", "sent"), ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (
+                            thread_route(self.conversation, "token", "user_id"),
+                            ["GET"],
+                        ),
                         "deliveries": (list_handler(self.accounts, "token", "deliveries"), ["GET"]),
                     }
                 ),
@@ -517,69 +532,50 @@ class LineSimulator(SimulatorBase):
         messages = body.get("messages")
         if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
             raise _bad_body([{"message": "Size must be between 1 and 5", "property": "messages"}])
-        details = []
+        details: list[dict[str, str]] = []
+
+        def bad(message: str, prop: str) -> None:
+            details.append({"message": message, "property": f"{where}.{prop}"})
+
         for i, m in enumerate(messages):
             where = f"messages[{i}]"
             if not isinstance(m, dict) or not m.get("type"):
-                details.append({"message": "May not be empty", "property": f"{where}.type"})
+                bad("May not be empty", "type")
                 continue
             kind = m["type"]
             if kind not in _TYPES:
-                details.append({"message": "Invalid message type", "property": f"{where}.type"})
+                bad("Invalid message type", "type")
             if kind == "text":
                 text = m.get("text")
                 if not isinstance(text, str) or not text:
-                    details.append({"message": "May not be empty", "property": f"{where}.text"})
+                    bad("May not be empty", "text")
                 elif _utf16(text) > TEXT_LIMIT:
-                    details.append(
-                        {
-                            "message": "Length must be between 0 and 5000",
-                            "property": f"{where}.text",
-                        }
-                    )
-            for url_field in ("originalContentUrl", "previewImageUrl"):
-                if kind in ("image", "video", "audio") and (
-                    url_field != "previewImageUrl" or kind != "audio"
-                ):
-                    url = m.get(url_field)
-                    if not isinstance(url, str) or not url.startswith("https://"):
-                        details.append(
-                            {
-                                "message": "must be a valid HTTPS URL",
-                                "property": f"{where}.{url_field}",
-                            }
-                        )
+                    bad("Length must be between 0 and 5000", "text")
+            for url_field in _URL_FIELDS.get(kind, ()):
+                url = m.get(url_field)
+                if not isinstance(url, str) or not url.startswith("https://"):
+                    bad("must be a valid HTTPS URL", url_field)
             if kind == "audio" and not isinstance(m.get("duration"), int):
-                details.append({"message": "May not be empty", "property": f"{where}.duration"})
+                bad("May not be empty", "duration")
             if kind == "location":
                 for key in ("title", "address", "latitude", "longitude"):
                     if m.get(key) in (None, ""):
-                        details.append(
-                            {"message": "May not be empty", "property": f"{where}.{key}"}
-                        )
+                        bad("May not be empty", key)
             if kind == "sticker" and not (m.get("packageId") and m.get("stickerId")):
-                details.append({"message": "May not be empty", "property": f"{where}.stickerId"})
+                bad("May not be empty", "stickerId")
             quick = m.get("quickReply")
             if isinstance(quick, dict):
                 items = quick.get("items")
                 if not isinstance(items, list) or not 1 <= len(items) <= 13:
-                    details.append(
-                        {
-                            "message": "Size must be between 1 and 13",
-                            "property": f"{where}.quickReply.items",
-                        }
-                    )
-                else:
-                    for j, item in enumerate(items):
-                        action = item.get("action") if isinstance(item, dict) else None
-                        label = action.get("label") if isinstance(action, dict) else None
-                        if not isinstance(label, str) or not 1 <= len(label) <= 20:
-                            details.append(
-                                {
-                                    "message": "Length must be between 1 and 20",
-                                    "property": f"{where}.quickReply.items[{j}].action.label",
-                                }
-                            )
+                    bad("Size must be between 1 and 13", "quickReply.items")
+                    continue
+                for j, item in enumerate(items):
+                    action = item.get("action") if isinstance(item, dict) else None
+                    label = action.get("label") if isinstance(action, dict) else None
+                    if not isinstance(label, str) or not 1 <= len(label) <= 20:
+                        bad(
+                            "Length must be between 1 and 20", f"quickReply.items[{j}].action.label"
+                        )
         if details:
             raise _bad_body(details)
         return messages
@@ -609,15 +605,56 @@ class LineSimulator(SimulatorBase):
                 )
         return sent, delivered
 
-    async def _reply(self, request: Request) -> Response:
+    async def _sending(
+        self,
+        request: Request,
+        endpoint: str,
+        send: Callable[[Account, dict[str, Any], list[dict[str, Any]]], Sent],
+    ) -> Response:
+        """What reply, push and multicast share: auth, rate limit, retry key (a repeat answers
+        409), body, injected failure and message checks, then `send`, its record in `sent`
+        (an error's too) and the answer (500 when the answer is to be lost)."""
+        acct: Account | None = None
         try:
             acct = self._account(request)
-            self._limit(acct, "reply")
-            if request.headers.get("x-line-retry-key"):
+            rate = acct.multicast_rate_per_second if endpoint == "multicast" else None
+            self._limit(acct, endpoint, rate)
+            if endpoint == "reply" and request.headers.get("x-line-retry-key"):
                 raise LineApiError(400, "The retry key is not supported on this endpoint")
+            key, repeat = self._retry_key(acct, request)
+            if repeat is not None:
+                return repeat
             body = await self._body(request)
-            lost = self._injected(acct, "reply")
+            lost = self._injected(acct, endpoint)
             messages = self._check_messages(body)
+            to, delivered, charged, sent = send(acct, body, messages)
+        except LineApiError as exc:
+            if acct is not None:
+                acct.sent.append(
+                    {"endpoint": endpoint, "status": exc.status, "error": exc.message, "charged": 0}
+                )
+            return exc.response()
+        request_id = str(uuid.uuid4())
+        if key is not None:
+            acct.retry_keys[key] = (request_id, sent or [], time.time())
+        acct.sent.append(
+            {
+                "endpoint": endpoint,
+                "to": to,
+                **({} if endpoint == "reply" else {"key": key}),
+                "messages": messages,
+                "status": 200,
+                "delivered": delivered,
+                "charged": charged,
+            }
+        )
+        if lost is not None:
+            return LineApiError(500, "Internal server error").response()
+        answer = {} if sent is None else {"sentMessages": sent}
+        return JSONResponse(answer, headers={"X-Line-Request-Id": request_id})
+
+    async def _reply(self, request: Request) -> Response:
+        def send(acct: Account, body: dict[str, Any], messages: list[dict[str, Any]]) -> Sent:
             token = body.get("replyToken")
             entry = acct.reply_tokens.get(token) if isinstance(token, str) else None
             issued = entry[1] if entry is not None else None
@@ -630,30 +667,9 @@ class LineSimulator(SimulatorBase):
                 raise LineApiError(400, "Invalid reply token")
             entry[2] = True
             sent, delivered = self._deliver_out(acct, entry[0], messages)
-            acct.sent.append(
-                {
-                    "endpoint": "reply",
-                    "to": entry[0],
-                    "messages": messages,
-                    "status": 200,
-                    "delivered": delivered,
-                    "charged": 0,
-                }
-            )
-        except LineApiError as exc:
-            self._record_error(request, "reply", exc)
-            return exc.response()
-        if lost is not None:
-            return LineApiError(500, "Internal server error").response()
-        return JSONResponse({"sentMessages": sent}, headers=_request_id())
+            return entry[0], delivered, 0, sent
 
-    def _record_error(self, request: Request, endpoint: str, exc: LineApiError) -> None:
-        auth = request.headers.get("authorization", "")
-        acct = self.accounts.get(auth[7:]) if auth.startswith("Bearer ") else None
-        if acct is not None:
-            acct.sent.append(
-                {"endpoint": endpoint, "status": exc.status, "error": exc.message, "charged": 0}
-            )
+        return await self._sending(request, "reply", send)
 
     def _retry_key(self, acct: Account, request: Request) -> tuple[str | None, Response | None]:
         key = request.headers.get("x-line-retry-key")
@@ -681,15 +697,7 @@ class LineSimulator(SimulatorBase):
         acct.quota_used += recipients
 
     async def _push(self, request: Request) -> Response:
-        try:
-            acct = self._account(request)
-            self._limit(acct, "push")
-            key, repeat = self._retry_key(acct, request)
-            if repeat is not None:
-                return repeat
-            body = await self._body(request)
-            lost = self._injected(acct, "push")
-            messages = self._check_messages(body)
+        def send(acct: Account, body: dict[str, Any], messages: list[dict[str, Any]]) -> Sent:
             to = body.get("to")
             if not isinstance(to, str) or not (_USER.match(to) or _GROUP.match(to)):
                 raise LineApiError(400, "Failed to send messages")
@@ -699,39 +707,15 @@ class LineSimulator(SimulatorBase):
             if billable:
                 self._charge(acct, 1)
             sent, delivered = self._deliver_out(acct, to, messages)
-            request_id = str(uuid.uuid4())
-            if key is not None:
-                acct.retry_keys[key] = (request_id, sent, time.time())
-            acct.sent.append(
-                {
-                    "endpoint": "push",
-                    "to": to,
-                    "key": key,
-                    "messages": messages,
-                    "status": 200,
-                    "delivered": delivered,
-                    "charged": 1 if billable else 0,
-                }
-            )
-        except LineApiError as exc:
-            self._record_error(request, "push", exc)
-            return exc.response()
-        if lost is not None:
-            return LineApiError(500, "Internal server error").response()
-        return JSONResponse({"sentMessages": sent}, headers={"X-Line-Request-Id": request_id})
+            return to, delivered, 1 if billable else 0, sent
+
+        return await self._sending(request, "push", send)
 
     async def _multicast(self, request: Request) -> Response:
         """Up to 500 user ids (no groups), the same messages to each; quota per recipient
         who follows (all or nothing: over the quota, nobody gets it); `{}` and no ids back."""
-        try:
-            acct = self._account(request)
-            self._limit(acct, "multicast", acct.multicast_rate_per_second)
-            key, repeat = self._retry_key(acct, request)
-            if repeat is not None:
-                return repeat
-            body = await self._body(request)
-            lost = self._injected(acct, "multicast")
-            messages = self._check_messages(body)
+
+        def send(acct: Account, body: dict[str, Any], messages: list[dict[str, Any]]) -> Sent:
             to = body.get("to")
             if not isinstance(to, list) or not 1 <= len(to) <= MULTICAST_MAX:
                 raise _bad_body([{"message": "Size must be between 1 and 500", "property": "to"}])
@@ -746,26 +730,9 @@ class LineSimulator(SimulatorBase):
             self._charge(acct, len(live))
             for uid in live:
                 self._deliver_out(acct, uid, messages)
-            request_id = str(uuid.uuid4())
-            if key is not None:
-                acct.retry_keys[key] = (request_id, [], time.time())
-            acct.sent.append(
-                {
-                    "endpoint": "multicast",
-                    "to": to,
-                    "key": key,
-                    "messages": messages,
-                    "status": 200,
-                    "delivered": len(live),
-                    "charged": len(live),
-                }
-            )
-        except LineApiError as exc:
-            self._record_error(request, "multicast", exc)
-            return exc.response()
-        if lost is not None:
-            return LineApiError(500, "Internal server error").response()
-        return JSONResponse({}, headers={"X-Line-Request-Id": request_id})
+            return to, len(live), len(live), None
+
+        return await self._sending(request, "multicast", send)
 
     @_api
     async def _quota(self, request: Request) -> Response:
@@ -906,25 +873,15 @@ class LineSimulator(SimulatorBase):
             "x-line-signature": signature(acct.secret, probe),
         }
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-        try:
-            resp = await self.webhooks.http.post(url, content=probe, headers=headers)
-        except httpx.HTTPError as exc:
-            result = {
-                "success": False,
-                "timestamp": stamp,
-                "statusCode": 0,
-                "reason": "COULD_NOT_CONNECT",
-                "detail": f"{type(exc).__name__}: {url}",
-            }
-        else:
-            ok = resp.status_code == 200
-            result = {
-                "success": ok,
-                "timestamp": stamp,
-                "statusCode": resp.status_code,
-                "reason": "OK" if ok else "ERROR_STATUS_CODE",
-                "detail": str(resp.status_code),
-            }
+        status, detail = await self.webhooks.exchange(url, probe, headers)
+        reason = "OK" if status == 200 else "ERROR_STATUS_CODE" if status else "COULD_NOT_CONNECT"
+        result = {
+            "success": status == 200,
+            "timestamp": stamp,
+            "statusCode": status,
+            "reason": reason,
+            "detail": str(status) if status else f"{detail}: {url}",
+        }
         return JSONResponse(result, headers=_request_id())
 
     # ---------------------------------------------------------------------------------------
@@ -1038,14 +995,10 @@ class LineSimulator(SimulatorBase):
         acct.failures.setdefault(endpoint, []).append(failure)
         return JSONResponse({"queued": len(acct.failures[endpoint])})
 
-    async def _conversations(self, request: Request) -> JSONResponse:
-        acct = self.accounts.get(request.query_params.get("token", ""))
-        if acct is None:
-            return JSONResponse([])
-        user = request.query_params.get("user_id")
-        return JSONResponse(
-            [m for m in acct.thread if user is None or m["user"] == user_id_for(user)]
-        )
+    def conversation(self, token: str, user: str | None) -> list[dict[str, Any]]:
+        acct = self.accounts.get(token)
+        user_id = None if user is None else user_id_for(user)
+        return [m for m in acct.thread if user_id in (None, m["user"])] if acct else []
 
 
 def _shown(m: dict[str, Any]) -> str:
@@ -1127,11 +1080,7 @@ class LineBinding(UrlBinding[LineSimulator, LineConfig]):
         return until > time.monotonic()
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        acct = self.sim.accounts.get(self.config(channel).channel_access_token)
-        if acct is None:
-            return []
-        user_id = user_id_for(user)
-        return [m for m in acct.thread if m["user"] == user_id]
+        return self.sim.conversation(self.config(channel).channel_access_token, user)
 
 
 SANDBOX = SandboxEntry(

@@ -72,10 +72,14 @@ from tidings.simulators.kit import (
     SimulatorBase,
     TokenBucket,
     UrlBinding,
+    answering,
+    control_error,
     control_routes,
+    is_2xx,
     list_handler,
     read_json,
     thread_entry,
+    thread_route,
 )
 
 log = logging.getLogger(__name__)
@@ -136,6 +140,10 @@ class ApiError(Exception):
 
 def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
+
+
+# A control call's bad or unknown input: `{"error": ...}` with 400.
+_control = answering(LookupError, ValueError, TypeError, answer=lambda exc: control_error(str(exc)))
 
 
 @dataclass
@@ -245,7 +253,10 @@ class TelegramSimulator(SimulatorBase):
                         "block": (self._block, ["POST"]),
                         "fail": (self._fail, ["POST"]),
                         "sent": (list_handler(self.bots, "token", "calls"), ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (
+                            thread_route(self.conversation, "token", "chat_id"),
+                            ["GET"],
+                        ),
                         "deliveries": (list_handler(self.bots, "token", "deliveries"), ["GET"]),
                     }
                 ),
@@ -287,8 +298,7 @@ class TelegramSimulator(SimulatorBase):
         bot.next_update_id += 1
         update = {"update_id": update_id, **payload}
         bot.updates[update_id] = update
-        for _ in range(1 + max(0, duplicates)):
-            bot.pending.append(update)
+        bot.pending.extend([update] * (1 + max(0, duplicates)))
         self._kick(bot)
         return update_id
 
@@ -320,7 +330,7 @@ class TelegramSimulator(SimulatorBase):
             bot.deliveries.append(
                 {"update_id": update["update_id"], "attempt": n, "status": status}
             )
-            if not 200 <= status < 300:
+            if not is_2xx(status):
                 bot.last_error_date = int(time.time())
                 bot.last_error_message = (
                     f"Wrong response from the webhook: {status} {detail}"
@@ -584,6 +594,7 @@ class TelegramSimulator(SimulatorBase):
             msg["reply_to_message"] = {"message_id": reply["message_id"], "chat": chat.as_chat()}
         if isinstance(params.get("reply_markup"), dict):
             msg["reply_markup"] = params["reply_markup"]
+        shown = msg.get("caption") or shown
         chat.thread.append(thread_entry(msg["message_id"], "out", shown, "delivered"))
         return msg
 
@@ -623,30 +634,33 @@ class TelegramSimulator(SimulatorBase):
             raise _bad("message caption is too long")
         return str(caption) if caption else None
 
-    async def _m_sendphoto(self, bot: Bot, params: dict[str, Any]) -> Any:
+    def _media_send(
+        self, bot: Bot, params: dict[str, Any], field_name: str, limit: int
+    ) -> tuple[Chat, str, SimFile | None, dict[str, str]]:
+        """The checks of a sendPhoto/sendDocument/...: (chat, source, stored upload, the
+        caption as content)."""
         chat = self._target(bot, params)
-        source, stored = self._upload(bot, params, "photo", PHOTO_UPLOAD_LIMIT)
+        source, stored = self._upload(bot, params, field_name, limit)
         caption = self._caption(params)
         self._check_markup(params)
         self._flood(bot, chat)
+        return chat, source, stored, {"caption": caption} if caption else {}
+
+    async def _m_sendphoto(self, bot: Bot, params: dict[str, Any]) -> Any:
+        chat, source, stored, caption = self._media_send(bot, params, "photo", PHOTO_UPLOAD_LIMIT)
         fid = _file_id("photo")
         big = {"file_id": fid, "file_unique_id": _uid()} if stored is None else _ref(stored)
         content: dict[str, Any] = {
             "photo": [
                 {"file_id": f"{fid}s", "file_unique_id": _uid(), "width": 90, "height": 90},
                 {**big, "width": 1280, "height": 960},
-            ]
+            ],
+            **caption,
         }
-        if caption:
-            content["caption"] = caption
-        return self._sent_message(bot, chat, params, content, caption or f"[photo {source}]")
+        return self._sent_message(bot, chat, params, content, f"[photo {source}]")
 
     async def _m_senddocument(self, bot: Bot, params: dict[str, Any]) -> Any:
-        chat = self._target(bot, params)
-        source, stored = self._upload(bot, params, "document", UPLOAD_LIMIT)
-        caption = self._caption(params)
-        self._check_markup(params)
-        self._flood(bot, chat)
+        chat, source, stored, caption = self._media_send(bot, params, "document", UPLOAD_LIMIT)
         name = source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "file"
         ref = (
             {"file_id": _file_id("doc"), "file_unique_id": _uid()}
@@ -658,11 +672,10 @@ class TelegramSimulator(SimulatorBase):
                 **ref,
                 "file_name": name,
                 "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
-            }
+            },
+            **caption,
         }
-        if caption:
-            content["caption"] = caption
-        return self._sent_message(bot, chat, params, content, caption or f"[document {name}]")
+        return self._sent_message(bot, chat, params, content, f"[document {name}]")
 
     def _upload(
         self, bot: Bot, params: dict[str, Any], field_name: str, limit: int
@@ -691,11 +704,7 @@ class TelegramSimulator(SimulatorBase):
         return await self._send_file(bot, params, "video")
 
     async def _send_file(self, bot: Bot, params: dict[str, Any], field_name: str) -> Any:
-        chat = self._target(bot, params)
-        source, stored = self._upload(bot, params, field_name, UPLOAD_LIMIT)
-        caption = self._caption(params)
-        self._check_markup(params)
-        self._flood(bot, chat)
+        chat, source, stored, caption = self._media_send(bot, params, field_name, UPLOAD_LIMIT)
         upload = params.get(field_name)
         ref = {"file_id": _file_id(field_name), "file_unique_id": _uid()}
         obj: dict[str, Any] = _ref(stored) if stored is not None else ref
@@ -708,11 +717,8 @@ class TelegramSimulator(SimulatorBase):
         obj["duration"] = 0
         if field_name == "video":
             obj.update({"width": 640, "height": 480})
-        content: dict[str, Any] = {field_name: obj}
-        if caption:
-            content["caption"] = caption
-        shown = caption or f"[{field_name} {obj['file_name']}]"
-        return self._sent_message(bot, chat, params, content, shown)
+        shown = f"[{field_name} {obj['file_name']}]"
+        return self._sent_message(bot, chat, params, {field_name: obj, **caption}, shown)
 
     async def _m_getfile(self, bot: Bot, params: dict[str, Any]) -> Any:
         stored = bot.files.get(str(params.get("file_id") or ""))
@@ -739,6 +745,7 @@ class TelegramSimulator(SimulatorBase):
     # ---------------------------------------------------------------------------------------
     # Control API
 
+    @_control
     async def _put_bot(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         knobs = {
@@ -753,10 +760,7 @@ class TelegramSimulator(SimulatorBase):
                 "retry_base_seconds",
             )
         }
-        try:
-            bot = self.ensure_bot(request.path_params["token"], **knobs)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self.ensure_bot(request.path_params["token"], **knobs)
         return JSONResponse({"id": bot.id, "username": bot.username})
 
     def _control_bot(self, body: dict[str, Any]) -> Bot:
@@ -765,6 +769,7 @@ class TelegramSimulator(SimulatorBase):
             raise LookupError("unknown bot token; PUT /_sim/bots/{token} first")
         return bot
 
+    @_control
     async def _inbound(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         if body.get("redeliver") is not None:
@@ -773,21 +778,17 @@ class TelegramSimulator(SimulatorBase):
                 bot = self._control_bot(body)
                 update = bot.updates[int(body["redeliver"])]
             except (LookupError, ValueError, TypeError) as exc:
-                return JSONResponse({"error": f"no such update: {exc}"}, status_code=400)
+                raise LookupError(f"no such update: {exc}") from None
             bot.pending.append(update)
             self._kick(bot)
             return JSONResponse(
                 {"update_id": update["update_id"], "message_id": update["message"]["message_id"]}
             )
-        try:
-            bot = self._control_bot(body)
-            who = {k: body.get(k) for k in ("first_name", "last_name", "username")}
-            chat = self.chat(bot, int(body["chat_id"]), **who)
-            if chat.blocked:
-                chat.blocked = False  # writing to the bot again unblocks it, as on Telegram
-            msg = self.customer_message(bot, chat, body)
-        except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._control_bot(body)
+        who = {k: body.get(k) for k in ("first_name", "last_name", "username")}
+        chat = self.chat(bot, int(body["chat_id"]), **who)
+        chat.blocked = False  # writing to the bot again unblocks it, as on Telegram
+        msg = self.customer_message(bot, chat, body)
         update_id = self.push(bot, {"message": msg}, int(body.get("duplicates") or 0))
         return JSONResponse({"update_id": update_id, "message_id": msg["message_id"]})
 
@@ -812,13 +813,11 @@ class TelegramSimulator(SimulatorBase):
         update_id = self.push(bot, {"edited_message": edited}, int(body.get("duplicates") or 0))
         return JSONResponse({"update_id": update_id})
 
+    @_control
     async def _callback(self, request: Request) -> JSONResponse:
         body = await read_json(request)
-        try:
-            bot = self._control_bot(body)
-            chat = bot.chats[int(body["chat_id"])]
-        except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._control_bot(body)
+        chat = bot.chats[int(body["chat_id"])]
         query: dict[str, Any] = {
             "id": str(secrets.randbelow(10**18)),
             "from": chat.as_user(),
@@ -835,13 +834,11 @@ class TelegramSimulator(SimulatorBase):
         update_id = self.push(bot, {"callback_query": query})
         return JSONResponse({"update_id": update_id, "callback_query_id": query["id"]})
 
+    @_control
     async def _block(self, request: Request) -> JSONResponse:
         body = await read_json(request)
-        try:
-            bot = self._control_bot(body)
-            chat = self.chat(bot, int(body["chat_id"]))
-        except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._control_bot(body)
+        chat = self.chat(bot, int(body["chat_id"]))
         chat.blocked = bool(body.get("blocked", True))
         # Telegram tells the bot with a my_chat_member update (status "kicked" = blocked).
         status = "kicked" if chat.blocked else "member"
@@ -859,13 +856,11 @@ class TelegramSimulator(SimulatorBase):
         )
         return JSONResponse({"blocked": chat.blocked})
 
+    @_control
     async def _fail(self, request: Request) -> JSONResponse:
         body = await read_json(request)
-        try:
-            bot = self._control_bot(body)
-            code = int(body["error_code"])
-        except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        bot = self._control_bot(body)
+        code = int(body["error_code"])
         default = {429: "Too Many Requests: retry after 1", 500: "Internal Server Error"}
         retry_after = body.get("retry_after")
         if code == 429 and retry_after is None:
@@ -881,13 +876,10 @@ class TelegramSimulator(SimulatorBase):
         )
         return JSONResponse({"ok": True})
 
-    async def _conversations(self, request: Request) -> JSONResponse:
-        bot = self.bots.get(request.query_params.get("token", ""))
-        raw = request.query_params.get("chat_id", "")
-        if bot is None or not raw.lstrip("-").isdigit():
-            return JSONResponse([])
-        chat = bot.chats.get(int(raw))
-        return JSONResponse(chat.thread if chat else [])
+    def conversation(self, token: str, chat_id: str | None) -> list[dict[str, Any]]:
+        bot, raw = self.bots.get(token), chat_id or ""
+        chat = bot.chats.get(int(raw)) if bot and raw.lstrip("-").isdigit() else None
+        return list(chat.thread) if chat else []
 
 
 def _file_id(prefix: str) -> str:
@@ -981,9 +973,7 @@ class TelegramBinding(UrlBinding[TelegramSimulator, TelegramConfig]):
         return {"update_id": update_id, "message_id": msg["message_id"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        bot = self.sim.bots.get(self.config(channel).bot_token)
-        chat = bot.chats.get(chat_id_for(user)) if bot else None
-        return list(chat.thread) if chat else []
+        return self.sim.conversation(self.config(channel).bot_token, str(chat_id_for(user)))
 
 
 def chat_id_for(user: str) -> int:

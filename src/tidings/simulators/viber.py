@@ -53,7 +53,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -111,9 +110,8 @@ _MESSAGES = {
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str | None = None) -> None:
-        super().__init__(message or _MESSAGES.get(status, "generalError"))
-        self.status = status
-        self.message = message or _MESSAGES.get(status, "generalError")
+        self.status, self.message = status, message or _MESSAGES.get(status, "generalError")
+        super().__init__(self.message)
 
 
 def user_id_for(name: str) -> str:
@@ -510,13 +508,8 @@ class ViberSimulator(SimulatorBase):
                     "message_token": self.next_token(),
                 }
             )
-            try:
-                resp = await self.webhooks.http.post(
-                    url, content=probe, headers=self._signed(bot, probe)
-                )
-                ok = resp.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+            status, _ = await self.webhooks.exchange(url, probe, self._signed(bot, probe))
+            ok = status == 200
             bot.deliveries.append({"body": probe.decode(), "attempt": 1, "status": int(ok) * 200})
             if not ok:
                 raise ApiError(bot.probe_fail_status)
@@ -817,10 +810,6 @@ class ViberBinding(UrlBinding[ViberSimulator, ViberConfig]):
 
     kind: ClassVar[str] = "viber"
     config_type = ViberConfig
-
-    def __init__(self, base_url: str, sim: ViberSimulator) -> None:
-        super().__init__(base_url, sim)
-        self.prefix = urlsplit(self.base_url).path
 
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         # The bot exists from now on, with its webhook set in process: at start-up the server

@@ -58,14 +58,17 @@ from starlette.routing import Route
 
 from tidings.channels.wechat import crypto
 from tidings.simulators.kit import (
+    ControlError,
     DemoChannel,
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    answering,
     control_error,
     control_routes,
     read_json,
     thread_entry,
+    thread_route,
 )
 
 WINDOW_SECONDS = 48 * 3600
@@ -130,6 +133,40 @@ def openid_for(app_id: str, user: str) -> str:
         return user
     digest = hashlib.sha256(f"{app_id}:{user}".encode()).digest()
     return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+
+
+def error(errcode: int, errmsg: str | None = None) -> JSONResponse:
+    # WeChat answers API errors with HTTP 200 and a " rid: …" suffix
+    # (docs/channels/wechat.md#error-codes).
+    msg = errmsg or ERRMSG.get(errcode, "error")
+    return JSONResponse({"errcode": errcode, "errmsg": f"{msg} rid: {uuid.uuid4().hex[:24]}"})
+
+
+class WeChatError(Exception):
+    """An API call that fails: answered by `error(errcode, errmsg)`."""
+
+    def __init__(self, errcode: int, errmsg: str | None = None) -> None:
+        super().__init__(errmsg)
+        self.errcode, self.errmsg = errcode, errmsg
+
+    def response(self) -> JSONResponse:
+        return error(self.errcode, self.errmsg)
+
+
+_api = answering(WeChatError, answer=WeChatError.response)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise WeChatError(47001) from None
+    if not isinstance(body, dict):
+        raise WeChatError(47001)
+    return body
+
+
+_control = answering(ControlError, answer=ControlError.response)
 
 
 @dataclass
@@ -213,7 +250,10 @@ class WeChatSimulator(SimulatorBase):
                         "sent": (self._sent, ["GET"]),
                         "pushes": (self._pushes, ["GET"]),
                         "media": (self._media_list, ["GET"]),
-                        "conversations": (self._conversations, ["GET"]),
+                        "conversations": (
+                            thread_route(self.conversation, "app_id", "openid"),
+                            ["GET"],
+                        ),
                     }
                 ),
             ]
@@ -224,30 +264,22 @@ class WeChatSimulator(SimulatorBase):
 
     # ----------------------------------------------------------------------- error shape
 
-    @staticmethod
-    def error(errcode: int, errmsg: str | None = None) -> JSONResponse:
-        # WeChat answers API errors with HTTP 200 and a " rid: …" suffix
-        # (docs/channels/wechat.md#error-codes).
-        msg = errmsg or ERRMSG.get(errcode, "error")
-        return JSONResponse({"errcode": errcode, "errmsg": f"{msg} rid: {uuid.uuid4().hex[:24]}"})
-
-    def _account_by_token(self, request: Request) -> Account | JSONResponse:
+    def _account_by_token(self, request: Request) -> Account:
         token = request.query_params.get("access_token")
         if not token:
-            return self.error(41001)
+            raise WeChatError(41001)
         for acct in self.accounts.values():
             if token in acct.tokens:
                 if acct.tokens[token] <= self.now():
-                    return self.error(42001)
+                    raise WeChatError(42001)
                 return acct
-        return self.error(40001)
+        raise WeChatError(40001)
 
-    def _injected(self, acct: Account, path: str) -> JSONResponse | None:
+    def _injected(self, acct: Account, path: str) -> None:
         for item in acct.failures:
             if item.path == path and item.remaining > 0:
                 item.remaining -= 1
-                return self.error(item.errcode)
-        return None
+                raise WeChatError(item.errcode)
 
     # --------------------------------------------------------------------------- tokens
 
@@ -264,51 +296,42 @@ class WeChatSimulator(SimulatorBase):
         acct.current_token = token
         return token
 
-    def _credentials(self, appid: Any, secret: Any) -> Account | JSONResponse:
+    def _credentials(self, appid: Any, secret: Any) -> Account:
         if not appid:
-            return self.error(41002)
+            raise WeChatError(41002)
         if not secret:
-            return self.error(41004)
+            raise WeChatError(41004)
         acct = self.accounts.get(str(appid))
         if acct is None:
-            return self.error(40013)
+            raise WeChatError(40013)
         if str(secret) != acct.app_secret:
-            return self.error(40125)
+            raise WeChatError(40125)
         return acct
 
     def _token_answer(self, acct: Account, token: str) -> JSONResponse:
         remaining = max(0, int(acct.tokens[token] - self.now()))
         return JSONResponse({"access_token": token, "expires_in": remaining})
 
+    @_api
     async def _token(self, request: Request) -> Response:
         q = request.query_params
         if q.get("grant_type") != "client_credential":
-            return self.error(40002)
+            raise WeChatError(40002)
         found = self._credentials(q.get("appid"), q.get("secret"))
-        if isinstance(found, JSONResponse):
-            return found
         # The classic endpoint issues a new token on every call
         # (docs/channels/wechat.md#access-tokens).
-        injected = self._injected(found, "token")
-        return injected or self._token_answer(found, self._issue(found))
+        self._injected(found, "token")
+        return self._token_answer(found, self._issue(found))
 
+    @_api
     async def _stable_token(self, request: Request) -> Response:
         if request.method != "POST":
-            return self.error(43002)
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return self.error(47001)
-        if not isinstance(body, dict):
-            return self.error(47001)
+            raise WeChatError(43002)
+        body = _json_object(await request.body())
         if body.get("grant_type") != "client_credential":
-            return self.error(40002)
+            raise WeChatError(40002)
         found = self._credentials(body.get("appid"), body.get("secret"))
-        if isinstance(found, JSONResponse):
-            return found
-        injected = self._injected(found, "token")
-        if injected is not None:
-            return injected
+        self._injected(found, "token")
         current = found.current_token
         # Normal mode hands out the same token while it is valid; force_refresh rotates it.
         if body.get("force_refresh") is not True and current and found.tokens[current] > self.now():
@@ -317,57 +340,49 @@ class WeChatSimulator(SimulatorBase):
 
     # ---------------------------------------------------------------------- custom send
 
+    @_api
     async def _custom_send(self, request: Request) -> Response:
         if request.method != "POST":
-            return self.error(43002)
+            raise WeChatError(43002)
         acct = self._account_by_token(request)
-        if isinstance(acct, JSONResponse):
-            return acct
         raw = await request.body()
         if not raw.strip():
-            return self.error(44002)
+            raise WeChatError(44002)
         if _UNICODE_ESCAPE.search(raw):
-            return self.error(40033)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return self.error(47001)
-        if not isinstance(body, dict):
-            return self.error(47001)
+            raise WeChatError(40033)
+        body = _json_object(raw)
         user = acct.users.get(str(body.get("touser", "")))
         if user is None:
-            return self.error(40003)
+            raise WeChatError(40003)
         if not user.subscribed:
-            return self.error(43004)
-        injected = self._injected(acct, "custom/send")
-        if injected is not None:
-            return injected
+            raise WeChatError(43004)
+        self._injected(acct, "custom/send")
         now = self.now()
         if now >= user.window_until:
-            return self.error(45015)
+            raise WeChatError(45015)
         if user.quota_left <= 0:
-            return self.error(45047)
+            raise WeChatError(45047)
         msgtype = body.get("msgtype")
         entry: dict[str, Any] = {"touser": user.openid, "msgtype": msgtype, "at": now}
         obj = body.get(str(msgtype))
         if msgtype == "text":
             content = obj.get("content") if isinstance(obj, dict) else None
             if not isinstance(content, str) or not content:
-                return self.error(44004)
+                raise WeChatError(44004)
             if len(content.encode()) > TEXT_LIMIT_BYTES:
-                return self.error(45002)
+                raise WeChatError(45002)
             entry["content"] = content
         elif msgtype in ("image", "voice", "video"):
             media_id = obj.get("media_id") if isinstance(obj, dict) else None
             if not media_id:
-                return self.error(41006)
+                raise WeChatError(41006)
             item = acct.media.get(str(media_id))
             if item is None or now - item.created_at > MEDIA_TTL_SECONDS:
-                return self.error(40007)
+                raise WeChatError(40007)
             entry["media_id"] = media_id
             entry[msgtype] = obj  # the message object exactly as sent
         else:
-            return self.error(40008)
+            raise WeChatError(40008)
         kf = body.get("customservice")
         if isinstance(kf, dict) and kf.get("kf_account"):
             entry["kf_account"] = kf["kf_account"]
@@ -404,26 +419,25 @@ class WeChatSimulator(SimulatorBase):
         )
         return media_id
 
+    @_api
     async def _media_upload(self, request: Request) -> Response:
         if request.method != "POST":
-            return self.error(43002)
+            raise WeChatError(43002)
         acct = self._account_by_token(request)
-        if isinstance(acct, JSONResponse):
-            return acct
         media_type = request.query_params.get("type", "")
         if media_type not in MEDIA_LIMITS:
-            return self.error(40004)
+            raise WeChatError(40004)
         form = await request.form(max_files=1)
         upload = form.get("media")  # the multipart field must be called "media"
         if upload is None or isinstance(upload, str):
-            return self.error(41005, "media data missing")
+            raise WeChatError(41005, "media data missing")
         data = await upload.read()
         await form.close()
         content_type = (upload.content_type or "").split(";")[0].strip()
         if content_type not in MEDIA_MIME[media_type]:
-            return self.error(40005)
+            raise WeChatError(40005)
         if not data or len(data) > MEDIA_LIMITS[media_type]:
-            return self.error(40006)
+            raise WeChatError(40006)
         media_id = self._store_media(
             acct, media_type, data, content_type, upload.filename or "upload", "upload"
         )
@@ -431,13 +445,12 @@ class WeChatSimulator(SimulatorBase):
             {"type": media_type, "media_id": media_id, "created_at": int(self.now())}
         )
 
+    @_api
     async def _media_get(self, request: Request) -> Response:
         acct = self._account_by_token(request)
-        if isinstance(acct, JSONResponse):
-            return acct
         item = acct.media.get(request.query_params.get("media_id", ""))
         if item is None or self.now() - item.created_at > MEDIA_TTL_SECONDS:
-            return self.error(40007)
+            raise WeChatError(40007)
         return Response(
             item.data,
             media_type=item.content_type,
@@ -588,10 +601,10 @@ class WeChatSimulator(SimulatorBase):
             return control_error(str(exc))
         return JSONResponse({"app_id": acct.app_id, "mode": acct.mode})
 
-    def _lookup(self, app_id: Any) -> Account | JSONResponse:
+    def _lookup(self, app_id: Any) -> Account:
         acct = self.accounts.get(str(app_id or ""))
         if acct is None:
-            return control_error("unknown app_id", 404)
+            raise ControlError(404, "unknown app_id")
         return acct
 
     def customer_xml(self, acct: Account, openid: str, body: dict[str, Any]) -> bytes:
@@ -644,14 +657,16 @@ class WeChatSimulator(SimulatorBase):
         values["MsgId"] = int(body.get("msg_id") or next(self._ids))
         return self._xml(values)
 
+    @_control
     async def _inbound(self, request: Request) -> JSONResponse:
-        body = await read_json(request)
+        return JSONResponse(await self.customer_acts(await read_json(request)))
+
+    async def customer_acts(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A `/_sim/inbound` body: the customer's push, delivered; the push result."""
         acct = self._lookup(body.get("app_id"))
-        if isinstance(acct, JSONResponse):
-            return acct
         who = str(body.get("openid") or body.get("user") or "").strip()
         if not who:
-            return control_error("openid (or user) is required")
+            raise ControlError(400, "openid (or user) is required")
         openid = openid_for(acct.app_id, who)
         try:
             plain = (
@@ -660,7 +675,7 @@ class WeChatSimulator(SimulatorBase):
                 else self.customer_xml(acct, openid, body)
             )
         except (ValueError, TypeError, KeyError) as exc:
-            return control_error(str(exc))
+            raise ControlError(400, str(exc)) from None
         kind = str(body.get("type") or ("event" if body.get("event") else "text"))
         event = str(body.get("event") or "")
         if kind != "event":
@@ -683,21 +698,17 @@ class WeChatSimulator(SimulatorBase):
                 user=openid,
             )
         )
-        result = await self.push(acct, plain, openid)
-        return JSONResponse({"openid": openid, **result})
+        return {"openid": openid, **await self.push(acct, plain, openid)}
 
+    @_api
     async def _user_info(self, request: Request) -> Response:
         """`GET /cgi-bin/user/info?access_token=…&openid=…&lang=zh_CN`: a follower's basic
         information; `subscribe: 0` (never followed or unfollowed) carries only the openid."""
         acct = self._account_by_token(request)
-        if isinstance(acct, JSONResponse):
-            return acct
-        injected = self._injected(acct, "user/info")
-        if injected is not None:
-            return injected
+        self._injected(acct, "user/info")
         openid = request.query_params.get("openid", "")
         if not _OPENID.match(openid):
-            return self.error(40003)
+            raise WeChatError(40003)
         user = acct.users.get(openid)
         if user is None or not user.subscribed:
             return JSONResponse({"subscribe": 0, "openid": openid})
@@ -724,11 +735,10 @@ class WeChatSimulator(SimulatorBase):
             }
         )
 
+    @_control
     async def _fail(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         acct = self._lookup(body.get("app_id"))
-        if isinstance(acct, JSONResponse):
-            return acct
         acct.failures.append(
             Injected(
                 str(body.get("path") or "custom/send"),
@@ -738,18 +748,16 @@ class WeChatSimulator(SimulatorBase):
         )
         return JSONResponse({"ok": True})
 
+    @_control
     async def _expire_tokens(self, request: Request) -> JSONResponse:
         acct = self._lookup((await read_json(request)).get("app_id"))
-        if isinstance(acct, JSONResponse):
-            return acct
         for token in acct.tokens:
             acct.tokens[token] = min(acct.tokens[token], self.now())
         return JSONResponse({"expired": len(acct.tokens)})
 
+    @_control
     async def _revoke_tokens(self, request: Request) -> JSONResponse:
         acct = self._lookup((await read_json(request)).get("app_id"))
-        if isinstance(acct, JSONResponse):
-            return acct
         count = len(acct.tokens)
         acct.tokens.clear()
         acct.current_token = None
@@ -760,18 +768,19 @@ class WeChatSimulator(SimulatorBase):
         self.offset += float(body.get("advance") or 0)
         return JSONResponse({"now": self.now(), "offset": self.offset})
 
+    @_control
     async def _sent(self, request: Request) -> JSONResponse:
         acct = self._lookup(request.query_params.get("app_id"))
-        return acct if isinstance(acct, JSONResponse) else JSONResponse(acct.sent)
+        return JSONResponse(acct.sent)
 
+    @_control
     async def _pushes(self, request: Request) -> JSONResponse:
         acct = self._lookup(request.query_params.get("app_id"))
-        return acct if isinstance(acct, JSONResponse) else JSONResponse(acct.pushes)
+        return JSONResponse(acct.pushes)
 
+    @_control
     async def _media_list(self, request: Request) -> JSONResponse:
         acct = self._lookup(request.query_params.get("app_id"))
-        if isinstance(acct, JSONResponse):
-            return acct
         return JSONResponse(
             [
                 {
@@ -787,12 +796,10 @@ class WeChatSimulator(SimulatorBase):
             ]
         )
 
-    async def _conversations(self, request: Request) -> JSONResponse:
-        acct = self._lookup(request.query_params.get("app_id"))
-        if isinstance(acct, JSONResponse):
-            return JSONResponse([])
-        user = request.query_params.get("openid")
-        return JSONResponse([m for m in acct.thread if user is None or m["user"] == user])
+    def conversation(self, app_id: str, openid: str | None) -> list[dict[str, Any]]:
+        acct = self.accounts.get(app_id)
+        thread = acct.thread if acct else []
+        return [m for m in thread if openid is None or m["user"] == openid]
 
 
 class WeChatBinding(UrlBinding[WeChatSimulator, Any]):
@@ -801,43 +808,25 @@ class WeChatBinding(UrlBinding[WeChatSimulator, Any]):
 
     kind: ClassVar[str] = "wechat"
 
-    def __init__(self, base_url: str, sim: WeChatSimulator) -> None:
-        super().__init__(base_url, sim)
-        # Control calls go straight to the simulator app; provider traffic uses real HTTP.
-        self.control = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
-        )
+    # Control calls go straight to the simulator, in process; provider traffic uses real HTTP.
 
     async def register(self, channel: Any, webhook_url: str) -> None:
         c = channel.config
-        resp = await self.control.put(
-            f"/_sim/accounts/{c.app_id}",
-            json={
-                "app_secret": c.app_secret,
-                "token": c.token,
-                "encoding_aes_key": c.encoding_aes_key,
-                "webhook_url": webhook_url,
-            },
-        )
-        resp.raise_for_status()
+        values = {"app_secret": c.app_secret, "token": c.token, "webhook_url": webhook_url}
+        self.sim.register(c.app_id, {**values, "encoding_aes_key": c.encoding_aes_key})
 
     async def send_as_customer(
         self, channel: Any, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
-        resp = await self.control.post(
-            "/_sim/inbound",
-            json={"app_id": channel.config.app_id, "user": user, "text": text, "name": name},
-        )
-        result: dict[str, Any] = resp.json()
-        return result
+        body = {"app_id": channel.config.app_id, "user": user, "text": text, "name": name}
+        try:
+            return await self.sim.customer_acts(body)
+        except ControlError as exc:
+            return {"error": exc.message}
 
     async def thread(self, channel: Any, user: str) -> list[dict[str, Any]]:
         app_id = channel.config.app_id
-        resp = await self.control.get(
-            "/_sim/conversations", params={"app_id": app_id, "openid": openid_for(app_id, user)}
-        )
-        data: list[dict[str, Any]] = resp.json()
-        return data
+        return self.sim.conversation(app_id, openid_for(app_id, user))
 
 
 SANDBOX = SandboxEntry(
