@@ -18,10 +18,11 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -29,7 +30,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from tidings.httpclient import outbound_client
-from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import ControlError, Handler, TaskSet, control_error, control_routes
 from tidings.simulators.meta.webhooks import (
     MAX_CONNECTIONS,
@@ -42,7 +42,8 @@ from tidings.simulators.meta.webhooks import (
 GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
 
 K = TypeVar("K", bound=DeliveryKnobs)
-S = TypeVar("S", bound="MetaSimulator[Any]")
+A = TypeVar("A", bound="MetaAccount")
+S = TypeVar("S", bound="MetaSimulator[Any, Any]")
 
 
 def fbtrace_id() -> str:
@@ -161,6 +162,40 @@ class FailIn(BaseModel):
     delay_seconds: float = Field(0.0, ge=0)
 
 
+def keyed_model(name: str, param: str, **fields: Any) -> type[BaseModel]:
+    """A control body naming its account under the product's `param` (`phone_number_id` on
+    WhatsApp, `account_id` on Messenger and Instagram), with `fields` after it."""
+    definitions: dict[str, Any] = {param: (str, ...), **fields}
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **definitions)
+
+
+def raw_in(param: str) -> type[BaseModel]:
+    """`POST /_sim/deliver_raw`: any payload, signed and delivered as it is."""
+    return keyed_model("RawIn", param, payload=(dict[str, Any], ...))
+
+
+def window_in(param: str) -> type[BaseModel]:
+    """`POST /_sim/window`: None closes the customer's window; a number pretends the customer
+    last wrote that long ago."""
+    return keyed_model(
+        "WindowIn", param, user=(str, ...), last_inbound_hours_ago=(float | None, None)
+    )
+
+
+@dataclass
+class MetaAccount:
+    """A business account (phone number, Page, Instagram account) and its secrets."""
+
+    account_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    webhook_url: str
+
+    def public(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class MetaTasks(TaskSet):
     """The kit's task set, plus counting the running tasks of one kind."""
 
@@ -168,16 +203,20 @@ class MetaTasks(TaskSet):
         return sum(1 for t in self._tasks if not t.done() and t.get_name().startswith(prefix))
 
 
-class MetaSimulator(Generic[K]):
-    """The shared half of a Meta simulator: knobs, accounts, the request log, injected
-    failures, background tasks, the webhook sender and the shared `/_sim/` routes.
-    `account_param` names the account in paths and queries (`phone_number_id` on WhatsApp);
-    the models are the product's control bodies."""
+class MetaSimulator(Generic[K, A]):
+    """The shared half of a Meta simulator: knobs, accounts (of `account_type`), the request
+    log, injected failures, background tasks, the webhook sender and the shared `/_sim/`
+    routes. `account_param` names the account in paths and queries (`phone_number_id` on
+    WhatsApp); the models are the product's control bodies."""
 
     account_param: ClassVar[str] = "account_id"
+    account_type: type[A]
     account_model: ClassVar[type[AccountIn]]
     fail_model: ClassVar[type[FailIn]]
     window_model: ClassVar[type[BaseModel]]
+    inbound_model: ClassVar[type[BaseModel]]
+    batch_model: ClassVar[type[BaseModel]]
+    raw_model: ClassVar[type[BaseModel]]
 
     def __init__(
         self,
@@ -190,7 +229,7 @@ class MetaSimulator(Generic[K]):
         on_delivered: Callable[[WebhookDelivery], None] | None = None,
     ) -> None:
         self.knobs = knobs
-        self.accounts: dict[str, Any] = {}
+        self.accounts: dict[str, A] = {}
         self.requests: list[dict[str, Any]] = []
         # Injected failures (`/_sim/fail`), one per send, oldest first.
         self._failures: deque[Any] = deque()
@@ -343,15 +382,97 @@ class MetaSimulator(Generic[K]):
         )
         return JSONResponse(result, status_code=status, headers=headers)
 
-    def _account(self, account_id: str) -> Any:
+    def _account(self, account_id: str) -> A:
         account = self.accounts.get(account_id)
         if account is None:
             raise ControlError(404, f"no account for {self.account_param} {account_id!r}")
         return account
 
+    async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
+        """Create or update an account; with `verify`, run Meta's GET handshake."""
+        account = self.account_type(
+            account_id,
+            spec.access_token,
+            spec.app_secret,
+            spec.verify_token,
+            spec.webhook_url,
+            **self._account_extra(account_id, spec),
+        )
+        self.accounts[account_id] = account
+        result: dict[str, Any] = {"account": account.public()}
+        if spec.verify:
+            result["verification"] = await self.verify_webhook(account_id)
+        return result
+
+    async def _deliver(
+        self, account: A, payload: dict[str, Any], kind: str, refs: list[str]
+    ) -> WebhookDelivery:
+        """First attempt awaited (its status is reported to the caller); retries and
+        `duplicate_deliveries` extra copies continue in the background."""
+        return await self.webhooks.send(
+            account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
+        )
+
+    async def _post(
+        self, account: A, payload: dict[str, Any], kind: str, refs: list[str]
+    ) -> dict[str, Any]:
+        """`_deliver`, answered as the control API reports a webhook."""
+        delivery = await self._deliver(account, payload, kind, refs)
+        return {"status": delivery.first_status, "delivery": delivery.id}
+
+    async def deliver_raw(self, account_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._post(self._account(account_id), payload, "raw", [])
+
+    def set_window(self, spec: Any) -> dict[str, Any]:
+        account_id = getattr(spec, self.account_param)
+        customer = self._find_customer(account_id, spec.user)
+        if customer is None:
+            raise ControlError(404, f"no customer {spec.user!r} on {account_id}")
+        if spec.last_inbound_hours_ago is None:
+            customer.last_inbound = None
+        else:
+            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+        return self._window_view(customer)
+
+    def _graph_answer(
+        self,
+        request: Request,
+        call: Callable[[], dict[str, Any]],
+        bad_path: str,
+        log: dict[str, Any] | None = None,
+    ) -> Response:
+        """A Graph call other than a send: `call()`'s result or its Graph error (`bad_path`
+        the error for an unknown version), logged with the `log` fields when given."""
+        headers: dict[str, str] = {}
+        try:
+            if not GRAPH_VERSION.match(request.path_params["version"]):
+                raise self._bad_path(bad_path)
+            status, result = 200, call()
+        except GraphError as err:
+            status, result, headers = err.http_status, err.body(), err.headers
+        if log is not None:
+            self._log_request(request, status, result, **log)
+        return JSONResponse(result, status_code=status, headers=headers)
+
     # ---------------------------------------------------------------- product hooks
 
-    async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
+    def _account_extra(self, account_id: str, spec: Any) -> dict[str, Any]:
+        """The product's own account fields from its `account_model` body."""
+        return {}
+
+    def _find_customer(self, account_id: str, user: str) -> Any:
+        raise NotImplementedError
+
+    def _window_view(self, customer: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def inbound(self, spec: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def batch(self, spec: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def sent(self, account_id: str | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
@@ -363,9 +484,6 @@ class MetaSimulator(Generic[K]):
     def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
         """What the request log says of a send besides path, query and body."""
         return {"node": node}
-
-    def set_window(self, spec: Any) -> dict[str, Any]:
-        raise NotImplementedError
 
     def conversations(self, account_id: str, user: str | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -385,6 +503,10 @@ class MetaSimulator(Generic[K]):
             "fail": (self._r_fail, ["POST"]),
             "config": (self._r_config, ["GET", "POST"]),
             "window": (self._r_window, ["POST"]),
+            "inbound": (self._r_inbound, ["POST"]),
+            "batch": (self._r_batch, ["POST"]),
+            "deliver_raw": (self._r_deliver_raw, ["POST"]),
+            "sent": (self._r_sent, ["GET"]),
             "flush": (self._r_flush, ["POST"]),
             "deliveries": (self._r_deliveries, ["GET"]),
             "reset": (self._r_reset, ["POST"]),
@@ -430,6 +552,23 @@ class MetaSimulator(Generic[K]):
         return self.set_window(self.window_model.model_validate(await read_body(request)))
 
     @control
+    async def _r_inbound(self, request: Request) -> Any:
+        return await self.inbound(self.inbound_model.model_validate(await read_body(request)))
+
+    @control
+    async def _r_batch(self, request: Request) -> Any:
+        return await self.batch(self.batch_model.model_validate(await read_body(request)))
+
+    @control
+    async def _r_deliver_raw(self, request: Request) -> Any:
+        spec = self.raw_model.model_validate(await read_body(request)).model_dump()
+        return await self.deliver_raw(spec[self.account_param], spec["payload"])
+
+    @control
+    async def _r_sent(self, request: Request) -> Any:
+        return self.sent(request.query_params.get(self.account_param))
+
+    @control
     async def _r_flush(self, request: Request) -> Any:
         data = await read_body(request)
         raw = data.get("timeout", request.query_params.get("timeout", 5.0))
@@ -448,15 +587,3 @@ class MetaSimulator(Generic[K]):
         data = await read_body(request)
         await self.reset(accounts=bool(data.get("accounts", False)))
         return {"ok": True}
-
-
-class MetaBinding:
-    """The sandbox binding's common part: the simulator at `base_url` owns the channels whose
-    `api_base_url` points at it."""
-
-    def __init__(self, base_url: str, sim: Any) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url

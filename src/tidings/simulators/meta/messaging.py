@@ -25,7 +25,6 @@ import json
 import random
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -33,27 +32,24 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import ControlError, Handler
+from tidings.simulators.kit import ControlError, Handler, UrlBinding
+from tidings.simulators.meta import base
 from tidings.simulators.meta.base import (
-    GRAPH_VERSION,
     GraphError,
-    MetaBinding,
+    MetaAccount,
     MetaSimulator,
     bearer,
     control,
     fbtrace_id,
     form_view,
     has_token,
-    read_body,
     read_form,
     retry_after,
 )
-from tidings.simulators.meta.base import AccountIn as MetaAccountIn
-from tidings.simulators.meta.base import FailIn as MetaFailIn
 from tidings.simulators.meta.webhooks import DeliveryKnobs
 
 # Retired from 2026-04-27: requests using them get error code 100
@@ -155,7 +151,7 @@ class Knobs(DeliveryKnobs):
     echo_reactions: bool = False
 
 
-class AccountIn(MetaAccountIn):
+class AccountIn(base.AccountIn):
     app_id: str = "1517776481860111"
     # Instagram via a Facebook Page: sends go to the Page's id.
     page_id: str | None = None
@@ -197,22 +193,9 @@ class BatchIn(BaseModel):
     split_entries: bool = False
 
 
-class RawIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    account_id: str
-    payload: dict[str, Any]
-
-
-class FailIn(MetaFailIn):
+class FailIn(base.FailIn):
     subcode: int | None = None
     message: str | None = None
-
-
-class WindowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    account_id: str
-    user: str
-    last_inbound_hours_ago: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,12 +203,7 @@ class WindowIn(BaseModel):
 
 
 @dataclass
-class Account:
-    account_id: str
-    access_token: str
-    app_secret: str
-    verify_token: str
-    webhook_url: str
+class Account(MetaAccount):
     app_id: str
     page_id: str | None
 
@@ -308,13 +286,17 @@ def _param(message: str) -> _GraphError:
     return _GraphError(100, f"(#100) {message}")
 
 
-class MessagingSimulator(MetaSimulator[Knobs]):
+class MessagingSimulator(MetaSimulator[Knobs, Account]):
     """In-memory Messenger or Instagram. `.app` is the ASGI app; public coroutines are what the
     control routes call."""
 
-    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
-    fail_model: ClassVar[type[MetaFailIn]] = FailIn
-    window_model: ClassVar[type[BaseModel]] = WindowIn
+    account_type = Account
+    account_model: ClassVar[type[base.AccountIn]] = AccountIn
+    fail_model: ClassVar[type[base.FailIn]] = FailIn
+    window_model: ClassVar[type[BaseModel]] = base.window_in("account_id")
+    inbound_model: ClassVar[type[BaseModel]] = EventSpec
+    batch_model: ClassVar[type[BaseModel]] = BatchIn
+    raw_model: ClassVar[type[BaseModel]] = base.raw_in("account_id")
 
     def __init__(
         self,
@@ -326,7 +308,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
     ) -> None:
         super().__init__(product.name, Knobs(), http=http, clock=clock)
         self.product = product
-        self.accounts: dict[str, Account] = {}
         self.customers: dict[tuple[str, str], Customer] = {}
         self.messages: dict[str, SimMessage] = {}
         self.cdn: dict[str, tuple[str, bytes]] = {}
@@ -334,7 +315,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         # Attachment Upload API: attachment_id -> the uploaded file
         # (docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats).
         self.uploads: dict[str, dict[str, Any]] = {}
-        self._failures: deque[FailIn] = deque()
         self._seq = itertools.count(1)
         self.app = self._build_app(self._routes())
 
@@ -345,30 +325,13 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- control: set-up
 
-    async def register_account(self, account_id: str, spec: AccountIn) -> dict[str, Any]:
-        account = Account(
-            account_id,
-            spec.access_token,
-            spec.app_secret,
-            spec.verify_token,
-            spec.webhook_url,
-            spec.app_id,
-            spec.page_id,
-        )
-        self.accounts[account_id] = account
-        result: dict[str, Any] = {"account": account.public()}
-        if spec.verify:
-            result["verification"] = await self.verify_webhook(account_id)
-        return result
+    def _account_extra(self, account_id: str, spec: AccountIn) -> dict[str, Any]:
+        return {"app_id": spec.app_id, "page_id": spec.page_id}
 
-    def set_window(self, spec: WindowIn) -> dict[str, Any]:
-        customer = self.customers.get((spec.account_id, spec.user))
-        if customer is None:
-            raise ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
-        if spec.last_inbound_hours_ago is None:
-            customer.last_inbound = None
-        else:
-            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+    def _find_customer(self, account_id: str, user: str) -> Customer | None:
+        return self.customers.get((account_id, user))
+
+    def _window_view(self, customer: Customer) -> dict[str, Any]:
         return {"user": customer.psid, "window": self._window(customer)}
 
     # ---------------------------------------------------------------- ids
@@ -554,15 +517,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         entry["standby" if standby else "messaging"] = elements
         return {"object": self.product.object, "entry": [entry]}
 
-    async def _post(
-        self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
-    ) -> dict[str, Any]:
-        d = await self.webhooks.send(
-            account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
-        )
-        return {"status": d.first_status, "delivery": d.id}
-
-    async def event(self, spec: EventSpec) -> dict[str, Any]:
+    async def inbound(self, spec: EventSpec) -> dict[str, Any]:
         account = self._account(spec.account_id or "")
         element = self._element(account, spec)
         result = await self._post(
@@ -590,10 +545,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         result = await self._post(account, payload, "batch", [])
         result["ids"] = [(e.get("message") or e.get("postback") or {}).get("mid") for e in elements]
         return result
-
-    async def deliver_raw(self, spec: RawIn) -> dict[str, Any]:
-        account = self._account(spec.account_id)
-        return await self._post(account, spec.payload, "raw", [])
 
     # ---------------------------------------------------------------- reading state
 
@@ -629,10 +580,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         return "closed"
 
     # ---------------------------------------------------------------- Graph: Send API
-
-    def _account(self, account_id: str) -> Account:
-        account: Account = super()._account(account_id)
-        return account
 
     def _account_for_path(self, node: str, request: Request) -> Account:
         token = bearer(request)
@@ -932,10 +879,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     def _routes(self) -> list[BaseRoute]:
         own: dict[str, tuple[Handler, Sequence[str]]] = {
-            "inbound": (self._r_inbound, ["POST"]),
-            "batch": (self._r_batch, ["POST"]),
-            "deliver_raw": (self._r_deliver_raw, ["POST"]),
-            "sent": (self._r_sent, ["GET"]),
             "attachments": (self._r_attachments, ["GET"]),
         }
         return [
@@ -960,9 +903,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         name); only the fields asked for, and only those known."""
         version = request.path_params["version"]
         node = request.path_params["node"]
-        try:
-            if not GRAPH_VERSION.match(version):
-                raise _param(f"Unknown path components: /{version}/{node}")
+
+        def call() -> dict[str, Any]:
             account = self._account_for_path("me", request)
             customer = self.customers.get((account.account_id, node))
             if customer is None:
@@ -972,28 +914,28 @@ class MessagingSimulator(MetaSimulator[Knobs]):
                     "be loaded due to missing permissions, or does not support this operation.",
                     33,
                 )
-        except _GraphError as err:
-            return JSONResponse(err.body(), status_code=err.http_status, headers=err.headers)
-        asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f}
-        first, _, last = (customer.name or "").partition(" ")
-        known: dict[str, str | None] = {
-            "first_name": first or None,
-            "last_name": last or None,
-            "name": customer.name,
-            # Instagram handles: lower case, no spaces (the simulator's stand-in).
-            "username": "_".join((customer.name or "").lower().split()) or None,
-            "profile_pic": f"{self.cdn_base_url}/cdn/profile-{node}",
-        }
-        allowed = (
-            {"first_name", "last_name", "profile_pic", "name"}
-            if self.product.object == "page"
-            else {"name", "username", "profile_pic"}
-        )
-        body: dict[str, Any] = {"id": node}
-        for name in sorted(asked & allowed):
-            if known.get(name):
-                body[name] = known[name]
-        return JSONResponse(body)
+            asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f}
+            first, _, last = (customer.name or "").partition(" ")
+            known: dict[str, str | None] = {
+                "first_name": first or None,
+                "last_name": last or None,
+                "name": customer.name,
+                # Instagram handles: lower case, no spaces (the simulator's stand-in).
+                "username": "_".join((customer.name or "").lower().split()) or None,
+                "profile_pic": f"{self.cdn_base_url}/cdn/profile-{node}",
+            }
+            allowed = (
+                {"first_name", "last_name", "profile_pic", "name"}
+                if self.product.object == "page"
+                else {"name", "username", "profile_pic"}
+            )
+            body: dict[str, Any] = {"id": node}
+            for name in sorted(asked & allowed):
+                if known.get(name):
+                    body[name] = known[name]
+            return body
+
+        return self._graph_answer(request, call, f"Unknown path components: /{version}/{node}")
 
     # ---------------------------------------------------------------- Attachment Upload API
 
@@ -1004,10 +946,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         ..., "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
         node = request.path_params["node"]
         form = await read_form(request)
-        status, result = 200, {}
-        try:
-            if not GRAPH_VERSION.match(request.path_params["version"]):
-                raise _param("Unknown path components.")
+
+        def call() -> dict[str, Any]:
             account = self._account_for_path(node, request)
             if form is None:
                 raise _param("The request must be multipart/form-data with message and filedata.")
@@ -1045,31 +985,16 @@ class MessagingSimulator(MetaSimulator[Knobs]):
                 "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
-            result = {"attachment_id": attachment_id}
-        except _GraphError as err:
-            status, result = err.http_status, err.body()
-        self._log_request(request, status, result, node=node, query={}, body=form_view(form))
-        return JSONResponse(result, status_code=status)
+            return {"attachment_id": attachment_id}
+
+        log = {"node": node, "query": {}, "body": form_view(form)}
+        return self._graph_answer(request, call, "Unknown path components.", log)
 
     @control
     async def _r_attachments(self, request: Request) -> Any:
         return list(self.uploads.values())
 
-    @control
-    async def _r_inbound(self, request: Request) -> Any:
-        return await self.event(EventSpec.model_validate(await read_body(request)))
-
-    @control
-    async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await read_body(request)))
-
-    @control
-    async def _r_deliver_raw(self, request: Request) -> Any:
-        return await self.deliver_raw(RawIn.model_validate(await read_body(request)))
-
-    @control
-    async def _r_sent(self, request: Request) -> Any:
-        node = request.query_params.get("account_id")
+    def sent(self, node: str | None = None) -> list[dict[str, Any]]:
         return [
             r
             for r in self.requests
@@ -1094,7 +1019,7 @@ def psid_for(user: str) -> str:
     return str(10**15 + int.from_bytes(digest[:8], "big") % (9 * 10**15))
 
 
-class MessagingBinding(MetaBinding):
+class MessagingBinding(UrlBinding[MessagingSimulator, Any]):
     """Connects sandbox channels of one kind to a MessagingSimulator (see simulators.sandbox).
     The channel config names its account (`page_id`, or `instagram_account_id`) and points
     `api_base_url` at the simulator."""
@@ -1102,8 +1027,6 @@ class MessagingBinding(MetaBinding):
     kind: ClassVar[str] = ""
     account_field: ClassVar[str] = "page_id"
     token_field: ClassVar[str] = "page_access_token"  # noqa: S105 (a field name)
-
-    sim: MessagingSimulator
 
     def _account_id(self, channel: ChannelInfo) -> str:
         return str(getattr(channel.config, self.account_field))
@@ -1133,7 +1056,7 @@ class MessagingBinding(MetaBinding):
                 "text": text,
             }
         )
-        return await self.sim.event(spec)
+        return await self.sim.inbound(spec)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         return self.sim.conversations(self._account_id(channel), psid_for(user))

@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
 import logging
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -30,7 +28,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
@@ -42,11 +40,12 @@ from tidings.simulators.kit import (
     PhoneLocation,
     SandboxEntry,
     TaskSet,
+    UrlBinding,
 )
+from tidings.simulators.meta import base
 from tidings.simulators.meta.base import (
-    GRAPH_VERSION,
     GraphError,
-    MetaBinding,
+    MetaAccount,
     MetaSimulator,
     bearer,
     control,
@@ -56,12 +55,6 @@ from tidings.simulators.meta.base import (
     read_body,
     read_form,
     retry_after,
-)
-from tidings.simulators.meta.base import (
-    AccountIn as MetaAccountIn,
-)
-from tidings.simulators.meta.base import (
-    FailIn as MetaFailIn,
 )
 from tidings.simulators.meta.stats import WebhookStats
 from tidings.simulators.meta.webhooks import DeliveryKnobs, WebhookDelivery
@@ -201,7 +194,7 @@ class Knobs(DeliveryKnobs):
     status_batch_ms: float = Field(0.0, ge=0, le=10_000)
 
 
-class AccountIn(MetaAccountIn):
+class AccountIn(base.AccountIn):
     display_phone_number: str | None = None
     waba_id: str | None = None
 
@@ -240,12 +233,6 @@ class BatchIn(BaseModel):
     split_entries: bool = False
 
 
-class RawIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    phone_number_id: str
-    payload: dict[str, Any]
-
-
 class UserChangeIn(BaseModel):
     """A known customer's ids change (docs/channels/whatsapp.md, "Identity changes"): with
     `new_wa_id` a `user_changed_number`, else a `user_changed_user_id` (no `from`, no
@@ -266,19 +253,11 @@ class StatusIn(BaseModel):
     error_code: int | None = None
 
 
-class FailIn(MetaFailIn):
+class FailIn(base.FailIn):
     """With a code: a Graph error (sync) or a `failed` status after a 200 (async)."""
 
     mode: Literal["sync", "async"] = "sync"
     details: str | None = None
-
-
-class WindowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    phone_number_id: str
-    user: str
-    # None closes the window; a number pretends the customer last wrote that long ago.
-    last_inbound_hours_ago: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,14 +265,13 @@ class WindowIn(BaseModel):
 
 
 @dataclass
-class Account:
-    phone_number_id: str
-    access_token: str
-    app_secret: str
-    verify_token: str
-    webhook_url: str
+class Account(MetaAccount):
     display_phone_number: str
     waba_id: str
+
+    @property
+    def phone_number_id(self) -> str:
+        return self.account_id
 
     def public(self) -> dict[str, Any]:
         return {
@@ -470,14 +448,18 @@ def _text_of(mtype: str, obj: Any) -> str | None:
 # The simulator
 
 
-class WhatsAppSimulator(MetaSimulator[Knobs]):
+class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     """In-memory WhatsApp Cloud API. `.app` is the ASGI app; the public coroutines are what the
     `/_sim/` control routes call, and may be called directly by in-process tests."""
 
     account_param: ClassVar[str] = "phone_number_id"
-    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
-    fail_model: ClassVar[type[MetaFailIn]] = FailIn
-    window_model: ClassVar[type[BaseModel]] = WindowIn
+    account_type = Account
+    account_model: ClassVar[type[base.AccountIn]] = AccountIn
+    fail_model: ClassVar[type[base.FailIn]] = FailIn
+    window_model: ClassVar[type[BaseModel]] = base.window_in("phone_number_id")
+    inbound_model: ClassVar[type[BaseModel]] = InboundSpec
+    batch_model: ClassVar[type[BaseModel]] = BatchIn
+    raw_model: ClassVar[type[BaseModel]] = base.raw_in("phone_number_id")
 
     def __init__(
         self,
@@ -494,12 +476,10 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             spawn=self._spawn_retry,
             on_delivered=self._delivered,
         )
-        self.accounts: dict[str, Account] = {}
         self.messages: dict[str, SimMessage] = {}
         self._customers: dict[tuple[str, str], Customer] = {}
         # (phone_number_id, BSUID) -> customer key, so a BSUID-addressed send finds the phone.
         self._aliases: dict[tuple[str, str], str] = {}
-        self._failures: deque[FailIn] = deque()
         # Message templates per WABA: listed by GET /{waba_id}/message_templates and, once a
         # WABA has any, the registry template sends are checked against.
         self.template_store = TemplateStore()
@@ -549,33 +529,16 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- control: set-up
 
-    async def register_account(self, phone_number_id: str, spec: AccountIn) -> dict[str, Any]:
-        """Create or update a business number; with `verify`, run Meta's GET handshake."""
+    def _account_extra(self, phone_number_id: str, spec: AccountIn) -> dict[str, Any]:
+        """A business number keeps its display number and WABA unless the body names them."""
         previous = self.accounts.get(phone_number_id)
-        account = Account(
-            phone_number_id=phone_number_id,
-            access_token=spec.access_token,
-            app_secret=spec.app_secret,
-            verify_token=spec.verify_token,
-            webhook_url=spec.webhook_url,
-            display_phone_number=spec.display_phone_number
+        return {
+            "display_phone_number": spec.display_phone_number
             or (previous.display_phone_number if previous else "15550783881"),
-            waba_id=spec.waba_id or (previous.waba_id if previous else "102290129340398"),
-        )
-        self.accounts[phone_number_id] = account
-        result: dict[str, Any] = {"account": account.public()}
-        if spec.verify:
-            result["verification"] = await self.verify_webhook(phone_number_id)
-        return result
+            "waba_id": spec.waba_id or (previous.waba_id if previous else "102290129340398"),
+        }
 
-    def set_window(self, spec: WindowIn) -> dict[str, Any]:
-        customer = self._find_customer(spec.phone_number_id, spec.user)
-        if customer is None:
-            raise ControlError(404, f"no customer {spec.user!r} on {spec.phone_number_id}")
-        if spec.last_inbound_hours_ago is None:
-            customer.last_inbound = None
-        else:
-            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+    def _window_view(self, customer: Customer) -> dict[str, Any]:
         return {"user": customer.key, "window_open": self._window_open(customer)}
 
     # ---------------------------------------------------------------- control: the customer
@@ -594,8 +557,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             "messages": [message],
         }
         payload = self._envelope(account, [{"field": "messages", "value": value}])
-        delivery = await self._deliver(account, payload, "message", [message["id"]])
-        return {"id": message["id"], "status": delivery.first_status, "delivery": delivery.id}
+        delivered = await self._post(account, payload, "message", [message["id"]])
+        return {"id": message["id"], **delivered}
 
     async def change_user(self, spec: UserChangeIn) -> dict[str, Any]:
         """Meta's system message when the customer's number or BSUID changes."""
@@ -681,17 +644,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 value["statuses"] = statuses
             payload = self._envelope(account, [{"field": "messages", "value": value}])
         refs = [m["id"] for m, _ in messages] + [s["id"] for s in statuses]
-        delivery = await self._deliver(account, payload, "batch", refs)
-        return {
-            "ids": [m["id"] for m, _ in messages],
-            "status": delivery.first_status,
-            "delivery": delivery.id,
-        }
-
-    async def deliver_raw(self, phone_number_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        account = self._account(phone_number_id)
-        delivery = await self._deliver(account, payload, "raw", [])
-        return {"status": delivery.first_status, "delivery": delivery.id}
+        delivered = await self._post(account, payload, "batch", refs)
+        return {"ids": [m["id"] for m, _ in messages], **delivered}
 
     async def send_status(
         self, phone_number_id: str, message_id: str, status: StatusName, error_code: int | None
@@ -706,8 +660,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             errors = [_status_error(error_code or 131026)]
         element = self._record_status(message, status, errors)
         payload = self._status_payload(account, element)
-        delivery = await self._deliver(account, payload, "status", [message_id])
-        return {"status": delivery.first_status, "delivery": delivery.id}
+        return await self._post(account, payload, "status", [message_id])
 
     # ---------------------------------------------------------------- control: reading state
 
@@ -765,10 +718,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         return self.webhooks.view()
 
     # ---------------------------------------------------------------- helpers: state
-
-    def _account(self, phone_number_id: str) -> Account:
-        account: Account = super()._account(phone_number_id)
-        return account
 
     def _customer(self, pnid: str, wa_id: str | None, user_id: str | None) -> Customer:
         """The customer known by either id, created on first sight. Once seen with both, the
@@ -1003,20 +952,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         return self._envelope(account, [{"field": "messages", "value": value}])
 
     # ---------------------------------------------------------------- webhook delivery
-
-    async def _deliver(
-        self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
-    ) -> WebhookDelivery:
-        """First attempt awaited (its status is reported to the caller); retries and
-        `duplicate_deliveries` extra copies continue in the background."""
-        return await self.webhooks.send(
-            account.webhook_url,
-            account.app_secret,
-            account.phone_number_id,
-            payload,
-            kind,
-            refs,
-        )
 
     def _spawn_retry(self, coro: Coroutine[Any, Any, None], name: str, kind: str) -> None:
         # A status being retried still counts against `status_backlog_limit`.
@@ -1313,9 +1248,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         `after`, `fields`, and the `status` / `name` filters)."""
         waba_id = request.path_params["waba_id"]
         q = request.query_params
-        try:
-            if not GRAPH_VERSION.match(request.path_params["version"]):
-                raise _GraphError(100, "Unknown path components.")
+
+        def call() -> dict[str, Any]:
             accounts = [a for a in self.accounts.values() if a.waba_id == waba_id]
             if not accounts:
                 raise _GraphError(
@@ -1332,7 +1266,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             fields = [f.strip() for f in q["fields"].split(",")] if q.get("fields") else None
             url = str(request.url.replace(query=""))
             try:
-                result = self.template_store.page(
+                return self.template_store.page(
                     waba_id,
                     url=url,
                     limit=int(raw_limit),
@@ -1343,14 +1277,10 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 )
             except TemplateSendError as err:
                 raise _GraphError(err.code, err.details) from None
-            status = 200
-        except _GraphError as err:
-            status, result = err.http_status, err.body()
+
         # Management calls belong to the WABA, not to one number.
-        self._log_request(
-            request, status, result, phone_number_id=None, waba_id=waba_id, method="GET"
-        )
-        return JSONResponse(result, status_code=status)
+        log = {"phone_number_id": None, "waba_id": waba_id, "method": "GET"}
+        return self._graph_answer(request, call, "Unknown path components.", log)
 
     async def change_template_status(self, spec: StatusChangeIn) -> dict[str, Any]:
         """Meta's review (or quality system) moves a template: the store changes and every
@@ -1562,14 +1492,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     # ---------------------------------------------------------------- Graph: media
     # (docs/channels/whatsapp.md#media-limits-and-downloads)
 
-    def _graph_response(self, request: Request, call: Callable[[], dict[str, Any]]) -> Response:
-        try:
-            if not GRAPH_VERSION.match(request.path_params["version"]):
-                raise _GraphError(100, f"Unknown path components: {request.url.path}")
-            return JSONResponse(call())
-        except _GraphError as err:
-            return JSONResponse(err.body(), status_code=err.http_status)
-
     async def _graph_upload(self, request: Request) -> Response:
         pnid = request.path_params["phone_number_id"]
         form = await read_form(request)
@@ -1601,18 +1523,15 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             item = self.media.add(pnid, mime.lower(), data, filename=upload.filename)
             return {"id": item.id}
 
-        response = self._graph_response(request, call)
-        self._log_request(
-            request,
-            response.status_code,
-            json.loads(bytes(response.body)),
-            phone_number_id=pnid,
-            version=request.path_params["version"],
-            headers=_headers(request),
-            query={},
-            body=form_view(form),
-        )
-        return response
+        log = {
+            "phone_number_id": pnid,
+            "version": request.path_params["version"],
+            "headers": _headers(request),
+            "query": {},
+            "body": form_view(form),
+        }
+        bad_path = f"Unknown path components: {request.url.path}"
+        return self._graph_answer(request, call, bad_path, log)
 
     def _media_account(self, request: Request, media_id: str) -> Any:
         item = self.media.get(media_id)
@@ -1647,7 +1566,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 "id": item.id,
             }
 
-        return self._graph_response(request, call)
+        return self._graph_answer(request, call, f"Unknown path components: {request.url.path}")
 
     async def _media_download(self, request: Request) -> Response:
         q = request.query_params
@@ -1667,12 +1586,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     def _routes(self) -> list[BaseRoute]:
         own: dict[str, tuple[Handler, Sequence[str]]] = {
-            "inbound": (self._r_inbound, ["POST"]),
-            "batch": (self._r_batch, ["POST"]),
-            "deliver_raw": (self._r_deliver_raw, ["POST"]),
             "change_user": (self._r_change_user, ["POST"]),
             "status": (self._r_status, ["POST"]),
-            "sent": (self._r_sent, ["GET"]),
             "stats": (self._r_stats, ["GET", "DELETE"]),
             "templates": (self._r_templates, ["GET", "POST"]),
             "templates/status": (self._r_template_status, ["POST"]),
@@ -1688,19 +1603,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         ]
 
     @control
-    async def _r_inbound(self, request: Request) -> Any:
-        return await self.inbound(InboundSpec.model_validate(await read_body(request)))
-
-    @control
-    async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await read_body(request)))
-
-    @control
-    async def _r_deliver_raw(self, request: Request) -> Any:
-        spec = RawIn.model_validate(await read_body(request))
-        return await self.deliver_raw(spec.phone_number_id, spec.payload)
-
-    @control
     async def _r_change_user(self, request: Request) -> Any:
         return await self.change_user(UserChangeIn.model_validate(await read_body(request)))
 
@@ -1710,10 +1612,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         return await self.send_status(
             spec.phone_number_id, spec.message_id, spec.status, spec.error_code
         )
-
-    @control
-    async def _r_sent(self, request: Request) -> Any:
-        return self.sent(request.query_params.get("phone_number_id"))
 
     @control
     async def _r_stats(self, request: Request) -> Any:
@@ -1778,7 +1676,7 @@ DEMO_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
-class WhatsAppBinding(MetaBinding):
+class WhatsAppBinding(UrlBinding["WhatsAppSimulator", Any]):
     kind: ClassVar[str] = "whatsapp"
 
     def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
