@@ -37,6 +37,7 @@ from tidings.simulators.meta.webhooks import (
     MetaWebhooks,
     Spawn,
     WebhookDelivery,
+    trim,
 )
 
 GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
@@ -84,11 +85,6 @@ def form_view(form: FormData | None) -> dict[str, Any]:
 
 def retry_after(seconds: float | None) -> dict[str, str]:
     return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
-
-
-def trim(log: list[Any], limit: int) -> None:
-    if len(log) > limit:
-        del log[: len(log) - limit]
 
 
 class GraphError(Exception):
@@ -217,6 +213,8 @@ class MetaSimulator(Generic[K, A]):
     inbound_model: ClassVar[type[BaseModel]]
     batch_model: ClassVar[type[BaseModel]]
     raw_model: ClassVar[type[BaseModel]]
+    # The background tasks (by name prefix) that count as pending deliveries.
+    pending_tasks: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -282,7 +280,7 @@ class MetaSimulator(Generic[K, A]):
 
     def delivery_counts(self) -> dict[str, int]:
         counts = self.webhooks.counts()
-        counts["pending"] += self.tasks.running()
+        counts["pending"] += self.tasks.running(self.pending_tasks)
         return counts
 
     async def reset(self, *, accounts: bool = False) -> None:
@@ -324,10 +322,18 @@ class MetaSimulator(Generic[K, A]):
         return len(self._failures)
 
     async def _next_failure(self) -> Any:
-        """The failure this send gets (after its `delay_seconds`), if one is queued."""
+        """The failure this send gets (after its `delay_seconds`), if one is queued: raised
+        when it has a code or HTTP status and the product answers it at once
+        (`_failure_error`), else returned."""
         failure = self._failures.popleft() if self._failures else None
         if failure is not None and failure.delay_seconds:
             await asyncio.sleep(failure.delay_seconds)
+        if failure is not None and (failure.code is not None or failure.http_status is not None):
+            # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
+            error = self._failure_error(failure, failure.code if failure.code is not None else 2)
+            if error is not None:
+                error.headers = retry_after(failure.retry_after)
+                raise error
         return failure
 
     def _over_rate(self, key: str, per_second: float) -> bool:
@@ -479,6 +485,10 @@ class MetaSimulator(Generic[K, A]):
         raise NotImplementedError
 
     def _bad_path(self, message: str) -> GraphError:
+        raise NotImplementedError
+
+    def _failure_error(self, failure: Any, code: int) -> GraphError | None:
+        """The Graph error an injected failure answers with (None: the send goes through)."""
         raise NotImplementedError
 
     def _log_fields(self, request: Request, node: str) -> dict[str, Any]:

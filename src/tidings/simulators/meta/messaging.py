@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import ControlError, Handler, UrlBinding
+from tidings.simulators.kit import ControlError, DemoChannel, Handler, SandboxEntry, UrlBinding
 from tidings.simulators.meta import base
 from tidings.simulators.meta.base import (
     GraphError,
@@ -48,7 +48,6 @@ from tidings.simulators.meta.base import (
     form_view,
     has_token,
     read_form,
-    retry_after,
 )
 from tidings.simulators.meta.webhooks import DeliveryKnobs
 
@@ -608,18 +607,14 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
     def _bad_path(self, message: str) -> GraphError:
         return _param(message)
 
+    def _failure_error(self, failure: FailIn, code: int) -> GraphError:
+        message = failure.message or f"(#{code}) Simulated failure"
+        status = failure.http_status or (500 if code in (1, 2) else 400)
+        return _GraphError(code, message, failure.subcode, http_status=status)
+
     async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
         account = self._account_for_path(node, request)
-        failure = await self._next_failure()
-        if failure is not None and (failure.code is not None or failure.http_status is not None):
-            code = failure.code if failure.code is not None else 2
-            raise _GraphError(
-                code,
-                failure.message or f"(#{code}) Simulated failure",
-                failure.subcode,
-                http_status=failure.http_status or (500 if code in (1, 2) else 400),
-                headers=retry_after(failure.retry_after),
-            )
+        await self._next_failure()
         if not isinstance(body, dict):
             raise _param("The request body must be a JSON object.")
         self._check_rate(account)
@@ -1060,3 +1055,28 @@ class MessagingBinding(UrlBinding[MessagingSimulator, Any]):
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         return self.sim.conversations(self._account_id(channel), psid_for(user))
+
+
+def sandbox_entry(
+    product: ProductSpec, binding: type[MessagingBinding], account_id: str, **config: Any
+) -> SandboxEntry:
+    """A product's sandbox entry (`/sandbox/{name}`) and its demo channel on `account_id`,
+    with the product's own channel settings in `config`."""
+
+    def demo(base: str) -> dict[str, Any]:
+        return {
+            **config,
+            binding.account_field: account_id,
+            binding.token_field: secrets.token_urlsafe(24),
+            "app_secret": secrets.token_hex(16),
+            "verify_token": secrets.token_urlsafe(12),
+            "human_agent": True,
+            "api_base_url": base,
+        }
+
+    return SandboxEntry(
+        product.name,
+        lambda base: MessagingSimulator(product, cdn_base_url=base),
+        binding,
+        (DemoChannel(product.name, f"{product.label} (sandbox)", demo),),
+    )

@@ -40,6 +40,7 @@ from tidings.simulators.kit import (
     PhoneLocation,
     SandboxEntry,
     TaskSet,
+    TokenBucket,
     UrlBinding,
 )
 from tidings.simulators.meta import base
@@ -54,7 +55,6 @@ from tidings.simulators.meta.base import (
     has_token,
     read_body,
     read_form,
-    retry_after,
 )
 from tidings.simulators.meta.stats import WebhookStats
 from tidings.simulators.meta.webhooks import DeliveryKnobs, WebhookDelivery
@@ -292,8 +292,8 @@ class Customer:
     name: str | None = None
     last_inbound: float | None = None
     typing_until: float | None = None
-    pair_tokens: float = 0.0
-    pair_updated: float = 0.0
+    # The pair rate limit's bucket (`_check_pair_rate` sets its rate and burst from the knobs).
+    pair: TokenBucket = field(default_factory=lambda: TokenBucket(0.0, 0.0))
 
 
 @dataclass
@@ -460,6 +460,9 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     inbound_model: ClassVar[type[BaseModel]] = InboundSpec
     batch_model: ClassVar[type[BaseModel]] = BatchIn
     raw_model: ClassVar[type[BaseModel]] = base.raw_in("phone_number_id")
+    # Delivery counts' `pending` also counts status pipelines that have not yet produced all
+    # their webhooks.
+    pending_tasks: ClassVar[str] = "wa-status-"
 
     def __init__(
         self,
@@ -510,13 +513,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         await self.tasks.aclose()
         await self._stop_workers()
 
-    def delivery_counts(self) -> dict[str, int]:
-        """Deliveries by state; `pending` also counts status pipelines that have not yet
-        produced all their webhooks."""
-        counts = self.webhooks.counts()
-        counts["pending"] += self.tasks.running("wa-status-")
-        return counts
-
     async def reset(self, *, accounts: bool = False) -> None:
         """Forget messages, customers, requests, deliveries and injected failures."""
         await super().reset(accounts=accounts)
@@ -550,13 +546,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             raise ControlError(422, "phone_number_id is required")
         account = self._account(spec.phone_number_id)
         message, contact = self._inbound_element(account, spec)
-        value = {
-            "messaging_product": "whatsapp",
-            "metadata": self._metadata(account),
-            "contacts": [contact],
-            "messages": [message],
-        }
-        payload = self._envelope(account, [{"field": "messages", "value": value}])
+        payload = self._envelope(account, contacts=[contact], messages=[message])
         delivered = await self._post(account, payload, "message", [message["id"]])
         return {"id": message["id"], **delivered}
 
@@ -598,10 +588,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             self._aliases[(pnid, spec.new_wa_id)] = customer.key
         customer.user_id = new_user
         self._aliases[(pnid, new_user)] = customer.key
-        value: dict[str, Any] = {"messaging_product": "whatsapp"}
-        value["metadata"] = self._metadata(account)
-        value["messages"] = [message]  # no contacts[] with system messages
-        payload = self._envelope(account, [{"field": "messages", "value": value}])
+        payload = self._envelope(account, messages=[message])  # no contacts[] with system messages
         delivery = await self._deliver(account, payload, "message", [wamid])
         return {"id": wamid, "user_id": new_user, "status": delivery.first_status}
 
@@ -614,35 +601,25 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         for item in spec.messages:
             messages.append(self._inbound_element(account, item))
         statuses = [self._status_from_spec(account, s) for s in spec.statuses]
-        metadata = self._metadata(account)
-        changes: list[dict[str, Any]] = []
-        value: dict[str, Any]
         if spec.split_entries:
-            for message, contact in messages:
-                value = {"messaging_product": "whatsapp", "metadata": metadata}
-                value.update(contacts=[contact], messages=[message])
-                changes.append({"field": "messages", "value": value})
-            for status in statuses:
-                value = {"messaging_product": "whatsapp", "metadata": metadata}
-                value["statuses"] = [status]
-                changes.append({"field": "messages", "value": value})
+            changes = [self._change(account, contacts=[c], messages=[m]) for m, c in messages]
+            changes += [self._change(account, statuses=[status]) for status in statuses]
             entries = [
                 {"id": account.waba_id, "changes": changes[i : i + 2]}
                 for i in range(0, len(changes), 2)
             ]
             payload = {"object": "whatsapp_business_account", "entry": entries}
         else:
-            value = {"messaging_product": "whatsapp", "metadata": metadata}
             contacts: list[dict[str, Any]] = []
             for _, contact in messages:
                 if contact not in contacts:
                     contacts.append(contact)
+            items: dict[str, Any] = {}
             if messages:
-                value["contacts"] = contacts
-                value["messages"] = [m for m, _ in messages]
+                items.update(contacts=contacts, messages=[m for m, _ in messages])
             if statuses:
-                value["statuses"] = statuses
-            payload = self._envelope(account, [{"field": "messages", "value": value}])
+                items["statuses"] = statuses
+            payload = self._envelope(account, **items)
         refs = [m["id"] for m, _ in messages] + [s["id"] for s in statuses]
         delivered = await self._post(account, payload, "batch", refs)
         return {"ids": [m["id"] for m, _ in messages], **delivered}
@@ -659,7 +636,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         if status == "failed":
             errors = [_status_error(error_code or 131026)]
         element = self._record_status(message, status, errors)
-        payload = self._status_payload(account, element)
+        payload = self._envelope(account, statuses=[element])
         return await self._post(account, payload, "status", [message_id])
 
     # ---------------------------------------------------------------- control: reading state
@@ -731,8 +708,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         assert key is not None  # callers pass at least one id
         customer = self._customers.get((pnid, key))
         if customer is None:
-            customer = Customer(key=key, pair_tokens=float(self.knobs.pair_burst))
-            customer.pair_updated = time.monotonic()
+            customer = Customer(key, pair=TokenBucket(0.0, 0.0, float(self.knobs.pair_burst)))
             self._customers[(pnid, key)] = customer
         if wa_id:
             customer.wa_id = wa_id
@@ -752,17 +728,21 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         return self._clock() - customer.last_inbound < self.knobs.window_hours * 3600
 
     @staticmethod
-    def _metadata(account: Account) -> dict[str, str]:
-        return {
+    def _change(account: Account, **items: Any) -> dict[str, Any]:
+        """One `messages` change of a business number: its metadata, then `items` (contacts,
+        messages, statuses)."""
+        metadata = {
             "display_phone_number": account.display_phone_number,
             "phone_number_id": account.phone_number_id,
         }
+        value = {"messaging_product": "whatsapp", "metadata": metadata, **items}
+        return {"field": "messages", "value": value}
 
-    @staticmethod
-    def _envelope(account: Account, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    def _envelope(self, account: Account, **items: Any) -> dict[str, Any]:
+        """A webhook of one `messages` change (`_change`)."""
         return {
             "object": "whatsapp_business_account",
-            "entry": [{"id": account.waba_id, "changes": changes}],
+            "entry": [{"id": account.waba_id, "changes": [self._change(account, **items)]}],
         }
 
     def _inbound_element(
@@ -943,14 +923,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             "category": category,
         }
 
-    def _status_payload(self, account: Account, *elements: dict[str, Any]) -> dict[str, Any]:
-        value = {
-            "messaging_product": "whatsapp",
-            "metadata": self._metadata(account),
-            "statuses": list(elements),
-        }
-        return self._envelope(account, [{"field": "messages", "value": value}])
-
     # ---------------------------------------------------------------- webhook delivery
 
     def _spawn_retry(self, coro: Coroutine[Any, Any, None], name: str, kind: str) -> None:
@@ -1062,7 +1034,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
                 groups.setdefault(item.account.phone_number_id, []).append(item)
             for items in groups.values():
                 account = items[0].account
-                payload = self._status_payload(account, *(item.element for item in items))
+                payload = self._envelope(account, statuses=[item.element for item in items])
                 refs = [item.element["id"] for item in items]
                 try:
                     await self._deliver(account, payload, "status", refs)
@@ -1077,6 +1049,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
 
     def _bad_path(self, message: str) -> GraphError:
         return _GraphError(100, message)
+
+    def _failure_error(self, failure: FailIn, code: int) -> GraphError | None:
+        if failure.mode == "async":
+            return None  # a `failed` status after the 200
+        return _GraphError(code, failure.details, http_status=failure.http_status)
 
     def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
         version = request.path_params["version"]
@@ -1106,18 +1083,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             return self._mark_read(account, body)
 
         failure = await self._next_failure()
-        has_error = failure is not None and (
-            failure.code is not None or failure.http_status is not None
-        )
-        if failure is not None and has_error and failure.mode == "sync":
-            # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
-            code = failure.code if failure.code is not None else 2
-            raise _GraphError(
-                code,
-                failure.details,
-                http_status=failure.http_status,
-                headers=retry_after(failure.retry_after),
-            )
 
         self._check_throughput(pnid)
         mtype, obj, to_key = self._validate(body)
@@ -1225,13 +1190,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     def _check_pair_rate(self, customer: Customer) -> None:
         if not self.knobs.pair_rate_limit:
             return
-        now = time.monotonic()
-        refill = (now - customer.pair_updated) / self.knobs.pair_interval_seconds
-        customer.pair_tokens = min(float(self.knobs.pair_burst), customer.pair_tokens + refill)
-        customer.pair_updated = now
-        if customer.pair_tokens < 1.0:
+        bucket = customer.pair
+        bucket.rate = 1 / self.knobs.pair_interval_seconds
+        bucket.burst = float(self.knobs.pair_burst)
+        if bucket.take():
             raise _GraphError(131056)
-        customer.pair_tokens -= 1.0
 
     def _target_customer(self, pnid: str, body: dict[str, Any], to_key: str) -> Customer:
         known = self._find_customer(pnid, to_key)
