@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import re
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -45,6 +46,7 @@ GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
 K = TypeVar("K", bound=DeliveryKnobs)
 A = TypeVar("A", bound="MetaAccount")
 S = TypeVar("S", bound="MetaSimulator[Any, Any]")
+M = TypeVar("M", bound=BaseModel)
 
 
 def fbtrace_id() -> str:
@@ -210,8 +212,6 @@ class MetaSimulator(Generic[K, A]):
     account_model: ClassVar[type[AccountIn]]
     fail_model: ClassVar[type[FailIn]]
     window_model: ClassVar[type[BaseModel]]
-    inbound_model: ClassVar[type[BaseModel]]
-    batch_model: ClassVar[type[BaseModel]]
     raw_model: ClassVar[type[BaseModel]]
     # The background tasks (by name prefix) that count as pending deliveries.
     pending_tasks: ClassVar[str] = ""
@@ -472,12 +472,6 @@ class MetaSimulator(Generic[K, A]):
     def _window_view(self, customer: Any) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def inbound(self, spec: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def batch(self, spec: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
     def sent(self, account_id: str | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
 
@@ -513,8 +507,6 @@ class MetaSimulator(Generic[K, A]):
             "fail": (self._r_fail, ["POST"]),
             "config": (self._r_config, ["GET", "POST"]),
             "window": (self._r_window, ["POST"]),
-            "inbound": (self._r_inbound, ["POST"]),
-            "batch": (self._r_batch, ["POST"]),
             "deliver_raw": (self._r_deliver_raw, ["POST"]),
             "sent": (self._r_sent, ["GET"]),
             "flush": (self._r_flush, ["POST"]),
@@ -522,6 +514,14 @@ class MetaSimulator(Generic[K, A]):
             "reset": (self._r_reset, ["POST"]),
         }
         return list(control_routes({**shared, **own}))
+
+    def _calls(self, model: type[M], method: Callable[[M], Awaitable[Any]]) -> Handler:
+        """A `/_sim/` route whose body, validated by `model`, goes to `method`."""
+
+        async def handle(_: Any, request: Request) -> Any:
+            return await method(model.model_validate(await read_body(request)))
+
+        return functools.partial(control(handle), self)
 
     def _required(self, request: Request) -> str:
         value = request.query_params.get(self.account_param)
@@ -560,14 +560,6 @@ class MetaSimulator(Generic[K, A]):
     @control
     async def _r_window(self, request: Request) -> Any:
         return self.set_window(self.window_model.model_validate(await read_body(request)))
-
-    @control
-    async def _r_inbound(self, request: Request) -> Any:
-        return await self.inbound(self.inbound_model.model_validate(await read_body(request)))
-
-    @control
-    async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(self.batch_model.model_validate(await read_body(request)))
 
     @control
     async def _r_deliver_raw(self, request: Request) -> Any:

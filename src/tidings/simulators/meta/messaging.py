@@ -293,8 +293,6 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
     account_model: ClassVar[type[base.AccountIn]] = AccountIn
     fail_model: ClassVar[type[base.FailIn]] = FailIn
     window_model: ClassVar[type[BaseModel]] = base.window_in("account_id")
-    inbound_model: ClassVar[type[BaseModel]] = EventSpec
-    batch_model: ClassVar[type[BaseModel]] = BatchIn
     raw_model: ClassVar[type[BaseModel]] = base.raw_in("account_id")
 
     def __init__(
@@ -355,6 +353,25 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
             self.customers[(account_id, psid)] = customer
         return customer
 
+    def _keep(
+        self,
+        mid: str,
+        direction: Literal["in", "out"],
+        account: Account,
+        user: str,
+        text: str | None,
+        content: Any,
+        ts: int,
+        source: str = "customer",
+    ) -> SimMessage:
+        """A message of the thread, stored as `sent`."""
+        message = SimMessage(
+            mid, direction, account.account_id, user, text, content, ts, "sent", next(self._seq)
+        )
+        message.source = source
+        self.messages[mid] = message
+        return message
+
     def _cdn_url(self, kind: str) -> str:
         asset = secrets.token_hex(12)
         self.cdn[asset] = _CDN_TYPES.get(kind, _CDN_TYPES["file"])
@@ -406,39 +423,19 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
                 message["referral"] = spec.referral
             base["message"] = message
             if mid not in self.messages:
-                self.messages[mid] = SimMessage(
-                    mid,
-                    "in",
-                    account.account_id,
-                    spec.from_,
-                    spec.text,
-                    message,
-                    ts,
-                    "sent",
-                    next(self._seq),
-                )
+                self._keep(mid, "in", account, spec.from_, spec.text, message, ts)
         elif kind == "page_reply":
             # The business wrote from another inbox (Page inbox, IG app): an echo only.
             mid = spec.id or self._new_mid()
             base["sender"], base["recipient"] = {"id": account.account_id}, {"id": spec.from_}
-            base["message"] = {
+            echo = {
                 "mid": mid,
                 "is_echo": True,
                 "app_id": 263902037430900,
                 "text": spec.text or "",
             }
-            self.messages[mid] = SimMessage(
-                mid,
-                "out",
-                account.account_id,
-                spec.from_,
-                spec.text,
-                base["message"],
-                ts,
-                "sent",
-                next(self._seq),
-                source="page_inbox",
-            )
+            base["message"] = echo
+            self._keep(mid, "out", account, spec.from_, spec.text, echo, ts, "page_inbox")
             opens_window = False
         elif kind == "postback":
             postback: dict[str, Any] = {
@@ -636,20 +633,8 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
         mid = self._new_mid()
         ts = self._now_ms()
         metadata = message.get("metadata")
-        sim = SimMessage(
-            mid,
-            "out",
-            account.account_id,
-            psid,
-            text,
-            message,
-            ts,
-            "sent",
-            next(self._seq),
-            source="api",
-            metadata=metadata if isinstance(metadata, str) else None,
-        )
-        self.messages[mid] = sim
+        sim = self._keep(mid, "out", account, psid, text, message, ts, "api")
+        sim.metadata = metadata if isinstance(metadata, str) else None
         customer.typing = False
         self.tasks.spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
         return 200, {"recipient_id": psid, "message_id": mid}
@@ -874,6 +859,8 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
 
     def _routes(self) -> list[BaseRoute]:
         own: dict[str, tuple[Handler, Sequence[str]]] = {
+            "inbound": (self._calls(EventSpec, self.inbound), ["POST"]),
+            "batch": (self._calls(BatchIn, self.batch), ["POST"]),
             "attachments": (self._r_attachments, ["GET"]),
         }
         return [

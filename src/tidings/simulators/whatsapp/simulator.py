@@ -457,8 +457,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     account_model: ClassVar[type[base.AccountIn]] = AccountIn
     fail_model: ClassVar[type[base.FailIn]] = FailIn
     window_model: ClassVar[type[BaseModel]] = base.window_in("phone_number_id")
-    inbound_model: ClassVar[type[BaseModel]] = InboundSpec
-    batch_model: ClassVar[type[BaseModel]] = BatchIn
     raw_model: ClassVar[type[BaseModel]] = base.raw_in("phone_number_id")
     # Delivery counts' `pending` also counts status pipelines that have not yet produced all
     # their webhooks.
@@ -1549,11 +1547,16 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
 
     def _routes(self) -> list[BaseRoute]:
         own: dict[str, tuple[Handler, Sequence[str]]] = {
-            "change_user": (self._r_change_user, ["POST"]),
+            "inbound": (self._calls(InboundSpec, self.inbound), ["POST"]),
+            "batch": (self._calls(BatchIn, self.batch), ["POST"]),
+            "change_user": (self._calls(UserChangeIn, self.change_user), ["POST"]),
             "status": (self._r_status, ["POST"]),
             "stats": (self._r_stats, ["GET", "DELETE"]),
             "templates": (self._r_templates, ["GET", "POST"]),
-            "templates/status": (self._r_template_status, ["POST"]),
+            "templates/status": (
+                self._calls(StatusChangeIn, self.change_template_status),
+                ["POST"],
+            ),
             "media": (self._r_media, ["GET"]),
         }
         return [
@@ -1564,10 +1567,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             Route("/{version}/{phone_number_id}/media", self._graph_upload, methods=["POST"]),
             Route("/{version}/{media_id}", self._graph_media, methods=["GET", "DELETE"]),
         ]
-
-    @control
-    async def _r_change_user(self, request: Request) -> Any:
-        return await self.change_user(UserChangeIn.model_validate(await read_body(request)))
 
     @control
     async def _r_status(self, request: Request) -> Any:
@@ -1592,12 +1591,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         waba_id = request.query_params.get("waba_id", "")
         page = self.template_store.page(waba_id, url="", limit=1000, after=None, fields=None)
         return page["data"]
-
-    @control
-    async def _r_template_status(self, request: Request) -> Any:
-        return await self.change_template_status(
-            StatusChangeIn.model_validate(await read_body(request))
-        )
 
 
 # The demo WhatsApp channel's business account (`bootstrap --demo`). The sandbox gives it a few
