@@ -85,6 +85,14 @@ def form_view(form: FormData | None) -> dict[str, Any]:
     }
 
 
+def unknown_object(method: str, node: str) -> str:
+    """Graph's message for an id that does not exist (or that the token may not see)."""
+    return (
+        f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation."
+    )
+
+
 def retry_after(seconds: float | None) -> dict[str, str]:
     return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
 

@@ -48,6 +48,7 @@ from tidings.simulators.meta.base import (
     form_view,
     has_token,
     read_form,
+    unknown_object,
 )
 from tidings.simulators.meta.webhooks import DeliveryKnobs
 
@@ -589,11 +590,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
         if node != "me":
             candidates = [a for a in candidates if node in (a.account_id, a.page_id)]
             if not candidates:
-                raise _GraphError(
-                    100,
-                    f"Unsupported post request. Object with ID '{node}' does not exist, cannot "
-                    "be loaded due to missing permissions, or does not support this operation.",
-                )
+                raise _GraphError(100, unknown_object("post", node))
         for account in candidates:
             if has_token(token, account):
                 return account
@@ -890,12 +887,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
             account = self._account_for_path("me", request)
             customer = self.customers.get((account.account_id, node))
             if customer is None:
-                raise _GraphError(
-                    100,
-                    f"Unsupported get request. Object with ID '{node}' does not exist, cannot "
-                    "be loaded due to missing permissions, or does not support this operation.",
-                    33,
-                )
+                raise _GraphError(100, unknown_object("get", node), 33)
             asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f}
             first, _, last = (customer.name or "").partition(" ")
             known: dict[str, str | None] = {

@@ -55,8 +55,8 @@ from tidings.simulators.meta.base import (
     has_token,
     read_body,
     read_form,
+    unknown_object,
 )
-from tidings.simulators.meta.stats import WebhookStats
 from tidings.simulators.meta.webhooks import DeliveryKnobs, WebhookDelivery
 from tidings.simulators.whatsapp.media import (
     INBOUND_MAX,
@@ -500,10 +500,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     @property
     def deliveries(self) -> list[WebhookDelivery]:
         return self.webhooks.log
-
-    @property
-    def stats(self) -> WebhookStats:
-        return self.webhooks.stats
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -1060,11 +1056,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     def _check_auth(self, pnid: str, request: Request) -> Account:
         account = self.accounts.get(pnid)
         if account is None:
-            raise _GraphError(
-                100,
-                f"Unsupported post request. Object with ID '{pnid}' does not exist, cannot be "
-                "loaded due to missing permissions, or does not support this operation.",
-            )
+            raise _GraphError(100, unknown_object("post", pnid))
         if not has_token(bearer(request), account):
             raise _GraphError(190)
         return account
@@ -1213,11 +1205,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         def call() -> dict[str, Any]:
             accounts = [a for a in self.accounts.values() if a.waba_id == waba_id]
             if not accounts:
-                raise _GraphError(
-                    100,
-                    f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot "
-                    "be loaded due to missing permissions, or does not support this operation.",
-                )
+                raise _GraphError(100, unknown_object("get", waba_id))
             token = bearer(request)
             if not any(has_token(token, a) for a in accounts):
                 raise _GraphError(190)
@@ -1497,11 +1485,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     def _media_account(self, request: Request, media_id: str) -> Any:
         item = self.media.get(media_id)
         if item is None:
-            raise _GraphError(
-                100,
-                f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot be "
-                "loaded due to missing permissions, or does not support this operation.",
-            )
+            raise _GraphError(100, unknown_object("get", media_id))
         account = self.accounts.get(item.phone_number_id)
         if not has_token(bearer(request), account):
             raise _GraphError(190)
@@ -1581,8 +1565,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         code, transport errors, the answer latency's percentiles, items delivered and given
         up; and the statuses still waiting to be posted."""
         if request.method == "DELETE":
-            self.stats.reset()
-        return {"webhooks": self.stats.view(), "status_backlog": self._status_backlog}
+            self.webhooks.stats.reset()
+        return {"webhooks": self.webhooks.stats.view(), "status_backlog": self._status_backlog}
 
     @control
     async def _r_templates(self, request: Request) -> Any:
