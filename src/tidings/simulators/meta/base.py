@@ -380,21 +380,13 @@ class MetaSimulator(Generic[K, A]):
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        headers: dict[str, str] = {}
-        try:
-            if not GRAPH_VERSION.match(version):
-                raise self._bad_path(f"Unknown path components: /{version}/{node}/messages")
-            status, result = await self._send(node, request, body)
-        except GraphError as err:
-            status, result, headers = err.http_status, err.body(), err.headers
-        self._log_request(
+        logged = body if body is not None else raw.decode("utf-8", "replace")
+        return await self._graph_answer(
             request,
-            status,
-            result,
-            **self._log_fields(request, node),
-            body=body if body is not None else raw.decode("utf-8", "replace"),
+            lambda: self._send(node, request, body),
+            f"Unknown path components: /{version}/{node}/messages",
+            {**self._log_fields(request, node), "body": logged},
         )
-        return JSONResponse(result, status_code=status, headers=headers)
 
     def _account(self, account_id: str) -> A:
         account = self.accounts.get(account_id)
@@ -448,20 +440,20 @@ class MetaSimulator(Generic[K, A]):
             customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
         return self._window_view(customer)
 
-    def _graph_answer(
+    async def _graph_answer(
         self,
         request: Request,
-        call: Callable[[], dict[str, Any]],
+        call: Callable[[], Awaitable[dict[str, Any]]],
         bad_path: str,
         log: dict[str, Any] | None = None,
     ) -> Response:
-        """A Graph call other than a send: `call()`'s result or its Graph error (`bad_path`
-        the error for an unknown version), logged with the `log` fields when given."""
+        """A Graph call: `call()`'s result or its Graph error (`bad_path` the error for an
+        unknown version), logged with the `log` fields when given."""
         headers: dict[str, str] = {}
         try:
             if not GRAPH_VERSION.match(request.path_params["version"]):
                 raise self._bad_path(bad_path)
-            status, result = 200, call()
+            status, result = 200, await call()
         except GraphError as err:
             status, result, headers = err.http_status, err.body(), err.headers
         if log is not None:
@@ -483,7 +475,7 @@ class MetaSimulator(Generic[K, A]):
     def sent(self, account_id: str | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+    async def _send(self, node: str, request: Request, body: Any) -> dict[str, Any]:
         raise NotImplementedError
 
     def _bad_path(self, message: str) -> GraphError:

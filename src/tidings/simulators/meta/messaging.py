@@ -469,19 +469,16 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
             elif target.reactions:
                 target.reactions.pop()
             base["reaction"] = reaction
-        elif kind == "edit":
+        elif kind in ("edit", "delete"):
             target = self.messages.get(spec.mid or "")
             if target is None or target.direction != "in":
-                raise ControlError(404, f"no customer message {spec.mid!r} to edit")
-            target.text = spec.text
-            base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
-            opens_window = False
-        elif kind == "delete":
-            target = self.messages.get(spec.mid or "")
-            if target is None or target.direction != "in":
-                raise ControlError(404, f"no customer message {spec.mid!r} to delete")
-            target.text = None
-            base["message"] = {"mid": target.mid, "is_deleted": True}
+                raise ControlError(404, f"no customer message {spec.mid!r} to {kind}")
+            if kind == "edit":
+                target.text = spec.text
+                base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
+            else:
+                target.text = None
+                base["message"] = {"mid": target.mid, "is_deleted": True}
             opens_window = False
         elif kind == "read":
             opens_window = False
@@ -606,7 +603,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
         status = failure.http_status or (500 if code in (1, 2) else 400)
         return _GraphError(code, message, failure.subcode, http_status=status)
 
-    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+    async def _send(self, node: str, request: Request, body: Any) -> dict[str, Any]:
         account = self._account_for_path(node, request)
         await self._next_failure()
         if not isinstance(body, dict):
@@ -634,7 +631,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
         sim.metadata = metadata if isinstance(metadata, str) else None
         customer.typing = False
         self.tasks.spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
-        return 200, {"recipient_id": psid, "message_id": mid}
+        return {"recipient_id": psid, "message_id": mid}
 
     def _check_rate(self, account: Account) -> None:
         limit = self.knobs.rate_per_second or self.product.rate_per_second
@@ -762,7 +759,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
 
     def _sender_action(
         self, account: Account, customer: Customer, body: dict[str, Any], action: Any
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> dict[str, Any]:
         # Sender actions go alone with the recipient (docs/channels/messenger.md#send-api).
         if action not in _SENDER_ACTIONS:
             raise _param(f"param sender_action must be one of {sorted(_SENDER_ACTIONS)}.")
@@ -791,7 +788,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
                     and m.account_id == account.account_id
                 ):
                     m.status = "read"
-        return 200, {"recipient_id": customer.psid}
+        return {"recipient_id": customer.psid}
 
     async def _after_send(self, account: Account, message: SimMessage) -> None:
         """The echo, then the receipts, each as its own signed webhook."""
@@ -883,7 +880,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
         version = request.path_params["version"]
         node = request.path_params["node"]
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             account = self._account_for_path("me", request)
             customer = self.customers.get((account.account_id, node))
             if customer is None:
@@ -909,7 +906,8 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
                     body[name] = known[name]
             return body
 
-        return self._graph_answer(request, call, f"Unknown path components: /{version}/{node}")
+        bad_path = f"Unknown path components: /{version}/{node}"
+        return await self._graph_answer(request, call, bad_path)
 
     # ---------------------------------------------------------------- Attachment Upload API
 
@@ -921,7 +919,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
         node = request.path_params["node"]
         form = await read_form(request)
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             account = self._account_for_path(node, request)
             if form is None:
                 raise _param("The request must be multipart/form-data with message and filedata.")
@@ -962,7 +960,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
             return {"attachment_id": attachment_id}
 
         log = {"node": node, "query": {}, "body": form_view(form)}
-        return self._graph_answer(request, call, "Unknown path components.", log)
+        return await self._graph_answer(request, call, "Unknown path components.", log)
 
     @control
     async def _r_attachments(self, request: Request) -> Any:

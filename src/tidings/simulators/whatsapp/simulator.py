@@ -1061,7 +1061,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             raise _GraphError(190)
         return account
 
-    async def _send(self, pnid: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+    async def _send(self, pnid: str, request: Request, body: Any) -> dict[str, Any]:
         account = self._check_auth(pnid, request)
         if not isinstance(body, dict):
             raise _GraphError(100, "The request body must be a JSON object.")
@@ -1142,9 +1142,9 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             # Only seen on (possibly paced) template sends; the value is our reading
             # (docs/channels/whatsapp.md#sending).
             sent["message_status"] = "accepted"
-        return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
+        return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
 
-    def _mark_read(self, account: Account, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _mark_read(self, account: Account, body: dict[str, Any]) -> dict[str, Any]:
         """`{"status": "read", "message_id": ...}` (+ optional typing_indicator;
         docs/channels/whatsapp.md#protocol-facts)."""
         if body.get("status") != "read":
@@ -1171,7 +1171,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             if customer is not None:
                 # Shown until the reply or for 25 s.
                 customer.typing_until = self._clock() + 25
-        return 200, {"success": True}
+        return {"success": True}
 
     def _check_throughput(self, pnid: str) -> None:
         if self._over_rate(pnid, self.knobs.throughput_per_second):
@@ -1202,7 +1202,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         waba_id = request.path_params["waba_id"]
         q = request.query_params
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             accounts = [a for a in self.accounts.values() if a.waba_id == waba_id]
             if not accounts:
                 raise _GraphError(100, unknown_object("get", waba_id))
@@ -1229,7 +1229,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
 
         # Management calls belong to the WABA, not to one number.
         log = {"phone_number_id": None, "waba_id": waba_id, "method": "GET"}
-        return self._graph_answer(request, call, "Unknown path components.", log)
+        return await self._graph_answer(request, call, "Unknown path components.", log)
 
     async def change_template_status(self, spec: StatusChangeIn) -> dict[str, Any]:
         """Meta's review (or quality system) moves a template: the store changes and every
@@ -1445,7 +1445,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
         pnid = request.path_params["phone_number_id"]
         form = await read_form(request)
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             self._check_auth(pnid, request)
             if form is None:
                 raise _GraphError(100, "The request must be multipart/form-data.")
@@ -1480,7 +1480,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             "body": form_view(form),
         }
         bad_path = f"Unknown path components: {request.url.path}"
-        return self._graph_answer(request, call, bad_path, log)
+        return await self._graph_answer(request, call, bad_path, log)
 
     def _media_account(self, request: Request, media_id: str) -> Any:
         item = self.media.get(media_id)
@@ -1494,7 +1494,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     async def _graph_media(self, request: Request) -> Response:
         media_id = request.path_params["media_id"]
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             item = self._media_account(request, media_id)
             if request.method == "DELETE":
                 self.media.items.pop(media_id, None)
@@ -1511,7 +1511,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
                 "id": item.id,
             }
 
-        return self._graph_answer(request, call, f"Unknown path components: {request.url.path}")
+        bad_path = f"Unknown path components: {request.url.path}"
+        return await self._graph_answer(request, call, bad_path)
 
     async def _media_download(self, request: Request) -> Response:
         q = request.query_params
