@@ -1,11 +1,12 @@
 """What the WhatsApp, Messenger and Instagram simulators share as Meta platforms: the Graph
-path version, error base and trace ids, the bearer token, the send endpoint
-(`POST /{version}/{node}/messages`) with its request log, injected failures and one-second
-send window, the webhook subscription handshake, the task set and webhook sender
-(`webhooks.MetaWebhooks` on the kit), the sandbox binding's base, and the `/_sim/` control
-routes that read the same on all three (accounts, conversations, customers, failures,
-knobs, window, flush, deliveries, reset). Each product's own rules (what a send must hold,
-its error envelope, its webhook payloads) stay in its module."""
+path version, error base and trace ids, the bearer token, the accounts and their
+registration, the send endpoint (`POST /{version}/{node}/messages`) and the answer of every
+other Graph call with its request log, injected failures and one-second send window, the
+webhook subscription handshake, the task set and webhook sender (`webhooks.MetaWebhooks` on
+the kit), and the `/_sim/` control routes that read the same on all three (accounts,
+conversations, customers, failures, knobs, window, raw deliveries, sent, flush, deliveries,
+reset). Each product's own rules (what a send must hold, its error envelope, its webhook
+payloads) stay in its module; the sandbox bindings are the kit's `UrlBinding`."""
 
 from __future__ import annotations
 
@@ -168,26 +169,6 @@ class FailIn(BaseModel):
     delay_seconds: float = Field(0.0, ge=0)
 
 
-def keyed_model(name: str, param: str, **fields: Any) -> type[BaseModel]:
-    """A control body naming its account under the product's `param` (`phone_number_id` on
-    WhatsApp, `account_id` on Messenger and Instagram), with `fields` after it."""
-    definitions: dict[str, Any] = {param: (str, ...), **fields}
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **definitions)
-
-
-def raw_in(param: str) -> type[BaseModel]:
-    """`POST /_sim/deliver_raw`: any payload, signed and delivered as it is."""
-    return keyed_model("RawIn", param, payload=(dict[str, Any], ...))
-
-
-def window_in(param: str) -> type[BaseModel]:
-    """`POST /_sim/window`: None closes the customer's window; a number pretends the customer
-    last wrote that long ago."""
-    return keyed_model(
-        "WindowIn", param, user=(str, ...), last_inbound_hours_ago=(float | None, None)
-    )
-
-
 @dataclass
 class MetaAccount:
     """A business account (phone number, Page, Instagram account) and its secrets."""
@@ -223,6 +204,19 @@ class MetaSimulator(Generic[K, A]):
     raw_model: ClassVar[type[BaseModel]]
     # The background tasks (by name prefix) that count as pending deliveries.
     pending_tasks: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The control bodies that name the account under the product's `account_param`:
+        # `/_sim/window` (None closes the customer's window; a number pretends the customer
+        # last wrote that long ago) and `/_sim/deliver_raw` (any payload, signed as it is).
+        key: dict[str, Any] = {cls.account_param: (str, ...)}
+        forbid = ConfigDict(extra="forbid")
+        hours_ago = (float | None, None)
+        window: dict[str, Any] = {"user": (str, ...), "last_inbound_hours_ago": hours_ago}
+        cls.window_model = create_model("WindowIn", __config__=forbid, **key, **window)
+        raw: dict[str, Any] = {"payload": (dict[str, Any], ...)}
+        cls.raw_model = create_model("RawIn", __config__=forbid, **key, **raw)
 
     def __init__(
         self,

@@ -293,8 +293,6 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
     account_type = Account
     account_model: ClassVar[type[base.AccountIn]] = AccountIn
     fail_model: ClassVar[type[base.FailIn]] = FailIn
-    window_model: ClassVar[type[BaseModel]] = base.window_in("account_id")
-    raw_model: ClassVar[type[BaseModel]] = base.raw_in("account_id")
 
     def __init__(
         self,

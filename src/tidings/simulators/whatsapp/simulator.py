@@ -456,8 +456,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     account_type = Account
     account_model: ClassVar[type[base.AccountIn]] = AccountIn
     fail_model: ClassVar[type[base.FailIn]] = FailIn
-    window_model: ClassVar[type[BaseModel]] = base.window_in("phone_number_id")
-    raw_model: ClassVar[type[BaseModel]] = base.raw_in("phone_number_id")
     # Delivery counts' `pending` also counts status pipelines that have not yet produced all
     # their webhooks.
     pending_tasks: ClassVar[str] = "wa-status-"
