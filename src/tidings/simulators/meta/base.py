@@ -1,27 +1,30 @@
 """What the WhatsApp, Messenger and Instagram simulators share as Meta platforms: the Graph
-path version, error base and trace ids, the bearer token, the send endpoint
-(`POST /{version}/{node}/messages`) with its request log, injected failures and one-second
-send window, the webhook subscription handshake, the task set and webhook sender
-(`webhooks.MetaWebhooks` on the kit), the sandbox binding's base, and the `/_sim/` control
-routes that read the same on all three (accounts, conversations, customers, failures,
-knobs, window, flush, deliveries, reset). Each product's own rules (what a send must hold,
-its error envelope, its webhook payloads) stay in its module."""
+path version, error base and trace ids, the bearer token, the accounts and their
+registration, the send endpoint (`POST /{version}/{node}/messages`) and the answer of every
+other Graph call with its request log, injected failures and one-second send window, the
+webhook subscription handshake, the task set and webhook sender (`webhooks.MetaWebhooks` on
+the kit), and the `/_sim/` control routes that read the same on all three (accounts,
+conversations, customers, failures, knobs, window, raw deliveries, sent, flush, deliveries,
+reset). Each product's own rules (what a send must hold, its error envelope, its webhook
+payloads) stay in its module; the sandbox bindings are the kit's `UrlBinding`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import re
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -29,7 +32,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from tidings.httpclient import outbound_client
-from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import ControlError, Handler, TaskSet, control_error, control_routes
 from tidings.simulators.meta.webhooks import (
     MAX_CONNECTIONS,
@@ -37,12 +39,15 @@ from tidings.simulators.meta.webhooks import (
     MetaWebhooks,
     Spawn,
     WebhookDelivery,
+    trim,
 )
 
 GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
 
 K = TypeVar("K", bound=DeliveryKnobs)
-S = TypeVar("S", bound="MetaSimulator[Any]")
+A = TypeVar("A", bound="MetaAccount")
+S = TypeVar("S", bound="MetaSimulator[Any, Any]")
+M = TypeVar("M", bound=BaseModel)
 
 
 def fbtrace_id() -> str:
@@ -81,13 +86,16 @@ def form_view(form: FormData | None) -> dict[str, Any]:
     }
 
 
+def unknown_object(method: str, node: str) -> str:
+    """Graph's message for an id that does not exist (or that the token may not see)."""
+    return (
+        f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation."
+    )
+
+
 def retry_after(seconds: float | None) -> dict[str, str]:
     return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
-
-
-def trim(log: list[Any], limit: int) -> None:
-    if len(log) > limit:
-        del log[: len(log) - limit]
 
 
 class GraphError(Exception):
@@ -161,6 +169,20 @@ class FailIn(BaseModel):
     delay_seconds: float = Field(0.0, ge=0)
 
 
+@dataclass
+class MetaAccount:
+    """A business account (phone number, Page, Instagram account) and its secrets."""
+
+    account_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    webhook_url: str
+
+    def public(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class MetaTasks(TaskSet):
     """The kit's task set, plus counting the running tasks of one kind."""
 
@@ -168,16 +190,33 @@ class MetaTasks(TaskSet):
         return sum(1 for t in self._tasks if not t.done() and t.get_name().startswith(prefix))
 
 
-class MetaSimulator(Generic[K]):
-    """The shared half of a Meta simulator: knobs, accounts, the request log, injected
-    failures, background tasks, the webhook sender and the shared `/_sim/` routes.
-    `account_param` names the account in paths and queries (`phone_number_id` on WhatsApp);
-    the models are the product's control bodies."""
+class MetaSimulator(Generic[K, A]):
+    """The shared half of a Meta simulator: knobs, accounts (of `account_type`), the request
+    log, injected failures, background tasks, the webhook sender and the shared `/_sim/`
+    routes. `account_param` names the account in paths and queries (`phone_number_id` on
+    WhatsApp); the models are the product's control bodies."""
 
     account_param: ClassVar[str] = "account_id"
+    account_type: type[A]
     account_model: ClassVar[type[AccountIn]]
     fail_model: ClassVar[type[FailIn]]
     window_model: ClassVar[type[BaseModel]]
+    raw_model: ClassVar[type[BaseModel]]
+    # The background tasks (by name prefix) that count as pending deliveries.
+    pending_tasks: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The control bodies that name the account under the product's `account_param`:
+        # `/_sim/window` (None closes the customer's window; a number pretends the customer
+        # last wrote that long ago) and `/_sim/deliver_raw` (any payload, signed as it is).
+        key: dict[str, Any] = {cls.account_param: (str, ...)}
+        forbid = ConfigDict(extra="forbid")
+        hours_ago = (float | None, None)
+        window: dict[str, Any] = {"user": (str, ...), "last_inbound_hours_ago": hours_ago}
+        cls.window_model = create_model("WindowIn", __config__=forbid, **key, **window)
+        raw: dict[str, Any] = {"payload": (dict[str, Any], ...)}
+        cls.raw_model = create_model("RawIn", __config__=forbid, **key, **raw)
 
     def __init__(
         self,
@@ -190,7 +229,7 @@ class MetaSimulator(Generic[K]):
         on_delivered: Callable[[WebhookDelivery], None] | None = None,
     ) -> None:
         self.knobs = knobs
-        self.accounts: dict[str, Any] = {}
+        self.accounts: dict[str, A] = {}
         self.requests: list[dict[str, Any]] = []
         # Injected failures (`/_sim/fail`), one per send, oldest first.
         self._failures: deque[Any] = deque()
@@ -243,7 +282,7 @@ class MetaSimulator(Generic[K]):
 
     def delivery_counts(self) -> dict[str, int]:
         counts = self.webhooks.counts()
-        counts["pending"] += self.tasks.running()
+        counts["pending"] += self.tasks.running(self.pending_tasks)
         return counts
 
     async def reset(self, *, accounts: bool = False) -> None:
@@ -285,10 +324,18 @@ class MetaSimulator(Generic[K]):
         return len(self._failures)
 
     async def _next_failure(self) -> Any:
-        """The failure this send gets (after its `delay_seconds`), if one is queued."""
+        """The failure this send gets (after its `delay_seconds`), if one is queued: raised
+        when it has a code or HTTP status and the product answers it at once
+        (`_failure_error`), else returned."""
         failure = self._failures.popleft() if self._failures else None
         if failure is not None and failure.delay_seconds:
             await asyncio.sleep(failure.delay_seconds)
+        if failure is not None and (failure.code is not None or failure.http_status is not None):
+            # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
+            error = self._failure_error(failure, failure.code if failure.code is not None else 2)
+            if error is not None:
+                error.headers = retry_after(failure.retry_after)
+                raise error
         return failure
 
     def _over_rate(self, key: str, per_second: float) -> bool:
@@ -327,45 +374,114 @@ class MetaSimulator(Generic[K]):
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        headers: dict[str, str] = {}
-        try:
-            if not GRAPH_VERSION.match(version):
-                raise self._bad_path(f"Unknown path components: /{version}/{node}/messages")
-            status, result = await self._send(node, request, body)
-        except GraphError as err:
-            status, result, headers = err.http_status, err.body(), err.headers
-        self._log_request(
+        logged = body if body is not None else raw.decode("utf-8", "replace")
+        return await self._graph_answer(
             request,
-            status,
-            result,
-            **self._log_fields(request, node),
-            body=body if body is not None else raw.decode("utf-8", "replace"),
+            lambda: self._send(node, request, body),
+            f"Unknown path components: /{version}/{node}/messages",
+            {**self._log_fields(request, node), "body": logged},
         )
-        return JSONResponse(result, status_code=status, headers=headers)
 
-    def _account(self, account_id: str) -> Any:
+    def _account(self, account_id: str) -> A:
         account = self.accounts.get(account_id)
         if account is None:
             raise ControlError(404, f"no account for {self.account_param} {account_id!r}")
         return account
 
+    async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
+        """Create or update an account; with `verify`, run Meta's GET handshake."""
+        account = self.account_type(
+            account_id,
+            spec.access_token,
+            spec.app_secret,
+            spec.verify_token,
+            spec.webhook_url,
+            **self._account_extra(account_id, spec),
+        )
+        self.accounts[account_id] = account
+        result: dict[str, Any] = {"account": account.public()}
+        if spec.verify:
+            result["verification"] = await self.verify_webhook(account_id)
+        return result
+
+    async def _deliver(
+        self, account: A, payload: dict[str, Any], kind: str, refs: list[str]
+    ) -> WebhookDelivery:
+        """First attempt awaited (its status is reported to the caller); retries and
+        `duplicate_deliveries` extra copies continue in the background."""
+        return await self.webhooks.send(
+            account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
+        )
+
+    async def _post(
+        self, account: A, payload: dict[str, Any], kind: str, refs: list[str]
+    ) -> dict[str, Any]:
+        """`_deliver`, answered as the control API reports a webhook."""
+        delivery = await self._deliver(account, payload, kind, refs)
+        return {"status": delivery.first_status, "delivery": delivery.id}
+
+    async def deliver_raw(self, account_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._post(self._account(account_id), payload, "raw", [])
+
+    def set_window(self, spec: Any) -> dict[str, Any]:
+        account_id = getattr(spec, self.account_param)
+        customer = self._find_customer(account_id, spec.user)
+        if customer is None:
+            raise ControlError(404, f"no customer {spec.user!r} on {account_id}")
+        if spec.last_inbound_hours_ago is None:
+            customer.last_inbound = None
+        else:
+            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+        return self._window_view(customer)
+
+    async def _graph_answer(
+        self,
+        request: Request,
+        call: Callable[[], Awaitable[dict[str, Any]]],
+        bad_path: str,
+        log: dict[str, Any] | None = None,
+    ) -> Response:
+        """A Graph call: `call()`'s result or its Graph error (`bad_path` the error for an
+        unknown version), logged with the `log` fields when given."""
+        headers: dict[str, str] = {}
+        try:
+            if not GRAPH_VERSION.match(request.path_params["version"]):
+                raise self._bad_path(bad_path)
+            status, result = 200, await call()
+        except GraphError as err:
+            status, result, headers = err.http_status, err.body(), err.headers
+        if log is not None:
+            self._log_request(request, status, result, **log)
+        return JSONResponse(result, status_code=status, headers=headers)
+
     # ---------------------------------------------------------------- product hooks
 
-    async def register_account(self, account_id: str, spec: Any) -> dict[str, Any]:
+    def _account_extra(self, account_id: str, spec: Any) -> dict[str, Any]:
+        """The product's own account fields from its `account_model` body."""
+        return {}
+
+    def _find_customer(self, account_id: str, user: str) -> Any:
         raise NotImplementedError
 
-    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+    def _window_view(self, customer: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def sent(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _send(self, node: str, request: Request, body: Any) -> dict[str, Any]:
         raise NotImplementedError
 
     def _bad_path(self, message: str) -> GraphError:
         raise NotImplementedError
 
+    def _failure_error(self, failure: Any, code: int) -> GraphError | None:
+        """The Graph error an injected failure answers with (None: the send goes through)."""
+        raise NotImplementedError
+
     def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
         """What the request log says of a send besides path, query and body."""
         return {"node": node}
-
-    def set_window(self, spec: Any) -> dict[str, Any]:
-        raise NotImplementedError
 
     def conversations(self, account_id: str, user: str | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -385,11 +501,21 @@ class MetaSimulator(Generic[K]):
             "fail": (self._r_fail, ["POST"]),
             "config": (self._r_config, ["GET", "POST"]),
             "window": (self._r_window, ["POST"]),
+            "deliver_raw": (self._r_deliver_raw, ["POST"]),
+            "sent": (self._r_sent, ["GET"]),
             "flush": (self._r_flush, ["POST"]),
             "deliveries": (self._r_deliveries, ["GET"]),
             "reset": (self._r_reset, ["POST"]),
         }
         return list(control_routes({**shared, **own}))
+
+    def _calls(self, model: type[M], method: Callable[[M], Awaitable[Any]]) -> Handler:
+        """A `/_sim/` route whose body, validated by `model`, goes to `method`."""
+
+        async def handle(_: Any, request: Request) -> Any:
+            return await method(model.model_validate(await read_body(request)))
+
+        return functools.partial(control(handle), self)
 
     def _required(self, request: Request) -> str:
         value = request.query_params.get(self.account_param)
@@ -430,6 +556,15 @@ class MetaSimulator(Generic[K]):
         return self.set_window(self.window_model.model_validate(await read_body(request)))
 
     @control
+    async def _r_deliver_raw(self, request: Request) -> Any:
+        spec = self.raw_model.model_validate(await read_body(request)).model_dump()
+        return await self.deliver_raw(spec[self.account_param], spec["payload"])
+
+    @control
+    async def _r_sent(self, request: Request) -> Any:
+        return self.sent(request.query_params.get(self.account_param))
+
+    @control
     async def _r_flush(self, request: Request) -> Any:
         data = await read_body(request)
         raw = data.get("timeout", request.query_params.get("timeout", 5.0))
@@ -448,15 +583,3 @@ class MetaSimulator(Generic[K]):
         data = await read_body(request)
         await self.reset(accounts=bool(data.get("accounts", False)))
         return {"ok": True}
-
-
-class MetaBinding:
-    """The sandbox binding's common part: the simulator at `base_url` owns the channels whose
-    `api_base_url` points at it."""
-
-    def __init__(self, base_url: str, sim: Any) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.sim = sim
-
-    def owns(self, channel: ChannelInfo) -> bool:
-        return str(getattr(channel.config, "api_base_url", "")).rstrip("/") == self.base_url

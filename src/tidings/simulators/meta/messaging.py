@@ -25,7 +25,6 @@ import json
 import random
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -33,27 +32,24 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
-from tidings.simulators.kit import ControlError, Handler
+from tidings.simulators.kit import ControlError, DemoChannel, Handler, SandboxEntry, UrlBinding
+from tidings.simulators.meta import base
 from tidings.simulators.meta.base import (
-    GRAPH_VERSION,
     GraphError,
-    MetaBinding,
+    MetaAccount,
     MetaSimulator,
     bearer,
     control,
     fbtrace_id,
     form_view,
     has_token,
-    read_body,
     read_form,
-    retry_after,
+    unknown_object,
 )
-from tidings.simulators.meta.base import AccountIn as MetaAccountIn
-from tidings.simulators.meta.base import FailIn as MetaFailIn
 from tidings.simulators.meta.webhooks import DeliveryKnobs
 
 # Retired from 2026-04-27: requests using them get error code 100
@@ -155,7 +151,7 @@ class Knobs(DeliveryKnobs):
     echo_reactions: bool = False
 
 
-class AccountIn(MetaAccountIn):
+class AccountIn(base.AccountIn):
     app_id: str = "1517776481860111"
     # Instagram via a Facebook Page: sends go to the Page's id.
     page_id: str | None = None
@@ -197,22 +193,9 @@ class BatchIn(BaseModel):
     split_entries: bool = False
 
 
-class RawIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    account_id: str
-    payload: dict[str, Any]
-
-
-class FailIn(MetaFailIn):
+class FailIn(base.FailIn):
     subcode: int | None = None
     message: str | None = None
-
-
-class WindowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    account_id: str
-    user: str
-    last_inbound_hours_ago: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,12 +203,7 @@ class WindowIn(BaseModel):
 
 
 @dataclass
-class Account:
-    account_id: str
-    access_token: str
-    app_secret: str
-    verify_token: str
-    webhook_url: str
+class Account(MetaAccount):
     app_id: str
     page_id: str | None
 
@@ -308,13 +286,13 @@ def _param(message: str) -> _GraphError:
     return _GraphError(100, f"(#100) {message}")
 
 
-class MessagingSimulator(MetaSimulator[Knobs]):
+class MessagingSimulator(MetaSimulator[Knobs, Account]):
     """In-memory Messenger or Instagram. `.app` is the ASGI app; public coroutines are what the
     control routes call."""
 
-    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
-    fail_model: ClassVar[type[MetaFailIn]] = FailIn
-    window_model: ClassVar[type[BaseModel]] = WindowIn
+    account_type = Account
+    account_model: ClassVar[type[base.AccountIn]] = AccountIn
+    fail_model: ClassVar[type[base.FailIn]] = FailIn
 
     def __init__(
         self,
@@ -326,7 +304,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
     ) -> None:
         super().__init__(product.name, Knobs(), http=http, clock=clock)
         self.product = product
-        self.accounts: dict[str, Account] = {}
         self.customers: dict[tuple[str, str], Customer] = {}
         self.messages: dict[str, SimMessage] = {}
         self.cdn: dict[str, tuple[str, bytes]] = {}
@@ -334,7 +311,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         # Attachment Upload API: attachment_id -> the uploaded file
         # (docs/channels/messenger.md#attachment-upload, docs/channels/instagram.md#media-formats).
         self.uploads: dict[str, dict[str, Any]] = {}
-        self._failures: deque[FailIn] = deque()
         self._seq = itertools.count(1)
         self.app = self._build_app(self._routes())
 
@@ -345,30 +321,13 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- control: set-up
 
-    async def register_account(self, account_id: str, spec: AccountIn) -> dict[str, Any]:
-        account = Account(
-            account_id,
-            spec.access_token,
-            spec.app_secret,
-            spec.verify_token,
-            spec.webhook_url,
-            spec.app_id,
-            spec.page_id,
-        )
-        self.accounts[account_id] = account
-        result: dict[str, Any] = {"account": account.public()}
-        if spec.verify:
-            result["verification"] = await self.verify_webhook(account_id)
-        return result
+    def _account_extra(self, account_id: str, spec: AccountIn) -> dict[str, Any]:
+        return {"app_id": spec.app_id, "page_id": spec.page_id}
 
-    def set_window(self, spec: WindowIn) -> dict[str, Any]:
-        customer = self.customers.get((spec.account_id, spec.user))
-        if customer is None:
-            raise ControlError(404, f"no customer {spec.user!r} on {spec.account_id}")
-        if spec.last_inbound_hours_ago is None:
-            customer.last_inbound = None
-        else:
-            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+    def _find_customer(self, account_id: str, user: str) -> Customer | None:
+        return self.customers.get((account_id, user))
+
+    def _window_view(self, customer: Customer) -> dict[str, Any]:
         return {"user": customer.psid, "window": self._window(customer)}
 
     # ---------------------------------------------------------------- ids
@@ -392,6 +351,25 @@ class MessagingSimulator(MetaSimulator[Knobs]):
             customer = Customer(psid)
             self.customers[(account_id, psid)] = customer
         return customer
+
+    def _keep(
+        self,
+        mid: str,
+        direction: Literal["in", "out"],
+        account: Account,
+        user: str,
+        text: str | None,
+        content: Any,
+        ts: int,
+        source: str = "customer",
+    ) -> SimMessage:
+        """A message of the thread, stored as `sent`."""
+        message = SimMessage(
+            mid, direction, account.account_id, user, text, content, ts, "sent", next(self._seq)
+        )
+        message.source = source
+        self.messages[mid] = message
+        return message
 
     def _cdn_url(self, kind: str) -> str:
         asset = secrets.token_hex(12)
@@ -444,39 +422,19 @@ class MessagingSimulator(MetaSimulator[Knobs]):
                 message["referral"] = spec.referral
             base["message"] = message
             if mid not in self.messages:
-                self.messages[mid] = SimMessage(
-                    mid,
-                    "in",
-                    account.account_id,
-                    spec.from_,
-                    spec.text,
-                    message,
-                    ts,
-                    "sent",
-                    next(self._seq),
-                )
+                self._keep(mid, "in", account, spec.from_, spec.text, message, ts)
         elif kind == "page_reply":
             # The business wrote from another inbox (Page inbox, IG app): an echo only.
             mid = spec.id or self._new_mid()
             base["sender"], base["recipient"] = {"id": account.account_id}, {"id": spec.from_}
-            base["message"] = {
+            echo = {
                 "mid": mid,
                 "is_echo": True,
                 "app_id": 263902037430900,
                 "text": spec.text or "",
             }
-            self.messages[mid] = SimMessage(
-                mid,
-                "out",
-                account.account_id,
-                spec.from_,
-                spec.text,
-                base["message"],
-                ts,
-                "sent",
-                next(self._seq),
-                source="page_inbox",
-            )
+            base["message"] = echo
+            self._keep(mid, "out", account, spec.from_, spec.text, echo, ts, "page_inbox")
             opens_window = False
         elif kind == "postback":
             postback: dict[str, Any] = {
@@ -509,19 +467,16 @@ class MessagingSimulator(MetaSimulator[Knobs]):
             elif target.reactions:
                 target.reactions.pop()
             base["reaction"] = reaction
-        elif kind == "edit":
+        elif kind in ("edit", "delete"):
             target = self.messages.get(spec.mid or "")
             if target is None or target.direction != "in":
-                raise ControlError(404, f"no customer message {spec.mid!r} to edit")
-            target.text = spec.text
-            base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
-            opens_window = False
-        elif kind == "delete":
-            target = self.messages.get(spec.mid or "")
-            if target is None or target.direction != "in":
-                raise ControlError(404, f"no customer message {spec.mid!r} to delete")
-            target.text = None
-            base["message"] = {"mid": target.mid, "is_deleted": True}
+                raise ControlError(404, f"no customer message {spec.mid!r} to {kind}")
+            if kind == "edit":
+                target.text = spec.text
+                base["message_edit"] = {"mid": target.mid, "text": spec.text or "", "num_edit": 1}
+            else:
+                target.text = None
+                base["message"] = {"mid": target.mid, "is_deleted": True}
             opens_window = False
         elif kind == "read":
             opens_window = False
@@ -554,15 +509,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         entry["standby" if standby else "messaging"] = elements
         return {"object": self.product.object, "entry": [entry]}
 
-    async def _post(
-        self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
-    ) -> dict[str, Any]:
-        d = await self.webhooks.send(
-            account.webhook_url, account.app_secret, account.account_id, payload, kind, refs
-        )
-        return {"status": d.first_status, "delivery": d.id}
-
-    async def event(self, spec: EventSpec) -> dict[str, Any]:
+    async def inbound(self, spec: EventSpec) -> dict[str, Any]:
         account = self._account(spec.account_id or "")
         element = self._element(account, spec)
         result = await self._post(
@@ -590,10 +537,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         result = await self._post(account, payload, "batch", [])
         result["ids"] = [(e.get("message") or e.get("postback") or {}).get("mid") for e in elements]
         return result
-
-    async def deliver_raw(self, spec: RawIn) -> dict[str, Any]:
-        account = self._account(spec.account_id)
-        return await self._post(account, spec.payload, "raw", [])
 
     # ---------------------------------------------------------------- reading state
 
@@ -630,10 +573,6 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- Graph: Send API
 
-    def _account(self, account_id: str) -> Account:
-        account: Account = super()._account(account_id)
-        return account
-
     def _account_for_path(self, node: str, request: Request) -> Account:
         token = bearer(request)
         if not token:
@@ -646,11 +585,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         if node != "me":
             candidates = [a for a in candidates if node in (a.account_id, a.page_id)]
             if not candidates:
-                raise _GraphError(
-                    100,
-                    f"Unsupported post request. Object with ID '{node}' does not exist, cannot "
-                    "be loaded due to missing permissions, or does not support this operation.",
-                )
+                raise _GraphError(100, unknown_object("post", node))
         for account in candidates:
             if has_token(token, account):
                 return account
@@ -661,18 +596,14 @@ class MessagingSimulator(MetaSimulator[Knobs]):
     def _bad_path(self, message: str) -> GraphError:
         return _param(message)
 
-    async def _send(self, node: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+    def _failure_error(self, failure: FailIn, code: int) -> GraphError:
+        message = failure.message or f"(#{code}) Simulated failure"
+        status = failure.http_status or (500 if code in (1, 2) else 400)
+        return _GraphError(code, message, failure.subcode, http_status=status)
+
+    async def _send(self, node: str, request: Request, body: Any) -> dict[str, Any]:
         account = self._account_for_path(node, request)
-        failure = await self._next_failure()
-        if failure is not None and (failure.code is not None or failure.http_status is not None):
-            code = failure.code if failure.code is not None else 2
-            raise _GraphError(
-                code,
-                failure.message or f"(#{code}) Simulated failure",
-                failure.subcode,
-                http_status=failure.http_status or (500 if code in (1, 2) else 400),
-                headers=retry_after(failure.retry_after),
-            )
+        await self._next_failure()
         if not isinstance(body, dict):
             raise _param("The request body must be a JSON object.")
         self._check_rate(account)
@@ -694,23 +625,11 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         mid = self._new_mid()
         ts = self._now_ms()
         metadata = message.get("metadata")
-        sim = SimMessage(
-            mid,
-            "out",
-            account.account_id,
-            psid,
-            text,
-            message,
-            ts,
-            "sent",
-            next(self._seq),
-            source="api",
-            metadata=metadata if isinstance(metadata, str) else None,
-        )
-        self.messages[mid] = sim
+        sim = self._keep(mid, "out", account, psid, text, message, ts, "api")
+        sim.metadata = metadata if isinstance(metadata, str) else None
         customer.typing = False
         self.tasks.spawn(self._after_send(account, sim), f"{self.product.name}-receipts-{mid}")
-        return 200, {"recipient_id": psid, "message_id": mid}
+        return {"recipient_id": psid, "message_id": mid}
 
     def _check_rate(self, account: Account) -> None:
         limit = self.knobs.rate_per_second or self.product.rate_per_second
@@ -838,7 +757,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     def _sender_action(
         self, account: Account, customer: Customer, body: dict[str, Any], action: Any
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> dict[str, Any]:
         # Sender actions go alone with the recipient (docs/channels/messenger.md#send-api).
         if action not in _SENDER_ACTIONS:
             raise _param(f"param sender_action must be one of {sorted(_SENDER_ACTIONS)}.")
@@ -867,7 +786,7 @@ class MessagingSimulator(MetaSimulator[Knobs]):
                     and m.account_id == account.account_id
                 ):
                     m.status = "read"
-        return 200, {"recipient_id": customer.psid}
+        return {"recipient_id": customer.psid}
 
     async def _after_send(self, account: Account, message: SimMessage) -> None:
         """The echo, then the receipts, each as its own signed webhook."""
@@ -932,10 +851,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
 
     def _routes(self) -> list[BaseRoute]:
         own: dict[str, tuple[Handler, Sequence[str]]] = {
-            "inbound": (self._r_inbound, ["POST"]),
-            "batch": (self._r_batch, ["POST"]),
-            "deliver_raw": (self._r_deliver_raw, ["POST"]),
-            "sent": (self._r_sent, ["GET"]),
+            "inbound": (self._calls(EventSpec, self.inbound), ["POST"]),
+            "batch": (self._calls(BatchIn, self.batch), ["POST"]),
             "attachments": (self._r_attachments, ["GET"]),
         }
         return [
@@ -960,40 +877,35 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         name); only the fields asked for, and only those known."""
         version = request.path_params["version"]
         node = request.path_params["node"]
-        try:
-            if not GRAPH_VERSION.match(version):
-                raise _param(f"Unknown path components: /{version}/{node}")
+
+        async def call() -> dict[str, Any]:
             account = self._account_for_path("me", request)
             customer = self.customers.get((account.account_id, node))
             if customer is None:
-                raise _GraphError(
-                    100,
-                    f"Unsupported get request. Object with ID '{node}' does not exist, cannot "
-                    "be loaded due to missing permissions, or does not support this operation.",
-                    33,
-                )
-        except _GraphError as err:
-            return JSONResponse(err.body(), status_code=err.http_status, headers=err.headers)
-        asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f}
-        first, _, last = (customer.name or "").partition(" ")
-        known: dict[str, str | None] = {
-            "first_name": first or None,
-            "last_name": last or None,
-            "name": customer.name,
-            # Instagram handles: lower case, no spaces (the simulator's stand-in).
-            "username": "_".join((customer.name or "").lower().split()) or None,
-            "profile_pic": f"{self.cdn_base_url}/cdn/profile-{node}",
-        }
-        allowed = (
-            {"first_name", "last_name", "profile_pic", "name"}
-            if self.product.object == "page"
-            else {"name", "username", "profile_pic"}
-        )
-        body: dict[str, Any] = {"id": node}
-        for name in sorted(asked & allowed):
-            if known.get(name):
-                body[name] = known[name]
-        return JSONResponse(body)
+                raise _GraphError(100, unknown_object("get", node), 33)
+            asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f}
+            first, _, last = (customer.name or "").partition(" ")
+            known: dict[str, str | None] = {
+                "first_name": first or None,
+                "last_name": last or None,
+                "name": customer.name,
+                # Instagram handles: lower case, no spaces (the simulator's stand-in).
+                "username": "_".join((customer.name or "").lower().split()) or None,
+                "profile_pic": f"{self.cdn_base_url}/cdn/profile-{node}",
+            }
+            allowed = (
+                {"first_name", "last_name", "profile_pic", "name"}
+                if self.product.object == "page"
+                else {"name", "username", "profile_pic"}
+            )
+            body: dict[str, Any] = {"id": node}
+            for name in sorted(asked & allowed):
+                if known.get(name):
+                    body[name] = known[name]
+            return body
+
+        bad_path = f"Unknown path components: /{version}/{node}"
+        return await self._graph_answer(request, call, bad_path)
 
     # ---------------------------------------------------------------- Attachment Upload API
 
@@ -1004,10 +916,8 @@ class MessagingSimulator(MetaSimulator[Knobs]):
         ..., "payload": {"is_reusable": true}}}` + `filedata` -> `{"attachment_id": ...}`."""
         node = request.path_params["node"]
         form = await read_form(request)
-        status, result = 200, {}
-        try:
-            if not GRAPH_VERSION.match(request.path_params["version"]):
-                raise _param("Unknown path components.")
+
+        async def call() -> dict[str, Any]:
             account = self._account_for_path(node, request)
             if form is None:
                 raise _param("The request must be multipart/form-data with message and filedata.")
@@ -1045,31 +955,16 @@ class MessagingSimulator(MetaSimulator[Knobs]):
                 "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
-            result = {"attachment_id": attachment_id}
-        except _GraphError as err:
-            status, result = err.http_status, err.body()
-        self._log_request(request, status, result, node=node, query={}, body=form_view(form))
-        return JSONResponse(result, status_code=status)
+            return {"attachment_id": attachment_id}
+
+        log = {"node": node, "query": {}, "body": form_view(form)}
+        return await self._graph_answer(request, call, "Unknown path components.", log)
 
     @control
     async def _r_attachments(self, request: Request) -> Any:
         return list(self.uploads.values())
 
-    @control
-    async def _r_inbound(self, request: Request) -> Any:
-        return await self.event(EventSpec.model_validate(await read_body(request)))
-
-    @control
-    async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await read_body(request)))
-
-    @control
-    async def _r_deliver_raw(self, request: Request) -> Any:
-        return await self.deliver_raw(RawIn.model_validate(await read_body(request)))
-
-    @control
-    async def _r_sent(self, request: Request) -> Any:
-        node = request.query_params.get("account_id")
+    def sent(self, node: str | None = None) -> list[dict[str, Any]]:
         return [
             r
             for r in self.requests
@@ -1094,7 +989,7 @@ def psid_for(user: str) -> str:
     return str(10**15 + int.from_bytes(digest[:8], "big") % (9 * 10**15))
 
 
-class MessagingBinding(MetaBinding):
+class MessagingBinding(UrlBinding[MessagingSimulator, Any]):
     """Connects sandbox channels of one kind to a MessagingSimulator (see simulators.sandbox).
     The channel config names its account (`page_id`, or `instagram_account_id`) and points
     `api_base_url` at the simulator."""
@@ -1102,8 +997,6 @@ class MessagingBinding(MetaBinding):
     kind: ClassVar[str] = ""
     account_field: ClassVar[str] = "page_id"
     token_field: ClassVar[str] = "page_access_token"  # noqa: S105 (a field name)
-
-    sim: MessagingSimulator
 
     def _account_id(self, channel: ChannelInfo) -> str:
         return str(getattr(channel.config, self.account_field))
@@ -1133,7 +1026,32 @@ class MessagingBinding(MetaBinding):
                 "text": text,
             }
         )
-        return await self.sim.event(spec)
+        return await self.sim.inbound(spec)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
         return self.sim.conversations(self._account_id(channel), psid_for(user))
+
+
+def sandbox_entry(
+    product: ProductSpec, binding: type[MessagingBinding], account_id: str, **config: Any
+) -> SandboxEntry:
+    """A product's sandbox entry (`/sandbox/{name}`) and its demo channel on `account_id`,
+    with the product's own channel settings in `config`."""
+
+    def demo(base: str) -> dict[str, Any]:
+        return {
+            **config,
+            binding.account_field: account_id,
+            binding.token_field: secrets.token_urlsafe(24),
+            "app_secret": secrets.token_hex(16),
+            "verify_token": secrets.token_urlsafe(12),
+            "human_agent": True,
+            "api_base_url": base,
+        }
+
+    return SandboxEntry(
+        product.name,
+        lambda base: MessagingSimulator(product, cdn_base_url=base),
+        binding,
+        (DemoChannel(product.name, f"{product.label} (sandbox)", demo),),
+    )

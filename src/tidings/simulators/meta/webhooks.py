@@ -107,6 +107,12 @@ def signed_headers(secret: str, body: bytes) -> dict[str, str]:
     }
 
 
+def trim(log: list[Any], limit: int) -> None:
+    """Keep the last `limit` entries of a request or delivery log."""
+    if len(log) > limit:
+        del log[: len(log) - limit]
+
+
 Spawn = Callable[[Coroutine[Any, Any, None], str, str], None]
 
 
@@ -181,9 +187,7 @@ class MetaWebhooks(WebhookSender):
             next(self._ids), account_id, kind, refs, duplicate, time.monotonic()
         )
         self.log.append(delivery)
-        limit = self._knobs().history_limit
-        if len(self.log) > limit:
-            del self.log[: len(self.log) - limit]
+        trim(self.log, self._knobs().history_limit)
         return delivery
 
     async def _background(self, url: str, secret: str, body: bytes, d: WebhookDelivery) -> None:

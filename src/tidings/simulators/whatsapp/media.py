@@ -112,9 +112,8 @@ class MediaStore:
         *,
         filename: str | None = None,
         origin: str = "upload",
-        media_id: str | None = None,
     ) -> SimMedia:
-        media_id = media_id or str(secrets.randbelow(9 * 10**15) + 10**15)
+        media_id = str(secrets.randbelow(9 * 10**15) + 10**15)
         item = SimMedia(
             id=media_id,
             phone_number_id=phone_number_id,

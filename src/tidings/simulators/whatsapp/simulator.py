@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
 import logging
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -30,7 +28,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.runtime import ChannelInfo
@@ -42,11 +40,13 @@ from tidings.simulators.kit import (
     PhoneLocation,
     SandboxEntry,
     TaskSet,
+    TokenBucket,
+    UrlBinding,
 )
+from tidings.simulators.meta import base
 from tidings.simulators.meta.base import (
-    GRAPH_VERSION,
     GraphError,
-    MetaBinding,
+    MetaAccount,
     MetaSimulator,
     bearer,
     control,
@@ -55,15 +55,8 @@ from tidings.simulators.meta.base import (
     has_token,
     read_body,
     read_form,
-    retry_after,
+    unknown_object,
 )
-from tidings.simulators.meta.base import (
-    AccountIn as MetaAccountIn,
-)
-from tidings.simulators.meta.base import (
-    FailIn as MetaFailIn,
-)
-from tidings.simulators.meta.stats import WebhookStats
 from tidings.simulators.meta.webhooks import DeliveryKnobs, WebhookDelivery
 from tidings.simulators.whatsapp.media import (
     INBOUND_MAX,
@@ -201,7 +194,7 @@ class Knobs(DeliveryKnobs):
     status_batch_ms: float = Field(0.0, ge=0, le=10_000)
 
 
-class AccountIn(MetaAccountIn):
+class AccountIn(base.AccountIn):
     display_phone_number: str | None = None
     waba_id: str | None = None
 
@@ -240,12 +233,6 @@ class BatchIn(BaseModel):
     split_entries: bool = False
 
 
-class RawIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    phone_number_id: str
-    payload: dict[str, Any]
-
-
 class UserChangeIn(BaseModel):
     """A known customer's ids change (docs/channels/whatsapp.md, "Identity changes"): with
     `new_wa_id` a `user_changed_number`, else a `user_changed_user_id` (no `from`, no
@@ -266,19 +253,11 @@ class StatusIn(BaseModel):
     error_code: int | None = None
 
 
-class FailIn(MetaFailIn):
+class FailIn(base.FailIn):
     """With a code: a Graph error (sync) or a `failed` status after a 200 (async)."""
 
     mode: Literal["sync", "async"] = "sync"
     details: str | None = None
-
-
-class WindowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    phone_number_id: str
-    user: str
-    # None closes the window; a number pretends the customer last wrote that long ago.
-    last_inbound_hours_ago: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,14 +265,13 @@ class WindowIn(BaseModel):
 
 
 @dataclass
-class Account:
-    phone_number_id: str
-    access_token: str
-    app_secret: str
-    verify_token: str
-    webhook_url: str
+class Account(MetaAccount):
     display_phone_number: str
     waba_id: str
+
+    @property
+    def phone_number_id(self) -> str:
+        return self.account_id
 
     def public(self) -> dict[str, Any]:
         return {
@@ -314,8 +292,8 @@ class Customer:
     name: str | None = None
     last_inbound: float | None = None
     typing_until: float | None = None
-    pair_tokens: float = 0.0
-    pair_updated: float = 0.0
+    # The pair rate limit's bucket (`_check_pair_rate` sets its rate and burst from the knobs).
+    pair: TokenBucket = field(default_factory=lambda: TokenBucket(0.0, 0.0))
 
 
 @dataclass
@@ -470,14 +448,17 @@ def _text_of(mtype: str, obj: Any) -> str | None:
 # The simulator
 
 
-class WhatsAppSimulator(MetaSimulator[Knobs]):
+class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
     """In-memory WhatsApp Cloud API. `.app` is the ASGI app; the public coroutines are what the
     `/_sim/` control routes call, and may be called directly by in-process tests."""
 
     account_param: ClassVar[str] = "phone_number_id"
-    account_model: ClassVar[type[MetaAccountIn]] = AccountIn
-    fail_model: ClassVar[type[MetaFailIn]] = FailIn
-    window_model: ClassVar[type[BaseModel]] = WindowIn
+    account_type = Account
+    account_model: ClassVar[type[base.AccountIn]] = AccountIn
+    fail_model: ClassVar[type[base.FailIn]] = FailIn
+    # Delivery counts' `pending` also counts status pipelines that have not yet produced all
+    # their webhooks.
+    pending_tasks: ClassVar[str] = "wa-status-"
 
     def __init__(
         self,
@@ -494,12 +475,10 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             spawn=self._spawn_retry,
             on_delivered=self._delivered,
         )
-        self.accounts: dict[str, Account] = {}
         self.messages: dict[str, SimMessage] = {}
         self._customers: dict[tuple[str, str], Customer] = {}
         # (phone_number_id, BSUID) -> customer key, so a BSUID-addressed send finds the phone.
         self._aliases: dict[tuple[str, str], str] = {}
-        self._failures: deque[FailIn] = deque()
         # Message templates per WABA: listed by GET /{waba_id}/message_templates and, once a
         # WABA has any, the registry template sends are checked against.
         self.template_store = TemplateStore()
@@ -520,22 +499,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     def deliveries(self) -> list[WebhookDelivery]:
         return self.webhooks.log
 
-    @property
-    def stats(self) -> WebhookStats:
-        return self.webhooks.stats
-
     # ---------------------------------------------------------------- lifecycle
 
     async def _stop(self) -> None:
         await self.tasks.aclose()
         await self._stop_workers()
-
-    def delivery_counts(self) -> dict[str, int]:
-        """Deliveries by state; `pending` also counts status pipelines that have not yet
-        produced all their webhooks."""
-        counts = self.webhooks.counts()
-        counts["pending"] += self.tasks.running("wa-status-")
-        return counts
 
     async def reset(self, *, accounts: bool = False) -> None:
         """Forget messages, customers, requests, deliveries and injected failures."""
@@ -549,33 +517,16 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- control: set-up
 
-    async def register_account(self, phone_number_id: str, spec: AccountIn) -> dict[str, Any]:
-        """Create or update a business number; with `verify`, run Meta's GET handshake."""
+    def _account_extra(self, phone_number_id: str, spec: AccountIn) -> dict[str, Any]:
+        """A business number keeps its display number and WABA unless the body names them."""
         previous = self.accounts.get(phone_number_id)
-        account = Account(
-            phone_number_id=phone_number_id,
-            access_token=spec.access_token,
-            app_secret=spec.app_secret,
-            verify_token=spec.verify_token,
-            webhook_url=spec.webhook_url,
-            display_phone_number=spec.display_phone_number
+        return {
+            "display_phone_number": spec.display_phone_number
             or (previous.display_phone_number if previous else "15550783881"),
-            waba_id=spec.waba_id or (previous.waba_id if previous else "102290129340398"),
-        )
-        self.accounts[phone_number_id] = account
-        result: dict[str, Any] = {"account": account.public()}
-        if spec.verify:
-            result["verification"] = await self.verify_webhook(phone_number_id)
-        return result
+            "waba_id": spec.waba_id or (previous.waba_id if previous else "102290129340398"),
+        }
 
-    def set_window(self, spec: WindowIn) -> dict[str, Any]:
-        customer = self._find_customer(spec.phone_number_id, spec.user)
-        if customer is None:
-            raise ControlError(404, f"no customer {spec.user!r} on {spec.phone_number_id}")
-        if spec.last_inbound_hours_ago is None:
-            customer.last_inbound = None
-        else:
-            customer.last_inbound = self._clock() - spec.last_inbound_hours_ago * 3600
+    def _window_view(self, customer: Customer) -> dict[str, Any]:
         return {"user": customer.key, "window_open": self._window_open(customer)}
 
     # ---------------------------------------------------------------- control: the customer
@@ -587,15 +538,9 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             raise ControlError(422, "phone_number_id is required")
         account = self._account(spec.phone_number_id)
         message, contact = self._inbound_element(account, spec)
-        value = {
-            "messaging_product": "whatsapp",
-            "metadata": self._metadata(account),
-            "contacts": [contact],
-            "messages": [message],
-        }
-        payload = self._envelope(account, [{"field": "messages", "value": value}])
-        delivery = await self._deliver(account, payload, "message", [message["id"]])
-        return {"id": message["id"], "status": delivery.first_status, "delivery": delivery.id}
+        payload = self._envelope(account, contacts=[contact], messages=[message])
+        delivered = await self._post(account, payload, "message", [message["id"]])
+        return {"id": message["id"], **delivered}
 
     async def change_user(self, spec: UserChangeIn) -> dict[str, Any]:
         """Meta's system message when the customer's number or BSUID changes."""
@@ -635,10 +580,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             self._aliases[(pnid, spec.new_wa_id)] = customer.key
         customer.user_id = new_user
         self._aliases[(pnid, new_user)] = customer.key
-        value: dict[str, Any] = {"messaging_product": "whatsapp"}
-        value["metadata"] = self._metadata(account)
-        value["messages"] = [message]  # no contacts[] with system messages
-        payload = self._envelope(account, [{"field": "messages", "value": value}])
+        payload = self._envelope(account, messages=[message])  # no contacts[] with system messages
         delivery = await self._deliver(account, payload, "message", [wamid])
         return {"id": wamid, "user_id": new_user, "status": delivery.first_status}
 
@@ -651,47 +593,28 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         for item in spec.messages:
             messages.append(self._inbound_element(account, item))
         statuses = [self._status_from_spec(account, s) for s in spec.statuses]
-        metadata = self._metadata(account)
-        changes: list[dict[str, Any]] = []
-        value: dict[str, Any]
         if spec.split_entries:
-            for message, contact in messages:
-                value = {"messaging_product": "whatsapp", "metadata": metadata}
-                value.update(contacts=[contact], messages=[message])
-                changes.append({"field": "messages", "value": value})
-            for status in statuses:
-                value = {"messaging_product": "whatsapp", "metadata": metadata}
-                value["statuses"] = [status]
-                changes.append({"field": "messages", "value": value})
+            changes = [self._change(account, contacts=[c], messages=[m]) for m, c in messages]
+            changes += [self._change(account, statuses=[status]) for status in statuses]
             entries = [
                 {"id": account.waba_id, "changes": changes[i : i + 2]}
                 for i in range(0, len(changes), 2)
             ]
             payload = {"object": "whatsapp_business_account", "entry": entries}
         else:
-            value = {"messaging_product": "whatsapp", "metadata": metadata}
             contacts: list[dict[str, Any]] = []
             for _, contact in messages:
                 if contact not in contacts:
                     contacts.append(contact)
+            items: dict[str, Any] = {}
             if messages:
-                value["contacts"] = contacts
-                value["messages"] = [m for m, _ in messages]
+                items.update(contacts=contacts, messages=[m for m, _ in messages])
             if statuses:
-                value["statuses"] = statuses
-            payload = self._envelope(account, [{"field": "messages", "value": value}])
+                items["statuses"] = statuses
+            payload = self._envelope(account, **items)
         refs = [m["id"] for m, _ in messages] + [s["id"] for s in statuses]
-        delivery = await self._deliver(account, payload, "batch", refs)
-        return {
-            "ids": [m["id"] for m, _ in messages],
-            "status": delivery.first_status,
-            "delivery": delivery.id,
-        }
-
-    async def deliver_raw(self, phone_number_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        account = self._account(phone_number_id)
-        delivery = await self._deliver(account, payload, "raw", [])
-        return {"status": delivery.first_status, "delivery": delivery.id}
+        delivered = await self._post(account, payload, "batch", refs)
+        return {"ids": [m["id"] for m, _ in messages], **delivered}
 
     async def send_status(
         self, phone_number_id: str, message_id: str, status: StatusName, error_code: int | None
@@ -705,9 +628,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         if status == "failed":
             errors = [_status_error(error_code or 131026)]
         element = self._record_status(message, status, errors)
-        payload = self._status_payload(account, element)
-        delivery = await self._deliver(account, payload, "status", [message_id])
-        return {"status": delivery.first_status, "delivery": delivery.id}
+        payload = self._envelope(account, statuses=[element])
+        return await self._post(account, payload, "status", [message_id])
 
     # ---------------------------------------------------------------- control: reading state
 
@@ -766,10 +688,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     # ---------------------------------------------------------------- helpers: state
 
-    def _account(self, phone_number_id: str) -> Account:
-        account: Account = super()._account(phone_number_id)
-        return account
-
     def _customer(self, pnid: str, wa_id: str | None, user_id: str | None) -> Customer:
         """The customer known by either id, created on first sight. Once seen with both, the
         phone and the BSUID lead to the same customer whichever arrives first."""
@@ -782,8 +700,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         assert key is not None  # callers pass at least one id
         customer = self._customers.get((pnid, key))
         if customer is None:
-            customer = Customer(key=key, pair_tokens=float(self.knobs.pair_burst))
-            customer.pair_updated = time.monotonic()
+            customer = Customer(key, pair=TokenBucket(0.0, 0.0, float(self.knobs.pair_burst)))
             self._customers[(pnid, key)] = customer
         if wa_id:
             customer.wa_id = wa_id
@@ -803,17 +720,21 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         return self._clock() - customer.last_inbound < self.knobs.window_hours * 3600
 
     @staticmethod
-    def _metadata(account: Account) -> dict[str, str]:
-        return {
+    def _change(account: Account, **items: Any) -> dict[str, Any]:
+        """One `messages` change of a business number: its metadata, then `items` (contacts,
+        messages, statuses)."""
+        metadata = {
             "display_phone_number": account.display_phone_number,
             "phone_number_id": account.phone_number_id,
         }
+        value = {"messaging_product": "whatsapp", "metadata": metadata, **items}
+        return {"field": "messages", "value": value}
 
-    @staticmethod
-    def _envelope(account: Account, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    def _envelope(self, account: Account, **items: Any) -> dict[str, Any]:
+        """A webhook of one `messages` change (`_change`)."""
         return {
             "object": "whatsapp_business_account",
-            "entry": [{"id": account.waba_id, "changes": changes}],
+            "entry": [{"id": account.waba_id, "changes": [self._change(account, **items)]}],
         }
 
     def _inbound_element(
@@ -994,29 +915,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             "category": category,
         }
 
-    def _status_payload(self, account: Account, *elements: dict[str, Any]) -> dict[str, Any]:
-        value = {
-            "messaging_product": "whatsapp",
-            "metadata": self._metadata(account),
-            "statuses": list(elements),
-        }
-        return self._envelope(account, [{"field": "messages", "value": value}])
-
     # ---------------------------------------------------------------- webhook delivery
-
-    async def _deliver(
-        self, account: Account, payload: dict[str, Any], kind: str, refs: list[str]
-    ) -> WebhookDelivery:
-        """First attempt awaited (its status is reported to the caller); retries and
-        `duplicate_deliveries` extra copies continue in the background."""
-        return await self.webhooks.send(
-            account.webhook_url,
-            account.app_secret,
-            account.phone_number_id,
-            payload,
-            kind,
-            refs,
-        )
 
     def _spawn_retry(self, coro: Coroutine[Any, Any, None], name: str, kind: str) -> None:
         # A status being retried still counts against `status_backlog_limit`.
@@ -1127,7 +1026,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 groups.setdefault(item.account.phone_number_id, []).append(item)
             for items in groups.values():
                 account = items[0].account
-                payload = self._status_payload(account, *(item.element for item in items))
+                payload = self._envelope(account, statuses=[item.element for item in items])
                 refs = [item.element["id"] for item in items]
                 try:
                     await self._deliver(account, payload, "status", refs)
@@ -1143,6 +1042,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     def _bad_path(self, message: str) -> GraphError:
         return _GraphError(100, message)
 
+    def _failure_error(self, failure: FailIn, code: int) -> GraphError | None:
+        if failure.mode == "async":
+            return None  # a `failed` status after the 200
+        return _GraphError(code, failure.details, http_status=failure.http_status)
+
     def _log_fields(self, request: Request, node: str) -> dict[str, Any]:
         version = request.path_params["version"]
         return {"phone_number_id": node, "version": version, "headers": _headers(request)}
@@ -1150,16 +1054,12 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     def _check_auth(self, pnid: str, request: Request) -> Account:
         account = self.accounts.get(pnid)
         if account is None:
-            raise _GraphError(
-                100,
-                f"Unsupported post request. Object with ID '{pnid}' does not exist, cannot be "
-                "loaded due to missing permissions, or does not support this operation.",
-            )
+            raise _GraphError(100, unknown_object("post", pnid))
         if not has_token(bearer(request), account):
             raise _GraphError(190)
         return account
 
-    async def _send(self, pnid: str, request: Request, body: Any) -> tuple[int, dict[str, Any]]:
+    async def _send(self, pnid: str, request: Request, body: Any) -> dict[str, Any]:
         account = self._check_auth(pnid, request)
         if not isinstance(body, dict):
             raise _GraphError(100, "The request body must be a JSON object.")
@@ -1171,18 +1071,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             return self._mark_read(account, body)
 
         failure = await self._next_failure()
-        has_error = failure is not None and (
-            failure.code is not None or failure.http_status is not None
-        )
-        if failure is not None and has_error and failure.mode == "sync":
-            # A bare HTTP error gets Graph's generic code 2 ("service temporarily unavailable").
-            code = failure.code if failure.code is not None else 2
-            raise _GraphError(
-                code,
-                failure.details,
-                http_status=failure.http_status,
-                headers=retry_after(failure.retry_after),
-            )
 
         self._check_throughput(pnid)
         mtype, obj, to_key = self._validate(body)
@@ -1252,9 +1140,9 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             # Only seen on (possibly paced) template sends; the value is our reading
             # (docs/channels/whatsapp.md#sending).
             sent["message_status"] = "accepted"
-        return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
+        return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
 
-    def _mark_read(self, account: Account, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _mark_read(self, account: Account, body: dict[str, Any]) -> dict[str, Any]:
         """`{"status": "read", "message_id": ...}` (+ optional typing_indicator;
         docs/channels/whatsapp.md#protocol-facts)."""
         if body.get("status") != "read":
@@ -1281,7 +1169,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             if customer is not None:
                 # Shown until the reply or for 25 s.
                 customer.typing_until = self._clock() + 25
-        return 200, {"success": True}
+        return {"success": True}
 
     def _check_throughput(self, pnid: str) -> None:
         if self._over_rate(pnid, self.knobs.throughput_per_second):
@@ -1290,13 +1178,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     def _check_pair_rate(self, customer: Customer) -> None:
         if not self.knobs.pair_rate_limit:
             return
-        now = time.monotonic()
-        refill = (now - customer.pair_updated) / self.knobs.pair_interval_seconds
-        customer.pair_tokens = min(float(self.knobs.pair_burst), customer.pair_tokens + refill)
-        customer.pair_updated = now
-        if customer.pair_tokens < 1.0:
+        bucket = customer.pair
+        bucket.rate = 1 / self.knobs.pair_interval_seconds
+        bucket.burst = float(self.knobs.pair_burst)
+        if bucket.take():
             raise _GraphError(131056)
-        customer.pair_tokens -= 1.0
 
     def _target_customer(self, pnid: str, body: dict[str, Any], to_key: str) -> Customer:
         known = self._find_customer(pnid, to_key)
@@ -1313,16 +1199,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         `after`, `fields`, and the `status` / `name` filters)."""
         waba_id = request.path_params["waba_id"]
         q = request.query_params
-        try:
-            if not GRAPH_VERSION.match(request.path_params["version"]):
-                raise _GraphError(100, "Unknown path components.")
+
+        async def call() -> dict[str, Any]:
             accounts = [a for a in self.accounts.values() if a.waba_id == waba_id]
             if not accounts:
-                raise _GraphError(
-                    100,
-                    f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot "
-                    "be loaded due to missing permissions, or does not support this operation.",
-                )
+                raise _GraphError(100, unknown_object("get", waba_id))
             token = bearer(request)
             if not any(has_token(token, a) for a in accounts):
                 raise _GraphError(190)
@@ -1332,7 +1213,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             fields = [f.strip() for f in q["fields"].split(",")] if q.get("fields") else None
             url = str(request.url.replace(query=""))
             try:
-                result = self.template_store.page(
+                return self.template_store.page(
                     waba_id,
                     url=url,
                     limit=int(raw_limit),
@@ -1343,14 +1224,10 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 )
             except TemplateSendError as err:
                 raise _GraphError(err.code, err.details) from None
-            status = 200
-        except _GraphError as err:
-            status, result = err.http_status, err.body()
+
         # Management calls belong to the WABA, not to one number.
-        self._log_request(
-            request, status, result, phone_number_id=None, waba_id=waba_id, method="GET"
-        )
-        return JSONResponse(result, status_code=status)
+        log = {"phone_number_id": None, "waba_id": waba_id, "method": "GET"}
+        return await self._graph_answer(request, call, "Unknown path components.", log)
 
     async def change_template_status(self, spec: StatusChangeIn) -> dict[str, Any]:
         """Meta's review (or quality system) moves a template: the store changes and every
@@ -1562,19 +1439,11 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     # ---------------------------------------------------------------- Graph: media
     # (docs/channels/whatsapp.md#media-limits-and-downloads)
 
-    def _graph_response(self, request: Request, call: Callable[[], dict[str, Any]]) -> Response:
-        try:
-            if not GRAPH_VERSION.match(request.path_params["version"]):
-                raise _GraphError(100, f"Unknown path components: {request.url.path}")
-            return JSONResponse(call())
-        except _GraphError as err:
-            return JSONResponse(err.body(), status_code=err.http_status)
-
     async def _graph_upload(self, request: Request) -> Response:
         pnid = request.path_params["phone_number_id"]
         form = await read_form(request)
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             self._check_auth(pnid, request)
             if form is None:
                 raise _GraphError(100, "The request must be multipart/form-data.")
@@ -1601,27 +1470,20 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
             item = self.media.add(pnid, mime.lower(), data, filename=upload.filename)
             return {"id": item.id}
 
-        response = self._graph_response(request, call)
-        self._log_request(
-            request,
-            response.status_code,
-            json.loads(bytes(response.body)),
-            phone_number_id=pnid,
-            version=request.path_params["version"],
-            headers=_headers(request),
-            query={},
-            body=form_view(form),
-        )
-        return response
+        log = {
+            "phone_number_id": pnid,
+            "version": request.path_params["version"],
+            "headers": _headers(request),
+            "query": {},
+            "body": form_view(form),
+        }
+        bad_path = f"Unknown path components: {request.url.path}"
+        return await self._graph_answer(request, call, bad_path, log)
 
     def _media_account(self, request: Request, media_id: str) -> Any:
         item = self.media.get(media_id)
         if item is None:
-            raise _GraphError(
-                100,
-                f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot be "
-                "loaded due to missing permissions, or does not support this operation.",
-            )
+            raise _GraphError(100, unknown_object("get", media_id))
         account = self.accounts.get(item.phone_number_id)
         if not has_token(bearer(request), account):
             raise _GraphError(190)
@@ -1630,7 +1492,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
     async def _graph_media(self, request: Request) -> Response:
         media_id = request.path_params["media_id"]
 
-        def call() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             item = self._media_account(request, media_id)
             if request.method == "DELETE":
                 self.media.items.pop(media_id, None)
@@ -1647,7 +1509,8 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
                 "id": item.id,
             }
 
-        return self._graph_response(request, call)
+        bad_path = f"Unknown path components: {request.url.path}"
+        return await self._graph_answer(request, call, bad_path)
 
     async def _media_download(self, request: Request) -> Response:
         q = request.query_params
@@ -1667,15 +1530,16 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
 
     def _routes(self) -> list[BaseRoute]:
         own: dict[str, tuple[Handler, Sequence[str]]] = {
-            "inbound": (self._r_inbound, ["POST"]),
-            "batch": (self._r_batch, ["POST"]),
-            "deliver_raw": (self._r_deliver_raw, ["POST"]),
-            "change_user": (self._r_change_user, ["POST"]),
+            "inbound": (self._calls(InboundSpec, self.inbound), ["POST"]),
+            "batch": (self._calls(BatchIn, self.batch), ["POST"]),
+            "change_user": (self._calls(UserChangeIn, self.change_user), ["POST"]),
             "status": (self._r_status, ["POST"]),
-            "sent": (self._r_sent, ["GET"]),
             "stats": (self._r_stats, ["GET", "DELETE"]),
             "templates": (self._r_templates, ["GET", "POST"]),
-            "templates/status": (self._r_template_status, ["POST"]),
+            "templates/status": (
+                self._calls(StatusChangeIn, self.change_template_status),
+                ["POST"],
+            ),
             "media": (self._r_media, ["GET"]),
         }
         return [
@@ -1688,23 +1552,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         ]
 
     @control
-    async def _r_inbound(self, request: Request) -> Any:
-        return await self.inbound(InboundSpec.model_validate(await read_body(request)))
-
-    @control
-    async def _r_batch(self, request: Request) -> Any:
-        return await self.batch(BatchIn.model_validate(await read_body(request)))
-
-    @control
-    async def _r_deliver_raw(self, request: Request) -> Any:
-        spec = RawIn.model_validate(await read_body(request))
-        return await self.deliver_raw(spec.phone_number_id, spec.payload)
-
-    @control
-    async def _r_change_user(self, request: Request) -> Any:
-        return await self.change_user(UserChangeIn.model_validate(await read_body(request)))
-
-    @control
     async def _r_status(self, request: Request) -> Any:
         spec = StatusIn.model_validate(await read_body(request))
         return await self.send_status(
@@ -1712,17 +1559,13 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         )
 
     @control
-    async def _r_sent(self, request: Request) -> Any:
-        return self.sent(request.query_params.get("phone_number_id"))
-
-    @control
     async def _r_stats(self, request: Request) -> Any:
         """Webhook attempts per kind since the last reset (DELETE resets): answers by status
         code, transport errors, the answer latency's percentiles, items delivered and given
         up; and the statuses still waiting to be posted."""
         if request.method == "DELETE":
-            self.stats.reset()
-        return {"webhooks": self.stats.view(), "status_backlog": self._status_backlog}
+            self.webhooks.stats.reset()
+        return {"webhooks": self.webhooks.stats.view(), "status_backlog": self._status_backlog}
 
     @control
     async def _r_templates(self, request: Request) -> Any:
@@ -1731,12 +1574,6 @@ class WhatsAppSimulator(MetaSimulator[Knobs]):
         waba_id = request.query_params.get("waba_id", "")
         page = self.template_store.page(waba_id, url="", limit=1000, after=None, fields=None)
         return page["data"]
-
-    @control
-    async def _r_template_status(self, request: Request) -> Any:
-        return await self.change_template_status(
-            StatusChangeIn.model_validate(await read_body(request))
-        )
 
 
 # The demo WhatsApp channel's business account (`bootstrap --demo`). The sandbox gives it a few
@@ -1778,7 +1615,7 @@ DEMO_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
-class WhatsAppBinding(MetaBinding):
+class WhatsAppBinding(UrlBinding["WhatsAppSimulator", Any]):
     kind: ClassVar[str] = "whatsapp"
 
     def __init__(self, base_url: str, sim: WhatsAppSimulator) -> None:
