@@ -158,10 +158,14 @@ async def check_update_agent(
         return agent
 
 
-async def _own_agents(tx: Tx, who: Principal, agent_ids: list[int]) -> list[int]:
+async def _set_members(
+    tx: Tx, who: Principal, group: Any, group_id: int, agent_ids: list[int]
+) -> list[int]:
+    """`agent_ids` (each the workspace's) become the members of an inbox or a team instead of
+    its members until now. `group`: `InboxMember.inbox_id` or `TeamMember.team_id`. Returns
+    the ids, sorted."""
     ids = sorted(set(agent_ids))
-    if not ids:
-        return []
+    await tx.session.execute(delete(group.class_).where(group == group_id))
     found = set(
         (
             await tx.session.scalars(
@@ -172,6 +176,7 @@ async def _own_agents(tx: Tx, who: Principal, agent_ids: list[int]) -> list[int]
     missing = [i for i in ids if i not in found]
     if missing:
         raise InvalidInput(f"agent_ids: no agent {missing[0]} in this workspace")
+    tx.session.add_all(group.class_(**{group.key: group_id, "agent_id": a}) for a in ids)
     return ids
 
 
@@ -180,12 +185,10 @@ async def check_create_inbox(rt: Runtime, who: Principal, name: str, agent_ids: 
     if not name.strip():
         raise InvalidInput("name: must not be empty")
     async with transaction(rt) as tx:
-        ids = await _own_agents(tx, who, agent_ids)
         inbox = Inbox(workspace_id=who.workspace_id, name=name.strip(), created_at=utcnow())
         tx.session.add(inbox)
         await tx.session.flush()
-        for agent_id in ids:
-            tx.session.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
+        await _set_members(tx, who, InboxMember.inbox_id, inbox.id, agent_ids)
         audit(tx, who, "inbox.create", "inbox", inbox.id)
         settings_changed(tx, who, "inboxes")
         return inbox
@@ -200,10 +203,7 @@ async def check_set_inbox_members(
         inbox = await require_inbox(s, who, inbox_id)
         if name is not None and name.strip():
             inbox.name = name.strip()
-        ids = await _own_agents(tx, who, agent_ids)
-        await s.execute(delete(InboxMember).where(InboxMember.inbox_id == inbox.id))
-        for agent_id in ids:
-            s.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
+        ids = await _set_members(tx, who, InboxMember.inbox_id, inbox.id, agent_ids)
         audit(tx, who, "inbox.members", "inbox", inbox.id)
         settings_changed(tx, who, "inboxes")
         return ids
@@ -222,12 +222,10 @@ async def check_create_team(rt: Runtime, who: Principal, name: str, agent_ids: l
         )
         if exists:
             raise Conflict("name: a team with this name already exists")
-        ids = await _own_agents(tx, who, agent_ids)
         team = Team(workspace_id=who.workspace_id, name=name.strip(), created_at=utcnow())
         s.add(team)
         await s.flush()
-        for agent_id in ids:
-            s.add(TeamMember(team_id=team.id, agent_id=agent_id))
+        await _set_members(tx, who, TeamMember.team_id, team.id, agent_ids)
         audit(tx, who, "team.create", "team", team.id)
         settings_changed(tx, who, "teams")
         return team
@@ -240,10 +238,7 @@ async def check_set_team_members(
     async with transaction(rt) as tx:
         s = tx.session
         team = await require_own(s, who, Team, team_id, "team")
-        ids = await _own_agents(tx, who, agent_ids)
-        await s.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
-        for agent_id in ids:
-            s.add(TeamMember(team_id=team.id, agent_id=agent_id))
+        ids = await _set_members(tx, who, TeamMember.team_id, team.id, agent_ids)
         audit(tx, who, "team.members", "team", team.id)
         settings_changed(tx, who, "teams")
         return ids

@@ -66,9 +66,7 @@ async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWaterma
         message.updated_at = now
         changed += 1
         conv = await s.get_one(Conversation, message.conversation_id)
-        tx.emit(
-            live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id
-        )
+        tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
     if changed:
         await s.flush()
     return changed
@@ -103,7 +101,7 @@ async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) ->
     message.updated_at = utcnow()
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit(live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id)
+    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
 
 
 async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted) -> None:
@@ -119,7 +117,7 @@ async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted)
     message.updated_at = utcnow()
     await tx.session.flush()
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit(live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id)
+    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
 
 
 async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus) -> None:
@@ -151,7 +149,7 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
             row.category = event.category.upper()
         row.updated_at = now
     await s.flush()
-    tx.emit(
+    tx.emit_for(
         live_events.TEMPLATE_UPDATED(
             {
                 "channel_id": channel.id,
@@ -161,8 +159,7 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
                 "reason": event.reason,
             }
         ),
-        channel.workspace_id,
-        channel.inbox_id,
+        channel,
     )
 
 

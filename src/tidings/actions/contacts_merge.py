@@ -23,11 +23,10 @@ from tidings.access import (
     visible_contacts,
 )
 from tidings.actions.base import Tx, audit, transaction
-from tidings.actions.conversations import labels_of
+from tidings.actions.conversations import do_announce
 from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict
 from tidings.storage.models import (
     AuditLog,
     Consent,
@@ -69,14 +68,7 @@ async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Co
 
 async def _announce_conversations(tx: Tx, ids: list[int]) -> None:
     for conv_id in ids:
-        conv = await tx.session.get_one(Conversation, conv_id)
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(
-                conversation_dict(conv, await labels_of(tx.session, conv.id))
-            ),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        await do_announce(tx, await tx.session.get_one(Conversation, conv_id))
 
 
 async def check_merge_contacts(

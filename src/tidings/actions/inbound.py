@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from tidings.actions import assignment, consent, csat, profiles, sla
-from tidings.actions.base import Tx
+from tidings.actions.base import Tx, lock_contacts
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels.media import MediaLocator
@@ -218,14 +218,7 @@ async def open_conversations(
     if not pairs:
         return []
     contact_ids = sorted({contact.id for _channel, contact in pairs})
-    if not tx.rt.db.is_sqlite:
-        # Serialise conversation creation per contact across workers (in id order: no deadlock).
-        await s.execute(
-            select(Contact.id)
-            .where(Contact.id.in_(contact_ids))
-            .order_by(Contact.id)
-            .with_for_update()
-        )
+    await lock_contacts(tx, contact_ids)  # conversation creation, per contact
     inbox_ids = {channel.inbox_id for channel, _contact in pairs}
     current: dict[tuple[int, int], Conversation] = {}
     # By contact only (the (contact, inbox) index); the inbox is filtered here. With
@@ -369,28 +362,8 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     )
     if message_id is None:
         return None
-    attachments = []
-    # Adapters that can fetch their media queue each file for the media worker (tidings.media).
-    fetches = isinstance(channel.adapter, MediaLocator)
-    for ref in event.attachments:
-        queued = fetches and ref.kind in FILE_KINDS
-        att = Attachment(
-            workspace_id=channel.workspace_id,
-            message_id=message_id,
-            kind=ref.kind,
-            mime_type=ref.mime_type,
-            filename=ref.filename,
-            size=ref.size,
-            caption=ref.caption,
-            provider_media_id=ref.provider_media_id,
-            url=ref.url,
-            state=PENDING if queued else None,
-            next_attempt_at=now if queued else None,
-        )
-        s.add(att)
-        attachments.append(att)
-        if queued:
-            tx.wake_after_commit(Queue.MEDIA)
+    attachments = new_attachments(tx, channel, event, message_id, now)
+    s.add_all(attachments)
     if attachments:
         await s.flush()
     message = await s.get_one(Message, message_id)
@@ -411,12 +384,8 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
 
     data = conversation_dict(conv)
     kind = live_events.CONVERSATION_CREATED if created else live_events.CONVERSATION_UPDATED
-    tx.emit(kind(data), conv.workspace_id, conv.inbox_id)
-    tx.emit(
-        live_events.MESSAGE_CREATED(message_dict(message, attachments)),
-        conv.workspace_id,
-        conv.inbox_id,
-    )
+    tx.emit_for(kind(data), conv)
+    tx.emit_for(live_events.MESSAGE_CREATED(message_dict(message, attachments)), conv)
     if notice:
         return message
     await consent.do_after_inbound(tx, channel, event, contact, conv, message)
@@ -450,6 +419,35 @@ async def _touch_window(tx: Tx, conversation_id: int, channel_id: int, at: datet
         )
     else:
         row.last_inbound_at = _later(row.last_inbound_at, at)
+
+
+def new_attachments(
+    tx: Tx, channel: ChannelInfo, event: InboundMessage, message_id: int, now: datetime
+) -> list[Attachment]:
+    """The rows of a stored message's attachments (not added to the session). Adapters that
+    can fetch their media queue each file for the media worker (tidings.media)."""
+    fetches = isinstance(channel.adapter, MediaLocator)
+    out = []
+    for ref in event.attachments:
+        queued = fetches and ref.kind in FILE_KINDS
+        out.append(
+            Attachment(
+                workspace_id=channel.workspace_id,
+                message_id=message_id,
+                kind=ref.kind,
+                mime_type=ref.mime_type,
+                filename=ref.filename,
+                size=ref.size,
+                caption=ref.caption,
+                provider_media_id=ref.provider_media_id,
+                url=ref.url,
+                state=PENDING if queued else None,
+                next_attempt_at=now if queued else None,
+            )
+        )
+        if queued:
+            tx.wake_after_commit(Queue.MEDIA)
+    return out
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

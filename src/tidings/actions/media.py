@@ -32,9 +32,7 @@ async def emit_message(tx: Tx, message_id: int) -> None:
             )
         ).all()
     )
-    tx.emit(
-        live_events.MESSAGE_UPDATED(message_dict(message, atts)), conv.workspace_id, conv.inbox_id
-    )
+    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message, atts)), conv)
 
 
 async def do_record_download(

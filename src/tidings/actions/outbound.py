@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import consent, fallback, gate, media, sla
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, lock_contacts, transaction
 from tidings.actions.gate import Route, choose_route
 
 # `choose_route` is also imported from here by api/media.py.
@@ -34,7 +34,6 @@ from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Channel,
-    Contact,
     Conversation,
     ConversationLabel,
     Delivery,
@@ -217,16 +216,8 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
             conv.last_message_preview = f"[{attachments[0].kind}]"
         await s.flush()
         await fallback.arm_for_reply(tx, message, conv)
-        tx.emit(
-            live_events.MESSAGE_CREATED(message_dict(message, attachments)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        tx.emit_for(live_events.MESSAGE_CREATED(message_dict(message, attachments)), conv)
+        tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv)), conv)
     return messages
 
 
@@ -245,14 +236,7 @@ async def do_queue_broadcast(
     now = utcnow()
     conv_t, msg_t = Conversation.__table__, Message.__table__
     contact_ids = sorted({it.contact_id for it in items})
-    if not db.is_sqlite:
-        # Serialise conversation creation per contact across workers (in id order: no deadlock).
-        await s.execute(
-            select(Contact.id)
-            .where(Contact.id.in_(contact_ids))
-            .order_by(Contact.id)
-            .with_for_update()
-        )
+    await lock_contacts(tx, contact_ids)  # conversation creation, per contact
     # The customer's current (unresolved) conversation in the channel's inbox, the latest one
     # winning; by contact only, the inbox filtered here (see `inbound.open_conversations`).
     inboxes = {it.route.channel.inbox_id for it in items}
@@ -334,14 +318,8 @@ async def do_queue_broadcast(
         message, conv = messages[message_id], convs[conv_id]
         if fallback_plan:
             await fallback.arm(tx, message, fallback_plan, recipient_id=it.recipient_id)
-        tx.emit(
-            live_events.MESSAGE_CREATED(message_dict(message, [])), conv.workspace_id, conv.inbox_id
-        )
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        tx.emit_for(live_events.MESSAGE_CREATED(message_dict(message, [])), conv)
+        tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv)), conv)
     return list(zip(conv_of, message_ids, strict=True))
 
 

@@ -178,7 +178,7 @@ async def do_sync_templates(
             counts["removed"] += 1
     await s.flush()
     result: dict[str, Any] = {"channel_id": channel.id, "total": len(seen), **counts}
-    tx.emit(live_events.TEMPLATES_SYNCED(result), channel.workspace_id, channel.inbox_id)
+    tx.emit_for(live_events.TEMPLATES_SYNCED(result), channel)
     return result
 
 

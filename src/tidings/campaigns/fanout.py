@@ -314,19 +314,17 @@ async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> 
     size = throttle.queue_batch_size(rate, BATCH)
     limit = MAX_OUTSTANDING if not rate else max(size * 2, min(MAX_OUTSTANDING, int(rate * 2)))
     while True:
-        if await outstanding(rt, campaign_id) >= limit:
+        full = await outstanding(rt, campaign_id) >= limit
+        if full:
             await asyncio.sleep(0.05)
-            async with rt.db.read() as s:
-                state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
-            if state != CampaignState.RUNNING:
-                return
+        elif await step(rt, campaign_id, size, clock):
             continue
-        claimed = await step(rt, campaign_id, size, clock)
-        if claimed == 0:
-            async with rt.db.read() as s:
-                state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
-            if state != CampaignState.RUNNING:
-                return
+        # The outbox is full, or nobody is due: go on only while the campaign runs.
+        async with rt.db.read() as s:
+            state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
+        if state != CampaignState.RUNNING:
+            return
+        if not full:
             await asyncio.sleep(await next_due(rt, campaign_id, clock))
 
 
@@ -358,26 +356,18 @@ async def run(rt: Runtime, clock: Clock = utcnow) -> None:
         try:
             await promote_scheduled(rt, clock)
             async with rt.db.read() as s:
-                active = list(
-                    (
-                        await s.scalars(
-                            select(Campaign.id).where(
-                                Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED))
-                                | (
-                                    (Campaign.state == CampaignState.COMPLETED)
-                                    & (Campaign.finished_at > utcnow() - timedelta(hours=1))
-                                )
-                            )
+                rows = await s.execute(
+                    select(Campaign.id, Campaign.state).where(
+                        Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED))
+                        | (
+                            (Campaign.state == CampaignState.COMPLETED)
+                            & (Campaign.finished_at > utcnow() - timedelta(hours=1))
                         )
-                    ).all()
+                    )
                 )
-                running = set(
-                    (
-                        await s.scalars(
-                            select(Campaign.id).where(Campaign.state == CampaignState.RUNNING)
-                        )
-                    ).all()
-                )
+                states = dict(rows.all())
+            active = list(states)
+            running = {cid for cid, state in states.items() if state == CampaignState.RUNNING}
             for cid in running:
                 task = tasks.get(cid)
                 if task is None or task.done():
