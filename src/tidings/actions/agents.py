@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, may_change_agent, require_admin, require_inbox, require_own
 from tidings.actions.admin import hasher
-from tidings.actions.base import Tx, audit, settings_changed, transaction
+from tidings.actions.base import Tx, audit, require_own_ids, settings_changed, transaction
 from tidings.domain.enums import Role
 from tidings.domain.errors import Conflict, Forbidden, InvalidInput
 from tidings.runtime import Runtime
@@ -166,16 +166,7 @@ async def _set_members(
     the ids, sorted."""
     ids = sorted(set(agent_ids))
     await tx.session.execute(delete(group.class_).where(group == group_id))
-    found = set(
-        (
-            await tx.session.scalars(
-                select(Agent.id).where(Agent.id.in_(ids), Agent.workspace_id == who.workspace_id)
-            )
-        ).all()
-    )
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise InvalidInput(f"agent_ids: no agent {missing[0]} in this workspace")
+    await require_own_ids(tx, who, Agent, ids, "agent_ids", "agent")
     tx.session.add_all(group.class_(**{group.key: group_id, "agent_id": a}) for a in ids)
     return ids
 

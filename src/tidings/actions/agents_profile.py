@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from tidings.access import Principal
 from tidings.actions.agents import check_email_free, new_agent_fields
-from tidings.actions.base import audit, settings_changed, transaction
+from tidings.actions.base import audit, require_own_ids, settings_changed, transaction
 from tidings.actions.notifications import NOTIFY_KEYS, preferences_of
 from tidings.actions.passwords import reset_link
 from tidings.domain.errors import InvalidInput
@@ -57,19 +55,7 @@ async def check_invite_agent(
         s = tx.session
         await check_email_free(s, email)
         ids = sorted(set(inbox_ids))
-        if ids:
-            found = set(
-                (
-                    await s.scalars(
-                        select(Inbox.id).where(
-                            Inbox.id.in_(ids), Inbox.workspace_id == who.workspace_id
-                        )
-                    )
-                ).all()
-            )
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise InvalidInput(f"inbox_ids: no inbox {missing[0]} in this workspace")
+        await require_own_ids(tx, who, Inbox, ids, "inbox_ids", "inbox")
         agent = Agent(
             workspace_id=who.workspace_id,
             email=email,

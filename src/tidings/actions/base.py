@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
@@ -16,6 +16,7 @@ from tidings.access import Principal, require_inbox
 from tidings.actions import notifications
 from tidings.domain import live_events
 from tidings.domain.enums import LiveEventType, Queue
+from tidings.domain.errors import InvalidInput
 from tidings.domain.live_events import LivePayload
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
@@ -229,3 +230,20 @@ async def inbox_settings(
         row = cast(Any, model)(inbox_id=inbox_id, workspace_id=who.workspace_id, **defaults)
         tx.session.add(row)
     return row
+
+
+async def require_own_ids(
+    tx: Tx, who: Principal, model: Any, ids: Sequence[int], field: str, noun: str
+) -> None:
+    """Every id in `ids` names a row of `model` in `who`'s workspace; else InvalidInput
+    "`field`: no `noun` N in this workspace" for the first that does not."""
+    found = set(
+        (
+            await tx.session.scalars(
+                select(model.id).where(model.id.in_(ids), model.workspace_id == who.workspace_id)
+            )
+        ).all()
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"{field}: no {noun} {missing[0]} in this workspace")

@@ -3,6 +3,9 @@ watermarks, edits, deletions and template status changes."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
@@ -25,16 +28,7 @@ ChannelEvent = ReceiptWatermark | MessageEdited | MessageDeleted | TemplateStatu
 
 
 async def do_apply_channel_event(tx: Tx, channel: ChannelInfo, event: ChannelEvent) -> None:
-    if isinstance(event, ReceiptWatermark):
-        await do_apply_watermark(tx, channel, event)
-    elif isinstance(event, MessageEdited):
-        await do_edit_message(tx, channel, event)
-    elif isinstance(event, MessageDeleted):
-        await do_delete_message(tx, channel, event)
-    elif isinstance(event, ChannelNotice):
-        await do_channel_notice(tx, channel, event)
-    else:
-        await do_template_status(tx, channel, event)
+    await _APPLY[type(event)](tx, channel, event)
 
 
 async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWatermark) -> int:
@@ -85,6 +79,13 @@ async def _message(tx: Tx, channel: ChannelInfo, provider_message_id: str) -> Me
     return message
 
 
+async def _changed(tx: Tx, message: Message) -> None:
+    message.updated_at = utcnow()
+    await tx.session.flush()
+    conv = await tx.session.get_one(Conversation, message.conversation_id)
+    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
+
+
 async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) -> None:
     """The author changed the text: the new text shows, the earlier versions stay in
     `extra.edits` so agents can see what was said before."""
@@ -98,10 +99,7 @@ async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) ->
     extra["edited_at"] = event.occurred_at.isoformat()
     message.extra = extra
     message.body = event.text
-    message.updated_at = utcnow()
-    await tx.session.flush()
-    conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
+    await _changed(tx, message)
 
 
 async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted) -> None:
@@ -114,10 +112,7 @@ async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted)
     extra["deleted_at"] = event.occurred_at.isoformat()
     message.extra = extra
     message.body = None
-    message.updated_at = utcnow()
-    await tx.session.flush()
-    conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
+    await _changed(tx, message)
 
 
 async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus) -> None:
@@ -194,3 +189,12 @@ async def do_channel_notice(tx: Tx, channel: ChannelInfo, event: ChannelNotice) 
         channel.workspace_id,
         None,
     )
+
+
+_APPLY: dict[type[Any], Callable[[Tx, ChannelInfo, Any], Awaitable[object]]] = {
+    ReceiptWatermark: do_apply_watermark,
+    MessageEdited: do_edit_message,
+    MessageDeleted: do_delete_message,
+    ChannelNotice: do_channel_notice,
+    TemplateStatus: do_template_status,
+}

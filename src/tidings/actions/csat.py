@@ -43,7 +43,7 @@ from tidings.actions.base import (
     transaction,
 )
 from tidings.actions.gate import choose_route
-from tidings.actions.outbound import do_queue_message
+from tidings.actions.outbound import do_send
 from tidings.actions.templates import parameter_count, render
 from tidings.domain import live_events
 from tidings.domain.enums import ConversationStatus, MessageKind
@@ -208,9 +208,8 @@ async def _ask(tx: Tx, conv: Conversation, settings: InboxCsat) -> Message:
         kind, text = MessageKind.TEMPLATE, render(template, [])
         extra["template"] = {"name": template.name, "language": {"code": template.language}}
         extra["template_id"] = template.id
-    await gate.check_send(s, conv, route, kind, text, person=False, now=now)
     # No sender agent: the question is neither an agent's response (SLA) nor a human reply.
-    return await do_queue_message(tx, conv, route, kind, text, sender_agent_id=None, extra=extra)
+    return await do_send(tx, conv, route, kind, text, sender_agent_id=None, extra=extra)
 
 
 # --- the answer -------------------------------------------------------------------------------
@@ -226,12 +225,7 @@ async def survey_awaiting(
         return None
     s = tx.session
     await lock_contacts(tx, [contact.id])
-    latest = await s.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
+    latest = await latest_conversation(tx, channel, contact)
     if latest is None or latest.status != ConversationStatus.RESOLVED:
         return None
     survey = await s.scalar(
@@ -242,6 +236,18 @@ async def survey_awaiting(
     if survey is None or survey.asked_at < utcnow() - timedelta(days=ANSWER_DAYS):
         return None
     return survey, rating
+
+
+async def latest_conversation(
+    tx: Tx, channel: ChannelInfo, contact: Contact
+) -> Conversation | None:
+    """The contact's latest conversation in the channel's inbox, whatever its status."""
+    return await tx.session.scalar(
+        select(Conversation)
+        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
 
 
 async def do_record_answer(tx: Tx, survey: CsatResponse, message: Message, rating: int) -> None:

@@ -319,7 +319,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     answer = (
         None if event.echo or notice else await csat.survey_awaiting(tx, channel, contact, event)
     )
-    latest = await _latest_conversation(tx, channel, contact) if notice else None
+    latest = await csat.latest_conversation(tx, channel, contact) if notice else None
     if answer is not None:
         conv, created = await s.get_one(Conversation, answer[0].conversation_id), False
     elif latest is not None:
@@ -396,17 +396,6 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
         if conv.assignee_id is None:
             assignment.after_change(tx)
     return message
-
-
-async def _latest_conversation(
-    tx: Tx, channel: ChannelInfo, contact: Contact
-) -> Conversation | None:
-    return await tx.session.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
 
 
 async def _touch_window(tx: Tx, conversation_id: int, channel_id: int, at: datetime) -> None:

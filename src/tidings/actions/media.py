@@ -79,12 +79,7 @@ async def check_upload(
     if not data:
         raise InvalidInput("file: the file is empty")
     if channel is not None:
-        kind = limits.kind_for_mime(mime)
-        if (why := sending.refusal(channel, kind=kind, with_text=False)) is not None:
-            raise PolicyRefusal(why, code="file_not_sendable")
-        verdict = limits.judge(channel.adapter.capabilities, channel.adapter.label, mime, len(data))
-        if verdict.state != limits.STORED:
-            raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
+        _check_fits(channel, mime, len(data), with_text=False)
     store = make_store(rt.settings)
     stored = await store.put(new_key(conv.workspace_id), one_chunk(data))
     async with transaction(rt) as tx:
@@ -134,15 +129,19 @@ async def take_uploads(
     missing = [i for i in upload_ids if i not in rows]
     if missing:
         raise NotFound(f"upload {missing[0]} not found (or already sent)")
-    caps, label = channel.adapter.capabilities, channel.adapter.label
     for upload in rows.values():
-        kind = limits.kind_for_mime(upload.mime_type)
-        if (why := sending.refusal(channel, kind=kind, with_text=with_text)) is not None:
-            raise PolicyRefusal(why, code="file_not_sendable")
-        verdict = limits.judge(caps, label, upload.mime_type, upload.size)
-        if verdict.state != limits.STORED:
-            raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
+        _check_fits(channel, upload.mime_type, upload.size, with_text=with_text)
     return [rows[i] for i in upload_ids]
+
+
+def _check_fits(channel: ChannelInfo, mime: str, size: int, *, with_text: bool) -> None:
+    """Refuse a file `channel` cannot send: its kind, or its type and size (the limits)."""
+    kind = limits.kind_for_mime(mime)
+    if (why := sending.refusal(channel, kind=kind, with_text=with_text)) is not None:
+        raise PolicyRefusal(why, code="file_not_sendable")
+    verdict = limits.judge(channel.adapter.capabilities, channel.adapter.label, mime, size)
+    if verdict.state != limits.STORED:
+        raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
 
 
 async def do_attach_uploads(

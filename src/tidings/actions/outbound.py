@@ -1,7 +1,8 @@
-"""Outbound messages: an agent's reply (gate, then message + delivery in one transaction); the
-one write path every queued message takes — replies, rules, CSAT, fallback (`do_queue_messages`)
-and campaign batches (`do_queue_broadcast`), both through `_insert_outbound`; and recording
-what the provider said when the delivery worker sent it."""
+"""Outbound messages: an agent's reply (gate, then message + delivery in one transaction:
+`do_send`, which the other writers of one message use too); the one write path every queued
+message takes — replies, rules, CSAT, fallback (`do_queue_messages`) and campaign batches
+(`do_queue_broadcast`), both through `_insert_outbound`; and recording what the provider said
+when the delivery worker sent it."""
 
 from __future__ import annotations
 
@@ -61,16 +62,8 @@ async def check_send_reply(
             tx, conv, attachment_ids, route.channel, with_text=text is not None
         )
         kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
-        tag = await gate.check_send(s, conv, route, kind, text, person=True)
-        return await do_queue_message(
-            tx,
-            conv,
-            route,
-            kind,
-            text,
-            sender_agent_id=who.agent_id,
-            extra={"tag": tag} if tag else None,
-            uploads=uploads,
+        return await do_send(
+            tx, conv, route, kind, text, sender_agent_id=who.agent_id, tagged=True, uploads=uploads
         )
 
 
@@ -126,6 +119,30 @@ async def do_queue_message(
         conv, route, kind, text, sender_agent_id, extra, uploads, keep_unread, cost_estimate
     )
     return (await do_queue_messages(tx, [item]))[0]
+
+
+async def do_send(
+    tx: Tx,
+    conv: Conversation,
+    route: Route,
+    kind: MessageKind,
+    text: str | None,
+    *,
+    sender_agent_id: int | None,
+    extra: dict[str, Any] | None = None,
+    tagged: bool = False,
+    **options: Any,
+) -> Message:
+    """The outbound gate (`gate.check_send`: a person's message when it has a sender agent),
+    then `do_queue_message`. `tagged`: the message carries the tag the gate asks for (Meta's
+    HUMAN_AGENT after the standard window)."""
+    person = sender_agent_id is not None
+    tag = await gate.check_send(tx.session, conv, route, kind, text, person=person)
+    if tagged and tag:
+        extra = {**(extra or {}), "tag": tag}
+    return await do_queue_message(
+        tx, conv, route, kind, text, sender_agent_id=sender_agent_id, extra=extra, **options
+    )
 
 
 async def _insert_outbound(

@@ -21,10 +21,9 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
-from tidings.actions import gate
 from tidings.actions.base import Tx, transaction
 from tidings.actions.gate import choose_route
-from tidings.actions.outbound import do_queue_message
+from tidings.actions.outbound import do_send
 from tidings.channels.message_templates import (
     NAMED,
     POSITIONAL,
@@ -407,20 +406,12 @@ async def check_send_template_spec(
 async def _queue_template(
     tx: Tx, who: Principal, conv: Conversation, template: TemplateRow, spec: TemplateSpec
 ) -> Message:
-    s = tx.session
     graph, text = build_template(template, spec)
     route = await choose_route(tx, conv, template.channel_id)
-    await gate.check_send(s, conv, route, MessageKind.TEMPLATE, text, person=True)
     # WhatsApp's Graph `template` object, passed to the adapter as is.
-    return await do_queue_message(
-        tx,
-        conv,
-        route,
-        MessageKind.TEMPLATE,
-        text,
-        sender_agent_id=who.agent_id,
-        extra={"template": graph, "template_id": template.id},
-    )
+    extra = {"template": graph, "template_id": template.id}
+    kind = MessageKind.TEMPLATE
+    return await do_send(tx, conv, route, kind, text, sender_agent_id=who.agent_id, extra=extra)
 
 
 async def sync_all_templates(rt: Runtime, channel_id: int | None = None) -> list[dict[str, Any]]:
