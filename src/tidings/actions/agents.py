@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, may_change_agent, require_admin, require_inbox, require_own
 from tidings.actions.admin import hasher
@@ -86,9 +85,26 @@ def new_agent_fields(
     return email, wanted
 
 
-async def check_email_free(s: AsyncSession, email: str) -> None:
-    if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+async def do_add_agent(
+    tx: Tx, who: Principal, email: str, name: str, role: Role, password_hash: str | None
+) -> Agent:
+    """A new active agent of `who`'s workspace (`email` as `new_agent_fields` normalised it;
+    Conflict when an agent has it): online with a password, else offline until they choose one."""
+    if await tx.session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
         raise Conflict("email: an agent with this email already exists")
+    agent = Agent(
+        workspace_id=who.workspace_id,
+        email=email,
+        name=name.strip(),
+        password_hash=password_hash,
+        role=role,
+        availability="online" if password_hash else "offline",
+        active=True,
+        created_at=utcnow(),
+    )
+    tx.session.add(agent)
+    await tx.session.flush()
+    return agent
 
 
 async def check_create_agent(
@@ -98,20 +114,7 @@ async def check_create_agent(
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
     async with transaction(rt) as tx:
-        s = tx.session
-        await check_email_free(s, email)
-        agent = Agent(
-            workspace_id=who.workspace_id,
-            email=email,
-            name=name.strip(),
-            password_hash=hasher.hash(password),
-            role=wanted,
-            availability="online",
-            active=True,
-            created_at=utcnow(),
-        )
-        s.add(agent)
-        await s.flush()
+        agent = await do_add_agent(tx, who, email, name, wanted, hasher.hash(password))
         audit(tx, who, "agent.create", "agent", agent.id)
         settings_changed(tx, who, "agents")
         return agent

@@ -11,14 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from tidings.access import Principal
-from tidings.actions.agents import check_email_free, new_agent_fields
+from tidings.actions.agents import do_add_agent, new_agent_fields
 from tidings.actions.base import audit, require_own_ids, settings_changed, transaction
 from tidings.actions.notifications import NOTIFY_KEYS, preferences_of
 from tidings.actions.passwords import reset_link
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import Agent, Inbox, InboxMember
-from tidings.storage.types import utcnow
 
 
 async def check_update_me(
@@ -53,21 +52,9 @@ async def check_invite_agent(
     email, wanted = new_agent_fields(who, email, name, role, "invite")
     async with transaction(rt) as tx:
         s = tx.session
-        await check_email_free(s, email)
+        agent = await do_add_agent(tx, who, email, name, wanted, None)
         ids = sorted(set(inbox_ids))
         await require_own_ids(tx, who, Inbox, ids, "inbox_ids", "inbox")
-        agent = Agent(
-            workspace_id=who.workspace_id,
-            email=email,
-            name=name.strip(),
-            password_hash=None,
-            role=wanted,
-            availability="offline",
-            active=True,
-            created_at=utcnow(),
-        )
-        s.add(agent)
-        await s.flush()
         for inbox_id in ids:
             s.add(InboxMember(inbox_id=inbox_id, agent_id=agent.id))
         await s.flush()

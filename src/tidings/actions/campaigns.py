@@ -398,13 +398,7 @@ async def _as_read(
     row = bodies[key]
     if row is None:
         return decision.preview
-    params = [
-        str(p.get("text", ""))
-        for c in obj.get("components", [])
-        for p in c.get("parameters", [])
-        if isinstance(p, dict)
-    ]
-    return templates.render(row, params)
+    return templates.render(row, cc.template_params(obj))
 
 
 _PreviewRow = tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]

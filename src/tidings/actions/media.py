@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, require_conversation
 from tidings.actions.base import Tx, transaction
@@ -23,15 +24,7 @@ async def emit_message(tx: Tx, message_id: int) -> None:
     """Announce a message again with its attachments (their state changed)."""
     message = await tx.session.get_one(Message, message_id)
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    atts = list(
-        (
-            await tx.session.scalars(
-                select(Attachment)
-                .where(Attachment.message_id == message_id)
-                .order_by(Attachment.id)
-            )
-        ).all()
-    )
+    atts = await _attachments(tx.session, message_id)
     tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message, atts)), conv)
 
 
@@ -191,12 +184,9 @@ async def attachment_for(rt: Runtime, who: Principal, attachment_id: int) -> Att
 
 async def attachments_of(rt: Runtime, message_id: int) -> list[Attachment]:
     async with rt.db.read() as s:
-        return list(
-            (
-                await s.scalars(
-                    select(Attachment)
-                    .where(Attachment.message_id == message_id)
-                    .order_by(Attachment.id)
-                )
-            ).all()
-        )
+        return await _attachments(s, message_id)
+
+
+async def _attachments(s: AsyncSession, message_id: int) -> list[Attachment]:
+    query = select(Attachment).where(Attachment.message_id == message_id)
+    return list((await s.scalars(query.order_by(Attachment.id))).all())

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
+from tidings.actions.admin import active_channels
 from tidings.actions.base import Tx, transaction
 from tidings.actions.gate import choose_route
 from tidings.actions.outbound import do_send
@@ -417,20 +418,14 @@ async def _queue_template(
 async def sync_all_templates(rt: Runtime, channel_id: int | None = None) -> list[dict[str, Any]]:
     """Sync every active template-capable channel (or one): `tidings sync-templates`, e.g.
     from cron. A channel that fails is reported with its reason; the others still sync."""
-    async with rt.db.read() as s:
-        q = select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
-        if channel_id is not None:
-            q = q.where(Channel.id == channel_id)
-        ids = list((await s.scalars(q)).all())
     results: list[dict[str, Any]] = []
-    for cid in ids:
-        info = await rt.channels.get(cid)
-        if info is None or not isinstance(info.adapter, TemplateSource):
+    for info in await active_channels(rt, channel_id):
+        if not isinstance(info.adapter, TemplateSource):
             continue
         try:
             results.append(await sync_templates(rt, info))
         except TidingsError as exc:
-            results.append({"channel_id": cid, "error": exc.message})
+            results.append({"channel_id": info.id, "error": exc.message})
     return results
 
 
