@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox, require_own
-from tidings.actions.base import Tx, settings_changed, transaction
+from tidings.actions.base import Tx, require_own_ids, settings_changed, transaction
 from tidings.actions.conversations import do_announce
 from tidings.actions.system_line import do_system_line
 from tidings.domain import live_events
@@ -138,9 +138,7 @@ async def check_set_settings(
             if not (str(key).isascii() and str(key).isdigit()):
                 raise InvalidInput("agent_capacities: keys are agent ids")
             agent_id = int(key)
-            agent = await s.get(Agent, agent_id)
-            if agent is None or agent.workspace_id != who.workspace_id:
-                raise InvalidInput(f"agent_capacities: no agent {agent_id} in this workspace")
+            await require_own_ids(tx, who, Agent, [agent_id], "agent_capacities", "agent")
             existing = await s.get(AgentCapacity, (inbox_id, agent_id))
             cap = _capacity(value, f"agent_capacities.{agent_id}")
             if cap is None:

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import csat, sla
-from tidings.actions.base import Tx, lock_contacts, transaction
+from tidings.actions.base import Tx, lock_contacts, require_own_ids, transaction
 from tidings.actions.system_line import do_system_line
 from tidings.domain import live_events
 from tidings.domain.enums import ConversationStatus, Queue
@@ -69,9 +69,7 @@ async def check_update_conversation(
         if team_id is not UNSET:
             if team_id is not None:
                 assert isinstance(team_id, int)
-                team = await s.get(Team, team_id)
-                if team is None or team.workspace_id != conv.workspace_id:
-                    raise InvalidInput(f"team_id: no team {team_id} in this workspace")
+                await require_own_ids(tx, who, Team, [team_id], "team_id", "team")
             conv.team_id = team_id
         if labels is not None:
             names = sorted({n.strip() for n in labels if n.strip()})

@@ -140,16 +140,21 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     )
     await s.execute(stmt)
     # Another worker may have created the identity first; its contact wins.
-    winner = await s.scalar(
-        select(ContactIdentity.contact_id).where(
+    winner = await _by_address(tx, channel, sender.address)
+    if winner is not None and winner.contact_id != contact.id:
+        return await s.get_one(Contact, winner.contact_id)
+    return contact
+
+
+async def _by_address(tx: Tx, channel: ChannelInfo, address: str) -> ContactIdentity | None:
+    """The identity with this address on the channel's kind (the unique key)."""
+    return await tx.session.scalar(
+        select(ContactIdentity).where(
             ContactIdentity.workspace_id == channel.workspace_id,
             ContactIdentity.channel_kind == channel.kind,
-            ContactIdentity.address == sender.address,
+            ContactIdentity.address == address,
         )
     )
-    if winner is not None and winner != contact.id:
-        return await s.get_one(Contact, winner)
-    return contact
 
 
 async def move_identity(
@@ -175,13 +180,7 @@ async def move_identity(
         contact.updated_at = utcnow()
         await s.flush()
         return contact
-    taken = await s.scalar(
-        select(ContactIdentity).where(
-            ContactIdentity.workspace_id == channel.workspace_id,
-            ContactIdentity.channel_kind == channel.kind,
-            ContactIdentity.address == sender.address,
-        )
-    )
+    taken = await _by_address(tx, channel, sender.address)
     if taken is not None and taken.id != old.id:
         if taken.contact_id != old.contact_id:
             # The new id already wrote in as someone else: both stay; the shared verified

@@ -620,7 +620,9 @@ ACTIONS: dict[str, ActionKind] = {
 # --- the registry's entry points ---------------------------------------------------------------
 
 
-def _validate(registry: dict[str, Any], section: str, raw: Any, i: int) -> dict[str, Any]:
+def validate(section: str, raw: Any, i: int) -> dict[str, Any]:
+    """Item `i` of a rule's `conditions` or `actions` (`section`) as stored."""
+    registry: dict[str, Any] = CONDITIONS if section == "conditions" else ACTIONS
     where = f"{section}[{i}]"
     kind = raw.get("type") if isinstance(raw, dict) else None
     if not isinstance(kind, str) or kind not in registry:
@@ -630,14 +632,6 @@ def _validate(registry: dict[str, Any], section: str, raw: Any, i: int) -> dict[
         out["negate"] = True
     out.update(registry[kind].validate(raw, where))
     return out
-
-
-def validate_condition(raw: Any, i: int) -> dict[str, Any]:
-    return _validate(CONDITIONS, "conditions", raw, i)
-
-
-def validate_action(raw: Any, i: int) -> dict[str, Any]:
-    return _validate(ACTIONS, "actions", raw, i)
 
 
 async def vet_actions(rt: Runtime, actions: list[dict[str, Any]]) -> None:
