@@ -221,10 +221,10 @@ def _text_values(
 ) -> list[dict[str, Any]]:
     """Graph text parameters for `wanted` variables, or a sentence saying what is wrong."""
     shown = ", ".join("{{" + w + "}}" for w in wanted) or "none"
+    if not given and not wanted:
+        return []
     if named:
         if not isinstance(given, Mapping):
-            if not given and not wanted:
-                return []
             raise _bad(f"{where}: this template takes named parameters ({shown}); give an object.")
         missing = [w for w in wanted if w not in given]
         extra = sorted(set(given) - set(wanted))
@@ -238,8 +238,6 @@ def _text_values(
         values = [(w, given[w]) for w in wanted]
     else:
         if isinstance(given, Mapping):
-            if not given and not wanted:
-                return []
             raise _bad(
                 f"{where}: this template takes positional parameters ({shown}); give a list."
             )
