@@ -218,20 +218,24 @@ async def create_channel(
 async def register_webhooks(rt: Runtime, channel_id: int | None = None) -> list[dict[str, Any]]:
     """Set the webhook again for every active channel whose adapter sets its own (or just
     `channel_id`): run after TIDINGS_PUBLIC_URL changes (`tidings set-webhooks`)."""
+    results: list[dict[str, Any]] = []
+    for info in await active_channels(rt, channel_id):
+        if not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
+            continue
+        reason = await do_register_webhook(rt, info, None)
+        url = rt.settings.webhook_url(info.kind, info.id)
+        results.append({"channel_id": info.id, "url": url, **({"error": reason} if reason else {})})
+    return results
+
+
+async def active_channels(rt: Runtime, channel_id: int | None = None) -> list[ChannelInfo]:
+    """Every active channel (or just `channel_id`, if active), in id order."""
     async with rt.db.read() as s:
         query = select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
         if channel_id is not None:
             query = query.where(Channel.id == channel_id)
         ids = (await s.scalars(query)).all()
-    results: list[dict[str, Any]] = []
-    for cid in ids:
-        info = await rt.channels.get(cid)
-        if info is None or not isinstance(info.adapter, webhook_setup.WebhookRegistrar):
-            continue
-        reason = await do_register_webhook(rt, info, None)
-        url = rt.settings.webhook_url(info.kind, info.id)
-        results.append({"channel_id": cid, "url": url, **({"error": reason} if reason else {})})
-    return results
+    return [info for cid in ids if (info := await rt.channels.get(cid)) is not None]
 
 
 async def do_register_webhook(

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from tidings.actions.gate import latest_inbound_id, reply_addresses
 from tidings.channels.agent_events import ReadReceiptSender, TypingSender
-from tidings.channels.base import OutboundMessage, Sent
+from tidings.channels.base import OutboundMessage, SendOutcome, Sent
 from tidings.channels.interactive import SignalSender
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import ChannelInfo, Runtime
@@ -81,6 +81,21 @@ async def send_read_receipts(rt: Runtime, conversation_id: int) -> int:
     return sent
 
 
+async def send_signal(
+    rt: Runtime, channel: ChannelInfo, conversation_id: int, to: str, action: str, target: str
+) -> SendOutcome:
+    """A `SignalSender` signal (mark read, typing) about the customer's message `target`, sent
+    now: nothing is queued or stored."""
+    message = OutboundMessage(
+        message_id=0,
+        conversation_id=conversation_id,
+        to=to,
+        kind=MessageKind.SYSTEM,
+        extra={"signal": action, "target_provider_id": target},
+    )
+    return await channel.adapter.send(channel.config, message, rt.http)
+
+
 def after_read(rt: Runtime, conversation_id: int) -> None:
     """Called once an agent's read has committed: send the read receipts in the background."""
     rt.spawn(send_read_receipts(rt, conversation_id), f"read-receipts-{conversation_id}")
@@ -112,17 +127,7 @@ async def send_typing(rt: Runtime, conversation_id: int) -> dict[str, Any]:
             last_in = await latest_inbound_id(s, conversation_id, channel.id)
         if last_in is None:
             return {"sent": False, "reason": "The customer has not written on this channel yet."}
-        outcome = await adapter.send(
-            channel.config,
-            OutboundMessage(
-                message_id=0,
-                conversation_id=conversation_id,
-                to=to,
-                kind=MessageKind.SYSTEM,
-                extra={"signal": "typing_on", "target_provider_id": last_in},
-            ),
-            rt.http,
-        )
+        outcome = await send_signal(rt, channel, conversation_id, to, "typing_on", last_in)
     if isinstance(outcome, Sent):
         return {"sent": True, "channel_id": channel.id}
     log.info("typing indicator on channel %s not sent: %s", channel.id, outcome.reason)

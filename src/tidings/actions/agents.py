@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, may_change_agent, require_admin, require_inbox, require_own
 from tidings.actions.admin import hasher
-from tidings.actions.base import Tx, audit, settings_changed, transaction
+from tidings.actions.base import Tx, audit, require_own_ids, settings_changed, transaction
 from tidings.domain.enums import Role
 from tidings.domain.errors import Conflict, Forbidden, InvalidInput
 from tidings.runtime import Runtime
@@ -86,9 +85,26 @@ def new_agent_fields(
     return email, wanted
 
 
-async def check_email_free(s: AsyncSession, email: str) -> None:
-    if await s.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+async def do_add_agent(
+    tx: Tx, who: Principal, email: str, name: str, role: Role, password_hash: str | None
+) -> Agent:
+    """A new active agent of `who`'s workspace (`email` as `new_agent_fields` normalised it;
+    Conflict when an agent has it): online with a password, else offline until they choose one."""
+    if await tx.session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
         raise Conflict("email: an agent with this email already exists")
+    agent = Agent(
+        workspace_id=who.workspace_id,
+        email=email,
+        name=name.strip(),
+        password_hash=password_hash,
+        role=role,
+        availability="online" if password_hash else "offline",
+        active=True,
+        created_at=utcnow(),
+    )
+    tx.session.add(agent)
+    await tx.session.flush()
+    return agent
 
 
 async def check_create_agent(
@@ -98,20 +114,7 @@ async def check_create_agent(
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
     async with transaction(rt) as tx:
-        s = tx.session
-        await check_email_free(s, email)
-        agent = Agent(
-            workspace_id=who.workspace_id,
-            email=email,
-            name=name.strip(),
-            password_hash=hasher.hash(password),
-            role=wanted,
-            availability="online",
-            active=True,
-            created_at=utcnow(),
-        )
-        s.add(agent)
-        await s.flush()
+        agent = await do_add_agent(tx, who, email, name, wanted, hasher.hash(password))
         audit(tx, who, "agent.create", "agent", agent.id)
         settings_changed(tx, who, "agents")
         return agent
@@ -158,20 +161,16 @@ async def check_update_agent(
         return agent
 
 
-async def _own_agents(tx: Tx, who: Principal, agent_ids: list[int]) -> list[int]:
+async def _set_members(
+    tx: Tx, who: Principal, group: Any, group_id: int, agent_ids: list[int]
+) -> list[int]:
+    """`agent_ids` (each the workspace's) become the members of an inbox or a team instead of
+    its members until now. `group`: `InboxMember.inbox_id` or `TeamMember.team_id`. Returns
+    the ids, sorted."""
     ids = sorted(set(agent_ids))
-    if not ids:
-        return []
-    found = set(
-        (
-            await tx.session.scalars(
-                select(Agent.id).where(Agent.id.in_(ids), Agent.workspace_id == who.workspace_id)
-            )
-        ).all()
-    )
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise InvalidInput(f"agent_ids: no agent {missing[0]} in this workspace")
+    await tx.session.execute(delete(group.class_).where(group == group_id))
+    await require_own_ids(tx, who, Agent, ids, "agent_ids", "agent")
+    tx.session.add_all(group.class_(**{group.key: group_id, "agent_id": a}) for a in ids)
     return ids
 
 
@@ -180,12 +179,10 @@ async def check_create_inbox(rt: Runtime, who: Principal, name: str, agent_ids: 
     if not name.strip():
         raise InvalidInput("name: must not be empty")
     async with transaction(rt) as tx:
-        ids = await _own_agents(tx, who, agent_ids)
         inbox = Inbox(workspace_id=who.workspace_id, name=name.strip(), created_at=utcnow())
         tx.session.add(inbox)
         await tx.session.flush()
-        for agent_id in ids:
-            tx.session.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
+        await _set_members(tx, who, InboxMember.inbox_id, inbox.id, agent_ids)
         audit(tx, who, "inbox.create", "inbox", inbox.id)
         settings_changed(tx, who, "inboxes")
         return inbox
@@ -200,10 +197,7 @@ async def check_set_inbox_members(
         inbox = await require_inbox(s, who, inbox_id)
         if name is not None and name.strip():
             inbox.name = name.strip()
-        ids = await _own_agents(tx, who, agent_ids)
-        await s.execute(delete(InboxMember).where(InboxMember.inbox_id == inbox.id))
-        for agent_id in ids:
-            s.add(InboxMember(inbox_id=inbox.id, agent_id=agent_id))
+        ids = await _set_members(tx, who, InboxMember.inbox_id, inbox.id, agent_ids)
         audit(tx, who, "inbox.members", "inbox", inbox.id)
         settings_changed(tx, who, "inboxes")
         return ids
@@ -222,12 +216,10 @@ async def check_create_team(rt: Runtime, who: Principal, name: str, agent_ids: l
         )
         if exists:
             raise Conflict("name: a team with this name already exists")
-        ids = await _own_agents(tx, who, agent_ids)
         team = Team(workspace_id=who.workspace_id, name=name.strip(), created_at=utcnow())
         s.add(team)
         await s.flush()
-        for agent_id in ids:
-            s.add(TeamMember(team_id=team.id, agent_id=agent_id))
+        await _set_members(tx, who, TeamMember.team_id, team.id, agent_ids)
         audit(tx, who, "team.create", "team", team.id)
         settings_changed(tx, who, "teams")
         return team
@@ -240,10 +232,7 @@ async def check_set_team_members(
     async with transaction(rt) as tx:
         s = tx.session
         team = await require_own(s, who, Team, team_id, "team")
-        ids = await _own_agents(tx, who, agent_ids)
-        await s.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
-        for agent_id in ids:
-            s.add(TeamMember(team_id=team.id, agent_id=agent_id))
+        ids = await _set_members(tx, who, TeamMember.team_id, team.id, agent_ids)
         audit(tx, who, "team.members", "team", team.id)
         settings_changed(tx, who, "teams")
         return ids

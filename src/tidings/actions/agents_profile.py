@@ -10,17 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from tidings.access import Principal
-from tidings.actions.agents import check_email_free, new_agent_fields
-from tidings.actions.base import audit, settings_changed, transaction
+from tidings.actions.agents import do_add_agent, new_agent_fields
+from tidings.actions.base import audit, require_own_ids, settings_changed, transaction
 from tidings.actions.notifications import NOTIFY_KEYS, preferences_of
 from tidings.actions.passwords import reset_link
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import Agent, Inbox, InboxMember
-from tidings.storage.types import utcnow
 
 
 async def check_update_me(
@@ -55,33 +52,9 @@ async def check_invite_agent(
     email, wanted = new_agent_fields(who, email, name, role, "invite")
     async with transaction(rt) as tx:
         s = tx.session
-        await check_email_free(s, email)
+        agent = await do_add_agent(tx, who, email, name, wanted, None)
         ids = sorted(set(inbox_ids))
-        if ids:
-            found = set(
-                (
-                    await s.scalars(
-                        select(Inbox.id).where(
-                            Inbox.id.in_(ids), Inbox.workspace_id == who.workspace_id
-                        )
-                    )
-                ).all()
-            )
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise InvalidInput(f"inbox_ids: no inbox {missing[0]} in this workspace")
-        agent = Agent(
-            workspace_id=who.workspace_id,
-            email=email,
-            name=name.strip(),
-            password_hash=None,
-            role=wanted,
-            availability="offline",
-            active=True,
-            created_at=utcnow(),
-        )
-        s.add(agent)
-        await s.flush()
+        await require_own_ids(tx, who, Inbox, ids, "inbox_ids", "inbox")
         for inbox_id in ids:
             s.add(InboxMember(inbox_id=inbox_id, agent_id=agent.id))
         await s.flush()

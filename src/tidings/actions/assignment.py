@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox, require_own
-from tidings.actions.base import Tx, settings_changed, transaction
+from tidings.actions.base import Tx, require_own_ids, settings_changed, transaction
+from tidings.actions.conversations import do_announce
 from tidings.actions.system_line import do_system_line
 from tidings.domain import live_events
 from tidings.domain.enums import (
@@ -40,15 +41,12 @@ from tidings.domain.enums import (
 )
 from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict
 from tidings.storage.models import (
     Agent,
     AgentCapacity,
     Conversation,
-    ConversationLabel,
     InboxAssignment,
     InboxMember,
-    Label,
 )
 from tidings.storage.types import utcnow
 
@@ -140,9 +138,7 @@ async def check_set_settings(
             if not (str(key).isascii() and str(key).isdigit()):
                 raise InvalidInput("agent_capacities: keys are agent ids")
             agent_id = int(key)
-            agent = await s.get(Agent, agent_id)
-            if agent is None or agent.workspace_id != who.workspace_id:
-                raise InvalidInput(f"agent_capacities: no agent {agent_id} in this workspace")
+            await require_own_ids(tx, who, Agent, [agent_id], "agent_capacities", "agent")
             existing = await s.get(AgentCapacity, (inbox_id, agent_id))
             cap = _capacity(value, f"agent_capacities.{agent_id}")
             if cap is None:
@@ -230,36 +226,15 @@ def pick(
     return room[0]
 
 
-async def _labels(s: Any, conversation_id: int) -> list[str]:
-    return list(
-        (
-            await s.scalars(
-                select(Label.name)
-                .join(ConversationLabel, ConversationLabel.label_id == Label.id)
-                .where(ConversationLabel.conversation_id == conversation_id)
-            )
-        ).all()
-    )
-
-
-async def _system_line(tx: Tx, conv: Conversation, text: str, details: dict[str, Any]) -> None:
-    await do_system_line(tx, conv, text, details)
-
-
 async def _announce(tx: Tx, conv: Conversation) -> None:
     conv.updated_at = utcnow()
     await tx.session.flush()
-    tx.emit(
-        live_events.CONVERSATION_UPDATED(
-            conversation_dict(conv, await _labels(tx.session, conv.id))
-        ),
-        conv.workspace_id,
-        conv.inbox_id,
-    )
+    await do_announce(tx, conv)
 
 
-def queue_query(inbox_id: int) -> Any:
-    """The inbox's queue: open, unassigned conversations, oldest first."""
+def queue_query(inbox_id: Any) -> Any:
+    """The inbox's queue: open, unassigned conversations, oldest first. `inbox_id`: an id, or
+    the column of an outer query (the sweep's inboxes with a queue)."""
     return (
         select(Conversation)
         .where(
@@ -296,7 +271,7 @@ async def do_drain(tx: Tx, inbox_id: int, limit: int = DRAIN_BATCH) -> list[tupl
         load[agent_id] += 1
         row.last_agent_id = agent_id
         how = "round robin" if row.mode == "round_robin" else "least busy"
-        await _system_line(
+        await do_system_line(
             tx,
             conv,
             f"Assigned to {names.get(agent_id, agent_id)} ({how})",
@@ -317,12 +292,9 @@ async def drain_all(rt: Runtime) -> int:
     """Drain every auto-mode inbox that has a queue (the sweep and the woken worker)."""
     async with rt.db.read() as s:
         waiting = (
-            select(Conversation.id)
-            .where(
-                Conversation.inbox_id == InboxAssignment.inbox_id,
-                Conversation.assignee_id.is_(None),
-                Conversation.status == ConversationStatus.OPEN,
-            )
+            queue_query(InboxAssignment.inbox_id)
+            .with_only_columns(Conversation.id)
+            .order_by(None)
             .exists()
         )
         inbox_ids = list(
@@ -391,7 +363,7 @@ async def check_take_next(rt: Runtime, who: Principal, inbox_id: int) -> Convers
             return None
         conv.assignee_id = who.agent_id
         me = await s.get_one(Agent, who.agent_id)
-        await _system_line(
+        await do_system_line(
             tx,
             conv,
             f"{me.name} took this from the queue",
@@ -461,7 +433,7 @@ async def _release(tx: Tx, agent: Agent) -> None:
         ).all()
         for conv in convs:
             conv.assignee_id = None
-            await _system_line(
+            await do_system_line(
                 tx,
                 conv,
                 f"Back in the queue: {agent.name} went offline",

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 
 from tidings.access import Principal, require_admin, require_inbox, require_own
-from tidings.actions.base import settings_changed, transaction
+from tidings.actions.base import inbox_settings, settings_changed, transaction
 from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
 from tidings.storage.models import AutomationRule, InboxBusinessHours
@@ -132,16 +132,11 @@ async def check_set_business_hours(
     `InboxBusinessHours` (timezone, weekly, holidays, away_*, greeting_*)."""
     require_admin(who)
     async with transaction(rt) as tx:
-        s = tx.session
-        await require_inbox(s, who, inbox_id)
-        row = await s.get(InboxBusinessHours, inbox_id)
-        if row is None:
-            row = InboxBusinessHours(inbox_id=inbox_id, workspace_id=who.workspace_id)
-            s.add(row)
+        row = await inbox_settings(tx, who, InboxBusinessHours, inbox_id)
         for key, value in fields.items():
             setattr(row, key, value)
         row.updated_at = utcnow()
-        await s.flush()
+        await tx.session.flush()
         settings_changed(tx, who, "business_hours")
         return row
 

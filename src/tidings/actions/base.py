@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.access import Principal
+from tidings.access import Principal, require_inbox
 from tidings.actions import notifications
 from tidings.domain import live_events
 from tidings.domain.enums import LiveEventType, Queue
+from tidings.domain.errors import InvalidInput
 from tidings.domain.live_events import LivePayload
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
-from tidings.storage.models import AuditLog, WebhookDelivery, WebhookSubscription
+from tidings.storage.models import AuditLog, Contact, WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
+RowT = TypeVar("RowT")
 
 # Event types an outgoing-webhook subscription may ask for.
 WEBHOOK_EVENTS = (
@@ -64,6 +66,11 @@ class Tx:
         receives it live is decided by its type (`access.EVENT_AUDIENCE`) from `inbox_id` and
         `inbox_ids`."""
         self.events.append(LiveEvent(event.type, workspace_id, inbox_id, event.data, "", inbox_ids))
+
+    def emit_for(self, event: LivePayload, row: Any) -> None:
+        """`emit` to the inbox of `row` (a conversation, or any row with `workspace_id` and
+        `inbox_id`: a channel, a survey)."""
+        self.emit(event, row.workspace_id, row.inbox_id)
 
     def wake_after_commit(self, queue: str) -> None:
         """`queue`: a `Queue`; its worker is woken once the transaction has committed."""
@@ -193,3 +200,50 @@ def settings_changed(tx: Tx, who: Principal, what: str) -> None:
     """`what` of the workspace's settings changed ("labels", "sla"...). Inbox None: every agent
     of the workspace may hear it."""
     tx.emit(live_events.SETTINGS_UPDATED({"what": what}), who.workspace_id, None)
+
+
+async def lock_contacts(tx: Tx, contact_ids: Iterable[int]) -> None:
+    """Lock the contacts' rows, in id order so that two lockers cannot deadlock (PostgreSQL;
+    SQLite has a single writer). Ingest locks the contact row before it touches the contact's
+    conversation, and so does everything else that creates, resolves or rates one: a resolve
+    cannot deadlock with a reply arriving at that moment (both would otherwise lock the
+    conversation row and the reports' per-conversation mark in opposite orders), a rating sent
+    just after the resolve sees the committed survey, and conversation creation is serialised
+    per contact across workers."""
+    if not tx.rt.db.is_sqlite:
+        await tx.session.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(sorted(set(contact_ids))))
+            .order_by(Contact.id)
+            .with_for_update()
+        )
+
+
+async def inbox_settings(
+    tx: Tx, who: Principal, model: type[RowT], inbox_id: int, **defaults: Any
+) -> RowT:
+    """An inbox's settings row of `model` (keyed by the inbox id) for `who` to change, created
+    with `defaults` when the inbox has none yet; NotFound for an inbox `who` cannot see."""
+    await require_inbox(tx.session, who, inbox_id)
+    row = await tx.session.get(model, inbox_id)
+    if row is None:
+        row = cast(Any, model)(inbox_id=inbox_id, workspace_id=who.workspace_id, **defaults)
+        tx.session.add(row)
+    return row
+
+
+async def require_own_ids(
+    tx: Tx, who: Principal, model: Any, ids: Sequence[int], field: str, noun: str
+) -> None:
+    """Every id in `ids` names a row of `model` in `who`'s workspace; else InvalidInput
+    "`field`: no `noun` N in this workspace" for the first that does not."""
+    found = set(
+        (
+            await tx.session.scalars(
+                select(model.id).where(model.id.in_(ids), model.workspace_id == who.workspace_id)
+            )
+        ).all()
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"{field}: no {noun} {missing[0]} in this workspace")

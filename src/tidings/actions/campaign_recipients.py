@@ -110,23 +110,26 @@ async def on_messages_status(tx: Tx, messages: Sequence[StatusOf]) -> None:
     await _set_outcome(tx, RecipientState.FAILED, failures, now)
 
 
+async def _update_each(tx: Tx, rows: Sequence[dict[str, object]], **values: object) -> None:
+    """One executemany UPDATE of the recipients `rows` name (`b_id`) with `values`, where a
+    `bindparam("b_x")` takes each row's own `b_x`."""
+    if rows:
+        t = table_of(CampaignRecipient)
+        await tx.session.execute(update(t).where(t.c.id == bindparam("b_id")).values(values), rows)
+
+
 async def _set_outcome(
     tx: Tx, state: RecipientState, rows: list[dict[str, object]], now: datetime
 ) -> None:
     """Each `{"b_id", "b_reason", "b_detail"}` recipient ends in `state` with its reason."""
-    if rows:
-        t = table_of(CampaignRecipient)
-        await tx.session.execute(
-            update(t)
-            .where(t.c.id == bindparam("b_id"))
-            .values(
-                state=state,
-                reason=bindparam("b_reason"),
-                detail=bindparam("b_detail"),
-                updated_at=now,
-            ),
-            rows,
-        )
+    await _update_each(
+        tx,
+        rows,
+        state=state,
+        reason=bindparam("b_reason"),
+        detail=bindparam("b_detail"),
+        updated_at=now,
+    )
 
 
 # --- the audience snapshot (`campaigns/audience.py` picks who) -----------------------------
@@ -189,14 +192,7 @@ def do_complete(campaign: Campaign) -> None:
 
 async def do_defer(tx: Tx, later: list[dict[str, object]], now: datetime) -> None:
     """Quiet hours: each `{"b_id", "b_not_before"}` recipient waits until its time."""
-    if later:
-        t = table_of(CampaignRecipient)
-        await tx.session.execute(
-            update(t)
-            .where(t.c.id == bindparam("b_id"))
-            .values(not_before=bindparam("b_not_before"), updated_at=now),
-            later,
-        )
+    await _update_each(tx, later, not_before=bindparam("b_not_before"), updated_at=now)
 
 
 async def do_skip(tx: Tx, skipped: list[dict[str, object]], now: datetime) -> None:
@@ -208,24 +204,19 @@ async def do_mark_queued(tx: Tx, queued: list[dict[str, object]]) -> None:
     """Each `{"b_id", "b_channel_id", "b_channel_reason", "b_conversation_id",
     "b_message_id"}` recipient is `queued` with the message just queued for it (in the same
     transaction as the message, so a crash leaves both or neither)."""
-    if queued:
-        now = utcnow()
-        t = table_of(CampaignRecipient)
-        await tx.session.execute(
-            update(t)
-            .where(t.c.id == bindparam("b_id"))
-            .values(
-                state=RecipientState.QUEUED,
-                reason=None,
-                channel_id=bindparam("b_channel_id"),
-                channel_reason=bindparam("b_channel_reason"),
-                conversation_id=bindparam("b_conversation_id"),
-                message_id=bindparam("b_message_id"),
-                queued_at=now,
-                updated_at=now,
-            ),
-            queued,
-        )
+    now = utcnow()
+    await _update_each(
+        tx,
+        queued,
+        state=RecipientState.QUEUED,
+        reason=None,
+        channel_id=bindparam("b_channel_id"),
+        channel_reason=bindparam("b_channel_reason"),
+        conversation_id=bindparam("b_conversation_id"),
+        message_id=bindparam("b_message_id"),
+        queued_at=now,
+        updated_at=now,
+    )
 
 
 async def do_follow_fallback(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from tidings.access import Principal, require_admin, require_own
 from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import templates
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, require_own_ids, transaction
 from tidings.actions.fallback import validate_plan
 from tidings.actions.workspace_settings import workspace_region
 from tidings.campaigns import audience as aud_mod
@@ -77,18 +77,7 @@ async def _validate_fields(tx: Tx, who: Principal, fields: dict[str, Any]) -> di
         ids = fields["channel_ids"] or []
         if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
             raise InvalidInput("channel_ids: a list of channel ids, in order of preference")
-        found = set(
-            (
-                await tx.session.scalars(
-                    select(Channel.id).where(
-                        Channel.workspace_id == who.workspace_id, Channel.id.in_(ids)
-                    )
-                )
-            ).all()
-        )
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise InvalidInput(f"channel_ids: no channel {missing[0]} in this workspace")
+        await require_own_ids(tx, who, Channel, ids, "channel_ids", "channel")
         out["channel_ids"] = list(dict.fromkeys(ids))
     if "fallback" in fields:
         plan = validate_plan(fields["fallback"])
@@ -409,13 +398,7 @@ async def _as_read(
     row = bodies[key]
     if row is None:
         return decision.preview
-    params = [
-        str(p.get("text", ""))
-        for c in obj.get("components", [])
-        for p in c.get("parameters", [])
-        if isinstance(p, dict)
-    ]
-    return templates.render(row, params)
+    return templates.render(row, cc.template_params(obj))
 
 
 _PreviewRow = tuple[int | None, str | None, int | None, dict[str, Any], str, str | None]

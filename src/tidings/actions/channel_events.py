@@ -3,6 +3,9 @@ watermarks, edits, deletions and template status changes."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy import select
 
 from tidings.actions.base import Tx
@@ -25,16 +28,7 @@ ChannelEvent = ReceiptWatermark | MessageEdited | MessageDeleted | TemplateStatu
 
 
 async def do_apply_channel_event(tx: Tx, channel: ChannelInfo, event: ChannelEvent) -> None:
-    if isinstance(event, ReceiptWatermark):
-        await do_apply_watermark(tx, channel, event)
-    elif isinstance(event, MessageEdited):
-        await do_edit_message(tx, channel, event)
-    elif isinstance(event, MessageDeleted):
-        await do_delete_message(tx, channel, event)
-    elif isinstance(event, ChannelNotice):
-        await do_channel_notice(tx, channel, event)
-    else:
-        await do_template_status(tx, channel, event)
+    await _APPLY[type(event)](tx, channel, event)
 
 
 async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWatermark) -> int:
@@ -66,9 +60,7 @@ async def do_apply_watermark(tx: Tx, channel: ChannelInfo, event: ReceiptWaterma
         message.updated_at = now
         changed += 1
         conv = await s.get_one(Conversation, message.conversation_id)
-        tx.emit(
-            live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id
-        )
+        tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
     if changed:
         await s.flush()
     return changed
@@ -87,6 +79,13 @@ async def _message(tx: Tx, channel: ChannelInfo, provider_message_id: str) -> Me
     return message
 
 
+async def _changed(tx: Tx, message: Message) -> None:
+    message.updated_at = utcnow()
+    await tx.session.flush()
+    conv = await tx.session.get_one(Conversation, message.conversation_id)
+    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
+
+
 async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) -> None:
     """The author changed the text: the new text shows, the earlier versions stay in
     `extra.edits` so agents can see what was said before."""
@@ -100,10 +99,7 @@ async def do_edit_message(tx: Tx, channel: ChannelInfo, event: MessageEdited) ->
     extra["edited_at"] = event.occurred_at.isoformat()
     message.extra = extra
     message.body = event.text
-    message.updated_at = utcnow()
-    await tx.session.flush()
-    conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit(live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id)
+    await _changed(tx, message)
 
 
 async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted) -> None:
@@ -116,10 +112,7 @@ async def do_delete_message(tx: Tx, channel: ChannelInfo, event: MessageDeleted)
     extra["deleted_at"] = event.occurred_at.isoformat()
     message.extra = extra
     message.body = None
-    message.updated_at = utcnow()
-    await tx.session.flush()
-    conv = await tx.session.get_one(Conversation, message.conversation_id)
-    tx.emit(live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id)
+    await _changed(tx, message)
 
 
 async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus) -> None:
@@ -151,7 +144,7 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
             row.category = event.category.upper()
         row.updated_at = now
     await s.flush()
-    tx.emit(
+    tx.emit_for(
         live_events.TEMPLATE_UPDATED(
             {
                 "channel_id": channel.id,
@@ -161,8 +154,7 @@ async def do_template_status(tx: Tx, channel: ChannelInfo, event: TemplateStatus
                 "reason": event.reason,
             }
         ),
-        channel.workspace_id,
-        channel.inbox_id,
+        channel,
     )
 
 
@@ -197,3 +189,12 @@ async def do_channel_notice(tx: Tx, channel: ChannelInfo, event: ChannelNotice) 
         channel.workspace_id,
         None,
     )
+
+
+_APPLY: dict[type[Any], Callable[[Tx, ChannelInfo, Any], Awaitable[object]]] = {
+    ReceiptWatermark: do_apply_watermark,
+    MessageEdited: do_edit_message,
+    MessageDeleted: do_delete_message,
+    ChannelNotice: do_channel_notice,
+    TemplateStatus: do_template_status,
+}

@@ -168,7 +168,7 @@ async def do_set_consent(
         channel_id=channel.id,
         from_customer=True,
     )
-    tx.emit(
+    tx.emit_for(
         live_events.CONSENT_UPDATED(
             {
                 "contact_id": conv.contact_id,
@@ -180,8 +180,7 @@ async def do_set_consent(
                 "changed_at": now.isoformat(),
             }
         ),
-        conv.workspace_id,
-        conv.inbox_id,
+        conv,
     )
     return True
 

@@ -21,6 +21,7 @@ from tidings.access import Principal, require_admin, require_channel
 from tidings.access import require_contact as visible_contact
 from tidings.actions.base import Tx, audit, transaction
 from tidings.actions.inbound import open_conversation
+from tidings.actions.profiles import do_announce_contact
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels import addressing, registry
 from tidings.domain import live_events
@@ -91,23 +92,6 @@ async def _unique(tx: Tx, who: Principal, contact_id: int | None, email: str | N
         raise Conflict(f"email: contact #{clash} already has this email; merge them instead")
 
 
-async def _announce(tx: Tx, contact: Contact) -> None:
-    """Tell the inboxes that hold the contact's conversations (the same event a fetched
-    provider name sends), so open inboxes show the new name."""
-    rows = await tx.session.execute(
-        select(Conversation.id, Conversation.inbox_id).where(Conversation.contact_id == contact.id)
-    )
-    by_inbox: dict[int, list[int]] = {}
-    for conv_id, inbox_id in rows:
-        by_inbox.setdefault(inbox_id, []).append(conv_id)
-    for inbox_id, ids in by_inbox.items():
-        tx.emit(
-            live_events.CONTACT_UPDATED({"id": contact.id, "conversation_ids": sorted(ids)}),
-            contact.workspace_id,
-            inbox_id,
-        )
-
-
 async def check_update_contact(
     rt: Runtime, who: Principal, contact_id: int, fields: dict[str, Any]
 ) -> Contact:
@@ -136,7 +120,7 @@ async def check_update_contact(
         contact.updated_at = utcnow()
         await tx.session.flush()
         audit(tx, who, "contact.update", "contact", contact.id, {"fields": sorted(fields)})
-        await _announce(tx, contact)
+        await do_announce_contact(tx, contact.workspace_id, contact.id)
         return contact
 
 
@@ -317,9 +301,5 @@ async def check_start_conversation(
             audit(
                 tx, who, "conversation.start", "contact", contact.id, {"conversation_id": conv.id}
             )
-            tx.emit(
-                live_events.CONVERSATION_CREATED(conversation_dict(conv)),
-                conv.workspace_id,
-                conv.inbox_id,
-            )
+            tx.emit_for(live_events.CONVERSATION_CREATED(conversation_dict(conv)), conv)
         return conv, created

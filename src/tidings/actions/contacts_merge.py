@@ -23,11 +23,10 @@ from tidings.access import (
     visible_contacts,
 )
 from tidings.actions.base import Tx, audit, transaction
-from tidings.actions.conversations import labels_of
+from tidings.actions.conversations import do_announce
 from tidings.domain import live_events
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict
 from tidings.storage.models import (
     AuditLog,
     Consent,
@@ -38,6 +37,12 @@ from tidings.storage.models import (
 from tidings.storage.types import utcnow
 
 MERGED_INTO = "merged_into"
+# What a merge moves to the contact kept, under its key in the merge's audit details.
+MOVED: tuple[tuple[Any, str], ...] = (
+    (ContactIdentity, "identities"),
+    (Conversation, "conversations"),
+    (Consent, "consents"),
+)
 
 
 async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Contact]:
@@ -69,14 +74,7 @@ async def merge_suggestions(s: Any, who: Principal, contact: Contact) -> list[Co
 
 async def _announce_conversations(tx: Tx, ids: list[int]) -> None:
     for conv_id in ids:
-        conv = await tx.session.get_one(Conversation, conv_id)
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(
-                conversation_dict(conv, await labels_of(tx.session, conv.id))
-            ),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        await do_announce(tx, await tx.session.get_one(Conversation, conv_id))
 
 
 async def check_merge_contacts(
@@ -168,34 +166,15 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
             raise NotFound("merge not found")
         if d.get("undone"):
             raise Conflict("this merge was already undone")
-        back = {
-            key: [int(i) for i in d.get(key, [])]
-            for key in ("identities", "conversations", "consents")
-        }
         # Only rows still on the kept contact go back (a later change may have moved one).
-        if back["identities"]:
-            await s.execute(
-                update(ContactIdentity)
-                .where(
-                    ContactIdentity.id.in_(back["identities"]),
-                    ContactIdentity.contact_id == keep.id,
+        for model, key in MOVED:
+            back = [int(i) for i in d.get(key, [])]
+            if back:
+                await s.execute(
+                    update(model)
+                    .where(model.id.in_(back), model.contact_id == keep.id)
+                    .values(contact_id=dup.id)
                 )
-                .values(contact_id=dup.id)
-            )
-        if back["conversations"]:
-            await s.execute(
-                update(Conversation)
-                .where(
-                    Conversation.id.in_(back["conversations"]), Conversation.contact_id == keep.id
-                )
-                .values(contact_id=dup.id)
-            )
-        if back["consents"]:
-            await s.execute(
-                update(Consent)
-                .where(Consent.id.in_(back["consents"]), Consent.contact_id == keep.id)
-                .values(contact_id=dup.id)
-            )
         for attr, value in (d.get("filled") or {}).items():
             if getattr(keep, attr) == value:
                 setattr(keep, attr, None)
@@ -204,7 +183,7 @@ async def check_undo_merge(rt: Runtime, who: Principal, merge_id: int) -> dict[s
         merged.details = {**d, "undone": True}
         audit(tx, who, "contact.merge_undo", "contact", dup.id, {"merge_id": merge_id})
         await s.flush()
-        await _announce_conversations(tx, [int(i) for i in d.get("conversations", [])])
+        await _announce_conversations(tx, moved)
         tx.emit(
             live_events.CONTACT_MERGED({"merge_id": merge_id, "undone": True}),
             who.workspace_id,

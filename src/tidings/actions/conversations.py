@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from tidings.access import Principal, require_conversation
-from tidings.actions import assignment, csat, sla
-from tidings.actions.base import Tx, transaction
+from tidings.actions import csat, sla
+from tidings.actions.base import Tx, lock_contacts, require_own_ids, transaction
 from tidings.actions.system_line import do_system_line
 from tidings.domain import live_events
-from tidings.domain.enums import ConversationStatus
+from tidings.domain.enums import ConversationStatus, Queue
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict
@@ -44,7 +44,7 @@ async def check_update_conversation(
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         was_status, was_assignee = conv.status, conv.assignee_id
         if status is not None:
-            await csat.lock_contact(tx, conv.contact_id)  # lock order: as ingest
+            await lock_contacts(tx, [conv.contact_id])  # lock order: as ingest
         if status is not None:
             try:
                 conv.status = ConversationStatus(status)
@@ -69,9 +69,7 @@ async def check_update_conversation(
         if team_id is not UNSET:
             if team_id is not None:
                 assert isinstance(team_id, int)
-                team = await s.get(Team, team_id)
-                if team is None or team.workspace_id != conv.workspace_id:
-                    raise InvalidInput(f"team_id: no team {team_id} in this workspace")
+                await require_own_ids(tx, who, Team, [team_id], "team_id", "team")
             conv.team_id = team_id
         if labels is not None:
             names = sorted({n.strip() for n in labels if n.strip()})
@@ -92,18 +90,13 @@ async def check_update_conversation(
             sla.on_resolved(conv)
             await csat.on_resolved(tx, conv)
         if conv.status != was_status or conv.assignee_id != was_assignee:
-            assignment.after_change(tx)  # capacity freed or a conversation to queue
+            # Capacity freed or a conversation to queue: the assignment queue may move.
+            tx.wake_after_commit(Queue.ASSIGNMENT)
         if conv.assignee_id != was_assignee and assignment_line:
             await _assignment_line(tx, who, conv)
         conv.updated_at = utcnow()
         await s.flush()
-        current = await labels_of(s, conv.id)
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv, current)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
-        return conv, current
+        return conv, await do_announce(tx, conv)
 
 
 async def _assignment_line(tx: Tx, who: Principal, conv: Conversation) -> None:
@@ -131,6 +124,13 @@ async def _assignment_line(tx: Tx, who: Principal, conv: Conversation) -> None:
         {"event": "assigned", "assignee_id": conv.assignee_id},
         sender_agent_id=who.agent_id,
     )
+
+
+async def do_announce(tx: Tx, conv: Conversation) -> list[str]:
+    """`conversation.updated` for a changed conversation, with its labels (returned)."""
+    labels = await labels_of(tx.session, conv.id)
+    tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv, labels)), conv)
+    return labels
 
 
 async def labels_of(s: object, conversation_id: int) -> list[str]:

@@ -35,9 +35,15 @@ from tidings.access import (
     require_inbox,
 )
 from tidings.actions import gate
-from tidings.actions.base import Tx, settings_changed, transaction
+from tidings.actions.base import (
+    Tx,
+    inbox_settings,
+    lock_contacts,
+    settings_changed,
+    transaction,
+)
 from tidings.actions.gate import choose_route
-from tidings.actions.outbound import do_queue_message
+from tidings.actions.outbound import do_send
 from tidings.actions.templates import parameter_count, render
 from tidings.domain import live_events
 from tidings.domain.enums import ConversationStatus, MessageKind
@@ -118,13 +124,7 @@ async def check_set_settings(
     require_admin(who)
     async with transaction(rt) as tx:
         s = tx.session
-        await require_inbox(s, who, inbox_id)
-        row = await s.get(InboxCsat, inbox_id)
-        if row is None:
-            row = InboxCsat(
-                inbox_id=inbox_id, workspace_id=who.workspace_id, enabled=False, updated_at=utcnow()
-            )
-            s.add(row)
+        row = await inbox_settings(tx, who, InboxCsat, inbox_id, enabled=False, updated_at=utcnow())
         if fields.get("enabled") is not None:
             row.enabled = bool(fields["enabled"])
         if "question" in fields:
@@ -151,18 +151,6 @@ async def check_set_settings(
         await s.flush()
         settings_changed(tx, who, "csat")
         return settings_dict(inbox_id, row)
-
-
-async def lock_contact(tx: Tx, contact_id: int) -> None:
-    """Serialise with the inbound pipeline for this contact (PostgreSQL; SQLite has a single
-    writer). Ingest locks the contact row before it touches the contact's conversation, so a
-    resolve that does the same first cannot deadlock with a reply arriving at that moment (both
-    would otherwise lock the conversation row and the reports' per-conversation mark in
-    opposite orders), and a rating sent just after the resolve sees the committed survey."""
-    if not tx.rt.db.is_sqlite:
-        await tx.session.execute(
-            select(Contact.id).where(Contact.id == contact_id).with_for_update()
-        )
 
 
 # --- asking -----------------------------------------------------------------------------------
@@ -220,9 +208,8 @@ async def _ask(tx: Tx, conv: Conversation, settings: InboxCsat) -> Message:
         kind, text = MessageKind.TEMPLATE, render(template, [])
         extra["template"] = {"name": template.name, "language": {"code": template.language}}
         extra["template_id"] = template.id
-    await gate.check_send(s, conv, route, kind, text, person=False, now=now)
     # No sender agent: the question is neither an agent's response (SLA) nor a human reply.
-    return await do_queue_message(tx, conv, route, kind, text, sender_agent_id=None, extra=extra)
+    return await do_send(tx, conv, route, kind, text, sender_agent_id=None, extra=extra)
 
 
 # --- the answer -------------------------------------------------------------------------------
@@ -237,13 +224,8 @@ async def survey_awaiting(
     if rating is None:
         return None
     s = tx.session
-    await lock_contact(tx, contact.id)
-    latest = await s.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
+    await lock_contacts(tx, [contact.id])
+    latest = await latest_conversation(tx, channel, contact)
     if latest is None or latest.status != ConversationStatus.RESOLVED:
         return None
     survey = await s.scalar(
@@ -256,13 +238,25 @@ async def survey_awaiting(
     return survey, rating
 
 
+async def latest_conversation(
+    tx: Tx, channel: ChannelInfo, contact: Contact
+) -> Conversation | None:
+    """The contact's latest conversation in the channel's inbox, whatever its status."""
+    return await tx.session.scalar(
+        select(Conversation)
+        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+
+
 async def do_record_answer(tx: Tx, survey: CsatResponse, message: Message, rating: int) -> None:
     survey.state = ANSWERED
     survey.rating = rating
     survey.answer_message_id = message.id
     survey.answered_at = utcnow()
     await tx.session.flush()
-    tx.emit(live_events.CSAT_ANSWERED(response_dict(survey)), survey.workspace_id, survey.inbox_id)
+    tx.emit_for(live_events.CSAT_ANSWERED(response_dict(survey)), survey)
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from tidings.actions import assignment, consent, csat, profiles, sla
-from tidings.actions.base import Tx
+from tidings.actions.base import Tx, lock_contacts
 from tidings.actions.sms_parts import do_receive_part, part_of
 from tidings.actions.workspace_settings import phone_for
 from tidings.channels.media import MediaLocator
@@ -140,16 +140,21 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     )
     await s.execute(stmt)
     # Another worker may have created the identity first; its contact wins.
-    winner = await s.scalar(
-        select(ContactIdentity.contact_id).where(
+    winner = await _by_address(tx, channel, sender.address)
+    if winner is not None and winner.contact_id != contact.id:
+        return await s.get_one(Contact, winner.contact_id)
+    return contact
+
+
+async def _by_address(tx: Tx, channel: ChannelInfo, address: str) -> ContactIdentity | None:
+    """The identity with this address on the channel's kind (the unique key)."""
+    return await tx.session.scalar(
+        select(ContactIdentity).where(
             ContactIdentity.workspace_id == channel.workspace_id,
             ContactIdentity.channel_kind == channel.kind,
-            ContactIdentity.address == sender.address,
+            ContactIdentity.address == address,
         )
     )
-    if winner is not None and winner != contact.id:
-        return await s.get_one(Contact, winner)
-    return contact
 
 
 async def move_identity(
@@ -175,13 +180,7 @@ async def move_identity(
         contact.updated_at = utcnow()
         await s.flush()
         return contact
-    taken = await s.scalar(
-        select(ContactIdentity).where(
-            ContactIdentity.workspace_id == channel.workspace_id,
-            ContactIdentity.channel_kind == channel.kind,
-            ContactIdentity.address == sender.address,
-        )
-    )
+    taken = await _by_address(tx, channel, sender.address)
     if taken is not None and taken.id != old.id:
         if taken.contact_id != old.contact_id:
             # The new id already wrote in as someone else: both stay; the shared verified
@@ -218,14 +217,7 @@ async def open_conversations(
     if not pairs:
         return []
     contact_ids = sorted({contact.id for _channel, contact in pairs})
-    if not tx.rt.db.is_sqlite:
-        # Serialise conversation creation per contact across workers (in id order: no deadlock).
-        await s.execute(
-            select(Contact.id)
-            .where(Contact.id.in_(contact_ids))
-            .order_by(Contact.id)
-            .with_for_update()
-        )
+    await lock_contacts(tx, contact_ids)  # conversation creation, per contact
     inbox_ids = {channel.inbox_id for channel, _contact in pairs}
     current: dict[tuple[int, int], Conversation] = {}
     # By contact only (the (contact, inbox) index); the inbox is filtered here. With
@@ -326,7 +318,7 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     answer = (
         None if event.echo or notice else await csat.survey_awaiting(tx, channel, contact, event)
     )
-    latest = await _latest_conversation(tx, channel, contact) if notice else None
+    latest = await csat.latest_conversation(tx, channel, contact) if notice else None
     if answer is not None:
         conv, created = await s.get_one(Conversation, answer[0].conversation_id), False
     elif latest is not None:
@@ -369,28 +361,8 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     )
     if message_id is None:
         return None
-    attachments = []
-    # Adapters that can fetch their media queue each file for the media worker (tidings.media).
-    fetches = isinstance(channel.adapter, MediaLocator)
-    for ref in event.attachments:
-        queued = fetches and ref.kind in FILE_KINDS
-        att = Attachment(
-            workspace_id=channel.workspace_id,
-            message_id=message_id,
-            kind=ref.kind,
-            mime_type=ref.mime_type,
-            filename=ref.filename,
-            size=ref.size,
-            caption=ref.caption,
-            provider_media_id=ref.provider_media_id,
-            url=ref.url,
-            state=PENDING if queued else None,
-            next_attempt_at=now if queued else None,
-        )
-        s.add(att)
-        attachments.append(att)
-        if queued:
-            tx.wake_after_commit(Queue.MEDIA)
+    attachments = new_attachments(tx, channel, event, message_id, now)
+    s.add_all(attachments)
     if attachments:
         await s.flush()
     message = await s.get_one(Message, message_id)
@@ -411,12 +383,8 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
 
     data = conversation_dict(conv)
     kind = live_events.CONVERSATION_CREATED if created else live_events.CONVERSATION_UPDATED
-    tx.emit(kind(data), conv.workspace_id, conv.inbox_id)
-    tx.emit(
-        live_events.MESSAGE_CREATED(message_dict(message, attachments)),
-        conv.workspace_id,
-        conv.inbox_id,
-    )
+    tx.emit_for(kind(data), conv)
+    tx.emit_for(live_events.MESSAGE_CREATED(message_dict(message, attachments)), conv)
     if notice:
         return message
     await consent.do_after_inbound(tx, channel, event, contact, conv, message)
@@ -429,17 +397,6 @@ async def do_receive_message(tx: Tx, channel: ChannelInfo, event: InboundMessage
     return message
 
 
-async def _latest_conversation(
-    tx: Tx, channel: ChannelInfo, contact: Contact
-) -> Conversation | None:
-    return await tx.session.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact.id, Conversation.inbox_id == channel.inbox_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
-
-
 async def _touch_window(tx: Tx, conversation_id: int, channel_id: int, at: datetime) -> None:
     row = await tx.session.get(ConversationChannel, (conversation_id, channel_id))
     if row is None:
@@ -450,6 +407,35 @@ async def _touch_window(tx: Tx, conversation_id: int, channel_id: int, at: datet
         )
     else:
         row.last_inbound_at = _later(row.last_inbound_at, at)
+
+
+def new_attachments(
+    tx: Tx, channel: ChannelInfo, event: InboundMessage, message_id: int, now: datetime
+) -> list[Attachment]:
+    """The rows of a stored message's attachments (not added to the session). Adapters that
+    can fetch their media queue each file for the media worker (tidings.media)."""
+    fetches = isinstance(channel.adapter, MediaLocator)
+    out = []
+    for ref in event.attachments:
+        queued = fetches and ref.kind in FILE_KINDS
+        out.append(
+            Attachment(
+                workspace_id=channel.workspace_id,
+                message_id=message_id,
+                kind=ref.kind,
+                mime_type=ref.mime_type,
+                filename=ref.filename,
+                size=ref.size,
+                caption=ref.caption,
+                provider_media_id=ref.provider_media_id,
+                url=ref.url,
+                state=PENDING if queued else None,
+                next_attempt_at=now if queued else None,
+            )
+        )
+        if queued:
+            tx.wake_after_commit(Queue.MEDIA)
+    return out
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.access import Principal, require_conversation
 from tidings.actions.base import Tx, transaction
@@ -23,18 +24,8 @@ async def emit_message(tx: Tx, message_id: int) -> None:
     """Announce a message again with its attachments (their state changed)."""
     message = await tx.session.get_one(Message, message_id)
     conv = await tx.session.get_one(Conversation, message.conversation_id)
-    atts = list(
-        (
-            await tx.session.scalars(
-                select(Attachment)
-                .where(Attachment.message_id == message_id)
-                .order_by(Attachment.id)
-            )
-        ).all()
-    )
-    tx.emit(
-        live_events.MESSAGE_UPDATED(message_dict(message, atts)), conv.workspace_id, conv.inbox_id
-    )
+    atts = await _attachments(tx.session, message_id)
+    tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message, atts)), conv)
 
 
 async def do_record_download(
@@ -81,12 +72,7 @@ async def check_upload(
     if not data:
         raise InvalidInput("file: the file is empty")
     if channel is not None:
-        kind = limits.kind_for_mime(mime)
-        if (why := sending.refusal(channel, kind=kind, with_text=False)) is not None:
-            raise PolicyRefusal(why, code="file_not_sendable")
-        verdict = limits.judge(channel.adapter.capabilities, channel.adapter.label, mime, len(data))
-        if verdict.state != limits.STORED:
-            raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
+        _check_fits(channel, mime, len(data), with_text=False)
     store = make_store(rt.settings)
     stored = await store.put(new_key(conv.workspace_id), one_chunk(data))
     async with transaction(rt) as tx:
@@ -136,15 +122,19 @@ async def take_uploads(
     missing = [i for i in upload_ids if i not in rows]
     if missing:
         raise NotFound(f"upload {missing[0]} not found (or already sent)")
-    caps, label = channel.adapter.capabilities, channel.adapter.label
     for upload in rows.values():
-        kind = limits.kind_for_mime(upload.mime_type)
-        if (why := sending.refusal(channel, kind=kind, with_text=with_text)) is not None:
-            raise PolicyRefusal(why, code="file_not_sendable")
-        verdict = limits.judge(caps, label, upload.mime_type, upload.size)
-        if verdict.state != limits.STORED:
-            raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
+        _check_fits(channel, upload.mime_type, upload.size, with_text=with_text)
     return [rows[i] for i in upload_ids]
+
+
+def _check_fits(channel: ChannelInfo, mime: str, size: int, *, with_text: bool) -> None:
+    """Refuse a file `channel` cannot send: its kind, or its type and size (the limits)."""
+    kind = limits.kind_for_mime(mime)
+    if (why := sending.refusal(channel, kind=kind, with_text=with_text)) is not None:
+        raise PolicyRefusal(why, code="file_not_sendable")
+    verdict = limits.judge(channel.adapter.capabilities, channel.adapter.label, mime, size)
+    if verdict.state != limits.STORED:
+        raise PolicyRefusal(verdict.reason or "not allowed", code=verdict.state)
 
 
 async def do_attach_uploads(
@@ -194,12 +184,9 @@ async def attachment_for(rt: Runtime, who: Principal, attachment_id: int) -> Att
 
 async def attachments_of(rt: Runtime, message_id: int) -> list[Attachment]:
     async with rt.db.read() as s:
-        return list(
-            (
-                await s.scalars(
-                    select(Attachment)
-                    .where(Attachment.message_id == message_id)
-                    .order_by(Attachment.id)
-                )
-            ).all()
-        )
+        return await _attachments(s, message_id)
+
+
+async def _attachments(s: AsyncSession, message_id: int) -> list[Attachment]:
+    query = select(Attachment).where(Attachment.message_id == message_id)
+    return list((await s.scalars(query.order_by(Attachment.id))).all())

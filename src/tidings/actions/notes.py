@@ -70,10 +70,6 @@ async def check_add_note(rt: Runtime, who: Principal, conversation_id: int, text
         s.add(note)
         conv.updated_at = now
         await s.flush()
-        tx.emit(live_events.MESSAGE_CREATED(message_dict(note)), conv.workspace_id, conv.inbox_id)
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        tx.emit_for(live_events.MESSAGE_CREATED(message_dict(note)), conv)
+        tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv)), conv)
         return note

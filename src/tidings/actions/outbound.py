@@ -1,7 +1,8 @@
-"""Outbound messages: an agent's reply (gate, then message + delivery in one transaction); the
-one write path every queued message takes — replies, rules, CSAT, fallback (`do_queue_messages`)
-and campaign batches (`do_queue_broadcast`), both through `_insert_outbound`; and recording
-what the provider said when the delivery worker sent it."""
+"""Outbound messages: an agent's reply (gate, then message + delivery in one transaction:
+`do_send`, which the other writers of one message use too); the one write path every queued
+message takes — replies, rules, CSAT, fallback (`do_queue_messages`) and campaign batches
+(`do_queue_broadcast`), both through `_insert_outbound`; and recording what the provider said
+when the delivery worker sent it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import consent, fallback, gate, media, sla
-from tidings.actions.base import Tx, transaction
+from tidings.actions.base import Tx, lock_contacts, transaction
 from tidings.actions.gate import Route, choose_route
 
 # `choose_route` is also imported from here by api/media.py.
@@ -34,7 +35,6 @@ from tidings.runtime import Runtime
 from tidings.serialize import conversation_dict, message_dict
 from tidings.storage.models import (
     Channel,
-    Contact,
     Conversation,
     ConversationLabel,
     Delivery,
@@ -62,16 +62,8 @@ async def check_send_reply(
             tx, conv, attachment_ids, route.channel, with_text=text is not None
         )
         kind = MessageKind.MEDIA if uploads else MessageKind.TEXT
-        tag = await gate.check_send(s, conv, route, kind, text, person=True)
-        return await do_queue_message(
-            tx,
-            conv,
-            route,
-            kind,
-            text,
-            sender_agent_id=who.agent_id,
-            extra={"tag": tag} if tag else None,
-            uploads=uploads,
+        return await do_send(
+            tx, conv, route, kind, text, sender_agent_id=who.agent_id, tagged=True, uploads=uploads
         )
 
 
@@ -127,6 +119,30 @@ async def do_queue_message(
         conv, route, kind, text, sender_agent_id, extra, uploads, keep_unread, cost_estimate
     )
     return (await do_queue_messages(tx, [item]))[0]
+
+
+async def do_send(
+    tx: Tx,
+    conv: Conversation,
+    route: Route,
+    kind: MessageKind,
+    text: str | None,
+    *,
+    sender_agent_id: int | None,
+    extra: dict[str, Any] | None = None,
+    tagged: bool = False,
+    **options: Any,
+) -> Message:
+    """The outbound gate (`gate.check_send`: a person's message when it has a sender agent),
+    then `do_queue_message`. `tagged`: the message carries the tag the gate asks for (Meta's
+    HUMAN_AGENT after the standard window)."""
+    person = sender_agent_id is not None
+    tag = await gate.check_send(tx.session, conv, route, kind, text, person=person)
+    if tagged and tag:
+        extra = {**(extra or {}), "tag": tag}
+    return await do_queue_message(
+        tx, conv, route, kind, text, sender_agent_id=sender_agent_id, extra=extra, **options
+    )
 
 
 async def _insert_outbound(
@@ -217,16 +233,8 @@ async def do_queue_messages(tx: Tx, items: Sequence[Outgoing]) -> list[Message]:
             conv.last_message_preview = f"[{attachments[0].kind}]"
         await s.flush()
         await fallback.arm_for_reply(tx, message, conv)
-        tx.emit(
-            live_events.MESSAGE_CREATED(message_dict(message, attachments)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        tx.emit_for(live_events.MESSAGE_CREATED(message_dict(message, attachments)), conv)
+        tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv)), conv)
     return messages
 
 
@@ -245,14 +253,7 @@ async def do_queue_broadcast(
     now = utcnow()
     conv_t, msg_t = Conversation.__table__, Message.__table__
     contact_ids = sorted({it.contact_id for it in items})
-    if not db.is_sqlite:
-        # Serialise conversation creation per contact across workers (in id order: no deadlock).
-        await s.execute(
-            select(Contact.id)
-            .where(Contact.id.in_(contact_ids))
-            .order_by(Contact.id)
-            .with_for_update()
-        )
+    await lock_contacts(tx, contact_ids)  # conversation creation, per contact
     # The customer's current (unresolved) conversation in the channel's inbox, the latest one
     # winning; by contact only, the inbox filtered here (see `inbound.open_conversations`).
     inboxes = {it.route.channel.inbox_id for it in items}
@@ -334,14 +335,8 @@ async def do_queue_broadcast(
         message, conv = messages[message_id], convs[conv_id]
         if fallback_plan:
             await fallback.arm(tx, message, fallback_plan, recipient_id=it.recipient_id)
-        tx.emit(
-            live_events.MESSAGE_CREATED(message_dict(message, [])), conv.workspace_id, conv.inbox_id
-        )
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        tx.emit_for(live_events.MESSAGE_CREATED(message_dict(message, [])), conv)
+        tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv)), conv)
     return list(zip(conv_of, message_ids, strict=True))
 
 

@@ -75,22 +75,23 @@ async def do_record_profile(tx: Tx, identity_id: int, profile: Profile) -> None:
         contact.name = profile.name
         contact.updated_at = utcnow()
     await s.flush()
-    # Told per inbox (only agents who can see one of the contact's conversations learn the
-    # name); the inbox refreshes those conversations. Not `conversation.updated`: automation
-    # rules listen to that, and a fetched name changes nothing about a conversation.
+    await do_announce_contact(tx, identity.workspace_id, identity.contact_id)
+
+
+async def do_announce_contact(tx: Tx, workspace_id: int, contact_id: int) -> None:
+    """`contact.updated` (a fetched name, an agent's edit), told per inbox: only agents who can
+    see one of the contact's conversations learn it; the inbox refreshes those conversations.
+    Not `conversation.updated`: automation rules listen to that, and a new name changes
+    nothing about a conversation."""
     by_inbox: dict[int, list[int]] = {}
-    for conv_id, inbox_id in await s.execute(
-        select(Conversation.id, Conversation.inbox_id).where(
-            Conversation.contact_id == identity.contact_id
-        )
+    for conv_id, inbox_id in await tx.session.execute(
+        select(Conversation.id, Conversation.inbox_id).where(Conversation.contact_id == contact_id)
     ):
         by_inbox.setdefault(inbox_id, []).append(conv_id)
     for inbox_id, conv_ids in by_inbox.items():
         tx.emit(
-            live_events.CONTACT_UPDATED(
-                {"id": identity.contact_id, "conversation_ids": sorted(conv_ids)}
-            ),
-            identity.workspace_id,
+            live_events.CONTACT_UPDATED({"id": contact_id, "conversation_ids": sorted(conv_ids)}),
+            workspace_id,
             inbox_id,
         )
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from tidings.access import Principal, require_conversation
 from tidings.actions import gate
+from tidings.actions.agent_events import send_signal
 from tidings.actions.base import transaction
 from tidings.actions.gate import choose_route
-from tidings.actions.outbound import do_queue_message
+from tidings.actions.outbound import do_send
 from tidings.actions.templates import ProviderError
-from tidings.channels.base import OutboundMessage, Permanent, Retriable
+from tidings.channels.base import Permanent, Retriable
 from tidings.channels.interactive import (
     Choice,
     Choices,
@@ -69,11 +70,8 @@ async def check_send_interactive(
             kind, text, extra = adapter.interactive(spec)
         except Refused as exc:
             raise InvalidInput(exc.reason, code="interactive_limits") from None
-        tag = await gate.check_send(tx.session, conv, route, kind, text, person=True)
-        if tag:
-            extra = {**extra, "tag": tag}
-        return await do_queue_message(
-            tx, conv, route, kind, text, sender_agent_id=who.agent_id, extra=extra
+        return await do_send(
+            tx, conv, route, kind, text, sender_agent_id=who.agent_id, extra=extra, tagged=True
         )
 
 
@@ -119,15 +117,8 @@ async def check_send_reaction(
                     code="reaction_not_supported",
                 )
             extra["reaction"] = name
-        await gate.check_send(tx.session, conv, route, MessageKind.REACTION, emoji, person=True)
-        return await do_queue_message(
-            tx,
-            conv,
-            route,
-            MessageKind.REACTION,
-            emoji,
-            sender_agent_id=who.agent_id,
-            extra=extra,
+        return await do_send(
+            tx, conv, route, MessageKind.REACTION, emoji, sender_agent_id=who.agent_id, extra=extra
         )
 
 
@@ -152,17 +143,7 @@ async def check_send_signal(
             "the customer has not written on this channel, so there is nothing to mark read",
             code="nothing_to_signal",
         )
-    outcome = await adapter.send(
-        route.channel.config,
-        OutboundMessage(
-            message_id=0,
-            conversation_id=conv.id,
-            to=route.recipient,
-            kind=MessageKind.SYSTEM,
-            extra={"signal": action, "target_provider_id": last_in},
-        ),
-        rt.http,
-    )
+    outcome = await send_signal(rt, route.channel, conv.id, route.recipient, action, last_in)
     if isinstance(outcome, Retriable):
         raise ProviderError(outcome.reason)
     if isinstance(outcome, Permanent):

@@ -48,9 +48,5 @@ async def do_age_window(
             changed += 1
             await s.flush()
             # The inbox redraws the window chip and the composer from the conversation.
-            tx.emit(
-                live_events.CONVERSATION_UPDATED(conversation_dict(conv)),
-                conv.workspace_id,
-                conv.inbox_id,
-            )
+            tx.emit_for(live_events.CONVERSATION_UPDATED(conversation_dict(conv)), conv)
     return changed

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from tidings.access import Principal, inbox_filter, require_admin, require_inbox
-from tidings.actions.base import Tx, settings_changed, transaction
+from tidings.actions.base import Tx, inbox_settings, settings_changed, transaction
 from tidings.domain import live_events
 from tidings.domain.enums import ConversationStatus, Queue
 from tidings.domain.errors import InvalidInput
@@ -107,17 +107,7 @@ async def check_set_settings(
     by_priority (replaces the overrides). Applies to timers started from now on."""
     require_admin(who)
     async with transaction(rt) as tx:
-        s = tx.session
-        await require_inbox(s, who, inbox_id)
-        row = await s.get(InboxSla, inbox_id)
-        if row is None:
-            row = InboxSla(
-                inbox_id=inbox_id,
-                workspace_id=who.workspace_id,
-                by_priority={},
-                updated_at=utcnow(),
-            )
-            s.add(row)
+        row = await inbox_settings(tx, who, InboxSla, inbox_id, by_priority={}, updated_at=utcnow())
         if "first_response_seconds" in fields:
             row.first_response_seconds = _seconds(
                 fields["first_response_seconds"], "first_response_seconds"
@@ -129,7 +119,7 @@ async def check_set_settings(
         if fields.get("by_priority") is not None:
             row.by_priority = _by_priority(fields["by_priority"])
         row.updated_at = utcnow()
-        await s.flush()
+        await tx.session.flush()
         settings_changed(tx, who, "sla")
         return settings_dict(inbox_id, row)
 
@@ -262,10 +252,8 @@ async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
                     .where(ConversationLabel.conversation_id == conv.id)
                 )
             ).all()
-            tx.emit(
-                live_events.CONVERSATION_UPDATED(conversation_dict(conv, list(labels))),
-                conv.workspace_id,
-                conv.inbox_id,
+            tx.emit_for(
+                live_events.CONVERSATION_UPDATED(conversation_dict(conv, list(labels))), conv
             )
         return len(rows)
 

@@ -303,7 +303,7 @@ _UTC = UTCDateTime()
 def _emit(tx: Tx, rows: dict[int, Any], moved: dict[int, Moved]) -> None:
     """One live event per conversation for the batch (module docstring)."""
     by_conv: dict[int, list[dict[str, Any]]] = {}
-    where: dict[int, tuple[int, int]] = {}
+    where: dict[int, Any] = {}  # a message row of the conversation (workspace, inbox)
     for mid, it in moved.items():
         row = rows[mid]
         event = message_dict(row)
@@ -315,15 +315,13 @@ def _emit(tx: Tx, rows: dict[int, Any], moved: dict[int, Moved]) -> None:
             updated_at=ts(it.updated_at),
         )
         by_conv.setdefault(row.conversation_id, []).append(event)
-        where[row.conversation_id] = (row.workspace_id, row.inbox_id)
+        where[row.conversation_id] = row
     for conv_id, events in by_conv.items():
-        workspace_id, inbox_id = where[conv_id]
         if len(events) == 1:
-            tx.emit(live_events.MESSAGE_UPDATED(events[0]), workspace_id, inbox_id)
+            tx.emit_for(live_events.MESSAGE_UPDATED(events[0]), where[conv_id])
         else:
             events.sort(key=lambda e: int(e["id"]))
-            tx.emit(
+            tx.emit_for(
                 live_events.MESSAGES_UPDATED({"conversation_id": conv_id, "messages": events}),
-                workspace_id,
-                inbox_id,
+                where[conv_id],
             )

@@ -45,5 +45,5 @@ async def do_system_line(
     )
     tx.session.add(line)
     await tx.session.flush()
-    tx.emit(live_events.MESSAGE_CREATED(message_dict(line)), conv.workspace_id, conv.inbox_id)
+    tx.emit_for(live_events.MESSAGE_CREATED(message_dict(line)), conv)
     return line

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.access import Principal, can_see_inbox, require_admin, require_conversation
-from tidings.actions import gate
+from tidings.actions.admin import active_channels
 from tidings.actions.base import Tx, transaction
 from tidings.actions.gate import choose_route
-from tidings.actions.outbound import do_queue_message
+from tidings.actions.outbound import do_send
 from tidings.channels.message_templates import (
     NAMED,
     POSITIONAL,
@@ -178,7 +178,7 @@ async def do_sync_templates(
             counts["removed"] += 1
     await s.flush()
     result: dict[str, Any] = {"channel_id": channel.id, "total": len(seen), **counts}
-    tx.emit(live_events.TEMPLATES_SYNCED(result), channel.workspace_id, channel.inbox_id)
+    tx.emit_for(live_events.TEMPLATES_SYNCED(result), channel)
     return result
 
 
@@ -221,10 +221,10 @@ def _text_values(
 ) -> list[dict[str, Any]]:
     """Graph text parameters for `wanted` variables, or a sentence saying what is wrong."""
     shown = ", ".join("{{" + w + "}}" for w in wanted) or "none"
+    if not given and not wanted:
+        return []
     if named:
         if not isinstance(given, Mapping):
-            if not given and not wanted:
-                return []
             raise _bad(f"{where}: this template takes named parameters ({shown}); give an object.")
         missing = [w for w in wanted if w not in given]
         extra = sorted(set(given) - set(wanted))
@@ -238,8 +238,6 @@ def _text_values(
         values = [(w, given[w]) for w in wanted]
     else:
         if isinstance(given, Mapping):
-            if not given and not wanted:
-                return []
             raise _bad(
                 f"{where}: this template takes positional parameters ({shown}); give a list."
             )
@@ -407,39 +405,25 @@ async def check_send_template_spec(
 async def _queue_template(
     tx: Tx, who: Principal, conv: Conversation, template: TemplateRow, spec: TemplateSpec
 ) -> Message:
-    s = tx.session
     graph, text = build_template(template, spec)
     route = await choose_route(tx, conv, template.channel_id)
-    await gate.check_send(s, conv, route, MessageKind.TEMPLATE, text, person=True)
     # WhatsApp's Graph `template` object, passed to the adapter as is.
-    return await do_queue_message(
-        tx,
-        conv,
-        route,
-        MessageKind.TEMPLATE,
-        text,
-        sender_agent_id=who.agent_id,
-        extra={"template": graph, "template_id": template.id},
-    )
+    extra = {"template": graph, "template_id": template.id}
+    kind = MessageKind.TEMPLATE
+    return await do_send(tx, conv, route, kind, text, sender_agent_id=who.agent_id, extra=extra)
 
 
 async def sync_all_templates(rt: Runtime, channel_id: int | None = None) -> list[dict[str, Any]]:
     """Sync every active template-capable channel (or one): `tidings sync-templates`, e.g.
     from cron. A channel that fails is reported with its reason; the others still sync."""
-    async with rt.db.read() as s:
-        q = select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
-        if channel_id is not None:
-            q = q.where(Channel.id == channel_id)
-        ids = list((await s.scalars(q)).all())
     results: list[dict[str, Any]] = []
-    for cid in ids:
-        info = await rt.channels.get(cid)
-        if info is None or not isinstance(info.adapter, TemplateSource):
+    for info in await active_channels(rt, channel_id):
+        if not isinstance(info.adapter, TemplateSource):
             continue
         try:
             results.append(await sync_templates(rt, info))
         except TidingsError as exc:
-            results.append({"channel_id": cid, "error": exc.message})
+            results.append({"channel_id": info.id, "error": exc.message})
     return results
 
 

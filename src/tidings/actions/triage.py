@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tidings.access import Principal, require_conversation, require_own
 from tidings.actions import agent_events, gate, sla
 from tidings.actions.base import transaction
-from tidings.actions.conversations import labels_of
+from tidings.actions.conversations import do_announce
 from tidings.actions.system_line import do_system_line
 from tidings.domain import live_events
 from tidings.domain.enums import (
@@ -24,7 +24,7 @@ from tidings.domain.enums import (
 )
 from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict, message_dict
+from tidings.serialize import message_dict
 from tidings.storage.models import (
     Conversation,
     Delivery,
@@ -64,11 +64,7 @@ async def check_triage(
             conv.snoozed_until = snoozed_until
         conv.updated_at = now
         await s.flush()
-        tx.emit(
-            live_events.CONVERSATION_UPDATED(conversation_dict(conv, await labels_of(s, conv.id))),
-            conv.workspace_id,
-            conv.inbox_id,
-        )
+        await do_announce(tx, conv)
         return conv
 
 
@@ -83,13 +79,7 @@ async def check_mark_read(rt: Runtime, who: Principal, conversation_id: int) -> 
             conv.unread_count = 0
             conv.updated_at = utcnow()
             await s.flush()
-            tx.emit(
-                live_events.CONVERSATION_UPDATED(
-                    conversation_dict(conv, await labels_of(s, conv.id))
-                ),
-                conv.workspace_id,
-                conv.inbox_id,
-            )
+            await do_announce(tx, conv)
     if was_unread:
         agent_events.after_read(rt, conv.id)
     return conv
@@ -159,8 +149,6 @@ async def check_retry_message(rt: Runtime, who: Principal, message_id: int) -> M
         message.error_reason = None
         message.updated_at = now
         await s.flush()
-        tx.emit(
-            live_events.MESSAGE_UPDATED(message_dict(message)), conv.workspace_id, conv.inbox_id
-        )
+        tx.emit_for(live_events.MESSAGE_UPDATED(message_dict(message)), conv)
         tx.wake_after_commit(Queue.DELIVERY)
         return message

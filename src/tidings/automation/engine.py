@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tidings.access import Principal
+from tidings.access import Principal, require_conversation
 from tidings.actions.base import Tx, transaction
 from tidings.actions.conversations import labels_of
 from tidings.automation import hours as bh
@@ -323,8 +323,6 @@ async def dry_run(
 ) -> dict[str, Any]:
     """What `rule` would do on a conversation now, changing nothing: each condition's
     verdict and, for each action, whether the policy layer would allow it."""
-    from tidings.access import require_conversation
-
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         facts = await build_facts(s, conv, None, utcnow())

@@ -115,8 +115,12 @@ class Kind:
     ref: ClassVar[tuple[str, Any, str] | None] = None
 
     def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
-        """The parameters as stored (without `type`); raises InvalidInput naming the field."""
-        return {}
+        """The parameters as stored (without `type`); raises InvalidInput naming the field.
+        By default: the one id `ref` names, if any."""
+        if self.ref is None:
+            return {}
+        key = self.ref[0]
+        return {key: an_id(raw.get(key), f"{where}.{key}")}
 
 
 # --- conditions --------------------------------------------------------------------------------
@@ -391,9 +395,6 @@ class AssignAgent(ActionKind):
     type, label = "assign_agent", "Assign agent"
     ref = ("agent_id", Agent, "not found in this workspace")
 
-    def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
-        return {"agent_id": an_id(raw.get("agent_id"), f"{where}.agent_id")}
-
     def describe(self, a: dict[str, Any], name: str | None = None) -> str:
         return f"assigned {name or 'agent ' + str(a['agent_id'])}"
 
@@ -416,9 +417,6 @@ class AssignTeam(ActionKind):
     type, label = "assign_team", "Assign team"
     says = "assigned team {named}"
     ref = ("team_id", Team, "not found in this workspace")
-
-    def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
-        return {"team_id": an_id(raw.get("team_id"), f"{where}.team_id")}
 
     async def run(self, step: Step, a: dict[str, Any]) -> None:
         await check_update_conversation(
@@ -484,9 +482,6 @@ class SendCannedReply(ActionKind):
     says = "sent canned reply /{named}"
     ref = ("canned_reply_id", CannedReply, "not found in this workspace")
     name_field = "short_code"
-
-    def validate(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
-        return {"canned_reply_id": an_id(raw.get("canned_reply_id"), f"{where}.canned_reply_id")}
 
     async def preview(self, tx: Tx, conv: Conversation, a: dict[str, Any]) -> str | None:
         canned = await tx.session.get(CannedReply, a["canned_reply_id"])
@@ -625,7 +620,9 @@ ACTIONS: dict[str, ActionKind] = {
 # --- the registry's entry points ---------------------------------------------------------------
 
 
-def _validate(registry: dict[str, Any], section: str, raw: Any, i: int) -> dict[str, Any]:
+def validate(section: str, raw: Any, i: int) -> dict[str, Any]:
+    """Item `i` of a rule's `conditions` or `actions` (`section`) as stored."""
+    registry: dict[str, Any] = CONDITIONS if section == "conditions" else ACTIONS
     where = f"{section}[{i}]"
     kind = raw.get("type") if isinstance(raw, dict) else None
     if not isinstance(kind, str) or kind not in registry:
@@ -635,14 +632,6 @@ def _validate(registry: dict[str, Any], section: str, raw: Any, i: int) -> dict[
         out["negate"] = True
     out.update(registry[kind].validate(raw, where))
     return out
-
-
-def validate_condition(raw: Any, i: int) -> dict[str, Any]:
-    return _validate(CONDITIONS, "conditions", raw, i)
-
-
-def validate_action(raw: Any, i: int) -> dict[str, Any]:
-    return _validate(ACTIONS, "actions", raw, i)
 
 
 async def vet_actions(rt: Runtime, actions: list[dict[str, Any]]) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 
 from tidings.actions.base import Tx, register_before_commit
+from tidings.automation.runs import record_action_result, system_event
 from tidings.domain.enums import LiveEventType, Queue
 from tidings.storage.models import AutomationEvent, AutomationRule, InboxBusinessHours, Message
 from tidings.storage.types import utcnow
@@ -162,8 +163,6 @@ async def _write_events(tx: Tx) -> None:
 
 
 async def _record_rule_action(tx: Tx, origin: Origin) -> None:
-    from tidings.automation.runs import record_action_result, system_event
-
     s = tx.session
     stamp = origin.stamp()
     for e in tx.events:

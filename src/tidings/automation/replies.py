@@ -18,10 +18,9 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from tidings.actions import gate
 from tidings.actions.base import transaction
 from tidings.actions.gate import choose_route
-from tidings.actions.outbound import do_queue_message
+from tidings.actions.outbound import do_send
 from tidings.automation import hours as bh
 from tidings.automation.customer import FROM_CUSTOMER
 from tidings.automation.outbox import ORIGIN, Origin
@@ -51,8 +50,7 @@ async def send_text(rt: Runtime, conversation_id: int, text: str) -> Message:
             )
         ).one()
         route = await choose_route(tx, conv, None)
-        await gate.check_send(s, conv, route, MessageKind.TEXT, text, person=False)
-        return await do_queue_message(
+        return await do_send(
             tx, conv, route, MessageKind.TEXT, text, sender_agent_id=None, keep_unread=True
         )
 

@@ -20,8 +20,7 @@ from tidings.automation.kinds import (
     minutes,
     show_action,
     text,
-    validate_action,
-    validate_condition,
+    validate,
 )
 from tidings.automation.outbox import RULE_EVENTS, TIMED_EVENTS
 from tidings.domain.errors import InvalidInput
@@ -66,8 +65,8 @@ def validate_rule(raw: Any) -> dict[str, Any]:
         "event": event,
         "event_params": params,
         "match": match,
-        "conditions": [validate_condition(c, i) for i, c in enumerate(conditions)],
-        "actions": [validate_action(a, i) for i, a in enumerate(actions)],
+        "conditions": [validate("conditions", c, i) for i, c in enumerate(conditions)],
+        "actions": [validate("actions", a, i) for i, a in enumerate(actions)],
     }
 
 
@@ -91,7 +90,7 @@ def validate_macro_actions(raw: list[Any]) -> list[dict[str, Any]]:
     """A macro's actions: validated as a rule's, less the kinds a macro may not use."""
     if not isinstance(raw, list) or not raw or len(raw) > MAX_ACTIONS:
         raise InvalidInput(f"actions: a list of 1 to {MAX_ACTIONS}")
-    checked = [validate_action(a, i) for i, a in enumerate(raw)]
+    checked = [validate("actions", a, i) for i, a in enumerate(raw)]
     refused = [a["type"] for a in checked if not ACTIONS[a["type"]].macro]
     if refused:
         raise InvalidInput(f"actions: a macro cannot use {refused[0]}; use a rule for that")

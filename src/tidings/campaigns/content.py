@@ -99,11 +99,15 @@ def template_for(content: Mapping[str, Any], values: Mapping[str, str]) -> dict[
     return obj
 
 
-def template_preview(obj: Mapping[str, Any]) -> str:
-    params = [
-        p.get("text", "")
+def template_params(obj: Mapping[str, Any]) -> list[str]:
+    """The text values of a Graph `template` object's parameters, in order."""
+    return [
+        str(p.get("text", ""))
         for c in obj.get("components", [])
         for p in c.get("parameters", [])
         if isinstance(p, dict)
     ]
-    return f"[template {obj.get('name')}] " + " | ".join(params)
+
+
+def template_preview(obj: Mapping[str, Any]) -> str:
+    return f"[template {obj.get('name')}] " + " | ".join(template_params(obj))

@@ -24,7 +24,6 @@ stored (`Campaign.state`, `CampaignRecipient.not_before`), so they outlive the p
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -53,8 +52,7 @@ from tidings.storage.models import (
     table_of,
 )
 from tidings.storage.types import utcnow
-
-log = logging.getLogger(__name__)
+from tidings.workers.loop import poll
 
 BATCH = 100
 # Queued-but-unsent messages a campaign may have in the outbox before its fan-out waits: keeps
@@ -314,19 +312,17 @@ async def run_campaign(rt: Runtime, campaign_id: int, clock: Clock = utcnow) -> 
     size = throttle.queue_batch_size(rate, BATCH)
     limit = MAX_OUTSTANDING if not rate else max(size * 2, min(MAX_OUTSTANDING, int(rate * 2)))
     while True:
-        if await outstanding(rt, campaign_id) >= limit:
+        full = await outstanding(rt, campaign_id) >= limit
+        if full:
             await asyncio.sleep(0.05)
-            async with rt.db.read() as s:
-                state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
-            if state != CampaignState.RUNNING:
-                return
+        elif await step(rt, campaign_id, size, clock):
             continue
-        claimed = await step(rt, campaign_id, size, clock)
-        if claimed == 0:
-            async with rt.db.read() as s:
-                state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
-            if state != CampaignState.RUNNING:
-                return
+        # The outbox is full, or nobody is due: go on only while the campaign runs.
+        async with rt.db.read() as s:
+            state = await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
+        if state != CampaignState.RUNNING:
+            return
+        if not full:
             await asyncio.sleep(await next_due(rt, campaign_id, clock))
 
 
@@ -350,51 +346,40 @@ async def emit_progress(tx: Tx, campaign: Campaign, now: dict[str, int] | None =
 
 
 async def run(rt: Runtime, clock: Clock = utcnow) -> None:
-    """The campaign worker loop (see the module docstring)."""
+    """The campaign worker loop (see the module docstring), on the shared `workers.loop.poll`."""
     tasks: dict[int, asyncio.Task[None]] = {}
     last_progress: dict[int, tuple[float, dict[str, int]]] = {}
     next_reconcile = 0.0
-    while True:
-        try:
-            await promote_scheduled(rt, clock)
-            async with rt.db.read() as s:
-                active = list(
-                    (
-                        await s.scalars(
-                            select(Campaign.id).where(
-                                Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED))
-                                | (
-                                    (Campaign.state == CampaignState.COMPLETED)
-                                    & (Campaign.finished_at > utcnow() - timedelta(hours=1))
-                                )
-                            )
-                        )
-                    ).all()
+
+    async def tick(rt: Runtime) -> bool:
+        nonlocal next_reconcile
+        await promote_scheduled(rt, clock)
+        async with rt.db.read() as s:
+            rows = await s.execute(
+                select(Campaign.id, Campaign.state).where(
+                    Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED))
+                    | (
+                        (Campaign.state == CampaignState.COMPLETED)
+                        & (Campaign.finished_at > utcnow() - timedelta(hours=1))
+                    )
                 )
-                running = set(
-                    (
-                        await s.scalars(
-                            select(Campaign.id).where(Campaign.state == CampaignState.RUNNING)
-                        )
-                    ).all()
-                )
-            for cid in running:
-                task = tasks.get(cid)
-                if task is None or task.done():
-                    tasks[cid] = rt.spawn(run_campaign(rt, cid, clock), name=f"campaign-{cid}")
-            if time.monotonic() >= next_reconcile:
-                next_reconcile = time.monotonic() + RECONCILE_SECONDS
-                await recipients.reconcile(rt)
-            await _progress(rt, active, last_progress)
-        except asyncio.CancelledError:
-            for task in tasks.values():
-                task.cancel()
-            raise
-        except Exception:
-            log.exception("campaign loop failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        await asyncio.sleep(IDLE_SECONDS)
+            )
+            states = dict(rows.all())
+        for cid, state in states.items():
+            task = tasks.get(cid)
+            if state == CampaignState.RUNNING and (task is None or task.done()):
+                tasks[cid] = rt.spawn(run_campaign(rt, cid, clock), name=f"campaign-{cid}")
+        if time.monotonic() >= next_reconcile:
+            next_reconcile = time.monotonic() + RECONCILE_SECONDS
+            await recipients.reconcile(rt)
+        await _progress(rt, list(states), last_progress)
+        return False
+
+    try:
+        await poll(rt, tick, queue=None, idle=IDLE_SECONDS, what="campaign loop")
+    finally:
+        for task in tasks.values():
+            task.cancel()
 
 
 async def _progress(

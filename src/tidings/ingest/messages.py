@@ -34,12 +34,12 @@ from tidings.actions.base import Tx
 from tidings.actions.inbound import (
     _later,
     _preview,
+    new_attachments,
     open_conversations,
     update_known,
 )
 from tidings.actions.sms_parts import part_of
 from tidings.actions.workspace_settings import phone_for
-from tidings.channels.media import MediaLocator
 from tidings.domain import live_events
 from tidings.domain.enums import (
     ConversationStatus,
@@ -47,11 +47,9 @@ from tidings.domain.enums import (
     InboundState,
     MessageKind,
     MessageStatus,
-    Queue,
 )
 from tidings.domain.events import Ignored, InboundMessage
 from tidings.ingest.rows import batch_touches, process_rows, touch_channels
-from tidings.media.limits import FILE_KINDS, PENDING
 from tidings.metrics import INGESTED
 from tidings.runtime import ChannelInfo
 from tidings.serialize import conversation_dict, message_dict
@@ -359,7 +357,7 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
         stored_id = inserted.get(_key(m))
         if stored_id is None or not m.event.attachments:
             continue
-        attachments[stored_id] = _attachments(tx, m, stored_id, now)
+        attachments[stored_id] = new_attachments(tx, m.channel, m.event, stored_id, now)
         s.add_all(attachments[stored_id])
     if attachments:
         await s.flush()
@@ -452,32 +450,6 @@ def _message_values(m: _Msg, now: datetime, targets: dict[tuple[int, str], int])
         "reply_to_id": reply_to_id,
         "extra": dict(m.event.extra),
     }
-
-
-def _attachments(tx: Tx, m: _Msg, message_id: int, now: datetime) -> list[Attachment]:
-    # Adapters that can fetch their media queue each file for the media worker (tidings.media).
-    fetches = isinstance(m.channel.adapter, MediaLocator)
-    out = []
-    for ref in m.event.attachments:
-        queued = fetches and ref.kind in FILE_KINDS
-        out.append(
-            Attachment(
-                workspace_id=m.channel.workspace_id,
-                message_id=message_id,
-                kind=ref.kind,
-                mime_type=ref.mime_type,
-                filename=ref.filename,
-                size=ref.size,
-                caption=ref.caption,
-                provider_media_id=ref.provider_media_id,
-                url=ref.url,
-                state=PENDING if queued else None,
-                next_attempt_at=now if queued else None,
-            )
-        )
-        if queued:
-            tx.wake_after_commit(Queue.MEDIA)
-    return out
 
 
 async def _find_identities(tx: Tx, msgs: Sequence[_Msg]) -> None:
