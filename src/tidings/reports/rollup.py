@@ -43,7 +43,7 @@ from tidings.reports.models import (
     ReportStatusLog,
 )
 from tidings.runtime import Runtime
-from tidings.storage.db import Database
+from tidings.storage.db import Database, chunks
 from tidings.storage.models import Conversation, FallbackTimer, Message
 
 log = logging.getLogger(__name__)
@@ -434,8 +434,7 @@ async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None
                 # batch is the next one's.
                 break
         marks = [mark for mark, conversation in found if conversation in recomputed]
-        for start in range(0, len(marks), 500):
-            chunk = marks[start : start + 500]
+        for chunk in chunks(marks, 500):
             await s.execute(delete(ReportDirty).where(ReportDirty.id.in_(chunk)))
         return len(marks)
 
