@@ -422,8 +422,7 @@ async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None
         ).all()
         started = time.monotonic()
         recomputed: set[int] = set()
-        for start in range(0, len(ids), RECOMPUTE_CHUNK):
-            chunk = ids[start : start + RECOMPUTE_CHUNK]
+        for chunk in chunks(ids, RECOMPUTE_CHUNK):
             await recompute(s, rt.db, chunk)
             recomputed.update(chunk)
             if rt.db.is_sqlite and (
