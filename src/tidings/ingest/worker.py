@@ -304,13 +304,3 @@ async def run(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> None:
         if InboundLane.CUSTOMER in lanes:
             rt.db.priority.enabled = False
             rt.db.priority.end(rt.db.priority.generation)
-
-
-async def run_customer_lane(rt: Runtime) -> None:
-    """`TIDINGS_WORKERS=ingest-customer`: only customer events (a process of their own)."""
-    await run(rt, (InboundLane.CUSTOMER,))
-
-
-async def run_status_lane(rt: Runtime) -> None:
-    """`TIDINGS_WORKERS=ingest-status`: only receipts (a process of their own)."""
-    await run(rt, (InboundLane.STATUS,))
