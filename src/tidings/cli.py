@@ -31,22 +31,17 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _bad_workers(settings: Settings) -> str | None:
-    """`TIDINGS_WORKERS` checked before anything starts."""
+def _refuse_to_start(settings: Settings) -> str | None:
+    """What stops `serve` and `worker` before anything starts: a short secret key (it signs
+    session cookies: a 1-character key let a forged cookie sign in as the owner), unknown
+    workers (`TIDINGS_WORKERS`)."""
     from tidings.workers.registry import chosen_workers
 
     try:
         chosen_workers(settings)
     except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _refuse_to_start(settings: Settings) -> str | None:
-    """What stops `serve` and `worker` before anything starts: a short secret key (it signs
-    session cookies: a 1-character key let a forged cookie sign in as the owner), unknown
-    workers."""
-    return secret_key_problem(settings) or _bad_workers(settings)
+        return secret_key_problem(settings) or str(exc)
+    return secret_key_problem(settings)
 
 
 def _announce_sandbox(settings: Settings, base_url: str, *, phone: bool = True) -> None:

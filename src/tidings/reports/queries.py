@@ -571,6 +571,11 @@ async def _names(s: AsyncSession, model: Any, f: Filters) -> dict[int, str]:
     return {row[0]: row[1] for row in rows}
 
 
+def _named(names: dict[int, str], what: str, row_id: int | None) -> str | None:
+    """The name of row `row_id` (None for none), or "deleted <what> #<id>" for one gone."""
+    return names.get(row_id, f"deleted {what} #{row_id}") if row_id else None
+
+
 async def _preference(s: AsyncSession, f: Filters) -> tuple[int, list[tuple[int, int]]]:
     """How many customers used more than one channel in a conversation created in the range
     (messages either way), and on which of them they answered fastest (mean reply wait)."""
@@ -968,20 +973,10 @@ async def export_rows(
                     "inbox": inboxes.get(r.inbox_id, f"deleted inbox #{r.inbox_id}"),
                     "contact_id": r.contact_id,
                     "contact_name": contact_name,
-                    "first_channel": (
-                        chans.get(r.channel_id, f"deleted channel #{r.channel_id}")
-                        if r.channel_id
-                        else None
-                    ),
+                    "first_channel": _named(chans, "channel", r.channel_id),
                     "channels": "; ".join(chans.get(c, f"deleted channel #{c}") for c in used),
-                    "assignee": (
-                        agents_.get(r.assignee_id, f"deleted agent #{r.assignee_id}")
-                        if r.assignee_id
-                        else None
-                    ),
-                    "team": (
-                        teams.get(r.team_id, f"deleted team #{r.team_id}") if r.team_id else None
-                    ),
+                    "assignee": _named(agents_, "agent", r.assignee_id),
+                    "team": _named(teams, "team", r.team_id),
                     "labels": "; ".join(labels.get(r.conversation_id, [])),
                     "first_response_seconds": r.first_response_seconds,
                     "first_response_business_seconds": r.first_response_bh_seconds,
