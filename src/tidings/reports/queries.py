@@ -479,13 +479,12 @@ async def channels(
     start, stop = _span(f)
     names = {
         c.id: (c.name, c.kind)
-        for c in (
-            await s.execute(
-                select(Channel.id, Channel.name, Channel.kind).where(
-                    Channel.workspace_id == f.workspace_id
-                )
-            )
-        ).all()
+        for c in await _all(
+            s,
+            select(Channel.id, Channel.name, Channel.kind).where(
+                Channel.workspace_id == f.workspace_id
+            ),
+        )
     }
     rows = []
     per_channel, daily, (multi, fastest) = await _parallel(
@@ -774,43 +773,40 @@ async def service(s: AsyncSession, f: Filters) -> dict[str, Any]:
     csat_where = _service_dims(
         CsatResponse, f, CsatResponse.agent_id, CsatResponse.channel_id == f.channel_id
     )
-    answered = (
-        await s.execute(
-            select(CsatResponse.answered_at, CsatResponse.rating, CsatResponse.agent_id).where(
-                *csat_where,
-                CsatResponse.answered_at >= start,
-                CsatResponse.answered_at < stop,
-                CsatResponse.rating.isnot(None),
-            )
-        )
-    ).all()
-    asked_rows = (
-        await s.execute(
-            select(CsatResponse.state, func.count())
-            .where(*csat_where, CsatResponse.asked_at >= start, CsatResponse.asked_at < stop)
-            .group_by(CsatResponse.state)
-        )
-    ).all()
+    answered = await _all(
+        s,
+        select(CsatResponse.answered_at, CsatResponse.rating, CsatResponse.agent_id).where(
+            *csat_where,
+            CsatResponse.answered_at >= start,
+            CsatResponse.answered_at < stop,
+            CsatResponse.rating.isnot(None),
+        ),
+    )
+    asked_rows = await _all(
+        s,
+        select(CsatResponse.state, func.count())
+        .where(*csat_where, CsatResponse.asked_at >= start, CsatResponse.asked_at < stop)
+        .group_by(CsatResponse.state),
+    )
     asked_by_state = {state: int(n) for state, n in asked_rows}
     breach_channel = exists().where(
         ConversationChannel.conversation_id == SlaBreach.conversation_id,
         ConversationChannel.channel_id == f.channel_id,
     )
-    breaches = (
-        await s.execute(
-            select(
-                SlaBreach.due_at,
-                SlaBreach.target,
-                SlaBreach.assignee_id,
-                SlaBreach.responded_at,
-                SlaBreach.conversation_id,
-            ).where(
-                *_service_dims(SlaBreach, f, SlaBreach.assignee_id, breach_channel),
-                SlaBreach.due_at >= start,
-                SlaBreach.due_at < stop,
-            )
-        )
-    ).all()
+    breaches = await _all(
+        s,
+        select(
+            SlaBreach.due_at,
+            SlaBreach.target,
+            SlaBreach.assignee_id,
+            SlaBreach.responded_at,
+            SlaBreach.conversation_id,
+        ).where(
+            *_service_dims(SlaBreach, f, SlaBreach.assignee_id, breach_channel),
+            SlaBreach.due_at >= start,
+            SlaBreach.due_at < stop,
+        ),
+    )
     names = await _names(s, Agent, f)
 
     ratings_by_day: dict[str, list[int]] = defaultdict(list)
@@ -942,15 +938,14 @@ async def export_rows(
         cond = [*_conv(f, channel_any=True), *_created_in(f)]
         if after is not None:
             cond.append(tuple_(RC.created_day, RC.conversation_id) > tuple_(*after))
-        batch = (
-            await s.execute(
-                select(RC, Contact.name)
-                .outerjoin(Contact, Contact.id == RC.contact_id)
-                .where(*cond)
-                .order_by(RC.created_day, RC.conversation_id)
-                .limit(page)
-            )
-        ).all()
+        batch = await _all(
+            s,
+            select(RC, Contact.name)
+            .outerjoin(Contact, Contact.id == RC.contact_id)
+            .where(*cond)
+            .order_by(RC.created_day, RC.conversation_id)
+            .limit(page),
+        )
         if not batch:
             return
         ids = [r.conversation_id for r, _ in batch]
