@@ -8,10 +8,13 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tidings.campaigns import cli as campaigns_cli
 from tidings.config import Settings, load_settings, secret_key_problem
 from tidings.reports import cli as reports_cli
+from tidings.runtime import Runtime, one_shot, tune_gc
 
 
 def _logging(settings: Settings) -> None:
@@ -28,22 +31,17 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _bad_workers(settings: Settings) -> str | None:
-    """`TIDINGS_WORKERS` checked before anything starts."""
+def _refuse_to_start(settings: Settings) -> str | None:
+    """What stops `serve` and `worker` before anything starts: a short secret key (it signs
+    session cookies: a 1-character key let a forged cookie sign in as the owner), unknown
+    workers (`TIDINGS_WORKERS`)."""
     from tidings.workers.registry import chosen_workers
 
     try:
         chosen_workers(settings)
     except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _refuse_to_start(settings: Settings) -> str | None:
-    """What stops `serve` and `worker` before anything starts: a short secret key (it signs
-    session cookies: a 1-character key let a forged cookie sign in as the owner), unknown
-    workers."""
-    return secret_key_problem(settings) or _bad_workers(settings)
+        return secret_key_problem(settings) or str(exc)
+    return secret_key_problem(settings)
 
 
 def _announce_sandbox(settings: Settings, base_url: str, *, phone: bool = True) -> None:
@@ -62,7 +60,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from tidings.app import create_app
-    from tidings.runtime import tune_gc
     from tidings.storage.db import migrate
 
     if error := _refuse_to_start(settings):
@@ -91,7 +88,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from tidings.runtime import tune_gc
     from tidings.workers.registry import run_forever
 
     if error := _refuse_to_start(settings):
@@ -102,27 +98,13 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_runtime(settings: Settings, fn: object) -> object:
-    from tidings.runtime import Runtime
-
-    rt = Runtime(settings)
-    try:
-        return await fn(rt)  # type: ignore[operator]
-    finally:
-        await rt.db.dispose()
-        await rt.http.aclose()
-
-
 def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.actions.admin import bootstrap
     from tidings.storage.db import migrate
 
     migrate(settings.database_url)
 
-    async def go(rt: object) -> object:
-        from tidings.runtime import Runtime
-
-        assert isinstance(rt, Runtime)
+    async def go(rt: Runtime) -> dict[str, Any]:
         result = await bootstrap(rt, args.email, args.password, args.workspace)
         if args.demo and settings.sandbox:
             from tidings.simulators.sandbox import create_demo_channels
@@ -132,7 +114,7 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
             )
         return result
 
-    result = asyncio.run(_with_runtime(settings, go))
+    result = asyncio.run(one_shot(settings, go))
     print(json.dumps(result, indent=2))
     return 0
 
@@ -142,14 +124,12 @@ def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.actions.passwords import reset_password_cli
     from tidings.domain.errors import InvalidInput, NotFound
 
-    async def go(rt: object) -> object:
-        from tidings.runtime import Runtime
-
-        assert isinstance(rt, Runtime)
-        return await reset_password_cli(rt, args.email, args.password)
-
     try:
-        print(asyncio.run(_with_runtime(settings, go)))
+        print(
+            asyncio.run(
+                one_shot(settings, lambda rt: reset_password_cli(rt, args.email, args.password))
+            )
+        )
     except (NotFound, InvalidInput) as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 1
@@ -159,31 +139,31 @@ def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.ingest.worker import replay
 
-    async def go(rt: object) -> object:
-        from tidings.runtime import Runtime
-
-        assert isinstance(rt, Runtime)
-        return await replay(rt, event_ids=args.ids or None, channel_id=args.channel)
-
-    count = asyncio.run(_with_runtime(settings, go))
+    count = asyncio.run(
+        one_shot(
+            settings, lambda rt: replay(rt, event_ids=args.ids or None, channel_id=args.channel)
+        )
+    )
     print(json.dumps({"requeued": count}))
     return 0
+
+
+def _per_channel(
+    settings: Settings,
+    fn: Callable[[Runtime, int | None], Awaitable[list[dict[str, Any]]]],
+    channel: int | None,
+) -> int:
+    """Run a command over every channel (or one) and print its results; exit 1 if any erred."""
+    results = asyncio.run(one_shot(settings, lambda rt: fn(rt, channel)))
+    print(json.dumps(results))
+    return 1 if any("error" in r for r in results) else 0
 
 
 def cmd_sync_templates(settings: Settings, args: argparse.Namespace) -> int:
     """Fetch provider templates (WhatsApp message_templates) for every channel, or one."""
     from tidings.actions.templates import sync_all_templates
 
-    async def go(rt: object) -> object:
-        from tidings.runtime import Runtime
-
-        assert isinstance(rt, Runtime)
-        return await sync_all_templates(rt, args.channel)
-
-    results = asyncio.run(_with_runtime(settings, go))
-    print(json.dumps(results))
-    assert isinstance(results, list)
-    return 1 if any("error" in r for r in results) else 0
+    return _per_channel(settings, sync_all_templates, args.channel)
 
 
 def cmd_set_webhooks(settings: Settings, args: argparse.Namespace) -> int:
@@ -191,16 +171,7 @@ def cmd_set_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     install's current URL; run after changing TIDINGS_PUBLIC_URL."""
     from tidings.actions.admin import register_webhooks
 
-    async def go(rt: object) -> object:
-        from tidings.runtime import Runtime
-
-        assert isinstance(rt, Runtime)
-        return await register_webhooks(rt, args.channel)
-
-    results = asyncio.run(_with_runtime(settings, go))
-    print(json.dumps(results))
-    assert isinstance(results, list)
-    return 1 if any("error" in r for r in results) else 0
+    return _per_channel(settings, register_webhooks, args.channel)
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:

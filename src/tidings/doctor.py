@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 
 from tidings.channels.registry import get_adapter
 from tidings.config import Settings, secret_key_problem
-from tidings.runtime import Runtime
+from tidings.runtime import Runtime, one_shot
 from tidings.storage.models import Channel
 
 
@@ -233,10 +233,9 @@ async def _sandbox_answers_strangers(settings: Settings, http: httpx.AsyncClient
 
 
 async def run_checks(settings: Settings) -> list[Check]:
-    rt = Runtime(settings)
-    try:
+    async def checks(rt: Runtime) -> tuple[list[Check], ...]:
         async with httpx.AsyncClient(timeout=10) as http:
-            results = await asyncio.gather(
+            return await asyncio.gather(
                 _database(rt),
                 _inbound_lag(rt),
                 _redis(settings),
@@ -244,9 +243,8 @@ async def run_checks(settings: Settings) -> list[Check]:
                 _reachability(settings, http),
                 _sandbox_answers_strangers(settings, http),
             )
-    finally:
-        await rt.db.dispose()
-        await rt.http.aclose()
+
+    results = await one_shot(settings, checks)
     return _settings(settings) + [c for group in results for c in group]
 
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.storage.models import Delivery, InboundEvent, WebhookDelivery
-from tidings.storage.types import utcnow
+from tidings.storage.types import as_utc, utcnow
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -79,13 +79,7 @@ INBOUND_PENDING = Gauge(
 
 
 def _age(oldest: datetime | None) -> float:
-    if oldest is None:
-        return 0.0
-    if oldest.tzinfo is None:  # SQLite aggregate results skip the column type
-        from datetime import UTC
-
-        oldest = oldest.replace(tzinfo=UTC)
-    return max(0.0, (utcnow() - oldest).total_seconds())
+    return max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -107,10 +101,7 @@ async def metrics_endpoint(request: Request) -> Response:
                 await s.execute(select(func.count(), func.min(created)).where(condition))
             ).one()
             QUEUE_DEPTH.labels(name).set(count)
-            value = oldest
-            if isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            QUEUE_AGE.labels(name).set(_age(value))
+            QUEUE_AGE.labels(name).set(_age(as_utc(oldest)))
     for lane in (await rt.lag.read()).values():
         INBOUND_LAG.labels(lane.lane).set(lane.seconds)
         INBOUND_PENDING.labels(lane.lane).set(lane.pending)

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -31,6 +31,8 @@ from tidings.storage.db import Database
 from tidings.storage.models import Channel
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # Allocations between young-generation collections (Python's default: 700); see `tune_gc`.
@@ -192,6 +194,16 @@ class Runtime:
         await _bounded("HTTP client", self.http.aclose())
         await _bounded("egress client", self.egress.aclose())
         await _bounded("database", self.db.dispose())
+
+
+async def one_shot(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `fn` with a runtime of its own (the one-shot CLI commands), closed afterwards."""
+    rt = Runtime(settings)
+    try:
+        return await fn(rt)
+    finally:
+        await rt.db.dispose()
+        await rt.http.aclose()
 
 
 async def _bounded(what: str, step: Awaitable[Any], seconds: float = 5.0) -> None:

@@ -596,19 +596,15 @@ async def run(rt: Runtime) -> None:
                 log.exception("delivery claim failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            for call in calls:
+            todo: list[Job | Multicast] = [*calls, *jobs]
+            for work in todo:
                 await slots.acquire()
-                task = asyncio.create_task(
-                    _guarded_multicast(rt, call, slots, recorder, paused),
-                    name=f"multicast-{call.jobs[0].delivery.id}",
+                name = (
+                    f"multicast-{work.jobs[0].delivery.id}"
+                    if isinstance(work, Multicast)
+                    else f"send-{work.delivery.id}"
                 )
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            for job in jobs:
-                await slots.acquire()
-                task = asyncio.create_task(
-                    _guarded(rt, job, slots, recorder, paused), name=f"send-{job.delivery.id}"
-                )
+                task = asyncio.create_task(_guarded(rt, work, slots, recorder, paused), name=name)
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if not jobs and not calls:
@@ -638,34 +634,27 @@ async def _wind_down(
 
 
 async def _guarded(
-    rt: Runtime, job: Job, slots: asyncio.Semaphore, recorder: Recorder, paused: Paused
+    rt: Runtime,
+    work: Job | Multicast,
+    slots: asyncio.Semaphore,
+    recorder: Recorder,
+    paused: Paused,
 ) -> object:
+    """Send one job or one multicast call and hand the outcomes to the recorder."""
+    jobs = work.jobs if isinstance(work, Multicast) else [work]
     try:
-        outcome = await send_one(rt, job, paused)
-        recorder.add(job.delivery.id, outcome)
-        return outcome
-    except Exception:
-        log.exception(
-            "delivery %s failed unexpectedly; its lease will expire and it retries",
-            job.delivery.id,
-        )
-        return None
-    finally:
-        slots.release()
-
-
-async def _guarded_multicast(
-    rt: Runtime, call: Multicast, slots: asyncio.Semaphore, recorder: Recorder, paused: Paused
-) -> object:
-    try:
-        outcomes = await send_multicast(rt, call, paused)
-        for job, outcome in zip(call.jobs, outcomes, strict=True):
+        if isinstance(work, Multicast):
+            outcomes = await send_multicast(rt, work, paused)
+        else:
+            outcomes = [await send_one(rt, work, paused)]
+        for job, outcome in zip(jobs, outcomes, strict=True):
             recorder.add(job.delivery.id, outcome)
         return outcomes
     except Exception:
         log.exception(
-            "multicast from delivery %s failed unexpectedly; the leases will expire",
-            call.jobs[0].delivery.id,
+            "%s %s failed unexpectedly; its lease will expire and it retries",
+            "multicast from delivery" if isinstance(work, Multicast) else "delivery",
+            jobs[0].delivery.id,
         )
         return None
     finally:

@@ -10,13 +10,13 @@ from __future__ import annotations
 # The GSM 03.38 basic table (docs/protocols/sms-encoding.md#gsm-7-alphabet), by code point
 # 0x00-0x7F (0x1B is the escape to the extension table and 0x20.. mostly matches ASCII).
 # Lower-case ç is not in it (0x09 is Ç).
-_BASIC = (
+BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 # The extension table (docs/protocols/sms-encoding.md#gsm-7-alphabet): each character costs
 # two septets, ESC (0x1B) + code.
-_EXTENSION = {
+EXTENSION = {
     "\f": 0x0A,
     "^": 0x14,
     "{": 0x28,
@@ -28,11 +28,11 @@ _EXTENSION = {
     "|": 0x40,
     "€": 0x65,
 }
-assert len(_BASIC) == 128
+assert len(BASIC) == 128
 
-_ENCODE: dict[str, bytes] = {ch: bytes([i]) for i, ch in enumerate(_BASIC) if i != 0x1B}
-_ENCODE.update({ch: bytes([0x1B, code]) for ch, code in _EXTENSION.items()})
-_DECODE_EXT = {code: ch for ch, code in _EXTENSION.items()}
+_ENCODE: dict[str, bytes] = {ch: bytes([i]) for i, ch in enumerate(BASIC) if i != 0x1B}
+_ENCODE.update({ch: bytes([0x1B, code]) for ch, code in EXTENSION.items()})
+_DECODE_EXT = {code: ch for ch, code in EXTENSION.items()}
 
 ESC = 0x1B
 
@@ -63,6 +63,6 @@ def decode(data: bytes) -> str:
             out.append(_DECODE_EXT.get(data[i + 1] & 0x7F, " "))
             i += 2
             continue
-        out.append(_BASIC[b] if b != ESC else " ")
+        out.append(BASIC[b] if b != ESC else " ")
         i += 1
     return "".join(out)

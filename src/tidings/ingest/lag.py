@@ -17,14 +17,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from tidings.domain.enums import InboundLane, InboundState
 from tidings.storage.db import Database
 from tidings.storage.models import InboundEvent
-from tidings.storage.types import utcnow
+from tidings.storage.types import as_utc, utcnow
 
 LANES = (InboundLane.CUSTOMER, InboundLane.STATUS)
 CACHE_SECONDS = 1.0
@@ -41,14 +40,6 @@ class LaneLag:
     pending: int  # due pending events
 
 
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite aggregates skip the column type
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 async def measure(db: Database) -> dict[str, LaneLag]:
     """Read both lanes now (uncached): one grouped query."""
     now = utcnow()
@@ -60,7 +51,7 @@ async def measure(db: Database) -> dict[str, LaneLag]:
     )
     async with db.read() as s:
         rows = (await s.execute(stmt)).all()
-    found = {str(lane): (int(count), _as_utc(oldest)) for lane, count, oldest in rows}
+    found = {str(lane): (int(count), as_utc(oldest)) for lane, count, oldest in rows}
     out: dict[str, LaneLag] = {}
     for lane in LANES:
         count, oldest = found.pop(lane, (0, None))

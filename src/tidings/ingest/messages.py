@@ -20,11 +20,11 @@ applied again one event at a time, so one bad event fails alone (docs/architectu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -53,6 +53,7 @@ from tidings.ingest.rows import batch_touches, process_rows, touch_channels
 from tidings.metrics import INGESTED
 from tidings.runtime import ChannelInfo
 from tidings.serialize import conversation_dict, message_dict
+from tidings.storage.db import chunks
 from tidings.storage.models import (
     Attachment,
     Contact,
@@ -71,13 +72,6 @@ log = logging.getLogger(__name__)
 RUN = 50
 # Values per IN list (well under SQLite's and asyncpg's parameter limits).
 CHUNK = 500
-
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(slots=True)
@@ -253,7 +247,7 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
         by_channel.setdefault(r.channel.id, []).extend(e.provider_message_id for e in r.messages)
     stored: set[tuple[int, str]] = set()
     for channel_id, ids in by_channel.items():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, CHUNK):
             found = await s.scalars(
                 select(Message.provider_message_id).where(
                     Message.channel_id == channel_id, Message.provider_message_id.in_(chunk)
@@ -283,7 +277,7 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
     await _create_senders(tx, [m for m in msgs if m.identity is None])
     contact_ids = {m.identity.contact_id for m in msgs if m.identity is not None}
     contacts: dict[int, Contact] = {}
-    for id_chunk in _chunks(sorted(contact_ids)):
+    for id_chunk in chunks(sorted(contact_ids), CHUNK):
         for contact in await s.scalars(select(Contact).where(Contact.id.in_(id_chunk))):
             contacts[contact.id] = contact
     for m in msgs:
@@ -313,7 +307,7 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
         if wanted_id:
             wanted.setdefault(m.channel.id, set()).add(wanted_id)
     for target_channel, target_ids in wanted.items():
-        for target_chunk in _chunks(sorted(target_ids)):
+        for target_chunk in chunks(sorted(target_ids), CHUNK):
             for target_id, target_pmid in await s.execute(
                 select(Message.id, Message.provider_message_id).where(
                     Message.channel_id == target_channel,
@@ -363,7 +357,7 @@ async def _apply_set(tx: Tx, run: list[_Row]) -> dict[int, datetime]:
         await s.flush()
     windows: dict[tuple[int, int], ConversationChannel] = {}
     conv_ids = sorted({m.conv.id for m in msgs if m.conv is not None})
-    for conv_chunk in _chunks(conv_ids):
+    for conv_chunk in chunks(conv_ids, CHUNK):
         for cc in await s.scalars(
             select(ConversationChannel).where(ConversationChannel.conversation_id.in_(conv_chunk))
         ):
@@ -468,7 +462,7 @@ async def _find_identities(tx: Tx, msgs: Sequence[_Msg]) -> None:
             ("address", ContactIdentity.address),
             ("alias", ContactIdentity.alias),
         ):
-            for chunk in _chunks(sorted(ids)):
+            for chunk in chunks(sorted(ids), CHUNK):
                 for identity in await s.scalars(
                     select(ContactIdentity)
                     .where(
@@ -512,7 +506,7 @@ async def _create_senders(tx: Tx, unknown: list[_Msg]) -> None:
     }
     for workspace_id in {ws for ws, _phone in verified}:
         numbers = sorted(p for ws, p in verified if ws == workspace_id)
-        for chunk in _chunks(numbers):
+        for chunk in chunks(numbers, CHUNK):
             for contact in await s.scalars(
                 select(Contact)
                 .where(Contact.workspace_id == workspace_id, Contact.phone_e164.in_(chunk))

@@ -24,7 +24,6 @@ an event that cannot be applied *yet* (a receipt ahead of its message) is retrie
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,6 +41,7 @@ from tidings.runtime import Runtime
 from tidings.storage.db import FIRST_WRITER
 from tidings.storage.models import InboundEvent
 from tidings.storage.types import utcnow
+from tidings.workers.loop import poll
 
 log = logging.getLogger(__name__)
 
@@ -293,32 +293,14 @@ async def run(rt: Runtime, lanes: Sequence[InboundLane] = LANES) -> None:
     if InboundLane.CUSTOMER in lanes:
         rt.db.priority.enabled = True
     try:
-        await _run(rt, lanes)
+        await poll(
+            rt,
+            lambda rt: process_round(rt, lanes),
+            queue=Queue.INGEST,
+            idle=IDLE_POLL_SECONDS,
+            what="ingest round",
+        )
     finally:
         if InboundLane.CUSTOMER in lanes:
             rt.db.priority.enabled = False
             rt.db.priority.end(rt.db.priority.generation)
-
-
-async def _run(rt: Runtime, lanes: Sequence[InboundLane]) -> None:
-    while True:
-        try:
-            more = await process_round(rt, lanes)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("ingest round failed; retrying")
-            await asyncio.sleep(1.0)
-            continue
-        if not more:
-            await rt.wait_for_work(Queue.INGEST, IDLE_POLL_SECONDS)
-
-
-async def run_customer_lane(rt: Runtime) -> None:
-    """`TIDINGS_WORKERS=ingest-customer`: only customer events (a process of their own)."""
-    await run(rt, (InboundLane.CUSTOMER,))
-
-
-async def run_status_lane(rt: Runtime) -> None:
-    """`TIDINGS_WORKERS=ingest-status`: only receipts (a process of their own)."""
-    await run(rt, (InboundLane.STATUS,))

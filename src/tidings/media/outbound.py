@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
 from tidings.channels.base import OutboundAttachment
 from tidings.media import limits
-from tidings.media.store import MediaStore, make_store
+from tidings.media.store import make_store
 from tidings.runtime import Runtime
 from tidings.storage.models import Attachment
-
-
-def _loader(store: MediaStore, key: str) -> Callable[[], Awaitable[bytes]]:
-    async def load() -> bytes:
-        return await store.get(key)
-
-    return load
 
 
 def as_outbound(rt: Runtime, rows: Sequence[Attachment]) -> tuple[OutboundAttachment, ...]:
@@ -31,7 +25,7 @@ def as_outbound(rt: Runtime, rows: Sequence[Attachment]) -> tuple[OutboundAttach
             mime_type=a.mime_type,
             filename=a.filename,
             caption=a.caption,
-            load=_loader(store, a.storage_key)
+            load=partial(store.get, a.storage_key)
             if a.storage_key and a.state == limits.STORED
             else None,
         )

@@ -30,17 +30,14 @@ from typing import Literal
 
 import regex
 
+from tidings.domain import gsm7
+
 Encoding = Literal["GSM-7", "UCS-2"]
 
-# GSM 03.38 default alphabet, one septet each (docs/protocols/sms-encoding.md#gsm-7-alphabet), in
-# table order 0x00..0x7F minus ESC.
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-# Extension table: ESC (0x1B) + code, so two septets each
-# (docs/protocols/sms-encoding.md#gsm-7-alphabet).
-GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+# The GSM 03.38 tables (domain/gsm7.py, docs/protocols/sms-encoding.md#gsm-7-alphabet): the
+# default alphabet, one septet each, and the extension table, ESC (0x1B) + code, two septets each.
+GSM_BASIC = frozenset(gsm7.BASIC) - {chr(gsm7.ESC)}
+GSM_EXTENSION = frozenset(gsm7.EXTENSION)
 
 SINGLE_BITS = 1120  # 140 octets: 160 septets or 70 UCS-2 units
 UDH_BITS = 48  # 6-octet concatenation header, 8-bit reference: 153 septets / 67 units left

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -132,6 +132,12 @@ class _LocalFanout:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
+    def close_all(self) -> None:
+        """End every local subscription (stopping)."""
+        for sub in list(self._subs):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+
     async def _drain(self, sub: Subscription, idle: float | None) -> AsyncIterator[LiveEvent]:
         while True:
             if idle is None:
@@ -158,21 +164,12 @@ class MemoryBus(_LocalFanout):
         return None
 
     async def stop(self) -> None:
-        for sub in list(self._subs):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)
+        self.close_all()
 
     async def publish(self, events: list[LiveEvent]) -> None:
         for event in events:
             self._seq += 1
-            stamped = LiveEvent(
-                event.type,
-                event.workspace_id,
-                event.inbox_id,
-                event.data,
-                str(self._seq),
-                event.inbox_ids,
-            )
+            stamped = replace(event, id=str(self._seq))
             self._history.append(stamped)
             self.fan_out(stamped)
 
@@ -249,9 +246,7 @@ class RedisBus(_LocalFanout):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        for sub in list(self._subs):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)
+        self.close_all()
         await self._redis.aclose()
 
     async def publish(self, events: list[LiveEvent]) -> None:

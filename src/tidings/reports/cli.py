@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from tidings.config import Settings
-from tidings.runtime import Runtime
+from tidings.runtime import Runtime, one_shot
 
 
 def register(subparsers: Any) -> None:
@@ -28,21 +28,16 @@ def register(subparsers: Any) -> None:
 def cmd_reports(settings: Settings, args: argparse.Namespace) -> int:
     from tidings.reports import rollup
 
-    async def go() -> dict[str, Any]:
-        rt = Runtime(settings)
-        try:
-            if args.action == "status":
-                return {"pending_marks": await rollup.pending(rt)}
-            if args.action == "drain":
-                return {"marks_applied": await rollup.drain(rt)}
+    async def go(rt: Runtime) -> dict[str, Any]:
+        if args.action == "status":
+            return {"pending_marks": await rollup.pending(rt)}
+        if args.action == "drain":
+            return {"marks_applied": await rollup.drain(rt)}
 
-            def progress(done: int, total: int) -> None:
-                print(f"{done}/{total} conversations", file=sys.stderr, flush=True)
+        def progress(done: int, total: int) -> None:
+            print(f"{done}/{total} conversations", file=sys.stderr, flush=True)
 
-            return {"conversations": await rollup.rebuild(rt.db, progress=progress)}
-        finally:
-            await rt.db.dispose()
-            await rt.http.aclose()
+        return {"conversations": await rollup.rebuild(rt.db, progress=progress)}
 
-    print(json.dumps(asyncio.run(go())))
+    print(json.dumps(asyncio.run(one_shot(settings, go))))
     return 0

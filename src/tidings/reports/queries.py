@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -191,91 +191,71 @@ def _timing(median: Any, p90: Any, n: Any) -> dict[str, Any]:
     }
 
 
+def _stats(values: list[float]) -> dict[str, Any]:
+    v = sorted(values)
+    return _timing(percentile(v, 0.5), percentile(v, 0.9), len(v))
+
+
 async def _timings(
     s: AsyncSession,
     db: Database,
     columns: dict[str, Any],
     where: Sequence[ColumnElement[bool]],
-    group: Any = None,
+    *sets: Sequence[Any],
     label_id: int | None = None,
-) -> dict[Any, dict[str, dict[str, Any]]]:
-    """Median, p90 and count of each column (NULLs left out), per value of `group` (or under
-    the key None). PostgreSQL computes them in one statement; SQLite has no percentile
-    function, so its (small, embedded) sets are sorted here."""
-    key = group if group is not None else literal(0)
-    out: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+) -> list[dict[tuple[Any, ...], dict[str, Any]]]:
+    """Per grouping set of key columns (none given: one group of all rows) and per value of its
+    keys: the row count (`rows`) and the median, p90 and count of each column (NULLs left out).
+    PostgreSQL computes them in one statement, several sets (agent and team) in one scan
+    (GROUPING SETS) instead of one per set; SQLite has no percentile function, so its (small,
+    embedded) sets are sorted here."""
+    sets = sets or ((),)
+    keys = [k for ks in sets for k in ks]
+    spans: list[range] = []  # each set's positions in `keys`
+    for ks in sets:
+        start = spans[-1].stop if spans else 0
+        spans.append(range(start, start + len(ks)))
+    n = len(keys)
+    out: list[dict[tuple[Any, ...], dict[str, Any]]] = [{} for _ in sets]
     if not db.is_sqlite:
-        cols: list[Any] = [key]
+        multi = len(sets) > 1
+        cols: list[Any] = [
+            *keys,
+            *([func.grouping(k) for k in keys] if multi else []),
+            func.count(),
+        ]
+        base = len(cols) - 1
         for col in columns.values():
             cols += [_percentiles(col), func.count(col)]
         stmt = _from_label(select(*cols).where(*where), label_id)
-        stmt = stmt.group_by(key) if group is not None else stmt
+        if multi:
+            stmt = stmt.group_by(func.grouping_sets(*[tuple_(*ks) for ks in sets]))
+        elif keys:
+            stmt = stmt.group_by(*keys)
         for row in await s.execute(stmt):
-            k = row[0] if group is not None else None
+            entry: dict[str, Any] = {"rows": int(row[base])}
             for i, name in enumerate(columns):
-                out[k][name] = _timing(*_pair(row[1 + 2 * i]), row[2 + 2 * i])
-        if group is None and None not in out:
-            out[None] = {name: _timing(None, None, 0) for name in columns}
-        return dict(out)
-    values: dict[Any, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in await s.execute(_from_label(select(key, *columns.values()).where(*where), label_id)):
-        k = row[0] if group is not None else None
-        for i, name in enumerate(columns):
-            if row[1 + i] is not None:
-                values[k][name].append(float(row[1 + i]))
-    if group is None:
-        values.setdefault(None, defaultdict(list))
-    for k, per in values.items():
-        for name in columns:
-            v = sorted(per.get(name, []))
-            out[k][name] = _timing(percentile(v, 0.5), percentile(v, 0.9), len(v))
-    return dict(out)
-
-
-async def _grouped_timings(
-    s: AsyncSession,
-    db: Database,
-    columns: dict[str, Any],
-    where: Sequence[ColumnElement[bool]],
-    groups: dict[str, Any],
-) -> dict[str, dict[Any, dict[str, Any]]]:
-    """Like `_timings`, for several groupings at once (agent and team) plus a row count per
-    group: one scan (GROUPING SETS) on PostgreSQL instead of one per grouping."""
-    out: dict[str, dict[Any, dict[str, Any]]] = {g: {} for g in groups}
-    keys = list(groups.values())
-    if not db.is_sqlite:
-        cols: list[Any] = [*keys, *[func.grouping(k) for k in keys], func.count()]
-        for col in columns.values():
-            cols += [_percentiles(col), func.count(col)]
-        stmt = select(*cols).where(*where).group_by(func.grouping_sets(*[tuple_(k) for k in keys]))
-        n = len(keys)
-        for row in await s.execute(stmt):
-            for gi, gname in enumerate(groups):
-                if row[n + gi] == 0:  # this row groups by this key
-                    entry: dict[str, Any] = {"rows": int(row[2 * n])}
-                    base = 2 * n + 1
-                    for i, name in enumerate(columns):
-                        entry[name] = _timing(*_pair(row[base + 2 * i]), row[base + 2 * i + 1])
-                    out[gname][row[gi]] = entry
+                entry[name] = _timing(*_pair(row[base + 1 + 2 * i]), row[base + 2 + 2 * i])
+            for si, span in enumerate(spans):
+                # With several sets, a row belongs to the set whose keys it groups by.
+                if not multi or not any(row[n + j] for j in span):
+                    out[si][tuple(row[j] for j in span)] = entry
         return out
-    values: dict[str, dict[Any, dict[str, list[float]]]] = {g: {} for g in groups}
-    counts: dict[str, dict[Any, int]] = {g: defaultdict(int) for g in groups}
-    for row in await s.execute(select(*keys, *columns.values()).where(*where)):
-        for gi, gname in enumerate(groups):
-            k = row[gi]
-            counts[gname][k] += 1
-            per = values[gname].setdefault(k, {name: [] for name in columns})
+    rows_of: list[dict[tuple[Any, ...], int]] = [defaultdict(int) for _ in sets]
+    values: list[dict[tuple[Any, ...], dict[str, list[float]]]] = [{} for _ in sets]
+    for row in await s.execute(
+        _from_label(select(*keys, *columns.values()).where(*where), label_id)
+    ):
+        for si, span in enumerate(spans):
+            k = tuple(row[j] for j in span)
+            rows_of[si][k] += 1
+            per = values[si].setdefault(k, {name: [] for name in columns})
             for i, name in enumerate(columns):
-                v = row[len(keys) + i]
-                if v is not None:
-                    per[name].append(float(v))
-    for gname in groups:
-        for k, per in values[gname].items():
-            entry = {"rows": counts[gname][k]}
-            for name in columns:
-                v = sorted(per[name])
-                entry[name] = _timing(percentile(v, 0.5), percentile(v, 0.9), len(v))
-            out[gname][k] = entry
+                if row[n + i] is not None:
+                    per[name].append(float(row[n + i]))
+    for si in range(len(sets)):
+        for k, per in values[si].items():
+            out[si][k] = {"rows": rows_of[si][k], **{name: _stats(per[name]) for name in columns}}
     return out
 
 
@@ -290,33 +270,37 @@ async def _all(s: AsyncSession, stmt: Any) -> list[Any]:
     return list((await s.execute(stmt)).all())
 
 
+def _columns(f: Filters, *names: str) -> dict[str, Any]:
+    """The columns of these timings (`first_response`, `reply`, `resolution`), in business
+    time when `f` asks for it."""
+    return {
+        n: getattr(RC, f"{n}_bh_seconds" if f.business_hours else f"{n}_seconds") for n in names
+    }
+
+
 def _timing_reads(
-    db: Database, f: Filters, created_group: Any, resolved_group: Any
+    db: Database, f: Filters, by_day: bool
 ) -> tuple[Callable[[AsyncSession], Awaitable[Any]], ...]:
     """The two timing reads of `f`: first response and reply times of the conversations created
-    in it, resolution times of those resolved in it (grouped by day when groups are given)."""
-    bh = f.business_hours
-    unlabelled = replace(f, label_id=None)
-    created = {
-        "first_response": RC.first_response_bh_seconds if bh else RC.first_response_seconds,
-        "reply": RC.reply_bh_seconds if bh else RC.reply_seconds,
-    }
-    resolved = {"resolution": RC.resolution_bh_seconds if bh else RC.resolution_seconds}
+    in it, resolution times of those resolved in it (grouped by that day with `by_day`)."""
+    where = _conv(replace(f, label_id=None))
+    created = ((RC.created_day,),) if by_day else ()
+    resolved = ((RC.resolved_day,),) if by_day else ()
     return (
         lambda s2: _timings(
             s2,
             db,
-            created,
-            [*_conv(unlabelled), *_created_in(f)],
-            group=created_group,
+            _columns(f, "first_response", "reply"),
+            [*where, *_created_in(f)],
+            *created,
             label_id=f.label_id,
         ),
         lambda s2: _timings(
             s2,
             db,
-            resolved,
-            [*_conv(unlabelled), *_resolved_in(f)],
-            group=resolved_group,
+            _columns(f, "resolution"),
+            [*where, *_resolved_in(f)],
+            *resolved,
             label_id=f.label_id,
         ),
     )
@@ -382,10 +366,9 @@ async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
         series.append(
             {"day": day.isoformat(), "new": new[day], "resolved": resolved[day], "backlog": backlog}
         )
-    bh = f.business_hours
-    created, resolved_t, waiting_row = await _parallel(
+    (created,), (resolved_t,), waiting_row = await _parallel(
         db,
-        *_timing_reads(db, f, None, None),
+        *_timing_reads(db, f, by_day=False),
         lambda s2: _one(
             s2,
             select(func.count(), func.min(RC.waiting_since)).where(
@@ -393,20 +376,20 @@ async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
             ),
         ),
     )
-    created_timings, resolved_timings = created[None], resolved_t[None]
+    created_timings, resolved_timings = created.get((), {}), resolved_t.get((), {})
     waiting, oldest = waiting_row
+    none = _timing(None, None, 0)
     return {
-        "from": f.start.isoformat(),
-        "to": f.end.isoformat(),
-        "business_hours": bh,
+        **_range(f),
+        "business_hours": f.business_hours,
         "totals": {
             "new": sum(new.values()),
             "resolved": sum(resolved.values()),
             "backlog": backlog,
         },
-        "first_response": created_timings["first_response"],
-        "reply": created_timings["reply"],
-        "resolution": resolved_timings["resolution"],
+        "first_response": created_timings.get("first_response", none),
+        "reply": created_timings.get("reply", none),
+        "resolution": resolved_timings.get("resolution", none),
         "waiting_now": {
             "conversations": int(waiting or 0),
             "oldest_since": oldest.isoformat() if oldest is not None else None,
@@ -419,13 +402,13 @@ async def daily_timings(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
     """First response and reply times of the conversations created on each day, resolution
     times of those resolved on it (median, p90, count): the conversations CSV's per-day
     figures. The same reads as the range's timings, grouped by day."""
-    created, resolved = await _parallel(db, *_timing_reads(db, f, RC.created_day, RC.resolved_day))
+    (created,), (resolved,) = await _parallel(db, *_timing_reads(db, f, by_day=True))
     none = _timing(None, None, 0)
     return {
         d.isoformat(): {
-            "first_response": created.get(d, {}).get("first_response", none),
-            "reply": created.get(d, {}).get("reply", none),
-            "resolution": resolved.get(d, {}).get("resolution", none),
+            "first_response": created.get((d,), {}).get("first_response", none),
+            "reply": created.get((d,), {}).get("reply", none),
+            "resolution": resolved.get((d,), {}).get("resolution", none),
         }
         for d in f.days
     }
@@ -493,15 +476,15 @@ async def channels(
     table = _measures_table(f)
     in_range = [*_dims(table, f), table.day >= f.start, table.day <= f.end]
     sums = [func.sum(getattr(table, m)) for m in MEASURES]
+    start, stop = _span(f)
     names = {
         c.id: (c.name, c.kind)
-        for c in (
-            await s.execute(
-                select(Channel.id, Channel.name, Channel.kind).where(
-                    Channel.workspace_id == f.workspace_id
-                )
-            )
-        ).all()
+        for c in await _all(
+            s,
+            select(Channel.id, Channel.name, Channel.kind).where(
+                Channel.workspace_id == f.workspace_id
+            ),
+        )
     }
     rows = []
     per_channel, daily, (multi, fastest) = await _parallel(
@@ -535,16 +518,15 @@ async def channels(
             select(ReportOptOut.channel_kind, func.count(func.distinct(ReportOptOut.contact_id)))
             .where(
                 ReportOptOut.workspace_id == f.workspace_id,
-                ReportOptOut.at >= _midnight(f.start),
-                ReportOptOut.at < _midnight(f.end + timedelta(days=1)),
+                ReportOptOut.at >= start,
+                ReportOptOut.at < stop,
             )
             .group_by(ReportOptOut.channel_kind)
             .order_by(ReportOptOut.channel_kind)
         )
     ]
     return {
-        "from": f.start.isoformat(),
-        "to": f.end.isoformat(),
+        **_range(f),
         "currency": currency(),
         "channels": rows,
         **({"days": days} if per_day else {}),
@@ -569,10 +551,28 @@ async def channels(
     }
 
 
-def _midnight(day: date) -> Any:
-    from datetime import UTC, datetime, time
+def _range(f: Filters) -> dict[str, str]:
+    return {"from": f.start.isoformat(), "to": f.end.isoformat()}
 
+
+def _span(f: Filters) -> tuple[datetime, datetime]:
+    """The range as instants: its first midnight and the midnight after its last day (UTC)."""
+    return _midnight(f.start), _midnight(f.end + timedelta(days=1))
+
+
+def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), UTC)
+
+
+async def _names(s: AsyncSession, model: Any, f: Filters) -> dict[int, str]:
+    """Id -> name of the workspace's rows of `model` (agents, teams, inboxes, channels)."""
+    rows = await s.execute(select(model.id, model.name).where(model.workspace_id == f.workspace_id))
+    return {row[0]: row[1] for row in rows}
+
+
+def _named(names: dict[int, str], what: str, row_id: int | None) -> str | None:
+    """The name of row `row_id` (None for none), or "deleted <what> #<id>" for one gone."""
+    return names.get(row_id, f"deleted {what} #{row_id}") if row_id else None
 
 
 async def _preference(s: AsyncSession, f: Filters) -> tuple[int, list[tuple[int, int]]]:
@@ -637,15 +637,7 @@ async def _preference(s: AsyncSession, f: Filters) -> tuple[int, list[tuple[int,
 async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     """Per agent and per team: conversations (created in the range), resolved (in the range),
     first response and resolution times, and open load now."""
-    bh = f.business_hours
-    fr = RC.first_response_bh_seconds if bh else RC.first_response_seconds
-    res = RC.resolution_bh_seconds if bh else RC.resolution_seconds
-    names = {
-        kind: dict(
-            (await s.execute(select(m.id, m.name).where(m.workspace_id == f.workspace_id))).all()
-        )
-        for kind, m in (("agent", Agent), ("team", Team))
-    }
+    names = {"agent": await _names(s, Agent, f), "team": await _names(s, Team, f)}
     # A workspace without teams gets no team grouping (it would be one "no team" row bought
     # with a second sort of every conversation in the range).
     groups = (
@@ -653,13 +645,14 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
         if names["team"]
         else {"agent": RC.assignee_id}
     )
+    sets = [(key,) for key in groups.values()]
     created, resolved, load_rows = await _parallel(
         db,
-        lambda s2: _grouped_timings(
-            s2, db, {"first_response": fr}, [*_conv(f), *_created_in(f)], groups
+        lambda s2: _timings(
+            s2, db, _columns(f, "first_response"), [*_conv(f), *_created_in(f)], *sets
         ),
-        lambda s2: _grouped_timings(
-            s2, db, {"resolution": res}, [*_conv(f), *_resolved_in(f)], groups
+        lambda s2: _timings(
+            s2, db, _columns(f, "resolution"), [*_conv(f), *_resolved_in(f)], *sets
         ),
         lambda s2: _all(
             s2,
@@ -672,15 +665,13 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     for agent_id, team_id, n in load_rows:
         load["agent"][agent_id] = load["agent"].get(agent_id, 0) + int(n)
         load["team"][team_id] = load["team"].get(team_id, 0) + int(n)
-    out: dict[str, Any] = {
-        "from": f.start.isoformat(),
-        "to": f.end.isoformat(),
-        "business_hours": bh,
-    }
+    out: dict[str, Any] = {**_range(f), "business_hours": f.business_hours}
     none = _timing(None, None, 0)
     out["teams"] = []
-    for kind in groups:
-        c, r, ld = created[kind], resolved[kind], load[kind]
+    for gi, kind in enumerate(groups):
+        c = {k: v for (k,), v in created[gi].items()}
+        r = {k: v for (k,), v in resolved[gi].items()}
+        ld = load[kind]
         rows = [
             {
                 f"{kind}_id": k,
@@ -698,33 +689,6 @@ async def agents(s: AsyncSession, db: Database, f: Filters) -> dict[str, Any]:
     return out
 
 
-async def _by_day_and(
-    s: AsyncSession, db: Database, day: Any, key: Any, col: Any, where: Sequence[Any]
-) -> dict[tuple[date, Any], dict[str, Any]]:
-    """Per (day, key): the row count and the median, p90 and count of `col` (NULLs left out).
-    PostgreSQL computes them in one statement; SQLite's rows are sorted here (as `_timings`)."""
-    out: dict[tuple[date, Any], dict[str, Any]] = {}
-    if not db.is_sqlite:
-        stmt = (
-            select(day, key, func.count(), _percentiles(col), func.count(col))
-            .where(*where)
-            .group_by(day, key)
-        )
-        for d, k, rows, pair, n in await s.execute(stmt):
-            out[(d, k)] = {"rows": int(rows), "timing": _timing(*_pair(pair), n)}
-        return out
-    values: dict[tuple[date, Any], list[float]] = defaultdict(list)
-    rows_of: dict[tuple[date, Any], int] = defaultdict(int)
-    for d, k, v in await s.execute(select(day, key, col).where(*where)):
-        rows_of[(d, k)] += 1
-        if v is not None:
-            values[(d, k)].append(float(v))
-    for dk, n in rows_of.items():
-        v = sorted(values[dk])
-        out[dk] = {"rows": n, "timing": _timing(percentile(v, 0.5), percentile(v, 0.9), len(v))}
-    return out
-
-
 async def agents_daily(
     s: AsyncSession, db: Database, f: Filters, kinds: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -732,18 +696,23 @@ async def agents_daily(
     has it), the conversations created that day with their first response times and those
     resolved that day with their resolution times. Days without either have no line. Load
     ("open now") is not a figure of a past day and stays in the range report."""
-    bh = f.business_hours
-    fr = RC.first_response_bh_seconds if bh else RC.first_response_seconds
-    res = RC.resolution_bh_seconds if bh else RC.resolution_seconds
     keys = {"agent": RC.assignee_id, "team": RC.team_id}
     out: list[dict[str, Any]] = []
     none = _timing(None, None, 0)
     for kind in kinds:
-        created = await _by_day_and(
-            s, db, RC.created_day, keys[kind], fr, [*_conv(f), *_created_in(f)]
+        (created,) = await _timings(
+            s,
+            db,
+            _columns(f, "first_response"),
+            [*_conv(f), *_created_in(f)],
+            (RC.created_day, keys[kind]),
         )
-        resolved = await _by_day_and(
-            s, db, RC.resolved_day, keys[kind], res, [*_conv(f), *_resolved_in(f)]
+        (resolved,) = await _timings(
+            s,
+            db,
+            _columns(f, "resolution"),
+            [*_conv(f), *_resolved_in(f)],
+            (RC.resolved_day, keys[kind]),
         )
         for d, k in set(created) | set(resolved):
             c, r = created.get((d, k)), resolved.get((d, k))
@@ -754,8 +723,8 @@ async def agents_daily(
                     "id": k,
                     "conversations": c["rows"] if c else 0,
                     "resolved": r["rows"] if r else 0,
-                    "first_response": c["timing"] if c else none,
-                    "resolution": r["timing"] if r else none,
+                    "first_response": c["first_response"] if c else none,
+                    "resolution": r["resolution"] if r else none,
                 }
             )
     out.sort(key=lambda row: (row["day"], row["group"], row["id"] is None, row["id"] or 0))
@@ -800,54 +769,45 @@ async def service(s: AsyncSession, f: Filters) -> dict[str, Any]:
     that fell due in the range and were missed, per target, answered late or still waiting.
     Both per day and per agent. The survey and breach tables hold at most a row or two per
     conversation and are read through their (workspace, time) indexes, then summed here."""
-    start, stop = _midnight(f.start), _midnight(f.end + timedelta(days=1))
+    start, stop = _span(f)
     csat_where = _service_dims(
         CsatResponse, f, CsatResponse.agent_id, CsatResponse.channel_id == f.channel_id
     )
-    answered = (
-        await s.execute(
-            select(CsatResponse.answered_at, CsatResponse.rating, CsatResponse.agent_id).where(
-                *csat_where,
-                CsatResponse.answered_at >= start,
-                CsatResponse.answered_at < stop,
-                CsatResponse.rating.isnot(None),
-            )
-        )
-    ).all()
-    asked_rows = (
-        await s.execute(
-            select(CsatResponse.state, func.count())
-            .where(*csat_where, CsatResponse.asked_at >= start, CsatResponse.asked_at < stop)
-            .group_by(CsatResponse.state)
-        )
-    ).all()
+    answered = await _all(
+        s,
+        select(CsatResponse.answered_at, CsatResponse.rating, CsatResponse.agent_id).where(
+            *csat_where,
+            CsatResponse.answered_at >= start,
+            CsatResponse.answered_at < stop,
+            CsatResponse.rating.isnot(None),
+        ),
+    )
+    asked_rows = await _all(
+        s,
+        select(CsatResponse.state, func.count())
+        .where(*csat_where, CsatResponse.asked_at >= start, CsatResponse.asked_at < stop)
+        .group_by(CsatResponse.state),
+    )
     asked_by_state = {state: int(n) for state, n in asked_rows}
     breach_channel = exists().where(
         ConversationChannel.conversation_id == SlaBreach.conversation_id,
         ConversationChannel.channel_id == f.channel_id,
     )
-    breaches = (
-        await s.execute(
-            select(
-                SlaBreach.due_at,
-                SlaBreach.target,
-                SlaBreach.assignee_id,
-                SlaBreach.responded_at,
-                SlaBreach.conversation_id,
-            ).where(
-                *_service_dims(SlaBreach, f, SlaBreach.assignee_id, breach_channel),
-                SlaBreach.due_at >= start,
-                SlaBreach.due_at < stop,
-            )
-        )
-    ).all()
-    names = dict(
-        (
-            await s.execute(
-                select(Agent.id, Agent.name).where(Agent.workspace_id == f.workspace_id)
-            )
-        ).all()
+    breaches = await _all(
+        s,
+        select(
+            SlaBreach.due_at,
+            SlaBreach.target,
+            SlaBreach.assignee_id,
+            SlaBreach.responded_at,
+            SlaBreach.conversation_id,
+        ).where(
+            *_service_dims(SlaBreach, f, SlaBreach.assignee_id, breach_channel),
+            SlaBreach.due_at >= start,
+            SlaBreach.due_at < stop,
+        ),
     )
+    names = await _names(s, Agent, f)
 
     ratings_by_day: dict[str, list[int]] = defaultdict(list)
     ratings_by_agent: dict[int | None, list[int]] = defaultdict(list)
@@ -878,8 +838,7 @@ async def service(s: AsyncSession, f: Filters) -> dict[str, Any]:
     ]
     per_agent.sort(key=lambda row: (row["agent_id"] is None, row["agent_id"] or 0))
     return {
-        "from": f.start.isoformat(),
-        "to": f.end.isoformat(),
+        **_range(f),
         "csat": {
             **_csat_figures(all_ratings),
             "distribution": {str(k): all_ratings.count(k) for k in range(1, 6)},
@@ -914,13 +873,14 @@ async def campaigns(s: AsyncSession, f: Filters, limit: int = 100) -> dict[str, 
     """The per-campaign report (tidings.campaigns.report) of each campaign launched in the
     range, side by side."""
     launched = func.coalesce(Campaign.launched_at, Campaign.created_at)
+    start, stop = _span(f)
     rows = (
         await s.scalars(
             select(Campaign)
             .where(
                 Campaign.workspace_id == f.workspace_id,
-                launched >= _midnight(f.start),
-                launched < _midnight(f.end + timedelta(days=1)),
+                launched >= start,
+                launched < stop,
             )
             .order_by(launched.desc(), Campaign.id.desc())
             .limit(limit)
@@ -932,8 +892,7 @@ async def campaigns(s: AsyncSession, f: Filters, limit: int = 100) -> dict[str, 
         r["name"] = c.name
         out.append(r)
     return {
-        "from": f.start.isoformat(),
-        "to": f.end.isoformat(),
+        **_range(f),
         "currency": currency(),
         "campaigns": out,
     }
@@ -972,31 +931,21 @@ async def export_rows(
     s: AsyncSession, f: Filters, page: int = 2000
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """One row per conversation created in the range, in pages (keyset on created_day, id)."""
-    ws = f.workspace_id
-    inboxes = dict(
-        (await s.execute(select(Inbox.id, Inbox.name).where(Inbox.workspace_id == ws))).all()
-    )
-    agents_ = dict(
-        (await s.execute(select(Agent.id, Agent.name).where(Agent.workspace_id == ws))).all()
-    )
-    teams = dict((await s.execute(select(Team.id, Team.name).where(Team.workspace_id == ws))).all())
-    chans = dict(
-        (await s.execute(select(Channel.id, Channel.name).where(Channel.workspace_id == ws))).all()
-    )
+    inboxes, agents_ = await _names(s, Inbox, f), await _names(s, Agent, f)
+    teams, chans = await _names(s, Team, f), await _names(s, Channel, f)
     after: tuple[date, int] | None = None
     while True:
         cond = [*_conv(f, channel_any=True), *_created_in(f)]
         if after is not None:
             cond.append(tuple_(RC.created_day, RC.conversation_id) > tuple_(*after))
-        batch = (
-            await s.execute(
-                select(RC, Contact.name)
-                .outerjoin(Contact, Contact.id == RC.contact_id)
-                .where(*cond)
-                .order_by(RC.created_day, RC.conversation_id)
-                .limit(page)
-            )
-        ).all()
+        batch = await _all(
+            s,
+            select(RC, Contact.name)
+            .outerjoin(Contact, Contact.id == RC.contact_id)
+            .where(*cond)
+            .order_by(RC.created_day, RC.conversation_id)
+            .limit(page),
+        )
         if not batch:
             return
         ids = [r.conversation_id for r, _ in batch]
@@ -1019,20 +968,10 @@ async def export_rows(
                     "inbox": inboxes.get(r.inbox_id, f"deleted inbox #{r.inbox_id}"),
                     "contact_id": r.contact_id,
                     "contact_name": contact_name,
-                    "first_channel": (
-                        chans.get(r.channel_id, f"deleted channel #{r.channel_id}")
-                        if r.channel_id
-                        else None
-                    ),
+                    "first_channel": _named(chans, "channel", r.channel_id),
                     "channels": "; ".join(chans.get(c, f"deleted channel #{c}") for c in used),
-                    "assignee": (
-                        agents_.get(r.assignee_id, f"deleted agent #{r.assignee_id}")
-                        if r.assignee_id
-                        else None
-                    ),
-                    "team": (
-                        teams.get(r.team_id, f"deleted team #{r.team_id}") if r.team_id else None
-                    ),
+                    "assignee": _named(agents_, "agent", r.assignee_id),
+                    "team": _named(teams, "team", r.team_id),
                     "labels": "; ".join(labels.get(r.conversation_id, [])),
                     "first_response_seconds": r.first_response_seconds,
                     "first_response_business_seconds": r.first_response_bh_seconds,

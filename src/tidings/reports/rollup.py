@@ -43,7 +43,7 @@ from tidings.reports.models import (
     ReportStatusLog,
 )
 from tidings.runtime import Runtime
-from tidings.storage.db import Database
+from tidings.storage.db import Database, chunks
 from tidings.storage.models import Conversation, FallbackTimer, Message
 
 log = logging.getLogger(__name__)
@@ -422,8 +422,7 @@ async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None
         ).all()
         started = time.monotonic()
         recomputed: set[int] = set()
-        for start in range(0, len(ids), RECOMPUTE_CHUNK):
-            chunk = ids[start : start + RECOMPUTE_CHUNK]
+        for chunk in chunks(ids, RECOMPUTE_CHUNK):
             await recompute(s, rt.db, chunk)
             recomputed.update(chunk)
             if rt.db.is_sqlite and (
@@ -434,8 +433,7 @@ async def process_batch(rt: Runtime, limit: int = BATCH, upto: int | None = None
                 # batch is the next one's.
                 break
         marks = [mark for mark, conversation in found if conversation in recomputed]
-        for start in range(0, len(marks), 500):
-            chunk = marks[start : start + 500]
+        for chunk in chunks(marks, 500):
             await s.execute(delete(ReportDirty).where(ReportDirty.id.in_(chunk)))
         return len(marks)
 

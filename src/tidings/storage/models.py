@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 
 from tidings.domain.enums import (
     ConsentPurpose,
@@ -61,7 +61,12 @@ def _id() -> Mapped[int]:
 
 
 def _ws() -> Mapped[int]:
-    return mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
+    return _owned("workspace", index=True)
+
+
+def _owned(table: str, **kw: Any) -> MappedColumn[Any]:
+    """A key to the row of `table` this row goes with (deleted with it: ON DELETE CASCADE)."""
+    return mapped_column(ForeignKey(f"{table}.id", ondelete="CASCADE"), **kw)
 
 
 def _created() -> Mapped[datetime]:
@@ -100,8 +105,8 @@ class SmsPart(Base):
         Index("ix_sms_part_joined", "channel_id", "sender", "joined_at"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    channel_id: Mapped[int] = _owned("channel")
     sender: Mapped[str] = mapped_column(String(255))
     ref: Mapped[str] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(Integer)
@@ -135,7 +140,7 @@ class ApiToken(Base):
     __tablename__ = "api_token"
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = _ws()
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int] = _owned("agent", index=True)
     name: Mapped[str] = mapped_column(String(200))
     # sha256 of the token; the token itself is shown once and never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -159,12 +164,8 @@ class Team(Base):
 
 class TeamMember(Base):
     __tablename__ = "team_member"
-    team_id: Mapped[int] = mapped_column(
-        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
-    )
-    agent_id: Mapped[int] = mapped_column(
-        ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    team_id: Mapped[int] = _owned("team", primary_key=True)
+    agent_id: Mapped[int] = _owned("agent", primary_key=True, index=True)
 
 
 class Inbox(Base):
@@ -177,12 +178,8 @@ class Inbox(Base):
 
 class InboxMember(Base):
     __tablename__ = "inbox_member"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    agent_id: Mapped[int] = mapped_column(
-        ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    agent_id: Mapped[int] = _owned("agent", primary_key=True, index=True)
 
 
 class Channel(Base):
@@ -236,9 +233,7 @@ class ContactIdentity(Base):
     )
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = _ws()
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contact.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = _owned("contact", index=True)
     channel_kind: Mapped[str] = mapped_column(String(32))
     address: Mapped[str] = mapped_column(String(300))
     # Another stable id the provider gives for the same account (WhatsApp's BSUID beside the
@@ -258,7 +253,7 @@ class Consent(Base):
     __table_args__ = (UniqueConstraint("contact_id", "channel_kind", "purpose"),)
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = _ws()
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = _owned("contact")
     channel_kind: Mapped[str] = mapped_column(String(32))
     purpose: Mapped[ConsentPurpose] = mapped_column(EnumString(ConsentPurpose))
     status: Mapped[ConsentStatus] = mapped_column(EnumString(ConsentStatus))
@@ -289,9 +284,9 @@ class Conversation(Base):
         Index("ix_conversation_queue", "inbox_id", "assignee_id", "status", "created_at"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
     inbox_id: Mapped[int] = mapped_column(ForeignKey("inbox.id"), index=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = _owned("contact")
     status: Mapped[ConversationStatus] = mapped_column(
         EnumString(ConversationStatus), default=ConversationStatus.OPEN
     )
@@ -320,23 +315,15 @@ class ConversationChannel(Base):
     """Per conversation and channel: when the customer last wrote (drives service windows)."""
 
     __tablename__ = "conversation_channel"
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversation.id", ondelete="CASCADE"), primary_key=True
-    )
-    channel_id: Mapped[int] = mapped_column(
-        ForeignKey("channel.id", ondelete="CASCADE"), primary_key=True
-    )
+    conversation_id: Mapped[int] = _owned("conversation", primary_key=True)
+    channel_id: Mapped[int] = _owned("channel", primary_key=True)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationLabel(Base):
     __tablename__ = "conversation_label"
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversation.id", ondelete="CASCADE"), primary_key=True
-    )
-    label_id: Mapped[int] = mapped_column(
-        ForeignKey("label.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    conversation_id: Mapped[int] = _owned("conversation", primary_key=True)
+    label_id: Mapped[int] = _owned("label", primary_key=True, index=True)
 
 
 class Message(Base):
@@ -347,8 +334,8 @@ class Message(Base):
         Index("ix_message_conversation_order", "conversation_id", "sent_at", "id"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    conversation_id: Mapped[int] = _owned("conversation")
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id"))
     direction: Mapped[Direction] = mapped_column(EnumString(Direction, 4))
     kind: Mapped[str] = mapped_column(String(16))
@@ -370,10 +357,8 @@ class Message(Base):
 class Attachment(Base):
     __tablename__ = "attachment"
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    message_id: Mapped[int] = mapped_column(
-        ForeignKey("message.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[int] = _owned("workspace")
+    message_id: Mapped[int] = _owned("message", index=True)
     kind: Mapped[str] = mapped_column(String(16))
     mime_type: Mapped[str | None] = mapped_column(String(200))
     filename: Mapped[str | None] = mapped_column(String(500))
@@ -396,10 +381,8 @@ class MediaUpload(Base):
 
     __tablename__ = "media_upload"
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[int] = _owned("workspace")
+    conversation_id: Mapped[int] = _owned("conversation", index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
     storage_key: Mapped[str] = mapped_column(String(500))
     filename: Mapped[str | None] = mapped_column(String(500))
@@ -423,8 +406,8 @@ class InboundEvent(Base):
         Index("ix_inbound_event_customer_order", "lane", "state", "occurred_at", "id"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    channel_id: Mapped[int] = _owned("channel")
     event_key: Mapped[str] = mapped_column(String(300))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -449,11 +432,9 @@ class Delivery(Base):
         Index("ix_delivery_conversation", "conversation_id", "id"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    message_id: Mapped[int] = mapped_column(
-        ForeignKey("message.id", ondelete="CASCADE"), unique=True
-    )
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    message_id: Mapped[int] = _owned("message", unique=True)
+    channel_id: Mapped[int] = _owned("channel")
     conversation_id: Mapped[int] = mapped_column(BigId)
     # The recipient's address on this channel (wa_id, PSID, phone...), fixed at queue time.
     recipient: Mapped[str] = mapped_column(String(300))
@@ -475,7 +456,7 @@ class Template(Base):
     __table_args__ = (UniqueConstraint("channel_id", "name", "language"),)
     id: Mapped[int] = _id()
     workspace_id: Mapped[int] = _ws()
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = _owned("channel")
     name: Mapped[str] = mapped_column(String(512))
     language: Mapped[str] = mapped_column(String(16))
     category: Mapped[str] = mapped_column(String(32))
@@ -511,10 +492,8 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_delivery"
     __table_args__ = (Index("ix_webhook_delivery_queue", "state", "next_attempt_at"),)
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    subscription_id: Mapped[int] = mapped_column(
-        ForeignKey("webhook_subscription.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[int] = _owned("workspace")
+    subscription_id: Mapped[int] = _owned("webhook_subscription", index=True)
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="pending")
@@ -586,11 +565,11 @@ class CampaignRecipient(Base):
         Index("ix_campaign_recipient_pending_order", "campaign_id", "state", "id"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    campaign_id: Mapped[int] = _owned("campaign")
     # NULL for audience rows that name nobody we can reach (bad or duplicate CSV rows): they are
     # kept, skipped with a reason, so that nothing in an upload disappears silently.
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = _owned("contact")
     address: Mapped[str | None] = mapped_column(String(300))
     source_row: Mapped[int | None] = mapped_column(Integer)
     variables: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
@@ -614,11 +593,9 @@ class ContactPreference(Base):
     Learned preferences are not stored: they are read from the messages themselves."""
 
     __tablename__ = "contact_preference"
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = _owned("contact", primary_key=True)
+    workspace_id: Mapped[int] = _owned("workspace")
+    channel_id: Mapped[int] = _owned("channel")
     source: Mapped[str] = mapped_column(String(32))
     set_by_agent_id: Mapped[int | None] = mapped_column(BigId)
     updated_at: Mapped[datetime] = _created()
@@ -629,10 +606,8 @@ class InboxFallback(Base):
     10 minutes, send it by SMS"."""
 
     __tablename__ = "inbox_fallback"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    workspace_id: Mapped[int] = _owned("workspace")
     plan: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
     updated_at: Mapped[datetime] = _created()
 
@@ -644,10 +619,8 @@ class FallbackTimer(Base):
     __tablename__ = "fallback_timer"
     __table_args__ = (Index("ix_fallback_timer_queue", "state", "due_at"),)
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    message_id: Mapped[int] = mapped_column(
-        ForeignKey("message.id", ondelete="CASCADE"), unique=True
-    )
+    workspace_id: Mapped[int] = _owned("workspace")
+    message_id: Mapped[int] = _owned("message", unique=True)
     to_channel_id: Mapped[int] = mapped_column(BigId)
     campaign_recipient_id: Mapped[int | None] = mapped_column(BigId)
     # None: only a failure fires it.
@@ -693,7 +666,7 @@ class AutomationEvent(Base):
     __tablename__ = "automation_event"
     __table_args__ = (Index("ix_automation_event_queue", "state", "next_attempt_at"),)
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
     event: Mapped[str] = mapped_column(String(32))
     conversation_id: Mapped[int] = mapped_column(BigId)
     message_id: Mapped[int | None] = mapped_column(BigId)
@@ -717,11 +690,9 @@ class AutomationTimer(Base):
         Index("ix_automation_timer_queue", "state", "due_at"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rule.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[int] = _owned("workspace")
+    rule_id: Mapped[int] = _owned("automation_rule")
+    conversation_id: Mapped[int] = _owned("conversation", index=True)
     event: Mapped[str] = mapped_column(String(32))
     # What armed it (the inbound message id): a later message arms a new timer.
     anchor: Mapped[str] = mapped_column(String(64))
@@ -739,14 +710,14 @@ class RuleRun(Base):
     __tablename__ = "rule_run"
     __table_args__ = (Index("ix_rule_run_conversation", "conversation_id", "id"),)
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
     rule_id: Mapped[int | None] = mapped_column(
         ForeignKey("automation_rule.id", ondelete="SET NULL"), index=True
     )
     rule_name: Mapped[str] = mapped_column(String(200))
     # rule | away | greeting
     kind: Mapped[str] = mapped_column(String(16), default="rule")
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = _owned("conversation")
     event_id: Mapped[int | None] = mapped_column(BigId)
     event: Mapped[str] = mapped_column(String(32))
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -762,10 +733,8 @@ class InboxBusinessHours(Base):
     """An inbox's opening hours and its auto-replies (away message, greeting)."""
 
     __tablename__ = "inbox_business_hours"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    workspace_id: Mapped[int] = _owned("workspace")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # {"mon": [["09:00", "17:00"]], ...}; a day that is missing or empty is closed.
     weekly: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
@@ -785,10 +754,8 @@ class InboxAssignment(Base):
     take the oldest waiting one). `capacity`: open conversations per agent (None: no limit)."""
 
     __tablename__ = "inbox_assignment"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    workspace_id: Mapped[int] = _owned("workspace")
     mode: Mapped[str] = mapped_column(String(16), default="off")
     capacity: Mapped[int | None] = mapped_column(Integer)
     # The round-robin cursor: the agent who got the last conversation.
@@ -800,12 +767,8 @@ class AgentCapacity(Base):
     """One agent's own capacity in one inbox, overriding the inbox's."""
 
     __tablename__ = "agent_capacity"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    agent_id: Mapped[int] = mapped_column(
-        ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True
-    )
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    agent_id: Mapped[int] = _owned("agent", primary_key=True)
     capacity: Mapped[int] = mapped_column(Integer)
 
 
@@ -814,10 +777,8 @@ class InboxSla(Base):
     priority: {"urgent": {"first_response_seconds": 300, "next_response_seconds": 600}}."""
 
     __tablename__ = "inbox_sla"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    workspace_id: Mapped[int] = _owned("workspace")
     first_response_seconds: Mapped[int | None] = mapped_column(Integer)
     next_response_seconds: Mapped[int | None] = mapped_column(Integer)
     by_priority: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
@@ -834,9 +795,9 @@ class SlaBreach(Base):
         Index("ix_sla_breach_ws_due", "workspace_id", "due_at"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
     inbox_id: Mapped[int] = mapped_column(BigId)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = _owned("conversation")
     target: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(16))
     assignee_id: Mapped[int | None] = mapped_column(BigId)
@@ -849,10 +810,8 @@ class InboxCsat(Base):
     """CSAT settings of an inbox: the question (open window) and the template (closed)."""
 
     __tablename__ = "inbox_csat"
-    inbox_id: Mapped[int] = mapped_column(
-        ForeignKey("inbox.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int] = _owned("inbox", primary_key=True)
+    workspace_id: Mapped[int] = _owned("workspace")
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     question: Mapped[str | None] = mapped_column(Text)
     template_id: Mapped[int | None] = mapped_column(BigId)
@@ -869,11 +828,9 @@ class CsatResponse(Base):
         Index("ix_csat_response_contact", "contact_id", "state"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
     inbox_id: Mapped[int] = mapped_column(BigId)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversation.id", ondelete="CASCADE"), unique=True
-    )
+    conversation_id: Mapped[int] = _owned("conversation", unique=True)
     contact_id: Mapped[int] = mapped_column(BigId)
     agent_id: Mapped[int | None] = mapped_column(BigId)
     channel_id: Mapped[int | None] = mapped_column(BigId)
@@ -899,10 +856,10 @@ class Notification(Base):
         Index("ix_notification_agent_conversation", "agent_id", "kind", "conversation_id"),
     )
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    agent_id: Mapped[int] = _owned("agent")
     kind: Mapped[str] = mapped_column(String(16))  # mention | assigned | reply
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = _owned("conversation")
     message_id: Mapped[int | None] = mapped_column(BigId)
     actor_agent_id: Mapped[int | None] = mapped_column(BigId)
     body: Mapped[str | None] = mapped_column(String(300))
@@ -916,8 +873,8 @@ class SavedView(Base):
     __tablename__ = "saved_view"
     __table_args__ = (UniqueConstraint("agent_id", "name"),)
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
+    agent_id: Mapped[int] = _owned("agent")
     name: Mapped[str] = mapped_column(String(80))
     filters: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
     created_at: Mapped[datetime] = _created()
@@ -930,7 +887,7 @@ class Macro(Base):
     __tablename__ = "macro"
     __table_args__ = (UniqueConstraint("workspace_id", "name"),)
     id: Mapped[int] = _id()
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = _owned("workspace")
     name: Mapped[str] = mapped_column(String(80))
     actions: Mapped[list[Any]] = mapped_column(JSONList, default=list)
     created_by: Mapped[int | None] = mapped_column(BigId)

@@ -71,3 +71,11 @@ class JSONList(TypeDecorator[list[Any]]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """An instant read back from an aggregate (MIN, MAX), which SQLite returns without the
+    column's type: a string, or a naive time that is UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from tidings.actions import templates as template_sync
@@ -15,6 +16,7 @@ from tidings.channels.registry import get_adapter, kinds
 from tidings.config import Settings
 from tidings.delivery import fallback, outgoing_webhooks
 from tidings.delivery import worker as delivery
+from tidings.domain.enums import InboundLane
 from tidings.ingest import worker as ingest
 from tidings.media import worker as media
 from tidings.reports import rollup as report_rollup
@@ -39,8 +41,8 @@ WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
 # Only by name: `ingest` (in every default set) already runs both lanes in one loop, which on
 # SQLite is the loop that puts customers first.
 LANE_WORKERS: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
-    "ingest-customer": ingest.run_customer_lane,
-    "ingest-status": ingest.run_status_lane,
+    "ingest-customer": partial(ingest.run, lanes=(InboundLane.CUSTOMER,)),
+    "ingest-status": partial(ingest.run, lanes=(InboundLane.STATUS,)),
 }
 
 
