@@ -15,6 +15,7 @@ explicit outcome with a sentence an agent understands.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 
 from tidings.channels.config_fields import ConfigT, config_as
 from tidings.domain.enums import InboundLane, MessageKind
-from tidings.domain.errors import PayloadError
+from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import CanonicalEvent
 
 
@@ -227,13 +228,38 @@ class ChannelAdapter(Protocol):
 
 class Adapter(Generic[ConfigT]):
     """What most adapters share rather than write out: reading the stored config into the
-    kind's model (`cfg`), and the empty 200 most providers want once the events are stored."""
+    kind's model (`cfg`), refusing a GET handshake where the provider has none, and the empty
+    200 most providers want once the events are stored."""
 
     config_model: ClassVar[type[BaseModel]]
+    # The refusal of a GET handshake, for providers that have none: how their webhook is set.
+    handshake_refusal: ClassVar[str] = "This channel has no GET verification handshake."
 
     def cfg(self, config: Any) -> ConfigT:
         """`config` (the stored dict, or the model already) as this kind's `config_model`."""
         return cast(ConfigT, config_as(self.config_model, config))
 
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        raise SignatureError(self.handshake_refusal)
+
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         return WebhookReply(status=200, body=b"")
+
+
+def json_or_none(content: bytes) -> Any:
+    """A provider's answer body parsed as JSON, or None when it is not JSON (an HTML error page
+    from a proxy, say): callers then decide on the HTTP status alone."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def check_secret(given: str | None, expected: str, missing: str, mismatch: str) -> None:
+    """A webhook's signature or shared-secret header (`given`) against the value it must have,
+    compared in constant time as bytes (compare_digest refuses non-ASCII str, and the header is
+    attacker-supplied); SignatureError(`missing`) when it is absent or empty."""
+    if not given:
+        raise SignatureError(missing)
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise SignatureError(mismatch)

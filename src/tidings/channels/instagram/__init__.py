@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from tidings.channels.base import Capabilities
 from tidings.channels.instagram.config import InstagramConfig
-from tidings.channels.instagram.errors import outcome_for
 from tidings.channels.meta_common import attachments, messaging, profiles
 from tidings.channels.meta_common.adapter import Account, MessagingAdapter
+from tidings.channels.meta_common.messaging_errors import instagram_outcome
 
 __all__ = ["InstagramAdapter", "InstagramConfig"]
 
@@ -80,7 +80,7 @@ class InstagramAdapter(MessagingAdapter[InstagramConfig]):
     )
 
     product: ClassVar[messaging.Product] = messaging.INSTAGRAM
-    outcome_for = staticmethod(outcome_for)
+    outcome_for = staticmethod(instagram_outcome)
     profile_fields: ClassVar[str] = "name,username,profile_pic"
     profile_of = staticmethod(profiles.instagram_profile)
 

@@ -19,7 +19,6 @@ from tidings.channels.base import (
     OutboundMessage,
     RawEvent,
     SendOutcome,
-    WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
@@ -28,7 +27,6 @@ from tidings.channels.line.config import LineConfig
 from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
 
 __all__ = ["LineAdapter", "LineConfig"]
@@ -62,6 +60,7 @@ class LineAdapter(Adapter[LineConfig]):
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = LineConfig
+    handshake_refusal = "LINE has no GET handshake; set the webhook URL in the Console"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"channel_secret", "channel_access_token"})
     # ReplyContextUser (channels/reply_context.py): the reply token of the customer's latest
     # message, while it may still be valid.
@@ -70,9 +69,6 @@ class LineAdapter(Adapter[LineConfig]):
     # MulticastSender (channels/multicast.py): a campaign's same message to many friends.
     multicast_max: ClassVar[int] = client.MULTICAST_MAX
     multicast_rate_per_second: ClassVar[float] = client.MULTICAST_RATE
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("LINE has no GET handshake; set the webhook URL in the Console")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).channel_secret, request)

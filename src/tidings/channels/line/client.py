@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 import orjson
 
-from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.base import (
+    OutboundMessage,
+    Permanent,
+    Retriable,
+    SendOutcome,
+    Sent,
+    json_or_none,
+)
 from tidings.channels.line import errors
 from tidings.channels.line.config import LineConfig
 from tidings.channels.media import MediaLocation, MediaUnavailable
@@ -199,13 +206,6 @@ async def _post(
         return Retriable(f"Could not reach LINE ({type(exc).__name__}); retrying.")
 
 
-def _json(resp: httpx.Response) -> Any:
-    try:
-        return orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _sent_id(doc: Any, fallback: str) -> str:
     sent = doc.get("sentMessages") if isinstance(doc, dict) else None
     if isinstance(sent, list) and sent and isinstance(sent[0], dict):
@@ -242,7 +242,7 @@ async def reply(
     )
     if isinstance(resp, Retriable):
         return resp
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code == 200:
         request_id = resp.headers.get("x-line-request-id", "")
         return Sent(_sent_id(doc, f"request:{request_id}"))
@@ -261,7 +261,7 @@ async def push(
     )
     if isinstance(resp, Retriable):
         return resp
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code == 200:
         return Sent(_sent_id(doc, f"request:{resp.headers.get('x-line-request-id', key)}"))
     accepted = resp.headers.get("x-line-accepted-request-id")
@@ -330,7 +330,7 @@ async def multicast(
         if resp.status_code == 409 and accepted:
             request_id = accepted  # an earlier try went; its answer was lost
             break
-        outcome = errors.outcome(resp.status_code, _json(resp))
+        outcome = errors.outcome(resp.status_code, json_or_none(resp.content))
         if isinstance(outcome, Permanent):
             break
     if request_id is None:
@@ -344,7 +344,7 @@ async def _get(config: LineConfig, path: str, http: httpx.AsyncClient) -> tuple[
         headers={"Authorization": f"Bearer {config.channel_access_token}"},
         timeout=TIMEOUT,
     )
-    return resp.status_code, _json(resp)
+    return resp.status_code, json_or_none(resp.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +436,7 @@ async def locate_media(
         resp = await http.get(f"{base}/transcoding", headers=auth, timeout=TIMEOUT)
     except httpx.HTTPError:
         raise MediaUnavailable("Could not reach LINE.", retriable=True) from None
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code == 200 and isinstance(doc, dict):
         if doc.get("status") == "processing":
             raise MediaUnavailable("LINE is still preparing this file; will retry.", retriable=True)
@@ -462,7 +462,7 @@ async def set_webhook(config: LineConfig, url: str, http: httpx.AsyncClient) -> 
         timeout=TIMEOUT,
     )
     if resp.status_code != 200:
-        raise errors_as_exception(resp.status_code, _json(resp))
+        raise errors_as_exception(resp.status_code, json_or_none(resp.content))
 
 
 async def webhook_info(config: LineConfig, http: httpx.AsyncClient) -> dict[str, Any]:
@@ -481,7 +481,7 @@ async def test_webhook(config: LineConfig, http: httpx.AsyncClient) -> dict[str,
         headers=_headers(config),
         timeout=TIMEOUT,
     )
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code != 200 or not isinstance(doc, dict):
         raise errors_as_exception(resp.status_code, doc)
     return doc
@@ -506,4 +506,4 @@ async def start_loading(config: LineConfig, chat_id: str, http: httpx.AsyncClien
         return resp
     if resp.status_code in (200, 202):
         return Sent(f"loading:{chat_id}")
-    return errors.outcome(resp.status_code, _json(resp))
+    return errors.outcome(resp.status_code, json_or_none(resp.content))

@@ -21,13 +21,11 @@ from tidings.channels.base import (
     Retriable,
     SendOutcome,
     Sent,
-    WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.media import MediaLocation
 from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
-from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
 
 __all__ = ["TelegramAdapter", "TelegramConfig"]
@@ -53,10 +51,8 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = TelegramConfig
+    handshake_refusal = "Telegram has no GET handshake; register the URL with setWebhook"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"bot_token", "secret_token"})
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("Telegram has no GET handshake; register the URL with setWebhook")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).secret_token, request)

@@ -46,29 +46,21 @@ def _chat_id(to: str) -> int | str:
 
 
 async def call(
-    config: TelegramConfig, method: str, params: dict[str, Any], http: httpx.AsyncClient
-) -> tuple[int, Any]:
-    """POST one Bot API method as JSON. Returns (HTTP status, parsed body or None)."""
-    url = f"{config.api_base_url}/bot{config.bot_token}/{method}"
-    resp = await http.post(url, json=params, timeout=TIMEOUT)
-    try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        return resp.status_code, None
-
-
-async def call_multipart(
     config: TelegramConfig,
     method: str,
     params: dict[str, Any],
-    file: tuple[str, tuple[str, bytes, str]],
     http: httpx.AsyncClient,
+    file: tuple[str, tuple[str, bytes, str]] | None = None,
 ) -> tuple[int, Any]:
-    """POST one Bot API method as multipart/form-data with one file. Objects (reply_markup,
-    reply_parameters) travel as JSON strings, as the Bot API expects in form encodings."""
+    """POST one Bot API method as JSON, or with a `file` as multipart/form-data: objects
+    (reply_markup, reply_parameters) then travel as JSON strings, as the Bot API expects in form
+    encodings. Returns (HTTP status, parsed body or None)."""
     url = f"{config.api_base_url}/bot{config.bot_token}/{method}"
-    form = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in params.items()}
-    resp = await http.post(url, data=form, files=dict([file]), timeout=UPLOAD_TIMEOUT)
+    if file is None:
+        resp = await http.post(url, json=params, timeout=TIMEOUT)
+    else:
+        form = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in params.items()}
+        resp = await http.post(url, data=form, files=dict([file]), timeout=UPLOAD_TIMEOUT)
     try:
         return resp.status_code, resp.json()
     except ValueError:
@@ -83,10 +75,7 @@ async def _send(
     file: tuple[str, tuple[str, bytes, str]] | None = None,
 ) -> SendOutcome:
     try:
-        if file is None:
-            status, doc = await call(config, method, params, http)
-        else:
-            status, doc = await call_multipart(config, method, params, file, http)
+        status, doc = await call(config, method, params, http, file)
     except httpx.TimeoutException:
         return Retriable("Telegram did not answer in time; retrying.")
     except httpx.HTTPError as exc:

@@ -7,16 +7,15 @@ increases sequentially and is the dedupe key; non-2xx answers are retried.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest, json_of
+from tidings.channels.base import RawEvent, WebhookRequest, check_secret, json_of
 from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -43,12 +42,13 @@ _MEDIA: dict[str, tuple[str, str | None]] = {
 
 
 def verify(secret_token: str, request: WebhookRequest) -> None:
-    given = request.headers.get(AUTH_HEADER)
-    if not given:
-        raise SignatureError("missing X-Telegram-Bot-Api-Secret-Token header")
     # Constant-time: the header is the only thing that authenticates Telegram.
-    if not hmac.compare_digest(given.encode(), secret_token.encode()):
-        raise SignatureError("X-Telegram-Bot-Api-Secret-Token does not match the channel's")
+    check_secret(
+        request.headers.get(AUTH_HEADER),
+        secret_token,
+        "missing X-Telegram-Bot-Api-Secret-Token header",
+        "X-Telegram-Bot-Api-Secret-Token does not match the channel's",
+    )
 
 
 def split(body: bytes) -> list[RawEvent]:

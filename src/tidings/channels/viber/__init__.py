@@ -20,7 +20,6 @@ from tidings.channels.base import (
     OutboundMessage,
     RawEvent,
     SendOutcome,
-    WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
@@ -29,7 +28,6 @@ from tidings.channels.profiles import Profile, ProfileUnavailable, clean
 from tidings.channels.viber import client, webhook
 from tidings.channels.viber.config import ViberConfig
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import SignatureError
 from tidings.domain.events import CanonicalEvent
 from tidings.policy import sms
 
@@ -76,10 +74,10 @@ class ViberAdapter(Adapter[ViberConfig]):
         max_webhook_bytes=1_000_000,
     )
     config_model: ClassVar[type[BaseModel]] = ViberConfig
+    # `ack` is the empty 200: no welcome message is sent in answer to conversation_started
+    # (agents answer in the thread once the user writes).
+    handshake_refusal = "Viber has no GET handshake; the webhook is set with set_webhook"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"auth_token"})
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("Viber has no GET handshake; the webhook is set with set_webhook")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).auth_token, request)
@@ -89,11 +87,6 @@ class ViberAdapter(Adapter[ViberConfig]):
 
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
         return webhook.parse(payload)
-
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        # An empty 200: no welcome message is sent in answer to conversation_started (agents
-        # answer in the thread once the user writes).
-        return WebhookReply(status=200, body=b"")
 
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient

@@ -20,6 +20,7 @@ from tidings.channels.base import (
     Retriable,
     SendOutcome,
     Sent,
+    json_or_none,
 )
 from tidings.channels.viber import errors
 from tidings.channels.viber.config import SENDER_NAME_MAX, ViberConfig
@@ -50,13 +51,6 @@ def _headers(config: ViberConfig) -> dict[str, str]:
     return {AUTH_HEADER: config.auth_token, "Content-Type": "application/json"}
 
 
-def _json(resp: httpx.Response) -> Any:
-    try:
-        return orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
 async def call(
     config: ViberConfig, method: str, body: dict[str, Any], http: httpx.AsyncClient
 ) -> tuple[int, Any]:
@@ -67,7 +61,7 @@ async def call(
         headers=_headers(config),
         timeout=TIMEOUT,
     )
-    return resp.status_code, _json(resp)
+    return resp.status_code, json_or_none(resp.content)
 
 
 async def _checked(
@@ -156,7 +150,7 @@ async def _post_send(
         return Retriable("Viber did not answer in time; retrying.")
     except httpx.HTTPError as exc:
         return Retriable(f"Could not reach Viber ({type(exc).__name__}); retrying.")
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code == 200 and isinstance(doc, dict) and doc.get("status") == 0:
         token = token_of(doc.get("message_token"))
         if token is None:

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, check_secret
 from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -49,12 +49,13 @@ def signature(auth_token: str, body: bytes) -> str:
 
 
 def verify(auth_token: str, request: WebhookRequest) -> None:
-    given = request.headers.get(SIGNATURE_HEADER, "").strip().lower()
-    if not given:
-        raise SignatureError("missing X-Viber-Content-Signature header")
-    # On the raw bytes as received, compared in constant time (docs/channels/viber.md).
-    if not hmac.compare_digest(given.encode(), signature(auth_token, request.body).encode()):
-        raise SignatureError("X-Viber-Content-Signature does not match the body")
+    # On the raw bytes as received (docs/channels/viber.md).
+    check_secret(
+        request.headers.get(SIGNATURE_HEADER, "").strip().lower(),
+        signature(auth_token, request.body),
+        "missing X-Viber-Content-Signature header",
+        "X-Viber-Content-Signature does not match the body",
+    )
 
 
 def token_of(value: Any) -> str | None:

@@ -15,10 +15,9 @@ import orjson
 
 from tidings import httpclient
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.channels.meta_common import graph_error
 from tidings.channels.whatsapp import media
 from tidings.channels.whatsapp.config import WhatsAppConfig
-from tidings.channels.whatsapp.errors import outcome_for
+from tidings.channels.whatsapp.errors import error_outcome
 from tidings.domain.enums import MessageKind
 
 logger = logging.getLogger(__name__)
@@ -149,19 +148,6 @@ _EXTRA_TYPES = {
 }
 
 
-def _error_outcome(response: httpx.Response) -> Retriable | Permanent:
-    # Graph's error envelope, read as Messenger and Instagram read it (an HTML 502 from a
-    # proxy, say, is decided on the status alone).
-    error = graph_error(response)
-    return outcome_for(
-        error.code,
-        http_status=error.http_status,
-        title=error.message,
-        details=error.details,
-        retry_after=error.retry_after,
-    )
-
-
 async def send_message(
     config: WhatsAppConfig, message: OutboundMessage, http: httpx.AsyncClient
 ) -> SendOutcome:
@@ -220,4 +206,4 @@ async def send_message(
             # Read receipts and typing indicators answer `{"success": true}`, with no id.
             return Sent(f"tidings-signal-{message.message_id}")
         return Permanent("WhatsApp accepted the request but returned no message id.")
-    return _error_outcome(response)
+    return error_outcome(response)
