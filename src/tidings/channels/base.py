@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import httpx
 import orjson
@@ -29,6 +29,8 @@ from tidings.channels.config_fields import ConfigT, config_as
 from tidings.domain.enums import InboundLane, MessageKind
 from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import CanonicalEvent
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,3 +265,14 @@ def check_secret(given: str | None, expected: str, missing: str, mismatch: str) 
         raise SignatureError(missing)
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise SignatureError(mismatch)
+
+
+async def attempt(label: str, call: Awaitable[T]) -> T | Retriable:
+    """`call`'s answer, or Retriable when `label` (the provider) did not answer in time or could
+    not be reached: the same sentences on every channel that uses it."""
+    try:
+        return await call
+    except httpx.TimeoutException:
+        return Retriable(f"{label} did not answer in time; retrying.")
+    except httpx.HTTPError as exc:
+        return Retriable(f"Could not reach {label} ({type(exc).__name__}); retrying.")

@@ -23,6 +23,7 @@ from tidings.channels.base import (
     Retriable,
     SendOutcome,
     Sent,
+    attempt,
     json_or_none,
 )
 from tidings.channels.line import errors
@@ -198,12 +199,8 @@ def fresh_reply_token(context: Any, now: datetime | None = None) -> str | None:
 async def _post(
     url: str, body: dict[str, Any], headers: dict[str, str], http: httpx.AsyncClient
 ) -> httpx.Response | Retriable:
-    try:
-        return await http.post(url, content=orjson.dumps(body), headers=headers, timeout=TIMEOUT)
-    except httpx.TimeoutException:
-        return Retriable("LINE did not answer in time; retrying.")
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach LINE ({type(exc).__name__}); retrying.")
+    content = orjson.dumps(body)
+    return await attempt("LINE", http.post(url, content=content, headers=headers, timeout=TIMEOUT))
 
 
 def _sent_id(doc: Any, fallback: str) -> str:
@@ -316,9 +313,9 @@ async def multicast(
     body = {"to": [m.to for m in messages], "messages": objects}
     outcome: SendOutcome = Retriable("LINE multicast was not tried.")
     request_id: str | None = None
-    for attempt in range(MULTICAST_TRIES):
-        if attempt:
-            await asyncio.sleep(MULTICAST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    for tried in range(MULTICAST_TRIES):
+        if tried:
+            await asyncio.sleep(MULTICAST_BACKOFF_SECONDS * 2 ** (tried - 1))
         resp = await _post(f"{config.api_base_url}/v2/bot/message/multicast", body, headers, http)
         if isinstance(resp, Retriable):
             outcome = resp

@@ -6,6 +6,7 @@ provider rules (error codes, profile fields, when files may go)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -109,9 +110,8 @@ class MessagingAdapter(Adapter[ConfigT]):
         if isinstance(body, Permanent):
             return body
         url = f"{a.graph}/{a.send_node}/messages"
-        return await send.post(
-            url, a.token, body, http, self.label, self.outcome_for, message.message_id
-        )
+        ids = partial(send.sent_id, body, message_id=message.message_id)
+        return await send.post(url, a.token, body, http, self.label, self.outcome_for, ids)
 
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient

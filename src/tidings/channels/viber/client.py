@@ -20,6 +20,7 @@ from tidings.channels.base import (
     Retriable,
     SendOutcome,
     Sent,
+    attempt,
     json_or_none,
 )
 from tidings.channels.viber import errors
@@ -139,17 +140,12 @@ async def _post_send(
     data = orjson.dumps(body)
     if len(data) > BODY_LIMIT:
         return Permanent("The message is larger than the 30 KB Viber accepts in one send.")
-    try:
-        resp = await httpclient.post(
-            http,
-            f"{config.api_base_url}/pa/send_message",
-            content=data,
-            headers=_headers(config),
-        )
-    except httpx.TimeoutException:
-        return Retriable("Viber did not answer in time; retrying.")
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach Viber ({type(exc).__name__}); retrying.")
+    url = f"{config.api_base_url}/pa/send_message"
+    resp = await attempt(
+        "Viber", httpclient.post(http, url, content=data, headers=_headers(config))
+    )
+    if isinstance(resp, Retriable):
+        return resp
     doc = json_or_none(resp.content)
     if resp.status_code == 200 and isinstance(doc, dict) and doc.get("status") == 0:
         token = token_of(doc.get("message_token"))

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from tidings.channels.base import Permanent, Retriable
-from tidings.channels.meta_common import graph_error
+from tidings.channels.meta_common import GraphError
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +232,10 @@ def outcome_for(
     )
 
 
-def error_outcome(response: httpx.Response) -> Retriable | Permanent:
+def graph_outcome(error: GraphError) -> Retriable | Permanent:
     """`outcome_for` a failed Graph call, its error envelope read as Messenger and Instagram read
-    it (an HTML 502 from a proxy, say, is decided on the status alone)."""
-    error = graph_error(response)
+    it (`meta_common.graph_error`: an HTML 502 from a proxy, say, is decided on the status
+    alone)."""
     return outcome_for(
         error.code,
         http_status=error.http_status,

@@ -13,9 +13,9 @@ import httpx
 
 from tidings.channels.base import json_or_none
 from tidings.channels.message_templates import ProviderTemplate, TemplateSyncError
-from tidings.channels.meta_common import dict_at
+from tidings.channels.meta_common import dict_at, graph_error
 from tidings.channels.whatsapp.config import WhatsAppConfig
-from tidings.channels.whatsapp.errors import error_outcome
+from tidings.channels.whatsapp.errors import graph_outcome
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 PAGE_SIZE = 100
@@ -68,7 +68,7 @@ async def fetch_templates(
                 f"Could not reach WhatsApp to list templates ({exc!r})."
             ) from None
         if not response.is_success:
-            raise TemplateSyncError(error_outcome(response).reason)
+            raise TemplateSyncError(graph_outcome(graph_error(response)).reason)
         doc = json_or_none(response.content)
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise TemplateSyncError("WhatsApp answered the template list without a data array.")
