@@ -5,6 +5,7 @@ provider rules (error codes, profile fields, when files may go)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -57,16 +58,10 @@ class MessagingAdapter(Adapter[ConfigT]):
     label: ClassVar[str]
     product: ClassVar[messaging.Product]
     profile_fields: ClassVar[str]
-
-    @staticmethod
-    def outcome_for(error: GraphError) -> Retriable | Permanent:
-        """The provider's error codes as outcomes (its `errors` module)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def profile_of(doc: dict[str, object]) -> Profile:
-        """The profile lookup's answer as a `Profile`."""
-        raise NotImplementedError
+    # The provider's error codes as outcomes (`messaging_errors`), and the profile lookup's
+    # answer as a `Profile` (`profiles`): static methods of each adapter.
+    outcome_for: Callable[[GraphError], Retriable | Permanent]
+    profile_of: Callable[[dict[str, object]], Profile]
 
     def account(self, config: Any) -> Account:
         raise NotImplementedError

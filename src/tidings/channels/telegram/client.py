@@ -8,7 +8,7 @@ import httpx
 import orjson
 
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Retriable, SendOutcome, Sent
-from tidings.channels.telegram import errors, media
+from tidings.channels.telegram import errors
 from tidings.channels.telegram.config import TelegramConfig
 from tidings.domain.errors import TidingsError
 
@@ -33,6 +33,13 @@ CHAT_ACTIONS = frozenset(
 )
 
 
+# Sent as a photo (Telegram recompresses it); every other image goes as a document.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# sendAudio: "Your audio must be in the .MP3 or .M4A format"; sendVideo: "MPEG4 videos".
+AUDIO_TYPES = frozenset({"audio/mpeg", "audio/mp4", "audio/x-m4a"})
+VIDEO_TYPES = frozenset({"video/mp4"})
+
+
 class TelegramError(TidingsError):
     """A Bot API call (other than a send) that Telegram refused."""
 
@@ -43,6 +50,17 @@ class TelegramError(TidingsError):
 def _chat_id(to: str) -> int | str:
     # Numeric chat ids go as numbers; "@channelusername" stays a string.
     return int(to) if to.lstrip("-").isdigit() else to
+
+
+def method_for(mime: str | None) -> tuple[str, str]:
+    """The Bot API method and its file field for an uploaded file of this type."""
+    if mime in PHOTO_TYPES:
+        return "sendPhoto", "photo"
+    if mime in AUDIO_TYPES:
+        return "sendAudio", "audio"
+    if mime in VIDEO_TYPES:
+        return "sendVideo", "video"
+    return "sendDocument", "document"
 
 
 async def call(
@@ -156,7 +174,7 @@ async def send_message(
         elif att.load is not None:
             # A file stored by Tidings goes up in the send call itself (multipart).
             mime = att.mime_type or "application/octet-stream"
-            method, field = media.method_for(mime)
+            method, field = method_for(mime)
             params = {"caption": caption} if caption else {}
             upload = (field, (att.filename or "file", await att.load(), mime))
             outcome = await _send(config, method, {**common, **params}, http, upload)

@@ -538,58 +538,44 @@ def _parse_revision(message: dict[str, Any], mtype: str) -> CanonicalEvent:
     return MessageEdited(provider_message_id=original, occurred_at=when, text=_content(edited).text)
 
 
-def _parse_message(doc: dict[str, Any]) -> CanonicalEvent:
-    message = doc["message"]
+def _parse_message(doc: dict[str, Any], echo: bool) -> CanonicalEvent:
+    """A customer's message, or (`echo`) one the business wrote in the WhatsApp Business app."""
+    what = "message echo" if echo else "message"
+    message = doc["echo" if echo else "message"]
     if not isinstance(message, dict):
-        raise PayloadError("The WhatsApp message is not an object.")
+        raise PayloadError(f"The WhatsApp {what} is not an object.")
     ident = _str(message, "id")
-    if not ident:
+    if not ident and not echo:
         raise PayloadError("The WhatsApp message has no id.")
     mtype = _str(message, "type")
     if mtype in ("revoke", "edit"):
         return _parse_revision(message, mtype)
-    if mtype == "system":
+    if echo:
+        to = _str(message, "to") or _str(message, "to_user_id")
+        if not ident or not to:
+            raise PayloadError("The WhatsApp message echo has no id or recipient.")
+        digits = _digits(to)
+        # The sender of an echo is the business; the address is the customer it was written
+        # to, which is what places it in that customer's conversation.
+        sender = Sender(address=to, phone=f"+{digits}" if digits else None, phone_verified=True)
+    elif mtype == "system":
         return _parse_system(message, list_at(doc, "contacts"))
     content = _content(message)
-    _common_extra(message, content.extra)
-    return InboundMessage(
-        provider_message_id=ident,
-        sender=_sender(message, list_at(doc, "contacts")),
-        occurred_at=_required_time(message, "message"),
-        kind=content.kind,
-        text=content.text,
-        attachments=content.attachments,
-        reply_to_provider_id=_str(dict_at(message, "context"), "id"),
-        target_provider_id=content.target,
-        extra=content.extra,
-    )
-
-
-def _parse_echo(doc: dict[str, Any]) -> CanonicalEvent:
-    echo = doc["echo"]
-    if not isinstance(echo, dict):
-        raise PayloadError("The WhatsApp message echo is not an object.")
-    if _str(echo, "type") in ("revoke", "edit"):
-        return _parse_revision(echo, str(echo["type"]))
-    ident = _str(echo, "id")
-    to = _str(echo, "to") or _str(echo, "to_user_id")
-    if not ident or not to:
-        raise PayloadError("The WhatsApp message echo has no id or recipient.")
-    content = _content(echo)
-    digits = _digits(to)
-    # The sender of an echo is the business; the address is the customer it was written to,
-    # which is what places it in that customer's conversation.
-    sender = Sender(address=to, phone=f"+{digits}" if digits else None, phone_verified=True)
+    if not echo:
+        _common_extra(message, content.extra)
+        sender = _sender(message, list_at(doc, "contacts"))
+    assert ident  # refused above on both paths
     return InboundMessage(
         provider_message_id=ident,
         sender=sender,
-        occurred_at=_required_time(echo, "message echo"),
+        occurred_at=_required_time(message, what),
         kind=content.kind,
         text=content.text,
         attachments=content.attachments,
+        reply_to_provider_id=None if echo else _str(dict_at(message, "context"), "id"),
         target_provider_id=content.target,
         extra=content.extra,
-        echo=True,
+        echo=echo,
     )
 
 
@@ -677,13 +663,13 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if not isinstance(doc, dict):
         raise PayloadError("The stored WhatsApp event is not an object.")
     if "message" in doc:
-        return [_parse_message(doc)]
+        return [_parse_message(doc, echo=False)]
     if "status" in doc:
         return [_parse_status(doc)]
     if "error" in doc:
         return [_parse_error(doc)]
     if "echo" in doc:
-        return [_parse_echo(doc)]
+        return [_parse_message(doc, echo=True)]
     if "value" in doc:
         return [_parse_change(doc)]
     raise PayloadError("The WhatsApp webhook piece is malformed and cannot be understood.")
