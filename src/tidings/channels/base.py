@@ -99,7 +99,7 @@ class OutboundMessage:
     # This channel's webhook URL, for providers that take a per-message callback URL (Twilio's
     # StatusCallback), so that statuses flow back to the right channel.
     webhook_url: str | None = None
-    # For adapters that are `ReplyContextUser`s (`channels/reply_context.py`): the `extra` of
+    # For adapters that are `ReplyContextUser`s (`channels/optional.py`): the `extra` of
     # the customer's latest message in this conversation on this channel, if it arrived within
     # the adapter's `reply_context_seconds` (LINE's reply token); empty otherwise.
     reply_context: Mapping[str, Any] = field(default_factory=dict)
@@ -228,12 +228,26 @@ class ChannelAdapter(Protocol):
         ...
 
 
+class WebhookModule(Protocol):
+    """A provider package's `webhook` module: its pure `split` of a verified body and `parse` of
+    one stored piece."""
+
+    def split(self, body: bytes) -> list[RawEvent]: ...
+
+    def parse(self, payload: bytes) -> list[CanonicalEvent]: ...
+
+
 class Adapter(Generic[ConfigT]):
     """What most adapters share rather than write out: reading the stored config into the
-    kind's model (`cfg`), refusing a GET handshake where the provider has none, and the empty
-    200 most providers want once the events are stored."""
+    kind's model (`cfg`), refusing a GET handshake where the provider has none, `split` and
+    `parse` by the package's `webhook` module, and the empty 200 most providers want once the
+    events are stored."""
 
     config_model: ClassVar[type[BaseModel]]
+    # Set by adapters whose `split` and `parse` need nothing but the body or the stored piece,
+    # and whose `send` is the package's client function over the config model.
+    webhook: WebhookModule
+    send_with: Callable[[ConfigT, OutboundMessage, httpx.AsyncClient], Awaitable[SendOutcome]]
     # The refusal of a GET handshake, for providers that have none: how their webhook is set.
     handshake_refusal: ClassVar[str] = "This channel has no GET verification handshake."
 
@@ -243,6 +257,17 @@ class Adapter(Generic[ConfigT]):
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
         raise SignatureError(self.handshake_refusal)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return self.webhook.split(request.body)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return self.webhook.parse(payload)
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await self.send_with(self.cfg(config), message, http)
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         return WebhookReply(status=200, body=b"")

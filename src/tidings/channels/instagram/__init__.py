@@ -72,9 +72,6 @@ class InstagramAdapter(MessagingAdapter[InstagramConfig]):
         "\U0001f620": "angry",
         "\U0001f44d": "like",
     }
-    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
-    # (docs/channels/messenger.md#send-api).
-    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"access_token", "app_secret", "instagram_app_secret", "verify_token"}
     )

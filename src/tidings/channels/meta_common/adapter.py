@@ -58,6 +58,9 @@ class MessagingAdapter(Adapter[ConfigT]):
     label: ClassVar[str]
     product: ClassVar[messaging.Product]
     profile_fields: ClassVar[str]
+    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
+    # (docs/channels/messenger.md#send-api).
+    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     # The provider's error codes as outcomes (`messaging_errors`), and the profile lookup's
     # answer as a `Profile` (`profiles`): static methods of each adapter.
     outcome_for: Callable[[GraphError], Retriable | Permanent]

@@ -15,9 +15,7 @@ from pydantic import BaseModel
 from tidings.channels.base import (
     Adapter,
     Capabilities,
-    OutboundMessage,
     Permanent,
-    RawEvent,
     Retriable,
     SendOutcome,
     Sent,
@@ -26,7 +24,6 @@ from tidings.channels.base import (
 from tidings.channels.media import MediaLocation
 from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["TelegramAdapter", "TelegramConfig"]
 
@@ -50,6 +47,8 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         rate_per_second=30.0,
         max_webhook_bytes=1_000_000,
     )
+    webhook = webhook
+    send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = TelegramConfig
     handshake_refusal = "Telegram has no GET handshake; register the URL with setWebhook"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"bot_token", "secret_token"})
@@ -57,18 +56,7 @@ class TelegramAdapter(Adapter[TelegramConfig]):
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).secret_token, request)
 
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(request.body)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
-
-    # TypingSender (channels/agent_events.py). Bots get no read receipts, so no send_read.
+    # TypingSender (channels/optional.py). Bots get no read receipts, so no send_read.
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
         """`sendChatAction` "typing": shown for about 5 seconds or until our next message."""
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import httpx
 
-from tidings.channels.media import MediaLocation, MediaUnavailable
+from tidings.channels.media import OFFICE_TYPES, MediaLocation, MediaUnavailable
 from tidings.channels.telegram.client import AUDIO_TYPES, PHOTO_TYPES, call
 from tidings.channels.telegram.config import TelegramConfig
 
@@ -22,18 +22,7 @@ DOWNLOAD_LIMIT = 20 * _MB
 PHOTO_UPLOAD_LIMIT = 10 * _MB
 UPLOAD_LIMIT = 50 * _MB
 
-_DOCUMENT_TYPES = (
-    "text/plain",
-    "text/csv",
-    "application/pdf",
-    "application/zip",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.ms-excel",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-)
+_DOCUMENT_TYPES = ("text/plain", "text/csv", "application/pdf", "application/zip", *OFFICE_TYPES)
 
 # What Tidings carries on Telegram, with the upload limits. Downloads stop at 20 MB whatever
 # the type (checked on getFile's `file_size` in `locate`).

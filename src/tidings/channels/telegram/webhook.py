@@ -84,19 +84,12 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if isinstance(update.get("callback_query"), dict):
         return [_callback(update["callback_query"])]
     if isinstance(update.get("my_chat_member"), dict):
-        status = _dig(update["my_chat_member"], "new_chat_member", "status")
+        member = update["my_chat_member"].get("new_chat_member")
+        status = member.get("status") if isinstance(member, dict) else None
         # "kicked" in a private chat means the user blocked the bot; sends will get 403.
         return [Ignored(f"bot membership changed to {status!r}")]
     kinds = [k for k in update if k != "update_id"]
     return [Ignored(f"update type {kinds[0] if kinds else 'empty'!r} is not handled")]
-
-
-def _dig(doc: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _sender(msg: dict[str, Any]) -> Sender:

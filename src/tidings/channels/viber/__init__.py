@@ -14,21 +14,13 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from tidings.channels.base import (
-    Adapter,
-    Capabilities,
-    OutboundMessage,
-    RawEvent,
-    SendOutcome,
-    WebhookRequest,
-)
+from tidings.channels.base import Adapter, Capabilities, WebhookRequest
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.profiles import Profile, ProfileUnavailable, clean
 from tidings.channels.viber import client, webhook
 from tidings.channels.viber.config import ViberConfig
 from tidings.domain.enums import MessageKind
-from tidings.domain.events import CanonicalEvent
 from tidings.policy import sms
 
 __all__ = ["ViberAdapter", "ViberConfig"]
@@ -73,6 +65,8 @@ class ViberAdapter(Adapter[ViberConfig]):
         recipient_burst=100,
         max_webhook_bytes=1_000_000,
     )
+    webhook = webhook
+    send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = ViberConfig
     # `ack` is the empty 200: no welcome message is sent in answer to conversation_started
     # (agents answer in the thread once the user writes).
@@ -81,17 +75,6 @@ class ViberAdapter(Adapter[ViberConfig]):
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).auth_token, request)
-
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(request.body)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
 
     # channels.interactive.InteractiveSender: choices become a Viber keyboard.
     def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
@@ -145,7 +128,7 @@ class ViberAdapter(Adapter[ViberConfig]):
             else None,
         )
 
-    # channels.pricing.PricedMessages: chatbot-initiated messages are billed.
+    # channels.optional.PricedMessages: chatbot-initiated messages are billed.
     def message_cost(
         self, config: Any, *, last_inbound_at: datetime | None, now: datetime
     ) -> tuple[Decimal, str] | None:
