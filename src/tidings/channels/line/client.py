@@ -220,49 +220,34 @@ async def send(
         return objects
     token = fresh_reply_token(message.reply_context)
     if token is not None:
-        outcome = await reply(config, token, objects, http)
+        outcome = await _deliver(config, "reply", {"replyToken": token, "messages": objects}, http)
         if not (isinstance(outcome, Permanent) and outcome.code == errors.INVALID_REPLY_TOKEN):
             return outcome
         # Expired or used meanwhile: push instead, once.
-    return await push(config, message.to, objects, retry_key(config, message), http)
+    body = {"to": message.to, "messages": objects}
+    return await _deliver(config, "push", body, http, retry_key(config, message))
 
 
-async def reply(
-    config: LineConfig, token: str, objects: list[dict[str, Any]], http: httpx.AsyncClient
+async def _deliver(
+    config: LineConfig,
+    path: str,
+    body: dict[str, Any],
+    http: httpx.AsyncClient,
+    key: str | None = None,
 ) -> SendOutcome:
-    """Free: no quota used. No retry key (LINE refuses one here)."""
-    resp = await _post(
-        f"{config.api_base_url}/v2/bot/message/reply",
-        {"replyToken": token, "messages": objects},
-        _headers(config),
-        http,
-    )
+    """A reply (free: no quota used; no retry key, LINE refuses one there) or, with the retry
+    `key`, a push. A push spends the monthly quota; every attempt of one message carries the
+    same retry key, so a push whose answer was lost is not sent twice: LINE answers 409 with the
+    accepted request id, which means it already went."""
+    headers = _headers(config) if key is None else {**_headers(config), "X-Line-Retry-Key": key}
+    resp = await _post(f"{config.api_base_url}/v2/bot/message/{path}", body, headers, http)
     if isinstance(resp, Retriable):
         return resp
     doc = json_or_none(resp.content)
     if resp.status_code == 200:
-        request_id = resp.headers.get("x-line-request-id", "")
-        return Sent(_sent_id(doc, f"request:{request_id}"))
-    return errors.outcome(resp.status_code, doc)
-
-
-async def push(
-    config: LineConfig, to: str, objects: list[dict[str, Any]], key: str, http: httpx.AsyncClient
-) -> SendOutcome:
-    """Spends the monthly quota. Every attempt of one message carries the same retry key, so a
-    push whose answer was lost is not sent twice: LINE answers 409 with the accepted request
-    id, which means it already went."""
-    headers = {**_headers(config), "X-Line-Retry-Key": key}
-    resp = await _post(
-        f"{config.api_base_url}/v2/bot/message/push", {"to": to, "messages": objects}, headers, http
-    )
-    if isinstance(resp, Retriable):
-        return resp
-    doc = json_or_none(resp.content)
-    if resp.status_code == 200:
-        return Sent(_sent_id(doc, f"request:{resp.headers.get('x-line-request-id', key)}"))
+        return Sent(_sent_id(doc, f"request:{resp.headers.get('x-line-request-id', key or '')}"))
     accepted = resp.headers.get("x-line-accepted-request-id")
-    if resp.status_code == 409 and accepted:
+    if key is not None and resp.status_code == 409 and accepted:
         return Sent(_sent_id(doc, f"request:{accepted}"))
     return errors.outcome(resp.status_code, doc)
 
