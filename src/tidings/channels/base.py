@@ -228,25 +228,17 @@ class ChannelAdapter(Protocol):
         ...
 
 
-class WebhookModule(Protocol):
-    """A provider package's `webhook` module: its pure `split` of a verified body and `parse` of
-    one stored piece."""
-
-    def split(self, body: bytes) -> list[RawEvent]: ...
-
-    def parse(self, payload: bytes) -> list[CanonicalEvent]: ...
-
-
 class Adapter(Generic[ConfigT]):
     """What most adapters share rather than write out: reading the stored config into the
-    kind's model (`cfg`), refusing a GET handshake where the provider has none, `split` and
-    `parse` by the package's `webhook` module, and the empty 200 most providers want once the
+    kind's model (`cfg`), refusing a GET handshake where the provider has none, `split`, `parse`
+    and `send` by the package's pure functions, and the empty 200 most providers want once the
     events are stored."""
 
     config_model: ClassVar[type[BaseModel]]
-    # Set by adapters whose `split` and `parse` need nothing but the body or the stored piece,
-    # and whose `send` is the package's client function over the config model.
-    webhook: WebhookModule
+    # Set (as static methods) by adapters whose `split` and `parse` need nothing but the body or
+    # the stored piece, and whose `send` is the package's client function over the config model.
+    split_body: Callable[[bytes], list[RawEvent]]
+    parse_payload: Callable[[bytes], list[CanonicalEvent]]
     send_with: Callable[[ConfigT, OutboundMessage, httpx.AsyncClient], Awaitable[SendOutcome]]
     # The refusal of a GET handshake, for providers that have none: how their webhook is set.
     handshake_refusal: ClassVar[str] = "This channel has no GET verification handshake."
@@ -259,10 +251,10 @@ class Adapter(Generic[ConfigT]):
         raise SignatureError(self.handshake_refusal)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return self.webhook.split(request.body)
+        return self.split_body(request.body)
 
     def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return self.webhook.parse(payload)
+        return self.parse_payload(payload)
 
     async def send(
         self, config: Any, message: OutboundMessage, http: httpx.AsyncClient

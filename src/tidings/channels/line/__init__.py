@@ -57,7 +57,8 @@ class LineAdapter(Adapter[LineConfig]):
         rate_per_second=2000.0,
         max_webhook_bytes=1_000_000,
     )
-    webhook = webhook
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
     send_with = staticmethod(client.send)
     config_model: ClassVar[type[BaseModel]] = LineConfig
     handshake_refusal = "LINE has no GET handshake; set the webhook URL in the Console"

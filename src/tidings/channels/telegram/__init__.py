@@ -47,7 +47,8 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         rate_per_second=30.0,
         max_webhook_bytes=1_000_000,
     )
-    webhook = webhook
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
     send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = TelegramConfig
     handshake_refusal = "Telegram has no GET handshake; register the URL with setWebhook"

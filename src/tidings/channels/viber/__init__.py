@@ -65,7 +65,8 @@ class ViberAdapter(Adapter[ViberConfig]):
         recipient_burst=100,
         max_webhook_bytes=1_000_000,
     )
-    webhook = webhook
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
     send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = ViberConfig
     # `ack` is the empty 200: no welcome message is sent in answer to conversation_started

@@ -70,7 +70,8 @@ class WhatsAppAdapter(Adapter[WhatsAppConfig]):
         recipient_rate_per_second=1 / 6,
         recipient_burst=45,
     )
-    webhook = webhook
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
     send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = WhatsAppConfig
     # Sender signals: `status: read` on the customer's message, optionally with a typing
