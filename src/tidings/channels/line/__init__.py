@@ -55,7 +55,6 @@ class LineAdapter(Adapter[LineConfig]):
         },
         # Push: 2,000 requests per second per channel (docs/channels/line.md, "Limits").
         rate_per_second=2000.0,
-        max_webhook_bytes=1_000_000,
     )
     split_body = staticmethod(webhook.split)
     parse_payload = staticmethod(webhook.parse)

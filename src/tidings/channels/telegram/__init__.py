@@ -35,7 +35,6 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         color="#0284c7",
         icon="send",
         text_max_length=4096,
-        service_window_hours=None,
         # The Bot API has no delivery or read receipts.
         receipts=("sent",),
         # Multipart upload limits (10 MB photos, 50 MB other files); inbound downloads stop at
@@ -45,7 +44,6 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         # chat ~1/s is enforced by Telegram with 429 + retry_after, which the delivery worker
         # honours.
         rate_per_second=30.0,
-        max_webhook_bytes=1_000_000,
     )
     split_body = staticmethod(webhook.split)
     parse_payload = staticmethod(webhook.parse)

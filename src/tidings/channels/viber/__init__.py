@@ -63,7 +63,6 @@ class ViberAdapter(Adapter[ViberConfig]):
         # At most 100 messages to one user per hour without a reply (status 12 beyond it).
         recipient_rate_per_second=100 / 3600,
         recipient_burst=100,
-        max_webhook_bytes=1_000_000,
     )
     split_body = staticmethod(webhook.split)
     parse_payload = staticmethod(webhook.parse)
