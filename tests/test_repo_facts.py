@@ -229,7 +229,7 @@ def _path_problems(where: str, span: str) -> list[str] | None:
     if "::" in path:
         path, _, name = path.partition("::")  # `ingest/messages.py::apply_customer_rows`
     elif not FILE.match(path) and not path.endswith("/") and "." in path.rpartition("/")[2]:
-        path, _, name = path.rpartition(".")  # `channels/multicast.MulticastSender`
+        path, _, name = path.rpartition(".")  # `channels/optional.MulticastSender`
     path = path.rstrip("/")
     first = path.split("/")[0]
     bare = "/" in path and not FILE.match(path) and name is None and not span.endswith("/")
@@ -300,7 +300,7 @@ def test_code_reference_guard_can_fail() -> None:
     kept = [
         "actions/gate.py",
         "workers/registry.py",
-        "channels/multicast.MulticastSender",
+        "channels/optional.MulticastSender",
         "channels/meta_common.timestamp",
         "ingest/messages.py::apply_customer_rows",
         "workers.registry.WORKER_SETS",

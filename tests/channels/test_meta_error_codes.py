@@ -13,8 +13,8 @@ import pytest
 from tests import factories
 from tests.conftest import Owner, Server, eventually
 from tidings.channels.base import Permanent, Retriable
-from tidings.channels.instagram.errors import outcome_for as instagram_outcome
 from tidings.channels.meta_common import GraphError
+from tidings.channels.meta_common.messaging_errors import instagram_outcome
 from tidings.channels.meta_common.messaging_errors import outcome_for as messenger_outcome
 from tidings.channels.whatsapp.errors import failure_reason
 from tidings.channels.whatsapp.errors import outcome_for as whatsapp_outcome

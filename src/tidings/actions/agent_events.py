@@ -1,5 +1,5 @@
 """Read receipts and typing indicators towards the customer, on channels that have them
-(adapters implementing `channels.agent_events.ReadReceiptSender` / `TypingSender`: RBM's
+(adapters implementing `channels.optional.ReadReceiptSender` / `TypingSender`: RBM's
 READ and IS_TYPING agent events, docs/channels/rbm.md#sending-and-agent-events; Telegram's
 "typing" chat action, docs/channels/telegram.md#chat-actions;
 WhatsApp's typing indicator, which is a `SignalSender` signal on the customer's last message).
@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import select
 
 from tidings.actions.gate import latest_inbound_id, reply_addresses
-from tidings.channels.agent_events import ReadReceiptSender, TypingSender
 from tidings.channels.base import OutboundMessage, SendOutcome, Sent
 from tidings.channels.interactive import SignalSender
+from tidings.channels.optional import ReadReceiptSender, TypingSender
 from tidings.domain.enums import Direction, MessageKind
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import Conversation, Message

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.actions import preference
 from tidings.actions.base import Tx
-from tidings.channels.pricing import PricedMessages
+from tidings.channels.optional import PricedMessages
 from tidings.domain.enums import ConsentStatus, Direction, MessageKind
 from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.policy import (

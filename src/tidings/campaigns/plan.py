@@ -22,7 +22,7 @@ from tidings.actions.preference import NONE as NO_PREFERENCE
 from tidings.actions.preference import preferred_channel
 from tidings.campaigns import content as cc
 from tidings.channels.addressing import phone_addressed
-from tidings.channels.pricing import PricedMessages
+from tidings.channels.optional import PricedMessages
 from tidings.domain.campaigns import SkipReason
 from tidings.domain.enums import (
     ConversationStatus,
@@ -321,7 +321,7 @@ async def plan_send(
             )
         elif text or isinstance(channel.adapter, PricedMessages):
             # Billed by the message, not the segment: Viber outside its session asks its
-            # adapter (channels/pricing.py); LINE (a push spends the monthly allowance,
+            # adapter (channels/optional.py); LINE (a push spends the monthly allowance,
             # docs/channels/line.md, "Quota and cost") and any kind the price table names
             # are priced from the table.
             if isinstance(channel.adapter, PricedMessages):

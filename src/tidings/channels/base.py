@@ -15,10 +15,11 @@ explicit outcome with a sentence an agent understands.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import httpx
 import orjson
@@ -26,8 +27,10 @@ from pydantic import BaseModel
 
 from tidings.channels.config_fields import ConfigT, config_as
 from tidings.domain.enums import InboundLane, MessageKind
-from tidings.domain.errors import PayloadError
+from tidings.domain.errors import PayloadError, SignatureError
 from tidings.domain.events import CanonicalEvent
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,7 @@ class OutboundMessage:
     # This channel's webhook URL, for providers that take a per-message callback URL (Twilio's
     # StatusCallback), so that statuses flow back to the right channel.
     webhook_url: str | None = None
-    # For adapters that are `ReplyContextUser`s (`channels/reply_context.py`): the `extra` of
+    # For adapters that are `ReplyContextUser`s (`channels/optional.py`): the `extra` of
     # the customer's latest message in this conversation on this channel, if it arrived within
     # the adapter's `reply_context_seconds` (LINE's reply token); empty otherwise.
     reply_context: Mapping[str, Any] = field(default_factory=dict)
@@ -227,13 +230,66 @@ class ChannelAdapter(Protocol):
 
 class Adapter(Generic[ConfigT]):
     """What most adapters share rather than write out: reading the stored config into the
-    kind's model (`cfg`), and the empty 200 most providers want once the events are stored."""
+    kind's model (`cfg`), refusing a GET handshake where the provider has none, `split`, `parse`
+    and `send` by the package's pure functions, and the empty 200 most providers want once the
+    events are stored."""
 
     config_model: ClassVar[type[BaseModel]]
+    # Set (as static methods) by adapters whose `split` and `parse` need nothing but the body or
+    # the stored piece, and whose `send` is the package's client function over the config model.
+    split_body: Callable[[bytes], list[RawEvent]]
+    parse_payload: Callable[[bytes], list[CanonicalEvent]]
+    send_with: Callable[[ConfigT, OutboundMessage, httpx.AsyncClient], Awaitable[SendOutcome]]
+    # The refusal of a GET handshake, for providers that have none: how their webhook is set.
+    handshake_refusal: ClassVar[str] = "This channel has no GET verification handshake."
 
     def cfg(self, config: Any) -> ConfigT:
         """`config` (the stored dict, or the model already) as this kind's `config_model`."""
         return cast(ConfigT, config_as(self.config_model, config))
 
+    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
+        raise SignatureError(self.handshake_refusal)
+
+    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
+        return self.split_body(request.body)
+
+    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
+        return self.parse_payload(payload)
+
+    async def send(
+        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
+    ) -> SendOutcome:
+        return await self.send_with(self.cfg(config), message, http)
+
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         return WebhookReply(status=200, body=b"")
+
+
+def json_or_none(content: bytes) -> Any:
+    """A provider's answer body parsed as JSON, or None when it is not JSON (an HTML error page
+    from a proxy, say): callers then decide on the HTTP status alone."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def check_secret(given: str | None, expected: str, missing: str, mismatch: str) -> None:
+    """A webhook's signature or shared-secret header (`given`) against the value it must have,
+    compared in constant time as bytes (compare_digest refuses non-ASCII str, and the header is
+    attacker-supplied); SignatureError(`missing`) when it is absent or empty."""
+    if not given:
+        raise SignatureError(missing)
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise SignatureError(mismatch)
+
+
+async def attempt(label: str, call: Awaitable[T]) -> T | Retriable:
+    """`call`'s answer, or Retriable when `label` (the provider) did not answer in time or could
+    not be reached: the same sentences on every channel that uses it."""
+    try:
+        return await call
+    except httpx.TimeoutException:
+        return Retriable(f"{label} did not answer in time; retrying.")
+    except httpx.HTTPError as exc:
+        return Retriable(f"Could not reach {label} ({type(exc).__name__}); retrying.")

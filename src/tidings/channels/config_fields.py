@@ -1,14 +1,22 @@
-"""What the adapters' config models share: field types (each provider's model names the rule
-instead of repeating its validator) and reading a stored config into its model."""
+"""What the adapters' config models share: their base model, field types (each provider's
+model names the rule instead of repeating its validator) and reading a stored config into its
+model."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class ChannelConfig(BaseModel):
+    """The base of every kind's config model: immutable, no unknown keys (a typo is refused,
+    not ignored), surrounding whitespace of pasted values trimmed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 def _api_base_url(value: str) -> str:

@@ -61,3 +61,14 @@ def cdn_location(url: str | None) -> MediaLocation:
     if not url or not url.startswith(("https://", "http://")):
         raise MediaUnavailable("The provider gave no address to download this file from.")
     return MediaLocation(url)
+
+
+# Word, Excel and PowerPoint files (the old formats and OOXML), which providers take as documents.
+OFFICE_TYPES = (
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+)

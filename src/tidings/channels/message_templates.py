@@ -66,10 +66,6 @@ def variables(text: str, named: bool) -> list[str]:
     return list(dict.fromkeys((NAMED if named else POSITIONAL).findall(text)))
 
 
-def positional_order(found: list[str]) -> list[str]:
-    return sorted(found, key=int)
-
-
 @dataclass(frozen=True, slots=True)
 class ButtonNeed:
     index: int
@@ -111,7 +107,7 @@ def needs(components: list[Any]) -> Needs:
     body = component(components, "BODY")
     body_vars = variables(str(body.get("text", "")), named) if body else []
     if not named:
-        header_vars, body_vars = positional_order(header_vars), positional_order(body_vars)
+        header_vars, body_vars = sorted(header_vars, key=int), sorted(body_vars, key=int)
     buttons = []
     spec = component(components, "BUTTONS")
     for index, b in enumerate((spec or {}).get("buttons") or []):

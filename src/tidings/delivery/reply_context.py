@@ -1,5 +1,5 @@
 """The customer's latest message for adapters that reply with something it carried
-(`channels/reply_context.py`): one indexed read per send, only for those channels."""
+(`channels/optional.py`): one indexed read per send, only for those channels."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tidings.channels.reply_context import ReplyContextUser
+from tidings.channels.optional import ReplyContextUser
 from tidings.domain.enums import Direction
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.storage.models import Message

@@ -40,7 +40,7 @@ from tidings.actions.base import transaction
 from tidings.actions.outbound import do_record_failures, do_record_sent
 from tidings.campaigns import throttle as campaign_throttle
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.channels.multicast import MulticastSender
+from tidings.channels.optional import MulticastSender
 from tidings.delivery import reply_context
 from tidings.domain.enums import DeliveryState, MessageKind, Queue
 from tidings.media.outbound import as_outbound
@@ -281,7 +281,7 @@ def outbound_message(
 @dataclass(slots=True)
 class Multicast:
     """Claimed campaign messages with the same content on one multicast channel: one
-    provider call (`channels/multicast.py`)."""
+    provider call (`channels/optional.py`)."""
 
     channel: ChannelInfo
     jobs: list[Job]

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from tidings.channels.base import Capabilities
 from tidings.channels.instagram.config import InstagramConfig
-from tidings.channels.instagram.errors import outcome_for
 from tidings.channels.meta_common import attachments, messaging, profiles
 from tidings.channels.meta_common.adapter import Account, MessagingAdapter
+from tidings.channels.meta_common.messaging_errors import instagram_outcome
 
 __all__ = ["InstagramAdapter", "InstagramConfig"]
 
@@ -72,15 +72,12 @@ class InstagramAdapter(MessagingAdapter[InstagramConfig]):
         "\U0001f620": "angry",
         "\U0001f44d": "like",
     }
-    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
-    # (docs/channels/messenger.md#send-api).
-    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"access_token", "app_secret", "instagram_app_secret", "verify_token"}
     )
 
     product: ClassVar[messaging.Product] = messaging.INSTAGRAM
-    outcome_for = staticmethod(outcome_for)
+    outcome_for = staticmethod(instagram_outcome)
     profile_fields: ClassVar[str] = "name,username,profile_pic"
     profile_of = staticmethod(profiles.instagram_profile)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig, GraphVersion
 
 _HOSTS = {
     "instagram_login": "https://graph.instagram.com",
@@ -19,9 +19,7 @@ _HOSTS = {
 }
 
 
-class InstagramConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
+class InstagramConfig(ChannelConfig):
     flavour: Literal["instagram_login", "facebook_login"] = "instagram_login"
     # The professional account's id: webhooks carry it as entry[].id. For Instagram Login this
     # is the `user_id` (17841...), not the app-scoped id /me returns

@@ -17,9 +17,7 @@ from tidings.channels.base import (
     Adapter,
     Capabilities,
     OutboundMessage,
-    RawEvent,
     SendOutcome,
-    WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
@@ -28,8 +26,6 @@ from tidings.channels.line.config import LineConfig
 from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import SignatureError
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["LineAdapter", "LineConfig"]
 
@@ -59,34 +55,23 @@ class LineAdapter(Adapter[LineConfig]):
         },
         # Push: 2,000 requests per second per channel (docs/channels/line.md, "Limits").
         rate_per_second=2000.0,
-        max_webhook_bytes=1_000_000,
     )
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send)
     config_model: ClassVar[type[BaseModel]] = LineConfig
+    handshake_refusal = "LINE has no GET handshake; set the webhook URL in the Console"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"channel_secret", "channel_access_token"})
-    # ReplyContextUser (channels/reply_context.py): the reply token of the customer's latest
+    # ReplyContextUser (channels/optional.py): the reply token of the customer's latest
     # message, while it may still be valid.
     reply_context_seconds: ClassVar[float] = client.REPLY_TOKEN_SECONDS
     reply_context_key: ClassVar[str] = "reply_token"
-    # MulticastSender (channels/multicast.py): a campaign's same message to many friends.
+    # MulticastSender (channels/optional.py): a campaign's same message to many friends.
     multicast_max: ClassVar[int] = client.MULTICAST_MAX
     multicast_rate_per_second: ClassVar[float] = client.MULTICAST_RATE
 
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("LINE has no GET handshake; set the webhook URL in the Console")
-
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).channel_secret, request)
-
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(request.body)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send(self.cfg(config), message, http)
 
     def multicast_key(self, config: Any, message: OutboundMessage) -> str | None:
         return client.multicast_key(message)
@@ -96,7 +81,7 @@ class LineAdapter(Adapter[LineConfig]):
     ) -> list[SendOutcome]:
         return await client.multicast(self.cfg(config), messages, http)
 
-    # TypingSender (channels/agent_events.py): LINE's loading animation.
+    # TypingSender (channels/optional.py): LINE's loading animation.
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
         return await client.start_loading(self.cfg(config), to, http)
 

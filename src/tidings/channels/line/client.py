@@ -17,7 +17,15 @@ from typing import Any
 import httpx
 import orjson
 
-from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.base import (
+    OutboundMessage,
+    Permanent,
+    Retriable,
+    SendOutcome,
+    Sent,
+    attempt,
+    json_or_none,
+)
 from tidings.channels.line import errors
 from tidings.channels.line.config import LineConfig
 from tidings.channels.media import MediaLocation, MediaUnavailable
@@ -191,19 +199,8 @@ def fresh_reply_token(context: Any, now: datetime | None = None) -> str | None:
 async def _post(
     url: str, body: dict[str, Any], headers: dict[str, str], http: httpx.AsyncClient
 ) -> httpx.Response | Retriable:
-    try:
-        return await http.post(url, content=orjson.dumps(body), headers=headers, timeout=TIMEOUT)
-    except httpx.TimeoutException:
-        return Retriable("LINE did not answer in time; retrying.")
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach LINE ({type(exc).__name__}); retrying.")
-
-
-def _json(resp: httpx.Response) -> Any:
-    try:
-        return orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return None
+    content = orjson.dumps(body)
+    return await attempt("LINE", http.post(url, content=content, headers=headers, timeout=TIMEOUT))
 
 
 def _sent_id(doc: Any, fallback: str) -> str:
@@ -223,49 +220,34 @@ async def send(
         return objects
     token = fresh_reply_token(message.reply_context)
     if token is not None:
-        outcome = await reply(config, token, objects, http)
+        outcome = await _deliver(config, "reply", {"replyToken": token, "messages": objects}, http)
         if not (isinstance(outcome, Permanent) and outcome.code == errors.INVALID_REPLY_TOKEN):
             return outcome
         # Expired or used meanwhile: push instead, once.
-    return await push(config, message.to, objects, retry_key(config, message), http)
+    body = {"to": message.to, "messages": objects}
+    return await _deliver(config, "push", body, http, retry_key(config, message))
 
 
-async def reply(
-    config: LineConfig, token: str, objects: list[dict[str, Any]], http: httpx.AsyncClient
+async def _deliver(
+    config: LineConfig,
+    path: str,
+    body: dict[str, Any],
+    http: httpx.AsyncClient,
+    key: str | None = None,
 ) -> SendOutcome:
-    """Free: no quota used. No retry key (LINE refuses one here)."""
-    resp = await _post(
-        f"{config.api_base_url}/v2/bot/message/reply",
-        {"replyToken": token, "messages": objects},
-        _headers(config),
-        http,
-    )
+    """A reply (free: no quota used; no retry key, LINE refuses one there) or, with the retry
+    `key`, a push. A push spends the monthly quota; every attempt of one message carries the
+    same retry key, so a push whose answer was lost is not sent twice: LINE answers 409 with the
+    accepted request id, which means it already went."""
+    headers = _headers(config) if key is None else {**_headers(config), "X-Line-Retry-Key": key}
+    resp = await _post(f"{config.api_base_url}/v2/bot/message/{path}", body, headers, http)
     if isinstance(resp, Retriable):
         return resp
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code == 200:
-        request_id = resp.headers.get("x-line-request-id", "")
-        return Sent(_sent_id(doc, f"request:{request_id}"))
-    return errors.outcome(resp.status_code, doc)
-
-
-async def push(
-    config: LineConfig, to: str, objects: list[dict[str, Any]], key: str, http: httpx.AsyncClient
-) -> SendOutcome:
-    """Spends the monthly quota. Every attempt of one message carries the same retry key, so a
-    push whose answer was lost is not sent twice: LINE answers 409 with the accepted request
-    id, which means it already went."""
-    headers = {**_headers(config), "X-Line-Retry-Key": key}
-    resp = await _post(
-        f"{config.api_base_url}/v2/bot/message/push", {"to": to, "messages": objects}, headers, http
-    )
-    if isinstance(resp, Retriable):
-        return resp
-    doc = _json(resp)
-    if resp.status_code == 200:
-        return Sent(_sent_id(doc, f"request:{resp.headers.get('x-line-request-id', key)}"))
+        return Sent(_sent_id(doc, f"request:{resp.headers.get('x-line-request-id', key or '')}"))
     accepted = resp.headers.get("x-line-accepted-request-id")
-    if resp.status_code == 409 and accepted:
+    if key is not None and resp.status_code == 409 and accepted:
         return Sent(_sent_id(doc, f"request:{accepted}"))
     return errors.outcome(resp.status_code, doc)
 
@@ -316,9 +298,9 @@ async def multicast(
     body = {"to": [m.to for m in messages], "messages": objects}
     outcome: SendOutcome = Retriable("LINE multicast was not tried.")
     request_id: str | None = None
-    for attempt in range(MULTICAST_TRIES):
-        if attempt:
-            await asyncio.sleep(MULTICAST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    for tried in range(MULTICAST_TRIES):
+        if tried:
+            await asyncio.sleep(MULTICAST_BACKOFF_SECONDS * 2 ** (tried - 1))
         resp = await _post(f"{config.api_base_url}/v2/bot/message/multicast", body, headers, http)
         if isinstance(resp, Retriable):
             outcome = resp
@@ -330,7 +312,7 @@ async def multicast(
         if resp.status_code == 409 and accepted:
             request_id = accepted  # an earlier try went; its answer was lost
             break
-        outcome = errors.outcome(resp.status_code, _json(resp))
+        outcome = errors.outcome(resp.status_code, json_or_none(resp.content))
         if isinstance(outcome, Permanent):
             break
     if request_id is None:
@@ -344,7 +326,7 @@ async def _get(config: LineConfig, path: str, http: httpx.AsyncClient) -> tuple[
         headers={"Authorization": f"Bearer {config.channel_access_token}"},
         timeout=TIMEOUT,
     )
-    return resp.status_code, _json(resp)
+    return resp.status_code, json_or_none(resp.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +418,7 @@ async def locate_media(
         resp = await http.get(f"{base}/transcoding", headers=auth, timeout=TIMEOUT)
     except httpx.HTTPError:
         raise MediaUnavailable("Could not reach LINE.", retriable=True) from None
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code == 200 and isinstance(doc, dict):
         if doc.get("status") == "processing":
             raise MediaUnavailable("LINE is still preparing this file; will retry.", retriable=True)
@@ -462,7 +444,7 @@ async def set_webhook(config: LineConfig, url: str, http: httpx.AsyncClient) -> 
         timeout=TIMEOUT,
     )
     if resp.status_code != 200:
-        raise errors_as_exception(resp.status_code, _json(resp))
+        raise errors_as_exception(resp.status_code, json_or_none(resp.content))
 
 
 async def webhook_info(config: LineConfig, http: httpx.AsyncClient) -> dict[str, Any]:
@@ -481,7 +463,7 @@ async def test_webhook(config: LineConfig, http: httpx.AsyncClient) -> dict[str,
         headers=_headers(config),
         timeout=TIMEOUT,
     )
-    doc = _json(resp)
+    doc = json_or_none(resp.content)
     if resp.status_code != 200 or not isinstance(doc, dict):
         raise errors_as_exception(resp.status_code, doc)
     return doc
@@ -506,4 +488,4 @@ async def start_loading(config: LineConfig, chat_id: str, http: httpx.AsyncClien
         return resp
     if resp.status_code in (200, 202):
         return Sent(f"loading:{chat_id}")
-    return errors.outcome(resp.status_code, _json(resp))
+    return errors.outcome(resp.status_code, json_or_none(resp.content))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from tidings.channels.config_fields import ChannelConfig
 
 
-class LineConfig(BaseModel):
+class LineConfig(ChannelConfig):
     """One Messaging API channel, in LINE's own words (docs/channels/line.md)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     channel_secret: str = Field(
         min_length=1, description="Basic settings → Channel secret: the webhook signature key"

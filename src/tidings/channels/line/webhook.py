@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest, json_of
+from tidings.channels.base import RawEvent, WebhookRequest, check_secret, json_of
 from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import ConsentStatus, MessageKind
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -52,13 +52,14 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, request: WebhookRequest) -> None:
-    given = request.headers.get(SIGNATURE_HEADER)
-    if not given:
-        raise SignatureError("missing x-line-signature header")
     # On the bytes exactly as received: re-serialising the JSON (escapes, spacing) changes the
-    # MAC (docs/channels/line.md, "Webhooks"). Constant-time comparison.
-    if not hmac.compare_digest(given.encode(), signature(secret, request.body).encode()):
-        raise SignatureError("x-line-signature does not match the channel secret")
+    # MAC (docs/channels/line.md, "Webhooks").
+    check_secret(
+        request.headers.get(SIGNATURE_HEADER),
+        signature(secret, request.body),
+        "missing x-line-signature header",
+        "x-line-signature does not match the channel secret",
+    )
 
 
 def split(body: bytes) -> list[RawEvent]:

@@ -48,9 +48,6 @@ class MessengerAdapter(MessagingAdapter[MessengerConfig]):
         max_webhook_bytes=3 * _MB,
     )
     config_model: ClassVar[type[BaseModel]] = MessengerConfig
-    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
-    # (docs/channels/messenger.md#send-api).
-    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"page_access_token", "app_secret", "verify_token"}
     )

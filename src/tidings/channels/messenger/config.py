@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig, GraphVersion
 
 
-class MessengerConfig(BaseModel):
+class MessengerConfig(ChannelConfig):
     """One Facebook Page connected through the Messenger Platform."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     # Webhooks carry it as entry[].id; sends go to /{page_id}/messages.
     page_id: str = Field(min_length=1, pattern=r"^\d+$")

@@ -5,7 +5,9 @@ provider rules (error codes, profile fields, when files may go)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -56,16 +58,13 @@ class MessagingAdapter(Adapter[ConfigT]):
     label: ClassVar[str]
     product: ClassVar[messaging.Product]
     profile_fields: ClassVar[str]
-
-    @staticmethod
-    def outcome_for(error: GraphError) -> Retriable | Permanent:
-        """The provider's error codes as outcomes (its `errors` module)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def profile_of(doc: dict[str, object]) -> Profile:
-        """The profile lookup's answer as a `Profile`."""
-        raise NotImplementedError
+    # Sender actions (`mark_seen`, `typing_on`, `typing_off`), each sent alone
+    # (docs/channels/messenger.md#send-api).
+    signals: ClassVar[frozenset[str]] = frozenset({"mark_read", "typing_on", "typing_off"})
+    # The provider's error codes as outcomes (`messaging_errors`), and the profile lookup's
+    # answer as a `Profile` (`profiles`): static methods of each adapter.
+    outcome_for: Callable[[GraphError], Retriable | Permanent]
+    profile_of: Callable[[dict[str, object]], Profile]
 
     def account(self, config: Any) -> Account:
         raise NotImplementedError
@@ -109,9 +108,8 @@ class MessagingAdapter(Adapter[ConfigT]):
         if isinstance(body, Permanent):
             return body
         url = f"{a.graph}/{a.send_node}/messages"
-        return await send.post(
-            url, a.token, body, http, self.label, self.outcome_for, message.message_id
-        )
+        ids = partial(send.sent_id, body, message_id=message.message_id)
+        return await send.post(url, a.token, body, http, self.label, self.outcome_for, ids)
 
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient

@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from tidings.channels.base import RawEvent, json_of
-from tidings.channels.meta_common import dict_at, digest, list_at, timestamp
+from tidings.channels.meta_common import dict_at, digest, list_at
+from tidings.channels.meta_common import timestamp as _when
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
@@ -51,13 +52,10 @@ class Product:
     label: str  # "Messenger" | "Instagram"
 
 
+# `_when` (meta_common.timestamp): milliseconds in most events, seconds (even as a string) in
+# some; read by magnitude.
 MESSENGER = Product("page", "Messenger")
 INSTAGRAM = Product("instagram", "Instagram")
-
-
-def _when(value: object) -> datetime | None:
-    # Milliseconds in most events, seconds (even as a string) in some: by magnitude.
-    return timestamp(value)
 
 
 def _str(obj: object, key: str) -> str | None:

@@ -1,7 +1,7 @@
 """Graph error codes for the Messenger Platform (docs/channels/messenger.md#error-codes), mapped
 to an outcome and a sentence an agent can act on. Messenger keys on `code` *and* `error_subcode`.
-Instagram messaging runs on the same platform: its adapter adds its own codes and falls back
-here with its own label."""
+Instagram messaging runs on the same platform (docs/channels/instagram.md#sending), with its own
+label and one window subcode more (`instagram_outcome`)."""
 
 from __future__ import annotations
 
@@ -65,15 +65,26 @@ _BY_CODE: dict[int, tuple[bool, str]] = {
     10903: (False, "This person cannot reply to the Page, so it cannot message them."),
     10904: (False, "Messaging is disabled for this Page; turn it on in the Page settings."),
 }
+# Instagram: a window subcode seen in client code and not in Meta's reference (10 / 2534022;
+# docs/channels/instagram.md#window-and-tags).
+_INSTAGRAM_BY_SUBCODE = {**_BY_SUBCODE, (10, 2534022): (False, WINDOW_CLOSED)}
 _WAIT = {1: 30.0, 2: 30.0, 4: 60.0, 17: 60.0, 32: 60.0, 613: 10.0}
 
 
-def outcome_for(error: GraphError, label: str = "Messenger") -> Retriable | Permanent:
+def instagram_outcome(error: GraphError) -> Retriable | Permanent:
+    return outcome_for(error, "Instagram", _INSTAGRAM_BY_SUBCODE)
+
+
+def outcome_for(
+    error: GraphError,
+    label: str = "Messenger",
+    by_subcode: dict[tuple[int, int], tuple[bool, str]] = _BY_SUBCODE,
+) -> Retriable | Permanent:
     code = str(error.code) if error.code is not None else None
     rule = None
     if error.code is not None:
         if error.subcode is not None:
-            rule = _BY_SUBCODE.get((error.code, error.subcode))
+            rule = by_subcode.get((error.code, error.subcode))
         rule = rule or _BY_CODE.get(error.code)
         if rule is None and 200 <= error.code <= 299:
             rule = _BY_CODE[200]

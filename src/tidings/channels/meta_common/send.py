@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 
+from tidings import httpclient
 from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
 from tidings.channels.meta_common import GraphError, graph_error
 from tidings.channels.meta_common.messaging import METADATA_PREFIX
@@ -22,6 +23,7 @@ from tidings.domain.enums import MessageKind
 
 logger = logging.getLogger(__name__)
 
+# Meta gives no send deadline; a slow Graph answer must not hold a delivery worker for long.
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 # The only tag Tidings ever sends. CONFIRMED_EVENT_UPDATE, POST_PURCHASE_UPDATE and
@@ -147,6 +149,17 @@ def build_body(message: OutboundMessage) -> dict[str, Any] | Permanent:
     return body
 
 
+def sent_id(body: dict[str, Any], doc: Any, message_id: int) -> str | None:
+    """The Send API's `message_id`; sender actions (reactions) answer with the recipient only:
+    they have no mid."""
+    mid = doc.get("message_id") if isinstance(doc, dict) else None
+    if isinstance(mid, str) and mid:
+        return mid
+    if "sender_action" in body and isinstance(doc, dict) and doc.get("recipient_id"):
+        return f"tidings-action-{message_id}"
+    return None
+
+
 async def post(
     url: str,
     token: str,
@@ -154,16 +167,21 @@ async def post(
     http: httpx.AsyncClient,
     label: str,
     outcome_for: Callable[[GraphError], Retriable | Permanent],
-    message_id: int,
+    sent_id: Callable[[Any], str | None],
 ) -> SendOutcome:
+    """One Graph send (Messenger, Instagram and WhatsApp alike): `sent_id` reads the provider's
+    id for it from the JSON answer (None when there is none)."""
     try:
-        response = await http.post(
+        response = await httpclient.post(
+            http,
             url,
             content=orjson.dumps(body),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             timeout=TIMEOUT,
         )
     except httpx.TimeoutException:
+        # The request may have reached Meta; Graph has no idempotency key, so a retry can
+        # duplicate. Still better than silently dropping the message.
         return Retriable(f"{label} did not answer in time; the message will be retried.")
     except httpx.TransportError as exc:
         logger.warning("%s send transport error: %r", label, exc)
@@ -171,13 +189,9 @@ async def post(
     if not response.is_success:
         return outcome_for(graph_error(response))
     try:
-        doc = orjson.loads(response.content)
+        ident = sent_id(orjson.loads(response.content))
     except orjson.JSONDecodeError:
-        doc = None
-    mid = doc.get("message_id") if isinstance(doc, dict) else None
-    if isinstance(mid, str) and mid:
-        return Sent(mid)
-    if "sender_action" in body and isinstance(doc, dict) and doc.get("recipient_id"):
-        # Sender actions (reactions) answer with the recipient only; they have no mid.
-        return Sent(f"tidings-action-{message_id}")
+        ident = sent_id(None)
+    if ident:
+        return Sent(ident)
     return Permanent(f"{label} accepted the request but returned no message id.")

@@ -64,7 +64,7 @@ class RbmAdapter(google.AgentAdapter[RbmConfig]):
     ) -> SendOutcome:
         return await client.send_message(self.cfg(config), message, http)
 
-    # ReadReceiptSender and TypingSender (channels/agent_events.py): READ and IS_TYPING.
+    # ReadReceiptSender and TypingSender (channels/optional.py): READ and IS_TYPING.
     async def send_read(
         self, config: Any, to: str, provider_message_id: str, http: httpx.AsyncClient
     ) -> SendOutcome:

@@ -15,20 +15,15 @@ from pydantic import BaseModel
 from tidings.channels.base import (
     Adapter,
     Capabilities,
-    OutboundMessage,
     Permanent,
-    RawEvent,
     Retriable,
     SendOutcome,
     Sent,
-    WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.media import MediaLocation
 from tidings.channels.telegram import client, media, webhook
 from tidings.channels.telegram.config import TelegramConfig
-from tidings.domain.errors import SignatureError
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["TelegramAdapter", "TelegramConfig"]
 
@@ -40,7 +35,6 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         color="#0284c7",
         icon="send",
         text_max_length=4096,
-        service_window_hours=None,
         # The Bot API has no delivery or read receipts.
         receipts=("sent",),
         # Multipart upload limits (10 MB photos, 50 MB other files); inbound downloads stop at
@@ -50,29 +44,18 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         # chat ~1/s is enforced by Telegram with 429 + retry_after, which the delivery worker
         # honours.
         rate_per_second=30.0,
-        max_webhook_bytes=1_000_000,
     )
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = TelegramConfig
+    handshake_refusal = "Telegram has no GET handshake; register the URL with setWebhook"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"bot_token", "secret_token"})
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("Telegram has no GET handshake; register the URL with setWebhook")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).secret_token, request)
 
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(request.body)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
-
-    # TypingSender (channels/agent_events.py). Bots get no read receipts, so no send_read.
+    # TypingSender (channels/optional.py). Bots get no read receipts, so no send_read.
     async def send_typing(self, config: Any, to: str, http: httpx.AsyncClient) -> SendOutcome:
         """`sendChatAction` "typing": shown for about 5 seconds or until our next message."""
         try:

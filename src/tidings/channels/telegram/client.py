@@ -8,7 +8,7 @@ import httpx
 import orjson
 
 from tidings.channels.base import OutboundAttachment, OutboundMessage, Retriable, SendOutcome, Sent
-from tidings.channels.telegram import errors, media
+from tidings.channels.telegram import errors
 from tidings.channels.telegram.config import TelegramConfig
 from tidings.domain.errors import TidingsError
 
@@ -33,6 +33,13 @@ CHAT_ACTIONS = frozenset(
 )
 
 
+# Sent as a photo (Telegram recompresses it); every other image goes as a document.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# sendAudio: "Your audio must be in the .MP3 or .M4A format"; sendVideo: "MPEG4 videos".
+AUDIO_TYPES = frozenset({"audio/mpeg", "audio/mp4", "audio/x-m4a"})
+VIDEO_TYPES = frozenset({"video/mp4"})
+
+
 class TelegramError(TidingsError):
     """A Bot API call (other than a send) that Telegram refused."""
 
@@ -45,30 +52,33 @@ def _chat_id(to: str) -> int | str:
     return int(to) if to.lstrip("-").isdigit() else to
 
 
+def method_for(mime: str | None) -> tuple[str, str]:
+    """The Bot API method and its file field for an uploaded file of this type."""
+    if mime in PHOTO_TYPES:
+        return "sendPhoto", "photo"
+    if mime in AUDIO_TYPES:
+        return "sendAudio", "audio"
+    if mime in VIDEO_TYPES:
+        return "sendVideo", "video"
+    return "sendDocument", "document"
+
+
 async def call(
-    config: TelegramConfig, method: str, params: dict[str, Any], http: httpx.AsyncClient
-) -> tuple[int, Any]:
-    """POST one Bot API method as JSON. Returns (HTTP status, parsed body or None)."""
-    url = f"{config.api_base_url}/bot{config.bot_token}/{method}"
-    resp = await http.post(url, json=params, timeout=TIMEOUT)
-    try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        return resp.status_code, None
-
-
-async def call_multipart(
     config: TelegramConfig,
     method: str,
     params: dict[str, Any],
-    file: tuple[str, tuple[str, bytes, str]],
     http: httpx.AsyncClient,
+    file: tuple[str, tuple[str, bytes, str]] | None = None,
 ) -> tuple[int, Any]:
-    """POST one Bot API method as multipart/form-data with one file. Objects (reply_markup,
-    reply_parameters) travel as JSON strings, as the Bot API expects in form encodings."""
+    """POST one Bot API method as JSON, or with a `file` as multipart/form-data: objects
+    (reply_markup, reply_parameters) then travel as JSON strings, as the Bot API expects in form
+    encodings. Returns (HTTP status, parsed body or None)."""
     url = f"{config.api_base_url}/bot{config.bot_token}/{method}"
-    form = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in params.items()}
-    resp = await http.post(url, data=form, files=dict([file]), timeout=UPLOAD_TIMEOUT)
+    if file is None:
+        resp = await http.post(url, json=params, timeout=TIMEOUT)
+    else:
+        form = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in params.items()}
+        resp = await http.post(url, data=form, files=dict([file]), timeout=UPLOAD_TIMEOUT)
     try:
         return resp.status_code, resp.json()
     except ValueError:
@@ -83,10 +93,7 @@ async def _send(
     file: tuple[str, tuple[str, bytes, str]] | None = None,
 ) -> SendOutcome:
     try:
-        if file is None:
-            status, doc = await call(config, method, params, http)
-        else:
-            status, doc = await call_multipart(config, method, params, file, http)
+        status, doc = await call(config, method, params, http, file)
     except httpx.TimeoutException:
         return Retriable("Telegram did not answer in time; retrying.")
     except httpx.HTTPError as exc:
@@ -167,7 +174,7 @@ async def send_message(
         elif att.load is not None:
             # A file stored by Tidings goes up in the send call itself (multipart).
             mime = att.mime_type or "application/octet-stream"
-            method, field = media.method_for(mime)
+            method, field = method_for(mime)
             params = {"caption": caption} if caption else {}
             upload = (field, (att.filename or "file", await att.load(), mime))
             outcome = await _send(config, method, {**common, **params}, http, upload)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from tidings.channels.config_fields import ApiBaseUrl
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig
 
 # Bot API: `secret_token` is 1-256 characters of A-Z a-z 0-9 _ -
 # (docs/channels/telegram.md#webhook-delivery).
@@ -15,10 +15,8 @@ SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 
-class TelegramConfig(BaseModel):
+class TelegramConfig(ChannelConfig):
     """One bot connected through the Bot API webhook."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     bot_token: str = Field(min_length=3, description="The token from @BotFather")
     secret_token: str = Field(

@@ -4,42 +4,25 @@ Inbound: a message carries a `file_id`; `getFile` answers a File with a `file_pa
 bytes are at `{api_base_url}/file/bot<token>/<file_path>` ("bots can download files of up to
 20MB in size"; the link is "valid for at least 1 hour", so a new one is asked for on every
 attempt). Outbound: a file stored by Tidings goes up as `multipart/form-data` in the send call
-itself ("10 MB max size for photos, 50 MB for other files"), with the method that fits its type.
-These limits are from the Bot API reference (getFile, "Sending files"), summed up in
-docs/channels/telegram.md#files.
+itself ("10 MB max size for photos, 50 MB for other files"), with the method that fits its type
+(`client.method_for`). These limits are from the Bot API reference (getFile, "Sending files"),
+summed up in docs/channels/telegram.md#files.
 """
 
 from __future__ import annotations
 
 import httpx
 
-from tidings.channels.media import MediaLocation, MediaUnavailable
+from tidings.channels.media import OFFICE_TYPES, MediaLocation, MediaUnavailable
+from tidings.channels.telegram.client import AUDIO_TYPES, PHOTO_TYPES, call
 from tidings.channels.telegram.config import TelegramConfig
 
 _MB = 1024 * 1024
-TIMEOUT = 15.0
 DOWNLOAD_LIMIT = 20 * _MB
 PHOTO_UPLOAD_LIMIT = 10 * _MB
 UPLOAD_LIMIT = 50 * _MB
 
-# Sent as a photo (Telegram recompresses it); every other image goes as a document.
-PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
-# sendAudio: "Your audio must be in the .MP3 or .M4A format"; sendVideo: "MPEG4 videos".
-AUDIO_TYPES = frozenset({"audio/mpeg", "audio/mp4", "audio/x-m4a"})
-VIDEO_TYPES = frozenset({"video/mp4"})
-
-_DOCUMENT_TYPES = (
-    "text/plain",
-    "text/csv",
-    "application/pdf",
-    "application/zip",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.ms-excel",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-)
+_DOCUMENT_TYPES = ("text/plain", "text/csv", "application/pdf", "application/zip", *OFFICE_TYPES)
 
 # What Tidings carries on Telegram, with the upload limits. Downloads stop at 20 MB whatever
 # the type (checked on getFile's `file_size` in `locate`).
@@ -56,17 +39,6 @@ MEDIA_TYPES: dict[str, int] = {
 }
 
 
-def method_for(mime: str | None) -> tuple[str, str]:
-    """The Bot API method and its file field for an uploaded file of this type."""
-    if mime in PHOTO_TYPES:
-        return "sendPhoto", "photo"
-    if mime in AUDIO_TYPES:
-        return "sendAudio", "audio"
-    if mime in VIDEO_TYPES:
-        return "sendVideo", "video"
-    return "sendDocument", "document"
-
-
 def _megabytes(size: int) -> str:
     return f"{size / _MB:.1f} MB"
 
@@ -77,20 +49,11 @@ async def locate(
     if not file_id or not file_id.isascii() or not file_id.isprintable() or " " in file_id:
         raise MediaUnavailable("The Telegram message carries no file id.")
     try:
-        resp = await http.post(
-            f"{config.api_base_url}/bot{config.bot_token}/getFile",
-            json={"file_id": file_id},
-            timeout=TIMEOUT,
-        )
+        status, doc = await call(config, "getFile", {"file_id": file_id}, http)
     except httpx.TimeoutException:
         raise MediaUnavailable("Telegram did not answer in time.", retriable=True) from None
     except httpx.HTTPError:
         raise MediaUnavailable("Could not reach Telegram.", retriable=True) from None
-    status = resp.status_code
-    try:
-        doc = resp.json()
-    except ValueError:
-        doc = None
     data = doc if isinstance(doc, dict) else {}
     if status == 429 or status >= 500:
         raise MediaUnavailable(f"Telegram answered {status}; will retry.", retriable=True)

@@ -7,16 +7,15 @@ increases sequentially and is the dedupe key; non-2xx answers are retried.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest, json_of
+from tidings.channels.base import RawEvent, WebhookRequest, check_secret, json_of
 from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -43,12 +42,13 @@ _MEDIA: dict[str, tuple[str, str | None]] = {
 
 
 def verify(secret_token: str, request: WebhookRequest) -> None:
-    given = request.headers.get(AUTH_HEADER)
-    if not given:
-        raise SignatureError("missing X-Telegram-Bot-Api-Secret-Token header")
     # Constant-time: the header is the only thing that authenticates Telegram.
-    if not hmac.compare_digest(given.encode(), secret_token.encode()):
-        raise SignatureError("X-Telegram-Bot-Api-Secret-Token does not match the channel's")
+    check_secret(
+        request.headers.get(AUTH_HEADER),
+        secret_token,
+        "missing X-Telegram-Bot-Api-Secret-Token header",
+        "X-Telegram-Bot-Api-Secret-Token does not match the channel's",
+    )
 
 
 def split(body: bytes) -> list[RawEvent]:
@@ -84,19 +84,12 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if isinstance(update.get("callback_query"), dict):
         return [_callback(update["callback_query"])]
     if isinstance(update.get("my_chat_member"), dict):
-        status = _dig(update["my_chat_member"], "new_chat_member", "status")
+        member = update["my_chat_member"].get("new_chat_member")
+        status = member.get("status") if isinstance(member, dict) else None
         # "kicked" in a private chat means the user blocked the bot; sends will get 403.
         return [Ignored(f"bot membership changed to {status!r}")]
     kinds = [k for k in update if k != "update_id"]
     return [Ignored(f"update type {kinds[0] if kinds else 'empty'!r} is not handled")]
-
-
-def _dig(doc: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _sender(msg: dict[str, Any]) -> Sender:

@@ -14,23 +14,13 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from tidings.channels.base import (
-    Adapter,
-    Capabilities,
-    OutboundMessage,
-    RawEvent,
-    SendOutcome,
-    WebhookReply,
-    WebhookRequest,
-)
+from tidings.channels.base import Adapter, Capabilities, WebhookRequest
 from tidings.channels.interactive import Choices, Refused, check_length, unique_titles
 from tidings.channels.media import MediaLocation, cdn_location
 from tidings.channels.profiles import Profile, ProfileUnavailable, clean
 from tidings.channels.viber import client, webhook
 from tidings.channels.viber.config import ViberConfig
 from tidings.domain.enums import MessageKind
-from tidings.domain.errors import SignatureError
-from tidings.domain.events import CanonicalEvent
 from tidings.policy import sms
 
 __all__ = ["ViberAdapter", "ViberConfig"]
@@ -73,32 +63,18 @@ class ViberAdapter(Adapter[ViberConfig]):
         # At most 100 messages to one user per hour without a reply (status 12 beyond it).
         recipient_rate_per_second=100 / 3600,
         recipient_burst=100,
-        max_webhook_bytes=1_000_000,
     )
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = ViberConfig
+    # `ack` is the empty 200: no welcome message is sent in answer to conversation_started
+    # (agents answer in the thread once the user writes).
+    handshake_refusal = "Viber has no GET handshake; the webhook is set with set_webhook"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"auth_token"})
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("Viber has no GET handshake; the webhook is set with set_webhook")
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).auth_token, request)
-
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(request.body)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        # An empty 200: no welcome message is sent in answer to conversation_started (agents
-        # answer in the thread once the user writes).
-        return WebhookReply(status=200, body=b"")
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
 
     # channels.interactive.InteractiveSender: choices become a Viber keyboard.
     def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
@@ -152,7 +128,7 @@ class ViberAdapter(Adapter[ViberConfig]):
             else None,
         )
 
-    # channels.pricing.PricedMessages: chatbot-initiated messages are billed.
+    # channels.optional.PricedMessages: chatbot-initiated messages are billed.
     def message_cost(
         self, config: Any, *, last_inbound_at: datetime | None, now: datetime
     ) -> tuple[Decimal, str] | None:

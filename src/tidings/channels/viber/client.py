@@ -20,6 +20,8 @@ from tidings.channels.base import (
     Retriable,
     SendOutcome,
     Sent,
+    attempt,
+    json_or_none,
 )
 from tidings.channels.viber import errors
 from tidings.channels.viber.config import SENDER_NAME_MAX, ViberConfig
@@ -50,13 +52,6 @@ def _headers(config: ViberConfig) -> dict[str, str]:
     return {AUTH_HEADER: config.auth_token, "Content-Type": "application/json"}
 
 
-def _json(resp: httpx.Response) -> Any:
-    try:
-        return orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
 async def call(
     config: ViberConfig, method: str, body: dict[str, Any], http: httpx.AsyncClient
 ) -> tuple[int, Any]:
@@ -67,7 +62,7 @@ async def call(
         headers=_headers(config),
         timeout=TIMEOUT,
     )
-    return resp.status_code, _json(resp)
+    return resp.status_code, json_or_none(resp.content)
 
 
 async def _checked(
@@ -145,18 +140,13 @@ async def _post_send(
     data = orjson.dumps(body)
     if len(data) > BODY_LIMIT:
         return Permanent("The message is larger than the 30 KB Viber accepts in one send.")
-    try:
-        resp = await httpclient.post(
-            http,
-            f"{config.api_base_url}/pa/send_message",
-            content=data,
-            headers=_headers(config),
-        )
-    except httpx.TimeoutException:
-        return Retriable("Viber did not answer in time; retrying.")
-    except httpx.HTTPError as exc:
-        return Retriable(f"Could not reach Viber ({type(exc).__name__}); retrying.")
-    doc = _json(resp)
+    url = f"{config.api_base_url}/pa/send_message"
+    resp = await attempt(
+        "Viber", httpclient.post(http, url, content=data, headers=_headers(config))
+    )
+    if isinstance(resp, Retriable):
+        return resp
+    doc = json_or_none(resp.content)
     if resp.status_code == 200 and isinstance(doc, dict) and doc.get("status") == 0:
         token = token_of(doc.get("message_token"))
         if token is None:

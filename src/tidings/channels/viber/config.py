@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from tidings.channels.config_fields import ApiBaseUrl
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig
 
 # `sender.name` is required on every send and at most 28 characters (docs/channels/viber.md).
 SENDER_NAME_MAX = 28
 
 
-class ViberConfig(BaseModel):
+class ViberConfig(ChannelConfig):
     """One Viber bot, connected through the REST Bot API."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     auth_token: str = Field(
         min_length=8,

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from tidings.channels.base import RawEvent, WebhookRequest
+from tidings.channels.base import RawEvent, WebhookRequest, check_secret
 from tidings.channels.base import nonempty_str as _str
 from tidings.domain.enums import ConsentStatus, InboundLane, MessageKind, MessageStatus
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import (
     AttachmentRef,
     CanonicalEvent,
@@ -49,12 +49,13 @@ def signature(auth_token: str, body: bytes) -> str:
 
 
 def verify(auth_token: str, request: WebhookRequest) -> None:
-    given = request.headers.get(SIGNATURE_HEADER, "").strip().lower()
-    if not given:
-        raise SignatureError("missing X-Viber-Content-Signature header")
-    # On the raw bytes as received, compared in constant time (docs/channels/viber.md).
-    if not hmac.compare_digest(given.encode(), signature(auth_token, request.body).encode()):
-        raise SignatureError("X-Viber-Content-Signature does not match the body")
+    # On the raw bytes as received (docs/channels/viber.md).
+    check_secret(
+        request.headers.get(SIGNATURE_HEADER, "").strip().lower(),
+        signature(auth_token, request.body),
+        "missing X-Viber-Content-Signature header",
+        "X-Viber-Content-Signature does not match the body",
+    )
 
 
 def token_of(value: Any) -> str | None:
@@ -86,20 +87,22 @@ def _load(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def _user_id(doc: dict[str, Any]) -> str | None:
+def _person(doc: dict[str, Any]) -> Sender | None:
+    """Whom the callback is about: its `sender` or `user` (with a name), else its `user_id`."""
     for field in ("sender", "user"):
         person = doc.get(field)
-        if isinstance(person, dict) and isinstance(person.get("id"), str) and person["id"]:
-            return str(person["id"])
-    uid = doc.get("user_id")
-    return uid if isinstance(uid, str) and uid else None
+        if isinstance(person, dict) and _str(person.get("id")):
+            return Sender(address=person["id"], name=_str(person.get("name")))
+    uid = _str(doc.get("user_id"))
+    return Sender(address=uid) if uid else None
 
 
 def event_key(doc: dict[str, Any]) -> str:
     """The dedupe key: identical across Viber's retries of one callback."""
     event = doc["event"]
     token = token_of(doc.get("message_token"))
-    user = _user_id(doc) or "-"
+    person = _person(doc)
+    user = person.address if person else "-"
     if event in RECEIPTS:
         # Receipts carry the token of our message; one per user (docs/channels/viber.md).
         return f"{event}:{token}:{user}"
@@ -121,17 +124,6 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _person(doc: dict[str, Any]) -> Sender:
-    for field in ("sender", "user"):
-        person = doc.get(field)
-        if isinstance(person, dict) and _str(person.get("id")):
-            return Sender(address=person["id"], name=_str(person.get("name")))
-    uid = _str(doc.get("user_id"))
-    if uid is None:
-        raise PayloadError(f"{doc['event']} callback names no user")
-    return Sender(address=uid)
-
-
 def parse(payload: bytes) -> list[CanonicalEvent]:
     doc = _load(payload)
     event = doc["event"]
@@ -143,11 +135,17 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         return [_message(doc, key, occurred)]
     if event in RECEIPTS:
         return _receipt(doc, event, occurred)
+    if event == "client_status":
+        return [Ignored("client_status callback (undocumented)")]
+    person = _person(doc)
+    if person is None:
+        # Nobody to show it to: acknowledged and kept, never a failed event (issue 16).
+        return [Ignored(f"{event[:64]} callback names no user")]
 
     def notice(text: str, consent: ConsentStatus | None = None, **extra: Any) -> InboundMessage:
         return InboundMessage(
             provider_message_id=key,
-            sender=_person(doc),
+            sender=person,
             occurred_at=occurred,
             kind=MessageKind.SYSTEM,
             text=text,
@@ -155,8 +153,6 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
             consent=consent,
         )
 
-    if event in ("subscribed", "unsubscribed", "conversation_started") and _user_id(doc) is None:
-        return [Ignored(f"{event} callback names no user")]
     if event == "subscribed":
         # Subscribing lets the bot message the user; it lifts an earlier unsubscribe.
         return [notice("Subscribed to the Viber bot", ConsentStatus.OPTED_IN)]
@@ -179,15 +175,10 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         if not subscribed:
             text += "; not subscribed yet, so replies wait until they write"
         return [notice(text, context=context, subscribed=subscribed)]
-    if event == "client_status":
-        return [Ignored("client_status callback (undocumented)")]
-    if _user_id(doc) is None:
-        # Nobody to show it to: acknowledged and kept, never a failed event (issue 16).
-        return [Ignored(f"{event[:64]} callback names no user")]
     return [
         InboundMessage(
             provider_message_id=key,
-            sender=_person(doc),
+            sender=person,
             occurred_at=occurred,
             kind=MessageKind.UNSUPPORTED,
             extra={"type": "event", "event": event[:64]},
@@ -226,6 +217,8 @@ def _receipt(doc: dict[str, Any], event: str, occurred: datetime) -> list[Canoni
 def _message(doc: dict[str, Any], key: str, occurred: datetime) -> InboundMessage:
     token = token_of(doc.get("message_token"))
     sender = _person(doc)
+    if sender is None:
+        raise PayloadError("message callback names no user")
     msg = doc.get("message")
     if not isinstance(msg, dict):
         raise PayloadError("message callback without a message object")

@@ -12,37 +12,19 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from tidings.channels.base import (
-    Adapter,
-    Capabilities,
-    OutboundMessage,
-    RawEvent,
-    SendOutcome,
-    WebhookReply,
-    WebhookRequest,
-)
+from tidings.channels.base import Adapter, Capabilities, WebhookReply, WebhookRequest
 from tidings.channels.interactive import Choices
-from tidings.channels.media import MediaLocation
+from tidings.channels.media import OFFICE_TYPES, MediaLocation
 from tidings.channels.message_templates import ProviderTemplate
 from tidings.channels.meta_common import handshake, verify_signature
 from tidings.channels.whatsapp import client, interactive, media, templates, webhook
 from tidings.channels.whatsapp.config import WhatsAppConfig
 from tidings.domain.enums import MessageKind
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["WhatsAppAdapter", "WhatsAppConfig"]
 
 _MB = 1024 * 1024
-_DOCUMENT_TYPES = (
-    "text/plain",
-    "application/pdf",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.ms-excel",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-)
+_DOCUMENT_TYPES = ("text/plain", "application/pdf", *OFFICE_TYPES)
 
 # Send-side media limits (docs/channels/whatsapp.md#media-limits-and-downloads). image/webp is the
 # sticker type: 100 KB static, 500 KB animated; the larger bound is listed and the smaller left to
@@ -88,6 +70,9 @@ class WhatsAppAdapter(Adapter[WhatsAppConfig]):
         recipient_rate_per_second=1 / 6,
         recipient_burst=45,
     )
+    split_body = staticmethod(webhook.split)
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_message)
     config_model: ClassVar[type[BaseModel]] = WhatsAppConfig
     # Sender signals: `status: read` on the customer's message, optionally with a typing
     # indicator (shown until the reply or for 25 s; there is no "typing off",
@@ -102,17 +87,6 @@ class WhatsAppAdapter(Adapter[WhatsAppConfig]):
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         verify_signature([self.cfg(config).app_secret], request, self.label)
-
-    def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
-        return webhook.split(request.body)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
 
     def interactive(self, choices: Choices) -> tuple[MessageKind, str, dict[str, Any]]:
         """Reply buttons or a list (`channels.interactive.InteractiveSender`)."""

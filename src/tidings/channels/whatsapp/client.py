@@ -5,26 +5,19 @@ Never raises for provider trouble: every answer becomes Sent, Retriable or Perma
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import httpx
-import orjson
 
-from tidings import httpclient
-from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
-from tidings.channels.meta_common import graph_error
+from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome
+from tidings.channels.meta_common import send
 from tidings.channels.whatsapp import media
 from tidings.channels.whatsapp.config import WhatsAppConfig
-from tidings.channels.whatsapp.errors import outcome_for
+from tidings.channels.whatsapp.errors import graph_outcome
 from tidings.domain.enums import MessageKind
-
-logger = logging.getLogger(__name__)
-
-# Meta gives no send deadline; a slow Graph answer must not hold a delivery worker for long.
-TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 # Outbound media kinds and whether they take a caption (audio and stickers do not,
 # docs/channels/whatsapp.md#sending).
@@ -149,19 +142,6 @@ _EXTRA_TYPES = {
 }
 
 
-def _error_outcome(response: httpx.Response) -> Retriable | Permanent:
-    # Graph's error envelope, read as Messenger and Instagram read it (an HTML 502 from a
-    # proxy, say, is decided on the status alone).
-    error = graph_error(response)
-    return outcome_for(
-        error.code,
-        http_status=error.http_status,
-        title=error.message,
-        details=error.details,
-        retry_after=error.retry_after,
-    )
-
-
 async def send_message(
     config: WhatsAppConfig, message: OutboundMessage, http: httpx.AsyncClient
 ) -> SendOutcome:
@@ -189,35 +169,19 @@ async def send_message(
     body = build_body(message)
     if isinstance(body, Permanent):
         return body
-    try:
-        response = await httpclient.post(
-            http,
-            messages_url(config),
-            content=orjson.dumps(body),
-            headers={
-                "Authorization": f"Bearer {config.access_token}",
-                "Content-Type": "application/json",
-            },
-            timeout=TIMEOUT,
-        )
-    except httpx.TimeoutException:
-        # The request may have reached Meta; Graph has no idempotency key, so a retry can
-        # duplicate. Still better than silently dropping the message.
-        return Retriable("WhatsApp did not answer in time; the message will be retried.")
-    except httpx.TransportError as exc:
-        logger.warning("whatsapp send transport error: %r", exc)
-        return Retriable("Could not reach WhatsApp; the message will be retried.")
+    ids = partial(_sent_id, body, message_id=message.message_id)
+    url = messages_url(config)
+    return await send.post(url, config.access_token, body, http, "WhatsApp", graph_outcome, ids)
 
-    if response.is_success:
-        try:
-            doc = orjson.loads(response.content)
-            wamid = doc["messages"][0]["id"]
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
-            wamid = None
-        if isinstance(wamid, str) and wamid:
-            return Sent(wamid)
-        if "status" in body and isinstance(doc, dict) and doc.get("success") is True:
-            # Read receipts and typing indicators answer `{"success": true}`, with no id.
-            return Sent(f"tidings-signal-{message.message_id}")
-        return Permanent("WhatsApp accepted the request but returned no message id.")
-    return _error_outcome(response)
+
+def _sent_id(body: dict[str, Any], doc: Any, message_id: int) -> str | None:
+    """The wamid; read receipts and typing indicators answer `{"success": true}`, with no id."""
+    try:
+        wamid = doc["messages"][0]["id"]
+    except (KeyError, IndexError, TypeError):
+        wamid = None
+    if isinstance(wamid, str) and wamid:
+        return wamid
+    if "status" in body and isinstance(doc, dict) and doc.get("success") is True:
+        return f"tidings-signal-{message_id}"
+    return None

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from tidings.channels.config_fields import ApiBaseUrl, GraphVersion
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig, GraphVersion
 
 # Meta accepts any `vNN.N` version prefix (docs/protocols/graph-api.md#graph-versions); v25.0 is
 # the one in current examples.
 
 
-class WhatsAppConfig(BaseModel):
+class WhatsAppConfig(ChannelConfig):
     """One WhatsApp Business phone number connected through the Cloud API."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     # The id we POST to (`/{phone_number_id}/messages`); webhooks carry it in
     # `metadata.phone_number_id`. Not the phone number itself.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tidings.channels.base import Permanent, Retriable
+from tidings.channels.meta_common import GraphError
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,11 @@ _RECONNECT = "The WhatsApp access token has expired or is invalid; reconnect the
 _PERMISSION = (
     "This WhatsApp account is not allowed to do this; check the app's permissions for the "
     "number in Meta Business Manager."
+)
+_BILLING = _Rule(
+    False,
+    "A billing problem on the WhatsApp Business account stops messages; check its payment "
+    "method in Meta Business Manager.",
 )
 
 _RULES: dict[int, _Rule] = {
@@ -82,16 +88,8 @@ _RULES: dict[int, _Rule] = {
         False,
         "The WhatsApp Business account is locked; resolve it in Meta Business Manager.",
     ),
-    131042: _Rule(
-        False,
-        "A billing problem on the WhatsApp Business account stops messages; check its payment "
-        "method in Meta Business Manager.",
-    ),
-    131044: _Rule(
-        False,
-        "A billing problem on the WhatsApp Business account stops messages; check its payment "
-        "method in Meta Business Manager.",
-    ),
+    131042: _BILLING,
+    131044: _BILLING,
     131045: _Rule(
         False, "The phone number's WhatsApp registration is incomplete; register it again."
     ),
@@ -231,4 +229,17 @@ def outcome_for(
         return Permanent(f"WhatsApp refused the message: {provider}.", code=code_str)
     return Permanent(
         f"WhatsApp refused the message (HTTP {http_status}, code {code}).", code=code_str
+    )
+
+
+def graph_outcome(error: GraphError) -> Retriable | Permanent:
+    """`outcome_for` a failed Graph call, its error envelope read as Messenger and Instagram read
+    it (`meta_common.graph_error`: an HTML 502 from a proxy, say, is decided on the status
+    alone)."""
+    return outcome_for(
+        error.code,
+        http_status=error.http_status,
+        title=error.message,
+        details=error.details,
+        retry_after=error.retry_after,
     )

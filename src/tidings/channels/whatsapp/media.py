@@ -16,6 +16,7 @@ import orjson
 
 from tidings.channels.base import Permanent, Retriable
 from tidings.channels.media import MediaLocation, MediaUnavailable
+from tidings.channels.meta_common import graph_error
 from tidings.channels.whatsapp.config import WhatsAppConfig
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,10 @@ def _auth(config: WhatsAppConfig) -> dict[str, str]:
 
 
 def _graph_message(response: httpx.Response) -> str:
-    try:
-        doc = orjson.loads(response.content)
-        error = doc.get("error") if isinstance(doc, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return f"{error['message']} (code {error.get('code')})"
-    except orjson.JSONDecodeError:
-        pass
-    return f"HTTP {response.status_code}"
+    error = graph_error(response)
+    if error.message is None:
+        return f"HTTP {response.status_code}"
+    return f"{error.message} (code {error.code})"
 
 
 async def locate(

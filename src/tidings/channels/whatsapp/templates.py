@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 
+from tidings.channels.base import json_or_none
 from tidings.channels.message_templates import ProviderTemplate, TemplateSyncError
+from tidings.channels.meta_common import dict_at, graph_error
 from tidings.channels.whatsapp.config import WhatsAppConfig
-from tidings.channels.whatsapp.errors import outcome_for
+from tidings.channels.whatsapp.errors import graph_outcome
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 PAGE_SIZE = 100
@@ -22,11 +23,6 @@ PAGE_SIZE = 100
 # 60 pages of 100; more means a loop.
 MAX_PAGES = 100
 FIELDS = "id,name,language,status,category,components,parameter_format"
-
-
-def _dict(obj: dict[str, Any], key: str) -> dict[str, Any]:
-    value = obj.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 def _template(row: Any) -> ProviderTemplate | None:
@@ -71,27 +67,14 @@ async def fetch_templates(
             raise TemplateSyncError(
                 f"Could not reach WhatsApp to list templates ({exc!r})."
             ) from None
-        try:
-            doc = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            doc = None
         if not response.is_success:
-            error = doc.get("error") if isinstance(doc, dict) else None
-            error = error if isinstance(error, dict) else {}
-            code = error.get("code")
-            data = error.get("error_data")
-            outcome = outcome_for(
-                code if isinstance(code, int) and not isinstance(code, bool) else None,
-                http_status=response.status_code,
-                title=error.get("message") if isinstance(error.get("message"), str) else None,
-                details=data.get("details") if isinstance(data, dict) else None,
-            )
-            raise TemplateSyncError(outcome.reason)
+            raise TemplateSyncError(graph_outcome(graph_error(response)).reason)
+        doc = json_or_none(response.content)
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise TemplateSyncError("WhatsApp answered the template list without a data array.")
         out += [t for t in map(_template, doc["data"]) if t is not None]
-        paging = _dict(doc, "paging")
-        after = _dict(paging, "cursors").get("after")
+        paging = dict_at(doc, "paging")
+        after = dict_at(paging, "cursors").get("after")
         after = after if isinstance(after, str) else None
         if not paging.get("next") or not after or not doc["data"]:
             return out

@@ -9,14 +9,16 @@ docs/channels/whatsapp.md#protocol-facts and docs/protocols/graph-api.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
 
 from tidings.channels.base import RawEvent, json_of
 from tidings.channels.meta_common import dict_at, digest, list_at
-from tidings.channels.meta_common import timestamp as meta_timestamp
+from tidings.channels.meta_common import timestamp as _when
 from tidings.channels.whatsapp.errors import failure_reason
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
 from tidings.domain.errors import PayloadError
@@ -33,16 +35,12 @@ from tidings.domain.events import (
 )
 
 OBJECT = "whatsapp_business_account"
+# `_when`: WhatsApp timestamps are Unix seconds as a string ("1749416383"); entry.time is an int.
+# Read like every Meta time, by magnitude, so one written in milliseconds is not dated in the year
+# 57000 and failed (docs/channels/messenger.md, "Timestamps").
 
 # --------------------------------------------------------------------------------------------
 # Split: hot path. orjson and dict walking only.
-
-
-def _when(value: object) -> datetime | None:
-    """WhatsApp timestamps are Unix seconds as a string ("1749416383"); entry.time is an int.
-    Read like every Meta time, by magnitude, so one written in milliseconds is not dated in
-    the year 57000 and failed (docs/channels/messenger.md, "Timestamps")."""
-    return meta_timestamp(value)
 
 
 def _contacts_for(element: dict[str, Any], contacts: list[Any], by_id: dict[str, Any]) -> list[Any]:
@@ -96,46 +94,47 @@ def _status_key(status: dict[str, Any]) -> str:
     return f"status:{ident}:{state}"
 
 
+def _id_key(prefix: str, element: dict[str, Any]) -> str:
+    ident = element.get("id")
+    return (
+        f"{prefix}:{ident}" if isinstance(ident, str) and ident else f"{prefix}:h:{digest(element)}"
+    )
+
+
+def _split_list(
+    items: object,
+    head: dict[str, Any],
+    name: str,
+    key: Callable[[dict[str, Any]], str],
+    out: list[RawEvent],
+    people: Callable[[dict[str, Any]], list[Any]] | None = None,
+    lane: str = InboundLane.CUSTOMER,
+) -> None:
+    """One piece per element of `items` (value.messages, .statuses, .message_echoes): `head`,
+    the contacts[] entries of the element's user when `people` picks them, and the element
+    itself under `name`."""
+    if not isinstance(items, list):
+        return
+    for item in items:
+        if not isinstance(item, dict):
+            out.append(_opaque(head["field"], head["waba_id"], item))
+            continue
+        body = {**head, "contacts": people(item)} if people else dict(head)
+        body[name] = item
+        out.append(RawEvent(key(item), orjson.dumps(body), _when(item.get("timestamp")), lane))
+
+
 def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[RawEvent]) -> None:
     metadata = value.get("metadata")
     contacts = value.get("contacts")
     if not isinstance(contacts, list):
         contacts = []
     by_id = _index_contacts(contacts)
-    dumps = orjson.dumps
-
-    messages = value.get("messages")
-    if isinstance(messages, list):
-        for msg in messages:
-            if not isinstance(msg, dict):
-                out.append(_opaque("messages", waba_id, msg))
-                continue
-            ident = msg.get("id")
-            key = f"msg:{ident}" if isinstance(ident, str) and ident else f"msg:h:{digest(msg)}"
-            body = {
-                "field": "messages",
-                "waba_id": waba_id,
-                "metadata": metadata,
-                "contacts": _contacts_for(msg, contacts, by_id),
-                "message": msg,
-            }
-            out.append(RawEvent(key, dumps(body), _when(msg.get("timestamp"))))
-
+    head = {"field": "messages", "waba_id": waba_id, "metadata": metadata}
+    people = partial(_contacts_for, contacts=contacts, by_id=by_id)
+    _split_list(value.get("messages"), head, "message", partial(_id_key, "msg"), out, people)
     statuses = value.get("statuses")
-    if isinstance(statuses, list):
-        for status in statuses:
-            if not isinstance(status, dict):
-                out.append(_opaque("messages", waba_id, status))
-                continue
-            body = {
-                "field": "messages",
-                "waba_id": waba_id,
-                "metadata": metadata,
-                "contacts": _contacts_for(status, contacts, by_id),
-                "status": status,
-            }
-            when = _when(status.get("timestamp"))
-            out.append(RawEvent(_status_key(status), dumps(body), when, InboundLane.STATUS))
+    _split_list(statuses, head, "status", _status_key, out, people, InboundLane.STATUS)
 
     errors = value.get("errors")
     if isinstance(errors, list):
@@ -143,30 +142,8 @@ def _split_messages_change(waba_id: object, value: dict[str, Any], out: list[Raw
         for error in errors:
             # value.errors carry no id or timestamp: the content (scoped to the number) is the
             # only stable key, so two identical errors in different webhooks collapse into one.
-            body = {"field": "messages", "waba_id": waba_id, "metadata": metadata, "error": error}
-            out.append(RawEvent(f"error:{digest([number, error])}", dumps(body), None))
-
-
-def _split_echoes_change(waba_id: object, value: dict[str, Any], out: list[RawEvent]) -> None:
-    # Coexistence numbers only: what the business typed in the WhatsApp Business app
-    # (docs/channels/whatsapp.md#inbound-payloads).
-    metadata = value.get("metadata")
-    echoes = value.get("message_echoes")
-    if not isinstance(echoes, list):
-        return
-    for echo in echoes:
-        if not isinstance(echo, dict):
-            out.append(_opaque("smb_message_echoes", waba_id, echo))
-            continue
-        ident = echo.get("id")
-        key = f"echo:{ident}" if isinstance(ident, str) and ident else f"echo:h:{digest(echo)}"
-        body = {
-            "field": "smb_message_echoes",
-            "waba_id": waba_id,
-            "metadata": metadata,
-            "echo": echo,
-        }
-        out.append(RawEvent(key, orjson.dumps(body), _when(echo.get("timestamp"))))
+            body = {**head, "error": error}
+            out.append(RawEvent(f"error:{digest([number, error])}", orjson.dumps(body), None))
 
 
 def _opaque(field: object, waba_id: object, thing: object) -> RawEvent:
@@ -210,7 +187,11 @@ def split(body: bytes) -> list[RawEvent]:
             if field == "messages":
                 _split_messages_change(waba_id, value, out)
             elif field == "smb_message_echoes":
-                _split_echoes_change(waba_id, value, out)
+                # Coexistence numbers only: what the business typed in the WhatsApp Business
+                # app (docs/channels/whatsapp.md#inbound-payloads).
+                head = {"field": field, "waba_id": waba_id, "metadata": value.get("metadata")}
+                echoes = value.get("message_echoes")
+                _split_list(echoes, head, "echo", partial(_id_key, "echo"), out)
             else:
                 # Template, quality and account updates: one piece per change. entry.time is in
                 # the key so a later, identical-looking update (APPROVED again) is kept.
@@ -557,58 +538,44 @@ def _parse_revision(message: dict[str, Any], mtype: str) -> CanonicalEvent:
     return MessageEdited(provider_message_id=original, occurred_at=when, text=_content(edited).text)
 
 
-def _parse_message(doc: dict[str, Any]) -> CanonicalEvent:
-    message = doc["message"]
+def _parse_message(doc: dict[str, Any], echo: bool) -> CanonicalEvent:
+    """A customer's message, or (`echo`) one the business wrote in the WhatsApp Business app."""
+    what = "message echo" if echo else "message"
+    message = doc["echo" if echo else "message"]
     if not isinstance(message, dict):
-        raise PayloadError("The WhatsApp message is not an object.")
+        raise PayloadError(f"The WhatsApp {what} is not an object.")
     ident = _str(message, "id")
-    if not ident:
+    if not ident and not echo:
         raise PayloadError("The WhatsApp message has no id.")
     mtype = _str(message, "type")
     if mtype in ("revoke", "edit"):
         return _parse_revision(message, mtype)
-    if mtype == "system":
+    if echo:
+        to = _str(message, "to") or _str(message, "to_user_id")
+        if not ident or not to:
+            raise PayloadError("The WhatsApp message echo has no id or recipient.")
+        digits = _digits(to)
+        # The sender of an echo is the business; the address is the customer it was written
+        # to, which is what places it in that customer's conversation.
+        sender = Sender(address=to, phone=f"+{digits}" if digits else None, phone_verified=True)
+    elif mtype == "system":
         return _parse_system(message, list_at(doc, "contacts"))
     content = _content(message)
-    _common_extra(message, content.extra)
-    return InboundMessage(
-        provider_message_id=ident,
-        sender=_sender(message, list_at(doc, "contacts")),
-        occurred_at=_required_time(message, "message"),
-        kind=content.kind,
-        text=content.text,
-        attachments=content.attachments,
-        reply_to_provider_id=_str(dict_at(message, "context"), "id"),
-        target_provider_id=content.target,
-        extra=content.extra,
-    )
-
-
-def _parse_echo(doc: dict[str, Any]) -> CanonicalEvent:
-    echo = doc["echo"]
-    if not isinstance(echo, dict):
-        raise PayloadError("The WhatsApp message echo is not an object.")
-    if _str(echo, "type") in ("revoke", "edit"):
-        return _parse_revision(echo, str(echo["type"]))
-    ident = _str(echo, "id")
-    to = _str(echo, "to") or _str(echo, "to_user_id")
-    if not ident or not to:
-        raise PayloadError("The WhatsApp message echo has no id or recipient.")
-    content = _content(echo)
-    digits = _digits(to)
-    # The sender of an echo is the business; the address is the customer it was written to,
-    # which is what places it in that customer's conversation.
-    sender = Sender(address=to, phone=f"+{digits}" if digits else None, phone_verified=True)
+    if not echo:
+        _common_extra(message, content.extra)
+        sender = _sender(message, list_at(doc, "contacts"))
+    assert ident  # refused above on both paths
     return InboundMessage(
         provider_message_id=ident,
         sender=sender,
-        occurred_at=_required_time(echo, "message echo"),
+        occurred_at=_required_time(message, what),
         kind=content.kind,
         text=content.text,
         attachments=content.attachments,
+        reply_to_provider_id=None if echo else _str(dict_at(message, "context"), "id"),
         target_provider_id=content.target,
         extra=content.extra,
-        echo=True,
+        echo=echo,
     )
 
 
@@ -636,14 +603,8 @@ def _parse_status(doc: dict[str, Any]) -> CanonicalEvent:
     error_code = error_reason = None
     if mapped is MessageStatus.FAILED:
         errors = list_at(status, "errors")
-        error = errors[0] if errors and isinstance(errors[0], dict) else {}
-        code = _int(error.get("code"))
+        code, error_reason = _failure(errors[0] if errors else None)
         error_code = str(code) if code is not None else None
-        error_reason = failure_reason(
-            code,
-            _str(error, "title") or _str(error, "message"),
-            _str(dict_at(error, "error_data"), "details"),
-        )
     return StatusUpdate(
         provider_message_id=ident,
         status=mapped,
@@ -655,15 +616,17 @@ def _parse_status(doc: dict[str, Any]) -> CanonicalEvent:
     )
 
 
-def _parse_error(doc: dict[str, Any]) -> Ignored:
-    error = doc["error"]
-    number = _str(dict_at(doc, "metadata"), "phone_number_id") or "?"
+def _failure(error: object) -> tuple[int | None, str]:
+    """The code of a Graph error object (`statuses[].errors[]`, `value.errors[]`) and its reason
+    in plain words."""
     code = _int(error.get("code")) if isinstance(error, dict) else None
-    reason = failure_reason(
-        code,
-        _str(error, "title") or _str(error, "message"),
-        _str(dict_at(error, "error_data"), "details"),
-    )
+    title = _str(error, "title") or _str(error, "message")
+    return code, failure_reason(code, title, _str(dict_at(error, "error_data"), "details"))
+
+
+def _parse_error(doc: dict[str, Any]) -> Ignored:
+    number = _str(dict_at(doc, "metadata"), "phone_number_id") or "?"
+    reason = _failure(doc["error"])[1]
     return Ignored(f"WhatsApp reported an error for phone number id {number}: {reason}")
 
 
@@ -700,13 +663,13 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
     if not isinstance(doc, dict):
         raise PayloadError("The stored WhatsApp event is not an object.")
     if "message" in doc:
-        return [_parse_message(doc)]
+        return [_parse_message(doc, echo=False)]
     if "status" in doc:
         return [_parse_status(doc)]
     if "error" in doc:
         return [_parse_error(doc)]
     if "echo" in doc:
-        return [_parse_echo(doc)]
+        return [_parse_message(doc, echo=True)]
     if "value" in doc:
         return [_parse_change(doc)]
     raise PayloadError("The WhatsApp webhook piece is malformed and cannot be understood.")
