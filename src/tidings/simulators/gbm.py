@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.channels.gbm import GbmConfig
+from tidings.channels.google_common import signature
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     SandboxEntry,
@@ -42,7 +43,7 @@ from tidings.simulators.kit import (
     thread_entry,
     thread_handler,
 )
-from tidings.simulators.rbm import GoogleError, now, sign, verify_handshake
+from tidings.simulators.rbm import GoogleError, now, verify_handshake
 
 
 def _error(code: int, message: str) -> JSONResponse:
@@ -104,7 +105,7 @@ class GbmSimulator(SimulatorBase):
         body = orjson.dumps(doc)
         headers = {
             "Content-Type": "application/json",
-            "X-Goog-Signature": sign(agent.client_token, body),
+            "X-Goog-Signature": signature(agent.client_token, body),
         }
 
         def record(n: int, status: int, _detail: str) -> None:

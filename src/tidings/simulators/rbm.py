@@ -35,8 +35,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -55,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.channels.google_common import signature
 from tidings.channels.rbm import RbmConfig
 from tidings.domain.phones import to_e164
 from tidings.runtime import ChannelInfo
@@ -69,6 +68,7 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    set_status,
     thread_entry,
     thread_handler,
 )
@@ -126,10 +126,6 @@ def _invalid(message: str) -> GoogleError:
     return GoogleError(400, message)
 
 
-def sign(client_token: str, data: bytes) -> str:
-    return base64.b64encode(hmac.new(client_token.encode(), data, hashlib.sha512).digest()).decode()
-
-
 async def verify_handshake(http: httpx.AsyncClient, url: str, client_token: str) -> JSONResponse:
     """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
     secret; the endpoint is verified when it answers 200 with the secret as its body."""
@@ -185,6 +181,9 @@ class Agent:
 
 
 _google = answering(GoogleError, answer=GoogleError.response)
+# A control call naming an unknown agent (LookupError, KeyError: a missing field) or carrying a
+# bad value: 400 with the error's words.
+_controlled = answering(LookupError, ValueError, TypeError, answer=lambda e: control_error(str(e)))
 
 
 class RbmSimulator(SimulatorBase):
@@ -267,7 +266,7 @@ class RbmSimulator(SimulatorBase):
         }
         item = {
             "body": orjson.dumps(envelope),
-            "signature": sign(agent.client_token, raw),
+            "signature": signature(agent.client_token, raw),
             "data": data,
         }
         self._outbox(agent).put(self.tasks, *[item] * (1 + max(0, duplicates)))
@@ -350,21 +349,9 @@ class RbmSimulator(SimulatorBase):
         return data
 
     def _receipts(self, agent: Agent, msisdn: str, message_id: str) -> None:
-        for entry in self.thread(agent, msisdn):
-            if entry["id"] == message_id:
-                entry["status"] = "delivered"
+        set_status(self.thread(agent, msisdn), message_id, "delivered")
         for event_type in agent.auto_receipts:
-            self.publish(
-                agent,
-                {
-                    "senderPhoneNumber": msisdn,
-                    "eventType": event_type,
-                    "eventId": f"Ev{secrets.token_hex(10)}",
-                    "messageId": message_id,
-                    "sendTime": now(),
-                    "agentId": agent.agent_id,
-                },
-            )
+            self.publish(agent, _event_data(agent, msisdn, event_type, messageId=message_id))
 
     # ---------------------------------------------------------------------------------------
     # The RBM API
@@ -476,9 +463,7 @@ class RbmSimulator(SimulatorBase):
             # Already delivered (or unknown): it can no longer be revoked.
             return GoogleError(404, "Requested entity was not found.").response()
         phone.queued.remove(waiting[0])
-        for entry in self.thread(agent, msisdn):
-            if entry["id"] == message_id:
-                entry["status"] = "revoked"
+        set_status(self.thread(agent, msisdn), message_id, "revoked")
         return JSONResponse({})
 
     @_google
@@ -584,11 +569,9 @@ class RbmSimulator(SimulatorBase):
         )
         return JSONResponse({"agent_id": agent.agent_id})
 
-    async def _verify(self, request: Request) -> JSONResponse:
-        try:
-            agent, _ = await self._control(request)
-        except LookupError as exc:
-            return control_error(str(exc))
+    @_controlled
+    async def _verify(self, request: Request) -> Response:
+        agent, _ = await self._control(request)
         return await verify_handshake(self.webhooks.http, agent.webhook_url, agent.client_token)
 
     def msisdn(self, raw: Any) -> str:
@@ -598,49 +581,38 @@ class RbmSimulator(SimulatorBase):
             raise ValueError(f"not a phone number: {text!r}")
         return e164
 
-    async def _inbound(self, request: Request) -> JSONResponse:
-        try:
-            agent, body = await self._control(request)
-            msisdn = self.msisdn(body.get("from"))
-            data = self.user_message(agent, msisdn, body)
-        except (LookupError, ValueError, KeyError, TypeError) as exc:
-            return control_error(str(exc))
+    @_controlled
+    async def _inbound(self, request: Request) -> Response:
+        agent, body = await self._control(request)
+        msisdn = self.msisdn(body.get("from"))
+        data = self.user_message(agent, msisdn, body)
         self.phone(msisdn)
         self.publish(agent, data, int(body.get("duplicates") or 0))
         return JSONResponse({"messageId": data["messageId"]})
 
-    async def _typing(self, request: Request) -> JSONResponse:
-        return await self._user_event(request, "IS_TYPING")
+    @_controlled
+    async def _typing(self, request: Request) -> Response:
+        return await self._phone_event(request, "IS_TYPING")
 
-    async def _user_event(self, request: Request, fixed: str | None = None) -> JSONResponse:
+    @_controlled
+    async def _user_event(self, request: Request) -> Response:
+        return await self._phone_event(request, None)
+
+    async def _phone_event(self, request: Request, fixed: str | None) -> Response:
         """A user event the customer's phone sends: `event_type` from the body, or `fixed`."""
-        try:
-            agent, body = await self._control(request)
-            msisdn = self.msisdn(body.get("from"))
-        except (LookupError, ValueError) as exc:
-            return control_error(str(exc))
+        agent, body = await self._control(request)
+        msisdn = self.msisdn(body.get("from"))
         event_type = fixed or str(body.get("event_type") or "")
         if event_type not in ("IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"):
-            return control_error("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
-        event_id = f"Ev{secrets.token_hex(10)}"
-        self.publish(
-            agent,
-            {
-                "senderPhoneNumber": msisdn,
-                "eventType": event_type,
-                "eventId": event_id,
-                "sendTime": now(),
-                "agentId": agent.agent_id,
-            },
-        )
-        return JSONResponse({"eventId": event_id})
+            raise ValueError("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
+        event = _event_data(agent, msisdn, event_type)
+        self.publish(agent, event)
+        return JSONResponse({"eventId": event["eventId"]})
 
-    async def _put_phone(self, request: Request) -> JSONResponse:
+    @_controlled
+    async def _put_phone(self, request: Request) -> Response:
         body = await read_json(request)
-        try:
-            phone = self.phone(self.msisdn(request.path_params["msisdn"]))
-        except ValueError as exc:
-            return control_error(str(exc))
+        phone = self.phone(self.msisdn(request.path_params["msisdn"]))
         if "rcs_enabled" in body:
             phone.rcs_enabled = bool(body["rcs_enabled"])
         if isinstance(body.get("features"), list):
@@ -657,12 +629,10 @@ class RbmSimulator(SimulatorBase):
             {"msisdn": phone.msisdn, "rcs_enabled": phone.rcs_enabled, "online": phone.online}
         )
 
-    async def _fail(self, request: Request) -> JSONResponse:
-        try:
-            agent, body = await self._control(request)
-            code = int(body["code"])
-        except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return control_error(str(exc))
+    @_controlled
+    async def _fail(self, request: Request) -> Response:
+        agent, body = await self._control(request)
+        code = int(body["code"])
         agent.failures.append(
             Failure(
                 str(body.get("method") or "agentMessages"),
@@ -682,6 +652,19 @@ class RbmSimulator(SimulatorBase):
         except ValueError:
             return []
         return list(agent.threads.get(msisdn, [])) if agent else []
+
+
+def _event_data(agent: Agent, msisdn: str, event_type: str, **more: str) -> dict[str, Any]:
+    """A user event (a receipt of `more["messageId"]`, typing, subscription) as Pub/Sub carries
+    it to the agent's webhook."""
+    return {
+        "senderPhoneNumber": msisdn,
+        "eventType": event_type,
+        "eventId": f"Ev{secrets.token_hex(10)}",
+        **more,
+        "sendTime": now(),
+        "agentId": agent.agent_id,
+    }
 
 
 def _injected(agent: Agent, method: str) -> None:
