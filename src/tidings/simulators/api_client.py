@@ -40,6 +40,7 @@ from tidings.simulators.kit import (
     read_json,
     thread_entry,
     thread_handler,
+    thread_of,
 )
 
 
@@ -152,7 +153,7 @@ class ApiClientSimulator(SimulatorBase):
     def conversations(self, account: str, user: str | None) -> list[dict[str, Any]]:
         """Both directions, as the customer sees them (all customers when `user` is None)."""
         acct = self.accounts.get(account)
-        return [m for m in acct.thread if user is None or m["user"] == user] if acct else []
+        return thread_of(acct.thread, user) if acct else []
 
     async def _receive(self, request: Request) -> JSONResponse:
         acct = self.accounts.get(request.path_params["account"])

@@ -126,16 +126,6 @@ def _invalid(message: str) -> GoogleError:
     return GoogleError(400, message)
 
 
-async def verify_handshake(http: httpx.AsyncClient, url: str, client_token: str) -> JSONResponse:
-    """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
-    secret; the endpoint is verified when it answers 200 with the secret as its body."""
-    secret = secrets.token_hex(12)
-    resp = await http.post(url, json={"clientToken": client_token, "secret": secret})
-    return JSONResponse(
-        {"status": resp.status_code, "verified": resp.status_code == 200 and resp.text == secret}
-    )
-
-
 def now() -> str:
     """The time as Google's APIs write it (RFC 3339, microseconds, `Z`)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -186,10 +176,77 @@ _google = answering(GoogleError, answer=GoogleError.response)
 _controlled = answering(LookupError, ValueError, TypeError, answer=lambda e: control_error(str(e)))
 
 
-class RbmSimulator(SimulatorBase):
+class GoogleSimulator(SimulatorBase):
+    """What the RBM and the legacy GBM simulator share: the agents (client token, webhook,
+    bearer tokens), signed webhook pushes with retries, the verification handshake."""
+
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(http)
         self.agents: dict[str, Agent] = {}
+
+    def register_agent(
+        self, agent_id: str, client_token: str, webhook_url: str, **knobs: Any
+    ) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = Agent(agent_id, client_token, webhook_url)
+            self.agents[agent_id] = agent
+        agent.client_token, agent.webhook_url = client_token, webhook_url
+        token = knobs.pop("access_token", None)
+        if token:
+            agent.access_tokens.add(str(token))
+        for name, value in knobs.items():
+            if value is not None and hasattr(agent, name):
+                setattr(agent, name, value)
+        return agent
+
+    def bearer(self, request: Request) -> Agent | None:
+        """The agent whose access token the request's bearer header carries."""
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        return next((a for a in self.agents.values() if token and token in a.access_tokens), None)
+
+    async def push(self, agent: Agent, body: bytes, signature: str, label: Any) -> None:
+        """POST one signed push to the agent's webhook, retried with backoff until a 2xx."""
+        headers = {"Content-Type": "application/json", "X-Goog-Signature": signature}
+
+        def record(n: int, status: int, _detail: str) -> None:
+            agent.deliveries.append({"id": label, "attempt": n, "status": status})
+
+        # Google retries with backoff for up to 7 days
+        # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
+        went = await self.webhooks.deliver(
+            lambda n: (agent.webhook_url, body, headers),
+            attempts=agent.max_attempts,
+            base_seconds=agent.retry_base_seconds,
+            on_attempt=record,
+        )
+        if not went:
+            log.info("google simulator gave up on push %s", label)
+
+    async def _control(self, request: Request) -> tuple[Agent, dict[str, Any]]:
+        body = await read_json(request)
+        agent = self.agents.get(str(body.get("agent_id") or ""))
+        if agent is None:
+            raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
+        return agent, body
+
+    @_controlled
+    async def _verify(self, request: Request) -> Response:
+        """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
+        secret; the endpoint is verified when it answers 200 with the secret as its body."""
+        agent, _ = await self._control(request)
+        secret = secrets.token_hex(12)
+        resp = await self.webhooks.http.post(
+            agent.webhook_url, json={"clientToken": agent.client_token, "secret": secret}
+        )
+        verified = resp.status_code == 200 and resp.text == secret
+        return JSONResponse({"status": resp.status_code, "verified": verified})
+
+
+class RbmSimulator(GoogleSimulator):
+    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.phones: dict[str, Phone] = {}
         self.app = Starlette(
             routes=[
@@ -224,22 +281,6 @@ class RbmSimulator(SimulatorBase):
 
     # ---------------------------------------------------------------------------------------
     # State (also used in-process by the sandbox binding)
-
-    def register_agent(
-        self, agent_id: str, client_token: str, webhook_url: str, **knobs: Any
-    ) -> Agent:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            agent = Agent(agent_id, client_token, webhook_url)
-            self.agents[agent_id] = agent
-        agent.client_token, agent.webhook_url = client_token, webhook_url
-        token = knobs.pop("access_token", None)
-        if token:
-            agent.access_tokens.add(str(token))
-        for name, value in knobs.items():
-            if value is not None and hasattr(agent, name):
-                setattr(agent, name, value)
-        return agent
 
     def phone(self, msisdn: str) -> Phone:
         found = self.phones.get(msisdn)
@@ -285,21 +326,7 @@ class RbmSimulator(SimulatorBase):
 
     async def _deliver(self, agent: Agent, item: dict[str, Any]) -> None:
         label = item["data"].get("eventId") or item["data"].get("messageId")
-        headers = {"Content-Type": "application/json", "X-Goog-Signature": item["signature"]}
-
-        def record(n: int, status: int, _detail: str) -> None:
-            agent.deliveries.append({"id": label, "attempt": n, "status": status})
-
-        # Google retries with backoff for up to 7 days
-        # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
-        went = await self.webhooks.deliver(
-            lambda n: (agent.webhook_url, item["body"], headers),
-            attempts=agent.max_attempts,
-            base_seconds=agent.retry_base_seconds,
-            on_attempt=record,
-        )
-        if not went:
-            log.info("rbm simulator gave up on %s", label)
+        await self.push(agent, item["body"], item["signature"], label)
 
     def user_message(self, agent: Agent, msisdn: str, body: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -357,9 +384,7 @@ class RbmSimulator(SimulatorBase):
     # The RBM API
 
     def _auth(self, request: Request, method: str) -> tuple[Agent, str]:
-        header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        owner = next((a for a in self.agents.values() if token and token in a.access_tokens), None)
+        owner = self.bearer(request)
         if owner is None:
             raise GoogleError(
                 401,
@@ -542,13 +567,6 @@ class RbmSimulator(SimulatorBase):
     # ---------------------------------------------------------------------------------------
     # Control API
 
-    async def _control(self, request: Request) -> tuple[Agent, dict[str, Any]]:
-        body = await read_json(request)
-        agent = self.agents.get(str(body.get("agent_id") or ""))
-        if agent is None:
-            raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
-        return agent, body
-
     async def _put_agent(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         if not body.get("client_token") or not body.get("webhook_url"):
@@ -568,11 +586,6 @@ class RbmSimulator(SimulatorBase):
             request.path_params["agent_id"], body["client_token"], body["webhook_url"], **knobs
         )
         return JSONResponse({"agent_id": agent.agent_id})
-
-    @_controlled
-    async def _verify(self, request: Request) -> Response:
-        agent, _ = await self._control(request)
-        return await verify_handshake(self.webhooks.http, agent.webhook_url, agent.client_token)
 
     def msisdn(self, raw: Any) -> str:
         text = str(raw or "")
