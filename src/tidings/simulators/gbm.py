@@ -38,6 +38,7 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    refusing_bad_input,
     thread_entry,
     thread_handler,
 )
@@ -169,11 +170,9 @@ class GbmSimulator(GoogleSimulator):
             return control_error(f"{exc} is required")
         return JSONResponse({"agent_id": agent.agent_id})
 
-    async def _inbound(self, request: Request) -> JSONResponse:
-        body = await read_json(request)
-        agent = self.agents.get(str(body.get("agent_id")))
-        if agent is None:
-            return control_error("unknown agent_id")
+    @refusing_bad_input
+    async def _inbound(self, request: Request) -> Response:
+        agent, body = await self._control(request)
         again = self.pushed.get((agent.agent_id, str(body.get("message_id") or "")))
         if again is not None:
             # Google retrying a request: the identical body, same requestId

@@ -17,7 +17,8 @@ schedules and knobs stay in each provider's module.
 - `digits`, `check_order`, `in_order`: an SMS customer's address and the parts of a long SMS
   delivered in a given order (Vonage, SMPP).
 - `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
-  API's plumbing; `answering`: a handler's provider or control errors as their answers.
+  API's plumbing; `answering`: a handler's provider or control errors as their answers
+  (`refusing_bad_input`: a bad control body's as a 400).
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
   channels it connects (`simulators/registry.py` lists one per channel).
 """
@@ -255,6 +256,13 @@ def answering(
         return handle
 
     return wrap
+
+
+# A control handler whose body names no known account (LookupError; KeyError: a missing field)
+# or carries a bad value (ValueError, TypeError): a 400 with the error's words.
+refusing_bad_input = answering(
+    LookupError, ValueError, TypeError, answer=lambda exc: control_error(str(exc))
+)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    refusing_bad_input,
     set_status,
     thread_entry,
     thread_handler,
@@ -171,9 +172,6 @@ class Agent:
 
 
 _google = answering(GoogleError, answer=GoogleError.response)
-# A control call naming an unknown agent (LookupError, KeyError: a missing field) or carrying a
-# bad value: 400 with the error's words.
-_controlled = answering(LookupError, ValueError, TypeError, answer=lambda e: control_error(str(e)))
 
 
 class GoogleSimulator(SimulatorBase):
@@ -231,7 +229,7 @@ class GoogleSimulator(SimulatorBase):
             raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
         return agent, body
 
-    @_controlled
+    @refusing_bad_input
     async def _verify(self, request: Request) -> Response:
         """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
         secret; the endpoint is verified when it answers 200 with the secret as its body."""
@@ -594,7 +592,7 @@ class RbmSimulator(GoogleSimulator):
             raise ValueError(f"not a phone number: {text!r}")
         return e164
 
-    @_controlled
+    @refusing_bad_input
     async def _inbound(self, request: Request) -> Response:
         agent, body = await self._control(request)
         msisdn = self.msisdn(body.get("from"))
@@ -603,11 +601,11 @@ class RbmSimulator(GoogleSimulator):
         self.publish(agent, data, int(body.get("duplicates") or 0))
         return JSONResponse({"messageId": data["messageId"]})
 
-    @_controlled
+    @refusing_bad_input
     async def _typing(self, request: Request) -> Response:
         return await self._phone_event(request, "IS_TYPING")
 
-    @_controlled
+    @refusing_bad_input
     async def _user_event(self, request: Request) -> Response:
         return await self._phone_event(request, None)
 
@@ -622,7 +620,7 @@ class RbmSimulator(GoogleSimulator):
         self.publish(agent, event)
         return JSONResponse({"eventId": event["eventId"]})
 
-    @_controlled
+    @refusing_bad_input
     async def _put_phone(self, request: Request) -> Response:
         body = await read_json(request)
         phone = self.phone(self.msisdn(request.path_params["msisdn"]))
@@ -642,7 +640,7 @@ class RbmSimulator(GoogleSimulator):
             {"msisdn": phone.msisdn, "rcs_enabled": phone.rcs_enabled, "online": phone.online}
         )
 
-    @_controlled
+    @refusing_bad_input
     async def _fail(self, request: Request) -> Response:
         agent, body = await self._control(request)
         code = int(body["code"])

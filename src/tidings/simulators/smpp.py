@@ -56,6 +56,7 @@ from tidings.simulators.kit import (
     knobs_handler,
     list_handler,
     read_json,
+    refusing_bad_input,
     set_status,
     thread_entry,
     thread_handler,
@@ -420,6 +421,7 @@ class SmscSimulator:
         self.register(request.path_params["system_id"], spec["password"], spec.get("number"))
         return JSONResponse({"ok": True, "host": HOST, "port": self.port})
 
+    @refusing_bad_input
     async def _r_inbound(self, request: Request) -> Response:
         spec = await read_json(request)
         system_id = str(spec.get("system_id", ""))
@@ -431,14 +433,12 @@ class SmscSimulator:
         sender, text = str(spec.get("from", "")), str(spec.get("text", ""))
         if not any(ch.isdigit() for ch in sender) or not text:
             return control_error("from and text are required")
-        try:
-            order = int_list(spec, "part_order")
-            result = await self.inbound(
+        order = int_list(spec, "part_order")
+        return JSONResponse(
+            await self.inbound(
                 system_id, sender, text, binary=spec.get("binary") is True, part_order=order
             )
-        except ValueError as exc:
-            return control_error(str(exc))
-        return JSONResponse(result)
+        )
 
     def conversations(self, system_id: str, user: str | None = None) -> list[dict[str, Any]]:
         acct = self.accounts.get(system_id)

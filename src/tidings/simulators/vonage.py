@@ -60,6 +60,7 @@ from tidings.simulators.kit import (
     knobs_handler,
     list_handler,
     read_json,
+    refusing_bad_input,
     thread_entry,
     thread_handler,
     thread_of,
@@ -379,6 +380,7 @@ class VonageSimulator(SimulatorBase):
         self.register(request.path_params["api_key"], spec)
         return JSONResponse({"ok": True})
 
+    @refusing_bad_input
     async def _r_inbound(self, request: Request) -> Response:
         spec = await read_json(request)
         api_key = str(spec.get("api_key", ""))
@@ -387,9 +389,9 @@ class VonageSimulator(SimulatorBase):
         sender, text = digits(str(spec.get("from", ""))), str(spec.get("text", ""))
         if not sender or not text:
             return control_error("from and text are required")
-        try:
-            order = int_list(spec, "part_order")
-            result = await self.inbound(
+        order = int_list(spec, "part_order")
+        return JSONResponse(
+            await self.inbound(
                 api_key,
                 sender,
                 text,
@@ -398,9 +400,7 @@ class VonageSimulator(SimulatorBase):
                 kind=str(spec["type"]) if spec.get("type") else None,
                 part_order=order,
             )
-        except ValueError as exc:
-            return control_error(str(exc))
-        return JSONResponse(result)
+        )
 
     async def _r_fail(self, request: Request) -> Response:
         spec = await read_json(request)
