@@ -40,6 +40,7 @@ from tidings.simulators.kit import (
     read_json,
     thread_entry,
     thread_handler,
+    thread_of,
 )
 
 
@@ -72,12 +73,10 @@ class ApiClientSimulator(SimulatorBase):
             ]
         )
 
-    def register(self, account: str, secret: str, tidings_webhook_url: str) -> None:
-        existing = self.accounts.get(account)
-        if existing is None:
-            self.accounts[account] = Account(secret, tidings_webhook_url)
-        else:
-            existing.secret, existing.tidings_webhook_url = secret, tidings_webhook_url
+    def register(self, account: str, secret: str, tidings_webhook_url: str) -> Account:
+        acct = self.accounts.setdefault(account, Account(secret, tidings_webhook_url))
+        acct.secret, acct.tidings_webhook_url = secret, tidings_webhook_url
+        return acct
 
     async def post_to_tidings(self, account: str, payload: dict[str, Any]) -> int:
         """POST signed, retried on 5xx and unreachable; Tidings' status, or 0 if it never
@@ -126,11 +125,11 @@ class ApiClientSimulator(SimulatorBase):
         body = await read_json(request)
         if not body.get("secret") or not body.get("tidings_webhook_url"):
             return control_error("secret and tidings_webhook_url are required")
-        self.register(request.path_params["account"], body["secret"], body["tidings_webhook_url"])
+        acct = self.register(
+            request.path_params["account"], body["secret"], body["tidings_webhook_url"]
+        )
         if "auto_statuses" in body:
-            self.accounts[request.path_params["account"]].auto_statuses = list(
-                body["auto_statuses"]
-            )
+            acct.auto_statuses = list(body["auto_statuses"])
         return JSONResponse({"ok": True})
 
     async def _inbound(self, request: Request) -> JSONResponse:
@@ -152,7 +151,7 @@ class ApiClientSimulator(SimulatorBase):
     def conversations(self, account: str, user: str | None) -> list[dict[str, Any]]:
         """Both directions, as the customer sees them (all customers when `user` is None)."""
         acct = self.accounts.get(account)
-        return [m for m in acct.thread if user is None or m["user"] == user] if acct else []
+        return thread_of(acct.thread, user) if acct else []
 
     async def _receive(self, request: Request) -> JSONResponse:
         acct = self.accounts.get(request.path_params["account"])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -30,19 +29,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.channels.gbm import GbmConfig
+from tidings.channels.google_common import signature
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     SandboxEntry,
-    SimulatorBase,
     UrlBinding,
     control_error,
     control_routes,
     list_handler,
     read_json,
+    refusing_bad_input,
     thread_entry,
     thread_handler,
 )
-from tidings.simulators.rbm import GoogleError, now, sign, verify_handshake
+from tidings.simulators.rbm import Agent, GoogleError, GoogleSimulator, now
 
 
 def _error(code: int, message: str) -> JSONResponse:
@@ -50,27 +50,17 @@ def _error(code: int, message: str) -> JSONResponse:
     return GoogleError(code, message).response()
 
 
-@dataclass
-class Agent:
-    agent_id: str
-    client_token: str
-    webhook_url: str
-    access_token: str
-    max_attempts: int = 5
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    threads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    message_ids: set[str] = field(default_factory=set)
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    # What was pushed, by messageId, so a retry can send the identical request again.
-    pushed: dict[str, dict[str, Any]] = field(default_factory=dict)
+class GbmSimulator(GoogleSimulator):
+    """GBM agents are RBM's (`rbm.Agent`: client token, webhook, bearer tokens, calls, threads
+    by conversation id, messageIds seen)."""
 
-
-class GbmSimulator(SimulatorBase):
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(http)
-        self.agents: dict[str, Agent] = {}
         # conversationId -> agent_id
         self.conversations: dict[str, str] = {}
+        # What was pushed, by (agent_id, messageId), so a retry can send the identical
+        # request again.
+        self.pushed: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self.app = Starlette(
             routes=[
@@ -87,38 +77,16 @@ class GbmSimulator(SimulatorBase):
             ]
         )
 
-    def register_agent(
-        self, agent_id: str, client_token: str, webhook_url: str, access_token: str
-    ) -> Agent:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            agent = self.agents[agent_id] = Agent(agent_id, client_token, webhook_url, access_token)
-        agent.client_token, agent.webhook_url = client_token, webhook_url
-        agent.access_token = access_token
-        return agent
-
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.tasks.spawn(coro, "gbm-push")
 
-    async def push(self, agent: Agent, doc: dict[str, Any], duplicates: int = 0) -> None:
+    async def push_doc(self, agent: Agent, doc: dict[str, Any], duplicates: int = 0) -> None:
+        """Push a document signed over its raw body; one at a time, in order, like a single
+        webhook queue."""
         body = orjson.dumps(doc)
-        headers = {
-            "Content-Type": "application/json",
-            "X-Goog-Signature": sign(agent.client_token, body),
-        }
-
-        def record(n: int, status: int, _detail: str) -> None:
-            agent.deliveries.append({"requestId": doc["requestId"], "status": status})
-
-        # One at a time, in order, like a single webhook queue.
         async with self._lock:
             for _ in range(1 + duplicates):
-                await self.webhooks.deliver(
-                    lambda n: (agent.webhook_url, body, headers),
-                    attempts=agent.max_attempts,
-                    base_seconds=0.1,
-                    on_attempt=record,
-                )
+                await self.push(agent, body, signature(agent.client_token, body), doc["requestId"])
 
     def user_message(self, agent: Agent, cid: str, name: str, text: str) -> dict[str, Any]:
         self.conversations[cid] = agent.agent_id
@@ -141,10 +109,7 @@ class GbmSimulator(SimulatorBase):
 
     async def _send(self, request: Request) -> Response:
         cid = request.path_params["cid"]
-        header = request.headers.get("authorization", "")
-        agent = next(
-            (a for a in self.agents.values() if header == f"Bearer {a.access_token}"), None
-        )
+        agent = self.bearer(request)
         if agent is None:
             return _error(401, "Request had invalid authentication credentials.")
         try:
@@ -176,7 +141,7 @@ class GbmSimulator(SimulatorBase):
             )
             for receipt in ("DELIVERED", "READ"):
                 self.spawn(
-                    self.push(
+                    self.push_doc(
                         agent,
                         {
                             "conversationId": cid,
@@ -199,29 +164,20 @@ class GbmSimulator(SimulatorBase):
                 request.path_params["agent_id"],
                 str(body["client_token"]),
                 str(body["webhook_url"]),
-                str(body["access_token"]),
+                access_token=str(body["access_token"]),
             )
         except KeyError as exc:
             return control_error(f"{exc} is required")
         return JSONResponse({"agent_id": agent.agent_id})
 
-    async def _verify(self, request: Request) -> JSONResponse:
-        body = await read_json(request)
-        agent = self.agents.get(str(body.get("agent_id")))
-        if agent is None:
-            return control_error("unknown agent_id")
-        return await verify_handshake(self.webhooks.http, agent.webhook_url, agent.client_token)
-
-    async def _inbound(self, request: Request) -> JSONResponse:
-        body = await read_json(request)
-        agent = self.agents.get(str(body.get("agent_id")))
-        if agent is None:
-            return control_error("unknown agent_id")
-        again = agent.pushed.get(str(body.get("message_id") or ""))
+    @refusing_bad_input
+    async def _inbound(self, request: Request) -> Response:
+        agent, body = await self._control(request)
+        again = self.pushed.get((agent.agent_id, str(body.get("message_id") or "")))
         if again is not None:
             # Google retrying a request: the identical body, same requestId
             # (docs/channels/gbm.md#webhook).
-            self.spawn(self.push(agent, again))
+            self.spawn(self.push_doc(agent, again))
             return JSONResponse(
                 {
                     "conversationId": again["conversationId"],
@@ -243,8 +199,8 @@ class GbmSimulator(SimulatorBase):
             message = doc["message"]
             del message["text"]
             message.update({str(k): v for k, v in other.items() if k not in message})
-        agent.pushed[doc["message"]["messageId"]] = doc
-        self.spawn(self.push(agent, doc, int(body.get("duplicates") or 0)))
+        self.pushed[(agent.agent_id, doc["message"]["messageId"])] = doc
+        self.spawn(self.push_doc(agent, doc, int(body.get("duplicates") or 0)))
         return JSONResponse(
             {
                 "conversationId": cid,
@@ -267,7 +223,10 @@ class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):
     async def register(self, channel: ChannelInfo, webhook_url: str) -> None:
         c = self.config(channel)
         self.sim.register_agent(
-            c.agent_id, c.webhook_client_token, webhook_url, c.access_token or "sandbox"
+            c.agent_id,
+            c.webhook_client_token,
+            webhook_url,
+            access_token=c.access_token or "sandbox",
         )
 
     async def send_as_customer(
@@ -275,7 +234,7 @@ class GbmBinding(UrlBinding[GbmSimulator, GbmConfig]):
     ) -> dict[str, Any]:
         agent = self.sim.agents[self.config(channel).agent_id]
         doc = self.sim.user_message(agent, user, name or user, text)
-        self.sim.spawn(self.sim.push(agent, doc))
+        self.sim.spawn(self.sim.push_doc(agent, doc))
         return {"conversationId": user, "requestId": doc["requestId"]}
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:

@@ -59,25 +59,21 @@ def _refuse(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def _not_forged(scope: Scope, request: HTTPConnection) -> bool:
-    """Whether a request the browser's cookies admit could not have been sent by another page.
-    Cookies go along with a form post or a simple fetch from any page of the same site, and for
-    SameSite every port of localhost is one site. A change through the sandbox must therefore
-    say `Content-Type: application/json` (the phone page does): another origin cannot send that
-    without a CORS preflight, which the sandbox never grants."""
-    if scope.get("method", "GET") in ("GET", "HEAD", "OPTIONS"):
-        return True
+def _forged(scope: Scope, request: HTTPConnection) -> Response | None:
+    """The refusal of a request the browser's cookies admit but another page could have sent
+    (None: it could not). Cookies go along with a form post or a simple fetch from any page of
+    the same site, and for SameSite every port of localhost is one site. A change through the
+    sandbox must therefore say `Content-Type: application/json` (the phone page does): another
+    origin cannot send that without a CORS preflight, which the sandbox never grants."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media == "application/json"
-
-
-async def _cross_site(scope: Scope, receive: Receive, send: Send) -> None:
-    await _refuse(
+    if scope.get("method", "GET") in ("GET", "HEAD", "OPTIONS") or media == "application/json":
+        return None
+    return _refuse(
         403,
         "forbidden",
         "a change through the sandbox with its cookies must be sent as application/json "
         f"(or send the {TOKEN_HEADER} header)",
-    )(scope, receive, send)
+    )
 
 
 def needs_secret(relative_path: str) -> tuple[bool, bool]:
@@ -103,76 +99,60 @@ def sandbox_guard(
     def matches(value: str | None) -> bool:
         return bool(value) and hmac.compare_digest(str(value).encode(), expected)
 
-    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await app(scope, receive, send)
-            return
+    async def refusal(scope: Scope) -> Response | None:
+        """How the guard answers the request instead of the sandbox; None lets it through."""
         client = scope.get("client")
         if not _is_loopback(client[0] if client else None):
-            await _refuse(403, "forbidden", "the sandbox only answers this machine")(
-                scope, receive, send
-            )
-            return
+            return _refuse(403, "forbidden", "the sandbox only answers this machine")
         root = str(scope.get("root_path", ""))
         path = str(scope["path"])
         relative = path[len(root) :] if root and path.startswith(root) else path
         secret_needed, control = needs_secret(relative)
-        if not secret_needed:
-            await app(scope, receive, send)
-            return
         request = HTTPConnection(scope)
-        from_query = request.query_params.get(TOKEN_PARAM)
-        if matches(request.headers.get(TOKEN_HEADER)):
-            await app(scope, receive, send)
-            return
+        if not secret_needed or matches(request.headers.get(TOKEN_HEADER)):
+            return None
         if matches(request.cookies.get(TOKEN_COOKIE)):
-            if not _not_forged(scope, request):
-                await _cross_site(scope, receive, send)
-                return
-            await app(scope, receive, send)
-            return
-        if matches(from_query):
-            if scope.get("method") == "GET" and not control:
-                # The phone page opened from the link `tidings serve` prints: keep the token in
-                # a cookie for the page's own requests and drop it from the address bar.
-                rest = [(k, v) for k, v in request.query_params.multi_items() if k != TOKEN_PARAM]
-                target = path + (f"?{urlencode(rest)}" if rest else "")
-                redirect: Response = RedirectResponse(target, status_code=303)
-                redirect.set_cookie(
-                    TOKEN_COOKIE,
-                    token,
-                    path=root or "/",
-                    httponly=True,
-                    samesite="strict",
-                    secure=secure_cookie,
-                )
-                await redirect(scope, receive, send)
-                return
-            await app(scope, receive, send)
-            return
+            return _forged(scope, request)
+        if matches(request.query_params.get(TOKEN_PARAM)):
+            if scope.get("method") != "GET" or control:
+                return None
+            # The phone page opened from the link `tidings serve` prints: keep the token in a
+            # cookie for the page's own requests and drop it from the address bar.
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != TOKEN_PARAM]
+            redirect = RedirectResponse(
+                path + (f"?{urlencode(rest)}" if rest else ""), status_code=303
+            )
+            redirect.set_cookie(
+                TOKEN_COOKIE,
+                token,
+                path=root or "/",
+                httponly=True,
+                samesite="strict",
+                secure=secure_cookie,
+            )
+            return redirect
         cookie = request.cookies.get(session_cookie) if session_cookie else None
         if cookie and check_session is not None:
             signed_in, is_admin = await check_session(cookie)
             if signed_in and (is_admin or not control):
-                if not _not_forged(scope, request):
-                    await _cross_site(scope, receive, send)
-                    return
-                await app(scope, receive, send)
-                return
+                return _forged(scope, request)
             if signed_in:
-                await _refuse(
+                return _refuse(
                     403,
                     "forbidden",
                     "the sandbox's control routes are for owners and admins "
                     "(or send the sandbox token)",
-                )(scope, receive, send)
-                return
-        await _refuse(
+                )
+        return _refuse(
             401,
             "sandbox_locked",
             "the sandbox needs this install's sandbox token (printed by `tidings serve` at "
             f"start; send it as the {TOKEN_HEADER} header or the {TOKEN_PARAM} query "
             "parameter) or a signed-in agent",
-        )(scope, receive, send)
+        )
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        answer = await refusal(scope) if scope["type"] in ("http", "websocket") else None
+        await (answer or app)(scope, receive, send)
 
     return guarded

@@ -12,9 +12,13 @@ schedules and knobs stay in each provider's module.
   exponential backoff, each attempt reported to the caller (the simulators' delivery logs).
 - `Outbox`: a per-account queue of webhooks drained by one worker task that sleeps until
   `kick`ed — the loop the LINE, Viber and Telegram simulators each wrote.
-- `thread_entry`: one message of a thread for `/_sim/conversations` and the phone page.
+- `thread_entry`: one message of a thread for `/_sim/conversations` and the phone page;
+  `thread_of`, `set_status` read and update such a thread.
+- `digits`, `check_order`, `in_order`: an SMS customer's address and the parts of a long SMS
+  delivered in a given order (Vonage, SMPP).
 - `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
-  API's plumbing; `answering`: a handler's provider or control errors as their answers.
+  API's plumbing; `answering`: a handler's provider or control errors as their answers
+  (`refusing_bad_input`: a bad control body's as a 400).
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
   channels it connects (`simulators/registry.py` lists one per channel).
 """
@@ -107,10 +111,6 @@ class WebhookSender:
             timeout=timeout, limits=httpx.Limits(max_connections=concurrency)
         )
         self._slots = asyncio.Semaphore(concurrency)
-
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """The receiver's HTTP status, or 0 when it could not be reached."""
-        return (await self.exchange(url, body, headers))[0]
 
     async def exchange(
         self,
@@ -258,6 +258,13 @@ def answering(
     return wrap
 
 
+# A control handler whose body names no known account (LookupError; KeyError: a missing field)
+# or carries a bad value (ValueError, TypeError): a 400 with the error's words.
+refusing_bad_input = answering(
+    LookupError, ValueError, TypeError, answer=lambda exc: control_error(str(exc))
+)
+
+
 @dataclass(frozen=True)
 class DemoChannel:
     """A channel `tidings bootstrap --demo` connects to the sandbox: (kind, name, config);
@@ -390,6 +397,39 @@ def thread_entry(
         "at": time.time() if at is None else at,
         **more,
     }
+
+
+def thread_of(thread: list[dict[str, Any]], user: str | None) -> list[dict[str, Any]]:
+    """The entries of a thread list that belong to `user` (all of them when None)."""
+    return [m for m in thread if user is None or m["user"] == user]
+
+
+def set_status(thread: list[dict[str, Any]], mid: str, status: str) -> None:
+    """Show a new status on the thread entry of message `mid`."""
+    for entry in thread:
+        if entry["id"] == mid:
+            entry["status"] = status
+
+
+def digits(value: str) -> str:
+    """The digits of a phone number as written (an SMS address: no `+`, no spaces)."""
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def check_order(order: Sequence[int] | None, count: int) -> None:
+    """A control body's `part_order` (1-based part numbers, repeats allowed) must name parts
+    1..`count`; ValueError otherwise."""
+    if order and any(not 1 <= n <= count for n in order):
+        raise ValueError(f"part_order: part numbers are 1..{count}")
+
+
+async def in_order(
+    send: Callable[[T], Awaitable[Any]], parts: Sequence[T], order: Sequence[int]
+) -> None:
+    """Send the parts one after another in `order` (1-based, repeats allowed): out-of-order and
+    repeated parts of a long SMS, as a network delivers them."""
+    for n in order:
+        await send(parts[n - 1])
 
 
 def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:

@@ -35,8 +35,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -55,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tidings.channels.google_common import signature
 from tidings.channels.rbm import RbmConfig
 from tidings.domain.phones import to_e164
 from tidings.runtime import ChannelInfo
@@ -69,6 +68,8 @@ from tidings.simulators.kit import (
     control_routes,
     list_handler,
     read_json,
+    refusing_bad_input,
+    set_status,
     thread_entry,
     thread_handler,
 )
@@ -126,20 +127,6 @@ def _invalid(message: str) -> GoogleError:
     return GoogleError(400, message)
 
 
-def sign(client_token: str, data: bytes) -> str:
-    return base64.b64encode(hmac.new(client_token.encode(), data, hashlib.sha512).digest()).decode()
-
-
-async def verify_handshake(http: httpx.AsyncClient, url: str, client_token: str) -> JSONResponse:
-    """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
-    secret; the endpoint is verified when it answers 200 with the secret as its body."""
-    secret = secrets.token_hex(12)
-    resp = await http.post(url, json={"clientToken": client_token, "secret": secret})
-    return JSONResponse(
-        {"status": resp.status_code, "verified": resp.status_code == 200 and resp.text == secret}
-    )
-
-
 def now() -> str:
     """The time as Google's APIs write it (RFC 3339, microseconds, `Z`)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -187,10 +174,77 @@ class Agent:
 _google = answering(GoogleError, answer=GoogleError.response)
 
 
-class RbmSimulator(SimulatorBase):
+class GoogleSimulator(SimulatorBase):
+    """What the RBM and the legacy GBM simulator share: the agents (client token, webhook,
+    bearer tokens), signed webhook pushes with retries, the verification handshake."""
+
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(http)
         self.agents: dict[str, Agent] = {}
+
+    def register_agent(
+        self, agent_id: str, client_token: str, webhook_url: str, **knobs: Any
+    ) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = Agent(agent_id, client_token, webhook_url)
+            self.agents[agent_id] = agent
+        agent.client_token, agent.webhook_url = client_token, webhook_url
+        token = knobs.pop("access_token", None)
+        if token:
+            agent.access_tokens.add(str(token))
+        for name, value in knobs.items():
+            if value is not None and hasattr(agent, name):
+                setattr(agent, name, value)
+        return agent
+
+    def bearer(self, request: Request) -> Agent | None:
+        """The agent whose access token the request's bearer header carries."""
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        return next((a for a in self.agents.values() if token and token in a.access_tokens), None)
+
+    async def push(self, agent: Agent, body: bytes, signature: str, label: Any) -> None:
+        """POST one signed push to the agent's webhook, retried with backoff until a 2xx."""
+        headers = {"Content-Type": "application/json", "X-Goog-Signature": signature}
+
+        def record(n: int, status: int, _detail: str) -> None:
+            agent.deliveries.append({"id": label, "attempt": n, "status": status})
+
+        # Google retries with backoff for up to 7 days
+        # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
+        went = await self.webhooks.deliver(
+            lambda n: (agent.webhook_url, body, headers),
+            attempts=agent.max_attempts,
+            base_seconds=agent.retry_base_seconds,
+            on_attempt=record,
+        )
+        if not went:
+            log.info("google simulator gave up on push %s", label)
+
+    async def _control(self, request: Request) -> tuple[Agent, dict[str, Any]]:
+        body = await read_json(request)
+        agent = self.agents.get(str(body.get("agent_id") or ""))
+        if agent is None:
+            raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
+        return agent, body
+
+    @refusing_bad_input
+    async def _verify(self, request: Request) -> Response:
+        """Google's webhook verification (RBM, and GBM before it): POST the clientToken and a
+        secret; the endpoint is verified when it answers 200 with the secret as its body."""
+        agent, _ = await self._control(request)
+        secret = secrets.token_hex(12)
+        resp = await self.webhooks.http.post(
+            agent.webhook_url, json={"clientToken": agent.client_token, "secret": secret}
+        )
+        verified = resp.status_code == 200 and resp.text == secret
+        return JSONResponse({"status": resp.status_code, "verified": verified})
+
+
+class RbmSimulator(GoogleSimulator):
+    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(http)
         self.phones: dict[str, Phone] = {}
         self.app = Starlette(
             routes=[
@@ -226,22 +280,6 @@ class RbmSimulator(SimulatorBase):
     # ---------------------------------------------------------------------------------------
     # State (also used in-process by the sandbox binding)
 
-    def register_agent(
-        self, agent_id: str, client_token: str, webhook_url: str, **knobs: Any
-    ) -> Agent:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            agent = Agent(agent_id, client_token, webhook_url)
-            self.agents[agent_id] = agent
-        agent.client_token, agent.webhook_url = client_token, webhook_url
-        token = knobs.pop("access_token", None)
-        if token:
-            agent.access_tokens.add(str(token))
-        for name, value in knobs.items():
-            if value is not None and hasattr(agent, name):
-                setattr(agent, name, value)
-        return agent
-
     def phone(self, msisdn: str) -> Phone:
         found = self.phones.get(msisdn)
         if found is None:
@@ -267,7 +305,7 @@ class RbmSimulator(SimulatorBase):
         }
         item = {
             "body": orjson.dumps(envelope),
-            "signature": sign(agent.client_token, raw),
+            "signature": signature(agent.client_token, raw),
             "data": data,
         }
         self._outbox(agent).put(self.tasks, *[item] * (1 + max(0, duplicates)))
@@ -286,21 +324,7 @@ class RbmSimulator(SimulatorBase):
 
     async def _deliver(self, agent: Agent, item: dict[str, Any]) -> None:
         label = item["data"].get("eventId") or item["data"].get("messageId")
-        headers = {"Content-Type": "application/json", "X-Goog-Signature": item["signature"]}
-
-        def record(n: int, status: int, _detail: str) -> None:
-            agent.deliveries.append({"id": label, "attempt": n, "status": status})
-
-        # Google retries with backoff for up to 7 days
-        # (docs/channels/rbm.md#retries-and-dedupe); compressed here.
-        went = await self.webhooks.deliver(
-            lambda n: (agent.webhook_url, item["body"], headers),
-            attempts=agent.max_attempts,
-            base_seconds=agent.retry_base_seconds,
-            on_attempt=record,
-        )
-        if not went:
-            log.info("rbm simulator gave up on %s", label)
+        await self.push(agent, item["body"], item["signature"], label)
 
     def user_message(self, agent: Agent, msisdn: str, body: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -350,29 +374,15 @@ class RbmSimulator(SimulatorBase):
         return data
 
     def _receipts(self, agent: Agent, msisdn: str, message_id: str) -> None:
-        for entry in self.thread(agent, msisdn):
-            if entry["id"] == message_id:
-                entry["status"] = "delivered"
+        set_status(self.thread(agent, msisdn), message_id, "delivered")
         for event_type in agent.auto_receipts:
-            self.publish(
-                agent,
-                {
-                    "senderPhoneNumber": msisdn,
-                    "eventType": event_type,
-                    "eventId": f"Ev{secrets.token_hex(10)}",
-                    "messageId": message_id,
-                    "sendTime": now(),
-                    "agentId": agent.agent_id,
-                },
-            )
+            self.publish(agent, _event_data(agent, msisdn, event_type, messageId=message_id))
 
     # ---------------------------------------------------------------------------------------
     # The RBM API
 
     def _auth(self, request: Request, method: str) -> tuple[Agent, str]:
-        header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        owner = next((a for a in self.agents.values() if token and token in a.access_tokens), None)
+        owner = self.bearer(request)
         if owner is None:
             raise GoogleError(
                 401,
@@ -476,9 +486,7 @@ class RbmSimulator(SimulatorBase):
             # Already delivered (or unknown): it can no longer be revoked.
             return GoogleError(404, "Requested entity was not found.").response()
         phone.queued.remove(waiting[0])
-        for entry in self.thread(agent, msisdn):
-            if entry["id"] == message_id:
-                entry["status"] = "revoked"
+        set_status(self.thread(agent, msisdn), message_id, "revoked")
         return JSONResponse({})
 
     @_google
@@ -557,13 +565,6 @@ class RbmSimulator(SimulatorBase):
     # ---------------------------------------------------------------------------------------
     # Control API
 
-    async def _control(self, request: Request) -> tuple[Agent, dict[str, Any]]:
-        body = await read_json(request)
-        agent = self.agents.get(str(body.get("agent_id") or ""))
-        if agent is None:
-            raise LookupError("unknown agent_id; PUT /_sim/agents/{agent_id} first")
-        return agent, body
-
     async def _put_agent(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         if not body.get("client_token") or not body.get("webhook_url"):
@@ -584,13 +585,6 @@ class RbmSimulator(SimulatorBase):
         )
         return JSONResponse({"agent_id": agent.agent_id})
 
-    async def _verify(self, request: Request) -> JSONResponse:
-        try:
-            agent, _ = await self._control(request)
-        except LookupError as exc:
-            return control_error(str(exc))
-        return await verify_handshake(self.webhooks.http, agent.webhook_url, agent.client_token)
-
     def msisdn(self, raw: Any) -> str:
         text = str(raw or "")
         e164 = to_e164(text) or ("+" + "".join(c for c in text if c.isdigit()))
@@ -598,49 +592,38 @@ class RbmSimulator(SimulatorBase):
             raise ValueError(f"not a phone number: {text!r}")
         return e164
 
-    async def _inbound(self, request: Request) -> JSONResponse:
-        try:
-            agent, body = await self._control(request)
-            msisdn = self.msisdn(body.get("from"))
-            data = self.user_message(agent, msisdn, body)
-        except (LookupError, ValueError, KeyError, TypeError) as exc:
-            return control_error(str(exc))
+    @refusing_bad_input
+    async def _inbound(self, request: Request) -> Response:
+        agent, body = await self._control(request)
+        msisdn = self.msisdn(body.get("from"))
+        data = self.user_message(agent, msisdn, body)
         self.phone(msisdn)
         self.publish(agent, data, int(body.get("duplicates") or 0))
         return JSONResponse({"messageId": data["messageId"]})
 
-    async def _typing(self, request: Request) -> JSONResponse:
-        return await self._user_event(request, "IS_TYPING")
+    @refusing_bad_input
+    async def _typing(self, request: Request) -> Response:
+        return await self._phone_event(request, "IS_TYPING")
 
-    async def _user_event(self, request: Request, fixed: str | None = None) -> JSONResponse:
+    @refusing_bad_input
+    async def _user_event(self, request: Request) -> Response:
+        return await self._phone_event(request, None)
+
+    async def _phone_event(self, request: Request, fixed: str | None) -> Response:
         """A user event the customer's phone sends: `event_type` from the body, or `fixed`."""
-        try:
-            agent, body = await self._control(request)
-            msisdn = self.msisdn(body.get("from"))
-        except (LookupError, ValueError) as exc:
-            return control_error(str(exc))
+        agent, body = await self._control(request)
+        msisdn = self.msisdn(body.get("from"))
         event_type = fixed or str(body.get("event_type") or "")
         if event_type not in ("IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"):
-            return control_error("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
-        event_id = f"Ev{secrets.token_hex(10)}"
-        self.publish(
-            agent,
-            {
-                "senderPhoneNumber": msisdn,
-                "eventType": event_type,
-                "eventId": event_id,
-                "sendTime": now(),
-                "agentId": agent.agent_id,
-            },
-        )
-        return JSONResponse({"eventId": event_id})
+            raise ValueError("event_type: IS_TYPING, SUBSCRIBE or UNSUBSCRIBE")
+        event = _event_data(agent, msisdn, event_type)
+        self.publish(agent, event)
+        return JSONResponse({"eventId": event["eventId"]})
 
-    async def _put_phone(self, request: Request) -> JSONResponse:
+    @refusing_bad_input
+    async def _put_phone(self, request: Request) -> Response:
         body = await read_json(request)
-        try:
-            phone = self.phone(self.msisdn(request.path_params["msisdn"]))
-        except ValueError as exc:
-            return control_error(str(exc))
+        phone = self.phone(self.msisdn(request.path_params["msisdn"]))
         if "rcs_enabled" in body:
             phone.rcs_enabled = bool(body["rcs_enabled"])
         if isinstance(body.get("features"), list):
@@ -657,12 +640,10 @@ class RbmSimulator(SimulatorBase):
             {"msisdn": phone.msisdn, "rcs_enabled": phone.rcs_enabled, "online": phone.online}
         )
 
-    async def _fail(self, request: Request) -> JSONResponse:
-        try:
-            agent, body = await self._control(request)
-            code = int(body["code"])
-        except (LookupError, KeyError, ValueError, TypeError) as exc:
-            return control_error(str(exc))
+    @refusing_bad_input
+    async def _fail(self, request: Request) -> Response:
+        agent, body = await self._control(request)
+        code = int(body["code"])
         agent.failures.append(
             Failure(
                 str(body.get("method") or "agentMessages"),
@@ -682,6 +663,19 @@ class RbmSimulator(SimulatorBase):
         except ValueError:
             return []
         return list(agent.threads.get(msisdn, [])) if agent else []
+
+
+def _event_data(agent: Agent, msisdn: str, event_type: str, **more: str) -> dict[str, Any]:
+    """A user event (a receipt of `more["messageId"]`, typing, subscription) as Pub/Sub carries
+    it to the agent's webhook."""
+    return {
+        "senderPhoneNumber": msisdn,
+        "eventType": event_type,
+        "eventId": f"Ev{secrets.token_hex(10)}",
+        **more,
+        "sendTime": now(),
+        "agentId": agent.agent_id,
+    }
 
 
 def _injected(agent: Agent, method: str) -> None:

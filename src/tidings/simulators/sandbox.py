@@ -26,7 +26,7 @@ from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators import registry
 from tidings.simulators.guard import SessionCheck, sandbox_guard
-from tidings.simulators.kit import PhoneFile, PhoneLocation
+from tidings.simulators.kit import PhoneFile, PhoneLocation, answering
 from tidings.simulators.smpp import SmppBinding, SmscSimulator, dials_sandbox_smsc
 from tidings.simulators.whatsapp import DEMO_WABA
 from tidings.storage.models import Channel
@@ -83,6 +83,17 @@ PHONE_FILE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf", 
 PHONE_FILE_MAX = 5 * 1024 * 1024
 
 
+class Refused(Exception):
+    """A phone-page request that cannot be done: a 400 with this sentence."""
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+_refusing = answering(Refused, answer=lambda exc: _bad(str(exc)))
+
+
 class Sandbox:
     """Every simulator of `registry.SANDBOX` mounted at `/sandbox/{path}`, their bindings,
     and the customer phone page."""
@@ -129,12 +140,8 @@ class Sandbox:
             if start is not None:
                 await start()
         rt.channel_hooks.append(self.register)
-        async with rt.db.read() as s:
-            ids = (await s.scalars(select(Channel.id).where(Channel.active.is_(True)))).all()
-        for channel_id in ids:
-            info = await rt.channels.get(channel_id)
-            if info is not None:
-                await self.register(info)
+        for info in await self._active_channels():
+            await self.register(info)
 
     async def register(self, channel: ChannelInfo) -> None:
         channel = await self._follow_smsc(channel)
@@ -210,7 +217,7 @@ class Sandbox:
         for simulator in self.simulators.values():
             await simulator.aclose()
 
-    async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
+    async def _active_channels(self) -> list[ChannelInfo]:
         assert self.rt is not None
         async with self.rt.db.read() as s:
             ids = (
@@ -218,21 +225,23 @@ class Sandbox:
                     select(Channel.id).where(Channel.active.is_(True)).order_by(Channel.id)
                 )
             ).all()
-        out = []
-        for channel_id in ids:
-            info = await self.rt.channels.get(channel_id)
-            binding = self._binding(info) if info else None
-            if info is not None and binding is not None:
-                out.append((info, binding))
-        return out
+        infos = [await self.rt.channels.get(channel_id) for channel_id in ids]
+        return [info for info in infos if info is not None]
+
+    async def _sandbox_channels(self) -> list[tuple[ChannelInfo, SandboxBinding]]:
+        pairs = [(info, self._binding(info)) for info in await self._active_channels()]
+        return [(info, binding) for info, binding in pairs if binding is not None]
 
     async def _find(
-        self, request: Request, channel_id: Any
-    ) -> tuple[ChannelInfo, SandboxBinding] | None:
-        for info, binding in await self._sandbox_channels():
-            if str(info.id) == str(channel_id):
-                return info, binding
-        return None
+        self, channel_id: Any, complete: str | bool, need: str = "channel_id and user"
+    ) -> tuple[ChannelInfo, SandboxBinding]:
+        """The sandbox channel `channel_id` names, when the request is `complete` (has a user
+        and what else it needs); else a refusal that says what is `need`ed."""
+        if complete:
+            for info, binding in await self._sandbox_channels():
+                if str(info.id) == str(channel_id):
+                    return info, binding
+        raise Refused(f"{need} are required")
 
     async def _phone_page(self, _request: Request) -> Response:
         return HTMLResponse(PHONE_PAGE.read_text())
@@ -254,35 +263,28 @@ class Sandbox:
             ]
         )
 
-    async def _thread(self, request: Request) -> JSONResponse:
-        found = await self._find(request, request.query_params.get("channel_id"))
+    @_refusing
+    async def _thread(self, request: Request) -> Response:
         user = request.query_params.get("user", "")
-        if found is None or not user:
-            return JSONResponse({"error": "channel_id and user are required"}, status_code=400)
-        return JSONResponse(await found[1].thread(found[0], user))
+        info, binding = await self._find(request.query_params.get("channel_id"), user)
+        return JSONResponse(await binding.thread(info, user))
 
-    async def _typing(self, request: Request) -> JSONResponse:
-        found = await self._find(request, request.query_params.get("channel_id"))
+    @_refusing
+    async def _typing(self, request: Request) -> Response:
         user = request.query_params.get("user", "")
-        if found is None or not user:
-            return _bad("channel_id and user are required")
-        info, binding = found
+        info, binding = await self._find(request.query_params.get("channel_id"), user)
         typing = isinstance(binding, TypingView) and await binding.typing(info, user)
         return JSONResponse({"typing": typing})
 
-    async def _age(self, request: Request) -> JSONResponse:
+    @_refusing
+    async def _age(self, request: Request) -> Response:
         """Make the customer's last message on a channel AGE_HOURS old, in Tidings and in the
         simulator, so the business sees its service window closed (the phone's "age" button)."""
         from tidings.actions.sandbox_clock import do_age_window
 
         body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        found = await self._find(request, body.get("channel_id"))
         user = str(body.get("user") or "").strip()
-        if found is None or not user:
-            return _bad("channel_id and user are required")
-        info, binding = found
+        info, binding = await self._find(body.get("channel_id"), user)
         assert self.rt is not None
         digits = "".join(ch for ch in user if ch.isdigit())
         addresses = list(dict.fromkeys([user, digits, f"+{digits}"]))
@@ -293,18 +295,18 @@ class Sandbox:
             return _bad("this customer has not written on this channel yet")
         return JSONResponse({"aged": aged, "hours": AGE_HOURS})
 
-    async def _send(self, request: Request) -> JSONResponse:
+    @_refusing
+    async def _send(self, request: Request) -> Response:
         body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        found = await self._find(request, body.get("channel_id"))
         text = str(body.get("text") or "").strip()
         user = str(body.get("user") or "").strip()
         name = body.get("name") if isinstance(body.get("name"), str) else None
         rich = body.get("location") is not None or body.get("file") is not None
-        if found is None or not user or not (text or rich):
-            return _bad("channel_id, user and text (or a location or file) are required")
-        info, binding = found
+        info, binding = await self._find(
+            body.get("channel_id"),
+            user and (text or rich),
+            "channel_id, user and text (or a location or file)",
+        )
         if not rich:
             return _sent(await binding.send_as_customer(info, user, name, text))
         if not isinstance(binding, RichCustomer):
@@ -339,19 +341,15 @@ class Sandbox:
         return _sent(await binding.send_file(info, user, name, upload))
 
 
-async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
-    """The request's JSON object, or the 400 that says why there is none."""
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object; a refusal that says why there is none."""
     try:
         body = await request.json()
     except ValueError:
-        return _bad("the body must be JSON")
+        raise Refused("the body must be JSON") from None
     if not isinstance(body, dict):
-        return _bad("the body must be a JSON object")
+        raise Refused("the body must be a JSON object")
     return body
-
-
-def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=400)
 
 
 def guarded(app: ASGIApp, rt: Runtime | None, settings: Settings | None = None) -> ASGIApp:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -46,14 +47,20 @@ from tidings.simulators.kit import (
     DemoChannel,
     SandboxEntry,
     TaskSet,
+    check_order,
     control_error,
     control_routes,
+    digits,
+    in_order,
     int_list,
     knobs_handler,
     list_handler,
     read_json,
+    refusing_bad_input,
+    set_status,
     thread_entry,
     thread_handler,
+    thread_of,
 )
 
 if TYPE_CHECKING:
@@ -166,7 +173,7 @@ class SmscSimulator:
             acct = self.accounts[system_id] = Account(password)
         acct.password = password
         if number:
-            acct.number = "".join(ch for ch in number if ch.isdigit()) or number
+            acct.number = digits(number) or number
         return acct
 
     # -- the SMPP server -----------------------------------------------------------------------
@@ -316,9 +323,8 @@ class SmscSimulator:
             },
         )
         if await self._deliver(system_id, receipt):
-            for m in self.accounts[system_id].thread:
-                if m["id"] == message_id:
-                    m["status"] = "delivered" if stat == "DELIVRD" else stat.lower()
+            status = "delivered" if stat == "DELIVRD" else stat.lower()
+            set_status(self.accounts[system_id].thread, message_id, status)
 
     async def _deliver(
         self, system_id: str, sm: P.ShortMessage, attempts: int = 20, *, record: Any = None
@@ -340,16 +346,7 @@ class SmscSimulator:
                 seq = next(conn.seq)
                 if isinstance(record, dict):
                     record.update({"conn": conn, "seq": seq, "body": body})
-                fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-                conn.acks[seq] = fut
-                try:
-                    await conn.send(P.Pdu(P.Cmd.DELIVER_SM, 0, seq, body))
-                    status = await asyncio.wait_for(fut, self.redeliver_after)
-                except (TimeoutError, ConnectionError):
-                    status = -1
-                finally:
-                    conn.acks.pop(seq, None)
-                if status == P.Status.ROK:
+                if await self._transmit(conn, seq, body, self.redeliver_after) == P.Status.ROK:
                     return True
             await asyncio.sleep(self.redeliver_after * random.uniform(0.5, 1.0))
         log.warning("smsc simulator gave up delivering to %s", system_id)
@@ -369,7 +366,7 @@ class SmscSimulator:
         allowed) delivers the parts one by one in that order — out of order, or a part twice
         as a fresh deliver_sm, as SMSCs do after a lost response."""
         acct = self.accounts[system_id]
-        msisdn = "".join(ch for ch in sender if ch.isdigit())
+        msisdn = digits(sender)
         if binary:
             # 8-bit binary (docs/channels/smpp.md#submit_sm)
             data_coding, parts = 0x04, [text.encode()]
@@ -377,24 +374,18 @@ class SmscSimulator:
             data_coding, parts = P.encode_parts(text)
         base = P.ShortMessage(source_addr=msisdn, destination_addr=acct.number)
         pdus = P.submit_parts(base, data_coding, parts, random.randrange(256), use_udh=True)
-        if part_order and any(not 1 <= n <= len(pdus) for n in part_order):
-            raise ValueError(f"part_order: part numbers are 1..{len(pdus)}")
+        check_order(part_order, len(pdus))
         mo_id = f"mo-{len(acct.thread)}"
         acct.thread.append(thread_entry(mo_id, "in", text, "sent", user=f"+{msisdn}"))
         records: list[dict[str, Any]] = [{} for _ in pdus]
         self.mo[mo_id] = records
         if part_order:
-            self.tasks.spawn(self._deliver_in_order(system_id, pdus, part_order), "smsc-mo")
+            send = functools.partial(self._deliver, system_id)
+            self.tasks.spawn(in_order(send, pdus, part_order), "smsc-mo")
         else:
             for sm, record in zip(pdus, records, strict=True):
                 self.tasks.spawn(self._deliver(system_id, sm, record=record), "smsc-mo")
         return {"id": mo_id, "parts": len(pdus), "data_coding": data_coding}
-
-    async def _deliver_in_order(
-        self, system_id: str, pdus: list[P.ShortMessage], order: list[int]
-    ) -> None:
-        for n in order:
-            await self._deliver(system_id, pdus[n - 1])
 
     async def retransmit(self, mo_id: str) -> int:
         """Send the very same deliver_sm PDUs of an earlier customer message again, same
@@ -403,19 +394,23 @@ class SmscSimulator:
         sent = 0
         for record in self.mo.get(mo_id, []):
             conn = record.get("conn")
-            if conn is None or conn not in self.connections:
-                continue
-            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            conn.acks[record["seq"]] = fut
-            try:
-                await conn.send(P.Pdu(P.Cmd.DELIVER_SM, 0, record["seq"], record["body"]))
-                await asyncio.wait_for(fut, self.redeliver_after * 5)
-            except (TimeoutError, ConnectionError):
-                continue
-            finally:
-                conn.acks.pop(record["seq"], None)
-            sent += 1
+            if conn is not None and conn in self.connections:
+                wait = self.redeliver_after * 5
+                sent += await self._transmit(conn, record["seq"], record["body"], wait) is not None
         return sent
+
+    async def _transmit(self, conn: Connection, seq: int, body: bytes, wait: float) -> int | None:
+        """Send one deliver_sm on a session and wait up to `wait` seconds for the response:
+        its command_status (-1 when the session closed first), None when none came."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        conn.acks[seq] = fut
+        try:
+            await conn.send(P.Pdu(P.Cmd.DELIVER_SM, 0, seq, body))
+            return await asyncio.wait_for(fut, wait)
+        except (TimeoutError, ConnectionError):
+            return None
+        finally:
+            conn.acks.pop(seq, None)
 
     # -- control routes ------------------------------------------------------------------------
 
@@ -426,6 +421,7 @@ class SmscSimulator:
         self.register(request.path_params["system_id"], spec["password"], spec.get("number"))
         return JSONResponse({"ok": True, "host": HOST, "port": self.port})
 
+    @refusing_bad_input
     async def _r_inbound(self, request: Request) -> Response:
         spec = await read_json(request)
         system_id = str(spec.get("system_id", ""))
@@ -437,21 +433,18 @@ class SmscSimulator:
         sender, text = str(spec.get("from", "")), str(spec.get("text", ""))
         if not any(ch.isdigit() for ch in sender) or not text:
             return control_error("from and text are required")
-        try:
-            order = int_list(spec, "part_order")
-            result = await self.inbound(
+        order = int_list(spec, "part_order")
+        return JSONResponse(
+            await self.inbound(
                 system_id, sender, text, binary=spec.get("binary") is True, part_order=order
             )
-        except ValueError as exc:
-            return control_error(str(exc))
-        return JSONResponse(result)
+        )
 
     def conversations(self, system_id: str, user: str | None = None) -> list[dict[str, Any]]:
         acct = self.accounts.get(system_id)
         if acct is None:
             return []
-        want = "+" + "".join(ch for ch in user if ch.isdigit()) if user else None
-        return [m for m in acct.thread if want is None or m["user"] == want]
+        return thread_of(acct.thread, f"+{digits(user)}" if user else None)
 
     async def _r_sessions(self, _request: Request) -> Response:
         return JSONResponse(

@@ -62,8 +62,10 @@ from tidings.simulators.kit import (
     control_error,
     control_routes,
     read_json,
+    set_status,
     thread_entry,
     thread_handler,
+    thread_of,
 )
 
 API_VERSION = "2010-04-01"
@@ -145,8 +147,13 @@ class TwilioError(Exception):
 # --- knobs and control bodies ---------------------------------------------------------------
 
 
-class Knobs(BaseModel):
+class _Body(BaseModel):
+    """A control body: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class Knobs(_Body):
     auto_statuses: list[Literal["sent", "delivered"]] = ["sent", "delivered"]
     status_delay: float = Field(0.05, ge=0)
     # Twilio's own STOP/START/HELP handling for long codes (off = Advanced Opt-Out disabled).
@@ -157,21 +164,19 @@ class Knobs(BaseModel):
     delivery_timeout: float = Field(10.0, gt=0)
 
 
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AccountIn(_Body):
     auth_token: str = Field(min_length=1)
     webhook_url: str = Field(min_length=1)
     numbers: list[str] = []
     messaging_service_sid: str | None = None
 
 
-class MediaIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MediaIn(_Body):
     url: str = Field(min_length=1)
     content_type: str = "image/jpeg"
 
 
-class InboundIn(BaseModel):
+class InboundIn(_Body):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: str = Field(alias="from", min_length=1)
     # None sends no Body at all: what Twilio forwards for content Tidings cannot read as SMS
@@ -184,15 +189,13 @@ class InboundIn(BaseModel):
     name: str | None = None
 
 
-class StatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusIn(_Body):
     sid: str
     status: Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "read"]
     error_code: int | None = None
 
 
-class FailIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FailIn(_Body):
     code: int
     mode: Literal["sync", "callback"] = "sync"
     status: Literal["undelivered", "failed"] = "undelivered"
@@ -326,10 +329,6 @@ class TwilioSimulator(SimulatorBase):
                 ),
             ]
         )
-
-    async def flush(self, wait_seconds: float = 5.0) -> int:
-        """Wait for pending callbacks and retries; returns how many were still running."""
-        return await self.tasks.wait(wait_seconds)
 
     # --- accounts -----------------------------------------------------------------------------
 
@@ -475,9 +474,7 @@ class TwilioSimulator(SimulatorBase):
     ) -> int:
         message.status = status
         message.error_code = code
-        for entry in account.thread:
-            if entry["id"] == message.sid:
-                entry["status"] = status
+        set_status(account.thread, message.sid, status)
         if not message.status_callback:
             return 0
         params = [
@@ -588,12 +585,12 @@ class TwilioSimulator(SimulatorBase):
         return reply
 
     def conversations(self, account_sid: str | None, user: str | None) -> list[dict[str, Any]]:
-        out = []
-        for acct in self.accounts.values():
-            if account_sid and acct.sid != account_sid:
-                continue
-            out += [m for m in acct.thread if user is None or m["user"] == user]
+        out = [m for acct in self._chosen(account_sid) for m in thread_of(acct.thread, user)]
         return sorted(out, key=lambda m: float(m["at"]))
+
+    def _chosen(self, account_sid: str | None) -> list[Account]:
+        """The account `account_sid` names; every account without one."""
+        return [a for a in self.accounts.values() if not account_sid or a.sid == account_sid]
 
     # --- control routes -----------------------------------------------------------------------
 
@@ -645,18 +642,14 @@ class TwilioSimulator(SimulatorBase):
         return JSONResponse({"queued": sum(f.left for f in self.failures)})
 
     async def _r_sent(self, request: Request) -> Response:
-        wanted = request.query_params.get("account_sid")
-        return JSONResponse(
-            [s for a in self.accounts.values() if not wanted or a.sid == wanted for s in a.sent]
-        )
+        chosen = self._chosen(request.query_params.get("account_sid"))
+        return JSONResponse([s for a in chosen for s in a.sent])
 
     async def _r_optouts(self, request: Request) -> Response:
-        wanted = request.query_params.get("account_sid")
         return JSONResponse(
             [
                 {"sender": sender, "recipient": recipient}
-                for a in self.accounts.values()
-                if not wanted or a.sid == wanted
+                for a in self._chosen(request.query_params.get("account_sid"))
                 for sender, recipient in sorted(a.blocked)
             ]
         )
@@ -667,15 +660,13 @@ class TwilioSimulator(SimulatorBase):
     @_validated
     async def _r_config(self, request: Request) -> Response:
         if request.method == "POST":
-            self.knobs = self.knobs.model_copy(
-                update=Knobs.model_validate(
-                    {**self.knobs.model_dump(), **(await read_json(request))}
-                ).model_dump()
-            )
+            body = await read_json(request)
+            self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **body})
         return JSONResponse(self.knobs.model_dump())
 
     async def _r_flush(self, _request: Request) -> Response:
-        return JSONResponse({"still_running": await self.flush()})
+        """Wait for pending callbacks and retries; how many were still running."""
+        return JSONResponse({"still_running": await self.tasks.wait(5.0)})
 
     async def _r_reset(self, _request: Request) -> Response:
         self.tasks.cancel()

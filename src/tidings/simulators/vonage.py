@@ -24,6 +24,7 @@ Control routes (JSON) under `/_sim/`:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -50,14 +51,19 @@ from tidings.simulators.kit import (
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
+    check_order,
     control_error,
     control_routes,
+    digits,
+    in_order,
     int_list,
     knobs_handler,
     list_handler,
     read_json,
+    refusing_bad_input,
     thread_entry,
     thread_handler,
+    thread_of,
 )
 
 if TYPE_CHECKING:
@@ -89,10 +95,6 @@ _KNOBS: dict[str, Callable[[Any], Any]] = {
     "dlr_delay": float,
     "concat_inbound": bool,
 }
-
-
-def _digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
 
 
 def _segments(text: str) -> list[str]:
@@ -145,7 +147,7 @@ class VonageSimulator(SimulatorBase):
             api_secret=str(spec["api_secret"]),
             signature_secret=str(spec["signature_secret"]),
             signature_method=str(spec.get("signature_method") or "md5hash"),
-            number=_digits(str(spec["number"])) or str(spec["number"]),
+            number=digits(str(spec["number"])) or str(spec["number"]),
             inbound_url=str(spec["inbound_url"]),
             dlr_url=str(spec.get("dlr_url") or spec["inbound_url"]),
         )
@@ -173,7 +175,7 @@ class VonageSimulator(SimulatorBase):
         `udh`, no text); `part_order` (1-based part numbers, repeats allowed) delivers the
         parts one after another in that order, to reproduce out-of-order and repeated parts."""
         acct = self.accounts[api_key]
-        msisdn = _digits(sender)
+        msisdn = digits(sender)
         unicode = not gsm7.is_gsm7(text)
         parts = _segments(text) if self.concat_inbound and kind != "binary" else [text]
         if message_id is not None and len(parts) > 1:
@@ -209,13 +211,10 @@ class VonageSimulator(SimulatorBase):
                     }
                 )
             deliveries.append(params)
+        check_order(part_order, len(parts))
         if part_order:
-            if any(not 1 <= n <= len(parts) for n in part_order):
-                raise ValueError(f"part_order: part numbers are 1..{len(parts)}")
-            self.tasks.spawn(
-                self._deliver_in_order(api_key, acct.inbound_url, deliveries, part_order),
-                "vonage-inbound",
-            )
+            send = functools.partial(self._deliver, api_key, acct.inbound_url)
+            self.tasks.spawn(in_order(send, deliveries, part_order), "vonage-inbound")
         else:
             for params in deliveries:
                 for _ in range(1 + max(0, duplicates)):
@@ -224,12 +223,6 @@ class VonageSimulator(SimulatorBase):
                     )
         acct.thread.append(thread_entry(ids[0], "in", text, "sent", user=f"+{msisdn}"))
         return {"message_ids": ids, "parts": len(parts), "concat_ref": ref}
-
-    async def _deliver_in_order(
-        self, api_key: str, url: str, deliveries: list[dict[str, str]], order: list[int]
-    ) -> None:
-        for n in order:
-            await self._deliver(api_key, url, deliveries[n - 1])
 
     # -- webhooks to Tidings ---------------------------------------------------------------
 
@@ -387,17 +380,18 @@ class VonageSimulator(SimulatorBase):
         self.register(request.path_params["api_key"], spec)
         return JSONResponse({"ok": True})
 
+    @refusing_bad_input
     async def _r_inbound(self, request: Request) -> Response:
         spec = await read_json(request)
         api_key = str(spec.get("api_key", ""))
         if api_key not in self.accounts:
             return control_error("unknown api_key", 404)
-        sender, text = _digits(str(spec.get("from", ""))), str(spec.get("text", ""))
+        sender, text = digits(str(spec.get("from", ""))), str(spec.get("text", ""))
         if not sender or not text:
             return control_error("from and text are required")
-        try:
-            order = int_list(spec, "part_order")
-            result = await self.inbound(
+        order = int_list(spec, "part_order")
+        return JSONResponse(
+            await self.inbound(
                 api_key,
                 sender,
                 text,
@@ -406,9 +400,7 @@ class VonageSimulator(SimulatorBase):
                 kind=str(spec["type"]) if spec.get("type") else None,
                 part_order=order,
             )
-        except ValueError as exc:
-            return control_error(str(exc))
-        return JSONResponse(result)
+        )
 
     async def _r_fail(self, request: Request) -> Response:
         spec = await read_json(request)
@@ -424,12 +416,10 @@ class VonageSimulator(SimulatorBase):
         acct = self.accounts.get(api_key)
         if acct is None:
             return []
-        want = f"+{_digits(user)}" if user else None
         return [
             {k: v for k, v in m.items() if k != "record"}
             | ({"status": m["record"]["status"]} if "record" in m else {})
-            for m in acct.thread
-            if want is None or m["user"] == want
+            for m in thread_of(acct.thread, f"+{digits(user)}" if user else None)
         ]
 
     async def _r_deliveries(self, _request: Request) -> Response:
@@ -459,7 +449,7 @@ class VonageBinding(UrlBinding[VonageSimulator, Any]):
         self, channel: ChannelInfo, user: str, name: str | None, text: str
     ) -> dict[str, Any]:
         c: Any = channel.config
-        if not _digits(user):
+        if not digits(user):
             return {"error": "an SMS customer is a phone number"}
         return await self.sim.inbound(c.api_key, user, text)
 
