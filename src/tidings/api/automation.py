@@ -33,6 +33,7 @@ from tidings.actions.automation import (
     check_set_business_hours,
 )
 from tidings.api.deps import RT, Who
+from tidings.api.queries import workspace_rows
 from tidings.automation import engine, kinds
 from tidings.automation import hours as bh
 from tidings.automation.rules import rule_dict, validate_rule
@@ -43,7 +44,6 @@ from tidings.serialize import ts
 from tidings.storage.models import (
     AutomationRule,
     Conversation,
-    Inbox,
     InboxBusinessHours,
     RuleRun,
 )
@@ -139,13 +139,9 @@ async def list_kinds(who: Who) -> dict[str, Any]:
 async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(AutomationRule)
-                .where(AutomationRule.workspace_id == who.workspace_id)
-                .order_by(AutomationRule.position, AutomationRule.id)
-            )
-        ).all()
+        rows = await workspace_rows(
+            s, AutomationRule, who.workspace_id, AutomationRule.position, AutomationRule.id
+        )
     return {"data": [rule_dict(r) for r in rows]}
 
 
@@ -262,11 +258,6 @@ class BusinessHoursOut(BaseModel):
     updated_at: str | None
 
 
-async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
-    require_admin(who)
-    return await require_inbox(s, who, inbox_id)
-
-
 def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
     value = body.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -280,8 +271,9 @@ def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
 
 @router.get("/inboxes/{inbox_id}/business_hours", response_model=BusinessHoursOut)
 async def get_business_hours(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    require_admin(who)
     async with rt.db.read() as s:
-        await _inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         return _hours_dict(inbox_id, await s.get(InboxBusinessHours, inbox_id))
 
 

@@ -22,7 +22,8 @@ from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import campaigns as actions
 from tidings.actions import fallback, preference
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import Strict
+from tidings.api.queries import workspace_rows
+from tidings.api.schemas import Strict, answer
 from tidings.campaigns import report as reporting
 from tidings.domain.campaigns import CampaignState, RecipientState
 from tidings.domain.errors import InvalidInput, NotFound
@@ -225,6 +226,8 @@ async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
 
 
 async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
+    """The campaign, for owners and admins."""
+    require_admin(who)
     async with rt.db.read() as s:
         return await require_own(s, who, Campaign, campaign_id, "campaign")
 
@@ -240,19 +243,12 @@ async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
 async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(Campaign)
-                .where(Campaign.workspace_id == who.workspace_id)
-                .order_by(Campaign.id.desc())
-            )
-        ).all()
+        rows = await workspace_rows(s, Campaign, who.workspace_id, Campaign.id.desc())
         return [actions.campaign_dict(c, await reporting.counts(s, c.id)) for c in rows]
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def get_campaign(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
-    require_admin(who)
     return await _with_counts(rt, await _get(rt, who, campaign_id))
 
 
@@ -322,29 +318,19 @@ async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any
 
 @router.get("/campaigns/{campaign_id}/report", tags=["campaigns"], response_model=ReportOut)
 async def report(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
-    require_admin(who)
     c = await _get(rt, who, campaign_id)
     async with rt.db.read() as s:
         return await reporting.report(s, c)
 
 
 def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "contact_id": r.contact_id,
-        "address": r.address,
-        "source_row": r.source_row,
-        "state": r.state,
-        "reason": r.reason,
-        "detail": r.detail,
-        "channel_id": r.channel_id,
-        "channel_reason": r.channel_reason,
-        "conversation_id": r.conversation_id,
-        "message_id": r.message_id,
-        "fallback_message_id": r.fallback_message_id,
-        "queued_at": r.queued_at.isoformat() if r.queued_at else None,
-        "not_before": r.not_before.isoformat() if r.not_before else None,
-    }
+    # Its instants as `isoformat()` writes them (no microseconds when they are zero).
+    return answer(
+        RecipientOut,
+        r,
+        queued_at=r.queued_at.isoformat() if r.queued_at else None,
+        not_before=r.not_before.isoformat() if r.not_before else None,
+    )
 
 
 @router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"], response_model=RecipientPage)
@@ -356,7 +342,6 @@ async def recipients(
     after: Annotated[int, Query(ge=0, description="next_after of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    require_admin(who)
     await _get(rt, who, campaign_id)
     q = select(CampaignRecipient).where(
         CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.id > after
@@ -377,7 +362,6 @@ async def recipients(
 
 @router.get("/campaigns/{campaign_id}/recipients.csv", tags=["campaigns"])
 async def recipients_csv(campaign_id: int, who: Who, rt: RT) -> StreamingResponse:
-    require_admin(who)
     c = await _get(rt, who, campaign_id)
 
     async def body() -> AsyncIterator[bytes]:

@@ -101,13 +101,15 @@ class ReachOut(BaseModel):
     reason: str | None
 
 
-def _filtered(
+def contacts_where(
     who: Principal,
     q: str | None,
     label: str | None,
     channel: str | None,
     consent: str | None,
 ) -> Any:
+    """The contacts `who` may see that match the directory's filters (None: any); `q` as
+    `search.contact_match` reads it. The public `GET /contacts` is this with `q` alone."""
     from tidings.search import contact_match
 
     stmt = select(Contact).where(visible_contacts(who))
@@ -210,7 +212,7 @@ async def directory(
 ) -> dict[str, Any]:
     """The Contacts page: contacts `who` may see, newest first, with their labels (from their
     conversations), consent and last activity."""
-    stmt = _filtered(who, q, label, channel, consent)
+    stmt = contacts_where(who, q, label, channel, consent)
     async with rt.db.read() as s:
         total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
         rows = list(
@@ -231,7 +233,7 @@ async def export_csv(
 ) -> Response:
     """The filtered contacts as CSV (id, name, email, phone, notes, then one column per
     attribute): the import reads the same columns back."""
-    stmt = _filtered(who, q, label, channel, consent)
+    stmt = contacts_where(who, q, label, channel, consent)
     async with rt.db.read() as s:
         rows = list((await s.scalars(stmt.order_by(Contact.id).limit(EXPORT_LIMIT))).all())
     attr_names = sorted({k for c in rows for k in (c.attributes or {})})

@@ -24,26 +24,10 @@ from tidings.api.deps import RT, Who
 from tidings.channels.message_templates import needs
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
-from tidings.serialize import ts
 from tidings.storage.models import Message
 from tidings.storage.models import Template as TemplateRow
 
 router = APIRouter(prefix="/api/v1")
-
-
-def template_out(t: TemplateRow) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "channel_id": t.channel_id,
-        "name": t.name,
-        "language": t.language,
-        "category": t.category,
-        "status": t.status,
-        "body": body_text(t),
-        "components": list(t.components or []),
-        "needs": needs(list(t.components or [])).public(),
-        "updated_at": ts(t.updated_at),
-    }
 
 
 @router.post(
@@ -71,7 +55,16 @@ async def list_channel_templates(channel_id: int, who: Who, rt: RT) -> list[dict
                 .order_by(TemplateRow.name, TemplateRow.language)
             )
         ).all()
-    return [template_out(t) for t in rows]
+    return [
+        sc.answer(
+            sc.TemplateOut,
+            t,
+            body=body_text(t),
+            components=list(t.components or []),
+            needs=needs(list(t.components or [])).public(),
+        )
+        for t in rows
+    ]
 
 
 @router.post(

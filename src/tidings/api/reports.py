@@ -104,8 +104,17 @@ def display_name(kind: str, id_: int | None, name: str | None) -> str:
     return f"deleted {kind} #{id_}"
 
 
-def _timing_cells(t: dict[str, Any]) -> list[Any]:
-    return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
+TIMING = ("median_seconds", "p90_seconds", "conversations")
+
+
+def _timing_columns(*kinds: str) -> list[str]:
+    """The CSV columns of timings, e.g. `first_response_median_seconds`, in TIMING order."""
+    return [f"{kind}_{figure}" for kind in kinds for figure in TIMING]
+
+
+def _timing_cells(row: dict[str, Any], *kinds: str) -> list[Any]:
+    """`row`'s timings of `kinds` (each a TimingOut dict) for `_timing_columns(*kinds)`."""
+    return [row[kind][figure] for kind in kinds for figure in TIMING]
 
 
 class OptionOut(BaseModel):
@@ -213,34 +222,18 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     # created that day, resolution of those resolved that day.
     async with rt.db.read() as s:
         per_day = await q.daily_timings(s, rt.db, f)
-
-    def timings(day: str) -> list[Any]:
-        t = per_day[day]
-        return [
-            *_timing_cells(t["first_response"]),
-            *_timing_cells(t["reply"]),
-            *_timing_cells(t["resolution"]),
-        ]
-
+    kinds = ("first_response", "reply", "resolution")
     return csv_response(
         "conversations",
+        ["day", "new", "resolved", "backlog", *_timing_columns(*kinds)],
         [
-            "day",
-            "new",
-            "resolved",
-            "backlog",
-            "first_response_median_seconds",
-            "first_response_p90_seconds",
-            "first_response_conversations",
-            "reply_median_seconds",
-            "reply_p90_seconds",
-            "reply_conversations",
-            "resolution_median_seconds",
-            "resolution_p90_seconds",
-            "resolution_conversations",
-        ],
-        [
-            [d["day"], d["new"], d["resolved"], d["backlog"], *timings(d["day"])]
+            [
+                d["day"],
+                d["new"],
+                d["resolved"],
+                d["backlog"],
+                *_timing_cells(per_day[d["day"]], *kinds),
+            ]
             for d in r["series"]
         ],
     )
@@ -371,22 +364,10 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
         for kind in ("agent", "team")
         for row in r[f"{kind}s"]
     }
+    kinds = ("first_response", "resolution")
     return csv_response(
         "agents",
-        [
-            "day",
-            "group",
-            "id",
-            "name",
-            "conversations",
-            "resolved",
-            "first_response_median_seconds",
-            "first_response_p90_seconds",
-            "first_response_conversations",
-            "resolution_median_seconds",
-            "resolution_p90_seconds",
-            "resolution_conversations",
-        ],
+        ["day", "group", "id", "name", "conversations", "resolved", *_timing_columns(*kinds)],
         [
             [
                 d["day"].isoformat(),
@@ -395,8 +376,7 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
                 display_name(d["group"], d["id"], names.get((d["group"], d["id"]))),
                 d["conversations"],
                 d["resolved"],
-                *_timing_cells(d["first_response"]),
-                *_timing_cells(d["resolution"]),
+                *_timing_cells(d, *kinds),
             ]
             for d in days
         ],

@@ -7,9 +7,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.serialize import ts
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def answer(model: type[BaseModel], row: object, **given: Any) -> dict[str, Any]:
+    """The answer `model` describes, read off `row` (a database row or any object with those
+    attributes): each field is `given[name]`, else `row.<name>`; instants as `serialize.ts`
+    writes them. The routes' one row-to-answer conversion, instead of a dict literal each."""
+    values = {k: given[k] if k in given else getattr(row, k) for k in model.model_fields}
+    return {k: ts(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 class ChannelCreate(Strict):

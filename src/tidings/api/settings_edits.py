@@ -35,7 +35,7 @@ async def update_subscription(
     sub = await subs.check_update_subscription(
         rt, who, subscription_id, active=body.active, url=body.url, events=body.events
     )
-    return {"id": sub.id, "url": sub.url, "events": sub.events, "active": sub.active}
+    return sc.answer(sc.SubscriptionOut, sub, secret=None)
 
 
 @router.delete("/webhook_subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])

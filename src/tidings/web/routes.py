@@ -184,22 +184,34 @@ async def _signed_in(request: Request) -> tuple[Agent, str] | None:
 RESET_GONE = "This link is invalid, already used or expired; ask an admin for a new one."
 
 
-async def _profile_page(request: Request, status: int, error: str | None) -> Response:
+async def _page(
+    request: Request, template: str, status: int = 200, *, admin: bool = False, **extra: object
+) -> Response:
+    """A signed-in agent's page: the sign-in redirect without a session, the 403 page for an
+    agent on an owners-and-admins (`admin`) page, else `template`."""
     found = await _signed_in(request)
     if found is None:
         return RedirectResponse("/login", status_code=303)
     agent, cookie = found
     rt: Runtime = request.app.state.runtime
+    csrf = session_csrf(rt, cookie)
+    is_admin = agent.role in (Role.OWNER, Role.ADMIN)
+    if admin and not is_admin:
+        return render("forbidden.html", 403, agent=agent, csrf=csrf, sandbox=False)
     return render(
-        "profile.html",
+        template,
         status,
         agent=agent,
-        is_admin=agent.role in (Role.OWNER, Role.ADMIN),
+        is_admin=is_admin,
         sandbox=rt.settings.sandbox,
-        csrf=session_csrf(rt, cookie),
-        error=error,
-        changed=request.query_params.get("changed") == "1" and error is None,
+        csrf=csrf,
+        **extra,
     )
+
+
+async def _profile_page(request: Request, status: int, error: str | None) -> Response:
+    changed = request.query_params.get("changed") == "1" and error is None
+    return await _page(request, "profile.html", status, error=error, changed=changed)
 
 
 def mount_web(app: FastAPI) -> None:
@@ -323,62 +335,26 @@ def mount_web(app: FastAPI) -> None:
             return render("reset.html", 422, token=token, email=agent.email, error=str(exc))
         return RedirectResponse("/login", status_code=303)
 
-    async def agent_page(request: Request, template: str) -> Response:
-        """A page for every signed-in agent: sign-in redirect, else `template`."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        return render(
-            template,
-            agent=agent,
-            is_admin=agent.role in (Role.OWNER, Role.ADMIN),
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-        )
-
     @app.get("/inbox", include_in_schema=False)
     async def inbox(request: Request) -> Response:
-        return await agent_page(request, "inbox.html")
+        return await _page(request, "inbox.html")
 
     @app.get("/contacts", include_in_schema=False)
     async def contacts(request: Request) -> Response:
         """Contacts (issue 18): every agent, each seeing the contacts `access` gives them."""
-        return await agent_page(request, "contacts.html")
-
-    async def admin_page(request: Request, template: str, **extra: object) -> Response:
-        """An owners-and-admins page: sign-in redirect, 403 page for agents, else `template`."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        if agent.role not in (Role.OWNER, Role.ADMIN):
-            return render(
-                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
-            )
-        return render(
-            template,
-            200,
-            agent=agent,
-            is_admin=True,
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-            **extra,
-        )
+        return await _page(request, "contacts.html")
 
     @app.get("/settings", include_in_schema=False)
     async def settings(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
-        return await admin_page(request, "settings.html", public_url=rt.settings.public_url)
+        return await _page(request, "settings.html", admin=True, public_url=rt.settings.public_url)
 
     @app.get("/campaigns", include_in_schema=False)
     async def campaigns(request: Request) -> Response:
         """Broadcasts (issue 6): list with live progress, editor, preview, report. Admins."""
-        return await admin_page(request, "campaigns.html")
+        return await _page(request, "campaigns.html", admin=True)
 
     @app.get("/reports", include_in_schema=False)
     async def reports(request: Request) -> Response:
         """Reports (issue 8): conversations, channels, agents, campaigns; charts and CSV. Admins."""
-        return await admin_page(request, "reports.html")
+        return await _page(request, "reports.html", admin=True)
