@@ -19,7 +19,7 @@ from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
 from tidings.api.deps import RT, Who
 from tidings.api.queries import inbox_ids_by_agent, workspace_rows
-from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut, Strict, answer
+from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut, NewAgent, Strict, answer
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
@@ -37,10 +37,7 @@ from tidings.storage.models import (
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-class AgentCreate(Strict):
-    email: str = Field(min_length=3, max_length=320)
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field(default="agent", description="owner | admin | agent")
+class AgentCreate(NewAgent):
     password: str = Field(min_length=1, max_length=1000)
 
 

@@ -6,6 +6,7 @@
     GET               /api/v1/automation/runs?conversation_id=&rule_id=&limit=
     GET               /api/v1/automation/kinds   (the registered condition and action kinds)
     GET/PUT/DELETE    /api/v1/inboxes/{id}/business_hours
+    GET               /api/v1/timezones   (the IANA zones business hours may be in)
 
 Rules and hours are for owners and admins; an agent may read the runs of a conversation they
 can see. Bad input is a 4xx with `{"error": {"code", "message"}}` naming the field.
@@ -13,6 +14,8 @@ can see. Bad input is a 4xx with `{"error": {"code", "message"}}` naming the fie
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -323,3 +326,14 @@ async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) ->
 @router.delete("/inboxes/{inbox_id}/business_hours", status_code=204)
 async def delete_business_hours(inbox_id: int, who: Who, rt: RT) -> None:
     await check_delete_business_hours(rt, who, inbox_id)
+
+
+@lru_cache(maxsize=1)
+def _zones() -> list[str]:
+    return sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC")
+
+
+@router.get("/timezones", response_model=list[str])
+async def timezones(who: Who) -> list[str]:
+    """IANA time-zone names this server knows (for business hours)."""
+    return _zones()

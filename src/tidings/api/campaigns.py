@@ -21,7 +21,7 @@ from tidings.access import Principal, require_admin, require_inbox, require_own
 from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import campaigns as actions
 from tidings.actions import fallback, preference
-from tidings.api.deps import RT, Who
+from tidings.api.deps import RT, Who, uploaded
 from tidings.api.queries import workspace_rows
 from tidings.api.schemas import Strict, answer
 from tidings.campaigns import report as reporting
@@ -210,10 +210,6 @@ class PreviewOut(BaseModel):
     sample: list[PreviewEntryOut]
 
 
-def _fields(body: CampaignIn) -> dict[str, Any]:
-    return {k: getattr(body, k) for k in body.model_fields_set}
-
-
 async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
     """The campaign with its counts and, once launched, where its queued messages stand in
     the outbox (`held` while paused, `in_flight`: already claimed for sending)."""
@@ -235,7 +231,7 @@ async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
 @router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignDetailOut)
 async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
     """A draft campaign. Add a CSV audience, preview, then launch."""
-    c = await actions.check_create_campaign(rt, who, _fields(body))
+    c = await actions.check_create_campaign(rt, who, body.model_dump(exclude_unset=True))
     return await _with_counts(rt, c)
 
 
@@ -254,7 +250,9 @@ async def get_campaign(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
 
 @router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def patch_campaign(campaign_id: int, body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
-    c = await actions.check_update_campaign(rt, who, campaign_id, _fields(body))
+    c = await actions.check_update_campaign(
+        rt, who, campaign_id, body.model_dump(exclude_unset=True)
+    )
     return await _with_counts(rt, c)
 
 
@@ -276,15 +274,7 @@ async def upload_csv(
     """The body is the CSV (text/csv), or a multipart form with a `file` field. A `phone`
     column is required; other columns become template variables. Bad and duplicate rows are
     reported (and kept as skipped recipients)."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput("file: attach the CSV as a file field named 'file'")
-        raw = await upload.read()
-    else:
-        raw = await request.body()
+    raw = await uploaded(request, "file: attach the CSV as a file field named 'file'")
     if not raw.strip():
         raise InvalidInput("csv: the upload is empty")
     return await actions.check_upload_csv(rt, who, campaign_id, raw, region)

@@ -1,7 +1,9 @@
 """Two checks on every HTTP answer and request body, before any route runs (issue #15, item 14).
 
 - Every answer carries `X-Content-Type-Options: nosniff` (pages and media already did; JSON
-  answers did not), so a browser never sniffs a JSON body into HTML.
+  answers did not), so a browser never sniffs a JSON body into HTML; an HTML answer (pages,
+  the sandbox phone) also the CSP and friends (SECURITY_HEADERS), a static file
+  `Cache-Control: no-cache` (STATIC_CACHE_CONTROL): `outgoing_headers`.
 - A request body under `/api/` is limited to `max_json_bytes` (default 1 MiB,
   `TIDINGS_MAX_JSON_BYTES`), and a JSON one to MAX_JSON_DEPTH levels, checked before anything
   parses it: a 60 MB body used to be parsed in full before validation refused it, and a deeply
@@ -47,6 +49,30 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 
+# The browser code is native ES modules under /static, imported by relative URL with no
+# version in it (docs/architecture.md, "Browser code"). `no-cache` makes the browser revalidate
+# each module (ETag / Last-Modified: a 304 when unchanged) instead of guessing a freshness from
+# Last-Modified, so after an upgrade no page mixes new modules with stale ones.
+STATIC_PREFIX = "/static/"
+STATIC_CACHE_CONTROL = b"no-cache"
+
+
+def outgoing_headers(
+    headers: list[tuple[bytes, bytes]], static: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """`headers` with what every answer carries: SECURITY_HEADERS on HTML, `no-cache` on a
+    `static` file unless it says otherwise, and `nosniff` on everything."""
+    present = {k.lower() for k, _ in headers}
+    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    if ctype.startswith(b"text/html"):
+        headers = headers + [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+    elif static and b"cache-control" not in present:
+        headers = [*headers, (b"cache-control", STATIC_CACHE_CONTROL)]
+    if not any(k.lower() == NOSNIFF[0] for k, _ in headers):
+        headers = [*headers, NOSNIFF]
+    return headers
+
+
 # Routes whose bodies are files, not JSON, whatever their content type says.
 _UPLOADS = re.compile(
     r"^/api/v1/(conversations/[^/]+/attachments|campaigns/[^/]+/audience/csv|contacts/import)$"
@@ -72,15 +98,15 @@ class RequestGuards:
             await self.app(scope, receive, send)
             return
 
+        path: str = scope["path"]
+        static = path.startswith(STATIC_PREFIX)
+
         async def send_nosniff(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(k.lower() == NOSNIFF[0] for k, _ in headers):
-                    headers.append(NOSNIFF)
-                    message = {**message, "headers": headers}
+                message = {**message, "headers": outgoing_headers(headers, static)}
             await send(message)
 
-        path: str = scope["path"]
         if (
             scope["method"] not in _BODY_METHODS
             or not path.startswith("/api/")

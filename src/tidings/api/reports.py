@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -81,12 +81,15 @@ def cell(value: Any) -> str:
     return text
 
 
-def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+def csv_response(
+    name: str, header: list[str], rows: list[list[Any]], safe: Callable[[Any], str] = cell
+) -> Response:
+    """`name`.csv for download: `header`, then `rows` with each value made `safe`."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
     for row in rows:
-        w.writerow([cell(v) for v in row])
+        w.writerow([safe(v) for v in row])
     return Response(
         buf.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -300,25 +303,15 @@ class ChannelsReportOut(RangeOut):
     series: list[ChannelDayOut] = Field(description='[{"day", "<channel_id>": messages}]')
 
 
+# The CSV's columns: a JSON channel row's, its fallbacks flattened (`fallbacks_refused`...),
+# on each day's line, with the report's currency.
 CHANNEL_COLUMNS = [
     "day",
-    "channel_id",
-    "name",
-    "kind",
-    "messages_in",
-    "messages_out",
-    "conversations_new",
-    "delivered",
-    "read",
-    "failed",
-    "delivery_rate",
-    "read_rate",
-    "fallbacks_failed",
-    "fallbacks_not_delivered_in_time",
-    "fallbacks_refused",
-    "customer_replies",
-    "customer_reply_avg_seconds",
-    "cost",
+    *(
+        f"fallbacks_{kind}" if name == "fallbacks" else name
+        for name in ChannelRowOut.model_fields
+        for kind in (FallbackCountsOut.model_fields if name == "fallbacks" else [name])
+    ),
     "currency",
 ]
 
@@ -449,9 +442,7 @@ class CampaignReportRow(ReportOut):
     name: str
 
 
-class CampaignsReportOut(BaseModel):
-    from_: str = Field(alias="from", description="First UTC day")
-    to: str = Field(description="Last UTC day")
+class CampaignsReportOut(RangeOut):
     currency: str = Field(description="The costs' currency (the SMS price table's)")
     campaigns: list[CampaignReportRow]
 

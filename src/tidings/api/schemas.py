@@ -202,6 +202,12 @@ class SubscriptionCreate(Strict):
     )
 
 
+class SubscriptionPatch(Strict):
+    active: bool | None = Field(default=None, description="false pauses deliveries")
+    url: str | None = Field(default=None, max_length=2000)
+    events: list[str] | None = None
+
+
 class SubscriptionOut(BaseModel):
     id: int
     url: str
@@ -276,6 +282,14 @@ class TokenOut(BaseModel):
 class PasswordChange(Strict):
     current_password: str = Field(min_length=1, max_length=1000)
     new_password: str = Field(min_length=1, max_length=1000)
+
+
+class NewAgent(Strict):
+    """What an admin gives for a new agent (created with a password, or invited)."""
+
+    email: str = Field(min_length=3, max_length=320)
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(default="agent", description="owner | admin | agent")
 
 
 class AgentOut(BaseModel):

@@ -47,7 +47,7 @@ from tidings.actions.triage import (
 from tidings.api import schemas as sc
 from tidings.api.admin import CannedOut, LabelOut
 from tidings.api.avatars import picture_path
-from tidings.api.channel_kinds import ChannelKindOut
+from tidings.api.channels_admin import ChannelKindOut
 from tidings.api.deps import RT, Who
 from tidings.api.queries import (
     conversations_where,
@@ -95,6 +95,7 @@ class TriageIn(sc.Strict):
 
 
 class BulkFilter(sc.Strict):
+    # The inbox list's filters (GET /conversations below); a saved view adds sla and sort.
     view: str = "all"
     status: str | None = "open"
     inbox_id: int | None = None
@@ -280,17 +281,21 @@ class SearchOut(BaseModel):
 
 async def contact_names(
     s: AsyncSession, contact_ids: set[int]
-) -> dict[int, tuple[str | None, str]]:
-    """(name, display name) of each contact: `serialize.display_name`'s rule, with the
-    identities' provider names read only for contacts that have neither name nor phone."""
+) -> dict[int, tuple[str | None, str, str | None]]:
+    """(name, display name, picture address) of each contact: `serialize.display_name`'s rule,
+    with the identities' provider names read only for contacts that have neither name nor
+    phone; a same-origin picture address where the channel gave the customer one
+    (api/avatars.py)."""
     if not contact_ids:
         return {}
     rows = (
         await s.execute(
-            select(Contact.id, Contact.name, Contact.phone_e164).where(Contact.id.in_(contact_ids))
+            select(Contact.id, Contact.name, Contact.phone_e164, Contact.attributes).where(
+                Contact.id.in_(contact_ids)
+            )
         )
     ).all()
-    bare = [cid for cid, name, phone in rows if not name and not phone]
+    bare = [cid for cid, name, phone, _ in rows if not name and not phone]
     handles: dict[int, str] = {}
     if bare:
         for cid, handle in await s.execute(
@@ -301,7 +306,8 @@ async def contact_names(
             if handle:
                 handles.setdefault(cid, handle)
     return {
-        cid: (name, display_name(cid, name, phone, handles.get(cid))) for cid, name, phone in rows
+        cid: (name, display_name(cid, name, phone, handles.get(cid)), picture_path(cid, attrs))
+        for cid, name, phone, attrs in rows
     }
 
 
@@ -314,15 +320,6 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
     ids = [c.id for c in convs]
     names = await contact_names(s, {c.contact_id for c in convs})
     labels = await labels_by_conversation(s, ids)
-    # A same-origin picture address where the channel gave the customer one (api/avatars.py).
-    pictures = {
-        cid: picture_path(cid, attributes)
-        for cid, attributes in await s.execute(
-            select(Contact.id, Contact.attributes).where(
-                Contact.id.in_({c.contact_id for c in convs})
-            )
-        )
-    }
     windows: dict[tuple[int, int], datetime | None] = {}
     for row in await s.scalars(
         select(ConversationChannel).where(ConversationChannel.conversation_id.in_(ids))
@@ -333,10 +330,9 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
     for c in convs:
         item = conversation_dict(c, labels.get(c.id))
         info = await rt.channels.get(c.last_channel_id) if c.last_channel_id else None
-        item["contact_name"], item["contact_display_name"] = names.get(
-            c.contact_id, (None, display_name(c.contact_id, None, None))
+        item["contact_name"], item["contact_display_name"], item["contact_picture_url"] = names.get(
+            c.contact_id, (None, display_name(c.contact_id, None, None), None)
         )
-        item["contact_picture_url"] = pictures.get(c.contact_id)
         item["channel_kind"] = info.kind if info else None
         item["channel_name"] = info.name if info else None
         item["window"] = None
@@ -768,7 +764,9 @@ async def search(
                 owners[conv_id] = contact_id
         names = await contact_names(s, set(owners.values()))
         idents = await identities_by_contact(s, [c.id for c in contacts])
-    hits = [(m, names.get(owners.get(m.conversation_id, 0), (None, "Customer"))) for m in found]
+    hits = [
+        (m, names.get(owners.get(m.conversation_id, 0), (None, "Customer", None))) for m in found
+    ]
     return {
         "contacts": [
             {**contact_dict(c, idents.get(c.id)), "conversation_id": latest.get(c.id)}
@@ -776,6 +774,6 @@ async def search(
         ],
         "messages": [
             {**message_dict(m), "contact_name": name, "contact_display_name": shown}
-            for m, (name, shown) in hits
+            for m, (name, shown, _) in hits
         ],
     }

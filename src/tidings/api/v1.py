@@ -23,6 +23,7 @@ from tidings.access import (
     visible_channels,
 )
 from tidings.actions import admin
+from tidings.actions import webhook_subscriptions as subs
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
 from tidings.actions.media import attachments_of
 from tidings.actions.outbound import check_send_reply
@@ -209,17 +210,7 @@ async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dic
     Instead of text: `template` (an approved WhatsApp template with its values), `interactive`
     (reply buttons, a list, quick replies) or `reaction` (an emoji on one of the thread's
     messages), each checked against the channel's rules before it is queued."""
-
-    rich = await send_rich(
-        rt,
-        who,
-        conversation_id,
-        body.channel_id,
-        body.text,
-        template=body.template,
-        interactive=body.interactive,
-        reaction=body.reaction,
-    )
+    rich = await send_rich(rt, who, conversation_id, body)
     if rich is not None:
         return message_dict(rich)
     message = await check_send_reply(
@@ -288,6 +279,27 @@ async def list_subscriptions(who: Who, rt: RT) -> list[dict[str, Any]]:
     async with rt.db.read() as s:
         rows = await workspace_rows(s, WebhookSubscription, who.workspace_id)
     return [sc.answer(sc.SubscriptionOut, r, secret=None) for r in rows]
+
+
+@router.patch(
+    "/webhook_subscriptions/{subscription_id}",
+    response_model=sc.SubscriptionOut,
+    tags=["webhooks"],
+)
+async def update_subscription(
+    subscription_id: int, body: sc.SubscriptionPatch, who: Who, rt: RT
+) -> dict[str, Any]:
+    """Pause (`active: false`) or resume a subscription, or change its URL or events."""
+    sub = await subs.check_update_subscription(
+        rt, who, subscription_id, active=body.active, url=body.url, events=body.events
+    )
+    return sc.answer(sc.SubscriptionOut, sub, secret=None)
+
+
+@router.delete("/webhook_subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])
+async def delete_subscription(subscription_id: int, who: Who, rt: RT) -> None:
+    """Delete the subscription and its delivery log."""
+    await subs.check_delete_subscription(rt, who, subscription_id)
 
 
 @router.get(

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from tidings.api.guards import NOSNIFF, SECURITY_HEADERS
+from tidings.api.guards import outgoing_headers
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
 from tidings.domain.errors import PayloadError, SignatureError, TidingsError
@@ -202,13 +202,7 @@ async def fast_path(
         except Exception:  # as Starlette's ServerErrorMiddleware answers it
             log.exception("webhook %s failed", scope["path"])
             response = PlainTextResponse("Internal Server Error", status_code=500)
-        headers = response.raw_headers
-        if not any(k == b"x-content-type-options" for k, _ in headers):
-            headers.append(NOSNIFF)
-        ctype = next((v for k, v in headers if k == b"content-type"), b"")
-        if ctype.startswith(b"text/html"):
-            present = {k for k, _ in headers}
-            headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+        headers = outgoing_headers(response.raw_headers)
         headers.append((b"x-request-id", request_id.encode()))
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the inbox and settings pages, and the security headers of every page.
+"""Sign-in, sign-out, the inbox and settings pages (their security headers: `api/guards.py`).
 
 CSRF: the sign-in form carries a random token that must match a cookie set with the form
 (double submit: another site can neither read the cookie nor set it); pages for a signed-in
@@ -20,7 +20,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.actions.admin import hasher
 from tidings.actions.passwords import (
@@ -36,7 +35,6 @@ from tidings.api.auth import (
     session_claim,
     set_session_cookie,
 )
-from tidings.api.guards import SECURITY_HEADERS
 from tidings.domain.enums import Role
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -48,10 +46,6 @@ TEMPLATES = Environment(
 )
 
 LOGIN_CSRF_COOKIE = "tidings_login_csrf"
-
-# Nothing is exempt: the OpenAPI explorer is served from a pinned package with a static start-up
-# script (api/docs.py), so it lives under the same rules.
-CSP_EXEMPT_PREFIXES: tuple[str, ...] = ()
 
 # Login throttling: failures per email within a window, in this process.
 THROTTLE_WINDOW = 300.0
@@ -73,44 +67,6 @@ ADDRESS_MAX_WAIT = 1.0
 # Unknown emails still cost one password hash, so they answer as slowly as known ones and
 # the timing does not tell which accounts exist.
 _DUMMY_HASH = hasher.hash("not a password: equalises sign-in timing")
-
-
-# The browser code is native ES modules under /static, imported by relative URL with no
-# version in it (docs/architecture.md, "Browser code"). `no-cache` makes the browser revalidate
-# each module (ETag / Last-Modified: a 304 when unchanged) instead of guessing a freshness from
-# Last-Modified, so after an upgrade no page mixes new modules with stale ones.
-STATIC_PREFIX = "/static/"
-STATIC_CACHE_CONTROL = b"no-cache"
-
-
-class SecurityHeaders:
-    """Adds the CSP and friends to every HTML response (pages, the sandbox phone, errors), and
-    `Cache-Control: no-cache` to the static files (STATIC_CACHE_CONTROL)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(CSP_EXEMPT_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-
-        static = str(scope.get("path", "")).startswith(STATIC_PREFIX)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if ctype.startswith(b"text/html"):
-                    headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                    message = {**message, "headers": headers}
-                elif static and b"cache-control" not in present:
-                    headers.append((b"cache-control", STATIC_CACHE_CONTROL))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 async def _address_throttled(rt: Runtime, request: Request) -> bool:
@@ -215,7 +171,6 @@ async def _profile_page(request: Request, status: int, error: str | None) -> Res
 
 
 def mount_web(app: FastAPI) -> None:
-    app.add_middleware(SecurityHeaders)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
