@@ -26,6 +26,7 @@ from tidings.api.channels_admin import router as channels_admin_router
 from tidings.api.contacts import router as contacts_router
 from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
+from tidings.api.guards import error_response as _error
 from tidings.api.health import mount_health
 from tidings.api.macros import router as macros_router
 from tidings.api.me import router as me_router
@@ -59,10 +60,6 @@ class TidingsApp(FastAPI):
             await super().__call__(scope, receive, send)
             return
         await fast_path(self.state.runtime, scope, receive, send, params)
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def _field(loc: Sequence[Any]) -> str:

@@ -18,7 +18,7 @@ from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
 from tidings.api.deps import RT, Who
-from tidings.api.queries import inbox_ids_by_agent, workspace_rows
+from tidings.api.queries import grouped, inbox_ids_by_agent, workspace_rows
 from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut, NewAgent, Strict, answer
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
@@ -309,12 +309,8 @@ async def _with_members(
                 .order_by(order)
             )
         ).all()
-        members = (
-            await s.execute(select(group_of, agent_of).where(group_of.in_([g.id for g in groups])))
-        ).all()
-    by_group: dict[int, list[int]] = {}
-    for group_id, agent_id in members:
-        by_group.setdefault(group_id, []).append(agent_id)
+        members = select(group_of, agent_of).where(group_of.in_([g.id for g in groups]))
+        by_group = grouped((await s.execute(members)).tuples())
     return [
         {"id": g.id, "name": g.name, "agent_ids": sorted(by_group.get(g.id, []))} for g in groups
     ]

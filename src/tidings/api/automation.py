@@ -298,29 +298,14 @@ async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) ->
     hours = bh.parse_hours(
         body.get("timezone", "UTC"), body.get("weekly") or {}, body.get("holidays")
     )
-    flags = {}
+    fields = hours.as_json()  # timezone, weekly, holidays
     for key in ("away_enabled", "greeting_enabled"):
-        value = body.get(key, False)
-        if not isinstance(value, bool):
+        fields[key] = body.get(key, False)
+        if not isinstance(fields[key], bool):
             raise InvalidInput(f"{key}: true or false")
-        flags[key] = value
-    away = _message(body, "away_message", flags["away_enabled"])
-    greeting = _message(body, "greeting_message", flags["greeting_enabled"])
-    stored = hours.as_json()
-    row = await check_set_business_hours(
-        rt,
-        who,
-        inbox_id,
-        {
-            "timezone": hours.timezone,
-            "weekly": stored["weekly"],
-            "holidays": stored["holidays"],
-            "away_message": away,
-            "greeting_message": greeting,
-            **flags,
-        },
-    )
-    return _hours_dict(inbox_id, row)
+    for kind in ("away", "greeting"):
+        fields[f"{kind}_message"] = _message(body, f"{kind}_message", fields[f"{kind}_enabled"])
+    return _hours_dict(inbox_id, await check_set_business_hours(rt, who, inbox_id, fields))
 
 
 @router.delete("/inboxes/{inbox_id}/business_hours", status_code=204)

@@ -19,12 +19,45 @@ from __future__ import annotations
 
 import re
 
-import orjson
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.domain.jsondepth import MAX_JSON_DEPTH, too_deep
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, declared: str | bytes | None, limit: int) -> bytes:
+    """Read a request's body, at most `limit` bytes: refuse early on its Content-Length
+    (`declared`), and stop reading otherwise (BodyTooLarge; ClientDisconnect)."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """Every error answer's shape: `{"error": {"code", "message"}}` with a 4xx/5xx status."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
 # Added to every HTML answer (the agent UI's pages, and a webhook answered in HTML).
 # No inline script or style anywhere: customer text that slipped into markup could not run.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -115,30 +148,21 @@ class RequestGuards:
             await self.app(scope, receive, send_nosniff)
             return
         headers = dict(scope["headers"])
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_json_bytes:
-            await self._refuse(send_nosniff, 413, "too_large", self._too_large())
+        limit = self.max_json_bytes
+        refusal: JSONResponse | None = None
+        try:
+            # Read the body (at most the limit) before any route sees it, then hand it on.
+            body = await read_body(receive, headers.get(b"content-length"), limit)
+        except ClientDisconnect:
             return
-        # Read the body (at most the limit) before any route sees it, then hand it on.
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_json_bytes:
-                await self._refuse(send_nosniff, 413, "too_large", self._too_large())
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if _json_like(headers.get(b"content-type")) and too_deep(body):
-            await self._refuse(
-                send_nosniff, 400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-            )
+        except BodyTooLarge:
+            refusal = error_response(413, "too_large", f"the JSON body exceeds {limit} bytes")
+        else:
+            if _json_like(headers.get(b"content-type")) and too_deep(body):
+                depth = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                refusal = error_response(400, "too_deep", depth)
+        if refusal is not None:
+            await refusal(scope, receive, send_nosniff)
             return
         replayed = False
 
@@ -150,21 +174,3 @@ class RequestGuards:
             return await receive()
 
         await self.app(scope, replay, send_nosniff)
-
-    def _too_large(self) -> str:
-        return f"the JSON body exceeds {self.max_json_bytes} bytes"
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-        body = orjson.dumps({"error": {"code": code, "message": message}})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -6,9 +6,9 @@ both go through these functions (issue #17 item 9)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,31 +113,36 @@ def page_cursor(rows: Sequence[Any], limit: int, at: str = "last_activity_at") -
     return encode_cursor(getattr(last, at), last.id)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def grouped(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
+    """`(key, value)` pairs as {key: [its values, in their order]}."""
+    out: dict[K, list[V]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
+
+
 async def labels_by_conversation(s: AsyncSession, ids: list[int]) -> dict[int, list[str]]:
-    labels: dict[int, list[str]] = {}
-    if ids:
-        for conv_id, name in await s.execute(
-            select(ConversationLabel.conversation_id, Label.name)
-            .join(Label, Label.id == ConversationLabel.label_id)
-            .where(ConversationLabel.conversation_id.in_(ids))
-        ):
-            labels.setdefault(conv_id, []).append(name)
-    return labels
+    q = (
+        select(ConversationLabel.conversation_id, Label.name)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id.in_(ids))
+    )
+    return grouped((await s.execute(q)).tuples()) if ids else {}
 
 
 async def identities_by_contact(
     s: AsyncSession, contact_ids: list[int]
 ) -> dict[int, list[ContactIdentity]]:
     """Each contact's channel identities, oldest first."""
-    out: dict[int, list[ContactIdentity]] = {}
-    if contact_ids:
-        for i in await s.scalars(
-            select(ContactIdentity)
-            .where(ContactIdentity.contact_id.in_(contact_ids))
-            .order_by(ContactIdentity.id)
-        ):
-            out.setdefault(i.contact_id, []).append(i)
-    return out
+    if not contact_ids:
+        return {}
+    mine = ContactIdentity.contact_id.in_(contact_ids)
+    q = select(ContactIdentity).where(mine).order_by(ContactIdentity.id)
+    return grouped((i.contact_id, i) for i in await s.scalars(q))
 
 
 async def workspace_rows(s: AsyncSession, model: Any, workspace_id: int, *order: Any) -> list[Any]:
@@ -148,12 +153,10 @@ async def workspace_rows(s: AsyncSession, model: Any, workspace_id: int, *order:
 
 async def inbox_ids_by_agent(s: AsyncSession, workspace_id: int) -> dict[int, list[int]]:
     """The inboxes of the workspace each agent is a member of, by agent id (ids ascending)."""
-    out: dict[int, list[int]] = {}
-    for agent_id, inbox_id in await s.execute(
+    q = (
         select(InboxMember.agent_id, InboxMember.inbox_id)
         .join(Inbox, Inbox.id == InboxMember.inbox_id)
         .where(Inbox.workspace_id == workspace_id)
         .order_by(InboxMember.inbox_id)
-    ):
-        out.setdefault(agent_id, []).append(inbox_id)
-    return out
+    )
+    return grouped((await s.execute(q)).tuples())

@@ -219,11 +219,10 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     p90); conversations waiting for an agent now."""
     async with rt.db.read() as s:
         r = await q.conversations(s, rt.db, f)
-    if format == "json":
-        return r
-    # One line per day with that day's timings: first response and reply of the conversations
-    # created that day, resolution of those resolved that day.
-    async with rt.db.read() as s:
+        if format == "json":
+            return r
+        # One line per day with that day's timings: first response and reply of the
+        # conversations created that day, resolution of those resolved that day.
         per_day = await q.daily_timings(s, rt.db, f)
     kinds = ("first_response", "reply", "resolution")
     return csv_response(
@@ -346,11 +345,10 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
     open load now."""
     async with rt.db.read() as s:
         r = await q.agents(s, rt.db, f)
-    if format == "json":
-        return r
-    # One line per day and agent (and team): that day's conversations and first responses,
-    # and the conversations resolved that day (days with neither have no line).
-    async with rt.db.read() as s:
+        if format == "json":
+            return r
+        # One line per day and agent (and team): that day's conversations and first responses,
+        # and the conversations resolved that day (days with neither have no line).
         days = await q.agents_daily(s, rt.db, f, ["agent", "team"] if r["teams"] else ["agent"])
     names = {
         (kind, row[f"{kind}_id"]): row["name"]

@@ -488,7 +488,6 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         contact = await s.get_one(Contact, conv.contact_id)
-        identities = (await identities_by_contact(s, [contact.id])).get(contact.id, [])
         consents = (
             await s.scalars(
                 select(Consent).where(Consent.contact_id == contact.id).order_by(Consent.id)
@@ -510,16 +509,16 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
         routes = await gate.reply_options(rt, s, conv)
         labels = await labels_of(s, conv.id)
         duplicates = await merge_suggestions(s, who, contact)
-        dup_idents = await identities_by_contact(s, [d.id for d in duplicates])
+        idents = await identities_by_contact(s, [contact.id, *(d.id for d in duplicates)])
     return {
         "conversation": conversation_dict(conv, labels),
-        "contact": contact_dict(contact, identities),
+        "contact": contact_dict(contact, idents.get(contact.id, [])),
         "consents": [sc.answer(ConsentOut, c) for c in consents],
         "previous_conversations": [sc.answer(PreviousConversationOut, p) for p in previous],
         "routes": routes,
         "merge_suggestions": [
             {
-                **contact_dict(d, dup_idents.get(d.id)),
+                **contact_dict(d, idents.get(d.id)),
                 "reason": _merge_reason(contact, d),
             }
             for d in duplicates
@@ -575,8 +574,7 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
     async with rt.db.read() as s:
         before = require_conversation(who, await s.get(Conversation, conversation_id))
         old_labels = set(await labels_of(s, conversation_id))
-        old = (before.status, before.assignee_id, before.priority)
-        old_team = before.team_id
+        old_status, old_priority, old_team = before.status, before.priority, before.team_id
     fields = body.model_fields_set
     if fields & {"status", "assignee_id", "labels", "team_id"}:
         status = body.status if body.snoozed_until is None else None
@@ -607,11 +605,11 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
                 {"event": "snoozed"},
             )
         )
-    elif body.status is not None and body.status != old[0]:
+    elif body.status is not None and body.status != old_status:
         verb = {"resolved": "resolved", "open": "reopened", "pending": "marked pending"}
         text = f"{me} {verb.get(body.status, 'set status ' + body.status)} this"
         events.append((text, {"event": "status", "status": body.status}))
-    if body.priority is not None and body.priority != old[2]:
+    if body.priority is not None and body.priority != old_priority:
         events.append(
             (f"{me} set priority {body.priority}", {"event": "priority", "priority": body.priority})
         )

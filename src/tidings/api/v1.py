@@ -35,6 +35,7 @@ from tidings.api.deps import RT, Who
 from tidings.api.message_templates import send_rich
 from tidings.api.queries import (
     conversations_where,
+    grouped,
     identities_by_contact,
     keyset_page,
     labels_by_conversation,
@@ -185,12 +186,10 @@ async def list_messages(
         atts: dict[int, list[Attachment]] = {}
         if rows:
             # In the order they came (PostgreSQL returns updated rows in any order otherwise).
-            for a in await s.scalars(
-                select(Attachment)
-                .where(Attachment.message_id.in_([m.id for m in rows]))
-                .order_by(Attachment.id)
-            ):
-                atts.setdefault(a.message_id, []).append(a)
+            files = select(Attachment).where(Attachment.message_id.in_([m.id for m in rows]))
+            atts = grouped(
+                (a.message_id, a) for a in await s.scalars(files.order_by(Attachment.id))
+            )
     return {
         "data": [message_dict(m, atts.get(m.id)) for m in reversed(rows)],
         "next_cursor": next_cursor,
@@ -375,13 +374,9 @@ async def inbound_lag(who: Who, rt: RT) -> dict[str, Any]:
     it from every open inbox costs no query per request. Receipts (the `status` lane) may lag
     during a broadcast by design; only admins see that lane."""
     lanes = await rt.lag.read()
-
-    def out(lane: str) -> dict[str, Any]:
-        return {"seconds": lanes[lane].seconds, "pending": lanes[lane].pending}
-
     return {
-        "customer": out(InboundLane.CUSTOMER),
-        "status": out(InboundLane.STATUS) if who.is_admin else None,
+        "customer": sc.answer(sc.LaneLagOut, lanes[InboundLane.CUSTOMER]),
+        "status": sc.answer(sc.LaneLagOut, lanes[InboundLane.STATUS]) if who.is_admin else None,
         "warn_seconds": CUSTOMER_WARN_SECONDS,
     }
 

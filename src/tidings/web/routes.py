@@ -196,16 +196,14 @@ def mount_web(app: FastAPI) -> None:
             agent = await s.scalar(
                 select(Agent).where(Agent.email == email, Agent.active.is_(True))
             )
-        ok = False
         try:
             # Hash even when there is no such agent (or no password), so both take as long.
-            verified = hasher.verify(
+            verified: bool = hasher.verify(
                 agent.password_hash if agent and agent.password_hash else _DUMMY_HASH, password
             )
-            ok = verified and agent is not None and agent.password_hash is not None
         except VerificationError:
-            ok = False
-        if not ok or agent is None:
+            verified = False
+        if not verified or agent is None or agent.password_hash is None:
             _record_failure(email)
             return _login_page(rt, 401, "Wrong email or password.", email)
         _failures.pop(email, None)
