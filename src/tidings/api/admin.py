@@ -310,7 +310,7 @@ async def _with_members(
             )
         ).all()
         members = select(group_of, agent_of).where(group_of.in_([g.id for g in groups]))
-        by_group = grouped((await s.execute(members)).tuples())
+        by_group = grouped(await s.execute(members))
     return [
         {"id": g.id, "name": g.name, "agent_ids": sorted(by_group.get(g.id, []))} for g in groups
     ]

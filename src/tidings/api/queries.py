@@ -131,7 +131,7 @@ async def labels_by_conversation(s: AsyncSession, ids: list[int]) -> dict[int, l
         .join(Label, Label.id == ConversationLabel.label_id)
         .where(ConversationLabel.conversation_id.in_(ids))
     )
-    return grouped((await s.execute(q)).tuples()) if ids else {}
+    return grouped(await s.execute(q)) if ids else {}
 
 
 async def identities_by_contact(
@@ -159,4 +159,4 @@ async def inbox_ids_by_agent(s: AsyncSession, workspace_id: int) -> dict[int, li
         .where(Inbox.workspace_id == workspace_id)
         .order_by(InboxMember.inbox_id)
     )
-    return grouped((await s.execute(q)).tuples())
+    return grouped(await s.execute(q))
