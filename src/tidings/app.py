@@ -21,12 +21,12 @@ from tidings.api.admin import router as admin_router
 from tidings.api.automation import router as automation_router
 from tidings.api.avatars import router as avatars_router
 from tidings.api.campaigns import router as campaigns_router
-from tidings.api.channel_kinds import router as channel_kinds_router
 from tidings.api.channels_admin import help_router as channel_help_router
 from tidings.api.channels_admin import router as channels_admin_router
 from tidings.api.contacts import router as contacts_router
 from tidings.api.docs import mount_docs
 from tidings.api.guards import RequestGuards
+from tidings.api.guards import error_response as _error
 from tidings.api.health import mount_health
 from tidings.api.macros import router as macros_router
 from tidings.api.me import router as me_router
@@ -36,7 +36,6 @@ from tidings.api.notifications import router as notifications_router
 from tidings.api.reply_options import router as reply_options_router
 from tidings.api.reports import router as reports_router
 from tidings.api.service import router as service_router
-from tidings.api.settings_edits import router as settings_edits_router
 from tidings.api.sms import router as sms_router
 from tidings.api.ui import router as ui_router
 from tidings.api.v1 import router as api_router
@@ -61,10 +60,6 @@ class TidingsApp(FastAPI):
             await super().__call__(scope, receive, send)
             return
         await fast_path(self.state.runtime, scope, receive, send, params)
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -148,7 +143,6 @@ def create_app(
     app.include_router(channels_admin_router)
     app.include_router(channel_help_router)
     app.include_router(me_router)
-    app.include_router(settings_edits_router)
     app.include_router(api_router)
     app.include_router(media_router)
     app.include_router(reply_options_router)
@@ -157,7 +151,6 @@ def create_app(
     app.include_router(sms_router)
     app.include_router(reports_router)
     app.include_router(ui_router)
-    app.include_router(channel_kinds_router)
     app.include_router(notifications_router)
     app.include_router(macros_router)
     app.include_router(avatars_router)

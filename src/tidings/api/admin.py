@@ -18,7 +18,8 @@ from tidings.actions import canned, workspace_settings
 from tidings.actions.admin import public_config
 from tidings.actions.passwords import check_create_reset_link
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut, Strict
+from tidings.api.queries import grouped, inbox_ids_by_agent, workspace_rows
+from tidings.api.schemas import AgentOut, ChannelHealth, ChannelOut, NewAgent, Strict, answer
 from tidings.channels.registry import get_adapter, kinds
 from tidings.runtime import Runtime
 from tidings.serialize import channel_dict, ts
@@ -36,10 +37,7 @@ from tidings.storage.models import (
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-class AgentCreate(Strict):
-    email: str = Field(min_length=3, max_length=320)
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field(default="agent", description="owner | admin | agent")
+class AgentCreate(NewAgent):
     password: str = Field(min_length=1, max_length=1000)
 
 
@@ -77,9 +75,6 @@ class WorkspacePatch(Strict):
         description="ISO 3166 alpha-2 region national phone numbers are read in (e.g. FR); "
         "null falls back to TIDINGS_DEFAULT_REGION",
     )
-
-
-# --- workspace settings -------------------------------------------------------------------------
 
 
 # --- answers ----------------------------------------------------------------------------------
@@ -176,6 +171,9 @@ class TokenRowOut(BaseModel):
     expires_at: str | None
 
 
+# --- workspace settings -------------------------------------------------------------------------
+
+
 @router.get("/workspace", response_model=WorkspaceOut)
 async def get_workspace(who: Who, rt: RT) -> dict[str, Any]:
     return await workspace_settings.get_settings(rt, who)
@@ -205,12 +203,7 @@ async def channel_kinds(who: Who) -> list[dict[str, Any]]:
                 "label": adapter.label,
                 "schema": adapter.config_model.model_json_schema(),
                 "secret_fields": sorted(adapter.secret_fields),
-                "capabilities": {
-                    "text_max_length": caps.text_max_length,
-                    "service_window_hours": caps.service_window_hours,
-                    "supports_templates": caps.supports_templates,
-                    "receipts": list(caps.receipts),
-                },
+                "capabilities": answer(KindCapabilitiesOut, caps, receipts=list(caps.receipts)),
             }
         )
     return out
@@ -259,22 +252,9 @@ async def _provider_summary(
 async def list_agents(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
-        agents = (
-            await s.scalars(
-                select(Agent).where(Agent.workspace_id == who.workspace_id).order_by(Agent.id)
-            )
-        ).all()
-        members = (
-            await s.execute(
-                select(InboxMember.agent_id, InboxMember.inbox_id)
-                .join(Inbox, Inbox.id == InboxMember.inbox_id)
-                .where(Inbox.workspace_id == who.workspace_id)
-            )
-        ).all()
-    inboxes: dict[int, list[int]] = {}
-    for agent_id, inbox_id in members:
-        inboxes.setdefault(agent_id, []).append(inbox_id)
-    return [{**people.agent_public(a), "inbox_ids": sorted(inboxes.get(a.id, []))} for a in agents]
+        agents: list[Agent] = await workspace_rows(s, Agent, who.workspace_id, Agent.id)
+        inboxes = await inbox_ids_by_agent(s, who.workspace_id)
+    return [{**people.agent_public(a), "inbox_ids": inboxes.get(a.id, [])} for a in agents]
 
 
 @router.post("/agents", status_code=201, response_model=AgentOut)
@@ -329,12 +309,8 @@ async def _with_members(
                 .order_by(order)
             )
         ).all()
-        members = (
-            await s.execute(select(group_of, agent_of).where(group_of.in_([g.id for g in groups])))
-        ).all()
-    by_group: dict[int, list[int]] = {}
-    for group_id, agent_id in members:
-        by_group.setdefault(group_id, []).append(agent_id)
+        members = select(group_of, agent_of).where(group_of.in_([g.id for g in groups]))
+        by_group = grouped(await s.execute(members))
     return [
         {"id": g.id, "name": g.name, "agent_ids": sorted(by_group.get(g.id, []))} for g in groups
     ]
@@ -382,13 +358,13 @@ async def set_team_members(team_id: int, body: MembersIn, who: Who, rt: RT) -> d
 @router.post("/canned_replies", status_code=201, response_model=CannedOut)
 async def create_canned(body: CannedIn, who: Who, rt: RT) -> dict[str, Any]:
     row = await canned.check_save_canned_reply(rt, who, body.short_code, body.content)
-    return {"id": row.id, "short_code": row.short_code, "content": row.content}
+    return answer(CannedOut, row)
 
 
 @router.put("/canned_replies/{reply_id}", response_model=CannedOut)
 async def update_canned(reply_id: int, body: CannedIn, who: Who, rt: RT) -> dict[str, Any]:
     row = await canned.check_save_canned_reply(rt, who, body.short_code, body.content, reply_id)
-    return {"id": row.id, "short_code": row.short_code, "content": row.content}
+    return answer(CannedOut, row)
 
 
 @router.delete("/canned_replies/{reply_id}", status_code=204)
@@ -399,13 +375,13 @@ async def delete_canned(reply_id: int, who: Who, rt: RT) -> None:
 @router.post("/labels", status_code=201, response_model=LabelOut)
 async def create_label(body: LabelIn, who: Who, rt: RT) -> dict[str, Any]:
     label = await canned.check_save_label(rt, who, body.name, body.color)
-    return {"id": label.id, "name": label.name, "color": label.color}
+    return answer(LabelOut, label)
 
 
 @router.put("/labels/{label_id}", response_model=LabelOut)
 async def update_label(label_id: int, body: LabelIn, who: Who, rt: RT) -> dict[str, Any]:
     label = await canned.check_save_label(rt, who, body.name, body.color, label_id)
-    return {"id": label.id, "name": label.name, "color": label.color}
+    return answer(LabelOut, label)
 
 
 @router.delete("/labels/{label_id}", status_code=204)
@@ -429,20 +405,7 @@ async def list_templates(who: Who, rt: RT) -> list[dict[str, Any]]:
                 .order_by(Channel.name, Template.name, Template.language)
             )
         ).all()
-    return [
-        {
-            "id": t.id,
-            "channel_id": t.channel_id,
-            "channel_name": channel_name,
-            "name": t.name,
-            "language": t.language,
-            "category": t.category,
-            "status": t.status,
-            "components": t.components,
-            "updated_at": ts(t.updated_at),
-        }
-        for t, channel_name in rows
-    ]
+    return [answer(AdminTemplateOut, t, channel_name=channel_name) for t, channel_name in rows]
 
 
 # --- API tokens ---------------------------------------------------------------------------------
@@ -457,19 +420,7 @@ async def list_tokens(who: Who, rt: RT) -> list[dict[str, Any]]:
         q = q.where(ApiToken.agent_id == who.agent_id)
     async with rt.db.read() as s:
         rows = (await s.execute(q.order_by(ApiToken.id))).all()
-    return [
-        {
-            "id": t.id,
-            "name": t.name,
-            "agent_id": t.agent_id,
-            "agent_name": name,
-            "created_at": ts(t.created_at),
-            "last_used_at": ts(t.last_used_at),
-            "scopes": t.scopes.split(),
-            "expires_at": ts(t.expires_at),
-        }
-        for t, name in rows
-    ]
+    return [answer(TokenRowOut, t, agent_name=name, scopes=t.scopes.split()) for t, name in rows]
 
 
 @router.delete("/api_tokens/{token_id}", status_code=204)

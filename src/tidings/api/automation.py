@@ -6,6 +6,7 @@
     GET               /api/v1/automation/runs?conversation_id=&rule_id=&limit=
     GET               /api/v1/automation/kinds   (the registered condition and action kinds)
     GET/PUT/DELETE    /api/v1/inboxes/{id}/business_hours
+    GET               /api/v1/timezones   (the IANA zones business hours may be in)
 
 Rules and hours are for owners and admins; an agent may read the runs of a conversation they
 can see. Bad input is a 4xx with `{"error": {"code", "message"}}` naming the field.
@@ -13,6 +14,8 @@ can see. Bad input is a 4xx with `{"error": {"code", "message"}}` naming the fie
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -33,6 +36,7 @@ from tidings.actions.automation import (
     check_set_business_hours,
 )
 from tidings.api.deps import RT, Who
+from tidings.api.queries import workspace_rows
 from tidings.automation import engine, kinds
 from tidings.automation import hours as bh
 from tidings.automation.rules import rule_dict, validate_rule
@@ -43,7 +47,6 @@ from tidings.serialize import ts
 from tidings.storage.models import (
     AutomationRule,
     Conversation,
-    Inbox,
     InboxBusinessHours,
     RuleRun,
 )
@@ -139,13 +142,9 @@ async def list_kinds(who: Who) -> dict[str, Any]:
 async def list_rules(who: Who, rt: RT) -> dict[str, Any]:
     require_admin(who)
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(AutomationRule)
-                .where(AutomationRule.workspace_id == who.workspace_id)
-                .order_by(AutomationRule.position, AutomationRule.id)
-            )
-        ).all()
+        rows = await workspace_rows(
+            s, AutomationRule, who.workspace_id, AutomationRule.position, AutomationRule.id
+        )
     return {"data": [rule_dict(r) for r in rows]}
 
 
@@ -262,11 +261,6 @@ class BusinessHoursOut(BaseModel):
     updated_at: str | None
 
 
-async def _inbox(s: Any, who: Principal, inbox_id: int) -> Inbox:
-    require_admin(who)
-    return await require_inbox(s, who, inbox_id)
-
-
 def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
     value = body.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -280,8 +274,9 @@ def _message(body: dict[str, Any], key: str, enabled: bool) -> str | None:
 
 @router.get("/inboxes/{inbox_id}/business_hours", response_model=BusinessHoursOut)
 async def get_business_hours(inbox_id: int, who: Who, rt: RT) -> dict[str, Any]:
+    require_admin(who)
     async with rt.db.read() as s:
-        await _inbox(s, who, inbox_id)
+        await require_inbox(s, who, inbox_id)
         return _hours_dict(inbox_id, await s.get(InboxBusinessHours, inbox_id))
 
 
@@ -303,31 +298,27 @@ async def put_business_hours(inbox_id: int, body: JSONBody, who: Who, rt: RT) ->
     hours = bh.parse_hours(
         body.get("timezone", "UTC"), body.get("weekly") or {}, body.get("holidays")
     )
-    flags = {}
+    fields = hours.as_json()  # timezone, weekly, holidays
     for key in ("away_enabled", "greeting_enabled"):
-        value = body.get(key, False)
-        if not isinstance(value, bool):
+        fields[key] = body.get(key, False)
+        if not isinstance(fields[key], bool):
             raise InvalidInput(f"{key}: true or false")
-        flags[key] = value
-    away = _message(body, "away_message", flags["away_enabled"])
-    greeting = _message(body, "greeting_message", flags["greeting_enabled"])
-    stored = hours.as_json()
-    row = await check_set_business_hours(
-        rt,
-        who,
-        inbox_id,
-        {
-            "timezone": hours.timezone,
-            "weekly": stored["weekly"],
-            "holidays": stored["holidays"],
-            "away_message": away,
-            "greeting_message": greeting,
-            **flags,
-        },
-    )
-    return _hours_dict(inbox_id, row)
+    for kind in ("away", "greeting"):
+        fields[f"{kind}_message"] = _message(body, f"{kind}_message", fields[f"{kind}_enabled"])
+    return _hours_dict(inbox_id, await check_set_business_hours(rt, who, inbox_id, fields))
 
 
 @router.delete("/inboxes/{inbox_id}/business_hours", status_code=204)
 async def delete_business_hours(inbox_id: int, who: Who, rt: RT) -> None:
     await check_delete_business_hours(rt, who, inbox_id)
+
+
+@lru_cache(maxsize=1)
+def _zones() -> list[str]:
+    return sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC")
+
+
+@router.get("/timezones", response_model=list[str])
+async def timezones(who: Who) -> list[str]:
+    """IANA time-zone names this server knows (for business hours)."""
+    return _zones()

@@ -21,8 +21,9 @@ from tidings.access import Principal, require_admin, require_inbox, require_own
 from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import campaigns as actions
 from tidings.actions import fallback, preference
-from tidings.api.deps import RT, Who
-from tidings.api.schemas import Strict
+from tidings.api.deps import RT, Who, uploaded
+from tidings.api.queries import workspace_rows
+from tidings.api.schemas import Strict, answer
 from tidings.campaigns import report as reporting
 from tidings.domain.campaigns import CampaignState, RecipientState
 from tidings.domain.errors import InvalidInput, NotFound
@@ -209,10 +210,6 @@ class PreviewOut(BaseModel):
     sample: list[PreviewEntryOut]
 
 
-def _fields(body: CampaignIn) -> dict[str, Any]:
-    return {k: getattr(body, k) for k in body.model_fields_set}
-
-
 async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
     """The campaign with its counts and, once launched, where its queued messages stand in
     the outbox (`held` while paused, `in_flight`: already claimed for sending)."""
@@ -225,6 +222,8 @@ async def _with_counts(rt: Runtime, c: Campaign) -> dict[str, Any]:
 
 
 async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
+    """The campaign, for owners and admins."""
+    require_admin(who)
     async with rt.db.read() as s:
         return await require_own(s, who, Campaign, campaign_id, "campaign")
 
@@ -232,7 +231,7 @@ async def _get(rt: Runtime, who: Principal, campaign_id: int) -> Campaign:
 @router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignDetailOut)
 async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
     """A draft campaign. Add a CSV audience, preview, then launch."""
-    c = await actions.check_create_campaign(rt, who, _fields(body))
+    c = await actions.check_create_campaign(rt, who, body.model_dump(exclude_unset=True))
     return await _with_counts(rt, c)
 
 
@@ -240,25 +239,20 @@ async def create_campaign(body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
 async def list_campaigns(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(Campaign)
-                .where(Campaign.workspace_id == who.workspace_id)
-                .order_by(Campaign.id.desc())
-            )
-        ).all()
+        rows = await workspace_rows(s, Campaign, who.workspace_id, Campaign.id.desc())
         return [actions.campaign_dict(c, await reporting.counts(s, c.id)) for c in rows]
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def get_campaign(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
-    require_admin(who)
     return await _with_counts(rt, await _get(rt, who, campaign_id))
 
 
 @router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
 async def patch_campaign(campaign_id: int, body: CampaignIn, who: Who, rt: RT) -> dict[str, Any]:
-    c = await actions.check_update_campaign(rt, who, campaign_id, _fields(body))
+    c = await actions.check_update_campaign(
+        rt, who, campaign_id, body.model_dump(exclude_unset=True)
+    )
     return await _with_counts(rt, c)
 
 
@@ -280,15 +274,7 @@ async def upload_csv(
     """The body is the CSV (text/csv), or a multipart form with a `file` field. A `phone`
     column is required; other columns become template variables. Bad and duplicate rows are
     reported (and kept as skipped recipients)."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput("file: attach the CSV as a file field named 'file'")
-        raw = await upload.read()
-    else:
-        raw = await request.body()
+    raw = await uploaded(request, "file: attach the CSV as a file field named 'file'")
     if not raw.strip():
         raise InvalidInput("csv: the upload is empty")
     return await actions.check_upload_csv(rt, who, campaign_id, raw, region)
@@ -322,29 +308,19 @@ async def move(campaign_id: int, action: str, who: Who, rt: RT) -> dict[str, Any
 
 @router.get("/campaigns/{campaign_id}/report", tags=["campaigns"], response_model=ReportOut)
 async def report(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
-    require_admin(who)
     c = await _get(rt, who, campaign_id)
     async with rt.db.read() as s:
         return await reporting.report(s, c)
 
 
 def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "contact_id": r.contact_id,
-        "address": r.address,
-        "source_row": r.source_row,
-        "state": r.state,
-        "reason": r.reason,
-        "detail": r.detail,
-        "channel_id": r.channel_id,
-        "channel_reason": r.channel_reason,
-        "conversation_id": r.conversation_id,
-        "message_id": r.message_id,
-        "fallback_message_id": r.fallback_message_id,
-        "queued_at": r.queued_at.isoformat() if r.queued_at else None,
-        "not_before": r.not_before.isoformat() if r.not_before else None,
-    }
+    # Its instants as `isoformat()` writes them (no microseconds when they are zero).
+    return answer(
+        RecipientOut,
+        r,
+        queued_at=r.queued_at.isoformat() if r.queued_at else None,
+        not_before=r.not_before.isoformat() if r.not_before else None,
+    )
 
 
 @router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"], response_model=RecipientPage)
@@ -356,7 +332,6 @@ async def recipients(
     after: Annotated[int, Query(ge=0, description="next_after of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    require_admin(who)
     await _get(rt, who, campaign_id)
     q = select(CampaignRecipient).where(
         CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.id > after
@@ -377,7 +352,6 @@ async def recipients(
 
 @router.get("/campaigns/{campaign_id}/recipients.csv", tags=["campaigns"])
 async def recipients_csv(campaign_id: int, who: Who, rt: RT) -> StreamingResponse:
-    require_admin(who)
     c = await _get(rt, who, campaign_id)
 
     async def body() -> AsyncIterator[bytes]:

@@ -1,5 +1,9 @@
 """Changing a connected channel (issue 18): edit, disable/enable, delete with its impact said
-first, and "test connection". Owners and admins; the writes are `actions/channels_admin.py`."""
+first, and "test connection". Owners and admins; the writes are `actions/channels_admin.py`.
+
+`GET /api/v1/channel-kinds`: what every registered channel kind can do, as the browser needs
+it (label, icon, colour, SMS, phone-addressed, campaign text, templates, service window), read
+from the adapter registry so that no page keeps its own list of kinds (issue #17 item 8)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from tidings.actions import channels_admin
 from tidings.api import schemas as sc
 from tidings.api.deps import RT, Who
 from tidings.api.v1 import _channel_out
-from tidings.channels.registry import kinds
+from tidings.channels.registry import kind_capabilities, kinds
 from tidings.domain.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
@@ -24,6 +28,24 @@ help_router = APIRouter()
 # connect and edit forms; absent in an install without the docs folder.
 GUIDES = Path(__file__).resolve().parents[3] / "docs" / "channels"
 KIND = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+class ChannelKindOut(BaseModel):
+    kind: str
+    label: str = Field(description="The provider's name as people know it")
+    icon: str = Field(description="Icon name in /static/icons.svg (lucide-static)")
+    color: str = Field(description="CSS colour of this kind in the UI and reports")
+    sms: bool = Field(description="An SMS channel (segments, encoding, STOP keywords)")
+    phone_addressed: bool = Field(description="The customer's address is their phone number")
+    campaign_text: bool = Field(description="Campaigns may send free text on it")
+    templates: bool = Field(description="Approved templates (needed outside the window)")
+    service_window_hours: int | None = Field(description="Free-form reply window; null: none")
+    text_max_length: int
+    receipts: list[str] = Field(description="Statuses the provider reports: sent, delivered, read")
+    optional: list[str] = Field(
+        description="Optional capabilities it implements (channels/optional.py): typing, "
+        "read_receipts, interactive, profiles, template_sync..."
+    )
 
 
 class ChannelPatch(sc.Strict):
@@ -56,6 +78,12 @@ async def update_channel(channel_id: int, body: ChannelPatch, who: Who, rt: RT) 
         rt, who, channel_id, name=body.name, inbox_id=body.inbox_id, config=body.config
     )
     return _channel_out(rt, channel)
+
+
+@router.get("/channel-kinds", response_model=list[ChannelKindOut])
+async def channel_kinds(who: Who) -> list[ChannelKindOut]:
+    """Every channel kind this server can connect, with what the UI needs to know about it."""
+    return [ChannelKindOut.model_validate(k) for k in kind_capabilities()]
 
 
 @router.get("/channels/{channel_id}/impact", response_model=ImpactOut)

@@ -4,8 +4,6 @@ goes through `actions/contacts_edit.py`."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -21,9 +19,10 @@ from tidings.access import (
     visible_conversations,
 )
 from tidings.actions import contacts_edit
-from tidings.api.deps import RT, Who
+from tidings.api.deps import RT, Who, uploaded
 from tidings.api.queries import identities_by_contact
-from tidings.api.schemas import ContactOut, Strict
+from tidings.api.reports import csv_response
+from tidings.api.schemas import ContactOut, Strict, answer
 from tidings.channels import addressing, registry
 from tidings.domain.enums import ConsentStatus
 from tidings.domain.errors import InvalidInput
@@ -41,6 +40,7 @@ from tidings.storage.models import (
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
 
+Consented = Literal["opted_in", "opted_out", "unknown"]
 MAX_IMPORT_BYTES = 2_000_000
 EXPORT_LIMIT = 50_000
 
@@ -101,13 +101,15 @@ class ReachOut(BaseModel):
     reason: str | None
 
 
-def _filtered(
+def contacts_where(
     who: Principal,
     q: str | None,
     label: str | None,
     channel: str | None,
-    consent: str | None,
+    consent: Consented | None,
 ) -> Any:
+    """The contacts `who` may see that match the directory's filters (None: any); `q` as
+    `search.contact_match` reads it. The public `GET /contacts` is this with `q` alone."""
     from tidings.search import contact_match
 
     stmt = select(Contact).where(visible_contacts(who))
@@ -145,10 +147,8 @@ def _filtered(
             stmt = stmt.where(opted_out)
         elif consent == "opted_in":
             stmt = stmt.where(opted_in, ~opted_out)
-        elif consent == "unknown":
-            stmt = stmt.where(~opted_in, ~opted_out)
         else:
-            raise InvalidInput("consent: opted_in, opted_out or unknown")
+            stmt = stmt.where(~opted_in, ~opted_out)
     return stmt
 
 
@@ -202,15 +202,13 @@ async def directory(
     ] = None,
     label: Filter = None,
     channel: Annotated[str | None, Query(max_length=32, description="a channel kind")] = None,
-    consent: Annotated[
-        Literal["opted_in", "opted_out", "unknown"] | None, Query(description="marketing consent")
-    ] = None,
+    consent: Annotated[Consented | None, Query(description="marketing consent")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """The Contacts page: contacts `who` may see, newest first, with their labels (from their
     conversations), consent and last activity."""
-    stmt = _filtered(who, q, label, channel, consent)
+    stmt = contacts_where(who, q, label, channel, consent)
     async with rt.db.read() as s:
         total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
         rows = list(
@@ -227,30 +225,29 @@ async def export_csv(
     q: Filter = None,
     label: Filter = None,
     channel: Annotated[str | None, Query(max_length=32)] = None,
-    consent: Annotated[Literal["opted_in", "opted_out", "unknown"] | None, Query()] = None,
+    consent: Annotated[Consented | None, Query()] = None,
 ) -> Response:
     """The filtered contacts as CSV (id, name, email, phone, notes, then one column per
     attribute): the import reads the same columns back."""
-    stmt = _filtered(who, q, label, channel, consent)
+    stmt = contacts_where(who, q, label, channel, consent)
     async with rt.db.read() as s:
         rows = list((await s.scalars(stmt.order_by(Contact.id).limit(EXPORT_LIMIT))).all())
     attr_names = sorted({k for c in rows for k in (c.attributes or {})})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([*contacts_edit.OWN_COLUMNS, *attr_names])
-    for c in rows:
-        attrs = c.attributes or {}
-        writer.writerow(
+    return csv_response(
+        "contacts",
+        [*contacts_edit.OWN_COLUMNS, *attr_names],
+        [
             [
                 c.id,
-                *(_cell(v) for v in (c.name, c.email, c.phone_e164, c.notes)),
-                *(_cell(attrs.get(k)) for k in attr_names),
+                c.name,
+                c.email,
+                c.phone_e164,
+                c.notes,
+                *map((c.attributes or {}).get, attr_names),
             ]
-        )
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+            for c in rows
+        ],
+        _cell,
     )
 
 
@@ -276,14 +273,7 @@ async def import_csv(request: Request, who: Who, rt: RT) -> dict[str, Any]:
 async def _body(request: Request) -> bytes:
     if int(request.headers.get("content-length") or 0) > MAX_IMPORT_BYTES:
         raise InvalidInput(f"file: at most {MAX_IMPORT_BYTES // 1_000_000} MB")
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput("file: attach a CSV file")
-        raw = await upload.read()
-    else:
-        raw = await request.body()
+    raw = await uploaded(request, "file: attach a CSV file")
     if len(raw) > MAX_IMPORT_BYTES:
         raise InvalidInput(f"file: at most {MAX_IMPORT_BYTES // 1_000_000} MB")
     if not raw.strip():
@@ -356,14 +346,7 @@ async def reach(contact_id: int, who: Who, rt: RT) -> list[dict[str, Any]]:
                 "no phone number on this contact" if phoned else "the customer has not written here"
             )
         out.append(
-            {
-                "channel_id": c.id,
-                "kind": c.kind,
-                "name": c.name,
-                "label": adapter.label,
-                "reachable": ok,
-                "reason": reason,
-            }
+            answer(ReachOut, c, channel_id=c.id, label=adapter.label, reachable=ok, reason=reason)
         )
     return out
 

@@ -1,7 +1,9 @@
 """Two checks on every HTTP answer and request body, before any route runs (issue #15, item 14).
 
 - Every answer carries `X-Content-Type-Options: nosniff` (pages and media already did; JSON
-  answers did not), so a browser never sniffs a JSON body into HTML.
+  answers did not), so a browser never sniffs a JSON body into HTML; an HTML answer (pages,
+  the sandbox phone) also the CSP and friends (SECURITY_HEADERS), a static file
+  `Cache-Control: no-cache` (STATIC_CACHE_CONTROL): `outgoing_headers`.
 - A request body under `/api/` is limited to `max_json_bytes` (default 1 MiB,
   `TIDINGS_MAX_JSON_BYTES`), and a JSON one to MAX_JSON_DEPTH levels, checked before anything
   parses it: a 60 MB body used to be parsed in full before validation refused it, and a deeply
@@ -17,12 +19,45 @@ from __future__ import annotations
 
 import re
 
-import orjson
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.domain.jsondepth import MAX_JSON_DEPTH, too_deep
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, declared: str | bytes | None, limit: int) -> bytes:
+    """Read a request's body, at most `limit` bytes: refuse early on its Content-Length
+    (`declared`), and stop reading otherwise (BodyTooLarge; ClientDisconnect)."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """Every error answer's shape: `{"error": {"code", "message"}}` with a 4xx/5xx status."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
 # Added to every HTML answer (the agent UI's pages, and a webhook answered in HTML).
 # No inline script or style anywhere: customer text that slipped into markup could not run.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -46,6 +81,30 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+
+# The browser code is native ES modules under /static, imported by relative URL with no
+# version in it (docs/architecture.md, "Browser code"). `no-cache` makes the browser revalidate
+# each module (ETag / Last-Modified: a 304 when unchanged) instead of guessing a freshness from
+# Last-Modified, so after an upgrade no page mixes new modules with stale ones.
+STATIC_PREFIX = "/static/"
+STATIC_CACHE_CONTROL = b"no-cache"
+
+
+def outgoing_headers(
+    headers: list[tuple[bytes, bytes]], static: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """`headers` with what every answer carries: SECURITY_HEADERS on HTML, `no-cache` on a
+    `static` file unless it says otherwise, and `nosniff` on everything."""
+    present = {k.lower() for k, _ in headers}
+    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    if ctype.startswith(b"text/html"):
+        headers = headers + [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+    elif static and b"cache-control" not in present:
+        headers = [*headers, (b"cache-control", STATIC_CACHE_CONTROL)]
+    if not any(k.lower() == NOSNIFF[0] for k, _ in headers):
+        headers = [*headers, NOSNIFF]
+    return headers
+
 
 # Routes whose bodies are files, not JSON, whatever their content type says.
 _UPLOADS = re.compile(
@@ -72,15 +131,15 @@ class RequestGuards:
             await self.app(scope, receive, send)
             return
 
+        path: str = scope["path"]
+        static = path.startswith(STATIC_PREFIX)
+
         async def send_nosniff(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(k.lower() == NOSNIFF[0] for k, _ in headers):
-                    headers.append(NOSNIFF)
-                    message = {**message, "headers": headers}
+                message = {**message, "headers": outgoing_headers(headers, static)}
             await send(message)
 
-        path: str = scope["path"]
         if (
             scope["method"] not in _BODY_METHODS
             or not path.startswith("/api/")
@@ -89,30 +148,21 @@ class RequestGuards:
             await self.app(scope, receive, send_nosniff)
             return
         headers = dict(scope["headers"])
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_json_bytes:
-            await self._refuse(send_nosniff, 413, "too_large", self._too_large())
+        limit = self.max_json_bytes
+        refusal: JSONResponse | None = None
+        try:
+            # Read the body (at most the limit) before any route sees it, then hand it on.
+            body = await read_body(receive, headers.get(b"content-length"), limit)
+        except ClientDisconnect:
             return
-        # Read the body (at most the limit) before any route sees it, then hand it on.
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_json_bytes:
-                await self._refuse(send_nosniff, 413, "too_large", self._too_large())
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if _json_like(headers.get(b"content-type")) and too_deep(body):
-            await self._refuse(
-                send_nosniff, 400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-            )
+        except BodyTooLarge:
+            refusal = error_response(413, "too_large", f"the JSON body exceeds {limit} bytes")
+        else:
+            if _json_like(headers.get(b"content-type")) and too_deep(body):
+                depth = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                refusal = error_response(400, "too_deep", depth)
+        if refusal is not None:
+            await refusal(scope, receive, send_nosniff)
             return
         replayed = False
 
@@ -124,21 +174,3 @@ class RequestGuards:
             return await receive()
 
         await self.app(scope, replay, send_nosniff)
-
-    def _too_large(self) -> str:
-        return f"the JSON body exceeds {self.max_json_bytes} bytes"
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-        body = orjson.dumps({"error": {"code": code, "message": message}})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

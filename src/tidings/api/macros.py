@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from tidings.access import require_admin, require_conversation
 from tidings.actions import macros as actions
 from tidings.actions.triage import check_record_system_event
 from tidings.api.deps import RT, Who
+from tidings.api.queries import workspace_rows
 from tidings.api.schemas import Strict
 from tidings.automation.engine import perform_action
 from tidings.automation.kinds import ACTIONS
@@ -61,11 +61,7 @@ def _out(m: Macro) -> MacroOut:
 @router.get("/macros", response_model=list[MacroOut])
 async def list_macros(who: Who, rt: RT) -> list[MacroOut]:
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(Macro).where(Macro.workspace_id == who.workspace_id).order_by(Macro.name)
-            )
-        ).all()
+        rows = await workspace_rows(s, Macro, who.workspace_id, Macro.name)
     return [_out(m) for m in rows]
 
 

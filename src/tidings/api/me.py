@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from tidings.actions import agents_profile
 from tidings.actions.agents import agent_public
 from tidings.api.deps import RT, Who
-from tidings.api.schemas import AgentOut, Strict
+from tidings.api.schemas import AgentOut, NewAgent, Strict
 from tidings.serialize import ts
 from tidings.storage.models import Agent
 
@@ -49,10 +49,7 @@ class ProfileOut(BaseModel):
     notify: NotifyOut
 
 
-class InviteIn(Strict):
-    email: str = Field(min_length=3, max_length=320)
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field(default="agent", description="owner | admin | agent")
+class InviteIn(NewAgent):
     inboxes: list[int] = Field(default_factory=list, description="inbox ids to join")
 
 

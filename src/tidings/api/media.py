@@ -14,13 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from tidings.access import Principal, can_see_channel, require_conversation
 from tidings.actions.base import transaction
 from tidings.actions.gate import choose_route
 from tidings.actions.media import attachment_for, check_upload
 from tidings.api.deps import RT, Who
-from tidings.api.media_schemas import MediaLimitsOut, UploadOut
+from tidings.api.schemas import answer
 from tidings.domain.errors import InvalidInput, NotFound, PolicyRefusal
 from tidings.media import limits, sending
 from tidings.media.store import make_store
@@ -31,6 +32,25 @@ router = APIRouter(prefix="/api/v1", tags=["media"])
 
 # Multipart overhead allowed on top of the file itself when checking Content-Length.
 _ENVELOPE = 64 * 1024
+
+
+class UploadOut(BaseModel):
+    id: int
+    conversation_id: int
+    filename: str | None
+    mime_type: str
+    size: int
+
+
+class MediaLimitsOut(BaseModel):
+    channel_id: int
+    types: dict[str, int] = Field(
+        description="MIME type, or a `type/` prefix, -> largest size in bytes"
+    )
+    refusal: str | None = Field(description="Why this channel cannot send stored files at all")
+    caption_refusal: str | None = Field(
+        description="Why a file cannot travel with text on this channel (send them apart)"
+    )
 
 
 @router.get(
@@ -113,13 +133,7 @@ async def upload_attachment(
         data=data,
         channel=channel,
     )
-    return {
-        "id": upload.id,
-        "conversation_id": upload.conversation_id,
-        "filename": upload.filename,
-        "mime_type": upload.mime_type,
-        "size": upload.size,
-    }
+    return answer(UploadOut, upload)
 
 
 @router.get("/channels/{channel_id}/media_limits", response_model=MediaLimitsOut)

@@ -22,28 +22,11 @@ from tidings.actions.templates import (
 from tidings.api import schemas as sc
 from tidings.api.deps import RT, Who
 from tidings.channels.message_templates import needs
-from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
-from tidings.serialize import ts
 from tidings.storage.models import Message
 from tidings.storage.models import Template as TemplateRow
 
 router = APIRouter(prefix="/api/v1")
-
-
-def template_out(t: TemplateRow) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "channel_id": t.channel_id,
-        "name": t.name,
-        "language": t.language,
-        "category": t.category,
-        "status": t.status,
-        "body": body_text(t),
-        "components": list(t.components or []),
-        "needs": needs(list(t.components or [])).public(),
-        "updated_at": ts(t.updated_at),
-    }
 
 
 @router.post(
@@ -71,7 +54,16 @@ async def list_channel_templates(channel_id: int, who: Who, rt: RT) -> list[dict
                 .order_by(TemplateRow.name, TemplateRow.language)
             )
         ).all()
-    return [template_out(t) for t in rows]
+    return [
+        sc.answer(
+            sc.TemplateOut,
+            t,
+            body=body_text(t),
+            components=list(t.components or []),
+            needs=needs(list(t.components or [])).public(),
+        )
+        for t in rows
+    ]
 
 
 @router.post(
@@ -100,26 +92,11 @@ def _spec(t: sc.TemplateIn) -> TemplateSpec:
 
 
 async def send_rich(
-    rt: Runtime,
-    who: Principal,
-    conversation_id: int,
-    channel_id: int | None,
-    text: str | None,
-    *,
-    template: sc.TemplateIn | None,
-    interactive: sc.InteractiveIn | None,
-    reaction: sc.ReactionIn | None,
+    rt: Runtime, who: Principal, conversation_id: int, body: sc.ReplyIn
 ) -> Message | None:
-    """POST /conversations/{id}/messages with `template`, `interactive` or `reaction`; None
-    when the body has none of them (a plain reply)."""
-    given = [x for x in (template, interactive, reaction) if x is not None]
-    if not given:
-        return None
-    if len(given) > 1 or text is not None:
-        raise InvalidInput(
-            "give one of text, template, interactive or reaction (interactive carries its "
-            "text in `body`)"
-        )
+    """POST /conversations/{id}/messages with `template`, `interactive` or `reaction` (ReplyIn
+    lets each go only alone, without text or files); None for a plain reply."""
+    template, interactive, reaction = body.template, body.interactive, body.reaction
     if template is not None:
         return await check_send_template_spec(
             rt,
@@ -129,13 +106,14 @@ async def send_rich(
             language=template.language,
             template_id=template.template_id,
             spec=_spec(template),
-            channel_id=channel_id,
+            channel_id=body.channel_id,
         )
     if interactive is not None:
         return await rich.check_send_interactive(
-            rt, who, conversation_id, rich.choices(interactive.model_dump()), channel_id
+            rt, who, conversation_id, rich.choices(interactive.model_dump()), body.channel_id
         )
-    assert reaction is not None
-    return await rich.check_send_reaction(
-        rt, who, conversation_id, reaction.message_id, reaction.emoji, channel_id
-    )
+    if reaction is not None:
+        return await rich.check_send_reaction(
+            rt, who, conversation_id, reaction.message_id, reaction.emoji, body.channel_id
+        )
+    return None

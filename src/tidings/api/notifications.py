@@ -21,6 +21,7 @@ from tidings.actions import notifications as actions
 from tidings.actions import saved_views
 from tidings.api.deps import RT, Who
 from tidings.api.schemas import Strict
+from tidings.api.ui import BulkFilter
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.serialize import display_name
@@ -126,16 +127,10 @@ async def mark_read(body: ReadIn, who: Who, rt: RT) -> ReadOut:
 # --- saved views ---------------------------------------------------------------------------
 
 
-class ViewFilters(Strict):
+class ViewFilters(BulkFilter):
     """The list's query, as the inbox sends it (GET /api/v1/ui/conversations)."""
 
-    view: str = "all"
-    status: str | None = "open"
-    inbox_id: int | None = None
-    channel_id: int | None = None
-    assignee_id: int | None = None
     label: str | None = Field(default=None, max_length=100)
-    team_id: int | None = None
     sla: str | None = None
     sort: str | None = None
 

@@ -6,7 +6,9 @@ both go through these functions (issue #17 item 9)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +21,8 @@ from tidings.storage.models import (
     Conversation,
     ConversationChannel,
     ConversationLabel,
+    Inbox,
+    InboxMember,
     Label,
 )
 
@@ -79,12 +83,18 @@ def conversations_where(
     return q
 
 
-def conversation_page(
-    q: Select[Conversation], cursor: str | None, limit: int, newest_first: bool = True
-) -> Select[Conversation]:
-    """One keyset page on (last_activity_at, id), one row more than `limit` to tell whether
-    there is a next page; `newest_first=False` walks from the longest waiting."""
-    at_col, id_col = Conversation.last_activity_at, Conversation.id
+def keyset_page(
+    q: Select[Any],
+    cursor: str | None,
+    limit: int,
+    newest_first: bool = True,
+    *,
+    at_col: Any = Conversation.last_activity_at,
+    id_col: Any = Conversation.id,
+) -> Select[Any]:
+    """One keyset page on (at_col, id_col) — a conversation's (last_activity_at, id) unless
+    said — one row more than `limit` to tell whether there is a next page;
+    `newest_first=False` walks from the oldest (the conversation longest waiting)."""
     if cursor is not None:
         at, row_id = decode_cursor(cursor)
         if newest_first:
@@ -95,36 +105,58 @@ def conversation_page(
     return q.order_by(*order).limit(limit + 1)
 
 
-def page_cursor(rows: list[Conversation], limit: int) -> str | None:
-    """The cursor of the page after `rows` (fetched with `conversation_page`), or None."""
+def page_cursor(rows: Sequence[Any], limit: int, at: str = "last_activity_at") -> str | None:
+    """The cursor of the page after `rows` (fetched with `keyset_page` on `at`), or None."""
     if len(rows) <= limit:
         return None
     last = rows[limit - 1]
-    return encode_cursor(last.last_activity_at, last.id)
+    return encode_cursor(getattr(last, at), last.id)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def grouped(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
+    """`(key, value)` pairs as {key: [its values, in their order]}."""
+    out: dict[K, list[V]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
 
 
 async def labels_by_conversation(s: AsyncSession, ids: list[int]) -> dict[int, list[str]]:
-    labels: dict[int, list[str]] = {}
-    if ids:
-        for conv_id, name in await s.execute(
-            select(ConversationLabel.conversation_id, Label.name)
-            .join(Label, Label.id == ConversationLabel.label_id)
-            .where(ConversationLabel.conversation_id.in_(ids))
-        ):
-            labels.setdefault(conv_id, []).append(name)
-    return labels
+    q = (
+        select(ConversationLabel.conversation_id, Label.name)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id.in_(ids))
+    )
+    return grouped(await s.execute(q)) if ids else {}
 
 
 async def identities_by_contact(
     s: AsyncSession, contact_ids: list[int]
 ) -> dict[int, list[ContactIdentity]]:
     """Each contact's channel identities, oldest first."""
-    out: dict[int, list[ContactIdentity]] = {}
-    if contact_ids:
-        for i in await s.scalars(
-            select(ContactIdentity)
-            .where(ContactIdentity.contact_id.in_(contact_ids))
-            .order_by(ContactIdentity.id)
-        ):
-            out.setdefault(i.contact_id, []).append(i)
-    return out
+    if not contact_ids:
+        return {}
+    mine = ContactIdentity.contact_id.in_(contact_ids)
+    q = select(ContactIdentity).where(mine).order_by(ContactIdentity.id)
+    return grouped((i.contact_id, i) for i in await s.scalars(q))
+
+
+async def workspace_rows(s: AsyncSession, model: Any, workspace_id: int, *order: Any) -> list[Any]:
+    """The workspace's rows of `model` (a table with `workspace_id`), in `order`."""
+    mine = select(model).where(model.workspace_id == workspace_id)
+    return list((await s.scalars(mine.order_by(*order))).all())
+
+
+async def inbox_ids_by_agent(s: AsyncSession, workspace_id: int) -> dict[int, list[int]]:
+    """The inboxes of the workspace each agent is a member of, by agent id (ids ascending)."""
+    q = (
+        select(InboxMember.agent_id, InboxMember.inbox_id)
+        .join(Inbox, Inbox.id == InboxMember.inbox_id)
+        .where(Inbox.workspace_id == workspace_id)
+        .order_by(InboxMember.inbox_id)
+    )
+    return grouped(await s.execute(q))

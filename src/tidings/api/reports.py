@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -81,12 +81,15 @@ def cell(value: Any) -> str:
     return text
 
 
-def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+def csv_response(
+    name: str, header: list[str], rows: list[list[Any]], safe: Callable[[Any], str] = cell
+) -> Response:
+    """`name`.csv for download: `header`, then `rows` with each value made `safe`."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
     for row in rows:
-        w.writerow([cell(v) for v in row])
+        w.writerow([safe(v) for v in row])
     return Response(
         buf.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -104,8 +107,17 @@ def display_name(kind: str, id_: int | None, name: str | None) -> str:
     return f"deleted {kind} #{id_}"
 
 
-def _timing_cells(t: dict[str, Any]) -> list[Any]:
-    return [t["median_seconds"], t["p90_seconds"], t["conversations"]]
+TIMING = ("median_seconds", "p90_seconds", "conversations")
+
+
+def _timing_columns(*kinds: str) -> list[str]:
+    """The CSV columns of timings, e.g. `first_response_median_seconds`, in TIMING order."""
+    return [f"{kind}_{figure}" for kind in kinds for figure in TIMING]
+
+
+def _timing_cells(row: dict[str, Any], *kinds: str) -> list[Any]:
+    """`row`'s timings of `kinds` (each a TimingOut dict) for `_timing_columns(*kinds)`."""
+    return [row[kind][figure] for kind in kinds for figure in TIMING]
 
 
 class OptionOut(BaseModel):
@@ -207,40 +219,23 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
     p90); conversations waiting for an agent now."""
     async with rt.db.read() as s:
         r = await q.conversations(s, rt.db, f)
-    if format == "json":
-        return r
-    # One line per day with that day's timings: first response and reply of the conversations
-    # created that day, resolution of those resolved that day.
-    async with rt.db.read() as s:
+        if format == "json":
+            return r
+        # One line per day with that day's timings: first response and reply of the
+        # conversations created that day, resolution of those resolved that day.
         per_day = await q.daily_timings(s, rt.db, f)
-
-    def timings(day: str) -> list[Any]:
-        t = per_day[day]
-        return [
-            *_timing_cells(t["first_response"]),
-            *_timing_cells(t["reply"]),
-            *_timing_cells(t["resolution"]),
-        ]
-
+    kinds = ("first_response", "reply", "resolution")
     return csv_response(
         "conversations",
+        ["day", "new", "resolved", "backlog", *_timing_columns(*kinds)],
         [
-            "day",
-            "new",
-            "resolved",
-            "backlog",
-            "first_response_median_seconds",
-            "first_response_p90_seconds",
-            "first_response_conversations",
-            "reply_median_seconds",
-            "reply_p90_seconds",
-            "reply_conversations",
-            "resolution_median_seconds",
-            "resolution_p90_seconds",
-            "resolution_conversations",
-        ],
-        [
-            [d["day"], d["new"], d["resolved"], d["backlog"], *timings(d["day"])]
+            [
+                d["day"],
+                d["new"],
+                d["resolved"],
+                d["backlog"],
+                *_timing_cells(per_day[d["day"]], *kinds),
+            ]
             for d in r["series"]
         ],
     )
@@ -307,25 +302,15 @@ class ChannelsReportOut(RangeOut):
     series: list[ChannelDayOut] = Field(description='[{"day", "<channel_id>": messages}]')
 
 
+# The CSV's columns: a JSON channel row's, its fallbacks flattened (`fallbacks_refused`...),
+# on each day's line, with the report's currency.
 CHANNEL_COLUMNS = [
     "day",
-    "channel_id",
-    "name",
-    "kind",
-    "messages_in",
-    "messages_out",
-    "conversations_new",
-    "delivered",
-    "read",
-    "failed",
-    "delivery_rate",
-    "read_rate",
-    "fallbacks_failed",
-    "fallbacks_not_delivered_in_time",
-    "fallbacks_refused",
-    "customer_replies",
-    "customer_reply_avg_seconds",
-    "cost",
+    *(
+        f"fallbacks_{kind}" if name == "fallbacks" else name
+        for name in ChannelRowOut.model_fields
+        for kind in (FallbackCountsOut.model_fields if name == "fallbacks" else [name])
+    ),
     "currency",
 ]
 
@@ -360,33 +345,20 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
     open load now."""
     async with rt.db.read() as s:
         r = await q.agents(s, rt.db, f)
-    if format == "json":
-        return r
-    # One line per day and agent (and team): that day's conversations and first responses,
-    # and the conversations resolved that day (days with neither have no line).
-    async with rt.db.read() as s:
+        if format == "json":
+            return r
+        # One line per day and agent (and team): that day's conversations and first responses,
+        # and the conversations resolved that day (days with neither have no line).
         days = await q.agents_daily(s, rt.db, f, ["agent", "team"] if r["teams"] else ["agent"])
     names = {
         (kind, row[f"{kind}_id"]): row["name"]
         for kind in ("agent", "team")
         for row in r[f"{kind}s"]
     }
+    kinds = ("first_response", "resolution")
     return csv_response(
         "agents",
-        [
-            "day",
-            "group",
-            "id",
-            "name",
-            "conversations",
-            "resolved",
-            "first_response_median_seconds",
-            "first_response_p90_seconds",
-            "first_response_conversations",
-            "resolution_median_seconds",
-            "resolution_p90_seconds",
-            "resolution_conversations",
-        ],
+        ["day", "group", "id", "name", "conversations", "resolved", *_timing_columns(*kinds)],
         [
             [
                 d["day"].isoformat(),
@@ -395,8 +367,7 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
                 display_name(d["group"], d["id"], names.get((d["group"], d["id"]))),
                 d["conversations"],
                 d["resolved"],
-                *_timing_cells(d["first_response"]),
-                *_timing_cells(d["resolution"]),
+                *_timing_cells(d, *kinds),
             ]
             for d in days
         ],
@@ -469,9 +440,7 @@ class CampaignReportRow(ReportOut):
     name: str
 
 
-class CampaignsReportOut(BaseModel):
-    from_: str = Field(alias="from", description="First UTC day")
-    to: str = Field(description="Last UTC day")
+class CampaignsReportOut(RangeOut):
     currency: str = Field(description="The costs' currency (the SMS price table's)")
     campaigns: list[CampaignReportRow]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from tidings.access import Principal, require_own
@@ -229,19 +229,25 @@ async def put_sla(inbox_id: int, body: SlaIn, who: Who, rt: RT) -> dict[str, Any
     return await sla.check_set_settings(rt, who, inbox_id, fields)
 
 
-@router.get("/sla/breaches", tags=["sla"], response_model=BreachPage)
-async def list_breaches(
-    who: Who,
-    rt: RT,
+def period(
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
     inbox_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    """The breach and survey lists' query: [from, to) (each with a time zone), inbox, limit."""
+    if any(v is not None and v.tzinfo is None for v in (from_, to)):
+        raise InvalidInput("from/to: give a time zone (e.g. 2026-01-01T00:00:00Z)")
+    return {"since": from_, "until": to, "inbox_id": inbox_id, "limit": limit}
+
+
+Period = Annotated[dict[str, Any], Depends(period)]
+
+
+@router.get("/sla/breaches", tags=["sla"], response_model=BreachPage)
+async def list_breaches(who: Who, rt: RT, p: Period) -> dict[str, Any]:
     """Missed SLA targets by due time, newest first."""
-    _aware(from_, to)
-    rows = await sla.breaches(rt, who, since=from_, until=to, inbox_id=inbox_id, limit=limit)
-    return {"data": rows}
+    return {"data": await sla.breaches(rt, who, **p)}
 
 
 # --- CSAT --------------------------------------------------------------------------------------
@@ -259,18 +265,10 @@ async def put_csat_settings(inbox_id: int, body: CsatIn, who: Who, rt: RT) -> di
 
 
 @router.get("/csat", tags=["csat"], response_model=CsatPage)
-async def list_csat(
-    who: Who,
-    rt: RT,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
-    inbox_id: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+async def list_csat(who: Who, rt: RT, p: Period) -> dict[str, Any]:
     """Answered surveys in [from, to) by answer time, newest first, with count, average,
     distribution and the share of 4-5 ratings."""
-    _aware(from_, to)
-    return await csat.responses(rt, who, since=from_, until=to, inbox_id=inbox_id, limit=limit)
+    return await csat.responses(rt, who, **p)
 
 
 @router.get(
@@ -279,9 +277,3 @@ async def list_csat(
 async def conversation_csat(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     """The conversation's survey: asked, skipped (with the reason) or answered; or null."""
     return await csat.of_conversation(rt, who, conversation_id)
-
-
-def _aware(*values: datetime | None) -> None:
-    for v in values:
-        if v is not None and v.tzinfo is None:
-            raise InvalidInput("from/to: give a time zone (e.g. 2026-01-01T00:00:00Z)")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tidings.access import Principal, can_see_channel
 from tidings.actions.workspace_settings import workspace_region
 from tidings.api.deps import Who
-from tidings.api.schemas import Strict
+from tidings.api.schemas import Strict, answer
 from tidings.channels.registry import get_adapter
 from tidings.channels.registry import kinds as registry_kinds
 from tidings.domain.errors import InvalidInput
@@ -120,17 +120,12 @@ async def sms_preview(body: PreviewIn, who: Who, request: Request) -> dict[str, 
             "channel_kind": kind,
             "region": region,
         }
-    return {
-        "encoding": result.encoding,
-        "segments": result.segments,
-        "characters": result.characters,
-        "units": result.units,
-        "per_segment": result.per_part,
-        "max_segments": sms.max_segments(),
-        "ucs2_characters": result.ucs2_characters,
-        "smart_encoded": result.smart_encoded,
-        "text": result.text,
-        "to": to,
-        "estimated_cost": cost,
-        "parts": [{"text": p.text, "units": p.units} for p in result.parts],
-    }
+    return answer(
+        PreviewOut,
+        result,
+        per_segment=result.per_part,
+        max_segments=sms.max_segments(),
+        to=to,
+        estimated_cost=cost,
+        parts=[answer(PartOut, p) for p in result.parts],
+    )

@@ -47,14 +47,16 @@ from tidings.actions.triage import (
 from tidings.api import schemas as sc
 from tidings.api.admin import CannedOut, LabelOut
 from tidings.api.avatars import picture_path
-from tidings.api.channel_kinds import ChannelKindOut
+from tidings.api.channels_admin import ChannelKindOut
 from tidings.api.deps import RT, Who
 from tidings.api.queries import (
-    conversation_page,
     conversations_where,
     identities_by_contact,
+    inbox_ids_by_agent,
+    keyset_page,
     labels_by_conversation,
     page_cursor,
+    workspace_rows,
 )
 from tidings.api.reply_options import ReplyOptionOut, WindowOut
 from tidings.channels.registry import kind_capabilities
@@ -63,7 +65,7 @@ from tidings.domain.errors import InvalidInput
 from tidings.policy import service_window
 from tidings.runtime import Runtime
 from tidings.search import contact_match, search_messages
-from tidings.serialize import contact_dict, conversation_dict, display_name, message_dict, ts
+from tidings.serialize import contact_dict, conversation_dict, display_name, message_dict
 from tidings.storage.models import (
     Agent,
     CannedReply,
@@ -74,7 +76,6 @@ from tidings.storage.models import (
     Conversation,
     ConversationChannel,
     Inbox,
-    InboxMember,
     Label,
     Team,
 )
@@ -94,6 +95,7 @@ class TriageIn(sc.Strict):
 
 
 class BulkFilter(sc.Strict):
+    # The inbox list's filters (GET /conversations below); a saved view adds sla and sort.
     view: str = "all"
     status: str | None = "open"
     inbox_id: int | None = None
@@ -277,36 +279,23 @@ class SearchOut(BaseModel):
     messages: list[MessageHitOut]
 
 
-# --- service windows ----------------------------------------------------------------------------
-
-
-async def window_of(
-    rt: Runtime, channel_id: int | None, last_inbound_at: datetime | None, now: datetime
-) -> dict[str, Any] | None:
-    """The service window of one channel for one conversation, as the list shows it for an
-    agent's reply (so with the Human Agent extension where the channel has it); None when the
-    channel is unknown."""
-    info = await rt.channels.get(channel_id) if channel_id is not None else None
-    if info is None:
-        return None
-    human = gate.has_human_agent(info)
-    caps = info.adapter.capabilities
-    return gate.window_dict(info, service_window(caps, last_inbound_at, now, human_agent=human))
-
-
 async def contact_names(
     s: AsyncSession, contact_ids: set[int]
-) -> dict[int, tuple[str | None, str]]:
-    """(name, display name) of each contact: `serialize.display_name`'s rule, with the
-    identities' provider names read only for contacts that have neither name nor phone."""
+) -> dict[int, tuple[str | None, str, str | None]]:
+    """(name, display name, picture address) of each contact: `serialize.display_name`'s rule,
+    with the identities' provider names read only for contacts that have neither name nor
+    phone; a same-origin picture address where the channel gave the customer one
+    (api/avatars.py)."""
     if not contact_ids:
         return {}
     rows = (
         await s.execute(
-            select(Contact.id, Contact.name, Contact.phone_e164).where(Contact.id.in_(contact_ids))
+            select(Contact.id, Contact.name, Contact.phone_e164, Contact.attributes).where(
+                Contact.id.in_(contact_ids)
+            )
         )
     ).all()
-    bare = [cid for cid, name, phone in rows if not name and not phone]
+    bare = [cid for cid, name, phone, _ in rows if not name and not phone]
     handles: dict[int, str] = {}
     if bare:
         for cid, handle in await s.execute(
@@ -317,27 +306,20 @@ async def contact_names(
             if handle:
                 handles.setdefault(cid, handle)
     return {
-        cid: (name, display_name(cid, name, phone, handles.get(cid))) for cid, name, phone in rows
+        cid: (name, display_name(cid, name, phone, handles.get(cid)), picture_path(cid, attrs))
+        for cid, name, phone, attrs in rows
     }
 
 
 async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> list[dict[str, Any]]:
     """Conversation rows plus what the list shows: contact name, labels, last channel kind and
-    its service window (from conversation_channel.last_inbound_at)."""
+    its service window (from conversation_channel.last_inbound_at) as it stands for an agent's
+    reply, so with the Human Agent extension where the channel has it."""
     if not convs:
         return []
     ids = [c.id for c in convs]
     names = await contact_names(s, {c.contact_id for c in convs})
     labels = await labels_by_conversation(s, ids)
-    # A same-origin picture address where the channel gave the customer one (api/avatars.py).
-    pictures = {
-        cid: picture_path(cid, attributes)
-        for cid, attributes in await s.execute(
-            select(Contact.id, Contact.attributes).where(
-                Contact.id.in_({c.contact_id for c in convs})
-            )
-        )
-    }
     windows: dict[tuple[int, int], datetime | None] = {}
     for row in await s.scalars(
         select(ConversationChannel).where(ConversationChannel.conversation_id.in_(ids))
@@ -348,15 +330,17 @@ async def enrich(rt: Runtime, s: AsyncSession, convs: list[Conversation]) -> lis
     for c in convs:
         item = conversation_dict(c, labels.get(c.id))
         info = await rt.channels.get(c.last_channel_id) if c.last_channel_id else None
-        item["contact_name"], item["contact_display_name"] = names.get(
-            c.contact_id, (None, display_name(c.contact_id, None, None))
+        item["contact_name"], item["contact_display_name"], item["contact_picture_url"] = names.get(
+            c.contact_id, (None, display_name(c.contact_id, None, None), None)
         )
-        item["contact_picture_url"] = pictures.get(c.contact_id)
         item["channel_kind"] = info.kind if info else None
         item["channel_name"] = info.name if info else None
-        item["window"] = await window_of(
-            rt, c.last_channel_id, windows.get((c.id, c.last_channel_id or 0)), now
-        )
+        item["window"] = None
+        if info is not None:
+            inbound = windows.get((c.id, info.id))
+            human = gate.has_human_agent(info)
+            window = service_window(info.adapter.capabilities, inbound, now, human_agent=human)
+            item["window"] = gate.window_dict(info, window)
         out.append(item)
     return out
 
@@ -370,74 +354,37 @@ async def bootstrap(who: Who, rt: RT) -> dict[str, Any]:
     replies."""
     async with rt.db.read() as s:
         me = await s.get_one(Agent, who.agent_id)
-
-        async def every(model: Any, order: Any) -> list[Any]:
-            """The workspace's rows of `model`, in `order`."""
-            mine = select(model).where(model.workspace_id == who.workspace_id)
-            return list((await s.scalars(mine.order_by(order))).all())
-
-        agents: list[Agent] = await every(Agent, Agent.name)
-        inboxes: list[Inbox] = await every(Inbox, Inbox.id)
-        channels: list[Channel] = await every(Channel, Channel.id)
-        labels: list[Label] = await every(Label, Label.name)
-        canned: list[CannedReply] = await every(CannedReply, CannedReply.short_code)
-        teams: list[Team] = await every(Team, Team.name)
-        memberships = (
-            await s.execute(
-                select(InboxMember.agent_id, InboxMember.inbox_id).where(
-                    InboxMember.inbox_id.in_([i.id for i in inboxes])
-                )
-            )
-        ).all()
-    member_of: dict[int, list[int]] = {}
-    for agent_id, inbox_id in memberships:
-        member_of.setdefault(agent_id, []).append(inbox_id)
+        ws = who.workspace_id
+        agents: list[Agent] = await workspace_rows(s, Agent, ws, Agent.name)
+        inboxes: list[Inbox] = await workspace_rows(s, Inbox, ws, Inbox.id)
+        channels: list[Channel] = await workspace_rows(s, Channel, ws, Channel.id)
+        labels = await workspace_rows(s, Label, ws, Label.name)
+        canned = await workspace_rows(s, CannedReply, ws, CannedReply.short_code)
+        teams = await workspace_rows(s, Team, ws, Team.name)
+        member_of = await inbox_ids_by_agent(s, ws)
     visible = [i for i in inboxes if can_see_inbox(who, i.workspace_id, i.id)]
     chans = []
     for c in visible_channels(who, channels):
         info = await rt.channels.get(c.id)
+        caps = info.adapter.capabilities if info else None
         chans.append(
-            {
-                "id": c.id,
-                "kind": c.kind,
-                "name": c.name,
-                "inbox_id": c.inbox_id,
-                "active": c.active,
-                "label": info.adapter.label if info else c.kind,
-                "text_max_length": info.adapter.capabilities.text_max_length if info else None,
-                "service_window_hours": (
-                    info.adapter.capabilities.service_window_hours if info else None
-                ),
-                "supports_templates": (
-                    info.adapter.capabilities.supports_templates if info else False
-                ),
-            }
+            sc.answer(
+                BootChannelOut,
+                c,
+                label=info.adapter.label if info else c.kind,
+                text_max_length=caps.text_max_length if caps else None,
+                service_window_hours=caps.service_window_hours if caps else None,
+                supports_templates=caps.supports_templates if caps else False,
+            )
         )
     return {
-        "me": {
-            "id": me.id,
-            "name": me.name,
-            "email": me.email,
-            "role": me.role,
-            "is_admin": who.is_admin,
-        },
-        "agents": [
-            {
-                "id": a.id,
-                "name": a.name,
-                "role": a.role,
-                "active": a.active,
-                "inbox_ids": sorted(member_of.get(a.id, [])),
-            }
-            for a in agents
-        ],
-        "inboxes": [{"id": i.id, "name": i.name} for i in visible],
+        "me": sc.answer(BootMeOut, me, is_admin=who.is_admin),
+        "agents": [sc.answer(ColleagueOut, a, inbox_ids=member_of.get(a.id, [])) for a in agents],
+        "inboxes": [sc.answer(NamedOut, i) for i in visible],
         "channels": chans,
-        "labels": [{"id": lb.id, "name": lb.name, "color": lb.color} for lb in labels],
-        "canned_replies": [
-            {"id": r.id, "short_code": r.short_code, "content": r.content} for r in canned
-        ],
-        "teams": [{"id": t.id, "name": t.name} for t in teams],
+        "labels": [sc.answer(LabelOut, lb) for lb in labels],
+        "canned_replies": [sc.answer(CannedOut, r) for r in canned],
+        "teams": [sc.answer(NamedOut, t) for t in teams],
         "kinds": kind_capabilities(),
     }
 
@@ -510,9 +457,7 @@ async def list_conversations(
     if sort not in ("activity", "waiting"):
         raise InvalidInput("sort: activity or waiting")
     async with rt.db.read() as s:
-        rows = list(
-            (await s.scalars(conversation_page(q, cursor, limit, sort == "activity"))).all()
-        )
+        rows = list((await s.scalars(keyset_page(q, cursor, limit, sort == "activity"))).all())
         data = await enrich(rt, s, rows[:limit])
         unread = await s.scalar(
             select(func.count())
@@ -543,7 +488,6 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
     async with rt.db.read() as s:
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         contact = await s.get_one(Contact, conv.contact_id)
-        identities = (await identities_by_contact(s, [contact.id])).get(contact.id, [])
         consents = (
             await s.scalars(
                 select(Consent).where(Consent.contact_id == contact.id).order_by(Consent.id)
@@ -565,33 +509,16 @@ async def conversation_context(conversation_id: int, who: Who, rt: RT) -> dict[s
         routes = await gate.reply_options(rt, s, conv)
         labels = await labels_of(s, conv.id)
         duplicates = await merge_suggestions(s, who, contact)
-        dup_idents = await identities_by_contact(s, [d.id for d in duplicates])
+        idents = await identities_by_contact(s, [contact.id, *(d.id for d in duplicates)])
     return {
         "conversation": conversation_dict(conv, labels),
-        "contact": contact_dict(contact, identities),
-        "consents": [
-            {
-                "channel_kind": c.channel_kind,
-                "purpose": c.purpose,
-                "status": c.status,
-                "source": c.source,
-                "changed_at": ts(c.changed_at),
-            }
-            for c in consents
-        ],
-        "previous_conversations": [
-            {
-                "id": p.id,
-                "status": p.status,
-                "last_activity_at": ts(p.last_activity_at),
-                "last_message_preview": p.last_message_preview,
-            }
-            for p in previous
-        ],
+        "contact": contact_dict(contact, idents.get(contact.id, [])),
+        "consents": [sc.answer(ConsentOut, c) for c in consents],
+        "previous_conversations": [sc.answer(PreviousConversationOut, p) for p in previous],
         "routes": routes,
         "merge_suggestions": [
             {
-                **contact_dict(d, dup_idents.get(d.id)),
+                **contact_dict(d, idents.get(d.id)),
                 "reason": _merge_reason(contact, d),
             }
             for d in duplicates
@@ -647,8 +574,7 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
     async with rt.db.read() as s:
         before = require_conversation(who, await s.get(Conversation, conversation_id))
         old_labels = set(await labels_of(s, conversation_id))
-        old = (before.status, before.assignee_id, before.priority)
-        old_team = before.team_id
+        old_status, old_priority, old_team = before.status, before.priority, before.team_id
     fields = body.model_fields_set
     if fields & {"status", "assignee_id", "labels", "team_id"}:
         status = body.status if body.snoozed_until is None else None
@@ -679,11 +605,11 @@ async def triage(conversation_id: int, body: TriageIn, who: Who, rt: RT) -> dict
                 {"event": "snoozed"},
             )
         )
-    elif body.status is not None and body.status != old[0]:
+    elif body.status is not None and body.status != old_status:
         verb = {"resolved": "resolved", "open": "reopened", "pending": "marked pending"}
         text = f"{me} {verb.get(body.status, 'set status ' + body.status)} this"
         events.append((text, {"event": "status", "status": body.status}))
-    if body.priority is not None and body.priority != old[2]:
+    if body.priority is not None and body.priority != old_priority:
         events.append(
             (f"{me} set priority {body.priority}", {"event": "priority", "priority": body.priority})
         )
@@ -712,17 +638,7 @@ async def bulk(body: BulkIn, who: Who, rt: RT) -> dict[str, Any]:
             "nothing to change: status, assignee_id, team_id, add_label or remove_label"
         )
     if body.matching is not None:
-        f = body.matching
-        q = filtered(
-            who,
-            f.view,
-            f.status,
-            f.inbox_id,
-            f.channel_id,
-            f.assignee_id,
-            f.label,
-            team_id=f.team_id,
-        )
+        q = filtered(who, **body.matching.model_dump())
         async with rt.db.read() as s:
             ids = list(
                 (await s.scalars(q.with_only_columns(Conversation.id).limit(BULK_MAX))).all()
@@ -761,15 +677,7 @@ async def conversation_templates(conversation_id: int, who: Who, rt: RT) -> list
         conv = require_conversation(who, await s.get(Conversation, conversation_id))
         rows = await usable_templates(rt, s, conv)
     return [
-        {
-            "id": t.id,
-            "channel_id": t.channel_id,
-            "name": t.name,
-            "language": t.language,
-            "category": t.category,
-            "body": body_text(t),
-            "parameters": parameter_count(t),
-        }
+        sc.answer(UsableTemplateOut, t, body=body_text(t), parameters=parameter_count(t))
         for t in rows
     ]
 
@@ -796,7 +704,7 @@ async def add_note(conversation_id: int, body: NoteIn, who: Who, rt: RT) -> dict
 @router.post("/conversations/{conversation_id}/read", response_model=ReadOut)
 async def mark_read(conversation_id: int, who: Who, rt: RT) -> dict[str, Any]:
     conv = await check_mark_read(rt, who, conversation_id)
-    return {"id": conv.id, "unread_count": conv.unread_count}
+    return sc.answer(ReadOut, conv)
 
 
 @router.post("/conversations/{conversation_id}/presence", response_model=PresenceOut)
@@ -854,7 +762,9 @@ async def search(
                 owners[conv_id] = contact_id
         names = await contact_names(s, set(owners.values()))
         idents = await identities_by_contact(s, [c.id for c in contacts])
-    hits = [(m, names.get(owners.get(m.conversation_id, 0), (None, "Customer"))) for m in found]
+    hits = [
+        (m, names.get(owners.get(m.conversation_id, 0), (None, "Customer", None))) for m in found
+    ]
     return {
         "contacts": [
             {**contact_dict(c, idents.get(c.id)), "conversation_id": latest.get(c.id)}
@@ -862,6 +772,6 @@ async def search(
         ],
         "messages": [
             {**message_dict(m), "contact_name": name, "contact_display_name": shown}
-            for m, (name, shown) in hits
+            for m, (name, shown, _) in hits
         ],
     }

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from tidings.access import (
     Principal,
@@ -21,25 +21,26 @@ from tidings.access import (
     require_conversation,
     require_own,
     visible_channels,
-    visible_contacts,
 )
 from tidings.actions import admin
+from tidings.actions import webhook_subscriptions as subs
 from tidings.actions.conversations import UNSET, check_update_conversation, labels_of
 from tidings.actions.media import attachments_of
 from tidings.actions.outbound import check_send_reply
 from tidings.actions.passwords import check_change_own_password
 from tidings.api import schemas as sc
 from tidings.api.auth import SESSION_COOKIE, authenticate, set_session_cookie
+from tidings.api.contacts import contacts_where
 from tidings.api.deps import RT, Who
 from tidings.api.message_templates import send_rich
 from tidings.api.queries import (
-    conversation_page,
     conversations_where,
-    decode_cursor,
-    encode_cursor,
+    grouped,
     identities_by_contact,
+    keyset_page,
     labels_by_conversation,
     page_cursor,
+    workspace_rows,
 )
 from tidings.delivery import outgoing_webhooks as outgoing
 from tidings.domain.enums import ConversationStatus, InboundLane
@@ -48,9 +49,9 @@ from tidings.ingest import worker as ingest
 from tidings.ingest.lag import CUSTOMER_WARN_SECONDS
 from tidings.realtime.bus import IDLE
 from tidings.runtime import Runtime
-from tidings.search import contact_match, words
 from tidings.search import search_messages as run_search
-from tidings.serialize import channel_dict, contact_dict, conversation_dict, message_dict, ts
+from tidings.search import words
+from tidings.serialize import channel_dict, contact_dict, conversation_dict, message_dict
 from tidings.storage.models import (
     Attachment,
     Channel,
@@ -83,11 +84,7 @@ async def create_channel(body: sc.ChannelCreate, who: Who, rt: RT) -> dict[str, 
 @router.get("/channels", response_model=list[sc.ChannelOut], tags=["channels"])
 async def list_channels(who: Who, rt: RT) -> list[dict[str, Any]]:
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(Channel).where(Channel.workspace_id == who.workspace_id).order_by(Channel.id)
-            )
-        ).all()
+        rows = await workspace_rows(s, Channel, who.workspace_id, Channel.id)
     return [_channel_out(rt, c) for c in visible_channels(who, rows)]
 
 
@@ -128,7 +125,7 @@ async def list_conversations(
     elif assignee_id is not None:
         raise InvalidInput("assignee_id: an agent id, 'me' or 'none'")
     async with rt.db.read() as s:
-        rows = list((await s.scalars(conversation_page(q, cursor, limit))).all())
+        rows = list((await s.scalars(keyset_page(q, cursor, limit))).all())
         labels = await labels_by_conversation(s, [c.id for c in rows[:limit]])
     return {
         "data": [conversation_dict(c, labels.get(c.id)) for c in rows[:limit]],
@@ -182,28 +179,17 @@ async def list_messages(
     async with rt.db.read() as s:
         require_conversation(who, await s.get(Conversation, conversation_id))
         q = select(Message).where(Message.conversation_id == conversation_id)
-        if cursor is not None:
-            at, row_id = decode_cursor(cursor)
-            q = q.where(or_(Message.sent_at < at, and_(Message.sent_at == at, Message.id < row_id)))
-        rows = list(
-            (
-                await s.scalars(
-                    q.order_by(Message.sent_at.desc(), Message.id.desc()).limit(limit + 1)
-                )
-            ).all()
-        )
-        more = len(rows) > limit
+        page = keyset_page(q, cursor, limit, at_col=Message.sent_at, id_col=Message.id)
+        rows = list((await s.scalars(page)).all())
+        next_cursor = page_cursor(rows, limit, "sent_at")
         rows = rows[:limit]
         atts: dict[int, list[Attachment]] = {}
         if rows:
             # In the order they came (PostgreSQL returns updated rows in any order otherwise).
-            for a in await s.scalars(
-                select(Attachment)
-                .where(Attachment.message_id.in_([m.id for m in rows]))
-                .order_by(Attachment.id)
-            ):
-                atts.setdefault(a.message_id, []).append(a)
-    next_cursor = encode_cursor(rows[-1].sent_at, rows[-1].id) if more else None
+            files = select(Attachment).where(Attachment.message_id.in_([m.id for m in rows]))
+            atts = grouped(
+                (a.message_id, a) for a in await s.scalars(files.order_by(Attachment.id))
+            )
     return {
         "data": [message_dict(m, atts.get(m.id)) for m in reversed(rows)],
         "next_cursor": next_cursor,
@@ -223,17 +209,7 @@ async def reply(conversation_id: int, body: sc.ReplyIn, who: Who, rt: RT) -> dic
     Instead of text: `template` (an approved WhatsApp template with its values), `interactive`
     (reply buttons, a list, quick replies) or `reaction` (an emoji on one of the thread's
     messages), each checked against the channel's rules before it is queued."""
-
-    rich = await send_rich(
-        rt,
-        who,
-        conversation_id,
-        body.channel_id,
-        body.text,
-        template=body.template,
-        interactive=body.interactive,
-        reaction=body.reaction,
-    )
+    rich = await send_rich(rt, who, conversation_id, body)
     if rich is not None:
         return message_dict(rich)
     message = await check_send_reply(
@@ -253,10 +229,7 @@ async def list_contacts(
     q: Annotated[str | None, Query(description="name, email, phone or channel address")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    stmt = select(Contact).where(visible_contacts(who))
-    matching = contact_match(who.workspace_id, q) if q else None
-    if matching is not None:
-        stmt = stmt.where(Contact.id.in_(matching))
+    stmt = contacts_where(who, q, None, None, None)
     async with rt.db.read() as s:
         rows = list((await s.scalars(stmt.order_by(Contact.id.desc()).limit(limit))).all())
         idents = await identities_by_contact(s, [c.id for c in rows])
@@ -290,37 +263,42 @@ async def search_messages(
 # --- outgoing webhooks ----------------------------------------------------------------------
 
 
-def _sub_out(sub: WebhookSubscription, secret: str | None = None) -> dict[str, Any]:
-    return {
-        "id": sub.id,
-        "url": sub.url,
-        "events": sub.events,
-        "active": sub.active,
-        "secret": secret,
-    }
-
-
 @router.post(
     "/webhook_subscriptions", status_code=201, response_model=sc.SubscriptionOut, tags=["webhooks"]
 )
 async def create_subscription(body: sc.SubscriptionCreate, who: Who, rt: RT) -> dict[str, Any]:
     """Subscribe a URL to events. POSTs are signed: see the X-Tidings-Signature docs."""
     sub, secret = await admin.create_subscription(rt, who, body.url, body.events, body.secret)
-    return _sub_out(sub, secret)
+    return sc.answer(sc.SubscriptionOut, sub, secret=secret)
 
 
 @router.get("/webhook_subscriptions", response_model=list[sc.SubscriptionOut], tags=["webhooks"])
 async def list_subscriptions(who: Who, rt: RT) -> list[dict[str, Any]]:
     require_admin(who)
     async with rt.db.read() as s:
-        rows = (
-            await s.scalars(
-                select(WebhookSubscription).where(
-                    WebhookSubscription.workspace_id == who.workspace_id
-                )
-            )
-        ).all()
-    return [_sub_out(r) for r in rows]
+        rows = await workspace_rows(s, WebhookSubscription, who.workspace_id)
+    return [sc.answer(sc.SubscriptionOut, r, secret=None) for r in rows]
+
+
+@router.patch(
+    "/webhook_subscriptions/{subscription_id}",
+    response_model=sc.SubscriptionOut,
+    tags=["webhooks"],
+)
+async def update_subscription(
+    subscription_id: int, body: sc.SubscriptionPatch, who: Who, rt: RT
+) -> dict[str, Any]:
+    """Pause (`active: false`) or resume a subscription, or change its URL or events."""
+    sub = await subs.check_update_subscription(
+        rt, who, subscription_id, active=body.active, url=body.url, events=body.events
+    )
+    return sc.answer(sc.SubscriptionOut, sub, secret=None)
+
+
+@router.delete("/webhook_subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])
+async def delete_subscription(subscription_id: int, who: Who, rt: RT) -> None:
+    """Delete the subscription and its delivery log."""
+    await subs.check_delete_subscription(rt, who, subscription_id)
 
 
 @router.get(
@@ -345,19 +323,7 @@ async def list_webhook_deliveries(
                 .limit(limit)
             )
         ).all()
-    return [
-        {
-            "id": d.id,
-            "event_type": d.event_type,
-            "state": d.state,
-            "attempts": d.attempts,
-            "last_status": d.last_status,
-            "last_error": d.last_error,
-            "created_at": ts(d.created_at),
-            "delivered_at": ts(d.delivered_at),
-        }
-        for d in rows
-    ]
+    return [sc.answer(sc.WebhookDeliveryOut, d) for d in rows]
 
 
 @router.post("/webhook_deliveries/{delivery_id}/replay", response_model=sc.Count, tags=["webhooks"])
@@ -381,19 +347,7 @@ async def list_inbound_events(
         q = q.where(InboundEvent.state == state)
     async with rt.db.read() as s:
         rows = (await s.scalars(q.order_by(InboundEvent.id.desc()).limit(limit))).all()
-    return [
-        {
-            "id": e.id,
-            "channel_id": e.channel_id,
-            "event_key": e.event_key,
-            "state": e.state,
-            "attempts": e.attempts,
-            "error": e.error,
-            "received_at": ts(e.received_at),
-            "processed_at": ts(e.processed_at),
-        }
-        for e in rows
-    ]
+    return [sc.answer(sc.InboundEventOut, e) for e in rows]
 
 
 @router.post("/inbound_events/replay", response_model=sc.Count, tags=["admin"])
@@ -420,13 +374,9 @@ async def inbound_lag(who: Who, rt: RT) -> dict[str, Any]:
     it from every open inbox costs no query per request. Receipts (the `status` lane) may lag
     during a broadcast by design; only admins see that lane."""
     lanes = await rt.lag.read()
-
-    def out(lane: str) -> dict[str, Any]:
-        return {"seconds": lanes[lane].seconds, "pending": lanes[lane].pending}
-
     return {
-        "customer": out(InboundLane.CUSTOMER),
-        "status": out(InboundLane.STATUS) if who.is_admin else None,
+        "customer": sc.answer(sc.LaneLagOut, lanes[InboundLane.CUSTOMER]),
+        "status": sc.answer(sc.LaneLagOut, lanes[InboundLane.STATUS]) if who.is_admin else None,
         "warn_seconds": CUSTOMER_WARN_SECONDS,
     }
 
@@ -441,12 +391,7 @@ async def create_token(body: sc.TokenCreate, who: Who, rt: RT) -> dict[str, Any]
     row, token = await admin.issue_api_token(
         rt, who, body.name, list(body.scopes) if body.scopes is not None else None, body.expires_at
     )
-    return {
-        "token": token,
-        "id": row.id,
-        "scopes": row.scopes.split(),
-        "expires_at": ts(row.expires_at),
-    }
+    return sc.answer(sc.TokenOut, row, token=token, scopes=row.scopes.split())
 
 
 @router.post("/me/password", status_code=204, tags=["admin"])

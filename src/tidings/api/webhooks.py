@@ -15,7 +15,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from tidings.api.guards import NOSNIFF, SECURITY_HEADERS
+from tidings.api.guards import BodyTooLarge, outgoing_headers, read_body
+from tidings.api.guards import error_response as _error
 from tidings.channels.base import RawEvent, WebhookRequest
 from tidings.domain.enums import InboundState
 from tidings.domain.errors import PayloadError, SignatureError, TidingsError
@@ -26,14 +27,6 @@ from tidings.runtime import Runtime
 from tidings.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 # What untrusted input can make a pure verify/split step raise besides its own SignatureError and
@@ -48,27 +41,6 @@ def _malformed(kind: str, exc: BaseException) -> JSONResponse:
         return _error(400, "too_deep", str(exc))
     log.info("%s webhook refused as malformed: %s: %s", kind, type(exc).__name__, exc)
     return _error(400, "malformed_body", "the body cannot be read")
-
-
-async def _read_body(scope: Scope, receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """Read at most `limit` bytes; refuse early on Content-Length, and stop reading otherwise."""
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def provider_webhook(request: Request) -> Response:
@@ -107,7 +79,9 @@ async def handle(rt: Runtime, scope: Scope, receive: Receive) -> Response:
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
     try:
-        body = await _read_body(scope, receive, headers, adapter.capabilities.max_webhook_bytes)
+        body = await read_body(
+            receive, headers.get("content-length"), adapter.capabilities.max_webhook_bytes
+        )
     except BodyTooLarge:
         WEBHOOKS.labels(kind, "too_large").inc()
         return _error(
@@ -202,13 +176,7 @@ async def fast_path(
         except Exception:  # as Starlette's ServerErrorMiddleware answers it
             log.exception("webhook %s failed", scope["path"])
             response = PlainTextResponse("Internal Server Error", status_code=500)
-        headers = response.raw_headers
-        if not any(k == b"x-content-type-options" for k, _ in headers):
-            headers.append(NOSNIFF)
-        ctype = next((v for k, v in headers if k == b"content-type"), b"")
-        if ctype.startswith(b"text/html"):
-            present = {k for k, _ in headers}
-            headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+        headers = outgoing_headers(response.raw_headers)
         headers.append((b"x-request-id", request_id.encode()))
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the inbox and settings pages, and the security headers of every page.
+"""Sign-in, sign-out, the inbox and settings pages (their security headers: `api/guards.py`).
 
 CSRF: the sign-in form carries a random token that must match a cookie set with the form
 (double submit: another site can neither read the cookie nor set it); pages for a signed-in
@@ -20,7 +20,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.actions.admin import hasher
 from tidings.actions.passwords import (
@@ -36,7 +35,6 @@ from tidings.api.auth import (
     session_claim,
     set_session_cookie,
 )
-from tidings.api.guards import SECURITY_HEADERS
 from tidings.domain.enums import Role
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
@@ -48,10 +46,6 @@ TEMPLATES = Environment(
 )
 
 LOGIN_CSRF_COOKIE = "tidings_login_csrf"
-
-# Nothing is exempt: the OpenAPI explorer is served from a pinned package with a static start-up
-# script (api/docs.py), so it lives under the same rules.
-CSP_EXEMPT_PREFIXES: tuple[str, ...] = ()
 
 # Login throttling: failures per email within a window, in this process.
 THROTTLE_WINDOW = 300.0
@@ -73,44 +67,6 @@ ADDRESS_MAX_WAIT = 1.0
 # Unknown emails still cost one password hash, so they answer as slowly as known ones and
 # the timing does not tell which accounts exist.
 _DUMMY_HASH = hasher.hash("not a password: equalises sign-in timing")
-
-
-# The browser code is native ES modules under /static, imported by relative URL with no
-# version in it (docs/architecture.md, "Browser code"). `no-cache` makes the browser revalidate
-# each module (ETag / Last-Modified: a 304 when unchanged) instead of guessing a freshness from
-# Last-Modified, so after an upgrade no page mixes new modules with stale ones.
-STATIC_PREFIX = "/static/"
-STATIC_CACHE_CONTROL = b"no-cache"
-
-
-class SecurityHeaders:
-    """Adds the CSP and friends to every HTML response (pages, the sandbox phone, errors), and
-    `Cache-Control: no-cache` to the static files (STATIC_CACHE_CONTROL)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(CSP_EXEMPT_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-
-        static = str(scope.get("path", "")).startswith(STATIC_PREFIX)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if ctype.startswith(b"text/html"):
-                    headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                    message = {**message, "headers": headers}
-                elif static and b"cache-control" not in present:
-                    headers.append((b"cache-control", STATIC_CACHE_CONTROL))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 async def _address_throttled(rt: Runtime, request: Request) -> bool:
@@ -184,26 +140,37 @@ async def _signed_in(request: Request) -> tuple[Agent, str] | None:
 RESET_GONE = "This link is invalid, already used or expired; ask an admin for a new one."
 
 
-async def _profile_page(request: Request, status: int, error: str | None) -> Response:
+async def _page(
+    request: Request, template: str, status: int = 200, *, admin: bool = False, **extra: object
+) -> Response:
+    """A signed-in agent's page: the sign-in redirect without a session, the 403 page for an
+    agent on an owners-and-admins (`admin`) page, else `template`."""
     found = await _signed_in(request)
     if found is None:
         return RedirectResponse("/login", status_code=303)
     agent, cookie = found
     rt: Runtime = request.app.state.runtime
+    csrf = session_csrf(rt, cookie)
+    is_admin = agent.role in (Role.OWNER, Role.ADMIN)
+    if admin and not is_admin:
+        return render("forbidden.html", 403, agent=agent, csrf=csrf, sandbox=False)
     return render(
-        "profile.html",
+        template,
         status,
         agent=agent,
-        is_admin=agent.role in (Role.OWNER, Role.ADMIN),
+        is_admin=is_admin,
         sandbox=rt.settings.sandbox,
-        csrf=session_csrf(rt, cookie),
-        error=error,
-        changed=request.query_params.get("changed") == "1" and error is None,
+        csrf=csrf,
+        **extra,
     )
 
 
+async def _profile_page(request: Request, status: int, error: str | None) -> Response:
+    changed = request.query_params.get("changed") == "1" and error is None
+    return await _page(request, "profile.html", status, error=error, changed=changed)
+
+
 def mount_web(app: FastAPI) -> None:
-    app.add_middleware(SecurityHeaders)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
@@ -229,16 +196,14 @@ def mount_web(app: FastAPI) -> None:
             agent = await s.scalar(
                 select(Agent).where(Agent.email == email, Agent.active.is_(True))
             )
-        ok = False
         try:
             # Hash even when there is no such agent (or no password), so both take as long.
-            verified = hasher.verify(
+            verified: bool = hasher.verify(
                 agent.password_hash if agent and agent.password_hash else _DUMMY_HASH, password
             )
-            ok = verified and agent is not None and agent.password_hash is not None
         except VerificationError:
-            ok = False
-        if not ok or agent is None:
+            verified = False
+        if not verified or agent is None or agent.password_hash is None:
             _record_failure(email)
             return _login_page(rt, 401, "Wrong email or password.", email)
         _failures.pop(email, None)
@@ -323,62 +288,26 @@ def mount_web(app: FastAPI) -> None:
             return render("reset.html", 422, token=token, email=agent.email, error=str(exc))
         return RedirectResponse("/login", status_code=303)
 
-    async def agent_page(request: Request, template: str) -> Response:
-        """A page for every signed-in agent: sign-in redirect, else `template`."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        return render(
-            template,
-            agent=agent,
-            is_admin=agent.role in (Role.OWNER, Role.ADMIN),
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-        )
-
     @app.get("/inbox", include_in_schema=False)
     async def inbox(request: Request) -> Response:
-        return await agent_page(request, "inbox.html")
+        return await _page(request, "inbox.html")
 
     @app.get("/contacts", include_in_schema=False)
     async def contacts(request: Request) -> Response:
         """Contacts (issue 18): every agent, each seeing the contacts `access` gives them."""
-        return await agent_page(request, "contacts.html")
-
-    async def admin_page(request: Request, template: str, **extra: object) -> Response:
-        """An owners-and-admins page: sign-in redirect, 403 page for agents, else `template`."""
-        found = await _signed_in(request)
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        agent, cookie = found
-        rt: Runtime = request.app.state.runtime
-        if agent.role not in (Role.OWNER, Role.ADMIN):
-            return render(
-                "forbidden.html", 403, agent=agent, csrf=session_csrf(rt, cookie), sandbox=False
-            )
-        return render(
-            template,
-            200,
-            agent=agent,
-            is_admin=True,
-            sandbox=rt.settings.sandbox,
-            csrf=session_csrf(rt, cookie),
-            **extra,
-        )
+        return await _page(request, "contacts.html")
 
     @app.get("/settings", include_in_schema=False)
     async def settings(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
-        return await admin_page(request, "settings.html", public_url=rt.settings.public_url)
+        return await _page(request, "settings.html", admin=True, public_url=rt.settings.public_url)
 
     @app.get("/campaigns", include_in_schema=False)
     async def campaigns(request: Request) -> Response:
         """Broadcasts (issue 6): list with live progress, editor, preview, report. Admins."""
-        return await admin_page(request, "campaigns.html")
+        return await _page(request, "campaigns.html", admin=True)
 
     @app.get("/reports", include_in_schema=False)
     async def reports(request: Request) -> Response:
         """Reports (issue 8): conversations, channels, agents, campaigns; charts and CSV. Admins."""
-        return await admin_page(request, "reports.html")
+        return await _page(request, "reports.html", admin=True)
