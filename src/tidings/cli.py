@@ -204,8 +204,8 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Whatever a tidings process writes is for its own account only (issue #15, item 14;
-    # storage/files.py makes the known files private explicitly, this catches the rest).
+    # Whatever a tidings process writes is for its own account only
+    # (storage/files.py makes the known files private explicitly, this catches the rest).
     os.umask(os.umask(0) | 0o077)
     parser = argparse.ArgumentParser(
         prog="tidings", description="Tidings multichannel shared inbox"

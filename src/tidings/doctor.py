@@ -60,7 +60,7 @@ async def _database(rt: Runtime) -> list[Check]:
 
 
 async def _inbound_lag(rt: Runtime) -> list[Check]:
-    """How far behind inbound processing is, per lane (issue 14, item 5; docs/operations.md)."""
+    """How far behind inbound processing is, per lane (docs/operations.md)."""
     from tidings.ingest.lag import DOCTOR_WARN_SECONDS, measure
 
     try:

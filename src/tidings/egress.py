@@ -2,7 +2,7 @@
 
 "From outside" means webhook payloads (Messenger/Instagram CDN URLs, the download URL a
 provider's media API answers with) and URLs admins type in (outgoing-webhook targets). Such a
-URL must not make Tidings reach into its own network (issue #15, item 5: a signed payload
+URL must not make Tidings reach into its own network (a signed payload
 pointing at a loopback service got that service's answer stored and shown to agents). So:
 
 - only `http` and `https`, no credentials in the URL;

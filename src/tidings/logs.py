@@ -1,4 +1,4 @@
-"""Logging: one JSON object per line on stderr (issue #15, item 7), or text for humans.
+"""Logging: one JSON object per line on stderr, or text for humans.
 
 Every record — ours, uvicorn's startup, error and access lines, asyncio's, warnings — goes
 through the root logger's one handler. A JSON line carries `t` (UTC, ISO 8601), `level`,

@@ -130,7 +130,7 @@ class Runtime:
             RedisWakeups(settings.redis_url, self._local_wake) if settings.redis_url else None
         )
         self.committer = GroupCommitter(self.db, lambda: self.wake(Queue.INGEST))
-        # Inbound lag per lane, cached: /metrics, the agent UI's banner (issue 14, item 5).
+        # Inbound lag per lane, cached: /metrics, the agent UI's banner.
         self.lag = LagGauge(self.db)
         self.background: set[asyncio.Task[Any]] = set()
         # True in a process that also serves HTTP (workers then yield to webhook traffic).

@@ -2,7 +2,7 @@
 fan-out's moves, a recipient following its message's status (the status path's hook, and a
 catch-up for what it missed), pause, resume and cancel on the campaign's messages still in the
 outbox, and the campaign starting and completing. The fan-out (`campaigns/fanout.py`) and the
-audience (`campaigns/audience.py`) decide; the rows are written here (issue 17 item 3)."""
+audience (`campaigns/audience.py`) decide; the rows are written here."""
 
 from __future__ import annotations
 

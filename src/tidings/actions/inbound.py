@@ -93,7 +93,7 @@ async def resolve_contact(tx: Tx, channel: ChannelInfo, sender: Sender) -> Conta
     Only a phone the provider vouches for (`sender.phone_verified`) joins an existing contact.
     A claimed one (API channel `from.phone`) is kept as the new contact's `claimed_phone`,
     which only ever makes a merge suggestion: typing someone's number must not open their
-    conversation (docs/architecture.md, "Contact resolution"; issue 15 #6).
+    conversation (docs/architecture.md, "Contact resolution").
     """
     s = tx.session
     # National forms ("0612345678") are read in the workspace's default region.

@@ -3,7 +3,7 @@
 National phone numbers ("0612345678", "07700 900123") only mean something in a region. Each
 workspace may set its own (`workspace.default_region`, ISO 3166 alpha-2); without one, the
 deployment's TIDINGS_DEFAULT_REGION applies; without either, a national number is kept as given
-and flagged, never guessed at (issue 4 §9).
+and flagged, never guessed at.
 """
 
 from __future__ import annotations

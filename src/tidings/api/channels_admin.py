@@ -1,9 +1,9 @@
-"""Changing a connected channel (issue 18): edit, disable/enable, delete with its impact said
+"""Changing a connected channel: edit, disable/enable, delete with its impact said
 first, and "test connection". Owners and admins; the writes are `actions/channels_admin.py`.
 
 `GET /api/v1/channel-kinds`: what every registered channel kind can do, as the browser needs
 it (label, icon, colour, SMS, phone-addressed, campaign text, templates, service window), read
-from the adapter registry so that no page keeps its own list of kinds (issue #17 item 8)."""
+from the adapter registry so that no page keeps its own list of kinds."""
 
 from __future__ import annotations
 

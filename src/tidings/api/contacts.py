@@ -1,4 +1,4 @@
-"""Contacts (issue 18): the directory with filters, editing, CSV import/export, and starting a
+"""Contacts: the directory with filters, editing, CSV import/export, and starting a
 conversation with a contact. Who sees which contact is `access.visible_contacts`; every change
 goes through `actions/contacts_edit.py`."""
 

@@ -4,7 +4,7 @@ FastAPI's built-in page loads Swagger UI from a CDN (no integrity) and starts it
 script, which the app's CSP (`script-src 'self'`, web/routes.py) forbids. Here the assets come
 from the pinned `swagger-ui-bundle-v2` package (pyproject.toml), served from our origin, and the
 start-up code is a static file (web/static/api-docs.js) that reads the document's URL from a
-data attribute (issue #15, item 13).
+data attribute.
 """
 
 from __future__ import annotations

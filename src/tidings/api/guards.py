@@ -1,4 +1,4 @@
-"""Two checks on every HTTP answer and request body, before any route runs (issue #15, item 14).
+"""Two checks on every HTTP answer and request body, before any route runs.
 
 - Every answer carries `X-Content-Type-Options: nosniff` (pages and media already did; JSON
   answers did not), so a browser never sniffs a JSON body into HTML; an HTML answer (pages,

@@ -1,4 +1,4 @@
-"""Macros (issue 18 item 5): `GET /api/v1/macros`, `POST /api/v1/macros` and
+"""Macros: `GET /api/v1/macros`, `POST /api/v1/macros` and
 `DELETE /api/v1/macros/{id}` (owners and admins), and
 `POST /api/v1/conversations/{id}/macros/{macro_id}/run` (any agent who can see the
 conversation): each action runs through the automation engine's `perform_action`, in order;

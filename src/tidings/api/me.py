@@ -1,4 +1,4 @@
-"""The profile page's API (issue 18): one's own name and notification preferences, and
+"""The profile page's API: one's own name and notification preferences, and
 admins inviting agents. Passwords: `POST /api/v1/me/password`; availability:
 `PUT /api/v1/agents/{id}/availability`."""
 

@@ -1,7 +1,7 @@
 """The reads the public API and the inbox's own routes (`api/ui.py`) share: the conversation
 list's filters and keyset pages, labels per conversation, identities per contact. The inbox
 shows the same rows as `GET /api/v1/conversations` and `/contacts`, plus fields of its own, so
-both go through these functions (issue #17 item 9)."""
+both go through these functions."""
 
 from __future__ import annotations
 

@@ -244,7 +244,7 @@ class LaneLagOut(BaseModel):
 
 
 class InboundLagOut(BaseModel):
-    """How far behind inbound processing is (issue 14, item 5). `status` only for admins."""
+    """How far behind inbound processing is. `status` only for admins."""
 
     customer: LaneLagOut
     status: LaneLagOut | None = None

@@ -1,4 +1,4 @@
-"""REST API for assignment, agent availability, the queue, SLA and CSAT (issue 8).
+"""REST API for assignment, agent availability, the queue, SLA and CSAT.
 
 Settings are per inbox (`/inboxes/{id}/assignment|sla|csat`): everyone who sees the inbox may
 read them, owners and admins change them. Errors are `{"error": {"code", "message"}}`.

@@ -1,4 +1,4 @@
-"""Broadcasts, designed like a mail server (issue 6).
+"""Broadcasts, designed like a mail server.
 
 - `audience`: who a campaign goes to, snapshotted into `CampaignRecipient` rows at launch
   (labels, attribute filters, explicit contacts, CSV uploads with every bad row kept and

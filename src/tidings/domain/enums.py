@@ -77,7 +77,7 @@ class InboundState(StrEnum):
 
 
 class InboundLane(StrEnum):
-    """What a person waits for behind an inbound event (issue 14). `customer` is everything a
+    """What a person waits for behind an inbound event. `customer` is everything a
     customer did (messages, edits, reactions, opt-outs, postbacks...) and the default, so an
     event nobody classified never waits behind receipts; `status` is delivery/read receipts."""
 

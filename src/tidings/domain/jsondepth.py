@@ -2,7 +2,7 @@
 
 No provider nests its webhook JSON more than ~10 levels. Deeper bodies are refused up front:
 orjson parses up to 1024 levels but dumps only 254, and recursive walkers meet Python's
-recursion limit, which made such a body a 500 (issue #15, item 8).
+recursion limit, which made such a body a 500.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every live event type with the payload it carries, in one place (issue 17 item 5).
+"""Every live event type with the payload it carries, in one place.
 
 A publisher writes `tx.emit(live_events.SETTINGS_UPDATED({"what": "csat"}), workspace_id, None)`:
 the constant names the type (`LiveEventType`) and types the payload, so a missing or misspelt

@@ -247,8 +247,8 @@ class GroupCommitter:
         A webhook with a customer-lane event (a message, an opt-out, ...) takes the priority
         slot: the next commit is of such webhooks alone, ahead of every receipt queued before
         it. During a broadcast thousands of receipts a second queue here; in the common queue a
-        customer's message waited for them to be written, in the same big group (issue 14: the
-        customer lane stays within a second). It still waits for the commit in flight."""
+        customer's message waited for them to be written, in the same big group (the
+        customer lane must stay within a second). It still waits for the commit in flight."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         urgent = any(row["lane"] == InboundLane.CUSTOMER for row in rows)
         if urgent:

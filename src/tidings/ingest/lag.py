@@ -1,4 +1,4 @@
-"""The lag gauge (issue 14, item 5): how far behind the ingest worker is, per lane.
+"""The lag gauge: how far behind the ingest worker is, per lane.
 
 A lane's lag is the age of its oldest *due* pending inbound event (state `pending`,
 `next_attempt_at <= now`): how long that event has been ready and not processed. An event

@@ -1,4 +1,4 @@
-"""Local state is private to the account Tidings runs as (issue #15, item 14): directories it
+"""Local state is private to the account Tidings runs as: directories it
 creates are 0700, files 0600 — the data dir, the SQLite database and its WAL/SHM files, the
 generated secret key, attachment files. SQLite gives its -wal and -shm files the database
 file's permissions, so creating the database 0600 covers them; a database left readable by an

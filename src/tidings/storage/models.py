@@ -417,7 +417,7 @@ class InboundEvent(Base):
     next_attempt_at: Mapped[datetime] = _created()
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
-    # customer | status (InboundLane): what a person waits for behind this event (issue 14).
+    # customer | status (InboundLane): what a person waits for behind this event.
     lane: Mapped[str] = mapped_column(String(16), default="customer", server_default="customer")
 
 

@@ -294,7 +294,7 @@ def mount_web(app: FastAPI) -> None:
 
     @app.get("/contacts", include_in_schema=False)
     async def contacts(request: Request) -> Response:
-        """Contacts (issue 18): every agent, each seeing the contacts `access` gives them."""
+        """Contacts: every agent, each seeing the contacts `access` gives them."""
         return await _page(request, "contacts.html")
 
     @app.get("/settings", include_in_schema=False)
@@ -304,10 +304,10 @@ def mount_web(app: FastAPI) -> None:
 
     @app.get("/campaigns", include_in_schema=False)
     async def campaigns(request: Request) -> Response:
-        """Broadcasts (issue 6): list with live progress, editor, preview, report. Admins."""
+        """Broadcasts: list with live progress, editor, preview, report. Admins."""
         return await _page(request, "campaigns.html", admin=True)
 
     @app.get("/reports", include_in_schema=False)
     async def reports(request: Request) -> Response:
-        """Reports (issue 8): conversations, channels, agents, campaigns; charts and CSV. Admins."""
+        """Reports: conversations, channels, agents, campaigns; charts and CSV. Admins."""
         return await _page(request, "reports.html", admin=True)

@@ -9,7 +9,7 @@ Inbound (`POST /webhooks/api/{channel_id}`), signed with the channel's `secret`:
 
 `from.phone` is whatever the integrator passes on — on a website, what the visitor typed — so it
 is a *claim*: kept as the contact's `claimed_phone` and offered as a merge suggestion, never
-used to join an existing contact (docs/architecture.md, "Contact resolution"; issue 15 #6).
+used to join an existing contact (docs/architecture.md, "Contact resolution").
 
 Outbound: agent replies are POSTed to the channel's `webhook_url`, signed with the same secret:
 

@@ -139,7 +139,7 @@ def parse(payload: bytes) -> list[CanonicalEvent]:
         return [Ignored("client_status callback (undocumented)")]
     person = _person(doc)
     if person is None:
-        # Nobody to show it to: acknowledged and kept, never a failed event (issue 16).
+        # Nobody to show it to: acknowledged and kept, never a failed event.
         return [Ignored(f"{event[:64]} callback names no user")]
 
     def notice(text: str, consent: ConsentStatus | None = None, **extra: Any) -> InboundMessage:

@@ -134,7 +134,7 @@ def _inbound(params: Mapping[str, str]) -> InboundMessage:
     if not msisdn:
         raise PayloadError("inbound message has no 'msisdn'")
     # Vonage sends international digits without "+"; alphanumeric senders stay as given,
-    # flagged, never rewritten (issue 4 §9).
+    # flagged, never rewritten.
     phone = to_e164(msisdn)
     extra: dict[str, Any] = {"to": params.get("to")}
     if phone is None:

@@ -37,7 +37,7 @@ _VOICE_MIME = {"amr": "audio/amr", "speex": "audio/speex", "mp3": "audio/mpeg"}
 
 # How old a plain-mode push's signed `timestamp` may be. In plain mode the signature covers only
 # (token, timestamp, nonce), not the body: without an age limit one captured query string would
-# sign any body forever (issue #15, item 12). WeChat retries a push three times within ~15 s.
+# sign any body forever. WeChat retries a push three times within ~15 s.
 MAX_PLAIN_AGE_SECONDS = 300
 
 

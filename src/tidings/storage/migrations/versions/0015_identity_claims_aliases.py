@@ -2,7 +2,7 @@
 
 `contact.claimed_phone`: an E.164 number a sender only claimed (the API channel's
 `from.phone`). It never joins another customer's contact; it is only offered as a merge
-suggestion (issue 15 #6). `contact_identity.alias`: another stable id of the same account
+suggestion. `contact_identity.alias`: another stable id of the same account
 (WhatsApp's BSUID beside the number), so a `user_changed_user_id` notice that names only the
 old BSUID still finds the customer.
 

@@ -1,6 +1,6 @@
 """inbound_event: a lane per event (customer | status) and an index for the lag gauge
 
-Issue 14, item 5: the inbox shows how far behind the ingest worker is, per lane, as the age of
+The inbox shows how far behind the ingest worker is, per lane, as the age of
 the oldest due pending event. `lane` is set at store time from the adapter's `split`
 (delivery/read receipts are `status`, everything else `customer`); rows stored before this
 migration are `customer`, the side that never hides a delay. (lane, state, next_attempt_at)

@@ -1,6 +1,6 @@
 """channel.notice_topic: what the channel's latest provider notice is about
 
-Issue 16, item 6: a severe notice (Messenger blocked the channel's messaging) must stay on the
+A severe notice (Messenger blocked the channel's messaging) must stay on the
 channel's health until the provider says something newer on the same topic (the block is
 lifted); an unrelated, harmless notice (the apps' roles changed) no longer hides it. Rows
 noticed before this migration have no topic; any newer notice replaces those.

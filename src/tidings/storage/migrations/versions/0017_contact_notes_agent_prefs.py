@@ -1,4 +1,4 @@
-"""contact.notes and agent.preferences (issue 18: Contacts page, profile)
+"""contact.notes and agent.preferences (the Contacts page, the profile)
 
 Notes about a customer are free text staff keep on the contact; they are not attributes (which
 campaign segments match on). An agent's preferences hold their notification choices.

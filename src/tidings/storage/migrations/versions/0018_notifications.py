@@ -1,6 +1,6 @@
 """notification, saved_view, macro: the agent's bell, saved list filters and macros
 
-Issue 18 items 4 and 5. `notification` rows are written in the same transaction as what they
+`notification` rows are written in the same transaction as what they
 tell about (actions/notifications.py reads the unit of work's events before commit); a
 message notifies one agent of one kind at most once (unique agent, kind, message). Saved views
 belong to one agent; macros to the workspace.
