@@ -15,7 +15,7 @@ import httpx
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from tidings.channels.base import (
     Adapter,
@@ -24,7 +24,9 @@ from tidings.channels.base import (
     SendOutcome,
     WebhookReply,
     WebhookRequest,
+    check_secret,
 )
+from tidings.channels.config_fields import ChannelConfig
 from tidings.domain.enums import MessageStatus
 from tidings.domain.errors import SignatureError
 
@@ -34,12 +36,10 @@ RECEIPTS = {"DELIVERED": MessageStatus.DELIVERED, "READ": MessageStatus.READ}
 TIMEOUT = 15.0
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(ChannelConfig):
     """What every Business Communications agent is configured with. Authenticate with a service
     account key (recommended: Tidings mints and refreshes OAuth tokens itself) or with a ready
     `access_token`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     # RBM: e.g. "my-agent@rbm.goog", sent as `agentId`; Business Messages: the `agents/{id}` part
     # of the agent's name.
@@ -69,10 +69,6 @@ class AgentAdapter(Adapter[AgentConfigT]):
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"webhook_client_token", "service_account_json", "access_token"}
     )
-    handshake_refusal: ClassVar[str]
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError(self.handshake_refusal)
 
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         secret = verification_secret(self.cfg(config).webhook_client_token, request.body)
@@ -103,11 +99,12 @@ def signature(client_token: str, data: bytes) -> str:
 
 
 def check_signature(client_token: str, headers: Any, data: bytes) -> None:
-    given = headers.get(SIGNATURE_HEADER)
-    if not given:
-        raise SignatureError("missing X-Goog-Signature header")
-    if not hmac.compare_digest(signature(client_token, data).encode(), str(given).encode()):
-        raise SignatureError("X-Goog-Signature does not match the body")
+    check_secret(
+        headers.get(SIGNATURE_HEADER),
+        signature(client_token, data),
+        "missing X-Goog-Signature header",
+        "X-Goog-Signature does not match the body",
+    )
 
 
 def verification_secret(client_token: str, body: bytes) -> str | None:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from tidings import signing
 from tidings.channels.base import (
+    Adapter,
     Capabilities,
     OutboundMessage,
     Permanent,
@@ -43,7 +44,7 @@ from tidings.channels.base import (
     json_of,
 )
 from tidings.domain.enums import InboundLane, MessageKind, MessageStatus
-from tidings.domain.errors import PayloadError, SignatureError
+from tidings.domain.errors import PayloadError
 from tidings.domain.events import CanonicalEvent, InboundMessage, Sender, StatusUpdate
 
 _STATUSES = {
@@ -73,7 +74,7 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
-class ApiChannelAdapter:
+class ApiChannelAdapter(Adapter[ApiChannelConfig]):
     kind: ClassVar[str] = "api"
     label: ClassVar[str] = "API"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -87,9 +88,9 @@ class ApiChannelAdapter:
     )
     config_model: ClassVar[type[BaseModel]] = ApiChannelConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        raise SignatureError("the API channel has no verification handshake; POST signed events")
+    handshake_refusal: ClassVar[str] = (
+        "the API channel has no verification handshake; POST signed events"
+    )
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         assert isinstance(config, ApiChannelConfig)

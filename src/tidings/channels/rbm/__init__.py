@@ -18,14 +18,12 @@ from pydantic import BaseModel
 from tidings.channels import google_common as google
 from tidings.channels.base import (
     Capabilities,
-    OutboundMessage,
     RawEvent,
     SendOutcome,
     WebhookRequest,
 )
 from tidings.channels.rbm import client, webhook
 from tidings.channels.rbm.config import RbmConfig
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["RbmAdapter", "RbmConfig"]
 
@@ -49,20 +47,14 @@ class RbmAdapter(google.AgentAdapter[RbmConfig]):
     )
     config_model: ClassVar[type[BaseModel]] = RbmConfig
     handshake_refusal: ClassVar[str] = "RBM verifies webhooks with a POST of clientToken and secret"
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_message)
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).webhook_client_token, request)
 
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(self.cfg(config).webhook_client_token, request)
-
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
 
     # ReadReceiptSender and TypingSender (channels/optional.py): READ and IS_TYPING.
     async def send_read(

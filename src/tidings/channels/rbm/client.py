@@ -100,10 +100,8 @@ async def _post_agent_message(
     )
     if not isinstance(resp, httpx.Response):
         return resp
-    if resp.status_code == 200:
-        return Sent(message_id)
-    if resp.status_code == 409:
-        # ALREADY_EXISTS: our earlier attempt with this id got through.
+    if resp.status_code in (200, 409):
+        # 409 is ALREADY_EXISTS: our earlier attempt with this id got through.
         return Sent(message_id)
     return google.error_outcome(resp, PRODUCT, NOT_RCS)
 

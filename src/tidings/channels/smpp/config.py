@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from tidings.channels.config_fields import ChannelConfig
 
 
-class SmppConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
+class SmppConfig(ChannelConfig):
     host: str = Field(min_length=1)
     # 2775 is the conventional SMPP port (docs/channels/smpp.md#pdus); SMSCs often use others.
     port: int = Field(default=2775, ge=1, le=65535)

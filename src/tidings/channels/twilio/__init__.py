@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
     Adapter,
     Capabilities,
-    OutboundMessage,
     RawEvent,
-    SendOutcome,
     WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.twilio import client, webhook
 from tidings.channels.twilio.config import TwilioConfig
-from tidings.domain.errors import SignatureError
-from tidings.domain.events import CanonicalEvent
 from tidings.storage.types import utcnow
 
 __all__ = ["TwilioAdapter", "TwilioConfig"]
@@ -55,10 +50,10 @@ class TwilioAdapter(Adapter[TwilioConfig]):
     )
     config_model: ClassVar[type[BaseModel]] = TwilioConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"auth_token"})
-
-    def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
-        # Twilio can be set to GET webhooks; Tidings needs POST so the event is stored first.
-        raise SignatureError("configure the Twilio webhook with HTTP POST, not GET")
+    # Twilio can be set to GET webhooks; Tidings needs POST so the event is stored first.
+    handshake_refusal: ClassVar[str] = "configure the Twilio webhook with HTTP POST, not GET"
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_message)
 
     def verify(self, config: Any, request: WebhookRequest) -> None:
         webhook.verify(self.cfg(config).auth_token, request)
@@ -66,13 +61,5 @@ class TwilioAdapter(Adapter[TwilioConfig]):
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request, utcnow())
 
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         return WebhookReply(200, TWIML_EMPTY, "text/xml")
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tidings.channels.config_fields import ApiBaseUrl
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig
 
 # A sender is an E.164 number, a short code, or an alphanumeric sender id
 # (docs/channels/twilio.md#send-api).
@@ -15,10 +15,8 @@ _SHORT_CODE = re.compile(r"^\d{3,8}$")
 _ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 
 
-class TwilioConfig(BaseModel):
+class TwilioConfig(ChannelConfig):
     """One Twilio phone number (or Messaging Service) used for SMS/MMS."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     # Basic-auth user for the REST API; also what every webhook carries as `AccountSid`.
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")

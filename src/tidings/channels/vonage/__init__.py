@@ -9,21 +9,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel
 
 from tidings.channels.base import (
     Adapter,
     Capabilities,
-    OutboundMessage,
     RawEvent,
-    SendOutcome,
     WebhookReply,
     WebhookRequest,
 )
 from tidings.channels.vonage import client, webhook
 from tidings.channels.vonage.config import VonageConfig
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["VonageAdapter", "VonageConfig"]
 
@@ -47,6 +43,8 @@ class VonageAdapter(Adapter[VonageConfig]):
     )
     config_model: ClassVar[type[BaseModel]] = VonageConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_secret", "signature_secret"})
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_sms)
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
         # Vonage can also call with GET; Tidings stores events only from POST, so say so.
@@ -61,15 +59,7 @@ class VonageAdapter(Adapter[VonageConfig]):
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(request)
 
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         # Vonage wants 200 or 204, otherwise it retries for 24 h
         # (docs/channels/vonage.md#inbound-and-receipt-webhooks).
         return WebhookReply(204, b"")
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_sms(self.cfg(config), message, http)

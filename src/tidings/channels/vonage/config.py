@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from tidings.channels.config_fields import ApiBaseUrl
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig
 
 SignatureMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
 
 
-class VonageConfig(BaseModel):
+class VonageConfig(ChannelConfig):
     """One Vonage (Nexmo) SMS API account and the number (or sender id) it sends from."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     api_key: str = Field(min_length=1)
     api_secret: str = Field(min_length=1)

@@ -16,9 +16,7 @@ from pydantic import BaseModel
 from tidings.channels.base import (
     Adapter,
     Capabilities,
-    OutboundMessage,
     RawEvent,
-    SendOutcome,
     WebhookReply,
     WebhookRequest,
 )
@@ -26,7 +24,6 @@ from tidings.channels.media import MediaLocation
 from tidings.channels.profiles import Profile
 from tidings.channels.wechat import client, media, profiles, webhook
 from tidings.channels.wechat.config import WeChatConfig
-from tidings.domain.events import CanonicalEvent
 
 __all__ = ["WeChatAdapter", "WeChatConfig"]
 
@@ -64,6 +61,8 @@ class WeChatAdapter(Adapter[WeChatConfig]):
     )
     config_model: ClassVar[type[BaseModel]] = WeChatConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"app_secret", "token", "encoding_aes_key"})
+    parse_payload = staticmethod(webhook.parse)
+    send_with = staticmethod(client.send_message)
 
     def handshake(self, config: Any, request: WebhookRequest) -> WebhookReply:
         return webhook.handshake(self.cfg(config), request)
@@ -74,18 +73,10 @@ class WeChatAdapter(Adapter[WeChatConfig]):
     def split(self, config: Any, request: WebhookRequest) -> list[RawEvent]:
         return webhook.split(self.cfg(config), request)
 
-    def parse(self, config: Any, payload: bytes) -> list[CanonicalEvent]:
-        return webhook.parse(payload)
-
     def ack(self, config: Any, request: WebhookRequest) -> WebhookReply:
         # "success" tells WeChat the push was taken and no passive reply follows
         # (docs/channels/wechat.md#push-deadline-and-retries).
         return WebhookReply(200, b"success", "text/plain")
-
-    async def send(
-        self, config: Any, message: OutboundMessage, http: httpx.AsyncClient
-    ) -> SendOutcome:
-        return await client.send_message(self.cfg(config), message, http)
 
     async def locate_media(
         self, config: Any, provider_media_id: str | None, url: str | None, http: httpx.AsyncClient

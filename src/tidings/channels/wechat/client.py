@@ -21,7 +21,14 @@ from typing import Any
 import httpx
 import orjson
 
-from tidings.channels.base import OutboundMessage, Permanent, Retriable, SendOutcome, Sent
+from tidings.channels.base import (
+    OutboundMessage,
+    Permanent,
+    Retriable,
+    SendOutcome,
+    Sent,
+    json_or_none,
+)
 from tidings.channels.wechat.config import WeChatConfig
 from tidings.channels.wechat.errors import TOKEN_ERRORS, outcome_for
 from tidings.domain.enums import MessageKind
@@ -131,10 +138,7 @@ TOKENS = TokenCache()
 
 
 def _json(resp: httpx.Response) -> dict[str, Any] | None:
-    try:
-        doc = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return None
+    doc = json_or_none(resp.content)
     return doc if isinstance(doc, dict) else None
 
 

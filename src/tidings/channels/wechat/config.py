@@ -7,20 +7,18 @@ import base64
 import binascii
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from tidings.channels.config_fields import ApiBaseUrl
+from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig
 
 # EncodingAESKey is 43 characters of the base64 alphabet; base64-decoding it with one "="
 # appended gives the 32-byte AES-256 key (docs/channels/wechat.md#safe-mode-crypto).
 _AES_KEY = re.compile(r"^[A-Za-z0-9+/]{43}$")
 
 
-class WeChatConfig(BaseModel):
+class WeChatConfig(ChannelConfig):
     """One Official Account. Without `encoding_aes_key` the account runs in plaintext mode;
     with it, pushes must be encrypted (compatibility or safe mode)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     # AppID (`wx…`): the trailing id inside every safe-mode plaintext, and the token request.
     app_id: str = Field(min_length=1, max_length=64)
