@@ -4,7 +4,7 @@
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { pickContacts } from "./contact-picker.js";
-import { errorBox, field, guarded, onSubmit } from "./forms.js";
+import { checkedValues, errorBox, field, grid, guarded, onSubmit, row } from "./forms.js";
 import { api, avatar, channelIcon, clock, confirmAction, debounce, el, icon, kindOf } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
@@ -86,19 +86,17 @@ async function list() {
   const out = main;
   view = { kind: "list" };
   const rows = await api("/campaigns");
-  const table = el(
-    "table",
-    { class: "grid", id: "campaigns-table" },
-    el("tr", null, ...["Name", "State", "Progress", "Counts", "Created"].map((h) => el("th", null, h))),
-    ...rows.map((c) =>
-      el(
-        "tr",
+  const table = grid(
+    "campaigns-table",
+    ["Name", "State", "Progress", "Counts", "Created"],
+    rows.map((c) =>
+      row(
         { dataset: { id: c.id } },
-        el("td", null, el("a", { href: `#c/${c.id}` }, c.name)),
+        el("a", { href: `#c/${c.id}` }, c.name),
         el("td", { class: "c-state" }, stateChip(c.state)),
         el("td", { class: "c-progress" }, c.state === "draft" ? notLaunched() : progressBar(c.counts)),
         el("td", { class: "c-counts" }, c.state === "draft" ? "" : countsLine(c.counts)),
-        el("td", null, clock(c.created_at)),
+        clock(c.created_at),
       ),
     ),
   );
@@ -307,10 +305,7 @@ async function stepAudience(id) {
     if (ids.some((n) => !Number.isInteger(n)))
       throw new Error("Contacts: give contact ids (numbers), comma-separated.");
     const audience = {};
-    const labels = labelBoxes
-      .map((b) => b.querySelector("input"))
-      .filter((i) => i.checked)
-      .map((i) => i.value);
+    const labels = checkedValues(labelBoxes);
     if (labels.length) audience.labels = labels;
     if (Object.keys(f).length) audience.filters = f;
     if (ids.length) audience.contact_ids = ids;
@@ -318,10 +313,7 @@ async function stepAudience(id) {
     return {
       name: name.value,
       audience,
-      channel_ids: chBoxes
-        .map((b) => b.querySelector("input"))
-        .filter((i) => i?.checked)
-        .map((i) => Number(i.value)),
+      channel_ids: checkedValues(chBoxes).map(Number),
     };
   };
 
@@ -975,36 +967,20 @@ async function reportBlock(id, scope) {
     ),
     el("h2", null, "Per channel"),
     channels.length
-      ? el(
-          "table",
-          { class: "grid", id: "report-channels" },
-          el(
-            "tr",
-            null,
-            el("th", null, "Channel"),
-            ...STATES.slice(1).map((s) => el("th", null, s)),
-            el("th", null, "total"),
-          ),
-          ...channels.map((ch) =>
-            el(
-              "tr",
-              null,
-              el("td", null, ch.name || "no channel yet"),
-              ...STATES.slice(1).map((s) => el("td", null, String(ch[s] || 0))),
-              el("td", null, String(ch.total)),
-            ),
+      ? grid(
+          "report-channels",
+          ["Channel", ...STATES.slice(1), "total"],
+          channels.map((ch) =>
+            row(null, ch.name || "no channel yet", ...STATES.slice(1).map((s) => String(ch[s] || 0)), String(ch.total)),
           ),
         )
       : el("p", { class: "muted" }, "Nothing sent yet."),
     el("h2", null, "Failures and skips by reason"),
     r.failures.length
-      ? el(
-          "table",
-          { class: "grid", id: "report-failures" },
-          el("tr", null, el("th", null, "State"), el("th", null, "Reason"), el("th", null, "Recipients")),
-          ...r.failures.map((f) =>
-            el("tr", null, el("td", null, f.state), el("td", null, f.reason || "—"), el("td", null, String(f.count))),
-          ),
+      ? grid(
+          "report-failures",
+          ["State", "Reason", "Recipients"],
+          r.failures.map((f) => row(null, f.state, f.reason || "—", String(f.count))),
         )
       : el("p", { class: "muted", id: "no-failures" }, "None."),
     el(

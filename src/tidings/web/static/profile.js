@@ -1,6 +1,6 @@
 // The profile page: one's own name, availability and notification choices. The password form
 // above is a plain server form (it works without this module).
-import { guardedForm } from "./field-errors.js";
+import { onSubmitForm } from "./field-errors.js";
 import { errorBox } from "./forms.js";
 import { $, api, el } from "./ui.js";
 
@@ -34,20 +34,17 @@ function details(me) {
     ok,
     err,
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
+  onSubmitForm(form, err, async () => {
     ok.textContent = "";
-    guardedForm(form, err, async () => {
-      const saved = await api("/me/profile", { method: "PATCH", json: { name: name.value } });
-      if (avail.value !== me.availability) {
-        await api("/agents/me/availability", { method: "PUT", json: { availability: avail.value } });
-        me.availability = avail.value;
-      }
-      $("profile-name").textContent = saved.name;
-      const link = $("profile-link");
-      if (link) link.textContent = saved.name;
-      ok.textContent = "Saved.";
-    });
+    const saved = await api("/me/profile", { method: "PATCH", json: { name: name.value } });
+    if (avail.value !== me.availability) {
+      await api("/agents/me/availability", { method: "PUT", json: { availability: avail.value } });
+      me.availability = avail.value;
+    }
+    $("profile-name").textContent = saved.name;
+    const link = $("profile-link");
+    if (link) link.textContent = saved.name;
+    ok.textContent = "Saved.";
   });
   $("profile-details").replaceChildren(el("h2", null, "Your details"), form);
 }
@@ -66,18 +63,15 @@ function notifications(me) {
     ok,
     err,
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
+  onSubmitForm(form, err, async () => {
     ok.textContent = "";
-    guardedForm(form, err, async () => {
-      const notify = {};
-      for (const b of form.querySelectorAll("input[type=checkbox]")) notify[b.name] = b.checked;
-      if (notify.desktop && "Notification" in window && Notification.permission === "default") {
-        await Notification.requestPermission();
-      }
-      await api("/me/profile", { method: "PATCH", json: { notify } });
-      ok.textContent = "Saved.";
-    });
+    const notify = {};
+    for (const b of form.querySelectorAll("input[type=checkbox]")) notify[b.name] = b.checked;
+    if (notify.desktop && "Notification" in window && Notification.permission === "default") {
+      await Notification.requestPermission();
+    }
+    await api("/me/profile", { method: "PATCH", json: { notify } });
+    ok.textContent = "Saved.";
   });
   $("profile-notify").replaceChildren(el("h2", null, "Notifications"), form);
 }

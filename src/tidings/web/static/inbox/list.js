@@ -476,36 +476,16 @@ export const runSearch = debounce(async () => {
 
 export function fillFilters() {
   const b = S.boot;
-  fillSelect(
-    "f-inbox",
-    "All inboxes",
-    b.inboxes.map((i) => [i.id, i.name]),
-  );
-  fillSelect(
-    "f-channel",
-    "All channels",
-    b.channels.map((c) => [c.id, c.name]),
-  );
-  fillSelect(
-    "f-label",
-    "Any label",
-    b.labels.map((l) => [l.name, l.name]),
-  );
-  fillSelect(
-    "f-assignee",
-    "Anyone",
-    b.agents.map((a) => [a.id, a.name]),
-  );
-  fillSelect(
-    "f-team",
-    "Any team",
-    b.teams.map((t) => [t.id, t.name]),
-  );
-  fillSelect(
-    "t-team",
-    "No team",
-    b.teams.map((t) => [t.id, t.name]),
-  );
+  // [select, first option, items, the field that is each option's value]
+  for (const [id, first, items, key] of [
+    ["f-inbox", "All inboxes", b.inboxes, "id"],
+    ["f-channel", "All channels", b.channels, "id"],
+    ["f-label", "Any label", b.labels, "name"],
+    ["f-assignee", "Anyone", b.agents, "id"],
+    ["f-team", "Any team", b.teams, "id"],
+    ["t-team", "No team", b.teams, "id"],
+  ])
+    fillSelect(id, first, items, key);
   fillAssignees();
 }
 

@@ -60,12 +60,13 @@ export const byInstant = (a, b, field) => instant(a[field]) - instant(b[field]) 
 // Agents can be assigned conversations of their inboxes; owners and admins any.
 export const canTake = (a, c) => a.active && (a.role !== "agent" || a.inbox_ids.includes(c.inbox_id));
 
-export function fillSelect(id, first, items) {
+// A filter <select>: `first` (value "") over one option per item (value item[key], text item.name).
+export function fillSelect(id, first, items, key = "id") {
   const sel = $(id);
   const keep = sel.value;
   sel.replaceChildren(
     el("option", { value: "" }, first),
-    ...items.map(([v, label]) => el("option", { value: String(v) }, label)),
+    ...items.map((x) => el("option", { value: String(x[key]) }, x.name)),
   );
   sel.value = keep;
 }

@@ -198,7 +198,7 @@ export function fillAssignees() {
   fillSelect(
     "t-assignee",
     "Unassigned",
-    S.boot.agents.filter((a) => a.active && (!c || canTake(a, c) || a.id === c.assignee_id)).map((a) => [a.id, a.name]),
+    S.boot.agents.filter((a) => a.active && (!c || canTake(a, c) || a.id === c.assignee_id)),
   );
 }
 

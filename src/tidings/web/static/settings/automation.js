@@ -3,7 +3,7 @@
 // macro editor (settings/macros.js). Data reaches the page only through el() (textContent
 // and attributes), never as HTML.
 
-import { errorBox, onSubmit, options } from "../forms.js";
+import { errorBox, grid, guarded, onSubmit, options, row } from "../forms.js";
 import { api, clock, confirmAction, el } from "../ui.js";
 import { dayRow, timeZonePicker } from "./edits.js";
 
@@ -314,9 +314,8 @@ export async function rules(main) {
   );
 
   async function dryRun() {
-    err.textContent = "";
     testOut.replaceChildren();
-    try {
+    await guarded(err, async () => {
       const r = await api("/automation/rules/test", {
         method: "POST",
         json: { rule: read(), conversation_id: Number(testConv.value) },
@@ -344,9 +343,7 @@ export async function rules(main) {
           ),
         ),
       );
-    } catch (e) {
-      err.textContent = e.message;
-    }
+    });
   }
 
   onSubmit(form, err, async () => {
@@ -358,17 +355,15 @@ export async function rules(main) {
     await rules(main);
   });
 
-  const table = el(
-    "table",
-    { class: "grid", id: "rules-table" },
-    el("tr", null, ...["Name", "When", "If", "Then", "Active", ""].map((h) => el("th", null, h))),
-    ...list.map((r) =>
-      el(
-        "tr",
+  const table = grid(
+    "rules-table",
+    ["Name", "When", "If", "Then", "Active", ""],
+    list.map((r) =>
+      row(
         { dataset: { id: r.id } },
-        el("td", null, r.name),
-        ...summary(r).map((s) => el("td", null, s)),
-        el("td", null, r.active ? "yes" : "no"),
+        r.name,
+        ...summary(r),
+        r.active ? "yes" : "no",
         el(
           "td",
           null,
@@ -403,18 +398,16 @@ export async function rules(main) {
       ),
     ),
   );
-  const runs = el(
-    "table",
-    { class: "grid", id: "runs-table" },
-    el("tr", null, ...["When", "Rule", "Conversation", "Event", "Outcome"].map((h) => el("th", null, h))),
-    ...recent.data.map((r) =>
-      el(
-        "tr",
+  const runs = grid(
+    "runs-table",
+    ["When", "Rule", "Conversation", "Event", "Outcome"],
+    recent.data.map((r) =>
+      row(
         null,
-        el("td", null, clock(r.created_at)),
-        el("td", null, r.rule_name),
-        el("td", null, `#${r.conversation_id}`),
-        el("td", null, r.event),
+        clock(r.created_at),
+        r.rule_name,
+        `#${r.conversation_id}`,
+        r.event,
         el(
           "td",
           { class: r.state === "done" ? "health-ok" : "health-bad" },

@@ -2,8 +2,8 @@
 // delete it — saying what happens to its conversations before anything is confirmed. The
 // connect form shares the config inputs (human labels, help, the provider's guide).
 
-import { guardedForm, humanLabel } from "../field-errors.js";
-import { errorBox, field } from "../forms.js";
+import { humanLabel, onSubmitForm } from "../field-errors.js";
+import { errorBox, field, guarded } from "../forms.js";
 import { api, el } from "../ui.js";
 
 let guides = null;
@@ -129,15 +129,12 @@ async function editForm(c, kinds, inboxes, box, done) {
     ),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guardedForm(form, err, async () => {
-      await api(`/channels/${c.id}`, {
-        method: "PATCH",
-        json: { name: name.value, inbox_id: Number(inbox.value), config: readConfigFields(form) },
-      });
-      await done(`Saved ${name.value}.`);
+  onSubmitForm(form, err, async () => {
+    await api(`/channels/${c.id}`, {
+      method: "PATCH",
+      json: { name: name.value, inbox_id: Number(inbox.value), config: readConfigFields(form) },
     });
+    await done(`Saved ${name.value}.`);
   });
   box.replaceChildren(el("h2", null, `Edit ${c.name}`), form);
   name.focus();
@@ -179,16 +176,12 @@ async function confirmPanel(c, action, box, done) {
       type: "button",
       id: "channel-confirm",
       class: action === "delete" ? "danger" : "primary",
-      onclick: async () => {
-        err.textContent = "";
-        try {
+      onclick: () =>
+        guarded(err, async () => {
           if (action === "delete") await api(`/channels/${c.id}`, { method: "DELETE" });
           else await api(`/channels/${c.id}/${action}`, { method: "POST" });
           await done(action === "delete" ? `Deleted ${c.name}.` : `${c.name} is ${action}d.`);
-        } catch (e) {
-          err.textContent = e.message;
-        }
-      },
+        }),
     },
     verb,
   );

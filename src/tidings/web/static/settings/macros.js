@@ -2,8 +2,8 @@
 // from the command palette (Ctrl/⌘+K). The action rows are the rule builder's (automation.js),
 // less "Call webhook", which a macro cannot do. Text reaches the page only through el().
 
-import { errorBox, onSubmit } from "../forms.js";
-import { api, confirmAction, el } from "../ui.js";
+import { deleteButton, errorBox, grid, onSubmit, row, submitRow } from "../forms.js";
+import { api, el } from "../ui.js";
 import { actionRow, vocabulary } from "./automation.js";
 
 export async function macros(main) {
@@ -31,8 +31,7 @@ export async function macros(main) {
         "+ Action",
       ),
     ),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit", id: "macro-save" }, "Save macro")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Save macro", err, { id: "macro-save" }),
   );
   onSubmit(form, err, async () => {
     await api("/macros", {
@@ -42,34 +41,22 @@ export async function macros(main) {
     await redraw();
   });
 
-  const remove = async (m) => {
-    const ok = await confirmAction({
-      title: `Delete the macro “${m.name}”?`,
-      consequences: [
-        "It disappears from every agent's command palette at once.",
-        "Conversations it already changed stay as they are.",
-        "This cannot be undone.",
-      ],
-    });
-    if (!ok) return;
-    try {
-      await api(`/macros/${m.id}`, { method: "DELETE" });
-      await redraw();
-    } catch (e) {
-      err.textContent = e.message;
-    }
-  };
-  const table = el(
-    "table",
-    { class: "grid", id: "macros-table" },
-    el("tr", null, ...["Name", "Actions", ""].map((h) => el("th", null, h))),
-    ...list.map((m) =>
-      el(
-        "tr",
+  const table = grid(
+    "macros-table",
+    ["Name", "Actions", ""],
+    list.map((m) =>
+      row(
         { dataset: { id: m.id } },
-        el("td", null, m.name),
-        el("td", null, el("ol", { class: "steps" }, ...m.steps.map((s) => el("li", null, s)))),
-        el("td", null, el("button", { type: "button", class: "danger-quiet", onclick: () => remove(m) }, "Delete")),
+        m.name,
+        el("ol", { class: "steps" }, ...m.steps.map((s) => el("li", null, s))),
+        deleteButton("Delete", err, `/macros/${m.id}`, redraw, {
+          title: `Delete the macro “${m.name}”?`,
+          consequences: [
+            "It disappears from every agent's command palette at once.",
+            "Conversations it already changed stay as they are.",
+            "This cannot be undone.",
+          ],
+        }),
       ),
     ),
   );
