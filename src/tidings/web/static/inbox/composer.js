@@ -3,7 +3,7 @@
 import { $, api, channelIcon, debounce, el, icon, windowText } from "../ui.js";
 import { announce } from "./live.js";
 import { clearUpload, uploadIds } from "./media.js";
-import { mentionKey, showMentions } from "./mentions.js";
+import { fillPopup, mentionKey, showMentions } from "./mentions.js";
 import { channelOf, S } from "./state.js";
 import { putMessage, renderMessages } from "./thread.js";
 
@@ -262,28 +262,11 @@ export function showCanned() {
   const hits = S.boot.canned_replies.filter((r) => r.short_code.startsWith(m[1].toLowerCase()));
   if (hits.map((r) => r.id).join() !== cannedHits.map((r) => r.id).join()) cannedActive = 0;
   cannedHits = hits;
-  box.dataset.mode = "canned";
-  box.replaceChildren(
-    ...hits.map((r, i) =>
-      el(
-        "li",
-        {
-          class: i === cannedActive ? "active" : "",
-          role: "option",
-          "aria-selected": String(i === cannedActive),
-          dataset: { id: r.id },
-          onmousedown: (ev) => {
-            ev.preventDefault();
-            useCanned(r);
-          },
-        },
-        el("strong", null, `/${r.short_code}`),
-        " ",
-        el("span", { class: "muted" }, r.content.slice(0, 80)),
-      ),
-    ),
-  );
-  box.hidden = !hits.length;
+  fillPopup("canned", hits, cannedActive, useCanned, (r) => [
+    el("strong", null, `/${r.short_code}`),
+    " ",
+    el("span", { class: "muted" }, r.content.slice(0, 80)),
+  ]);
 }
 
 export function useCanned(r) {
