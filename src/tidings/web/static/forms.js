@@ -11,6 +11,11 @@ export const errorBox = () => el("p", { class: "error", role: "alert" });
 // Runs `fn`; its error message (an API refusal) goes into `box`, which is emptied first.
 export async function guarded(box, fn) {
   box.textContent = "";
+  await reported(box, fn);
+}
+
+// Runs `fn`; its error message goes into `box` (what `box` said before stays until then).
+export async function reported(box, fn) {
   try {
     await fn();
   } catch (e) {

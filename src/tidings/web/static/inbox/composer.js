@@ -1,5 +1,6 @@
 // The composer: reply or private note, the channel picker with why a route is blocked, the SMS
 // segment counter, canned replies (/shortcut), and the template picker for a closed window.
+import { guarded, reported } from "../forms.js";
 import { $, api, channelIcon, debounce, el, icon, windowText } from "../ui.js";
 import { announce } from "./live.js";
 import { clearUpload, uploadIds } from "./media.js";
@@ -229,7 +230,7 @@ function previewTemplate() {
 
 export async function sendTemplate() {
   const params = [...document.querySelectorAll("#tpl-params input")].map((i) => i.value);
-  try {
+  await reported($("tpl-error"), async () => {
     const m = await api(`/ui/conversations/${S.current}/templates`, {
       method: "POST",
       json: { template_id: Number($("tpl-select").value), params },
@@ -237,9 +238,7 @@ export async function sendTemplate() {
     putMessage(m);
     renderMessages();
     closeTemplates();
-  } catch (e) {
-    $("tpl-error").textContent = e.message;
-  }
+  });
 }
 
 // ---- composer ----------------------------------------------------------------------------
@@ -281,9 +280,8 @@ export async function submit() {
   const text = $("c-text").value.trim();
   const files = S.mode !== "note" ? uploadIds() : [];
   if ((!text && !files.length) || !S.current) return;
-  $("c-error").textContent = "";
   const id = S.current;
-  try {
+  await guarded($("c-error"), async () => {
     if (S.mode === "note") {
       await api(`/ui/conversations/${id}/notes`, { method: "POST", json: { text } });
     } else {
@@ -308,9 +306,7 @@ export async function submit() {
     S.othersRepliedSince = null;
     updateCounter();
     announce(id, "viewing");
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 export function wireComposer() {

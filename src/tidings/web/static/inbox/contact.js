@@ -1,6 +1,7 @@
 // The contact panel: who the customer is (identities, claimed details, consent), possible
 // duplicates with merge and undo, and earlier conversations. Loading it also refreshes the
 // composer's reply options, which come with the same answer.
+import { reported } from "../forms.js";
 import { $, api, avatar, channelIcon, el } from "../ui.js";
 import { renderRoutes } from "./composer.js";
 import { S } from "./state.js";
@@ -137,23 +138,19 @@ function mergeBlock() {
 }
 
 async function merge(d) {
-  try {
+  await reported($("c-error"), async () => {
     const res = await api(`/ui/contacts/${S.context.contact.id}/merge`, { method: "POST", json: { merge_id: d.id } });
     S.lastMerge = { id: res.merge_id, kept: res.kept, name: d.display_name };
     await loadContext();
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 async function undoMerge() {
-  try {
+  await reported($("c-error"), async () => {
     await api(`/ui/contact_merges/${S.lastMerge.id}/undo`, { method: "POST" });
     S.lastMerge = null;
     await loadContext();
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 export function wireContact() {

@@ -1,5 +1,6 @@
 // The conversation list pane: filters, rows, bulk actions over picked (or all matching)
 // conversations, j/k selection, and the search results that stand in for the list.
+import { reported } from "../forms.js";
 import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, windowText } from "../ui.js";
 import { picker } from "./picker.js";
 import { slaChip } from "./service.js";
@@ -111,12 +112,10 @@ async function saveView() {
   const body = { view: f.view, status: f.status || null, sort: f.sort || null };
   for (const k of ["inbox_id", "channel_id", "assignee_id", "team_id"]) if (f[k]) body[k] = Number(f[k]);
   for (const k of ["label", "sla"]) if (f[k]) body[k] = f[k];
-  try {
+  await reported($("view-error"), async () => {
     const v = await api("/views", { method: "POST", json: { name: name.trim(), filters: body } });
     await loadSavedViews(v.id);
-  } catch (e) {
-    $("view-error").textContent = e.message;
-  }
+  });
 }
 async function deleteView() {
   const v = savedViews.find((x) => String(x.id) === $("f-saved").value);

@@ -1,6 +1,7 @@
 // The command palette (Ctrl/⌘+K): one box over actions (on the open conversation, views, pages),
 // the conversations in the list, and contacts and messages found by the server's search.
 // Arrow keys move, Enter runs, Esc closes. Everything shown is text (el()).
+import { reported } from "../forms.js";
 import { $, api, channelIcon, debounce, el, icon } from "../ui.js";
 import { S, shownName } from "./state.js";
 
@@ -171,16 +172,14 @@ function run(i) {
 // still ran (the thread narrates each change).
 async function runMacro(m) {
   const id = S.current;
-  try {
+  await reported($("c-error"), async () => {
     const res = await api(`/conversations/${id}/macros/${m.id}/run`, { method: "POST" });
     const bad = res.steps.filter((x) => x.outcome !== "ok");
     $("c-error").textContent = bad.length
       ? `Macro ${m.name}: ${bad.map((x) => `${x.action} ${x.outcome} — ${x.detail}`).join("; ")}`
       : "";
     ctx.refresh(id);
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 async function loadMacros() {
