@@ -5,7 +5,7 @@
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { pickContacts } from "./contact-picker.js";
 import { checkedValues, errorBox, field, grid, guarded, onSubmit, row } from "./forms.js";
-import { api, avatar, channelIcon, clock, confirmAction, debounce, el, icon, kindOf } from "./ui.js";
+import { api, avatar, channelIcon, clock, confirmAction, debounce, el, fact, icon, kindOf } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
 // Each render builds into its own box and shows it only if no newer render started meanwhile
@@ -796,26 +796,23 @@ async function detail(id, uploaded) {
   const facts = el(
     "dl",
     { class: "facts" },
-    el("dt", null, "State"),
-    el("dd", { id: "c-state" }, stateChip(c.state)),
-    el("dt", null, "Progress"),
-    el("dd", { id: "c-progress" }, c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true)),
+    ...fact("State", stateChip(c.state), { id: "c-state" }),
+    ...fact("Progress", c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true), {
+      id: "c-progress",
+    }),
     ...(c.state === "draft"
       ? []
       : [
-          el("dt", null, "Recipients"),
-          el("dd", { id: "c-counts" }, countsLine(c.counts)),
-          el("dt", null, "Outbox"),
-          el("dd", { id: "c-outbox" }, outboxLine(c)),
+          ...fact("Recipients", countsLine(c.counts), { id: "c-counts" }),
+          ...fact("Outbox", outboxLine(c), { id: "c-outbox" }),
         ]),
-    el("dt", null, "Schedule"),
-    el("dd", null, c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
-    el("dt", null, "Quiet hours"),
-    el("dd", null, c.quiet_hours?.start ? `${c.quiet_hours.start}–${c.quiet_hours.end} recipient time` : "none"),
-    el("dt", null, "Rate cap"),
-    el("dd", null, c.rate_per_second ? `${c.rate_per_second} messages/s` : "channel limits only"),
-    el("dt", null, "Fallback"),
-    el("dd", { id: "c-fallback" }, fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none"),
+    ...fact("Schedule", c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
+    ...fact(
+      "Quiet hours",
+      c.quiet_hours?.start ? `${c.quiet_hours.start}–${c.quiet_hours.end} recipient time` : "none",
+    ),
+    ...fact("Rate cap", c.rate_per_second ? `${c.rate_per_second} messages/s` : "channel limits only"),
+    ...fact("Fallback", fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none", { id: "c-fallback" }),
   );
   const extra = [];
   if (paused && paused.id === id && c.state === "paused")

@@ -23,7 +23,7 @@ import { inviteForm, resetButton } from "./settings/invite.js";
 import { macros } from "./settings/macros.js";
 import { renderService } from "./settings/service.js";
 import { syncButtons } from "./settings/template_sync.js";
-import { api, channelIcon, clock, el } from "./ui.js";
+import { api, channelIcon, clock, el, fact } from "./ui.js";
 
 const main = document.getElementById("settings-main");
 let notice = null;
@@ -175,28 +175,23 @@ async function showSetup(id, box) {
     el(
       "dl",
       { class: "facts" },
-      el("dt", null, "Webhook URL"),
-      el("dd", null, el("span", { class: "copy", id: "setup-webhook" }, c.webhook_url)),
-      c.verify_token ? el("dt", null, "Verify token") : null,
-      c.verify_token ? el("dd", null, el("span", { class: "copy", id: "setup-verify" }, c.verify_token)) : null,
-      el("dt", null, "Health"),
-      el("dd", null, c.health.last_error ? `last error: ${c.health.last_error}` : "no errors recorded"),
+      ...fact("Webhook URL", el("span", { class: "copy", id: "setup-webhook" }, c.webhook_url)),
+      ...(c.verify_token
+        ? fact("Verify token", el("span", { class: "copy", id: "setup-verify" }, c.verify_token))
+        : []),
+      ...fact("Health", c.health.last_error ? `last error: ${c.health.last_error}` : "no errors recorded"),
       // What the provider says right now (LINE: push messages left this month).
-      c.health.provider ? el("dt", null, "Provider") : null,
-      c.health.provider ? el("dd", { id: "setup-provider" }, c.health.provider) : null,
+      ...(c.health.provider ? fact("Provider", c.health.provider, { id: "setup-provider" }) : []),
       // What the provider said about the channel itself (e.g. a Messenger policy block).
-      c.health.notice ? el("dt", null, "Provider notice") : null,
-      c.health.notice
-        ? el(
-            "dd",
-            { id: "setup-notice", class: c.health.notice_severe ? "health-bad" : "", title: c.health.notice_at || "" },
-            `${clock(c.health.notice_at)} · ${c.health.notice}`,
-          )
-        : null,
-      el("dt", null, "Settings"),
-      el(
-        "dd",
-        null,
+      ...(c.health.notice
+        ? fact("Provider notice", `${clock(c.health.notice_at)} · ${c.health.notice}`, {
+            id: "setup-notice",
+            class: c.health.notice_severe ? "health-bad" : "",
+            title: c.health.notice_at || "",
+          })
+        : []),
+      ...fact(
+        "Settings",
         Object.entries(c.config)
           .map(([k, v]) => `${k}: ${v}`)
           .join(" · "),

@@ -64,6 +64,9 @@ export function el(tag, attrs, ...children) {
   return node;
 }
 
+// One term of a <dl class="facts">: [<dt>term</dt>, <dd ddAttrs>value</dd>]; spread it in.
+export const fact = (term, value, ddAttrs) => [el("dt", null, term), el("dd", ddAttrs, value)];
+
 export function ago(iso) {
   if (!iso) return "";
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);

@@ -286,55 +286,33 @@ function renderBulk() {
           "Select all matching",
         ),
     el("button", { type: "button", id: "bulk-resolve", onclick: () => bulk({ status: "resolved" }) }, "Resolve"),
-    el(
-      "button",
-      {
-        type: "button",
-        id: "bulk-assign",
-        onclick: () =>
-          picker(
-            "Assign selected to",
-            [
-              { label: "Unassigned", value: null },
-              ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id })),
-            ],
-            (it) => bulk({ assignee_id: it.value }),
-          ),
-      },
-      "Assign…",
-    ),
-    el(
-      "button",
-      {
-        type: "button",
-        id: "bulk-team",
-        onclick: () =>
-          picker(
-            "Team for selected",
-            [{ label: "No team", value: null }, ...S.boot.teams.map((t) => ({ label: t.name, value: t.id }))],
-            (it) => bulk({ team_id: it.value }),
-          ),
-      },
-      "Team…",
-    ),
-    el(
-      "button",
-      {
-        type: "button",
-        id: "bulk-label",
-        onclick: () =>
-          picker(
-            "Add label to selected",
-            S.boot.labels.map((l) => ({ label: l.name, value: l.name })),
-            (it) => bulk({ add_label: it.value }),
-            true,
-          ),
-      },
+    bulkPicker("bulk-assign", "Assign…", "Assign selected to", "assignee_id", () => [
+      { label: "Unassigned", value: null },
+      ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id })),
+    ]),
+    bulkPicker("bulk-team", "Team…", "Team for selected", "team_id", () => [
+      { label: "No team", value: null },
+      ...S.boot.teams.map((t) => ({ label: t.name, value: t.id })),
+    ]),
+    bulkPicker(
+      "bulk-label",
       "Label…",
+      "Add label to selected",
+      "add_label",
+      () => S.boot.labels.map((l) => ({ label: l.name, value: l.name })),
+      true,
     ),
     el("button", { type: "button", class: "link", onclick: clearPicks }, "Clear"),
   );
 }
+
+// A bulk-bar button: the picker (`items()` when pressed) sets `key` on the selected conversations.
+const bulkPicker = (id, text, title, key, items, allowNew) =>
+  el(
+    "button",
+    { type: "button", id, onclick: () => picker(title, items(), (it) => bulk({ [key]: it.value }), allowNew) },
+    text,
+  );
 
 async function bulk(change) {
   const f = filters();
