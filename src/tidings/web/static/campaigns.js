@@ -201,7 +201,10 @@ function usedKinds(p, channels, chosenIds) {
   return kinds;
 }
 
+// The draft being edited (the page's view from now on), with what its steps need; null when
+// it is no longer a draft (the page moves to its detail).
 async function loadEditor(id) {
+  view = { kind: "edit", id };
   const [channels, boot, c] = await Promise.all([
     api("/channels"),
     api("/ui/bootstrap"),
@@ -217,7 +220,6 @@ async function loadEditor(id) {
 
 async function stepAudience(id) {
   const out = main;
-  view = { kind: "edit", id };
   const data = await loadEditor(id);
   if (!data) return;
   const { channels, boot, c, preview } = data;
@@ -395,7 +397,6 @@ async function stepAudience(id) {
 
 async function stepMessage(id, uploaded) {
   const out = main;
-  view = { kind: "edit", id };
   const data = await loadEditor(id);
   if (!data) return;
   const { channels, boot, c, preview } = data;
@@ -659,7 +660,6 @@ async function stepMessage(id, uploaded) {
 
 async function stepPreview(id) {
   const out = main;
-  view = { kind: "edit", id };
   const data = await loadEditor(id);
   if (!data) return;
   const { c } = data;

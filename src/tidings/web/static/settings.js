@@ -487,16 +487,7 @@ async function webhooks() {
     const events = checkedValues(checks);
     const made = await api("/webhook_subscriptions", { method: "POST", json: { url: url.value, events } });
     await render();
-    document
-      .getElementById("settings-main")
-      .append(
-        el(
-          "div",
-          { class: "secret-once", id: "webhook-secret" },
-          "Signing secret (shown once): ",
-          el("span", { class: "copy" }, made.secret),
-        ),
-      );
+    main.append(secretOnce("webhook-secret", "Signing secret (shown once): ", made.secret));
   });
   main.append(
     el("h1", null, "Outgoing webhooks"),
@@ -540,6 +531,10 @@ async function deliveries(sub, box) {
   );
 }
 
+// A secret shown once, right after it was made (webhook signing secret, API token).
+const secretOnce = (id, text, secret) =>
+  el("div", { class: "secret-once", id }, text, el("span", { class: "copy" }, secret));
+
 // ---- API tokens -----------------------------------------------------------------------------
 async function tokens() {
   const list = await api("/admin/api_tokens");
@@ -574,14 +569,7 @@ async function tokens() {
   onSubmit(form, err, async () => {
     const made = await api("/api_tokens", { method: "POST", json: { name: name.value } });
     await render();
-    main.append(
-      el(
-        "div",
-        { class: "secret-once", id: "token-once" },
-        "Your new token (shown once): ",
-        el("span", { class: "copy" }, made.token),
-      ),
-    );
+    main.append(secretOnce("token-once", "Your new token (shown once): ", made.token));
   });
   main.append(
     el("h1", null, "API tokens"),

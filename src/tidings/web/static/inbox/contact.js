@@ -2,7 +2,7 @@
 // duplicates with merge and undo, and earlier conversations. Loading it also refreshes the
 // composer's reply options, which come with the same answer.
 import { reported } from "../forms.js";
-import { $, api, avatar, channelIcon, el } from "../ui.js";
+import { $, api, avatar, channelIcon, el, fact } from "../ui.js";
 import { renderRoutes } from "./composer.js";
 import { S } from "./state.js";
 
@@ -34,20 +34,16 @@ function renderContact() {
     el(
       "dl",
       { class: "facts" },
-      contact.phone ? el("dt", null, "Phone") : null,
-      contact.phone ? el("dd", null, contact.phone) : null,
+      ...(contact.phone ? fact("Phone", contact.phone) : []),
       // Typed by the customer (API channel), never verified: shown as a claim, never linking.
-      contact.claimed_phone ? el("dt", null, "Phone (claimed)") : null,
-      contact.claimed_phone
-        ? el(
-            "dd",
-            { class: "muted", title: "Given by the customer, not verified by a provider" },
-            contact.claimed_phone,
-          )
-        : null,
-      contact.email ? el("dt", null, "Email") : null,
-      contact.email ? el("dd", null, contact.email) : null,
-      ...attrs.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, typeof v === "string" ? v : JSON.stringify(v))]),
+      ...(contact.claimed_phone
+        ? fact("Phone (claimed)", contact.claimed_phone, {
+            class: "muted",
+            title: "Given by the customer, not verified by a provider",
+          })
+        : []),
+      ...(contact.email ? fact("Email", contact.email) : []),
+      ...attrs.flatMap(([k, v]) => fact(k, typeof v === "string" ? v : JSON.stringify(v))),
     ),
     el("h3", null, "Identities"),
     el(
