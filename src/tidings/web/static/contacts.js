@@ -2,7 +2,7 @@
 // a detail pane to edit one (name, email, phone, attributes, notes), CSV import/export, and
 // "New conversation". Every value reaches the page through el() (text, never HTML).
 import { onSubmitForm } from "./field-errors.js";
-import { errorBox } from "./forms.js";
+import { errorBox, field } from "./forms.js";
 import { openNewConversation } from "./new-conversation.js";
 import { $, ago, api, channelIcon, debounce, el } from "./ui.js";
 
@@ -113,19 +113,15 @@ async function show(id) {
   const form = el(
     "form",
     { class: "ct-form", id: "ct-form" },
-    el("label", { for: "ct-f-name" }, "Name"),
-    name,
-    el("label", { for: "ct-f-email" }, "Email"),
-    email,
-    el("label", { for: "ct-f-phone" }, "Phone"),
-    phone,
+    ...field("Name", name),
+    ...field("Email", email),
+    ...field("Phone", phone),
     el("small", { class: "muted" }, "With the country code, or as written in the workspace's region."),
     el("span", { class: "label-like" }, "Attributes"),
     attrs,
     el("button", { type: "button", id: "ct-add-attr", onclick: () => attrs.append(attrRow()) }, "Add attribute"),
     el("small", { class: "muted" }, "Campaign segments match on these (e.g. plan = gold)."),
-    el("label", { for: "ct-f-notes" }, "Notes"),
-    notes,
+    ...field("Notes", notes),
     el("div", { class: "ct-form-actions" }, el("button", { type: "submit", class: "primary", id: "ct-save" }, "Save")),
     saved,
     err,
@@ -197,12 +193,9 @@ function addForm() {
   const form = el(
     "form",
     { class: "ct-form", id: "ct-new-form" },
-    el("label", { for: "ct-n-name" }, "Name"),
-    name,
-    el("label", { for: "ct-n-phone" }, "Phone"),
-    phone,
-    el("label", { for: "ct-n-email" }, "Email"),
-    email,
+    ...field("Name", name),
+    ...field("Phone", phone),
+    ...field("Email", email),
     el("div", { class: "ct-form-actions" }, el("button", { type: "submit", class: "primary" }, "Add contact")),
     err,
   );

@@ -3,7 +3,7 @@
 // macro editor (settings/macros.js). Data reaches the page only through el() (textContent
 // and attributes), never as HTML.
 
-import { errorBox, grid, guarded, onSubmit, options, row } from "../forms.js";
+import { errorBox, field, grid, guarded, onSubmit, options, row } from "../forms.js";
 import { api, clock, confirmAction, el } from "../ui.js";
 import { dayRow, timeZonePicker } from "./edits.js";
 
@@ -276,8 +276,7 @@ export async function rules(main) {
   const testConv = el("input", { id: "rule-test-conv", type: "number", min: "1", placeholder: "conversation id" });
   const testOut = el("div", { id: "rule-test-result", "aria-live": "polite" });
   form.append(
-    el("label", { for: "rule-name" }, "Name"),
-    name,
+    ...field("Name", name),
     el("label", { for: "rule-event" }, "When"),
     el("div", null, event, minutesRow),
     el("label", { for: "rule-match" }, "If"),
@@ -444,8 +443,7 @@ export async function hours(main) {
       { class: "muted" },
       "Opening hours per inbox, in its time zone. Outside them the away message is sent (once per conversation until the next opening); a first-time customer gets the greeting. Both follow each channel's window and consent rules.",
     ),
-    el("label", { for: "bh-inbox" }, "Inbox "),
-    pick,
+    ...field("Inbox ", pick),
     box,
   );
   const draw = async () => {
@@ -485,11 +483,9 @@ export async function hours(main) {
             : `Closed now${h.next_opening ? `; opens ${clock(h.next_opening)}.` : "."}`
           : "No hours set: always open.",
       ),
-      el("label", { for: "bh-timezone" }, "Time zone"),
-      tz,
+      ...field("Time zone", tz),
       ...days.flatMap(([_k, input, label]) => [el("label", { for: input.id }, label), dayRow(input)]),
-      el("label", { for: "bh-holidays" }, "Holidays"),
-      holidays,
+      ...field("Holidays", holidays),
       el("label", { for: "bh-away" }, "Away message"),
       el("div", null, el("label", null, awayOn, " send outside hours"), away),
       el("label", { for: "bh-greeting" }, "Greeting"),

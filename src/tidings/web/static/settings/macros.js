@@ -2,7 +2,7 @@
 // from the command palette (Ctrl/⌘+K). The action rows are the rule builder's (automation.js),
 // less "Call webhook", which a macro cannot do. Text reaches the page only through el().
 
-import { deleteButton, errorBox, grid, onSubmit, row, submitRow } from "../forms.js";
+import { deleteButton, errorBox, field, grid, onSubmit, row, submitRow } from "../forms.js";
 import { api, el } from "../ui.js";
 import { actionRow, vocabulary } from "./automation.js";
 
@@ -18,8 +18,7 @@ export async function macros(main) {
   const form = el(
     "form",
     { class: "stack", id: "macro-form" },
-    el("label", { for: "macro-name" }, "Name"),
-    name,
+    ...field("Name", name),
     el("label", null, "Actions"),
     el(
       "div",
