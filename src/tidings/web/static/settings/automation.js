@@ -70,35 +70,37 @@ const textInput = (cls, value, placeholder, key) => {
   const input = el("input", { class: cls, value: value || "", placeholder });
   return [[input], () => ({ [key]: input.value })];
 };
-const idPicker = (list, label, current, key) => {
-  const sel = picker(
+// A <select> of `pairs` with `current` chosen; read(value) gives the API's JSON for it.
+const selectInput = (cls, pairs, current, read) => {
+  const sel = picker(cls, pairs, current);
+  return [[sel], () => read(sel.value)];
+};
+const idPicker = (list, label, current, key) =>
+  selectInput(
     "act-value",
     list.map((x) => [x.id, label(x)]),
     current,
+    (id) => ({ [key]: Number(id) }),
   );
-  return [[sel], () => ({ [key]: Number(sel.value) })];
-};
 
 const CONDITION_PARAMS = {
   text_contains: (_v, cur) => wordsInput(cur, "refund, money back"),
   language: (_v, cur) => wordsInput(cur, "en, es"),
   text_matches: (_v, cur) => textInput("cond-value", cur.pattern, "order\\s+#?\\d+", "pattern"),
-  channel_kind: (v, cur) => {
-    const sel = picker(
+  channel_kind: (v, cur) =>
+    selectInput(
       "cond-value",
       v.kinds.map((k) => [k.kind, k.label]),
       (cur.values || [])[0],
-    );
-    return [[sel], () => ({ values: [sel.value] })];
-  },
-  inbox: (v, cur) => {
-    const sel = picker(
+      (kind) => ({ values: [kind] }),
+    ),
+  inbox: (v, cur) =>
+    selectInput(
       "cond-value",
       v.inboxes.map((i) => [i.id, i.name]),
       (cur.values || [])[0],
-    );
-    return [[sel], () => ({ values: [Number(sel.value)] })];
-  },
+      (id) => ({ values: [Number(id)] }),
+    ),
   contact_attribute: (_v, cur) => {
     const key = el("input", { class: "cond-key", value: cur.key || "", placeholder: "tier" });
     const val = el("input", {
@@ -114,8 +116,7 @@ const CONDITION_PARAMS = {
       ["true", "inside business hours"],
       ["false", "outside business hours"],
     ];
-    const sel = picker("cond-value", inside, String(cur.inside !== false));
-    return [[sel], () => ({ inside: sel.value === "true" })];
+    return selectInput("cond-value", inside, String(cur.inside !== false), (x) => ({ inside: x === "true" }));
   },
 };
 
@@ -123,14 +124,13 @@ const ACTION_PARAMS = {
   add_label: (_v, cur) => textInput("act-value", cur.name, "vip", "name"),
   assign_agent: (v, cur) => idPicker(v.agents, (x) => `${x.name} <${x.email}>`, cur.agent_id, "agent_id"),
   assign_team: (v, cur) => idPicker(v.teams, (x) => x.name, cur.team_id, "team_id"),
-  set_priority: (_v, cur) => {
-    const sel = picker(
+  set_priority: (_v, cur) =>
+    selectInput(
       "act-value",
       PRIORITIES.map((p) => [p, p]),
       cur.priority,
-    );
-    return [[sel], () => ({ priority: sel.value })];
-  },
+      (priority) => ({ priority }),
+    ),
   snooze: (_v, cur) => {
     const value = cur.minutes ? String(cur.minutes) : "60";
     const minutes = el("input", { class: "act-value", type: "number", min: "1", value });
