@@ -218,6 +218,17 @@ async function loadEditor(id) {
   return { channels, boot, c, preview };
 }
 
+// A checkbox chip (a channel or a label): the box with `input` attributes, a lead (icon or dot), the name.
+const checkChip = (input, lead, name) =>
+  el("label", { class: "check-chip" }, el("input", { type: "checkbox", ...input }), lead, el("span", null, name));
+// The chips as a labelled group, or what to do when there are none.
+const chipGroup = (id, label, chips, none) =>
+  el(
+    "div",
+    { class: "checks", id, role: "group", "aria-label": label },
+    ...(chips.length ? chips : [el("span", { class: "muted" }, none)]),
+  );
+
 async function stepAudience(id) {
   const out = main;
   const data = await loadEditor(id);
@@ -230,32 +241,20 @@ async function stepAudience(id) {
   // Channels, in order of preference: the checked ones, in the order listed.
   const chosen = new Set(c.channel_ids);
   const chBoxes = channels.map((ch) =>
-    el(
-      "label",
-      { class: "check-chip" },
-      el("input", { type: "checkbox", value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } }),
+    checkChip(
+      { value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } },
       channelIcon(ch.kind),
-      el("span", null, ch.name),
+      ch.name,
     ),
   );
-  const chBox = el(
-    "div",
-    { class: "checks", id: "c-channels", role: "group", "aria-label": "Channels" },
-    ...(chBoxes.length ? chBoxes : [el("span", { class: "muted" }, "No channels yet: connect one in Settings.")]),
-  );
+  const chBox = chipGroup("c-channels", "Channels", chBoxes, "No channels yet: connect one in Settings.");
 
   const aud = c.audience || {};
   const labelSet = new Set(aud.labels || []);
   const labelBoxes = boot.labels.map((l) => {
     const dot = el("span", { class: "label-dot" });
     if (l.color) dot.style.backgroundColor = l.color; // CSSOM, not a style attribute: CSP-safe
-    return el(
-      "label",
-      { class: "check-chip" },
-      el("input", { type: "checkbox", value: l.name, checked: labelSet.has(l.name) }),
-      dot,
-      el("span", null, l.name),
-    );
+    return checkChip({ value: l.name, checked: labelSet.has(l.name) }, dot, l.name);
   });
   const filters = el("textarea", { id: "c-filters", rows: "2", placeholder: "plan=gold\ncity=Berlin" });
   filters.value = Object.entries(aud.filters || {})
@@ -274,11 +273,7 @@ async function stepAudience(id) {
     { class: "group-box", id: "c-audience" },
     el("legend", null, "Who gets it"),
     el("span", null, "Labels"),
-    el(
-      "div",
-      { class: "checks", id: "c-labels", role: "group", "aria-label": "Labels" },
-      ...(labelBoxes.length ? labelBoxes : [el("span", { class: "muted" }, "No labels yet.")]),
-    ),
+    chipGroup("c-labels", "Labels", labelBoxes, "No labels yet."),
     ...field("Segment", filters, "Contact attributes that must all match, one name=value per line."),
     ...field(
       "Contacts",
