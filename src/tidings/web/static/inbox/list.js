@@ -4,7 +4,7 @@ import { reported } from "../forms.js";
 import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, windowText } from "../ui.js";
 import { picker } from "./picker.js";
 import { slaChip } from "./service.js";
-import { agentName, byInstant, fillSelect, filters, S, shownName, teamName } from "./state.js";
+import { agentName, byInstant, FILTER_IDS, fillSelect, filters, S, shownName, teamName } from "./state.js";
 import { fillAssignees, openConversation, renderHead } from "./thread.js";
 
 // ---- title and live indicator ---------------------------------------------------------
@@ -66,16 +66,6 @@ function clearFilters() {
 
 // ---- saved views ----------------------------------------------------------------------------
 let savedViews = [];
-const FILTER_IDS = {
-  status: "f-status",
-  inbox_id: "f-inbox",
-  channel_id: "f-channel",
-  label: "f-label",
-  assignee_id: "f-assignee",
-  team_id: "f-team",
-  sla: "f-sla",
-  sort: "f-sort",
-};
 async function loadSavedViews(selectId) {
   try {
     savedViews = await api("/views");
@@ -474,8 +464,7 @@ export function wireList() {
       loadList();
     });
   }
-  for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla", "f-team"])
-    $(id).addEventListener("change", () => loadList());
+  for (const id of Object.values(FILTER_IDS)) $(id).addEventListener("change", () => loadList());
   $("more").addEventListener("click", () => loadList(true));
   $("f-saved").addEventListener("change", () => {
     const v = savedViews.find((x) => String(x.id) === $("f-saved").value);

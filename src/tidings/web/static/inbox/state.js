@@ -33,17 +33,22 @@ export const teamName = (id) => {
   const t = S.boot?.teams.find((x) => x.id === id);
   return t ? t.name : `team ${id}`;
 };
-export const filters = () => ({
-  view: S.view,
-  status: $("f-status").value,
-  inbox_id: $("f-inbox").value,
-  channel_id: $("f-channel").value,
-  label: $("f-label").value,
-  assignee_id: $("f-assignee").value,
-  sort: $("f-sort").value,
-  sla: $("f-sla") ? $("f-sla").value : "",
-  team_id: $("f-team").value,
-});
+// Each list filter and the <select> that holds it (also what a saved view restores).
+export const FILTER_IDS = {
+  status: "f-status",
+  inbox_id: "f-inbox",
+  channel_id: "f-channel",
+  label: "f-label",
+  assignee_id: "f-assignee",
+  sort: "f-sort",
+  sla: "f-sla",
+  team_id: "f-team",
+};
+export const filters = () => {
+  const f = { view: S.view };
+  for (const [k, id] of Object.entries(FILTER_IDS)) f[k] = $(id) ? $(id).value : "";
+  return f;
+};
 
 // An API timestamp as microseconds since the epoch, for ordering by instant. Comparing the
 // ISO strings as text put "12:00:00.5+00:00" before "12:00:00+00:00" (collation ranks "."
