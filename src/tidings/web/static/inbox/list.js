@@ -456,14 +456,16 @@ export function fillFilters() {
   fillAssignees();
 }
 
+// The Mine / Unassigned / All / ... tab (remembered in this browser).
+export function setView(v) {
+  S.view = v;
+  localStorage.setItem("tidings.view", v);
+  loadList();
+}
+
 export function wireList() {
-  for (const b of document.querySelectorAll(".views button")) {
-    b.addEventListener("click", () => {
-      S.view = b.dataset.view;
-      localStorage.setItem("tidings.view", S.view);
-      loadList();
-    });
-  }
+  for (const b of document.querySelectorAll(".views button"))
+    b.addEventListener("click", () => setView(b.dataset.view));
   for (const id of Object.values(FILTER_IDS)) $(id).addEventListener("change", () => loadList());
   $("more").addEventListener("click", () => loadList(true));
   $("f-saved").addEventListener("change", () => {
