@@ -13,6 +13,7 @@ import {
   grid,
   guarded,
   onSubmit,
+  options,
   row,
   submitRow,
 } from "./forms.js";
@@ -83,13 +84,9 @@ async function channels() {
   const kindSel = el(
     "select",
     { id: "new-kind", name: "kind" },
-    ...kinds.map((k) => el("option", { value: k.kind }, `${k.label} (${k.kind})`)),
+    ...options(kinds.map((k) => [k.kind, `${k.label} (${k.kind})`])),
   );
-  const inboxSel = el(
-    "select",
-    { id: "new-inbox" },
-    ...inboxes.map((i) => el("option", { value: String(i.id) }, i.name)),
-  );
+  const inboxSel = el("select", { id: "new-inbox" }, ...options(inboxes.map((i) => [i.id, i.name])));
   const name = el("input", {
     id: "new-name",
     required: true,
@@ -218,7 +215,7 @@ async function agents() {
     const s = el(
       "select",
       { "aria-label": `Role of ${a.name}` },
-      ...["agent", "admin", "owner"].map((r) => el("option", { value: r }, r)),
+      ...options(["agent", "admin", "owner"].map((r) => [r, r])),
     );
     s.value = a.role;
     s.addEventListener("change", () =>

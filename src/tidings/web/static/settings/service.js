@@ -1,6 +1,6 @@
 // Settings › Assignment, SLA & CSAT: one form per inbox over /api/v1/inboxes/{id}/assignment,
 // /sla and /csat. Times are entered in minutes and stored in seconds. Data only through el().
-import { errorBox, onSubmit, field as row } from "../forms.js";
+import { errorBox, onSubmit, options, field as row } from "../forms.js";
 import { api, el } from "../ui.js";
 
 const MODES = [
@@ -23,11 +23,7 @@ async function inboxForm(inbox, agents, templates) {
     api(`/inboxes/${inbox.id}/csat`),
   ]);
   const p = `svc-${inbox.id}-`;
-  const mode = el(
-    "select",
-    { id: `${p}mode`, "aria-label": "Assignment mode" },
-    ...MODES.map(([v, t]) => el("option", { value: v }, t)),
-  );
+  const mode = el("select", { id: `${p}mode`, "aria-label": "Assignment mode" }, ...options(MODES));
   mode.value = a.mode;
   const capacity = num(`${p}capacity`, a.capacity == null ? "" : String(a.capacity), "Capacity per agent");
   const members = agents.filter((x) => inbox.agent_ids.includes(x.id));
