@@ -12,14 +12,14 @@ const NOTIFY = [
   ["sound", "Play a sound"],
 ];
 
-// A titled form in `boxId`: `fields`, the submit button, "Saved." once `save()` went through,
-// or the refusal at its field (else under the button).
-function section(boxId, title, formId, fields, button, save) {
+// A titled form (#<name>-form) in `boxId`: `fields`, the submit button, "Saved." (#<name>-saved)
+// once `save(form)` went through, or the refusal at its field (else under the button).
+function section(boxId, title, name, fields, button, save) {
   const err = errorBox();
-  const ok = el("p", { class: "ok", role: "status", id: `${formId.split("-")[0]}-saved` });
+  const ok = el("p", { class: "ok", role: "status", id: `${name}-saved` });
   const form = el(
     "form",
-    { id: formId },
+    { id: `${name}-form` },
     ...fields,
     el("button", { type: "submit", class: "primary" }, button),
     ok,
@@ -45,7 +45,7 @@ function details(me) {
     ].map(([v, label]) => el("option", { value: v, selected: v === me.availability }, label)),
   );
   const fields = [el("label", null, "Name", name), el("label", null, "Availability", avail)];
-  section("profile-details", "Your details", "details-form", fields, "Save", async () => {
+  section("profile-details", "Your details", "details", fields, "Save", async () => {
     const saved = await api("/me/profile", { method: "PATCH", json: { name: name.value } });
     if (avail.value !== me.availability) {
       await api("/agents/me/availability", { method: "PUT", json: { availability: avail.value } });
@@ -62,7 +62,7 @@ function notifications(me) {
     el("label", null, el("input", { type: "checkbox", name: key, checked: me.notify[key] }), label),
   );
   const fields = [el("div", { class: "checks-col" }, ...boxes)];
-  section("profile-notify", "Notifications", "notify-form", fields, "Save notifications", async (form) => {
+  section("profile-notify", "Notifications", "notify", fields, "Save notifications", async (form) => {
     const notify = {};
     for (const b of form.querySelectorAll("input[type=checkbox]")) notify[b.name] = b.checked;
     if (notify.desktop && "Notification" in window && Notification.permission === "default") {
