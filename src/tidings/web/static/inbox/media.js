@@ -147,14 +147,7 @@ async function pick(file) {
     const form = new FormData();
     form.append("file", file, file.name);
     if (channelId) form.append("channel_id", String(channelId));
-    const resp = await fetch(`/api/v1/conversations/${conv}/attachments`, {
-      method: "POST",
-      body: form,
-      credentials: "same-origin",
-      headers: { "X-Requested-With": "tidings" },
-    });
-    const data = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(data?.error?.message || resp.statusText);
+    const data = await api(`/conversations/${conv}/attachments`, { method: "POST", body: form });
     state.upload = { id: data.id, filename: data.filename, size: data.size, conversation: conv, busy: false };
   } catch (e) {
     state.upload = null;
