@@ -67,6 +67,10 @@ export function el(tag, attrs, ...children) {
 // One term of a <dl class="facts">: [<dt>term</dt>, <dd ddAttrs>value</dd>]; spread it in.
 export const fact = (term, value, ddAttrs) => [el("dt", null, term), el("dd", ddAttrs, value)];
 
+// A <ul> of `items` (nodes), or a muted line saying `none` when there are none.
+export const listOr = (attrs, items, none) =>
+  items.length ? el("ul", attrs, ...items) : el("p", { class: "muted" }, none);
+
 export function ago(iso) {
   if (!iso) return "";
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);

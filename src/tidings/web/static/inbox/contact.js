@@ -2,7 +2,7 @@
 // duplicates with merge and undo, and earlier conversations. Loading it also refreshes the
 // composer's reply options, which come with the same answer.
 import { reported } from "../forms.js";
-import { $, api, avatar, channelIcon, el, fact } from "../ui.js";
+import { $, api, avatar, channelIcon, el, fact, listOr } from "../ui.js";
 import { renderRoutes } from "./composer.js";
 import { S } from "./state.js";
 
@@ -61,36 +61,32 @@ function renderContact() {
       ),
     ),
     el("h3", null, "Consent"),
-    consents.length
-      ? el(
-          "ul",
-          { class: "consents" },
-          ...consents.map((c) =>
-            el(
-              "li",
-              { class: `consent-${c.status}` },
-              `${c.channel_kind} · ${c.purpose}: ${c.status.replace("_", " ")}`,
-              el("span", { class: "muted" }, ` (${c.source})`),
-            ),
-          ),
-        )
-      : el("p", { class: "muted" }, "No consent recorded."),
+    listOr(
+      { class: "consents" },
+      consents.map((c) =>
+        el(
+          "li",
+          { class: `consent-${c.status}` },
+          `${c.channel_kind} · ${c.purpose}: ${c.status.replace("_", " ")}`,
+          el("span", { class: "muted" }, ` (${c.source})`),
+        ),
+      ),
+      "No consent recorded.",
+    ),
     ...mergeBlock(),
     el("h3", null, "Previous conversations"),
-    prev.length
-      ? el(
-          "ul",
-          { class: "prev" },
-          ...prev.map((p) =>
-            el(
-              "li",
-              null,
-              el("a", { href: `#c/${p.id}` }, `#${p.id} · ${p.status}`),
-              el("div", { class: "muted preview" }, p.last_message_preview || ""),
-            ),
-          ),
-        )
-      : el("p", { class: "muted" }, "None."),
+    listOr(
+      { class: "prev" },
+      prev.map((p) =>
+        el(
+          "li",
+          null,
+          el("a", { href: `#c/${p.id}` }, `#${p.id} · ${p.status}`),
+          el("div", { class: "muted preview" }, p.last_message_preview || ""),
+        ),
+      ),
+      "None.",
+    ),
   );
 }
 

@@ -1,7 +1,7 @@
 // The conversation list pane: filters, rows, bulk actions over picked (or all matching)
 // conversations, j/k selection, and the search results that stand in for the list.
 import { reported } from "../forms.js";
-import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, windowText } from "../ui.js";
+import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, listOr, windowText } from "../ui.js";
 import { picker } from "./picker.js";
 import { slaChip } from "./service.js";
 import { agentName, byInstant, FILTER_IDS, fillSelect, filters, S, shownName, teamName } from "./state.js";
@@ -398,44 +398,40 @@ export const runSearch = debounce(async () => {
   const res = await api(`/ui/search?${new URLSearchParams({ q })}`);
   box.replaceChildren(
     el("h3", null, "Contacts"),
-    res.contacts.length
-      ? el(
-          "ul",
-          null,
-          ...res.contacts.map((c) =>
-            el(
-              "li",
-              {
-                class: `hit${c.conversation_id ? "" : " dim"}`,
-                onclick: () => c.conversation_id && openConversation(c.conversation_id),
-              },
-              el("strong", null, c.display_name),
-              " ",
-              el(
-                "span",
-                { class: "muted" },
-                [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "),
-              ),
-            ),
+    listOr(
+      null,
+      res.contacts.map((c) =>
+        el(
+          "li",
+          {
+            class: `hit${c.conversation_id ? "" : " dim"}`,
+            onclick: () => c.conversation_id && openConversation(c.conversation_id),
+          },
+          el("strong", null, c.display_name),
+          " ",
+          el(
+            "span",
+            { class: "muted" },
+            [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "),
           ),
-        )
-      : el("p", { class: "muted" }, "No contacts."),
+        ),
+      ),
+      "No contacts.",
+    ),
     el("h3", null, "Messages"),
-    res.messages.length
-      ? el(
-          "ul",
-          null,
-          ...res.messages.map((m) =>
-            el(
-              "li",
-              { class: "hit", onclick: () => openConversation(m.conversation_id) },
-              el("strong", null, m.contact_display_name),
-              " ",
-              el("span", { class: "snippet" }, (m.body || "").slice(0, 120)),
-            ),
-          ),
-        )
-      : el("p", { class: "muted" }, "No messages."),
+    listOr(
+      null,
+      res.messages.map((m) =>
+        el(
+          "li",
+          { class: "hit", onclick: () => openConversation(m.conversation_id) },
+          el("strong", null, m.contact_display_name),
+          " ",
+          el("span", { class: "snippet" }, (m.body || "").slice(0, 120)),
+        ),
+      ),
+      "No messages.",
+    ),
   );
   box.hidden = false;
   $("list").hidden = true;
