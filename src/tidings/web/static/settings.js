@@ -24,7 +24,7 @@ import { inviteForm, resetButton } from "./settings/invite.js";
 import { macros } from "./settings/macros.js";
 import { renderService } from "./settings/service.js";
 import { syncButtons } from "./settings/template_sync.js";
-import { api, channelIcon, clock, el, fact } from "./ui.js";
+import { api, channelIcon, clock, el, fact, pageHead } from "./ui.js";
 
 const main = document.getElementById("settings-main");
 let notice = null;
@@ -332,10 +332,8 @@ async function groups(kind) {
     await render();
   });
   main.append(
-    el("h1", null, kind === "inboxes" ? "Inboxes and membership" : "Teams"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      kind === "inboxes" ? "Inboxes and membership" : "Teams",
       kind === "inboxes"
         ? "Agents see only the conversations of inboxes they belong to; owners and admins see all."
         : "Teams group agents for assignment and reports.",
@@ -487,10 +485,8 @@ async function webhooks() {
     main.append(secretOnce("webhook-secret", "Signing secret (shown once): ", made.secret));
   });
   main.append(
-    el("h1", null, "Outgoing webhooks"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Outgoing webhooks",
       "Each POST is signed (X-Tidings-Signature, HMAC-SHA256 with the secret) and retried with back-off.",
     ),
     table,
@@ -569,8 +565,7 @@ async function tokens() {
     main.append(secretOnce("token-once", "Your new token (shown once): ", made.token));
   });
   main.append(
-    el("h1", null, "API tokens"),
-    el("p", { class: "muted" }, "Send as Authorization: Bearer <token>. See /api/v1/docs."),
+    ...pageHead("API tokens", "Send as Authorization: Bearer <token>. See /api/v1/docs."),
     table,
     el("h2", null, "New token"),
     form,
@@ -591,10 +586,8 @@ async function templates() {
       .map((c) => c.text || "")
       .join(" ");
   main.append(
-    el("h1", null, "Templates"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Templates",
       "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed.",
     ),
     ...(sync ? [sync] : []),

@@ -67,6 +67,9 @@ export function el(tag, attrs, ...children) {
 // One term of a <dl class="facts">: [<dt>term</dt>, <dd ddAttrs>value</dd>]; spread it in.
 export const fact = (term, value, ddAttrs) => [el("dt", null, term), el("dd", ddAttrs, value)];
 
+// A page's (or settings section's) title and the muted line that says what it is for.
+export const pageHead = (title, intro) => [el("h1", null, title), el("p", { class: "muted" }, intro)];
+
 // A <ul> of `items` (nodes), or a muted line saying `none` when there are none.
 export const listOr = (attrs, items, none) =>
   items.length ? el("ul", attrs, ...items) : el("p", { class: "muted" }, none);

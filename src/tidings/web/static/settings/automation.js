@@ -4,7 +4,7 @@
 // and attributes), never as HTML.
 
 import { errorBox, field, grid, guarded, onSubmit, options, row } from "../forms.js";
-import { api, clock, confirmAction, el } from "../ui.js";
+import { api, clock, confirmAction, el, pageHead } from "../ui.js";
 import { dayRow, timeZonePicker } from "./edits.js";
 
 const EVENTS = [
@@ -416,10 +416,8 @@ export async function rules(main) {
     ),
   );
   main.append(
-    el("h1", null, "Automation"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Automation",
       "Rules act like an agent would: every message they send passes the same window and consent checks, and what a rule changes never triggers rules again.",
     ),
     list.length ? table : el("p", null, "No rules yet."),
@@ -437,10 +435,8 @@ export async function hours(main) {
   const pick = el("select", { id: "bh-inbox" }, ...options(inboxes.map((i) => [i.id, i.name])));
   const box = el("div");
   main.append(
-    el("h1", null, "Business hours"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Business hours",
       "Opening hours per inbox, in its time zone. Outside them the away message is sent (once per conversation until the next opening); a first-time customer gets the greeting. Both follow each channel's window and consent rules.",
     ),
     ...field("Inbox ", pick),

@@ -3,7 +3,7 @@
 // less "Call webhook", which a macro cannot do. Text reaches the page only through el().
 
 import { deleteButton, errorBox, field, grid, onSubmit, row, submitRow } from "../forms.js";
-import { api, el } from "../ui.js";
+import { api, el, pageHead } from "../ui.js";
 import { actionRow, vocabulary } from "./automation.js";
 
 export async function macros(main) {
@@ -60,10 +60,8 @@ export async function macros(main) {
     ),
   );
   main.append(
-    el("h1", null, "Macros"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Macros",
       "A macro runs its actions on the open conversation in one go: press Ctrl+K (⌘K on a Mac) in the inbox and pick “Run macro”. Each action passes the same checks as when an agent does it; one that is refused is reported and the rest still run.",
     ),
     list.length ? table : el("p", { id: "macros-empty" }, "No macros yet. Create one below."),
