@@ -3,7 +3,7 @@
 // connect form shares the config inputs (human labels, help, the provider's guide).
 
 import { humanLabel, onSubmitForm } from "../field-errors.js";
-import { errorBox, field, guarded } from "../forms.js";
+import { errorBox, field, guarded, options } from "../forms.js";
 import { api, el } from "../ui.js";
 
 let guides = null;
@@ -108,11 +108,8 @@ async function editForm(c, kinds, inboxes, box, done) {
   const kind = kinds.find((k) => k.kind === c.kind);
   const err = errorBox();
   const name = el("input", { id: "edit-name", value: c.name, required: true, "data-field": "name" });
-  const inbox = el(
-    "select",
-    { id: "edit-inbox", "data-field": "inbox_id" },
-    ...inboxes.map((i) => el("option", { value: String(i.id), selected: i.id === c.inbox_id }, i.name)),
-  );
+  const inboxPairs = inboxes.map((i) => [i.id, i.name]);
+  const inbox = el("select", { id: "edit-inbox", "data-field": "inbox_id" }, ...options(inboxPairs, c.inbox_id));
   const form = el("form", { class: "stack", id: "channel-edit-form" });
   const link = await guideLink(c.kind);
   form.append(
