@@ -4,7 +4,7 @@
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { pickContacts } from "./contact-picker.js";
-import { checkedValues, errorBox, field, grid, guarded, onSubmit, row } from "./forms.js";
+import { checkedValues, errorBox, field, grid, guarded, onSubmit, options, row } from "./forms.js";
 import { api, avatar, channelIcon, clock, confirmAction, debounce, el, fact, icon, kindOf } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
@@ -534,14 +534,8 @@ async function stepMessage(id, uploaded) {
     placeholder: "no cap",
   });
   const fb = c.fallback || {};
-  const fbChannel = el(
-    "select",
-    { id: "c-fb-channel" },
-    el("option", { value: "" }, "No fallback"),
-    ...channels.map((ch) =>
-      el("option", { value: String(ch.id) }, `${ch.name} (${kindOf(ch.kind)?.label || ch.kind})`),
-    ),
-  );
+  const fbPairs = channels.map((ch) => [ch.id, `${ch.name} (${kindOf(ch.kind)?.label || ch.kind})`]);
+  const fbChannel = el("select", { id: "c-fb-channel" }, ...options([["", "No fallback"], ...fbPairs]));
   fbChannel.value = fb.to_channel_id ? String(fb.to_channel_id) : "";
   const fbAfter = el("input", {
     id: "c-fb-after",
