@@ -316,32 +316,9 @@ async function stepAudience(id) {
 
   // Saving the audience: the draft is created (or changed), the CSV added; then either the
   // count is shown here ("Count recipients") or the message step opens ("Next").
-  let target = "message";
-  const count = el(
-    "button",
-    {
-      type: "submit",
-      id: "c-count",
-      onclick: () => {
-        target = "count";
-      },
-    },
-    "Save and count",
-  );
-  const next = el(
-    "button",
-    {
-      type: "submit",
-      class: "primary",
-      id: "c-next",
-      onclick: () => {
-        target = "message";
-      },
-    },
-    "Next: message",
-    icon("arrow-right"),
-  );
-  onSubmit(form, err, async () => {
+  const count = el("button", { type: "submit", id: "c-count" }, "Save and count");
+  const next = el("button", { type: "submit", class: "primary", id: "c-next" }, "Next: message", icon("arrow-right"));
+  onSubmit(form, err, async (submitter) => {
     next.disabled = count.disabled = true;
     try {
       const fields = readAudience();
@@ -363,7 +340,7 @@ async function stepAudience(id) {
         }
       }
       notice = { text: `Saved ${saved.name}.`, csv: uploaded };
-      const hash = target === "count" ? `#edit/${saved.id}` : `#edit/${saved.id}/message`;
+      const hash = submitter === count ? `#edit/${saved.id}` : `#edit/${saved.id}/message`;
       if (location.hash === hash) render();
       else location.hash = hash;
     } finally {

@@ -88,10 +88,11 @@ export const checkedValues = (labels) =>
 export const options = (pairs, selected) =>
   pairs.map(([v, label]) => el("option", { value: String(v), selected: String(v) === String(selected) }, label));
 
-// Submitting `form` runs `fn` through guarded() instead of loading a page: a refusal shows in `err`.
+// Submitting `form` runs `fn(submitter)` through guarded() instead of loading a page (the
+// submitter: the button pressed, or the default one for Enter); a refusal shows in `err`.
 export function onSubmit(form, err, fn) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    guarded(err, fn);
+    guarded(err, () => fn(ev.submitter));
   });
 }
