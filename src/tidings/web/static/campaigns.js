@@ -4,8 +4,8 @@
 // (/api/v1/campaigns); live over the same SSE stream as the inbox (`campaign.updated`).
 // As everywhere, data reaches the page only through textContent and attributes (el()).
 import { pickContacts } from "./contact-picker.js";
-import { errorBox, field, guarded, onSubmit } from "./forms.js";
-import { api, avatar, channelIcon, clock, confirmAction, debounce, el, icon, kindOf } from "./ui.js";
+import { checkedValues, errorBox, field, grid, guarded, onSubmit, options, row } from "./forms.js";
+import { api, avatar, channelIcon, clock, confirmAction, debounce, el, fact, icon, kindOf } from "./ui.js";
 
 const root = document.getElementById("campaigns-main");
 // Each render builds into its own box and shows it only if no newer render started meanwhile
@@ -86,19 +86,17 @@ async function list() {
   const out = main;
   view = { kind: "list" };
   const rows = await api("/campaigns");
-  const table = el(
-    "table",
-    { class: "grid", id: "campaigns-table" },
-    el("tr", null, ...["Name", "State", "Progress", "Counts", "Created"].map((h) => el("th", null, h))),
-    ...rows.map((c) =>
-      el(
-        "tr",
+  const table = grid(
+    "campaigns-table",
+    ["Name", "State", "Progress", "Counts", "Created"],
+    rows.map((c) =>
+      row(
         { dataset: { id: c.id } },
-        el("td", null, el("a", { href: `#c/${c.id}` }, c.name)),
+        el("a", { href: `#c/${c.id}` }, c.name),
         el("td", { class: "c-state" }, stateChip(c.state)),
         el("td", { class: "c-progress" }, c.state === "draft" ? notLaunched() : progressBar(c.counts)),
         el("td", { class: "c-counts" }, c.state === "draft" ? "" : countsLine(c.counts)),
-        el("td", null, clock(c.created_at)),
+        clock(c.created_at),
       ),
     ),
   );
@@ -203,7 +201,10 @@ function usedKinds(p, channels, chosenIds) {
   return kinds;
 }
 
+// The draft being edited (the page's view from now on), with what its steps need; null when
+// it is no longer a draft (the page moves to its detail).
 async function loadEditor(id) {
+  view = { kind: "edit", id };
   const [channels, boot, c] = await Promise.all([
     api("/channels"),
     api("/ui/bootstrap"),
@@ -217,9 +218,19 @@ async function loadEditor(id) {
   return { channels, boot, c, preview };
 }
 
+// A checkbox chip (a channel or a label): the box with `input` attributes, a lead (icon or dot), the name.
+const checkChip = (input, lead, name) =>
+  el("label", { class: "check-chip" }, el("input", { type: "checkbox", ...input }), lead, el("span", null, name));
+// The chips as a labelled group, or what to do when there are none.
+const chipGroup = (id, label, chips, none) =>
+  el(
+    "div",
+    { class: "checks", id, role: "group", "aria-label": label },
+    ...(chips.length ? chips : [el("span", { class: "muted" }, none)]),
+  );
+
 async function stepAudience(id) {
   const out = main;
-  view = { kind: "edit", id };
   const data = await loadEditor(id);
   if (!data) return;
   const { channels, boot, c, preview } = data;
@@ -230,32 +241,20 @@ async function stepAudience(id) {
   // Channels, in order of preference: the checked ones, in the order listed.
   const chosen = new Set(c.channel_ids);
   const chBoxes = channels.map((ch) =>
-    el(
-      "label",
-      { class: "check-chip" },
-      el("input", { type: "checkbox", value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } }),
+    checkChip(
+      { value: String(ch.id), checked: chosen.has(ch.id), dataset: { kind: ch.kind } },
       channelIcon(ch.kind),
-      el("span", null, ch.name),
+      ch.name,
     ),
   );
-  const chBox = el(
-    "div",
-    { class: "checks", id: "c-channels", role: "group", "aria-label": "Channels" },
-    ...(chBoxes.length ? chBoxes : [el("span", { class: "muted" }, "No channels yet: connect one in Settings.")]),
-  );
+  const chBox = chipGroup("c-channels", "Channels", chBoxes, "No channels yet: connect one in Settings.");
 
   const aud = c.audience || {};
   const labelSet = new Set(aud.labels || []);
   const labelBoxes = boot.labels.map((l) => {
     const dot = el("span", { class: "label-dot" });
     if (l.color) dot.style.backgroundColor = l.color; // CSSOM, not a style attribute: CSP-safe
-    return el(
-      "label",
-      { class: "check-chip" },
-      el("input", { type: "checkbox", value: l.name, checked: labelSet.has(l.name) }),
-      dot,
-      el("span", null, l.name),
-    );
+    return checkChip({ value: l.name, checked: labelSet.has(l.name) }, dot, l.name);
   });
   const filters = el("textarea", { id: "c-filters", rows: "2", placeholder: "plan=gold\ncity=Berlin" });
   filters.value = Object.entries(aud.filters || {})
@@ -274,11 +273,7 @@ async function stepAudience(id) {
     { class: "group-box", id: "c-audience" },
     el("legend", null, "Who gets it"),
     el("span", null, "Labels"),
-    el(
-      "div",
-      { class: "checks", id: "c-labels", role: "group", "aria-label": "Labels" },
-      ...(labelBoxes.length ? labelBoxes : [el("span", { class: "muted" }, "No labels yet.")]),
-    ),
+    chipGroup("c-labels", "Labels", labelBoxes, "No labels yet."),
     ...field("Segment", filters, "Contact attributes that must all match, one name=value per line."),
     ...field(
       "Contacts",
@@ -307,10 +302,7 @@ async function stepAudience(id) {
     if (ids.some((n) => !Number.isInteger(n)))
       throw new Error("Contacts: give contact ids (numbers), comma-separated.");
     const audience = {};
-    const labels = labelBoxes
-      .map((b) => b.querySelector("input"))
-      .filter((i) => i.checked)
-      .map((i) => i.value);
+    const labels = checkedValues(labelBoxes);
     if (labels.length) audience.labels = labels;
     if (Object.keys(f).length) audience.filters = f;
     if (ids.length) audience.contact_ids = ids;
@@ -318,41 +310,15 @@ async function stepAudience(id) {
     return {
       name: name.value,
       audience,
-      channel_ids: chBoxes
-        .map((b) => b.querySelector("input"))
-        .filter((i) => i?.checked)
-        .map((i) => Number(i.value)),
+      channel_ids: checkedValues(chBoxes).map(Number),
     };
   };
 
   // Saving the audience: the draft is created (or changed), the CSV added; then either the
   // count is shown here ("Count recipients") or the message step opens ("Next").
-  let target = "message";
-  const count = el(
-    "button",
-    {
-      type: "submit",
-      id: "c-count",
-      onclick: () => {
-        target = "count";
-      },
-    },
-    "Save and count",
-  );
-  const next = el(
-    "button",
-    {
-      type: "submit",
-      class: "primary",
-      id: "c-next",
-      onclick: () => {
-        target = "message";
-      },
-    },
-    "Next: message",
-    icon("arrow-right"),
-  );
-  onSubmit(form, err, async () => {
+  const count = el("button", { type: "submit", id: "c-count" }, "Save and count");
+  const next = el("button", { type: "submit", class: "primary", id: "c-next" }, "Next: message", icon("arrow-right"));
+  onSubmit(form, err, async (submitter) => {
     next.disabled = count.disabled = true;
     try {
       const fields = readAudience();
@@ -374,7 +340,7 @@ async function stepAudience(id) {
         }
       }
       notice = { text: `Saved ${saved.name}.`, csv: uploaded };
-      const hash = target === "count" ? `#edit/${saved.id}` : `#edit/${saved.id}/message`;
+      const hash = submitter === count ? `#edit/${saved.id}` : `#edit/${saved.id}/message`;
       if (location.hash === hash) render();
       else location.hash = hash;
     } finally {
@@ -403,7 +369,6 @@ async function stepAudience(id) {
 
 async function stepMessage(id, uploaded) {
   const out = main;
-  view = { kind: "edit", id };
   const data = await loadEditor(id);
   if (!data) return;
   const { channels, boot, c, preview } = data;
@@ -546,14 +511,8 @@ async function stepMessage(id, uploaded) {
     placeholder: "no cap",
   });
   const fb = c.fallback || {};
-  const fbChannel = el(
-    "select",
-    { id: "c-fb-channel" },
-    el("option", { value: "" }, "No fallback"),
-    ...channels.map((ch) =>
-      el("option", { value: String(ch.id) }, `${ch.name} (${kindOf(ch.kind)?.label || ch.kind})`),
-    ),
-  );
+  const fbPairs = channels.map((ch) => [ch.id, `${ch.name} (${kindOf(ch.kind)?.label || ch.kind})`]);
+  const fbChannel = el("select", { id: "c-fb-channel" }, ...options([["", "No fallback"], ...fbPairs]));
   fbChannel.value = fb.to_channel_id ? String(fb.to_channel_id) : "";
   const fbAfter = el("input", {
     id: "c-fb-after",
@@ -667,7 +626,6 @@ async function stepMessage(id, uploaded) {
 
 async function stepPreview(id) {
   const out = main;
-  view = { kind: "edit", id };
   const data = await loadEditor(id);
   if (!data) return;
   const { c } = data;
@@ -804,26 +762,23 @@ async function detail(id, uploaded) {
   const facts = el(
     "dl",
     { class: "facts" },
-    el("dt", null, "State"),
-    el("dd", { id: "c-state" }, stateChip(c.state)),
-    el("dt", null, "Progress"),
-    el("dd", { id: "c-progress" }, c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true)),
+    ...fact("State", stateChip(c.state), { id: "c-state" }),
+    ...fact("Progress", c.state === "draft" ? notLaunched(preview.total) : progressBar(c.counts, true), {
+      id: "c-progress",
+    }),
     ...(c.state === "draft"
       ? []
       : [
-          el("dt", null, "Recipients"),
-          el("dd", { id: "c-counts" }, countsLine(c.counts)),
-          el("dt", null, "Outbox"),
-          el("dd", { id: "c-outbox" }, outboxLine(c)),
+          ...fact("Recipients", countsLine(c.counts), { id: "c-counts" }),
+          ...fact("Outbox", outboxLine(c), { id: "c-outbox" }),
         ]),
-    el("dt", null, "Schedule"),
-    el("dd", null, c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
-    el("dt", null, "Quiet hours"),
-    el("dd", null, c.quiet_hours?.start ? `${c.quiet_hours.start}–${c.quiet_hours.end} recipient time` : "none"),
-    el("dt", null, "Rate cap"),
-    el("dd", null, c.rate_per_second ? `${c.rate_per_second} messages/s` : "channel limits only"),
-    el("dt", null, "Fallback"),
-    el("dd", { id: "c-fallback" }, fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none"),
+    ...fact("Schedule", c.scheduled_at ? clock(c.scheduled_at) : "when launched"),
+    ...fact(
+      "Quiet hours",
+      c.quiet_hours?.start ? `${c.quiet_hours.start}–${c.quiet_hours.end} recipient time` : "none",
+    ),
+    ...fact("Rate cap", c.rate_per_second ? `${c.rate_per_second} messages/s` : "channel limits only"),
+    ...fact("Fallback", fbId ? (fbChannel ? fbChannel.name : "a removed channel") : "none", { id: "c-fallback" }),
   );
   const extra = [];
   if (paused && paused.id === id && c.state === "paused")
@@ -975,36 +930,20 @@ async function reportBlock(id, scope) {
     ),
     el("h2", null, "Per channel"),
     channels.length
-      ? el(
-          "table",
-          { class: "grid", id: "report-channels" },
-          el(
-            "tr",
-            null,
-            el("th", null, "Channel"),
-            ...STATES.slice(1).map((s) => el("th", null, s)),
-            el("th", null, "total"),
-          ),
-          ...channels.map((ch) =>
-            el(
-              "tr",
-              null,
-              el("td", null, ch.name || "no channel yet"),
-              ...STATES.slice(1).map((s) => el("td", null, String(ch[s] || 0))),
-              el("td", null, String(ch.total)),
-            ),
+      ? grid(
+          "report-channels",
+          ["Channel", ...STATES.slice(1), "total"],
+          channels.map((ch) =>
+            row(null, ch.name || "no channel yet", ...STATES.slice(1).map((s) => String(ch[s] || 0)), String(ch.total)),
           ),
         )
       : el("p", { class: "muted" }, "Nothing sent yet."),
     el("h2", null, "Failures and skips by reason"),
     r.failures.length
-      ? el(
-          "table",
-          { class: "grid", id: "report-failures" },
-          el("tr", null, el("th", null, "State"), el("th", null, "Reason"), el("th", null, "Recipients")),
-          ...r.failures.map((f) =>
-            el("tr", null, el("td", null, f.state), el("td", null, f.reason || "—"), el("td", null, String(f.count))),
-          ),
+      ? grid(
+          "report-failures",
+          ["State", "Reason", "Recipients"],
+          r.failures.map((f) => row(null, f.state, f.reason || "—", String(f.count))),
         )
       : el("p", { class: "muted", id: "no-failures" }, "None."),
     el(

@@ -1,8 +1,8 @@
 // The Contacts page (entry module): search and filters over the contacts this agent may see,
 // a detail pane to edit one (name, email, phone, attributes, notes), CSV import/export, and
 // "New conversation". Every value reaches the page through el() (text, never HTML).
-import { guardedForm } from "./field-errors.js";
-import { errorBox } from "./forms.js";
+import { onSubmitForm } from "./field-errors.js";
+import { errorBox, field } from "./forms.js";
 import { openNewConversation } from "./new-conversation.js";
 import { $, ago, api, channelIcon, debounce, el } from "./ui.js";
 
@@ -113,46 +113,38 @@ async function show(id) {
   const form = el(
     "form",
     { class: "ct-form", id: "ct-form" },
-    el("label", { for: "ct-f-name" }, "Name"),
-    name,
-    el("label", { for: "ct-f-email" }, "Email"),
-    email,
-    el("label", { for: "ct-f-phone" }, "Phone"),
-    phone,
+    ...field("Name", name),
+    ...field("Email", email),
+    ...field("Phone", phone),
     el("small", { class: "muted" }, "With the country code, or as written in the workspace's region."),
     el("span", { class: "label-like" }, "Attributes"),
     attrs,
     el("button", { type: "button", id: "ct-add-attr", onclick: () => attrs.append(attrRow()) }, "Add attribute"),
     el("small", { class: "muted" }, "Campaign segments match on these (e.g. plan = gold)."),
-    el("label", { for: "ct-f-notes" }, "Notes"),
-    notes,
+    ...field("Notes", notes),
     el("div", { class: "ct-form-actions" }, el("button", { type: "submit", class: "primary", id: "ct-save" }, "Save")),
     saved,
     err,
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
+  onSubmitForm(form, err, async () => {
     saved.textContent = "";
-    guardedForm(form, err, async () => {
-      const attributes = {};
-      for (const row of attrs.querySelectorAll(".attr-row")) {
-        const k = row.querySelector(".attr-name").value.trim();
-        if (k) attributes[k] = row.querySelector(".attr-value").value;
-      }
-      await api(`/contacts/${id}`, {
-        method: "PATCH",
-        json: { name: name.value, email: email.value, phone: phone.value, attributes, notes: notes.value },
-      });
-      saved.textContent = "Saved.";
-      await load();
+    const attributes = {};
+    for (const row of attrs.querySelectorAll(".attr-row")) {
+      const k = row.querySelector(".attr-name").value.trim();
+      if (k) attributes[k] = row.querySelector(".attr-value").value;
+    }
+    await api(`/contacts/${id}`, {
+      method: "PATCH",
+      json: { name: name.value, email: email.value, phone: phone.value, attributes, notes: notes.value },
     });
+    saved.textContent = "Saved.";
+    await load();
   });
-  const pane = $("ct-detail");
-  pane.replaceChildren(
+  showPane(
     el(
       "div",
       { class: "ct-detail-head" },
-      el("button", { type: "button", class: "ct-back", onclick: hide, "aria-label": "Back to the list" }, "←"),
+      backButton(),
       el("h2", { id: "ct-detail-name" }, c.display_name),
       el(
         "button",
@@ -173,11 +165,18 @@ async function show(id) {
     ),
     form,
   );
-  pane.hidden = false;
-  $("contacts-page").classList.add("detail-open");
   for (const tr of $("ct-table").querySelectorAll("tr[data-id]"))
     tr.classList.toggle("open", Number(tr.dataset.id) === id);
 }
+
+// The detail pane (contact or new-contact form) shows `children` beside the list.
+function showPane(...children) {
+  $("ct-detail").replaceChildren(...children);
+  $("ct-detail").hidden = false;
+  $("contacts-page").classList.add("detail-open");
+}
+const backButton = () =>
+  el("button", { type: "button", class: "ct-back", onclick: hide, "aria-label": "Back to the list" }, "←");
 
 function hide() {
   S.openId = null;
@@ -194,37 +193,21 @@ function addForm() {
   const form = el(
     "form",
     { class: "ct-form", id: "ct-new-form" },
-    el("label", { for: "ct-n-name" }, "Name"),
-    name,
-    el("label", { for: "ct-n-phone" }, "Phone"),
-    phone,
-    el("label", { for: "ct-n-email" }, "Email"),
-    email,
+    ...field("Name", name),
+    ...field("Phone", phone),
+    ...field("Email", email),
     el("div", { class: "ct-form-actions" }, el("button", { type: "submit", class: "primary" }, "Add contact")),
     err,
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guardedForm(form, err, async () => {
-      const c = await api("/contacts", {
-        method: "POST",
-        json: { name: name.value, phone: phone.value || null, email: email.value || null },
-      });
-      await load();
-      await show(c.id);
+  onSubmitForm(form, err, async () => {
+    const c = await api("/contacts", {
+      method: "POST",
+      json: { name: name.value, phone: phone.value || null, email: email.value || null },
     });
+    await load();
+    await show(c.id);
   });
-  $("ct-detail").replaceChildren(
-    el(
-      "div",
-      { class: "ct-detail-head" },
-      el("button", { type: "button", class: "ct-back", onclick: hide, "aria-label": "Back to the list" }, "←"),
-      el("h2", null, "Add a contact"),
-    ),
-    form,
-  );
-  $("ct-detail").hidden = false;
-  $("contacts-page").classList.add("detail-open");
+  showPane(el("div", { class: "ct-detail-head" }, backButton(), el("h2", null, "Add a contact")), form);
   name.focus();
 }
 

@@ -47,3 +47,11 @@ export function humanLabel(name, prop) {
   const text = words.join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+// Submitting `form` runs `fn` through guardedForm() instead of loading a page.
+export function onSubmitForm(form, box, fn) {
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guardedForm(form, box, fn);
+  });
+}

@@ -3,7 +3,7 @@
 // Customer-supplied text is only ever inserted with textContent (see el() in ui.js).
 import { setMode, wireComposer } from "./inbox/composer.js";
 import { wireContact } from "./inbox/contact.js";
-import { fillFilters, loadList, move, renderList, togglePick, wireList } from "./inbox/list.js";
+import { fillFilters, loadList, move, renderList, setView, togglePick, wireList } from "./inbox/list.js";
 import { connect, leave, pollLag } from "./inbox/live.js";
 import { loadNotifications, togglePanel, wireNotifications } from "./inbox/notify.js";
 import "./inbox/new-conversation-button.js";
@@ -78,12 +78,6 @@ function wire() {
   window.addEventListener("pagehide", leave);
   setInterval(renderList, 60000); // refresh "x min ago" and window countdowns
   attachService({ boot: S.boot, reload: () => loadList(), open: (id) => openConversation(id) });
-}
-
-function setView(v) {
-  S.view = v;
-  localStorage.setItem("tidings.view", v);
-  loadList();
 }
 
 async function start() {

@@ -2,6 +2,7 @@
 // reached on, then write — free text where the channel's service window is open, an approved
 // template where it is closed. What may be sent is the server's decision (the conversation's
 // GET …/channels, the same verdict POST …/messages applies); this dialog only shows it.
+import { errorBox, guarded } from "./forms.js";
 import { api, channelIcon, debounce, el } from "./ui.js";
 
 let dialog = null;
@@ -65,7 +66,7 @@ export async function openNewConversation(contact) {
 }
 
 async function chooseChannel(contact) {
-  const err = el("p", { class: "error", role: "alert" });
+  const err = errorBox();
   const reach = await api(`/contacts/${contact.id}/reach`);
   const buttons = reach.map((r) =>
     el(
@@ -76,18 +77,14 @@ async function chooseChannel(contact) {
         disabled: !r.reachable,
         dataset: { kind: r.kind, id: r.channel_id },
         title: r.reason || "",
-        onclick: async () => {
-          err.textContent = "";
-          try {
+        onclick: () =>
+          guarded(err, async () => {
             const started = await api(`/contacts/${contact.id}/conversations`, {
               method: "POST",
               json: { channel_id: r.channel_id },
             });
             await compose(contact, r, started.conversation_id);
-          } catch (e) {
-            err.textContent = e.message;
-          }
-        },
+          }),
       },
       channelIcon(r.kind),
       el("span", null, ` ${r.name}`),
@@ -117,33 +114,29 @@ async function compose(contact, channel, conversationId) {
   };
   const back = el("button", { type: "button", onclick: () => chooseChannel(contact) }, "Back");
   const view = el("button", { type: "button", id: "nc-open", onclick: open }, "Open conversation");
-  if (verdict?.can_send_text) {
-    const text = el("textarea", { id: "nc-text", rows: "4", "aria-label": "Message", maxlength: "4096" });
-    const send = el(
+  // A send button: POSTs `body()` to `path`, then opens the conversation; refusals show in `err`.
+  const sendButton = (id, label, path, body, disabled) =>
+    el(
       "button",
       {
         type: "button",
         class: "primary",
-        id: "nc-send",
-        onclick: async () => {
-          err.textContent = "";
-          if (!text.value.trim()) {
-            err.textContent = "Write a message first.";
-            return;
-          }
-          try {
-            await api(`/conversations/${conversationId}/messages`, {
-              method: "POST",
-              json: { text: text.value, channel_id: channel.channel_id },
-            });
+        id,
+        disabled,
+        onclick: () =>
+          guarded(err, async () => {
+            await api(path, { method: "POST", json: body() });
             open();
-          } catch (e) {
-            err.textContent = e.message;
-          }
-        },
+          }),
       },
-      "Send",
+      label,
     );
+  if (verdict?.can_send_text) {
+    const text = el("textarea", { id: "nc-text", rows: "4", "aria-label": "Message", maxlength: "4096" });
+    const send = sendButton("nc-send", "Send", `/conversations/${conversationId}/messages`, () => {
+      if (!text.value.trim()) throw new Error("Write a message first.");
+      return { text: text.value, channel_id: channel.channel_id };
+    });
     frame(
       `Write to ${contact.display_name}`,
       el("p", { class: "nc-window open" }, `${channel.name}: you can write freely.`),
@@ -186,27 +179,12 @@ async function compose(contact, channel, conversationId) {
       preview.textContent = t ? fill(t.body, values()) : "";
     };
     sel.addEventListener("change", draw);
-    const send = el(
-      "button",
-      {
-        type: "button",
-        class: "primary",
-        id: "nc-send-template",
-        disabled: !list.length,
-        onclick: async () => {
-          err.textContent = "";
-          try {
-            await api(`/ui/conversations/${conversationId}/templates`, {
-              method: "POST",
-              json: { template_id: Number(sel.value), params: values() },
-            });
-            open();
-          } catch (e) {
-            err.textContent = e.message;
-          }
-        },
-      },
+    const send = sendButton(
+      "nc-send-template",
       "Send template",
+      `/ui/conversations/${conversationId}/templates`,
+      () => ({ template_id: Number(sel.value), params: values() }),
+      !list.length,
     );
     frame(
       `Write to ${contact.display_name}`,

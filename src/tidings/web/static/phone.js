@@ -7,6 +7,13 @@ const TICK = { sent: "✓", delivered: "✓✓", read: "✓✓", received: "✓�
 let lastRendered = "";
 let channels = [];
 const current = () => channels.find((c) => String(c.id) === $("channel").value);
+// A <tag class=className> holding `text` as text.
+const node = (tag, className, text) => {
+  const n = document.createElement(tag);
+  if (className) n.className = className;
+  n.textContent = text;
+  return n;
+};
 
 // Also every few seconds: a channel connected, renamed or removed in Settings shows here
 // without a reload. The list is rebuilt only when it changed, keeping the chosen channel.
@@ -23,16 +30,11 @@ async function loadChannels() {
   const chosen = select.value;
   select.replaceChildren();
   for (const c of channels) {
-    const opt = document.createElement("option");
+    const opt = node("option", "", `${c.name} (${c.kind})`);
     opt.value = c.id;
-    opt.textContent = `${c.name} (${c.kind})`;
     select.appendChild(opt);
   }
-  if (!channels.length) {
-    const opt = document.createElement("option");
-    opt.textContent = "No sandbox channels — connect one in Settings";
-    select.appendChild(opt);
-  }
+  if (!channels.length) select.appendChild(node("option", "", "No sandbox channels — connect one in Settings"));
   if (channels.some((c) => String(c.id) === chosen)) select.value = chosen;
   showTools();
   refresh();
@@ -51,25 +53,29 @@ function showError(text) {
   $("phone-error").hidden = !text;
 }
 
-async function send(extra) {
-  const resp = await fetch(`${base}/phone/send`, {
+// POSTs `body` as JSON to the phone route `path`: [response, its JSON body or {}].
+async function post(path, body) {
+  const resp = await fetch(`${base}/phone/${path}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({
-      channel_id: $("channel").value,
-      user: $("user").value.trim(),
-      name: $("name").value.trim(),
-      ...extra,
-    }),
+    body: JSON.stringify(body),
+  });
+  try {
+    return [resp, (await resp.json()) || {}];
+  } catch (_e) {
+    return [resp, {}]; // not JSON
+  }
+}
+
+async function send(extra) {
+  const [resp, data] = await post("send", {
+    channel_id: $("channel").value,
+    user: $("user").value.trim(),
+    name: $("name").value.trim(),
+    ...extra,
   });
   if (!resp.ok) {
-    let msg = `Could not send (${resp.status})`;
-    try {
-      msg = (await resp.json()).error || msg;
-    } catch (_e) {
-      /* not JSON */
-    }
-    showError(msg);
+    showError(data.error || `Could not send (${resp.status})`);
     return false;
   }
   showError("");
@@ -95,32 +101,22 @@ async function refresh() {
   lastRendered = key;
   const thread = $("thread");
   thread.replaceChildren();
-  if (!items.length) {
-    const p = document.createElement("p");
-    p.className = "empty";
-    p.textContent = "No messages yet. Say hello!";
-    thread.appendChild(p);
-  }
+  if (!items.length) thread.appendChild(node("p", "empty", "No messages yet. Say hello!"));
   for (const m of items) {
     const mine = m.direction === "in";
-    const div = document.createElement("div");
-    div.className = `msg ${mine ? "in" : "out"}`;
     const loc = m.content && m.type === "location" ? m.content : null;
-    div.textContent = loc
-      ? `📍 ${loc.name ? `${loc.name} · ` : ""}${loc.latitude}, ${loc.longitude}`
-      : m.type && m.type !== "text" && !m.text
-        ? `[${m.type}${m.content?.filename ? `: ${m.content.filename}` : ""}]`
-        : (m.text ?? `[${m.type || "message"}]`);
-    const meta = document.createElement("div");
-    meta.className = "meta";
+    const div = node(
+      "div",
+      `msg ${mine ? "in" : "out"}`,
+      loc
+        ? `📍 ${loc.name ? `${loc.name} · ` : ""}${loc.latitude}, ${loc.longitude}`
+        : m.type && m.type !== "text" && !m.text
+          ? `[${m.type}${m.content?.filename ? `: ${m.content.filename}` : ""}]`
+          : (m.text ?? `[${m.type || "message"}]`),
+    );
     const when = m.at ? new Date(m.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
-    meta.textContent = `${(mine ? "you" : "business") + (when ? ` · ${when}` : "")} `;
-    if (mine && m.status) {
-      const tick = document.createElement("span");
-      tick.className = `tick-${m.status}`;
-      tick.textContent = TICK[m.status] || "";
-      meta.appendChild(tick);
-    }
+    const meta = node("div", "meta", `${(mine ? "you" : "business") + (when ? ` · ${when}` : "")} `);
+    if (mine && m.status) meta.appendChild(node("span", `tick-${m.status}`, TICK[m.status] || ""));
     div.appendChild(meta);
     thread.appendChild(div);
   }
@@ -171,17 +167,7 @@ $("user").addEventListener("change", () => {
   refresh();
 });
 $("age-window").addEventListener("click", async () => {
-  const resp = await fetch(`${base}/phone/age`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ channel_id: $("channel").value, user: $("user").value.trim() }),
-  });
-  let data = {};
-  try {
-    data = await resp.json();
-  } catch (_e) {
-    /* not JSON */
-  }
+  const [resp, data] = await post("age", { channel_id: $("channel").value, user: $("user").value.trim() });
   if (!resp.ok) {
     showError(data.error || `Could not age the conversation (${resp.status})`);
     return;

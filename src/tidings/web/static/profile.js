@@ -1,6 +1,6 @@
 // The profile page: one's own name, availability and notification choices. The password form
 // above is a plain server form (it works without this module).
-import { guardedForm } from "./field-errors.js";
+import { onSubmitForm } from "./field-errors.js";
 import { errorBox } from "./forms.js";
 import { $, api, el } from "./ui.js";
 
@@ -12,9 +12,28 @@ const NOTIFY = [
   ["sound", "Play a sound"],
 ];
 
-function details(me) {
+// A titled form (#<name>-form) in `boxId`: `fields`, the submit button, "Saved." (#<name>-saved)
+// once `save(form)` went through, or the refusal at its field (else under the button).
+function section(boxId, title, name, fields, button, save) {
   const err = errorBox();
-  const ok = el("p", { class: "ok", role: "status", id: "details-saved" });
+  const ok = el("p", { class: "ok", role: "status", id: `${name}-saved` });
+  const form = el(
+    "form",
+    { id: `${name}-form` },
+    ...fields,
+    el("button", { type: "submit", class: "primary" }, button),
+    ok,
+    err,
+  );
+  onSubmitForm(form, err, async () => {
+    ok.textContent = "";
+    await save(form);
+    ok.textContent = "Saved.";
+  });
+  $(boxId).replaceChildren(el("h2", null, title), form);
+}
+
+function details(me) {
   const name = el("input", { id: "p-name", value: me.name, required: true, maxlength: "200", "data-field": "name" });
   const avail = el(
     "select",
@@ -25,61 +44,32 @@ function details(me) {
       ["offline", "Offline — mine go back to the queue"],
     ].map(([v, label]) => el("option", { value: v, selected: v === me.availability }, label)),
   );
-  const form = el(
-    "form",
-    { id: "details-form" },
-    el("label", null, "Name", name),
-    el("label", null, "Availability", avail),
-    el("button", { type: "submit", class: "primary" }, "Save"),
-    ok,
-    err,
-  );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    ok.textContent = "";
-    guardedForm(form, err, async () => {
-      const saved = await api("/me/profile", { method: "PATCH", json: { name: name.value } });
-      if (avail.value !== me.availability) {
-        await api("/agents/me/availability", { method: "PUT", json: { availability: avail.value } });
-        me.availability = avail.value;
-      }
-      $("profile-name").textContent = saved.name;
-      const link = $("profile-link");
-      if (link) link.textContent = saved.name;
-      ok.textContent = "Saved.";
-    });
+  const fields = [el("label", null, "Name", name), el("label", null, "Availability", avail)];
+  section("profile-details", "Your details", "details", fields, "Save", async () => {
+    const saved = await api("/me/profile", { method: "PATCH", json: { name: name.value } });
+    if (avail.value !== me.availability) {
+      await api("/agents/me/availability", { method: "PUT", json: { availability: avail.value } });
+      me.availability = avail.value;
+    }
+    $("profile-name").textContent = saved.name;
+    const link = $("profile-link");
+    if (link) link.textContent = saved.name;
   });
-  $("profile-details").replaceChildren(el("h2", null, "Your details"), form);
 }
 
 function notifications(me) {
-  const err = errorBox();
-  const ok = el("p", { class: "ok", role: "status", id: "notify-saved" });
   const boxes = NOTIFY.map(([key, label]) =>
     el("label", null, el("input", { type: "checkbox", name: key, checked: me.notify[key] }), label),
   );
-  const form = el(
-    "form",
-    { id: "notify-form" },
-    el("div", { class: "checks-col" }, ...boxes),
-    el("button", { type: "submit", class: "primary" }, "Save notifications"),
-    ok,
-    err,
-  );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    ok.textContent = "";
-    guardedForm(form, err, async () => {
-      const notify = {};
-      for (const b of form.querySelectorAll("input[type=checkbox]")) notify[b.name] = b.checked;
-      if (notify.desktop && "Notification" in window && Notification.permission === "default") {
-        await Notification.requestPermission();
-      }
-      await api("/me/profile", { method: "PATCH", json: { notify } });
-      ok.textContent = "Saved.";
-    });
+  const fields = [el("div", { class: "checks-col" }, ...boxes)];
+  section("profile-notify", "Notifications", "notify", fields, "Save notifications", async (form) => {
+    const notify = {};
+    for (const b of form.querySelectorAll("input[type=checkbox]")) notify[b.name] = b.checked;
+    if (notify.desktop && "Notification" in window && Notification.permission === "default") {
+      await Notification.requestPermission();
+    }
+    await api("/me/profile", { method: "PATCH", json: { notify } });
   });
-  $("profile-notify").replaceChildren(el("h2", null, "Notifications"), form);
 }
 
 async function start() {

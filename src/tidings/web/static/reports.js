@@ -135,21 +135,17 @@ function chart(id, days, bars, lines) {
   return el("div", {}, root, legend);
 }
 
-function table(id, head, rows) {
+// A table of `items`, one column per [heading, cell(item)]; each row's data-key is key(item).
+function table(id, columns, items, key) {
+  const cell = (c) => el("td", { text: c === null || c === undefined ? "—" : String(c) });
   return el(
     "table",
     { class: "data", id },
-    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))),
+    el("thead", {}, el("tr", {}, ...columns.map(([h]) => el("th", { text: h })))),
     el(
       "tbody",
       {},
-      ...rows.map((r) =>
-        el(
-          "tr",
-          { dataset: { key: r.key } },
-          ...r.cells.map((c) => el("td", { text: c === null || c === undefined ? "—" : String(c) })),
-        ),
-      ),
+      ...items.map((it) => el("tr", { dataset: { key: key(it) } }, ...columns.map(([, f]) => cell(f(it))))),
     ),
   );
 }
@@ -216,79 +212,63 @@ function channels(r) {
     table(
       "channels-table",
       [
-        "Channel",
-        "In",
-        "Out",
-        "New conv.",
-        "Delivered",
-        "Read",
-        "Failed",
-        "Delivery",
-        "Read rate",
-        "Fallback: failed",
-        "Fallback: late",
-        "Fallback: refused",
-        "Customer reply avg",
-        "Cost",
+        ["Channel", (c) => named("channel", c.channel_id, c.name)],
+        ["In", (c) => c.messages_in],
+        ["Out", (c) => c.messages_out],
+        ["New conv.", (c) => c.conversations_new],
+        ["Delivered", (c) => c.delivered],
+        ["Read", (c) => c.read],
+        ["Failed", (c) => c.failed],
+        ["Delivery", (c) => rate(c, "delivered", c.delivery_rate)],
+        ["Read rate", (c) => rate(c, "read", c.read_rate)],
+        ["Fallback: failed", (c) => c.fallbacks.failed],
+        ["Fallback: late", (c) => c.fallbacks.not_delivered_in_time],
+        ["Fallback: refused", (c) => c.fallbacks.refused],
+        ["Customer reply avg", (c) => duration(c.customer_reply_avg_seconds)],
+        ["Cost", (c) => money(c.cost, r.currency)],
       ],
-      r.channels.map((c) => ({
-        key: String(c.channel_id ?? 0),
-        cells: [
-          named("channel", c.channel_id, c.name),
-          c.messages_in,
-          c.messages_out,
-          c.conversations_new,
-          c.delivered,
-          c.read,
-          c.failed,
-          rate(c, "delivered", c.delivery_rate),
-          rate(c, "read", c.read_rate),
-          c.fallbacks.failed,
-          c.fallbacks.not_delivered_in_time,
-          c.fallbacks.refused,
-          duration(c.customer_reply_avg_seconds),
-          money(c.cost, r.currency),
-        ],
-      })),
+      r.channels,
+      (c) => String(c.channel_id ?? 0),
     ),
     el("h2", { text: "Opt-outs per channel" }),
     table(
       "optouts-table",
-      ["Channel kind", "Customers"],
-      r.opt_outs.map((o) => ({ key: o.channel_kind, cells: [o.channel_kind, o.contacts] })),
+      [
+        ["Channel kind", (o) => o.channel_kind],
+        ["Customers", (o) => o.contacts],
+      ],
+      r.opt_outs,
+      (o) => o.channel_kind,
     ),
     el("h2", { text: "Where multi-channel customers answer fastest" }),
     table(
       "fastest-table",
-      ["Channel", "Customers"],
-      r.customers.fastest_channel.map((f) => ({
-        key: String(f.channel_id),
-        cells: [named("channel", f.channel_id, f.name), f.customers],
-      })),
+      [
+        ["Channel", (f) => named("channel", f.channel_id, f.name)],
+        ["Customers", (f) => f.customers],
+      ],
+      r.customers.fastest_channel,
+      (f) => String(f.channel_id),
     ),
   ];
 }
 
 function agents(r) {
-  const rows = (list, kind) =>
-    list.map((a) => ({
-      key: String(a[`${kind}_id`] ?? "none"),
-      cells: [
-        named(kind, a[`${kind}_id`], a.name),
-        a.conversations,
-        a.resolved,
-        duration(a.first_response.median_seconds),
-        duration(a.first_response.p90_seconds),
-        duration(a.resolution.median_seconds),
-        a.open_now,
-      ],
-    }));
-  const head = ["", "Conversations", "Resolved", "First response median", "p90", "Resolution median", "Open now"];
+  const columns = (kind) => [
+    ["", (a) => named(kind, a[`${kind}_id`], a.name)],
+    ["Conversations", (a) => a.conversations],
+    ["Resolved", (a) => a.resolved],
+    ["First response median", (a) => duration(a.first_response.median_seconds)],
+    ["p90", (a) => duration(a.first_response.p90_seconds)],
+    ["Resolution median", (a) => duration(a.resolution.median_seconds)],
+    ["Open now", (a) => a.open_now],
+  ];
+  const key = (kind) => (a) => String(a[`${kind}_id`] ?? "none");
   return [
     el("h2", { text: "Agents" }),
-    table("agents-table", head, rows(r.agents, "agent")),
+    table("agents-table", columns("agent"), r.agents, key("agent")),
     el("h2", { text: "Teams" }),
-    table("teams-table", head, rows(r.teams, "team")),
+    table("teams-table", columns("team"), r.teams, key("team")),
   ];
 }
 
@@ -299,36 +279,21 @@ function campaigns(r) {
     table(
       "campaigns-table",
       [
-        "Campaign",
-        "State",
-        "Recipients",
-        "Delivered",
-        "Read",
-        "Failed",
-        "Delivery",
-        "Read rate",
-        "Replies",
-        "Opt-outs",
-        "Fallbacks",
-        "Cost",
+        ["Campaign", (c) => c.name],
+        ["State", (c) => c.state],
+        ["Recipients", (c) => c.counts.total],
+        ["Delivered", (c) => c.counts.delivered],
+        ["Read", (c) => c.counts.read],
+        ["Failed", (c) => c.counts.failed],
+        ["Delivery", (c) => rate(c, "delivered", c.delivery_rate)],
+        ["Read rate", (c) => rate(c, "read", c.read_rate)],
+        ["Replies", (c) => c.replies],
+        ["Opt-outs", (c) => c.opt_outs],
+        ["Fallbacks", (c) => c.fallbacks],
+        ["Cost", (c) => money(c.cost, r.currency)],
       ],
-      r.campaigns.map((c) => ({
-        key: String(c.campaign_id),
-        cells: [
-          c.name,
-          c.state,
-          c.counts.total,
-          c.counts.delivered,
-          c.counts.read,
-          c.counts.failed,
-          rate(c, "delivered", c.delivery_rate),
-          rate(c, "read", c.read_rate),
-          c.replies,
-          c.opt_outs,
-          c.fallbacks,
-          money(c.cost, r.currency),
-        ],
-      })),
+      r.campaigns,
+      (c) => String(c.campaign_id),
     ),
   ];
 }
@@ -350,8 +315,12 @@ function service(r) {
     ),
     table(
       "csat-distribution",
-      ["Rating", "Answers"],
-      [...["5", "4", "3", "2", "1"].map((k) => ({ key: k, cells: [k, c.distribution[k]] }))],
+      [
+        ["Rating", (k) => k],
+        ["Answers", (k) => c.distribution[k]],
+      ],
+      ["5", "4", "3", "2", "1"],
+      (k) => k,
     ),
     el("h2", { text: "Service levels (SLA)" }),
     el(
@@ -378,17 +347,15 @@ function service(r) {
     r.agents.length
       ? table(
           "service-agents-table",
-          ["Agent", "CSAT answers", "Average", "Satisfied", "Missed SLA targets"],
-          r.agents.map((a) => ({
-            key: String(a.agent_id ?? "none"),
-            cells: [
-              named("agent", a.agent_id, a.name),
-              a.answered,
-              average(a.average),
-              pct(a.satisfied_share),
-              a.sla_breaches,
-            ],
-          })),
+          [
+            ["Agent", (a) => named("agent", a.agent_id, a.name)],
+            ["CSAT answers", (a) => a.answered],
+            ["Average", (a) => average(a.average)],
+            ["Satisfied", (a) => pct(a.satisfied_share)],
+            ["Missed SLA targets", (a) => a.sla_breaches],
+          ],
+          r.agents,
+          (a) => String(a.agent_id ?? "none"),
         )
       : el("p", {
           class: "muted",

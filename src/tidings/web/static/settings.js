@@ -2,8 +2,21 @@
 // built from the admin API. Automation, business hours and assignment/SLA/CSAT live in
 // settings/*.js. As in the inbox, data is only ever set through textContent/attributes (el()).
 
-import { guardedForm } from "./field-errors.js";
-import { actionButton, errorBox, field, guarded, onSubmit } from "./forms.js";
+import { onSubmitForm } from "./field-errors.js";
+import {
+  actionButton,
+  checkBox,
+  checkedValues,
+  deleteButton,
+  errorBox,
+  field,
+  grid,
+  guarded,
+  onSubmit,
+  options,
+  row,
+  submitRow,
+} from "./forms.js";
 import { hours, rules } from "./settings/automation.js";
 import { channelActions, configFields, guideLink, readConfigFields } from "./settings/channel_admin.js";
 import { editCanned, editLabel, labelSwatch, webhookActions } from "./settings/edits.js";
@@ -11,7 +24,7 @@ import { inviteForm, resetButton } from "./settings/invite.js";
 import { macros } from "./settings/macros.js";
 import { renderService } from "./settings/service.js";
 import { syncButtons } from "./settings/template_sync.js";
-import { api, channelIcon, clock, el } from "./ui.js";
+import { api, channelIcon, clock, el, fact, pageHead } from "./ui.js";
 
 const main = document.getElementById("settings-main");
 let notice = null;
@@ -35,21 +48,15 @@ async function channels() {
     flash(text);
     await render();
   };
-  const table = el(
-    "table",
-    { class: "grid", id: "channels-table" },
-    el(
-      "tr",
-      null,
-      ...["Name", "Kind", "Inbox", "Last inbound", "Last error", "Token expires", ""].map((h) => el("th", null, h)),
-    ),
-    ...list.map((c) =>
-      el(
-        "tr",
+  const table = grid(
+    "channels-table",
+    ["Name", "Kind", "Inbox", "Last inbound", "Last error", "Token expires", ""],
+    list.map((c) =>
+      row(
         { dataset: { id: c.id } },
         el("td", null, c.name, c.active ? null : el("span", { class: "badge off" }, " disabled")),
         el("td", null, channelIcon(c.kind), " ", c.kind),
-        el("td", null, inboxName(c.inbox_id)),
+        inboxName(c.inbox_id),
         el(
           "td",
           { class: c.health.last_inbound_at ? "health-ok" : "muted" },
@@ -63,7 +70,7 @@ async function channels() {
           },
           c.health.last_error || (c.health.notice_severe ? c.health.notice : "none"),
         ),
-        el("td", null, c.health.token_expires_at ? clock(c.health.token_expires_at) : "—"),
+        c.health.token_expires_at ? clock(c.health.token_expires_at) : "—",
         el(
           "td",
           null,
@@ -77,13 +84,9 @@ async function channels() {
   const kindSel = el(
     "select",
     { id: "new-kind", name: "kind" },
-    ...kinds.map((k) => el("option", { value: k.kind }, `${k.label} (${k.kind})`)),
+    ...options(kinds.map((k) => [k.kind, `${k.label} (${k.kind})`])),
   );
-  const inboxSel = el(
-    "select",
-    { id: "new-inbox" },
-    ...inboxes.map((i) => el("option", { value: String(i.id) }, i.name)),
-  );
+  const inboxSel = el("select", { id: "new-inbox" }, ...options(inboxes.map((i) => [i.id, i.name])));
   const name = el("input", {
     id: "new-name",
     required: true,
@@ -114,25 +117,21 @@ async function channels() {
     ...field("Name", name),
     ...field("Inbox", inboxSel),
     cfg,
-    el("div", { class: "full" }, el("button", { type: "submit", class: "primary" }, "Connect channel")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Connect channel", err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guardedForm(form, err, async () => {
-      const made = await api("/channels", {
-        method: "POST",
-        json: {
-          kind: kindSel.value,
-          name: name.value,
-          inbox_id: Number(inboxSel.value),
-          config: readConfigFields(cfg),
-        },
-      });
-      flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
-      await render();
-      await showSetup(made.id, document.getElementById("channel-setup"));
+  onSubmitForm(form, err, async () => {
+    const made = await api("/channels", {
+      method: "POST",
+      json: {
+        kind: kindSel.value,
+        name: name.value,
+        inbox_id: Number(inboxSel.value),
+        config: readConfigFields(cfg),
+      },
     });
+    flash(`Connected ${made.name}. Give the provider the webhook URL shown under Setup.`);
+    await render();
+    await showSetup(made.id, document.getElementById("channel-setup"));
   });
   draw();
   main.append(el("h1", null, "Channels"), table, detail, el("h2", null, "Connect a channel"), form);
@@ -173,28 +172,23 @@ async function showSetup(id, box) {
     el(
       "dl",
       { class: "facts" },
-      el("dt", null, "Webhook URL"),
-      el("dd", null, el("span", { class: "copy", id: "setup-webhook" }, c.webhook_url)),
-      c.verify_token ? el("dt", null, "Verify token") : null,
-      c.verify_token ? el("dd", null, el("span", { class: "copy", id: "setup-verify" }, c.verify_token)) : null,
-      el("dt", null, "Health"),
-      el("dd", null, c.health.last_error ? `last error: ${c.health.last_error}` : "no errors recorded"),
+      ...fact("Webhook URL", el("span", { class: "copy", id: "setup-webhook" }, c.webhook_url)),
+      ...(c.verify_token
+        ? fact("Verify token", el("span", { class: "copy", id: "setup-verify" }, c.verify_token))
+        : []),
+      ...fact("Health", c.health.last_error ? `last error: ${c.health.last_error}` : "no errors recorded"),
       // What the provider says right now (LINE: push messages left this month).
-      c.health.provider ? el("dt", null, "Provider") : null,
-      c.health.provider ? el("dd", { id: "setup-provider" }, c.health.provider) : null,
+      ...(c.health.provider ? fact("Provider", c.health.provider, { id: "setup-provider" }) : []),
       // What the provider said about the channel itself (e.g. a Messenger policy block).
-      c.health.notice ? el("dt", null, "Provider notice") : null,
-      c.health.notice
-        ? el(
-            "dd",
-            { id: "setup-notice", class: c.health.notice_severe ? "health-bad" : "", title: c.health.notice_at || "" },
-            `${clock(c.health.notice_at)} · ${c.health.notice}`,
-          )
-        : null,
-      el("dt", null, "Settings"),
-      el(
-        "dd",
-        null,
+      ...(c.health.notice
+        ? fact("Provider notice", `${clock(c.health.notice_at)} · ${c.health.notice}`, {
+            id: "setup-notice",
+            class: c.health.notice_severe ? "health-bad" : "",
+            title: c.health.notice_at || "",
+          })
+        : []),
+      ...fact(
+        "Settings",
         Object.entries(c.config)
           .map(([k, v]) => `${k}: ${v}`)
           .join(" · "),
@@ -221,7 +215,7 @@ async function agents() {
     const s = el(
       "select",
       { "aria-label": `Role of ${a.name}` },
-      ...["agent", "admin", "owner"].map((r) => el("option", { value: r }, r)),
+      ...options(["agent", "admin", "owner"].map((r) => [r, r])),
     );
     s.value = a.role;
     s.addEventListener("change", () =>
@@ -231,32 +225,26 @@ async function agents() {
     );
     return s;
   };
-  const table = el(
-    "table",
-    { class: "grid", id: "agents-table" },
-    el("tr", null, ...["Name", "Email", "Role", "Inboxes", "Active", ""].map((h) => el("th", null, h))),
-    ...list.map((a) =>
-      el(
-        "tr",
+  const table = grid(
+    "agents-table",
+    ["Name", "Email", "Role", "Inboxes", "Active", ""],
+    list.map((a) =>
+      row(
         null,
-        el("td", null, a.name),
-        el("td", null, a.email),
-        el("td", null, roleSel(a)),
-        el("td", null, a.inbox_ids.map((id) => inboxes.find((i) => i.id === id)?.name).join(", ") || "—"),
-        el(
-          "td",
-          null,
-          el("input", {
-            type: "checkbox",
-            checked: a.active,
-            "aria-label": "Active",
-            onchange: (ev) =>
-              guarded(err, async () => {
-                await api(`/admin/agents/${a.id}`, { method: "PATCH", json: { active: ev.target.checked } });
-              }),
-          }),
-        ),
-        el("td", null, resetButton(a, linkOut, err)),
+        a.name,
+        a.email,
+        roleSel(a),
+        a.inbox_ids.map((id) => inboxes.find((i) => i.id === id)?.name).join(", ") || "—",
+        el("input", {
+          type: "checkbox",
+          checked: a.active,
+          "aria-label": "Active",
+          onchange: (ev) =>
+            guarded(err, async () => {
+              await api(`/admin/agents/${a.id}`, { method: "PATCH", json: { active: ev.target.checked } });
+            }),
+        }),
+        resetButton(a, linkOut, err),
       ),
     ),
   );
@@ -284,8 +272,7 @@ async function agents() {
     ...field("Email", f.email),
     ...field("Role", f.role),
     ...field("Password", f.password, "At least 10 characters; they can change it later on their profile page."),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add agent")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Add agent", err),
   );
   onSubmit(form, err, async () => {
     await api("/admin/agents", {
@@ -313,14 +300,7 @@ async function groups(kind) {
   const [list, people] = await Promise.all([api(path), agentsById()]);
   const err = errorBox();
   const blocks = list.map((g) => {
-    const boxes = [...people.values()].map((a) =>
-      el(
-        "label",
-        null,
-        el("input", { type: "checkbox", value: String(a.id), checked: g.agent_ids.includes(a.id) }),
-        ` ${a.name}`,
-      ),
-    );
+    const boxes = [...people.values()].map((a) => checkBox(a.id, a.name, g.agent_ids.includes(a.id)));
     const form = el(
       "form",
       { class: "group", dataset: { id: g.id } },
@@ -329,10 +309,7 @@ async function groups(kind) {
       el("button", { type: "submit" }, "Save members"),
     );
     onSubmit(form, err, async () => {
-      const ids = boxes
-        .map((b) => b.querySelector("input"))
-        .filter((i) => i.checked)
-        .map((i) => Number(i.value));
+      const ids = checkedValues(boxes).map(Number);
       await api(`${path}/${g.id}/members`, { method: "PUT", json: { agent_ids: ids } });
       flash(`Saved ${g.name}.`);
       await render();
@@ -355,10 +332,8 @@ async function groups(kind) {
     await render();
   });
   main.append(
-    el("h1", null, kind === "inboxes" ? "Inboxes and membership" : "Teams"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      kind === "inboxes" ? "Inboxes and membership" : "Teams",
       kind === "inboxes"
         ? "Agents see only the conversations of inboxes they belong to; owners and admins see all."
         : "Teams group agents for assignment and reports.",
@@ -374,37 +349,28 @@ async function groups(kind) {
 async function cannedReplies() {
   const boot = await api("/ui/bootstrap");
   const err = errorBox();
-  const table = el(
-    "table",
-    { class: "grid", id: "canned-table" },
-    el("tr", null, el("th", null, "Shortcut"), el("th", null, "Reply"), el("th", null, "")),
-    ...boot.canned_replies.map((r) => {
-      const row = el("tr", { dataset: { id: r.id } }, el("td", null, `/${r.short_code}`), el("td", null, r.content));
-      row.append(
+  const table = grid(
+    "canned-table",
+    ["Shortcut", "Reply", ""],
+    boot.canned_replies.map((r) => {
+      const tr = row({ dataset: { id: r.id } }, `/${r.short_code}`, r.content);
+      tr.append(
         el(
           "td",
           null,
-          editCanned(row, r, render, err),
+          editCanned(tr, r, render, err),
           " ",
-          actionButton(
-            "Delete",
-            err,
-            async () => {
-              await api(`/admin/canned_replies/${r.id}`, { method: "DELETE" });
-              await render();
-            },
-            {
-              title: `Delete the canned reply /${r.short_code}?`,
-              consequences: [
-                "No agent can insert it any more; rules that send it will fail.",
-                "Messages already sent with it stay as they are.",
-                "This cannot be undone.",
-              ],
-            },
-          ),
+          deleteButton("Delete", err, `/admin/canned_replies/${r.id}`, render, {
+            title: `Delete the canned reply /${r.short_code}?`,
+            consequences: [
+              "No agent can insert it any more; rules that send it will fail.",
+              "Messages already sent with it stay as they are.",
+              "This cannot be undone.",
+            ],
+          }),
         ),
       );
-      return row;
+      return tr;
     }),
   );
   const code = el("input", { id: "cr-code", required: true, placeholder: "thanks" });
@@ -414,8 +380,7 @@ async function cannedReplies() {
     { class: "stack", id: "canned-form" },
     ...field("Shortcut", code, "Agents type /shortcut in the composer."),
     ...field("Reply", content),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add canned reply")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Add canned reply", err),
   );
   onSubmit(form, err, async () => {
     await api("/admin/canned_replies", { method: "POST", json: { short_code: code.value, content: content.value } });
@@ -427,42 +392,32 @@ async function cannedReplies() {
 async function labels() {
   const boot = await api("/ui/bootstrap");
   const err = errorBox();
-  const table = el(
-    "table",
-    { class: "grid", id: "labels-table" },
-    el("tr", null, el("th", null, "Label"), el("th", null, "Colour"), el("th", null, "")),
-    ...boot.labels.map((l) => {
-      const row = el(
-        "tr",
+  const table = grid(
+    "labels-table",
+    ["Label", "Colour", ""],
+    boot.labels.map((l) => {
+      const tr = row(
         { dataset: { id: l.id } },
-        el("td", null, el("span", { class: "label" }, l.name)),
+        el("span", { class: "label" }, l.name),
         el("td", null, labelSwatch(l.color), ` ${l.color}`),
       );
-      row.append(
+      tr.append(
         el(
           "td",
           null,
-          editLabel(row, l, render, err),
+          editLabel(tr, l, render, err),
           " ",
-          actionButton(
-            "Delete",
-            err,
-            async () => {
-              await api(`/admin/labels/${l.id}`, { method: "DELETE" });
-              await render();
-            },
-            {
-              title: `Delete the label “${l.name}”?`,
-              consequences: [
-                "It is removed from every conversation that has it.",
-                "Rules, saved views and campaigns that use it stop matching.",
-                "This cannot be undone.",
-              ],
-            },
-          ),
+          deleteButton("Delete", err, `/admin/labels/${l.id}`, render, {
+            title: `Delete the label “${l.name}”?`,
+            consequences: [
+              "It is removed from every conversation that has it.",
+              "Rules, saved views and campaigns that use it stop matching.",
+              "This cannot be undone.",
+            ],
+          }),
         ),
       );
-      return row;
+      return tr;
     }),
   );
   const name = el("input", { id: "l-name", required: true });
@@ -472,8 +427,7 @@ async function labels() {
     { class: "stack", id: "label-form" },
     ...field("Name", name),
     ...field("Colour", color),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Add label")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Add label", err),
   );
   onSubmit(form, err, async () => {
     await api("/admin/labels", { method: "POST", json: { name: name.value, color: color.value } });
@@ -488,16 +442,14 @@ async function webhooks() {
   const subs = await api("/webhook_subscriptions");
   const err = errorBox();
   const log = el("div", { id: "delivery-log" });
-  const table = el(
-    "table",
-    { class: "grid", id: "subs-table" },
-    el("tr", null, ...["URL", "Events", "State", ""].map((h) => el("th", null, h))),
-    ...subs.map((s) =>
-      el(
-        "tr",
+  const table = grid(
+    "subs-table",
+    ["URL", "Events", "State", ""],
+    subs.map((s) =>
+      row(
         null,
-        el("td", null, s.url),
-        el("td", null, s.events.join(", ")),
+        s.url,
+        s.events.join(", "),
         el("td", { class: s.active ? "health-ok" : "muted" }, s.active ? "active" : "paused"),
         el(
           "td",
@@ -515,9 +467,7 @@ async function webhooks() {
     required: true,
     placeholder: "https://example.com/hooks/tidings",
   });
-  const checks = EVENTS.map((e) =>
-    el("label", null, el("input", { type: "checkbox", value: e, checked: true }), ` ${e}`),
-  );
+  const checks = EVENTS.map((e) => checkBox(e, e, true));
   const once = el("div");
   const form = el(
     "form",
@@ -529,28 +479,14 @@ async function webhooks() {
     el("div", { class: "full" }, err, once),
   );
   onSubmit(form, err, async () => {
-    const events = checks
-      .map((c) => c.querySelector("input"))
-      .filter((i) => i.checked)
-      .map((i) => i.value);
+    const events = checkedValues(checks);
     const made = await api("/webhook_subscriptions", { method: "POST", json: { url: url.value, events } });
     await render();
-    document
-      .getElementById("settings-main")
-      .append(
-        el(
-          "div",
-          { class: "secret-once", id: "webhook-secret" },
-          "Signing secret (shown once): ",
-          el("span", { class: "copy" }, made.secret),
-        ),
-      );
+    main.append(secretOnce("webhook-secret", "Signing secret (shown once): ", made.secret));
   });
   main.append(
-    el("h1", null, "Outgoing webhooks"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Outgoing webhooks",
       "Each POST is signed (X-Tidings-Signature, HMAC-SHA256 with the secret) and retried with back-off.",
     ),
     table,
@@ -566,69 +502,53 @@ async function deliveries(sub, box) {
   box.replaceChildren(
     el("h2", null, `Delivery log: ${sub.url}`),
     err,
-    el(
-      "table",
-      { class: "grid", id: "deliveries-table" },
-      el("tr", null, ...["Event", "State", "Attempts", "HTTP", "Error", "Created", ""].map((h) => el("th", null, h))),
-      ...rows.map((d) =>
-        el(
-          "tr",
+    grid(
+      "deliveries-table",
+      ["Event", "State", "Attempts", "HTTP", "Error", "Created", ""],
+      rows.map((d) =>
+        row(
           null,
-          el("td", null, d.event_type),
+          d.event_type,
           el("td", { class: d.state === "failed" ? "health-bad" : "" }, d.state),
-          el("td", null, String(d.attempts)),
-          el("td", null, d.last_status == null ? "—" : String(d.last_status)),
-          el("td", null, d.last_error || ""),
-          el("td", null, clock(d.created_at)),
-          el(
-            "td",
-            null,
-            actionButton("Replay", err, async () => {
-              await api(`/webhook_deliveries/${d.id}/replay`, { method: "POST" });
-              await deliveries(sub, box);
-            }),
-          ),
+          String(d.attempts),
+          d.last_status == null ? "—" : String(d.last_status),
+          d.last_error || "",
+          clock(d.created_at),
+          actionButton("Replay", err, async () => {
+            await api(`/webhook_deliveries/${d.id}/replay`, { method: "POST" });
+            await deliveries(sub, box);
+          }),
         ),
       ),
     ),
   );
 }
 
+// A secret shown once, right after it was made (webhook signing secret, API token).
+const secretOnce = (id, text, secret) =>
+  el("div", { class: "secret-once", id }, text, el("span", { class: "copy" }, secret));
+
 // ---- API tokens -----------------------------------------------------------------------------
 async function tokens() {
   const list = await api("/admin/api_tokens");
   const err = errorBox();
-  const table = el(
-    "table",
-    { class: "grid", id: "tokens-table" },
-    el("tr", null, ...["Name", "Agent", "Created", "Last used", ""].map((h) => el("th", null, h))),
-    ...list.map((t) =>
-      el(
-        "tr",
+  const table = grid(
+    "tokens-table",
+    ["Name", "Agent", "Created", "Last used", ""],
+    list.map((t) =>
+      row(
         null,
-        el("td", null, t.name),
-        el("td", null, t.agent_name),
-        el("td", null, clock(t.created_at)),
-        el("td", null, t.last_used_at ? clock(t.last_used_at) : "never"),
-        el(
-          "td",
-          null,
-          actionButton(
-            "Revoke",
-            err,
-            async () => {
-              await api(`/admin/api_tokens/${t.id}`, { method: "DELETE" });
-              await render();
-            },
-            {
-              title: `Revoke the token “${t.name}”?`,
-              consequences: [
-                "Every integration using it is refused at once (HTTP 401).",
-                "This cannot be undone: create a new token to reconnect them.",
-              ],
-            },
-          ),
-        ),
+        t.name,
+        t.agent_name,
+        clock(t.created_at),
+        t.last_used_at ? clock(t.last_used_at) : "never",
+        deleteButton("Revoke", err, `/admin/api_tokens/${t.id}`, render, {
+          title: `Revoke the token “${t.name}”?`,
+          consequences: [
+            "Every integration using it is refused at once (HTTP 401).",
+            "This cannot be undone: create a new token to reconnect them.",
+          ],
+        }),
       ),
     ),
   );
@@ -637,24 +557,15 @@ async function tokens() {
     "form",
     { class: "stack", id: "token-form" },
     ...field("Name", name),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Create token")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Create token", err),
   );
   onSubmit(form, err, async () => {
     const made = await api("/api_tokens", { method: "POST", json: { name: name.value } });
     await render();
-    main.append(
-      el(
-        "div",
-        { class: "secret-once", id: "token-once" },
-        "Your new token (shown once): ",
-        el("span", { class: "copy" }, made.token),
-      ),
-    );
+    main.append(secretOnce("token-once", "Your new token (shown once): ", made.token));
   });
   main.append(
-    el("h1", null, "API tokens"),
-    el("p", { class: "muted" }, "Send as Authorization: Bearer <token>. See /api/v1/docs."),
+    ...pageHead("API tokens", "Send as Authorization: Bearer <token>. See /api/v1/docs."),
     table,
     el("h2", null, "New token"),
     form,
@@ -675,36 +586,28 @@ async function templates() {
       .map((c) => c.text || "")
       .join(" ");
   main.append(
-    el("h1", null, "Templates"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Templates",
       "Provider message templates, kept in sync by their channels (e.g. WhatsApp template status webhooks). They are what can be sent once a service window has closed.",
     ),
     ...(sync ? [sync] : []),
     rows.length
-      ? el(
-          "table",
-          { class: "grid", id: "templates-table" },
-          el(
-            "tr",
-            null,
-            ...["Channel", "Name", "Language", "Category", "Status", "Body"].map((h) => el("th", null, h)),
-          ),
-          ...rows.map((t) =>
-            el(
-              "tr",
+      ? grid(
+          "templates-table",
+          ["Channel", "Name", "Language", "Category", "Status", "Body"],
+          rows.map((t) =>
+            row(
               null,
-              el("td", null, t.channel_name),
-              el("td", null, t.name),
-              el("td", null, t.language),
-              el("td", null, t.category),
+              t.channel_name,
+              t.name,
+              t.language,
+              t.category,
               el(
                 "td",
                 { class: t.status === "APPROVED" || t.status === "approved" ? "health-ok" : "health-bad" },
                 t.status,
               ),
-              el("td", null, body(t)),
+              body(t),
             ),
           ),
         )

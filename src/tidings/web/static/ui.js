@@ -64,6 +64,16 @@ export function el(tag, attrs, ...children) {
   return node;
 }
 
+// One term of a <dl class="facts">: [<dt>term</dt>, <dd ddAttrs>value</dd>]; spread it in.
+export const fact = (term, value, ddAttrs) => [el("dt", null, term), el("dd", ddAttrs, value)];
+
+// A page's (or settings section's) title and the muted line that says what it is for.
+export const pageHead = (title, intro) => [el("h1", null, title), el("p", { class: "muted" }, intro)];
+
+// A <ul> of `items` (nodes), or a muted line saying `none` when there are none.
+export const listOr = (attrs, items, none) =>
+  items.length ? el("ul", attrs, ...items) : el("p", { class: "muted" }, none);
+
 export function ago(iso) {
   if (!iso) return "";
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
@@ -185,22 +195,29 @@ export function confirmAction({ title, consequences = [], confirm = "Delete", da
     );
     const ok = el("button", { type: "button", class: danger ? "danger" : "primary", id: "confirm-ok" }, confirm);
     const cancel = el("button", { type: "button", id: "confirm-cancel" }, "Go back");
-    const done = (v) => {
-      dlg.close();
-      dlg.remove();
-      resolve(v);
-    };
+    const done = settle(dlg, resolve, false);
     ok.addEventListener("click", () => done(true));
     cancel.addEventListener("click", () => done(false));
-    dlg.addEventListener("cancel", (ev) => {
-      ev.preventDefault();
-      done(false);
-    });
     dlg.append(el("div", { class: "confirm-foot" }, cancel, ok));
     document.body.append(dlg);
     dlg.showModal();
     cancel.focus();
   });
+}
+
+// For a dialog made for one answer: done(v) closes and removes `dlg` and resolves `v`; Escape
+// is done(dismissed).
+function settle(dlg, resolve, dismissed) {
+  const done = (v) => {
+    dlg.close();
+    dlg.remove();
+    resolve(v);
+  };
+  dlg.addEventListener("cancel", (ev) => {
+    ev.preventDefault();
+    done(dismissed);
+  });
+  return done;
 }
 
 // askText({title, label, confirm}) resolves the trimmed text, or null when dismissed.
@@ -215,11 +232,7 @@ export function askText({ title, label, confirm = "Save", placeholder = "" }) {
       el("label", { class: "ask" }, label, input),
       err,
     );
-    const done = (v) => {
-      dlg.close();
-      dlg.remove();
-      resolve(v);
-    };
+    const done = settle(dlg, resolve, null);
     const ok = el("button", { type: "submit", class: "primary", id: "ask-ok" }, confirm);
     const form = el(
       "form",
@@ -234,10 +247,6 @@ export function askText({ title, label, confirm = "Save", placeholder = "" }) {
         return;
       }
       done(input.value.trim());
-    });
-    dlg.addEventListener("cancel", (ev) => {
-      ev.preventDefault();
-      done(null);
     });
     dlg.append(form);
     document.body.append(dlg);

@@ -1,9 +1,10 @@
 // The composer: reply or private note, the channel picker with why a route is blocked, the SMS
 // segment counter, canned replies (/shortcut), and the template picker for a closed window.
+import { guarded, reported } from "../forms.js";
 import { $, api, channelIcon, debounce, el, icon, windowText } from "../ui.js";
 import { announce } from "./live.js";
 import { clearUpload, uploadIds } from "./media.js";
-import { mentionKey, showMentions } from "./mentions.js";
+import { fillPopup, mentionKey, showMentions } from "./mentions.js";
 import { channelOf, S } from "./state.js";
 import { putMessage, renderMessages } from "./thread.js";
 
@@ -229,7 +230,7 @@ function previewTemplate() {
 
 export async function sendTemplate() {
   const params = [...document.querySelectorAll("#tpl-params input")].map((i) => i.value);
-  try {
+  await reported($("tpl-error"), async () => {
     const m = await api(`/ui/conversations/${S.current}/templates`, {
       method: "POST",
       json: { template_id: Number($("tpl-select").value), params },
@@ -237,9 +238,7 @@ export async function sendTemplate() {
     putMessage(m);
     renderMessages();
     closeTemplates();
-  } catch (e) {
-    $("tpl-error").textContent = e.message;
-  }
+  });
 }
 
 // ---- composer ----------------------------------------------------------------------------
@@ -262,28 +261,11 @@ export function showCanned() {
   const hits = S.boot.canned_replies.filter((r) => r.short_code.startsWith(m[1].toLowerCase()));
   if (hits.map((r) => r.id).join() !== cannedHits.map((r) => r.id).join()) cannedActive = 0;
   cannedHits = hits;
-  box.dataset.mode = "canned";
-  box.replaceChildren(
-    ...hits.map((r, i) =>
-      el(
-        "li",
-        {
-          class: i === cannedActive ? "active" : "",
-          role: "option",
-          "aria-selected": String(i === cannedActive),
-          dataset: { id: r.id },
-          onmousedown: (ev) => {
-            ev.preventDefault();
-            useCanned(r);
-          },
-        },
-        el("strong", null, `/${r.short_code}`),
-        " ",
-        el("span", { class: "muted" }, r.content.slice(0, 80)),
-      ),
-    ),
-  );
-  box.hidden = !hits.length;
+  fillPopup("canned", hits, cannedActive, useCanned, (r) => [
+    el("strong", null, `/${r.short_code}`),
+    " ",
+    el("span", { class: "muted" }, r.content.slice(0, 80)),
+  ]);
 }
 
 export function useCanned(r) {
@@ -298,9 +280,8 @@ export async function submit() {
   const text = $("c-text").value.trim();
   const files = S.mode !== "note" ? uploadIds() : [];
   if ((!text && !files.length) || !S.current) return;
-  $("c-error").textContent = "";
   const id = S.current;
-  try {
+  await guarded($("c-error"), async () => {
     if (S.mode === "note") {
       await api(`/ui/conversations/${id}/notes`, { method: "POST", json: { text } });
     } else {
@@ -325,9 +306,7 @@ export async function submit() {
     S.othersRepliedSince = null;
     updateCounter();
     announce(id, "viewing");
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 export function wireComposer() {

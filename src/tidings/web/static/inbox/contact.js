@@ -1,7 +1,8 @@
 // The contact panel: who the customer is (identities, claimed details, consent), possible
 // duplicates with merge and undo, and earlier conversations. Loading it also refreshes the
 // composer's reply options, which come with the same answer.
-import { $, api, avatar, channelIcon, el } from "../ui.js";
+import { reported } from "../forms.js";
+import { $, api, avatar, channelIcon, el, fact, listOr } from "../ui.js";
 import { renderRoutes } from "./composer.js";
 import { S } from "./state.js";
 
@@ -33,20 +34,16 @@ function renderContact() {
     el(
       "dl",
       { class: "facts" },
-      contact.phone ? el("dt", null, "Phone") : null,
-      contact.phone ? el("dd", null, contact.phone) : null,
+      ...(contact.phone ? fact("Phone", contact.phone) : []),
       // Typed by the customer (API channel), never verified: shown as a claim, never linking.
-      contact.claimed_phone ? el("dt", null, "Phone (claimed)") : null,
-      contact.claimed_phone
-        ? el(
-            "dd",
-            { class: "muted", title: "Given by the customer, not verified by a provider" },
-            contact.claimed_phone,
-          )
-        : null,
-      contact.email ? el("dt", null, "Email") : null,
-      contact.email ? el("dd", null, contact.email) : null,
-      ...attrs.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, typeof v === "string" ? v : JSON.stringify(v))]),
+      ...(contact.claimed_phone
+        ? fact("Phone (claimed)", contact.claimed_phone, {
+            class: "muted",
+            title: "Given by the customer, not verified by a provider",
+          })
+        : []),
+      ...(contact.email ? fact("Email", contact.email) : []),
+      ...attrs.flatMap(([k, v]) => fact(k, typeof v === "string" ? v : JSON.stringify(v))),
     ),
     el("h3", null, "Identities"),
     el(
@@ -64,36 +61,32 @@ function renderContact() {
       ),
     ),
     el("h3", null, "Consent"),
-    consents.length
-      ? el(
-          "ul",
-          { class: "consents" },
-          ...consents.map((c) =>
-            el(
-              "li",
-              { class: `consent-${c.status}` },
-              `${c.channel_kind} · ${c.purpose}: ${c.status.replace("_", " ")}`,
-              el("span", { class: "muted" }, ` (${c.source})`),
-            ),
-          ),
-        )
-      : el("p", { class: "muted" }, "No consent recorded."),
+    listOr(
+      { class: "consents" },
+      consents.map((c) =>
+        el(
+          "li",
+          { class: `consent-${c.status}` },
+          `${c.channel_kind} · ${c.purpose}: ${c.status.replace("_", " ")}`,
+          el("span", { class: "muted" }, ` (${c.source})`),
+        ),
+      ),
+      "No consent recorded.",
+    ),
     ...mergeBlock(),
     el("h3", null, "Previous conversations"),
-    prev.length
-      ? el(
-          "ul",
-          { class: "prev" },
-          ...prev.map((p) =>
-            el(
-              "li",
-              null,
-              el("a", { href: `#c/${p.id}` }, `#${p.id} · ${p.status}`),
-              el("div", { class: "muted preview" }, p.last_message_preview || ""),
-            ),
-          ),
-        )
-      : el("p", { class: "muted" }, "None."),
+    listOr(
+      { class: "prev" },
+      prev.map((p) =>
+        el(
+          "li",
+          null,
+          el("a", { href: `#c/${p.id}` }, `#${p.id} · ${p.status}`),
+          el("div", { class: "muted preview" }, p.last_message_preview || ""),
+        ),
+      ),
+      "None.",
+    ),
   );
 }
 
@@ -137,23 +130,19 @@ function mergeBlock() {
 }
 
 async function merge(d) {
-  try {
+  await reported($("c-error"), async () => {
     const res = await api(`/ui/contacts/${S.context.contact.id}/merge`, { method: "POST", json: { merge_id: d.id } });
     S.lastMerge = { id: res.merge_id, kept: res.kept, name: d.display_name };
     await loadContext();
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 async function undoMerge() {
-  try {
+  await reported($("c-error"), async () => {
     await api(`/ui/contact_merges/${S.lastMerge.id}/undo`, { method: "POST" });
     S.lastMerge = null;
     await loadContext();
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 export function wireContact() {

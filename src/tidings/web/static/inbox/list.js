@@ -1,9 +1,10 @@
 // The conversation list pane: filters, rows, bulk actions over picked (or all matching)
 // conversations, j/k selection, and the search results that stand in for the list.
-import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, windowText } from "../ui.js";
+import { reported } from "../forms.js";
+import { $, ago, api, askText, avatar, channelIcon, confirmAction, debounce, el, listOr, windowText } from "../ui.js";
 import { picker } from "./picker.js";
 import { slaChip } from "./service.js";
-import { agentName, byInstant, fillSelect, filters, S, shownName, teamName } from "./state.js";
+import { agentName, byInstant, FILTER_IDS, fillSelect, filters, S, shownName, teamName } from "./state.js";
 import { fillAssignees, openConversation, renderHead } from "./thread.js";
 
 // ---- title and live indicator ---------------------------------------------------------
@@ -65,16 +66,6 @@ function clearFilters() {
 
 // ---- saved views ----------------------------------------------------------------------------
 let savedViews = [];
-const FILTER_IDS = {
-  status: "f-status",
-  inbox_id: "f-inbox",
-  channel_id: "f-channel",
-  label: "f-label",
-  assignee_id: "f-assignee",
-  team_id: "f-team",
-  sla: "f-sla",
-  sort: "f-sort",
-};
 async function loadSavedViews(selectId) {
   try {
     savedViews = await api("/views");
@@ -111,12 +102,10 @@ async function saveView() {
   const body = { view: f.view, status: f.status || null, sort: f.sort || null };
   for (const k of ["inbox_id", "channel_id", "assignee_id", "team_id"]) if (f[k]) body[k] = Number(f[k]);
   for (const k of ["label", "sla"]) if (f[k]) body[k] = f[k];
-  try {
+  await reported($("view-error"), async () => {
     const v = await api("/views", { method: "POST", json: { name: name.trim(), filters: body } });
     await loadSavedViews(v.id);
-  } catch (e) {
-    $("view-error").textContent = e.message;
-  }
+  });
 }
 async function deleteView() {
   const v = savedViews.find((x) => String(x.id) === $("f-saved").value);
@@ -287,55 +276,33 @@ function renderBulk() {
           "Select all matching",
         ),
     el("button", { type: "button", id: "bulk-resolve", onclick: () => bulk({ status: "resolved" }) }, "Resolve"),
-    el(
-      "button",
-      {
-        type: "button",
-        id: "bulk-assign",
-        onclick: () =>
-          picker(
-            "Assign selected to",
-            [
-              { label: "Unassigned", value: null },
-              ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id })),
-            ],
-            (it) => bulk({ assignee_id: it.value }),
-          ),
-      },
-      "Assign…",
-    ),
-    el(
-      "button",
-      {
-        type: "button",
-        id: "bulk-team",
-        onclick: () =>
-          picker(
-            "Team for selected",
-            [{ label: "No team", value: null }, ...S.boot.teams.map((t) => ({ label: t.name, value: t.id }))],
-            (it) => bulk({ team_id: it.value }),
-          ),
-      },
-      "Team…",
-    ),
-    el(
-      "button",
-      {
-        type: "button",
-        id: "bulk-label",
-        onclick: () =>
-          picker(
-            "Add label to selected",
-            S.boot.labels.map((l) => ({ label: l.name, value: l.name })),
-            (it) => bulk({ add_label: it.value }),
-            true,
-          ),
-      },
+    bulkPicker("bulk-assign", "Assign…", "Assign selected to", "assignee_id", () => [
+      { label: "Unassigned", value: null },
+      ...S.boot.agents.filter((a) => a.active).map((a) => ({ label: a.name, value: a.id })),
+    ]),
+    bulkPicker("bulk-team", "Team…", "Team for selected", "team_id", () => [
+      { label: "No team", value: null },
+      ...S.boot.teams.map((t) => ({ label: t.name, value: t.id })),
+    ]),
+    bulkPicker(
+      "bulk-label",
       "Label…",
+      "Add label to selected",
+      "add_label",
+      () => S.boot.labels.map((l) => ({ label: l.name, value: l.name })),
+      true,
     ),
     el("button", { type: "button", class: "link", onclick: clearPicks }, "Clear"),
   );
 }
+
+// A bulk-bar button: the picker (`items()` when pressed) sets `key` on the selected conversations.
+const bulkPicker = (id, text, title, key, items, allowNew) =>
+  el(
+    "button",
+    { type: "button", id, onclick: () => picker(title, items(), (it) => bulk({ [key]: it.value }), allowNew) },
+    text,
+  );
 
 async function bulk(change) {
   const f = filters();
@@ -431,44 +398,40 @@ export const runSearch = debounce(async () => {
   const res = await api(`/ui/search?${new URLSearchParams({ q })}`);
   box.replaceChildren(
     el("h3", null, "Contacts"),
-    res.contacts.length
-      ? el(
-          "ul",
-          null,
-          ...res.contacts.map((c) =>
-            el(
-              "li",
-              {
-                class: `hit${c.conversation_id ? "" : " dim"}`,
-                onclick: () => c.conversation_id && openConversation(c.conversation_id),
-              },
-              el("strong", null, c.display_name),
-              " ",
-              el(
-                "span",
-                { class: "muted" },
-                [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "),
-              ),
-            ),
+    listOr(
+      null,
+      res.contacts.map((c) =>
+        el(
+          "li",
+          {
+            class: `hit${c.conversation_id ? "" : " dim"}`,
+            onclick: () => c.conversation_id && openConversation(c.conversation_id),
+          },
+          el("strong", null, c.display_name),
+          " ",
+          el(
+            "span",
+            { class: "muted" },
+            [c.phone, c.email, ...c.identities.map((i) => i.address)].filter(Boolean).join(" · "),
           ),
-        )
-      : el("p", { class: "muted" }, "No contacts."),
+        ),
+      ),
+      "No contacts.",
+    ),
     el("h3", null, "Messages"),
-    res.messages.length
-      ? el(
-          "ul",
-          null,
-          ...res.messages.map((m) =>
-            el(
-              "li",
-              { class: "hit", onclick: () => openConversation(m.conversation_id) },
-              el("strong", null, m.contact_display_name),
-              " ",
-              el("span", { class: "snippet" }, (m.body || "").slice(0, 120)),
-            ),
-          ),
-        )
-      : el("p", { class: "muted" }, "No messages."),
+    listOr(
+      null,
+      res.messages.map((m) =>
+        el(
+          "li",
+          { class: "hit", onclick: () => openConversation(m.conversation_id) },
+          el("strong", null, m.contact_display_name),
+          " ",
+          el("span", { class: "snippet" }, (m.body || "").slice(0, 120)),
+        ),
+      ),
+      "No messages.",
+    ),
   );
   box.hidden = false;
   $("list").hidden = true;
@@ -476,49 +439,30 @@ export const runSearch = debounce(async () => {
 
 export function fillFilters() {
   const b = S.boot;
-  fillSelect(
-    "f-inbox",
-    "All inboxes",
-    b.inboxes.map((i) => [i.id, i.name]),
-  );
-  fillSelect(
-    "f-channel",
-    "All channels",
-    b.channels.map((c) => [c.id, c.name]),
-  );
-  fillSelect(
-    "f-label",
-    "Any label",
-    b.labels.map((l) => [l.name, l.name]),
-  );
-  fillSelect(
-    "f-assignee",
-    "Anyone",
-    b.agents.map((a) => [a.id, a.name]),
-  );
-  fillSelect(
-    "f-team",
-    "Any team",
-    b.teams.map((t) => [t.id, t.name]),
-  );
-  fillSelect(
-    "t-team",
-    "No team",
-    b.teams.map((t) => [t.id, t.name]),
-  );
+  // [select, first option, items, the field that is each option's value]
+  for (const [id, first, items, key] of [
+    ["f-inbox", "All inboxes", b.inboxes, "id"],
+    ["f-channel", "All channels", b.channels, "id"],
+    ["f-label", "Any label", b.labels, "name"],
+    ["f-assignee", "Anyone", b.agents, "id"],
+    ["f-team", "Any team", b.teams, "id"],
+    ["t-team", "No team", b.teams, "id"],
+  ])
+    fillSelect(id, first, items, key);
   fillAssignees();
 }
 
+// The Mine / Unassigned / All / ... tab (remembered in this browser).
+export function setView(v) {
+  S.view = v;
+  localStorage.setItem("tidings.view", v);
+  loadList();
+}
+
 export function wireList() {
-  for (const b of document.querySelectorAll(".views button")) {
-    b.addEventListener("click", () => {
-      S.view = b.dataset.view;
-      localStorage.setItem("tidings.view", S.view);
-      loadList();
-    });
-  }
-  for (const id of ["f-status", "f-inbox", "f-channel", "f-label", "f-assignee", "f-sort", "f-sla", "f-team"])
-    $(id).addEventListener("change", () => loadList());
+  for (const b of document.querySelectorAll(".views button"))
+    b.addEventListener("click", () => setView(b.dataset.view));
+  for (const id of Object.values(FILTER_IDS)) $(id).addEventListener("change", () => loadList());
   $("more").addEventListener("click", () => loadList(true));
   $("f-saved").addEventListener("change", () => {
     const v = savedViews.find((x) => String(x.id) === $("f-saved").value);

@@ -51,42 +51,26 @@ export function attachment(a, m) {
     );
   }
   const mime = a.mime_type || "";
+  const figure = (kind, ...body) =>
+    el("figure", { class: `att att-${kind}`, dataset: { state: "stored" } }, ...body, previewCaption);
   if (/^image\/(jpeg|png|gif|webp)$/.test(mime)) {
-    return el(
-      "figure",
-      { class: "att att-image", dataset: { state: "stored" } },
+    return figure(
+      "image",
       el(
         "a",
         { href: url, target: "_blank", rel: "noopener noreferrer", title: name },
         el("img", { src: url, alt: a.caption || name, loading: "lazy" }),
       ),
-      previewCaption,
     );
   }
-  if (mime.startsWith("audio/")) {
-    return el(
-      "figure",
-      { class: "att att-audio", dataset: { state: "stored" } },
-      el("audio", { src: url, controls: true, preload: "none" }),
-      previewCaption,
-    );
-  }
-  if (mime.startsWith("video/")) {
-    return el(
-      "figure",
-      { class: "att att-video", dataset: { state: "stored" } },
-      el("video", { src: url, controls: true, preload: "metadata" }),
-      previewCaption,
-    );
-  }
-  return el(
-    "figure",
-    { class: "att att-file", dataset: { state: "stored" } },
+  if (mime.startsWith("audio/")) return figure("audio", el("audio", { src: url, controls: true, preload: "none" }));
+  if (mime.startsWith("video/")) return figure("video", el("video", { src: url, controls: true, preload: "metadata" }));
+  return figure(
+    "file",
     el("span", { class: "att-kind" }, kindLabel(mime, a.kind)),
     " ",
     el("a", { href: url, download: name, rel: "noopener" }, name),
     el("span", { class: "muted" }, ` ${size(a.size)}`),
-    previewCaption,
   );
 }
 
@@ -163,14 +147,7 @@ async function pick(file) {
     const form = new FormData();
     form.append("file", file, file.name);
     if (channelId) form.append("channel_id", String(channelId));
-    const resp = await fetch(`/api/v1/conversations/${conv}/attachments`, {
-      method: "POST",
-      body: form,
-      credentials: "same-origin",
-      headers: { "X-Requested-With": "tidings" },
-    });
-    const data = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(data?.error?.message || resp.statusText);
+    const data = await api(`/conversations/${conv}/attachments`, { method: "POST", body: form });
     state.upload = { id: data.id, filename: data.filename, size: data.size, conversation: conv, busy: false };
   } catch (e) {
     state.upload = null;

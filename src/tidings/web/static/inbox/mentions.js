@@ -35,31 +35,40 @@ export function showMentions() {
     .slice(0, 8);
   range = [upto.length - m[2].length - 1, ta.selectionStart];
   active = Math.min(active, Math.max(0, hits.length - 1));
-  box.dataset.mode = "mention";
+  fillPopup("mention", hits, active, insert, (a) => [
+    avatar(a.name, null, "sm"),
+    " ",
+    el("strong", null, a.name),
+    " ",
+    el("span", { class: "muted" }, `@${handle(a)}`),
+  ]);
+  return !box.hidden;
+}
+
+// The #canned popup, shared by canned replies and mentions: one <li> per hit (`draw(hit)` its
+// content), `active` highlighted; pressing on one picks it (mousedown: the textarea keeps focus).
+export function fillPopup(mode, hits, active, pick, draw) {
+  const box = $("canned");
+  box.dataset.mode = mode;
   box.replaceChildren(
-    ...hits.map((a, i) =>
+    ...hits.map((h, i) =>
       el(
         "li",
         {
           class: i === active ? "active" : "",
           role: "option",
           "aria-selected": String(i === active),
-          dataset: { id: a.id },
+          dataset: { id: h.id },
           onmousedown: (ev) => {
             ev.preventDefault();
-            insert(a);
+            pick(h);
           },
         },
-        avatar(a.name, null, "sm"),
-        " ",
-        el("strong", null, a.name),
-        " ",
-        el("span", { class: "muted" }, `@${handle(a)}`),
+        ...draw(h),
       ),
     ),
   );
   box.hidden = !hits.length;
-  return !box.hidden;
 }
 
 function insert(a) {

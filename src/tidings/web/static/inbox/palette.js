@@ -1,6 +1,7 @@
 // The command palette (Ctrl/⌘+K): one box over actions (on the open conversation, views, pages),
 // the conversations in the list, and contacts and messages found by the server's search.
 // Arrow keys move, Enter runs, Esc closes. Everything shown is text (el()).
+import { reported } from "../forms.js";
 import { $, api, channelIcon, debounce, el, icon } from "../ui.js";
 import { S, shownName } from "./state.js";
 
@@ -10,47 +11,34 @@ let found = [];
 let ctx = null;
 let macros = [];
 
+// One palette action of a group: its icon, label, what it runs, its shortcut key and detail if any.
+const action = (group) => (icon, label, run, hint, detail) => ({ group, icon, label, run, hint, detail });
+const onConversation = action("Conversation");
+const goTo = action("Go to");
+
 function actions() {
   const open = Boolean(S.current);
   const conv = S.conv || {};
   const list = [];
   if (open) {
     list.push(
-      { group: "Conversation", icon: "send", label: "Reply", hint: "r", run: () => ctx.reply() },
-      { group: "Conversation", icon: "lock", label: "Add a private note", hint: "n", run: () => ctx.note() },
-      {
-        group: "Conversation",
-        icon: "circle-check",
-        label: conv.status === "resolved" ? "Reopen" : "Resolve",
-        hint: "e",
-        run: () => ctx.resolve(),
-      },
-      {
-        group: "Conversation",
-        icon: "user",
-        label: "Assign to me",
-        run: () => ctx.patch({ assignee_id: S.boot.me.id }),
-      },
-      { group: "Conversation", icon: "users", label: "Assign to…", hint: "a", run: () => ctx.assign() },
-      { group: "Conversation", icon: "bookmark", label: "Label…", hint: "l", run: () => ctx.label() },
-      { group: "Conversation", icon: "clock", label: "Snooze…", run: () => ctx.snooze() },
-      { group: "Conversation", icon: "x", label: "Unassign", run: () => ctx.patch({ assignee_id: null }) },
+      onConversation("send", "Reply", () => ctx.reply(), "r"),
+      onConversation("lock", "Add a private note", () => ctx.note(), "n"),
+      onConversation("circle-check", conv.status === "resolved" ? "Reopen" : "Resolve", () => ctx.resolve(), "e"),
+      onConversation("user", "Assign to me", () => ctx.patch({ assignee_id: S.boot.me.id })),
+      onConversation("users", "Assign to…", () => ctx.assign(), "a"),
+      onConversation("bookmark", "Label…", () => ctx.label(), "l"),
+      onConversation("clock", "Snooze…", () => ctx.snooze()),
+      onConversation("x", "Unassign", () => ctx.patch({ assignee_id: null })),
     );
     for (const m of macros)
-      list.push({
-        group: "Macros",
-        icon: "zap",
-        label: `Run macro: ${m.name}`,
-        detail: m.steps.join(", "),
-        run: () => runMacro(m),
-      });
+      list.push(action("Macros")("zap", `Run macro: ${m.name}`, () => runMacro(m), undefined, m.steps.join(", ")));
     for (const p of ["urgent", "high", "medium", "low", "none"])
-      list.push({
-        group: "Conversation",
-        icon: "alert-triangle",
-        label: p === "none" ? "Clear priority" : `Set priority ${p}`,
-        run: () => ctx.patch({ priority: p }),
-      });
+      list.push(
+        onConversation("alert-triangle", p === "none" ? "Clear priority" : `Set priority ${p}`, () =>
+          ctx.patch({ priority: p }),
+        ),
+      );
   }
   const views = {
     mine: "Mine",
@@ -60,17 +48,17 @@ function actions() {
     participating: "Participating",
   };
   for (const [v, name] of Object.entries(views))
-    list.push({ group: "Views", icon: "list-filter", label: `Show ${name}`, run: () => ctx.view(v) });
+    list.push(action("Views")("list-filter", `Show ${name}`, () => ctx.view(v)));
   list.push(
-    { group: "Go to", icon: "bell", label: "Notifications", run: () => ctx.notifications() },
-    { group: "Go to", icon: "user-round", label: "My profile", run: () => location.assign("/profile") },
-    { group: "Go to", icon: "keyboard", label: "Keyboard shortcuts", hint: "?", run: () => $("help").showModal() },
+    goTo("bell", "Notifications", () => ctx.notifications()),
+    goTo("user-round", "My profile", () => location.assign("/profile")),
+    goTo("keyboard", "Keyboard shortcuts", () => $("help").showModal(), "?"),
   );
   if (S.boot.me.is_admin)
     list.push(
-      { group: "Go to", icon: "settings", label: "Settings", run: () => location.assign("/settings") },
-      { group: "Go to", icon: "megaphone", label: "Campaigns", run: () => location.assign("/campaigns") },
-      { group: "Go to", icon: "chart-column", label: "Reports", run: () => location.assign("/reports") },
+      goTo("settings", "Settings", () => location.assign("/settings")),
+      goTo("megaphone", "Campaigns", () => location.assign("/campaigns")),
+      goTo("chart-column", "Reports", () => location.assign("/reports")),
     );
   return list;
 }
@@ -171,16 +159,14 @@ function run(i) {
 // still ran (the thread narrates each change).
 async function runMacro(m) {
   const id = S.current;
-  try {
+  await reported($("c-error"), async () => {
     const res = await api(`/conversations/${id}/macros/${m.id}/run`, { method: "POST" });
     const bad = res.steps.filter((x) => x.outcome !== "ok");
     $("c-error").textContent = bad.length
       ? `Macro ${m.name}: ${bad.map((x) => `${x.action} ${x.outcome} — ${x.detail}`).join("; ")}`
       : "";
     ctx.refresh(id);
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 async function loadMacros() {

@@ -33,17 +33,22 @@ export const teamName = (id) => {
   const t = S.boot?.teams.find((x) => x.id === id);
   return t ? t.name : `team ${id}`;
 };
-export const filters = () => ({
-  view: S.view,
-  status: $("f-status").value,
-  inbox_id: $("f-inbox").value,
-  channel_id: $("f-channel").value,
-  label: $("f-label").value,
-  assignee_id: $("f-assignee").value,
-  sort: $("f-sort").value,
-  sla: $("f-sla") ? $("f-sla").value : "",
-  team_id: $("f-team").value,
-});
+// Each list filter and the <select> that holds it (also what a saved view restores).
+export const FILTER_IDS = {
+  status: "f-status",
+  inbox_id: "f-inbox",
+  channel_id: "f-channel",
+  label: "f-label",
+  assignee_id: "f-assignee",
+  sort: "f-sort",
+  sla: "f-sla",
+  team_id: "f-team",
+};
+export const filters = () => {
+  const f = { view: S.view };
+  for (const [k, id] of Object.entries(FILTER_IDS)) f[k] = $(id) ? $(id).value : "";
+  return f;
+};
 
 // An API timestamp as microseconds since the epoch, for ordering by instant. Comparing the
 // ISO strings as text put "12:00:00.5+00:00" before "12:00:00+00:00" (collation ranks "."
@@ -60,12 +65,13 @@ export const byInstant = (a, b, field) => instant(a[field]) - instant(b[field]) 
 // Agents can be assigned conversations of their inboxes; owners and admins any.
 export const canTake = (a, c) => a.active && (a.role !== "agent" || a.inbox_ids.includes(c.inbox_id));
 
-export function fillSelect(id, first, items) {
+// A filter <select>: `first` (value "") over one option per item (value item[key], text item.name).
+export function fillSelect(id, first, items, key = "id") {
   const sel = $(id);
   const keep = sel.value;
   sel.replaceChildren(
     el("option", { value: "" }, first),
-    ...items.map(([v, label]) => el("option", { value: String(v) }, label)),
+    ...items.map((x) => el("option", { value: String(x[key]) }, x.name)),
   );
   sel.value = keep;
 }

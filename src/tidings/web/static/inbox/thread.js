@@ -1,5 +1,6 @@
 // The thread pane: the head (assignee, team, priority, status, labels), the messages with their
 // delivery ticks, and the triage pickers. Message statuses never move backwards on screen.
+import { reported } from "../forms.js";
 import { $, api, avatar, channelIcon, clock, el, icon } from "../ui.js";
 import { closeTemplates } from "./composer.js";
 import { loadContext } from "./contact.js";
@@ -198,7 +199,7 @@ export function fillAssignees() {
   fillSelect(
     "t-assignee",
     "Unassigned",
-    S.boot.agents.filter((a) => a.active && (!c || canTake(a, c) || a.id === c.assignee_id)).map((a) => [a.id, a.name]),
+    S.boot.agents.filter((a) => a.active && (!c || canTake(a, c) || a.id === c.assignee_id)),
   );
 }
 
@@ -273,27 +274,23 @@ export async function openConversation(id) {
 }
 
 async function retry(messageId) {
-  try {
+  await reported($("c-error"), async () => {
     const m = await api(`/ui/messages/${messageId}/retry`, { method: "POST" });
     putMessage(m);
     renderMessages();
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 // ---- triage ------------------------------------------------------------------------------
 export async function patch(body) {
   if (!S.current) return;
-  try {
+  await reported($("c-error"), async () => {
     const c = await api(`/ui/conversations/${S.current}`, { method: "PATCH", json: body });
     if (matches(c)) S.convs.set(c.id, c);
     else S.convs.delete(c.id);
     renderList();
     renderHead(c);
-  } catch (e) {
-    $("c-error").textContent = e.message;
-  }
+  });
 }
 
 export function toggleResolve() {

@@ -3,8 +3,8 @@
 // macro editor (settings/macros.js). Data reaches the page only through el() (textContent
 // and attributes), never as HTML.
 
-import { errorBox, onSubmit, options } from "../forms.js";
-import { api, clock, confirmAction, el } from "../ui.js";
+import { errorBox, field, grid, guarded, onSubmit, options, row } from "../forms.js";
+import { api, clock, confirmAction, el, pageHead } from "../ui.js";
 import { dayRow, timeZonePicker } from "./edits.js";
 
 const EVENTS = [
@@ -70,35 +70,37 @@ const textInput = (cls, value, placeholder, key) => {
   const input = el("input", { class: cls, value: value || "", placeholder });
   return [[input], () => ({ [key]: input.value })];
 };
-const idPicker = (list, label, current, key) => {
-  const sel = picker(
+// A <select> of `pairs` with `current` chosen; read(value) gives the API's JSON for it.
+const selectInput = (cls, pairs, current, read) => {
+  const sel = picker(cls, pairs, current);
+  return [[sel], () => read(sel.value)];
+};
+const idPicker = (list, label, current, key) =>
+  selectInput(
     "act-value",
     list.map((x) => [x.id, label(x)]),
     current,
+    (id) => ({ [key]: Number(id) }),
   );
-  return [[sel], () => ({ [key]: Number(sel.value) })];
-};
 
 const CONDITION_PARAMS = {
   text_contains: (_v, cur) => wordsInput(cur, "refund, money back"),
   language: (_v, cur) => wordsInput(cur, "en, es"),
   text_matches: (_v, cur) => textInput("cond-value", cur.pattern, "order\\s+#?\\d+", "pattern"),
-  channel_kind: (v, cur) => {
-    const sel = picker(
+  channel_kind: (v, cur) =>
+    selectInput(
       "cond-value",
       v.kinds.map((k) => [k.kind, k.label]),
       (cur.values || [])[0],
-    );
-    return [[sel], () => ({ values: [sel.value] })];
-  },
-  inbox: (v, cur) => {
-    const sel = picker(
+      (kind) => ({ values: [kind] }),
+    ),
+  inbox: (v, cur) =>
+    selectInput(
       "cond-value",
       v.inboxes.map((i) => [i.id, i.name]),
       (cur.values || [])[0],
-    );
-    return [[sel], () => ({ values: [Number(sel.value)] })];
-  },
+      (id) => ({ values: [Number(id)] }),
+    ),
   contact_attribute: (_v, cur) => {
     const key = el("input", { class: "cond-key", value: cur.key || "", placeholder: "tier" });
     const val = el("input", {
@@ -114,8 +116,7 @@ const CONDITION_PARAMS = {
       ["true", "inside business hours"],
       ["false", "outside business hours"],
     ];
-    const sel = picker("cond-value", inside, String(cur.inside !== false));
-    return [[sel], () => ({ inside: sel.value === "true" })];
+    return selectInput("cond-value", inside, String(cur.inside !== false), (x) => ({ inside: x === "true" }));
   },
 };
 
@@ -123,14 +124,13 @@ const ACTION_PARAMS = {
   add_label: (_v, cur) => textInput("act-value", cur.name, "vip", "name"),
   assign_agent: (v, cur) => idPicker(v.agents, (x) => `${x.name} <${x.email}>`, cur.agent_id, "agent_id"),
   assign_team: (v, cur) => idPicker(v.teams, (x) => x.name, cur.team_id, "team_id"),
-  set_priority: (_v, cur) => {
-    const sel = picker(
+  set_priority: (_v, cur) =>
+    selectInput(
       "act-value",
       PRIORITIES.map((p) => [p, p]),
       cur.priority,
-    );
-    return [[sel], () => ({ priority: sel.value })];
-  },
+      (priority) => ({ priority }),
+    ),
   snooze: (_v, cur) => {
     const value = cur.minutes ? String(cur.minutes) : "60";
     const minutes = el("input", { class: "act-value", type: "number", min: "1", value });
@@ -276,8 +276,7 @@ export async function rules(main) {
   const testConv = el("input", { id: "rule-test-conv", type: "number", min: "1", placeholder: "conversation id" });
   const testOut = el("div", { id: "rule-test-result", "aria-live": "polite" });
   form.append(
-    el("label", { for: "rule-name" }, "Name"),
-    name,
+    ...field("Name", name),
     el("label", { for: "rule-event" }, "When"),
     el("div", null, event, minutesRow),
     el("label", { for: "rule-match" }, "If"),
@@ -314,9 +313,8 @@ export async function rules(main) {
   );
 
   async function dryRun() {
-    err.textContent = "";
     testOut.replaceChildren();
-    try {
+    await guarded(err, async () => {
       const r = await api("/automation/rules/test", {
         method: "POST",
         json: { rule: read(), conversation_id: Number(testConv.value) },
@@ -344,9 +342,7 @@ export async function rules(main) {
           ),
         ),
       );
-    } catch (e) {
-      err.textContent = e.message;
-    }
+    });
   }
 
   onSubmit(form, err, async () => {
@@ -358,17 +354,15 @@ export async function rules(main) {
     await rules(main);
   });
 
-  const table = el(
-    "table",
-    { class: "grid", id: "rules-table" },
-    el("tr", null, ...["Name", "When", "If", "Then", "Active", ""].map((h) => el("th", null, h))),
-    ...list.map((r) =>
-      el(
-        "tr",
+  const table = grid(
+    "rules-table",
+    ["Name", "When", "If", "Then", "Active", ""],
+    list.map((r) =>
+      row(
         { dataset: { id: r.id } },
-        el("td", null, r.name),
-        ...summary(r).map((s) => el("td", null, s)),
-        el("td", null, r.active ? "yes" : "no"),
+        r.name,
+        ...summary(r),
+        r.active ? "yes" : "no",
         el(
           "td",
           null,
@@ -403,18 +397,16 @@ export async function rules(main) {
       ),
     ),
   );
-  const runs = el(
-    "table",
-    { class: "grid", id: "runs-table" },
-    el("tr", null, ...["When", "Rule", "Conversation", "Event", "Outcome"].map((h) => el("th", null, h))),
-    ...recent.data.map((r) =>
-      el(
-        "tr",
+  const runs = grid(
+    "runs-table",
+    ["When", "Rule", "Conversation", "Event", "Outcome"],
+    recent.data.map((r) =>
+      row(
         null,
-        el("td", null, clock(r.created_at)),
-        el("td", null, r.rule_name),
-        el("td", null, `#${r.conversation_id}`),
-        el("td", null, r.event),
+        clock(r.created_at),
+        r.rule_name,
+        `#${r.conversation_id}`,
+        r.event,
         el(
           "td",
           { class: r.state === "done" ? "health-ok" : "health-bad" },
@@ -424,10 +416,8 @@ export async function rules(main) {
     ),
   );
   main.append(
-    el("h1", null, "Automation"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Automation",
       "Rules act like an agent would: every message they send passes the same window and consent checks, and what a rule changes never triggers rules again.",
     ),
     list.length ? table : el("p", null, "No rules yet."),
@@ -445,14 +435,11 @@ export async function hours(main) {
   const pick = el("select", { id: "bh-inbox" }, ...options(inboxes.map((i) => [i.id, i.name])));
   const box = el("div");
   main.append(
-    el("h1", null, "Business hours"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Business hours",
       "Opening hours per inbox, in its time zone. Outside them the away message is sent (once per conversation until the next opening); a first-time customer gets the greeting. Both follow each channel's window and consent rules.",
     ),
-    el("label", { for: "bh-inbox" }, "Inbox "),
-    pick,
+    ...field("Inbox ", pick),
     box,
   );
   const draw = async () => {
@@ -492,11 +479,9 @@ export async function hours(main) {
             : `Closed now${h.next_opening ? `; opens ${clock(h.next_opening)}.` : "."}`
           : "No hours set: always open.",
       ),
-      el("label", { for: "bh-timezone" }, "Time zone"),
-      tz,
+      ...field("Time zone", tz),
       ...days.flatMap(([_k, input, label]) => [el("label", { for: input.id }, label), dayRow(input)]),
-      el("label", { for: "bh-holidays" }, "Holidays"),
-      holidays,
+      ...field("Holidays", holidays),
       el("label", { for: "bh-away" }, "Away message"),
       el("div", null, el("label", null, awayOn, " send outside hours"), away),
       el("label", { for: "bh-greeting" }, "Greeting"),

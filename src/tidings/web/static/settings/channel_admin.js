@@ -2,8 +2,8 @@
 // delete it — saying what happens to its conversations before anything is confirmed. The
 // connect form shares the config inputs (human labels, help, the provider's guide).
 
-import { guardedForm, humanLabel } from "../field-errors.js";
-import { errorBox, field } from "../forms.js";
+import { humanLabel, onSubmitForm } from "../field-errors.js";
+import { errorBox, field, guarded, options } from "../forms.js";
 import { api, el } from "../ui.js";
 
 let guides = null;
@@ -108,11 +108,8 @@ async function editForm(c, kinds, inboxes, box, done) {
   const kind = kinds.find((k) => k.kind === c.kind);
   const err = errorBox();
   const name = el("input", { id: "edit-name", value: c.name, required: true, "data-field": "name" });
-  const inbox = el(
-    "select",
-    { id: "edit-inbox", "data-field": "inbox_id" },
-    ...inboxes.map((i) => el("option", { value: String(i.id), selected: i.id === c.inbox_id }, i.name)),
-  );
+  const inboxPairs = inboxes.map((i) => [i.id, i.name]);
+  const inbox = el("select", { id: "edit-inbox", "data-field": "inbox_id" }, ...options(inboxPairs, c.inbox_id));
   const form = el("form", { class: "stack", id: "channel-edit-form" });
   const link = await guideLink(c.kind);
   form.append(
@@ -129,15 +126,12 @@ async function editForm(c, kinds, inboxes, box, done) {
     ),
     el("div", { class: "full" }, err),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guardedForm(form, err, async () => {
-      await api(`/channels/${c.id}`, {
-        method: "PATCH",
-        json: { name: name.value, inbox_id: Number(inbox.value), config: readConfigFields(form) },
-      });
-      await done(`Saved ${name.value}.`);
+  onSubmitForm(form, err, async () => {
+    await api(`/channels/${c.id}`, {
+      method: "PATCH",
+      json: { name: name.value, inbox_id: Number(inbox.value), config: readConfigFields(form) },
     });
+    await done(`Saved ${name.value}.`);
   });
   box.replaceChildren(el("h2", null, `Edit ${c.name}`), form);
   name.focus();
@@ -179,16 +173,12 @@ async function confirmPanel(c, action, box, done) {
       type: "button",
       id: "channel-confirm",
       class: action === "delete" ? "danger" : "primary",
-      onclick: async () => {
-        err.textContent = "";
-        try {
+      onclick: () =>
+        guarded(err, async () => {
           if (action === "delete") await api(`/channels/${c.id}`, { method: "DELETE" });
           else await api(`/channels/${c.id}/${action}`, { method: "POST" });
           await done(action === "delete" ? `Deleted ${c.name}.` : `${c.name} is ${action}d.`);
-        } catch (e) {
-          err.textContent = e.message;
-        }
-      },
+        }),
     },
     verb,
   );

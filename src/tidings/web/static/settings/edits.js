@@ -1,6 +1,7 @@
 // Settings edits that used to be add/delete only (issue 18, item 6): canned replies and labels
 // edited in place (labels show their colour), outgoing webhooks paused, resumed or deleted,
 // and the IANA time-zone list for business hours.
+import { guarded } from "../forms.js";
 import { api, el } from "../ui.js";
 
 // An "Edit" button that turns `row` into a small form; `fields` are [name, input] pairs,
@@ -18,15 +19,11 @@ function inlineEdit(row, fields, save, done, err) {
           {
             type: "button",
             class: "primary row-save",
-            onclick: async () => {
-              err.textContent = "";
-              try {
+            onclick: () =>
+              guarded(err, async () => {
                 await save(Object.fromEntries(fields.map(([name, input]) => [name, input.value])));
                 await done();
-              } catch (e) {
-                err.textContent = e.message;
-              }
-            },
+              }),
           },
           "Save",
         );
@@ -82,15 +79,11 @@ export function webhookActions(s, done, err) {
     {
       type: "button",
       class: "wh-toggle",
-      onclick: async () => {
-        err.textContent = "";
-        try {
+      onclick: () =>
+        guarded(err, async () => {
           await api(`/webhook_subscriptions/${s.id}`, { method: "PATCH", json: { active: !s.active } });
           await done();
-        } catch (e) {
-          err.textContent = e.message;
-        }
-      },
+        }),
     },
     s.active ? "Pause" : "Resume",
   );

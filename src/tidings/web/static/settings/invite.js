@@ -1,8 +1,8 @@
 // Settings → Agents: invite an agent (they choose their own password on a one-time link,
 // shown here once) and make a password-reset link for an existing one.
 
-import { guardedForm } from "../field-errors.js";
-import { errorBox, field } from "../forms.js";
+import { onSubmitForm } from "../field-errors.js";
+import { checkBox, checkedValues, errorBox, field, guarded, submitRow } from "../forms.js";
 import { api, el } from "../ui.js";
 
 const linkBox = (id, title, url, expires) =>
@@ -33,15 +33,11 @@ export function resetButton(agent, out, err) {
     {
       type: "button",
       class: "reset-password",
-      onclick: async () => {
-        err.textContent = "";
-        try {
+      onclick: () =>
+        guarded(err, async () => {
           const r = await api(`/admin/agents/${agent.id}/password_reset`, { method: "POST" });
           out.replaceChildren(linkBox("reset-link", `Password reset link for ${agent.name}`, r.url, r.expires_at));
-        } catch (e) {
-          err.textContent = e.message;
-        }
-      },
+        }),
     },
     "Reset password",
   );
@@ -60,14 +56,7 @@ export function inviteForm(inboxes, done) {
       el("option", { value: "admin" }, "Admin — also changes settings"),
     ),
   };
-  const boxes = inboxes.map((i) =>
-    el(
-      "label",
-      null,
-      el("input", { type: "checkbox", value: String(i.id), checked: inboxes.length === 1 }),
-      ` ${i.name}`,
-    ),
-  );
+  const boxes = inboxes.map((i) => checkBox(i.id, i.name, inboxes.length === 1));
   const form = el(
     "form",
     { class: "stack", id: "invite-form" },
@@ -76,31 +65,24 @@ export function inviteForm(inboxes, done) {
     ...field("Role", f.role),
     el("span", null, "Inboxes"),
     el("div", { class: "checks", "data-field": "inboxes" }, ...boxes),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit" }, "Invite")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Invite", err),
     el("div", { class: "full" }, out),
   );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    guardedForm(form, err, async () => {
-      const r = await api("/admin/agents/invite", {
-        method: "POST",
-        json: {
-          name: f.name.value,
-          email: f.email.value,
-          role: f.role.value,
-          inboxes: boxes
-            .map((b) => b.querySelector("input"))
-            .filter((i) => i.checked)
-            .map((i) => Number(i.value)),
-        },
-      });
-      await done();
-      const again = document.getElementById("invite-form");
-      (again?.querySelector(".full:last-child") || out).replaceChildren(
-        linkBox("invite-link", `Invitation for ${r.agent.name}`, r.invite_url, r.expires_at),
-      );
+  onSubmitForm(form, err, async () => {
+    const r = await api("/admin/agents/invite", {
+      method: "POST",
+      json: {
+        name: f.name.value,
+        email: f.email.value,
+        role: f.role.value,
+        inboxes: checkedValues(boxes).map(Number),
+      },
     });
+    await done();
+    const again = document.getElementById("invite-form");
+    (again?.querySelector(".full:last-child") || out).replaceChildren(
+      linkBox("invite-link", `Invitation for ${r.agent.name}`, r.invite_url, r.expires_at),
+    );
   });
   return form;
 }

@@ -2,8 +2,8 @@
 // from the command palette (Ctrl/⌘+K). The action rows are the rule builder's (automation.js),
 // less "Call webhook", which a macro cannot do. Text reaches the page only through el().
 
-import { errorBox, onSubmit } from "../forms.js";
-import { api, confirmAction, el } from "../ui.js";
+import { deleteButton, errorBox, field, grid, onSubmit, row, submitRow } from "../forms.js";
+import { api, el, pageHead } from "../ui.js";
 import { actionRow, vocabulary } from "./automation.js";
 
 export async function macros(main) {
@@ -18,8 +18,7 @@ export async function macros(main) {
   const form = el(
     "form",
     { class: "stack", id: "macro-form" },
-    el("label", { for: "macro-name" }, "Name"),
-    name,
+    ...field("Name", name),
     el("label", null, "Actions"),
     el(
       "div",
@@ -31,8 +30,7 @@ export async function macros(main) {
         "+ Action",
       ),
     ),
-    el("div", { class: "full" }, el("button", { class: "primary", type: "submit", id: "macro-save" }, "Save macro")),
-    el("div", { class: "full" }, err),
+    ...submitRow("Save macro", err, { id: "macro-save" }),
   );
   onSubmit(form, err, async () => {
     await api("/macros", {
@@ -42,42 +40,28 @@ export async function macros(main) {
     await redraw();
   });
 
-  const remove = async (m) => {
-    const ok = await confirmAction({
-      title: `Delete the macro “${m.name}”?`,
-      consequences: [
-        "It disappears from every agent's command palette at once.",
-        "Conversations it already changed stay as they are.",
-        "This cannot be undone.",
-      ],
-    });
-    if (!ok) return;
-    try {
-      await api(`/macros/${m.id}`, { method: "DELETE" });
-      await redraw();
-    } catch (e) {
-      err.textContent = e.message;
-    }
-  };
-  const table = el(
-    "table",
-    { class: "grid", id: "macros-table" },
-    el("tr", null, ...["Name", "Actions", ""].map((h) => el("th", null, h))),
-    ...list.map((m) =>
-      el(
-        "tr",
+  const table = grid(
+    "macros-table",
+    ["Name", "Actions", ""],
+    list.map((m) =>
+      row(
         { dataset: { id: m.id } },
-        el("td", null, m.name),
-        el("td", null, el("ol", { class: "steps" }, ...m.steps.map((s) => el("li", null, s)))),
-        el("td", null, el("button", { type: "button", class: "danger-quiet", onclick: () => remove(m) }, "Delete")),
+        m.name,
+        el("ol", { class: "steps" }, ...m.steps.map((s) => el("li", null, s))),
+        deleteButton("Delete", err, `/macros/${m.id}`, redraw, {
+          title: `Delete the macro “${m.name}”?`,
+          consequences: [
+            "It disappears from every agent's command palette at once.",
+            "Conversations it already changed stay as they are.",
+            "This cannot be undone.",
+          ],
+        }),
       ),
     ),
   );
   main.append(
-    el("h1", null, "Macros"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Macros",
       "A macro runs its actions on the open conversation in one go: press Ctrl+K (⌘K on a Mac) in the inbox and pick “Run macro”. Each action passes the same checks as when an agent does it; one that is refused is reported and the rest still run.",
     ),
     list.length ? table : el("p", { id: "macros-empty" }, "No macros yet. Create one below."),

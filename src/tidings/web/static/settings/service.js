@@ -1,7 +1,7 @@
 // Settings › Assignment, SLA & CSAT: one form per inbox over /api/v1/inboxes/{id}/assignment,
 // /sla and /csat. Times are entered in minutes and stored in seconds. Data only through el().
-import { errorBox, onSubmit, field as row } from "../forms.js";
-import { api, el } from "../ui.js";
+import { errorBox, onSubmit, options, field as row } from "../forms.js";
+import { api, el, pageHead } from "../ui.js";
 
 const MODES = [
   ["off", "Off (assign by hand)"],
@@ -23,11 +23,7 @@ async function inboxForm(inbox, agents, templates) {
     api(`/inboxes/${inbox.id}/csat`),
   ]);
   const p = `svc-${inbox.id}-`;
-  const mode = el(
-    "select",
-    { id: `${p}mode`, "aria-label": "Assignment mode" },
-    ...MODES.map(([v, t]) => el("option", { value: v }, t)),
-  );
+  const mode = el("select", { id: `${p}mode`, "aria-label": "Assignment mode" }, ...options(MODES));
   mode.value = a.mode;
   const capacity = num(`${p}capacity`, a.capacity == null ? "" : String(a.capacity), "Capacity per agent");
   const members = agents.filter((x) => inbox.agent_ids.includes(x.id));
@@ -139,10 +135,8 @@ export async function renderService(main) {
   const forms = [];
   for (const inbox of inboxes) forms.push(await inboxForm(inbox, agents, tpls));
   main.append(
-    el("h1", null, "Assignment, SLA & CSAT"),
-    el(
-      "p",
-      { class: "muted" },
+    ...pageHead(
+      "Assignment, SLA & CSAT",
       "Per inbox: how conversations are handed out, the response times the team commits to (shown as countdowns in the inbox list; misses are recorded as breaches), and the satisfaction question sent after a conversation is resolved.",
     ),
     ...forms,
