@@ -313,3 +313,20 @@ def test_code_reference_guard_can_fail() -> None:
     assert all(code_reference_problems("x", s) for s in gone)
     assert not [s for s in kept[:-3] if code_reference_problems("x", s) != []]
     assert [code_reference_problems("x", s) for s in kept[-3:]] == [None] * 3  # not code
+
+
+ISSUE_REF = re.compile(r"\bissues? ?#?\d+", re.IGNORECASE)
+
+
+def test_product_code_does_not_cite_the_issue_tracker() -> None:
+    # The tracker is outside the repository: code says what and why itself and cites docs/.
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path, text in _texts()
+        if path.is_relative_to(ROOT / "src")
+        for n, line in enumerate(text.splitlines(), 1)
+        if ISSUE_REF.search(line)
+    ]
+    assert not hits, "say it in the code or cite docs/ instead:\n" + "\n".join(hits)
+    assert ISSUE_REF.search("(issue #15, item 14)") and ISSUE_REF.search("Issue 18 items 4")
+    assert not ISSUE_REF.search("an issue with the provider")

@@ -1044,7 +1044,7 @@ window.addEventListener("hashchange", () => {
 connect();
 render();
 
-// "Choose…" beside the contact ids: the Contacts picker fills them (issue 18).
+// "Choose…" beside the contact ids: the Contacts picker fills them.
 function pickButton(input, labels) {
   input.setAttribute("aria-label", "Contact ids");
   return el(

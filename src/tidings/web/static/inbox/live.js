@@ -142,7 +142,7 @@ export function connect(onReconnect) {
   });
 }
 
-// Backpressure is visible (issue 14): the customer lane's lag, as the server measures it
+// Backpressure is visible: the customer lane's lag, as the server measures it
 // (cached there, about once a second per process), polled every few seconds. The status
 // lane (delivery/read receipts) lags by design during a broadcast and delays nothing an
 // agent acts on, so it stays out of the inbox: admins see it in /metrics and `tidings doctor`.

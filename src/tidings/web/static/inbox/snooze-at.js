@@ -1,5 +1,5 @@
 // Snooze until a chosen time: readable dates for the snooze choices, and a date-and-time
-// dialog for "Pick a date and time…" (issue 18, item 6).
+// dialog for "Pick a date and time…".
 import { el } from "../ui.js";
 
 // "Tue 8 Dec, 09:00" in the agent's locale.

@@ -1,4 +1,4 @@
-// Settings edits that used to be add/delete only (issue 18, item 6): canned replies and labels
+// Settings edits that used to be add/delete only: canned replies and labels
 // edited in place (labels show their colour), outgoing webhooks paused, resumed or deleted,
 // and the IANA time-zone list for business hours.
 import { guarded } from "../forms.js";
