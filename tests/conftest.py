@@ -76,6 +76,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The sandbox SMSC listens on one fixed port (2775 by default). A test that stops and restarts
+# it leaves that port free for a moment; another suite on the machine (scripts/check's second
+# store, a second checkout) could take it and the channel would bind to the wrong SMSC. Each
+# test process takes a port of its own unless one is given.
+os.environ.setdefault("TIDINGS_SANDBOX_SMPP_PORT", str(free_port()))
+
+
 def _pg_parts(url: str) -> tuple[str, str]:
     base, _, name = url.rpartition("/")
     return base, name
