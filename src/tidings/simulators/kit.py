@@ -18,7 +18,8 @@ schedules and knobs stay in each provider's module.
   delivered in a given order (Vonage, SMPP).
 - `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
   API's plumbing; `answering`: a handler's provider or control errors as their answers
-  (`refusing_bad_input`: a bad control body's as a 400).
+  (`refusing_bad_input`: a bad control body's as a 400); `Failure`, `injected`: the provider
+  errors `/_sim/fail` queues.
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
   channels it connects (`simulators/registry.py` lists one per channel).
 """
@@ -370,19 +371,6 @@ def int_list(spec: Mapping[str, Any], name: str) -> list[int] | None:
     return value
 
 
-def thread_handler(
-    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str
-) -> Handler:
-    """A `/_sim/conversations` route: `lookup(owner, user)` for the owner (account, agent...)
-    that the query parameter `owner` names ("" when absent) and the optional `user`."""
-
-    async def handle(request: Request) -> Response:
-        q = request.query_params
-        return JSONResponse(lookup(q.get(owner, ""), q.get("user")))
-
-    return handle
-
-
 def thread_entry(
     mid: str, direction: str, text: Any, status: str, *, at: float | None = None, **more: Any
 ) -> dict[str, Any]:
@@ -466,13 +454,35 @@ class TokenBucket:
 
 
 def thread_route(
-    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str, user: str
+    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str, user: str = "user"
 ) -> Handler:
-    """`thread_handler` for a provider whose customer goes by the query parameter `user`
-    (`user_id`, `chat_id`, `openid`...)."""
+    """A `/_sim/conversations` route: `lookup(owner, user)` for the owner (account, agent...)
+    that the query parameter `owner` names ("" when absent) and the optional customer that the
+    query parameter `user` names (`user_id`, `chat_id`, `openid`...)."""
 
     async def handle(request: Request) -> Response:
         q = request.query_params
         return JSONResponse(lookup(q.get(owner, ""), q.get(user)))
 
     return handle
+
+
+@dataclass
+class Failure:
+    """A provider error injected by `/_sim/fail`: the next `times` calls of `method` (an API
+    method or path) fail with `code`, `message` and, where the provider says so, `retry_after`."""
+
+    method: str
+    code: int
+    message: str | None = None
+    retry_after: int | None = None
+    times: int = 1
+
+
+def injected(failures: Sequence[Failure], method: str) -> Failure | None:
+    """The oldest injected failure of `method` with calls left, used up by one (None: none)."""
+    for failure in failures:
+        if failure.times > 0 and failure.method == method:
+            failure.times -= 1
+            return failure
+    return None

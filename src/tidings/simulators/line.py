@@ -82,6 +82,7 @@ from tidings.simulators.kit import (
     list_handler,
     read_json,
     thread_entry,
+    thread_of,
     thread_route,
 )
 
@@ -998,7 +999,7 @@ class LineSimulator(SimulatorBase):
     def conversation(self, token: str, user: str | None) -> list[dict[str, Any]]:
         acct = self.accounts.get(token)
         user_id = None if user is None else user_id_for(user)
-        return [m for m in acct.thread if user_id in (None, m["user"])] if acct else []
+        return thread_of(acct.thread, user_id) if acct else []
 
 
 def _shown(m: dict[str, Any]) -> str:

@@ -65,6 +65,7 @@ from tidings.channels.viber import ViberConfig
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     DemoChannel,
+    Failure,
     Outbox,
     PhoneFile,
     PhoneLocation,
@@ -72,7 +73,10 @@ from tidings.simulators.kit import (
     SimulatorBase,
     UrlBinding,
     answering,
+    control_error,
     control_routes,
+    injected,
+    refusing_bad_input,
     thread_entry,
 )
 
@@ -155,14 +159,6 @@ class Media:
 
 
 @dataclass
-class Failure:
-    method: str
-    status: int
-    message: str | None
-    times: int
-
-
-@dataclass
 class Bot:
     token: str
     name: str = "Tidings sandbox bot"
@@ -195,11 +191,7 @@ class Bot:
     outbox: Outbox[bytes] | None = None
 
 
-def _error(exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=400)
-
-
-_lookup = answering(LookupError, answer=_error)
+_lookup = answering(LookupError, answer=lambda exc: control_error(str(exc)))
 
 
 def _acting(
@@ -208,12 +200,10 @@ def _acting(
     """A control route acting on the bot its body's `token` names: the dict `act` returns as
     JSON, a lookup or value error as a 400."""
 
+    @refusing_bad_input
     async def handle(self: ViberSimulator, request: Request) -> Response:
-        try:
-            body = await self._json(request)
-            return JSONResponse(act(self, self._bot(body.get("token")), body))
-        except (LookupError, ValueError, TypeError) as exc:
-            return _error(exc)
+        body = await self._json(request)
+        return JSONResponse(act(self, self._bot(body.get("token")), body))
 
     return handle
 
@@ -441,10 +431,8 @@ class ViberSimulator(SimulatorBase):
                 raise ApiError(2)
             if not isinstance(body, dict):
                 raise ApiError(3)
-            for f in bot.failures:
-                if f.method == method and f.times > 0:
-                    f.times -= 1
-                    raise ApiError(f.status, f.message)
+            if f := injected(bot.failures, method):
+                raise ApiError(f.code, f.message)
             answer = await self._call(bot, method, body, len(raw))
         except ApiError as exc:
             answer = {"status": exc.status, "status_message": exc.message}
@@ -757,7 +745,7 @@ class ViberSimulator(SimulatorBase):
             str(body.get("method") or "send_message"),
             int(body["status"]),
             str(body["status_message"]) if body.get("status_message") else None,
-            int(body.get("times") or 1),
+            times=int(body.get("times") or 1),
         )
         bot.failures.append(failure)
         return {"queued": failure.times}

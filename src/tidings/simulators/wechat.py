@@ -60,14 +60,17 @@ from tidings.channels.wechat import crypto
 from tidings.simulators.kit import (
     ControlError,
     DemoChannel,
+    Failure,
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
     answering,
     control_error,
     control_routes,
+    injected,
     read_json,
     thread_entry,
+    thread_of,
     thread_route,
 )
 
@@ -190,13 +193,6 @@ class MediaItem:
 
 
 @dataclass
-class Injected:
-    path: str
-    errcode: int
-    remaining: int
-
-
-@dataclass
 class Account:
     app_id: str
     app_secret: str
@@ -215,7 +211,7 @@ class Account:
     sent: list[dict[str, Any]] = field(default_factory=list)
     pushes: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[Injected] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     # Since 2021-12-27 `user/info` returns an empty nickname for most accounts; the sandbox
     # gives the phone page's name unless this is turned off (PUT /_sim/accounts `nicknames`).
     nicknames: bool = True
@@ -276,10 +272,8 @@ class WeChatSimulator(SimulatorBase):
         raise WeChatError(40001)
 
     def _injected(self, acct: Account, path: str) -> None:
-        for item in acct.failures:
-            if item.path == path and item.remaining > 0:
-                item.remaining -= 1
-                raise WeChatError(item.errcode)
+        if f := injected(acct.failures, path):
+            raise WeChatError(f.code)
 
     # --------------------------------------------------------------------------- tokens
 
@@ -740,10 +734,10 @@ class WeChatSimulator(SimulatorBase):
         body = await read_json(request)
         acct = self._lookup(body.get("app_id"))
         acct.failures.append(
-            Injected(
+            Failure(
                 str(body.get("path") or "custom/send"),
                 int(body.get("errcode", -1)),
-                int(body.get("count", 1)),
+                times=int(body.get("count", 1)),
             )
         )
         return JSONResponse({"ok": True})
@@ -798,8 +792,7 @@ class WeChatSimulator(SimulatorBase):
 
     def conversation(self, app_id: str, openid: str | None) -> list[dict[str, Any]]:
         acct = self.accounts.get(app_id)
-        thread = acct.thread if acct else []
-        return [m for m in thread if openid is None or m["user"] == openid]
+        return thread_of(acct.thread, openid) if acct else []
 
 
 class WeChatBinding(UrlBinding[WeChatSimulator, Any]):
