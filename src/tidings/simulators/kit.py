@@ -168,12 +168,13 @@ class WebhookSender:
 @dataclass
 class Outbox(Generic[T]):
     """One account's webhooks waiting to go, drained in order by one worker task while
-    `active()` holds (a webhook URL is set). `drain` takes the pending list and returns what
-    it sent from its head (LINE sends several events per request; Viber one callback)."""
+    `active()` holds (a webhook URL is set). `send` sends the head of the pending list, up to
+    `batch` items in one request (LINE sends several events per request; Viber one callback)."""
 
-    drain: Callable[[list[T]], Awaitable[int]]
+    send: Callable[[list[T]], Awaitable[Any]]
     active: Callable[[], bool]
     name: str
+    batch: int = 1
     pending: list[T] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     worker: asyncio.Task[Any] | None = None
@@ -194,11 +195,11 @@ class Outbox(Generic[T]):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), 1.0)
                 continue
-            head = self.pending[0]
-            done = await self.drain(self.pending)
+            head = self.pending[: self.batch]
+            await self.send(head)
             # Remove what went, unless the list was reset meanwhile.
-            if done and self.pending and self.pending[0] is head:
-                del self.pending[:done]
+            if self.pending and self.pending[0] is head[0]:
+                del self.pending[: len(head)]
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -420,12 +421,17 @@ async def in_order(
         await send(parts[n - 1])
 
 
-def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:
+def list_handler(
+    owners: Mapping[str, Any], param: str, attr: str, missing: ControlError | None = None
+) -> Handler:
     """A `/_sim/...` listing (`sent`, `deliveries`...): the `attr` list of the owner (account,
-    bot, agent) that the query parameter `param` names; [] for an unknown one."""
+    bot, agent) that the query parameter `param` names; [] for an unknown one, or the
+    `missing` error where the provider's control API refuses it."""
 
     async def handle(request: Request) -> Response:
         owner = owners.get(request.query_params.get(param, ""))
+        if owner is None and missing is not None:
+            return missing.response()
         return JSONResponse(getattr(owner, attr) if owner else [])
 
     return handle

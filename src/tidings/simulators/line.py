@@ -420,16 +420,12 @@ class LineSimulator(SimulatorBase):
         return msg
 
     def _outbox(self, acct: Account) -> Outbox[dict[str, Any]]:
-        async def drain(pending: list[dict[str, Any]]) -> int:
-            # A few events per request (LINE batches what queued up).
-            batch = pending[:5]
-            await self._deliver(acct, batch)
-            return len(batch)
-
+        # A few events per request (LINE batches what queued up).
         return Outbox(
-            drain,
+            lambda batch: self._deliver(acct, batch),
             lambda: bool(acct.webhook_url),
             f"line-sim-{acct.bot_user_id[:8]}",
+            batch=5,
             pending=acct.pending,
         )
 

@@ -305,13 +305,11 @@ class RbmSimulator(GoogleSimulator):
 
     def _outbox(self, agent: Agent) -> Outbox[dict[str, Any]]:
         if agent.outbox is None:
-
-            async def drain(pending: list[dict[str, Any]]) -> int:
-                await self._deliver(agent, pending[0])  # one push per request
-                return 1
-
+            # One push per request.
             agent.outbox = Outbox(
-                drain, lambda: bool(agent.webhook_url), f"rbm-sim-{agent.agent_id}"
+                lambda head: self._deliver(agent, head[0]),
+                lambda: bool(agent.webhook_url),
+                f"rbm-sim-{agent.agent_id}",
             )
         return agent.outbox
 

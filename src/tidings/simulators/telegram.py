@@ -292,13 +292,12 @@ class TelegramSimulator(SimulatorBase):
 
     def _kick(self, bot: Bot) -> None:
         if bot.outbox is None:
-
-            async def drain(pending: list[dict[str, Any]]) -> int:
-                await self._deliver(bot, pending[0])  # one update at a time, in order
-                return 1
-
+            # One update at a time, in order.
             bot.outbox = Outbox(
-                drain, lambda: bool(bot.webhook_url), f"telegram-sim-{bot.id}", pending=bot.pending
+                lambda head: self._deliver(bot, head[0]),
+                lambda: bool(bot.webhook_url),
+                f"telegram-sim-{bot.id}",
+                pending=bot.pending,
             )
         bot.outbox.kick(self.tasks)
 

@@ -64,6 +64,7 @@ from starlette.routing import Route
 from tidings.channels.viber import ViberConfig
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
+    ControlError,
     DemoChannel,
     Failure,
     Outbox,
@@ -76,6 +77,7 @@ from tidings.simulators.kit import (
     control_error,
     control_routes,
     injected,
+    list_handler,
     refusing_bad_input,
     thread_entry,
 )
@@ -192,6 +194,8 @@ class Bot:
 
 
 _lookup = answering(LookupError, answer=lambda exc: control_error(str(exc)))
+# A listing for a token the simulator does not know (as `_bot` refuses it).
+_NO_BOT = ControlError(400, "unknown bot token; PUT /_sim/bots/{token} first")
 
 
 def _acting(
@@ -248,7 +252,10 @@ class ViberSimulator(SimulatorBase):
                         "fail": (self._fail, ["POST"]),
                         "sent": (self._sent, ["GET"]),
                         "conversations": (self._conversations, ["GET"]),
-                        "deliveries": (self._deliveries, ["GET"]),
+                        "deliveries": (
+                            list_handler(self.bots, "token", "deliveries", _NO_BOT),
+                            ["GET"],
+                        ),
                         "users": (self._users, ["GET"]),
                     }
                 ),
@@ -304,13 +311,12 @@ class ViberSimulator(SimulatorBase):
 
     def _outbox(self, bot: Bot) -> Outbox[bytes]:
         if bot.outbox is None:
-
-            async def drain(pending: list[bytes]) -> int:
-                await self._deliver(bot, pending[0])  # one callback per request
-                return 1
-
+            # One callback per request.
             bot.outbox = Outbox(
-                drain, lambda: bool(bot.webhook_url), "viber-sim-callbacks", pending=bot.pending
+                lambda head: self._deliver(bot, head[0]),
+                lambda: bool(bot.webhook_url),
+                "viber-sim-callbacks",
+                pending=bot.pending,
             )
         return bot.outbox
 
@@ -765,11 +771,6 @@ class ViberSimulator(SimulatorBase):
         user = bot.users.get(user_id_for(request.query_params.get("user", "")))
         user = user or bot.users.get(request.query_params.get("user", ""))
         return JSONResponse(user.thread if user else [])
-
-    @_lookup
-    async def _deliveries(self, request: Request) -> JSONResponse:
-        bot = self._query_bot(request)
-        return JSONResponse(bot.deliveries)
 
     @_lookup
     async def _users(self, request: Request) -> JSONResponse:

@@ -68,6 +68,7 @@ from tidings.simulators.kit import (
     control_error,
     control_routes,
     injected,
+    list_handler,
     read_json,
     thread_entry,
     thread_of,
@@ -170,6 +171,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 
 _control = answering(ControlError, answer=ControlError.response)
+# A listing for an app_id the simulator does not know.
+_NO_APP = ControlError(404, "unknown app_id")
 
 
 @dataclass
@@ -243,8 +246,11 @@ class WeChatSimulator(SimulatorBase):
                         "tokens/expire": (self._expire_tokens, ["POST"]),
                         "tokens/revoke": (self._revoke_tokens, ["POST"]),
                         "clock": (self._clock, ["POST"]),
-                        "sent": (self._sent, ["GET"]),
-                        "pushes": (self._pushes, ["GET"]),
+                        "sent": (list_handler(self.accounts, "app_id", "sent", _NO_APP), ["GET"]),
+                        "pushes": (
+                            list_handler(self.accounts, "app_id", "pushes", _NO_APP),
+                            ["GET"],
+                        ),
                         "media": (self._media_list, ["GET"]),
                         "conversations": (
                             thread_route(self.conversation, "app_id", "openid"),
@@ -761,16 +767,6 @@ class WeChatSimulator(SimulatorBase):
         body = await read_json(request)
         self.offset += float(body.get("advance") or 0)
         return JSONResponse({"now": self.now(), "offset": self.offset})
-
-    @_control
-    async def _sent(self, request: Request) -> JSONResponse:
-        acct = self._lookup(request.query_params.get("app_id"))
-        return JSONResponse(acct.sent)
-
-    @_control
-    async def _pushes(self, request: Request) -> JSONResponse:
-        acct = self._lookup(request.query_params.get("app_id"))
-        return JSONResponse(acct.pushes)
 
     @_control
     async def _media_list(self, request: Request) -> JSONResponse:
