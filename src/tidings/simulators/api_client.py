@@ -39,8 +39,8 @@ from tidings.simulators.kit import (
     list_handler,
     read_json,
     thread_entry,
-    thread_handler,
     thread_of,
+    thread_route,
 )
 
 
@@ -65,7 +65,7 @@ class ApiClientSimulator(SimulatorBase):
                     {
                         "accounts/{account}": (self._put_account, ["PUT"]),
                         "inbound": (self._inbound, ["POST"]),
-                        "conversations": (thread_handler(self.conversations, "account"), ["GET"]),
+                        "conversations": (thread_route(self.conversations, "account"), ["GET"]),
                         "received": (list_handler(self.accounts, "account", "received"), ["GET"]),
                     }
                 ),

@@ -40,7 +40,7 @@ from tidings.simulators.kit import (
     read_json,
     refusing_bad_input,
     thread_entry,
-    thread_handler,
+    thread_route,
 )
 from tidings.simulators.rbm import Agent, GoogleError, GoogleSimulator, now
 
@@ -71,7 +71,7 @@ class GbmSimulator(GoogleSimulator):
                         "verify": (self._verify, ["POST"]),
                         "inbound": (self._inbound, ["POST"]),
                         "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
-                        "conversations": (thread_handler(self.conversation, "agent_id"), ["GET"]),
+                        "conversations": (thread_route(self.conversation, "agent_id"), ["GET"]),
                     }
                 ),
             ]

@@ -18,7 +18,8 @@ schedules and knobs stay in each provider's module.
   delivered in a given order (Vonage, SMPP).
 - `control_routes`, `read_json`, `control_error`, `ControlError`: the `/_sim/...` control
   API's plumbing; `answering`: a handler's provider or control errors as their answers
-  (`refusing_bad_input`: a bad control body's as a 400).
+  (`refusing_bad_input`: a bad control body's as a 400); `Failure`, `injected`: the provider
+  errors `/_sim/fail` queues.
 - `SandboxEntry`: how the sandbox builds, mounts and binds a simulator and which demo
   channels it connects (`simulators/registry.py` lists one per channel).
 """
@@ -167,12 +168,13 @@ class WebhookSender:
 @dataclass
 class Outbox(Generic[T]):
     """One account's webhooks waiting to go, drained in order by one worker task while
-    `active()` holds (a webhook URL is set). `drain` takes the pending list and returns what
-    it sent from its head (LINE sends several events per request; Viber one callback)."""
+    `active()` holds (a webhook URL is set). `send` sends the head of the pending list, up to
+    `batch` items in one request (LINE sends several events per request; Viber one callback)."""
 
-    drain: Callable[[list[T]], Awaitable[int]]
+    send: Callable[[list[T]], Awaitable[Any]]
     active: Callable[[], bool]
     name: str
+    batch: int = 1
     pending: list[T] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     worker: asyncio.Task[Any] | None = None
@@ -193,11 +195,11 @@ class Outbox(Generic[T]):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), 1.0)
                 continue
-            head = self.pending[0]
-            done = await self.drain(self.pending)
+            head = self.pending[: self.batch]
+            await self.send(head)
             # Remove what went, unless the list was reset meanwhile.
-            if done and self.pending and self.pending[0] is head:
-                del self.pending[:done]
+            if self.pending and self.pending[0] is head[0]:
+                del self.pending[: len(head)]
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -370,19 +372,6 @@ def int_list(spec: Mapping[str, Any], name: str) -> list[int] | None:
     return value
 
 
-def thread_handler(
-    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str
-) -> Handler:
-    """A `/_sim/conversations` route: `lookup(owner, user)` for the owner (account, agent...)
-    that the query parameter `owner` names ("" when absent) and the optional `user`."""
-
-    async def handle(request: Request) -> Response:
-        q = request.query_params
-        return JSONResponse(lookup(q.get(owner, ""), q.get("user")))
-
-    return handle
-
-
 def thread_entry(
     mid: str, direction: str, text: Any, status: str, *, at: float | None = None, **more: Any
 ) -> dict[str, Any]:
@@ -432,12 +421,17 @@ async def in_order(
         await send(parts[n - 1])
 
 
-def list_handler(owners: Mapping[str, Any], param: str, attr: str) -> Handler:
+def list_handler(
+    owners: Mapping[str, Any], param: str, attr: str, missing: ControlError | None = None
+) -> Handler:
     """A `/_sim/...` listing (`sent`, `deliveries`...): the `attr` list of the owner (account,
-    bot, agent) that the query parameter `param` names; [] for an unknown one."""
+    bot, agent) that the query parameter `param` names; [] for an unknown one, or the
+    `missing` error where the provider's control API refuses it."""
 
     async def handle(request: Request) -> Response:
         owner = owners.get(request.query_params.get(param, ""))
+        if owner is None and missing is not None:
+            return missing.response()
         return JSONResponse(getattr(owner, attr) if owner else [])
 
     return handle
@@ -466,13 +460,35 @@ class TokenBucket:
 
 
 def thread_route(
-    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str, user: str
+    lookup: Callable[[str, str | None], list[dict[str, Any]]], owner: str, user: str = "user"
 ) -> Handler:
-    """`thread_handler` for a provider whose customer goes by the query parameter `user`
-    (`user_id`, `chat_id`, `openid`...)."""
+    """A `/_sim/conversations` route: `lookup(owner, user)` for the owner (account, agent...)
+    that the query parameter `owner` names ("" when absent) and the optional customer that the
+    query parameter `user` names (`user_id`, `chat_id`, `openid`...)."""
 
     async def handle(request: Request) -> Response:
         q = request.query_params
         return JSONResponse(lookup(q.get(owner, ""), q.get(user)))
 
     return handle
+
+
+@dataclass
+class Failure:
+    """A provider error injected by `/_sim/fail`: the next `times` calls of `method` (an API
+    method or path) fail with `code`, `message` and, where the provider says so, `retry_after`."""
+
+    method: str
+    code: int
+    message: str | None = None
+    retry_after: int | None = None
+    times: int = 1
+
+
+def injected(failures: Sequence[Failure], method: str) -> Failure | None:
+    """The oldest injected failure of `method` with calls left, used up by one (None: none)."""
+    for failure in failures:
+        if failure.times > 0 and failure.method == method:
+            failure.times -= 1
+            return failure
+    return None

@@ -82,6 +82,7 @@ from tidings.simulators.kit import (
     list_handler,
     read_json,
     thread_entry,
+    thread_of,
     thread_route,
 )
 
@@ -419,16 +420,12 @@ class LineSimulator(SimulatorBase):
         return msg
 
     def _outbox(self, acct: Account) -> Outbox[dict[str, Any]]:
-        async def drain(pending: list[dict[str, Any]]) -> int:
-            # A few events per request (LINE batches what queued up).
-            batch = pending[:5]
-            await self._deliver(acct, batch)
-            return len(batch)
-
+        # A few events per request (LINE batches what queued up).
         return Outbox(
-            drain,
+            lambda batch: self._deliver(acct, batch),
             lambda: bool(acct.webhook_url),
             f"line-sim-{acct.bot_user_id[:8]}",
+            batch=5,
             pending=acct.pending,
         )
 
@@ -998,7 +995,7 @@ class LineSimulator(SimulatorBase):
     def conversation(self, token: str, user: str | None) -> list[dict[str, Any]]:
         acct = self.accounts.get(token)
         user_id = None if user is None else user_id_for(user)
-        return [m for m in acct.thread if user_id in (None, m["user"])] if acct else []
+        return thread_of(acct.thread, user_id) if acct else []
 
 
 def _shown(m: dict[str, Any]) -> str:

@@ -59,6 +59,7 @@ from tidings.domain.phones import to_e164
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     DemoChannel,
+    Failure,
     Outbox,
     SandboxEntry,
     SimulatorBase,
@@ -66,12 +67,13 @@ from tidings.simulators.kit import (
     answering,
     control_error,
     control_routes,
+    injected,
     list_handler,
     read_json,
     refusing_bad_input,
     set_status,
     thread_entry,
-    thread_handler,
+    thread_route,
 )
 
 log = logging.getLogger(__name__)
@@ -140,15 +142,6 @@ class Phone:
     features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
     # Agent messages waiting for the phone to come online, per agent.
     queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-
-@dataclass
-class Failure:
-    method: str
-    code: int
-    message: str
-    retry_after: int | None
-    times: int
 
 
 @dataclass
@@ -267,7 +260,7 @@ class RbmSimulator(GoogleSimulator):
                         "phones/{msisdn}": (self._put_phone, ["PUT"]),
                         "fail": (self._fail, ["POST"]),
                         "sent": (list_handler(self.agents, "agent_id", "calls"), ["GET"]),
-                        "conversations": (thread_handler(self.conversation, "agent_id"), ["GET"]),
+                        "conversations": (thread_route(self.conversation, "agent_id"), ["GET"]),
                         "deliveries": (
                             list_handler(self.agents, "agent_id", "deliveries"),
                             ["GET"],
@@ -312,13 +305,11 @@ class RbmSimulator(GoogleSimulator):
 
     def _outbox(self, agent: Agent) -> Outbox[dict[str, Any]]:
         if agent.outbox is None:
-
-            async def drain(pending: list[dict[str, Any]]) -> int:
-                await self._deliver(agent, pending[0])  # one push per request
-                return 1
-
+            # One push per request.
             agent.outbox = Outbox(
-                drain, lambda: bool(agent.webhook_url), f"rbm-sim-{agent.agent_id}"
+                lambda head: self._deliver(agent, head[0]),
+                lambda: bool(agent.webhook_url),
+                f"rbm-sim-{agent.agent_id}",
             )
         return agent.outbox
 
@@ -679,10 +670,8 @@ def _event_data(agent: Agent, msisdn: str, event_type: str, **more: str) -> dict
 
 
 def _injected(agent: Agent, method: str) -> None:
-    for f in agent.failures:
-        if f.times > 0 and f.method == method:
-            f.times -= 1
-            raise GoogleError(f.code, f.message, f.retry_after)
+    if f := injected(agent.failures, method):
+        raise GoogleError(f.code, f.message or "", f.retry_after)
 
 
 def _unb64(text: str) -> bytes:

@@ -26,7 +26,7 @@ from tidings.config import Settings
 from tidings.runtime import ChannelInfo, Runtime
 from tidings.simulators import registry
 from tidings.simulators.guard import SessionCheck, sandbox_guard
-from tidings.simulators.kit import PhoneFile, PhoneLocation, answering
+from tidings.simulators.kit import PhoneFile, PhoneLocation, TaskSet, answering, control_error
 from tidings.simulators.smpp import SmppBinding, SmscSimulator, dials_sandbox_smsc
 from tidings.simulators.whatsapp import DEMO_WABA
 from tidings.storage.models import Channel
@@ -87,11 +87,7 @@ class Refused(Exception):
     """A phone-page request that cannot be done: a 400 with this sentence."""
 
 
-def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=400)
-
-
-_refusing = answering(Refused, answer=lambda exc: _bad(str(exc)))
+_refusing = answering(Refused, answer=lambda exc: control_error(str(exc)))
 
 
 class Sandbox:
@@ -112,7 +108,7 @@ class Sandbox:
         # The SMSC listens on its own TCP port; the SMPP channel hook follows it.
         self.smpp: SmscSimulator = self.simulators["smpp"]
         self.rt: Runtime | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
         self.app = Starlette(
             routes=[
                 Route("/phone", self._phone_page),
@@ -149,9 +145,7 @@ class Sandbox:
         if binding is not None:
             await binding.register(channel, self.settings.webhook_url(channel.kind, channel.id))
             if getattr(channel.config, "waba_id", None) == DEMO_WABA:
-                task = asyncio.create_task(self._sync_demo_templates(channel))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.tasks.spawn(self._sync_demo_templates(channel), "sandbox-template-sync")
 
     async def _sync_demo_templates(self, channel: ChannelInfo) -> None:
         """Fetch the demo templates into Tidings through the real template sync (Graph over
@@ -212,8 +206,7 @@ class Sandbox:
         return moved
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.tasks.cancel()
         for simulator in self.simulators.values():
             await simulator.aclose()
 
@@ -292,7 +285,7 @@ class Sandbox:
         if aged and isinstance(binding, WindowClock):
             await binding.age(info, user, AGE_HOURS)
         if not aged:
-            return _bad("this customer has not written on this channel yet")
+            return control_error("this customer has not written on this channel yet")
         return JSONResponse({"aged": aged, "hours": AGE_HOURS})
 
     @_refusing
@@ -310,32 +303,34 @@ class Sandbox:
         if not rich:
             return _sent(await binding.send_as_customer(info, user, name, text))
         if not isinstance(binding, RichCustomer):
-            return _bad(f"the {info.kind} sandbox customer can only send text from this page")
+            return control_error(
+                f"the {info.kind} sandbox customer can only send text from this page"
+            )
         if body.get("location") is not None:
             loc = body["location"]
             try:
                 lat, lon = float(loc["latitude"]), float(loc["longitude"])
             except (TypeError, KeyError, ValueError):
-                return _bad("location needs numeric latitude and longitude")
+                return control_error("location needs numeric latitude and longitude")
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                return _bad("latitude must be within ±90 and longitude within ±180")
+                return control_error("latitude must be within ±90 and longitude within ±180")
             label = loc.get("name") if isinstance(loc.get("name"), str) else None
             place = PhoneLocation(lat, lon, label)
             return _sent(await binding.send_location(info, user, name, place))
         file = body["file"]
         if not isinstance(file, dict):
-            return _bad("file must be an object with mime_type, filename and data_b64")
+            return control_error("file must be an object with mime_type, filename and data_b64")
         mime = str(file.get("mime_type") or "")
         if mime not in PHONE_FILE_TYPES:
-            return _bad(
+            return control_error(
                 f"file type {mime or 'unknown'} is not one of {', '.join(PHONE_FILE_TYPES)}"
             )
         try:
             data = base64.b64decode(str(file.get("data_b64") or ""), validate=True)
         except (ValueError, binascii.Error):
-            return _bad("data_b64 is not valid base64")
+            return control_error("data_b64 is not valid base64")
         if not data or len(data) > PHONE_FILE_MAX:
-            return _bad(f"the file must be 1 byte to {PHONE_FILE_MAX // (1024 * 1024)} MB")
+            return control_error(f"the file must be 1 byte to {PHONE_FILE_MAX // (1024 * 1024)} MB")
         filename = str(file.get("filename") or "file")[:200]
         upload = PhoneFile(mime, filename, data, text or None)
         return _sent(await binding.send_file(info, user, name, upload))
@@ -386,7 +381,7 @@ def _sent(result: dict[str, Any]) -> JSONResponse:
     error = result.get("error")
     if error:
         message = error.get("message") if isinstance(error, dict) else None
-        return _bad(str(message or error))
+        return control_error(str(message or error))
     return JSONResponse(result)
 
 

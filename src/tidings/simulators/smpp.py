@@ -59,8 +59,8 @@ from tidings.simulators.kit import (
     refusing_bad_input,
     set_status,
     thread_entry,
-    thread_handler,
     thread_of,
+    thread_route,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class SmscSimulator:
                         ["POST"],
                     ),
                     "submitted": (list_handler(self.accounts, "system_id", "submitted"), ["GET"]),
-                    "conversations": (thread_handler(self.conversations, "system_id"), ["GET"]),
+                    "conversations": (thread_route(self.conversations, "system_id"), ["GET"]),
                     "sessions": (self._r_sessions, ["GET"]),
                 }
             )
@@ -442,9 +442,7 @@ class SmscSimulator:
 
     def conversations(self, system_id: str, user: str | None = None) -> list[dict[str, Any]]:
         acct = self.accounts.get(system_id)
-        if acct is None:
-            return []
-        return thread_of(acct.thread, f"+{digits(user)}" if user else None)
+        return thread_of(acct.thread, f"+{digits(user)}" if user else None) if acct else []
 
     async def _r_sessions(self, _request: Request) -> Response:
         return JSONResponse(

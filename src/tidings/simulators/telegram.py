@@ -67,17 +67,18 @@ from tidings.channels.telegram import TelegramConfig, client
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
     DemoChannel,
+    Failure,
     Outbox,
     SandboxEntry,
     SimulatorBase,
     TokenBucket,
     UrlBinding,
-    answering,
-    control_error,
     control_routes,
+    injected,
     is_2xx,
     list_handler,
     read_json,
+    refusing_bad_input,
     thread_entry,
     thread_route,
 )
@@ -142,10 +143,6 @@ def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
 
 
-# A control call's bad or unknown input: `{"error": ...}` with 400.
-_control = answering(LookupError, ValueError, TypeError, answer=lambda exc: control_error(str(exc)))
-
-
 @dataclass
 class Chat:
     id: int
@@ -186,15 +183,6 @@ class SimFile:
             "file_size": self.size,
             "file_path": self.file_path,
         }
-
-
-@dataclass
-class Failure:
-    method: str
-    code: int
-    description: str
-    retry_after: int | None
-    times: int
 
 
 @dataclass
@@ -304,13 +292,12 @@ class TelegramSimulator(SimulatorBase):
 
     def _kick(self, bot: Bot) -> None:
         if bot.outbox is None:
-
-            async def drain(pending: list[dict[str, Any]]) -> int:
-                await self._deliver(bot, pending[0])  # one update at a time, in order
-                return 1
-
+            # One update at a time, in order.
             bot.outbox = Outbox(
-                drain, lambda: bool(bot.webhook_url), f"telegram-sim-{bot.id}", pending=bot.pending
+                lambda head: self._deliver(bot, head[0]),
+                lambda: bool(bot.webhook_url),
+                f"telegram-sim-{bot.id}",
+                pending=bot.pending,
             )
         bot.outbox.kick(self.tasks)
 
@@ -490,7 +477,8 @@ class TelegramSimulator(SimulatorBase):
         try:
             if handler is None:
                 raise ApiError(404, "Not Found")
-            self._injected(bot, method)
+            if f := injected(bot.failures, method.lower()):
+                raise ApiError(f.code, f.message or "", f.retry_after)
             result = await handler(bot, params)
         except ApiError as exc:
             record["error_code"] = exc.code
@@ -500,12 +488,6 @@ class TelegramSimulator(SimulatorBase):
         if method.lower() == "setwebhook":
             body["description"] = "Webhook was set" if params.get("url") else "Webhook was deleted"
         return JSONResponse(body)
-
-    def _injected(self, bot: Bot, method: str) -> None:
-        for f in bot.failures:
-            if f.times > 0 and f.method.lower() == method.lower():
-                f.times -= 1
-                raise ApiError(f.code, f.description, f.retry_after)
 
     async def _m_getme(self, bot: Bot, params: dict[str, Any]) -> Any:
         return {**bot.as_user(), "can_join_groups": True, "supports_inline_queries": False}
@@ -745,7 +727,7 @@ class TelegramSimulator(SimulatorBase):
     # ---------------------------------------------------------------------------------------
     # Control API
 
-    @_control
+    @refusing_bad_input
     async def _put_bot(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         knobs = {
@@ -769,7 +751,7 @@ class TelegramSimulator(SimulatorBase):
             raise LookupError("unknown bot token; PUT /_sim/bots/{token} first")
         return bot
 
-    @_control
+    @refusing_bad_input
     async def _inbound(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         if body.get("redeliver") is not None:
@@ -813,7 +795,7 @@ class TelegramSimulator(SimulatorBase):
         update_id = self.push(bot, {"edited_message": edited}, int(body.get("duplicates") or 0))
         return JSONResponse({"update_id": update_id})
 
-    @_control
+    @refusing_bad_input
     async def _callback(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         bot = self._control_bot(body)
@@ -834,7 +816,7 @@ class TelegramSimulator(SimulatorBase):
         update_id = self.push(bot, {"callback_query": query})
         return JSONResponse({"update_id": update_id, "callback_query_id": query["id"]})
 
-    @_control
+    @refusing_bad_input
     async def _block(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         bot = self._control_bot(body)
@@ -856,7 +838,7 @@ class TelegramSimulator(SimulatorBase):
         )
         return JSONResponse({"blocked": chat.blocked})
 
-    @_control
+    @refusing_bad_input
     async def _fail(self, request: Request) -> JSONResponse:
         body = await read_json(request)
         bot = self._control_bot(body)
@@ -867,7 +849,7 @@ class TelegramSimulator(SimulatorBase):
             retry_after = 1
         bot.failures.append(
             Failure(
-                str(body.get("method") or "sendMessage"),
+                str(body.get("method") or "sendMessage").lower(),
                 code,
                 str(body.get("description") or default.get(code, "Bad Request")),
                 int(retry_after) if retry_after is not None else None,

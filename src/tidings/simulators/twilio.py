@@ -64,8 +64,8 @@ from tidings.simulators.kit import (
     read_json,
     set_status,
     thread_entry,
-    thread_handler,
     thread_of,
+    thread_route,
 )
 
 API_VERSION = "2010-04-01"
@@ -317,7 +317,7 @@ class TwilioSimulator(SimulatorBase):
                         "fail": (self._r_fail, ["POST"]),
                         "sent": (self._r_sent, ["GET"]),
                         "conversations": (
-                            thread_handler(self.conversations, "account_sid"),
+                            thread_route(self.conversations, "account_sid"),
                             ["GET"],
                         ),
                         "optouts": (self._r_optouts, ["GET"]),

@@ -64,7 +64,9 @@ from starlette.routing import Route
 from tidings.channels.viber import ViberConfig
 from tidings.runtime import ChannelInfo
 from tidings.simulators.kit import (
+    ControlError,
     DemoChannel,
+    Failure,
     Outbox,
     PhoneFile,
     PhoneLocation,
@@ -72,7 +74,11 @@ from tidings.simulators.kit import (
     SimulatorBase,
     UrlBinding,
     answering,
+    control_error,
     control_routes,
+    injected,
+    list_handler,
+    refusing_bad_input,
     thread_entry,
 )
 
@@ -155,14 +161,6 @@ class Media:
 
 
 @dataclass
-class Failure:
-    method: str
-    status: int
-    message: str | None
-    times: int
-
-
-@dataclass
 class Bot:
     token: str
     name: str = "Tidings sandbox bot"
@@ -195,11 +193,9 @@ class Bot:
     outbox: Outbox[bytes] | None = None
 
 
-def _error(exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=400)
-
-
-_lookup = answering(LookupError, answer=_error)
+_lookup = answering(LookupError, answer=lambda exc: control_error(str(exc)))
+# A listing for a token the simulator does not know (as `_bot` refuses it).
+_NO_BOT = ControlError(400, "unknown bot token; PUT /_sim/bots/{token} first")
 
 
 def _acting(
@@ -208,12 +204,10 @@ def _acting(
     """A control route acting on the bot its body's `token` names: the dict `act` returns as
     JSON, a lookup or value error as a 400."""
 
+    @refusing_bad_input
     async def handle(self: ViberSimulator, request: Request) -> Response:
-        try:
-            body = await self._json(request)
-            return JSONResponse(act(self, self._bot(body.get("token")), body))
-        except (LookupError, ValueError, TypeError) as exc:
-            return _error(exc)
+        body = await self._json(request)
+        return JSONResponse(act(self, self._bot(body.get("token")), body))
 
     return handle
 
@@ -258,7 +252,10 @@ class ViberSimulator(SimulatorBase):
                         "fail": (self._fail, ["POST"]),
                         "sent": (self._sent, ["GET"]),
                         "conversations": (self._conversations, ["GET"]),
-                        "deliveries": (self._deliveries, ["GET"]),
+                        "deliveries": (
+                            list_handler(self.bots, "token", "deliveries", _NO_BOT),
+                            ["GET"],
+                        ),
                         "users": (self._users, ["GET"]),
                     }
                 ),
@@ -314,13 +311,12 @@ class ViberSimulator(SimulatorBase):
 
     def _outbox(self, bot: Bot) -> Outbox[bytes]:
         if bot.outbox is None:
-
-            async def drain(pending: list[bytes]) -> int:
-                await self._deliver(bot, pending[0])  # one callback per request
-                return 1
-
+            # One callback per request.
             bot.outbox = Outbox(
-                drain, lambda: bool(bot.webhook_url), "viber-sim-callbacks", pending=bot.pending
+                lambda head: self._deliver(bot, head[0]),
+                lambda: bool(bot.webhook_url),
+                "viber-sim-callbacks",
+                pending=bot.pending,
             )
         return bot.outbox
 
@@ -441,10 +437,8 @@ class ViberSimulator(SimulatorBase):
                 raise ApiError(2)
             if not isinstance(body, dict):
                 raise ApiError(3)
-            for f in bot.failures:
-                if f.method == method and f.times > 0:
-                    f.times -= 1
-                    raise ApiError(f.status, f.message)
+            if f := injected(bot.failures, method):
+                raise ApiError(f.code, f.message)
             answer = await self._call(bot, method, body, len(raw))
         except ApiError as exc:
             answer = {"status": exc.status, "status_message": exc.message}
@@ -757,7 +751,7 @@ class ViberSimulator(SimulatorBase):
             str(body.get("method") or "send_message"),
             int(body["status"]),
             str(body["status_message"]) if body.get("status_message") else None,
-            int(body.get("times") or 1),
+            times=int(body.get("times") or 1),
         )
         bot.failures.append(failure)
         return {"queued": failure.times}
@@ -777,11 +771,6 @@ class ViberSimulator(SimulatorBase):
         user = bot.users.get(user_id_for(request.query_params.get("user", "")))
         user = user or bot.users.get(request.query_params.get("user", ""))
         return JSONResponse(user.thread if user else [])
-
-    @_lookup
-    async def _deliveries(self, request: Request) -> JSONResponse:
-        bot = self._query_bot(request)
-        return JSONResponse(bot.deliveries)
 
     @_lookup
     async def _users(self, request: Request) -> JSONResponse:

@@ -62,8 +62,8 @@ from tidings.simulators.kit import (
     read_json,
     refusing_bad_input,
     thread_entry,
-    thread_handler,
     thread_of,
+    thread_route,
 )
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class VonageSimulator(SimulatorBase):
                         "fail": (self._r_fail, ["POST"]),
                         "config": (knobs_handler(self, _KNOBS), ["POST"]),
                         "sent": (list_handler(self.accounts, "api_key", "sent"), ["GET"]),
-                        "conversations": (thread_handler(self.conversations, "api_key"), ["GET"]),
+                        "conversations": (thread_route(self.conversations, "api_key"), ["GET"]),
                         "deliveries": (self._r_deliveries, ["GET"]),
                     }
                 ),

@@ -60,14 +60,18 @@ from tidings.channels.wechat import crypto
 from tidings.simulators.kit import (
     ControlError,
     DemoChannel,
+    Failure,
     SandboxEntry,
     SimulatorBase,
     UrlBinding,
     answering,
     control_error,
     control_routes,
+    injected,
+    list_handler,
     read_json,
     thread_entry,
+    thread_of,
     thread_route,
 )
 
@@ -167,6 +171,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 
 _control = answering(ControlError, answer=ControlError.response)
+# A listing for an app_id the simulator does not know.
+_NO_APP = ControlError(404, "unknown app_id")
 
 
 @dataclass
@@ -190,13 +196,6 @@ class MediaItem:
 
 
 @dataclass
-class Injected:
-    path: str
-    errcode: int
-    remaining: int
-
-
-@dataclass
 class Account:
     app_id: str
     app_secret: str
@@ -215,7 +214,7 @@ class Account:
     sent: list[dict[str, Any]] = field(default_factory=list)
     pushes: list[dict[str, Any]] = field(default_factory=list)
     thread: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[Injected] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     # Since 2021-12-27 `user/info` returns an empty nickname for most accounts; the sandbox
     # gives the phone page's name unless this is turned off (PUT /_sim/accounts `nicknames`).
     nicknames: bool = True
@@ -247,8 +246,11 @@ class WeChatSimulator(SimulatorBase):
                         "tokens/expire": (self._expire_tokens, ["POST"]),
                         "tokens/revoke": (self._revoke_tokens, ["POST"]),
                         "clock": (self._clock, ["POST"]),
-                        "sent": (self._sent, ["GET"]),
-                        "pushes": (self._pushes, ["GET"]),
+                        "sent": (list_handler(self.accounts, "app_id", "sent", _NO_APP), ["GET"]),
+                        "pushes": (
+                            list_handler(self.accounts, "app_id", "pushes", _NO_APP),
+                            ["GET"],
+                        ),
                         "media": (self._media_list, ["GET"]),
                         "conversations": (
                             thread_route(self.conversation, "app_id", "openid"),
@@ -276,10 +278,8 @@ class WeChatSimulator(SimulatorBase):
         raise WeChatError(40001)
 
     def _injected(self, acct: Account, path: str) -> None:
-        for item in acct.failures:
-            if item.path == path and item.remaining > 0:
-                item.remaining -= 1
-                raise WeChatError(item.errcode)
+        if f := injected(acct.failures, path):
+            raise WeChatError(f.code)
 
     # --------------------------------------------------------------------------- tokens
 
@@ -740,10 +740,10 @@ class WeChatSimulator(SimulatorBase):
         body = await read_json(request)
         acct = self._lookup(body.get("app_id"))
         acct.failures.append(
-            Injected(
+            Failure(
                 str(body.get("path") or "custom/send"),
                 int(body.get("errcode", -1)),
-                int(body.get("count", 1)),
+                times=int(body.get("count", 1)),
             )
         )
         return JSONResponse({"ok": True})
@@ -769,16 +769,6 @@ class WeChatSimulator(SimulatorBase):
         return JSONResponse({"now": self.now(), "offset": self.offset})
 
     @_control
-    async def _sent(self, request: Request) -> JSONResponse:
-        acct = self._lookup(request.query_params.get("app_id"))
-        return JSONResponse(acct.sent)
-
-    @_control
-    async def _pushes(self, request: Request) -> JSONResponse:
-        acct = self._lookup(request.query_params.get("app_id"))
-        return JSONResponse(acct.pushes)
-
-    @_control
     async def _media_list(self, request: Request) -> JSONResponse:
         acct = self._lookup(request.query_params.get("app_id"))
         return JSONResponse(
@@ -798,8 +788,7 @@ class WeChatSimulator(SimulatorBase):
 
     def conversation(self, app_id: str, openid: str | None) -> list[dict[str, Any]]:
         acct = self.accounts.get(app_id)
-        thread = acct.thread if acct else []
-        return [m for m in thread if openid is None or m["user"] == openid]
+        return thread_of(acct.thread, openid) if acct else []
 
 
 class WeChatBinding(UrlBinding[WeChatSimulator, Any]):

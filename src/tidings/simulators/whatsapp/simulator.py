@@ -1704,12 +1704,7 @@ class WhatsAppBinding(UrlBinding["WhatsAppSimulator", Any]):
         return await self._inbound(channel, user, body)
 
     async def thread(self, channel: ChannelInfo, user: str) -> list[dict[str, Any]]:
-        pnid, digits = self._who(channel, user)
-        resp = await self.control.get(
-            "/_sim/conversations", params={"phone_number_id": pnid, "user": digits}
-        )
-        data: list[dict[str, Any]] = resp.json()
-        return data
+        return self.sim.conversations(*self._who(channel, user))
 
 
 SANDBOX = SandboxEntry(
