@@ -41,6 +41,7 @@ from tidings.domain.enums import (
 )
 from tidings.domain.errors import Conflict, InvalidInput
 from tidings.runtime import Runtime
+from tidings.serialize import ts
 from tidings.storage.models import (
     Agent,
     AgentCapacity,
@@ -336,7 +337,7 @@ async def queue_size(rt: Runtime, who: Principal, inbox_id: int) -> dict[str, An
         "inbox_id": inbox_id,
         "mode": settings.mode,
         "waiting": int(waiting or 0),
-        "oldest_created_at": oldest.created_at.isoformat() if oldest else None,
+        "oldest_created_at": ts(oldest.created_at) if oldest else None,
     }
 
 

@@ -20,6 +20,7 @@ from tidings.domain.errors import InvalidInput
 from tidings.domain.live_events import LivePayload
 from tidings.realtime.bus import LiveEvent
 from tidings.runtime import Runtime
+from tidings.serialize import ts
 from tidings.storage.models import AuditLog, Contact, WebhookDelivery, WebhookSubscription
 from tidings.storage.types import utcnow
 
@@ -119,7 +120,7 @@ class Tx:
                             "event": event.type,
                             "workspace_id": event.workspace_id,
                             "data": event.data,
-                            "created_at": now.isoformat(),
+                            "created_at": ts(now),
                         }
                     ).decode()
                 rows.append(

@@ -24,6 +24,7 @@ from tidings.domain.campaigns import CampaignState, RecipientState, SkipReason
 from tidings.domain.enums import MessageKind
 from tidings.domain.errors import Conflict, InvalidInput, NotFound
 from tidings.runtime import Runtime
+from tidings.serialize import ts
 from tidings.storage.models import Campaign, CampaignRecipient, Channel, Contact
 from tidings.storage.models import Template as TemplateRow
 from tidings.storage.types import utcnow
@@ -43,11 +44,11 @@ def campaign_dict(c: Campaign, progress: dict[str, int] | None = None) -> dict[s
         "fallback": c.fallback or {},
         "rate_per_second": c.rate_per_second,
         "quiet_hours": c.quiet_hours or {},
-        "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
+        "scheduled_at": ts(c.scheduled_at),
         "created_by": c.created_by,
-        "created_at": c.created_at.isoformat(),
-        "launched_at": c.launched_at.isoformat() if c.launched_at else None,
-        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        "created_at": ts(c.created_at),
+        "launched_at": ts(c.launched_at),
+        "finished_at": ts(c.finished_at),
         "counts": progress,
     }
 

@@ -9,14 +9,13 @@ every reply is decided (`actions/gate.py`, `POST …/messages`, `POST …/templa
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
+from tidings import csvio
 from tidings.access import Principal, require_admin, require_channel
 from tidings.access import require_contact as visible_contact
 from tidings.actions.base import Tx, audit, transaction
@@ -164,26 +163,15 @@ async def check_import_contacts(rt: Runtime, who: Principal, raw: bytes) -> Impo
     cells change nothing); otherwise it creates one. Bad rows are reported with their line
     number and skipped; the good rows are imported in one transaction."""
     require_admin(who)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput("file: not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    columns, rows = csvio.read(raw, "file")
     if not {"name", "email", "phone"} & set(columns):
         raise InvalidInput("file: the header row needs a name, email or phone column")
-    rows = list(reader)
     if len(rows) > MAX_IMPORT_ROWS:
         raise InvalidInput(f"file: at most {MAX_IMPORT_ROWS} rows per import")
     result = ImportResult()
     async with transaction(rt) as tx:
         s = tx.session
-        for line, row in enumerate(rows, start=2):
-            cells = {
-                (k or "").strip().lower(): (v or "").strip()
-                for k, v in row.items()
-                if k is not None and not isinstance(v, list)
-            }
+        for line, cells in rows:
             try:
                 email = _email(cells.get("email"))
                 phone = await _phone(tx, who.workspace_id, cells.get("phone"))

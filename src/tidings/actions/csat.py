@@ -51,6 +51,7 @@ from tidings.domain.errors import InvalidInput, PolicyRefusal
 from tidings.domain.events import InboundMessage
 from tidings.policy import service_window
 from tidings.runtime import ChannelInfo, Runtime
+from tidings.serialize import ts
 from tidings.storage.models import (
     Channel,
     Contact,
@@ -275,8 +276,8 @@ def response_dict(r: CsatResponse) -> dict[str, Any]:
         "rating": r.rating,
         "question_message_id": r.question_message_id,
         "answer_message_id": r.answer_message_id,
-        "asked_at": r.asked_at.isoformat(),
-        "answered_at": r.answered_at.isoformat() if r.answered_at else None,
+        "asked_at": ts(r.asked_at),
+        "answered_at": ts(r.answered_at),
     }
 
 

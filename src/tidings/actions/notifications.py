@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, exists, or_, select, update
 
 from tidings.access import agents_seeing_conversations
 from tidings.domain import live_events
+from tidings.serialize import ts
 from tidings.storage.models import Agent, Conversation, Message, Notification
 from tidings.storage.types import utcnow
 
@@ -58,8 +59,8 @@ def notification_dict(n: Notification) -> dict[str, Any]:
         "message_id": n.message_id,
         "actor_agent_id": n.actor_agent_id,
         "body": n.body,
-        "created_at": n.created_at.isoformat() if n.created_at else None,
-        "read_at": n.read_at.isoformat() if n.read_at else None,
+        "created_at": ts(n.created_at),
+        "read_at": ts(n.read_at),
     }
 
 

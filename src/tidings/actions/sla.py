@@ -32,7 +32,7 @@ from tidings.domain import live_events
 from tidings.domain.enums import ConversationStatus, Queue
 from tidings.domain.errors import InvalidInput
 from tidings.runtime import Runtime
-from tidings.serialize import conversation_dict
+from tidings.serialize import conversation_dict, ts
 from tidings.storage.models import (
     Conversation,
     ConversationLabel,
@@ -294,9 +294,9 @@ async def breaches(
             "target": b.target,
             "priority": b.priority,
             "assignee_id": b.assignee_id,
-            "due_at": b.due_at.isoformat(),
-            "detected_at": b.detected_at.isoformat(),
-            "responded_at": b.responded_at.isoformat() if b.responded_at else None,
+            "due_at": ts(b.due_at),
+            "detected_at": ts(b.detected_at),
+            "responded_at": ts(b.responded_at),
         }
         for b in rows
     ]

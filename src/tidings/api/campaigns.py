@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from tidings import csvio
 from tidings.access import Principal, require_admin, require_inbox, require_own
 from tidings.actions import campaign_recipients as recipient_state
 from tidings.actions import campaigns as actions
@@ -28,6 +29,7 @@ from tidings.campaigns import report as reporting
 from tidings.domain.campaigns import CampaignState, RecipientState
 from tidings.domain.errors import InvalidInput, NotFound
 from tidings.runtime import Runtime
+from tidings.serialize import ts
 from tidings.storage.models import Campaign, CampaignRecipient, InboxFallback
 
 router = APIRouter(prefix="/api/v1")
@@ -314,13 +316,7 @@ async def report(campaign_id: int, who: Who, rt: RT) -> dict[str, Any]:
 
 
 def _recipient_dict(r: CampaignRecipient) -> dict[str, Any]:
-    # Its instants as `isoformat()` writes them (no microseconds when they are zero).
-    return answer(
-        RecipientOut,
-        r,
-        queued_at=r.queued_at.isoformat() if r.queued_at else None,
-        not_before=r.not_before.isoformat() if r.not_before else None,
-    )
+    return answer(RecipientOut, r, queued_at=ts(r.queued_at), not_before=ts(r.not_before))
 
 
 @router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"], response_model=RecipientPage)
@@ -351,20 +347,15 @@ async def recipients(
 
 
 @router.get("/campaigns/{campaign_id}/recipients.csv", tags=["campaigns"])
-async def recipients_csv(campaign_id: int, who: Who, rt: RT) -> StreamingResponse:
+async def recipients_csv(campaign_id: int, who: Who, rt: RT) -> Response:
     c = await _get(rt, who, campaign_id)
 
-    async def body() -> AsyncIterator[bytes]:
+    async def pages() -> AsyncIterator[list[list[Any]]]:
         async with rt.db.read() as s:
-            async for chunk in reporting.export_csv(s, c.id):
-                yield chunk.encode()
+            async for rows in reporting.recipient_rows(s, c.id):
+                yield rows
 
-    filename = f"campaign-{c.id}-recipients.csv"
-    return StreamingResponse(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csvio.download(f"campaign-{c.id}-recipients", reporting.CSV_COLUMNS, pages())
 
 
 # --- channel preference ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import exists, func, select
 
+from tidings import csvio
 from tidings.access import (
     Principal,
     require_contact,
@@ -21,7 +22,6 @@ from tidings.access import (
 from tidings.actions import contacts_edit
 from tidings.api.deps import RT, Who, uploaded
 from tidings.api.queries import identities_by_contact
-from tidings.api.reports import csv_response
 from tidings.api.schemas import ContactOut, Strict, answer
 from tidings.channels import addressing, registry
 from tidings.domain.enums import ConsentStatus
@@ -233,7 +233,7 @@ async def export_csv(
     async with rt.db.read() as s:
         rows = list((await s.scalars(stmt.order_by(Contact.id).limit(EXPORT_LIMIT))).all())
     attr_names = sorted({k for c in rows for k in (c.attributes or {})})
-    return csv_response(
+    return csvio.download(
         "contacts",
         [*contacts_edit.OWN_COLUMNS, *attr_names],
         [
@@ -247,18 +247,7 @@ async def export_csv(
             ]
             for c in rows
         ],
-        _cell,
     )
-
-
-def _cell(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_phone(text) else text
-
-
-def _is_phone(text: str) -> bool:
-    return text.startswith("+") and text[1:].isdigit()
 
 
 @router.post("/contacts/import", response_model=ImportOut)

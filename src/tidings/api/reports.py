@@ -5,17 +5,16 @@ admins only."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from tidings import csvio
 from tidings.api.campaigns import ReportOut
 from tidings.api.deps import RT, Admin
 from tidings.domain.errors import InvalidInput
@@ -67,34 +66,6 @@ def filters(
 
 
 F = Annotated[q.Filters, Depends(filters)]
-
-
-def cell(value: Any) -> str:
-    """CSV-injection safe: a cell a spreadsheet would run as a formula gets a leading quote."""
-    text = "" if value is None else str(value)
-    if text[:1] == "+" and text[1:].isdigit():
-        return text  # an E.164 number, not a formula
-    if text[:1] == "-" and text[1:].replace(".", "", 1).isdigit():
-        return text  # a negative number
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
-def csv_response(
-    name: str, header: list[str], rows: list[list[Any]], safe: Callable[[Any], str] = cell
-) -> Response:
-    """`name`.csv for download: `header`, then `rows` with each value made `safe`."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    for row in rows:
-        w.writerow([safe(v) for v in row])
-    return Response(
-        buf.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name}.csv"'},
-    )
 
 
 def display_name(kind: str, id_: int | None, name: str | None) -> str:
@@ -225,7 +196,7 @@ async def conversations_report(f: F, rt: RT, format: Format = "json") -> Any:
         # conversations created that day, resolution of those resolved that day.
         per_day = await q.daily_timings(s, rt.db, f)
     kinds = ("first_response", "reply", "resolution")
-    return csv_response(
+    return csvio.download(
         "conversations",
         ["day", "new", "resolved", "backlog", *_timing_columns(*kinds)],
         [
@@ -332,7 +303,7 @@ async def channels_report(f: F, rt: RT, format: Format = "json") -> Any:
         return [flat[column] for column in CHANNEL_COLUMNS]
 
     # One line per day and channel (days without traffic on a channel have no line).
-    return csv_response(
+    return csvio.download(
         "channels",
         CHANNEL_COLUMNS,
         [line(c) for c in r["days"]],
@@ -356,7 +327,7 @@ async def agents_report(f: F, rt: RT, format: Format = "json") -> Any:
         for row in r[f"{kind}s"]
     }
     kinds = ("first_response", "resolution")
-    return csv_response(
+    return csvio.download(
         "agents",
         ["day", "group", "id", "name", "conversations", "resolved", *_timing_columns(*kinds)],
         [
@@ -426,7 +397,7 @@ async def service_report(f: F, rt: RT, format: Format = "json") -> Any:
         r = await q.service(s, f)
     if format == "json":
         return ServiceReport.model_validate(r)
-    return csv_response(
+    return csvio.download(
         "service",
         ["day", "csat_answered", "csat_average", "csat_satisfied_share", "sla_breaches"],
         [
@@ -477,30 +448,18 @@ async def campaigns_report(f: F, rt: RT, format: Format = "json") -> Any:
         flat = {**c["counts"], "recipients": c["counts"].get("total"), **c}
         return [flat.get(column) for column in CAMPAIGN_COLUMNS]
 
-    return csv_response("campaigns", CAMPAIGN_COLUMNS, [line(c) for c in r["campaigns"]])
+    return csvio.download("campaigns", CAMPAIGN_COLUMNS, [line(c) for c in r["campaigns"]])
 
 
 @router.get("/export/conversations.csv")
-async def export_conversations(f: F, rt: RT) -> StreamingResponse:
+async def export_conversations(f: F, rt: RT) -> Response:
     """One row per conversation created in the range (timings, channels, agent, labels,
     cost), streamed page by page. The channel filter matches any channel the conversation
     used."""
-    return StreamingResponse(
-        _export(rt, f),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": 'attachment; filename="conversations-export.csv"'},
-    )
+    return csvio.download("conversations-export", q.EXPORT_COLUMNS, _export(rt, f))
 
 
-async def _export(rt: Runtime, f: q.Filters) -> AsyncIterator[str]:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(q.EXPORT_COLUMNS)
-    yield buf.getvalue()
+async def _export(rt: Runtime, f: q.Filters) -> AsyncIterator[list[list[Any]]]:
     async with rt.db.read() as s:
         async for rows in q.export_rows(s, f):
-            buf.seek(0)
-            buf.truncate()
-            for row in rows:
-                w.writerow([cell(row[c]) for c in q.EXPORT_COLUMNS])
-            yield buf.getvalue()
+            yield [[row[c] for c in q.EXPORT_COLUMNS] for row in rows]

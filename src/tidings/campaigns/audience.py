@@ -16,13 +16,12 @@ contacts added later do not join a running campaign, and the report names exactl
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
+from tidings import csvio
 from tidings.actions import campaign_recipients as recipients
 from tidings.actions import phone_contacts
 from tidings.actions.base import Tx
@@ -157,37 +156,15 @@ class CsvReport:
 
 
 def parse_csv(raw: bytes) -> tuple[str, list[tuple[int, dict[str, str]]]]:
-    """(phone column, [(row number, row)]). Row numbers count the header as row 1, as a
-    spreadsheet shows them."""
+    """(phone column, [(row number, row)]): `csvio.read` with the delimiter sniffed; blank
+    lines are not rows."""
     if len(raw) > MAX_CSV_BYTES:
         raise InvalidInput(f"csv: larger than {MAX_CSV_BYTES // (1024 * 1024)} MB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput("csv: not UTF-8 text") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    header, rows = csvio.read(raw, "csv", sniff=True)
     phone_col = next((h for h in PHONE_COLUMNS if h in header), None)
     if phone_col is None:
         raise InvalidInput(f"csv: no phone column; name one of {', '.join(PHONE_COLUMNS)}")
-    rows: list[tuple[int, dict[str, str]]] = []
-    try:
-        for n, row in enumerate(reader, start=2):
-            clean = {
-                (k or "").strip().lower(): (v or "").strip()
-                for k, v in row.items()
-                if isinstance(v, str)
-            }
-            if not any(clean.values()):
-                continue  # a blank line is not a row
-            rows.append((n, clean))
-    except csv.Error as exc:
-        raise InvalidInput(f"csv: line {reader.line_num}: {exc}") from None
-    return phone_col, rows
+    return phone_col, [(n, row) for n, row in rows if any(row.values())]
 
 
 async def import_csv(

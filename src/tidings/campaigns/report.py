@@ -3,8 +3,6 @@ grouped by reason, and one CSV line per recipient."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -13,9 +11,11 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from tidings import csvio
 from tidings.campaigns.plan import FALLBACK_REASON
 from tidings.domain.campaigns import RecipientState
 from tidings.domain.enums import ConsentStatus, Direction, MessageKind
+from tidings.serialize import ts
 from tidings.storage.models import (
     Campaign,
     CampaignRecipient,
@@ -189,27 +189,20 @@ async def report(s: AsyncSession, campaign: Campaign) -> dict[str, Any]:
         "fallbacks": fallbacks,
         "cost": str(Decimal(cost)) if cost is not None else None,
         "failures": failures,
-        "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
-        "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
+        "launched_at": ts(campaign.launched_at),
+        "finished_at": ts(campaign.finished_at),
     }
 
 
-def _cell(value: Any) -> str:
-    """CSV-injection safe: a cell a spreadsheet would run as a formula gets a leading quote."""
-    text = "" if value is None else str(value)
-    if text[:1] == "+" and text[1:].isdigit():
-        return text  # an E.164 number, not a formula
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+def export_csv(s: AsyncSession, campaign_id: int) -> AsyncIterator[str]:
+    """The report per recipient as CSV text, streamed in pages."""
+    return csvio.stream(CSV_COLUMNS, recipient_rows(s, campaign_id))
 
 
-async def export_csv(s: AsyncSession, campaign_id: int, page: int = 2000) -> AsyncIterator[str]:
-    """The report per recipient, streamed in pages (keyset on id)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
-    yield buf.getvalue()
+async def recipient_rows(
+    s: AsyncSession, campaign_id: int, page: int = 2000
+) -> AsyncIterator[list[list[Any]]]:
+    """The report per recipient (CSV_COLUMNS), in pages (keyset on id)."""
     last = 0
     original = aliased(Message)
     follow = aliased(Message)
@@ -235,32 +228,25 @@ async def export_csv(s: AsyncSession, campaign_id: int, page: int = 2000) -> Asy
         ).all()
         if not rows:
             return
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for r, name, c1, c2, replied in rows:
-            cost = (c1 or 0) + (c2 or 0) if (c1 is not None or c2 is not None) else None
-            writer.writerow(
-                [
-                    _cell(v)
-                    for v in (
-                        r.id,
-                        r.source_row,
-                        r.contact_id,
-                        name,
-                        r.address,
-                        r.state,
-                        r.reason,
-                        r.detail,
-                        r.channel_id,
-                        r.channel_reason,
-                        r.message_id,
-                        r.fallback_message_id,
-                        r.conversation_id,
-                        r.queued_at.isoformat() if r.queued_at else None,
-                        cost,
-                        "yes" if replied else "no",
-                    )
-                ]
-            )
+        yield [
+            [
+                r.id,
+                r.source_row,
+                r.contact_id,
+                name,
+                r.address,
+                r.state,
+                r.reason,
+                r.detail,
+                r.channel_id,
+                r.channel_reason,
+                r.message_id,
+                r.fallback_message_id,
+                r.conversation_id,
+                ts(r.queued_at),
+                (c1 or 0) + (c2 or 0) if (c1 is not None or c2 is not None) else None,
+                "yes" if replied else "no",
+            ]
+            for r, name, c1, c2, replied in rows
+        ]
         last = rows[-1][0].id
-        yield buf.getvalue()

@@ -34,6 +34,7 @@ from tidings.reports.models import (
     ReportDaily,
     ReportOptOut,
 )
+from tidings.serialize import ts
 from tidings.storage.db import Database
 from tidings.storage.models import (
     Agent,
@@ -392,7 +393,7 @@ async def conversations(s: AsyncSession, db: Database, f: Filters) -> dict[str, 
         "resolution": resolved_timings.get("resolution", none),
         "waiting_now": {
             "conversations": int(waiting or 0),
-            "oldest_since": oldest.isoformat() if oldest is not None else None,
+            "oldest_since": ts(oldest),
         },
         "series": series,
     }
@@ -963,7 +964,7 @@ async def export_rows(
             rows.append(
                 {
                     "conversation_id": r.conversation_id,
-                    "created_at": r.created_at.isoformat(),
+                    "created_at": ts(r.created_at),
                     "status": r.status,
                     "inbox": inboxes.get(r.inbox_id, f"deleted inbox #{r.inbox_id}"),
                     "contact_id": r.contact_id,
@@ -977,7 +978,7 @@ async def export_rows(
                     "first_response_business_seconds": r.first_response_bh_seconds,
                     "replies": r.reply_count,
                     "reply_seconds_mean": r.reply_seconds,
-                    "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None,
+                    "resolved_at": ts(r.resolved_at),
                     "resolution_seconds": r.resolution_seconds,
                     "resolution_business_seconds": r.resolution_bh_seconds,
                     "messages_in": r.messages_in,
