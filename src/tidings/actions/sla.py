@@ -183,7 +183,8 @@ async def _record_breach(tx: Tx, conv: Conversation, responded_at: datetime | No
     )
 
 
-def _clear(conv: Conversation) -> None:
+def on_resolved(conv: Conversation) -> None:
+    """Stop the timer (also when an agent answers, below)."""
     conv.sla_target = None
     conv.sla_due_at = None
     conv.sla_state = None
@@ -204,7 +205,7 @@ async def on_agent_reply(tx: Tx, conv: Conversation) -> None:
             .where(SlaBreach.conversation_id == conv.id, SlaBreach.responded_at.is_(None))
             .values(responded_at=now)
         )
-    _clear(conv)
+    on_resolved(conv)
 
 
 async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> None:
@@ -221,10 +222,6 @@ async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> 
     tx.wake_after_commit(Queue.ASSIGNMENT)
 
 
-def on_resolved(conv: Conversation) -> None:
-    _clear(conv)
-
-
 async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
     """Record the breach of every running timer that is past due. Returns how many."""
     now = utcnow()
@@ -233,15 +230,7 @@ async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
         return 0
     async with transaction(rt) as tx:
         s = tx.session
-        rows = (
-            await s.scalars(
-                select(Conversation)
-                .where(due)
-                .order_by(Conversation.sla_due_at)
-                .limit(limit)
-                .with_for_update(**rt.db.skip_locked())
-            )
-        ).all()
+        rows = await rt.db.claim(s, Conversation, due, (Conversation.sla_due_at,), limit)
         for conv in rows:
             await _record_breach(tx, conv, None)
             conv.sla_state = BREACHED
