@@ -142,10 +142,6 @@ async def _settings(s: Any, inbox_id: int) -> InboxSla | None:
     return memo[inbox_id]
 
 
-async def target_seconds(s: Any, conv: Conversation, target: str) -> int | None:
-    return _target(await _settings(s, conv.inbox_id), conv.priority, target)
-
-
 # --- the timer --------------------------------------------------------------------------------
 
 
@@ -154,7 +150,7 @@ async def on_customer_message(tx: Tx, conv: Conversation) -> None:
     if conv.sla_state is not None or conv.status == ConversationStatus.RESOLVED:
         return
     target = FIRST if conv.first_response_at is None else NEXT
-    seconds = await target_seconds(tx.session, conv, target)
+    seconds = _target(await _settings(tx.session, conv.inbox_id), conv.priority, target)
     if seconds is None:
         return
     conv.sla_target = target
