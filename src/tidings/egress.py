@@ -167,9 +167,6 @@ class EgressPolicy:
             raise EgressRefused("Addresses with credentials in them are not fetched.")
         return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
-    def name_allowed(self, host: str, port: int) -> bool:
-        return any(rule.allows_name(host, port) for rule in self.rules)
-
     def check_address(self, host: str, ip: IPAddress, port: int, *, named: bool) -> None:
         if named or any(rule.allows_address(ip, port) for rule in self.rules):
             return
@@ -196,7 +193,7 @@ class EgressPolicy:
     async def resolve(self, host: str, port: int) -> list[str]:
         """The addresses of `host` that may be connected to, in resolver order; raises
         EgressRefused when none may."""
-        named = self.name_allowed(host, port)
+        named = any(rule.allows_name(host, port) for rule in self.rules)
         try:
             addresses = [ipaddress.ip_address(host.strip("[]"))]
         except ValueError:

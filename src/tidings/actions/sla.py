@@ -142,10 +142,6 @@ async def _settings(s: Any, inbox_id: int) -> InboxSla | None:
     return memo[inbox_id]
 
 
-async def target_seconds(s: Any, conv: Conversation, target: str) -> int | None:
-    return _target(await _settings(s, conv.inbox_id), conv.priority, target)
-
-
 # --- the timer --------------------------------------------------------------------------------
 
 
@@ -154,7 +150,7 @@ async def on_customer_message(tx: Tx, conv: Conversation) -> None:
     if conv.sla_state is not None or conv.status == ConversationStatus.RESOLVED:
         return
     target = FIRST if conv.first_response_at is None else NEXT
-    seconds = await target_seconds(tx.session, conv, target)
+    seconds = _target(await _settings(tx.session, conv.inbox_id), conv.priority, target)
     if seconds is None:
         return
     conv.sla_target = target
@@ -183,7 +179,8 @@ async def _record_breach(tx: Tx, conv: Conversation, responded_at: datetime | No
     )
 
 
-def _clear(conv: Conversation) -> None:
+def on_resolved(conv: Conversation) -> None:
+    """Stop the timer (also when an agent answers, below)."""
     conv.sla_target = None
     conv.sla_due_at = None
     conv.sla_state = None
@@ -204,7 +201,7 @@ async def on_agent_reply(tx: Tx, conv: Conversation) -> None:
             .where(SlaBreach.conversation_id == conv.id, SlaBreach.responded_at.is_(None))
             .values(responded_at=now)
         )
-    _clear(conv)
+    on_resolved(conv)
 
 
 async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> None:
@@ -221,10 +218,6 @@ async def on_priority_change(tx: Tx, conv: Conversation, before: str | None) -> 
     tx.wake_after_commit(Queue.ASSIGNMENT)
 
 
-def on_resolved(conv: Conversation) -> None:
-    _clear(conv)
-
-
 async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
     """Record the breach of every running timer that is past due. Returns how many."""
     now = utcnow()
@@ -233,15 +226,7 @@ async def sweep(rt: Runtime, limit: int = SWEEP_BATCH) -> int:
         return 0
     async with transaction(rt) as tx:
         s = tx.session
-        rows = (
-            await s.scalars(
-                select(Conversation)
-                .where(due)
-                .order_by(Conversation.sla_due_at)
-                .limit(limit)
-                .with_for_update(**rt.db.skip_locked())
-            )
-        ).all()
+        rows = await rt.db.claim(s, Conversation, due, (Conversation.sla_due_at,), limit)
         for conv in rows:
             await _record_breach(tx, conv, None)
             conv.sla_state = BREACHED

@@ -101,10 +101,6 @@ async def principal_for_agent(
     return Principal(agent.workspace_id, agent.id, Role(agent.role), frozenset(inboxes))
 
 
-def token_scopes(value: str) -> frozenset[str]:
-    return frozenset(value.split()) & ALL_SCOPES
-
-
 async def authenticate(request: Request) -> Principal:
     rt: Runtime = request.app.state.runtime
     header = request.headers.get("authorization", "")
@@ -120,7 +116,7 @@ async def authenticate(request: Request) -> Principal:
         agent = await principal_for_agent(rt, row.agent_id)
         if agent is None:
             raise Unauthorized("the token's agent is deactivated")
-        scopes = token_scopes(row.scopes)
+        scopes = frozenset(row.scopes.split()) & ALL_SCOPES
         needed = "read" if request.method in SAFE_METHODS else "reply"
         if needed not in scopes:
             raise Forbidden(f"this API token lacks the '{needed}' scope")

@@ -257,15 +257,7 @@ async def _claim(rt: Runtime) -> list[int]:
     if not await rt.db.has_rows(select(AutomationEvent.id).where(due)):
         return []
     async with rt.db.write() as s:
-        rows = (
-            await s.scalars(
-                select(AutomationEvent)
-                .where(due)
-                .order_by(AutomationEvent.id)
-                .limit(BATCH)
-                .with_for_update(**rt.db.skip_locked())
-            )
-        ).all()
+        rows = await rt.db.claim(s, AutomationEvent, due, (AutomationEvent.id,), BATCH)
         for row in rows:
             row.attempts += 1
             # A lease: if this process dies the event comes back (at-least-once).

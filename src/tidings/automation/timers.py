@@ -188,15 +188,8 @@ async def fire_due(rt: Runtime, limit: int = BATCH) -> int:
     if not await rt.db.has_rows(select(AutomationTimer.id).where(due)):
         return 0
     async with transaction(rt) as tx:
-        timers = (
-            await tx.session.scalars(
-                select(AutomationTimer)
-                .where(due)
-                .order_by(AutomationTimer.due_at, AutomationTimer.id)
-                .limit(limit)
-                .with_for_update(**rt.db.skip_locked())
-            )
-        ).all()
+        order = (AutomationTimer.due_at, AutomationTimer.id)
+        timers = await rt.db.claim(tx.session, AutomationTimer, due, order, limit)
         fired = 0
         for timer in timers:
             fired += await _handle(tx, timer)

@@ -196,17 +196,12 @@ class GroupCommitter:
         self._in_flight = False
         self._urgent_in_flight = False
         self._idle = asyncio.Event()  # set whenever the queue of waiting webhooks runs empty
-        self.last_commit = 0.0  # monotonic time of the last commit, for the worker's throttle
         path = sqlite_path(db.url)
         self._sqlite = SqliteInserter(path) if path is not None else None
         table = InboundEvent.__table__
         self._stmt = db.insert(table).on_conflict_do_nothing(
             index_elements=[table.c.channel_id, table.c.event_key]
         )
-
-    def busy(self, within: float = 1.0) -> bool:
-        """Webhooks were acknowledged in the last `within` seconds (traffic is arriving)."""
-        return self.waiting or time.monotonic() - self.last_commit < within
 
     @property
     def customers_waiting(self) -> bool:
@@ -305,7 +300,6 @@ class GroupCommitter:
         finally:
             self._in_flight = False
         EVENTS_STORED.inc(len(rows))
-        self.last_commit = time.monotonic()
         for _rows, fut in batch:
             if not fut.done():
                 fut.set_result(None)

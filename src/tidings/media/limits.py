@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from tidings.channels.base import Capabilities
+from tidings.channels.media import OFFICE_TYPES
 
 # Attachment states (the `attachment.state` column); NULL on rows from before media storage.
 PENDING = "pending"  # inbound: waiting for the media worker to download it
@@ -44,18 +45,7 @@ PREVIEW_TYPES = frozenset(
     }
 )
 # Served with their own type but as attachment (downloads): harmless outside a page context.
-DOWNLOAD_TYPES = frozenset(
-    {
-        "application/pdf",
-        "text/plain",
-        "application/msword",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.ms-excel",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.ms-powerpoint",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    }
-)
+DOWNLOAD_TYPES = frozenset({"application/pdf", "text/plain", *OFFICE_TYPES})
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 
 # What a provider attachment kind becomes when a file is sent (image/audio/video/document).

@@ -44,15 +44,8 @@ async def claim(rt: Runtime, limit: int = BATCH) -> list[int]:
     if not await rt.db.has_rows(select(Attachment.id).where(due)):
         return []
     async with rt.db.write() as s:
-        rows = (
-            await s.scalars(
-                select(Attachment)
-                .where(due)
-                .order_by(Attachment.next_attempt_at, Attachment.id)
-                .limit(limit)
-                .with_for_update(**rt.db.skip_locked())
-            )
-        ).all()
+        order = (Attachment.next_attempt_at, Attachment.id)
+        rows = await rt.db.claim(s, Attachment, due, order, limit)
         for row in rows:
             row.attempts += 1
             row.next_attempt_at = now + timedelta(seconds=LEASE_SECONDS)

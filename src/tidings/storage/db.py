@@ -323,6 +323,14 @@ class Database:
             return {}
         return {"skip_locked": True}
 
+    async def claim(
+        self, s: AsyncSession, model: type[T], due: Any, order: Sequence[Any], limit: int
+    ) -> Sequence[T]:
+        """Lock up to `limit` rows of `model` that `due` selects, in `order`: a queue worker's
+        claim inside its write transaction (rows another worker holds are skipped, above)."""
+        stmt = select(model).where(due).order_by(*order).limit(limit)
+        return (await s.scalars(stmt.with_for_update(**self.skip_locked()))).all()
+
     async def dispose(self) -> None:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:

@@ -38,15 +38,8 @@ async def claim(rt: Runtime, limit: int = BATCH) -> list[tuple[int, int | None, 
     if not await rt.db.has_rows(select(ContactIdentity.id).where(due)):
         return []
     async with rt.db.write() as s:
-        rows = (
-            await s.scalars(
-                select(ContactIdentity)
-                .where(due)
-                .order_by(ContactIdentity.profile_due_at, ContactIdentity.id)
-                .limit(limit)
-                .with_for_update(**rt.db.skip_locked())
-            )
-        ).all()
+        order = (ContactIdentity.profile_due_at, ContactIdentity.id)
+        rows = await rt.db.claim(s, ContactIdentity, due, order, limit)
         for row in rows:
             row.profile_due_at = now + timedelta(seconds=LEASE_SECONDS)
         return [(r.id, r.profile_channel_id, r.address) for r in rows]
