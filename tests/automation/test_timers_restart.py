@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.automation.helpers import customer_says, settled, simulator, whatsapp_channel
 from tests.conftest import Owner, Server, eventually, free_port, make_settings, start_server
 from tidings.actions.admin import bootstrap
 from tidings.storage.models import AutomationTimer, Conversation
+from tidings.storage.types import utcnow
 
-# Long enough that the first process is surely stopped before the timer is due.
-MINUTES = 0.25
+# Far beyond the first process's life; the test then moves the timers' due time into the past
+# while no process runs (the time that passed during the restart), so nothing races a clock.
+MINUTES = 10
 
 
 async def test_no_reply_timer_fires_after_a_restart(database_url: str, tmp_path: Path) -> None:
@@ -62,6 +65,12 @@ async def test_no_reply_timer_fires_after_a_restart(database_url: str, tmp_path:
     async with _session(database_url) as s:
         timers = list((await s.scalars(select(AutomationTimer))).all())
     assert sorted(t.state for t in timers) == ["waiting", "waiting"]
+    for t in timers:  # armed for the rule's minutes after the customer's message
+        assert (
+            timedelta(minutes=MINUTES - 1) < t.due_at - t.created_at <= timedelta(minutes=MINUTES)
+        )
+    async with _session(database_url, write=True) as s:
+        await s.execute(update(AutomationTimer).values(due_at=utcnow() - timedelta(seconds=1)))
 
     # A new process on the same database: the timers are still there and fire when due.
     settings = make_settings(database_url, tmp_path / "data", free_port())
@@ -95,7 +104,7 @@ async def test_no_reply_timer_fires_after_a_restart(database_url: str, tmp_path:
         await asyncio.wait_for(task, 45)
 
 
-def _session(database_url: str):  # type: ignore[no-untyped-def]
+def _session(database_url: str, *, write: bool = False):  # type: ignore[no-untyped-def]
     from contextlib import asynccontextmanager
 
     from tidings.storage.db import Database
@@ -104,7 +113,7 @@ def _session(database_url: str):  # type: ignore[no-untyped-def]
     async def opened():  # type: ignore[no-untyped-def]
         db = Database(database_url)
         try:
-            async with db.read() as s:
+            async with db.write() if write else db.read() as s:
                 yield s
         finally:
             await db.dispose()
