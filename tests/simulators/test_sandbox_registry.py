@@ -5,11 +5,13 @@ exactly one simulator there."""
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import select
 
 from tests.conftest import Owner, Server, sandbox_headers
 from tidings.channels.registry import kinds
 from tidings.simulators.registry import SANDBOX
 from tidings.simulators.sandbox import create_demo_channels
+from tidings.storage.models import AuditLog
 
 
 def test_one_entry_per_channel_kind() -> None:
@@ -34,3 +36,9 @@ async def test_every_entry_is_mounted_and_its_demo_channels_are_made(
         listed = (await phone.get("/phone/channels")).json()
     # Each demo channel is bound to its simulator, so the phone page offers it.
     assert sorted(c["id"] for c in listed) == sorted(c["id"] for c in made)
+    # ... in process: no set_webhook over HTTP (`bootstrap --demo` runs before the server
+    # listens, where it could only fail), so no webhook line in the audit log either.
+    async with server.runtime.db.read() as s:
+        actions = (await s.scalars(select(AuditLog.action))).all()
+    assert "channel.create" in actions
+    assert not [a for a in actions if a.startswith("channel.webhook")]

@@ -173,8 +173,17 @@ def public_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_channel(
-    rt: Runtime, who: Principal, kind: str, name: str, config: dict[str, Any], inbox_id: int | None
+    rt: Runtime,
+    who: Principal,
+    kind: str,
+    name: str,
+    config: dict[str, Any],
+    inbox_id: int | None,
+    *,
+    set_webhook: bool = True,
 ) -> Channel:
+    """Connect a channel. `set_webhook=False` skips pointing the provider's webhook at Tidings
+    (Viber's set_webhook): the sandbox's demo channels, whose binding sets it in process."""
     require_admin(who)
     clean = validate_config(kind, config)
     if not name.strip():
@@ -211,7 +220,8 @@ async def create_channel(
     if info is not None:
         for hook in rt.channel_hooks:
             await hook(info)
-        await do_register_webhook(rt, info, who.agent_id)
+        if set_webhook:
+            await do_register_webhook(rt, info, who.agent_id)
     return channel
 
 

@@ -405,8 +405,17 @@ async def create_demo_channels(
     made = []
     for entry in registry.SANDBOX:
         for demo in entry.demo:
+            # The binding registers each demo channel with its simulator in process (at start
+            # and through `rt.channel_hooks`); a set_webhook over HTTP would fail while
+            # `bootstrap --demo` runs before the server listens.
             channel = await create_channel(
-                rt, who, demo.kind, demo.name, demo.config(f"{base}/{entry.path}"), None
+                rt,
+                who,
+                demo.kind,
+                demo.name,
+                demo.config(f"{base}/{entry.path}"),
+                None,
+                set_webhook=False,
             )
             made.append({"id": channel.id, "kind": channel.kind, "name": channel.name})
     return made
