@@ -108,7 +108,7 @@ def test_guard_catches_the_old_forms() -> None:
         "(issue 4 §9)",
         "hashlib.sha256(data).hexdigest()",
         "3GPP TS 23.038 §6.2.1.1",
-        "docs/protocols/graph-api.md#graph-errors",
+        "docs/providers/graph-api.md#graph-errors",
         'ids=[f"d3-{i}" for i in range(len(D3))]',
     ]
     assert all(any(p.search(s) for p in OUTSIDE) for s in old)

@@ -1,6 +1,6 @@
 """SMS encoding and segments against the reference strings of Twilio's segment
-calculator tests (docs/protocols/sms-encoding.md#reference-strings); plus smart encoding
-(docs/protocols/sms-encoding.md#smart-encoding) and cost."""
+calculator tests (docs/providers/sms-encoding.md#reference-strings); plus smart encoding
+(docs/providers/sms-encoding.md#smart-encoding) and cost."""
 
 from __future__ import annotations
 

@@ -385,7 +385,7 @@ async def test_inbound_is_signed_escaped_and_parses(
     [post] = receiver.posts
     assert receiver.bad_signatures == 0
     assert post.headers["content-type"] == "application/json"
-    # ASCII-escaped with "\/", as Meta signs it (docs/protocols/graph-api.md#webhook-signature).
+    # ASCII-escaped with "\/", as Meta signs it (docs/providers/graph-api.md#webhook-signature).
     assert post.body.isascii()
     assert b"https:\\/\\/ex.com\\/x" in post.body
     assert b"Gr\\u00fc\\u00dfe" in post.body

@@ -1,5 +1,5 @@
 """Joining concatenated inbound SMS
-(docs/protocols/sms-encoding.md#concatenation, docs/protocols/sms-encoding.md#segments).
+(docs/providers/sms-encoding.md#concatenation, docs/providers/sms-encoding.md#segments).
 
 A long SMS travels as parts that each carry (reference, total, sequence): the UDH IE 0x00/0x08
 or the SAR TLVs on SMPP, `concat-ref` / `concat-total` / `concat-part` on Vonage. Twilio joins
@@ -32,7 +32,7 @@ from tidings.storage.types import utcnow
 # later than this is no longer recognised (and joined rows older than a day are removed).
 REPEAT_WINDOW = timedelta(hours=1)
 KEEP_JOINED = timedelta(days=1)
-MAX_PARTS = 255  # an 8-bit count (docs/protocols/sms-encoding.md#segments)
+MAX_PARTS = 255  # an 8-bit count (docs/providers/sms-encoding.md#segments)
 
 
 @dataclass(frozen=True, slots=True)

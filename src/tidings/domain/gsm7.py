@@ -7,14 +7,14 @@ SMPP carries GSM text, unlike the packed septets of the air interface).
 
 from __future__ import annotations
 
-# The GSM 03.38 basic table (docs/protocols/sms-encoding.md#gsm-7-alphabet), by code point
+# The GSM 03.38 basic table (docs/providers/sms-encoding.md#gsm-7-alphabet), by code point
 # 0x00-0x7F (0x1B is the escape to the extension table and 0x20.. mostly matches ASCII).
 # Lower-case ç is not in it (0x09 is Ç).
 BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-# The extension table (docs/protocols/sms-encoding.md#gsm-7-alphabet): each character costs
+# The extension table (docs/providers/sms-encoding.md#gsm-7-alphabet): each character costs
 # two septets, ESC (0x1B) + code.
 EXTENSION = {
     "\f": 0x0A,

@@ -1,4 +1,4 @@
-"""SMS encoding, segments and cost (docs/protocols/sms-encoding.md).
+"""SMS encoding, segments and cost (docs/providers/sms-encoding.md).
 
 `analyse(text)` tells how a carrier will see a message: GSM-7 when every character is in the
 GSM 03.38 default alphabet or its extension table, otherwise UCS-2 (UTF-16) for the whole
@@ -6,11 +6,11 @@ message; how many parts it travels in (160 septets / 70 units alone, 153 / 67 pe
 6-octet concatenation header is needed); and which characters forced UCS-2.
 
 Parts are cut the way Twilio's segment calculator cuts them
-(docs/protocols/sms-encoding.md#segments): by grapheme cluster, so an extension escape pair, a
+(docs/providers/sms-encoding.md#segments): by grapheme cluster, so an extension escape pair, a
 surrogate pair, a flag, a skin-tone or ZWJ emoji sequence, or a letter with its combining marks
 always travels whole in one part. CRLF is two characters there, so it is two here.
 
-National language shift tables (docs/protocols/sms-encoding.md#national-language-shift-tables) are
+National language shift tables (docs/providers/sms-encoding.md#national-language-shift-tables) are
 not offered: Twilio and most aggregators do not expose them, and a handset without support renders
 base GSM anyway.
 
@@ -34,7 +34,7 @@ from tidings.domain import gsm7
 
 Encoding = Literal["GSM-7", "UCS-2"]
 
-# The GSM 03.38 tables (domain/gsm7.py, docs/protocols/sms-encoding.md#gsm-7-alphabet): the
+# The GSM 03.38 tables (domain/gsm7.py, docs/providers/sms-encoding.md#gsm-7-alphabet): the
 # default alphabet, one septet each, and the extension table, ESC (0x1B) + code, two septets each.
 GSM_BASIC = frozenset(gsm7.BASIC) - {chr(gsm7.ESC)}
 GSM_EXTENSION = frozenset(gsm7.EXTENSION)
@@ -46,7 +46,7 @@ DEFAULT_MAX_SEGMENTS = 10
 
 _GRAPHEME = regex.compile(r"\X")
 
-# Twilio Smart Encoding (docs/protocols/sms-encoding.md#smart-encoding): look-alike Unicode
+# Twilio Smart Encoding (docs/providers/sms-encoding.md#smart-encoding): look-alike Unicode
 # replaced by GSM characters. Our own table from Twilio's description; characters with no entry
 # still force UCS-2.
 _SMART: dict[str, str] = {
@@ -62,7 +62,7 @@ _SMART: dict[str, str] = {
     "‼": "!!",
     # Unicode spaces become a plain space; TAB too (the calculator library maps it to seven
     # spaces; Twilio does not say what its servers do:
-    # docs/protocols/sms-encoding.md#smart-encoding).
+    # docs/providers/sms-encoding.md#smart-encoding).
     **dict.fromkeys(
         "\t\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
         "\u202f\u205f\u3000",
@@ -90,7 +90,7 @@ def ucs2_characters(text: str) -> list[str]:
 
 
 def smart_encode(text: str) -> str:
-    """Replace look-alikes with GSM characters (docs/protocols/sms-encoding.md#smart-encoding),
+    """Replace look-alikes with GSM characters (docs/providers/sms-encoding.md#smart-encoding),
     only when that makes the whole message GSM-7; otherwise the text is left as the agent wrote
     it (a partial replacement would change their words without saving a part)."""
     replaced = text.translate(_SMART_TABLE)
@@ -107,7 +107,7 @@ def _units(grapheme: str, encoding: Encoding) -> int:
 def _graphemes(text: str) -> list[str]:
     clusters: list[str] = []
     for g in _GRAPHEME.findall(text):
-        # The calculator counts CRLF as two characters (docs/protocols/sms-encoding.md#segments).
+        # The calculator counts CRLF as two characters (docs/providers/sms-encoding.md#segments).
         clusters.extend(("\r", "\n") if g == "\r\n" else (g,))
     return clusters
 

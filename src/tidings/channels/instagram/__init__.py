@@ -2,7 +2,7 @@
 
 Webhook object `instagram`; fields: messages (echoes included), message_reactions,
 messaging_seen, messaging_postbacks, messaging_referral. Protocol facts:
-docs/protocols/graph-api.md and docs/channels/instagram.md#protocol-facts.
+docs/providers/graph-api.md and docs/channels/instagram.md#protocol-facts.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class InstagramConfig(ChannelConfig):
     # Meta app secret: signs X-Hub-Signature-256.
     app_secret: str = Field(min_length=1)
     # Instagram Login apps also show an "Instagram app secret"; Meta does not say which one
-    # signs (docs/protocols/graph-api.md#webhook-signature), so a webhook signed with either is
+    # signs (docs/providers/graph-api.md#webhook-signature), so a webhook signed with either is
     # accepted.
     instagram_app_secret: str | None = None
     verify_token: str = Field(min_length=1)

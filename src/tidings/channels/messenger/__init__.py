@@ -2,7 +2,7 @@
 
 Webhook object `page`; fields to subscribe: messages, message_echoes, message_deliveries,
 message_reads, message_reactions, message_edits, messaging_postbacks, messaging_referrals.
-Protocol facts: docs/protocols/graph-api.md and docs/channels/messenger.md#protocol-facts.
+Protocol facts: docs/providers/graph-api.md and docs/channels/messenger.md#protocol-facts.
 """
 
 from __future__ import annotations

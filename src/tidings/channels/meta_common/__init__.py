@@ -1,7 +1,7 @@
 """What Messenger and Instagram (and WhatsApp) share: Meta's webhook handshake and signature,
 the Graph error envelope, and the Messenger-platform `messaging[]` webhook format.
 
-Facts: docs/protocols/graph-api.md (shared mechanics), docs/channels/messenger.md#protocol-facts
+Facts: docs/providers/graph-api.md (shared mechanics), docs/channels/messenger.md#protocol-facts
 and docs/channels/instagram.md#protocol-facts.
 """
 
@@ -27,7 +27,7 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def handshake(verify_token: str, request: WebhookRequest, label: str) -> WebhookReply:
-    """Meta's GET (docs/protocols/graph-api.md#webhook-verification): `hub.mode=subscribe`,
+    """Meta's GET (docs/providers/graph-api.md#webhook-verification): `hub.mode=subscribe`,
     our `hub.verify_token`, and a `hub.challenge` that must come back as the whole body of a 200."""
     mode = request.query.get("hub.mode", "")
     token = request.query.get("hub.verify_token", "")
@@ -42,11 +42,11 @@ def handshake(verify_token: str, request: WebhookRequest, label: str) -> Webhook
 
 def verify_signature(secrets: Sequence[str], request: WebhookRequest, label: str) -> None:
     """`X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256(secret, raw body)
-    (docs/protocols/graph-api.md#webhook-signature).
+    (docs/providers/graph-api.md#webhook-signature).
 
     Several secrets may be acceptable: for Instagram Login apps Meta does not say whether the
     Meta app secret or the separate Instagram app secret signs
-    (docs/protocols/graph-api.md#webhook-signature), so both may be configured."""
+    (docs/providers/graph-api.md#webhook-signature), so both may be configured."""
     header = request.headers.get(SIGNATURE_HEADER)
     if header is None:
         raise SignatureError(f"The {label} webhook has no X-Hub-Signature-256 header.")
@@ -69,7 +69,7 @@ def sign(secret: str, body: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GraphError:
-    """The parts of Graph's error envelope (docs/protocols/graph-api.md#graph-errors) that
+    """The parts of Graph's error envelope (docs/providers/graph-api.md#graph-errors) that
     decide an outcome."""
 
     http_status: int

@@ -81,7 +81,7 @@ def _party(element: dict[str, Any], key: str) -> str | None:
 
 def event_key(element: dict[str, Any]) -> str:
     """A key identical across Meta's retries of the same event
-    (docs/protocols/graph-api.md#batching-retries-and-order: dedupe on `mid`, or the
+    (docs/providers/graph-api.md#batching-retries-and-order: dedupe on `mid`, or the
     watermark for receipts)."""
     sender = _party(element, "sender") or "?"
     message = dict_at(element, "message")
@@ -110,7 +110,7 @@ def split(body: bytes, product: Product, account_id: str) -> list[RawEvent]:
     """One RawEvent per `messaging[]` / `standby[]` element of the entries for `account_id`.
 
     Up to 1000 updates may be batched in one POST, so every entry is walked
-    (docs/protocols/graph-api.md#batching-retries-and-order). An app subscribed to several Pages
+    (docs/providers/graph-api.md#batching-retries-and-order). An app subscribed to several Pages
     posts all of them to one callback; entries of other accounts are not this channel's and are left
     out.
     """

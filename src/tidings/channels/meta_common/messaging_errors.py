@@ -44,7 +44,7 @@ _BY_CODE: dict[int, tuple[bool, str]] = {
     1: (True, "Messenger had an unexpected error; the message will be retried."),
     2: (True, "Messenger is temporarily unavailable; the message will be retried."),
     4: (True, "Too many requests to Messenger from this app; it will be retried."),
-    # Graph's user and page throttles (docs/protocols/graph-api.md#graph-errors; Meta does not
+    # Graph's user and page throttles (docs/providers/graph-api.md#graph-errors; Meta does not
     # list them for the Send API).
     17: (True, "Too many requests for this Messenger user token; it will be retried."),
     32: (True, "Too many requests for this Page; it will be retried."),

@@ -4,7 +4,7 @@ Unlike the webhook channels, traffic flows over one long-lived TCP session per c
 (`session.py`), which the worker runtime runs through `run_sessions`. Customer messages and
 delivery receipts arrive as `deliver_sm` and are stored as InboundEvents through the same durable
 path as webhooks; `parse` here turns them into canonical events. Facts:
-docs/channels/smpp.md#protocol-facts and docs/protocols/sms-encoding.md.
+docs/channels/smpp.md#protocol-facts and docs/providers/sms-encoding.md.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class SmppAdapter(Adapter[SmppConfig]):
     capabilities: ClassVar[Capabilities] = Capabilities(
         color="#9a3412",
         icon="radio-tower",
-        # Up to 255 parts are possible (docs/protocols/sms-encoding.md#segments); the policy layer
+        # Up to 255 parts are possible (docs/providers/sms-encoding.md#segments); the policy layer
         # caps segments further.
         text_max_length=153 * 10,
         receipts=("sent", "delivered"),

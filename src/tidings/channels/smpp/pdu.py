@@ -353,7 +353,7 @@ def encode_parts(text: str) -> tuple[int, list[bytes]]:
     """data_coding and the encoded parts, cut as the policy layer counts them
     (`tidings.policy.sms.analyse`: GSM-7 when every character allows it, else UCS-2; 160/70
     alone, 153/67 per part, grapheme clusters and escape pairs never split —
-    docs/protocols/sms-encoding.md#segments)."""
+    docs/providers/sms-encoding.md#segments)."""
     result = sms.analyse(text)
     if result.encoding == "GSM-7":
         return DC_DEFAULT, [gsm7.encode(part.text) for part in result.parts]

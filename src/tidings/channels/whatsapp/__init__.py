@@ -1,7 +1,7 @@
 """WhatsApp Business Cloud API channel.
 
 The package's public surface is `WhatsAppAdapter` (registered in `channels/registry.py`) and
-`WhatsAppConfig`. Protocol facts come from docs/protocols/graph-api.md and
+`WhatsAppConfig`. Protocol facts come from docs/providers/graph-api.md and
 docs/channels/whatsapp.md#protocol-facts.
 """
 
@@ -63,7 +63,7 @@ class WhatsAppAdapter(Adapter[WhatsAppConfig]):
         # (docs/channels/whatsapp.md#throughput-and-pair-limits); higher tiers are set per channel.
         rate_per_second=80.0,
         # Meta's documented maximum webhook payload
-        # (docs/protocols/graph-api.md#batching-retries-and-order).
+        # (docs/providers/graph-api.md#batching-retries-and-order).
         max_webhook_bytes=3 * _MB,
         # Pair limit: one message per 6 s to the same user, bursts of up to 45
         # (docs/channels/whatsapp.md#throughput-and-pair-limits); exceeding it is error 131056.

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from tidings.channels.config_fields import ApiBaseUrl, ChannelConfig, GraphVersion
 
-# Meta accepts any `vNN.N` version prefix (docs/protocols/graph-api.md#graph-versions); v25.0 is
+# Meta accepts any `vNN.N` version prefix (docs/providers/graph-api.md#graph-versions); v25.0 is
 # the one in current examples.
 
 

@@ -1,7 +1,7 @@
 """Graph API error codes for WhatsApp, mapped to an outcome and a sentence an agent can act on.
 
 Meta asks integrators to key on `error.code` (plus `error_data.details`), not on the HTTP status,
-and since Graph v16 `error_subcode` is gone (docs/protocols/graph-api.md#graph-errors). The same
+and since Graph v16 `error_subcode` is gone (docs/providers/graph-api.md#graph-errors). The same
 codes arrive three ways: in the envelope of a failed send, in `statuses[].errors[]` of a `failed`
 status webhook, and in top-level `value.errors[]`; all three go through this table.
 """
@@ -48,7 +48,7 @@ _RULES: dict[int, _Rule] = {
     100: _Rule(False, "WhatsApp rejected the message as invalid", with_details=True),
     190: _Rule(False, _RECONNECT),
     # Graph-wide throttles: 4 app, 613 custom; 17 user and 32 page as Meta's other APIs use them
-    # (docs/protocols/graph-api.md#graph-errors).
+    # (docs/providers/graph-api.md#graph-errors).
     17: _Rule(True, "Too many requests for this WhatsApp user token; it will be retried.", 60.0),
     32: _Rule(True, "Too many requests for this WhatsApp account; it will be retried.", 60.0),
     613: _Rule(True, "WhatsApp's rate limit for this call was reached; it will be retried.", 60.0),

@@ -4,7 +4,7 @@
 `split` runs on the hot path before Meta gets its 200, so it only walks the envelope with
 orjson and cuts it into small self-contained pieces; `parse` (in the ingest worker) turns one
 piece into canonical events and is where the per-type knowledge lives. Facts:
-docs/channels/whatsapp.md#protocol-facts and docs/protocols/graph-api.md.
+docs/channels/whatsapp.md#protocol-facts and docs/providers/graph-api.md.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def split(body: bytes) -> list[RawEvent]:
     """Cut a verified webhook body into one RawEvent per message, status, error or other change.
 
     Meta may batch up to 1000 updates in one POST across several entry[] and changes[]
-    (docs/protocols/graph-api.md#batching-retries-and-order), so every level is walked. Keys are
+    (docs/providers/graph-api.md#batching-retries-and-order), so every level is walked. Keys are
     stable across Meta's retries: `msg:<wamid>`, `status:<wamid>:<status>[:<code>]`, `error:<hash>`,
     `echo:<wamid>`, `change:<field>:<hash>`, and `bad:<hash>` for a malformed part (kept, fails in
     parse).

@@ -301,7 +301,7 @@ class MetaSimulator(Generic[K, A]):
         return self.knobs
 
     async def verify_webhook(self, account_id: str) -> dict[str, Any]:
-        """Meta's handshake (docs/protocols/graph-api.md#webhook-verification): verified only
+        """Meta's handshake (docs/providers/graph-api.md#webhook-verification): verified only
         if the body is exactly the challenge."""
         account = self._account(account_id)
         challenge = str(secrets.randbelow(2**31 - 1) + 1)

@@ -11,7 +11,7 @@ with the name the customer was given. A JSON control API under `/_sim/` plays th
 (`timestamp_format` writes an event's time in seconds, or seconds as a string, as some Meta
 events do).
 
-Facts: docs/protocols/graph-api.md, docs/channels/messenger.md#protocol-facts,
+Facts: docs/providers/graph-api.md, docs/channels/messenger.md#protocol-facts,
 docs/channels/instagram.md#protocol-facts.
 """
 
@@ -187,7 +187,7 @@ class BatchIn(BaseModel):
     account_id: str
     events: list[EventSpec]
     # Deliver the elements in a random order (Meta does not guarantee order,
-    # docs/protocols/graph-api.md#batching-retries-and-order).
+    # docs/providers/graph-api.md#batching-retries-and-order).
     shuffle: bool = False
     # One entry per element instead of one entry holding them all.
     split_entries: bool = False
@@ -748,7 +748,7 @@ class MessagingSimulator(MetaSimulator[Knobs, Account]):
             raise _param("An attachment payload needs exactly one of url or attachment_id.")
         if attachment_id is not None and str(attachment_id) not in self.uploads:
             # Meta does not document the error for an unknown attachment id; the simulator answers
-            # Graph's generic invalid parameter (docs/protocols/graph-api.md#graph-errors).
+            # Graph's generic invalid parameter (docs/providers/graph-api.md#graph-errors).
             raise _param("param message[attachment][payload][attachment_id] is not valid.")
         if url is not None and not (
             isinstance(url, str) and url.startswith(("http://", "https://"))

@@ -1,6 +1,6 @@
 """Meta's webhook sender, as the WhatsApp, Messenger and Instagram simulators play it
-(docs/protocols/graph-api.md#webhook-signature,
-docs/protocols/graph-api.md#batching-retries-and-order): ASCII-escaped JSON signed with
+(docs/providers/graph-api.md#webhook-signature,
+docs/providers/graph-api.md#batching-retries-and-order): ASCII-escaped JSON signed with
 `X-Hub-Signature-256`, at-least-once with retries, duplicate copies on demand, a bounded
 delivery log and per-kind statistics (`stats.WebhookStats`).
 
@@ -41,7 +41,7 @@ class DeliveryKnobs(BaseModel):
 
     duplicate_deliveries: int = Field(0, ge=0, le=100)
     # Meta does not publish its exact backoff; it retries for up to 7 days
-    # (docs/protocols/graph-api.md#batching-retries-and-order).
+    # (docs/providers/graph-api.md#batching-retries-and-order).
     retry_schedule: list[Annotated[float, Field(ge=0)]] = [
         0.2,
         0.5,
@@ -54,7 +54,7 @@ class DeliveryKnobs(BaseModel):
     ]
     retry_for_seconds: float = Field(600.0, ge=0)
     delivery_timeout: float = Field(10.0, gt=0)
-    # Meta's bodies show "/" as "\/" (docs/protocols/graph-api.md#webhook-signature); signing
+    # Meta's bodies show "/" as "\/" (docs/providers/graph-api.md#webhook-signature); signing
     # those bytes catches re-serialisers.
     escape_slashes: bool = True
     # The request and delivery logs keep this many recent entries, so a long sandbox session
@@ -90,7 +90,7 @@ class WebhookDelivery:
 
 def encode(payload: dict[str, Any], *, escape_slashes: bool) -> bytes:
     # Meta sends (and signs) ASCII-escaped JSON with "/" as "\/"
-    # (docs/protocols/graph-api.md#webhook-signature). A "/" can only occur inside JSON
+    # (docs/providers/graph-api.md#webhook-signature). A "/" can only occur inside JSON
     # strings, so escaping every one keeps the JSON valid.
     text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
     if escape_slashes:
@@ -227,7 +227,7 @@ class MetaWebhooks(WebhookSender):
         if d.first_status is None:
             d.first_status = response.status_code
         # Anything but 200 is a failure to retry
-        # (docs/protocols/graph-api.md#batching-retries-and-order).
+        # (docs/providers/graph-api.md#batching-retries-and-order).
         if response.status_code != 200:
             d.last_error = f"HTTP {response.status_code}"
             return False

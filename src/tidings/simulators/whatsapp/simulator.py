@@ -5,7 +5,7 @@ It plays both of Meta's roles towards Tidings: the Graph endpoint Tidings sends 
 the real one, with real success and error shapes), and the webhook sender that calls Tidings
 (signed with the app secret, at-least-once with retries, duplicates on demand). A JSON control
 API under `/_sim/` plays the customer and sets the knobs. Facts:
-docs/channels/whatsapp.md#protocol-facts and docs/protocols/graph-api.md.
+docs/channels/whatsapp.md#protocol-facts and docs/providers/graph-api.md.
 
 Sandbox mode mounts `WhatsAppSimulator().app` under `/sandbox/whatsapp`; tests run it in
 process (httpx.ASGITransport) or standalone under uvicorn. Mounted sub-apps get no lifespan
@@ -105,7 +105,7 @@ _INTERACTIVE_TYPES = frozenset(
     )
 )
 # Error titles as Graph words them (`message` is "(#<code>) <title>" since v16,
-# docs/protocols/graph-api.md#graph-errors).
+# docs/providers/graph-api.md#graph-errors).
 _TITLES = {
     2: "Service temporarily unavailable",
     4: "Application request limit reached",
@@ -356,7 +356,7 @@ class _GraphError(GraphError):
 
 
 def graph_error_body(code: int, details: str | None = None) -> dict[str, Any]:
-    """The Graph error envelope (docs/protocols/graph-api.md#graph-errors): `message` is
+    """The Graph error envelope (docs/providers/graph-api.md#graph-errors): `message` is
     `(#code) title`, the explanation is in `error_data.details`, no `error_subcode` since v16."""
     title = _TITLES.get(code, "Error")
     if code == 190:
@@ -586,7 +586,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
 
     async def batch(self, spec: BatchIn) -> dict[str, Any]:
         """Many messages and statuses in ONE webhook POST
-        (docs/protocols/graph-api.md#batching-retries-and-order), in one change or,
+        (docs/providers/graph-api.md#batching-retries-and-order), in one change or,
         with `split_entries`, one change per item spread over entries of two changes."""
         account = self._account(spec.phone_number_id)
         messages: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -947,7 +947,7 @@ class WhatsAppSimulator(MetaSimulator[Knobs, Account]):
             # First attempt awaited so that a healthy receiver sees sent, delivered, read in
             # order; a failed attempt is retried in the background and may then arrive out of
             # order, which Meta does not rule out either
-            # (docs/protocols/graph-api.md#batching-retries-and-order).
+            # (docs/providers/graph-api.md#batching-retries-and-order).
             sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._status_queue.put_nowait(_QueuedStatus(account, element, sent))
             self._start_workers()
